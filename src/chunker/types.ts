@@ -1,0 +1,35 @@
+/** What ffprobe says about an uploaded file, reduced to what the pipeline decides on. */
+export interface MediaProbe {
+  /** ffprobe's format_name, e.g. "mp3" or "mov,mp4,m4a,3gp,3g2,mj2". */
+  formatName: string;
+  /** The demuxer every later ffmpeg call forces with `-f`, so a file cannot change meaning after the probe. */
+  demuxer: string;
+  formatLongName: string;
+  /** Container duration in seconds (what the header claims; the media validator checks what decodes). */
+  durationS: number;
+  sizeBytes: number;
+  bitRate: number | null;
+  streamCount: number;
+  audioStreamCount: number;
+  videoStreamCount: number;
+  /** The first audio stream, or null when there is none. */
+  audio: AudioStreamInfo | null;
+}
+
+export interface AudioStreamInfo {
+  index: number;
+  codec: string;
+  sampleRate: number;
+  channels: number;
+  bitRate: number | null;
+}
+
+/** One chunk file as the slicer announces it: closed, complete, ready to send. */
+export interface SlicedChunk {
+  index: number;
+  path: string;
+  /** Absolute start within the source, in seconds (exact, from ffmpeg's segment list). */
+  startS: number;
+  durationS: number;
+  bytes: number;
+}

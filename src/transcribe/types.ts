@@ -1,0 +1,56 @@
+import type { ErrorCode } from '../errors.ts';
+
+export type ProviderName = 'openai' | 'local';
+
+/** A timed piece of text. Chunk-relative in ChunkResult, absolute in Transcript. */
+export interface Segment {
+  start: number;
+  end: number;
+  text: string;
+}
+
+export interface ChunkResult {
+  text: string;
+  language: string | null;
+  segments: Segment[];
+  /** 'segment' when the provider gave segment times, 'chunk' when the whole chunk is one segment. */
+  timing: 'segment' | 'chunk';
+}
+
+export interface TranscribeInput {
+  jobId: string;
+  index: number;
+  path: string;
+  durationS: number;
+  language: string | null;
+  prompt: string | null;
+  model: string;
+  signal: AbortSignal;
+}
+
+export interface ProviderCheck {
+  status: 'ok' | 'degraded' | 'down';
+  detail: string;
+  /** Set when the provider cannot take work (PROVIDER_AUTH, PROVIDER_UNAVAILABLE, ...). */
+  code?: ErrorCode;
+}
+
+export interface TranscriptionProvider {
+  readonly name: ProviderName;
+  readonly models: readonly string[];
+  transcribe(input: TranscribeInput): Promise<ChunkResult>;
+  /** Whether the provider can take work now (key valid, server reachable, binary and model present). */
+  check(signal?: AbortSignal): Promise<ProviderCheck>;
+}
+
+export interface TranscriptSegment extends Segment {
+  chunk: number;
+}
+
+export interface Transcript {
+  job_id: string;
+  text: string;
+  language: string | null;
+  duration_s: number;
+  segments: TranscriptSegment[];
+}
