@@ -41,6 +41,11 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: intFrom(30_000, 100),
   FFMPEG_TIMEOUT_S: intFrom(3600 * 6, 1),
   PROBE_TIMEOUT_S: intFrom(30, 1),
+  RETRY_BASE_DELAY_MS: intFrom(1_000, 1),
+  RETRY_MAX_DELAY_MS: intFrom(60_000, 1),
+  CHUNK_DEADLINE_S: intFrom(1_800, 1),
+  PRICE_PER_MINUTE_JSON: optionalString,
+  MAX_JOB_COST_USD: z.coerce.number().positive().optional(),
   POCKETSPHINX_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
 });
 
@@ -71,6 +76,9 @@ export interface Config {
   shutdownTimeoutMs: number;
   ffmpegTimeoutS: number;
   probeTimeoutS: number;
+  retry: { baseDelayMs: number; maxDelayMs: number; chunkDeadlineMs: number };
+  pricePerMinuteJson: string | undefined;
+  maxJobCostUsd: number | null;
   pocketsphinxModelDir: string;
 }
 
@@ -119,6 +127,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     ffmpegTimeoutS: e.FFMPEG_TIMEOUT_S,
     probeTimeoutS: e.PROBE_TIMEOUT_S,
+    retry: { baseDelayMs: e.RETRY_BASE_DELAY_MS, maxDelayMs: e.RETRY_MAX_DELAY_MS, chunkDeadlineMs: e.CHUNK_DEADLINE_S * 1000 },
+    pricePerMinuteJson: e.PRICE_PER_MINUTE_JSON,
+    maxJobCostUsd: e.MAX_JOB_COST_USD ?? null,
     pocketsphinxModelDir: e.POCKETSPHINX_MODEL_DIR,
   };
 }

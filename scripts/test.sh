@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Quick-start command 2: set up whatever is missing, then typecheck, lint and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export ENSURE_EXTRA_APT="pocketsphinx-testdata ${ENSURE_EXTRA_APT:-}"
+source scripts/ensure-env.sh
+
+echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"
+npm run --silent typecheck
+npm run --silent lint
+mkdir -p test/.results
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=test/.results/vitest.json "$@" || status=$?
+# One plain closing line that any CI can read, whatever vitest's own summary looks like.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync("test/.results/vitest.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit "$status"

@@ -1,0 +1,54 @@
+import multipart from '@fastify/multipart';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { errorBody, toAppError } from './http-errors.ts';
+import auth from './plugins/auth.ts';
+import healthRoutes from './routes/health.ts';
+import jobRoutes from './routes/jobs.ts';
+import uploadRoutes from './routes/upload.ts';
+import type { Services } from './services.ts';
+
+export type App = Awaited<ReturnType<typeof buildApp>>;
+
+export interface AppOptions {
+  services: Services;
+  logger: Logger;
+}
+
+/**
+ * The HTTP front door: plugins, then routes, then the one error handler. The pipeline behind `services` runs
+ * without it. Closing the app closes the services (drain jobs, close the store).
+ */
+export async function buildApp({ services, logger }: AppOptions) {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: logger,
+    // Fastify's defaults are no timeouts at all: a slow client could hold a socket forever.
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.connectionTimeoutMs,
+    keepAliveTimeout: 5_000,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+
+  await app.register(multipart, { throwFileSizeLimit: true });
+  await app.register(auth, { apiKeys: config.apiKeys });
+
+  app.setErrorHandler((err, request, reply) => {
+    const appError = toAppError(err);
+    if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
+    else request.log.info({ code: appError.code, msg: appError.message }, 'request rejected');
+    if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
+    return reply.code(appError.statusCode).send(errorBody(appError));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}.` } });
+  });
+
+  await app.register(healthRoutes, { services });
+  await app.register(uploadRoutes, { services });
+  await app.register(jobRoutes, { services });
+
+  app.addHook('onClose', async () => services.close());
+  return app;
+}

@@ -1,0 +1,15 @@
+export type { AudioStreamInfo, MediaProbe, SlicedChunk } from './types.ts';
+export { ALLOWED_DEMUXERS, FORMAT_WHITELIST, demuxerOf, isAllowedDemuxer } from './containers.ts';
+export type { AllowedDemuxer } from './containers.ts';
+export { createProber, toMediaProbe } from './ffprobe.ts';
+export type { FfprobeJson, Prober, ProberDeps } from './ffprobe.ts';
+export { createDecodeChecker, measureDecodedDuration } from './decode-check.ts';
+export type { CheckOptions, CheckResult, DecodeChecker, DecodeCheckerDeps, MeasureOptions, MeasureResult } from './decode-check.ts';
+export { planSplits, plannedChunkCount } from './split-planner.ts';
+export type { Silence, SplitPlanOptions } from './split-planner.ts';
+export { createSilenceDetector } from './silence-detect.ts';
+export type { DetectOptions, SilenceDetector, SilenceDetectorDeps } from './silence-detect.ts';
+export { CHUNK_FORMATS, CHUNK_SAMPLE_RATE, chunkEncoding, isChunkFormat, maxChunkSecondsForBytes } from './chunk-format.ts';
+export type { ChunkEncoding, ChunkFormat } from './chunk-format.ts';
+export { createSlicer } from './slicer.ts';
+export type { SliceHandle, SliceOptions, SliceState, Slicer, SlicerDeps } from './slicer.ts';

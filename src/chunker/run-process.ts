@@ -1,0 +1,123 @@
+import { spawn } from 'node:child_process';
+
+export interface RunOptions {
+  /** Wall-clock limit; the process gets SIGKILL when it is reached. */
+  timeoutS: number;
+  signal?: AbortSignal | undefined;
+  /** Past this many stdout bytes the process is killed and `stdoutOverflow` is set. @default 1 MiB */
+  maxStdoutBytes?: number;
+  /** Only the last this many stderr bytes are kept (the error lines are at the end). @default 64 KiB */
+  stderrTailBytes?: number;
+  /** Called for every complete stderr line, so long outputs can be parsed without keeping them. */
+  onStderrLine?: (line: string) => void;
+  /**
+   * Called for every complete stdout line (e.g. `-progress pipe:1`). stdout is then streamed, not
+   * kept, so `maxStdoutBytes` does not apply.
+   */
+  onStdoutLine?: (line: string) => void;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderrTail: string;
+  timedOut: boolean;
+  aborted: boolean;
+  stdoutOverflow: boolean;
+  /** Set when the binary could not be started at all (ENOENT, EACCES). */
+  spawnError: Error | null;
+}
+
+/** Splits a byte stream into lines, keeping the unfinished last line for the next call. */
+function lineSplitter(onLine: (line: string) => void): { push(chunk: string): void; end(): void } {
+  let rest = '';
+  return {
+    push(chunk) {
+      const parts = (rest + chunk).split(/\r\n|\r|\n/);
+      rest = parts.pop() ?? '';
+      for (const p of parts) onLine(p);
+    },
+    end() {
+      if (rest !== '') onLine(rest);
+      rest = '';
+    },
+  };
+}
+
+/**
+ * Runs a short-lived tool (ffprobe, an ffmpeg check) to completion. Never rejects: the caller maps
+ * the result to its own typed error, because only it knows what a failure means.
+ */
+export function runProcess(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const maxStdout = opts.maxStdoutBytes ?? 1024 * 1024;
+  const tailMax = opts.stderrTailBytes ?? 64 * 1024;
+  return new Promise((resolve) => {
+    const result: RunResult = {
+      code: null,
+      signal: null,
+      stdout: '',
+      stderrTail: '',
+      timedOut: false,
+      aborted: false,
+      stdoutOverflow: false,
+      spawnError: null,
+    };
+    if (opts.signal?.aborted) {
+      result.aborted = true;
+      resolve(result);
+      return;
+    }
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdoutBytes = 0;
+    const outLines = opts.onStdoutLine ? lineSplitter(opts.onStdoutLine) : null;
+    const errLines = opts.onStderrLine ? lineSplitter(opts.onStderrLine) : null;
+    const kill = (): void => {
+      // SIGKILL: a hung demuxer may ignore SIGTERM, and nothing here needs a clean shutdown.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    const timer = setTimeout(() => {
+      result.timedOut = true;
+      kill();
+    }, opts.timeoutS * 1000);
+    const onAbort = (): void => {
+      result.aborted = true;
+      kill();
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      if (outLines) {
+        outLines.push(chunk);
+        return;
+      }
+      if (result.stdoutOverflow) return;
+      stdoutBytes += Buffer.byteLength(chunk);
+      if (stdoutBytes > maxStdout) {
+        result.stdoutOverflow = true;
+        kill();
+        return;
+      }
+      result.stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      result.stderrTail = (result.stderrTail + chunk).slice(-tailMax);
+      errLines?.push(chunk);
+    });
+    child.on('error', (err) => {
+      result.spawnError = err;
+    });
+    // 'close' (not 'exit') so every byte of both pipes has been read.
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      outLines?.end();
+      errLines?.end();
+      result.code = code;
+      result.signal = signal;
+      resolve(result);
+    });
+  });
+}

@@ -1,0 +1,59 @@
+import type { DatabaseSync } from 'node:sqlite';
+
+/** Schema versions, applied in order; PRAGMA user_version records how many have run. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     id TEXT PRIMARY KEY,
+     owner TEXT,
+     status TEXT NOT NULL,
+     stage TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     completed_at TEXT,
+     audio_json TEXT NOT NULL,
+     request_json TEXT NOT NULL,
+     estimate_json TEXT NOT NULL,
+     chunks_total INTEGER NOT NULL DEFAULT 0,
+     slicing_done INTEGER NOT NULL DEFAULT 0,
+     percent REAL NOT NULL DEFAULT 0,
+     transcribing_started_at TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     idempotency_key TEXT,
+     transcript_json TEXT
+   );
+   CREATE INDEX jobs_created ON jobs (created_at DESC, id DESC);
+   CREATE INDEX jobs_status ON jobs (status);
+   CREATE UNIQUE INDEX jobs_idempotency ON jobs (ifnull(owner, ''), idempotency_key) WHERE idempotency_key IS NOT NULL;
+   CREATE TABLE chunks (
+     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+     idx INTEGER NOT NULL,
+     start_s REAL NOT NULL,
+     duration_s REAL NOT NULL,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_try_at TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     result_json TEXT,
+     PRIMARY KEY (job_id, idx)
+   );`,
+];
+
+export function migrate(db: DatabaseSync): number {
+  const row = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  let version = row.user_version;
+  while (version < MIGRATIONS.length) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[version] as string);
+      version += 1;
+      db.exec(`PRAGMA user_version = ${version}`);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+  return version;
+}

@@ -1,0 +1,141 @@
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { Logger } from 'pino';
+import { AppError, errorMessage, isAppError } from '../errors.ts';
+import { runJobPipeline, ShutdownSignal, type PipelineDeps } from './job-pipeline.ts';
+import type { JobStore } from './store.ts';
+
+export interface RunnerOptions {
+  logger: Logger;
+  store: JobStore;
+  pipeline: PipelineDeps;
+  maxConcurrentJobs: number;
+  now: () => Date;
+}
+
+interface Active {
+  controller: AbortController;
+  settled: Promise<void>;
+  started: boolean;
+}
+
+/**
+ * Runs accepted jobs, at most maxConcurrentJobs at a time, and owns their cancellation. State lives in the store:
+ * after a crash, `resumeUnfinished()` picks up every job that was queued or processing.
+ */
+export class JobRunner {
+  readonly #opts: RunnerOptions;
+  readonly #limit: LimitFunction;
+  readonly #active = new Map<string, Active>();
+  readonly #drain = new AbortController();
+  #closing: Promise<void> | null = null;
+
+  constructor(opts: RunnerOptions) {
+    this.#opts = opts;
+    this.#limit = pLimit(opts.maxConcurrentJobs);
+  }
+
+  get running(): number {
+    return this.#limit.activeCount;
+  }
+
+  get waiting(): number {
+    return this.#limit.pendingCount;
+  }
+
+  /** Starts the job when a slot is free; the returned promise settles when the job has ended (never rejects). */
+  enqueue(jobId: string): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    const existing = this.#active.get(jobId);
+    if (existing) return existing.settled;
+    const controller = new AbortController();
+    const active: Active = { controller, settled: Promise.resolve(), started: false };
+    active.settled = this.#limit(() => {
+      active.started = true;
+      return this.#run(jobId, controller.signal);
+    }).finally(() => this.#active.delete(jobId));
+    this.#active.set(jobId, active);
+    return active.settled;
+  }
+
+  /** Stops the job if it is queued or running and waits until its ffmpeg and requests have stopped. */
+  async cancel(jobId: string): Promise<void> {
+    const active = this.#active.get(jobId);
+    if (!active) return;
+    active.controller.abort(new AppError('CANCELLED', 'The job was cancelled.'));
+    // A job still waiting for a slot has nothing running: it returns at once when its turn comes.
+    if (active.started) await active.settled;
+  }
+
+  resumeUnfinished(): number {
+    const jobs = this.#opts.store.unfinishedJobs();
+    for (const job of jobs) {
+      for (const chunk of this.#opts.store.listChunks(job.id)) {
+        // A request that was in flight when the process died has no stored result: it is sent again.
+        if (chunk.status === 'sending' || chunk.status === 'retrying') {
+          this.#opts.store.updateChunk(job.id, chunk.index, { status: 'pending', nextTryAt: null });
+        }
+      }
+      this.#opts.logger.info({ jobId: job.id, status: job.status }, 'resuming job left unfinished by a previous process');
+      void this.enqueue(job.id);
+    }
+    return jobs.length;
+  }
+
+  /**
+   * Graceful stop: no new jobs and no new chunk requests; requests in flight get `graceMs` to finish and store
+   * their results, then everything is aborted. Jobs stay `processing` in the store and resume at the next start.
+   * Idempotent.
+   */
+  close(graceMs: number): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#drain.abort();
+      const all = [...this.#active.values()];
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([Promise.allSettled(all.map((a) => a.settled)), grace]);
+      clearTimeout(timer);
+      for (const a of all) a.controller.abort(new ShutdownSignal());
+      await Promise.allSettled(all.map((a) => a.settled));
+    })();
+    return this.#closing;
+  }
+
+  async #run(jobId: string, signal: AbortSignal): Promise<void> {
+    const { store, logger } = this.#opts;
+    const job = store.getJob(jobId);
+    if (!job || signal.aborted || this.#drain.signal.aborted) return;
+    const log = logger.child({ jobId });
+    try {
+      await runJobPipeline(job, this.#opts.pipeline, { abort: signal, drain: this.#drain.signal }, log);
+    } catch (err) {
+      if (err instanceof ShutdownSignal) {
+        log.info('job interrupted by shutdown; it resumes at the next start');
+        return;
+      }
+      if (isAppError(err) && err.code === 'CANCELLED') {
+        log.info('job cancelled');
+        store.updateJob(jobId, { status: 'cancelled', stage: null, completedAt: this.#opts.now().toISOString() });
+        return;
+      }
+      const code = isAppError(err) ? err.code : 'INTERNAL';
+      const message = isAppError(err) ? err.message : 'The job failed because of an internal error.';
+      log.error({ err, code }, 'job failed');
+      store.updateJob(jobId, {
+        status: 'failed',
+        stage: null,
+        errorCode: code,
+        errorMessage: message,
+        completedAt: this.#opts.now().toISOString(),
+      });
+    } finally {
+      await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
+        log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
+      });
+      const status = store.getJob(jobId)?.status;
+      if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
+    }
+  }
+}
+

@@ -1,0 +1,263 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import type { ErrorCode } from '../errors.ts';
+import type { ChunkResult, Transcript } from '../transcribe/types.ts';
+import { migrate } from './migrations.ts';
+import type { ChunkRecord, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
+
+export interface JobStoreOptions {
+  /** SQLite file, or ':memory:'. */
+  file: string;
+  now?: () => Date;
+}
+
+export interface ListJobsQuery {
+  owner: string | null;
+  status?: JobStatus;
+  limit: number;
+  cursor?: string;
+}
+
+export type JobPatch = Partial<{
+  status: JobStatus;
+  stage: JobStage | null;
+  completedAt: string | null;
+  chunksTotal: number;
+  slicingDone: boolean;
+  percent: number;
+  transcribingStartedAt: string | null;
+  errorCode: ErrorCode | null;
+  errorMessage: string | null;
+}>;
+
+export type ChunkPatch = Partial<{
+  status: ChunkStatus;
+  attempts: number;
+  nextTryAt: string | null;
+  errorCode: ErrorCode | null;
+  errorMessage: string | null;
+  result: ChunkResult | null;
+}>;
+
+type Row = Record<string, SQLInputValue>;
+
+const JOB_COLUMNS: Record<keyof JobPatch, string> = {
+  status: 'status',
+  stage: 'stage',
+  completedAt: 'completed_at',
+  chunksTotal: 'chunks_total',
+  slicingDone: 'slicing_done',
+  percent: 'percent',
+  transcribingStartedAt: 'transcribing_started_at',
+  errorCode: 'error_code',
+  errorMessage: 'error_message',
+};
+
+const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
+  status: 'status',
+  attempts: 'attempts',
+  nextTryAt: 'next_try_at',
+  errorCode: 'error_code',
+  errorMessage: 'error_message',
+  result: 'result_json',
+};
+
+function toSql(value: unknown): SQLInputValue {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return value as SQLInputValue;
+}
+
+function rowToJob(r: Row): JobRecord {
+  return {
+    id: r.id as string,
+    owner: (r.owner as string | null) ?? null,
+    status: r.status as JobStatus,
+    stage: (r.stage as JobStage | null) ?? null,
+    createdAt: r.created_at as string,
+    updatedAt: r.updated_at as string,
+    completedAt: (r.completed_at as string | null) ?? null,
+    audio: JSON.parse(r.audio_json as string),
+    request: JSON.parse(r.request_json as string),
+    estimate: JSON.parse(r.estimate_json as string),
+    chunksTotal: Number(r.chunks_total),
+    slicingDone: Number(r.slicing_done) === 1,
+    percent: Number(r.percent),
+    transcribingStartedAt: (r.transcribing_started_at as string | null) ?? null,
+    errorCode: (r.error_code as ErrorCode | null) ?? null,
+    errorMessage: (r.error_message as string | null) ?? null,
+    idempotencyKey: (r.idempotency_key as string | null) ?? null,
+  };
+}
+
+function rowToChunk(r: Row): ChunkRecord {
+  return {
+    jobId: r.job_id as string,
+    index: Number(r.idx),
+    startS: Number(r.start_s),
+    durationS: Number(r.duration_s),
+    status: r.status as ChunkStatus,
+    attempts: Number(r.attempts),
+    nextTryAt: (r.next_try_at as string | null) ?? null,
+    errorCode: (r.error_code as ErrorCode | null) ?? null,
+    errorMessage: (r.error_message as string | null) ?? null,
+    result: r.result_json === null ? null : JSON.parse(r.result_json as string),
+  };
+}
+
+function encodeCursor(job: JobRecord): string {
+  return Buffer.from(`${job.createdAt}|${job.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, string] | null {
+  const parts = Buffer.from(cursor, 'base64url').toString().split('|');
+  return parts.length === 2 && parts[0] && parts[1] ? [parts[0], parts[1]] : null;
+}
+
+/**
+ * The job store: one SQLite file, synchronous writes, so every state change is on disk before it is
+ * reported to a client. WAL keeps polling reads from blocking the runner's writes.
+ */
+export class JobStore {
+  readonly #db: DatabaseSync;
+  readonly #now: () => Date;
+
+  constructor(options: JobStoreOptions) {
+    if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
+    this.#db = new DatabaseSync(options.file);
+    this.#now = options.now ?? (() => new Date());
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    migrate(this.#db);
+  }
+
+  insertJob(job: JobRecord): void {
+    this.#db
+      .prepare(
+        `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
+           estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        ...[job.id, job.owner, job.status, job.stage, job.createdAt, job.updatedAt, job.completedAt, job.audio, job.request,
+          job.estimate, job.chunksTotal, job.slicingDone, job.percent, job.transcribingStartedAt, job.errorCode,
+          job.errorMessage, job.idempotencyKey].map(toSql),
+      );
+  }
+
+  /** With an owner, a job of another owner is invisible (as if it did not exist). */
+  getJob(id: string, owner?: string | null): JobRecord | null {
+    const row = this.#db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    if (!row) return null;
+    const job = rowToJob(row);
+    return owner !== undefined && job.owner !== owner ? null : job;
+  }
+
+  findByIdempotencyKey(owner: string | null, key: string): JobRecord | null {
+    const row = this.#db
+      .prepare("SELECT * FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?")
+      .get(owner ?? '', key) as Row | undefined;
+    return row ? rowToJob(row) : null;
+  }
+
+  listJobs(query: ListJobsQuery): { items: JobRecord[]; nextCursor: string | null } {
+    const where: string[] = ["ifnull(owner, '') = ?"];
+    const params: SQLInputValue[] = [query.owner ?? ''];
+    if (query.status) {
+      where.push('status = ?');
+      params.push(query.status);
+    }
+    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    if (after) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      params.push(after[0], after[0], after[1]);
+    }
+    const rows = this.#db
+      .prepare(`SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...params, query.limit + 1) as Row[];
+    const items = rows.slice(0, query.limit).map(rowToJob);
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+  }
+
+  updateJob(id: string, patch: JobPatch): void {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
+    const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
+    this.#db
+      .prepare(`UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`)
+      .run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id);
+  }
+
+  /** Raises the stored percent only: the contract says it never goes down. */
+  raisePercent(id: string, percent: number): void {
+    this.#db.prepare('UPDATE jobs SET percent = max(percent, ?) WHERE id = ?').run(percent, id);
+  }
+
+  /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
+  upsertChunk(jobId: string, index: number, startS: number, durationS: number): ChunkRecord {
+    this.#db
+      .prepare(
+        `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
+         ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
+         WHERE chunks.status != 'done'`,
+      )
+      .run(jobId, index, startS, durationS);
+    return rowToChunk(this.#db.prepare('SELECT * FROM chunks WHERE job_id = ? AND idx = ?').get(jobId, index) as Row);
+  }
+
+  updateChunk(jobId: string, index: number, patch: ChunkPatch): void {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
+    if (entries.length === 0) return;
+    this.#db
+      .prepare(`UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`)
+      .run(...entries.map(([, v]) => toSql(v)), jobId, index);
+  }
+
+  listChunks(jobId: string): ChunkRecord[] {
+    return (this.#db.prepare('SELECT * FROM chunks WHERE job_id = ? ORDER BY idx').all(jobId) as Row[]).map(rowToChunk);
+  }
+
+  /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
+  deleteChunksFrom(jobId: string, index: number): void {
+    this.#db.prepare('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
+  }
+
+  saveTranscript(jobId: string, transcript: Transcript): void {
+    this.#db.prepare('UPDATE jobs SET transcript_json = ? WHERE id = ?').run(JSON.stringify(transcript), jobId);
+  }
+
+  getTranscript(jobId: string): Transcript | null {
+    const row = this.#db.prepare('SELECT transcript_json FROM jobs WHERE id = ?').get(jobId) as Row | undefined;
+    return row?.transcript_json ? JSON.parse(row.transcript_json as string) : null;
+  }
+
+  /** Jobs a previous process accepted but did not finish. */
+  unfinishedJobs(): JobRecord[] {
+    return (
+      this.#db.prepare("SELECT * FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at").all() as Row[]
+    ).map(rowToJob);
+  }
+
+  jobIds(): Set<string> {
+    return new Set((this.#db.prepare('SELECT id FROM jobs').all() as Row[]).map((r) => r.id as string));
+  }
+
+  countByStatus(): Record<string, number> {
+    const rows = this.#db.prepare('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as Row[];
+    return Object.fromEntries(rows.map((r) => [r.status as string, Number(r.n)]));
+  }
+
+  deleteJob(id: string): void {
+    this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
+  }
+
+  /** A cheap query that proves the file is readable and writable (for /health/ready). */
+  ping(): void {
+    this.#db.prepare('SELECT count(*) FROM jobs').get();
+  }
+
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}

@@ -1,0 +1,64 @@
+import type { JobRunner } from '../jobs/runner.ts';
+import type { JobStore } from '../jobs/store.ts';
+import type { ComponentStatus, HealthReport } from '../services.ts';
+import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
+import type { RateLimiter } from '../transcribe/rate-limiter.ts';
+import type { ProviderValidator } from '../validate/provider-validator.ts';
+import { checkBinary, type BinaryCheck } from './binaries.ts';
+import { healthStatus, type SystemMonitor } from './system-monitor.ts';
+
+export interface HealthDeps {
+  store: Pick<JobStore, 'ping'>;
+  monitor: Pick<SystemMonitor, 'sample'>;
+  providerValidator: Pick<ProviderValidator, 'current'>;
+  breaker: Pick<CircuitBreaker, 'snapshot'>;
+  limiter: Pick<RateLimiter, 'stats'>;
+  runner: Pick<JobRunner, 'running' | 'waiting'>;
+}
+
+const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
+const GiB = 1024 ** 3;
+
+/** Per-component status for /health/ready: the binaries are checked once at start, everything else per request. */
+export function createHealth(deps: HealthDeps) {
+  let binaries: Record<'ffmpeg' | 'ffprobe', BinaryCheck> = {
+    ffmpeg: { status: 'down', detail: 'not checked yet' },
+    ffprobe: { status: 'down', detail: 'not checked yet' },
+  };
+
+  return {
+    async start(): Promise<void> {
+      const [ffmpeg, ffprobe] = await Promise.all([checkBinary('ffmpeg'), checkBinary('ffprobe')]);
+      binaries = { ffmpeg, ffprobe };
+    },
+
+    async report(): Promise<HealthReport> {
+      const components: HealthReport['components'] = { ...binaries };
+      const provider = await deps.providerValidator.current();
+      const circuit = deps.breaker.snapshot();
+      components.provider =
+        circuit.state === 'closed'
+          ? { status: provider.status, detail: provider.detail }
+          : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
+      try {
+        deps.store.ping();
+        components.store = { status: 'ok', detail: 'sqlite answers' };
+      } catch (err) {
+        components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
+      }
+      const sys = await deps.monitor.sample();
+      components.disk = { status: healthStatus(sys.disk.level), detail: `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free` };
+      components.memory = {
+        status: healthStatus(sys.memory.level),
+        detail: `rss ${Math.round(sys.memory.rssBytes / 1024 ** 2)} MiB, system free ${(sys.memory.systemFreeBytes / GiB).toFixed(1)} GiB`,
+      };
+      const limiter = await deps.limiter.stats();
+      components.queue = {
+        status: 'ok',
+        detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,
+      };
+      const worst = Object.values(components).reduce<ComponentStatus>((acc, c) => (RANK[c.status] > RANK[acc] ? c.status : acc), 'ok');
+      return { status: worst, components };
+    },
+  };
+}

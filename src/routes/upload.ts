@@ -1,0 +1,157 @@
+import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../errors.ts';
+import { newJobId } from '../jobs/ids.ts';
+import { toJobResource } from '../jobs/progress.ts';
+import type { JobRecord } from '../jobs/types.ts';
+import type { Services } from '../services.ts';
+
+const MAX_FIELD_BYTES = 64 * 1024;
+
+interface Received {
+  filename: string;
+  sizeBytes: number;
+  fields: Record<string, string>;
+}
+
+/**
+ * Streams the multipart body: the `file` part goes straight to DATA_DIR/jobs/<id>/upload (never whole in memory,
+ * the size cap enforced while it streams), text fields are collected. Throws with the contract's codes.
+ */
+async function receive(request: FastifyRequest, uploadPath: string, maxBytes: number): Promise<Received> {
+  let file: { filename: string; sizeBytes: number } | null = null;
+  const fields: Record<string, string> = {};
+  const parts = request.parts({
+    limits: { fileSize: maxBytes, files: 2, fields: 20, fieldSize: MAX_FIELD_BYTES, parts: 30, headerPairs: 200 },
+  });
+  for await (const part of parts) {
+    if (part.type === 'file') {
+      if (part.fieldname !== 'file') {
+        part.file.resume();
+        throw new AppError('INVALID_FIELD', `Unexpected file part "${part.fieldname}": send the audio as the \`file\` part.`, {
+          details: { field: part.fieldname },
+        });
+      }
+      if (file) {
+        part.file.resume();
+        throw new AppError('INVALID_FIELD', 'Send exactly one `file` part.', { details: { field: 'file' } });
+      }
+      let bytes = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      await pipeline(part.file, counter, createWriteStream(uploadPath, { flags: 'wx' }));
+      if (part.file.truncated) throw new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes.`);
+      file = { filename: part.filename, sizeBytes: bytes };
+    } else {
+      if (part.fieldnameTruncated || part.valueTruncated) {
+        throw new AppError('INVALID_FIELD', `Field "${part.fieldname}" is too long.`, { details: { field: part.fieldname } });
+      }
+      if (Object.hasOwn(fields, part.fieldname)) {
+        throw new AppError('INVALID_FIELD', `Field "${part.fieldname}" was sent twice.`, { details: { field: part.fieldname } });
+      }
+      fields[part.fieldname] = String(part.value);
+    }
+  }
+  if (!file) throw new AppError('FILE_MISSING', 'The form has no `file` part: attach the audio as `file`.');
+  if (file.sizeBytes === 0) throw new AppError('MEDIA_CORRUPT', 'The uploaded file is empty.');
+  return { ...file, fields };
+}
+
+export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+  const { services } = opts;
+  const { store, dirs, runner, config } = services;
+
+  app.post('/v1/jobs', async (request, reply) => {
+    const idempotencyKey = typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
+    if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
+      throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { details: { field: 'Idempotency-Key' } });
+    }
+    const replay = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
+    if (replay) {
+      request.raw.resume();
+      return sendJob(reply.header('idempotent-replayed', 'true'), replay);
+    }
+    if (!request.isMultipart()) {
+      throw new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.');
+    }
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > config.maxUploadBytes + MAX_FIELD_BYTES * 4) {
+      throw new AppError('FILE_TOO_LARGE', `The upload is larger than ${config.maxUploadBytes} bytes.`);
+    }
+    await services.admit(Number.isFinite(declared) ? declared : null);
+
+    const id = newJobId();
+    const log = request.log.child({ jobId: id });
+    await dirs.create(id);
+    try {
+      const received = await receive(request, dirs.uploadPath(id), config.maxUploadBytes);
+      const { request: jobRequest, dryRun } = services.validateFields(received.fields);
+      const media = await services.validateMedia({
+        file: dirs.uploadPath(id),
+        filename: received.filename,
+        sizeBytes: received.sizeBytes,
+        request: jobRequest,
+      });
+      if (dryRun) {
+        await dirs.remove(id);
+        return reply.code(200).send({
+          dry_run: true,
+          audio: publicAudio(media.audio),
+          estimate: media.estimate,
+          chunks_planned: media.plannedChunks,
+        });
+      }
+      const now = new Date().toISOString();
+      const job: JobRecord = {
+        id,
+        owner: request.owner,
+        status: 'queued',
+        stage: null,
+        createdAt: now,
+        updatedAt: now,
+        completedAt: null,
+        audio: media.audio,
+        request: jobRequest,
+        estimate: media.estimate,
+        chunksTotal: media.plannedChunks,
+        slicingDone: false,
+        percent: 0,
+        transcribingStartedAt: null,
+        errorCode: null,
+        errorMessage: null,
+        idempotencyKey,
+      };
+      try {
+        store.insertJob(job);
+      } catch (err) {
+        // Two concurrent requests with one Idempotency-Key: the loser answers with the winner's job.
+        const winner = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
+        if (!winner) throw err;
+        await dirs.remove(id);
+        return sendJob(reply.header('idempotent-replayed', 'true'), winner);
+      }
+      log.info({ bytes: received.sizeBytes, durationS: media.audio.duration_s, chunks: media.plannedChunks }, 'job accepted');
+      void runner.enqueue(id);
+      return sendJob(reply, job);
+    } catch (err) {
+      await dirs.remove(id);
+      throw err;
+    }
+  });
+
+  function sendJob(reply: import('fastify').FastifyReply, job: JobRecord) {
+    const resource = toJobResource(job, store.listChunks(job.id), Date.now());
+    return reply.code(202).header('location', resource.links.self).send(resource);
+  }
+}
+
+function publicAudio(audio: JobRecord['audio']): Omit<JobRecord['audio'], 'demuxer'> {
+  const { demuxer: _demuxer, ...rest } = audio;
+  return rest;
+}

@@ -1,0 +1,39 @@
+import type { Config } from './config.ts';
+import type { JobRunner } from './jobs/runner.ts';
+import type { JobStore } from './jobs/store.ts';
+import type { AudioInfo, CostEstimate, JobRequest } from './jobs/types.ts';
+import type { JobDirs } from './resources/job-dirs.ts';
+
+export type ComponentStatus = 'ok' | 'degraded' | 'down';
+
+export interface HealthReport {
+  status: ComponentStatus;
+  components: Record<string, { status: ComponentStatus; detail: string }>;
+}
+
+export interface ValidatedRequest {
+  request: JobRequest;
+  dryRun: boolean;
+}
+
+export interface AcceptedMedia {
+  audio: AudioInfo;
+  estimate: CostEstimate;
+  plannedChunks: number;
+}
+
+/** What the HTTP layer needs from the pipeline: narrow, so routes stay thin and tests can build the app around real parts. */
+export interface Services {
+  config: Config;
+  store: JobStore;
+  dirs: JobDirs;
+  runner: JobRunner;
+  /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */
+  admit(expectedBytes: number | null): Promise<void>;
+  validateFields(fields: Record<string, string>): ValidatedRequest;
+  validateMedia(input: { file: string; filename: string; sizeBytes: number; request: JobRequest }): Promise<AcceptedMedia>;
+  health(): Promise<HealthReport>;
+  /** Orphan sweep and resuming unfinished jobs. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}

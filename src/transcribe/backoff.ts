@@ -1,0 +1,63 @@
+/** Time source and timers, injected so retry, pause and cool-down logic is tested without real waiting. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const timer = setTimeout(fn, ms);
+    // A pending pause or cool-down must never keep the process alive on its own.
+    timer.unref();
+    return timer;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface BackoffOptions {
+  /** 1-based number of the attempt that just failed. */
+  attempt: number;
+  /** Delay scale of the first retry, in ms. */
+  baseMs: number;
+  /** Upper bound of the jittered part, in ms. */
+  capMs: number;
+  /** A wait the server asked for (Retry-After); the result is never below it, even above capMs. */
+  floorMs?: number;
+  /** Uniform in [0, 1). @default Math.random */
+  random?: () => number;
+}
+
+/**
+ * Exponential backoff with full jitter: `random() * min(cap, base * 2^(attempt-1))`, raised to the server's hint.
+ * Full jitter spreads the retries of many chunks that failed together, so they do not hit the provider in step.
+ */
+export function computeBackoffMs(options: BackoffOptions): number {
+  const { attempt, baseMs, capMs, floorMs = 0, random = Math.random } = options;
+  if (!Number.isInteger(attempt) || attempt < 1) throw new TypeError(`attempt must be an integer >= 1, got ${attempt}`);
+  if (!(baseMs >= 0) || !(capMs >= 0)) throw new TypeError(`baseMs and capMs must be >= 0, got ${baseMs} and ${capMs}`);
+  // 2^attempt overflows to Infinity for huge attempts; min() keeps that harmless.
+  const ceiling = Math.min(capMs, baseMs * 2 ** (attempt - 1));
+  const jittered = Math.floor(random() * ceiling);
+  return Math.max(Math.ceil(floorMs), jittered);
+}
+
+/** Resolves after ms; rejects with the signal's reason the moment it aborts (also when already aborted). */
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clock.clearTimeout(handle);
+      reject(signal?.reason);
+    };
+    const handle = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

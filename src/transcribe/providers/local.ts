@@ -1,0 +1,205 @@
+import { spawn as nodeSpawn } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { access, constants, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AppError, errorMessage } from '../../errors.ts';
+import { modelsFor } from '../models.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
+
+export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+
+export interface LocalProviderOptions {
+  logger: Logger;
+  /** Directory holding en-us/ (acoustic model), en-us.lm.bin and cmudict-en-us.dict. */
+  modelDir: string;
+  /** @default 'pocketsphinx_continuous' (looked up on PATH) */
+  binary?: string;
+  /** Per chunk; @default max(60, 3 × the chunk's duration): pocketsphinx runs at ~0.3× realtime plus ~1.5 s model load. */
+  timeoutS?: number;
+  spawn?: SpawnFn;
+  /** Wait between SIGTERM and SIGKILL. @default 2000 */
+  killGraceMs?: number;
+}
+
+const FILLER = /^(<s>|<\/s>|<sil>|\[.*\]|\+\+.*\+\+)$/i;
+const WORD_LINE = /^(\S+) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)$/;
+const STDERR_KEEP = 20;
+const TAIL_KEEP = 5;
+
+/**
+ * Maps `pocketsphinx_continuous -time yes` output to segments. Per utterance it prints the hypothesis
+ * line, then one `word start end confidence` line per word from `<s>` to `</s>`; times are absolute in
+ * the input file (not per utterance). Fillers and `(2)` alternate-pronunciation suffixes are dropped.
+ */
+export function parsePocketsphinxOutput(stdout: string): Segment[] {
+  const segments: Segment[] = [];
+  let words: { word: string; start: number; end: number }[] = [];
+  const flush = (): void => {
+    const first = words[0];
+    const last = words[words.length - 1];
+    if (first && last) segments.push({ start: first.start, end: last.end, text: words.map((w) => w.word).join(' ') });
+    words = [];
+  };
+  for (const line of stdout.split('\n')) {
+    const m = WORD_LINE.exec(line.trim());
+    if (!m) continue;
+    const [, raw = '', start = '0', end = '0'] = m;
+    if (raw === '<s>') flush();
+    if (raw === '</s>') {
+      flush();
+      continue;
+    }
+    if (FILLER.test(raw)) continue;
+    const word = raw.replace(/\(\d+\)$/, '');
+    if (word !== '') words.push({ word, start: Number(start), end: Number(end) });
+  }
+  flush();
+  return segments;
+}
+
+/** The error lines of pocketsphinx's chatty stderr, or its last lines when it printed none. */
+function stderrSummary(lines: string[], tail: string[]): string {
+  const chosen = lines.length > 0 ? lines : tail;
+  return chosen.join('\n').trim() || '(no stderr)';
+}
+
+function clamp(value: number, max: number): number {
+  return Math.min(Math.max(value, 0), max);
+}
+
+export function createLocalProvider(options: LocalProviderOptions): TranscriptionProvider {
+  const { logger, modelDir } = options;
+  const binary = options.binary ?? 'pocketsphinx_continuous';
+  const spawn: SpawnFn = options.spawn ?? nodeSpawn;
+  const killGraceMs = options.killGraceMs ?? 2000;
+  const models = modelsFor('local');
+  const modelFiles = {
+    hmm: path.join(modelDir, 'en-us'),
+    lm: path.join(modelDir, 'en-us.lm.bin'),
+    dict: path.join(modelDir, 'cmudict-en-us.dict'),
+  };
+
+  function run(input: TranscribeInput): Promise<string> {
+    const timeoutS = options.timeoutS ?? Math.max(60, 3 * input.durationS);
+    const args = ['-infile', input.path, '-hmm', modelFiles.hmm, '-lm', modelFiles.lm, '-dict', modelFiles.dict, '-time', 'yes'];
+    const log = logger.child({ jobId: input.jobId, chunk: input.index });
+    log.debug({ binary, args }, 'pocketsphinx start');
+
+    return new Promise<string>((resolve, reject) => {
+      const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const stdout: Buffer[] = [];
+      const errorLines: string[] = [];
+      let tail: string[] = [];
+      let partial = '';
+      let ended: 'timeout' | 'abort' | null = null;
+      let killTimer: NodeJS.Timeout | undefined;
+
+      const stop = (why: 'timeout' | 'abort'): void => {
+        if (ended) return;
+        ended = why;
+        child.kill('SIGTERM');
+        // A process stuck in uninterruptible I/O ignores TERM; KILL makes sure it cannot linger.
+        killTimer = setTimeout(() => child.kill('SIGKILL'), killGraceMs);
+        killTimer.unref();
+      };
+      const onAbort = (): void => stop('abort');
+      const timer = setTimeout(() => stop('timeout'), timeoutS * 1000);
+      timer.unref();
+      input.signal.addEventListener('abort', onAbort, { once: true });
+
+      child.stdout?.on('data', (b: Buffer) => stdout.push(b));
+      child.stderr?.setEncoding('utf8');
+      child.stderr?.on('data', (s: string) => {
+        const lines = (partial + s).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (/^(ERROR|FATAL)/.test(line) && errorLines.length < STDERR_KEEP) errorLines.push(line);
+        }
+        tail = [...tail, ...lines].slice(-TAIL_KEEP);
+      });
+
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        input.signal.removeEventListener('abort', onAbort);
+      };
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        cleanup();
+        clearTimeout(killTimer);
+        const code = err.code === 'ENOENT' ? 'PROVIDER_UNAVAILABLE' : 'CHUNK_FAILED';
+        reject(new AppError(code, `cannot run ${binary}: ${err.message}`, { cause: err, retryable: false }));
+      });
+      child.on('close', (exitCode, signal) => {
+        cleanup();
+        clearTimeout(killTimer);
+        if (partial !== '' && /^(ERROR|FATAL)/.test(partial)) errorLines.push(partial);
+        if (ended === 'abort') {
+          reject(new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason }));
+        } else if (ended === 'timeout') {
+          reject(new AppError('CHUNK_FAILED', `pocketsphinx timed out after ${timeoutS}s`, {
+            retryable: true, details: { timeoutS },
+          }));
+        } else if (exitCode !== 0) {
+          const detail = stderrSummary(errorLines, tail);
+          log.warn({ exitCode, signal, stderr: detail }, 'pocketsphinx failed');
+          // A bad input fails the same way every time; a process killed from outside (OOM) may not.
+          reject(new AppError('CHUNK_FAILED', `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${detail}`, {
+            retryable: signal !== null, details: { exitCode, signal },
+          }));
+        } else {
+          resolve(Buffer.concat(stdout).toString('utf8'));
+        }
+      });
+    });
+  }
+
+  async function transcribe(input: TranscribeInput): Promise<ChunkResult> {
+    if (!models.includes(input.model)) {
+      throw new AppError('INVALID_FIELD', `model "${input.model}" is not available locally (use ${models.join(', ')})`);
+    }
+    if (input.language !== null && input.language !== 'en') {
+      throw new AppError('INVALID_FIELD', `the local provider only recognises English, not "${input.language}"`);
+    }
+    if (input.signal.aborted) {
+      throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });
+    }
+    const out = await run(input);
+    const max = input.durationS > 0 ? input.durationS : Infinity;
+    const segments = parsePocketsphinxOutput(out).map((s) => ({ ...s, start: clamp(s.start, max), end: clamp(s.end, max) }));
+    return { text: segments.map((s) => s.text).join(' '), language: 'en', segments, timing: 'segment' };
+  }
+
+  async function onPath(name: string): Promise<string | null> {
+    const dirs = name.includes('/') ? [''] : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+    for (const dir of dirs) {
+      const candidate = dir === '' ? name : path.join(dir, name);
+      try {
+        await access(candidate, constants.X_OK);
+        if ((await stat(candidate)).isFile()) return candidate;
+      } catch {
+        // not in this directory
+      }
+    }
+    return null;
+  }
+
+  async function check(): Promise<ProviderCheck> {
+    const found = await onPath(binary);
+    if (!found) return { status: 'down', code: 'PROVIDER_UNAVAILABLE', detail: `${binary} not found on PATH` };
+    const missing: string[] = [];
+    for (const file of [path.join(modelFiles.hmm, 'mdef'), modelFiles.lm, modelFiles.dict]) {
+      try {
+        await access(file, constants.R_OK);
+      } catch (err) {
+        logger.debug({ file, err: errorMessage(err) }, 'pocketsphinx model file missing');
+        missing.push(file);
+      }
+    }
+    if (missing.length > 0) {
+      return { status: 'down', code: 'PROVIDER_UNAVAILABLE', detail: `pocketsphinx model files missing: ${missing.join(', ')}` };
+    }
+    return { status: 'ok', detail: `${found} with model ${modelDir}` };
+  }
+
+  return { name: 'local', models, transcribe, check };
+}

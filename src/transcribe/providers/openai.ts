@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import ISO6391 from 'iso-639-1';
+import OpenAI, { APIConnectionError, APIError, APIUserAbortError, toFile } from 'openai';
+import type { Logger } from 'pino';
+import { modelsFor, resolveModel } from '../models.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
+
+export interface OpenAIProviderOptions {
+  logger: Logger;
+  apiKey: string;
+  /** An OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1. @default the SDK's (api.openai.com) */
+  baseURL?: string;
+  /** Per request, upload included. @default 600000 */
+  timeoutMs?: number;
+  /** A ready client (tests); apiKey/baseURL/timeoutMs are then ignored. */
+  client?: OpenAI;
+}
+
+/** Whisper's verbose_json names the language ("english"); the rest of the service speaks ISO-639-1. */
+export function normalizeLanguage(value: string | null | undefined): string | null {
+  if (!value) return null;
+  const v = value.trim().toLowerCase();
+  if (ISO6391.validate(v)) return v;
+  const code = ISO6391.getCode(v);
+  return code === '' ? null : code;
+}
+
+function clampSegment(s: Segment, max: number): Segment {
+  const start = Math.min(Math.max(s.start, 0), max);
+  return { start, end: Math.min(Math.max(s.end, start), max), text: s.text };
+}
+
+export function createOpenAIProvider(options: OpenAIProviderOptions): TranscriptionProvider {
+  const { logger } = options;
+  const client = options.client ?? new OpenAI({
+    apiKey: options.apiKey,
+    baseURL: options.baseURL,
+    // Our retry policy owns retries (the SDK would also retry insufficient_quota); SDK retries stay off.
+    maxRetries: 0,
+    timeout: options.timeoutMs ?? 600_000,
+  });
+
+  async function transcribe(input: TranscribeInput): Promise<ChunkResult> {
+    const model = resolveModel('openai', input.model);
+    // In memory, so a retry re-sends the same bytes; chunks are capped at 25 MiB by the split planner.
+    const bytes = await readFile(input.path, { signal: input.signal });
+    const file = await toFile(bytes, path.basename(input.path));
+    const base = {
+      file,
+      model: input.model,
+      ...(input.language ? { language: input.language } : {}),
+      ...(input.prompt ? { prompt: input.prompt } : {}),
+    };
+    const log = logger.child({ jobId: input.jobId, chunk: input.index });
+    const started = Date.now();
+    const max = input.durationS > 0 ? input.durationS : Infinity;
+    // SDK errors propagate unchanged: the retry policy classifies them by status, code and headers.
+    if (model.responseFormat === 'verbose_json') {
+      const res = await client.audio.transcriptions.create(
+        { ...base, response_format: 'verbose_json' },
+        { signal: input.signal },
+      );
+      log.debug({ model: input.model, bytes: bytes.length, ms: Date.now() - started }, 'openai transcription done');
+      const language = normalizeLanguage(res.language) ?? input.language;
+      if (res.segments === undefined) {
+        return chunkResult(res.text, language, input.durationS);
+      }
+      const segments = res.segments
+        .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
+        .filter((s) => s.text !== '');
+      return { text: res.text.trim(), language, segments, timing: 'segment' };
+    }
+    const res = await client.audio.transcriptions.create(
+      { ...base, response_format: 'json' },
+      { signal: input.signal },
+    );
+    log.debug({ model: input.model, bytes: bytes.length, ms: Date.now() - started }, 'openai transcription done');
+    return chunkResult(res.text, input.language, input.durationS);
+  }
+
+  async function check(signal?: AbortSignal): Promise<ProviderCheck> {
+    try {
+      await client.models.list(signal ? { signal } : undefined);
+      return { status: 'ok', detail: 'models endpoint answered' };
+    } catch (err) {
+      if (err instanceof APIUserAbortError) throw err;
+      if (err instanceof APIConnectionError) {
+        return { status: 'down', code: 'PROVIDER_UNAVAILABLE', detail: `cannot reach the provider: ${err.message}` };
+      }
+      if (err instanceof APIError) {
+        if (err.status === 401 || err.status === 403) {
+          return { status: 'down', code: 'PROVIDER_AUTH', detail: `the provider rejected the API key (${err.status})` };
+        }
+        if (err.status === 429 && err.code === 'insufficient_quota') {
+          return { status: 'down', code: 'PROVIDER_QUOTA', detail: 'the provider account has no quota left' };
+        }
+        // Reachable and the key was not refused: rate limits and 5xx are transient, and some compatible
+        // servers simply lack /models.
+        return { status: 'degraded', detail: `models endpoint answered ${String(err.status)}: ${err.message}` };
+      }
+      throw err;
+    }
+  }
+
+  return { name: 'openai', models: modelsFor('openai'), transcribe, check };
+}
+
+function chunkResult(text: string, language: string | null, durationS: number): ChunkResult {
+  const t = text.trim();
+  return {
+    text: t,
+    language,
+    segments: t === '' ? [] : [{ start: 0, end: Math.max(durationS, 0), text: t }],
+    timing: 'chunk',
+  };
+}

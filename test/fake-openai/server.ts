@@ -1,0 +1,222 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { findModel, modelsFor, OPENAI_MAX_BYTES } from '../../src/transcribe/models.ts';
+import { audioDurationS, fakeTranscript, sha1Hex } from './audio.ts';
+import { errorJson, httpFault, seededRandom, toFault, tooLarge } from './faults.ts';
+import type { Fault, FaultSpec, HttpFault, RandomFaults } from './faults.ts';
+import { badRequest, field, invalidFields, JSON_TYPE, parseForm, readBody, tooLong, transcriptionResponse } from './responses.ts';
+import { FAKE_OPENAI_KEY } from './types.ts';
+import type { FakeOpenAI, FakeOpenAIOptions, FakeRoute, FaultScript, RequestLogEntry } from './types.ts';
+
+export { fakeTranscript, SEGMENT_S } from './audio.ts';
+export type { FakeTranscript } from './audio.ts';
+export type { Fault, FaultName, FaultSpec, RandomFaults } from './faults.ts';
+export { FAKE_OPENAI_KEY } from './types.ts';
+export type { FakeOpenAI, FakeOpenAIOptions, FakeRoute, FaultScript, FaultScriptFn, RequestLogEntry } from './types.ts';
+
+// Multipart framing and text fields around the file part never come near this.
+const FORM_OVERHEAD = 1024 * 1024;
+const DEFAULT_RANDOM: FaultSpec[] = ['rate_limit', { type: 'server_error', status: 503 }, 'drop'];
+
+export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
+  const models = options.models ?? modelsFor('openai');
+  const maxBytes = options.maxBytes ?? OPENAI_MAX_BYTES;
+  const requests: RequestLogEntry[] = [];
+  const timers = new Map<NodeJS.Timeout, () => void>();
+  let key: string | null = null;
+  let latency = { ms: 0, jitterMs: 0 };
+  let jitterRng = seededRandom(1);
+  let random: { cfg: RandomFaults; rng: () => number } | null = null;
+  const scripts: Record<FakeRoute, FaultScript> = { transcriptions: [], models: [] };
+  const counts: Record<FakeRoute, number> = { transcriptions: 0, models: 0 };
+  const attempts = new Map<string, number>();
+
+  function setRandom(cfg: RandomFaults | null): void {
+    random = cfg ? { cfg, rng: seededRandom(cfg.seed) } : null;
+  }
+  function reset(): void {
+    requests.length = 0;
+    key = options.apiKey === undefined ? FAKE_OPENAI_KEY : options.apiKey;
+    latency = { ms: options.latencyMs ?? 0, jitterMs: options.jitterMs ?? 0 };
+    jitterRng = seededRandom(options.seed ?? 1);
+    scripts.transcriptions = Array.isArray(options.faults) ? [...options.faults] : (options.faults ?? []);
+    scripts.models = [];
+    counts.transcriptions = 0;
+    counts.models = 0;
+    attempts.clear();
+    setRandom(options.random ?? null);
+  }
+  reset();
+
+  function pickFault(route: FakeRoute, entry: RequestLogEntry): Fault | null {
+    const i = counts[route]++;
+    const s = scripts[route];
+    const scripted = typeof s === 'function' ? toFault(s(i, entry)) : toFault(s.shift());
+    if (scripted || route !== 'transcriptions' || !random) return scripted;
+    if (random.rng() >= random.cfg.probability) return null;
+    const pool = random.cfg.faults ?? DEFAULT_RANDOM;
+    return toFault(pool[Math.floor(random.rng() * pool.length)]);
+  }
+
+  function delay(): Promise<void> {
+    const ms = latency.ms + latency.jitterMs * jitterRng();
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.set(t, resolve);
+    });
+  }
+
+  function send(res: http.ServerResponse, entry: RequestLogEntry, status: number, headers: Record<string, string>, body: string): void {
+    if (res.destroyed || res.writableEnded) return;
+    entry.status = status;
+    entry.outcome = 'answered';
+    res.writeHead(status, headers).end(body);
+  }
+  const reply = (res: http.ServerResponse, entry: RequestLogEntry, f: HttpFault): void => send(res, entry, f.status, f.headers, f.body);
+
+  /** Applies a fault: true when the request got one (and is now answered, dropped or stalled). */
+  function applyFault(res: http.ServerResponse, entry: RequestLogEntry, fault: Fault | null): boolean {
+    if (!fault) return false;
+    if (fault.type === 'drop') {
+      entry.outcome = 'dropped';
+      res.socket?.destroy();
+      return true;
+    }
+    if (fault.type === 'stall') {
+      entry.outcome = 'stalled';
+      return true;
+    }
+    const f = httpFault(fault, entry.model, entry.bytes);
+    if (f) reply(res, entry, f);
+    return true;
+  }
+
+  async function transcriptions(req: http.IncomingMessage, res: http.ServerResponse, entry: RequestLogEntry): Promise<void> {
+    const body = await readBody(req, maxBytes + FORM_OVERHEAD);
+    if (body.aborted) return;
+    if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
+    const form = await parseForm(req.headers['content-type'] ?? '', body.buf);
+    if (!form) return reply(res, entry, badRequest('Could not parse multipart form', null, null));
+    const file = form.get('file');
+    const bytes = file instanceof Blob ? Buffer.from(await file.arrayBuffer()) : null;
+    entry.model = field(form, 'model');
+    entry.language = field(form, 'language');
+    entry.prompt = field(form, 'prompt');
+    entry.responseFormat = field(form, 'response_format');
+    entry.filename = file instanceof File ? file.name : null;
+    if (bytes) {
+      entry.bytes = bytes.length;
+      entry.sha1 = sha1Hex(bytes);
+      entry.attempt = attempts.get(entry.sha1) ?? 0;
+      attempts.set(entry.sha1, entry.attempt + 1);
+      if (bytes.length > maxBytes) return reply(res, entry, tooLarge(body.total, maxBytes));
+    }
+    const fault = pickFault('transcriptions', entry);
+    entry.fault = fault?.type ?? null;
+    await delay();
+    if (applyFault(res, entry, fault)) return;
+
+    const format = entry.responseFormat ?? 'json';
+    const info = entry.model ? findModel('openai', entry.model) : undefined;
+    const invalid = invalidFields({ hasFile: bytes !== null, model: entry.model, format }, models, info);
+    if (invalid || !bytes || !entry.sha1 || !entry.model) return reply(res, entry, invalid ?? badRequest('Invalid request', null, null));
+    const durationS = await audioDurationS(bytes);
+    entry.durationS = durationS;
+    if (durationS === null) {
+      applyFault(res, entry, { type: 'bad_audio' });
+      return;
+    }
+    const long = tooLong(info, durationS);
+    if (long) return reply(res, entry, long);
+    const t = options.transcript
+      ? options.transcript({ sha1: entry.sha1, bytes, durationS, model: entry.model })
+      : fakeTranscript(entry.sha1, durationS);
+    entry.text = t.text;
+    reply(res, entry, transcriptionResponse(format, info, t, durationS, entry.language));
+  }
+
+  async function modelsRoute(res: http.ServerResponse, entry: RequestLogEntry): Promise<void> {
+    const fault = pickFault('models', entry);
+    entry.fault = fault?.type ?? null;
+    await delay();
+    if (applyFault(res, entry, fault)) return;
+    const data = models.map((id) => ({ id, object: 'model', created: 1_700_000_000, owned_by: 'openai' }));
+    send(res, entry, 200, JSON_TYPE, JSON.stringify({ object: 'list', data }));
+  }
+
+  async function route(req: http.IncomingMessage, res: http.ServerResponse, entry: RequestLogEntry): Promise<void> {
+    const { path } = entry;
+    const auth = req.headers.authorization ?? '';
+    if (key !== null && auth !== `Bearer ${key}`) {
+      await readBody(req, 0);
+      const message = auth === ''
+        ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
+        : 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.';
+      return send(res, entry, 401, JSON_TYPE, errorJson(message, 'invalid_request_error', null, auth === '' ? null : 'invalid_api_key'));
+    }
+    if (req.method === 'POST' && path === '/v1/audio/transcriptions') return transcriptions(req, res, entry);
+    if (req.method === 'GET' && path === '/v1/models') return modelsRoute(res, entry);
+    await readBody(req, 0);
+    send(res, entry, 404, JSON_TYPE, errorJson(`Invalid URL (${req.method ?? ''} ${path})`, 'invalid_request_error', null, null));
+  }
+
+  function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = new URL(req.url ?? '/', 'http://fake.invalid').pathname;
+    const entry: RequestLogEntry = {
+      index: requests.length, time: Date.now(), method: req.method ?? 'GET', path,
+      model: null, language: null, prompt: null, responseFormat: null, filename: null, bytes: null, sha1: null,
+      durationS: null, attempt: 0, fault: null, status: null, outcome: 'pending', text: null,
+    };
+    requests.push(entry);
+    res.setHeader('x-request-id', `req_fake_${entry.index}`);
+    res.on('close', () => {
+      if (entry.outcome === 'pending') entry.outcome = 'client_closed';
+    });
+    route(req, res, entry).catch((err: unknown) => {
+      // A bug in the fake must not look like a scripted fault: answer 500 with its message.
+      send(res, entry, 500, JSON_TYPE, errorJson(`fake server bug: ${String(err)}`, 'server_error', null, null));
+    });
+  }
+
+  const server = http.createServer(handle);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    port,
+    requests,
+    script(faults, target = 'transcriptions') {
+      scripts[target] = Array.isArray(faults) ? [...faults] : faults;
+      counts[target] = 0;
+    },
+    setRandom,
+    setLatency(ms, jitterMs = 0) {
+      latency = { ms, jitterMs };
+    },
+    setKey(k) {
+      key = k;
+    },
+    reset,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        for (const [t, resolveDelay] of timers) {
+          clearTimeout(t);
+          resolveDelay();
+        }
+        timers.clear();
+        server.close(() => resolve());
+        // Stalled requests never end by themselves.
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import type { FakeTranscript } from './audio.ts';
+import type { FaultName, FaultSpec, RandomFaults } from './faults.ts';
+
+export const FAKE_OPENAI_KEY = 'sk-fake-valid-key';
+
+export interface RequestLogEntry {
+  /** 0-based over every request the server saw. */
+  index: number;
+  /** Date.now() when the request arrived. */
+  time: number;
+  method: string;
+  path: string;
+  model: string | null;
+  language: string | null;
+  prompt: string | null;
+  responseFormat: string | null;
+  filename: string | null;
+  /** Size of the file part. */
+  bytes: number | null;
+  /** Hex sha1 of the file part. */
+  sha1: string | null;
+  durationS: number | null;
+  /** How many earlier transcription requests carried the same bytes (0 on the first). */
+  attempt: number;
+  fault: FaultName | null;
+  /** null until answered, and for drop/stall/client_closed. */
+  status: number | null;
+  outcome: 'pending' | 'answered' | 'dropped' | 'stalled' | 'client_closed';
+  /** The transcript text a 200 carried. */
+  text: string | null;
+}
+
+/** Decides the fault of one request; requestIndex counts that route's requests from 0. */
+export type FaultScriptFn = (requestIndex: number, entry: RequestLogEntry) => FaultSpec | undefined;
+export type FaultScript = FaultSpec[] | FaultScriptFn;
+export type FakeRoute = 'transcriptions' | 'models';
+
+export interface FakeOpenAIOptions {
+  /** The one accepted Bearer key; null accepts any. @default FAKE_OPENAI_KEY */
+  apiKey?: string | null;
+  /** @default the openai models of src/transcribe/models.ts */
+  models?: readonly string[];
+  /** Largest accepted file part. @default 25 MiB */
+  maxBytes?: number;
+  /** Delay before every answer (faults included). @default 0 */
+  latencyMs?: number;
+  /** Extra delay drawn uniformly from [0, jitterMs] with the seeded PRNG. @default 0 */
+  jitterMs?: number;
+  /** Seed of the jitter PRNG. @default 1 */
+  seed?: number;
+  /** Transcription faults: a queue consumed in order (null = answer normally), or a function. */
+  faults?: FaultScript;
+  /** Random transcription faults for requests the script leaves alone. */
+  random?: RandomFaults | null;
+  /** Override the transcript (default fakeTranscript(sha1, durationS)). */
+  transcript?: (audio: { sha1: string; bytes: Buffer; durationS: number; model: string }) => FakeTranscript;
+}
+
+export interface FakeOpenAI {
+  /** Base URL including /v1, for the SDK's baseURL. */
+  url: string;
+  port: number;
+  /** Live log, oldest first (reset() empties it in place). */
+  requests: RequestLogEntry[];
+  script(faults: FaultScript, route?: FakeRoute): void;
+  setRandom(random: RandomFaults | null): void;
+  setLatency(ms: number, jitterMs?: number): void;
+  setKey(key: string | null): void;
+  /** Back to the start options: empty log, scripts, key, latency, PRNGs, attempt counts. */
+  reset(): void;
+  close(): Promise<void>;
+}

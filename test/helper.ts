@@ -1,0 +1,112 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { buildApp, type App } from '../src/app.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { createServices } from '../src/wiring.ts';
+
+/** The JSON bodies the tests read: the job resource, an error, a list. Loose on purpose: tests assert the fields. */
+export type JsonValue = string | number | boolean | null | undefined | JsonValue[] | Json;
+export interface Json {
+  [key: string]: JsonValue;
+}
+export type JobJson = Json & {
+  id: string;
+  status: string;
+  stage: string | null;
+  progress: { chunks_total: number; chunks_done: number; chunks_failed: number; percent: number; eta_s: number | null };
+  links: { self: string; transcript: string };
+  error: { code: string; message: string } | null;
+};
+export type ErrorJson = { error: { code: string; message: string; details?: Record<string, unknown> } };
+
+export interface TestServer {
+  app: App;
+  url: string;
+  config: Config;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** A temp DATA_DIR that the caller removes (or passes to startServer again to test a restart). */
+export async function tempDataDir(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'cs-data-'));
+}
+
+/** The real app with the real pipeline, listening on 127.0.0.1:0. */
+export async function startServer(env: Record<string, string> = {}, dataDir?: string): Promise<TestServer> {
+  const dir = dataDir ?? (await tempDataDir());
+  const config = loadConfig({
+    DATA_DIR: dir,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    CHUNK_SECONDS: '10',
+    CHUNK_OVERLAP_SECONDS: '0',
+    ...env,
+  });
+  const logger = pino({ level: config.logLevel });
+  const services = await createServices(config, logger);
+  const app = await buildApp({ services, logger });
+  await services.start();
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return {
+    app,
+    url: `http://127.0.0.1:${address.port}`,
+    config,
+    dataDir: dir,
+    close: () => app.close(),
+  };
+}
+
+export async function upload(
+  url: string,
+  file: string | Blob | null,
+  fields: Record<string, string> = {},
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: JobJson & ErrorJson; headers: Headers }> {
+  const form = new FormData();
+  if (typeof file === 'string') form.append('file', await openAsBlob(file), path.basename(file));
+  else if (file) form.append('file', file, 'upload.bin');
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  const res = await fetch(`${url}/v1/jobs`, { method: 'POST', body: form, headers });
+  return { status: res.status, body: (await res.json()) as JobJson & ErrorJson, headers: res.headers };
+}
+
+export async function getJson<T = Json>(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, { headers });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** Polls until the job is in a terminal state; the vitest timeout bounds it. */
+export async function waitForJob(
+  url: string,
+  id: string,
+  headers: Record<string, string> = {},
+): Promise<JobJson & { percentsSeen: number[] }> {
+  const seen: number[] = [];
+  for (;;) {
+    const { body } = await getJson<JobJson>(`${url}/v1/jobs/${id}`, headers);
+    seen.push(body.progress.percent);
+    if (['completed', 'failed', 'cancelled'].includes(body.status)) return { ...body, percentsSeen: seen };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Every file left under DATA_DIR/jobs (what a rejected upload must not leave behind). */
+export async function jobFiles(dataDir: string): Promise<string[]> {
+  const root = path.join(dataDir, 'jobs');
+  try {
+    return (await readdir(root, { recursive: true })).map(String);
+  } catch {
+    return [];
+  }
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,219 @@
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAppError } from '../../src/errors.ts';
+import type { AppError } from '../../src/errors.ts';
+import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local.ts';
+import type { SpawnFn } from '../../src/transcribe/providers/local.ts';
+import type { TranscribeInput } from '../../src/transcribe/types.ts';
+import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
+
+const logger = pino({ level: 'silent' });
+const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
+/** Share of reference words (as a multiset) that pocketsphinx also recognised; measured 0.57-0.79 on these clips. */
+const MIN_OVERLAP = 0.5;
+
+function probe(file: string): number {
+  return Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString().trim());
+}
+
+function input(file: string, durationS: number, over: Partial<TranscribeInput> = {}): TranscribeInput {
+  return {
+    jobId: 'job_test', index: 0, path: file, durationS, language: null, prompt: null,
+    model: 'pocketsphinx-en-us', signal: new AbortController().signal, ...over,
+  };
+}
+
+function wordOverlap(reference: string, hypothesis: string): number {
+  const left = new Map<string, number>();
+  for (const w of hypothesis.toLowerCase().split(/\s+/)) left.set(w, (left.get(w) ?? 0) + 1);
+  const ref = reference.toLowerCase().split(/\s+/);
+  let hit = 0;
+  for (const w of ref) {
+    const n = left.get(w) ?? 0;
+    if (n > 0) {
+      hit++;
+      left.set(w, n - 1);
+    }
+  }
+  return hit / ref.length;
+}
+
+async function rejection(p: Promise<unknown>): Promise<AppError> {
+  const err: unknown = await p.then(() => undefined, (e: unknown) => e);
+  if (!isAppError(err)) throw new Error(`expected an AppError, got ${String(err)}`);
+  return err;
+}
+
+/** Real spawn that remembers the child, so a test can see how it ended. */
+function recordingSpawn(): { spawn: SpawnFn; children: ChildProcess[] } {
+  const children: ChildProcess[] = [];
+  return {
+    children,
+    spawn: (cmd, args, opts) => {
+      const child = spawn(cmd, args, opts);
+      children.push(child);
+      return child;
+    },
+  };
+}
+
+const isAlive = (pid: number | undefined): boolean => {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+// Frozen excerpt of real `pocketsphinx_continuous -time yes` output (two utterances of speech.wav).
+const RAW_OUTPUT = `he was not until this blows young man
+<s> 8.510 8.600 0.999800
+<sil> 8.610 8.830 0.558686
+he 8.840 8.950 0.998801
+was(2) 8.960 9.170 0.999900
+[NOISE] 9.180 9.300 0.5
+not 9.310 9.600 0.997403
+</s> 11.360 11.720 1.000000
+homeless to be
+<s> 13.220 13.330 0.999700
+homeless 13.340 13.690 0.044665
+to(3) 13.700 13.790 0.393408
+be 13.800 13.950 0.867000
+<sil> 13.960 14.100 0.7
+</s> 14.200 14.860 1.000000
+<s> 15.000 15.100 1.0
+<sil> 15.100 15.900 1.0
+</s> 15.900 16.000 1.0
+`;
+
+describe('parsePocketsphinxOutput', () => {
+  it('makes one segment per utterance with absolute word times and no fillers or pronunciation suffixes', () => {
+    expect(parsePocketsphinxOutput(RAW_OUTPUT)).toEqual([
+      { start: 8.84, end: 9.6, text: 'he was not' },
+      { start: 13.34, end: 13.95, text: 'homeless to be' },
+    ]);
+  });
+
+  it('returns no segments when the output has no words', () => {
+    expect(parsePocketsphinxOutput('')).toEqual([]);
+  });
+});
+
+describe('createLocalProvider', () => {
+  const provider = createLocalProvider({ logger, modelDir: MODEL_DIR });
+  let tmp = '';
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'provider-local-'));
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it.each(CLIPS.map((c) => [c.id, c.text] as const))('recognises most reference words of %s', async (id, reference) => {
+    const file = path.join(LIBRIVOX_DIR, `${id}.wav`);
+    const durationS = probe(file);
+    const result = await provider.transcribe(input(file, durationS));
+    expect(result.timing).toBe('segment');
+    expect(result.language).toBe('en');
+    expect(wordOverlap(reference, result.text)).toBeGreaterThanOrEqual(MIN_OVERLAP);
+    expect(result.text).not.toMatch(/<\/?s>|<sil>|\[|\(\d+\)/);
+    for (const s of result.segments) {
+      expect(s.start).toBeGreaterThanOrEqual(0);
+      expect(s.end).toBeGreaterThanOrEqual(s.start);
+      expect(s.end).toBeLessThanOrEqual(durationS);
+    }
+  });
+
+  it('gives ordered segments with times absolute in the file when it has several utterances', async () => {
+    const fx = speechFixture();
+    const result = await provider.transcribe(input(fx.wav, fx.durationS));
+    expect(result.segments.length).toBeGreaterThanOrEqual(CLIPS.length);
+    for (const [i, s] of result.segments.entries()) {
+      expect(s.end).toBeGreaterThan(s.start);
+      expect(s.end).toBeLessThanOrEqual(fx.durationS);
+      if (i > 0) expect(s.start).toBeGreaterThanOrEqual(result.segments[i - 1]?.end ?? 0);
+    }
+    // Each clip of the fixture starts a segment inside that clip's own time range.
+    for (const [i, clipStart] of fx.clipStarts.entries()) {
+      const clipEnd = fx.clipStarts[i + 1] ?? fx.durationS;
+      expect(result.segments.some((s) => s.start >= clipStart && s.start < clipEnd)).toBe(true);
+    }
+    expect(result.text).toBe(result.segments.map((s) => s.text).join(' '));
+  });
+
+  it('kills pocketsphinx and rejects with CANCELLED when the signal aborts', async () => {
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn });
+    const fx = speechFixture();
+    const ac = new AbortController();
+    const pending = p.transcribe(input(fx.wav, fx.durationS, { signal: ac.signal }));
+    expect(rec.children).toHaveLength(1);
+    ac.abort(new Error('job cancelled'));
+    const err = await rejection(pending);
+    expect(err.code).toBe('CANCELLED');
+    const child = rec.children[0];
+    expect(child?.signalCode).toBe('SIGTERM');
+    expect(isAlive(child?.pid)).toBe(false);
+  });
+
+  it('does not spawn when the signal is already aborted', async () => {
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn });
+    const fx = speechFixture();
+    const err = await rejection(p.transcribe(input(fx.wav, fx.durationS, { signal: AbortSignal.abort() })));
+    expect(err.code).toBe('CANCELLED');
+    expect(rec.children).toHaveLength(0);
+  });
+
+  it('kills pocketsphinx and fails the chunk (retryable) when it runs past the timeout', async () => {
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn, timeoutS: 0.2 });
+    const fx = speechFixture();
+    const err = await rejection(p.transcribe(input(fx.wav, fx.durationS)));
+    expect(err.code).toBe('CHUNK_FAILED');
+    expect(err.message).toMatch(/timed out after 0.2s/);
+    expect(err.retryable).toBe(true);
+    expect(rec.children[0]?.signalCode).toBe('SIGTERM');
+  });
+
+  it('fails the chunk with pocketsphinx\'s error line when the WAV is not 16 kHz mono', async () => {
+    const file = path.join(tmp, 'stereo.wav');
+    execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'sine=f=440:d=1', '-ac', '2', '-ar', '44100', file]);
+    const err = await rejection(provider.transcribe(input(file, 1)));
+    expect(err.code).toBe('CHUNK_FAILED');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/expected single channel mono/);
+  });
+
+  it('rejects a model other than pocketsphinx-en-us and a language other than English', async () => {
+    const fx = speechFixture();
+    expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { model: 'whisper-1' })))).code).toBe('INVALID_FIELD');
+    expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { language: 'de' })))).code).toBe('INVALID_FIELD');
+  });
+
+  it('reports PROVIDER_UNAVAILABLE when the binary does not exist', async () => {
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, binary: 'no-such-pocketsphinx-binary' });
+    const fx = speechFixture();
+    expect((await rejection(p.transcribe(input(fx.wav, fx.durationS)))).code).toBe('PROVIDER_UNAVAILABLE');
+    expect(await p.check()).toMatchObject({ status: 'down', code: 'PROVIDER_UNAVAILABLE' });
+  });
+
+  it('checks ok when the binary is on PATH and the model files exist', async () => {
+    expect(await provider.check()).toMatchObject({ status: 'ok' });
+    expect(provider.models).toEqual(['pocketsphinx-en-us']);
+  });
+
+  it('checks down naming the missing files when the model directory is empty', async () => {
+    const p = createLocalProvider({ logger, modelDir: tmp });
+    const check = await p.check();
+    expect(check).toMatchObject({ status: 'down', code: 'PROVIDER_UNAVAILABLE' });
+    expect(check.detail).toContain('en-us.lm.bin');
+  });
+});

@@ -1,0 +1,176 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import {
+  APIConnectionError, APIConnectionTimeoutError, APIUserAbortError, AuthenticationError, InternalServerError, RateLimitError,
+} from 'openai';
+import pino from 'pino';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { createProvider } from '../../src/transcribe/providers/index.ts';
+import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai.ts';
+import type { TranscribeInput } from '../../src/transcribe/types.ts';
+import { speechFixture } from '../fixtures/speech.ts';
+import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI } from '../fake-openai/server.ts';
+import type { FakeOpenAI } from '../fake-openai/server.ts';
+
+const logger = pino({ level: 'silent' });
+
+async function closedPortUrl(): Promise<string> {
+  const server = http.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}/v1`;
+}
+
+describe('createOpenAIProvider', () => {
+  let fake: FakeOpenAI;
+  const fx = speechFixture();
+  const bytes = readFileSync(fx.wav);
+  const input = (over: Partial<TranscribeInput> = {}): TranscribeInput => ({
+    jobId: 'job_test', index: 3, path: fx.wav, durationS: fx.durationS, language: 'en', prompt: 'Austen',
+    model: 'whisper-1', signal: new AbortController().signal, ...over,
+  });
+  const provider = (timeoutMs?: number) => createOpenAIProvider({ logger, apiKey: FAKE_OPENAI_KEY, baseURL: fake.url, timeoutMs });
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAI();
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+  beforeEach(() => {
+    fake.reset();
+  });
+
+  it('maps whisper-1 verbose_json segments and names the language in ISO-639-1', async () => {
+    const result = await provider().transcribe(input());
+    const expected = fakeTranscript(bytes, fx.durationS);
+    expect(result.timing).toBe('segment');
+    expect(result.language).toBe('en');
+    expect(result.text).toBe(expected.text);
+    expect(result.segments).toEqual(expected.segments);
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0]).toMatchObject({
+      model: 'whisper-1', responseFormat: 'verbose_json', language: 'en', prompt: 'Austen', bytes: bytes.length, filename: 'speech.wav',
+    });
+  });
+
+  it('returns one chunk-level segment for gpt-4o-transcribe (json, no segment times)', async () => {
+    const result = await provider().transcribe(input({ model: 'gpt-4o-transcribe', language: null, prompt: null }));
+    const expected = fakeTranscript(bytes, fx.durationS);
+    expect(result).toEqual({
+      text: expected.text, language: null, timing: 'chunk',
+      segments: [{ start: 0, end: fx.durationS, text: expected.text }],
+    });
+    expect(fake.requests[0]).toMatchObject({ model: 'gpt-4o-transcribe', responseFormat: 'json', language: null, prompt: null });
+  });
+
+  it('surfaces a 401 as the SDK\'s AuthenticationError when the key is wrong', async () => {
+    fake.setKey('sk-some-other-key');
+    const err: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthenticationError);
+    expect((err as AuthenticationError).status).toBe(401);
+    expect((err as AuthenticationError).code).toBe('invalid_api_key');
+  });
+
+  it('surfaces a 429 as RateLimitError with Retry-After readable, after exactly one request', async () => {
+    fake.script([{ type: 'rate_limit', retryAfterS: 7 }]);
+    const err: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RateLimitError);
+    const rl = err as RateLimitError;
+    expect(rl.status).toBe(429);
+    expect(rl.code).toBe('rate_limit_exceeded');
+    expect(rl.headers.get('retry-after')).toBe('7');
+    expect(rl.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    // SDK retries are off: the retry policy, not the SDK, decides whether to send it again.
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('surfaces insufficient_quota and 5xx without SDK retries', async () => {
+    fake.script(['quota', { type: 'server_error', status: 503 }]);
+    const quota: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
+    expect(quota).toBeInstanceOf(RateLimitError);
+    expect((quota as RateLimitError).code).toBe('insufficient_quota');
+    const unavailable: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
+    expect(unavailable).toBeInstanceOf(InternalServerError);
+    expect((unavailable as InternalServerError).status).toBe(503);
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('surfaces a dropped connection as APIConnectionError', async () => {
+    fake.script(['drop']);
+    const err: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(APIConnectionError);
+    expect(fake.requests[0]?.outcome).toBe('dropped');
+  });
+
+  it('times out a stalled request with APIConnectionTimeoutError', async () => {
+    fake.script(['stall']);
+    const err: unknown = await provider(300).transcribe(input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(APIConnectionTimeoutError);
+  });
+
+  it('stops the request with APIUserAbortError when the signal aborts', async () => {
+    fake.script(['stall']);
+    const ac = new AbortController();
+    const pending = provider().transcribe(input({ signal: ac.signal })).catch((e: unknown) => e);
+    await expect.poll(() => fake.requests[0]?.outcome).toBe('stalled');
+    ac.abort();
+    expect(await pending).toBeInstanceOf(APIUserAbortError);
+  });
+
+  it('checks ok when the models endpoint answers', async () => {
+    expect(await provider().check()).toMatchObject({ status: 'ok' });
+    expect(fake.requests[0]?.path).toBe('/v1/models');
+  });
+
+  it('checks down with PROVIDER_AUTH on a 401 or 403', async () => {
+    fake.setKey('sk-some-other-key');
+    expect(await provider().check()).toMatchObject({ status: 'down', code: 'PROVIDER_AUTH' });
+    fake.reset();
+    fake.script(['forbidden'], 'models');
+    expect(await provider().check()).toMatchObject({ status: 'down', code: 'PROVIDER_AUTH' });
+  });
+
+  it('checks down with PROVIDER_QUOTA when the account is out of quota, degraded on a 5xx', async () => {
+    fake.script(['quota', { type: 'server_error', status: 500 }], 'models');
+    expect(await provider().check()).toMatchObject({ status: 'down', code: 'PROVIDER_QUOTA' });
+    const degraded = await provider().check();
+    expect(degraded.status).toBe('degraded');
+    expect(degraded.code).toBeUndefined();
+  });
+
+  it('checks down with PROVIDER_UNAVAILABLE when nothing listens on the port', async () => {
+    const p = createOpenAIProvider({ logger, apiKey: FAKE_OPENAI_KEY, baseURL: await closedPortUrl() });
+    expect(await p.check()).toMatchObject({ status: 'down', code: 'PROVIDER_UNAVAILABLE' });
+  });
+
+  it('is what createProvider builds from an openai config', async () => {
+    const config = loadConfig({ TRANSCRIBE_PROVIDER: 'openai', OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url });
+    const p = createProvider(config, logger);
+    expect(p.name).toBe('openai');
+    expect(p.models).toEqual(['whisper-1', 'gpt-4o-transcribe', 'gpt-4o-mini-transcribe']);
+    expect((await p.transcribe(input())).timing).toBe('segment');
+  });
+});
+
+describe('createProvider', () => {
+  it('builds the local provider when the config says local', () => {
+    const p = createProvider(loadConfig({ TRANSCRIBE_PROVIDER: 'local' }), logger);
+    expect(p.name).toBe('local');
+  });
+});
+
+describe('normalizeLanguage', () => {
+  it('maps whisper\'s language names and ISO codes to ISO-639-1, and unknowns to null', () => {
+    expect(normalizeLanguage('english')).toBe('en');
+    expect(normalizeLanguage('German')).toBe('de');
+    expect(normalizeLanguage('fr')).toBe('fr');
+    expect(normalizeLanguage('klingon')).toBeNull();
+    expect(normalizeLanguage(undefined)).toBeNull();
+  });
+});

@@ -1,0 +1,215 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/transcribe/backoff.ts';
+import { createRateLimiter, type RateLimiter } from '../../src/transcribe/rate-limiter.ts';
+
+// Real bottleneck underneath. Assertions are on counts and order; waits only let the event loop turn.
+const logger = pino({ level: 'silent' });
+/** Effectively no refill during a test: one token every 10 minutes. */
+const NO_REFILL_RPM = 0.1;
+
+/** Pause timers fire only when the test advances the clock (bottleneck keeps its own real timers). */
+function manualClock(): Clock & { advance(ms: number): void } {
+  let t = 1_000_000;
+  let next = 1;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  return {
+    now: () => t,
+    setTimeout: (fn, ms) => {
+      timers.set(next, { at: t + ms, fn });
+      return next++;
+    },
+    clearTimeout: (h) => void timers.delete(h as number),
+    advance(ms) {
+      t += ms;
+      for (const [id, timer] of [...timers]) {
+        if (timer.at > t) continue;
+        timers.delete(id);
+        timer.fn();
+      }
+    },
+  };
+}
+
+/** Let bottleneck's chain of zero-delay timers run out, so anything that could start has started. */
+async function settle(turns = 40): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+  expect(cond()).toBe(true);
+}
+
+/** Every gate ever opened, so cleanup can let running tasks finish (stop() waits for them). */
+const allGates: Array<() => void> = [];
+
+/** Tasks that record when they start and finish only when released. */
+function taskRecorder() {
+  const started: string[] = [];
+  const gates = new Map<string, () => void>();
+  const task = (name: string) => () =>
+    new Promise<string>((resolve) => {
+      started.push(name);
+      gates.set(name, () => resolve(name));
+      allGates.push(() => resolve(name));
+    });
+  const release = (name: string) => gates.get(name)?.();
+  return { started, task, release };
+}
+
+const limiters: RateLimiter[] = [];
+function make(opts: { rpm: number; burst: number; maxInFlight: number; clock?: Clock }): RateLimiter {
+  const limiter = createRateLimiter({ ...opts, logger });
+  limiters.push(limiter);
+  return limiter;
+}
+
+afterEach(async () => {
+  for (const open of allGates.splice(0)) open();
+  await Promise.all(limiters.splice(0).map((l) => l.stop()));
+});
+
+describe('rate limiter', () => {
+  it('starts only burst tasks at once when the refill is slow', async () => {
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 2, maxInFlight: 10 });
+    const { started, task, release } = taskRecorder();
+    const results = ['a', 'b', 'c', 'd', 'e'].map((n) => limiter.schedule(task(n)));
+    results.forEach((p) => p.catch(() => undefined));
+    await until(() => started.length === 2);
+    await settle();
+    expect(started).toEqual(['a', 'b']);
+    expect(await limiter.stats()).toEqual({ queued: 3, running: 2, tokens: 0, pausedUntil: null });
+    release('a');
+    release('b');
+    await expect(Promise.all(results.slice(0, 2))).resolves.toEqual(['a', 'b']);
+    await settle();
+    // Finishing frees in-flight slots, not tokens.
+    expect(started).toHaveLength(2);
+  });
+
+  it('refills the bucket and starts the rest in submission order', async () => {
+    const limiter = make({ rpm: 600, burst: 1, maxInFlight: 10 });
+    const order: number[] = [];
+    const results = [0, 1, 2].map((i) => limiter.schedule(async () => void order.push(i)));
+    await Promise.all(results);
+    expect(order).toEqual([0, 1, 2]);
+  });
+
+  it('never runs more than maxInFlight tasks at once', async () => {
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 5, maxInFlight: 1 });
+    const { started, task, release } = taskRecorder();
+    const first = limiter.schedule(task('a'));
+    const second = limiter.schedule(task('b'));
+    await until(() => started.length === 1);
+    await settle();
+    expect(started).toEqual(['a']);
+    release('a');
+    await first;
+    await until(() => started.length === 2);
+    release('b');
+    await expect(second).resolves.toBe('b');
+  });
+
+  it('holds every task during pauseFor, tokens or not, and resumes when the pause ends', async () => {
+    const clock = manualClock();
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
+    const { started, task } = taskRecorder();
+    void limiter.schedule(task('a')).catch(() => undefined);
+    await until(() => started.length === 1);
+    expect((await limiter.stats()).tokens).toBe(2);
+
+    limiter.pauseFor(1000, 'retry-after');
+    for (const n of ['b', 'c']) void limiter.schedule(task(n)).catch(() => undefined);
+    await settle();
+    expect(started).toEqual(['a']);
+    expect(await limiter.stats()).toMatchObject({ queued: 2, tokens: 0, pausedUntil: clock.now() + 1000 });
+
+    clock.advance(1000);
+    await until(() => started.length === 3);
+    expect(started).toEqual(['a', 'b', 'c']);
+    expect(await limiter.stats()).toMatchObject({ queued: 0, tokens: 0, pausedUntil: null });
+  });
+
+  it('keeps a pause in force while bottleneck refills the bucket, and keeps the refill afterwards', async () => {
+    const clock = manualClock();
+    // 25 tokens per 250 ms heartbeat: "reservoir = 0" alone would be undone at the next beat.
+    const limiter = make({ rpm: 6000, burst: 2, maxInFlight: 10, clock });
+    const { started, task } = taskRecorder();
+    limiter.pauseFor(60_000, 'retry-after');
+    for (const n of ['a', 'b', 'c']) void limiter.schedule(task(n)).catch(() => undefined);
+    // Let several real heartbeats pass; what is asserted is that nothing started, not how long it took.
+    await new Promise((r) => setTimeout(r, 800));
+    await settle();
+    expect(started).toEqual([]);
+
+    clock.advance(60_000);
+    await until(() => started.length === 3);
+  });
+
+  it('keeps the latest end when pauses overlap', async () => {
+    const clock = manualClock();
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
+    const { started, task } = taskRecorder();
+    const t0 = clock.now();
+    limiter.pauseFor(1000, 'first');
+    limiter.pauseFor(500, 'shorter: ignored');
+    expect((await limiter.stats()).pausedUntil).toBe(t0 + 1000);
+    void limiter.schedule(task('a')).catch(() => undefined);
+
+    clock.advance(500);
+    limiter.pauseFor(2000, 'longer: extends');
+    clock.advance(500);
+    await settle();
+    expect(started).toEqual([]);
+    expect((await limiter.stats()).pausedUntil).toBe(t0 + 2500);
+
+    clock.advance(1500);
+    await until(() => started.length === 1);
+  });
+
+  it('lets an aborted waiting task leave at once without spending a token', async () => {
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1 });
+    const { started, task, release } = taskRecorder();
+    const a = limiter.schedule(task('a'));
+    await until(() => started.length === 1);
+    const ac = new AbortController();
+    let bRan = false;
+    const b = limiter.schedule(async () => void (bRan = true), { signal: ac.signal });
+    const c = limiter.schedule(task('c'));
+    ac.abort(new Error('job cancelled'));
+    await expect(b).rejects.toThrow('job cancelled');
+    expect((await limiter.stats()).queued).toBe(1);
+
+    release('a');
+    await a;
+    await until(() => started.length === 2);
+    release('c');
+    await c;
+    await settle();
+    expect(bRan).toBe(false);
+    // a and c spent one token each; b's was handed back.
+    expect((await limiter.stats()).tokens).toBe(1);
+  });
+
+  it('rejects an already aborted signal without queueing', async () => {
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 1, maxInFlight: 1 });
+    await expect(limiter.schedule(async () => 1, { signal: AbortSignal.abort(new Error('gone')) })).rejects.toThrow('gone');
+    expect((await limiter.stats()).tokens).toBe(1);
+  });
+
+  it('stop drops waiting tasks with CANCELLED, lets running ones finish and refuses new ones', async () => {
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 1, maxInFlight: 1 });
+    const { started, task, release } = taskRecorder();
+    const running = limiter.schedule(task('a'));
+    const waiting = limiter.schedule(task('b'));
+    await until(() => started.length === 1);
+    const stopped = limiter.stop();
+    await expect(waiting).rejects.toMatchObject({ code: 'CANCELLED' });
+    await expect(limiter.schedule(task('c'))).rejects.toMatchObject({ code: 'CANCELLED' });
+    release('a');
+    await expect(running).resolves.toBe('a');
+    await stopped;
+    expect(started).toEqual(['a']);
+  });
+});

@@ -1,0 +1,228 @@
+import { APIError } from 'openai';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.ts';
+import type { Clock } from '../../src/transcribe/backoff.ts';
+import { ChunkTranscriptionError, createChunkTranscriber, type RetryInfo } from '../../src/transcribe/chunk-transcriber.ts';
+import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
+
+const logger = pino({ level: 'silent' });
+const RESULT: ChunkResult = { text: 'hello', language: 'en', segments: [{ start: 0, end: 1, text: 'hello' }], timing: 'segment' };
+
+function manualClock(): Clock & { advance(ms: number): void } {
+  let t = 0;
+  let next = 1;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  return {
+    now: () => t,
+    setTimeout: (fn, ms) => {
+      timers.set(next, { at: t + ms, fn });
+      return next++;
+    },
+    clearTimeout: (h) => void timers.delete(h as number),
+    advance(ms) {
+      t += ms;
+      for (const [id, timer] of [...timers]) {
+        if (timer.at > t) continue;
+        timers.delete(id);
+        timer.fn();
+      }
+    },
+  };
+}
+
+const apiError = (status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+  APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));
+const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+
+type Step = Error | ChunkResult | 'hang';
+
+/** Plays its script one call at a time; 'hang' never settles (and ignores the signal, like a stuck SDK). */
+function scriptedProvider(script: Step[]): TranscriptionProvider & { calls: number } {
+  const provider = {
+    name: 'openai' as const,
+    models: ['whisper-1'],
+    calls: 0,
+    transcribe(): Promise<ChunkResult> {
+      const step = script[provider.calls++] ?? new Error('script exhausted');
+      if (step === 'hang') return new Promise<ChunkResult>(() => {});
+      return step instanceof Error ? Promise.reject(step) : Promise.resolve(step);
+    },
+    check: () => Promise.resolve({ status: 'ok' as const, detail: 'fake' }),
+  };
+  return provider;
+}
+
+function setup(script: Step[], opts: { maxAttempts?: number; failureThreshold?: number; deadlineMs?: number; realSleep?: boolean } = {}) {
+  const clock = manualClock();
+  const provider = scriptedProvider(script);
+  const pauses: Array<{ ms: number; reason: string }> = [];
+  const sleeps: number[] = [];
+  const limiter = {
+    schedule<T>(fn: () => Promise<T>, o?: { signal?: AbortSignal }): Promise<T> {
+      return o?.signal?.aborted ? Promise.reject(o.signal.reason) : fn();
+    },
+    pauseFor: (ms: number, reason: string) => void pauses.push({ ms, reason }),
+  };
+  const breaker = createCircuitBreaker({ name: 'openai', logger, failureThreshold: opts.failureThreshold ?? 100, coolDownMs: 5000, clock });
+  const transcriber = createChunkTranscriber({
+    provider,
+    limiter,
+    breaker,
+    logger,
+    maxAttempts: opts.maxAttempts ?? 5,
+    baseDelayMs: 100,
+    maxDelayMs: 10_000,
+    chunkDeadlineMs: opts.deadlineMs ?? 600_000,
+    random: () => 0.5,
+    clock,
+    ...(!opts.realSleep && {
+      sleep: (ms: number) => {
+        sleeps.push(ms);
+        return Promise.resolve();
+      },
+    }),
+  });
+  return { clock, provider, pauses, sleeps, breaker, transcriber };
+}
+
+function input(signal: AbortSignal = new AbortController().signal, index = 0): TranscribeInput {
+  return { jobId: 'job1', index, path: '/tmp/c.mp3', durationS: 10, language: null, prompt: null, model: 'whisper-1', signal };
+}
+
+const settled = () => new Promise((r) => setImmediate(r));
+
+describe('chunk transcriber', () => {
+  it('retries transient failures with jittered backoff and then succeeds', async () => {
+    const { provider, sleeps, transcriber } = setup([apiError(503), reset(), RESULT]);
+    const attempts: number[] = [];
+    const retries: RetryInfo[] = [];
+    const result = await transcriber.transcribe(input(), { onAttempt: (n) => attempts.push(n), onRetry: (r) => retries.push(r) });
+    expect(result).toEqual(RESULT);
+    expect(provider.calls).toBe(3);
+    expect(attempts).toEqual([1, 2, 3]);
+    // random 0.5 * min(cap, 100 * 2^(attempt-1))
+    expect(sleeps).toEqual([50, 100]);
+    expect(retries).toEqual([
+      { attempt: 1, delayMs: 50, errorClass: 'server-error', code: 'HTTP 503' },
+      { attempt: 2, delayMs: 100, errorClass: 'network', code: 'ECONNRESET' },
+    ]);
+  });
+
+  it('honours Retry-After as the floor of the wait and pauses the shared limiter', async () => {
+    const limited = apiError(429, { code: 'rate_limit_exceeded' }, { 'retry-after': '20' });
+    const { sleeps, pauses, transcriber } = setup([limited, RESULT]);
+    await transcriber.transcribe(input());
+    expect(sleeps).toEqual([20_000]);
+    expect(pauses).toEqual([{ ms: 20_000, reason: 'rate-limited (rate_limit_exceeded)' }]);
+  });
+
+  it('fails the job on an auth failure without a second call and opens the circuit for other chunks', async () => {
+    const { provider, breaker, transcriber } = setup([apiError(401, { code: 'invalid_api_key' }), RESULT]);
+    const err = await transcriber.transcribe(input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChunkTranscriptionError);
+    expect(err).toMatchObject({ code: 'PROVIDER_AUTH', fatalForJob: true, attempts: 1, errorClass: 'auth' });
+    expect(provider.calls).toBe(1);
+    expect(breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH' });
+    await expect(transcriber.transcribe(input(undefined, 1))).rejects.toMatchObject({ code: 'PROVIDER_AUTH', fatalForJob: true });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('fails the job with PROVIDER_QUOTA on insufficient_quota', async () => {
+    const { provider, transcriber } = setup([apiError(429, { code: 'insufficient_quota', type: 'insufficient_quota' }), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_QUOTA', fatalForJob: true });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('fails the chunk with CHUNK_FAILED after maxAttempts transient failures', async () => {
+    const { provider, sleeps, transcriber } = setup([reset(), reset(), reset(), reset(), reset(), RESULT], { maxAttempts: 5 });
+    const err = await transcriber.transcribe(input()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CHUNK_FAILED', fatalForJob: false, attempts: 5 });
+    expect(provider.calls).toBe(5);
+    expect(sleeps).toHaveLength(4);
+  });
+
+  it('rejects promptly with CANCELLED when aborted during a backoff wait', async () => {
+    // Real abortable sleep on a clock that never advances: only the abort can end the wait.
+    const { provider, transcriber } = setup([apiError(500), RESULT], { realSleep: true });
+    const ac = new AbortController();
+    const p = transcriber.transcribe(input(ac.signal));
+    await settled();
+    expect(provider.calls).toBe(1);
+    ac.abort(new Error('user cancelled'));
+    await expect(p).rejects.toMatchObject({ code: 'CANCELLED', errorClass: 'cancelled' });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('rejects at once when aborted during a call the provider does not stop', async () => {
+    const { transcriber } = setup(['hang']);
+    const ac = new AbortController();
+    const p = transcriber.transcribe(input(ac.signal));
+    await settled();
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ code: 'CANCELLED' });
+  });
+
+  it('ends with CANCELLED at once when the limiter is stopped for shutdown', async () => {
+    const stopped = new AppError('CANCELLED', 'The rate limiter stopped before the request could start.', { retryable: true });
+    const { provider, sleeps, transcriber } = setup([stopped, RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CANCELLED', fatalForJob: false });
+    expect(provider.calls).toBe(1);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('fails the chunk without retrying on a plain 400', async () => {
+    const { provider, transcriber } = setup([apiError(400), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', fatalForJob: false });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('re-sends a too-large chunk once, then fails it suggesting a split', async () => {
+    const { provider, transcriber } = setup([apiError(413), apiError(413), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
+      code: 'PROVIDER_REJECTED',
+      splitSuggested: true,
+      fatalForJob: false,
+    });
+    expect(provider.calls).toBe(2);
+  });
+
+  it('fails a non-retryable AppError from the local provider with its code', async () => {
+    const { provider, transcriber } = setup([new AppError('CHUNK_FAILED', 'pocketsphinx exited with 1'), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CHUNK_FAILED', errorClass: 'app-permanent' });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('gives unknown errors a budget of three attempts', async () => {
+    const { provider, transcriber } = setup([new Error('odd'), new Error('odd'), new Error('odd'), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CHUNK_FAILED', errorClass: 'unknown' });
+    expect(provider.calls).toBe(3);
+  });
+
+  it('fails instead of waiting when the next attempt would pass the deadline', async () => {
+    const limited = apiError(429, {}, { 'retry-after': '120' });
+    const { sleeps, transcriber } = setup([limited, RESULT], { deadlineMs: 60_000 });
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CHUNK_FAILED', fatalForJob: false });
+    expect(sleeps).toEqual([]);
+  });
+
+  it('fails with CHUNK_FAILED when the deadline passes during a stuck call', async () => {
+    const { clock, transcriber } = setup(['hang'], { deadlineMs: 30_000 });
+    const p = transcriber.transcribe(input());
+    await settled();
+    clock.advance(30_000);
+    await expect(p).rejects.toMatchObject({ code: 'CHUNK_FAILED' });
+  });
+
+  it('waits at an open circuit after repeated faults and goes on once the probe is allowed', async () => {
+    const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], { failureThreshold: 2 });
+    const p = transcriber.transcribe(input());
+    await settled();
+    expect(provider.calls).toBe(2);
+    expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+    clock.advance(5000);
+    await expect(p).resolves.toEqual(RESULT);
+    expect(breaker.snapshot().state).toBe('closed');
+  });
+});

@@ -1,0 +1,219 @@
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.ts';
+import { RETRY_POLICY, classifyError, parseDuration, parseRetryHintMs } from '../../src/transcribe/retry-policy.ts';
+
+const NOW = Date.parse('2025-01-01T00:00:00Z');
+
+/** A real SDK error, as the openai provider lets it propagate. */
+function apiError(status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): APIError {
+  return APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));
+}
+
+function nodeError(code: string, message = `connect ${code} 127.0.0.1:443`): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+describe('retry policy', () => {
+  describe('classifyError', () => {
+    it('cancels on an AbortError (our own abort)', () => {
+      const err = new DOMException('This operation was aborted', 'AbortError');
+      expect(classifyError(err)).toEqual({ action: 'cancelled', class: 'cancelled' });
+    });
+
+    it('cancels on the SDK APIUserAbortError', () => {
+      expect(classifyError(new APIUserAbortError())).toEqual({ action: 'cancelled', class: 'cancelled' });
+    });
+
+    it('cancels on AppError CANCELLED', () => {
+      expect(classifyError(new AppError('CANCELLED', 'stopped', { retryable: true })).action).toBe('cancelled');
+    });
+
+    it('fails the chunk with the AppError code when it is not retryable', () => {
+      expect(classifyError(new AppError('CHUNK_FAILED', 'pocketsphinx exited 1'))).toEqual({
+        action: 'fail-chunk',
+        code: 'CHUNK_FAILED',
+        class: 'app-permanent',
+      });
+      expect(classifyError(new AppError('MEDIA_CORRUPT', 'bad wav'))).toMatchObject({ code: 'MEDIA_CORRUPT' });
+    });
+
+    it('retries a retryable AppError', () => {
+      expect(classifyError(new AppError('PROVIDER_UNAVAILABLE', 'busy', { retryable: true }))).toMatchObject({
+        action: 'retry',
+        class: 'app-transient',
+        providerFault: true,
+      });
+    });
+
+    it('fails the job with PROVIDER_QUOTA and opens the circuit on 429 insufficient_quota', () => {
+      const err = apiError(429, { code: 'insufficient_quota', type: 'insufficient_quota' }, { 'retry-after': '20' });
+      expect(classifyError(err)).toEqual({ action: 'fail-job', code: 'PROVIDER_QUOTA', class: 'quota-exhausted', openCircuit: true });
+    });
+
+    it('recognises quota exhaustion from the error type alone', () => {
+      expect(classifyError(apiError(429, { type: 'insufficient_quota' }))).toMatchObject({ code: 'PROVIDER_QUOTA' });
+    });
+
+    it('retries a 429 rate limit honouring retry-after-ms first', () => {
+      const err = apiError(429, { code: 'rate_limit_exceeded' }, { 'retry-after-ms': '1500', 'retry-after': '9' });
+      expect(classifyError(err, NOW)).toEqual({ action: 'retry', class: 'rate-limited', providerFault: false, retryAfterMs: 1500 });
+    });
+
+    it('fails the job with PROVIDER_AUTH and opens the circuit on 401', () => {
+      expect(classifyError(apiError(401, { code: 'invalid_api_key' }))).toEqual({
+        action: 'fail-job',
+        code: 'PROVIDER_AUTH',
+        class: 'auth',
+        openCircuit: true,
+      });
+    });
+
+    it('fails the job with PROVIDER_AUTH and opens the circuit on 403', () => {
+      expect(classifyError(apiError(403))).toMatchObject({ action: 'fail-job', code: 'PROVIDER_AUTH', openCircuit: true });
+    });
+
+    it('fails the job without opening the circuit on 404 model_not_found', () => {
+      expect(classifyError(apiError(404, { code: 'model_not_found' }))).toEqual({
+        action: 'fail-job',
+        code: 'PROVIDER_REJECTED',
+        class: 'model-not-found',
+        openCircuit: false,
+      });
+    });
+
+    it('fails the job on any other 404 (wrong base URL)', () => {
+      expect(classifyError(apiError(404))).toMatchObject({ action: 'fail-job', class: 'not-found', openCircuit: false });
+    });
+
+    it('asks for a split on 413', () => {
+      expect(classifyError(apiError(413))).toEqual({ action: 'split-chunk', class: 'too-large' });
+    });
+
+    it('fails the job on a 400 about a request-level param', () => {
+      const err = apiError(400, { message: "Invalid language 'xx'.", param: 'language', code: 'invalid_value' });
+      expect(classifyError(err)).toMatchObject({ action: 'fail-job', code: 'PROVIDER_REJECTED', class: 'bad-request-param' });
+    });
+
+    it('fails the chunk at once on 400 audio too short', () => {
+      const err = apiError(400, { message: 'Audio file is too short. Minimum audio length is 0.1 seconds.', param: 'file' });
+      expect(classifyError(err)).toEqual({ action: 'fail-chunk', code: 'PROVIDER_REJECTED', class: 'audio-too-short' });
+    });
+
+    it('asks for a split (re-encode) on 400 corrupt or unsupported audio', () => {
+      const err = apiError(400, { message: 'Audio file might be corrupted or unsupported', param: 'file' });
+      expect(classifyError(err)).toEqual({ action: 'split-chunk', class: 'audio-invalid' });
+    });
+
+    it('fails the chunk with PROVIDER_REJECTED on any other 400', () => {
+      expect(classifyError(apiError(400, { message: 'something else' }))).toEqual({
+        action: 'fail-chunk',
+        code: 'PROVIDER_REJECTED',
+        class: 'bad-request',
+      });
+    });
+
+    it('retries 408', () => {
+      expect(classifyError(apiError(408))).toMatchObject({ action: 'retry', class: 'request-timeout', providerFault: true });
+    });
+
+    it('retries 409', () => {
+      expect(classifyError(apiError(409))).toMatchObject({ action: 'retry', class: 'conflict' });
+    });
+
+    it('fails the chunk on 422', () => {
+      expect(classifyError(apiError(422))).toMatchObject({ action: 'fail-chunk', code: 'PROVIDER_REJECTED', class: 'unprocessable' });
+    });
+
+    it('retries 5xx and keeps a Retry-After hint from a 503', () => {
+      expect(classifyError(apiError(500))).toEqual({ action: 'retry', class: 'server-error', providerFault: true });
+      expect(classifyError(apiError(503, {}, { 'retry-after': '2' }), NOW)).toMatchObject({ class: 'server-error', retryAfterMs: 2000 });
+    });
+
+    it('fails the chunk on other 4xx statuses', () => {
+      expect(classifyError(apiError(415))).toMatchObject({ action: 'fail-chunk', class: 'client-error' });
+    });
+
+    it('retries APIConnectionTimeoutError and a TimeoutError', () => {
+      expect(classifyError(new APIConnectionTimeoutError())).toMatchObject({ action: 'retry', class: 'timeout' });
+      expect(classifyError(new DOMException('timed out', 'TimeoutError'))).toMatchObject({ action: 'retry', class: 'timeout' });
+    });
+
+    it('retries APIConnectionError', () => {
+      const err = new APIConnectionError({ cause: Object.assign(new TypeError('fetch failed'), { cause: nodeError('ECONNREFUSED') }) });
+      expect(classifyError(err)).toMatchObject({ action: 'retry', class: 'connection', providerFault: true });
+    });
+
+    it.each(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET'])('retries node error code %s', (code) => {
+      expect(classifyError(nodeError(code))).toMatchObject({ action: 'retry', class: 'network' });
+    });
+
+    it('finds a node code down the cause chain', () => {
+      const err = new TypeError('fetch failed', { cause: nodeError('ECONNRESET', 'read ECONNRESET') });
+      expect(classifyError(err)).toMatchObject({ action: 'retry', class: 'network' });
+    });
+
+    it('retries "socket hang up" when nothing else identifies the error', () => {
+      expect(classifyError(new Error('socket hang up'))).toMatchObject({ action: 'retry', class: 'network' });
+    });
+
+    it('does not match message text when the status says otherwise', () => {
+      // The status (401) decides, not the "socket hang up" words in the body.
+      expect(classifyError(apiError(401, { message: 'socket hang up' }))).toMatchObject({ action: 'fail-job', code: 'PROVIDER_AUTH' });
+      // A node code decides before the message-only row would.
+      expect(classifyError(nodeError('ENOENT', 'socket hang up'))).toMatchObject({ class: 'unknown' });
+    });
+
+    it('retries unknown errors with a small attempt budget', () => {
+      expect(classifyError(new Error('weird'))).toEqual({ action: 'retry', class: 'unknown', providerFault: true, maxAttempts: 3 });
+      expect(classifyError('a string')).toMatchObject({ class: 'unknown' });
+    });
+
+    it('has a test above for every class in the table', () => {
+      const tested = [
+        'cancelled', 'app-permanent', 'app-transient', 'quota-exhausted', 'rate-limited', 'auth', 'forbidden', 'model-not-found',
+        'not-found', 'too-large', 'bad-request-param', 'audio-too-short', 'audio-invalid', 'bad-request', 'request-timeout',
+        'conflict', 'unprocessable', 'server-error', 'client-error', 'timeout', 'connection', 'network',
+      ];
+      expect(new Set(RETRY_POLICY.map((r) => r.class))).toEqual(new Set(tested));
+    });
+  });
+
+  describe('parseRetryHintMs', () => {
+    const h = (o: Record<string, string>) => new Headers(o);
+
+    it('reads Retry-After in seconds and as an HTTP date', () => {
+      expect(parseRetryHintMs(h({ 'retry-after': '3' }), NOW)).toBe(3000);
+      expect(parseRetryHintMs(h({ 'retry-after': new Date(NOW + 7000).toUTCString() }), NOW)).toBe(7000);
+    });
+
+    it('falls back to x-ratelimit-reset-requests, or -tokens when only tokens ran out', () => {
+      expect(parseRetryHintMs(h({ 'x-ratelimit-reset-requests': '6m0s' }), NOW)).toBe(360_000);
+      const tokensOut = { 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '20ms', 'x-ratelimit-reset-requests': '1s' };
+      expect(parseRetryHintMs(h(tokensOut), NOW)).toBe(20);
+    });
+
+    it('returns undefined without a usable hint', () => {
+      expect(parseRetryHintMs(h({}), NOW)).toBeUndefined();
+      expect(parseRetryHintMs(h({ 'retry-after': 'soon' }), NOW)).toBeUndefined();
+    });
+  });
+
+  describe('parseDuration', () => {
+    it.each([
+      ['1s', 1000],
+      ['6m0s', 360_000],
+      ['20ms', 20],
+      ['1h2m3.5s', 3_723_500],
+      ['0.5s', 500],
+    ])('parses %s', (text, ms) => {
+      expect(parseDuration(text)).toBe(ms);
+    });
+
+    it('rejects what is not a duration', () => {
+      expect(parseDuration('')).toBeUndefined();
+      expect(parseDuration('12')).toBeUndefined();
+      expect(parseDuration('1x')).toBeUndefined();
+    });
+  });
+});

@@ -1,0 +1,170 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { MediaProbe } from '../../src/chunker/types.ts';
+import { AppError } from '../../src/errors.ts';
+import type { JobRequest } from '../../src/jobs/types.ts';
+import { createSystemMonitor } from '../../src/resources/system-monitor.ts';
+import {
+  createCostEstimator,
+  createRequestValidator,
+  createValidationGate,
+  type CostEstimator,
+  type MediaValidator,
+  type SystemValidator,
+} from '../../src/validate/index.ts';
+
+const logger = pino({ level: 'silent' });
+
+const probe: MediaProbe = {
+  formatName: 'wav',
+  demuxer: 'wav',
+  formatLongName: 'WAV / WAVE (Waveform Audio)',
+  durationS: 1200,
+  sizeBytes: 38_400_000,
+  bitRate: 256_000,
+  streamCount: 1,
+  audioStreamCount: 1,
+  videoStreamCount: 0,
+  audio: { index: 0, codec: 'pcm_s16le', sampleRate: 16_000, channels: 1, bitRate: 256_000 },
+};
+
+const request: JobRequest = {
+  language: null,
+  prompt: null,
+  model: 'whisper-1',
+  metadata: null,
+  callback_url: null,
+  max_cost_usd: null,
+};
+
+interface Script {
+  systemFailsAt?: 'upload' | 'chunks';
+  mediaError?: AppError;
+  providerError?: AppError;
+}
+
+function build(script: Script = {}) {
+  const order: string[] = [];
+  const system: SystemValidator = {
+    async check({ durationS }) {
+      order.push(durationS === null ? 'system' : `storage:${durationS}`);
+      if ((script.systemFailsAt === 'upload' && durationS === null) || (script.systemFailsAt === 'chunks' && durationS !== null)) {
+        throw new AppError('SERVER_BUSY', 'busy', { retryAfterS: 60 });
+      }
+      const snapshot = await createSystemMonitor({
+        dataDir: '/x',
+        readings: {
+          disk: async () => ({ freeBytes: 1e12, totalBytes: 2e12 }),
+          memory: () => ({ rssBytes: 1, heapUsedBytes: 1, heapLimitBytes: 100, systemFreeBytes: 1e10 }),
+        },
+      }).sample();
+      return { snapshot, requiredBytes: 1, ms: 0 };
+    },
+  };
+  const media: MediaValidator = {
+    async validate({ filename }) {
+      order.push('media');
+      if (script.mediaError) throw script.mediaError;
+      return {
+        audio: { filename, size_bytes: probe.sizeBytes, duration_s: 1200, format: 'wav', codec: 'pcm_s16le', sample_rate: 16_000, channels: 1, demuxer: 'wav' },
+        probe,
+        bitrate: 256_000,
+        plannedChunks: 2,
+        decodedS: 1200,
+        durationSource: 'measured',
+        ms: 0,
+      };
+    },
+  };
+  const provider = {
+    async check() {
+      order.push('provider');
+      if (script.providerError) throw script.providerError;
+      return { status: { status: 'ok' as const, detail: 'ok', checkedAt: 0 }, cached: true, ms: 0 };
+    },
+  };
+  const real = createCostEstimator({ logger, provider: 'openai' });
+  const estimator: CostEstimator = {
+    estimate: (input) => {
+      order.push('estimate');
+      return real.estimate(input);
+    },
+    checkBudget: (estimate, max) => {
+      order.push('budget');
+      return real.checkBudget(estimate, max);
+    },
+  };
+  const fields = createRequestValidator({ defaultModel: 'whisper-1', knownModels: ['whisper-1'] });
+  return { gate: createValidationGate({ logger, system, media, provider, estimator, fields }), order };
+}
+
+const input = { file: '/tmp/upload', filename: 'talk.wav', sizeBytes: 38_400_000, request };
+
+async function failure(p: Promise<unknown>): Promise<AppError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof AppError)) throw new Error(`expected an AppError, got ${String(err)}`);
+  return err;
+}
+
+describe('validation gate', () => {
+  it('runs system, media, storage with the real duration, provider and budget in order', async () => {
+    const { gate, order } = build();
+    const result = await gate.validate(input);
+    expect(order).toEqual(['system', 'media', 'storage:1200', 'provider', 'estimate', 'budget']);
+    expect(result.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['system', true],
+      ['media', true],
+      ['storage', true],
+      ['provider', true],
+      ['budget', true],
+    ]);
+    expect(result.checks.every((c) => c.ms >= 0 && c.code === undefined)).toBe(true);
+    expect(result.estimate).toEqual({ cost_usd: 0.12, provider: 'openai', model: 'whisper-1' });
+    expect(result.plannedChunks).toBe(2);
+    expect(result.audio.filename).toBe('talk.wav');
+    expect(result.probe).toBe(probe);
+  });
+
+  it('stops at a busy system before probing the file', async () => {
+    const { gate, order } = build({ systemFailsAt: 'upload' });
+    const err = await failure(gate.validate(input));
+    expect(err.code).toBe('SERVER_BUSY');
+    expect(err.retryAfterS).toBe(60);
+    expect(order).toEqual(['system']);
+  });
+
+  it('stops at bad media with its own code', async () => {
+    const { gate, order } = build({ mediaError: new AppError('UNSUPPORTED_MEDIA', 'no audio') });
+    expect((await failure(gate.validate(input))).code).toBe('UNSUPPORTED_MEDIA');
+    expect(order).toEqual(['system', 'media']);
+  });
+
+  it('stops when the chunks of the real duration do not fit', async () => {
+    const { gate, order } = build({ systemFailsAt: 'chunks' });
+    expect((await failure(gate.validate(input))).code).toBe('SERVER_BUSY');
+    expect(order).toEqual(['system', 'media', 'storage:1200']);
+  });
+
+  it('stops when the provider is down, before estimating', async () => {
+    const { gate, order } = build({ providerError: new AppError('PROVIDER_AUTH', 'bad key') });
+    expect((await failure(gate.validate(input))).code).toBe('PROVIDER_AUTH');
+    expect(order).toEqual(['system', 'media', 'storage:1200', 'provider']);
+  });
+
+  it('answers BUDGET_EXCEEDED when the estimate is above max_cost_usd', async () => {
+    const { gate } = build();
+    const err = await failure(gate.validate({ ...input, request: { ...request, max_cost_usd: 0.1 } }));
+    expect(err.code).toBe('BUDGET_EXCEEDED');
+    expect(err.details).toMatchObject({ estimate_usd: 0.12, max_cost_usd: 0.1 });
+  });
+
+  it('validates text fields on their own', () => {
+    const { gate, order } = build();
+    expect(gate.validateFields({ language: 'en', dry_run: '1' })).toMatchObject({ request: { language: 'en' }, dryRun: true });
+    expect(() => gate.validateFields({ colour: 'red' })).toThrow(AppError);
+    expect(order).toEqual([]);
+  });
+});

@@ -1,0 +1,220 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CheckResult, MeasureResult } from '../../src/chunker/decode-check.ts';
+import type { MediaProbe } from '../../src/chunker/types.ts';
+import { AppError } from '../../src/errors.ts';
+import {
+  createMediaValidator,
+  headerIsSuspicious,
+  judgeDuration,
+  type MediaValidatorOptions,
+} from '../../src/validate/media-validator.ts';
+
+const logger = pino({ level: 'silent' });
+
+/** 10 s of 128 kbit/s mp3 is 160 000 bytes. */
+const SIZE = 160_000;
+
+const mp3Speech: MediaProbe = Object.freeze({
+  formatName: 'mp3',
+  demuxer: 'mp3',
+  formatLongName: 'MP2/3 (MPEG audio layer 2/3)',
+  durationS: 10,
+  sizeBytes: SIZE,
+  bitRate: 128_000,
+  streamCount: 1,
+  audioStreamCount: 1,
+  videoStreamCount: 0,
+  audio: { index: 0, codec: 'mp3', sampleRate: 44_100, channels: 2, bitRate: 128_000 },
+});
+const noAudioStreams: MediaProbe = { ...mp3Speech, formatName: 'mov,mp4,m4a,3gp,3g2,mj2', demuxer: 'mov', streamCount: 1, audioStreamCount: 0, videoStreamCount: 1, audio: null };
+const matroskaContainer: MediaProbe = { ...mp3Speech, formatName: 'matroska,webm', demuxer: 'matroska' };
+const manyStreams: MediaProbe = { ...mp3Speech, streamCount: 40, audioStreamCount: 40 };
+const headerWithoutDuration: MediaProbe = { ...mp3Speech, durationS: Number.NaN };
+const headerClaimsAnHour: MediaProbe = { ...mp3Speech, durationS: 3600 };
+
+let dir: string;
+let file: string;
+let empty: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'validate-media-unit-'));
+  file = path.join(dir, 'a.mp3');
+  empty = path.join(dir, 'empty.mp3');
+  await writeFile(file, Buffer.alloc(SIZE));
+  await writeFile(empty, '');
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Stubs {
+  probe?: MediaProbe;
+  measuredS?: number;
+  decode?: CheckResult;
+  measure?: 'always' | 'suspicious';
+}
+
+function validator(stubs: Stubs = {}) {
+  const calls = { measure: 0, decode: 0 };
+  const options: MediaValidatorOptions = {
+    logger,
+    prober: { probe: async () => stubs.probe ?? mp3Speech },
+    decodeChecker: {
+      check: async () => {
+        calls.decode += 1;
+        return stubs.decode ?? { ok: true, decodedS: 4 };
+      },
+      measureDecodedDuration: async (_file, { maxDurationS }): Promise<MeasureResult> => {
+        calls.measure += 1;
+        const decodedS = stubs.measuredS ?? 10;
+        return { decodedS, overLimit: decodedS > maxDurationS, errorLines: 0 };
+      },
+    },
+    isAllowedDemuxer: (name) => ['mp3', 'mov', 'mov,mp4,m4a,3gp,3g2,mj2', 'wav'].includes(name),
+    plannedChunkCount: (d, t) => Math.ceil(d / t),
+    maxDurationS: 7200,
+    chunkSeconds: 4,
+    measure: stubs.measure ?? 'suspicious',
+  };
+  return { v: createMediaValidator(options), calls };
+}
+
+async function codeOf(stubs: Stubs, target = file): Promise<string> {
+  const err = await validator(stubs)
+    .v.validate({ file: target, filename: 'a.mp3' })
+    .then(
+      () => null,
+      (e: unknown) => e,
+    );
+  if (!(err instanceof AppError)) throw new Error(`expected an AppError, got ${String(err)}`);
+  return err.code;
+}
+
+describe('media validator', () => {
+  it('returns the audio info, bitrate and planned chunks of a good file', async () => {
+    const { v, calls } = validator();
+    const r = await v.validate({ file, filename: 'talk.mp3' });
+    expect(r.audio).toEqual({
+      filename: 'talk.mp3',
+      size_bytes: SIZE,
+      duration_s: 10,
+      format: 'mp3',
+      codec: 'mp3',
+      sample_rate: 44_100,
+      channels: 2,
+      demuxer: 'mp3',
+    });
+    expect(r.bitrate).toBe(128_000);
+    expect(r.plannedChunks).toBe(3);
+    expect(r.durationSource).toBe('header');
+    expect(r.decodedS).toBe(4);
+    expect(calls).toEqual({ measure: 0, decode: 1 });
+  });
+
+  it('rejects an empty file as 415 without probing', async () => {
+    expect(await codeOf({}, empty)).toBe('UNSUPPORTED_MEDIA');
+  });
+
+  it.each([
+    ['noAudioStreams', noAudioStreams],
+    ['matroskaContainer', matroskaContainer],
+    ['manyStreams', manyStreams],
+  ])('rejects %s as 415 UNSUPPORTED_MEDIA', async (_, probe) => {
+    expect(await codeOf({ probe })).toBe('UNSUPPORTED_MEDIA');
+  });
+
+  it('measures when the header has no duration and judges on what decodes', async () => {
+    const { v, calls } = validator({ probe: headerWithoutDuration, measuredS: 9.5 });
+    const r = await v.validate({ file, filename: 'a.mp3' });
+    expect(r.audio.duration_s).toBe(9.5);
+    expect(r.durationSource).toBe('measured');
+    expect(calls.measure).toBe(1);
+  });
+
+  it('rejects a header claiming far more than the bytes hold as MEDIA_CORRUPT (truncated)', async () => {
+    expect(await codeOf({ probe: headerClaimsAnHour, measuredS: 10 })).toBe('MEDIA_CORRUPT');
+  });
+
+  it('rejects a file whose measured duration exceeds the limit as DURATION_OUT_OF_RANGE whatever the header says', async () => {
+    expect(await codeOf({ measure: 'always', measuredS: 7300 })).toBe('DURATION_OUT_OF_RANGE');
+  });
+
+  it('rejects a plausible header over the limit without measuring when measuring only suspicious files', async () => {
+    const long: MediaProbe = { ...mp3Speech, durationS: 8000, audio: { ...mp3Speech.audio!, bitRate: null } };
+    const { v, calls } = validator({ probe: long, measure: 'suspicious' });
+    await expect(v.validate({ file, filename: 'a.mp3' })).rejects.toMatchObject({ code: 'DURATION_OUT_OF_RANGE' });
+    expect(calls).toEqual({ measure: 0, decode: 0 });
+  });
+
+  it('rejects a header promising sound when nothing decodes as MEDIA_CORRUPT', async () => {
+    expect(await codeOf({ measure: 'always', measuredS: 0 })).toBe('MEDIA_CORRUPT');
+  });
+
+  it.each([
+    ['zero', 0],
+    ['missing', Number.NaN],
+  ])('rejects a %s header duration with nothing decoding as DURATION_OUT_OF_RANGE', async (_, durationS) => {
+    expect(await codeOf({ probe: { ...mp3Speech, durationS }, measuredS: 0 })).toBe('DURATION_OUT_OF_RANGE');
+  });
+
+  it('rejects a failed decode check as 422 MEDIA_CORRUPT', async () => {
+    expect(await codeOf({ decode: { ok: false, reason: 'Invalid data found at 9.2 s' } })).toBe('MEDIA_CORRUPT');
+  });
+
+  it('always measures when told to', async () => {
+    const { v, calls } = validator({ measure: 'always', measuredS: 10.02 });
+    expect((await v.validate({ file, filename: 'a.mp3' })).audio.duration_s).toBe(10.02);
+    expect(calls.measure).toBe(1);
+  });
+});
+
+describe('headerIsSuspicious', () => {
+  it('trusts a header whose bitrate times duration matches the size', () => {
+    expect(headerIsSuspicious(mp3Speech, SIZE)).toBe(false);
+    expect(headerIsSuspicious(mp3Speech, SIZE * 1.4)).toBe(false);
+  });
+
+  it('distrusts a header claiming more or far less than the bytes hold', () => {
+    expect(headerIsSuspicious(mp3Speech, 2048)).toBe(true);
+    expect(headerIsSuspicious(mp3Speech, SIZE * 2)).toBe(true);
+    expect(headerIsSuspicious(headerWithoutDuration, SIZE)).toBe(true);
+  });
+
+  it('cannot judge without a stream bitrate, or with video taking bytes', () => {
+    expect(headerIsSuspicious({ ...mp3Speech, audio: { ...mp3Speech.audio!, bitRate: null } }, 1)).toBe(false);
+    expect(headerIsSuspicious({ ...mp3Speech, videoStreamCount: 1 }, 1)).toBe(false);
+  });
+});
+
+describe('judgeDuration', () => {
+  const m = (decodedS: number, overLimit = false): MeasureResult => ({ decodedS, overLimit, errorLines: 0 });
+  const code = (run: () => unknown): string | null => {
+    try {
+      run();
+      return null;
+    } catch (err) {
+      return err instanceof AppError ? err.code : 'not an AppError';
+    }
+  };
+
+  it('takes what decodes over the header', () => {
+    expect(judgeDuration(30, m(30.4), 60)).toBe(30.4);
+    expect(judgeDuration(Number.NaN, m(12), 60)).toBe(12);
+    expect(judgeDuration(30, null, 60)).toBe(30);
+  });
+
+  it('allows a small shortfall against the header', () => {
+    expect(judgeDuration(100, m(89.5), 600)).toBe(89.5);
+    expect(code(() => judgeDuration(100, m(88.9), 600))).toBe('MEDIA_CORRUPT');
+  });
+
+  it('rejects over the limit whether measured or claimed', () => {
+    expect(code(() => judgeDuration(30, m(61, true), 60))).toBe('DURATION_OUT_OF_RANGE');
+    expect(code(() => judgeDuration(61, null, 60))).toBe('DURATION_OUT_OF_RANGE');
+    expect(judgeDuration(60, null, 60)).toBe(60);
+  });
+});
