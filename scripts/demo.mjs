@@ -9,7 +9,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 for (let i = 0; ; i++) {
   try {
     if ((await fetch(`${base}/health/ready`)).ok) break;
-  } catch {}
+  } catch {
+    // not listening yet
+  }
   if (i > 120) throw new Error('the service did not become ready');
   await sleep(500);
 }

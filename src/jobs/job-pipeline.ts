@@ -75,6 +75,8 @@ export async function runJobPipeline(
   const { store, dirs } = deps;
   const now = () => deps.now().toISOString();
   store.updateJob(job.id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null });
+  // A resumed job's chunk directory was removed when the previous process stopped it.
+  await dirs.create(job.id);
 
   let chunks = store.listChunks(job.id);
   if (chunks.length === 0) {
