@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import { speechFixture } from '../fixtures/speech.ts';
+import { getJson, jobFiles, removeDir, startServer, upload, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
+
+const KEY_A = 'key-a-0123456789';
+const KEY_B = 'key-b-0123456789';
+const A = { authorization: `Bearer ${KEY_A}` };
+const B = { authorization: `Bearer ${KEY_B}` };
+
+describe('the jobs API', () => {
+  let fake: FakeOpenAI;
+  let server: TestServer;
+  const speech = speechFixture();
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAI({ latencyMs: 0 });
+    server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      API_KEYS: `${KEY_A},${KEY_B}`,
+      CHUNK_SECONDS: '4',
+      TRANSCRIBE_CONCURRENCY: '1',
+      RATE_LIMIT_RPM: '6000',
+    });
+  });
+  afterAll(async () => {
+    await server.close();
+    await fake.close();
+    await removeDir(server.dataDir);
+  });
+
+  it('answers 401 UNAUTHORIZED without a valid key, and health needs none', async () => {
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: KEY_A }]) {
+      const res = await getJson<ErrorJson>(`${server.url}/v1/jobs`, headers);
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('UNAUTHORIZED');
+    }
+    expect((await upload(server.url, speech.wav)).status).toBe(401);
+    expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
+    const ready = await getJson<{ status: string; components: Record<string, { status: string; detail: string }> }>(`${server.url}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(Object.keys(ready.body.components).sort()).toEqual(['disk', 'ffmpeg', 'ffprobe', 'memory', 'provider', 'queue', 'store']);
+    expect(Object.values(ready.body.components).every((c) => c.status === 'ok' || c.status === 'degraded')).toBe(true);
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it('keeps each key\'s jobs invisible to every other key, and returns the same job for a repeated Idempotency-Key', async () => {
+    const first = await upload(server.url, speech.wav, {}, { ...A, 'idempotency-key': 'same-1' });
+    expect(first.status).toBe(202);
+    const again = await upload(server.url, speech.wav, {}, { ...A, 'idempotency-key': 'same-1' });
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    // The same key string from another API key is another job.
+    const otherKey = await upload(server.url, speech.wav, {}, { ...B, 'idempotency-key': 'same-1' });
+    expect(otherKey.status).toBe(202);
+    expect(otherKey.body.id).not.toBe(first.body.id);
+
+    const id = first.body.id;
+    for (const path of [`/v1/jobs/${id}`, `/v1/jobs/${id}/transcript`]) {
+      const res = await getJson<ErrorJson>(`${server.url}${path}`, B);
+      expect(res.status, path).toBe(404);
+      expect(res.body.error.code).toBe('NOT_FOUND');
+    }
+    expect((await fetch(`${server.url}/v1/jobs/${id}`, { method: 'DELETE', headers: B })).status).toBe(404);
+    const listB = await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs`, B);
+    expect(listB.body.items.map((j) => j.id)).toEqual([otherKey.body.id]);
+    await waitForJob(server.url, id, A);
+    await waitForJob(server.url, otherKey.body.id, B);
+  });
+
+  it('lists jobs newest first with cursor pagination and a status filter', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await upload(server.url, speech.wav, {}, A)).body.id);
+    for (const id of ids) await waitForJob(server.url, id, A);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = cursor ? `&cursor=${cursor}` : '';
+      const page: { body: { items: JobJson[]; next_cursor: string | null } } = await getJson(`${server.url}/v1/jobs?limit=2${q}`, A);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((j) => j.id));
+      cursor = page.body.next_cursor;
+    } while (cursor);
+    expect(seen.slice(0, 3)).toEqual([...ids].reverse());
+    expect(new Set(seen).size).toBe(seen.length);
+    const completed = await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs?status=completed&limit=100`, A);
+    expect(completed.body.items.every((j) => j.status === 'completed')).toBe(true);
+    const failed = await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs?status=failed`, A);
+    expect(failed.body.items).toEqual([]);
+  });
+
+  it('answers 409 JOB_NOT_COMPLETED before completion, serves partial text on request, and cancels with DELETE', async () => {
+    fake.setLatency(400);
+    try {
+      const created = await upload(server.url, speech.wav, {}, A);
+      const id = created.body.id;
+      let job: JobJson;
+      do {
+        await new Promise((r) => setTimeout(r, 50));
+        job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`, A)).body;
+      } while (job.progress.chunks_done < 1);
+      expect(job.status).toBe('processing');
+      expect(job.stage).toBe('transcribing');
+      expect(job.progress.eta_s).not.toBeNull();
+
+      const early = await getJson<ErrorJson>(`${server.url}/v1/jobs/${id}/transcript`, A);
+      expect(early.status).toBe(409);
+      expect(early.body.error.code).toBe('JOB_NOT_COMPLETED');
+      const partial = await fetch(`${server.url}/v1/jobs/${id}/transcript?format=txt&partial=true`, { headers: A });
+      expect(partial.status).toBe(200);
+      expect(await partial.text()).toMatch(/chunk-[0-9a-f]{8}-0/);
+
+      const del = await fetch(`${server.url}/v1/jobs/${id}`, { method: 'DELETE', headers: A });
+      expect(del.status).toBe(204);
+      expect((await getJson(`${server.url}/v1/jobs/${id}`, A)).status).toBe(404);
+      expect((await jobFiles(server.dataDir)).filter((f) => f.startsWith(id))).toEqual([]);
+      const sentAfter = fake.requests.length;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(fake.requests.length).toBe(sentAfter);
+    } finally {
+      fake.setLatency(0);
+    }
+  });
+});
