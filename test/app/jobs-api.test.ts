@@ -31,7 +31,8 @@ describe('the jobs API', () => {
   });
 
   it('answers 401 UNAUTHORIZED without a valid key, and health needs none', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: KEY_A }]) {
+    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer nope' }, { authorization: KEY_A }];
+    for (const headers of attempts) {
       const res = await getJson<ErrorJson>(`${server.url}/v1/jobs`, headers);
       expect(res.status).toBe(401);
       expect(res.body.error.code).toBe('UNAUTHORIZED');
