@@ -8,13 +8,13 @@ export ENSURE_EXTRA_APT="pocketsphinx-testdata ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 npm run --silent build
-node scripts/make-sample.mjs >/dev/null
+sample="$(node scripts/make-sample.mjs)"
 
 npm start &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null; wait "$server"' INT TERM
 
 if [ "${1:-}" != "--no-demo" ]; then
-  node scripts/demo.mjs "http://127.0.0.1:${PORT:-3000}" "data/samples/sample.wav" || echo "[demo] the sample transcription did not complete; the service keeps running" >&2
+  node scripts/demo.mjs "http://127.0.0.1:${PORT:-3000}" "$sample" || echo "[demo] the sample transcription did not complete; the service keeps running" >&2
 fi
 wait "$server"

@@ -29,7 +29,10 @@ async function main(): Promise<void> {
   if (config.apiKeys.length === 0) {
     logger.warn('API_KEYS is not set: every /v1 route is OPEN to anyone who can reach this port');
   }
-  const services = await createServices(config, logger);
+  const services = await createServices(config, logger).catch((err: unknown) => {
+    logger.fatal({ err }, 'cannot start');
+    process.exit(1);
+  });
   const app = await buildApp({ services, logger });
 
   closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {

@@ -13,6 +13,7 @@ import type { Config } from './config.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { JobStore } from './jobs/store.ts';
 import type { JobRecord } from './jobs/types.ts';
+import { lockDataDir } from './resources/data-dir-lock.ts';
 import { createHealth } from './resources/health.ts';
 import { createJobDirs } from './resources/job-dirs.ts';
 import { createSystemMonitor } from './resources/system-monitor.ts';
@@ -38,6 +39,7 @@ function chunkFormatFor(config: Config): ChunkFormat {
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
 export async function createServices(config: Config, logger: Logger): Promise<Services> {
+  const lock = lockDataDir(config.dataDir);
   const now = () => new Date();
   const store = new JobStore({ file: path.join(config.dataDir, 'jobs.sqlite'), now });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
@@ -139,7 +141,12 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     close() {
       // Every step runs even when one fails: drain jobs, stop the limiter, close the store.
       closing ??= (async () => {
-        const steps = [() => runner.close(config.shutdownTimeoutMs), () => limiter.stop(), async () => store.close()];
+        const steps = [
+          () => runner.close(config.shutdownTimeoutMs),
+          () => limiter.stop(),
+          async () => store.close(),
+          async () => lock.release(),
+        ];
         for (const step of steps) {
           await step().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
         }

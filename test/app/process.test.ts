@@ -59,3 +59,20 @@ describe('the service process', () => {
     expect(text).not.toContain('sk-secret-value');
   });
 });
+
+describe('one process per DATA_DIR', () => {
+  it('refuses to start a second service on a DATA_DIR that a live process owns', async () => {
+    const dataDir = await tempDataDir();
+    try {
+      const first = startProcess({ DATA_DIR: dataDir });
+      await first.listening;
+      const second = startProcess({ DATA_DIR: dataDir });
+      expect(await second.exited).not.toBe(0);
+      expect(JSON.stringify(second.lines)).toContain('is in use by process');
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+    } finally {
+      await removeDir(dataDir);
+    }
+  });
+});
