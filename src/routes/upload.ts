@@ -59,7 +59,7 @@ async function receive(request: FastifyRequest, uploadPath: string, maxBytes: nu
     }
   }
   if (!file) throw new AppError('FILE_MISSING', 'The form has no `file` part: attach the audio as `file`.');
-  if (file.sizeBytes === 0) throw new AppError('MEDIA_CORRUPT', 'The uploaded file is empty.');
+  if (file.sizeBytes === 0) throw new AppError('UNSUPPORTED_MEDIA', 'The uploaded file is empty: attach an audio recording.', { details: { reason: 'empty_file' } });
   return { ...file, fields };
 }
 

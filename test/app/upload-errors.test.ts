@@ -24,7 +24,7 @@ describe('bad requests to the service', () => {
 
   const cases: Array<{ name: string; send: () => Promise<{ status: number; body: ErrorJson }>; status: number; code: string }> = [
     { name: 'a text file renamed .mp3', send: () => upload(server.url, writeGenerated('notes.mp3', 'hello, this is not audio\n'.repeat(50))), status: 415, code: 'UNSUPPORTED_MEDIA' },
-    { name: 'an empty file', send: () => upload(server.url, new Blob([])), status: 422, code: 'MEDIA_CORRUPT' },
+    { name: 'an empty file', send: () => upload(server.url, new Blob([])), status: 415, code: 'UNSUPPORTED_MEDIA' },
     { name: 'a form without a file part', send: () => upload(server.url, null, { language: 'en' }), status: 400, code: 'FILE_MISSING' },
     {
       name: 'a JSON body',
