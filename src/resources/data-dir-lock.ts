@@ -27,7 +27,7 @@ export function lockDataDir(dataDir: string): { release(): void } {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number(readFileSync(file, 'utf8').trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
-        throw new Error(`DATA_DIR ${dataDir} is in use by process ${owner}; run one service per DATA_DIR`);
+        throw new Error(`DATA_DIR ${dataDir} is in use by process ${owner}; run one service per DATA_DIR`, { cause: err });
       }
       rmSync(file, { force: true });
     }

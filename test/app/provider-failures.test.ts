@@ -1,0 +1,64 @@
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
+import { getJson, removeDir, startServer, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+
+describe('jobs against a misbehaving provider', () => {
+  let fake: FakeOpenAI | undefined;
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    await fake?.close();
+    if (server) await removeDir(server.dataDir);
+    server = undefined;
+    fake = undefined;
+  });
+
+  async function start(env: Record<string, string>, latencyMs: number): Promise<{ fake: FakeOpenAI; server: TestServer }> {
+    fake = await startFakeOpenAI({ latencyMs });
+    server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, RATE_LIMIT_RPM: '6000', ...env });
+    return { fake, server };
+  }
+
+  it('stops a job after the first 401 when the key is revoked mid-job, sending nothing more', async () => {
+    const { fake, server } = await start({ CHUNK_SECONDS: '3', TRANSCRIBE_CONCURRENCY: '1' }, 100);
+    const created = await upload(server.url, speechFixture().wav);
+    let job: JobJson;
+    do {
+      await new Promise((r) => setTimeout(r, 30));
+      job = (await getJson<JobJson>(`${server.url}/v1/jobs/${created.body.id}`)).body;
+    } while (job.progress.chunks_done < 1);
+    fake.setKey('sk-rotated');
+    const final = await waitForJob(server.url, created.body.id);
+    expect(final.status).toBe('failed');
+    expect(final.error?.code).toBe('PROVIDER_AUTH');
+    const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+    const firstRejected = sent.findIndex((r) => r.status === 401);
+    expect(firstRejected).toBeGreaterThan(0);
+    // Concurrency 1: nothing is sent after the first rejection.
+    expect(sent.slice(firstRejected + 1)).toEqual([]);
+    expect(final.progress.chunks_total).toBeGreaterThan(sent.length);
+  });
+
+  it('lets a short job finish while a long one still runs on the shared rate limit', async () => {
+    // One request per 100 ms for everyone: the long job alone would keep the bucket busy for its whole run.
+    const { fake, server } = await start({ CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '600', RATE_LIMIT_BURST: '1' }, 150);
+    const long = await upload(server.url, speechFixture().wav);
+    let job: JobJson;
+    do {
+      await new Promise((r) => setTimeout(r, 30));
+      job = (await getJson<JobJson>(`${server.url}/v1/jobs/${long.body.id}`)).body;
+    } while (job.progress.chunks_done < 2);
+    const short = await upload(server.url, path.join(LIBRIVOX_DIR, `${CLIPS[1].id}.wav`));
+    const shortDone = await waitForJob(server.url, short.body.id);
+    expect(shortDone.status).toBe('completed');
+    const longAtThatMoment = (await getJson<JobJson>(`${server.url}/v1/jobs/${long.body.id}`)).body;
+    expect(longAtThatMoment.status).toBe('processing');
+    expect(longAtThatMoment.progress.chunks_done).toBeLessThan(longAtThatMoment.progress.chunks_total);
+    expect((await waitForJob(server.url, long.body.id)).status).toBe('completed');
+    expect(fake.requests.filter((r) => r.status === 200 && r.sha1).length).toBe(
+      longAtThatMoment.progress.chunks_total + shortDone.progress.chunks_total,
+    );
+  });
+});
