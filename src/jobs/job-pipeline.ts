@@ -5,6 +5,7 @@ import type { ChunkFormat } from '../chunker/chunk-format.ts';
 import type { SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
+import { degenerateReason } from '../transcribe/hallucination-guard.ts';
 import { stitchTranscript } from '../transcribe/stitcher.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { computeProgress } from './progress.ts';
@@ -117,32 +118,39 @@ export async function runJobPipeline(
     try {
       if (drain.aborted) return;
       jobAbort.signal.throwIfAborted();
-      const result = await deps.transcribe(
-        {
-          jobId: job.id,
-          index: chunk.index,
-          path: chunk.path,
-          durationS: chunk.durationS,
-          language: job.request.language,
-          prompt: job.request.prompt,
-          model: job.request.model,
-          signal: jobAbort.signal,
-        },
-        {
-          onAttempt: (attempt) => store.updateChunk(job.id, chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null }),
-          onRetry: ({ delayMs, code }) =>
-            store.updateChunk(job.id, chunk.index, {
-              status: 'retrying',
-              nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(),
-              errorMessage: code ?? null,
-            }),
-        },
-      );
+      const input: TranscribeInput = {
+        jobId: job.id,
+        index: chunk.index,
+        path: chunk.path,
+        durationS: chunk.durationS,
+        language: job.request.language,
+        prompt: job.request.prompt,
+        model: job.request.model,
+        signal: jobAbort.signal,
+      };
+      const hooks: TranscribeHooks = {
+        onAttempt: (attempt) => store.updateChunk(job.id, chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null }),
+        onRetry: ({ delayMs, code }) =>
+          store.updateChunk(job.id, chunk.index, {
+            status: 'retrying',
+            nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(),
+            errorMessage: code ?? null,
+          }),
+      };
+      let result = await deps.transcribe(input, hooks);
+      const suspicious = degenerateReason(result, chunk.durationS);
+      if (suspicious) {
+        // A prompt is the usual trigger of repetition loops: one more try without it, and the saner answer is kept.
+        clog.warn({ reason: suspicious }, 'chunk text looks hallucinated; transcribing it once more without prompt');
+        const second = await deps.transcribe({ ...input, prompt: null }, hooks);
+        if (degenerateReason(second, chunk.durationS) === null) result = second;
+      }
       store.updateChunk(job.id, chunk.index, { status: 'done', result, errorCode: null, errorMessage: null, nextTryAt: null });
       clog.debug({ segments: result.segments.length }, 'chunk transcribed');
       reportProgress();
     } catch (err) {
-      if (jobAbort.signal.aborted) return;
+      // Stopped by cancel, shutdown or another chunk's job-fatal error: the chunk stays pending for a resume.
+      if (jobAbort.signal.aborted || (drain.aborted && isAppError(err) && err.code === 'CANCELLED')) return;
       if (isFatalForJob(err)) {
         clog.error({ err }, 'chunk failed; the job cannot go on');
         jobAbort.abort(err);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
 
@@ -60,5 +60,38 @@ describe('jobs against a misbehaving provider', () => {
     expect(fake.requests.filter((r) => r.status === 200 && r.sha1).length).toBe(
       longAtThatMoment.progress.chunks_total + shortDone.progress.chunks_total,
     );
+  });
+});
+
+describe('the hallucination guard in a job', () => {
+  it('re-transcribes a chunk whose text is a repetition loop, without its prompt, and keeps the sane answer', async () => {
+    const seen = new Map<string, number>();
+    const fake = await startFakeOpenAI({
+      transcript: ({ sha1, durationS }) => {
+        const n = (seen.get(sha1) ?? 0) + 1;
+        seen.set(sha1, n);
+        const sane = fakeTranscript(sha1, durationS);
+        if (n > 1) return sane;
+        const loop = 'thank you '.repeat(20).trim();
+        return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
+      },
+    });
+    const server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '10', RATE_LIMIT_RPM: '6000' });
+    try {
+      const created = await upload(server.url, speechFixture().wav, { prompt: 'A reading of Sense and Sensibility.' });
+      const job = await waitForJob(server.url, created.body.id);
+      expect(job.status).toBe('completed');
+      const sent = fake.requests.filter((r) => r.sha1 !== null);
+      expect(sent.length).toBe(2 * job.progress.chunks_total);
+      expect(sent.filter((r) => r.attempt === 0).every((r) => r.prompt !== null)).toBe(true);
+      expect(sent.filter((r) => r.attempt === 1).every((r) => r.prompt === null)).toBe(true);
+      const txt = await (await fetch(`${server.url}/v1/jobs/${job.id}/transcript?format=txt`)).text();
+      expect(txt).not.toContain('thank you');
+      expect(txt).toMatch(/chunk-[0-9a-f]{8}-0/);
+    } finally {
+      await server.close();
+      await fake.close();
+      await removeDir(server.dataDir);
+    }
   });
 });
