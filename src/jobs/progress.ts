@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../errors.ts';
 import type { ProviderName } from '../transcribe/types.ts';
-import type { ChunkRecord, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
+import type { AudioInfo, ChunkRecord, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
 
 export interface ProgressInput {
   status: JobStatus;
@@ -33,15 +33,7 @@ export interface JobResource {
   created_at: string;
   updated_at: string;
   completed_at: string | null;
-  audio: {
-    filename: string;
-    size_bytes: number;
-    duration_s: number;
-    format: string;
-    codec: string;
-    sample_rate: number;
-    channels: number;
-  };
+  audio: Omit<AudioInfo, 'demuxer'>;
   progress: JobProgress;
   estimate: { cost_usd: number; provider: ProviderName; model: string };
   error: { code: ErrorCode; message: string } | null;
@@ -103,15 +95,7 @@ export function toJobResource(job: JobRecord, chunks: readonly ChunkRecord[], no
     created_at: job.createdAt,
     updated_at: job.updatedAt,
     completed_at: job.completedAt,
-    audio: {
-      filename: audio.filename,
-      size_bytes: audio.size_bytes,
-      duration_s: audio.duration_s,
-      format: audio.format,
-      codec: audio.codec,
-      sample_rate: audio.sample_rate,
-      channels: audio.channels,
-    },
+    audio: publicAudio(audio),
     progress: computeProgress({
       status: job.status,
       durationS: audio.duration_s,
@@ -134,4 +118,10 @@ function parseTime(iso: string | null): number | null {
 
 function defaultMessage(code: ErrorCode): string {
   return `The job failed (${code}).`;
+}
+
+/** The audio facts a client sees: everything but the demuxer we force on ffmpeg. */
+export function publicAudio(audio: AudioInfo): Omit<AudioInfo, 'demuxer'> {
+  const { demuxer: _demuxer, ...rest } = audio;
+  return rest;
 }

@@ -1,35 +1,14 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../../src/transcribe/backoff.ts';
 import { createRateLimiter, type RateLimiter } from '../../src/transcribe/rate-limiter.ts';
+import type { Clock } from '../../src/transcribe/backoff.ts';
+import { manualClock } from '../support/manual-clock.ts';
 
 // Real bottleneck underneath. Assertions are on counts and order; waits only let the event loop turn.
 const logger = pino({ level: 'silent' });
 /** Effectively no refill during a test: one token every 10 minutes. */
 const NO_REFILL_RPM = 0.1;
 
-/** Pause timers fire only when the test advances the clock (bottleneck keeps its own real timers). */
-function manualClock(): Clock & { advance(ms: number): void } {
-  let t = 1_000_000;
-  let next = 1;
-  const timers = new Map<number, { at: number; fn: () => void }>();
-  return {
-    now: () => t,
-    setTimeout: (fn, ms) => {
-      timers.set(next, { at: t + ms, fn });
-      return next++;
-    },
-    clearTimeout: (h) => void timers.delete(h as number),
-    advance(ms) {
-      t += ms;
-      for (const [id, timer] of [...timers]) {
-        if (timer.at > t) continue;
-        timers.delete(id);
-        timer.fn();
-      }
-    },
-  };
-}
 
 /** Let bottleneck's chain of zero-delay timers run out, so anything that could start has started. */
 async function settle(turns = 40): Promise<void> {
@@ -112,7 +91,7 @@ describe('rate limiter', () => {
   });
 
   it('holds every task during pauseFor, tokens or not, and resumes when the pause ends', async () => {
-    const clock = manualClock();
+    const clock = manualClock(1_000_000);
     const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
     const { started, task } = taskRecorder();
     void limiter.schedule(task('a')).catch(() => undefined);
@@ -132,7 +111,7 @@ describe('rate limiter', () => {
   });
 
   it('keeps a pause in force while bottleneck refills the bucket, and keeps the refill afterwards', async () => {
-    const clock = manualClock();
+    const clock = manualClock(1_000_000);
     // 25 tokens per 250 ms heartbeat: "reservoir = 0" alone would be undone at the next beat.
     const limiter = make({ rpm: 6000, burst: 2, maxInFlight: 10, clock });
     const { started, task } = taskRecorder();
@@ -148,7 +127,7 @@ describe('rate limiter', () => {
   });
 
   it('keeps the latest end when pauses overlap', async () => {
-    const clock = manualClock();
+    const clock = manualClock(1_000_000);
     const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
     const { started, task } = taskRecorder();
     const t0 = clock.now();

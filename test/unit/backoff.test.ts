@@ -1,28 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { computeBackoffMs, sleep, type Clock } from '../../src/transcribe/backoff.ts';
+import { computeBackoffMs, sleep } from '../../src/transcribe/backoff.ts';
+import { manualClock } from '../support/manual-clock.ts';
 
-/** Timers that only fire when the test says so. */
-function manualClock(): Clock & { fire(): void; pending(): number } {
-  let t = 0;
-  const timers = new Map<number, { at: number; fn: () => void }>();
-  let next = 1;
-  return {
-    now: () => t,
-    setTimeout: (fn, ms) => {
-      timers.set(next, { at: t + ms, fn });
-      return next++;
-    },
-    clearTimeout: (h) => void timers.delete(h as number),
-    fire() {
-      for (const [id, timer] of [...timers]) {
-        timers.delete(id);
-        t = Math.max(t, timer.at);
-        timer.fn();
-      }
-    },
-    pending: () => timers.size,
-  };
-}
 
 describe('backoff', () => {
   describe('computeBackoffMs', () => {

@@ -2,35 +2,14 @@ import { APIError } from 'openai';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import type { Clock } from '../../src/transcribe/backoff.ts';
 import { ChunkTranscriptionError, createChunkTranscriber, type RetryInfo } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
+import { manualClock } from '../support/manual-clock.ts';
 
 const logger = pino({ level: 'silent' });
 const RESULT: ChunkResult = { text: 'hello', language: 'en', segments: [{ start: 0, end: 1, text: 'hello' }], timing: 'segment' };
 
-function manualClock(): Clock & { advance(ms: number): void } {
-  let t = 0;
-  let next = 1;
-  const timers = new Map<number, { at: number; fn: () => void }>();
-  return {
-    now: () => t,
-    setTimeout: (fn, ms) => {
-      timers.set(next, { at: t + ms, fn });
-      return next++;
-    },
-    clearTimeout: (h) => void timers.delete(h as number),
-    advance(ms) {
-      t += ms;
-      for (const [id, timer] of [...timers]) {
-        if (timer.at > t) continue;
-        timers.delete(id);
-        timer.fn();
-      }
-    },
-  };
-}
 
 const apiError = (status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
   APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));

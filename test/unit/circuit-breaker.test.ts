@@ -1,32 +1,10 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../../src/transcribe/backoff.ts';
 import { CircuitOpenError, createCircuitBreaker, type CircuitPermit } from '../../src/transcribe/circuit-breaker.ts';
+import { manualClock } from '../support/manual-clock.ts';
 
 const logger = pino({ level: 'silent' });
 
-/** Time moves only when the test advances it; due timers fire then. */
-function manualClock(): Clock & { advance(ms: number): void } {
-  let t = 1_000_000;
-  let next = 1;
-  const timers = new Map<number, { at: number; fn: () => void }>();
-  return {
-    now: () => t,
-    setTimeout: (fn, ms) => {
-      timers.set(next, { at: t + ms, fn });
-      return next++;
-    },
-    clearTimeout: (h) => void timers.delete(h as number),
-    advance(ms) {
-      t += ms;
-      for (const [id, timer] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
-        if (timer.at > t || !timers.has(id)) continue;
-        timers.delete(id);
-        timer.fn();
-      }
-    },
-  };
-}
 
 /** Settle state of a promise without waiting for it. */
 async function peek<T>(p: Promise<T>): Promise<'pending' | 'resolved' | 'rejected'> {
@@ -40,7 +18,7 @@ async function peek<T>(p: Promise<T>): Promise<'pending' | 'resolved' | 'rejecte
 }
 
 function setup(opts: { failureThreshold?: number } = {}) {
-  const clock = manualClock();
+  const clock = manualClock(1_000_000);
   const breaker = createCircuitBreaker({
     name: 'openai',
     logger,
