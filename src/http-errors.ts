@@ -20,6 +20,8 @@ const FRAMEWORK_CODES: Record<string, (err: FastifyLikeError) => AppError> = {
   FST_PARTS_LIMIT: () => new AppError('INVALID_FIELD', 'The form has too many parts.', { details: { field: 'form' } }),
   FST_FIELDS_LIMIT: () => new AppError('INVALID_FIELD', 'The form has too many fields.', { details: { field: 'form' } }),
   FST_PROTO_VIOLATION: () => new AppError('INVALID_FIELD', 'A form field has a forbidden name.', { details: { field: 'form' } }),
+  FST_INVALID_JSON_FIELD_ERROR: () =>
+    new AppError('INVALID_FIELD', 'A form field sent as application/json is not valid JSON.', { details: { field: 'form' } }),
   FST_INVALID_MULTIPART_CONTENT_TYPE: () =>
     new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.'),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>

@@ -1,8 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from '../errors.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, isAppError } from '../errors.ts';
 import { newJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
 import type { JobRecord } from '../jobs/types.ts';
@@ -21,6 +21,14 @@ interface Received {
  * the size cap enforced while it streams), text fields are collected. Throws with the contract's codes.
  */
 async function receive(request: FastifyRequest, uploadPath: string, maxBytes: number): Promise<Received> {
+  try {
+    return await receiveParts(request, uploadPath, maxBytes);
+  } catch (err) {
+    throw bodyError(err, request) ?? err;
+  }
+}
+
+async function receiveParts(request: FastifyRequest, uploadPath: string, maxBytes: number): Promise<Received> {
   let file: { filename: string; sizeBytes: number } | null = null;
   const fields: Record<string, string> = {};
   const parts = request.parts({
@@ -45,8 +53,10 @@ async function receive(request: FastifyRequest, uploadPath: string, maxBytes: nu
           cb(null, chunk);
         },
       });
+      // Past the cap the parser only discards the rest of the part, which can be gigabytes: answer now instead.
+      part.file.once('limit', () => part.file.destroy(fileTooLarge(maxBytes)));
       await pipeline(part.file, counter, createWriteStream(uploadPath, { flags: 'wx' }));
-      if (part.file.truncated) throw new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes.`);
+      if (part.file.truncated) throw fileTooLarge(maxBytes);
       file = { filename: part.filename, sizeBytes: bytes };
     } else {
       if (part.fieldnameTruncated || part.valueTruncated) {
@@ -55,7 +65,8 @@ async function receive(request: FastifyRequest, uploadPath: string, maxBytes: nu
       if (Object.hasOwn(fields, part.fieldname)) {
         throw new AppError('INVALID_FIELD', `Field "${part.fieldname}" was sent twice.`, { details: { field: part.fieldname } });
       }
-      fields[part.fieldname] = String(part.value);
+      // A part sent as application/json arrives parsed; the validators judge the JSON text.
+      fields[part.fieldname] = typeof part.value === 'string' ? part.value : JSON.stringify(part.value);
     }
   }
   if (!file) throw new AppError('FILE_MISSING', 'The form has no `file` part: attach the audio as `file`.');
@@ -63,11 +74,79 @@ async function receive(request: FastifyRequest, uploadPath: string, maxBytes: nu
   return { ...file, fields };
 }
 
+function fileTooLarge(maxBytes: number): AppError {
+  return new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes.`, { details: { max_bytes: maxBytes } });
+}
+
+/**
+ * What went wrong while reading the body, in the contract's terms: the disk filling up, the client going away,
+ * or a body the multipart parser cannot read (busboy throws plain Errors with no code). Null for anything else.
+ */
+function bodyError(err: unknown, request: FastifyRequest): AppError | null {
+  if (isAppError(err) || !(err instanceof Error)) return null;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new AppError('SERVER_BUSY', 'The server ran out of disk space while storing the upload; retry later.', {
+      retryAfterS: 60,
+      retryable: true,
+      details: { resource: 'disk' },
+      cause: err,
+    });
+  }
+  if (request.raw.aborted || code === 'ECONNRESET' || code === 'FST_MP_PREMATURE_CLOSE') {
+    return new AppError('FILE_MISSING', 'The upload was interrupted before the form was complete.', {
+      details: { reason: 'interrupted' },
+      cause: err,
+    });
+  }
+  if (code === undefined && Object.getPrototypeOf(err) === Error.prototype) {
+    return new AppError('FILE_MISSING', 'The body is not valid multipart/form-data: send the audio as a `file` part.', {
+      details: { reason: 'malformed_multipart' },
+      cause: err,
+    });
+  }
+  return null;
+}
+
+/** After a refusal, how much more of the body is read and thrown away before the connection is cut. */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+const DISCARD_MAX_MS = 30_000;
+
+/**
+ * A refusal sent before the body was read to its end. Left alone, a half-read body holds the connection (a
+ * keep-alive client's next request on it stalls until a timeout); closing at once makes many clients fail on
+ * EPIPE before they read the answer. So the rest is read and thrown away, the connection stays usable once the
+ * body ends, and a client that keeps sending past the cap is cut off.
+ */
+function discardRest(request: FastifyRequest): void {
+  const raw = request.raw;
+  if (raw.complete || raw.destroyed) return;
+  raw.unpipe();
+  let discarded = 0;
+  const cut = () => raw.socket?.destroy();
+  const timer = setTimeout(cut, DISCARD_MAX_MS).unref();
+  raw.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_MAX_BYTES) cut();
+  });
+  raw.once('close', () => clearTimeout(timer));
+  raw.resume();
+}
+
 export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
   const { services } = opts;
   const { store, dirs, runner, config } = services;
 
   app.post('/v1/jobs', async (request, reply) => {
+    try {
+      return await createJob(request, reply);
+    } catch (err) {
+      discardRest(request);
+      throw err;
+    }
+  });
+
+  async function createJob(request: FastifyRequest, reply: FastifyReply) {
     const idempotencyKey = typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { details: { field: 'Idempotency-Key' } });
@@ -143,9 +222,9 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
       await dirs.remove(id);
       throw err;
     }
-  });
+  }
 
-  function sendJob(reply: import('fastify').FastifyReply, job: JobRecord) {
+  function sendJob(reply: FastifyReply, job: JobRecord) {
     const resource = toJobResource(job, store.listChunks(job.id), Date.now());
     return reply.code(202).header('location', resource.links.self).send(resource);
   }
