@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { SystemThresholds } from './resources/system-monitor.ts';
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
 const intFrom = (def: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -47,7 +49,29 @@ const envSchema = z.object({
   PRICE_PER_MINUTE_JSON: optionalString,
   MAX_JOB_COST_USD: z.coerce.number().positive().optional(),
   POCKETSPHINX_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
+  PRESSURE_DISK_FREE_ELEVATED_BYTES: intFrom(2 * GiB, 0),
+  PRESSURE_DISK_FREE_CRITICAL_BYTES: intFrom(512 * MiB, 0),
+  PRESSURE_RSS_ELEVATED_BYTES: intFrom(1.5 * GiB, 1),
+  PRESSURE_RSS_CRITICAL_BYTES: intFrom(3 * GiB, 1),
+  PRESSURE_HEAP_ELEVATED_RATIO: numFrom(0.85, 0.01, 1),
+  PRESSURE_HEAP_CRITICAL_RATIO: numFrom(0.95, 0.01, 1),
+  PRESSURE_SYSTEM_FREE_ELEVATED_BYTES: intFrom(512 * MiB, 0),
+  PRESSURE_SYSTEM_FREE_CRITICAL_BYTES: intFrom(256 * MiB, 0),
+  PRESSURE_EVENT_LOOP_DELAY_MS: intFrom(1_000, 0, 600_000),
+  PRESSURE_SAMPLE_MS: intFrom(1_000, 20, 600_000),
+  PRESSURE_RETRY_AFTER_S: intFrom(30, 1, 86_400),
+  RETENTION_HOURS: numFrom(168, 0.001, 24 * 3650),
+  UPLOAD_RETENTION_HOURS: numFrom(0, 0, 24 * 3650),
+  CLEANUP_INTERVAL_S: intFrom(600, 1, 86_400),
 });
+
+/** Pairs whose critical threshold must lie beyond the elevated one, named as the operator wrote them. */
+const THRESHOLD_PAIRS = [
+  ['PRESSURE_DISK_FREE_ELEVATED_BYTES', 'PRESSURE_DISK_FREE_CRITICAL_BYTES', 'lower'],
+  ['PRESSURE_RSS_ELEVATED_BYTES', 'PRESSURE_RSS_CRITICAL_BYTES', 'higher'],
+  ['PRESSURE_HEAP_ELEVATED_RATIO', 'PRESSURE_HEAP_CRITICAL_RATIO', 'higher'],
+  ['PRESSURE_SYSTEM_FREE_ELEVATED_BYTES', 'PRESSURE_SYSTEM_FREE_CRITICAL_BYTES', 'lower'],
+] as const;
 
 export type Env = z.input<typeof envSchema>;
 
@@ -80,6 +104,20 @@ export interface Config {
   pricePerMinuteJson: string | undefined;
   maxJobCostUsd: number | null;
   pocketsphinxModelDir: string;
+  pressure: {
+    thresholds: SystemThresholds;
+    /** Mean event-loop delay above which uploads are refused; 0 turns the check off. */
+    eventLoopDelayMs: number;
+    sampleIntervalMs: number;
+    retryAfterS: number;
+  };
+  retention: {
+    /** Transcripts and job rows are purged this long after the job ended. */
+    jobsMs: number;
+    /** An ended job's upload is kept this long (0: deleted when the job ends). */
+    uploadsMs: number;
+    sweepIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -101,6 +139,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
+  const misordered = THRESHOLD_PAIRS.filter(([elevated, critical, critIs]) =>
+    critIs === 'lower' ? e[critical] > e[elevated] : e[critical] < e[elevated],
+  ).map(([elevated, critical, critIs]) => `${critical}: must be ${critIs} than or equal to ${elevated}`);
+  if (misordered.length > 0) throw new ConfigError(misordered);
   const provider = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
   if (provider === 'openai' && !e.OPENAI_API_KEY) {
     throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
@@ -134,6 +176,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pricePerMinuteJson: e.PRICE_PER_MINUTE_JSON,
     maxJobCostUsd: e.MAX_JOB_COST_USD ?? null,
     pocketsphinxModelDir: e.POCKETSPHINX_MODEL_DIR,
+    pressure: {
+      thresholds: {
+        diskFreeElevatedBytes: e.PRESSURE_DISK_FREE_ELEVATED_BYTES,
+        diskFreeCriticalBytes: e.PRESSURE_DISK_FREE_CRITICAL_BYTES,
+        rssElevatedBytes: e.PRESSURE_RSS_ELEVATED_BYTES,
+        rssCriticalBytes: e.PRESSURE_RSS_CRITICAL_BYTES,
+        heapElevatedRatio: e.PRESSURE_HEAP_ELEVATED_RATIO,
+        heapCriticalRatio: e.PRESSURE_HEAP_CRITICAL_RATIO,
+        systemFreeElevatedBytes: e.PRESSURE_SYSTEM_FREE_ELEVATED_BYTES,
+        systemFreeCriticalBytes: e.PRESSURE_SYSTEM_FREE_CRITICAL_BYTES,
+      },
+      eventLoopDelayMs: e.PRESSURE_EVENT_LOOP_DELAY_MS,
+      sampleIntervalMs: e.PRESSURE_SAMPLE_MS,
+      retryAfterS: e.PRESSURE_RETRY_AFTER_S,
+    },
+    retention: {
+      jobsMs: e.RETENTION_HOURS * 3_600_000,
+      uploadsMs: e.UPLOAD_RETENTION_HOURS * 3_600_000,
+      sweepIntervalMs: e.CLEANUP_INTERVAL_S * 1000,
+    },
   };
 }
 

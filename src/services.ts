@@ -3,6 +3,7 @@ import type { JobRunner } from './jobs/runner.ts';
 import type { JobStore } from './jobs/store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from './jobs/types.ts';
 import type { JobDirs } from './resources/job-dirs.ts';
+import type { PressureGauge } from './resources/pressure-gauge.ts';
 
 export type ComponentStatus = 'ok' | 'degraded' | 'down';
 
@@ -33,6 +34,8 @@ export interface Services {
   validateFields(fields: Record<string, string>): ValidatedRequest;
   validateMedia(input: { file: string; filename: string; sizeBytes: number; request: JobRequest }): Promise<AcceptedMedia>;
   health(): Promise<HealthReport>;
+  /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
+  pressure: PressureGauge;
   /** Orphan sweep and resuming unfinished jobs. */
   start(): Promise<void>;
   close(): Promise<void>;

@@ -13,10 +13,13 @@ import type { Config } from './config.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { JobStore } from './jobs/store.ts';
 import type { JobRecord } from './jobs/types.ts';
+import { createCleanupManager } from './resources/cleanup-manager.ts';
 import { lockDataDir } from './resources/data-dir-lock.ts';
 import { createHealth } from './resources/health.ts';
-import { createJobDirs } from './resources/job-dirs.ts';
-import { createSystemMonitor } from './resources/system-monitor.ts';
+import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
+import { createPressureGauge } from './resources/pressure-gauge.ts';
+import { killStrayProcesses } from './resources/stray-processes.ts';
+import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
 import type { Services } from './services.ts';
 import { createChunkTranscriber } from './transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from './transcribe/circuit-breaker.ts';
@@ -37,8 +40,14 @@ function chunkFormatFor(config: Config): ChunkFormat {
   return config.provider === 'local' ? 'wav' : 'mp3';
 }
 
+/** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
+export interface ServiceOverrides {
+  /** Disk and memory readings (pressure tests). */
+  readings?: SystemReadings;
+}
+
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
-export async function createServices(config: Config, logger: Logger): Promise<Services> {
+export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const lock = lockDataDir(config.dataDir);
   const now = () => new Date();
   const store = new JobStore({ file: path.join(config.dataDir, 'jobs.sqlite'), now });
@@ -46,7 +55,22 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
   const provider = createProvider(config, logger);
   const chunkFormat = chunkFormatFor(config);
 
-  const monitor = createSystemMonitor({ dataDir: config.dataDir });
+  const monitor = createSystemMonitor({
+    dataDir: config.dataDir,
+    thresholds: config.pressure.thresholds,
+    ...(overrides.readings ? { readings: overrides.readings } : {}),
+  });
+  const cleanup = createCleanupManager({
+    store,
+    dirs,
+    logger: logger.child({ component: 'cleanup' }),
+    config: { retentionMs: config.retention.jobsMs, uploadRetentionMs: config.retention.uploadsMs, intervalMs: config.retention.sweepIntervalMs },
+    clock: now,
+  });
+  const pressure = createPressureGauge({ monitor, logger: logger.child({ component: 'pressure' }), onCritical: () => cleanup.emergency() });
+  // The runner removes an ended job's upload through `dirs.removeUpload`; routing that through the cleanup policy
+  // is what lets UPLOAD_RETENTION_HOURS keep it.
+  const pipelineDirs: JobDirs = { ...dirs, removeUpload: (id) => cleanup.releaseUpload(id) };
   const prober = createProber({ logger, timeoutS: config.probeTimeoutS });
   const decodeChecker = createDecodeChecker({ logger, timeoutS: config.probeTimeoutS });
   const systemValidator = createSystemValidator({ monitor, logger });
@@ -104,7 +128,7 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     maxConcurrentJobs: config.maxConcurrentJobs,
     pipeline: {
       store,
-      dirs,
+      dirs: pipelineDirs,
       planCuts,
       slice: (opts) => slicer.slice(opts),
       transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
@@ -133,15 +157,21 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
       return { audio: result.audio, estimate: result.estimate, plannedChunks: result.plannedChunks };
     },
     health: () => health.report(),
+    pressure,
     async start() {
       await health.start();
+      await killStrayProcesses({ jobsRoot: dirs.root, logger });
       await dirs.sweepOrphans(store.jobIds());
+      // Leftovers of jobs that ended just before a crash, and rows whose retention ran out while the service was down.
+      await cleanup.sweep();
+      cleanup.start();
       runner.resumeUnfinished();
     },
     close() {
       // Every step runs even when one fails: drain jobs, stop the limiter, close the store.
       closing ??= (async () => {
         const steps = [
+          () => cleanup.stop(),
           () => runner.close(config.shutdownTimeoutMs),
           () => limiter.stop(),
           async () => store.close(),

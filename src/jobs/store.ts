@@ -63,6 +63,10 @@ const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
   result: 'result_json',
 };
 
+const ENDED_STATUSES = "('completed', 'failed', 'cancelled')";
+// An ended job always has completed_at; updated_at covers rows written before that was so.
+const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
+
 function toSql(value: unknown): SQLInputValue {
   if (value === undefined || value === null) return null;
   if (typeof value === 'boolean') return value ? 1 : 0;
@@ -237,6 +241,20 @@ export class JobStore {
     return (
       this.#db.prepare("SELECT * FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at").all() as Row[]
     ).map(rowToJob);
+  }
+
+  /** Status and end time only (no JSON parsing), for the cleanup's per-directory decisions. */
+  jobLifecycle(id: string): { status: JobStatus; endedAt: string | null } | null {
+    const row = this.#db.prepare(`SELECT status, ${ENDED_AT} AS ended_at FROM jobs WHERE id = ?`).get(id) as Row | undefined;
+    return row ? { status: row.status as JobStatus, endedAt: (row.ended_at as string | null) ?? null } : null;
+  }
+
+  /** Ended jobs (completed, failed, cancelled) that ended before `before`, oldest first. */
+  endedJobsBefore(before: string, limit: number): string[] {
+    const rows = this.#db
+      .prepare(`SELECT id FROM jobs WHERE status IN ${ENDED_STATUSES} AND ${ENDED_AT} < ? ORDER BY ${ENDED_AT} LIMIT ?`)
+      .all(before, limit) as Row[];
+    return rows.map((r) => r.id as string);
   }
 
   jobIds(): Set<string> {

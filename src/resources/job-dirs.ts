@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isJobId } from '../jobs/ids.ts';
@@ -15,6 +15,15 @@ export interface JobDirs {
   removeChunks(id: string): Promise<void>;
   /** Deletes every job directory whose id the store does not know (half-written uploads of a dead process). */
   sweepOrphans(known: Set<string>): Promise<string[]>;
+  /** The job ids that have a directory now. */
+  list(): Promise<string[]>;
+  /**
+   * True from `create` until `remove` in this process: an upload still streaming has a directory but no job row
+   * yet, and a cleanup running while the service is up must not take it for an orphan.
+   */
+  inProcess(id: string): boolean;
+  /** Bytes of the files under the job's directory (0 when it is gone). */
+  usage(id: string): Promise<number>;
 }
 
 /**
@@ -23,6 +32,7 @@ export interface JobDirs {
  */
 export function createJobDirs(deps: { dataDir: string; logger: Logger }): JobDirs {
   const root = path.join(deps.dataDir, 'jobs');
+  const created = new Set<string>();
   const jobDir = (id: string): string => {
     if (!isJobId(id)) throw new Error(`not a job id: ${JSON.stringify(id)}`);
     return path.join(root, id);
@@ -33,10 +43,12 @@ export function createJobDirs(deps: { dataDir: string; logger: Logger }): JobDir
     uploadPath: (id) => path.join(jobDir(id), 'upload'),
     chunksDir: (id) => path.join(jobDir(id), 'chunks'),
     async create(id) {
+      created.add(id);
       await mkdir(path.join(jobDir(id), 'chunks'), { recursive: true });
     },
     async remove(id) {
       await rm(jobDir(id), { recursive: true, force: true });
+      created.delete(id);
     },
     async removeUpload(id) {
       await rm(path.join(jobDir(id), 'upload'), { force: true });
@@ -54,6 +66,29 @@ export function createJobDirs(deps: { dataDir: string; logger: Logger }): JobDir
       }
       if (removed.length > 0) deps.logger.info({ removed: removed.length }, 'removed orphaned job directories');
       return removed;
+    },
+    async list() {
+      try {
+        return (await readdir(root)).filter(isJobId);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+    },
+    inProcess: (id) => created.has(id),
+    async usage(id) {
+      let names: string[];
+      try {
+        names = (await readdir(jobDir(id), { recursive: true })).map(String);
+      } catch {
+        return 0;
+      }
+      let bytes = 0;
+      for (const name of names) {
+        const s = await stat(path.join(jobDir(id), name)).catch(() => null);
+        if (s?.isFile()) bytes += s.size;
+      }
+      return bytes;
     },
   };
 }

@@ -1,0 +1,151 @@
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.ts';
+import type { JobStore } from '../jobs/store.ts';
+import { dirAction, isLive, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
+import type { JobDirs } from './job-dirs.ts';
+
+export interface CleanupConfig extends RetentionPolicy {
+  /** Pause between two background passes (measured from the end of one to the start of the next). */
+  intervalMs: number;
+}
+
+export interface CleanupDeps {
+  store: Pick<JobStore, 'jobLifecycle' | 'endedJobsBefore' | 'deleteJob'>;
+  dirs: Pick<JobDirs, 'list' | 'inProcess' | 'usage' | 'remove' | 'removeChunks'>;
+  logger: Logger;
+  config: CleanupConfig;
+  clock: () => Date;
+  /** Rows purged per query, so one pass never holds a huge result set. @default 500 */
+  batchSize?: number;
+}
+
+export interface CleanupReport {
+  emergency: boolean;
+  /** Job rows (with their transcripts) deleted because their retention ran out. */
+  purgedJobs: number;
+  /** Job directories deleted: ended jobs past upload retention, and orphans. */
+  removedDirs: number;
+  orphans: number;
+  /** Bytes of the files deleted. */
+  freedBytes: number;
+}
+
+export interface CleanupManager {
+  /** One pass of every policy, after any pass in progress. */
+  sweep(): Promise<CleanupReport>;
+  /** A pass that also deletes retained uploads of ended jobs; requests while one is queued or running share it. */
+  emergency(): Promise<CleanupReport>;
+  /** The job has ended: its files go now when uploads are not retained, else a later pass removes them. */
+  releaseUpload(jobId: string): Promise<void>;
+  /** Runs a pass every `intervalMs` in the background; the timer never keeps the process alive. */
+  start(): void;
+  /** Stops the timer and waits for a pass in progress; later requests do nothing. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const emptyReport = (emergency: boolean): CleanupReport => ({ emergency, purgedJobs: 0, removedDirs: 0, orphans: 0, freedBytes: 0 });
+
+/**
+ * Deletes what no live job references, by policy: ended jobs' files once their upload retention is over (at once
+ * under pressure), orphaned directories, and rows plus transcripts once RETENTION_HOURS have passed. Passes run
+ * one at a time; the files of queued and processing jobs, and uploads still streaming, are never touched.
+ */
+export function createCleanupManager(deps: CleanupDeps): CleanupManager {
+  const { store, dirs, logger, config, clock } = deps;
+  validatePolicy(config);
+  const batchSize = deps.batchSize ?? 500;
+  let tail: Promise<unknown> = Promise.resolve();
+  let queuedEmergency: Promise<CleanupReport> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  async function removeDir(id: string, report: CleanupReport): Promise<void> {
+    report.freedBytes += await dirs.usage(id);
+    await dirs.remove(id);
+    report.removedDirs += 1;
+  }
+
+  async function purgeExpired(report: CleanupReport): Promise<void> {
+    const cutoff = purgeCutoff(clock().getTime(), config);
+    for (;;) {
+      const ids = store.endedJobsBefore(cutoff, batchSize);
+      for (const id of ids) {
+        // Row first: a crash between the two leaves a directory without a row, which the start sweep removes.
+        store.deleteJob(id);
+        report.purgedJobs += 1;
+        await removeDir(id, report);
+      }
+      if (ids.length < batchSize || stopped) return;
+    }
+  }
+
+  async function sweepDirs(report: CleanupReport): Promise<void> {
+    const nowMs = clock().getTime();
+    for (const id of await dirs.list()) {
+      if (stopped) return;
+      const job = store.jobLifecycle(id);
+      const action = dirAction({ job, inProcess: dirs.inProcess(id) }, nowMs, config, report.emergency);
+      if (action === 'remove-dir') {
+        if (!job) report.orphans += 1;
+        await removeDir(id, report);
+      } else if (action === 'remove-chunks') {
+        await dirs.removeChunks(id);
+      }
+    }
+  }
+
+  async function pass(emergency: boolean): Promise<CleanupReport> {
+    const report = emptyReport(emergency);
+    if (stopped) return report;
+    const started = performance.now();
+    await purgeExpired(report);
+    await sweepDirs(report);
+    const level = emergency || report.purgedJobs + report.removedDirs > 0 ? 'info' : 'debug';
+    logger[level]({ ...report, ms: Math.round(performance.now() - started) }, 'cleanup pass');
+    return report;
+  }
+
+  function enqueue(emergency: boolean): Promise<CleanupReport> {
+    const run = tail.then(() => pass(emergency));
+    tail = run.catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'cleanup pass failed'));
+    return run;
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      timer = null;
+      // The next pass is scheduled only when this one has finished: passes never pile up behind a slow disk.
+      void enqueue(false)
+        .catch(() => undefined)
+        .finally(schedule);
+    }, config.intervalMs);
+    timer.unref();
+  }
+
+  return {
+    sweep: () => enqueue(false),
+    emergency() {
+      queuedEmergency ??= enqueue(true).finally(() => {
+        queuedEmergency = null;
+      });
+      return queuedEmergency;
+    },
+    async releaseUpload(jobId) {
+      if (config.uploadRetentionMs > 0) return;
+      const job = store.jobLifecycle(jobId);
+      if (job && isLive(job.status)) return;
+      await dirs.remove(jobId);
+    },
+    start() {
+      if (stopped || timer) return;
+      schedule();
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await tail;
+    },
+  };
+}
