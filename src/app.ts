@@ -3,9 +3,11 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, toAppError } from './http-errors.ts';
 import auth from './plugins/auth.ts';
+import underPressure from './plugins/under-pressure.ts';
 import healthRoutes from './routes/health.ts';
 import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
+import webRoutes from './routes/web.ts';
 import type { Services } from './services.ts';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
@@ -33,6 +35,12 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   await app.register(multipart, { throwFileSizeLimit: true });
   await app.register(auth, { apiKeys: config.apiKeys });
+  await app.register(underPressure, {
+    gauge: services.pressure,
+    maxEventLoopDelayMs: config.pressure.eventLoopDelayMs,
+    sampleIntervalMs: config.pressure.sampleIntervalMs,
+    retryAfterS: config.pressure.retryAfterS,
+  });
 
   app.setErrorHandler((err, request, reply) => {
     const appError = toAppError(err);
@@ -48,6 +56,7 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(healthRoutes, { services });
   await app.register(uploadRoutes, { services });
   await app.register(jobRoutes, { services });
+  await app.register(webRoutes);
 
   app.addHook('onClose', async () => services.close());
   return app;
