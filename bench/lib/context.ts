@@ -1,0 +1,35 @@
+import type { FakeOpenAI } from '../../test/fake-openai/server.ts';
+import { FAKE_OPENAI_KEY } from '../../test/fake-openai/server.ts';
+import type { Metric } from './stats.ts';
+
+export interface BenchContext {
+  quick: boolean;
+  /** Repetitions of each measured run. */
+  runs: number;
+  /** bench/.cache: generated audio, kept between runs. */
+  cacheDir: string;
+  /** This run's temp dir: service data dirs, logs, chunk outputs. */
+  workDir: string;
+  /** Keep data dirs (for a look after a failure). */
+  keep: boolean;
+  /** How the service is started, relative to the repository: src/server.ts, or dist/server.js after `npm run build`. */
+  serviceEntry: string;
+  note(msg: string): void;
+}
+
+export interface ScenarioOutput {
+  metrics: Metric[];
+  /** Raw per-run records and the settings used, copied into the JSON file. */
+  details: Record<string, unknown>;
+}
+
+/** The service env that points it at the fake provider with a rate limit that never binds. */
+export function fakeProviderEnv(fake: FakeOpenAI, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    OPENAI_API_KEY: FAKE_OPENAI_KEY,
+    OPENAI_BASE_URL: fake.url,
+    RATE_LIMIT_RPM: '100000',
+    RATE_LIMIT_BURST: '1000',
+    ...extra,
+  };
+}
