@@ -2,7 +2,8 @@
 # Quick-start command 2: set up whatever is missing, then typecheck, lint and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium ${ENSURE_EXTRA_APT:-}"
+# redis-server: the scale-out tests start their own instance (test/support/redis-server.ts), never the system one.
+export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"

@@ -2,9 +2,13 @@ import multipart from '@fastify/multipart';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, toAppError } from './http-errors.ts';
+import { RequestLog } from './request-log.ts';
 import auth from './plugins/auth.ts';
+import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';
+import uploadRateLimit from './plugins/upload-rate-limit.ts';
 import healthRoutes from './routes/health.ts';
+import metricsRoutes from './routes/metrics.ts';
 import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
 import webRoutes from './routes/web.ts';
@@ -31,10 +35,14 @@ export async function buildApp({ services, logger }: AppOptions) {
     keepAliveTimeout: 5_000,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    logController: new RequestLog(),
   });
 
   await app.register(multipart, { throwFileSizeLimit: true });
   await app.register(auth, { apiKeys: config.apiKeys });
+  await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });
+  // Before every route, so the document lists them all.
+  await app.register(openApi, { bearer: config.apiKeys.length > 0 });
   await app.register(underPressure, {
     gauge: services.pressure,
     maxEventLoopDelayMs: config.pressure.eventLoopDelayMs,
@@ -56,6 +64,7 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(healthRoutes, { services });
   await app.register(uploadRoutes, { services });
   await app.register(jobRoutes, { services });
+  await app.register(metricsRoutes, { registry: services.metricsRegistry, token: config.metricsToken });
   await app.register(webRoutes);
 
   app.addHook('onClose', async () => services.close());

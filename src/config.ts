@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseApiKeys, type ApiKey } from './api-keys.ts';
 import type { SystemThresholds } from './resources/system-monitor.ts';
 
 const MiB = 1024 ** 2;
@@ -31,7 +33,13 @@ const envSchema = z.object({
   MAX_UPLOAD_BYTES: intFrom(2 * GiB, 1),
   MAX_DURATION_S: numFrom(6 * 3600, 1),
   API_KEYS: optionalString,
+  API_KEYS_FILE: optionalString,
+  UPLOAD_RATE_LIMIT_PER_MINUTE: intFrom(60, 0, 1_000_000),
   REDIS_URL: optionalString,
+  ROLE: z.enum(['api', 'worker', 'all']).default('all'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('chunkscribe'),
+  WORKER_LOCK_MS: intFrom(30_000, 1_000, 3_600_000),
+  WORKER_STALLED_INTERVAL_MS: intFrom(30_000, 500, 3_600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Extras beyond the contract's names.
   MAX_CONCURRENT_JOBS: intFrom(2, 1, 64),
@@ -46,6 +54,8 @@ const envSchema = z.object({
   RETRY_BASE_DELAY_MS: intFrom(1_000, 1),
   RETRY_MAX_DELAY_MS: intFrom(60_000, 1),
   CHUNK_DEADLINE_S: intFrom(1_800, 1),
+  CIRCUIT_FAILURE_THRESHOLD: intFrom(5, 1, 1_000),
+  CIRCUIT_COOL_DOWN_MS: intFrom(30_000, 1, 3_600_000),
   PRICE_PER_MINUTE_JSON: optionalString,
   MAX_JOB_COST_USD: z.coerce.number().positive().optional(),
   POCKETSPHINX_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
@@ -63,6 +73,23 @@ const envSchema = z.object({
   RETENTION_HOURS: numFrom(168, 0.001, 24 * 3650),
   UPLOAD_RETENTION_HOURS: numFrom(0, 0, 24 * 3650),
   CLEANUP_INTERVAL_S: intFrom(600, 1, 86_400),
+  JOB_DIRS_MAX: intFrom(16, 1, 100_000),
+  JOB_DIRS_MAX_BYTES: intFrom(8 * GiB, 1),
+  // Applied by src/server.ts before anything else loads; validated here so that a typo stops the start.
+  GC_YOUNG_GENERATION: z.enum(['fixed', 'grow']).default('fixed'),
+  METRICS_TOKEN: optionalString,
+  // Standard Webhooks secret: "whsec_" then base64 of 24 to 64 random bytes.
+  WEBHOOK_SECRET: optionalString.pipe(
+    z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, 'must be "whsec_" followed by base64 of 24 to 64 random bytes')
+      .optional(),
+  ),
+  WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false', '1', '0']).default('false'),
+  WEBHOOK_MAX_ATTEMPTS: intFrom(8, 1, 50),
+  WEBHOOK_RETRY_BASE_MS: intFrom(10_000, 1, 3_600_000),
+  WEBHOOK_RETRY_MAX_MS: intFrom(3_600_000, 1, 86_400_000),
+  WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 300_000),
 });
 
 /** Pairs whose critical threshold must lie beyond the elevated one, named as the operator wrote them. */
@@ -92,8 +119,13 @@ export interface Config {
   maxUploadBytes: number;
   maxDurationS: number;
   maxConcurrentJobs: number;
-  apiKeys: string[];
+  /** Bearer keys with their names (API_KEYS and API_KEYS_FILE); empty means open mode. */
+  apiKeys: ApiKey[];
+  /** Uploads a key (or, in open mode, a client address) may start per minute; 0 turns the limit off. */
+  uploadRateLimitPerMinute: number;
   redisUrl: string | undefined;
+  /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
+  scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
   logLevel: string;
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
@@ -101,6 +133,8 @@ export interface Config {
   ffmpegTimeoutS: number;
   probeTimeoutS: number;
   retry: { baseDelayMs: number; maxDelayMs: number; chunkDeadlineMs: number };
+  /** Consecutive provider faults that open its circuit, and the wait before a probe. */
+  circuit: { failureThreshold: number; coolDownMs: number };
   pricePerMinuteJson: string | undefined;
   maxJobCostUsd: number | null;
   pocketsphinxModelDir: string;
@@ -117,6 +151,20 @@ export interface Config {
     /** An ended job's upload is kept this long (0: deleted when the job ends). */
     uploadsMs: number;
     sweepIntervalMs: number;
+  };
+  /** Bounds of the job directory pool: directories leased at once, upload bytes they hold. */
+  jobDirs: { maxLeases: number; maxBytes: number };
+  /** Bearer token /metrics asks for; unset leaves /metrics open. */
+  metricsToken: string | undefined;
+  webhooks: {
+    /** Signing secret; unset refuses `callback_url` at upload. */
+    secret: string | undefined;
+    /** Deliver to loopback, private, link-local and unique-local addresses too. */
+    allowPrivate: boolean;
+    maxAttempts: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    timeoutMs: number;
   };
 }
 
@@ -143,10 +191,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     critIs === 'lower' ? e[critical] > e[elevated] : e[critical] < e[elevated],
   ).map(([elevated, critical, critIs]) => `${critical}: must be ${critIs} than or equal to ${elevated}`);
   if (misordered.length > 0) throw new ConfigError(misordered);
+  if (e.JOB_DIRS_MAX_BYTES < e.MAX_UPLOAD_BYTES) {
+    throw new ConfigError(['JOB_DIRS_MAX_BYTES: must be at least MAX_UPLOAD_BYTES, or an upload of the allowed size is never accepted']);
+  }
+  const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
+  if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
   const provider = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
   if (provider === 'openai' && !e.OPENAI_API_KEY) {
     throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
   }
+  if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -164,8 +218,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxDurationS: e.MAX_DURATION_S,
     maxConcurrentJobs: e.MAX_CONCURRENT_JOBS,
-    apiKeys: (e.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
+    apiKeys: apiKeys.keys,
+    uploadRateLimitPerMinute: e.UPLOAD_RATE_LIMIT_PER_MINUTE,
     redisUrl: e.REDIS_URL,
+    scale: { role: e.ROLE, prefix: e.REDIS_PREFIX, lockMs: e.WORKER_LOCK_MS, stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS },
     logLevel: e.LOG_LEVEL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: e.CONNECTION_TIMEOUT_MS,
@@ -173,6 +229,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ffmpegTimeoutS: e.FFMPEG_TIMEOUT_S,
     probeTimeoutS: e.PROBE_TIMEOUT_S,
     retry: { baseDelayMs: e.RETRY_BASE_DELAY_MS, maxDelayMs: e.RETRY_MAX_DELAY_MS, chunkDeadlineMs: e.CHUNK_DEADLINE_S * 1000 },
+    circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, coolDownMs: e.CIRCUIT_COOL_DOWN_MS },
     pricePerMinuteJson: e.PRICE_PER_MINUTE_JSON,
     maxJobCostUsd: e.MAX_JOB_COST_USD ?? null,
     pocketsphinxModelDir: e.POCKETSPHINX_MODEL_DIR,
@@ -196,7 +253,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       uploadsMs: e.UPLOAD_RETENTION_HOURS * 3_600_000,
       sweepIntervalMs: e.CLEANUP_INTERVAL_S * 1000,
     },
+    jobDirs: { maxLeases: e.JOB_DIRS_MAX, maxBytes: e.JOB_DIRS_MAX_BYTES },
+    metricsToken: e.METRICS_TOKEN,
+    webhooks: {
+      secret: e.WEBHOOK_SECRET,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true' || e.WEBHOOK_ALLOW_PRIVATE === '1',
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    },
   };
+}
+
+function readKeysFile(file: string): { path: string; text: string } {
+  try {
+    return { path: file, text: readFileSync(file, 'utf8') };
+  } catch (err) {
+    throw new ConfigError([`API_KEYS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
 }
 
 /** The config as it may be logged: secrets replaced by whether they are set. */
@@ -204,7 +279,9 @@ export function redactConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
     openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
-    apiKeys: `${config.apiKeys.length} key(s)`,
+    apiKeys: config.apiKeys.map((k) => k.name),
     redisUrl: config.redisUrl ? '(set)' : '(unset)',
+    metricsToken: config.metricsToken ? '(set)' : '(unset)',
+    webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
   };
 }

@@ -1,7 +1,10 @@
 import type { Config } from './config.ts';
-import type { JobRunner } from './jobs/runner.ts';
+import type { Registry } from 'prom-client';
+import type { JobEvents } from './jobs/events.ts';
+import type { JobQueue } from './jobs/runner.ts';
 import type { JobStore } from './jobs/store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from './jobs/types.ts';
+import type { DirPool } from './resources/dir-pool.ts';
 import type { JobDirs } from './resources/job-dirs.ts';
 import type { PressureGauge } from './resources/pressure-gauge.ts';
 
@@ -28,7 +31,9 @@ export interface Services {
   config: Config;
   store: JobStore;
   dirs: JobDirs;
-  runner: JobRunner;
+  /** Leases of job directories, bounded in number and upload bytes; a new upload takes one or gets SERVER_BUSY. */
+  dirPool: DirPool;
+  runner: JobQueue;
   /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */
   admit(expectedBytes: number | null): Promise<void>;
   validateFields(fields: Record<string, string>): ValidatedRequest;
@@ -36,6 +41,10 @@ export interface Services {
   health(): Promise<HealthReport>;
   /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
   pressure: PressureGauge;
+  /** The HTTP layer reports uploads and accepted jobs here (metrics). */
+  events: Pick<JobEvents, 'uploadBytes' | 'accepted'>;
+  /** What GET /metrics serves. */
+  metricsRegistry: Registry;
   /** Orphan sweep and resuming unfinished jobs. */
   start(): Promise<void>;
   close(): Promise<void>;

@@ -4,28 +4,38 @@ import {
   createDecodeChecker,
   createProber,
   createSilenceDetector,
+  capChunkBytes,
+  chooseChunkPath,
+  createCutPlanner,
   createSlicer,
-  maxChunkSecondsForBytes,
-  planSplits,
   type ChunkFormat,
+  type ChunkPath,
+  withOverlap,
 } from './chunker/index.ts';
 import type { Config } from './config.ts';
+import { combineJobEvents } from './jobs/events.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { JobStore } from './jobs/store.ts';
 import type { JobRecord } from './jobs/types.ts';
 import { createCleanupManager } from './resources/cleanup-manager.ts';
 import { lockDataDir } from './resources/data-dir-lock.ts';
+import { createDirPool } from './resources/dir-pool.ts';
 import { createHealth } from './resources/health.ts';
 import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
+import { instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
+import { createServiceMetrics } from './metrics/service-metrics.ts';
 import { createPressureGauge } from './resources/pressure-gauge.ts';
 import { killStrayProcesses } from './resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
 import type { Services } from './services.ts';
+import { createChunkRemedies } from './transcribe/chunk-remedies.ts';
+import { createChunkReshaper } from './transcribe/chunk-reshaper.ts';
 import { createChunkTranscriber } from './transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from './transcribe/circuit-breaker.ts';
 import { resolveModel } from './transcribe/models.ts';
 import { createProvider } from './transcribe/providers/index.ts';
 import { createRateLimiter } from './transcribe/rate-limiter.ts';
+import { scaleOutLimiter, scaleOutRunner } from './scale/index.ts';
 import {
   createCostEstimator,
   createMediaValidator,
@@ -34,8 +44,11 @@ import {
   createSystemValidator,
   createValidationGate,
 } from './validate/index.ts';
+import { assertCallbackAccepted } from './webhooks/callback-policy.ts';
+import { createWebhookDispatcher } from './webhooks/dispatcher.ts';
+import { createWebhookSender } from './webhooks/sender.ts';
 
-/** The local engine reads 16 kHz PCM WAV; for OpenAI mp3 at 32 kb/s is 8x smaller than WAV and fast to encode. */
+/** What a re-encode writes: the local engine reads 16 kHz PCM WAV; for OpenAI mp3 at 32 kb/s is 8x smaller than WAV. */
 function chunkFormatFor(config: Config): ChunkFormat {
   return config.provider === 'local' ? 'wav' : 'mp3';
 }
@@ -48,10 +61,15 @@ export interface ServiceOverrides {
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
 export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
-  const lock = lockDataDir(config.dataDir);
+  const lock = lockDataDir(config.dataDir, { shared: config.redisUrl !== undefined });
   const now = () => new Date();
   const store = new JobStore({ file: path.join(config.dataDir, 'jobs.sqlite'), now });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
+  const dirPool = createDirPool({
+    dirs,
+    limits: { ...config.jobDirs, retryAfterS: config.pressure.retryAfterS },
+    logger: logger.child({ component: 'dir-pool' }),
+  });
   const provider = createProvider(config, logger);
   const chunkFormat = chunkFormatFor(config);
 
@@ -62,7 +80,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
   const cleanup = createCleanupManager({
     store,
-    dirs,
+    // Scale-out: a directory without a row may be an upload another API process is still streaming, and only that
+    // process knows; such directories are kept rather than deleted under it.
+    dirs: config.redisUrl ? { ...dirs, inProcess: () => true } : dirs,
     logger: logger.child({ component: 'cleanup' }),
     config: { retentionMs: config.retention.jobsMs, uploadRetentionMs: config.retention.uploadsMs, intervalMs: config.retention.sweepIntervalMs },
     clock: now,
@@ -86,13 +106,39 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       priceOverridesJson: config.pricePerMinuteJson,
       maxJobCostUsd: config.maxJobCostUsd,
     }),
-    fields: createRequestValidator({ defaultModel: config.model, knownModels: provider.models }),
+    fields: createRequestValidator({
+      defaultModel: config.model,
+      knownModels: provider.models,
+      allowPrivateCallbacks: config.webhooks.allowPrivate,
+    }),
   });
 
-  const limiter = createRateLimiter({ rpm: config.rateLimit.rpm, burst: config.rateLimit.burst, maxInFlight: config.maxInFlight, logger });
-  const breaker = createCircuitBreaker({ name: provider.name, logger });
+  const limiter =
+    scaleOutLimiter(config, logger) ??
+    createRateLimiter({ rpm: config.rateLimit.rpm, burst: config.rateLimit.burst, maxInFlight: config.maxInFlight, logger });
+  const breaker = createCircuitBreaker({
+    name: provider.name,
+    logger,
+    failureThreshold: config.circuit.failureThreshold,
+    coolDownMs: config.circuit.coolDownMs,
+  });
+  const metrics = createServiceMetrics({
+    jobCounts: () => store.countByStatus(),
+    limiterStats: () => limiter.stats(),
+    pressureLevel: () => pressure.level(),
+  });
+  const webhooks = createWebhookDispatcher({
+    store,
+    send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
+    logger: logger.child({ component: 'webhooks' }),
+    secret: config.webhooks.secret,
+    maxAttempts: config.webhooks.maxAttempts,
+    retryBaseMs: config.webhooks.retryBaseMs,
+    retryMaxMs: config.webhooks.retryMaxMs,
+  });
+  const events = combineJobEvents(metrics, webhooks);
   const transcriber = createChunkTranscriber({
-    provider,
+    provider: instrumentProvider(provider, metrics),
     limiter,
     breaker,
     logger,
@@ -101,71 +147,103 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     maxDelayMs: config.retry.maxDelayMs,
     chunkDeadlineMs: config.retry.chunkDeadlineMs,
   });
+  const remedies = createChunkRemedies({
+    transcriber: instrumentTranscriber(transcriber, metrics, provider.name),
+    reshaper: createChunkReshaper({ logger, timeoutS: config.ffmpegTimeoutS }),
+    logger,
+  });
   const slicer = createSlicer({ logger, timeoutS: config.ffmpegTimeoutS });
-  const silences = createSilenceDetector({ logger, timeoutS: config.ffmpegTimeoutS });
+  const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: config.ffmpegTimeoutS }), logger });
 
+  const chunkPath = (job: JobRecord): ChunkPath =>
+    chooseChunkPath({
+      provider: provider.name,
+      model: resolveModel(provider.name, job.request.model),
+      audio: job.audio,
+      chunkSeconds: config.chunkSeconds,
+      encodeFormat: chunkFormat,
+    });
   const planCuts = async (job: JobRecord, signal: AbortSignal): Promise<number[]> => {
-    const model = resolveModel(provider.name, job.request.model);
-    const maxChunkS = Math.min(model.maxSeconds, maxChunkSecondsForBytes(chunkFormat, model.maxBytes));
-    const found = await silences.detectSilences(dirs.uploadPath(job.id), {
+    const { targetS, maxChunkS } = chunkPath(job);
+    const { cuts } = await cutPlanner.planCuts({
+      file: dirs.uploadPath(job.id),
       demuxer: job.audio.demuxer,
       maxDurationS: config.maxDurationS,
       signal,
-    });
-    return planSplits({
       durationS: job.audio.duration_s,
-      targetS: Math.min(config.chunkSeconds, maxChunkS),
+      targetS,
       maxChunkS,
-      silences: found,
       searchWindowS: Math.min(config.chunkSeconds / 4, 60),
     });
+    return cuts;
   };
 
-  const runner = new JobRunner({
+  const localRunner = new JobRunner({
     logger,
     store,
     now,
+    leases: dirPool,
     maxConcurrentJobs: config.maxConcurrentJobs,
+    events,
     pipeline: {
       store,
       dirs: pipelineDirs,
       planCuts,
-      slice: (opts) => slicer.slice(opts),
-      transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
-      chunkFormat,
+      slice: (opts) =>
+        withOverlap(capChunkBytes(slicer.slice(opts), { maxBytes: opts.maxBytes, logger, timeoutS: config.ffmpegTimeoutS, signal: opts.signal }), {
+          overlapS: opts.overlapS,
+          logger,
+        }),
+      transcribe: (input, hooks) => remedies.transcribe(input, hooks),
+      chunkPath,
       concurrency: config.concurrency,
+      overlapS: config.chunkOverlapSeconds,
       maxDurationS: config.maxDurationS,
       maxFailedChunkRatio: config.maxFailedChunkRatio,
       now,
     },
   });
 
-  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner });
+  // Scale-out: a BullMQ queue in front of the local runner, which then only runs the jobs this worker takes.
+  const runner = scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
+
+  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs });
   let closing: Promise<void> | null = null;
 
   return {
     config,
     store,
     dirs,
+    dirPool,
     runner,
     async admit(expectedBytes) {
       await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null });
     },
-    validateFields: (fields) => gate.validateFields(fields),
+    validateFields(fields) {
+      const validated = gate.validateFields(fields);
+      assertCallbackAccepted(validated.request.callback_url, config.webhooks.secret);
+      return validated;
+    },
     async validateMedia(input) {
       const result = await gate.validate(input);
       return { audio: result.audio, estimate: result.estimate, plannedChunks: result.plannedChunks };
     },
     health: () => health.report(),
     pressure,
+    events,
+    metricsRegistry: metrics.registry,
     async start() {
       await health.start();
-      await killStrayProcesses({ jobsRoot: dirs.root, logger });
-      await dirs.sweepOrphans(store.jobIds());
+      // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
+      if (!config.redisUrl) {
+        await killStrayProcesses({ jobsRoot: dirs.root, logger });
+        await dirs.sweepOrphans(store.jobIds());
+      }
       // Leftovers of jobs that ended just before a crash, and rows whose retention ran out while the service was down.
       await cleanup.sweep();
       cleanup.start();
-      runner.resumeUnfinished();
+      await runner.resumeUnfinished();
+      webhooks.start();
     },
     close() {
       // Every step runs even when one fails: drain jobs, stop the limiter, close the store.
@@ -174,6 +252,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
           () => cleanup.stop(),
           () => runner.close(config.shutdownTimeoutMs),
           () => limiter.stop(),
+          () => webhooks.stop(),
           async () => store.close(),
           async () => lock.release(),
         ];

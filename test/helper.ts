@@ -45,6 +45,8 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     CHUNK_SECONDS: '10',
     CHUNK_OVERLAP_SECONDS: '0',
+    // Tests upload far faster than a client would; the limit has its own tests (api-operations).
+    UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
     ...env,
   });
   const logger = pino({ level: config.logLevel });
@@ -109,4 +111,21 @@ export async function jobFiles(dataDir: string): Promise<string[]> {
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/** The routes an app registers, from Fastify's own route table, without the HEAD twins of GET routes. */
+export function registeredRoutes(app: App): Array<{ method: string; url: string }> {
+  const out: Array<{ method: string; url: string }> = [];
+  // One node a line, indented four columns a level; a node's path continues its parent's.
+  const prefixes: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const m = /── (\S+)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!m?.[1]) continue;
+    const depth = (line.indexOf('── ') - 1) / 4;
+    prefixes.length = depth;
+    const url = `${prefixes.join('')}${m[1]}`;
+    prefixes.push(m[1]);
+    for (const method of m[2]?.split(', ') ?? []) if (method !== 'HEAD') out.push({ method, url });
+  }
+  return out;
 }

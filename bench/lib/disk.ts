@@ -1,5 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { pollUntilStopped } from './poll.ts';
 
 /** Bytes allocated on disk under a directory (st_blocks x 512, so sparse or preallocated files count as they are). */
 export function dirBytes(dir: string): number {
@@ -24,16 +25,11 @@ export function dirBytes(dir: string): number {
 /** Polls the size of a directory; the high water mark is what it needed at its fullest (polling misses brief spikes). */
 export function sampleDir(dir: string, intervalMs = 100): { stop(): number } {
   let peak = 0;
-  const tick = (): void => {
-    peak = Math.max(peak, dirBytes(dir));
-  };
-  tick();
-  const timer = setInterval(tick, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      tick();
-      return peak;
+  return pollUntilStopped(
+    intervalMs,
+    () => {
+      peak = Math.max(peak, dirBytes(dir));
     },
-  };
+    () => peak,
+  );
 }

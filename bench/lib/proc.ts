@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { pollUntilStopped } from './poll.ts';
 
 export interface RunResult {
   code: number | null;
@@ -127,15 +128,7 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): RssPeaks } {
     peaks.treeKb = Math.max(peaks.treeKb, tree);
     peaks.samples += 1;
   };
-  tick();
-  const timer = setInterval(tick, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      tick();
-      return { ...peaks };
-    },
-  };
+  return pollUntilStopped(intervalMs, tick, () => ({ ...peaks }));
 }
 
 /** A clean environment for children: nothing from the caller's shell (no stray keys or base URLs) but PATH and locale. */

@@ -1,5 +1,6 @@
 import { AppError } from '../errors.ts';
 import type { ChunkEncoding } from './chunk-format.ts';
+import type { ChunkMode } from './chunk-path.ts';
 
 export type StopReason = 'cancelled' | 'consumer' | 'timeout' | 'internal';
 
@@ -48,13 +49,15 @@ export function sliceError(o: SliceOutcome): AppError | null {
 }
 
 /** ffmpeg output options of the slicer (everything after the input, before the file pattern). */
-export function sliceOutputArgs(opts: { cutPoints: readonly number[]; maxDurationS: number }, enc: ChunkEncoding): string[] {
+export function sliceOutputArgs(opts: { cutPoints: readonly number[]; maxDurationS: number; mode?: ChunkMode }, enc: ChunkEncoding): string[] {
   const segmentArgs = opts.cutPoints.length > 0
     ? ['-segment_times', opts.cutPoints.map((c) => c.toFixed(3)).join(',')]
     // No cut: one segment longer than anything accepted.
     : ['-segment_time', String(Math.ceil(opts.maxDurationS) + 1)];
   return [
-    '-map', '0:a:0', '-vn', '-sn', '-dn', '-t', String(opts.maxDurationS), ...enc.codecArgs,
+    // Tags (and cover art) of the upload are of no use to a speech model and would be repeated in every chunk.
+    '-map', '0:a:0', '-vn', '-sn', '-dn', '-map_metadata', '-1', '-t', String(opts.maxDurationS),
+    ...(opts.mode === 'copy' ? ['-c:a', 'copy'] : enc.codecArgs),
     '-f', 'segment', '-segment_format', enc.muxer, ...segmentArgs, '-reset_timestamps', '1',
     // The list goes to our stdout, one line the moment each file is closed.
     '-segment_list', 'pipe:1', '-segment_list_type', 'csv',

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { chunkEncoding } from './chunk-format.ts';
 import type { ChunkFormat } from './chunk-format.ts';
+import type { ChunkMode } from './chunk-path.ts';
 import { parseSegmentListLine, removeChunkFiles, segmentPattern } from './chunk-files.ts';
 import type { ChunkNaming } from './chunk-files.ts';
 import { createRunClock } from './run-clock.ts';
@@ -31,6 +32,8 @@ export interface SliceOptions {
   /** From planSplits: strictly increasing seconds. */
   cutPoints: readonly number[];
   format: ChunkFormat;
+  /** 'copy' writes the source's packets into `format` files unchanged (chooseChunkPath decides). @default 'encode' */
+  mode?: ChunkMode;
   /** Chunks announced but not yet released before ffmpeg is paused (>= 1). */
   lookahead: number;
   maxDurationS: number;

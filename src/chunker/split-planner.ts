@@ -26,13 +26,15 @@ function check(name: string, value: number, { allowZero = false, allowInfinity =
 // Millisecond cut points: ffmpeg's -segment_times parses them exactly and they read well in logs.
 const ms = (s: number): number => Math.round(s * 1000) / 1000;
 
-/**
- * Cut points in seconds, strictly increasing, each inside (0, durationS). N cut points make N + 1
- * chunks. Greedy from the start: each cut lands on the silence midpoint nearest `previous + targetS`
- * inside the search window, else exactly on it; a remainder shorter than `targetS + minTailS` becomes
- * the last chunk (split in two halves only when that would exceed `maxChunkS`).
- */
-export function planSplits(opts: SplitPlanOptions): number[] {
+interface Plan {
+  durationS: number;
+  targetS: number;
+  minTailS: number;
+  maxChunkS: number;
+  windowS: number;
+}
+
+function resolvePlan(opts: SplitPlanOptions): Plan {
   const { durationS, targetS } = opts;
   check('durationS', durationS, { allowZero: true });
   check('targetS', targetS);
@@ -43,38 +45,122 @@ export function planSplits(opts: SplitPlanOptions): number[] {
   check('maxChunkS', maxChunkS, { allowInfinity: true });
   check('searchWindowS', windowS, { allowZero: true });
   if (maxChunkS < targetS) throw new TypeError(`Expected \`maxChunkS\` (${maxChunkS}) to be at least \`targetS\` (${targetS})`);
+  return { durationS, targetS, minTailS, maxChunkS, windowS };
+}
 
-  const mids = (opts.silences ?? [])
+function midpoints(silences: readonly Silence[]): number[] {
+  return silences
     .filter((s) => Number.isFinite(s.start) && Number.isFinite(s.end) && s.end >= s.start)
     .map((s) => (s.start + s.end) / 2)
     .sort((a, b) => a - b);
+}
 
+/** Where the next cut after `prev` is looked for, or null when the rest is the last chunk (`tailCut`: halve it). */
+function nextTarget(p: Plan, prev: number): { ideal: number } | { tailCut: number | null } {
+  const remaining = p.durationS - prev;
+  if (remaining <= p.targetS) return { tailCut: null };
+  if (remaining < p.targetS + p.minTailS) {
+    // Merging the short tail keeps the last chunk long enough to transcribe with context.
+    return { tailCut: remaining > p.maxChunkS ? ms(prev + remaining / 2) : null };
+  }
+  return { ideal: prev + p.targetS };
+}
+
+/** The silence midpoint nearest `ideal` inside the window that keeps every chunk in bounds, else `ideal`. */
+function pickCut(p: Plan, prev: number, ideal: number, mids: readonly number[]): number | null {
+  let cut = ideal;
+  let best = Infinity;
+  for (const m of mids) {
+    const dist = Math.abs(m - ideal);
+    // A silence too close to either end would make a chunk (or the tail) shorter than minTailS.
+    if (dist > p.windowS || dist >= best) continue;
+    if (m - prev > p.maxChunkS || m - prev < p.minTailS || p.durationS - m < p.minTailS) continue;
+    cut = m;
+    best = dist;
+  }
+  cut = ms(cut);
+  return cut <= prev || cut >= p.durationS ? null : cut;
+}
+
+/**
+ * Cut points in seconds, strictly increasing, each inside (0, durationS). N cut points make N + 1
+ * chunks. Greedy from the start: each cut lands on the silence midpoint nearest `previous + targetS`
+ * inside the search window, else exactly on it; a remainder shorter than `targetS + minTailS` becomes
+ * the last chunk (split in two halves only when that would exceed `maxChunkS`).
+ */
+export function planSplits(opts: SplitPlanOptions): number[] {
+  const p = resolvePlan(opts);
+  const mids = midpoints(opts.silences ?? []);
   const cuts: number[] = [];
   let prev = 0;
   for (;;) {
-    const remaining = durationS - prev;
-    if (remaining <= targetS) break;
-    if (remaining < targetS + minTailS) {
-      // Merging the short tail keeps the last chunk long enough to transcribe with context.
-      if (remaining > maxChunkS) cuts.push(ms(prev + remaining / 2));
+    const next = nextTarget(p, prev);
+    if ('tailCut' in next) {
+      if (next.tailCut !== null) cuts.push(next.tailCut);
       break;
     }
-    const ideal = prev + targetS;
-    let cut = ideal;
-    let best = Infinity;
-    for (const m of mids) {
-      const dist = Math.abs(m - ideal);
-      // A silence too close to either end would make a chunk (or the tail) shorter than minTailS.
-      if (dist > windowS || dist >= best) continue;
-      if (m - prev > maxChunkS || m - prev < minTailS || durationS - m < minTailS) continue;
-      cut = m;
-      best = dist;
-    }
-    cut = ms(cut);
-    if (cut <= prev || cut >= durationS) break;
+    const cut = pickCut(p, prev, next.ideal, mids);
+    if (cut === null) break;
     cuts.push(cut);
     prev = cut;
   }
+  return cuts;
+}
+
+export interface ScanWindow {
+  fromS: number;
+  toS: number;
+}
+
+/**
+ * Cut points like `planSplits`', looking for silences only near each target: `scan` returns the silences
+ * inside each window it is given (one list per window, in order). The targets are the silence-free plan's
+ * cuts (multiples of targetS, the tail rule applied), so every window is known at once and one scan can
+ * serve them all; the first scan covers ±nearS, a second one the whole ±searchWindowS only around the
+ * targets that had no silence that near. Each cut is the usable silence midpoint nearest its target, else
+ * the target (kept within maxChunkS of the previous cut and of the end).
+ */
+export async function planSplitsByWindows(
+  opts: Omit<SplitPlanOptions, 'silences'> & { nearS: number },
+  scan: (windows: readonly ScanWindow[]) => Promise<Silence[][]>,
+): Promise<number[]> {
+  const p = resolvePlan(opts);
+  check('nearS', opts.nearS, { allowZero: true });
+  const targets = planSplits({ durationS: p.durationS, targetS: p.targetS, minTailS: p.minTailS, maxChunkS: p.maxChunkS });
+  if (targets.length === 0) return [];
+  const around = (t: number, r: number): ScanWindow => ({ fromS: Math.max(0, t - r), toS: Math.min(p.durationS, t + r) });
+  const near = Math.min(opts.nearS, p.windowS);
+  const found = await scan(targets.map((t) => around(t, near)));
+  const bare = targets.map((_, i) => i).filter((i) => (found[i]?.length ?? 0) === 0);
+  if (near < p.windowS && bare.length > 0) {
+    const wide = await scan(bare.map((i) => around(targets[i] ?? 0, p.windowS)));
+    bare.forEach((i, j) => {
+      found[i] = wide[j] ?? [];
+    });
+  }
+
+  const cuts: number[] = [];
+  let prev = 0;
+  targets.forEach((target, k) => {
+    const last = k === targets.length - 1;
+    const fits = (c: number): boolean =>
+      c - prev >= p.minTailS && c - prev <= p.maxChunkS && p.durationS - c >= p.minTailS && (!last || p.durationS - c <= p.maxChunkS);
+    let cut = Math.min(target, prev + p.maxChunkS);
+    if (last) cut = Math.max(cut, p.durationS - p.maxChunkS);
+    let best = Infinity;
+    for (const m of midpoints(found[k] ?? [])) {
+      const dist = Math.abs(m - target);
+      if (dist <= p.windowS && dist < best && fits(m)) {
+        cut = m;
+        best = dist;
+      }
+    }
+    cut = ms(cut);
+    if (cut > prev && cut < p.durationS) {
+      cuts.push(cut);
+      prev = cut;
+    }
+  });
   return cuts;
 }
 

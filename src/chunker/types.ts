@@ -32,4 +32,9 @@ export interface SlicedChunk {
   startS: number;
   durationS: number;
   bytes: number;
+  /**
+   * Seconds of the previous chunk's end the file starts with (CHUNK_OVERLAP_SECONDS), before `startS`; the
+   * file holds leadS + durationS of audio. @default 0
+   */
+  leadS?: number;
 }

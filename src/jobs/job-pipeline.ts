@@ -2,10 +2,11 @@ import { rm } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ChunkFormat } from '../chunker/chunk-format.ts';
+import type { ChunkMode, ChunkPath } from '../chunker/chunk-path.ts';
 import type { SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
-import { degenerateReason } from '../transcribe/hallucination-guard.ts';
+import { chainedPrompt } from '../transcribe/context-prompt.ts';
 import { stitchTranscript } from '../transcribe/stitcher.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { computeProgress } from './progress.ts';
@@ -27,6 +28,11 @@ export interface PipelineDeps {
     outDir: string;
     cutPoints: number[];
     format: ChunkFormat;
+    mode: ChunkMode;
+    /** A chunk over this many bytes is split again before it is handed out. */
+    maxBytes: number;
+    /** Seconds of the previous chunk each chunk after the first starts with (0: none). */
+    overlapS: number;
     lookahead: number;
     maxDurationS: number;
     /** What the validator measured: output ending short of it is a truncated file, not a short recording. */
@@ -35,9 +41,12 @@ export interface PipelineDeps {
   }): SliceHandleLike;
   /** Cut points for a fresh job (the split plan); a resumed job reuses the stored ones. */
   planCuts(job: JobRecord, signal: AbortSignal): Promise<number[]>;
+  /** Copy or re-encode, and into which format: a pure function of the job, so a resumed job cuts the same way. */
+  chunkPath(job: JobRecord): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'reason'>;
   transcribe(input: TranscribeInput, hooks: TranscribeHooks): Promise<ChunkResult>;
-  chunkFormat: ChunkFormat;
   concurrency: number;
+  /** CHUNK_OVERLAP_SECONDS; applied to PCM WAV chunks only (their samples can be joined without ffmpeg). */
+  overlapS: number;
   maxDurationS: number;
   maxFailedChunkRatio: number;
   now: () => Date;
@@ -46,6 +55,8 @@ export interface PipelineDeps {
 export interface TranscribeHooks {
   onAttempt?(attempt: number): void;
   onRetry?(info: { attempt: number; delayMs: number; errorClass: string; code?: string }): void;
+  /** The chunk is held before its next attempt (the provider's circuit is open) until `until` (epoch ms). */
+  onWaiting?(info: { reason: string; until: number | null }): void;
 }
 
 /** Thrown when the service stops before the job finished: the job stays `processing` and resumes at the next start. */
@@ -88,9 +99,15 @@ export async function runJobPipeline(
     store.updateJob(job.id, { chunksTotal: chunks.length });
   }
   const done = new Map(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
-  log.info({ chunks: chunks.length, alreadyDone: done.size }, 'slicing');
+  const chunkPath = deps.chunkPath(job);
+  const overlapS = chunkPath.format === 'wav' ? deps.overlapS : 0;
+  store.updateJob(job.id, { chunkPlan: { mode: chunkPath.mode, format: chunkPath.format, reason: chunkPath.reason } });
+  log.info({ chunks: chunks.length, alreadyDone: done.size, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, why: chunkPath.reason }, 'slicing');
 
-  const limit = pLimit(deps.concurrency);
+  // Context chaining needs the previous chunk's text before the next one goes: one at a time, in index order
+  // (the slicer yields chunks in order and p-limit starts them first in, first out).
+  const sequential = job.request.context === 'sequential';
+  const limit = pLimit(sequential ? 1 : deps.concurrency);
   // A job-fatal chunk error aborts the rest of the job at once, not after every queued chunk has failed too.
   const jobAbort = new AbortController();
   const onAbort = () => jobAbort.abort(signal.reason);
@@ -100,7 +117,10 @@ export async function runJobPipeline(
     demuxer: job.audio.demuxer,
     outDir: dirs.chunksDir(job.id),
     cutPoints: chunks.slice(1).map((c) => c.startS),
-    format: deps.chunkFormat,
+    format: chunkPath.format,
+    mode: chunkPath.mode,
+    maxBytes: chunkPath.maxBytes,
+    overlapS,
     lookahead: Math.max(2, deps.concurrency * 2),
     maxDurationS: deps.maxDurationS,
     expectedDurationS: job.audio.duration_s,
@@ -122,29 +142,30 @@ export async function runJobPipeline(
         jobId: job.id,
         index: chunk.index,
         path: chunk.path,
-        durationS: chunk.durationS,
+        durationS: chunk.durationS + (chunk.leadS ?? 0),
         language: job.request.language,
-        prompt: job.request.prompt,
+        prompt: sequential ? chainedPrompt(job.request.prompt, previousText(chunk.index)) : job.request.prompt,
         model: job.request.model,
         signal: jobAbort.signal,
       };
       const hooks: TranscribeHooks = {
-        onAttempt: (attempt) => store.updateChunk(job.id, chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null }),
+        onAttempt: (attempt) =>
+          store.updateChunk(job.id, chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null, errorCode: null }),
         onRetry: ({ delayMs, code }) =>
           store.updateChunk(job.id, chunk.index, {
             status: 'retrying',
             nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(),
             errorMessage: code ?? null,
           }),
+        onWaiting: ({ reason, until }) =>
+          store.updateChunk(job.id, chunk.index, {
+            status: 'retrying',
+            nextTryAt: until === null ? null : new Date(until).toISOString(),
+            errorCode: 'PROVIDER_UNAVAILABLE',
+            errorMessage: reason,
+          }),
       };
-      let result = await deps.transcribe(input, hooks);
-      const suspicious = degenerateReason(result, chunk.durationS);
-      if (suspicious) {
-        // A prompt is the usual trigger of repetition loops: one more try without it, and the saner answer is kept.
-        clog.warn({ reason: suspicious }, 'chunk text looks hallucinated; transcribing it once more without prompt');
-        const second = await deps.transcribe({ ...input, prompt: null }, hooks);
-        if (degenerateReason(second, chunk.durationS) === null) result = second;
-      }
+      const result = await deps.transcribe(input, hooks);
       store.updateChunk(job.id, chunk.index, { status: 'done', result, errorCode: null, errorMessage: null, nextTryAt: null });
       clog.debug({ segments: result.segments.length }, 'chunk transcribed');
       reportProgress();
@@ -162,6 +183,12 @@ export async function runJobPipeline(
     } finally {
       await finishChunk(chunk);
     }
+  };
+
+  /** The text of the chunk before, stored whether it was done in this run or before a restart. */
+  const previousText = (index: number): string | null => {
+    if (index === 0) return null;
+    return store.listChunks(job.id).find((c) => c.index === index - 1)?.result?.text ?? null;
   };
 
   const reportProgress = () => {
@@ -184,7 +211,7 @@ export async function runJobPipeline(
   try {
     for await (const chunk of handle.chunks) {
       sliced = chunk.index + 1;
-      if (done.has(chunk.index)) {
+      if (sameSpan(done.get(chunk.index), chunk)) {
         await finishChunk(chunk);
         continue;
       }
@@ -214,12 +241,24 @@ export async function runJobPipeline(
   const transcript = stitchTranscript({
     jobId: job.id,
     durationS: job.audio.duration_s,
-    chunks: final.map((c) => ({ index: c.index, startS: c.startS, durationS: c.durationS, status: c.status, result: c.result })),
-    overlapS: 0,
+    // The store keeps each chunk's own span; a chunk's result is timed from the start of its file, overlap included.
+    chunks: final.map((c, i) => {
+      const leadS = i > 0 ? Math.min(overlapS, final[i - 1]?.durationS ?? 0) : 0;
+      return { index: c.index, startS: c.startS - leadS, durationS: c.durationS + leadS, status: c.status, result: c.result };
+    }),
+    overlapS,
   });
   store.saveTranscript(job.id, transcript);
   store.updateJob(job.id, { status: 'completed', stage: null, percent: 100, completedAt: now() });
   log.info({ chunks: final.length, failed: final.filter((c) => c.status === 'failed').length }, 'job completed');
+}
+
+/**
+ * Whether a stored result still covers the chunk just cut. A chunk split for the byte cap renumbers the ones
+ * after it, so after a restart an index can name other audio than the result stored under it.
+ */
+function sameSpan(stored: ChunkRecord | undefined, chunk: SlicedChunk): boolean {
+  return stored !== undefined && Math.abs(stored.startS - chunk.startS) < 0.05 && Math.abs(stored.durationS - chunk.durationS) < 0.05;
 }
 
 function assertEnoughChunks(chunks: ChunkRecord[], maxFailedRatio: number): void {

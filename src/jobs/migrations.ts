@@ -38,17 +38,30 @@ const MIGRATIONS: readonly string[] = [
      result_json TEXT,
      PRIMARY KEY (job_id, idx)
    );`,
+  // The name of the API key that created the job (API_KEYS_FILE); the owner column keeps only the key's fingerprint.
+  `ALTER TABLE jobs ADD COLUMN key_name TEXT;`,
+  // Delivery state of the callback_url webhook. Jobs that ended before webhooks were delivered are not called now.
+  `ALTER TABLE jobs ADD COLUMN webhook_json TEXT;
+   UPDATE jobs SET webhook_json = json_object('status', 'failed', 'attempts', 0, 'last_status_code', NULL,
+       'last_error', 'the job ended before this server delivered webhooks', 'next_attempt_at', NULL)
+     WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL;`,
+  // How the slicer cut the job's chunks (stream copy or re-encode); null for jobs sliced before it was kept.
+  `ALTER TABLE jobs ADD COLUMN chunk_plan_json TEXT;`,
 ];
 
 export function migrate(db: DatabaseSync): number {
-  const row = db.prepare('PRAGMA user_version').get() as { user_version: number };
-  let version = row.user_version;
+  const current = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  let version = current();
   while (version < MIGRATIONS.length) {
     db.exec('BEGIN IMMEDIATE');
     try {
-      db.exec(MIGRATIONS[version] as string);
-      version += 1;
-      db.exec(`PRAGMA user_version = ${version}`);
+      // Scale-out processes share the file: another one may have applied this step while we waited for the lock.
+      version = current();
+      if (version < MIGRATIONS.length) {
+        db.exec(MIGRATIONS[version] as string);
+        version += 1;
+        db.exec(`PRAGMA user_version = ${version}`);
+      }
       db.exec('COMMIT');
     } catch (err) {
       db.exec('ROLLBACK');

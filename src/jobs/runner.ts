@@ -1,6 +1,8 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
+import type { DirPool } from '../resources/dir-pool.ts';
+import type { JobEvents } from './events.ts';
 import { runJobPipeline, ShutdownSignal, type PipelineDeps } from './job-pipeline.ts';
 import type { JobStore } from './store.ts';
 
@@ -8,8 +10,22 @@ export interface RunnerOptions {
   logger: Logger;
   store: JobStore;
   pipeline: PipelineDeps;
+  /** Directory leases of the jobs this runner holds (queued or running here), released when each job ends. */
+  leases: Pick<DirPool, 'adopt' | 'release'>;
   maxConcurrentJobs: number;
   now: () => Date;
+  /** Told of every job that ends here (metrics, webhooks). */
+  events: Pick<JobEvents, 'ended'>;
+}
+
+/** What the HTTP layer and the service's start/stop need from whatever runs jobs: this runner, or src/scale's queue. */
+export interface JobQueue {
+  readonly running: number;
+  readonly waiting: number;
+  enqueue(jobId: string): Promise<void>;
+  cancel(jobId: string): Promise<void>;
+  resumeUnfinished(): number | Promise<number>;
+  close(graceMs: number): Promise<void>;
 }
 
 interface Active {
@@ -22,7 +38,7 @@ interface Active {
  * Runs accepted jobs, at most maxConcurrentJobs at a time, and owns their cancellation. State lives in the store:
  * after a crash, `resumeUnfinished()` picks up every job that was queued or processing.
  */
-export class JobRunner {
+export class JobRunner implements JobQueue {
   readonly #opts: RunnerOptions;
   readonly #limit: LimitFunction;
   readonly #active = new Map<string, Active>();
@@ -47,6 +63,9 @@ export class JobRunner {
     if (this.#closing) return Promise.resolve();
     const existing = this.#active.get(jobId);
     if (existing) return existing.settled;
+    // The process that runs a job holds its directory lease from here until the job ends (the upload's lease
+    // is handed over; a job resumed after a crash or taken from the scale-out queue takes one here).
+    this.#opts.leases.adopt(jobId, this.#opts.store.getJob(jobId)?.audio.size_bytes ?? 0);
     const controller = new AbortController();
     const active: Active = { controller, settled: Promise.resolve(), started: false };
     active.settled = this.#limit(() => {
@@ -105,7 +124,12 @@ export class JobRunner {
   async #run(jobId: string, signal: AbortSignal): Promise<void> {
     const { store, logger } = this.#opts;
     const job = store.getJob(jobId);
-    if (!job || signal.aborted || this.#drain.signal.aborted) return;
+    // Shutdown keeps the lease (the job resumes at the next start); a deleted or cancelled job has ended here.
+    if (this.#drain.signal.aborted) return;
+    if (!job || signal.aborted) {
+      this.#opts.leases.release(jobId);
+      return;
+    }
     const log = logger.child({ jobId });
     try {
       await runJobPipeline(job, this.#opts.pipeline, { abort: signal, drain: this.#drain.signal }, log);
@@ -133,8 +157,21 @@ export class JobRunner {
       await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
         log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
       });
-      const status = store.getJob(jobId)?.status;
-      if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
+      const ended = store.getJob(jobId);
+      const status = ended?.status;
+      if (ended && status !== 'processing' && status !== 'queued') {
+        try {
+          this.#opts.events.ended(ended);
+        } catch (err) {
+          log.error({ err }, 'a listener of the job end failed');
+        }
+      }
+      try {
+        if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
+      } finally {
+        // A job left queued or processing was interrupted by shutdown and keeps its lease; any other has ended.
+        if (status !== 'processing' && status !== 'queued') this.#opts.leases.release(jobId);
+      }
     }
   }
 }

@@ -1,10 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import type { ErrorCode } from '../errors.ts';
 import type { ChunkResult, Transcript } from '../transcribe/types.ts';
 import { migrate } from './migrations.ts';
-import type { ChunkRecord, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
+import type { ChunkPlanInfo, ChunkRecord, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus, WebhookState } from './types.ts';
 
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
@@ -29,6 +29,8 @@ export type JobPatch = Partial<{
   transcribingStartedAt: string | null;
   errorCode: ErrorCode | null;
   errorMessage: string | null;
+  webhook: WebhookState | null;
+  chunkPlan: ChunkPlanInfo | null;
 }>;
 
 export type ChunkPatch = Partial<{
@@ -52,6 +54,8 @@ const JOB_COLUMNS: Record<keyof JobPatch, string> = {
   transcribingStartedAt: 'transcribing_started_at',
   errorCode: 'error_code',
   errorMessage: 'error_message',
+  webhook: 'webhook_json',
+  chunkPlan: 'chunk_plan_json',
 };
 
 const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
@@ -93,10 +97,13 @@ function rowToJob(r: Row): JobRecord {
     errorCode: (r.error_code as ErrorCode | null) ?? null,
     errorMessage: (r.error_message as string | null) ?? null,
     idempotencyKey: (r.idempotency_key as string | null) ?? null,
+    keyName: (r.key_name as string | null) ?? null,
+    webhook: typeof r.webhook_json === 'string' ? JSON.parse(r.webhook_json) : null,
+    chunkPlan: typeof r.chunk_plan_json === 'string' ? JSON.parse(r.chunk_plan_json) : null,
   };
 }
 
-function rowToChunk(r: Row): ChunkRecord {
+function rowToChunkState(r: Row): ChunkState {
   return {
     jobId: r.job_id as string,
     index: Number(r.idx),
@@ -107,8 +114,11 @@ function rowToChunk(r: Row): ChunkRecord {
     nextTryAt: (r.next_try_at as string | null) ?? null,
     errorCode: (r.error_code as ErrorCode | null) ?? null,
     errorMessage: (r.error_message as string | null) ?? null,
-    result: r.result_json === null ? null : JSON.parse(r.result_json as string),
   };
+}
+
+function rowToChunk(r: Row): ChunkRecord {
+  return { ...rowToChunkState(r), result: r.result_json === null ? null : JSON.parse(r.result_json as string) };
 }
 
 function encodeCursor(job: JobRecord): string {
@@ -127,32 +137,57 @@ function decodeCursor(cursor: string): [string, string] | null {
 export class JobStore {
   readonly #db: DatabaseSync;
   readonly #now: () => Date;
+  /**
+   * Every jobs column but the transcript: a poll reads the job row many times a second, and copying a long
+   * recording's transcript out of SQLite each time was most of its cost. Read from the table after the
+   * migrations, so a column added later is included without touching this.
+   */
+  readonly #jobColumns: string;
+  readonly #statements = new Map<string, StatementSync>();
 
   constructor(options: JobStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
     this.#db = new DatabaseSync(options.file);
     this.#now = options.now ?? (() => new Date());
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
+    this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     migrate(this.#db);
+    const columns = this.#db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>;
+    this.#jobColumns = columns
+      .map((c) => c.name)
+      .filter((name) => name !== 'transcript_json')
+      .map((name) => `"${name}"`)
+      .join(', ');
+  }
+
+  /** The hot reads (polling) reuse their compiled statement instead of preparing it per call. */
+  #cached(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   insertJob(job: JobRecord): void {
     this.#db
       .prepare(
         `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
-           estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
+           key_name)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         ...[job.id, job.owner, job.status, job.stage, job.createdAt, job.updatedAt, job.completedAt, job.audio, job.request,
           job.estimate, job.chunksTotal, job.slicingDone, job.percent, job.transcribingStartedAt, job.errorCode,
-          job.errorMessage, job.idempotencyKey].map(toSql),
+          job.errorMessage, job.idempotencyKey, job.keyName ?? null].map(toSql),
       );
   }
 
   /** With an owner, a job of another owner is invisible (as if it did not exist). */
   getJob(id: string, owner?: string | null): JobRecord | null {
-    const row = this.#db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    const row = this.#cached(`SELECT ${this.#jobColumns} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
     if (!row) return null;
     const job = rowToJob(row);
     return owner !== undefined && job.owner !== owner ? null : job;
@@ -160,7 +195,7 @@ export class JobStore {
 
   findByIdempotencyKey(owner: string | null, key: string): JobRecord | null {
     const row = this.#db
-      .prepare("SELECT * FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?")
+      .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
     return row ? rowToJob(row) : null;
   }
@@ -178,7 +213,7 @@ export class JobStore {
       params.push(after[0], after[0], after[1]);
     }
     const rows = this.#db
-      .prepare(`SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
       .all(...params, query.limit + 1) as Row[];
     const items = rows.slice(0, query.limit).map(rowToJob);
     const last = items.at(-1);
@@ -222,6 +257,30 @@ export class JobStore {
     return (this.#db.prepare('SELECT * FROM chunks WHERE job_id = ? ORDER BY idx').all(jobId) as Row[]).map(rowToChunk);
   }
 
+  /**
+   * The chunks' states without their results (no result JSON is read or parsed): enough for progress. Read as
+   * arrays, which node:sqlite builds at about half the cost of row objects, on every poll.
+   */
+  listChunkStates(jobId: string): ChunkState[] {
+    const sql = 'SELECT job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message FROM chunks WHERE job_id = ? ORDER BY idx';
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#cached(sql);
+      statement.setReturnArrays(true);
+    }
+    return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(([jobIdCol, idx, startS, durationS, status, attempts, nextTryAt, errorCode, errorMessage]) => ({
+      jobId: jobIdCol as string,
+      index: Number(idx),
+      startS: Number(startS),
+      durationS: Number(durationS),
+      status: status as ChunkStatus,
+      attempts: Number(attempts),
+      nextTryAt: (nextTryAt as string | null) ?? null,
+      errorCode: (errorCode as ErrorCode | null) ?? null,
+      errorMessage: (errorMessage as string | null) ?? null,
+    }));
+  }
+
   /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
   deleteChunksFrom(jobId: string, index: number): void {
     this.#db.prepare('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
@@ -255,6 +314,18 @@ export class JobStore {
       .prepare(`SELECT id FROM jobs WHERE status IN ${ENDED_STATUSES} AND ${ENDED_AT} < ? ORDER BY ${ENDED_AT} LIMIT ?`)
       .all(before, limit) as Row[];
     return rows.map((r) => r.id as string);
+  }
+
+  /** Ended jobs whose callback is still owed: pending, or never started because the process died as the job ended. */
+  webhookBacklog(): JobRecord[] {
+    return (
+      this.#db
+        .prepare(
+          `SELECT * FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
+             AND (webhook_json IS NULL OR json_extract(webhook_json, '$.status') = 'pending') ORDER BY completed_at`,
+        )
+        .all() as Row[]
+    ).map(rowToJob);
   }
 
   jobIds(): Set<string> {

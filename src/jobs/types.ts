@@ -24,12 +24,26 @@ export interface JobRequest {
   metadata: Record<string, unknown> | null;
   callback_url: string | null;
   max_cost_usd: number | null;
+  /** 'sequential' chains each chunk's prompt to the previous chunk's text; absent (older jobs) means 'none'. */
+  context?: 'none' | 'sequential';
 }
 
 export interface CostEstimate {
   cost_usd: number;
   provider: ProviderName;
   model: string;
+}
+
+/**
+ * Delivery of the job's end to its callback_url. 'pending' until delivered or given up; attempts counts the POSTs
+ * made (and the refusals of a non-public address, which make no request).
+ */
+export interface WebhookState {
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
 }
 
 export interface JobRecord {
@@ -52,6 +66,19 @@ export interface JobRecord {
   errorCode: ErrorCode | null;
   errorMessage: string | null;
   idempotencyKey: string | null;
+  /** The name of the API key that created the job (never the key); null in open mode and for older jobs. */
+  keyName?: string | null;
+  /** Null until the job has ended (or when it has no callback_url). */
+  webhook?: WebhookState | null;
+  /** How the chunks were cut (stream copy or re-encode, and why), set when slicing starts; null before. */
+  chunkPlan?: ChunkPlanInfo | null;
+}
+
+export interface ChunkPlanInfo {
+  mode: 'copy' | 'encode';
+  /** The chunk files' format: wav, flac, mp3 or ogg. */
+  format: string;
+  reason: string;
 }
 
 export interface ChunkRecord {
@@ -66,3 +93,6 @@ export interface ChunkRecord {
   errorMessage: string | null;
   result: ChunkResult | null;
 }
+
+/** A chunk row without its transcription result: what progress reporting needs, without parsing the result JSON. */
+export type ChunkState = Omit<ChunkRecord, 'result'>;

@@ -10,13 +10,30 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function readOwner(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 /**
  * One process owns a DATA_DIR: a second one would sweep the first one's uploads as orphans and run its jobs twice.
  * The lock file holds the owner's pid; a lock left by a dead process (kill -9) is taken over.
  */
-export function lockDataDir(dataDir: string): { release(): void } {
+export function lockDataDir(dataDir: string, opts: { shared?: boolean } = {}): { release(): void } {
   mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'service.lock');
+  if (opts.shared) {
+    // Scale-out processes share the DATA_DIR by design (BullMQ hands each job to one worker); they only refuse to
+    // start beside a live single-process service, which would run the same jobs on its own.
+    const owner = Number(readOwner(file));
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      throw new Error(`DATA_DIR ${dataDir} is in use by the single-process service ${owner}`);
+    }
+    return { release: () => undefined };
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx');

@@ -5,6 +5,7 @@ import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 import type { ProviderValidator } from '../validate/provider-validator.ts';
 import { checkBinary, type BinaryCheck } from './binaries.ts';
+import type { DirPool, DirPoolLimits } from './dir-pool.ts';
 import { healthStatus, type SystemMonitor } from './system-monitor.ts';
 
 export interface HealthDeps {
@@ -14,6 +15,8 @@ export interface HealthDeps {
   breaker: Pick<CircuitBreaker, 'snapshot'>;
   limiter: Pick<RateLimiter, 'stats'>;
   runner: Pick<JobRunner, 'running' | 'waiting'>;
+  dirPool: Pick<DirPool, 'usage'>;
+  dirLimits: Pick<DirPoolLimits, 'maxLeases' | 'maxBytes'>;
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -56,6 +59,12 @@ export function createHealth(deps: HealthDeps) {
       components.queue = {
         status: 'ok',
         detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,
+      };
+      const dirs = deps.dirPool.usage();
+      // Informational: a full pool refuses new uploads with 503, but the service is ready for everything else.
+      components.job_dirs = {
+        status: 'ok',
+        detail: `${dirs.leases} of ${deps.dirLimits.maxLeases} leased, ${(dirs.bytes / GiB).toFixed(2)} of ${(deps.dirLimits.maxBytes / GiB).toFixed(2)} GiB`,
       };
       const worst = Object.values(components).reduce<ComponentStatus>((acc, c) => (RANK[c.status] > RANK[acc] ? c.status : acc), 'ok');
       return { status: worst, components };

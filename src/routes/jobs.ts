@@ -1,18 +1,20 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { AppError } from '../errors.ts';
+import { errorResponses, JobIdParams, JobList, ListQuery, Transcript, TranscriptQuery } from '../http-schemas.ts';
 import { isJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
-import type { JobRecord, JobStatus } from '../jobs/types.ts';
+import type { JobRecord } from '../jobs/types.ts';
 import type { Services } from '../services.ts';
 import { renderTranscript } from '../transcribe/formats.ts';
 import { stitchTranscript } from '../transcribe/stitcher.ts';
 
-const STATUSES: readonly JobStatus[] = ['queued', 'processing', 'completed', 'failed', 'cancelled'];
-const FORMATS = ['json', 'txt', 'srt', 'vtt'] as const;
-type Format = (typeof FORMATS)[number];
+const JOB_RESOURCE = Type.Ref('JobResource');
 
 export default async function jobRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
   const { store, dirs, runner } = opts.services;
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
 
   /** A job the caller may see, or 404: another key's job is indistinguishable from one that never existed. */
   function findJob(id: string, owner: string | null): JobRecord {
@@ -21,36 +23,67 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     return job;
   }
 
-  app.get<{ Querystring: { status?: string; limit?: string; cursor?: string } }>('/v1/jobs', async (request) => {
-    const { status, cursor } = request.query;
-    if (status !== undefined && !STATUSES.includes(status as JobStatus)) {
-      throw new AppError('INVALID_FIELD', `status must be one of ${STATUSES.join(', ')}.`, { details: { field: 'status' } });
-    }
-    const limit = request.query.limit === undefined ? 20 : Number(request.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-      throw new AppError('INVALID_FIELD', 'limit must be a whole number from 1 to 100.', { details: { field: 'limit' } });
-    }
-    const page = store.listJobs({ owner: request.owner, status: status as JobStatus | undefined, limit, cursor });
-    const now = Date.now();
-    return {
-      items: page.items.map((job) => toJobResource(job, store.listChunks(job.id), now)),
-      next_cursor: page.nextCursor,
-    };
-  });
+  /** The resource as a poll sees it: built from the stored rows on every request, chunk results left unread. */
+  function resourceOf(job: JobRecord, now: number) {
+    return toJobResource(job, store.listChunkStates(job.id), now);
+  }
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
-    const job = findJob(request.params.id, request.owner);
-    return toJobResource(job, store.listChunks(job.id), Date.now());
-  });
+  api.get(
+    '/v1/jobs',
+    {
+      schema: {
+        summary: 'List jobs, newest first',
+        tags: ['jobs'],
+        querystring: ListQuery,
+        response: { 200: JobList, ...errorResponses(400, 401, 500) },
+      },
+    },
+    async (request) => {
+      const { status, limit, cursor } = request.query;
+      const page = store.listJobs({ owner: request.owner, status, limit, cursor });
+      const now = Date.now();
+      return { items: page.items.map((job) => resourceOf(job, now)), next_cursor: page.nextCursor };
+    },
+  );
 
-  app.get<{ Params: { id: string }; Querystring: { format?: string; partial?: string } }>(
+  api.get(
+    '/v1/jobs/:id',
+    {
+      schema: {
+        summary: 'Poll a job',
+        tags: ['jobs'],
+        params: JobIdParams,
+        response: { 200: JOB_RESOURCE, ...errorResponses(401, 404, 500) },
+      },
+    },
+    async (request) => resourceOf(findJob(request.params.id, request.owner), Date.now()),
+  );
+
+  api.get(
     '/v1/jobs/:id/transcript',
+    {
+      schema: {
+        summary: 'The stitched transcript',
+        description: 'json, txt, srt or vtt; before completion 409 JOB_NOT_COMPLETED, or with partial=true the chunks finished so far.',
+        tags: ['jobs'],
+        params: JobIdParams,
+        querystring: TranscriptQuery,
+        response: {
+          200: {
+            description: 'The transcript in the asked format (header x-transcript-partial: true for a partial one).',
+            content: {
+              'application/json': { schema: Transcript },
+              'text/plain': { schema: Type.String() },
+              'application/x-subrip': { schema: Type.String() },
+              'text/vtt': { schema: Type.String() },
+            },
+          },
+          ...errorResponses(400, 401, 404, 409, 500),
+        },
+      },
+    },
     async (request, reply) => {
       const job = findJob(request.params.id, request.owner);
-      const format = (request.query.format ?? 'json') as Format;
-      if (!FORMATS.includes(format)) {
-        throw new AppError('INVALID_FIELD', `format must be one of ${FORMATS.join(', ')}.`, { details: { field: 'format' } });
-      }
       const partial = request.query.partial === 'true' || request.query.partial === '1';
       let transcript = job.status === 'completed' ? store.getTranscript(job.id) : null;
       if (!transcript && partial) {
@@ -68,17 +101,29 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
           details: { status: job.status },
         });
       }
-      const rendered = renderTranscript(transcript, format);
+      // Rendered to text here (the json format too), so the response schema documents it but never reshapes it.
+      const rendered = renderTranscript(transcript, request.query.format);
       return reply.type(rendered.contentType).send(rendered.body);
     },
   );
 
-  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
-    const job = findJob(request.params.id, request.owner);
-    await runner.cancel(job.id);
-    store.deleteJob(job.id);
-    await dirs.remove(job.id);
-    request.log.info({ jobId: job.id, was: job.status }, 'job deleted');
-    return reply.code(204).send();
-  });
+  api.delete(
+    '/v1/jobs/:id',
+    {
+      schema: {
+        summary: 'Cancel a job if it runs, then delete its audio, chunks and transcript',
+        tags: ['jobs'],
+        params: JobIdParams,
+        response: { 204: Type.Null({ description: 'Deleted.' }), ...errorResponses(401, 404, 500) },
+      },
+    },
+    async (request, reply) => {
+      const job = findJob(request.params.id, request.owner);
+      await runner.cancel(job.id);
+      store.deleteJob(job.id);
+      await dirs.remove(job.id);
+      request.log.info({ jobId: job.id, was: job.status }, 'job deleted');
+      return reply.code(204).send(null);
+    },
+  );
 }

@@ -2,10 +2,14 @@ import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { AppError, isAppError } from '../errors.ts';
+import { DryRunEstimate, errorResponses, UploadForm, UploadHeaders } from '../http-schemas.ts';
 import { newJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
 import type { JobRecord } from '../jobs/types.ts';
+import { RATE_LIMITED_ROUTE } from '../plugins/upload-rate-limit.ts';
+import type { DirLease } from '../resources/dir-pool.ts';
 import type { Services } from '../services.ts';
 
 const MAX_FIELD_BYTES = 64 * 1024;
@@ -20,15 +24,15 @@ interface Received {
  * Streams the multipart body: the `file` part goes straight to DATA_DIR/jobs/<id>/upload (never whole in memory,
  * the size cap enforced while it streams), text fields are collected. Throws with the contract's codes.
  */
-async function receive(request: FastifyRequest, uploadPath: string, maxBytes: number): Promise<Received> {
+async function receive(request: FastifyRequest, uploadPath: string, maxBytes: number, lease: DirLease): Promise<Received> {
   try {
-    return await receiveParts(request, uploadPath, maxBytes);
+    return await receiveParts(request, uploadPath, maxBytes, lease);
   } catch (err) {
     throw bodyError(err, request) ?? err;
   }
 }
 
-async function receiveParts(request: FastifyRequest, uploadPath: string, maxBytes: number): Promise<Received> {
+async function receiveParts(request: FastifyRequest, uploadPath: string, maxBytes: number, lease: DirLease): Promise<Received> {
   let file: { filename: string; sizeBytes: number } | null = null;
   const fields: Record<string, string> = {};
   const parts = request.parts({
@@ -50,6 +54,13 @@ async function receiveParts(request: FastifyRequest, uploadPath: string, maxByte
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
+          try {
+            // A body without Content-Length is counted against the pool's byte bound as it arrives.
+            lease.grow(bytes);
+          } catch (err) {
+            cb(err as Error);
+            return;
+          }
           cb(null, chunk);
         },
       });
@@ -137,7 +148,29 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
   const { services } = opts;
   const { store, dirs, runner, config } = services;
 
-  app.post('/v1/jobs', async (request, reply) => {
+  const schema = {
+    summary: 'Upload a recording and start a job',
+    description:
+      'multipart/form-data with one `file` part and optional fields. The form is streamed to disk and checked by the ' +
+      'route itself (size while it streams, then the fields, then the media), so this schema documents it without ' +
+      'being applied. With dry_run=true: 200 with the estimate, nothing kept.',
+    tags: ['jobs'],
+    consumes: ['multipart/form-data'],
+    body: UploadForm,
+    headers: UploadHeaders,
+    response: {
+      202: Type.Ref('JobResource', { description: 'Accepted; Location names the job. A replayed Idempotency-Key answers the same job.' }),
+      200: DryRunEstimate,
+      ...errorResponses(400, 401, 413, 415, 422, 429, 503, 507, 500),
+    },
+  };
+
+  app.post('/v1/jobs', {
+    schema,
+    config: RATE_LIMITED_ROUTE,
+    // The schema is for the document: the streamed form and its header are validated by the handler, in order.
+    validatorCompiler: () => () => true,
+  }, async (request, reply) => {
     try {
       return await createJob(request, reply);
     } catch (err) {
@@ -167,9 +200,11 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
 
     const id = newJobId();
     const log = request.log.child({ jobId: id });
-    await dirs.create(id);
+    const lease = await services.dirPool.acquire(id, Number.isFinite(declared) ? Math.min(declared, config.maxUploadBytes) : null);
     try {
-      const received = await receive(request, dirs.uploadPath(id), config.maxUploadBytes);
+      const received = await receive(request, dirs.uploadPath(id), config.maxUploadBytes, lease);
+      lease.settle(received.sizeBytes);
+      services.events.uploadBytes(received.sizeBytes);
       const { request: jobRequest, dryRun } = services.validateFields(received.fields);
       const media = await services.validateMedia({
         file: dirs.uploadPath(id),
@@ -178,7 +213,7 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
         request: jobRequest,
       });
       if (dryRun) {
-        await dirs.remove(id);
+        await release(id, lease);
         return reply.code(200).send({
           dry_run: true,
           audio: publicAudio(media.audio),
@@ -205,6 +240,7 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
         errorCode: null,
         errorMessage: null,
         idempotencyKey,
+        keyName: request.keyName,
       };
       try {
         store.insertJob(job);
@@ -212,20 +248,32 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
         // Two concurrent requests with one Idempotency-Key: the loser answers with the winner's job.
         const winner = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
         if (!winner) throw err;
-        await dirs.remove(id);
+        await release(id, lease);
         return sendJob(reply.header('idempotent-replayed', 'true'), winner);
       }
       log.info({ bytes: received.sizeBytes, durationS: media.audio.duration_s, chunks: media.plannedChunks }, 'job accepted');
+      services.events.accepted(job);
+      // The runner that will run the job takes the lease over (in scale-out, a worker process takes its own).
+      lease.release();
       void runner.enqueue(id);
       return sendJob(reply, job);
     } catch (err) {
-      await dirs.remove(id);
+      await release(id, lease);
       throw err;
     }
   }
 
+  /** The upload was not accepted (refused, dry run, lost an idempotency race): nothing of it stays. */
+  async function release(id: string, lease: DirLease): Promise<void> {
+    try {
+      await dirs.remove(id);
+    } finally {
+      lease.release();
+    }
+  }
+
   function sendJob(reply: FastifyReply, job: JobRecord) {
-    const resource = toJobResource(job, store.listChunks(job.id), Date.now());
+    const resource = toJobResource(job, store.listChunkStates(job.id), Date.now());
     return reply.code(202).header('location', resource.links.self).send(resource);
   }
 }

@@ -3,7 +3,7 @@ import { AppError, errorMessage, isAppError, type ErrorCode } from '../errors.ts
 import { computeBackoffMs, sleep as defaultSleep, systemClock, type Clock } from './backoff.ts';
 import { CircuitOpenError, type CircuitBreaker, type CircuitPermit } from './circuit-breaker.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { classifyError, errorIdentifier, type Decision } from './retry-policy.ts';
+import { classifyError, errorIdentifier, exhaustedLimitResetMs, type Decision, type Remedy } from './retry-policy.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from './types.ts';
 
 /** Why one chunk could not be transcribed; `fatalForJob` tells the runner to stop the whole job. */
@@ -11,20 +11,20 @@ export class ChunkTranscriptionError extends AppError {
   readonly fatalForJob: boolean;
   readonly errorClass: string;
   readonly attempts: number;
-  /** The provider refused the chunk as too large or undecodable: re-encoding or cutting it smaller may help. */
-  readonly splitSuggested: boolean;
+  /** The provider refused these bytes (too large, undecodable, too short): what may get the audio through. */
+  readonly remedy: Remedy | null;
 
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { fatalForJob: boolean; errorClass: string; attempts: number; splitSuggested?: boolean; cause?: unknown },
+    opts: { fatalForJob: boolean; errorClass: string; attempts: number; remedy?: Remedy; cause?: unknown },
   ) {
     super(code, message, { retryable: false, cause: opts.cause, details: { errorClass: opts.errorClass, attempts: opts.attempts } });
     this.name = 'ChunkTranscriptionError';
     this.fatalForJob = opts.fatalForJob;
     this.errorClass = opts.errorClass;
     this.attempts = opts.attempts;
-    this.splitSuggested = opts.splitSuggested ?? false;
+    this.remedy = opts.remedy ?? null;
   }
 }
 
@@ -37,15 +37,22 @@ export interface RetryInfo {
   code?: string;
 }
 
+/** Why a chunk is held before its next attempt, and until when (epoch ms), when the provider's circuit is open. */
+export interface WaitInfo {
+  reason: 'provider_circuit_open';
+  until: number | null;
+}
+
 export interface TranscribeHooks {
   onAttempt?(attempt: number): void;
   onRetry?(info: RetryInfo): void;
+  onWaiting?(info: WaitInfo): void;
 }
 
 export interface ChunkTranscriberOptions {
   provider: TranscriptionProvider;
   limiter: Pick<RateLimiter, 'schedule' | 'pauseFor'>;
-  breaker: Pick<CircuitBreaker, 'admit'>;
+  breaker: Pick<CircuitBreaker, 'admit' | 'snapshot'>;
   logger: Logger;
   /** Provider calls per chunk, first one included. */
   maxAttempts: number;
@@ -106,13 +113,13 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
     let last: { decision: Decision; err: unknown } | undefined;
     let attempt = 0;
 
-    type Extra = { fatalForJob?: boolean; cause?: unknown; splitSuggested?: boolean; errorClass?: string };
+    type Extra = { fatalForJob?: boolean; cause?: unknown; remedy?: Remedy; errorClass?: string };
     const fail = (code: ErrorCode, message: string, extra: Extra = {}) =>
       new ChunkTranscriptionError(code, message, {
         fatalForJob: extra.fatalForJob ?? false,
         errorClass: extra.errorClass ?? last?.decision.class ?? 'none',
         attempts: attempt,
-        splitSuggested: extra.splitSuggested,
+        ...(extra.remedy !== undefined && { remedy: extra.remedy }),
         cause: extra.cause ?? last?.err,
       });
     /** Our own abort (cancel or deadline) ends the chunk whatever was in flight. */
@@ -124,11 +131,21 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
       return fail(code, `Chunk ${input.index} did not finish within ${chunkDeadlineMs}ms (${attempt} attempts).`);
     };
 
+    // An answer saying the account's limit is used up holds every job until it resets, not just this one.
+    const onRateLimitHeaders = (headers: { get(name: string): string | null }) => {
+      const ms = exhaustedLimitResetMs(headers);
+      if (ms !== undefined) limiter.pauseFor(ms, 'x-ratelimit-remaining exhausted');
+    };
+
     try {
       for (;;) {
         attempt += 1;
-        hooks.onAttempt?.(attempt);
         let permit: CircuitPermit;
+        const circuit = breaker.snapshot();
+        // The admit below will hold this chunk: say so, so the job resource can tell why nothing moves.
+        if (circuit.state !== 'closed' && circuit.code === 'PROVIDER_UNAVAILABLE') {
+          hooks.onWaiting?.({ reason: 'provider_circuit_open', until: circuit.retryAt });
+        }
         try {
           permit = await breaker.admit(signal);
         } catch (err) {
@@ -138,12 +155,14 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
           if (signal.aborted) throw stopped(true);
           throw err;
         }
+        hooks.onAttempt?.(attempt);
         let decision: Decision;
         try {
           log.debug({ attempt, probe: permit.probe }, 'sending chunk');
-          const result = await limiter.schedule(() => untilAborted((async () => provider.transcribe({ ...input, signal }))(), signal), {
-            signal,
-          });
+          const result = await limiter.schedule(
+            () => untilAborted((async () => provider.transcribe({ ...input, signal, onRateLimitHeaders }))(), signal),
+            { signal },
+          );
           permit.succeed();
           log.debug({ attempt, segments: result.segments.length }, 'chunk transcribed');
           return result;
@@ -175,16 +194,18 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
           log.warn(base, 'chunk rejected by the provider');
           throw fail(decision.code, `Provider rejected chunk ${input.index} (${decision.class}): ${errorMessage(last.err)}`);
         }
-        const isSplit = decision.action === 'split-chunk';
-        // Same bytes, same answer: a chunk the provider cannot take is re-sent once, for a truncated upload.
-        const cap = decision.action === 'retry' ? decision.maxAttempts : 2;
-        const budget = Math.min(maxAttempts, cap ?? maxAttempts);
+        if (decision.action === 'reshape-chunk') {
+          // Same bytes, same answer: only other bytes can help, and making them is the caller's job.
+          log.warn({ ...base, remedy: decision.remedy }, 'chunk refused by the provider as it is');
+          const message = `Provider refused chunk ${input.index} (${decision.class}): ${errorMessage(last.err)}`;
+          throw fail('PROVIDER_REJECTED', message, { remedy: decision.remedy });
+        }
+        const budget = Math.min(maxAttempts, decision.maxAttempts ?? maxAttempts);
         if (attempt >= budget) {
           log.warn(base, 'chunk failed; no attempts left');
-          const message = `Chunk ${input.index} failed after ${attempt} attempts (${decision.class}): ${errorMessage(last.err)}`;
-          throw isSplit ? fail('PROVIDER_REJECTED', message, { splitSuggested: true }) : fail('CHUNK_FAILED', message);
+          throw fail('CHUNK_FAILED', `Chunk ${input.index} failed after ${attempt} attempts (${decision.class}): ${errorMessage(last.err)}`);
         }
-        const hint = decision.action === 'retry' ? decision.retryAfterMs : undefined;
+        const hint = decision.retryAfterMs;
         const delayMs = computeBackoffMs({ attempt, baseMs: baseDelayMs, capMs: maxDelayMs, floorMs: hint, random });
         if (clock.now() + delayMs >= deadlineAt) {
           log.warn({ ...base, delayMs }, 'chunk failed; the next attempt would pass its deadline');

@@ -126,7 +126,11 @@ function renderVtt(t: Transcript): string {
   const cues = transcriptCues(t).map(
     (c) => `${formatTimestamp(c.start, '.')} --> ${formatTimestamp(c.end, '.')}\n${escapeVtt(safeCueText(c.text))}\n`,
   );
-  return ['WEBVTT\n', ...cues].join('\n');
+  // WebVTT has a place for a remark players ignore: say that the times inside a chunk are estimated.
+  const note = t.timing === 'chunk' || t.timing === 'mixed'
+    ? ['NOTE The model gave no segment times: cue times within each chunk are estimated from its length.\n']
+    : [];
+  return ['WEBVTT\n', ...note, ...cues].join('\n');
 }
 
 function wrap(text: string, width: number): string {

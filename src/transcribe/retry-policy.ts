@@ -9,8 +9,11 @@ export type Decision =
   | { action: 'retry'; class: string; retryAfterMs?: number; providerFault: boolean; maxAttempts?: number }
   | { action: 'fail-chunk'; code: ErrorCode; class: string }
   | { action: 'fail-job'; code: ErrorCode; class: string; openCircuit: boolean }
-  | { action: 'split-chunk'; class: string }
+  | { action: 'reshape-chunk'; class: string; remedy: Remedy }
   | { action: 'cancelled'; class: string };
+
+/** What may get a chunk the provider refused through: other bytes of the same audio, or smaller pieces of it. */
+export type Remedy = 're-encode' | 'split';
 
 export interface HeaderReader {
   get(name: string): string | null;
@@ -49,7 +52,7 @@ type Then =
   | { action: 'retry'; providerFault: boolean; maxAttempts?: number }
   | { action: 'fail-chunk'; code: ErrorCode | 'from-error' }
   | { action: 'fail-job'; code: ErrorCode; openCircuit: boolean }
-  | { action: 'split-chunk' }
+  | { action: 'reshape-chunk'; remedy: Remedy }
   | { action: 'cancelled' };
 
 export interface PolicyRow {
@@ -72,9 +75,9 @@ const retry = (providerFault: boolean, maxAttempts?: number): Then => ({ action:
  *
  * Decisions worth knowing:
  * - 400 for the whole request (a bad model/language/prompt param) fails the job: every chunk would get the same.
- * - 400 "corrupt/unsupported audio" and 413 are `split-chunk`: re-encoding or cutting smaller may help; the same
- *   bytes will not, so the transcriber re-sends once (a truncated upload is the one transient cause) and then
- *   fails the chunk with `splitSuggested` for a caller that can re-cut. "Too short" fails the chunk at once.
+ * - 400 "corrupt/unsupported/too short audio" and 413 are `reshape-chunk`: the same bytes will get the same answer,
+ *   so the transcriber fails the chunk at once naming the remedy (re-encode, padded; or split) for the caller
+ *   that can reshape it (chunk-remedies.ts).
  * - 404 fails the job without opening the circuit: it names this job's model (or a wrong base URL).
  * - 401/403 and exhausted quota fail the job and open the provider's circuit for every job.
  * - Unknown errors are retried, but with a budget of 3 attempts.
@@ -91,13 +94,13 @@ export const RETRY_POLICY: readonly PolicyRow[] = [
   { class: 'forbidden', when: { status: 403 }, then: fatal('PROVIDER_AUTH', true) },
   { class: 'model-not-found', when: { status: 404, code: ['model_not_found'] }, then: fatal('PROVIDER_REJECTED', false) },
   { class: 'not-found', when: { status: 404 }, then: fatal('PROVIDER_REJECTED', false) },
-  { class: 'too-large', when: { status: 413 }, then: { action: 'split-chunk' } },
+  { class: 'too-large', when: { status: 413 }, then: { action: 'reshape-chunk', remedy: 'split' } },
   { class: 'bad-request-param', when: { status: 400, param: REQUEST_LEVEL_PARAMS }, then: fatal('PROVIDER_REJECTED', false) },
-  { class: 'audio-too-short', when: { status: 400, message: /too short/i }, then: { action: 'fail-chunk', code: 'PROVIDER_REJECTED' } },
+  { class: 'audio-too-short', when: { status: 400, message: /too short/i }, then: { action: 'reshape-chunk', remedy: 're-encode' } },
   {
     class: 'audio-invalid',
     when: { status: 400, message: /corrupt|unsupported|invalid file format|could not be decoded|decode audio/i },
-    then: { action: 'split-chunk' },
+    then: { action: 'reshape-chunk', remedy: 're-encode' },
   },
   { class: 'bad-request', when: { status: 400 }, then: { action: 'fail-chunk', code: 'PROVIDER_REJECTED' } },
   { class: 'request-timeout', when: { status: 408 }, then: retry(true) },
@@ -156,9 +159,10 @@ export function classifyError(err: unknown, now: number = Date.now()): Decision 
       return { action: 'fail-chunk', class: row.class, code: t.code === 'from-error' ? (facts.app?.code ?? 'CHUNK_FAILED') : t.code };
     case 'fail-job':
       return { action: 'fail-job', class: row.class, code: t.code, openCircuit: t.openCircuit };
-    case 'split-chunk':
+    case 'reshape-chunk':
+      return { action: 'reshape-chunk', class: row.class, remedy: t.remedy };
     case 'cancelled':
-      return { action: t.action, class: row.class };
+      return { action: 'cancelled', class: row.class };
   }
 }
 
@@ -222,6 +226,20 @@ export function parseRetryHintMs(headers: HeaderReader, now: number = Date.now()
   const requestsOut = headers.get('x-ratelimit-remaining-requests') === '0';
   const reset = tokensOut && !requestsOut ? headers.get('x-ratelimit-reset-tokens') : headers.get('x-ratelimit-reset-requests');
   return reset ? parseDuration(reset) : undefined;
+}
+
+/**
+ * On a successful answer: how long until the account's exhausted request (or token) limit resets, in ms, or
+ * undefined while some of it is left. Sending before then would only earn a 429.
+ */
+export function exhaustedLimitResetMs(headers: HeaderReader): number | undefined {
+  const requestsOut = headers.get('x-ratelimit-remaining-requests')?.trim() === '0';
+  const tokensOut = headers.get('x-ratelimit-remaining-tokens')?.trim() === '0';
+  const waits = [
+    requestsOut ? parseDuration(headers.get('x-ratelimit-reset-requests') ?? '') : undefined,
+    tokensOut ? parseDuration(headers.get('x-ratelimit-reset-tokens') ?? '') : undefined,
+  ].filter((ms): ms is number => ms !== undefined && ms > 0);
+  return waits.length > 0 ? Math.max(...waits) : undefined;
 }
 
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };

@@ -172,7 +172,15 @@ function stitch(input: StitchInput, partial: boolean): Transcript {
     language: mostCommonLanguage(ordered),
     duration_s: durationS,
     segments,
+    timing: transcriptTiming(ordered),
   };
+}
+
+/** Whether the transcript's times are the provider's segment times or only chunk bounds. */
+function transcriptTiming(chunks: readonly StitchChunk[]): NonNullable<Transcript['timing']> {
+  const kinds = new Set(chunks.flatMap((c) => (c.result ? [c.result.timing] : [])));
+  if (kinds.size > 1) return 'mixed';
+  return kinds.has('chunk') ? 'chunk' : 'segment';
 }
 
 /** The final transcript: every chunk in order, absolute times, overlaps said once, failed chunks marked. */

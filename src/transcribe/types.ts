@@ -26,6 +26,8 @@ export interface TranscribeInput {
   prompt: string | null;
   model: string;
   signal: AbortSignal;
+  /** Called with the headers of a successful answer, so rate-limit hints on it can pause everyone. */
+  onRateLimitHeaders?: (headers: { get(name: string): string | null }) => void;
 }
 
 export interface ProviderCheck {
@@ -53,4 +55,10 @@ export interface Transcript {
   language: string | null;
   duration_s: number;
   segments: TranscriptSegment[];
+  /**
+   * 'segment': times come from the provider's segments. 'chunk': the model gives none (gpt-4o-transcribe), so
+   * each chunk is one segment spanning the chunk and finer cue times are estimated. 'mixed': some of each.
+   * Absent in transcripts stored before it existed.
+   */
+  timing?: 'segment' | 'chunk' | 'mixed';
 }

@@ -37,17 +37,21 @@ export function checkCallbackUrl(raw: string, options: CallbackUrlOptions = {}):
   if (host === 'localhost' || host.endsWith('.localhost') || host === 'localhost.') {
     return { ok: false, reason: 'points at localhost; use a publicly reachable host' };
   }
-  if (ipaddr.isValid(host)) {
-    let addr = ipaddr.parse(host);
-    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
-      addr = (addr as ipaddr.IPv6).toIPv4Address();
-    }
-    const range = addr.range();
-    // Everything but plain unicast: loopback, private, uniqueLocal, linkLocal, unspecified, multicast,
-    // carrierGradeNat, reserved, and the IPv6 tunnelling ranges that can embed a private IPv4 address.
-    if (range !== 'unicast') {
-      return { ok: false, reason: `points at a ${range} address; use a publicly reachable host` };
-    }
-  }
+  const range = ipaddr.isValid(host) ? nonPublicRange(host) : null;
+  if (range !== null) return { ok: false, reason: `points at a ${range} address; use a publicly reachable host` };
   return { ok: true, url: url.href };
+}
+
+/**
+ * The range of an IP address that is not plain public unicast (loopback, private, uniqueLocal, linkLocal,
+ * unspecified, multicast, carrierGradeNat, reserved, and the IPv6 tunnelling ranges that can embed a private IPv4
+ * address), or null for a public one. IPv4-mapped IPv6 is judged as the IPv4 address it carries.
+ */
+export function nonPublicRange(address: string): string | null {
+  let addr = ipaddr.parse(address);
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+    addr = (addr as ipaddr.IPv6).toIPv4Address();
+  }
+  const range = addr.range();
+  return range === 'unicast' ? null : range;
 }

@@ -4,7 +4,7 @@ import type { JobRequest } from '../jobs/types.ts';
 import { checkCallbackUrl } from './callback-url.ts';
 
 /** How chunks see each other: 'sequential' passes the previous chunk's text as the next chunk's prompt. */
-export type ContextMode = 'none' | 'sequential';
+export type ContextMode = NonNullable<JobRequest['context']>;
 
 /** Text fields of the multipart body as the route collected them; an array means the field came more than once. */
 export type TextFields = Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -194,11 +194,12 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
         metadata: metadata(single(fields, 'metadata')),
         callback_url: callbackUrl(single(fields, 'callback_url')),
         max_cost_usd: maxCost(single(fields, 'max_cost_usd')),
+        context: context(single(fields, 'context')),
       };
       const result = {
         request,
         dryRun: dryRun(single(fields, 'dry_run')),
-        context: context(single(fields, 'context')),
+        context: request.context ?? 'none',
       };
       return { ...result, ms: performance.now() - started };
     },

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,7 +22,7 @@ interface ServerProcess {
 }
 
 /** The real service process (`node src/server.ts`), as in production, on the fake OpenAI server. */
-function startProcess(dataDir: string, fake: FakeOpenAI): ServerProcess {
+function startProcess(dataDir: string, fake: FakeOpenAI, extraEnv: Record<string, string> = {}): ServerProcess {
   const child = spawn(process.execPath, [SERVER], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -37,6 +37,7 @@ function startProcess(dataDir: string, fake: FakeOpenAI): ServerProcess {
       TRANSCRIBE_CONCURRENCY: String(CONCURRENCY),
       RATE_LIMIT_RPM: '6000',
       RATE_LIMIT_BURST: '50',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -121,6 +122,14 @@ async function expectCompleteTranscript(url: string, job: JobJson): Promise<stri
   return [...byChunk.values()].flatMap((s) => [...s]);
 }
 
+/** The job directory pool holds nothing once every job has ended: leases re-taken at restart were released once. */
+async function expectLeasesReleased(url: string): Promise<void> {
+  const detail = async () =>
+    (await getJson<{ components: Record<string, { detail: string }> }>(`${url}/health/ready`)).body.components.job_dirs?.detail ?? '';
+  await until(async () => (await detail()).startsWith('0 of '), 'every job directory lease to be released', 20);
+  expect(await detail()).toMatch(/^0 of \d+ leased, 0\.00 of/);
+}
+
 describe('kill -9 and restart on the same DATA_DIR', () => {
   const speech = speechFixture();
   const cleanups: Array<() => Promise<void>> = [];
@@ -144,8 +153,8 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     const fake = await startFakeOpenAI({ latencyMs });
     const dataDir = await tempDataDir();
     cleanups.push(() => fake.close(), () => removeDir(dataDir));
-    const start = () => {
-      const proc = startProcess(dataDir, fake);
+    const start = (extraEnv: Record<string, string> = {}) => {
+      const proc = startProcess(dataDir, fake, extraEnv);
       cleanups.push(async () => {
         if (proc.child.exitCode === null && proc.child.signalCode === null) await proc.kill9();
       });
@@ -162,6 +171,7 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     const job = await waitForJob(url, jobId);
     expect(job.status).toBe('completed');
     const tags = await expectCompleteTranscript(url, job);
+    await expectLeasesReleased(url);
     // The files go just after the job is marked completed; a graceful stop waits for that.
     second.child.kill('SIGTERM');
     await second.exited;
@@ -208,6 +218,77 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     expect((await waitForJob(base, created.body.id)).status).toBe('completed');
     second.child.kill('SIGTERM');
     await second.exited;
+  });
+
+  it('leaves no row and no file when killed while the upload is being probed (before any 202)', async () => {
+    const env = await setup(0);
+    // An ffprobe on PATH that stops itself when it is asked about a job file: the kill lands mid-validation.
+    const bin = path.join(env.dataDir, 'bin');
+    const marker = path.join(env.dataDir, 'probing.pid');
+    await mkdir(bin);
+    await writeFile(
+      path.join(bin, 'ffprobe'),
+      `#!/bin/sh\ncase "$*" in *"${env.dataDir}/jobs/"*) echo $$ > "${marker}"; kill -STOP $$;; esac\nexec ${execFileSync('sh', ['-c', 'command -v ffprobe']).toString().trim()} "$@"\n`,
+    );
+    await chmod(path.join(bin, 'ffprobe'), 0o755);
+    const first = env.start({ PATH: `${bin}:${process.env.PATH ?? ''}` });
+    const answer = upload(await first.url, speech.mp3).then(
+      (res) => res.status,
+      () => 'no answer',
+    );
+    await until(() => existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '', 'the upload to be probed');
+    const uploaded = (await jobFiles(env.dataDir)).filter((f) => f.endsWith('upload'));
+    expect(uploaded).toHaveLength(1);
+    expect((await stat(path.join(env.dataDir, 'jobs', uploaded[0]!))).size).toBe((await stat(speech.mp3)).size);
+    await first.kill9();
+    expect(await answer).toBe('no answer');
+    // The stopped probe goes on as a real ffprobe and ends by itself.
+    process.kill(Number(readFileSync(marker, 'utf8')), 'SIGCONT');
+
+    const second = env.start();
+    const base = await second.url;
+    expect(await jobFiles(env.dataDir)).toEqual([]);
+    expect((await getJson<{ items: unknown[] }>(`${base}/v1/jobs`)).body.items).toEqual([]);
+    const created = await upload(base, speech.mp3);
+    expect(created.status).toBe(202);
+    expect((await waitForJob(base, created.body.id)).status).toBe('completed');
+    await expectLeasesReleased(base);
+    second.child.kill('SIGTERM');
+    await second.exited;
+    expect(await jobFiles(env.dataDir)).toEqual([]);
+    expect(await processesUsing(env.dataDir)).toEqual([]);
+  });
+
+  it('finishes a job that was accepted but still queued when killed', async () => {
+    const env = await setup(0);
+    // The first job's requests never answer: it holds the only job slot, and the second waits queued.
+    env.fake.script(() => 'stall');
+    const first = env.start({ MAX_CONCURRENT_JOBS: '1' });
+    const url = await first.url;
+    const running = await upload(url, speech.mp3);
+    const queued = await upload(url, speech.mp3);
+    expect([running.status, queued.status]).toEqual([202, 202]);
+    await until(() => transcriptions(env.fake).length > 0, 'the first job to reach the provider');
+    const db = openDb(env.dataDir);
+    const status = (id: string) => (db.prepare('SELECT status FROM jobs WHERE id = ?').get(id) as { status: string }).status;
+    expect([status(running.body.id), status(queued.body.id)]).toEqual(['processing', 'queued']);
+    await first.kill9();
+    db.close();
+    expect(transcriptions(env.fake).filter((r) => r.status === 200)).toEqual([]);
+
+    env.fake.script(() => undefined);
+    const second = env.start({ MAX_CONCURRENT_JOBS: '1' });
+    const base = await second.url;
+    for (const id of [running.body.id, queued.body.id]) {
+      const job = await waitForJob(base, id);
+      expect(job.status).toBe('completed');
+      await expectCompleteTranscript(base, job);
+    }
+    await expectLeasesReleased(base);
+    second.child.kill('SIGTERM');
+    await second.exited;
+    expect(await jobFiles(env.dataDir)).toEqual([]);
+    expect(await processesUsing(env.dataDir)).toEqual([]);
   });
 
   /** Kills the service at `moment`, restarts it, and checks what the second run sent to the provider. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, upload, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
+import { getJson, jobFiles, registeredRoutes, removeDir, startServer, upload, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
 
 const KEY_A = 'key-a-0123456789';
 const KEY_B = 'key-b-0123456789';
@@ -41,7 +41,7 @@ describe('the jobs API', () => {
     expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
     const ready = await getJson<{ status: string; components: Record<string, { status: string; detail: string }> }>(`${server.url}/health/ready`);
     expect(ready.status).toBe(200);
-    expect(Object.keys(ready.body.components).sort()).toEqual(['disk', 'ffmpeg', 'ffprobe', 'memory', 'provider', 'queue', 'store']);
+    expect(Object.keys(ready.body.components).sort()).toEqual(['disk', 'ffmpeg', 'ffprobe', 'job_dirs', 'memory', 'provider', 'queue', 'store']);
     expect(Object.values(ready.body.components).every((c) => c.status === 'ok' || c.status === 'degraded')).toBe(true);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
   });
@@ -68,6 +68,73 @@ describe('the jobs API', () => {
     expect(listB.body.items.map((j) => j.id)).toEqual([otherKey.body.id]);
     await waitForJob(server.url, id, A);
     await waitForJob(server.url, otherKey.body.id, B);
+  });
+
+  it('checks both keys on every /v1 route the app registers: each sees its own job and never the other\'s', async () => {
+    const a = await upload(server.url, speech.wav, {}, { ...A, 'idempotency-key': 'every-route' });
+    const b = await upload(server.url, speech.wav, {}, { ...B, 'idempotency-key': 'every-route' });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    await waitForJob(server.url, a.body.id, A);
+    await waitForJob(server.url, b.body.id, B);
+    const jobs = [
+      { id: a.body.id, own: A, other: B },
+      { id: b.body.id, own: B, other: A },
+    ];
+    const call = (method: string, path: string, headers: Record<string, string>) => fetch(`${server.url}${path}`, { method, headers });
+
+    /** One check a route; a /v1 route without one fails the test below, so a new route cannot go unchecked. */
+    const checks: Record<string, () => Promise<void>> = {
+      'GET /v1/jobs': async () => {
+        for (const { id, own, other } of jobs) {
+          for (const q of ['', '?status=completed', '?limit=100']) {
+            expect((await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs${q}`, own)).body.items.map((j) => j.id)).toContain(id);
+            expect((await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs${q}`, other)).body.items.map((j) => j.id)).not.toContain(id);
+          }
+        }
+      },
+      'GET /v1/jobs/:id': async () => {
+        for (const { id, own, other } of jobs) {
+          expect((await call('GET', `/v1/jobs/${id}`, own)).status).toBe(200);
+          const res = await getJson<ErrorJson>(`${server.url}/v1/jobs/${id}`, other);
+          expect([res.status, res.body.error.code]).toEqual([404, 'NOT_FOUND']);
+        }
+      },
+      'GET /v1/jobs/:id/transcript': async () => {
+        for (const { id, own, other } of jobs) {
+          for (const q of ['', '?format=txt', '?format=srt', '?format=vtt&partial=true']) {
+            expect((await call('GET', `/v1/jobs/${id}/transcript${q}`, own)).status, q).toBe(200);
+            const res = await getJson<ErrorJson>(`${server.url}/v1/jobs/${id}/transcript${q}`, other);
+            expect([res.status, res.body.error.code], q).toEqual([404, 'NOT_FOUND']);
+          }
+        }
+      },
+      'POST /v1/jobs': async () => {
+        // A repeated Idempotency-Key answers the caller's own job, never the other key's.
+        for (const { id, own } of jobs) {
+          const again = await upload(server.url, speech.wav, {}, { ...own, 'idempotency-key': 'every-route' });
+          expect([again.status, again.body.id]).toEqual([202, id]);
+        }
+      },
+      'DELETE /v1/jobs/:id': async () => {
+        for (const { id, own, other } of jobs) {
+          expect((await call('DELETE', `/v1/jobs/${id}`, other)).status).toBe(404);
+          expect((await call('GET', `/v1/jobs/${id}`, own)).status).toBe(200);
+        }
+        for (const { id, own, other } of jobs) {
+          expect((await call('DELETE', `/v1/jobs/${id}`, own)).status).toBe(204);
+          expect((await call('GET', `/v1/jobs/${id}`, own)).status).toBe(404);
+          expect((await call('DELETE', `/v1/jobs/${id}`, other)).status).toBe(404);
+        }
+      },
+    };
+    const v1Routes = registeredRoutes(server.app)
+      .filter((r) => r.url.startsWith('/v1/'))
+      .map((r) => `${r.method} ${r.url}`);
+    expect(v1Routes.sort()).toEqual(Object.keys(checks).sort());
+    // DELETE last: the other checks need the jobs.
+    for (const route of [...v1Routes.filter((r) => !r.startsWith('DELETE')), ...v1Routes.filter((r) => r.startsWith('DELETE'))]) {
+      await checks[route]?.();
+    }
   });
 
   it('lists jobs newest first with cursor pagination and a status filter', async () => {

@@ -72,6 +72,25 @@ describe('the service end to end with the openai engine against the fake OpenAI 
     expect(body.segments.every((s) => s.start >= 0 && s.end <= body.duration_s + 0.01)).toBe(true);
   });
 
+  it('says a gpt-4o-transcribe transcript has chunk-level times only, in json and in vtt', async () => {
+    const created = await upload(server.url, speech.wav, { model: 'gpt-4o-transcribe' });
+    const job = await waitForJob(server.url, created.body.id);
+    expect(job.status).toBe('completed');
+    const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+    expect(sent.every((r) => r.model === 'gpt-4o-transcribe' && r.responseFormat === 'json')).toBe(true);
+    const { body } = await getJson<TranscriptJson & { timing: string }>(`${server.url}/v1/jobs/${job.id}/transcript`);
+    expect(body.timing).toBe('chunk');
+    // One segment per chunk, spanning it.
+    expect(body.segments.map((s) => s.chunk)).toEqual([...Array(job.progress.chunks_total).keys()]);
+    const vtt = await (await fetch(`${server.url}/v1/jobs/${job.id}/transcript?format=vtt`)).text();
+    expect(vtt).toMatch(/^WEBVTT\n\nNOTE The model gave no segment times/);
+
+    const whisper = await waitForJob(server.url, (await upload(server.url, speech.wav)).body.id);
+    const w = await getJson<TranscriptJson & { timing: string }>(`${server.url}/v1/jobs/${whisper.id}/transcript`);
+    expect(w.body.timing).toBe('segment');
+    expect(await (await fetch(`${server.url}/v1/jobs/${whisper.id}/transcript?format=vtt`)).text()).not.toContain('NOTE');
+  });
+
   it('completes under 30% random transient faults with every chunk exactly once in the transcript', async () => {
     fake.setRandom({ seed: 7, probability: 0.3, faults: [{ type: 'rate_limit', retryAfterS: null }, { type: 'server_error', status: 503 }, 'drop'] });
     const created = await upload(server.url, speech.mp3);

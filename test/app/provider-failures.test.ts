@@ -42,8 +42,9 @@ describe('jobs against a misbehaving provider', () => {
   });
 
   it('lets a short job finish while a long one still runs on the shared rate limit', async () => {
-    // One request per 100 ms for everyone: the long job alone would keep the bucket busy for its whole run.
-    const { fake, server } = await start({ CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '600', RATE_LIMIT_BURST: '1' }, 150);
+    // One request per 500 ms for everyone: the long job alone keeps the bucket busy for ~8 s, longer than the short
+    // job's upload and validation take on a loaded machine (its wav chunks are stream-copied: slicing adds nothing).
+    const { fake, server } = await start({ CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '120', RATE_LIMIT_BURST: '1' }, 150);
     const long = await upload(server.url, speechFixture().wav);
     let job: JobJson;
     do {

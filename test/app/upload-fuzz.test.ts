@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, startServer, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
+import { seededRandom } from '../fake-openai/faults.ts';
 import { ERROR_CODES_4XX, ffmpeg, listedJobIds } from './hostile-kit.ts';
 
 /** FUZZ_SEED / FUZZ_CASES reproduce or widen a run; a failure message names the seed and the case. */
@@ -12,18 +13,6 @@ const CASES = Number(process.env.FUZZ_CASES ?? 300);
 /** Every REAL_EVERY-th case is a real job (no dry_run): it must be transcribed or fail cleanly. */
 const REAL_EVERY = 25;
 const PARALLEL = 2;
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Magic bytes of formats that reference other files, or that ffmpeg guesses from content. */
 const MAGICS = ['#EXTM3U\n', 'ffconcat version 1.0\n', 'RIFF', 'ID3\x04\x00', 'fLaC', 'OggS', '\x1aE\xdf\xa3', '\x00\x00\x00\x20ftypM4A ', 'v=0\r\n', '\x89PNG\r\n\x1a\n', 'WEBVTT\n'];
@@ -47,7 +36,7 @@ async function cpuSeconds(): Promise<number> {
 }
 
 function makeCases(seeds: Buffer[], count: number, seed: number): FuzzCase[] {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const int = (n: number) => Math.floor(rnd() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
   const random = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));

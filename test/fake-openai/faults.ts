@@ -14,6 +14,8 @@ export type Fault =
   | { type: 'forbidden' }
   /** 400 "Audio file might be corrupted or unsupported" (param file). */
   | { type: 'bad_audio' }
+  /** 400 "Audio file is too short" (param file), as OpenAI answers audio under 0.1 s. */
+  | { type: 'too_short' }
   /** 413 Maximum content size limit exceeded. */
   | { type: 'too_large' }
   /** 500 and 503 with OpenAI's JSON; 502 with an HTML body like a gateway would send. @default status 500 */
@@ -100,6 +102,11 @@ export function httpFault(fault: Fault, model: string | null, bytes: number | nu
       return {
         status: 400, headers: JSON_TYPE,
         body: errorJson('Audio file might be corrupted or unsupported', 'invalid_request_error', 'file', 'invalid_value'),
+      };
+    case 'too_short':
+      return {
+        status: 400, headers: JSON_TYPE,
+        body: errorJson('Audio file is too short. Minimum audio length is 0.1 seconds.', 'invalid_request_error', 'file', 'audio_too_short'),
       };
     case 'too_large':
       return tooLarge(bytes ?? 0);

@@ -137,7 +137,8 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       ? options.transcript({ sha1: entry.sha1, bytes, durationS, model: entry.model })
       : fakeTranscript(entry.sha1, durationS);
     entry.text = t.text;
-    reply(res, entry, transcriptionResponse(format, info, t, durationS, entry.language));
+    const ok = transcriptionResponse(format, info, t, durationS, entry.language);
+    reply(res, entry, { ...ok, headers: { ...ok.headers, ...options.successHeaders?.(entry) } });
   }
 
   async function modelsRoute(res: http.ServerResponse, entry: RequestLogEntry): Promise<void> {
@@ -167,10 +168,11 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
 
   function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://fake.invalid').pathname;
+    const inFlight = requests.filter((r) => r.path === path && r.outcome === 'pending').length;
     const entry: RequestLogEntry = {
       index: requests.length, time: Date.now(), method: req.method ?? 'GET', path,
       model: null, language: null, prompt: null, responseFormat: null, filename: null, bytes: null, sha1: null,
-      durationS: null, attempt: 0, fault: null, status: null, outcome: 'pending', text: null,
+      durationS: null, inFlight, attempt: 0, fault: null, status: null, outcome: 'pending', text: null,
     };
     requests.push(entry);
     res.setHeader('x-request-id', `req_fake_${entry.index}`);

@@ -20,6 +20,8 @@ export interface RequestLogEntry {
   /** Hex sha1 of the file part. */
   sha1: string | null;
   durationS: number | null;
+  /** Requests to the same path still unanswered when this one arrived: how many the client had in flight. */
+  inFlight: number;
   /** How many earlier transcription requests carried the same bytes (0 on the first). */
   attempt: number;
   fault: FaultName | null;
@@ -52,6 +54,8 @@ export interface FakeOpenAIOptions {
   faults?: FaultScript;
   /** Random transcription faults for requests the script leaves alone. */
   random?: RandomFaults | null;
+  /** Extra headers on a 200 transcription answer (rate-limit hints such as x-ratelimit-remaining-requests). */
+  successHeaders?: (entry: RequestLogEntry) => Record<string, string> | undefined;
   /** Override the transcript (default fakeTranscript(sha1, durationS)). */
   transcript?: (audio: { sha1: string; bytes: Buffer; durationS: number; model: string }) => FakeTranscript;
 }

@@ -119,23 +119,40 @@ describe('startFakeOpenAI', () => {
 
   it('applies a scripted queue of faults in order, then answers normally', async () => {
     const script: FaultSpec[] = [
-      'rate_limit', 'quota', 'auth', 'forbidden', 'bad_audio', 'too_large',
+      'rate_limit', 'quota', 'auth', 'forbidden', 'bad_audio', 'too_short', 'too_large',
       { type: 'server_error', status: 500 }, { type: 'server_error', status: 502 }, { type: 'server_error', status: 503 }, null,
     ];
     fake.script(script);
     const replies: Reply[] = [];
     for (let i = 0; i < script.length + 1; i++) replies.push(await post(fake, whisper()));
-    expect(replies.map((r) => r.status)).toEqual([429, 429, 401, 403, 400, 413, 500, 502, 503, 200, 200]);
+    expect(replies.map((r) => r.status)).toEqual([429, 429, 401, 403, 400, 400, 413, 500, 502, 503, 200, 200]);
     expect(errorOf(replies[0] as Reply).code).toBe('rate_limit_exceeded');
     expect(replies[0]?.headers.get('retry-after')).toBe('1');
     expect(replies[0]?.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(errorOf(replies[1] as Reply).code).toBe('insufficient_quota');
     expect(errorOf(replies[2] as Reply).code).toBe('invalid_api_key');
-    expect(replies[7]?.headers.get('content-type')).toBe('text/html');
+    expect(errorOf(replies[5] as Reply).message).toMatch(/too short/);
+    expect(replies[8]?.headers.get('content-type')).toBe('text/html');
     expect(fake.requests.map((e) => e.fault)).toEqual([
-      'rate_limit', 'quota', 'auth', 'forbidden', 'bad_audio', 'too_large',
+      'rate_limit', 'quota', 'auth', 'forbidden', 'bad_audio', 'too_short', 'too_large',
       'server_error', 'server_error', 'server_error', null, null,
     ]);
+  });
+
+  it('adds the successHeaders of a 200 answer', async () => {
+    const hinted = await startFakeOpenAI({
+      successHeaders: (entry) => (entry.attempt === 0 ? { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s' } : undefined),
+    });
+    try {
+      const first = await post(hinted, whisper());
+      expect(first.status).toBe(200);
+      expect(first.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+      expect(first.headers.get('x-ratelimit-reset-requests')).toBe('2s');
+      const second = await post(hinted, whisper());
+      expect(second.headers.get('x-ratelimit-remaining-requests')).toBeNull();
+    } finally {
+      await hinted.close();
+    }
   });
 
   it('sends no Retry-After when a rate_limit fault says retryAfterS null', async () => {

@@ -132,6 +132,28 @@ describe('createSlicer', () => {
     }
   });
 
+  it.each([
+    ['mp3', 'mp3'],
+    ['wav', 'wav'],
+  ] as const)('copies the %s packets unchanged into %s chunks that add up to the input', async (demuxer, format) => {
+    const input = demuxer === 'mp3' ? speech.mp3 : speech.wav;
+    const source = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,sample_rate,channels,bit_rate', '-of', 'csv=p=0', input]).toString().trim();
+    const chunks = await drain(slice({ input, demuxer, cutPoints: [10, 20], format, mode: 'copy' }));
+    expect(chunks).toHaveLength(3);
+    let bytes = 0;
+    for (const c of chunks) {
+      expect(c.path.endsWith(`.${format}`)).toBe(true);
+      const info = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,sample_rate,channels,bit_rate', '-of', 'csv=p=0', c.path]).toString().trim();
+      expect(info).toBe(source);
+      expect(Math.abs(probeDuration(c.path) - c.durationS)).toBeLessThan(0.05);
+      bytes += c.bytes;
+    }
+    const total = chunks.reduce((sum, c) => sum + c.durationS, 0);
+    expect(Math.abs(total - probeDuration(input))).toBeLessThan(0.05);
+    // No re-encode: the chunks hold the source's bytes (plus a header each, minus the source's tags).
+    expect(Math.abs(bytes - (await stat(input)).size)).toBeLessThan(4096);
+  });
+
   it('announces the first chunk of a long input while ffmpeg is still running', async () => {
     const handle = slice({ input: long, cutPoints: planSplits({ durationS: LONG_S, targetS: 60 }) });
     let settled = false;

@@ -29,6 +29,16 @@ function at(name: string): string {
   return path.join(dir, name);
 }
 
+/** The mp3 with the frame count of its Xing/Info header (which ffmpeg takes the duration from) set to `frames`. */
+function withXingFrames(mp3: Buffer, frames: number): Buffer {
+  const out = Buffer.from(mp3);
+  const tag = Math.max(out.indexOf('Xing'), out.indexOf('Info'));
+  // Flags, then the frame count (flag bit 0) as big-endian 32 bits.
+  if (tag < 0 || ((out.readUInt32BE(tag + 4) & 1) === 0)) throw new Error('no Xing frame count');
+  out.writeUInt32BE(frames, tag + 8);
+  return out;
+}
+
 function hls(entry: string): string {
   return `#EXTM3U\n#EXT-X-TARGETDURATION:40\n#EXTINF:32,\n${entry}\n#EXT-X-ENDLIST\n`;
 }
@@ -60,6 +70,9 @@ beforeAll(async () => {
   const m4a = await readFile(at('full.m4a'));
   await writeFile(at('truncated.m4a'), m4a.subarray(0, Math.floor(m4a.length / 3)));
   await copyFile(speech.mp3, at('speech.mp3'));
+  // 90 s of frames whose Xing header counts 10 s (1152 samples per frame at 44.1 kHz).
+  ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=90', '-c:a', 'libmp3lame', '-b:a', '128k', at('long.mp3')]);
+  await writeFile(at('long-claims-short.mp3'), withXingFrames(await readFile(at('long.mp3')), Math.round((10 * 44_100) / 1152)));
 
   const prober = createProber({ logger, timeoutS: 20 });
   const decodeChecker = createDecodeChecker({ logger, timeoutS: 20 });
@@ -136,6 +149,24 @@ describe('media validator on real files', () => {
     ['a third of an m4a whose index lists every sample', 'truncated.m4a'],
   ])('rejects %s as MEDIA_CORRUPT', async (_, name) => {
     expect(await codeOf(name)).toBe('MEDIA_CORRUPT');
+  });
+
+  it('rejects an mp3 whose header claims 10 s but that holds 90 s as DURATION_OUT_OF_RANGE', async () => {
+    const probe = await createProber({ logger, timeoutS: 20 }).probe(at('long-claims-short.mp3'));
+    expect(probe.durationS).toBeLessThan(11);
+    expect(await codeOf('long-claims-short.mp3')).toBe('DURATION_OUT_OF_RANGE');
+  });
+
+  it('measures the same duration by demuxing as by decoding', async () => {
+    const decoding = createMediaValidator({
+      logger, prober: createProber({ logger, timeoutS: 20 }), decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
+      maxDurationS: MAX_DURATION_S, chunkSeconds: 10, measureBy: 'decode',
+    });
+    for (const name of ['speech.mp3', 'lying.wav', 'full.m4a']) {
+      const a = await validator.validate({ file: at(name), filename: name });
+      const b = await decoding.validate({ file: at(name), filename: name });
+      expect(Math.abs(a.audio.duration_s - b.audio.duration_s)).toBeLessThan(0.1);
+    }
   });
 
   it('judges a wav whose header claims 18 hours on the ~32 s it holds', async () => {

@@ -15,7 +15,7 @@ const apiError = (status: number, body: Record<string, unknown> = {}, headers: R
   APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));
 const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
 
-type Step = Error | ChunkResult | 'hang';
+type Step = Error | ChunkResult | 'hang' | { headers: Record<string, string>; result: ChunkResult };
 
 /** Plays its script one call at a time; 'hang' never settles (and ignores the signal, like a stuck SDK). */
 function scriptedProvider(script: Step[]): TranscriptionProvider & { calls: number } {
@@ -23,9 +23,13 @@ function scriptedProvider(script: Step[]): TranscriptionProvider & { calls: numb
     name: 'openai' as const,
     models: ['whisper-1'],
     calls: 0,
-    transcribe(): Promise<ChunkResult> {
+    transcribe(inp: TranscribeInput): Promise<ChunkResult> {
       const step = script[provider.calls++] ?? new Error('script exhausted');
       if (step === 'hang') return new Promise<ChunkResult>(() => {});
+      if (!(step instanceof Error) && 'headers' in step) {
+        inp.onRateLimitHeaders?.(new Headers(step.headers));
+        return Promise.resolve(step.result);
+      }
       return step instanceof Error ? Promise.reject(step) : Promise.resolve(step);
     },
     check: () => Promise.resolve({ status: 'ok' as const, detail: 'fake' }),
@@ -157,14 +161,25 @@ describe('chunk transcriber', () => {
     expect(provider.calls).toBe(1);
   });
 
-  it('re-sends a too-large chunk once, then fails it suggesting a split', async () => {
-    const { provider, transcriber } = setup([apiError(413), apiError(413), RESULT]);
-    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
-      code: 'PROVIDER_REJECTED',
-      splitSuggested: true,
-      fatalForJob: false,
-    });
-    expect(provider.calls).toBe(2);
+  it('fails a too-large chunk at once, naming the split remedy', async () => {
+    const { provider, transcriber } = setup([apiError(413), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', remedy: 'split', fatalForJob: false });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('fails an undecodable chunk at once, naming the re-encode remedy', async () => {
+    const { provider, transcriber } = setup([apiError(400, { message: 'Audio file might be corrupted or unsupported', param: 'file' }), RESULT]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', remedy: 're-encode' });
+    expect(provider.calls).toBe(1);
+  });
+
+  it('pauses the shared limiter until the reset when a successful answer says the request limit is used up', async () => {
+    const exhausted = { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '6m0s' };
+    const { pauses, transcriber } = setup([{ headers: exhausted, result: RESULT }, { headers: { 'x-ratelimit-remaining-requests': '3' }, result: RESULT }]);
+    expect(await transcriber.transcribe(input())).toEqual(RESULT);
+    expect(pauses).toEqual([{ ms: 360_000, reason: expect.stringContaining('x-ratelimit') }]);
+    await transcriber.transcribe(input());
+    expect(pauses).toHaveLength(1);
   });
 
   it('fails a non-retryable AppError from the local provider with its code', async () => {
@@ -196,12 +211,20 @@ describe('chunk transcriber', () => {
 
   it('waits at an open circuit after repeated faults and goes on once the probe is allowed', async () => {
     const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], { failureThreshold: 2 });
-    const p = transcriber.transcribe(input());
+    const events: string[] = [];
+    const p = transcriber.transcribe(input(), {
+      onAttempt: (n) => events.push(`attempt ${n}`),
+      onRetry: (r) => events.push(`retry ${r.attempt}`),
+      onWaiting: (w) => events.push(`waiting ${w.reason} until ${w.until}`),
+    });
     await settled();
     expect(provider.calls).toBe(2);
     expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+    // Opened at t=0 by the second fault (the manual clock has not moved), probe allowed after the 5 s cool-down.
+    expect(events).toEqual(['attempt 1', 'retry 1', 'attempt 2', 'retry 2', `waiting provider_circuit_open until ${clock.now() + 5000}`]);
     clock.advance(5000);
     await expect(p).resolves.toEqual(RESULT);
+    expect(events.at(-1)).toBe('attempt 3');
     expect(breaker.snapshot().state).toBe('closed');
   });
 });

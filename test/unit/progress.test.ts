@@ -132,10 +132,15 @@ describe('toJobResource', () => {
       created_at: '2025-01-01T00:00:00.000Z',
       updated_at: '2025-01-01T00:01:00.000Z',
       completed_at: null,
+      key_name: null,
       audio: { filename: 'talk.mp3', size_bytes: 1234, duration_s: 100, format: 'mp3', codec: 'mp3', sample_rate: 44100, channels: 2 },
-      progress: { chunks_total: 2, chunks_done: 1, chunks_failed: 0, chunks_retrying: 0, percent: 50, eta_s: 30, audio_s_done: 50 },
+      progress: {
+        chunks_total: 2, chunks_done: 1, chunks_failed: 0, chunks_retrying: 0, percent: 50, eta_s: 30, audio_s_done: 50,
+        chunks_pending: 0, chunks_sending: 1, retrying: [], waiting: null,
+      },
       estimate: { cost_usd: 0.01, provider: 'openai', model: 'whisper-1' },
       error: null,
+      webhook: null,
       links: { self: '/v1/jobs/job_abc', transcript: '/v1/jobs/job_abc/transcript' },
     });
     expect(JSON.stringify(r)).not.toContain('demuxer');

@@ -1,7 +1,7 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import { RETRY_POLICY, classifyError, parseDuration, parseRetryHintMs } from '../../src/transcribe/retry-policy.ts';
+import { RETRY_POLICY, classifyError, exhaustedLimitResetMs, parseDuration, parseRetryHintMs } from '../../src/transcribe/retry-policy.ts';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');
 
@@ -87,7 +87,7 @@ describe('retry policy', () => {
     });
 
     it('asks for a split on 413', () => {
-      expect(classifyError(apiError(413))).toEqual({ action: 'split-chunk', class: 'too-large' });
+      expect(classifyError(apiError(413))).toEqual({ action: 'reshape-chunk', class: 'too-large', remedy: 'split' });
     });
 
     it('fails the job on a 400 about a request-level param', () => {
@@ -95,14 +95,14 @@ describe('retry policy', () => {
       expect(classifyError(err)).toMatchObject({ action: 'fail-job', code: 'PROVIDER_REJECTED', class: 'bad-request-param' });
     });
 
-    it('fails the chunk at once on 400 audio too short', () => {
+    it('asks for a (padded) re-encode on 400 audio too short', () => {
       const err = apiError(400, { message: 'Audio file is too short. Minimum audio length is 0.1 seconds.', param: 'file' });
-      expect(classifyError(err)).toEqual({ action: 'fail-chunk', code: 'PROVIDER_REJECTED', class: 'audio-too-short' });
+      expect(classifyError(err)).toEqual({ action: 'reshape-chunk', class: 'audio-too-short', remedy: 're-encode' });
     });
 
-    it('asks for a split (re-encode) on 400 corrupt or unsupported audio', () => {
+    it('asks for a re-encode on 400 corrupt or unsupported audio', () => {
       const err = apiError(400, { message: 'Audio file might be corrupted or unsupported', param: 'file' });
-      expect(classifyError(err)).toEqual({ action: 'split-chunk', class: 'audio-invalid' });
+      expect(classifyError(err)).toEqual({ action: 'reshape-chunk', class: 'audio-invalid', remedy: 're-encode' });
     });
 
     it('fails the chunk with PROVIDER_REJECTED on any other 400', () => {
@@ -196,6 +196,29 @@ describe('retry policy', () => {
     it('returns undefined without a usable hint', () => {
       expect(parseRetryHintMs(h({}), NOW)).toBeUndefined();
       expect(parseRetryHintMs(h({ 'retry-after': 'soon' }), NOW)).toBeUndefined();
+    });
+  });
+
+  describe('exhaustedLimitResetMs (hints on a successful answer)', () => {
+    const h = (o: Record<string, string>) => new Headers(o);
+
+    it('asks for a pause until the reset once no request is left', () => {
+      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1.5s' }))).toBe(1500);
+    });
+
+    it('takes the later reset when requests and tokens both ran out', () => {
+      const both = {
+        'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s',
+        'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '6m0s',
+      };
+      expect(exhaustedLimitResetMs(h(both))).toBe(360_000);
+    });
+
+    it('asks for nothing while some of the limit is left, or without a readable reset', () => {
+      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '2s' }))).toBeUndefined();
+      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0' }))).toBeUndefined();
+      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': 'soon' }))).toBeUndefined();
+      expect(exhaustedLimitResetMs(h({}))).toBeUndefined();
     });
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planSplits, plannedChunkCount } from '../../src/chunker/split-planner.ts';
+import { splitByWindows } from '../../src/chunker/silence-detect.ts';
+import { planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/split-planner.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
@@ -89,5 +90,54 @@ describe('plannedChunkCount', () => {
     expect(plannedChunkCount(5, 10)).toBe(1);
     expect(plannedChunkCount(0, 10)).toBe(0);
     expect(plannedChunkCount(6 * 3600, 600)).toBe(36);
+  });
+});
+
+describe('planSplitsByWindows', () => {
+  /** A scan over fixed silences, recording the windows it was asked for. */
+  function scanner(silences: Array<{ start: number; end: number }>) {
+    const calls: Array<Array<{ fromS: number; toS: number }>> = [];
+    const scan = async (windows: ReadonlyArray<{ fromS: number; toS: number }>) => {
+      calls.push([...windows]);
+      return windows.map((w) => silences.filter((s) => s.end > w.fromS && s.start < w.toS));
+    };
+    return { scan, calls };
+  }
+
+  it('scans near every target at once, then widens only where nothing was found', async () => {
+    const { scan, calls } = scanner([{ start: 61, end: 62 }, { start: 108, end: 109 }]);
+    const cuts = await planSplitsByWindows({ durationS: 200, targetS: 60, searchWindowS: 15, nearS: 5 }, scan);
+    expect(calls[0]).toEqual([{ fromS: 55, toS: 65 }, { fromS: 115, toS: 125 }, { fromS: 175, toS: 185 }]);
+    expect(calls[1]).toEqual([{ fromS: 105, toS: 135 }, { fromS: 165, toS: 195 }]);
+    expect(calls).toHaveLength(2);
+    expect(cuts).toEqual([61.5, 108.5, 180]);
+  });
+
+  it('keeps chunks within maxChunkS and the tail at least minTailS', async () => {
+    // Silences that would make the second chunk 80 s and the tail 5 s.
+    const { scan } = scanner([{ start: 45, end: 46 }, { start: 125, end: 126 }, { start: 194, end: 196 }]);
+    const cuts = await planSplitsByWindows({ durationS: 200, targetS: 60, maxChunkS: 70, minTailS: 10, searchWindowS: 15, nearS: 15 }, scan);
+    expect(cuts).toEqual([45.5, 115.5, 180]);
+    const bounds = [0, ...cuts, 200];
+    for (let i = 1; i < bounds.length; i++) expect((bounds[i] ?? 0) - (bounds[i - 1] ?? 0)).toBeLessThanOrEqual(70);
+  });
+
+  it('makes no scan for a file of one chunk', async () => {
+    const { scan, calls } = scanner([]);
+    expect(await planSplitsByWindows({ durationS: 50, targetS: 60, nearS: 5 }, scan)).toEqual([]);
+    expect(calls).toHaveLength(0);
+  });
+});
+
+describe('splitByWindows', () => {
+  it('maps silences of the joined windows back to file times and splits them at the joins', () => {
+    const windows = [{ fromS: 100, toS: 110 }, { fromS: 300, toS: 310 }];
+    // One silence inside window 0, one running over the join (9.5 .. 12), one too short after the join.
+    const joined = [{ start: 2, end: 3 }, { start: 9.5, end: 12 }];
+    expect(splitByWindows(joined, windows, 0.3)).toEqual([
+      [{ start: 102, end: 103 }, { start: 109.5, end: 110 }],
+      [{ start: 300, end: 302 }],
+    ]);
+    expect(splitByWindows([{ start: 9.9, end: 10.1 }], windows, 0.3)).toEqual([[], []]);
   });
 });

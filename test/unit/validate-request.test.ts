@@ -35,6 +35,7 @@ describe('request validator', () => {
       metadata: null,
       callback_url: null,
       max_cost_usd: null,
+      context: 'none',
     });
     expect(out.dryRun).toBe(false);
     expect(out.context).toBe('none');
@@ -59,6 +60,7 @@ describe('request validator', () => {
       metadata: { ref: 'abc', n: [1, 2] },
       callback_url: 'https://hooks.example.com/done?x=1',
       max_cost_usd: 2.5,
+      context: 'sequential',
     });
     expect(out.dryRun).toBe(true);
     expect(out.context).toBe('sequential');

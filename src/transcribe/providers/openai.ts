@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import ISO6391 from 'iso-639-1';
-import OpenAI, { APIConnectionError, APIError, APIUserAbortError, toFile } from 'openai';
+import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
 import { modelsFor, resolveModel } from '../models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
@@ -43,9 +43,10 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
 
   async function transcribe(input: TranscribeInput): Promise<ChunkResult> {
     const model = resolveModel('openai', input.model);
-    // In memory, so a retry re-sends the same bytes; chunks are capped at 25 MiB by the split planner.
-    const bytes = await readFile(input.path, { signal: input.signal });
-    const file = await toFile(bytes, path.basename(input.path));
+    // Streamed from the chunk file rather than read into memory: with several chunks in flight (up to 25 MiB each)
+    // the copies were the service's peak RSS. The file stays unchanged until its result is stored, so a retry, which
+    // opens it again, sends the same bytes.
+    const file = new File([await openAsBlob(input.path)], path.basename(input.path));
     const base = {
       file,
       model: input.model,
@@ -57,11 +58,11 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const max = input.durationS > 0 ? input.durationS : Infinity;
     // SDK errors propagate unchanged: the retry policy classifies them by status, code and headers.
     if (model.responseFormat === 'verbose_json') {
-      const res = await client.audio.transcriptions.create(
-        { ...base, response_format: 'verbose_json' },
-        { signal: input.signal },
-      );
-      log.debug({ model: input.model, bytes: bytes.length, ms: Date.now() - started }, 'openai transcription done');
+      const { data: res, response } = await client.audio.transcriptions
+        .create({ ...base, response_format: 'verbose_json' }, { signal: input.signal })
+        .withResponse();
+      input.onRateLimitHeaders?.(response.headers);
+      log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
       const language = normalizeLanguage(res.language) ?? input.language;
       if (res.segments === undefined) {
         return chunkResult(res.text, language, input.durationS);
@@ -71,11 +72,11 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
         .filter((s) => s.text !== '');
       return { text: res.text.trim(), language, segments, timing: 'segment' };
     }
-    const res = await client.audio.transcriptions.create(
-      { ...base, response_format: 'json' },
-      { signal: input.signal },
-    );
-    log.debug({ model: input.model, bytes: bytes.length, ms: Date.now() - started }, 'openai transcription done');
+    const { data: res, response } = await client.audio.transcriptions
+      .create({ ...base, response_format: 'json' }, { signal: input.signal })
+      .withResponse();
+    input.onRateLimitHeaders?.(response.headers);
+    log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
     return chunkResult(res.text, input.language, input.durationS);
   }
 

@@ -1,0 +1,95 @@
+import { chunkEncoding, maxChunkSecondsForBytes } from './chunk-format.ts';
+import type { ChunkFormat } from './chunk-format.ts';
+
+/** How the slicer writes chunk files: the source's own packets (`copy`) or re-encoded to 16 kHz mono. */
+export type ChunkMode = 'copy' | 'encode';
+
+export interface ChunkPathInput {
+  /** The local engine reads only 16 kHz mono PCM WAV; an OpenAI-compatible server takes the formats below. */
+  provider: 'openai' | 'local';
+  model: { maxBytes: number; maxSeconds: number };
+  audio: { demuxer: string; codec: string; sample_rate: number; channels: number; size_bytes: number; duration_s: number };
+  /** CHUNK_SECONDS: the chunk length aimed at. */
+  chunkSeconds: number;
+  /** What a re-encode writes. */
+  encodeFormat: ChunkFormat;
+}
+
+export interface ChunkPath {
+  mode: ChunkMode;
+  /** The chunk files' format (their extension and muxer). */
+  format: ChunkFormat;
+  /** The chunk length to aim at: CHUNK_SECONDS, shortened to the model's caps. */
+  targetS: number;
+  /** The longest chunk the plan may make so a file stays under the model's byte and second caps. */
+  maxChunkS: number;
+  /** The model's byte cap, which a chunk that still comes out larger is split again to fit. */
+  maxBytes: number;
+  /** Estimated bytes per second of audio in a chunk file. */
+  bytesPerS: number;
+  /** Why this path, for the log. */
+  reason: string;
+}
+
+/**
+ * Source demuxer + codec whose packets can be written into a chunk file that OpenAI accepts (flac, mp3, ogg,
+ * wav), without touching the audio. m4a/mp4/webm are accepted too but are not chunk formats the rest of the
+ * pipeline (re-encode fallback, file naming) knows, so they take the re-encode path.
+ */
+const COPYABLE: ReadonlyArray<{ demuxer: string; codecs: readonly string[]; format: ChunkFormat }> = [
+  { demuxer: 'mp3', codecs: ['mp3'], format: 'mp3' },
+  { demuxer: 'wav', codecs: ['pcm_s16le'], format: 'wav' },
+  { demuxer: 'flac', codecs: ['flac'], format: 'flac' },
+  { demuxer: 'ogg', codecs: ['vorbis', 'opus'], format: 'ogg' },
+];
+
+/**
+ * Share of the byte cap a copied chunk is planned to fill: VBR sources are denser in places than their average,
+ * and a chunk that still comes out too large is split again (slower, so it should stay rare).
+ */
+export const COPY_BYTE_MARGIN = 0.8;
+
+function copyFormat(input: ChunkPathInput): ChunkFormat | null {
+  const { audio } = input;
+  if (input.provider === 'local') {
+    const pcm16kMono = audio.demuxer === 'wav' && audio.codec === 'pcm_s16le' && audio.sample_rate === 16_000 && audio.channels === 1;
+    return pcm16kMono ? 'wav' : null;
+  }
+  return COPYABLE.find((c) => c.demuxer === audio.demuxer && c.codecs.includes(audio.codec))?.format ?? null;
+}
+
+/**
+ * Pure: stream copy when the provider takes the source's codec and container as they are and a planned chunk
+ * fits the model's byte cap (estimated from the file's average bitrate), else re-encode. Copy is ~10x faster
+ * than decoding and encoding, and it keeps the provider's input identical to the upload.
+ */
+export function chooseChunkPath(input: ChunkPathInput): ChunkPath {
+  const { model, audio, chunkSeconds } = input;
+  const copyAs = copyFormat(input);
+  if (copyAs !== null) {
+    // The average over the whole file, headers and tags included: an overestimate for a tagged file, which is safe.
+    const bytesPerS = audio.duration_s > 0 ? audio.size_bytes / audio.duration_s : Infinity;
+    const byBytes = Number.isFinite(model.maxBytes) ? Math.floor((model.maxBytes * COPY_BYTE_MARGIN) / bytesPerS) : Infinity;
+    const maxChunkS = Math.min(model.maxSeconds, byBytes);
+    const targetS = Math.min(chunkSeconds, model.maxSeconds);
+    if (maxChunkS >= targetS) {
+      return {
+        mode: 'copy', format: copyAs, targetS, maxChunkS, maxBytes: model.maxBytes, bytesPerS,
+        reason: `${audio.demuxer}/${audio.codec} is accepted as it is`,
+      };
+    }
+    return encodePath(input, `a ${targetS} s chunk of ${audio.codec} at ${Math.round(bytesPerS)} B/s would exceed ${model.maxBytes} bytes`);
+  }
+  return encodePath(input, input.provider === 'local'
+    ? 'the local engine reads 16 kHz mono PCM WAV only'
+    : `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
+}
+
+function encodePath(input: ChunkPathInput, reason: string): ChunkPath {
+  const { model, chunkSeconds, encodeFormat } = input;
+  const maxChunkS = Math.min(model.maxSeconds, maxChunkSecondsForBytes(encodeFormat, model.maxBytes));
+  return {
+    mode: 'encode', format: encodeFormat, targetS: Math.min(chunkSeconds, maxChunkS), maxChunkS, maxBytes: model.maxBytes,
+    bytesPerS: chunkEncoding(encodeFormat).approxBytesPerS, reason,
+  };
+}

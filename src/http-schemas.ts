@@ -1,0 +1,200 @@
+import { Type, type TSchema } from 'typebox';
+import { ERROR_STATUS, type ErrorCode } from './errors.ts';
+
+/**
+ * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,
+ * serializes responses with it (fast-json-stringify), the handlers are typed from it, and @fastify/swagger turns
+ * it into the OpenAPI document at /docs/json.
+ */
+
+/** A string limited to `values`, with the literal union as its static type. */
+function stringEnum<const T extends readonly string[]>(values: T, options: { description?: string; default?: T[number] } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed', 'cancelled'] as const;
+export const JOB_STAGES = ['validating', 'slicing', 'transcribing', 'stitching'] as const;
+export const TRANSCRIPT_FORMATS = ['json', 'txt', 'srt', 'vtt'] as const;
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: stringEnum(ERROR_CODES, { description: 'Stable UPPER_SNAKE identifier (README: error codes).' }),
+      message: Type.String({ description: 'What to do about it.' }),
+      details: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    }),
+  },
+  { $id: 'ErrorBody', title: 'Error' },
+);
+
+/** Response entries for the error statuses a route can answer, each naming the codes it carries. */
+export function errorResponses(...statuses: number[]): Record<string, TSchema> {
+  const out: Record<string, TSchema> = {};
+  for (const status of statuses) {
+    const codes = ERROR_CODES.filter((c) => ERROR_STATUS[c] === status);
+    out[String(status)] = Type.Ref('ErrorBody', { description: `Error: ${codes.join(', ')}` });
+  }
+  return out;
+}
+
+/** What every route can answer besides its own errors: an internal error, or a server going down. */
+export const COMMON_ERRORS = [500] as const;
+/** Every /v1 route: a missing or wrong key when API keys are configured. */
+export const V1_ERRORS = [401, 500] as const;
+
+const Audio = Type.Object({
+  filename: Type.String(),
+  size_bytes: Type.Integer(),
+  duration_s: Type.Number(),
+  format: Type.String(),
+  codec: Type.String(),
+  sample_rate: Type.Integer(),
+  channels: Type.Integer(),
+});
+
+const Estimate = Type.Object({
+  cost_usd: Type.Number(),
+  provider: stringEnum(['openai', 'local'] as const),
+  model: Type.String(),
+});
+
+const Progress = Type.Object({
+  chunks_total: Type.Integer(),
+  chunks_done: Type.Integer(),
+  chunks_failed: Type.Integer(),
+  chunks_retrying: Type.Integer(),
+  percent: Type.Number({ description: 'Never goes down; 100 only once completed.' }),
+  eta_s: nullable(Type.Number()),
+  audio_s_done: Type.Number(),
+  chunks_pending: Type.Integer(),
+  chunks_sending: Type.Integer(),
+  retrying: Type.Array(
+    Type.Object({
+      chunk: Type.Integer(),
+      attempts: Type.Integer(),
+      next_try_at: nullable(Type.String({ format: 'date-time' })),
+      reason: nullable(Type.String()),
+    }),
+  ),
+  waiting: nullable(Type.Object({ reason: Type.String(), until: nullable(Type.String({ format: 'date-time' })) })),
+});
+
+/**
+ * additionalProperties: fields added to the resource later are passed through rather than silently dropped by
+ * the serializer; the ones listed here are serialized by the compiled fast path.
+ */
+export const JobResource = Type.Object(
+  {
+    id: Type.String({ description: 'Unguessable (>= 96 random bits).' }),
+    status: stringEnum(JOB_STATUSES),
+    stage: nullable(stringEnum(JOB_STAGES)),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+    completed_at: nullable(Type.String({ format: 'date-time' })),
+    key_name: nullable(Type.String({ description: 'Name of the API key that created the job (null in open mode).' })),
+    audio: Audio,
+    progress: Progress,
+    estimate: Estimate,
+    error: nullable(Type.Object({ code: stringEnum(ERROR_CODES), message: Type.String() })),
+    webhook: nullable(
+      Type.Object(
+        {
+          status: stringEnum(['pending', 'delivered', 'failed'] as const),
+          attempts: Type.Integer({ minimum: 0 }),
+          last_status_code: nullable(Type.Integer()),
+          last_error: nullable(Type.String()),
+          next_attempt_at: nullable(Type.String({ format: 'date-time' })),
+        },
+        { description: 'Delivery of the signed POST to callback_url (null without one); pending while the job runs.' },
+      ),
+    ),
+    links: Type.Object({ self: Type.String(), transcript: Type.String() }),
+  },
+  { $id: 'JobResource', title: 'Job', additionalProperties: true },
+);
+
+export const JobList = Type.Object({
+  items: Type.Array(Type.Ref('JobResource')),
+  next_cursor: nullable(Type.String()),
+});
+
+export const DryRunEstimate = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    audio: Audio,
+    estimate: Estimate,
+    chunks_planned: Type.Integer(),
+  },
+  { additionalProperties: true },
+);
+
+export const Transcript = Type.Object(
+  {
+    job_id: Type.String(),
+    text: Type.String(),
+    language: nullable(Type.String()),
+    duration_s: Type.Number(),
+    segments: Type.Array(
+      Type.Object(
+        { start: Type.Number(), end: Type.Number(), text: Type.String(), chunk: Type.Integer() },
+        { additionalProperties: true },
+      ),
+    ),
+  },
+  { title: 'Transcript', additionalProperties: true },
+);
+
+const Component = Type.Object({ status: stringEnum(['ok', 'degraded', 'down'] as const), detail: Type.String() });
+
+export const HealthReport = Type.Object(
+  {
+    status: stringEnum(['ok', 'degraded', 'down'] as const),
+    components: Type.Record(Type.String(), Component),
+  },
+  { additionalProperties: true },
+);
+
+export const HealthWithConfig = Type.Object(
+  {
+    status: stringEnum(['ok', 'degraded', 'down'] as const),
+    components: Type.Record(Type.String(), Component),
+    config: Type.Object({}, { additionalProperties: true, description: 'The effective configuration, secrets replaced by whether they are set.' }),
+  },
+  { additionalProperties: true },
+);
+
+export const JobIdParams = Type.Object({ id: Type.String({ description: 'A job id (job_...).' }) });
+
+export const ListQuery = Type.Object({
+  status: Type.Optional(stringEnum(JOB_STATUSES)),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ maxLength: 512, description: 'next_cursor of the previous page.' })),
+});
+
+export const TranscriptQuery = Type.Object({
+  format: stringEnum(TRANSCRIPT_FORMATS, { default: 'json' }),
+  partial: Type.Optional(stringEnum(['true', 'false', '1', '0'] as const, { description: 'Before completion, the chunks finished so far.' })),
+});
+
+/** The multipart form of POST /v1/jobs, for the document only: the route streams and validates it itself. */
+export const UploadForm = Type.Object({
+  file: Type.String({ format: 'binary', description: 'The audio recording.' }),
+  language: Type.Optional(Type.String({ description: 'ISO-639-1 code.' })),
+  prompt: Type.Optional(Type.String()),
+  model: Type.Optional(Type.String()),
+  metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
+  callback_url: Type.Optional(Type.String({ format: 'uri' })),
+  max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),
+  dry_run: Type.Optional(stringEnum(['true', 'false', '1', '0'] as const, { description: 'true: answer the estimate, keep nothing.' })),
+  context: Type.Optional(stringEnum(['none', 'sequential'] as const, { description: 'sequential: each chunk is prompted with the text before it.' })),
+});
+
+export const UploadHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ description: 'A repeat with the same key returns the same job (1 to 255 characters).' })),
+});
+
+/** Schemas referenced by $ref from routes: added once with app.addSchema. */
+export const SHARED_SCHEMAS = [ErrorBody, JobResource] as const;

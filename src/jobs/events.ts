@@ -1,0 +1,23 @@
+import type { JobRecord } from './types.ts';
+
+/**
+ * What happens to jobs, for whoever watches from outside the pipeline (metrics, webhooks). Listeners must not
+ * throw and must not block: the HTTP layer and the runner call them inline.
+ */
+export interface JobEvents {
+  /** Bytes of an upload's `file` part as they arrive (refused uploads included). */
+  uploadBytes(bytes: number): void;
+  /** A new job was stored (not an idempotent replay). */
+  accepted(job: JobRecord): void;
+  /** A job reached completed, failed or cancelled in this process. */
+  ended(job: JobRecord): void;
+}
+
+/** Fans each event out to every listener, in order. */
+export function combineJobEvents(...listeners: ReadonlyArray<Partial<JobEvents>>): JobEvents {
+  return {
+    uploadBytes: (bytes) => listeners.forEach((l) => l.uploadBytes?.(bytes)),
+    accepted: (job) => listeners.forEach((l) => l.accepted?.(job)),
+    ended: (job) => listeners.forEach((l) => l.ended?.(job)),
+  };
+}

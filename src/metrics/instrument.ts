@@ -1,0 +1,55 @@
+import { performance } from 'node:perf_hooks';
+import { isAppError } from '../errors.ts';
+import type { ChunkTranscriber } from '../transcribe/chunk-transcriber.ts';
+import { classifyError } from '../transcribe/retry-policy.ts';
+import type { TranscriptionProvider } from '../transcribe/types.ts';
+import type { ServiceMetrics } from './service-metrics.ts';
+
+/** The provider with every call counted by outcome and error class; the calls themselves are untouched. */
+export function instrumentProvider(provider: TranscriptionProvider, metrics: Pick<ServiceMetrics, 'providerRequest'>): TranscriptionProvider {
+  return {
+    name: provider.name,
+    models: provider.models,
+    check: (signal) => provider.check(signal),
+    async transcribe(input) {
+      const labels = { provider: provider.name, model: input.model };
+      try {
+        const result = await provider.transcribe(input);
+        metrics.providerRequest({ ...labels, outcome: 'success', errorClass: 'none' });
+        return result;
+      } catch (err) {
+        metrics.providerRequest({ ...labels, outcome: 'error', errorClass: classifyError(err).class });
+        throw err;
+      }
+    },
+  };
+}
+
+/** The chunk transcriber with each chunk timed end to end and each retry counted; its hooks still reach the caller. */
+export function instrumentTranscriber(
+  transcriber: ChunkTranscriber,
+  metrics: Pick<ServiceMetrics, 'chunk' | 'retry'>,
+  providerName: string,
+): ChunkTranscriber {
+  return {
+    async transcribe(input, hooks = {}) {
+      const started = performance.now();
+      const observe = (outcome: 'success' | 'failed' | 'cancelled') =>
+        metrics.chunk({ provider: providerName, model: input.model, outcome, seconds: (performance.now() - started) / 1000 });
+      try {
+        const result = await transcriber.transcribe(input, {
+          ...hooks,
+          onRetry(info) {
+            metrics.retry({ provider: providerName, errorClass: info.errorClass });
+            hooks.onRetry?.(info);
+          },
+        });
+        observe('success');
+        return result;
+      } catch (err) {
+        observe(input.signal.aborted || (isAppError(err) && err.code === 'CANCELLED') ? 'cancelled' : 'failed');
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { AppError } from '../errors.ts';
+
+export interface UploadRateLimitOptions {
+  /** Uploads a key may start per minute; 0 turns the limit off. */
+  perMinute: number;
+}
+
+/** Route config that opts a route into the limit (POST /v1/jobs). */
+export const RATE_LIMITED_ROUTE = { rateLimit: {} } as const;
+
+/**
+ * @fastify/rate-limit on the routes that opt in, counted per API key (its fingerprint, set by the auth plugin,
+ * which runs first) or per client address in open mode. Over the limit: 429 RATE_LIMITED with Retry-After in the
+ * contract's error shape, before any of the body is read.
+ */
+async function uploadRateLimit(app: FastifyInstance, opts: UploadRateLimitOptions): Promise<void> {
+  if (opts.perMinute === 0) return;
+  await app.register(rateLimit, {
+    global: false,
+    max: opts.perMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => (request.owner === null ? `ip:${request.ip}` : `key:${request.owner}`),
+    // The limit and what is left are for the refusal; every accepted upload does not need three more headers.
+    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+    errorResponseBuilder: (request, context) => {
+      request.log.info({ keyName: request.keyName, max: context.max }, 'upload rate limited');
+      return new AppError('RATE_LIMITED', `At most ${context.max} uploads a minute; retry in ${context.after}.`, {
+        retryAfterS: Math.max(1, Math.ceil(context.ttl / 1000)),
+        retryable: true,
+        details: { limit_per_minute: context.max },
+      });
+    },
+  });
+}
+
+export default fp(uploadRateLimit, { name: 'chunkscribe-upload-rate-limit', fastify: '5.x', dependencies: ['auth'] });

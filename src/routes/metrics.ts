@@ -1,0 +1,37 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { Type } from 'typebox';
+import { AppError } from '../errors.ts';
+import { errorResponses } from '../http-schemas.ts';
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/**
+ * Prometheus exposition. Open unless a token is configured: it shows counts and costs, no job content and no
+ * secret, and scrapers usually sit on the same private network. With a token it takes `Authorization: Bearer`.
+ */
+export default async function metricsRoutes(app: FastifyInstance, opts: { registry: Registry; token: string | undefined }): Promise<void> {
+  const { registry, token } = opts;
+  const expected = token === undefined ? null : digest(token);
+
+  const schema = {
+    summary: 'Prometheus metrics (text exposition format); asks for `Bearer <METRICS_TOKEN>` when that is set',
+    tags: ['health'],
+    response: {
+      200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String() } } },
+      ...errorResponses(401, 500),
+    },
+  };
+
+  app.get('/metrics', { schema }, async (request, reply) => {
+    if (expected) {
+      const given = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+      if (given === undefined || !timingSafeEqual(digest(given), expected)) {
+        throw new AppError('UNAUTHORIZED', 'Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.');
+      }
+    }
+    const body = await registry.metrics();
+    return reply.type(registry.contentType).send(body);
+  });
+}

@@ -1,0 +1,52 @@
+import type { ConnectionOptions } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { JobQueue, JobRunner } from '../jobs/runner.ts';
+import type { JobStore } from '../jobs/store.ts';
+import type { JobDirs } from '../resources/job-dirs.ts';
+import { killStrayProcesses } from '../resources/stray-processes.ts';
+import type { RateLimiter } from '../transcribe/rate-limiter.ts';
+import { QueueRunner } from './queue-runner.ts';
+import { createSharedRateLimiter } from './shared-rate-limiter.ts';
+
+/** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */
+function connectionFor(url: string): ConnectionOptions {
+  return { url, maxRetriesPerRequest: null };
+}
+
+/** The provider limit shared through Redis in scale-out mode; null in the single-process mode. */
+export function scaleOutLimiter(config: Config, logger: Logger): RateLimiter | null {
+  if (!config.redisUrl) return null;
+  return createSharedRateLimiter({
+    connection: connectionFor(config.redisUrl),
+    prefix: config.scale.prefix,
+    rpm: config.rateLimit.rpm,
+    burst: config.rateLimit.burst,
+    maxInFlight: config.maxInFlight,
+    logger,
+  });
+}
+
+/** The BullMQ queue in front of the local runner in scale-out mode; the local runner itself otherwise. */
+export function scaleOutRunner(
+  config: Config,
+  deps: { local: JobRunner; store: JobStore; dirs: JobDirs; logger: Logger; now: () => Date },
+): JobQueue {
+  if (!config.redisUrl) return deps.local;
+  return new QueueRunner({
+    redisUrl: config.redisUrl,
+    connection: connectionFor(config.redisUrl),
+    prefix: config.scale.prefix,
+    role: config.scale.role,
+    local: deps.local,
+    store: deps.store,
+    logger: deps.logger.child({ component: 'queue', role: config.scale.role }),
+    concurrency: config.maxConcurrentJobs,
+    lockDurationMs: config.scale.lockMs,
+    stalledIntervalMs: config.scale.stalledIntervalMs,
+    sweepStrays: async (jobId) => {
+      await killStrayProcesses({ jobsRoot: deps.dirs.jobDir(jobId), logger: deps.logger });
+    },
+    now: deps.now,
+  });
+}

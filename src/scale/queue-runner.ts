@@ -1,0 +1,197 @@
+import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { JobQueue, JobRunner } from '../jobs/runner.ts';
+import type { JobStore } from '../jobs/store.ts';
+import type { JobStatus } from '../jobs/types.ts';
+
+export type Role = 'api' | 'worker' | 'all';
+
+export interface QueueRunnerOptions {
+  redisUrl: string;
+  connection: ConnectionOptions;
+  prefix: string;
+  role: Role;
+  /** Runs the jobs this process's BullMQ worker takes (unused for ROLE=api). */
+  local: JobRunner;
+  store: JobStore;
+  logger: Logger;
+  /** Jobs one worker process runs at once (MAX_CONCURRENT_JOBS). */
+  concurrency: number;
+  /** BullMQ lock: renewed every half of it while the worker lives; a dead worker's job is taken back after it. */
+  lockDurationMs: number;
+  /** How often workers look for jobs whose lock has expired. */
+  stalledIntervalMs: number;
+  /** Ends processes a dead worker left on this job's files (its ffmpeg lives on after kill -9). */
+  sweepStrays(jobId: string): Promise<void>;
+  /** How long DELETE waits for the worker running the job to stop it. @default 30000 */
+  cancelWaitMs?: number;
+  /** API processes put unfinished jobs on the queue again this often (a no-op for those already there). @default 30000 */
+  reconcileMs?: number;
+  now: () => Date;
+}
+
+interface QueuedJob {
+  jobId: string;
+}
+
+const QUEUE = 'jobs';
+const ENDED: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
+/** A job taken back this many times (its workers kept dying on it) fails instead of killing more workers. */
+const MAX_STALLED = 3;
+
+/**
+ * Scale-out runner: accepted jobs go to a BullMQ queue in Redis; worker processes take them (at most `concurrency`
+ * each) and run them with the same JobRunner and pipeline as the single-process mode. Job state stays in the shared
+ * SQLite store, so any API process answers reads. A worker killed mid-job stops renewing its lock and BullMQ's
+ * stalled check gives the job to another worker, whose pipeline skips the chunks with stored results. A worker shut
+ * down gracefully lets requests in flight finish (the JobRunner's drain) and hands the job back to the queue.
+ */
+export class QueueRunner implements JobQueue {
+  readonly #opts: QueueRunnerOptions;
+  readonly #queue: Queue<QueuedJob>;
+  readonly #worker: Worker<QueuedJob> | null;
+  readonly #pub: Redis;
+  readonly #sub: Redis | null;
+  readonly #channel: string;
+  #closing: Promise<void> | null = null;
+  #reconcile: NodeJS.Timeout | undefined;
+
+  constructor(opts: QueueRunnerOptions) {
+    this.#opts = opts;
+    const { connection, prefix, logger } = opts;
+    this.#channel = `${prefix}:cancel`;
+    this.#queue = new Queue<QueuedJob>(QUEUE, { connection, prefix });
+    this.#queue.on('error', (err) => logger.error({ err }, 'job queue error'));
+    this.#pub = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+    this.#pub.on('error', (err) => logger.error({ err }, 'redis error'));
+    if (opts.role === 'api') {
+      this.#worker = null;
+      this.#sub = null;
+      return;
+    }
+    this.#worker = new Worker<QueuedJob>(QUEUE, (job, token) => this.#process(job, token), {
+      connection,
+      prefix,
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockDurationMs,
+      stalledInterval: opts.stalledIntervalMs,
+      maxStalledCount: MAX_STALLED,
+      autorun: false,
+    });
+    this.#worker.on('error', (err) => logger.error({ err }, 'job worker error'));
+    this.#worker.on('failed', (job, err) => this.#onFailed(job, err));
+    // Cancel reaches whichever worker runs the job: every worker hears it, the one that has it stops it.
+    this.#sub = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+    this.#sub.on('error', (err) => logger.error({ err }, 'redis error'));
+    this.#sub.on('message', (_channel: string, jobId: string) => void opts.local.cancel(jobId));
+  }
+
+  get running(): number {
+    return this.#opts.local.running;
+  }
+
+  get waiting(): number {
+    return this.#opts.local.waiting;
+  }
+
+  /** The job id is the BullMQ job id: adding a job that is already queued or running is a no-op. */
+  async enqueue(jobId: string): Promise<void> {
+    try {
+      await this.#queue.add('transcribe', { jobId }, { jobId, removeOnComplete: true, removeOnFail: true });
+    } catch (err) {
+      // The row stays queued: the API processes' periodic re-queue (resumeUnfinished) adds it later.
+      this.#opts.logger.error({ err, jobId }, 'could not queue the job');
+    }
+  }
+
+  /** Returns once no worker runs the job any more (or after cancelWaitMs), so the caller may delete its row and files. */
+  async cancel(jobId: string): Promise<void> {
+    const deadline = Date.now() + (this.#opts.cancelWaitMs ?? 30_000);
+    for (;;) {
+      // Said again on every round: a worker that took the job just after the first message did not hear it.
+      await this.#pub.publish(this.#channel, jobId);
+      // A job nobody has taken yet is simply taken off the queue; a running one is stopped by its worker.
+      await this.#queue.remove(jobId).catch(() => 0);
+      if (Date.now() >= deadline || (await this.#queue.getJobState(jobId)) !== 'active') return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /**
+   * Starts the worker and, on API processes, puts every unfinished job of the store on the queue again: a no-op for
+   * the ones already there, a recovery for any a Redis without persistence lost or an enqueue that failed.
+   */
+  async resumeUnfinished(): Promise<number> {
+    if (this.#sub) {
+      await this.#sub.subscribe(this.#channel);
+      void this.#worker?.run();
+    }
+    if (this.#opts.role === 'worker') return 0;
+    // Also while running: a job whose add was lost (Redis restarted without the write) is not stranded until the
+    // next API start.
+    this.#reconcile = setInterval(() => void this.#requeueUnfinished(), this.#opts.reconcileMs ?? 30_000);
+    this.#reconcile.unref();
+    return this.#requeueUnfinished();
+  }
+
+  async #requeueUnfinished(): Promise<number> {
+    const jobs = this.#opts.store.unfinishedJobs();
+    for (const job of jobs) await this.enqueue(job.id);
+    return jobs.length;
+  }
+
+  close(graceMs: number): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#reconcile);
+      // The worker stops taking jobs at once; its running jobs end through the local runner's drain below.
+      const workerClosed = this.#worker?.close();
+      await this.#opts.local.close(graceMs);
+      await workerClosed;
+      await this.#queue.close();
+      this.#sub?.disconnect();
+      this.#pub.disconnect();
+    })();
+    return this.#closing;
+  }
+
+  async #process(job: Job<QueuedJob>, token: string | undefined): Promise<void> {
+    const { jobId } = job.data;
+    const { store, local, logger } = this.#opts;
+    const log = logger.child({ jobId });
+    const before = store.getJob(jobId)?.status;
+    // Re-queued by a reconcile that read the row just before the job ended: nothing left to do.
+    if (before === undefined || ENDED.has(before)) return;
+    // This worker holds the job's lock now: whatever else works on the job's files belongs to a dead worker, and
+    // requests it had in flight have no result and go again.
+    await this.#opts.sweepStrays(jobId);
+    for (const chunk of store.listChunks(jobId)) {
+      if (chunk.status === 'sending' || chunk.status === 'retrying') {
+        store.updateChunk(jobId, chunk.index, { status: 'pending', nextTryAt: null });
+      }
+    }
+    if (job.attemptsStarted > 1 || job.stalledCounter > 0) log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
+    await local.enqueue(jobId);
+    const status = store.getJob(jobId)?.status;
+    if (status === undefined || ENDED.has(status)) return;
+    // Stopped by this worker's shutdown: back to the queue at once for another worker (or this one after restart).
+    log.info('handing the job back to the queue');
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
+
+  #onFailed(job: Job<QueuedJob> | undefined, err: Error): void {
+    if (!job) return;
+    const { jobId } = job.data;
+    const current = this.#opts.store.getJob(jobId);
+    if (!current || ENDED.has(current.status)) return;
+    this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
+    this.#opts.store.updateJob(jobId, {
+      status: 'failed',
+      stage: null,
+      errorCode: 'INTERNAL',
+      errorMessage: 'The job was interrupted too many times.',
+      completedAt: this.#opts.now().toISOString(),
+    });
+  }
+}

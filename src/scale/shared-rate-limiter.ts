@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { AppError } from '../errors.ts';
+import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import type { LimiterStats, RateLimiter } from '../transcribe/rate-limiter.ts';
+
+export interface SharedRateLimiterOptions {
+  connection: ConnectionOptions;
+  /** BullMQ key prefix; every process sharing the limit uses the same one. */
+  prefix: string;
+  rpm: number;
+  burst: number;
+  /** Provider calls running at the same time in THIS process (a local resource cap, not part of the shared limit). */
+  maxInFlight: number;
+  logger: Logger;
+  clock?: Clock;
+  /** How often a process with waiting requests asks again when no permit was free. @default 50 */
+  pollMs?: number;
+}
+
+const QUEUE = 'provider-permits';
+const STATS_TIMEOUT_MS = 500;
+
+/**
+ * BullMQ's limiter is a fixed window: the first fetch of a window starts it, at most `max` fetches fall in it, and
+ * the next window starts at the first fetch after it ended. Any interval T then holds at most max x (T/D + 2)
+ * fetches, so max = burst/2 and D = max / rpm keep every interval under rpm x T + burst, the token bucket's bound.
+ */
+export function windowFor(rpm: number, burst: number): { max: number; durationMs: number } {
+  const max = Math.max(1, Math.floor(burst / 2));
+  return { max, durationMs: Math.max(1, Math.round((max * 60_000) / rpm)) };
+}
+
+interface Waiter {
+  start(): void;
+  reject(err: unknown): void;
+  permit: Promise<Job | null>;
+}
+
+/**
+ * The provider rate limit shared by every process on one Redis, on BullMQ's global queue limiter: each request
+ * waiting here adds one permit job to a shared queue and a request starts only when this process has fetched a
+ * permit, and BullMQ counts fetches across all processes. Permits are interchangeable (any fetched permit starts
+ * this process's oldest waiter), so a process only fetches while it has waiters; a permit left by a cancelled or
+ * dead waiter is surplus that a later waiter uses, never a second start. A Retry-After pause sets BullMQ's
+ * limiter key for its duration (`queue.rateLimit`), which holds every process's fetches.
+ */
+export function createSharedRateLimiter(options: SharedRateLimiterOptions): RateLimiter {
+  const { connection, prefix, rpm, burst, maxInFlight, logger, clock = systemClock, pollMs = 50 } = options;
+  const log = logger.child({ component: 'shared-rate-limiter' });
+  const window = windowFor(rpm, burst);
+  const queue = new Queue(QUEUE, { connection, prefix });
+  const fetcher = new Worker(QUEUE, null, {
+    connection,
+    prefix,
+    autorun: false,
+    limiter: { max: window.max, duration: window.durationMs },
+  });
+  queue.on('error', (err) => log.error({ err }, 'permit queue error'));
+  fetcher.on('error', (err) => log.error({ err }, 'permit fetcher error'));
+  const token = randomUUID();
+
+  const waiters: Waiter[] = [];
+  const inFlight = new Set<Promise<unknown>>();
+  let running = 0;
+  let pausedUntil = 0;
+  let stopping: Promise<void> | undefined;
+  let wake: (() => void) | null = null;
+  const nudge = () => {
+    wake?.();
+    wake = null;
+  };
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = clock.setTimeout(() => {
+        wake = null;
+        resolve();
+      }, ms);
+      wake = () => {
+        clock.clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const stoppedError = () =>
+    new AppError('CANCELLED', 'The rate limiter stopped before the request could start.', {
+      retryable: true,
+      details: { reason: 'shutdown' },
+    });
+
+  const loop = (async () => {
+    while (!stopping) {
+      if (waiters.length === 0 || running >= maxInFlight) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      try {
+        const job = await fetcher.getNextJob(token, { block: false });
+        if (!job) {
+          const ttl = await queue.getRateLimitTtl(window.max);
+          await sleep(ttl > 0 ? Math.min(ttl, 1_000) : pollMs);
+          continue;
+        }
+        await job.moveToCompleted(null, token, false);
+        // A waiter that gave up between the fetch and here leaves this permit unused: a lost slot, never an extra one.
+        waiters.shift()?.start();
+      } catch (err) {
+        if (stopping) break;
+        log.error({ err }, 'could not fetch a permit; trying again');
+        await sleep(1_000);
+      }
+    }
+  })();
+
+  return {
+    schedule<T>(fn: () => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
+      const { signal } = opts;
+      if (stopping) return Promise.reject(stoppedError());
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      return new Promise<T>((resolve, reject) => {
+        const leave = () => {
+          const i = waiters.indexOf(waiter);
+          if (i >= 0) waiters.splice(i, 1);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const waiter: Waiter = {
+          permit: queue
+            .add('permit', {}, { removeOnComplete: true, removeOnFail: true })
+            .catch((err: unknown) => {
+              waiter.reject(err);
+              return null;
+            }),
+          start: () => {
+            leave();
+            running += 1;
+            const call = fn()
+              .then(resolve, reject)
+              .finally(() => {
+                running -= 1;
+                inFlight.delete(call);
+                nudge();
+              });
+            inFlight.add(call);
+          },
+          reject: (err) => {
+            leave();
+            // Best effort: a permit still waiting is removed so it is not left as surplus.
+            void waiter.permit.then((job) => job?.remove()).catch(() => undefined);
+            reject(err);
+          },
+        };
+        const onAbort = () => waiter.reject(signal?.reason);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        waiters.push(waiter);
+        nudge();
+      });
+    },
+
+    pauseFor(ms, reason) {
+      if (stopping || !(ms > 0)) return;
+      const until = clock.now() + ms;
+      if (until <= pausedUntil) return;
+      pausedUntil = until;
+      log.warn({ ms, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every process');
+      // A shorter pause set by another process must not cut a longer one short: the limiter key keeps the longer TTL.
+      void (async () => {
+        const ttl = await queue.getRateLimitTtl(Number.MAX_SAFE_INTEGER);
+        if (ttl < ms) await queue.rateLimit(ms);
+      })().catch((err: unknown) => log.error({ err }, 'could not set the shared pause'));
+    },
+
+    async stats(): Promise<LimiterStats> {
+      // Health checks and metrics read this: a Redis that does not answer must not hold them (commands wait for a
+      // reconnect), so after a short wait the window counts as closed.
+      let timer: unknown;
+      const ttl = await Promise.race([
+        queue.getRateLimitTtl(window.max),
+        new Promise<number>((resolve) => {
+          timer = clock.setTimeout(() => resolve(Number.POSITIVE_INFINITY), STATS_TIMEOUT_MS);
+        }),
+      ]).finally(() => clock.clearTimeout(timer));
+      const now = clock.now();
+      return {
+        queued: waiters.length,
+        running,
+        // The shared window's exact count is BullMQ's; what matters to a reader is whether a request could start now.
+        tokens: ttl > 0 || pausedUntil > now ? 0 : window.max,
+        pausedUntil: pausedUntil > now ? pausedUntil : null,
+      };
+    },
+
+    stop() {
+      stopping ??= (async () => {
+        const err = stoppedError();
+        for (const w of [...waiters]) w.reject(err);
+        nudge();
+        await loop;
+        log.info({ running }, 'rate limiter stopping');
+        await Promise.allSettled([...inFlight]);
+        await fetcher.close();
+        await queue.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.ts';
+import type { JobEvents } from '../jobs/events.ts';
+import { toJobResource } from '../jobs/progress.ts';
+import type { JobStore } from '../jobs/store.ts';
+import type { JobRecord, WebhookState } from '../jobs/types.ts';
+import { computeBackoffMs, systemClock, type Clock } from '../transcribe/backoff.ts';
+import { WebhookRefusedError, type WebhookSend } from './sender.ts';
+import { signWebhook } from './signature.ts';
+
+export interface WebhookDispatcherOptions {
+  store: Pick<JobStore, 'getJob' | 'updateJob' | 'listChunks' | 'webhookBacklog'>;
+  send: WebhookSend;
+  logger: Logger;
+  /** Unset: a job that somehow has a callback_url records the failure instead of sending unsigned. */
+  secret: string | undefined;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default Math.random */
+  random?: () => number;
+}
+
+export interface WebhookDispatcher extends Pick<JobEvents, 'ended'> {
+  /** Picks up deliveries a previous process owed: pending ones at their next attempt, unstarted ones now. */
+  start(): void;
+  /** No new attempts; waits for the ones in flight (each bounded by its timeout). */
+  stop(): Promise<void>;
+}
+
+const USER_AGENT = 'chunkscribe-webhooks/1';
+const MAX_ERROR_CHARS = 300;
+
+/**
+ * POSTs `{type, timestamp, data: <job resource>}` to a job's callback_url when it completes or fails, signed per
+ * Standard Webhooks, retried with exponential backoff. Every attempt's outcome is stored on the job before the
+ * next is scheduled, so a restart resumes where it was (delivery is at least once: receivers dedupe on webhook-id).
+ */
+export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
+  const { store, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, clock = systemClock, random = Math.random } = options;
+  const timers = new Map<string, unknown>();
+  const inFlight = new Set<Promise<void>>();
+  let stopped = false;
+
+  function schedule(jobId: string, delayMs: number): void {
+    if (stopped || timers.has(jobId)) return;
+    const timer = clock.setTimeout(() => {
+      timers.delete(jobId);
+      const attempt = deliver(jobId).catch((err: unknown) => logger.error({ jobId, err }, 'webhook delivery crashed'));
+      inFlight.add(attempt);
+      void attempt.finally(() => inFlight.delete(attempt));
+    }, Math.max(0, delayMs));
+    timers.set(jobId, timer);
+  }
+
+  function record(jobId: string, state: WebhookState): void {
+    store.updateJob(jobId, { webhook: state });
+  }
+
+  function payload(job: JobRecord): string {
+    // The delivery state inside the delivery would only describe the attempt before this one.
+    const { webhook: _webhook, ...data } = toJobResource(job, store.listChunks(job.id), clock.now());
+    return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
+  }
+
+  async function deliver(jobId: string): Promise<void> {
+    const job = store.getJob(jobId);
+    // Deleted meanwhile: nothing to tell anyone about.
+    if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') return;
+    const log = logger.child({ jobId });
+    const attempts = job.webhook.attempts + 1;
+    if (secret === undefined) {
+      record(jobId, { status: 'failed', attempts, last_status_code: null, last_error: 'WEBHOOK_SECRET is not set', next_attempt_at: null });
+      log.warn('webhook not sent: WEBHOOK_SECRET is not set');
+      return;
+    }
+    const body = payload(job);
+    const headers = {
+      ...signWebhook({ secret, id: `${job.id}.${job.status}`, timestampS: Math.floor(clock.now() / 1000), body }),
+      'user-agent': USER_AGENT,
+    };
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    let permanent = false;
+    try {
+      statusCode = (await send({ url: job.request.callback_url, body, headers })).statusCode;
+      if (statusCode < 200 || statusCode > 299) error = `the receiver answered HTTP ${statusCode}`;
+    } catch (err) {
+      permanent = err instanceof WebhookRefusedError;
+      error = `${permanent ? 'refused: ' : ''}${errorMessage(err)}`.slice(0, MAX_ERROR_CHARS);
+    }
+    if (error === null) {
+      record(jobId, { status: 'delivered', attempts, last_status_code: statusCode, last_error: null, next_attempt_at: null });
+      log.info({ attempts, statusCode }, 'webhook delivered');
+      return;
+    }
+    if (permanent || attempts >= maxAttempts) {
+      record(jobId, { status: 'failed', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: null });
+      log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
+      return;
+    }
+    // Jitter in the upper half only: a receiver that just failed is not called again at once.
+    const ceilingMs = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempts - 1));
+    const delayMs = computeBackoffMs({ attempt: attempts, baseMs: retryBaseMs, capMs: retryMaxMs, floorMs: ceilingMs / 2, random });
+    const next = new Date(clock.now() + delayMs).toISOString();
+    record(jobId, { status: 'pending', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: next });
+    log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
+    schedule(jobId, delayMs);
+  }
+
+  function begin(job: JobRecord): void {
+    if (job.status !== 'completed' && job.status !== 'failed') return;
+    if (!job.request.callback_url) return;
+    record(job.id, { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: new Date(clock.now()).toISOString() });
+    schedule(job.id, 0);
+  }
+
+  return {
+    ended: begin,
+    start() {
+      for (const job of store.webhookBacklog()) {
+        if (job.webhook?.status !== 'pending') begin(job);
+        else schedule(job.id, job.webhook.next_attempt_at === null ? 0 : Date.parse(job.webhook.next_attempt_at) - clock.now());
+      }
+    },
+    async stop() {
+      stopped = true;
+      for (const timer of timers.values()) clock.clearTimeout(timer);
+      timers.clear();
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { nonPublicRange } from '../validate/callback-url.ts';
+
+/** The address is one webhooks may not reach: retrying will not help, so no request is made and none is retried. */
+export class WebhookRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WebhookRefusedError';
+  }
+}
+
+export interface WebhookRequest {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
+export type WebhookSend = (request: WebhookRequest) => Promise<{ statusCode: number }>;
+
+export interface WebhookSenderOptions {
+  allowPrivate: boolean;
+  timeoutMs: number;
+}
+
+/**
+ * Resolves like the default lookup but refuses when any answer is not public. It runs inside the connect, so the
+ * address checked is the address used: a DNS answer that changes after the upload check (rebinding) is caught.
+ */
+function publicOnlyLookup(): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) {
+        callback(err, '', 0);
+        return;
+      }
+      const blocked = addresses.find((a) => nonPublicRange(a.address) !== null);
+      if (blocked) {
+        const range = nonPublicRange(blocked.address);
+        callback(new WebhookRefusedError(`${hostname} resolves to ${blocked.address}, a ${range} address`), '', 0);
+        return;
+      }
+      if (options.all) callback(null, addresses);
+      else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4);
+    });
+  };
+}
+
+/**
+ * One POST, no redirects followed (a 3xx is an answer like any other non-2xx). Resolves with the status code;
+ * rejects on network errors, the timeout, and WebhookRefusedError for a non-public address.
+ */
+export function createWebhookSender(options: WebhookSenderOptions): WebhookSend {
+  const lookup = options.allowPrivate ? undefined : publicOnlyLookup();
+  return (request) =>
+    new Promise((resolve, reject) => {
+      const url = new URL(request.url);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      // A literal address never goes through lookup.
+      const range = !options.allowPrivate && ipaddr.isValid(host) ? nonPublicRange(host) : null;
+      if (range !== null) {
+        reject(new WebhookRefusedError(`${host} is a ${range} address`));
+        return;
+      }
+      const client = url.protocol === 'https:' ? https : http;
+      const req = client.request(url, {
+        method: 'POST',
+        headers: { ...request.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(request.body) },
+        signal: AbortSignal.timeout(options.timeoutMs),
+        ...(lookup && { lookup }),
+        // A fresh connection per attempt, so every attempt goes through the checked lookup (no pooled socket).
+        agent: false,
+      });
+      req.once('response', (res) => {
+        // The answer's body means nothing to us; read it away so the socket closes.
+        res.resume();
+        res.once('end', () => resolve({ statusCode: res.statusCode ?? 0 }));
+        res.once('error', reject);
+      });
+      req.once('error', reject);
+      req.end(request.body);
+    });
+}

@@ -1,0 +1,94 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobStore } from '../../src/jobs/store.ts';
+import { CLIPS, speechFixture } from '../fixtures/speech.ts';
+import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
+
+interface TranscriptJson {
+  text: string;
+  duration_s: number;
+  segments: Array<{ start: number; end: number; text: string; chunk: number }>;
+}
+
+interface JobChunks {
+  progress: { chunks_total: number; chunks_done: number };
+}
+
+const words = (text: string): string[] => text.toLowerCase().replace(/[^a-z' ]/g, ' ').split(/\s+/).filter(Boolean);
+
+/** Word-level edit distance. */
+function distance(a: readonly string[], b: readonly string[]): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+/** Runs of n words said twice in a row ("he was he was"): what an overlap left in would produce. */
+function repeatedRuns(w: readonly string[], n: number): string[] {
+  const found: string[] = [];
+  for (let i = 0; i + 2 * n <= w.length; i++) {
+    const a = w.slice(i, i + n).join(' ');
+    if (a === w.slice(i + n, i + 2 * n).join(' ')) found.push(a);
+  }
+  return found;
+}
+
+describe('chunk overlap with the local engine', () => {
+  const speech = speechFixture();
+  const reference = words(CLIPS.map((c) => c.text).join(' '));
+  let plain: TestServer;
+  let overlapped: TestServer;
+
+  beforeAll(async () => {
+    plain = await startServer({ TRANSCRIBE_PROVIDER: 'local', CHUNK_SECONDS: '8', CHUNK_OVERLAP_SECONDS: '0', TRANSCRIBE_CONCURRENCY: '1' });
+    overlapped = await startServer({ TRANSCRIBE_PROVIDER: 'local', CHUNK_SECONDS: '8', CHUNK_OVERLAP_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '1' });
+  });
+  afterAll(async () => {
+    await Promise.all([plain.close(), overlapped.close()]);
+    await Promise.all([removeDir(plain.dataDir), removeDir(overlapped.dataDir)]);
+  });
+
+  async function transcribe(server: TestServer): Promise<{ body: TranscriptJson; chunks: number }> {
+    const created = await upload(server.url, speech.mp3, { language: 'en' });
+    expect(created.status).toBe(202);
+    const job = (await waitForJob(server.url, created.body.id)) as unknown as JobChunks & { status: string; id: string };
+    expect(job.status).toBe('completed');
+    // The job records how it was cut: an mp3 for the local engine is re-encoded to 16 kHz mono WAV.
+    const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+    try {
+      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({ mode: 'encode', format: 'wav' });
+    } finally {
+      store.close();
+    }
+    const { status, body } = await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript?format=json`);
+    expect(status).toBe(200);
+    return { body, chunks: job.progress.chunks_total };
+  }
+
+  it('gives the same words as without overlap, none said twice at a join, and times inside the recording', async () => {
+    // One after the other, one chunk at a time: pocketsphinx is CPU-bound and has a per-chunk time limit.
+    const a = await transcribe(plain);
+    const b = await transcribe(overlapped);
+    // The same cuts: overlap only adds audio in front of chunks 1..n.
+    expect(b.chunks).toBe(a.chunks);
+    expect(b.chunks).toBeGreaterThanOrEqual(4);
+    const wa = words(a.body.text);
+    const wb = words(b.body.text);
+    // Not fewer words recognised correctly: more context at each join can only help the engine.
+    expect(distance(wb, reference)).toBeLessThanOrEqual(distance(wa, reference) + 2);
+    // Without de-duplication, 4+ joins x 2 s of speech would add ~20 words.
+    expect(Math.abs(wb.length - wa.length)).toBeLessThanOrEqual(3);
+    expect(repeatedRuns(wb, 2)).toEqual(repeatedRuns(wa, 2));
+    for (const [i, seg] of b.body.segments.entries()) {
+      expect(seg.start).toBeGreaterThanOrEqual(0);
+      expect(seg.end).toBeLessThanOrEqual(b.body.duration_s + 0.01);
+      if (i > 0) expect(seg.start).toBeGreaterThanOrEqual(b.body.segments[i - 1]?.start ?? 0);
+    }
+  }, 600_000);
+});

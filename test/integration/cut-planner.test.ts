@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
+import { seeksExactly } from '../../src/chunker/seek-exact.ts';
+import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
+import type { Silence } from '../../src/chunker/split-planner.ts';
+import { planSplits } from '../../src/chunker/split-planner.ts';
+import { speechFixture, type SpeechFixture } from '../fixtures/speech.ts';
+
+const logger = pino({ level: 'silent' });
+const detector = createSilenceDetector({ logger, timeoutS: 60 });
+const planner = createCutPlanner({ silences: detector, logger });
+
+let speech: SpeechFixture;
+let dir: string;
+/** The fixture three times over (~94 s), so there are several cuts. */
+let longWav: string;
+let longMp3: string;
+let vbrMp3: string;
+
+beforeAll(async () => {
+  speech = speechFixture();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'cut-planner-'));
+  longWav = path.join(dir, 'long.wav');
+  longMp3 = path.join(dir, 'long.mp3');
+  vbrMp3 = path.join(dir, 'vbr.mp3');
+  const run = (args: string[]) => execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args]);
+  run(['-stream_loop', '2', '-i', speech.wav, '-c:a', 'pcm_s16le', longWav]);
+  run(['-i', longWav, '-ar', '44100', '-ac', '2', '-c:a', 'libmp3lame', '-b:a', '128k', longMp3]);
+  run(['-i', speech.wav, '-c:a', 'libmp3lame', '-q:a', '4', vbrMp3]);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function inSilence(cut: number, silences: readonly Silence[]): boolean {
+  return silences.some((s) => cut >= s.start - 0.05 && cut <= s.end + 0.05);
+}
+
+describe('createCutPlanner', () => {
+  it.each([
+    ['wav', 'wav'],
+    ['mp3', 'mp3'],
+  ] as const)('plans the %s cuts from windows around the targets, each in a silence of the whole file', async (kind, demuxer) => {
+    const file = kind === 'wav' ? longWav : longMp3;
+    const durationS = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString());
+    const whole = await detector.detectSilences(file, { demuxer, maxDurationS: 3600 });
+    const plan = { durationS, targetS: 15, searchWindowS: 6 };
+    const { cuts, scan } = await planner.planCuts({ file, demuxer, maxDurationS: 3600, ...plan });
+
+    expect(scan).toBe('windows');
+    expect(cuts.length).toBeGreaterThanOrEqual(4);
+    for (const cut of cuts) expect(inSilence(cut, whole), `cut ${cut} in a silence`).toBe(true);
+    // One cut per target of the silence-free plan, each within the search window of it.
+    const targets = planSplits(plan);
+    expect(cuts).toHaveLength(targets.length);
+    cuts.forEach((c, i) => expect(Math.abs(c - (targets[i] ?? 0))).toBeLessThanOrEqual(plan.searchWindowS));
+  });
+
+  it('scans a VBR mp3 whole, since seeking in it only estimates the position', async () => {
+    expect(await seeksExactly(vbrMp3, 'mp3')).toBe(false);
+    expect(await seeksExactly(longMp3, 'mp3')).toBe(true);
+    const { cuts, scan } = await planner.planCuts({ file: vbrMp3, demuxer: 'mp3', maxDurationS: 3600, durationS: speech.durationS, targetS: 10, searchWindowS: 3 });
+    expect(scan).toBe('whole');
+    const whole = await detector.detectSilences(vbrMp3, { demuxer: 'mp3', maxDurationS: 3600 });
+    for (const cut of cuts) expect(inSilence(cut, whole)).toBe(true);
+  });
+
+  it('scans an mp3 whole when it has more targets than windows pay off for', async () => {
+    // ~94 s in 3 s chunks: ~30 targets, each window a demux from the start of the file.
+    const { scan } = await planner.planCuts({ file: longMp3, demuxer: 'mp3', maxDurationS: 3600, durationS: 94, targetS: 3, searchWindowS: 1 });
+    expect(scan).toBe('whole');
+  });
+
+  it('reports the silences of each window in the file times, as the whole scan finds them', async () => {
+    const whole = await detector.detectSilences(speech.wav, { demuxer: 'wav', maxDurationS: 3600 });
+    const gaps = whole.filter((s) => s.start > 5 && s.end < speech.durationS - 3).slice(0, 3);
+    expect(gaps.length).toBeGreaterThanOrEqual(2);
+    // Each window holds one pause with 2 s of sound either side; the last window covers nothing of note.
+    const windows = [...gaps.map((g) => ({ fromS: g.start - 2, toS: g.end + 2 })), { fromS: 0.5, toS: 0.6 }];
+    const found = await detector.detectInWindows(speech.wav, windows, { demuxer: 'wav', maxDurationS: 3600 });
+    expect(found).toHaveLength(windows.length);
+    gaps.forEach((g, i) => {
+      const same = found[i]?.find((s) => Math.abs(s.start - g.start) < 0.05);
+      expect(same?.end).toBeCloseTo(g.end, 1);
+    });
+  });
+});

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { chooseChunkPath, COPY_BYTE_MARGIN, type ChunkPathInput } from '../../src/chunker/chunk-path.ts';
+import { maxChunkSecondsForBytes } from '../../src/chunker/chunk-format.ts';
+
+const MiB = 1024 * 1024;
+const whisper = { maxBytes: 25 * MiB, maxSeconds: Infinity };
+const gpt4o = { maxBytes: 25 * MiB, maxSeconds: 1400 };
+const local = { maxBytes: Infinity, maxSeconds: Infinity };
+
+/** 20 min of 128 kb/s mp3. */
+const mp3 = { demuxer: 'mp3', codec: 'mp3', sample_rate: 44_100, channels: 2, size_bytes: 19_200_000, duration_s: 1200 };
+const wav16kMono = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 16_000, channels: 1, size_bytes: 32_000 * 600 + 44, duration_s: 600 };
+const wavCd = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 44_100, channels: 2, size_bytes: 176_400 * 600 + 44, duration_s: 600 };
+
+function input(over: Partial<ChunkPathInput>): ChunkPathInput {
+  return { provider: 'openai', model: whisper, audio: mp3, chunkSeconds: 600, encodeFormat: 'mp3', ...over };
+}
+
+describe('chooseChunkPath', () => {
+  it('copies an mp3 for openai when a chunk fits the byte cap, with the cap from the file bitrate', () => {
+    const p = chooseChunkPath(input({}));
+    expect(p).toMatchObject({ mode: 'copy', format: 'mp3', targetS: 600 });
+    // 16 000 B/s: 25 MiB x margin / 16 000 B/s.
+    expect(p.bytesPerS).toBe(16_000);
+    expect(p.maxChunkS).toBe(Math.floor((25 * MiB * COPY_BYTE_MARGIN) / 16_000));
+  });
+
+  it('re-encodes when a planned chunk of the source would not fit the byte cap', () => {
+    // 176 400 B/s: 25 MiB holds about 148 s, so a 600 s chunk cannot be copied.
+    const p = chooseChunkPath(input({ audio: wavCd, encodeFormat: 'mp3' }));
+    expect(p.mode).toBe('encode');
+    expect(p.format).toBe('mp3');
+    expect(p.maxChunkS).toBe(maxChunkSecondsForBytes('mp3', 25 * MiB));
+    expect(p.reason).toMatch(/exceed/);
+  });
+
+  it('copies the same CD-quality wav when the chunks are short enough', () => {
+    const p = chooseChunkPath(input({ audio: wavCd, chunkSeconds: 60 }));
+    expect(p).toMatchObject({ mode: 'copy', format: 'wav', targetS: 60 });
+    expect(p.maxChunkS * p.bytesPerS).toBeLessThanOrEqual(25 * MiB * COPY_BYTE_MARGIN);
+  });
+
+  it('re-encodes codecs or containers the provider does not take as they are', () => {
+    const aac = { ...mp3, demuxer: 'mov', codec: 'aac' };
+    const mp3InMkv = { ...mp3, demuxer: 'matroska' };
+    const floatWav = { ...wavCd, codec: 'pcm_f32le' };
+    for (const audio of [aac, mp3InMkv, floatWav]) expect(chooseChunkPath(input({ audio })).mode).toBe('encode');
+  });
+
+  it('caps the target and the chunk length at the model seconds limit', () => {
+    // 64 kb/s: 25 MiB would hold 2621 s, more than the model takes.
+    const p = chooseChunkPath(input({ model: gpt4o, chunkSeconds: 3600, audio: { ...mp3, size_bytes: 9_600_000 } }));
+    expect(p).toMatchObject({ mode: 'copy', targetS: 1400, maxChunkS: 1400 });
+    // 128 kb/s: 1310 s fit the byte cap, fewer than the 1400 s target, so the source is re-encoded instead.
+    expect(chooseChunkPath(input({ model: gpt4o, chunkSeconds: 3600 })).mode).toBe('encode');
+    const e = chooseChunkPath(input({ model: gpt4o, chunkSeconds: 3600, audio: { ...mp3, codec: 'aac', demuxer: 'mov' } }));
+    expect(e).toMatchObject({ mode: 'encode', targetS: 1400, maxChunkS: 1400 });
+  });
+
+  it('gives the local engine 16 kHz mono PCM WAV: copied only when the upload is exactly that', () => {
+    expect(chooseChunkPath(input({ provider: 'local', model: local, audio: wav16kMono, encodeFormat: 'wav' })))
+      .toMatchObject({ mode: 'copy', format: 'wav', maxChunkS: Infinity, targetS: 600 });
+    for (const audio of [mp3, wavCd, { ...wav16kMono, channels: 2 }, { ...wav16kMono, sample_rate: 22_050 }]) {
+      expect(chooseChunkPath(input({ provider: 'local', model: local, audio, encodeFormat: 'wav' })))
+        .toMatchObject({ mode: 'encode', format: 'wav', maxChunkS: Infinity });
+    }
+  });
+
+  it('never copies a file whose duration is unknown (no bitrate to size chunks by)', () => {
+    expect(chooseChunkPath(input({ audio: { ...mp3, duration_s: 0 } })).mode).toBe('encode');
+  });
+});
