@@ -162,6 +162,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       audio: job.audio,
       chunkSeconds: config.chunkSeconds,
       encodeFormat: chunkFormat,
+      overlapS: config.chunkOverlapSeconds,
     });
   const planCuts = async (job: JobRecord, signal: AbortSignal): Promise<number[]> => {
     const { targetS, maxChunkS } = chunkPath(job);
@@ -197,7 +198,6 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       transcribe: (input, hooks) => remedies.transcribe(input, hooks),
       chunkPath,
       concurrency: config.concurrency,
-      overlapS: config.chunkOverlapSeconds,
       maxDurationS: config.maxDurationS,
       maxFailedChunkRatio: config.maxFailedChunkRatio,
       now,

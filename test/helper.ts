@@ -2,9 +2,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { buildApp, type App } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
+import type { Services } from '../src/services.ts';
 import { createServices } from '../src/wiring.ts';
 
 /** The JSON bodies the tests read: the job resource, an error, a list. Loose on purpose: tests assert the fields. */
@@ -49,20 +50,19 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
     UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
     ...env,
   });
-  const logger = pino({ level: config.logLevel });
+  const { app, url } = await listenApp(config, pino({ level: config.logLevel }));
+  return { app, url, config, dataDir: dir, close: () => app.close() };
+}
+
+/** Services and app built from `config` as the server builds them, started and listening on 127.0.0.1:0. */
+export async function listenApp(config: Config, logger: Logger): Promise<{ app: App; services: Services; url: string }> {
   const services = await createServices(config, logger);
   const app = await buildApp({ services, logger });
   await services.start();
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no port');
-  return {
-    app,
-    url: `http://127.0.0.1:${address.port}`,
-    config,
-    dataDir: dir,
-    close: () => app.close(),
-  };
+  return { app, services, url: `http://127.0.0.1:${address.port}` };
 }
 
 export async function upload(

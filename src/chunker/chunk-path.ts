@@ -13,6 +13,8 @@ export interface ChunkPathInput {
   chunkSeconds: number;
   /** What a re-encode writes. */
   encodeFormat: ChunkFormat;
+  /** CHUNK_OVERLAP_SECONDS: only PCM WAV chunks can carry it (their samples can be joined byte for byte). */
+  overlapS?: number;
 }
 
 export interface ChunkPath {
@@ -27,6 +29,8 @@ export interface ChunkPath {
   maxBytes: number;
   /** Estimated bytes per second of audio in a chunk file. */
   bytesPerS: number;
+  /** Seconds each chunk after the first repeats from the end of the one before: 0 unless the chunks are WAV. */
+  overlapS: number;
   /** Why this path, for the log. */
   reason: string;
 }
@@ -64,6 +68,17 @@ function copyFormat(input: ChunkPathInput): ChunkFormat | null {
  * than decoding and encoding, and it keeps the provider's input identical to the upload.
  */
 export function chooseChunkPath(input: ChunkPathInput): ChunkPath {
+  const path = choosePathIgnoringOverlap(input);
+  const overlapS = input.overlapS ?? 0;
+  if (!(overlapS > 0)) return { ...path, overlapS: 0 };
+  if (path.format === 'wav') return { ...path, overlapS };
+  // Overlap is asked for, and only WAV chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
+  const wav = encodePath({ ...input, encodeFormat: 'wav' }, `${path.reason}; WAV chunks, which can carry the ${overlapS} s overlap`);
+  if (wav.targetS >= path.targetS) return { ...wav, overlapS };
+  return { ...path, overlapS: 0, reason: `${path.reason}; no overlap: a ${path.targetS} s WAV chunk would exceed ${input.model.maxBytes} bytes` };
+}
+
+function choosePathIgnoringOverlap(input: ChunkPathInput): Omit<ChunkPath, 'overlapS'> {
   const { model, audio, chunkSeconds } = input;
   const copyAs = copyFormat(input);
   if (copyAs !== null) {
@@ -85,7 +100,7 @@ export function chooseChunkPath(input: ChunkPathInput): ChunkPath {
     : `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
 }
 
-function encodePath(input: ChunkPathInput, reason: string): ChunkPath {
+function encodePath(input: ChunkPathInput, reason: string): Omit<ChunkPath, 'overlapS'> {
   const { model, chunkSeconds, encodeFormat } = input;
   const maxChunkS = Math.min(model.maxSeconds, maxChunkSecondsForBytes(encodeFormat, model.maxBytes));
   return {

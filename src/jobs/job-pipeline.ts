@@ -42,11 +42,9 @@ export interface PipelineDeps {
   /** Cut points for a fresh job (the split plan); a resumed job reuses the stored ones. */
   planCuts(job: JobRecord, signal: AbortSignal): Promise<number[]>;
   /** Copy or re-encode, and into which format: a pure function of the job, so a resumed job cuts the same way. */
-  chunkPath(job: JobRecord): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'reason'>;
+  chunkPath(job: JobRecord): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
   transcribe(input: TranscribeInput, hooks: TranscribeHooks): Promise<ChunkResult>;
   concurrency: number;
-  /** CHUNK_OVERLAP_SECONDS; applied to PCM WAV chunks only (their samples can be joined without ffmpeg). */
-  overlapS: number;
   maxDurationS: number;
   maxFailedChunkRatio: number;
   now: () => Date;
@@ -100,7 +98,7 @@ export async function runJobPipeline(
   }
   const done = new Map(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
   const chunkPath = deps.chunkPath(job);
-  const overlapS = chunkPath.format === 'wav' ? deps.overlapS : 0;
+  const { overlapS } = chunkPath;
   store.updateJob(job.id, { chunkPlan: { mode: chunkPath.mode, format: chunkPath.format, reason: chunkPath.reason } });
   log.info({ chunks: chunks.length, alreadyDone: done.size, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, why: chunkPath.reason }, 'slicing');
 

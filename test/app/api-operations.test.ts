@@ -3,16 +3,15 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../src/app.ts';
+import type { App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { ERROR_STATUS } from '../../src/errors.ts';
 import { toJobResource } from '../../src/jobs/progress.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Services } from '../../src/services.ts';
-import { createServices } from '../../src/wiring.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, registeredRoutes, removeDir, tempDataDir, upload, waitForJob, type ErrorJson, type Json, type JobJson } from '../helper.ts';
+import { getJson, listenApp, registeredRoutes, removeDir, tempDataDir, upload, waitForJob, type ErrorJson, type Json, type JobJson } from '../helper.ts';
 
 const KEY_ALICE = 'alice-secret-key-0123456789';
 const KEY_BOB = 'bob-secret-key-9876543210';
@@ -42,14 +41,8 @@ async function start(env: Record<string, string>): Promise<Started> {
       cb();
     },
   });
-  const logger = createLogger(config, sink);
-  const services = await createServices(config, logger);
-  const app = await buildApp({ services, logger });
-  await services.start();
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return { app, services, url: `http://127.0.0.1:${address.port}`, dataDir, logs, close: () => app.close() };
+  const { app, services, url } = await listenApp(config, createLogger(config, sink));
+  return { app, services, url, dataDir, logs, close: () => app.close() };
 }
 
 /** Fastify's `:id` is OpenAPI's `{id}`. */

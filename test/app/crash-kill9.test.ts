@@ -1,64 +1,30 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
+import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 
-const SERVER = path.resolve(import.meta.dirname, '../../src/server.ts');
 const CONCURRENCY = 3;
 const TAG = /chunk-([0-9a-f]{8})-\d+/g;
 
-interface ServerProcess {
-  child: ChildProcess;
-  url: Promise<string>;
-  exited: Promise<void>;
-  kill9(): Promise<void>;
-}
-
-/** The real service process (`node src/server.ts`), as in production, on the fake OpenAI server. */
-function startProcess(dataDir: string, fake: FakeOpenAI, extraEnv: Record<string, string> = {}): ServerProcess {
-  const child = spawn(process.execPath, [SERVER], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      DATA_DIR: dataDir,
-      OPENAI_API_KEY: FAKE_OPENAI_KEY,
-      OPENAI_BASE_URL: fake.url,
-      CHUNK_SECONDS: '4',
-      CHUNK_OVERLAP_SECONDS: '0',
-      TRANSCRIBE_CONCURRENCY: String(CONCURRENCY),
-      RATE_LIMIT_RPM: '6000',
-      RATE_LIMIT_BURST: '50',
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+/** The real service process on the fake OpenAI server. */
+function startProcess(dataDir: string, fake: FakeOpenAI, extraEnv: Record<string, string> = {}): ServiceProcess {
+  return spawnService({
+    DATA_DIR: dataDir,
+    OPENAI_API_KEY: FAKE_OPENAI_KEY,
+    OPENAI_BASE_URL: fake.url,
+    CHUNK_SECONDS: '4',
+    TRANSCRIBE_CONCURRENCY: String(CONCURRENCY),
+    RATE_LIMIT_RPM: '6000',
+    RATE_LIMIT_BURST: '50',
+    ...extraEnv,
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-      if (m?.[1]) resolve(m[1]);
-    });
-    void exited.then(() => reject(new Error('the server exited before it listened')));
-  });
-  url.catch(() => undefined);
-  return {
-    child,
-    url,
-    exited,
-    async kill9() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
 }
 
 /** Pids of live processes whose command line names the directory (an ffmpeg the dead service left behind). */
@@ -163,6 +129,22 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     return { fake, dataDir, start };
   }
 
+  /** A kill before any 202: after the restart nothing of that upload is left, and the service takes a new job. */
+  async function expectCleanRestart(env: Awaited<ReturnType<typeof setup>>): Promise<void> {
+    const second = env.start();
+    const base = await second.url;
+    expect(await jobFiles(env.dataDir)).toEqual([]);
+    expect((await getJson<{ items: unknown[] }>(`${base}/v1/jobs`)).body.items).toEqual([]);
+    const created = await upload(base, speech.mp3);
+    expect(created.status).toBe(202);
+    expect((await waitForJob(base, created.body.id)).status).toBe('completed');
+    await expectLeasesReleased(base);
+    second.child.kill('SIGTERM');
+    await second.exited;
+    expect(await jobFiles(env.dataDir)).toEqual([]);
+    expect(await processesUsing(env.dataDir)).toEqual([]);
+  }
+
   /** After the restart: the job completes whole, nothing is left on disk, no process of the dead service lives on. */
   async function finishAfterRestart(env: Awaited<ReturnType<typeof setup>>, jobId: string) {
     const second = env.start();
@@ -209,15 +191,7 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     req.destroy();
     expect((await stat(partial)).size).toBeLessThan(audio.length);
 
-    const second = env.start();
-    const base = await second.url;
-    expect(await jobFiles(env.dataDir)).toEqual([]);
-    expect((await getJson<{ items: unknown[] }>(`${base}/v1/jobs`)).body.items).toEqual([]);
-    const created = await upload(base, speech.mp3);
-    expect(created.status).toBe(202);
-    expect((await waitForJob(base, created.body.id)).status).toBe('completed');
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await expectCleanRestart(env);
   });
 
   it('leaves no row and no file when killed while the upload is being probed (before any 202)', async () => {
@@ -245,18 +219,7 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     // The stopped probe goes on as a real ffprobe and ends by itself.
     process.kill(Number(readFileSync(marker, 'utf8')), 'SIGCONT');
 
-    const second = env.start();
-    const base = await second.url;
-    expect(await jobFiles(env.dataDir)).toEqual([]);
-    expect((await getJson<{ items: unknown[] }>(`${base}/v1/jobs`)).body.items).toEqual([]);
-    const created = await upload(base, speech.mp3);
-    expect(created.status).toBe(202);
-    expect((await waitForJob(base, created.body.id)).status).toBe('completed');
-    await expectLeasesReleased(base);
-    second.child.kill('SIGTERM');
-    await second.exited;
-    expect(await jobFiles(env.dataDir)).toEqual([]);
-    expect(await processesUsing(env.dataDir)).toEqual([]);
+    await expectCleanRestart(env);
   });
 
   it('finishes a job that was accepted but still queued when killed', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
 import { CLIPS, speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
+import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 interface TranscriptJson {
   text: string;
@@ -91,4 +92,31 @@ describe('chunk overlap with the local engine', () => {
       if (i > 0) expect(seg.start).toBeGreaterThanOrEqual(b.body.segments[i - 1]?.start ?? 0);
     }
   }, 600_000);
+});
+
+describe('overlap on the openai engine with an mp3 upload', () => {
+  const start = useFakeProviderService({ CHUNK_SECONDS: '8' });
+
+  it('sends 16 kHz mono WAV chunks, each after the first starting with the overlap, instead of copying the mp3', async () => {
+    const speech = speechFixture();
+    const { fake, server } = await start({}, { CHUNK_OVERLAP_SECONDS: '1.5' });
+    const created = await upload(server.url, speech.mp3);
+    const job = await waitForJob(server.url, created.body.id);
+    expect(job.status).toBe('completed');
+    const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').sort((a, b) => a.filename!.localeCompare(b.filename!));
+    expect(sent.length).toBe(job.progress.chunks_total);
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    expect(sent.every((r) => r.filename!.endsWith('.wav'))).toBe(true);
+    const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+    try {
+      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({ mode: 'encode', format: 'wav' });
+      const own = store.listChunks(job.id).map((c) => c.durationS);
+      // A file is its own span plus the overlap taken from the end of the chunk before it.
+      sent.forEach((r, i) => expect(r.durationS!).toBeCloseTo(own[i]! + (i > 0 ? 1.5 : 0), 1));
+    } finally {
+      store.close();
+    }
+    const t = (await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript`)).body;
+    expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
+  });
 });

@@ -1,7 +1,4 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.ts';
@@ -12,10 +9,10 @@ import { createServices } from '../../src/wiring.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type ErrorJson } from '../helper.ts';
+import { spawnService } from '../support/service-process.ts';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-const SERVER = path.resolve(import.meta.dirname, '../../src/server.ts');
 
 interface Ready {
   status: string;
@@ -143,22 +140,10 @@ describe('pressure', () => {
     const run = async (env: Record<string, string>) => {
       const dataDir = await tempDataDir();
       cleanups.push(() => removeDir(dataDir));
-      const child = spawn(process.execPath, [SERVER], {
-        env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      cleanups.push(async () => {
-        child.kill('SIGKILL');
-        await exited;
-      });
-      const url = await new Promise<string>((resolve) => {
-        createInterface({ input: child.stdout }).on('line', (line) => {
-          const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-          if (m?.[1]) resolve(m[1]);
-        });
-      });
-      return { url, stop: async () => (child.kill('SIGTERM'), await exited) };
+      const proc = spawnService({ DATA_DIR: dataDir, ...env });
+      cleanups.push(() => proc.kill9());
+      const url = await proc.url;
+      return { url, stop: async () => (proc.child.kill('SIGTERM'), await proc.exited) };
     };
     const above = String(Number.MAX_SAFE_INTEGER);
 

@@ -1,28 +1,15 @@
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import { describe, expect, it } from 'vitest';
+import { fakeTranscript } from '../fake-openai/server.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
-import { getJson, removeDir, startServer, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import { getJson, upload, waitForJob, type JobJson } from '../helper.ts';
+import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 describe('jobs against a misbehaving provider', () => {
-  let fake: FakeOpenAI | undefined;
-  let server: TestServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    await fake?.close();
-    if (server) await removeDir(server.dataDir);
-    server = undefined;
-    fake = undefined;
-  });
-
-  async function start(env: Record<string, string>, latencyMs: number): Promise<{ fake: FakeOpenAI; server: TestServer }> {
-    fake = await startFakeOpenAI({ latencyMs });
-    server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, RATE_LIMIT_RPM: '6000', ...env });
-    return { fake, server };
-  }
+  const start = useFakeProviderService();
 
   it('stops a job after the first 401 when the key is revoked mid-job, sending nothing more', async () => {
-    const { fake, server } = await start({ CHUNK_SECONDS: '3', TRANSCRIBE_CONCURRENCY: '1' }, 100);
+    const { fake, server } = await start({ latencyMs: 100 }, { CHUNK_SECONDS: '3', TRANSCRIBE_CONCURRENCY: '1' });
     const created = await upload(server.url, speechFixture().wav);
     let job: JobJson;
     do {
@@ -44,7 +31,7 @@ describe('jobs against a misbehaving provider', () => {
   it('lets a short job finish while a long one still runs on the shared rate limit', async () => {
     // One request per 500 ms for everyone: the long job alone keeps the bucket busy for ~8 s, longer than the short
     // job's upload and validation take on a loaded machine (its wav chunks are stream-copied: slicing adds nothing).
-    const { fake, server } = await start({ CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '120', RATE_LIMIT_BURST: '1' }, 150);
+    const { fake, server } = await start({ latencyMs: 150 }, { CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '120', RATE_LIMIT_BURST: '1' });
     const long = await upload(server.url, speechFixture().wav);
     let job: JobJson;
     do {
@@ -65,9 +52,11 @@ describe('jobs against a misbehaving provider', () => {
 });
 
 describe('the hallucination guard in a job', () => {
+  const start = useFakeProviderService();
+
   it('re-transcribes a chunk whose text is a repetition loop, without its prompt, and keeps the sane answer', async () => {
     const seen = new Map<string, number>();
-    const fake = await startFakeOpenAI({
+    const { fake, server } = await start({
       transcript: ({ sha1, durationS }) => {
         const n = (seen.get(sha1) ?? 0) + 1;
         seen.set(sha1, n);
@@ -76,23 +65,16 @@ describe('the hallucination guard in a job', () => {
         const loop = 'thank you '.repeat(20).trim();
         return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
       },
-    });
-    const server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '10', RATE_LIMIT_RPM: '6000' });
-    try {
-      const created = await upload(server.url, speechFixture().wav, { prompt: 'A reading of Sense and Sensibility.' });
-      const job = await waitForJob(server.url, created.body.id);
-      expect(job.status).toBe('completed');
-      const sent = fake.requests.filter((r) => r.sha1 !== null);
-      expect(sent.length).toBe(2 * job.progress.chunks_total);
-      expect(sent.filter((r) => r.attempt === 0).every((r) => r.prompt !== null)).toBe(true);
-      expect(sent.filter((r) => r.attempt === 1).every((r) => r.prompt === null)).toBe(true);
-      const txt = await (await fetch(`${server.url}/v1/jobs/${job.id}/transcript?format=txt`)).text();
-      expect(txt).not.toContain('thank you');
-      expect(txt).toMatch(/chunk-[0-9a-f]{8}-0/);
-    } finally {
-      await server.close();
-      await fake.close();
-      await removeDir(server.dataDir);
-    }
+    }, { CHUNK_SECONDS: '10' });
+    const created = await upload(server.url, speechFixture().wav, { prompt: 'A reading of Sense and Sensibility.' });
+    const job = await waitForJob(server.url, created.body.id);
+    expect(job.status).toBe('completed');
+    const sent = fake.requests.filter((r) => r.sha1 !== null);
+    expect(sent.length).toBe(2 * job.progress.chunks_total);
+    expect(sent.filter((r) => r.attempt === 0).every((r) => r.prompt !== null)).toBe(true);
+    expect(sent.filter((r) => r.attempt === 1).every((r) => r.prompt === null)).toBe(true);
+    const txt = await (await fetch(`${server.url}/v1/jobs/${job.id}/transcript?format=txt`)).text();
+    expect(txt).not.toContain('thank you');
+    expect(txt).toMatch(/chunk-[0-9a-f]{8}-0/);
   });
 });

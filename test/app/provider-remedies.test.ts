@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI, type FakeOpenAI, type FakeOpenAIOptions, type RequestLogEntry } from '../fake-openai/server.ts';
+import { describe, expect, it } from 'vitest';
+import { fakeTranscript, type RequestLogEntry } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import { getJson, jobFiles, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 interface TranscriptJson {
   text: string;
@@ -17,29 +18,7 @@ const tagOf = (r: RequestLogEntry) => `chunk-${r.sha1!.slice(0, 8)}`;
 
 /** Jobs whose chunks the provider refuses as they are: re-encoded, split, or given up, over real HTTP and ffmpeg. */
 describe('chunks the provider refuses as they are', () => {
-  let fake: FakeOpenAI | undefined;
-  let server: TestServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    await fake?.close();
-    if (server) await removeDir(server.dataDir);
-    server = undefined;
-    fake = undefined;
-  });
-
-  async function start(fakeOptions: FakeOpenAIOptions, env: Record<string, string> = {}) {
-    fake = await startFakeOpenAI(fakeOptions);
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY,
-      OPENAI_BASE_URL: fake.url,
-      CHUNK_SECONDS: '10',
-      RATE_LIMIT_RPM: '6000',
-      RATE_LIMIT_BURST: '50',
-      RETRY_BASE_DELAY_MS: '5',
-      ...env,
-    });
-    return { fake, server };
-  }
+  const start = useFakeProviderService({ CHUNK_SECONDS: '10', RATE_LIMIT_BURST: '50', RETRY_BASE_DELAY_MS: '5' });
 
   async function transcript(s: TestServer, id: string): Promise<TranscriptJson> {
     return (await getJson<TranscriptJson>(`${s.url}/v1/jobs/${id}/transcript`)).body;
@@ -133,19 +112,11 @@ describe('chunks the provider refuses as they are', () => {
 });
 
 describe('the hallucination guard at another split', () => {
-  let fake: FakeOpenAI | undefined;
-  let server: TestServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    await fake?.close();
-    if (server) await removeDir(server.dataDir);
-    server = undefined;
-    fake = undefined;
-  });
+  const start = useFakeProviderService();
 
   it('sends a chunk that loops with and without prompt again in two pieces, and keeps the pieces', async () => {
     let looping: string | null = null;
-    fake = await startFakeOpenAI({
+    const { fake, server } = await start({
       transcript: ({ sha1, durationS }) => {
         const sane = fakeTranscript(sha1, durationS);
         // One chunk (whatever bytes the first request carried) loops however it is asked.
@@ -154,9 +125,8 @@ describe('the hallucination guard at another split', () => {
         const loop = 'thank you '.repeat(20).trim();
         return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
       },
-    });
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1', RATE_LIMIT_RPM: '6000',
+    }, {
+      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1',
     });
     const created = await upload(server.url, speech.wav, { prompt: 'A reading of Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
@@ -177,20 +147,11 @@ describe('the hallucination guard at another split', () => {
 });
 
 describe('context=sequential', () => {
-  let fake: FakeOpenAI | undefined;
-  let server: TestServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    await fake?.close();
-    if (server) await removeDir(server.dataDir);
-    server = undefined;
-    fake = undefined;
-  });
+  const start = useFakeProviderService();
 
   it("sends each chunk after the previous one, with the previous chunk's text at the end of its prompt", async () => {
-    fake = await startFakeOpenAI({ latencyMs: 50 });
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '5', TRANSCRIBE_CONCURRENCY: '4', RATE_LIMIT_RPM: '6000',
+    const { fake, server } = await start({ latencyMs: 50 }, {
+      CHUNK_SECONDS: '5', TRANSCRIBE_CONCURRENCY: '4',
     });
     const created = await upload(server.url, speech.wav, { context: 'sequential', prompt: 'Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
@@ -208,9 +169,8 @@ describe('context=sequential', () => {
   });
 
   it('keeps the job concurrency without it', async () => {
-    fake = await startFakeOpenAI({ latencyMs: 300 });
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '5', TRANSCRIBE_CONCURRENCY: '4', RATE_LIMIT_RPM: '6000',
+    const { fake, server } = await start({ latencyMs: 300 }, {
+      CHUNK_SECONDS: '5', TRANSCRIBE_CONCURRENCY: '4',
     });
     const created = await upload(server.url, speech.wav, { prompt: 'Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
@@ -222,21 +182,12 @@ describe('context=sequential', () => {
 });
 
 describe('waiting for the provider', () => {
-  let fake: FakeOpenAI | undefined;
-  let server: TestServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    await fake?.close();
-    if (server) await removeDir(server.dataDir);
-    server = undefined;
-    fake = undefined;
-  });
+  const start = useFakeProviderService();
 
   it('shows a job held by the open circuit as processing/transcribing with the reason, then completes it', async () => {
     let failing = true;
-    fake = await startFakeOpenAI({ faults: () => (failing ? { type: 'server_error', status: 503 } : null) });
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '2', RATE_LIMIT_RPM: '6000',
+    const { server } = await start({ faults: () => (failing ? { type: 'server_error', status: 503 } : null) }, {
+      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '2',
       RETRY_BASE_DELAY_MS: '5', RETRY_MAX_DELAY_MS: '20', CHUNK_MAX_ATTEMPTS: '20', CIRCUIT_FAILURE_THRESHOLD: '3', CIRCUIT_COOL_DOWN_MS: '400',
     });
     const created = await upload(server.url, speech.wav);
@@ -257,9 +208,8 @@ describe('waiting for the provider', () => {
   });
 
   it('shows a chunk between attempts with its attempt count, next try time and last error', async () => {
-    fake = await startFakeOpenAI({ faults: [{ type: 'rate_limit', retryAfterS: 2 }] });
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1', RATE_LIMIT_RPM: '6000',
+    const { fake, server } = await start({ faults: [{ type: 'rate_limit', retryAfterS: 2 }] }, {
+      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1',
     });
     const created = await upload(server.url, speech.wav);
     type Retrying = { chunk: number; attempts: number; next_try_at: string | null; reason: string | null };
@@ -281,11 +231,10 @@ describe('waiting for the provider', () => {
 
   it('holds the shared bucket after a 200 that says no request is left, until the reset it names', async () => {
     let answered = 0;
-    fake = await startFakeOpenAI({
+    const { fake, server } = await start({
       successHeaders: () => (answered++ === 0 ? { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1s' } : undefined),
-    });
-    server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1', RATE_LIMIT_RPM: '6000',
+    }, {
+      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1',
     });
     const created = await upload(server.url, speech.wav);
     const job = await waitForJob(server.url, created.body.id);

@@ -1,6 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,21 +8,16 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 
-const SERVER = path.resolve(import.meta.dirname, '../../src/server.ts');
 const RPM = 360;
 const BURST = 4;
 const CONCURRENCY = 2;
 const LATENCY_MS = 300;
 const RETRY_AFTER_S = 4;
 
-interface Proc {
+interface Proc extends ServiceProcess {
   name: string;
-  child: ChildProcess;
-  url: Promise<string>;
-  /** Every stdout line (pino JSON), for which worker ran which job. */
-  lines: string[];
-  exited: Promise<void>;
 }
 
 const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] => fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
@@ -69,17 +63,13 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
   const procs: Proc[] = [];
 
   function start(name: string, role: 'api' | 'worker'): Proc {
-    const child = spawn(process.execPath, [SERVER], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        LOG_LEVEL: 'info',
+    const proc = {
+      name,
+      ...spawnService({
         DATA_DIR: dataDir,
         OPENAI_API_KEY: FAKE_OPENAI_KEY,
         OPENAI_BASE_URL: fake.url,
         CHUNK_SECONDS: '8',
-        CHUNK_OVERLAP_SECONDS: '0',
         TRANSCRIBE_CONCURRENCY: String(CONCURRENCY),
         MAX_CONCURRENT_JOBS: '2',
         RATE_LIMIT_RPM: String(RPM),
@@ -90,21 +80,8 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
         WORKER_STALLED_INTERVAL_MS: '1000',
         SHUTDOWN_TIMEOUT_MS: '5000',
         PRESSURE_EVENT_LOOP_DELAY_MS: '0',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const lines: string[] = [];
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const url = new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        lines.push(line);
-        const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-        if (m?.[1]) resolve(m[1]);
-      });
-      void exited.then(() => reject(new Error(`${name} exited before it listened`)));
-    });
-    url.catch(() => undefined);
-    const proc = { name, child, url, lines, exited };
+      }),
+    };
     procs.push(proc);
     return proc;
   }
@@ -193,14 +170,20 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     }
   });
 
-  it('finishes the job of a worker killed with kill -9 on another worker, sending no stored chunk again', async () => {
+  /** A long job uploaded through the first API, running on some worker with `stored` chunk results stored. */
+  async function longJobRunning(stored: number): Promise<{ urlA: string; urlB: string; jobId: string }> {
     fake.reset();
     fake.setLatency(700);
-    const [urlA] = await Promise.all(apis.map((p) => p.url));
+    const [urlA, urlB] = await Promise.all(apis.map((p) => p.url));
     const created = await upload(urlA!, longSpeech);
     expect(created.status).toBe(202);
     const jobId = created.body.id;
-    await until(() => workers.some((w) => alive(w) && ranJob(w, jobId)) && doneChunks(dataDir, jobId).length >= 2, 'two stored chunks');
+    await until(() => workers.some((w) => alive(w) && ranJob(w, jobId)) && doneChunks(dataDir, jobId).length >= stored, `${stored} stored chunks`);
+    return { urlA: urlA!, urlB: urlB!, jobId };
+  }
+
+  it('finishes the job of a worker killed with kill -9 on another worker, sending no stored chunk again', async () => {
+    const { urlA, jobId } = await longJobRunning(2);
     const victim = workers.find((w) => alive(w) && ranJob(w, jobId))!;
     victim.child.kill('SIGKILL');
     await victim.exited;
@@ -223,13 +206,7 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
   });
 
   it('cancels a running job from the API process that did not accept it', async () => {
-    fake.reset();
-    fake.setLatency(700);
-    const [urlA, urlB] = await Promise.all(apis.map((p) => p.url));
-    const created = await upload(urlA!, longSpeech);
-    expect(created.status).toBe(202);
-    const jobId = created.body.id;
-    await until(() => workers.some((w) => alive(w) && ranJob(w, jobId)) && doneChunks(dataDir, jobId).length >= 1, 'a stored chunk');
+    const { urlA, urlB, jobId } = await longJobRunning(1);
     const runner = workers.find((w) => alive(w) && ranJob(w, jobId))!;
     const res = await fetch(`${urlB}/v1/jobs/${jobId}`, { method: 'DELETE' });
     expect(res.status).toBe(204);
@@ -244,13 +221,7 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
   });
 
   it('hands the job of a worker stopped with SIGTERM back to the queue, where another worker finishes it', async () => {
-    fake.reset();
-    fake.setLatency(700);
-    const [urlA] = await Promise.all(apis.map((p) => p.url));
-    const created = await upload(urlA!, longSpeech);
-    expect(created.status).toBe(202);
-    const jobId = created.body.id;
-    await until(() => workers.some((w) => alive(w) && ranJob(w, jobId)) && doneChunks(dataDir, jobId).length >= 2, 'two stored chunks');
+    const { urlA, jobId } = await longJobRunning(2);
     const stopped = workers.find((w) => alive(w) && ranJob(w, jobId))!;
     stopped.child.kill('SIGTERM');
     await stopped.exited;

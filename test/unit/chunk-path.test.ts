@@ -69,4 +69,29 @@ describe('chooseChunkPath', () => {
   it('never copies a file whose duration is unknown (no bitrate to size chunks by)', () => {
     expect(chooseChunkPath(input({ audio: { ...mp3, duration_s: 0 } })).mode).toBe('encode');
   });
+
+  it('carries no overlap unless one is asked for', () => {
+    expect(chooseChunkPath(input({})).overlapS).toBe(0);
+    expect(chooseChunkPath(input({ overlapS: 0 })).overlapS).toBe(0);
+  });
+
+  it('keeps a WAV path as it is when overlap is asked for, and carries the overlap', () => {
+    expect(chooseChunkPath(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2 }))).toMatchObject({ mode: 'copy', format: 'wav', overlapS: 2 });
+    expect(chooseChunkPath(input({ provider: 'local', model: local, audio: mp3, encodeFormat: 'wav', overlapS: 2 })))
+      .toMatchObject({ mode: 'encode', format: 'wav', overlapS: 2 });
+  });
+
+  it('re-encodes to 16 kHz mono WAV instead of copying mp3 when overlap is asked for and such a chunk fits the caps', () => {
+    // 600 s of 16 kHz mono PCM is 19.2 MB, under whisper-1's 25 MiB.
+    const p = chooseChunkPath(input({ overlapS: 1.5 }));
+    expect(p).toMatchObject({ mode: 'encode', format: 'wav', targetS: 600, overlapS: 1.5 });
+    expect(p.reason).toMatch(/overlap/);
+  });
+
+  it('keeps the cheaper path without overlap when a WAV chunk of the planned length would not fit, and says why', () => {
+    // 1200 s of WAV is 38.4 MB: over the cap, and the model takes mp3 chunks of that length.
+    const p = chooseChunkPath(input({ audio: { ...mp3, duration_s: 7200, size_bytes: 115_200_000 }, chunkSeconds: 1200, overlapS: 2 }));
+    expect(p).toMatchObject({ mode: 'copy', format: 'mp3', targetS: 1200, overlapS: 0 });
+    expect(p.reason).toMatch(/no overlap/);
+  });
 });
