@@ -10,6 +10,7 @@ import {
   createSlicer,
   type ChunkFormat,
   type ChunkPath,
+  type CutPlan,
   withOverlap,
 } from './chunker/index.ts';
 import type { Config } from './config.ts';
@@ -155,7 +156,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const slicer = createSlicer({ logger, timeoutS: config.ffmpegTimeoutS });
   const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: config.ffmpegTimeoutS }), logger });
 
-  const chunkPath = (job: JobRecord): ChunkPath =>
+  const chunkPath = (job: JobRecord, hardCuts: number | null): ChunkPath =>
     chooseChunkPath({
       provider: provider.name,
       model: resolveModel(provider.name, job.request.model),
@@ -163,20 +164,22 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       chunkSeconds: config.chunkSeconds,
       encodeFormat: chunkFormat,
       overlapS: config.chunkOverlapSeconds,
+      hardCuts,
     });
-  const planCuts = async (job: JobRecord, signal: AbortSignal): Promise<number[]> => {
-    const { targetS, maxChunkS } = chunkPath(job);
-    const { cuts } = await cutPlanner.planCuts({
+  const planCuts = async (job: JobRecord, signal: AbortSignal): Promise<CutPlan> => {
+    // Which path the chunks take depends on the plan (overlap only when a cut misses every silence), so the
+    // plan keeps within the bounds of both paths it may lead to.
+    const [soft, hard] = [chunkPath(job, 0), chunkPath(job, null)];
+    return cutPlanner.planCuts({
       file: dirs.uploadPath(job.id),
       demuxer: job.audio.demuxer,
       maxDurationS: config.maxDurationS,
       signal,
       durationS: job.audio.duration_s,
-      targetS,
-      maxChunkS,
+      targetS: Math.min(soft.targetS, hard.targetS),
+      maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
       searchWindowS: Math.min(config.chunkSeconds / 4, 60),
     });
-    return cuts;
   };
 
   const localRunner = new JobRunner({

@@ -15,6 +15,11 @@ export interface ChunkPathInput {
   encodeFormat: ChunkFormat;
   /** CHUNK_OVERLAP_SECONDS: only PCM WAV chunks can carry it (their samples can be joined byte for byte). */
   overlapS?: number;
+  /**
+   * How many cut points of the plan fell on no silence. Overlap only repairs a word split at a cut, so with 0 it
+   * is not applied (and the chunks may be copied); undefined or null (not known) counts as some.
+   */
+  hardCuts?: number | null;
 }
 
 export interface ChunkPath {
@@ -29,7 +34,7 @@ export interface ChunkPath {
   maxBytes: number;
   /** Estimated bytes per second of audio in a chunk file. */
   bytesPerS: number;
-  /** Seconds each chunk after the first repeats from the end of the one before: 0 unless the chunks are WAV. */
+  /** Seconds each chunk after the first repeats from the end of the one before: 0 unless the chunks are WAV and a cut missed every silence. */
   overlapS: number;
   /** Why this path, for the log. */
   reason: string;
@@ -71,6 +76,7 @@ export function chooseChunkPath(input: ChunkPathInput): ChunkPath {
   const path = choosePathIgnoringOverlap(input);
   const overlapS = input.overlapS ?? 0;
   if (!(overlapS > 0)) return { ...path, overlapS: 0 };
+  if (input.hardCuts === 0) return { ...path, overlapS: 0, reason: `${path.reason}; no overlap needed: every cut is in a silence` };
   if (path.format === 'wav') return { ...path, overlapS };
   // Overlap is asked for, and only WAV chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
   const wav = encodePath({ ...input, encodeFormat: 'wav' }, `${path.reason}; WAV chunks, which can carry the ${overlapS} s overlap`);

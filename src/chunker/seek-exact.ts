@@ -3,8 +3,9 @@ import { open } from 'node:fs/promises';
 /**
  * Demuxers whose input seeking lands on the right sample: the times a windowed silence scan reports are
  * then the file's own. PCM containers by arithmetic, flac/ogg/mov/matroska by their sample-numbered
- * packets or index. Raw aac and VBR mp3 seek by an estimate (mp3 by its 100-entry TOC), off by seconds
- * on a long file: those are scanned whole.
+ * packets or index; a constant-bitrate mp3 (checked below) by its bitrate, to within one 26 ms frame, well
+ * inside any pause worth cutting in. Raw aac and VBR mp3 seek by an estimate (mp3 by its 100-entry TOC),
+ * off by seconds on a long file: those are scanned whole.
  */
 const EXACT: ReadonlySet<string> = new Set(['wav', 'w64', 'aiff', 'au', 'caf', 'flac', 'ogg', 'mov', 'matroska']);
 

@@ -66,8 +66,8 @@ function nextTarget(p: Plan, prev: number): { ideal: number } | { tailCut: numbe
   return { ideal: prev + p.targetS };
 }
 
-/** The silence midpoint nearest `ideal` inside the window that keeps every chunk in bounds, else `ideal`. */
-function pickCut(p: Plan, prev: number, ideal: number, mids: readonly number[]): number | null {
+/** The silence midpoint nearest `ideal` inside the window that keeps every chunk in bounds, else `ideal` (a hard cut). */
+function pickCut(p: Plan, prev: number, ideal: number, mids: readonly number[]): { cut: number; hard: boolean } | null {
   let cut = ideal;
   let best = Infinity;
   for (const m of mids) {
@@ -79,7 +79,13 @@ function pickCut(p: Plan, prev: number, ideal: number, mids: readonly number[]):
     best = dist;
   }
   cut = ms(cut);
-  return cut <= prev || cut >= p.durationS ? null : cut;
+  return cut <= prev || cut >= p.durationS ? null : { cut, hard: best === Infinity };
+}
+
+/** Cut points, and how many of them fell on no silence: a word may be split there, which overlap repairs. */
+export interface CutPlan {
+  cuts: number[];
+  hardCuts: number;
 }
 
 /**
@@ -88,23 +94,33 @@ function pickCut(p: Plan, prev: number, ideal: number, mids: readonly number[]):
  * inside the search window, else exactly on it; a remainder shorter than `targetS + minTailS` becomes
  * the last chunk (split in two halves only when that would exceed `maxChunkS`).
  */
-export function planSplits(opts: SplitPlanOptions): number[] {
+export function planCutPoints(opts: SplitPlanOptions): CutPlan {
   const p = resolvePlan(opts);
   const mids = midpoints(opts.silences ?? []);
   const cuts: number[] = [];
+  let hardCuts = 0;
   let prev = 0;
   for (;;) {
     const next = nextTarget(p, prev);
     if ('tailCut' in next) {
-      if (next.tailCut !== null) cuts.push(next.tailCut);
+      if (next.tailCut !== null) {
+        cuts.push(next.tailCut);
+        hardCuts += 1;
+      }
       break;
     }
-    const cut = pickCut(p, prev, next.ideal, mids);
-    if (cut === null) break;
-    cuts.push(cut);
-    prev = cut;
+    const picked = pickCut(p, prev, next.ideal, mids);
+    if (picked === null) break;
+    cuts.push(picked.cut);
+    if (picked.hard) hardCuts += 1;
+    prev = picked.cut;
   }
-  return cuts;
+  return { cuts, hardCuts };
+}
+
+/** `planCutPoints`' cuts alone. */
+export function planSplits(opts: SplitPlanOptions): number[] {
+  return planCutPoints(opts).cuts;
 }
 
 export interface ScanWindow {
@@ -123,11 +139,11 @@ export interface ScanWindow {
 export async function planSplitsByWindows(
   opts: Omit<SplitPlanOptions, 'silences'> & { nearS: number },
   scan: (windows: readonly ScanWindow[]) => Promise<Silence[][]>,
-): Promise<number[]> {
+): Promise<CutPlan> {
   const p = resolvePlan(opts);
   check('nearS', opts.nearS, { allowZero: true });
   const targets = planSplits({ durationS: p.durationS, targetS: p.targetS, minTailS: p.minTailS, maxChunkS: p.maxChunkS });
-  if (targets.length === 0) return [];
+  if (targets.length === 0) return { cuts: [], hardCuts: 0 };
   const around = (t: number, r: number): ScanWindow => ({ fromS: Math.max(0, t - r), toS: Math.min(p.durationS, t + r) });
   const near = Math.min(opts.nearS, p.windowS);
   const found = await scan(targets.map((t) => around(t, near)));
@@ -140,6 +156,7 @@ export async function planSplitsByWindows(
   }
 
   const cuts: number[] = [];
+  let hardCuts = 0;
   let prev = 0;
   targets.forEach((target, k) => {
     const last = k === targets.length - 1;
@@ -158,10 +175,11 @@ export async function planSplitsByWindows(
     cut = ms(cut);
     if (cut > prev && cut < p.durationS) {
       cuts.push(cut);
+      if (best === Infinity) hardCuts += 1;
       prev = cut;
     }
   });
-  return cuts;
+  return { cuts, hardCuts };
 }
 
 /** How many chunks `planSplits` makes without silences (the planned count shown before slicing ends). */

@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ChunkFormat } from '../chunker/chunk-format.ts';
 import type { ChunkMode, ChunkPath } from '../chunker/chunk-path.ts';
+import type { CutPlan } from '../chunker/split-planner.ts';
 import type { SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
@@ -40,9 +41,12 @@ export interface PipelineDeps {
     signal: AbortSignal;
   }): SliceHandleLike;
   /** Cut points for a fresh job (the split plan); a resumed job reuses the stored ones. */
-  planCuts(job: JobRecord, signal: AbortSignal): Promise<number[]>;
-  /** Copy or re-encode, and into which format: a pure function of the job, so a resumed job cuts the same way. */
-  chunkPath(job: JobRecord): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
+  planCuts(job: JobRecord, signal: AbortSignal): Promise<CutPlan>;
+  /**
+   * Copy or re-encode, into which format, with how much overlap: a pure function of the job and its plan's hard
+   * cuts (null: not known), so a resumed job cuts the same way.
+   */
+  chunkPath(job: JobRecord, hardCuts: number | null): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
   transcribe(input: TranscribeInput, hooks: TranscribeHooks): Promise<ChunkResult>;
   concurrency: number;
   maxDurationS: number;
@@ -89,18 +93,25 @@ export async function runJobPipeline(
   await dirs.create(job.id);
 
   let chunks = store.listChunks(job.id);
+  // A resumed job keeps its plan: the stored chunks and the path chosen for them.
+  let hardCuts = job.chunkPlan?.hardCuts ?? null;
+  let chunkPath = deps.chunkPath(job, hardCuts);
   if (chunks.length === 0) {
-    const cuts = await deps.planCuts(job, AbortSignal.any([signal, drain]));
-    const bounds = [0, ...cuts, job.audio.duration_s];
+    const plan = await deps.planCuts(job, AbortSignal.any([signal, drain]));
+    hardCuts = plan.hardCuts;
+    chunkPath = deps.chunkPath(job, hardCuts);
+    // Before the chunks: a job resumed from them must find the path they were planned for.
+    store.updateJob(job.id, {
+      chunkPlan: { mode: chunkPath.mode, format: chunkPath.format, overlapS: chunkPath.overlapS, hardCuts, reason: chunkPath.reason },
+    });
+    const bounds = [0, ...plan.cuts, job.audio.duration_s];
     bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
     chunks = store.listChunks(job.id);
     store.updateJob(job.id, { chunksTotal: chunks.length });
   }
   const done = new Map(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
-  const chunkPath = deps.chunkPath(job);
   const { overlapS } = chunkPath;
-  store.updateJob(job.id, { chunkPlan: { mode: chunkPath.mode, format: chunkPath.format, reason: chunkPath.reason } });
-  log.info({ chunks: chunks.length, alreadyDone: done.size, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, why: chunkPath.reason }, 'slicing');
+  log.info({ chunks: chunks.length, alreadyDone: done.size, hardCuts, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, overlapS, why: chunkPath.reason }, 'slicing');
 
   // Context chaining needs the previous chunk's text before the next one goes: one at a time, in index order
   // (the slicer yields chunks in order and p-limit starts them first in, first out).

@@ -78,6 +78,10 @@ export interface ChunkPlanInfo {
   mode: 'copy' | 'encode';
   /** The chunk files' format: wav, flac, mp3 or ogg. */
   format: string;
+  /** Seconds each chunk after the first repeats (absent in plans stored before overlap depended on the cuts). */
+  overlapS?: number;
+  /** Cut points that fell on no silence; null or absent: not known. */
+  hardCuts?: number | null;
   reason: string;
 }
 

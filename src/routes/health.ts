@@ -8,8 +8,9 @@ import type { Services } from '../services.ts';
 export default async function healthRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
   const { services } = opts;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  // The same view the start-up log prints: computed once, the config does not change while the process runs.
-  const config = redactConfig(services.config);
+  // The start-up log's view, computed once (the config does not change while the process runs), except the key
+  // names: /health answers without a key, and the names of an operator's tenants are theirs to tell.
+  const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
 
   // Liveness says only that the process answers: tying it to load or dependencies makes orchestrators restart busy pods.
   api.get(

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
-import { CLIPS, speechFixture } from '../fixtures/speech.ts';
+import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
@@ -41,7 +41,8 @@ function repeatedRuns(w: readonly string[], n: number): string[] {
 }
 
 describe('chunk overlap with the local engine', () => {
-  const speech = speechFixture();
+  // Overlap is applied only when a cut misses every pause: under a hum no pause is silent, so every cut is hard.
+  const speech = hummingSpeechFixture();
   const reference = words(CLIPS.map((c) => c.text).join(' '));
   let plain: TestServer;
   let overlapped: TestServer;
@@ -55,7 +56,7 @@ describe('chunk overlap with the local engine', () => {
     await Promise.all([removeDir(plain.dataDir), removeDir(overlapped.dataDir)]);
   });
 
-  async function transcribe(server: TestServer): Promise<{ body: TranscriptJson; chunks: number }> {
+  async function transcribe(server: TestServer, overlapS: number): Promise<{ body: TranscriptJson; chunks: number }> {
     const created = await upload(server.url, speech.mp3, { language: 'en' });
     expect(created.status).toBe(202);
     const job = (await waitForJob(server.url, created.body.id)) as unknown as JobChunks & { status: string; id: string };
@@ -63,7 +64,7 @@ describe('chunk overlap with the local engine', () => {
     // The job records how it was cut: an mp3 for the local engine is re-encoded to 16 kHz mono WAV.
     const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
     try {
-      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({ mode: 'encode', format: 'wav' });
+      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({ mode: 'encode', format: 'wav', overlapS, hardCuts: job.progress.chunks_total - 1 });
     } finally {
       store.close();
     }
@@ -74,8 +75,8 @@ describe('chunk overlap with the local engine', () => {
 
   it('gives the same words as without overlap, none said twice at a join, and times inside the recording', async () => {
     // One after the other, one chunk at a time: pocketsphinx is CPU-bound and has a per-chunk time limit.
-    const a = await transcribe(plain);
-    const b = await transcribe(overlapped);
+    const a = await transcribe(plain, 0);
+    const b = await transcribe(overlapped, 2);
     // The same cuts: overlap only adds audio in front of chunks 1..n.
     expect(b.chunks).toBe(a.chunks);
     expect(b.chunks).toBeGreaterThanOrEqual(4);
@@ -97,26 +98,40 @@ describe('chunk overlap with the local engine', () => {
 describe('overlap on the openai engine with an mp3 upload', () => {
   const start = useFakeProviderService({ CHUNK_SECONDS: '8' });
 
-  it('sends 16 kHz mono WAV chunks, each after the first starting with the overlap, instead of copying the mp3', async () => {
-    const speech = speechFixture();
-    const { fake, server } = await start({}, { CHUNK_OVERLAP_SECONDS: '1.5' });
-    const created = await upload(server.url, speech.mp3);
+  async function chunksSent(mp3: string, env: Record<string, string> = {}) {
+    const { fake, server } = await start({}, { CHUNK_OVERLAP_SECONDS: '1.5', ...env });
+    const created = await upload(server.url, mp3);
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
     const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').sort((a, b) => a.filename!.localeCompare(b.filename!));
     expect(sent.length).toBe(job.progress.chunks_total);
     expect(sent.length).toBeGreaterThanOrEqual(3);
-    expect(sent.every((r) => r.filename!.endsWith('.wav'))).toBe(true);
     const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
     try {
-      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({ mode: 'encode', format: 'wav' });
-      const own = store.listChunks(job.id).map((c) => c.durationS);
-      // A file is its own span plus the overlap taken from the end of the chunk before it.
-      sent.forEach((r, i) => expect(r.durationS!).toBeCloseTo(own[i]! + (i > 0 ? 1.5 : 0), 1));
+      const stored = store.getJob(job.id);
+      return { server, job, sent, plan: stored?.chunkPlan, spans: store.listChunks(job.id).map((c) => c.durationS) };
     } finally {
       store.close();
     }
+  }
+
+  it('sends 16 kHz mono WAV chunks, each after the first starting with the overlap, when a cut misses every pause', async () => {
+    const { server, job, sent, plan, spans } = await chunksSent(hummingSpeechFixture().mp3);
+    expect(sent.every((r) => r.filename!.endsWith('.wav'))).toBe(true);
+    expect(plan).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: sent.length - 1 });
+    // A file is its own span plus the overlap taken from the end of the chunk before it.
+    sent.forEach((r, i) => expect(r.durationS!).toBeCloseTo(spans[i]! + (i > 0 ? 1.5 : 0), 1));
     const t = (await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript`)).body;
     expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
+  });
+
+  it('copies the mp3 without overlap when every cut falls in a pause', async () => {
+    // 12 s targets land near the fixture's pauses (every clip ends in 1.5 s of silence); 8 s ones do not all.
+    const { sent, plan, spans } = await chunksSent(speechFixture().mp3, { CHUNK_SECONDS: '12' });
+    expect(sent.every((r) => r.filename!.endsWith('.mp3'))).toBe(true);
+    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', overlapS: 0, hardCuts: 0 });
+    expect(plan?.reason).toMatch(/every cut is in a silence/);
+    // mp3 frames are 26 ms: a copied chunk spans its own stretch to within a frame or two.
+    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]!)).toBeLessThan(0.1));
   });
 });

@@ -16,7 +16,10 @@ describe('restart', () => {
     const env = {
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       OPENAI_BASE_URL: fake.url,
-      CHUNK_SECONDS: '4',
+      // Three chunks, each cut in a pause: overlap is asked for but not needed, so the mp3 is copied. The
+      // restarted process must cut the rest the same way (from the stored plan), not as a job of unknown cuts.
+      CHUNK_SECONDS: '12',
+      CHUNK_OVERLAP_SECONDS: '1',
       TRANSCRIBE_CONCURRENCY: '1',
       RATE_LIMIT_RPM: '6000',
       // The stop does not wait for the request in flight: it is abandoned, as in a crash.
@@ -48,6 +51,9 @@ describe('restart', () => {
         const answered = fake.requests.filter((r) => r.sha1 !== null && r.status === 200).map((r) => r.sha1);
         expect(new Set(answered).size).toBe(answered.length);
         expect(answered.length).toBe(job.progress.chunks_total);
+        expect(after.length).toBeGreaterThanOrEqual(1);
+        const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+        expect(sent.map((r) => r.filename?.split('.').pop())).toEqual(Array(sent.length).fill('mp3'));
         expect((await jobFiles(dataDir)).filter((f) => f.includes('upload') || f.includes('chunk-'))).toEqual([]);
       } finally {
         await second.close();

@@ -51,10 +51,11 @@ describe('createCutPlanner', () => {
     const durationS = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString());
     const whole = await detector.detectSilences(file, { demuxer, maxDurationS: 3600 });
     const plan = { durationS, targetS: 15, searchWindowS: 6 };
-    const { cuts, scan } = await planner.planCuts({ file, demuxer, maxDurationS: 3600, ...plan });
+    const { cuts, hardCuts, scan } = await planner.planCuts({ file, demuxer, maxDurationS: 3600, ...plan });
 
     expect(scan).toBe('windows');
     expect(cuts.length).toBeGreaterThanOrEqual(4);
+    expect(hardCuts).toBe(0);
     for (const cut of cuts) expect(inSilence(cut, whole), `cut ${cut} in a silence`).toBe(true);
     // One cut per target of the silence-free plan, each within the search window of it.
     const targets = planSplits(plan);
@@ -71,10 +72,15 @@ describe('createCutPlanner', () => {
     for (const cut of cuts) expect(inSilence(cut, whole)).toBe(true);
   });
 
-  it('scans an mp3 whole when it has more targets than windows pay off for', async () => {
-    // ~94 s in 3 s chunks: ~30 targets, each window a demux from the start of the file.
-    const { scan } = await planner.planCuts({ file: longMp3, demuxer: 'mp3', maxDurationS: 3600, durationS: 94, targetS: 3, searchWindowS: 1 });
-    expect(scan).toBe('whole');
+  it('counts every cut of a recording without pauses as hard, by either scan', async () => {
+    const hum = path.join(dir, 'hum.wav');
+    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'anoisesrc=d=60:c=pink:a=0.3', '-ar', '16000', hum]);
+    const windows = await planner.planCuts({ file: hum, demuxer: 'wav', maxDurationS: 3600, durationS: 60, targetS: 15, searchWindowS: 3 });
+    expect(windows).toEqual({ cuts: [15, 30, 45], hardCuts: 3, scan: 'windows' });
+    const humMp3 = path.join(dir, 'hum.mp3');
+    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', hum, '-c:a', 'libmp3lame', '-q:a', '4', humMp3]);
+    const whole = await planner.planCuts({ file: humMp3, demuxer: 'mp3', maxDurationS: 3600, durationS: 60, targetS: 15, searchWindowS: 3 });
+    expect(whole).toMatchObject({ hardCuts: 3, scan: 'whole' });
   });
 
   it('reports the silences of each window in the file times, as the whole scan finds them', async () => {

@@ -94,4 +94,16 @@ describe('chooseChunkPath', () => {
     expect(p).toMatchObject({ mode: 'copy', format: 'mp3', targetS: 1200, overlapS: 0 });
     expect(p.reason).toMatch(/no overlap/);
   });
+
+  it('drops the overlap when every cut is in a silence: the mp3 is copied, a WAV path carries none', () => {
+    const p = chooseChunkPath(input({ overlapS: 1.5, hardCuts: 0 }));
+    expect(p).toMatchObject({ mode: 'copy', format: 'mp3', overlapS: 0 });
+    expect(p.reason).toMatch(/every cut is in a silence/);
+    expect(chooseChunkPath(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2, hardCuts: 0 }))).toMatchObject({ format: 'wav', overlapS: 0 });
+  });
+
+  it('keeps the overlap when a cut missed every silence, or when that is not known', () => {
+    expect(chooseChunkPath(input({ overlapS: 1.5, hardCuts: 1 }))).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5 });
+    expect(chooseChunkPath(input({ overlapS: 1.5, hardCuts: null }))).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5 });
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { splitByWindows } from '../../src/chunker/silence-detect.ts';
-import { planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/split-planner.ts';
+import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/split-planner.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
@@ -76,6 +76,15 @@ describe('planSplits', () => {
     expect(last).toBeLessThan(60 + 6 + 15);
   });
 
+  it('counts the cuts that fell on no silence', () => {
+    const silences = [{ start: 10.4, end: 11 }, { start: 19, end: 19.2 }, { start: 29, end: 29.2 }];
+    expect(planCutPoints({ durationS: 40, targetS: 10, searchWindowS: 2, silences })).toEqual({ cuts: [10.7, 19.1, 29.1], hardCuts: 0 });
+    // The second target (20.7 after the first cut) has no silence within 1 s.
+    expect(planCutPoints({ durationS: 40, targetS: 10, searchWindowS: 1, silences: silences.slice(0, 1) })).toEqual({ cuts: [10.7, 20.7, 30.7], hardCuts: 2 });
+    // A tail split in halves is cut wherever the half falls.
+    expect(planCutPoints({ durationS: 21, targetS: 10, minTailS: 2, maxChunkS: 10.5 })).toEqual({ cuts: [10, 15.5], hardCuts: 2 });
+  });
+
   it('throws a TypeError quoting the bad value when targetS is not positive', () => {
     expect(() => planSplits({ durationS: 10, targetS: 0 })).toThrow(/targetS.*`0`/);
     expect(() => planSplits({ durationS: Number.NaN, targetS: 10 })).toThrow(TypeError);
@@ -106,25 +115,29 @@ describe('planSplitsByWindows', () => {
 
   it('scans near every target at once, then widens only where nothing was found', async () => {
     const { scan, calls } = scanner([{ start: 61, end: 62 }, { start: 108, end: 109 }]);
-    const cuts = await planSplitsByWindows({ durationS: 200, targetS: 60, searchWindowS: 15, nearS: 5 }, scan);
+    const { cuts, hardCuts } = await planSplitsByWindows({ durationS: 200, targetS: 60, searchWindowS: 15, nearS: 5 }, scan);
     expect(calls[0]).toEqual([{ fromS: 55, toS: 65 }, { fromS: 115, toS: 125 }, { fromS: 175, toS: 185 }]);
     expect(calls[1]).toEqual([{ fromS: 105, toS: 135 }, { fromS: 165, toS: 195 }]);
     expect(calls).toHaveLength(2);
     expect(cuts).toEqual([61.5, 108.5, 180]);
+    // 180 found no silence in either scan.
+    expect(hardCuts).toBe(1);
   });
 
   it('keeps chunks within maxChunkS and the tail at least minTailS', async () => {
     // Silences that would make the second chunk 80 s and the tail 5 s.
     const { scan } = scanner([{ start: 45, end: 46 }, { start: 125, end: 126 }, { start: 194, end: 196 }]);
-    const cuts = await planSplitsByWindows({ durationS: 200, targetS: 60, maxChunkS: 70, minTailS: 10, searchWindowS: 15, nearS: 15 }, scan);
+    const { cuts, hardCuts } = await planSplitsByWindows({ durationS: 200, targetS: 60, maxChunkS: 70, minTailS: 10, searchWindowS: 15, nearS: 15 }, scan);
     expect(cuts).toEqual([45.5, 115.5, 180]);
+    // The silences near 120 and 200 were out of bounds: those two cuts fall where no silence is.
+    expect(hardCuts).toBe(2);
     const bounds = [0, ...cuts, 200];
     for (let i = 1; i < bounds.length; i++) expect((bounds[i] ?? 0) - (bounds[i - 1] ?? 0)).toBeLessThanOrEqual(70);
   });
 
   it('makes no scan for a file of one chunk', async () => {
     const { scan, calls } = scanner([]);
-    expect(await planSplitsByWindows({ durationS: 50, targetS: 60, nearS: 5 }, scan)).toEqual([]);
+    expect(await planSplitsByWindows({ durationS: 50, targetS: 60, nearS: 5 }, scan)).toEqual({ cuts: [], hardCuts: 0 });
     expect(calls).toHaveLength(0);
   });
 });
