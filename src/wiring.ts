@@ -115,7 +115,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
 
   const limiter =
-    scaleOutLimiter(config, logger) ??
+    (await scaleOutLimiter(config, logger)) ??
     createRateLimiter({ rpm: config.rateLimit.rpm, burst: config.rateLimit.burst, maxInFlight: config.maxInFlight, logger });
   const breaker = createCircuitBreaker({
     name: provider.name,
@@ -208,7 +208,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
 
   // Scale-out: a BullMQ queue in front of the local runner, which then only runs the jobs this worker takes.
-  const runner = scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
+  const runner = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
 
   const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs });
   let closing: Promise<void> | null = null;

@@ -6,17 +6,18 @@ import type { JobStore } from '../jobs/store.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
-import { QueueRunner } from './queue-runner.ts';
-import { createSharedRateLimiter } from './shared-rate-limiter.ts';
 
 /** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */
 function connectionFor(url: string): ConnectionOptions {
   return { url, maxRetriesPerRequest: null };
 }
 
+// BullMQ and ioredis are loaded only in scale-out mode: they add ~25 MiB of RSS to a process that never uses them.
+
 /** The provider limit shared through Redis in scale-out mode; null in the single-process mode. */
-export function scaleOutLimiter(config: Config, logger: Logger): RateLimiter | null {
+export async function scaleOutLimiter(config: Config, logger: Logger): Promise<RateLimiter | null> {
   if (!config.redisUrl) return null;
+  const { createSharedRateLimiter } = await import('./shared-rate-limiter.ts');
   return createSharedRateLimiter({
     connection: connectionFor(config.redisUrl),
     prefix: config.scale.prefix,
@@ -28,11 +29,12 @@ export function scaleOutLimiter(config: Config, logger: Logger): RateLimiter | n
 }
 
 /** The BullMQ queue in front of the local runner in scale-out mode; the local runner itself otherwise. */
-export function scaleOutRunner(
+export async function scaleOutRunner(
   config: Config,
   deps: { local: JobRunner; store: JobStore; dirs: JobDirs; logger: Logger; now: () => Date },
-): JobQueue {
+): Promise<JobQueue> {
   if (!config.redisUrl) return deps.local;
+  const { QueueRunner } = await import('./queue-runner.ts');
   return new QueueRunner({
     redisUrl: config.redisUrl,
     connection: connectionFor(config.redisUrl),
