@@ -64,7 +64,7 @@ export interface ServiceOverrides {
 export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const lock = lockDataDir(config.dataDir, { shared: config.redisUrl !== undefined });
   const now = () => new Date();
-  const store = new JobStore({ file: path.join(config.dataDir, 'jobs.sqlite'), now });
+  const store = new JobStore({ file: path.join(config.dataDir, 'jobs.sqlite'), now, shared: config.redisUrl !== undefined });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
   const dirPool = createDirPool({
     dirs,

@@ -10,6 +10,11 @@ export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
   file: string;
   now?: () => Date;
+  /**
+   * Other processes write to the file too (scale-out): the poll cache then checks SQLite's data version on
+   * every read. Alone, every write passes through this store and counting them is enough. @default false
+   */
+  shared?: boolean;
 }
 
 export interface ListJobsQuery {
@@ -66,6 +71,9 @@ const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
   errorMessage: 'error_message',
   result: 'result_json',
 };
+
+/** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
+const POLL_CACHE_SIZE = 1_000;
 
 const ENDED_STATUSES = "('completed', 'failed', 'cancelled')";
 // An ended job always has completed_at; updated_at covers rows written before that was so.
@@ -144,11 +152,15 @@ export class JobStore {
    */
   readonly #jobColumns: string;
   readonly #statements = new Map<string, StatementSync>();
+  #writes = 0;
+  readonly #shared: boolean;
+  readonly #pollCache = new Map<string, { version: string; view: { job: JobRecord; chunks: ChunkState[] } }>();
 
   constructor(options: JobStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
     this.#db = new DatabaseSync(options.file);
     this.#now = options.now ?? (() => new Date());
+    this.#shared = options.shared ?? false;
     // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
     this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     migrate(this.#db);
@@ -158,6 +170,42 @@ export class JobStore {
       .filter((name) => name !== 'transcript_json')
       .map((name) => `"${name}"`)
       .join(', ');
+  }
+
+  /**
+   * Every write goes through here: it counts the write, which is how the poll cache knows its copy is stale
+   * (writes by other connections move `PRAGMA data_version` instead).
+   */
+  #write(sql: string): StatementSync {
+    this.#writes += 1;
+    return this.#db.prepare(sql);
+  }
+
+  /** What the poll cache's entries were read at: this connection's write count, and SQLite's data version if shared. */
+  #version(): string {
+    if (!this.#shared) return String(this.#writes);
+    const row = this.#cached('PRAGMA data_version').get() as { data_version: number };
+    return `${this.#writes}:${row.data_version}`;
+  }
+
+  /**
+   * The job (as getJob) and its chunk states (as listChunkStates), served again without reading them while
+   * nothing was written anywhere: clients poll many times a second, and reading and parsing the rows was most
+   * of a poll's cost. The objects are shared between callers: read them, never change them.
+   */
+  pollView(id: string, owner?: string | null): { job: JobRecord; chunks: ChunkState[] } | null {
+    const version = this.#version();
+    let hit = this.#pollCache.get(id);
+    if (hit?.version !== version) {
+      const job = this.getJob(id);
+      if (!job) return null;
+      hit = { version, view: { job, chunks: this.listChunkStates(id) } };
+      // Oldest first out: a Map iterates in insertion order.
+      if (this.#pollCache.size >= POLL_CACHE_SIZE) this.#pollCache.delete(this.#pollCache.keys().next().value as string);
+      this.#pollCache.delete(id);
+      this.#pollCache.set(id, hit);
+    }
+    return owner !== undefined && hit.view.job.owner !== owner ? null : hit.view;
   }
 
   /** The hot reads (polling) reuse their compiled statement instead of preparing it per call. */
@@ -171,8 +219,7 @@ export class JobStore {
   }
 
   insertJob(job: JobRecord): void {
-    this.#db
-      .prepare(
+    this.#write(
         `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
            estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
            key_name)
@@ -223,20 +270,18 @@ export class JobStore {
   updateJob(id: string, patch: JobPatch): void {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
     const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
-    this.#db
-      .prepare(`UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`)
+    this.#write(`UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`)
       .run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id);
   }
 
   /** Raises the stored percent only: the contract says it never goes down. */
   raisePercent(id: string, percent: number): void {
-    this.#db.prepare('UPDATE jobs SET percent = max(percent, ?) WHERE id = ?').run(percent, id);
+    this.#write('UPDATE jobs SET percent = max(percent, ?) WHERE id = ?').run(percent, id);
   }
 
   /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
   upsertChunk(jobId: string, index: number, startS: number, durationS: number): ChunkRecord {
-    this.#db
-      .prepare(
+    this.#write(
         `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
          ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
          WHERE chunks.status != 'done'`,
@@ -248,8 +293,7 @@ export class JobStore {
   updateChunk(jobId: string, index: number, patch: ChunkPatch): void {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
     if (entries.length === 0) return;
-    this.#db
-      .prepare(`UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`)
+    this.#write(`UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`)
       .run(...entries.map(([, v]) => toSql(v)), jobId, index);
   }
 
@@ -283,11 +327,11 @@ export class JobStore {
 
   /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
   deleteChunksFrom(jobId: string, index: number): void {
-    this.#db.prepare('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
+    this.#write('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
   }
 
   saveTranscript(jobId: string, transcript: Transcript): void {
-    this.#db.prepare('UPDATE jobs SET transcript_json = ? WHERE id = ?').run(JSON.stringify(transcript), jobId);
+    this.#write('UPDATE jobs SET transcript_json = ? WHERE id = ?').run(JSON.stringify(transcript), jobId);
   }
 
   getTranscript(jobId: string): Transcript | null {
@@ -338,7 +382,7 @@ export class JobStore {
   }
 
   deleteJob(id: string): void {
-    this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
+    this.#write('DELETE FROM jobs WHERE id = ?').run(id);
   }
 
   /** A cheap query that proves the file is readable and writable (for /health/ready). */

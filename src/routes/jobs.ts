@@ -16,14 +16,17 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
   const { store, dirs, runner } = opts.services;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
 
-  /** A job the caller may see, or 404: another key's job is indistinguishable from one that never existed. */
+  // Another key's job is indistinguishable from one that never existed.
+  const notFound = (id: string) => new AppError('NOT_FOUND', `No job ${JSON.stringify(id)}.`);
+
+  /** A job the caller may see, or 404. */
   function findJob(id: string, owner: string | null): JobRecord {
     const job = isJobId(id) ? store.getJob(id, owner) : null;
-    if (!job) throw new AppError('NOT_FOUND', `No job ${JSON.stringify(id)}.`);
+    if (!job) throw notFound(id);
     return job;
   }
 
-  /** The resource as a poll sees it: built from the stored rows on every request, chunk results left unread. */
+  /** The resource as a listing sees it: built from the stored rows, chunk results left unread. */
   function resourceOf(job: JobRecord, now: number) {
     return toJobResource(job, store.listChunkStates(job.id), now);
   }
@@ -56,7 +59,11 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         response: { 200: JOB_RESOURCE, ...errorResponses(401, 404, 500) },
       },
     },
-    async (request) => resourceOf(findJob(request.params.id, request.owner), Date.now()),
+    async (request) => {
+      const view = isJobId(request.params.id) ? store.pollView(request.params.id, request.owner) : null;
+      if (!view) throw notFound(request.params.id);
+      return toJobResource(view.job, view.chunks, Date.now());
+    },
   );
 
   api.get(

@@ -6,24 +6,14 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { newJobId } from '../../src/jobs/ids.ts';
 import { JobStore } from '../../src/jobs/store.ts';
-import type { JobRecord, JobStatus } from '../../src/jobs/types.ts';
+import type { JobStatus } from '../../src/jobs/types.ts';
 import { createCleanupManager, type CleanupConfig, type CleanupDeps } from '../../src/resources/cleanup-manager.ts';
 import { createJobDirs, type JobDirs } from '../../src/resources/job-dirs.ts';
+import { jobRecord } from '../support/job-record.ts';
 
 const HOUR = 3_600_000;
 const logger = pino({ level: 'silent' });
 const config: CleanupConfig = { retentionMs: 168 * HOUR, uploadRetentionMs: 0, intervalMs: 60_000 };
-
-function jobRecord(id: string, status: JobStatus, completedAt: string | null): JobRecord {
-  return {
-    id, owner: null, status, stage: null, createdAt: '2030-01-01T00:00:00.000Z', updatedAt: '2030-01-01T00:00:00.000Z',
-    completedAt,
-    audio: { filename: 'a.wav', size_bytes: 10, duration_s: 1, format: 'wav', codec: 'pcm_s16le', sample_rate: 16000, channels: 1, demuxer: 'wav' },
-    request: { language: null, prompt: null, model: 'whisper-1', metadata: null, callback_url: null, max_cost_usd: null },
-    estimate: { cost_usd: 0, provider: 'openai', model: 'whisper-1' },
-    chunksTotal: 1, slicingDone: false, percent: 0, transcribingStartedAt: null, errorCode: null, errorMessage: null, idempotencyKey: null,
-  };
-}
 
 describe('createCleanupManager', () => {
   let dataDir: string;
