@@ -29,7 +29,8 @@ async function load(url: string, durationS: number): Promise<Load> {
 /**
  * GET /v1/jobs/:id of a completed job with 20 chunks, under autocannon from the harness process, against a
  * bare Fastify route returning the same JSON in its own process. The service is measured with its default
- * LOG_LEVEL=info (two log lines per request) and, in full mode, with LOG_LEVEL=warn, on the same DATA_DIR.
+ * LOG_LEVEL=info (where a successful poll logs at debug, so nothing) and, in full mode, with LOG_LEVEL=warn, on the
+ * same DATA_DIR.
  */
 export async function pollingScenario(ctx: BenchContext, audio: AudioFile): Promise<ScenarioOutput> {
   const m = new MetricSet('polling');
