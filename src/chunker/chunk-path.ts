@@ -76,7 +76,7 @@ export function chooseChunkPath(input: ChunkPathInput): ChunkPath {
   const path = choosePathIgnoringOverlap(input);
   const overlapS = input.overlapS ?? 0;
   if (!(overlapS > 0)) return { ...path, overlapS: 0 };
-  if (input.hardCuts === 0) return { ...path, overlapS: 0, reason: `${path.reason}; no overlap needed: every cut is in a silence` };
+  if (input.hardCuts === 0) return { ...path, overlapS: 0, reason: `${path.reason}; no overlap needed: no cut falls outside a pause` };
   if (path.format === 'wav') return { ...path, overlapS };
   // Overlap is asked for, and only WAV chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
   const wav = encodePath({ ...input, encodeFormat: 'wav' }, `${path.reason}; WAV chunks, which can carry the ${overlapS} s overlap`);

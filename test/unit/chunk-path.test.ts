@@ -98,7 +98,7 @@ describe('chooseChunkPath', () => {
   it('drops the overlap when every cut is in a silence: the mp3 is copied, a WAV path carries none', () => {
     const p = chooseChunkPath(input({ overlapS: 1.5, hardCuts: 0 }));
     expect(p).toMatchObject({ mode: 'copy', format: 'mp3', overlapS: 0 });
-    expect(p.reason).toMatch(/every cut is in a silence/);
+    expect(p.reason).toMatch(/no cut falls outside a pause/);
     expect(chooseChunkPath(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2, hardCuts: 0 }))).toMatchObject({ format: 'wav', overlapS: 0 });
   });
 
