@@ -1,5 +1,7 @@
 import { Type, type TSchema } from 'typebox';
 import { ERROR_STATUS, type ErrorCode } from './errors.ts';
+import { JOB_STAGES, JOB_STATUSES } from './jobs/types.ts';
+import { TRANSCRIPT_FORMATS } from './transcribe/formats.ts';
 
 /**
  * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,
@@ -14,9 +16,6 @@ function stringEnum<const T extends readonly string[]>(values: T, options: { des
 
 const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed', 'cancelled'] as const;
-export const JOB_STAGES = ['validating', 'slicing', 'transcribing', 'stitching'] as const;
-export const TRANSCRIPT_FORMATS = ['json', 'txt', 'srt', 'vtt'] as const;
 export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
 
 export const ErrorBody = Type.Object(
@@ -39,11 +38,6 @@ export function errorResponses(...statuses: number[]): Record<string, TSchema> {
   }
   return out;
 }
-
-/** What every route can answer besides its own errors: an internal error, or a server going down. */
-export const COMMON_ERRORS = [500] as const;
-/** Every /v1 route: a missing or wrong key when API keys are configured. */
-export const V1_ERRORS = [401, 500] as const;
 
 const Audio = Type.Object({
   filename: Type.String(),

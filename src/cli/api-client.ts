@@ -1,8 +1,7 @@
 import path from 'node:path';
 import type { JobResource } from '../jobs/progress.ts';
+import type { TranscriptFormat } from '../transcribe/formats.ts';
 import { postMultipart } from './multipart-upload.ts';
-
-export type TranscriptFormat = 'json' | 'txt' | 'srt' | 'vtt';
 
 /** What the server said went wrong (its stable code and message), or a client-side code for transport failures. */
 export class ApiError extends Error {

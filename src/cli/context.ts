@@ -1,9 +1,9 @@
 import type { JobResource } from '../jobs/progress.ts';
-import type { ApiClient, TranscriptFormat } from './api-client.ts';
+import { isTranscriptFormat, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
+import type { ApiClient } from './api-client.ts';
 import type { ProgressReporter } from './progress-reporter.ts';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:3000';
-export const FORMATS: readonly TranscriptFormat[] = ['json', 'txt', 'srt', 'vtt'];
 
 /** Exit codes a script can tell apart. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -47,14 +47,10 @@ export class CliError extends Error {
   }
 }
 
-export function isTranscriptFormat(value: string): value is TranscriptFormat {
-  return (FORMATS as readonly string[]).includes(value);
-}
-
 /** `-o talk.srt` alone is enough: the extension names the format when --format is not given. */
 export function formatFor(explicit: string | undefined, output: string | undefined): TranscriptFormat {
   if (explicit !== undefined) {
-    if (!isTranscriptFormat(explicit)) throw new CliError('INVALID_FIELD', `--format must be one of ${FORMATS.join(', ')}.`, EXIT.usage);
+    if (!isTranscriptFormat(explicit)) throw new CliError('INVALID_FIELD', `--format must be one of ${TRANSCRIPT_FORMATS.join(', ')}.`, EXIT.usage);
     return explicit;
   }
   const ext = output?.split('.').pop()?.toLowerCase() ?? '';

@@ -1,8 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JobResource } from '../jobs/progress.ts';
+import { isLive } from '../jobs/types.ts';
 import { ApiError, type ApiClient } from './api-client.ts';
-
-export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
 
 export interface FollowOptions {
   client: Pick<ApiClient, 'getJob'>;
@@ -38,7 +37,7 @@ export async function followJob(options: FollowOptions): Promise<JobResource> {
       continue;
     }
     options.onUpdate(job);
-    if (TERMINAL_STATUSES.has(job.status)) return job;
+    if (!isLive(job.status)) return job;
     await sleep(options.intervalMs, options.signal);
   }
 }

@@ -1,6 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiError, createApiClient } from './api-client.ts';
-import { CliError, DEFAULT_SERVER, EXIT, FORMATS, type CliIo, type CommandContext, type GlobalOptions } from './context.ts';
+import { JOB_STATUSES } from '../jobs/types.ts';
+import { TRANSCRIPT_FORMATS } from '../transcribe/formats.ts';
+import { CliError, DEFAULT_SERVER, EXIT, type CliIo, type CommandContext, type GlobalOptions } from './context.ts';
 import { cancelCommand, getCommand, listCommand, statusCommand } from './job-commands.ts';
 import { createProgressReporter, pickProgressMode } from './progress-reporter.ts';
 import { transcribeCommand, type TranscribeFlags } from './transcribe-command.ts';
@@ -13,7 +15,7 @@ function positiveInt(name: string, max: number) {
   };
 }
 
-const formatOption = () => new Option('-f, --format <format>', 'transcript format (default: from the -o extension, else txt)').choices(FORMATS);
+const formatOption = () => new Option('-f, --format <format>', 'transcript format (default: from the -o extension, else txt)').choices(TRANSCRIPT_FORMATS);
 const pollOption = () =>
   new Option('--poll-interval <ms>', 'how often to ask for progress').default(1000).argParser(positiveInt('--poll-interval', 60_000));
 
@@ -68,7 +70,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('jobs')
     .description('list jobs, newest first')
-    .addOption(new Option('--status <status>', 'only jobs in this state').choices(['queued', 'processing', 'completed', 'failed', 'cancelled']))
+    .addOption(new Option('--status <status>', 'only jobs in this state').choices(JOB_STATUSES))
     .addOption(new Option('--limit <n>', 'how many').default(20).argParser(positiveInt('--limit', 100)))
     .option('--cursor <cursor>', 'next page, from the previous listing')
     .action(async (flags: { status?: string; limit: number; cursor?: string }, cmd: Command) => listCommand(flags, contextFor(cmd, io)));

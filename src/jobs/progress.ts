@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../errors.ts';
 import type { ProviderName } from '../transcribe/types.ts';
-import type { AudioInfo, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus, WebhookState } from './types.ts';
+import { isLive, type AudioInfo, type ChunkState, type ChunkStatus, type JobRecord, type JobStage, type JobStatus, type WebhookState } from './types.ts';
 
 export interface ProgressInput {
   status: JobStatus;
@@ -70,7 +70,6 @@ export const CIRCUIT_WAIT_REASON = 'provider_circuit_open';
 /** Highest percent shown before a job has completed: 100 means "the transcript is there". */
 export const MAX_RUNNING_PERCENT = 99.9;
 
-const TERMINAL: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
 const round1 = (v: number) => Math.round(v * 10) / 10;
 
 export function computeProgress(input: ProgressInput): JobProgress {
@@ -94,7 +93,7 @@ export function computeProgress(input: ProgressInput): JobProgress {
   else percent = Math.min(MAX_RUNNING_PERCENT, Math.max(previous, round1(fraction * 100)));
 
   let eta: number | null = null;
-  if (TERMINAL.has(input.status)) eta = 0;
+  if (!isLive(input.status)) eta = 0;
   else if (fraction >= 1) eta = 0;
   else if (fraction > 0 && input.transcribingStartedAt !== null) {
     const elapsedS = Math.max(0, input.now - input.transcribingStartedAt) / 1000;
@@ -148,7 +147,7 @@ export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now
  * attempts (with the attempt count, next try and last error), and whether the provider's circuit holds them.
  */
 export function chunkActivity(job: Pick<JobRecord, 'status' | 'chunksTotal'>, chunks: readonly ChunkState[]): ChunkActivity {
-  if (TERMINAL.has(job.status)) return { chunks_pending: 0, chunks_sending: 0, retrying: [], waiting: null };
+  if (!isLive(job.status)) return { chunks_pending: 0, chunks_sending: 0, retrying: [], waiting: null };
   const retrying = chunks.filter((c) => c.status === 'retrying');
   const held = retrying.filter((c) => c.errorMessage === CIRCUIT_WAIT_REASON);
   const until = held.map((c) => c.nextTryAt).filter((t): t is string => t !== null).sort().at(-1) ?? null;

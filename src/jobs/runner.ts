@@ -5,6 +5,7 @@ import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobEvents } from './events.ts';
 import { runJobPipeline, ShutdownSignal, type PipelineDeps } from './job-pipeline.ts';
 import type { JobStore } from './store.ts';
+import { isLive } from './types.ts';
 
 export interface RunnerOptions {
   logger: Logger;
@@ -159,7 +160,10 @@ export class JobRunner implements JobQueue {
       });
       const ended = store.getJob(jobId);
       const status = ended?.status;
-      if (ended && status !== 'processing' && status !== 'queued') {
+      // A job left queued or processing was interrupted by shutdown and keeps its lease; any other (or a deleted
+      // one) has ended here.
+      const hasEnded = status === undefined || !isLive(status);
+      if (ended && hasEnded) {
         try {
           this.#opts.events.ended(ended);
         } catch (err) {
@@ -169,8 +173,7 @@ export class JobRunner implements JobQueue {
       try {
         if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
       } finally {
-        // A job left queued or processing was interrupted by shutdown and keeps its lease; any other has ended.
-        if (status !== 'processing' && status !== 'queued') this.#opts.leases.release(jobId);
+        if (hasEnded) this.#opts.leases.release(jobId);
       }
     }
   }

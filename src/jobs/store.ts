@@ -4,7 +4,7 @@ import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSy
 import type { ErrorCode } from '../errors.ts';
 import type { ChunkResult, Transcript } from '../transcribe/types.ts';
 import { migrate } from './migrations.ts';
-import type { ChunkPlanInfo, ChunkRecord, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus, WebhookState } from './types.ts';
+import { isLive, JOB_STATUSES, type ChunkPlanInfo, type ChunkRecord, type ChunkState, type ChunkStatus, type JobRecord, type JobStage, type JobStatus, type WebhookState } from './types.ts';
 
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
@@ -75,7 +75,7 @@ const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
 /** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
 const POLL_CACHE_SIZE = 1_000;
 
-const ENDED_STATUSES = "('completed', 'failed', 'cancelled')";
+const ENDED_STATUSES = `(${JOB_STATUSES.filter((s) => !isLive(s)).map((s) => `'${s}'`).join(', ')})`;
 // An ended job always has completed_at; updated_at covers rows written before that was so.
 const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
 

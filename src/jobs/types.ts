@@ -1,8 +1,16 @@
 import type { ErrorCode } from '../errors.ts';
 import type { ChunkResult, ProviderName } from '../transcribe/types.ts';
 
-export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed' | 'cancelled';
-export type JobStage = 'validating' | 'slicing' | 'transcribing' | 'stitching';
+export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const JOB_STAGES = ['validating', 'slicing', 'transcribing', 'stitching'] as const;
+export type JobStage = (typeof JOB_STAGES)[number];
+
+/** Queued or processing: the job still needs its files and may still change. Every other status is an end. */
+export function isLive(status: JobStatus): boolean {
+  return status === 'queued' || status === 'processing';
+}
+
 export type ChunkStatus = 'pending' | 'sending' | 'retrying' | 'done' | 'failed';
 
 export interface AudioInfo {

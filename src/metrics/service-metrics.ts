@@ -1,10 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
-import type { JobStatus } from '../jobs/types.ts';
+import { JOB_STATUSES } from '../jobs/types.ts';
 import type { PressureLevel } from '../resources/system-monitor.ts';
 import type { LimiterStats } from '../transcribe/rate-limiter.ts';
 
-const JOB_STATUSES: readonly JobStatus[] = ['queued', 'processing', 'completed', 'failed', 'cancelled'];
 const PRESSURE_LEVELS: Record<PressureLevel, number> = { normal: 0, elevated: 1, critical: 2 };
 
 /** What the metrics read at scrape time rather than count as it happens. */

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
 import type { JobStore } from '../jobs/store.ts';
-import { dirAction, isLive, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
+import { isLive } from '../jobs/types.ts';
+import { dirAction, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
 import type { JobDirs } from './job-dirs.ts';
 
 export interface CleanupConfig extends RetentionPolicy {

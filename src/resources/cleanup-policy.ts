@@ -1,4 +1,4 @@
-import type { JobStatus } from '../jobs/types.ts';
+import { isLive, type JobStatus } from '../jobs/types.ts';
 
 export interface RetentionPolicy {
   /** Transcripts and job rows are purged this long after the job ended. */
@@ -21,12 +21,6 @@ export interface DirFacts {
  * remove-dir: nothing references it any more.
  */
 export type DirAction = 'keep' | 'remove-chunks' | 'remove-dir';
-
-const LIVE: ReadonlySet<JobStatus> = new Set(['queued', 'processing']);
-
-export function isLive(status: JobStatus): boolean {
-  return LIVE.has(status);
-}
 
 /** Pure: the cleanup's decision for one job directory. Under pressure retained uploads go at once. */
 export function dirAction(facts: DirFacts, nowMs: number, policy: RetentionPolicy, emergency: boolean): DirAction {

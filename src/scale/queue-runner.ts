@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
-import type { JobStatus } from '../jobs/types.ts';
+import { isLive } from '../jobs/types.ts';
 
 export type Role = 'api' | 'worker' | 'all';
 
@@ -36,7 +36,6 @@ interface QueuedJob {
 }
 
 const QUEUE = 'jobs';
-const ENDED: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
 /** A job taken back this many times (its workers kept dying on it) fails instead of killing more workers. */
 const MAX_STALLED = 3;
 
@@ -161,7 +160,7 @@ export class QueueRunner implements JobQueue {
     const log = logger.child({ jobId });
     const before = store.getJob(jobId)?.status;
     // Re-queued by a reconcile that read the row just before the job ended: nothing left to do.
-    if (before === undefined || ENDED.has(before)) return;
+    if (before === undefined || !isLive(before)) return;
     // This worker holds the job's lock now: whatever else works on the job's files belongs to a dead worker, and
     // requests it had in flight have no result and go again.
     await this.#opts.sweepStrays(jobId);
@@ -173,7 +172,7 @@ export class QueueRunner implements JobQueue {
     if (job.attemptsStarted > 1 || job.stalledCounter > 0) log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
     await local.enqueue(jobId);
     const status = store.getJob(jobId)?.status;
-    if (status === undefined || ENDED.has(status)) return;
+    if (status === undefined || !isLive(status)) return;
     // Stopped by this worker's shutdown: back to the queue at once for another worker (or this one after restart).
     log.info('handing the job back to the queue');
     await job.moveToDelayed(Date.now(), token);
@@ -184,7 +183,7 @@ export class QueueRunner implements JobQueue {
     if (!job) return;
     const { jobId } = job.data;
     const current = this.#opts.store.getJob(jobId);
-    if (!current || ENDED.has(current.status)) return;
+    if (!current || !isLive(current.status)) return;
     this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
     this.#opts.store.updateJob(jobId, {
       status: 'failed',
