@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { ApiKey } from '../api-keys.ts';
+import { bearerToken, digest } from '../bearer.ts';
 import { AppError } from '../errors.ts';
 
 declare module 'fastify' {
@@ -10,10 +11,6 @@ declare module 'fastify' {
     /** The name of the request's API key (API_KEYS_FILE), or null in open mode. */
     keyName: string | null;
   }
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }
 
 /**
@@ -32,9 +29,8 @@ export default fp<{ apiKeys: readonly ApiKey[] }>(
     }
     app.addHook('onRequest', async (request) => {
       if (!request.url.startsWith('/v1/')) return;
-      const header = request.headers.authorization ?? '';
-      const match = /^Bearer\s+(\S+)$/i.exec(header);
-      const given = match?.[1] ? digest(match[1]) : null;
+      const token = bearerToken(request.headers.authorization);
+      const given = token === null ? null : digest(token);
       // Every key is compared, so the time taken does not tell which one matched.
       let found: { name: string } | null = null;
       for (const k of keys) if (given !== null && timingSafeEqual(k.digest, given)) found = k;

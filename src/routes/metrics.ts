@@ -1,11 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { Type } from 'typebox';
+import { bearerToken, digest } from '../bearer.ts';
 import { AppError } from '../errors.ts';
 import { errorResponses } from '../http-schemas.ts';
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
 
 /**
  * Prometheus exposition. Open unless a token is configured: it shows counts and costs, no job content and no
@@ -26,8 +25,8 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { regist
 
   app.get('/metrics', { schema }, async (request, reply) => {
     if (expected) {
-      const given = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
-      if (given === undefined || !timingSafeEqual(digest(given), expected)) {
+      const given = bearerToken(request.headers.authorization);
+      if (given === null || !timingSafeEqual(digest(given), expected)) {
         throw new AppError('UNAUTHORIZED', 'Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.');
       }
     }
