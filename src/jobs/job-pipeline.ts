@@ -197,7 +197,7 @@ export async function runJobPipeline(
   /** The text of the chunk before, stored whether it was done in this run or before a restart. */
   const previousText = (index: number): string | null => {
     if (index === 0) return null;
-    return store.listChunks(job.id).find((c) => c.index === index - 1)?.result?.text ?? null;
+    return store.getChunk(job.id, index - 1)?.result?.text ?? null;
   };
 
   const reportProgress = () => {
@@ -207,7 +207,7 @@ export async function runJobPipeline(
       status: current.status,
       durationS: current.audio.duration_s,
       chunksTotal: current.chunksTotal,
-      chunks: store.listChunks(job.id),
+      chunks: store.listChunkStates(job.id),
       previousPercent: current.percent,
       transcribingStartedAt: current.transcribingStartedAt ? Date.parse(current.transcribingStartedAt) : null,
       now: deps.now().getTime(),

@@ -89,12 +89,7 @@ export class JobRunner implements JobQueue {
   resumeUnfinished(): number {
     const jobs = this.#opts.store.unfinishedJobs();
     for (const job of jobs) {
-      for (const chunk of this.#opts.store.listChunks(job.id)) {
-        // A request that was in flight when the process died has no stored result: it is sent again.
-        if (chunk.status === 'sending' || chunk.status === 'retrying') {
-          this.#opts.store.updateChunk(job.id, chunk.index, { status: 'pending', nextTryAt: null });
-        }
-      }
+      this.#opts.store.resetChunksInFlight(job.id);
       this.#opts.logger.info({ jobId: job.id, status: job.status }, 'resuming job left unfinished by a previous process');
       void this.enqueue(job.id);
     }

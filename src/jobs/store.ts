@@ -1,10 +1,25 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
-import type { ErrorCode } from '../errors.ts';
-import type { ChunkResult, Transcript } from '../transcribe/types.ts';
+import type { Transcript } from '../transcribe/types.ts';
 import { migrate } from './migrations.ts';
-import { isLive, JOB_STATUSES, type ChunkPlanInfo, type ChunkRecord, type ChunkState, type ChunkStatus, type JobRecord, type JobStage, type JobStatus, type WebhookState } from './types.ts';
+import {
+  CHUNK_COLUMNS,
+  CHUNK_STATE_COLUMNS,
+  chunkOf,
+  chunkStateOf,
+  decodeCursor,
+  encodeCursor,
+  JOB_COLUMNS,
+  rowToJob,
+  toSql,
+  type ChunkPatch,
+  type JobPatch,
+  type Row,
+} from './store-rows.ts';
+import { isLive, JOB_STATUSES, type ChunkRecord, type ChunkState, type JobRecord, type JobStatus } from './types.ts';
+
+export type { ChunkPatch, JobPatch } from './store-rows.ts';
 
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
@@ -24,119 +39,12 @@ export interface ListJobsQuery {
   cursor?: string;
 }
 
-export type JobPatch = Partial<{
-  status: JobStatus;
-  stage: JobStage | null;
-  completedAt: string | null;
-  chunksTotal: number;
-  slicingDone: boolean;
-  percent: number;
-  transcribingStartedAt: string | null;
-  errorCode: ErrorCode | null;
-  errorMessage: string | null;
-  webhook: WebhookState | null;
-  chunkPlan: ChunkPlanInfo | null;
-}>;
-
-export type ChunkPatch = Partial<{
-  status: ChunkStatus;
-  attempts: number;
-  nextTryAt: string | null;
-  errorCode: ErrorCode | null;
-  errorMessage: string | null;
-  result: ChunkResult | null;
-}>;
-
-type Row = Record<string, SQLInputValue>;
-
-const JOB_COLUMNS: Record<keyof JobPatch, string> = {
-  status: 'status',
-  stage: 'stage',
-  completedAt: 'completed_at',
-  chunksTotal: 'chunks_total',
-  slicingDone: 'slicing_done',
-  percent: 'percent',
-  transcribingStartedAt: 'transcribing_started_at',
-  errorCode: 'error_code',
-  errorMessage: 'error_message',
-  webhook: 'webhook_json',
-  chunkPlan: 'chunk_plan_json',
-};
-
-const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
-  status: 'status',
-  attempts: 'attempts',
-  nextTryAt: 'next_try_at',
-  errorCode: 'error_code',
-  errorMessage: 'error_message',
-  result: 'result_json',
-};
-
 /** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
 const POLL_CACHE_SIZE = 1_000;
 
 const ENDED_STATUSES = `(${JOB_STATUSES.filter((s) => !isLive(s)).map((s) => `'${s}'`).join(', ')})`;
 // An ended job always has completed_at; updated_at covers rows written before that was so.
 const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
-
-function toSql(value: unknown): SQLInputValue {
-  if (value === undefined || value === null) return null;
-  if (typeof value === 'boolean') return value ? 1 : 0;
-  if (typeof value === 'object') return JSON.stringify(value);
-  return value as SQLInputValue;
-}
-
-function rowToJob(r: Row): JobRecord {
-  return {
-    id: r.id as string,
-    owner: (r.owner as string | null) ?? null,
-    status: r.status as JobStatus,
-    stage: (r.stage as JobStage | null) ?? null,
-    createdAt: r.created_at as string,
-    updatedAt: r.updated_at as string,
-    completedAt: (r.completed_at as string | null) ?? null,
-    audio: JSON.parse(r.audio_json as string),
-    request: JSON.parse(r.request_json as string),
-    estimate: JSON.parse(r.estimate_json as string),
-    chunksTotal: Number(r.chunks_total),
-    slicingDone: Number(r.slicing_done) === 1,
-    percent: Number(r.percent),
-    transcribingStartedAt: (r.transcribing_started_at as string | null) ?? null,
-    errorCode: (r.error_code as ErrorCode | null) ?? null,
-    errorMessage: (r.error_message as string | null) ?? null,
-    idempotencyKey: (r.idempotency_key as string | null) ?? null,
-    keyName: (r.key_name as string | null) ?? null,
-    webhook: typeof r.webhook_json === 'string' ? JSON.parse(r.webhook_json) : null,
-    chunkPlan: typeof r.chunk_plan_json === 'string' ? JSON.parse(r.chunk_plan_json) : null,
-  };
-}
-
-function rowToChunkState(r: Row): ChunkState {
-  return {
-    jobId: r.job_id as string,
-    index: Number(r.idx),
-    startS: Number(r.start_s),
-    durationS: Number(r.duration_s),
-    status: r.status as ChunkStatus,
-    attempts: Number(r.attempts),
-    nextTryAt: (r.next_try_at as string | null) ?? null,
-    errorCode: (r.error_code as ErrorCode | null) ?? null,
-    errorMessage: (r.error_message as string | null) ?? null,
-  };
-}
-
-function rowToChunk(r: Row): ChunkRecord {
-  return { ...rowToChunkState(r), result: r.result_json === null ? null : JSON.parse(r.result_json as string) };
-}
-
-function encodeCursor(job: JobRecord): string {
-  return Buffer.from(`${job.createdAt}|${job.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [string, string] | null {
-  const parts = Buffer.from(cursor, 'base64url').toString().split('|');
-  return parts.length === 2 && parts[0] && parts[1] ? [parts[0], parts[1]] : null;
-}
 
 /**
  * The job store: one SQLite file, synchronous writes, so every state change is on disk before it is
@@ -220,12 +128,11 @@ export class JobStore {
 
   insertJob(job: JobRecord): void {
     this.#write(
-        `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
-           estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
-           key_name)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+      `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
+         estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
+         key_name)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
         ...[job.id, job.owner, job.status, job.stage, job.createdAt, job.updatedAt, job.completedAt, job.audio, job.request,
           job.estimate, job.chunksTotal, job.slicingDone, job.percent, job.transcribingStartedAt, job.errorCode,
           job.errorMessage, job.idempotencyKey, job.keyName ?? null].map(toSql),
@@ -270,8 +177,8 @@ export class JobStore {
   updateJob(id: string, patch: JobPatch): void {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
     const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
-    this.#write(`UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`)
-      .run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id);
+    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`;
+    this.#write(sql).run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id);
   }
 
   /** Raises the stored percent only: the contract says it never goes down. */
@@ -282,47 +189,43 @@ export class JobStore {
   /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
   upsertChunk(jobId: string, index: number, startS: number, durationS: number): ChunkRecord {
     this.#write(
-        `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
-         ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
-         WHERE chunks.status != 'done'`,
-      )
-      .run(jobId, index, startS, durationS);
-    return rowToChunk(this.#db.prepare('SELECT * FROM chunks WHERE job_id = ? AND idx = ?').get(jobId, index) as Row);
+      `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
+       ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
+       WHERE chunks.status != 'done'`,
+    ).run(jobId, index, startS, durationS);
+    return this.getChunk(jobId, index) as ChunkRecord;
+  }
+
+  getChunk(jobId: string, index: number): ChunkRecord | null {
+    const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? AND idx = ?`);
+    statement.setReturnArrays(true);
+    const values = statement.get(jobId, index) as unknown as SQLOutputValue[] | undefined;
+    return values ? chunkOf(values) : null;
+  }
+
+  /** Chunks that were with the provider when their process stopped have no result: they go again. */
+  resetChunksInFlight(jobId: string): void {
+    this.#write("UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = ? AND status IN ('sending', 'retrying')").run(jobId);
   }
 
   updateChunk(jobId: string, index: number, patch: ChunkPatch): void {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
     if (entries.length === 0) return;
-    this.#write(`UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`)
-      .run(...entries.map(([, v]) => toSql(v)), jobId, index);
+    const sql = `UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`;
+    this.#write(sql).run(...entries.map(([, v]) => toSql(v)), jobId, index);
   }
 
   listChunks(jobId: string): ChunkRecord[] {
-    return (this.#db.prepare('SELECT * FROM chunks WHERE job_id = ? ORDER BY idx').all(jobId) as Row[]).map(rowToChunk);
+    const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? ORDER BY idx`);
+    statement.setReturnArrays(true);
+    return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkOf);
   }
 
-  /**
-   * The chunks' states without their results (no result JSON is read or parsed): enough for progress. Read as
-   * arrays, which node:sqlite builds at about half the cost of row objects, on every poll.
-   */
+  /** The chunks' states without their results (no result JSON is read or parsed): enough for progress. */
   listChunkStates(jobId: string): ChunkState[] {
-    const sql = 'SELECT job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message FROM chunks WHERE job_id = ? ORDER BY idx';
-    let statement = this.#statements.get(sql);
-    if (!statement) {
-      statement = this.#cached(sql);
-      statement.setReturnArrays(true);
-    }
-    return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(([jobIdCol, idx, startS, durationS, status, attempts, nextTryAt, errorCode, errorMessage]) => ({
-      jobId: jobIdCol as string,
-      index: Number(idx),
-      startS: Number(startS),
-      durationS: Number(durationS),
-      status: status as ChunkStatus,
-      attempts: Number(attempts),
-      nextTryAt: (nextTryAt as string | null) ?? null,
-      errorCode: (errorCode as ErrorCode | null) ?? null,
-      errorMessage: (errorMessage as string | null) ?? null,
-    }));
+    const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS} FROM chunks WHERE job_id = ? ORDER BY idx`);
+    statement.setReturnArrays(true);
+    return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkStateOf);
   }
 
   /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
@@ -342,7 +245,7 @@ export class JobStore {
   /** Jobs a previous process accepted but did not finish. */
   unfinishedJobs(): JobRecord[] {
     return (
-      this.#db.prepare("SELECT * FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at").all() as Row[]
+      this.#db.prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`).all() as Row[]
     ).map(rowToJob);
   }
 
@@ -365,7 +268,7 @@ export class JobStore {
     return (
       this.#db
         .prepare(
-          `SELECT * FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
+          `SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
              AND (webhook_json IS NULL OR json_extract(webhook_json, '$.status') = 'pending') ORDER BY completed_at`,
         )
         .all() as Row[]

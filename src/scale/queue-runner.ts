@@ -164,11 +164,7 @@ export class QueueRunner implements JobQueue {
     // This worker holds the job's lock now: whatever else works on the job's files belongs to a dead worker, and
     // requests it had in flight have no result and go again.
     await this.#opts.sweepStrays(jobId);
-    for (const chunk of store.listChunks(jobId)) {
-      if (chunk.status === 'sending' || chunk.status === 'retrying') {
-        store.updateChunk(jobId, chunk.index, { status: 'pending', nextTryAt: null });
-      }
-    }
+    store.resetChunksInFlight(jobId);
     if (job.attemptsStarted > 1 || job.stalledCounter > 0) log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
     await local.enqueue(jobId);
     const status = store.getJob(jobId)?.status;

@@ -9,7 +9,7 @@ import { WebhookRefusedError, type WebhookSend } from './sender.ts';
 import { signWebhook } from './signature.ts';
 
 export interface WebhookDispatcherOptions {
-  store: Pick<JobStore, 'getJob' | 'updateJob' | 'listChunks' | 'webhookBacklog'>;
+  store: Pick<JobStore, 'getJob' | 'updateJob' | 'listChunkStates' | 'webhookBacklog'>;
   send: WebhookSend;
   logger: Logger;
   /** Unset: a job that somehow has a callback_url records the failure instead of sending unsigned. */
@@ -61,7 +61,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   function payload(job: JobRecord): string {
     // The delivery state inside the delivery would only describe the attempt before this one.
-    const { webhook: _webhook, ...data } = toJobResource(job, store.listChunks(job.id), clock.now());
+    const { webhook: _webhook, ...data } = toJobResource(job, store.listChunkStates(job.id), clock.now());
     return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
   }
 
