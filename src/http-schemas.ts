@@ -153,8 +153,7 @@ export const HealthReport = Type.Object(
 
 export const HealthWithConfig = Type.Object(
   {
-    status: stringEnum(['ok', 'degraded', 'down'] as const),
-    components: Type.Record(Type.String(), Component),
+    ...HealthReport.properties,
     config: Type.Object({}, { additionalProperties: true, description: 'The effective configuration, secrets replaced by whether they are set.' }),
   },
   { additionalProperties: true },

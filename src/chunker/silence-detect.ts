@@ -14,7 +14,6 @@ export interface DetectOptions {
   demuxer: string;
   /** Only this much of the file is scanned. */
   maxDurationS: number;
-
   /** Level under which audio counts as silence. @default -30 */
   noiseDb?: number;
   /** Shortest silence reported, in seconds. @default 0.3 */
@@ -116,14 +115,14 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
     },
 
     async detectInWindows(file, windows, opts) {
+      // A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in constant time;
+      // without it ffmpeg reads every frame header up to the window, so the scan grew with the square of the length.
+      const fast = opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : [];
       const out: Silence[][] = [];
       for (let i = 0; i < windows.length; i += WINDOWS_PER_RUN) {
         const batch = windows.slice(i, i + WINDOWS_PER_RUN).map((w) => ({ fromS: w.fromS, toS: Math.min(w.toS, opts.maxDurationS) }));
         // Each window is an input seeked on its own (-ss before -i: read from the nearest seek point, decoded
         // from fromS on); concat plays them one after another into a single silencedetect.
-        // A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in constant time;
-        // without it ffmpeg reads every frame header up to the window, so the scan grew with the square of the length.
-        const fast = opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : [];
         const inputs = batch.flatMap((w) => input(file, opts, [...fast, '-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)]));
         const graph = `${batch.map((_, j) => `[${j}:a:0]`).join('')}concat=n=${batch.length}:v=0:a=1,${filterOf(opts)}[out]`;
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
