@@ -1,32 +1,28 @@
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
 import type { ErrorCode } from '../errors.ts';
-import type { ChunkResult } from '../transcribe/types.ts';
-import type { ChunkPlanInfo, ChunkRecord, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus, WebhookState } from './types.ts';
+import type { ChunkRecord, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
 
 /** How the store's records map to SQLite rows and back: the column names, the JSON columns, the list cursor. */
 
-export type JobPatch = Partial<{
-  status: JobStatus;
-  stage: JobStage | null;
-  completedAt: string | null;
-  chunksTotal: number;
-  slicingDone: boolean;
-  percent: number;
-  transcribingStartedAt: string | null;
-  errorCode: ErrorCode | null;
-  errorMessage: string | null;
-  webhook: WebhookState | null;
-  chunkPlan: ChunkPlanInfo | null;
-}>;
+/** The job fields a write may change (the rest are set once, at insert). */
+export type JobPatch = Partial<
+  Pick<
+    JobRecord,
+    | 'status'
+    | 'stage'
+    | 'completedAt'
+    | 'chunksTotal'
+    | 'slicingDone'
+    | 'percent'
+    | 'transcribingStartedAt'
+    | 'errorCode'
+    | 'errorMessage'
+    | 'webhook'
+    | 'chunkPlan'
+  >
+>;
 
-export type ChunkPatch = Partial<{
-  status: ChunkStatus;
-  attempts: number;
-  nextTryAt: string | null;
-  errorCode: ErrorCode | null;
-  errorMessage: string | null;
-  result: ChunkResult | null;
-}>;
+export type ChunkPatch = Partial<Pick<ChunkRecord, 'status' | 'attempts' | 'nextTryAt' | 'errorCode' | 'errorMessage' | 'result'>>;
 
 export type Row = Record<string, SQLInputValue>;
 
