@@ -1,17 +1,16 @@
 import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
-
-export type Role = 'api' | 'worker' | 'all';
 
 export interface QueueRunnerOptions {
   redisUrl: string;
   connection: ConnectionOptions;
   prefix: string;
-  role: Role;
+  role: Config['scale']['role'];
   /** Runs the jobs this process's BullMQ worker takes (unused for ROLE=api). */
   local: JobRunner;
   store: JobStore;
