@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, toAppError } from './http-errors.ts';
 import { RequestLog } from './request-log.ts';
-import auth from './plugins/auth.ts';
+import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';
 import uploadRateLimit from './plugins/upload-rate-limit.ts';
@@ -61,11 +61,12 @@ export async function buildApp({ services, logger }: AppOptions) {
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}.` } });
   });
 
-  await app.register(healthRoutes, { services });
+  // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().
+  await app.register(publicRoutes(healthRoutes), { services });
   await app.register(uploadRoutes, { services });
   await app.register(jobRoutes, { services });
-  await app.register(metricsRoutes, { registry: services.metricsRegistry, token: config.metricsToken });
-  await app.register(webRoutes);
+  await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
+  await app.register(publicRoutes(webRoutes));
 
   app.addHook('onClose', async () => services.close());
   return app;
