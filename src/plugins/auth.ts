@@ -7,7 +7,7 @@ import { AppError } from '../errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who owns the jobs this request may see: a fingerprint of its API key, or null in open mode. */
+    /** Who owns the jobs this request may see: a fingerprint of its API key, or null without a valid one (always in open mode). */
     owner: string | null;
     /** The name of the request's API key (API_KEYS_FILE), or null without a valid one. */
     keyName: string | null;
