@@ -70,6 +70,7 @@ const envSchema = z.object({
   PRESSURE_EVENT_LOOP_DELAY_MS: intFrom(1_000, 0, 600_000),
   PRESSURE_SAMPLE_MS: intFrom(1_000, 20, 600_000),
   PRESSURE_RETRY_AFTER_S: intFrom(30, 1, 86_400),
+  DISK_FULL_MAX_WAIT_S: intFrom(1_800, 1, 7 * 86_400),
   RETENTION_HOURS: numFrom(168, 0.001, 24 * 3650),
   UPLOAD_RETENTION_HOURS: numFrom(0, 0, 24 * 3650),
   CLEANUP_INTERVAL_S: intFrom(600, 1, 86_400),
@@ -144,6 +145,8 @@ export interface Config {
     eventLoopDelayMs: number;
     sampleIntervalMs: number;
     retryAfterS: number;
+    /** How long a job waits for space on a full data volume before it fails with INSUFFICIENT_STORAGE. */
+    diskFullMaxWaitMs: number;
   };
   retention: {
     /** Transcripts and job rows are purged this long after the job ended. */
@@ -247,6 +250,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       eventLoopDelayMs: e.PRESSURE_EVENT_LOOP_DELAY_MS,
       sampleIntervalMs: e.PRESSURE_SAMPLE_MS,
       retryAfterS: e.PRESSURE_RETRY_AFTER_S,
+      diskFullMaxWaitMs: e.DISK_FULL_MAX_WAIT_S * 1000,
     },
     retention: {
       jobsMs: e.RETENTION_HOURS * 3_600_000,
