@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, isAppError } from '../errors.ts';
 import { DryRunEstimate, errorResponses, UploadForm, UploadHeaders } from '../http-schemas.ts';
@@ -49,7 +49,7 @@ interface UploadTarget {
  * or stalls (408 UPLOAD_TOO_SLOW) so it cannot hold its lease until the request timeout. Throws with the
  * contract's codes.
  */
-async function receive(request: FastifyRequest, target: UploadTarget, pace: UploadPace, clock: Clock): Promise<Received> {
+async function receive(request: FastifyRequest, target: UploadTarget, pace: UploadPace, clock: Clock, log: FastifyBaseLogger): Promise<Received> {
   const raw = request.raw;
   const slow = new AbortController();
   const parts = request.parts({
@@ -71,7 +71,10 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
     pace,
     // Backpressure (our disk behind) pauses the body: that time is not the client's.
     isHeldBack: () => raw.isPaused(),
-    onSlow: (why) => slow.abort(tooSlow(why)),
+    onSlow: (why) => {
+      log.info(why, 'upload too slow: refusing it and returning its lease');
+      slow.abort(tooSlow(why));
+    },
   });
   const onData = (chunk: Buffer) => watchdog.received(chunk.length);
   const onPause = () => watchdog.heldBack();
@@ -305,7 +308,7 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     const log = request.log.child({ jobId: id });
     const lease = await services.dirPool.acquire(id, declared === null ? null : Math.min(declared, config.maxUploadBytes));
     try {
-      const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease }, config.uploadPace, clock);
+      const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease }, config.uploadPace, clock, log);
       lease.settle(received.sizeBytes);
       services.events.uploadBytes(received.sizeBytes);
       const fingerprint = requestFingerprint(received);
