@@ -89,8 +89,9 @@ async function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promis
   }
 }
 
-const poolDetail = async (server: TestServer): Promise<string> =>
-  (await getJson<{ components: Record<string, { detail: string }> }>(`${server.url}/health/ready`)).body.components.job_dirs!.detail;
+/** The pool's line in /health/ready (with API keys set, only a key sees it). */
+const poolDetail = async (server: TestServer, headers: Record<string, string> = {}): Promise<string> =>
+  (await getJson<{ components: Record<string, { detail: string }> }>(`${server.url}/health/ready`, headers)).body.components.job_dirs!.detail;
 
 describe('slow uploads lose their job directory lease', () => {
   let server: TestServer | undefined;
@@ -163,7 +164,7 @@ describe('slow uploads lose their job directory lease', () => {
     const good = { authorization: `Bearer ${KEY_GOOD}` };
     open(s, slow).drip(1, 200);
     open(s, slow).drip(1, 200);
-    expect(await eventually(async () => (await poolDetail(s)).startsWith('2 of 3 leased')), 'both drippers to hold a lease').toBe(true);
+    expect(await eventually(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased')), 'both drippers to hold a lease').toBe(true);
 
     const third = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expectError(third, 429, 'RATE_LIMITED', { reason: 'concurrent_uploads', limit: 2 });
@@ -171,11 +172,11 @@ describe('slow uploads lose their job directory lease', () => {
 
     const other = await upload(s.url, speech.mp3, { dry_run: 'true' }, good);
     expect(other.status).toBe(200);
-    expect(await poolDetail(s)).toMatch(/^2 of 3 leased/);
+    expect(await poolDetail(s, good)).toMatch(/^2 of 3 leased/);
 
     // A slot comes back when its upload ends: the slow key's third upload gets in once one dripper gives up.
     sockets[0]!.destroy();
-    expect(await eventually(async () => (await poolDetail(s)).startsWith('1 of 3 leased')), 'the closed dripper to lose its lease').toBe(true);
+    expect(await eventually(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased')), 'the closed dripper to lose its lease').toBe(true);
     const again = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expect(again.status).toBe(200);
   });
