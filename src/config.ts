@@ -35,6 +35,10 @@ const envSchema = z.object({
   API_KEYS: optionalString,
   API_KEYS_FILE: optionalString,
   UPLOAD_RATE_LIMIT_PER_MINUTE: intFrom(60, 0, 1_000_000),
+  UPLOADS_PER_KEY_MAX: intFrom(4, 1, 100_000),
+  UPLOAD_MIN_BYTES_PER_S: intFrom(16 * 1024, 0),
+  UPLOAD_RATE_WINDOW_MS: intFrom(30_000, 100, 3_600_000),
+  UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
   REDIS_URL: optionalString,
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('chunkscribe'),
@@ -124,6 +128,10 @@ export interface Config {
   apiKeys: ApiKey[];
   /** Uploads a key (or, in open mode, a client address) may start per minute; 0 turns the limit off. */
   uploadRateLimitPerMinute: number;
+  /** Uploads one key (or, in open mode, one client address) may have in progress at once, per process. */
+  uploadsPerKeyMax: number;
+  /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
+  uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
   scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
@@ -223,6 +231,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConcurrentJobs: e.MAX_CONCURRENT_JOBS,
     apiKeys: apiKeys.keys,
     uploadRateLimitPerMinute: e.UPLOAD_RATE_LIMIT_PER_MINUTE,
+    uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,
+    uploadPace: { minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S, windowMs: e.UPLOAD_RATE_WINDOW_MS, maxGapMs: e.UPLOAD_MAX_GAP_MS },
     redisUrl: e.REDIS_URL,
     scale: { role: e.ROLE, prefix: e.REDIS_PREFIX, lockMs: e.WORKER_LOCK_MS, stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS },
     logLevel: e.LOG_LEVEL,

@@ -166,16 +166,17 @@ export class JobStore {
     return statement;
   }
 
-  insertJob(job: JobRecord): void {
+  /** `requestFingerprint`: what the job's Idempotency-Key stands for, kept in the same write as the key. */
+  insertJob(job: JobRecord, requestFingerprint: string | null = null): void {
     this.#write(
       `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
          estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
-         key_name)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         key_name, request_fingerprint)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
         ...[job.id, job.owner, job.status, job.stage, job.createdAt, job.updatedAt, job.completedAt, job.audio, job.request,
           job.estimate, job.chunksTotal, job.slicingDone, job.percent, job.transcribingStartedAt, job.errorCode,
-          job.errorMessage, job.idempotencyKey, job.keyName ?? null].map(toSql),
+          job.errorMessage, job.idempotencyKey, job.keyName ?? null, requestFingerprint].map(toSql),
       );
   }
 
@@ -187,11 +188,12 @@ export class JobStore {
     return owner !== undefined && job.owner !== owner ? null : job;
   }
 
-  findByIdempotencyKey(owner: string | null, key: string): JobRecord | null {
+  /** The job created with this key, and the fingerprint of the request that created it (null for older jobs). */
+  findByIdempotencyKey(owner: string | null, key: string): { job: JobRecord; requestFingerprint: string | null } | null {
     const row = this.#db
       .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
-    return row ? rowToJob(row) : null;
+    return row ? { job: rowToJob(row), requestFingerprint: (row.request_fingerprint as string | null) ?? null } : null;
   }
 
   listJobs(query: ListJobsQuery): { items: JobRecord[]; nextCursor: string | null } {
