@@ -33,5 +33,6 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   signal: interrupt.signal,
+  now: Date.now,
   version: packageVersion(),
 });
