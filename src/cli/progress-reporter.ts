@@ -46,7 +46,8 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
   let lastUploadStep = -1;
   let lastJobKey = '';
   let uploadBar: cliProgress.SingleBar | null = null;
-  let jobBar: cliProgress.SingleBar | null = null;
+  // Two lines, so an 80-column terminal shows all of it: the bar with counts and times, then the stage and audio.
+  let jobBars: { group: cliProgress.MultiBar; bar: cliProgress.GenericBar; words: cliProgress.GenericBar } | null = null;
 
   const barOptions = (format: string): cliProgress.Options => ({
     stream,
@@ -75,9 +76,9 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
 
   function stopBars(): void {
     uploadBar?.stop();
-    jobBar?.stop();
+    jobBars?.group.stop();
     uploadBar = null;
-    jobBar = null;
+    jobBars = null;
   }
 
   return {
@@ -126,14 +127,15 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
         failed: p.chunks_failed ? ` | ${p.chunks_failed} failed` : '',
       };
       const total = Math.max(1, p.chunks_total);
-      if (!jobBar) {
-        jobBar = new cliProgress.SingleBar(
-          barOptions('transcribe [{bar}] {value}/{total} chunks {jobPercent}% | {audio} | elapsed {elapsed} | ETA {left}{failed} | {state}'),
-        );
-        jobBar.start(total, p.chunks_done, payload);
+      if (!jobBars) {
+        const group = new cliProgress.MultiBar(barOptions('transcribe [{bar}] {value}/{total} chunks {jobPercent}% | elapsed {elapsed} | ETA {left}{failed}'));
+        const bar = group.create(total, p.chunks_done, payload);
+        const words = group.create(1, 0, payload, { format: '           {state} | {audio}' });
+        jobBars = { group, bar, words };
       }
-      if (jobBar.getTotal() !== total) jobBar.setTotal(total);
-      jobBar.update(p.chunks_done, payload);
+      if (jobBars.bar.getTotal() !== total) jobBars.bar.setTotal(total);
+      jobBars.bar.update(p.chunks_done, payload);
+      jobBars.words.update(0, payload);
     },
 
     note(line) {
