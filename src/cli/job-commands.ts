@@ -18,7 +18,7 @@ export async function statusCommand(id: string, flags: { follow?: boolean; pollI
     try {
       job = await followJob({ client, id, intervalMs: flags.pollInterval, onUpdate: (j) => reporter.jobUpdate(j), signal: io.signal });
     } catch (err) {
-      if (io.signal.aborted) throw new CliError('INTERRUPTED', `Stopped following ${id}.`, EXIT.interrupted);
+      if (io.signal.aborted) throw new CliError('INTERRUPTED', `Stopped following ${id}; it goes on on the server.`, EXIT.interrupted);
       throw err;
     } finally {
       reporter.stop();

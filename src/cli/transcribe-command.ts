@@ -36,6 +36,9 @@ function formFields(flags: TranscribeFlags): Record<string, string> {
   return fields;
 }
 
+/** The usual reasons in words; any other errno is shown as its code. */
+const FILE_ERRORS: Readonly<Record<string, string>> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a part of the path is not a directory' };
+
 async function checkFile(file: string): Promise<number> {
   try {
     const info = await stat(file);
@@ -43,7 +46,8 @@ async function checkFile(file: string): Promise<number> {
     return info.size;
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw new CliError('FILE_MISSING', `Cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`, EXIT.usage);
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    throw new CliError('FILE_MISSING', `Cannot read ${file}: ${FILE_ERRORS[code] ?? (code || String(err))}.`, EXIT.usage);
   }
 }
 

@@ -130,7 +130,7 @@ describe('chunkscribe CLI against the real service', () => {
 
     const missing = await cli(['transcribe', path.join(work, 'nope.wav')], env);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/^error: FILE_MISSING: /m);
+    expect(missing.stderr).toBe(`error: FILE_MISSING: Cannot read ${path.join(work, 'nope.wav')}: no such file.\n`);
   });
 });
 
