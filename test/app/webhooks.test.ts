@@ -195,6 +195,31 @@ describe('webhooks by default (private addresses refused)', () => {
     }
   });
 
+  it('refuses IPv6 literals that embed a loopback or private IPv4 address, naming the embedded address', async () => {
+    const server = await startServer(env());
+    try {
+      for (const [url, embedded] of [
+        [`http://[::127.0.0.1]:${receiver.port}/hook`, '127.0.0.1'],
+        ['http://[::a00:1]/hook', '10.0.0.1'],
+        [`http://[::ffff:127.0.0.1]:${receiver.port}/hook`, '127.0.0.1'],
+        ['http://[64:ff9b::a9fe:a9fe]/latest/meta-data', '169.254.169.254'],
+        ['http://[2002:c0a8:101::1]/hook', '192.168.1.1'],
+        ['http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook', '127.0.0.1'],
+      ] as const) {
+        const res = await upload(server.url, speech.wav, { callback_url: url });
+        expect(res.status, url).toBe(400);
+        expect(res.body.error).toMatchObject({ code: 'INVALID_FIELD', details: { field: 'callback_url' } });
+        expect(res.body.error.message, url).toContain(`embedding ${embedded},`);
+      }
+      expect(await jobFiles(server.dataDir)).toEqual([]);
+      expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
+      expect(receiver.received).toEqual([]);
+    } finally {
+      await server.close();
+      await removeDir(server.dataDir);
+    }
+  });
+
   it('refuses any callback_url when WEBHOOK_SECRET is not set', async () => {
     const server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url });
     try {
