@@ -110,6 +110,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     fields: createRequestValidator({
       defaultModel: config.model,
       knownModels: provider.models,
+      languagesOf: (model) => resolveModel(provider.name, model).languages,
       allowPrivateCallbacks: config.webhooks.allowPrivate,
     }),
   });
