@@ -209,9 +209,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
 
   // Scale-out: a BullMQ queue in front of the local runner, which then only runs the jobs this worker takes.
-  const runner = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
+  const { runner, redisHealth } = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
 
-  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs });
+  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs, redisHealth });
   let closing: Promise<void> | null = null;
 
   return {

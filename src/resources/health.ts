@@ -8,6 +8,9 @@ import { checkBinary, type BinaryCheck } from './binaries.ts';
 import type { DirPool, DirPoolLimits } from './dir-pool.ts';
 import { healthStatus, type SystemMonitor } from './system-monitor.ts';
 
+/** One component of the readiness report. */
+export type ComponentCheck = HealthReport['components'][string];
+
 export interface HealthDeps {
   store: Pick<JobStore, 'ping'>;
   monitor: Pick<SystemMonitor, 'sample'>;
@@ -17,6 +20,8 @@ export interface HealthDeps {
   runner: Pick<JobRunner, 'running' | 'waiting'>;
   dirPool: Pick<DirPool, 'usage'>;
   dirLimits: Pick<DirPoolLimits, 'maxLeases' | 'maxBytes'>;
+  /** Scale-out mode: the queue's Redis, reported as the `redis` component (down = not ready). Null otherwise. */
+  redisHealth: (() => Promise<ComponentCheck>) | null;
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -49,6 +54,7 @@ export function createHealth(deps: HealthDeps) {
       } catch (err) {
         components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
       }
+      if (deps.redisHealth) components.redis = await deps.redisHealth();
       const sys = await deps.monitor.sample();
       components.disk = { status: healthStatus(sys.disk.level), detail: `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free` };
       components.memory = {

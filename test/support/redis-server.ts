@@ -10,6 +10,10 @@ export interface TestRedis {
   dir: string;
   /** Stops the server the hard way (no save beyond what the AOF already holds) and starts it again on the same port. */
   restart(): Promise<void>;
+  /** Kills the server (SIGKILL) and leaves it down, until start(). */
+  kill(): Promise<void>;
+  /** Starts the killed server again on the same port and directory. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +87,8 @@ export async function startTestRedis(): Promise<TestRedis> {
       await kill();
       await launch();
     },
+    kill,
+    start: launch,
     async stop() {
       await kill();
       await rm(dir, { recursive: true, force: true });
