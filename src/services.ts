@@ -41,8 +41,8 @@ export interface Services {
   health(): Promise<HealthReport>;
   /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
   pressure: PressureGauge;
-  /** The HTTP layer reports uploads and accepted jobs here (metrics). */
-  events: Pick<JobEvents, 'uploadBytes' | 'accepted'>;
+  /** The HTTP layer reports uploads, accepted jobs and refused uploads here (metrics). */
+  events: Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused'>;
   /** What GET /metrics serves. */
   metricsRegistry: Registry;
   /** Orphan sweep and resuming unfinished jobs. */
