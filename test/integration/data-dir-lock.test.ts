@@ -54,6 +54,16 @@ describe('the DATA_DIR lock', () => {
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
+  /** A live process that is not the lock's writer. */
+  async function otherProcess(): Promise<{ pid: number }> {
+    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+    cleanups.push(() => {
+      child.kill('SIGKILL');
+    });
+    const pid = child.pid!;
+    await until(() => procState(pid) !== null, 'sleep to start');
+    return { pid };
+  }
   async function tempDir(): Promise<string> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cs-lock-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -88,11 +98,7 @@ describe('the DATA_DIR lock', () => {
 
   it('is taken over when the recorded pid now belongs to another process (a recycled pid)', async () => {
     const dataDir = await tempDir();
-    const other = spawn('sleep', ['600'], { stdio: 'ignore' });
-    cleanups.push(() => {
-      other.kill('SIGKILL');
-    });
-    await until(() => procState(other.pid!) !== null, 'sleep to start');
+    const other = await otherProcess();
     // The pid runs, but it is not the process that wrote the lock: that one started at another time.
     writeFileSync(path.join(dataDir, 'service.lock'), `${other.pid} 1`);
     const lock = lockDataDir(dataDir);
@@ -101,11 +107,7 @@ describe('the DATA_DIR lock', () => {
 
   it('refuses while the recorded owner runs, by pid and start time, and by pid alone for an older lock file', async () => {
     const dataDir = await tempDir();
-    const other = spawn('sleep', ['600'], { stdio: 'ignore' });
-    cleanups.push(() => {
-      other.kill('SIGKILL');
-    });
-    await until(() => procState(other.pid!) !== null, 'sleep to start');
+    const other = await otherProcess();
     const stat = readFileSync(`/proc/${other.pid}/stat`, 'utf8');
     const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
     writeFileSync(path.join(dataDir, 'service.lock'), `${other.pid} ${startTime}`);
