@@ -44,8 +44,8 @@ export interface Services {
   pressure: PressureGauge;
   /** Whether job writes are paused for lack of space: running jobs show it as progress.waiting. */
   storage: Pick<StorageGuard, 'waiting'>;
-  /** The HTTP layer reports uploads and accepted jobs here (metrics). */
-  events: Pick<JobEvents, 'uploadBytes' | 'accepted'>;
+  /** The HTTP layer reports uploads, accepted jobs and refused uploads here (metrics). */
+  events: Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused'>;
   /** What GET /metrics serves. */
   metricsRegistry: Registry;
   /** Orphan sweep and resuming unfinished jobs. */

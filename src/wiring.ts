@@ -129,6 +129,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     fields: createRequestValidator({
       defaultModel: config.model,
       knownModels: provider.models,
+      languagesOf: (model) => resolveModel(provider.name, model).languages,
       allowPrivateCallbacks: config.webhooks.allowPrivate,
     }),
   });
@@ -228,9 +229,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
 
   // Scale-out: a BullMQ queue in front of the local runner, which then only runs the jobs this worker takes.
-  const runner = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
+  const { runner, redisHealth } = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
 
-  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs, storage });
+  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs, redisHealth, storage });
   let closing: Promise<void> | null = null;
 
   return {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { DiskFullError, isDiskFull, isMalformedStore } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
+import { AppError } from '../errors.ts';
 import { migrate } from './migrations.ts';
 import {
   CHUNK_COLUMNS,
@@ -203,7 +204,13 @@ export class JobStore {
       where.push('status = ?');
       params.push(query.status);
     }
+    // An empty cursor is no cursor, as an HTML form sends an empty input.
     const after = query.cursor ? decodeCursor(query.cursor) : null;
+    if (query.cursor && after === null) {
+      throw new AppError('INVALID_FIELD', 'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page', {
+        details: { field: 'cursor' },
+      });
+    }
     if (after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
       params.push(after[0], after[0], after[1]);

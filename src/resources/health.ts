@@ -9,6 +9,9 @@ import type { DirPool, DirPoolLimits } from './dir-pool.ts';
 import type { StorageGuard } from './storage-guard.ts';
 import { healthStatus, type SystemMonitor } from './system-monitor.ts';
 
+/** One component of the readiness report. */
+export type ComponentCheck = HealthReport['components'][string];
+
 export interface HealthDeps {
   store: Pick<JobStore, 'ping'>;
   monitor: Pick<SystemMonitor, 'sample'>;
@@ -19,6 +22,8 @@ export interface HealthDeps {
   dirPool: Pick<DirPool, 'usage'>;
   dirLimits: Pick<DirPoolLimits, 'maxLeases' | 'maxBytes'>;
   storage: Pick<StorageGuard, 'isFull'>;
+  /** Scale-out mode: the queue's Redis, reported as the `redis` component (down = not ready). Null otherwise. */
+  redisHealth: (() => Promise<ComponentCheck>) | null;
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -51,6 +56,7 @@ export function createHealth(deps: HealthDeps) {
       } catch (err) {
         components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
       }
+      if (deps.redisHealth) components.redis = await deps.redisHealth();
       const sys = await deps.monitor.sample();
       const free = `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free`;
       components.disk = deps.storage.isFull()
