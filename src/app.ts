@@ -1,6 +1,7 @@
 import multipart from '@fastify/multipart';
-import Fastify from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { ErrorCode } from './errors.ts';
 import { errorBody, toAppError } from './http-errors.ts';
 import { RequestLog } from './request-log.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
@@ -15,6 +16,16 @@ import webRoutes from './routes/web.ts';
 import type { Services } from './services.ts';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
+
+/**
+ * Refusals that are the service protecting itself as designed (pressure, a full job pool, a disk too small for
+ * the job), not faults: under load there is one per refused request, so they are warnings, not errors.
+ */
+const EXPECTED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['SERVER_BUSY', 'INSUFFICIENT_STORAGE']);
+
+function isUpload(request: FastifyRequest): boolean {
+  return request.method === 'POST' && request.routeOptions.url === '/v1/jobs';
+}
 
 export interface AppOptions {
   services: Services;
@@ -52,7 +63,9 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   app.setErrorHandler((err, request, reply) => {
     const appError = toAppError(err);
-    if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
+    if (isUpload(request)) services.events.uploadRefused(appError.code);
+    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, msg: appError.message }, 'request refused');
+    else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
     else request.log.info({ code: appError.code, msg: appError.message }, 'request rejected');
     if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
     return reply.code(appError.statusCode).send(errorBody(appError));

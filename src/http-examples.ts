@@ -124,6 +124,10 @@ export const ERROR_EXAMPLES: Record<ErrorCode, { message: string; details?: Reco
   FILE_MISSING: { message: 'The form has no `file` part: attach the audio as `file`.' },
   INVALID_FIELD: { message: 'Invalid querystring: must be <= 100', details: { field: 'limit' } },
   FILE_TOO_LARGE: { message: 'The file is larger than 2147483648 bytes.', details: { max_bytes: 2147483648 } },
+  UPLOAD_TOO_SLOW: {
+    message: 'The upload sent nothing for 30 s; resend it over a steadier connection.',
+    details: { reason: 'stalled', idle_ms: 30000 },
+  },
   UNSUPPORTED_MEDIA: { message: 'The uploaded file is empty: attach an audio recording.', details: { reason: 'empty_file' } },
   MEDIA_CORRUPT: { message: 'No audio in the file can be decoded; re-encode it or upload another copy.' },
   DURATION_OUT_OF_RANGE: {
@@ -133,6 +137,9 @@ export const ERROR_EXAMPLES: Record<ErrorCode, { message: string; details?: Reco
   BUDGET_EXCEEDED: {
     message: 'The estimated cost $0.3600 is above your max_cost_usd ($0.2); raise max_cost_usd or send a shorter recording.',
     details: { estimate_usd: 0.36, max_cost_usd: 0.2, limit: 'request' },
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    message: 'This Idempotency-Key was already used for a different request (other file or fields); use a new key for a new upload.',
   },
   JOB_NOT_COMPLETED: {
     message: 'The job is processing; its transcript is ready when it is completed (or ask with partial=true).',

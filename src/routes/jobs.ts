@@ -24,7 +24,7 @@ import { stitchTranscript } from '../transcribe/stitcher.ts';
 const JOB_RESOURCE = Type.Ref('JobResource');
 
 export default async function jobRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { store, dirs, runner } = opts.services;
+  const { store, dirs, runner, storage } = opts.services;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
 
   // Another key's job is indistinguishable from one that never existed.
@@ -39,7 +39,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
 
   /** The resource as a listing sees it: built from the stored rows, chunk results left unread. */
   function resourceOf(job: JobRecord, now: number) {
-    return toJobResource(job, store.listChunkStates(job.id), now);
+    return toJobResource(job, store.listChunkStates(job.id), now, storage.waiting());
   }
 
   api.get(
@@ -81,7 +81,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     async (request) => {
       const view = isJobId(request.params.id) ? store.pollView(request.params.id, request.owner) : null;
       if (!view) throw notFound(request.params.id);
-      return toJobResource(view.job, view.chunks, Date.now());
+      return toJobResource(view.job, view.chunks, Date.now(), storage.waiting());
     },
   );
 
@@ -143,7 +143,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         operationId: 'deleteJob',
         tags: ['jobs'],
         params: JobIdParams,
-        response: { 204: Type.Null({ description: 'Deleted.' }), ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'INTERNAL') },
+        response: { 204: Type.Null({ description: 'Deleted.' }), ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'SERVER_BUSY', 'INTERNAL') },
       },
     },
     async (request, reply) => {
