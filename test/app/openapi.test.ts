@@ -86,7 +86,7 @@ if (created.response.status !== 202) throw new Error(\`upload: \${created.respon
 const id = (created.data as Job).id;
 
 let job: Job | undefined;
-const POLLS = 1200;
+const POLLS = 600;
 for (let i = 0; i < POLLS && !(job && ['completed', 'failed', 'cancelled'].includes(job.status)); i++) {
   if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
   const polled = await client.GET('/v1/jobs/{id}', { params: { path: { id } } });
