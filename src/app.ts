@@ -53,7 +53,7 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(auth, { apiKeys: config.apiKeys });
   await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });
   // Before every route, so the document lists them all.
-  await app.register(openApi, { bearer: config.apiKeys.length > 0 });
+  await app.register(openApi);
   await app.register(underPressure, {
     gauge: services.pressure,
     maxEventLoopDelayMs: config.pressure.eventLoopDelayMs,

@@ -1,7 +1,8 @@
 import { Type, type TSchema } from 'typebox';
 import { ERROR_STATUS, type ErrorCode } from './errors.ts';
+import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './http-examples.ts';
 import { JOB_STAGES, JOB_STATUSES } from './jobs/types.ts';
-import { TRANSCRIPT_FORMATS } from './transcribe/formats.ts';
+import { TRANSCRIPT_FORMATS, type TranscriptFormat } from './transcribe/formats.ts';
 
 /**
  * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,
@@ -29,14 +30,37 @@ export const ErrorBody = Type.Object(
   { $id: 'ErrorBody', title: 'Error' },
 );
 
-/** Response entries for the error statuses a route can answer, each naming the codes it carries. */
-export function errorResponses(...statuses: number[]): Record<string, TSchema> {
-  const out: Record<string, TSchema> = {};
-  for (const status of statuses) {
-    const codes = ERROR_CODES.filter((c) => ERROR_STATUS[c] === status);
-    out[String(status)] = Type.Ref('ErrorBody', { description: `Error: ${codes.join(', ')}` });
-  }
+const RETRY_AFTER = Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying (sent with the codes that are worth retrying).' });
+
+/**
+ * A response in the form both read: Fastify serializes by the schema of the reply's media type, the document
+ * shows the description, the headers and the example.
+ */
+export function jsonResponse<T extends TSchema>(description: string, schema: T, example: unknown, headers?: Record<string, TSchema>) {
+  return { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema, example } } };
+}
+
+/**
+ * The error responses of a route: one entry per status, naming the codes the route can answer with it and
+ * showing an example body for each. A route lists exactly the codes it (or a hook in front of it) can throw.
+ */
+export function errorResponses(...codes: ErrorCode[]) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
+  const out: Record<string, ReturnType<typeof errorResponse>> = {};
+  for (const [status, group] of byStatus) out[String(status)] = errorResponse(status, group);
   return out;
+}
+
+function errorResponse(status: number, codes: ErrorCode[]) {
+  const examples = Object.fromEntries(
+    codes.map((code) => [code, { summary: code, value: { error: { code, ...ERROR_EXAMPLES[code] } } }]),
+  );
+  return {
+    description: `Error: ${codes.join(', ')}`,
+    ...(status === 429 || status === 503 ? { headers: { 'retry-after': RETRY_AFTER } } : {}),
+    content: { 'application/json': { schema: Type.Ref('ErrorBody'), examples } },
+  };
 }
 
 const Audio = Type.Object({
@@ -133,9 +157,21 @@ export const Transcript = Type.Object(
     duration_s: Type.Number(),
     segments: Type.Array(
       Type.Object(
-        { start: Type.Number(), end: Type.Number(), text: Type.String(), chunk: Type.Integer() },
+        {
+          start: Type.Number({ description: 'Seconds from the start of the recording.' }),
+          end: Type.Number(),
+          text: Type.String(),
+          chunk: Type.Integer({ description: 'The chunk the segment came from.' }),
+        },
         { additionalProperties: true },
       ),
+    ),
+    timing: Type.Optional(
+      stringEnum(['segment', 'chunk', 'mixed'] as const, {
+        description:
+          'segment: times come from the provider. chunk: the model gives none, so each chunk is one segment and cue times are ' +
+          'estimated. mixed: some of each. Absent in transcripts stored before it existed.',
+      }),
     ),
   },
   { title: 'Transcript', additionalProperties: true },
@@ -167,16 +203,22 @@ export const HealthWithConfig = Type.Object(
   { additionalProperties: true },
 );
 
-export const JobIdParams = Type.Object({ id: Type.String({ description: 'A job id (job_...).' }) });
+export const JobIdParams = Type.Object({
+  id: Type.String({ description: 'A job id (job_...).', examples: ['job_V1StGXR8_Z5jdHi6B-myTw'] }),
+});
+
+/** Query defaults: Fastify's validator fills them in, the handlers fall back to the same constant. */
+export const DEFAULT_LIST_LIMIT = 20;
+export const DEFAULT_TRANSCRIPT_FORMAT: TranscriptFormat = 'json';
 
 export const ListQuery = Type.Object({
   status: Type.Optional(stringEnum(JOB_STATUSES)),
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_LIST_LIMIT })),
   cursor: Type.Optional(Type.String({ maxLength: 512, description: 'next_cursor of the previous page.' })),
 });
 
 export const TranscriptQuery = Type.Object({
-  format: stringEnum(TRANSCRIPT_FORMATS, { default: 'json' }),
+  format: Type.Optional(stringEnum(TRANSCRIPT_FORMATS, { default: DEFAULT_TRANSCRIPT_FORMAT })),
   partial: Type.Optional(stringEnum(['true', 'false', '1', '0'] as const, { description: 'Before completion, the chunks finished so far.' })),
 });
 
@@ -191,10 +233,12 @@ export const UploadForm = Type.Object({
   max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),
   dry_run: Type.Optional(stringEnum(['true', 'false', '1', '0'] as const, { description: 'true: answer the estimate, keep nothing.' })),
   context: Type.Optional(stringEnum(['none', 'sequential'] as const, { description: 'sequential: each chunk is prompted with the text before it.' })),
-});
+}, { examples: [UPLOAD_FORM_EXAMPLE] });
 
 export const UploadHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ description: 'A repeat with the same key returns the same job (1 to 255 characters).' })),
+  'idempotency-key': Type.Optional(
+    Type.String({ minLength: 1, maxLength: 255, description: 'A repeat with the same key returns the same job.', examples: ['upload-2025-06-01-interview'] }),
+  ),
 });
 
 /** Schemas referenced by $ref from routes: added once with app.addSchema. */

@@ -5,16 +5,17 @@ import fp from 'fastify-plugin';
 import { SHARED_SCHEMAS } from '../http-schemas.ts';
 import { isPublicRoute, publicRoutes } from './auth.ts';
 
-export interface OpenApiOptions {
-  /** Whether routes need a bearer key (API keys configured). */
-  bearer: boolean;
-}
+/** Every route not registered through publicRoutes() takes an API key. */
+const NEEDS_A_KEY = [{ bearer: [] }];
 
 /**
  * The OpenAPI document, generated from the routes' own schemas (@fastify/swagger, dynamic mode), at /docs/json,
  * and Swagger UI at /docs, both public. Registered before the routes so that it sees every one of them.
+ *
+ * The document is the same whatever this server's configuration: it describes the contract (which routes take
+ * a key), and the security schemes say what open mode and METRICS_TOKEN change.
  */
-async function openApi(app: FastifyInstance, opts: OpenApiOptions): Promise<void> {
+async function openApi(app: FastifyInstance): Promise<void> {
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {
@@ -26,15 +27,41 @@ async function openApi(app: FastifyInstance, opts: OpenApiOptions): Promise<void
         description:
           'Transcription of long recordings. Every error has the body `{ "error": { "code", "message", "details" } }`; ' +
           'the codes are listed in the ErrorBody schema and in the README.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A key of API_KEYS or API_KEYS_FILE.' } } },
+      // The document is served by the service it describes: paths are relative to where it was fetched from.
+      servers: [{ url: '/', description: 'This server.' }],
+      tags: [
+        { name: 'jobs', description: 'Upload a recording, follow its job, fetch the transcript.' },
+        { name: 'health', description: 'Liveness, readiness and metrics for operators.' },
+      ],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A key of API_KEYS or API_KEYS_FILE, as `Authorization: Bearer <key>`. A job belongs to the key that created it. ' +
+              'A server with neither setting runs in open mode: it asks for no key and ignores this header.',
+          },
+          metricsToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'METRICS_TOKEN, as `Authorization: Bearer <token>`. /metrics asks for it when it is set and is open otherwise; ' +
+              '/health shows its details to it.',
+          },
+        },
+      },
     },
     // Shared schemas keep their $id as their name in components.schemas.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-    // The document says what the auth plugin enforces: a key for every route not registered as public.
+    // The document says what the auth plugin enforces: a key for every route not registered as public, whatever a
+    // route's own schema claims; a public route states its optional credentials itself (none when it states nothing).
     transform: ({ schema, url, route }) => {
-      if (!opts.bearer || isPublicRoute(route.config) || !schema) return { schema, url };
-      return { schema: { ...schema, security: [{ bearer: [] }] }, url };
+      if (!schema) return { schema, url };
+      const security = isPublicRoute(route.config) ? (schema.security ?? []) : NEEDS_A_KEY;
+      return { schema: { ...schema, security }, url };
     },
   });
   // staticCSP: the UI's own pages get a CSP allowing exactly its assets; the upload page keeps its stricter one.

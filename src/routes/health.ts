@@ -3,8 +3,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { bearerMatches, digest } from '../bearer.ts';
 import { redactConfig } from '../config.ts';
-import { errorResponses, HealthReport, HealthWithConfig } from '../http-schemas.ts';
+import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../http-examples.ts';
+import { errorResponses, HealthReport, HealthWithConfig, jsonResponse } from '../http-schemas.ts';
 import type { ComponentStatus, HealthReport as Report, Services } from '../services.ts';
+
+/** Anyone may ask; an API key or the metrics token shows the details too. */
+const SHOWS_MORE_TO_A_KEY: Array<Record<string, string[]>> = [{}, { bearer: [] }, { metricsToken: [] }];
 
 /** The report as a caller may see it: without details unless it may read internals. */
 type Shown = { status: ComponentStatus; components: Record<string, { status: ComponentStatus; detail?: string }> };
@@ -45,8 +49,13 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
     {
       schema: {
         summary: 'The process answers',
+        operationId: 'getLiveness',
         tags: ['health'],
-        response: { 200: Type.Object({ status: Type.Literal('ok') }), ...errorResponses(500) },
+        security: [],
+        response: {
+          200: jsonResponse('The process answers.', Type.Object({ status: Type.Literal('ok') }), { status: 'ok' }),
+          ...errorResponses('INTERNAL'),
+        },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -58,8 +67,14 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
       schema: {
         summary: 'Whether the service can take jobs: 503 when a component is down',
         description: 'Component details only with an API key or the metrics token (open mode without METRICS_TOKEN: to anyone).',
+        operationId: 'getReadiness',
         tags: ['health'],
-        response: { 200: HealthReport, 503: HealthReport, ...errorResponses(500) },
+        security: SHOWS_MORE_TO_A_KEY,
+        response: {
+          200: jsonResponse('Ready: no component is down.', HealthReport, HEALTH_EXAMPLE),
+          503: jsonResponse('Not ready: a component is down.', HealthReport, HEALTH_DOWN_EXAMPLE),
+          ...errorResponses('INTERNAL'),
+        },
       },
     },
     async (request, reply) => {
@@ -74,8 +89,13 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
       schema: {
         summary: 'The readiness report (always 200); with an API key or the metrics token also the details and the configuration',
         description: 'The configuration has its secrets replaced by whether they are set and its URLs without credentials or query values.',
+        operationId: 'getHealth',
         tags: ['health'],
-        response: { 200: HealthWithConfig, ...errorResponses(500) },
+        security: SHOWS_MORE_TO_A_KEY,
+        response: {
+          200: jsonResponse('The report; details and configuration only for a caller allowed to see internals.', HealthWithConfig, HEALTH_FULL_EXAMPLE),
+          ...errorResponses('INTERNAL'),
+        },
       },
     },
     async (request) => {

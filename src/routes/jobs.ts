@@ -2,7 +2,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../errors.ts';
-import { errorResponses, JobIdParams, JobList, ListQuery, Transcript, TranscriptQuery } from '../http-schemas.ts';
+import { JOB_EXAMPLE, JOB_LIST_EXAMPLE, TRANSCRIPT_EXAMPLE, TRANSCRIPT_TEXT_EXAMPLES } from '../http-examples.ts';
+import {
+  DEFAULT_LIST_LIMIT,
+  DEFAULT_TRANSCRIPT_FORMAT,
+  errorResponses,
+  JobIdParams,
+  JobList,
+  jsonResponse,
+  ListQuery,
+  Transcript,
+  TranscriptQuery,
+} from '../http-schemas.ts';
 import { isJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
 import type { JobRecord } from '../jobs/types.ts';
@@ -36,14 +47,18 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     {
       schema: {
         summary: 'List jobs, newest first',
+        operationId: 'listJobs',
         tags: ['jobs'],
         querystring: ListQuery,
-        response: { 200: JobList, ...errorResponses(400, 401, 500) },
+        response: {
+          200: jsonResponse("The caller's jobs; next_cursor asks for the next page (null on the last).", JobList, JOB_LIST_EXAMPLE),
+          ...errorResponses('INVALID_FIELD', 'UNAUTHORIZED', 'INTERNAL'),
+        },
       },
     },
     async (request) => {
       const { status, limit, cursor } = request.query;
-      const page = store.listJobs({ owner: request.owner, status, limit, cursor });
+      const page = store.listJobs({ owner: request.owner, status, limit: limit ?? DEFAULT_LIST_LIMIT, cursor });
       const now = Date.now();
       return { items: page.items.map((job) => resourceOf(job, now)), next_cursor: page.nextCursor };
     },
@@ -54,9 +69,13 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     {
       schema: {
         summary: 'Poll a job',
+        operationId: 'getJob',
         tags: ['jobs'],
         params: JobIdParams,
-        response: { 200: JOB_RESOURCE, ...errorResponses(401, 404, 500) },
+        response: {
+          200: jsonResponse('The job, its progress and its result.', JOB_RESOURCE, JOB_EXAMPLE),
+          ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'INTERNAL'),
+        },
       },
     },
     async (request) => {
@@ -72,20 +91,22 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
       schema: {
         summary: 'The stitched transcript',
         description: 'json, txt, srt or vtt; before completion 409 JOB_NOT_COMPLETED, or with partial=true the chunks finished so far.',
+        operationId: 'getTranscript',
         tags: ['jobs'],
         params: JobIdParams,
         querystring: TranscriptQuery,
         response: {
           200: {
-            description: 'The transcript in the asked format (header x-transcript-partial: true for a partial one).',
+            description: 'The transcript in the asked format.',
+            headers: { 'x-transcript-partial': Type.Literal('true', { description: 'Sent with a partial transcript only.' }) },
             content: {
-              'application/json': { schema: Transcript },
-              'text/plain': { schema: Type.String() },
-              'application/x-subrip': { schema: Type.String() },
-              'text/vtt': { schema: Type.String() },
+              'application/json': { schema: Transcript, example: TRANSCRIPT_EXAMPLE },
+              'text/plain': { schema: Type.String(), example: TRANSCRIPT_TEXT_EXAMPLES.txt },
+              'application/x-subrip': { schema: Type.String(), example: TRANSCRIPT_TEXT_EXAMPLES.srt },
+              'text/vtt': { schema: Type.String(), example: TRANSCRIPT_TEXT_EXAMPLES.vtt },
             },
           },
-          ...errorResponses(400, 401, 404, 409, 500),
+          ...errorResponses('INVALID_FIELD', 'UNAUTHORIZED', 'NOT_FOUND', 'JOB_NOT_COMPLETED', 'INTERNAL'),
         },
       },
     },
@@ -109,7 +130,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         });
       }
       // Rendered to text here (the json format too), so the response schema documents it but never reshapes it.
-      const rendered = renderTranscript(transcript, request.query.format);
+      const rendered = renderTranscript(transcript, request.query.format ?? DEFAULT_TRANSCRIPT_FORMAT);
       return reply.type(rendered.contentType).send(rendered.body);
     },
   );
@@ -119,9 +140,10 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     {
       schema: {
         summary: 'Cancel a job if it runs, then delete its audio, chunks and transcript',
+        operationId: 'deleteJob',
         tags: ['jobs'],
         params: JobIdParams,
-        response: { 204: Type.Null({ description: 'Deleted.' }), ...errorResponses(401, 404, 500) },
+        response: { 204: Type.Null({ description: 'Deleted.' }), ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'SERVER_BUSY', 'INTERNAL') },
       },
     },
     async (request, reply) => {

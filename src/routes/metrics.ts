@@ -3,22 +3,28 @@ import type { Registry } from 'prom-client';
 import { Type } from 'typebox';
 import { bearerMatches, digest } from '../bearer.ts';
 import { AppError } from '../errors.ts';
+import { METRICS_EXAMPLE } from '../http-examples.ts';
 import { errorResponses } from '../http-schemas.ts';
 
 /**
  * Prometheus exposition. Open unless a token is configured: it shows counts and costs, no job content and no
  * secret, and scrapers usually sit on the same private network. With a token it takes `Authorization: Bearer`.
  */
+/** Open without METRICS_TOKEN, the token with it: the document says both, whatever this server's configuration. */
+const OPEN_OR_TOKEN: Array<Record<string, string[]>> = [{}, { metricsToken: [] }];
+
 export default async function metricsRoutes(app: FastifyInstance, opts: { registry: Registry; token: string | undefined }): Promise<void> {
   const { registry, token } = opts;
   const expected = token === undefined ? null : digest(token);
 
   const schema = {
     summary: 'Prometheus metrics (text exposition format); asks for `Bearer <METRICS_TOKEN>` when that is set',
+    operationId: 'getMetrics',
     tags: ['health'],
+    security: OPEN_OR_TOKEN,
     response: {
-      200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String() } } },
-      ...errorResponses(401, 500),
+      200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String(), example: METRICS_EXAMPLE } } },
+      ...errorResponses('UNAUTHORIZED', 'INTERNAL'),
     },
   };
 

@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, isAppError } from '../errors.ts';
-import { DryRunEstimate, errorResponses, UploadForm, UploadHeaders } from '../http-schemas.ts';
+import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../http-examples.ts';
+import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../http-schemas.ts';
 import { newJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
 import type { JobRecord } from '../jobs/types.ts';
@@ -250,14 +251,36 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
       'being applied. With dry_run=true: 200 with the estimate, nothing kept. A body that stalls or arrives too ' +
       'slowly is refused with 408. A repeated Idempotency-Key is read whole and compared with the request that first ' +
       'used it: the same request answers that job, another one 422 IDEMPOTENCY_KEY_REUSED.',
+    operationId: 'createJob',
     tags: ['jobs'],
     consumes: ['multipart/form-data'],
     body: UploadForm,
     headers: UploadHeaders,
     response: {
-      202: Type.Ref('JobResource', { description: 'Accepted; Location names the job. A replayed Idempotency-Key answers the same job.' }),
-      200: DryRunEstimate,
-      ...errorResponses(400, 401, 408, 413, 415, 422, 429, 503, 507, 500),
+      202: jsonResponse('Accepted; Location names the job. A replayed Idempotency-Key answers the same job.', Type.Ref('JobResource'), ACCEPTED_JOB_EXAMPLE, {
+        location: Type.String({ description: 'The job: /v1/jobs/{id}.' }),
+        'idempotent-replayed': Type.Literal('true', { description: 'Sent when an earlier upload with the same Idempotency-Key answers.' }),
+      }),
+      200: jsonResponse('dry_run=true: the estimate; nothing was kept.', DryRunEstimate, DRY_RUN_EXAMPLE),
+      ...errorResponses(
+        'UNAUTHORIZED',
+        'RATE_LIMITED',
+        'INVALID_FIELD',
+        'FILE_MISSING',
+        'FILE_TOO_LARGE',
+        'UPLOAD_TOO_SLOW',
+        'UNSUPPORTED_MEDIA',
+        'MEDIA_CORRUPT',
+        'DURATION_OUT_OF_RANGE',
+        'BUDGET_EXCEEDED',
+        'IDEMPOTENCY_KEY_REUSED',
+        'SERVER_BUSY',
+        'INSUFFICIENT_STORAGE',
+        'PROVIDER_AUTH',
+        'PROVIDER_QUOTA',
+        'PROVIDER_UNAVAILABLE',
+        'INTERNAL',
+      ),
     },
   };
 
