@@ -80,7 +80,7 @@ export function formatTable(rows: readonly SummarizedMetric[]): string {
   return out.join('\n');
 }
 
-/** The same table as GitHub markdown, for the README's Performance section. */
+/** The same table as GitHub markdown, for docs/performance.md. */
 export function formatMarkdown(rows: readonly SummarizedMetric[]): string {
   const out = ['| scenario | metric | median | min | max | unit | aim |', '|---|---|---:|---:|---:|---|---|'];
   for (const r of rows) out.push(`| ${r.scenario} | ${r.name.trim()} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.aim ?? ''} |`);

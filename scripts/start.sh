@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick-start command 1: set up whatever is missing, build, start the service in the foreground and transcribe
 # the bundled sample recording once through the real HTTP API, so you see it work. Configure with the env names
-# of the README (PORT, DATA_DIR, TRANSCRIBE_PROVIDER, ...). `--no-demo` skips the sample transcription.
+# of docs/configuration.md (PORT, DATA_DIR, TRANSCRIBE_PROVIDER, ...). `--no-demo` skips the sample transcription.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ENSURE_EXTRA_APT="pocketsphinx-testdata ${ENSURE_EXTRA_APT:-}"

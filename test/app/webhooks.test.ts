@@ -14,11 +14,11 @@ import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-r
 
 type Verify = (secret: string, headers: Record<string, unknown>, rawBody: string) => boolean;
 
-/** The verification snippet exactly as the README shows it, so the documented code is the tested code. */
-async function readmeVerifier(): Promise<Verify> {
-  const readme = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
-  const snippet = /<!-- webhook-verify[^>]*-->\n```js\n([\s\S]*?)```/.exec(readme)?.[1];
-  if (!snippet) throw new Error('README has no webhook-verify snippet');
+/** The verification snippet exactly as docs/webhooks.md shows it, so the documented code is the tested code. */
+async function documentedVerifier(): Promise<Verify> {
+  const doc = readFileSync(path.resolve(import.meta.dirname, '../../docs/webhooks.md'), 'utf8');
+  const snippet = /<!-- webhook-verify[^>]*-->\n```js\n([\s\S]*?)```/.exec(doc)?.[1];
+  if (!snippet) throw new Error('docs/webhooks.md has no webhook-verify snippet');
   const file = path.join(os.tmpdir(), `verify-webhook-${process.pid}-${Date.now()}.mjs`);
   writeFileSync(file, snippet);
   try {
@@ -50,7 +50,7 @@ describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () 
   const speech = speechFixture();
 
   beforeAll(async () => {
-    verify = await readmeVerifier();
+    verify = await documentedVerifier();
     fake = await startFakeOpenAI();
     receiver = await startWebhookReceiver();
     server = await startServer({
@@ -250,7 +250,7 @@ describe('webhooks across a restart', () => {
       expect((await waitForWebhook(server.url, pending)).webhook).toMatchObject({ status: 'delivered', attempts: 2, last_status_code: 200 });
       expect((await waitForWebhook(server.url, unstarted)).webhook).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: 200 });
       expect(receiver.received.map((r) => r.headers['webhook-id']).sort()).toEqual([`${pending}.completed`, `${unstarted}.completed`].sort());
-      const verify = await readmeVerifier();
+      const verify = await documentedVerifier();
       expect(receiver.received.every((r) => verify(secret, r.headers, r.body))).toBe(true);
     } finally {
       await server.close();
