@@ -110,6 +110,24 @@ describe('rate limiter', () => {
     expect(await limiter.stats()).toMatchObject({ queued: 0, tokens: 0, pausedUntil: null });
   });
 
+  it.each([-1, -400])('holds the pause until the clock says it is over, with the resume timer firing early (skew %i ms)', async (skewMs) => {
+    const clock = manualClock(1_000_000, { skewMs });
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
+    const { started, task } = taskRecorder();
+    const end = clock.now() + 1000;
+    limiter.pauseFor(1000, 'retry-after');
+    void limiter.schedule(task('a')).catch(() => undefined);
+    clock.advance(999);
+    await settle();
+    expect(started).toEqual([]);
+    expect((await limiter.stats()).pausedUntil).toBe(end);
+
+    clock.advance(1);
+    await until(() => started.length === 1);
+    expect(await limiter.stats()).toMatchObject({ pausedUntil: null });
+    expect(clock.pending()).toBe(0);
+  });
+
   it('keeps a pause in force while bottleneck refills the bucket, and keeps the refill afterwards', async () => {
     const clock = manualClock(1_000_000);
     // 25 tokens per 250 ms heartbeat: "reservoir = 0" alone would be undone at the next beat.
