@@ -147,11 +147,11 @@ describe('circuit breaker', () => {
   });
 
   describe('with timers that fire early or late against the clock', () => {
-    it('admits the waiter once the cool-down has passed when its timer fired a millisecond early', async () => {
-      const { breaker, clock } = setup({ skewMs: -1 });
+    it.each([-1, -2_000])('admits the waiter once the cool-down is over, not before, when its timer fires early (skew %i ms)', async (skewMs) => {
+      const { breaker, clock } = setup({ skewMs });
       for (let i = 0; i < 3; i++) await failOnce(breaker);
       const a = breaker.admit();
-      // The timer fires at 9 999 ms, while the clock still says the cool-down is not over.
+      // The timer fires before 10 000 ms, while the clock still says the cool-down is not over.
       clock.advance(9_999);
       expect(await peek(a)).toBe('pending');
       expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
@@ -161,23 +161,13 @@ describe('circuit breaker', () => {
       expect(clock.pending()).toBe(0);
     });
 
-    it('admits the waiter when the timer fires far early, never before the cool-down is over', async () => {
-      const { breaker, clock } = setup({ skewMs: -2_000 });
-      for (let i = 0; i < 3; i++) await failOnce(breaker);
-      const a = breaker.admit();
-      clock.advance(9_999);
-      expect(await peek(a)).toBe('pending');
-      clock.advance(1);
-      expect(await peek(a)).toBe('resolved');
-      expect((await a).probe).toBe(true);
-    });
-
     it('probes again after a failed probe re-opened it, with early timers', async () => {
       const { breaker, clock } = setup({ skewMs: -1 });
       for (let i = 0; i < 3; i++) await failOnce(breaker);
       const a = breaker.admit();
       const b = breaker.admit();
       clock.advance(10_000);
+      expect(await peek(a)).toBe('resolved');
       (await a).fail({ reason: 'connection' });
       expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
       clock.advance(10_000);
