@@ -10,11 +10,29 @@ source scripts/ensure-env.sh
 npm run --silent build
 sample="$(node scripts/make-sample.mjs)"
 
-npm start &
+# Node itself, not `npm start`: killing npm would leave node running and holding the port. node.sh execs node, so
+# $! is node's pid. setsid keeps node out of the terminal's process group: Ctrl-C reaches only this script, which
+# sends one SIGTERM (a second signal would cut the service's graceful shutdown short).
+setsid scripts/node.sh dist/server.js &
 server=$!
-trap 'kill -TERM "$server" 2>/dev/null; wait "$server"' INT TERM
+demo=""
+stop() {
+  [ -z "$demo" ] || kill -TERM "$demo" 2>/dev/null || true
+  kill -TERM "$server" 2>/dev/null || true
+  status=0
+  wait "$server" || status=$?
+  exit "$status"
+}
+trap stop INT TERM HUP
 
 if [ "${1:-}" != "--no-demo" ]; then
-  node scripts/demo.mjs "http://127.0.0.1:${PORT:-3000}" "$sample" || echo "[demo] the sample transcription did not complete; the service keeps running" >&2
+  # In the background and waited for: bash runs a trap only between commands, so a foreground demo would hold
+  # off Ctrl-C until it ended.
+  node scripts/demo.mjs "http://127.0.0.1:${PORT:-3000}" "$sample" &
+  demo=$!
+  wait "$demo" || echo "[demo] the sample transcription did not complete; the service keeps running" >&2
+  demo=""
 fi
-wait "$server"
+status=0
+wait "$server" || status=$?
+exit "$status"

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # redis-server: the scale-out tests start their own instance (test/support/redis-server.ts), never the system one.
-export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server ${ENSURE_EXTRA_APT:-}"
+export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server zsh ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"

@@ -1,9 +1,10 @@
 import multipart from '@fastify/multipart';
-import Fastify from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { ErrorCode } from './errors.ts';
 import { errorBody, toAppError } from './http-errors.ts';
 import { RequestLog } from './request-log.ts';
-import auth from './plugins/auth.ts';
+import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';
 import uploadRateLimit from './plugins/upload-rate-limit.ts';
@@ -15,6 +16,16 @@ import webRoutes from './routes/web.ts';
 import type { Services } from './services.ts';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
+
+/**
+ * Refusals that are the service protecting itself as designed (pressure, a full job pool, a disk too small for
+ * the job), not faults: under load there is one per refused request, so they are warnings, not errors.
+ */
+const EXPECTED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['SERVER_BUSY', 'INSUFFICIENT_STORAGE']);
+
+function isUpload(request: FastifyRequest): boolean {
+  return request.method === 'POST' && request.routeOptions.url === '/v1/jobs';
+}
 
 export interface AppOptions {
   services: Services;
@@ -52,7 +63,9 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   app.setErrorHandler((err, request, reply) => {
     const appError = toAppError(err);
-    if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
+    if (isUpload(request)) services.events.uploadRefused(appError.code);
+    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, msg: appError.message }, 'request refused');
+    else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
     else request.log.info({ code: appError.code, msg: appError.message }, 'request rejected');
     if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
     return reply.code(appError.statusCode).send(errorBody(appError));
@@ -61,11 +74,12 @@ export async function buildApp({ services, logger }: AppOptions) {
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}.` } });
   });
 
-  await app.register(healthRoutes, { services });
+  // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().
+  await app.register(publicRoutes(healthRoutes), { services });
   await app.register(uploadRoutes, { services });
   await app.register(jobRoutes, { services });
-  await app.register(metricsRoutes, { registry: services.metricsRegistry, token: config.metricsToken });
-  await app.register(webRoutes);
+  await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
+  await app.register(publicRoutes(webRoutes));
 
   app.addHook('onClose', async () => services.close());
   return app;

@@ -35,6 +35,10 @@ const envSchema = z.object({
   API_KEYS: optionalString,
   API_KEYS_FILE: optionalString,
   UPLOAD_RATE_LIMIT_PER_MINUTE: intFrom(60, 0, 1_000_000),
+  UPLOADS_PER_KEY_MAX: intFrom(4, 1, 100_000),
+  UPLOAD_MIN_BYTES_PER_S: intFrom(16 * 1024, 0),
+  UPLOAD_RATE_WINDOW_MS: intFrom(30_000, 100, 3_600_000),
+  UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
   REDIS_URL: optionalString,
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('chunkscribe'),
@@ -70,6 +74,7 @@ const envSchema = z.object({
   PRESSURE_EVENT_LOOP_DELAY_MS: intFrom(1_000, 0, 600_000),
   PRESSURE_SAMPLE_MS: intFrom(1_000, 20, 600_000),
   PRESSURE_RETRY_AFTER_S: intFrom(30, 1, 86_400),
+  DISK_FULL_MAX_WAIT_S: intFrom(1_800, 1, 7 * 86_400),
   RETENTION_HOURS: numFrom(168, 0.001, 24 * 3650),
   UPLOAD_RETENTION_HOURS: numFrom(0, 0, 24 * 3650),
   CLEANUP_INTERVAL_S: intFrom(600, 1, 86_400),
@@ -123,6 +128,10 @@ export interface Config {
   apiKeys: ApiKey[];
   /** Uploads a key (or, in open mode, a client address) may start per minute; 0 turns the limit off. */
   uploadRateLimitPerMinute: number;
+  /** Uploads one key (or, in open mode, one client address) may have in progress at once, per process. */
+  uploadsPerKeyMax: number;
+  /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
+  uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
   scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
@@ -144,6 +153,8 @@ export interface Config {
     eventLoopDelayMs: number;
     sampleIntervalMs: number;
     retryAfterS: number;
+    /** How long a job waits for space on a full data volume before it fails with INSUFFICIENT_STORAGE. */
+    diskFullMaxWaitMs: number;
   };
   retention: {
     /** Transcripts and job rows are purged this long after the job ended. */
@@ -220,6 +231,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConcurrentJobs: e.MAX_CONCURRENT_JOBS,
     apiKeys: apiKeys.keys,
     uploadRateLimitPerMinute: e.UPLOAD_RATE_LIMIT_PER_MINUTE,
+    uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,
+    uploadPace: { minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S, windowMs: e.UPLOAD_RATE_WINDOW_MS, maxGapMs: e.UPLOAD_MAX_GAP_MS },
     redisUrl: e.REDIS_URL,
     scale: { role: e.ROLE, prefix: e.REDIS_PREFIX, lockMs: e.WORKER_LOCK_MS, stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS },
     logLevel: e.LOG_LEVEL,
@@ -247,6 +260,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       eventLoopDelayMs: e.PRESSURE_EVENT_LOOP_DELAY_MS,
       sampleIntervalMs: e.PRESSURE_SAMPLE_MS,
       retryAfterS: e.PRESSURE_RETRY_AFTER_S,
+      diskFullMaxWaitMs: e.DISK_FULL_MAX_WAIT_S * 1000,
     },
     retention: {
       jobsMs: e.RETENTION_HOURS * 3_600_000,
@@ -274,14 +288,41 @@ function readKeysFile(file: string): { path: string; text: string } {
   }
 }
 
-/** The config as it may be logged: secrets replaced by whether they are set. */
+/** The config as it may be logged: secrets replaced by whether they are set, URLs without their credentials. */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return {
+  const redacted = {
     ...config,
     openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
     apiKeys: config.apiKeys.map((k) => k.name),
-    redisUrl: config.redisUrl ? '(set)' : '(unset)',
+    redisUrl: config.redisUrl ?? '(unset)',
     metricsToken: config.metricsToken ? '(set)' : '(unset)',
     webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
   };
+  // Every URL setting, present or future: OPENAI_BASE_URL and REDIS_URL may carry a password or a key.
+  return redactUrls(redacted) as Record<string, unknown>;
+}
+
+const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+function redactUrls(value: unknown): unknown {
+  if (typeof value === 'string') return ABSOLUTE_URL.test(value) ? redactUrl(value) : value;
+  if (Array.isArray(value)) return value.map(redactUrls);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactUrls(v)]));
+  return value;
+}
+
+/**
+ * A URL as it may be shown: scheme, host, port and path kept (what an operator needs to recognise it),
+ * user-info and every query value replaced by `***`, a fragment dropped. Not a URL at all: only that it is set.
+ */
+export function redactUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return '(set, not a URL)';
+  }
+  const userInfo = url.username !== '' || url.password !== '' ? '***@' : '';
+  const query = [...url.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=***`).join('&');
+  return `${url.protocol}//${userInfo}${url.host}${url.pathname}${query === '' ? '' : `?${query}`}`;
 }

@@ -141,7 +141,10 @@ export const Transcript = Type.Object(
   { title: 'Transcript', additionalProperties: true },
 );
 
-const Component = Type.Object({ status: stringEnum(['ok', 'degraded', 'down'] as const), detail: Type.String() });
+const Component = Type.Object({
+  status: stringEnum(['ok', 'degraded', 'down'] as const),
+  detail: Type.Optional(Type.String({ description: 'Shown only to a caller allowed to see internals (README: Health).' })),
+});
 
 export const HealthReport = Type.Object(
   {
@@ -154,7 +157,12 @@ export const HealthReport = Type.Object(
 export const HealthWithConfig = Type.Object(
   {
     ...HealthReport.properties,
-    config: Type.Object({}, { additionalProperties: true, description: 'The effective configuration, secrets replaced by whether they are set.' }),
+    config: Type.Optional(
+      Type.Object({}, {
+        additionalProperties: true,
+        description: 'The effective configuration, secrets replaced by whether they are set and URLs without credentials; only to a caller allowed to see internals.',
+      }),
+    ),
   },
   { additionalProperties: true },
 );

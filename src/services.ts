@@ -7,6 +7,7 @@ import type { AudioInfo, CostEstimate, JobRequest } from './jobs/types.ts';
 import type { DirPool } from './resources/dir-pool.ts';
 import type { JobDirs } from './resources/job-dirs.ts';
 import type { PressureGauge } from './resources/pressure-gauge.ts';
+import type { StorageGuard } from './resources/storage-guard.ts';
 
 export type ComponentStatus = 'ok' | 'degraded' | 'down';
 
@@ -41,8 +42,10 @@ export interface Services {
   health(): Promise<HealthReport>;
   /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
   pressure: PressureGauge;
-  /** The HTTP layer reports uploads and accepted jobs here (metrics). */
-  events: Pick<JobEvents, 'uploadBytes' | 'accepted'>;
+  /** Whether job writes are paused for lack of space: running jobs show it as progress.waiting. */
+  storage: Pick<StorageGuard, 'waiting'>;
+  /** The HTTP layer reports uploads, accepted jobs and refused uploads here (metrics). */
+  events: Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused'>;
   /** What GET /metrics serves. */
   metricsRegistry: Registry;
   /** Orphan sweep and resuming unfinished jobs. */

@@ -26,6 +26,7 @@ import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
 import { instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
 import { createServiceMetrics } from './metrics/service-metrics.ts';
 import { createPressureGauge } from './resources/pressure-gauge.ts';
+import { createStorageGuard } from './resources/storage-guard.ts';
 import { killStrayProcesses } from './resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
 import type { Services } from './services.ts';
@@ -54,6 +55,11 @@ function chunkFormatFor(config: Config): ChunkFormat {
   return config.provider === 'local' ? 'wav' : 'mp3';
 }
 
+/** The SQLite file of the job store. */
+export function storeFile(config: Pick<Config, 'dataDir'>): string {
+  return path.join(config.dataDir, 'jobs.sqlite');
+}
+
 /** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
 export interface ServiceOverrides {
   /** Disk and memory readings (pressure tests). */
@@ -64,7 +70,7 @@ export interface ServiceOverrides {
 export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const lock = lockDataDir(config.dataDir, { shared: config.redisUrl !== undefined });
   const now = () => new Date();
-  const store = new JobStore({ file: path.join(config.dataDir, 'jobs.sqlite'), now, shared: config.redisUrl !== undefined });
+  const store = new JobStore({ file: storeFile(config), now, shared: config.redisUrl !== undefined });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
   const dirPool = createDirPool({
     dirs,
@@ -88,7 +94,20 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     config: { retentionMs: config.retention.jobsMs, uploadRetentionMs: config.retention.uploadsMs, intervalMs: config.retention.sweepIntervalMs },
     clock: now,
   });
-  const pressure = createPressureGauge({ monitor, logger: logger.child({ component: 'pressure' }), onCritical: () => cleanup.emergency() });
+  const storage = createStorageGuard({
+    logger: logger.child({ component: 'storage' }),
+    // Jobs resume once the volume has its reserve back, not at the first free block: the emergency cleanup runs meanwhile.
+    hasRoom: async () => (await monitor.sample()).disk.freeBytes >= monitor.thresholds.diskFreeCriticalBytes,
+    retryMs: config.pressure.sampleIntervalMs,
+    maxWaitMs: config.pressure.diskFullMaxWaitMs,
+    onFull: () => void pressure.refresh().catch((err: unknown) => logger.warn({ err }, 'pressure refresh failed')),
+  });
+  const pressure = createPressureGauge({
+    monitor,
+    logger: logger.child({ component: 'pressure' }),
+    onCritical: () => cleanup.emergency(),
+    storageFull: () => storage.isFull(),
+  });
   // The runner removes an ended job's upload through `dirs.removeUpload`; routing that through the cleanup policy
   // is what lets UPLOAD_RETENTION_HOURS keep it.
   const pipelineDirs: JobDirs = { ...dirs, removeUpload: (id) => cleanup.releaseUpload(id) };
@@ -110,6 +129,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     fields: createRequestValidator({
       defaultModel: config.model,
       knownModels: provider.models,
+      languagesOf: (model) => resolveModel(provider.name, model).languages,
       allowPrivateCallbacks: config.webhooks.allowPrivate,
     }),
   });
@@ -192,6 +212,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     pipeline: {
       store,
       dirs: pipelineDirs,
+      storage,
       planCuts,
       slice: (opts) =>
         withOverlap(capChunkBytes(slicer.slice(opts), { maxBytes: opts.maxBytes, logger, timeoutS: config.ffmpegTimeoutS, signal: opts.signal }), {
@@ -208,9 +229,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
 
   // Scale-out: a BullMQ queue in front of the local runner, which then only runs the jobs this worker takes.
-  const runner = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
+  const { runner, redisHealth } = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
 
-  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs });
+  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs, redisHealth, storage });
   let closing: Promise<void> | null = null;
 
   return {
@@ -233,6 +254,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     },
     health: () => health.report(),
     pressure,
+    storage,
     events,
     metricsRegistry: metrics.registry,
     async start() {
@@ -253,6 +275,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       closing ??= (async () => {
         const steps = [
           () => cleanup.stop(),
+          async () => storage.stop(),
           () => runner.close(config.shutdownTimeoutMs),
           () => limiter.stop(),
           () => webhooks.stop(),

@@ -2,6 +2,7 @@ import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
+import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import { chunkEncoding, isChunkFormat } from './chunk-format.ts';
 import { parseSegmentListLine } from './chunk-files.ts';
 import { runProcess } from './run-process.ts';
@@ -63,6 +64,7 @@ async function cutChunk(chunk: SlicedChunk, parts: number, opts: ByteCapOptions)
   if (r.aborted || r.code !== 0 || entries.length === 0) {
     await Promise.all(files.map((f) => rm(f, { force: true })));
     if (r.aborted) throw new AppError('CANCELLED', 'Splitting a chunk was cancelled.', { cause: opts.signal?.reason });
+    if (saysNoSpace(r.stderrTail)) throw new DiskFullError('chunk files', new Error(r.stderrTail.trim()));
     throw new AppError('INTERNAL', `chunk ${chunk.index} could not be split: ${r.spawnError?.message ?? r.stderrTail.trim().split('\n').pop() ?? ''}`);
   }
   return Promise.all(entries.map(async (e, i) => ({

@@ -1,4 +1,5 @@
 import { AppError } from '../errors.ts';
+import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import type { ChunkEncoding } from './chunk-format.ts';
 import type { ChunkMode } from './chunk-path.ts';
 
@@ -27,6 +28,8 @@ export function sliceError(o: SliceOutcome): AppError | null {
     return new AppError('MEDIA_CORRUPT', `Slicing took longer than ${o.timeoutS} s.`, { details: { reason: 'slice_timeout', positionS } });
   }
   if (o.internalError) return o.internalError;
+  // A full volume is no fault of the file: the job waits for space and slices again.
+  if (o.ffmpegError && saysNoSpace(o.ffmpegError.message)) return new DiskFullError('chunk files', o.ffmpegError);
   if (o.ffmpegError) {
     return new AppError('MEDIA_CORRUPT', `The audio could not be decoded past ${positionS.toFixed(1)} s.`, {
       details: { reason: 'decode_failed', positionS },

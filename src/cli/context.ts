@@ -17,6 +17,8 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** Aborted on Ctrl-C: uploads and follows stop and say how to find the job again. */
   signal: AbortSignal;
+  /** Epoch ms: the one clock for elapsed times, speeds and "retry in" texts. */
+  now: () => number;
   version: string;
 }
 
@@ -38,12 +40,14 @@ export interface CommandContext {
 export class CliError extends Error {
   readonly code: string;
   readonly exitCode: number;
+  readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: string, message: string, exitCode: number = EXIT.failed) {
+  constructor(code: string, message: string, exitCode: number = EXIT.failed, details?: Record<string, unknown>) {
     super(message);
     this.name = 'CliError';
     this.code = code;
     this.exitCode = exitCode;
+    this.details = details;
   }
 }
 
@@ -65,6 +69,7 @@ export function writeJson(io: CliIo, value: unknown): void {
 export function jobFailed(job: JobResource): CliError {
   if (job.status === 'cancelled') return new CliError('CANCELLED', `Job ${job.id} was cancelled.`);
   const code = job.error?.code ?? 'INTERNAL';
-  return new CliError(code, `Job ${job.id} failed: ${job.error?.message ?? 'no reason given'}`);
+  const partial = job.progress.chunks_done > 0 ? ` The chunks that were transcribed: \`chunkscribe get ${job.id} --partial\`.` : '';
+  return new CliError(code, `Job ${job.id} failed: ${job.error?.message ?? 'no reason given'}${partial}`);
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { runCli } from './program.ts';
 
 // The process edge: real streams, env and Ctrl-C; everything below takes them as arguments.
@@ -11,13 +12,27 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-// package.json is two levels up from both src/cli and dist/cli.
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+/**
+ * The version of the package this file ships in: the nearest package.json above it. That is the repository's for
+ * src/cli and dist/cli, and the CLI package's own for its bundle (packages/cli/dist, or where npm installed it).
+ */
+function packageVersion(): string {
+  let dir = import.meta.dirname;
+  for (let level = 0; level < 4; level++) {
+    try {
+      return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      dir = path.dirname(dir);
+    }
+  }
+  return 'unknown';
+}
 
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
   signal: interrupt.signal,
-  version,
+  now: Date.now,
+  version: packageVersion(),
 });

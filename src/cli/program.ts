@@ -1,7 +1,9 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiError, createApiClient } from './api-client.ts';
 import { JOB_STATUSES } from '../jobs/types.ts';
 import { TRANSCRIPT_FORMATS } from '../transcribe/formats.ts';
+import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.ts';
+import { inCliTerms } from './error-text.ts';
 import { CliError, DEFAULT_SERVER, EXIT, type CliIo, type CommandContext, type GlobalOptions } from './context.ts';
 import { cancelCommand, getCommand, listCommand, statusCommand } from './job-commands.ts';
 import { createProgressReporter, pickProgressMode } from './progress-reporter.ts';
@@ -13,6 +15,12 @@ function positiveInt(name: string, max: number) {
     if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name} must be a whole number from 1 to ${max}.`);
     return n;
   };
+}
+
+/** "Examples:" after a command's help: the lines a person would copy. */
+function examples(...lines: Array<[string, string]>): string {
+  const width = Math.max(...lines.map(([cmd]) => cmd.length));
+  return `\nExamples:\n${lines.map(([cmd, why]) => `  $ ${cmd.padEnd(width)}  # ${why}`).join('\n')}\n`;
 }
 
 const formatOption = () => new Option('-f, --format <format>', 'transcript format (default: from the -o extension, else txt)').choices(TRANSCRIPT_FORMATS);
@@ -33,7 +41,7 @@ function contextFor(cmd: Command, io: CliIo): CommandContext {
     io,
     global,
     client: createApiClient({ server: global.server, apiKey: global.apiKey }),
-    reporter: createProgressReporter({ stream: io.stderr, mode }),
+    reporter: createProgressReporter({ stream: io.stderr, mode, now: io.now }),
   };
 }
 
@@ -47,7 +55,18 @@ export function createProgram(io: CliIo): Command {
     .option('--no-progress', 'no progress bars or lines on stderr')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .addHelpText(
+      'after',
+      examples(
+        ['chunkscribe transcribe talk.mp3 -o talk.srt', 'upload, follow, write subtitles'],
+        ['chunkscribe --server http://transcribe.example:3000 jobs', 'list the jobs on another host'],
+        ['chunkscribe status job_abc123 --follow', 'follow a job started elsewhere'],
+        ['source <(chunkscribe completion bash)', 'Tab completion in this shell'],
+      ) +
+        `\nEnvironment: CHUNKSCRIBE_SERVER (default ${DEFAULT_SERVER}), CHUNKSCRIBE_API_KEY.\n` +
+        'Exit codes: 0 done, 1 failed (the error code is printed), 2 usage error, 130 interrupted.\n',
+    );
 
   program
     .command('transcribe')
@@ -65,6 +84,16 @@ export function createProgram(io: CliIo): Command {
     .option('--dry-run', 'only validate and print the estimate')
     .option('--no-wait', 'print the job id after the upload instead of following it')
     .addOption(pollOption())
+    .addHelpText(
+      'after',
+      examples(
+        ['chunkscribe transcribe meeting.m4a', 'the transcript as text on stdout'],
+        ['chunkscribe transcribe talk.mp3 -o talk.srt --language en', 'SRT subtitles, format from the extension'],
+        ['chunkscribe transcribe hearing.wav --dry-run', 'only the duration, chunks and cost estimate'],
+        ['chunkscribe transcribe long.flac --no-wait', 'print the job id and return at once'],
+        ['chunkscribe --json transcribe talk.mp3 -o talk.vtt', 'the finished job as JSON on stdout'],
+      ),
+    )
     .action(async (file: string, flags: TranscribeFlags, cmd: Command) => transcribeCommand(file, flags, contextFor(cmd, io)));
 
   program
@@ -73,6 +102,14 @@ export function createProgram(io: CliIo): Command {
     .addOption(new Option('--status <status>', 'only jobs in this state').choices(JOB_STATUSES))
     .addOption(new Option('--limit <n>', 'how many').default(20).argParser(positiveInt('--limit', 100)))
     .option('--cursor <cursor>', 'next page, from the previous listing')
+    .addHelpText(
+      'after',
+      examples(
+        ['chunkscribe jobs', 'the 20 newest jobs'],
+        ['chunkscribe jobs --status failed --limit 5', 'the 5 newest failed jobs'],
+        ["chunkscribe --json jobs | jq -r '.items[].id'", 'ids for a script'],
+      ),
+    )
     .action(async (flags: { status?: string; limit: number; cursor?: string }, cmd: Command) => listCommand(flags, contextFor(cmd, io)));
 
   program
@@ -81,6 +118,13 @@ export function createProgram(io: CliIo): Command {
     .argument('<id>', 'job id')
     .option('--follow', 'keep following until it ends (exit 1 unless it completes)')
     .addOption(pollOption())
+    .addHelpText(
+      'after',
+      examples(
+        ['chunkscribe status job_abc123', 'state, progress, engine, error'],
+        ['chunkscribe status job_abc123 --follow', 'progress until it ends; exit 0 only if it completed'],
+      ),
+    )
     .action(async (id: string, flags: { follow?: boolean; pollInterval: number }, cmd: Command) => statusCommand(id, flags, contextFor(cmd, io)));
 
   program
@@ -90,6 +134,14 @@ export function createProgram(io: CliIo): Command {
     .addOption(formatOption())
     .option('-o, --output <path>', 'write it here (default: stdout)')
     .option('--partial', 'the chunks finished so far, before the job completes')
+    .addHelpText(
+      'after',
+      examples(
+        ['chunkscribe get job_abc123 -o talk.srt', 'SRT, format from the extension'],
+        ['chunkscribe get job_abc123 --format vtt > talk.vtt', 'WebVTT on stdout'],
+        ['chunkscribe get job_abc123 --partial', 'what is transcribed so far of a running job'],
+      ),
+    )
     .action(async (id: string, flags: { format?: string; output?: string; partial?: boolean }, cmd: Command) =>
       getCommand(id, flags, contextFor(cmd, io)),
     );
@@ -98,7 +150,24 @@ export function createProgram(io: CliIo): Command {
     .command('cancel')
     .description('cancel a job if it runs, then delete its audio and transcript')
     .argument('<id>', 'job id')
+    .addHelpText('after', examples(['chunkscribe cancel job_abc123', 'stop it and delete its audio and transcript']))
     .action(async (id: string, _flags: unknown, cmd: Command) => cancelCommand(id, contextFor(cmd, io)));
+
+  program
+    .command('completion')
+    .description('print a shell completion script')
+    .addArgument(new Argument('<shell>', 'the shell').choices(COMPLETION_SHELLS))
+    .addHelpText(
+      'after',
+      examples(
+        ['source <(chunkscribe completion bash)', 'Tab completion in this bash'],
+        ['chunkscribe completion bash > ~/.local/share/bash-completion/completions/chunkscribe', 'every new bash'],
+        ["echo 'source <(chunkscribe completion zsh)' >> ~/.zshrc", 'every new zsh'],
+      ),
+    )
+    .action((shell: CompletionShell) => {
+      io.stdout.write(completionScript(shell, program));
+    });
 
   return program;
 }
@@ -122,11 +191,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof ApiError) {
-      report(io, json, err.code, err.message, err.details);
+      report(io, json, err.code, inCliTerms(err.code, err.message, err.details), err.details);
       return EXIT.failed;
     }
     if (err instanceof CliError) {
-      report(io, json, err.code, err.message);
+      report(io, json, err.code, err.message, err.details);
       return err.exitCode;
     }
     throw err;

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { JobResource } from '../jobs/progress.ts';
-import { formatBytes, formatEta, jobProgressKey, jobProgressLine, percentOf } from './format.ts';
+import { audioProgress, formatBytes, formatDuration, jobProgressKey, jobProgressLine, percentOf, stageWords, type FollowView } from './format.ts';
 
 /** bars: redrawn in place (a terminal); plain: one line per change (logs, CI, pipes); none: silent. */
 export type ProgressMode = 'bars' | 'plain' | 'none';
@@ -16,8 +16,10 @@ export interface ProgressReporter {
 export interface ReporterOptions {
   stream: NodeJS.WritableStream;
   mode: ProgressMode;
-  /** Epoch ms; injected so upload speed is computed from one clock. */
+  /** Epoch ms; injected so elapsed time and speeds are computed from one clock. */
   now?: () => number;
+  /** In plain mode, a line at least this often while nothing changes (a long chunk), so a log shows it is alive. */
+  heartbeatMs?: number;
 }
 
 export function pickProgressMode(opts: { progress: boolean; isTTY: boolean | undefined; env: Record<string, string | undefined> }): ProgressMode {
@@ -27,22 +29,30 @@ export function pickProgressMode(opts: { progress: boolean; isTTY: boolean | und
 }
 
 const UPLOAD_STEP_PERCENT = 10;
+const HEARTBEAT_MS = 30_000;
 
 export function createProgressReporter(options: ReporterOptions): ProgressReporter {
   const { stream, mode } = options;
   const now = options.now ?? Date.now;
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
   const writeLine = (line: string) => stream.write(`${line}\n`);
+  // Elapsed counts from when the command started, which is what the person at the terminal has waited.
+  const startedAt = now();
+  // Speed is measured from the first job state seen, so following a half-done job does not count work done before.
+  let firstSeen: { at: number; audioS: number } | null = null;
+  let lastLineAt = 0;
 
   let uploadStarted = 0;
   let lastUploadStep = -1;
   let lastJobKey = '';
   let uploadBar: cliProgress.SingleBar | null = null;
-  let jobBar: cliProgress.SingleBar | null = null;
+  // Two lines, so an 80-column terminal shows all of it: the bar with counts and times, then the stage and audio.
+  let jobBars: { group: cliProgress.MultiBar; bar: cliProgress.GenericBar; words: cliProgress.GenericBar } | null = null;
 
   const barOptions = (format: string): cliProgress.Options => ({
     stream,
     format,
-    barsize: 28,
+    barsize: 20,
     hideCursor: true,
     clearOnComplete: false,
     stopOnComplete: false,
@@ -56,11 +66,19 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
     return seconds > 0 ? `${formatBytes(sent / seconds)}/s` : '';
   }
 
+  function followView(job: JobResource): FollowView {
+    const at = now();
+    firstSeen ??= { at, audioS: job.progress.audio_s_done };
+    const doneS = job.progress.audio_s_done - firstSeen.audioS;
+    const wallS = (at - firstSeen.at) / 1000;
+    return { elapsedS: (at - startedAt) / 1000, speed: doneS > 0 && wallS > 0 ? doneS / wallS : null, nowMs: at };
+  }
+
   function stopBars(): void {
     uploadBar?.stop();
-    jobBar?.stop();
+    jobBars?.group.stop();
     uploadBar = null;
-    jobBar = null;
+    jobBars = null;
   }
 
   return {
@@ -85,11 +103,13 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
 
     jobUpdate(job) {
       if (mode === 'none') return;
+      const view = followView(job);
       if (mode === 'plain') {
         const key = jobProgressKey(job);
-        if (key === lastJobKey) return;
+        if (key === lastJobKey && view.nowMs - lastLineAt < heartbeatMs) return;
         lastJobKey = key;
-        writeLine(jobProgressLine(job));
+        lastLineAt = view.nowMs;
+        writeLine(jobProgressLine(job, view));
         return;
       }
       if (uploadBar) {
@@ -99,21 +119,23 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
       const p = job.progress;
       // Not `eta`: cli-progress reserves that token for its own estimate from the bar's rate.
       const payload = {
-        state: job.stage ? `${job.status}/${job.stage}` : job.status,
         jobPercent: p.percent.toFixed(1),
-        left: formatEta(p.eta_s),
-        extra: [p.chunks_retrying ? `${p.chunks_retrying} retrying` : '', p.chunks_failed ? `${p.chunks_failed} failed` : '']
-          .filter(Boolean)
-          .map((s) => ` | ${s}`)
-          .join(''),
+        audio: audioProgress(job, view.speed),
+        elapsed: formatDuration(view.elapsedS),
+        left: formatDuration(p.eta_s),
+        state: stageWords(job, view.nowMs),
+        failed: p.chunks_failed ? ` | ${p.chunks_failed} failed` : '',
       };
       const total = Math.max(1, p.chunks_total);
-      if (!jobBar) {
-        jobBar = new cliProgress.SingleBar(barOptions('transcribe [{bar}] {value}/{total} chunks | {jobPercent}% | ETA {left} | {state}{extra}'));
-        jobBar.start(total, p.chunks_done, payload);
+      if (!jobBars) {
+        const group = new cliProgress.MultiBar(barOptions('transcribe [{bar}] {value}/{total} chunks {jobPercent}% | elapsed {elapsed} | ETA {left}{failed}'));
+        const bar = group.create(total, p.chunks_done, payload);
+        const words = group.create(1, 0, payload, { format: '           {state} | {audio}' });
+        jobBars = { group, bar, words };
       }
-      if (jobBar.getTotal() !== total) jobBar.setTotal(total);
-      jobBar.update(p.chunks_done, payload);
+      if (jobBars.bar.getTotal() !== total) jobBars.bar.setTotal(total);
+      jobBars.bar.update(p.chunks_done, payload);
+      jobBars.words.update(0, payload);
     },
 
     note(line) {

@@ -3,7 +3,7 @@ import type { JobResource } from '../jobs/progress.ts';
 import type { DryRunEstimate } from './api-client.ts';
 import { CliError, EXIT, formatFor, jobFailed, writeJson, type CommandContext } from './context.ts';
 import { followJob } from './follow-job.ts';
-import { formatBytes, formatEta } from './format.ts';
+import { formatBytes, formatDuration } from './format.ts';
 
 export interface TranscribeFlags {
   format?: string;
@@ -36,6 +36,9 @@ function formFields(flags: TranscribeFlags): Record<string, string> {
   return fields;
 }
 
+/** The usual reasons in words; any other errno is shown as its code. */
+const FILE_ERRORS: Readonly<Record<string, string>> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a part of the path is not a directory' };
+
 async function checkFile(file: string): Promise<number> {
   try {
     const info = await stat(file);
@@ -43,7 +46,8 @@ async function checkFile(file: string): Promise<number> {
     return info.size;
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw new CliError('FILE_MISSING', `Cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`, EXIT.usage);
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    throw new CliError('FILE_MISSING', `Cannot read ${file}: ${FILE_ERRORS[code] ?? (code || String(err))}.`, EXIT.usage);
   }
 }
 
@@ -69,7 +73,7 @@ export async function transcribeCommand(file: string, flags: TranscribeFlags, ct
     });
     if ('dry_run' in created) return printEstimate(created, ctx);
     jobId = created.id;
-    reporter.note(`uploaded ${file} (${formatBytes(size)}) as ${created.id}, ${formatEta(created.audio.duration_s)} of audio`);
+    reporter.note(`uploaded ${file} (${formatBytes(size)}) as ${created.id}, ${formatDuration(created.audio.duration_s)} of audio`);
     if (!flags.wait) {
       if (global.json) writeJson(io, created);
       else io.stdout.write(`${created.id}\n`);
@@ -113,7 +117,7 @@ function printEstimate(estimate: DryRunEstimate, ctx: CommandContext): void {
   if (ctx.global.json) return writeJson(ctx.io, estimate);
   const e = estimate.estimate;
   ctx.io.stdout.write(
-    `dry run: ${formatEta(estimate.audio.duration_s)} of ${estimate.audio.format} audio, ${estimate.chunks_planned} chunks, ` +
+    `dry run: ${formatDuration(estimate.audio.duration_s)} of ${estimate.audio.format} audio, ${estimate.chunks_planned} chunks, ` +
       `${e.provider} ${e.model}, estimated $${e.cost_usd}\n`,
   );
 }

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.ts';
 import type { JobRecord } from './types.ts';
 
 /**
@@ -9,6 +10,8 @@ export interface JobEvents {
   uploadBytes(bytes: number): void;
   /** A new job was stored (not an idempotent replay). */
   accepted(job: JobRecord): void;
+  /** POST /v1/jobs answered with an error (refused at any step: auth, rate limit, pressure, validation). */
+  uploadRefused(code: ErrorCode): void;
   /** A job reached completed, failed or cancelled in this process. */
   ended(job: JobRecord): void;
 }
@@ -18,6 +21,7 @@ export function combineJobEvents(...listeners: ReadonlyArray<Partial<JobEvents>>
   return {
     uploadBytes: (bytes) => listeners.forEach((l) => l.uploadBytes?.(bytes)),
     accepted: (job) => listeners.forEach((l) => l.accepted?.(job)),
+    uploadRefused: (code) => listeners.forEach((l) => l.uploadRefused?.(code)),
     ended: (job) => listeners.forEach((l) => l.ended?.(job)),
   };
 }

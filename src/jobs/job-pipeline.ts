@@ -6,12 +6,14 @@ import type { ChunkMode, ChunkPath } from '../chunker/chunk-path.ts';
 import type { CutPlan } from '../chunker/split-planner.ts';
 import type { SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
+import { isDiskFull } from '../resources/disk-full.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
+import { StorageWaitExceeded, type StorageGuard } from '../resources/storage-guard.ts';
 import { chainedPrompt } from '../transcribe/context-prompt.ts';
 import { stitchTranscript } from '../transcribe/stitcher.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { computeProgress } from './progress.ts';
-import type { JobStore } from './store.ts';
+import type { ChunkPatch, JobStore } from './store.ts';
 import type { ChunkRecord, JobRecord } from './types.ts';
 
 export interface SliceHandleLike {
@@ -23,6 +25,8 @@ export interface SliceHandleLike {
 export interface PipelineDeps {
   store: JobStore;
   dirs: JobDirs;
+  /** Where writes that fail for lack of space wait for it (the job pauses instead of failing). */
+  storage: Pick<StorageGuard, 'run' | 'attempt' | 'report' | 'writable'>;
   slice(opts: {
     input: string;
     demuxer: string;
@@ -69,6 +73,8 @@ export class ShutdownSignal extends Error {
   }
 }
 
+type Span = Pick<ChunkRecord, 'startS' | 'durationS'>;
+
 /** A chunk error that ends the whole job (bad key, exhausted quota), as the transcriber marks it. */
 function isFatalForJob(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { fatalForJob?: unknown }).fatalForJob === true;
@@ -86,11 +92,25 @@ export async function runJobPipeline(
   log: Logger,
 ): Promise<void> {
   const { abort: signal, drain } = signals;
-  const { store, dirs } = deps;
+  const { store, dirs, storage } = deps;
   const now = () => deps.now().toISOString();
-  store.updateJob(job.id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null });
+  // Until a request is out, shutdown may end any wait at once: the job resumes at the next start.
+  const stopping = AbortSignal.any([signal, drain]);
+  /**
+   * A write the job cannot go on without: on a full volume it waits for space (the job pauses) until `until`
+   * is aborted or DISK_FULL_MAX_WAIT_S has passed.
+   */
+  const save = async <T>(what: string, write: () => T | Promise<T>, until: AbortSignal = stopping): Promise<T> => {
+    try {
+      return await storage.run(what, write, until);
+    } catch (err) {
+      if (until.aborted && !signal.aborted && drain.aborted) throw new ShutdownSignal();
+      throw err;
+    }
+  };
+  await save('job start', () => store.updateJob(job.id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null }));
   // A resumed job's chunk directory was removed when the previous process stopped it.
-  await dirs.create(job.id);
+  await save('job directory', () => dirs.create(job.id));
 
   let chunks = store.listChunks(job.id);
   // A resumed job keeps its plan: the stored chunks and the path chosen for them.
@@ -100,18 +120,21 @@ export async function runJobPipeline(
     const plan = await deps.planCuts(job, AbortSignal.any([signal, drain]));
     hardCuts = plan.hardCuts;
     chunkPath = deps.chunkPath(job, hardCuts);
-    // Before the chunks: a job resumed from them must find the path they were planned for.
-    store.updateJob(job.id, {
-      chunkPlan: { mode: chunkPath.mode, format: chunkPath.format, overlapS: chunkPath.overlapS, hardCuts, reason: chunkPath.reason },
-    });
+    const chunkPlan = { mode: chunkPath.mode, format: chunkPath.format, overlapS: chunkPath.overlapS, hardCuts, reason: chunkPath.reason };
     const bounds = [0, ...plan.cuts, job.audio.duration_s];
-    bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
+    // Every write here is idempotent, so a retry after a full volume repeats them all.
+    await save('chunk plan', () => {
+      // Before the chunks: a job resumed from them must find the path they were planned for.
+      store.updateJob(job.id, { chunkPlan });
+      bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
+      store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
+    });
     chunks = store.listChunks(job.id);
-    store.updateJob(job.id, { chunksTotal: chunks.length });
   }
-  const done = new Map(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
+  /** Chunks never sent again: those with a result from before, and those settled (done or failed) in this run. */
+  const settled = new Map<number, Span>(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
   const { overlapS } = chunkPath;
-  log.info({ chunks: chunks.length, alreadyDone: done.size, hardCuts, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, overlapS, why: chunkPath.reason }, 'slicing');
+  log.info({ chunks: chunks.length, alreadyDone: settled.size, hardCuts, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, overlapS, why: chunkPath.reason }, 'slicing');
 
   // Context chaining needs the previous chunk's text before the next one goes: one at a time, in index order
   // (the slicer yields chunks in order and p-limit starts them first in, first out).
@@ -121,32 +144,42 @@ export async function runJobPipeline(
   const jobAbort = new AbortController();
   const onAbort = () => jobAbort.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
-  const handle = deps.slice({
-    input: dirs.uploadPath(job.id),
-    demuxer: job.audio.demuxer,
-    outDir: dirs.chunksDir(job.id),
-    cutPoints: chunks.slice(1).map((c) => c.startS),
-    format: chunkPath.format,
-    mode: chunkPath.mode,
-    maxBytes: chunkPath.maxBytes,
-    overlapS,
-    lookahead: Math.max(2, deps.concurrency * 2),
-    maxDurationS: deps.maxDurationS,
-    expectedDurationS: job.audio.duration_s,
-    // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
-    signal: AbortSignal.any([jobAbort.signal, drain]),
-  });
+  // Waits of a chunk on its way out; shutdown lets requests already sent finish and store their paid results.
+  const stopSending = AbortSignal.any([jobAbort.signal, drain]);
+  const startSlice = (): SliceHandleLike =>
+    deps.slice({
+      input: dirs.uploadPath(job.id),
+      demuxer: job.audio.demuxer,
+      outDir: dirs.chunksDir(job.id),
+      cutPoints: chunks.slice(1).map((c) => c.startS),
+      format: chunkPath.format,
+      mode: chunkPath.mode,
+      maxBytes: chunkPath.maxBytes,
+      overlapS,
+      lookahead: Math.max(2, deps.concurrency * 2),
+      maxDurationS: deps.maxDurationS,
+      expectedDurationS: job.audio.duration_s,
+      // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
+      signal: stopSending,
+    });
 
-  const finishChunk = async (chunk: SlicedChunk) => {
+  const finishChunk = async (handle: SliceHandleLike, chunk: SlicedChunk) => {
     handle.release(chunk.index);
     await rm(chunk.path, { force: true });
   };
 
-  const transcribeChunk = async (chunk: SlicedChunk): Promise<void> => {
+  /** Progress details: on a full volume they are skipped (the chunk's result is what must not be lost). */
+  const note = (index: number, patch: ChunkPatch) => void storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch));
+
+  const transcribeChunk = async (handle: SliceHandleLike, chunk: SlicedChunk): Promise<void> => {
     const clog = log.child({ chunk: chunk.index });
+    let sent = false;
     try {
       if (drain.aborted) return;
       jobAbort.signal.throwIfAborted();
+      // No request goes out while the volume is full: its result could not be stored either.
+      await storage.writable(stopSending);
+      sent = true;
       const input: TranscribeInput = {
         jobId: job.id,
         index: chunk.index,
@@ -158,16 +191,11 @@ export async function runJobPipeline(
         signal: jobAbort.signal,
       };
       const hooks: TranscribeHooks = {
-        onAttempt: (attempt) =>
-          store.updateChunk(job.id, chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null, errorCode: null }),
+        onAttempt: (attempt) => note(chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null, errorCode: null }),
         onRetry: ({ delayMs, code }) =>
-          store.updateChunk(job.id, chunk.index, {
-            status: 'retrying',
-            nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(),
-            errorMessage: code ?? null,
-          }),
+          note(chunk.index, { status: 'retrying', nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(), errorMessage: code ?? null }),
         onWaiting: ({ reason, until }) =>
-          store.updateChunk(job.id, chunk.index, {
+          note(chunk.index, {
             status: 'retrying',
             nextTryAt: until === null ? null : new Date(until).toISOString(),
             errorCode: 'PROVIDER_UNAVAILABLE',
@@ -175,22 +203,32 @@ export async function runJobPipeline(
           }),
       };
       const result = await deps.transcribe(input, hooks);
-      store.updateChunk(job.id, chunk.index, { status: 'done', result, errorCode: null, errorMessage: null, nextTryAt: null });
+      // The paid result is only in memory until this write: it waits out a full volume, and shutdown's drain too
+      // (only the runner's final abort ends the wait; the chunk is then sent again at the next start).
+      await save('chunk result', () => store.updateChunk(job.id, chunk.index, { status: 'done', result, errorCode: null, errorMessage: null, nextTryAt: null }), jobAbort.signal);
+      settled.set(chunk.index, chunk);
       clog.debug({ segments: result.segments.length }, 'chunk transcribed');
       reportProgress();
     } catch (err) {
       // Stopped by cancel, shutdown or another chunk's job-fatal error: the chunk stays pending for a resume.
-      if (jobAbort.signal.aborted || (drain.aborted && isAppError(err) && err.code === 'CANCELLED')) return;
-      if (isFatalForJob(err)) {
+      if (jobAbort.signal.aborted || (drain.aborted && (!sent || (isAppError(err) && err.code === 'CANCELLED')))) return;
+      if (isFatalForJob(err) || err instanceof StorageWaitExceeded) {
         clog.error({ err }, 'chunk failed; the job cannot go on');
         jobAbort.abort(err);
         return;
       }
       const code = isAppError(err) ? err.code : 'CHUNK_FAILED';
       clog.warn({ err, code }, 'chunk failed');
-      store.updateChunk(job.id, chunk.index, { status: 'failed', errorCode: code, errorMessage: errorMessage(err), nextTryAt: null });
+      try {
+        await save('chunk failure', () => store.updateChunk(job.id, chunk.index, { status: 'failed', errorCode: code, errorMessage: errorMessage(err), nextTryAt: null }), jobAbort.signal);
+        settled.set(chunk.index, chunk);
+      } catch (saveErr) {
+        if (jobAbort.signal.aborted) return;
+        if (saveErr instanceof StorageWaitExceeded) jobAbort.abort(saveErr);
+        else throw saveErr;
+      }
     } finally {
-      await finishChunk(chunk);
+      await finishChunk(handle, chunk);
     }
   };
 
@@ -212,37 +250,61 @@ export async function runJobPipeline(
       transcribingStartedAt: current.transcribingStartedAt ? Date.parse(current.transcribingStartedAt) : null,
       now: deps.now().getTime(),
     });
-    store.raisePercent(job.id, p.percent);
+    storage.attempt('progress', () => store.raisePercent(job.id, p.percent));
   };
 
   const pending: Array<Promise<void>> = [];
   let sliced = 0;
-  try {
-    for await (const chunk of handle.chunks) {
-      sliced = chunk.index + 1;
-      if (sameSpan(done.get(chunk.index), chunk)) {
-        await finishChunk(chunk);
-        continue;
-      }
-      store.upsertChunk(job.id, chunk.index, chunk.startS, chunk.durationS);
-      if (pending.length === 0) {
-        store.updateJob(job.id, { stage: 'transcribing', transcribingStartedAt: job.transcribingStartedAt ?? now() });
-      }
-      pending.push(limit(() => transcribeChunk(chunk)));
-    }
-  } catch (err) {
-    // Whatever was cut before ffmpeg failed is still transcribed; the job then fails with the slicer's error.
-    await Promise.allSettled(pending);
+  const stopSlicing = (err: unknown): unknown => {
     signal.removeEventListener('abort', onAbort);
-    throw jobAbort.signal.aborted ? jobAbort.signal.reason : drain.aborted ? new ShutdownSignal() : err;
+    return jobAbort.signal.aborted ? jobAbort.signal.reason : drain.aborted ? new ShutdownSignal() : err;
+  };
+  // Slicing starts again (skipping the settled chunks) when ffmpeg ran out of space for the chunk files.
+  for (;;) {
+    const handle = startSlice();
+    /** The last chunk this run of ffmpeg cut, if it was handed to a request. */
+    let lastSent: SlicedChunk | null = null;
+    try {
+      for await (const chunk of handle.chunks) {
+        sliced = chunk.index + 1;
+        if (sameSpan(settled.get(chunk.index), chunk)) {
+          lastSent = null;
+          await finishChunk(handle, chunk);
+          continue;
+        }
+        await save('chunk row', () => store.upsertChunk(job.id, chunk.index, chunk.startS, chunk.durationS), stopSending);
+        if (pending.length === 0) {
+          await save('job stage', () => store.updateJob(job.id, { stage: 'transcribing', transcribingStartedAt: job.transcribingStartedAt ?? now() }), stopSending);
+        }
+        lastSent = chunk;
+        pending.push(limit(() => transcribeChunk(handle, chunk)));
+      }
+      break;
+    } catch (err) {
+      // Whatever was cut before ffmpeg failed is still transcribed; the job then fails with the slicer's error.
+      await Promise.allSettled(pending);
+      if (jobAbort.signal.aborted || drain.aborted || !isDiskFull(err)) throw stopSlicing(err);
+      // ffmpeg lists a segment even when closing its file failed for lack of space: the last one it cut may be
+      // short, so it is cut and sent again (the one request this can cost twice).
+      if (lastSent) settled.delete(lastSent.index);
+      log.warn({ err: errorMessage(err), resend: lastSent?.index ?? null }, 'slicing ran out of disk space; it starts again once space is freed');
+      storage.report('chunk files', err);
+      try {
+        await storage.writable(stopSending);
+      } catch (waitErr) {
+        throw stopSlicing(waitErr);
+      }
+    }
   }
   await Promise.allSettled(pending);
   signal.removeEventListener('abort', onAbort);
   if (jobAbort.signal.aborted) throw jobAbort.signal.reason;
   if (drain.aborted) throw new ShutdownSignal();
 
-  store.deleteChunksFrom(job.id, sliced);
-  store.updateJob(job.id, { slicingDone: true, chunksTotal: sliced, stage: 'stitching' });
+  await save('slicing end', () => {
+    store.deleteChunksFrom(job.id, sliced);
+    store.updateJob(job.id, { slicingDone: true, chunksTotal: sliced, stage: 'stitching' });
+  });
   await dirs.removeChunks(job.id);
   const final = store.listChunks(job.id);
   assertEnoughChunks(final, deps.maxFailedChunkRatio);
@@ -257,8 +319,10 @@ export async function runJobPipeline(
     }),
     overlapS,
   });
-  store.saveTranscript(job.id, transcript);
-  store.updateJob(job.id, { status: 'completed', stage: null, percent: 100, completedAt: now() });
+  await save('transcript', () => {
+    store.saveTranscript(job.id, transcript);
+    store.updateJob(job.id, { status: 'completed', stage: null, percent: 100, completedAt: now() });
+  });
   log.info({ chunks: final.length, failed: final.filter((c) => c.status === 'failed').length }, 'job completed');
 }
 
@@ -266,7 +330,7 @@ export async function runJobPipeline(
  * Whether a stored result still covers the chunk just cut. A chunk split for the byte cap renumbers the ones
  * after it, so after a restart an index can name other audio than the result stored under it.
  */
-function sameSpan(stored: ChunkRecord | undefined, chunk: SlicedChunk): boolean {
+function sameSpan(stored: Span | undefined, chunk: SlicedChunk): boolean {
   return stored !== undefined && Math.abs(stored.startS - chunk.startS) < 0.05 && Math.abs(stored.durationS - chunk.durationS) < 0.05;
 }
 

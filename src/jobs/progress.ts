@@ -38,7 +38,10 @@ export interface ChunkActivity {
   chunks_sending: number;
   /** The chunks between two attempts (lowest index first, at most MAX_RETRYING_SHOWN). */
   retrying: Array<{ chunk: number; attempts: number; next_try_at: string | null; reason: string | null }>;
-  /** Set while chunks wait for the provider's circuit to close rather than for their own retry. */
+  /**
+   * Set while the job's chunks are held by something other than their own retry: the provider's circuit
+   * (`provider_circuit_open`) or a full data volume (`disk_full`, until the next check for space).
+   */
   waiting: JobWaiting | null;
 }
 
@@ -111,8 +114,11 @@ export function computeProgress(input: ProgressInput): JobProgress {
   };
 }
 
-/** The job resource of the HTTP contract (api.md), built from the stored rows only. */
-export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now: number): JobResource {
+/**
+ * The job resource of the HTTP contract (api.md), built from the stored rows, and `storageWaiting` for a job
+ * being processed: a pause for a full volume cannot be stored (src/resources/storage-guard.ts).
+ */
+export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now: number, storageWaiting: JobWaiting | null = null): JobResource {
   const { audio } = job;
   return {
     id: job.id,
@@ -133,7 +139,7 @@ export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now
         transcribingStartedAt: parseTime(job.transcribingStartedAt),
         now,
       }),
-      ...chunkActivity(job, chunks),
+      ...chunkActivity(job, chunks, storageWaiting),
     },
     estimate: { cost_usd: job.estimate.cost_usd, provider: job.estimate.provider, model: job.estimate.model },
     error: job.errorCode === null ? null : { code: job.errorCode, message: job.errorMessage ?? defaultMessage(job.errorCode) },
@@ -146,7 +152,11 @@ export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now
  * The chunk states of a running job: how many wait their turn or are with the provider, which ones are between
  * attempts (with the attempt count, next try and last error), and whether the provider's circuit holds them.
  */
-export function chunkActivity(job: Pick<JobRecord, 'status' | 'chunksTotal'>, chunks: readonly ChunkState[]): ChunkActivity {
+export function chunkActivity(
+  job: Pick<JobRecord, 'status' | 'chunksTotal'>,
+  chunks: readonly ChunkState[],
+  storageWaiting: JobWaiting | null = null,
+): ChunkActivity {
   if (!isLive(job.status)) return { chunks_pending: 0, chunks_sending: 0, retrying: [], waiting: null };
   const retrying = chunks.filter((c) => c.status === 'retrying');
   const held = retrying.filter((c) => c.errorMessage === CIRCUIT_WAIT_REASON);
@@ -161,7 +171,8 @@ export function chunkActivity(job: Pick<JobRecord, 'status' | 'chunksTotal'>, ch
       next_try_at: c.nextTryAt,
       reason: c.errorMessage,
     })),
-    waiting: held.length > 0 ? { reason: CIRCUIT_WAIT_REASON, until } : null,
+    // A full volume holds every chunk, the circuit only those due to go next.
+    waiting: (job.status === 'processing' ? storageWaiting : null) ?? (held.length > 0 ? { reason: CIRCUIT_WAIT_REASON, until } : null),
   };
 }
 

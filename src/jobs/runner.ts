@@ -117,6 +117,18 @@ export class JobRunner implements JobQueue {
     return this.#closing;
   }
 
+  /**
+   * A job's end state written once, without waiting for space: on a full volume the job stays live in the store
+   * (it resumes at the next start) instead of the error ending the process.
+   */
+  #record(log: Logger, what: string, write: () => void): void {
+    try {
+      if (!this.#opts.pipeline.storage.attempt(what, write)) log.warn({ what }, 'not stored: the data volume is full; the job resumes at the next start');
+    } catch (err) {
+      log.error({ err: errorMessage(err), what }, 'could not store the end of the job');
+    }
+  }
+
   async #run(jobId: string, signal: AbortSignal): Promise<void> {
     const { store, logger } = this.#opts;
     const job = store.getJob(jobId);
@@ -136,18 +148,19 @@ export class JobRunner implements JobQueue {
       }
       if (isAppError(err) && err.code === 'CANCELLED') {
         log.info('job cancelled');
-        store.updateJob(jobId, { status: 'cancelled', stage: null, completedAt: this.#opts.now().toISOString() });
+        // Not waited for: the client's DELETE waits on this, and its own delete answers 503 on a full volume.
+        this.#record(log, 'job cancel', () =>
+          store.updateJob(jobId, { status: 'cancelled', stage: null, completedAt: this.#opts.now().toISOString() }),
+        );
         return;
       }
       const code = isAppError(err) ? err.code : 'INTERNAL';
       const message = isAppError(err) ? err.message : 'The job failed because of an internal error.';
       log.error({ err, code }, 'job failed');
-      store.updateJob(jobId, {
-        status: 'failed',
-        stage: null,
-        errorCode: code,
-        errorMessage: message,
-        completedAt: this.#opts.now().toISOString(),
+      const failed = () =>
+        store.updateJob(jobId, { status: 'failed', stage: null, errorCode: code, errorMessage: message, completedAt: this.#opts.now().toISOString() });
+      await this.#opts.pipeline.storage.run('job failure', failed, this.#drain.signal).catch((writeErr: unknown) => {
+        log.error({ err: errorMessage(writeErr) }, 'the job failure could not be stored; the job resumes at the next start');
       });
     } finally {
       await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {

@@ -1,5 +1,6 @@
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
 import type { ErrorCode } from '../errors.ts';
+import { isJobId } from './ids.ts';
 import type { ChunkRecord, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
 
 /** How the store's records map to SQLite rows and back: the column names, the JSON columns, the list cursor. */
@@ -113,7 +114,20 @@ export function encodeCursor(job: JobRecord): string {
   return Buffer.from(`${job.createdAt}|${job.id}`).toString('base64url');
 }
 
+/** An ISO-8601 UTC timestamp as Date.toISOString writes it, which is how created_at is stored. */
+const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** A cursor is base64url of "<created_at>|<job id>": 24 + 1 + 26 bytes, about 68 characters; room to spare. */
+const MAX_CURSOR_CHARS = 128;
+
+/**
+ * The (created_at, id) a cursor continues after, or null when it is not one encodeCursor made: the caller must
+ * refuse it, since ignoring it would silently answer the first page again.
+ */
 export function decodeCursor(cursor: string): [string, string] | null {
-  const parts = Buffer.from(cursor, 'base64url').toString().split('|');
-  return parts.length === 2 && parts[0] && parts[1] ? [parts[0], parts[1]] : null;
+  if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
+  const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (parts.length !== 2) return null;
+  const [createdAt = '', id = ''] = parts;
+  if (!ISO_TIMESTAMP.test(createdAt) || Number.isNaN(Date.parse(createdAt)) || !isJobId(id)) return null;
+  return [createdAt, id];
 }

@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { DiskFullError, isDiskFull, isMalformedStore } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
+import { AppError } from '../errors.ts';
 import { migrate } from './migrations.ts';
 import {
   CHUNK_COLUMNS,
@@ -39,6 +41,24 @@ export interface ListJobsQuery {
   cursor?: string;
 }
 
+/**
+ * The store file is damaged or not a database: the service cannot start on it, and nothing it could do on its own
+ * (deleting the file) would be safe. The message names the file and what the operator can do.
+ */
+export class StoreUnreadableError extends Error {
+  readonly file: string;
+  constructor(file: string, detail: string, cause?: unknown) {
+    super(
+      `The job store ${file} is damaged (${detail}). Stop every process using it, then restore it from a backup, or ` +
+        `recover what is readable with \`sqlite3 ${file} .recover | sqlite3 ${file}.recovered\` and move that in its place, ` +
+        `or move the file (with its -wal and -shm files) aside to start with an empty store.`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.name = 'StoreUnreadableError';
+    this.file = file;
+  }
+}
+
 /** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
 const POLL_CACHE_SIZE = 1_000;
 
@@ -66,13 +86,23 @@ export class JobStore {
 
   constructor(options: JobStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
-    this.#db = new DatabaseSync(options.file);
     this.#now = options.now ?? (() => new Date());
     this.#shared = options.shared ?? false;
-    // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
-    this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
-    migrate(this.#db);
-    const columns = this.#db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>;
+    this.#db = new DatabaseSync(options.file);
+    let columns: Array<{ name: string }>;
+    try {
+      // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
+      this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      // A damaged page otherwise surfaces later, from whichever query reads it first (the start's cleanup pass).
+      const check = (this.#db.prepare('PRAGMA quick_check(3)').all() as Array<{ quick_check: string }>).map((r) => r.quick_check);
+      if (check.join() !== 'ok') throw new StoreUnreadableError(options.file, check.join('; ').replaceAll('\n', ' '));
+      migrate(this.#db);
+      columns = this.#db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>;
+    } catch (err) {
+      this.#db.close();
+      if (isMalformedStore(err)) throw new StoreUnreadableError(options.file, (err as Error).message, err);
+      throw err;
+    }
     this.#jobColumns = columns
       .map((c) => c.name)
       .filter((name) => name !== 'transcript_json')
@@ -84,9 +114,20 @@ export class JobStore {
    * Every write goes through here: it counts the write, which is how the poll cache knows its copy is stale
    * (writes by other connections move `PRAGMA data_version` instead).
    */
-  #write(sql: string): StatementSync {
+  #write(sql: string): { run(...params: SQLInputValue[]): void } {
     this.#writes += 1;
-    return this.#db.prepare(sql);
+    const statement = this.#db.prepare(sql);
+    return {
+      // A full volume is a state the jobs wait out (src/resources/storage-guard.ts), and a client retries: typed
+      // here, once, so no caller has to know SQLite's error codes.
+      run: (...params: SQLInputValue[]) => {
+        try {
+          statement.run(...params);
+        } catch (err) {
+          throw isDiskFull(err) ? new DiskFullError('job store', err) : err;
+        }
+      },
+    };
   }
 
   /** What the poll cache's entries were read at: this connection's write count, and SQLite's data version if shared. */
@@ -126,16 +167,17 @@ export class JobStore {
     return statement;
   }
 
-  insertJob(job: JobRecord): void {
+  /** `requestFingerprint`: what the job's Idempotency-Key stands for, kept in the same write as the key. */
+  insertJob(job: JobRecord, requestFingerprint: string | null = null): void {
     this.#write(
       `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
          estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
-         key_name)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         key_name, request_fingerprint)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
         ...[job.id, job.owner, job.status, job.stage, job.createdAt, job.updatedAt, job.completedAt, job.audio, job.request,
           job.estimate, job.chunksTotal, job.slicingDone, job.percent, job.transcribingStartedAt, job.errorCode,
-          job.errorMessage, job.idempotencyKey, job.keyName ?? null].map(toSql),
+          job.errorMessage, job.idempotencyKey, job.keyName ?? null, requestFingerprint].map(toSql),
       );
   }
 
@@ -147,11 +189,12 @@ export class JobStore {
     return owner !== undefined && job.owner !== owner ? null : job;
   }
 
-  findByIdempotencyKey(owner: string | null, key: string): JobRecord | null {
+  /** The job created with this key, and the fingerprint of the request that created it (null for older jobs). */
+  findByIdempotencyKey(owner: string | null, key: string): { job: JobRecord; requestFingerprint: string | null } | null {
     const row = this.#db
       .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
-    return row ? rowToJob(row) : null;
+    return row ? { job: rowToJob(row), requestFingerprint: (row.request_fingerprint as string | null) ?? null } : null;
   }
 
   listJobs(query: ListJobsQuery): { items: JobRecord[]; nextCursor: string | null } {
@@ -161,7 +204,13 @@ export class JobStore {
       where.push('status = ?');
       params.push(query.status);
     }
+    // An empty cursor is no cursor, as an HTML form sends an empty input.
     const after = query.cursor ? decodeCursor(query.cursor) : null;
+    if (query.cursor && after === null) {
+      throw new AppError('INVALID_FIELD', 'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page', {
+        details: { field: 'cursor' },
+      });
+    }
     if (after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
       params.push(after[0], after[0], after[1]);

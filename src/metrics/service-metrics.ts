@@ -20,7 +20,7 @@ export interface ChunkObservation {
   seconds: number;
 }
 
-export interface ServiceMetrics extends Pick<JobEvents, 'uploadBytes' | 'accepted' | 'ended'> {
+export interface ServiceMetrics extends Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused' | 'ended'> {
   readonly registry: Registry;
   /** One chunk's transcription, from its first try to its result: limiter waits and retries included. */
   chunk(observation: ChunkObservation): void;
@@ -92,6 +92,12 @@ export function createServiceMetrics(sources: MetricSources): ServiceMetrics {
   });
   const uploadBytes = new Counter({ name: 'chunkscribe_upload_bytes_total', help: 'Bytes of uploaded files received whole (uploads refused after that included).', registers });
   const accepted = new Counter({ name: 'chunkscribe_jobs_accepted_total', help: 'Jobs accepted at upload.', labelNames: ['provider', 'model'], registers });
+  const refused = new Counter({
+    name: 'chunkscribe_uploads_refused_total',
+    help: 'POST /v1/jobs answered with an error, by error code.',
+    labelNames: ['code'],
+    registers,
+  });
   const cost = new Counter({
     name: 'chunkscribe_estimated_cost_usd_total',
     help: 'Estimated provider cost of the accepted jobs, in USD.',
@@ -130,6 +136,9 @@ export function createServiceMetrics(sources: MetricSources): ServiceMetrics {
       const labels = { provider: job.estimate.provider, model: job.estimate.model };
       accepted.inc(labels);
       cost.inc(labels, job.estimate.cost_usd);
+    },
+    uploadRefused(code) {
+      refused.inc({ code });
     },
     ended(job) {
       ended.inc({ status: job.status });

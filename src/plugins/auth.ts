@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ApiKey } from '../api-keys.ts';
 import { bearerToken, digest } from '../bearer.ts';
@@ -6,20 +7,60 @@ import { AppError } from '../errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who owns the jobs this request may see: a fingerprint of its API key, or null in open mode. */
+    /** Who owns the jobs this request may see: a fingerprint of its API key, or null without a valid one (always in open mode). */
     owner: string | null;
-    /** The name of the request's API key (API_KEYS_FILE), or null in open mode. */
+    /** The name of the request's API key (API_KEYS_FILE), or null without a valid one. */
     keyName: string | null;
+  }
+  interface FastifyContextConfig {
+    [PUBLIC]?: true;
   }
 }
 
 /**
- * Bearer keys on /v1. A job belongs to the key that created it; we store a fingerprint of the key and its name,
- * never the key. Keys are compared as digests with timingSafeEqual so neither length nor content leaks through
- * timing. Without keys every /v1 route is open, which is said loudly once at start.
+ * Set on a route's config by publicRoutes() only. A symbol that is not exported, so a route cannot declare
+ * itself public in its own options and skip the check that public routes stay outside /v1.
+ */
+const PUBLIC: unique symbol = Symbol('chunkscribe.public-route');
+
+/** Whether a route answers without an API key (it was registered through publicRoutes()). */
+export function isPublicRoute(config: FastifyContextConfig | undefined): boolean {
+  return config?.[PUBLIC] === true;
+}
+
+/** The API lives under /v1; a route there is never public. Case-insensitive so that /V1 cannot slip through either. */
+const API_PREFIX = /^\/v1(\/|$)/i;
+
+/**
+ * Wraps a plugin so that every route it registers (HEAD twins included) answers without an API key: health,
+ * the OpenAPI document and UI, /metrics (which has its own token) and the upload page. The wrapper runs its own
+ * encapsulated context whose onRoute hook marks each route, and refuses any route under /v1 as the app starts.
+ */
+export function publicRoutes<Options extends object>(plugin: FastifyPluginAsync<Options> | FastifyPluginCallback<Options>): FastifyPluginAsync<Options> {
+  return async (scope, opts) => {
+    scope.addHook('onRoute', (route: RouteOptions) => {
+      if (API_PREFIX.test(route.url)) {
+        throw new Error(`${String(route.method)} ${route.url}: a /v1 route cannot be public; register it outside publicRoutes()`);
+      }
+      route.config = { ...route.config, [PUBLIC]: true };
+    });
+    await scope.register(plugin, opts);
+  };
+}
+
+/**
+ * Bearer keys for every route that publicRoutes() did not register, whatever the route's path: the check reads
+ * the matched route's config after routing, so no spelling of a URL (percent escapes, absolute-form request
+ * lines) reaches a handler without a key, and a route added later is protected unless it is made public on
+ * purpose. A request no route takes gets the app's 404 whatever it sends: the router answers it without looking
+ * at any job. A job belongs to the key that created it; we store a fingerprint of the key and its name, never
+ * the key. Keys are compared as digests with timingSafeEqual so neither length nor content leaks through
+ * timing. Without keys every route is open, which is said loudly once at start.
+ *
+ * Registered before the upload rate limiter, whose per-route hook counts by request.owner.
  */
 export default fp<{ apiKeys: readonly ApiKey[] }>(
-  async (app, opts) => {
+  async (app: FastifyInstance, opts) => {
     const keys = opts.apiKeys.map((k) => ({ name: k.name, digest: digest(k.key) }));
     app.decorateRequest('owner', null);
     app.decorateRequest('keyName', null);
@@ -27,18 +68,27 @@ export default fp<{ apiKeys: readonly ApiKey[] }>(
       app.log.warn('API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to anyone who can reach this port');
       return;
     }
-    app.addHook('onRequest', async (request) => {
-      if (!request.url.startsWith('/v1/')) return;
+
+    /** Sets owner and keyName when the request carries a valid key; true when it does. */
+    function identify(request: FastifyRequest): boolean {
       const token = bearerToken(request.headers.authorization);
-      const given = token === null ? null : digest(token);
+      if (token === null) return false;
+      const given = digest(token);
       // Every key is compared, so the time taken does not tell which one matched.
       let found: { name: string } | null = null;
-      for (const k of keys) if (given !== null && timingSafeEqual(k.digest, given)) found = k;
-      if (!found || !given) {
-        throw new AppError('UNAUTHORIZED', 'Send a valid API key as `Authorization: Bearer <key>`.');
-      }
+      for (const k of keys) if (timingSafeEqual(k.digest, given)) found = k;
+      if (!found) return false;
       request.owner = given.toString('hex').slice(0, 32);
       request.keyName = found.name;
+      return true;
+    }
+
+    app.addHook('onRequest', async (request) => {
+      // Public routes still learn the caller's key when one is sent (/health shows more to a key holder).
+      const open = request.is404 || isPublicRoute(request.routeOptions.config);
+      if (!identify(request) && !open) {
+        throw new AppError('UNAUTHORIZED', 'Send a valid API key as `Authorization: Bearer <key>`.');
+      }
     });
   },
   { name: 'auth' },

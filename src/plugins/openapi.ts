@@ -3,15 +3,16 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { SHARED_SCHEMAS } from '../http-schemas.ts';
+import { isPublicRoute, publicRoutes } from './auth.ts';
 
 export interface OpenApiOptions {
-  /** Whether /v1 needs a bearer key (API keys configured). */
+  /** Whether routes need a bearer key (API keys configured). */
   bearer: boolean;
 }
 
 /**
  * The OpenAPI document, generated from the routes' own schemas (@fastify/swagger, dynamic mode), at /docs/json,
- * and Swagger UI at /docs. Registered before the routes so that it sees every one of them.
+ * and Swagger UI at /docs, both public. Registered before the routes so that it sees every one of them.
  */
 async function openApi(app: FastifyInstance, opts: OpenApiOptions): Promise<void> {
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
@@ -30,13 +31,14 @@ async function openApi(app: FastifyInstance, opts: OpenApiOptions): Promise<void
     },
     // Shared schemas keep their $id as their name in components.schemas.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-    transform: ({ schema, url }) => {
-      if (!opts.bearer || !url.startsWith('/v1/') || !schema) return { schema, url };
+    // The document says what the auth plugin enforces: a key for every route not registered as public.
+    transform: ({ schema, url, route }) => {
+      if (!opts.bearer || isPublicRoute(route.config) || !schema) return { schema, url };
       return { schema: { ...schema, security: [{ bearer: [] }] }, url };
     },
   });
   // staticCSP: the UI's own pages get a CSP allowing exactly its assets; the upload page keeps its stricter one.
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(publicRoutes(swaggerUi), { routePrefix: '/docs', staticCSP: true });
 }
 
 export default fp(openApi, { name: 'chunkscribe-openapi', fastify: '5.x' });

@@ -1,11 +1,16 @@
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../errors.ts';
 
 export interface UploadRateLimitOptions {
   /** Uploads a key may start per minute; 0 turns the limit off. */
   perMinute: number;
+}
+
+/** Whose uploads are counted together: the API key's fingerprint, or the client address in open mode. */
+export function uploaderKey(request: FastifyRequest): string {
+  return request.owner === null ? `ip:${request.ip}` : `key:${request.owner}`;
 }
 
 /** Route config that opts a route into the limit (POST /v1/jobs). */
@@ -22,7 +27,7 @@ async function uploadRateLimit(app: FastifyInstance, opts: UploadRateLimitOption
     global: false,
     max: opts.perMinute,
     timeWindow: 60_000,
-    keyGenerator: (request) => (request.owner === null ? `ip:${request.ip}` : `key:${request.owner}`),
+    keyGenerator: uploaderKey,
     // The limit and what is left are for the refusal; every accepted upload does not need three more headers.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: (request, context) => {

@@ -101,8 +101,8 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     const report = emptyReport(emergency);
     if (stopped) return report;
     const started = performance.now();
-    await purgeExpired(report);
-    await sweepDirs(report);
+    // Under pressure files go first: deleting rows needs room in the store's log, which a full volume may not have.
+    for (const step of emergency ? [sweepDirs, purgeExpired] : [purgeExpired, sweepDirs]) await step(report);
     const level = emergency || report.purgedJobs + report.removedDirs > 0 ? 'info' : 'debug';
     logger[level]({ ...report, ms: Math.round(performance.now() - started) }, 'cleanup pass');
     return report;

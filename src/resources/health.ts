@@ -6,7 +6,11 @@ import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 import type { ProviderValidator } from '../validate/provider-validator.ts';
 import { checkBinary, type BinaryCheck } from './binaries.ts';
 import type { DirPool, DirPoolLimits } from './dir-pool.ts';
+import type { StorageGuard } from './storage-guard.ts';
 import { healthStatus, type SystemMonitor } from './system-monitor.ts';
+
+/** One component of the readiness report. */
+export type ComponentCheck = HealthReport['components'][string];
 
 export interface HealthDeps {
   store: Pick<JobStore, 'ping'>;
@@ -17,6 +21,9 @@ export interface HealthDeps {
   runner: Pick<JobRunner, 'running' | 'waiting'>;
   dirPool: Pick<DirPool, 'usage'>;
   dirLimits: Pick<DirPoolLimits, 'maxLeases' | 'maxBytes'>;
+  storage: Pick<StorageGuard, 'isFull'>;
+  /** Scale-out mode: the queue's Redis, reported as the `redis` component (down = not ready). Null otherwise. */
+  redisHealth: (() => Promise<ComponentCheck>) | null;
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -49,8 +56,12 @@ export function createHealth(deps: HealthDeps) {
       } catch (err) {
         components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
       }
+      if (deps.redisHealth) components.redis = await deps.redisHealth();
       const sys = await deps.monitor.sample();
-      components.disk = { status: healthStatus(sys.disk.level), detail: `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free` };
+      const free = `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free`;
+      components.disk = deps.storage.isFull()
+        ? { status: 'down', detail: `${free}; writes fail for lack of space, jobs paused` }
+        : { status: healthStatus(sys.disk.level), detail: free };
       components.memory = {
         status: healthStatus(sys.memory.level),
         detail: `rss ${Math.round(sys.memory.rssBytes / 1024 ** 2)} MiB, system free ${(sys.memory.systemFreeBytes / GiB).toFixed(1)} GiB`,

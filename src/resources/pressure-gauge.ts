@@ -7,6 +7,11 @@ export interface PressureGaugeDeps {
   logger: Logger;
   /** Runs while the level is critical (an emergency cleanup); its failures are logged, never thrown. */
   onCritical: () => Promise<unknown>;
+  /**
+   * True while writes fail for lack of space (src/resources/storage-guard.ts): the disk is then critical whatever
+   * the free-space reading says (a quota, or space taken between the sample and the write).
+   */
+  storageFull?: () => boolean;
 }
 
 export interface PressureGauge {
@@ -52,7 +57,10 @@ export function createPressureGauge(deps: PressureGaugeDeps): PressureGauge {
 
   return {
     async refresh() {
-      const snapshot = await monitor.sample();
+      const sample = await monitor.sample();
+      const snapshot: SystemSnapshot = deps.storageFull?.()
+        ? { ...sample, disk: { ...sample.disk, level: 'critical' }, level: 'critical' }
+        : sample;
       const previous = last?.level ?? 'normal';
       last = snapshot;
       onLevel(previous, snapshot);

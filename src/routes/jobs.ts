@@ -13,7 +13,7 @@ import { stitchTranscript } from '../transcribe/stitcher.ts';
 const JOB_RESOURCE = Type.Ref('JobResource');
 
 export default async function jobRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { store, dirs, runner } = opts.services;
+  const { store, dirs, runner, storage } = opts.services;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
 
   // Another key's job is indistinguishable from one that never existed.
@@ -28,7 +28,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
 
   /** The resource as a listing sees it: built from the stored rows, chunk results left unread. */
   function resourceOf(job: JobRecord, now: number) {
-    return toJobResource(job, store.listChunkStates(job.id), now);
+    return toJobResource(job, store.listChunkStates(job.id), now, storage.waiting());
   }
 
   api.get(
@@ -62,7 +62,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     async (request) => {
       const view = isJobId(request.params.id) ? store.pollView(request.params.id, request.owner) : null;
       if (!view) throw notFound(request.params.id);
-      return toJobResource(view.job, view.chunks, Date.now());
+      return toJobResource(view.job, view.chunks, Date.now(), storage.waiting());
     },
   );
 

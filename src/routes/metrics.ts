@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { Type } from 'typebox';
-import { bearerToken, digest } from '../bearer.ts';
+import { bearerMatches, digest } from '../bearer.ts';
 import { AppError } from '../errors.ts';
 import { errorResponses } from '../http-schemas.ts';
 
@@ -24,11 +23,8 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { regist
   };
 
   app.get('/metrics', { schema }, async (request, reply) => {
-    if (expected) {
-      const given = bearerToken(request.headers.authorization);
-      if (given === null || !timingSafeEqual(digest(given), expected)) {
-        throw new AppError('UNAUTHORIZED', 'Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.');
-      }
+    if (expected && !bearerMatches(request.headers.authorization, expected)) {
+      throw new AppError('UNAUTHORIZED', 'Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.');
     }
     const body = await registry.metrics();
     return reply.type(registry.contentType).send(body);

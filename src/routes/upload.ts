@@ -1,56 +1,126 @@
+import type { Multipart } from '@fastify/multipart';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, isAppError } from '../errors.ts';
 import { DryRunEstimate, errorResponses, UploadForm, UploadHeaders } from '../http-schemas.ts';
 import { newJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
 import type { JobRecord } from '../jobs/types.ts';
-import { RATE_LIMITED_ROUTE } from '../plugins/upload-rate-limit.ts';
+import { RATE_LIMITED_ROUTE, uploaderKey } from '../plugins/upload-rate-limit.ts';
 import type { DirLease } from '../resources/dir-pool.ts';
 import type { Services } from '../services.ts';
+import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import { FILENAME_REFUSED_ABOVE_BYTES, storedFilename, utf8Prefix } from './upload-filename.ts';
+import { createUploadSlots } from './upload-slots.ts';
+import { watchUpload, type SlowUpload, type UploadPace } from './upload-watchdog.ts';
 
 const MAX_FIELD_BYTES = 64 * 1024;
+/**
+ * One part's header block (busboy keeps at most this much and drops the rest): room for a Content-Disposition
+ * with a percent-encoded filename* of a long name, far below busboy's 80 KiB default.
+ */
+const PART_HEADER_MAX_BYTES = 8 * 1024;
+/** Header lines of one part: a browser sends two (Content-Disposition, Content-Type). */
+const PART_HEADER_PAIRS_MAX = 16;
+/** A part or field name quoted back in an error message or its details. */
+const ECHOED_NAME_MAX_BYTES = 100;
 
 interface Received {
   filename: string;
   sizeBytes: number;
+  /** Hex sha256 of the file as it streamed in. */
+  sha256: string;
   fields: Record<string, string>;
+}
+
+interface UploadTarget {
+  path: string;
+  maxBytes: number;
+  lease: DirLease;
 }
 
 /**
  * Streams the multipart body: the `file` part goes straight to DATA_DIR/jobs/<id>/upload (never whole in memory,
- * the size cap enforced while it streams), text fields are collected. Throws with the contract's codes.
+ * the size cap enforced while it streams), text fields are collected. A watchdog refuses a body that trickles
+ * or stalls (408 UPLOAD_TOO_SLOW) so it cannot hold its lease until the request timeout. Throws with the
+ * contract's codes.
  */
-async function receive(request: FastifyRequest, uploadPath: string, maxBytes: number, lease: DirLease): Promise<Received> {
+async function receive(request: FastifyRequest, target: UploadTarget, pace: UploadPace, clock: Clock, log: FastifyBaseLogger): Promise<Received> {
+  const raw = request.raw;
+  const slow = new AbortController();
+  const parts = request.parts({
+    limits: {
+      fileSize: target.maxBytes,
+      files: 2,
+      fields: 20,
+      fieldSize: MAX_FIELD_BYTES,
+      parts: 30,
+      headerPairs: PART_HEADER_PAIRS_MAX,
+      headerSize: PART_HEADER_MAX_BYTES,
+    },
+  })[Symbol.asyncIterator]();
+  // The first next() starts the parser, which pipes the body into itself. Only then may a 'data' listener be
+  // added: before, it would start the body flowing with nothing to parse it.
+  const first = parts.next();
+  const watchdog = watchUpload({
+    clock,
+    pace,
+    // Backpressure (our disk behind) pauses the body: that time is not the client's.
+    isHeldBack: () => raw.isPaused(),
+    onSlow: (why) => {
+      log.info(why, 'upload too slow: refusing it and returning its lease');
+      slow.abort(tooSlow(why));
+    },
+  });
+  const onData = (chunk: Buffer) => watchdog.received(chunk.length);
+  const onPause = () => watchdog.heldBack();
+  raw.on('data', onData);
+  raw.on('pause', onPause);
   try {
-    return await receiveParts(request, uploadPath, maxBytes, lease);
+    return await receiveParts(parts, first, target, slow.signal);
   } catch (err) {
+    if (slow.signal.aborted) throw slow.signal.reason;
     throw bodyError(err, request) ?? err;
+  } finally {
+    watchdog.stop();
+    raw.off('data', onData);
+    raw.off('pause', onPause);
   }
 }
 
-async function receiveParts(request: FastifyRequest, uploadPath: string, maxBytes: number, lease: DirLease): Promise<Received> {
-  let file: { filename: string; sizeBytes: number } | null = null;
+async function receiveParts(parts: AsyncIterator<Multipart>, first: Promise<IteratorResult<Multipart>>, target: UploadTarget, signal: AbortSignal): Promise<Received> {
+  let file: { filename: string; sizeBytes: number; sha256: string } | null = null;
   const fields: Record<string, string> = {};
-  const parts = request.parts({
-    limits: { fileSize: maxBytes, files: 2, fields: 20, fieldSize: MAX_FIELD_BYTES, parts: 30, headerPairs: 200 },
-  });
-  for await (const part of parts) {
+  for (let next = first; ; next = parts.next()) {
+    // Between parts the parser waits for the client: a stalled client must not keep this wait, and its lease.
+    const step = await untilAborted(next, signal);
+    if (step.done === true) break;
+    const part = step.value;
     if (part.type === 'file') {
+      const fieldName = utf8Prefix(part.fieldname, ECHOED_NAME_MAX_BYTES);
       if (part.fieldname !== 'file') {
         part.file.resume();
-        throw new AppError('INVALID_FIELD', `Unexpected file part "${part.fieldname}": send the audio as the \`file\` part.`, {
-          details: { field: part.fieldname },
+        throw new AppError('INVALID_FIELD', `Unexpected file part "${fieldName}": send the audio as the \`file\` part.`, {
+          details: { field: fieldName },
         });
       }
       if (file) {
         part.file.resume();
         throw new AppError('INVALID_FIELD', 'Send exactly one `file` part.', { details: { field: 'file' } });
       }
+      if (Buffer.byteLength(part.filename, 'utf8') > FILENAME_REFUSED_ABOVE_BYTES) {
+        part.file.resume();
+        throw new AppError('INVALID_FIELD', `The file name is longer than ${FILENAME_REFUSED_ABOVE_BYTES} bytes.`, {
+          details: { field: 'filename', max_bytes: FILENAME_REFUSED_ABOVE_BYTES },
+        });
+      }
       let bytes = 0;
+      const hash = createHash('sha256');
+      const { lease, maxBytes } = target;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
@@ -61,20 +131,22 @@ async function receiveParts(request: FastifyRequest, uploadPath: string, maxByte
             cb(err as Error);
             return;
           }
+          hash.update(chunk);
           cb(null, chunk);
         },
       });
       // Past the cap the parser only discards the rest of the part, which can be gigabytes: answer now instead.
       part.file.once('limit', () => part.file.destroy(fileTooLarge(maxBytes)));
-      await pipeline(part.file, counter, createWriteStream(uploadPath, { flags: 'wx' }));
+      await pipeline(part.file, counter, createWriteStream(target.path, { flags: 'wx' }), { signal });
       if (part.file.truncated) throw fileTooLarge(maxBytes);
-      file = { filename: part.filename, sizeBytes: bytes };
+      file = { filename: storedFilename(part.filename), sizeBytes: bytes, sha256: hash.digest('hex') };
     } else {
+      const fieldName = utf8Prefix(part.fieldname, ECHOED_NAME_MAX_BYTES);
       if (part.fieldnameTruncated || part.valueTruncated) {
-        throw new AppError('INVALID_FIELD', `Field "${part.fieldname}" is too long.`, { details: { field: part.fieldname } });
+        throw new AppError('INVALID_FIELD', `Field "${fieldName}" is too long.`, { details: { field: fieldName } });
       }
       if (Object.hasOwn(fields, part.fieldname)) {
-        throw new AppError('INVALID_FIELD', `Field "${part.fieldname}" was sent twice.`, { details: { field: part.fieldname } });
+        throw new AppError('INVALID_FIELD', `Field "${fieldName}" was sent twice.`, { details: { field: fieldName } });
       }
       // A part sent as application/json arrives parsed; the validators judge the JSON text.
       fields[part.fieldname] = typeof part.value === 'string' ? part.value : JSON.stringify(part.value);
@@ -83,6 +155,27 @@ async function receiveParts(request: FastifyRequest, uploadPath: string, maxByte
   if (!file) throw new AppError('FILE_MISSING', 'The form has no `file` part: attach the audio as `file`.');
   if (file.sizeBytes === 0) throw new AppError('UNSUPPORTED_MEDIA', 'The uploaded file is empty: attach an audio recording.', { details: { reason: 'empty_file' } });
   return { ...file, fields };
+}
+
+/** `promise`, or the signal's reason as soon as it is aborted (the promise is then left to settle unobserved). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function tooSlow(why: SlowUpload): AppError {
+  const message =
+    why.reason === 'stalled'
+      ? `The upload sent nothing for ${Math.round(why.idle_ms / 1000)} s; resend it over a steadier connection.`
+      : `The upload arrived at ${why.bytes_per_s} bytes/s, below the server's minimum; resend it over a faster connection.`;
+  return new AppError('UPLOAD_TOO_SLOW', message, { retryable: true, details: { ...why } });
 }
 
 function fileTooLarge(maxBytes: number): AppError {
@@ -144,16 +237,19 @@ function discardRest(request: FastifyRequest): void {
   raw.resume();
 }
 
-export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { services } = opts;
+export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services; clock?: Clock }): Promise<void> {
+  const { services, clock = systemClock } = opts;
   const { store, dirs, runner, config } = services;
+  const slots = createUploadSlots({ maxPerHolder: config.uploadsPerKeyMax, retryAfterS: config.pressure.retryAfterS });
 
   const schema = {
     summary: 'Upload a recording and start a job',
     description:
       'multipart/form-data with one `file` part and optional fields. The form is streamed to disk and checked by the ' +
       'route itself (size while it streams, then the fields, then the media), so this schema documents it without ' +
-      'being applied. With dry_run=true: 200 with the estimate, nothing kept.',
+      'being applied. With dry_run=true: 200 with the estimate, nothing kept. A body that stalls or arrives too ' +
+      'slowly is refused with 408. A repeated Idempotency-Key is read whole and compared with the request that first ' +
+      'used it: the same request answers that job, another one 422 IDEMPOTENCY_KEY_REUSED.',
     tags: ['jobs'],
     consumes: ['multipart/form-data'],
     body: UploadForm,
@@ -161,7 +257,7 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     response: {
       202: Type.Ref('JobResource', { description: 'Accepted; Location names the job. A replayed Idempotency-Key answers the same job.' }),
       200: DryRunEstimate,
-      ...errorResponses(400, 401, 413, 415, 422, 429, 503, 507, 500),
+      ...errorResponses(400, 401, 408, 413, 415, 422, 429, 503, 507, 500),
     },
   };
 
@@ -174,7 +270,12 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     try {
       return await createJob(request, reply);
     } catch (err) {
-      discardRest(request);
+      if (isAppError(err) && err.code === 'UPLOAD_TOO_SLOW') {
+        // Reading the rest of a trickle would keep the socket as long as the client likes: close it after the answer.
+        reply.header('connection', 'close');
+      } else {
+        discardRest(request);
+      }
       throw err;
     }
   });
@@ -184,27 +285,39 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { details: { field: 'Idempotency-Key' } });
     }
-    const replay = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
-    if (replay) {
-      request.raw.resume();
-      return sendJob(reply.header('idempotent-replayed', 'true'), replay);
-    }
     if (!request.isMultipart()) {
       throw new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.');
     }
-    const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > config.maxUploadBytes + MAX_FIELD_BYTES * 4) {
+    const length = Number(request.headers['content-length']);
+    const declared = Number.isFinite(length) ? length : null;
+    if (declared !== null && declared > config.maxUploadBytes + MAX_FIELD_BYTES * 4) {
       throw new AppError('FILE_TOO_LARGE', `The upload is larger than ${config.maxUploadBytes} bytes.`);
     }
-    await services.admit(Number.isFinite(declared) ? declared : null);
+    // Held until the answer: one client's uploads in progress cannot take the whole job directory pool.
+    const releaseSlot = slots.take(uploaderKey(request));
+    try {
+      await services.admit(declared);
+      return await storeUpload(request, reply, idempotencyKey, declared);
+    } finally {
+      releaseSlot();
+    }
+  }
 
+  async function storeUpload(request: FastifyRequest, reply: FastifyReply, idempotencyKey: string | null, declared: number | null) {
     const id = newJobId();
     const log = request.log.child({ jobId: id });
-    const lease = await services.dirPool.acquire(id, Number.isFinite(declared) ? Math.min(declared, config.maxUploadBytes) : null);
+    const lease = await services.dirPool.acquire(id, declared === null ? null : Math.min(declared, config.maxUploadBytes));
     try {
-      const received = await receive(request, dirs.uploadPath(id), config.maxUploadBytes, lease);
+      const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease }, config.uploadPace, clock, log);
       lease.settle(received.sizeBytes);
       services.events.uploadBytes(received.sizeBytes);
+      const fingerprint = requestFingerprint(received);
+      const earlier = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
+      if (earlier) {
+        const job = sameRequest(earlier, fingerprint);
+        await release(id, lease);
+        return sendJob(reply.header('idempotent-replayed', 'true'), job);
+      }
       const { request: jobRequest, dryRun } = services.validateFields(received.fields);
       const media = await services.validateMedia({
         file: dirs.uploadPath(id),
@@ -243,13 +356,14 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
         keyName: request.keyName,
       };
       try {
-        store.insertJob(job);
+        store.insertJob(job, idempotencyKey === null ? null : fingerprint);
       } catch (err) {
-        // Two concurrent requests with one Idempotency-Key: the loser answers with the winner's job.
+        // Two concurrent requests with one Idempotency-Key: the loser answers as a replay of the winner's.
         const winner = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
         if (!winner) throw err;
+        const winnerJob = sameRequest(winner, fingerprint);
         await release(id, lease);
-        return sendJob(reply.header('idempotent-replayed', 'true'), winner);
+        return sendJob(reply.header('idempotent-replayed', 'true'), winnerJob);
       }
       log.info({ bytes: received.sizeBytes, durationS: media.audio.duration_s, chunks: media.plannedChunks }, 'job accepted');
       services.events.accepted(job);
@@ -281,4 +395,25 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
 function publicAudio(audio: JobRecord['audio']): Omit<JobRecord['audio'], 'demuxer'> {
   const { demuxer: _demuxer, ...rest } = audio;
   return rest;
+}
+
+/**
+ * What an Idempotency-Key stands for: the fields, the file name and the file's content. Field order does not
+ * matter; every value does.
+ */
+function requestFingerprint(received: Received): string {
+  const fields = Object.entries(received.fields).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify([received.filename, received.sha256, fields])).digest('hex');
+}
+
+/** The job a repeated key answers, or 422 when the key was first used for another request (as payment APIs do). */
+function sameRequest(earlier: { job: JobRecord; requestFingerprint: string | null }, fingerprint: string): JobRecord {
+  // Jobs from before fingerprints were kept replay for any request, as they did.
+  if (earlier.requestFingerprint !== null && earlier.requestFingerprint !== fingerprint) {
+    throw new AppError(
+      'IDEMPOTENCY_KEY_REUSED',
+      'This Idempotency-Key was already used for a different request (other file or fields); use a new key for a new upload.',
+    );
+  }
+  return earlier.job;
 }

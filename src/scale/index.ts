@@ -5,6 +5,7 @@ import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
+import type { ComponentCheck } from '../resources/health.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 
 /** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */
@@ -28,14 +29,17 @@ export async function scaleOutLimiter(config: Config, logger: Logger): Promise<R
   });
 }
 
-/** The BullMQ queue in front of the local runner in scale-out mode; the local runner itself otherwise. */
+/**
+ * The BullMQ queue in front of the local runner in scale-out mode, with a readiness check of its Redis connection;
+ * the local runner itself and no check otherwise.
+ */
 export async function scaleOutRunner(
   config: Config,
   deps: { local: JobRunner; store: JobStore; dirs: JobDirs; logger: Logger; now: () => Date },
-): Promise<JobQueue> {
-  if (!config.redisUrl) return deps.local;
+): Promise<{ runner: JobQueue; redisHealth: (() => Promise<ComponentCheck>) | null }> {
+  if (!config.redisUrl) return { runner: deps.local, redisHealth: null };
   const { QueueRunner } = await import('./queue-runner.ts');
-  return new QueueRunner({
+  const runner = new QueueRunner({
     redisUrl: config.redisUrl,
     connection: connectionFor(config.redisUrl),
     prefix: config.scale.prefix,
@@ -51,4 +55,5 @@ export async function scaleOutRunner(
     },
     now: deps.now,
   });
+  return { runner, redisHealth: () => runner.redisHealth() };
 }

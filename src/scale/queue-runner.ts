@@ -5,6 +5,7 @@ import type { Config } from '../config.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
+import type { ComponentCheck } from '../resources/health.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;
@@ -37,6 +38,8 @@ interface QueuedJob {
 const QUEUE = 'jobs';
 /** A job taken back this many times (its workers kept dying on it) fails instead of killing more workers. */
 const MAX_STALLED = 3;
+/** A readiness probe waits this long for PONG: a hung Redis must not hold /health/ready. */
+const PING_TIMEOUT_MS = 500;
 
 /**
  * Scale-out runner: accepted jobs go to a BullMQ queue in Redis; worker processes take them (at most `concurrency`
@@ -91,6 +94,29 @@ export class QueueRunner implements JobQueue {
 
   get waiting(): number {
     return this.#opts.local.waiting;
+  }
+
+  /**
+   * Whether Redis answers on this process's connection: without it no job is queued, taken or cancelled. The detail
+   * names no address (the URL may carry a password, and readiness is answered without a key).
+   */
+  async redisHealth(): Promise<ComponentCheck> {
+    // Commands wait for a reconnect (maxRetriesPerRequest: null): asking a connection that is not up would hang.
+    if (this.#pub.status !== 'ready') return { status: 'down', detail: `redis connection ${this.#pub.status}` };
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), PING_TIMEOUT_MS);
+    });
+    try {
+      const answer = await Promise.race([this.#pub.ping(), timedOut]);
+      if (answer === 'timeout') return { status: 'down', detail: `redis did not answer PING within ${PING_TIMEOUT_MS} ms` };
+      return { status: 'ok', detail: 'redis answers' };
+    } catch (err) {
+      this.#opts.logger.warn({ err }, 'redis health check failed');
+      return { status: 'down', detail: 'redis PING failed' };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The job id is the BullMQ job id: adding a job that is already queued or running is a no-op. */

@@ -15,6 +15,11 @@ export interface ModelInfo {
   /** The response_format to ask an OpenAI-compatible server for. */
   responseFormat: 'verbose_json' | 'json' | null;
   pricePerMinuteUsd: number;
+  /**
+   * ISO-639-1 codes the model recognises, or null for any (it detects the language or takes any hint). A job
+   * asking for another language is refused at upload rather than failing after the work.
+   */
+  languages: readonly string[] | null;
   /** False for the conservative stand-in returned for a model the table does not know. */
   known: boolean;
 }
@@ -24,20 +29,21 @@ export const OPENAI_MAX_BYTES = 25 * MiB;
 const TABLE: readonly ModelInfo[] = [
   {
     provider: 'openai', id: 'whisper-1', maxBytes: OPENAI_MAX_BYTES, maxSeconds: Infinity,
-    segmentTimes: true, responseFormat: 'verbose_json', pricePerMinuteUsd: 0.006, known: true,
+    segmentTimes: true, responseFormat: 'verbose_json', pricePerMinuteUsd: 0.006, languages: null, known: true,
   },
   // The gpt-4o models reject verbose_json and answer audio longer than about 1400 s with a 400.
   {
     provider: 'openai', id: 'gpt-4o-transcribe', maxBytes: OPENAI_MAX_BYTES, maxSeconds: 1400,
-    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.006, known: true,
+    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.006, languages: null, known: true,
   },
   {
     provider: 'openai', id: 'gpt-4o-mini-transcribe', maxBytes: OPENAI_MAX_BYTES, maxSeconds: 1400,
-    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.003, known: true,
+    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.003, languages: null, known: true,
   },
   {
     provider: 'local', id: 'pocketsphinx-en-us', maxBytes: Infinity, maxSeconds: Infinity,
-    segmentTimes: true, responseFormat: null, pricePerMinuteUsd: 0, known: true,
+    // The acoustic model, dictionary and language model are US English (the en-us files of the model directory).
+    segmentTimes: true, responseFormat: null, pricePerMinuteUsd: 0, languages: ['en'], known: true,
   },
 ];
 
@@ -66,12 +72,15 @@ export function resolveModel(provider: ProviderName, id: string): ModelInfo {
   const found = findModel(provider, id);
   if (found) return found;
   if (provider === 'local') {
-    return { provider, id, maxBytes: Infinity, maxSeconds: Infinity, segmentTimes: true, responseFormat: null, pricePerMinuteUsd: 0, known: false };
+    return {
+      provider, id, maxBytes: Infinity, maxSeconds: Infinity, segmentTimes: true, responseFormat: null, pricePerMinuteUsd: 0,
+      languages: ['en'], known: false,
+    };
   }
   const maxPrice = Math.max(...TABLE.filter((m) => m.provider === 'openai').map((m) => m.pricePerMinuteUsd));
   return {
     provider, id, maxBytes: OPENAI_MAX_BYTES, maxSeconds: Infinity,
-    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: maxPrice, known: false,
+    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: maxPrice, languages: null, known: false,
   };
 }
 

@@ -37,21 +37,69 @@ export function checkCallbackUrl(raw: string, options: CallbackUrlOptions = {}):
   if (host === 'localhost' || host.endsWith('.localhost') || host === 'localhost.') {
     return { ok: false, reason: 'points at localhost; use a publicly reachable host' };
   }
-  const range = ipaddr.isValid(host) ? nonPublicRange(host) : null;
-  if (range !== null) return { ok: false, reason: `points at a ${range} address; use a publicly reachable host` };
+  const reason = ipaddr.isValid(host) ? nonPublicReason(host) : null;
+  if (reason !== null) return { ok: false, reason: `points at ${reason}; use a publicly reachable host` };
   return { ok: true, url: url.href };
 }
 
+/** The 64:ff9b:1::/48 local-use NAT64 prefix (RFC 8215): each network chooses where it embeds the IPv4 address. */
+const LOCAL_USE_NAT64 = ipaddr.parseCIDR('64:ff9b:1::/48');
+const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
+
 /**
- * The range of an IP address that is not plain public unicast (loopback, private, uniqueLocal, linkLocal,
- * unspecified, multicast, carrierGradeNat, reserved, and the IPv6 tunnelling ranges that can embed a private IPv4
- * address), or null for a public one. IPv4-mapped IPv6 is judged as the IPv4 address it carries.
+ * The IPv4 address an IPv6 address stands for, and the name of the scheme, or null. Traffic to these reaches (or,
+ * through a local translator or tunnel, may reach) that IPv4 address, so it is what must be judged: `::127.0.0.1`
+ * is loopback, not a public IPv6 address.
  */
-export function nonPublicRange(address: string): string | null {
-  let addr = ipaddr.parse(address);
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
+function embeddedIPv4(addr: ipaddr.IPv6): { ipv4: ipaddr.IPv4; scheme: string } | null {
+  const b = addr.toByteArray();
+  const last32 = (): ipaddr.IPv4 => new ipaddr.IPv4(b.slice(12, 16));
+  switch (addr.range()) {
+    case 'ipv4Mapped':
+      return { ipv4: last32(), scheme: 'IPv4-mapped' };
+    case 'rfc6145':
+      return { ipv4: last32(), scheme: 'IPv4-translated' };
+    case 'rfc6052':
+      // 64:ff9b::/96 carries it in the last 32 bits; the local-use /48 is refused before this is asked.
+      return { ipv4: last32(), scheme: 'NAT64' };
+    case '6to4':
+      return { ipv4: new ipaddr.IPv4(b.slice(2, 6)), scheme: '6to4' };
+    case 'teredo':
+      // The Teredo client's public IPv4 address is stored inverted in the last 32 bits (RFC 4380).
+      return { ipv4: new ipaddr.IPv4(b.slice(12, 16).map((x) => x ^ 0xff)), scheme: 'Teredo' };
+    case 'unicast':
+      // IPv4-compatible (deprecated by RFC 4291, but still routed by some stacks); ipaddr.js names no range for it.
+      return addr.match(IPV4_COMPATIBLE) ? { ipv4: last32(), scheme: 'IPv4-compatible' } : null;
+    default:
+      return null;
   }
-  const range = addr.range();
-  return range === 'unicast' ? null : range;
+}
+
+function withArticle(range: string): string {
+  return `${/^(?:[aeio]|un(?!i)|ipv)/i.test(range) ? 'an' : 'a'} ${range} address`;
+}
+
+/**
+ * Why an IP address is not plain public unicast (loopback, private, uniqueLocal, linkLocal, unspecified, multicast,
+ * carrierGradeNat, reserved, ...), as a phrase such as "a loopback address", or null for a public one. An IPv6
+ * address that embeds an IPv4 address (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64, 6to4, Teredo) is
+ * judged by the IPv4 address it embeds; the local-use NAT64 prefix, whose embedding each network chooses, is never
+ * public.
+ */
+export function nonPublicReason(address: string): string | null {
+  const addr = ipaddr.parse(address);
+  if (addr.kind() === 'ipv4') {
+    const range = addr.range();
+    return range === 'unicast' ? null : withArticle(range);
+  }
+  const v6 = addr as ipaddr.IPv6;
+  if (v6.match(LOCAL_USE_NAT64)) return 'a local-use NAT64 address';
+  const embedded = embeddedIPv4(v6);
+  if (embedded === null) {
+    const range = v6.range();
+    return range === 'unicast' ? null : withArticle(range);
+  }
+  const range = embedded.ipv4.range();
+  if (range === 'unicast') return null;
+  return `${withArticle(embedded.scheme)} embedding ${embedded.ipv4.toString()}, ${withArticle(range)}`;
 }

@@ -15,6 +15,11 @@ export interface RequestValidatorOptions {
   /** Models the configured provider knows (provider.models); the default model is always accepted too. */
   knownModels: readonly string[];
   /**
+   * The ISO-639-1 codes a model recognises, or null for any (ModelInfo.languages).
+   * @default every model takes any code
+   */
+  languagesOf?: (model: string) => readonly string[] | null;
+  /**
    * Accept callback URLs on loopback/private/link-local addresses and localhost.
    * @default false
    */
@@ -88,7 +93,7 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
     return value.trim() === '' ? undefined : value;
   }
 
-  function language(raw: string | undefined): string | null {
+  function language(raw: string | undefined, forModel: string): string | null {
     if (raw === undefined) return null;
     const v = raw.trim();
     if (/^[A-Z]{2}$/i.test(v) && v !== v.toLowerCase() && ISO6391.validate(v.toLowerCase())) {
@@ -100,6 +105,12 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
         `language ${quote(v)} is not an ISO-639-1 code; send two lower-case letters such as "en" or "de", ` +
           'or leave it out to let the provider detect the language',
       );
+    }
+    const languages = options.languagesOf?.(forModel) ?? null;
+    if (languages !== null && !languages.includes(v)) {
+      throw new AppError('INVALID_FIELD', `language ${quote(v)} is not recognised by model ${quote(forModel)}; it recognises: ${languages.join(', ')}`, {
+        details: { field: 'language', languages: [...languages] },
+      });
     }
     return v;
   }
@@ -187,10 +198,12 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
           );
         }
       }
+      // The model first: which languages are accepted depends on it.
+      const chosenModel = model(single(fields, 'model'));
       const request: JobRequest = {
-        language: language(single(fields, 'language')),
+        language: language(single(fields, 'language'), chosenModel),
         prompt: prompt(single(fields, 'prompt')),
-        model: model(single(fields, 'model')),
+        model: chosenModel,
         metadata: metadata(single(fields, 'metadata')),
         callback_url: callbackUrl(single(fields, 'callback_url')),
         max_cost_usd: maxCost(single(fields, 'max_cost_usd')),

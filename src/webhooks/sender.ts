@@ -1,9 +1,9 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { nonPublicRange } from '../validate/callback-url.ts';
+import { nonPublicReason } from '../validate/callback-url.ts';
 
 /** The address is one webhooks may not reach: retrying will not help, so no request is made and none is retried. */
 export class WebhookRefusedError extends Error {
@@ -21,27 +21,41 @@ export interface WebhookRequest {
 
 export type WebhookSend = (request: WebhookRequest) => Promise<{ statusCode: number }>;
 
+/** The resolver behind the check (node:dns lookup with `all: true`); tests pass one with chosen answers. */
+export type ResolveAll = (
+  hostname: string,
+  options: LookupOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
 export interface WebhookSenderOptions {
   allowPrivate: boolean;
   timeoutMs: number;
+  /** @default node:dns lookup */
+  resolve?: ResolveAll;
 }
+
+const dnsResolveAll: ResolveAll = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, callback);
+};
 
 /**
  * Resolves like the default lookup but refuses when any answer is not public. It runs inside the connect, so the
  * address checked is the address used: a DNS answer that changes after the upload check (rebinding) is caught.
  */
-function publicOnlyLookup(): LookupFunction {
+function publicOnlyLookup(resolve: ResolveAll): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+    resolve(hostname, options, (err, addresses) => {
       if (err) {
         callback(err, '', 0);
         return;
       }
-      const blocked = addresses.find((a) => nonPublicRange(a.address) !== null);
-      if (blocked) {
-        const range = nonPublicRange(blocked.address);
-        callback(new WebhookRefusedError(`${hostname} resolves to ${blocked.address}, a ${range} address`), '', 0);
-        return;
+      for (const { address } of addresses) {
+        const reason = nonPublicReason(address);
+        if (reason !== null) {
+          callback(new WebhookRefusedError(`${hostname} resolves to ${address}, ${reason}`), '', 0);
+          return;
+        }
       }
       if (options.all) callback(null, addresses);
       else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4);
@@ -54,15 +68,15 @@ function publicOnlyLookup(): LookupFunction {
  * rejects on network errors, the timeout, and WebhookRefusedError for a non-public address.
  */
 export function createWebhookSender(options: WebhookSenderOptions): WebhookSend {
-  const lookup = options.allowPrivate ? undefined : publicOnlyLookup();
+  const lookup = options.allowPrivate ? undefined : publicOnlyLookup(options.resolve ?? dnsResolveAll);
   return (request) =>
     new Promise((resolve, reject) => {
       const url = new URL(request.url);
       const host = url.hostname.replace(/^\[|\]$/g, '');
       // A literal address never goes through lookup.
-      const range = !options.allowPrivate && ipaddr.isValid(host) ? nonPublicRange(host) : null;
-      if (range !== null) {
-        reject(new WebhookRefusedError(`${host} is a ${range} address`));
+      const reason = !options.allowPrivate && ipaddr.isValid(host) ? nonPublicReason(host) : null;
+      if (reason !== null) {
+        reject(new WebhookRefusedError(`${host} is ${reason}`));
         return;
       }
       const client = url.protocol === 'https:' ? https : http;

@@ -173,8 +173,8 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     }
   });
 
-  it('shows the effective config at /health without any secret', async () => {
-    const res = await fetch(`${server.url}/health`);
+  it('shows the effective config at /health to a key holder, without any secret', async () => {
+    const res = await fetch(`${server.url}/health`, { headers: ALICE });
     expect(res.status).toBe(200);
     const text = await res.text();
     const body = JSON.parse(text) as { status: string; config: Json };

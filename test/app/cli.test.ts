@@ -1,37 +1,19 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { removeDir, startServer, type TestServer } from '../helper.ts';
+import { runCommand, type CommandRun } from '../support/run-command.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'src/cli/main.ts');
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[/;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a user runs it: its own process, pipes (so not a TTY), configured through the environment. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** The CLI from its sources, as a user runs it (see runCommand). */
+function cli(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {
+  return runCommand(process.execPath, [CLI, ...args], env, ROOT);
 }
 
 function srtCues(body: string): Array<{ start: string; end: string; text: string }> {
@@ -71,9 +53,12 @@ describe('chunkscribe CLI against the real service', () => {
     const lines = run.stderr.split('\n');
     expect(lines.filter((l) => /^upload \d+% \(/.test(l)).length).toBeGreaterThanOrEqual(2);
     expect(lines.some((l) => /^upload 100% /.test(l))).toBe(true);
-    const jobLines = lines.filter((l) => /^job_\S+ (queued|processing|completed)/.test(l));
-    expect(jobLines.some((l) => / processing\/transcribing \d+\/\d+ chunks /.test(l))).toBe(true);
-    expect(jobLines.at(-1)).toMatch(/ completed (\d+)\/\1 chunks 100%$/);
+    const jobLines = lines.filter((l) => /^job_\S+ /.test(l));
+    // The stage in words, audio done of the whole, and the time this command has been waiting.
+    expect(jobLines.some((l) => /^job_\S+ transcribing( \(.+\))?: \d+\/\d+ chunks [\d.]+%, audio .+ of .+, elapsed /.test(l))).toBe(true);
+    expect(jobLines.at(-1)).toMatch(/^job_\S+ done: (\d+)\/\1 chunks 100%, audio (.+) of \2, ([\d.]+x real time, )?elapsed \d/);
+    // Speed is measured from the first state seen: given audio done after it, the last line has one.
+    if (/, audio 0s of /.test(jobLines[0]!)) expect(jobLines.at(-1)).toMatch(/, [\d.]+x real time, /);
     expect(run.stderr).toContain(`wrote ${out}`);
     // stdout carries only results; the transcript went to the file.
     expect(run.stdout).toBe('');
@@ -125,6 +110,15 @@ describe('chunkscribe CLI against the real service', () => {
     expect(gone.stderr).toMatch(/^error: NOT_FOUND: /m);
   });
 
+  it('words a refused field as the flag the user typed, and the refused upload leaves no job', async () => {
+    const before = JSON.parse((await cli(['jobs', '--json'], env)).stdout) as { items: unknown[] };
+    const run = await cli(['transcribe', speech.wav, '--max-cost-usd', 'abc', '--no-progress'], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe('error: INVALID_FIELD: --max-cost-usd "abc" is not a positive number of dollars; give e.g. "2.50"\n');
+    const after = JSON.parse((await cli(['jobs', '--json'], env)).stdout) as { items: unknown[] };
+    expect(after.items).toHaveLength(before.items.length);
+  });
+
   it('says which server it could not reach, and rejects usage errors with exit code 2', async () => {
     const down = await cli(['jobs'], { CHUNKSCRIBE_SERVER: 'http://127.0.0.1:1' });
     expect(down.code).toBe(1);
@@ -136,7 +130,7 @@ describe('chunkscribe CLI against the real service', () => {
 
     const missing = await cli(['transcribe', path.join(work, 'nope.wav')], env);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/^error: FILE_MISSING: /m);
+    expect(missing.stderr).toBe(`error: FILE_MISSING: Cannot read ${path.join(work, 'nope.wav')}: no such file.\n`);
   });
 });
 
@@ -154,7 +148,8 @@ describe('chunkscribe CLI with API keys', () => {
   it('sends the key from --api-key or CHUNKSCRIBE_API_KEY, and reports UNAUTHORIZED without one', async () => {
     const none = await cli(['jobs'], { CHUNKSCRIBE_SERVER: server.url });
     expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/^error: UNAUTHORIZED: /m);
+    expect(none.stderr).toMatch(/^error: UNAUTHORIZED: .*--api-key or the CHUNKSCRIBE_API_KEY environment variable/m);
+    expect(none.stderr).not.toMatch(/Authorization|Bearer/);
 
     const fromEnv = await cli(['jobs', '--json'], { CHUNKSCRIBE_SERVER: server.url, CHUNKSCRIBE_API_KEY: 'k-one' });
     expect(fromEnv.code, fromEnv.stderr).toBe(0);

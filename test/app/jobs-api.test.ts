@@ -160,6 +160,35 @@ describe('the jobs API', () => {
     expect(failed.body.items).toEqual([]);
   });
 
+  it('refuses an unreadable cursor with 400 INVALID_FIELD instead of answering the first page', async () => {
+    const b64 = (text: string) => Buffer.from(text).toString('base64url');
+    const validId = `job_${'A'.repeat(22)}`;
+    for (const cursor of [
+      'garbage!!',
+      '%00%ff',
+      b64('hello world'),
+      b64('{"created_at":"2030-01-01T00:00:00.000Z","id":"job_x"}'),
+      b64('2030-01-01T00:00:00.000Z|42'),
+      b64(`1893456000000|${validId}`),
+      b64(`yesterday|${validId}`),
+      b64(`2030-01-01T00:00:00.000Z|${validId}|extra`),
+      `${b64(`2030-01-01T00:00:00.000Z|${validId}`)}!`,
+      'A'.repeat(400),
+      'A'.repeat(5000),
+    ]) {
+      const res = await getJson<ErrorJson>(`${server.url}/v1/jobs?limit=2&cursor=${cursor}`, A);
+      expect(res.status, cursor).toBe(400);
+      expect(res.body.error, cursor).toMatchObject({ code: 'INVALID_FIELD', details: { field: 'cursor' } });
+    }
+    // A well-formed cursor past every job is an empty page, not an error; no cursor is the first page.
+    const past = await getJson<{ items: JobJson[]; next_cursor: string | null }>(
+      `${server.url}/v1/jobs?cursor=${b64(`1970-01-01T00:00:00.000Z|${validId}`)}`,
+      A,
+    );
+    expect(past).toMatchObject({ status: 200, body: { items: [], next_cursor: null } });
+    expect((await getJson(`${server.url}/v1/jobs?cursor=`, A)).status).toBe(200);
+  });
+
   it('answers 409 JOB_NOT_COMPLETED before completion, serves partial text on request, and cancels with DELETE', async () => {
     fake.setLatency(400);
     try {

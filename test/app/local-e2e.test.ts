@@ -90,4 +90,23 @@ describe('the service end to end with the local engine', () => {
     // The upload and chunk files are gone once the job has ended; the job row and transcript stay.
     expect((await jobFiles(server.dataDir)).filter((f) => f.includes('upload') || f.endsWith('.wav'))).toEqual([]);
   });
+
+  it('refuses a language the engine does not have at upload, naming the ones it has, and leaves nothing behind', async () => {
+    const before = await jobFiles(server.dataDir);
+    const listed = (await getJson<{ items: unknown[] }>(`${server.url}/v1/jobs?limit=100`)).body.items.length;
+    for (const language of ['de', 'fr']) {
+      const res = await upload(server.url, speech.wav, { language });
+      expect(res.status, language).toBe(400);
+      expect(res.body.error).toEqual({
+        code: 'INVALID_FIELD',
+        message: `language "${language}" is not recognised by model "pocketsphinx-en-us"; it recognises: en`,
+        details: { field: 'language', languages: ['en'] },
+      });
+    }
+    expect(await jobFiles(server.dataDir)).toEqual(before);
+    expect((await getJson<{ items: unknown[] }>(`${server.url}/v1/jobs?limit=100`)).body.items).toHaveLength(listed);
+    // English and no language at all (the engine's own) are still taken.
+    const dry = await upload(server.url, speech.wav, { language: 'en', dry_run: 'true' });
+    expect(dry.status).toBe(200);
+  });
 });

@@ -170,17 +170,25 @@ describe('webhooks by default (private addresses refused)', () => {
   it('refuses loopback, private, link-local and localhost callback URLs at upload with 400 INVALID_FIELD', async () => {
     const server = await startServer(env());
     try {
-      for (const url of [
-        `${receiver.url}/hook`,
-        'http://10.1.2.3/hook',
-        'http://169.254.169.254/latest/meta-data',
-        'http://[::1]:8080/hook',
-        'http://[fd00::1]/hook',
-        `http://localhost:${receiver.port}/hook`,
-      ]) {
+      // The URL and what the message must say; an IPv6 address that carries an IPv4 one is judged by it.
+      for (const [url, says] of [
+        [`${receiver.url}/hook`, 'a loopback address'],
+        ['http://10.1.2.3/hook', 'a private address'],
+        ['http://169.254.169.254/latest/meta-data', 'a linkLocal address'],
+        ['http://[::1]:8080/hook', 'a loopback address'],
+        ['http://[fd00::1]/hook', 'a uniqueLocal address'],
+        [`http://localhost:${receiver.port}/hook`, 'localhost'],
+        [`http://[::127.0.0.1]:${receiver.port}/hook`, 'embedding 127.0.0.1, a loopback address'],
+        ['http://[::a00:1]/hook', 'embedding 10.0.0.1, a private address'],
+        [`http://[::ffff:127.0.0.1]:${receiver.port}/hook`, 'embedding 127.0.0.1, a loopback address'],
+        ['http://[64:ff9b::a9fe:a9fe]/latest/meta-data', 'embedding 169.254.169.254, a linkLocal address'],
+        ['http://[2002:c0a8:101::1]/hook', 'embedding 192.168.1.1, a private address'],
+        ['http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook', 'embedding 127.0.0.1, a loopback address'],
+      ] as const) {
         const res = await upload(server.url, speech.wav, { callback_url: url });
         expect(res.status, url).toBe(400);
         expect(res.body.error).toMatchObject({ code: 'INVALID_FIELD', details: { field: 'callback_url' } });
+        expect(res.body.error.message, url).toContain(says);
       }
       expect(await jobFiles(server.dataDir)).toEqual([]);
       expect((await fetch(`${server.url}/health/live`)).status).toBe(200);

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './ports.ts';
 import { until } from './until.ts';
 
 export interface TestRedis {
@@ -11,18 +12,11 @@ export interface TestRedis {
   dir: string;
   /** Stops the server the hard way (no save beyond what the AOF already holds) and starts it again on the same port. */
   restart(): Promise<void>;
+  /** Kills the server (SIGKILL) and leaves it down, until start(). */
+  kill(): Promise<void>;
+  /** Starts the killed server again on the same port and directory. */
+  start(): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
@@ -89,6 +83,8 @@ export async function startTestRedis(): Promise<TestRedis> {
       await kill();
       await launch();
     },
+    kill,
+    start: launch,
     async stop() {
       await kill();
       await rm(dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
+import { modelsFor, resolveModel } from '../../src/transcribe/models.ts';
 import { checkCallbackUrl } from '../../src/validate/callback-url.ts';
 import { createRequestValidator, type TextFields } from '../../src/validate/request-validator.ts';
 
@@ -210,6 +211,43 @@ describe('request validator', () => {
 
   it('rejects a field sent twice', () => {
     expectInvalid({ language: ['en', 'de'] }, 'language');
+  });
+
+  describe('languages a model declares', () => {
+    const local = createRequestValidator({
+      defaultModel: 'pocketsphinx-en-us',
+      knownModels: ['pocketsphinx-en-us', 'any-language'],
+      languagesOf: (model) => (model === 'pocketsphinx-en-us' ? ['en'] : null),
+    });
+
+    it('refuses another language for that model, naming the ones it has', () => {
+      const err = rejection({ language: 'de' }, local);
+      expect(err.code).toBe('INVALID_FIELD');
+      expect(err.statusCode).toBe(400);
+      expect(err.details).toEqual({ field: 'language', languages: ['en'] });
+      expect(err.message).toBe('language "de" is not recognised by model "pocketsphinx-en-us"; it recognises: en');
+    });
+
+    it('judges the language against the model the request names', () => {
+      expect(local.validate({ language: 'de', model: 'any-language' }).request).toMatchObject({ language: 'de', model: 'any-language' });
+      expect(rejection({ language: 'de', model: 'pocketsphinx-en-us' }, local).details).toMatchObject({ languages: ['en'] });
+    });
+
+    it('accepts its language, and no language', () => {
+      expect(local.validate({ language: 'en' }).request.language).toBe('en');
+      expect(local.validate({}).request.language).toBeNull();
+    });
+
+    it('the model table: the local engine is English only, the OpenAI models take any language', () => {
+      expect(resolveModel('local', 'pocketsphinx-en-us').languages).toEqual(['en']);
+      for (const id of modelsFor('openai')) expect(resolveModel('openai', id).languages, id).toBeNull();
+      expect(resolveModel('openai', 'some-compatible-model').languages).toBeNull();
+    });
+
+    it('takes any ISO-639-1 code for models that declare none (the OpenAI models)', () => {
+      expect(validator.validate({ language: 'de' }).request.language).toBe('de');
+      expect(validator.validate({ language: 'yo', model: 'gpt-4o-transcribe' }).request.language).toBe('yo');
+    });
   });
 });
 

@@ -4,7 +4,7 @@ import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../../errors.ts';
-import { modelsFor } from '../models.ts';
+import { modelsFor, resolveModel } from '../models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
@@ -157,8 +157,10 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     if (!models.includes(input.model)) {
       throw new AppError('INVALID_FIELD', `model "${input.model}" is not available locally (use ${models.join(', ')})`);
     }
-    if (input.language !== null && input.language !== 'en') {
-      throw new AppError('INVALID_FIELD', `the local provider only recognises English, not "${input.language}"`);
+    // The upload already refused other languages; a job stored before that check still fails here, plainly.
+    const languages = resolveModel('local', input.model).languages;
+    if (input.language !== null && languages !== null && !languages.includes(input.language)) {
+      throw new AppError('INVALID_FIELD', `model "${input.model}" recognises only ${languages.join(', ')}, not "${input.language}"`);
     }
     if (input.signal.aborted) {
       throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, removeDir, startServer, type TestServer } from '../helper.ts';
+import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+
+type Ready = { status: string; components: Record<string, { status: string; detail: string }> };
+
+/** Polls /health/ready until `redis` has the wanted status (the client notices a dead socket on its own time). */
+async function readyWhenRedis(url: string, status: 'ok' | 'down'): Promise<{ status: number; body: Ready }> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const res = await getJson<Ready>(`${url}/health/ready`);
+    if (res.body.components.redis?.status === status) return res;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for /health/ready to report redis ${status}: ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('/health/ready in scale-out mode', () => {
+  let redis: TestRedis;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    // A password in the URL, so the test can check it never reaches the unauthenticated answer.
+    server = await startServer({ REDIS_URL: redis.url.replace('redis://', 'redis://:hunter2-secret@'), TRANSCRIBE_PROVIDER: 'local' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await redis?.stop();
+    if (server) await removeDir(server.dataDir);
+  });
+
+  it('reports Redis as a component: ok while it answers, down (503) while it is dead, ok again when it is back', async () => {
+    const up = await readyWhenRedis(server.url, 'ok');
+    expect(up.status).toBe(200);
+    expect(up.body.components.redis).toEqual({ status: 'ok', detail: 'redis answers' });
+
+    await redis.kill();
+    const down = await readyWhenRedis(server.url, 'down');
+    expect(down.status).toBe(503);
+    expect(down.body.status).toBe('down');
+    expect(down.body.components.redis?.detail).toMatch(/^redis (connection \w+|did not answer PING within \d+ ms|PING failed)$/);
+    expect(JSON.stringify(down.body)).not.toContain('hunter2');
+    expect(JSON.stringify(down.body)).not.toContain(String(redis.port));
+    // /health and liveness still answer.
+    expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
+    expect((await getJson<Ready>(`${server.url}/health`)).body.components.redis?.status).toBe('down');
+
+    await redis.start();
+    const back = await readyWhenRedis(server.url, 'ok');
+    expect(back.status).toBe(200);
+  });
+});
+
+describe('/health/ready in the single-process mode', () => {
+  it('has no redis component', async () => {
+    const server = await startServer({ TRANSCRIBE_PROVIDER: 'local' });
+    try {
+      const res = await getJson<Ready>(`${server.url}/health/ready`);
+      expect(Object.keys(res.body.components)).not.toContain('redis');
+    } finally {
+      await server.close();
+      await removeDir(server.dataDir);
+    }
+  });
+});

@@ -1,0 +1,184 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { speechFixture } from '../fixtures/speech.ts';
+import { getJson, jobFiles, removeDir, startServer, upload, type TestServer } from '../helper.ts';
+import { until } from '../support/until.ts';
+import { expectError, expectNothingLeft } from './hostile-kit.ts';
+
+const speech = speechFixture();
+const BOUNDARY = 'slowboundary';
+const KEY_SLOW = 'key-slow-0123456789';
+const KEY_GOOD = 'key-good-0123456789';
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/**
+ * One upload over a raw node:net socket: the request head and the file part's header are sent at once (with a
+ * Content-Length far beyond what is sent), then the body only as fast as the test drips it.
+ */
+class SlowUpload {
+  readonly socket: net.Socket;
+  /** The server's answer, once it has been read whole. */
+  readonly answer: Promise<RawAnswer>;
+  /** Resolves when the server closed the connection. */
+  readonly closed: Promise<void>;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(server: TestServer, headers: Record<string, string> = {}) {
+    const { port } = new URL(server.url);
+    this.socket = net.connect(Number(port), '127.0.0.1');
+    // Writes after the server has closed fail with EPIPE or ECONNRESET: that is the point of closing, not a failure.
+    this.socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => this.socket.once('close', () => resolve()));
+    this.answer = new Promise((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        const end = got.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const [statusLine = '', ...lines] = got.subarray(0, end).toString('latin1').split('\r\n');
+        const head = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        const length = Number(head['content-length']);
+        if (got.length < end + 4 + length) return;
+        this.socket.off('data', onData);
+        resolve({ status: Number(statusLine.split(' ')[1]), headers: head, body: JSON.parse(got.subarray(end + 4, end + 4 + length).toString('utf8')) });
+      };
+      this.socket.on('data', onData);
+      this.socket.once('close', () => reject(new Error(`connection closed before a whole answer (${got.length} bytes read)`)));
+    });
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    this.socket.write(
+      `POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+        `Content-Length: ${10 * 1024 * 1024}\r\n${extra}\r\n` +
+        `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="slow.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`,
+    );
+  }
+
+  /** Sends `bytes` bytes every `everyMs` until stopped or the server answers. */
+  drip(bytes: number, everyMs: number): this {
+    this.#timer = setInterval(() => {
+      if (this.socket.writable) this.socket.write(Buffer.alloc(bytes, 0x41));
+    }, everyMs);
+    void this.answer.finally(() => this.stop()).catch(() => undefined);
+    return this;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  destroy(): void {
+    this.stop();
+    this.socket.destroy();
+  }
+}
+
+/** `promise`, or a failure naming what was awaited when it has not settled in `ms` (a bound, not a measurement). */
+async function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The pool's line in /health/ready (with API keys set, only a key sees it). */
+const poolDetail = async (server: TestServer, headers: Record<string, string> = {}): Promise<string> =>
+  (await getJson<{ components: Record<string, { detail: string }> }>(`${server.url}/health/ready`, headers)).body.components.job_dirs!.detail;
+
+describe('slow uploads lose their job directory lease', () => {
+  let server: TestServer | undefined;
+  const sockets: SlowUpload[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await server?.close();
+    await removeDir(server?.dataDir ?? '');
+    server = undefined;
+  });
+
+  const open = (s: TestServer, headers?: Record<string, string>): SlowUpload => {
+    const upload = new SlowUpload(s, headers);
+    sockets.push(upload);
+    return upload;
+  };
+
+  it('answers 408 UPLOAD_TOO_SLOW to uploads that trickle below the minimum rate, removes them at once, and takes a normal upload', async () => {
+    // The gap limit is off: only the rate can refuse these, however slow the machine is.
+    server = await startServer({ JOB_DIRS_MAX: '2', UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '4096', UPLOAD_RATE_WINDOW_MS: '1000' });
+    const s = server;
+    const tricklers = [open(s).drip(1, 50), open(s).drip(1, 50)];
+    for (const t of tricklers) {
+      const answer = await within(t.answer, 'the answer to a trickling upload');
+      expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'too_slow' });
+      expect(answer.headers.connection).toBe('close');
+      await within(t.closed, 'the server to close a trickling upload\'s connection');
+    }
+    // The answer comes after the partial upload was removed and the lease returned.
+    expect(await jobFiles(s.dataDir)).toEqual([]);
+    expect(await poolDetail(s)).toMatch(/^0 of 2 leased/);
+
+    const normal = await upload(s.url, speech.mp3, { dry_run: 'true' });
+    expect(normal.status).toBe(200);
+    await expectNothingLeft(s);
+  });
+
+  it('answers 408 to an upload that stops sending once the gap limit passes, between parts as well as inside the file', async () => {
+    server = await startServer({ JOB_DIRS_MAX: '2', UPLOAD_MAX_GAP_MS: '1000', UPLOAD_MIN_BYTES_PER_S: '0' });
+    const s = server;
+    // Stalls inside the file part: nothing after its header.
+    const inFile = open(s);
+    // Stalls between parts: a whole field, then nothing.
+    const betweenParts = new SlowUpload(s);
+    sockets.push(betweenParts);
+    betweenParts.socket.write(`x\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n`);
+
+    for (const stalled of [inFile, betweenParts]) {
+      const answer = await within(stalled.answer, 'the answer to a stalled upload');
+      expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'stalled' });
+      expect((answer.body as { error: { details: { idle_ms: number } } }).error.details.idle_ms).toBeGreaterThanOrEqual(1000);
+      await within(stalled.closed, 'the server to close a stalled upload\'s connection');
+    }
+    expect(await poolDetail(s)).toMatch(/^0 of 2 leased/);
+    await expectNothingLeft(s);
+  });
+
+  it('bounds the uploads one key has in progress with 429 RATE_LIMITED, so another key gets in while it drips', async () => {
+    // Nothing here is refused for slowness: the two drippers hold their slots for the whole test.
+    server = await startServer({
+      API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
+      JOB_DIRS_MAX: '3',
+      UPLOADS_PER_KEY_MAX: '2',
+      UPLOAD_MAX_GAP_MS: '0',
+      UPLOAD_MIN_BYTES_PER_S: '0',
+      PRESSURE_RETRY_AFTER_S: '13',
+    });
+    const s = server;
+    const slow = { authorization: `Bearer ${KEY_SLOW}` };
+    const good = { authorization: `Bearer ${KEY_GOOD}` };
+    open(s, slow).drip(1, 200);
+    open(s, slow).drip(1, 200);
+    await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', { everyMs: 50 });
+
+    const third = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
+    expectError(third, 429, 'RATE_LIMITED', { reason: 'concurrent_uploads', limit: 2 });
+    expect(third.headers.get('retry-after')).toBe('13');
+
+    const other = await upload(s.url, speech.mp3, { dry_run: 'true' }, good);
+    expect(other.status).toBe(200);
+    expect(await poolDetail(s, good)).toMatch(/^2 of 3 leased/);
+
+    // A slot comes back when its upload ends: the slow key's third upload gets in once one dripper gives up.
+    sockets[0]!.destroy();
+    await until(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'), 'the closed dripper to lose its lease', { everyMs: 50 });
+    const again = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
+    expect(again.status).toBe(200);
+  });
+});

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, redactConfig, redactUrl } from '../../src/config.ts';
+
+const SECRETS = ['base-user', 'base-pass', 'query-secret', 'redis-user', 'redis-pass', 'db-secret', 'frag-secret', 'sk-openai-key', 'client-key-1'];
+
+describe('redactConfig', () => {
+  it('keeps where every URL setting points and drops its user-info, query values and fragment', () => {
+    const config = loadConfig({
+      OPENAI_API_KEY: 'sk-openai-key',
+      OPENAI_BASE_URL: 'http://base-user:base-pass@llm.internal:8080/v1?api-key=query-secret&region=eu#frag-secret',
+      REDIS_URL: 'rediss://redis-user:redis-pass@cache.internal:6380/2?password=db-secret',
+      API_KEYS: 'client-key-1',
+    });
+    const redacted = redactConfig(config);
+    expect(redacted.openai).toEqual({ apiKey: '(set)', baseURL: 'http://***@llm.internal:8080/v1?api-key=***&region=***' });
+    expect(redacted.redisUrl).toBe('rediss://***@cache.internal:6380/2?password=***');
+    const text = JSON.stringify(redacted);
+    for (const secret of SECRETS) expect(text).not.toContain(secret);
+    // The rest is the config as it was.
+    expect(redacted.dataDir).toBe(config.dataDir);
+    expect(redacted.apiKeys).toEqual(['env-1']);
+  });
+
+  it('says only that a setting is unset, or set but not a URL, and leaves a URL without secrets as it is', () => {
+    const plain = redactConfig(loadConfig({}));
+    expect(plain.redisUrl).toBe('(unset)');
+    expect((plain.openai as { baseURL: string }).baseURL).toBe('(sdk default)');
+    expect(redactUrl('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379');
+    expect(redactUrl('https://api.example/v1')).toBe('https://api.example/v1');
+    expect(redactUrl('redis://:only-pass@h:1')).toBe('redis://***@h:1');
+    expect(redactUrl('not a url with secret')).toBe('(set, not a URL)');
+  });
+});
