@@ -170,7 +170,9 @@ describe('circuit breaker', () => {
       expect(await peek(a)).toBe('resolved');
       (await a).fail({ reason: 'connection' });
       expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
-      clock.advance(10_000);
+      clock.advance(9_999);
+      expect(await peek(b)).toBe('pending');
+      clock.advance(1);
       expect(await peek(b)).toBe('resolved');
       const probe = await b;
       expect(probe.probe).toBe(true);
