@@ -7,6 +7,7 @@ import { buildApp, type App } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { Services } from '../src/services.ts';
 import { createServices } from '../src/wiring.ts';
+import { until, type UntilOptions } from './support/until.ts';
 
 /** The JSON bodies the tests read: the job resource, an error, a list. Loose on purpose: tests assert the fields. */
 export type JsonValue = string | number | boolean | null | undefined | JsonValue[] | Json;
@@ -84,19 +85,47 @@ export async function getJson<T = Json>(url: string, headers: Record<string, str
   return { status: res.status, body: (await res.json()) as T };
 }
 
-/** Polls until the job is in a terminal state; the vitest timeout bounds it. */
-export async function waitForJob(
+export interface PollJobOptions extends UntilOptions {
+  headers?: Record<string, string>;
+}
+
+/**
+ * Reads the job until `done(job)`, and returns it as last read with every percent seen on the way. Fails after
+ * `timeoutMs` (default 100 s, inside vitest's 120 s test timeout) naming `what` and the state last seen.
+ */
+export async function pollJob<T extends JobJson = JobJson>(
+  url: string,
+  id: string,
+  done: (job: T) => boolean,
+  what: string,
+  options: PollJobOptions = {},
+): Promise<T & { percentsSeen: number[] }> {
+  const { headers = {}, ...untilOptions } = options;
+  const seen: number[] = [];
+  let last: T | undefined;
+  await until(
+    async () => {
+      const { status, body } = await getJson<T>(`${url}/v1/jobs/${id}`, headers);
+      if (status !== 200) throw new Error(`GET job ${id} answered ${status}: ${JSON.stringify(body)}`);
+      last = body;
+      seen.push(body.progress.percent);
+      return done(body);
+    },
+    () => `${what} (job ${id}); last seen: ${last ? JSON.stringify({ status: last.status, stage: last.stage, progress: last.progress }) : 'never'}`,
+    { timeoutMs: 100_000, everyMs: 100, ...untilOptions },
+  );
+  if (!last) throw new Error(`job ${id} was never read`);
+  return { ...last, percentsSeen: seen };
+}
+
+/** Polls until the job is in a terminal state (see pollJob). */
+export function waitForJob(
   url: string,
   id: string,
   headers: Record<string, string> = {},
+  options: UntilOptions = {},
 ): Promise<JobJson & { percentsSeen: number[] }> {
-  const seen: number[] = [];
-  for (;;) {
-    const { body } = await getJson<JobJson>(`${url}/v1/jobs/${id}`, headers);
-    seen.push(body.progress.percent);
-    if (['completed', 'failed', 'cancelled'].includes(body.status)) return { ...body, percentsSeen: seen };
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return pollJob(url, id, (job) => ['completed', 'failed', 'cancelled'].includes(job.status), 'the job to end', { headers, ...options });
 }
 
 /** Every file left under DATA_DIR/jobs (what a rejected upload must not leave behind). */

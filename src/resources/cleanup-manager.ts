@@ -58,6 +58,8 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
   let tail: Promise<unknown> = Promise.resolve();
   let queuedEmergency: Promise<CleanupReport> | null = null;
   let timer: NodeJS.Timeout | null = null;
+  /** The chain of passes has one owner: `timer` is null while a pass runs, so it cannot tell whether one is started. */
+  let started = false;
   let stopped = false;
 
   async function removeDir(id: string, report: CleanupReport): Promise<void> {
@@ -139,7 +141,8 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
       await dirs.remove(jobId);
     },
     start() {
-      if (stopped || timer) return;
+      if (stopped || started) return;
+      started = true;
       schedule();
     },
     async stop() {

@@ -1,3 +1,5 @@
+import { atDeadline } from './deadline-timer.ts';
+
 /** Time source and timers, injected so retry, pause and cool-down logic is tested without real waiting. */
 export interface Clock {
   now(): number;
@@ -43,7 +45,11 @@ export function computeBackoffMs(options: BackoffOptions): number {
   return Math.max(Math.ceil(floorMs), jittered);
 }
 
-/** Resolves after ms; rejects with the signal's reason the moment it aborts (also when already aborted). */
+/**
+ * Resolves once `clock` says ms have passed (a timer firing early does not cut the wait short: a retry sent before
+ * the provider's Retry-After is spent on another 429); rejects with the signal's reason the moment it aborts (also
+ * when already aborted).
+ */
 export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
@@ -51,13 +57,13 @@ export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClo
       return;
     }
     const onAbort = () => {
-      clock.clearTimeout(handle);
+      timer.cancel();
       reject(signal?.reason);
     };
-    const handle = clock.setTimeout(() => {
+    const timer = atDeadline(clock, clock.now() + Math.max(0, ms), () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, Math.max(0, ms));
+    });
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { AppError, errorMessage, isAppError, type ErrorCode } from '../errors.ts';
 import { computeBackoffMs, sleep as defaultSleep, systemClock, type Clock } from './backoff.ts';
 import { CircuitOpenError, type CircuitBreaker, type CircuitPermit } from './circuit-breaker.ts';
+import { atDeadline } from './deadline-timer.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { classifyError, errorIdentifier, exhaustedLimitResetMs, type Decision, type Remedy } from './retry-policy.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from './types.ts';
@@ -108,7 +109,7 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     const deadlineAt = clock.now() + chunkDeadlineMs;
     const deadline = new AbortController();
-    const timer = clock.setTimeout(() => deadline.abort(new DeadlineExceeded(chunkDeadlineMs)), chunkDeadlineMs);
+    const timer = atDeadline(clock, deadlineAt, () => deadline.abort(new DeadlineExceeded(chunkDeadlineMs)));
     const signal = AbortSignal.any([input.signal, deadline.signal]);
     let last: { decision: Decision; err: unknown } | undefined;
     let attempt = 0;
@@ -223,7 +224,7 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
         if (signal.aborted) throw stopped(false);
       }
     } finally {
-      clock.clearTimeout(timer);
+      timer.cancel();
     }
   }
 

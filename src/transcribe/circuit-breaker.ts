@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
 import { systemClock, type Clock } from './backoff.ts';
+import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -86,7 +87,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   let openedAt: number | null = null;
   let retryAt: number | null = null;
   let probeInFlight = false;
-  let timer: unknown;
+  /** Owns the wait of parked callers for the cool-down: it re-arms until the clock has reached retryAt. */
+  let coolDown: DeadlineTimer | undefined;
   const waiters: Waiter[] = [];
 
   const isFatal = () => state === 'open' && code !== null && FATAL_CODES.has(code);
@@ -101,18 +103,15 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     openedAt = clock.now();
     retryAt = openedAt + (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs);
     probeInFlight = false;
-    if (timer !== undefined) clock.clearTimeout(timer);
-    timer = clock.setTimeout(() => {
-      timer = undefined;
-      pump();
-    }, retryAt - openedAt);
+    coolDown?.cancel();
+    coolDown = atDeadline(clock, retryAt, pump);
     log.warn({ reason: why, code: openCode, failures, retryAt: new Date(retryAt).toISOString() }, 'circuit opened');
     pump();
   };
 
   const close = () => {
-    if (timer !== undefined) clock.clearTimeout(timer);
-    timer = undefined;
+    coolDown?.cancel();
+    coolDown = undefined;
     if (state !== 'closed') log.info({ after: reason }, 'circuit closed');
     state = 'closed';
     reason = null;

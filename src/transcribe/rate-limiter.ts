@@ -2,6 +2,7 @@ import Bottleneck from 'bottleneck';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { systemClock, type Clock } from './backoff.ts';
+import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
 export interface RateLimiterOptions {
   /** Requests per minute the bucket refills. */
@@ -75,7 +76,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let running = 0;
   let held = false;
   let pausedUntil = 0;
-  let resumeTimer: unknown;
+  /** Owns the end of a pause: fires once the clock has reached pausedUntil, however early its timer fires. */
+  let resumeTimer: DeadlineTimer | undefined;
   let stopping: Promise<void> | undefined;
   // Reservoir moves are read-modify-write on an async store: run them one after another.
   let ops: Promise<unknown> = Promise.resolve();
@@ -153,8 +155,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         return;
       }
       pausedUntil = until;
-      if (resumeTimer !== undefined) clock.clearTimeout(resumeTimer);
-      resumeTimer = clock.setTimeout(resume, ms);
+      resumeTimer?.cancel();
+      resumeTimer = atDeadline(clock, until, resume);
       log.warn({ ms, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every job');
       if (!held) {
         held = true;
@@ -174,7 +176,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
     stop() {
       stopping ??= (async () => {
-        if (resumeTimer !== undefined) clock.clearTimeout(resumeTimer);
+        resumeTimer?.cancel();
         resumeTimer = undefined;
         const err = stoppedError();
         for (const entry of [...waiting]) entry.reject(err);

@@ -5,6 +5,7 @@ import { toJobResource } from '../jobs/progress.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobRecord, WebhookState } from '../jobs/types.ts';
 import { computeBackoffMs, systemClock, type Clock } from '../transcribe/backoff.ts';
+import { atDeadline, type DeadlineTimer } from '../transcribe/deadline-timer.ts';
 import { WebhookRefusedError, type WebhookSend } from './sender.ts';
 import { signWebhook } from './signature.ts';
 
@@ -40,18 +41,19 @@ const MAX_ERROR_CHARS = 300;
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { store, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, clock = systemClock, random = Math.random } = options;
-  const timers = new Map<string, unknown>();
+  const timers = new Map<string, DeadlineTimer>();
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
 
-  function schedule(jobId: string, delayMs: number): void {
+  /** The attempt goes when the clock reaches dueAt (epoch ms), never before the next_attempt_at stored for it. */
+  function schedule(jobId: string, dueAt: number): void {
     if (stopped || timers.has(jobId)) return;
-    const timer = clock.setTimeout(() => {
+    const timer = atDeadline(clock, dueAt, () => {
       timers.delete(jobId);
       const attempt = deliver(jobId).catch((err: unknown) => logger.error({ jobId, err }, 'webhook delivery crashed'));
       inFlight.add(attempt);
       void attempt.finally(() => inFlight.delete(attempt));
-    }, Math.max(0, delayMs));
+    });
     timers.set(jobId, timer);
   }
 
@@ -104,17 +106,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     // Jitter in the upper half only: a receiver that just failed is not called again at once.
     const ceilingMs = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempts - 1));
     const delayMs = computeBackoffMs({ attempt: attempts, baseMs: retryBaseMs, capMs: retryMaxMs, floorMs: ceilingMs / 2, random });
-    const next = new Date(clock.now() + delayMs).toISOString();
-    record(jobId, { status: 'pending', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: next });
+    const dueAt = clock.now() + delayMs;
+    record(jobId, { status: 'pending', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: new Date(dueAt).toISOString() });
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
-    schedule(jobId, delayMs);
+    schedule(jobId, dueAt);
   }
 
   function begin(job: JobRecord): void {
     if (job.status !== 'completed' && job.status !== 'failed') return;
     if (!job.request.callback_url) return;
     record(job.id, { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: new Date(clock.now()).toISOString() });
-    schedule(job.id, 0);
+    schedule(job.id, clock.now());
   }
 
   return {
@@ -122,12 +124,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     start() {
       for (const job of store.webhookBacklog()) {
         if (job.webhook?.status !== 'pending') begin(job);
-        else schedule(job.id, job.webhook.next_attempt_at === null ? 0 : Date.parse(job.webhook.next_attempt_at) - clock.now());
+        else {
+          // A stored time that does not parse (NaN) is owed now rather than never.
+          const dueAt = Date.parse(job.webhook.next_attempt_at ?? '');
+          schedule(job.id, Number.isNaN(dueAt) ? clock.now() : dueAt);
+        }
       }
     },
     async stop() {
       stopped = true;
-      for (const timer of timers.values()) clock.clearTimeout(timer);
+      for (const timer of timers.values()) timer.cancel();
       timers.clear();
       await Promise.allSettled([...inFlight]);
     },

@@ -9,6 +9,7 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
 
 const CONCURRENCY = 3;
 const TAG = /chunk-([0-9a-f]{8})-\d+/g;
@@ -66,14 +67,6 @@ function storedTags(dataDir: string, jobId: string): Set<string> {
 const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] => fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
 const sha8 = (r: RequestLogEntry): string => r.sha1!.slice(0, 8);
 
-async function until(check: () => boolean | Promise<boolean>, what: string, everyMs = 5): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** The transcript is whole and in order: one fake tag per chunk, chunks ascending, times non-decreasing. */
 async function expectCompleteTranscript(url: string, job: JobJson): Promise<string[]> {
   const { body } = await getJson<{ segments: Array<{ start: number; chunk: number; text: string }> }>(`${url}/v1/jobs/${job.id}/transcript`);
@@ -92,7 +85,7 @@ async function expectCompleteTranscript(url: string, job: JobJson): Promise<stri
 async function expectLeasesReleased(url: string): Promise<void> {
   const detail = async () =>
     (await getJson<{ components: Record<string, { detail: string }> }>(`${url}/health/ready`)).body.components.job_dirs?.detail ?? '';
-  await until(async () => (await detail()).startsWith('0 of '), 'every job directory lease to be released', 20);
+  await until(async () => (await detail()).startsWith('0 of '), 'every job directory lease to be released', { everyMs: 20 });
   expect(await detail()).toMatch(/^0 of \d+ leased, 0\.00 of/);
 }
 
@@ -279,13 +272,13 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
   it('finishes the job and ends the paused ffmpeg when killed while slicing under back-pressure', async () => {
     await killAndResume(longSpeech, async (env) => {
       // The slicer SIGSTOPs ffmpeg when its look-ahead is full: a kill then leaves a stopped ffmpeg behind.
-      await until(async () => (await processesUsing(env.dataDir)).some((p) => processState(p.pid) === 'T'), 'ffmpeg paused by back-pressure', 1);
+      await until(async () => (await processesUsing(env.dataDir)).some((p) => processState(p.pid) === 'T'), 'ffmpeg paused by back-pressure', { everyMs: 1 });
     });
   });
 
   it('finishes the job without re-sending stored chunks when killed during transcription', async () => {
     const { stored } = await killAndResume(speech.mp3, async (env) => {
-      await until(() => transcriptions(env.fake).filter((r) => r.status === 200).length >= 3, 'three answers', 1);
+      await until(() => transcriptions(env.fake).filter((r) => r.status === 200).length >= 3, 'three answers', { everyMs: 1 });
     });
     // Three answered, at most the concurrency of them not yet stored when the kill landed.
     expect(stored.size).toBeGreaterThanOrEqual(1);
@@ -308,7 +301,7 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     const jobId = created.body.id;
     const reader = openDb(env.dataDir);
     const stage = () => (reader.prepare('SELECT stage FROM jobs WHERE id = ?').get(jobId) as { stage: string | null }).stage;
-    await until(() => stage() === 'stitching', 'the stitching stage', 2);
+    await until(() => stage() === 'stitching', 'the stitching stage', { everyMs: 2 });
     await first.kill9();
     const row = reader.prepare('SELECT status, slicing_done, transcript_json FROM jobs WHERE id = ?').get(jobId);
     reader.close();

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
-import { eventually, expectError, expectNothingLeft } from './hostile-kit.ts';
+import { until } from '../support/until.ts';
+import { expectError, expectNothingLeft } from './hostile-kit.ts';
 
 const speech = speechFixture();
 
@@ -42,7 +43,7 @@ describe('job directory pool bounds over HTTP', () => {
     const { server, fake } = await start({ JOB_DIRS_MAX: '1' });
     const live = await upload(server.url, speech.mp3);
     expect(live.status).toBe(202);
-    await eventually(async () => fake.requests.length > 0);
+    await until(() => fake.requests.length > 0, 'the live job to reach the provider', { everyMs: 50 });
     expect(await poolDetail(server)).toMatch(/^1 of 1 leased/);
 
     const refused = await upload(server.url, speech.mp3);
@@ -61,7 +62,7 @@ describe('job directory pool bounds over HTTP', () => {
     expect(next.status).toBe(202);
     expect((await waitForJob(server.url, next.body.id)).status).toBe('completed');
     // The completed job returned its lease too.
-    expect(await eventually(async () => (await poolDetail(server)).startsWith('0 of 1 leased'))).toBe(true);
+    await until(async () => (await poolDetail(server)).startsWith('0 of 1 leased'), 'the completed job to return its lease', { everyMs: 50 });
   });
 
   it('refuses an upload whose bytes would pass JOB_DIRS_MAX_BYTES, with or without Content-Length', async () => {

@@ -8,9 +8,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import { getJson, jobFiles, pollJob, removeDir, startServer, waitForJob, type JobJson, type TestServer } from '../helper.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { spawnService } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
 import { expectError, ffmpeg, listedJobIds, multipart, postMultipart } from './hostile-kit.ts';
 
 const KiB = 1024;
@@ -195,16 +196,6 @@ async function ffmpegBusyWith(jobId: string): Promise<boolean> {
   return false;
 }
 
-/** Polls `check` every 100 ms, at most `tries` times; fails with `what` when it never held. */
-async function until<T>(what: string, check: () => Promise<T | null | false>, tries = 300): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const value = await check();
-    if (value) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
 type PollJson = JobJson & { progress: { chunks_sending: number; waiting: { reason: string; until: string | null } | null } };
 
 describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up and is freed again', () => {
@@ -243,16 +234,12 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
     const id = (up.body as { id: string }).id;
 
     // Two chunks with the provider and ffmpeg done cutting (its chunk files are whole), then the disk is filled.
-    await until('two chunks sent', async () => (await getJson<PollJson>(`${url}/v1/jobs/${id}`)).body.progress.chunks_sending >= 2);
-    await until('ffmpeg to finish with the job', async () => !(await ffmpegBusyWith(id)));
+    await pollJob<PollJson>(url, id, (job) => job.progress.chunks_sending >= 2, 'two chunks sent');
+    await until(async () => !(await ffmpegBusyWith(id)), 'ffmpeg to finish with the job', { everyMs: 100 });
     const filler = path.join(mnt, 'filler');
     fillVolume(filler);
 
-    const paused = await until('progress.waiting disk_full', async () => {
-      const { status, body } = await getJson<PollJson>(`${url}/v1/jobs/${id}`);
-      expect(status).toBe(200);
-      return body.progress.waiting?.reason === 'disk_full' ? body : null;
-    });
+    const paused = await pollJob<PollJson>(url, id, (job) => job.progress.waiting?.reason === 'disk_full', 'progress.waiting disk_full');
     expect(paused.status).toBe('processing');
     expect(Date.parse(paused.progress.waiting?.until ?? '')).not.toBeNaN();
     const sentWhilePaused = sent().length;

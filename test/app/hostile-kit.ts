@@ -94,7 +94,10 @@ export function expectError(res: { status: number; body: unknown }, status: numb
 export async function listedJobIds(server: TestServer): Promise<string[]> {
   const ids: string[] = [];
   let cursor: string | null = null;
+  let pages = 0;
   do {
+    // A cursor that never runs out would otherwise loop until the test timeout, saying nothing.
+    expect(++pages, 'pages of GET /v1/jobs').toBeLessThanOrEqual(1000);
     const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
     const { status, body } = await getJson<{ items: Array<{ id: string }>; next_cursor: string | null }>(`${server.url}/v1/jobs?limit=100${q}`);
     expect(status).toBe(200);
@@ -115,13 +118,4 @@ export async function expectNothingLeft(server: TestServer, keep: readonly strin
   const ready = await fetch(`${server.url}/health/ready`);
   expect(ready.status).toBe(200);
   await ready.body?.cancel();
-}
-
-/** Polls `check` until it returns true, at most `tries` times `everyMs` apart; false when it never did. */
-export async function eventually(check: () => Promise<boolean>, tries = 100, everyMs = 50): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  return false;
 }

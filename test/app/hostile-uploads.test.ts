@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, type JobJson, type TestServer } from '../helper.ts';
-import { eventually, expectError, expectNothingLeft, ffmpeg } from './hostile-kit.ts';
+import { until } from '../support/until.ts';
+import { expectError, expectNothingLeft, ffmpeg } from './hostile-kit.ts';
 
 /** An HLS playlist naming one segment: ffmpeg's hls demuxer would open `target` on the uploader's behalf. */
 function playlist(target: string): string {
@@ -136,7 +137,7 @@ describe('hostile media uploads to POST /v1/jobs', () => {
     // on the hang-up, which does not matter: the connection is what counts).
     const args = ['-v', 'quiet', '-protocol_whitelist', 'file,http,tcp', '-rw_timeout', '2000000', path.join(dir, 'http-playlist.mp3')];
     await new Promise((resolve) => execFile('ffprobe', args, { timeout: 10_000 }, resolve));
-    expect(await eventually(async () => listener.connections() > 0)).toBe(true);
+    await until(() => listener.connections() > 0, 'ffprobe following the playlist to connect to the listener', { everyMs: 50 });
   });
 
   it.skipIf(!canDetectReads)('refuses an HLS playlist .mp3 naming a file:// URL without reading the named file', async () => {
@@ -197,12 +198,15 @@ describe('an HLS playlist naming another job\'s upload', () => {
     const id = victim.body.id;
     const victimUpload = path.join(server.dataDir, 'jobs', id, 'upload');
     // Settled: every chunk cut and sent (the slicer is done with the upload) and nobody has the upload open.
-    const settled = await eventually(async () => {
-      const job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`)).body;
-      const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length;
-      return job.stage === 'transcribing' && sent === job.progress.chunks_total && !(await isOpenAnywhere(victimUpload));
-    }, 200);
-    expect(settled).toBe(true);
+    await until(
+      async () => {
+        const job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`)).body;
+        const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length;
+        return job.stage === 'transcribing' && sent === job.progress.chunks_total && !(await isOpenAnywhere(victimUpload));
+      },
+      'every chunk sent and the upload closed everywhere',
+      { everyMs: 50 },
+    );
     await markUnread(victimUpload);
 
     for (const target of [victimUpload, `file://${victimUpload}`]) {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, registeredRoutes, removeDir, startServer, upload, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
+import { getJson, jobFiles, pollJob, registeredRoutes, removeDir, startServer, upload, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
 
 const KEY_A = 'key-a-0123456789';
 const KEY_B = 'key-b-0123456789';
@@ -143,7 +143,9 @@ describe('the jobs API', () => {
     for (const id of ids) await waitForJob(server.url, id, A);
     const seen: string[] = [];
     let cursor: string | null = null;
+    let pages = 0;
     do {
+      expect(++pages, 'pages of GET /v1/jobs').toBeLessThanOrEqual(1000);
       const q: string = cursor ? `&cursor=${cursor}` : '';
       const page: { body: { items: JobJson[]; next_cursor: string | null } } = await getJson(`${server.url}/v1/jobs?limit=2${q}`, A);
       expect(page.body.items.length).toBeLessThanOrEqual(2);
@@ -192,11 +194,7 @@ describe('the jobs API', () => {
     try {
       const created = await upload(server.url, speech.wav, {}, A);
       const id = created.body.id;
-      let job: JobJson;
-      do {
-        await new Promise((r) => setTimeout(r, 50));
-        job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`, A)).body;
-      } while (job.progress.chunks_done < 1);
+      const job = await pollJob(server.url, id, (j) => j.progress.chunks_done >= 1, 'a first chunk done', { headers: A, everyMs: 50 });
       expect(job.status).toBe('processing');
       expect(job.stage).toBe('transcribing');
       expect(job.progress.eta_s).not.toBeNull();

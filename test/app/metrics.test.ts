@@ -4,6 +4,7 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-opena
 import { speechFixture } from '../fixtures/speech.ts';
 import { removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
 import { parsePromText, sumOf, type PromSample } from '../support/prom-text.ts';
+import { until } from '../support/until.ts';
 
 async function scrape(url: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; samples: PromSample[] }> {
   const res = await fetch(`${url}/metrics`, { headers });
@@ -46,10 +47,15 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
 
     // The runner reports the job's end just after the store says completed: scrape until it has.
     let scraped = await scrape(server.url);
-    while (sumOf(scraped.samples, 'chunkscribe_jobs_ended_total') === undefined) {
-      await new Promise((r) => setTimeout(r, 50));
-      scraped = await scrape(server.url);
-    }
+    await until(
+      async () => {
+        if (sumOf(scraped.samples, 'chunkscribe_jobs_ended_total') !== undefined) return true;
+        scraped = await scrape(server.url);
+        return false;
+      },
+      'chunkscribe_jobs_ended_total in /metrics',
+      { everyMs: 50 },
+    );
     const { status, type, samples } = scraped;
     expect(status).toBe(200);
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/);

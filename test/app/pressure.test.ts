@@ -10,6 +10,7 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type ErrorJson } from '../helper.ts';
 import { spawnService } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -31,14 +32,6 @@ async function startWithReadings(env: Record<string, string>, readings: SystemRe
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no port');
   return { app, services, dataDir, url: `http://127.0.0.1:${address.port}` };
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('pressure', () => {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fakeTranscript } from '../fake-openai/server.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
-import { getJson, upload, waitForJob, type JobJson } from '../helper.ts';
+import { getJson, pollJob, upload, waitForJob, type JobJson } from '../helper.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 describe('jobs against a misbehaving provider', () => {
@@ -11,11 +11,7 @@ describe('jobs against a misbehaving provider', () => {
   it('stops a job after the first 401 when the key is revoked mid-job, sending nothing more', async () => {
     const { fake, server } = await start({ latencyMs: 100 }, { CHUNK_SECONDS: '3', TRANSCRIBE_CONCURRENCY: '1' });
     const created = await upload(server.url, speechFixture().wav);
-    let job: JobJson;
-    do {
-      await new Promise((r) => setTimeout(r, 30));
-      job = (await getJson<JobJson>(`${server.url}/v1/jobs/${created.body.id}`)).body;
-    } while (job.progress.chunks_done < 1);
+    await pollJob(server.url, created.body.id, (job) => job.progress.chunks_done >= 1, 'a first chunk done', { everyMs: 30 });
     fake.setKey('sk-rotated');
     const final = await waitForJob(server.url, created.body.id);
     expect(final.status).toBe('failed');
@@ -33,11 +29,7 @@ describe('jobs against a misbehaving provider', () => {
     // job's upload and validation take on a loaded machine (its wav chunks are stream-copied: slicing adds nothing).
     const { fake, server } = await start({ latencyMs: 150 }, { CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '120', RATE_LIMIT_BURST: '1' });
     const long = await upload(server.url, speechFixture().wav);
-    let job: JobJson;
-    do {
-      await new Promise((r) => setTimeout(r, 30));
-      job = (await getJson<JobJson>(`${server.url}/v1/jobs/${long.body.id}`)).body;
-    } while (job.progress.chunks_done < 2);
+    await pollJob(server.url, long.body.id, (job) => job.progress.chunks_done >= 2, 'two chunks of the long job done', { everyMs: 30 });
     const short = await upload(server.url, path.join(LIBRIVOX_DIR, `${CLIPS[1].id}.wav`));
     const shortDone = await waitForJob(server.url, short.body.id);
     expect(shortDone.status).toBe('completed');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fakeTranscript, type RequestLogEntry } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import { getJson, jobFiles, pollJob, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 interface TranscriptJson {
@@ -191,11 +191,10 @@ describe('waiting for the provider', () => {
       RETRY_BASE_DELAY_MS: '5', RETRY_MAX_DELAY_MS: '20', CHUNK_MAX_ATTEMPTS: '20', CIRCUIT_FAILURE_THRESHOLD: '3', CIRCUIT_COOL_DOWN_MS: '400',
     });
     const created = await upload(server.url, speech.wav);
-    let job: JobJson & { progress: { waiting?: { reason: string; until: string | null } | null } };
-    do {
-      await new Promise((r) => setTimeout(r, 20));
-      job = (await getJson<typeof job>(`${server.url}/v1/jobs/${created.body.id}`)).body;
-    } while (!job.progress.waiting && job.status === 'processing');
+    type Waiting = JobJson & { progress: { waiting?: { reason: string; until: string | null } | null } };
+    const job = await pollJob<Waiting>(server.url, created.body.id, (j) => !!j.progress.waiting || j.status !== 'processing', 'the job to wait for the provider', {
+      everyMs: 20,
+    });
     expect(job.status).toBe('processing');
     expect(job.stage).toBe('transcribing');
     expect(job.progress.waiting?.reason).toBe('provider_circuit_open');
@@ -213,11 +212,10 @@ describe('waiting for the provider', () => {
     });
     const created = await upload(server.url, speech.wav);
     type Retrying = { chunk: number; attempts: number; next_try_at: string | null; reason: string | null };
-    let job: JobJson & { progress: { retrying: Retrying[]; chunks_pending: number; chunks_sending: number } };
-    do {
-      await new Promise((r) => setTimeout(r, 20));
-      job = (await getJson<typeof job>(`${server.url}/v1/jobs/${created.body.id}`)).body;
-    } while (job.progress.retrying.length === 0 && job.status === 'processing');
+    type Progress = JobJson & { progress: { retrying: Retrying[]; chunks_pending: number; chunks_sending: number } };
+    const job = await pollJob<Progress>(server.url, created.body.id, (j) => j.progress.retrying.length > 0 || j.status !== 'processing', 'a chunk between attempts', {
+      everyMs: 20,
+    });
     expect(job.progress.retrying).toEqual([{ chunk: 0, attempts: 1, next_try_at: expect.any(String), reason: 'rate_limit_exceeded' }]);
     const rateLimited = fake.requests.find((r) => r.status === 429)!;
     // Retry-After 2 s from the 429: the next try is at least that far from when the request went out.

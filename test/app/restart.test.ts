@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
+import { jobFiles, pollJob, removeDir, startServer, tempDataDir, upload, waitForJob } from '../helper.ts';
 
 describe('restart', () => {
   const dirs: string[] = [];
@@ -29,11 +29,7 @@ describe('restart', () => {
       const first = await startServer(env, dataDir);
       const created = await upload(first.url, speechFixture().mp3);
       expect(created.status).toBe(202);
-      let progress: JobJson;
-      do {
-        await new Promise((r) => setTimeout(r, 50));
-        progress = (await getJson<JobJson>(`${first.url}/v1/jobs/${created.body.id}`)).body;
-      } while (progress.progress.chunks_done < 2);
+      await pollJob(first.url, created.body.id, (job) => job.progress.chunks_done >= 2, 'two chunks done before the stop', { everyMs: 50 });
       await first.close();
 
       const stopped = fake.requests.length;

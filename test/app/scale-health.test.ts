@@ -1,18 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, removeDir, startServer, type TestServer } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { until } from '../support/until.ts';
 
 type Ready = { status: string; components: Record<string, { status: string; detail: string }> };
 
 /** Polls /health/ready until `redis` has the wanted status (the client notices a dead socket on its own time). */
 async function readyWhenRedis(url: string, status: 'ok' | 'down'): Promise<{ status: number; body: Ready }> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const res = await getJson<Ready>(`${url}/health/ready`);
-    if (res.body.components.redis?.status === status) return res;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for /health/ready to report redis ${status}: ${JSON.stringify(res.body)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let res: { status: number; body: Ready } | undefined;
+  await until(
+    async () => {
+      res = await getJson<Ready>(`${url}/health/ready`);
+      return res.body.components.redis?.status === status;
+    },
+    () => `/health/ready to report redis ${status}: ${JSON.stringify(res?.body)}`,
+    { timeoutMs: 20_000, everyMs: 50 },
+  );
+  if (!res) throw new Error('/health/ready was never read');
+  return res;
 }
 
 describe('/health/ready in scale-out mode', () => {

@@ -9,6 +9,7 @@ import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
 
 const RPM = 360;
 const BURST = 4;
@@ -31,14 +32,6 @@ function doneChunks(dataDir: string, jobId: string): number[] {
     return rows.map((r) => Number(r.idx));
   } finally {
     db.close();
-  }
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

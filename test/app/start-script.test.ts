@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.ts';
+import { until } from '../support/until.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.dirname(process.execPath);
@@ -22,14 +23,6 @@ function listening(port: number): Promise<boolean> {
     });
     sock.once('error', () => resolve(false));
   });
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const majorOf = (nodePath: string): number =>
@@ -60,7 +53,7 @@ describe('scripts/start.sh', () => {
     });
 
     // Setup and the build come first: minutes on a loaded machine.
-    await until(async () => script.exitCode !== null || (await listening(port)), `the service to listen on ${port}`, 240_000);
+    await until(async () => script.exitCode !== null || (await listening(port)), `the service to listen on ${port}`, { timeoutMs: 240_000, everyMs: 100 });
     expect(script.exitCode, stderr).toBeNull();
     // The service's own pid, from its DATA_DIR lock.
     serverPid = Number(readFileSync(path.join(dataDir, 'service.lock'), 'utf8').split(' ')[0]);

@@ -2,7 +2,8 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { jobFiles, removeDir, startServer, upload, type TestServer } from '../helper.ts';
-import { eventually, expectError, expectNothingLeft, multipart } from './hostile-kit.ts';
+import { until } from '../support/until.ts';
+import { expectError, expectNothingLeft, multipart } from './hostile-kit.ts';
 
 const MiB = 1024 * 1024;
 const LIMIT = MiB;
@@ -171,13 +172,11 @@ describe('uploads cut short or too large, on the wire', () => {
     });
     req.write(form.body.subarray(0, half));
     // The partial file is on disk before the client goes away.
-    const partial = await eventually(async () => (await jobFiles(server.dataDir)).some((f) => f.endsWith('/upload')));
-    expect(partial).toBe(true);
+    await until(async () => (await jobFiles(server.dataDir)).some((f) => f.endsWith('/upload')), 'the partial upload on disk', { everyMs: 50 });
     req.destroy();
     expect(await answered).not.toBe('response');
 
-    const cleaned = await eventually(async () => (await jobFiles(server.dataDir)).length === 0, 200);
-    expect(cleaned).toBe(true);
+    await until(async () => (await jobFiles(server.dataDir)).length === 0, 'the partial upload to be removed', { everyMs: 50 });
     await expectNothingLeft(server);
     const later = await upload(server.url, speech.wav, { dry_run: 'true' });
     expect(later.status).toBe(200);

@@ -7,7 +7,8 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-opena
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, listenApp, removeDir, tempDataDir, upload } from '../helper.ts';
 import { parsePromText, sumOf } from '../support/prom-text.ts';
-import { eventually, expectError } from './hostile-kit.ts';
+import { until } from '../support/until.ts';
+import { expectError } from './hostile-kit.ts';
 
 const KEY = 'key-refusals-0123456789';
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -64,7 +65,7 @@ describe('refused uploads: log level and chunkscribe_uploads_refused_total', () 
     // 3: accepted, and holds the pool's one lease.
     const live = await upload(url, speech.mp3, {}, AUTH);
     expect(live.status).toBe(202);
-    expect(await eventually(async () => fake.requests.length > 0)).toBe(true);
+    await until(() => fake.requests.length > 0, 'the live job to reach the provider', { everyMs: 50 });
     // 4 to 6: the pool is full.
     for (let i = 0; i < 3; i++) expectError(await upload(url, speech.mp3, {}, AUTH), 503, 'SERVER_BUSY', { resource: 'job_dirs_leases' });
     // 7: past the key's rate limit.

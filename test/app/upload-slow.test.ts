@@ -2,7 +2,8 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, startServer, upload, type TestServer } from '../helper.ts';
-import { eventually, expectError, expectNothingLeft } from './hostile-kit.ts';
+import { until } from '../support/until.ts';
+import { expectError, expectNothingLeft } from './hostile-kit.ts';
 
 const speech = speechFixture();
 const BOUNDARY = 'slowboundary';
@@ -164,7 +165,7 @@ describe('slow uploads lose their job directory lease', () => {
     const good = { authorization: `Bearer ${KEY_GOOD}` };
     open(s, slow).drip(1, 200);
     open(s, slow).drip(1, 200);
-    expect(await eventually(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased')), 'both drippers to hold a lease').toBe(true);
+    await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', { everyMs: 50 });
 
     const third = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expectError(third, 429, 'RATE_LIMITED', { reason: 'concurrent_uploads', limit: 2 });
@@ -176,7 +177,7 @@ describe('slow uploads lose their job directory lease', () => {
 
     // A slot comes back when its upload ends: the slow key's third upload gets in once one dripper gives up.
     sockets[0]!.destroy();
-    expect(await eventually(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased')), 'the closed dripper to lose its lease').toBe(true);
+    await until(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'), 'the closed dripper to lose its lease', { everyMs: 50 });
     const again = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expect(again.status).toBe(200);
   });

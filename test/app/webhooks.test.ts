@@ -9,7 +9,7 @@ import { JobStore } from '../../src/jobs/store.ts';
 import type { JobRecord, WebhookState } from '../../src/jobs/types.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, tempDataDir, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import { jobFiles, pollJob, removeDir, startServer, tempDataDir, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 
 type Verify = (secret: string, headers: Record<string, unknown>, rawBody: string) => boolean;
@@ -32,13 +32,9 @@ const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 type WebhookJob = JobJson & { webhook: WebhookState | null };
 
-/** Polls until the delivery is settled (delivered or failed); the vitest timeout bounds it. */
-async function waitForWebhook(url: string, id: string): Promise<WebhookJob> {
-  for (;;) {
-    const { body } = await getJson<WebhookJob>(`${url}/v1/jobs/${id}`);
-    if (body.webhook && body.webhook.status !== 'pending') return body;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls until the delivery is settled (delivered or failed). */
+function waitForWebhook(url: string, id: string): Promise<WebhookJob> {
+  return pollJob<WebhookJob>(url, id, (job) => !!job.webhook && job.webhook.status !== 'pending', 'the webhook delivery to settle', { everyMs: 50 });
 }
 
 describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () => {

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lockDataDir } from '../../src/resources/data-dir-lock.ts';
 import { startServer } from '../helper.ts';
+import { until } from '../support/until.ts';
 
 const LOCK_MODULE = path.resolve(import.meta.dirname, '../../src/resources/data-dir-lock.ts');
 
@@ -17,14 +18,6 @@ function procState(pid: number): string | null {
     return text.slice(text.lastIndexOf(')') + 2).split(' ')[0] ?? null;
   } catch {
     return null;
-  }
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRateLimiter, type RateLimiter } from '../../src/transcribe/rate-limiter.ts';
 import type { Clock } from '../../src/transcribe/backoff.ts';
 import { manualClock } from '../support/manual-clock.ts';
+import { until } from '../support/until.ts';
 
 // Real bottleneck underneath. Assertions are on counts and order; waits only let the event loop turn.
 const logger = pino({ level: 'silent' });
@@ -13,11 +14,6 @@ const NO_REFILL_RPM = 0.1;
 /** Let bottleneck's chain of zero-delay timers run out, so anything that could start has started. */
 async function settle(turns = 40): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((r) => setTimeout(r, 0));
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
-  expect(cond()).toBe(true);
 }
 
 /** Every gate ever opened, so cleanup can let running tasks finish (stop() waits for them). */
@@ -55,7 +51,7 @@ describe('rate limiter', () => {
     const { started, task, release } = taskRecorder();
     const results = ['a', 'b', 'c', 'd', 'e'].map((n) => limiter.schedule(task(n)));
     results.forEach((p) => p.catch(() => undefined));
-    await until(() => started.length === 2);
+    await until(() => started.length === 2, '2 tasks started', { everyMs: 1 });
     await settle();
     expect(started).toEqual(['a', 'b']);
     expect(await limiter.stats()).toEqual({ queued: 3, running: 2, tokens: 0, pausedUntil: null });
@@ -80,12 +76,12 @@ describe('rate limiter', () => {
     const { started, task, release } = taskRecorder();
     const first = limiter.schedule(task('a'));
     const second = limiter.schedule(task('b'));
-    await until(() => started.length === 1);
+    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
     await settle();
     expect(started).toEqual(['a']);
     release('a');
     await first;
-    await until(() => started.length === 2);
+    await until(() => started.length === 2, '2 tasks started', { everyMs: 1 });
     release('b');
     await expect(second).resolves.toBe('b');
   });
@@ -95,7 +91,7 @@ describe('rate limiter', () => {
     const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
     const { started, task } = taskRecorder();
     void limiter.schedule(task('a')).catch(() => undefined);
-    await until(() => started.length === 1);
+    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
     expect((await limiter.stats()).tokens).toBe(2);
 
     limiter.pauseFor(1000, 'retry-after');
@@ -105,9 +101,27 @@ describe('rate limiter', () => {
     expect(await limiter.stats()).toMatchObject({ queued: 2, tokens: 0, pausedUntil: clock.now() + 1000 });
 
     clock.advance(1000);
-    await until(() => started.length === 3);
+    await until(() => started.length === 3, '3 tasks started', { everyMs: 1 });
     expect(started).toEqual(['a', 'b', 'c']);
     expect(await limiter.stats()).toMatchObject({ queued: 0, tokens: 0, pausedUntil: null });
+  });
+
+  it.each([-1, -400])('holds the pause until the clock says it is over, with the resume timer firing early (skew %i ms)', async (skewMs) => {
+    const clock = manualClock(1_000_000, { skewMs });
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
+    const { started, task } = taskRecorder();
+    const end = clock.now() + 1000;
+    limiter.pauseFor(1000, 'retry-after');
+    void limiter.schedule(task('a')).catch(() => undefined);
+    clock.advance(999);
+    await settle();
+    expect(started).toEqual([]);
+    expect((await limiter.stats()).pausedUntil).toBe(end);
+
+    clock.advance(1);
+    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
+    expect(await limiter.stats()).toMatchObject({ pausedUntil: null });
+    expect(clock.pending()).toBe(0);
   });
 
   it('keeps a pause in force while bottleneck refills the bucket, and keeps the refill afterwards', async () => {
@@ -123,7 +137,7 @@ describe('rate limiter', () => {
     expect(started).toEqual([]);
 
     clock.advance(60_000);
-    await until(() => started.length === 3);
+    await until(() => started.length === 3, '3 tasks started', { everyMs: 1 });
   });
 
   it('keeps the latest end when pauses overlap', async () => {
@@ -144,14 +158,14 @@ describe('rate limiter', () => {
     expect((await limiter.stats()).pausedUntil).toBe(t0 + 2500);
 
     clock.advance(1500);
-    await until(() => started.length === 1);
+    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
   });
 
   it('lets an aborted waiting task leave at once without spending a token', async () => {
     const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1 });
     const { started, task, release } = taskRecorder();
     const a = limiter.schedule(task('a'));
-    await until(() => started.length === 1);
+    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
     const ac = new AbortController();
     let bRan = false;
     const b = limiter.schedule(async () => void (bRan = true), { signal: ac.signal });
@@ -162,7 +176,7 @@ describe('rate limiter', () => {
 
     release('a');
     await a;
-    await until(() => started.length === 2);
+    await until(() => started.length === 2, '2 tasks started', { everyMs: 1 });
     release('c');
     await c;
     await settle();
@@ -182,7 +196,7 @@ describe('rate limiter', () => {
     const { started, task, release } = taskRecorder();
     const running = limiter.schedule(task('a'));
     const waiting = limiter.schedule(task('b'));
-    await until(() => started.length === 1);
+    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
     const stopped = limiter.stop();
     await expect(waiting).rejects.toMatchObject({ code: 'CANCELLED' });
     await expect(limiter.schedule(task('c'))).rejects.toMatchObject({ code: 'CANCELLED' });

@@ -3,7 +3,6 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
@@ -14,6 +13,7 @@ import type { SlicedChunk } from '../../src/chunker/types.ts';
 import { AppError } from '../../src/errors.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import type { SpeechFixture } from '../fixtures/speech.ts';
+import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
 const slicer = createSlicer({ logger, timeoutS: 120 });
@@ -50,12 +50,15 @@ function ffmpegProcesses(dir: string): Array<{ pid: number; state: string }> {
 
 /** Polls until the slicing ffmpeg is stopped (SIGSTOP); fails if it exits instead. */
 async function untilStopped(dir: string): Promise<void> {
-  for (;;) {
-    const procs = ffmpegProcesses(dir);
-    if (procs.length === 0) throw new Error('ffmpeg ended instead of pausing');
-    if (procs[0]?.state === 'T') return;
-    await sleep(10);
-  }
+  await until(
+    () => {
+      const procs = ffmpegProcesses(dir);
+      if (procs.length === 0) throw new Error('ffmpeg ended instead of pausing');
+      return procs[0]?.state === 'T';
+    },
+    'the slicing ffmpeg to be stopped by back-pressure',
+    { everyMs: 10 },
+  );
 }
 
 async function chunkFiles(dir: string): Promise<string[]> {

@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.ts';
+import { until } from './until.ts';
 
 export interface TestRedis {
   url: string;
@@ -19,24 +20,29 @@ export interface TestRedis {
 }
 
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = net.connect(port, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.write('PING\r\n');
-        sock.once('data', (d) => {
+  await until(
+    () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
+      return new Promise<boolean>((resolve) => {
+        const sock = net.connect(port, '127.0.0.1');
+        sock.once('connect', () => {
+          sock.write('PING\r\n');
+          sock.once('data', (d) => {
+            sock.destroy();
+            resolve(d.toString().startsWith('+PONG'));
+          });
+        });
+        sock.once('error', () => resolve(false));
+        // A server that accepts but never answers must not hold this check past its poll.
+        sock.setTimeout(1_000, () => {
           sock.destroy();
-          resolve(d.toString().startsWith('+PONG'));
+          resolve(false);
         });
       });
-      sock.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`redis-server did not answer on port ${port}`);
+    },
+    `redis-server to answer PING on port ${port}`,
+    { timeoutMs: 10_000, everyMs: 50 },
+  );
 }
 
 /**

@@ -52,6 +52,30 @@ describe('backoff', () => {
       expect(clock.pending()).toBe(0);
     });
 
+    it.each([-1, -300, 0, 200])('resolves only once the clock says the time is over, with timers skewed by %i ms', async (skewMs) => {
+      const clock = manualClock(0, { skewMs });
+      let done = false;
+      const p = sleep(1000, undefined, clock).then(() => (done = true));
+      clock.advance(999);
+      await Promise.resolve();
+      expect(done).toBe(false);
+      clock.advance(1 + Math.max(0, skewMs));
+      await p;
+      expect(done).toBe(true);
+      expect(clock.pending()).toBe(0);
+    });
+
+    it('rejects with the abort reason while re-armed after an early firing, and leaves no timer', async () => {
+      const clock = manualClock(0, { skewMs: -10 });
+      const ac = new AbortController();
+      const p = sleep(100, ac.signal, clock);
+      clock.advance(95);
+      expect(clock.pending()).toBe(1);
+      ac.abort(new Error('stop'));
+      await expect(p).rejects.toThrow('stop');
+      expect(clock.pending()).toBe(0);
+    });
+
     it('rejects when the signal is already aborted', async () => {
       await expect(sleep(10, AbortSignal.abort(new Error('early')), manualClock())).rejects.toThrow('early');
     });

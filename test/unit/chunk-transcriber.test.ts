@@ -37,8 +37,17 @@ function scriptedProvider(script: Step[]): TranscriptionProvider & { calls: numb
   return provider;
 }
 
-function setup(script: Step[], opts: { maxAttempts?: number; failureThreshold?: number; deadlineMs?: number; realSleep?: boolean } = {}) {
-  const clock = manualClock();
+interface SetupOptions {
+  maxAttempts?: number;
+  failureThreshold?: number;
+  deadlineMs?: number;
+  realSleep?: boolean;
+  /** Timers fire this many ms late (positive) or early (negative) against the clock. */
+  skewMs?: number;
+}
+
+function setup(script: Step[], opts: SetupOptions = {}) {
+  const clock = manualClock(0, { skewMs: opts.skewMs ?? 0 });
   const provider = scriptedProvider(script);
   const pauses: Array<{ ms: number; reason: string }> = [];
   const sleeps: number[] = [];
@@ -226,5 +235,49 @@ describe('chunk transcriber', () => {
     await expect(p).resolves.toEqual(RESULT);
     expect(events.at(-1)).toBe('attempt 3');
     expect(breaker.snapshot().state).toBe('closed');
+  });
+
+  describe('with timers that fire early against the clock', () => {
+    it('goes on at the open circuit once the cool-down is over, not only when something else touches the breaker', async () => {
+      const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], { failureThreshold: 2, skewMs: -1 });
+      const p = transcriber.transcribe(input());
+      await settled();
+      expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+      clock.advance(4_999);
+      await settled();
+      expect(provider.calls).toBe(2);
+      clock.advance(1);
+      await settled();
+      expect(provider.calls).toBe(3);
+      await expect(p).resolves.toEqual(RESULT);
+    });
+
+    it('waits the whole backoff before the next attempt', async () => {
+      // random 0.5 x base 100: the first retry waits 50 ms.
+      const { clock, provider, transcriber } = setup([reset(), RESULT], { realSleep: true, skewMs: -1 });
+      const p = transcriber.transcribe(input());
+      await settled();
+      clock.advance(49);
+      await settled();
+      expect(provider.calls).toBe(1);
+      clock.advance(1);
+      await expect(p).resolves.toEqual(RESULT);
+      expect(provider.calls).toBe(2);
+    });
+
+    it('does not fail the chunk before its deadline', async () => {
+      const { clock, transcriber } = setup(['hang'], { deadlineMs: 30_000, skewMs: -1 });
+      let outcome = 'pending';
+      const p = transcriber.transcribe(input()).catch((err: unknown) => {
+        outcome = 'rejected';
+        throw err;
+      });
+      await settled();
+      clock.advance(29_999);
+      await settled();
+      expect(outcome).toBe('pending');
+      clock.advance(1);
+      await expect(p).rejects.toMatchObject({ code: 'CHUNK_FAILED' });
+    });
   });
 });

@@ -17,8 +17,8 @@ async function peek<T>(p: Promise<T>): Promise<'pending' | 'resolved' | 'rejecte
   }
 }
 
-function setup(opts: { failureThreshold?: number } = {}) {
-  const clock = manualClock(1_000_000);
+function setup(opts: { failureThreshold?: number; skewMs?: number } = {}) {
+  const clock = manualClock(1_000_000, { skewMs: opts.skewMs ?? 0 });
   const breaker = createCircuitBreaker({
     name: 'openai',
     logger,
@@ -144,5 +144,51 @@ describe('circuit breaker', () => {
     permit.fail({ reason: 'server-error' });
     permit.fail({ reason: 'server-error' });
     expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 1 });
+  });
+
+  describe('with timers that fire early or late against the clock', () => {
+    it.each([-1, -2_000])('admits the waiter once the cool-down is over, not before, when its timer fires early (skew %i ms)', async (skewMs) => {
+      const { breaker, clock } = setup({ skewMs });
+      for (let i = 0; i < 3; i++) await failOnce(breaker);
+      const a = breaker.admit();
+      // The timer fires before 10 000 ms, while the clock still says the cool-down is not over.
+      clock.advance(9_999);
+      expect(await peek(a)).toBe('pending');
+      expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+      clock.advance(1);
+      expect(await peek(a)).toBe('resolved');
+      expect((await a).probe).toBe(true);
+      expect(clock.pending()).toBe(0);
+    });
+
+    it('probes again after a failed probe re-opened it, with early timers', async () => {
+      const { breaker, clock } = setup({ skewMs: -1 });
+      for (let i = 0; i < 3; i++) await failOnce(breaker);
+      const a = breaker.admit();
+      const b = breaker.admit();
+      clock.advance(10_000);
+      expect(await peek(a)).toBe('resolved');
+      (await a).fail({ reason: 'connection' });
+      expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+      clock.advance(9_999);
+      expect(await peek(b)).toBe('pending');
+      clock.advance(1);
+      expect(await peek(b)).toBe('resolved');
+      const probe = await b;
+      expect(probe.probe).toBe(true);
+      probe.succeed();
+      expect(breaker.snapshot()).toMatchObject({ state: 'closed', waiting: 0 });
+      expect(clock.pending()).toBe(0);
+    });
+
+    it('admits the waiter when its timer fires late', async () => {
+      const { breaker, clock } = setup({ skewMs: 250 });
+      for (let i = 0; i < 3; i++) await failOnce(breaker);
+      const a = breaker.admit();
+      clock.advance(10_250);
+      expect(await peek(a)).toBe('resolved');
+      expect((await a).probe).toBe(true);
+      expect(clock.pending()).toBe(0);
+    });
   });
 });

@@ -1,0 +1,93 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { JobStore } from '../../src/jobs/store.ts';
+import type { WebhookState } from '../../src/jobs/types.ts';
+import { createWebhookDispatcher, type WebhookDispatcher } from '../../src/webhooks/dispatcher.ts';
+import { jobRecord } from '../support/job-record.ts';
+import { manualClock, type ManualClock } from '../support/manual-clock.ts';
+
+const logger = pino({ level: 'silent' });
+const T0 = Date.parse('2030-01-01T00:00:10.000Z');
+const settled = () => new Promise((r) => setImmediate(r));
+
+const open: Array<{ store: JobStore; dispatcher: WebhookDispatcher }> = [];
+afterEach(async () => {
+  for (const { store, dispatcher } of open.splice(0)) {
+    await dispatcher.stop();
+    store.close();
+  }
+});
+
+/** A completed job with a callback, a receiver answering from `statuses` (then 200), on a clock with skewed timers. */
+function setup(skewMs: number, statuses: number[] = [], webhook: WebhookState | null = null) {
+  const clock: ManualClock = manualClock(T0, { skewMs });
+  const store = new JobStore({ file: ':memory:' });
+  const job = jobRecord('job1', 'completed', '2030-01-01T00:00:05.000Z');
+  store.insertJob({ ...job, request: { ...job.request, callback_url: 'http://127.0.0.1:9/hook' } });
+  if (webhook) store.updateJob(job.id, { webhook });
+  const sentAt: number[] = [];
+  const dispatcher = createWebhookDispatcher({
+    store,
+    send: () => {
+      sentAt.push(clock.now());
+      return Promise.resolve({ statusCode: statuses.shift() ?? 200 });
+    },
+    logger,
+    secret: `whsec_${Buffer.from('test-secret').toString('base64')}`,
+    maxAttempts: 5,
+    retryBaseMs: 1000,
+    retryMaxMs: 1000,
+    clock,
+    // Jitter at its bottom: the retry waits the floor, half the ceiling (500 ms).
+    random: () => 0,
+  });
+  open.push({ store, dispatcher });
+  return { clock, store, dispatcher, sentAt, ended: () => store.getJob('job1') };
+}
+
+describe('webhook dispatcher', () => {
+  it.each([-1, -200, 0, 100])('retries at next_attempt_at, not before, with timers skewed by %i ms', async (skewMs) => {
+    const { clock, dispatcher, sentAt, ended } = setup(skewMs, [503]);
+    const job = ended();
+    if (!job) throw new Error('no job');
+    dispatcher.ended(job);
+    clock.advance(Math.max(0, skewMs));
+    await settled();
+    expect(sentAt).toEqual([T0 + Math.max(0, skewMs)]);
+    const next = ended()?.webhook?.next_attempt_at;
+    expect(next).toBe(new Date(sentAt[0]! + 500).toISOString());
+
+    clock.advance(499);
+    await settled();
+    expect(sentAt).toHaveLength(1);
+    clock.advance(1 + Math.max(0, skewMs));
+    await settled();
+    expect(sentAt).toHaveLength(2);
+    expect(sentAt[1]).toBeGreaterThanOrEqual(Date.parse(next ?? ''));
+    expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('resumes a stored pending delivery at its next_attempt_at when timers fire early', async () => {
+    const pending: WebhookState = { status: 'pending', attempts: 1, last_status_code: 503, last_error: 'HTTP 503', next_attempt_at: new Date(T0 + 2000).toISOString() };
+    const { clock, dispatcher, sentAt, ended } = setup(-1, [], pending);
+    dispatcher.start();
+    clock.advance(1999);
+    await settled();
+    expect(sentAt).toEqual([]);
+    clock.advance(1);
+    await settled();
+    expect(sentAt).toEqual([T0 + 2000]);
+    expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+  });
+
+  it('sends at once a stored pending delivery whose next_attempt_at is not a date', async () => {
+    const pending: WebhookState = { status: 'pending', attempts: 1, last_status_code: 503, last_error: 'HTTP 503', next_attempt_at: 'not a date' };
+    const { clock, dispatcher, sentAt, ended } = setup(0, [], pending);
+    dispatcher.start();
+    clock.advance(0);
+    await settled();
+    expect(sentAt).toEqual([T0]);
+    expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+  });
+});
