@@ -73,6 +73,8 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
         WORKER_STALLED_INTERVAL_MS: '1000',
         SHUTDOWN_TIMEOUT_MS: '5000',
         PRESSURE_EVENT_LOOP_DELAY_MS: '0',
+        // The first test sends 10 uploads at once from this one address.
+        UPLOADS_PER_KEY_MAX: '16',
       }),
     };
     procs.push(proc);
