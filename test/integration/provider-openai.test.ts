@@ -9,7 +9,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createProvider } from '../../src/transcribe/providers/index.ts';
-import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai.ts';
+import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI } from '../fake-openai/server.ts';

@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { TranscriptionProvider } from '../types.ts';
-import { createLocalProvider } from './local.ts';
-import { createOpenAIProvider } from './openai.ts';
+import { createLocalProvider } from './local/provider.ts';
+import { createOpenAIProvider } from './openai/provider.ts';
 
 /** The provider config.provider names, with a child logger bound to it. */
 export function createProvider(config: Config, logger: Logger): TranscriptionProvider {

@@ -3,9 +3,9 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AppError, errorMessage } from '../../errors.ts';
-import { modelsFor, resolveModel } from '../models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
+import { AppError, errorMessage } from '../../../errors.ts';
+import { modelsFor, resolveModel } from '../../models.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 

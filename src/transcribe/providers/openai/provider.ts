@@ -3,8 +3,8 @@ import path from 'node:path';
 import ISO6391 from 'iso-639-1';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
-import { modelsFor, resolveModel } from '../models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
+import { modelsFor, resolveModel } from '../../models.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
 
 export interface OpenAIProviderOptions {
   logger: Logger;
