@@ -4,7 +4,8 @@ import { computeBackoffMs, sleep as defaultSleep, systemClock, type Clock } from
 import { CircuitOpenError, type CircuitBreaker, type CircuitPermit } from './circuit-breaker.ts';
 import { atDeadline } from './deadline-timer.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { classifyError, errorIdentifier, exhaustedLimitResetMs, type Decision, type Remedy } from './retry-policy.ts';
+import type { RateLimitHint } from './provider-error.ts';
+import { classifyError, errorIdentifier, type Decision, type Remedy } from './retry-policy.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from './types.ts';
 
 /** Why one chunk could not be transcribed; `fatalForJob` tells the runner to stop the whole job. */
@@ -65,7 +66,7 @@ export interface ChunkTranscriberOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** @default Math.random */
   random?: () => number;
-  /** Drives the deadline and reads HTTP-date Retry-After. @default systemClock */
+  /** Drives the deadline and the waits. @default systemClock */
   clock?: Clock;
 }
 
@@ -133,10 +134,7 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
     };
 
     // An answer saying the account's limit is used up holds every job until it resets, not just this one.
-    const onRateLimitHeaders = (headers: { get(name: string): string | null }) => {
-      const ms = exhaustedLimitResetMs(headers);
-      if (ms !== undefined) limiter.pauseFor(ms, 'x-ratelimit-remaining exhausted');
-    };
+    const onRateLimit = (hint: RateLimitHint) => limiter.pauseFor(hint.exhaustedForMs, hint.reason);
 
     try {
       for (;;) {
@@ -161,7 +159,7 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
         try {
           log.debug({ attempt, probe: permit.probe }, 'sending chunk');
           const result = await limiter.schedule(
-            () => untilAborted((async () => provider.transcribe({ ...input, signal, onRateLimitHeaders }))(), signal),
+            () => untilAborted((async () => provider.transcribe({ ...input, signal, onRateLimit }))(), signal),
             { signal },
           );
           permit.succeed();
@@ -172,7 +170,7 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
             permit.release();
             throw stopped(false);
           }
-          decision = classifyError(err, clock.now());
+          decision = classifyError(err);
           if (decision.action === 'cancelled') {
             permit.release();
             // Our own machinery said stop (the limiter shutting down): end now, the chunk is not at fault.
