@@ -1,7 +1,8 @@
 import type { ErrorCode } from '../errors.ts';
 import type { RateLimitHint } from './provider-error.ts';
+import type { ProviderName } from './providers/index.ts';
 
-export type ProviderName = 'openai' | 'local';
+export type { ProviderName };
 
 /** A timed piece of text. Chunk-relative in ChunkResult, absolute in Transcript. */
 export interface Segment {

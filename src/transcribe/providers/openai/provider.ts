@@ -3,8 +3,8 @@ import path from 'node:path';
 import ISO6391 from 'iso-639-1';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
-import { modelsFor, resolveModel } from '../../models.ts';
 import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
+import { OPENAI_MODELS, openAIModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
 
 export interface OpenAIProviderOptions {
@@ -62,7 +62,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
   }
 
   async function send(input: TranscribeInput): Promise<ChunkResult> {
-    const model = resolveModel('openai', input.model);
+    const model = openAIModel(input.model);
     // Streamed from the chunk file rather than read into memory: with several chunks in flight (up to 25 MiB each)
     // the copies were the service's peak RSS. The file stays unchanged until its result is stored, so a retry, which
     // opens it again, sends the same bytes.
@@ -123,7 +123,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     }
   }
 
-  return { name: 'openai', models: modelsFor('openai'), transcribe, check };
+  return { name: 'openai', models: OPENAI_MODELS.map((m) => m.id), transcribe, check };
 }
 
 function chunkResult(text: string, language: string | null, durationS: number): ChunkResult {
