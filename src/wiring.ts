@@ -8,7 +8,6 @@ import {
   chooseChunkPath,
   createCutPlanner,
   createSlicer,
-  type ChunkFormat,
   type ChunkPath,
   type CutPlan,
   withOverlap,
@@ -35,7 +34,7 @@ import { createChunkReshaper } from './transcribe/chunk-reshaper.ts';
 import { createChunkTranscriber } from './transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from './transcribe/circuit-breaker.ts';
 import { resolveModel } from './transcribe/models.ts';
-import { createProvider } from './transcribe/providers/index.ts';
+import { createProvider, ENGINES } from './transcribe/providers/index.ts';
 import { createRateLimiter } from './transcribe/rate-limiter.ts';
 import { scaleOutLimiter, scaleOutRunner } from './scale/index.ts';
 import {
@@ -49,11 +48,6 @@ import {
 import { assertCallbackAccepted } from './webhooks/callback-policy.ts';
 import { createWebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createWebhookSender } from './webhooks/sender.ts';
-
-/** What a re-encode writes: the local engine reads 16 kHz PCM WAV; for OpenAI mp3 at 32 kb/s is 8x smaller than WAV. */
-function chunkFormatFor(config: Config): ChunkFormat {
-  return config.provider === 'local' ? 'wav' : 'mp3';
-}
 
 /** The SQLite file of the job store. */
 export function storeFile(config: Pick<Config, 'dataDir'>): string {
@@ -78,7 +72,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     logger: logger.child({ component: 'dir-pool' }),
   });
   const provider = createProvider(config, logger);
-  const chunkFormat = chunkFormatFor(config);
+  const intake = ENGINES[provider.name].chunks;
 
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,
@@ -178,11 +172,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
 
   const chunkPath = (job: JobRecord, hardCuts: number | null): ChunkPath =>
     chooseChunkPath({
-      provider: provider.name,
+      intake,
       model: resolveModel(provider.name, job.request.model),
       audio: job.audio,
       chunkSeconds: config.chunkSeconds,
-      encodeFormat: chunkFormat,
+      encodeFormat: intake.encodeFormat,
       overlapS: config.chunkOverlapSeconds,
       hardCuts,
     });
