@@ -22,20 +22,15 @@ import { lockDataDir } from './resources/data-dir-lock.ts';
 import { createDirPool } from './resources/dir-pool.ts';
 import { createHealth } from './resources/health.ts';
 import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
-import { instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
 import { createServiceMetrics } from './metrics/service-metrics.ts';
 import { createPressureGauge } from './resources/pressure-gauge.ts';
 import { createStorageGuard } from './resources/storage-guard.ts';
 import { killStrayProcesses } from './resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
 import type { Services } from './services.ts';
-import { createChunkRemedies } from './transcribe/chunk-remedies.ts';
-import { createChunkReshaper } from './transcribe/chunk-reshaper.ts';
-import { createChunkTranscriber } from './transcribe/chunk-transcriber.ts';
-import { createCircuitBreaker } from './transcribe/circuit-breaker.ts';
 import { resolveModel } from './transcribe/models.ts';
 import { createProvider, ENGINES } from './transcribe/providers/index.ts';
-import { createRateLimiter } from './transcribe/rate-limiter.ts';
+import { createTranscription } from './transcribe/transcription.ts';
 import { scaleOutLimiter, scaleOutRunner } from './scale/index.ts';
 import {
   createCostEstimator,
@@ -128,17 +123,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     }),
   });
 
-  const limiter =
-    (await scaleOutLimiter(config, logger)) ??
-    createRateLimiter({ rpm: config.rateLimit.rpm, burst: config.rateLimit.burst, maxInFlight: config.maxInFlight, logger });
-  const breaker = createCircuitBreaker({
-    name: provider.name,
-    logger,
-    failureThreshold: config.circuit.failureThreshold,
-    coolDownMs: config.circuit.coolDownMs,
-  });
   const metrics = createServiceMetrics({
     jobCounts: () => store.countByStatus(),
+    // Read at scrape time, after the transcription below exists.
     limiterStats: () => limiter.stats(),
     pressureLevel: () => pressure.level(),
   });
@@ -152,20 +139,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     retryMaxMs: config.webhooks.retryMaxMs,
   });
   const events = combineJobEvents(metrics, webhooks);
-  const transcriber = createChunkTranscriber({
-    provider: instrumentProvider(provider, metrics),
-    limiter,
-    breaker,
+  const { transcriber, limiter, breaker } = createTranscription(config, {
+    provider,
+    metrics,
     logger,
-    maxAttempts: config.chunkMaxAttempts,
-    baseDelayMs: config.retry.baseDelayMs,
-    maxDelayMs: config.retry.maxDelayMs,
-    chunkDeadlineMs: config.retry.chunkDeadlineMs,
-  });
-  const remedies = createChunkRemedies({
-    transcriber: instrumentTranscriber(transcriber, metrics, provider.name),
-    reshaper: createChunkReshaper({ logger, timeoutS: config.ffmpegTimeoutS }),
-    logger,
+    limiter: await scaleOutLimiter(config, logger),
   });
   const slicer = createSlicer({ logger, timeoutS: config.ffmpegTimeoutS });
   const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: config.ffmpegTimeoutS }), logger });
@@ -213,7 +191,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
           overlapS: opts.overlapS,
           logger,
         }),
-      transcribe: (input, hooks) => remedies.transcribe(input, hooks),
+      transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
       chunkPath,
       concurrency: config.concurrency,
       maxDurationS: config.maxDurationS,
