@@ -13,29 +13,40 @@ const UNDECODABLE = /corrupt|unsupported|invalid file format|could not be decode
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** What an OpenAI-compatible answer's status, body code, type, param and message say, as openai-node's APIError.generate reads the status. */
-function kindOf(status: number, e: { code: string | undefined; type: string | undefined; param: string | undefined; message: string }): ProviderErrorKind {
-  switch (status) {
-    case 429:
-      return (e.code !== undefined && QUOTA_CODES.includes(e.code)) || e.type === 'insufficient_quota' ? 'quota' : 'rate_limited';
-    case 401:
-      return 'auth';
-    case 403:
-      return 'forbidden';
-    case 404:
-      return e.code === 'model_not_found' ? 'model_not_found' : 'not_found';
-    case 413:
-      return 'too_large';
-    case 400:
-      if (e.param !== undefined && REQUEST_LEVEL_PARAMS.includes(e.param)) return 'bad_param';
-      if (TOO_SHORT.test(e.message)) return 'too_short';
-      return UNDECODABLE.test(e.message) ? 'undecodable' : 'rejected';
-    case 408:
-    case 409:
-      return 'unavailable';
-  }
-  if (status >= 500 && status <= 599) return 'unavailable';
-  return status >= 400 && status <= 499 ? 'rejected' : 'unknown';
+interface BodyFacts {
+  code: string | undefined;
+  type: string | undefined;
+  param: string | undefined;
+  message: string;
+}
+
+/**
+ * What an OpenAI-compatible answer's status says, refined by its body (code, type, param, message): first matching
+ * row wins, as openai-node's APIError.generate reads the status.
+ */
+const STATUS_KINDS: ReadonlyArray<{ status: number | readonly [number, number]; when?: (e: BodyFacts) => boolean; kind: ProviderErrorKind }> = [
+  { status: 429, when: (e) => (e.code !== undefined && QUOTA_CODES.includes(e.code)) || e.type === 'insufficient_quota', kind: 'quota' },
+  { status: 429, kind: 'rate_limited' },
+  { status: 401, kind: 'auth' },
+  { status: 403, kind: 'forbidden' },
+  { status: 404, when: (e) => e.code === 'model_not_found', kind: 'model_not_found' },
+  { status: 404, kind: 'not_found' },
+  { status: 413, kind: 'too_large' },
+  { status: 400, when: (e) => e.param !== undefined && REQUEST_LEVEL_PARAMS.includes(e.param), kind: 'bad_param' },
+  { status: 400, when: (e) => TOO_SHORT.test(e.message), kind: 'too_short' },
+  { status: 400, when: (e) => UNDECODABLE.test(e.message), kind: 'undecodable' },
+  { status: 408, kind: 'unavailable' },
+  { status: 409, kind: 'unavailable' },
+  { status: [500, 599], kind: 'unavailable' },
+  { status: [400, 499], kind: 'rejected' },
+];
+
+function kindOf(status: number, body: BodyFacts): ProviderErrorKind {
+  const row = STATUS_KINDS.find((r) => {
+    const [lo, hi] = typeof r.status === 'number' ? [r.status, r.status] : r.status;
+    return status >= lo && status <= hi && (r.when === undefined || r.when(body));
+  });
+  return row?.kind ?? 'unknown';
 }
 
 /**
