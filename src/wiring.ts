@@ -5,11 +5,11 @@ import {
   createProber,
   createSilenceDetector,
   capChunkBytes,
-  chooseChunkPath,
+  chooseChunkRecipe,
   createCutPlanner,
   createSlicer,
   type ChunkFormat,
-  type ChunkPath,
+  type ChunkRecipe,
   type CutPlan,
   withOverlap,
 } from './chunker/index.ts';
@@ -176,8 +176,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const slicer = createSlicer({ logger, timeoutS: config.ffmpegTimeoutS });
   const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: config.ffmpegTimeoutS }), logger });
 
-  const chunkPath = (job: JobRecord, hardCuts: number | null): ChunkPath =>
-    chooseChunkPath({
+  const chunkPath = (job: JobRecord, hardCuts: number | null): ChunkRecipe =>
+    chooseChunkRecipe({
       provider: provider.name,
       model: resolveModel(provider.name, job.request.model),
       audio: job.audio,

@@ -2,9 +2,9 @@ import { rm } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ChunkFormat } from '../chunker/chunk-format.ts';
-import type { ChunkMode, ChunkPath } from '../chunker/chunk-path.ts';
-import type { CutPlan } from '../chunker/split-planner.ts';
-import type { SlicedChunk } from '../chunker/types.ts';
+import type { ChunkMode, ChunkRecipe } from '../chunker/chunk-recipe.ts';
+import type { CutPlan } from '../chunker/cut-points.ts';
+import type { ChunkStream, SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import { isDiskFull } from '../resources/disk-full.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
@@ -15,12 +15,6 @@ import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { computeProgress } from './progress.ts';
 import type { ChunkPatch, JobStore } from './store.ts';
 import type { ChunkRecord, JobRecord } from './types.ts';
-
-export interface SliceHandleLike {
-  chunks: AsyncIterable<SlicedChunk>;
-  release(index: number): void;
-  done: Promise<{ count: number }>;
-}
 
 export interface PipelineDeps {
   store: JobStore;
@@ -43,14 +37,14 @@ export interface PipelineDeps {
     /** What the validator measured: output ending short of it is a truncated file, not a short recording. */
     expectedDurationS: number;
     signal: AbortSignal;
-  }): SliceHandleLike;
+  }): ChunkStream;
   /** Cut points for a fresh job (the split plan); a resumed job reuses the stored ones. */
   planCuts(job: JobRecord, signal: AbortSignal): Promise<CutPlan>;
   /**
    * Copy or re-encode, into which format, with how much overlap: a pure function of the job and its plan's hard
    * cuts (null: not known), so a resumed job cuts the same way.
    */
-  chunkPath(job: JobRecord, hardCuts: number | null): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
+  chunkPath(job: JobRecord, hardCuts: number | null): Pick<ChunkRecipe, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
   transcribe(input: TranscribeInput, hooks: TranscribeHooks): Promise<ChunkResult>;
   concurrency: number;
   maxDurationS: number;
@@ -146,7 +140,7 @@ export async function runJobPipeline(
   signal.addEventListener('abort', onAbort, { once: true });
   // Waits of a chunk on its way out; shutdown lets requests already sent finish and store their paid results.
   const stopSending = AbortSignal.any([jobAbort.signal, drain]);
-  const startSlice = (): SliceHandleLike =>
+  const startSlice = (): ChunkStream =>
     deps.slice({
       input: dirs.uploadPath(job.id),
       demuxer: job.audio.demuxer,
@@ -163,7 +157,7 @@ export async function runJobPipeline(
       signal: stopSending,
     });
 
-  const finishChunk = async (handle: SliceHandleLike, chunk: SlicedChunk) => {
+  const finishChunk = async (handle: ChunkStream, chunk: SlicedChunk) => {
     handle.release(chunk.index);
     await rm(chunk.path, { force: true });
   };
@@ -171,7 +165,7 @@ export async function runJobPipeline(
   /** Progress details: on a full volume they are skipped (the chunk's result is what must not be lost). */
   const note = (index: number, patch: ChunkPatch) => void storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch));
 
-  const transcribeChunk = async (handle: SliceHandleLike, chunk: SlicedChunk): Promise<void> => {
+  const transcribeChunk = async (handle: ChunkStream, chunk: SlicedChunk): Promise<void> => {
     const clog = log.child({ chunk: chunk.index });
     let sent = false;
     try {
