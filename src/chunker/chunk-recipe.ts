@@ -58,6 +58,11 @@ const COPYABLE: ReadonlyArray<{ demuxer: string; codecs: readonly string[]; form
  */
 export const COPY_BYTE_MARGIN = 0.8;
 
+/** What a re-encode writes: the local engine reads 16 kHz PCM WAV; for OpenAI mp3 at 32 kb/s is 8x smaller than WAV. */
+export function encodeFormatFor(provider: ChunkRecipeInput['provider']): ChunkFormat {
+  return provider === 'local' ? 'wav' : 'mp3';
+}
+
 function copyFormat(input: ChunkRecipeInput): ChunkFormat | null {
   const { audio } = input;
   if (input.provider === 'local') {

@@ -1,9 +1,7 @@
 import { rm } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import type { ChunkFormat } from '../chunker/chunk-format.ts';
-import type { ChunkMode, ChunkRecipe } from '../chunker/chunk-recipe.ts';
-import type { CutPlan } from '../chunker/cut-points.ts';
+import { chunkPlanRecord, type ChunkPlanRecord, type ChunkSource, type ChunkSubject } from '../chunker/chunk-source.ts';
 import type { ChunkStream, SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import { isDiskFull } from '../resources/disk-full.ts';
@@ -21,33 +19,10 @@ export interface PipelineDeps {
   dirs: JobDirs;
   /** Where writes that fail for lack of space wait for it (the job pauses instead of failing). */
   storage: Pick<StorageGuard, 'run' | 'attempt' | 'report' | 'writable'>;
-  slice(opts: {
-    input: string;
-    demuxer: string;
-    outDir: string;
-    cutPoints: number[];
-    format: ChunkFormat;
-    mode: ChunkMode;
-    /** A chunk over this many bytes is split again before it is handed out. */
-    maxBytes: number;
-    /** Seconds of the previous chunk each chunk after the first starts with (0: none). */
-    overlapS: number;
-    lookahead: number;
-    maxDurationS: number;
-    /** What the validator measured: output ending short of it is a truncated file, not a short recording. */
-    expectedDurationS: number;
-    signal: AbortSignal;
-  }): ChunkStream;
-  /** Cut points for a fresh job (the split plan); a resumed job reuses the stored ones. */
-  planCuts(job: JobRecord, signal: AbortSignal): Promise<CutPlan>;
-  /**
-   * Copy or re-encode, into which format, with how much overlap: a pure function of the job and its plan's hard
-   * cuts (null: not known), so a resumed job cuts the same way.
-   */
-  chunkPath(job: JobRecord, hardCuts: number | null): Pick<ChunkRecipe, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
+  /** Plans a fresh job's chunks, keeps a resumed job's plan, and cuts the chunk files. */
+  chunks: Pick<ChunkSource, 'planChunks' | 'resume' | 'open'>;
   transcribe(input: TranscribeInput, hooks: TranscribeHooks): Promise<ChunkResult>;
   concurrency: number;
-  maxDurationS: number;
   maxFailedChunkRatio: number;
   now: () => Date;
 }
@@ -106,20 +81,21 @@ export async function runJobPipeline(
   // A resumed job's chunk directory was removed when the previous process stopped it.
   await save('job directory', () => dirs.create(job.id));
 
+  const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
   let chunks = store.listChunks(job.id);
-  // A resumed job keeps its plan: the stored chunks and the path chosen for them.
-  let hardCuts = job.chunkPlan?.hardCuts ?? null;
-  let chunkPath = deps.chunkPath(job, hardCuts);
-  if (chunks.length === 0) {
-    const plan = await deps.planCuts(job, AbortSignal.any([signal, drain]));
-    hardCuts = plan.hardCuts;
-    chunkPath = deps.chunkPath(job, hardCuts);
-    const chunkPlan = { mode: chunkPath.mode, format: chunkPath.format, overlapS: chunkPath.overlapS, hardCuts, reason: chunkPath.reason };
-    const bounds = [0, ...plan.cuts, job.audio.duration_s];
+  let plan: ChunkPlanRecord;
+  if (chunks.length > 0) {
+    // A resumed job keeps its plan: the stored chunks and the recipe chosen for them.
+    plan = deps.chunks.resume(subject, job.chunkPlan ?? null);
+  } else {
+    const fresh = await deps.chunks.planChunks(subject, stopping);
+    const record = chunkPlanRecord(fresh.recipe, fresh.hardCuts);
+    plan = record;
+    const bounds = [0, ...fresh.cuts, job.audio.duration_s];
     // Every write here is idempotent, so a retry after a full volume repeats them all.
     await save('chunk plan', () => {
-      // Before the chunks: a job resumed from them must find the path they were planned for.
-      store.updateJob(job.id, { chunkPlan });
+      // Before the chunks: a job resumed from them must find the plan they were cut by.
+      store.updateJob(job.id, { chunkPlan: record });
       bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
       store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
     });
@@ -127,8 +103,11 @@ export async function runJobPipeline(
   }
   /** Chunks never sent again: those with a result from before, and those settled (done or failed) in this run. */
   const settled = new Map<number, Span>(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
-  const { overlapS } = chunkPath;
-  log.info({ chunks: chunks.length, alreadyDone: settled.size, hardCuts, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, overlapS, why: chunkPath.reason }, 'slicing');
+  const { overlapS } = plan;
+  log.info(
+    { chunks: chunks.length, alreadyDone: settled.size, hardCuts: plan.hardCuts, chunkMode: plan.mode, chunkFormat: plan.format, overlapS, why: plan.reason },
+    'slicing',
+  );
 
   // Context chaining needs the previous chunk's text before the next one goes: one at a time, in index order
   // (the slicer yields chunks in order and p-limit starts them first in, first out).
@@ -141,18 +120,10 @@ export async function runJobPipeline(
   // Waits of a chunk on its way out; shutdown lets requests already sent finish and store their paid results.
   const stopSending = AbortSignal.any([jobAbort.signal, drain]);
   const startSlice = (): ChunkStream =>
-    deps.slice({
-      input: dirs.uploadPath(job.id),
-      demuxer: job.audio.demuxer,
+    deps.chunks.open(subject, plan, {
       outDir: dirs.chunksDir(job.id),
       cutPoints: chunks.slice(1).map((c) => c.startS),
-      format: chunkPath.format,
-      mode: chunkPath.mode,
-      maxBytes: chunkPath.maxBytes,
-      overlapS,
       lookahead: Math.max(2, deps.concurrency * 2),
-      maxDurationS: deps.maxDurationS,
-      expectedDurationS: job.audio.duration_s,
       // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
       signal: stopSending,
     });
