@@ -8,10 +8,11 @@ import { isDiskFull } from '../resources/disk-full.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { StorageWaitExceeded, type StorageGuard } from '../resources/storage-guard.ts';
 import { chainedPrompt } from '../transcribe/context-prompt.ts';
-import { stitchTranscript } from '../transcribe/stitcher.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
+import { markCompleted, markProcessing, markSlicingDone, markTranscribing } from './lifecycle.ts';
 import { computeProgress } from './progress.ts';
 import type { ChunkPatch, JobStore } from './store.ts';
+import { transcriptFor } from './transcript.ts';
 import type { ChunkRecord, JobRecord } from './types.ts';
 
 export interface PipelineDeps {
@@ -62,7 +63,6 @@ export async function runJobPipeline(
 ): Promise<void> {
   const { abort: signal, drain } = signals;
   const { store, dirs, storage } = deps;
-  const now = () => deps.now().toISOString();
   // Until a request is out, shutdown may end any wait at once: the job resumes at the next start.
   const stopping = AbortSignal.any([signal, drain]);
   /**
@@ -77,7 +77,7 @@ export async function runJobPipeline(
       throw err;
     }
   };
-  await save('job start', () => store.updateJob(job.id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null }));
+  await save('job start', () => markProcessing(store, job.id));
   // A resumed job's chunk directory was removed when the previous process stopped it.
   await save('job directory', () => dirs.create(job.id));
 
@@ -239,7 +239,7 @@ export async function runJobPipeline(
         }
         await save('chunk row', () => store.upsertChunk(job.id, chunk.index, chunk.startS, chunk.durationS), stopSending);
         if (pending.length === 0) {
-          await save('job stage', () => store.updateJob(job.id, { stage: 'transcribing', transcribingStartedAt: job.transcribingStartedAt ?? now() }), stopSending);
+          await save('job stage', () => markTranscribing(store, job, deps.now()), stopSending);
         }
         lastSent = chunk;
         pending.push(limit(() => transcribeChunk(handle, chunk)));
@@ -266,28 +266,13 @@ export async function runJobPipeline(
   if (jobAbort.signal.aborted) throw jobAbort.signal.reason;
   if (drain.aborted) throw new ShutdownSignal();
 
-  await save('slicing end', () => {
-    store.deleteChunksFrom(job.id, sliced);
-    store.updateJob(job.id, { slicingDone: true, chunksTotal: sliced, stage: 'stitching' });
-  });
+  await save('slicing end', () => markSlicingDone(store, job.id, sliced));
   await dirs.removeChunks(job.id);
   const final = store.listChunks(job.id);
   assertEnoughChunks(final, deps.maxFailedChunkRatio);
 
-  const transcript = stitchTranscript({
-    jobId: job.id,
-    durationS: job.audio.duration_s,
-    // The store keeps each chunk's own span; a chunk's result is timed from the start of its file, overlap included.
-    chunks: final.map((c, i) => {
-      const leadS = i > 0 ? Math.min(overlapS, final[i - 1]?.durationS ?? 0) : 0;
-      return { index: c.index, startS: c.startS - leadS, durationS: c.durationS + leadS, status: c.status, result: c.result };
-    }),
-    overlapS,
-  });
-  await save('transcript', () => {
-    store.saveTranscript(job.id, transcript);
-    store.updateJob(job.id, { status: 'completed', stage: null, percent: 100, completedAt: now() });
-  });
+  const transcript = transcriptFor({ ...job, chunkPlan: plan }, final, { partial: false });
+  await save('transcript', () => markCompleted(store, job.id, transcript, deps.now()));
   log.info({ chunks: final.length, failed: final.filter((c) => c.status === 'failed').length }, 'job completed');
 }
 
