@@ -89,13 +89,12 @@ export async function runJobPipeline(
     plan = deps.chunks.resume(subject, job.chunkPlan ?? null);
   } else {
     const fresh = await deps.chunks.planChunks(subject, stopping);
-    const record = chunkPlanRecord(fresh.recipe, fresh.hardCuts);
-    plan = record;
+    plan = chunkPlanRecord(fresh.recipe, fresh.hardCuts);
     const bounds = [0, ...fresh.cuts, job.audio.duration_s];
     // Every write here is idempotent, so a retry after a full volume repeats them all.
     await save('chunk plan', () => {
       // Before the chunks: a job resumed from them must find the plan they were cut by.
-      store.updateJob(job.id, { chunkPlan: record });
+      store.updateJob(job.id, { chunkPlan: plan });
       bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
       store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
     });
