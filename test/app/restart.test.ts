@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
+import { until } from '../support/until.ts';
 import { jobFiles, pollJob, removeDir, startServer, tempDataDir, upload, waitForJob } from '../helper.ts';
 
 describe('restart', () => {
@@ -53,10 +54,9 @@ describe('restart', () => {
         // The runner removes the files right after the job's end is stored (a stop in between resumes from them), so
         // a client may see `completed` a moment before they are gone.
         const leftovers = async () => (await jobFiles(dataDir)).filter((f) => f.includes('upload') || f.includes('chunk-'));
-        for (let tries = 0; (await leftovers()).length > 0; tries += 1) {
-          if (tries >= 200) expect(await leftovers(), 'upload and chunk files 10 s after the job completed').toEqual([]);
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await until(async () => (await leftovers()).length === 0, 'the upload and chunk files to be removed after the job completed', {
+          timeoutMs: 10_000,
+        });
       } finally {
         await second.close();
       }
