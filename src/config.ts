@@ -18,7 +18,7 @@ const optionalString = z
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 /** The env names below are part of the contract (shared/design/architecture.md); extras are documented in the README. */
-const envSchema = z.object({
+export const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PORT: intFrom(3000, 0, 65535),
   DATA_DIR: z.string().default('./data'),

@@ -1,22 +1,10 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import {
-  createDecodeChecker,
-  createProber,
-  createSilenceDetector,
-  capChunkBytes,
-  chooseChunkPath,
-  createCutPlanner,
-  createSlicer,
-  type ChunkPath,
-  type CutPlan,
-  withOverlap,
-} from './chunker/index.ts';
+import { createChunkSource, createDecodeChecker, createProber } from './chunker/index.ts';
 import type { Config } from './config.ts';
 import { combineJobEvents } from './jobs/events.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { JobStore } from './jobs/store.ts';
-import type { JobRecord } from './jobs/types.ts';
 import { createCleanupManager } from './resources/cleanup-manager.ts';
 import { lockDataDir } from './resources/data-dir-lock.ts';
 import { createDirPool } from './resources/dir-pool.ts';
@@ -57,9 +45,12 @@ export interface ServiceOverrides {
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
 export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
-  const lock = lockDataDir(config.dataDir, { shared: config.redisUrl !== undefined });
+  // Scale-out (REDIS_URL set) is decided here, once: other live processes then share DATA_DIR, the store, the
+  // upload directories and the ffmpegs under them (src/scale picks the queue and the shared rate limit).
+  const shared = config.redisUrl !== undefined;
+  const lock = lockDataDir(config.dataDir, { shared });
   const now = () => new Date();
-  const store = new JobStore({ file: storeFile(config), now, shared: config.redisUrl !== undefined });
+  const store = new JobStore({ file: storeFile(config), now, shared });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
   const dirPool = createDirPool({
     dirs,
@@ -67,7 +58,6 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     logger: logger.child({ component: 'dir-pool' }),
   });
   const provider = createProvider(config, logger);
-  const intake = ENGINES[provider.name].chunks;
 
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,
@@ -78,7 +68,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     store,
     // Scale-out: a directory without a row may be an upload another API process is still streaming, and only that
     // process knows; such directories are kept rather than deleted under it.
-    dirs: config.redisUrl ? { ...dirs, inProcess: () => true } : dirs,
+    dirs: shared ? { ...dirs, inProcess: () => true } : dirs,
     logger: logger.child({ component: 'cleanup' }),
     config: { retentionMs: config.retention.jobsMs, uploadRetentionMs: config.retention.uploadsMs, intervalMs: config.retention.sweepIntervalMs },
     clock: now,
@@ -145,34 +135,10 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     logger,
     limiter: await scaleOutLimiter(config, logger),
   });
-  const slicer = createSlicer({ logger, timeoutS: config.ffmpegTimeoutS });
-  const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: config.ffmpegTimeoutS }), logger });
-
-  const chunkPath = (job: JobRecord, hardCuts: number | null): ChunkPath =>
-    chooseChunkPath({
-      intake,
-      model: resolveModel(provider.name, job.request.model),
-      audio: job.audio,
-      chunkSeconds: config.chunkSeconds,
-      encodeFormat: intake.encodeFormat,
-      overlapS: config.chunkOverlapSeconds,
-      hardCuts,
-    });
-  const planCuts = async (job: JobRecord, signal: AbortSignal): Promise<CutPlan> => {
-    // Which path the chunks take depends on the plan (overlap only when a cut misses every silence), so the
-    // plan keeps within the bounds of both paths it may lead to.
-    const [soft, hard] = [chunkPath(job, 0), chunkPath(job, null)];
-    return cutPlanner.planCuts({
-      file: dirs.uploadPath(job.id),
-      demuxer: job.audio.demuxer,
-      maxDurationS: config.maxDurationS,
-      signal,
-      durationS: job.audio.duration_s,
-      targetS: Math.min(soft.targetS, hard.targetS),
-      maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
-      searchWindowS: Math.min(config.chunkSeconds / 4, 60),
-    });
-  };
+  const chunks = createChunkSource(config, {
+    logger,
+    reader: { intake: ENGINES[provider.name].chunks, caps: (model) => resolveModel(provider.name, model) },
+  });
 
   const localRunner = new JobRunner({
     logger,
@@ -185,16 +151,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       store,
       dirs: pipelineDirs,
       storage,
-      planCuts,
-      slice: (opts) =>
-        withOverlap(capChunkBytes(slicer.slice(opts), { maxBytes: opts.maxBytes, logger, timeoutS: config.ffmpegTimeoutS, signal: opts.signal }), {
-          overlapS: opts.overlapS,
-          logger,
-        }),
+      chunks,
       transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
-      chunkPath,
       concurrency: config.concurrency,
-      maxDurationS: config.maxDurationS,
       maxFailedChunkRatio: config.maxFailedChunkRatio,
       now,
     },
@@ -232,7 +191,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     async start() {
       await health.start();
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
-      if (!config.redisUrl) {
+      if (!shared) {
         await killStrayProcesses({ jobsRoot: dirs.root, logger });
         await dirs.sweepOrphans(store.jobIds());
       }

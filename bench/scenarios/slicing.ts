@@ -3,7 +3,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { chunkEncoding } from '../../src/chunker/chunk-format.ts';
-import type { ChunkMode } from '../../src/chunker/chunk-path.ts';
+import type { ChunkMode } from '../../src/chunker/chunk-recipe.ts';
 import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import { createSlicer } from '../../src/chunker/slicer.ts';

@@ -6,13 +6,7 @@ import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import { chunkEncoding, isChunkFormat } from './chunk-format.ts';
 import { parseSegmentListLine } from './chunk-files.ts';
 import { runProcess } from './run-process.ts';
-import type { SlicedChunk } from './types.ts';
-
-export interface CappedHandleLike {
-  chunks: AsyncIterable<SlicedChunk>;
-  release(index: number): void;
-  done: Promise<{ count: number }>;
-}
+import type { ChunkStream, SlicedChunk } from './types.ts';
 
 export interface ByteCapOptions {
   /** The provider's request cap; Infinity passes every chunk through. */
@@ -93,7 +87,7 @@ async function fit(chunk: SlicedChunk, opts: ByteCapOptions): Promise<SlicedChun
  * is sent only to be refused. Pieces are numbered on: the consumer sees consecutive indexes and exact starts,
  * and its release of the last piece of a source chunk releases that chunk to the slicer's look-ahead.
  */
-export function capChunkBytes(inner: CappedHandleLike, opts: ByteCapOptions): CappedHandleLike {
+export function capChunkBytes(inner: ChunkStream, opts: ByteCapOptions): ChunkStream {
   if (!Number.isFinite(opts.maxBytes)) return inner;
   /** Index handed out -> the slicer's index. */
   const source = new Map<number, number>();

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { seeksExactly } from './seek-exact.ts';
 import type { SilenceDetector } from './silence-detect.ts';
-import { planCutPoints, planSplitsByWindows } from './split-planner.ts';
-import type { CutPlan, SplitPlanOptions } from './split-planner.ts';
+import { planCutPoints, planSplitsByWindows } from './cut-points.ts';
+import type { CutPlan, CutPointOptions } from './cut-points.ts';
 
-export interface CutPlanRequest extends Omit<SplitPlanOptions, 'silences'> {
+export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
   file: string;
   demuxer: string;
   maxDurationS: number;

@@ -3,8 +3,7 @@ import { open, rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
-import type { CappedHandleLike } from './byte-cap.ts';
-import type { SlicedChunk } from './types.ts';
+import type { ChunkStream, SlicedChunk } from './types.ts';
 
 /** Where the samples of a PCM WAV file are, and how they are laid out. */
 export interface WavLayout {
@@ -104,7 +103,7 @@ export interface OverlapLeadOptions {
  * muxer cannot make overlapping files; joining samples costs one copy of the chunk file on disk, no ffmpeg.
  * A chunk's `leadS` says how much of its audio is the previous chunk's; `startS`/`durationS` stay its own.
  */
-export function withOverlap(inner: CappedHandleLike, opts: OverlapLeadOptions): CappedHandleLike {
+export function withOverlap(inner: ChunkStream, opts: OverlapLeadOptions): ChunkStream {
   if (!(opts.overlapS > 0)) return inner;
   const chunks: AsyncIterable<SlicedChunk> = {
     async *[Symbol.asyncIterator]() {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { runProcess } from './run-process.ts';
-import type { Silence } from './split-planner.ts';
+import type { Silence } from './cut-points.ts';
 
 export interface SilenceDetectorDeps {
   logger: Logger;

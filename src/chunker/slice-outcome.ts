@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts';
 import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import type { ChunkEncoding } from './chunk-format.ts';
-import type { ChunkMode } from './chunk-path.ts';
+import type { ChunkMode } from './chunk-recipe.ts';
 
 export type StopReason = 'cancelled' | 'consumer' | 'timeout' | 'internal';
 

@@ -7,13 +7,13 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { chunkEncoding } from './chunk-format.ts';
 import type { ChunkFormat } from './chunk-format.ts';
-import type { ChunkMode } from './chunk-path.ts';
+import type { ChunkMode } from './chunk-recipe.ts';
 import { parseSegmentListLine, removeChunkFiles, segmentPattern } from './chunk-files.ts';
 import type { ChunkNaming } from './chunk-files.ts';
 import { createRunClock } from './run-clock.ts';
 import { sliceError, sliceOutputArgs } from './slice-outcome.ts';
 import type { StopReason } from './slice-outcome.ts';
-import type { SlicedChunk } from './types.ts';
+import type { ChunkStream, SlicedChunk } from './types.ts';
 
 export interface SlicerDeps {
   logger: Logger;
@@ -32,7 +32,7 @@ export interface SliceOptions {
   /** From planSplits: strictly increasing seconds. */
   cutPoints: readonly number[];
   format: ChunkFormat;
-  /** 'copy' writes the source's packets into `format` files unchanged (chooseChunkPath decides). @default 'encode' */
+  /** 'copy' writes the source's packets into `format` files unchanged (chooseChunkRecipe decides). @default 'encode' */
   mode?: ChunkMode;
   /** Chunks announced but not yet released before ffmpeg is paused (>= 1). */
   lookahead: number;
@@ -54,16 +54,8 @@ export interface SliceState {
   finished: boolean;
 }
 
-export interface SliceHandle {
-  /**
-   * Each chunk the moment ffmpeg closes its file. Single consumer; breaking out stops ffmpeg. A chunk
-   * once handed out is the consumer's to delete; on cancel every file not handed out is removed.
-   */
-  chunks: AsyncIterable<SlicedChunk>;
-  /** The caller is done with a chunk (sent, or deleted): it no longer counts against the look-ahead. */
-  release(index: number): void;
-  /** Resolves after ffmpeg exited and every chunk was announced; rejects like the iterator. */
-  done: Promise<{ count: number }>;
+/** The slicer's chunk stream, and where its ffmpeg is (tests watch the look-ahead with it). */
+export interface SliceHandle extends ChunkStream {
   state(): SliceState;
 }
 

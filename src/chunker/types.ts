@@ -38,3 +38,19 @@ export interface SlicedChunk {
    */
   leadS?: number;
 }
+
+/**
+ * Chunk files as they are cut, one consumer: the slicer's run of ffmpeg, and each stage over it (byte cap,
+ * overlap), hand chunks out in index order and count them against the look-ahead until released.
+ */
+export interface ChunkStream {
+  /**
+   * Each chunk the moment its file is closed. Breaking out stops the cutting. A chunk once handed out is the
+   * consumer's to delete; on cancel every file not handed out is removed.
+   */
+  chunks: AsyncIterable<SlicedChunk>;
+  /** The caller is done with a chunk (sent, or deleted): it no longer counts against the look-ahead. */
+  release(index: number): void;
+  /** Resolves after every chunk was handed out; rejects like the iterator. */
+  done: Promise<{ count: number }>;
+}

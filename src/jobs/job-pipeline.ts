@@ -1,59 +1,29 @@
 import { rm } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import type { ChunkFormat } from '../chunker/chunk-format.ts';
-import type { ChunkMode, ChunkPath } from '../chunker/chunk-path.ts';
-import type { CutPlan } from '../chunker/split-planner.ts';
-import type { SlicedChunk } from '../chunker/types.ts';
+import { chunkPlanRecord, type ChunkPlanRecord, type ChunkSource, type ChunkSubject } from '../chunker/chunk-source.ts';
+import type { ChunkStream, SlicedChunk } from '../chunker/types.ts';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import { isDiskFull } from '../resources/disk-full.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { StorageWaitExceeded, type StorageGuard } from '../resources/storage-guard.ts';
 import { chainedPrompt } from '../transcribe/context-prompt.ts';
-import { stitchTranscript } from '../transcribe/stitcher.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
+import { markCompleted, markProcessing, markSlicingDone, markTranscribing } from './lifecycle.ts';
 import { computeProgress } from './progress.ts';
 import type { ChunkPatch, JobStore } from './store.ts';
+import { transcriptFor } from './transcript.ts';
 import type { ChunkRecord, JobRecord } from './types.ts';
-
-export interface SliceHandleLike {
-  chunks: AsyncIterable<SlicedChunk>;
-  release(index: number): void;
-  done: Promise<{ count: number }>;
-}
 
 export interface PipelineDeps {
   store: JobStore;
   dirs: JobDirs;
   /** Where writes that fail for lack of space wait for it (the job pauses instead of failing). */
   storage: Pick<StorageGuard, 'run' | 'attempt' | 'report' | 'writable'>;
-  slice(opts: {
-    input: string;
-    demuxer: string;
-    outDir: string;
-    cutPoints: number[];
-    format: ChunkFormat;
-    mode: ChunkMode;
-    /** A chunk over this many bytes is split again before it is handed out. */
-    maxBytes: number;
-    /** Seconds of the previous chunk each chunk after the first starts with (0: none). */
-    overlapS: number;
-    lookahead: number;
-    maxDurationS: number;
-    /** What the validator measured: output ending short of it is a truncated file, not a short recording. */
-    expectedDurationS: number;
-    signal: AbortSignal;
-  }): SliceHandleLike;
-  /** Cut points for a fresh job (the split plan); a resumed job reuses the stored ones. */
-  planCuts(job: JobRecord, signal: AbortSignal): Promise<CutPlan>;
-  /**
-   * Copy or re-encode, into which format, with how much overlap: a pure function of the job and its plan's hard
-   * cuts (null: not known), so a resumed job cuts the same way.
-   */
-  chunkPath(job: JobRecord, hardCuts: number | null): Pick<ChunkPath, 'mode' | 'format' | 'maxBytes' | 'overlapS' | 'reason'>;
+  /** Plans a fresh job's chunks, keeps a resumed job's plan, and cuts the chunk files. */
+  chunks: Pick<ChunkSource, 'planChunks' | 'resume' | 'open'>;
   transcribe(input: TranscribeInput, hooks: TranscribeHooks): Promise<ChunkResult>;
   concurrency: number;
-  maxDurationS: number;
   maxFailedChunkRatio: number;
   now: () => Date;
 }
@@ -93,7 +63,6 @@ export async function runJobPipeline(
 ): Promise<void> {
   const { abort: signal, drain } = signals;
   const { store, dirs, storage } = deps;
-  const now = () => deps.now().toISOString();
   // Until a request is out, shutdown may end any wait at once: the job resumes at the next start.
   const stopping = AbortSignal.any([signal, drain]);
   /**
@@ -108,24 +77,24 @@ export async function runJobPipeline(
       throw err;
     }
   };
-  await save('job start', () => store.updateJob(job.id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null }));
+  await save('job start', () => markProcessing(store, job.id));
   // A resumed job's chunk directory was removed when the previous process stopped it.
   await save('job directory', () => dirs.create(job.id));
 
+  const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
   let chunks = store.listChunks(job.id);
-  // A resumed job keeps its plan: the stored chunks and the path chosen for them.
-  let hardCuts = job.chunkPlan?.hardCuts ?? null;
-  let chunkPath = deps.chunkPath(job, hardCuts);
-  if (chunks.length === 0) {
-    const plan = await deps.planCuts(job, AbortSignal.any([signal, drain]));
-    hardCuts = plan.hardCuts;
-    chunkPath = deps.chunkPath(job, hardCuts);
-    const chunkPlan = { mode: chunkPath.mode, format: chunkPath.format, overlapS: chunkPath.overlapS, hardCuts, reason: chunkPath.reason };
-    const bounds = [0, ...plan.cuts, job.audio.duration_s];
+  let plan: ChunkPlanRecord;
+  if (chunks.length > 0) {
+    // A resumed job keeps its plan: the stored chunks and the recipe chosen for them.
+    plan = deps.chunks.resume(subject, job.chunkPlan ?? null);
+  } else {
+    const fresh = await deps.chunks.planChunks(subject, stopping);
+    plan = chunkPlanRecord(fresh.recipe, fresh.hardCuts);
+    const bounds = [0, ...fresh.cuts, job.audio.duration_s];
     // Every write here is idempotent, so a retry after a full volume repeats them all.
     await save('chunk plan', () => {
-      // Before the chunks: a job resumed from them must find the path they were planned for.
-      store.updateJob(job.id, { chunkPlan });
+      // Before the chunks: a job resumed from them must find the plan they were cut by.
+      store.updateJob(job.id, { chunkPlan: plan });
       bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
       store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
     });
@@ -133,8 +102,11 @@ export async function runJobPipeline(
   }
   /** Chunks never sent again: those with a result from before, and those settled (done or failed) in this run. */
   const settled = new Map<number, Span>(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
-  const { overlapS } = chunkPath;
-  log.info({ chunks: chunks.length, alreadyDone: settled.size, hardCuts, chunkMode: chunkPath.mode, chunkFormat: chunkPath.format, overlapS, why: chunkPath.reason }, 'slicing');
+  const { overlapS } = plan;
+  log.info(
+    { chunks: chunks.length, alreadyDone: settled.size, hardCuts: plan.hardCuts, chunkMode: plan.mode, chunkFormat: plan.format, overlapS, why: plan.reason },
+    'slicing',
+  );
 
   // Context chaining needs the previous chunk's text before the next one goes: one at a time, in index order
   // (the slicer yields chunks in order and p-limit starts them first in, first out).
@@ -146,24 +118,16 @@ export async function runJobPipeline(
   signal.addEventListener('abort', onAbort, { once: true });
   // Waits of a chunk on its way out; shutdown lets requests already sent finish and store their paid results.
   const stopSending = AbortSignal.any([jobAbort.signal, drain]);
-  const startSlice = (): SliceHandleLike =>
-    deps.slice({
-      input: dirs.uploadPath(job.id),
-      demuxer: job.audio.demuxer,
+  const startSlice = (): ChunkStream =>
+    deps.chunks.open(subject, plan, {
       outDir: dirs.chunksDir(job.id),
       cutPoints: chunks.slice(1).map((c) => c.startS),
-      format: chunkPath.format,
-      mode: chunkPath.mode,
-      maxBytes: chunkPath.maxBytes,
-      overlapS,
       lookahead: Math.max(2, deps.concurrency * 2),
-      maxDurationS: deps.maxDurationS,
-      expectedDurationS: job.audio.duration_s,
       // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
       signal: stopSending,
     });
 
-  const finishChunk = async (handle: SliceHandleLike, chunk: SlicedChunk) => {
+  const finishChunk = async (handle: ChunkStream, chunk: SlicedChunk) => {
     handle.release(chunk.index);
     await rm(chunk.path, { force: true });
   };
@@ -171,7 +135,7 @@ export async function runJobPipeline(
   /** Progress details: on a full volume they are skipped (the chunk's result is what must not be lost). */
   const note = (index: number, patch: ChunkPatch) => void storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch));
 
-  const transcribeChunk = async (handle: SliceHandleLike, chunk: SlicedChunk): Promise<void> => {
+  const transcribeChunk = async (handle: ChunkStream, chunk: SlicedChunk): Promise<void> => {
     const clog = log.child({ chunk: chunk.index });
     let sent = false;
     try {
@@ -274,7 +238,7 @@ export async function runJobPipeline(
         }
         await save('chunk row', () => store.upsertChunk(job.id, chunk.index, chunk.startS, chunk.durationS), stopSending);
         if (pending.length === 0) {
-          await save('job stage', () => store.updateJob(job.id, { stage: 'transcribing', transcribingStartedAt: job.transcribingStartedAt ?? now() }), stopSending);
+          await save('job stage', () => markTranscribing(store, job, deps.now()), stopSending);
         }
         lastSent = chunk;
         pending.push(limit(() => transcribeChunk(handle, chunk)));
@@ -301,28 +265,13 @@ export async function runJobPipeline(
   if (jobAbort.signal.aborted) throw jobAbort.signal.reason;
   if (drain.aborted) throw new ShutdownSignal();
 
-  await save('slicing end', () => {
-    store.deleteChunksFrom(job.id, sliced);
-    store.updateJob(job.id, { slicingDone: true, chunksTotal: sliced, stage: 'stitching' });
-  });
+  await save('slicing end', () => markSlicingDone(store, job.id, sliced));
   await dirs.removeChunks(job.id);
   const final = store.listChunks(job.id);
   assertEnoughChunks(final, deps.maxFailedChunkRatio);
 
-  const transcript = stitchTranscript({
-    jobId: job.id,
-    durationS: job.audio.duration_s,
-    // The store keeps each chunk's own span; a chunk's result is timed from the start of its file, overlap included.
-    chunks: final.map((c, i) => {
-      const leadS = i > 0 ? Math.min(overlapS, final[i - 1]?.durationS ?? 0) : 0;
-      return { index: c.index, startS: c.startS - leadS, durationS: c.durationS + leadS, status: c.status, result: c.result };
-    }),
-    overlapS,
-  });
-  await save('transcript', () => {
-    store.saveTranscript(job.id, transcript);
-    store.updateJob(job.id, { status: 'completed', stage: null, percent: 100, completedAt: now() });
-  });
+  const transcript = transcriptFor({ ...job, chunkPlan: plan }, final, { partial: false });
+  await save('transcript', () => markCompleted(store, job.id, transcript, deps.now()));
   log.info({ chunks: final.length, failed: final.filter((c) => c.status === 'failed').length }, 'job completed');
 }
 

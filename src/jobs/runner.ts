@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { AppError, errorMessage, isAppError } from '../errors.ts';
 import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobEvents } from './events.ts';
+import { failureOf, markCancelled, markFailed } from './lifecycle.ts';
 import { runJobPipeline, ShutdownSignal, type PipelineDeps } from './job-pipeline.ts';
 import type { JobStore } from './store.ts';
 import { isLive } from './types.ts';
@@ -149,16 +150,12 @@ export class JobRunner implements JobQueue {
       if (isAppError(err) && err.code === 'CANCELLED') {
         log.info('job cancelled');
         // Not waited for: the client's DELETE waits on this, and its own delete answers 503 on a full volume.
-        this.#record(log, 'job cancel', () =>
-          store.updateJob(jobId, { status: 'cancelled', stage: null, completedAt: this.#opts.now().toISOString() }),
-        );
+        this.#record(log, 'job cancel', () => markCancelled(store, jobId, this.#opts.now()));
         return;
       }
-      const code = isAppError(err) ? err.code : 'INTERNAL';
-      const message = isAppError(err) ? err.message : 'The job failed because of an internal error.';
-      log.error({ err, code }, 'job failed');
-      const failed = () =>
-        store.updateJob(jobId, { status: 'failed', stage: null, errorCode: code, errorMessage: message, completedAt: this.#opts.now().toISOString() });
+      const failure = failureOf(err);
+      log.error({ err, code: failure.code }, 'job failed');
+      const failed = () => markFailed(store, jobId, failure, this.#opts.now());
       await this.#opts.pipeline.storage.run('job failure', failed, this.#drain.signal).catch((writeErr: unknown) => {
         log.error({ err: errorMessage(writeErr) }, 'the job failure could not be stored; the job resumes at the next start');
       });

@@ -1,3 +1,4 @@
+import type { StoredChunkPlan } from '../chunker/chunk-source.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { ChunkResult, ProviderName } from '../transcribe/types.ts';
 
@@ -78,19 +79,8 @@ export interface JobRecord {
   keyName?: string | null;
   /** Null until the job has ended (or when it has no callback_url). */
   webhook?: WebhookState | null;
-  /** How the chunks were cut (stream copy or re-encode, and why), set when slicing starts; null before. */
-  chunkPlan?: ChunkPlanInfo | null;
-}
-
-export interface ChunkPlanInfo {
-  mode: 'copy' | 'encode';
-  /** The chunk files' format: wav, flac, mp3 or ogg. */
-  format: string;
-  /** Seconds each chunk after the first repeats (absent in plans stored before overlap depended on the cuts). */
-  overlapS?: number;
-  /** Cut points that fell on no silence; null or absent: not known. */
-  hardCuts?: number | null;
-  reason: string;
+  /** How the chunks are cut (stream copy or re-encode, byte cap, overlap, and why), set when slicing starts; null before. */
+  chunkPlan?: StoredChunkPlan | null;
 }
 
 export interface ChunkRecord {

@@ -16,10 +16,10 @@ import {
 } from '../http-schemas.ts';
 import { isJobId } from '../jobs/ids.ts';
 import { toJobResource } from '../jobs/progress.ts';
+import { transcriptFor } from '../jobs/transcript.ts';
 import type { JobRecord } from '../jobs/types.ts';
 import type { Services } from '../services.ts';
 import { renderTranscript } from '../transcribe/formats.ts';
-import { stitchTranscript } from '../transcribe/stitcher.ts';
 
 const JOB_RESOURCE = Type.Ref('JobResource');
 
@@ -115,13 +115,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
       const partial = request.query.partial === 'true' || request.query.partial === '1';
       let transcript = job.status === 'completed' ? store.getTranscript(job.id) : null;
       if (!transcript && partial) {
-        const done = store.listChunks(job.id).filter((c) => c.status === 'done');
-        transcript = stitchTranscript({
-          jobId: job.id,
-          durationS: job.audio.duration_s,
-          chunks: done.map((c) => ({ index: c.index, startS: c.startS, durationS: c.durationS, status: c.status, result: c.result })),
-          overlapS: 0,
-        });
+        transcript = transcriptFor(job, store.listChunks(job.id), { partial: true });
         reply.header('x-transcript-partial', 'true');
       }
       if (!transcript) {

@@ -9,6 +9,7 @@ import { AppError, isAppError } from '../errors.ts';
 import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../http-examples.ts';
 import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../http-schemas.ts';
 import { newJobId } from '../jobs/ids.ts';
+import { newJob } from '../jobs/lifecycle.ts';
 import { toJobResource } from '../jobs/progress.ts';
 import type { JobRecord } from '../jobs/types.ts';
 import { RATE_LIMITED_ROUTE, uploaderKey } from '../plugins/upload-rate-limit.ts';
@@ -357,27 +358,19 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
           chunks_planned: media.plannedChunks,
         });
       }
-      const now = new Date().toISOString();
-      const job: JobRecord = {
-        id,
-        owner: request.owner,
-        status: 'queued',
-        stage: null,
-        createdAt: now,
-        updatedAt: now,
-        completedAt: null,
-        audio: media.audio,
-        request: jobRequest,
-        estimate: media.estimate,
-        chunksTotal: media.plannedChunks,
-        slicingDone: false,
-        percent: 0,
-        transcribingStartedAt: null,
-        errorCode: null,
-        errorMessage: null,
-        idempotencyKey,
-        keyName: request.keyName,
-      };
+      const job = newJob(
+        {
+          id,
+          owner: request.owner,
+          audio: media.audio,
+          request: jobRequest,
+          estimate: media.estimate,
+          plannedChunks: media.plannedChunks,
+          idempotencyKey,
+          keyName: request.keyName,
+        },
+        new Date(),
+      );
       try {
         store.insertJob(job, idempotencyKey === null ? null : fingerprint);
       } catch (err) {

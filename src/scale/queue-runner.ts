@@ -2,6 +2,7 @@ import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'b
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import { markFailed } from '../jobs/lifecycle.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
@@ -206,12 +207,6 @@ export class QueueRunner implements JobQueue {
     const current = this.#opts.store.getJob(jobId);
     if (!current || !isLive(current.status)) return;
     this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
-    this.#opts.store.updateJob(jobId, {
-      status: 'failed',
-      stage: null,
-      errorCode: 'INTERNAL',
-      errorMessage: 'The job was interrupted too many times.',
-      completedAt: this.#opts.now().toISOString(),
-    });
+    markFailed(this.#opts.store, jobId, { code: 'INTERNAL', message: 'The job was interrupted too many times.' }, this.#opts.now());
   }
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { isAllowedDemuxer } from '../chunker/containers.ts';
 import type { DecodeChecker, MeasureResult } from '../chunker/decode-check.ts';
 import type { Prober } from '../chunker/ffprobe.ts';
-import { plannedChunkCount } from '../chunker/split-planner.ts';
+import { plannedChunkCount } from '../chunker/cut-points.ts';
 import type { MediaProbe } from '../chunker/types.ts';
 import { AppError } from '../errors.ts';
 import type { AudioInfo } from '../jobs/types.ts';
@@ -17,7 +17,7 @@ export interface MediaValidatorOptions {
   decodeChecker: MediaDecodeChecker;
   /** Checked again here in case the prober's allow-list slips. @default chunker/containers.ts isAllowedDemuxer */
   isAllowedDemuxer?: (formatName: string) => boolean;
-  /** @default chunker/split-planner.ts plannedChunkCount */
+  /** @default chunker/cut-points.ts plannedChunkCount */
   plannedChunkCount?: (durationS: number, targetS: number) => number;
   maxDurationS: number;
   chunkSeconds: number;

@@ -217,4 +217,24 @@ describe('the jobs API', () => {
       fake.setLatency(0);
     }
   });
+
+  it('serves the partial transcript of a failed job with a gap marker where a chunk failed, as the final one would', async () => {
+    // Chunk 1 is refused every time (400, not retried): 1 of the job's chunks over MAX_FAILED_CHUNK_RATIO fails the job.
+    fake.script((_, entry) => (entry.filename?.startsWith('chunk-00001') ? 'bad_audio' : undefined));
+    try {
+      const created = await upload(server.url, speech.wav, {}, A);
+      expect(created.status).toBe(202);
+      const job = await waitForJob(server.url, created.body.id, A);
+      expect(job.status).toBe('failed');
+      const res = await fetch(`${server.url}/v1/jobs/${job.id}/transcript?format=json&partial=true`, { headers: A });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-transcript-partial')).toBe('true');
+      const transcript = (await res.json()) as { text: string; segments: Array<{ chunk: number; text: string }> };
+      expect(transcript.segments.filter((s) => s.chunk === 1).map((s) => s.text)).toEqual(['[inaudible: chunk 1 failed]']);
+      expect(transcript.segments.some((s) => s.chunk === 0 && s.text !== '')).toBe(true);
+      expect(transcript.text).toContain('[inaudible: chunk 1 failed]');
+    } finally {
+      fake.script([]);
+    }
+  });
 });

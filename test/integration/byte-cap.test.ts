@@ -6,13 +6,13 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capChunkBytes } from '../../src/chunker/byte-cap.ts';
-import { chooseChunkPath } from '../../src/chunker/chunk-path.ts';
+import { chooseChunkRecipe } from '../../src/chunker/chunk-recipe.ts';
 import { createSlicer } from '../../src/chunker/slicer.ts';
-import { planSplits } from '../../src/chunker/split-planner.ts';
+import { planSplits } from '../../src/chunker/cut-points.ts';
 import type { SlicedChunk } from '../../src/chunker/types.ts';
 import { findModel } from '../../src/transcribe/models.ts';
-import { ENGINES } from '../../src/transcribe/providers/index.ts';
 import { GENERATED_DIR } from '../fixtures/speech.ts';
+import { ENGINES } from '../../src/transcribe/providers/index.ts';
 
 const logger = pino({ level: 'silent' });
 const slicer = createSlicer({ logger, timeoutS: 600 });
@@ -78,7 +78,7 @@ describe('a 1 GB WAV for whisper-1', () => {
     expect(bigBytes).toBeGreaterThan(1e9);
     if (!whisper) throw new Error('whisper-1 is not in the model table');
     const audio = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 44_100, channels: 2, size_bytes: bigBytes, duration_s: BIG_S };
-    const plan = chooseChunkPath({ intake: ENGINES.openai.chunks, model: whisper, audio, chunkSeconds: 100, encodeFormat: 'mp3' });
+    const plan = chooseChunkRecipe({ intake: ENGINES.openai.chunks, model: whisper, audio, chunkSeconds: 100, encodeFormat: 'mp3' });
     expect(plan.mode).toBe('copy');
     const out = await mkdtemp(path.join(root, 'planned-'));
     const chunks = await sliceAll(out, planSplits({ durationS: BIG_S, targetS: plan.targetS, maxChunkS: plan.maxChunkS }), whisper.maxBytes);

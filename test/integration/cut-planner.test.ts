@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
 import { seeksExactly } from '../../src/chunker/seek-exact.ts';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
-import type { Silence } from '../../src/chunker/split-planner.ts';
-import { planSplits } from '../../src/chunker/split-planner.ts';
+import type { Silence } from '../../src/chunker/cut-points.ts';
+import { planSplits } from '../../src/chunker/cut-points.ts';
 import { speechFixture, type SpeechFixture } from '../fixtures/speech.ts';
 
 const logger = pino({ level: 'silent' });

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import { createSlicer } from '../../src/chunker/slicer.ts';
 import type { SliceHandle, SliceOptions } from '../../src/chunker/slicer.ts';
-import { planSplits } from '../../src/chunker/split-planner.ts';
+import { planSplits } from '../../src/chunker/cut-points.ts';
 import type { SlicedChunk } from '../../src/chunker/types.ts';
 import { AppError } from '../../src/errors.ts';
 import { speechFixture } from '../fixtures/speech.ts';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAllowedDemuxer } from '../../src/chunker/containers.ts';
 import { createDecodeChecker } from '../../src/chunker/decode-check.ts';
 import { createProber } from '../../src/chunker/ffprobe.ts';
-import { plannedChunkCount } from '../../src/chunker/split-planner.ts';
+import { plannedChunkCount } from '../../src/chunker/cut-points.ts';
 import { AppError } from '../../src/errors.ts';
 import { createMediaValidator, type MediaValidator } from '../../src/validate/media-validator.ts';
 import { speechFixture } from '../fixtures/speech.ts';

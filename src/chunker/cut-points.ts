@@ -1,10 +1,15 @@
+/*
+ * Pure: where a recording is cut into chunks, given the silences found in it. The cut planner (cut-planner.ts)
+ * finds those silences with ffmpeg and hands them here.
+ */
+
 /** A stretch of silence in the source, in seconds. */
 export interface Silence {
   start: number;
   end: number;
 }
 
-export interface SplitPlanOptions {
+export interface CutPointOptions {
   durationS: number;
   /** The chunk length aimed at. */
   targetS: number;
@@ -34,7 +39,7 @@ interface Plan {
   windowS: number;
 }
 
-function resolvePlan(opts: SplitPlanOptions): Plan {
+function resolvePlan(opts: CutPointOptions): Plan {
   const { durationS, targetS } = opts;
   check('durationS', durationS, { allowZero: true });
   check('targetS', targetS);
@@ -94,7 +99,7 @@ export interface CutPlan {
  * inside the search window, else exactly on it; a remainder shorter than `targetS + minTailS` becomes
  * the last chunk (split in two halves only when that would exceed `maxChunkS`).
  */
-export function planCutPoints(opts: SplitPlanOptions): CutPlan {
+export function planCutPoints(opts: CutPointOptions): CutPlan {
   const p = resolvePlan(opts);
   const mids = midpoints(opts.silences ?? []);
   const cuts: number[] = [];
@@ -119,7 +124,7 @@ export function planCutPoints(opts: SplitPlanOptions): CutPlan {
 }
 
 /** `planCutPoints`' cuts alone. */
-export function planSplits(opts: SplitPlanOptions): number[] {
+export function planSplits(opts: CutPointOptions): number[] {
   return planCutPoints(opts).cuts;
 }
 
@@ -137,7 +142,7 @@ export interface ScanWindow {
  * the target (kept within maxChunkS of the previous cut and of the end).
  */
 export async function planSplitsByWindows(
-  opts: Omit<SplitPlanOptions, 'silences'> & { nearS: number },
+  opts: Omit<CutPointOptions, 'silences'> & { nearS: number },
   scan: (windows: readonly ScanWindow[]) => Promise<Silence[][]>,
 ): Promise<CutPlan> {
   const p = resolvePlan(opts);
@@ -183,7 +188,7 @@ export async function planSplitsByWindows(
 }
 
 /** How many chunks `planSplits` makes without silences (the planned count shown before slicing ends). */
-export function plannedChunkCount(durationS: number, targetS: number, opts: Pick<SplitPlanOptions, 'minTailS' | 'maxChunkS'> = {}): number {
+export function plannedChunkCount(durationS: number, targetS: number, opts: Pick<CutPointOptions, 'minTailS' | 'maxChunkS'> = {}): number {
   if (durationS <= 0) return 0;
   return planSplits({ durationS, targetS, ...opts }).length + 1;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { splitByWindows } from '../../src/chunker/silence-detect.ts';
-import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/split-planner.ts';
+import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/cut-points.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {

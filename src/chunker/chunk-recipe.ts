@@ -4,7 +4,7 @@ import { copyFormatFor, type ChunkFormat, type ChunkIntake } from './chunk-forma
 /** How the slicer writes chunk files: the source's own packets (`copy`) or re-encoded to 16 kHz mono. */
 export type ChunkMode = 'copy' | 'encode';
 
-export interface ChunkPathInput {
+export interface ChunkRecipeInput {
   /** Which sources the engine takes as they are (its own declaration). */
   intake: Pick<ChunkIntake, 'copyable' | 'encodeReason'>;
   model: { maxBytes: number; maxSeconds: number };
@@ -22,7 +22,7 @@ export interface ChunkPathInput {
   hardCuts?: number | null;
 }
 
-export interface ChunkPath {
+export interface ChunkRecipe {
   mode: ChunkMode;
   /** The chunk files' format (their extension and muxer). */
   format: ChunkFormat;
@@ -36,7 +36,7 @@ export interface ChunkPath {
   bytesPerS: number;
   /** Seconds each chunk after the first repeats from the end of the one before: 0 unless the chunks are WAV and a cut missed every silence. */
   overlapS: number;
-  /** Why this path, for the log. */
+  /** Why this recipe, for the log. */
   reason: string;
 }
 
@@ -51,19 +51,19 @@ export const COPY_BYTE_MARGIN = 0.8;
  * fits the model's byte cap (estimated from the file's average bitrate), else re-encode. Copy is ~10x faster
  * than decoding and encoding, and it keeps the provider's input identical to the upload.
  */
-export function chooseChunkPath(input: ChunkPathInput): ChunkPath {
-  const path = choosePathIgnoringOverlap(input);
+export function chooseChunkRecipe(input: ChunkRecipeInput): ChunkRecipe {
+  const recipe = chooseIgnoringOverlap(input);
   const overlapS = input.overlapS ?? 0;
-  if (!(overlapS > 0)) return { ...path, overlapS: 0 };
-  if (input.hardCuts === 0) return { ...path, overlapS: 0, reason: `${path.reason}; no overlap needed: no cut falls outside a pause` };
-  if (path.format === 'wav') return { ...path, overlapS };
+  if (!(overlapS > 0)) return { ...recipe, overlapS: 0 };
+  if (input.hardCuts === 0) return { ...recipe, overlapS: 0, reason: `${recipe.reason}; no overlap needed: no cut falls outside a pause` };
+  if (recipe.format === 'wav') return { ...recipe, overlapS };
   // Overlap is asked for, and only WAV chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
-  const wav = encodePath({ ...input, encodeFormat: 'wav' }, `${path.reason}; WAV chunks, which can carry the ${overlapS} s overlap`);
-  if (wav.targetS >= path.targetS) return { ...wav, overlapS };
-  return { ...path, overlapS: 0, reason: `${path.reason}; no overlap: a ${path.targetS} s WAV chunk would exceed ${input.model.maxBytes} bytes` };
+  const wav = encodeRecipe({ ...input, encodeFormat: 'wav' }, `${recipe.reason}; WAV chunks, which can carry the ${overlapS} s overlap`);
+  if (wav.targetS >= recipe.targetS) return { ...wav, overlapS };
+  return { ...recipe, overlapS: 0, reason: `${recipe.reason}; no overlap: a ${recipe.targetS} s WAV chunk would exceed ${input.model.maxBytes} bytes` };
 }
 
-function choosePathIgnoringOverlap(input: ChunkPathInput): Omit<ChunkPath, 'overlapS'> {
+function chooseIgnoringOverlap(input: ChunkRecipeInput): Omit<ChunkRecipe, 'overlapS'> {
   const { model, audio, chunkSeconds } = input;
   const copyAs = copyFormatFor(input.intake, audio);
   if (copyAs !== null) {
@@ -78,12 +78,12 @@ function choosePathIgnoringOverlap(input: ChunkPathInput): Omit<ChunkPath, 'over
         reason: `${audio.demuxer}/${audio.codec} is accepted as it is`,
       };
     }
-    return encodePath(input, `a ${targetS} s chunk of ${audio.codec} at ${Math.round(bytesPerS)} B/s would exceed ${model.maxBytes} bytes`);
+    return encodeRecipe(input, `a ${targetS} s chunk of ${audio.codec} at ${Math.round(bytesPerS)} B/s would exceed ${model.maxBytes} bytes`);
   }
-  return encodePath(input, input.intake.encodeReason ?? `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
+  return encodeRecipe(input, input.intake.encodeReason ?? `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
 }
 
-function encodePath(input: ChunkPathInput, reason: string): Omit<ChunkPath, 'overlapS'> {
+function encodeRecipe(input: ChunkRecipeInput, reason: string): Omit<ChunkRecipe, 'overlapS'> {
   const { model, chunkSeconds, encodeFormat } = input;
   const maxChunkS = Math.min(model.maxSeconds, maxChunkSecondsForBytes(encodeFormat, model.maxBytes));
   return {

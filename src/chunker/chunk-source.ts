@@ -1,0 +1,151 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { capChunkBytes } from './byte-cap.ts';
+import type { ChunkFormat, ChunkIntake } from './chunk-format.ts';
+import { chooseChunkRecipe, type ChunkMode, type ChunkRecipe, type ChunkRecipeInput } from './chunk-recipe.ts';
+import { createCutPlanner } from './cut-planner.ts';
+import { withOverlap } from './overlap-lead.ts';
+import { createSilenceDetector } from './silence-detect.ts';
+import { createSlicer } from './slicer.ts';
+import type { ChunkStream } from './types.ts';
+
+/** The engine that reads the chunk files, as far as cutting them goes. */
+export interface ChunkReader {
+  /** Which source formats it takes as they are, and what a re-encode writes for it (the engine's declaration). */
+  intake: ChunkIntake;
+  /** A model's request caps. */
+  caps(model: string): ChunkRecipeInput['model'];
+}
+
+/** What is cut into chunks: the upload, what the validator measured of it, and the model the chunks go to. */
+export interface ChunkSubject {
+  file: string;
+  audio: ChunkRecipeInput['audio'];
+  model: string;
+}
+
+/** The one decision of how a fresh job is chunked: where the cuts fall, and how the chunk files are made. */
+export interface ChunkPlan {
+  /** Seconds, strictly increasing: N cuts make N + 1 chunks. */
+  cuts: number[];
+  /** Cuts that fell on no silence (a word may be split there; overlap repairs it). */
+  hardCuts: number;
+  recipe: ChunkRecipe;
+}
+
+/**
+ * The plan as kept with the job (JSON), so a resumed job cuts the rest the same way: the cuts themselves are the
+ * job's chunk rows.
+ */
+export interface ChunkPlanRecord {
+  mode: ChunkMode;
+  format: ChunkFormat;
+  /** The byte cap a chunk that comes out larger is split again to fit; null: none (JSON has no Infinity). */
+  maxBytes: number | null;
+  overlapS: number;
+  /** Null: not known. */
+  hardCuts: number | null;
+  /** Why this recipe, for the log. */
+  reason: string;
+}
+
+/** A record as read back: plans stored by earlier versions lack the byte cap, and the oldest the overlap and hard cuts. */
+export type StoredChunkPlan = Omit<ChunkPlanRecord, 'maxBytes' | 'overlapS' | 'hardCuts'> &
+  Partial<Pick<ChunkPlanRecord, 'maxBytes' | 'overlapS' | 'hardCuts'>>;
+
+export interface OpenOptions {
+  /** Directory for the chunk files; the caller owns it. */
+  outDir: string;
+  /** Where the chunks start (after the first), in seconds: the plan's cuts, or the stored chunks of a resumed job. */
+  cutPoints: readonly number[];
+  /** Chunks handed out and not yet released before cutting pauses. */
+  lookahead: number;
+  signal: AbortSignal;
+}
+
+export interface ChunkSource {
+  /** A fresh job's plan: the cut points (found in the audio's pauses) and the recipe, decided together once. */
+  planChunks(subject: ChunkSubject, signal: AbortSignal): Promise<ChunkPlan>;
+  /**
+   * The plan a resumed job keeps. A plan stored before the whole decision was kept (or none, for the oldest jobs)
+   * is decided again from its hard cuts, as those versions did on every start.
+   */
+  resume(subject: ChunkSubject, stored: StoredChunkPlan | null): ChunkPlanRecord;
+  /** The chunk files as ffmpeg cuts them, each split again if over the byte cap, each carrying its overlap. */
+  open(subject: ChunkSubject, plan: ChunkPlanRecord, opts: OpenOptions): ChunkStream;
+}
+
+export type ChunkSourceConfig = Pick<Config, 'chunkSeconds' | 'chunkOverlapSeconds' | 'maxDurationS' | 'ffmpegTimeoutS'>;
+
+/** The record kept with the job for a plan's recipe. */
+export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null): ChunkPlanRecord {
+  const { mode, format, maxBytes, overlapS, reason } = recipe;
+  return { mode, format, maxBytes: Number.isFinite(maxBytes) ? maxBytes : null, overlapS, hardCuts, reason };
+}
+
+/** Plan, slicer, byte cap and overlap lead assembled once from the config: the pipeline asks, it does not assemble. */
+export function createChunkSource(config: ChunkSourceConfig, deps: { logger: Logger; reader: ChunkReader }): ChunkSource {
+  const { logger, reader } = deps;
+  const timeoutS = config.ffmpegTimeoutS;
+  const slicer = createSlicer({ logger, timeoutS });
+  const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS }), logger });
+  const encodeFormat = reader.intake.encodeFormat;
+
+  /** The recipe for the subject given how many cuts missed every pause (null: not known). */
+  const recipeFor = (subject: ChunkSubject, hardCuts: number | null): ChunkRecipe =>
+    chooseChunkRecipe({
+      intake: reader.intake,
+      model: reader.caps(subject.model),
+      audio: subject.audio,
+      chunkSeconds: config.chunkSeconds,
+      encodeFormat,
+      overlapS: config.chunkOverlapSeconds,
+      hardCuts,
+    });
+
+  return {
+    async planChunks(subject, signal) {
+      // The recipe depends on the cuts (overlap only when a cut misses every pause) and the cuts on the recipe's
+      // caps: the cuts keep within both recipes they may lead to, then the cuts pick one.
+      const soft = recipeFor(subject, 0);
+      const hard = recipeFor(subject, null);
+      const { cuts, hardCuts } = await cutPlanner.planCuts({
+        file: subject.file,
+        demuxer: subject.audio.demuxer,
+        maxDurationS: config.maxDurationS,
+        signal,
+        durationS: subject.audio.duration_s,
+        targetS: Math.min(soft.targetS, hard.targetS),
+        maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
+        searchWindowS: Math.min(config.chunkSeconds / 4, 60),
+      });
+      return { cuts, hardCuts, recipe: hardCuts === 0 ? soft : hard };
+    },
+
+    resume(subject, stored) {
+      if (stored && stored.maxBytes !== undefined && stored.overlapS !== undefined && stored.hardCuts !== undefined) {
+        return { ...stored, maxBytes: stored.maxBytes, overlapS: stored.overlapS, hardCuts: stored.hardCuts };
+      }
+      const hardCuts = stored?.hardCuts ?? null;
+      return chunkPlanRecord(recipeFor(subject, hardCuts), hardCuts);
+    },
+
+    open(subject, plan, opts) {
+      const { signal } = opts;
+      const sliced = slicer.slice({
+        input: subject.file,
+        demuxer: subject.audio.demuxer,
+        outDir: opts.outDir,
+        cutPoints: opts.cutPoints,
+        format: plan.format,
+        mode: plan.mode,
+        lookahead: opts.lookahead,
+        maxDurationS: config.maxDurationS,
+        expectedDurationS: subject.audio.duration_s,
+        signal,
+      });
+      const capped = capChunkBytes(sliced, { maxBytes: plan.maxBytes ?? Infinity, logger, timeoutS, signal });
+      return withOverlap(capped, { overlapS: plan.overlapS, logger });
+    },
+  };
+}

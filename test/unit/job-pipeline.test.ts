@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.ts';
+import { runJobPipeline, ShutdownSignal } from '../../src/jobs/job-pipeline.ts';
+import { markProcessing } from '../../src/jobs/lifecycle.ts';
+import type { JobStore } from '../../src/jobs/store.ts';
+import { chunkResult, chunkText, deferred, pipelineDeps, queuedJob, silentLogger, type Answer } from '../fixtures/pipeline.ts';
+
+const JOB = 'job_0123456789abcdefghijklmnop';
+
+function signals() {
+  const abort = new AbortController();
+  const drain = new AbortController();
+  return { abort, drain, signals: { abort: abort.signal, drain: drain.signal } };
+}
+
+/** A chunk error the transcriber marks as the end of the whole job (a revoked key). */
+function fatal(): Error {
+  return Object.assign(new AppError('PROVIDER_AUTH', 'The provider refused the key.'), { fatalForJob: true });
+}
+
+function chunkStates(store: JobStore) {
+  return store.listChunks(JOB).map((c) => [c.index, c.status]);
+}
+
+describe('runJobPipeline', () => {
+  it('plans a fresh job once, keeps the whole plan with it, sends every chunk in order and completes with their text', async () => {
+    const t = pipelineDeps({ chunkS: 10 });
+    t.store.insertJob(queuedJob(JOB, 25));
+    await runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger);
+
+    expect(t.chunks.planned).toBe(1);
+    expect(t.chunks.resumed).toEqual([]);
+    expect(t.chunks.opened).toEqual([[10, 20]]);
+    expect(t.sent).toEqual([0, 1, 2]);
+    const job = t.store.getJob(JOB)!;
+    expect(job).toMatchObject({ status: 'completed', stage: null, percent: 100, chunksTotal: 3, slicingDone: true, completedAt: '2030-01-01T00:01:00.000Z' });
+    expect(job.chunkPlan).toEqual({ mode: 'copy', format: 'wav', maxBytes: 26_214_400, overlapS: 0, hardCuts: 0, reason: 'fake' });
+    expect(t.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+  });
+
+  it('resumes from the stored plan and chunks: nothing is planned again and no chunk with a stored result is sent again', async () => {
+    const t = pipelineDeps({ chunkS: 10 });
+    t.store.insertJob(queuedJob(JOB, 25));
+    const stored = { mode: 'encode', format: 'mp3', maxBytes: 1_000_000, overlapS: 0, hardCuts: 1, reason: 'planned before the restart' } as const;
+    markProcessing(t.store, JOB);
+    t.store.updateJob(JOB, { chunkPlan: stored, chunksTotal: 3 });
+    [0, 10, 20].forEach((start, i) => t.store.upsertChunk(JOB, i, start, i === 2 ? 5 : 10));
+    t.store.updateChunk(JOB, 0, { status: 'done', result: chunkResult(0, 10) });
+    t.store.updateChunk(JOB, 1, { status: 'done', result: chunkResult(1, 10) });
+
+    await runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger);
+
+    expect(t.chunks.planned).toBe(0);
+    expect(t.chunks.resumed).toEqual([stored]);
+    expect(t.chunks.opened).toEqual([[10, 20]]);
+    expect(t.sent).toEqual([2]);
+    expect(t.store.getJob(JOB)?.status).toBe('completed');
+    expect(t.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+  });
+
+  it('ends at a job-fatal chunk error: nothing more is sent, the chunks after it stay pending for the runner to fail the job', async () => {
+    const answer: Answer = async (input) => {
+      if (input.index === 1) throw fatal();
+      return chunkResult(input.index, input.durationS);
+    };
+    const t = pipelineDeps({ chunkS: 10, answer });
+    t.store.insertJob(queuedJob(JOB, 40));
+
+    await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
+
+    expect(t.sent).toEqual([0, 1]);
+    expect(chunkStates(t.store)).toEqual([[0, 'done'], [1, 'pending'], [2, 'pending'], [3, 'pending']]);
+    expect(t.store.getJob(JOB)?.status).toBe('processing');
+  });
+
+  describe('failed chunks', () => {
+    const rejectChunk1: Answer = async (input) => {
+      if (input.index === 1) throw new AppError('PROVIDER_REJECTED', 'the audio is not readable');
+      return chunkResult(input.index, input.durationS);
+    };
+
+    it('fail the job when more of them failed than MAX_FAILED_CHUNK_RATIO allows, naming the first one', async () => {
+      const t = pipelineDeps({ chunkS: 10, answer: rejectChunk1, maxFailedChunkRatio: 0.2 });
+      t.store.insertJob(queuedJob(JOB, 40));
+
+      await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject({
+        code: 'PROVIDER_REJECTED',
+        message: '1 of 4 chunks could not be transcribed (first: the audio is not readable).',
+      });
+      // Not fatal for the job: every other chunk was still sent.
+      expect(t.sent).toEqual([0, 1, 2, 3]);
+      expect(chunkStates(t.store)).toEqual([[0, 'done'], [1, 'failed'], [2, 'done'], [3, 'done']]);
+    });
+
+    it('within the ratio are gaps in the completed transcript', async () => {
+      const t = pipelineDeps({ chunkS: 10, answer: rejectChunk1, maxFailedChunkRatio: 0.25 });
+      t.store.insertJob(queuedJob(JOB, 40));
+
+      await runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger);
+
+      expect(t.store.getJob(JOB)?.status).toBe('completed');
+      const segments = t.store.getTranscript(JOB)?.segments ?? [];
+      expect(segments.map((s) => [s.chunk, s.text])).toEqual([
+        [0, chunkText(0)],
+        [1, '[inaudible: chunk 1 failed]'],
+        [2, chunkText(2)],
+        [3, chunkText(3)],
+      ]);
+    });
+  });
+
+  it('on shutdown lets the request in flight store its result, sends nothing more, and a later run sends only the rest', async () => {
+    const inFlight = deferred();
+    const letGo = deferred();
+    const answer: Answer = async (input) => {
+      if (input.index === 1) {
+        inFlight.resolve();
+        await letGo.promise;
+      }
+      return chunkResult(input.index, input.durationS);
+    };
+    const first = pipelineDeps({ chunkS: 10, answer });
+    first.store.insertJob(queuedJob(JOB, 30));
+    const s = signals();
+    const run = runJobPipeline(first.store.getJob(JOB)!, first.deps, s.signals, silentLogger);
+    await inFlight.promise;
+    s.drain.abort();
+    letGo.resolve();
+
+    await expect(run).rejects.toBeInstanceOf(ShutdownSignal);
+    expect(first.sent).toEqual([0, 1]);
+    expect(chunkStates(first.store)).toEqual([[0, 'done'], [1, 'done'], [2, 'pending']]);
+    expect(first.store.getJob(JOB)?.status).toBe('processing');
+
+    const second = pipelineDeps({ chunkS: 10, store: first.store });
+    await runJobPipeline(first.store.getJob(JOB)!, second.deps, signals().signals, silentLogger);
+    expect(second.chunks.planned).toBe(0);
+    expect(second.sent).toEqual([2]);
+    expect(first.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+  });
+});
