@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseApiKeys, type ApiKey } from './api-keys.ts';
 import type { SystemThresholds } from './resources/system-monitor.ts';
+import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -21,7 +22,7 @@ export const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PORT: intFrom(3000, 0, 65535),
   DATA_DIR: z.string().default('./data'),
-  TRANSCRIBE_PROVIDER: z.enum(['openai', 'local']).optional(),
+  TRANSCRIBE_PROVIDER: z.enum(PROVIDER_NAMES).optional(),
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   TRANSCRIBE_MODEL: optionalString,
@@ -111,7 +112,7 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
-  provider: 'openai' | 'local';
+  provider: ProviderName;
   openai: { apiKey: string | undefined; baseURL: string | undefined };
   model: string;
   concurrency: number;
@@ -189,8 +190,6 @@ export class ConfigError extends Error {
   }
 }
 
-export const LOCAL_MODEL = 'pocketsphinx-en-us';
-
 /** Parse and validate the environment once; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
@@ -218,7 +217,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: path.resolve(e.DATA_DIR),
     provider,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
-    model: e.TRANSCRIBE_MODEL ?? (provider === 'local' ? LOCAL_MODEL : 'whisper-1'),
+    model: e.TRANSCRIBE_MODEL ?? ENGINES[provider].defaultModel,
     concurrency: e.TRANSCRIBE_CONCURRENCY,
     maxInFlight: e.MAX_IN_FLIGHT,
     rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },

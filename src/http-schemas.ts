@@ -3,6 +3,7 @@ import { ERROR_STATUS, type ErrorCode } from './errors.ts';
 import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './http-examples.ts';
 import { JOB_STAGES, JOB_STATUSES } from './jobs/types.ts';
 import { TRANSCRIPT_FORMATS, type TranscriptFormat } from './transcribe/formats.ts';
+import { PROVIDER_NAMES } from './transcribe/providers/index.ts';
 
 /**
  * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,
@@ -75,7 +76,7 @@ const Audio = Type.Object({
 
 const Estimate = Type.Object({
   cost_usd: Type.Number(),
-  provider: stringEnum(['openai', 'local'] as const),
+  provider: stringEnum(PROVIDER_NAMES),
   model: Type.String(),
 });
 

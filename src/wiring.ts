@@ -10,20 +10,15 @@ import { lockDataDir } from './resources/data-dir-lock.ts';
 import { createDirPool } from './resources/dir-pool.ts';
 import { createHealth } from './resources/health.ts';
 import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
-import { instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
 import { createServiceMetrics } from './metrics/service-metrics.ts';
 import { createPressureGauge } from './resources/pressure-gauge.ts';
 import { createStorageGuard } from './resources/storage-guard.ts';
 import { killStrayProcesses } from './resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
 import type { Services } from './services.ts';
-import { createChunkRemedies } from './transcribe/chunk-remedies.ts';
-import { createChunkReshaper } from './transcribe/chunk-reshaper.ts';
-import { createChunkTranscriber } from './transcribe/chunk-transcriber.ts';
-import { createCircuitBreaker } from './transcribe/circuit-breaker.ts';
 import { resolveModel } from './transcribe/models.ts';
-import { createProvider } from './transcribe/providers/index.ts';
-import { createRateLimiter } from './transcribe/rate-limiter.ts';
+import { createProvider, ENGINES } from './transcribe/providers/index.ts';
+import { createTranscription } from './transcribe/transcription.ts';
 import { scaleOutLimiter, scaleOutRunner } from './scale/index.ts';
 import {
   createCostEstimator,
@@ -118,17 +113,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     }),
   });
 
-  const limiter =
-    (await scaleOutLimiter(config, logger)) ??
-    createRateLimiter({ rpm: config.rateLimit.rpm, burst: config.rateLimit.burst, maxInFlight: config.maxInFlight, logger });
-  const breaker = createCircuitBreaker({
-    name: provider.name,
-    logger,
-    failureThreshold: config.circuit.failureThreshold,
-    coolDownMs: config.circuit.coolDownMs,
-  });
   const metrics = createServiceMetrics({
     jobCounts: () => store.countByStatus(),
+    // Read at scrape time, after the transcription below exists.
     limiterStats: () => limiter.stats(),
     pressureLevel: () => pressure.level(),
   });
@@ -142,24 +129,15 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     retryMaxMs: config.webhooks.retryMaxMs,
   });
   const events = combineJobEvents(metrics, webhooks);
-  const transcriber = createChunkTranscriber({
-    provider: instrumentProvider(provider, metrics),
-    limiter,
-    breaker,
+  const { transcriber, limiter, breaker } = createTranscription(config, {
+    provider,
+    metrics,
     logger,
-    maxAttempts: config.chunkMaxAttempts,
-    baseDelayMs: config.retry.baseDelayMs,
-    maxDelayMs: config.retry.maxDelayMs,
-    chunkDeadlineMs: config.retry.chunkDeadlineMs,
-  });
-  const remedies = createChunkRemedies({
-    transcriber: instrumentTranscriber(transcriber, metrics, provider.name),
-    reshaper: createChunkReshaper({ logger, timeoutS: config.ffmpegTimeoutS }),
-    logger,
+    limiter: await scaleOutLimiter(config, logger),
   });
   const chunks = createChunkSource(config, {
     logger,
-    reader: { provider: provider.name, caps: (model) => resolveModel(provider.name, model) },
+    reader: { intake: ENGINES[provider.name].chunks, caps: (model) => resolveModel(provider.name, model) },
   });
 
   const localRunner = new JobRunner({
@@ -174,7 +152,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       dirs: pipelineDirs,
       storage,
       chunks,
-      transcribe: (input, hooks) => remedies.transcribe(input, hooks),
+      transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
       concurrency: config.concurrency,
       maxFailedChunkRatio: config.maxFailedChunkRatio,
       now,

@@ -65,3 +65,34 @@ export function isChunkFormat(value: string): value is ChunkFormat {
 export function maxChunkSecondsForBytes(format: ChunkFormat, maxBytes: number): number {
   return Math.floor((maxBytes * 0.9) / ENCODINGS[format].approxBytesPerS);
 }
+
+/** A source stream an engine reads as it is: its packets are written into a chunk file of `format` untouched. */
+export interface CopyableSource {
+  demuxer: string;
+  codecs: readonly string[];
+  format: ChunkFormat;
+  /** Only at this sample rate and channel count, for an engine that reads nothing else. */
+  sampleRate?: number;
+  channels?: number;
+}
+
+/** What chunk files an engine reads. Each engine declares its own (src/transcribe/providers/<engine>/). */
+export interface ChunkIntake {
+  /** Sources whose packets it takes as they are (a stream copy, ~10x faster than an encode). */
+  copyable: readonly CopyableSource[];
+  /** What a re-encode writes for it. */
+  encodeFormat: ChunkFormat;
+  /** Why a source it cannot take as it is gets re-encoded, for the log; by default its demuxer/codec is named. */
+  encodeReason?: string;
+}
+
+/** The chunk format a source can be copied into for this engine, or null when it must be re-encoded. */
+export function copyFormatFor(
+  intake: Pick<ChunkIntake, 'copyable'>,
+  audio: { demuxer: string; codec: string; sample_rate: number; channels: number },
+): ChunkFormat | null {
+  const fits = (c: CopyableSource) =>
+    c.demuxer === audio.demuxer && c.codecs.includes(audio.codec) &&
+    (c.sampleRate === undefined || c.sampleRate === audio.sample_rate) && (c.channels === undefined || c.channels === audio.channels);
+  return intake.copyable.find(fits)?.format ?? null;
+}

@@ -1,12 +1,12 @@
 import { chunkEncoding, maxChunkSecondsForBytes } from './chunk-format.ts';
-import type { ChunkFormat } from './chunk-format.ts';
+import { copyFormatFor, type ChunkFormat, type ChunkIntake } from './chunk-format.ts';
 
 /** How the slicer writes chunk files: the source's own packets (`copy`) or re-encoded to 16 kHz mono. */
 export type ChunkMode = 'copy' | 'encode';
 
 export interface ChunkRecipeInput {
-  /** The local engine reads only 16 kHz mono PCM WAV; an OpenAI-compatible server takes the formats below. */
-  provider: 'openai' | 'local';
+  /** Which sources the engine takes as they are (its own declaration). */
+  intake: Pick<ChunkIntake, 'copyable' | 'encodeReason'>;
   model: { maxBytes: number; maxSeconds: number };
   audio: { demuxer: string; codec: string; sample_rate: number; channels: number; size_bytes: number; duration_s: number };
   /** CHUNK_SECONDS: the chunk length aimed at. */
@@ -41,36 +41,10 @@ export interface ChunkRecipe {
 }
 
 /**
- * Source demuxer + codec whose packets can be written into a chunk file that OpenAI accepts (flac, mp3, ogg,
- * wav), without touching the audio. m4a/mp4/webm are accepted too but are not chunk formats the rest of the
- * pipeline (re-encode fallback, file naming) knows, so they take the re-encode path.
- */
-const COPYABLE: ReadonlyArray<{ demuxer: string; codecs: readonly string[]; format: ChunkFormat }> = [
-  { demuxer: 'mp3', codecs: ['mp3'], format: 'mp3' },
-  { demuxer: 'wav', codecs: ['pcm_s16le'], format: 'wav' },
-  { demuxer: 'flac', codecs: ['flac'], format: 'flac' },
-  { demuxer: 'ogg', codecs: ['vorbis', 'opus'], format: 'ogg' },
-];
-
-/**
  * Share of the byte cap a copied chunk is planned to fill: VBR sources are denser in places than their average,
  * and a chunk that still comes out too large is split again (slower, so it should stay rare).
  */
 export const COPY_BYTE_MARGIN = 0.8;
-
-/** What a re-encode writes: the local engine reads 16 kHz PCM WAV; for OpenAI mp3 at 32 kb/s is 8x smaller than WAV. */
-export function encodeFormatFor(provider: ChunkRecipeInput['provider']): ChunkFormat {
-  return provider === 'local' ? 'wav' : 'mp3';
-}
-
-function copyFormat(input: ChunkRecipeInput): ChunkFormat | null {
-  const { audio } = input;
-  if (input.provider === 'local') {
-    const pcm16kMono = audio.demuxer === 'wav' && audio.codec === 'pcm_s16le' && audio.sample_rate === 16_000 && audio.channels === 1;
-    return pcm16kMono ? 'wav' : null;
-  }
-  return COPYABLE.find((c) => c.demuxer === audio.demuxer && c.codecs.includes(audio.codec))?.format ?? null;
-}
 
 /**
  * Pure: stream copy when the provider takes the source's codec and container as they are and a planned chunk
@@ -91,7 +65,7 @@ export function chooseChunkRecipe(input: ChunkRecipeInput): ChunkRecipe {
 
 function chooseIgnoringOverlap(input: ChunkRecipeInput): Omit<ChunkRecipe, 'overlapS'> {
   const { model, audio, chunkSeconds } = input;
-  const copyAs = copyFormat(input);
+  const copyAs = copyFormatFor(input.intake, audio);
   if (copyAs !== null) {
     // The average over the whole file, headers and tags included: an overestimate for a tagged file, which is safe.
     const bytesPerS = audio.duration_s > 0 ? audio.size_bytes / audio.duration_s : Infinity;
@@ -106,9 +80,7 @@ function chooseIgnoringOverlap(input: ChunkRecipeInput): Omit<ChunkRecipe, 'over
     }
     return encodeRecipe(input, `a ${targetS} s chunk of ${audio.codec} at ${Math.round(bytesPerS)} B/s would exceed ${model.maxBytes} bytes`);
   }
-  return encodeRecipe(input, input.provider === 'local'
-    ? 'the local engine reads 16 kHz mono PCM WAV only'
-    : `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
+  return encodeRecipe(input, input.intake.encodeReason ?? `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
 }
 
 function encodeRecipe(input: ChunkRecipeInput, reason: string): Omit<ChunkRecipe, 'overlapS'> {

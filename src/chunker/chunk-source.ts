@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { capChunkBytes } from './byte-cap.ts';
-import type { ChunkFormat } from './chunk-format.ts';
-import { chooseChunkRecipe, encodeFormatFor, type ChunkMode, type ChunkRecipe, type ChunkRecipeInput } from './chunk-recipe.ts';
+import type { ChunkFormat, ChunkIntake } from './chunk-format.ts';
+import { chooseChunkRecipe, type ChunkMode, type ChunkRecipe, type ChunkRecipeInput } from './chunk-recipe.ts';
 import { createCutPlanner } from './cut-planner.ts';
 import { withOverlap } from './overlap-lead.ts';
 import { createSilenceDetector } from './silence-detect.ts';
@@ -11,8 +11,8 @@ import type { ChunkStream } from './types.ts';
 
 /** The engine that reads the chunk files, as far as cutting them goes. */
 export interface ChunkReader {
-  /** Which source formats it takes as they are, and what a re-encode writes for it. */
-  provider: ChunkRecipeInput['provider'];
+  /** Which source formats it takes as they are, and what a re-encode writes for it (the engine's declaration). */
+  intake: ChunkIntake;
   /** A model's request caps. */
   caps(model: string): ChunkRecipeInput['model'];
 }
@@ -89,12 +89,12 @@ export function createChunkSource(config: ChunkSourceConfig, deps: { logger: Log
   const timeoutS = config.ffmpegTimeoutS;
   const slicer = createSlicer({ logger, timeoutS });
   const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS }), logger });
-  const encodeFormat = encodeFormatFor(reader.provider);
+  const encodeFormat = reader.intake.encodeFormat;
 
   /** The recipe for the subject given how many cuts missed every pause (null: not known). */
   const recipeFor = (subject: ChunkSubject, hardCuts: number | null): ChunkRecipe =>
     chooseChunkRecipe({
-      provider: reader.provider,
+      intake: reader.intake,
       model: reader.caps(subject.model),
       audio: subject.audio,
       chunkSeconds: config.chunkSeconds,

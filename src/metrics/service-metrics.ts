@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { JobEvents } from '../jobs/events.ts';
 import { JOB_STATUSES } from '../jobs/types.ts';
 import type { PressureLevel } from '../resources/system-monitor.ts';
+import type { TranscriptionMetrics } from '../transcribe/instrument.ts';
 import type { LimiterStats } from '../transcribe/rate-limiter.ts';
 
 const PRESSURE_LEVELS: Record<PressureLevel, number> = { normal: 0, elevated: 1, critical: 2 };
@@ -13,20 +14,8 @@ export interface MetricSources {
   pressureLevel(): PressureLevel;
 }
 
-export interface ChunkObservation {
-  provider: string;
-  model: string;
-  outcome: 'success' | 'failed' | 'cancelled';
-  seconds: number;
-}
-
-export interface ServiceMetrics extends Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused' | 'ended'> {
+export interface ServiceMetrics extends Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused' | 'ended'>, TranscriptionMetrics {
   readonly registry: Registry;
-  /** One chunk's transcription, from its first try to its result: limiter waits and retries included. */
-  chunk(observation: ChunkObservation): void;
-  /** One provider call; errorClass is the retry policy's class ('none' on success). */
-  providerRequest(labels: { provider: string; model: string; outcome: 'success' | 'error'; errorClass: string }): void;
-  retry(labels: { provider: string; errorClass: string }): void;
 }
 
 /**

@@ -4,7 +4,8 @@ import { computeBackoffMs, sleep as defaultSleep, systemClock, type Clock } from
 import { CircuitOpenError, type CircuitBreaker, type CircuitPermit } from './circuit-breaker.ts';
 import { atDeadline } from './deadline-timer.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { classifyError, errorIdentifier, exhaustedLimitResetMs, type Decision, type Remedy } from './retry-policy.ts';
+import type { RateLimitHint } from './provider-error.ts';
+import { classifyError, errorIdentifier, type Decision, type Remedy } from './retry-policy.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from './types.ts';
 
 /** Why one chunk could not be transcribed; `fatalForJob` tells the runner to stop the whole job. */
@@ -65,7 +66,7 @@ export interface ChunkTranscriberOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** @default Math.random */
   random?: () => number;
-  /** Drives the deadline and reads HTTP-date Retry-After. @default systemClock */
+  /** Drives the deadline and the waits. @default systemClock */
   clock?: Clock;
 }
 
@@ -98,130 +99,190 @@ function settle(permit: CircuitPermit, decision: Decision): void {
   else permit.succeed();
 }
 
+/** One chunk's way through its attempts: its deadline, the signal that ends it, and what failed last. */
+interface ChunkRun {
+  input: TranscribeInput;
+  hooks: TranscribeHooks;
+  log: Logger;
+  /** The caller's signal or the chunk's deadline, whichever comes first. */
+  signal: AbortSignal;
+  deadlineAt: number;
+  attempt: number;
+  last: { decision: Decision; err: unknown } | undefined;
+}
+
+type FailExtra = { fatalForJob?: boolean; cause?: unknown; remedy?: Remedy; errorClass?: string };
+
+function fail(run: ChunkRun, code: ErrorCode, message: string, extra: FailExtra = {}): ChunkTranscriptionError {
+  return new ChunkTranscriptionError(code, message, {
+    fatalForJob: extra.fatalForJob ?? false,
+    errorClass: extra.errorClass ?? run.last?.decision.class ?? 'none',
+    attempts: run.attempt,
+    ...(extra.remedy !== undefined && { remedy: extra.remedy }),
+    cause: extra.cause ?? run.last?.err,
+  });
+}
+
+/** A decision on a failure that is not a cancellation (those end the chunk where they are caught). */
+type Actionable = Exclude<Decision, { action: 'cancelled' }>;
+
+/** A retry, or a failure that ends the chunk (or the job) now, with what to say about it. */
+type Verdict = { decision: Extract<Decision, { action: 'retry' }> } | { error: ChunkTranscriptionError };
+
+/** What the policy's decision means for this chunk: a retry only while the attempt budget lasts. `fields` are logged. */
+function verdictOn(run: ChunkRun, decision: Actionable, err: unknown, maxAttempts: number, fields: Record<string, unknown>): Verdict {
+  const { input } = run;
+  switch (decision.action) {
+    case 'fail-job':
+      run.log.error(fields, 'chunk failed; the job cannot go on');
+      return { error: fail(run, decision.code, `Provider refused the request (${decision.class}): ${errorMessage(err)}`, { fatalForJob: true }) };
+    case 'fail-chunk':
+      run.log.warn(fields, 'chunk rejected by the provider');
+      return { error: fail(run, decision.code, `Provider rejected chunk ${input.index} (${decision.class}): ${errorMessage(err)}`) };
+    case 'reshape-chunk': {
+      // Same bytes, same answer: only other bytes can help, and making them is the caller's job.
+      run.log.warn({ ...fields, remedy: decision.remedy }, 'chunk refused by the provider as it is');
+      const message = `Provider refused chunk ${input.index} (${decision.class}): ${errorMessage(err)}`;
+      return { error: fail(run, 'PROVIDER_REJECTED', message, { remedy: decision.remedy }) };
+    }
+    case 'retry':
+      break;
+  }
+  const budget = Math.min(maxAttempts, decision.maxAttempts ?? maxAttempts);
+  if (run.attempt >= budget) {
+    run.log.warn(fields, 'chunk failed; no attempts left');
+    return { error: fail(run, 'CHUNK_FAILED', `Chunk ${input.index} failed after ${run.attempt} attempts (${decision.class}): ${errorMessage(err)}`) };
+  }
+  return { decision };
+}
+
+/** What every chunk's run works with, fixed when the transcriber is made. */
+interface Deps {
+  provider: TranscriptionProvider;
+  limiter: ChunkTranscriberOptions['limiter'];
+  breaker: ChunkTranscriberOptions['breaker'];
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  chunkDeadlineMs: number;
+  random: () => number;
+  clock: Clock;
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Our own abort (cancel or deadline) ends the chunk whatever was in flight. */
+function stopped(t: Deps, run: ChunkRun, waitingForCircuit: boolean): ChunkTranscriptionError {
+  if (run.input.signal.aborted) {
+    return fail(run, 'CANCELLED', 'Chunk transcription was cancelled.', { cause: run.input.signal.reason, errorClass: 'cancelled' });
+  }
+  const code: ErrorCode = waitingForCircuit ? 'PROVIDER_UNAVAILABLE' : 'CHUNK_FAILED';
+  return fail(run, code, `Chunk ${run.input.index} did not finish within ${t.chunkDeadlineMs}ms (${run.attempt} attempts).`);
+}
+
+/** Waits at the circuit breaker until the provider may be called; an open circuit for auth or quota ends the job. */
+async function admit(t: Deps, run: ChunkRun): Promise<CircuitPermit> {
+  const circuit = t.breaker.snapshot();
+  // The admit below will hold this chunk: say so, so the job resource can tell why nothing moves.
+  if (circuit.state !== 'closed' && circuit.code === 'PROVIDER_UNAVAILABLE') {
+    run.hooks.onWaiting?.({ reason: 'provider_circuit_open', until: circuit.retryAt });
+  }
+  try {
+    return await t.breaker.admit(run.signal);
+  } catch (err) {
+    if (err instanceof CircuitOpenError) {
+      throw fail(run, err.code, err.message, { fatalForJob: true, cause: err, errorClass: 'circuit-open' });
+    }
+    if (run.signal.aborted) throw stopped(t, run, true);
+    throw err;
+  }
+}
+
+/** One provider call in a limiter slot: the result, or the policy's decision on its failure (the breaker told). */
+async function attemptOnce(t: Deps, run: ChunkRun, permit: CircuitPermit): Promise<{ result: ChunkResult } | { decision: Actionable; err: unknown }> {
+  const { input, signal, log } = run;
+  // An answer saying the account's limit is used up holds every job until it resets, not just this one.
+  const onRateLimit = (hint: RateLimitHint) => t.limiter.pauseFor(hint.exhaustedForMs, hint.reason);
+  try {
+    log.debug({ attempt: run.attempt, probe: permit.probe }, 'sending chunk');
+    const result = await t.limiter.schedule(
+      () => untilAborted((async () => t.provider.transcribe({ ...input, signal, onRateLimit }))(), signal),
+      { signal },
+    );
+    permit.succeed();
+    log.debug({ attempt: run.attempt, segments: result.segments.length }, 'chunk transcribed');
+    return { result };
+  } catch (err) {
+    if (signal.aborted) {
+      permit.release();
+      throw stopped(t, run, false);
+    }
+    const decision = classifyError(err);
+    if (decision.action !== 'cancelled') {
+      settle(permit, decision);
+      return { decision, err };
+    }
+    permit.release();
+    // Our own machinery said stop (the limiter shutting down): end now, the chunk is not at fault.
+    if (isAppError(err)) throw fail(run, 'CANCELLED', err.message, { cause: err, errorClass: 'cancelled' });
+    // An abort we did not ask for is not a cancellation; retry it like anything else we do not know.
+    return { decision: { action: 'retry', class: 'unknown', providerFault: false, maxAttempts: 3 }, err };
+  }
+}
+
+/** Throws what ends the chunk; otherwise waits out the backoff (at least the provider's hint) before the next attempt. */
+async function waitToRetry(t: Deps, run: ChunkRun, decision: Actionable, err: unknown): Promise<void> {
+  const id = errorIdentifier(err);
+  const log = { attempt: run.attempt, errorClass: decision.class, code: id, err: errorMessage(err) };
+  const verdict = verdictOn(run, decision, err, t.maxAttempts, log);
+  if ('error' in verdict) throw verdict.error;
+  const hint = verdict.decision.retryAfterMs;
+  const delayMs = computeBackoffMs({ attempt: run.attempt, baseMs: t.baseDelayMs, capMs: t.maxDelayMs, floorMs: hint, random: t.random });
+  if (t.clock.now() + delayMs >= run.deadlineAt) {
+    run.log.warn({ ...log, delayMs }, 'chunk failed; the next attempt would pass its deadline');
+    throw fail(run, 'CHUNK_FAILED', `Chunk ${run.input.index} failed (${decision.class}); retrying would pass its ${t.chunkDeadlineMs}ms deadline.`);
+  }
+  // The provider's wait applies to the whole account, so every job holds, not just this chunk.
+  if (hint !== undefined && hint > 0) t.limiter.pauseFor(hint, `${decision.class} (${id ?? 'no code'})`);
+  run.log.warn({ ...log, delayMs, retryAfterMs: hint }, 'chunk attempt failed; retrying');
+  run.hooks.onRetry?.({ attempt: run.attempt, delayMs, errorClass: decision.class, ...(id !== undefined && { code: id }) });
+  try {
+    await t.sleep(delayMs, run.signal);
+  } catch {
+    throw stopped(t, run, false);
+  }
+  if (run.signal.aborted) throw stopped(t, run, false);
+}
+
 export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkTranscriber {
-  const { provider, limiter, breaker, logger, maxAttempts, baseDelayMs, maxDelayMs, chunkDeadlineMs } = options;
+  const { logger, maxAttempts, chunkDeadlineMs } = options;
   const { random = Math.random, clock = systemClock } = options;
   const sleep = options.sleep ?? ((ms: number, signal: AbortSignal) => defaultSleep(ms, signal, clock));
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1, got ${maxAttempts}`);
   if (!(chunkDeadlineMs > 0)) throw new TypeError(`chunkDeadlineMs must be > 0, got ${chunkDeadlineMs}`);
+  const t: Deps = { ...options, random, clock, sleep };
 
   async function transcribe(input: TranscribeInput, hooks: TranscribeHooks = {}): Promise<ChunkResult> {
-    const log = logger.child({ jobId: input.jobId, chunk: input.index });
     const deadlineAt = clock.now() + chunkDeadlineMs;
     const deadline = new AbortController();
     const timer = atDeadline(clock, deadlineAt, () => deadline.abort(new DeadlineExceeded(chunkDeadlineMs)));
-    const signal = AbortSignal.any([input.signal, deadline.signal]);
-    let last: { decision: Decision; err: unknown } | undefined;
-    let attempt = 0;
-
-    type Extra = { fatalForJob?: boolean; cause?: unknown; remedy?: Remedy; errorClass?: string };
-    const fail = (code: ErrorCode, message: string, extra: Extra = {}) =>
-      new ChunkTranscriptionError(code, message, {
-        fatalForJob: extra.fatalForJob ?? false,
-        errorClass: extra.errorClass ?? last?.decision.class ?? 'none',
-        attempts: attempt,
-        ...(extra.remedy !== undefined && { remedy: extra.remedy }),
-        cause: extra.cause ?? last?.err,
-      });
-    /** Our own abort (cancel or deadline) ends the chunk whatever was in flight. */
-    const stopped = (waitingForCircuit: boolean) => {
-      if (input.signal.aborted) {
-        return fail('CANCELLED', 'Chunk transcription was cancelled.', { cause: input.signal.reason, errorClass: 'cancelled' });
-      }
-      const code: ErrorCode = waitingForCircuit ? 'PROVIDER_UNAVAILABLE' : 'CHUNK_FAILED';
-      return fail(code, `Chunk ${input.index} did not finish within ${chunkDeadlineMs}ms (${attempt} attempts).`);
+    const run: ChunkRun = {
+      input,
+      hooks,
+      log: logger.child({ jobId: input.jobId, chunk: input.index }),
+      signal: AbortSignal.any([input.signal, deadline.signal]),
+      deadlineAt,
+      attempt: 0,
+      last: undefined,
     };
-
-    // An answer saying the account's limit is used up holds every job until it resets, not just this one.
-    const onRateLimitHeaders = (headers: { get(name: string): string | null }) => {
-      const ms = exhaustedLimitResetMs(headers);
-      if (ms !== undefined) limiter.pauseFor(ms, 'x-ratelimit-remaining exhausted');
-    };
-
     try {
       for (;;) {
-        attempt += 1;
-        let permit: CircuitPermit;
-        const circuit = breaker.snapshot();
-        // The admit below will hold this chunk: say so, so the job resource can tell why nothing moves.
-        if (circuit.state !== 'closed' && circuit.code === 'PROVIDER_UNAVAILABLE') {
-          hooks.onWaiting?.({ reason: 'provider_circuit_open', until: circuit.retryAt });
-        }
-        try {
-          permit = await breaker.admit(signal);
-        } catch (err) {
-          if (err instanceof CircuitOpenError) {
-            throw fail(err.code, err.message, { fatalForJob: true, cause: err, errorClass: 'circuit-open' });
-          }
-          if (signal.aborted) throw stopped(true);
-          throw err;
-        }
-        hooks.onAttempt?.(attempt);
-        let decision: Decision;
-        try {
-          log.debug({ attempt, probe: permit.probe }, 'sending chunk');
-          const result = await limiter.schedule(
-            () => untilAborted((async () => provider.transcribe({ ...input, signal, onRateLimitHeaders }))(), signal),
-            { signal },
-          );
-          permit.succeed();
-          log.debug({ attempt, segments: result.segments.length }, 'chunk transcribed');
-          return result;
-        } catch (err) {
-          if (signal.aborted) {
-            permit.release();
-            throw stopped(false);
-          }
-          decision = classifyError(err, clock.now());
-          if (decision.action === 'cancelled') {
-            permit.release();
-            // Our own machinery said stop (the limiter shutting down): end now, the chunk is not at fault.
-            if (isAppError(err)) throw fail('CANCELLED', err.message, { cause: err, errorClass: 'cancelled' });
-            // An abort we did not ask for is not a cancellation; retry it like anything else we do not know.
-            decision = { action: 'retry', class: 'unknown', providerFault: false, maxAttempts: 3 };
-          } else {
-            settle(permit, decision);
-          }
-          last = { decision, err };
-        }
-
-        const id = errorIdentifier(last.err);
-        const base = { attempt, errorClass: decision.class, code: id, err: errorMessage(last.err) };
-        if (decision.action === 'fail-job') {
-          log.error(base, 'chunk failed; the job cannot go on');
-          throw fail(decision.code, `Provider refused the request (${decision.class}): ${errorMessage(last.err)}`, { fatalForJob: true });
-        }
-        if (decision.action === 'fail-chunk') {
-          log.warn(base, 'chunk rejected by the provider');
-          throw fail(decision.code, `Provider rejected chunk ${input.index} (${decision.class}): ${errorMessage(last.err)}`);
-        }
-        if (decision.action === 'reshape-chunk') {
-          // Same bytes, same answer: only other bytes can help, and making them is the caller's job.
-          log.warn({ ...base, remedy: decision.remedy }, 'chunk refused by the provider as it is');
-          const message = `Provider refused chunk ${input.index} (${decision.class}): ${errorMessage(last.err)}`;
-          throw fail('PROVIDER_REJECTED', message, { remedy: decision.remedy });
-        }
-        const budget = Math.min(maxAttempts, decision.maxAttempts ?? maxAttempts);
-        if (attempt >= budget) {
-          log.warn(base, 'chunk failed; no attempts left');
-          throw fail('CHUNK_FAILED', `Chunk ${input.index} failed after ${attempt} attempts (${decision.class}): ${errorMessage(last.err)}`);
-        }
-        const hint = decision.retryAfterMs;
-        const delayMs = computeBackoffMs({ attempt, baseMs: baseDelayMs, capMs: maxDelayMs, floorMs: hint, random });
-        if (clock.now() + delayMs >= deadlineAt) {
-          log.warn({ ...base, delayMs }, 'chunk failed; the next attempt would pass its deadline');
-          throw fail('CHUNK_FAILED', `Chunk ${input.index} failed (${decision.class}); retrying would pass its ${chunkDeadlineMs}ms deadline.`);
-        }
-        // The provider's wait applies to the whole account, so every job holds, not just this chunk.
-        if (hint !== undefined && hint > 0) limiter.pauseFor(hint, `${decision.class} (${id ?? 'no code'})`);
-        log.warn({ ...base, delayMs, retryAfterMs: hint }, 'chunk attempt failed; retrying');
-        hooks.onRetry?.({ attempt, delayMs, errorClass: decision.class, ...(id !== undefined && { code: id }) });
-        try {
-          await sleep(delayMs, signal);
-        } catch {
-          throw stopped(false);
-        }
-        if (signal.aborted) throw stopped(false);
+        run.attempt += 1;
+        const permit = await admit(t, run);
+        hooks.onAttempt?.(run.attempt);
+        const outcome = await attemptOnce(t, run, permit);
+        if ('result' in outcome) return outcome.result;
+        run.last = outcome;
+        await waitToRetry(t, run, outcome.decision, outcome.err);
       }
     } finally {
       timer.cancel();

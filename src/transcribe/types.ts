@@ -1,6 +1,8 @@
 import type { ErrorCode } from '../errors.ts';
+import type { RateLimitHint } from './provider-error.ts';
+import type { ProviderName } from './providers/index.ts';
 
-export type ProviderName = 'openai' | 'local';
+export type { ProviderName };
 
 /** A timed piece of text. Chunk-relative in ChunkResult, absolute in Transcript. */
 export interface Segment {
@@ -26,8 +28,8 @@ export interface TranscribeInput {
   prompt: string | null;
   model: string;
   signal: AbortSignal;
-  /** Called with the headers of a successful answer, so rate-limit hints on it can pause everyone. */
-  onRateLimitHeaders?: (headers: { get(name: string): string | null }) => void;
+  /** Called when a successful answer says the account's rate limit is used up, so everyone can pause. */
+  onRateLimit?: (hint: RateLimitHint) => void;
 }
 
 export interface ProviderCheck {
@@ -40,6 +42,7 @@ export interface ProviderCheck {
 export interface TranscriptionProvider {
   readonly name: ProviderName;
   readonly models: readonly string[];
+  /** Throws a ProviderError (or an AppError) for the engine's failures, never the engine's own error types. */
   transcribe(input: TranscribeInput): Promise<ChunkResult>;
   /** Whether the provider can take work now (key valid, server reachable, binary and model present). */
   check(signal?: AbortSignal): Promise<ProviderCheck>;

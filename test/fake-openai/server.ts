@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { findModel, modelsFor, OPENAI_MAX_BYTES } from '../../src/transcribe/models.ts';
+import { findModel, modelsFor } from '../../src/transcribe/models.ts';
+import { OPENAI_MAX_BYTES } from '../../src/transcribe/providers/openai/models.ts';
 import { audioDurationS, fakeTranscript, sha1Hex } from './audio.ts';
 import { errorJson, httpFault, seededRandom, toFault, tooLarge } from './faults.ts';
 import type { Fault, FaultSpec, HttpFault, RandomFaults } from './faults.ts';

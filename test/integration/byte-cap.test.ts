@@ -12,6 +12,7 @@ import { planSplits } from '../../src/chunker/cut-points.ts';
 import type { SlicedChunk } from '../../src/chunker/types.ts';
 import { findModel } from '../../src/transcribe/models.ts';
 import { GENERATED_DIR } from '../fixtures/speech.ts';
+import { ENGINES } from '../../src/transcribe/providers/index.ts';
 
 const logger = pino({ level: 'silent' });
 const slicer = createSlicer({ logger, timeoutS: 600 });
@@ -77,7 +78,7 @@ describe('a 1 GB WAV for whisper-1', () => {
     expect(bigBytes).toBeGreaterThan(1e9);
     if (!whisper) throw new Error('whisper-1 is not in the model table');
     const audio = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 44_100, channels: 2, size_bytes: bigBytes, duration_s: BIG_S };
-    const plan = chooseChunkRecipe({ provider: 'openai', model: whisper, audio, chunkSeconds: 100, encodeFormat: 'mp3' });
+    const plan = chooseChunkRecipe({ intake: ENGINES.openai.chunks, model: whisper, audio, chunkSeconds: 100, encodeFormat: 'mp3' });
     expect(plan.mode).toBe('copy');
     const out = await mkdtemp(path.join(root, 'planned-'));
     const chunks = await sliceAll(out, planSplits({ durationS: BIG_S, targetS: plan.targetS, maxChunkS: plan.maxChunkS }), whisper.maxBytes);

@@ -7,8 +7,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import type { AppError } from '../../src/errors.ts';
-import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local.ts';
-import type { SpawnFn } from '../../src/transcribe/providers/local.ts';
+import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
+import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
 

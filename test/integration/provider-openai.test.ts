@@ -8,14 +8,22 @@ import {
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
+import { ProviderError } from '../../src/transcribe/provider-error.ts';
 import { createProvider } from '../../src/transcribe/providers/index.ts';
-import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai.ts';
+import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI } from '../fake-openai/server.ts';
 import type { FakeOpenAI } from '../fake-openai/server.ts';
 
 const logger = pino({ level: 'silent' });
+
+/** The provider's failure, which must be the neutral ProviderError: nothing past the provider sees SDK classes. */
+async function failure(work: Promise<unknown>): Promise<ProviderError> {
+  const err: unknown = await work.then(() => new Error('expected a failure'), (e: unknown) => e);
+  expect(err).toBeInstanceOf(ProviderError);
+  return err as ProviderError;
+}
 
 async function closedPortUrl(): Promise<string> {
   const server = http.createServer();
@@ -69,19 +77,21 @@ describe('createOpenAIProvider', () => {
     expect(fake.requests[0]).toMatchObject({ model: 'gpt-4o-transcribe', responseFormat: 'json', language: null, prompt: null });
   });
 
-  it('surfaces a 401 as the SDK\'s AuthenticationError when the key is wrong', async () => {
+  it('surfaces a 401 as an auth ProviderError over the SDK\'s AuthenticationError when the key is wrong', async () => {
     fake.setKey('sk-some-other-key');
-    const err: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AuthenticationError);
-    expect((err as AuthenticationError).status).toBe(401);
-    expect((err as AuthenticationError).code).toBe('invalid_api_key');
+    const err = await failure(provider().transcribe(input()));
+    expect(err).toMatchObject({ kind: 'auth', status: 401, code: 'invalid_api_key' });
+    expect(err.cause).toBeInstanceOf(AuthenticationError);
+    expect((err.cause as AuthenticationError).status).toBe(401);
+    expect((err.cause as AuthenticationError).code).toBe('invalid_api_key');
   });
 
-  it('surfaces a 429 as RateLimitError with Retry-After readable, after exactly one request', async () => {
+  it('surfaces a 429 as rate_limited over RateLimitError with Retry-After read, after exactly one request', async () => {
     fake.script([{ type: 'rate_limit', retryAfterS: 7 }]);
-    const err: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RateLimitError);
-    const rl = err as RateLimitError;
+    const err = await failure(provider().transcribe(input()));
+    expect(err).toMatchObject({ kind: 'rate_limited', status: 429, code: 'rate_limit_exceeded', retryAfterMs: 7000 });
+    expect(err.cause).toBeInstanceOf(RateLimitError);
+    const rl = err.cause as RateLimitError;
     expect(rl.status).toBe(429);
     expect(rl.code).toBe('rate_limit_exceeded');
     expect(rl.headers.get('retry-after')).toBe('7');
@@ -92,35 +102,41 @@ describe('createOpenAIProvider', () => {
 
   it('surfaces insufficient_quota and 5xx without SDK retries', async () => {
     fake.script(['quota', { type: 'server_error', status: 503 }]);
-    const quota: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
-    expect(quota).toBeInstanceOf(RateLimitError);
-    expect((quota as RateLimitError).code).toBe('insufficient_quota');
-    const unavailable: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
-    expect(unavailable).toBeInstanceOf(InternalServerError);
-    expect((unavailable as InternalServerError).status).toBe(503);
+    const quota = await failure(provider().transcribe(input()));
+    expect(quota).toMatchObject({ kind: 'quota', code: 'insufficient_quota' });
+    expect(quota.cause).toBeInstanceOf(RateLimitError);
+    expect((quota.cause as RateLimitError).code).toBe('insufficient_quota');
+    const unavailable = await failure(provider().transcribe(input()));
+    expect(unavailable).toMatchObject({ kind: 'unavailable', status: 503 });
+    expect(unavailable.cause).toBeInstanceOf(InternalServerError);
+    expect((unavailable.cause as InternalServerError).status).toBe(503);
     expect(fake.requests).toHaveLength(2);
   });
 
-  it('surfaces a dropped connection as APIConnectionError', async () => {
+  it('surfaces a dropped connection as connection over APIConnectionError', async () => {
     fake.script(['drop']);
-    const err: unknown = await provider().transcribe(input()).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(APIConnectionError);
+    const err = await failure(provider().transcribe(input()));
+    expect(err).toMatchObject({ kind: 'connection' });
+    expect(err.cause).toBeInstanceOf(APIConnectionError);
     expect(fake.requests[0]?.outcome).toBe('dropped');
   });
 
-  it('times out a stalled request with APIConnectionTimeoutError', async () => {
+  it('times out a stalled request as timeout over APIConnectionTimeoutError', async () => {
     fake.script(['stall']);
-    const err: unknown = await provider(300).transcribe(input()).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(APIConnectionTimeoutError);
+    const err = await failure(provider(300).transcribe(input()));
+    expect(err).toMatchObject({ kind: 'timeout' });
+    expect(err.cause).toBeInstanceOf(APIConnectionTimeoutError);
   });
 
-  it('stops the request with APIUserAbortError when the signal aborts', async () => {
+  it('stops the request as cancelled over APIUserAbortError when the signal aborts', async () => {
     fake.script(['stall']);
     const ac = new AbortController();
-    const pending = provider().transcribe(input({ signal: ac.signal })).catch((e: unknown) => e);
+    const pending = failure(provider().transcribe(input({ signal: ac.signal })));
     await expect.poll(() => fake.requests[0]?.outcome).toBe('stalled');
     ac.abort();
-    expect(await pending).toBeInstanceOf(APIUserAbortError);
+    const err = await pending;
+    expect(err).toMatchObject({ kind: 'cancelled' });
+    expect(err.cause).toBeInstanceOf(APIUserAbortError);
   });
 
   it('checks ok when the models endpoint answers', async () => {

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkTranscriptionError, createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
-import { createOpenAIProvider } from '../../src/transcribe/providers/openai.ts';
+import { createOpenAIProvider } from '../../src/transcribe/providers/openai/provider.ts';
 import { createRateLimiter } from '../../src/transcribe/rate-limiter.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type FaultSpec } from '../fake-openai/server.ts';
 import { CLIPS, LIBRIVOX_DIR } from '../fixtures/speech.ts';

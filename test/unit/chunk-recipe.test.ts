@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chooseChunkRecipe, COPY_BYTE_MARGIN, type ChunkRecipeInput } from '../../src/chunker/chunk-recipe.ts';
 import { maxChunkSecondsForBytes } from '../../src/chunker/chunk-format.ts';
+import { ENGINES } from '../../src/transcribe/providers/index.ts';
 
 const MiB = 1024 * 1024;
 const whisper = { maxBytes: 25 * MiB, maxSeconds: Infinity };
@@ -13,7 +14,7 @@ const wav16kMono = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 16_000, ch
 const wavCd = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 44_100, channels: 2, size_bytes: 176_400 * 600 + 44, duration_s: 600 };
 
 function input(over: Partial<ChunkRecipeInput>): ChunkRecipeInput {
-  return { provider: 'openai', model: whisper, audio: mp3, chunkSeconds: 600, encodeFormat: 'mp3', ...over };
+  return { intake: ENGINES.openai.chunks, model: whisper, audio: mp3, chunkSeconds: 600, encodeFormat: 'mp3', ...over };
 }
 
 describe('chooseChunkRecipe', () => {
@@ -58,10 +59,10 @@ describe('chooseChunkRecipe', () => {
   });
 
   it('gives the local engine 16 kHz mono PCM WAV: copied only when the upload is exactly that', () => {
-    expect(chooseChunkRecipe(input({ provider: 'local', model: local, audio: wav16kMono, encodeFormat: 'wav' })))
+    expect(chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio: wav16kMono, encodeFormat: 'wav' })))
       .toMatchObject({ mode: 'copy', format: 'wav', maxChunkS: Infinity, targetS: 600 });
     for (const audio of [mp3, wavCd, { ...wav16kMono, channels: 2 }, { ...wav16kMono, sample_rate: 22_050 }]) {
-      expect(chooseChunkRecipe(input({ provider: 'local', model: local, audio, encodeFormat: 'wav' })))
+      expect(chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio, encodeFormat: 'wav' })))
         .toMatchObject({ mode: 'encode', format: 'wav', maxChunkS: Infinity });
     }
   });
@@ -77,7 +78,7 @@ describe('chooseChunkRecipe', () => {
 
   it('keeps a WAV path as it is when overlap is asked for, and carries the overlap', () => {
     expect(chooseChunkRecipe(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2 }))).toMatchObject({ mode: 'copy', format: 'wav', overlapS: 2 });
-    expect(chooseChunkRecipe(input({ provider: 'local', model: local, audio: mp3, encodeFormat: 'wav', overlapS: 2 })))
+    expect(chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio: mp3, encodeFormat: 'wav', overlapS: 2 })))
       .toMatchObject({ mode: 'encode', format: 'wav', overlapS: 2 });
   });
 

@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { chooseChunkRecipe } from '../../src/chunker/chunk-recipe.ts';
 import { chunkPlanRecord, createChunkSource, type ChunkSubject } from '../../src/chunker/chunk-source.ts';
 import { silentLogger } from '../fixtures/pipeline.ts';
+import { ENGINES } from '../../src/transcribe/providers/index.ts';
 
 const MiB = 1024 * 1024;
 const config = { chunkSeconds: 600, chunkOverlapSeconds: 1.5, maxDurationS: 36_000, ffmpegTimeoutS: 60 };
 const whisper = { maxBytes: 25 * MiB, maxSeconds: Infinity };
-const source = createChunkSource(config, { logger: silentLogger, reader: { provider: 'openai', caps: () => whisper } });
+const source = createChunkSource(config, { logger: silentLogger, reader: { intake: ENGINES.openai.chunks, caps: () => whisper } });
 const mp3: ChunkSubject = {
   file: '/nonexistent/upload',
   audio: { demuxer: 'mp3', codec: 'mp3', sample_rate: 44_100, channels: 2, size_bytes: 57_600_000, duration_s: 3600 },
@@ -15,7 +16,7 @@ const mp3: ChunkSubject = {
 
 describe('chunk plan records', () => {
   it('keep no cap as null, since JSON has no Infinity', () => {
-    const local = chooseChunkRecipe({ provider: 'local', model: { maxBytes: Infinity, maxSeconds: Infinity }, audio: mp3.audio, chunkSeconds: 600, encodeFormat: 'wav' });
+    const local = chooseChunkRecipe({ intake: ENGINES.local.chunks, model: { maxBytes: Infinity, maxSeconds: Infinity }, audio: mp3.audio, chunkSeconds: 600, encodeFormat: 'wav' });
     expect(JSON.parse(JSON.stringify(chunkPlanRecord(local, 2)))).toEqual({ mode: 'encode', format: 'wav', maxBytes: null, overlapS: 0, hardCuts: 2, reason: local.reason });
   });
 });

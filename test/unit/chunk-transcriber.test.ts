@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
 import { ChunkTranscriptionError, createChunkTranscriber, type RetryInfo } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { openAIError, openAIRateLimitHint } from '../../src/transcribe/providers/openai/errors.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
@@ -11,8 +12,9 @@ const logger = pino({ level: 'silent' });
 const RESULT: ChunkResult = { text: 'hello', language: 'en', segments: [{ start: 0, end: 1, text: 'hello' }], timing: 'segment' };
 
 
+/** A real SDK error as the openai provider throws it: mapped to a neutral ProviderError. */
 const apiError = (status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
-  APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));
+  openAIError(APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers))) as Error;
 const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
 
 type Step = Error | ChunkResult | 'hang' | { headers: Record<string, string>; result: ChunkResult };
@@ -27,7 +29,8 @@ function scriptedProvider(script: Step[]): TranscriptionProvider & { calls: numb
       const step = script[provider.calls++] ?? new Error('script exhausted');
       if (step === 'hang') return new Promise<ChunkResult>(() => {});
       if (!(step instanceof Error) && 'headers' in step) {
-        inp.onRateLimitHeaders?.(new Headers(step.headers));
+        const hint = openAIRateLimitHint(new Headers(step.headers));
+        if (hint) inp.onRateLimit?.(hint);
         return Promise.resolve(step.result);
       }
       return step instanceof Error ? Promise.reject(step) : Promise.resolve(step);

@@ -1,13 +1,15 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import { RETRY_POLICY, classifyError, exhaustedLimitResetMs, parseDuration, parseRetryHintMs } from '../../src/transcribe/retry-policy.ts';
+import { PROVIDER_ERROR_KINDS, ProviderError, type ProviderErrorKind } from '../../src/transcribe/provider-error.ts';
+import { openAIError } from '../../src/transcribe/providers/openai/errors.ts';
+import { RETRY_POLICY, classifyError, errorIdentifier } from '../../src/transcribe/retry-policy.ts';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');
 
-/** A real SDK error, as the openai provider lets it propagate. */
-function apiError(status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): APIError {
-  return APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));
+/** A real SDK error, as the openai provider throws it: through its mapping to a neutral ProviderError. */
+function apiError(status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): unknown {
+  return openAIError(APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers)), NOW);
 }
 
 function nodeError(code: string, message = `connect ${code} 127.0.0.1:443`): Error {
@@ -22,7 +24,7 @@ describe('retry policy', () => {
     });
 
     it('cancels on the SDK APIUserAbortError', () => {
-      expect(classifyError(new APIUserAbortError())).toEqual({ action: 'cancelled', class: 'cancelled' });
+      expect(classifyError(openAIError(new APIUserAbortError()))).toEqual({ action: 'cancelled', class: 'cancelled' });
     });
 
     it('cancels on AppError CANCELLED', () => {
@@ -57,7 +59,7 @@ describe('retry policy', () => {
 
     it('retries a 429 rate limit honouring retry-after-ms first', () => {
       const err = apiError(429, { code: 'rate_limit_exceeded' }, { 'retry-after-ms': '1500', 'retry-after': '9' });
-      expect(classifyError(err, NOW)).toEqual({ action: 'retry', class: 'rate-limited', providerFault: false, retryAfterMs: 1500 });
+      expect(classifyError(err)).toEqual({ action: 'retry', class: 'rate-limited', providerFault: false, retryAfterMs: 1500 });
     });
 
     it('fails the job with PROVIDER_AUTH and opens the circuit on 401', () => {
@@ -127,7 +129,7 @@ describe('retry policy', () => {
 
     it('retries 5xx and keeps a Retry-After hint from a 503', () => {
       expect(classifyError(apiError(500))).toEqual({ action: 'retry', class: 'server-error', providerFault: true });
-      expect(classifyError(apiError(503, {}, { 'retry-after': '2' }), NOW)).toMatchObject({ class: 'server-error', retryAfterMs: 2000 });
+      expect(classifyError(apiError(503, {}, { 'retry-after': '2' }))).toMatchObject({ class: 'server-error', retryAfterMs: 2000 });
     });
 
     it('fails the chunk on other 4xx statuses', () => {
@@ -135,13 +137,13 @@ describe('retry policy', () => {
     });
 
     it('retries APIConnectionTimeoutError and a TimeoutError', () => {
-      expect(classifyError(new APIConnectionTimeoutError())).toMatchObject({ action: 'retry', class: 'timeout' });
+      expect(classifyError(openAIError(new APIConnectionTimeoutError()))).toMatchObject({ action: 'retry', class: 'timeout' });
       expect(classifyError(new DOMException('timed out', 'TimeoutError'))).toMatchObject({ action: 'retry', class: 'timeout' });
     });
 
     it('retries APIConnectionError', () => {
       const err = new APIConnectionError({ cause: Object.assign(new TypeError('fetch failed'), { cause: nodeError('ECONNREFUSED') }) });
-      expect(classifyError(err)).toMatchObject({ action: 'retry', class: 'connection', providerFault: true });
+      expect(classifyError(openAIError(err))).toMatchObject({ action: 'retry', class: 'connection', providerFault: true });
     });
 
     it.each(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET'])('retries node error code %s', (code) => {
@@ -179,64 +181,55 @@ describe('retry policy', () => {
     });
   });
 
-  describe('parseRetryHintMs', () => {
-    const h = (o: Record<string, string>) => new Headers(o);
+  describe('on neutral errors (what any engine throws, no SDK involved)', () => {
+    const neutral = (kind: ProviderErrorKind, status?: number) => new ProviderError(kind, 'engine says no', status === undefined ? {} : { status });
 
-    it('reads Retry-After in seconds and as an HTTP date', () => {
-      expect(parseRetryHintMs(h({ 'retry-after': '3' }), NOW)).toBe(3000);
-      expect(parseRetryHintMs(h({ 'retry-after': new Date(NOW + 7000).toUTCString() }), NOW)).toBe(7000);
+    it.each<[ProviderErrorKind, number | undefined, string, string]>([
+      ['cancelled', undefined, 'cancelled', 'cancelled'],
+      ['quota', undefined, 'quota-exhausted', 'fail-job'],
+      ['rate_limited', undefined, 'rate-limited', 'retry'],
+      ['auth', undefined, 'auth', 'fail-job'],
+      ['forbidden', undefined, 'forbidden', 'fail-job'],
+      ['model_not_found', undefined, 'model-not-found', 'fail-job'],
+      ['not_found', undefined, 'not-found', 'fail-job'],
+      ['too_large', undefined, 'too-large', 'reshape-chunk'],
+      ['bad_param', undefined, 'bad-request-param', 'fail-job'],
+      ['too_short', undefined, 'audio-too-short', 'reshape-chunk'],
+      ['undecodable', undefined, 'audio-invalid', 'reshape-chunk'],
+      ['rejected', 400, 'bad-request', 'fail-chunk'],
+      ['rejected', 422, 'unprocessable', 'fail-chunk'],
+      ['rejected', undefined, 'client-error', 'fail-chunk'],
+      ['unavailable', 408, 'request-timeout', 'retry'],
+      ['unavailable', 409, 'conflict', 'retry'],
+      ['unavailable', undefined, 'server-error', 'retry'],
+      ['timeout', undefined, 'timeout', 'retry'],
+      ['connection', undefined, 'connection', 'retry'],
+      ['unknown', undefined, 'unknown', 'retry'],
+    ])('%s (status %s) is %s: %s', (kind, status, cls, action) => {
+      expect(classifyError(neutral(kind, status))).toMatchObject({ class: cls, action });
     });
 
-    it('falls back to x-ratelimit-reset-requests, or -tokens when only tokens ran out', () => {
-      expect(parseRetryHintMs(h({ 'x-ratelimit-reset-requests': '6m0s' }), NOW)).toBe(360_000);
-      const tokensOut = { 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '20ms', 'x-ratelimit-reset-requests': '1s' };
-      expect(parseRetryHintMs(h(tokensOut), NOW)).toBe(20);
+    it('has a row above for every kind an engine may name', () => {
+      const named = ['cancelled', 'quota', 'rate_limited', 'auth', 'forbidden', 'model_not_found', 'not_found', 'too_large', 'bad_param',
+        'too_short', 'undecodable', 'rejected', 'unavailable', 'timeout', 'connection', 'unknown'];
+      expect(new Set(PROVIDER_ERROR_KINDS)).toEqual(new Set(named));
     });
 
-    it('returns undefined without a usable hint', () => {
-      expect(parseRetryHintMs(h({}), NOW)).toBeUndefined();
-      expect(parseRetryHintMs(h({ 'retry-after': 'soon' }), NOW)).toBeUndefined();
-    });
-  });
-
-  describe('exhaustedLimitResetMs (hints on a successful answer)', () => {
-    const h = (o: Record<string, string>) => new Headers(o);
-
-    it('asks for a pause until the reset once no request is left', () => {
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1.5s' }))).toBe(1500);
+    it('keeps the wait the engine asked for on a retry, and only there', () => {
+      expect(classifyError(new ProviderError('rate_limited', 'slow down', { retryAfterMs: 1200 }))).toMatchObject({ retryAfterMs: 1200 });
+      expect(classifyError(new ProviderError('quota', 'no money', { retryAfterMs: 1200 }))).not.toHaveProperty('retryAfterMs');
     });
 
-    it('takes the later reset when requests and tokens both ran out', () => {
-      const both = {
-        'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s',
-        'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '6m0s',
-      };
-      expect(exhaustedLimitResetMs(h(both))).toBe(360_000);
+    it('does not read message text of an error an engine named', () => {
+      expect(classifyError(new ProviderError('unknown', 'socket hang up'))).toMatchObject({ class: 'unknown' });
     });
 
-    it('asks for nothing while some of the limit is left, or without a readable reset', () => {
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '2s' }))).toBeUndefined();
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0' }))).toBeUndefined();
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': 'soon' }))).toBeUndefined();
-      expect(exhaustedLimitResetMs(h({}))).toBeUndefined();
-    });
-  });
-
-  describe('parseDuration', () => {
-    it.each([
-      ['1s', 1000],
-      ['6m0s', 360_000],
-      ['20ms', 20],
-      ['1h2m3.5s', 3_723_500],
-      ['0.5s', 500],
-    ])('parses %s', (text, ms) => {
-      expect(parseDuration(text)).toBe(ms);
-    });
-
-    it('rejects what is not a duration', () => {
-      expect(parseDuration('')).toBeUndefined();
-      expect(parseDuration('12')).toBeUndefined();
-      expect(parseDuration('1x')).toBeUndefined();
+    it('identifies a failure by the engine\'s code, the system code under a connection failure, or the status', () => {
+      expect(errorIdentifier(apiError(429, { code: 'rate_limit_exceeded' }))).toBe('rate_limit_exceeded');
+      expect(errorIdentifier(apiError(503))).toBe('HTTP 503');
+      const dropped = new APIConnectionError({ cause: Object.assign(new TypeError('fetch failed'), { cause: nodeError('ECONNREFUSED') }) });
+      expect(errorIdentifier(openAIError(dropped))).toBe('ECONNREFUSED');
+      expect(errorIdentifier(new AppError('CHUNK_FAILED', 'x'))).toBe('CHUNK_FAILED');
     });
   });
 });

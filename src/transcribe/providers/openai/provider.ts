@@ -3,8 +3,9 @@ import path from 'node:path';
 import ISO6391 from 'iso-639-1';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
-import { modelsFor, resolveModel } from '../models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
+import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
+import { OPENAI_MODELS, openAIModel } from './models.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
 
 export interface OpenAIProviderOptions {
   logger: Logger;
@@ -15,6 +16,8 @@ export interface OpenAIProviderOptions {
   timeoutMs?: number;
   /** A ready client (tests); apiKey/baseURL/timeoutMs are then ignored. */
   client?: OpenAI;
+  /** Reads an HTTP-date Retry-After. @default Date.now */
+  now?: () => number;
 }
 
 /** Whisper's verbose_json names the language ("english"); the rest of the service speaks ISO-639-1. */
@@ -41,8 +44,25 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     timeout: options.timeoutMs ?? 600_000,
   });
 
+  const now = options.now ?? Date.now;
+
   async function transcribe(input: TranscribeInput): Promise<ChunkResult> {
-    const model = resolveModel('openai', input.model);
+    try {
+      return await send(input);
+    } catch (err) {
+      // Nothing past the provider sees the SDK's classes: the retry policy reads the neutral facts.
+      throw openAIError(err, now());
+    }
+  }
+
+  /** Reports a used-up rate limit that a successful answer's headers announce. */
+  function reportRateLimit(input: TranscribeInput, headers: HeaderReader): void {
+    const hint = openAIRateLimitHint(headers);
+    if (hint !== undefined) input.onRateLimit?.(hint);
+  }
+
+  async function send(input: TranscribeInput): Promise<ChunkResult> {
+    const model = openAIModel(input.model);
     // Streamed from the chunk file rather than read into memory: with several chunks in flight (up to 25 MiB each)
     // the copies were the service's peak RSS. The file stays unchanged until its result is stored, so a retry, which
     // opens it again, sends the same bytes.
@@ -56,12 +76,11 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     const started = Date.now();
     const max = input.durationS > 0 ? input.durationS : Infinity;
-    // SDK errors propagate unchanged: the retry policy classifies them by status, code and headers.
     if (model.responseFormat === 'verbose_json') {
       const { data: res, response } = await client.audio.transcriptions
         .create({ ...base, response_format: 'verbose_json' }, { signal: input.signal })
         .withResponse();
-      input.onRateLimitHeaders?.(response.headers);
+      reportRateLimit(input, response.headers);
       log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
       const language = normalizeLanguage(res.language) ?? input.language;
       if (res.segments === undefined) {
@@ -75,7 +94,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const { data: res, response } = await client.audio.transcriptions
       .create({ ...base, response_format: 'json' }, { signal: input.signal })
       .withResponse();
-    input.onRateLimitHeaders?.(response.headers);
+    reportRateLimit(input, response.headers);
     log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
     return chunkResult(res.text, input.language, input.durationS);
   }
@@ -104,7 +123,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     }
   }
 
-  return { name: 'openai', models: modelsFor('openai'), transcribe, check };
+  return { name: 'openai', models: OPENAI_MODELS.map((m) => m.id), transcribe, check };
 }
 
 function chunkResult(text: string, language: string | null, durationS: number): ChunkResult {

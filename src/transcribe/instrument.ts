@@ -1,12 +1,27 @@
 import { performance } from 'node:perf_hooks';
 import { isAppError } from '../errors.ts';
-import type { ChunkTranscriber } from '../transcribe/chunk-transcriber.ts';
-import { classifyError } from '../transcribe/retry-policy.ts';
-import type { TranscriptionProvider } from '../transcribe/types.ts';
-import type { ServiceMetrics } from './service-metrics.ts';
+import type { ChunkTranscriber } from './chunk-transcriber.ts';
+import { classifyError } from './retry-policy.ts';
+import type { TranscriptionProvider } from './types.ts';
+
+export interface ChunkObservation {
+  provider: string;
+  model: string;
+  outcome: 'success' | 'failed' | 'cancelled';
+  seconds: number;
+}
+
+/** What transcription reports for the service's metrics (src/metrics/service-metrics.ts counts it). */
+export interface TranscriptionMetrics {
+  /** One chunk's transcription, from its first try to its result: limiter waits and retries included. */
+  chunk(observation: ChunkObservation): void;
+  /** One provider call; errorClass is the retry policy's class ('none' on success). */
+  providerRequest(labels: { provider: string; model: string; outcome: 'success' | 'error'; errorClass: string }): void;
+  retry(labels: { provider: string; errorClass: string }): void;
+}
 
 /** The provider with every call counted by outcome and error class; the calls themselves are untouched. */
-export function instrumentProvider(provider: TranscriptionProvider, metrics: Pick<ServiceMetrics, 'providerRequest'>): TranscriptionProvider {
+export function instrumentProvider(provider: TranscriptionProvider, metrics: Pick<TranscriptionMetrics, 'providerRequest'>): TranscriptionProvider {
   return {
     name: provider.name,
     models: provider.models,
@@ -28,7 +43,7 @@ export function instrumentProvider(provider: TranscriptionProvider, metrics: Pic
 /** The chunk transcriber with each chunk timed end to end and each retry counted; its hooks still reach the caller. */
 export function instrumentTranscriber(
   transcriber: ChunkTranscriber,
-  metrics: Pick<ServiceMetrics, 'chunk' | 'retry'>,
+  metrics: Pick<TranscriptionMetrics, 'chunk' | 'retry'>,
   providerName: string,
 ): ChunkTranscriber {
   return {

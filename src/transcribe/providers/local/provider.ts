@@ -3,9 +3,9 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AppError, errorMessage } from '../../errors.ts';
-import { modelsFor, resolveModel } from '../models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../types.ts';
+import { AppError, errorMessage } from '../../../errors.ts';
+import { LOCAL_MODELS, localModel } from './models.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
@@ -73,7 +73,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
   const binary = options.binary ?? 'pocketsphinx_continuous';
   const spawn: SpawnFn = options.spawn ?? nodeSpawn;
   const killGraceMs = options.killGraceMs ?? 2000;
-  const models = modelsFor('local');
+  const models = LOCAL_MODELS.map((m) => m.id);
   const modelFiles = {
     hmm: path.join(modelDir, 'en-us'),
     lm: path.join(modelDir, 'en-us.lm.bin'),
@@ -158,7 +158,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
       throw new AppError('INVALID_FIELD', `model "${input.model}" is not available locally (use ${models.join(', ')})`);
     }
     // The upload already refused other languages; a job stored before that check still fails here, plainly.
-    const languages = resolveModel('local', input.model).languages;
+    const languages = localModel(input.model).languages;
     if (input.language !== null && languages !== null && !languages.includes(input.language)) {
       throw new AppError('INVALID_FIELD', `model "${input.model}" recognises only ${languages.join(', ')}, not "${input.language}"`);
     }

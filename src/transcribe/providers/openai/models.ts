@@ -1,0 +1,57 @@
+import type { ChunkIntake } from '../../../chunker/chunk-format.ts';
+import type { ModelInfo } from '../../models.ts';
+
+const MiB = 1024 * 1024;
+
+export const OPENAI_MAX_BYTES = 25 * MiB;
+
+export interface OpenAIModel extends ModelInfo {
+  /** The response_format to ask an OpenAI-compatible server for: verbose_json carries segment times. */
+  responseFormat: 'verbose_json' | 'json';
+}
+
+export const OPENAI_MODELS: readonly OpenAIModel[] = [
+  {
+    id: 'whisper-1', maxBytes: OPENAI_MAX_BYTES, maxSeconds: Infinity,
+    segmentTimes: true, responseFormat: 'verbose_json', pricePerMinuteUsd: 0.006, languages: null, known: true,
+  },
+  // The gpt-4o models reject verbose_json and answer audio longer than about 1400 s with a 400.
+  {
+    id: 'gpt-4o-transcribe', maxBytes: OPENAI_MAX_BYTES, maxSeconds: 1400,
+    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.006, languages: null, known: true,
+  },
+  {
+    id: 'gpt-4o-mini-transcribe', maxBytes: OPENAI_MAX_BYTES, maxSeconds: 1400,
+    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.003, languages: null, known: true,
+  },
+];
+
+/**
+ * The table entry, or for an unknown OpenAI-compatible model a conservative stand-in: OpenAI's byte cap, plain
+ * json (every compatible server speaks it), and the highest known price so estimates never undershoot.
+ */
+export function openAIModel(id: string): OpenAIModel {
+  const found = OPENAI_MODELS.find((m) => m.id === id);
+  if (found) return found;
+  const maxPrice = Math.max(...OPENAI_MODELS.map((m) => m.pricePerMinuteUsd));
+  return {
+    id, maxBytes: OPENAI_MAX_BYTES, maxSeconds: Infinity,
+    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: maxPrice, languages: null, known: false,
+  };
+}
+
+/**
+ * Source demuxer + codec whose packets can be written into a chunk file that OpenAI accepts (flac, mp3, ogg,
+ * wav), without touching the audio. m4a/mp4/webm are accepted too but are not chunk formats the rest of the
+ * pipeline (re-encode fallback, file naming) knows, so they take the re-encode path. A re-encode writes mp3 at
+ * 32 kb/s: 8x smaller than WAV.
+ */
+export const OPENAI_CHUNKS: ChunkIntake = {
+  copyable: [
+    { demuxer: 'mp3', codecs: ['mp3'], format: 'mp3' },
+    { demuxer: 'wav', codecs: ['pcm_s16le'], format: 'wav' },
+    { demuxer: 'flac', codecs: ['flac'], format: 'flac' },
+    { demuxer: 'ogg', codecs: ['vorbis', 'opus'], format: 'ogg' },
+  ],
+  encodeFormat: 'mp3',
+};
