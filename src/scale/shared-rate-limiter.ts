@@ -3,7 +3,7 @@ import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { systemClock, type Clock } from '../transcribe/backoff.ts';
-import type { LimiterStats, RateLimiter } from '../transcribe/rate-limiter.ts';
+import { boundedPauseMs, type LimiterStats, type RateLimiter } from '../transcribe/rate-limiter.ts';
 
 export interface SharedRateLimiterOptions {
   connection: ConnectionOptions;
@@ -159,12 +159,13 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
       });
     },
 
-    pauseFor(ms, reason) {
-      if (stopping || !(ms > 0)) return;
+    pauseFor(asked, reason) {
+      const ms = boundedPauseMs(asked);
+      if (stopping || ms === 0) return;
       const until = clock.now() + ms;
       if (until <= pausedUntil) return;
       pausedUntil = until;
-      log.warn({ ms, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every process');
+      log.warn({ ms, askedMs: asked, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every process');
       // A shorter pause set by another process must not cut a longer one short: the limiter key keeps the longer TTL.
       void (async () => {
         const ttl = await queue.getRateLimitTtl(Number.MAX_SAFE_INTEGER);

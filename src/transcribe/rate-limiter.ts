@@ -38,6 +38,19 @@ export interface RateLimiter {
 
 /** Subtracted from the reservoir while paused, so bottleneck's own refill cannot bring it back above zero. */
 const HOLD = 1e9;
+
+/**
+ * The longest pause a provider's hint may impose. A hint is the provider's word (`Retry-After`,
+ * `x-ratelimit-reset-*`), and a broken or hostile server could say `9999h`: every job would then stall until its
+ * chunk deadline. Past this the pause ends and the next request asks again (a still-exhausted limit answers 429
+ * with a fresh hint).
+ */
+export const MAX_PAUSE_MS = 15 * 60 * 1000;
+
+/** A provider's pause as the limiters honour it: at most MAX_PAUSE_MS; anything not a positive number is none. */
+export function boundedPauseMs(ms: number): number {
+  return ms > 0 ? Math.min(ms, MAX_PAUSE_MS) : 0;
+}
 /** Bottleneck's default heartbeat: the reservoir only grows on a beat. */
 const DEFAULT_BEAT_MS = 250;
 const MIN_BEAT_MS = 10;
@@ -147,8 +160,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       });
     },
 
-    pauseFor(ms, reason) {
-      if (stopping || !(ms > 0)) return;
+    pauseFor(asked, reason) {
+      const ms = boundedPauseMs(asked);
+      if (stopping || ms === 0) return;
       const until = clock.now() + ms;
       if (until <= pausedUntil && held) {
         log.debug({ ms, reason }, 'rate limiter already paused longer');
@@ -157,7 +171,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       pausedUntil = until;
       resumeTimer?.cancel();
       resumeTimer = atDeadline(clock, until, resume);
-      log.warn({ ms, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every job');
+      log.warn({ ms, askedMs: asked, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every job');
       if (!held) {
         held = true;
         serially(() => bottleneck.incrementReservoir(-HOLD));

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRateLimiter, type RateLimiter } from '../../src/transcribe/rate-limiter.ts';
+import { createRateLimiter, MAX_PAUSE_MS, type RateLimiter } from '../../src/transcribe/rate-limiter.ts';
 import type { Clock } from '../../src/transcribe/backoff.ts';
 import { manualClock } from '../support/manual-clock.ts';
 import { until } from '../support/until.ts';
@@ -159,6 +159,21 @@ describe('rate limiter', () => {
 
     clock.advance(1500);
     await until(() => started.length === 1, '1 task started', { everyMs: 1 });
+  });
+
+  it('caps a provider pause at MAX_PAUSE_MS: a hint of 9999 h holds the jobs 15 min, not for good', async () => {
+    const clock = manualClock(1_000_000);
+    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
+    const { started, task } = taskRecorder();
+    const t0 = clock.now();
+    limiter.pauseFor(9999 * 3600_000, 'x-ratelimit-reset-requests: 9999h');
+    expect((await limiter.stats()).pausedUntil).toBe(t0 + MAX_PAUSE_MS);
+    void limiter.schedule(task('a')).catch(() => undefined);
+    clock.advance(MAX_PAUSE_MS - 1);
+    await settle();
+    expect(started).toEqual([]);
+    clock.advance(1);
+    await until(() => started.length === 1, 'the task to start when the capped pause ended', { everyMs: 1 });
   });
 
   it('lets an aborted waiting task leave at once without spending a token', async () => {
