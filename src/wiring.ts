@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createChunkSource, createDecodeChecker, createProber } from './chunker/index.ts';
@@ -10,7 +11,7 @@ import { lockDataDir } from './resources/data-dir-lock.ts';
 import { createDirPool } from './resources/dir-pool.ts';
 import { createHealth } from './resources/health.ts';
 import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
-import { instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
+import { instrumentLimiter, instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
 import { createServiceMetrics } from './metrics/service-metrics.ts';
 import { createPressureGauge } from './resources/pressure-gauge.ts';
 import { createStorageGuard } from './resources/storage-guard.ts';
@@ -40,6 +41,12 @@ import { createWebhookSender } from './webhooks/sender.ts';
 /** The SQLite file of the job store. */
 export function storeFile(config: Pick<Config, 'dataDir'>): string {
   return path.join(config.dataDir, 'jobs.sqlite');
+}
+
+/** The service's version: package.json sits two levels up from this file in src/ and in dist/ alike. */
+function packageVersion(): string {
+  const file = path.join(import.meta.dirname, '..', 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
 /** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
@@ -127,11 +134,16 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     failureThreshold: config.circuit.failureThreshold,
     coolDownMs: config.circuit.coolDownMs,
   });
-  const metrics = createServiceMetrics({
-    jobCounts: () => store.countByStatus(),
-    limiterStats: () => limiter.stats(),
-    pressureLevel: () => pressure.level(),
-  });
+  const metrics = createServiceMetrics(
+    {
+      jobCounts: () => store.countByStatus(),
+      limiterStats: () => limiter.stats(),
+      pressureLevel: () => pressure.level(),
+      disk: () => pressure.last()?.disk ?? null,
+      circuits: () => [{ provider: provider.name, state: breaker.snapshot().state }],
+    },
+    { version: packageVersion(), nodeVersion: process.version },
+  );
   const webhooks = createWebhookDispatcher({
     store,
     send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
@@ -140,11 +152,12 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     maxAttempts: config.webhooks.maxAttempts,
     retryBaseMs: config.webhooks.retryBaseMs,
     retryMaxMs: config.webhooks.retryMaxMs,
+    onOutcome: (outcome) => metrics.webhookDelivery(outcome),
   });
   const events = combineJobEvents(metrics, webhooks);
   const transcriber = createChunkTranscriber({
     provider: instrumentProvider(provider, metrics),
-    limiter,
+    limiter: instrumentLimiter(limiter, metrics),
     breaker,
     logger,
     maxAttempts: config.chunkMaxAttempts,

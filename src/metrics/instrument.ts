@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { isAppError } from '../errors.ts';
 import type { ChunkTranscriber } from '../transcribe/chunk-transcriber.ts';
+import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 import { classifyError } from '../transcribe/retry-policy.ts';
 import type { TranscriptionProvider } from '../transcribe/types.ts';
 import type { ServiceMetrics } from './service-metrics.ts';
@@ -50,6 +51,26 @@ export function instrumentTranscriber(
         observe(input.signal.aborted || (isAppError(err) && err.code === 'CANCELLED') ? 'cancelled' : 'failed');
         throw err;
       }
+    },
+  };
+}
+
+/**
+ * The limiter with each call's wait timed, from asking for a token to its start; the limiter itself is untouched.
+ * A call abandoned while waiting (cancelled, deadline, shutdown) never starts and is not observed.
+ */
+export function instrumentLimiter(
+  limiter: Pick<RateLimiter, 'schedule' | 'pauseFor'>,
+  metrics: Pick<ServiceMetrics, 'limiterWait'>,
+): Pick<RateLimiter, 'schedule' | 'pauseFor'> {
+  return {
+    pauseFor: (ms, reason) => limiter.pauseFor(ms, reason),
+    schedule<T>(fn: () => Promise<T>, opts?: { signal?: AbortSignal }): Promise<T> {
+      const asked = performance.now();
+      return limiter.schedule(() => {
+        metrics.limiterWait((performance.now() - asked) / 1000);
+        return fn();
+      }, opts);
     },
   };
 }
