@@ -43,7 +43,7 @@ export function storeFile(config: Pick<Config, 'dataDir'>): string {
   return path.join(config.dataDir, 'jobs.sqlite');
 }
 
-/** The service's version: package.json sits two levels up from this file in src/ and in dist/ alike. */
+/** The service's version, from the package.json next to src/ (and next to dist/ in the image). */
 function packageVersion(): string {
   const file = path.join(import.meta.dirname, '..', 'package.json');
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;

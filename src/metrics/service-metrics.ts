@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
-import { isLive, JOB_STATUSES, type JobRecord } from '../jobs/types.ts';
+import { isLive, JOB_STATUSES } from '../jobs/types.ts';
 import type { PressureLevel } from '../resources/system-monitor.ts';
 import type { CircuitState } from '../transcribe/circuit-breaker.ts';
 import type { LimiterStats } from '../transcribe/rate-limiter.ts';
@@ -234,7 +234,7 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
     uploadRefused(code) {
       refused.inc({ code });
     },
-    started(job: JobRecord, at: Date) {
+    started(job, at) {
       queueWait.observe(secondsBetween(job.createdAt, at.getTime()));
     },
     ended(job) {
