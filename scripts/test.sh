@@ -3,7 +3,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # redis-server: the scale-out tests start their own instance (test/support/redis-server.ts), never the system one.
-export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server zsh ${ENSURE_EXTRA_APT:-}"
+# prometheus: for its promtool (docker/prometheus's rules and config; ~96 MB installed). The tests never run the
+# server, but on a host with systemd the package enables and starts it (all interfaces, port 9090): there,
+# `systemctl disable --now prometheus` after the first run.
+export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server zsh prometheus ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ErrorCode } from './errors.ts';
 import { errorBody, toAppError } from './http-errors.ts';
 import { RequestLog } from './request-log.ts';
+import httpMetrics from './http/plugins/http-metrics.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';
@@ -49,6 +50,7 @@ export async function buildApp({ services, logger }: AppOptions) {
     logController: new RequestLog(),
   });
 
+  await app.register(httpMetrics, { registry: services.metricsRegistry });
   await app.register(multipart, { throwFileSizeLimit: true });
   await app.register(auth, { apiKeys: config.apiKeys });
   await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });

@@ -111,9 +111,9 @@ export const HEALTH_FULL_EXAMPLE = {
 };
 
 export const METRICS_EXAMPLE = [
-  '# HELP chunkscribe_jobs_total Jobs by final status.',
-  '# TYPE chunkscribe_jobs_total counter',
-  'chunkscribe_jobs_total{status="completed"} 12',
+  '# HELP chunkscribe_jobs_ended_total Jobs that ended in this process, by status.',
+  '# TYPE chunkscribe_jobs_ended_total counter',
+  'chunkscribe_jobs_ended_total{status="completed"} 12',
   '',
 ].join('\n');
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createChunkSource, createDecodeChecker, createProber } from './chunker/index.ts';
@@ -35,6 +36,12 @@ import { createWebhookSender } from './webhooks/sender.ts';
 /** The SQLite file of the job store. */
 export function storeFile(config: Pick<Config, 'dataDir'>): string {
   return path.join(config.dataDir, 'jobs.sqlite');
+}
+
+/** The service's version, from the package.json next to src/ (and next to dist/ in the image). */
+function packageVersion(): string {
+  const file = path.join(import.meta.dirname, '..', 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
 /** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
@@ -113,12 +120,17 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     }),
   });
 
-  const metrics = createServiceMetrics({
-    jobCounts: () => store.countByStatus(),
-    // Read at scrape time, after the transcription below exists.
-    limiterStats: () => limiter.stats(),
-    pressureLevel: () => pressure.level(),
-  });
+  const metrics = createServiceMetrics(
+    {
+      jobCounts: () => store.countByStatus(),
+      // Read at scrape time, after the transcription below exists.
+      limiterStats: () => limiter.stats(),
+      pressureLevel: () => pressure.level(),
+      disk: () => pressure.last()?.disk ?? null,
+      circuits: () => [{ provider: provider.name, state: breaker.snapshot().state }],
+    },
+    { version: packageVersion(), nodeVersion: process.version },
+  );
   const webhooks = createWebhookDispatcher({
     store,
     send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
@@ -127,6 +139,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     maxAttempts: config.webhooks.maxAttempts,
     retryBaseMs: config.webhooks.retryBaseMs,
     retryMaxMs: config.webhooks.retryMaxMs,
+    onOutcome: (outcome) => metrics.webhookDelivery(outcome),
   });
   const events = combineJobEvents(metrics, webhooks);
   const { transcriber, limiter, breaker } = createTranscription(config, {

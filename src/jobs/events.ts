@@ -12,6 +12,8 @@ export interface JobEvents {
   accepted(job: JobRecord): void;
   /** POST /v1/jobs answered with an error (refused at any step: auth, rate limit, pressure, validation). */
   uploadRefused(code: ErrorCode): void;
+  /** A runner took up a job that was still queued, at `at` (not a resumed one that was already processing). */
+  started(job: JobRecord, at: Date): void;
   /** A job reached completed, failed or cancelled in this process. */
   ended(job: JobRecord): void;
 }
@@ -22,6 +24,7 @@ export function combineJobEvents(...listeners: ReadonlyArray<Partial<JobEvents>>
     uploadBytes: (bytes) => listeners.forEach((l) => l.uploadBytes?.(bytes)),
     accepted: (job) => listeners.forEach((l) => l.accepted?.(job)),
     uploadRefused: (code) => listeners.forEach((l) => l.uploadRefused?.(code)),
+    started: (job, at) => listeners.forEach((l) => l.started?.(job, at)),
     ended: (job) => listeners.forEach((l) => l.ended?.(job)),
   };
 }

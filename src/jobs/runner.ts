@@ -16,8 +16,8 @@ export interface RunnerOptions {
   leases: Pick<DirPool, 'adopt' | 'release'>;
   maxConcurrentJobs: number;
   now: () => Date;
-  /** Told of every job that ends here (metrics, webhooks). */
-  events: Pick<JobEvents, 'ended'>;
+  /** Told of every queued job that starts here and every job that ends here (metrics, webhooks). */
+  events: Pick<JobEvents, 'started' | 'ended'>;
 }
 
 /** What the HTTP layer and the service's start/stop need from whatever runs jobs: this runner, or src/scale's queue. */
@@ -130,6 +130,15 @@ export class JobRunner implements JobQueue {
     }
   }
 
+  /** A listener that throws is logged; the job's own bookkeeping goes on. */
+  #tell(log: Logger, event: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      log.error({ err }, `a listener of the job ${event} failed`);
+    }
+  }
+
   async #run(jobId: string, signal: AbortSignal): Promise<void> {
     const { store, logger } = this.#opts;
     const job = store.getJob(jobId);
@@ -140,6 +149,7 @@ export class JobRunner implements JobQueue {
       return;
     }
     const log = logger.child({ jobId });
+    if (job.status === 'queued') this.#tell(log, 'start', () => this.#opts.events.started(job, this.#opts.now()));
     try {
       await runJobPipeline(job, this.#opts.pipeline, { abort: signal, drain: this.#drain.signal }, log);
     } catch (err) {
@@ -168,13 +178,7 @@ export class JobRunner implements JobQueue {
       // A job left queued or processing was interrupted by shutdown and keeps its lease; any other (or a deleted
       // one) has ended here.
       const hasEnded = status === undefined || !isLive(status);
-      if (ended && hasEnded) {
-        try {
-          this.#opts.events.ended(ended);
-        } catch (err) {
-          log.error({ err }, 'a listener of the job end failed');
-        }
-      }
+      if (ended && hasEnded) this.#tell(log, 'end', () => this.#opts.events.ended(ended));
       try {
         if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
       } finally {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { isAppError } from '../errors.ts';
 import type { ChunkTranscriber } from './chunk-transcriber.ts';
+import type { RateLimiter } from './rate-limiter.ts';
 import { classifyError } from './retry-policy.ts';
 import type { TranscriptionProvider } from './types.ts';
 
@@ -18,6 +19,8 @@ export interface TranscriptionMetrics {
   /** One provider call; errorClass is the retry policy's class ('none' on success). */
   providerRequest(labels: { provider: string; model: string; outcome: 'success' | 'error'; errorClass: string }): void;
   retry(labels: { provider: string; errorClass: string }): void;
+  /** Time one provider call waited for a rate-limit token and an in-flight slot before it started. */
+  limiterWait(seconds: number): void;
 }
 
 /** The provider with every call counted by outcome and error class; the calls themselves are untouched. */
@@ -65,6 +68,26 @@ export function instrumentTranscriber(
         observe(input.signal.aborted || (isAppError(err) && err.code === 'CANCELLED') ? 'cancelled' : 'failed');
         throw err;
       }
+    },
+  };
+}
+
+/**
+ * The limiter with each call's wait timed, from asking for a token to its start; the limiter itself is untouched.
+ * A call abandoned while waiting (cancelled, deadline, shutdown) never starts and is not observed.
+ */
+export function instrumentLimiter(
+  limiter: Pick<RateLimiter, 'schedule' | 'pauseFor'>,
+  metrics: Pick<TranscriptionMetrics, 'limiterWait'>,
+): Pick<RateLimiter, 'schedule' | 'pauseFor'> {
+  return {
+    pauseFor: (ms, reason) => limiter.pauseFor(ms, reason),
+    schedule<T>(fn: () => Promise<T>, opts?: { signal?: AbortSignal }): Promise<T> {
+      const asked = performance.now();
+      return limiter.schedule(() => {
+        metrics.limiterWait((performance.now() - asked) / 1000);
+        return fn();
+      }, opts);
     },
   };
 }

@@ -4,7 +4,7 @@ import { createChunkRemedies } from './chunk-remedies.ts';
 import { createChunkReshaper } from './chunk-reshaper.ts';
 import { createChunkTranscriber, type ChunkTranscriber } from './chunk-transcriber.ts';
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts';
-import { instrumentProvider, instrumentTranscriber, type TranscriptionMetrics } from './instrument.ts';
+import { instrumentLimiter, instrumentProvider, instrumentTranscriber, type TranscriptionMetrics } from './instrument.ts';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.ts';
 import type { TranscriptionProvider } from './types.ts';
 
@@ -40,7 +40,7 @@ export function createTranscription(config: TranscriptionConfig, deps: Transcrip
   });
   const transcriber = createChunkTranscriber({
     provider: instrumentProvider(provider, metrics),
-    limiter,
+    limiter: instrumentLimiter(limiter, metrics),
     breaker,
     logger,
     maxAttempts: config.chunkMaxAttempts,

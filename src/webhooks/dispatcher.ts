@@ -9,6 +9,14 @@ import { atDeadline, type DeadlineTimer } from '../transcribe/deadline-timer.ts'
 import { WebhookRefusedError, type WebhookSend } from './sender.ts';
 import { signWebhook } from './signature.ts';
 
+/**
+ * What became of one delivery attempt: delivered; failed_attempt (retried later); failed (the last attempt
+ * failed); refused (the address is not allowed: no request was made, none will be); unsigned (WEBHOOK_SECRET is
+ * unset: given up without a request).
+ */
+export const WEBHOOK_OUTCOMES = ['delivered', 'failed_attempt', 'failed', 'refused', 'unsigned'] as const;
+export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
+
 export interface WebhookDispatcherOptions {
   store: Pick<JobStore, 'getJob' | 'updateJob' | 'listChunkStates' | 'webhookBacklog'>;
   send: WebhookSend;
@@ -18,6 +26,8 @@ export interface WebhookDispatcherOptions {
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Told of every attempt's outcome once it is stored (metrics); must not throw. */
+  onOutcome: (outcome: WebhookOutcome) => void;
   /** @default systemClock */
   clock?: Clock;
   /** @default Math.random */
@@ -40,7 +50,7 @@ const MAX_ERROR_CHARS = 300;
  * next is scheduled, so a restart resumes where it was (delivery is at least once: receivers dedupe on webhook-id).
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, clock = systemClock, random = Math.random } = options;
+  const { store, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, onOutcome, clock = systemClock, random = Math.random } = options;
   const timers = new Map<string, DeadlineTimer>();
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
@@ -76,6 +86,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (secret === undefined) {
       record(jobId, { status: 'failed', attempts, last_status_code: null, last_error: 'WEBHOOK_SECRET is not set', next_attempt_at: null });
       log.warn('webhook not sent: WEBHOOK_SECRET is not set');
+      onOutcome('unsigned');
       return;
     }
     const body = payload(job);
@@ -96,11 +107,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (error === null) {
       record(jobId, { status: 'delivered', attempts, last_status_code: statusCode, last_error: null, next_attempt_at: null });
       log.info({ attempts, statusCode }, 'webhook delivered');
+      onOutcome('delivered');
       return;
     }
     if (permanent || attempts >= maxAttempts) {
       record(jobId, { status: 'failed', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: null });
       log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
+      onOutcome(permanent ? 'refused' : 'failed');
       return;
     }
     // Jitter in the upper half only: a receiver that just failed is not called again at once.
@@ -109,6 +122,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const dueAt = clock.now() + delayMs;
     record(jobId, { status: 'pending', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: new Date(dueAt).toISOString() });
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
+    onOutcome('failed_attempt');
     schedule(jobId, dueAt);
   }
 

@@ -1,4 +1,5 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -49,7 +50,7 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
     let scraped = await scrape(server.url);
     await until(
       async () => {
-        if (sumOf(scraped.samples, 'chunkscribe_jobs_ended_total') !== undefined) return true;
+        if ((sumOf(scraped.samples, 'chunkscribe_jobs_ended_total') ?? 0) > 0) return true;
         scraped = await scrape(server.url);
         return false;
       },
@@ -88,7 +89,55 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
     expect(tokens).toBeGreaterThanOrEqual(0);
     expect(tokens).toBeLessThanOrEqual(50);
     expect([0, 1, 2]).toContain(sumOf(samples, 'chunkscribe_pressure_level'));
+    expect([0, 1, 2]).toContain(sumOf(samples, 'chunkscribe_disk_pressure_level'));
+    expect(sumOf(samples, 'chunkscribe_disk_free_bytes')).toBeGreaterThan(0);
     expect(sumOf(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+
+    // One job: one end-to-end time and one queue wait, both from its acceptance; it ended after it started.
+    expect(sumOf(samples, 'chunkscribe_job_duration_seconds_count', { status: 'completed' })).toBe(1);
+    expect(sumOf(samples, 'chunkscribe_job_queue_wait_seconds_count')).toBe(1);
+    expect(sumOf(samples, 'chunkscribe_job_duration_seconds_sum')).toBeGreaterThanOrEqual(sumOf(samples, 'chunkscribe_job_queue_wait_seconds_sum')!);
+    // Every provider call (each chunk, and the retried one once more) waited its turn at the limiter.
+    expect(sumOf(samples, 'chunkscribe_limiter_wait_seconds_count')).toBe(chunks + 1);
+    // One 503 is far below the failure threshold: the circuit stayed closed.
+    expect(sumOf(samples, 'chunkscribe_circuit_state', { provider: 'openai' })).toBe(0);
+    // Counted from zero, so that the first failure is an increase.
+    expect(sumOf(samples, 'chunkscribe_jobs_ended_total', { status: 'failed' })).toBe(0);
+    expect(sumOf(samples, 'chunkscribe_webhook_deliveries_total', { outcome: 'failed' })).toBe(0);
+    const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    expect(samples.filter((s) => s.name === 'chunkscribe_build_info')).toEqual([
+      { name: 'chunkscribe_build_info', labels: { version: pkg.version, node_version: process.version }, value: 1 },
+    ]);
+  });
+
+  it('times requests by route pattern, never by URL, and counts unmatched ones as route="unmatched"', async () => {
+    const missingJob = 'job_0000000000000000000000000x';
+    const strayPath = `/no-such-route-${Date.now()}/x`;
+    for (const target of [`/v1/jobs/${missingJob}`, `/v1/jobs/${missingJob}`, strayPath]) {
+      const res = await fetch(`${server.url}${target}`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+    }
+    const series = (samples: PromSample[], labels: Record<string, string>) =>
+      sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', { method: 'GET', status_code: '404', ...labels });
+    // onResponse runs once the answer has gone out: the scrape may come first.
+    let samples: PromSample[] = [];
+    await until(
+      async () => {
+        samples = (await scrape(server.url)).samples;
+        return series(samples, { route: '/v1/jobs/:id' }) === 2 && series(samples, { route: 'unmatched' }) === 1;
+      },
+      () => `2 GET /v1/jobs/:id 404 and 1 unmatched 404 in /metrics, got ${series(samples, { route: '/v1/jobs/:id' })} and ${series(samples, { route: 'unmatched' })}`,
+      { everyMs: 50 },
+    );
+    const http = samples.filter((s) => s.name.startsWith('chunkscribe_http_request_duration_seconds'));
+    expect(http.filter((s) => s.labels.route === 'unmatched' && s.name.endsWith('_count'))).toEqual([
+      { name: 'chunkscribe_http_request_duration_seconds_count', labels: { method: 'GET', route: 'unmatched', status_code: '404' }, value: 1 },
+    ]);
+    expect(http.filter((s) => JSON.stringify(s.labels).includes(missingJob) || JSON.stringify(s.labels).includes('no-such-route'))).toEqual([]);
+    // The first test's upload and polls, by their patterns.
+    expect(sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', { method: 'POST', route: '/v1/jobs', status_code: '202' })).toBe(1);
+    expect(sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', { method: 'GET', route: '/v1/jobs/:id', status_code: '200' })).toBeGreaterThanOrEqual(1);
     expect(sumOf(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
   });
 

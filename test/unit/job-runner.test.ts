@@ -10,8 +10,12 @@ const NOW = new Date('2030-01-01T00:02:00.000Z');
 
 function runnerFor(t: ReturnType<typeof pipelineDeps>) {
   const ended: JobRecord[] = [];
+  const started: Array<[string, string, string]> = [];
   const leases = { adopted: [] as string[], released: [] as string[] };
-  const events: Pick<JobEvents, 'ended'> = { ended: (job) => ended.push(job) };
+  const events: Pick<JobEvents, 'started' | 'ended'> = {
+    started: (job, at) => started.push([job.id, job.status, at.toISOString()]),
+    ended: (job) => ended.push(job),
+  };
   const runner = new JobRunner({
     logger: silentLogger,
     store: t.store,
@@ -30,7 +34,7 @@ function runnerFor(t: ReturnType<typeof pipelineDeps>) {
     now: () => NOW,
     events,
   });
-  return { runner, ended, leases };
+  return { runner, started, ended, leases };
 }
 
 /** Holds chunk `index` in flight until its request is aborted (as a real request would end). */
@@ -52,7 +56,7 @@ describe('JobRunner', () => {
       throw Object.assign(new AppError('PROVIDER_AUTH', 'The provider refused the key.'), { fatalForJob: true });
     };
     const t = pipelineDeps({ chunkS: 10, answer });
-    const { runner, ended, leases } = runnerFor(t);
+    const { runner, started, ended, leases } = runnerFor(t);
     t.store.insertJob(queuedJob(JOB, 25));
 
     await runner.enqueue(JOB);
@@ -64,6 +68,7 @@ describe('JobRunner', () => {
       errorMessage: 'The provider refused the key.',
       completedAt: NOW.toISOString(),
     });
+    expect(started).toEqual([[JOB, 'queued', NOW.toISOString()]]);
     expect(ended.map((j) => [j.id, j.status])).toEqual([[JOB, 'failed']]);
     expect(t.dirs.removedUploads).toEqual([JOB]);
     expect(leases).toEqual({ adopted: [JOB], released: [JOB] });
@@ -110,6 +115,7 @@ describe('JobRunner', () => {
     await settled;
 
     expect(first.store.getJob(JOB)?.status).toBe('processing');
+    expect(one.started.map(([id]) => id)).toEqual([JOB]);
     expect(one.ended).toEqual([]);
     expect(one.leases).toEqual({ adopted: [JOB], released: [] });
     expect(first.sent).toEqual([0, 1]);
@@ -121,6 +127,8 @@ describe('JobRunner', () => {
 
     expect(first.store.getJob(JOB)?.status).toBe('completed');
     expect(second.sent).toEqual([1, 2]);
+    // Resumed while processing: its queue wait ended with the first run's start and is not observed again.
+    expect(two.started).toEqual([]);
     expect(two.ended.map((j) => [j.id, j.status])).toEqual([[JOB, 'completed']]);
     expect(two.leases).toEqual({ adopted: [JOB], released: [JOB] });
     expect(second.dirs.removedUploads).toEqual([JOB]);

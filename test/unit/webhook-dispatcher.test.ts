@@ -2,7 +2,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
 import type { WebhookState } from '../../src/jobs/types.ts';
-import { createWebhookDispatcher, type WebhookDispatcher } from '../../src/webhooks/dispatcher.ts';
+import { createWebhookDispatcher, type WebhookDispatcher, type WebhookOutcome } from '../../src/webhooks/dispatcher.ts';
+import { WebhookRefusedError, type WebhookSend } from '../../src/webhooks/sender.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 
@@ -18,36 +19,46 @@ afterEach(async () => {
   }
 });
 
-/** A completed job with a callback, a receiver answering from `statuses` (then 200), on a clock with skewed timers. */
-function setup(skewMs: number, statuses: number[] = [], webhook: WebhookState | null = null) {
+/**
+ * A completed job with a callback, a receiver answering from `statuses` (then 200), on a clock with skewed timers.
+ * `overrides` replaces the sender's answer (after its send time is recorded) or the secret.
+ */
+function setup(
+  skewMs: number,
+  statuses: number[] = [],
+  webhook: WebhookState | null = null,
+  overrides: { answer?: WebhookSend; secret?: string | undefined } = {},
+) {
   const clock: ManualClock = manualClock(T0, { skewMs });
   const store = new JobStore({ file: ':memory:' });
   const job = jobRecord('job1', 'completed', '2030-01-01T00:00:05.000Z');
   store.insertJob({ ...job, request: { ...job.request, callback_url: 'http://127.0.0.1:9/hook' } });
   if (webhook) store.updateJob(job.id, { webhook });
   const sentAt: number[] = [];
+  const outcomes: WebhookOutcome[] = [];
   const dispatcher = createWebhookDispatcher({
     store,
-    send: () => {
+    send: (request) => {
       sentAt.push(clock.now());
-      return Promise.resolve({ statusCode: statuses.shift() ?? 200 });
+      return overrides.answer ? overrides.answer(request) : Promise.resolve({ statusCode: statuses.shift() ?? 200 });
     },
     logger,
-    secret: `whsec_${Buffer.from('test-secret').toString('base64')}`,
+    secret: 'secret' in overrides ? overrides.secret : `whsec_${Buffer.from('test-secret').toString('base64')}`,
     maxAttempts: 5,
     retryBaseMs: 1000,
     retryMaxMs: 1000,
+    onOutcome: (outcome) => outcomes.push(outcome),
     clock,
     // Jitter at its bottom: the retry waits the floor, half the ceiling (500 ms).
     random: () => 0,
   });
   open.push({ store, dispatcher });
-  return { clock, store, dispatcher, sentAt, ended: () => store.getJob('job1') };
+  return { clock, store, dispatcher, sentAt, outcomes, ended: () => store.getJob('job1') };
 }
 
 describe('webhook dispatcher', () => {
   it.each([-1, -200, 0, 100])('retries at next_attempt_at, not before, with timers skewed by %i ms', async (skewMs) => {
-    const { clock, dispatcher, sentAt, ended } = setup(skewMs, [503]);
+    const { clock, dispatcher, sentAt, outcomes, ended } = setup(skewMs, [503]);
     const job = ended();
     if (!job) throw new Error('no job');
     dispatcher.ended(job);
@@ -65,6 +76,7 @@ describe('webhook dispatcher', () => {
     expect(sentAt).toHaveLength(2);
     expect(sentAt[1]).toBeGreaterThanOrEqual(Date.parse(next ?? ''));
     expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(outcomes).toEqual(['failed_attempt', 'delivered']);
     expect(clock.pending()).toBe(0);
   });
 
@@ -89,5 +101,32 @@ describe('webhook dispatcher', () => {
     await settled();
     expect(sentAt).toEqual([T0]);
     expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+  });
+
+  it('reports the last failed attempt as failed, a refused address as refused and a missing secret as unsigned', async () => {
+    const failing = setup(0, [500, 500, 500, 500, 500]);
+    failing.dispatcher.ended(failing.ended()!);
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      // Each retry waits the jitter floor, 500 ms.
+      failing.clock.advance(attempt === 1 ? 0 : 500);
+      await settled();
+    }
+    expect(failing.sentAt).toHaveLength(5);
+    expect(failing.ended()?.webhook).toMatchObject({ status: 'failed', attempts: 5 });
+    expect(failing.outcomes).toEqual(['failed_attempt', 'failed_attempt', 'failed_attempt', 'failed_attempt', 'failed']);
+
+    const refused = setup(0, [], null, { answer: () => Promise.reject(new WebhookRefusedError('the address is private')) });
+    refused.dispatcher.ended(refused.ended()!);
+    refused.clock.advance(0);
+    await settled();
+    expect(refused.ended()?.webhook).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(refused.outcomes).toEqual(['refused']);
+
+    const unsigned = setup(0, [], null, { secret: undefined });
+    unsigned.dispatcher.ended(unsigned.ended()!);
+    unsigned.clock.advance(0);
+    await settled();
+    expect(unsigned.sentAt).toEqual([]);
+    expect(unsigned.outcomes).toEqual(['unsigned']);
   });
 });
