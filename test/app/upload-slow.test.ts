@@ -28,7 +28,7 @@ class SlowUpload {
   readonly closed: Promise<void>;
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(server: TestServer, headers: Record<string, string> = {}) {
+  constructor(server: TestServer, headers: Record<string, string> = {}, contentLength = 10 * 1024 * 1024) {
     const { port } = new URL(server.url);
     this.socket = net.connect(Number(port), '127.0.0.1');
     // Writes after the server has closed fail with EPIPE or ECONNRESET: that is the point of closing, not a failure.
@@ -50,10 +50,12 @@ class SlowUpload {
       this.socket.on('data', onData);
       this.socket.once('close', () => reject(new Error(`connection closed before a whole answer (${got.length} bytes read)`)));
     });
+    // A socket the test closes itself never gets its answer: a failure only where the test awaits the answer.
+    this.answer.catch(() => undefined);
     const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     this.socket.write(
       `POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
-        `Content-Length: ${10 * 1024 * 1024}\r\n${extra}\r\n` +
+        `Content-Length: ${contentLength}\r\n${extra}\r\n` +
         `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="slow.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`,
     );
   }
@@ -104,8 +106,8 @@ describe('slow uploads lose their job directory lease', () => {
     server = undefined;
   });
 
-  const open = (s: TestServer, headers?: Record<string, string>): SlowUpload => {
-    const upload = new SlowUpload(s, headers);
+  const open = (s: TestServer, headers?: Record<string, string>, contentLength?: number): SlowUpload => {
+    const upload = new SlowUpload(s, headers, contentLength);
     sockets.push(upload);
     return upload;
   };
@@ -180,5 +182,65 @@ describe('slow uploads lose their job directory lease', () => {
     await until(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'), 'the closed dripper to lose its lease', { everyMs: 50 });
     const again = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expect(again.status).toBe(200);
+  });
+
+  it('bounds the bytes one key\'s uploads in progress reserve with 429 RATE_LIMITED, declared or as a chunked body arrives', async () => {
+    const MiB = 1024 * 1024;
+    server = await startServer({
+      API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
+      MAX_UPLOAD_BYTES: String(2 * MiB),
+      UPLOAD_BYTES_PER_KEY_MAX: String(3 * MiB),
+      JOB_DIRS_MAX_BYTES: String(16 * MiB),
+      UPLOADS_PER_KEY_MAX: '4',
+      UPLOAD_MAX_GAP_MS: '0',
+      UPLOAD_MIN_BYTES_PER_S: '0',
+      PRESSURE_RETRY_AFTER_S: '13',
+    });
+    const s = server;
+    const slow = { authorization: `Bearer ${KEY_SLOW}` };
+    const good = { authorization: `Bearer ${KEY_GOOD}` };
+    // Declares the largest upload allowed and sends nothing more: it reserves 2 of the key's 3 MiB.
+    open(s, slow, 2 * MiB);
+    await until(async () => (await poolDetail(s, good)).startsWith('1 of 16 leased'), 'the first upload to hold a lease', { everyMs: 50 });
+
+    // A second declared 2 MiB is refused before its body is read: none of it was sent.
+    const declared = open(s, slow, 2 * MiB);
+    const answer = await within(declared.answer, 'the answer to an upload declaring more bytes than the key has left');
+    expectError(answer, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
+    expect(answer.headers['retry-after']).toBe('13');
+
+    // Another key is not affected, and the same key still gets in with what it has left.
+    expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, good)).status).toBe(200);
+    expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
+
+    // A chunked body has no length to check up front: it is refused once what arrived passes the 1 MiB left.
+    const boundary = 'bytesboundary';
+    const parts = [
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`),
+      Buffer.alloc(1.5 * MiB, 0x41),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = parts.shift();
+        if (next) controller.enqueue(new Uint8Array(next));
+        else controller.close();
+      },
+    });
+    const res = await fetch(`${s.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...slow, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expectError({ status: res.status, body: (await res.json()) as unknown }, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
+    expect(res.headers.get('retry-after')).toBe('13');
+
+    // Only the first upload holds anything; once it goes, nothing is left.
+    expect(await poolDetail(s, good)).toMatch(/^1 of 16 leased/);
+    sockets[0]!.destroy();
+    await until(async () => (await poolDetail(s, good)).startsWith('0 of 16 leased'), 'the closed upload to lose its lease', { everyMs: 50 });
+    expect(await jobFiles(s.dataDir)).toEqual([]);
+    expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
   });
 });
