@@ -72,17 +72,18 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
   const watchdog = watchUpload({
     clock,
     pace,
-    // Backpressure (our disk behind) pauses the body: that time is not the client's.
-    isHeldBack: () => raw.isPaused(),
     onSlow: (why) => {
       log.info(why, 'upload too slow: refusing it and returning its lease');
       slow.abort(tooSlow(why));
     },
   });
   const onData = (chunk: Buffer) => watchdog.received(chunk.length);
-  const onPause = () => watchdog.heldBack();
+  // Backpressure (our disk behind) pauses the body until the parser drains: that time is not the client's.
+  const onPause = () => watchdog.paused();
+  const onResume = () => watchdog.resumed();
   raw.on('data', onData);
   raw.on('pause', onPause);
+  raw.on('resume', onResume);
   try {
     return await receiveParts(parts, first, target, slow.signal);
   } catch (err) {
@@ -92,6 +93,7 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
     watchdog.stop();
     raw.off('data', onData);
     raw.off('pause', onPause);
+    raw.off('resume', onResume);
   }
 }
 

@@ -132,6 +132,17 @@ describe('slow uploads lose their job directory lease', () => {
     await expectNothingLeft(s);
   });
 
+  it('answers 408 UPLOAD_TOO_SLOW to bursts below the minimum rate: the pause a burst causes earns no credit', async () => {
+    // 256 KiB every 2.5 s is ~105 kB/s, half the minimum. Each burst is larger than the parser's buffers, so the
+    // server pauses the body while it writes it. The gap limit is off: only the rate can refuse this.
+    server = await startServer({ UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '200000', UPLOAD_RATE_WINDOW_MS: '4000' });
+    const bursts = open(server).drip(256 * 1024, 2_500);
+    const answer = await within(bursts.answer, 'the answer to an upload sent in bursts below the minimum rate');
+    expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'too_slow' });
+    await within(bursts.closed, 'the server to close the bursting upload\'s connection');
+    await expectNothingLeft(server);
+  });
+
   it('answers 408 to an upload that stops sending once the gap limit passes, between parts as well as inside the file', async () => {
     server = await startServer({ JOB_DIRS_MAX: '2', UPLOAD_MAX_GAP_MS: '1000', UPLOAD_MIN_BYTES_PER_S: '0' });
     const s = server;
