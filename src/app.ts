@@ -64,9 +64,10 @@ export async function buildApp({ services, logger }: AppOptions) {
   app.setErrorHandler((err, request, reply) => {
     const appError = toAppError(err);
     if (isUpload(request)) services.events.uploadRefused(appError.code);
-    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, msg: appError.message }, 'request refused');
+    // `reason`, not `msg`: pino writes the message as `msg`, and a second `msg` key makes the line ambiguous JSON.
+    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
     else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
-    else request.log.info({ code: appError.code, msg: appError.message }, 'request rejected');
+    else request.log.info({ code: appError.code, reason: appError.message }, 'request rejected');
     if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
     return reply.code(appError.statusCode).send(errorBody(appError));
   });
