@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, removeDir, startServer, tempDataDir, type Json, type TestServer } from '../helper.ts';
-import { redisCommand, startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { startPasswordRedis, type TestRedis } from '../support/redis-server.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 
 const API_KEY = 'health-client-key-0123456789';
@@ -26,9 +26,8 @@ describe('what /health and the start-up log show of the configuration (API keys,
   const secrets = [API_KEY, METRICS_TOKEN, REDIS_PASSWORD, ...BASE_URL_SECRETS];
 
   beforeAll(async () => {
-    redis = await startTestRedis();
-    // The test server starts without a password; requiring one makes the URL's password the one that works.
-    expect(await redisCommand(redis.port, `CONFIG SET requirepass ${REDIS_PASSWORD}`)).toBe('+OK');
+    // The URL's password is the one that works.
+    redis = await startPasswordRedis(REDIS_PASSWORD);
     dataDir = await tempDataDir();
     service = spawnService({
       DATA_DIR: dataDir,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, tempDataDir } from '../helper.ts';
-import { redisCommand, startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { startPasswordRedis, type TestRedis } from '../support/redis-server.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 import { until } from '../support/until.ts';
 
@@ -13,8 +13,7 @@ describe('a Redis that refuses the password in REDIS_URL', () => {
   let dataDir: string;
 
   beforeAll(async () => {
-    redis = await startTestRedis();
-    expect(await redisCommand(redis.port, `CONFIG SET requirepass ${REDIS_PASSWORD}`)).toBe('+OK');
+    redis = await startPasswordRedis(REDIS_PASSWORD);
     dataDir = await tempDataDir();
     service = spawnService({
       DATA_DIR: dataDir,

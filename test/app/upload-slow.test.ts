@@ -3,12 +3,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, startServer, upload, type TestServer } from '../helper.ts';
 import { until } from '../support/until.ts';
-import { expectError, expectNothingLeft } from './hostile-kit.ts';
+import { expectError, expectNothingLeft, multipart, postChunked } from './hostile-kit.ts';
 
 const speech = speechFixture();
 const BOUNDARY = 'slowboundary';
 const KEY_SLOW = 'key-slow-0123456789';
 const KEY_GOOD = 'key-good-0123456789';
+const SLOW = { authorization: `Bearer ${KEY_SLOW}` };
+const GOOD = { authorization: `Bearer ${KEY_GOOD}` };
+/** Two keys, and no pace checks: nothing is refused for slowness, so drippers hold their slots for the whole test. */
+const KEYED = { API_KEYS: `${KEY_SLOW},${KEY_GOOD}`, UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '0', PRESSURE_RETRY_AFTER_S: '13' };
 
 interface RawAnswer {
   status: number;
@@ -164,18 +168,9 @@ describe('slow uploads lose their job directory lease', () => {
   });
 
   it('bounds the uploads one key has in progress with 429 RATE_LIMITED, so another key gets in while it drips', async () => {
-    // Nothing here is refused for slowness: the two drippers hold their slots for the whole test.
-    server = await startServer({
-      API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
-      JOB_DIRS_MAX: '3',
-      UPLOADS_PER_KEY_MAX: '2',
-      UPLOAD_MAX_GAP_MS: '0',
-      UPLOAD_MIN_BYTES_PER_S: '0',
-      PRESSURE_RETRY_AFTER_S: '13',
-    });
+    server = await startServer({ ...KEYED, JOB_DIRS_MAX: '3', UPLOADS_PER_KEY_MAX: '2' });
     const s = server;
-    const slow = { authorization: `Bearer ${KEY_SLOW}` };
-    const good = { authorization: `Bearer ${KEY_GOOD}` };
+    const [slow, good] = [SLOW, GOOD];
     open(s, slow).drip(1, 200);
     open(s, slow).drip(1, 200);
     await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', { everyMs: 50 });
@@ -198,18 +193,14 @@ describe('slow uploads lose their job directory lease', () => {
   it('bounds the bytes one key\'s uploads in progress reserve with 429 RATE_LIMITED, declared or as a chunked body arrives', async () => {
     const MiB = 1024 * 1024;
     server = await startServer({
-      API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
+      ...KEYED,
       MAX_UPLOAD_BYTES: String(2 * MiB),
       UPLOAD_BYTES_PER_KEY_MAX: String(3 * MiB),
       JOB_DIRS_MAX_BYTES: String(16 * MiB),
       UPLOADS_PER_KEY_MAX: '4',
-      UPLOAD_MAX_GAP_MS: '0',
-      UPLOAD_MIN_BYTES_PER_S: '0',
-      PRESSURE_RETRY_AFTER_S: '13',
     });
     const s = server;
-    const slow = { authorization: `Bearer ${KEY_SLOW}` };
-    const good = { authorization: `Bearer ${KEY_GOOD}` };
+    const [slow, good] = [SLOW, GOOD];
     // Declares the largest upload allowed and sends nothing more: it reserves 2 of the key's 3 MiB.
     open(s, slow, 2 * MiB);
     await until(async () => (await poolDetail(s, good)).startsWith('1 of 16 leased'), 'the first upload to hold a lease', { everyMs: 50 });
@@ -225,27 +216,9 @@ describe('slow uploads lose their job directory lease', () => {
     expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
 
     // A chunked body has no length to check up front: it is refused once what arrived passes the 1 MiB left.
-    const boundary = 'bytesboundary';
-    const parts = [
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`),
-      Buffer.alloc(1.5 * MiB, 0x41),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ];
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = parts.shift();
-        if (next) controller.enqueue(new Uint8Array(next));
-        else controller.close();
-      },
-    });
-    const res = await fetch(`${s.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { ...slow, 'content-type': `multipart/form-data; boundary=${boundary}` },
-      body,
-      duplex: 'half',
-    } as RequestInit);
-    expectError({ status: res.status, body: (await res.json()) as unknown }, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
-    expect(res.headers.get('retry-after')).toBe('13');
+    const chunked = await postChunked(s, multipart([{ name: 'file', filename: 'big.mp3', contentType: 'audio/mpeg', data: Buffer.alloc(1.5 * MiB, 0x41) }]), slow);
+    expectError(chunked, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
+    expect(chunked.headers.get('retry-after')).toBe('13');
 
     // Only the first upload holds anything; once it goes, nothing is left.
     expect(await poolDetail(s, good)).toMatch(/^1 of 16 leased/);

@@ -46,7 +46,7 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
 }
 
 /** Sends one Redis command (inline protocol) and resolves with the first line of the answer. */
-export function redisCommand(port: number, command: string): Promise<string> {
+function redisCommand(port: number, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => socket.write(`${command}\r\n`));
     socket.once('data', (d: Buffer) => {
@@ -102,4 +102,18 @@ export async function startTestRedis(): Promise<TestRedis> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A test Redis that requires `password`. Set at run time (the server starts without one): a restart() or start()
+ * drops it.
+ */
+export async function startPasswordRedis(password: string): Promise<TestRedis> {
+  const redis = await startTestRedis();
+  const answer = await redisCommand(redis.port, `CONFIG SET requirepass ${password}`);
+  if (answer !== '+OK') {
+    await redis.stop();
+    throw new Error(`redis-server refused CONFIG SET requirepass: ${answer}`);
+  }
+  return redis;
 }
