@@ -1,8 +1,8 @@
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ErrorCode } from './errors.ts';
-import { errorBody, toAppError } from './http-errors.ts';
+import { clientErrorHandler, errorBody, toAppError } from './http-errors.ts';
 import { RequestLog } from './request-log.ts';
 import httpMetrics from './http/plugins/http-metrics.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
@@ -48,6 +48,10 @@ export async function buildApp({ services, logger }: AppOptions) {
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     logController: new RequestLog(),
+    // What Fastify and Node would otherwise answer in their own shapes: a URL that does not decode, a request
+    // the HTTP parser refuses, a request that does not arrive in time.
+    frameworkErrors: (err, request, reply) => answerError(err, request, reply),
+    clientErrorHandler: clientErrorHandler(logger),
   });
 
   await app.register(httpMetrics, { registry: services.metricsRegistry });
@@ -63,15 +67,17 @@ export async function buildApp({ services, logger }: AppOptions) {
     retryAfterS: config.pressure.retryAfterS,
   });
 
-  app.setErrorHandler((err, request, reply) => {
+  app.setErrorHandler((err, request, reply) => answerError(err, request, reply));
+  function answerError(err: unknown, request: FastifyRequest, reply: FastifyReply) {
     const appError = toAppError(err);
     if (isUpload(request)) services.events.uploadRefused(appError.code);
-    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, msg: appError.message }, 'request refused');
+    // `reason`, not `msg`: pino writes the message as `msg`, and a second `msg` key makes the line ambiguous JSON.
+    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
     else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
-    else request.log.info({ code: appError.code, msg: appError.message }, 'request rejected');
+    else request.log.info({ code: appError.code, reason: appError.message }, 'request rejected');
     if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
     return reply.code(appError.statusCode).send(errorBody(appError));
-  });
+  }
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}.` } });
   });

@@ -37,6 +37,8 @@ export const envSchema = z.object({
   API_KEYS_FILE: optionalString,
   UPLOAD_RATE_LIMIT_PER_MINUTE: intFrom(60, 0, 1_000_000),
   UPLOADS_PER_KEY_MAX: intFrom(4, 1, 100_000),
+  // Default: half of JOB_DIRS_MAX_BYTES (at least MAX_UPLOAD_BYTES), worked out in loadConfig.
+  UPLOAD_BYTES_PER_KEY_MAX: z.coerce.number().int().min(1).optional(),
   UPLOAD_MIN_BYTES_PER_S: intFrom(16 * 1024, 0),
   UPLOAD_RATE_WINDOW_MS: intFrom(30_000, 100, 3_600_000),
   UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
@@ -131,6 +133,8 @@ export interface Config {
   uploadRateLimitPerMinute: number;
   /** Uploads one key (or, in open mode, one client address) may have in progress at once, per process. */
   uploadsPerKeyMax: number;
+  /** Upload bytes one key (or one client address) may have reserved by its uploads in progress, per process. */
+  uploadBytesPerKeyMax: number;
   /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
   uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;
@@ -204,6 +208,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.JOB_DIRS_MAX_BYTES < e.MAX_UPLOAD_BYTES) {
     throw new ConfigError(['JOB_DIRS_MAX_BYTES: must be at least MAX_UPLOAD_BYTES, or an upload of the allowed size is never accepted']);
   }
+  const perKeyBytes = e.UPLOAD_BYTES_PER_KEY_MAX;
+  if (perKeyBytes !== undefined && (perKeyBytes < e.MAX_UPLOAD_BYTES || perKeyBytes > e.JOB_DIRS_MAX_BYTES)) {
+    throw new ConfigError(['UPLOAD_BYTES_PER_KEY_MAX: must be at least MAX_UPLOAD_BYTES (or an upload of the allowed size is never accepted) and at most JOB_DIRS_MAX_BYTES']);
+  }
   const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
   const provider = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
@@ -231,6 +239,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeys: apiKeys.keys,
     uploadRateLimitPerMinute: e.UPLOAD_RATE_LIMIT_PER_MINUTE,
     uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,
+    // Half the pool: one client cannot lock the others out, and still gets in with an upload of the allowed size.
+    uploadBytesPerKeyMax: perKeyBytes ?? Math.max(e.MAX_UPLOAD_BYTES, Math.floor(e.JOB_DIRS_MAX_BYTES / 2)),
     uploadPace: { minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S, windowMs: e.UPLOAD_RATE_WINDOW_MS, maxGapMs: e.UPLOAD_MAX_GAP_MS },
     redisUrl: e.REDIS_URL,
     scale: { role: e.ROLE, prefix: e.REDIS_PREFIX, lockMs: e.WORKER_LOCK_MS, stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS },

@@ -1,3 +1,6 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
 import { AppError, isAppError } from './errors.ts';
 
 interface FastifyLikeError {
@@ -29,6 +32,10 @@ const FRAMEWORK_CODES: Record<string, (err: FastifyLikeError) => AppError> = {
   FST_ERR_CTP_INVALID_JSON_BODY: () => new AppError('INVALID_FIELD', 'The body is not valid JSON.', { details: { field: 'body' } }),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => new AppError('INVALID_FIELD', 'The JSON body is empty.', { details: { field: 'body' } }),
   FST_ERR_NOT_FOUND: () => new AppError('NOT_FOUND', 'No such route.'),
+  // From Fastify's frameworkErrors: a path whose percent-encoding does not decode names no route at all.
+  FST_ERR_BAD_URL: () => new AppError('INVALID_FIELD', 'The URL path is not valid percent-encoded UTF-8.', { details: { field: 'url' } }),
+  // A path parameter (a job id) longer than any id this server gives.
+  FST_ERR_MAX_PARAM_LENGTH: () => new AppError('NOT_FOUND', 'No such job.'),
 };
 
 /** Whatever was thrown, as the AppError the client sees. Unknown errors become INTERNAL (the handler hides their text). */
@@ -60,5 +67,48 @@ export function errorBody(err: AppError): { error: { code: string; message: stri
       message: hide ? 'Internal server error. The incident was logged; try again later.' : err.message,
       ...(err.details && !hide ? { details: err.details } : {}),
     },
+  };
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused (a malformed request line, headers too large) or that did not
+ * arrive in time (headers past the headers timeout, the request past REQUEST_TIMEOUT_MS); null when there is
+ * nobody to answer.
+ */
+export function clientErrorAnswer(code: string | undefined): AppError | null {
+  if (code === 'ECONNRESET') return null;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new AppError('UPLOAD_TOO_SLOW', 'The request did not arrive in time; send it over a steadier connection.', {
+      retryable: true,
+      details: { reason: 'request_timeout' },
+    });
+  }
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return new AppError('INVALID_FIELD', 'The request headers are larger than this server accepts.', { details: { field: 'headers' } });
+  }
+  return new AppError('INVALID_FIELD', 'The request is not valid HTTP/1.1.', { details: { field: 'request' } });
+}
+
+/**
+ * Fastify's clientErrorHandler: the contract's error shape for what never reaches Fastify, written straight to
+ * the socket, which is then closed (the connection's state is unknown).
+ */
+export function clientErrorHandler(log: FastifyBaseLogger): (err: Error & { code?: string }, socket: Socket) => void {
+  return (err, socket) => {
+    const answer = socket.destroyed ? null : clientErrorAnswer(err.code);
+    if (answer) {
+      log.debug({ errCode: err.code, code: answer.code }, 'client error');
+      // As Node's own handler does: a response already under way on this connection (a pipelined request's
+      // parse error) must not get another one written into it.
+      const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (socket.writable && inFlight?.headersSent !== true) {
+        const body = JSON.stringify(errorBody(answer));
+        socket.write(
+          `HTTP/1.1 ${answer.statusCode} ${http.STATUS_CODES[answer.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+    }
+    socket.destroy(err);
   };
 }

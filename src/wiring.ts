@@ -185,7 +185,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     dirPool,
     runner,
     async admit(expectedBytes) {
-      await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null });
+      await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
     },
     validateFields(fields) {
       const validated = gate.validateFields(fields);

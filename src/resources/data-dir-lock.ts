@@ -1,5 +1,16 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+/**
+ * A takeover guard older than this was left by a process that died inside it (the guarded steps take
+ * microseconds): it is removed.
+ */
+const GUARD_STALE_MS = 10_000;
+/** How long lockDataDir waits for other processes' takeovers before it gives up. */
+const LOCK_WAIT_MS = 2 * GUARD_STALE_MS;
+const GUARD_POLL_MS = 10;
 
 /** What a lock file names: a pid, and on Linux that process's start time, so a recycled pid is not taken for it. */
 interface Owner {
@@ -81,10 +92,31 @@ function liveOtherOwner(file: string): Owner | null {
   return owner !== null && owner.pid !== process.pid && ownerAlive(owner) ? owner : null;
 }
 
+/** Blocks the thread for `ms`: the lock is taken at start, before anything else runs. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException).code === code;
+
+/** Removes a takeover guard left by a process that died holding it. */
+function removeStaleGuard(guard: string): void {
+  try {
+    if (Date.now() - statSync(guard).mtimeMs > GUARD_STALE_MS) rmSync(guard, { recursive: true, force: true });
+  } catch (err) {
+    if (!isCode(err, 'ENOENT')) throw err;
+  }
+}
+
 /**
  * One process owns a DATA_DIR: a second one would sweep the first one's uploads as orphans and run its jobs twice.
  * The lock file holds the owner's pid and start time; a lock left by a dead process (kill -9, reaped or not) or
  * naming a pid that now belongs to another process is taken over.
+ *
+ * The lock file never exists without its content: it is written whole under a temporary name, then linked to
+ * the lock's name (EEXIST when it is taken). Taking over a stale lock happens inside a guard (an atomic mkdir):
+ * the owner is read again inside it and the stale file replaced by rename, so of processes starting together on
+ * a stale lock exactly one takes it, and none removes a lock another has just taken.
  */
 export function lockDataDir(dataDir: string, opts: { shared?: boolean } = {}): { release(): void } {
   mkdirSync(dataDir, { recursive: true });
@@ -96,20 +128,48 @@ export function lockDataDir(dataDir: string, opts: { shared?: boolean } = {}): {
     if (owner) throw new Error(`DATA_DIR ${dataDir} is in use by the single-process service ${owner.pid}`);
     return { release: () => undefined };
   }
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const guard = `${file}.takeover`;
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  const inUse = (owner: Owner) => new Error(`DATA_DIR ${dataDir} is in use by process ${owner.pid}; run one service per DATA_DIR`);
+  const held = { release: () => rmSync(file, { force: true }) };
+
+  /** True when the lock was stale and is now ours; false when another process is taking it over right now. */
+  const takeOver = (): boolean => {
     try {
-      const fd = openSync(file, 'wx');
-      writeSync(fd, selfRecord());
-      closeSync(fd);
-      return { release: () => rmSync(file, { force: true }) };
+      mkdirSync(guard);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = liveOtherOwner(file);
-      if (owner) {
-        throw new Error(`DATA_DIR ${dataDir} is in use by process ${owner.pid}; run one service per DATA_DIR`, { cause: err });
-      }
-      rmSync(file, { force: true });
+      if (!isCode(err, 'EEXIST')) throw err;
+      removeStaleGuard(guard);
+      return false;
     }
+    try {
+      // Inside the guard: the owner read before may have been replaced by a process that took over meanwhile.
+      const owner = liveOtherOwner(file);
+      if (owner) throw inUse(owner);
+      renameSync(temp, file);
+      return true;
+    } finally {
+      rmSync(guard, { recursive: true, force: true });
+    }
+  };
+
+  writeFileSync(temp, selfRecord(), { flag: 'wx' });
+  try {
+    const deadline = performance.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        linkSync(temp, file);
+        return held;
+      } catch (err) {
+        if (!isCode(err, 'EEXIST')) throw err;
+      }
+      const owner = liveOtherOwner(file);
+      if (owner) throw inUse(owner);
+      if (takeOver()) return held;
+      if (performance.now() >= deadline) throw new Error(`could not lock DATA_DIR ${dataDir}: another process kept ${guard} for ${LOCK_WAIT_MS} ms`);
+      sleepSync(GUARD_POLL_MS);
+    }
+  } finally {
+    rmSync(temp, { force: true });
   }
-  throw new Error(`could not lock DATA_DIR ${dataDir}`);
 }

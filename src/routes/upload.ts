@@ -17,7 +17,7 @@ import type { DirLease } from '../resources/dir-pool.ts';
 import type { Services } from '../services.ts';
 import { systemClock, type Clock } from '../transcribe/backoff.ts';
 import { FILENAME_REFUSED_ABOVE_BYTES, storedFilename, utf8Prefix } from './upload-filename.ts';
-import { createUploadSlots } from './upload-slots.ts';
+import { createUploadSlots, type UploadSlot } from './upload-slots.ts';
 import { watchUpload, type SlowUpload, type UploadPace } from './upload-watchdog.ts';
 
 const MAX_FIELD_BYTES = 64 * 1024;
@@ -43,6 +43,7 @@ interface UploadTarget {
   path: string;
   maxBytes: number;
   lease: DirLease;
+  slot: UploadSlot;
 }
 
 /**
@@ -71,17 +72,18 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
   const watchdog = watchUpload({
     clock,
     pace,
-    // Backpressure (our disk behind) pauses the body: that time is not the client's.
-    isHeldBack: () => raw.isPaused(),
     onSlow: (why) => {
       log.info(why, 'upload too slow: refusing it and returning its lease');
       slow.abort(tooSlow(why));
     },
   });
   const onData = (chunk: Buffer) => watchdog.received(chunk.length);
-  const onPause = () => watchdog.heldBack();
+  // Backpressure (our disk behind) pauses the body until the parser drains: that time is not the client's.
+  const onPause = () => watchdog.paused();
+  const onResume = () => watchdog.resumed();
   raw.on('data', onData);
   raw.on('pause', onPause);
+  raw.on('resume', onResume);
   try {
     return await receiveParts(parts, first, target, slow.signal);
   } catch (err) {
@@ -91,6 +93,7 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
     watchdog.stop();
     raw.off('data', onData);
     raw.off('pause', onPause);
+    raw.off('resume', onResume);
   }
 }
 
@@ -122,12 +125,13 @@ async function receiveParts(parts: AsyncIterator<Multipart>, first: Promise<Iter
       }
       let bytes = 0;
       const hash = createHash('sha256');
-      const { lease, maxBytes } = target;
+      const { lease, slot, maxBytes } = target;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
           try {
-            // A body without Content-Length is counted against the pool's byte bound as it arrives.
+            // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives.
+            slot.grow(bytes);
             lease.grow(bytes);
           } catch (err) {
             cb(err as Error);
@@ -242,7 +246,11 @@ function discardRest(request: FastifyRequest): void {
 export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services; clock?: Clock }): Promise<void> {
   const { services, clock = systemClock } = opts;
   const { store, dirs, runner, config } = services;
-  const slots = createUploadSlots({ maxPerHolder: config.uploadsPerKeyMax, retryAfterS: config.pressure.retryAfterS });
+  const slots = createUploadSlots({
+    maxPerHolder: config.uploadsPerKeyMax,
+    maxBytesPerHolder: config.uploadBytesPerKeyMax,
+    retryAfterS: config.pressure.retryAfterS,
+  });
 
   const schema = {
     summary: 'Upload a recording and start a job',
@@ -317,22 +325,25 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     if (declared !== null && declared > config.maxUploadBytes + MAX_FIELD_BYTES * 4) {
       throw new AppError('FILE_TOO_LARGE', `The upload is larger than ${config.maxUploadBytes} bytes.`);
     }
-    // Held until the answer: one client's uploads in progress cannot take the whole job directory pool.
-    const releaseSlot = slots.take(uploaderKey(request));
+    // What the pool will reserve for it: the declared length counts the form's framing, but no more than the cap.
+    const expected = declared === null ? null : Math.min(declared, config.maxUploadBytes);
+    // Held until the answer: one client's uploads in progress cannot take the whole job directory pool, in
+    // leases or in bytes.
+    const slot = slots.take(uploaderKey(request), expected);
     try {
       await services.admit(declared);
-      return await storeUpload(request, reply, idempotencyKey, declared);
+      return await storeUpload(request, reply, idempotencyKey, expected, slot);
     } finally {
-      releaseSlot();
+      slot.release();
     }
   }
 
-  async function storeUpload(request: FastifyRequest, reply: FastifyReply, idempotencyKey: string | null, declared: number | null) {
+  async function storeUpload(request: FastifyRequest, reply: FastifyReply, idempotencyKey: string | null, expected: number | null, slot: UploadSlot) {
     const id = newJobId();
     const log = request.log.child({ jobId: id });
-    const lease = await services.dirPool.acquire(id, declared === null ? null : Math.min(declared, config.maxUploadBytes));
+    const lease = await services.dirPool.acquire(id, expected);
     try {
-      const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease }, config.uploadPace, clock, log);
+      const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot }, config.uploadPace, clock, log);
       lease.settle(received.sizeBytes);
       services.events.uploadBytes(received.sizeBytes);
       const fingerprint = requestFingerprint(received);

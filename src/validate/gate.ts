@@ -47,7 +47,7 @@ export interface ValidationGate {
   /** The text fields, before the file is probed. Throws 400 INVALID_FIELD. */
   validateFields(fields: TextFields): ValidatedFields;
   /**
-   * system (memory, disk for the upload) -> media -> storage (disk for the chunks of the real duration)
+   * system (memory, disk level) -> media -> storage (disk for the chunks of the real duration; the upload is stored)
    * -> provider -> budget; stops at the first failure, which is rethrown unchanged (its code and status).
    */
   validate(input: GateInput): Promise<GateResult>;
@@ -80,12 +80,13 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
 
     async validate({ file, filename, sizeBytes, request, signal }) {
       const checks: CheckRecord[] = [];
-      await step(checks, 'system', () => deps.system.check({ sizeBytes, durationS: null }));
+      // The upload is on disk by now: only what is still to be written has to fit in the free space.
+      await step(checks, 'system', () => deps.system.check({ sizeBytes, durationS: null, uploadStored: true }));
       const media = await step(checks, 'media', () =>
         deps.media.validate({ file, filename, ...(signal ? { signal } : {}) }),
       );
       const durationS = media.audio.duration_s;
-      await step(checks, 'storage', () => deps.system.check({ sizeBytes, durationS }));
+      await step(checks, 'storage', () => deps.system.check({ sizeBytes, durationS, uploadStored: true }));
       await step(checks, 'provider', () => deps.provider.check());
       const estimate = await step(checks, 'budget', () => {
         const { estimate } = deps.estimator.estimate({

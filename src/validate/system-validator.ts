@@ -19,10 +19,16 @@ export interface SystemCheckInput {
   sizeBytes: number;
   /** Null before the probe: only the upload itself is counted then. */
   durationS: number | null;
+  /**
+   * The upload is on disk already: free space then has to take only what is still to be written (the chunks),
+   * while the job's whole footprint, upload included, must still fit on the volume.
+   */
+  uploadStored: boolean;
 }
 
 export interface SystemCheckResult {
   snapshot: SystemSnapshot;
+  /** Free space the job still needs (margin included). */
   requiredBytes: number;
   ms: number;
 }
@@ -57,7 +63,7 @@ export function createSystemValidator(options: SystemValidatorOptions): SystemVa
   }
 
   return {
-    async check({ sizeBytes, durationS }) {
+    async check({ sizeBytes, durationS, uploadStored }) {
       const started = performance.now();
       const snapshot = await monitor.sample();
       const { memory, disk } = snapshot;
@@ -69,10 +75,12 @@ export function createSystemValidator(options: SystemValidatorOptions): SystemVa
           details: { resource: 'memory', level: memory.level },
         });
       }
-      const requiredBytes = requiredDiskBytes(sizeBytes, durationS, chunkBytesPerSecond, margin);
+      const footprintBytes = requiredDiskBytes(sizeBytes, durationS, chunkBytesPerSecond, margin);
+      // A stored upload is already out of the free space: counting it again would refuse jobs that fit.
+      const requiredBytes = uploadStored ? requiredDiskBytes(0, durationS, chunkBytesPerSecond, margin) : footprintBytes;
       const reserve = monitor.thresholds.diskFreeCriticalBytes;
-      if (requiredBytes + reserve > disk.totalBytes) {
-        logger.warn({ disk, requiredBytes, reserve }, 'rejecting job: larger than the data volume');
+      if (footprintBytes + reserve > disk.totalBytes) {
+        logger.warn({ disk, footprintBytes, reserve }, 'rejecting job: larger than the data volume');
         throw new AppError(
           'INSUFFICIENT_STORAGE',
           'The recording needs more working disk space than this server has; split it into shorter files.',

@@ -1,10 +1,10 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
 import { until } from '../support/until.ts';
-import { expectError, expectNothingLeft } from './hostile-kit.ts';
+import { expectError, expectNothingLeft, multipart, postChunked } from './hostile-kit.ts';
 
 const speech = speechFixture();
 
@@ -77,28 +77,9 @@ describe('job directory pool bounds over HTTP', () => {
     expect(declared.headers.get('retry-after')).toBe('17');
 
     // A chunked body has no length to check up front: it is refused when the received bytes pass the bound.
-    const boundary = 'poolboundary';
-    const parts = [
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="speech.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`),
-      await import('node:fs/promises').then((fs) => fs.readFile(speech.mp3)),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ];
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = parts.shift();
-        if (next) controller.enqueue(new Uint8Array(next));
-        else controller.close();
-      },
-    });
-    const res = await fetch(`${server.url}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-      body,
-      duplex: 'half',
-    } as RequestInit);
-    const chunked = { status: res.status, body: (await res.json()) as unknown };
+    const chunked = await postChunked(server, multipart([{ name: 'file', filename: 'speech.mp3', contentType: 'audio/mpeg', data: readFileSync(speech.mp3) }]));
     expectError(chunked, 503, 'SERVER_BUSY', { resource: 'job_dirs_bytes' });
-    expect(res.headers.get('retry-after')).toBe('17');
+    expect(chunked.headers.get('retry-after')).toBe('17');
     await expectNothingLeft(server, [live.body.id]);
     expect((await getJson<{ status: string }>(`${server.url}/v1/jobs/${live.body.id}`)).body.status).toBe('processing');
   });

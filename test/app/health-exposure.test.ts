@@ -1,7 +1,6 @@
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, removeDir, startServer, tempDataDir, type Json, type TestServer } from '../helper.ts';
-import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { startPasswordRedis, type TestRedis } from '../support/redis-server.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 
 const API_KEY = 'health-client-key-0123456789';
@@ -12,18 +11,6 @@ const BASE_URL_SECRETS = ['base-user', 'base-pass-0123', 'query-secret-0123'];
 const OPENAI_BASE_URL = 'http://base-user:base-pass-0123@127.0.0.1:9/v1?api-key=query-secret-0123&region=eu';
 
 type Health = Json & { status: string; components: Record<string, Record<string, unknown>>; config?: Json };
-
-/** Sends one Redis command (inline protocol) and resolves with the first line of the answer. */
-function redisCommand(port: number, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(`${command}\r\n`));
-    socket.once('data', (d: Buffer) => {
-      socket.destroy();
-      resolve(d.toString('utf8').split('\r\n')[0] ?? '');
-    });
-    socket.once('error', reject);
-  });
-}
 
 function expectStatusesOnly(body: Health, what: string): void {
   expect(Object.keys(body).sort(), what).toEqual(['components', 'status']);
@@ -39,9 +26,8 @@ describe('what /health and the start-up log show of the configuration (API keys,
   const secrets = [API_KEY, METRICS_TOKEN, REDIS_PASSWORD, ...BASE_URL_SECRETS];
 
   beforeAll(async () => {
-    redis = await startTestRedis();
-    // The test server starts without a password; requiring one makes the URL's password the one that works.
-    expect(await redisCommand(redis.port, `CONFIG SET requirepass ${REDIS_PASSWORD}`)).toBe('+OK');
+    // The URL's password is the one that works.
+    redis = await startPasswordRedis(REDIS_PASSWORD);
     dataDir = await tempDataDir();
     service = spawnService({
       DATA_DIR: dataDir,

@@ -78,6 +78,25 @@ export function postMultipart(server: TestServer, form: Multipart, headers: Reco
   });
 }
 
+/** POSTs a prepared multipart body to /v1/jobs as a stream, so without Content-Length (chunked), with fetch. */
+export async function postChunked(server: TestServer, form: Multipart, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: unknown }> {
+  const pieces = [form.body];
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = pieces.shift();
+      if (next) controller.enqueue(new Uint8Array(next));
+      else controller.close();
+    },
+  });
+  const res = await fetch(`${server.url}/v1/jobs`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': form.contentType },
+    body,
+    duplex: 'half',
+  } as RequestInit);
+  return { status: res.status, headers: res.headers, body: (await res.json()) as unknown };
+}
+
 /** The contract's error shape exactly: code, a message, optional details object, nothing else. */
 export function expectError(res: { status: number; body: unknown }, status: number, code: string, details?: Record<string, unknown>): void {
   const body = res.body as ErrorJson;

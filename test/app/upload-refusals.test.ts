@@ -18,6 +18,7 @@ interface LogLine {
   level: number;
   msg: string;
   code?: string;
+  reason?: string;
 }
 
 describe('refused uploads: log level and chunkscribe_uploads_refused_total', () => {
@@ -89,10 +90,16 @@ describe('refused uploads: log level and chunkscribe_uploads_refused_total', () 
     });
     expect(sumOf(samples, 'chunkscribe_jobs_accepted_total')).toBe(1);
 
-    const lines = logs.join('').trim().split('\n').map((l) => JSON.parse(l) as LogLine);
+    const raw = logs.join('').trim().split('\n');
+    // JSON.parse keeps the last of duplicate keys: the raw text shows a second "msg".
+    for (const line of raw) expect(line.match(/"msg":/g), line).toHaveLength(1);
+    const lines = raw.map((l) => JSON.parse(l) as LogLine);
     const busy = lines.filter((l) => l.code === 'SERVER_BUSY');
     expect(busy).toHaveLength(3);
-    expect(busy.every((l) => l.level === 40 && l.msg === 'request refused')).toBe(true);
+    expect(busy.every((l) => l.level === 40 && l.msg === 'request refused' && l.reason?.startsWith('The server is handling as many jobs'))).toBe(true);
+    const rejected = lines.filter((l) => l.msg === 'request rejected');
+    expect(rejected.map((l) => l.code).sort()).toEqual(['INVALID_FIELD', 'INVALID_FIELD', 'NOT_FOUND', 'RATE_LIMITED', 'UNAUTHORIZED', 'UNSUPPORTED_MEDIA']);
+    expect(rejected.every((l) => l.level === 30 && typeof l.reason === 'string' && l.reason.length > 10)).toBe(true);
     // Nothing in this run is a fault of the service.
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });

@@ -3,12 +3,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, startServer, upload, type TestServer } from '../helper.ts';
 import { until } from '../support/until.ts';
-import { expectError, expectNothingLeft } from './hostile-kit.ts';
+import { expectError, expectNothingLeft, multipart, postChunked } from './hostile-kit.ts';
 
 const speech = speechFixture();
 const BOUNDARY = 'slowboundary';
 const KEY_SLOW = 'key-slow-0123456789';
 const KEY_GOOD = 'key-good-0123456789';
+const SLOW = { authorization: `Bearer ${KEY_SLOW}` };
+const GOOD = { authorization: `Bearer ${KEY_GOOD}` };
+/** Two keys, and no pace checks: nothing is refused for slowness, so drippers hold their slots for the whole test. */
+const KEYED = { API_KEYS: `${KEY_SLOW},${KEY_GOOD}`, UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '0', PRESSURE_RETRY_AFTER_S: '13' };
 
 interface RawAnswer {
   status: number;
@@ -28,7 +32,7 @@ class SlowUpload {
   readonly closed: Promise<void>;
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(server: TestServer, headers: Record<string, string> = {}) {
+  constructor(server: TestServer, headers: Record<string, string> = {}, contentLength = 10 * 1024 * 1024) {
     const { port } = new URL(server.url);
     this.socket = net.connect(Number(port), '127.0.0.1');
     // Writes after the server has closed fail with EPIPE or ECONNRESET: that is the point of closing, not a failure.
@@ -50,10 +54,12 @@ class SlowUpload {
       this.socket.on('data', onData);
       this.socket.once('close', () => reject(new Error(`connection closed before a whole answer (${got.length} bytes read)`)));
     });
+    // A socket the test closes itself never gets its answer: a failure only where the test awaits the answer.
+    this.answer.catch(() => undefined);
     const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     this.socket.write(
       `POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
-        `Content-Length: ${10 * 1024 * 1024}\r\n${extra}\r\n` +
+        `Content-Length: ${contentLength}\r\n${extra}\r\n` +
         `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="slow.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`,
     );
   }
@@ -104,8 +110,8 @@ describe('slow uploads lose their job directory lease', () => {
     server = undefined;
   });
 
-  const open = (s: TestServer, headers?: Record<string, string>): SlowUpload => {
-    const upload = new SlowUpload(s, headers);
+  const open = (s: TestServer, headers?: Record<string, string>, contentLength?: number): SlowUpload => {
+    const upload = new SlowUpload(s, headers, contentLength);
     sockets.push(upload);
     return upload;
   };
@@ -130,6 +136,17 @@ describe('slow uploads lose their job directory lease', () => {
     await expectNothingLeft(s);
   });
 
+  it('answers 408 UPLOAD_TOO_SLOW to bursts below the minimum rate: the pause a burst causes earns no credit', async () => {
+    // 256 KiB every 2.5 s is ~105 kB/s, half the minimum. Each burst is larger than the parser's buffers, so the
+    // server pauses the body while it writes it. The gap limit is off: only the rate can refuse this.
+    server = await startServer({ UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '200000', UPLOAD_RATE_WINDOW_MS: '4000' });
+    const bursts = open(server).drip(256 * 1024, 2_500);
+    const answer = await within(bursts.answer, 'the answer to an upload sent in bursts below the minimum rate');
+    expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'too_slow' });
+    await within(bursts.closed, 'the server to close the bursting upload\'s connection');
+    await expectNothingLeft(server);
+  });
+
   it('answers 408 to an upload that stops sending once the gap limit passes, between parts as well as inside the file', async () => {
     server = await startServer({ JOB_DIRS_MAX: '2', UPLOAD_MAX_GAP_MS: '1000', UPLOAD_MIN_BYTES_PER_S: '0' });
     const s = server;
@@ -151,18 +168,9 @@ describe('slow uploads lose their job directory lease', () => {
   });
 
   it('bounds the uploads one key has in progress with 429 RATE_LIMITED, so another key gets in while it drips', async () => {
-    // Nothing here is refused for slowness: the two drippers hold their slots for the whole test.
-    server = await startServer({
-      API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
-      JOB_DIRS_MAX: '3',
-      UPLOADS_PER_KEY_MAX: '2',
-      UPLOAD_MAX_GAP_MS: '0',
-      UPLOAD_MIN_BYTES_PER_S: '0',
-      PRESSURE_RETRY_AFTER_S: '13',
-    });
+    server = await startServer({ ...KEYED, JOB_DIRS_MAX: '3', UPLOADS_PER_KEY_MAX: '2' });
     const s = server;
-    const slow = { authorization: `Bearer ${KEY_SLOW}` };
-    const good = { authorization: `Bearer ${KEY_GOOD}` };
+    const [slow, good] = [SLOW, GOOD];
     open(s, slow).drip(1, 200);
     open(s, slow).drip(1, 200);
     await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', { everyMs: 50 });
@@ -180,5 +188,43 @@ describe('slow uploads lose their job directory lease', () => {
     await until(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'), 'the closed dripper to lose its lease', { everyMs: 50 });
     const again = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expect(again.status).toBe(200);
+  });
+
+  it('bounds the bytes one key\'s uploads in progress reserve with 429 RATE_LIMITED, declared or as a chunked body arrives', async () => {
+    const MiB = 1024 * 1024;
+    server = await startServer({
+      ...KEYED,
+      MAX_UPLOAD_BYTES: String(2 * MiB),
+      UPLOAD_BYTES_PER_KEY_MAX: String(3 * MiB),
+      JOB_DIRS_MAX_BYTES: String(16 * MiB),
+      UPLOADS_PER_KEY_MAX: '4',
+    });
+    const s = server;
+    const [slow, good] = [SLOW, GOOD];
+    // Declares the largest upload allowed and sends nothing more: it reserves 2 of the key's 3 MiB.
+    open(s, slow, 2 * MiB);
+    await until(async () => (await poolDetail(s, good)).startsWith('1 of 16 leased'), 'the first upload to hold a lease', { everyMs: 50 });
+
+    // A second declared 2 MiB is refused before its body is read: none of it was sent.
+    const declared = open(s, slow, 2 * MiB);
+    const answer = await within(declared.answer, 'the answer to an upload declaring more bytes than the key has left');
+    expectError(answer, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
+    expect(answer.headers['retry-after']).toBe('13');
+
+    // Another key is not affected, and the same key still gets in with what it has left.
+    expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, good)).status).toBe(200);
+    expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
+
+    // A chunked body has no length to check up front: it is refused once what arrived passes the 1 MiB left.
+    const chunked = await postChunked(s, multipart([{ name: 'file', filename: 'big.mp3', contentType: 'audio/mpeg', data: Buffer.alloc(1.5 * MiB, 0x41) }]), slow);
+    expectError(chunked, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
+    expect(chunked.headers.get('retry-after')).toBe('13');
+
+    // Only the first upload holds anything; once it goes, nothing is left.
+    expect(await poolDetail(s, good)).toMatch(/^1 of 16 leased/);
+    sockets[0]!.destroy();
+    await until(async () => (await poolDetail(s, good)).startsWith('0 of 16 leased'), 'the closed upload to lose its lease', { everyMs: 50 });
+    expect(await jobFiles(s.dataDir)).toEqual([]);
+    expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +40,52 @@ async function lockHolderUnderNonReapingParent(dataDir: string): Promise<{ paren
     parent.once('exit', () => reject(new Error('the shell exited before the lock was taken')));
   });
   return { parent, holderPid };
+}
+
+interface Contender {
+  child: ChildProcess;
+  pid: number;
+  /** The next line the process prints: `LOCKED <pid>` or `REFUSED <pid> <message>`. */
+  next(): Promise<string>;
+}
+
+/**
+ * A node process that calls lockDataDir(dataDir) each time it reads `go` on stdin and prints what came of it. The
+ * processes start once and race in every round: each round's `go` reaches them all at the same moment, after
+ * their start-up.
+ */
+async function contender(dataDir: string): Promise<Contender> {
+  const script =
+    `import(${JSON.stringify(LOCK_MODULE)}).then((m) => {` +
+    `  require('node:readline').createInterface({ input: process.stdin }).on('line', () => {` +
+    `    try { m.lockDataDir(process.argv[1]); console.log('LOCKED ' + process.pid); }` +
+    `    catch (e) { console.log('REFUSED ' + process.pid + ' ' + e.message); }` +
+    `  });` +
+    `  console.log('READY ' + process.pid);` +
+    `})`;
+  const child = spawn(process.execPath, ['-e', script, dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const queued: string[] = [];
+  const waiting: Array<{ resolve: (line: string) => void; reject: (err: Error) => void }> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const w = waiting.shift();
+    if (w) w.resolve(line);
+    else queued.push(line);
+  });
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+    for (const w of waiting.splice(0)) w.reject(new Error(`contender ${child.pid} exited`));
+  });
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      const line = queued.shift();
+      if (line !== undefined) resolve(line);
+      else if (exited) reject(new Error(`contender ${child.pid} exited`));
+      else waiting.push({ resolve, reject });
+    });
+  const ready = await next();
+  expect(ready).toMatch(/^READY \d+$/);
+  return { child, pid: child.pid!, next };
 }
 
 describe('the DATA_DIR lock', () => {
@@ -87,6 +133,40 @@ describe('the DATA_DIR lock', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('is taken over by exactly one of many processes starting at once on a stale lock, round after round', async () => {
+    const dataDir = await tempDir();
+    const contenders = await Promise.all(Array.from({ length: 8 }, () => contender(dataDir)));
+    cleanups.push(() => {
+      for (const c of contenders) c.child.kill('SIGKILL');
+    });
+    const lockFile = path.join(dataDir, 'service.lock');
+    for (let round = 0; round < 25; round++) {
+      // Left by a process that is gone; the last round's holder still runs, but its lock is replaced.
+      writeFileSync(lockFile, '999999 1');
+      for (const c of contenders) c.child.stdin!.write('go\n');
+      const answers = await Promise.all(contenders.map((c) => c.next()));
+      const holders = answers.filter((a) => a.startsWith('LOCKED '));
+      expect(holders, `round ${round}: ${answers.join(' | ')}`).toHaveLength(1);
+      const holder = Number(holders[0]!.split(' ')[1]);
+      for (const a of answers.filter((x) => !x.startsWith('LOCKED '))) expect(a, `round ${round}`).toMatch(`is in use by process ${holder};`);
+      expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^${holder} \\d+$`));
+    }
+    // Nothing of the takeovers is left beside the lock.
+    expect(readdirSync(dataDir).sort()).toEqual(['service.lock']);
+  });
+
+  it('removes a takeover guard left by a process that died inside it, once it is old enough', async () => {
+    const dataDir = await tempDir();
+    writeFileSync(path.join(dataDir, 'service.lock'), '999999 1');
+    const guard = path.join(dataDir, 'service.lock.takeover');
+    mkdirSync(guard);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(guard, old, old);
+    const lock = lockDataDir(dataDir);
+    expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toMatch(new RegExp(`^${process.pid}( \\d+)?$`));
+    lock.release();
   });
 
   it('is taken over when the recorded pid now belongs to another process (a recycled pid)', async () => {

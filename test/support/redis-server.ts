@@ -45,6 +45,18 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   );
 }
 
+/** Sends one Redis command (inline protocol) and resolves with the first line of the answer. */
+function redisCommand(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`${command}\r\n`));
+    socket.once('data', (d: Buffer) => {
+      socket.destroy();
+      resolve(d.toString('utf8').split('\r\n')[0] ?? '');
+    });
+    socket.once('error', reject);
+  });
+}
+
 /**
  * A private redis-server on a free 127.0.0.1 port with its own temp directory; never the system service. The AOF
  * is on (no RDB snapshots): a restart then keeps every queued job, as in docker/compose.yaml; fsync on every write
@@ -90,4 +102,18 @@ export async function startTestRedis(): Promise<TestRedis> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A test Redis that requires `password`. Set at run time (the server starts without one): a restart() or start()
+ * drops it.
+ */
+export async function startPasswordRedis(password: string): Promise<TestRedis> {
+  const redis = await startTestRedis();
+  const answer = await redisCommand(redis.port, `CONFIG SET requirepass ${password}`);
+  if (answer !== '+OK') {
+    await redis.stop();
+    throw new Error(`redis-server refused CONFIG SET requirepass: ${answer}`);
+  }
+  return redis;
 }

@@ -8,6 +8,18 @@ describe('upload pace and per-key settings', () => {
     const config = loadConfig(base);
     expect(config.uploadPace).toEqual({ minBytesPerS: 16 * 1024, windowMs: 30_000, maxGapMs: 30_000 });
     expect(config.uploadsPerKeyMax).toBe(4);
+    // Half the job directory pool's bytes, but never below an upload of the allowed size.
+    expect(config.uploadBytesPerKeyMax).toBe(4 * 1024 ** 3);
+    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: '3000', JOB_DIRS_MAX_BYTES: '4000' }).uploadBytesPerKeyMax).toBe(3000);
+  });
+
+  it('takes UPLOAD_BYTES_PER_KEY_MAX from MAX_UPLOAD_BYTES to JOB_DIRS_MAX_BYTES, and refuses it outside by name', () => {
+    const sized = { ...base, MAX_UPLOAD_BYTES: '1000', JOB_DIRS_MAX_BYTES: '5000' };
+    expect(loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: '1000' }).uploadBytesPerKeyMax).toBe(1000);
+    expect(loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: '5000' }).uploadBytesPerKeyMax).toBe(5000);
+    for (const value of ['999', '5001', '0', 'lots']) {
+      expect(() => loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: value }), value).toThrow(/UPLOAD_BYTES_PER_KEY_MAX/);
+    }
   });
 
   it('takes 0 to turn a pace check off, and refuses values out of range by name', () => {

@@ -5,9 +5,9 @@ import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 
 const PACE: UploadPace = { minBytesPerS: 16 * 1024, windowMs: 30_000, maxGapMs: 30_000 };
 
-function watch(clock: Clock, pace: UploadPace = PACE, heldBack: () => boolean = () => false) {
+function watch(clock: Clock, pace: UploadPace = PACE) {
   const slow: SlowUpload[] = [];
-  const dog = watchUpload({ clock, pace, isHeldBack: heldBack, onSlow: (s) => slow.push(s) });
+  const dog = watchUpload({ clock, pace, onSlow: (s) => slow.push(s) });
   return { dog, slow };
 }
 
@@ -103,21 +103,45 @@ describe('upload watchdog', () => {
     expect(slow).toEqual([{ reason: 'stalled', idle_ms: 45_000 }]);
   });
 
-  it('does not hold against the client the time the server was not reading', () => {
+  it('does not hold against the client the time the server was paused, and only that time', () => {
     const clock = manualClock();
-    let held = true;
-    const { dog, slow } = watch(clock, PACE, () => held);
-    dog.received(1);
+    const { dog, slow } = watch(clock);
+    dog.received(1_000_000);
+    clock.advance(10_000);
+    dog.paused();
+    // Its timer fires while the server is paused: nothing is judged against the client, and it is re-armed.
     clock.advance(120_000);
     expect(slow).toEqual([]);
-    held = false;
-    // A pause that began and ended between two looks counts too.
-    clock.advance(20_000);
-    dog.heldBack();
-    clock.advance(10_000);
+    expect(clock.pending()).toBe(1);
+    // A second pause notice while paused does not restart the pause.
+    dog.paused();
+    dog.resumed();
+    dog.resumed();
+    // 10 s before the pause and 19.999 s after it: not yet the 30 s gap.
+    clock.advance(19_999);
     expect(slow).toEqual([]);
-    clock.advance(30_000);
+    clock.advance(1);
     expect(slow).toEqual([{ reason: 'stalled', idle_ms: 30_000 }]);
+  });
+
+  it('gives a burst that makes the server pause for milliseconds no credit: the window is still judged on its bytes', () => {
+    // The review's case: 256 KiB every 2.5 s (~105 kB/s) against a 200 kB/s minimum over 4 s windows.
+    const clock = manualClock();
+    const { dog, slow } = watch(clock, { minBytesPerS: 200_000, windowMs: 4_000, maxGapMs: 3_000 });
+    while (slow.length === 0 && clock.now() < 60_000) {
+      // Time moves in small steps, so the timer fires when due rather than late.
+      for (let step = 0; step < 499 && slow.length === 0; step += 1) clock.advance(5);
+      if (slow.length > 0) break;
+      // The burst fills our buffers: the server pauses the body while it writes, a few ms.
+      dog.paused();
+      for (let i = 0; i < 4; i += 1) dog.received(64 * 1024);
+      clock.advance(5);
+      dog.resumed();
+    }
+    // One burst in the first 4 s of active time (the 5 ms paused writing it left out).
+    expect(slow).toEqual([{ reason: 'too_slow', bytes_per_s: 65_536, window_ms: 4_000 }]);
+    expect(clock.now()).toBe(4_005);
+    expect(clock.pending()).toBe(0);
   });
 
   it('turns a check off with 0, and sets no timer when both are off', () => {

@@ -10,6 +10,7 @@ import {
   createValidationGate,
   type CostEstimator,
   type MediaValidator,
+  type SystemCheckInput,
   type SystemValidator,
 } from '../../src/validate/index.ts';
 
@@ -45,8 +46,11 @@ interface Script {
 
 function build(script: Script = {}) {
   const order: string[] = [];
+  const systemInputs: SystemCheckInput[] = [];
   const system: SystemValidator = {
-    async check({ durationS }) {
+    async check(checked) {
+      systemInputs.push(checked);
+      const { durationS } = checked;
       order.push(durationS === null ? 'system' : `storage:${durationS}`);
       if ((script.systemFailsAt === 'upload' && durationS === null) || (script.systemFailsAt === 'chunks' && durationS !== null)) {
         throw new AppError('SERVER_BUSY', 'busy', { retryAfterS: 60 });
@@ -95,7 +99,7 @@ function build(script: Script = {}) {
     },
   };
   const fields = createRequestValidator({ defaultModel: 'whisper-1', knownModels: ['whisper-1'] });
-  return { gate: createValidationGate({ logger, system, media, provider, estimator, fields }), order };
+  return { gate: createValidationGate({ logger, system, media, provider, estimator, fields }), order, systemInputs };
 }
 
 const input = { file: '/tmp/upload', filename: 'talk.wav', sizeBytes: 38_400_000, request };
@@ -111,7 +115,7 @@ async function failure(p: Promise<unknown>): Promise<AppError> {
 
 describe('validation gate', () => {
   it('runs system, media, storage with the real duration, provider and budget in order', async () => {
-    const { gate, order } = build();
+    const { gate, order, systemInputs } = build();
     const result = await gate.validate(input);
     expect(order).toEqual(['system', 'media', 'storage:1200', 'provider', 'estimate', 'budget']);
     expect(result.checks.map((c) => [c.name, c.ok])).toEqual([
@@ -122,6 +126,11 @@ describe('validation gate', () => {
       ['budget', true],
     ]);
     expect(result.checks.every((c) => c.ms >= 0 && c.code === undefined)).toBe(true);
+    // The gate runs on the stored upload: free space is asked only for what is still to be written.
+    expect(systemInputs).toEqual([
+      { sizeBytes: 38_400_000, durationS: null, uploadStored: true },
+      { sizeBytes: 38_400_000, durationS: 1200, uploadStored: true },
+    ]);
     expect(result.estimate).toEqual({ cost_usd: 0.12, provider: 'openai', model: 'whisper-1' });
     expect(result.plannedChunks).toBe(2);
     expect(result.audio.filename).toBe('talk.wav');

@@ -110,13 +110,13 @@ describe('system validator', () => {
   });
 
   it('passes when memory is normal and the disk holds the job with the reserve left', async () => {
-    const result = await validatorWith({}).check({ sizeBytes: 10 * MiB, durationS: 3600 });
+    const result = await validatorWith({}).check({ sizeBytes: 10 * MiB, durationS: 3600, uploadStored: false });
     expect(result.requiredBytes).toBe(10 * MiB + 32_000 * 3600);
     expect(result.snapshot.level).toBe('normal');
   });
 
   it('passes on an elevated disk when the job still fits above the reserve', async () => {
-    const result = await validatorWith({ freeBytes: 1 * GiB }).check({ sizeBytes: 10 * MiB, durationS: 60 });
+    const result = await validatorWith({ freeBytes: 1 * GiB }).check({ sizeBytes: 10 * MiB, durationS: 60, uploadStored: false });
     expect(result.snapshot.disk.level).toBe('elevated');
   });
 
@@ -124,7 +124,7 @@ describe('system validator', () => {
     [{ rssBytes: 1.6 * GiB }, 'elevated'],
     [{ systemFreeBytes: 100 * MiB }, 'critical'],
   ] as const)('answers 503 SERVER_BUSY with retryAfterS under memory pressure %j', async (fake, level) => {
-    const err = await rejection(validatorWith(fake).check({ sizeBytes: 1, durationS: null }));
+    const err = await rejection(validatorWith(fake).check({ sizeBytes: 1, durationS: null, uploadStored: false }));
     expect(err.code).toBe('SERVER_BUSY');
     expect(err.statusCode).toBe(503);
     expect(err.retryAfterS).toBe(30);
@@ -132,7 +132,7 @@ describe('system validator', () => {
   });
 
   it('answers 503 SERVER_BUSY when the disk is critical', async () => {
-    const err = await rejection(validatorWith({ freeBytes: 400 * MiB }).check({ sizeBytes: 1, durationS: null }));
+    const err = await rejection(validatorWith({ freeBytes: 400 * MiB }).check({ sizeBytes: 1, durationS: null, uploadStored: false }));
     expect(err.code).toBe('SERVER_BUSY');
     expect(err.retryAfterS).toBe(60);
     expect(err.details).toEqual({ resource: 'disk', level: 'critical' });
@@ -141,15 +141,32 @@ describe('system validator', () => {
   it('answers 503 SERVER_BUSY when the chunks would eat into the reserve', async () => {
     // 1 GiB free, reserve 512 MiB: 5 h of chunks (576 MB) does not fit, 1 h does.
     const v = validatorWith({ freeBytes: 1 * GiB });
-    await expect(v.check({ sizeBytes: 1 * MiB, durationS: 3600 })).resolves.toBeDefined();
-    const err = await rejection(v.check({ sizeBytes: 1 * MiB, durationS: 5 * 3600 }));
+    await expect(v.check({ sizeBytes: 1 * MiB, durationS: 3600, uploadStored: false })).resolves.toBeDefined();
+    const err = await rejection(v.check({ sizeBytes: 1 * MiB, durationS: 5 * 3600, uploadStored: false }));
     expect(err.code).toBe('SERVER_BUSY');
     expect(err.details).toEqual({ resource: 'disk', level: 'elevated' });
   });
 
+  it('counts a stored upload in the volume, not again in the free space: only the chunks still to be written must fit', async () => {
+    // The review's case: a 3.53 MB upload, already on disk, of 30 s (0.96 MB of chunks), with 1.6 MB free above
+    // the reserve. Counting the upload again asked for 4.49 MB more and refused the job.
+    const reserve = DEFAULT_THRESHOLDS.diskFreeCriticalBytes;
+    const v = validatorWith({ freeBytes: reserve + 1_600_000, totalBytes: 4 * GiB });
+    const stored = await v.check({ sizeBytes: 3_530_000, durationS: 30, uploadStored: true });
+    expect(stored.requiredBytes).toBe(960_000);
+    // Before the upload is written, it has to fit too.
+    expect((await rejection(v.check({ sizeBytes: 3_530_000, durationS: null, uploadStored: false }))).details).toEqual({ resource: 'disk', level: 'elevated' });
+    // Chunks that do not fit are still refused.
+    const err = await rejection(v.check({ sizeBytes: 3_530_000, durationS: 60, uploadStored: true }));
+    expect(err.code).toBe('SERVER_BUSY');
+    // The whole job, upload included, must still fit on the volume.
+    const huge = await rejection(validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({ sizeBytes: 3.8 * GiB, durationS: 60, uploadStored: true }));
+    expect(huge.code).toBe('INSUFFICIENT_STORAGE');
+  });
+
   it('answers 507 INSUFFICIENT_STORAGE when the job exceeds the whole volume', async () => {
     const err = await rejection(
-      validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({ sizeBytes: 3.8 * GiB, durationS: 60 }),
+      validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({ sizeBytes: 3.8 * GiB, durationS: 60, uploadStored: false }),
     );
     expect(err.code).toBe('INSUFFICIENT_STORAGE');
     expect(err.statusCode).toBe(507);
