@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
-import { createUploadSlots } from '../../src/routes/upload-slots.ts';
+import { createUploadSlots } from '../../src/http/routes/upload-slots.ts';
 
 describe('upload slots per key', () => {
   it('refuses the slot past the bound with RATE_LIMITED and Retry-After, per holder, and takes one again once given back', () => {

@@ -1,8 +1,8 @@
 import { Type, type TSchema } from 'typebox';
-import { ERROR_STATUS, type ErrorCode } from './errors.ts';
-import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './http-examples.ts';
-import { JOB_STAGES, JOB_STATUSES } from './jobs/types.ts';
-import { TRANSCRIPT_FORMATS, type TranscriptFormat } from './transcribe/formats.ts';
+import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
+import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './examples.ts';
+import { JOB_STAGES, JOB_STATUSES } from '../jobs/types.ts';
+import { TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
 
 /**
  * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,

@@ -1,4 +1,4 @@
-import { AppError, isAppError } from './errors.ts';
+import { AppError, isAppError } from '../errors.ts';
 
 interface FastifyLikeError {
   code?: string;

@@ -1,8 +1,8 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { ErrorCode } from './errors.ts';
-import { errorBody, toAppError } from './http-errors.ts';
+import type { ErrorCode } from '../errors.ts';
+import { errorBody, toAppError } from './error-replies.ts';
 import { RequestLog } from './request-log.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';

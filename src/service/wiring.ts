@@ -12,32 +12,32 @@ import {
   type ChunkPath,
   type CutPlan,
   withOverlap,
-} from './chunker/index.ts';
-import type { Config } from './config.ts';
-import { combineJobEvents } from './jobs/events.ts';
-import { JobRunner } from './jobs/runner.ts';
-import { JobStore } from './jobs/store.ts';
-import type { JobRecord } from './jobs/types.ts';
-import { createCleanupManager } from './resources/cleanup-manager.ts';
-import { lockDataDir } from './resources/data-dir-lock.ts';
-import { createDirPool } from './resources/dir-pool.ts';
-import { createHealth } from './resources/health.ts';
-import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
-import { instrumentProvider, instrumentTranscriber } from './metrics/instrument.ts';
-import { createServiceMetrics } from './metrics/service-metrics.ts';
-import { createPressureGauge } from './resources/pressure-gauge.ts';
-import { createStorageGuard } from './resources/storage-guard.ts';
-import { killStrayProcesses } from './resources/stray-processes.ts';
-import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
-import type { Services } from './services.ts';
-import { createChunkRemedies } from './transcribe/chunk-remedies.ts';
-import { createChunkReshaper } from './transcribe/chunk-reshaper.ts';
-import { createChunkTranscriber } from './transcribe/chunk-transcriber.ts';
-import { createCircuitBreaker } from './transcribe/circuit-breaker.ts';
-import { resolveModel } from './transcribe/models.ts';
-import { createProvider } from './transcribe/providers/index.ts';
-import { createRateLimiter } from './transcribe/rate-limiter.ts';
-import { scaleOutLimiter, scaleOutRunner } from './scale/index.ts';
+} from '../chunker/index.ts';
+import type { Config } from '../config.ts';
+import { combineJobEvents } from '../jobs/events.ts';
+import { JobRunner } from '../jobs/runner.ts';
+import { JobStore } from '../jobs/store.ts';
+import type { JobRecord } from '../jobs/types.ts';
+import { createCleanupManager } from '../retention/cleanup-manager.ts';
+import { lockDataDir } from '../resources/data-dir-lock.ts';
+import { createDirPool } from '../resources/dir-pool.ts';
+import { createHealth } from '../http/health-report.ts';
+import { createJobDirs, type JobDirs } from '../resources/job-dirs.ts';
+import { instrumentProvider, instrumentTranscriber } from '../metrics/instrument.ts';
+import { createServiceMetrics } from '../metrics/service-metrics.ts';
+import { createPressureGauge } from '../resources/pressure-gauge.ts';
+import { createStorageGuard } from '../resources/storage-guard.ts';
+import { killStrayProcesses } from '../resources/stray-processes.ts';
+import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
+import type { Services } from '../http/services.ts';
+import { createChunkRemedies } from '../transcribe/chunk-remedies.ts';
+import { createChunkReshaper } from '../transcribe/chunk-reshaper.ts';
+import { createChunkTranscriber } from '../transcribe/chunk-transcriber.ts';
+import { createCircuitBreaker } from '../transcribe/circuit-breaker.ts';
+import { resolveModel } from '../transcribe/models.ts';
+import { createProvider } from '../transcribe/providers/index.ts';
+import { createRateLimiter } from '../transcribe/rate-limiter.ts';
+import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import {
   createCostEstimator,
   createMediaValidator,
@@ -45,10 +45,10 @@ import {
   createRequestValidator,
   createSystemValidator,
   createValidationGate,
-} from './validate/index.ts';
-import { assertCallbackAccepted } from './webhooks/callback-policy.ts';
-import { createWebhookDispatcher } from './webhooks/dispatcher.ts';
-import { createWebhookSender } from './webhooks/sender.ts';
+} from '../validate/index.ts';
+import { assertCallbackAccepted } from '../webhooks/callback-policy.ts';
+import { createWebhookDispatcher } from '../webhooks/dispatcher.ts';
+import { createWebhookSender } from '../webhooks/sender.ts';
 
 /** What a re-encode writes: the local engine reads 16 kHz PCM WAV; for OpenAI mp3 at 32 kb/s is 8x smaller than WAV. */
 function chunkFormatFor(config: Config): ChunkFormat {

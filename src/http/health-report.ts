@@ -1,13 +1,13 @@
 import type { JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
-import type { ComponentStatus, HealthReport } from '../services.ts';
+import type { ComponentStatus, HealthReport } from './services.ts';
 import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 import type { ProviderValidator } from '../validate/provider-validator.ts';
-import { checkBinary, type BinaryCheck } from './binaries.ts';
-import type { DirPool, DirPoolLimits } from './dir-pool.ts';
-import type { StorageGuard } from './storage-guard.ts';
-import { healthStatus, type SystemMonitor } from './system-monitor.ts';
+import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
+import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
+import type { StorageGuard } from '../resources/storage-guard.ts';
+import { healthStatus, type SystemMonitor } from '../resources/system-monitor.ts';
 
 /** One component of the readiness report. */
 export type ComponentCheck = HealthReport['components'][string];

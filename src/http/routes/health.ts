@@ -2,9 +2,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { bearerMatches, digest } from '../bearer.ts';
-import { redactConfig } from '../config.ts';
-import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../http-examples.ts';
-import { errorResponses, HealthReport, HealthWithConfig, jsonResponse } from '../http-schemas.ts';
+import { redactConfig } from '../../config.ts';
+import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../examples.ts';
+import { errorResponses, HealthReport, HealthWithConfig, jsonResponse } from '../schemas.ts';
 import type { ComponentStatus, HealthReport as Report, Services } from '../services.ts';
 
 /** Anyone may ask; an API key or the metrics token shows the details too. */
