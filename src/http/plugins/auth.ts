@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
-import type { ApiKey } from '../../api-keys.ts';
+import type { ApiKey } from '../../config.ts';
 import { bearerToken, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
 
