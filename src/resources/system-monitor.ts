@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import type { SystemThresholds } from '../config.ts';
+import type { ComponentStatus } from './component-check.ts';
 
 export type PressureLevel = 'normal' | 'elevated' | 'critical';
 
@@ -61,7 +62,7 @@ export function worstLevel(...levels: PressureLevel[]): PressureLevel {
 }
 
 /** For /health/ready: normal -> ok, elevated -> degraded, critical -> down. */
-export function healthStatus(level: PressureLevel): 'ok' | 'degraded' | 'down' {
+export function healthStatus(level: PressureLevel): ComponentStatus {
   return level === 'normal' ? 'ok' : level === 'elevated' ? 'degraded' : 'down';
 }
 

@@ -5,7 +5,7 @@ import type { Config } from '../config.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
-import type { ComponentCheck } from '../http/health-report.ts';
+import type { ComponentCheck } from '../resources/component-check.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;

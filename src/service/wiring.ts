@@ -22,6 +22,7 @@ import { createCleanupManager } from '../retention/cleanup-manager.ts';
 import { lockDataDir } from '../resources/data-dir-lock.ts';
 import { createDirPool } from '../resources/dir-pool.ts';
 import { createHealth } from '../http/health-report.ts';
+import { toJobResource } from '../http/job-resource.ts';
 import { createJobDirs, type JobDirs } from '../resources/job-dirs.ts';
 import { instrumentProvider, instrumentTranscriber } from '../metrics/instrument.ts';
 import { createServiceMetrics } from '../metrics/service-metrics.ts';
@@ -150,6 +151,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
   const webhooks = createWebhookDispatcher({
     store,
+    describe: (job, nowMs) => toJobResource(job, store.listChunkStates(job.id), nowMs),
     send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
     logger: logger.child({ component: 'webhooks' }),
     secret: config.webhooks.secret,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/http/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { ERROR_STATUS } from '../../src/errors.ts';
-import { toJobResource } from '../../src/jobs/progress.ts';
+import { toJobResource } from '../../src/http/job-resource.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Services } from '../../src/http/services.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';

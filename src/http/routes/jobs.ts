@@ -15,7 +15,7 @@ import {
   TranscriptQuery,
 } from '../schemas.ts';
 import { isJobId } from '../../jobs/ids.ts';
-import { toJobResource } from '../../jobs/progress.ts';
+import { toJobResource } from '../job-resource.ts';
 import type { JobRecord } from '../../jobs/types.ts';
 import type { Services } from '../services.ts';
 import { renderTranscript } from '../../transcribe/formats.ts';

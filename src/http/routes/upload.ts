@@ -9,7 +9,7 @@ import { AppError, isAppError } from '../../errors.ts';
 import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../examples.ts';
 import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../schemas.ts';
 import { newJobId } from '../../jobs/ids.ts';
-import { toJobResource } from '../../jobs/progress.ts';
+import { toJobResource } from '../job-resource.ts';
 import type { JobRecord } from '../../jobs/types.ts';
 import { RATE_LIMITED_ROUTE, uploaderKey } from '../plugins/upload-rate-limit.ts';
 import type { DirLease } from '../../resources/dir-pool.ts';
