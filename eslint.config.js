@@ -134,6 +134,15 @@ export default tseslint.config(
   },
   ...layerRules(),
   {
+    // Warnings, so a long or branchy function shows in review before it grows further (tests are exempt: a
+    // describe block is long by nature).
+    files: ['src/**/*.ts'],
+    rules: {
+      complexity: ['warn', 15],
+      'max-lines-per-function': ['warn', { max: 80, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
     files: ['bench/**', 'scripts/**'],
     languageOptions: { globals: globals.node },
     rules: { 'no-console': 'off' },
