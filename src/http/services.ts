@@ -4,11 +4,11 @@ import type { JobEvents } from '../jobs/events.ts';
 import type { JobQueue } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
-import type { HealthReport } from './health-report.ts';
 import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import type { PressureGauge } from '../resources/pressure-gauge.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
+import type { HealthReport } from './health-report.ts';
 
 export interface ValidatedRequest {
   request: JobRequest;
