@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseApiKeys, type ApiKey } from './api-keys.ts';
-import type { SystemThresholds } from './resources/system-monitor.ts';
 import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
@@ -109,6 +107,26 @@ const THRESHOLD_PAIRS = [
 ] as const;
 
 export type Env = z.input<typeof envSchema>;
+
+/** The system monitor's pressure thresholds (src/resources/system-monitor.ts), set from the env below. */
+export interface SystemThresholds {
+  /** Free bytes under dataDir below which disk is elevated. @default 2 GiB */
+  diskFreeElevatedBytes: number;
+  /** Free bytes under dataDir below which disk is critical (also the reserve no job may eat into). @default 512 MiB */
+  diskFreeCriticalBytes: number;
+  /** Process RSS above which memory is elevated. @default 1.5 GiB */
+  rssElevatedBytes: number;
+  /** @default 3 GiB */
+  rssCriticalBytes: number;
+  /** V8 heap used / heap size limit above which memory is elevated. @default 0.85 */
+  heapElevatedRatio: number;
+  /** @default 0.95 */
+  heapCriticalRatio: number;
+  /** Memory still available to the process (cgroup-aware) below which memory is elevated. @default 512 MiB */
+  systemFreeElevatedBytes: number;
+  /** @default 256 MiB */
+  systemFreeCriticalBytes: number;
+}
 
 export interface Config {
   host: string;
@@ -287,6 +305,58 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
   };
+}
+
+/** A bearer key and the name jobs and logs know it by (the key itself is never stored or logged). */
+export interface ApiKey {
+  name: string;
+  key: string;
+}
+
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const KEY_TEXT = /^[\x21-\x7e]+$/;
+
+/**
+ * The keys of API_KEYS (comma-separated, named `env-1`, `env-2`, ... by position) and of API_KEYS_FILE (one
+ * `name:key` a line; blank lines and lines starting with `#` are skipped). Returns the keys, or the problems
+ * found, each naming the variable and line without quoting any key.
+ */
+export function parseApiKeys(envKeys: string | undefined, file: { path: string; text: string } | undefined): { keys: ApiKey[]; issues: string[] } {
+  const keys: ApiKey[] = [];
+  const issues: string[] = [];
+  (envKeys ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '')
+    .forEach((key, i) => keys.push({ name: `env-${i + 1}`, key }));
+
+  if (file) {
+    file.text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) return;
+      const at = `API_KEYS_FILE: ${file.path} line ${i + 1}`;
+      const colon = line.indexOf(':');
+      if (colon === -1) {
+        issues.push(`${at}: expected "name:key"`);
+        return;
+      }
+      const name = line.slice(0, colon).trim();
+      const key = line.slice(colon + 1).trim();
+      if (!KEY_NAME.test(name)) issues.push(`${at}: the name must be 1 to 64 letters, digits, "_", "." or "-"`);
+      else if (!KEY_TEXT.test(key)) issues.push(`${at}: the key must be printable ASCII without spaces`);
+      else keys.push({ name, key });
+    });
+  }
+
+  const names = new Set<string>();
+  const secrets = new Set<string>();
+  for (const { name, key } of keys) {
+    if (names.has(name)) issues.push(`API_KEYS_FILE: the name "${name}" is used twice`);
+    if (secrets.has(key)) issues.push(`API_KEYS_FILE: the key named "${name}" is also given another name`);
+    names.add(name);
+    secrets.add(key);
+  }
+  return { keys, issues };
 }
 
 function readKeysFile(file: string): { path: string; text: string } {

@@ -3,12 +3,12 @@
  */
 import closeWithGrace from 'close-with-grace';
 import pino, { type Logger } from 'pino';
-import { buildApp } from './app.ts';
+import { buildApp } from './http/app.ts';
 import { ConfigError, loadConfig, redactConfig, type Config } from './config.ts';
 import { StoreUnreadableError } from './jobs/store.ts';
 import { createLogger } from './logger.ts';
 import { isMalformedStore } from './resources/disk-full.ts';
-import { createServices, storeFile } from './wiring.ts';
+import { createServices, storeFile } from './service/wiring.ts';
 
 /** EX_DATAERR (sysexits.h): the job store the service would start on is damaged. */
 const EXIT_STORE_DAMAGED = 65;

@@ -3,10 +3,10 @@ import { openAsBlob } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { buildApp, type App } from '../src/app.ts';
+import { buildApp, type App } from '../src/http/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
-import type { Services } from '../src/services.ts';
-import { createServices } from '../src/wiring.ts';
+import type { Services } from '../src/http/services.ts';
+import { createServices } from '../src/service/wiring.ts';
 import { until, type UntilOptions } from './support/until.ts';
 
 /** The JSON bodies the tests read: the job resource, an error, a list. Loose on purpose: tests assert the fields. */

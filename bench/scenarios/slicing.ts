@@ -13,7 +13,7 @@ import { run } from '../lib/proc.ts';
 import { MetricSet } from '../lib/stats.ts';
 
 const SEGMENT_S = 300;
-/** The service's own settings (src/wiring.ts, src/config.ts defaults): mp3 chunks for openai, 6 h cap, look-ahead 2 x concurrency 3. */
+/** The service's own settings (src/service/wiring.ts, src/config.ts defaults): mp3 chunks for openai, 6 h cap, look-ahead 2 x concurrency 3. */
 const MAX_DURATION_S = 6 * 3600;
 const LOOKAHEAD = 6;
 /** CHUNK_SECONDS of the pipeline scenario; the service searches a quarter of it either side of each target. */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { JobResource } from '../jobs/progress.ts';
+import type { JobResource } from '../http/schemas.ts';
 import type { TranscriptFormat } from '../transcribe/formats.ts';
 import { postMultipart } from './multipart-upload.ts';
 

@@ -1,4 +1,4 @@
-import type { JobResource } from '../jobs/progress.ts';
+import type { JobResource } from '../http/schemas.ts';
 import { isTranscriptFormat, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
 import type { ApiClient } from './api-client.ts';
 import type { ProgressReporter } from './progress-reporter.ts';

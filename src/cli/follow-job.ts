@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { JobResource } from '../jobs/progress.ts';
+import type { JobResource } from '../http/schemas.ts';
 import { isLive } from '../jobs/types.ts';
 import { ApiError, type ApiClient } from './api-client.ts';
 

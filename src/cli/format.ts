@@ -1,4 +1,4 @@
-import type { JobResource } from '../jobs/progress.ts';
+import type { JobResource } from '../http/schemas.ts';
 
 /** Pure renderings of API data for people at a terminal; no I/O here so they stay easy to reason about. */
 

@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { JobResource } from '../jobs/progress.ts';
+import type { JobResource } from '../http/schemas.ts';
 import { audioProgress, formatBytes, formatDuration, jobProgressKey, jobProgressLine, percentOf, stageWords, type FollowView } from './format.ts';
 
 /** bars: redrawn in place (a terminal); plain: one line per change (logs, CI, pipes); none: silent. */

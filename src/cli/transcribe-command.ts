@@ -1,5 +1,5 @@
 import { stat, writeFile } from 'node:fs/promises';
-import type { JobResource } from '../jobs/progress.ts';
+import type { JobResource } from '../http/schemas.ts';
 import type { DryRunEstimate } from './api-client.ts';
 import { CliError, EXIT, formatFor, jobFailed, writeJson, type CommandContext } from './context.ts';
 import { followJob } from './follow-job.ts';

@@ -1,8 +1,13 @@
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../errors.ts';
-import type { JobWaiting } from '../jobs/progress.ts';
 import { systemClock, type Clock } from '../transcribe/backoff.ts';
 import { isDiskFull } from './disk-full.ts';
+
+/** Why a job's chunks are held, and until when (ISO-8601, null when unknown): a job resource's progress.waiting. */
+export interface JobWaiting {
+  reason: string;
+  until: string | null;
+}
 
 /** progress.waiting.reason of a job held because the data volume is full. */
 export const DISK_FULL_WAIT_REASON = 'disk_full';

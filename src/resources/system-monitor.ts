@@ -2,30 +2,14 @@ import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
+import type { SystemThresholds } from '../config.ts';
+import type { ComponentStatus } from './component-check.ts';
 
 export type PressureLevel = 'normal' | 'elevated' | 'critical';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-export interface SystemThresholds {
-  /** Free bytes under dataDir below which disk is elevated. @default 2 GiB */
-  diskFreeElevatedBytes: number;
-  /** Free bytes under dataDir below which disk is critical (also the reserve no job may eat into). @default 512 MiB */
-  diskFreeCriticalBytes: number;
-  /** Process RSS above which memory is elevated. @default 1.5 GiB */
-  rssElevatedBytes: number;
-  /** @default 3 GiB */
-  rssCriticalBytes: number;
-  /** V8 heap used / heap size limit above which memory is elevated. @default 0.85 */
-  heapElevatedRatio: number;
-  /** @default 0.95 */
-  heapCriticalRatio: number;
-  /** Memory still available to the process (cgroup-aware) below which memory is elevated. @default 512 MiB */
-  systemFreeElevatedBytes: number;
-  /** @default 256 MiB */
-  systemFreeCriticalBytes: number;
-}
 
 export const DEFAULT_THRESHOLDS: Readonly<SystemThresholds> = Object.freeze({
   diskFreeElevatedBytes: 2 * GiB,
@@ -78,7 +62,7 @@ export function worstLevel(...levels: PressureLevel[]): PressureLevel {
 }
 
 /** For /health/ready: normal -> ok, elevated -> degraded, critical -> down. */
-export function healthStatus(level: PressureLevel): 'ok' | 'degraded' | 'down' {
+export function healthStatus(level: PressureLevel): ComponentStatus {
   return level === 'normal' ? 'ok' : level === 'elevated' ? 'degraded' : 'down';
 }
 

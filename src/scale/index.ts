@@ -5,7 +5,7 @@ import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
-import type { ComponentCheck } from '../resources/health.ts';
+import type { ComponentCheck } from '../resources/component-check.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 
 /** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */

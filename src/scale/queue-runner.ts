@@ -6,7 +6,7 @@ import { markFailed } from '../jobs/lifecycle.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
-import type { ComponentCheck } from '../resources/health.ts';
+import type { ComponentCheck } from '../resources/component-check.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;

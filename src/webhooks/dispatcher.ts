@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
 import type { JobEvents } from '../jobs/events.ts';
-import { toJobResource } from '../jobs/progress.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobRecord, WebhookState } from '../jobs/types.ts';
 import { computeBackoffMs, systemClock, type Clock } from '../transcribe/backoff.ts';
@@ -18,7 +17,12 @@ export const WEBHOOK_OUTCOMES = ['delivered', 'failed_attempt', 'failed', 'refus
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 
 export interface WebhookDispatcherOptions {
-  store: Pick<JobStore, 'getJob' | 'updateJob' | 'listChunkStates' | 'webhookBacklog'>;
+  store: Pick<JobStore, 'getJob' | 'updateJob' | 'webhookBacklog'>;
+  /**
+   * The job as the API shows it at `nowMs` (the HTTP layer's job resource): the delivery's data. Given by the
+   * wiring, so the representation has one owner and this module stays below the HTTP layer.
+   */
+  describe: (job: JobRecord, nowMs: number) => { webhook?: unknown };
   send: WebhookSend;
   logger: Logger;
   /** Unset: a job that somehow has a callback_url records the failure instead of sending unsigned. */
@@ -50,7 +54,7 @@ const MAX_ERROR_CHARS = 300;
  * next is scheduled, so a restart resumes where it was (delivery is at least once: receivers dedupe on webhook-id).
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, onOutcome, clock = systemClock, random = Math.random } = options;
+  const { store, describe, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, onOutcome, clock = systemClock, random = Math.random } = options;
   const timers = new Map<string, DeadlineTimer>();
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
@@ -73,7 +77,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   function payload(job: JobRecord): string {
     // The delivery state inside the delivery would only describe the attempt before this one.
-    const { webhook: _webhook, ...data } = toJobResource(job, store.listChunkStates(job.id), clock.now());
+    const { webhook: _webhook, ...data } = describe(job, clock.now());
     return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
   }
 

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import auth, { publicRoutes } from '../../src/plugins/auth.ts';
+import auth, { publicRoutes } from '../../src/http/plugins/auth.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, startServer, upload, waitForJob, type ErrorJson, type TestServer } from '../helper.ts';

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../src/app.ts';
+import { buildApp, type App } from '../../src/http/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { nodeReadings, type SystemReadings } from '../../src/resources/system-monitor.ts';
-import type { Services } from '../../src/services.ts';
-import { createServices } from '../../src/wiring.ts';
+import type { Services } from '../../src/http/services.ts';
+import { createServices } from '../../src/service/wiring.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type ErrorJson } from '../helper.ts';

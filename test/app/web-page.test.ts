@@ -36,7 +36,7 @@ async function startWithPage(env: Record<string, string>): Promise<TestServer> {
   if (res.status !== 200 || !(res.headers.get('content-type') ?? '').startsWith('text/html')) {
     await server.close();
     await removeDir(server.dataDir);
-    throw new Error(`GET / answered ${res.status}: register src/routes/web.ts in src/app.ts`);
+    throw new Error(`GET / answered ${res.status}: register src/http/routes/web.ts in src/http/app.ts`);
   }
   return server;
 }

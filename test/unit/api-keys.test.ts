@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseApiKeys } from '../../src/api-keys.ts';
+import { parseApiKeys } from '../../src/config.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 
 const file = (text: string) => ({ path: '/etc/keys', text });

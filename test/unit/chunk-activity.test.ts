@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chunkActivity, CIRCUIT_WAIT_REASON, MAX_RETRYING_SHOWN } from '../../src/jobs/progress.ts';
+import { chunkActivity, CIRCUIT_WAIT_REASON, MAX_RETRYING_SHOWN } from '../../src/http/job-resource.ts';
 import type { ChunkRecord, ChunkStatus } from '../../src/jobs/types.ts';
 
 function chunk(index: number, status: ChunkStatus, patch: Partial<ChunkRecord> = {}): ChunkRecord {

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { newJobId } from '../../src/jobs/ids.ts';
 import { JobStore } from '../../src/jobs/store.ts';
 import type { JobStatus } from '../../src/jobs/types.ts';
-import { createCleanupManager, type CleanupConfig, type CleanupDeps } from '../../src/resources/cleanup-manager.ts';
+import { createCleanupManager, type CleanupConfig, type CleanupDeps } from '../../src/retention/cleanup-manager.ts';
 import { createJobDirs, type JobDirs } from '../../src/resources/job-dirs.ts';
 import { jobRecord } from '../support/job-record.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dirAction, purgeCutoff, validatePolicy, type DirFacts } from '../../src/resources/cleanup-policy.ts';
+import { dirAction, purgeCutoff, validatePolicy, type DirFacts } from '../../src/retention/cleanup-policy.ts';
 
 const HOUR = 3_600_000;
 const NOW = Date.parse('2030-01-10T12:00:00.000Z');

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createCleanupManager } from '../../src/resources/cleanup-manager.ts';
+import { createCleanupManager } from '../../src/retention/cleanup-manager.ts';
 
 const logger = pino({ level: 'silent' });
 

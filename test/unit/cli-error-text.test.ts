@@ -6,7 +6,7 @@ import { inCliTerms } from '../../src/cli/error-text.ts';
 import { getCommand } from '../../src/cli/job-commands.ts';
 import { createProgressReporter } from '../../src/cli/progress-reporter.ts';
 
-// The messages are the server's own (src/validate, src/routes, src/plugins), as a CLI user meets them.
+// The messages are the server's own (src/validate, src/http/routes, src/http/plugins), as a CLI user meets them.
 describe('server errors in CLI terms', () => {
   it('names flags, not form fields, in INVALID_FIELD messages', () => {
     expect(inCliTerms('INVALID_FIELD', 'max_cost_usd "abc" is not a positive number of dollars; send e.g. "2.50"', { field: 'max_cost_usd' })).toBe(
@@ -61,7 +61,7 @@ describe('get on a job without a full transcript', () => {
     const io = { stdout: new PassThrough(), stderr: new PassThrough(), env: {}, signal: new AbortController().signal, now: () => 0, version: '0' };
     return { io, client, global: { server: 'http://127.0.0.1:1', apiKey: undefined, json: false, progress: false }, reporter: createProgressReporter({ stream: io.stderr, mode: 'none' }) };
   }
-  // The server's answer to GET /v1/jobs/:id/transcript before completion (src/routes/jobs.ts).
+  // The server's answer to GET /v1/jobs/:id/transcript before completion (src/http/routes/jobs.ts).
   const serverSays = (status: string) =>
     new ApiError('JOB_NOT_COMPLETED', `The job is ${status}; its transcript is ready when it is completed (or ask with partial=true).`, 409, { status });
 

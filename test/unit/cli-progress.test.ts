@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { formatSpeed, jobProgressLine, stageWords } from '../../src/cli/format.ts';
 import { createProgressReporter } from '../../src/cli/progress-reporter.ts';
-import type { JobResource } from '../../src/jobs/progress.ts';
+import type { JobResource } from '../../src/http/schemas.ts';
 
 const T0 = Date.parse('2025-01-01T00:00:00.000Z');
 

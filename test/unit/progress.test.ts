@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { computeProgress, MAX_RUNNING_PERCENT, toJobResource } from '../../src/jobs/progress.ts';
+import { toJobResource } from '../../src/http/job-resource.ts';
+import { computeProgress, MAX_RUNNING_PERCENT } from '../../src/jobs/progress.ts';
 import type { ProgressInput } from '../../src/jobs/progress.ts';
 import type { ChunkRecord, ChunkStatus, JobRecord } from '../../src/jobs/types.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { storedFilename, utf8Prefix } from '../../src/routes/upload-filename.ts';
+import { storedFilename, utf8Prefix } from '../../src/http/routes/upload-filename.ts';
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 

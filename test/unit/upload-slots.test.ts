@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
-import { createUploadSlots } from '../../src/routes/upload-slots.ts';
+import { createUploadSlots } from '../../src/http/routes/upload-slots.ts';
 
 /** What a refusal says to the client: code, status, Retry-After and details. */
 function refusal(fn: () => unknown): unknown {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { watchUpload, type SlowUpload, type UploadPace } from '../../src/routes/upload-watchdog.ts';
+import { watchUpload, type SlowUpload, type UploadPace } from '../../src/http/routes/upload-watchdog.ts';
 import type { Clock } from '../../src/transcribe/backoff.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { toJobResource } from '../../src/http/job-resource.ts';
 import { JobStore } from '../../src/jobs/store.ts';
 import type { WebhookState } from '../../src/jobs/types.ts';
 import { createWebhookDispatcher, type WebhookDispatcher, type WebhookOutcome } from '../../src/webhooks/dispatcher.ts';
@@ -38,6 +39,7 @@ function setup(
   const outcomes: WebhookOutcome[] = [];
   const dispatcher = createWebhookDispatcher({
     store,
+    describe: (job, nowMs) => toJobResource(job, store.listChunkStates(job.id), nowMs),
     send: (request) => {
       sentAt.push(clock.now());
       return overrides.answer ? overrides.answer(request) : Promise.resolve({ statusCode: statuses.shift() ?? 200 });

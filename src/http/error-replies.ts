@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import { AppError, isAppError } from './errors.ts';
+import { AppError, isAppError } from '../errors.ts';
 
 interface FastifyLikeError {
   code?: string;

@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
-import type { ApiKey } from '../api-keys.ts';
+import type { ApiKey } from '../../config.ts';
 import { bearerToken, digest } from '../bearer.ts';
-import { AppError } from '../errors.ts';
+import { AppError } from '../../errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

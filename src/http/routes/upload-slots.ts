@@ -1,4 +1,4 @@
-import { AppError } from '../errors.ts';
+import { AppError } from '../../errors.ts';
 
 /** One upload in progress, counted against its holder's bounds until it is given back. */
 export interface UploadSlot {

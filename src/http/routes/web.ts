@@ -3,7 +3,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
 /** public/ sits beside src/ and dist/, so the same relative path works from source and from the build. */
-export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../../public');
+export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../../../public');
 
 // The page loads only its own files and talks only to this origin; nothing inline, nothing third-party.
 const CONTENT_SECURITY_POLICY = [

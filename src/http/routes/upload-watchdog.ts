@@ -1,4 +1,4 @@
-import type { Clock } from '../transcribe/backoff.ts';
+import type { Clock } from '../../transcribe/backoff.ts';
 
 /** How fast an upload must keep arriving. 0 turns a check off. */
 export interface UploadPace {

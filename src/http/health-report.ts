@@ -1,16 +1,22 @@
 import type { JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
-import type { ComponentStatus, HealthReport } from '../services.ts';
+import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
+import type { ComponentCheck, ComponentStatus } from '../resources/component-check.ts';
+import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
+import type { StorageGuard } from '../resources/storage-guard.ts';
+import { healthStatus, type SystemMonitor } from '../resources/system-monitor.ts';
 import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 import type { ProviderValidator } from '../validate/provider-validator.ts';
-import { checkBinary, type BinaryCheck } from './binaries.ts';
-import type { DirPool, DirPoolLimits } from './dir-pool.ts';
-import type { StorageGuard } from './storage-guard.ts';
-import { healthStatus, type SystemMonitor } from './system-monitor.ts';
 
-/** One component of the readiness report. */
-export type ComponentCheck = HealthReport['components'][string];
+/**
+ * The readiness report with every component's detail. What a caller sees is HealthReport of schemas.ts: the
+ * same report, with the details only for a caller allowed to see internals (routes/health.ts).
+ */
+export interface HealthReport {
+  status: ComponentStatus;
+  components: Record<string, ComponentCheck>;
+}
 
 export interface HealthDeps {
   store: Pick<JobStore, 'ping'>;

@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { SHARED_SCHEMAS } from '../http-schemas.ts';
+import { SHARED_SCHEMAS } from '../schemas.ts';
 import { isPublicRoute, publicRoutes } from './auth.ts';
 
 /** Every route not registered through publicRoutes() takes an API key. */

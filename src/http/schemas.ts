@@ -1,9 +1,10 @@
-import { Type, type TSchema } from 'typebox';
-import { ERROR_STATUS, type ErrorCode } from './errors.ts';
-import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './http-examples.ts';
-import { JOB_STAGES, JOB_STATUSES } from './jobs/types.ts';
-import { TRANSCRIPT_FORMATS, type TranscriptFormat } from './transcribe/formats.ts';
-import { PROVIDER_NAMES } from './transcribe/providers/index.ts';
+import { Type, type Static, type TSchema } from 'typebox';
+import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
+import { JOB_STAGES, JOB_STATUSES } from '../jobs/types.ts';
+import { COMPONENT_STATUSES } from '../resources/component-check.ts';
+import { TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
+import { PROVIDER_NAMES } from '../transcribe/providers/index.ts';
+import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './examples.ts';
 
 /**
  * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,
@@ -90,6 +91,7 @@ const Progress = Type.Object({
   audio_s_done: Type.Number(),
   chunks_pending: Type.Integer(),
   chunks_sending: Type.Integer(),
+  /** The chunks between two attempts (lowest index first, at most MAX_RETRYING_SHOWN of job-resource.ts). */
   retrying: Type.Array(
     Type.Object({
       chunk: Type.Integer(),
@@ -98,6 +100,10 @@ const Progress = Type.Object({
       reason: nullable(Type.String()),
     }),
   ),
+  /**
+   * Set while the job's chunks are held by something other than their own retry: the provider's circuit
+   * (`provider_circuit_open`) or a full data volume (`disk_full`, until the next check for space).
+   */
   waiting: nullable(Type.Object({ reason: Type.String(), until: nullable(Type.String({ format: 'date-time' })) })),
 });
 
@@ -134,6 +140,8 @@ export const JobResource = Type.Object(
   },
   { $id: 'JobResource', title: 'Job', additionalProperties: true },
 );
+/** The job as the API and the webhooks show it (job-resource.ts builds it): the schema's own static type. */
+export type JobResource = Static<typeof JobResource>;
 
 export const JobList = Type.Object({
   items: Type.Array(Type.Ref('JobResource')),
@@ -179,17 +187,20 @@ export const Transcript = Type.Object(
 );
 
 const Component = Type.Object({
-  status: stringEnum(['ok', 'degraded', 'down'] as const),
+  status: stringEnum(COMPONENT_STATUSES),
   detail: Type.Optional(Type.String({ description: 'Shown only to a caller allowed to see internals (README: Health).' })),
 });
 
 export const HealthReport = Type.Object(
   {
-    status: stringEnum(['ok', 'degraded', 'down'] as const),
+    status: stringEnum(COMPONENT_STATUSES),
     components: Type.Record(Type.String(), Component),
   },
   { additionalProperties: true },
 );
+
+/** The readiness report as a caller sees it: details only when it may read internals. */
+export type HealthReport = Static<typeof HealthReport>;
 
 export const HealthWithConfig = Type.Object(
   {

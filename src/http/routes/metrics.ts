@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { Type } from 'typebox';
 import { bearerMatches, digest } from '../bearer.ts';
-import { AppError } from '../errors.ts';
-import { METRICS_EXAMPLE } from '../http-examples.ts';
-import { errorResponses } from '../http-schemas.ts';
+import { AppError } from '../../errors.ts';
+import { METRICS_EXAMPLE } from '../examples.ts';
+import { errorResponses } from '../schemas.ts';
 
 /**
  * Prometheus exposition. Open unless a token is configured: it shows counts and costs, no job content and no

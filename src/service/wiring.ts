@@ -1,26 +1,27 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createChunkSource, createDecodeChecker, createProber } from './chunker/index.ts';
-import type { Config } from './config.ts';
-import { combineJobEvents } from './jobs/events.ts';
-import { JobRunner } from './jobs/runner.ts';
-import { JobStore } from './jobs/store.ts';
-import { createCleanupManager } from './resources/cleanup-manager.ts';
-import { lockDataDir } from './resources/data-dir-lock.ts';
-import { createDirPool } from './resources/dir-pool.ts';
-import { createHealth } from './resources/health.ts';
-import { createJobDirs, type JobDirs } from './resources/job-dirs.ts';
-import { createServiceMetrics } from './metrics/service-metrics.ts';
-import { createPressureGauge } from './resources/pressure-gauge.ts';
-import { createStorageGuard } from './resources/storage-guard.ts';
-import { killStrayProcesses } from './resources/stray-processes.ts';
-import { createSystemMonitor, type SystemReadings } from './resources/system-monitor.ts';
-import type { Services } from './services.ts';
-import { resolveModel } from './transcribe/models.ts';
-import { createProvider, ENGINES } from './transcribe/providers/index.ts';
-import { createTranscription } from './transcribe/transcription.ts';
-import { scaleOutLimiter, scaleOutRunner } from './scale/index.ts';
+import { createChunkSource, createDecodeChecker, createProber } from '../chunker/index.ts';
+import type { Config } from '../config.ts';
+import { combineJobEvents } from '../jobs/events.ts';
+import { JobRunner } from '../jobs/runner.ts';
+import { JobStore } from '../jobs/store.ts';
+import { createCleanupManager } from '../retention/cleanup-manager.ts';
+import { lockDataDir } from '../resources/data-dir-lock.ts';
+import { createDirPool } from '../resources/dir-pool.ts';
+import { createHealth } from '../http/health-report.ts';
+import { toJobResource } from '../http/job-resource.ts';
+import { createJobDirs, type JobDirs } from '../resources/job-dirs.ts';
+import { createServiceMetrics } from '../metrics/service-metrics.ts';
+import { createPressureGauge } from '../resources/pressure-gauge.ts';
+import { createStorageGuard } from '../resources/storage-guard.ts';
+import { killStrayProcesses } from '../resources/stray-processes.ts';
+import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
+import type { Services } from '../http/services.ts';
+import { resolveModel } from '../transcribe/models.ts';
+import { createProvider, ENGINES } from '../transcribe/providers/index.ts';
+import { createTranscription } from '../transcribe/transcription.ts';
+import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import {
   createCostEstimator,
   createMediaValidator,
@@ -28,10 +29,10 @@ import {
   createRequestValidator,
   createSystemValidator,
   createValidationGate,
-} from './validate/index.ts';
-import { assertCallbackAccepted } from './webhooks/callback-policy.ts';
-import { createWebhookDispatcher } from './webhooks/dispatcher.ts';
-import { createWebhookSender } from './webhooks/sender.ts';
+} from '../validate/index.ts';
+import { assertCallbackAccepted } from '../webhooks/callback-policy.ts';
+import { createWebhookDispatcher } from '../webhooks/dispatcher.ts';
+import { createWebhookSender } from '../webhooks/sender.ts';
 
 /** The SQLite file of the job store. */
 export function storeFile(config: Pick<Config, 'dataDir'>): string {
@@ -133,6 +134,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   );
   const webhooks = createWebhookDispatcher({
     store,
+    describe: (job, nowMs) => toJobResource(job, store.listChunkStates(job.id), nowMs),
     send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
     logger: logger.child({ component: 'webhooks' }),
     secret: config.webhooks.secret,

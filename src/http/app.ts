@@ -1,10 +1,10 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { ErrorCode } from './errors.ts';
-import { clientErrorHandler, errorBody, toAppError } from './http-errors.ts';
+import type { ErrorCode } from '../errors.ts';
+import { clientErrorHandler, errorBody, toAppError } from './error-replies.ts';
 import { RequestLog } from './request-log.ts';
-import httpMetrics from './http/plugins/http-metrics.ts';
+import httpMetrics from './plugins/http-metrics.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';

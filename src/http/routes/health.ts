@@ -2,16 +2,17 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { bearerMatches, digest } from '../bearer.ts';
-import { redactConfig } from '../config.ts';
-import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../http-examples.ts';
-import { errorResponses, HealthReport, HealthWithConfig, jsonResponse } from '../http-schemas.ts';
-import type { ComponentStatus, HealthReport as Report, Services } from '../services.ts';
+import { redactConfig } from '../../config.ts';
+import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../examples.ts';
+import type { HealthReport as Report } from '../health-report.ts';
+import { errorResponses, HealthReport, HealthWithConfig, jsonResponse } from '../schemas.ts';
+import type { Services } from '../services.ts';
 
 /** Anyone may ask; an API key or the metrics token shows the details too. */
 const SHOWS_MORE_TO_A_KEY: Array<Record<string, string[]>> = [{}, { bearer: [] }, { metricsToken: [] }];
 
 /** The report as a caller may see it: without details unless it may read internals. */
-type Shown = { status: ComponentStatus; components: Record<string, { status: ComponentStatus; detail?: string }> };
+type Shown = HealthReport;
 
 /**
  * Health for orchestrators and operators. Anyone gets the statuses; the components' details (DATA_DIR paths in

@@ -1,8 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { AppError } from '../errors.ts';
-import { JOB_EXAMPLE, JOB_LIST_EXAMPLE, TRANSCRIPT_EXAMPLE, TRANSCRIPT_TEXT_EXAMPLES } from '../http-examples.ts';
+import { AppError } from '../../errors.ts';
+import { JOB_EXAMPLE, JOB_LIST_EXAMPLE, TRANSCRIPT_EXAMPLE, TRANSCRIPT_TEXT_EXAMPLES } from '../examples.ts';
 import {
   DEFAULT_LIST_LIMIT,
   DEFAULT_TRANSCRIPT_FORMAT,
@@ -13,13 +13,13 @@ import {
   ListQuery,
   Transcript,
   TranscriptQuery,
-} from '../http-schemas.ts';
-import { isJobId } from '../jobs/ids.ts';
-import { toJobResource } from '../jobs/progress.ts';
-import { transcriptFor } from '../jobs/transcript.ts';
-import type { JobRecord } from '../jobs/types.ts';
+} from '../schemas.ts';
+import { isJobId } from '../../jobs/ids.ts';
+import { toJobResource } from '../job-resource.ts';
+import type { JobRecord } from '../../jobs/types.ts';
 import type { Services } from '../services.ts';
-import { renderTranscript } from '../transcribe/formats.ts';
+import { transcriptFor } from '../../jobs/transcript.ts';
+import { renderTranscript } from '../../transcribe/formats.ts';
 
 const JOB_RESOURCE = Type.Ref('JobResource');
 

@@ -1,6 +1,6 @@
-import type { ErrorCode } from './errors.ts';
-import { renderTranscript } from './transcribe/formats.ts';
-import type { Transcript } from './transcribe/types.ts';
+import type { ErrorCode } from '../errors.ts';
+import { renderTranscript } from '../transcribe/formats.ts';
+import type { Transcript } from '../transcribe/types.ts';
 
 /**
  * Example bodies for the OpenAPI document (one per request and response body). The linter checks each against

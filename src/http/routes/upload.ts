@@ -5,19 +5,19 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { AppError, isAppError } from '../errors.ts';
-import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../http-examples.ts';
-import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../http-schemas.ts';
-import { newJobId } from '../jobs/ids.ts';
-import { newJob } from '../jobs/lifecycle.ts';
-import { toJobResource } from '../jobs/progress.ts';
-import type { JobRecord } from '../jobs/types.ts';
+import { AppError, isAppError } from '../../errors.ts';
+import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../examples.ts';
+import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../schemas.ts';
+import { newJobId } from '../../jobs/ids.ts';
+import { newJob } from '../../jobs/lifecycle.ts';
+import { publicAudio, toJobResource } from '../job-resource.ts';
+import type { JobRecord, JobRequest } from '../../jobs/types.ts';
 import { RATE_LIMITED_ROUTE, uploaderKey } from '../plugins/upload-rate-limit.ts';
-import type { DirLease } from '../resources/dir-pool.ts';
-import type { Services } from '../services.ts';
-import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import type { DirLease } from '../../resources/dir-pool.ts';
+import type { AcceptedMedia, Services } from '../services.ts';
+import { systemClock, type Clock } from '../../transcribe/backoff.ts';
 import { FILENAME_REFUSED_ABOVE_BYTES, storedFilename, utf8Prefix } from './upload-filename.ts';
-import { createUploadSlots, type UploadSlot } from './upload-slots.ts';
+import { createUploadSlots, type UploadSlot, type UploadSlots } from './upload-slots.ts';
 import { watchUpload, type SlowUpload, type UploadPace } from './upload-watchdog.ts';
 
 const MAX_FIELD_BYTES = 64 * 1024;
@@ -245,12 +245,13 @@ function discardRest(request: FastifyRequest): void {
 
 export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services; clock?: Clock }): Promise<void> {
   const { services, clock = systemClock } = opts;
-  const { store, dirs, runner, config } = services;
+  const { config } = services;
   const slots = createUploadSlots({
     maxPerHolder: config.uploadsPerKeyMax,
     maxBytesPerHolder: config.uploadBytesPerKeyMax,
     retryAfterS: config.pressure.retryAfterS,
   });
+  const deps: UploadDeps = { services, clock, slots };
 
   const schema = {
     summary: 'Upload a recording and start a job',
@@ -300,7 +301,7 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     validatorCompiler: () => () => true,
   }, async (request, reply) => {
     try {
-      return await createJob(request, reply);
+      return await createJob(deps, request, reply);
     } catch (err) {
       if (isAppError(err) && err.code === 'UPLOAD_TOO_SLOW') {
         // Reading the rest of a trickle would keep the socket as long as the client likes: close it after the answer.
@@ -311,117 +312,167 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
       throw err;
     }
   });
+}
 
-  async function createJob(request: FastifyRequest, reply: FastifyReply) {
-    const idempotencyKey = typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
-    if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-      throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { details: { field: 'Idempotency-Key' } });
-    }
-    if (!request.isMultipart()) {
-      throw new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.');
-    }
-    const length = Number(request.headers['content-length']);
-    const declared = Number.isFinite(length) ? length : null;
-    if (declared !== null && declared > config.maxUploadBytes + MAX_FIELD_BYTES * 4) {
-      throw new AppError('FILE_TOO_LARGE', `The upload is larger than ${config.maxUploadBytes} bytes.`);
-    }
-    // What the pool will reserve for it: the declared length counts the form's framing, but no more than the cap.
-    const expected = declared === null ? null : Math.min(declared, config.maxUploadBytes);
-    // Held until the answer: one client's uploads in progress cannot take the whole job directory pool, in
-    // leases or in bytes.
-    const slot = slots.take(uploaderKey(request), expected);
-    try {
-      await services.admit(declared);
-      return await storeUpload(request, reply, idempotencyKey, expected, slot);
-    } finally {
-      slot.release();
-    }
-  }
+interface UploadDeps {
+  services: Services;
+  clock: Clock;
+  slots: UploadSlots;
+}
 
-  async function storeUpload(request: FastifyRequest, reply: FastifyReply, idempotencyKey: string | null, expected: number | null, slot: UploadSlot) {
-    const id = newJobId();
-    const log = request.log.child({ jobId: id });
-    const lease = await services.dirPool.acquire(id, expected);
-    try {
-      const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot }, config.uploadPace, clock, log);
-      lease.settle(received.sizeBytes);
-      services.events.uploadBytes(received.sizeBytes);
-      const fingerprint = requestFingerprint(received);
-      const earlier = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
-      if (earlier) {
-        const job = sameRequest(earlier, fingerprint);
-        await release(id, lease);
-        return sendJob(reply.header('idempotent-replayed', 'true'), job);
-      }
-      const { request: jobRequest, dryRun } = services.validateFields(received.fields);
-      const media = await services.validateMedia({
-        file: dirs.uploadPath(id),
-        filename: received.filename,
-        sizeBytes: received.sizeBytes,
-        request: jobRequest,
-      });
-      if (dryRun) {
-        await release(id, lease);
-        return reply.code(200).send({
-          dry_run: true,
-          audio: publicAudio(media.audio),
-          estimate: media.estimate,
-          chunks_planned: media.plannedChunks,
-        });
-      }
-      const job = newJob(
-        {
-          id,
-          owner: request.owner,
-          audio: media.audio,
-          request: jobRequest,
-          estimate: media.estimate,
-          plannedChunks: media.plannedChunks,
-          idempotencyKey,
-          keyName: request.keyName,
-        },
-        new Date(),
-      );
-      try {
-        store.insertJob(job, idempotencyKey === null ? null : fingerprint);
-      } catch (err) {
-        // Two concurrent requests with one Idempotency-Key: the loser answers as a replay of the winner's.
-        const winner = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
-        if (!winner) throw err;
-        const winnerJob = sameRequest(winner, fingerprint);
-        await release(id, lease);
-        return sendJob(reply.header('idempotent-replayed', 'true'), winnerJob);
-      }
-      log.info({ bytes: received.sizeBytes, durationS: media.audio.duration_s, chunks: media.plannedChunks }, 'job accepted');
-      services.events.accepted(job);
-      // The runner that will run the job takes the lease over (in scale-out, a worker process takes its own).
-      lease.release();
-      void runner.enqueue(id);
-      return sendJob(reply, job);
-    } catch (err) {
-      await release(id, lease);
-      throw err;
-    }
-  }
+/** One upload being stored: its job id, the lease of its job directory, and its log. */
+interface Upload {
+  id: string;
+  lease: DirLease;
+  log: FastifyBaseLogger;
+}
 
-  /** The upload was not accepted (refused, dry run, lost an idempotency race): nothing of it stays. */
-  async function release(id: string, lease: DirLease): Promise<void> {
-    try {
-      await dirs.remove(id);
-    } finally {
-      lease.release();
-    }
-  }
-
-  function sendJob(reply: FastifyReply, job: JobRecord) {
-    const resource = toJobResource(job, store.listChunkStates(job.id), Date.now());
-    return reply.code(202).header('location', resource.links.self).send(resource);
+/**
+ * POST /v1/jobs: the headers checked before any of the body is read, then an upload slot of the client's and
+ * admission (disk, memory), held until the answer so one client's uploads cannot take the whole directory pool.
+ */
+async function createJob(deps: UploadDeps, request: FastifyRequest, reply: FastifyReply) {
+  const idempotencyKey = idempotencyKeyOf(request);
+  const declared = declaredBodyBytes(request, deps.services.config.maxUploadBytes);
+  // What the pool will reserve for it: the declared length counts the form's framing, but no more than the cap.
+  const expected = declared === null ? null : Math.min(declared, deps.services.config.maxUploadBytes);
+  // Held until the answer: one client's uploads in progress cannot take the whole job directory pool, in leases
+  // or in bytes.
+  const slot = deps.slots.take(uploaderKey(request), expected);
+  try {
+    await deps.services.admit(declared);
+    return await storeUpload(deps, request, reply, idempotencyKey, expected, slot);
+  } finally {
+    slot.release();
   }
 }
 
-function publicAudio(audio: JobRecord['audio']): Omit<JobRecord['audio'], 'demuxer'> {
-  const { demuxer: _demuxer, ...rest } = audio;
-  return rest;
+function idempotencyKeyOf(request: FastifyRequest): string | null {
+  const idempotencyKey = typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
+  if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
+    throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { details: { field: 'Idempotency-Key' } });
+  }
+  return idempotencyKey;
+}
+
+/** The body's declared length (null without one), refused at once when it is a multipart form too large to take. */
+function declaredBodyBytes(request: FastifyRequest, maxUploadBytes: number): number | null {
+  if (!request.isMultipart()) {
+    throw new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.');
+  }
+  const length = Number(request.headers['content-length']);
+  const declared = Number.isFinite(length) ? length : null;
+  if (declared !== null && declared > maxUploadBytes + MAX_FIELD_BYTES * 4) {
+    throw new AppError('FILE_TOO_LARGE', `The upload is larger than ${maxUploadBytes} bytes.`);
+  }
+  return declared;
+}
+
+/**
+ * Streams the upload into a leased job directory, then answers in order: a repeated Idempotency-Key with its
+ * job, a dry run with the estimate, else a new queued job. Whatever is not accepted leaves nothing behind.
+ */
+async function storeUpload(
+  deps: UploadDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  idempotencyKey: string | null,
+  expected: number | null,
+  slot: UploadSlot,
+) {
+  const { services, clock } = deps;
+  const { store, dirs, config } = services;
+  const id = newJobId();
+  const log = request.log.child({ jobId: id });
+  const lease = await services.dirPool.acquire(id, expected);
+  const upload: Upload = { id, lease, log };
+  try {
+    const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot }, config.uploadPace, clock, log);
+    lease.settle(received.sizeBytes);
+    services.events.uploadBytes(received.sizeBytes);
+    const fingerprint = requestFingerprint(received);
+    const earlier = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
+    if (earlier) return await replay(services, reply, upload, sameRequest(earlier, fingerprint));
+    const { request: jobRequest, dryRun } = services.validateFields(received.fields);
+    const media = await services.validateMedia({
+      file: dirs.uploadPath(id),
+      filename: received.filename,
+      sizeBytes: received.sizeBytes,
+      request: jobRequest,
+    });
+    if (dryRun) return await answerDryRun(services, reply, upload, media);
+    const job = queuedJob(id, request, jobRequest, media, idempotencyKey);
+    return await accept(services, request, reply, upload, job, fingerprint);
+  } catch (err) {
+    await release(services, upload);
+    throw err;
+  }
+}
+
+/** dry_run=true: the estimate, and nothing of the upload kept. */
+async function answerDryRun(services: Services, reply: FastifyReply, upload: Upload, media: AcceptedMedia) {
+  await release(services, upload);
+  return reply.code(200).send({
+    dry_run: true,
+    audio: publicAudio(media.audio),
+    estimate: media.estimate,
+    chunks_planned: media.plannedChunks,
+  });
+}
+
+function queuedJob(id: string, request: FastifyRequest, jobRequest: JobRequest, media: AcceptedMedia, idempotencyKey: string | null): JobRecord {
+  return newJob(
+    {
+      id,
+      owner: request.owner,
+      audio: media.audio,
+      request: jobRequest,
+      estimate: media.estimate,
+      plannedChunks: media.plannedChunks,
+      idempotencyKey,
+      keyName: request.keyName,
+    },
+    new Date(),
+  );
+}
+
+/** Stores the job and queues it; the upload's directory becomes the job's. */
+async function accept(services: Services, request: FastifyRequest, reply: FastifyReply, upload: Upload, job: JobRecord, fingerprint: string) {
+  const { store } = services;
+  try {
+    store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
+  } catch (err) {
+    // Two concurrent requests with one Idempotency-Key: the loser answers as a replay of the winner's.
+    const winner = job.idempotencyKey ? store.findByIdempotencyKey(request.owner, job.idempotencyKey) : null;
+    if (!winner) throw err;
+    return await replay(services, reply, upload, sameRequest(winner, fingerprint));
+  }
+  upload.log.info({ bytes: job.audio.size_bytes, durationS: job.audio.duration_s, chunks: job.chunksTotal }, 'job accepted');
+  services.events.accepted(job);
+  // The runner that will run the job takes the lease over (in scale-out, a worker process takes its own).
+  upload.lease.release();
+  void services.runner.enqueue(job.id);
+  return sendJob(services, reply, job);
+}
+
+/** An earlier upload with the same Idempotency-Key answers; this one leaves nothing behind. */
+async function replay(services: Services, reply: FastifyReply, upload: Upload, job: JobRecord) {
+  await release(services, upload);
+  return sendJob(services, reply.header('idempotent-replayed', 'true'), job);
+}
+
+/** The upload was not accepted (refused, dry run, lost an idempotency race): nothing of it stays. */
+async function release(services: Services, upload: Upload): Promise<void> {
+  try {
+    await services.dirs.remove(upload.id);
+  } finally {
+    upload.lease.release();
+  }
+}
+
+function sendJob(services: Services, reply: FastifyReply, job: JobRecord) {
+  const resource = toJobResource(job, services.store.listChunkStates(job.id), Date.now());
+  return reply.code(202).header('location', resource.links.self).send(resource);
 }
 
 /**

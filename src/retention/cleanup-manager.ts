@@ -3,7 +3,7 @@ import { errorMessage } from '../errors.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
 import { dirAction, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
-import type { JobDirs } from './job-dirs.ts';
+import type { JobDirs } from '../resources/job-dirs.ts';
 
 export interface CleanupConfig extends RetentionPolicy {
   /** Pause between two background passes (measured from the end of one to the start of the next). */

@@ -1,20 +1,14 @@
-import type { Config } from './config.ts';
+import type { Config } from '../config.ts';
 import type { Registry } from 'prom-client';
-import type { JobEvents } from './jobs/events.ts';
-import type { JobQueue } from './jobs/runner.ts';
-import type { JobStore } from './jobs/store.ts';
-import type { AudioInfo, CostEstimate, JobRequest } from './jobs/types.ts';
-import type { DirPool } from './resources/dir-pool.ts';
-import type { JobDirs } from './resources/job-dirs.ts';
-import type { PressureGauge } from './resources/pressure-gauge.ts';
-import type { StorageGuard } from './resources/storage-guard.ts';
-
-export type ComponentStatus = 'ok' | 'degraded' | 'down';
-
-export interface HealthReport {
-  status: ComponentStatus;
-  components: Record<string, { status: ComponentStatus; detail: string }>;
-}
+import type { JobEvents } from '../jobs/events.ts';
+import type { JobQueue } from '../jobs/runner.ts';
+import type { JobStore } from '../jobs/store.ts';
+import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
+import type { DirPool } from '../resources/dir-pool.ts';
+import type { JobDirs } from '../resources/job-dirs.ts';
+import type { PressureGauge } from '../resources/pressure-gauge.ts';
+import type { StorageGuard } from '../resources/storage-guard.ts';
+import type { HealthReport } from './health-report.ts';
 
 export interface ValidatedRequest {
   request: JobRequest;

@@ -1,8 +1,8 @@
 import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { AppError } from '../errors.ts';
-import { pressuredResources, type PressureGauge } from '../resources/pressure-gauge.ts';
+import { AppError } from '../../errors.ts';
+import { pressuredResources, type PressureGauge } from '../../resources/pressure-gauge.ts';
 
 export interface PressurePluginOptions {
   gauge: Pick<PressureGauge, 'refresh' | 'last'>;
