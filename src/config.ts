@@ -15,7 +15,7 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-/** The env names below are part of the contract (shared/design/architecture.md); extras are documented in the README. */
+/** Every env name below has a row in docs/configuration.md (test/unit/docs.test.ts checks it). */
 export const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PORT: intFrom(3000, 0, 65535),

@@ -7,7 +7,7 @@ import { PROVIDER_NAMES } from '../transcribe/providers/index.ts';
 import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './examples.ts';
 
 /**
- * The HTTP contract (shared/design/api.md) as JSON Schema, written once: Fastify validates requests with it,
+ * The HTTP contract (docs/api.md is the guide around it) as JSON Schema, written once: Fastify validates requests with it,
  * serializes responses with it (fast-json-stringify), the handlers are typed from it, and @fastify/swagger turns
  * it into the OpenAPI document at /docs/json.
  */
@@ -188,7 +188,7 @@ export const Transcript = Type.Object(
 
 const Component = Type.Object({
   status: stringEnum(COMPONENT_STATUSES),
-  detail: Type.Optional(Type.String({ description: 'Shown only to a caller allowed to see internals (README: Health).' })),
+  detail: Type.Optional(Type.String({ description: 'Shown only to a caller allowed to see internals (docs/operations.md: Health).' })),
 });
 
 export const HealthReport = Type.Object(

@@ -62,7 +62,7 @@ function validateLimits(limits: DirPoolLimits): void {
  * The bounds on concurrent work directories. The pool refuses rather than queues: a waiting upload would hold
  * its connection with the body unread, and the client learns nothing until a timeout, while 503 with
  * Retry-After tells it when to come back. Released directories are not reused: creating one is two mkdir calls,
- * which cost nothing next to a job (measured in the README).
+ * which cost nothing next to a job (measured in docs/operations.md).
  */
 export function createDirPool(deps: { dirs: Pick<JobDirs, 'create'>; limits: DirPoolLimits; logger: Logger }): DirPool {
   const { dirs, limits, logger } = deps;
