@@ -16,7 +16,11 @@ import tseslint from 'typescript-eslint';
  */
 export const LAYERS = [
   { name: 'base', files: ['errors.ts'] },
-  { name: 'parts', dirs: ['chunker', 'transcribe', 'resources', 'validate'], files: ['config.ts', 'logger.ts', 'jobs/types.ts', 'jobs/ids.ts'] },
+  {
+    name: 'parts',
+    dirs: ['chunker', 'transcribe', 'resources', 'validate'],
+    files: ['config.ts', 'logger.ts', 'jobs/types.ts', 'jobs/ids.ts'],
+  },
   { name: 'jobs', dirs: ['jobs'] },
   { name: 'job consumers', dirs: ['retention', 'webhooks', 'metrics', 'scale'] },
   { name: 'http', dirs: ['http'] },
@@ -90,7 +94,10 @@ function layerRules() {
         'error',
         {
           patterns: [
-            ...LAYERS.slice(2).map((above) => ({ regex: layerTarget(above, 1, model), message: `${modelMessage} ${above.name} (eslint.config.js, LAYERS).` })),
+            ...LAYERS.slice(2).map((above) => ({
+              regex: layerTarget(above, 1, model),
+              message: `${modelMessage} ${above.name} (eslint.config.js, LAYERS).`,
+            })),
             { regex: `^\\./(?!${siblings})`, message: `${modelMessage} the rest of jobs/ (eslint.config.js, LAYERS).` },
             { regex: `^\\.\\./${CLI_DIR}/`, message: CLI_MESSAGE },
           ],
@@ -124,7 +131,17 @@ function layerRules() {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/', 'packages/*/dist/', 'node_modules/', '.tools/', 'data/', 'bench/results/', 'test/fixtures/generated/'] },
+  {
+    ignores: [
+      'dist/',
+      'packages/*/dist/',
+      'node_modules/',
+      '.tools/',
+      'data/',
+      'bench/results/',
+      'test/fixtures/generated/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -48,7 +48,15 @@ const REENCODE = ['-ar', '16000', '-ac', '1', '-c:a', 'libmp3lame', '-b:a', '32k
 
 export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
   const started = performance.now();
-  const { stdout } = await execFileAsync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', o.input]);
+  const { stdout } = await execFileAsync('ffprobe', [
+    '-v',
+    'error',
+    '-show_entries',
+    'format=duration',
+    '-of',
+    'csv=p=0',
+    o.input,
+  ]);
   const duration = Number(stdout.trim());
   const probeMs = performance.now() - started;
 
@@ -59,7 +67,20 @@ export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
     for (let start = 0, i = 0; start < duration - 1; start += o.chunkSeconds, i++) {
       const file = path.join(dir, `chunk-${i}.mp3`);
       const codec = o.mode === 'copy' ? ['-c', 'copy'] : REENCODE;
-      await execFileAsync('ffmpeg', ['-nostdin', '-v', 'error', '-y', '-ss', String(start), '-t', String(o.chunkSeconds), '-i', o.input, ...codec, file]);
+      await execFileAsync('ffmpeg', [
+        '-nostdin',
+        '-v',
+        'error',
+        '-y',
+        '-ss',
+        String(start),
+        '-t',
+        String(o.chunkSeconds),
+        '-i',
+        o.input,
+        ...codec,
+        file,
+      ]);
       chunks.push({ file, start });
     }
     const cutMs = performance.now() - started - probeMs;
@@ -77,11 +98,18 @@ export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
             model: 'whisper-1',
             response_format: 'verbose_json',
           });
-          return (res.segments ?? []).map((s) => ({ start: s.start + c.start, end: s.end + c.start, text: s.text.trim() }));
+          return (res.segments ?? []).map((s) => ({
+            start: s.start + c.start,
+            end: s.end + c.start,
+            text: s.text.trim(),
+          }));
         }),
       ),
     );
-    const text = texts.flat().map((s) => s.text).join(' ');
+    const text = texts
+      .flat()
+      .map((s) => s.text)
+      .join(' ');
     return {
       wallMs: performance.now() - started,
       probeMs,
@@ -108,7 +136,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
       'work-dir': { type: 'string', default: os.tmpdir() },
     },
   });
-  if (!values.input || !values['base-url'] || !values['api-key']) throw new Error('--input, --base-url and --api-key are required');
+  if (!values.input || !values['base-url'] || !values['api-key'])
+    throw new Error('--input, --base-url and --api-key are required');
   const result = await runNaive({
     input: values.input,
     baseURL: values['base-url'],

@@ -15,7 +15,11 @@ export interface MachineInfo {
 
 function firstLine(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]?.trim() ?? '';
+    return (
+      execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')[0]
+        ?.trim() ?? ''
+    );
   } catch {
     return 'unknown';
   }
@@ -64,11 +68,23 @@ function fmt(x: number): string {
 /** One plain-text table: scenario, metric, median, min, max, unit, runs, aim. */
 export function formatTable(rows: readonly SummarizedMetric[]): string {
   const header = ['scenario', 'metric', 'median', 'min', 'max', 'unit', 'n', 'aim'];
-  const body = rows.map((r) => [r.scenario, r.name, fmt(r.median), fmt(r.min), fmt(r.max), r.unit, String(r.n), r.aim ?? '']);
+  const body = rows.map((r) => [
+    r.scenario,
+    r.name,
+    fmt(r.median),
+    fmt(r.min),
+    fmt(r.max),
+    r.unit,
+    String(r.n),
+    r.aim ?? '',
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const numeric = new Set([2, 3, 4, 6]);
   const line = (cells: string[]) =>
-    cells.map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   const sep = widths.map((w) => '-'.repeat(w)).join('  ');
   const out = [line(header), sep];
   let last = '';
@@ -83,6 +99,9 @@ export function formatTable(rows: readonly SummarizedMetric[]): string {
 /** The same table as GitHub markdown, for docs/performance.md. */
 export function formatMarkdown(rows: readonly SummarizedMetric[]): string {
   const out = ['| scenario | metric | median | min | max | unit | aim |', '|---|---|---:|---:|---:|---|---|'];
-  for (const r of rows) out.push(`| ${r.scenario} | ${r.name.trim()} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.aim ?? ''} |`);
+  for (const r of rows)
+    out.push(
+      `| ${r.scenario} | ${r.name.trim()} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.aim ?? ''} |`,
+    );
   return out.join('\n');
 }

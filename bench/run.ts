@@ -38,12 +38,16 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log('npm run bench [-- --quick] [--runs N] [--only pipeline,baseline,slicing,upload,polling,memory,scale-out] [--keep] [--entry dist/server.js]');
+  console.log(
+    'npm run bench [-- --quick] [--runs N] [--only pipeline,baseline,slicing,upload,polling,memory,scale-out] [--keep] [--entry dist/server.js]',
+  );
   process.exit(0);
 }
 const quick = values.quick ?? false;
 const only = new Set((values.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()));
-for (const s of only) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; known: ${SCENARIOS.join(', ')}`);
+for (const s of only)
+  if (!(SCENARIOS as readonly string[]).includes(s))
+    throw new Error(`unknown scenario ${s}; known: ${SCENARIOS.join(', ')}`);
 const selected = (s: ScenarioName): boolean => only.has(s);
 
 const started = Date.now();
@@ -58,18 +62,21 @@ const ctx: BenchContext = {
 };
 
 /** Full: 2 h of mp3 (24 chunks of 300 s) and 1 GiB of WAV; quick: 20 min and 200 MB. */
-const sizes = quick
-  ? { pipelineS: 1200, wavBytes: 200e6 }
-  : { pipelineS: 7200, wavBytes: 2 ** 30 };
+const sizes = quick ? { pipelineS: 1200, wavBytes: 200e6 } : { pipelineS: 7200, wavBytes: 2 ** 30 };
 const POLL_AUDIO_S = 1200;
 /** Scale-out: short jobs of two 30 s chunks, so the provider's latency dominates. */
 const SCALE_AUDIO_S = 60;
 
 async function audio(kind: 'pipeline' | 'poll' | 'wav' | 'scale'): Promise<AudioFile> {
-  const a = kind === 'wav'
-    ? await ensureWav(ctx.cacheDir, sizes.wavBytes)
-    : await ensureMp3(ctx.cacheDir, kind === 'poll' ? POLL_AUDIO_S : kind === 'scale' ? SCALE_AUDIO_S : sizes.pipelineS);
-  if (a.generatedMs > 0) ctx.note(`generated ${path.basename(a.path)} in ${(a.generatedMs / 1000).toFixed(1)} s (cached for next time)`);
+  const a =
+    kind === 'wav'
+      ? await ensureWav(ctx.cacheDir, sizes.wavBytes)
+      : await ensureMp3(
+          ctx.cacheDir,
+          kind === 'poll' ? POLL_AUDIO_S : kind === 'scale' ? SCALE_AUDIO_S : sizes.pipelineS,
+        );
+  if (a.generatedMs > 0)
+    ctx.note(`generated ${path.basename(a.path)} in ${(a.generatedMs / 1000).toFixed(1)} s (cached for next time)`);
   return a;
 }
 
@@ -103,7 +110,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 const machine = machineInfo();
-ctx.note(`mode ${quick ? 'quick' : 'full'}, ${ctx.runs} run(s) each, service ${ctx.serviceEntry}; ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}`);
+ctx.note(
+  `mode ${quick ? 'quick' : 'full'}, ${ctx.runs} run(s) each, service ${ctx.serviceEntry}; ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}`,
+);
 
 let pipeline: PipelineOutput | undefined;
 await attempt('pipeline', async () => {
@@ -111,7 +120,8 @@ await attempt('pipeline', async () => {
   return pipeline;
 });
 await attempt('baseline', async () =>
-  baselineScenario(ctx, await audio('pipeline'), pipelineSettings(quick), pipeline?.runsByConcurrency.get(3)));
+  baselineScenario(ctx, await audio('pipeline'), pipelineSettings(quick), pipeline?.runsByConcurrency.get(3)),
+);
 await attempt('slicing', async () => slicingScenario(ctx, await audio('pipeline')));
 await attempt('upload', async () => uploadScenario(ctx, await audio('wav')));
 await attempt('polling', async () => pollingScenario(ctx, await audio('poll')));
@@ -145,16 +155,23 @@ writeFileSync(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
 if (pipeline) {
   const naive = outputs.baseline?.metrics.find((mm) => mm.name === 'naive reencode: wall time');
   const s = pipeline.settings;
-  writeFileSync(svgFile, renderChart({
-    title: `${(sizes.pipelineS / 3600).toFixed(2).replace(/\.?0+$/, '')} h mp3, ${s.chunkSeconds} s chunks, fake latency ${s.latencyMs} ms (${machine.cpus} CPUs)`,
-    points: pipeline.points,
-    ...(naive ? { baseline: { concurrency: 3, wallS: naive.samples, label: 'naive script' } } : {}),
-  }));
+  writeFileSync(
+    svgFile,
+    renderChart({
+      title: `${(sizes.pipelineS / 3600).toFixed(2).replace(/\.?0+$/, '')} h mp3, ${s.chunkSeconds} s chunks, fake latency ${s.latencyMs} ms (${machine.cpus} CPUs)`,
+      points: pipeline.points,
+      ...(naive ? { baseline: { concurrency: 3, wallS: naive.samples, label: 'naive script' } } : {}),
+    }),
+  );
 }
 
 console.log(formatTable(rows));
-console.log(`\n${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.ffmpeg}`);
-console.log(`results: ${path.relative(process.cwd(), jsonFile)}${pipeline ? `, chart: ${path.relative(process.cwd(), svgFile)}` : ''}`);
+console.log(
+  `\n${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.ffmpeg}`,
+);
+console.log(
+  `results: ${path.relative(process.cwd(), jsonFile)}${pipeline ? `, chart: ${path.relative(process.cwd(), svgFile)}` : ''}`,
+);
 console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 for (const e of errors) console.log(`\nFAILED ${e.scenario}: ${e.error.split('\n')[0]}`);
 

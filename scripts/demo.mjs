@@ -24,7 +24,9 @@ if (created.status !== 202) throw new Error(`upload refused: ${created.status} $
 console.error(`[demo] uploaded ${file} as ${job.id}; polling ${base}${job.links.self}`);
 for (;;) {
   const j = await (await fetch(`${base}${job.links.self}`, { headers })).json();
-  console.error(`[demo] ${j.status} ${j.stage ?? ''} ${j.progress.chunks_done}/${j.progress.chunks_total} chunks, ${j.progress.percent}%`);
+  console.error(
+    `[demo] ${j.status} ${j.stage ?? ''} ${j.progress.chunks_done}/${j.progress.chunks_total} chunks, ${j.progress.percent}%`,
+  );
   if (j.status === 'completed') break;
   if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`job ${j.status}: ${JSON.stringify(j.error)}`);
   await sleep(1000);

@@ -26,7 +26,10 @@ export function parseConfigTable(doc: string): ConfigRow[] {
   const rows: ConfigRow[] = [];
   for (const line of doc.split('\n')) {
     if (!line.startsWith('| `')) continue; // the header, its separator and the prose around the table
-    const cells = line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim());
+    const cells = line
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim());
     if (cells.length !== 3) throw new Error(`docs/configuration.md row has ${cells.length} cells, not 3: ${line}`);
     const [names, defaults, meaning] = cells as [string, string, string];
     rows.push({ names: [...names.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1] as string), defaults, meaning });
@@ -65,9 +68,11 @@ function accepted(type: z.ZodType): string | undefined {
   if (!(inner instanceof z.ZodNumber)) return undefined;
   const kind = inner.isInt ? 'integer' : 'number';
   // minValue does not say whether the bound itself is allowed (`.positive()` reports 0): ask the schema.
-  const min = inner.minValue === null ? null : { value: inner.minValue, allowed: inner.safeParse(inner.minValue).success };
+  const min =
+    inner.minValue === null ? null : { value: inner.minValue, allowed: inner.safeParse(inner.minValue).success };
   const max = inner.maxValue !== null && inner.maxValue < Number.MAX_SAFE_INTEGER ? inner.maxValue : null;
-  if (min?.allowed === false) return max === null ? `${kind} above ${min.value}` : `${kind} above ${min.value}, at most ${max}`;
+  if (min?.allowed === false)
+    return max === null ? `${kind} above ${min.value}` : `${kind} above ${min.value}, at most ${max}`;
   if (min !== null && max !== null) return `${kind}, ${min.value} to ${max}`;
   if (min !== null) return `${kind}, at least ${min.value}`;
   return kind;
@@ -76,7 +81,8 @@ function accepted(type: z.ZodType): string | undefined {
 /** The value the schema gives an unset variable; undefined when it has none. */
 function defaultOf(name: string, type: z.ZodType): string | undefined {
   const parsed = type.safeParse(undefined);
-  if (!parsed.success) throw new Error(`${name}: the schema refuses an unset value, so it cannot be left commented out`);
+  if (!parsed.success)
+    throw new Error(`${name}: the schema refuses an unset value, so it cannot be left commented out`);
   return parsed.data === undefined ? undefined : String(parsed.data);
 }
 
@@ -107,7 +113,8 @@ export function renderEnvExample(schema: z.ZodObject, rows: ConfigRow[]): string
   for (const row of rows) {
     out.push('', ...wrap(`${row.names.join(', ')}: ${plain(row.meaning)}`));
     const defaults = row.names.map((n) => defaultOf(n, shape[n] as z.ZodType));
-    if (defaults.includes(undefined) && !/^[–-]$/.test(row.defaults)) out.push(...wrap(`Default: ${plain(row.defaults)}`));
+    if (defaults.includes(undefined) && !/^[–-]$/.test(row.defaults))
+      out.push(...wrap(`Default: ${plain(row.defaults)}`));
     row.names.forEach((name, i) => {
       const rule = accepted(shape[name] as z.ZodType);
       if (rule !== undefined) out.push(`# (${name}: ${rule})`);

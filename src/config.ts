@@ -42,7 +42,10 @@ export const envSchema = z.object({
   UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
   REDIS_URL: optionalString,
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('chunkscribe'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('chunkscribe'),
   WORKER_LOCK_MS: intFrom(30_000, 1_000, 3_600_000),
   WORKER_STALLED_INTERVAL_MS: intFrom(30_000, 500, 3_600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -224,11 +227,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   ).map(([elevated, critical, critIs]) => `${critical}: must be ${critIs} than or equal to ${elevated}`);
   if (misordered.length > 0) throw new ConfigError(misordered);
   if (e.JOB_DIRS_MAX_BYTES < e.MAX_UPLOAD_BYTES) {
-    throw new ConfigError(['JOB_DIRS_MAX_BYTES: must be at least MAX_UPLOAD_BYTES, or an upload of the allowed size is never accepted']);
+    throw new ConfigError([
+      'JOB_DIRS_MAX_BYTES: must be at least MAX_UPLOAD_BYTES, or an upload of the allowed size is never accepted',
+    ]);
   }
   const perKeyBytes = e.UPLOAD_BYTES_PER_KEY_MAX;
   if (perKeyBytes !== undefined && (perKeyBytes < e.MAX_UPLOAD_BYTES || perKeyBytes > e.JOB_DIRS_MAX_BYTES)) {
-    throw new ConfigError(['UPLOAD_BYTES_PER_KEY_MAX: must be at least MAX_UPLOAD_BYTES (or an upload of the allowed size is never accepted) and at most JOB_DIRS_MAX_BYTES']);
+    throw new ConfigError([
+      'UPLOAD_BYTES_PER_KEY_MAX: must be at least MAX_UPLOAD_BYTES (or an upload of the allowed size is never accepted) and at most JOB_DIRS_MAX_BYTES',
+    ]);
   }
   const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
@@ -259,16 +266,29 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,
     // Half the pool: one client cannot lock the others out, and still gets in with an upload of the allowed size.
     uploadBytesPerKeyMax: perKeyBytes ?? Math.max(e.MAX_UPLOAD_BYTES, Math.floor(e.JOB_DIRS_MAX_BYTES / 2)),
-    uploadPace: { minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S, windowMs: e.UPLOAD_RATE_WINDOW_MS, maxGapMs: e.UPLOAD_MAX_GAP_MS },
+    uploadPace: {
+      minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S,
+      windowMs: e.UPLOAD_RATE_WINDOW_MS,
+      maxGapMs: e.UPLOAD_MAX_GAP_MS,
+    },
     redisUrl: e.REDIS_URL,
-    scale: { role: e.ROLE, prefix: e.REDIS_PREFIX, lockMs: e.WORKER_LOCK_MS, stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS },
+    scale: {
+      role: e.ROLE,
+      prefix: e.REDIS_PREFIX,
+      lockMs: e.WORKER_LOCK_MS,
+      stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+    },
     logLevel: e.LOG_LEVEL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: e.CONNECTION_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     ffmpegTimeoutS: e.FFMPEG_TIMEOUT_S,
     probeTimeoutS: e.PROBE_TIMEOUT_S,
-    retry: { baseDelayMs: e.RETRY_BASE_DELAY_MS, maxDelayMs: e.RETRY_MAX_DELAY_MS, chunkDeadlineMs: e.CHUNK_DEADLINE_S * 1000 },
+    retry: {
+      baseDelayMs: e.RETRY_BASE_DELAY_MS,
+      maxDelayMs: e.RETRY_MAX_DELAY_MS,
+      chunkDeadlineMs: e.CHUNK_DEADLINE_S * 1000,
+    },
     circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, coolDownMs: e.CIRCUIT_COOL_DOWN_MS },
     pricePerMinuteJson: e.PRICE_PER_MINUTE_JSON,
     maxJobCostUsd: e.MAX_JOB_COST_USD ?? null,
@@ -321,7 +341,10 @@ const KEY_TEXT = /^[\x21-\x7e]+$/;
  * `name:key` a line; blank lines and lines starting with `#` are skipped). Returns the keys, or the problems
  * found, each naming the variable and line without quoting any key.
  */
-export function parseApiKeys(envKeys: string | undefined, file: { path: string; text: string } | undefined): { keys: ApiKey[]; issues: string[] } {
+export function parseApiKeys(
+  envKeys: string | undefined,
+  file: { path: string; text: string } | undefined,
+): { keys: ApiKey[]; issues: string[] } {
   const keys: ApiKey[] = [];
   const issues: string[] = [];
   (envKeys ?? '')
@@ -363,7 +386,9 @@ function readKeysFile(file: string): { path: string; text: string } {
   try {
     return { path: file, text: readFileSync(file, 'utf8') };
   } catch (err) {
-    throw new ConfigError([`API_KEYS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw new ConfigError([
+      `API_KEYS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    ]);
   }
 }
 
@@ -386,7 +411,8 @@ const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 function redactUrls(value: unknown): unknown {
   if (typeof value === 'string') return ABSOLUTE_URL.test(value) ? redactUrl(value) : value;
   if (Array.isArray(value)) return value.map(redactUrls);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactUrls(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactUrls(v)]));
   return value;
 }
 

@@ -45,7 +45,12 @@ export function serializeError(err: unknown): unknown {
 function scrubbed(value: unknown, depth: number, seen: WeakSet<object>): unknown {
   if (value === null || typeof value !== 'object') return value;
   const proto: unknown = Object.getPrototypeOf(value);
-  const walked = Array.isArray(value) || proto === Object.prototype || proto === null || proto === SERIALIZED_ERROR_PROTO || value instanceof Error;
+  const walked =
+    Array.isArray(value) ||
+    proto === Object.prototype ||
+    proto === null ||
+    proto === SERIALIZED_ERROR_PROTO ||
+    value instanceof Error;
   if (!walked) return value;
   if (seen.has(value)) return '[Circular]';
   if (depth >= ERROR_MAX_DEPTH) return '[too deep]';
@@ -54,7 +59,10 @@ function scrubbed(value: unknown, depth: number, seen: WeakSet<object>): unknown
     if (Array.isArray(value)) return value.map((v: unknown) => scrubbed(v, depth + 1, seen));
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(value)) {
-      out[key] = key === 'command' && v !== null && typeof v === 'object' ? { ...scrubbedRecord(v, depth + 1, seen), args: REDACTED } : scrubbed(v, depth + 1, seen);
+      out[key] =
+        key === 'command' && v !== null && typeof v === 'object'
+          ? { ...scrubbedRecord(v, depth + 1, seen), args: REDACTED }
+          : scrubbed(v, depth + 1, seen);
     }
     return out;
   } finally {
@@ -76,7 +84,8 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Des
   };
   if (destination) return pino(options, destination);
   // Pretty output is for people at a terminal; anything else (files, collectors) gets one JSON object a line.
-  if (process.stdout.isTTY && prettyAvailable()) return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } });
+  if (process.stdout.isTTY && prettyAvailable())
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } });
   // Asynchronous writes: lines logged while a write is under way go out together in the next one, instead of one
   // blocking write(2) per line (under load, most of a poll's logging cost). pino flushes it on exit.
   return pino(options, pino.destination({ dest: 1, sync: false }));

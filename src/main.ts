@@ -42,7 +42,9 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   logger.info({ config: redactConfig(config) }, 'configuration');
-  const services = await createServices(config, logger).catch((err: unknown) => exitAfterFailedStart(logger, config, err));
+  const services = await createServices(config, logger).catch((err: unknown) =>
+    exitAfterFailedStart(logger, config, err),
+  );
   const app = await buildApp({ services, logger });
 
   closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {

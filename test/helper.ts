@@ -56,7 +56,10 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
 }
 
 /** Services and app built from `config` as the server builds them, started and listening on 127.0.0.1:0. */
-export async function listenApp(config: Config, logger: Logger): Promise<{ app: App; services: Services; url: string }> {
+export async function listenApp(
+  config: Config,
+  logger: Logger,
+): Promise<{ app: App; services: Services; url: string }> {
   const services = await createServices(config, logger);
   const app = await buildApp({ services, logger });
   await services.start();
@@ -80,7 +83,10 @@ export async function upload(
   return { status: res.status, body: (await res.json()) as JobJson & ErrorJson, headers: res.headers };
 }
 
-export async function getJson<T = Json>(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+export async function getJson<T = Json>(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: T }> {
   const res = await fetch(url, { headers });
   return { status: res.status, body: (await res.json()) as T };
 }
@@ -111,7 +117,8 @@ export async function pollJob<T extends JobJson = JobJson>(
       seen.push(body.progress.percent);
       return done(body);
     },
-    () => `${what} (job ${id}); last seen: ${last ? JSON.stringify({ status: last.status, stage: last.stage, progress: last.progress }) : 'never'}`,
+    () =>
+      `${what} (job ${id}); last seen: ${last ? JSON.stringify({ status: last.status, stage: last.stage, progress: last.progress }) : 'never'}`,
     { timeoutMs: 100_000, everyMs: 100, ...untilOptions },
   );
   if (!last) throw new Error(`job ${id} was never read`);
@@ -125,7 +132,10 @@ export function waitForJob(
   headers: Record<string, string> = {},
   options: UntilOptions = {},
 ): Promise<JobJson & { percentsSeen: number[] }> {
-  return pollJob(url, id, (job) => ['completed', 'failed', 'cancelled'].includes(job.status), 'the job to end', { headers, ...options });
+  return pollJob(url, id, (job) => ['completed', 'failed', 'cancelled'].includes(job.status), 'the job to end', {
+    headers,
+    ...options,
+  });
 }
 
 /** Every file left under DATA_DIR/jobs (what a rejected upload must not leave behind). */

@@ -20,10 +20,18 @@ const WAV_BYTES_PER_S = 44_100 * 2 * 2;
 function sourceArgs(durationS: number): string[] {
   const gate = "volume=volume='if(lt(mod(t,23),1.5)+lt(mod(t,61),0.7),0,1)':eval=frame";
   return [
-    '-f', 'lavfi', '-i', `sine=frequency=220:sample_rate=44100:duration=${durationS}`,
-    '-f', 'lavfi', '-i', `anoisesrc=color=pink:amplitude=0.08:sample_rate=44100:seed=7:duration=${durationS}`,
-    '-filter_complex', `[0:a][1:a]amix=inputs=2:normalize=0,${gate},aformat=channel_layouts=stereo[out]`,
-    '-map', '[out]',
+    '-f',
+    'lavfi',
+    '-i',
+    `sine=frequency=220:sample_rate=44100:duration=${durationS}`,
+    '-f',
+    'lavfi',
+    '-i',
+    `anoisesrc=color=pink:amplitude=0.08:sample_rate=44100:seed=7:duration=${durationS}`,
+    '-filter_complex',
+    `[0:a][1:a]amix=inputs=2:normalize=0,${gate},aformat=channel_layouts=stereo[out]`,
+    '-map',
+    '[out]',
   ];
 }
 

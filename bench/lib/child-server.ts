@@ -13,7 +13,11 @@ export interface ChildServer {
 
 /** Starts a bench helper server (a script that prints `listening <port>` first) as its own process. */
 export async function startChildServer(script: string, env: Record<string, string> = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, [script], { cwd: REPO_ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script], {
+    cwd: REPO_ROOT,
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not listen within 15 s`)), 15_000);

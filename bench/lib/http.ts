@@ -24,14 +24,21 @@ export interface UploadResult {
  * POSTs a file as multipart with curl, the client most users script uploads with; a separate process, so
  * the harness (which also hosts the fake provider) is not the bottleneck of the upload.
  */
-export async function curlUpload(url: string, file: string, fields: Record<string, string> = {}): Promise<UploadResult> {
+export async function curlUpload(
+  url: string,
+  file: string,
+  fields: Record<string, string> = {},
+): Promise<UploadResult> {
   const args = ['-sS', '-X', 'POST', '-F', `file=@${file}`];
   for (const [k, v] of Object.entries(fields)) args.push('-F', `${k}=${v}`);
   args.push('-w', '\n%{http_code} %{time_total}', url);
   const r = await run('curl', args);
   if (r.code !== 0) throw new Error(`curl failed (${r.code}): ${r.stderr}`);
   const lastNl = r.stdout.lastIndexOf('\n');
-  const [status, total] = r.stdout.slice(lastNl + 1).trim().split(' ');
+  const [status, total] = r.stdout
+    .slice(lastNl + 1)
+    .trim()
+    .split(' ');
   const text = r.stdout.slice(0, lastNl);
   let body: Record<string, unknown>;
   try {

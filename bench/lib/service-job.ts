@@ -49,7 +49,13 @@ function msOf(line: Record<string, unknown> | undefined): number | null {
 /** One job through a fresh service process: upload with curl, poll to the end, read timings from the fake and the log. */
 export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun> {
   o.fake.reset();
-  const svc = await startService({ env: o.env, workDir: o.ctx.workDir, name: o.name, keep: o.ctx.keep, entry: o.ctx.serviceEntry });
+  const svc = await startService({
+    env: o.env,
+    workDir: o.ctx.workDir,
+    name: o.name,
+    keep: o.ctx.keep,
+    entry: o.ctx.serviceEntry,
+  });
   try {
     const idleRssKb = readStatusKb(svc.pid, 'VmRSS');
     const rss = sampleRss(svc.pid);

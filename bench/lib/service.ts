@@ -109,12 +109,16 @@ export async function startService(opts: StartServiceOptions): Promise<ServiceHa
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (exited) throw new Error(`the service exited before listening (exit ${child.exitCode}); log:\n${logTail(logFile)}`);
+    if (exited)
+      throw new Error(`the service exited before listening (exit ${child.exitCode}); log:\n${logTail(logFile)}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`the service did not listen within 30 s; log:\n${logTail(logFile)}`);
     }
-    const up = await fetch(`${url}/health/live`).then((r) => r.ok, () => false);
+    const up = await fetch(`${url}/health/live`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) break;
     await sleep(25);
   }

@@ -19,12 +19,16 @@ interface NaiveRun extends NaiveResult {
 
 async function runNaiveProcess(ctx: BenchContext, args: string[], mode: NaiveRun['mode']): Promise<NaiveRun> {
   const rss: { sampler?: ReturnType<typeof sampleRss> } = {};
-  const r = await run(process.execPath, [path.join(REPO_ROOT, 'bench', 'baseline-naive.ts'), ...args, '--mode', mode, '--work-dir', ctx.workDir], {
-    cwd: REPO_ROOT,
-    onSpawn: (pid) => {
-      rss.sampler = sampleRss(pid);
+  const r = await run(
+    process.execPath,
+    [path.join(REPO_ROOT, 'bench', 'baseline-naive.ts'), ...args, '--mode', mode, '--work-dir', ctx.workDir],
+    {
+      cwd: REPO_ROOT,
+      onSpawn: (pid) => {
+        rss.sampler = sampleRss(pid);
+      },
     },
-  });
+  );
   const peaks = rss.sampler?.stop() ?? { treeKb: 0 };
   if (r.code !== 0) throw new Error(`baseline-naive (${mode}) failed: ${r.stderr.slice(-2000)}`);
   const result = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as NaiveResult;
@@ -46,8 +50,18 @@ export async function baselineScenario(
   const naive: NaiveRun[] = [];
   const ours: ServiceJobRun[] = serviceRuns ? [...serviceRuns] : [];
   try {
-    const args = ['--input', audio.path, '--base-url', fake.url, '--api-key', FAKE_OPENAI_KEY,
-      '--chunk-seconds', String(settings.chunkSeconds), '--concurrency', String(CONCURRENCY)];
+    const args = [
+      '--input',
+      audio.path,
+      '--base-url',
+      fake.url,
+      '--api-key',
+      FAKE_OPENAI_KEY,
+      '--chunk-seconds',
+      String(settings.chunkSeconds),
+      '--concurrency',
+      String(CONCURRENCY),
+    ];
     for (let i = 0; i < ctx.runs; i++) {
       for (const mode of MODES) {
         ctx.note(`baseline run ${i + 1}/${ctx.runs}: naive ${mode}`);
@@ -56,10 +70,19 @@ export async function baselineScenario(
       }
       if (!serviceRuns) {
         ctx.note(`baseline run ${i + 1}/${ctx.runs}: service c=${CONCURRENCY}`);
-        ours.push(await runServiceJob({
-          ctx, fake, audio, name: 'baseline-service', timeoutMs: 20 * 60_000,
-          env: fakeProviderEnv(fake, { TRANSCRIBE_CONCURRENCY: String(CONCURRENCY), CHUNK_SECONDS: String(settings.chunkSeconds) }),
-        }));
+        ours.push(
+          await runServiceJob({
+            ctx,
+            fake,
+            audio,
+            name: 'baseline-service',
+            timeoutMs: 20 * 60_000,
+            env: fakeProviderEnv(fake, {
+              TRANSCRIBE_CONCURRENCY: String(CONCURRENCY),
+              CHUNK_SECONDS: String(settings.chunkSeconds),
+            }),
+          }),
+        );
       }
     }
   } finally {
@@ -87,6 +110,12 @@ export async function baselineScenario(
   }
   return {
     metrics: m.list(),
-    details: { concurrency: CONCURRENCY, settings, reusedPipelineRuns: serviceRuns !== undefined, naive, ours: serviceRuns ? 'see pipeline c3' : ours },
+    details: {
+      concurrency: CONCURRENCY,
+      settings,
+      reusedPipelineRuns: serviceRuns !== undefined,
+      naive,
+      ours: serviceRuns ? 'see pipeline c3' : ours,
+    },
   };
 }

@@ -18,7 +18,15 @@ export async function memoryScenario(ctx: BenchContext, audio: AudioFile): Promi
   let r: ServiceJobRun;
   try {
     ctx.note(`memory: full job of the ${(audio.bytes / 2 ** 20).toFixed(0)} MiB WAV`);
-    r = await runServiceJob({ ctx, fake, audio, name: 'memory', timeoutMs: 30 * 60_000, watchDisk: true, env: fakeProviderEnv(fake) });
+    r = await runServiceJob({
+      ctx,
+      fake,
+      audio,
+      name: 'memory',
+      timeoutMs: 30 * 60_000,
+      watchDisk: true,
+      env: fakeProviderEnv(fake),
+    });
   } finally {
     await fake.close();
   }
@@ -28,6 +36,14 @@ export async function memoryScenario(ctx: BenchContext, audio: AudioFile): Promi
   m.add('WAV job: chunks', 'n', r.chunks);
   m.add('WAV job: peak RSS service (VmHWM)', 'MiB', kbToMiB(r.hwmKb), '< 150');
   m.add('WAV job: peak RSS service+ffmpeg (polled)', 'MiB', kbToMiB(r.treePeakKb));
-  if (r.diskPeakBytes !== null) m.add('WAV job: DATA_DIR high water / upload size', 'x', r.diskPeakBytes / audio.bytes, '< 1.3');
-  return { metrics: m.list(), details: { latencyMs: LATENCY_MS, audio: { path: audio.path, bytes: audio.bytes, durationS: audio.durationS }, run: r } };
+  if (r.diskPeakBytes !== null)
+    m.add('WAV job: DATA_DIR high water / upload size', 'x', r.diskPeakBytes / audio.bytes, '< 1.3');
+  return {
+    metrics: m.list(),
+    details: {
+      latencyMs: LATENCY_MS,
+      audio: { path: audio.path, bytes: audio.bytes, durationS: audio.durationS },
+      run: r,
+    },
+  };
 }

@@ -51,9 +51,13 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
           audio,
           name: `pipeline-c${c}`,
           timeoutMs: 20 * 60_000,
-          env: fakeProviderEnv(fake, { TRANSCRIBE_CONCURRENCY: String(c), CHUNK_SECONDS: String(settings.chunkSeconds) }),
+          env: fakeProviderEnv(fake, {
+            TRANSCRIBE_CONCURRENCY: String(c),
+            CHUNK_SECONDS: String(settings.chunkSeconds),
+          }),
         });
-        if (r.status !== 'completed') throw new Error(`pipeline c=${c}: job ${r.status} (${r.errorCode}); log ${r.logFile}`);
+        if (r.status !== 'completed')
+          throw new Error(`pipeline c=${c}: job ${r.status} (${r.errorCode}); log ${r.logFile}`);
         runsByConcurrency.get(c)?.push(r);
       }
     }

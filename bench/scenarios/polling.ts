@@ -40,7 +40,13 @@ export async function pollingScenario(ctx: BenchContext, audio: AudioFile): Prom
   const raw: Array<Record<string, Load> & { bare: Load }> = [];
   try {
     const env = fakeProviderEnv(fake, { CHUNK_SECONDS: String(CHUNK_SECONDS), TRANSCRIBE_CONCURRENCY: '8' });
-    let svc = await startService({ env, workDir: ctx.workDir, name: 'polling-setup', dataDir, entry: ctx.serviceEntry });
+    let svc = await startService({
+      env,
+      workDir: ctx.workDir,
+      name: 'polling-setup',
+      dataDir,
+      entry: ctx.serviceEntry,
+    });
     let jobId: string;
     try {
       ctx.note('polling: preparing a completed job');
@@ -59,7 +65,13 @@ export async function pollingScenario(ctx: BenchContext, audio: AudioFile): Prom
       // Quick mode keeps to the default level.
       for (const level of ctx.quick ? ['info'] : ['info', 'warn']) {
         ctx.note(`polling run ${i + 1}/${ctx.runs}: service LOG_LEVEL=${level}, ${durationS} s`);
-        svc = await startService({ env: { ...env, LOG_LEVEL: level }, workDir: ctx.workDir, name: `polling-${level}`, dataDir, entry: ctx.serviceEntry });
+        svc = await startService({
+          env: { ...env, LOG_LEVEL: level },
+          workDir: ctx.workDir,
+          name: `polling-${level}`,
+          dataDir,
+          entry: ctx.serviceEntry,
+        });
         try {
           await writeFile(bodyFile, JSON.stringify(await getJob(svc.url, jobId)));
           levels[level] = await load(`${svc.url}/v1/jobs/${jobId}`, durationS);
@@ -86,11 +98,18 @@ export async function pollingScenario(ctx: BenchContext, audio: AudioFile): Prom
       }
       m.add('bare Fastify: req/s', 'req/s', b.rps);
       m.add('bare Fastify: p99', 'ms', b.p99Ms);
-      m.add('non-2xx + errors (all sides)', 'n', Object.values(run).reduce((s, l) => s + l.non2xx + l.errors, 0));
+      m.add(
+        'non-2xx + errors (all sides)',
+        'n',
+        Object.values(run).reduce((s, l) => s + l.non2xx + l.errors, 0),
+      );
     }
   } finally {
     await fake.close();
     if (!ctx.keep) await rm(dataDir, { recursive: true, force: true });
   }
-  return { metrics: m.list(), details: { connections: CONNECTIONS, durationS, chunkSeconds: CHUNK_SECONDS, audio: audio.path, runs: raw } };
+  return {
+    metrics: m.list(),
+    details: { connections: CONNECTIONS, durationS, chunkSeconds: CHUNK_SECONDS, audio: audio.path, runs: raw },
+  };
 }

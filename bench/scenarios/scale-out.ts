@@ -48,11 +48,20 @@ export async function scaleOutScenario(ctx: BenchContext, audio: AudioFile): Pro
         const procs: ServiceHandle[] = [];
         // The service's job queue, held paused while jobs are uploaded and workers start: the clock measures the
         // workers only, not the API's validation of 20 uploads or node's start-up.
-        const queue = new Queue('jobs', { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: `bench${run}w${workers}` });
+        const queue = new Queue('jobs', {
+          connection: { url: redis.url, maxRetriesPerRequest: null },
+          prefix: `bench${run}w${workers}`,
+        });
         try {
           ctx.note(`scale-out run ${run + 1}/${ctx.runs}: ${JOBS} jobs, 1 API + ${workers} worker(s)`);
           await queue.pause();
-          const api = await startService({ env: env('api'), workDir: ctx.workDir, name: 'scale-api', dataDir, entry: ctx.serviceEntry });
+          const api = await startService({
+            env: env('api'),
+            workDir: ctx.workDir,
+            name: 'scale-api',
+            dataDir,
+            entry: ctx.serviceEntry,
+          });
           procs.push(api);
           // Four uploads at a time: the API process validates each one with ffprobe and a decode check.
           const ids: string[] = [];
@@ -65,7 +74,15 @@ export async function scaleOutScenario(ctx: BenchContext, audio: AudioFile): Pro
             ids.push(...(await Promise.all(batch)));
           }
           for (let w = 0; w < workers; w++) {
-            procs.push(await startService({ env: env('worker'), workDir: ctx.workDir, name: `scale-worker${w}`, dataDir, entry: ctx.serviceEntry }));
+            procs.push(
+              await startService({
+                env: env('worker'),
+                workDir: ctx.workDir,
+                name: `scale-worker${w}`,
+                dataDir,
+                entry: ctx.serviceEntry,
+              }),
+            );
           }
           const started = Date.now();
           await queue.resume();

@@ -29,8 +29,15 @@ async function timeSlicer(audio: AudioFile, outDir: string, cutPoints: number[],
   const slicer = createSlicer({ logger: pino({ level: 'silent' }), timeoutS: 3600 });
   const started = performance.now();
   const handle = slicer.slice({
-    input: audio.path, demuxer: 'mp3', outDir, cutPoints, format: 'mp3', mode, lookahead: LOOKAHEAD,
-    maxDurationS: MAX_DURATION_S, expectedDurationS: audio.durationS,
+    input: audio.path,
+    demuxer: 'mp3',
+    outDir,
+    cutPoints,
+    format: 'mp3',
+    mode,
+    lookahead: LOOKAHEAD,
+    maxDurationS: MAX_DURATION_S,
+    expectedDurationS: audio.durationS,
   });
   let firstChunkMs = Number.NaN;
   let chunks = 0;
@@ -45,20 +52,46 @@ async function timeSlicer(audio: AudioFile, outDir: string, cutPoints: number[],
 }
 
 /** Plain ffmpeg segmenting; the segment list on stdout tells when the first file is closed (it costs ffmpeg nothing). */
-async function timeFfmpeg(audio: AudioFile, outDir: string, codecArgs: readonly string[], segmentArgs: string[]): Promise<Timed> {
+async function timeFfmpeg(
+  audio: AudioFile,
+  outDir: string,
+  codecArgs: readonly string[],
+  segmentArgs: string[],
+): Promise<Timed> {
   let firstChunkMs = Number.NaN;
   let chunks = 0;
-  const r = await run('ffmpeg', [
-    '-nostdin', '-hide_banner', '-nostats', '-v', 'error', '-i', audio.path, '-map', '0:a:0', ...codecArgs,
-    '-f', 'segment', ...segmentArgs, '-reset_timestamps', '1', '-segment_list', 'pipe:1', '-segment_list_type', 'csv',
-    path.join(outDir, 'seg-%05d.mp3'),
-  ], {
-    onStdoutLine: (line, ms) => {
-      if (line.trim() === '') return;
-      if (chunks === 0) firstChunkMs = ms;
-      chunks += 1;
+  const r = await run(
+    'ffmpeg',
+    [
+      '-nostdin',
+      '-hide_banner',
+      '-nostats',
+      '-v',
+      'error',
+      '-i',
+      audio.path,
+      '-map',
+      '0:a:0',
+      ...codecArgs,
+      '-f',
+      'segment',
+      ...segmentArgs,
+      '-reset_timestamps',
+      '1',
+      '-segment_list',
+      'pipe:1',
+      '-segment_list_type',
+      'csv',
+      path.join(outDir, 'seg-%05d.mp3'),
+    ],
+    {
+      onStdoutLine: (line, ms) => {
+        if (line.trim() === '') return;
+        if (chunks === 0) firstChunkMs = ms;
+        chunks += 1;
+      },
     },
-  });
+  );
   if (r.code !== 0) throw new Error(`ffmpeg segment failed: ${r.stderr.slice(-1000)}`);
   return { firstChunkMs, totalMs: r.ms, chunks };
 }
@@ -84,24 +117,46 @@ export async function slicingScenario(ctx: BenchContext, audio: AudioFile): Prom
     const ours = await timeSlicer(audio, await fresh('slicer'), cutPoints, 'encode');
     const oursCopy = await timeSlicer(audio, await fresh('slicer-copy'), cutPoints, 'copy');
     const copy = await timeFfmpeg(audio, await fresh('copy'), ['-c', 'copy'], ['-segment_time', String(SEGMENT_S)]);
-    const same = await timeFfmpeg(audio, await fresh('same'), mp3.codecArgs, ['-segment_times', cutPoints.map((c) => c.toFixed(3)).join(',')]);
+    const same = await timeFfmpeg(audio, await fresh('same'), mp3.codecArgs, [
+      '-segment_times',
+      cutPoints.map((c) => c.toFixed(3)).join(','),
+    ]);
     const scanStarted = performance.now();
     const found = await silences.detectSilences(audio.path, { demuxer: 'mp3', maxDurationS: MAX_DURATION_S });
     const scanMs = performance.now() - scanStarted;
     const windowsStarted = performance.now();
     const planned = await cutPlanner.planCuts({
-      file: audio.path, demuxer: 'mp3', maxDurationS: MAX_DURATION_S,
-      durationS: audio.durationS, targetS: PLAN_TARGET_S, searchWindowS: PLAN_TARGET_S / 4,
+      file: audio.path,
+      demuxer: 'mp3',
+      maxDurationS: MAX_DURATION_S,
+      durationS: audio.durationS,
+      targetS: PLAN_TARGET_S,
+      searchWindowS: PLAN_TARGET_S / 4,
     });
     const windowsMs = performance.now() - windowsStarted;
     await rm(dir, { recursive: true, force: true });
-    raw.push({ ours, oursCopy, copy, same, scanMs, silences: found.length, windowsMs, windowCuts: planned.cuts.length, windowScan: planned.scan === 'windows' ? 1 : 0 });
+    raw.push({
+      ours,
+      oursCopy,
+      copy,
+      same,
+      scanMs,
+      silences: found.length,
+      windowsMs,
+      windowCuts: planned.cuts.length,
+      windowScan: planned.scan === 'windows' ? 1 : 0,
+    });
 
     m.add('slicer copy path (mp3 as it is): first chunk', 's', oursCopy.firstChunkMs / 1000);
     m.add('slicer copy path: total', 's', oursCopy.totalMs / 1000);
     m.add('ffmpeg -c copy: first chunk', 's', copy.firstChunkMs / 1000);
     m.add('ffmpeg -c copy: total', 's', copy.totalMs / 1000);
-    m.add('ratio slicer copy path / ffmpeg copy: first chunk', 'x', oursCopy.firstChunkMs / copy.firstChunkMs, '<= 1.2');
+    m.add(
+      'ratio slicer copy path / ffmpeg copy: first chunk',
+      'x',
+      oursCopy.firstChunkMs / copy.firstChunkMs,
+      '<= 1.2',
+    );
     m.add('ratio slicer copy path / ffmpeg copy: total', 'x', oursCopy.totalMs / copy.totalMs, '<= 1.2');
     m.add('slicer re-encode path (mp3 16 kHz mono 32k): first chunk', 's', ours.firstChunkMs / 1000);
     m.add('slicer re-encode path: total', 's', ours.totalMs / 1000);
@@ -117,6 +172,11 @@ export async function slicingScenario(ctx: BenchContext, audio: AudioFile): Prom
   }
   return {
     metrics: m.list(),
-    details: { segmentS: SEGMENT_S, audio: { path: audio.path, durationS: audio.durationS }, codecArgs: mp3.codecArgs, runs: raw },
+    details: {
+      segmentS: SEGMENT_S,
+      audio: { path: audio.path, durationS: audio.durationS },
+      codecArgs: mp3.codecArgs,
+      runs: raw,
+    },
   };
 }

@@ -21,14 +21,22 @@ interface UploadRun {
 
 async function dryRunThroughService(ctx: BenchContext, fake: FakeOpenAI, audio: AudioFile) {
   // A fresh process each time, so its peak RSS belongs to this upload alone.
-  const svc = await startService({ env: fakeProviderEnv(fake), workDir: ctx.workDir, name: 'upload', keep: ctx.keep, entry: ctx.serviceEntry });
+  const svc = await startService({
+    env: fakeProviderEnv(fake),
+    workDir: ctx.workDir,
+    name: 'upload',
+    keep: ctx.keep,
+    entry: ctx.serviceEntry,
+  });
   try {
     const rss = sampleRss(svc.pid);
     const up = await curlUpload(`${svc.url}/v1/jobs`, audio.path, { dry_run: 'true' });
     const peaks = rss.stop();
     if (up.status !== 200) throw new Error(`dry run answered ${up.status}: ${JSON.stringify(up.body).slice(0, 500)}`);
     const checks = logged(svc.logLines(), 'validation passed')[0]?.checks;
-    const validationMs = Array.isArray(checks) ? (checks as Array<{ ms?: number }>).reduce((s, c) => s + (c.ms ?? 0), 0) : null;
+    const validationMs = Array.isArray(checks)
+      ? (checks as Array<{ ms?: number }>).reduce((s, c) => s + (c.ms ?? 0), 0)
+      : null;
     return { ms: up.ms, validationMs, hwmKb: svc.hwmKb(), treeKb: peaks.treeKb };
   } finally {
     await svc.stop();
@@ -68,8 +76,13 @@ export async function uploadScenario(ctx: BenchContext, audio: AudioFile): Promi
       const cp = await runOk('cp', [audio.path, copy]);
       await rm(copy, { force: true });
       runs.push({
-        serviceMs: ours.ms, validationMs: ours.validationMs, serviceHwmKb: ours.hwmKb, serviceTreeKb: ours.treeKb,
-        sinkMs: sink.ms, sinkHwmKb: sink.hwmKb, cpMs: cp.ms,
+        serviceMs: ours.ms,
+        validationMs: ours.validationMs,
+        serviceHwmKb: ours.hwmKb,
+        serviceTreeKb: ours.treeKb,
+        sinkMs: sink.ms,
+        sinkHwmKb: sink.hwmKb,
+        cpMs: cp.ms,
       });
     }
   } finally {
@@ -84,10 +97,14 @@ export async function uploadScenario(ctx: BenchContext, audio: AudioFile): Promi
     m.add('curl -> bare http sink -> file', 's', r.sinkMs / 1000);
     m.add('cp (disk floor, no socket)', 's', r.cpMs / 1000);
     m.add('ratio sink/ours (ingest + validation)', 'x', r.sinkMs / r.serviceMs, '>= 0.7');
-    if (r.validationMs !== null) m.add('ratio sink/ours (ingest only)', 'x', r.sinkMs / (r.serviceMs - r.validationMs), '>= 0.7');
+    if (r.validationMs !== null)
+      m.add('ratio sink/ours (ingest only)', 'x', r.sinkMs / (r.serviceMs - r.validationMs), '>= 0.7');
     m.add('peak RSS service (VmHWM)', 'MiB', kbToMiB(r.serviceHwmKb), '< 150');
     m.add('peak RSS service+ffmpeg (polled)', 'MiB', kbToMiB(r.serviceTreeKb));
     m.add('peak RSS bare sink (VmHWM)', 'MiB', kbToMiB(r.sinkHwmKb));
   }
-  return { metrics: m.list(), details: { audio: { path: audio.path, bytes: audio.bytes, durationS: audio.durationS }, runs } };
+  return {
+    metrics: m.list(),
+    details: { audio: { path: audio.path, bytes: audio.bytes, durationS: audio.durationS }, runs },
+  };
 }

@@ -22,7 +22,8 @@ const result = await build({
   output: { format: 'esm', file: bundle },
 });
 const chunk = result.output.find((o) => o.type === 'chunk');
-if (!chunk || result.output.length !== 1) throw new Error(`expected one bundled chunk, got ${result.output.length} outputs`);
+if (!chunk || result.output.length !== 1)
+  throw new Error(`expected one bundled chunk, got ${result.output.length} outputs`);
 
 // The entry's own `#!/usr/bin/env node` line stays first: rolldown keeps a hashbang at the top of the entry.
 if (!chunk.code.startsWith('#!/usr/bin/env node\n')) throw new Error('the bundle lost the entry hashbang');
@@ -37,7 +38,10 @@ for (const id of chunk.moduleIds) {
 }
 const notices: string[] = [];
 for (const [name, dir] of [...packages].sort(([a], [b]) => a.localeCompare(b))) {
-  const meta = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { version: string; license?: string };
+  const meta = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as {
+    version: string;
+    license?: string;
+  };
   const license = await readLicense(dir);
   notices.push(`## ${name}@${meta.version} (${meta.license ?? 'see below'})\n\n${license.trim()}\n`);
 }
@@ -52,4 +56,6 @@ async function readLicense(dir: string): Promise<string> {
   return readFile(path.join(dir, file), 'utf8');
 }
 
-process.stdout.write(`built ${path.relative(root, bundle)} (${Math.round(chunk.code.length / 1024)} KB, ${packages.size} bundled packages)\n`);
+process.stdout.write(
+  `built ${path.relative(root, bundle)} (${Math.round(chunk.code.length / 1024)} KB, ${packages.size} bundled packages)\n`,
+);

@@ -29,7 +29,8 @@ function authHeaders() {
 function errorFrom(status, text) {
   try {
     const body = JSON.parse(text);
-    if (body && body.error && typeof body.error.message === 'string') return new ApiError(body.error.code, body.error.message, status);
+    if (body && body.error && typeof body.error.message === 'string')
+      return new ApiError(body.error.code, body.error.message, status);
   } catch {
     // not JSON
   }
@@ -54,7 +55,8 @@ export const api = {
   getJob: (id) => request(`/v1/jobs/${encodeURIComponent(id)}`),
   listJobs: (limit = 20) => request(`/v1/jobs?limit=${limit}`),
   deleteJob: (id) => request(`/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }),
-  transcript: (id, format, as = 'json') => request(`/v1/jobs/${encodeURIComponent(id)}/transcript?format=${format}`, { as }),
+  transcript: (id, format, as = 'json') =>
+    request(`/v1/jobs/${encodeURIComponent(id)}/transcript?format=${format}`, { as }),
 };
 
 /**
@@ -81,7 +83,15 @@ export function uploadJob(file, fields, onProgress) {
       }
     });
     // A server that refuses early (a size cap) may close the connection mid-upload; the browser reports only "error".
-    xhr.addEventListener('error', () => reject(new ApiError('NETWORK', 'The upload was interrupted: the service closed the connection or cannot be reached. A file larger than the service allows ends this way too.', 0)));
+    xhr.addEventListener('error', () =>
+      reject(
+        new ApiError(
+          'NETWORK',
+          'The upload was interrupted: the service closed the connection or cannot be reached. A file larger than the service allows ends this way too.',
+          0,
+        ),
+      ),
+    );
     xhr.addEventListener('abort', () => reject(new ApiError('ABORTED', 'Upload stopped.', 0)));
     const form = new FormData();
     for (const [name, value] of Object.entries(fields)) if (value) form.append(name, value);

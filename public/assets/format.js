@@ -35,7 +35,12 @@ const STATUS_WORDS = {
   failed: 'Failed',
   cancelled: 'Cancelled',
 };
-const STAGE_WORDS = { validating: 'checking the file', slicing: 'cutting into chunks', transcribing: 'transcribing', stitching: 'joining the chunks' };
+const STAGE_WORDS = {
+  validating: 'checking the file',
+  slicing: 'cutting into chunks',
+  transcribing: 'transcribing',
+  stitching: 'joining the chunks',
+};
 
 /** The sentence the live region announces; it changes only when the status, stage or chunk counts change. */
 export function statusSentence(job) {

@@ -19,12 +19,17 @@ export function createJobView({ onUpdate, onEnd }) {
     const p = next.progress;
     job = next;
     $('job-id').textContent = next.id;
-    $('job-file').textContent = `${next.audio.filename}, ${duration(next.audio.duration_s)} of audio, ${bytes(next.audio.size_bytes)}`;
+    $('job-file').textContent =
+      `${next.audio.filename}, ${duration(next.audio.duration_s)} of audio, ${bytes(next.audio.size_bytes)}`;
     $('job-progress').value = p.percent;
     $('job-chunks').textContent = `${p.chunks_done} of ${p.chunks_total} (${p.percent}%)`;
     $('job-retries').textContent = String(p.chunks_retrying);
     $('job-failed').textContent = String(p.chunks_failed);
-    $('job-eta').textContent = TERMINAL.has(next.status) ? '–' : p.eta_s === null ? 'estimating…' : `about ${duration(p.eta_s)}`;
+    $('job-eta').textContent = TERMINAL.has(next.status)
+      ? '–'
+      : p.eta_s === null
+        ? 'estimating…'
+        : `about ${duration(p.eta_s)}`;
     let sentence = statusSentence(next);
     if (next.status === 'failed' && next.error) sentence += ` ${next.error.message}`;
     // The live region is rewritten only when its words change, so a screen reader is not told the same thing every second.

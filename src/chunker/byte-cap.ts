@@ -42,9 +42,37 @@ async function cutChunk(chunk: SlicedChunk, parts: number, opts: ByteCapOptions)
   const times = Array.from({ length: parts - 1 }, (_, i) => ((i + 1) * step).toFixed(3)).join(',');
   const stem = chunk.path.slice(0, -ext.length - 1);
   const entries: Array<{ file: string; startS: number; endS: number }> = [];
-  const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'error', '-f', muxer, '-protocol_whitelist', 'file', '-i', chunk.path,
-    '-map', '0:a:0', '-c', 'copy', '-f', 'segment', '-segment_format', muxer, '-segment_times', times, '-reset_timestamps', '1',
-    '-segment_list', 'pipe:1', '-segment_list_type', 'csv', '-y', `${stem}-p%03d.${ext}`];
+  const args = [
+    '-nostdin',
+    '-hide_banner',
+    '-nostats',
+    '-v',
+    'error',
+    '-f',
+    muxer,
+    '-protocol_whitelist',
+    'file',
+    '-i',
+    chunk.path,
+    '-map',
+    '0:a:0',
+    '-c',
+    'copy',
+    '-f',
+    'segment',
+    '-segment_format',
+    muxer,
+    '-segment_times',
+    times,
+    '-reset_timestamps',
+    '1',
+    '-segment_list',
+    'pipe:1',
+    '-segment_list_type',
+    'csv',
+    '-y',
+    `${stem}-p%03d.${ext}`,
+  ];
   opts.logger.debug({ cmd: opts.ffmpegPath ?? 'ffmpeg', args }, 'ffmpeg split oversized chunk');
   const r = await runProcess(opts.ffmpegPath ?? 'ffmpeg', args, {
     timeoutS: opts.timeoutS,
@@ -59,22 +87,30 @@ async function cutChunk(chunk: SlicedChunk, parts: number, opts: ByteCapOptions)
     await Promise.all(files.map((f) => rm(f, { force: true })));
     if (r.aborted) throw new AppError('CANCELLED', 'Splitting a chunk was cancelled.', { cause: opts.signal?.reason });
     if (saysNoSpace(r.stderrTail)) throw new DiskFullError('chunk files', new Error(r.stderrTail.trim()));
-    throw new AppError('INTERNAL', `chunk ${chunk.index} could not be split: ${r.spawnError?.message ?? r.stderrTail.trim().split('\n').pop() ?? ''}`);
+    throw new AppError(
+      'INTERNAL',
+      `chunk ${chunk.index} could not be split: ${r.spawnError?.message ?? r.stderrTail.trim().split('\n').pop() ?? ''}`,
+    );
   }
-  return Promise.all(entries.map(async (e, i) => ({
-    index: chunk.index,
-    path: files[i] ?? '',
-    startS: Math.round((chunk.startS + e.startS) * 1e6) / 1e6,
-    durationS: Math.max(0, Math.round((e.endS - e.startS) * 1e6) / 1e6),
-    bytes: (await stat(files[i] ?? '')).size,
-  })));
+  return Promise.all(
+    entries.map(async (e, i) => ({
+      index: chunk.index,
+      path: files[i] ?? '',
+      startS: Math.round((chunk.startS + e.startS) * 1e6) / 1e6,
+      durationS: Math.max(0, Math.round((e.endS - e.startS) * 1e6) / 1e6),
+      bytes: (await stat(files[i] ?? '')).size,
+    })),
+  );
 }
 
 /** The chunk as pieces that each fit the cap (cut again while one does not and is longer than MIN_PIECE_S). */
 async function fit(chunk: SlicedChunk, opts: ByteCapOptions): Promise<SlicedChunk[]> {
   const parts = piecesFor(chunk.bytes, opts.maxBytes);
   if (parts === 1 || chunk.durationS / parts < MIN_PIECE_S) return [chunk];
-  opts.logger.info({ chunk: chunk.index, bytes: chunk.bytes, maxBytes: opts.maxBytes, parts }, 'chunk over the byte cap: splitting it');
+  opts.logger.info(
+    { chunk: chunk.index, bytes: chunk.bytes, maxBytes: opts.maxBytes, parts },
+    'chunk over the byte cap: splitting it',
+  );
   const pieces = await cutChunk(chunk, parts, opts);
   await rm(chunk.path, { force: true });
   const out: SlicedChunk[] = [];

@@ -30,23 +30,35 @@ const common = ['-ar', String(CHUNK_SAMPLE_RATE), '-ac', '1'] as const;
  */
 const ENCODINGS: Record<ChunkFormat, ChunkEncoding> = {
   wav: {
-    format: 'wav', extension: 'wav', muxer: 'wav', mimeType: 'audio/wav',
+    format: 'wav',
+    extension: 'wav',
+    muxer: 'wav',
+    mimeType: 'audio/wav',
     codecArgs: [...common, '-c:a', 'pcm_s16le'],
     approxBytesPerS: 32_000,
   },
   flac: {
-    format: 'flac', extension: 'flac', muxer: 'flac', mimeType: 'audio/flac',
+    format: 'flac',
+    extension: 'flac',
+    muxer: 'flac',
+    mimeType: 'audio/flac',
     codecArgs: [...common, '-c:a', 'flac'],
     approxBytesPerS: 13_100,
   },
   mp3: {
-    format: 'mp3', extension: 'mp3', muxer: 'mp3', mimeType: 'audio/mpeg',
+    format: 'mp3',
+    extension: 'mp3',
+    muxer: 'mp3',
+    mimeType: 'audio/mpeg',
     // 32 kbit/s mono is transparent enough for speech recognition at 16 kHz.
     codecArgs: [...common, '-c:a', 'libmp3lame', '-b:a', '32k'],
     approxBytesPerS: 4_000,
   },
   ogg: {
-    format: 'ogg', extension: 'ogg', muxer: 'ogg', mimeType: 'audio/ogg',
+    format: 'ogg',
+    extension: 'ogg',
+    muxer: 'ogg',
+    mimeType: 'audio/ogg',
     // compression_level 5 halves libopus' default encode time at the same size.
     codecArgs: [...common, '-c:a', 'libopus', '-b:a', '24k', '-application', 'voip', '-compression_level', '5'],
     approxBytesPerS: 2_500,
@@ -92,7 +104,9 @@ export function copyFormatFor(
   audio: { demuxer: string; codec: string; sample_rate: number; channels: number },
 ): ChunkFormat | null {
   const fits = (c: CopyableSource) =>
-    c.demuxer === audio.demuxer && c.codecs.includes(audio.codec) &&
-    (c.sampleRate === undefined || c.sampleRate === audio.sample_rate) && (c.channels === undefined || c.channels === audio.channels);
+    c.demuxer === audio.demuxer &&
+    c.codecs.includes(audio.codec) &&
+    (c.sampleRate === undefined || c.sampleRate === audio.sample_rate) &&
+    (c.channels === undefined || c.channels === audio.channels);
   return intake.copyable.find(fits)?.format ?? null;
 }

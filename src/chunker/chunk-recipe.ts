@@ -8,7 +8,14 @@ export interface ChunkRecipeInput {
   /** Which sources the engine takes as they are (its own declaration). */
   intake: Pick<ChunkIntake, 'copyable' | 'encodeReason'>;
   model: { maxBytes: number; maxSeconds: number };
-  audio: { demuxer: string; codec: string; sample_rate: number; channels: number; size_bytes: number; duration_s: number };
+  audio: {
+    demuxer: string;
+    codec: string;
+    sample_rate: number;
+    channels: number;
+    size_bytes: number;
+    duration_s: number;
+  };
   /** CHUNK_SECONDS: the chunk length aimed at. */
   chunkSeconds: number;
   /** What a re-encode writes. */
@@ -55,12 +62,20 @@ export function chooseChunkRecipe(input: ChunkRecipeInput): ChunkRecipe {
   const recipe = chooseIgnoringOverlap(input);
   const overlapS = input.overlapS ?? 0;
   if (!(overlapS > 0)) return { ...recipe, overlapS: 0 };
-  if (input.hardCuts === 0) return { ...recipe, overlapS: 0, reason: `${recipe.reason}; no overlap needed: no cut falls outside a pause` };
+  if (input.hardCuts === 0)
+    return { ...recipe, overlapS: 0, reason: `${recipe.reason}; no overlap needed: no cut falls outside a pause` };
   if (recipe.format === 'wav') return { ...recipe, overlapS };
   // Overlap is asked for, and only WAV chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
-  const wav = encodeRecipe({ ...input, encodeFormat: 'wav' }, `${recipe.reason}; WAV chunks, which can carry the ${overlapS} s overlap`);
+  const wav = encodeRecipe(
+    { ...input, encodeFormat: 'wav' },
+    `${recipe.reason}; WAV chunks, which can carry the ${overlapS} s overlap`,
+  );
   if (wav.targetS >= recipe.targetS) return { ...wav, overlapS };
-  return { ...recipe, overlapS: 0, reason: `${recipe.reason}; no overlap: a ${recipe.targetS} s WAV chunk would exceed ${input.model.maxBytes} bytes` };
+  return {
+    ...recipe,
+    overlapS: 0,
+    reason: `${recipe.reason}; no overlap: a ${recipe.targetS} s WAV chunk would exceed ${input.model.maxBytes} bytes`,
+  };
 }
 
 function chooseIgnoringOverlap(input: ChunkRecipeInput): Omit<ChunkRecipe, 'overlapS'> {
@@ -69,25 +84,43 @@ function chooseIgnoringOverlap(input: ChunkRecipeInput): Omit<ChunkRecipe, 'over
   if (copyAs !== null) {
     // The average over the whole file, headers and tags included: an overestimate for a tagged file, which is safe.
     const bytesPerS = audio.duration_s > 0 ? audio.size_bytes / audio.duration_s : Infinity;
-    const byBytes = Number.isFinite(model.maxBytes) ? Math.floor((model.maxBytes * COPY_BYTE_MARGIN) / bytesPerS) : Infinity;
+    const byBytes = Number.isFinite(model.maxBytes)
+      ? Math.floor((model.maxBytes * COPY_BYTE_MARGIN) / bytesPerS)
+      : Infinity;
     const maxChunkS = Math.min(model.maxSeconds, byBytes);
     const targetS = Math.min(chunkSeconds, model.maxSeconds);
     if (maxChunkS >= targetS) {
       return {
-        mode: 'copy', format: copyAs, targetS, maxChunkS, maxBytes: model.maxBytes, bytesPerS,
+        mode: 'copy',
+        format: copyAs,
+        targetS,
+        maxChunkS,
+        maxBytes: model.maxBytes,
+        bytesPerS,
         reason: `${audio.demuxer}/${audio.codec} is accepted as it is`,
       };
     }
-    return encodeRecipe(input, `a ${targetS} s chunk of ${audio.codec} at ${Math.round(bytesPerS)} B/s would exceed ${model.maxBytes} bytes`);
+    return encodeRecipe(
+      input,
+      `a ${targetS} s chunk of ${audio.codec} at ${Math.round(bytesPerS)} B/s would exceed ${model.maxBytes} bytes`,
+    );
   }
-  return encodeRecipe(input, input.intake.encodeReason ?? `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`);
+  return encodeRecipe(
+    input,
+    input.intake.encodeReason ?? `${audio.demuxer}/${audio.codec} is not a format the provider accepts as it is`,
+  );
 }
 
 function encodeRecipe(input: ChunkRecipeInput, reason: string): Omit<ChunkRecipe, 'overlapS'> {
   const { model, chunkSeconds, encodeFormat } = input;
   const maxChunkS = Math.min(model.maxSeconds, maxChunkSecondsForBytes(encodeFormat, model.maxBytes));
   return {
-    mode: 'encode', format: encodeFormat, targetS: Math.min(chunkSeconds, maxChunkS), maxChunkS, maxBytes: model.maxBytes,
-    bytesPerS: chunkEncoding(encodeFormat).approxBytesPerS, reason,
+    mode: 'encode',
+    format: encodeFormat,
+    targetS: Math.min(chunkSeconds, maxChunkS),
+    maxChunkS,
+    maxBytes: model.maxBytes,
+    bytesPerS: chunkEncoding(encodeFormat).approxBytesPerS,
+    reason,
   };
 }

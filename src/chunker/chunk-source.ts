@@ -75,7 +75,10 @@ export interface ChunkSource {
   open(subject: ChunkSubject, plan: ChunkPlanRecord, opts: OpenOptions): ChunkStream;
 }
 
-export type ChunkSourceConfig = Pick<Config, 'chunkSeconds' | 'chunkOverlapSeconds' | 'maxDurationS' | 'ffmpegTimeoutS'>;
+export type ChunkSourceConfig = Pick<
+  Config,
+  'chunkSeconds' | 'chunkOverlapSeconds' | 'maxDurationS' | 'ffmpegTimeoutS'
+>;
 
 /** The record kept with the job for a plan's recipe. */
 export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null): ChunkPlanRecord {
@@ -84,7 +87,10 @@ export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null): C
 }
 
 /** Plan, slicer, byte cap and overlap lead assembled once from the config: the pipeline asks, it does not assemble. */
-export function createChunkSource(config: ChunkSourceConfig, deps: { logger: Logger; reader: ChunkReader }): ChunkSource {
+export function createChunkSource(
+  config: ChunkSourceConfig,
+  deps: { logger: Logger; reader: ChunkReader },
+): ChunkSource {
   const { logger, reader } = deps;
   const timeoutS = config.ffmpegTimeoutS;
   const slicer = createSlicer({ logger, timeoutS });

@@ -39,7 +39,10 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
         scans += 1;
         return deps.silences.detectInWindows(file, windows, detect);
       });
-      deps.logger.debug({ cuts: planned.cuts.length, hardCuts: planned.hardCuts, scans }, 'cut points planned from windowed silence scans');
+      deps.logger.debug(
+        { cuts: planned.cuts.length, hardCuts: planned.hardCuts, scans },
+        'cut points planned from windowed silence scans',
+      );
       return { ...planned, scan: 'windows' };
     },
   };

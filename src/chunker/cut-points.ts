@@ -25,7 +25,10 @@ export interface CutPointOptions {
 
 function check(name: string, value: number, { allowZero = false, allowInfinity = false } = {}): void {
   const ok = (Number.isFinite(value) || (allowInfinity && value === Infinity)) && (allowZero ? value >= 0 : value > 0);
-  if (!ok) throw new TypeError(`Expected \`${name}\` to be a ${allowZero ? 'non-negative' : 'positive'} number, got \`${value}\``);
+  if (!ok)
+    throw new TypeError(
+      `Expected \`${name}\` to be a ${allowZero ? 'non-negative' : 'positive'} number, got \`${value}\``,
+    );
 }
 
 // Millisecond cut points: ffmpeg's -segment_times parses them exactly and they read well in logs.
@@ -49,7 +52,8 @@ function resolvePlan(opts: CutPointOptions): Plan {
   check('minTailS', minTailS, { allowZero: true });
   check('maxChunkS', maxChunkS, { allowInfinity: true });
   check('searchWindowS', windowS, { allowZero: true });
-  if (maxChunkS < targetS) throw new TypeError(`Expected \`maxChunkS\` (${maxChunkS}) to be at least \`targetS\` (${targetS})`);
+  if (maxChunkS < targetS)
+    throw new TypeError(`Expected \`maxChunkS\` (${maxChunkS}) to be at least \`targetS\` (${targetS})`);
   return { durationS, targetS, minTailS, maxChunkS, windowS };
 }
 
@@ -147,9 +151,17 @@ export async function planSplitsByWindows(
 ): Promise<CutPlan> {
   const p = resolvePlan(opts);
   check('nearS', opts.nearS, { allowZero: true });
-  const targets = planSplits({ durationS: p.durationS, targetS: p.targetS, minTailS: p.minTailS, maxChunkS: p.maxChunkS });
+  const targets = planSplits({
+    durationS: p.durationS,
+    targetS: p.targetS,
+    minTailS: p.minTailS,
+    maxChunkS: p.maxChunkS,
+  });
   if (targets.length === 0) return { cuts: [], hardCuts: 0 };
-  const around = (t: number, r: number): ScanWindow => ({ fromS: Math.max(0, t - r), toS: Math.min(p.durationS, t + r) });
+  const around = (t: number, r: number): ScanWindow => ({
+    fromS: Math.max(0, t - r),
+    toS: Math.min(p.durationS, t + r),
+  });
   const near = Math.min(opts.nearS, p.windowS);
   const found = await scan(targets.map((t) => around(t, near)));
   const bare = targets.map((_, i) => i).filter((i) => (found[i]?.length ?? 0) === 0);
@@ -166,7 +178,10 @@ export async function planSplitsByWindows(
   targets.forEach((target, k) => {
     const last = k === targets.length - 1;
     const fits = (c: number): boolean =>
-      c - prev >= p.minTailS && c - prev <= p.maxChunkS && p.durationS - c >= p.minTailS && (!last || p.durationS - c <= p.maxChunkS);
+      c - prev >= p.minTailS &&
+      c - prev <= p.maxChunkS &&
+      p.durationS - c >= p.minTailS &&
+      (!last || p.durationS - c <= p.maxChunkS);
     let cut = Math.min(target, prev + p.maxChunkS);
     if (last) cut = Math.max(cut, p.durationS - p.maxChunkS);
     let best = Infinity;
@@ -188,7 +203,11 @@ export async function planSplitsByWindows(
 }
 
 /** How many chunks `planSplits` makes without silences (the planned count shown before slicing ends). */
-export function plannedChunkCount(durationS: number, targetS: number, opts: Pick<CutPointOptions, 'minTailS' | 'maxChunkS'> = {}): number {
+export function plannedChunkCount(
+  durationS: number,
+  targetS: number,
+  opts: Pick<CutPointOptions, 'minTailS' | 'maxChunkS'> = {},
+): number {
   if (durationS <= 0) return 0;
   return planSplits({ durationS, targetS, ...opts }).length + 1;
 }

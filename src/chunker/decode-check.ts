@@ -89,10 +89,32 @@ async function decode(
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   let decodedS = 0;
   let errorLines = 0;
-  const args = ['-nostdin', '-hide_banner', '-v', 'error', '-nostats', '-progress', 'pipe:1',
-    '-f', demuxer, '-protocol_whitelist', 'file',
-    ...(range.ss !== undefined ? ['-ss', fmt(range.ss)] : []), '-t', fmt(range.t), '-i', file,
-    '-map', '0:a:0', '-vn', '-c:a', range.copy ? 'copy' : 'pcm_s16le', '-f', 'null', '-'];
+  const args = [
+    '-nostdin',
+    '-hide_banner',
+    '-v',
+    'error',
+    '-nostats',
+    '-progress',
+    'pipe:1',
+    '-f',
+    demuxer,
+    '-protocol_whitelist',
+    'file',
+    ...(range.ss !== undefined ? ['-ss', fmt(range.ss)] : []),
+    '-t',
+    fmt(range.t),
+    '-i',
+    file,
+    '-map',
+    '0:a:0',
+    '-vn',
+    '-c:a',
+    range.copy ? 'copy' : 'pcm_s16le',
+    '-f',
+    'null',
+    '-',
+  ];
   deps.logger?.debug({ cmd: bin, args }, 'ffmpeg decode');
   const r = await runProcess(bin, args, {
     timeoutS: deps.timeoutS,
@@ -107,21 +129,39 @@ async function decode(
     },
   });
   if (r.aborted) throw new AppError('CANCELLED', 'The decode check was cancelled.', { cause: signal?.reason });
-  if (r.spawnError) throw new AppError('INTERNAL', `ffmpeg could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
+  if (r.spawnError)
+    throw new AppError('INTERNAL', `ffmpeg could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
   return { r, decodedS, errorLines };
 }
 
 async function measure(deps: RunDeps, file: string, opts: MeasureOptions): Promise<MeasureResult> {
   // One second past the limit is enough to know the file is too long without reading all of it.
-  const { r, decodedS, errorLines } = await decode(deps, file, opts.demuxer, { t: opts.maxDurationS + 1, copy: opts.mode === 'demux' }, opts.signal);
+  const { r, decodedS, errorLines } = await decode(
+    deps,
+    file,
+    opts.demuxer,
+    { t: opts.maxDurationS + 1, copy: opts.mode === 'demux' },
+    opts.signal,
+  );
   if (r.timedOut) {
-    throw new AppError('MEDIA_CORRUPT', `Decoding the audio took longer than ${deps.timeoutS} s.`, { details: { reason: 'decode_timeout', positionS: decodedS } });
+    throw new AppError('MEDIA_CORRUPT', `Decoding the audio took longer than ${deps.timeoutS} s.`, {
+      details: { reason: 'decode_timeout', positionS: decodedS },
+    });
   }
   if (r.code !== 0 && decodedS === 0) {
-    if (noAudio(r.stderrTail)) throw new AppError('UNSUPPORTED_MEDIA', 'The file has no audio stream.', { details: { reason: 'no_audio_stream' } });
-    throw new AppError('MEDIA_CORRUPT', 'The audio could not be decoded.', { details: { reason: 'decode_failed', ffmpeg: lastLine(r.stderrTail) } });
+    if (noAudio(r.stderrTail))
+      throw new AppError('UNSUPPORTED_MEDIA', 'The file has no audio stream.', {
+        details: { reason: 'no_audio_stream' },
+      });
+    throw new AppError('MEDIA_CORRUPT', 'The audio could not be decoded.', {
+      details: { reason: 'decode_failed', ffmpeg: lastLine(r.stderrTail) },
+    });
   }
-  if (r.code !== 0) deps.logger?.warn({ code: r.code, decodedS, last: lastLine(r.stderrTail) }, 'ffmpeg failed part-way while measuring');
+  if (r.code !== 0)
+    deps.logger?.warn(
+      { code: r.code, decodedS, last: lastLine(r.stderrTail) },
+      'ffmpeg failed part-way while measuring',
+    );
   return { decodedS, overLimit: decodedS > opts.maxDurationS, errorLines };
 }
 
@@ -134,7 +174,11 @@ export async function measureDecodedDuration(
   file: string,
   opts: MeasureOptions & { ffmpegPath?: string; timeoutS?: number; logger?: Logger },
 ): Promise<number> {
-  const { decodedS } = await measure({ ffmpegPath: opts.ffmpegPath, timeoutS: opts.timeoutS ?? 600, logger: opts.logger }, file, opts);
+  const { decodedS } = await measure(
+    { ffmpegPath: opts.ffmpegPath, timeoutS: opts.timeoutS ?? 600, logger: opts.logger },
+    file,
+    opts,
+  );
   return decodedS;
 }
 
@@ -147,7 +191,14 @@ export function createDecodeChecker(deps: DecodeCheckerDeps): DecodeChecker {
       const claimed = Math.max(0, opts.durationS);
       const single = claimed <= 2 * windowS;
       const windows = single
-        ? [{ ss: undefined, t: Math.max(windowS, claimed + 1), expect: Math.min(claimed, windowS * 2), where: 'the file' }]
+        ? [
+            {
+              ss: undefined,
+              t: Math.max(windowS, claimed + 1),
+              expect: Math.min(claimed, windowS * 2),
+              where: 'the file',
+            },
+          ]
         : [
             { ss: undefined, t: windowS, expect: windowS, where: 'the start' },
             { ss: claimed - windowS, t: windowS + 1, expect: windowS, where: `the claimed end (${fmt(claimed)} s)` },
@@ -160,17 +211,27 @@ export function createDecodeChecker(deps: DecodeCheckerDeps): DecodeChecker {
         if (run.r.timedOut) return { ok: false, reason: `decoding ${w.where} took longer than ${deps.timeoutS} s` };
         const stderr = run.r.stderrTail;
         if (run.r.code !== 0) {
-          return { ok: false, reason: noAudio(stderr) ? 'the file has no audio stream' : `ffmpeg could not decode ${w.where}: ${lastLine(stderr)}` };
+          return {
+            ok: false,
+            reason: noAudio(stderr)
+              ? 'the file has no audio stream'
+              : `ffmpeg could not decode ${w.where}: ${lastLine(stderr)}`,
+          };
         }
         // Half the window: the last frame of a stream may be short, a VBR estimate may be a little off.
         if (run.decodedS < w.expect * 0.5) {
           const hint = w.ss === undefined ? '' : '; the header may overstate the duration';
           return { ok: false, reason: `only ${fmt(run.decodedS)} s of audio decodes at ${w.where}${hint}` };
         }
-        if (run.errorLines > 0) log.warn({ where: w.where, errorLines: run.errorLines, last: lastLine(stderr) }, 'decode errors in a window that otherwise decodes');
+        if (run.errorLines > 0)
+          log.warn(
+            { where: w.where, errorLines: run.errorLines, last: lastLine(stderr) },
+            'decode errors in a window that otherwise decodes',
+          );
         decodedS += run.decodedS;
       }
-      if (claimed > opts.maxDurationS) log.debug({ claimed, max: opts.maxDurationS }, 'claimed duration above the limit');
+      if (claimed > opts.maxDurationS)
+        log.debug({ claimed, max: opts.maxDurationS }, 'claimed duration above the limit');
       return { ok: true, decodedS };
     },
 

@@ -59,7 +59,10 @@ export function toMediaProbe(json: FfprobeJson): MediaProbe {
     throw unsupported('not_recognised', 'The file is not a recognised audio or video format.');
   }
   if (!isAllowedDemuxer(formatName)) {
-    throw unsupported('container_not_allowed', `The container "${formatName}" is not accepted; upload an audio file (mp3, wav, flac, ogg, m4a, webm...).`);
+    throw unsupported(
+      'container_not_allowed',
+      `The container "${formatName}" is not accepted; upload an audio file (mp3, wav, flac, ogg, m4a, webm...).`,
+    );
   }
   const streams = json.streams ?? [];
   const audioStreams = streams.filter((s) => s.codec_type === 'audio');
@@ -93,9 +96,15 @@ export function toMediaProbe(json: FfprobeJson): MediaProbe {
 /** Maps ffprobe's last stderr line to a reason a client can act on. */
 function failureReason(stderr: string): { reason: string; message: string } {
   if (/Format not on whitelist/i.test(stderr)) {
-    return { reason: 'container_not_allowed', message: 'The file is a playlist, script or other container that is not accepted; upload an audio file.' };
+    return {
+      reason: 'container_not_allowed',
+      message: 'The file is a playlist, script or other container that is not accepted; upload an audio file.',
+    };
   }
-  return { reason: 'not_recognised', message: 'The file is not a recognised audio or video format, or its data is invalid.' };
+  return {
+    reason: 'not_recognised',
+    message: 'The file is not a recognised audio or video format, or its data is invalid.',
+  };
 }
 
 export function createProber(deps: ProberDeps): Prober {
@@ -105,8 +114,20 @@ export function createProber(deps: ProberDeps): Prober {
     async probe(file, opts = {}) {
       // -protocol_whitelist/-format_whitelist: the probe must not follow a playlist or script to
       // another file or URL, whatever the upload claims to be.
-      const args = ['-v', 'error', '-protocol_whitelist', 'file', '-format_whitelist', FORMAT_WHITELIST,
-        '-of', 'json', '-show_format', '-show_streams', '-i', file];
+      const args = [
+        '-v',
+        'error',
+        '-protocol_whitelist',
+        'file',
+        '-format_whitelist',
+        FORMAT_WHITELIST,
+        '-of',
+        'json',
+        '-show_format',
+        '-show_streams',
+        '-i',
+        file,
+      ];
       log.debug({ cmd: bin, args }, 'ffprobe');
       const r = await runProcess(bin, args, {
         timeoutS: deps.timeoutS,
@@ -115,11 +136,19 @@ export function createProber(deps: ProberDeps): Prober {
         stderrTailBytes: 8 * 1024,
       });
       if (r.aborted) throw new AppError('CANCELLED', 'The probe was cancelled.', { cause: opts.signal?.reason });
-      if (r.spawnError) throw new AppError('INTERNAL', `ffprobe could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
+      if (r.spawnError)
+        throw new AppError('INTERNAL', `ffprobe could not be started: ${r.spawnError.message}`, {
+          cause: r.spawnError,
+        });
       if (r.timedOut) {
-        throw new AppError('MEDIA_CORRUPT', `Reading the file's headers took longer than ${deps.timeoutS} s; the file is damaged or not a normal media file.`, { details: { reason: 'probe_timeout' } });
+        throw new AppError(
+          'MEDIA_CORRUPT',
+          `Reading the file's headers took longer than ${deps.timeoutS} s; the file is damaged or not a normal media file.`,
+          { details: { reason: 'probe_timeout' } },
+        );
       }
-      if (r.stdoutOverflow) throw unsupported('probe_output_too_large', 'The file declares more streams or metadata than is accepted.');
+      if (r.stdoutOverflow)
+        throw unsupported('probe_output_too_large', 'The file declares more streams or metadata than is accepted.');
       const stderr = r.stderrTail.trim();
       if (r.code !== 0) {
         if (/No such file or directory/.test(stderr)) {

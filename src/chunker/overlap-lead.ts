@@ -18,7 +18,8 @@ export interface WavLayout {
 
 /** Pure: the layout of a PCM WAV from its first bytes (enough to hold every chunk before `data`). */
 export function parseWavHeader(head: Buffer, fileBytes: number): WavLayout | null {
-  if (head.length < 12 || head.toString('latin1', 0, 4) !== 'RIFF' || head.toString('latin1', 8, 12) !== 'WAVE') return null;
+  if (head.length < 12 || head.toString('latin1', 0, 4) !== 'RIFF' || head.toString('latin1', 8, 12) !== 'WAVE')
+    return null;
   let pos = 12;
   let fmt: Omit<WavLayout, 'dataOffset' | 'dataBytes'> | null = null;
   while (pos + 8 <= head.length) {
@@ -38,7 +39,8 @@ export function parseWavHeader(head: Buffer, fileBytes: number): WavLayout | nul
       if (!fmt || fmt.blockAlign === 0) return null;
       const dataOffset = pos + 8;
       // A size ffmpeg could not patch (0 or 0xFFFFFFFF) means "to the end of the file".
-      const dataBytes = size === 0 || size === 0xffff_ffff ? fileBytes - dataOffset : Math.min(size, fileBytes - dataOffset);
+      const dataBytes =
+        size === 0 || size === 0xffff_ffff ? fileBytes - dataOffset : Math.min(size, fileBytes - dataOffset);
       return { ...fmt, dataOffset, dataBytes: dataBytes - (dataBytes % fmt.blockAlign) };
     }
     pos += 8 + size + (size % 2);
@@ -118,7 +120,10 @@ export function withOverlap(inner: ChunkStream, opts: OverlapLeadOptions): Chunk
             const w = createWriteStream(joined);
             w.write(wavHeader(layout, tail.bytes.length + layout.dataBytes));
             w.write(tail.bytes);
-            await pipeline(createReadStream(chunk.path, { start: layout.dataOffset, end: layout.dataOffset + layout.dataBytes - 1 }), w);
+            await pipeline(
+              createReadStream(chunk.path, { start: layout.dataOffset, end: layout.dataOffset + layout.dataBytes - 1 }),
+              w,
+            );
             await rename(joined, chunk.path);
           } catch (err) {
             await rm(joined, { force: true });

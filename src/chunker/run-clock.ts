@@ -9,7 +9,11 @@ export interface RunClock {
   stop(): void;
 }
 
-export function createRunClock(limitMs: number, onExpire: () => void, now: () => number = () => performance.now()): RunClock {
+export function createRunClock(
+  limitMs: number,
+  onExpire: () => void,
+  now: () => number = () => performance.now(),
+): RunClock {
   let usedMs = 0;
   let since: number | null = null;
   let timer: NodeJS.Timeout | undefined;
@@ -17,10 +21,13 @@ export function createRunClock(limitMs: number, onExpire: () => void, now: () =>
   const run = (): void => {
     if (stopped || since !== null) return;
     since = now();
-    timer = setTimeout(() => {
-      stopped = true;
-      onExpire();
-    }, Math.max(0, limitMs - usedMs));
+    timer = setTimeout(
+      () => {
+        stopped = true;
+        onExpire();
+      },
+      Math.max(0, limitMs - usedMs),
+    );
   };
   const halt = (): void => {
     clearTimeout(timer);

@@ -27,7 +27,11 @@ export interface SilenceDetector {
    * The silences inside each window, in the file's times: only those stretches are decoded. Exact only for
    * a file that seeks exactly (see seeksExactly); windows must lie inside the file.
    */
-  detectInWindows(file: string, windows: ReadonlyArray<{ fromS: number; toS: number }>, opts: DetectOptions): Promise<Silence[][]>;
+  detectInWindows(
+    file: string,
+    windows: ReadonlyArray<{ fromS: number; toS: number }>,
+    opts: DetectOptions,
+  ): Promise<Silence[][]>;
 }
 
 const START = /silence_start:\s*(-?[\d.]+)/;
@@ -63,7 +67,11 @@ export const WINDOWS_PER_RUN = 32;
  * (window k occupies [offset_k, offset_k + length_k) of that timeline). A silence running over a join is
  * split there, and a piece shorter than minSilenceS is dropped: only its window's side of it was heard.
  */
-export function splitByWindows(joined: readonly Silence[], windows: ReadonlyArray<{ fromS: number; toS: number }>, minSilenceS: number): Silence[][] {
+export function splitByWindows(
+  joined: readonly Silence[],
+  windows: ReadonlyArray<{ fromS: number; toS: number }>,
+  minSilenceS: number,
+): Silence[][] {
   let offset = 0;
   return windows.map((w) => {
     const len = Math.max(0, w.toS - w.fromS);
@@ -93,8 +101,12 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       onStderrLine: (line) => parser.push(line),
     });
     if (r.aborted) throw new AppError('CANCELLED', 'Silence detection was cancelled.', { cause: opts.signal?.reason });
-    if (r.spawnError) throw new AppError('INTERNAL', `ffmpeg could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
-    if (r.timedOut) throw new AppError('MEDIA_CORRUPT', `Scanning the audio took longer than ${deps.timeoutS} s.`, { details: { reason: 'silence_timeout' } });
+    if (r.spawnError)
+      throw new AppError('INTERNAL', `ffmpeg could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
+    if (r.timedOut)
+      throw new AppError('MEDIA_CORRUPT', `Scanning the audio took longer than ${deps.timeoutS} s.`, {
+        details: { reason: 'silence_timeout' },
+      });
     if (r.code !== 0) {
       throw new AppError('MEDIA_CORRUPT', 'The audio could not be decoded for silence detection.', {
         details: { reason: 'decode_failed', ffmpeg: r.stderrTail.trim().split(/\r?\n/).pop() ?? '' },
@@ -106,8 +118,15 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
   // Mono 8 kHz before the filter: ~15 % faster on a 2 h mp3, and speech pauses survive the downmix.
   const filterOf = (opts: DetectOptions): string =>
     `aresample=8000,aformat=channel_layouts=mono,silencedetect=noise=${opts.noiseDb ?? -30}dB:d=${opts.minSilenceS ?? 0.3}`;
-  const input = (file: string, opts: DetectOptions, range: string[]): string[] =>
-    ['-f', opts.demuxer, '-protocol_whitelist', 'file', ...range, '-i', file];
+  const input = (file: string, opts: DetectOptions, range: string[]): string[] => [
+    '-f',
+    opts.demuxer,
+    '-protocol_whitelist',
+    'file',
+    ...range,
+    '-i',
+    file,
+  ];
 
   return {
     detectSilences(file, opts) {
@@ -120,10 +139,14 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       const fast = opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : [];
       const out: Silence[][] = [];
       for (let i = 0; i < windows.length; i += WINDOWS_PER_RUN) {
-        const batch = windows.slice(i, i + WINDOWS_PER_RUN).map((w) => ({ fromS: w.fromS, toS: Math.min(w.toS, opts.maxDurationS) }));
+        const batch = windows
+          .slice(i, i + WINDOWS_PER_RUN)
+          .map((w) => ({ fromS: w.fromS, toS: Math.min(w.toS, opts.maxDurationS) }));
         // Each window is an input seeked on its own (-ss before -i: read from the nearest seek point, decoded
         // from fromS on); concat plays them one after another into a single silencedetect.
-        const inputs = batch.flatMap((w) => input(file, opts, [...fast, '-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)]));
+        const inputs = batch.flatMap((w) =>
+          input(file, opts, [...fast, '-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)]),
+        );
         const graph = `${batch.map((_, j) => `[${j}:a:0]`).join('')}concat=n=${batch.length}:v=0:a=1,${filterOf(opts)}[out]`;
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
         out.push(...splitByWindows(joined, batch, opts.minSilenceS ?? 0.3));

@@ -70,9 +70,13 @@ export function createSlicer(deps: SlicerDeps): Slicer {
 }
 
 function startSlice(deps: SlicerDeps, opts: SliceOptions): SliceHandle {
-  if (!Number.isInteger(opts.lookahead) || opts.lookahead < 1) throw new TypeError(`Expected \`lookahead\` to be an integer >= 1, got \`${opts.lookahead}\``);
+  if (!Number.isInteger(opts.lookahead) || opts.lookahead < 1)
+    throw new TypeError(`Expected \`lookahead\` to be an integer >= 1, got \`${opts.lookahead}\``);
   opts.cutPoints.forEach((c, i) => {
-    if (!(c > 0) || (i > 0 && !(c > (opts.cutPoints[i - 1] ?? 0)))) throw new TypeError(`Expected \`cutPoints\` to be strictly increasing positive seconds, got \`${opts.cutPoints.join(',')}\``);
+    if (!(c > 0) || (i > 0 && !(c > (opts.cutPoints[i - 1] ?? 0))))
+      throw new TypeError(
+        `Expected \`cutPoints\` to be strictly increasing positive seconds, got \`${opts.cutPoints.join(',')}\``,
+      );
   });
   const log = deps.logger.child({ component: 'slicer' });
   const enc = chunkEncoding(opts.format);
@@ -147,7 +151,13 @@ function startSlice(deps: SlicerDeps, opts: SliceOptions): SliceHandle {
       stop('internal');
       return;
     }
-    const chunk: SlicedChunk = { index: announced, path: file, startS: entry.startS, durationS: Math.max(0, Math.round((entry.endS - entry.startS) * 1e6) / 1e6), bytes };
+    const chunk: SlicedChunk = {
+      index: announced,
+      path: file,
+      startS: entry.startS,
+      durationS: Math.max(0, Math.round((entry.endS - entry.startS) * 1e6) / 1e6),
+      bytes,
+    };
     announced += 1;
     lastEndS = Math.max(lastEndS, entry.endS);
     queue.push(chunk);
@@ -163,14 +173,24 @@ function startSlice(deps: SlicerDeps, opts: SliceOptions): SliceHandle {
     clock.stop();
     paused = false;
     const error = sliceError({
-      stopReason, internalError, ffmpegError, announced, lastEndS, expectedDurationS: opts.expectedDurationS,
-      maxDurationS: opts.maxDurationS, timeoutS: deps.timeoutS, abortReason: opts.signal?.reason,
+      stopReason,
+      internalError,
+      ffmpegError,
+      announced,
+      lastEndS,
+      expectedDurationS: opts.expectedDurationS,
+      maxDurationS: opts.maxDurationS,
+      timeoutS: deps.timeoutS,
+      abortReason: opts.signal?.reason,
     });
-    if (ffmpegError && !stopReason) log.warn({ err: ffmpegError.message, stderr: stderr.slice(-2000) }, 'ffmpeg failed while slicing');
+    if (ffmpegError && !stopReason)
+      log.warn({ err: ffmpegError.message, stderr: stderr.slice(-2000) }, 'ffmpeg failed while slicing');
     if (error) {
       // Chunks handed out belong to the consumer; after a failure the queued ones are still handed out.
       const cancelled = stopReason === 'cancelled' || stopReason === 'consumer';
-      await removeChunkFiles(naming, cancelled ? handedOut : announced).catch((err: unknown) => log.warn({ err }, 'chunk cleanup failed'));
+      await removeChunkFiles(naming, cancelled ? handedOut : announced).catch((err: unknown) =>
+        log.warn({ err }, 'chunk cleanup failed'),
+      );
     }
     final = { error };
     opts.signal?.removeEventListener('abort', onAbort);

@@ -37,7 +37,11 @@ export interface CreateJobInput {
 export interface ApiClient {
   createJob(input: CreateJobInput): Promise<JobResource | DryRunEstimate>;
   getJob(id: string, signal?: AbortSignal): Promise<JobResource>;
-  listJobs(query: { status?: string; limit?: number; cursor?: string }): Promise<{ items: JobResource[]; next_cursor: string | null }>;
+  listJobs(query: {
+    status?: string;
+    limit?: number;
+    cursor?: string;
+  }): Promise<{ items: JobResource[]; next_cursor: string | null }>;
   getTranscript(id: string, format: TranscriptFormat, partial?: boolean): Promise<string>;
   cancelJob(id: string): Promise<void>;
 }
@@ -60,14 +64,22 @@ export function toApiError(status: number, body: string): ApiError {
   } catch {
     // not JSON: fall through to the generic error
   }
-  return new ApiError(`HTTP_${status}`, `The server answered ${status}: ${body.slice(0, 200).trim() || '(empty body)'}`, status);
+  return new ApiError(
+    `HTTP_${status}`,
+    `The server answered ${status}: ${body.slice(0, 200).trim() || '(empty body)'}`,
+    status,
+  );
 }
 
 function connectionError(server: string, err: unknown): ApiError {
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
   const code = cause && typeof cause === 'object' && 'code' in cause ? String(cause.code) : '';
   const detail = code || (cause instanceof Error ? cause.message : String(cause));
-  return new ApiError('CONNECTION_FAILED', `Cannot reach ${server} (${detail}). Is the service running? Set --server or CHUNKSCRIBE_SERVER.`, 0);
+  return new ApiError(
+    'CONNECTION_FAILED',
+    `Cannot reach ${server} (${detail}). Is the service running? Set --server or CHUNKSCRIBE_SERVER.`,
+    0,
+  );
 }
 
 export function createApiClient(options: ApiClientOptions): ApiClient {
@@ -76,7 +88,11 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   const auth: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
   const jobPath = (id: string) => `/v1/jobs/${encodeURIComponent(id)}`;
 
-  async function call(method: string, pathAndQuery: string, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+  async function call(
+    method: string,
+    pathAndQuery: string,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
     let res: Response;
     try {
       res = await fetchFn(`${base}${pathAndQuery}`, { method, headers: auth, signal: signal ?? null });
@@ -122,7 +138,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       if (query.limit !== undefined) params.set('limit', String(query.limit));
       if (query.cursor) params.set('cursor', query.cursor);
       const qs = params.size > 0 ? `?${params}` : '';
-      return JSON.parse((await call('GET', `/v1/jobs${qs}`)).text) as { items: JobResource[]; next_cursor: string | null };
+      return JSON.parse((await call('GET', `/v1/jobs${qs}`)).text) as {
+        items: JobResource[];
+        next_cursor: string | null;
+      };
     },
 
     async getTranscript(id, format, partial = false) {

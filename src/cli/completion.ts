@@ -85,7 +85,8 @@ function valueCases(spec: CompletionSpec, indent: string): string[] {
 export function bashCompletion(spec: CompletionSpec): string {
   const fn = `_${spec.program.replace(/[^A-Za-z0-9_]/g, '_')}_complete`;
   const valued = spec.globalOptions.filter((o) => o.takesValue).flatMap((o) => o.names);
-  const longNames = (options: readonly OptionSpec[]) => options.flatMap((o) => o.names.filter((n) => n.startsWith('--')));
+  const longNames = (options: readonly OptionSpec[]) =>
+    options.flatMap((o) => o.names.filter((n) => n.startsWith('--')));
   const globalWords = longNames(spec.globalOptions);
   // After a command, the program's options still apply (commander reads them anywhere), but not its --help/--version.
   const inheritedWords = longNames(spec.globalOptions.filter((o) => o !== HELP && o !== VERSION));

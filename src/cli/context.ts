@@ -54,7 +54,8 @@ export class CliError extends Error {
 /** `-o talk.srt` alone is enough: the extension names the format when --format is not given. */
 export function formatFor(explicit: string | undefined, output: string | undefined): TranscriptFormat {
   if (explicit !== undefined) {
-    if (!isTranscriptFormat(explicit)) throw new CliError('INVALID_FIELD', `--format must be one of ${TRANSCRIPT_FORMATS.join(', ')}.`, EXIT.usage);
+    if (!isTranscriptFormat(explicit))
+      throw new CliError('INVALID_FIELD', `--format must be one of ${TRANSCRIPT_FORMATS.join(', ')}.`, EXIT.usage);
     return explicit;
   }
   const ext = output?.split('.').pop()?.toLowerCase() ?? '';
@@ -69,7 +70,7 @@ export function writeJson(io: CliIo, value: unknown): void {
 export function jobFailed(job: JobResource): CliError {
   if (job.status === 'cancelled') return new CliError('CANCELLED', `Job ${job.id} was cancelled.`);
   const code = job.error?.code ?? 'INTERNAL';
-  const partial = job.progress.chunks_done > 0 ? ` The chunks that were transcribed: \`chunkscribe get ${job.id} --partial\`.` : '';
+  const partial =
+    job.progress.chunks_done > 0 ? ` The chunks that were transcribed: \`chunkscribe get ${job.id} --partial\`.` : '';
   return new CliError(code, `Job ${job.id} failed: ${job.error?.message ?? 'no reason given'}${partial}`);
 }
-

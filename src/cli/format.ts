@@ -50,7 +50,11 @@ function chunkActivityWords(job: JobResource, nowMs: number): string {
     // Held by the provider's circuit: the chunks are fine, the engine is not answering.
     parts.push(`engine unavailable, paused${untilWords(p.waiting.until, nowMs)}`);
   } else if (p.chunks_retrying > 0) {
-    const next = p.retrying.map((r) => r.next_try_at).filter((t): t is string => t !== null).sort()[0] ?? null;
+    const next =
+      p.retrying
+        .map((r) => r.next_try_at)
+        .filter((t): t is string => t !== null)
+        .sort()[0] ?? null;
     parts.push(`${p.chunks_retrying} retrying${next ? `, next try${untilWords(next, nowMs)}` : ''}`);
   }
   return parts.join(', ');
@@ -156,5 +160,9 @@ export function jobsTable(jobs: readonly JobResource[]): string {
     ]),
   ];
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
-  return rows.map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n') + '\n';
+  return (
+    rows
+      .map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  '))
+      .join('\n') + '\n'
+  );
 }

@@ -4,21 +4,35 @@ import { CliError, EXIT, formatFor, jobFailed, writeJson, type CommandContext } 
 import { followJob } from './follow-job.ts';
 import { jobDetails, jobsTable } from './format.ts';
 
-export async function listCommand(flags: { status?: string; limit: number; cursor?: string }, ctx: CommandContext): Promise<void> {
+export async function listCommand(
+  flags: { status?: string; limit: number; cursor?: string },
+  ctx: CommandContext,
+): Promise<void> {
   const page = await ctx.client.listJobs(flags);
   if (ctx.global.json) return writeJson(ctx.io, page);
   ctx.io.stdout.write(jobsTable(page.items));
   if (page.next_cursor) ctx.io.stdout.write(`more: chunkscribe jobs --cursor ${page.next_cursor}\n`);
 }
 
-export async function statusCommand(id: string, flags: { follow?: boolean; pollInterval: number }, ctx: CommandContext): Promise<void> {
+export async function statusCommand(
+  id: string,
+  flags: { follow?: boolean; pollInterval: number },
+  ctx: CommandContext,
+): Promise<void> {
   const { client, io, global, reporter } = ctx;
   let job = await client.getJob(id);
   if (flags.follow) {
     try {
-      job = await followJob({ client, id, intervalMs: flags.pollInterval, onUpdate: (j) => reporter.jobUpdate(j), signal: io.signal });
+      job = await followJob({
+        client,
+        id,
+        intervalMs: flags.pollInterval,
+        onUpdate: (j) => reporter.jobUpdate(j),
+        signal: io.signal,
+      });
     } catch (err) {
-      if (io.signal.aborted) throw new CliError('INTERRUPTED', `Stopped following ${id}; it goes on on the server.`, EXIT.interrupted);
+      if (io.signal.aborted)
+        throw new CliError('INTERRUPTED', `Stopped following ${id}; it goes on on the server.`, EXIT.interrupted);
       throw err;
     } finally {
       reporter.stop();
@@ -29,7 +43,11 @@ export async function statusCommand(id: string, flags: { follow?: boolean; pollI
   if (flags.follow && job.status !== 'completed') throw jobFailed(job);
 }
 
-export async function getCommand(id: string, flags: { format?: string; output?: string; partial?: boolean }, ctx: CommandContext): Promise<void> {
+export async function getCommand(
+  id: string,
+  flags: { format?: string; output?: string; partial?: boolean },
+  ctx: CommandContext,
+): Promise<void> {
   const format = formatFor(flags.format, flags.output);
   let transcript: string;
   try {

@@ -31,7 +31,11 @@ function quote(value: string): string {
   return value.replace(/\r/g, '%0D').replace(/\n/g, '%0A').replace(/"/g, '%22');
 }
 
-export function multipartParts(boundary: string, fields: Record<string, string>, filename: string): { head: Buffer; tail: Buffer } {
+export function multipartParts(
+  boundary: string,
+  fields: Record<string, string>,
+  filename: string,
+): { head: Buffer; tail: Buffer } {
   let head = '';
   for (const [name, value] of Object.entries(fields)) {
     head += `--${boundary}\r\nContent-Disposition: form-data; name="${quote(name)}"\r\n\r\n${value}\r\n`;

@@ -12,7 +12,8 @@ import { transcribeCommand, type TranscribeFlags } from './transcribe-command.ts
 function positiveInt(name: string, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name} must be a whole number from 1 to ${max}.`);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new InvalidArgumentError(`${name} must be a whole number from 1 to ${max}.`);
     return n;
   };
 }
@@ -23,9 +24,14 @@ function examples(...lines: Array<[string, string]>): string {
   return `\nExamples:\n${lines.map(([cmd, why]) => `  $ ${cmd.padEnd(width)}  # ${why}`).join('\n')}\n`;
 }
 
-const formatOption = () => new Option('-f, --format <format>', 'transcript format (default: from the -o extension, else txt)').choices(TRANSCRIPT_FORMATS);
+const formatOption = () =>
+  new Option('-f, --format <format>', 'transcript format (default: from the -o extension, else txt)').choices(
+    TRANSCRIPT_FORMATS,
+  );
 const pollOption = () =>
-  new Option('--poll-interval <ms>', 'how often to ask for progress').default(1000).argParser(positiveInt('--poll-interval', 60_000));
+  new Option('--poll-interval <ms>', 'how often to ask for progress')
+    .default(1000)
+    .argParser(positiveInt('--poll-interval', 60_000));
 
 function contextFor(cmd: Command, io: CliIo): CommandContext {
   const opts = cmd.optsWithGlobals<{ server?: string; apiKey?: string; json?: boolean; progress?: boolean }>();
@@ -50,7 +56,10 @@ export function createProgram(io: CliIo): Command {
     .description('Command-line client for the chunkscribe transcription service.')
     .version(io.version, '-V, --version')
     .option('--server <url>', `service address (env CHUNKSCRIBE_SERVER, default ${DEFAULT_SERVER})`)
-    .option('--api-key <key>', 'bearer key when the service has API_KEYS (env CHUNKSCRIBE_API_KEY, which keeps it out of `ps`)')
+    .option(
+      '--api-key <key>',
+      'bearer key when the service has API_KEYS (env CHUNKSCRIBE_API_KEY, which keeps it out of `ps`)',
+    )
     .option('--json', 'machine output on stdout: the job resource, the list, or the error body')
     .option('--no-progress', 'no progress bars or lines on stderr')
     .showHelpAfterError('(run with --help for usage)')
@@ -94,7 +103,9 @@ export function createProgram(io: CliIo): Command {
         ['chunkscribe --json transcribe talk.mp3 -o talk.vtt', 'the finished job as JSON on stdout'],
       ),
     )
-    .action(async (file: string, flags: TranscribeFlags, cmd: Command) => transcribeCommand(file, flags, contextFor(cmd, io)));
+    .action(async (file: string, flags: TranscribeFlags, cmd: Command) =>
+      transcribeCommand(file, flags, contextFor(cmd, io)),
+    );
 
   program
     .command('jobs')
@@ -110,7 +121,9 @@ export function createProgram(io: CliIo): Command {
         ["chunkscribe --json jobs | jq -r '.items[].id'", 'ids for a script'],
       ),
     )
-    .action(async (flags: { status?: string; limit: number; cursor?: string }, cmd: Command) => listCommand(flags, contextFor(cmd, io)));
+    .action(async (flags: { status?: string; limit: number; cursor?: string }, cmd: Command) =>
+      listCommand(flags, contextFor(cmd, io)),
+    );
 
   program
     .command('status')
@@ -125,7 +138,9 @@ export function createProgram(io: CliIo): Command {
         ['chunkscribe status job_abc123 --follow', 'progress until it ends; exit 0 only if it completed'],
       ),
     )
-    .action(async (id: string, flags: { follow?: boolean; pollInterval: number }, cmd: Command) => statusCommand(id, flags, contextFor(cmd, io)));
+    .action(async (id: string, flags: { follow?: boolean; pollInterval: number }, cmd: Command) =>
+      statusCommand(id, flags, contextFor(cmd, io)),
+    );
 
   program
     .command('get')
@@ -175,7 +190,8 @@ export function createProgram(io: CliIo): Command {
 /** Prints a failure the same way whichever side found it; --json also puts the contract's error body on stdout. */
 function report(io: CliIo, json: boolean, code: string, message: string, details?: Record<string, unknown>): void {
   io.stderr.write(`error: ${code}: ${message}\n`);
-  if (json) io.stdout.write(`${JSON.stringify({ error: { code, message, ...(details ? { details } : {}) } }, null, 2)}\n`);
+  if (json)
+    io.stdout.write(`${JSON.stringify({ error: { code, message, ...(details ? { details } : {}) } }, null, 2)}\n`);
 }
 
 /** Runs one command line and returns the exit code (0 ok, 1 failed, 2 usage, 130 interrupted). */

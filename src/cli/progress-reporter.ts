@@ -1,6 +1,15 @@
 import cliProgress from 'cli-progress';
 import type { JobResource } from '../http/schemas.ts';
-import { audioProgress, formatBytes, formatDuration, jobProgressKey, jobProgressLine, percentOf, stageWords, type FollowView } from './format.ts';
+import {
+  audioProgress,
+  formatBytes,
+  formatDuration,
+  jobProgressKey,
+  jobProgressLine,
+  percentOf,
+  stageWords,
+  type FollowView,
+} from './format.ts';
 
 /** bars: redrawn in place (a terminal); plain: one line per change (logs, CI, pipes); none: silent. */
 export type ProgressMode = 'bars' | 'plain' | 'none';
@@ -22,7 +31,11 @@ export interface ReporterOptions {
   heartbeatMs?: number;
 }
 
-export function pickProgressMode(opts: { progress: boolean; isTTY: boolean | undefined; env: Record<string, string | undefined> }): ProgressMode {
+export function pickProgressMode(opts: {
+  progress: boolean;
+  isTTY: boolean | undefined;
+  env: Record<string, string | undefined>;
+}): ProgressMode {
   if (!opts.progress) return 'none';
   // TERM=dumb terminals cannot move the cursor, so redrawn bars would print garbage there.
   return opts.isTTY && opts.env.TERM !== 'dumb' ? 'bars' : 'plain';
@@ -47,7 +60,8 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
   let lastJobKey = '';
   let uploadBar: cliProgress.SingleBar | null = null;
   // Two lines, so an 80-column terminal shows all of it: the bar with counts and times, then the stage and audio.
-  let jobBars: { group: cliProgress.MultiBar; bar: cliProgress.GenericBar; words: cliProgress.GenericBar } | null = null;
+  let jobBars: { group: cliProgress.MultiBar; bar: cliProgress.GenericBar; words: cliProgress.GenericBar } | null =
+    null;
 
   const barOptions = (format: string): cliProgress.Options => ({
     stream,
@@ -95,7 +109,9 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
         return;
       }
       if (!uploadBar) {
-        uploadBar = new cliProgress.SingleBar(barOptions('upload     [{bar}] {percentage}% | {sent} of {size} | {speed}'));
+        uploadBar = new cliProgress.SingleBar(
+          barOptions('upload     [{bar}] {percentage}% | {sent} of {size} | {speed}'),
+        );
         uploadBar.start(Math.max(1, total), 0, { sent: formatBytes(0), size: formatBytes(total), speed: '' });
       }
       uploadBar.update(sent, { sent: formatBytes(sent), size: formatBytes(total), speed: speed(sent) });
@@ -128,7 +144,11 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
       };
       const total = Math.max(1, p.chunks_total);
       if (!jobBars) {
-        const group = new cliProgress.MultiBar(barOptions('transcribe [{bar}] {value}/{total} chunks {jobPercent}% | elapsed {elapsed} | ETA {left}{failed}'));
+        const group = new cliProgress.MultiBar(
+          barOptions(
+            'transcribe [{bar}] {value}/{total} chunks {jobPercent}% | elapsed {elapsed} | ETA {left}{failed}',
+          ),
+        );
         const bar = group.create(total, p.chunks_done, payload);
         const words = group.create(1, 0, payload, { format: '           {state} | {audio}' });
         jobBars = { group, bar, words };

@@ -37,7 +37,11 @@ function formFields(flags: TranscribeFlags): Record<string, string> {
 }
 
 /** The usual reasons in words; any other errno is shown as its code. */
-const FILE_ERRORS: Readonly<Record<string, string>> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a part of the path is not a directory' };
+const FILE_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  ENOTDIR: 'a part of the path is not a directory',
+};
 
 async function checkFile(file: string): Promise<number> {
   try {
@@ -47,13 +51,21 @@ async function checkFile(file: string): Promise<number> {
   } catch (err) {
     if (err instanceof CliError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    throw new CliError('FILE_MISSING', `Cannot read ${file}: ${FILE_ERRORS[code] ?? (code || String(err))}.`, EXIT.usage);
+    throw new CliError(
+      'FILE_MISSING',
+      `Cannot read ${file}: ${FILE_ERRORS[code] ?? (code || String(err))}.`,
+      EXIT.usage,
+    );
   }
 }
 
 function interrupted(jobId: string | null): CliError {
   return jobId
-    ? new CliError('INTERRUPTED', `Stopped following ${jobId}; it goes on on the server. Follow it with \`chunkscribe status ${jobId} --follow\` or stop it with \`chunkscribe cancel ${jobId}\`.`, EXIT.interrupted)
+    ? new CliError(
+        'INTERRUPTED',
+        `Stopped following ${jobId}; it goes on on the server. Follow it with \`chunkscribe status ${jobId} --follow\` or stop it with \`chunkscribe cancel ${jobId}\`.`,
+        EXIT.interrupted,
+      )
     : new CliError('INTERRUPTED', 'Upload interrupted; no job was created.', EXIT.interrupted);
 }
 
@@ -73,7 +85,9 @@ export async function transcribeCommand(file: string, flags: TranscribeFlags, ct
     });
     if ('dry_run' in created) return printEstimate(created, ctx);
     jobId = created.id;
-    reporter.note(`uploaded ${file} (${formatBytes(size)}) as ${created.id}, ${formatDuration(created.audio.duration_s)} of audio`);
+    reporter.note(
+      `uploaded ${file} (${formatBytes(size)}) as ${created.id}, ${formatDuration(created.audio.duration_s)} of audio`,
+    );
     if (!flags.wait) {
       if (global.json) writeJson(io, created);
       else io.stdout.write(`${created.id}\n`);
@@ -97,7 +111,12 @@ export async function transcribeCommand(file: string, flags: TranscribeFlags, ct
 }
 
 /** The transcript to a file (or stdout), and in --json mode the final job resource on stdout. */
-async function deliver(job: JobResource, format: ReturnType<typeof formatFor>, output: string | undefined, ctx: CommandContext): Promise<void> {
+async function deliver(
+  job: JobResource,
+  format: ReturnType<typeof formatFor>,
+  output: string | undefined,
+  ctx: CommandContext,
+): Promise<void> {
   const { client, io, global, reporter } = ctx;
   if (!output && global.json) {
     writeJson(io, job);

@@ -72,14 +72,17 @@ export async function buildApp({ services, logger }: AppOptions) {
     const appError = toAppError(err);
     if (isUpload(request)) services.events.uploadRefused(appError.code);
     // `reason`, not `msg`: pino writes the message as `msg`, and a second `msg` key makes the line ambiguous JSON.
-    if (EXPECTED_REFUSALS.has(appError.code)) request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
+    if (EXPECTED_REFUSALS.has(appError.code))
+      request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
     else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
     else request.log.info({ code: appError.code, reason: appError.message }, 'request rejected');
     if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
     return reply.code(appError.statusCode).send(errorBody(appError));
   }
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}.` } });
+    reply
+      .code(404)
+      .send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}.` } });
   });
 
   // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().

@@ -12,28 +12,39 @@ interface FastifyLikeError {
 }
 
 function isFastifyLikeError(err: unknown): err is FastifyLikeError {
-  return err instanceof Error && (typeof (err as FastifyLikeError).code === 'string' || Array.isArray((err as FastifyLikeError).validation));
+  return (
+    err instanceof Error &&
+    (typeof (err as FastifyLikeError).code === 'string' || Array.isArray((err as FastifyLikeError).validation))
+  );
 }
 
 /** Fastify and @fastify/multipart error codes, mapped onto the contract's stable codes. */
 const FRAMEWORK_CODES: Record<string, (err: FastifyLikeError) => AppError> = {
   FST_REQ_FILE_TOO_LARGE: () => new AppError('FILE_TOO_LARGE', 'The file is larger than this server accepts.'),
-  FST_ERR_CTP_BODY_TOO_LARGE: () => new AppError('FILE_TOO_LARGE', 'The request body is larger than this server accepts.'),
+  FST_ERR_CTP_BODY_TOO_LARGE: () =>
+    new AppError('FILE_TOO_LARGE', 'The request body is larger than this server accepts.'),
   FST_FILES_LIMIT: () => new AppError('INVALID_FIELD', 'Send exactly one `file` part.', { details: { field: 'file' } }),
   FST_PARTS_LIMIT: () => new AppError('INVALID_FIELD', 'The form has too many parts.', { details: { field: 'form' } }),
-  FST_FIELDS_LIMIT: () => new AppError('INVALID_FIELD', 'The form has too many fields.', { details: { field: 'form' } }),
-  FST_PROTO_VIOLATION: () => new AppError('INVALID_FIELD', 'A form field has a forbidden name.', { details: { field: 'form' } }),
+  FST_FIELDS_LIMIT: () =>
+    new AppError('INVALID_FIELD', 'The form has too many fields.', { details: { field: 'form' } }),
+  FST_PROTO_VIOLATION: () =>
+    new AppError('INVALID_FIELD', 'A form field has a forbidden name.', { details: { field: 'form' } }),
   FST_INVALID_JSON_FIELD_ERROR: () =>
-    new AppError('INVALID_FIELD', 'A form field sent as application/json is not valid JSON.', { details: { field: 'form' } }),
+    new AppError('INVALID_FIELD', 'A form field sent as application/json is not valid JSON.', {
+      details: { field: 'form' },
+    }),
   FST_INVALID_MULTIPART_CONTENT_TYPE: () =>
     new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.'),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
     new AppError('FILE_MISSING', 'Send the audio as multipart/form-data with a `file` part.'),
-  FST_ERR_CTP_INVALID_JSON_BODY: () => new AppError('INVALID_FIELD', 'The body is not valid JSON.', { details: { field: 'body' } }),
-  FST_ERR_CTP_EMPTY_JSON_BODY: () => new AppError('INVALID_FIELD', 'The JSON body is empty.', { details: { field: 'body' } }),
+  FST_ERR_CTP_INVALID_JSON_BODY: () =>
+    new AppError('INVALID_FIELD', 'The body is not valid JSON.', { details: { field: 'body' } }),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () =>
+    new AppError('INVALID_FIELD', 'The JSON body is empty.', { details: { field: 'body' } }),
   FST_ERR_NOT_FOUND: () => new AppError('NOT_FOUND', 'No such route.'),
   // From Fastify's frameworkErrors: a path whose percent-encoding does not decode names no route at all.
-  FST_ERR_BAD_URL: () => new AppError('INVALID_FIELD', 'The URL path is not valid percent-encoded UTF-8.', { details: { field: 'url' } }),
+  FST_ERR_BAD_URL: () =>
+    new AppError('INVALID_FIELD', 'The URL path is not valid percent-encoded UTF-8.', { details: { field: 'url' } }),
   // A path parameter (a job id) longer than any id this server gives.
   FST_ERR_MAX_PARAM_LENGTH: () => new AppError('NOT_FOUND', 'No such job.'),
 };
@@ -44,14 +55,17 @@ export function toAppError(err: unknown): AppError {
   if (isFastifyLikeError(err)) {
     if (err.validation) {
       const first = err.validation[0];
-      const field = String(first?.params?.missingProperty ?? first?.instancePath?.replace(/^\//, '') ?? err.validationContext ?? 'request');
+      const field = String(
+        first?.params?.missingProperty ?? first?.instancePath?.replace(/^\//, '') ?? err.validationContext ?? 'request',
+      );
       return new AppError('INVALID_FIELD', `Invalid ${err.validationContext ?? 'request'}: ${err.message}`, {
         details: { field: field === '' ? (err.validationContext ?? 'request') : field },
       });
     }
     const mapped = err.code ? FRAMEWORK_CODES[err.code] : undefined;
     if (mapped) return mapped(err);
-    if (err.statusCode === 413) return new AppError('FILE_TOO_LARGE', 'The request is larger than this server accepts.');
+    if (err.statusCode === 413)
+      return new AppError('FILE_TOO_LARGE', 'The request is larger than this server accepts.');
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return new AppError('INVALID_FIELD', err.message, { details: { field: 'request' } });
     }
@@ -59,7 +73,9 @@ export function toAppError(err: unknown): AppError {
   return new AppError('INTERNAL', 'Internal server error.', { cause: err });
 }
 
-export function errorBody(err: AppError): { error: { code: string; message: string; details?: Record<string, unknown> } } {
+export function errorBody(err: AppError): {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+} {
   const hide = err.code === 'INTERNAL';
   return {
     error: {
@@ -84,7 +100,9 @@ export function clientErrorAnswer(code: string | undefined): AppError | null {
     });
   }
   if (code === 'HPE_HEADER_OVERFLOW') {
-    return new AppError('INVALID_FIELD', 'The request headers are larger than this server accepts.', { details: { field: 'headers' } });
+    return new AppError('INVALID_FIELD', 'The request headers are larger than this server accepts.', {
+      details: { field: 'headers' },
+    });
   }
   return new AppError('INVALID_FIELD', 'The request is not valid HTTP/1.1.', { details: { field: 'request' } });
 }

@@ -9,7 +9,15 @@ import type { Transcript } from '../transcribe/types.ts';
 
 const JOB_ID = 'job_V1StGXR8_Z5jdHi6B-myTw';
 const LINKS = { self: `/v1/jobs/${JOB_ID}`, transcript: `/v1/jobs/${JOB_ID}/transcript` };
-const AUDIO = { filename: 'interview.mp3', size_bytes: 57_600_512, duration_s: 3600.03, format: 'mp3', codec: 'mp3', sample_rate: 44100, channels: 2 };
+const AUDIO = {
+  filename: 'interview.mp3',
+  size_bytes: 57_600_512,
+  duration_s: 3600.03,
+  format: 'mp3',
+  codec: 'mp3',
+  sample_rate: 44100,
+  channels: 2,
+};
 const ESTIMATE = { cost_usd: 0.36, provider: 'openai', model: 'whisper-1' };
 
 export const JOB_EXAMPLE = {
@@ -31,7 +39,9 @@ export const JOB_EXAMPLE = {
     audio_s_done: 1200,
     chunks_pending: 1,
     chunks_sending: 2,
-    retrying: [{ chunk: 3, attempts: 1, next_try_at: '2025-06-01T09:31:14.000Z', reason: 'rate limited by the provider (429)' }],
+    retrying: [
+      { chunk: 3, attempts: 1, next_try_at: '2025-06-01T09:31:14.000Z', reason: 'rate limited by the provider (429)' },
+    ],
     waiting: null,
   },
   estimate: ESTIMATE,
@@ -95,10 +105,20 @@ export const TRANSCRIPT_TEXT_EXAMPLES = {
 
 export const HEALTH_EXAMPLE = {
   status: 'ok',
-  components: { ffmpeg: { status: 'ok' }, ffprobe: { status: 'ok' }, provider: { status: 'ok' }, store: { status: 'ok' }, disk: { status: 'ok' } },
+  components: {
+    ffmpeg: { status: 'ok' },
+    ffprobe: { status: 'ok' },
+    provider: { status: 'ok' },
+    store: { status: 'ok' },
+    disk: { status: 'ok' },
+  },
 };
 
-export const HEALTH_DOWN_EXAMPLE = { ...HEALTH_EXAMPLE, status: 'down', components: { ...HEALTH_EXAMPLE.components, store: { status: 'down' } } };
+export const HEALTH_DOWN_EXAMPLE = {
+  ...HEALTH_EXAMPLE,
+  status: 'down',
+  components: { ...HEALTH_EXAMPLE.components, store: { status: 'down' } },
+};
 
 export const HEALTH_FULL_EXAMPLE = {
   status: 'degraded',
@@ -107,7 +127,13 @@ export const HEALTH_FULL_EXAMPLE = {
     provider: { status: 'degraded', detail: 'circuit open: 5 consecutive failures (503)' },
     disk: { status: 'ok', detail: '78.3 GiB free' },
   },
-  config: { provider: 'openai', model: 'whisper-1', openai: { apiKey: '(set)', baseURL: '(sdk default)' }, apiKeys: 2, metricsToken: '(set)' },
+  config: {
+    provider: 'openai',
+    model: 'whisper-1',
+    openai: { apiKey: '(set)', baseURL: '(sdk default)' },
+    apiKeys: 2,
+    metricsToken: '(set)',
+  },
 };
 
 export const METRICS_EXAMPLE = [
@@ -128,33 +154,50 @@ export const ERROR_EXAMPLES: Record<ErrorCode, { message: string; details?: Reco
     message: 'The upload sent nothing for 30 s; resend it over a steadier connection.',
     details: { reason: 'stalled', idle_ms: 30000 },
   },
-  UNSUPPORTED_MEDIA: { message: 'The uploaded file is empty: attach an audio recording.', details: { reason: 'empty_file' } },
+  UNSUPPORTED_MEDIA: {
+    message: 'The uploaded file is empty: attach an audio recording.',
+    details: { reason: 'empty_file' },
+  },
   MEDIA_CORRUPT: { message: 'No audio in the file can be decoded; re-encode it or upload another copy.' },
   DURATION_OUT_OF_RANGE: {
     message: 'The recording is 25920 s long; this server accepts at most 21600 s. Split it into shorter files.',
     details: { duration_s: 25920.04, max_duration_s: 21600 },
   },
   BUDGET_EXCEEDED: {
-    message: 'The estimated cost $0.3600 is above your max_cost_usd ($0.2); raise max_cost_usd or send a shorter recording.',
+    message:
+      'The estimated cost $0.3600 is above your max_cost_usd ($0.2); raise max_cost_usd or send a shorter recording.',
     details: { estimate_usd: 0.36, max_cost_usd: 0.2, limit: 'request' },
   },
   IDEMPOTENCY_KEY_REUSED: {
-    message: 'This Idempotency-Key was already used for a different request (other file or fields); use a new key for a new upload.',
+    message:
+      'This Idempotency-Key was already used for a different request (other file or fields); use a new key for a new upload.',
   },
   JOB_NOT_COMPLETED: {
     message: 'The job is processing; its transcript is ready when it is completed (or ask with partial=true).',
     details: { status: 'processing' },
   },
   RATE_LIMITED: { message: 'At most 10 uploads a minute; retry in 42 seconds.' },
-  SERVER_BUSY: { message: 'The server is under memory pressure; retry later.', details: { resource: 'memory', level: 'elevated' } },
+  SERVER_BUSY: {
+    message: 'The server is under memory pressure; retry later.',
+    details: { resource: 'memory', level: 'elevated' },
+  },
   INSUFFICIENT_STORAGE: {
     message: 'The recording needs more working disk space than this server has; split it into shorter files.',
     details: { resource: 'disk' },
   },
-  PROVIDER_AUTH: { message: "The transcription provider rejects this server's credentials; the operator must fix the API key.", details: { provider: 'openai' } },
-  PROVIDER_QUOTA: { message: 'The transcription provider account is out of quota; the operator must top it up.', details: { provider: 'openai' } },
+  PROVIDER_AUTH: {
+    message: "The transcription provider rejects this server's credentials; the operator must fix the API key.",
+    details: { provider: 'openai' },
+  },
+  PROVIDER_QUOTA: {
+    message: 'The transcription provider account is out of quota; the operator must top it up.',
+    details: { provider: 'openai' },
+  },
   PROVIDER_REJECTED: { message: 'The provider refused the request: model not found.' },
-  PROVIDER_UNAVAILABLE: { message: 'The transcription provider is unavailable; retry later.', details: { provider: 'openai' } },
+  PROVIDER_UNAVAILABLE: {
+    message: 'The transcription provider is unavailable; retry later.',
+    details: { provider: 'openai' },
+  },
   CHUNK_FAILED: { message: 'Chunk 3 failed after 5 attempts (server-error).' },
   CANCELLED: { message: 'The job was cancelled.' },
   INTERNAL: { message: 'Internal server error. The incident was logged; try again later.' },

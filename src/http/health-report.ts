@@ -83,7 +83,10 @@ export function createHealth(deps: HealthDeps) {
         status: 'ok',
         detail: `${dirs.leases} of ${deps.dirLimits.maxLeases} leased, ${(dirs.bytes / GiB).toFixed(2)} of ${(deps.dirLimits.maxBytes / GiB).toFixed(2)} GiB`,
       };
-      const worst = Object.values(components).reduce<ComponentStatus>((acc, c) => (RANK[c.status] > RANK[acc] ? c.status : acc), 'ok');
+      const worst = Object.values(components).reduce<ComponentStatus>(
+        (acc, c) => (RANK[c.status] > RANK[acc] ? c.status : acc),
+        'ok',
+      );
       return { status: worst, components };
     },
   };

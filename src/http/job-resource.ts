@@ -7,7 +7,13 @@ import type { JobResource } from './schemas.ts';
 /** What the chunks in flight are doing, for a running job (empty once it has ended): part of progress. */
 export type ChunkActivity = Pick<JobResource['progress'], 'chunks_pending' | 'chunks_sending' | 'retrying' | 'waiting'>;
 
-const WEBHOOK_NOT_YET: WebhookState = { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: null };
+const WEBHOOK_NOT_YET: WebhookState = {
+  status: 'pending',
+  attempts: 0,
+  last_status_code: null,
+  last_error: null,
+  next_attempt_at: null,
+};
 
 /** Enough to see what is going on without a 10-hour job's poll growing with its chunk count. */
 export const MAX_RETRYING_SHOWN = 20;
@@ -18,7 +24,12 @@ export const CIRCUIT_WAIT_REASON = 'provider_circuit_open';
  * The job resource of the HTTP contract (api.md), built from the stored rows, and `storageWaiting` for a job
  * being processed: a pause for a full volume cannot be stored (src/resources/storage-guard.ts).
  */
-export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now: number, storageWaiting: JobWaiting | null = null): JobResource {
+export function toJobResource(
+  job: JobRecord,
+  chunks: readonly ChunkState[],
+  now: number,
+  storageWaiting: JobWaiting | null = null,
+): JobResource {
   const { audio } = job;
   return {
     id: job.id,
@@ -42,7 +53,10 @@ export function toJobResource(job: JobRecord, chunks: readonly ChunkState[], now
       ...chunkActivity(job, chunks, storageWaiting),
     },
     estimate: { cost_usd: job.estimate.cost_usd, provider: job.estimate.provider, model: job.estimate.model },
-    error: job.errorCode === null ? null : { code: job.errorCode, message: job.errorMessage ?? defaultMessage(job.errorCode) },
+    error:
+      job.errorCode === null
+        ? null
+        : { code: job.errorCode, message: job.errorMessage ?? defaultMessage(job.errorCode) },
     webhook: job.request.callback_url === null ? null : (job.webhook ?? WEBHOOK_NOT_YET),
     links: { self: `/v1/jobs/${job.id}`, transcript: `/v1/jobs/${job.id}/transcript` },
   };
@@ -60,7 +74,12 @@ export function chunkActivity(
   if (!isLive(job.status)) return { chunks_pending: 0, chunks_sending: 0, retrying: [], waiting: null };
   const retrying = chunks.filter((c) => c.status === 'retrying');
   const held = retrying.filter((c) => c.errorMessage === CIRCUIT_WAIT_REASON);
-  const until = held.map((c) => c.nextTryAt).filter((t): t is string => t !== null).sort().at(-1) ?? null;
+  const until =
+    held
+      .map((c) => c.nextTryAt)
+      .filter((t): t is string => t !== null)
+      .sort()
+      .at(-1) ?? null;
   return {
     // Rows of chunks not yet cut may not exist: they are pending too.
     chunks_pending: chunks.filter((c) => c.status === 'pending').length + Math.max(0, job.chunksTotal - chunks.length),
@@ -72,7 +91,9 @@ export function chunkActivity(
       reason: c.errorMessage,
     })),
     // A full volume holds every chunk, the circuit only those due to go next.
-    waiting: (job.status === 'processing' ? storageWaiting : null) ?? (held.length > 0 ? { reason: CIRCUIT_WAIT_REASON, until } : null),
+    waiting:
+      (job.status === 'processing' ? storageWaiting : null) ??
+      (held.length > 0 ? { reason: CIRCUIT_WAIT_REASON, until } : null),
   };
 }
 

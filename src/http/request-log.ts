@@ -14,9 +14,15 @@ export class RequestLog extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    const fields = { method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime };
+    const fields = {
+      method: request.method,
+      url: request.url,
+      statusCode: reply.statusCode,
+      responseTime: reply.elapsedTime,
+    };
     if (error) reply.log.error({ ...fields, err: error }, 'request errored');
-    else if (reply.statusCode < 400 && (request.method === 'GET' || request.method === 'HEAD')) reply.log.debug(fields, 'request completed');
+    else if (reply.statusCode < 400 && (request.method === 'GET' || request.method === 'HEAD'))
+      reply.log.debug(fields, 'request completed');
     else reply.log.info(fields, 'request completed');
   }
 }

@@ -13,7 +13,10 @@ import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './examples.ts';
  */
 
 /** A string limited to `values`, with the literal union as its static type. */
-function stringEnum<const T extends readonly string[]>(values: T, options: { description?: string; default?: T[number] } = {}) {
+function stringEnum<const T extends readonly string[]>(
+  values: T,
+  options: { description?: string; default?: T[number] } = {},
+) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
@@ -32,13 +35,21 @@ export const ErrorBody = Type.Object(
   { $id: 'ErrorBody', title: 'Error' },
 );
 
-const RETRY_AFTER = Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying (sent with the codes that are worth retrying).' });
+const RETRY_AFTER = Type.Integer({
+  minimum: 1,
+  description: 'Seconds to wait before retrying (sent with the codes that are worth retrying).',
+});
 
 /**
  * A response in the form both read: Fastify serializes by the schema of the reply's media type, the document
  * shows the description, the headers and the example.
  */
-export function jsonResponse<T extends TSchema>(description: string, schema: T, example: unknown, headers?: Record<string, TSchema>) {
+export function jsonResponse<T extends TSchema>(
+  description: string,
+  schema: T,
+  example: unknown,
+  headers?: Record<string, TSchema>,
+) {
   return { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema, example } } };
 }
 
@@ -188,7 +199,9 @@ export const Transcript = Type.Object(
 
 const Component = Type.Object({
   status: stringEnum(COMPONENT_STATUSES),
-  detail: Type.Optional(Type.String({ description: 'Shown only to a caller allowed to see internals (docs/operations.md: Health).' })),
+  detail: Type.Optional(
+    Type.String({ description: 'Shown only to a caller allowed to see internals (docs/operations.md: Health).' }),
+  ),
 });
 
 export const HealthReport = Type.Object(
@@ -206,10 +219,14 @@ export const HealthWithConfig = Type.Object(
   {
     ...HealthReport.properties,
     config: Type.Optional(
-      Type.Object({}, {
-        additionalProperties: true,
-        description: 'The effective configuration, secrets replaced by whether they are set and URLs without credentials; only to a caller allowed to see internals.',
-      }),
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description:
+            'The effective configuration, secrets replaced by whether they are set and URLs without credentials; only to a caller allowed to see internals.',
+        },
+      ),
     ),
   },
   { additionalProperties: true },
@@ -231,25 +248,41 @@ export const ListQuery = Type.Object({
 
 export const TranscriptQuery = Type.Object({
   format: Type.Optional(stringEnum(TRANSCRIPT_FORMATS, { default: DEFAULT_TRANSCRIPT_FORMAT })),
-  partial: Type.Optional(stringEnum(['true', 'false', '1', '0'] as const, { description: 'Before completion, the chunks finished so far.' })),
+  partial: Type.Optional(
+    stringEnum(['true', 'false', '1', '0'] as const, { description: 'Before completion, the chunks finished so far.' }),
+  ),
 });
 
 /** The multipart form of POST /v1/jobs, for the document only: the route streams and validates it itself. */
-export const UploadForm = Type.Object({
-  file: Type.String({ format: 'binary', description: 'The audio recording.' }),
-  language: Type.Optional(Type.String({ description: 'ISO-639-1 code.' })),
-  prompt: Type.Optional(Type.String()),
-  model: Type.Optional(Type.String()),
-  metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
-  callback_url: Type.Optional(Type.String({ format: 'uri' })),
-  max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),
-  dry_run: Type.Optional(stringEnum(['true', 'false', '1', '0'] as const, { description: 'true: answer the estimate, keep nothing.' })),
-  context: Type.Optional(stringEnum(['none', 'sequential'] as const, { description: 'sequential: each chunk is prompted with the text before it.' })),
-}, { examples: [UPLOAD_FORM_EXAMPLE] });
+export const UploadForm = Type.Object(
+  {
+    file: Type.String({ format: 'binary', description: 'The audio recording.' }),
+    language: Type.Optional(Type.String({ description: 'ISO-639-1 code.' })),
+    prompt: Type.Optional(Type.String()),
+    model: Type.Optional(Type.String()),
+    metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
+    callback_url: Type.Optional(Type.String({ format: 'uri' })),
+    max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),
+    dry_run: Type.Optional(
+      stringEnum(['true', 'false', '1', '0'] as const, { description: 'true: answer the estimate, keep nothing.' }),
+    ),
+    context: Type.Optional(
+      stringEnum(['none', 'sequential'] as const, {
+        description: 'sequential: each chunk is prompted with the text before it.',
+      }),
+    ),
+  },
+  { examples: [UPLOAD_FORM_EXAMPLE] },
+);
 
 export const UploadHeaders = Type.Object({
   'idempotency-key': Type.Optional(
-    Type.String({ minLength: 1, maxLength: 255, description: 'A repeat with the same key returns the same job.', examples: ['upload-2025-06-01-interview'] }),
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      description: 'A repeat with the same key returns the same job.',
+      examples: ['upload-2025-06-01-interview'],
+    }),
   ),
 });
 

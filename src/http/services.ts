@@ -32,7 +32,12 @@ export interface Services {
   /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */
   admit(expectedBytes: number | null): Promise<void>;
   validateFields(fields: Record<string, string>): ValidatedRequest;
-  validateMedia(input: { file: string; filename: string; sizeBytes: number; request: JobRequest }): Promise<AcceptedMedia>;
+  validateMedia(input: {
+    file: string;
+    filename: string;
+    sizeBytes: number;
+    request: JobRequest;
+  }): Promise<AcceptedMedia>;
   health(): Promise<HealthReport>;
   /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
   pressure: PressureGauge;

@@ -104,7 +104,15 @@ export async function runJobPipeline(
   const settled = new Map<number, Span>(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
   const { overlapS } = plan;
   log.info(
-    { chunks: chunks.length, alreadyDone: settled.size, hardCuts: plan.hardCuts, chunkMode: plan.mode, chunkFormat: plan.format, overlapS, why: plan.reason },
+    {
+      chunks: chunks.length,
+      alreadyDone: settled.size,
+      hardCuts: plan.hardCuts,
+      chunkMode: plan.mode,
+      chunkFormat: plan.format,
+      overlapS,
+      why: plan.reason,
+    },
     'slicing',
   );
 
@@ -133,7 +141,8 @@ export async function runJobPipeline(
   };
 
   /** Progress details: on a full volume they are skipped (the chunk's result is what must not be lost). */
-  const note = (index: number, patch: ChunkPatch) => void storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch));
+  const note = (index: number, patch: ChunkPatch) =>
+    void storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch));
 
   const transcribeChunk = async (handle: ChunkStream, chunk: SlicedChunk): Promise<void> => {
     const clog = log.child({ chunk: chunk.index });
@@ -155,9 +164,14 @@ export async function runJobPipeline(
         signal: jobAbort.signal,
       };
       const hooks: TranscribeHooks = {
-        onAttempt: (attempt) => note(chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null, errorCode: null }),
+        onAttempt: (attempt) =>
+          note(chunk.index, { status: 'sending', attempts: attempt, nextTryAt: null, errorCode: null }),
         onRetry: ({ delayMs, code }) =>
-          note(chunk.index, { status: 'retrying', nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(), errorMessage: code ?? null }),
+          note(chunk.index, {
+            status: 'retrying',
+            nextTryAt: new Date(deps.now().getTime() + delayMs).toISOString(),
+            errorMessage: code ?? null,
+          }),
         onWaiting: ({ reason, until }) =>
           note(chunk.index, {
             status: 'retrying',
@@ -169,13 +183,25 @@ export async function runJobPipeline(
       const result = await deps.transcribe(input, hooks);
       // The paid result is only in memory until this write: it waits out a full volume, and shutdown's drain too
       // (only the runner's final abort ends the wait; the chunk is then sent again at the next start).
-      await save('chunk result', () => store.updateChunk(job.id, chunk.index, { status: 'done', result, errorCode: null, errorMessage: null, nextTryAt: null }), jobAbort.signal);
+      await save(
+        'chunk result',
+        () =>
+          store.updateChunk(job.id, chunk.index, {
+            status: 'done',
+            result,
+            errorCode: null,
+            errorMessage: null,
+            nextTryAt: null,
+          }),
+        jobAbort.signal,
+      );
       settled.set(chunk.index, chunk);
       clog.debug({ segments: result.segments.length }, 'chunk transcribed');
       reportProgress();
     } catch (err) {
       // Stopped by cancel, shutdown or another chunk's job-fatal error: the chunk stays pending for a resume.
-      if (jobAbort.signal.aborted || (drain.aborted && (!sent || (isAppError(err) && err.code === 'CANCELLED')))) return;
+      if (jobAbort.signal.aborted || (drain.aborted && (!sent || (isAppError(err) && err.code === 'CANCELLED'))))
+        return;
       if (isFatalForJob(err) || err instanceof StorageWaitExceeded) {
         clog.error({ err }, 'chunk failed; the job cannot go on');
         jobAbort.abort(err);
@@ -184,7 +210,17 @@ export async function runJobPipeline(
       const code = isAppError(err) ? err.code : 'CHUNK_FAILED';
       clog.warn({ err, code }, 'chunk failed');
       try {
-        await save('chunk failure', () => store.updateChunk(job.id, chunk.index, { status: 'failed', errorCode: code, errorMessage: errorMessage(err), nextTryAt: null }), jobAbort.signal);
+        await save(
+          'chunk failure',
+          () =>
+            store.updateChunk(job.id, chunk.index, {
+              status: 'failed',
+              errorCode: code,
+              errorMessage: errorMessage(err),
+              nextTryAt: null,
+            }),
+          jobAbort.signal,
+        );
         settled.set(chunk.index, chunk);
       } catch (saveErr) {
         if (jobAbort.signal.aborted) return;
@@ -236,7 +272,11 @@ export async function runJobPipeline(
           await finishChunk(handle, chunk);
           continue;
         }
-        await save('chunk row', () => store.upsertChunk(job.id, chunk.index, chunk.startS, chunk.durationS), stopSending);
+        await save(
+          'chunk row',
+          () => store.upsertChunk(job.id, chunk.index, chunk.startS, chunk.durationS),
+          stopSending,
+        );
         if (pending.length === 0) {
           await save('job stage', () => markTranscribing(store, job, deps.now()), stopSending);
         }
@@ -251,7 +291,10 @@ export async function runJobPipeline(
       // ffmpeg lists a segment even when closing its file failed for lack of space: the last one it cut may be
       // short, so it is cut and sent again (the one request this can cost twice).
       if (lastSent) settled.delete(lastSent.index);
-      log.warn({ err: errorMessage(err), resend: lastSent?.index ?? null }, 'slicing ran out of disk space; it starts again once space is freed');
+      log.warn(
+        { err: errorMessage(err), resend: lastSent?.index ?? null },
+        'slicing ran out of disk space; it starts again once space is freed',
+      );
       storage.report('chunk files', err);
       try {
         await storage.writable(stopSending);
@@ -280,7 +323,11 @@ export async function runJobPipeline(
  * after it, so after a restart an index can name other audio than the result stored under it.
  */
 function sameSpan(stored: Span | undefined, chunk: SlicedChunk): boolean {
-  return stored !== undefined && Math.abs(stored.startS - chunk.startS) < 0.05 && Math.abs(stored.durationS - chunk.durationS) < 0.05;
+  return (
+    stored !== undefined &&
+    Math.abs(stored.startS - chunk.startS) < 0.05 &&
+    Math.abs(stored.durationS - chunk.durationS) < 0.05
+  );
 }
 
 function assertEnoughChunks(chunks: ChunkRecord[], maxFailedRatio: number): void {

@@ -55,18 +55,34 @@ export function markProcessing(store: JobWriter, id: string): void {
 }
 
 /** The first chunk went to the provider; a resumed job keeps the time its first run started transcribing. */
-export function markTranscribing(store: JobWriter, job: Pick<JobRecord, 'id' | 'transcribingStartedAt'>, at: Date): void {
-  store.updateJob(job.id, { stage: 'transcribing', transcribingStartedAt: job.transcribingStartedAt ?? at.toISOString() });
+export function markTranscribing(
+  store: JobWriter,
+  job: Pick<JobRecord, 'id' | 'transcribingStartedAt'>,
+  at: Date,
+): void {
+  store.updateJob(job.id, {
+    stage: 'transcribing',
+    transcribingStartedAt: job.transcribingStartedAt ?? at.toISOString(),
+  });
 }
 
 /** Slicing ended with `count` chunks: rows planned past the real count are dropped, and stitching is next. */
-export function markSlicingDone(store: JobWriter & Pick<JobStore, 'deleteChunksFrom'>, id: string, count: number): void {
+export function markSlicingDone(
+  store: JobWriter & Pick<JobStore, 'deleteChunksFrom'>,
+  id: string,
+  count: number,
+): void {
   store.deleteChunksFrom(id, count);
   store.updateJob(id, { slicingDone: true, chunksTotal: count, stage: 'stitching' });
 }
 
 /** The transcript is stored, then the job is completed: a client that sees `completed` finds the transcript. */
-export function markCompleted(store: JobWriter & Pick<JobStore, 'saveTranscript'>, id: string, transcript: Transcript, at: Date): void {
+export function markCompleted(
+  store: JobWriter & Pick<JobStore, 'saveTranscript'>,
+  id: string,
+  transcript: Transcript,
+  at: Date,
+): void {
   store.saveTranscript(id, transcript);
   store.updateJob(id, { status: 'completed', stage: null, percent: 100, completedAt: at.toISOString() });
 }
@@ -83,7 +99,13 @@ export function failureOf(err: unknown): JobFailure {
 }
 
 export function markFailed(store: JobWriter, id: string, failure: JobFailure, at: Date): void {
-  store.updateJob(id, { status: 'failed', stage: null, errorCode: failure.code, errorMessage: failure.message, completedAt: at.toISOString() });
+  store.updateJob(id, {
+    status: 'failed',
+    stage: null,
+    errorCode: failure.code,
+    errorMessage: failure.message,
+    completedAt: at.toISOString(),
+  });
 }
 
 export function markCancelled(store: JobWriter, id: string, at: Date): void {

@@ -91,7 +91,10 @@ export class JobRunner implements JobQueue {
     const jobs = this.#opts.store.unfinishedJobs();
     for (const job of jobs) {
       this.#opts.store.resetChunksInFlight(job.id);
-      this.#opts.logger.info({ jobId: job.id, status: job.status }, 'resuming job left unfinished by a previous process');
+      this.#opts.logger.info(
+        { jobId: job.id, status: job.status },
+        'resuming job left unfinished by a previous process',
+      );
       void this.enqueue(job.id);
     }
     return jobs.length;
@@ -124,7 +127,8 @@ export class JobRunner implements JobQueue {
    */
   #record(log: Logger, what: string, write: () => void): void {
     try {
-      if (!this.#opts.pipeline.storage.attempt(what, write)) log.warn({ what }, 'not stored: the data volume is full; the job resumes at the next start');
+      if (!this.#opts.pipeline.storage.attempt(what, write))
+        log.warn({ what }, 'not stored: the data volume is full; the job resumes at the next start');
     } catch (err) {
       log.error({ err: errorMessage(err), what }, 'could not store the end of the job');
     }
@@ -167,7 +171,10 @@ export class JobRunner implements JobQueue {
       log.error({ err, code: failure.code }, 'job failed');
       const failed = () => markFailed(store, jobId, failure, this.#opts.now());
       await this.#opts.pipeline.storage.run('job failure', failed, this.#drain.signal).catch((writeErr: unknown) => {
-        log.error({ err: errorMessage(writeErr) }, 'the job failure could not be stored; the job resumes at the next start');
+        log.error(
+          { err: errorMessage(writeErr) },
+          'the job failure could not be stored; the job resumes at the next start',
+        );
       });
     } finally {
       await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
@@ -187,4 +194,3 @@ export class JobRunner implements JobQueue {
     }
   }
 }
-

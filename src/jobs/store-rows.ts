@@ -23,7 +23,9 @@ export type JobPatch = Partial<
   >
 >;
 
-export type ChunkPatch = Partial<Pick<ChunkRecord, 'status' | 'attempts' | 'nextTryAt' | 'errorCode' | 'errorMessage' | 'result'>>;
+export type ChunkPatch = Partial<
+  Pick<ChunkRecord, 'status' | 'attempts' | 'nextTryAt' | 'errorCode' | 'errorMessage' | 'result'>
+>;
 
 export type Row = Record<string, SQLInputValue>;
 
@@ -54,7 +56,8 @@ export const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
  * A chunk's columns in the order `chunkStateOf` reads them. Chunks are read as arrays, which node:sqlite builds at
  * about half the cost of row objects (polls read them many times a second).
  */
-export const CHUNK_STATE_COLUMNS = 'job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message';
+export const CHUNK_STATE_COLUMNS =
+  'job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message';
 
 export function toSql(value: unknown): SQLInputValue {
   if (value === undefined || value === null) return null;

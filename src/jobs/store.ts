@@ -62,7 +62,9 @@ export class StoreUnreadableError extends Error {
 /** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
 const POLL_CACHE_SIZE = 1_000;
 
-const ENDED_STATUSES = `(${JOB_STATUSES.filter((s) => !isLive(s)).map((s) => `'${s}'`).join(', ')})`;
+const ENDED_STATUSES = `(${JOB_STATUSES.filter((s) => !isLive(s))
+  .map((s) => `'${s}'`)
+  .join(', ')})`;
 // An ended job always has completed_at; updated_at covers rows written before that was so.
 const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
 
@@ -92,9 +94,13 @@ export class JobStore {
     let columns: Array<{ name: string }>;
     try {
       // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
-      this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      this.#db.exec(
+        'PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;',
+      );
       // A damaged page otherwise surfaces later, from whichever query reads it first (the start's cleanup pass).
-      const check = (this.#db.prepare('PRAGMA quick_check(3)').all() as Array<{ quick_check: string }>).map((r) => r.quick_check);
+      const check = (this.#db.prepare('PRAGMA quick_check(3)').all() as Array<{ quick_check: string }>).map(
+        (r) => r.quick_check,
+      );
       if (check.join() !== 'ok') throw new StoreUnreadableError(options.file, check.join('; ').replaceAll('\n', ' '));
       migrate(this.#db);
       columns = this.#db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>;
@@ -150,7 +156,8 @@ export class JobStore {
       if (!job) return null;
       hit = { version, view: { job, chunks: this.listChunkStates(id) } };
       // Oldest first out: a Map iterates in insertion order.
-      if (this.#pollCache.size >= POLL_CACHE_SIZE) this.#pollCache.delete(this.#pollCache.keys().next().value as string);
+      if (this.#pollCache.size >= POLL_CACHE_SIZE)
+        this.#pollCache.delete(this.#pollCache.keys().next().value as string);
       this.#pollCache.delete(id);
       this.#pollCache.set(id, hit);
     }
@@ -175,10 +182,28 @@ export class JobStore {
          key_name, request_fingerprint)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
-        ...[job.id, job.owner, job.status, job.stage, job.createdAt, job.updatedAt, job.completedAt, job.audio, job.request,
-          job.estimate, job.chunksTotal, job.slicingDone, job.percent, job.transcribingStartedAt, job.errorCode,
-          job.errorMessage, job.idempotencyKey, job.keyName ?? null, requestFingerprint].map(toSql),
-      );
+      ...[
+        job.id,
+        job.owner,
+        job.status,
+        job.stage,
+        job.createdAt,
+        job.updatedAt,
+        job.completedAt,
+        job.audio,
+        job.request,
+        job.estimate,
+        job.chunksTotal,
+        job.slicingDone,
+        job.percent,
+        job.transcribingStartedAt,
+        job.errorCode,
+        job.errorMessage,
+        job.idempotencyKey,
+        job.keyName ?? null,
+        requestFingerprint,
+      ].map(toSql),
+    );
   }
 
   /** With an owner, a job of another owner is invisible (as if it did not exist). */
@@ -190,7 +215,10 @@ export class JobStore {
   }
 
   /** The job created with this key, and the fingerprint of the request that created it (null for older jobs). */
-  findByIdempotencyKey(owner: string | null, key: string): { job: JobRecord; requestFingerprint: string | null } | null {
+  findByIdempotencyKey(
+    owner: string | null,
+    key: string,
+  ): { job: JobRecord; requestFingerprint: string | null } | null {
     const row = this.#db
       .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
@@ -207,16 +235,22 @@ export class JobStore {
     // An empty cursor is no cursor, as an HTML form sends an empty input.
     const after = query.cursor ? decodeCursor(query.cursor) : null;
     if (query.cursor && after === null) {
-      throw new AppError('INVALID_FIELD', 'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page', {
-        details: { field: 'cursor' },
-      });
+      throw new AppError(
+        'INVALID_FIELD',
+        'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page',
+        {
+          details: { field: 'cursor' },
+        },
+      );
     }
     if (after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
       params.push(after[0], after[0], after[1]);
     }
     const rows = this.#db
-      .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .prepare(
+        `SELECT ${this.#jobColumns} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+      )
       .all(...params, query.limit + 1) as Row[];
     const items = rows.slice(0, query.limit).map(rowToJob);
     const last = items.at(-1);
@@ -246,7 +280,9 @@ export class JobStore {
   }
 
   getChunk(jobId: string, index: number): ChunkRecord | null {
-    const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? AND idx = ?`);
+    const statement = this.#cached(
+      `SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? AND idx = ?`,
+    );
     statement.setReturnArrays(true);
     const values = statement.get(jobId, index) as unknown as SQLOutputValue[] | undefined;
     return values ? chunkOf(values) : null;
@@ -254,7 +290,9 @@ export class JobStore {
 
   /** Chunks that were with the provider when their process stopped have no result: they go again. */
   resetChunksInFlight(jobId: string): void {
-    this.#write("UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = ? AND status IN ('sending', 'retrying')").run(jobId);
+    this.#write(
+      "UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = ? AND status IN ('sending', 'retrying')",
+    ).run(jobId);
   }
 
   updateChunk(jobId: string, index: number, patch: ChunkPatch): void {
@@ -265,7 +303,9 @@ export class JobStore {
   }
 
   listChunks(jobId: string): ChunkRecord[] {
-    const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? ORDER BY idx`);
+    const statement = this.#cached(
+      `SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? ORDER BY idx`,
+    );
     statement.setReturnArrays(true);
     return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkOf);
   }
@@ -294,13 +334,16 @@ export class JobStore {
   /** Jobs a previous process accepted but did not finish. */
   unfinishedJobs(): JobRecord[] {
     return (
-      this.#db.prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`).all() as Row[]
+      this.#db
+        .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`)
+        .all() as Row[]
     ).map(rowToJob);
   }
 
   /** Status and end time only (no JSON parsing), for the cleanup's per-directory decisions. */
   jobLifecycle(id: string): { status: JobStatus; endedAt: string | null } | null {
-    const row = this.#db.prepare(`SELECT status, ${ENDED_AT} AS ended_at FROM jobs WHERE id = ?`).get(id) as Row | undefined;
+    const row = this.#db.prepare(`SELECT status, ${ENDED_AT} AS ended_at FROM jobs WHERE id = ?`).get(id) as
+      Row | undefined;
     return row ? { status: row.status as JobStatus, endedAt: (row.ended_at as string | null) ?? null } : null;
   }
 

@@ -28,7 +28,8 @@ export interface BuildInfo {
   nodeVersion: string;
 }
 
-export interface ServiceMetrics extends Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused' | 'started' | 'ended'>, TranscriptionMetrics {
+export interface ServiceMetrics
+  extends Pick<JobEvents, 'uploadBytes' | 'accepted' | 'uploadRefused' | 'started' | 'ended'>, TranscriptionMetrics {
   readonly registry: Registry;
   /** One webhook delivery attempt's outcome (or a delivery given up before any attempt). */
   webhookDelivery(outcome: WebhookOutcome): void;
@@ -65,8 +66,16 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
       for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
     },
   });
-  const limiterQueued = new Gauge({ name: 'chunkscribe_limiter_queued', help: 'Provider calls waiting for a rate-limit token or an in-flight slot.', registers });
-  const limiterRunning = new Gauge({ name: 'chunkscribe_limiter_running', help: 'Provider calls in flight.', registers });
+  const limiterQueued = new Gauge({
+    name: 'chunkscribe_limiter_queued',
+    help: 'Provider calls waiting for a rate-limit token or an in-flight slot.',
+    registers,
+  });
+  const limiterRunning = new Gauge({
+    name: 'chunkscribe_limiter_running',
+    help: 'Provider calls in flight.',
+    registers,
+  });
   new Gauge({
     name: 'chunkscribe_limiter_tokens',
     help: 'Rate-limit tokens usable now (0 while a provider-requested pause holds every job).',
@@ -148,8 +157,17 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
     labelNames: ['outcome'],
     registers,
   });
-  const uploadBytes = new Counter({ name: 'chunkscribe_upload_bytes_total', help: 'Bytes of uploaded files received whole (uploads refused after that included).', registers });
-  const accepted = new Counter({ name: 'chunkscribe_jobs_accepted_total', help: 'Jobs accepted at upload.', labelNames: ['provider', 'model'], registers });
+  const uploadBytes = new Counter({
+    name: 'chunkscribe_upload_bytes_total',
+    help: 'Bytes of uploaded files received whole (uploads refused after that included).',
+    registers,
+  });
+  const accepted = new Counter({
+    name: 'chunkscribe_jobs_accepted_total',
+    help: 'Jobs accepted at upload.',
+    labelNames: ['provider', 'model'],
+    registers,
+  });
   const refused = new Counter({
     name: 'chunkscribe_uploads_refused_total',
     help: 'POST /v1/jobs answered with an error, by error code.',
@@ -162,7 +180,12 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
     labelNames: ['provider', 'model'],
     registers,
   });
-  const ended = new Counter({ name: 'chunkscribe_jobs_ended_total', help: 'Jobs that ended in this process, by status.', labelNames: ['status'], registers });
+  const ended = new Counter({
+    name: 'chunkscribe_jobs_ended_total',
+    help: 'Jobs that ended in this process, by status.',
+    labelNames: ['status'],
+    registers,
+  });
   // Series that alerts count from exist at 0 from the start: increase() cannot see the first event of a series
   // that appears with it (its first sample is already 1).
   for (const status of JOB_END_STATUSES) ended.inc({ status }, 0);
@@ -225,7 +248,10 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
       queueWait.observe(secondsBetween(job.createdAt, at.getTime()));
     },
     ended(job) {
-      jobSeconds.observe({ status: job.status }, secondsBetween(job.createdAt, Date.parse(job.completedAt ?? job.updatedAt)));
+      jobSeconds.observe(
+        { status: job.status },
+        secondsBetween(job.createdAt, Date.parse(job.completedAt ?? job.updatedAt)),
+      );
       ended.inc({ status: job.status });
       audioSeconds.inc({ status: job.status }, job.audio.duration_s);
       audioBytes.inc({ status: job.status }, job.audio.size_bytes);

@@ -130,7 +130,8 @@ export function lockDataDir(dataDir: string, opts: { shared?: boolean } = {}): {
   }
   const guard = `${file}.takeover`;
   const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
-  const inUse = (owner: Owner) => new Error(`DATA_DIR ${dataDir} is in use by process ${owner.pid}; run one service per DATA_DIR`);
+  const inUse = (owner: Owner) =>
+    new Error(`DATA_DIR ${dataDir} is in use by process ${owner.pid}; run one service per DATA_DIR`);
   const held = { release: () => rmSync(file, { force: true }) };
 
   /** True when the lock was stale and is now ours; false when another process is taking it over right now. */
@@ -166,7 +167,8 @@ export function lockDataDir(dataDir: string, opts: { shared?: boolean } = {}): {
       const owner = liveOtherOwner(file);
       if (owner) throw inUse(owner);
       if (takeOver()) return held;
-      if (performance.now() >= deadline) throw new Error(`could not lock DATA_DIR ${dataDir}: another process kept ${guard} for ${LOCK_WAIT_MS} ms`);
+      if (performance.now() >= deadline)
+        throw new Error(`could not lock DATA_DIR ${dataDir}: another process kept ${guard} for ${LOCK_WAIT_MS} ms`);
       sleepSync(GUARD_POLL_MS);
     }
   } finally {

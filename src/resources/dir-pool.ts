@@ -120,7 +120,10 @@ export function createDirPool(deps: { dirs: Pick<JobDirs, 'create'>; limits: Dir
       }
       const reserve = expectedBytes ?? 0;
       if (bytesInUse + reserve > limits.maxBytes) {
-        logger.warn({ bytes: bytesInUse, reserve, max: limits.maxBytes }, 'rejecting upload: job directory bytes exhausted');
+        logger.warn(
+          { bytes: bytesInUse, reserve, max: limits.maxBytes },
+          'rejecting upload: job directory bytes exhausted',
+        );
         throw busy('bytes', 'The server is storing as many uploads as it takes at once; retry later.');
       }
       const lease = register(jobId, reserve);

@@ -28,7 +28,9 @@ export class DiskFullError extends AppError {
 
 function sqliteCode(err: unknown): number | null {
   const e = err as { code?: unknown; errcode?: unknown };
-  return err instanceof Error && e.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number' ? e.errcode & 0xff : null;
+  return err instanceof Error && e.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number'
+    ? e.errcode & 0xff
+    : null;
 }
 
 /** Whether a write failed for lack of space: our DiskFullError, SQLITE_FULL, or ENOSPC / EDQUOT from node:fs. */

@@ -49,9 +49,13 @@ export interface StorageGuard {
 /** A job's write waited longer than DISK_FULL_MAX_WAIT_S for space: the job fails with INSUFFICIENT_STORAGE. */
 export class StorageWaitExceeded extends AppError {
   constructor(what: string, waitedMs: number) {
-    super('INSUFFICIENT_STORAGE', `The data volume stayed full for ${Math.round(waitedMs / 1000)} s (${what}); free space and submit the job again.`, {
-      details: { resource: 'disk' },
-    });
+    super(
+      'INSUFFICIENT_STORAGE',
+      `The data volume stayed full for ${Math.round(waitedMs / 1000)} s (${what}); free space and submit the job again.`,
+      {
+        details: { resource: 'disk' },
+      },
+    );
     this.name = 'StorageWaitExceeded';
   }
 }
@@ -176,7 +180,9 @@ export function createStorageGuard(deps: StorageGuardDeps): StorageGuard {
     writable: (signal) => waitForRoom('waiting to send a chunk', clock.now(), signal),
     isFull: () => full !== null,
     waiting: () =>
-      full ? { reason: DISK_FULL_WAIT_REASON, until: nextCheckAt === null ? null : new Date(nextCheckAt).toISOString() } : null,
+      full
+        ? { reason: DISK_FULL_WAIT_REASON, until: nextCheckAt === null ? null : new Date(nextCheckAt).toISOString() }
+        : null,
     stop() {
       stopped = true;
       if (timer !== null) clock.clearTimeout(timer);

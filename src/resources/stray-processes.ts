@@ -58,7 +58,12 @@ export interface StraySweepOptions {
 const EXECUTABLES = ['ffmpeg', 'ffprobe', 'pocketsphinx_continuous'];
 
 /** Pure: the processes a dead owner of this DATA_DIR left running on its job files. */
-export function strayProcesses(processes: ProcessInfo[], jobsRoot: string, selfPid: number, executables: readonly string[]): ProcessInfo[] {
+export function strayProcesses(
+  processes: ProcessInfo[],
+  jobsRoot: string,
+  selfPid: number,
+  executables: readonly string[],
+): ProcessInfo[] {
   const prefix = jobsRoot.endsWith(path.sep) ? jobsRoot : jobsRoot + path.sep;
   return processes.filter(
     (p) =>
@@ -77,14 +82,20 @@ export function strayProcesses(processes: ProcessInfo[], jobsRoot: string, selfP
  */
 export async function killStrayProcesses(options: StraySweepOptions): Promise<number[]> {
   const table = options.table ?? procfsTable;
-  const strays = strayProcesses(await table.list(), options.jobsRoot, options.selfPid ?? process.pid, options.executables ?? EXECUTABLES);
+  const strays = strayProcesses(
+    await table.list(),
+    options.jobsRoot,
+    options.selfPid ?? process.pid,
+    options.executables ?? EXECUTABLES,
+  );
   const killed: number[] = [];
   for (const p of strays) {
     try {
       table.kill(p.pid);
       killed.push(p.pid);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') options.logger.warn({ pid: p.pid, err }, 'could not end a stray process');
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH')
+        options.logger.warn({ pid: p.pid, err }, 'could not end a stray process');
     }
   }
   // The next steps delete and rewrite the files these processes hold: wait until they are really gone.
@@ -94,7 +105,10 @@ export async function killStrayProcesses(options: StraySweepOptions): Promise<nu
     await new Promise((r) => setTimeout(r, 25));
   }
   if (killed.length > 0) {
-    options.logger.warn({ pids: killed, commands: strays.map((p) => path.basename(p.argv[0] ?? '')) }, 'ended processes a previous service left running on job files');
+    options.logger.warn(
+      { pids: killed, commands: strays.map((p) => path.basename(p.argv[0] ?? '')) },
+      'ended processes a previous service left running on job files',
+    );
   }
   return killed;
 }

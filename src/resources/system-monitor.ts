@@ -10,7 +10,6 @@ export type PressureLevel = 'normal' | 'elevated' | 'critical';
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-
 export const DEFAULT_THRESHOLDS: Readonly<SystemThresholds> = Object.freeze({
   diskFreeElevatedBytes: 2 * GiB,
   diskFreeCriticalBytes: 512 * MiB,

@@ -44,7 +44,13 @@ export interface CleanupManager {
   stop(): Promise<void>;
 }
 
-const emptyReport = (emergency: boolean): CleanupReport => ({ emergency, purgedJobs: 0, removedDirs: 0, orphans: 0, freedBytes: 0 });
+const emptyReport = (emergency: boolean): CleanupReport => ({
+  emergency,
+  purgedJobs: 0,
+  removedDirs: 0,
+  orphans: 0,
+  freedBytes: 0,
+});
 
 /**
  * Deletes what no live job references, by policy: ended jobs' files once their upload retention is over (at once

@@ -110,7 +110,8 @@ export class QueueRunner implements JobQueue {
     });
     try {
       const answer = await Promise.race([this.#pub.ping(), timedOut]);
-      if (answer === 'timeout') return { status: 'down', detail: `redis did not answer PING within ${PING_TIMEOUT_MS} ms` };
+      if (answer === 'timeout')
+        return { status: 'down', detail: `redis did not answer PING within ${PING_TIMEOUT_MS} ms` };
       return { status: 'ok', detail: 'redis answers' };
     } catch (err) {
       this.#opts.logger.warn({ err }, 'redis health check failed');
@@ -191,7 +192,8 @@ export class QueueRunner implements JobQueue {
     // requests it had in flight have no result and go again.
     await this.#opts.sweepStrays(jobId);
     store.resetChunksInFlight(jobId);
-    if (job.attemptsStarted > 1 || job.stalledCounter > 0) log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
+    if (job.attemptsStarted > 1 || job.stalledCounter > 0)
+      log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
     await local.enqueue(jobId);
     const status = store.getJob(jobId)?.status;
     if (status === undefined || !isLive(status)) return;
@@ -207,6 +209,11 @@ export class QueueRunner implements JobQueue {
     const current = this.#opts.store.getJob(jobId);
     if (!current || !isLive(current.status)) return;
     this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
-    markFailed(this.#opts.store, jobId, { code: 'INTERNAL', message: 'The job was interrupted too many times.' }, this.#opts.now());
+    markFailed(
+      this.#opts.store,
+      jobId,
+      { code: 'INTERNAL', message: 'The job was interrupted too many times.' },
+      this.#opts.now(),
+    );
   }
 }

@@ -127,12 +127,10 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
           signal?.removeEventListener('abort', onAbort);
         };
         const waiter: Waiter = {
-          permit: queue
-            .add('permit', {}, { removeOnComplete: true, removeOnFail: true })
-            .catch((err: unknown) => {
-              waiter.reject(err);
-              return null;
-            }),
+          permit: queue.add('permit', {}, { removeOnComplete: true, removeOnFail: true }).catch((err: unknown) => {
+            waiter.reject(err);
+            return null;
+          }),
           start: () => {
             leave();
             running += 1;
@@ -165,7 +163,10 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
       const until = clock.now() + ms;
       if (until <= pausedUntil) return;
       pausedUntil = until;
-      log.warn({ ms, askedMs: asked, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every process');
+      log.warn(
+        { ms, askedMs: asked, reason, until: new Date(until).toISOString() },
+        'rate limiter paused for every process',
+      );
       // A shorter pause set by another process must not cut a longer one short: the limiter key keeps the longer TTL.
       void (async () => {
         const ttl = await queue.getRateLimitTtl(Number.MAX_SAFE_INTEGER);

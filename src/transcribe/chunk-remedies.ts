@@ -47,9 +47,14 @@ function isChunkLocal(err: unknown): boolean {
 }
 
 /** The pieces' results as one chunk result: segment times moved by each piece's offset, texts joined. */
-export function mergePieces(results: ReadonlyArray<{ piece: Pick<ChunkPiece, 'offsetS'>; result: ChunkResult }>): ChunkResult {
+export function mergePieces(
+  results: ReadonlyArray<{ piece: Pick<ChunkPiece, 'offsetS'>; result: ChunkResult }>,
+): ChunkResult {
   return {
-    text: results.map((r) => r.result.text.trim()).filter(Boolean).join(' '),
+    text: results
+      .map((r) => r.result.text.trim())
+      .filter(Boolean)
+      .join(' '),
     language: results.find((r) => r.result.language !== null)?.result.language ?? null,
     segments: results.flatMap(({ piece, result }) =>
       result.segments.map((s) => ({ start: s.start + piece.offsetS, end: s.end + piece.offsetS, text: s.text })),

@@ -53,15 +53,29 @@ export function createChunkReshaper(options: ChunkReshaperOptions): ChunkReshape
     signal: AbortSignal,
   ): Promise<void> {
     const full = [
-      '-hide_banner', '-nostdin', '-v', 'error', '-protocol_whitelist', 'file',
-      '-f', chunkEncoding(input.format).muxer, ...input.args, '-i', input.file,
-      '-map', '0:a:0', ...output.args, '-y', output.file,
+      '-hide_banner',
+      '-nostdin',
+      '-v',
+      'error',
+      '-protocol_whitelist',
+      'file',
+      '-f',
+      chunkEncoding(input.format).muxer,
+      ...input.args,
+      '-i',
+      input.file,
+      '-map',
+      '0:a:0',
+      ...output.args,
+      '-y',
+      output.file,
     ];
     const r = await runProcess(ffmpeg, full, { timeoutS, signal });
     if (r.code === 0) return;
     await rm(output.file, { force: true });
     if (r.aborted) throw signal.reason;
-    const why = r.spawnError?.message ?? (r.timedOut ? `timed out after ${timeoutS}s` : r.stderrTail.trim().slice(-500));
+    const why =
+      r.spawnError?.message ?? (r.timedOut ? `timed out after ${timeoutS}s` : r.stderrTail.trim().slice(-500));
     throw new AppError('CHUNK_FAILED', `ffmpeg could not reshape ${path.basename(input.file)}: ${why}`);
   }
 

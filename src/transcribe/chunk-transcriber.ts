@@ -21,7 +21,11 @@ export class ChunkTranscriptionError extends AppError {
     message: string,
     opts: { fatalForJob: boolean; errorClass: string; attempts: number; remedy?: Remedy; cause?: unknown },
   ) {
-    super(code, message, { retryable: false, cause: opts.cause, details: { errorClass: opts.errorClass, attempts: opts.attempts } });
+    super(code, message, {
+      retryable: false,
+      cause: opts.cause,
+      details: { errorClass: opts.errorClass, attempts: opts.attempts },
+    });
     this.name = 'ChunkTranscriptionError';
     this.fatalForJob = opts.fatalForJob;
     this.errorClass = opts.errorClass;
@@ -94,7 +98,8 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 /** Tell the breaker what this outcome says about the provider's health. */
 function settle(permit: CircuitPermit, decision: Decision): void {
   if (decision.action === 'retry' && decision.providerFault) permit.fail({ reason: decision.class });
-  else if (decision.action === 'fail-job' && decision.openCircuit) permit.fail({ reason: decision.class, open: true, code: decision.code });
+  else if (decision.action === 'fail-job' && decision.openCircuit)
+    permit.fail({ reason: decision.class, open: true, code: decision.code });
   // It answered (even 4xx or 429): it is up.
   else permit.succeed();
 }
@@ -130,15 +135,31 @@ type Actionable = Exclude<Decision, { action: 'cancelled' }>;
 type Verdict = { decision: Extract<Decision, { action: 'retry' }> } | { error: ChunkTranscriptionError };
 
 /** What the policy's decision means for this chunk: a retry only while the attempt budget lasts. `fields` are logged. */
-function verdictOn(run: ChunkRun, decision: Actionable, err: unknown, maxAttempts: number, fields: Record<string, unknown>): Verdict {
+function verdictOn(
+  run: ChunkRun,
+  decision: Actionable,
+  err: unknown,
+  maxAttempts: number,
+  fields: Record<string, unknown>,
+): Verdict {
   const { input } = run;
   switch (decision.action) {
     case 'fail-job':
       run.log.error(fields, 'chunk failed; the job cannot go on');
-      return { error: fail(run, decision.code, `Provider refused the request (${decision.class}): ${errorMessage(err)}`, { fatalForJob: true }) };
+      return {
+        error: fail(run, decision.code, `Provider refused the request (${decision.class}): ${errorMessage(err)}`, {
+          fatalForJob: true,
+        }),
+      };
     case 'fail-chunk':
       run.log.warn(fields, 'chunk rejected by the provider');
-      return { error: fail(run, decision.code, `Provider rejected chunk ${input.index} (${decision.class}): ${errorMessage(err)}`) };
+      return {
+        error: fail(
+          run,
+          decision.code,
+          `Provider rejected chunk ${input.index} (${decision.class}): ${errorMessage(err)}`,
+        ),
+      };
     case 'reshape-chunk': {
       // Same bytes, same answer: only other bytes can help, and making them is the caller's job.
       run.log.warn({ ...fields, remedy: decision.remedy }, 'chunk refused by the provider as it is');
@@ -151,7 +172,13 @@ function verdictOn(run: ChunkRun, decision: Actionable, err: unknown, maxAttempt
   const budget = Math.min(maxAttempts, decision.maxAttempts ?? maxAttempts);
   if (run.attempt >= budget) {
     run.log.warn(fields, 'chunk failed; no attempts left');
-    return { error: fail(run, 'CHUNK_FAILED', `Chunk ${input.index} failed after ${run.attempt} attempts (${decision.class}): ${errorMessage(err)}`) };
+    return {
+      error: fail(
+        run,
+        'CHUNK_FAILED',
+        `Chunk ${input.index} failed after ${run.attempt} attempts (${decision.class}): ${errorMessage(err)}`,
+      ),
+    };
   }
   return { decision };
 }
@@ -173,10 +200,17 @@ interface Deps {
 /** Our own abort (cancel or deadline) ends the chunk whatever was in flight. */
 function stopped(t: Deps, run: ChunkRun, waitingForCircuit: boolean): ChunkTranscriptionError {
   if (run.input.signal.aborted) {
-    return fail(run, 'CANCELLED', 'Chunk transcription was cancelled.', { cause: run.input.signal.reason, errorClass: 'cancelled' });
+    return fail(run, 'CANCELLED', 'Chunk transcription was cancelled.', {
+      cause: run.input.signal.reason,
+      errorClass: 'cancelled',
+    });
   }
   const code: ErrorCode = waitingForCircuit ? 'PROVIDER_UNAVAILABLE' : 'CHUNK_FAILED';
-  return fail(run, code, `Chunk ${run.input.index} did not finish within ${t.chunkDeadlineMs}ms (${run.attempt} attempts).`);
+  return fail(
+    run,
+    code,
+    `Chunk ${run.input.index} did not finish within ${t.chunkDeadlineMs}ms (${run.attempt} attempts).`,
+  );
 }
 
 /** Waits at the circuit breaker until the provider may be called; an open circuit for auth or quota ends the job. */
@@ -198,7 +232,11 @@ async function admit(t: Deps, run: ChunkRun): Promise<CircuitPermit> {
 }
 
 /** One provider call in a limiter slot: the result, or the policy's decision on its failure (the breaker told). */
-async function attemptOnce(t: Deps, run: ChunkRun, permit: CircuitPermit): Promise<{ result: ChunkResult } | { decision: Actionable; err: unknown }> {
+async function attemptOnce(
+  t: Deps,
+  run: ChunkRun,
+  permit: CircuitPermit,
+): Promise<{ result: ChunkResult } | { decision: Actionable; err: unknown }> {
   const { input, signal, log } = run;
   // An answer saying the account's limit is used up holds every job until it resets, not just this one.
   const onRateLimit = (hint: RateLimitHint) => t.limiter.pauseFor(hint.exhaustedForMs, hint.reason);
@@ -236,15 +274,30 @@ async function waitToRetry(t: Deps, run: ChunkRun, decision: Actionable, err: un
   const verdict = verdictOn(run, decision, err, t.maxAttempts, log);
   if ('error' in verdict) throw verdict.error;
   const hint = verdict.decision.retryAfterMs;
-  const delayMs = computeBackoffMs({ attempt: run.attempt, baseMs: t.baseDelayMs, capMs: t.maxDelayMs, floorMs: hint, random: t.random });
+  const delayMs = computeBackoffMs({
+    attempt: run.attempt,
+    baseMs: t.baseDelayMs,
+    capMs: t.maxDelayMs,
+    floorMs: hint,
+    random: t.random,
+  });
   if (t.clock.now() + delayMs >= run.deadlineAt) {
     run.log.warn({ ...log, delayMs }, 'chunk failed; the next attempt would pass its deadline');
-    throw fail(run, 'CHUNK_FAILED', `Chunk ${run.input.index} failed (${decision.class}); retrying would pass its ${t.chunkDeadlineMs}ms deadline.`);
+    throw fail(
+      run,
+      'CHUNK_FAILED',
+      `Chunk ${run.input.index} failed (${decision.class}); retrying would pass its ${t.chunkDeadlineMs}ms deadline.`,
+    );
   }
   // The provider's wait applies to the whole account, so every job holds, not just this chunk.
   if (hint !== undefined && hint > 0) t.limiter.pauseFor(hint, `${decision.class} (${id ?? 'no code'})`);
   run.log.warn({ ...log, delayMs, retryAfterMs: hint }, 'chunk attempt failed; retrying');
-  run.hooks.onRetry?.({ attempt: run.attempt, delayMs, errorClass: decision.class, ...(id !== undefined && { code: id }) });
+  run.hooks.onRetry?.({
+    attempt: run.attempt,
+    delayMs,
+    errorClass: decision.class,
+    ...(id !== undefined && { code: id }),
+  });
   try {
     await t.sleep(delayMs, run.signal);
   } catch {
@@ -257,7 +310,8 @@ export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkT
   const { logger, maxAttempts, chunkDeadlineMs } = options;
   const { random = Math.random, clock = systemClock } = options;
   const sleep = options.sleep ?? ((ms: number, signal: AbortSignal) => defaultSleep(ms, signal, clock));
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1, got ${maxAttempts}`);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
+    throw new TypeError(`maxAttempts must be an integer >= 1, got ${maxAttempts}`);
   if (!(chunkDeadlineMs > 0)) throw new TypeError(`chunkDeadlineMs must be > 0, got ${chunkDeadlineMs}`);
   const t: Deps = { ...options, random, clock, sleep };
 

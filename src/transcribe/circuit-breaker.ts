@@ -73,7 +73,14 @@ interface Waiter {
 }
 
 export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
-  const { name, logger, failureThreshold = 5, coolDownMs = 30_000, fatalCoolDownMs = 300_000, clock = systemClock } = options;
+  const {
+    name,
+    logger,
+    failureThreshold = 5,
+    coolDownMs = 30_000,
+    fatalCoolDownMs = 300_000,
+    clock = systemClock,
+  } = options;
   for (const [key, value] of Object.entries({ failureThreshold, coolDownMs, fatalCoolDownMs })) {
     if (!Number.isFinite(value) || value < (key === 'failureThreshold' ? 1 : 0)) {
       throw new TypeError(`circuit breaker ${key} must be a positive number, got ${value}`);
@@ -143,7 +150,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
           failures += 1;
           if (probe) probeInFlight = false;
           if (info.open) open(info.reason, info.code ?? 'PROVIDER_UNAVAILABLE');
-          else if (probe || (state === 'closed' && failures >= failureThreshold)) open(info.reason, 'PROVIDER_UNAVAILABLE');
+          else if (probe || (state === 'closed' && failures >= failureThreshold))
+            open(info.reason, 'PROVIDER_UNAVAILABLE');
         })(),
       release: once(() => {
         if (!probe) return;
@@ -153,7 +161,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     };
   };
 
-  const rejection = () => new CircuitOpenError(name, code ?? 'PROVIDER_UNAVAILABLE', reason ?? 'circuit open', retryAt ?? clock.now());
+  const rejection = () =>
+    new CircuitOpenError(name, code ?? 'PROVIDER_UNAVAILABLE', reason ?? 'circuit open', retryAt ?? clock.now());
 
   /** Move waiters along after any state change. */
   function pump(): void {

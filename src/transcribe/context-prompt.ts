@@ -24,7 +24,11 @@ export function contextTail(text: string | null, maxChars: number = CONTEXT_TAIL
  * The prompt for the next chunk: the user's prompt, then the previous chunk's tail. Over the cap, the user's
  * prompt loses its beginning, which is also what the model itself would drop.
  */
-export function chainedPrompt(userPrompt: string | null, previousText: string | null, maxChars: number = MAX_PROMPT_CHARS): string | null {
+export function chainedPrompt(
+  userPrompt: string | null,
+  previousText: string | null,
+  maxChars: number = MAX_PROMPT_CHARS,
+): string | null {
   const tail = contextTail(previousText, Math.min(CONTEXT_TAIL_CHARS, maxChars));
   const user = userPrompt?.trim() ? userPrompt.trim() : null;
   if (tail === null) return userPrompt;

@@ -118,7 +118,10 @@ function escapeVtt(text: string): string {
 
 function renderSrt(t: Transcript): string {
   return transcriptCues(t)
-    .map((c, i) => `${i + 1}\n${formatTimestamp(c.start, ',')} --> ${formatTimestamp(c.end, ',')}\n${safeCueText(c.text)}\n`)
+    .map(
+      (c, i) =>
+        `${i + 1}\n${formatTimestamp(c.start, ',')} --> ${formatTimestamp(c.end, ',')}\n${safeCueText(c.text)}\n`,
+    )
     .join('\n');
 }
 
@@ -127,9 +130,10 @@ function renderVtt(t: Transcript): string {
     (c) => `${formatTimestamp(c.start, '.')} --> ${formatTimestamp(c.end, '.')}\n${escapeVtt(safeCueText(c.text))}\n`,
   );
   // WebVTT has a place for a remark players ignore: say that the times inside a chunk are estimated.
-  const note = t.timing === 'chunk' || t.timing === 'mixed'
-    ? ['NOTE The model gave no segment times: cue times within each chunk are estimated from its length.\n']
-    : [];
+  const note =
+    t.timing === 'chunk' || t.timing === 'mixed'
+      ? ['NOTE The model gave no segment times: cue times within each chunk are estimated from its length.\n']
+      : [];
   return ['WEBVTT\n', ...note, ...cues].join('\n');
 }
 
@@ -166,7 +170,10 @@ function paragraphs(t: Transcript): string[] {
 
 function renderTxt(t: Transcript): string {
   const paras = t.segments.length > 0 ? paragraphs(t) : [t.text];
-  const body = paras.filter((p) => p.trim() !== '').map((p) => wrap(p, TXT_WIDTH)).join('\n\n');
+  const body = paras
+    .filter((p) => p.trim() !== '')
+    .map((p) => wrap(p, TXT_WIDTH))
+    .join('\n\n');
   return body === '' ? '' : `${body}\n`;
 }
 

@@ -14,7 +14,11 @@ const MAX_WORDS_PER_SECOND = 7;
 const MIN_REPEATS = 4;
 
 function words(text: string): string[] {
-  return text.toLowerCase().replace(/[^\p{L}\p{N}'\s]/gu, ' ').split(/\s+/).filter(Boolean);
+  return text
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}'\s]/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean);
 }
 
 /** The longest run of one n-gram (n = 1..4) repeated back to back, as [repeats, n]. */
@@ -23,7 +27,10 @@ function longestRepeat(ws: string[]): [number, number] {
   for (let n = 1; n <= 4; n++) {
     for (let start = 0; start + 2 * n <= ws.length; start++) {
       let repeats = 1;
-      while (start + (repeats + 1) * n <= ws.length && ws.slice(start + repeats * n, start + (repeats + 1) * n).join(' ') === ws.slice(start, start + n).join(' ')) {
+      while (
+        start + (repeats + 1) * n <= ws.length &&
+        ws.slice(start + repeats * n, start + (repeats + 1) * n).join(' ') === ws.slice(start, start + n).join(' ')
+      ) {
         repeats += 1;
       }
       if (repeats * n > best[0] * best[1]) best = [repeats, n];

@@ -24,7 +24,10 @@ export interface TranscriptionMetrics {
 }
 
 /** The provider with every call counted by outcome and error class; the calls themselves are untouched. */
-export function instrumentProvider(provider: TranscriptionProvider, metrics: Pick<TranscriptionMetrics, 'providerRequest'>): TranscriptionProvider {
+export function instrumentProvider(
+  provider: TranscriptionProvider,
+  metrics: Pick<TranscriptionMetrics, 'providerRequest'>,
+): TranscriptionProvider {
   return {
     name: provider.name,
     models: provider.models,
@@ -53,7 +56,12 @@ export function instrumentTranscriber(
     async transcribe(input, hooks = {}) {
       const started = performance.now();
       const observe = (outcome: 'success' | 'failed' | 'cancelled') =>
-        metrics.chunk({ provider: providerName, model: input.model, outcome, seconds: (performance.now() - started) / 1000 });
+        metrics.chunk({
+          provider: providerName,
+          model: input.model,
+          outcome,
+          seconds: (performance.now() - started) / 1000,
+        });
       try {
         const result = await transcriber.transcribe(input, {
           ...hooks,

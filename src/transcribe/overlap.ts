@@ -173,7 +173,12 @@ function accepted(m: Match, window: OverlapWindow, opts: OverlapOptions): boolea
 }
 
 /** Where to cut two consecutive chunks' words so the overlap window is said exactly once. */
-export function resolveOverlap(prev: TimedWord[], next: TimedWord[], window: OverlapWindow, opts: OverlapOptions): OverlapCut {
+export function resolveOverlap(
+  prev: TimedWord[],
+  next: TimedWord[],
+  window: OverlapWindow,
+  opts: OverlapOptions,
+): OverlapCut {
   const edge = opts.edgeWords;
   let prevIdx: number[] = [];
   prev.forEach((w, i) => {

@@ -171,7 +171,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       pausedUntil = until;
       resumeTimer?.cancel();
       resumeTimer = atDeadline(clock, until, resume);
-      log.warn({ ms, askedMs: asked, reason, until: new Date(until).toISOString() }, 'rate limiter paused for every job');
+      log.warn(
+        { ms, askedMs: asked, reason, until: new Date(until).toISOString() },
+        'rate limiter paused for every job',
+      );
       if (!held) {
         held = true;
         serially(() => bottleneck.incrementReservoir(-HOLD));

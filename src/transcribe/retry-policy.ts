@@ -61,8 +61,19 @@ export interface PolicyRow {
 }
 
 const NETWORK_CODES = [
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
 ];
 const fatal = (code: ErrorCode, openCircuit: boolean): Then => ({ action: 'fail-job', code, openCircuit });
 const retry = (providerFault: boolean, maxAttempts?: number): Then => ({ action: 'retry', providerFault, maxAttempts });
@@ -144,7 +155,11 @@ export function classifyError(err: unknown): Decision {
         ...(t.maxAttempts !== undefined && { maxAttempts: t.maxAttempts }),
       };
     case 'fail-chunk':
-      return { action: 'fail-chunk', class: row.class, code: t.code === 'from-error' ? (facts.app?.code ?? 'CHUNK_FAILED') : t.code };
+      return {
+        action: 'fail-chunk',
+        class: row.class,
+        code: t.code === 'from-error' ? (facts.app?.code ?? 'CHUNK_FAILED') : t.code,
+      };
     case 'fail-job':
       return { action: 'fail-job', class: row.class, code: t.code, openCircuit: t.openCircuit };
     case 'reshape-chunk':
@@ -168,8 +183,14 @@ function systemCodes(err: unknown): string[] {
 
 export function describeError(err: unknown): ErrorFacts {
   const facts: ErrorFacts = {
-    kind: undefined, status: undefined, retryAfterMs: undefined, code: undefined, app: undefined, name: undefined,
-    nodeCodes: [], message: err instanceof Error ? err.message : String(err),
+    kind: undefined,
+    status: undefined,
+    retryAfterMs: undefined,
+    code: undefined,
+    app: undefined,
+    name: undefined,
+    nodeCodes: [],
+    message: err instanceof Error ? err.message : String(err),
   };
   if (err instanceof ProviderError) {
     facts.kind = err.kind;

@@ -66,8 +66,7 @@ export function joinText(parts: readonly string[]): string {
 function absoluteSegments(chunk: StitchChunk, result: ChunkResult, durationS: number) {
   const lo = clamp(chunk.startS, 0, durationS);
   const hi = clamp(chunk.startS + chunk.durationS, lo, durationS);
-  const raw =
-    result.segments.length > 0 ? result.segments : [{ start: 0, end: chunk.durationS, text: result.text }];
+  const raw = result.segments.length > 0 ? result.segments : [{ start: 0, end: chunk.durationS, text: result.text }];
   return raw
     .filter((s) => s.text.trim() !== '')
     .map((s) => {

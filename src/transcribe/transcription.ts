@@ -4,11 +4,19 @@ import { createChunkRemedies } from './chunk-remedies.ts';
 import { createChunkReshaper } from './chunk-reshaper.ts';
 import { createChunkTranscriber, type ChunkTranscriber } from './chunk-transcriber.ts';
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts';
-import { instrumentLimiter, instrumentProvider, instrumentTranscriber, type TranscriptionMetrics } from './instrument.ts';
+import {
+  instrumentLimiter,
+  instrumentProvider,
+  instrumentTranscriber,
+  type TranscriptionMetrics,
+} from './instrument.ts';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.ts';
 import type { TranscriptionProvider } from './types.ts';
 
-export type TranscriptionConfig = Pick<Config, 'rateLimit' | 'maxInFlight' | 'circuit' | 'chunkMaxAttempts' | 'retry' | 'ffmpegTimeoutS'>;
+export type TranscriptionConfig = Pick<
+  Config,
+  'rateLimit' | 'maxInFlight' | 'circuit' | 'chunkMaxAttempts' | 'retry' | 'ffmpegTimeoutS'
+>;
 
 export interface TranscriptionDeps {
   provider: TranscriptionProvider;
@@ -31,7 +39,13 @@ export interface Transcription {
 export function createTranscription(config: TranscriptionConfig, deps: TranscriptionDeps): Transcription {
   const { provider, metrics, logger } = deps;
   const limiter =
-    deps.limiter ?? createRateLimiter({ rpm: config.rateLimit.rpm, burst: config.rateLimit.burst, maxInFlight: config.maxInFlight, logger });
+    deps.limiter ??
+    createRateLimiter({
+      rpm: config.rateLimit.rpm,
+      burst: config.rateLimit.burst,
+      maxInFlight: config.maxInFlight,
+      logger,
+    });
   const breaker = createCircuitBreaker({
     name: provider.name,
     logger,

@@ -56,7 +56,9 @@ export function parsePriceOverrides(raw: string | undefined): Map<string, number
   }
   for (const [key, value] of Object.entries(parsed)) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new TypeError(`PRICE_PER_MINUTE_JSON[${JSON.stringify(key)}] must be a number >= 0, got ${JSON.stringify(value)}`);
+      throw new TypeError(
+        `PRICE_PER_MINUTE_JSON[${JSON.stringify(key)}] must be a number >= 0, got ${JSON.stringify(value)}`,
+      );
     }
     prices.set(key, value);
   }
@@ -93,7 +95,10 @@ export function createCostEstimator(options: CostEstimatorOptions): CostEstimato
       const { price, priced } = priceOf(model);
       if (!priced && !warnedUnpriced.has(model)) {
         warnedUnpriced.add(model);
-        logger.warn({ provider, model, pricePerMinuteUsd: price ?? 0 }, 'no price known for model; set PRICE_PER_MINUTE_JSON');
+        logger.warn(
+          { provider, model, pricePerMinuteUsd: price ?? 0 },
+          'no price known for model; set PRICE_PER_MINUTE_JSON',
+        );
       }
       const billedS = durationS + Math.max(0, plannedChunks - 1) * overlapS;
       const pricePerMinuteUsd = price ?? 0;

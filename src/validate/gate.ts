@@ -98,7 +98,13 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
         return estimate;
       });
       logger.info(
-        { checks, durationS, demuxer: media.audio.demuxer, plannedChunks: media.plannedChunks, costUsd: estimate.cost_usd },
+        {
+          checks,
+          durationS,
+          demuxer: media.audio.demuxer,
+          plannedChunks: media.plannedChunks,
+          costUsd: estimate.cost_usd,
+        },
         'validation passed',
       );
       return { audio: media.audio, probe: media.probe, estimate, plannedChunks: media.plannedChunks, checks };

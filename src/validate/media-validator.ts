@@ -78,7 +78,7 @@ export function headerIsSuspicious(probe: MediaProbe, sizeBytes: number): boolea
   // The stream's bitrate comes from the codec header; ffprobe's format bitrate is derived from size / duration.
   const bitRate = probe.audio?.bitRate ?? null;
   if (bitRate === null || bitRate <= 0 || probe.videoStreamCount > 0) return false;
-  const ratio = (bitRate / 8) * d / sizeBytes;
+  const ratio = ((bitRate / 8) * d) / sizeBytes;
   return ratio > BITRATE_MISMATCH || ratio < 1 / BITRATE_MISMATCH;
 }
 
@@ -150,10 +150,13 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
 
       const probe = await prober.probe(file, signal ? { signal } : {});
       if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
-        throw unsupported(`The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`, {
-          reason: 'container_not_allowed',
-          format: probe.formatName,
-        });
+        throw unsupported(
+          `The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`,
+          {
+            reason: 'container_not_allowed',
+            format: probe.formatName,
+          },
+        );
       }
       if (probe.audio === null || probe.audioStreamCount === 0) {
         throw unsupported('The file has no audio stream; upload a file with sound in it.', {
@@ -162,16 +165,24 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
         });
       }
       if (probe.streamCount > maxStreams) {
-        throw unsupported(`The file has ${probe.streamCount} streams; at most ${maxStreams} are accepted. Export the audio alone.`, {
-          reason: 'too_many_streams',
-          streams: probe.streamCount,
-        });
+        throw unsupported(
+          `The file has ${probe.streamCount} streams; at most ${maxStreams} are accepted. Export the audio alone.`,
+          {
+            reason: 'too_many_streams',
+            streams: probe.streamCount,
+          },
+        );
       }
 
       const suspicious = headerIsSuspicious(probe, sizeBytes);
       const measured =
         measureMode === 'always' || suspicious
-          ? await decodeChecker.measureDecodedDuration(file, { demuxer: probe.demuxer, maxDurationS, mode: measureBy, ...(signal ? { signal } : {}) })
+          ? await decodeChecker.measureDecodedDuration(file, {
+              demuxer: probe.demuxer,
+              maxDurationS,
+              mode: measureBy,
+              ...(signal ? { signal } : {}),
+            })
           : null;
       if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
       const durationS = judgeDuration(probe.durationS, measured, maxDurationS);

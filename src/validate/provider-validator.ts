@@ -46,7 +46,8 @@ export function createProviderValidator(options: ProviderValidatorOptions): Prov
   const failTtlMs = options.failTtlMs ?? 30_000;
   const checkTimeoutMs = options.checkTimeoutMs ?? 10_000;
   for (const [name, value] of Object.entries({ okTtlMs, failTtlMs, checkTimeoutMs })) {
-    if (!(value >= 0) || !Number.isFinite(value)) throw new TypeError(`${name} must be a finite number >= 0, got ${value}`);
+    if (!(value >= 0) || !Number.isFinite(value))
+      throw new TypeError(`${name} must be a finite number >= 0, got ${value}`);
   }
   let last: ProviderStatus | null = null;
   let inflight: Promise<ProviderStatus> | null = null;
@@ -82,7 +83,10 @@ export function createProviderValidator(options: ProviderValidatorOptions): Prov
         const status: ProviderStatus = { ...answer, checkedAt: now() };
         if (last === null || last.status !== status.status) {
           const log = status.status === 'ok' ? logger.info.bind(logger) : logger.warn.bind(logger);
-          log({ provider: provider.name, status: status.status, detail: status.detail, code: status.code }, 'provider status');
+          log(
+            { provider: provider.name, status: status.status, detail: status.detail, code: status.code },
+            'provider status',
+          );
         }
         last = status;
         return status;
@@ -105,10 +109,11 @@ export function createProviderValidator(options: ProviderValidatorOptions): Prov
       const started = performance.now();
       const { status, cached } = await current();
       if (status.status === 'down') {
-        const code = status.code !== undefined && PASSED_THROUGH.has(status.code) ? status.code : 'PROVIDER_UNAVAILABLE';
+        const code =
+          status.code !== undefined && PASSED_THROUGH.has(status.code) ? status.code : 'PROVIDER_UNAVAILABLE';
         const message =
           code === 'PROVIDER_AUTH'
-            ? 'The transcription provider rejects this server\'s credentials; the operator must fix the API key.'
+            ? "The transcription provider rejects this server's credentials; the operator must fix the API key."
             : code === 'PROVIDER_QUOTA'
               ? 'The transcription provider account is out of quota; the operator must top it up.'
               : 'The transcription provider is unavailable; retry later.';

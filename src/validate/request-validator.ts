@@ -108,9 +108,13 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
     }
     const languages = options.languagesOf?.(forModel) ?? null;
     if (languages !== null && !languages.includes(v)) {
-      throw new AppError('INVALID_FIELD', `language ${quote(v)} is not recognised by model ${quote(forModel)}; it recognises: ${languages.join(', ')}`, {
-        details: { field: 'language', languages: [...languages] },
-      });
+      throw new AppError(
+        'INVALID_FIELD',
+        `language ${quote(v)} is not recognised by model ${quote(forModel)}; it recognises: ${languages.join(', ')}`,
+        {
+          details: { field: 'language', languages: [...languages] },
+        },
+      );
     }
     return v;
   }

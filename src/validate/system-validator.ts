@@ -77,7 +77,9 @@ export function createSystemValidator(options: SystemValidatorOptions): SystemVa
       }
       const footprintBytes = requiredDiskBytes(sizeBytes, durationS, chunkBytesPerSecond, margin);
       // A stored upload is already out of the free space: counting it again would refuse jobs that fit.
-      const requiredBytes = uploadStored ? requiredDiskBytes(0, durationS, chunkBytesPerSecond, margin) : footprintBytes;
+      const requiredBytes = uploadStored
+        ? requiredDiskBytes(0, durationS, chunkBytesPerSecond, margin)
+        : footprintBytes;
       const reserve = monitor.thresholds.diskFreeCriticalBytes;
       if (footprintBytes + reserve > disk.totalBytes) {
         logger.warn({ disk, footprintBytes, reserve }, 'rejecting job: larger than the data volume');

@@ -54,7 +54,19 @@ const MAX_ERROR_CHARS = 300;
  * next is scheduled, so a restart resumes where it was (delivery is at least once: receivers dedupe on webhook-id).
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, describe, send, logger, secret, maxAttempts, retryBaseMs, retryMaxMs, onOutcome, clock = systemClock, random = Math.random } = options;
+  const {
+    store,
+    describe,
+    send,
+    logger,
+    secret,
+    maxAttempts,
+    retryBaseMs,
+    retryMaxMs,
+    onOutcome,
+    clock = systemClock,
+    random = Math.random,
+  } = options;
   const timers = new Map<string, DeadlineTimer>();
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
@@ -88,7 +100,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const log = logger.child({ jobId });
     const attempts = job.webhook.attempts + 1;
     if (secret === undefined) {
-      record(jobId, { status: 'failed', attempts, last_status_code: null, last_error: 'WEBHOOK_SECRET is not set', next_attempt_at: null });
+      record(jobId, {
+        status: 'failed',
+        attempts,
+        last_status_code: null,
+        last_error: 'WEBHOOK_SECRET is not set',
+        next_attempt_at: null,
+      });
       log.warn('webhook not sent: WEBHOOK_SECRET is not set');
       onOutcome('unsigned');
       return;
@@ -109,22 +127,46 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       error = `${permanent ? 'refused: ' : ''}${errorMessage(err)}`.slice(0, MAX_ERROR_CHARS);
     }
     if (error === null) {
-      record(jobId, { status: 'delivered', attempts, last_status_code: statusCode, last_error: null, next_attempt_at: null });
+      record(jobId, {
+        status: 'delivered',
+        attempts,
+        last_status_code: statusCode,
+        last_error: null,
+        next_attempt_at: null,
+      });
       log.info({ attempts, statusCode }, 'webhook delivered');
       onOutcome('delivered');
       return;
     }
     if (permanent || attempts >= maxAttempts) {
-      record(jobId, { status: 'failed', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: null });
+      record(jobId, {
+        status: 'failed',
+        attempts,
+        last_status_code: statusCode,
+        last_error: error,
+        next_attempt_at: null,
+      });
       log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
       onOutcome(permanent ? 'refused' : 'failed');
       return;
     }
     // Jitter in the upper half only: a receiver that just failed is not called again at once.
     const ceilingMs = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempts - 1));
-    const delayMs = computeBackoffMs({ attempt: attempts, baseMs: retryBaseMs, capMs: retryMaxMs, floorMs: ceilingMs / 2, random });
+    const delayMs = computeBackoffMs({
+      attempt: attempts,
+      baseMs: retryBaseMs,
+      capMs: retryMaxMs,
+      floorMs: ceilingMs / 2,
+      random,
+    });
     const dueAt = clock.now() + delayMs;
-    record(jobId, { status: 'pending', attempts, last_status_code: statusCode, last_error: error, next_attempt_at: new Date(dueAt).toISOString() });
+    record(jobId, {
+      status: 'pending',
+      attempts,
+      last_status_code: statusCode,
+      last_error: error,
+      next_attempt_at: new Date(dueAt).toISOString(),
+    });
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
     onOutcome('failed_attempt');
     schedule(jobId, dueAt);
@@ -133,7 +175,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   function begin(job: JobRecord): void {
     if (job.status !== 'completed' && job.status !== 'failed') return;
     if (!job.request.callback_url) return;
-    record(job.id, { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: new Date(clock.now()).toISOString() });
+    record(job.id, {
+      status: 'pending',
+      attempts: 0,
+      last_status_code: null,
+      last_error: null,
+      next_attempt_at: new Date(clock.now()).toISOString(),
+    });
     schedule(job.id, clock.now());
   }
 

@@ -82,7 +82,11 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSend 
       const client = url.protocol === 'https:' ? https : http;
       const req = client.request(url, {
         method: 'POST',
-        headers: { ...request.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(request.body) },
+        headers: {
+          ...request.headers,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(request.body),
+        },
         signal: AbortSignal.timeout(options.timeoutMs),
         ...(lookup && { lookup }),
         // A fresh connection per attempt, so every attempt goes through the checked lookup (no pooled socket).

@@ -11,7 +11,18 @@ import { createLogger } from '../../src/logger.ts';
 import type { Services } from '../../src/http/services.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, listenApp, registeredRoutes, removeDir, tempDataDir, upload, waitForJob, type ErrorJson, type Json, type JobJson } from '../helper.ts';
+import {
+  getJson,
+  listenApp,
+  registeredRoutes,
+  removeDir,
+  tempDataDir,
+  upload,
+  waitForJob,
+  type ErrorJson,
+  type Json,
+  type JobJson,
+} from '../helper.ts';
 
 const KEY_ALICE = 'alice-secret-key-0123456789';
 const KEY_BOB = 'bob-secret-key-9876543210';
@@ -33,7 +44,15 @@ interface Started {
 /** Like test/helper's startServer, but the test keeps the services (the store) and reads every log line. */
 async function start(env: Record<string, string>): Promise<Started> {
   const dataDir = await tempDataDir();
-  const config = loadConfig({ DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'trace', CHUNK_SECONDS: '10', CHUNK_OVERLAP_SECONDS: '0', ...env });
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'trace',
+    CHUNK_SECONDS: '10',
+    CHUNK_OVERLAP_SECONDS: '0',
+    ...env,
+  });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -87,9 +106,20 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     expect(doc.body.openapi).toMatch(/^3\./);
 
     // The UI's own routes and the upload page's static files are not part of the API.
-    const apiRoutes = registeredRoutes(server.app).filter((r) => !r.url.startsWith('/docs') && r.url !== '/' && !r.url.startsWith('/assets/') && !r.url.endsWith('.html'));
+    const apiRoutes = registeredRoutes(server.app).filter(
+      (r) => !r.url.startsWith('/docs') && r.url !== '/' && !r.url.startsWith('/assets/') && !r.url.endsWith('.html'),
+    );
     expect(apiRoutes.map((r) => `${r.method} ${r.url}`)).toEqual(
-      expect.arrayContaining(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id', 'GET /v1/jobs/:id/transcript', 'DELETE /v1/jobs/:id', 'GET /health', 'GET /health/ready', 'GET /health/live']),
+      expect.arrayContaining([
+        'POST /v1/jobs',
+        'GET /v1/jobs',
+        'GET /v1/jobs/:id',
+        'GET /v1/jobs/:id/transcript',
+        'DELETE /v1/jobs/:id',
+        'GET /health',
+        'GET /health/ready',
+        'GET /health/live',
+      ]),
     );
     for (const route of apiRoutes) {
       const documented = doc.body.paths[openApiPath(route.url)]?.[route.method.toLowerCase()];
@@ -100,7 +130,10 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     expect([...(codes ?? [])].sort()).toEqual(Object.keys(ERROR_STATUS).sort());
     const readme = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
     // The service's table only: the CLI's section has a table of its own codes and exit statuses.
-    const errorSection = readme.slice(readme.indexOf('\n## Error codes'), readme.indexOf('\n## ', readme.indexOf('\n## Error codes') + 1));
+    const errorSection = readme.slice(
+      readme.indexOf('\n## Error codes'),
+      readme.indexOf('\n## ', readme.indexOf('\n## Error codes') + 1),
+    );
     const readmeCodes = [...errorSection.matchAll(/^\| `([A-Z_]+)` \| \d{3} \|/gm)].map((m) => m[1]);
     expect(readmeCodes.length).toBeGreaterThan(10);
     expect(codes).toEqual(expect.arrayContaining(readmeCodes));
@@ -112,10 +145,21 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     };
     expect(Object.keys(postJobs.requestBody.content)).toEqual(['multipart/form-data']);
     expect(Object.keys(postJobs.requestBody.content['multipart/form-data']?.schema.properties ?? {})).toEqual(
-      expect.arrayContaining(['file', 'language', 'prompt', 'model', 'metadata', 'callback_url', 'max_cost_usd', 'dry_run']),
+      expect.arrayContaining([
+        'file',
+        'language',
+        'prompt',
+        'model',
+        'metadata',
+        'callback_url',
+        'max_cost_usd',
+        'dry_run',
+      ]),
     );
     for (const status of ['400', '401', '413', '415', '422', '429', '503', '507']) {
-      expect(JSON.stringify(postJobs.responses[status]?.content['application/json']?.schema), status).toContain('ErrorBody');
+      expect(JSON.stringify(postJobs.responses[status]?.content['application/json']?.schema), status).toContain(
+        'ErrorBody',
+      );
     }
     expect(JSON.stringify(doc.body.paths['/v1/jobs/{id}/transcript']?.get?.responses['409'])).toContain('ErrorBody');
 
@@ -156,7 +200,9 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     // Built from every stored row, results included: what a poll answers must be all of it.
     const expected = JSON.parse(JSON.stringify(toJobResource(job, store.listChunks(id), Date.now()))) as Json;
     expect(polled.body).toEqual(expected);
-    expect(Object.keys(polled.body.progress)).toEqual(expect.arrayContaining(['chunks_pending', 'chunks_sending', 'retrying', 'waiting', 'audio_s_done']));
+    expect(Object.keys(polled.body.progress)).toEqual(
+      expect.arrayContaining(['chunks_pending', 'chunks_sending', 'retrying', 'waiting', 'audio_s_done']),
+    );
 
     const list = await getJson<{ items: Json[] }>(`${server.url}/v1/jobs?limit=100`, ALICE);
     expect(list.body.items.find((j) => j.id === id)).toEqual(expected);
@@ -167,7 +213,9 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     expect((transcript.body.segments as Json[]).length).toBeGreaterThan(0);
 
     // The store keeps the key's name and fingerprint, never the key.
-    const files = (await readdir(server.dataDir, { recursive: true })).map(String).filter((f) => /\.(db|sqlite)(-wal)?$|jobs\.db/.test(f) || f.endsWith('-wal'));
+    const files = (await readdir(server.dataDir, { recursive: true }))
+      .map(String)
+      .filter((f) => /\.(db|sqlite)(-wal)?$|jobs\.db/.test(f) || f.endsWith('-wal'));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
       const bytes = await readFile(path.join(server.dataDir, f));
@@ -184,7 +232,8 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     expect(body.config.apiKeys).toBe(2);
     expect(text).not.toContain('alice');
     expect(body.config.uploadRateLimitPerMinute).toBe(1000);
-    for (const secret of [FAKE_OPENAI_KEY, KEY_ALICE, KEY_BOB, WEBHOOK_SECRET, METRICS_TOKEN]) expect(text).not.toContain(secret);
+    for (const secret of [FAKE_OPENAI_KEY, KEY_ALICE, KEY_BOB, WEBHOOK_SECRET, METRICS_TOKEN])
+      expect(text).not.toContain(secret);
     // The readiness report is still there for dashboards.
     expect(Object.keys((body as unknown as { components: Json }).components)).toContain('store');
   });
@@ -194,15 +243,22 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     await getJson(`${server.url}/v1/jobs`, { authorization: 'Bearer wrong-key-5555555555' });
     await upload(server.url, new Blob([Buffer.from('not audio at all')]), {}, BOB);
     // A handler logging a whole request's headers must not leak the key either.
-    server.app.log.info({ req: { headers: { authorization: `Bearer ${KEY_ALICE}` } }, headers: { authorization: `Bearer ${KEY_BOB}` } }, 'headers');
+    server.app.log.info(
+      { req: { headers: { authorization: `Bearer ${KEY_ALICE}` } }, headers: { authorization: `Bearer ${KEY_BOB}` } },
+      'headers',
+    );
     const text = server.logs.join('');
     expect(text).toContain('"headers"');
     expect(text).toContain('[redacted]');
-    for (const secret of [KEY_ALICE, KEY_BOB, 'wrong-key-5555555555', FAKE_OPENAI_KEY, WEBHOOK_SECRET]) expect(text).not.toContain(secret);
+    for (const secret of [KEY_ALICE, KEY_BOB, 'wrong-key-5555555555', FAKE_OPENAI_KEY, WEBHOOK_SECRET])
+      expect(text).not.toContain(secret);
     expect(text).not.toMatch(/OPEN to anyone/);
     // One info line per request, naming it; Fastify's "incoming request" line is kept at debug only, and so is
     // the line of a read that succeeded (polls).
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; url?: string; statusCode?: number });
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: number; msg: string; url?: string; statusCode?: number });
     const completed = lines.filter((l) => l.msg === 'request completed');
     expect(completed.some((l) => l.level === 30 && l.url === '/v1/jobs' && l.statusCode === 401)).toBe(true);
     expect(completed.some((l) => l.level === 30 && l.url === '/v1/jobs' && l.statusCode === 415)).toBe(true);
@@ -219,7 +275,11 @@ describe('the upload rate limit', () => {
   const notAudio = () => new Blob([Buffer.from('plain text, not audio')]);
 
   beforeAll(async () => {
-    keyed = await start({ TRANSCRIBE_PROVIDER: 'local', API_KEYS: `${KEY_ALICE},${KEY_BOB}`, UPLOAD_RATE_LIMIT_PER_MINUTE: '2' });
+    keyed = await start({
+      TRANSCRIBE_PROVIDER: 'local',
+      API_KEYS: `${KEY_ALICE},${KEY_BOB}`,
+      UPLOAD_RATE_LIMIT_PER_MINUTE: '2',
+    });
     open = await start({ TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '2' });
   });
   afterAll(async () => {

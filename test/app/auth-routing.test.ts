@@ -3,7 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auth, { publicRoutes } from '../../src/http/plugins/auth.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, upload, waitForJob, type ErrorJson, type TestServer } from '../helper.ts';
+import {
+  getJson,
+  jobFiles,
+  removeDir,
+  startServer,
+  upload,
+  waitForJob,
+  type ErrorJson,
+  type TestServer,
+} from '../helper.ts';
 import { rawRequest, type RawReply } from '../support/raw-http.ts';
 
 const KEY_A = 'routing-key-a-0123456789';
@@ -13,14 +22,25 @@ const B = { authorization: `Bearer ${KEY_B}` };
 /** Well-formed, never issued: what authenticated probes ask for, so that none of them touches a real job. */
 const NO_SUCH_JOB = 'job_0000000000000000000000';
 /** What an unauthenticated request may send instead of a key. */
-const NOT_A_KEY: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: KEY_A }];
+const NOT_A_KEY: Array<Record<string, string>> = [
+  {},
+  { authorization: 'Bearer wrong-key-0123456789' },
+  { authorization: KEY_A },
+];
 
 type OpenApiDoc = { paths: Record<string, Record<string, { security?: Array<Record<string, string[]>> }>> };
 
 const pct = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
-const encodeAt = (s: string, i: number, lower = false) => s.slice(0, i) + (lower ? pct(s[i]!).toLowerCase() : pct(s[i]!)) + s.slice(i + 1);
+const encodeAt = (s: string, i: number, lower = false) =>
+  s.slice(0, i) + (lower ? pct(s[i]!).toLowerCase() : pct(s[i]!)) + s.slice(i + 1);
 const firstAlnum = (s: string) => s.search(/[A-Za-z0-9]/);
-const lastAlnum = (s: string) => s.length - 1 - [...s].reverse().join('').search(/[A-Za-z0-9]/);
+const lastAlnum = (s: string) =>
+  s.length -
+  1 -
+  [...s]
+    .reverse()
+    .join('')
+    .search(/[A-Za-z0-9]/);
 
 /**
  * The ways one path can be written: percent escapes of letters and digits in every segment, case changes,
@@ -70,7 +90,9 @@ function isRouterMiss(reply: RawReply): boolean {
 }
 
 function isUnauthorized(reply: RawReply): boolean {
-  return reply.status === 401 && (reply.body === '' || (JSON.parse(reply.body) as ErrorJson).error.code === 'UNAUTHORIZED');
+  return (
+    reply.status === 401 && (reply.body === '' || (JSON.parse(reply.body) as ErrorJson).error.code === 'UNAUTHORIZED')
+  );
 }
 
 describe('API keys whatever spelling of the path reaches a route', () => {
@@ -103,8 +125,11 @@ describe('API keys whatever spelling of the path reaches a route', () => {
 
   it('marks every /v1 operation of the OpenAPI document as needing the key, and nothing else', () => {
     // Secured: every alternative names a credential ({} would be "none", as public routes with optional credentials say).
-    const secured = (security: Array<Record<string, string[]>> | undefined) => !!security?.length && security.every((r) => Object.keys(r).length > 0);
-    const ops = Object.entries(doc.paths).flatMap(([p, methods]) => Object.entries(methods).map(([m, op]) => ({ p, m, secured: secured(op.security) })));
+    const secured = (security: Array<Record<string, string[]>> | undefined) =>
+      !!security?.length && security.every((r) => Object.keys(r).length > 0);
+    const ops = Object.entries(doc.paths).flatMap(([p, methods]) =>
+      Object.entries(methods).map(([m, op]) => ({ p, m, secured: secured(op.security) })),
+    );
     expect(ops.filter((o) => o.p.startsWith('/v1/')).length).toBeGreaterThanOrEqual(5);
     for (const o of ops) expect(o.secured, `${o.m} ${o.p}`).toBe(/^\/v1\//i.test(o.p));
   });
@@ -116,17 +141,26 @@ describe('API keys whatever spelling of the path reaches a route', () => {
     let probes = 0;
     for (const [template, methods] of Object.entries(doc.paths)) {
       if (!/^\/v1\//.test(template)) continue;
-      const segs = (id: string) => template.slice(1).split('/').map((s) => (s === '{id}' ? id : s));
+      const segs = (id: string) =>
+        template
+          .slice(1)
+          .split('/')
+          .map((s) => (s === '{id}' ? id : s));
       const probeTargets = spellings(segs(NO_SUCH_JOB), server.url);
       const realTargets = spellings(segs(jobId), server.url);
       const verbs = [...new Set([...Object.keys(methods).map((m) => m.toUpperCase()), 'HEAD', 'OPTIONS'])];
       for (let s = 0; s < probeTargets.length; s++) {
         // Routing does not depend on which job id is asked for: the keyed probe, on a job that does not exist,
         // says whether this spelling reaches a route; the unkeyed requests then ask for the real job.
-        const getProbe = methods.get ? await rawRequest(server.url, { method: 'GET', target: probeTargets[s]!, headers: A }) : null;
+        const getProbe = methods.get
+          ? await rawRequest(server.url, { method: 'GET', target: probeTargets[s]!, headers: A })
+          : null;
         for (const method of verbs) {
           const what = `${method} ${realTargets[s]}`;
-          const probe = method === 'GET' ? getProbe! : await rawRequest(server.url, { method, target: probeTargets[s]!, headers: A });
+          const probe =
+            method === 'GET'
+              ? getProbe!
+              : await rawRequest(server.url, { method, target: probeTargets[s]!, headers: A });
           expect(probe.status, `keyed ${method} ${probeTargets[s]}`).not.toBe(401);
           // A HEAD answer has no body: it reaches a route exactly when the GET of the same spelling does.
           const reachesRoute = method === 'HEAD' ? getProbe !== null && !isRouterMiss(getProbe) : !isRouterMiss(probe);
@@ -135,8 +169,11 @@ describe('API keys whatever spelling of the path reaches a route', () => {
             const reply = await rawRequest(server.url, { method, target: realTargets[s]!, headers });
             probes++;
             // A path no route takes is the router's 404 whatever is sent: it cannot tell a job apart either.
-            const right = reachesRoute ? isUnauthorized(reply) : reply.status === 404 && (method === 'HEAD' || isRouterMiss(reply));
-            if (!right) wrong.push(`${what} ${JSON.stringify(headers)} -> ${reply.status} (must be ${reachesRoute ? 401 : 404})`);
+            const right = reachesRoute
+              ? isUnauthorized(reply)
+              : reply.status === 404 && (method === 'HEAD' || isRouterMiss(reply));
+            if (!right)
+              wrong.push(`${what} ${JSON.stringify(headers)} -> ${reply.status} (must be ${reachesRoute ? 401 : 404})`);
           }
         }
       }
@@ -146,7 +183,14 @@ describe('API keys whatever spelling of the path reaches a route', () => {
     // The spellings of the report reached a route (so the sweep above did exercise them), and were refused.
     const v1 = `${server.url}/v1/jobs`;
     expect(routed).toEqual(
-      expect.arrayContaining(['POST /%761/jobs', 'GET /v%31/jobs', 'GET /%76%31/jobs', `GET ${v1}`, `DELETE /v1/jobs/${pct('j')}${NO_SUCH_JOB.slice(1)}`, 'HEAD /v1/jobs']),
+      expect.arrayContaining([
+        'POST /%761/jobs',
+        'GET /v%31/jobs',
+        'GET /%76%31/jobs',
+        `GET ${v1}`,
+        `DELETE /v1/jobs/${pct('j')}${NO_SUCH_JOB.slice(1)}`,
+        'HEAD /v1/jobs',
+      ]),
     );
 
     // Nothing was created or deleted; the job is still its owner's, and the server still serves.
@@ -189,13 +233,17 @@ describe('route registration', () => {
       await app.register(async (child) => {
         child.get('/nested/v2', ok);
       });
-      await app.register(publicRoutes(async (pub: FastifyInstance) => {
-        pub.get('/open', ok);
-      }));
+      await app.register(
+        publicRoutes(async (pub: FastifyInstance) => {
+          pub.get('/open', ok);
+        }),
+      );
       for (const url of ['/anything', '/nested/v2']) {
         expect((await app.inject({ url })).statusCode, url).toBe(401);
         expect((await app.inject({ method: 'HEAD', url })).statusCode, url).toBe(401);
-        expect((await app.inject({ url, headers: { authorization: `Bearer ${keys[0]!.key}` } })).statusCode, url).toBe(200);
+        expect((await app.inject({ url, headers: { authorization: `Bearer ${keys[0]!.key}` } })).statusCode, url).toBe(
+          200,
+        );
       }
       expect((await app.inject({ url: '/open' })).statusCode).toBe(200);
       expect((await app.inject({ method: 'HEAD', url: '/open' })).statusCode).toBe(200);
@@ -209,9 +257,14 @@ describe('route registration', () => {
     for (const url of ['/v1/peek', '/V1/peek', '/v1']) {
       const app = Fastify();
       await app.register(auth, { apiKeys: [] });
-      await expect(app.register(publicRoutes(async (pub: FastifyInstance) => {
-        pub.get(url, ok);
-      })), url).rejects.toThrow(/\/v1/);
+      await expect(
+        app.register(
+          publicRoutes(async (pub: FastifyInstance) => {
+            pub.get(url, ok);
+          }),
+        ),
+        url,
+      ).rejects.toThrow(/\/v1/);
       await app.close().catch(() => undefined);
     }
   });

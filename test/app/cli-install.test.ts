@@ -24,7 +24,12 @@ describe('the chunkscribe command installed from a packed tarball', () => {
     const npmEnv = { npm_config_cache: path.join(work, 'npm-cache'), npm_config_update_notifier: 'false' };
     const packed = path.join(work, 'packed');
     await mkdir(packed);
-    const pack = await runCommand('npm', ['pack', PACKAGE, '--pack-destination', packed, '--loglevel=error'], npmEnv, work);
+    const pack = await runCommand(
+      'npm',
+      ['pack', PACKAGE, '--pack-destination', packed, '--loglevel=error'],
+      npmEnv,
+      work,
+    );
     expect(pack.code, pack.stderr).toBe(0);
     const tarballs = (await readdir(packed)).filter((f) => f.endsWith('.tgz'));
     expect(tarballs).toHaveLength(1);
@@ -32,7 +37,17 @@ describe('the chunkscribe command installed from a packed tarball', () => {
     const prefix = path.join(work, 'prefix');
     const install = await runCommand(
       'npm',
-      ['install', '-g', '--offline', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', path.join(packed, tarballs[0]!)],
+      [
+        'install',
+        '-g',
+        '--offline',
+        '--prefix',
+        prefix,
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        path.join(packed, tarballs[0]!),
+      ],
       npmEnv,
       work,
     );
@@ -66,9 +81,13 @@ describe('the chunkscribe command installed from a packed tarball', () => {
   // A generous bound: pocketsphinx on 2 shared cores can be slow when other suites run beside this one.
   it('transcribes a recording against a running service', { timeout: 300_000 }, async () => {
     const out = path.join(work, 'talk.txt');
-    const run = await runCommand(bin, ['transcribe', speech.wav, '-o', out, '--language', 'en', '--poll-interval', '200'], {
-      CHUNKSCRIBE_SERVER: server.url,
-    });
+    const run = await runCommand(
+      bin,
+      ['transcribe', speech.wav, '-o', out, '--language', 'en', '--poll-interval', '200'],
+      {
+        CHUNKSCRIBE_SERVER: server.url,
+      },
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toContain(`wrote ${out}`);
     expect((await readFile(out, 'utf8')).toLowerCase()).toMatch(/\b(selfish|respectable)\b/);

@@ -34,7 +34,9 @@ describe('chunkscribe help and shell completion', () => {
     for (const name of COMMANDS) {
       const help = await cli(name, '--help');
       expect(help.code, `${name} --help`).toBe(0);
-      expect(help.stdout, `${name} --help`).toMatch(new RegExp(`\\nExamples:\\n( {2}\\$ .*chunkscribe ${name}\\b.*\\n)+`));
+      expect(help.stdout, `${name} --help`).toMatch(
+        new RegExp(`\\nExamples:\\n( {2}\\$ .*chunkscribe ${name}\\b.*\\n)+`),
+      );
     }
   });
 
@@ -58,7 +60,12 @@ describe('chunkscribe help and shell completion', () => {
   }
 
   it('gives bash a script that registers a completion for chunkscribe', async () => {
-    const run = await runCommand('bash', ['--norc', '--noprofile', '-c', `source '${bashScript}' && complete -p chunkscribe`]);
+    const run = await runCommand('bash', [
+      '--norc',
+      '--noprofile',
+      '-c',
+      `source '${bashScript}' && complete -p chunkscribe`,
+    ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^complete .*-F \S+ chunkscribe\n$/);
@@ -83,15 +90,23 @@ describe('chunkscribe help and shell completion', () => {
   });
 
   // zsh is not on every machine (CI installs only what the suite needs); where it is, the script must load there.
-  it.skipIf(spawnSync('zsh', ['--version']).status !== 0)('gives zsh the same completion through its bash layer', async () => {
-    const run = await cli('completion', 'zsh');
-    expect(run.code).toBe(0);
-    const zshScript = path.join(work, 'chunkscribe.zsh');
-    await writeFile(zshScript, run.stdout);
-    const zsh = await runCommand('zsh', ['-f', '-c', `source '${zshScript}' && print -r -- "\${_comps[chunkscribe]}"`], { HOME: work }, work);
-    expect(zsh.stderr).toBe('');
-    expect(zsh.stdout).toBe('_bash_complete -o filenames -F _chunkscribe_complete\n');
-  });
+  it.skipIf(spawnSync('zsh', ['--version']).status !== 0)(
+    'gives zsh the same completion through its bash layer',
+    async () => {
+      const run = await cli('completion', 'zsh');
+      expect(run.code).toBe(0);
+      const zshScript = path.join(work, 'chunkscribe.zsh');
+      await writeFile(zshScript, run.stdout);
+      const zsh = await runCommand(
+        'zsh',
+        ['-f', '-c', `source '${zshScript}' && print -r -- "\${_comps[chunkscribe]}"`],
+        { HOME: work },
+        work,
+      );
+      expect(zsh.stderr).toBe('');
+      expect(zsh.stdout).toBe('_bash_complete -o filenames -F _chunkscribe_complete\n');
+    },
+  );
 
   it('refuses a shell it has no script for', async () => {
     const run = await cli('completion', 'fish');

@@ -40,30 +40,48 @@ describe('chunkscribe CLI against the real service', () => {
   });
 
   // A generous bound: pocketsphinx on 2 shared cores can be slow when other suites run beside this one.
-  it('transcribes a recording to an SRT file with plain progress lines when stderr is not a TTY', { timeout: 300_000 }, async () => {
-    const out = path.join(work, 'talk.srt');
-    const run = await cli(['transcribe', speech.wav, '--format', 'srt', '-o', out, '--language', 'en', '--poll-interval', '200'], env);
-    expect(run.stderr).not.toMatch(ANSI);
-    expect(run.code, run.stderr).toBe(0);
+  it(
+    'transcribes a recording to an SRT file with plain progress lines when stderr is not a TTY',
+    { timeout: 300_000 },
+    async () => {
+      const out = path.join(work, 'talk.srt');
+      const run = await cli(
+        ['transcribe', speech.wav, '--format', 'srt', '-o', out, '--language', 'en', '--poll-interval', '200'],
+        env,
+      );
+      expect(run.stderr).not.toMatch(ANSI);
+      expect(run.code, run.stderr).toBe(0);
 
-    const cues = srtCues(await readFile(out, 'utf8'));
-    expect(cues.length).toBeGreaterThan(3);
-    expect(cues.map((c) => c.text).join(' ').toLowerCase()).toMatch(/\b(selfish|respectable)\b/);
+      const cues = srtCues(await readFile(out, 'utf8'));
+      expect(cues.length).toBeGreaterThan(3);
+      expect(
+        cues
+          .map((c) => c.text)
+          .join(' ')
+          .toLowerCase(),
+      ).toMatch(/\b(selfish|respectable)\b/);
 
-    const lines = run.stderr.split('\n');
-    expect(lines.filter((l) => /^upload \d+% \(/.test(l)).length).toBeGreaterThanOrEqual(2);
-    expect(lines.some((l) => /^upload 100% /.test(l))).toBe(true);
-    const jobLines = lines.filter((l) => /^job_\S+ /.test(l));
-    // The stage in words, audio done of the whole, and the time this command has been waiting.
-    expect(jobLines.some((l) => /^job_\S+ transcribing( \(.+\))?: \d+\/\d+ chunks [\d.]+%, audio .+ of .+, elapsed /.test(l))).toBe(true);
-    expect(jobLines.at(-1)).toMatch(/^job_\S+ done: (\d+)\/\1 chunks 100%, audio (.+) of \2, ([\d.]+x real time, )?elapsed \d/);
-    // Speed is measured from the first state seen: given audio done after it, the last line has one.
-    if (/, audio 0s of /.test(jobLines[0]!)) expect(jobLines.at(-1)).toMatch(/, [\d.]+x real time, /);
-    expect(run.stderr).toContain(`wrote ${out}`);
-    // stdout carries only results; the transcript went to the file.
-    expect(run.stdout).toBe('');
-    completedId = /^(job_\S+) /.exec(jobLines.at(-1)!)![1]!;
-  });
+      const lines = run.stderr.split('\n');
+      expect(lines.filter((l) => /^upload \d+% \(/.test(l)).length).toBeGreaterThanOrEqual(2);
+      expect(lines.some((l) => /^upload 100% /.test(l))).toBe(true);
+      const jobLines = lines.filter((l) => /^job_\S+ /.test(l));
+      // The stage in words, audio done of the whole, and the time this command has been waiting.
+      expect(
+        jobLines.some((l) =>
+          /^job_\S+ transcribing( \(.+\))?: \d+\/\d+ chunks [\d.]+%, audio .+ of .+, elapsed /.test(l),
+        ),
+      ).toBe(true);
+      expect(jobLines.at(-1)).toMatch(
+        /^job_\S+ done: (\d+)\/\1 chunks 100%, audio (.+) of \2, ([\d.]+x real time, )?elapsed \d/,
+      );
+      // Speed is measured from the first state seen: given audio done after it, the last line has one.
+      if (/, audio 0s of /.test(jobLines[0]!)) expect(jobLines.at(-1)).toMatch(/, [\d.]+x real time, /);
+      expect(run.stderr).toContain(`wrote ${out}`);
+      // stdout carries only results; the transcript went to the file.
+      expect(run.stdout).toBe('');
+      completedId = /^(job_\S+) /.exec(jobLines.at(-1)!)![1]!;
+    },
+  );
 
   it('exits non-zero with the server error code when the file is not audio', async () => {
     const notes = path.join(work, 'notes.txt');
@@ -74,21 +92,30 @@ describe('chunkscribe CLI against the real service', () => {
 
     const json = await cli(['--json', 'transcribe', notes, '--no-progress'], env);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA', message: expect.any(String) } });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      error: { code: 'UNSUPPORTED_MEDIA', message: expect.any(String) },
+    });
   });
 
   it('lists, shows and downloads jobs as JSON and as text', async () => {
     expect(completedId).toMatch(/^job_/);
     const list = await cli(['jobs', '--json'], env);
     expect(list.code, list.stderr).toBe(0);
-    const page = JSON.parse(list.stdout) as { items: Array<{ id: string; status: string }>; next_cursor: string | null };
+    const page = JSON.parse(list.stdout) as {
+      items: Array<{ id: string; status: string }>;
+      next_cursor: string | null;
+    };
     expect(page.items.find((j) => j.id === completedId)?.status).toBe('completed');
 
     const table = await cli(['jobs'], env);
     expect(table.stdout).toMatch(new RegExp(`^${completedId}\\s+completed\\s`, 'm'));
 
     const status = await cli(['status', completedId, '--json'], env);
-    expect(JSON.parse(status.stdout)).toMatchObject({ id: completedId, status: 'completed', progress: { percent: 100 } });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      id: completedId,
+      status: 'completed',
+      progress: { percent: 100 },
+    });
 
     const vtt = await cli(['get', completedId, '--format', 'vtt'], env);
     expect(vtt.code).toBe(0);
@@ -114,7 +141,9 @@ describe('chunkscribe CLI against the real service', () => {
     const before = JSON.parse((await cli(['jobs', '--json'], env)).stdout) as { items: unknown[] };
     const run = await cli(['transcribe', speech.wav, '--max-cost-usd', 'abc', '--no-progress'], env);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe('error: INVALID_FIELD: --max-cost-usd "abc" is not a positive number of dollars; give e.g. "2.50"\n');
+    expect(run.stderr).toBe(
+      'error: INVALID_FIELD: --max-cost-usd "abc" is not a positive number of dollars; give e.g. "2.50"\n',
+    );
     const after = JSON.parse((await cli(['jobs', '--json'], env)).stdout) as { items: unknown[] };
     expect(after.items).toHaveLength(before.items.length);
   });

@@ -57,19 +57,24 @@ function openDb(dataDir: string, readOnly = true): DatabaseSync {
 function storedTags(dataDir: string, jobId: string): Set<string> {
   const db = openDb(dataDir);
   try {
-    const rows = db.prepare("SELECT result_json FROM chunks WHERE job_id = ? AND status = 'done'").all(jobId) as Array<{ result_json: string }>;
+    const rows = db.prepare("SELECT result_json FROM chunks WHERE job_id = ? AND status = 'done'").all(jobId) as Array<{
+      result_json: string;
+    }>;
     return new Set(rows.flatMap((r) => [...r.result_json.matchAll(TAG)].map((m) => m[1]!)));
   } finally {
     db.close();
   }
 }
 
-const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] => fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] =>
+  fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
 const sha8 = (r: RequestLogEntry): string => r.sha1!.slice(0, 8);
 
 /** The transcript is whole and in order: one fake tag per chunk, chunks ascending, times non-decreasing. */
 async function expectCompleteTranscript(url: string, job: JobJson): Promise<string[]> {
-  const { body } = await getJson<{ segments: Array<{ start: number; chunk: number; text: string }> }>(`${url}/v1/jobs/${job.id}/transcript`);
+  const { body } = await getJson<{ segments: Array<{ start: number; chunk: number; text: string }> }>(
+    `${url}/v1/jobs/${job.id}/transcript`,
+  );
   const byChunk = new Map<number, Set<string>>();
   for (const seg of body.segments) {
     for (const m of seg.text.matchAll(TAG)) byChunk.set(seg.chunk, (byChunk.get(seg.chunk) ?? new Set()).add(m[1]!));
@@ -84,8 +89,11 @@ async function expectCompleteTranscript(url: string, job: JobJson): Promise<stri
 /** The job directory pool holds nothing once every job has ended: leases re-taken at restart were released once. */
 async function expectLeasesReleased(url: string): Promise<void> {
   const detail = async () =>
-    (await getJson<{ components: Record<string, { detail: string }> }>(`${url}/health/ready`)).body.components.job_dirs?.detail ?? '';
-  await until(async () => (await detail()).startsWith('0 of '), 'every job directory lease to be released', { everyMs: 20 });
+    (await getJson<{ components: Record<string, { detail: string }> }>(`${url}/health/ready`)).body.components.job_dirs
+      ?.detail ?? '';
+  await until(async () => (await detail()).startsWith('0 of '), 'every job directory lease to be released', {
+    everyMs: 20,
+  });
   expect(await detail()).toMatch(/^0 of \d+ leased, 0\.00 of/);
 }
 
@@ -105,13 +113,27 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
   beforeAll(async () => {
     longDir = await tempDataDir();
     longSpeech = path.join(longDir, 'speech-x3.mp3');
-    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-stream_loop', '2', '-i', speech.mp3, '-c', 'copy', longSpeech]);
+    execFileSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-stream_loop',
+      '2',
+      '-i',
+      speech.mp3,
+      '-c',
+      'copy',
+      longSpeech,
+    ]);
   });
 
   async function setup(latencyMs: number) {
     const fake = await startFakeOpenAI({ latencyMs });
     const dataDir = await tempDataDir();
-    cleanups.push(() => fake.close(), () => removeDir(dataDir));
+    cleanups.push(
+      () => fake.close(),
+      () => removeDir(dataDir),
+    );
     const start = (extraEnv: Record<string, string> = {}) => {
       const proc = startProcess(dataDir, fake, extraEnv);
       cleanups.push(async () => {
@@ -162,14 +184,19 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     const url = new URL(await first.url);
     const audio = readFileSync(speech.wav);
     const boundary = 'crashtestboundary';
-    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="speech.wav"\r\nContent-Type: audio/wav\r\n\r\n`);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="speech.wav"\r\nContent-Type: audio/wav\r\n\r\n`,
+    );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
     const req = http.request({
       host: url.hostname,
       port: url.port,
       method: 'POST',
       path: '/v1/jobs',
-      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': head.length + audio.length + tail.length },
+      headers: {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': head.length + audio.length + tail.length,
+      },
     });
     req.on('error', () => undefined);
     req.write(Buffer.concat([head, audio.subarray(0, audio.length >> 1)]));
@@ -226,7 +253,8 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     expect([running.status, queued.status]).toEqual([202, 202]);
     await until(() => transcriptions(env.fake).length > 0, 'the first job to reach the provider');
     const db = openDb(env.dataDir);
-    const status = (id: string) => (db.prepare('SELECT status FROM jobs WHERE id = ?').get(id) as { status: string }).status;
+    const status = (id: string) =>
+      (db.prepare('SELECT status FROM jobs WHERE id = ?').get(id) as { status: string }).status;
     expect([status(running.body.id), status(queued.body.id)]).toEqual(['processing', 'queued']);
     await first.kill9();
     db.close();
@@ -258,7 +286,11 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     await first.kill9();
 
     const runOne = transcriptions(env.fake).length;
-    const sentBefore = new Set(transcriptions(env.fake).filter((r) => r.sha1).map(sha8));
+    const sentBefore = new Set(
+      transcriptions(env.fake)
+        .filter((r) => r.sha1)
+        .map(sha8),
+    );
     const stored = storedTags(env.dataDir, jobId);
     const { job } = await finishAfterRestart(env, jobId);
     const runTwo = transcriptions(env.fake).slice(runOne);
@@ -272,13 +304,19 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
   it('finishes the job and ends the paused ffmpeg when killed while slicing under back-pressure', async () => {
     await killAndResume(longSpeech, async (env) => {
       // The slicer SIGSTOPs ffmpeg when its look-ahead is full: a kill then leaves a stopped ffmpeg behind.
-      await until(async () => (await processesUsing(env.dataDir)).some((p) => processState(p.pid) === 'T'), 'ffmpeg paused by back-pressure', { everyMs: 1 });
+      await until(
+        async () => (await processesUsing(env.dataDir)).some((p) => processState(p.pid) === 'T'),
+        'ffmpeg paused by back-pressure',
+        { everyMs: 1 },
+      );
     });
   });
 
   it('finishes the job without re-sending stored chunks when killed during transcription', async () => {
     const { stored } = await killAndResume(speech.mp3, async (env) => {
-      await until(() => transcriptions(env.fake).filter((r) => r.status === 200).length >= 3, 'three answers', { everyMs: 1 });
+      await until(() => transcriptions(env.fake).filter((r) => r.status === 200).length >= 3, 'three answers', {
+        everyMs: 1,
+      });
     });
     // Three answered, at most the concurrency of them not yet stored when the kill landed.
     expect(stored.size).toBeGreaterThanOrEqual(1);
@@ -300,7 +338,8 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     expect(created.status).toBe(202);
     const jobId = created.body.id;
     const reader = openDb(env.dataDir);
-    const stage = () => (reader.prepare('SELECT stage FROM jobs WHERE id = ?').get(jobId) as { stage: string | null }).stage;
+    const stage = () =>
+      (reader.prepare('SELECT stage FROM jobs WHERE id = ?').get(jobId) as { stage: string | null }).stage;
     await until(() => stage() === 'stitching', 'the stitching stage', { everyMs: 2 });
     await first.kill9();
     const row = reader.prepare('SELECT status, slicing_done, transcript_json FROM jobs WHERE id = ?').get(jobId);
@@ -313,7 +352,13 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     const runOne = transcriptions(env.fake).length;
     const { job, tags } = await finishAfterRestart(env, jobId);
     expect(transcriptions(env.fake).slice(runOne)).toEqual([]);
-    expect(new Set(tags)).toEqual(new Set(transcriptions(env.fake).filter((r) => r.status === 200).map(sha8)));
+    expect(new Set(tags)).toEqual(
+      new Set(
+        transcriptions(env.fake)
+          .filter((r) => r.status === 200)
+          .map(sha8),
+      ),
+    );
     expect(tags).toHaveLength(job.progress.chunks_total);
   });
 });

@@ -30,7 +30,10 @@ function dashboardQueries(): Array<{ where: string; expr: string }> {
     // label_values(metric, label) reads the metric too.
     ...dashboard.templating.list
       .filter((v) => v.definition !== undefined)
-      .map((v) => ({ where: `variable ${v.name}`, expr: (v.definition ?? '').replace(/^label_values\(([^,]+),.*\)$/, '$1') })),
+      .map((v) => ({
+        where: `variable ${v.name}`,
+        expr: (v.definition ?? '').replace(/^label_values\(([^,]+),.*\)$/, '$1'),
+      })),
   ];
 }
 
@@ -73,7 +76,10 @@ describe('the dashboard and the alert rules against a scrape of the running serv
     await until(
       async () => {
         samples = parsePromText(await (await fetch(`${server.url}/metrics`)).text());
-        return (sumOf(samples, 'chunkscribe_jobs_ended_total') ?? 0) > 0 && (sumOf(samples, 'chunkscribe_webhook_deliveries_total') ?? 0) > 0;
+        return (
+          (sumOf(samples, 'chunkscribe_jobs_ended_total') ?? 0) > 0 &&
+          (sumOf(samples, 'chunkscribe_webhook_deliveries_total') ?? 0) > 0
+        );
       },
       'the job end and the webhook delivery in /metrics',
       { everyMs: 50 },
@@ -108,7 +114,9 @@ describe('the dashboard and the alert rules against a scrape of the running serv
     expect(sumOf(samples, 'chunkscribe_uploads_refused_total', { code: 'FILE_MISSING' })).toBe(1);
     expect(sumOf(samples, 'chunkscribe_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1);
     expect(sumOf(samples, 'chunkscribe_job_duration_seconds_count', { status: 'completed' })).toBe(1);
-    expect(sumOf(samples, 'chunkscribe_chunk_transcription_seconds_bucket', { outcome: 'success', le: '+Inf' })).toBeGreaterThan(0);
+    expect(
+      sumOf(samples, 'chunkscribe_chunk_transcription_seconds_bucket', { outcome: 'success', le: '+Inf' }),
+    ).toBeGreaterThan(0);
     expect(sumOf(samples, 'chunkscribe_jobs', { status: 'queued' })).toBe(0);
     expect(sumOf(samples, 'chunkscribe_provider_retries_total')).toBe(1);
     expect(sumOf(samples, 'chunkscribe_circuit_state', { provider: 'openai' })).toBe(0);

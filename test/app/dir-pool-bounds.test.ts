@@ -62,7 +62,11 @@ describe('job directory pool bounds over HTTP', () => {
     expect(next.status).toBe(202);
     expect((await waitForJob(server.url, next.body.id)).status).toBe('completed');
     // The completed job returned its lease too.
-    await until(async () => (await poolDetail(server)).startsWith('0 of 1 leased'), 'the completed job to return its lease', { everyMs: 50 });
+    await until(
+      async () => (await poolDetail(server)).startsWith('0 of 1 leased'),
+      'the completed job to return its lease',
+      { everyMs: 50 },
+    );
   });
 
   it('refuses an upload whose bytes would pass JOB_DIRS_MAX_BYTES, with or without Content-Length', async () => {
@@ -77,7 +81,10 @@ describe('job directory pool bounds over HTTP', () => {
     expect(declared.headers.get('retry-after')).toBe('17');
 
     // A chunked body has no length to check up front: it is refused when the received bytes pass the bound.
-    const chunked = await postChunked(server, multipart([{ name: 'file', filename: 'speech.mp3', contentType: 'audio/mpeg', data: readFileSync(speech.mp3) }]));
+    const chunked = await postChunked(
+      server,
+      multipart([{ name: 'file', filename: 'speech.mp3', contentType: 'audio/mpeg', data: readFileSync(speech.mp3) }]),
+    );
     expectError(chunked, 503, 'SERVER_BUSY', { resource: 'job_dirs_bytes' });
     expect(chunked.headers.get('retry-after')).toBe('17');
     await expectNothingLeft(server, [live.body.id]);

@@ -8,7 +8,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, pollJob, removeDir, startServer, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import {
+  getJson,
+  jobFiles,
+  pollJob,
+  removeDir,
+  startServer,
+  waitForJob,
+  type JobJson,
+  type TestServer,
+} from '../helper.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { spawnService } from '../support/service-process.ts';
 import { until } from '../support/until.ts';
@@ -45,10 +54,16 @@ async function unmount(dir: string | undefined): Promise<void> {
 }
 
 /** A chunked upload (no Content-Length, so admission cannot know its size) of `bytes` of filler as `file`. */
-function chunkedUpload(server: TestServer, bytes: number): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: unknown }> {
+function chunkedUpload(
+  server: TestServer,
+  bytes: number,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: unknown }> {
   return new Promise((resolve, reject) => {
     const boundary = 'DiskFullBoundary';
-    const req = http.request(`${server.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+    const req = http.request(`${server.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    });
     let answered = false;
     req.on('error', (err) => {
       if (!answered) reject(err);
@@ -59,10 +74,16 @@ function chunkedUpload(server: TestServer, bytes: number): Promise<{ status: num
       res.on('data', (c: Buffer) => got.push(c));
       res.on('end', () => {
         req.destroy();
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(Buffer.concat(got).toString('utf8')) as unknown });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: JSON.parse(Buffer.concat(got).toString('utf8')) as unknown,
+        });
       });
     });
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n`);
+    req.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n`,
+    );
     const piece = Buffer.alloc(64 * KiB, 0x33);
     let sent = 0;
     const pump = (): void => {
@@ -78,72 +99,87 @@ function chunkedUpload(server: TestServer, bytes: number): Promise<{ status: num
   });
 }
 
-describe.skipIf(!mountable.ok)('uploads while DATA_DIR is a 2 MiB tmpfs with pressure thresholds below its size', () => {
-  let mnt: string;
-  let server: TestServer;
-  let clip: Buffer;
-  let scratch: string;
+describe.skipIf(!mountable.ok)(
+  'uploads while DATA_DIR is a 2 MiB tmpfs with pressure thresholds below its size',
+  () => {
+    let mnt: string;
+    let server: TestServer;
+    let clip: Buffer;
+    let scratch: string;
 
-  beforeAll(async () => {
-    scratch = await mkdtemp(path.join(os.tmpdir(), 'cs-disk-'));
-    const clipFile = path.join(scratch, 'clip.wav');
-    ffmpeg(['-i', speechFixture().wav, '-t', '3', '-c:a', 'pcm_s16le', clipFile]);
-    clip = await readFile(clipFile);
-    mnt = await mountTmpfs('2m');
-    // Thresholds the volume can satisfy, so the upload gets past admission and the disk itself runs out.
-    server = await startServer(
-      { TRANSCRIBE_PROVIDER: 'local', PRESSURE_DISK_FREE_ELEVATED_BYTES: String(96 * KiB), PRESSURE_DISK_FREE_CRITICAL_BYTES: String(64 * KiB) },
-      mnt,
-    );
-  });
-  afterAll(async () => {
-    await server?.close();
-    await unmount(mnt);
-    await removeDir(scratch);
-  });
+    beforeAll(async () => {
+      scratch = await mkdtemp(path.join(os.tmpdir(), 'cs-disk-'));
+      const clipFile = path.join(scratch, 'clip.wav');
+      ffmpeg(['-i', speechFixture().wav, '-t', '3', '-c:a', 'pcm_s16le', clipFile]);
+      clip = await readFile(clipFile);
+      mnt = await mountTmpfs('2m');
+      // Thresholds the volume can satisfy, so the upload gets past admission and the disk itself runs out.
+      server = await startServer(
+        {
+          TRANSCRIBE_PROVIDER: 'local',
+          PRESSURE_DISK_FREE_ELEVATED_BYTES: String(96 * KiB),
+          PRESSURE_DISK_FREE_CRITICAL_BYTES: String(64 * KiB),
+        },
+        mnt,
+      );
+    });
+    afterAll(async () => {
+      await server?.close();
+      await unmount(mnt);
+      await removeDir(scratch);
+    });
 
-  async function expectStoreWorks(): Promise<void> {
-    expect(await jobFiles(server.dataDir)).toEqual([]);
-    expect(await listedJobIds(server)).toEqual([]);
-    const res = await postMultipart(server, multipart([{ name: 'file', filename: 'clip.wav', contentType: 'audio/wav', data: clip }]));
-    expect(res.status, JSON.stringify(res.body)).toBe(202);
-    const job = await waitForJob(server.url, res.body.id);
-    expect(job.status).toBe('completed');
-    const del = await fetch(`${server.url}/v1/jobs/${res.body.id}`, { method: 'DELETE' });
-    expect(del.status).toBe(204);
-    expect(await jobFiles(server.dataDir)).toEqual([]);
-  }
+    async function expectStoreWorks(): Promise<void> {
+      expect(await jobFiles(server.dataDir)).toEqual([]);
+      expect(await listedJobIds(server)).toEqual([]);
+      const res = await postMultipart(
+        server,
+        multipart([{ name: 'file', filename: 'clip.wav', contentType: 'audio/wav', data: clip }]),
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      const job = await waitForJob(server.url, res.body.id);
+      expect(job.status).toBe('completed');
+      const del = await fetch(`${server.url}/v1/jobs/${res.body.id}`, { method: 'DELETE' });
+      expect(del.status).toBe(204);
+      expect(await jobFiles(server.dataDir)).toEqual([]);
+    }
 
-  it('answers 503 SERVER_BUSY when the disk fills up mid-upload, removes the partial file, and stays usable', async () => {
-    const res = await chunkedUpload(server, 4 * MiB);
-    expectError(res, 503, 'SERVER_BUSY', { resource: 'disk' });
-    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
-    await expectStoreWorks();
-  });
-
-  it('answers 507 INSUFFICIENT_STORAGE to a declared size the volume can never hold, before reading it', async () => {
-    const form = multipart([{ name: 'file', filename: 'big.wav', contentType: 'audio/wav', data: Buffer.alloc(3 * MiB, 1) }]);
-    expectError(await postMultipart(server, form), 507, 'INSUFFICIENT_STORAGE', { resource: 'disk' });
-    await expectStoreWorks();
-  });
-
-  it('answers 503 SERVER_BUSY while the volume is nearly full and accepts again once space is freed', async () => {
-    const filler = path.join(mnt, 'filler');
-    // Leave about 160 KiB: above the thresholds, below what the clip and its chunks need.
-    const { bavail, bsize } = await statfs(mnt);
-    await writeFile(filler, Buffer.alloc(Math.max(0, bavail * bsize - 160 * KiB), 2));
-    try {
-      const res = await postMultipart(server, multipart([{ name: 'file', filename: 'clip.wav', contentType: 'audio/wav', data: clip }]));
+    it('answers 503 SERVER_BUSY when the disk fills up mid-upload, removes the partial file, and stays usable', async () => {
+      const res = await chunkedUpload(server, 4 * MiB);
       expectError(res, 503, 'SERVER_BUSY', { resource: 'disk' });
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
-      expect(await jobFiles(server.dataDir)).toEqual([]);
-      expect((await getJson(`${server.url}/v1/jobs`)).status).toBe(200);
-    } finally {
-      await rm(filler, { force: true });
-    }
-    await expectStoreWorks();
-  });
-});
+      await expectStoreWorks();
+    });
+
+    it('answers 507 INSUFFICIENT_STORAGE to a declared size the volume can never hold, before reading it', async () => {
+      const form = multipart([
+        { name: 'file', filename: 'big.wav', contentType: 'audio/wav', data: Buffer.alloc(3 * MiB, 1) },
+      ]);
+      expectError(await postMultipart(server, form), 507, 'INSUFFICIENT_STORAGE', { resource: 'disk' });
+      await expectStoreWorks();
+    });
+
+    it('answers 503 SERVER_BUSY while the volume is nearly full and accepts again once space is freed', async () => {
+      const filler = path.join(mnt, 'filler');
+      // Leave about 160 KiB: above the thresholds, below what the clip and its chunks need.
+      const { bavail, bsize } = await statfs(mnt);
+      await writeFile(filler, Buffer.alloc(Math.max(0, bavail * bsize - 160 * KiB), 2));
+      try {
+        const res = await postMultipart(
+          server,
+          multipart([{ name: 'file', filename: 'clip.wav', contentType: 'audio/wav', data: clip }]),
+        );
+        expectError(res, 503, 'SERVER_BUSY', { resource: 'disk' });
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+        expect(await jobFiles(server.dataDir)).toEqual([]);
+        expect((await getJson(`${server.url}/v1/jobs`)).status).toBe(200);
+      } finally {
+        await rm(filler, { force: true });
+      }
+      await expectStoreWorks();
+    });
+  },
+);
 
 describe.skipIf(!mountable.ok)('uploads while DATA_DIR is a 2 MiB tmpfs with the default thresholds', () => {
   let mnt: string;
@@ -159,7 +195,10 @@ describe.skipIf(!mountable.ok)('uploads while DATA_DIR is a 2 MiB tmpfs with the
   });
 
   it('refuses an upload with 503 SERVER_BUSY or 507 INSUFFICIENT_STORAGE, leaves nothing, and reports the disk', async () => {
-    const res = await postMultipart(server, multipart([{ name: 'file', filename: 'a.wav', contentType: 'audio/wav', data: Buffer.alloc(200 * KiB, 1) }]));
+    const res = await postMultipart(
+      server,
+      multipart([{ name: 'file', filename: 'a.wav', contentType: 'audio/wav', data: Buffer.alloc(200 * KiB, 1) }]),
+    );
     expect([503, 507]).toContain(res.status);
     expectError(res, res.status, res.status === 503 ? 'SERVER_BUSY' : 'INSUFFICIENT_STORAGE', { resource: 'disk' });
     expect(await jobFiles(server.dataDir)).toEqual([]);
@@ -196,7 +235,9 @@ async function ffmpegBusyWith(jobId: string): Promise<boolean> {
   return false;
 }
 
-type PollJson = JobJson & { progress: { chunks_sending: number; waiting: { reason: string; until: string | null } | null } };
+type PollJson = JobJson & {
+  progress: { chunks_sending: number; waiting: { reason: string; until: string | null } | null };
+};
 
 describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up and is freed again', () => {
   let mnt: string | undefined;
@@ -229,7 +270,10 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
     const { url } = server;
     const sent = () => fake!.requests.filter((r) => r.path === '/v1/audio/transcriptions');
     const clip = await readFile(fixture.wav);
-    const up = await postMultipart(server, multipart([{ name: 'file', filename: 'speech.wav', contentType: 'audio/wav', data: clip }]));
+    const up = await postMultipart(
+      server,
+      multipart([{ name: 'file', filename: 'speech.wav', contentType: 'audio/wav', data: clip }]),
+    );
     expect(up.status, JSON.stringify(up.body)).toBe(202);
     const id = (up.body as { id: string }).id;
 
@@ -239,7 +283,12 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
     const filler = path.join(mnt, 'filler');
     fillVolume(filler);
 
-    const paused = await pollJob<PollJson>(url, id, (job) => job.progress.waiting?.reason === 'disk_full', 'progress.waiting disk_full');
+    const paused = await pollJob<PollJson>(
+      url,
+      id,
+      (job) => job.progress.waiting?.reason === 'disk_full',
+      'progress.waiting disk_full',
+    );
     expect(paused.status).toBe('processing');
     expect(Date.parse(paused.progress.waiting?.until ?? '')).not.toBeNaN();
     const sentWhilePaused = sent().length;
@@ -249,9 +298,14 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
     const ready = await getJson<{ components: Record<string, { status: string }> }>(`${url}/health/ready`);
     expect(ready.status).toBe(503);
     expect(ready.body.components.disk?.status).toBe('down');
-    const refused = await postMultipart(server, multipart([{ name: 'file', filename: 'again.wav', contentType: 'audio/wav', data: clip }]));
+    const refused = await postMultipart(
+      server,
+      multipart([{ name: 'file', filename: 'again.wav', contentType: 'audio/wav', data: clip }]),
+    );
     expect([503, 507]).toContain(refused.status);
-    expectError(refused, refused.status, refused.status === 503 ? 'SERVER_BUSY' : 'INSUFFICIENT_STORAGE', { resource: 'disk' });
+    expectError(refused, refused.status, refused.status === 503 ? 'SERVER_BUSY' : 'INSUFFICIENT_STORAGE', {
+      resource: 'disk',
+    });
     expect(await listedJobIds(server)).toEqual([id]);
     expect((await jobFiles(server.dataDir)).filter((f) => !f.startsWith(id))).toEqual([]);
     // No request goes out while its result could not be stored.
@@ -289,7 +343,8 @@ describe('a damaged job store', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'cs-damaged-'));
     const file = path.join(dir, 'jobs.sqlite');
     const store = new JobStore({ file });
-    for (let i = 0; i < 300; i++) store.insertJob(jobRecord(`job_${String(i).padStart(22, '0')}`, 'completed', '2020-01-01T00:00:00.000Z'));
+    for (let i = 0; i < 300; i++)
+      store.insertJob(jobRecord(`job_${String(i).padStart(22, '0')}`, 'completed', '2020-01-01T00:00:00.000Z'));
     store.close();
     // Page 1 (the schema) stays readable, so the file opens; every table and index page after it is garbage.
     const bytes = await readFile(file);
@@ -299,7 +354,9 @@ describe('a damaged job store', () => {
     const service = spawnService({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local' });
     await service.exited;
     expect(service.child.exitCode).toBe(65);
-    const problems = service.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40 && !l.msg.startsWith('API_KEYS'));
+    const problems = service.lines
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => l.level >= 40 && !l.msg.startsWith('API_KEYS'));
     expect(problems).toHaveLength(1);
     expect(problems[0]?.level).toBe(60);
     expect(problems[0]?.msg).toContain(file);

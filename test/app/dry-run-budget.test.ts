@@ -31,7 +31,13 @@ describe('dry_run=true with the local engine', () => {
     const body = res.body as unknown as DryRunJson;
     expect(Object.keys(body).sort()).toEqual(['audio', 'chunks_planned', 'dry_run', 'estimate']);
     expect(body.dry_run).toBe(true);
-    expect(body.audio).toMatchObject({ filename: 'speech.wav', format: 'wav', codec: 'pcm_s16le', sample_rate: 16000, channels: 1 });
+    expect(body.audio).toMatchObject({
+      filename: 'speech.wav',
+      format: 'wav',
+      codec: 'pcm_s16le',
+      sample_rate: 16000,
+      channels: 1,
+    });
     expect(body.audio).not.toHaveProperty('demuxer');
     expect(body.audio.duration_s).toBeCloseTo(speech.durationS, 0);
     expect(body.estimate).toEqual({ cost_usd: expect.any(Number), provider: 'local', model: 'pocketsphinx-en-us' });
@@ -55,7 +61,12 @@ describe('max_cost_usd and dry_run with the openai engine against the fake serve
 
   beforeAll(async () => {
     fake = await startFakeOpenAI();
-    server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, RATE_LIMIT_RPM: '6000', RATE_LIMIT_BURST: '50' });
+    server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      RATE_LIMIT_RPM: '6000',
+      RATE_LIMIT_BURST: '50',
+    });
   });
   afterEach(() => fake.reset());
   afterAll(async () => {
@@ -116,7 +127,11 @@ describe('the server-wide MAX_JOB_COST_USD cap', () => {
 
   beforeAll(async () => {
     fake = await startFakeOpenAI();
-    server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, MAX_JOB_COST_USD: '0.001' });
+    server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      MAX_JOB_COST_USD: '0.001',
+    });
   });
   afterAll(async () => {
     await server?.close();

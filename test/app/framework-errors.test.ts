@@ -31,7 +31,12 @@ describe('errors Fastify or Node would answer in their own shapes', () => {
   });
 
   it('answers a body of a type no route reads with 400 FILE_MISSING', async () => {
-    const reply = await rawRequest(server.url, { method: 'POST', target: '/v1/jobs', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+    const reply = await rawRequest(server.url, {
+      method: 'POST',
+      target: '/v1/jobs',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+    });
     expectError(parsed(reply), 400, 'FILE_MISSING');
   });
 
@@ -42,7 +47,11 @@ describe('errors Fastify or Node would answer in their own shapes', () => {
   });
 
   it('answers headers larger than Node takes with 400 INVALID_FIELD (field headers)', async () => {
-    const reply = await rawRequest(server.url, { method: 'GET', target: '/v1/jobs', headers: { 'x-big': 'a'.repeat(20_000) } });
+    const reply = await rawRequest(server.url, {
+      method: 'GET',
+      target: '/v1/jobs',
+      headers: { 'x-big': 'a'.repeat(20_000) },
+    });
     expectError(parsed(reply), 400, 'INVALID_FIELD', { field: 'headers' });
   });
 
@@ -60,14 +69,20 @@ describe('errors Fastify or Node would answer in their own shapes', () => {
     // emits, rather than wait the timeout out (Node checks every 30 s).
     client.write('GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
     const socket = await accepted;
-    server.app.server.emit('clientError', Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+    server.app.server.emit(
+      'clientError',
+      Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }),
+      socket,
+    );
     await ended;
     const text = Buffer.concat(got).toString('utf8');
     const [head = '', body = ''] = text.split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
     expect(head).toContain('Content-Type: application/json');
     expect(Number(/Content-Length: (\d+)/.exec(head)?.[1])).toBe(Buffer.byteLength(body));
-    expectError({ status: 408, body: JSON.parse(body) as unknown }, 408, 'UPLOAD_TOO_SLOW', { reason: 'request_timeout' });
+    expectError({ status: 408, body: JSON.parse(body) as unknown }, 408, 'UPLOAD_TOO_SLOW', {
+      reason: 'request_timeout',
+    });
   });
 
   it('still serves after all of them', async () => {

@@ -15,7 +15,8 @@ type Health = Json & { status: string; components: Record<string, Record<string,
 function expectStatusesOnly(body: Health, what: string): void {
   expect(Object.keys(body).sort(), what).toEqual(['components', 'status']);
   expect(Object.keys(body.components).length, what).toBeGreaterThanOrEqual(8);
-  for (const [name, c] of Object.entries(body.components)) expect(Object.keys(c), `${what}: ${name}`).toEqual(['status']);
+  for (const [name, c] of Object.entries(body.components))
+    expect(Object.keys(c), `${what}: ${name}`).toEqual(['status']);
 }
 
 describe('what /health and the start-up log show of the configuration (API keys, a metrics token, credentials in URLs)', () => {
@@ -57,7 +58,12 @@ describe('what /health and the start-up log show of the configuration (API keys,
   });
 
   it('answers statuses only without a valid key or token, on /health and /health/ready', async () => {
-    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-0123456789' }, { authorization: API_KEY }, { authorization: METRICS_TOKEN }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: 'Bearer wrong-0123456789' },
+      { authorization: API_KEY },
+      { authorization: METRICS_TOKEN },
+    ];
     for (const headers of attempts) {
       for (const path of ['/health', '/health/ready']) {
         const res = await fetch(`${url}${path}`, { headers });
@@ -65,7 +71,8 @@ describe('what /health and the start-up log show of the configuration (API keys,
         const what = `${path} ${JSON.stringify(headers)}`;
         expect(res.status, what).toBe(200);
         expectStatusesOnly(JSON.parse(text) as Health, what);
-        for (const leak of [dataDir, 'ffmpeg version', 'sqlite', 'GiB', '127.0.0.1', ...secrets]) expect(text, `${what}: ${leak}`).not.toContain(leak);
+        for (const leak of [dataDir, 'ffmpeg version', 'sqlite', 'GiB', '127.0.0.1', ...secrets])
+          expect(text, `${what}: ${leak}`).not.toContain(leak);
       }
     }
     expect((await getJson(`${url}/health/live`)).body).toEqual({ status: 'ok' });
@@ -75,7 +82,9 @@ describe('what /health and the start-up log show of the configuration (API keys,
     for (const token of [API_KEY, METRICS_TOKEN]) {
       const res = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${token}` } });
       const text = await res.text();
-      const body = JSON.parse(text) as Health & { config: { dataDir: string; openai: { baseURL: string }; redisUrl: string; apiKeys: number } };
+      const body = JSON.parse(text) as Health & {
+        config: { dataDir: string; openai: { baseURL: string }; redisUrl: string; apiKeys: number };
+      };
       expect(res.status).toBe(200);
       expect(body.config.dataDir).toBe(dataDir);
       expect(body.config.openai.baseURL).toBe('http://***@127.0.0.1:9/v1?api-key=***&region=***');
@@ -118,9 +127,14 @@ describe('/health in open mode (no API keys)', () => {
   it('keeps the details and the configuration for the metrics token when one is set', async () => {
     for (const path of ['/health', '/health/ready']) {
       expectStatusesOnly((await getJson<Health>(`${withToken.url}${path}`)).body, path);
-      expectStatusesOnly((await getJson<Health>(`${withToken.url}${path}`, { authorization: 'Bearer not-the-token' })).body, path);
+      expectStatusesOnly(
+        (await getJson<Health>(`${withToken.url}${path}`, { authorization: 'Bearer not-the-token' })).body,
+        path,
+      );
     }
-    const full = await getJson<Health & { config: { dataDir: string } }>(`${withToken.url}/health`, { authorization: `Bearer ${METRICS_TOKEN}` });
+    const full = await getJson<Health & { config: { dataDir: string } }>(`${withToken.url}/health`, {
+      authorization: `Bearer ${METRICS_TOKEN}`,
+    });
     expect(full.body.config.dataDir).toBe(withToken.dataDir);
   });
 });

@@ -17,7 +17,9 @@ export const ERROR_CODES_4XX: ReadonlyMap<string, number> = new Map([
 ]);
 
 export function ffmpeg(args: string[]): void {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 export interface Part {
@@ -41,8 +43,13 @@ export function multipart(parts: Part[]): Multipart {
     let head = `--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"`;
     if (p.filename !== undefined) head += `; filename="${p.filename}"`;
     head += '\r\n';
-    if (p.filename !== undefined || p.contentType !== undefined) head += `Content-Type: ${p.contentType ?? 'application/octet-stream'}\r\n`;
-    chunks.push(Buffer.from(`${head}\r\n`, 'utf8'), Buffer.isBuffer(p.data) ? p.data : Buffer.from(p.data, 'utf8'), Buffer.from('\r\n'));
+    if (p.filename !== undefined || p.contentType !== undefined)
+      head += `Content-Type: ${p.contentType ?? 'application/octet-stream'}\r\n`;
+    chunks.push(
+      Buffer.from(`${head}\r\n`, 'utf8'),
+      Buffer.isBuffer(p.data) ? p.data : Buffer.from(p.data, 'utf8'),
+      Buffer.from('\r\n'),
+    );
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
@@ -55,7 +62,11 @@ export interface RawResponse {
 }
 
 /** POSTs a prepared multipart body to /v1/jobs with node:http (a fixed Content-Length). */
-export function postMultipart(server: TestServer, form: Multipart, headers: Record<string, string> = {}): Promise<RawResponse> {
+export function postMultipart(
+  server: TestServer,
+  form: Multipart,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${server.url}/v1/jobs`, {
       method: 'POST',
@@ -68,7 +79,11 @@ export function postMultipart(server: TestServer, form: Multipart, headers: Reco
       res.on('error', reject);
       res.on('end', () => {
         try {
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(Buffer.concat(got).toString('utf8')) as JobJson & ErrorJson });
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: JSON.parse(Buffer.concat(got).toString('utf8')) as JobJson & ErrorJson,
+          });
         } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
         }
@@ -79,7 +94,11 @@ export function postMultipart(server: TestServer, form: Multipart, headers: Reco
 }
 
 /** POSTs a prepared multipart body to /v1/jobs as a stream, so without Content-Length (chunked), with fetch. */
-export async function postChunked(server: TestServer, form: Multipart, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: unknown }> {
+export async function postChunked(
+  server: TestServer,
+  form: Multipart,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: unknown }> {
   const pieces = [form.body];
   const body = new ReadableStream<Uint8Array>({
     pull(controller) {
@@ -98,11 +117,18 @@ export async function postChunked(server: TestServer, form: Multipart, headers: 
 }
 
 /** The contract's error shape exactly: code, a message, optional details object, nothing else. */
-export function expectError(res: { status: number; body: unknown }, status: number, code: string, details?: Record<string, unknown>): void {
+export function expectError(
+  res: { status: number; body: unknown },
+  status: number,
+  code: string,
+  details?: Record<string, unknown>,
+): void {
   const body = res.body as ErrorJson;
   expect({ status: res.status, code: body.error?.code }, JSON.stringify(body)).toEqual({ status, code });
   expect(Object.keys(body)).toEqual(['error']);
-  expect(Object.keys(body.error).sort()).toEqual(body.error.details === undefined ? ['code', 'message'] : ['code', 'details', 'message']);
+  expect(Object.keys(body.error).sort()).toEqual(
+    body.error.details === undefined ? ['code', 'message'] : ['code', 'details', 'message'],
+  );
   expect(typeof body.error.message).toBe('string');
   expect(body.error.message.length).toBeGreaterThan(10);
   if (body.error.details !== undefined) expect(typeof body.error.details).toBe('object');
@@ -118,7 +144,9 @@ export async function listedJobIds(server: TestServer): Promise<string[]> {
     // A cursor that never runs out would otherwise loop until the test timeout, saying nothing.
     expect(++pages, 'pages of GET /v1/jobs').toBeLessThanOrEqual(1000);
     const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-    const { status, body } = await getJson<{ items: Array<{ id: string }>; next_cursor: string | null }>(`${server.url}/v1/jobs?limit=100${q}`);
+    const { status, body } = await getJson<{ items: Array<{ id: string }>; next_cursor: string | null }>(
+      `${server.url}/v1/jobs?limit=100${q}`,
+    );
     expect(status).toBe(200);
     ids.push(...body.items.map((j) => j.id));
     cursor = body.next_cursor;
@@ -131,7 +159,9 @@ export async function listedJobIds(server: TestServer): Promise<string[]> {
  * and the server still ready.
  */
 export async function expectNothingLeft(server: TestServer, keep: readonly string[] = []): Promise<void> {
-  const leftovers = (await jobFiles(server.dataDir)).filter((f) => !keep.some((id) => f === id || f.startsWith(`${id}/`)));
+  const leftovers = (await jobFiles(server.dataDir)).filter(
+    (f) => !keep.some((id) => f === id || f.startsWith(`${id}/`)),
+  );
   expect(leftovers).toEqual([]);
   expect((await listedJobIds(server)).sort()).toEqual([...keep].sort());
   const ready = await fetch(`${server.url}/health/ready`);

@@ -35,7 +35,10 @@ function atimeTracksReads(): boolean {
   }
 }
 const canDetectReads = atimeTracksReads();
-if (!canDetectReads) process.stderr.write('hostile-uploads: reads do not update atime under os.tmpdir() (noatime?); read-detection tests skipped\n');
+if (!canDetectReads)
+  process.stderr.write(
+    'hostile-uploads: reads do not update atime under os.tmpdir() (noatime?); read-detection tests skipped\n',
+  );
 
 /** atime 0 marks a file unread; a read since moves it (relatime updates an atime older than the mtime). */
 async function markUnread(file: string): Promise<void> {
@@ -85,9 +88,25 @@ describe('hostile media uploads to POST /v1/jobs', () => {
     files.videoOnly = f('video-only.mp4');
     ffmpeg(['-f', 'lavfi', '-i', 'testsrc=duration=2:size=64x64:rate=10', '-an', '-c:v', 'mpeg4', files.videoOnly]);
     files.long = f('long.mp3');
-    ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=300:duration=75', '-ar', '8000', '-ac', '1', '-b:a', '16k', files.long]);
+    ffmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=frequency=300:duration=75',
+      '-ar',
+      '8000',
+      '-ac',
+      '1',
+      '-b:a',
+      '16k',
+      files.long,
+    ]);
     listener = await startListener();
-    server = await startServer({ TRANSCRIBE_PROVIDER: 'local', MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), MAX_DURATION_S: '60' });
+    server = await startServer({
+      TRANSCRIBE_PROVIDER: 'local',
+      MAX_UPLOAD_BYTES: String(2 * 1024 * 1024),
+      MAX_DURATION_S: '60',
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -106,7 +125,10 @@ describe('hostile media uploads to POST /v1/jobs', () => {
     const form = new FormData();
     form.append('file', blob, filename);
     form.append('language', 'en');
-    return fetch(`${server.url}/v1/jobs`, { method: 'POST', body: form }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
+    return fetch(`${server.url}/v1/jobs`, { method: 'POST', body: form }).then(async (res) => ({
+      status: res.status,
+      body: (await res.json()) as unknown,
+    }));
   };
 
   it('answers 415 UNSUPPORTED_MEDIA empty_file to an empty file', async () => {
@@ -135,21 +157,34 @@ describe('hostile media uploads to POST /v1/jobs', () => {
     expect(listener.connections()).toBe(0);
     // Control: the same playlist does reach the listener when ffprobe is allowed to follow it (it then fails
     // on the hang-up, which does not matter: the connection is what counts).
-    const args = ['-v', 'quiet', '-protocol_whitelist', 'file,http,tcp', '-rw_timeout', '2000000', path.join(dir, 'http-playlist.mp3')];
+    const args = [
+      '-v',
+      'quiet',
+      '-protocol_whitelist',
+      'file,http,tcp',
+      '-rw_timeout',
+      '2000000',
+      path.join(dir, 'http-playlist.mp3'),
+    ];
     await new Promise((resolve) => execFile('ffprobe', args, { timeout: 10_000 }, resolve));
-    await until(() => listener.connections() > 0, 'ffprobe following the playlist to connect to the listener', { everyMs: 50 });
+    await until(() => listener.connections() > 0, 'ffprobe following the playlist to connect to the listener', {
+      everyMs: 50,
+    });
   });
 
-  it.skipIf(!canDetectReads)('refuses an HLS playlist .mp3 naming a file:// URL without reading the named file', async () => {
-    await markUnread(files.canary!);
-    const res = await send(await as('file-playlist.mp3', playlist(`file://${files.canary}`)), 'playlist.mp3');
-    expectError(res, 415, 'UNSUPPORTED_MEDIA', { reason: 'container_not_allowed' });
-    expect(await wasRead(files.canary!)).toBe(false);
-    await expectNothingLeft(server);
-    // Control: an unguarded ffprobe follows the playlist and reads the canary.
-    execFileSync('ffprobe', ['-v', 'quiet', path.join(dir, 'file-playlist.mp3')]);
-    expect(await wasRead(files.canary!)).toBe(true);
-  });
+  it.skipIf(!canDetectReads)(
+    'refuses an HLS playlist .mp3 naming a file:// URL without reading the named file',
+    async () => {
+      await markUnread(files.canary!);
+      const res = await send(await as('file-playlist.mp3', playlist(`file://${files.canary}`)), 'playlist.mp3');
+      expectError(res, 415, 'UNSUPPORTED_MEDIA', { reason: 'container_not_allowed' });
+      expect(await wasRead(files.canary!)).toBe(false);
+      await expectNothingLeft(server);
+      // Control: an unguarded ffprobe follows the playlist and reads the canary.
+      execFileSync('ffprobe', ['-v', 'quiet', path.join(dir, 'file-playlist.mp3')]);
+      expect(await wasRead(files.canary!)).toBe(true);
+    },
+  );
 
   it.skipIf(!canDetectReads)('refuses an ffconcat script naming a local file without reading it', async () => {
     await markUnread(files.canary!);
@@ -175,7 +210,7 @@ describe('hostile media uploads to POST /v1/jobs', () => {
   });
 });
 
-describe('an HLS playlist naming another job\'s upload', () => {
+describe("an HLS playlist naming another job's upload", () => {
   let fake: FakeOpenAI;
   let server: TestServer;
   const speech = speechFixture();
@@ -184,7 +219,12 @@ describe('an HLS playlist naming another job\'s upload', () => {
     // The fake never answers a transcription: the first job stays in `transcribing` with its upload on disk.
     fake = await startFakeOpenAI({ faults: () => 'stall' });
     // Concurrency above the chunk count: every chunk is sent at once, so the slicer runs to the end and exits.
-    server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, CHUNK_MAX_ATTEMPTS: '1', TRANSCRIBE_CONCURRENCY: '16' });
+    server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      CHUNK_MAX_ATTEMPTS: '1',
+      TRANSCRIBE_CONCURRENCY: '16',
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -192,36 +232,41 @@ describe('an HLS playlist naming another job\'s upload', () => {
     await removeDir(server?.dataDir ?? '');
   });
 
-  it.skipIf(!canDetectReads)('is refused with 415 and the other upload is not read, by absolute path or file:// URL', async () => {
-    const victim = await upload(server.url, speech.mp3, { language: 'en' });
-    expect(victim.status).toBe(202);
-    const id = victim.body.id;
-    const victimUpload = path.join(server.dataDir, 'jobs', id, 'upload');
-    // Settled: every chunk cut and sent (the slicer is done with the upload) and nobody has the upload open.
-    await until(
-      async () => {
-        const job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`)).body;
-        const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length;
-        return job.stage === 'transcribing' && sent === job.progress.chunks_total && !(await isOpenAnywhere(victimUpload));
-      },
-      'every chunk sent and the upload closed everywhere',
-      { everyMs: 50 },
-    );
-    await markUnread(victimUpload);
+  it.skipIf(!canDetectReads)(
+    'is refused with 415 and the other upload is not read, by absolute path or file:// URL',
+    async () => {
+      const victim = await upload(server.url, speech.mp3, { language: 'en' });
+      expect(victim.status).toBe(202);
+      const id = victim.body.id;
+      const victimUpload = path.join(server.dataDir, 'jobs', id, 'upload');
+      // Settled: every chunk cut and sent (the slicer is done with the upload) and nobody has the upload open.
+      await until(
+        async () => {
+          const job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`)).body;
+          const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length;
+          return (
+            job.stage === 'transcribing' && sent === job.progress.chunks_total && !(await isOpenAnywhere(victimUpload))
+          );
+        },
+        'every chunk sent and the upload closed everywhere',
+        { everyMs: 50 },
+      );
+      await markUnread(victimUpload);
 
-    for (const target of [victimUpload, `file://${victimUpload}`]) {
-      const res = await upload(server.url, new Blob([playlist(target)]), { language: 'en' });
-      expectError(res, 415, 'UNSUPPORTED_MEDIA', { reason: 'container_not_allowed' });
-      expect(await wasRead(victimUpload)).toBe(false);
-      await expectNothingLeft(server, [id]);
-    }
-    // Control: the detector sees a read.
-    await readFile(victimUpload);
-    expect(await wasRead(victimUpload)).toBe(true);
-    expect(fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length).toBeGreaterThan(0);
+      for (const target of [victimUpload, `file://${victimUpload}`]) {
+        const res = await upload(server.url, new Blob([playlist(target)]), { language: 'en' });
+        expectError(res, 415, 'UNSUPPORTED_MEDIA', { reason: 'container_not_allowed' });
+        expect(await wasRead(victimUpload)).toBe(false);
+        await expectNothingLeft(server, [id]);
+      }
+      // Control: the detector sees a read.
+      await readFile(victimUpload);
+      expect(await wasRead(victimUpload)).toBe(true);
+      expect(fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length).toBeGreaterThan(0);
 
-    const del = await fetch(`${server.url}/v1/jobs/${id}`, { method: 'DELETE' });
-    expect(del.status).toBe(204);
-    await expectNothingLeft(server);
-  });
+      const del = await fetch(`${server.url}/v1/jobs/${id}`, { method: 'DELETE' });
+      expect(del.status).toBe(204);
+      await expectNothingLeft(server);
+    },
+  );
 });

@@ -15,7 +15,11 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
 
   beforeAll(async () => {
     fake = await startFakeOpenAI({ faults: () => 'stall' });
-    server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, SHUTDOWN_TIMEOUT_MS: '100' });
+    server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      SHUTDOWN_TIMEOUT_MS: '100',
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -58,8 +62,12 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
   });
 
   it('gives one of two different requests racing with a new key the job and the other 422', async () => {
-    const a = multipart([{ name: 'file', filename: 'speech.mp3', contentType: 'audio/mpeg', data: await readAll(speech.mp3) }]);
-    const b = multipart([{ name: 'file', filename: 'speech.wav', contentType: 'audio/wav', data: await readAll(speech.wav) }]);
+    const a = multipart([
+      { name: 'file', filename: 'speech.mp3', contentType: 'audio/mpeg', data: await readAll(speech.mp3) },
+    ]);
+    const b = multipart([
+      { name: 'file', filename: 'speech.wav', contentType: 'audio/wav', data: await readAll(speech.wav) },
+    ]);
     const answers = await Promise.all([postMultipart(server, a, key('race')), postMultipart(server, b, key('race'))]);
     expect(answers.map((r) => r.status).sort()).toEqual([202, 422]);
     const winner = answers.find((r) => r.status === 202)!;

@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, pollJob, registeredRoutes, removeDir, startServer, upload, waitForJob, type ErrorJson, type JobJson, type TestServer } from '../helper.ts';
+import {
+  getJson,
+  jobFiles,
+  pollJob,
+  registeredRoutes,
+  removeDir,
+  startServer,
+  upload,
+  waitForJob,
+  type ErrorJson,
+  type JobJson,
+  type TestServer,
+} from '../helper.ts';
 
 const KEY_A = 'key-a-0123456789';
 const KEY_B = 'key-b-0123456789';
@@ -39,14 +51,25 @@ describe('the jobs API', () => {
     }
     expect((await upload(server.url, speech.wav)).status).toBe(401);
     expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
-    const ready = await getJson<{ status: string; components: Record<string, { status: string; detail: string }> }>(`${server.url}/health/ready`);
+    const ready = await getJson<{ status: string; components: Record<string, { status: string; detail: string }> }>(
+      `${server.url}/health/ready`,
+    );
     expect(ready.status).toBe(200);
-    expect(Object.keys(ready.body.components).sort()).toEqual(['disk', 'ffmpeg', 'ffprobe', 'job_dirs', 'memory', 'provider', 'queue', 'store']);
+    expect(Object.keys(ready.body.components).sort()).toEqual([
+      'disk',
+      'ffmpeg',
+      'ffprobe',
+      'job_dirs',
+      'memory',
+      'provider',
+      'queue',
+      'store',
+    ]);
     expect(Object.values(ready.body.components).every((c) => c.status === 'ok' || c.status === 'degraded')).toBe(true);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
   });
 
-  it('keeps each key\'s jobs invisible to every other key, and returns the same job for a repeated Idempotency-Key', async () => {
+  it("keeps each key's jobs invisible to every other key, and returns the same job for a repeated Idempotency-Key", async () => {
     const first = await upload(server.url, speech.wav, {}, { ...A, 'idempotency-key': 'same-1' });
     expect(first.status).toBe(202);
     const again = await upload(server.url, speech.wav, {}, { ...A, 'idempotency-key': 'same-1' });
@@ -70,7 +93,7 @@ describe('the jobs API', () => {
     await waitForJob(server.url, otherKey.body.id, B);
   });
 
-  it('checks both keys on every /v1 route the app registers: each sees its own job and never the other\'s', async () => {
+  it("checks both keys on every /v1 route the app registers: each sees its own job and never the other's", async () => {
     const a = await upload(server.url, speech.wav, {}, { ...A, 'idempotency-key': 'every-route' });
     const b = await upload(server.url, speech.wav, {}, { ...B, 'idempotency-key': 'every-route' });
     expect([a.status, b.status]).toEqual([202, 202]);
@@ -80,15 +103,20 @@ describe('the jobs API', () => {
       { id: a.body.id, own: A, other: B },
       { id: b.body.id, own: B, other: A },
     ];
-    const call = (method: string, path: string, headers: Record<string, string>) => fetch(`${server.url}${path}`, { method, headers });
+    const call = (method: string, path: string, headers: Record<string, string>) =>
+      fetch(`${server.url}${path}`, { method, headers });
 
     /** One check a route; a /v1 route without one fails the test below, so a new route cannot go unchecked. */
     const checks: Record<string, () => Promise<void>> = {
       'GET /v1/jobs': async () => {
         for (const { id, own, other } of jobs) {
           for (const q of ['', '?status=completed', '?limit=100']) {
-            expect((await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs${q}`, own)).body.items.map((j) => j.id)).toContain(id);
-            expect((await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs${q}`, other)).body.items.map((j) => j.id)).not.toContain(id);
+            expect(
+              (await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs${q}`, own)).body.items.map((j) => j.id),
+            ).toContain(id);
+            expect(
+              (await getJson<{ items: JobJson[] }>(`${server.url}/v1/jobs${q}`, other)).body.items.map((j) => j.id),
+            ).not.toContain(id);
           }
         }
       },
@@ -132,7 +160,10 @@ describe('the jobs API', () => {
       .map((r) => `${r.method} ${r.url}`);
     expect(v1Routes.sort()).toEqual(Object.keys(checks).sort());
     // DELETE last: the other checks need the jobs.
-    for (const route of [...v1Routes.filter((r) => !r.startsWith('DELETE')), ...v1Routes.filter((r) => r.startsWith('DELETE'))]) {
+    for (const route of [
+      ...v1Routes.filter((r) => !r.startsWith('DELETE')),
+      ...v1Routes.filter((r) => r.startsWith('DELETE')),
+    ]) {
       await checks[route]?.();
     }
   });
@@ -147,7 +178,10 @@ describe('the jobs API', () => {
     do {
       expect(++pages, 'pages of GET /v1/jobs').toBeLessThanOrEqual(1000);
       const q: string = cursor ? `&cursor=${cursor}` : '';
-      const page: { body: { items: JobJson[]; next_cursor: string | null } } = await getJson(`${server.url}/v1/jobs?limit=2${q}`, A);
+      const page: { body: { items: JobJson[]; next_cursor: string | null } } = await getJson(
+        `${server.url}/v1/jobs?limit=2${q}`,
+        A,
+      );
       expect(page.body.items.length).toBeLessThanOrEqual(2);
       seen.push(...page.body.items.map((j) => j.id));
       cursor = page.body.next_cursor;
@@ -194,7 +228,10 @@ describe('the jobs API', () => {
     try {
       const created = await upload(server.url, speech.wav, {}, A);
       const id = created.body.id;
-      const job = await pollJob(server.url, id, (j) => j.progress.chunks_done >= 1, 'a first chunk done', { headers: A, everyMs: 50 });
+      const job = await pollJob(server.url, id, (j) => j.progress.chunks_done >= 1, 'a first chunk done', {
+        headers: A,
+        everyMs: 50,
+      });
       expect(job.status).toBe('processing');
       expect(job.stage).toBe('transcribing');
       expect(job.progress.eta_s).not.toBeNull();
@@ -230,7 +267,9 @@ describe('the jobs API', () => {
       expect(res.status).toBe(200);
       expect(res.headers.get('x-transcript-partial')).toBe('true');
       const transcript = (await res.json()) as { text: string; segments: Array<{ chunk: number; text: string }> };
-      expect(transcript.segments.filter((s) => s.chunk === 1).map((s) => s.text)).toEqual(['[inaudible: chunk 1 failed]']);
+      expect(transcript.segments.filter((s) => s.chunk === 1).map((s) => s.text)).toEqual([
+        '[inaudible: chunk 1 failed]',
+      ]);
       expect(transcript.segments.some((s) => s.chunk === 0 && s.text !== '')).toBe(true);
       expect(transcript.text).toContain('[inaudible: chunk 1 failed]');
     } finally {

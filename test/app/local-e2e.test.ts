@@ -12,8 +12,12 @@ interface TranscriptJson {
 
 function parseCues(body: string, separator: ',' | '.'): Array<{ start: number; end: number; text: string }> {
   const sep = separator === ',' ? ',' : '\\.';
-  const re = new RegExp(`(\\d{2}):(\\d{2}):(\\d{2})${sep}(\\d{3}) --> (\\d{2}):(\\d{2}):(\\d{2})${sep}(\\d{3})\\n([^\\n]+(?:\\n[^\\n]+)*)`, 'g');
-  const secs = (h: string, m: string, s: string, ms: string) => Number(h) * 3600 + Number(m) * 60 + Number(s) + Number(ms) / 1000;
+  const re = new RegExp(
+    `(\\d{2}):(\\d{2}):(\\d{2})${sep}(\\d{3}) --> (\\d{2}):(\\d{2}):(\\d{2})${sep}(\\d{3})\\n([^\\n]+(?:\\n[^\\n]+)*)`,
+    'g',
+  );
+  const secs = (h: string, m: string, s: string, ms: string) =>
+    Number(h) * 3600 + Number(m) * 60 + Number(s) + Number(ms) / 1000;
   return [...body.matchAll(re)].map((m) => ({
     start: secs(m[1]!, m[2]!, m[3]!, m[4]!),
     end: secs(m[5]!, m[6]!, m[7]!, m[8]!),
@@ -77,7 +81,12 @@ describe('the service end to end with the local engine', () => {
     const srtCues = parseCues(srt, ',');
     expect(srtCues.length).toBeGreaterThan(3);
     expect(srtCues.every((c) => c.end >= c.start)).toBe(true);
-    expect(srtCues.map((c) => c.text).join(' ').toLowerCase()).toContain('respectable');
+    expect(
+      srtCues
+        .map((c) => c.text)
+        .join(' ')
+        .toLowerCase(),
+    ).toContain('respectable');
 
     const vttRes = await fetch(`${server.url}/v1/jobs/${job.id}/transcript?format=vtt`);
     expect(vttRes.headers.get('content-type')).toContain('text/vtt');
@@ -90,10 +99,15 @@ describe('the service end to end with the local engine', () => {
 
     // The upload and chunk files go once the job has ended (just after its end is stored, so a stop in between
     // can resume from them); the job row and transcript stay.
-    const leftovers = async () => (await jobFiles(server.dataDir)).filter((f) => f.includes('upload') || f.endsWith('.wav'));
-    await until(async () => (await leftovers()).length === 0, 'the upload and chunk files to be removed after the job ended', {
-      timeoutMs: 10_000,
-    });
+    const leftovers = async () =>
+      (await jobFiles(server.dataDir)).filter((f) => f.includes('upload') || f.endsWith('.wav'));
+    await until(
+      async () => (await leftovers()).length === 0,
+      'the upload and chunk files to be removed after the job ended',
+      {
+        timeoutMs: 10_000,
+      },
+    );
   });
 
   it('refuses a language the engine does not have at upload, naming the ones it has, and leaves nothing behind', async () => {

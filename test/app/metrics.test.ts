@@ -7,7 +7,10 @@ import { removeDir, startServer, upload, waitForJob, type TestServer } from '../
 import { parsePromText, sumOf, type PromSample } from '../support/prom-text.ts';
 import { until } from '../support/until.ts';
 
-async function scrape(url: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; samples: PromSample[] }> {
+async function scrape(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string | null; samples: PromSample[] }> {
   const res = await fetch(`${url}/metrics`, { headers });
   const text = await res.text();
   return { status: res.status, type: res.headers.get('content-type'), samples: res.ok ? parsePromText(text) : [] };
@@ -62,14 +65,27 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/);
     const openai = { provider: 'openai', model: 'whisper-1' };
 
-    expect(sumOf(samples, 'chunkscribe_chunk_transcription_seconds_count', { ...openai, outcome: 'success' })).toBe(chunks);
+    expect(sumOf(samples, 'chunkscribe_chunk_transcription_seconds_count', { ...openai, outcome: 'success' })).toBe(
+      chunks,
+    );
     expect(sumOf(samples, 'chunkscribe_chunk_transcription_seconds_count', { outcome: 'failed' })).toBeUndefined();
-    expect(sumOf(samples, 'chunkscribe_chunk_transcription_seconds_bucket', { ...openai, outcome: 'success', le: '+Inf' })).toBe(chunks);
-    expect(sumOf(samples, 'chunkscribe_provider_requests_total', { ...openai, outcome: 'success', error_class: 'none' })).toBe(chunks);
-    const errors = samples.filter((s) => s.name === 'chunkscribe_provider_requests_total' && s.labels.outcome === 'error');
+    expect(
+      sumOf(samples, 'chunkscribe_chunk_transcription_seconds_bucket', { ...openai, outcome: 'success', le: '+Inf' }),
+    ).toBe(chunks);
+    expect(
+      sumOf(samples, 'chunkscribe_provider_requests_total', { ...openai, outcome: 'success', error_class: 'none' }),
+    ).toBe(chunks);
+    const errors = samples.filter(
+      (s) => s.name === 'chunkscribe_provider_requests_total' && s.labels.outcome === 'error',
+    );
     expect(errors).toHaveLength(1);
     expect(errors[0]!.value).toBe(1);
-    expect(sumOf(samples, 'chunkscribe_provider_retries_total', { provider: 'openai', error_class: errors[0]!.labels.error_class! })).toBe(1);
+    expect(
+      sumOf(samples, 'chunkscribe_provider_retries_total', {
+        provider: 'openai',
+        error_class: errors[0]!.labels.error_class!,
+      }),
+    ).toBe(1);
     expect(sumOf(samples, 'chunkscribe_provider_retries_total')).toBe(1);
 
     expect(sumOf(samples, 'chunkscribe_jobs', { status: 'completed' })).toBe(1);
@@ -80,8 +96,13 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
     expect(cost).toBeCloseTo((created.body.estimate as { cost_usd: number }).cost_usd, 9);
     expect(sumOf(samples, 'chunkscribe_upload_bytes_total')).toBe(statSync(speech.mp3).size);
     expect(sumOf(samples, 'chunkscribe_jobs_ended_total', { status: 'completed' })).toBe(1);
-    expect(sumOf(samples, 'chunkscribe_audio_bytes_processed_total', { status: 'completed' })).toBe(statSync(speech.mp3).size);
-    expect(sumOf(samples, 'chunkscribe_audio_seconds_processed_total', { status: 'completed' })).toBeCloseTo(speech.durationS, 0);
+    expect(sumOf(samples, 'chunkscribe_audio_bytes_processed_total', { status: 'completed' })).toBe(
+      statSync(speech.mp3).size,
+    );
+    expect(sumOf(samples, 'chunkscribe_audio_seconds_processed_total', { status: 'completed' })).toBeCloseTo(
+      speech.durationS,
+      0,
+    );
 
     expect(sumOf(samples, 'chunkscribe_limiter_queued')).toBe(0);
     expect(sumOf(samples, 'chunkscribe_limiter_running')).toBe(0);
@@ -96,7 +117,9 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
     // One job: one end-to-end time and one queue wait, both from its acceptance; it ended after it started.
     expect(sumOf(samples, 'chunkscribe_job_duration_seconds_count', { status: 'completed' })).toBe(1);
     expect(sumOf(samples, 'chunkscribe_job_queue_wait_seconds_count')).toBe(1);
-    expect(sumOf(samples, 'chunkscribe_job_duration_seconds_sum')).toBeGreaterThanOrEqual(sumOf(samples, 'chunkscribe_job_queue_wait_seconds_sum')!);
+    expect(sumOf(samples, 'chunkscribe_job_duration_seconds_sum')).toBeGreaterThanOrEqual(
+      sumOf(samples, 'chunkscribe_job_queue_wait_seconds_sum')!,
+    );
     // Every provider call (each chunk, and the retried one once more) waited its turn at the limiter.
     expect(sumOf(samples, 'chunkscribe_limiter_wait_seconds_count')).toBe(chunks + 1);
     // One 503 is far below the failure threshold: the circuit stayed closed.
@@ -104,7 +127,9 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
     // Counted from zero, so that the first failure is an increase.
     expect(sumOf(samples, 'chunkscribe_jobs_ended_total', { status: 'failed' })).toBe(0);
     expect(sumOf(samples, 'chunkscribe_webhook_deliveries_total', { outcome: 'failed' })).toBe(0);
-    const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as {
+      version: string;
+    };
     expect(samples.filter((s) => s.name === 'chunkscribe_build_info')).toEqual([
       { name: 'chunkscribe_build_info', labels: { version: pkg.version, node_version: process.version }, value: 1 },
     ]);
@@ -119,7 +144,11 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
     }
     const series = (samples: PromSample[], labels: Record<string, string>) =>
-      sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', { method: 'GET', status_code: '404', ...labels });
+      sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', {
+        method: 'GET',
+        status_code: '404',
+        ...labels,
+      });
     // onResponse runs once the answer has gone out: the scrape may come first.
     let samples: PromSample[] = [];
     await until(
@@ -127,22 +156,47 @@ describe('GET /metrics after a real job against the fake OpenAI server', () => {
         samples = (await scrape(server.url)).samples;
         return series(samples, { route: '/v1/jobs/:id' }) === 2 && series(samples, { route: 'unmatched' }) === 1;
       },
-      () => `2 GET /v1/jobs/:id 404 and 1 unmatched 404 in /metrics, got ${series(samples, { route: '/v1/jobs/:id' })} and ${series(samples, { route: 'unmatched' })}`,
+      () =>
+        `2 GET /v1/jobs/:id 404 and 1 unmatched 404 in /metrics, got ${series(samples, { route: '/v1/jobs/:id' })} and ${series(samples, { route: 'unmatched' })}`,
       { everyMs: 50 },
     );
     const http = samples.filter((s) => s.name.startsWith('chunkscribe_http_request_duration_seconds'));
     expect(http.filter((s) => s.labels.route === 'unmatched' && s.name.endsWith('_count'))).toEqual([
-      { name: 'chunkscribe_http_request_duration_seconds_count', labels: { method: 'GET', route: 'unmatched', status_code: '404' }, value: 1 },
+      {
+        name: 'chunkscribe_http_request_duration_seconds_count',
+        labels: { method: 'GET', route: 'unmatched', status_code: '404' },
+        value: 1,
+      },
     ]);
-    expect(http.filter((s) => JSON.stringify(s.labels).includes(missingJob) || JSON.stringify(s.labels).includes('no-such-route'))).toEqual([]);
+    expect(
+      http.filter(
+        (s) => JSON.stringify(s.labels).includes(missingJob) || JSON.stringify(s.labels).includes('no-such-route'),
+      ),
+    ).toEqual([]);
     // The first test's upload and polls, by their patterns.
-    expect(sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', { method: 'POST', route: '/v1/jobs', status_code: '202' })).toBe(1);
-    expect(sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', { method: 'GET', route: '/v1/jobs/:id', status_code: '200' })).toBeGreaterThanOrEqual(1);
+    expect(
+      sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/v1/jobs',
+        status_code: '202',
+      }),
+    ).toBe(1);
+    expect(
+      sumOf(samples, 'chunkscribe_http_request_duration_seconds_count', {
+        method: 'GET',
+        route: '/v1/jobs/:id',
+        status_code: '200',
+      }),
+    ).toBeGreaterThanOrEqual(1);
     expect(sumOf(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
   });
 
   it('asks for the bearer token when METRICS_TOKEN is set', async () => {
-    const guarded = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, METRICS_TOKEN: 'scrape-secret' });
+    const guarded = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      METRICS_TOKEN: 'scrape-secret',
+    });
     try {
       const none = await fetch(`${guarded.url}/metrics`);
       expect(none.status).toBe(401);

@@ -1,7 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, jobFiles, removeDir, startServer, upload, waitForJob, type ErrorJson, type TestServer } from '../helper.ts';
+import {
+  getJson,
+  jobFiles,
+  removeDir,
+  startServer,
+  upload,
+  waitForJob,
+  type ErrorJson,
+  type TestServer,
+} from '../helper.ts';
 
 interface TranscriptJson {
   text: string;
@@ -88,11 +97,17 @@ describe('the service end to end with the openai engine against the fake OpenAI 
     const whisper = await waitForJob(server.url, (await upload(server.url, speech.wav)).body.id);
     const w = await getJson<TranscriptJson & { timing: string }>(`${server.url}/v1/jobs/${whisper.id}/transcript`);
     expect(w.body.timing).toBe('segment');
-    expect(await (await fetch(`${server.url}/v1/jobs/${whisper.id}/transcript?format=vtt`)).text()).not.toContain('NOTE');
+    expect(await (await fetch(`${server.url}/v1/jobs/${whisper.id}/transcript?format=vtt`)).text()).not.toContain(
+      'NOTE',
+    );
   });
 
   it('completes under 30% random transient faults with every chunk exactly once in the transcript', async () => {
-    fake.setRandom({ seed: 7, probability: 0.3, faults: [{ type: 'rate_limit', retryAfterS: null }, { type: 'server_error', status: 503 }, 'drop'] });
+    fake.setRandom({
+      seed: 7,
+      probability: 0.3,
+      faults: [{ type: 'rate_limit', retryAfterS: null }, { type: 'server_error', status: 503 }, 'drop'],
+    });
     const created = await upload(server.url, speech.mp3);
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');

@@ -42,7 +42,9 @@ interface Document {
 }
 
 const operations = (doc: Document) =>
-  Object.entries(doc.paths).flatMap(([p, methods]) => Object.entries(methods).map(([method, op]) => ({ name: `${method.toUpperCase()} ${p}`, p, op })));
+  Object.entries(doc.paths).flatMap(([p, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({ name: `${method.toUpperCase()} ${p}`, p, op })),
+  );
 
 /**
  * The recommended rules, and the three operations that cannot meet operation-4xx-response: the health probes
@@ -186,15 +188,36 @@ describe('the OpenAPI document', () => {
     await writeFile(path.join(work, 'openapi.json'), JSON.stringify(doc, null, 2));
     await writeFile(path.join(work, 'redocly.yaml'), REDOCLY_CONFIG);
     await writeFile(path.join(work, '.redocly.lint-ignore.yaml'), LINT_IGNORE);
-    const args = ['--experimental-strip-types', '--import', NO_NETWORK, REDOCLY, 'lint', 'openapi.json', '--config', 'redocly.yaml', '--format', 'json'];
+    const args = [
+      '--experimental-strip-types',
+      '--import',
+      NO_NETWORK,
+      REDOCLY,
+      'lint',
+      'openapi.json',
+      '--config',
+      'redocly.yaml',
+      '--format',
+      'json',
+    ];
     // HOME is the temp dir: nothing the tool caches lands in the real one.
-    const env = { PATH: process.env.PATH ?? '', HOME: work, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: work,
+      REDOCLY_TELEMETRY: 'off',
+      REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
+    };
     const result = await run(process.execPath, args, { cwd: work, env, maxBuffer: 16 * 1024 * 1024 }).catch(
       (err: { stdout: string; stderr: string; code: number }) => err,
     );
     expect(result.stderr).not.toContain(NETWORK_ATTEMPT_MARK);
-    const report = JSON.parse(result.stdout) as { totals: { errors: number; warnings: number; ignored: number }; problems: Array<{ ruleId: string; message: string; location: Array<{ pointer: string }> }> };
-    const problems = report.problems.map((p) => `${p.ruleId} at ${p.location.map((l) => l.pointer).join(', ')}: ${p.message}`);
+    const report = JSON.parse(result.stdout) as {
+      totals: { errors: number; warnings: number; ignored: number };
+      problems: Array<{ ruleId: string; message: string; location: Array<{ pointer: string }> }>;
+    };
+    const problems = report.problems.map(
+      (p) => `${p.ruleId} at ${p.location.map((l) => l.pointer).join(', ')}: ${p.message}`,
+    );
     expect(problems).toEqual([]);
     expect(report.totals).toEqual({ errors: 0, warnings: 0, ignored: 3 });
     expect('code' in result ? result.code : 0).toBe(0);
@@ -222,7 +245,11 @@ describe('the OpenAPI document', () => {
         for (const [type, media] of Object.entries(response.content ?? {})) {
           expect(media.example ?? media.examples, `${name} ${status} ${type}`).toBeDefined();
         }
-        if (Number(status) < 400 || response.content?.['application/json']?.schema?.$ref !== '#/components/schemas/ErrorBody') continue;
+        if (
+          Number(status) < 400 ||
+          response.content?.['application/json']?.schema?.$ref !== '#/components/schemas/ErrorBody'
+        )
+          continue;
         // An error response names its codes; each has an example carrying it, and each belongs to this status.
         const codes = /^Error: (.+)$/.exec(response.description)?.[1]?.split(', ') ?? [];
         expect(codes.length, `${name} ${status} names its codes`).toBeGreaterThan(0);
@@ -236,13 +263,20 @@ describe('the OpenAPI document', () => {
     }
     const byId: Record<string, Operation> = Object.fromEntries(ops.map((o) => [o.op.operationId ?? o.name, o.op]));
     // Upload refusals seen before any job exists, the provider's included.
-    expect(Object.keys(byId.createJob?.responses ?? {})).toEqual(expect.arrayContaining(['400', '401', '413', '415', '422', '429', '502', '503', '507']));
+    expect(Object.keys(byId.createJob?.responses ?? {})).toEqual(
+      expect.arrayContaining(['400', '401', '413', '415', '422', '429', '502', '503', '507']),
+    );
     expect(byId.createJob?.responses['502']?.description).toContain('PROVIDER_AUTH');
     // A parameter with a default may be left out.
-    for (const [id, param] of [['getTranscript', 'format'], ['listJobs', 'limit']] as const) {
+    for (const [id, param] of [
+      ['getTranscript', 'format'],
+      ['listJobs', 'limit'],
+    ] as const) {
       expect(byId[id]?.parameters?.find((p) => p.name === param)?.required, `${id} ${param}`).toBe(false);
     }
-    const transcript = byId.getTranscript?.responses['200']?.content?.['application/json']?.schema as { properties: Json };
+    const transcript = byId.getTranscript?.responses['200']?.content?.['application/json']?.schema as {
+      properties: Json;
+    };
     expect(Object.keys(transcript.properties)).toContain('timing');
   });
 
@@ -263,10 +297,14 @@ describe('the OpenAPI document', () => {
     expect(checked.stdout, 'tsc output').toBe('');
     expect('code' in checked ? checked.code : 0).toBe(0);
 
-    const ran = await run(process.execPath, ['--experimental-strip-types', path.join(work, 'client.ts'), keyed.url, KEY, speech.wav], {
-      cwd: work,
-      env: { PATH: process.env.PATH ?? '' },
-    });
+    const ran = await run(
+      process.execPath,
+      ['--experimental-strip-types', path.join(work, 'client.ts'), keyed.url, KEY, speech.wav],
+      {
+        cwd: work,
+        env: { PATH: process.env.PATH ?? '' },
+      },
+    );
     const result = JSON.parse(ran.stdout) as {
       id: string;
       status: string;
@@ -287,7 +325,9 @@ describe('the OpenAPI document', () => {
     expect(result.listed).toContain(result.id);
     expect(result.missing).toEqual({ status: 404, code: 'NOT_FOUND' });
     // The job is the service's own: the same key sees it over plain HTTP.
-    const job = await getJson<{ status: string }>(`${keyed.url}/v1/jobs/${result.id}`, { authorization: `Bearer ${KEY}` });
+    const job = await getJson<{ status: string }>(`${keyed.url}/v1/jobs/${result.id}`, {
+      authorization: `Bearer ${KEY}`,
+    });
     expect(job.body.status).toBe('completed');
   });
 });

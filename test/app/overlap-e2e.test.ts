@@ -15,7 +15,12 @@ interface JobChunks {
   progress: { chunks_total: number; chunks_done: number };
 }
 
-const words = (text: string): string[] => text.toLowerCase().replace(/[^a-z' ]/g, ' ').split(/\s+/).filter(Boolean);
+const words = (text: string): string[] =>
+  text
+    .toLowerCase()
+    .replace(/[^a-z' ]/g, ' ')
+    .split(/\s+/)
+    .filter(Boolean);
 
 /** Word-level edit distance. */
 function distance(a: readonly string[], b: readonly string[]): number {
@@ -23,7 +28,11 @@ function distance(a: readonly string[], b: readonly string[]): number {
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
     for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     row = next;
   }
@@ -48,8 +57,18 @@ describe('chunk overlap with the local engine', () => {
   let overlapped: TestServer;
 
   beforeAll(async () => {
-    plain = await startServer({ TRANSCRIBE_PROVIDER: 'local', CHUNK_SECONDS: '8', CHUNK_OVERLAP_SECONDS: '0', TRANSCRIBE_CONCURRENCY: '1' });
-    overlapped = await startServer({ TRANSCRIBE_PROVIDER: 'local', CHUNK_SECONDS: '8', CHUNK_OVERLAP_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '1' });
+    plain = await startServer({
+      TRANSCRIBE_PROVIDER: 'local',
+      CHUNK_SECONDS: '8',
+      CHUNK_OVERLAP_SECONDS: '0',
+      TRANSCRIBE_CONCURRENCY: '1',
+    });
+    overlapped = await startServer({
+      TRANSCRIBE_PROVIDER: 'local',
+      CHUNK_SECONDS: '8',
+      CHUNK_OVERLAP_SECONDS: '2',
+      TRANSCRIBE_CONCURRENCY: '1',
+    });
   });
   afterAll(async () => {
     await Promise.all([plain.close(), overlapped.close()]);
@@ -60,12 +79,20 @@ describe('chunk overlap with the local engine', () => {
     const created = await upload(server.url, speech.mp3, { language: 'en' });
     expect(created.status).toBe(202);
     // pocketsphinx on a shared 2-core machine: each of the test's two jobs gets most of its 600 s.
-    const job = (await waitForJob(server.url, created.body.id, {}, { timeoutMs: 280_000 })) as unknown as JobChunks & { status: string; id: string };
+    const job = (await waitForJob(server.url, created.body.id, {}, { timeoutMs: 280_000 })) as unknown as JobChunks & {
+      status: string;
+      id: string;
+    };
     expect(job.status).toBe('completed');
     // The job records how it was cut: an mp3 for the local engine is re-encoded to 16 kHz mono WAV.
     const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
     try {
-      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({ mode: 'encode', format: 'wav', overlapS, hardCuts: job.progress.chunks_total - 1 });
+      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({
+        mode: 'encode',
+        format: 'wav',
+        overlapS,
+        hardCuts: job.progress.chunks_total - 1,
+      });
     } finally {
       store.close();
     }
@@ -104,7 +131,9 @@ describe('overlap on the openai engine with an mp3 upload', () => {
     const created = await upload(server.url, mp3);
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
-    const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').sort((a, b) => a.filename!.localeCompare(b.filename!));
+    const sent = fake.requests
+      .filter((r) => r.path === '/v1/audio/transcriptions')
+      .sort((a, b) => a.filename!.localeCompare(b.filename!));
     expect(sent.length).toBe(job.progress.chunks_total);
     expect(sent.length).toBeGreaterThanOrEqual(3);
     const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });

@@ -23,7 +23,13 @@ interface Ready {
 /** The real app in this process, with disk readings the test sets (a machine's free space cannot be set on demand). */
 async function startWithReadings(env: Record<string, string>, readings: SystemReadings) {
   const dataDir = await tempDataDir();
-  const config = loadConfig({ DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
   const logger = pino({ level: config.logLevel });
   const services: Services = await createServices(config, logger, { readings });
   const app: App = await buildApp({ services, logger });
@@ -45,7 +51,10 @@ describe('pressure', () => {
     const fake = await startFakeOpenAI({ latencyMs: 20 });
     cleanups.push(() => fake.close());
     let freeBytes = 50 * GiB;
-    const readings: SystemReadings = { disk: async () => ({ freeBytes, totalBytes: 100 * GiB }), memory: nodeReadings.memory };
+    const readings: SystemReadings = {
+      disk: async () => ({ freeBytes, totalBytes: 100 * GiB }),
+      memory: nodeReadings.memory,
+    };
     const s = await startWithReadings(
       {
         OPENAI_API_KEY: FAKE_OPENAI_KEY,
@@ -60,7 +69,10 @@ describe('pressure', () => {
       },
       readings,
     );
-    cleanups.push(() => removeDir(s.dataDir), () => s.app.close());
+    cleanups.push(
+      () => removeDir(s.dataDir),
+      () => s.app.close(),
+    );
     const level = () => s.services.pressure.level();
 
     const done = await upload(s.url, speech.mp3);
@@ -71,14 +83,20 @@ describe('pressure', () => {
     fake.setLatency(60_000);
     const live = await upload(s.url, speech.mp3);
     expect(live.status).toBe(202);
-    await until(() => fake.requests.some((r) => r.path === '/v1/audio/transcriptions'), 'the live job to reach the provider');
+    await until(
+      () => fake.requests.some((r) => r.path === '/v1/audio/transcriptions'),
+      'the live job to reach the provider',
+    );
 
     freeBytes = 1 * GiB;
     await until(() => level() === 'elevated', 'elevated pressure');
     const busy = await upload(s.url, speech.mp3);
     expect(busy.status).toBe(503);
     expect(busy.headers.get('retry-after')).toBe('17');
-    expect((busy.body as unknown as ErrorJson).error).toMatchObject({ code: 'SERVER_BUSY', details: { resource: 'disk', level: 'elevated' } });
+    expect((busy.body as unknown as ErrorJson).error).toMatchObject({
+      code: 'SERVER_BUSY',
+      details: { resource: 'disk', level: 'elevated' },
+    });
     expect((await getJson(`${s.url}/v1/jobs/${live.body.id}`)).status).toBe(200);
     expect((await fetch(`${s.url}/v1/jobs/${done.body.id}/transcript?format=txt`)).status).toBe(200);
     const degraded = await getJson<Ready>(`${s.url}/health/ready`);
@@ -108,7 +126,10 @@ describe('pressure', () => {
 
   it('refuses uploads while the event loop lags and takes them again when it catches up', async () => {
     const s = await startWithReadings({ PRESSURE_EVENT_LOOP_DELAY_MS: '30', PRESSURE_SAMPLE_MS: '1000' }, nodeReadings);
-    cleanups.push(() => removeDir(s.dataDir), () => s.app.close());
+    cleanups.push(
+      () => removeDir(s.dataDir),
+      () => s.app.close(),
+    );
     const lag = () => s.app.memoryUsage().eventLoopDelay;
     // Blocks this process's event loop (which the in-process server shares) in slices until a sample shows the lag.
     const deadline = Date.now() + 30_000;
@@ -122,7 +143,10 @@ describe('pressure', () => {
     }
     const busy = await upload(s.url, speech.mp3, { dry_run: 'true' });
     expect(busy.status).toBe(503);
-    expect((busy.body as unknown as ErrorJson).error).toMatchObject({ code: 'SERVER_BUSY', details: { resource: 'event_loop' } });
+    expect((busy.body as unknown as ErrorJson).error).toMatchObject({
+      code: 'SERVER_BUSY',
+      details: { resource: 'event_loop' },
+    });
     expect(busy.headers.get('retry-after')).toBe('30');
     expect((await getJson(`${s.url}/v1/jobs`)).status).toBe(200);
     await until(() => lag() <= 30, 'the lag to pass');
@@ -140,7 +164,11 @@ describe('pressure', () => {
     };
     const above = String(Number.MAX_SAFE_INTEGER);
 
-    const elevated = await run({ PRESSURE_DISK_FREE_ELEVATED_BYTES: above, PRESSURE_DISK_FREE_CRITICAL_BYTES: '0', PRESSURE_RETRY_AFTER_S: '9' });
+    const elevated = await run({
+      PRESSURE_DISK_FREE_ELEVATED_BYTES: above,
+      PRESSURE_DISK_FREE_CRITICAL_BYTES: '0',
+      PRESSURE_RETRY_AFTER_S: '9',
+    });
     const busy = await upload(elevated.url, speech.wav);
     expect(busy.status).toBe(503);
     expect(busy.headers.get('retry-after')).toBe('9');
@@ -157,7 +185,9 @@ describe('pressure', () => {
   });
 
   it('names both variables when a critical threshold is not beyond the elevated one', () => {
-    expect(() => loadConfig({ PRESSURE_DISK_FREE_ELEVATED_BYTES: '100', PRESSURE_DISK_FREE_CRITICAL_BYTES: '200' })).toThrow(ConfigError);
+    expect(() =>
+      loadConfig({ PRESSURE_DISK_FREE_ELEVATED_BYTES: '100', PRESSURE_DISK_FREE_CRITICAL_BYTES: '200' }),
+    ).toThrow(ConfigError);
     expect(() => loadConfig({ PRESSURE_RSS_ELEVATED_BYTES: '200', PRESSURE_RSS_CRITICAL_BYTES: '100' })).toThrow(
       /PRESSURE_RSS_CRITICAL_BYTES: must be higher than or equal to PRESSURE_RSS_ELEVATED_BYTES/,
     );

@@ -11,7 +11,9 @@ describe('jobs against a misbehaving provider', () => {
   it('stops a job after the first 401 when the key is revoked mid-job, sending nothing more', async () => {
     const { fake, server } = await start({ latencyMs: 100 }, { CHUNK_SECONDS: '3', TRANSCRIBE_CONCURRENCY: '1' });
     const created = await upload(server.url, speechFixture().wav);
-    await pollJob(server.url, created.body.id, (job) => job.progress.chunks_done >= 1, 'a first chunk done', { everyMs: 30 });
+    await pollJob(server.url, created.body.id, (job) => job.progress.chunks_done >= 1, 'a first chunk done', {
+      everyMs: 30,
+    });
     fake.setKey('sk-rotated');
     const final = await waitForJob(server.url, created.body.id);
     expect(final.status).toBe('failed');
@@ -27,9 +29,14 @@ describe('jobs against a misbehaving provider', () => {
   it('lets a short job finish while a long one still runs on the shared rate limit', async () => {
     // One request per 500 ms for everyone: the long job alone keeps the bucket busy for ~8 s, longer than the short
     // job's upload and validation take on a loaded machine (its wav chunks are stream-copied: slicing adds nothing).
-    const { fake, server } = await start({ latencyMs: 150 }, { CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '120', RATE_LIMIT_BURST: '1' });
+    const { fake, server } = await start(
+      { latencyMs: 150 },
+      { CHUNK_SECONDS: '2', TRANSCRIBE_CONCURRENCY: '3', RATE_LIMIT_RPM: '120', RATE_LIMIT_BURST: '1' },
+    );
     const long = await upload(server.url, speechFixture().wav);
-    await pollJob(server.url, long.body.id, (job) => job.progress.chunks_done >= 2, 'two chunks of the long job done', { everyMs: 30 });
+    await pollJob(server.url, long.body.id, (job) => job.progress.chunks_done >= 2, 'two chunks of the long job done', {
+      everyMs: 30,
+    });
     const short = await upload(server.url, path.join(LIBRIVOX_DIR, `${CLIPS[1].id}.wav`));
     const shortDone = await waitForJob(server.url, short.body.id);
     expect(shortDone.status).toBe('completed');
@@ -48,16 +55,19 @@ describe('the hallucination guard in a job', () => {
 
   it('re-transcribes a chunk whose text is a repetition loop, without its prompt, and keeps the sane answer', async () => {
     const seen = new Map<string, number>();
-    const { fake, server } = await start({
-      transcript: ({ sha1, durationS }) => {
-        const n = (seen.get(sha1) ?? 0) + 1;
-        seen.set(sha1, n);
-        const sane = fakeTranscript(sha1, durationS);
-        if (n > 1) return sane;
-        const loop = 'thank you '.repeat(20).trim();
-        return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
+    const { fake, server } = await start(
+      {
+        transcript: ({ sha1, durationS }) => {
+          const n = (seen.get(sha1) ?? 0) + 1;
+          seen.set(sha1, n);
+          const sane = fakeTranscript(sha1, durationS);
+          if (n > 1) return sane;
+          const loop = 'thank you '.repeat(20).trim();
+          return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
+        },
       },
-    }, { CHUNK_SECONDS: '10' });
+      { CHUNK_SECONDS: '10' },
+    );
     const created = await upload(server.url, speechFixture().wav, { prompt: 'A reading of Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');

@@ -116,18 +116,22 @@ describe('the hallucination guard at another split', () => {
 
   it('sends a chunk that loops with and without prompt again in two pieces, and keeps the pieces', async () => {
     let looping: string | null = null;
-    const { fake, server } = await start({
-      transcript: ({ sha1, durationS }) => {
-        const sane = fakeTranscript(sha1, durationS);
-        // One chunk (whatever bytes the first request carried) loops however it is asked.
-        looping ??= sha1;
-        if (sha1 !== looping) return sane;
-        const loop = 'thank you '.repeat(20).trim();
-        return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
+    const { fake, server } = await start(
+      {
+        transcript: ({ sha1, durationS }) => {
+          const sane = fakeTranscript(sha1, durationS);
+          // One chunk (whatever bytes the first request carried) loops however it is asked.
+          looping ??= sha1;
+          if (sha1 !== looping) return sane;
+          const loop = 'thank you '.repeat(20).trim();
+          return { ...sane, text: loop, segments: [{ ...sane.segments[0]!, text: loop }] };
+        },
       },
-    }, {
-      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1',
-    });
+      {
+        CHUNK_SECONDS: '10',
+        TRANSCRIBE_CONCURRENCY: '1',
+      },
+    );
     const created = await upload(server.url, speech.wav, { prompt: 'A reading of Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
@@ -150,9 +154,13 @@ describe('context=sequential', () => {
   const start = useFakeProviderService();
 
   it("sends each chunk after the previous one, with the previous chunk's text at the end of its prompt", async () => {
-    const { fake, server } = await start({ latencyMs: 50 }, {
-      CHUNK_SECONDS: '5', TRANSCRIBE_CONCURRENCY: '4',
-    });
+    const { fake, server } = await start(
+      { latencyMs: 50 },
+      {
+        CHUNK_SECONDS: '5',
+        TRANSCRIBE_CONCURRENCY: '4',
+      },
+    );
     const created = await upload(server.url, speech.wav, { context: 'sequential', prompt: 'Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
@@ -169,9 +177,13 @@ describe('context=sequential', () => {
   });
 
   it('keeps the job concurrency without it', async () => {
-    const { fake, server } = await start({ latencyMs: 300 }, {
-      CHUNK_SECONDS: '5', TRANSCRIBE_CONCURRENCY: '4',
-    });
+    const { fake, server } = await start(
+      { latencyMs: 300 },
+      {
+        CHUNK_SECONDS: '5',
+        TRANSCRIBE_CONCURRENCY: '4',
+      },
+    );
     const created = await upload(server.url, speech.wav, { prompt: 'Sense and Sensibility.' });
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
@@ -186,15 +198,29 @@ describe('waiting for the provider', () => {
 
   it('shows a job held by the open circuit as processing/transcribing with the reason, then completes it', async () => {
     let failing = true;
-    const { server } = await start({ faults: () => (failing ? { type: 'server_error', status: 503 } : null) }, {
-      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '2',
-      RETRY_BASE_DELAY_MS: '5', RETRY_MAX_DELAY_MS: '20', CHUNK_MAX_ATTEMPTS: '20', CIRCUIT_FAILURE_THRESHOLD: '3', CIRCUIT_COOL_DOWN_MS: '400',
-    });
+    const { server } = await start(
+      { faults: () => (failing ? { type: 'server_error', status: 503 } : null) },
+      {
+        CHUNK_SECONDS: '10',
+        TRANSCRIBE_CONCURRENCY: '2',
+        RETRY_BASE_DELAY_MS: '5',
+        RETRY_MAX_DELAY_MS: '20',
+        CHUNK_MAX_ATTEMPTS: '20',
+        CIRCUIT_FAILURE_THRESHOLD: '3',
+        CIRCUIT_COOL_DOWN_MS: '400',
+      },
+    );
     const created = await upload(server.url, speech.wav);
     type Waiting = JobJson & { progress: { waiting?: { reason: string; until: string | null } | null } };
-    const job = await pollJob<Waiting>(server.url, created.body.id, (j) => !!j.progress.waiting || j.status !== 'processing', 'the job to wait for the provider', {
-      everyMs: 20,
-    });
+    const job = await pollJob<Waiting>(
+      server.url,
+      created.body.id,
+      (j) => !!j.progress.waiting || j.status !== 'processing',
+      'the job to wait for the provider',
+      {
+        everyMs: 20,
+      },
+    );
     expect(job.status).toBe('processing');
     expect(job.stage).toBe('transcribing');
     expect(job.progress.waiting?.reason).toBe('provider_circuit_open');
@@ -207,16 +233,28 @@ describe('waiting for the provider', () => {
   });
 
   it('shows a chunk between attempts with its attempt count, next try time and last error', async () => {
-    const { fake, server } = await start({ faults: [{ type: 'rate_limit', retryAfterS: 2 }] }, {
-      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1',
-    });
+    const { fake, server } = await start(
+      { faults: [{ type: 'rate_limit', retryAfterS: 2 }] },
+      {
+        CHUNK_SECONDS: '10',
+        TRANSCRIBE_CONCURRENCY: '1',
+      },
+    );
     const created = await upload(server.url, speech.wav);
     type Retrying = { chunk: number; attempts: number; next_try_at: string | null; reason: string | null };
     type Progress = JobJson & { progress: { retrying: Retrying[]; chunks_pending: number; chunks_sending: number } };
-    const job = await pollJob<Progress>(server.url, created.body.id, (j) => j.progress.retrying.length > 0 || j.status !== 'processing', 'a chunk between attempts', {
-      everyMs: 20,
-    });
-    expect(job.progress.retrying).toEqual([{ chunk: 0, attempts: 1, next_try_at: expect.any(String), reason: 'rate_limit_exceeded' }]);
+    const job = await pollJob<Progress>(
+      server.url,
+      created.body.id,
+      (j) => j.progress.retrying.length > 0 || j.status !== 'processing',
+      'a chunk between attempts',
+      {
+        everyMs: 20,
+      },
+    );
+    expect(job.progress.retrying).toEqual([
+      { chunk: 0, attempts: 1, next_try_at: expect.any(String), reason: 'rate_limit_exceeded' },
+    ]);
     const rateLimited = fake.requests.find((r) => r.status === 429)!;
     // Retry-After 2 s from the 429: the next try is at least that far from when the request went out.
     expect(Date.parse(job.progress.retrying[0]!.next_try_at!) - rateLimited.time).toBeGreaterThanOrEqual(1900);
@@ -229,11 +267,16 @@ describe('waiting for the provider', () => {
 
   it('holds the shared bucket after a 200 that says no request is left, until the reset it names', async () => {
     let answered = 0;
-    const { fake, server } = await start({
-      successHeaders: () => (answered++ === 0 ? { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1s' } : undefined),
-    }, {
-      CHUNK_SECONDS: '10', TRANSCRIBE_CONCURRENCY: '1',
-    });
+    const { fake, server } = await start(
+      {
+        successHeaders: () =>
+          answered++ === 0 ? { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1s' } : undefined,
+      },
+      {
+        CHUNK_SECONDS: '10',
+        TRANSCRIBE_CONCURRENCY: '1',
+      },
+    );
     const created = await upload(server.url, speech.wav);
     const job = await waitForJob(server.url, created.body.id);
     expect(job.status).toBe('completed');

@@ -31,10 +31,14 @@ describe('a Redis that refuses the password in REDIS_URL', () => {
   it('logs the refusal of the real service process without the password ioredis puts on its errors', async () => {
     // The refusals are logged as errors, each carrying the failed AUTH/HELLO command.
     const refusals = () => service.lines.filter((l) => l.includes('WRONGPASS'));
-    await until(() => refusals().length >= 3, () => `three WRONGPASS errors in the service's log (${service.lines.length} lines so far)`, {
-      timeoutMs: 30_000,
-      everyMs: 50,
-    });
+    await until(
+      () => refusals().length >= 3,
+      () => `three WRONGPASS errors in the service's log (${service.lines.length} lines so far)`,
+      {
+        timeoutMs: 30_000,
+        everyMs: 50,
+      },
+    );
     const log = service.lines.join('\n');
     expect(log).not.toContain(WRONG_PASSWORD);
     expect(log).not.toContain(REDIS_PASSWORD);

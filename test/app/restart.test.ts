@@ -30,7 +30,13 @@ describe('restart', () => {
       const first = await startServer(env, dataDir);
       const created = await upload(first.url, speechFixture().mp3);
       expect(created.status).toBe(202);
-      await pollJob(first.url, created.body.id, (job) => job.progress.chunks_done >= 2, 'two chunks done before the stop', { everyMs: 50 });
+      await pollJob(
+        first.url,
+        created.body.id,
+        (job) => job.progress.chunks_done >= 2,
+        'two chunks done before the stop',
+        { everyMs: 50 },
+      );
       await first.close();
 
       const stopped = fake.requests.length;
@@ -53,10 +59,15 @@ describe('restart', () => {
         expect(sent.map((r) => r.filename?.split('.').pop())).toEqual(Array(sent.length).fill('mp3'));
         // The runner removes the files right after the job's end is stored (a stop in between resumes from them), so
         // a client may see `completed` a moment before they are gone.
-        const leftovers = async () => (await jobFiles(dataDir)).filter((f) => f.includes('upload') || f.includes('chunk-'));
-        await until(async () => (await leftovers()).length === 0, 'the upload and chunk files to be removed after the job completed', {
-          timeoutMs: 10_000,
-        });
+        const leftovers = async () =>
+          (await jobFiles(dataDir)).filter((f) => f.includes('upload') || f.includes('chunk-'));
+        await until(
+          async () => (await leftovers()).length === 0,
+          'the upload and chunk files to be removed after the job completed',
+          {
+            timeoutMs: 10_000,
+          },
+        );
       } finally {
         await second.close();
       }

@@ -27,7 +27,10 @@ describe('/health/ready in scale-out mode', () => {
   beforeAll(async () => {
     redis = await startTestRedis();
     // A password in the URL, so the test can check it never reaches the unauthenticated answer.
-    server = await startServer({ REDIS_URL: redis.url.replace('redis://', 'redis://:hunter2-secret@'), TRANSCRIBE_PROVIDER: 'local' });
+    server = await startServer({
+      REDIS_URL: redis.url.replace('redis://', 'redis://:hunter2-secret@'),
+      TRANSCRIBE_PROVIDER: 'local',
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -44,7 +47,9 @@ describe('/health/ready in scale-out mode', () => {
     const down = await readyWhenRedis(server.url, 'down');
     expect(down.status).toBe(503);
     expect(down.body.status).toBe('down');
-    expect(down.body.components.redis?.detail).toMatch(/^redis (connection \w+|did not answer PING within \d+ ms|PING failed)$/);
+    expect(down.body.components.redis?.detail).toMatch(
+      /^redis (connection \w+|did not answer PING within \d+ ms|PING failed)$/,
+    );
     expect(JSON.stringify(down.body)).not.toContain('hunter2');
     expect(JSON.stringify(down.body)).not.toContain(String(redis.port));
     // /health and liveness still answer.

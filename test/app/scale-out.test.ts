@@ -21,14 +21,17 @@ interface Proc extends ServiceProcess {
   name: string;
 }
 
-const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] => fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] =>
+  fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
 /** The chunk index the request's file name carries (`<prefix><5-digit index>.<ext>`). */
 const chunkOf = (r: RequestLogEntry): number => Number(/(\d{5,})\.\w+$/.exec(r.filename ?? '')?.[1] ?? -1);
 
 function doneChunks(dataDir: string, jobId: string): number[] {
   const db = new DatabaseSync(path.join(dataDir, 'jobs.sqlite'), { readOnly: true });
   try {
-    const rows = db.prepare("SELECT idx FROM chunks WHERE job_id = ? AND status = 'done'").all(jobId) as Array<{ idx: number }>;
+    const rows = db.prepare("SELECT idx FROM chunks WHERE job_id = ? AND status = 'done'").all(jobId) as Array<{
+      idx: number;
+    }>;
     return rows.map((r) => Number(r.idx));
   } finally {
     db.close();
@@ -82,7 +85,8 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
   }
 
   const alive = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null;
-  const ranJob = (p: Proc, jobId: string) => p.lines.some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes('"msg":"slicing"'));
+  const ranJob = (p: Proc, jobId: string) =>
+    p.lines.some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes('"msg":"slicing"'));
   let apis: Proc[] = [];
   let workers: Proc[] = [];
 
@@ -91,7 +95,18 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     fake = await startFakeOpenAI({ latencyMs: LATENCY_MS });
     dataDir = await tempDataDir();
     longSpeech = path.join(dataDir, 'speech-x3.mp3');
-    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-stream_loop', '2', '-i', speech.mp3, '-c', 'copy', longSpeech]);
+    execFileSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-stream_loop',
+      '2',
+      '-i',
+      speech.mp3,
+      '-c',
+      'copy',
+      longSpeech,
+    ]);
   });
 
   afterAll(async () => {
@@ -104,7 +119,10 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
 
   it('runs 10 jobs sent to both APIs on three workers, under one rate limit, through a Redis restart', async () => {
     // The service's own queue (src/scale/queue-runner.ts), paused so that the jobs wait in Redis across its restart.
-    const queue = new Queue('jobs', { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: 'chunkscribe' });
+    const queue = new Queue('jobs', {
+      connection: { url: redis.url, maxRetriesPerRequest: null },
+      prefix: 'chunkscribe',
+    });
     try {
       await queue.pause();
       apis = [start('api-1', 'api'), start('api-2', 'api')];
@@ -144,7 +162,9 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
 
       const log = transcriptions(fake);
       const times = log.map((r) => r.time);
-      expect(log.filter((r) => r.status === 200).length).toBe(finished.reduce((n, j) => n + j.progress.chunks_total, 0));
+      expect(log.filter((r) => r.status === 200).length).toBe(
+        finished.reduce((n, j) => n + j.progress.chunks_total, 0),
+      );
       const limited = log.filter((r) => r.status === 429);
       expect(limited).toHaveLength(1);
       // The pause starts when the 429 is answered (after the fake's latency) and is set in Redis a moment later; a
@@ -155,11 +175,15 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
       expect(during, 'requests during the shared Retry-After pause').toEqual([]);
       // The combined rate of all three workers stays within one token bucket of RPM and BURST, in every window.
       for (const windowMs of [500, 1_000, 2_000, 5_000, 10_000]) {
-        expect(busiestWindow(times, windowMs), `${windowMs} ms window`).toBeLessThanOrEqual(BURST + Math.ceil((RPM * windowMs) / 60_000));
+        expect(busiestWindow(times, windowMs), `${windowMs} ms window`).toBeLessThanOrEqual(
+          BURST + Math.ceil((RPM * windowMs) / 60_000),
+        );
       }
       // ...and the limit was binding: the requests took at least as long as RPM allows (the test can fail).
       const { max, durationMs } = windowFor(RPM, BURST);
-      expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual((Math.ceil(times.length / max) - 2) * durationMs);
+      expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(
+        (Math.ceil(times.length / max) - 2) * durationMs,
+      );
     } finally {
       await queue.close();
     }
@@ -173,7 +197,10 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     const created = await upload(urlA!, longSpeech);
     expect(created.status).toBe(202);
     const jobId = created.body.id;
-    await until(() => workers.some((w) => alive(w) && ranJob(w, jobId)) && doneChunks(dataDir, jobId).length >= stored, `${stored} stored chunks`);
+    await until(
+      () => workers.some((w) => alive(w) && ranJob(w, jobId)) && doneChunks(dataDir, jobId).length >= stored,
+      `${stored} stored chunks`,
+    );
     return { urlA: urlA!, urlB: urlB!, jobId };
   }
 
@@ -190,7 +217,9 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     expect(job.status).toBe('completed');
     const rescuer = workers.find((w) => w !== victim && ranJob(w, jobId));
     expect(rescuer, 'another worker took the job').toBeDefined();
-    const sentAfter = transcriptions(fake).filter((r) => r.time > killedAt).map(chunkOf);
+    const sentAfter = transcriptions(fake)
+      .filter((r) => r.time > killedAt)
+      .map(chunkOf);
     const sentAgain = new Set(sentAfter.filter((c) => sentBefore.has(c)));
     // Only requests that were in flight when the worker died go twice: never a chunk whose result was stored.
     expect([...sentAgain].filter((c) => storedAtKill.has(c))).toEqual([]);
@@ -208,7 +237,10 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     // DELETE answers once the worker has stopped the job: nothing is sent for it afterwards.
     const sent = transcriptions(fake).length;
     // (its log line comes through a pipe, possibly just after the answer)
-    await until(() => runner.lines.some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes('"msg":"job cancelled"')), 'the worker to log the cancel');
+    await until(
+      () => runner.lines.some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes('"msg":"job cancelled"')),
+      'the worker to log the cancel',
+    );
     expect(transcriptions(fake).length).toBe(sent);
     await new Promise((r) => setTimeout(r, 1_500));
     expect(transcriptions(fake).length).toBe(sent);
@@ -229,7 +261,9 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     expect(job.status).toBe('completed');
     expect(workers.some((w) => w !== stopped && ranJob(w, jobId))).toBe(true);
     // A graceful stop lets its requests finish and stores them: nothing it sent goes again.
-    const sentAfter = transcriptions(fake).filter((r) => r.time > stoppedAt).map(chunkOf);
+    const sentAfter = transcriptions(fake)
+      .filter((r) => r.time > stoppedAt)
+      .map(chunkOf);
     expect(sentAfter.filter((c) => storedAtStop.has(c))).toEqual([]);
   });
 });

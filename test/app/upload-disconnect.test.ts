@@ -20,7 +20,10 @@ interface SlowSendResult {
  * Sends `head`, then `total` bytes of filler in 64 KiB writes (each after the previous one drained, with a pause),
  * stopping as soon as the response arrives. Chunked unless `contentLength` is given.
  */
-function slowSend(server: TestServer, opts: { contentType: string; head: Buffer; total: number; contentLength?: number }): Promise<SlowSendResult> {
+function slowSend(
+  server: TestServer,
+  opts: { contentType: string; head: Buffer; total: number; contentLength?: number },
+): Promise<SlowSendResult> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': opts.contentType };
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
@@ -38,7 +41,12 @@ function slowSend(server: TestServer, opts: { contentType: string; head: Buffer;
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         req.destroy();
-        resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown, sentWhenAnswered, total: opts.total });
+        resolve({
+          status: res.statusCode ?? 0,
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown,
+          sentWhenAnswered,
+          total: opts.total,
+        });
       });
     });
     req.flushHeaders();
@@ -69,11 +77,18 @@ describe('uploads cut short or too large, on the wire', () => {
     await removeDir(server?.dataDir ?? '');
   });
 
-  const fileHead = (boundary: string) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n`);
+  const fileHead = (boundary: string) =>
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n`,
+    );
 
   it('answers 413 FILE_TOO_LARGE while a chunked body is still streaming', async () => {
     const total = 32 * MiB;
-    const res = await slowSend(server, { contentType: 'multipart/form-data; boundary=B0undary', head: fileHead('B0undary'), total });
+    const res = await slowSend(server, {
+      contentType: 'multipart/form-data; boundary=B0undary',
+      head: fileHead('B0undary'),
+      total,
+    });
     expectError(res, 413, 'FILE_TOO_LARGE');
     expect(res.sentWhenAnswered).toBeGreaterThan(LIMIT);
     expect(res.sentWhenAnswered).toBeLessThan(total / 2);
@@ -82,7 +97,12 @@ describe('uploads cut short or too large, on the wire', () => {
 
   it('answers 413 FILE_TOO_LARGE on a declared Content-Length over the limit before the body is read', async () => {
     const total = 32 * MiB;
-    const res = await slowSend(server, { contentType: 'multipart/form-data; boundary=B0undary', head: fileHead('B0undary'), total, contentLength: total + 200 });
+    const res = await slowSend(server, {
+      contentType: 'multipart/form-data; boundary=B0undary',
+      head: fileHead('B0undary'),
+      total,
+      contentLength: total + 200,
+    });
     expectError(res, 413, 'FILE_TOO_LARGE');
     expect(res.sentWhenAnswered).toBeLessThan(LIMIT);
     await expectNothingLeft(server);
@@ -92,9 +112,17 @@ describe('uploads cut short or too large, on the wire', () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const boundary = 'KeepAlive';
-      const body = Buffer.concat([fileHead(boundary), Buffer.alloc(3 * LIMIT, 1), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+      const body = Buffer.concat([
+        fileHead(boundary),
+        Buffer.alloc(3 * LIMIT, 1),
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
       const first = await new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-        const req = http.request(`${server.url}/v1/jobs`, { method: 'POST', agent, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+        const req = http.request(`${server.url}/v1/jobs`, {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        });
         req.on('error', reject);
         req.on('response', (res) => {
           res.resume();
@@ -129,7 +157,11 @@ describe('uploads cut short or too large, on the wire', () => {
     // Keep-alive: a client that asked for `Connection: close` is disconnected right after the answer anyway.
     const agent = new http.Agent({ keepAlive: true });
     const res = await new Promise<{ status: number | null; ended: 'error' | 'sent-all' }>((resolve) => {
-      const req = http.request(`${server.url}/v1/jobs`, { method: 'POST', agent, headers: { 'content-type': 'multipart/form-data; boundary=Flood' } });
+      const req = http.request(`${server.url}/v1/jobs`, {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'multipart/form-data; boundary=Flood' },
+      });
       let status: number | null = null;
       let sent = 0;
       req.on('response', (r) => {
@@ -172,11 +204,17 @@ describe('uploads cut short or too large, on the wire', () => {
     });
     req.write(form.body.subarray(0, half));
     // The partial file is on disk before the client goes away.
-    await until(async () => (await jobFiles(server.dataDir)).some((f) => f.endsWith('/upload')), 'the partial upload on disk', { everyMs: 50 });
+    await until(
+      async () => (await jobFiles(server.dataDir)).some((f) => f.endsWith('/upload')),
+      'the partial upload on disk',
+      { everyMs: 50 },
+    );
     req.destroy();
     expect(await answered).not.toBe('response');
 
-    await until(async () => (await jobFiles(server.dataDir)).length === 0, 'the partial upload to be removed', { everyMs: 50 });
+    await until(async () => (await jobFiles(server.dataDir)).length === 0, 'the partial upload to be removed', {
+      everyMs: 50,
+    });
     await expectNothingLeft(server);
     const later = await upload(server.url, speech.wav, { dry_run: 'true' });
     expect(later.status).toBe(200);

@@ -7,7 +7,11 @@ describe('bad requests to the service', () => {
   const speech = speechFixture();
 
   beforeAll(async () => {
-    server = await startServer({ TRANSCRIBE_PROVIDER: 'local', MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), MAX_DURATION_S: '60' });
+    server = await startServer({
+      TRANSCRIBE_PROVIDER: 'local',
+      MAX_UPLOAD_BYTES: String(2 * 1024 * 1024),
+      MAX_DURATION_S: '60',
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -22,22 +26,56 @@ describe('bad requests to the service', () => {
     expect(list.body.items).toEqual([]);
   }
 
-  const cases: Array<{ name: string; send: () => Promise<{ status: number; body: ErrorJson }>; status: number; code: string }> = [
-    { name: 'a text file renamed .mp3', send: () => upload(server.url, writeGenerated('notes.mp3', 'hello, this is not audio\n'.repeat(50))), status: 415, code: 'UNSUPPORTED_MEDIA' },
+  const cases: Array<{
+    name: string;
+    send: () => Promise<{ status: number; body: ErrorJson }>;
+    status: number;
+    code: string;
+  }> = [
+    {
+      name: 'a text file renamed .mp3',
+      send: () => upload(server.url, writeGenerated('notes.mp3', 'hello, this is not audio\n'.repeat(50))),
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA',
+    },
     { name: 'an empty file', send: () => upload(server.url, new Blob([])), status: 415, code: 'UNSUPPORTED_MEDIA' },
-    { name: 'a form without a file part', send: () => upload(server.url, null, { language: 'en' }), status: 400, code: 'FILE_MISSING' },
+    {
+      name: 'a form without a file part',
+      send: () => upload(server.url, null, { language: 'en' }),
+      status: 400,
+      code: 'FILE_MISSING',
+    },
     {
       name: 'a JSON body',
       send: async () => {
-        const res = await fetch(`${server.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"file":"x"}' });
+        const res = await fetch(`${server.url}/v1/jobs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"file":"x"}',
+        });
         return { status: res.status, body: (await res.json()) as ErrorJson };
       },
       status: 400,
       code: 'FILE_MISSING',
     },
-    { name: 'a file over MAX_UPLOAD_BYTES', send: () => upload(server.url, new Blob([Buffer.alloc(3 * 1024 * 1024, 7)])), status: 413, code: 'FILE_TOO_LARGE' },
-    { name: 'an invalid language', send: () => upload(server.url, speech.wav, { language: 'english' }), status: 400, code: 'INVALID_FIELD' },
-    { name: 'metadata that is not a JSON object', send: () => upload(server.url, speech.wav, { metadata: '[1,2' }), status: 400, code: 'INVALID_FIELD' },
+    {
+      name: 'a file over MAX_UPLOAD_BYTES',
+      send: () => upload(server.url, new Blob([Buffer.alloc(3 * 1024 * 1024, 7)])),
+      status: 413,
+      code: 'FILE_TOO_LARGE',
+    },
+    {
+      name: 'an invalid language',
+      send: () => upload(server.url, speech.wav, { language: 'english' }),
+      status: 400,
+      code: 'INVALID_FIELD',
+    },
+    {
+      name: 'metadata that is not a JSON object',
+      send: () => upload(server.url, speech.wav, { metadata: '[1,2' }),
+      status: 400,
+      code: 'INVALID_FIELD',
+    },
   ];
 
   for (const c of cases) {
@@ -51,7 +89,12 @@ describe('bad requests to the service', () => {
   }
 
   it('answers 404 NOT_FOUND for unknown routes and unknown or malformed job ids', async () => {
-    for (const path of ['/nope', '/v1/jobs/job_AAAAAAAAAAAAAAAAAAAAAA', '/v1/jobs/../../etc/passwd', '/v1/jobs/job_x/transcript']) {
+    for (const path of [
+      '/nope',
+      '/v1/jobs/job_AAAAAAAAAAAAAAAAAAAAAA',
+      '/v1/jobs/../../etc/passwd',
+      '/v1/jobs/job_x/transcript',
+    ]) {
       const res = await getJson<ErrorJson>(`${server.url}${path}`);
       expect(res.status, path).toBe(404);
       expect(res.body.error.code).toBe('NOT_FOUND');

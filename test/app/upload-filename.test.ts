@@ -21,7 +21,10 @@ describe('upload file names on POST /v1/jobs', () => {
 
   /** The name a dry run answers for an upload named `filename`. */
   async function storedName(filename: string): Promise<string> {
-    const form = multipart([{ name: 'file', filename, contentType: 'audio/mpeg', data: audio }, { name: 'dry_run', data: 'true' }]);
+    const form = multipart([
+      { name: 'file', filename, contentType: 'audio/mpeg', data: audio },
+      { name: 'dry_run', data: 'true' },
+    ]);
     const res = await postMultipart(server, form);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return (res.body as unknown as { audio: { filename: string } }).audio.filename;
@@ -49,7 +52,9 @@ describe('upload file names on POST /v1/jobs', () => {
   });
 
   it('refuses a 60,000-character name with 400 INVALID_FIELD, leaving nothing behind', async () => {
-    const form = multipart([{ name: 'file', filename: `${'a'.repeat(60_000)}.mp3`, contentType: 'audio/mpeg', data: audio }]);
+    const form = multipart([
+      { name: 'file', filename: `${'a'.repeat(60_000)}.mp3`, contentType: 'audio/mpeg', data: audio },
+    ]);
     const res = await postMultipart(server, form);
     expectError(res, 400, 'INVALID_FIELD', { field: 'filename', max_bytes: 1024 });
     expect(JSON.stringify(res.body).length).toBeLessThan(1000);
@@ -57,13 +62,17 @@ describe('upload file names on POST /v1/jobs', () => {
   });
 
   it('refuses a name just over 1 KiB, whose part header is read whole', async () => {
-    const form = multipart([{ name: 'file', filename: `${'b'.repeat(1021)}.mp3`, contentType: 'audio/mpeg', data: audio }]);
+    const form = multipart([
+      { name: 'file', filename: `${'b'.repeat(1021)}.mp3`, contentType: 'audio/mpeg', data: audio },
+    ]);
     expectError(await postMultipart(server, form), 400, 'INVALID_FIELD', { field: 'filename' });
     await expectNothingLeft(server);
   });
 
   it('refuses a file part with a huge field name without echoing it whole', async () => {
-    const form = multipart([{ name: 'f'.repeat(60_000), filename: 'speech.mp3', contentType: 'audio/mpeg', data: audio }]);
+    const form = multipart([
+      { name: 'f'.repeat(60_000), filename: 'speech.mp3', contentType: 'audio/mpeg', data: audio },
+    ]);
     const res = await postMultipart(server, form);
     expectError(res, 400, 'INVALID_FIELD');
     expect(JSON.stringify(res.body).length).toBeLessThan(1000);

@@ -61,14 +61,21 @@ describe('refused uploads: log level and chunkscribe_uploads_refused_total', () 
 
   it('logs SERVER_BUSY at warn, never error, and counts every refusal of POST /v1/jobs by code', async () => {
     // 1 to 2 of the key's uploads: refused by validation.
-    expectError(await upload(url, new Blob([Buffer.from('plain text, not audio')]), {}, AUTH), 415, 'UNSUPPORTED_MEDIA');
-    expectError(await upload(url, speech.wav, { context: 'everything' }, AUTH), 400, 'INVALID_FIELD', { field: 'context' });
+    expectError(
+      await upload(url, new Blob([Buffer.from('plain text, not audio')]), {}, AUTH),
+      415,
+      'UNSUPPORTED_MEDIA',
+    );
+    expectError(await upload(url, speech.wav, { context: 'everything' }, AUTH), 400, 'INVALID_FIELD', {
+      field: 'context',
+    });
     // 3: accepted, and holds the pool's one lease.
     const live = await upload(url, speech.mp3, {}, AUTH);
     expect(live.status).toBe(202);
     await until(() => fake.requests.length > 0, 'the live job to reach the provider', { everyMs: 50 });
     // 4 to 6: the pool is full.
-    for (let i = 0; i < 3; i++) expectError(await upload(url, speech.mp3, {}, AUTH), 503, 'SERVER_BUSY', { resource: 'job_dirs_leases' });
+    for (let i = 0; i < 3; i++)
+      expectError(await upload(url, speech.mp3, {}, AUTH), 503, 'SERVER_BUSY', { resource: 'job_dirs_leases' });
     // 7: past the key's rate limit.
     expectError(await upload(url, speech.mp3, {}, AUTH), 429, 'RATE_LIMITED');
     // Without a key: refused before the limit counts it.
@@ -96,9 +103,21 @@ describe('refused uploads: log level and chunkscribe_uploads_refused_total', () 
     const lines = raw.map((l) => JSON.parse(l) as LogLine);
     const busy = lines.filter((l) => l.code === 'SERVER_BUSY');
     expect(busy).toHaveLength(3);
-    expect(busy.every((l) => l.level === 40 && l.msg === 'request refused' && l.reason?.startsWith('The server is handling as many jobs'))).toBe(true);
+    expect(
+      busy.every(
+        (l) =>
+          l.level === 40 && l.msg === 'request refused' && l.reason?.startsWith('The server is handling as many jobs'),
+      ),
+    ).toBe(true);
     const rejected = lines.filter((l) => l.msg === 'request rejected');
-    expect(rejected.map((l) => l.code).sort()).toEqual(['INVALID_FIELD', 'INVALID_FIELD', 'NOT_FOUND', 'RATE_LIMITED', 'UNAUTHORIZED', 'UNSUPPORTED_MEDIA']);
+    expect(rejected.map((l) => l.code).sort()).toEqual([
+      'INVALID_FIELD',
+      'INVALID_FIELD',
+      'NOT_FOUND',
+      'RATE_LIMITED',
+      'UNAUTHORIZED',
+      'UNSUPPORTED_MEDIA',
+    ]);
     expect(rejected.every((l) => l.level === 30 && typeof l.reason === 'string' && l.reason.length > 10)).toBe(true);
     // Nothing in this run is a fault of the service.
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);

@@ -12,7 +12,12 @@ const KEY_GOOD = 'key-good-0123456789';
 const SLOW = { authorization: `Bearer ${KEY_SLOW}` };
 const GOOD = { authorization: `Bearer ${KEY_GOOD}` };
 /** Two keys, and no pace checks: nothing is refused for slowness, so drippers hold their slots for the whole test. */
-const KEYED = { API_KEYS: `${KEY_SLOW},${KEY_GOOD}`, UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '0', PRESSURE_RETRY_AFTER_S: '13' };
+const KEYED = {
+  API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
+  UPLOAD_MAX_GAP_MS: '0',
+  UPLOAD_MIN_BYTES_PER_S: '0',
+  PRESSURE_RETRY_AFTER_S: '13',
+};
 
 interface RawAnswer {
   status: number;
@@ -45,18 +50,28 @@ class SlowUpload {
         const end = got.indexOf('\r\n\r\n');
         if (end === -1) return;
         const [statusLine = '', ...lines] = got.subarray(0, end).toString('latin1').split('\r\n');
-        const head = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        const head = Object.fromEntries(
+          lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+        );
         const length = Number(head['content-length']);
         if (got.length < end + 4 + length) return;
         this.socket.off('data', onData);
-        resolve({ status: Number(statusLine.split(' ')[1]), headers: head, body: JSON.parse(got.subarray(end + 4, end + 4 + length).toString('utf8')) });
+        resolve({
+          status: Number(statusLine.split(' ')[1]),
+          headers: head,
+          body: JSON.parse(got.subarray(end + 4, end + 4 + length).toString('utf8')),
+        });
       };
       this.socket.on('data', onData);
-      this.socket.once('close', () => reject(new Error(`connection closed before a whole answer (${got.length} bytes read)`)));
+      this.socket.once('close', () =>
+        reject(new Error(`connection closed before a whole answer (${got.length} bytes read)`)),
+      );
     });
     // A socket the test closes itself never gets its answer: a failure only where the test awaits the answer.
     this.answer.catch(() => undefined);
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     this.socket.write(
       `POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
         `Content-Length: ${contentLength}\r\n${extra}\r\n` +
@@ -98,7 +113,8 @@ async function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promis
 
 /** The pool's line in /health/ready (with API keys set, only a key sees it). */
 const poolDetail = async (server: TestServer, headers: Record<string, string> = {}): Promise<string> =>
-  (await getJson<{ components: Record<string, { detail: string }> }>(`${server.url}/health/ready`, headers)).body.components.job_dirs!.detail;
+  (await getJson<{ components: Record<string, { detail: string }> }>(`${server.url}/health/ready`, headers)).body
+    .components.job_dirs!.detail;
 
 describe('slow uploads lose their job directory lease', () => {
   let server: TestServer | undefined;
@@ -118,14 +134,19 @@ describe('slow uploads lose their job directory lease', () => {
 
   it('answers 408 UPLOAD_TOO_SLOW to uploads that trickle below the minimum rate, removes them at once, and takes a normal upload', async () => {
     // The gap limit is off: only the rate can refuse these, however slow the machine is.
-    server = await startServer({ JOB_DIRS_MAX: '2', UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '4096', UPLOAD_RATE_WINDOW_MS: '1000' });
+    server = await startServer({
+      JOB_DIRS_MAX: '2',
+      UPLOAD_MAX_GAP_MS: '0',
+      UPLOAD_MIN_BYTES_PER_S: '4096',
+      UPLOAD_RATE_WINDOW_MS: '1000',
+    });
     const s = server;
     const tricklers = [open(s).drip(1, 50), open(s).drip(1, 50)];
     for (const t of tricklers) {
       const answer = await within(t.answer, 'the answer to a trickling upload');
       expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'too_slow' });
       expect(answer.headers.connection).toBe('close');
-      await within(t.closed, 'the server to close a trickling upload\'s connection');
+      await within(t.closed, "the server to close a trickling upload's connection");
     }
     // The answer comes after the partial upload was removed and the lease returned.
     expect(await jobFiles(s.dataDir)).toEqual([]);
@@ -139,11 +160,15 @@ describe('slow uploads lose their job directory lease', () => {
   it('answers 408 UPLOAD_TOO_SLOW to bursts below the minimum rate: the pause a burst causes earns no credit', async () => {
     // 256 KiB every 2.5 s is ~105 kB/s, half the minimum. Each burst is larger than the parser's buffers, so the
     // server pauses the body while it writes it. The gap limit is off: only the rate can refuse this.
-    server = await startServer({ UPLOAD_MAX_GAP_MS: '0', UPLOAD_MIN_BYTES_PER_S: '200000', UPLOAD_RATE_WINDOW_MS: '4000' });
+    server = await startServer({
+      UPLOAD_MAX_GAP_MS: '0',
+      UPLOAD_MIN_BYTES_PER_S: '200000',
+      UPLOAD_RATE_WINDOW_MS: '4000',
+    });
     const bursts = open(server).drip(256 * 1024, 2_500);
     const answer = await within(bursts.answer, 'the answer to an upload sent in bursts below the minimum rate');
     expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'too_slow' });
-    await within(bursts.closed, 'the server to close the bursting upload\'s connection');
+    await within(bursts.closed, "the server to close the bursting upload's connection");
     await expectNothingLeft(server);
   });
 
@@ -160,8 +185,10 @@ describe('slow uploads lose their job directory lease', () => {
     for (const stalled of [inFile, betweenParts]) {
       const answer = await within(stalled.answer, 'the answer to a stalled upload');
       expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'stalled' });
-      expect((answer.body as { error: { details: { idle_ms: number } } }).error.details.idle_ms).toBeGreaterThanOrEqual(1000);
-      await within(stalled.closed, 'the server to close a stalled upload\'s connection');
+      expect((answer.body as { error: { details: { idle_ms: number } } }).error.details.idle_ms).toBeGreaterThanOrEqual(
+        1000,
+      );
+      await within(stalled.closed, "the server to close a stalled upload's connection");
     }
     expect(await poolDetail(s)).toMatch(/^0 of 2 leased/);
     await expectNothingLeft(s);
@@ -173,7 +200,9 @@ describe('slow uploads lose their job directory lease', () => {
     const [slow, good] = [SLOW, GOOD];
     open(s, slow).drip(1, 200);
     open(s, slow).drip(1, 200);
-    await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', { everyMs: 50 });
+    await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', {
+      everyMs: 50,
+    });
 
     const third = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expectError(third, 429, 'RATE_LIMITED', { reason: 'concurrent_uploads', limit: 2 });
@@ -185,12 +214,16 @@ describe('slow uploads lose their job directory lease', () => {
 
     // A slot comes back when its upload ends: the slow key's third upload gets in once one dripper gives up.
     sockets[0]!.destroy();
-    await until(async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'), 'the closed dripper to lose its lease', { everyMs: 50 });
+    await until(
+      async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'),
+      'the closed dripper to lose its lease',
+      { everyMs: 50 },
+    );
     const again = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expect(again.status).toBe(200);
   });
 
-  it('bounds the bytes one key\'s uploads in progress reserve with 429 RATE_LIMITED, declared or as a chunked body arrives', async () => {
+  it("bounds the bytes one key's uploads in progress reserve with 429 RATE_LIMITED, declared or as a chunked body arrives", async () => {
     const MiB = 1024 * 1024;
     server = await startServer({
       ...KEYED,
@@ -203,7 +236,11 @@ describe('slow uploads lose their job directory lease', () => {
     const [slow, good] = [SLOW, GOOD];
     // Declares the largest upload allowed and sends nothing more: it reserves 2 of the key's 3 MiB.
     open(s, slow, 2 * MiB);
-    await until(async () => (await poolDetail(s, good)).startsWith('1 of 16 leased'), 'the first upload to hold a lease', { everyMs: 50 });
+    await until(
+      async () => (await poolDetail(s, good)).startsWith('1 of 16 leased'),
+      'the first upload to hold a lease',
+      { everyMs: 50 },
+    );
 
     // A second declared 2 MiB is refused before its body is read: none of it was sent.
     const declared = open(s, slow, 2 * MiB);
@@ -216,14 +253,24 @@ describe('slow uploads lose their job directory lease', () => {
     expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
 
     // A chunked body has no length to check up front: it is refused once what arrived passes the 1 MiB left.
-    const chunked = await postChunked(s, multipart([{ name: 'file', filename: 'big.mp3', contentType: 'audio/mpeg', data: Buffer.alloc(1.5 * MiB, 0x41) }]), slow);
+    const chunked = await postChunked(
+      s,
+      multipart([
+        { name: 'file', filename: 'big.mp3', contentType: 'audio/mpeg', data: Buffer.alloc(1.5 * MiB, 0x41) },
+      ]),
+      slow,
+    );
     expectError(chunked, 429, 'RATE_LIMITED', { reason: 'concurrent_upload_bytes', limit_bytes: 3 * MiB });
     expect(chunked.headers.get('retry-after')).toBe('13');
 
     // Only the first upload holds anything; once it goes, nothing is left.
     expect(await poolDetail(s, good)).toMatch(/^1 of 16 leased/);
     sockets[0]!.destroy();
-    await until(async () => (await poolDetail(s, good)).startsWith('0 of 16 leased'), 'the closed upload to lose its lease', { everyMs: 50 });
+    await until(
+      async () => (await poolDetail(s, good)).startsWith('0 of 16 leased'),
+      'the closed upload to lose its lease',
+      { everyMs: 50 },
+    );
     expect(await jobFiles(s.dataDir)).toEqual([]);
     expect((await upload(s.url, speech.mp3, { dry_run: 'true' }, slow)).status).toBe(200);
   });

@@ -68,74 +68,85 @@ describe('the upload page in headless Chromium', () => {
   });
 
   // Generous bounds: pocketsphinx on 2 shared cores can be slow when other suites run beside this one.
-  it('uploads a recording, follows it to completion, shows the timed transcript and downloads an SRT', { timeout: 300_000 }, async () => {
-    const page = await openPage(context, server.url);
-    const consoleErrors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
+  it(
+    'uploads a recording, follows it to completion, shows the timed transcript and downloads an SRT',
+    { timeout: 300_000 },
+    async () => {
+      const page = await openPage(context, server.url);
+      const consoleErrors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') consoleErrors.push(m.text());
+      });
 
-    // Every form control is labelled: a screen reader can name each one.
-    // (Page scripts are strings: this project's tsconfig has no DOM types.)
-    const unlabelled = await page.evaluate<string[]>(
-      "[...document.querySelectorAll('input, textarea, select')].filter((el) => el.labels.length === 0).map((el) => el.id)",
-    );
-    expect(unlabelled).toEqual([]);
-    expect(await page.getAttribute('#job-status', 'aria-live')).toBe('polite');
+      // Every form control is labelled: a screen reader can name each one.
+      // (Page scripts are strings: this project's tsconfig has no DOM types.)
+      const unlabelled = await page.evaluate<string[]>(
+        "[...document.querySelectorAll('input, textarea, select')].filter((el) => el.labels.length === 0).map((el) => el.id)",
+      );
+      expect(unlabelled).toEqual([]);
+      expect(await page.getAttribute('#job-status', 'aria-live')).toBe('polite');
 
-    // Every text the live region announces, to check the page showed progress while the job ran.
-    await page.evaluate(`{
+      // Every text the live region announces, to check the page showed progress while the job ran.
+      await page.evaluate(`{
       const region = document.getElementById('job-status');
       window.announced = [];
       new MutationObserver(() => window.announced.push(region.textContent)).observe(region, { childList: true, characterData: true, subtree: true });
     }`);
 
-    await page.setInputFiles('#file', speech.wav);
-    await page.getByText('Options').click();
-    await page.getByLabel(/^Language/).fill('en');
-    await page.getByRole('button', { name: 'Upload and transcribe' }).click();
+      await page.setInputFiles('#file', speech.wav);
+      await page.getByText('Options').click();
+      await page.getByLabel(/^Language/).fill('en');
+      await page.getByRole('button', { name: 'Upload and transcribe' }).click();
 
-    await page.locator('#job-section').waitFor({ timeout: 60_000 });
-    // The job section opens once the upload is answered; the upload bar is full by then.
-    expect(await page.getAttribute('#upload-progress', 'value')).toBe('100');
-    expect(await page.textContent('#upload-text')).toBe('Uploaded speech.wav.');
-    await page.locator('#job-status', { hasText: 'transcribing' }).waitFor({ timeout: 200_000 });
-    await page.screenshot({ path: path.join(RESULTS, 'web-page-progress.png') });
-    await page.locator('#job-section[data-status="completed"]').waitFor({ timeout: 250_000 });
-    await page.locator('#transcript-section').waitFor();
+      await page.locator('#job-section').waitFor({ timeout: 60_000 });
+      // The job section opens once the upload is answered; the upload bar is full by then.
+      expect(await page.getAttribute('#upload-progress', 'value')).toBe('100');
+      expect(await page.textContent('#upload-text')).toBe('Uploaded speech.wav.');
+      await page.locator('#job-status', { hasText: 'transcribing' }).waitFor({ timeout: 200_000 });
+      await page.screenshot({ path: path.join(RESULTS, 'web-page-progress.png') });
+      await page.locator('#job-section[data-status="completed"]').waitFor({ timeout: 250_000 });
+      await page.locator('#transcript-section').waitFor();
 
-    expect(await page.textContent('#job-status')).toMatch(/^Completed\. (\d+) of \1 chunks done\.$/);
-    const announced = await page.evaluate<string[]>('window.announced');
-    expect(announced.some((t) => /^Processing: transcribing\. \d+ of [1-9]\d* chunks done\.$/.test(t))).toBe(true);
-    expect(new Set(announced).size).toBe(announced.length);
-    const segments = page.locator('#segments li');
-    expect(await segments.count()).toBeGreaterThan(3);
-    const firstTime = await segments.first().locator('.ts').textContent();
-    expect(firstTime).toMatch(/^\d{2}:\d{2}–\d{2}:\d{2}$/);
-    expect((await page.textContent('#segments'))!.toLowerCase()).toMatch(/\b(selfish|respectable)\b/);
+      expect(await page.textContent('#job-status')).toMatch(/^Completed\. (\d+) of \1 chunks done\.$/);
+      const announced = await page.evaluate<string[]>('window.announced');
+      expect(announced.some((t) => /^Processing: transcribing\. \d+ of [1-9]\d* chunks done\.$/.test(t))).toBe(true);
+      expect(new Set(announced).size).toBe(announced.length);
+      const segments = page.locator('#segments li');
+      expect(await segments.count()).toBeGreaterThan(3);
+      const firstTime = await segments.first().locator('.ts').textContent();
+      expect(firstTime).toMatch(/^\d{2}:\d{2}–\d{2}:\d{2}$/);
+      expect((await page.textContent('#segments'))!.toLowerCase()).toMatch(/\b(selfish|respectable)\b/);
 
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Subtitles (.srt)' }).click()]);
-    expect(download.suggestedFilename()).toBe('speech.srt');
-    const srt = await readFile((await download.path())!, 'utf8');
-    const cues = [...srt.matchAll(/^\d+\n\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}\n\S.*$/gm)];
-    expect(cues.length).toBeGreaterThan(3);
-    expect(srt.toLowerCase()).toMatch(/\b(selfish|respectable)\b/);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Subtitles (.srt)' }).click(),
+      ]);
+      expect(download.suggestedFilename()).toBe('speech.srt');
+      const srt = await readFile((await download.path())!, 'utf8');
+      const cues = [...srt.matchAll(/^\d+\n\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}\n\S.*$/gm)];
+      expect(cues.length).toBeGreaterThan(3);
+      expect(srt.toLowerCase()).toMatch(/\b(selfish|respectable)\b/);
 
-    const jobId = (await page.textContent('#job-id'))!;
-    const row = page.locator(`#jobs-body tr[data-job-id="${jobId}"]`);
-    await expect.poll(() => row.locator('td').nth(1).textContent(), { timeout: 30_000 }).toBe('completed');
+      const jobId = (await page.textContent('#job-id'))!;
+      const row = page.locator(`#jobs-body tr[data-job-id="${jobId}"]`);
+      await expect.poll(() => row.locator('td').nth(1).textContent(), { timeout: 30_000 }).toBe('completed');
 
-    await page.screenshot({ path: path.join(RESULTS, 'web-page.png'), fullPage: true });
-    expect(consoleErrors).toEqual([]);
-    await page.close();
-  });
+      await page.screenshot({ path: path.join(RESULTS, 'web-page.png'), fullPage: true });
+      expect(consoleErrors).toEqual([]);
+      await page.close();
+    },
+  );
 
   it('shows the service error in words when a text file is uploaded', async () => {
     const expected = await upload(server.url, new Blob(['meeting notes, not audio\n']));
     expect(expected.body.error.code).toBe('UNSUPPORTED_MEDIA');
 
     const page = await openPage(context, server.url);
-    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('meeting notes, not audio\n') });
+    await page.setInputFiles('#file', {
+      name: 'notes.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('meeting notes, not audio\n'),
+    });
     await page.getByRole('button', { name: 'Upload and transcribe' }).click();
     const alert = page.getByRole('alert');
     await alert.waitFor();

@@ -9,7 +9,17 @@ import { JobStore } from '../../src/jobs/store.ts';
 import type { JobRecord, WebhookState } from '../../src/jobs/types.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { jobFiles, pollJob, removeDir, startServer, tempDataDir, upload, waitForJob, type JobJson, type TestServer } from '../helper.ts';
+import {
+  jobFiles,
+  pollJob,
+  removeDir,
+  startServer,
+  tempDataDir,
+  upload,
+  waitForJob,
+  type JobJson,
+  type TestServer,
+} from '../helper.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 
 type Verify = (secret: string, headers: Record<string, unknown>, rawBody: string) => boolean;
@@ -34,7 +44,13 @@ type WebhookJob = JobJson & { webhook: WebhookState | null };
 
 /** Polls until the delivery is settled (delivered or failed). */
 function waitForWebhook(url: string, id: string): Promise<WebhookJob> {
-  return pollJob<WebhookJob>(url, id, (job) => !!job.webhook && job.webhook.status !== 'pending', 'the webhook delivery to settle', { everyMs: 50 });
+  return pollJob<WebhookJob>(
+    url,
+    id,
+    (job) => !!job.webhook && job.webhook.status !== 'pending',
+    'the webhook delivery to settle',
+    { everyMs: 50 },
+  );
 }
 
 describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () => {
@@ -75,12 +91,24 @@ describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () 
     receiver.answer([500]);
     const created = await upload(server.url, speech.wav, { callback_url: `${receiver.url}/hook` });
     expect(created.status).toBe(202);
-    expect(created.body.webhook).toEqual({ status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: null });
+    expect(created.body.webhook).toEqual({
+      status: 'pending',
+      attempts: 0,
+      last_status_code: null,
+      last_error: null,
+      next_attempt_at: null,
+    });
     const done = await waitForJob(server.url, created.body.id);
     expect(done.status).toBe('completed');
 
     const job = await waitForWebhook(server.url, created.body.id);
-    expect(job.webhook).toEqual({ status: 'delivered', attempts: 2, last_status_code: 200, last_error: null, next_attempt_at: null });
+    expect(job.webhook).toEqual({
+      status: 'delivered',
+      attempts: 2,
+      last_status_code: 200,
+      last_error: null,
+      next_attempt_at: null,
+    });
     expect(receiver.received).toHaveLength(2);
     for (const hook of receiver.received) {
       expect(verify(secret, hook.headers, hook.body)).toBe(true);
@@ -90,13 +118,23 @@ describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () 
     const [first, second] = receiver.received;
     const payload = JSON.parse(second!.body) as { type: string; timestamp: string; data: WebhookJob };
     expect(payload.type).toBe('job.completed');
-    expect(payload.data).toMatchObject({ id: job.id, status: 'completed', links: { transcript: `/v1/jobs/${job.id}/transcript` } });
+    expect(payload.data).toMatchObject({
+      id: job.id,
+      status: 'completed',
+      links: { transcript: `/v1/jobs/${job.id}/transcript` },
+    });
     expect(payload.data.progress.percent).toBe(100);
     expect(payload.data).not.toHaveProperty('webhook');
     // The check can fail: another secret, a changed body, or another message's signature.
     expect(verify(newSecret(), second!.headers, second!.body)).toBe(false);
     expect(verify(secret, second!.headers, second!.body.replace('completed', 'failed'))).toBe(false);
-    expect(verify(secret, { ...second!.headers, 'webhook-timestamp': String(Number(second!.headers['webhook-timestamp']) - 1) }, second!.body)).toBe(false);
+    expect(
+      verify(
+        secret,
+        { ...second!.headers, 'webhook-timestamp': String(Number(second!.headers['webhook-timestamp']) - 1) },
+        second!.body,
+      ),
+    ).toBe(false);
     expect(first!.body).not.toBe(second!.body);
     expect(verify(secret, first!.headers, second!.body)).toBe(false);
   });
@@ -105,7 +143,13 @@ describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () 
     receiver.answer([500, 502, 503]);
     const created = await upload(server.url, speech.wav, { callback_url: `${receiver.url}/hook` });
     const job = await waitForWebhook(server.url, created.body.id);
-    expect(job.webhook).toEqual({ status: 'failed', attempts: 3, last_status_code: 503, last_error: 'the receiver answered HTTP 503', next_attempt_at: null });
+    expect(job.webhook).toEqual({
+      status: 'failed',
+      attempts: 3,
+      last_status_code: 503,
+      last_error: 'the receiver answered HTTP 503',
+      next_attempt_at: null,
+    });
     expect(receiver.received).toHaveLength(3);
   });
 
@@ -135,8 +179,24 @@ function storeEndedJob(dataDir: string, callbackUrl: string, webhook: WebhookSta
     createdAt: now,
     updatedAt: now,
     completedAt: now,
-    audio: { filename: 'a.wav', size_bytes: 1000, duration_s: 3, format: 'wav', codec: 'pcm_s16le', sample_rate: 16000, channels: 1, demuxer: 'wav' },
-    request: { language: null, prompt: null, model: 'whisper-1', metadata: null, callback_url: callbackUrl, max_cost_usd: null },
+    audio: {
+      filename: 'a.wav',
+      size_bytes: 1000,
+      duration_s: 3,
+      format: 'wav',
+      codec: 'pcm_s16le',
+      sample_rate: 16000,
+      channels: 1,
+      demuxer: 'wav',
+    },
+    request: {
+      language: null,
+      prompt: null,
+      model: 'whisper-1',
+      metadata: null,
+      callback_url: callbackUrl,
+      max_cost_usd: null,
+    },
     estimate: { cost_usd: 0.0003, provider: 'openai', model: 'whisper-1' },
     chunksTotal: 1,
     slicingDone: true,
@@ -218,7 +278,12 @@ describe('webhooks by default (private addresses refused)', () => {
     const server = await startServer(env(), dataDir);
     try {
       const job = await waitForWebhook(server.url, id);
-      expect(job.webhook).toMatchObject({ status: 'failed', attempts: 1, last_status_code: null, next_attempt_at: null });
+      expect(job.webhook).toMatchObject({
+        status: 'failed',
+        attempts: 1,
+        last_status_code: null,
+        next_attempt_at: null,
+      });
       expect(job.webhook?.last_error).toMatch(/^refused: localhost resolves to \S+, a loopback address$/);
       expect(receiver.received).toEqual([]);
     } finally {
@@ -243,9 +308,19 @@ describe('webhooks across a restart', () => {
     const unstarted = storeEndedJob(dataDir, `${receiver.url}/b`, null);
     const server = await startServer({ WEBHOOK_SECRET: secret, WEBHOOK_ALLOW_PRIVATE: 'true' }, dataDir);
     try {
-      expect((await waitForWebhook(server.url, pending)).webhook).toMatchObject({ status: 'delivered', attempts: 2, last_status_code: 200 });
-      expect((await waitForWebhook(server.url, unstarted)).webhook).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: 200 });
-      expect(receiver.received.map((r) => r.headers['webhook-id']).sort()).toEqual([`${pending}.completed`, `${unstarted}.completed`].sort());
+      expect((await waitForWebhook(server.url, pending)).webhook).toMatchObject({
+        status: 'delivered',
+        attempts: 2,
+        last_status_code: 200,
+      });
+      expect((await waitForWebhook(server.url, unstarted)).webhook).toMatchObject({
+        status: 'delivered',
+        attempts: 1,
+        last_status_code: 200,
+      });
+      expect(receiver.received.map((r) => r.headers['webhook-id']).sort()).toEqual(
+        [`${pending}.completed`, `${unstarted}.completed`].sort(),
+      );
       const verify = await documentedVerifier();
       expect(receiver.received.every((r) => verify(secret, r.headers, r.body))).toBe(true);
     } finally {

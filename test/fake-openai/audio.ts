@@ -78,7 +78,15 @@ export async function probeDurationS(buf: Buffer): Promise<number | null> {
   try {
     const file = path.join(dir, 'audio');
     await writeFile(file, buf);
-    const { stdout } = await execFileAsync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
+    const { stdout } = await execFileAsync('ffprobe', [
+      '-v',
+      'error',
+      '-show_entries',
+      'format=duration',
+      '-of',
+      'csv=p=0',
+      file,
+    ]);
     const d = Number(stdout.trim());
     return stdout.trim() !== '' && Number.isFinite(d) && d >= 0 ? d : null;
   } catch {

@@ -79,45 +79,81 @@ export function httpFault(fault: Fault, model: string | null, bytes: number | nu
         'x-ratelimit-reset-tokens': '1.2s',
       };
       if (s !== null) headers['retry-after'] = String(s);
-      const message = `Rate limit reached for ${model ?? 'whisper-1'} in organization org-fake on requests per min (RPM): `
-        + `Limit 20, Used 20, Requested 1. Please try again in ${s ?? 1}s.`;
+      const message =
+        `Rate limit reached for ${model ?? 'whisper-1'} in organization org-fake on requests per min (RPM): ` +
+        `Limit 20, Used 20, Requested 1. Please try again in ${s ?? 1}s.`;
       return { status: 429, headers, body: errorJson(message, 'requests', null, 'rate_limit_exceeded') };
     }
     case 'quota':
       return {
-        status: 429, headers: JSON_TYPE,
-        body: errorJson('You exceeded your current quota, please check your plan and billing details.', 'insufficient_quota', null, 'insufficient_quota'),
+        status: 429,
+        headers: JSON_TYPE,
+        body: errorJson(
+          'You exceeded your current quota, please check your plan and billing details.',
+          'insufficient_quota',
+          null,
+          'insufficient_quota',
+        ),
       };
     case 'auth':
       return {
-        status: 401, headers: JSON_TYPE,
-        body: errorJson('Incorrect API key provided: sk-fake***. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', null, 'invalid_api_key'),
+        status: 401,
+        headers: JSON_TYPE,
+        body: errorJson(
+          'Incorrect API key provided: sk-fake***. You can find your API key at https://platform.openai.com/account/api-keys.',
+          'invalid_request_error',
+          null,
+          'invalid_api_key',
+        ),
       };
     case 'forbidden':
       return {
-        status: 403, headers: JSON_TYPE,
-        body: errorJson('Country, region, or territory not supported', 'request_forbidden', null, 'unsupported_country_region_territory'),
+        status: 403,
+        headers: JSON_TYPE,
+        body: errorJson(
+          'Country, region, or territory not supported',
+          'request_forbidden',
+          null,
+          'unsupported_country_region_territory',
+        ),
       };
     case 'bad_audio':
       return {
-        status: 400, headers: JSON_TYPE,
-        body: errorJson('Audio file might be corrupted or unsupported', 'invalid_request_error', 'file', 'invalid_value'),
+        status: 400,
+        headers: JSON_TYPE,
+        body: errorJson(
+          'Audio file might be corrupted or unsupported',
+          'invalid_request_error',
+          'file',
+          'invalid_value',
+        ),
       };
     case 'too_short':
       return {
-        status: 400, headers: JSON_TYPE,
-        body: errorJson('Audio file is too short. Minimum audio length is 0.1 seconds.', 'invalid_request_error', 'file', 'audio_too_short'),
+        status: 400,
+        headers: JSON_TYPE,
+        body: errorJson(
+          'Audio file is too short. Minimum audio length is 0.1 seconds.',
+          'invalid_request_error',
+          'file',
+          'audio_too_short',
+        ),
       };
     case 'too_large':
       return tooLarge(bytes ?? 0);
     case 'server_error': {
       const status = fault.status ?? 500;
       if (status === 502) {
-        return { status, headers: { 'content-type': 'text/html' }, body: '<html><body><h1>502 Bad Gateway</h1></body></html>' };
+        return {
+          status,
+          headers: { 'content-type': 'text/html' },
+          body: '<html><body><h1>502 Bad Gateway</h1></body></html>',
+        };
       }
-      const message = status === 503
-        ? 'The engine is currently overloaded, please try again later.'
-        : 'The server had an error while processing your request. Sorry about that!';
+      const message =
+        status === 503
+          ? 'The engine is currently overloaded, please try again later.'
+          : 'The server had an error while processing your request. Sorry about that!';
       return { status, headers: JSON_TYPE, body: errorJson(message, 'server_error', null, null) };
     }
     case 'drop':
@@ -128,7 +164,13 @@ export function httpFault(fault: Fault, model: string | null, bytes: number | nu
 
 export function tooLarge(bytesRead: number, limit = 25 * 1024 * 1024): HttpFault {
   return {
-    status: 413, headers: JSON_TYPE,
-    body: errorJson(`Maximum content size limit (${limit}) exceeded (${bytesRead} bytes read)`, 'server_error', null, null),
+    status: 413,
+    headers: JSON_TYPE,
+    body: errorJson(
+      `Maximum content size limit (${limit}) exceeded (${bytesRead} bytes read)`,
+      'server_error',
+      null,
+      null,
+    ),
   };
 }

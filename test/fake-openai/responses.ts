@@ -7,7 +7,12 @@ import type { HttpFault } from './faults.ts';
 
 export const JSON_TYPE = { 'content-type': 'application/json' };
 
-export interface Body { buf: Buffer; total: number; oversize: boolean; aborted: boolean }
+export interface Body {
+  buf: Buffer;
+  total: number;
+  oversize: boolean;
+  aborted: boolean;
+}
 
 /** Reads the whole body but keeps at most limit bytes, so an oversize upload is drained, not buffered. */
 export async function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
@@ -28,7 +33,11 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
 
 export async function parseForm(contentType: string, body: Buffer): Promise<FormData | null> {
   try {
-    return await new Request('http://fake.invalid/', { method: 'POST', headers: { 'content-type': contentType }, body }).formData();
+    return await new Request('http://fake.invalid/', {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body,
+    }).formData();
   } catch {
     return null;
   }
@@ -43,7 +52,11 @@ export function badRequest(message: string, param: string | null, code: string |
   return { status: 400, headers: JSON_TYPE, body: errorJson(message, 'invalid_request_error', param, code) };
 }
 
-interface Fields { hasFile: boolean; model: string | null; format: string }
+interface Fields {
+  hasFile: boolean;
+  model: string | null;
+  format: string;
+}
 
 /** The 400 OpenAI would send for these fields, or null when they are acceptable. */
 export function invalidFields(f: Fields, models: readonly string[], info: ModelInfo | undefined): HttpFault | null {
@@ -54,7 +67,8 @@ export function invalidFields(f: Fields, models: readonly string[], info: ModelI
   if (!formats.includes(f.format)) {
     return badRequest(
       `response_format '${f.format}' is not compatible with model '${f.model}'. Use ${formats.map((x) => `'${x}'`).join(' or ')} instead.`,
-      'response_format', 'unsupported_value',
+      'response_format',
+      'unsupported_value',
     );
   }
   return null;
@@ -69,33 +83,57 @@ export function tooLong(info: ModelInfo | undefined, durationS: number): HttpFau
   if (!info || durationS <= info.maxSeconds) return null;
   return badRequest(
     `audio duration ${durationS} seconds is longer than ${info.maxSeconds} seconds which is the maximum for this model`,
-    null, 'invalid_value',
+    null,
+    'invalid_value',
   );
 }
 
 /** A 200 in the requested format, shaped like OpenAI's. */
 export function transcriptionResponse(
-  format: string, info: ModelInfo | undefined, t: FakeTranscript, durationS: number, language: string | null,
+  format: string,
+  info: ModelInfo | undefined,
+  t: FakeTranscript,
+  durationS: number,
+  language: string | null,
 ): HttpFault {
   if (format === 'text') return { status: 200, headers: { 'content-type': 'text/plain' }, body: `${t.text}\n` };
   if (format === 'json') {
     const inputTokens = Math.ceil(durationS * 10);
     const outputTokens = t.segments.length * 4;
-    const usage = info?.segmentTimes === false
-      ? { type: 'tokens', input_tokens: inputTokens, output_tokens: outputTokens, total_tokens: inputTokens + outputTokens }
-      : { type: 'duration', seconds: Math.ceil(durationS) };
+    const usage =
+      info?.segmentTimes === false
+        ? {
+            type: 'tokens',
+            input_tokens: inputTokens,
+            output_tokens: outputTokens,
+            total_tokens: inputTokens + outputTokens,
+          }
+        : { type: 'duration', seconds: Math.ceil(durationS) };
     return { status: 200, headers: JSON_TYPE, body: JSON.stringify({ text: t.text, usage }) };
   }
   // Whisper names the language ("english") in verbose_json.
   const name = (language && ISO6391.getName(language).toLowerCase()) || 'english';
   const segments = t.segments.map((s, id) => ({
-    id, seek: 0, start: s.start, end: s.end, text: ` ${s.text}`, tokens: [], temperature: 0,
-    avg_logprob: -0.2, compression_ratio: 1.2, no_speech_prob: 0.01,
+    id,
+    seek: 0,
+    start: s.start,
+    end: s.end,
+    text: ` ${s.text}`,
+    tokens: [],
+    temperature: 0,
+    avg_logprob: -0.2,
+    compression_ratio: 1.2,
+    no_speech_prob: 0.01,
   }));
   return {
-    status: 200, headers: JSON_TYPE,
+    status: 200,
+    headers: JSON_TYPE,
     body: JSON.stringify({
-      task: 'transcribe', language: name, duration: durationS, text: t.text, segments,
+      task: 'transcribe',
+      language: name,
+      duration: durationS,
+      text: t.text,
+      segments,
       usage: { type: 'duration', seconds: Math.ceil(durationS) },
     }),
   };

@@ -6,7 +6,16 @@ import { OPENAI_MAX_BYTES } from '../../src/transcribe/providers/openai/models.t
 import { audioDurationS, fakeTranscript, sha1Hex } from './audio.ts';
 import { errorJson, httpFault, seededRandom, toFault, tooLarge } from './faults.ts';
 import type { Fault, FaultSpec, HttpFault, RandomFaults } from './faults.ts';
-import { badRequest, field, invalidFields, JSON_TYPE, parseForm, readBody, tooLong, transcriptionResponse } from './responses.ts';
+import {
+  badRequest,
+  field,
+  invalidFields,
+  JSON_TYPE,
+  parseForm,
+  readBody,
+  tooLong,
+  transcriptionResponse,
+} from './responses.ts';
 import { FAKE_OPENAI_KEY } from './types.ts';
 import type { FakeOpenAI, FakeOpenAIOptions, FakeRoute, FaultScript, RequestLogEntry } from './types.ts';
 
@@ -72,13 +81,20 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     });
   }
 
-  function send(res: http.ServerResponse, entry: RequestLogEntry, status: number, headers: Record<string, string>, body: string): void {
+  function send(
+    res: http.ServerResponse,
+    entry: RequestLogEntry,
+    status: number,
+    headers: Record<string, string>,
+    body: string,
+  ): void {
     if (res.destroyed || res.writableEnded) return;
     entry.status = status;
     entry.outcome = 'answered';
     res.writeHead(status, headers).end(body);
   }
-  const reply = (res: http.ServerResponse, entry: RequestLogEntry, f: HttpFault): void => send(res, entry, f.status, f.headers, f.body);
+  const reply = (res: http.ServerResponse, entry: RequestLogEntry, f: HttpFault): void =>
+    send(res, entry, f.status, f.headers, f.body);
 
   /** Applies a fault: true when the request got one (and is now answered, dropped or stalled). */
   function applyFault(res: http.ServerResponse, entry: RequestLogEntry, fault: Fault | null): boolean {
@@ -97,7 +113,11 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     return true;
   }
 
-  async function transcriptions(req: http.IncomingMessage, res: http.ServerResponse, entry: RequestLogEntry): Promise<void> {
+  async function transcriptions(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    entry: RequestLogEntry,
+  ): Promise<void> {
     const body = await readBody(req, maxBytes + FORM_OVERHEAD);
     if (body.aborted) return;
     if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
@@ -125,7 +145,8 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const format = entry.responseFormat ?? 'json';
     const info = entry.model ? findModel('openai', entry.model) : undefined;
     const invalid = invalidFields({ hasFile: bytes !== null, model: entry.model, format }, models, info);
-    if (invalid || !bytes || !entry.sha1 || !entry.model) return reply(res, entry, invalid ?? badRequest('Invalid request', null, null));
+    if (invalid || !bytes || !entry.sha1 || !entry.model)
+      return reply(res, entry, invalid ?? badRequest('Invalid request', null, null));
     const durationS = await audioDurationS(bytes);
     entry.durationS = durationS;
     if (durationS === null) {
@@ -156,24 +177,52 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const auth = req.headers.authorization ?? '';
     if (key !== null && auth !== `Bearer ${key}`) {
       await readBody(req, 0);
-      const message = auth === ''
-        ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
-        : 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.';
-      return send(res, entry, 401, JSON_TYPE, errorJson(message, 'invalid_request_error', null, auth === '' ? null : 'invalid_api_key'));
+      const message =
+        auth === ''
+          ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
+          : 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.';
+      return send(
+        res,
+        entry,
+        401,
+        JSON_TYPE,
+        errorJson(message, 'invalid_request_error', null, auth === '' ? null : 'invalid_api_key'),
+      );
     }
     if (req.method === 'POST' && path === '/v1/audio/transcriptions') return transcriptions(req, res, entry);
     if (req.method === 'GET' && path === '/v1/models') return modelsRoute(res, entry);
     await readBody(req, 0);
-    send(res, entry, 404, JSON_TYPE, errorJson(`Invalid URL (${req.method ?? ''} ${path})`, 'invalid_request_error', null, null));
+    send(
+      res,
+      entry,
+      404,
+      JSON_TYPE,
+      errorJson(`Invalid URL (${req.method ?? ''} ${path})`, 'invalid_request_error', null, null),
+    );
   }
 
   function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://fake.invalid').pathname;
     const inFlight = requests.filter((r) => r.path === path && r.outcome === 'pending').length;
     const entry: RequestLogEntry = {
-      index: requests.length, time: Date.now(), method: req.method ?? 'GET', path,
-      model: null, language: null, prompt: null, responseFormat: null, filename: null, bytes: null, sha1: null,
-      durationS: null, inFlight, attempt: 0, fault: null, status: null, outcome: 'pending', text: null,
+      index: requests.length,
+      time: Date.now(),
+      method: req.method ?? 'GET',
+      path,
+      model: null,
+      language: null,
+      prompt: null,
+      responseFormat: null,
+      filename: null,
+      bytes: null,
+      sha1: null,
+      durationS: null,
+      inFlight,
+      attempt: 0,
+      fault: null,
+      status: null,
+      outcome: 'pending',
+      text: null,
     };
     requests.push(entry);
     res.setHeader('x-request-id', `req_fake_${entry.index}`);

@@ -30,8 +30,21 @@ function bigWav(): string {
   const file = path.join(GENERATED_DIR, `tone-${BIG_S}s-cd.wav`);
   if (!existsSync(file)) {
     const tmp = `${file}.partial.wav`;
-    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=220:sample_rate=44100:duration=${BIG_S}`,
-      '-ac', '2', '-c:a', 'pcm_s16le', tmp]);
+    execFileSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=220:sample_rate=44100:duration=${BIG_S}`,
+      '-ac',
+      '2',
+      '-c:a',
+      'pcm_s16le',
+      tmp,
+    ]);
     renameSync(tmp, file);
   }
   return file;
@@ -50,7 +63,17 @@ afterAll(async () => {
 /** Slices (copy path) with a small look-ahead, so a release that never reaches the slicer would hang the test. */
 async function sliceAll(outDir: string, cutPoints: number[], maxBytes: number): Promise<SlicedChunk[]> {
   const handle = capChunkBytes(
-    slicer.slice({ input: big, demuxer: 'wav', outDir, cutPoints, format: 'wav', mode: 'copy', lookahead: 2, maxDurationS: 6 * 3600, expectedDurationS: BIG_S }),
+    slicer.slice({
+      input: big,
+      demuxer: 'wav',
+      outDir,
+      cutPoints,
+      format: 'wav',
+      mode: 'copy',
+      lookahead: 2,
+      maxDurationS: 6 * 3600,
+      expectedDurationS: BIG_S,
+    }),
     { maxBytes, logger, timeoutS: 600 },
   );
   const got: SlicedChunk[] = [];
@@ -77,11 +100,28 @@ describe('a 1 GB WAV for whisper-1', () => {
   it('is planned into copied chunks that are all under 25 MiB', async () => {
     expect(bigBytes).toBeGreaterThan(1e9);
     if (!whisper) throw new Error('whisper-1 is not in the model table');
-    const audio = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 44_100, channels: 2, size_bytes: bigBytes, duration_s: BIG_S };
-    const plan = chooseChunkRecipe({ intake: ENGINES.openai.chunks, model: whisper, audio, chunkSeconds: 100, encodeFormat: 'mp3' });
+    const audio = {
+      demuxer: 'wav',
+      codec: 'pcm_s16le',
+      sample_rate: 44_100,
+      channels: 2,
+      size_bytes: bigBytes,
+      duration_s: BIG_S,
+    };
+    const plan = chooseChunkRecipe({
+      intake: ENGINES.openai.chunks,
+      model: whisper,
+      audio,
+      chunkSeconds: 100,
+      encodeFormat: 'mp3',
+    });
     expect(plan.mode).toBe('copy');
     const out = await mkdtemp(path.join(root, 'planned-'));
-    const chunks = await sliceAll(out, planSplits({ durationS: BIG_S, targetS: plan.targetS, maxChunkS: plan.maxChunkS }), whisper.maxBytes);
+    const chunks = await sliceAll(
+      out,
+      planSplits({ durationS: BIG_S, targetS: plan.targetS, maxChunkS: plan.maxChunkS }),
+      whisper.maxBytes,
+    );
     expect(chunks.length).toBeGreaterThan(50);
     for (const c of chunks) expect(c.bytes).toBeLessThan(25 * 1024 * 1024);
     expectContiguous(chunks);

@@ -15,7 +15,13 @@ const signal = () => new AbortController().signal;
 
 async function probe(file: string) {
   const p = await prober.probe(file);
-  return { format: p.formatName, duration: p.durationS, codec: p.audio?.codec, rate: p.audio?.sampleRate, channels: p.audio?.channels };
+  return {
+    format: p.formatName,
+    duration: p.durationS,
+    codec: p.audio?.codec,
+    rate: p.audio?.sampleRate,
+    channels: p.audio?.channels,
+  };
 }
 
 describe('chunk reshaper (real ffmpeg)', () => {
@@ -26,7 +32,21 @@ describe('chunk reshaper (real ffmpeg)', () => {
     const wav = path.join(dir, 'chunk-00000.wav');
     await copyFile(path.join(LIBRIVOX_DIR, `${CLIPS[0].id}.wav`), wav);
     mp3 = path.join(dir, 'chunk-00000.mp3');
-    execFileSync('ffmpeg', ['-v', 'error', '-i', wav, '-ar', '16000', '-ac', '1', '-c:a', 'libmp3lame', '-b:a', '32k', mp3]);
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-i',
+      wav,
+      '-ar',
+      '16000',
+      '-ac',
+      '1',
+      '-c:a',
+      'libmp3lame',
+      '-b:a',
+      '32k',
+      mp3,
+    ]);
   });
   afterEach(async () => rm(dir, { recursive: true, force: true }));
 
@@ -41,7 +61,19 @@ describe('chunk reshaper (real ffmpeg)', () => {
 
   it('pads audio shorter than MIN_AUDIO_S so a provider does not call it too short', async () => {
     const short = path.join(dir, 'chunk-00001.wav');
-    execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=f=440:d=0.05', '-ar', '16000', '-ac', '1', short]);
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=f=440:d=0.05',
+      '-ar',
+      '16000',
+      '-ac',
+      '1',
+      short,
+    ]);
     const out = await reshaper.reencode(short, signal());
     expect((await probe(out)).duration).toBeGreaterThanOrEqual(MIN_AUDIO_S - 0.01);
   });
@@ -49,7 +81,10 @@ describe('chunk reshaper (real ffmpeg)', () => {
   it('splits a chunk into pieces whose offsets and durations add up to the whole', async () => {
     const whole = (await probe(mp3)).duration!;
     const pieces = await reshaper.split(mp3, whole, 2, signal());
-    expect(pieces.map((p) => path.basename(p.path))).toEqual(['chunk-00000.mp3.part0.mp3', 'chunk-00000.mp3.part1.mp3']);
+    expect(pieces.map((p) => path.basename(p.path))).toEqual([
+      'chunk-00000.mp3.part0.mp3',
+      'chunk-00000.mp3.part1.mp3',
+    ]);
     expect(pieces[1]!.offsetS).toBeCloseTo(whole / 2, 3);
     for (const p of pieces) {
       const info = await probe(p.path);

@@ -46,27 +46,39 @@ describe('createCutPlanner', () => {
   it.each([
     ['wav', 'wav'],
     ['mp3', 'mp3'],
-  ] as const)('plans the %s cuts from windows around the targets, each in a silence of the whole file', async (kind, demuxer) => {
-    const file = kind === 'wav' ? longWav : longMp3;
-    const durationS = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString());
-    const whole = await detector.detectSilences(file, { demuxer, maxDurationS: 3600 });
-    const plan = { durationS, targetS: 15, searchWindowS: 6 };
-    const { cuts, hardCuts, scan } = await planner.planCuts({ file, demuxer, maxDurationS: 3600, ...plan });
+  ] as const)(
+    'plans the %s cuts from windows around the targets, each in a silence of the whole file',
+    async (kind, demuxer) => {
+      const file = kind === 'wav' ? longWav : longMp3;
+      const durationS = Number(
+        execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString(),
+      );
+      const whole = await detector.detectSilences(file, { demuxer, maxDurationS: 3600 });
+      const plan = { durationS, targetS: 15, searchWindowS: 6 };
+      const { cuts, hardCuts, scan } = await planner.planCuts({ file, demuxer, maxDurationS: 3600, ...plan });
 
-    expect(scan).toBe('windows');
-    expect(cuts.length).toBeGreaterThanOrEqual(4);
-    expect(hardCuts).toBe(0);
-    for (const cut of cuts) expect(inSilence(cut, whole), `cut ${cut} in a silence`).toBe(true);
-    // One cut per target of the silence-free plan, each within the search window of it.
-    const targets = planSplits(plan);
-    expect(cuts).toHaveLength(targets.length);
-    cuts.forEach((c, i) => expect(Math.abs(c - (targets[i] ?? 0))).toBeLessThanOrEqual(plan.searchWindowS));
-  });
+      expect(scan).toBe('windows');
+      expect(cuts.length).toBeGreaterThanOrEqual(4);
+      expect(hardCuts).toBe(0);
+      for (const cut of cuts) expect(inSilence(cut, whole), `cut ${cut} in a silence`).toBe(true);
+      // One cut per target of the silence-free plan, each within the search window of it.
+      const targets = planSplits(plan);
+      expect(cuts).toHaveLength(targets.length);
+      cuts.forEach((c, i) => expect(Math.abs(c - (targets[i] ?? 0))).toBeLessThanOrEqual(plan.searchWindowS));
+    },
+  );
 
   it('scans a VBR mp3 whole, since seeking in it only estimates the position', async () => {
     expect(await seeksExactly(vbrMp3, 'mp3')).toBe(false);
     expect(await seeksExactly(longMp3, 'mp3')).toBe(true);
-    const { cuts, scan } = await planner.planCuts({ file: vbrMp3, demuxer: 'mp3', maxDurationS: 3600, durationS: speech.durationS, targetS: 10, searchWindowS: 3 });
+    const { cuts, scan } = await planner.planCuts({
+      file: vbrMp3,
+      demuxer: 'mp3',
+      maxDurationS: 3600,
+      durationS: speech.durationS,
+      targetS: 10,
+      searchWindowS: 3,
+    });
     expect(scan).toBe('whole');
     const whole = await detector.detectSilences(vbrMp3, { demuxer: 'mp3', maxDurationS: 3600 });
     for (const cut of cuts) expect(inSilence(cut, whole)).toBe(true);
@@ -74,12 +86,50 @@ describe('createCutPlanner', () => {
 
   it('counts every cut of a recording without pauses as hard, by either scan', async () => {
     const hum = path.join(dir, 'hum.wav');
-    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'anoisesrc=d=60:c=pink:a=0.3', '-ar', '16000', hum]);
-    const windows = await planner.planCuts({ file: hum, demuxer: 'wav', maxDurationS: 3600, durationS: 60, targetS: 15, searchWindowS: 3 });
+    execFileSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'anoisesrc=d=60:c=pink:a=0.3',
+      '-ar',
+      '16000',
+      hum,
+    ]);
+    const windows = await planner.planCuts({
+      file: hum,
+      demuxer: 'wav',
+      maxDurationS: 3600,
+      durationS: 60,
+      targetS: 15,
+      searchWindowS: 3,
+    });
     expect(windows).toEqual({ cuts: [15, 30, 45], hardCuts: 3, scan: 'windows' });
     const humMp3 = path.join(dir, 'hum.mp3');
-    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', hum, '-c:a', 'libmp3lame', '-q:a', '4', humMp3]);
-    const whole = await planner.planCuts({ file: humMp3, demuxer: 'mp3', maxDurationS: 3600, durationS: 60, targetS: 15, searchWindowS: 3 });
+    execFileSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-i',
+      hum,
+      '-c:a',
+      'libmp3lame',
+      '-q:a',
+      '4',
+      humMp3,
+    ]);
+    const whole = await planner.planCuts({
+      file: humMp3,
+      demuxer: 'mp3',
+      maxDurationS: 3600,
+      durationS: 60,
+      targetS: 15,
+      searchWindowS: 3,
+    });
     expect(whole).toMatchObject({ hardCuts: 3, scan: 'whole' });
   });
 

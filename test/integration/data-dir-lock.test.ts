@@ -29,9 +29,13 @@ function procState(pid: number): string | null {
 async function lockHolderUnderNonReapingParent(dataDir: string): Promise<{ parent: ChildProcess; holderPid: number }> {
   const script = `import(${JSON.stringify(LOCK_MODULE)}).then((m) => { m.lockDataDir(process.argv[1]); console.log('locked ' + process.pid); setInterval(() => {}, 60_000); })`;
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const parent = spawn('sh', ['-c', `${quote(process.execPath)} -e ${quote(script)} ${quote(dataDir)} & exec sleep 600`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const parent = spawn(
+    'sh',
+    ['-c', `${quote(process.execPath)} -e ${quote(script)} ${quote(dataDir)} & exec sleep 600`],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const holderPid = await new Promise<number>((resolve, reject) => {
     createInterface({ input: parent.stdout! }).on('line', (line) => {
       const m = /^locked (\d+)$/.exec(line);
@@ -150,7 +154,8 @@ describe('the DATA_DIR lock', () => {
       const holders = answers.filter((a) => a.startsWith('LOCKED '));
       expect(holders, `round ${round}: ${answers.join(' | ')}`).toHaveLength(1);
       const holder = Number(holders[0]!.split(' ')[1]);
-      for (const a of answers.filter((x) => !x.startsWith('LOCKED '))) expect(a, `round ${round}`).toMatch(`is in use by process ${holder};`);
+      for (const a of answers.filter((x) => !x.startsWith('LOCKED ')))
+        expect(a, `round ${round}`).toMatch(`is in use by process ${holder};`);
       expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^${holder} \\d+$`));
     }
     // Nothing of the takeovers is left beside the lock.

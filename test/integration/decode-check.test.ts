@@ -18,7 +18,9 @@ let speech: SpeechFixture;
 const at = (name: string): string => path.join(dir, name);
 
 function ffmpeg(args: string[]): void {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 beforeAll(async () => {
@@ -27,7 +29,15 @@ beforeAll(async () => {
   const mp3 = await readFile(speech.mp3);
   // Its Xing header still claims the whole 32 s; only the first half of the frames is there.
   await writeFile(at('half.mp3'), mp3.subarray(0, Math.floor(mp3.length / 2)));
-  ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=16000:duration=90', '-c:a', 'pcm_s16le', at('tone90.wav')]);
+  ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=16000:duration=90',
+    '-c:a',
+    'pcm_s16le',
+    at('tone90.wav'),
+  ]);
   ffmpeg(['-f', 'lavfi', '-i', 'testsrc=s=64x64:d=2:r=10', '-c:v', 'mpeg4', at('video-only.mp4')]);
 });
 
@@ -75,19 +85,29 @@ describe('measureDecodedDuration', () => {
   });
 
   it('gives the same length in demux-only mode', async () => {
-    const r = await checker.measureDecodedDuration(at('half.mp3'), { demuxer: 'mp3', maxDurationS: 3600, mode: 'demux' });
+    const r = await checker.measureDecodedDuration(at('half.mp3'), {
+      demuxer: 'mp3',
+      maxDurationS: 3600,
+      mode: 'demux',
+    });
     const decoded = await measureDecodedDuration(at('half.mp3'), { demuxer: 'mp3', maxDurationS: 3600 });
     expect(Math.abs(r.decodedS - decoded)).toBeLessThan(0.1);
   });
 
   it('throws UNSUPPORTED_MEDIA for a file with no audio stream', async () => {
-    const err: unknown = await measureDecodedDuration(at('video-only.mp4'), { demuxer: 'mov', maxDurationS: 60 }).catch((e: unknown) => e);
+    const err: unknown = await measureDecodedDuration(at('video-only.mp4'), { demuxer: 'mov', maxDurationS: 60 }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(AppError);
     expect((err as AppError).details).toEqual({ reason: 'no_audio_stream' });
   });
 
   it('throws CANCELLED when the signal aborts', async () => {
-    const err: unknown = await measureDecodedDuration(speech.mp3, { demuxer: 'mp3', maxDurationS: 60, signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    const err: unknown = await measureDecodedDuration(speech.mp3, {
+      demuxer: 'mp3',
+      maxDurationS: 60,
+      signal: AbortSignal.abort(),
+    }).catch((e: unknown) => e);
     expect((err as AppError).code).toBe('CANCELLED');
   });
 });

@@ -5,14 +5,29 @@ import { FAKE_OPENAI_KEY, fakeTranscript, SEGMENT_S, startFakeOpenAI } from '../
 import type { FakeOpenAI, FaultSpec } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 
-interface Form { file?: Buffer; filename?: string; model?: string; response_format?: string; language?: string }
-interface Reply { status: number; headers: Headers; body: string }
+interface Form {
+  file?: Buffer;
+  filename?: string;
+  model?: string;
+  response_format?: string;
+  language?: string;
+}
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: string;
+}
 
 const fx = speechFixture();
 const wav = readFileSync(fx.wav);
 const mp3 = readFileSync(fx.mp3);
 
-async function post(fake: FakeOpenAI, form: Form, key: string | null = FAKE_OPENAI_KEY, signal?: AbortSignal): Promise<Reply> {
+async function post(
+  fake: FakeOpenAI,
+  form: Form,
+  key: string | null = FAKE_OPENAI_KEY,
+  signal?: AbortSignal,
+): Promise<Reply> {
   const fd = new FormData();
   if (form.file) fd.append('file', new Blob([form.file]), form.filename ?? 'audio.wav');
   for (const name of ['model', 'response_format', 'language'] as const) {
@@ -20,13 +35,17 @@ async function post(fake: FakeOpenAI, form: Form, key: string | null = FAKE_OPEN
     if (v !== undefined) fd.append(name, v);
   }
   const res = await fetch(`${fake.url}/audio/transcriptions`, {
-    method: 'POST', body: fd, headers: key === null ? {} : { authorization: `Bearer ${key}` }, signal,
+    method: 'POST',
+    body: fd,
+    headers: key === null ? {} : { authorization: `Bearer ${key}` },
+    signal,
   });
   return { status: res.status, headers: res.headers, body: await res.text() };
 }
 
 const whisper = (file: Buffer = wav): Form => ({ file, model: 'whisper-1', response_format: 'verbose_json' });
-const errorOf = (r: Reply) => (JSON.parse(r.body) as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
+const errorOf = (r: Reply) =>
+  (JSON.parse(r.body) as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
 
 describe('startFakeOpenAI', () => {
   let fake: FakeOpenAI;
@@ -43,7 +62,12 @@ describe('startFakeOpenAI', () => {
   it('answers verbose_json with sha1-tagged segments spread over the WAV duration', async () => {
     const r = await post(fake, { ...whisper(), language: 'de' });
     expect(r.status).toBe(200);
-    const body = JSON.parse(r.body) as { text: string; language: string; duration: number; segments: { start: number; end: number; text: string }[] };
+    const body = JSON.parse(r.body) as {
+      text: string;
+      language: string;
+      duration: number;
+      segments: { start: number; end: number; text: string }[];
+    };
     const expected = fakeTranscript(wav, fx.durationS);
     expect(body.duration).toBeCloseTo(fx.durationS, 3);
     expect(body.language).toBe('german');
@@ -54,7 +78,14 @@ describe('startFakeOpenAI', () => {
     expect(body.segments.map((s) => s.text.trim())).toEqual(expected.segments.map((s) => s.text));
     const [entry] = fake.requests;
     expect(entry?.sha1?.slice(0, 8)).toBe(expected.tag.slice('chunk-'.length));
-    expect(entry).toMatchObject({ status: 200, outcome: 'answered', bytes: wav.length, attempt: 0, fault: null, text: expected.text });
+    expect(entry).toMatchObject({
+      status: 200,
+      outcome: 'answered',
+      bytes: wav.length,
+      attempt: 0,
+      fault: null,
+      text: expected.text,
+    });
   });
 
   it('reads the duration of non-WAV audio with ffprobe and answers json for gpt-4o models', async () => {
@@ -79,7 +110,7 @@ describe('startFakeOpenAI', () => {
     expect(fake.requests.map((e) => e.attempt)).toEqual([0, 0, 1]);
   });
 
-  it('answers 401 in OpenAI\'s error shape for a missing or wrong key, and any key after setKey(null)', async () => {
+  it("answers 401 in OpenAI's error shape for a missing or wrong key, and any key after setKey(null)", async () => {
     const missing = await post(fake, whisper(), null);
     expect(missing.status).toBe(401);
     expect(errorOf(missing)).toMatchObject({ type: 'invalid_request_error', param: null, code: null });
@@ -119,8 +150,17 @@ describe('startFakeOpenAI', () => {
 
   it('applies a scripted queue of faults in order, then answers normally', async () => {
     const script: FaultSpec[] = [
-      'rate_limit', 'quota', 'auth', 'forbidden', 'bad_audio', 'too_short', 'too_large',
-      { type: 'server_error', status: 500 }, { type: 'server_error', status: 502 }, { type: 'server_error', status: 503 }, null,
+      'rate_limit',
+      'quota',
+      'auth',
+      'forbidden',
+      'bad_audio',
+      'too_short',
+      'too_large',
+      { type: 'server_error', status: 500 },
+      { type: 'server_error', status: 502 },
+      { type: 'server_error', status: 503 },
+      null,
     ];
     fake.script(script);
     const replies: Reply[] = [];
@@ -134,14 +174,25 @@ describe('startFakeOpenAI', () => {
     expect(errorOf(replies[5] as Reply).message).toMatch(/too short/);
     expect(replies[8]?.headers.get('content-type')).toBe('text/html');
     expect(fake.requests.map((e) => e.fault)).toEqual([
-      'rate_limit', 'quota', 'auth', 'forbidden', 'bad_audio', 'too_short', 'too_large',
-      'server_error', 'server_error', 'server_error', null, null,
+      'rate_limit',
+      'quota',
+      'auth',
+      'forbidden',
+      'bad_audio',
+      'too_short',
+      'too_large',
+      'server_error',
+      'server_error',
+      'server_error',
+      null,
+      null,
     ]);
   });
 
   it('adds the successHeaders of a 200 answer', async () => {
     const hinted = await startFakeOpenAI({
-      successHeaders: (entry) => (entry.attempt === 0 ? { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s' } : undefined),
+      successHeaders: (entry) =>
+        entry.attempt === 0 ? { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s' } : undefined,
     });
     try {
       const first = await post(hinted, whisper());
@@ -178,7 +229,10 @@ describe('startFakeOpenAI', () => {
     fake.script(['drop', 'stall']);
     await expect(post(fake, whisper())).rejects.toThrow();
     await expect(post(fake, whisper(), FAKE_OPENAI_KEY, AbortSignal.timeout(300))).rejects.toThrow();
-    expect(fake.requests.map((e) => [e.outcome, e.status])).toEqual([['dropped', null], ['stalled', null]]);
+    expect(fake.requests.map((e) => [e.outcome, e.status])).toEqual([
+      ['dropped', null],
+      ['stalled', null],
+    ]);
   });
 
   it('delays answers by the configured latency', async () => {

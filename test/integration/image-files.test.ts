@@ -24,7 +24,10 @@ const dockerArgs = new Set([...dockerfile.matchAll(/^ARG ([A-Z_]+)/gm)].map((m) 
 
 /** Top-level entries of .dockerignore and the paths it re-includes with `!`. */
 function dockerignore(): { excluded: Set<string>; reincluded: Set<string> } {
-  const lines = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   return {
     excluded: new Set(lines.filter((l) => !l.startsWith('!'))),
     reincluded: new Set(lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1))),
@@ -46,7 +49,15 @@ interface Step {
 interface Workflow {
   on: { push: { tags: string[] }; pull_request?: unknown };
   permissions: Record<string, string>;
-  jobs: Record<string, { needs?: string; permissions?: Record<string, string>; strategy?: { matrix: { include: Array<Record<string, string>> } }; steps: Step[] }>;
+  jobs: Record<
+    string,
+    {
+      needs?: string;
+      permissions?: Record<string, string>;
+      strategy?: { matrix: { include: Array<Record<string, string>> } };
+      steps: Step[];
+    }
+  >;
 }
 
 describe('.github/workflows/image.yml', () => {
@@ -66,7 +77,9 @@ describe('.github/workflows/image.yml', () => {
   });
 
   it('pins every action to a version', () => {
-    const uses = Object.values(workflow.jobs).flatMap((j) => j.steps.map((s) => s.uses)).filter((u) => u !== undefined);
+    const uses = Object.values(workflow.jobs)
+      .flatMap((j) => j.steps.map((s) => s.uses))
+      .filter((u) => u !== undefined);
     expect(uses.length).toBeGreaterThan(0);
     for (const u of uses) expect(u, u).toMatch(/^[\w.-]+\/[\w.-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/);
   });
@@ -76,14 +89,22 @@ describe('.github/workflows/image.yml', () => {
       ['full', 'true', ''],
       ['slim', 'false', '-slim'],
     ]);
-    for (const action of ['docker/setup-qemu-action', 'docker/setup-buildx-action', 'docker/login-action', 'docker/metadata-action']) {
+    for (const action of [
+      'docker/setup-qemu-action',
+      'docker/setup-buildx-action',
+      'docker/login-action',
+      'docker/metadata-action',
+    ]) {
       expect(() => step(action)).not.toThrow();
     }
     const build = step('docker/build-push-action').with ?? {};
     expect(build.context).toBe('.');
     expect(existsSync(path.join(root, String(build.file)))).toBe(true);
     expect(String(build.platforms).split(',')).toEqual(['linux/amd64', 'linux/arm64']);
-    const args = String(build['build-args']).trim().split('\n').map((a) => a.split('=')[0]);
+    const args = String(build['build-args'])
+      .trim()
+      .split('\n')
+      .map((a) => a.split('=')[0]);
     expect(args).toEqual(['WITH_LOCAL_ENGINE']);
     for (const a of args) expect(dockerArgs.has(a), `ARG ${a} in docker/Dockerfile`).toBe(true);
     expect(build.push).toBe("${{ github.event_name == 'push' }}");
@@ -92,7 +113,11 @@ describe('.github/workflows/image.yml', () => {
   it('logs in to ghcr.io with the job token only when it pushes, and tags per variant', () => {
     const login = step('docker/login-action');
     expect(login.if).toBe("github.event_name == 'push'");
-    expect(login.with).toEqual({ registry: 'ghcr.io', username: '${{ github.actor }}', password: '${{ secrets.GITHUB_TOKEN }}' });
+    expect(login.with).toEqual({
+      registry: 'ghcr.io',
+      username: '${{ github.actor }}',
+      password: '${{ secrets.GITHUB_TOKEN }}',
+    });
     const meta = step('docker/metadata-action').with ?? {};
     expect(meta.images).toBe('ghcr.io/${{ github.repository }}');
     expect(String(meta.flavor)).toContain('suffix=${{ matrix.suffix }},onlatest=true');
@@ -110,11 +135,16 @@ describe('docker/Dockerfile', () => {
   it('has a stage for each value of WITH_LOCAL_ENGINE, the only two the runtime FROM can pick', () => {
     expect(dockerfile).toMatch(/^ARG WITH_LOCAL_ENGINE=true$/m);
     expect(dockerfile).toMatch(/^FROM engine-\$\{WITH_LOCAL_ENGINE\} AS runtime$/m);
-    expect([...dockerfile.matchAll(/^FROM \S+ AS (engine-\S+)$/gm)].map((m) => m[1])).toEqual(['engine-true', 'engine-false']);
+    expect([...dockerfile.matchAll(/^FROM \S+ AS (engine-\S+)$/gm)].map((m) => m[1])).toEqual([
+      'engine-true',
+      'engine-false',
+    ]);
   });
 
   it('copies and mounts only paths that exist and that .dockerignore lets into the build context', () => {
-    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) => (m[1] as string).split(' '));
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) =>
+      (m[1] as string).split(' '),
+    );
     const mounted = [...dockerfile.matchAll(/--mount=type=bind,source=([^,\s]+)/g)].map((m) => m[1] as string);
     expect(mounted).toEqual(['docker/prune-node-modules.sh']);
     const sources = [...copied, ...mounted];
@@ -168,14 +198,37 @@ describe('docker/prune-node-modules.sh', () => {
   });
 
   const kept = [
-    'pkg/package.json', 'pkg/LICENSE', 'pkg/index.js', 'pkg/index.mjs', 'pkg/index.cjs', 'pkg/lib/test/runtime.js',
-    'yaml/dist/doc/Document.js', '@scope/pkg/dist/index.js', '@scope/pkg/lib/examples/code.js', 'a/node_modules/b/test/x.js',
+    'pkg/package.json',
+    'pkg/LICENSE',
+    'pkg/index.js',
+    'pkg/index.mjs',
+    'pkg/index.cjs',
+    'pkg/lib/test/runtime.js',
+    'yaml/dist/doc/Document.js',
+    '@scope/pkg/dist/index.js',
+    '@scope/pkg/lib/examples/code.js',
+    'a/node_modules/b/test/x.js',
   ];
   const removed = [
-    'pkg/README.md', 'pkg/index.d.ts', 'pkg/index.d.mts', 'pkg/index.d.cts', 'pkg/index.js.map', 'pkg/src/index.ts',
-    'pkg/tsconfig.tsbuildinfo', 'pkg/test/unit.js', 'pkg/tests/a.js', 'pkg/__tests__/a.js', 'pkg/coverage/lcov.info',
-    'pkg/benchmark/a.js', 'pkg/benchmarks/a.js', 'pkg/bench/a.js', 'pkg/example/a.js', 'pkg/examples/a.js',
-    'pkg/.github/workflow.yml', '@scope/pkg/test/a.js', '@scope/pkg/CHANGELOG.md',
+    'pkg/README.md',
+    'pkg/index.d.ts',
+    'pkg/index.d.mts',
+    'pkg/index.d.cts',
+    'pkg/index.js.map',
+    'pkg/src/index.ts',
+    'pkg/tsconfig.tsbuildinfo',
+    'pkg/test/unit.js',
+    'pkg/tests/a.js',
+    'pkg/__tests__/a.js',
+    'pkg/coverage/lcov.info',
+    'pkg/benchmark/a.js',
+    'pkg/benchmarks/a.js',
+    'pkg/bench/a.js',
+    'pkg/example/a.js',
+    'pkg/examples/a.js',
+    'pkg/.github/workflow.yml',
+    '@scope/pkg/test/a.js',
+    '@scope/pkg/CHANGELOG.md',
   ];
 
   it('removes declarations, sources, maps, markdown and root-level test folders, and keeps the code', async () => {
@@ -204,7 +257,9 @@ describe('docker/prune-node-modules.sh', () => {
 
 describe('scripts/env-example.ts', () => {
   it('prints the committed .env.example, as docs/docker.md and the file itself say to run it', async () => {
-    const { stdout } = await run(process.execPath, ['--experimental-strip-types', 'scripts/env-example.ts'], { cwd: root });
+    const { stdout } = await run(process.execPath, ['--experimental-strip-types', 'scripts/env-example.ts'], {
+      cwd: root,
+    });
     expect(stdout).toBe(read('.env.example'));
   });
 });

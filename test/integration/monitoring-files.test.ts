@@ -21,7 +21,9 @@ async function promtool(args: string[], cwd: string): Promise<CommandRun> {
   try {
     return await runCommand('promtool', args, {}, cwd);
   } catch (err) {
-    throw new Error(`promtool did not run (apt-get install prometheus, or run scripts/test.sh): ${String(err)}`, { cause: err });
+    throw new Error(`promtool did not run (apt-get install prometheus, or run scripts/test.sh): ${String(err)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -122,21 +124,32 @@ describe('docker/compose.yaml monitoring profile', () => {
       expect(service?.image, name).toMatch(/^(prom\/prometheus|grafana\/grafana):v?\d+\.\d+\.\d+$/);
       expect(service?.ports?.length, name).toBeGreaterThan(0);
       for (const port of service?.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:/);
-      for (const source of bindMounts(service ?? {}).keys()) expect(existsSync(path.join(root, source)), source).toBe(true);
+      for (const source of bindMounts(service ?? {}).keys())
+        expect(existsSync(path.join(root, source)), source).toBe(true);
     }
     // The monitoring pair must not join the default profile: `docker compose up` stays the service alone.
-    const unprofiled = Object.entries(compose.services).filter(([, s]) => s.profiles === undefined).map(([n]) => n);
+    const unprofiled = Object.entries(compose.services)
+      .filter(([, s]) => s.profiles === undefined)
+      .map(([n]) => n);
     expect(unprofiled).toEqual(['api']);
   });
 
   it('provisions the Prometheus data source and the dashboard folder where compose mounts them', () => {
     const grafana = bindMounts(compose.services.grafana ?? {});
     expect(grafana.get('docker/grafana/provisioning')).toBe('/etc/grafana/provisioning');
-    const datasources = parse(read('docker/grafana/provisioning/datasources/prometheus.yml')) as { datasources: Array<{ type: string; url: string }> };
-    expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' })]);
+    const datasources = parse(read('docker/grafana/provisioning/datasources/prometheus.yml')) as {
+      datasources: Array<{ type: string; url: string }>;
+    };
+    expect(datasources.datasources).toEqual([
+      expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' }),
+    ]);
     expect(compose.services.prometheus?.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
-    const providers = parse(read('docker/grafana/provisioning/dashboards/chunkscribe.yml')) as { providers: Array<{ type: string; options: { path: string } }> };
-    expect(providers.providers.map((p) => [p.type, p.options.path])).toEqual([['file', grafana.get('docker/grafana/dashboards')]]);
+    const providers = parse(read('docker/grafana/provisioning/dashboards/chunkscribe.yml')) as {
+      providers: Array<{ type: string; options: { path: string } }>;
+    };
+    expect(providers.providers.map((p) => [p.type, p.options.path])).toEqual([
+      ['file', grafana.get('docker/grafana/dashboards')],
+    ]);
   });
 });
 
@@ -159,7 +172,10 @@ describe('docker/grafana/dashboards/chunkscribe.json', () => {
   it('is a Grafana 11 dashboard whose every query goes to the data source its variable picks', () => {
     expect(dashboard.uid).toBe('chunkscribe');
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(39);
-    expect(dashboard.templating.list.find((v) => v.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(dashboard.templating.list.find((v) => v.name === 'datasource')).toMatchObject({
+      type: 'datasource',
+      query: 'prometheus',
+    });
     const ids = dashboard.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     const queried = dashboard.panels.filter((p) => p.type !== 'row');
@@ -178,9 +194,13 @@ describe('docker/grafana/dashboards/chunkscribe.json', () => {
 describe('metricNames (the PromQL reading the dashboard and alert checks rely on)', () => {
   it('finds the selected metrics and nothing else: functions, label lists, matchers, ranges and variables are not metrics', () => {
     expect(
-      metricNames('histogram_quantile(0.95, sum by (le, route) (rate(http_seconds_bucket{instance=~"$instance", route!="by"}[$__rate_interval])))'),
+      metricNames(
+        'histogram_quantile(0.95, sum by (le, route) (rate(http_seconds_bucket{instance=~"$instance", route!="by"}[$__rate_interval])))',
+      ),
     ).toEqual(['http_seconds_bucket']);
-    expect(metricNames('sum(increase(a_total{s="x"}[15m])) >= 3 and on (job) b / ignoring (x) c offset 5m > 1e3')).toEqual(['a_total', 'b', 'c']);
+    expect(
+      metricNames('sum(increase(a_total{s="x"}[15m])) >= 3 and on (job) b / ignoring (x) c offset 5m > 1e3'),
+    ).toEqual(['a_total', 'b', 'c']);
     expect(metricNames('up{job="chunkscribe"} == 0')).toEqual(['up']);
   });
 });

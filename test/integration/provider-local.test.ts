@@ -18,13 +18,24 @@ const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 const MIN_OVERLAP = 0.5;
 
 function probe(file: string): number {
-  return Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString().trim());
+  return Number(
+    execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file])
+      .toString()
+      .trim(),
+  );
 }
 
 function input(file: string, durationS: number, over: Partial<TranscribeInput> = {}): TranscribeInput {
   return {
-    jobId: 'job_test', index: 0, path: file, durationS, language: null, prompt: null,
-    model: 'pocketsphinx-en-us', signal: new AbortController().signal, ...over,
+    jobId: 'job_test',
+    index: 0,
+    path: file,
+    durationS,
+    language: null,
+    prompt: null,
+    model: 'pocketsphinx-en-us',
+    signal: new AbortController().signal,
+    ...over,
   };
 }
 
@@ -44,7 +55,10 @@ function wordOverlap(reference: string, hypothesis: string): number {
 }
 
 async function rejection(p: Promise<unknown>): Promise<AppError> {
-  const err: unknown = await p.then(() => undefined, (e: unknown) => e);
+  const err: unknown = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!isAppError(err)) throw new Error(`expected an AppError, got ${String(err)}`);
   return err;
 }
@@ -183,9 +197,22 @@ describe('createLocalProvider', () => {
     expect(rec.children[0]?.signalCode).toBe('SIGTERM');
   });
 
-  it('fails the chunk with pocketsphinx\'s error line when the WAV is not 16 kHz mono', async () => {
+  it("fails the chunk with pocketsphinx's error line when the WAV is not 16 kHz mono", async () => {
     const file = path.join(tmp, 'stereo.wav');
-    execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'sine=f=440:d=1', '-ac', '2', '-ar', '44100', file]);
+    execFileSync('ffmpeg', [
+      '-loglevel',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=f=440:d=1',
+      '-ac',
+      '2',
+      '-ar',
+      '44100',
+      file,
+    ]);
     const err = await rejection(provider.transcribe(input(file, 1)));
     expect(err.code).toBe('CHUNK_FAILED');
     expect(err.retryable).toBe(false);
@@ -194,8 +221,12 @@ describe('createLocalProvider', () => {
 
   it('rejects a model other than pocketsphinx-en-us and a language other than English', async () => {
     const fx = speechFixture();
-    expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { model: 'whisper-1' })))).code).toBe('INVALID_FIELD');
-    expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { language: 'de' })))).code).toBe('INVALID_FIELD');
+    expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { model: 'whisper-1' })))).code).toBe(
+      'INVALID_FIELD',
+    );
+    expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { language: 'de' })))).code).toBe(
+      'INVALID_FIELD',
+    );
   });
 
   it('reports PROVIDER_UNAVAILABLE when the binary does not exist', async () => {

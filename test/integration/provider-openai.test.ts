@@ -3,7 +3,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import {
-  APIConnectionError, APIConnectionTimeoutError, APIUserAbortError, AuthenticationError, InternalServerError, RateLimitError,
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIUserAbortError,
+  AuthenticationError,
+  InternalServerError,
+  RateLimitError,
 } from 'openai';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -20,7 +25,10 @@ const logger = pino({ level: 'silent' });
 
 /** The provider's failure, which must be the neutral ProviderError: nothing past the provider sees SDK classes. */
 async function failure(work: Promise<unknown>): Promise<ProviderError> {
-  const err: unknown = await work.then(() => new Error('expected a failure'), (e: unknown) => e);
+  const err: unknown = await work.then(
+    () => new Error('expected a failure'),
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ProviderError);
   return err as ProviderError;
 }
@@ -39,10 +47,18 @@ describe('createOpenAIProvider', () => {
   const fx = speechFixture();
   const bytes = readFileSync(fx.wav);
   const input = (over: Partial<TranscribeInput> = {}): TranscribeInput => ({
-    jobId: 'job_test', index: 3, path: fx.wav, durationS: fx.durationS, language: 'en', prompt: 'Austen',
-    model: 'whisper-1', signal: new AbortController().signal, ...over,
+    jobId: 'job_test',
+    index: 3,
+    path: fx.wav,
+    durationS: fx.durationS,
+    language: 'en',
+    prompt: 'Austen',
+    model: 'whisper-1',
+    signal: new AbortController().signal,
+    ...over,
   });
-  const provider = (timeoutMs?: number) => createOpenAIProvider({ logger, apiKey: FAKE_OPENAI_KEY, baseURL: fake.url, timeoutMs });
+  const provider = (timeoutMs?: number) =>
+    createOpenAIProvider({ logger, apiKey: FAKE_OPENAI_KEY, baseURL: fake.url, timeoutMs });
 
   beforeAll(async () => {
     fake = await startFakeOpenAI();
@@ -63,7 +79,12 @@ describe('createOpenAIProvider', () => {
     expect(result.segments).toEqual(expected.segments);
     expect(fake.requests).toHaveLength(1);
     expect(fake.requests[0]).toMatchObject({
-      model: 'whisper-1', responseFormat: 'verbose_json', language: 'en', prompt: 'Austen', bytes: bytes.length, filename: 'speech.wav',
+      model: 'whisper-1',
+      responseFormat: 'verbose_json',
+      language: 'en',
+      prompt: 'Austen',
+      bytes: bytes.length,
+      filename: 'speech.wav',
     });
   });
 
@@ -71,13 +92,20 @@ describe('createOpenAIProvider', () => {
     const result = await provider().transcribe(input({ model: 'gpt-4o-transcribe', language: null, prompt: null }));
     const expected = fakeTranscript(bytes, fx.durationS);
     expect(result).toEqual({
-      text: expected.text, language: null, timing: 'chunk',
+      text: expected.text,
+      language: null,
+      timing: 'chunk',
       segments: [{ start: 0, end: fx.durationS, text: expected.text }],
     });
-    expect(fake.requests[0]).toMatchObject({ model: 'gpt-4o-transcribe', responseFormat: 'json', language: null, prompt: null });
+    expect(fake.requests[0]).toMatchObject({
+      model: 'gpt-4o-transcribe',
+      responseFormat: 'json',
+      language: null,
+      prompt: null,
+    });
   });
 
-  it('surfaces a 401 as an auth ProviderError over the SDK\'s AuthenticationError when the key is wrong', async () => {
+  it("surfaces a 401 as an auth ProviderError over the SDK's AuthenticationError when the key is wrong", async () => {
     fake.setKey('sk-some-other-key');
     const err = await failure(provider().transcribe(input()));
     expect(err).toMatchObject({ kind: 'auth', status: 401, code: 'invalid_api_key' });
@@ -166,7 +194,11 @@ describe('createOpenAIProvider', () => {
   });
 
   it('is what createProvider builds from an openai config', async () => {
-    const config = loadConfig({ TRANSCRIBE_PROVIDER: 'openai', OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url });
+    const config = loadConfig({
+      TRANSCRIBE_PROVIDER: 'openai',
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+    });
     const p = createProvider(config, logger);
     expect(p.name).toBe('openai');
     expect(p.models).toEqual(['whisper-1', 'gpt-4o-transcribe', 'gpt-4o-mini-transcribe']);
@@ -182,7 +214,7 @@ describe('createProvider', () => {
 });
 
 describe('normalizeLanguage', () => {
-  it('maps whisper\'s language names and ISO codes to ISO-639-1, and unknowns to null', () => {
+  it("maps whisper's language names and ISO codes to ISO-639-1, and unknowns to null", () => {
     expect(normalizeLanguage('english')).toBe('en');
     expect(normalizeLanguage('German')).toBe('de');
     expect(normalizeLanguage('fr')).toBe('fr');

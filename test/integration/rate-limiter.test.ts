@@ -10,7 +10,6 @@ const logger = pino({ level: 'silent' });
 /** Effectively no refill during a test: one token every 10 minutes. */
 const NO_REFILL_RPM = 0.1;
 
-
 /** Let bottleneck's chain of zero-delay timers run out, so anything that could start has started. */
 async function settle(turns = 40): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((r) => setTimeout(r, 0));
@@ -106,23 +105,26 @@ describe('rate limiter', () => {
     expect(await limiter.stats()).toMatchObject({ queued: 0, tokens: 0, pausedUntil: null });
   });
 
-  it.each([-1, -400])('holds the pause until the clock says it is over, with the resume timer firing early (skew %i ms)', async (skewMs) => {
-    const clock = manualClock(1_000_000, { skewMs });
-    const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
-    const { started, task } = taskRecorder();
-    const end = clock.now() + 1000;
-    limiter.pauseFor(1000, 'retry-after');
-    void limiter.schedule(task('a')).catch(() => undefined);
-    clock.advance(999);
-    await settle();
-    expect(started).toEqual([]);
-    expect((await limiter.stats()).pausedUntil).toBe(end);
+  it.each([-1, -400])(
+    'holds the pause until the clock says it is over, with the resume timer firing early (skew %i ms)',
+    async (skewMs) => {
+      const clock = manualClock(1_000_000, { skewMs });
+      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock });
+      const { started, task } = taskRecorder();
+      const end = clock.now() + 1000;
+      limiter.pauseFor(1000, 'retry-after');
+      void limiter.schedule(task('a')).catch(() => undefined);
+      clock.advance(999);
+      await settle();
+      expect(started).toEqual([]);
+      expect((await limiter.stats()).pausedUntil).toBe(end);
 
-    clock.advance(1);
-    await until(() => started.length === 1, '1 task started', { everyMs: 1 });
-    expect(await limiter.stats()).toMatchObject({ pausedUntil: null });
-    expect(clock.pending()).toBe(0);
-  });
+      clock.advance(1);
+      await until(() => started.length === 1, '1 task started', { everyMs: 1 });
+      expect(await limiter.stats()).toMatchObject({ pausedUntil: null });
+      expect(clock.pending()).toBe(0);
+    },
+  );
 
   it('keeps a pause in force while bottleneck refills the bucket, and keeps the refill afterwards', async () => {
     const clock = manualClock(1_000_000);
@@ -202,7 +204,9 @@ describe('rate limiter', () => {
 
   it('rejects an already aborted signal without queueing', async () => {
     const limiter = make({ rpm: NO_REFILL_RPM, burst: 1, maxInFlight: 1 });
-    await expect(limiter.schedule(async () => 1, { signal: AbortSignal.abort(new Error('gone')) })).rejects.toThrow('gone');
+    await expect(limiter.schedule(async () => 1, { signal: AbortSignal.abort(new Error('gone')) })).rejects.toThrow(
+      'gone',
+    );
     expect((await limiter.stats()).tokens).toBe(1);
   });
 

@@ -30,7 +30,13 @@ describe('the retry policy over HTTP', () => {
     const pausedFor: number[] = [];
     const t = createChunkTranscriber({
       provider,
-      limiter: { schedule: limiter.schedule, pauseFor: (ms, reason) => { pausedFor.push(ms); limiter.pauseFor(ms, reason); } },
+      limiter: {
+        schedule: limiter.schedule,
+        pauseFor: (ms, reason) => {
+          pausedFor.push(ms);
+          limiter.pauseFor(ms, reason);
+        },
+      },
       breaker,
       logger,
       maxAttempts: 4,
@@ -38,8 +44,22 @@ describe('the retry policy over HTTP', () => {
       maxDelayMs: 5,
       chunkDeadlineMs: 20_000,
     });
-    return { breaker, pausedFor, limiter, run: () =>
-      t.transcribe({ jobId: 'job_test', index: 0, path: CLIP, durationS: 2.99, language: 'en', prompt: null, model: 'whisper-1', signal: new AbortController().signal }) };
+    return {
+      breaker,
+      pausedFor,
+      limiter,
+      run: () =>
+        t.transcribe({
+          jobId: 'job_test',
+          index: 0,
+          path: CLIP,
+          durationS: 2.99,
+          language: 'en',
+          prompt: null,
+          model: 'whisper-1',
+          signal: new AbortController().signal,
+        }),
+    };
   }
 
   const transcriptions = () => fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');

@@ -25,11 +25,15 @@ let long: string;
 let speech: SpeechFixture;
 
 function ffmpeg(args: string[]): void {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 function probeDuration(file: string): number {
-  return Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString());
+  return Number(
+    execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]).toString(),
+  );
 }
 
 /** ffmpeg processes (any state, zombies included) whose command line writes into `dir`. */
@@ -82,7 +86,19 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'chunker-slicer-'));
   speech = speechFixture();
   long = path.join(root, 'long.mp3');
-  ffmpeg(['-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=16000:duration=${LONG_S}`, '-ac', '1', '-c:a', 'libmp3lame', '-b:a', '32k', long]);
+  ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    `sine=frequency=300:sample_rate=16000:duration=${LONG_S}`,
+    '-ac',
+    '1',
+    '-c:a',
+    'libmp3lame',
+    '-b:a',
+    '32k',
+    long,
+  ]);
   const mp3 = await readFile(speech.mp3);
   await writeFile(path.join(root, 'half.mp3'), mp3.subarray(0, Math.floor(mp3.length / 2)));
   await writeFile(path.join(root, 'text.mp3'), 'no audio here\n'.repeat(200));
@@ -103,7 +119,10 @@ afterEach(() => {
 
 describe('createSlicer', () => {
   it('cuts the fixture at silence-aware 10 s points into chunks that add up to the input', async () => {
-    const silences = await createSilenceDetector({ logger, timeoutS: 30 }).detectSilences(speech.wav, { demuxer: 'wav', maxDurationS: 3600 });
+    const silences = await createSilenceDetector({ logger, timeoutS: 30 }).detectSilences(speech.wav, {
+      demuxer: 'wav',
+      maxDurationS: 3600,
+    });
     const cutPoints = planSplits({ durationS: speech.durationS, targetS: 10, silences, searchWindowS: 3 });
     const chunks = await drain(slice({ input: speech.wav, demuxer: 'wav', cutPoints }));
 
@@ -129,7 +148,17 @@ describe('createSlicer', () => {
     expect(chunks).toHaveLength(3);
     for (const c of chunks) {
       expect(c.path.endsWith(`.${format}`)).toBe(true);
-      const info = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,sample_rate,channels', '-of', 'csv=p=0', c.path]).toString().trim();
+      const info = execFileSync('ffprobe', [
+        '-v',
+        'error',
+        '-show_entries',
+        'stream=codec_name,sample_rate,channels',
+        '-of',
+        'csv=p=0',
+        c.path,
+      ])
+        .toString()
+        .trim();
       // Opus always reports its 48 kHz decoding rate; what was encoded is 16 kHz.
       expect(info).toBe(format === 'ogg' ? 'opus,48000,1' : `${format},16000,1`);
     }
@@ -140,13 +169,33 @@ describe('createSlicer', () => {
     ['wav', 'wav'],
   ] as const)('copies the %s packets unchanged into %s chunks that add up to the input', async (demuxer, format) => {
     const input = demuxer === 'mp3' ? speech.mp3 : speech.wav;
-    const source = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,sample_rate,channels,bit_rate', '-of', 'csv=p=0', input]).toString().trim();
+    const source = execFileSync('ffprobe', [
+      '-v',
+      'error',
+      '-show_entries',
+      'stream=codec_name,sample_rate,channels,bit_rate',
+      '-of',
+      'csv=p=0',
+      input,
+    ])
+      .toString()
+      .trim();
     const chunks = await drain(slice({ input, demuxer, cutPoints: [10, 20], format, mode: 'copy' }));
     expect(chunks).toHaveLength(3);
     let bytes = 0;
     for (const c of chunks) {
       expect(c.path.endsWith(`.${format}`)).toBe(true);
-      const info = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,sample_rate,channels,bit_rate', '-of', 'csv=p=0', c.path]).toString().trim();
+      const info = execFileSync('ffprobe', [
+        '-v',
+        'error',
+        '-show_entries',
+        'stream=codec_name,sample_rate,channels,bit_rate',
+        '-of',
+        'csv=p=0',
+        c.path,
+      ])
+        .toString()
+        .trim();
       expect(info).toBe(source);
       expect(Math.abs(probeDuration(c.path) - c.durationS)).toBeLessThan(0.05);
       bytes += c.bytes;
@@ -199,7 +248,12 @@ describe('createSlicer', () => {
 
   it('kills a paused ffmpeg on cancel and leaves no process and no files', async () => {
     const ac = new AbortController();
-    const handle = slice({ input: long, cutPoints: planSplits({ durationS: LONG_S, targetS: 60 }), lookahead: 1, signal: ac.signal });
+    const handle = slice({
+      input: long,
+      cutPoints: planSplits({ durationS: LONG_S, targetS: 60 }),
+      lookahead: 1,
+      signal: ac.signal,
+    });
     const it = handle.chunks[Symbol.asyncIterator]();
     const first = await it.next();
     await untilStopped(out);
@@ -230,11 +284,18 @@ describe('createSlicer', () => {
   });
 
   it('yields the chunks cut before a truncation, then throws MEDIA_CORRUPT with the position', async () => {
-    const handle = slice({ input: path.join(root, 'half.mp3'), cutPoints: [5, 10, 15, 20, 25, 30], expectedDurationS: speech.durationS });
+    const handle = slice({
+      input: path.join(root, 'half.mp3'),
+      cutPoints: [5, 10, 15, 20, 25, 30],
+      expectedDurationS: speech.durationS,
+    });
     const got: SlicedChunk[] = [];
     const err: unknown = await (async () => {
       for await (const c of handle.chunks) got.push(c);
-    })().then(() => null, (e: unknown) => e);
+    })().then(
+      () => null,
+      (e: unknown) => e,
+    );
 
     expect(err).toBeInstanceOf(AppError);
     expect((err as AppError).code).toBe('MEDIA_CORRUPT');

@@ -22,7 +22,9 @@ let validator: MediaValidator;
 let lazyValidator: MediaValidator;
 
 function ffmpeg(args: string[]): void {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 function at(name: string): string {
@@ -34,7 +36,7 @@ function withXingFrames(mp3: Buffer, frames: number): Buffer {
   const out = Buffer.from(mp3);
   const tag = Math.max(out.indexOf('Xing'), out.indexOf('Info'));
   // Flags, then the frame count (flag bit 0) as big-endian 32 bits.
-  if (tag < 0 || ((out.readUInt32BE(tag + 4) & 1) === 0)) throw new Error('no Xing frame count');
+  if (tag < 0 || (out.readUInt32BE(tag + 4) & 1) === 0) throw new Error('no Xing frame count');
   out.writeUInt32BE(frames, tag + 8);
   return out;
 }
@@ -48,14 +50,34 @@ beforeAll(async () => {
   speech = speechFixture();
   await writeFile(at('empty.mp3'), '');
   await writeFile(at('text.mp3'), 'This is a shopping list, not a recording.\nmilk\neggs\n'.repeat(20));
-  ffmpeg(['-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=1', '-frames:v', '1', '-f', 'image2', '-c:v', 'png', at('png.wav')]);
+  ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    'color=c=red:s=64x64:d=1',
+    '-frames:v',
+    '1',
+    '-f',
+    'image2',
+    '-c:v',
+    'png',
+    at('png.wav'),
+  ]);
   await writeFile(at('hls-http.mp3'), hls('http://127.0.0.1:9/segment.mp3'));
   await writeFile(at('hls-file-url.mp3'), hls(`file://${speech.wav}`));
   await writeFile(at('hls-abs-path.mp3'), hls(speech.wav));
   await writeFile(at('concat.mp3'), `ffconcat version 1.0\nfile '${speech.wav}'\nfile '${speech.wav}'\n`);
   ffmpeg(['-f', 'lavfi', '-i', 'testsrc=s=64x64:d=2:r=10', '-c:v', 'mpeg4', at('video-only.mp4')]);
   // 90 s of tone: longer than MAX_DURATION_S.
-  ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=16000:duration=90', '-c:a', 'pcm_s16le', at('long.wav')]);
+  ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=16000:duration=90',
+    '-c:a',
+    'pcm_s16le',
+    at('long.wav'),
+  ]);
   const mp3 = await readFile(speech.mp3);
   await writeFile(at('truncated.mp3'), mp3.subarray(0, 2048));
   await writeFile(at('half.mp3'), mp3.subarray(0, Math.floor(mp3.length / 2)));
@@ -71,8 +93,21 @@ beforeAll(async () => {
   await writeFile(at('truncated.m4a'), m4a.subarray(0, Math.floor(m4a.length / 3)));
   await copyFile(speech.mp3, at('speech.mp3'));
   // 90 s of frames whose Xing header counts 10 s (1152 samples per frame at 44.1 kHz).
-  ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=90', '-c:a', 'libmp3lame', '-b:a', '128k', at('long.mp3')]);
-  await writeFile(at('long-claims-short.mp3'), withXingFrames(await readFile(at('long.mp3')), Math.round((10 * 44_100) / 1152)));
+  ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=44100:duration=90',
+    '-c:a',
+    'libmp3lame',
+    '-b:a',
+    '128k',
+    at('long.mp3'),
+  ]);
+  await writeFile(
+    at('long-claims-short.mp3'),
+    withXingFrames(await readFile(at('long.mp3')), Math.round((10 * 44_100) / 1152)),
+  );
 
   const prober = createProber({ logger, timeoutS: 20 });
   const decodeChecker = createDecodeChecker({ logger, timeoutS: 20 });
@@ -106,14 +141,22 @@ async function codeOf(name: string, v: MediaValidator = validator): Promise<stri
     () => null,
     (e: unknown) => e,
   );
-  if (!(err instanceof AppError)) throw new Error(`expected ${name} to be rejected with an AppError, got ${String(err)}`);
+  if (!(err instanceof AppError))
+    throw new Error(`expected ${name} to be rejected with an AppError, got ${String(err)}`);
   return err.code;
 }
 
 describe('media validator on real files', () => {
   it('accepts the speech mp3 and reports what decodes', async () => {
     const r = await validator.validate({ file: at('speech.mp3'), filename: 'speech.mp3' });
-    expect(r.audio).toMatchObject({ filename: 'speech.mp3', format: 'mp3', demuxer: 'mp3', codec: 'mp3', sample_rate: 44_100, channels: 2 });
+    expect(r.audio).toMatchObject({
+      filename: 'speech.mp3',
+      format: 'mp3',
+      demuxer: 'mp3',
+      codec: 'mp3',
+      sample_rate: 44_100,
+      channels: 2,
+    });
     expect(r.audio.duration_s).toBeGreaterThan(speech.durationS - 0.5);
     expect(r.audio.duration_s).toBeLessThan(speech.durationS + 0.5);
     expect(r.plannedChunks).toBe(plannedChunkCount(r.audio.duration_s, 10));
@@ -159,8 +202,12 @@ describe('media validator on real files', () => {
 
   it('measures the same duration by demuxing as by decoding', async () => {
     const decoding = createMediaValidator({
-      logger, prober: createProber({ logger, timeoutS: 20 }), decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
-      maxDurationS: MAX_DURATION_S, chunkSeconds: 10, measureBy: 'decode',
+      logger,
+      prober: createProber({ logger, timeoutS: 20 }),
+      decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
+      maxDurationS: MAX_DURATION_S,
+      chunkSeconds: 10,
+      measureBy: 'decode',
     });
     for (const name of ['speech.mp3', 'lying.wav', 'full.m4a']) {
       const a = await validator.validate({ file: at(name), filename: name });
@@ -175,9 +222,12 @@ describe('media validator on real files', () => {
     expect(r.audio.duration_s).toBeLessThan(speech.durationS + 0.5);
   });
 
-  it.each(['truncated.mp3', 'half.mp3', 'truncated.m4a'])('still rejects %s as MEDIA_CORRUPT when measuring only suspicious headers', async (name) => {
-    expect(await codeOf(name, lazyValidator)).toBe('MEDIA_CORRUPT');
-  });
+  it.each(['truncated.mp3', 'half.mp3', 'truncated.m4a'])(
+    'still rejects %s as MEDIA_CORRUPT when measuring only suspicious headers',
+    async (name) => {
+      expect(await codeOf(name, lazyValidator)).toBe('MEDIA_CORRUPT');
+    },
+  );
 
   it('trusts a plausible header without measuring when measuring only suspicious headers', async () => {
     const r = await lazyValidator.validate({ file: at('speech.mp3'), filename: 'speech.mp3' });

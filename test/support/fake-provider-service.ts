@@ -7,7 +7,10 @@ export interface FakeProviderService {
   server: TestServer;
 }
 
-export type StartFakeProviderService = (fakeOptions?: FakeOpenAIOptions, env?: Record<string, string>) => Promise<FakeProviderService>;
+export type StartFakeProviderService = (
+  fakeOptions?: FakeOpenAIOptions,
+  env?: Record<string, string>,
+) => Promise<FakeProviderService>;
 
 /**
  * Our service on the openai engine against a fresh fake OpenAI server, started inside a test; everything started
@@ -24,7 +27,13 @@ export function useFakeProviderService(defaults: Record<string, string> = {}): S
   return async (fakeOptions = {}, env = {}) => {
     const fake = await startFakeOpenAI(fakeOptions);
     started.push(fake);
-    const server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url, RATE_LIMIT_RPM: '6000', ...defaults, ...env });
+    const server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      RATE_LIMIT_RPM: '6000',
+      ...defaults,
+      ...env,
+    });
     started.push(server);
     return { fake, server };
   };

@@ -16,7 +16,8 @@ export function parsePromText(text: string): PromSample[] {
     const m = SAMPLE.exec(line);
     if (!m) throw new Error(`not a sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    for (const l of (m[2] ?? '').matchAll(LABEL))
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
     if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value in: ${line}`);
     out.push({ name: m[1]!, labels, value });
@@ -25,7 +26,11 @@ export function parsePromText(text: string): PromSample[] {
 }
 
 /** Sum of the samples of `name` whose labels include `labels`; undefined when there is no such sample. */
-export function sumOf(samples: readonly PromSample[], name: string, labels: Record<string, string> = {}): number | undefined {
+export function sumOf(
+  samples: readonly PromSample[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   return hits.length === 0 ? undefined : hits.reduce((acc, s) => acc + s.value, 0);
 }

@@ -18,13 +18,23 @@ export function rawRequest(
 ): Promise<RawReply> {
   const { hostname, port } = new URL(url);
   const body = opts.body ?? '';
-  const headers = { host: `${hostname}:${port}`, connection: 'close', 'content-length': String(Buffer.byteLength(body)), ...opts.headers };
-  const head = [`${opts.method} ${opts.target} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+  const headers = {
+    host: `${hostname}:${port}`,
+    connection: 'close',
+    'content-length': String(Buffer.byteLength(body)),
+    ...opts.headers,
+  };
+  const head = [
+    `${opts.method} ${opts.target} HTTP/1.1`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ].join('\r\n');
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: hostname, port: Number(port) });
     const chunks: Buffer[] = [];
     socket.setTimeout(opts.timeoutMs ?? 10_000, () =>
-      socket.destroy(new Error(`no complete answer to ${opts.method} ${opts.target} within ${opts.timeoutMs ?? 10_000} ms`)),
+      socket.destroy(
+        new Error(`no complete answer to ${opts.method} ${opts.target} within ${opts.timeoutMs ?? 10_000} ms`),
+      ),
     );
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', reject);

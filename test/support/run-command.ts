@@ -12,11 +12,20 @@ export interface CommandRun {
  * A program run as a user runs it: its own process, pipes (so not a TTY), an environment of only PATH, HOME and
  * what is passed. The Node running the tests comes first on PATH, so `#!/usr/bin/env node` and npm use it too.
  */
-export function runCommand(file: string, args: readonly string[], env: Record<string, string> = {}, cwd?: string): Promise<CommandRun> {
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<CommandRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       cwd: cwd ?? os.tmpdir(),
-      env: { PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, HOME: os.tmpdir(), ...env },
+      env: {
+        PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`,
+        HOME: os.tmpdir(),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

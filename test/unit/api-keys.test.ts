@@ -9,7 +9,10 @@ const file = (text: string) => ({ path: '/etc/keys', text });
 
 describe('parseApiKeys', () => {
   it('names API_KEYS by position and reads name:key lines, skipping blanks and comments', () => {
-    const { keys, issues } = parseApiKeys(' k1 ,k2,', file('# team keys\n\nalice: secret-a\r\nbob:secret:with:colons\n'));
+    const { keys, issues } = parseApiKeys(
+      ' k1 ,k2,',
+      file('# team keys\n\nalice: secret-a\r\nbob:secret:with:colons\n'),
+    );
     expect(issues).toEqual([]);
     expect(keys).toEqual([
       { name: 'env-1', key: 'k1' },
@@ -20,7 +23,10 @@ describe('parseApiKeys', () => {
   });
 
   it('reports each bad line by number without quoting the key', () => {
-    const { issues } = parseApiKeys(undefined, file('nocolon-secret-1\nbad name:secret-2\nok:\nalice:a1\nalice:a2\ncarol:a1\n'));
+    const { issues } = parseApiKeys(
+      undefined,
+      file('nocolon-secret-1\nbad name:secret-2\nok:\nalice:a1\nalice:a2\ncarol:a1\n'),
+    );
     expect(issues).toEqual([
       'API_KEYS_FILE: /etc/keys line 1: expected "name:key"',
       'API_KEYS_FILE: /etc/keys line 2: the name must be 1 to 64 letters, digits, "_", "." or "-"',
@@ -42,13 +48,25 @@ describe('API_KEYS_FILE in loadConfig', () => {
     try {
       const good = path.join(dir, 'keys');
       await writeFile(good, 'ci:key-ci-0123456789\n');
-      const config = loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS: 'plain-key', API_KEYS_FILE: good });
+      const config = loadConfig({
+        DATA_DIR: dir,
+        TRANSCRIBE_PROVIDER: 'local',
+        API_KEYS: 'plain-key',
+        API_KEYS_FILE: good,
+      });
       expect(config.apiKeys.map((k) => k.name)).toEqual(['env-1', 'ci']);
-      expect(() => loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: path.join(dir, 'missing') })).toThrow(/API_KEYS_FILE: cannot read .*ENOENT/);
+      expect(() =>
+        loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: path.join(dir, 'missing') }),
+      ).toThrow(/API_KEYS_FILE: cannot read .*ENOENT/);
       const bad = path.join(dir, 'bad');
       await writeFile(bad, 'just-a-key\n');
-      expect(() => loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: bad })).toThrow(ConfigError);
-      expect(loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '0' }).uploadRateLimitPerMinute).toBe(0);
+      expect(() => loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: bad })).toThrow(
+        ConfigError,
+      );
+      expect(
+        loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '0' })
+          .uploadRateLimitPerMinute,
+      ).toBe(0);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { computeBackoffMs, sleep } from '../../src/transcribe/backoff.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
-
 describe('backoff', () => {
   describe('computeBackoffMs', () => {
     it('grows the ceiling exponentially with the attempt when random is at its top', () => {
       const top = () => 0.999999;
-      const delays = [1, 2, 3, 4].map((attempt) => computeBackoffMs({ attempt, baseMs: 100, capMs: 10_000, random: top }));
+      const delays = [1, 2, 3, 4].map((attempt) =>
+        computeBackoffMs({ attempt, baseMs: 100, capMs: 10_000, random: top }),
+      );
       expect(delays).toEqual([99, 199, 399, 799]);
     });
 
@@ -22,7 +23,9 @@ describe('backoff', () => {
     });
 
     it('never goes below the server hint, even above the cap', () => {
-      expect(computeBackoffMs({ attempt: 1, baseMs: 100, capMs: 1000, floorMs: 30_000, random: () => 0.9 })).toBe(30_000);
+      expect(computeBackoffMs({ attempt: 1, baseMs: 100, capMs: 1000, floorMs: 30_000, random: () => 0.9 })).toBe(
+        30_000,
+      );
       expect(computeBackoffMs({ attempt: 4, baseMs: 1000, capMs: 60_000, floorMs: 500, random: () => 0.5 })).toBe(4000);
     });
 
@@ -52,18 +55,21 @@ describe('backoff', () => {
       expect(clock.pending()).toBe(0);
     });
 
-    it.each([-1, -300, 0, 200])('resolves only once the clock says the time is over, with timers skewed by %i ms', async (skewMs) => {
-      const clock = manualClock(0, { skewMs });
-      let done = false;
-      const p = sleep(1000, undefined, clock).then(() => (done = true));
-      clock.advance(999);
-      await Promise.resolve();
-      expect(done).toBe(false);
-      clock.advance(1 + Math.max(0, skewMs));
-      await p;
-      expect(done).toBe(true);
-      expect(clock.pending()).toBe(0);
-    });
+    it.each([-1, -300, 0, 200])(
+      'resolves only once the clock says the time is over, with timers skewed by %i ms',
+      async (skewMs) => {
+        const clock = manualClock(0, { skewMs });
+        let done = false;
+        const p = sleep(1000, undefined, clock).then(() => (done = true));
+        clock.advance(999);
+        await Promise.resolve();
+        expect(done).toBe(false);
+        clock.advance(1 + Math.max(0, skewMs));
+        await p;
+        expect(done).toBe(true);
+        expect(clock.pending()).toBe(0);
+      },
+    );
 
     it('rejects with the abort reason while re-armed after an early firing, and leaves no timer', async () => {
       const clock = manualClock(0, { skewMs: -10 });

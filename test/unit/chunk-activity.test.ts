@@ -4,8 +4,17 @@ import type { ChunkRecord, ChunkStatus } from '../../src/jobs/types.ts';
 
 function chunk(index: number, status: ChunkStatus, patch: Partial<ChunkRecord> = {}): ChunkRecord {
   return {
-    jobId: 'job_a', index, startS: index * 10, durationS: 10, status, attempts: 0,
-    nextTryAt: null, errorCode: null, errorMessage: null, result: null, ...patch,
+    jobId: 'job_a',
+    index,
+    startS: index * 10,
+    durationS: 10,
+    status,
+    attempts: 0,
+    nextTryAt: null,
+    errorCode: null,
+    errorMessage: null,
+    result: null,
+    ...patch,
   };
 }
 
@@ -27,7 +36,12 @@ describe('chunk activity of the job resource', () => {
 
   it('says the job waits for the provider while chunks are held by its open circuit, until the latest probe time', () => {
     const held = (i: number, at: string) =>
-      chunk(i, 'retrying', { attempts: 3, nextTryAt: at, errorCode: 'PROVIDER_UNAVAILABLE', errorMessage: CIRCUIT_WAIT_REASON });
+      chunk(i, 'retrying', {
+        attempts: 3,
+        nextTryAt: at,
+        errorCode: 'PROVIDER_UNAVAILABLE',
+        errorMessage: CIRCUIT_WAIT_REASON,
+      });
     const chunks = [held(0, '2025-01-01T00:00:30.000Z'), held(1, '2025-01-01T00:00:31.000Z'), chunk(2, 'pending')];
     expect(chunkActivity({ status: 'processing', chunksTotal: 3 }, chunks).waiting).toEqual({
       reason: 'provider_circuit_open',
@@ -37,9 +51,14 @@ describe('chunk activity of the job resource', () => {
 
   it('shows at most MAX_RETRYING_SHOWN retrying chunks, and nothing for an ended job', () => {
     const many = Array.from({ length: MAX_RETRYING_SHOWN + 5 }, (_, i) => chunk(i, 'retrying', { attempts: 2 }));
-    expect(chunkActivity({ status: 'processing', chunksTotal: many.length }, many).retrying).toHaveLength(MAX_RETRYING_SHOWN);
+    expect(chunkActivity({ status: 'processing', chunksTotal: many.length }, many).retrying).toHaveLength(
+      MAX_RETRYING_SHOWN,
+    );
     expect(chunkActivity({ status: 'failed', chunksTotal: many.length }, many)).toEqual({
-      chunks_pending: 0, chunks_sending: 0, retrying: [], waiting: null,
+      chunks_pending: 0,
+      chunks_sending: 0,
+      retrying: [],
+      waiting: null,
     });
   });
 });

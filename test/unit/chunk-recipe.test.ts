@@ -9,9 +9,30 @@ const gpt4o = { maxBytes: 25 * MiB, maxSeconds: 1400 };
 const local = { maxBytes: Infinity, maxSeconds: Infinity };
 
 /** 20 min of 128 kb/s mp3. */
-const mp3 = { demuxer: 'mp3', codec: 'mp3', sample_rate: 44_100, channels: 2, size_bytes: 19_200_000, duration_s: 1200 };
-const wav16kMono = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 16_000, channels: 1, size_bytes: 32_000 * 600 + 44, duration_s: 600 };
-const wavCd = { demuxer: 'wav', codec: 'pcm_s16le', sample_rate: 44_100, channels: 2, size_bytes: 176_400 * 600 + 44, duration_s: 600 };
+const mp3 = {
+  demuxer: 'mp3',
+  codec: 'mp3',
+  sample_rate: 44_100,
+  channels: 2,
+  size_bytes: 19_200_000,
+  duration_s: 1200,
+};
+const wav16kMono = {
+  demuxer: 'wav',
+  codec: 'pcm_s16le',
+  sample_rate: 16_000,
+  channels: 1,
+  size_bytes: 32_000 * 600 + 44,
+  duration_s: 600,
+};
+const wavCd = {
+  demuxer: 'wav',
+  codec: 'pcm_s16le',
+  sample_rate: 44_100,
+  channels: 2,
+  size_bytes: 176_400 * 600 + 44,
+  duration_s: 600,
+};
 
 function input(over: Partial<ChunkRecipeInput>): ChunkRecipeInput {
   return { intake: ENGINES.openai.chunks, model: whisper, audio: mp3, chunkSeconds: 600, encodeFormat: 'mp3', ...over };
@@ -54,16 +75,20 @@ describe('chooseChunkRecipe', () => {
     expect(p).toMatchObject({ mode: 'copy', targetS: 1400, maxChunkS: 1400 });
     // 128 kb/s: 1310 s fit the byte cap, fewer than the 1400 s target, so the source is re-encoded instead.
     expect(chooseChunkRecipe(input({ model: gpt4o, chunkSeconds: 3600 })).mode).toBe('encode');
-    const e = chooseChunkRecipe(input({ model: gpt4o, chunkSeconds: 3600, audio: { ...mp3, codec: 'aac', demuxer: 'mov' } }));
+    const e = chooseChunkRecipe(
+      input({ model: gpt4o, chunkSeconds: 3600, audio: { ...mp3, codec: 'aac', demuxer: 'mov' } }),
+    );
     expect(e).toMatchObject({ mode: 'encode', targetS: 1400, maxChunkS: 1400 });
   });
 
   it('gives the local engine 16 kHz mono PCM WAV: copied only when the upload is exactly that', () => {
-    expect(chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio: wav16kMono, encodeFormat: 'wav' })))
-      .toMatchObject({ mode: 'copy', format: 'wav', maxChunkS: Infinity, targetS: 600 });
+    expect(
+      chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio: wav16kMono, encodeFormat: 'wav' })),
+    ).toMatchObject({ mode: 'copy', format: 'wav', maxChunkS: Infinity, targetS: 600 });
     for (const audio of [mp3, wavCd, { ...wav16kMono, channels: 2 }, { ...wav16kMono, sample_rate: 22_050 }]) {
-      expect(chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio, encodeFormat: 'wav' })))
-        .toMatchObject({ mode: 'encode', format: 'wav', maxChunkS: Infinity });
+      expect(
+        chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio, encodeFormat: 'wav' })),
+      ).toMatchObject({ mode: 'encode', format: 'wav', maxChunkS: Infinity });
     }
   });
 
@@ -77,9 +102,16 @@ describe('chooseChunkRecipe', () => {
   });
 
   it('keeps a WAV path as it is when overlap is asked for, and carries the overlap', () => {
-    expect(chooseChunkRecipe(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2 }))).toMatchObject({ mode: 'copy', format: 'wav', overlapS: 2 });
-    expect(chooseChunkRecipe(input({ intake: ENGINES.local.chunks, model: local, audio: mp3, encodeFormat: 'wav', overlapS: 2 })))
-      .toMatchObject({ mode: 'encode', format: 'wav', overlapS: 2 });
+    expect(chooseChunkRecipe(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2 }))).toMatchObject({
+      mode: 'copy',
+      format: 'wav',
+      overlapS: 2,
+    });
+    expect(
+      chooseChunkRecipe(
+        input({ intake: ENGINES.local.chunks, model: local, audio: mp3, encodeFormat: 'wav', overlapS: 2 }),
+      ),
+    ).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 2 });
   });
 
   it('re-encodes to 16 kHz mono WAV instead of copying mp3 when overlap is asked for and such a chunk fits the caps', () => {
@@ -91,7 +123,9 @@ describe('chooseChunkRecipe', () => {
 
   it('keeps the cheaper path without overlap when a WAV chunk of the planned length would not fit, and says why', () => {
     // 1200 s of WAV is 38.4 MB: over the cap, and the model takes mp3 chunks of that length.
-    const p = chooseChunkRecipe(input({ audio: { ...mp3, duration_s: 7200, size_bytes: 115_200_000 }, chunkSeconds: 1200, overlapS: 2 }));
+    const p = chooseChunkRecipe(
+      input({ audio: { ...mp3, duration_s: 7200, size_bytes: 115_200_000 }, chunkSeconds: 1200, overlapS: 2 }),
+    );
     expect(p).toMatchObject({ mode: 'copy', format: 'mp3', targetS: 1200, overlapS: 0 });
     expect(p.reason).toMatch(/no overlap/);
   });
@@ -100,11 +134,22 @@ describe('chooseChunkRecipe', () => {
     const p = chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: 0 }));
     expect(p).toMatchObject({ mode: 'copy', format: 'mp3', overlapS: 0 });
     expect(p.reason).toMatch(/no cut falls outside a pause/);
-    expect(chooseChunkRecipe(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2, hardCuts: 0 }))).toMatchObject({ format: 'wav', overlapS: 0 });
+    expect(chooseChunkRecipe(input({ audio: wavCd, chunkSeconds: 60, overlapS: 2, hardCuts: 0 }))).toMatchObject({
+      format: 'wav',
+      overlapS: 0,
+    });
   });
 
   it('keeps the overlap when a cut missed every silence, or when that is not known', () => {
-    expect(chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: 1 }))).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5 });
-    expect(chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: null }))).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5 });
+    expect(chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: 1 }))).toMatchObject({
+      mode: 'encode',
+      format: 'wav',
+      overlapS: 1.5,
+    });
+    expect(chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: null }))).toMatchObject({
+      mode: 'encode',
+      format: 'wav',
+      overlapS: 1.5,
+    });
   });
 });

@@ -12,9 +12,17 @@ import type { ChunkResult, TranscribeInput } from '../../src/transcribe/types.ts
 const logger = pino({ level: 'silent' });
 
 const refused = (remedy: Remedy) =>
-  new ChunkTranscriptionError('PROVIDER_REJECTED', `refused (${remedy})`, { fatalForJob: false, errorClass: 'x', attempts: 1, remedy });
+  new ChunkTranscriptionError('PROVIDER_REJECTED', `refused (${remedy})`, {
+    fatalForJob: false,
+    errorClass: 'x',
+    attempts: 1,
+    remedy,
+  });
 const result = (text: string, durationS: number): ChunkResult => ({
-  text, language: 'en', segments: [{ start: 0, end: durationS, text }], timing: 'segment',
+  text,
+  language: 'en',
+  segments: [{ start: 0, end: durationS, text }],
+  timing: 'segment',
 });
 const LOOP = 'thank you '.repeat(20).trim();
 
@@ -70,7 +78,16 @@ function setup(answer: (file: string, input: TranscribeInput) => ChunkResult) {
 async function input(prompt: string | null = null, durationS = 10): Promise<TranscribeInput> {
   const file = path.join(dir, 'chunk-00003.mp3');
   await writeFile(file, '');
-  return { jobId: 'job_a', index: 3, path: file, durationS, language: 'en', prompt, model: 'whisper-1', signal: new AbortController().signal };
+  return {
+    jobId: 'job_a',
+    index: 3,
+    path: file,
+    durationS,
+    language: 'en',
+    prompt,
+    model: 'whisper-1',
+    signal: new AbortController().signal,
+  };
 }
 
 const leftovers = async () => (await readdir(dir)).filter((f) => f !== 'chunk-00003.mp3');
@@ -91,7 +108,10 @@ describe('chunk remedies', () => {
     const { remedies, sent, events } = setup(() => {
       throw refused('re-encode');
     });
-    await expect(remedies.transcribe(await input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', remedy: 're-encode' });
+    await expect(remedies.transcribe(await input())).rejects.toMatchObject({
+      code: 'PROVIDER_REJECTED',
+      remedy: 're-encode',
+    });
     expect(sent).toHaveLength(2);
     expect(events).toMatchObject([{ type: 'remedy', remedy: 're-encode', outcome: 'failed' }]);
     expect(await leftovers()).toEqual([]);
@@ -131,7 +151,11 @@ describe('chunk remedies', () => {
   });
 
   it('lets a job-fatal error inside a piece end the chunk at once', async () => {
-    const fatal = new ChunkTranscriptionError('PROVIDER_AUTH', 'bad key', { fatalForJob: true, errorClass: 'auth', attempts: 1 });
+    const fatal = new ChunkTranscriptionError('PROVIDER_AUTH', 'bad key', {
+      fatalForJob: true,
+      errorClass: 'auth',
+      attempts: 1,
+    });
     const { remedies, events } = setup((file) => {
       if (file === 'chunk-00003.mp3') throw refused('split');
       throw fatal;
@@ -141,17 +165,28 @@ describe('chunk remedies', () => {
   });
 
   it('sends a hallucinated chunk again without its prompt and keeps the sane answer', async () => {
-    const { remedies, sent, events } = setup((_, inp) => (inp.prompt ? result(LOOP, 10) : result('he was not an ill disposed young man', 10)));
+    const { remedies, sent, events } = setup((_, inp) =>
+      inp.prompt ? result(LOOP, 10) : result('he was not an ill disposed young man', 10),
+    );
     const r = await remedies.transcribe(await input('Names: Dashwood.'));
     expect(r.text).toBe('he was not an ill disposed young man');
     expect(sent.map((s) => s.prompt)).toEqual(['Names: Dashwood.', null]);
     expect(events).toEqual([
-      { type: 'hallucination', jobId: 'job_a', chunk: 3, reason: 'repeated_ngram', retry: 'without-prompt', outcome: 'recovered' },
+      {
+        type: 'hallucination',
+        jobId: 'job_a',
+        chunk: 3,
+        reason: 'repeated_ngram',
+        retry: 'without-prompt',
+        outcome: 'recovered',
+      },
     ]);
   });
 
   it('cuts a chunk still hallucinated without prompt in two, and keeps the pieces when they read sanely', async () => {
-    const { remedies, sent, events } = setup((file, inp) => (file.includes('.part') ? result(`piece ${file.at(-5)}`, inp.durationS) : result(LOOP, 10)));
+    const { remedies, sent, events } = setup((file, inp) =>
+      file.includes('.part') ? result(`piece ${file.at(-5)}`, inp.durationS) : result(LOOP, 10),
+    );
     const r = await remedies.transcribe(await input('Names: Dashwood.'));
     expect(r.text).toBe('piece 0 piece 1');
     expect(sent.map((s) => [s.file, s.prompt])).toEqual([
@@ -173,7 +208,11 @@ describe('chunk remedies', () => {
     const failing = setup(() => {
       calls += 1;
       if (calls === 1) return result(LOOP, 10);
-      throw new ChunkTranscriptionError('CHUNK_FAILED', 'gave up', { fatalForJob: false, errorClass: 'server-error', attempts: 5 });
+      throw new ChunkTranscriptionError('CHUNK_FAILED', 'gave up', {
+        fatalForJob: false,
+        errorClass: 'server-error',
+        attempts: 5,
+      });
     });
     expect((await failing.remedies.transcribe(await input('p'))).text).toBe(LOOP);
   });
@@ -181,14 +220,24 @@ describe('chunk remedies', () => {
 
 describe('mergePieces', () => {
   it('is chunk-timed when any piece is', () => {
-    const chunkTimed: ChunkResult = { text: 'b', language: null, segments: [{ start: 0, end: 5, text: 'b' }], timing: 'chunk' };
+    const chunkTimed: ChunkResult = {
+      text: 'b',
+      language: null,
+      segments: [{ start: 0, end: 5, text: 'b' }],
+      timing: 'chunk',
+    };
     const merged = mergePieces([
       { piece: { offsetS: 0 }, result: { ...result('a', 5), language: null } },
       { piece: { offsetS: 5 }, result: chunkTimed },
     ]);
     expect(merged).toEqual({
-      text: 'a b', language: null, timing: 'chunk',
-      segments: [{ start: 0, end: 5, text: 'a' }, { start: 5, end: 10, text: 'b' }],
+      text: 'a b',
+      language: null,
+      timing: 'chunk',
+      segments: [
+        { start: 0, end: 5, text: 'a' },
+        { start: 5, end: 10, text: 'b' },
+      ],
     });
   });
 });

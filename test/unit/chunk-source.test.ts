@@ -7,7 +7,10 @@ import { ENGINES } from '../../src/transcribe/providers/index.ts';
 const MiB = 1024 * 1024;
 const config = { chunkSeconds: 600, chunkOverlapSeconds: 1.5, maxDurationS: 36_000, ffmpegTimeoutS: 60 };
 const whisper = { maxBytes: 25 * MiB, maxSeconds: Infinity };
-const source = createChunkSource(config, { logger: silentLogger, reader: { intake: ENGINES.openai.chunks, caps: () => whisper } });
+const source = createChunkSource(config, {
+  logger: silentLogger,
+  reader: { intake: ENGINES.openai.chunks, caps: () => whisper },
+});
 const mp3: ChunkSubject = {
   file: '/nonexistent/upload',
   audio: { demuxer: 'mp3', codec: 'mp3', sample_rate: 44_100, channels: 2, size_bytes: 57_600_000, duration_s: 3600 },
@@ -16,14 +19,34 @@ const mp3: ChunkSubject = {
 
 describe('chunk plan records', () => {
   it('keep no cap as null, since JSON has no Infinity', () => {
-    const local = chooseChunkRecipe({ intake: ENGINES.local.chunks, model: { maxBytes: Infinity, maxSeconds: Infinity }, audio: mp3.audio, chunkSeconds: 600, encodeFormat: 'wav' });
-    expect(JSON.parse(JSON.stringify(chunkPlanRecord(local, 2)))).toEqual({ mode: 'encode', format: 'wav', maxBytes: null, overlapS: 0, hardCuts: 2, reason: local.reason });
+    const local = chooseChunkRecipe({
+      intake: ENGINES.local.chunks,
+      model: { maxBytes: Infinity, maxSeconds: Infinity },
+      audio: mp3.audio,
+      chunkSeconds: 600,
+      encodeFormat: 'wav',
+    });
+    expect(JSON.parse(JSON.stringify(chunkPlanRecord(local, 2)))).toEqual({
+      mode: 'encode',
+      format: 'wav',
+      maxBytes: null,
+      overlapS: 0,
+      hardCuts: 2,
+      reason: local.reason,
+    });
   });
 });
 
 describe('createChunkSource().resume', () => {
   it('keeps a whole stored plan as it is, whatever the config says now', () => {
-    const stored = { mode: 'copy', format: 'mp3', maxBytes: 1_000, overlapS: 0, hardCuts: 3, reason: 'planned by the first run' } as const;
+    const stored = {
+      mode: 'copy',
+      format: 'mp3',
+      maxBytes: 1_000,
+      overlapS: 0,
+      hardCuts: 3,
+      reason: 'planned by the first run',
+    } as const;
     expect(source.resume(mp3, stored)).toEqual(stored);
   });
 
@@ -36,7 +59,9 @@ describe('createChunkSource().resume', () => {
       overlapS: 0,
       hardCuts: 0,
     });
-    expect(source.resume(mp3, { mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: 2, reason: 'old' })).toMatchObject({
+    expect(
+      source.resume(mp3, { mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: 2, reason: 'old' }),
+    ).toMatchObject({
       mode: 'encode',
       format: 'wav',
       overlapS: 1.5,

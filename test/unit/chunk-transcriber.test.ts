@@ -2,19 +2,29 @@ import { APIError } from 'openai';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import { ChunkTranscriptionError, createChunkTranscriber, type RetryInfo } from '../../src/transcribe/chunk-transcriber.ts';
+import {
+  ChunkTranscriptionError,
+  createChunkTranscriber,
+  type RetryInfo,
+} from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
 import { openAIError, openAIRateLimitHint } from '../../src/transcribe/providers/openai/errors.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
 const logger = pino({ level: 'silent' });
-const RESULT: ChunkResult = { text: 'hello', language: 'en', segments: [{ start: 0, end: 1, text: 'hello' }], timing: 'segment' };
-
+const RESULT: ChunkResult = {
+  text: 'hello',
+  language: 'en',
+  segments: [{ start: 0, end: 1, text: 'hello' }],
+  timing: 'segment',
+};
 
 /** A real SDK error as the openai provider throws it: mapped to a neutral ProviderError. */
 const apiError = (status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
-  openAIError(APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers))) as Error;
+  openAIError(
+    APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers)),
+  ) as Error;
 const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
 
 type Step = Error | ChunkResult | 'hang' | { headers: Record<string, string>; result: ChunkResult };
@@ -60,7 +70,13 @@ function setup(script: Step[], opts: SetupOptions = {}) {
     },
     pauseFor: (ms: number, reason: string) => void pauses.push({ ms, reason }),
   };
-  const breaker = createCircuitBreaker({ name: 'openai', logger, failureThreshold: opts.failureThreshold ?? 100, coolDownMs: 5000, clock });
+  const breaker = createCircuitBreaker({
+    name: 'openai',
+    logger,
+    failureThreshold: opts.failureThreshold ?? 100,
+    coolDownMs: 5000,
+    clock,
+  });
   const transcriber = createChunkTranscriber({
     provider,
     limiter,
@@ -83,7 +99,16 @@ function setup(script: Step[], opts: SetupOptions = {}) {
 }
 
 function input(signal: AbortSignal = new AbortController().signal, index = 0): TranscribeInput {
-  return { jobId: 'job1', index, path: '/tmp/c.mp3', durationS: 10, language: null, prompt: null, model: 'whisper-1', signal };
+  return {
+    jobId: 'job1',
+    index,
+    path: '/tmp/c.mp3',
+    durationS: 10,
+    language: null,
+    prompt: null,
+    model: 'whisper-1',
+    signal,
+  };
 }
 
 const settled = () => new Promise((r) => setImmediate(r));
@@ -93,7 +118,10 @@ describe('chunk transcriber', () => {
     const { provider, sleeps, transcriber } = setup([apiError(503), reset(), RESULT]);
     const attempts: number[] = [];
     const retries: RetryInfo[] = [];
-    const result = await transcriber.transcribe(input(), { onAttempt: (n) => attempts.push(n), onRetry: (r) => retries.push(r) });
+    const result = await transcriber.transcribe(input(), {
+      onAttempt: (n) => attempts.push(n),
+      onRetry: (r) => retries.push(r),
+    });
     expect(result).toEqual(RESULT);
     expect(provider.calls).toBe(3);
     expect(attempts).toEqual([1, 2, 3]);
@@ -120,18 +148,26 @@ describe('chunk transcriber', () => {
     expect(err).toMatchObject({ code: 'PROVIDER_AUTH', fatalForJob: true, attempts: 1, errorClass: 'auth' });
     expect(provider.calls).toBe(1);
     expect(breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH' });
-    await expect(transcriber.transcribe(input(undefined, 1))).rejects.toMatchObject({ code: 'PROVIDER_AUTH', fatalForJob: true });
+    await expect(transcriber.transcribe(input(undefined, 1))).rejects.toMatchObject({
+      code: 'PROVIDER_AUTH',
+      fatalForJob: true,
+    });
     expect(provider.calls).toBe(1);
   });
 
   it('fails the job with PROVIDER_QUOTA on insufficient_quota', async () => {
-    const { provider, transcriber } = setup([apiError(429, { code: 'insufficient_quota', type: 'insufficient_quota' }), RESULT]);
+    const { provider, transcriber } = setup([
+      apiError(429, { code: 'insufficient_quota', type: 'insufficient_quota' }),
+      RESULT,
+    ]);
     await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_QUOTA', fatalForJob: true });
     expect(provider.calls).toBe(1);
   });
 
   it('fails the chunk with CHUNK_FAILED after maxAttempts transient failures', async () => {
-    const { provider, sleeps, transcriber } = setup([reset(), reset(), reset(), reset(), reset(), RESULT], { maxAttempts: 5 });
+    const { provider, sleeps, transcriber } = setup([reset(), reset(), reset(), reset(), reset(), RESULT], {
+      maxAttempts: 5,
+    });
     const err = await transcriber.transcribe(input()).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'CHUNK_FAILED', fatalForJob: false, attempts: 5 });
     expect(provider.calls).toBe(5);
@@ -160,7 +196,9 @@ describe('chunk transcriber', () => {
   });
 
   it('ends with CANCELLED at once when the limiter is stopped for shutdown', async () => {
-    const stopped = new AppError('CANCELLED', 'The rate limiter stopped before the request could start.', { retryable: true });
+    const stopped = new AppError('CANCELLED', 'The rate limiter stopped before the request could start.', {
+      retryable: true,
+    });
     const { provider, sleeps, transcriber } = setup([stopped, RESULT]);
     await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CANCELLED', fatalForJob: false });
     expect(provider.calls).toBe(1);
@@ -169,25 +207,41 @@ describe('chunk transcriber', () => {
 
   it('fails the chunk without retrying on a plain 400', async () => {
     const { provider, transcriber } = setup([apiError(400), RESULT]);
-    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', fatalForJob: false });
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
+      code: 'PROVIDER_REJECTED',
+      fatalForJob: false,
+    });
     expect(provider.calls).toBe(1);
   });
 
   it('fails a too-large chunk at once, naming the split remedy', async () => {
     const { provider, transcriber } = setup([apiError(413), RESULT]);
-    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', remedy: 'split', fatalForJob: false });
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
+      code: 'PROVIDER_REJECTED',
+      remedy: 'split',
+      fatalForJob: false,
+    });
     expect(provider.calls).toBe(1);
   });
 
   it('fails an undecodable chunk at once, naming the re-encode remedy', async () => {
-    const { provider, transcriber } = setup([apiError(400, { message: 'Audio file might be corrupted or unsupported', param: 'file' }), RESULT]);
-    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'PROVIDER_REJECTED', remedy: 're-encode' });
+    const { provider, transcriber } = setup([
+      apiError(400, { message: 'Audio file might be corrupted or unsupported', param: 'file' }),
+      RESULT,
+    ]);
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
+      code: 'PROVIDER_REJECTED',
+      remedy: 're-encode',
+    });
     expect(provider.calls).toBe(1);
   });
 
   it('pauses the shared limiter until the reset when a successful answer says the request limit is used up', async () => {
     const exhausted = { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '6m0s' };
-    const { pauses, transcriber } = setup([{ headers: exhausted, result: RESULT }, { headers: { 'x-ratelimit-remaining-requests': '3' }, result: RESULT }]);
+    const { pauses, transcriber } = setup([
+      { headers: exhausted, result: RESULT },
+      { headers: { 'x-ratelimit-remaining-requests': '3' }, result: RESULT },
+    ]);
     expect(await transcriber.transcribe(input())).toEqual(RESULT);
     expect(pauses).toEqual([{ ms: 360_000, reason: expect.stringContaining('x-ratelimit') }]);
     await transcriber.transcribe(input());
@@ -196,13 +250,19 @@ describe('chunk transcriber', () => {
 
   it('fails a non-retryable AppError from the local provider with its code', async () => {
     const { provider, transcriber } = setup([new AppError('CHUNK_FAILED', 'pocketsphinx exited with 1'), RESULT]);
-    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CHUNK_FAILED', errorClass: 'app-permanent' });
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
+      code: 'CHUNK_FAILED',
+      errorClass: 'app-permanent',
+    });
     expect(provider.calls).toBe(1);
   });
 
   it('gives unknown errors a budget of three attempts', async () => {
     const { provider, transcriber } = setup([new Error('odd'), new Error('odd'), new Error('odd'), RESULT]);
-    await expect(transcriber.transcribe(input())).rejects.toMatchObject({ code: 'CHUNK_FAILED', errorClass: 'unknown' });
+    await expect(transcriber.transcribe(input())).rejects.toMatchObject({
+      code: 'CHUNK_FAILED',
+      errorClass: 'unknown',
+    });
     expect(provider.calls).toBe(3);
   });
 
@@ -222,7 +282,9 @@ describe('chunk transcriber', () => {
   });
 
   it('waits at an open circuit after repeated faults and goes on once the probe is allowed', async () => {
-    const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], { failureThreshold: 2 });
+    const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], {
+      failureThreshold: 2,
+    });
     const events: string[] = [];
     const p = transcriber.transcribe(input(), {
       onAttempt: (n) => events.push(`attempt ${n}`),
@@ -233,7 +295,13 @@ describe('chunk transcriber', () => {
     expect(provider.calls).toBe(2);
     expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
     // Opened at t=0 by the second fault (the manual clock has not moved), probe allowed after the 5 s cool-down.
-    expect(events).toEqual(['attempt 1', 'retry 1', 'attempt 2', 'retry 2', `waiting provider_circuit_open until ${clock.now() + 5000}`]);
+    expect(events).toEqual([
+      'attempt 1',
+      'retry 1',
+      'attempt 2',
+      'retry 2',
+      `waiting provider_circuit_open until ${clock.now() + 5000}`,
+    ]);
     clock.advance(5000);
     await expect(p).resolves.toEqual(RESULT);
     expect(events.at(-1)).toBe('attempt 3');
@@ -242,7 +310,10 @@ describe('chunk transcriber', () => {
 
   describe('with timers that fire early against the clock', () => {
     it('goes on at the open circuit once the cool-down is over, not only when something else touches the breaker', async () => {
-      const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], { failureThreshold: 2, skewMs: -1 });
+      const { clock, provider, breaker, transcriber } = setup([apiError(502), apiError(502), RESULT], {
+        failureThreshold: 2,
+        skewMs: -1,
+      });
       const p = transcriber.transcribe(input());
       await settled();
       expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });

@@ -16,7 +16,26 @@ describe('isAllowedDemuxer', () => {
   });
 
   it('refuses playlists, scripts, image sequences, subtitles and raw data', () => {
-    for (const name of ['hls', 'applehttp', 'dash', 'concat', 'sdp', 'rtp', 'image2', 'image2pipe', 'png_pipe', 'tty', 'data', 'srt', 'webvtt', 'ass', 'lavfi', 'ffmetadata', 'mpjpeg', '']) {
+    for (const name of [
+      'hls',
+      'applehttp',
+      'dash',
+      'concat',
+      'sdp',
+      'rtp',
+      'image2',
+      'image2pipe',
+      'png_pipe',
+      'tty',
+      'data',
+      'srt',
+      'webvtt',
+      'ass',
+      'lavfi',
+      'ffmetadata',
+      'mpjpeg',
+      '',
+    ]) {
       expect(isAllowedDemuxer(name)).toBe(false);
     }
     expect(ALLOWED_DEMUXERS).not.toContain('hls');
@@ -30,8 +49,16 @@ describe('isAllowedDemuxer', () => {
 
 describe('toMediaProbe', () => {
   const mp3Stereo: FfprobeJson = {
-    format: { format_name: 'mp3', format_long_name: 'MP2/3', duration: '32.261224', size: '516224', bit_rate: '128010' },
-    streams: [{ index: 0, codec_type: 'audio', codec_name: 'mp3', sample_rate: '44100', channels: 2, bit_rate: '128000' }],
+    format: {
+      format_name: 'mp3',
+      format_long_name: 'MP2/3',
+      duration: '32.261224',
+      size: '516224',
+      bit_rate: '128010',
+    },
+    streams: [
+      { index: 0, codec_type: 'audio', codec_name: 'mp3', sample_rate: '44100', channels: 2, bit_rate: '128000' },
+    ],
   };
   const noAudioStreams: FfprobeJson = {
     format: { format_name: 'mov,mp4,m4a,3gp,3g2,mj2', duration: '2.000000', size: '9000' },
@@ -41,8 +68,15 @@ describe('toMediaProbe', () => {
 
   it('maps the first audio stream and the container', () => {
     expect(toMediaProbe(mp3Stereo)).toEqual({
-      formatName: 'mp3', demuxer: 'mp3', formatLongName: 'MP2/3', durationS: 32.261224, sizeBytes: 516224, bitRate: 128010,
-      streamCount: 1, audioStreamCount: 1, videoStreamCount: 0,
+      formatName: 'mp3',
+      demuxer: 'mp3',
+      formatLongName: 'MP2/3',
+      durationS: 32.261224,
+      sizeBytes: 516224,
+      bitRate: 128010,
+      streamCount: 1,
+      audioStreamCount: 1,
+      videoStreamCount: 0,
       audio: { index: 0, codec: 'mp3', sampleRate: 44100, channels: 2, bitRate: 128000 },
     });
   });
@@ -62,7 +96,11 @@ describe('toMediaProbe', () => {
 
 describe('parseSegmentListLine', () => {
   it('reads name, start and end of a csv line', () => {
-    expect(parseSegmentListLine('chunk-00001.wav,10.008000,20.520000')).toEqual({ file: 'chunk-00001.wav', startS: 10.008, endS: 20.52 });
+    expect(parseSegmentListLine('chunk-00001.wav,10.008000,20.520000')).toEqual({
+      file: 'chunk-00001.wav',
+      startS: 10.008,
+      endS: 20.52,
+    });
     expect(parseSegmentListLine('"a,b.wav",0.000000,1.500000')).toEqual({ file: 'a,b.wav', startS: 0, endS: 1.5 });
   });
 
@@ -71,7 +109,7 @@ describe('parseSegmentListLine', () => {
     expect(parseSegmentListLine('progress=continue')).toBeNull();
   });
 
-  it('recognises only this run\'s chunk names', () => {
+  it("recognises only this run's chunk names", () => {
     const n = { outDir: '/x', prefix: 'chunk-', extension: 'wav' };
     expect(chunkIndexOf(n, 'chunk-00012.wav')).toBe(12);
     expect(chunkIndexOf(n, 'chunk-00012.mp3')).toBeNull();
@@ -89,13 +127,17 @@ describe('createSilenceParser', () => {
       '[silencedetect @ 0x1] silence_start: 7.25',
       '[silencedetect @ 0x1] silence_end: 8.75 | silence_duration: 1.5',
       '[silencedetect @ 0x1] silence_start: 31.9',
-    ]) p.push(line);
-    expect(p.result()).toEqual([{ start: 0, end: 0.52 }, { start: 7.25, end: 8.75 }]);
+    ])
+      p.push(line);
+    expect(p.result()).toEqual([
+      { start: 0, end: 0.52 },
+      { start: 7.25, end: 8.75 },
+    ]);
   });
 });
 
 describe('parseProgressLine', () => {
-  it('reads out_time_us in seconds and treats ffmpeg\'s pre-start sentinel as 0', () => {
+  it("reads out_time_us in seconds and treats ffmpeg's pre-start sentinel as 0", () => {
     expect(parseProgressLine('out_time_us=16092494')).toBeCloseTo(16.092494, 6);
     expect(parseProgressLine('out_time_us=-9223372036854775807')).toBe(0);
     expect(parseProgressLine('out_time=00:00:16.092494')).toBeNull();

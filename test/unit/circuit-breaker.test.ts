@@ -5,7 +5,6 @@ import { manualClock } from '../support/manual-clock.ts';
 
 const logger = pino({ level: 'silent' });
 
-
 /** Settle state of a promise without waiting for it. */
 async function peek<T>(p: Promise<T>): Promise<'pending' | 'resolved' | 'rejected'> {
   const marker = Symbol('pending');
@@ -30,7 +29,8 @@ function setup(opts: { failureThreshold?: number; skewMs?: number } = {}) {
   return { clock, breaker };
 }
 
-const failOnce = async (breaker: ReturnType<typeof setup>['breaker']) => (await breaker.admit()).fail({ reason: 'server-error' });
+const failOnce = async (breaker: ReturnType<typeof setup>['breaker']) =>
+  (await breaker.admit()).fail({ reason: 'server-error' });
 
 describe('circuit breaker', () => {
   it('stays closed below the threshold and a success resets the count', async () => {
@@ -147,19 +147,22 @@ describe('circuit breaker', () => {
   });
 
   describe('with timers that fire early or late against the clock', () => {
-    it.each([-1, -2_000])('admits the waiter once the cool-down is over, not before, when its timer fires early (skew %i ms)', async (skewMs) => {
-      const { breaker, clock } = setup({ skewMs });
-      for (let i = 0; i < 3; i++) await failOnce(breaker);
-      const a = breaker.admit();
-      // The timer fires before 10 000 ms, while the clock still says the cool-down is not over.
-      clock.advance(9_999);
-      expect(await peek(a)).toBe('pending');
-      expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
-      clock.advance(1);
-      expect(await peek(a)).toBe('resolved');
-      expect((await a).probe).toBe(true);
-      expect(clock.pending()).toBe(0);
-    });
+    it.each([-1, -2_000])(
+      'admits the waiter once the cool-down is over, not before, when its timer fires early (skew %i ms)',
+      async (skewMs) => {
+        const { breaker, clock } = setup({ skewMs });
+        for (let i = 0; i < 3; i++) await failOnce(breaker);
+        const a = breaker.admit();
+        // The timer fires before 10 000 ms, while the clock still says the cool-down is not over.
+        clock.advance(9_999);
+        expect(await peek(a)).toBe('pending');
+        expect(breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+        clock.advance(1);
+        expect(await peek(a)).toBe('resolved');
+        expect((await a).probe).toBe(true);
+        expect(clock.pending()).toBe(0);
+      },
+    );
 
     it('probes again after a failed probe re-opened it, with early timers', async () => {
       const { breaker, clock } = setup({ skewMs: -1 });

@@ -96,7 +96,9 @@ describe('createCleanupManager', () => {
     expect(report).toMatchObject({ emergency: true, removedDirs: 1, freedBytes: 1000, purgedJobs: 0 });
     expect(existsSync(dirs.jobDir(ended))).toBe(false);
     for (const live of [queued, processing]) {
-      expect(await readdir(dirs.jobDir(live), { recursive: true })).toEqual(expect.arrayContaining(['upload', path.join('chunks', 'chunk-00000.mp3')]));
+      expect(await readdir(dirs.jobDir(live), { recursive: true })).toEqual(
+        expect.arrayContaining(['upload', path.join('chunks', 'chunk-00000.mp3')]),
+      );
     }
     expect(existsSync(dirs.uploadPath(streaming))).toBe(true);
     expect(store.getJob(ended)).not.toBeNull();

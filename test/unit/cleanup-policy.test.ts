@@ -43,7 +43,9 @@ describe('dirAction', () => {
   });
 
   it('removes the files of an ended job without an end time rather than keeping them forever', () => {
-    expect(dirAction({ job: { status: 'cancelled', endedAt: null }, inProcess: false }, NOW, policy, false)).toBe('remove-dir');
+    expect(dirAction({ job: { status: 'cancelled', endedAt: null }, inProcess: false }, NOW, policy, false)).toBe(
+      'remove-dir',
+    );
   });
 });
 
@@ -59,7 +61,9 @@ describe('validatePolicy', () => {
   });
 
   it('names the bad value when a setting is negative, zero where it must not be, or not a number', () => {
-    expect(() => validatePolicy({ ...policy, uploadRetentionMs: -1, intervalMs: 1000 })).toThrow(/`uploadRetentionMs`.*`-1`/);
+    expect(() => validatePolicy({ ...policy, uploadRetentionMs: -1, intervalMs: 1000 })).toThrow(
+      /`uploadRetentionMs`.*`-1`/,
+    );
     expect(() => validatePolicy({ ...policy, retentionMs: 0, intervalMs: 1000 })).toThrow(/`retentionMs`/);
     expect(() => validatePolicy({ ...policy, intervalMs: Number.NaN })).toThrow(/`intervalMs`.*`NaN`/);
   });

@@ -5,7 +5,8 @@ import { classify, DEFAULT_THRESHOLDS, type SystemSnapshot } from '../../src/res
 
 const GiB = 1024 ** 3;
 const memory = { rssBytes: 100 * 1024 ** 2, heapUsedBytes: 10, heapLimitBytes: 100, systemFreeBytes: 8 * GiB };
-const snapshotWithFreeDisk = (freeBytes: number): SystemSnapshot => classify({ freeBytes, totalBytes: 100 * GiB }, memory, DEFAULT_THRESHOLDS);
+const snapshotWithFreeDisk = (freeBytes: number): SystemSnapshot =>
+  classify({ freeBytes, totalBytes: 100 * GiB }, memory, DEFAULT_THRESHOLDS);
 
 function setup(initialFree: number) {
   let free = initialFree;

@@ -1,6 +1,11 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { killStrayProcesses, parentPid, strayProcesses, type ProcessInfo } from '../../src/resources/stray-processes.ts';
+import {
+  killStrayProcesses,
+  parentPid,
+  strayProcesses,
+  type ProcessInfo,
+} from '../../src/resources/stray-processes.ts';
 
 const ROOT = '/srv/data/jobs';
 const EXE = ['ffmpeg', 'ffprobe', 'pocketsphinx_continuous'];
@@ -38,7 +43,10 @@ describe('strayProcesses', () => {
 
 describe('killStrayProcesses', () => {
   it('kills each stray once, waits until it is gone, and tolerates one that already exited', async () => {
-    let table = [proc(7, 1, 'ffmpeg', `${ROOT}/job_a/chunks/chunk-%05d.mp3`), proc(8, 1, 'ffprobe', `${ROOT}/job_b/upload`)];
+    let table = [
+      proc(7, 1, 'ffmpeg', `${ROOT}/job_a/chunks/chunk-%05d.mp3`),
+      proc(8, 1, 'ffprobe', `${ROOT}/job_b/upload`),
+    ];
     const killed: number[] = [];
     const result = await killStrayProcesses({
       jobsRoot: ROOT,

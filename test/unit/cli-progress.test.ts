@@ -18,7 +18,15 @@ function job(over: Over = {}): JobResource {
     updated_at: new Date(T0).toISOString(),
     completed_at: null,
     key_name: null,
-    audio: { filename: 'talk.wav', size_bytes: 1000, duration_s: 600, format: 'wav', codec: 'pcm_s16le', sample_rate: 16000, channels: 1 },
+    audio: {
+      filename: 'talk.wav',
+      size_bytes: 1000,
+      duration_s: 600,
+      format: 'wav',
+      codec: 'pcm_s16le',
+      sample_rate: 16000,
+      channels: 1,
+    },
     estimate: { cost_usd: 0, provider: 'local', model: 'pocketsphinx' },
     error: null,
     webhook: null,
@@ -52,7 +60,9 @@ describe('stage in words', () => {
   });
 
   it('says what the chunks in flight do, and when a retry or a held engine comes back', () => {
-    expect(stageWords(job({ progress: { chunks_sending: 2, chunks_pending: 3 } }), T0)).toBe('transcribing (2 with the engine, 3 waiting)');
+    expect(stageWords(job({ progress: { chunks_sending: 2, chunks_pending: 3 } }), T0)).toBe(
+      'transcribing (2 with the engine, 3 waiting)',
+    );
     const retry = job({
       progress: {
         chunks_sending: 0,
@@ -62,7 +72,11 @@ describe('stage in words', () => {
     });
     expect(stageWords(retry, T0)).toBe('transcribing (1 retrying, next try in 12s)');
     const held = job({
-      progress: { chunks_sending: 0, chunks_retrying: 3, waiting: { reason: 'provider_circuit_open', until: new Date(T0 + 90_000).toISOString() } },
+      progress: {
+        chunks_sending: 0,
+        chunks_retrying: 3,
+        waiting: { reason: 'provider_circuit_open', until: new Date(T0 + 90_000).toISOString() },
+      },
     });
     expect(stageWords(held, T0)).toBe('transcribing (engine unavailable, paused in 1m 30s)');
   });
@@ -70,11 +84,14 @@ describe('stage in words', () => {
 
 describe('plain progress lines', () => {
   it('carry audio done of the whole, the speed against real time, elapsed time and eta', () => {
-    const line = jobProgressLine(job({ progress: { chunks_total: 4, chunks_done: 2, percent: 50, audio_s_done: 300, eta_s: 25 } }), {
-      elapsedS: 65,
-      speed: 12.04,
-      nowMs: T0,
-    });
+    const line = jobProgressLine(
+      job({ progress: { chunks_total: 4, chunks_done: 2, percent: 50, audio_s_done: 300, eta_s: 25 } }),
+      {
+        elapsedS: 65,
+        speed: 12.04,
+        nowMs: T0,
+      },
+    );
     expect(line).toBe(
       'job_test transcribing (1 with the engine): 2/4 chunks 50%, audio 5m 00s of 10m 00s, 12x real time, elapsed 1m 05s, eta 25s',
     );
@@ -102,7 +119,9 @@ describe('plain progress lines', () => {
     clock.now = T0 + 30_000;
     reporter.jobUpdate(busy);
     expect(lines()).toHaveLength(2);
-    expect(lines()[1]).toMatch(/^job_test transcribing \(1 with the engine\): 0\/1 chunks 0%, audio 0s of 10m 00s, elapsed 30s, eta unknown$/);
+    expect(lines()[1]).toMatch(
+      /^job_test transcribing \(1 with the engine\): 0\/1 chunks 0%, audio 0s of 10m 00s, elapsed 30s, eta unknown$/,
+    );
   });
 
   it('measures speed from the first state it saw, not from work done before it started following', () => {

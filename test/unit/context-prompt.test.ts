@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { chainedPrompt, CONTEXT_TAIL_CHARS, contextTail, MAX_PROMPT_CHARS } from '../../src/transcribe/context-prompt.ts';
+import {
+  chainedPrompt,
+  CONTEXT_TAIL_CHARS,
+  contextTail,
+  MAX_PROMPT_CHARS,
+} from '../../src/transcribe/context-prompt.ts';
 
 describe('context chaining prompt', () => {
   it('keeps a short previous text whole, with whitespace folded', () => {
@@ -18,7 +23,9 @@ describe('context chaining prompt', () => {
   });
 
   it('puts the tail after the user prompt, and uses either alone when the other is missing', () => {
-    expect(chainedPrompt('Names: Dashwood.', 'had then leisure to consider')).toBe('Names: Dashwood. had then leisure to consider');
+    expect(chainedPrompt('Names: Dashwood.', 'had then leisure to consider')).toBe(
+      'Names: Dashwood. had then leisure to consider',
+    );
     expect(chainedPrompt(null, 'had then leisure')).toBe('had then leisure');
     expect(chainedPrompt('Names: Dashwood.', null)).toBe('Names: Dashwood.');
     expect(chainedPrompt(null, null)).toBeNull();

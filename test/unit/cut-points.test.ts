@@ -47,7 +47,13 @@ describe('planSplits', () => {
   });
 
   it('never chooses a silence that would make a chunk longer than maxChunkS', () => {
-    const cuts = planSplits({ durationS: 30, targetS: 10, maxChunkS: 10.5, searchWindowS: 2, silences: [{ start: 11, end: 11.4 }] });
+    const cuts = planSplits({
+      durationS: 30,
+      targetS: 10,
+      maxChunkS: 10.5,
+      searchWindowS: 2,
+      silences: [{ start: 11, end: 11.4 }],
+    });
     expect(cuts[0]).toBe(10);
   });
 
@@ -77,12 +83,25 @@ describe('planSplits', () => {
   });
 
   it('counts the cuts that fell on no silence', () => {
-    const silences = [{ start: 10.4, end: 11 }, { start: 19, end: 19.2 }, { start: 29, end: 29.2 }];
-    expect(planCutPoints({ durationS: 40, targetS: 10, searchWindowS: 2, silences })).toEqual({ cuts: [10.7, 19.1, 29.1], hardCuts: 0 });
+    const silences = [
+      { start: 10.4, end: 11 },
+      { start: 19, end: 19.2 },
+      { start: 29, end: 29.2 },
+    ];
+    expect(planCutPoints({ durationS: 40, targetS: 10, searchWindowS: 2, silences })).toEqual({
+      cuts: [10.7, 19.1, 29.1],
+      hardCuts: 0,
+    });
     // The second target (20.7 after the first cut) has no silence within 1 s.
-    expect(planCutPoints({ durationS: 40, targetS: 10, searchWindowS: 1, silences: silences.slice(0, 1) })).toEqual({ cuts: [10.7, 20.7, 30.7], hardCuts: 2 });
+    expect(planCutPoints({ durationS: 40, targetS: 10, searchWindowS: 1, silences: silences.slice(0, 1) })).toEqual({
+      cuts: [10.7, 20.7, 30.7],
+      hardCuts: 2,
+    });
     // A tail split in halves is cut wherever the half falls.
-    expect(planCutPoints({ durationS: 21, targetS: 10, minTailS: 2, maxChunkS: 10.5 })).toEqual({ cuts: [10, 15.5], hardCuts: 2 });
+    expect(planCutPoints({ durationS: 21, targetS: 10, minTailS: 2, maxChunkS: 10.5 })).toEqual({
+      cuts: [10, 15.5],
+      hardCuts: 2,
+    });
   });
 
   it('throws a TypeError quoting the bad value when targetS is not positive', () => {
@@ -114,10 +133,23 @@ describe('planSplitsByWindows', () => {
   }
 
   it('scans near every target at once, then widens only where nothing was found', async () => {
-    const { scan, calls } = scanner([{ start: 61, end: 62 }, { start: 108, end: 109 }]);
-    const { cuts, hardCuts } = await planSplitsByWindows({ durationS: 200, targetS: 60, searchWindowS: 15, nearS: 5 }, scan);
-    expect(calls[0]).toEqual([{ fromS: 55, toS: 65 }, { fromS: 115, toS: 125 }, { fromS: 175, toS: 185 }]);
-    expect(calls[1]).toEqual([{ fromS: 105, toS: 135 }, { fromS: 165, toS: 195 }]);
+    const { scan, calls } = scanner([
+      { start: 61, end: 62 },
+      { start: 108, end: 109 },
+    ]);
+    const { cuts, hardCuts } = await planSplitsByWindows(
+      { durationS: 200, targetS: 60, searchWindowS: 15, nearS: 5 },
+      scan,
+    );
+    expect(calls[0]).toEqual([
+      { fromS: 55, toS: 65 },
+      { fromS: 115, toS: 125 },
+      { fromS: 175, toS: 185 },
+    ]);
+    expect(calls[1]).toEqual([
+      { fromS: 105, toS: 135 },
+      { fromS: 165, toS: 195 },
+    ]);
     expect(calls).toHaveLength(2);
     expect(cuts).toEqual([61.5, 108.5, 180]);
     // 180 found no silence in either scan.
@@ -126,8 +158,15 @@ describe('planSplitsByWindows', () => {
 
   it('keeps chunks within maxChunkS and the tail at least minTailS', async () => {
     // Silences that would make the second chunk 80 s and the tail 5 s.
-    const { scan } = scanner([{ start: 45, end: 46 }, { start: 125, end: 126 }, { start: 194, end: 196 }]);
-    const { cuts, hardCuts } = await planSplitsByWindows({ durationS: 200, targetS: 60, maxChunkS: 70, minTailS: 10, searchWindowS: 15, nearS: 15 }, scan);
+    const { scan } = scanner([
+      { start: 45, end: 46 },
+      { start: 125, end: 126 },
+      { start: 194, end: 196 },
+    ]);
+    const { cuts, hardCuts } = await planSplitsByWindows(
+      { durationS: 200, targetS: 60, maxChunkS: 70, minTailS: 10, searchWindowS: 15, nearS: 15 },
+      scan,
+    );
     expect(cuts).toEqual([45.5, 115.5, 180]);
     // The silences near 120 and 200 were out of bounds: those two cuts fall where no silence is.
     expect(hardCuts).toBe(2);
@@ -137,18 +176,30 @@ describe('planSplitsByWindows', () => {
 
   it('makes no scan for a file of one chunk', async () => {
     const { scan, calls } = scanner([]);
-    expect(await planSplitsByWindows({ durationS: 50, targetS: 60, nearS: 5 }, scan)).toEqual({ cuts: [], hardCuts: 0 });
+    expect(await planSplitsByWindows({ durationS: 50, targetS: 60, nearS: 5 }, scan)).toEqual({
+      cuts: [],
+      hardCuts: 0,
+    });
     expect(calls).toHaveLength(0);
   });
 });
 
 describe('splitByWindows', () => {
   it('maps silences of the joined windows back to file times and splits them at the joins', () => {
-    const windows = [{ fromS: 100, toS: 110 }, { fromS: 300, toS: 310 }];
+    const windows = [
+      { fromS: 100, toS: 110 },
+      { fromS: 300, toS: 310 },
+    ];
     // One silence inside window 0, one running over the join (9.5 .. 12), one too short after the join.
-    const joined = [{ start: 2, end: 3 }, { start: 9.5, end: 12 }];
+    const joined = [
+      { start: 2, end: 3 },
+      { start: 9.5, end: 12 },
+    ];
     expect(splitByWindows(joined, windows, 0.3)).toEqual([
-      [{ start: 102, end: 103 }, { start: 109.5, end: 110 }],
+      [
+        { start: 102, end: 103 },
+        { start: 109.5, end: 110 },
+      ],
       [{ start: 300, end: 302 }],
     ]);
     expect(splitByWindows([{ start: 9.9, end: 10.1 }], windows, 0.3)).toEqual([[], []]);

@@ -4,18 +4,21 @@ import { atDeadline } from '../../src/transcribe/deadline-timer.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
 describe('atDeadline', () => {
-  it.each([0, -1, -40, 1, 300])('runs once, at the first firing on or after the due time, with timers skewed by %i ms', (skewMs) => {
-    const clock = manualClock(1_000, { skewMs });
-    const ranAt: number[] = [];
-    atDeadline(clock, 1_400, () => ranAt.push(clock.now()));
-    clock.advance(399);
-    expect(ranAt).toEqual([]);
-    clock.advance(1 + Math.max(0, skewMs));
-    expect(ranAt).toEqual([1_400 + Math.max(0, skewMs)]);
-    clock.advance(10_000);
-    expect(ranAt).toHaveLength(1);
-    expect(clock.pending()).toBe(0);
-  });
+  it.each([0, -1, -40, 1, 300])(
+    'runs once, at the first firing on or after the due time, with timers skewed by %i ms',
+    (skewMs) => {
+      const clock = manualClock(1_000, { skewMs });
+      const ranAt: number[] = [];
+      atDeadline(clock, 1_400, () => ranAt.push(clock.now()));
+      clock.advance(399);
+      expect(ranAt).toEqual([]);
+      clock.advance(1 + Math.max(0, skewMs));
+      expect(ranAt).toEqual([1_400 + Math.max(0, skewMs)]);
+      clock.advance(10_000);
+      expect(ranAt).toHaveLength(1);
+      expect(clock.pending()).toBe(0);
+    },
+  );
 
   it('never runs synchronously, even when already due', () => {
     const clock = manualClock(1_000);

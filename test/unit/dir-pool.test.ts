@@ -9,12 +9,18 @@ import { removeDir, tempDataDir } from '../helper.ts';
 
 const logger = pino({ level: 'silent' });
 
-async function busy(promise: Promise<unknown> | (() => unknown)): Promise<{ code: string; retryAfterS?: number; details?: Record<string, unknown> }> {
+async function busy(
+  promise: Promise<unknown> | (() => unknown),
+): Promise<{ code: string; retryAfterS?: number; details?: Record<string, unknown> }> {
   try {
     await (typeof promise === 'function' ? promise() : promise);
   } catch (err) {
     if (!isAppError(err)) throw err;
-    return { code: err.code, ...(err.retryAfterS === undefined ? {} : { retryAfterS: err.retryAfterS }), ...(err.details ? { details: err.details } : {}) };
+    return {
+      code: err.code,
+      ...(err.retryAfterS === undefined ? {} : { retryAfterS: err.retryAfterS }),
+      ...(err.details ? { details: err.details } : {}),
+    };
   }
   throw new Error('expected a refusal');
 }
@@ -136,7 +142,11 @@ describe('job directory pool', () => {
   });
 
   it('rejects limits that are not positive integers', () => {
-    expect(() => createDirPool({ dirs, limits: { maxLeases: 0, maxBytes: 1, retryAfterS: 1 }, logger })).toThrow(TypeError);
-    expect(() => createDirPool({ dirs, limits: { maxLeases: 1, maxBytes: Number.NaN, retryAfterS: 1 }, logger })).toThrow(TypeError);
+    expect(() => createDirPool({ dirs, limits: { maxLeases: 0, maxBytes: 1, retryAfterS: 1 }, logger })).toThrow(
+      TypeError,
+    );
+    expect(() =>
+      createDirPool({ dirs, limits: { maxLeases: 1, maxBytes: Number.NaN, retryAfterS: 1 }, logger }),
+    ).toThrow(TypeError);
   });
 });

@@ -55,7 +55,9 @@ function relativeLinks(markdown: string): string[] {
 
 /** Backticked names in the first cell of each table row, e.g. `HOST`, `PORT`. */
 function firstCellNames(markdown: string): string[] {
-  return [...markdown.matchAll(/^\| ([^|]+) \|/gm)].flatMap((row) => [...(row[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1] ?? ''));
+  return [...markdown.matchAll(/^\| ([^|]+) \|/gm)].flatMap((row) =>
+    [...(row[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1] ?? ''),
+  );
 }
 
 describe('documentation', () => {
@@ -64,12 +66,20 @@ describe('documentation', () => {
     const broken: string[] = [];
     for (const link of relativeLinks(text)) {
       const [target = '', anchor] = link.split('#');
-      const resolved = target === '' ? path.join(ROOT, file) : path.resolve(path.dirname(path.join(ROOT, file)), decodeURI(target));
+      const resolved =
+        target === '' ? path.join(ROOT, file) : path.resolve(path.dirname(path.join(ROOT, file)), decodeURI(target));
       if (!resolved.startsWith(ROOT) || !existsSync(resolved)) {
         broken.push(`${link} (no such file)`);
         continue;
       }
-      if (anchor !== undefined && !(statSync(resolved).isFile() && resolved.endsWith('.md') && anchors(readFileSync(resolved, 'utf8')).has(anchor))) {
+      if (
+        anchor !== undefined &&
+        !(
+          statSync(resolved).isFile() &&
+          resolved.endsWith('.md') &&
+          anchors(readFileSync(resolved, 'utf8')).has(anchor)
+        )
+      ) {
         broken.push(`${link} (no heading #${anchor})`);
       }
     }
@@ -77,7 +87,9 @@ describe('documentation', () => {
   });
 
   it('finds the links and headings it checks (the parsers are not blind)', () => {
-    expect(relativeLinks('see [a](docs/a.md#x) and `[b](c.md)` and [c](https://example.org/)')).toEqual(['docs/a.md#x']);
+    expect(relativeLinks('see [a](docs/a.md#x) and `[b](c.md)` and [c](https://example.org/)')).toEqual([
+      'docs/a.md#x',
+    ]);
     expect([...anchors('# Error codes\n## The `web` page\n## Error codes\n```\n# not a heading\n```')]).toEqual([
       'error-codes',
       'the-web-page',
@@ -95,12 +107,17 @@ describe('documentation', () => {
   it('docs/configuration.md has a row for every environment variable the service reads', () => {
     const source = read('src/config.ts');
     const schema = /const envSchema = z\.object\(\{\n([\s\S]*?)\n\}\);/.exec(source)?.[1];
-    if (schema === undefined) throw new Error('src/config.ts: envSchema = z.object({...}); not found; update this test');
+    if (schema === undefined)
+      throw new Error('src/config.ts: envSchema = z.object({...}); not found; update this test');
     const variables = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]);
     expect(variables.length).toBeGreaterThan(40);
     const documented = new Set(firstCellNames(read('docs/configuration.md')));
     expect(variables.filter((v) => v !== undefined && !documented.has(v))).toEqual([]);
     // The README's summary is a subset of the full table: no setting is documented only there.
-    expect(firstCellNames(read('README.md').split('## Configuration')[1]?.split('\n## ')[0] ?? '').filter((v) => !documented.has(v))).toEqual([]);
+    expect(
+      firstCellNames(read('README.md').split('## Configuration')[1]?.split('\n## ')[0] ?? '').filter(
+        (v) => !documented.has(v),
+      ),
+    ).toEqual([]);
   });
 });

@@ -6,7 +6,12 @@ import { resolveModel } from '../../src/transcribe/models.ts';
 import { ENGINES, PROVIDER_NAMES, createProvider } from '../../src/transcribe/providers/index.ts';
 
 const logger = pino({ level: 'silent' });
-const stream = (demuxer: string, codec: string, sample_rate = 16_000, channels = 1) => ({ demuxer, codec, sample_rate, channels });
+const stream = (demuxer: string, codec: string, sample_rate = 16_000, channels = 1) => ({
+  demuxer,
+  codec,
+  sample_rate,
+  channels,
+});
 
 describe('the engine registry', () => {
   it('is the one list of provider names, which the config accepts and nothing else', () => {
@@ -31,9 +36,9 @@ describe('the engine registry', () => {
 
   it('builds the provider the config names', () => {
     expect(createProvider(loadConfig({ TRANSCRIBE_PROVIDER: 'local' }), logger).name).toBe('local');
-    expect(createProvider(loadConfig({ TRANSCRIBE_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-test' }), logger).models).toEqual(
-      ENGINES.openai.models.map((m) => m.id),
-    );
+    expect(
+      createProvider(loadConfig({ TRANSCRIBE_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-test' }), logger).models,
+    ).toEqual(ENGINES.openai.models.map((m) => m.id));
   });
 });
 

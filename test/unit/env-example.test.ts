@@ -20,7 +20,9 @@ function uncommented(text: string): Record<string, string> {
 describe('.env.example', () => {
   it('is what scripts/env-example.ts generates from src/config.ts and docs/configuration.md', () => {
     const generated = renderEnvExample(envSchema, parseConfigTable(configDoc));
-    expect(committed, 'stale: run  node --experimental-strip-types scripts/env-example.ts > .env.example').toBe(generated);
+    expect(committed, 'stale: run  node --experimental-strip-types scripts/env-example.ts > .env.example').toBe(
+      generated,
+    );
   });
 
   it('names every variable of the schema once, and each value it shows is the default', () => {
@@ -39,27 +41,42 @@ describe('renderEnvExample', () => {
     GAMMA: z.coerce.number().positive().optional(),
   });
   const rows: ConfigRow[] = [
-    { names: ['ALPHA', 'BETA'], defaults: '`2`, `x` when [ALPHA](#alpha) is 2', meaning: 'a pair; see [Alpha](#alpha)' },
+    {
+      names: ['ALPHA', 'BETA'],
+      defaults: '`2`, `x` when [ALPHA](#alpha) is 2',
+      meaning: 'a pair; see [Alpha](#alpha)',
+    },
     { names: ['GAMMA'], defaults: '–', meaning: 'a cap' },
   ];
 
   it('shows defaults, allowed values and meanings as comments', () => {
     const text = renderEnvExample(schema, rows);
     expect(text).toContain(
-      ['# ALPHA, BETA: a pair; see Alpha', '# Default: `2`, `x` when ALPHA is 2', '# (ALPHA: integer, 1 to 8)', '# ALPHA=2',
-        '# (BETA: one of: x, y)', '# BETA=', '', '# GAMMA: a cap', '# (GAMMA: number above 0)', '# GAMMA=', ''].join('\n'),
+      [
+        '# ALPHA, BETA: a pair; see Alpha',
+        '# Default: `2`, `x` when ALPHA is 2',
+        '# (ALPHA: integer, 1 to 8)',
+        '# ALPHA=2',
+        '# (BETA: one of: x, y)',
+        '# BETA=',
+        '',
+        '# GAMMA: a cap',
+        '# (GAMMA: number above 0)',
+        '# GAMMA=',
+        '',
+      ].join('\n'),
     );
   });
 
   it('refuses a schema variable docs/configuration.md does not describe, a described one the schema lacks, and one described twice', () => {
     expect(() => renderEnvExample(schema, rows.slice(0, 1))).toThrow(
-      "GAMMA: in src/config.ts but not in docs/configuration.md",
+      'GAMMA: in src/config.ts but not in docs/configuration.md',
     );
     expect(() => renderEnvExample(schema, [...rows, { names: ['DELTA'], defaults: '–', meaning: 'gone' }])).toThrow(
-      "DELTA: in docs/configuration.md but not in src/config.ts",
+      'DELTA: in docs/configuration.md but not in src/config.ts',
     );
     expect(() => renderEnvExample(schema, [...rows, { names: ['GAMMA'], defaults: '–', meaning: 'again' }])).toThrow(
-      "GAMMA: in more than one row of docs/configuration.md",
+      'GAMMA: in more than one row of docs/configuration.md',
     );
   });
 });

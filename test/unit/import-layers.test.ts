@@ -24,7 +24,9 @@ describe('import layers (eslint.config.js)', () => {
     const placedDirs = new Set([CLI_DIR, ...LAYERS.flatMap((l) => l.dirs ?? [])]);
     const placedFiles = new Set(LAYERS.flatMap((l) => l.files ?? []));
     const entries = readdirSync(path.join(root, 'src'), { withFileTypes: true });
-    const unplaced = entries.filter((e) => (e.isDirectory() ? !placedDirs.has(e.name) : !placedFiles.has(e.name))).map((e) => e.name);
+    const unplaced = entries
+      .filter((e) => (e.isDirectory() ? !placedDirs.has(e.name) : !placedFiles.has(e.name)))
+      .map((e) => e.name);
     expect(unplaced).toEqual([]);
   });
 
@@ -35,8 +37,16 @@ describe('import layers (eslint.config.js)', () => {
     ['src/errors.ts', "import type { Config } from './config.ts';", 'base sits below parts'],
     ['src/config.ts', "import { JobStore } from './jobs/store.ts';", 'parts sits below jobs'],
     ['src/jobs/x.ts', "import { toJobResource } from '../http/job-resource.ts';", 'jobs sits below http'],
-    ['src/scale/x.ts', "import type { HealthReport } from '../http/health-report.ts';", 'job consumers sits below http'],
-    ['src/http/routes/x.ts', "import { createServices } from '../../service/wiring.ts';", 'http sits below composition'],
+    [
+      'src/scale/x.ts',
+      "import type { HealthReport } from '../http/health-report.ts';",
+      'job consumers sits below http',
+    ],
+    [
+      'src/http/routes/x.ts',
+      "import { createServices } from '../../service/wiring.ts';",
+      'http sits below composition',
+    ],
     ['src/service/x.ts', "import '../main.ts';", 'composition sits below entry'],
     ['src/jobs/types.ts', "import type { JobStore } from './store.ts';", 'The job model'],
     ['src/http/x.ts', "import { run } from '../cli/program.ts';", 'nothing in the service imports it'],

@@ -3,7 +3,15 @@ import { AppError } from '../../src/errors.ts';
 import { runJobPipeline, ShutdownSignal } from '../../src/jobs/job-pipeline.ts';
 import { markProcessing } from '../../src/jobs/lifecycle.ts';
 import type { JobStore } from '../../src/jobs/store.ts';
-import { chunkResult, chunkText, deferred, pipelineDeps, queuedJob, silentLogger, type Answer } from '../fixtures/pipeline.ts';
+import {
+  chunkResult,
+  chunkText,
+  deferred,
+  pipelineDeps,
+  queuedJob,
+  silentLogger,
+  type Answer,
+} from '../fixtures/pipeline.ts';
 
 const JOB = 'job_0123456789abcdefghijklmnop';
 
@@ -33,15 +41,36 @@ describe('runJobPipeline', () => {
     expect(t.chunks.opened).toEqual([[10, 20]]);
     expect(t.sent).toEqual([0, 1, 2]);
     const job = t.store.getJob(JOB)!;
-    expect(job).toMatchObject({ status: 'completed', stage: null, percent: 100, chunksTotal: 3, slicingDone: true, completedAt: '2030-01-01T00:01:00.000Z' });
-    expect(job.chunkPlan).toEqual({ mode: 'copy', format: 'wav', maxBytes: 26_214_400, overlapS: 0, hardCuts: 0, reason: 'fake' });
+    expect(job).toMatchObject({
+      status: 'completed',
+      stage: null,
+      percent: 100,
+      chunksTotal: 3,
+      slicingDone: true,
+      completedAt: '2030-01-01T00:01:00.000Z',
+    });
+    expect(job.chunkPlan).toEqual({
+      mode: 'copy',
+      format: 'wav',
+      maxBytes: 26_214_400,
+      overlapS: 0,
+      hardCuts: 0,
+      reason: 'fake',
+    });
     expect(t.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
   });
 
   it('resumes from the stored plan and chunks: nothing is planned again and no chunk with a stored result is sent again', async () => {
     const t = pipelineDeps({ chunkS: 10 });
     t.store.insertJob(queuedJob(JOB, 25));
-    const stored = { mode: 'encode', format: 'mp3', maxBytes: 1_000_000, overlapS: 0, hardCuts: 1, reason: 'planned before the restart' } as const;
+    const stored = {
+      mode: 'encode',
+      format: 'mp3',
+      maxBytes: 1_000_000,
+      overlapS: 0,
+      hardCuts: 1,
+      reason: 'planned before the restart',
+    } as const;
     markProcessing(t.store, JOB);
     t.store.updateJob(JOB, { chunkPlan: stored, chunksTotal: 3 });
     [0, 10, 20].forEach((start, i) => t.store.upsertChunk(JOB, i, start, i === 2 ? 5 : 10));
@@ -66,10 +95,17 @@ describe('runJobPipeline', () => {
     const t = pipelineDeps({ chunkS: 10, answer });
     t.store.insertJob(queuedJob(JOB, 40));
 
-    await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
+    await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject({
+      code: 'PROVIDER_AUTH',
+    });
 
     expect(t.sent).toEqual([0, 1]);
-    expect(chunkStates(t.store)).toEqual([[0, 'done'], [1, 'pending'], [2, 'pending'], [3, 'pending']]);
+    expect(chunkStates(t.store)).toEqual([
+      [0, 'done'],
+      [1, 'pending'],
+      [2, 'pending'],
+      [3, 'pending'],
+    ]);
     expect(t.store.getJob(JOB)?.status).toBe('processing');
   });
 
@@ -83,13 +119,20 @@ describe('runJobPipeline', () => {
       const t = pipelineDeps({ chunkS: 10, answer: rejectChunk1, maxFailedChunkRatio: 0.2 });
       t.store.insertJob(queuedJob(JOB, 40));
 
-      await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject({
-        code: 'PROVIDER_REJECTED',
-        message: '1 of 4 chunks could not be transcribed (first: the audio is not readable).',
-      });
+      await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject(
+        {
+          code: 'PROVIDER_REJECTED',
+          message: '1 of 4 chunks could not be transcribed (first: the audio is not readable).',
+        },
+      );
       // Not fatal for the job: every other chunk was still sent.
       expect(t.sent).toEqual([0, 1, 2, 3]);
-      expect(chunkStates(t.store)).toEqual([[0, 'done'], [1, 'failed'], [2, 'done'], [3, 'done']]);
+      expect(chunkStates(t.store)).toEqual([
+        [0, 'done'],
+        [1, 'failed'],
+        [2, 'done'],
+        [3, 'done'],
+      ]);
     });
 
     it('within the ratio are gaps in the completed transcript', async () => {
@@ -129,7 +172,11 @@ describe('runJobPipeline', () => {
 
     await expect(run).rejects.toBeInstanceOf(ShutdownSignal);
     expect(first.sent).toEqual([0, 1]);
-    expect(chunkStates(first.store)).toEqual([[0, 'done'], [1, 'done'], [2, 'pending']]);
+    expect(chunkStates(first.store)).toEqual([
+      [0, 'done'],
+      [1, 'done'],
+      [2, 'pending'],
+    ]);
     expect(first.store.getJob(JOB)?.status).toBe('processing');
 
     const second = pipelineDeps({ chunkS: 10, store: first.store });

@@ -44,7 +44,9 @@ function holdChunk(index: number) {
     if (input.index !== index) return Promise.resolve(chunkResult(input.index, input.durationS));
     inFlight.resolve();
     return new Promise((_, reject) => {
-      input.signal.addEventListener('abort', () => reject(new AppError('CANCELLED', 'The request was aborted.')), { once: true });
+      input.signal.addEventListener('abort', () => reject(new AppError('CANCELLED', 'The request was aborted.')), {
+        once: true,
+      });
     });
   };
   return { answer, inFlight: inFlight.promise };
@@ -74,15 +76,22 @@ describe('JobRunner', () => {
     expect(leases).toEqual({ adopted: [JOB], released: [JOB] });
   });
 
-  it('fails a job on an error that is not the service\'s own with INTERNAL, without its words', async () => {
+  it("fails a job on an error that is not the service's own with INTERNAL, without its words", async () => {
     const t = pipelineDeps({ chunkS: 10, answer: async () => chunkResult(0, 10) });
-    t.deps = { ...t.deps, chunks: { ...t.deps.chunks, planChunks: async () => Promise.reject(new TypeError('a bug')) } };
+    t.deps = {
+      ...t.deps,
+      chunks: { ...t.deps.chunks, planChunks: async () => Promise.reject(new TypeError('a bug')) },
+    };
     const { runner } = runnerFor(t);
     t.store.insertJob(queuedJob(JOB, 25));
 
     await runner.enqueue(JOB);
 
-    expect(t.store.getJob(JOB)).toMatchObject({ status: 'failed', errorCode: 'INTERNAL', errorMessage: 'The job failed because of an internal error.' });
+    expect(t.store.getJob(JOB)).toMatchObject({
+      status: 'failed',
+      errorCode: 'INTERNAL',
+      errorMessage: 'The job failed because of an internal error.',
+    });
   });
 
   it('marks a job cancelled mid-run, keeps no lease, and leaves the upload to the delete that cancelled it', async () => {

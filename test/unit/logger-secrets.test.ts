@@ -24,21 +24,46 @@ describe('the logger never writes the arguments of a failed command', () => {
     const direct = replyError();
     logger.error({ err: direct }, 'redis error');
     logger.error(replyError());
-    logger.error({ err: new AppError('INTERNAL', 'could not queue', { cause: replyError() }) }, 'wrapped, cause not enumerable');
-    logger.error({ err: Object.assign(new Error('wrapped'), { cause: { command: replyError().command } }) }, 'plain cause');
-    logger.error({ err: Object.assign(new Error('outer'), { inner: replyError(), details: { a: { b: [{ command: replyError().command }] } } }) }, 'nested');
+    logger.error(
+      { err: new AppError('INTERNAL', 'could not queue', { cause: replyError() }) },
+      'wrapped, cause not enumerable',
+    );
+    logger.error(
+      { err: Object.assign(new Error('wrapped'), { cause: { command: replyError().command } }) },
+      'plain cause',
+    );
+    logger.error(
+      {
+        err: Object.assign(new Error('outer'), {
+          inner: replyError(),
+          details: { a: { b: [{ command: replyError().command }] } },
+        }),
+      },
+      'nested',
+    );
     logger.error({ err: new AggregateError([replyError(), replyError()], 'two failed') }, 'aggregate');
     logger.warn({ command: replyError().command }, 'top-level command');
     logger.warn({ redis: { command: replyError().command } }, 'command one level down');
-    const deep = { err: Object.assign(new Error('deep'), { a: { b: { c: { d: { e: { f: { g: { h: { i: { command: replyError().command } } } } } } } } } }) };
+    const deep = {
+      err: Object.assign(new Error('deep'), {
+        a: { b: { c: { d: { e: { f: { g: { h: { i: { command: replyError().command } } } } } } } } },
+      }),
+    };
     logger.error(deep, 'deeper than the serializer walks');
 
     expect(lines).toHaveLength(9);
     for (const line of lines) expect(line).not.toContain(PASSWORD);
     // The rest is still there: the error, its message, the command's name.
     const first = JSON.parse(lines[0]!) as { err: { type: string; message: string; command: unknown } };
-    expect(first.err).toMatchObject({ type: 'Error', message: 'WRONGPASS invalid username-password pair or user is disabled.', command: { name: 'hello', args: '[redacted]' } });
-    expect((JSON.parse(lines[1]!) as { err: { command: unknown } }).err.command).toEqual({ name: 'hello', args: '[redacted]' });
+    expect(first.err).toMatchObject({
+      type: 'Error',
+      message: 'WRONGPASS invalid username-password pair or user is disabled.',
+      command: { name: 'hello', args: '[redacted]' },
+    });
+    expect((JSON.parse(lines[1]!) as { err: { command: unknown } }).err.command).toEqual({
+      name: 'hello',
+      args: '[redacted]',
+    });
     expect((JSON.parse(lines[5]!) as { err: { aggregateErrors: unknown[] } }).err.aggregateErrors).toEqual([
       expect.objectContaining({ command: { name: 'hello', args: '[redacted]' } }),
       expect.objectContaining({ command: { name: 'hello', args: '[redacted]' } }),

@@ -2,13 +2,22 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortEr
 import { describe, expect, it } from 'vitest';
 import { ProviderError } from '../../src/transcribe/provider-error.ts';
 import {
-  exhaustedLimitResetMs, openAIError, openAIRateLimitHint, parseDuration, parseRetryHintMs,
+  exhaustedLimitResetMs,
+  openAIError,
+  openAIRateLimitHint,
+  parseDuration,
+  parseRetryHintMs,
 } from '../../src/transcribe/providers/openai/errors.ts';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');
 
 function sdkError(status: number, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): APIError {
-  return APIError.generate(status, { error: { message: 'provider says no', ...body } }, undefined, new Headers(headers));
+  return APIError.generate(
+    status,
+    { error: { message: 'provider says no', ...body } },
+    undefined,
+    new Headers(headers),
+  );
 }
 
 /** The OpenAI provider's own knowledge: its SDK's errors and headers, as neutral facts for the retry policy. */
@@ -42,19 +51,26 @@ describe('openai errors', () => {
       expect((mapped as ProviderError).code).toBe(typeof body.code === 'string' ? body.code : undefined);
     });
 
-    it('maps the SDK\'s abort, timeout and connection classes', () => {
+    it("maps the SDK's abort, timeout and connection classes", () => {
       expect(openAIError(new APIUserAbortError())).toMatchObject({ kind: 'cancelled' });
       expect(openAIError(new APIConnectionTimeoutError())).toMatchObject({ kind: 'timeout' });
-      expect(openAIError(new APIConnectionError({ cause: new TypeError('fetch failed') }))).toMatchObject({ kind: 'connection', status: undefined });
+      expect(openAIError(new APIConnectionError({ cause: new TypeError('fetch failed') }))).toMatchObject({
+        kind: 'connection',
+        status: undefined,
+      });
     });
 
     it('reads the wait asked for from the headers (an HTTP date against now)', () => {
-      expect(openAIError(sdkError(429, {}, { 'retry-after-ms': '1500', 'retry-after': '9' }), NOW)).toMatchObject({ retryAfterMs: 1500 });
-      expect(openAIError(sdkError(503, {}, { 'retry-after': new Date(NOW + 7000).toUTCString() }), NOW)).toMatchObject({ retryAfterMs: 7000 });
+      expect(openAIError(sdkError(429, {}, { 'retry-after-ms': '1500', 'retry-after': '9' }), NOW)).toMatchObject({
+        retryAfterMs: 1500,
+      });
+      expect(openAIError(sdkError(503, {}, { 'retry-after': new Date(NOW + 7000).toUTCString() }), NOW)).toMatchObject({
+        retryAfterMs: 7000,
+      });
       expect(openAIError(sdkError(500), NOW)).toMatchObject({ retryAfterMs: undefined });
     });
 
-    it('leaves what is not the SDK\'s as it is', () => {
+    it("leaves what is not the SDK's as it is", () => {
       const notFound = Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
       expect(openAIError(notFound)).toBe(notFound);
     });
@@ -63,7 +79,10 @@ describe('openai errors', () => {
   describe('openAIRateLimitHint', () => {
     it('reports a used-up limit with its reset, and nothing while some is left', () => {
       const exhausted = new Headers({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '6m0s' });
-      expect(openAIRateLimitHint(exhausted)).toEqual({ exhaustedForMs: 360_000, reason: 'x-ratelimit-remaining exhausted' });
+      expect(openAIRateLimitHint(exhausted)).toEqual({
+        exhaustedForMs: 360_000,
+        reason: 'x-ratelimit-remaining exhausted',
+      });
       expect(openAIRateLimitHint(new Headers({ 'x-ratelimit-remaining-requests': '3' }))).toBeUndefined();
     });
   });
@@ -78,7 +97,11 @@ describe('openai errors', () => {
 
     it('falls back to x-ratelimit-reset-requests, or -tokens when only tokens ran out', () => {
       expect(parseRetryHintMs(h({ 'x-ratelimit-reset-requests': '6m0s' }), NOW)).toBe(360_000);
-      const tokensOut = { 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '20ms', 'x-ratelimit-reset-requests': '1s' };
+      const tokensOut = {
+        'x-ratelimit-remaining-tokens': '0',
+        'x-ratelimit-reset-tokens': '20ms',
+        'x-ratelimit-reset-requests': '1s',
+      };
       expect(parseRetryHintMs(h(tokensOut), NOW)).toBe(20);
     });
 
@@ -92,21 +115,29 @@ describe('openai errors', () => {
     const h = (o: Record<string, string>) => new Headers(o);
 
     it('asks for a pause until the reset once no request is left', () => {
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1.5s' }))).toBe(1500);
+      expect(
+        exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1.5s' })),
+      ).toBe(1500);
     });
 
     it('takes the later reset when requests and tokens both ran out', () => {
       const both = {
-        'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s',
-        'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '6m0s',
+        'x-ratelimit-remaining-requests': '0',
+        'x-ratelimit-reset-requests': '2s',
+        'x-ratelimit-remaining-tokens': '0',
+        'x-ratelimit-reset-tokens': '6m0s',
       };
       expect(exhaustedLimitResetMs(h(both))).toBe(360_000);
     });
 
     it('asks for nothing while some of the limit is left, or without a readable reset', () => {
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '2s' }))).toBeUndefined();
+      expect(
+        exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '1', 'x-ratelimit-reset-requests': '2s' })),
+      ).toBeUndefined();
       expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0' }))).toBeUndefined();
-      expect(exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': 'soon' }))).toBeUndefined();
+      expect(
+        exhaustedLimitResetMs(h({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': 'soon' })),
+      ).toBeUndefined();
       expect(exhaustedLimitResetMs(h({}))).toBeUndefined();
     });
   });

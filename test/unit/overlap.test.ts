@@ -6,7 +6,9 @@ const SEGMENT_TIMED: OverlapOptions = { toleranceS: 3, minRun: 2, allowSingleWor
 
 /** Words one per 0.5 s from `t0`, each 0.4 s long. */
 function timed(text: string, t0: number): TimedWord[] {
-  return text.split(' ').map((w, i) => ({ text: w, norm: normaliseWord(w), start: t0 + i * 0.5, end: t0 + i * 0.5 + 0.4 }));
+  return text
+    .split(' ')
+    .map((w, i) => ({ text: w, norm: normaliseWord(w), start: t0 + i * 0.5, end: t0 + i * 0.5 + 0.4 }));
 }
 
 const texts = (words: TimedWord[]) => words.map((w) => w.text).join(' ');
@@ -15,7 +17,7 @@ describe('normaliseWord', () => {
   it('ignores case, punctuation and accents when words are compared', () => {
     expect(normaliseWord('Power,')).toBe('power');
     expect(normaliseWord('"Café!"')).toBe('cafe');
-    expect(normaliseWord("ill-disposed")).toBe('illdisposed');
+    expect(normaliseWord('ill-disposed')).toBe('illdisposed');
     expect(normaliseWord('—')).toBe('');
   });
 });
@@ -53,7 +55,9 @@ describe('resolveOverlap', () => {
     const cut = resolveOverlap(prev, next, { start: 1, end: 3.2 }, SEGMENT_TIMED);
     expect(cut.method).toBe('aligned');
     expect(cut.matched).toBe(3);
-    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe('and then the Power, to do for them');
+    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe(
+      'and then the Power, to do for them',
+    );
   });
 
   it('falls back to the window midpoint when no words align', () => {
@@ -68,11 +72,15 @@ describe('resolveOverlap', () => {
     const next = timed('four five six', 1.5);
     const cut = resolveOverlap(prev, next, { start: 1.5, end: 2 }, SEGMENT_TIMED);
     expect(cut.method).toBe('fragment');
-    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe('one two three four five six');
+    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe(
+      'one two three four five six',
+    );
     const tailWhole = timed('one two three four', 0);
     const headPiece = timed('ur five six', 1.5);
     const cut2 = resolveOverlap(tailWhole, headPiece, { start: 1.5, end: 2 }, SEGMENT_TIMED);
-    expect(`${texts(tailWhole.slice(0, cut2.keepPrev))} ${texts(headPiece.slice(cut2.skipNext))}`).toBe('one two three four five six');
+    expect(`${texts(tailWhole.slice(0, cut2.keepPrev))} ${texts(headPiece.slice(cut2.skipNext))}`).toBe(
+      'one two three four five six',
+    );
   });
 
   it('does not merge a word with a longer one that starts the same when they lie outside the window', () => {
@@ -80,7 +88,9 @@ describe('resolveOverlap', () => {
     const next = timed('inside the house', 3);
     const cut = resolveOverlap(prev, next, { start: 2, end: 2.8 }, SEGMENT_TIMED);
     expect(cut.method).toBe('midpoint');
-    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe('we went in inside the house');
+    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe(
+      'we went in inside the house',
+    );
   });
 
   it('rejects a single shared word when its times are far apart', () => {
@@ -94,13 +104,20 @@ describe('resolveOverlap', () => {
     // Times deliberately wrong by 20 s, as a chunk-timed estimate can be.
     const prev = timed('a b c d e f shared words here', 0);
     const next = timed('shared words here g h', 40);
-    const cut = resolveOverlap(prev, next, { start: 3, end: 4 }, {
-      toleranceS: Number.POSITIVE_INFINITY,
-      minRun: 2,
-      allowSingleWord: false,
-      edgeWords: 5,
-    });
+    const cut = resolveOverlap(
+      prev,
+      next,
+      { start: 3, end: 4 },
+      {
+        toleranceS: Number.POSITIVE_INFINITY,
+        minRun: 2,
+        allowSingleWord: false,
+        edgeWords: 5,
+      },
+    );
     expect(cut.method).toBe('aligned');
-    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe('a b c d e f shared words here g h');
+    expect(`${texts(prev.slice(0, cut.keepPrev))} ${texts(next.slice(cut.skipNext))}`).toBe(
+      'a b c d e f shared words here g h',
+    );
   });
 });

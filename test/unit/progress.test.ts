@@ -22,7 +22,14 @@ function input(statuses: ChunkStatus[], over: Partial<ProgressInput> = {}): Prog
 describe('computeProgress', () => {
   it('counts chunks by status and weights percent by audio seconds', () => {
     const p = computeProgress(input(['done', 'failed', 'retrying', 'pending']));
-    expect(p).toMatchObject({ chunks_total: 4, chunks_done: 1, chunks_failed: 1, chunks_retrying: 1, percent: 50, audio_s_done: 25 });
+    expect(p).toMatchObject({
+      chunks_total: 4,
+      chunks_done: 1,
+      chunks_failed: 1,
+      chunks_retrying: 1,
+      percent: 50,
+      audio_s_done: 25,
+    });
   });
 
   it('has no eta until a chunk has finished, then extrapolates the elapsed time', () => {
@@ -134,10 +141,27 @@ describe('toJobResource', () => {
       updated_at: '2025-01-01T00:01:00.000Z',
       completed_at: null,
       key_name: null,
-      audio: { filename: 'talk.mp3', size_bytes: 1234, duration_s: 100, format: 'mp3', codec: 'mp3', sample_rate: 44100, channels: 2 },
+      audio: {
+        filename: 'talk.mp3',
+        size_bytes: 1234,
+        duration_s: 100,
+        format: 'mp3',
+        codec: 'mp3',
+        sample_rate: 44100,
+        channels: 2,
+      },
       progress: {
-        chunks_total: 2, chunks_done: 1, chunks_failed: 0, chunks_retrying: 0, percent: 50, eta_s: 30, audio_s_done: 50,
-        chunks_pending: 0, chunks_sending: 1, retrying: [], waiting: null,
+        chunks_total: 2,
+        chunks_done: 1,
+        chunks_failed: 0,
+        chunks_retrying: 0,
+        percent: 50,
+        eta_s: 30,
+        audio_s_done: 50,
+        chunks_pending: 0,
+        chunks_sending: 1,
+        retrying: [],
+        waiting: null,
       },
       estimate: { cost_usd: 0.01, provider: 'openai', model: 'whisper-1' },
       error: null,
@@ -149,7 +173,13 @@ describe('toJobResource', () => {
   });
 
   it('carries the error code and message of a failed job', () => {
-    const failed = { ...job, status: 'failed' as const, stage: null, errorCode: 'PROVIDER_AUTH' as const, errorMessage: 'Check the key.' };
+    const failed = {
+      ...job,
+      status: 'failed' as const,
+      stage: null,
+      errorCode: 'PROVIDER_AUTH' as const,
+      errorMessage: 'Check the key.',
+    };
     const r = toJobResource(failed, [], T0);
     expect(r.error).toEqual({ code: 'PROVIDER_AUTH', message: 'Check the key.' });
     expect(r.stage).toBeNull();

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, redactConfig, redactUrl } from '../../src/config.ts';
 
-const SECRETS = ['base-user', 'base-pass', 'query-secret', 'redis-user', 'redis-pass', 'db-secret', 'frag-secret', 'sk-openai-key', 'client-key-1'];
+const SECRETS = [
+  'base-user',
+  'base-pass',
+  'query-secret',
+  'redis-user',
+  'redis-pass',
+  'db-secret',
+  'frag-secret',
+  'sk-openai-key',
+  'client-key-1',
+];
 
 describe('redactConfig', () => {
   it('keeps where every URL setting points and drops its user-info, query values and fragment', () => {
@@ -12,7 +22,10 @@ describe('redactConfig', () => {
       API_KEYS: 'client-key-1',
     });
     const redacted = redactConfig(config);
-    expect(redacted.openai).toEqual({ apiKey: '(set)', baseURL: 'http://***@llm.internal:8080/v1?api-key=***&region=***' });
+    expect(redacted.openai).toEqual({
+      apiKey: '(set)',
+      baseURL: 'http://***@llm.internal:8080/v1?api-key=***&region=***',
+    });
     expect(redacted.redisUrl).toBe('rediss://***@cache.internal:6380/2?password=***');
     const text = JSON.stringify(redacted);
     for (const secret of SECRETS) expect(text).not.toContain(secret);

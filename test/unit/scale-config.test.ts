@@ -20,7 +20,13 @@ describe('scale-out configuration', () => {
   });
 
   it('takes the scale-out settings from the environment and refuses bad ones', () => {
-    const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', ROLE: 'worker', REDIS_PREFIX: 'cs-prod', WORKER_LOCK_MS: '5000', WORKER_STALLED_INTERVAL_MS: '2000' });
+    const config = loadConfig({
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      ROLE: 'worker',
+      REDIS_PREFIX: 'cs-prod',
+      WORKER_LOCK_MS: '5000',
+      WORKER_STALLED_INTERVAL_MS: '2000',
+    });
     expect(config.scale).toEqual({ role: 'worker', prefix: 'cs-prod', lockMs: 5_000, stalledIntervalMs: 2_000 });
     expect(() => loadConfig({ REDIS_URL: 'redis://x', ROLE: 'both' })).toThrow(ConfigError);
     expect(() => loadConfig({ REDIS_URL: 'redis://x', REDIS_PREFIX: 'a:b' })).toThrow(ConfigError);

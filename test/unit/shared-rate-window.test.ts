@@ -57,24 +57,27 @@ describe('windowFor: the BullMQ fixed window that stands in for the token bucket
     { rpm: 3500, burst: 50 },
   ];
 
-  it.each(cases)('keeps every interval within rpm x t + burst and the long-run rate at rpm ($rpm rpm, burst $burst)', ({ rpm, burst }) => {
-    const { max, durationMs } = windowFor(rpm, burst);
-    expect(max).toBeGreaterThanOrEqual(1);
-    expect(max).toBeLessThanOrEqual(Math.max(1, burst));
-    for (const gapMs of [0, 1, 7]) {
-      const times = fetchTimes(max, durationMs, 400, gapMs);
-      for (const windowMs of [1, durationMs / 2, durationMs, 1.5 * durationMs, 3 * durationMs, 60_000]) {
-        expect(busiest(times, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
-      }
-      if (gapMs === 0) {
-        const late = lateFetchTimes(max, durationMs, 50);
-        for (const windowMs of [2, durationMs, 2 * durationMs + 2]) {
-          expect(busiest(late, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
+  it.each(cases)(
+    'keeps every interval within rpm x t + burst and the long-run rate at rpm ($rpm rpm, burst $burst)',
+    ({ rpm, burst }) => {
+      const { max, durationMs } = windowFor(rpm, burst);
+      expect(max).toBeGreaterThanOrEqual(1);
+      expect(max).toBeLessThanOrEqual(Math.max(1, burst));
+      for (const gapMs of [0, 1, 7]) {
+        const times = fetchTimes(max, durationMs, 400, gapMs);
+        for (const windowMs of [1, durationMs / 2, durationMs, 1.5 * durationMs, 3 * durationMs, 60_000]) {
+          expect(busiest(times, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
         }
+        if (gapMs === 0) {
+          const late = lateFetchTimes(max, durationMs, 50);
+          for (const windowMs of [2, durationMs, 2 * durationMs + 2]) {
+            expect(busiest(late, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
+          }
+        }
+        // Not slower than rpm either (within rounding of the window to whole milliseconds).
+        const spanMin = ((times.at(-1) as number) - (times[0] as number)) / 60_000;
+        expect(399 / spanMin).toBeGreaterThan(rpm * 0.95);
       }
-      // Not slower than rpm either (within rounding of the window to whole milliseconds).
-      const spanMin = ((times.at(-1) as number) - (times[0] as number)) / 60_000;
-      expect(399 / spanMin).toBeGreaterThan(rpm * 0.95);
-    }
-  });
+    },
+  );
 });

@@ -44,7 +44,8 @@ function transcribe(words: Word[], startS: number, endS: number, opts: CutOption
       return { text, start: Math.max(0, w.start - startS), end: Math.min(dur, w.end - startS) };
     });
   const text = inside.map((w) => w.text).join(' ');
-  if (opts.timing === 'chunk') return { text, language: 'en', segments: [{ start: 0, end: dur, text }], timing: 'chunk' };
+  if (opts.timing === 'chunk')
+    return { text, language: 'en', segments: [{ start: 0, end: dur, text }], timing: 'chunk' };
   const per = opts.wordsPerSegment ?? 4;
   const segments: Segment[] = [];
   for (let i = 0; i < inside.length; i += per) {
@@ -109,8 +110,15 @@ describe('stitchTranscript overlap de-duplication', () => {
   it('aligns across case and punctuation differences between the two chunks', () => {
     const shout = (w: string) => `${w.toUpperCase().replace(/[.,]/g, '')}`;
     const a = transcribe(words, 0, 11);
-    const b = transcribe(words, 10, total, { rewrite: (w) => (words.findIndex((x) => x.text === w) < 22 ? shout(w) : w) });
-    const t = stitchTranscript({ jobId: 'j', durationS: total, chunks: [chunk(0, 0, 11, a), chunk(1, 10, total, b)], overlapS: 1 });
+    const b = transcribe(words, 10, total, {
+      rewrite: (w) => (words.findIndex((x) => x.text === w) < 22 ? shout(w) : w),
+    });
+    const t = stitchTranscript({
+      jobId: 'j',
+      durationS: total,
+      chunks: [chunk(0, 0, 11, a), chunk(1, 10, total, b)],
+      overlapS: 1,
+    });
     expect(t.text.split(' ')).toHaveLength(ORIGINAL.split(' ').length);
     expect(t.text.toLowerCase().replace(/[.,]/g, '')).toBe(ORIGINAL.toLowerCase().replace(/[.,]/g, ''));
   });
@@ -141,7 +149,12 @@ describe('stitchTranscript overlap de-duplication', () => {
     const end = (tl.at(-1)?.end ?? 0) + 0.3;
     const a = transcribe(tl, 0, 5.45);
     const b = transcribe(tl, 4.95, end, { rewrite: (w) => (w === 'colour' ? 'color' : w) });
-    const t = stitchTranscript({ jobId: 'j', durationS: end, chunks: [chunk(0, 0, 5.45, a), chunk(1, 4.95, end, b)], overlapS: 0.5 });
+    const t = stitchTranscript({
+      jobId: 'j',
+      durationS: end,
+      chunks: [chunk(0, 0, 5.45, a), chunk(1, 4.95, end, b)],
+      overlapS: 0.5,
+    });
     expect(t.text).toBe(text);
   });
 
@@ -196,7 +209,11 @@ describe('stitchTranscript', () => {
       jobId: 'j',
       durationS: 30,
       overlapS: 0,
-      chunks: [chunk(0, 0, 10, result([seg(0, 9, 'before')])), chunk(1, 10, 20, null), chunk(2, 20, 30, result([seg(1, 2, 'after')]))],
+      chunks: [
+        chunk(0, 0, 10, result([seg(0, 9, 'before')])),
+        chunk(1, 10, 20, null),
+        chunk(2, 20, 30, result([seg(1, 2, 'after')])),
+      ],
     });
     expect(t.segments[1]).toEqual({ start: 10, end: 20, text: gapMarker(1), chunk: 1 });
     expect(t.text).toBe('before [inaudible: chunk 1 failed] after');
@@ -220,7 +237,14 @@ describe('stitchTranscript', () => {
       jobId: 'j',
       durationS: 10,
       overlapS: 0,
-      chunks: [chunk(0, 0, 10, result([seg(0, 1, '  Hello  there '), seg(1, 2, '   '), seg(2, 3, ', friend'), seg(3, 4, '. Next  one ?')]))],
+      chunks: [
+        chunk(
+          0,
+          0,
+          10,
+          result([seg(0, 1, '  Hello  there '), seg(1, 2, '   '), seg(2, 3, ', friend'), seg(3, 4, '. Next  one ?')]),
+        ),
+      ],
     });
     expect(t.segments).toHaveLength(3);
     expect(t.text).toBe('Hello there, friend. Next one?');
@@ -246,7 +270,15 @@ describe('stitchTranscript', () => {
       jobId: 'j',
       durationS: 20,
       overlapS: 0,
-      chunks: [{ index: 0, startS: 5, durationS: 10, status: 'done', result: { text: 'whole chunk', language: null, segments: [], timing: 'chunk' } }],
+      chunks: [
+        {
+          index: 0,
+          startS: 5,
+          durationS: 10,
+          status: 'done',
+          result: { text: 'whole chunk', language: null, segments: [], timing: 'chunk' },
+        },
+      ],
     });
     expect(t.segments).toEqual([{ start: 5, end: 15, text: 'whole chunk', chunk: 0 }]);
     expect(t.language).toBeNull();
@@ -257,7 +289,10 @@ describe('stitchTranscript', () => {
       jobId: 'j',
       durationS: 20,
       overlapS: 0,
-      chunks: [chunk(0, 0, 10, result([seg(0, 1, 'done')])), { index: 1, startS: 10, durationS: 10, status: 'pending', result: null }],
+      chunks: [
+        chunk(0, 0, 10, result([seg(0, 1, 'done')])),
+        { index: 1, startS: 10, durationS: 10, status: 'pending', result: null },
+      ],
     });
     expect(t.segments.map((s) => s.text)).toEqual(['done', gapMarker(1)]);
   });
@@ -265,7 +300,12 @@ describe('stitchTranscript', () => {
 
 describe('stitchPartial', () => {
   it('includes finished and failed chunks and leaves out chunks still in flight', () => {
-    const r: ChunkResult = { text: 'x', language: 'en', segments: [{ start: 0, end: 1, text: 'x' }], timing: 'segment' };
+    const r: ChunkResult = {
+      text: 'x',
+      language: 'en',
+      segments: [{ start: 0, end: 1, text: 'x' }],
+      timing: 'segment',
+    };
     const t = stitchPartial({
       jobId: 'j',
       durationS: 40,

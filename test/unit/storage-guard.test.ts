@@ -36,9 +36,15 @@ describe('createStorageGuard', () => {
     };
     const gate = guard.writable(new AbortController().signal);
     const stored = guard.run('result', write, new AbortController().signal);
-    const second = guard.run('other', () => {
-      throw full();
-    }, new AbortController().signal).catch((err: unknown) => err);
+    const second = guard
+      .run(
+        'other',
+        () => {
+          throw full();
+        },
+        new AbortController().signal,
+      )
+      .catch((err: unknown) => err);
     await settle();
     expect(guard.isFull()).toBe(true);
     expect(fullEvents()).toBe(1);
@@ -86,13 +92,21 @@ describe('createStorageGuard', () => {
 
   it('rethrows errors other than a full volume, and attempt() skips a write on a full one', async () => {
     const { guard } = setup();
-    await expect(guard.run('x', () => {
-      throw new Error('boom');
-    }, new AbortController().signal)).rejects.toThrow('boom');
+    await expect(
+      guard.run(
+        'x',
+        () => {
+          throw new Error('boom');
+        },
+        new AbortController().signal,
+      ),
+    ).rejects.toThrow('boom');
     expect(guard.isFull()).toBe(false);
-    expect(guard.attempt('progress', () => {
-      throw full();
-    })).toBe(false);
+    expect(
+      guard.attempt('progress', () => {
+        throw full();
+      }),
+    ).toBe(false);
     expect(guard.isFull()).toBe(true);
     expect(guard.attempt('progress', () => undefined)).toBe(true);
     expect(guard.isFull()).toBe(false);
@@ -106,7 +120,14 @@ describe('the pressure gauge while the volume is full', () => {
     let storageFull = false;
     let cleanups = 0;
     const gauge = createPressureGauge({
-      monitor: { sample: async () => classify({ freeBytes: 50 * 1024 ** 3, totalBytes: 100 * 1024 ** 3 }, { rssBytes: 1, heapUsedBytes: 1, heapLimitBytes: 100, systemFreeBytes: 8 * 1024 ** 3 }, DEFAULT_THRESHOLDS) },
+      monitor: {
+        sample: async () =>
+          classify(
+            { freeBytes: 50 * 1024 ** 3, totalBytes: 100 * 1024 ** 3 },
+            { rssBytes: 1, heapUsedBytes: 1, heapLimitBytes: 100, systemFreeBytes: 8 * 1024 ** 3 },
+            DEFAULT_THRESHOLDS,
+          ),
+      },
       logger: pino({ level: 'silent' }),
       onCritical: async () => void (cleanups += 1),
       storageFull: () => storageFull,

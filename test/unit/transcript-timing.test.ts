@@ -5,12 +5,20 @@ import { stitchTranscript, type StitchChunk } from '../../src/transcribe/stitche
 import type { ChunkResult } from '../../src/transcribe/types.ts';
 
 const result = (text: string, timing: ChunkResult['timing'], end: number): ChunkResult => ({
-  text, language: 'en', segments: [{ start: 0, end, text }], timing,
+  text,
+  language: 'en',
+  segments: [{ start: 0, end, text }],
+  timing,
 });
 const chunk = (index: number, r: ChunkResult | null): StitchChunk => ({
-  index, startS: index * 10, durationS: 10, status: r ? 'done' : 'failed', result: r,
+  index,
+  startS: index * 10,
+  durationS: 10,
+  status: r ? 'done' : 'failed',
+  result: r,
 });
-const stitch = (chunks: StitchChunk[]) => stitchTranscript({ jobId: 'j', durationS: 10 * chunks.length, chunks, overlapS: 0 });
+const stitch = (chunks: StitchChunk[]) =>
+  stitchTranscript({ jobId: 'j', durationS: 10 * chunks.length, chunks, overlapS: 0 });
 
 describe('transcript timing flag', () => {
   it('says segment, chunk or mixed from the chunk results, ignoring failed chunks', () => {

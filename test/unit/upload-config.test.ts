@@ -10,7 +10,9 @@ describe('upload pace and per-key settings', () => {
     expect(config.uploadsPerKeyMax).toBe(4);
     // Half the job directory pool's bytes, but never below an upload of the allowed size.
     expect(config.uploadBytesPerKeyMax).toBe(4 * 1024 ** 3);
-    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: '3000', JOB_DIRS_MAX_BYTES: '4000' }).uploadBytesPerKeyMax).toBe(3000);
+    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: '3000', JOB_DIRS_MAX_BYTES: '4000' }).uploadBytesPerKeyMax).toBe(
+      3000,
+    );
   });
 
   it('takes UPLOAD_BYTES_PER_KEY_MAX from MAX_UPLOAD_BYTES to JOB_DIRS_MAX_BYTES, and refuses it outside by name', () => {
@@ -18,7 +20,9 @@ describe('upload pace and per-key settings', () => {
     expect(loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: '1000' }).uploadBytesPerKeyMax).toBe(1000);
     expect(loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: '5000' }).uploadBytesPerKeyMax).toBe(5000);
     for (const value of ['999', '5001', '0', 'lots']) {
-      expect(() => loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: value }), value).toThrow(/UPLOAD_BYTES_PER_KEY_MAX/);
+      expect(() => loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: value }), value).toThrow(
+        /UPLOAD_BYTES_PER_KEY_MAX/,
+      );
     }
   });
 
@@ -26,7 +30,12 @@ describe('upload pace and per-key settings', () => {
     const off = loadConfig({ ...base, UPLOAD_MIN_BYTES_PER_S: '0', UPLOAD_MAX_GAP_MS: '0', UPLOADS_PER_KEY_MAX: '1' });
     expect(off.uploadPace).toMatchObject({ minBytesPerS: 0, maxGapMs: 0 });
     expect(off.uploadsPerKeyMax).toBe(1);
-    for (const [name, value] of [['UPLOADS_PER_KEY_MAX', '0'], ['UPLOAD_RATE_WINDOW_MS', '10'], ['UPLOAD_MAX_GAP_MS', '-1'], ['UPLOAD_MIN_BYTES_PER_S', 'fast']]) {
+    for (const [name, value] of [
+      ['UPLOADS_PER_KEY_MAX', '0'],
+      ['UPLOAD_RATE_WINDOW_MS', '10'],
+      ['UPLOAD_MAX_GAP_MS', '-1'],
+      ['UPLOAD_MIN_BYTES_PER_S', 'fast'],
+    ]) {
       expect(() => loadConfig({ ...base, [name as string]: value }), name).toThrow(ConfigError);
       expect(() => loadConfig({ ...base, [name as string]: value }), name).toThrow(new RegExp(name as string));
     }

@@ -7,7 +7,9 @@ function refusal(fn: () => unknown): unknown {
   try {
     fn();
   } catch (err) {
-    return isAppError(err) ? { code: err.code, status: err.statusCode, retry: err.retryAfterS, details: err.details } : err;
+    return isAppError(err)
+      ? { code: err.code, status: err.statusCode, retry: err.retryAfterS, details: err.details }
+      : err;
   }
   return 'not refused';
 }
@@ -35,7 +37,12 @@ describe('upload slots per key', () => {
   it('bounds the bytes a holder reserves, declared up front or grown as a body arrives, and gives them back', () => {
     const slots = createUploadSlots({ maxPerHolder: 10, maxBytesPerHolder: 1_000, retryAfterS: 7 });
     const declared = slots.take('a', 600);
-    const bytesRefused = { code: 'RATE_LIMITED', status: 429, retry: 7, details: { reason: 'concurrent_upload_bytes', limit_bytes: 1_000 } };
+    const bytesRefused = {
+      code: 'RATE_LIMITED',
+      status: 429,
+      retry: 7,
+      details: { reason: 'concurrent_upload_bytes', limit_bytes: 1_000 },
+    };
     // Declared: refused before anything is read.
     expect(refusal(() => slots.take('a', 401))).toEqual(bytesRefused);
     // Without a length: it grows as it arrives, and is refused when it would pass the bound.

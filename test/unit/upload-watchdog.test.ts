@@ -12,7 +12,13 @@ function watch(clock: Clock, pace: UploadPace = PACE) {
 }
 
 /** Sends `bytes` every `everyMs` until `untilMs` on the manual clock. */
-function drip(clock: ManualClock, dog: { received(n: number): void }, bytes: number, everyMs: number, untilMs: number): void {
+function drip(
+  clock: ManualClock,
+  dog: { received(n: number): void },
+  bytes: number,
+  everyMs: number,
+  untilMs: number,
+): void {
   while (clock.now() + everyMs <= untilMs) {
     clock.advance(everyMs);
     dog.received(bytes);

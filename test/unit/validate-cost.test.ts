@@ -22,7 +22,9 @@ describe('cost estimator', () => {
     expect(r.estimate).toEqual({ cost_usd: 0.06, provider: 'openai', model: 'whisper-1' });
     expect(r.pricePerMinuteUsd).toBe(0.006);
     expect(r.priced).toBe(true);
-    expect(e.estimate({ durationS: 600, model: 'gpt-4o-mini-transcribe', plannedChunks: 1 }).estimate.cost_usd).toBe(0.03);
+    expect(e.estimate({ durationS: 600, model: 'gpt-4o-mini-transcribe', plannedChunks: 1 }).estimate.cost_usd).toBe(
+      0.03,
+    );
   });
 
   it('prices the local model at zero', () => {
@@ -31,7 +33,11 @@ describe('cost estimator', () => {
   });
 
   it('prices an unknown OpenAI-compatible model at the highest known price and says it is unpriced', () => {
-    const r = createCostEstimator({ logger, provider: 'openai' }).estimate({ durationS: 60, model: 'my-whisper', plannedChunks: 1 });
+    const r = createCostEstimator({ logger, provider: 'openai' }).estimate({
+      durationS: 60,
+      model: 'my-whisper',
+      plannedChunks: 1,
+    });
     expect(r.priced).toBe(false);
     expect(r.pricePerMinuteUsd).toBe(0.006);
   });

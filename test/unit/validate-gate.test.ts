@@ -52,7 +52,10 @@ function build(script: Script = {}) {
       systemInputs.push(checked);
       const { durationS } = checked;
       order.push(durationS === null ? 'system' : `storage:${durationS}`);
-      if ((script.systemFailsAt === 'upload' && durationS === null) || (script.systemFailsAt === 'chunks' && durationS !== null)) {
+      if (
+        (script.systemFailsAt === 'upload' && durationS === null) ||
+        (script.systemFailsAt === 'chunks' && durationS !== null)
+      ) {
         throw new AppError('SERVER_BUSY', 'busy', { retryAfterS: 60 });
       }
       const snapshot = await createSystemMonitor({
@@ -70,7 +73,16 @@ function build(script: Script = {}) {
       order.push('media');
       if (script.mediaError) throw script.mediaError;
       return {
-        audio: { filename, size_bytes: probe.sizeBytes, duration_s: 1200, format: 'wav', codec: 'pcm_s16le', sample_rate: 16_000, channels: 1, demuxer: 'wav' },
+        audio: {
+          filename,
+          size_bytes: probe.sizeBytes,
+          duration_s: 1200,
+          format: 'wav',
+          codec: 'pcm_s16le',
+          sample_rate: 16_000,
+          channels: 1,
+          demuxer: 'wav',
+        },
         probe,
         bitrate: 256_000,
         plannedChunks: 2,
@@ -172,7 +184,10 @@ describe('validation gate', () => {
 
   it('validates text fields on their own', () => {
     const { gate, order } = build();
-    expect(gate.validateFields({ language: 'en', dry_run: '1' })).toMatchObject({ request: { language: 'en' }, dryRun: true });
+    expect(gate.validateFields({ language: 'en', dry_run: '1' })).toMatchObject({
+      request: { language: 'en' },
+      dryRun: true,
+    });
     expect(() => gate.validateFields({ colour: 'red' })).toThrow(AppError);
     expect(order).toEqual([]);
   });

@@ -30,7 +30,15 @@ const mp3Speech: MediaProbe = Object.freeze({
   videoStreamCount: 0,
   audio: { index: 0, codec: 'mp3', sampleRate: 44_100, channels: 2, bitRate: 128_000 },
 });
-const noAudioStreams: MediaProbe = { ...mp3Speech, formatName: 'mov,mp4,m4a,3gp,3g2,mj2', demuxer: 'mov', streamCount: 1, audioStreamCount: 0, videoStreamCount: 1, audio: null };
+const noAudioStreams: MediaProbe = {
+  ...mp3Speech,
+  formatName: 'mov,mp4,m4a,3gp,3g2,mj2',
+  demuxer: 'mov',
+  streamCount: 1,
+  audioStreamCount: 0,
+  videoStreamCount: 1,
+  audio: null,
+};
 const matroskaContainer: MediaProbe = { ...mp3Speech, formatName: 'matroska,webm', demuxer: 'matroska' };
 const manyStreams: MediaProbe = { ...mp3Speech, streamCount: 40, audioStreamCount: 40 };
 const headerWithoutDuration: MediaProbe = { ...mp3Speech, durationS: Number.NaN };

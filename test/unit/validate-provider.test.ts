@@ -99,7 +99,9 @@ describe('provider validator', () => {
 
   it('maps any other down code to PROVIDER_UNAVAILABLE', async () => {
     const p = fakeProvider([{ status: 'down', detail: 'odd', code: 'INTERNAL' }]);
-    expect((await rejection(createProviderValidator({ provider: p, logger }).check())).code).toBe('PROVIDER_UNAVAILABLE');
+    expect((await rejection(createProviderValidator({ provider: p, logger }).check())).code).toBe(
+      'PROVIDER_UNAVAILABLE',
+    );
   });
 
   it('accepts jobs while the provider is degraded', async () => {

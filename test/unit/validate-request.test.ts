@@ -4,7 +4,10 @@ import { modelsFor, resolveModel } from '../../src/transcribe/models.ts';
 import { checkCallbackUrl } from '../../src/validate/callback-url.ts';
 import { createRequestValidator, type TextFields } from '../../src/validate/request-validator.ts';
 
-const validator = createRequestValidator({ defaultModel: 'whisper-1', knownModels: ['whisper-1', 'gpt-4o-transcribe'] });
+const validator = createRequestValidator({
+  defaultModel: 'whisper-1',
+  knownModels: ['whisper-1', 'gpt-4o-transcribe'],
+});
 
 /** The AppError the validator throws for these fields (fails the test if it does not throw one). */
 function rejection(fields: TextFields, v = validator): AppError {
@@ -68,7 +71,14 @@ describe('request validator', () => {
   });
 
   it('treats empty and blank fields as not sent', () => {
-    const out = validator.validate({ language: '', prompt: '   ', model: '', metadata: '', max_cost_usd: ' ', dry_run: '' });
+    const out = validator.validate({
+      language: '',
+      prompt: '   ',
+      model: '',
+      metadata: '',
+      max_cost_usd: ' ',
+      dry_run: '',
+    });
     expect(out.request.language).toBeNull();
     expect(out.request.prompt).toBeNull();
     expect(out.request.model).toBe('whisper-1');
@@ -164,14 +174,19 @@ describe('request validator', () => {
 
   it('accepts loopback and private callbacks when the option allows them', () => {
     const v = createRequestValidator({ defaultModel: 'm', knownModels: [], allowPrivateCallbacks: true });
-    expect(v.validate({ callback_url: 'http://127.0.0.1:9999/cb' }).request.callback_url).toBe('http://127.0.0.1:9999/cb');
+    expect(v.validate({ callback_url: 'http://127.0.0.1:9999/cb' }).request.callback_url).toBe(
+      'http://127.0.0.1:9999/cb',
+    );
     expect(v.validate({ callback_url: 'http://localhost/cb' }).request.callback_url).toBe('http://localhost/cb');
     expect(rejection({ callback_url: 'ftp://127.0.0.1/' }, v).details).toEqual({ field: 'callback_url' });
   });
 
-  it.each(['0', '-1', 'abc', '1e3', '0x10', 'Infinity', 'NaN', '1.2.3', '9'.repeat(400)])('rejects max_cost_usd %j', (v) => {
-    expectInvalid({ max_cost_usd: v }, 'max_cost_usd');
-  });
+  it.each(['0', '-1', 'abc', '1e3', '0x10', 'Infinity', 'NaN', '1.2.3', '9'.repeat(400)])(
+    'rejects max_cost_usd %j',
+    (v) => {
+      expectInvalid({ max_cost_usd: v }, 'max_cost_usd');
+    },
+  );
 
   it.each([
     ['0.01', 0.01],
@@ -229,8 +244,13 @@ describe('request validator', () => {
     });
 
     it('judges the language against the model the request names', () => {
-      expect(local.validate({ language: 'de', model: 'any-language' }).request).toMatchObject({ language: 'de', model: 'any-language' });
-      expect(rejection({ language: 'de', model: 'pocketsphinx-en-us' }, local).details).toMatchObject({ languages: ['en'] });
+      expect(local.validate({ language: 'de', model: 'any-language' }).request).toMatchObject({
+        language: 'de',
+        model: 'any-language',
+      });
+      expect(rejection({ language: 'de', model: 'pocketsphinx-en-us' }, local).details).toMatchObject({
+        languages: ['en'],
+      });
     });
 
     it('accepts its language, and no language', () => {

@@ -76,16 +76,26 @@ describe('system monitor', () => {
     expect(snapshot.disk.level).toBe(disk);
     expect(snapshot.memory.level).toBe(memory);
     expect(snapshot.memory.pressuredBy).toEqual(by);
-    expect(snapshot.level).toBe(disk === 'critical' || memory === 'critical' ? 'critical' : disk === 'normal' && memory === 'normal' ? 'normal' : 'elevated');
+    expect(snapshot.level).toBe(
+      disk === 'critical' || memory === 'critical'
+        ? 'critical'
+        : disk === 'normal' && memory === 'normal'
+          ? 'normal'
+          : 'elevated',
+    );
   });
 
   it('uses thresholds given as options', () => {
     const t = validateThresholds({ diskFreeElevatedBytes: 200 * GiB, diskFreeCriticalBytes: 50 * GiB });
-    expect(classify({ freeBytes: 100 * GiB, totalBytes: 1000 * GiB }, readings({}).memory(), t).disk.level).toBe('elevated');
+    expect(classify({ freeBytes: 100 * GiB, totalBytes: 1000 * GiB }, readings({}).memory(), t).disk.level).toBe(
+      'elevated',
+    );
   });
 
   it('refuses thresholds whose critical level is laxer than the elevated one', () => {
-    expect(() => validateThresholds({ rssElevatedBytes: 2 * GiB, rssCriticalBytes: 1 * GiB })).toThrow(/rssCriticalBytes/);
+    expect(() => validateThresholds({ rssElevatedBytes: 2 * GiB, rssCriticalBytes: 1 * GiB })).toThrow(
+      /rssCriticalBytes/,
+    );
     expect(() => validateThresholds({ diskFreeCriticalBytes: 3 * GiB })).toThrow(/diskFreeCriticalBytes/);
     expect(() => validateThresholds({ heapElevatedRatio: Number.NaN })).toThrow(/heapElevatedRatio/);
   });
@@ -99,7 +109,11 @@ describe('system monitor', () => {
   });
 
   it('maps levels to health statuses', () => {
-    expect([healthStatus('normal'), healthStatus('elevated'), healthStatus('critical')]).toEqual(['ok', 'degraded', 'down']);
+    expect([healthStatus('normal'), healthStatus('elevated'), healthStatus('critical')]).toEqual([
+      'ok',
+      'degraded',
+      'down',
+    ]);
   });
 });
 
@@ -116,7 +130,11 @@ describe('system validator', () => {
   });
 
   it('passes on an elevated disk when the job still fits above the reserve', async () => {
-    const result = await validatorWith({ freeBytes: 1 * GiB }).check({ sizeBytes: 10 * MiB, durationS: 60, uploadStored: false });
+    const result = await validatorWith({ freeBytes: 1 * GiB }).check({
+      sizeBytes: 10 * MiB,
+      durationS: 60,
+      uploadStored: false,
+    });
     expect(result.snapshot.disk.level).toBe('elevated');
   });
 
@@ -132,7 +150,9 @@ describe('system validator', () => {
   });
 
   it('answers 503 SERVER_BUSY when the disk is critical', async () => {
-    const err = await rejection(validatorWith({ freeBytes: 400 * MiB }).check({ sizeBytes: 1, durationS: null, uploadStored: false }));
+    const err = await rejection(
+      validatorWith({ freeBytes: 400 * MiB }).check({ sizeBytes: 1, durationS: null, uploadStored: false }),
+    );
     expect(err.code).toBe('SERVER_BUSY');
     expect(err.retryAfterS).toBe(60);
     expect(err.details).toEqual({ resource: 'disk', level: 'critical' });
@@ -155,18 +175,31 @@ describe('system validator', () => {
     const stored = await v.check({ sizeBytes: 3_530_000, durationS: 30, uploadStored: true });
     expect(stored.requiredBytes).toBe(960_000);
     // Before the upload is written, it has to fit too.
-    expect((await rejection(v.check({ sizeBytes: 3_530_000, durationS: null, uploadStored: false }))).details).toEqual({ resource: 'disk', level: 'elevated' });
+    expect((await rejection(v.check({ sizeBytes: 3_530_000, durationS: null, uploadStored: false }))).details).toEqual({
+      resource: 'disk',
+      level: 'elevated',
+    });
     // Chunks that do not fit are still refused.
     const err = await rejection(v.check({ sizeBytes: 3_530_000, durationS: 60, uploadStored: true }));
     expect(err.code).toBe('SERVER_BUSY');
     // The whole job, upload included, must still fit on the volume.
-    const huge = await rejection(validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({ sizeBytes: 3.8 * GiB, durationS: 60, uploadStored: true }));
+    const huge = await rejection(
+      validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({
+        sizeBytes: 3.8 * GiB,
+        durationS: 60,
+        uploadStored: true,
+      }),
+    );
     expect(huge.code).toBe('INSUFFICIENT_STORAGE');
   });
 
   it('answers 507 INSUFFICIENT_STORAGE when the job exceeds the whole volume', async () => {
     const err = await rejection(
-      validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({ sizeBytes: 3.8 * GiB, durationS: 60, uploadStored: false }),
+      validatorWith({ totalBytes: 4 * GiB, freeBytes: 3 * GiB }).check({
+        sizeBytes: 3.8 * GiB,
+        durationS: 60,
+        uploadStored: false,
+      }),
     );
     expect(err.code).toBe('INSUFFICIENT_STORAGE');
     expect(err.statusCode).toBe(507);

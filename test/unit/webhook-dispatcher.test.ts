@@ -83,7 +83,13 @@ describe('webhook dispatcher', () => {
   });
 
   it('resumes a stored pending delivery at its next_attempt_at when timers fire early', async () => {
-    const pending: WebhookState = { status: 'pending', attempts: 1, last_status_code: 503, last_error: 'HTTP 503', next_attempt_at: new Date(T0 + 2000).toISOString() };
+    const pending: WebhookState = {
+      status: 'pending',
+      attempts: 1,
+      last_status_code: 503,
+      last_error: 'HTTP 503',
+      next_attempt_at: new Date(T0 + 2000).toISOString(),
+    };
     const { clock, dispatcher, sentAt, ended } = setup(-1, [], pending);
     dispatcher.start();
     clock.advance(1999);
@@ -96,7 +102,13 @@ describe('webhook dispatcher', () => {
   });
 
   it('sends at once a stored pending delivery whose next_attempt_at is not a date', async () => {
-    const pending: WebhookState = { status: 'pending', attempts: 1, last_status_code: 503, last_error: 'HTTP 503', next_attempt_at: 'not a date' };
+    const pending: WebhookState = {
+      status: 'pending',
+      attempts: 1,
+      last_status_code: 503,
+      last_error: 'HTTP 503',
+      next_attempt_at: 'not a date',
+    };
     const { clock, dispatcher, sentAt, ended } = setup(0, [], pending);
     dispatcher.start();
     clock.advance(0);
@@ -115,9 +127,17 @@ describe('webhook dispatcher', () => {
     }
     expect(failing.sentAt).toHaveLength(5);
     expect(failing.ended()?.webhook).toMatchObject({ status: 'failed', attempts: 5 });
-    expect(failing.outcomes).toEqual(['failed_attempt', 'failed_attempt', 'failed_attempt', 'failed_attempt', 'failed']);
+    expect(failing.outcomes).toEqual([
+      'failed_attempt',
+      'failed_attempt',
+      'failed_attempt',
+      'failed_attempt',
+      'failed',
+    ]);
 
-    const refused = setup(0, [], null, { answer: () => Promise.reject(new WebhookRefusedError('the address is private')) });
+    const refused = setup(0, [], null, {
+      answer: () => Promise.reject(new WebhookRefusedError('the address is private')),
+    });
     refused.dispatcher.ended(refused.ended()!);
     refused.clock.advance(0);
     await settled();

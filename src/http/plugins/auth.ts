@@ -1,5 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyRequest, RouteOptions } from 'fastify';
+import type {
+  FastifyContextConfig,
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyPluginCallback,
+  FastifyRequest,
+  RouteOptions,
+} from 'fastify';
 import fp from 'fastify-plugin';
 import type { ApiKey } from '../../config.ts';
 import { bearerToken, digest } from '../bearer.ts';
@@ -36,11 +43,15 @@ const API_PREFIX = /^\/v1(\/|$)/i;
  * the OpenAPI document and UI, /metrics (which has its own token) and the upload page. The wrapper runs its own
  * encapsulated context whose onRoute hook marks each route, and refuses any route under /v1 as the app starts.
  */
-export function publicRoutes<Options extends object>(plugin: FastifyPluginAsync<Options> | FastifyPluginCallback<Options>): FastifyPluginAsync<Options> {
+export function publicRoutes<Options extends object>(
+  plugin: FastifyPluginAsync<Options> | FastifyPluginCallback<Options>,
+): FastifyPluginAsync<Options> {
   return async (scope, opts) => {
     scope.addHook('onRoute', (route: RouteOptions) => {
       if (API_PREFIX.test(route.url)) {
-        throw new Error(`${String(route.method)} ${route.url}: a /v1 route cannot be public; register it outside publicRoutes()`);
+        throw new Error(
+          `${String(route.method)} ${route.url}: a /v1 route cannot be public; register it outside publicRoutes()`,
+        );
       }
       route.config = { ...route.config, [PUBLIC]: true };
     });
@@ -65,7 +76,9 @@ export default fp<{ apiKeys: readonly ApiKey[] }>(
     app.decorateRequest('owner', null);
     app.decorateRequest('keyName', null);
     if (keys.length === 0) {
-      app.log.warn('API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to anyone who can reach this port');
+      app.log.warn(
+        'API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to anyone who can reach this port',
+      );
       return;
     }
 

@@ -25,7 +25,11 @@ async function httpMetricsPlugin(app: FastifyInstance, opts: HttpMetricsOptions)
     registers: [opts.registry],
   });
   app.addHook('onResponse', async (request, reply) => {
-    const labels = { method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: String(reply.statusCode) };
+    const labels = {
+      method: request.method,
+      route: request.routeOptions.url ?? UNMATCHED_ROUTE,
+      status_code: String(reply.statusCode),
+    };
     duration.observe(labels, reply.elapsedTime / 1000);
   });
 }

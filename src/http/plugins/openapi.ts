@@ -55,7 +55,9 @@ async function openApi(app: FastifyInstance): Promise<void> {
       },
     },
     // Shared schemas keep their $id as their name in components.schemas.
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
     // The document says what the auth plugin enforces: a key for every route not registered as public, whatever a
     // route's own schema claims; a public route states its optional credentials itself (none when it states nothing).
     transform: ({ schema, url, route }) => {

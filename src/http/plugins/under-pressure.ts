@@ -42,13 +42,20 @@ async function pressurePlugin(app: FastifyInstance, opts: PressurePluginOptions)
       const details =
         type === 'eventLoopDelay'
           ? { resource: 'event_loop', delay_ms: Number.isFinite(value) ? Math.round(value ?? 0) : null }
-          : { resource: snapshot ? (pressuredResources(snapshot)[0] ?? 'memory') : 'memory', level: snapshot?.level ?? 'elevated' };
+          : {
+              resource: snapshot ? (pressuredResources(snapshot)[0] ?? 'memory') : 'memory',
+              level: snapshot?.level ?? 'elevated',
+            };
       request.log.warn({ type, value, details }, 'upload refused under pressure');
-      throw new AppError('SERVER_BUSY', `The server is under ${details.resource.replace('_', ' ')} pressure; retry later.`, {
-        retryAfterS: opts.retryAfterS,
-        retryable: true,
-        details,
-      });
+      throw new AppError(
+        'SERVER_BUSY',
+        `The server is under ${details.resource.replace('_', ' ')} pressure; retry later.`,
+        {
+          retryAfterS: opts.retryAfterS,
+          retryable: true,
+          details,
+        },
+      );
     },
   });
 }

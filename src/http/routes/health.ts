@@ -31,7 +31,9 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
 
   /** The auth plugin sets keyName on public routes too when a valid key is sent. */
   const mayReadInternals = (request: FastifyRequest): boolean =>
-    openToAll || request.keyName !== null || (metricsToken !== null && bearerMatches(request.headers.authorization, metricsToken));
+    openToAll ||
+    request.keyName !== null ||
+    (metricsToken !== null && bearerMatches(request.headers.authorization, metricsToken));
 
   const statusesOnly = (report: Report): Shown => ({
     status: report.status,
@@ -67,7 +69,8 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
     {
       schema: {
         summary: 'Whether the service can take jobs: 503 when a component is down',
-        description: 'Component details only with an API key or the metrics token (open mode without METRICS_TOKEN: to anyone).',
+        description:
+          'Component details only with an API key or the metrics token (open mode without METRICS_TOKEN: to anyone).',
         operationId: 'getReadiness',
         tags: ['health'],
         security: SHOWS_MORE_TO_A_KEY,
@@ -88,13 +91,19 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
     '/health',
     {
       schema: {
-        summary: 'The readiness report (always 200); with an API key or the metrics token also the details and the configuration',
-        description: 'The configuration has its secrets replaced by whether they are set and its URLs without credentials or query values.',
+        summary:
+          'The readiness report (always 200); with an API key or the metrics token also the details and the configuration',
+        description:
+          'The configuration has its secrets replaced by whether they are set and its URLs without credentials or query values.',
         operationId: 'getHealth',
         tags: ['health'],
         security: SHOWS_MORE_TO_A_KEY,
         response: {
-          200: jsonResponse('The report; details and configuration only for a caller allowed to see internals.', HealthWithConfig, HEALTH_FULL_EXAMPLE),
+          200: jsonResponse(
+            'The report; details and configuration only for a caller allowed to see internals.',
+            HealthWithConfig,
+            HEALTH_FULL_EXAMPLE,
+          ),
           ...errorResponses('INTERNAL'),
         },
       },

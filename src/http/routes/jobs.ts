@@ -51,7 +51,11 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         tags: ['jobs'],
         querystring: ListQuery,
         response: {
-          200: jsonResponse("The caller's jobs; next_cursor asks for the next page (null on the last).", JobList, JOB_LIST_EXAMPLE),
+          200: jsonResponse(
+            "The caller's jobs; next_cursor asks for the next page (null on the last).",
+            JobList,
+            JOB_LIST_EXAMPLE,
+          ),
           ...errorResponses('INVALID_FIELD', 'UNAUTHORIZED', 'INTERNAL'),
         },
       },
@@ -90,7 +94,8 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     {
       schema: {
         summary: 'The stitched transcript',
-        description: 'json, txt, srt or vtt; before completion 409 JOB_NOT_COMPLETED, or with partial=true the chunks finished so far.',
+        description:
+          'json, txt, srt or vtt; before completion 409 JOB_NOT_COMPLETED, or with partial=true the chunks finished so far.',
         operationId: 'getTranscript',
         tags: ['jobs'],
         params: JobIdParams,
@@ -98,7 +103,9 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         response: {
           200: {
             description: 'The transcript in the asked format.',
-            headers: { 'x-transcript-partial': Type.Literal('true', { description: 'Sent with a partial transcript only.' }) },
+            headers: {
+              'x-transcript-partial': Type.Literal('true', { description: 'Sent with a partial transcript only.' }),
+            },
             content: {
               'application/json': { schema: Transcript, example: TRANSCRIPT_EXAMPLE },
               'text/plain': { schema: Type.String(), example: TRANSCRIPT_TEXT_EXAMPLES.txt },
@@ -119,9 +126,13 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         reply.header('x-transcript-partial', 'true');
       }
       if (!transcript) {
-        throw new AppError('JOB_NOT_COMPLETED', `The job is ${job.status}; its transcript is ready when it is completed (or ask with partial=true).`, {
-          details: { status: job.status },
-        });
+        throw new AppError(
+          'JOB_NOT_COMPLETED',
+          `The job is ${job.status}; its transcript is ready when it is completed (or ask with partial=true).`,
+          {
+            details: { status: job.status },
+          },
+        );
       }
       // Rendered to text here (the json format too), so the response schema documents it but never reshapes it.
       const rendered = renderTranscript(transcript, request.query.format ?? DEFAULT_TRANSCRIPT_FORMAT);
@@ -137,7 +148,10 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         operationId: 'deleteJob',
         tags: ['jobs'],
         params: JobIdParams,
-        response: { 204: Type.Null({ description: 'Deleted.' }), ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'SERVER_BUSY', 'INTERNAL') },
+        response: {
+          204: Type.Null({ description: 'Deleted.' }),
+          ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'SERVER_BUSY', 'INTERNAL'),
+        },
       },
     },
     async (request, reply) => {

@@ -13,7 +13,10 @@ import { errorResponses } from '../schemas.ts';
 /** Open without METRICS_TOKEN, the token with it: the document says both, whatever this server's configuration. */
 const OPEN_OR_TOKEN: Array<Record<string, string[]>> = [{}, { metricsToken: [] }];
 
-export default async function metricsRoutes(app: FastifyInstance, opts: { registry: Registry; token: string | undefined }): Promise<void> {
+export default async function metricsRoutes(
+  app: FastifyInstance,
+  opts: { registry: Registry; token: string | undefined },
+): Promise<void> {
   const { registry, token } = opts;
   const expected = token === undefined ? null : digest(token);
 
@@ -23,7 +26,10 @@ export default async function metricsRoutes(app: FastifyInstance, opts: { regist
     tags: ['health'],
     security: OPEN_OR_TOKEN,
     response: {
-      200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String(), example: METRICS_EXAMPLE } } },
+      200: {
+        description: 'Prometheus text format 0.0.4',
+        content: { 'text/plain': { schema: Type.String(), example: METRICS_EXAMPLE } },
+      },
       ...errorResponses('UNAUTHORIZED', 'INTERNAL'),
     },
   };

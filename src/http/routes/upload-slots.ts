@@ -31,26 +31,38 @@ interface Held {
  * bytes they reserve in the job directory pool, so one client cannot take every lease, nor every byte, of the
  * pool and lock the others out. Counted per process.
  */
-export function createUploadSlots(options: { maxPerHolder: number; maxBytesPerHolder: number; retryAfterS: number }): UploadSlots {
+export function createUploadSlots(options: {
+  maxPerHolder: number;
+  maxBytesPerHolder: number;
+  retryAfterS: number;
+}): UploadSlots {
   const { maxPerHolder, maxBytesPerHolder, retryAfterS } = options;
   const held = new Map<string, Held>();
 
   const tooManyBytes = (): AppError =>
-    new AppError('RATE_LIMITED', `Uploads from one client may reserve at most ${maxBytesPerHolder} bytes at once; retry when one has finished.`, {
-      retryAfterS,
-      retryable: true,
-      details: { reason: 'concurrent_upload_bytes', limit_bytes: maxBytesPerHolder },
-    });
+    new AppError(
+      'RATE_LIMITED',
+      `Uploads from one client may reserve at most ${maxBytesPerHolder} bytes at once; retry when one has finished.`,
+      {
+        retryAfterS,
+        retryable: true,
+        details: { reason: 'concurrent_upload_bytes', limit_bytes: maxBytesPerHolder },
+      },
+    );
 
   return {
     take(holder, expectedBytes) {
       const mine = held.get(holder) ?? { uploads: 0, bytes: 0 };
       if (mine.uploads >= maxPerHolder) {
-        throw new AppError('RATE_LIMITED', `At most ${maxPerHolder} uploads from one client at once; retry when one has finished.`, {
-          retryAfterS,
-          retryable: true,
-          details: { reason: 'concurrent_uploads', limit: maxPerHolder },
-        });
+        throw new AppError(
+          'RATE_LIMITED',
+          `At most ${maxPerHolder} uploads from one client at once; retry when one has finished.`,
+          {
+            retryAfterS,
+            retryable: true,
+            details: { reason: 'concurrent_uploads', limit: maxPerHolder },
+          },
+        );
       }
       let bytes = expectedBytes ?? 0;
       if (mine.bytes + bytes > maxBytesPerHolder) throw tooManyBytes();

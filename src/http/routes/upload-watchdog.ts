@@ -10,8 +10,7 @@ export interface UploadPace {
 }
 
 export type SlowUpload =
-  | { reason: 'stalled'; idle_ms: number }
-  | { reason: 'too_slow'; bytes_per_s: number; window_ms: number };
+  { reason: 'stalled'; idle_ms: number } | { reason: 'too_slow'; bytes_per_s: number; window_ms: number };
 
 export interface UploadWatchdog {
   /** Bytes of the body that arrived just now. */

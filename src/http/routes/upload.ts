@@ -52,10 +52,16 @@ interface UploadTarget {
  * or stalls (408 UPLOAD_TOO_SLOW) so it cannot hold its lease until the request timeout. Throws with the
  * contract's codes.
  */
-async function receive(request: FastifyRequest, target: UploadTarget, pace: UploadPace, clock: Clock, log: FastifyBaseLogger): Promise<Received> {
+async function receive(
+  request: FastifyRequest,
+  target: UploadTarget,
+  pace: UploadPace,
+  clock: Clock,
+  log: FastifyBaseLogger,
+): Promise<Received> {
   const raw = request.raw;
   const slow = new AbortController();
-  const parts = request.parts({
+  const form = request.parts({
     limits: {
       fileSize: target.maxBytes,
       files: 2,
@@ -65,7 +71,8 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
       headerPairs: PART_HEADER_PAIRS_MAX,
       headerSize: PART_HEADER_MAX_BYTES,
     },
-  })[Symbol.asyncIterator]();
+  });
+  const parts = form[Symbol.asyncIterator]();
   // The first next() starts the parser, which pipes the body into itself. Only then may a 'data' listener be
   // added: before, it would start the body flowing with nothing to parse it.
   const first = parts.next();
@@ -97,7 +104,12 @@ async function receive(request: FastifyRequest, target: UploadTarget, pace: Uplo
   }
 }
 
-async function receiveParts(parts: AsyncIterator<Multipart>, first: Promise<IteratorResult<Multipart>>, target: UploadTarget, signal: AbortSignal): Promise<Received> {
+async function receiveParts(
+  parts: AsyncIterator<Multipart>,
+  first: Promise<IteratorResult<Multipart>>,
+  target: UploadTarget,
+  signal: AbortSignal,
+): Promise<Received> {
   let file: { filename: string; sizeBytes: number; sha256: string } | null = null;
   const fields: Record<string, string> = {};
   for (let next = first; ; next = parts.next()) {
@@ -109,9 +121,13 @@ async function receiveParts(parts: AsyncIterator<Multipart>, first: Promise<Iter
       const fieldName = utf8Prefix(part.fieldname, ECHOED_NAME_MAX_BYTES);
       if (part.fieldname !== 'file') {
         part.file.resume();
-        throw new AppError('INVALID_FIELD', `Unexpected file part "${fieldName}": send the audio as the \`file\` part.`, {
-          details: { field: fieldName },
-        });
+        throw new AppError(
+          'INVALID_FIELD',
+          `Unexpected file part "${fieldName}": send the audio as the \`file\` part.`,
+          {
+            details: { field: fieldName },
+          },
+        );
       }
       if (file) {
         part.file.resume();
@@ -159,7 +175,10 @@ async function receiveParts(parts: AsyncIterator<Multipart>, first: Promise<Iter
     }
   }
   if (!file) throw new AppError('FILE_MISSING', 'The form has no `file` part: attach the audio as `file`.');
-  if (file.sizeBytes === 0) throw new AppError('UNSUPPORTED_MEDIA', 'The uploaded file is empty: attach an audio recording.', { details: { reason: 'empty_file' } });
+  if (file.sizeBytes === 0)
+    throw new AppError('UNSUPPORTED_MEDIA', 'The uploaded file is empty: attach an audio recording.', {
+      details: { reason: 'empty_file' },
+    });
   return { ...file, fields };
 }
 
@@ -185,7 +204,9 @@ function tooSlow(why: SlowUpload): AppError {
 }
 
 function fileTooLarge(maxBytes: number): AppError {
-  return new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes.`, { details: { max_bytes: maxBytes } });
+  return new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes.`, {
+    details: { max_bytes: maxBytes },
+  });
 }
 
 /**
@@ -243,7 +264,10 @@ function discardRest(request: FastifyRequest): void {
   raw.resume();
 }
 
-export default async function uploadRoutes(app: FastifyInstance, opts: { services: Services; clock?: Clock }): Promise<void> {
+export default async function uploadRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; clock?: Clock },
+): Promise<void> {
   const { services, clock = systemClock } = opts;
   const { config } = services;
   const slots = createUploadSlots({
@@ -267,10 +291,17 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     body: UploadForm,
     headers: UploadHeaders,
     response: {
-      202: jsonResponse('Accepted; Location names the job. A replayed Idempotency-Key answers the same job.', Type.Ref('JobResource'), ACCEPTED_JOB_EXAMPLE, {
-        location: Type.String({ description: 'The job: /v1/jobs/{id}.' }),
-        'idempotent-replayed': Type.Literal('true', { description: 'Sent when an earlier upload with the same Idempotency-Key answers.' }),
-      }),
+      202: jsonResponse(
+        'Accepted; Location names the job. A replayed Idempotency-Key answers the same job.',
+        Type.Ref('JobResource'),
+        ACCEPTED_JOB_EXAMPLE,
+        {
+          location: Type.String({ description: 'The job: /v1/jobs/{id}.' }),
+          'idempotent-replayed': Type.Literal('true', {
+            description: 'Sent when an earlier upload with the same Idempotency-Key answers.',
+          }),
+        },
+      ),
       200: jsonResponse('dry_run=true: the estimate; nothing was kept.', DryRunEstimate, DRY_RUN_EXAMPLE),
       ...errorResponses(
         'UNAUTHORIZED',
@@ -294,24 +325,28 @@ export default async function uploadRoutes(app: FastifyInstance, opts: { service
     },
   };
 
-  app.post('/v1/jobs', {
-    schema,
-    config: RATE_LIMITED_ROUTE,
-    // The schema is for the document: the streamed form and its header are validated by the handler, in order.
-    validatorCompiler: () => () => true,
-  }, async (request, reply) => {
-    try {
-      return await createJob(deps, request, reply);
-    } catch (err) {
-      if (isAppError(err) && err.code === 'UPLOAD_TOO_SLOW') {
-        // Reading the rest of a trickle would keep the socket as long as the client likes: close it after the answer.
-        reply.header('connection', 'close');
-      } else {
-        discardRest(request);
+  app.post(
+    '/v1/jobs',
+    {
+      schema,
+      config: RATE_LIMITED_ROUTE,
+      // The schema is for the document: the streamed form and its header are validated by the handler, in order.
+      validatorCompiler: () => () => true,
+    },
+    async (request, reply) => {
+      try {
+        return await createJob(deps, request, reply);
+      } catch (err) {
+        if (isAppError(err) && err.code === 'UPLOAD_TOO_SLOW') {
+          // Reading the rest of a trickle would keep the socket as long as the client likes: close it after the answer.
+          reply.header('connection', 'close');
+        } else {
+          discardRest(request);
+        }
+        throw err;
       }
-      throw err;
-    }
-  });
+    },
+  );
 }
 
 interface UploadDeps {
@@ -348,9 +383,12 @@ async function createJob(deps: UploadDeps, request: FastifyRequest, reply: Fasti
 }
 
 function idempotencyKeyOf(request: FastifyRequest): string | null {
-  const idempotencyKey = typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
+  const idempotencyKey =
+    typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
   if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-    throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { details: { field: 'Idempotency-Key' } });
+    throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', {
+      details: { field: 'Idempotency-Key' },
+    });
   }
   return idempotencyKey;
 }
@@ -387,7 +425,13 @@ async function storeUpload(
   const lease = await services.dirPool.acquire(id, expected);
   const upload: Upload = { id, lease, log };
   try {
-    const received = await receive(request, { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot }, config.uploadPace, clock, log);
+    const received = await receive(
+      request,
+      { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot },
+      config.uploadPace,
+      clock,
+      log,
+    );
     lease.settle(received.sizeBytes);
     services.events.uploadBytes(received.sizeBytes);
     const fingerprint = requestFingerprint(received);
@@ -420,7 +464,13 @@ async function answerDryRun(services: Services, reply: FastifyReply, upload: Upl
   });
 }
 
-function queuedJob(id: string, request: FastifyRequest, jobRequest: JobRequest, media: AcceptedMedia, idempotencyKey: string | null): JobRecord {
+function queuedJob(
+  id: string,
+  request: FastifyRequest,
+  jobRequest: JobRequest,
+  media: AcceptedMedia,
+  idempotencyKey: string | null,
+): JobRecord {
   return newJob(
     {
       id,
@@ -437,7 +487,14 @@ function queuedJob(id: string, request: FastifyRequest, jobRequest: JobRequest, 
 }
 
 /** Stores the job and queues it; the upload's directory becomes the job's. */
-async function accept(services: Services, request: FastifyRequest, reply: FastifyReply, upload: Upload, job: JobRecord, fingerprint: string) {
+async function accept(
+  services: Services,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  upload: Upload,
+  job: JobRecord,
+  fingerprint: string,
+) {
   const { store } = services;
   try {
     store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
@@ -447,7 +504,10 @@ async function accept(services: Services, request: FastifyRequest, reply: Fastif
     if (!winner) throw err;
     return await replay(services, reply, upload, sameRequest(winner, fingerprint));
   }
-  upload.log.info({ bytes: job.audio.size_bytes, durationS: job.audio.duration_s, chunks: job.chunksTotal }, 'job accepted');
+  upload.log.info(
+    { bytes: job.audio.size_bytes, durationS: job.audio.duration_s, chunks: job.chunksTotal },
+    'job accepted',
+  );
   services.events.accepted(job);
   // The runner that will run the job takes the lease over (in scale-out, a worker process takes its own).
   upload.lease.release();
@@ -481,7 +541,9 @@ function sendJob(services: Services, reply: FastifyReply, job: JobRecord) {
  */
 function requestFingerprint(received: Received): string {
   const fields = Object.entries(received.fields).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify([received.filename, received.sha256, fields])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([received.filename, received.sha256, fields]))
+    .digest('hex');
 }
 
 /** The job a repeated key answers, or 422 when the key was first used for another request (as payment APIs do). */

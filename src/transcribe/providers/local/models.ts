@@ -2,9 +2,14 @@ import type { ChunkIntake } from '../../../chunker/chunk-format.ts';
 import type { ModelInfo } from '../../models.ts';
 
 const EN_US: ModelInfo = {
-  id: 'pocketsphinx-en-us', maxBytes: Infinity, maxSeconds: Infinity,
+  id: 'pocketsphinx-en-us',
+  maxBytes: Infinity,
+  maxSeconds: Infinity,
   // The acoustic model, dictionary and language model are US English (the en-us files of the model directory).
-  segmentTimes: true, pricePerMinuteUsd: 0, languages: ['en'], known: true,
+  segmentTimes: true,
+  pricePerMinuteUsd: 0,
+  languages: ['en'],
+  known: true,
 };
 
 export const LOCAL_MODELS: readonly ModelInfo[] = [EN_US];

@@ -82,7 +82,18 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
 
   function run(input: TranscribeInput): Promise<string> {
     const timeoutS = options.timeoutS ?? Math.max(60, 3 * input.durationS);
-    const args = ['-infile', input.path, '-hmm', modelFiles.hmm, '-lm', modelFiles.lm, '-dict', modelFiles.dict, '-time', 'yes'];
+    const args = [
+      '-infile',
+      input.path,
+      '-hmm',
+      modelFiles.hmm,
+      '-lm',
+      modelFiles.lm,
+      '-dict',
+      modelFiles.dict,
+      '-time',
+      'yes',
+    ];
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     log.debug({ binary, args }, 'pocketsphinx start');
 
@@ -136,16 +147,22 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
         if (ended === 'abort') {
           reject(new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason }));
         } else if (ended === 'timeout') {
-          reject(new AppError('CHUNK_FAILED', `pocketsphinx timed out after ${timeoutS}s`, {
-            retryable: true, details: { timeoutS },
-          }));
+          reject(
+            new AppError('CHUNK_FAILED', `pocketsphinx timed out after ${timeoutS}s`, {
+              retryable: true,
+              details: { timeoutS },
+            }),
+          );
         } else if (exitCode !== 0) {
           const detail = stderrSummary(errorLines, tail);
           log.warn({ exitCode, signal, stderr: detail }, 'pocketsphinx failed');
           // A bad input fails the same way every time; a process killed from outside (OOM) may not.
-          reject(new AppError('CHUNK_FAILED', `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${detail}`, {
-            retryable: signal !== null, details: { exitCode, signal },
-          }));
+          reject(
+            new AppError('CHUNK_FAILED', `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${detail}`, {
+              retryable: signal !== null,
+              details: { exitCode, signal },
+            }),
+          );
         } else {
           resolve(Buffer.concat(stdout).toString('utf8'));
         }
@@ -160,14 +177,21 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     // The upload already refused other languages; a job stored before that check still fails here, plainly.
     const languages = localModel(input.model).languages;
     if (input.language !== null && languages !== null && !languages.includes(input.language)) {
-      throw new AppError('INVALID_FIELD', `model "${input.model}" recognises only ${languages.join(', ')}, not "${input.language}"`);
+      throw new AppError(
+        'INVALID_FIELD',
+        `model "${input.model}" recognises only ${languages.join(', ')}, not "${input.language}"`,
+      );
     }
     if (input.signal.aborted) {
       throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });
     }
     const out = await run(input);
     const max = input.durationS > 0 ? input.durationS : Infinity;
-    const segments = parsePocketsphinxOutput(out).map((s) => ({ ...s, start: clamp(s.start, max), end: clamp(s.end, max) }));
+    const segments = parsePocketsphinxOutput(out).map((s) => ({
+      ...s,
+      start: clamp(s.start, max),
+      end: clamp(s.end, max),
+    }));
     return { text: segments.map((s) => s.text).join(' '), language: 'en', segments, timing: 'segment' };
   }
 
@@ -198,7 +222,11 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
       }
     }
     if (missing.length > 0) {
-      return { status: 'down', code: 'PROVIDER_UNAVAILABLE', detail: `pocketsphinx model files missing: ${missing.join(', ')}` };
+      return {
+        status: 'down',
+        code: 'PROVIDER_UNAVAILABLE',
+        detail: `pocketsphinx model files missing: ${missing.join(', ')}`,
+      };
     }
     return { status: 'ok', detail: `${found} with model ${modelDir}` };
   }

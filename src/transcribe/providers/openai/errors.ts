@@ -6,7 +6,14 @@ export interface HeaderReader {
 }
 
 /** Parameters that name the whole request rather than this chunk's audio: a 400 about one is the same for every chunk. */
-const REQUEST_LEVEL_PARAMS = ['model', 'language', 'prompt', 'response_format', 'temperature', 'timestamp_granularities'];
+const REQUEST_LEVEL_PARAMS = [
+  'model',
+  'language',
+  'prompt',
+  'response_format',
+  'temperature',
+  'timestamp_granularities',
+];
 const QUOTA_CODES = ['insufficient_quota', 'billing_hard_limit_reached'];
 const TOO_SHORT = /too short/i;
 const UNDECODABLE = /corrupt|unsupported|invalid file format|could not be decoded|decode audio/i;
@@ -24,8 +31,16 @@ interface BodyFacts {
  * What an OpenAI-compatible answer's status says, refined by its body (code, type, param, message): first matching
  * row wins, as openai-node's APIError.generate reads the status.
  */
-const STATUS_KINDS: ReadonlyArray<{ status: number | readonly [number, number]; when?: (e: BodyFacts) => boolean; kind: ProviderErrorKind }> = [
-  { status: 429, when: (e) => (e.code !== undefined && QUOTA_CODES.includes(e.code)) || e.type === 'insufficient_quota', kind: 'quota' },
+const STATUS_KINDS: ReadonlyArray<{
+  status: number | readonly [number, number];
+  when?: (e: BodyFacts) => boolean;
+  kind: ProviderErrorKind;
+}> = [
+  {
+    status: 429,
+    when: (e) => (e.code !== undefined && QUOTA_CODES.includes(e.code)) || e.type === 'insufficient_quota',
+    kind: 'quota',
+  },
   { status: 429, kind: 'rate_limited' },
   { status: 401, kind: 'auth' },
   { status: 403, kind: 'forbidden' },
@@ -88,7 +103,8 @@ export function parseRetryHintMs(headers: HeaderReader, now: number = Date.now()
   }
   const tokensOut = headers.get('x-ratelimit-remaining-tokens') === '0';
   const requestsOut = headers.get('x-ratelimit-remaining-requests') === '0';
-  const reset = tokensOut && !requestsOut ? headers.get('x-ratelimit-reset-tokens') : headers.get('x-ratelimit-reset-requests');
+  const reset =
+    tokensOut && !requestsOut ? headers.get('x-ratelimit-reset-tokens') : headers.get('x-ratelimit-reset-requests');
   return reset ? parseDuration(reset) : undefined;
 }
 
@@ -112,7 +128,7 @@ export function openAIRateLimitHint(headers: HeaderReader): RateLimitHint | unde
   return ms === undefined ? undefined : { exhaustedForMs: ms, reason: 'x-ratelimit-remaining exhausted' };
 }
 
-const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, µs: 0.001, ns: 0.000001 };
 
 /** Go-style duration ("1h2m3.5s", "6m0s", "20ms") to whole ms; undefined when it is not one. */
 export function parseDuration(text: string): number | undefined {

@@ -12,17 +12,35 @@ export interface OpenAIModel extends ModelInfo {
 
 export const OPENAI_MODELS: readonly OpenAIModel[] = [
   {
-    id: 'whisper-1', maxBytes: OPENAI_MAX_BYTES, maxSeconds: Infinity,
-    segmentTimes: true, responseFormat: 'verbose_json', pricePerMinuteUsd: 0.006, languages: null, known: true,
+    id: 'whisper-1',
+    maxBytes: OPENAI_MAX_BYTES,
+    maxSeconds: Infinity,
+    segmentTimes: true,
+    responseFormat: 'verbose_json',
+    pricePerMinuteUsd: 0.006,
+    languages: null,
+    known: true,
   },
   // The gpt-4o models reject verbose_json and answer audio longer than about 1400 s with a 400.
   {
-    id: 'gpt-4o-transcribe', maxBytes: OPENAI_MAX_BYTES, maxSeconds: 1400,
-    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.006, languages: null, known: true,
+    id: 'gpt-4o-transcribe',
+    maxBytes: OPENAI_MAX_BYTES,
+    maxSeconds: 1400,
+    segmentTimes: false,
+    responseFormat: 'json',
+    pricePerMinuteUsd: 0.006,
+    languages: null,
+    known: true,
   },
   {
-    id: 'gpt-4o-mini-transcribe', maxBytes: OPENAI_MAX_BYTES, maxSeconds: 1400,
-    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: 0.003, languages: null, known: true,
+    id: 'gpt-4o-mini-transcribe',
+    maxBytes: OPENAI_MAX_BYTES,
+    maxSeconds: 1400,
+    segmentTimes: false,
+    responseFormat: 'json',
+    pricePerMinuteUsd: 0.003,
+    languages: null,
+    known: true,
   },
 ];
 
@@ -35,8 +53,14 @@ export function openAIModel(id: string): OpenAIModel {
   if (found) return found;
   const maxPrice = Math.max(...OPENAI_MODELS.map((m) => m.pricePerMinuteUsd));
   return {
-    id, maxBytes: OPENAI_MAX_BYTES, maxSeconds: Infinity,
-    segmentTimes: false, responseFormat: 'json', pricePerMinuteUsd: maxPrice, languages: null, known: false,
+    id,
+    maxBytes: OPENAI_MAX_BYTES,
+    maxSeconds: Infinity,
+    segmentTimes: false,
+    responseFormat: 'json',
+    pricePerMinuteUsd: maxPrice,
+    languages: null,
+    known: false,
   };
 }
 

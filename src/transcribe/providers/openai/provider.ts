@@ -36,13 +36,15 @@ function clampSegment(s: Segment, max: number): Segment {
 
 export function createOpenAIProvider(options: OpenAIProviderOptions): TranscriptionProvider {
   const { logger } = options;
-  const client = options.client ?? new OpenAI({
-    apiKey: options.apiKey,
-    baseURL: options.baseURL,
-    // Our retry policy owns retries (the SDK would also retry insufficient_quota); SDK retries stay off.
-    maxRetries: 0,
-    timeout: options.timeoutMs ?? 600_000,
-  });
+  const client =
+    options.client ??
+    new OpenAI({
+      apiKey: options.apiKey,
+      baseURL: options.baseURL,
+      // Our retry policy owns retries (the SDK would also retry insufficient_quota); SDK retries stay off.
+      maxRetries: 0,
+      timeout: options.timeoutMs ?? 600_000,
+    });
 
   const now = options.now ?? Date.now;
 
