@@ -39,9 +39,9 @@ export function storeFile(config: Pick<Config, 'dataDir'>): string {
   return path.join(config.dataDir, 'jobs.sqlite');
 }
 
-/** The service's version, from the package.json next to src/ (and next to dist/ in the image). */
+/** The service's version, from the package.json beside src/ (and beside dist/ in the image): two folders up. */
 function packageVersion(): string {
-  const file = path.join(import.meta.dirname, '..', 'package.json');
+  const file = path.join(import.meta.dirname, '..', '..', 'package.json');
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
@@ -52,7 +52,11 @@ export interface ServiceOverrides {
 }
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
-export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
+export async function createServices(
+  config: Config,
+  logger: Logger,
+  overrides: ServiceOverrides = {},
+): Promise<Services> {
   // Scale-out (REDIS_URL set) is decided here, once: other live processes then share DATA_DIR, the store, the
   // upload directories and the ffmpegs under them (src/scale picks the queue and the shared rate limit).
   const shared = config.redisUrl !== undefined;
@@ -78,7 +82,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     // process knows; such directories are kept rather than deleted under it.
     dirs: shared ? { ...dirs, inProcess: () => true } : dirs,
     logger: logger.child({ component: 'cleanup' }),
-    config: { retentionMs: config.retention.jobsMs, uploadRetentionMs: config.retention.uploadsMs, intervalMs: config.retention.sweepIntervalMs },
+    config: {
+      retentionMs: config.retention.jobsMs,
+      uploadRetentionMs: config.retention.uploadsMs,
+      intervalMs: config.retention.sweepIntervalMs,
+    },
     clock: now,
   });
   const storage = createStorageGuard({
@@ -105,7 +113,13 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const gate = createValidationGate({
     logger,
     system: systemValidator,
-    media: createMediaValidator({ logger, prober, decodeChecker, maxDurationS: config.maxDurationS, chunkSeconds: config.chunkSeconds }),
+    media: createMediaValidator({
+      logger,
+      prober,
+      decodeChecker,
+      maxDurationS: config.maxDurationS,
+      chunkSeconds: config.chunkSeconds,
+    }),
     provider: providerValidator,
     estimator: createCostEstimator({
       logger,
@@ -177,7 +191,18 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // Scale-out: a BullMQ queue in front of the local runner, which then only runs the jobs this worker takes.
   const { runner, redisHealth } = await scaleOutRunner(config, { local: localRunner, store, dirs, logger, now });
 
-  const health = createHealth({ store, monitor, providerValidator, breaker, limiter, runner, dirPool, dirLimits: config.jobDirs, redisHealth, storage });
+  const health = createHealth({
+    store,
+    monitor,
+    providerValidator,
+    breaker,
+    limiter,
+    runner,
+    dirPool,
+    dirLimits: config.jobDirs,
+    redisHealth,
+    storage,
+  });
   let closing: Promise<void> | null = null;
 
   return {
