@@ -157,40 +157,53 @@ export class JobRunner implements JobQueue {
     try {
       await runJobPipeline(job, this.#opts.pipeline, { abort: signal, drain: this.#drain.signal }, log);
     } catch (err) {
-      if (err instanceof ShutdownSignal) {
-        log.info('job interrupted by shutdown; it resumes at the next start');
-        return;
-      }
-      if (isAppError(err) && err.code === 'CANCELLED') {
-        log.info('job cancelled');
-        // Not waited for: the client's DELETE waits on this, and its own delete answers 503 on a full volume.
-        this.#record(log, 'job cancel', () => markCancelled(store, jobId, this.#opts.now()));
-        return;
-      }
-      const failure = failureOf(err);
-      log.error({ err, code: failure.code }, 'job failed');
-      const failed = () => markFailed(store, jobId, failure, this.#opts.now());
-      await this.#opts.pipeline.storage.run('job failure', failed, this.#drain.signal).catch((writeErr: unknown) => {
-        log.error(
-          { err: errorMessage(writeErr) },
-          'the job failure could not be stored; the job resumes at the next start',
-        );
-      });
+      await this.#settle(jobId, err, log);
     } finally {
-      await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
-        log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
-      });
-      const ended = store.getJob(jobId);
-      const status = ended?.status;
-      // A job left queued or processing was interrupted by shutdown and keeps its lease; any other (or a deleted
-      // one) has ended here.
-      const hasEnded = status === undefined || !isLive(status);
-      if (ended && hasEnded) this.#tell(log, 'end', () => this.#opts.events.ended(ended));
-      try {
-        if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
-      } finally {
-        if (hasEnded) this.#opts.leases.release(jobId);
-      }
+      await this.#release(jobId, log);
+    }
+  }
+
+  /** What a run that threw leaves in the store: nothing on shutdown, the cancel, or the failure with its code. */
+  async #settle(jobId: string, err: unknown, log: Logger): Promise<void> {
+    const { store } = this.#opts;
+    if (err instanceof ShutdownSignal) {
+      log.info('job interrupted by shutdown; it resumes at the next start');
+      return;
+    }
+    if (isAppError(err) && err.code === 'CANCELLED') {
+      log.info('job cancelled');
+      // Not waited for: the client's DELETE waits on this, and its own delete answers 503 on a full volume.
+      this.#record(log, 'job cancel', () => markCancelled(store, jobId, this.#opts.now()));
+      return;
+    }
+    const failure = failureOf(err);
+    log.error({ err, code: failure.code }, 'job failed');
+    const failed = () => markFailed(store, jobId, failure, this.#opts.now());
+    await this.#opts.pipeline.storage.run('job failure', failed, this.#drain.signal).catch((writeErr: unknown) => {
+      log.error(
+        { err: errorMessage(writeErr) },
+        'the job failure could not be stored; the job resumes at the next start',
+      );
+    });
+  }
+
+  /**
+   * After every run: chunk files go; a job that ended (or was deleted) is announced, loses its upload when it
+   * completed or failed, and gives its lease back. A job left queued or processing was interrupted by shutdown
+   * and keeps its lease.
+   */
+  async #release(jobId: string, log: Logger): Promise<void> {
+    await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
+      log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
+    });
+    const ended = this.#opts.store.getJob(jobId);
+    const status = ended?.status;
+    const hasEnded = status === undefined || !isLive(status);
+    if (ended && hasEnded) this.#tell(log, 'end', () => this.#opts.events.ended(ended));
+    try {
+      if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
+    } finally {
+      if (hasEnded) this.#opts.leases.release(jobId);
     }
   }
 }
