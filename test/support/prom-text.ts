@@ -19,7 +19,9 @@ export function parsePromText(text: string): PromSample[] {
     for (const l of (m[2] ?? '').matchAll(LABEL))
       labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value in: ${line}`);
+    // prom-client writes a gauge with no observation yet (event-loop lag right after a reset) as `Nan`; Prometheus
+    // reads any case of NaN (Go's ParseFloat), so only other non-numbers are broken output.
+    if (Number.isNaN(value) && m[3]!.toLowerCase() !== 'nan') throw new Error(`bad value in: ${line}`);
     out.push({ name: m[1]!, labels, value });
   }
   return out;
