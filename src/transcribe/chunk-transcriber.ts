@@ -3,7 +3,7 @@ import { AppError, errorMessage, isAppError, type ErrorCode } from '../errors.ts
 import { computeBackoffMs, sleep as defaultSleep, systemClock, type Clock } from './backoff.ts';
 import { CircuitOpenError, type CircuitBreaker, type CircuitPermit } from './circuit-breaker.ts';
 import { atDeadline } from './deadline-timer.ts';
-import type { RateLimiter } from './rate-limiter.ts';
+import { boundedPauseMs, type RateLimiter } from './rate-limiter.ts';
 import type { RateLimitHint } from './provider-error.ts';
 import { classifyError, errorIdentifier, type Decision, type Remedy } from './retry-policy.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from './types.ts';
@@ -273,7 +273,9 @@ async function waitToRetry(t: Deps, run: ChunkRun, decision: Actionable, err: un
   const log = { attempt: run.attempt, errorClass: decision.class, code: id, err: errorMessage(err) };
   const verdict = verdictOn(run, decision, err, t.maxAttempts, log);
   if ('error' in verdict) throw verdict.error;
-  const hint = verdict.decision.retryAfterMs;
+  // Capped as the limiters cap a pause: a server's `Retry-After: 9999h` must not fail the chunk outright either.
+  const asked = verdict.decision.retryAfterMs;
+  const hint = asked === undefined ? undefined : boundedPauseMs(asked);
   const delayMs = computeBackoffMs({
     attempt: run.attempt,
     baseMs: t.baseDelayMs,

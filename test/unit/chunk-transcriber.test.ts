@@ -8,6 +8,7 @@ import {
   type RetryInfo,
 } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { MAX_PAUSE_MS } from '../../src/transcribe/rate-limiter.ts';
 import { openAIError, openAIRateLimitHint } from '../../src/transcribe/providers/openai/errors.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
 import { manualClock } from '../support/manual-clock.ts';
@@ -139,6 +140,14 @@ describe('chunk transcriber', () => {
     await transcriber.transcribe(input());
     expect(sleeps).toEqual([20_000]);
     expect(pauses).toEqual([{ ms: 20_000, reason: 'rate-limited (rate_limit_exceeded)' }]);
+  });
+
+  it('caps a Retry-After of 9999 h at MAX_PAUSE_MS instead of failing the chunk at once', async () => {
+    const limited = apiError(429, { code: 'rate_limit_exceeded' }, { 'retry-after': String(9999 * 3600) });
+    const { sleeps, pauses, transcriber } = setup([limited, RESULT], { deadlineMs: 2 * MAX_PAUSE_MS });
+    await expect(transcriber.transcribe(input())).resolves.toEqual(RESULT);
+    expect(sleeps).toEqual([MAX_PAUSE_MS]);
+    expect(pauses).toEqual([{ ms: MAX_PAUSE_MS, reason: 'rate-limited (rate_limit_exceeded)' }]);
   });
 
   it('fails the job on an auth failure without a second call and opens the circuit for other chunks', async () => {
