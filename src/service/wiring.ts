@@ -242,12 +242,14 @@ export async function createServices(
       webhooks.start();
     },
     close() {
-      // Every step runs even when one fails: drain jobs, stop the limiter, close the store.
+      // Every step runs even when one fails: drain jobs, stop the limiter, close the store. The storage guard and
+      // the cleanup keep running while jobs drain: a result waiting for disk space is stored (not paid again) if
+      // space comes back within the grace, and an emergency cleanup may be what frees it.
       closing ??= (async () => {
         const steps = [
+          () => runner.close(config.shutdownTimeoutMs),
           () => cleanup.stop(),
           async () => storage.stop(),
-          () => runner.close(config.shutdownTimeoutMs),
           () => limiter.stop(),
           () => webhooks.stop(),
           async () => store.close(),
