@@ -360,6 +360,8 @@ interface Upload {
   id: string;
   lease: DirLease;
   log: FastifyBaseLogger;
+  /** Set once the job is stored and queued: its directory is the job's from then on, whatever the answer does. */
+  accepted?: true;
 }
 
 /**
@@ -510,6 +512,7 @@ async function accept(
   );
   services.events.accepted(job);
   // The runner that will run the job takes the lease over (in scale-out, a worker process takes its own).
+  upload.accepted = true;
   upload.lease.release();
   void services.runner.enqueue(job.id);
   return sendJob(services, reply, job);
@@ -523,6 +526,7 @@ async function replay(services: Services, reply: FastifyReply, upload: Upload, j
 
 /** The upload was not accepted (refused, dry run, lost an idempotency race): nothing of it stays. */
 async function release(services: Services, upload: Upload): Promise<void> {
+  if (upload.accepted) return;
   try {
     await services.dirs.remove(upload.id);
   } finally {
