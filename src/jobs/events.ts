@@ -6,7 +6,7 @@ import type { JobRecord } from './types.ts';
  * throw and must not block: the HTTP layer and the runner call them inline.
  */
 export interface JobEvents {
-  /** Bytes of an upload's `file` part as they arrive (refused uploads included). */
+  /** Bytes of an upload's `file` part, once it is stored whole (before validation: refused uploads included). */
   uploadBytes(bytes: number): void;
   /** A new job was stored (not an idempotent replay). */
   accepted(job: JobRecord): void;

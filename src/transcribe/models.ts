@@ -37,11 +37,3 @@ export function isKnownModel(provider: ProviderName, id: string): boolean {
 export function resolveModel(provider: ProviderName, id: string): ModelInfo {
   return findModel(provider, id) ?? ENGINES[provider].unknownModel(id);
 }
-
-/** Estimated price of transcribing durationS seconds (providers bill per second, priced per minute). */
-export function estimateCostUsd(model: ModelInfo, durationS: number): number {
-  if (!Number.isFinite(durationS) || durationS < 0) {
-    throw new TypeError(`Expected durationS to be a finite number >= 0, got ${String(durationS)}`);
-  }
-  return (durationS / 60) * model.pricePerMinuteUsd;
-}

@@ -6,13 +6,13 @@ import { AppError } from '../../errors.ts';
 import { METRICS_EXAMPLE } from '../examples.ts';
 import { errorResponses } from '../schemas.ts';
 
+/** Open without METRICS_TOKEN, the token with it: the document says both, whatever this server's configuration. */
+const OPEN_OR_TOKEN: Array<Record<string, string[]>> = [{}, { metricsToken: [] }];
+
 /**
  * Prometheus exposition. Open unless a token is configured: it shows counts and costs, no job content and no
  * secret, and scrapers usually sit on the same private network. With a token it takes `Authorization: Bearer`.
  */
-/** Open without METRICS_TOKEN, the token with it: the document says both, whatever this server's configuration. */
-const OPEN_OR_TOKEN: Array<Record<string, string[]>> = [{}, { metricsToken: [] }];
-
 export default async function metricsRoutes(
   app: FastifyInstance,
   opts: { registry: Registry; token: string | undefined },
