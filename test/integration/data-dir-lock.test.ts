@@ -180,6 +180,7 @@ describe('the DATA_DIR lock', () => {
     // The pid runs, but it is not the process that wrote the lock: that one started at another time.
     writeFileSync(path.join(dataDir, 'service.lock'), `${other.pid} 1`);
     const lock = lockDataDir(dataDir);
+    expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toMatch(new RegExp(`^${process.pid}( \\d+)?$`));
     lock.release();
   });
 
