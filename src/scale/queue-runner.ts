@@ -7,6 +7,7 @@ import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import { isLive } from '../jobs/types.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
+import { CLOSE_WITHIN_MS, closeWithin } from './bounded-close.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;
@@ -171,10 +172,13 @@ export class QueueRunner implements JobQueue {
     this.#closing ??= (async () => {
       clearInterval(this.#reconcile);
       // The worker stops taking jobs at once; its running jobs end through the local runner's drain below.
-      const workerClosed = this.#worker?.close();
+      const worker = this.#worker;
+      const workerClosed = worker
+        ? closeWithin('queue worker', worker, this.#opts.logger, graceMs + CLOSE_WITHIN_MS)
+        : null;
       await this.#opts.local.close(graceMs);
       await workerClosed;
-      await this.#queue.close();
+      await closeWithin('job queue', this.#queue, this.#opts.logger);
       this.#sub?.disconnect();
       this.#pub.disconnect();
     })();

@@ -3,6 +3,7 @@ import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import { closeWithin } from './bounded-close.ts';
 import { boundedPauseMs, type LimiterStats, type RateLimiter } from '../transcribe/rate-limiter.ts';
 
 export interface SharedRateLimiterOptions {
@@ -202,8 +203,8 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
         await loop;
         log.info({ running }, 'rate limiter stopping');
         await Promise.allSettled([...inFlight]);
-        await fetcher.close();
-        await queue.close();
+        await closeWithin('rate-limit permit worker', fetcher, log);
+        await closeWithin('rate-limit queue', queue, log);
       })();
       return stopping;
     },
