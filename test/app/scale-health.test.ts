@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, removeDir, startServer, type TestServer } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
@@ -33,7 +34,13 @@ describe('/health/ready in scale-out mode', () => {
     });
   });
   afterAll(async () => {
-    await server?.close();
+    // Known open defect (see the closing note of stop 14): after a Redis restart, closing this in-process service
+    // has hung in a few full-suite runs under load, never alone. What this file tests is readiness, so the close is
+    // bounded here and a hang is reported, not waited on; scale-out.test.ts checks real shutdowns (SIGTERM, exit 0).
+    const closed = server
+      ? await Promise.race([server.close().then(() => true), sleep(20_000).then(() => false)])
+      : true;
+    if (!closed) process.stderr.write('scale-health: the service did not close within 20 s after the Redis restart\n');
     await redis?.stop();
     if (server) await removeDir(server.dataDir);
   });
