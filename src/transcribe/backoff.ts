@@ -67,3 +67,16 @@ export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClo
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * `work`, or the signal's reason the moment it aborts, even if the work ignores the signal (the work is then left to
+ * settle unobserved).
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, errorMessage, isAppError, type ErrorCode } from '../errors.ts';
-import { computeBackoffMs, sleep as defaultSleep, systemClock, type Clock } from './backoff.ts';
+import { computeBackoffMs, sleep as defaultSleep, systemClock, untilAborted, type Clock } from './backoff.ts';
 import { CircuitOpenError, type CircuitBreaker, type CircuitPermit } from './circuit-breaker.ts';
 import { atDeadline } from './deadline-timer.ts';
 import { boundedPauseMs, type RateLimiter } from './rate-limiter.ts';
@@ -83,16 +83,6 @@ class DeadlineExceeded extends Error {
     super(`chunk deadline of ${ms}ms exceeded`);
     this.name = 'DeadlineExceeded';
   }
-}
-
-/** Rejects the moment the signal aborts, even if the provider ignores it (its slot is freed when it settles). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** Tell the breaker what this outcome says about the provider's health. */

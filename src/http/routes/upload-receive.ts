@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { AppError, isAppError } from '../../errors.ts';
 import type { DirLease } from '../../resources/dir-pool.ts';
-import type { Clock } from '../../transcribe/backoff.ts';
+import { untilAborted, type Clock } from '../../transcribe/backoff.ts';
 import { FILENAME_REFUSED_ABOVE_BYTES, storedFilename, utf8Prefix } from './upload-filename.ts';
 import type { UploadSlot } from './upload-slots.ts';
 import { watchUpload, type SlowUpload, type UploadPace } from './upload-watchdog.ts';
@@ -176,19 +176,6 @@ async function receiveParts(
       details: { reason: 'empty_file' },
     });
   return { ...file, fields };
-}
-
-/** `promise`, or the signal's reason as soon as it is aborted (the promise is then left to settle unobserved). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function tooSlow(why: SlowUpload): AppError {
