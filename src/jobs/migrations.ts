@@ -48,7 +48,7 @@ const MIGRATIONS: readonly string[] = [
   // How the slicer cut the job's chunks (stream copy or re-encode); null for jobs sliced before it was kept.
   `ALTER TABLE jobs ADD COLUMN chunk_plan_json TEXT;`,
   // What an Idempotency-Key was first used for (fields, file name, sha256 of the file): a reuse for another request
-  // is refused. Null for jobs created before it was kept: any request replays them, as before.
+  // is refused. Null for jobs created before it was kept: every request replays them, as before.
   `ALTER TABLE jobs ADD COLUMN request_fingerprint TEXT;`,
 ];
 
