@@ -21,6 +21,7 @@ import {
   type TestServer,
 } from '../helper.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
+import { jobRecord } from '../support/job-record.ts';
 
 type Verify = (secret: string, headers: Record<string, unknown>, rawBody: string) => boolean;
 
@@ -171,40 +172,17 @@ function storeEndedJob(dataDir: string, callbackUrl: string, webhook: WebhookSta
   const store = new JobStore({ file: path.join(dataDir, 'jobs.sqlite') });
   const now = new Date().toISOString();
   const id = newJobId();
+  const base = jobRecord(id, 'completed', now);
   const job: JobRecord = {
-    id,
-    owner: null,
-    status: 'completed',
-    stage: null,
+    ...base,
     createdAt: now,
     updatedAt: now,
-    completedAt: now,
-    audio: {
-      filename: 'a.wav',
-      size_bytes: 1000,
-      duration_s: 3,
-      format: 'wav',
-      codec: 'pcm_s16le',
-      sample_rate: 16000,
-      channels: 1,
-      demuxer: 'wav',
-    },
-    request: {
-      language: null,
-      prompt: null,
-      model: 'whisper-1',
-      metadata: null,
-      callback_url: callbackUrl,
-      max_cost_usd: null,
-    },
-    estimate: { cost_usd: 0.0003, provider: 'openai', model: 'whisper-1' },
-    chunksTotal: 1,
+    audio: { ...base.audio, size_bytes: 1000, duration_s: 3 },
+    request: { ...base.request, callback_url: callbackUrl },
+    estimate: { ...base.estimate, cost_usd: 0.0003 },
     slicingDone: true,
     percent: 100,
     transcribingStartedAt: now,
-    errorCode: null,
-    errorMessage: null,
-    idempotencyKey: null,
   };
   store.insertJob(job);
   if (webhook) store.updateJob(id, { webhook });
