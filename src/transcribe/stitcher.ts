@@ -1,7 +1,7 @@
 import type { ChunkStatus } from '../jobs/types.ts';
-import { resolveOverlap, segmentWords } from './overlap.ts';
+import { normaliseWord, resolveOverlap, segmentWords } from './overlap.ts';
 import type { OverlapOptions, TimedWord } from './overlap.ts';
-import type { ChunkResult, Transcript, TranscriptSegment } from './types.ts';
+import type { ChunkResult, Transcript, TranscriptSegment, TranscriptWord } from './types.ts';
 
 export interface StitchChunk {
   index: number;
@@ -42,6 +42,8 @@ interface Piece {
   chunk: StitchChunk;
   /** Present for a transcribed chunk, absent for a gap marker. */
   words: WordRef[] | null;
+  /** Whether `words` carry the engine's own times (otherwise they are estimated from the segments). */
+  realWords: boolean;
   segments: Array<{ start: number; end: number; text: string }>;
   timing: 'segment' | 'chunk';
   lo: number;
@@ -75,13 +77,55 @@ function absoluteSegments(chunk: StitchChunk, result: ChunkResult, durationS: nu
     });
 }
 
+/**
+ * The engine's own word times, absolute, each tied to the segment holding its middle (the nearest one when a
+ * word falls between segments). Null when the engine gave none.
+ */
+function realWords(chunk: StitchChunk, result: ChunkResult, segments: Piece['segments'], durationS: number) {
+  if (!result.words || result.words.length === 0 || segments.length === 0) return null;
+  const lo = clamp(chunk.startS, 0, durationS);
+  const hi = clamp(chunk.startS + chunk.durationS, lo, durationS);
+  const distance = (s: { start: number; end: number }, t: number) =>
+    t < s.start ? s.start - t : Math.max(0, t - s.end);
+  return result.words
+    .filter((w) => w.word.trim() !== '')
+    .map((w) => {
+      const start = clamp(chunk.startS + w.start, lo, hi);
+      const end = clamp(chunk.startS + w.end, start, hi);
+      const mid = (start + end) / 2;
+      let seg = 0;
+      segments.forEach((s, i) => {
+        if (distance(s, mid) < distance(segments[seg] as (typeof segments)[number], mid)) seg = i;
+      });
+      const text = w.word.trim();
+      return { text, norm: normaliseWord(text), start, end, seg };
+    });
+}
+
 function toPiece(chunk: StitchChunk, durationS: number): Piece {
   if (chunk.status !== 'done' || chunk.result === null) {
-    return { chunk, words: null, segments: [], timing: 'chunk', lo: 0, hi: 0 };
+    return { chunk, words: null, realWords: false, segments: [], timing: 'chunk', lo: 0, hi: 0 };
   }
   const segments = absoluteSegments(chunk, chunk.result, durationS);
-  const words = segments.flatMap((s, seg) => segmentWords(s.text, s.start, s.end).map((w) => ({ ...w, seg })));
-  return { chunk, words, segments, timing: chunk.result.timing, lo: 0, hi: words.length };
+  const real = realWords(chunk, chunk.result, segments, durationS);
+  const words = real ?? segments.flatMap((s, seg) => segmentWords(s.text, s.start, s.end).map((w) => ({ ...w, seg })));
+  return { chunk, words, realWords: real !== null, segments, timing: chunk.result.timing, lo: 0, hi: words.length };
+}
+
+/** The kept words with the engine's times, when every transcribed piece had them; undefined otherwise. */
+function transcriptWords(pieces: readonly Piece[], durationS: number): TranscriptWord[] | undefined {
+  const spoken = pieces.filter((p) => p.words !== null);
+  if (spoken.length === 0 || spoken.some((p) => !p.realWords)) return undefined;
+  const out: TranscriptWord[] = [];
+  let floor = 0;
+  for (const p of spoken) {
+    for (const w of (p.words ?? []).slice(p.lo, Math.max(p.lo, p.hi))) {
+      const start = Math.min(durationS, round3(Math.max(w.start, floor)));
+      floor = start;
+      out.push({ start, end: Math.min(durationS, Math.max(round3(w.end), start)), word: w.text, chunk: p.chunk.index });
+    }
+  }
+  return out;
 }
 
 function overlapOptions(a: Piece, b: Piece, windowS: number): OverlapOptions {
@@ -165,6 +209,7 @@ function stitch(input: StitchInput, partial: boolean): Transcript {
     floor = start;
     segments.push({ start, end, text: seg.text, chunk: seg.chunk });
   }
+  const words = transcriptWords(pieces, durationS);
   return {
     job_id: input.jobId,
     text: joinText(segments.map((s) => s.text)),
@@ -172,6 +217,7 @@ function stitch(input: StitchInput, partial: boolean): Transcript {
     duration_s: durationS,
     segments,
     timing: transcriptTiming(ordered),
+    ...(words ? { words } : {}),
   };
 }
 

@@ -11,10 +11,19 @@ export interface Segment {
   text: string;
 }
 
+/** One word with the engine's own times: chunk-relative in ChunkResult, absolute in Transcript. */
+export interface Word {
+  start: number;
+  end: number;
+  word: string;
+}
+
 export interface ChunkResult {
   text: string;
   language: string | null;
   segments: Segment[];
+  /** The engine's word times, when it gives them (pocketsphinx, whisper with word granularity); absent otherwise. */
+  words?: Word[];
   /** 'segment' when the provider gave segment times, 'chunk' when the whole chunk is one segment. */
   timing: 'segment' | 'chunk';
 }
@@ -52,6 +61,10 @@ export interface TranscriptSegment extends Segment {
   chunk: number;
 }
 
+export interface TranscriptWord extends Word {
+  chunk: number;
+}
+
 export interface Transcript {
   job_id: string;
   text: string;
@@ -64,4 +77,6 @@ export interface Transcript {
    * Absent in transcripts stored before it existed.
    */
   timing?: 'segment' | 'chunk' | 'mixed';
+  /** The engine's word times, absolute, overlaps said once; present only when every transcribed chunk had them. */
+  words?: TranscriptWord[];
 }
