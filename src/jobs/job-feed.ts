@@ -49,8 +49,6 @@ export interface JobFeed {
    * (no such job for this owner) or INVALID_FIELD (a Last-Event-ID this feed did not give for this job).
    */
   follow(jobId: string, opts: FollowOptions): AsyncIterable<JobFeedEvent>;
-  /** Something was stored for the job: its followers in this process look now instead of at their next poll. */
-  wake(jobId: string): void;
   /** Follows in progress (each holds at most one timer). */
   active(): number;
 }
@@ -58,7 +56,7 @@ export interface JobFeed {
 export interface JobFeedDeps {
   store: Pick<JobStore, 'getJob' | 'listChunkStates' | 'listChunks'>;
   clock: Clock;
-  /** How often a follower reads the rows; correctness never depends on wake(). */
+  /** How often a follower reads the rows (a job's rows may be written by another process: polling is the way to see them). */
   pollMs: number;
   logger: Logger;
 }
@@ -149,26 +147,20 @@ const progressKey = (p: FeedProgress) =>
 export function createJobFeed(deps: JobFeedDeps): JobFeed {
   const { store, clock, pollMs, logger } = deps;
   let active = 0;
-  /** Followers parked in a wait, by job: wake() ends their wait early. */
-  const parked = new Map<string, Set<() => void>>();
 
   const notFound = (id: string) => new AppError('NOT_FOUND', `No job ${JSON.stringify(id)}.`);
 
-  /** Resolves at the next poll, on wake(jobId) or on abort, whichever is first; leaves no timer behind. */
-  function pause(jobId: string, signal: AbortSignal): Promise<void> {
+  /** Resolves at the next poll or on abort, whichever is first; leaves no timer behind. */
+  function pause(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const waiters = parked.get(jobId) ?? new Set<() => void>();
-      parked.set(jobId, waiters);
       const done = () => {
         timer.cancel();
         signal.removeEventListener('abort', done);
-        waiters.delete(done);
-        if (waiters.size === 0 && parked.get(jobId) === waiters) parked.delete(jobId);
         resolve();
       };
       // The one owner of this wait: atDeadline re-arms when its timer fires before the clock reaches the time.
       const timer = atDeadline(clock, clock.now() + pollMs, done);
-      waiters.add(done);
       signal.addEventListener('abort', done, { once: true });
     });
   }
@@ -211,7 +203,7 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
           yield { type: 'end', id: String(cursor), status: job.status, error } satisfies JobFeedEvent;
           return;
         }
-        await pause(jobId, signal);
+        await pause(signal);
       }
     } finally {
       active -= 1;
@@ -225,9 +217,6 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
       if (!job) throw notFound(jobId);
       const from = parseCursor(opts.lastEventId, store.listChunkStates(jobId).length);
       return run(jobId, opts.owner, from, opts.signal);
-    },
-    wake(jobId) {
-      for (const done of [...(parked.get(jobId) ?? [])]) done();
     },
     active: () => active,
   };
