@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, type TestServer } from '../helper.ts';
 
@@ -208,6 +209,75 @@ describe('the upload page with API keys', () => {
     await page.getByRole('button', { name: 'Upload and transcribe' }).click();
     await page.getByRole('alert').waitFor();
     expect(await page.getByRole('alert').textContent()).toContain('UNSUPPORTED_MEDIA');
+    await page.close();
+  });
+});
+
+describe('the upload page following a job live', () => {
+  const speech = speechFixture();
+  let server: TestServer;
+  let fake: FakeOpenAI;
+  let context: BrowserContext;
+  let userDataDir: string;
+  // Chunk 0 is answered; every later one waits (429, Retry-After 1 s) while this is on.
+  const hold = { on: true };
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAI({
+      faults: (i) => (hold.on && i >= 1 ? { type: 'rate_limit', retryAfterS: 1 } : null),
+    });
+    server = await startWithPage({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      API_KEYS: 'page-key',
+      CHUNK_SECONDS: '4',
+      TRANSCRIBE_CONCURRENCY: '1',
+      RATE_LIMIT_RPM: '6000',
+      CHUNK_MAX_ATTEMPTS: '50',
+      EVENT_POLL_MS: '50',
+      SHUTDOWN_TIMEOUT_MS: '500',
+    });
+    userDataDir = await mkdtemp(path.join(os.tmpdir(), 'cs-chromium-'));
+    context = await launch(userDataDir);
+  });
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    await fake?.close();
+    if (server) await removeDir(server.dataDir);
+    if (userDataDir) await removeDir(userDataDir);
+  });
+
+  it('shows each chunk’s text while the job still runs, from the event stream sent with the key', async () => {
+    const key = { authorization: 'Bearer page-key' };
+    const created = await upload(server.url, speech.mp3, {}, key);
+    expect(created.status).toBe(202);
+    const page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    await page.getByLabel(/^Key/).fill('page-key');
+    await page.getByRole('button', { name: 'Use key' }).click();
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/events')) streams.push(r.headers().authorization ?? '');
+    });
+    await page.goto(`${server.url}/#${created.body.id}`);
+    await page.locator('body[data-ready="true"]').waitFor();
+
+    // The later chunks are held: text on the page now came from the stream while the job runs.
+    await page.locator('#live-text', { hasText: /chunk-[0-9a-f]{8}-0/ }).waitFor({ timeout: 60_000 });
+    expect(await page.getAttribute('#job-section', 'data-status')).toBe('processing');
+    expect((await getJson<{ status: string }>(`${server.url}/v1/jobs/${created.body.id}`, key)).body.status).toBe(
+      'processing',
+    );
+    expect(streams).toEqual(['Bearer page-key']);
+    await page.screenshot({ path: path.join(RESULTS, 'web-page-live.png') });
+
+    hold.on = false;
+    await page.locator('#job-section[data-status="completed"]').waitFor({ timeout: 100_000 });
+    await page.locator('#transcript-section').waitFor();
+    const transcript = await getJson<{ text: string }>(`${server.url}/v1/jobs/${created.body.id}/transcript`, key);
+    expect(await page.textContent('#live-text')).toBe(transcript.body.text);
     await page.close();
   });
 });
