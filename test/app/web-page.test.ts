@@ -261,7 +261,13 @@ describe('the upload page following a job live', () => {
     page.on('request', (r) => {
       if (r.url().endsWith('/events')) streams.push(r.headers().authorization ?? '');
     });
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    // A reload with the job in the address opens it (a hash change alone does not run the page again).
     await page.goto(`${server.url}/#${created.body.id}`);
+    await page.reload();
     await page.locator('body[data-ready="true"]').waitFor();
 
     // The later chunks are held: text on the page now came from the stream while the job runs.
@@ -278,6 +284,7 @@ describe('the upload page following a job live', () => {
     await page.locator('#transcript-section').waitFor();
     const transcript = await getJson<{ text: string }>(`${server.url}/v1/jobs/${created.body.id}/transcript`, key);
     expect(await page.textContent('#live-text')).toBe(transcript.body.text);
+    expect(consoleErrors).toEqual([]);
     await page.close();
   });
 });
