@@ -5,7 +5,16 @@ import type { Services } from '../../src/http/services.ts';
 import type { App } from '../../src/http/app.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import { getJson, removeDir, tempDataDir, upload, listenApp, waitForJob, type ErrorJson } from '../helper.ts';
+import {
+  getJson,
+  listenApp,
+  removeDir,
+  tempDataDir,
+  upload,
+  waitForJob,
+  type ErrorJson,
+  type Json,
+} from '../helper.ts';
 import { openEvents, textsOf, type EventStreamClient } from '../support/event-stream-client.ts';
 import { until } from '../support/until.ts';
 
@@ -140,6 +149,21 @@ describe('GET /v1/jobs/{id}/events', () => {
     const mine = await open(s.url, id, A);
     expect(mine.status).toBe(200);
     expect((await mine.next())?.event).toBe('progress');
+  });
+
+  it('is described in the OpenAPI document as an event stream with its header and refusals', async () => {
+    const s = await start();
+    const doc = await getJson<{ paths: Record<string, Record<string, Json>> }>(`${s.url}/docs/json`);
+    const op = doc.body.paths['/v1/jobs/{id}/events']?.get as {
+      operationId: string;
+      parameters: Array<{ in: string; name: string }>;
+      responses: Record<string, { content: Record<string, { example?: string }> }>;
+    };
+    expect(op.operationId).toBe('followJob');
+    expect(op.parameters.map((p) => `${p.in}:${p.name}`).sort()).toEqual(['header:last-event-id', 'path:id']);
+    expect(Object.keys(op.responses['200']?.content ?? {})).toEqual(['text/event-stream']);
+    expect(op.responses['200']?.content['text/event-stream']?.example).toMatch(/^id: 0\nevent: progress\ndata: \{/);
+    expect(Object.keys(op.responses).sort()).toEqual(['200', '400', '401', '404', '429', '500']);
   });
 
   it('bounds the streams per key and per process with 429 RATE_LIMITED, and gives a slot back when a stream closes', async () => {
