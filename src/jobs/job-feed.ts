@@ -54,7 +54,7 @@ export interface JobFeed {
 }
 
 export interface JobFeedDeps {
-  store: Pick<JobStore, 'getJob' | 'listChunkStates' | 'listChunks'>;
+  store: Pick<JobStore, 'getJob' | 'listChunkStates' | 'listChunks' | 'getTranscript'>;
   clock: Clock;
   /** How often a follower reads the rows (a job's rows may be written by another process: polling is the way to see them). */
   pollMs: number;
@@ -183,9 +183,11 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
         const ended = !isLive(job.status);
         const through = ended ? states.length : finalChunkCount(job, states);
         if (through > cursor) {
-          // A completed job's text is the final transcript's (every chunk, gaps marked); any other end, and a
-          // running job, show the chunks that finished, as the partial transcript does.
-          const transcript = transcriptFor(job, store.listChunks(jobId), { partial: job.status !== 'completed' });
+          // A completed job's text is its stored transcript's, the one clients download (every chunk, gaps
+          // marked); any other end, and a running job, show the chunks that finished, as the partial transcript does.
+          const transcript =
+            (job.status === 'completed' ? store.getTranscript(jobId) : null) ??
+            transcriptFor(job, store.listChunks(jobId), { partial: job.status !== 'completed' });
           for (const event of textEvents(transcript, cursor, through)) {
             if (signal.aborted) return;
             yield event;

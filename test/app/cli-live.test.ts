@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import type { FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, type TestServer } from '../helper.ts';
+import { heldJobEnv, startHeldFakeOpenAI } from '../support/held-fake-openai.ts';
 import { until } from '../support/until.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -38,22 +39,10 @@ function runLive(args: string[], env: Record<string, string>) {
 
 describe('chunkscribe CLI following a job live', () => {
   it('shows each chunk’s text on stderr while the job still runs, then writes the transcript to stdout', async () => {
-    // Chunk 0 is answered; every later one waits (429, Retry-After 1 s) until the test has seen chunk 0's text.
-    const hold = { on: true };
-    const fake = await startFakeOpenAI({
-      faults: (i) => (hold.on && i >= 1 ? { type: 'rate_limit', retryAfterS: 1 } : null),
-    });
+    // Chunk 0 is answered; every later one waits until the test has seen chunk 0's text.
+    const { fake, hold } = await startHeldFakeOpenAI();
     started.push(fake);
-    const server = await startServer({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY,
-      OPENAI_BASE_URL: fake.url,
-      CHUNK_SECONDS: '4',
-      TRANSCRIBE_CONCURRENCY: '1',
-      RATE_LIMIT_RPM: '6000',
-      CHUNK_MAX_ATTEMPTS: '50',
-      EVENT_POLL_MS: '50',
-      SHUTDOWN_TIMEOUT_MS: '500',
-    });
+    const server = await startServer(heldJobEnv(fake));
     started.push(server);
 
     const run = runLive(['transcribe', speechFixture().mp3, '--poll-interval', '100'], {

@@ -1,21 +1,20 @@
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
 import type { Services } from '../../src/http/services.ts';
 import type { App } from '../../src/http/app.ts';
-import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import type { FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import {
   getJson,
-  listenApp,
   removeDir,
-  tempDataDir,
+  startServer,
   upload,
   waitForJob,
   type ErrorJson,
   type Json,
+  type TestServer,
 } from '../helper.ts';
 import { openEvents, textsOf, type EventStreamClient } from '../support/event-stream-client.ts';
+import { heldJobEnv, startHeldFakeOpenAI, type Hold } from '../support/held-fake-openai.ts';
 import { until } from '../support/until.ts';
 
 const KEY_A = 'key-a-0123456789';
@@ -27,12 +26,11 @@ const C = { authorization: `Bearer ${KEY_C}` };
 
 interface Running {
   fake: FakeOpenAI;
+  server: TestServer;
   app: App;
   services: Services;
   url: string;
-  dataDir: string;
-  /** While true, every transcription request from the `from`-th on is answered 429 (Retry-After 1 s): the job waits. */
-  hold: { on: boolean; from: number };
+  hold: Hold;
 }
 
 const started: Running[] = [];
@@ -40,39 +38,17 @@ const streams: EventStreamClient[] = [];
 afterEach(async () => {
   for (const s of streams.splice(0)) s.close();
   for (const r of started.splice(0)) {
-    await r.app.close();
+    await r.server.close();
     await r.fake.close();
-    await removeDir(r.dataDir);
+    await removeDir(r.server.dataDir);
   }
 });
 
+/** The service on a fake that answers chunk 0 and holds every later chunk until `hold.on` is turned off. */
 async function start(env: Record<string, string> = {}): Promise<Running> {
-  const hold = { on: true, from: 1 };
-  const fake = await startFakeOpenAI({
-    faults: (i) => (hold.on && i >= hold.from ? { type: 'rate_limit', retryAfterS: 1 } : null),
-  });
-  const dataDir = await tempDataDir();
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    OPENAI_API_KEY: FAKE_OPENAI_KEY,
-    OPENAI_BASE_URL: fake.url,
-    CHUNK_SECONDS: '4',
-    CHUNK_OVERLAP_SECONDS: '0',
-    TRANSCRIBE_CONCURRENCY: '1',
-    RATE_LIMIT_RPM: '6000',
-    RATE_LIMIT_BURST: '50',
-    CHUNK_MAX_ATTEMPTS: '50',
-    UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
-    EVENT_POLL_MS: '50',
-    // Held jobs are stopped at close, not waited for.
-    SHUTDOWN_TIMEOUT_MS: '500',
-    ...env,
-  });
-  const { app, services, url } = await listenApp(config, pino({ level: config.logLevel }));
-  const running = { fake, app, services, url, dataDir, hold };
+  const { fake, hold } = await startHeldFakeOpenAI();
+  const server = await startServer({ ...heldJobEnv(fake), ...env });
+  const running = { fake, server, app: server.app, services: server.services, url: server.url, hold };
   started.push(running);
   return running;
 }
@@ -217,7 +193,7 @@ describe('GET /v1/jobs/{id}/events', () => {
     expect(await again.next()).toBeNull();
     started.splice(started.indexOf(s), 1);
     await s.fake.close();
-    await removeDir(s.dataDir);
+    await removeDir(s.server.dataDir);
   });
 
   it('ends a failed job with its error and closes the stream', async () => {

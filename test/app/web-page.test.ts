@@ -3,9 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import type { FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, type TestServer } from '../helper.ts';
+import { heldJobEnv, startHeldFakeOpenAI, type Hold } from '../support/held-fake-openai.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // Headless and off the network: no updates, no sync, no background fetches, no QUIC probes.
@@ -219,24 +220,12 @@ describe('the upload page following a job live', () => {
   let fake: FakeOpenAI;
   let context: BrowserContext;
   let userDataDir: string;
-  // Chunk 0 is answered; every later one waits (429, Retry-After 1 s) while this is on.
-  const hold = { on: true };
+  // Chunk 0 is answered; every later one waits while hold.on.
+  let hold: Hold;
 
   beforeAll(async () => {
-    fake = await startFakeOpenAI({
-      faults: (i) => (hold.on && i >= 1 ? { type: 'rate_limit', retryAfterS: 1 } : null),
-    });
-    server = await startWithPage({
-      OPENAI_API_KEY: FAKE_OPENAI_KEY,
-      OPENAI_BASE_URL: fake.url,
-      API_KEYS: 'page-key',
-      CHUNK_SECONDS: '4',
-      TRANSCRIBE_CONCURRENCY: '1',
-      RATE_LIMIT_RPM: '6000',
-      CHUNK_MAX_ATTEMPTS: '50',
-      EVENT_POLL_MS: '50',
-      SHUTDOWN_TIMEOUT_MS: '500',
-    });
+    ({ fake, hold } = await startHeldFakeOpenAI());
+    server = await startWithPage({ ...heldJobEnv(fake), API_KEYS: 'page-key' });
     userDataDir = await mkdtemp(path.join(os.tmpdir(), 'cs-chromium-'));
     context = await launch(userDataDir);
   });
