@@ -119,6 +119,27 @@ describe('job feed', () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it('glues a chunk to the text before a silent chunk, stitching only the chunks around the new ones', async () => {
+    setup(4, 0);
+    const clock = manualClock();
+    const f = puller(feedOf(clock).follow(ID, { owner: null, signal: new AbortController().signal }));
+    await f.take();
+    done(0, said('Hello'));
+    done(1, { ...said(''), segments: [] });
+    clock.advance(POLL_MS);
+    const first = await f.take();
+    done(2, said('world'));
+    clock.advance(POLL_MS);
+    const second = await f.take();
+    expect(texts(second).map((e) => e.text)).toEqual([' world']);
+    done(3, said('again.'));
+    const transcript = complete();
+    clock.advance(POLL_MS);
+    const rest = await f.take();
+    expect(joined([...first, ...second, ...rest])).toBe(transcript.text);
+    expect(transcript.text).toBe('Hello world again.');
+  });
+
   it('holds back a chunk until the next one is settled where they share overlap audio (its words said twice are cut)', async () => {
     setup(3, 2);
     const clock = manualClock();
@@ -317,7 +338,7 @@ describe('textEvents', () => {
       // Any split point: the text before it and the deltas after it make the whole.
       for (let from = 0; from <= 4; from++) {
         const before = joinText(segments.filter(([c]) => c < from).map(([, s]) => s));
-        const after = textEvents(transcript, from, 4).flatMap((e) => (e.type === 'text' ? [e.text] : []));
+        const after = textEvents(transcript, from, 4).events.flatMap((e) => (e.type === 'text' ? [e.text] : []));
         expect(before + after.join(''), JSON.stringify({ segments, from })).toBe(whole);
       }
     }
