@@ -138,7 +138,8 @@ export function createS3Uploads(deps: { objects: ObjectStore; logger: Logger; re
         if (failure.permanent) {
           throw new Error(
             `object store ${objects.location}: ${failure.message}; check STORAGE_URL and the credentials`,
-            { cause: failure },
+            // probe() throws only ObjectStoreErrors, which carry no part of the SDK's error.
+            { cause: err },
           );
         }
         logger.warn({ failure: failure.kind, storeCode: failure.storeCode }, 'object store does not answer yet');
