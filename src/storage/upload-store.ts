@@ -71,8 +71,10 @@ export function createS3Uploads(deps: { objects: ObjectStore; logger: Logger; re
     driver: 's3',
 
     async save(jobId, file) {
+      const started = performance.now();
       try {
         await objects.putFile(uploadKey(jobId), file);
+        logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload stored in the object store');
       } catch (err) {
         throw busy('storing the upload', toObjectStoreError(err, 'put'));
       }
@@ -87,10 +89,11 @@ export function createS3Uploads(deps: { objects: ObjectStore; logger: Logger; re
       ) {
         return;
       }
+      const started = performance.now();
       for (let attempt = 1; ; attempt++) {
         try {
           await objects.getFile(uploadKey(jobId), file, signal);
-          logger.info({ jobId }, 'upload fetched from the object store');
+          logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload fetched from the object store');
           return;
         } catch (err) {
           const failure = toObjectStoreError(err, 'get', signal);
