@@ -20,8 +20,7 @@ import { createSystemMonitor, type SystemReadings } from '../resources/system-mo
 import type { Services } from '../http/services.ts';
 import { resolveModel } from '../transcribe/models.ts';
 import { createProvider, ENGINES } from '../transcribe/providers/index.ts';
-import { createS3ObjectStore } from '../storage/object-store.ts';
-import { createS3Uploads, localUploads } from '../storage/upload-store.ts';
+import { createUploadStore } from '../storage/index.ts';
 import { createTranscription } from '../transcribe/transcription.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import {
@@ -73,13 +72,7 @@ export async function createServices(
   });
   const provider = createProvider(config, logger);
   // STORAGE_URL set: the bucket keeps the uploads and DATA_DIR/jobs is this host's scratch.
-  const uploads = config.objectStore
-    ? createS3Uploads({
-        objects: createS3ObjectStore(config.objectStore),
-        logger: logger.child({ component: 'object-store' }),
-        retryAfterS: config.pressure.retryAfterS,
-      })
-    : localUploads;
+  const uploads = await createUploadStore(config, logger);
 
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,
