@@ -77,16 +77,16 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     // Durable before reported: the object is there when the client hears 202.
     expect(await s3.objects()).toContain(uploadKey(created.body.id));
     const job = await waitForJob(server.url, created.body.id);
-    expect(job.status).toBe('completed');
+    expect(job.status, JSON.stringify(job.error)).toBe('completed');
     expect(await s3.objects()).toEqual([uploadKey(created.body.id)]);
     // The host's copy is only scratch: it goes when the job ends, retention or not.
     await until(async () => (await jobFiles(server.dataDir)).length === 0, 'the local copy to be removed');
 
     const ready = await getJson<{ components: Record<string, { status: string }> }>(`${server.url}/health/ready`);
-    expect(ready.body.components.object_store?.status).toBe('ok');
+    expect(ready.body.components.object_store, JSON.stringify(ready.body)).toMatchObject({ status: 'ok' });
 
     const deleted = await fetch(`${server.url}/v1/jobs/${created.body.id}`, { method: 'DELETE' });
-    expect(deleted.status).toBe(204);
+    expect(deleted.status, await deleted.text()).toBe(204);
     expect(await s3.objects()).toEqual([]);
   });
 
@@ -115,7 +115,7 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
 
     const second = await start({}, dataDir);
     const job = await waitForJob(second.url, created.body.id);
-    expect(job.status).toBe('completed');
+    expect(job.status, JSON.stringify(job.error)).toBe('completed');
     const gets = s3.requests.filter((r) => r.method === 'GET' && r.url.includes(uploadKey(created.body.id)));
     expect(gets.length).toBe(getsBefore + 1);
     // Only what had no stored result went to the provider again.
@@ -135,7 +135,7 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     const first = await start({ UPLOAD_RETENTION_HOURS: '1' }, dataDir);
     const created = await upload(first.url, speechFixture().mp3);
     const job = await waitForJob(first.url, created.body.id);
-    expect(job.status).toBe('completed');
+    expect(job.status, JSON.stringify(job.error)).toBe('completed');
     await first.close();
     expect(await s3.objects()).toEqual([uploadKey(created.body.id)]);
     // Restarted with a retention of 0.36 s, which has run out once that much time has passed since the job ended.
@@ -175,7 +175,7 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     expect(await listedJobIds(server)).toEqual([]);
 
     const accepted = await upload(server.url, largeWav());
-    expect(accepted.status).toBe(202);
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
     expect(await s3.objects()).toEqual([uploadKey(accepted.body.id)]);
     expect((await waitForJob(server.url, accepted.body.id)).status).toBe('completed');
   });
