@@ -85,9 +85,8 @@ export async function runJobPipeline(
   await save('job directory', () => dirs.create(job.id));
 
   const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
-  await deps.uploads.fetch(job.id, subject.file, stopping).catch((err: unknown) => {
-    throw signal.aborted ? signal.reason : drain.aborted ? new ShutdownSignal() : err;
-  });
+  // A scratch disk that fills up while the upload downloads pauses the job like any other write.
+  await save('upload download', () => deps.uploads.fetch(job.id, subject.file, stopping));
   let chunks = store.listChunks(job.id);
   let plan: ChunkPlanRecord;
   if (chunks.length > 0) {

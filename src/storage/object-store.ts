@@ -106,6 +106,8 @@ export function createS3ObjectStore(config: ObjectStoreConfig): ObjectStore {
         await rename(partial, file);
       } catch (err) {
         await rm(partial, { force: true });
+        // This host's disk (full, say) is not the store's fault: the caller's storage guard decides on it.
+        if (isLocalFileError(err)) throw err;
         throw toObjectStoreError(err, 'get', signal);
       }
     },
@@ -174,4 +176,9 @@ export function createS3ObjectStore(config: ObjectStoreConfig): ObjectStore {
       client.destroy();
     },
   };
+}
+
+/** An error of the local file system (it names a path), as opposed to one of the connection to the store. */
+function isLocalFileError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && typeof (err as { path?: unknown }).path === 'string';
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { isJobId } from '../jobs/ids.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
-import { sleep } from '../transcribe/backoff.ts';
+import { sleep, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { ObjectStoreError, toObjectStoreError } from './object-store-error.ts';
 import type { ObjectStore } from './object-store.ts';
 
@@ -56,8 +56,14 @@ const PROBE_TIMEOUT_MS = 2_000;
 const jobKeyPrefix = (jobId: string) => `jobs/${jobId}/`;
 const uploadKey = (jobId: string) => `${jobKeyPrefix(jobId)}upload`;
 
-export function createS3Uploads(deps: { objects: ObjectStore; logger: Logger; retryAfterS: number }): UploadStore {
-  const { objects, logger, retryAfterS } = deps;
+export function createS3Uploads(deps: {
+  objects: ObjectStore;
+  logger: Logger;
+  retryAfterS: number;
+  /** The pauses between download tries. @default systemClock */
+  clock?: Clock;
+}): UploadStore {
+  const { objects, logger, retryAfterS, clock = systemClock } = deps;
   const busy = (what: string, err: ObjectStoreError) => {
     logger.warn({ failure: err.kind, storeCode: err.storeCode, status: err.status }, `object store: ${what} failed`);
     return new AppError('SERVER_BUSY', `The object store did not answer (${what}); retry later.`, {
@@ -96,15 +102,17 @@ export function createS3Uploads(deps: { objects: ObjectStore; logger: Logger; re
           logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload fetched from the object store');
           return;
         } catch (err) {
-          const failure = toObjectStoreError(err, 'get', signal);
-          if (failure.kind === 'cancelled') throw signal.reason ?? failure;
+          if (signal.aborted) throw signal.reason;
+          // A local write error (the scratch disk full) goes to the caller as it is.
+          if (!(err instanceof ObjectStoreError)) throw err;
+          const failure = err;
           const log = { jobId, failure: failure.kind, storeCode: failure.storeCode, attempt };
           if (failure.kind !== 'unavailable' || attempt >= FETCH_TRIES) {
             logger.error(log, 'could not fetch the upload from the object store');
             throw new AppError('INTERNAL', `The upload could not be read from the object store (${failure.kind}).`);
           }
           logger.warn(log, 'fetching the upload failed; trying again');
-          await sleep(FETCH_PAUSE_MS[attempt - 1] ?? 10_000, signal);
+          await sleep(FETCH_PAUSE_MS[attempt - 1] ?? 10_000, signal, clock);
         }
       }
     },
