@@ -130,8 +130,13 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
       if (action === 'remove-dir') {
         if (!job) report.orphans += 1;
         await removeDir(id, report);
-      } else if (action === 'remove-chunks') {
+      } else if (action === 'remove-chunks' && uploads.driver === 'local') {
         await dirs.removeChunks(id);
+      } else if (action === 'remove-chunks') {
+        // The bucket keeps the retained upload; this host's copy (left by a stop before the job's end was handled) is scratch.
+        report.freedBytes += await dirs.usage(id);
+        await dirs.remove(id);
+        report.removedDirs += 1;
       }
     }
   }

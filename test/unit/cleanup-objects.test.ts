@@ -91,6 +91,16 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
     expect(report).toMatchObject({ purgedJobs: 1, removedObjects: 2, orphans: 0 });
   });
 
+  it("an ended job's local copy is scratch: the sweep removes it while the bucket keeps the retained upload", async () => {
+    const retained = addJob('completed', 1);
+    await mkdir(dirs.chunksDir(retained), { recursive: true });
+    await writeFile(dirs.uploadPath(retained), 'audio');
+    const report = await manager({ uploadRetentionMs: 2 * HOUR }).sweep();
+    expect(existsSync(dirs.jobDir(retained))).toBe(false);
+    expect(kept()).toEqual([retained]);
+    expect(report).toMatchObject({ removedDirs: 1, removedObjects: 0, freedBytes: 5 });
+  });
+
   it('an object without a row is kept while it may be an upload between its put and its row, then deleted', async () => {
     const arriving = addJob(null, null, (ORPHAN_OBJECT_GRACE_MS - 60_000) / HOUR);
     const left = addJob(null, null, (ORPHAN_OBJECT_GRACE_MS + 60_000) / HOUR);
