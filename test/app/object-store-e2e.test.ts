@@ -180,6 +180,29 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     expect((await waitForJob(server.url, accepted.body.id)).status).toBe('completed');
   });
 
+  it('a delete the store cannot carry out answers 503 and keeps the job, to be deleted again', async () => {
+    const server = await start({ UPLOAD_RETENTION_HOURS: '1' });
+    const created = await upload(server.url, speechFixture().mp3);
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    const job = await waitForJob(server.url, created.body.id);
+    expect(job.status, JSON.stringify(job.error)).toBe('completed');
+    const remove = () => fetch(`${server.url}/v1/jobs/${created.body.id}`, { method: 'DELETE' });
+    await s3.stop();
+    try {
+      const refused = await remove();
+      expectError({ status: refused.status, body: await refused.json() }, 503, 'SERVER_BUSY', {
+        resource: 'object_store',
+      });
+      expect((await getJson(`${server.url}/v1/jobs/${created.body.id}`)).status).toBe(200);
+    } finally {
+      await s3.start();
+    }
+    expect(await s3.objects()).toEqual([uploadKey(created.body.id)]);
+    expect((await remove()).status).toBe(204);
+    expect(await s3.objects()).toEqual([]);
+    expect((await getJson(`${server.url}/v1/jobs/${created.body.id}`)).status).toBe(404);
+  });
+
   it('refuses to start when the bucket does not exist or the credentials are refused', async () => {
     await expect(start({ STORAGE_URL: 's3://no-such-bucket/cs/' })).rejects.toThrow(
       /object store s3:\/\/no-such-bucket\/cs\/.*bucket_missing.*check STORAGE_URL and the credentials/,
