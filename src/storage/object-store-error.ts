@@ -46,25 +46,28 @@ const AUTH_CODES = new Set([
   'CredentialsProviderError',
 ]);
 
+/** What an SDK or socket error says about itself: its name, its code (the store's, else the socket's), the status. */
+function facts(err: unknown): { name?: string; code?: string; status?: number } {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const meta = e.$metadata as { httpStatusCode?: unknown } | undefined;
+  const name = str(e.name);
+  const status = typeof meta?.httpStatusCode === 'number' ? meta.httpStatusCode : undefined;
+  return { name, code: str(e.Code) ?? str(e.code) ?? name, status };
+}
+
+function kindOf(name?: string, code?: string, status?: number): ObjectStoreFailure {
+  if (name === 'AbortError') return 'cancelled';
+  if (code === 'NoSuchBucket') return 'bucket_missing';
+  if ((code !== undefined && AUTH_CODES.has(code)) || status === 401 || status === 403) return 'auth';
+  if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) return 'not_found';
+  return 'unavailable';
+}
+
 /** Pure: an error thrown by the AWS SDK (or the socket under it) as an ObjectStoreError of `operation`. */
 export function toObjectStoreError(err: unknown, operation: string, signal?: AbortSignal): ObjectStoreError {
   if (err instanceof ObjectStoreError) return err;
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    name?: unknown;
-    code?: unknown;
-    Code?: unknown;
-    $metadata?: { httpStatusCode?: unknown };
-  };
-  const name = typeof e.name === 'string' ? e.name : undefined;
-  const code = typeof e.Code === 'string' ? e.Code : typeof e.code === 'string' ? e.code : name;
-  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
-  if (signal?.aborted || name === 'AbortError') return new ObjectStoreError('cancelled', operation, code, status);
-  if (code === 'NoSuchBucket') return new ObjectStoreError('bucket_missing', operation, code, status);
-  if ((code !== undefined && AUTH_CODES.has(code)) || status === 401 || status === 403) {
-    return new ObjectStoreError('auth', operation, code, status);
-  }
-  if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) {
-    return new ObjectStoreError('not_found', operation, code, status);
-  }
-  return new ObjectStoreError('unavailable', operation, code, status);
+  const { name, code, status } = facts(err);
+  const kind = signal?.aborted ? 'cancelled' : kindOf(name, code, status);
+  return new ObjectStoreError(kind, operation, code, status);
 }
