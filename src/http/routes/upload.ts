@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { AppError, isAppError } from '../../errors.ts';
+import { AppError, errorMessage, isAppError } from '../../errors.ts';
 import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../examples.ts';
 import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../schemas.ts';
 import { newJobId } from '../../jobs/ids.ts';
@@ -286,7 +286,11 @@ async function release(services: Services, upload: Upload): Promise<void> {
   try {
     await services.dirs.remove(upload.id);
     // Failing here must not hide why the upload was refused: the object sweep deletes an object without a row.
-    if (upload.saved) await services.uploads.remove(upload.id).catch(() => undefined);
+    if (upload.saved) {
+      await services.uploads.remove(upload.id).catch((err: unknown) => {
+        upload.log.warn({ err: errorMessage(err) }, 'the refused upload stays in the object store until the sweep');
+      });
+    }
   } finally {
     upload.lease.release();
   }
