@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSy
 import { DiskFullError, isDiskFull, isMalformedStore } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
 import { AppError } from '../errors.ts';
+import type { JobStore, ListJobsQuery, PollView } from './job-store.ts';
 import { migrate } from './migrations.ts';
 import {
   CHUNK_COLUMNS,
@@ -21,8 +22,6 @@ import {
 } from './store-rows.ts';
 import { isLive, JOB_STATUSES, type ChunkRecord, type ChunkState, type JobRecord, type JobStatus } from './types.ts';
 
-export type { ChunkPatch, JobPatch } from './store-rows.ts';
-
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
   file: string;
@@ -32,13 +31,6 @@ export interface JobStoreOptions {
    * every read. Alone, every write passes through this store and counting them is enough. @default false
    */
   shared?: boolean;
-}
-
-export interface ListJobsQuery {
-  owner: string | null;
-  status?: JobStatus;
-  limit: number;
-  cursor?: string;
 }
 
 /**
@@ -62,17 +54,19 @@ export class StoreUnreadableError extends Error {
 /** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
 const POLL_CACHE_SIZE = 1_000;
 
-const ENDED_STATUSES = `(${JOB_STATUSES.filter((s) => !isLive(s))
-  .map((s) => `'${s}'`)
-  .join(', ')})`;
+const statusList = (statuses: readonly JobStatus[]) => `(${statuses.map((s) => `'${s}'`).join(', ')})`;
+const ENDED_STATUSES = statusList(JOB_STATUSES.filter((s) => !isLive(s)));
+const LIVE_STATUSES = statusList(JOB_STATUSES.filter(isLive));
 // An ended job always has completed_at; updated_at covers rows written before that was so.
 const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
 
 /**
- * The job store: one SQLite file, synchronous writes, so every state change is on disk before it is
- * reported to a client. WAL keeps polling reads from blocking the runner's writes.
+ * The job store on one SQLite file (the default): synchronous writes inside, so every state change is on disk
+ * before its promise resolves and calls apply in the order they were made. WAL keeps polling reads from blocking
+ * the runner's writes.
  */
-export class JobStore {
+export class SqliteJobStore implements JobStore {
+  readonly kind = 'sqlite';
   readonly #db: DatabaseSync;
   readonly #now: () => Date;
   /**
@@ -84,7 +78,7 @@ export class JobStore {
   readonly #statements = new Map<string, StatementSync>();
   #writes = 0;
   readonly #shared: boolean;
-  readonly #pollCache = new Map<string, { version: string; view: { job: JobRecord; chunks: ChunkState[] } }>();
+  readonly #pollCache = new Map<string, { version: string; view: PollView }>();
 
   constructor(options: JobStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
@@ -120,7 +114,7 @@ export class JobStore {
    * Every write goes through here: it counts the write, which is how the poll cache knows its copy is stale
    * (writes by other connections move `PRAGMA data_version` instead).
    */
-  #write(sql: string): { run(...params: SQLInputValue[]): void } {
+  #write(sql: string): { run(...params: SQLInputValue[]): number } {
     this.#writes += 1;
     const statement = this.#db.prepare(sql);
     return {
@@ -128,7 +122,7 @@ export class JobStore {
       // here, once, so no caller has to know SQLite's error codes.
       run: (...params: SQLInputValue[]) => {
         try {
-          statement.run(...params);
+          return Number(statement.run(...params).changes);
         } catch (err) {
           throw isDiskFull(err) ? new DiskFullError('job store', err) : err;
         }
@@ -144,17 +138,16 @@ export class JobStore {
   }
 
   /**
-   * The job (as getJob) and its chunk states (as listChunkStates), served again without reading them while
-   * nothing was written anywhere: clients poll many times a second, and reading and parsing the rows was most
-   * of a poll's cost. The objects are shared between callers: read them, never change them.
+   * Served again without reading the rows while nothing was written anywhere: clients poll many times a second,
+   * and reading and parsing the rows was most of a poll's cost.
    */
-  pollView(id: string, owner?: string | null): { job: JobRecord; chunks: ChunkState[] } | null {
+  async pollView(id: string, owner?: string | null): Promise<PollView | null> {
     const version = this.#version();
     let hit = this.#pollCache.get(id);
     if (hit?.version !== version) {
-      const job = this.getJob(id);
+      const job = this.#getJob(id);
       if (!job) return null;
-      hit = { version, view: { job, chunks: this.listChunkStates(id) } };
+      hit = { version, view: { job, chunks: this.#chunkStates(id) } };
       // Oldest first out: a Map iterates in insertion order.
       if (this.#pollCache.size >= POLL_CACHE_SIZE)
         this.#pollCache.delete(this.#pollCache.keys().next().value as string);
@@ -174,8 +167,7 @@ export class JobStore {
     return statement;
   }
 
-  /** `requestFingerprint`: what the job's Idempotency-Key stands for, kept in the same write as the key. */
-  insertJob(job: JobRecord, requestFingerprint: string | null = null): void {
+  async insertJob(job: JobRecord, requestFingerprint: string | null = null): Promise<void> {
     this.#write(
       `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
          estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
@@ -206,26 +198,28 @@ export class JobStore {
     );
   }
 
-  /** With an owner, a job of another owner is invisible (as if it did not exist). */
-  getJob(id: string, owner?: string | null): JobRecord | null {
+  async getJob(id: string, owner?: string | null): Promise<JobRecord | null> {
+    return this.#getJob(id, owner);
+  }
+
+  #getJob(id: string, owner?: string | null): JobRecord | null {
     const row = this.#cached(`SELECT ${this.#jobColumns} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
     if (!row) return null;
     const job = rowToJob(row);
     return owner !== undefined && job.owner !== owner ? null : job;
   }
 
-  /** The job created with this key, and the fingerprint of the request that created it (null for older jobs). */
-  findByIdempotencyKey(
+  async findByIdempotencyKey(
     owner: string | null,
     key: string,
-  ): { job: JobRecord; requestFingerprint: string | null } | null {
+  ): Promise<{ job: JobRecord; requestFingerprint: string | null } | null> {
     const row = this.#db
       .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
     return row ? { job: rowToJob(row), requestFingerprint: (row.request_fingerprint as string | null) ?? null } : null;
   }
 
-  listJobs(query: ListJobsQuery): { items: JobRecord[]; nextCursor: string | null } {
+  async listJobs(query: ListJobsQuery): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
     const where: string[] = ["ifnull(owner, '') = ?"];
     const params: SQLInputValue[] = [query.owner ?? ''];
     if (query.status) {
@@ -257,29 +251,32 @@ export class JobStore {
     return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
   }
 
-  updateJob(id: string, patch: JobPatch): void {
+  async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
     const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
-    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`;
-    this.#write(sql).run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id);
+    const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
+    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?${live}`;
+    return this.#write(sql).run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id) > 0;
   }
 
-  /** Raises the stored percent only: the contract says it never goes down. */
-  raisePercent(id: string, percent: number): void {
+  async raisePercent(id: string, percent: number): Promise<void> {
     this.#write('UPDATE jobs SET percent = max(percent, ?) WHERE id = ?').run(percent, id);
   }
 
-  /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
-  upsertChunk(jobId: string, index: number, startS: number, durationS: number): ChunkRecord {
+  async upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord> {
     this.#write(
       `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
        ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
        WHERE chunks.status != 'done'`,
     ).run(jobId, index, startS, durationS);
-    return this.getChunk(jobId, index) as ChunkRecord;
+    return this.#getChunk(jobId, index) as ChunkRecord;
   }
 
-  getChunk(jobId: string, index: number): ChunkRecord | null {
+  async getChunk(jobId: string, index: number): Promise<ChunkRecord | null> {
+    return this.#getChunk(jobId, index);
+  }
+
+  #getChunk(jobId: string, index: number): ChunkRecord | null {
     const statement = this.#cached(
       `SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? AND idx = ?`,
     );
@@ -288,21 +285,20 @@ export class JobStore {
     return values ? chunkOf(values) : null;
   }
 
-  /** Chunks that were with the provider when their process stopped have no result: they go again. */
-  resetChunksInFlight(jobId: string): void {
+  async resetChunksInFlight(jobId: string): Promise<void> {
     this.#write(
       "UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = ? AND status IN ('sending', 'retrying')",
     ).run(jobId);
   }
 
-  updateChunk(jobId: string, index: number, patch: ChunkPatch): void {
+  async updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
     if (entries.length === 0) return;
     const sql = `UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`;
     this.#write(sql).run(...entries.map(([, v]) => toSql(v)), jobId, index);
   }
 
-  listChunks(jobId: string): ChunkRecord[] {
+  async listChunks(jobId: string): Promise<ChunkRecord[]> {
     const statement = this.#cached(
       `SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? ORDER BY idx`,
     );
@@ -310,29 +306,30 @@ export class JobStore {
     return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkOf);
   }
 
-  /** The chunks' states without their results (no result JSON is read or parsed): enough for progress. */
-  listChunkStates(jobId: string): ChunkState[] {
+  async listChunkStates(jobId: string): Promise<ChunkState[]> {
+    return this.#chunkStates(jobId);
+  }
+
+  #chunkStates(jobId: string): ChunkState[] {
     const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS} FROM chunks WHERE job_id = ? ORDER BY idx`);
     statement.setReturnArrays(true);
     return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkStateOf);
   }
 
-  /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
-  deleteChunksFrom(jobId: string, index: number): void {
+  async deleteChunksFrom(jobId: string, index: number): Promise<void> {
     this.#write('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
   }
 
-  saveTranscript(jobId: string, transcript: Transcript): void {
+  async saveTranscript(jobId: string, transcript: Transcript): Promise<void> {
     this.#write('UPDATE jobs SET transcript_json = ? WHERE id = ?').run(JSON.stringify(transcript), jobId);
   }
 
-  getTranscript(jobId: string): Transcript | null {
+  async getTranscript(jobId: string): Promise<Transcript | null> {
     const row = this.#db.prepare('SELECT transcript_json FROM jobs WHERE id = ?').get(jobId) as Row | undefined;
     return row?.transcript_json ? JSON.parse(row.transcript_json as string) : null;
   }
 
-  /** Jobs a previous process accepted but did not finish. */
-  unfinishedJobs(): JobRecord[] {
+  async unfinishedJobs(): Promise<JobRecord[]> {
     return (
       this.#db
         .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`)
@@ -340,23 +337,20 @@ export class JobStore {
     ).map(rowToJob);
   }
 
-  /** Status and end time only (no JSON parsing), for the cleanup's per-directory decisions. */
-  jobLifecycle(id: string): { status: JobStatus; endedAt: string | null } | null {
+  async jobLifecycle(id: string): Promise<{ status: JobStatus; endedAt: string | null } | null> {
     const row = this.#db.prepare(`SELECT status, ${ENDED_AT} AS ended_at FROM jobs WHERE id = ?`).get(id) as
       Row | undefined;
     return row ? { status: row.status as JobStatus, endedAt: (row.ended_at as string | null) ?? null } : null;
   }
 
-  /** Ended jobs (completed, failed, cancelled) that ended before `before`, oldest first. */
-  endedJobsBefore(before: string, limit: number): string[] {
+  async endedJobsBefore(before: string, limit: number): Promise<string[]> {
     const rows = this.#db
       .prepare(`SELECT id FROM jobs WHERE status IN ${ENDED_STATUSES} AND ${ENDED_AT} < ? ORDER BY ${ENDED_AT} LIMIT ?`)
       .all(before, limit) as Row[];
     return rows.map((r) => r.id as string);
   }
 
-  /** Ended jobs whose callback is still owed: pending, or never started because the process died as the job ended. */
-  webhookBacklog(): JobRecord[] {
+  async webhookBacklog(): Promise<JobRecord[]> {
     return (
       this.#db
         .prepare(
@@ -367,25 +361,24 @@ export class JobStore {
     ).map(rowToJob);
   }
 
-  jobIds(): Set<string> {
+  async jobIds(): Promise<Set<string>> {
     return new Set((this.#db.prepare('SELECT id FROM jobs').all() as Row[]).map((r) => r.id as string));
   }
 
-  countByStatus(): Record<string, number> {
+  async countByStatus(): Promise<Record<string, number>> {
     const rows = this.#db.prepare('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as Row[];
     return Object.fromEntries(rows.map((r) => [r.status as string, Number(r.n)]));
   }
 
-  deleteJob(id: string): void {
+  async deleteJob(id: string): Promise<void> {
     this.#write('DELETE FROM jobs WHERE id = ?').run(id);
   }
 
-  /** A cheap query that proves the file is readable and writable (for /health/ready). */
-  ping(): void {
+  async ping(): Promise<void> {
     this.#db.prepare('SELECT count(*) FROM jobs').get();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
 }
