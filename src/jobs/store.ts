@@ -6,6 +6,7 @@ import type { Transcript } from '../transcribe/types.ts';
 import { AppError } from '../errors.ts';
 import type { JobStore, ListJobsQuery, PollView } from './job-store.ts';
 import { migrate } from './migrations.ts';
+import { PollCache, visibleTo } from './poll-cache.ts';
 import {
   CHUNK_COLUMNS,
   CHUNK_STATE_COLUMNS,
@@ -13,14 +14,20 @@ import {
   chunkStateOf,
   decodeCursor,
   encodeCursor,
+  ENDED_AT,
+  ENDED_STATUSES,
   JOB_COLUMNS,
+  JOB_INSERT_COLUMNS,
+  JOB_READ_COLUMNS,
+  jobInsertValues,
+  LIVE_STATUSES,
   rowToJob,
   toSql,
   type ChunkPatch,
   type JobPatch,
   type Row,
 } from './store-rows.ts';
-import { isLive, JOB_STATUSES, type ChunkRecord, type ChunkState, type JobRecord, type JobStatus } from './types.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
 
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
@@ -51,15 +58,6 @@ export class StoreUnreadableError extends Error {
   }
 }
 
-/** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
-const POLL_CACHE_SIZE = 1_000;
-
-const statusList = (statuses: readonly JobStatus[]) => `(${statuses.map((s) => `'${s}'`).join(', ')})`;
-const ENDED_STATUSES = statusList(JOB_STATUSES.filter((s) => !isLive(s)));
-const LIVE_STATUSES = statusList(JOB_STATUSES.filter(isLive));
-// An ended job always has completed_at; updated_at covers rows written before that was so.
-const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
-
 /**
  * The job store on one SQLite file (the default): synchronous writes inside, so every state change is on disk
  * before its promise resolves and calls apply in the order they were made. WAL keeps polling reads from blocking
@@ -69,23 +67,16 @@ export class SqliteJobStore implements JobStore {
   readonly kind = 'sqlite';
   readonly #db: DatabaseSync;
   readonly #now: () => Date;
-  /**
-   * Every jobs column but the transcript: a poll reads the job row many times a second, and copying a long
-   * recording's transcript out of SQLite each time was most of its cost. Read from the table after the
-   * migrations, so a column added later is included without touching this.
-   */
-  readonly #jobColumns: string;
   readonly #statements = new Map<string, StatementSync>();
   #writes = 0;
   readonly #shared: boolean;
-  readonly #pollCache = new Map<string, { version: string; view: PollView }>();
+  readonly #pollCache = new PollCache<string>();
 
   constructor(options: JobStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
     this.#now = options.now ?? (() => new Date());
     this.#shared = options.shared ?? false;
     this.#db = new DatabaseSync(options.file);
-    let columns: Array<{ name: string }>;
     try {
       // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
       this.#db.exec(
@@ -97,17 +88,11 @@ export class SqliteJobStore implements JobStore {
       );
       if (check.join() !== 'ok') throw new StoreUnreadableError(options.file, check.join('; ').replaceAll('\n', ' '));
       migrate(this.#db);
-      columns = this.#db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>;
     } catch (err) {
       this.#db.close();
       if (isMalformedStore(err)) throw new StoreUnreadableError(options.file, (err as Error).message, err);
       throw err;
     }
-    this.#jobColumns = columns
-      .map((c) => c.name)
-      .filter((name) => name !== 'transcript_json')
-      .map((name) => `"${name}"`)
-      .join(', ');
   }
 
   /**
@@ -143,18 +128,17 @@ export class SqliteJobStore implements JobStore {
    */
   async pollView(id: string, owner?: string | null): Promise<PollView | null> {
     const version = this.#version();
-    let hit = this.#pollCache.get(id);
-    if (hit?.version !== version) {
+    let view = this.#pollCache.get(id, version);
+    if (!view) {
       const job = this.#getJob(id);
-      if (!job) return null;
-      hit = { version, view: { job, chunks: this.#chunkStates(id) } };
-      // Oldest first out: a Map iterates in insertion order.
-      if (this.#pollCache.size >= POLL_CACHE_SIZE)
-        this.#pollCache.delete(this.#pollCache.keys().next().value as string);
-      this.#pollCache.delete(id);
-      this.#pollCache.set(id, hit);
+      if (!job) {
+        this.#pollCache.delete(id);
+        return null;
+      }
+      view = { job, chunks: this.#chunkStates(id) };
+      this.#pollCache.set(id, version, view);
     }
-    return owner !== undefined && hit.view.job.owner !== owner ? null : hit.view;
+    return visibleTo(view, owner);
   }
 
   /** The hot reads (polling) reuse their compiled statement instead of preparing it per call. */
@@ -168,34 +152,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   async insertJob(job: JobRecord, requestFingerprint: string | null = null): Promise<void> {
-    this.#write(
-      `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
-         estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
-         key_name, request_fingerprint)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      ...[
-        job.id,
-        job.owner,
-        job.status,
-        job.stage,
-        job.createdAt,
-        job.updatedAt,
-        job.completedAt,
-        job.audio,
-        job.request,
-        job.estimate,
-        job.chunksTotal,
-        job.slicingDone,
-        job.percent,
-        job.transcribingStartedAt,
-        job.errorCode,
-        job.errorMessage,
-        job.idempotencyKey,
-        job.keyName ?? null,
-        requestFingerprint,
-      ].map(toSql),
-    );
+    const values = jobInsertValues(job, requestFingerprint);
+    this.#write(`INSERT INTO jobs (${JOB_INSERT_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`).run(...values);
   }
 
   async getJob(id: string, owner?: string | null): Promise<JobRecord | null> {
@@ -203,7 +161,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   #getJob(id: string, owner?: string | null): JobRecord | null {
-    const row = this.#cached(`SELECT ${this.#jobColumns} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
+    const row = this.#cached(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
     if (!row) return null;
     const job = rowToJob(row);
     return owner !== undefined && job.owner !== owner ? null : job;
@@ -214,7 +172,7 @@ export class SqliteJobStore implements JobStore {
     key: string,
   ): Promise<{ job: JobRecord; requestFingerprint: string | null } | null> {
     const row = this.#db
-      .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
+      .prepare(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
     return row ? { job: rowToJob(row), requestFingerprint: (row.request_fingerprint as string | null) ?? null } : null;
   }
@@ -243,7 +201,7 @@ export class SqliteJobStore implements JobStore {
     }
     const rows = this.#db
       .prepare(
-        `SELECT ${this.#jobColumns} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+        `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
       )
       .all(...params, query.limit + 1) as Row[];
     const items = rows.slice(0, query.limit).map(rowToJob);
@@ -332,7 +290,7 @@ export class SqliteJobStore implements JobStore {
   async unfinishedJobs(): Promise<JobRecord[]> {
     return (
       this.#db
-        .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`)
+        .prepare(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`)
         .all() as Row[]
     ).map(rowToJob);
   }
@@ -354,7 +312,7 @@ export class SqliteJobStore implements JobStore {
     return (
       this.#db
         .prepare(
-          `SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
+          `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
              AND (webhook_json IS NULL OR json_extract(webhook_json, '$.status') = 'pending') ORDER BY completed_at`,
         )
         .all() as Row[]

@@ -5,6 +5,8 @@ import { createChunkSource, createDecodeChecker, createProber } from '../chunker
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
 import { JobRunner } from '../jobs/runner.ts';
+import type { JobStore } from '../jobs/job-store.ts';
+import { PgJobStore } from '../jobs/pg-store.ts';
 import { SqliteJobStore } from '../jobs/store.ts';
 import { createCleanupManager } from '../retention/cleanup-manager.ts';
 import { lockDataDir } from '../resources/data-dir-lock.ts';
@@ -62,7 +64,10 @@ export async function createServices(
   const shared = config.redisUrl !== undefined;
   const lock = lockDataDir(config.dataDir, { shared });
   const now = () => new Date();
-  const store = new SqliteJobStore({ file: storeFile(config), now, shared });
+  // DATABASE_URL: the store is shared by every host through PostgreSQL; else SQLite in DATA_DIR.
+  const store: JobStore = config.databaseUrl
+    ? await PgJobStore.open({ url: config.databaseUrl, logger: logger.child({ component: 'store' }), now })
+    : new SqliteJobStore({ file: storeFile(config), now, shared });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
   const dirPool = createDirPool({
     dirs,
