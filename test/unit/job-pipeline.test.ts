@@ -187,4 +187,34 @@ describe('runJobPipeline', () => {
     expect(second.sent).toEqual([2]);
     expect((await first.store.getTranscript(JOB))?.text).toBe([0, 1, 2].map(chunkText).join(' '));
   });
+
+  it("stores a chunk's result after its progress notes, however late the store answers them", async () => {
+    // A store on another host answers when it answers: here every 'retrying' note lands late.
+    const late: Array<Promise<void>> = [];
+    class SlowNotes extends SqliteJobStore {
+      override updateChunk(...args: Parameters<SqliteJobStore['updateChunk']>): Promise<void> {
+        if (args[2].status !== 'retrying') return super.updateChunk(...args);
+        const write = new Promise((resolve) => setTimeout(resolve, 20)).then(() => super.updateChunk(...args));
+        late.push(write);
+        return write;
+      }
+    }
+    const t = pipelineDeps({ chunkS: 10, concurrency: 3, store: new SlowNotes({ file: ':memory:' }) });
+    t.deps.transcribe = async (input, hooks) => {
+      hooks.onAttempt?.(1);
+      hooks.onRetry?.({ attempt: 1, delayMs: 10, errorClass: 'server' });
+      return chunkResult(input.index, input.durationS);
+    };
+    await t.store.insertJob(queuedJob(JOB, 25));
+    await runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger);
+    // Whatever is still on its way lands before the check.
+    await Promise.all(late);
+    expect(late).toHaveLength(3);
+    expect(await chunkStates(t.store)).toEqual([
+      [0, 'done'],
+      [1, 'done'],
+      [2, 'done'],
+    ]);
+    expect((await t.store.getJob(JOB))?.status).toBe('completed');
+  });
 });

@@ -5,6 +5,7 @@ import { SqliteJobStore } from '../../src/jobs/store.ts';
 import type { WebhookState } from '../../src/jobs/types.ts';
 import { createWebhookDispatcher, type WebhookDispatcher, type WebhookOutcome } from '../../src/webhooks/dispatcher.ts';
 import { WebhookRefusedError, type WebhookSend } from '../../src/webhooks/sender.ts';
+import { deferred } from '../fixtures/pipeline.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 
@@ -22,16 +23,16 @@ afterEach(async () => {
 
 /**
  * A completed job with a callback, a receiver answering from `statuses` (then 200), on a clock with skewed timers.
- * `overrides` replaces the sender's answer (after its send time is recorded) or the secret.
+ * `overrides` replaces the sender's answer (after its send time is recorded), the secret or the store.
  */
 async function setup(
   skewMs: number,
   statuses: number[] = [],
   webhook: WebhookState | null = null,
-  overrides: { answer?: WebhookSend; secret?: string | undefined } = {},
+  overrides: { answer?: WebhookSend; secret?: string | undefined; store?: SqliteJobStore } = {},
 ) {
   const clock: ManualClock = manualClock(T0, { skewMs });
-  const store = new SqliteJobStore({ file: ':memory:' });
+  const store = overrides.store ?? new SqliteJobStore({ file: ':memory:' });
   const job = jobRecord('job1', 'completed', '2030-01-01T00:00:05.000Z');
   await store.insertJob({ ...job, request: { ...job.request, callback_url: 'http://127.0.0.1:9/hook' } });
   if (webhook) await store.updateJob(job.id, { webhook });
@@ -150,5 +151,29 @@ describe('webhook dispatcher', () => {
     await settled();
     expect(unsigned.sentAt).toEqual([]);
     expect(unsigned.outcomes).toEqual(['unsigned']);
+  });
+
+  it('sends the first attempt only once the pending delivery is stored, however late the store answers', async () => {
+    // A store on another host answers when it answers: here the write of the pending state waits for the test.
+    const release = deferred();
+    class SlowPending extends SqliteJobStore {
+      override async updateJob(...args: Parameters<SqliteJobStore['updateJob']>): Promise<boolean> {
+        if (args[1].webhook?.status === 'pending' && args[1].webhook.attempts === 0) await release.promise;
+        return super.updateJob(...args);
+      }
+    }
+    const { clock, dispatcher, sentAt, ended } = await setup(0, [], null, {
+      store: new SlowPending({ file: ':memory:' }),
+    });
+    dispatcher.ended((await ended())!);
+    clock.advance(0);
+    await settled();
+    expect(sentAt).toEqual([]);
+    release.resolve();
+    await settled();
+    clock.advance(0);
+    await settled();
+    expect(sentAt).toEqual([T0]);
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 1 });
   });
 });
