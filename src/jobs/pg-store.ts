@@ -1,6 +1,5 @@
 import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
 import type { Logger } from 'pino';
-import { AppError } from '../errors.ts';
 import { DiskFullError } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
 import type { ChunkPatch, JobPatch, JobStore, ListJobsQuery, PollView } from './job-store.ts';
@@ -11,14 +10,14 @@ import {
   CHUNK_STATE_COLUMNS,
   chunkOf,
   chunkStateOf,
-  decodeCursor,
-  encodeCursor,
   ENDED_AT,
   ENDED_STATUSES,
   JOB_COLUMNS,
   JOB_INSERT_COLUMNS,
   JOB_READ_COLUMNS,
   jobInsertValues,
+  listAfter,
+  listPage,
   LIVE_STATUSES,
   rowToJob,
   toSql,
@@ -175,14 +174,7 @@ export class PgJobStore implements JobStore {
       params.push(query.status);
       where.push(`status = $${params.length}`);
     }
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
-    if (query.cursor && after === null) {
-      throw new AppError(
-        'INVALID_FIELD',
-        'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page',
-        { details: { field: 'cursor' } },
-      );
-    }
+    const after = listAfter(query.cursor);
     if (after) {
       params.push(after[0], after[1]);
       where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
@@ -193,9 +185,7 @@ export class PgJobStore implements JobStore {
          ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
-    const items = rows.slice(0, query.limit).map(rowToJob);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+    return listPage(rows, query.limit);
   }
 
   async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
-import type { ErrorCode } from '../errors.ts';
+import { AppError, type ErrorCode } from '../errors.ts';
 import { isJobId } from './ids.ts';
 import {
   isLive,
@@ -169,6 +169,30 @@ export function chunkStateOf(values: readonly SQLOutputValue[]): ChunkState {
 export function chunkOf(values: readonly SQLOutputValue[]): ChunkRecord {
   const result = values[9];
   return { ...chunkStateOf(values), result: typeof result === 'string' ? JSON.parse(result) : null };
+}
+
+/**
+ * The (created_at, id) a list continues after: null for the first page (no cursor, or an empty one, as an HTML
+ * form sends). A cursor this server did not give is refused: ignoring it would answer the first page again.
+ */
+export function listAfter(cursor: string | undefined): [string, string] | null {
+  if (!cursor) return null;
+  const after = decodeCursor(cursor);
+  if (after === null) {
+    throw new AppError(
+      'INVALID_FIELD',
+      'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page',
+      { details: { field: 'cursor' } },
+    );
+  }
+  return after;
+}
+
+/** A page of a list read with one row more than `limit`: that row only says whether there is a next page. */
+export function listPage(rows: Row[], limit: number): { items: JobRecord[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit).map(rowToJob);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
 }
 
 export function encodeCursor(job: JobRecord): string {

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { DiskFullError, isDiskFull, isMalformedStore } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
-import { AppError } from '../errors.ts';
 import type { JobStore, ListJobsQuery, PollView } from './job-store.ts';
 import { migrate } from './migrations.ts';
 import { PollCache, visibleTo } from './poll-cache.ts';
@@ -12,14 +11,14 @@ import {
   CHUNK_STATE_COLUMNS,
   chunkOf,
   chunkStateOf,
-  decodeCursor,
-  encodeCursor,
   ENDED_AT,
   ENDED_STATUSES,
   JOB_COLUMNS,
   JOB_INSERT_COLUMNS,
   JOB_READ_COLUMNS,
   jobInsertValues,
+  listAfter,
+  listPage,
   LIVE_STATUSES,
   rowToJob,
   toSql,
@@ -184,17 +183,7 @@ export class SqliteJobStore implements JobStore {
       where.push('status = ?');
       params.push(query.status);
     }
-    // An empty cursor is no cursor, as an HTML form sends an empty input.
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
-    if (query.cursor && after === null) {
-      throw new AppError(
-        'INVALID_FIELD',
-        'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page',
-        {
-          details: { field: 'cursor' },
-        },
-      );
-    }
+    const after = listAfter(query.cursor);
     if (after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
       params.push(after[0], after[0], after[1]);
@@ -204,9 +193,7 @@ export class SqliteJobStore implements JobStore {
         `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
       )
       .all(...params, query.limit + 1) as Row[];
-    const items = rows.slice(0, query.limit).map(rowToJob);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+    return listPage(rows, query.limit);
   }
 
   async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/ids.ts';
-import { SqliteJobStore } from '../../src/jobs/store.ts';
 import type { JobRecord, WebhookState } from '../../src/jobs/types.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -14,6 +13,7 @@ import {
   pollJob,
   removeDir,
   startServer,
+  storeOf,
   tempDataDir,
   upload,
   waitForJob,
@@ -169,7 +169,7 @@ describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () 
 
 /** A completed job written straight into a DATA_DIR's store, as a previous process would have left it. */
 async function storeEndedJob(dataDir: string, callbackUrl: string, webhook: WebhookState | null): Promise<string> {
-  const store = new SqliteJobStore({ file: path.join(dataDir, 'jobs.sqlite') });
+  const store = await storeOf(dataDir);
   const now = new Date().toISOString();
   const id = newJobId();
   const base = jobRecord(id, 'completed', now);
