@@ -1,8 +1,6 @@
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteJobStore } from '../../src/jobs/store.ts';
 import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.ts';
-import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
+import { getJson, removeDir, startServer, storeOf, upload, waitForJob, type TestServer } from '../helper.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 interface TranscriptJson {
@@ -85,7 +83,7 @@ describe('chunk overlap with the local engine', () => {
     };
     expect(job.status).toBe('completed');
     // The job records how it was cut: an mp3 for the local engine is re-encoded to 16 kHz mono WAV.
-    const store = new SqliteJobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+    const store = await storeOf(server.dataDir);
     try {
       expect((await store.getJob(job.id))?.chunkPlan).toMatchObject({
         mode: 'encode',
@@ -136,7 +134,7 @@ describe('overlap on the openai engine with an mp3 upload', () => {
       .sort((a, b) => a.filename!.localeCompare(b.filename!));
     expect(sent.length).toBe(job.progress.chunks_total);
     expect(sent.length).toBeGreaterThanOrEqual(3);
-    const store = new SqliteJobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+    const store = await storeOf(server.dataDir);
     try {
       const stored = await store.getJob(job.id);
       return {
