@@ -146,4 +146,16 @@ describe('JobRunner', () => {
     expect(two.leases).toEqual({ adopted: [JOB], released: [JOB] });
     expect(second.dirs.removedUploads).toEqual([JOB]);
   });
+
+  it('runs a job enqueued twice at once one time, with one lease, while the store is still answering', async () => {
+    const t = pipelineDeps({ chunkS: 10 });
+    await t.store.insertJob(queuedJob(JOB, 25));
+    const { runner, leases, ended } = runnerFor(t);
+    // Both calls come before the store has answered the first one's read.
+    const [a, b] = [runner.enqueue(JOB), runner.enqueue(JOB)];
+    await Promise.all([a, b]);
+    expect(leases.adopted).toEqual([JOB]);
+    expect(t.sent).toEqual([0, 1, 2]);
+    expect(ended.map((j) => j.status)).toEqual(['completed']);
+  });
 });
