@@ -41,6 +41,7 @@ export const envSchema = z.object({
   UPLOAD_RATE_WINDOW_MS: intFrom(30_000, 100, 3_600_000),
   UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
   REDIS_URL: optionalString,
+  DATABASE_URL: optionalString,
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
   REDIS_PREFIX: z
     .string()
@@ -168,6 +169,8 @@ export interface Config {
   /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
   uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;
+  /** The job store on PostgreSQL (postgres:// URL); unset: SQLite in DATA_DIR. */
+  databaseUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
   scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
   /** Where uploads are kept: null = local disk (DATA_DIR); else an S3 bucket (STORAGE_URL=s3://bucket/prefix). */
@@ -267,6 +270,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
   const objectStore = objectStoreConfig(e);
+  if (e.DATABASE_URL !== undefined && !isPostgresUrl(e.DATABASE_URL)) {
+    // The value itself may hold a password: only its shape is named.
+    throw new ConfigError(['DATABASE_URL: must be a postgres:// or postgresql:// URL with a host']);
+  }
   return {
     host: e.HOST,
     port: e.PORT,
@@ -295,6 +302,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxGapMs: e.UPLOAD_MAX_GAP_MS,
     },
     redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
     scale: {
       role: e.ROLE,
       prefix: e.REDIS_PREFIX,
@@ -467,11 +475,21 @@ export function redactConfig(config: Config): Record<string, unknown> {
     openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
     apiKeys: config.apiKeys.map((k) => k.name),
     redisUrl: config.redisUrl ?? '(unset)',
+    databaseUrl: config.databaseUrl ?? '(unset)',
     metricsToken: config.metricsToken ? '(set)' : '(unset)',
     webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
   };
-  // Every URL setting, present or future: OPENAI_BASE_URL and REDIS_URL may carry a password or a key.
+  // Every URL setting, present or future: OPENAI_BASE_URL, REDIS_URL and DATABASE_URL may carry a password or a key.
   return redactUrls(redacted) as Record<string, unknown>;
+}
+
+function isPostgresUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;

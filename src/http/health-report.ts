@@ -1,5 +1,5 @@
 import type { JobRunner } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
 import type { ComponentCheck, ComponentStatus } from '../resources/component-check.ts';
 import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
@@ -19,7 +19,7 @@ export interface HealthReport {
 }
 
 export interface HealthDeps {
-  store: Pick<JobStore, 'ping'>;
+  store: Pick<JobStore, 'ping' | 'kind'>;
   monitor: Pick<SystemMonitor, 'sample'>;
   providerValidator: Pick<ProviderValidator, 'current'>;
   breaker: Pick<CircuitBreaker, 'snapshot'>;
@@ -59,10 +59,10 @@ export function createHealth(deps: HealthDeps) {
           ? { status: provider.status, detail: provider.detail }
           : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
       try {
-        deps.store.ping();
-        components.store = { status: 'ok', detail: 'sqlite answers' };
+        await deps.store.ping();
+        components.store = { status: 'ok', detail: `${deps.store.kind} answers` };
       } catch (err) {
-        components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
+        components.store = { status: 'down', detail: `${deps.store.kind}: ${(err as Error).message}` };
       }
       if (deps.redisHealth) components.redis = await deps.redisHealth();
       const objectStore = await deps.objectStore();

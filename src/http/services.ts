@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
 import type { JobFeed } from '../jobs/job-feed.ts';
 import type { JobQueue } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
 import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';

@@ -6,7 +6,7 @@ import { joinText, MIN_OVERLAP_S } from '../transcribe/stitcher.ts';
 import type { Transcript } from '../transcribe/types.ts';
 import { isJobId } from './ids.ts';
 import { computeProgress } from './progress.ts';
-import type { JobStore } from './store.ts';
+import type { JobStore } from './job-store.ts';
 import { transcriptFor } from './transcript.ts';
 import { isLive, type ChunkState, type JobRecord, type JobStage, type JobStatus } from './types.ts';
 
@@ -48,7 +48,7 @@ export interface JobFeed {
    * Checks the job and the id before returning, so a caller can still answer with an error: throws NOT_FOUND
    * (no such job for this owner) or INVALID_FIELD (a Last-Event-ID this feed did not give for this job).
    */
-  follow(jobId: string, opts: FollowOptions): AsyncIterable<JobFeedEvent>;
+  follow(jobId: string, opts: FollowOptions): Promise<AsyncIterable<JobFeedEvent>>;
   /** Follows in progress (each holds at most one timer). */
   active(): number;
 }
@@ -186,11 +186,18 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
    * other end, and a running job, show the chunks that finished, as the partial transcript does: stitched from
    * the window around the new chunks once the text before them is known, from the first chunk until then.
    */
-  function textSource(job: JobRecord, from: number, through: number, tail: string | undefined): Transcript {
+  async function textSource(
+    job: JobRecord,
+    from: number,
+    through: number,
+    tail: string | undefined,
+  ): Promise<Transcript> {
     if (job.status === 'completed') {
-      return store.getTranscript(job.id) ?? transcriptFor(job, store.listChunks(job.id), { partial: false });
+      return (
+        (await store.getTranscript(job.id)) ?? transcriptFor(job, await store.listChunks(job.id), { partial: false })
+      );
     }
-    const rows = store.listChunks(job.id).slice(tail === undefined ? 0 : windowStart(job, from), through + 1);
+    const rows = (await store.listChunks(job.id)).slice(tail === undefined ? 0 : windowStart(job, from), through + 1);
     return transcriptFor(job, rows, { partial: true });
   }
 
@@ -204,17 +211,17 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
     active += 1;
     try {
       while (!signal.aborted) {
-        const job = store.getJob(jobId, owner);
+        const job = await store.getJob(jobId, owner);
         if (!job) {
           // Deleted while followed: nothing more will come.
           yield { type: 'end', id: String(cursor), status: 'cancelled', error: null } satisfies JobFeedEvent;
           return;
         }
-        const states = store.listChunkStates(jobId);
+        const states = await store.listChunkStates(jobId);
         const ended = !isLive(job.status);
         const through = ended ? states.length : finalChunkCount(job, states);
         if (through > cursor) {
-          const text = textEvents(textSource(job, cursor, through, tail), cursor, through, tail);
+          const text = textEvents(await textSource(job, cursor, through, tail), cursor, through, tail);
           for (const event of text.events) {
             if (signal.aborted) return;
             yield event;
@@ -242,10 +249,10 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
   }
 
   return {
-    follow(jobId, opts) {
-      const job = isJobId(jobId) ? store.getJob(jobId, opts.owner) : null;
+    async follow(jobId, opts) {
+      const job = isJobId(jobId) ? await store.getJob(jobId, opts.owner) : null;
       if (!job) throw notFound(jobId);
-      const from = parseCursor(opts.lastEventId, store.listChunkStates(jobId).length);
+      const from = parseCursor(opts.lastEventId, (await store.listChunkStates(jobId)).length);
       return run(jobId, opts.owner, from, opts.signal);
     },
     active: () => active,

@@ -13,7 +13,7 @@ const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, 'half-open': 1
 
 /** What the metrics read at scrape time rather than count as it happens. */
 export interface MetricSources {
-  jobCounts(): Record<string, number>;
+  jobCounts(): Promise<Record<string, number>>;
   limiterStats(): Promise<LimiterStats>;
   pressureLevel(): PressureLevel;
   /** The data volume as the last pressure sample saw it; null before the first sample. */
@@ -61,8 +61,8 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
     help: 'Jobs in the store by status.',
     labelNames: ['status'],
     registers,
-    collect() {
-      const counts = sources.jobCounts();
+    async collect() {
+      const counts = await sources.jobCounts();
       for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
     },
   });

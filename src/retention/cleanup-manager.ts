@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import { isLive } from '../jobs/types.ts';
 import { dirAction, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
@@ -98,7 +98,7 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     const nowMs = clock().getTime();
     for (const object of await uploads.list()) {
       if (stopped) return;
-      const job = store.jobLifecycle(object.jobId);
+      const job = await store.jobLifecycle(object.jobId);
       const arriving = !job && nowMs - object.modifiedMs < ORPHAN_OBJECT_GRACE_MS;
       if (dirAction({ job, inProcess: arriving }, nowMs, config, report.emergency) !== 'remove-dir') continue;
       await uploads.remove(object.jobId);
@@ -110,10 +110,10 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
   async function purgeExpired(report: CleanupReport): Promise<void> {
     const cutoff = purgeCutoff(clock().getTime(), config);
     for (;;) {
-      const ids = store.endedJobsBefore(cutoff, batchSize);
+      const ids = await store.endedJobsBefore(cutoff, batchSize);
       for (const id of ids) {
         // Row first: a crash between the two leaves a directory without a row, which the start sweep removes.
-        store.deleteJob(id);
+        await store.deleteJob(id);
         report.purgedJobs += 1;
         await removeDir(id, report);
       }
@@ -125,8 +125,11 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     const nowMs = clock().getTime();
     for (const id of await dirs.list()) {
       if (stopped) return;
-      const job = store.jobLifecycle(id);
-      const action = dirAction({ job, inProcess: dirs.inProcess(id) }, nowMs, config, report.emergency);
+      // Whether this process is writing the directory is read before the row: an upload accepted meanwhile has
+      // its row stored before it lets the directory go, so one of the two always keeps it.
+      const inProcess = dirs.inProcess(id);
+      const job = await store.jobLifecycle(id);
+      const action = dirAction({ job, inProcess }, nowMs, config, report.emergency);
       if (action === 'remove-dir') {
         if (!job) report.orphans += 1;
         await removeDir(id, report);
@@ -183,7 +186,7 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
       const kept = config.uploadRetentionMs > 0;
       // With an object store the local file is only this host's copy: it goes whether or not the upload is kept.
       if (kept && uploads.driver === 'local') return;
-      const job = store.jobLifecycle(jobId);
+      const job = await store.jobLifecycle(jobId);
       if (job && isLive(job.status)) return;
       await dirs.remove(jobId);
       if (kept) return;

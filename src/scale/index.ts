@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';

@@ -6,7 +6,9 @@ import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
 import { createJobFeed } from '../jobs/job-feed.ts';
 import { JobRunner } from '../jobs/runner.ts';
-import { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
+import { PgJobStore } from '../jobs/pg-store.ts';
+import { SqliteJobStore } from '../jobs/store.ts';
 import { createCleanupManager } from '../retention/cleanup-manager.ts';
 import { lockDataDir } from '../resources/data-dir-lock.ts';
 import { createDirPool } from '../resources/dir-pool.ts';
@@ -65,7 +67,10 @@ export async function createServices(
   const shared = config.redisUrl !== undefined;
   const lock = lockDataDir(config.dataDir, { shared });
   const now = () => new Date();
-  const store = new JobStore({ file: storeFile(config), now, shared });
+  // DATABASE_URL: the store is shared by every host through PostgreSQL; else SQLite in DATA_DIR.
+  const store: JobStore = config.databaseUrl
+    ? await PgJobStore.open({ url: config.databaseUrl, logger: logger.child({ component: 'store' }), now })
+    : new SqliteJobStore({ file: storeFile(config), now, shared });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
   const dirPool = createDirPool({
     dirs,
@@ -154,7 +159,7 @@ export async function createServices(
   );
   const webhooks = createWebhookDispatcher({
     store,
-    describe: (job, nowMs) => toJobResource(job, store.listChunkStates(job.id), nowMs),
+    describe: async (job, nowMs) => toJobResource(job, await store.listChunkStates(job.id), nowMs),
     send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
     logger: logger.child({ component: 'webhooks' }),
     secret: config.webhooks.secret,
@@ -249,13 +254,13 @@ export async function createServices(
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
       if (!shared) {
         await killStrayProcesses({ jobsRoot: dirs.root, logger });
-        await dirs.sweepOrphans(store.jobIds());
+        await dirs.sweepOrphans(await store.jobIds());
       }
       // Leftovers of jobs that ended just before a crash, and rows whose retention ran out while the service was down.
       await cleanup.sweep();
       cleanup.start();
       await runner.resumeUnfinished();
-      webhooks.start();
+      await webhooks.start();
     },
     close() {
       // Every step runs even when one fails: drain jobs, stop the limiter, close the store. The storage guard and
@@ -268,7 +273,7 @@ export async function createServices(
           async () => storage.stop(),
           () => limiter.stop(),
           () => webhooks.stop(),
-          async () => store.close(),
+          () => store.close(),
           async () => uploads.close(),
           async () => lock.release(),
         ];

@@ -136,6 +136,16 @@ describe('the jobs API', () => {
           }
         }
       },
+      'GET /v1/jobs/:id/events': async () => {
+        for (const { id, own, other } of jobs) {
+          // The job has ended: its stream replays the text and the end event, then closes.
+          const res = await call('GET', `/v1/jobs/${id}/events`, own);
+          expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream']);
+          expect(await res.text()).toContain('event: end');
+          const refused = await getJson<ErrorJson>(`${server.url}/v1/jobs/${id}/events`, other);
+          expect([refused.status, refused.body.error.code]).toEqual([404, 'NOT_FOUND']);
+        }
+      },
       'POST /v1/jobs': async () => {
         // A repeated Idempotency-Key answers the caller's own job, never the other key's.
         for (const { id, own } of jobs) {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/ids.ts';
-import { JobStore } from '../../src/jobs/store.ts';
+import type { JobStore } from '../../src/jobs/job-store.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
 import type { JobStatus } from '../../src/jobs/types.ts';
 import {
   createCleanupManager,
@@ -46,13 +47,13 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
 
   beforeEach(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cs-cleanup-objects-'));
-    store = new JobStore({ file: ':memory:' });
+    store = new SqliteJobStore({ file: ':memory:' });
     dirs = createJobDirs({ dataDir, logger });
     bucket = fakeBucket();
     now = new Date('2030-01-10T00:00:00.000Z');
   });
   afterEach(async () => {
-    store.close();
+    await store.close();
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -67,11 +68,11 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
     });
 
   /** A job row (or none) with an object put `putHoursAgo`. */
-  function addJob(status: JobStatus | null, endedHoursAgo: number | null, putHoursAgo = 200): string {
+  async function addJob(status: JobStatus | null, endedHoursAgo: number | null, putHoursAgo = 200): Promise<string> {
     const id = newJobId();
     if (status !== null) {
       const endedAt = endedHoursAgo === null ? null : new Date(now.getTime() - endedHoursAgo * HOUR).toISOString();
-      store.insertJob(jobRecord(id, status, endedAt));
+      await store.insertJob(jobRecord(id, status, endedAt));
     }
     bucket.objects.set(id, { jobId: id, bytes: 100, modifiedMs: now.getTime() - putHoursAgo * HOUR });
     return id;
@@ -79,12 +80,12 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
   const kept = () => [...bucket.objects.keys()].sort();
 
   it('deletes the objects of purged jobs and of ended jobs past upload retention; keeps retained and live ones', async () => {
-    const purged = addJob('completed', 169);
-    const pastUploadRetention = addJob('failed', 3);
-    const retained = addJob('completed', 1);
-    const live = [addJob('queued', null), addJob('processing', null)];
+    const purged = await addJob('completed', 169);
+    const pastUploadRetention = await addJob('failed', 3);
+    const retained = await addJob('completed', 1);
+    const live = [await addJob('queued', null), await addJob('processing', null)];
     const report = await manager({ uploadRetentionMs: 2 * HOUR }).sweep();
-    expect(store.getJob(purged)).toBeNull();
+    expect(await store.getJob(purged)).toBeNull();
     expect(bucket.objects.has(purged)).toBe(false);
     expect(bucket.objects.has(pastUploadRetention)).toBe(false);
     expect(kept()).toEqual([retained, ...live].sort());
@@ -92,7 +93,7 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
   });
 
   it("an ended job's local copy is scratch: the sweep removes it while the bucket keeps the retained upload", async () => {
-    const retained = addJob('completed', 1);
+    const retained = await addJob('completed', 1);
     await mkdir(dirs.chunksDir(retained), { recursive: true });
     await writeFile(dirs.uploadPath(retained), 'audio');
     const report = await manager({ uploadRetentionMs: 2 * HOUR }).sweep();
@@ -102,8 +103,8 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
   });
 
   it('an object without a row is kept while it may be an upload between its put and its row, then deleted', async () => {
-    const arriving = addJob(null, null, (ORPHAN_OBJECT_GRACE_MS - 60_000) / HOUR);
-    const left = addJob(null, null, (ORPHAN_OBJECT_GRACE_MS + 60_000) / HOUR);
+    const arriving = await addJob(null, null, (ORPHAN_OBJECT_GRACE_MS - 60_000) / HOUR);
+    const left = await addJob(null, null, (ORPHAN_OBJECT_GRACE_MS + 60_000) / HOUR);
     const report = await manager().sweep();
     expect(kept()).toEqual([arriving]);
     expect(left).not.toBe(arriving);
@@ -111,8 +112,8 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
   });
 
   it('the emergency cleanup deletes retained uploads in the bucket too, never a live job', async () => {
-    const retained = addJob('completed', 0.1);
-    const live = addJob('processing', null);
+    const retained = await addJob('completed', 0.1);
+    const live = await addJob('processing', null);
     const cleanup = manager({ uploadRetentionMs: 24 * HOUR });
     expect((await cleanup.sweep()).removedObjects).toBe(0);
     expect((await cleanup.emergency()).removedObjects).toBe(1);
@@ -125,13 +126,13 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
       await mkdir(dirs.chunksDir(id), { recursive: true });
       await writeFile(dirs.uploadPath(id), 'audio');
     };
-    const retained = addJob('completed', 0, 0);
+    const retained = await addJob('completed', 0, 0);
     await local(retained);
     await manager({ uploadRetentionMs: HOUR }).releaseUpload(retained);
     expect(existsSync(dirs.jobDir(retained))).toBe(false);
     expect(bucket.objects.has(retained)).toBe(true);
 
-    const notRetained = addJob('completed', 0, 0);
+    const notRetained = await addJob('completed', 0, 0);
     await local(notRetained);
     bucket.down = true;
     await manager().releaseUpload(notRetained);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createJobFeed, textEvents } from '../../src/jobs/job-feed.ts';
 import { markCompleted } from '../../src/jobs/lifecycle.ts';
-import { JobStore } from '../../src/jobs/store.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
 import { transcriptFor } from '../../src/jobs/transcript.ts';
 import type { Transcript } from '../../src/transcribe/types.ts';
 import { queuedJob, silentLogger } from '../fixtures/pipeline.ts';
@@ -18,30 +18,30 @@ describe('job feed across processes', () => {
   it('reads the rows another store instance (another process) writes to the same file', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cs-feed-'));
     const file = path.join(dir, 'jobs.sqlite');
-    const writer = new JobStore({ file, shared: true });
-    const reader = new JobStore({ file, shared: true });
+    const writer = new SqliteJobStore({ file, shared: true });
+    const reader = new SqliteJobStore({ file, shared: true });
     try {
-      writer.insertJob(queuedJob(ID, 20));
-      writer.updateJob(ID, { status: 'processing', stage: 'transcribing', chunksTotal: 2 });
-      writer.upsertChunk(ID, 0, 0, 10);
-      writer.upsertChunk(ID, 1, 10, 10);
+      await writer.insertJob(queuedJob(ID, 20));
+      await writer.updateJob(ID, { status: 'processing', stage: 'transcribing', chunksTotal: 2 });
+      await writer.upsertChunk(ID, 0, 0, 10);
+      await writer.upsertChunk(ID, 1, 10, 10);
       const clock = manualClock();
       const feed = createJobFeed({ store: reader, clock, pollMs: POLL_MS, logger: silentLogger });
-      const f = puller(feed.follow(ID, { owner: null, signal: new AbortController().signal }));
+      const f = puller(await feed.follow(ID, { owner: null, signal: new AbortController().signal }));
       await f.take();
-      writer.updateChunk(ID, 0, { status: 'done', result: said('from the worker') });
+      await writer.updateChunk(ID, 0, { status: 'done', result: said('from the worker') });
       clock.advance(POLL_MS);
       expect(texts(await f.take()).map((e) => e.text)).toEqual(['from the worker']);
-      writer.updateChunk(ID, 1, { status: 'done', result: said('and more') });
-      const transcript = transcriptFor(writer.getJob(ID)!, writer.listChunks(ID), { partial: false });
-      markCompleted(writer, ID, transcript, new Date(0));
+      await writer.updateChunk(ID, 1, { status: 'done', result: said('and more') });
+      const transcript = transcriptFor((await writer.getJob(ID))!, await writer.listChunks(ID), { partial: false });
+      await markCompleted(writer, ID, transcript, new Date(0));
       clock.advance(POLL_MS);
       const rest = await f.take();
       expect(rest.at(-1)).toMatchObject({ type: 'end', status: 'completed' });
       expect(f.state.ended).toBe(true);
     } finally {
-      writer.close();
-      reader.close();
+      await writer.close();
+      await reader.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -133,7 +133,7 @@ export default async function jobEventRoutes(app: FastifyInstance, opts: { servi
     async (request, reply) => {
       const stop = new AbortController();
       // Throws NOT_FOUND or INVALID_FIELD before anything is written, so those are ordinary error answers.
-      const events = feed.follow(request.params.id, {
+      const events = await feed.follow(request.params.id, {
         owner: request.owner,
         lastEventId: request.headers['last-event-id'],
         signal: stop.signal,

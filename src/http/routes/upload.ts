@@ -190,7 +190,7 @@ async function storeUpload(
     lease.settle(received.sizeBytes);
     services.events.uploadBytes(received.sizeBytes);
     const fingerprint = requestFingerprint(received);
-    const earlier = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
+    const earlier = idempotencyKey ? await store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
     if (earlier) return await replay(services, reply, upload, sameRequest(earlier, fingerprint));
     const { request: jobRequest, dryRun } = services.validateFields(received.fields);
     const media = await services.validateMedia({
@@ -255,10 +255,10 @@ async function accept(
   await services.uploads.save(job.id, services.dirs.uploadPath(job.id));
   upload.saved = true;
   try {
-    store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
+    await store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
   } catch (err) {
     // Two concurrent requests with one Idempotency-Key: the loser answers as a replay of the winner's.
-    const winner = job.idempotencyKey ? store.findByIdempotencyKey(request.owner, job.idempotencyKey) : null;
+    const winner = job.idempotencyKey ? await store.findByIdempotencyKey(request.owner, job.idempotencyKey) : null;
     if (!winner) throw err;
     return await replay(services, reply, upload, sameRequest(winner, fingerprint));
   }
@@ -296,8 +296,8 @@ async function release(services: Services, upload: Upload): Promise<void> {
   }
 }
 
-function sendJob(services: Services, reply: FastifyReply, job: JobRecord) {
-  const resource = toJobResource(job, services.store.listChunkStates(job.id), Date.now());
+async function sendJob(services: Services, reply: FastifyReply, job: JobRecord) {
+  const resource = toJobResource(job, await services.store.listChunkStates(job.id), Date.now());
   return reply.code(202).header('location', resource.links.self).send(resource);
 }
 
