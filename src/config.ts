@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import {
+  backendSources,
+  legacyBackend,
+  parseBackends,
+  type BackendLimits,
+  type BackendSpec,
+} from './transcribe/backends-config.ts';
 import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
@@ -24,6 +31,9 @@ export const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   TRANSCRIBE_MODEL: optionalString,
+  // Several backends and their models (docs/configuration.md#backends); unset: the one TRANSCRIBE_PROVIDER names.
+  BACKENDS_FILE: optionalString,
+  BACKENDS_JSON: optionalString,
   TRANSCRIBE_CONCURRENCY: intFrom(3, 1, 64),
   RATE_LIMIT_RPM: numFrom(20, 0.1, 1_000_000),
   RATE_LIMIT_BURST: intFrom(20, 1, 1_000_000),
@@ -135,9 +145,13 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /** The engine of the default model's backend. */
   provider: ProviderName;
   openai: { apiKey: string | undefined; baseURL: string | undefined };
+  /** The model a job gets when it names none. */
   model: string;
+  /** Every backend with its models and limits: declared (BACKENDS_FILE/BACKENDS_JSON), or the one of the env. */
+  backends: BackendSpec[];
   concurrency: number;
   maxInFlight: number;
   rateLimit: { rpm: number; burst: number };
@@ -239,10 +253,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
-  const provider = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
-  if (provider === 'openai' && !e.OPENAI_API_KEY) {
-    throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
-  }
+  const { backends, model } = loadBackends(e, env);
+  const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
   return {
     host: e.HOST,
@@ -250,7 +262,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: path.resolve(e.DATA_DIR),
     provider,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
-    model: e.TRANSCRIBE_MODEL ?? ENGINES[provider].defaultModel,
+    model,
+    backends,
     concurrency: e.TRANSCRIBE_CONCURRENCY,
     maxInFlight: e.MAX_IN_FLIGHT,
     rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
@@ -327,6 +340,42 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
+/** The declared backends, or the one today's env describes; the default model is always one of theirs. */
+function loadBackends(
+  e: z.output<typeof envSchema>,
+  env: Record<string, string | undefined>,
+): { backends: BackendSpec[]; model: string } {
+  const limits: BackendLimits = {
+    rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
+    maxInFlight: e.MAX_IN_FLIGHT,
+    circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, coolDownMs: e.CIRCUIT_COOL_DOWN_MS },
+  };
+  if (e.BACKENDS_FILE === undefined && e.BACKENDS_JSON === undefined) {
+    const engine = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
+    if (engine === 'openai' && !e.OPENAI_API_KEY) {
+      throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
+    }
+    const model = e.TRANSCRIBE_MODEL ?? ENGINES[engine].defaultModel;
+    const openai = { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL };
+    return { backends: [legacyBackend(engine, model, openai, limits)], model };
+  }
+  // Two places saying which server to use would leave one of them silently ignored.
+  const clashes = (['TRANSCRIBE_PROVIDER', 'OPENAI_BASE_URL'] as const)
+    .filter((name) => e[name] !== undefined)
+    .map((name) => `${name}: not used with BACKENDS_FILE/BACKENDS_JSON; declare the backend there instead`);
+  const read = backendSources(e.BACKENDS_FILE, e.BACKENDS_JSON);
+  const parsed = parseBackends(read.sources, limits, env);
+  const issues = [...clashes, ...read.issues, ...parsed.issues];
+  if (issues.length > 0) throw new ConfigError(issues);
+  const { backends, defaultModel } = parsed.declaration;
+  const known = backends.flatMap((b) => b.models.map((m) => m.id));
+  const model = e.TRANSCRIBE_MODEL ?? defaultModel ?? known[0] ?? '';
+  if (!known.includes(model)) {
+    throw new ConfigError([`TRANSCRIBE_MODEL: "${model}" is not a model of any backend; known: ${known.join(', ')}`]);
+  }
+  return { backends, model };
+}
+
 /** A bearer key and the name jobs and logs know it by (the key itself is never stored or logged). */
 export interface ApiKey {
   name: string;
@@ -397,6 +446,11 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const redacted = {
     ...config,
     openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
+    backends: config.backends.map((b) => ({
+      ...b,
+      apiKey: b.apiKey ? `(set${b.apiKeyEnv ? ` from ${b.apiKeyEnv}` : ''})` : '(unset)',
+      baseURL: b.baseURL ?? '(sdk default)',
+    })),
     apiKeys: config.apiKeys.map((k) => k.name),
     redisUrl: config.redisUrl ?? '(unset)',
     metricsToken: config.metricsToken ? '(set)' : '(unset)',

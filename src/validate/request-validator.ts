@@ -12,7 +12,7 @@ export type TextFields = Readonly<Record<string, string | readonly string[] | un
 export interface RequestValidatorOptions {
   /** The configured model (config.model); used when the request names none. */
   defaultModel: string;
-  /** Models the configured provider knows (provider.models); the default model is always accepted too. */
+  /** Models the configured backends serve; the default model is always accepted too. */
   knownModels: readonly string[];
   /**
    * The ISO-639-1 codes a model recognises, or null for any (ModelInfo.languages).
@@ -132,7 +132,9 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
     if (raw === undefined) return options.defaultModel;
     const v = raw.trim();
     if (!models.has(v)) {
-      throw invalid('model', `model ${quote(v)} is not available; use one of: ${[...models].join(', ')}`);
+      throw new AppError('INVALID_FIELD', `model ${quote(v)} is not available; use one of: ${[...models].join(', ')}`, {
+        details: { field: 'model', models: [...models] },
+      });
     }
     return v;
   }
