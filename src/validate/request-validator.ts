@@ -96,6 +96,8 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
   function language(raw: string | undefined, forModel: string): string | null {
     if (raw === undefined) return null;
     const v = raw.trim();
+    // `auto` says what leaving it out says: the backend detects the language (reported as detected_language).
+    if (v === 'auto') return null;
     if (/^[A-Z]{2}$/i.test(v) && v !== v.toLowerCase() && ISO6391.validate(v.toLowerCase())) {
       throw invalid('language', `language must be lower-case: send ${quote(v.toLowerCase())} instead of ${quote(v)}`);
     }
@@ -103,7 +105,7 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
       throw invalid(
         'language',
         `language ${quote(v)} is not an ISO-639-1 code; send two lower-case letters such as "en" or "de", ` +
-          'or leave it out to let the provider detect the language',
+          'or "auto" (or leave it out) to let the provider detect the language',
       );
     }
     const languages = options.languagesOf?.(forModel) ?? null;
