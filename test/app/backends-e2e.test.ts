@@ -72,6 +72,10 @@ const ENV = {
   RETRY_MAX_DELAY_MS: '40',
 };
 
+/** The ended job with the fields this test reads beyond JobJson. */
+const endedJob = (url: string, id: string) =>
+  pollJob<Job>(url, id, (j) => j.status !== 'processing' && j.status !== 'queued', 'the job to end');
+
 /** Each segment three words long, so word cues and segment cues differ. */
 function threeWordSegments(t: FakeTranscript): FakeTranscript {
   const segments = t.segments.map((seg) => ({ ...seg, text: `${seg.text} was said` }));
@@ -118,12 +122,7 @@ describe('two backends: OpenAI for whisper-1 and a speaches-style server beside 
     const created = await upload(server.url, speech.mp3, { model: SPEACHES_MODEL });
     expect(created.status).toBe(202);
     expect(created.body.estimate).toMatchObject({ provider: 'openai', model: SPEACHES_MODEL, cost_usd: 0 });
-    const job = await pollJob<Job>(
-      server.url,
-      created.body.id,
-      (j) => j.status !== 'processing' && j.status !== 'queued',
-      'the job to end',
-    );
+    const job = await endedJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
 
     const sent = transcriptions(speaches);
@@ -155,12 +154,7 @@ describe('two backends: OpenAI for whisper-1 and a speaches-style server beside 
   it('sends a whisper-1 job (the default model) to OpenAI only; language=auto is the detection', async () => {
     const created = await upload(server.url, speech.mp3, { language: 'auto' });
     expect(created.status).toBe(202);
-    const job = await pollJob<Job>(
-      server.url,
-      created.body.id,
-      (j) => j.status !== 'processing' && j.status !== 'queued',
-      'the job to end',
-    );
+    const job = await endedJob(server.url, created.body.id);
     expect(job.status).toBe('completed');
     expect(job.estimate.model).toBe('whisper-1');
     expect(transcriptions(speaches)).toHaveLength(0);
