@@ -98,25 +98,44 @@ function pathText(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
 }
 
+/** What is assumed of a model the engine's table does not know, where the declaration is silent. */
+const UNKNOWN_MODEL = {
+  maxBytes: 25 * MiB,
+  maxSeconds: Infinity,
+  segmentTimes: false,
+  wordTimes: false,
+  languages: null,
+} satisfies Partial<ModelInfo>;
+
+/** The declared fields, named as ModelInfo names them; an undeclared one is left out so it does not override. */
+function declaredFacts(decl: ModelDecl): Partial<ModelInfo> {
+  const facts: Partial<ModelInfo> = {
+    segmentTimes: decl.segments,
+    wordTimes: decl.words,
+    maxBytes: decl.max_bytes,
+    maxSeconds: decl.max_seconds === null ? Infinity : decl.max_seconds,
+    pricePerMinuteUsd: decl.price_per_minute,
+    languages: decl.languages,
+  };
+  return Object.fromEntries(Object.entries(facts).filter(([, v]) => v !== undefined));
+}
+
 /** A model's facts: the engine's table where it knows the id, then what the declaration says. */
 function backendModel(engine: ProviderName, decl: ModelDecl, at: string, issues: string[]): BackendModel {
   const table = ENGINES[engine].models.find((m) => m.id === decl.id);
-  const segmentTimes = decl.segments ?? table?.segmentTimes ?? false;
-  const wordTimes = decl.words ?? (segmentTimes && (table?.wordTimes ?? false));
-  if (wordTimes && !segmentTimes) issues.push(`${at}.words: word times come with verbose_json; set segments: true`);
-  const price = decl.price_per_minute ?? table?.pricePerMinuteUsd;
-  if (price === undefined) {
+  const facts = { ...UNKNOWN_MODEL, ...table, ...declaredFacts(decl) };
+  if (decl.words === true && !facts.segmentTimes) {
+    issues.push(`${at}.words: word times come with verbose_json; set segments: true`);
+  }
+  if (facts.pricePerMinuteUsd === undefined) {
     issues.push(`${at}.price_per_minute: required for a model the ${engine} table does not know (0 for self-hosted)`);
   }
-  const maxSeconds = decl.max_seconds === undefined ? (table?.maxSeconds ?? Infinity) : decl.max_seconds;
   return {
+    ...facts,
     id: decl.id,
-    maxBytes: decl.max_bytes ?? table?.maxBytes ?? 25 * MiB,
-    maxSeconds: maxSeconds ?? Infinity,
-    segmentTimes,
-    wordTimes,
-    pricePerMinuteUsd: price ?? 0,
-    languages: decl.languages === undefined ? (table?.languages ?? null) : decl.languages,
+    // A table model declared without segments gets no words either: they come in verbose_json only.
+    wordTimes: facts.wordTimes && facts.segmentTimes,
+    pricePerMinuteUsd: facts.pricePerMinuteUsd ?? 0,
     // Declared by the operator: as good as the engine's own table for caps and price.
     known: true,
     translation: decl.translation ?? false,
@@ -156,6 +175,37 @@ function backendSpec(
   };
 }
 
+/** What only the declarations together can break: unique names and models, one default model that is served. */
+function acrossSources(
+  backends: readonly BackendSpec[],
+  defaultModels: readonly string[],
+  checkDefault: boolean,
+): string[] {
+  const issues: string[] = [];
+  const names = new Set<string>();
+  const servedBy = new Map<string, string>();
+  for (const b of backends) {
+    if (names.has(b.name)) issues.push(`backends: the name "${b.name}" is declared twice`);
+    names.add(b.name);
+    for (const m of b.models) {
+      const other = servedBy.get(m.id);
+      if (other !== undefined) {
+        issues.push(
+          `backends: model "${m.id}" is declared by both "${other}" and "${b.name}"; a model has one backend`,
+        );
+      }
+      servedBy.set(m.id, b.name);
+    }
+  }
+  if (new Set(defaultModels).size > 1)
+    issues.push(`backends: default_model is declared as ${defaultModels.join(' and ')}`);
+  const defaultModel = defaultModels[0];
+  if (checkDefault && issues.length === 0 && defaultModel !== undefined && !servedBy.has(defaultModel)) {
+    issues.push(`backends: default_model "${defaultModel}" is not a model of any backend`);
+  }
+  return issues;
+}
+
 /**
  * The backends of one or more declarations (BACKENDS_FILE, then BACKENDS_JSON), validated as a whole: names and
  * model ids are unique across them, each key's env variable is set. Returns the backends, or every problem found,
@@ -189,27 +239,8 @@ export function parseBackends(
       backends.push(backendSpec(b, `${source.label}: backends[${i}]`, defaults, env, issues)),
     );
   }
-  const names = new Set<string>();
-  const servedBy = new Map<string, string>();
-  for (const b of backends) {
-    if (names.has(b.name)) issues.push(`backends: the name "${b.name}" is declared twice`);
-    names.add(b.name);
-    for (const m of b.models) {
-      const other = servedBy.get(m.id);
-      if (other !== undefined) {
-        issues.push(
-          `backends: model "${m.id}" is declared by both "${other}" and "${b.name}"; a model has one backend`,
-        );
-      }
-      servedBy.set(m.id, b.name);
-    }
-  }
-  if (new Set(defaultModels).size > 1)
-    issues.push(`backends: default_model is declared as ${defaultModels.join(' and ')}`);
   const defaultModel = defaultModels[0] ?? null;
-  if (defaultModel !== null && !servedBy.has(defaultModel) && issues.length === 0) {
-    issues.push(`backends: default_model "${defaultModel}" is not a model of any backend`);
-  }
+  issues.push(...acrossSources(backends, defaultModels, issues.length === 0));
   return { declaration: { backends, defaultModel }, issues };
 }
 
