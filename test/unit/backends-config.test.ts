@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -200,6 +200,26 @@ backends:
     expect(issues({ BACKENDS_JSON: ok, TRANSCRIBE_MODEL: 'whisper-1' })).toEqual([
       'TRANSCRIBE_MODEL: "whisper-1" is not a model of any backend; known: pocketsphinx-en-us',
     ]);
+  });
+
+  it('takes the examples of docs/configuration.md and the README as written', () => {
+    const doc = readFileSync(path.resolve(import.meta.dirname, '../../docs/configuration.md'), 'utf8');
+    const yaml = /## Backends[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(yaml).toBeDefined();
+    const config = loadConfig({
+      BACKENDS_FILE: file('doc.yaml', yaml ?? ''),
+      OPENAI_API_KEY: 'sk-doc',
+      WHISPER_CPP_KEY: 'cpp-doc',
+    });
+    expect(config.backends.map((b) => [b.name, b.models.map((m) => m.id)])).toEqual([
+      ['openai', ['whisper-1', 'gpt-4o-transcribe']],
+      ['speaches', ['Systran/faster-whisper-large-v3']],
+      ['whisper-cpp', ['ggml-base.en']],
+    ]);
+    const readme = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    const short = /### Several backends[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    const fromReadme = loadConfig({ BACKENDS_FILE: file('readme.yaml', short ?? ''), OPENAI_API_KEY: 'sk-doc' });
+    expect(fromReadme.backends.map((b) => b.name)).toEqual(['openai', 'speaches']);
   });
 
   it('prints each key only as the variable it came from', () => {
