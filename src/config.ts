@@ -1,14 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import {
-  backendSources,
-  legacyBackend,
-  parseBackends,
-  type BackendLimits,
-  type BackendSpec,
-} from './transcribe/backends-config.ts';
-import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
+import type { BackendSpec } from './transcribe/backends-config.ts';
+import { backendsFromEnv } from './transcribe/backends-env.ts';
+import { PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -253,7 +248,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
-  const { backends, model } = loadBackends(e, env);
+  const { backends, model, issues } = backendsFromEnv(e, env);
+  if (issues.length > 0) throw new ConfigError(issues);
   const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
   return {
@@ -338,42 +334,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
   };
-}
-
-/** The declared backends, or the one today's env describes; the default model is always one of theirs. */
-function loadBackends(
-  e: z.output<typeof envSchema>,
-  env: Record<string, string | undefined>,
-): { backends: BackendSpec[]; model: string } {
-  const limits: BackendLimits = {
-    rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
-    maxInFlight: e.MAX_IN_FLIGHT,
-    circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, coolDownMs: e.CIRCUIT_COOL_DOWN_MS },
-  };
-  if (e.BACKENDS_FILE === undefined && e.BACKENDS_JSON === undefined) {
-    const engine = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
-    if (engine === 'openai' && !e.OPENAI_API_KEY) {
-      throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
-    }
-    const model = e.TRANSCRIBE_MODEL ?? ENGINES[engine].defaultModel;
-    const openai = { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL };
-    return { backends: [legacyBackend(engine, model, openai, limits)], model };
-  }
-  // Two places saying which server to use would leave one of them silently ignored.
-  const clashes = (['TRANSCRIBE_PROVIDER', 'OPENAI_BASE_URL'] as const)
-    .filter((name) => e[name] !== undefined)
-    .map((name) => `${name}: not used with BACKENDS_FILE/BACKENDS_JSON; declare the backend there instead`);
-  const read = backendSources(e.BACKENDS_FILE, e.BACKENDS_JSON);
-  const parsed = parseBackends(read.sources, limits, env);
-  const issues = [...clashes, ...read.issues, ...parsed.issues];
-  if (issues.length > 0) throw new ConfigError(issues);
-  const { backends, defaultModel } = parsed.declaration;
-  const known = backends.flatMap((b) => b.models.map((m) => m.id));
-  const model = e.TRANSCRIBE_MODEL ?? defaultModel ?? known[0] ?? '';
-  if (!known.includes(model)) {
-    throw new ConfigError([`TRANSCRIBE_MODEL: "${model}" is not a model of any backend; known: ${known.join(', ')}`]);
-  }
-  return { backends, model };
 }
 
 /** A bearer key and the name jobs and logs know it by (the key itself is never stored or logged). */

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { ModelInfo } from './models.ts';
@@ -242,47 +241,4 @@ export function parseBackends(
   const defaultModel = defaultModels[0] ?? null;
   issues.push(...acrossSources(backends, defaultModels, issues.length === 0));
   return { declaration: { backends, defaultModel }, issues };
-}
-
-/** The one backend today's env describes (TRANSCRIBE_PROVIDER, OPENAI_*, TRANSCRIBE_MODEL): the engine's table. */
-export function legacyBackend(
-  engine: ProviderName,
-  model: string,
-  openai: { apiKey: string | undefined; baseURL: string | undefined },
-  limits: BackendLimits,
-): BackendSpec {
-  const { models, unknownModel } = ENGINES[engine];
-  const table = models.some((m) => m.id === model) ? models : [...models, unknownModel(model)];
-  return {
-    name: engine,
-    engine,
-    baseURL: engine === 'openai' ? openai.baseURL : undefined,
-    apiKey: engine === 'openai' ? openai.apiKey : undefined,
-    apiKeyEnv: engine === 'openai' ? 'OPENAI_API_KEY' : undefined,
-    // Today's translation support: whisper-1 only.
-    models: table.map((m) => ({ ...m, translation: engine === 'openai' && m.id === 'whisper-1' })),
-    ...limits,
-  };
-}
-
-/**
- * The sources BACKENDS_FILE (YAML, or JSON when it ends in .json) and BACKENDS_JSON name, in that order; an
- * unreadable file is an issue naming it.
- */
-export function backendSources(
-  file: string | undefined,
-  json: string | undefined,
-): { sources: BackendsSource[]; issues: string[] } {
-  const sources: BackendsSource[] = [];
-  const issues: string[] = [];
-  if (file !== undefined) {
-    try {
-      const text = readFileSync(file, 'utf8');
-      sources.push({ label: `BACKENDS_FILE (${file})`, text, format: file.endsWith('.json') ? 'json' : 'yaml' });
-    } catch (err) {
-      issues.push(`BACKENDS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
-  if (json !== undefined) sources.push({ label: 'BACKENDS_JSON', text: json, format: 'json' });
-  return { sources, issues };
 }
