@@ -292,9 +292,21 @@ export const TranscriptQuery = Type.Object({
 export const UploadForm = Type.Object(
   {
     file: Type.String({ format: 'binary', description: 'The audio recording.' }),
-    language: Type.Optional(Type.String({ description: 'ISO-639-1 code.' })),
+    language: Type.Optional(
+      Type.String({
+        description:
+          "ISO-639-1 code, or `auto` (the same as leaving it out): the backend detects it (the job's " +
+          '`detected_language`). A code the chosen model does not recognise: 400 INVALID_FIELD.',
+      }),
+    ),
     prompt: Type.Optional(Type.String()),
-    model: Type.Optional(Type.String()),
+    model: Type.Optional(
+      Type.String({
+        description:
+          'Any model a configured backend serves (default: the configured default model); the job goes to that ' +
+          'backend. Another id: 400 INVALID_FIELD with `details.models` listing the known ones.',
+      }),
+    ),
     metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
     callback_url: Type.Optional(Type.String({ format: 'uri' })),
     max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),
