@@ -245,8 +245,9 @@ describe('each backend its own rate limit and circuit breaker', () => {
     speaches.script(() => (failing ? { type: 'server_error', status: 503 } : null));
     const server = await startServer({
       ...ENV,
+      // A probe a second at most, shared by the held chunks: 50 attempts each outlast the other backend's job.
       CHUNK_MAX_ATTEMPTS: '50',
-      BACKENDS_JSON: backendsJson(openai, speaches, { circuit: { failure_threshold: 2, cool_down_ms: 300 } }),
+      BACKENDS_JSON: backendsJson(openai, speaches, { circuit: { failure_threshold: 2, cool_down_ms: 1000 } }),
     });
     servers.push(server);
     const held = await upload(server.url, speech.mp3, { model: SPEACHES_MODEL });
