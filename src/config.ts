@@ -53,6 +53,10 @@ export const envSchema = z.object({
     .default('chunkscribe'),
   WORKER_LOCK_MS: intFrom(30_000, 1_000, 3_600_000),
   WORKER_STALLED_INTERVAL_MS: intFrom(30_000, 500, 3_600_000),
+  STORAGE_URL: optionalString,
+  S3_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false', '1', '0']).default('false'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Extras beyond the contract's names.
   MAX_CONCURRENT_JOBS: intFrom(2, 1, 64),
@@ -104,6 +108,11 @@ export const envSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: intFrom(10_000, 1, 3_600_000),
   WEBHOOK_RETRY_MAX_MS: intFrom(3_600_000, 1, 86_400_000),
   WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 300_000),
+  EVENT_STREAMS_PER_KEY_MAX: intFrom(8, 1, 10_000),
+  EVENT_STREAMS_MAX: intFrom(256, 1, 100_000),
+  EVENT_STREAM_MAX_S: intFrom(3_600, 1, 86_400),
+  EVENT_POLL_MS: intFrom(1_000, 20, 60_000),
+  EVENT_HEARTBEAT_S: intFrom(15, 1, 3_600),
 });
 
 /** Pairs whose critical threshold must lie beyond the elevated one, named as the operator wrote them. */
@@ -170,6 +179,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
   scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
+  /** Where uploads are kept: null = local disk (DATA_DIR); else an S3 bucket (STORAGE_URL=s3://bucket/prefix). */
+  objectStore: ObjectStoreConfig | null;
   logLevel: string;
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
@@ -212,6 +223,17 @@ export interface Config {
     retryMaxMs: number;
     timeoutMs: number;
   };
+  /** Live job events (GET /v1/jobs/{id}/events): open streams per key and per process, lifetime, pace. */
+  events: {
+    streamsPerKeyMax: number;
+    streamsMax: number;
+    /** A stream is closed after this long; the client reconnects with Last-Event-ID. */
+    maxStreamMs: number;
+    /** How often a stream reads its job's rows. */
+    pollMs: number;
+    /** A comment line this often, so proxies and the socket timeout (CONNECTION_TIMEOUT_MS) keep a quiet stream open. */
+    heartbeatMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -252,6 +274,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (issues.length > 0) throw new ConfigError(issues);
   const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
+  const objectStore = objectStoreConfig(e);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -287,6 +310,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       lockMs: e.WORKER_LOCK_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
     },
+    objectStore,
     logLevel: e.LOG_LEVEL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: e.CONNECTION_TIMEOUT_MS,
@@ -333,6 +357,50 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
+    events: {
+      streamsPerKeyMax: e.EVENT_STREAMS_PER_KEY_MAX,
+      streamsMax: e.EVENT_STREAMS_MAX,
+      maxStreamMs: e.EVENT_STREAM_MAX_S * 1000,
+      pollMs: e.EVENT_POLL_MS,
+      heartbeatMs: e.EVENT_HEARTBEAT_S * 1000,
+    },
+  };
+}
+
+/** An S3-compatible bucket for the uploads; credentials come from the AWS SDK's default chain, never from here. */
+export interface ObjectStoreConfig {
+  bucket: string;
+  /** Key prefix, '' or ending in '/': every object of the service is under it. */
+  prefix: string;
+  /** Unset: AWS. Set for MinIO, Ceph, R2, GCS interop (http or https). */
+  endpoint: string | undefined;
+  region: string;
+  /** Bucket in the path (http://host/bucket/key), not the host name: what most non-AWS stores need. */
+  forcePathStyle: boolean;
+}
+
+/** S3 bucket names: 3 to 63 lower-case letters, digits, dots and hyphens (the rules every S3 store shares). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** A key prefix: path segments of safe characters, no empty or dot segments. */
+const KEY_PREFIX = /^(?:[A-Za-z0-9_.-]+\/)*$/;
+
+function objectStoreConfig(e: z.output<typeof envSchema>): ObjectStoreConfig | null {
+  if (e.STORAGE_URL === undefined) return null;
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(e.STORAGE_URL);
+  const bucket = m?.[1] ?? '';
+  const rawPrefix = m?.[2] ?? '';
+  const prefix = rawPrefix === '' || rawPrefix.endsWith('/') ? rawPrefix : `${rawPrefix}/`;
+  if (!m || !BUCKET_NAME.test(bucket) || !KEY_PREFIX.test(prefix) || /(^|\/)\.{1,2}\//.test(prefix)) {
+    throw new ConfigError([
+      'STORAGE_URL: must be s3://bucket or s3://bucket/prefix (bucket: 3 to 63 of a-z 0-9 . -; prefix: letters, digits, _ . - and /)',
+    ]);
+  }
+  return {
+    bucket,
+    prefix,
+    endpoint: e.S3_ENDPOINT,
+    region: e.S3_REGION,
+    forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true' || e.S3_FORCE_PATH_STYLE === '1',
   };
 }
 

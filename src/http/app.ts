@@ -1,4 +1,5 @@
 import multipart from '@fastify/multipart';
+import { fastifySSE } from '@fastify/sse';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.ts';
@@ -11,6 +12,7 @@ import underPressure from './plugins/under-pressure.ts';
 import uploadRateLimit from './plugins/upload-rate-limit.ts';
 import healthRoutes from './routes/health.ts';
 import metricsRoutes from './routes/metrics.ts';
+import jobEventRoutes from './routes/job-events.ts';
 import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
 import webRoutes from './routes/web.ts';
@@ -56,6 +58,8 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   await app.register(httpMetrics, { registry: services.metricsRegistry });
   await app.register(multipart, { throwFileSizeLimit: true });
+  // Once, before every route: it wraps the handler of each route declared with an `sse` option.
+  await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
   await app.register(auth, { apiKeys: config.apiKeys });
   await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });
   // Before every route, so the document lists them all.
@@ -89,6 +93,7 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(publicRoutes(healthRoutes), { services });
   await app.register(uploadRoutes, { services });
   await app.register(jobRoutes, { services });
+  await app.register(jobEventRoutes, { services });
   await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
   await app.register(publicRoutes(webRoutes));
 

@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
+import type { JobFeed } from '../jobs/job-feed.ts';
 import type { JobQueue } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
@@ -8,6 +9,7 @@ import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import type { PressureGauge } from '../resources/pressure-gauge.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
+import type { UploadStore } from '../storage/upload-store.ts';
 import type { HealthReport } from './health-report.ts';
 
 export interface ValidatedRequest {
@@ -26,9 +28,13 @@ export interface Services {
   config: Config;
   store: JobStore;
   dirs: JobDirs;
+  /** Where an accepted upload is made durable before the job is reported, and deleted with its job. */
+  uploads: Pick<UploadStore, 'save' | 'remove'>;
   /** Leases of job directories, bounded in number and upload bytes; a new upload takes one or gets SERVER_BUSY. */
   dirPool: DirPool;
   runner: JobQueue;
+  /** Live events of a job (progress, each chunk's final text, the end), read from the store. */
+  feed: JobFeed;
   /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */
   admit(expectedBytes: number | null): Promise<void>;
   validateFields(fields: Record<string, string>): ValidatedRequest;

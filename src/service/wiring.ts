@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { createDecodeChecker, createProber } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
+import { createJobFeed } from '../jobs/job-feed.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import { JobStore } from '../jobs/store.ts';
 import { createCleanupManager } from '../retention/cleanup-manager.ts';
@@ -18,7 +19,9 @@ import { createStorageGuard } from '../resources/storage-guard.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
 import type { Services } from '../http/services.ts';
+import { systemClock } from '../transcribe/backoff.ts';
 import { createBackendRegistry } from '../transcribe/backends.ts';
+import { createUploadStore } from '../storage/index.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import { createBackendStages } from './backend-stages.ts';
 import {
@@ -66,6 +69,9 @@ export async function createServices(
     limits: { ...config.jobDirs, retryAfterS: config.pressure.retryAfterS },
     logger: logger.child({ component: 'dir-pool' }),
   });
+  // STORAGE_URL set: the bucket keeps the uploads and DATA_DIR/jobs is this host's scratch.
+  const uploads = await createUploadStore(config, logger);
+
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,
     thresholds: config.pressure.thresholds,
@@ -76,6 +82,7 @@ export async function createServices(
     // Scale-out: a directory without a row may be an upload another API process is still streaming, and only that
     // process knows; such directories are kept rather than deleted under it.
     dirs: shared ? { ...dirs, inProcess: () => true } : dirs,
+    uploads,
     logger: logger.child({ component: 'cleanup' }),
     config: {
       retentionMs: config.retention.jobsMs,
@@ -166,6 +173,7 @@ export async function createServices(
     pipeline: {
       store,
       dirs: pipelineDirs,
+      uploads,
       storage,
       chunks: stages.chunks,
       transcribe: (input, hooks) => registry.backendOf(input.model).transcriber.transcribe(input, hooks),
@@ -187,6 +195,7 @@ export async function createServices(
     dirLimits: config.jobDirs,
     redisHealth,
     storage,
+    objectStore: () => uploads.check(),
   });
   let closing: Promise<void> | null = null;
 
@@ -194,8 +203,15 @@ export async function createServices(
     config,
     store,
     dirs,
+    uploads,
     dirPool,
     runner,
+    feed: createJobFeed({
+      store,
+      clock: systemClock,
+      pollMs: config.events.pollMs,
+      logger: logger.child({ component: 'job-feed' }),
+    }),
     async admit(expectedBytes) {
       await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
     },
@@ -215,6 +231,7 @@ export async function createServices(
     metricsRegistry: metrics.registry,
     async start() {
       await health.start();
+      await uploads.start();
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
       if (!shared) {
         await killStrayProcesses({ jobsRoot: dirs.root, logger });
@@ -240,6 +257,7 @@ export async function createServices(
           },
           () => webhooks.stop(),
           async () => store.close(),
+          async () => uploads.close(),
           async () => lock.release(),
         ];
         for (const step of steps) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { AppError, isAppError } from '../../errors.ts';
+import { AppError, errorMessage, isAppError } from '../../errors.ts';
 import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../examples.ts';
 import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../schemas.ts';
 import { newJobId } from '../../jobs/ids.ts';
@@ -113,6 +113,8 @@ interface Upload {
   log: FastifyBaseLogger;
   /** Set once the job is stored and queued: its directory is the job's from then on, whatever the answer does. */
   accepted?: true;
+  /** Set once the upload is in the object store: a refusal after that deletes it there too. */
+  saved?: true;
 }
 
 /**
@@ -249,6 +251,9 @@ async function accept(
   fingerprint: string,
 ) {
   const { store } = services;
+  // Durable before reported: with an object store, the job's row exists only once any host can get the upload.
+  await services.uploads.save(job.id, services.dirs.uploadPath(job.id));
+  upload.saved = true;
   try {
     store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
   } catch (err) {
@@ -280,6 +285,12 @@ async function release(services: Services, upload: Upload): Promise<void> {
   if (upload.accepted) return;
   try {
     await services.dirs.remove(upload.id);
+    // Failing here must not hide why the upload was refused: the object sweep deletes an object without a row.
+    if (upload.saved) {
+      await services.uploads.remove(upload.id).catch((err: unknown) => {
+        upload.log.warn({ err: errorMessage(err) }, 'the refused upload stays in the object store until the sweep');
+      });
+    }
   } finally {
     upload.lease.release();
   }
