@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
+import type { BackendSpec } from './transcribe/backends-config.ts';
+import { backendsFromEnv } from './transcribe/backends-env.ts';
+import { PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -24,6 +26,9 @@ export const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   TRANSCRIBE_MODEL: optionalString,
+  // Several backends and their models (docs/configuration.md#backends); unset: the one TRANSCRIBE_PROVIDER names.
+  BACKENDS_FILE: optionalString,
+  BACKENDS_JSON: optionalString,
   TRANSCRIBE_CONCURRENCY: intFrom(3, 1, 64),
   RATE_LIMIT_RPM: numFrom(20, 0.1, 1_000_000),
   RATE_LIMIT_BURST: intFrom(20, 1, 1_000_000),
@@ -145,9 +150,13 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /** The engine of the default model's backend. */
   provider: ProviderName;
   openai: { apiKey: string | undefined; baseURL: string | undefined };
+  /** The model a job gets when it names none. */
   model: string;
+  /** Every backend with its models and limits: declared (BACKENDS_FILE/BACKENDS_JSON), or the one of the env. */
+  backends: BackendSpec[];
   concurrency: number;
   maxInFlight: number;
   rateLimit: { rpm: number; burst: number };
@@ -264,10 +273,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
-  const provider = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
-  if (provider === 'openai' && !e.OPENAI_API_KEY) {
-    throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
-  }
+  const { backends, model, issues } = backendsFromEnv(e, env);
+  if (issues.length > 0) throw new ConfigError(issues);
+  const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
   const objectStore = objectStoreConfig(e);
   if (e.DATABASE_URL !== undefined && !isPostgresUrl(e.DATABASE_URL)) {
@@ -280,7 +288,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: path.resolve(e.DATA_DIR),
     provider,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
-    model: e.TRANSCRIBE_MODEL ?? ENGINES[provider].defaultModel,
+    model,
+    backends,
     concurrency: e.TRANSCRIBE_CONCURRENCY,
     maxInFlight: e.MAX_IN_FLIGHT,
     rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
@@ -473,6 +482,11 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const redacted = {
     ...config,
     openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
+    backends: config.backends.map((b) => ({
+      ...b,
+      apiKey: b.apiKey ? `(set${b.apiKeyEnv ? ` from ${b.apiKeyEnv}` : ''})` : '(unset)',
+      baseURL: b.baseURL ?? '(sdk default)',
+    })),
     apiKeys: config.apiKeys.map((k) => k.name),
     redisUrl: config.redisUrl ?? '(unset)',
     databaseUrl: config.databaseUrl ?? '(unset)',

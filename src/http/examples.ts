@@ -45,6 +45,7 @@ export const JOB_EXAMPLE = {
     waiting: null,
   },
   estimate: ESTIMATE,
+  detected_language: 'en',
   error: null,
   webhook: { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: null },
   links: LINKS,
@@ -56,6 +57,7 @@ export const ACCEPTED_JOB_EXAMPLE = {
   status: 'queued',
   stage: null,
   updated_at: JOB_EXAMPLE.created_at,
+  detected_language: null,
   progress: {
     ...JOB_EXAMPLE.progress,
     chunks_done: 0,
@@ -93,6 +95,18 @@ export const TRANSCRIPT_EXAMPLE: Transcript = {
     { start: 0, end: 2.4, text: 'Welcome back to the show.', chunk: 0 },
     { start: 2.9, end: 5.6, text: 'Today we talk about glaciers.', chunk: 0 },
   ],
+  words: [
+    ['Welcome', 0, 0.5],
+    ['back', 0.5, 0.8],
+    ['to', 0.8, 0.9],
+    ['the', 0.9, 1.1],
+    ['show.', 1.1, 2.4],
+    ['Today', 2.9, 3.3],
+    ['we', 3.3, 3.5],
+    ['talk', 3.5, 3.9],
+    ['about', 3.9, 4.3],
+    ['glaciers.', 4.3, 5.6],
+  ].map(([word, start, end]) => ({ word: String(word), start: Number(start), end: Number(end), chunk: 0 })),
   timing: 'segment',
 };
 

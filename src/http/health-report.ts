@@ -18,12 +18,21 @@ export interface HealthReport {
   components: Record<string, ComponentCheck>;
 }
 
+/** One transcription backend as the report sees it. */
+export interface HealthBackend {
+  name: string;
+  /** Serves the default model: its being down makes the service not ready. */
+  isDefault: boolean;
+  validator: Pick<ProviderValidator, 'current'>;
+  breaker: Pick<CircuitBreaker, 'snapshot'>;
+  limiter: Pick<RateLimiter, 'stats'>;
+}
+
 export interface HealthDeps {
   store: Pick<JobStore, 'ping' | 'kind'>;
   monitor: Pick<SystemMonitor, 'sample'>;
-  providerValidator: Pick<ProviderValidator, 'current'>;
-  breaker: Pick<CircuitBreaker, 'snapshot'>;
-  limiter: Pick<RateLimiter, 'stats'>;
+  /** Every backend; the default one first. */
+  backends: readonly HealthBackend[];
   runner: Pick<JobRunner, 'running' | 'waiting'>;
   dirPool: Pick<DirPool, 'usage'>;
   dirLimits: Pick<DirPoolLimits, 'maxLeases' | 'maxBytes'>;
@@ -32,6 +41,15 @@ export interface HealthDeps {
   redisHealth: (() => Promise<ComponentCheck>) | null;
   /** The uploads' bucket (STORAGE_URL set) as the `object_store` component (down = not ready); null: local disk. */
   objectStore: () => Promise<ComponentCheck | null>;
+}
+
+/** The backend's own check, or its breaker's state while that is not closed. */
+async function backendCheck(b: HealthBackend): Promise<ComponentCheck> {
+  const provider = await b.validator.current();
+  const circuit = b.breaker.snapshot();
+  return circuit.state === 'closed'
+    ? { status: provider.status, detail: provider.detail }
+    : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -52,12 +70,16 @@ export function createHealth(deps: HealthDeps) {
 
     async report(): Promise<HealthReport> {
       const components: HealthReport['components'] = { ...binaries };
-      const provider = await deps.providerValidator.current();
-      const circuit = deps.breaker.snapshot();
-      components.provider =
-        circuit.state === 'closed'
-          ? { status: provider.status, detail: provider.detail }
-          : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
+      // The default model's backend is `provider`; each other one `provider:<name>`, whose being down degrades only
+      // the jobs sent to it (their uploads are refused), so it reports degraded, never down: the service stays ready.
+      const checks = await Promise.all(deps.backends.map((b) => backendCheck(b)));
+      deps.backends.forEach((b, i) => {
+        const check = checks[i] ?? { status: 'down', detail: 'not checked' };
+        if (b.isDefault) components.provider = check;
+        else
+          components[`provider:${b.name}`] =
+            check.status === 'down' ? { status: 'degraded', detail: `down: ${check.detail}` } : check;
+      });
       try {
         await deps.store.ping();
         components.store = { status: 'ok', detail: `${deps.store.kind} answers` };
@@ -76,7 +98,11 @@ export function createHealth(deps: HealthDeps) {
         status: healthStatus(sys.memory.level),
         detail: `rss ${Math.round(sys.memory.rssBytes / 1024 ** 2)} MiB, system free ${(sys.memory.systemFreeBytes / GiB).toFixed(1)} GiB`,
       };
-      const limiter = await deps.limiter.stats();
+      const stats = await Promise.all(deps.backends.map((b) => b.limiter.stats()));
+      const limiter = {
+        running: stats.reduce((n, s) => n + s.running, 0),
+        queued: stats.reduce((n, s) => n + s.queued, 0),
+      };
       components.queue = {
         status: 'ok',
         detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,

@@ -76,7 +76,7 @@ export const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
  * about half the cost of row objects (polls read them many times a second).
  */
 export const CHUNK_STATE_COLUMNS =
-  'job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message';
+  "job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message, json_extract(result_json, '$.language')";
 
 /**
  * Every jobs column but the transcript: a poll reads the job row many times a second, and copying a long
@@ -151,7 +151,7 @@ export function rowToJob(r: Row): JobRecord {
 
 /** A chunk selected as CHUNK_STATE_COLUMNS. */
 export function chunkStateOf(values: readonly SQLOutputValue[]): ChunkState {
-  const [jobId, idx, startS, durationS, status, attempts, nextTryAt, errorCode, errorMessage] = values;
+  const [jobId, idx, startS, durationS, status, attempts, nextTryAt, errorCode, errorMessage, language] = values;
   return {
     jobId: jobId as string,
     index: Number(idx),
@@ -162,12 +162,13 @@ export function chunkStateOf(values: readonly SQLOutputValue[]): ChunkState {
     nextTryAt: (nextTryAt as string | null) ?? null,
     errorCode: (errorCode as ErrorCode | null) ?? null,
     errorMessage: (errorMessage as string | null) ?? null,
+    language: (language as string | null) ?? null,
   };
 }
 
 /** A chunk selected as CHUNK_STATE_COLUMNS followed by result_json. */
 export function chunkOf(values: readonly SQLOutputValue[]): ChunkRecord {
-  const result = values[9];
+  const result = values[10];
   return { ...chunkStateOf(values), result: typeof result === 'string' ? JSON.parse(result) : null };
 }
 

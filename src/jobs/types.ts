@@ -96,5 +96,8 @@ export interface ChunkRecord {
   result: ChunkResult | null;
 }
 
-/** A chunk row without its transcription result: what progress reporting needs, without parsing the result JSON. */
-export type ChunkState = Omit<ChunkRecord, 'result'>;
+/**
+ * A chunk row without its transcription result: what progress reporting needs, without parsing the result JSON;
+ * with the language its result reports (null before it has one, or when the model reports none).
+ */
+export type ChunkState = Omit<ChunkRecord, 'result'> & { language?: string | null };

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createChunkSource, createDecodeChecker, createProber } from '../chunker/index.ts';
+import { createDecodeChecker, createProber } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
 import { createJobFeed } from '../jobs/job-feed.ts';
@@ -22,15 +22,12 @@ import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
 import type { Services } from '../http/services.ts';
 import { systemClock } from '../transcribe/backoff.ts';
-import { resolveModel } from '../transcribe/models.ts';
-import { createProvider, ENGINES } from '../transcribe/providers/index.ts';
+import { createBackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
-import { createTranscription } from '../transcribe/transcription.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
+import { createBackendStages } from './backend-stages.ts';
 import {
-  createCostEstimator,
   createMediaValidator,
-  createProviderValidator,
   createRequestValidator,
   createSystemValidator,
   createValidationGate,
@@ -77,7 +74,6 @@ export async function createServices(
     limits: { ...config.jobDirs, retryAfterS: config.pressure.retryAfterS },
     logger: logger.child({ component: 'dir-pool' }),
   });
-  const provider = createProvider(config, logger);
   // STORAGE_URL set: the bucket keeps the uploads and DATA_DIR/jobs is this host's scratch.
   const uploads = await createUploadStore(config, logger);
 
@@ -120,7 +116,25 @@ export async function createServices(
   const prober = createProber({ logger, timeoutS: config.probeTimeoutS });
   const decodeChecker = createDecodeChecker({ logger, timeoutS: config.probeTimeoutS });
   const systemValidator = createSystemValidator({ monitor, logger });
-  const providerValidator = createProviderValidator({ provider, logger });
+  const metrics = createServiceMetrics(
+    {
+      jobCounts: () => store.countByStatus(),
+      // Read at scrape time, after the backends below exist.
+      limiterStats: () =>
+        Promise.all(registry.backends.map(async (b) => ({ provider: b.spec.name, stats: await b.limiter.stats() }))),
+      pressureLevel: () => pressure.level(),
+      disk: () => pressure.last()?.disk ?? null,
+      circuits: () => registry.backends.map((b) => ({ provider: b.spec.name, state: b.breaker.snapshot().state })),
+    },
+    { version: packageVersion(), nodeVersion: process.version },
+  );
+  // Every configured backend, each with its own provider, limiter, breaker and transcriber; jobs go by model.
+  const registry = await createBackendRegistry(config, {
+    metrics,
+    logger,
+    sharedLimiter: (backend) => scaleOutLimiter(config, logger, backend),
+  });
+  const stages = createBackendStages(config, { registry, logger });
   const gate = createValidationGate({
     logger,
     system: systemValidator,
@@ -131,32 +145,16 @@ export async function createServices(
       maxDurationS: config.maxDurationS,
       chunkSeconds: config.chunkSeconds,
     }),
-    provider: providerValidator,
-    estimator: createCostEstimator({
-      logger,
-      provider: provider.name,
-      priceOverridesJson: config.pricePerMinuteJson,
-      maxJobCostUsd: config.maxJobCostUsd,
-    }),
+    provider: stages.validator,
+    estimator: stages.estimator,
     fields: createRequestValidator({
       defaultModel: config.model,
-      knownModels: provider.models,
-      languagesOf: (model) => resolveModel(provider.name, model).languages,
+      knownModels: registry.modelIds(),
+      languagesOf: (model) => registry.model(model)?.languages ?? null,
       allowPrivateCallbacks: config.webhooks.allowPrivate,
     }),
   });
 
-  const metrics = createServiceMetrics(
-    {
-      jobCounts: () => store.countByStatus(),
-      // Read at scrape time, after the transcription below exists.
-      limiterStats: () => limiter.stats(),
-      pressureLevel: () => pressure.level(),
-      disk: () => pressure.last()?.disk ?? null,
-      circuits: () => [{ provider: provider.name, state: breaker.snapshot().state }],
-    },
-    { version: packageVersion(), nodeVersion: process.version },
-  );
   const webhooks = createWebhookDispatcher({
     store,
     describe: async (job, nowMs) => toJobResource(job, await store.listChunkStates(job.id), nowMs),
@@ -169,16 +167,6 @@ export async function createServices(
     onOutcome: (outcome) => metrics.webhookDelivery(outcome),
   });
   const events = combineJobEvents(metrics, webhooks);
-  const { transcriber, limiter, breaker } = createTranscription(config, {
-    provider,
-    metrics,
-    logger,
-    limiter: await scaleOutLimiter(config, logger),
-  });
-  const chunks = createChunkSource(config, {
-    logger,
-    reader: { intake: ENGINES[provider.name].chunks, caps: (model) => resolveModel(provider.name, model) },
-  });
 
   const localRunner = new JobRunner({
     logger,
@@ -192,8 +180,8 @@ export async function createServices(
       dirs: pipelineDirs,
       uploads,
       storage,
-      chunks,
-      transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
+      chunks: stages.chunks,
+      transcribe: (input, hooks) => registry.backendOf(input.model).transcriber.transcribe(input, hooks),
       concurrency: config.concurrency,
       maxFailedChunkRatio: config.maxFailedChunkRatio,
       now,
@@ -206,9 +194,7 @@ export async function createServices(
   const health = createHealth({
     store,
     monitor,
-    providerValidator,
-    breaker,
-    limiter,
+    backends: stages.health,
     runner,
     dirPool,
     dirLimits: config.jobDirs,
@@ -271,7 +257,9 @@ export async function createServices(
           () => runner.close(config.shutdownTimeoutMs),
           () => cleanup.stop(),
           async () => storage.stop(),
-          () => limiter.stop(),
+          async () => {
+            await Promise.all(registry.backends.map((b) => b.limiter.stop()));
+          },
           () => webhooks.stop(),
           () => store.close(),
           async () => uploads.close(),

@@ -9,6 +9,8 @@ export interface ModelInfo {
   maxSeconds: number;
   /** Whether the provider returns segment times (otherwise a chunk is one segment). */
   segmentTimes: boolean;
+  /** Whether the provider returns word times too (whisper's timestamp_granularities[]=word). */
+  wordTimes: boolean;
   pricePerMinuteUsd: number;
   /**
    * ISO-639-1 codes the model recognises, or null for any (it detects the language or takes any hint). A job

@@ -129,6 +129,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     entry.language = field(form, 'language');
     entry.prompt = field(form, 'prompt');
     entry.responseFormat = field(form, 'response_format');
+    entry.granularities = form.getAll('timestamp_granularities[]').filter((v) => typeof v === 'string');
     entry.filename = file instanceof File ? file.name : null;
     if (bytes) {
       entry.bytes = bytes.length;
@@ -159,7 +160,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       ? options.transcript({ sha1: entry.sha1, bytes, durationS, model: entry.model })
       : fakeTranscript(entry.sha1, durationS);
     entry.text = t.text;
-    const ok = transcriptionResponse(format, info, t, durationS, entry.language);
+    const ok = transcriptionResponse(format, info, t, durationS, entry.language, {
+      granularities: entry.granularities,
+      ...(options.detectedLanguage === undefined ? {} : { detectedLanguage: options.detectedLanguage }),
+    });
     reply(res, entry, { ...ok, headers: { ...ok.headers, ...options.successHeaders?.(entry) } });
   }
 
@@ -213,6 +217,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       language: null,
       prompt: null,
       responseFormat: null,
+      granularities: [],
       filename: null,
       bytes: null,
       sha1: null,

@@ -135,7 +135,9 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         );
       }
       // Rendered to text here (the json format too), so the response schema documents it but never reshapes it.
-      const rendered = renderTranscript(transcript, request.query.format ?? DEFAULT_TRANSCRIPT_FORMAT);
+      const rendered = renderTranscript(transcript, request.query.format ?? DEFAULT_TRANSCRIPT_FORMAT, {
+        cues: request.query.cues ?? 'segments',
+      });
       return reply.type(rendered.contentType).send(rendered.body);
     },
   );

@@ -7,6 +7,7 @@ const EN_US: ModelInfo = {
   maxSeconds: Infinity,
   // The acoustic model, dictionary and language model are US English (the en-us files of the model directory).
   segmentTimes: true,
+  wordTimes: false,
   pricePerMinuteUsd: 0,
   languages: ['en'],
   known: true,

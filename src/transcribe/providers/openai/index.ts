@@ -9,10 +9,12 @@ export const openaiEngine: Engine = {
   models: OPENAI_MODELS,
   unknownModel: openAIModel,
   chunks: OPENAI_CHUNKS,
-  create(config, logger) {
-    if (!config.openai.apiKey) {
-      throw new AppError('PROVIDER_AUTH', 'OPENAI_API_KEY is not set', { retryable: false });
+  create(backend, _config, logger) {
+    // A self-hosted server may need no key; api.openai.com always does (the config refuses it without one).
+    const apiKey = backend.apiKey ?? (backend.baseURL === undefined ? undefined : 'unused');
+    if (apiKey === undefined) {
+      throw new AppError('PROVIDER_AUTH', `backend ${backend.name}: no API key is set`, { retryable: false });
     }
-    return createOpenAIProvider({ logger, apiKey: config.openai.apiKey, baseURL: config.openai.baseURL });
+    return createOpenAIProvider({ logger, apiKey, baseURL: backend.baseURL, models: backend.models });
   },
 };
