@@ -13,6 +13,7 @@ import healthRoutes from './routes/health.ts';
 import metricsRoutes from './routes/metrics.ts';
 import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
+import { createJobUploads } from './routes/upload-job.ts';
 import webRoutes from './routes/web.ts';
 import type { Services } from './services.ts';
 
@@ -87,7 +88,9 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().
   await app.register(publicRoutes(healthRoutes), { services });
-  await app.register(uploadRoutes, { services });
+  // One set of per-key upload slots for every route that takes an upload.
+  const uploads = createJobUploads(services);
+  await app.register(uploadRoutes, { services, uploads });
   await app.register(jobRoutes, { services });
   await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
   await app.register(publicRoutes(webRoutes));

@@ -161,6 +161,9 @@ export async function runJobPipeline(
         language: job.request.language,
         prompt: sequential ? chainedPrompt(job.request.prompt, previousText(chunk.index)) : job.request.prompt,
         model: job.request.model,
+        ...(job.request.task === 'translate' ? { task: 'translate' as const } : {}),
+        ...(job.request.temperature != null ? { temperature: job.request.temperature } : {}),
+        ...(job.request.word_timestamps === true ? { wordTimes: true } : {}),
         signal: jobAbort.signal,
       };
       const hooks: TranscribeHooks = {

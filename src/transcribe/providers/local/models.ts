@@ -9,6 +9,7 @@ const EN_US: ModelInfo = {
   segmentTimes: true,
   pricePerMinuteUsd: 0,
   languages: ['en'],
+  translation: false,
   known: true,
 };
 

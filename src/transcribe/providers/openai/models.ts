@@ -19,6 +19,8 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     responseFormat: 'verbose_json',
     pricePerMinuteUsd: 0.006,
     languages: null,
+    // The translations endpoint takes whisper-1 only.
+    translation: true,
     known: true,
   },
   // The gpt-4o models reject verbose_json and answer audio longer than about 1400 s with a 400.
@@ -30,6 +32,7 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     responseFormat: 'json',
     pricePerMinuteUsd: 0.006,
     languages: null,
+    translation: false,
     known: true,
   },
   {
@@ -40,6 +43,7 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     responseFormat: 'json',
     pricePerMinuteUsd: 0.003,
     languages: null,
+    translation: false,
     known: true,
   },
 ];
@@ -60,6 +64,7 @@ export function openAIModel(id: string): OpenAIModel {
     responseFormat: 'json',
     pricePerMinuteUsd: maxPrice,
     languages: null,
+    translation: false,
     known: false,
   };
 }

@@ -5,7 +5,7 @@ import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai'
 import type { Logger } from 'pino';
 import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
 import { OPENAI_MODELS, openAIModel } from './models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
 export interface OpenAIProviderOptions {
   logger: Logger;
@@ -72,29 +72,34 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const base = {
       file,
       model: input.model,
-      ...(input.language ? { language: input.language } : {}),
       ...(input.prompt ? { prompt: input.prompt } : {}),
+      ...(input.temperature != null ? { temperature: input.temperature } : {}),
     };
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     const started = Date.now();
     const max = input.durationS > 0 ? input.durationS : Infinity;
-    if (model.responseFormat === 'verbose_json') {
-      const { data: res, response } = await client.audio.transcriptions
+    if (input.task === 'translate') {
+      // The translations endpoint has no language field (the output is English) and no word times.
+      const { data: res, response } = await client.audio.translations
         .create({ ...base, response_format: 'verbose_json' }, { signal: input.signal })
         .withResponse();
       reportRateLimit(input, response.headers);
+      log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai translation done');
+      return verboseResult(res, 'en', input.durationS, max);
+    }
+    const transcribeBase = { ...base, ...(input.language ? { language: input.language } : {}) };
+    if (model.responseFormat === 'verbose_json') {
+      const granularities =
+        input.wordTimes === true ? { timestamp_granularities: ['segment' as const, 'word' as const] } : {};
+      const { data: res, response } = await client.audio.transcriptions
+        .create({ ...transcribeBase, ...granularities, response_format: 'verbose_json' }, { signal: input.signal })
+        .withResponse();
+      reportRateLimit(input, response.headers);
       log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
-      const language = normalizeLanguage(res.language) ?? input.language;
-      if (res.segments === undefined) {
-        return chunkResult(res.text, language, input.durationS);
-      }
-      const segments = res.segments
-        .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
-        .filter((s) => s.text !== '');
-      return { text: res.text.trim(), language, segments, timing: 'segment' };
+      return verboseResult(res, normalizeLanguage(res.language) ?? input.language, input.durationS, max);
     }
     const { data: res, response } = await client.audio.transcriptions
-      .create({ ...base, response_format: 'json' }, { signal: input.signal })
+      .create({ ...transcribeBase, response_format: 'json' }, { signal: input.signal })
       .withResponse();
     reportRateLimit(input, response.headers);
     log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
@@ -126,6 +131,26 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
   }
 
   return { name: 'openai', models: OPENAI_MODELS.map((m) => m.id), transcribe, check };
+}
+
+/** A verbose_json answer (transcription or translation): its segments, and its words when it gave them. */
+function verboseResult(
+  res: { text: string; segments?: readonly Segment[]; words?: readonly Word[] },
+  language: string | null,
+  durationS: number,
+  max: number,
+): ChunkResult {
+  if (res.segments === undefined) return chunkResult(res.text, language, durationS);
+  const segments = res.segments
+    .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
+    .filter((s) => s.text !== '');
+  const words = res.words
+    ?.map((w) => {
+      const { start, end } = clampSegment({ start: w.start, end: w.end, text: '' }, max);
+      return { start, end, word: w.word.trim() };
+    })
+    .filter((w) => w.word !== '');
+  return { text: res.text.trim(), language, segments, ...(words ? { words } : {}), timing: 'segment' };
 }
 
 function chunkResult(text: string, language: string | null, durationS: number): ChunkResult {
