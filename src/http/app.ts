@@ -1,8 +1,7 @@
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { ErrorCode } from '../errors.ts';
-import { clientErrorHandler, errorBody, toAppError } from './error-replies.ts';
+import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts';
 import { RequestLog } from './request-log.ts';
 import httpMetrics from './plugins/http-metrics.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
@@ -18,12 +17,6 @@ import webRoutes from './routes/web.ts';
 import type { Services } from './services.ts';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
-
-/**
- * Refusals that are the service protecting itself as designed (pressure, a full job pool, a disk too small for
- * the job), not faults: under load there is one per refused request, so they are warnings, not errors.
- */
-const EXPECTED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['SERVER_BUSY', 'INSUFFICIENT_STORAGE']);
 
 function isUpload(request: FastifyRequest): boolean {
   return request.method === 'POST' && request.routeOptions.url === '/v1/jobs';
@@ -68,18 +61,8 @@ export async function buildApp({ services, logger }: AppOptions) {
     retryAfterS: config.pressure.retryAfterS,
   });
 
+  const answerError = errorReplier({ events: services.events, isUpload, body: errorBody });
   app.setErrorHandler((err, request, reply) => answerError(err, request, reply));
-  function answerError(err: unknown, request: FastifyRequest, reply: FastifyReply) {
-    const appError = toAppError(err);
-    if (isUpload(request)) services.events.uploadRefused(appError.code);
-    // `reason`, not `msg`: pino writes the message as `msg`, and a second `msg` key makes the line ambiguous JSON.
-    if (EXPECTED_REFUSALS.has(appError.code))
-      request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
-    else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
-    else request.log.info({ code: appError.code, reason: appError.message }, 'request rejected');
-    if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
-    return reply.code(appError.statusCode).send(errorBody(appError));
-  }
   app.setNotFoundHandler((request, reply) => {
     reply
       .code(404)

@@ -17,9 +17,9 @@ import { createPressureGauge } from '../resources/pressure-gauge.ts';
 import { createStorageGuard } from '../resources/storage-guard.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
-import type { Services } from '../http/services.ts';
+import type { ModelListing, Services } from '../http/services.ts';
 import { resolveModel } from '../transcribe/models.ts';
-import { createProvider, ENGINES } from '../transcribe/providers/index.ts';
+import { createProvider, ENGINES, type ProviderName } from '../transcribe/providers/index.ts';
 import { createTranscription } from '../transcribe/transcription.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import {
@@ -43,6 +43,27 @@ export function storeFile(config: Pick<Config, 'dataDir'>): string {
 function packageVersion(): string {
   const file = path.join(import.meta.dirname, '..', '..', 'package.json');
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The models a job may name: the configured default first (a model the engine's table does not know, such as an
+ * OpenAI-compatible server's own, with the engine's stand-in capabilities), then the engine's table.
+ */
+function modelListing(config: Pick<Config, 'model'>, provider: ProviderName): ModelListing[] {
+  const table = ENGINES[provider].models;
+  const ids = [config.model, ...table.map((m) => m.id).filter((id) => id !== config.model)];
+  return ids.map((id) => {
+    const info = resolveModel(provider, id);
+    return {
+      id,
+      provider,
+      default: id === config.model,
+      translation: info.translation,
+      segmentTimes: info.segmentTimes,
+      wordTimes: info.wordTimes,
+      languages: info.languages,
+    };
+  });
 }
 
 /** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
@@ -223,6 +244,7 @@ export async function createServices(
       const result = await gate.validate(input);
       return { audio: result.audio, estimate: result.estimate, plannedChunks: result.plannedChunks };
     },
+    listModels: () => modelListing(config, provider.name),
     health: () => health.report(),
     pressure,
     storage,

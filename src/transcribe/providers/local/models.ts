@@ -9,6 +9,8 @@ const EN_US: ModelInfo = {
   segmentTimes: true,
   pricePerMinuteUsd: 0,
   languages: ['en'],
+  // pocketsphinx prints word times, but the provider keeps only its segments so far.
+  wordTimes: false,
   translation: false,
   known: true,
 };

@@ -19,6 +19,7 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     responseFormat: 'verbose_json',
     pricePerMinuteUsd: 0.006,
     languages: null,
+    wordTimes: true,
     // The translations endpoint takes whisper-1 only.
     translation: true,
     known: true,
@@ -32,6 +33,7 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     responseFormat: 'json',
     pricePerMinuteUsd: 0.006,
     languages: null,
+    wordTimes: false,
     translation: false,
     known: true,
   },
@@ -43,6 +45,7 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     responseFormat: 'json',
     pricePerMinuteUsd: 0.003,
     languages: null,
+    wordTimes: false,
     translation: false,
     known: true,
   },
@@ -64,6 +67,7 @@ export function openAIModel(id: string): OpenAIModel {
     responseFormat: 'json',
     pricePerMinuteUsd: maxPrice,
     languages: null,
+    wordTimes: false,
     translation: false,
     known: false,
   };
