@@ -99,6 +99,11 @@ export const envSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: intFrom(10_000, 1, 3_600_000),
   WEBHOOK_RETRY_MAX_MS: intFrom(3_600_000, 1, 86_400_000),
   WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 300_000),
+  EVENT_STREAMS_PER_KEY_MAX: intFrom(8, 1, 10_000),
+  EVENT_STREAMS_MAX: intFrom(256, 1, 100_000),
+  EVENT_STREAM_MAX_S: intFrom(3_600, 1, 86_400),
+  EVENT_POLL_MS: intFrom(1_000, 20, 60_000),
+  EVENT_HEARTBEAT_S: intFrom(15, 1, 3_600),
 });
 
 /** Pairs whose critical threshold must lie beyond the elevated one, named as the operator wrote them. */
@@ -202,6 +207,17 @@ export interface Config {
     retryBaseMs: number;
     retryMaxMs: number;
     timeoutMs: number;
+  };
+  /** Live job events (GET /v1/jobs/{id}/events): open streams per key and per process, lifetime, pace. */
+  events: {
+    streamsPerKeyMax: number;
+    streamsMax: number;
+    /** A stream is closed after this long; the client reconnects with Last-Event-ID. */
+    maxStreamMs: number;
+    /** How often a stream reads its job's rows. */
+    pollMs: number;
+    /** A comment line this often, so proxies and the socket timeout (CONNECTION_TIMEOUT_MS) keep a quiet stream open. */
+    heartbeatMs: number;
   };
 }
 
@@ -323,6 +339,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
       retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    },
+    events: {
+      streamsPerKeyMax: e.EVENT_STREAMS_PER_KEY_MAX,
+      streamsMax: e.EVENT_STREAMS_MAX,
+      maxStreamMs: e.EVENT_STREAM_MAX_S * 1000,
+      pollMs: e.EVENT_POLL_MS,
+      heartbeatMs: e.EVENT_HEARTBEAT_S * 1000,
     },
   };
 }

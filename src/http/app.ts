@@ -1,4 +1,5 @@
 import multipart from '@fastify/multipart';
+import { fastifySSE } from '@fastify/sse';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts';
@@ -10,6 +11,7 @@ import underPressure from './plugins/under-pressure.ts';
 import uploadRateLimit from './plugins/upload-rate-limit.ts';
 import healthRoutes from './routes/health.ts';
 import metricsRoutes from './routes/metrics.ts';
+import jobEventRoutes from './routes/job-events.ts';
 import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
 import { createJobUploads } from './routes/upload-job.ts';
@@ -50,6 +52,8 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   await app.register(httpMetrics, { registry: services.metricsRegistry });
   await app.register(multipart, { throwFileSizeLimit: true });
+  // Once, before every route: it wraps the handler of each route declared with an `sse` option.
+  await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
   await app.register(auth, { apiKeys: config.apiKeys });
   await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });
   // Before every route, so the document lists them all.
@@ -75,6 +79,7 @@ export async function buildApp({ services, logger }: AppOptions) {
   const uploads = createJobUploads(services);
   await app.register(uploadRoutes, { services, uploads });
   await app.register(jobRoutes, { services });
+  await app.register(jobEventRoutes, { services });
   await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
   await app.register(publicRoutes(webRoutes));
 

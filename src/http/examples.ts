@@ -103,6 +103,17 @@ export const TRANSCRIPT_TEXT_EXAMPLES = {
   vtt: renderTranscript(TRANSCRIPT_EXAMPLE, 'vtt').body,
 };
 
+/** A short job followed from the start: what GET /v1/jobs/{id}/events writes (heartbeat comments aside). */
+export const JOB_EVENTS_EXAMPLE = [
+  'id: 0\nevent: progress\ndata: {"status":"processing","stage":"transcribing","percent":0,"chunks_total":2,"chunks_done":0,"chunks_failed":0,"eta_s":null,"audio_s_done":0}\n',
+  'id: 1\nevent: text\ndata: {"chunk":0,"start":0,"end":9.5,"text":"Welcome to the weekly sync."}\n',
+  'id: 1\nevent: progress\ndata: {"status":"processing","stage":"transcribing","percent":50,"chunks_total":2,"chunks_done":1,"chunks_failed":0,"eta_s":9,"audio_s_done":10}\n',
+  ': heartbeat\n',
+  'id: 2\nevent: text\ndata: {"chunk":1,"start":10.2,"end":18.4,"text":" First item: the release."}\n',
+  'id: 2\nevent: progress\ndata: {"status":"completed","stage":null,"percent":100,"chunks_total":2,"chunks_done":2,"chunks_failed":0,"eta_s":0,"audio_s_done":20}\n',
+  'id: 2\nevent: end\ndata: {"status":"completed","error":null}\n',
+].join('\n');
+
 export const HEALTH_EXAMPLE = {
   status: 'ok',
   components: {

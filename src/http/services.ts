@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
+import type { JobFeed } from '../jobs/job-feed.ts';
 import type { JobQueue } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
@@ -46,6 +47,8 @@ export interface Services {
   /** Leases of job directories, bounded in number and upload bytes; a new upload takes one or gets SERVER_BUSY. */
   dirPool: DirPool;
   runner: JobQueue;
+  /** Live events of a job (progress, each chunk's final text, the end), read from the store. */
+  feed: JobFeed;
   /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */
   admit(expectedBytes: number | null): Promise<void>;
   validateFields(fields: Record<string, string>): ValidatedRequest;

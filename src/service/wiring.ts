@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { createChunkSource, createDecodeChecker, createProber } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
+import { createJobFeed } from '../jobs/job-feed.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import { JobStore } from '../jobs/store.ts';
 import { createCleanupManager } from '../retention/cleanup-manager.ts';
@@ -18,6 +19,7 @@ import { createStorageGuard } from '../resources/storage-guard.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
 import type { ModelListing, Services } from '../http/services.ts';
+import { systemClock } from '../transcribe/backoff.ts';
 import { resolveModel } from '../transcribe/models.ts';
 import { createProvider, ENGINES, type ProviderName } from '../transcribe/providers/index.ts';
 import { createTranscription } from '../transcribe/transcription.ts';
@@ -232,6 +234,12 @@ export async function createServices(
     dirs,
     dirPool,
     runner,
+    feed: createJobFeed({
+      store,
+      clock: systemClock,
+      pollMs: config.events.pollMs,
+      logger: logger.child({ component: 'job-feed' }),
+    }),
     async admit(expectedBytes) {
       await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
     },

@@ -32,7 +32,7 @@ export function isGapMarker(text: string): boolean {
 }
 
 /** Below this an "overlap" is float noise between adjacent cut points, not shared audio. */
-const MIN_OVERLAP_S = 0.05;
+export const MIN_OVERLAP_S = 0.05;
 
 interface WordRef extends TimedWord {
   seg: number;

@@ -23,7 +23,7 @@ import { OPENAI_CONTENT_TYPES } from './render.ts';
 import type { ResponseFormat } from './form.ts';
 
 export interface LongAnswerDeps {
-  store: Pick<JobStore, 'getJob' | 'jobLifecycle'>;
+  store: Pick<JobStore, 'getJob' | 'jobLifecycle' | 'getTranscript'>;
   /** How often the store is read for the job's end (it may run in another process, so it is read, not awaited). */
   pollMs: number;
   /** A byte at least this often on a JSON answer. */

@@ -1,0 +1,289 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createJobFeed, parseCursor, textEvents, type JobFeed, type JobFeedEvent } from '../../src/jobs/job-feed.ts';
+import { markCompleted, markFailed } from '../../src/jobs/lifecycle.ts';
+import { JobStore } from '../../src/jobs/store.ts';
+import { transcriptFor } from '../../src/jobs/transcript.ts';
+import type { ChunkResult, Transcript } from '../../src/transcribe/types.ts';
+import { queuedJob, silentLogger } from '../fixtures/pipeline.ts';
+import { manualClock, type ManualClock } from '../support/manual-clock.ts';
+
+const POLL_MS = 1_000;
+const ID = 'job_0123456789abcdefghijkl';
+
+const said = (text: string, start = 1, end = 8): ChunkResult => ({
+  text,
+  language: 'en',
+  segments: [{ start, end, text }],
+  timing: 'segment',
+});
+
+let store: JobStore;
+afterEach(() => store?.close());
+
+/** A processing job of `n` 10 s chunks, with `overlapS` of audio shared between neighbours. */
+function setup(n: number, overlapS: number, owner: string | null = null): JobStore {
+  store = new JobStore({ file: ':memory:' });
+  store.insertJob({ ...queuedJob(ID, n * 10), owner });
+  store.updateJob(ID, {
+    status: 'processing',
+    stage: 'transcribing',
+    chunksTotal: n,
+    chunkPlan: {
+      mode: 'encode',
+      format: 'wav',
+      maxBytes: null,
+      overlapS,
+      hardCuts: overlapS > 0 ? n - 1 : 0,
+      reason: 't',
+    },
+  });
+  for (let i = 0; i < n; i++) store.upsertChunk(ID, i, i * 10, 10);
+  return store;
+}
+
+const done = (index: number, result: ChunkResult) => store.updateChunk(ID, index, { status: 'done', result });
+const complete = () => {
+  const transcript = transcriptFor(store.getJob(ID)!, store.listChunks(ID), { partial: false });
+  markCompleted(store, ID, transcript, new Date(0));
+  return transcript;
+};
+
+/** Pulls the events a follow has ready now; stops where it parks in its wait (or ends). */
+function puller(events: AsyncIterable<JobFeedEvent>) {
+  const it = events[Symbol.asyncIterator]();
+  let pending: Promise<IteratorResult<JobFeedEvent>> | null = null;
+  const state = { ended: false };
+  return {
+    state,
+    async take(): Promise<JobFeedEvent[]> {
+      const out: JobFeedEvent[] = [];
+      while (!state.ended) {
+        pending ??= it.next();
+        const r = await Promise.race([pending, new Promise<'parked'>((res) => setImmediate(() => res('parked')))]);
+        if (r === 'parked') break;
+        pending = null;
+        if (r.done) state.ended = true;
+        else out.push(r.value);
+      }
+      return out;
+    },
+  };
+}
+
+const texts = (events: JobFeedEvent[]) => events.flatMap((e) => (e.type === 'text' ? [e] : []));
+const joined = (events: JobFeedEvent[]) =>
+  texts(events)
+    .map((e) => e.text)
+    .join('');
+
+function feedOf(clock: ManualClock): JobFeed {
+  return createJobFeed({ store, clock, pollMs: POLL_MS, logger: silentLogger });
+}
+
+describe('job feed', () => {
+  it("gives each chunk's text once it and every chunk before it are final, in order, joined equal to the transcript", async () => {
+    setup(4, 0);
+    const clock = manualClock();
+    const feed = feedOf(clock);
+    const f = puller(feed.follow(ID, { owner: null, signal: new AbortController().signal }));
+    expect((await f.take()).map((e) => e.type)).toEqual(['progress']);
+
+    // Chunk 1 before chunk 0: nothing is final yet.
+    done(1, said('second, part'));
+    clock.advance(POLL_MS);
+    expect(texts(await f.take())).toEqual([]);
+
+    done(0, said('First part'));
+    clock.advance(POLL_MS);
+    const step = await f.take();
+    expect(texts(step).map((e) => [e.id, e.chunk, e.text])).toEqual([
+      ['1', 0, 'First part'],
+      ['2', 1, ' second, part'],
+    ]);
+    expect(step.at(-1)).toMatchObject({ type: 'progress', id: '2', job: { chunks_done: 2, status: 'processing' } });
+
+    store.updateChunk(ID, 2, { status: 'failed', errorCode: 'CHUNK_FAILED' });
+    done(3, said(', the end.'));
+    const transcript = complete();
+    clock.advance(POLL_MS);
+    const rest = await f.take();
+    expect(f.state.ended).toBe(true);
+    expect(rest.at(-1)).toEqual({ type: 'end', id: '4', status: 'completed', error: null });
+    expect(joined([...step, ...rest])).toBe(transcript.text);
+    expect(store.getTranscript(ID)?.text).toBe(transcript.text);
+    expect(texts(rest).map((e) => e.text)).toEqual([' [inaudible: chunk 2 failed]', ', the end.']);
+    expect(feed.active()).toBe(0);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('holds back a chunk until the next one is settled where they share overlap audio (its words said twice are cut)', async () => {
+    setup(3, 2);
+    const clock = manualClock();
+    const f = puller(feedOf(clock).follow(ID, { owner: null, signal: new AbortController().signal }));
+    await f.take();
+    // Chunk 1's file starts 2 s before its span: its first words are the end of chunk 0 again.
+    done(0, said('one two three four five six', 1, 10));
+    clock.advance(POLL_MS);
+    expect(texts(await f.take())).toEqual([]);
+    done(1, { ...said('five six seven eight', 0, 6), segments: [{ start: 0, end: 6, text: 'five six seven eight' }] });
+    clock.advance(POLL_MS);
+    const first = await f.take();
+    expect(texts(first).map((e) => e.chunk)).toEqual([0]);
+    done(2, said('nine ten'));
+    const transcript = complete();
+    clock.advance(POLL_MS);
+    const rest = await f.take();
+    expect(joined([...first, ...rest])).toBe(transcript.text);
+    expect(transcript.text).toBe('one two three four five six seven eight nine ten');
+  });
+
+  it('resumes from a Last-Event-ID with no text twice and none missing', async () => {
+    setup(3, 0);
+    const clock = manualClock();
+    const feed = feedOf(clock);
+    done(0, said('alpha'));
+    done(1, said('beta'));
+    const ac = new AbortController();
+    const first = puller(feed.follow(ID, { owner: null, signal: ac.signal }));
+    const seen = await first.take();
+    const lastId = seen.at(-1)?.id;
+    expect(lastId).toBe('2');
+    ac.abort();
+    clock.advance(POLL_MS);
+    await first.take();
+    expect(first.state.ended).toBe(true);
+
+    done(2, said('gamma'));
+    const transcript = complete();
+    const again = puller(feed.follow(ID, { owner: null, lastEventId: lastId, signal: new AbortController().signal }));
+    const rest = await again.take();
+    expect(texts(rest).map((e) => e.chunk)).toEqual([2]);
+    expect(joined([...seen, ...rest])).toBe(transcript.text);
+    expect(rest.at(-1)).toMatchObject({ type: 'end', status: 'completed' });
+  });
+
+  it('stops when the client goes, its wait cancelled: no timer left and no follow counted', async () => {
+    setup(2, 0);
+    const clock = manualClock();
+    const feed = feedOf(clock);
+    const ac = new AbortController();
+    const f = puller(feed.follow(ID, { owner: null, signal: ac.signal }));
+    await f.take();
+    expect(feed.active()).toBe(1);
+    expect(clock.pending()).toBe(1);
+    ac.abort();
+    await f.take();
+    expect(f.state.ended).toBe(true);
+    expect(feed.active()).toBe(0);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('waits out the poll by the clock, not by the timer: one firing early re-arms instead of reading too soon', async () => {
+    setup(2, 0);
+    const clock = manualClock(0, { skewMs: -300 });
+    const feed = feedOf(clock);
+    const f = puller(feed.follow(ID, { owner: null, signal: new AbortController().signal }));
+    await f.take();
+    done(0, said('early'));
+    // The timer fires 300 ms early: the clock says the poll is not due, so nothing is read yet.
+    clock.advance(POLL_MS - 300);
+    expect(await f.take()).toEqual([]);
+    expect(clock.pending()).toBe(1);
+    clock.advance(300);
+    expect(texts(await f.take()).map((e) => e.text)).toEqual(['early']);
+    expect(clock.pending()).toBe(1);
+  });
+
+  it('still looks when a timer fires late', async () => {
+    setup(2, 0);
+    const clock = manualClock(0, { skewMs: 5_000 });
+    const feed = feedOf(clock);
+    const f = puller(feed.follow(ID, { owner: null, signal: new AbortController().signal }));
+    await f.take();
+    done(0, said('late'));
+    clock.advance(POLL_MS + 5_000);
+    expect(texts(await f.take()).map((e) => e.text)).toEqual(['late']);
+    expect(clock.pending()).toBe(1);
+  });
+
+  it('ends a failed job with its error, after the text of the chunks that finished', async () => {
+    setup(3, 0);
+    const clock = manualClock();
+    done(0, said('kept'));
+    markFailed(store, ID, { code: 'PROVIDER_AUTH', message: 'The provider refused the key.' }, new Date(0));
+    const events = await puller(feedOf(clock).follow(ID, { owner: null, signal: new AbortController().signal })).take();
+    expect(events.map((e) => e.type)).toEqual(['text', 'progress', 'end']);
+    expect(events.at(-1)).toEqual({
+      type: 'end',
+      id: '3',
+      status: 'failed',
+      error: { code: 'PROVIDER_AUTH', message: 'The provider refused the key.' },
+    });
+  });
+
+  it("refuses another owner's job as not found and a Last-Event-ID it did not give", () => {
+    setup(2, 0, 'owner-a');
+    const feed = feedOf(manualClock());
+    const signal = new AbortController().signal;
+    expect(() => feed.follow(ID, { owner: 'owner-b', signal })).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    expect(() => feed.follow('nope', { owner: 'owner-a', signal })).toThrow(
+      expect.objectContaining({ code: 'NOT_FOUND' }),
+    );
+    for (const bad of ['3', '-1', '1.5', 'abc', '99999999', ' 1']) {
+      expect(() => feed.follow(ID, { owner: 'owner-a', lastEventId: bad, signal }), bad).toThrow(
+        expect.objectContaining({ code: 'INVALID_FIELD', details: { field: 'last-event-id' } }),
+      );
+    }
+    expect(parseCursor('2', 2)).toBe(2);
+    expect(parseCursor(undefined, 0)).toBe(0);
+    expect(feed.active()).toBe(0);
+  });
+});
+
+describe('textEvents', () => {
+  const t = (segments: Array<[number, string]>): Transcript => ({
+    job_id: ID,
+    text: '',
+    language: null,
+    duration_s: 100,
+    segments: segments.map(([chunk, text], i) => ({ chunk, text, start: i, end: i + 1 })),
+  });
+
+  it('glues each chunk to the one before as the transcript text does (punctuation, brackets, CJK, empty chunks)', async () => {
+    const { joinText } = await import('../../src/transcribe/stitcher.ts');
+    const cases: Array<Array<[number, string]>> = [
+      [
+        [0, 'Hello'],
+        [1, ', world'],
+        [2, '.'],
+        [3, 'Next'],
+      ],
+      [
+        [0, 'a ('],
+        [1, 'b)'],
+        [1, ' c  d '],
+        [3, 'e'],
+      ],
+      [
+        [0, '日本'],
+        [1, '語です'],
+        [2, 'English'],
+        [3, '。'],
+      ],
+      [
+        [1, 'starts late'],
+        [2, ''],
+      ],
+    ];
+    for (const segments of cases) {
+      const transcript = t(segments);
+      const whole = joinText(segments.map(([, s]) => s));
+      // Any split point: the text before it and the deltas after it make the whole.
+      for (let from = 0; from <= 4; from++) {
+        const before = joinText(segments.filter(([c]) => c < from).map(([, s]) => s));
+        const after = textEvents(transcript, from, 4).flatMap((e) => (e.type === 'text' ? [e.text] : []));
+        expect(before + after.join(''), JSON.stringify({ segments, from })).toBe(whole);
+      }
+    }
+  });
+});
