@@ -16,6 +16,7 @@ import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
 import { createJobUploads } from './routes/upload-job.ts';
 import webRoutes from './routes/web.ts';
+import openAIRoutes from './openai/index.ts';
 import type { Services } from './services.ts';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
@@ -80,6 +81,8 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(uploadRoutes, { services, uploads });
   await app.register(jobRoutes, { services });
   await app.register(jobEventRoutes, { services });
+  // OpenAI's audio API over the same jobs, in its own encapsulated plugin (OpenAI's error shape on its routes).
+  await app.register(openAIRoutes, { services, uploads });
   await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
   await app.register(publicRoutes(webRoutes));
 

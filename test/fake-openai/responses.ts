@@ -138,3 +138,22 @@ export function transcriptionResponse(
     }),
   };
 }
+
+/** A verbose_json answer with `words[]` (timestamp_granularities[]=word): each segment's words spread evenly over it. */
+export function withWords(ok: HttpFault, t: FakeTranscript | null): HttpFault {
+  if (t === null) return ok;
+  const words = t.segments.flatMap((s) => {
+    const parts = s.text.split(' ').filter((w) => w !== '');
+    const step = (s.end - s.start) / Math.max(parts.length, 1);
+    return parts.map((word, i) => ({ word, start: s.start + i * step, end: s.start + (i + 1) * step }));
+  });
+  return { ...ok, body: JSON.stringify({ ...(JSON.parse(ok.body) as object), words }) };
+}
+
+/** A translation's verbose_json: task `translate`, language English. */
+export function asTranslation(ok: HttpFault): HttpFault {
+  return {
+    ...ok,
+    body: JSON.stringify({ ...(JSON.parse(ok.body) as object), task: 'translate', language: 'english' }),
+  };
+}

@@ -104,7 +104,8 @@ export async function untilJobEnds(
   deps: LongAnswerDeps,
 ): Promise<JobRecord | null> {
   const clock = deps.clock ?? systemClock;
-  const padding = format === 'stream' ? ': keep-alive\n\n' : OPENAI_CONTENT_TYPES[format] === 'application/json' ? ' ' : null;
+  const padding =
+    format === 'stream' ? ': keep-alive\n\n' : OPENAI_CONTENT_TYPES[format] === 'application/json' ? ' ' : null;
   let lastWrite = clock.now();
   for (;;) {
     const state = deps.store.jobLifecycle(job.id);

@@ -56,7 +56,10 @@ export function readFacadeForm(received: Received, task: Task, deps: FacadeFormD
   for (const name of Object.keys(fields)) {
     if (name === 'file') throw invalid('file', 'file was sent as a text field; send the audio as a file part');
     if (!accepted.includes(name)) {
-      throw invalid(name.slice(0, 64), `unknown field ${quote(name)}; the accepted fields are file, ${accepted.join(', ')}`);
+      throw invalid(
+        name.slice(0, 64),
+        `unknown field ${quote(name)}; the accepted fields are file, ${accepted.join(', ')}`,
+      );
     }
   }
   const granularities = lists[GRANULARITIES_FIELD] ?? [];
@@ -73,7 +76,10 @@ export function readFacadeForm(received: Received, task: Task, deps: FacadeFormD
   const words = wordGranularity(granularities, format);
   const model = deps.models().find((m) => m.id === validated.request.model);
   if (task === 'translate' && model?.translation !== true) {
-    throw invalid('model', `model ${quote(validated.request.model)} does not translate; use one of: ${translators(deps)}`);
+    throw invalid(
+      'model',
+      `model ${quote(validated.request.model)} does not translate; use one of: ${translators(deps)}`,
+    );
   }
   if (words && model?.wordTimes !== true) {
     throw invalid(
@@ -92,7 +98,10 @@ export function readFacadeForm(received: Received, task: Task, deps: FacadeFormD
 }
 
 function translators(deps: FacadeFormDeps): string {
-  const ids = deps.models().filter((m) => m.translation).map((m) => m.id);
+  const ids = deps
+    .models()
+    .filter((m) => m.translation)
+    .map((m) => m.id);
   return ids.length > 0 ? ids.join(', ') : '(none on this server)';
 }
 

@@ -32,10 +32,6 @@ const AUDIO_ROUTES = new Set(['/v1/audio/transcriptions', '/v1/audio/translation
 export interface OpenAIRoutesOptions {
   services: Services;
   uploads: JobUploads;
-  /** @default 500 */
-  pollMs?: number;
-  /** @default 15000 */
-  keepAliveMs?: number;
 }
 
 const UPLOAD_ERRORS = [
@@ -66,8 +62,9 @@ export default async function openAIRoutes(app: FastifyInstance, opts: OpenAIRou
 
   const deps: LongAnswerDeps = {
     store: services.store,
-    pollMs: opts.pollMs ?? 500,
-    keepAliveMs: opts.keepAliveMs ?? 15_000,
+    // The job feed's settings: how often a job's rows are read, and how often an idle answer says it is alive.
+    pollMs: services.config.events.pollMs,
+    keepAliveMs: services.config.events.heartbeatMs,
   };
   // Answers still waiting when the server closes are ended (the job resumes at the next start).
   const closing = new AbortController();
@@ -207,7 +204,10 @@ export default async function openAIRoutes(app: FastifyInstance, opts: OpenAIRou
         tags: ['openai'],
         params: ModelParams,
         response: {
-          200: { description: 'The model.', content: { 'application/json': { schema: Model, example: MODEL_EXAMPLE } } },
+          200: {
+            description: 'The model.',
+            content: { 'application/json': { schema: Model, example: MODEL_EXAMPLE } },
+          },
           ...openAIErrorResponses('UNAUTHORIZED', 'NOT_FOUND', 'INTERNAL'),
         },
       },
@@ -215,9 +215,13 @@ export default async function openAIRoutes(app: FastifyInstance, opts: OpenAIRou
     async (request) => {
       const found = services.listModels().find((m) => m.id === request.params.id);
       if (!found) {
-        throw new AppError('NOT_FOUND', `The model ${JSON.stringify(request.params.id.slice(0, 100))} does not exist.`, {
-          details: { field: 'model' },
-        });
+        throw new AppError(
+          'NOT_FOUND',
+          `The model ${JSON.stringify(request.params.id.slice(0, 100))} does not exist.`,
+          {
+            details: { field: 'model' },
+          },
+        );
       }
       return modelOf(found);
     },
