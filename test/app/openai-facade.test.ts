@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
+import http from 'node:http';
+import { constants, gunzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +60,27 @@ describe('the OpenAI audio API, called with the official openai client', () => {
   function holdAfterFirstChunk(): void {
     hold = true;
     fake.script((i) => (hold && i >= 1 ? { type: 'rate_limit', retryAfterS: 1 } : undefined));
+  }
+
+  /** POSTs the speech as a form with node:http (no decoding), collecting the raw body as it comes. */
+  async function rawPost(fields: Record<string, string>) {
+    const form = new FormData();
+    form.append('file', new Blob([await readFile(speech.wav)]), 'speech.wav');
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
+    const encoded = new Request('http://x.invalid/', { method: 'POST', body: form });
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request(`${server.url}/v1/audio/transcriptions`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': encoded.headers.get('content-type')!, 'accept-encoding': 'gzip' },
+      });
+      req.on('response', resolve).on('error', reject);
+      void encoded.arrayBuffer().then((body) => req.end(Buffer.from(body)));
+    });
+    const raw: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => raw.push(chunk));
+    // 'complete' says whether the body came to its end or was cut.
+    const ended = new Promise<boolean>((resolve) => res.on('close', () => resolve(res.complete)));
+    return { res, raw, ended };
   }
 
   async function transcriptOf(id: string, format: 'json' | 'srt' | 'vtt' = 'json') {
@@ -186,6 +210,20 @@ describe('the OpenAI audio API, called with the official openai client', () => {
     expect(JSON.parse(body)).toEqual({ text: transcript.text, usage: expect.any(Object) });
   });
 
+  it('keeps a text answer alive with empty gzip blocks, and the text stays byte for byte', async () => {
+    holdAfterFirstChunk();
+    const { res, raw, ended } = await rawPost({ response_format: 'text' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-encoding']).toBe('gzip');
+    // Held until wire bytes have come that decode to nothing.
+    await until(() => raw.length > 0, 'a keep-alive flush before the job ends');
+    expect(gunzipSync(Buffer.concat(raw), { finishFlush: constants.Z_SYNC_FLUSH }).length).toBe(0);
+    hold = false;
+    expect(await ended).toBe(true);
+    const transcript = JSON.parse(await transcriptOf(String(res.headers['x-job-id']))) as TranscriptJson;
+    expect(gunzipSync(Buffer.concat(raw)).toString('utf8')).toBe(`${transcript.text}\n`);
+  });
+
   it('a client that goes away leaves the job running; it completes and is listed under its x-job-id', async () => {
     holdAfterFirstChunk();
     const abort = new AbortController();
@@ -206,21 +244,11 @@ describe('the OpenAI audio API, called with the official openai client', () => {
   it('a job that fails after the headers: the error object in the body, the body cut, the job failed', async () => {
     // Undecodable chunks fail (after one re-encode), and the job with them: nothing global like a bad key.
     fake.script((i) => (i >= 1 ? 'bad_audio' : undefined));
-    const form = new FormData();
-    form.append('file', new Blob([await readFile(speech.wav)]), 'speech.wav');
-    form.append('response_format', 'text');
-    const res = await fetch(`${server.url}/v1/audio/transcriptions`, { method: 'POST', body: form, headers: AUTH });
-    expect(res.status).toBe(200);
-    const id = res.headers.get('x-job-id')!;
-    const reader = res.body!.getReader();
-    let body = '';
-    let cut = false;
-    try {
-      for (let r = await reader.read(); !r.done; r = await reader.read()) body += new TextDecoder().decode(r.value);
-    } catch {
-      cut = true;
-    }
-    expect(cut).toBe(true);
+    const { res, raw, ended } = await rawPost({ response_format: 'text' });
+    expect(res.statusCode).toBe(200);
+    const id = String(res.headers['x-job-id']);
+    expect(await ended, 'the body is cut before its end').toBe(false);
+    const body = gunzipSync(Buffer.concat(raw), { finishFlush: constants.Z_SYNC_FLUSH }).toString('utf8');
     const job = (await getJson<JobJson>(`${server.url}/v1/jobs/${id}`, AUTH)).body;
     expect(job.status).toBe('failed');
     expect(JSON.parse(body)).toEqual({

@@ -11,7 +11,7 @@ import { errorReplier } from '../error-replies.ts';
 import { RATE_LIMITED_ROUTE } from '../plugins/upload-rate-limit.ts';
 import type { JobUploads } from '../routes/upload-job.ts';
 import type { ModelListing, Services } from '../services.ts';
-import { failAnswer, jobError, openAnswer, shuttingDown, untilJobEnds, type LongAnswerDeps } from './answer.ts';
+import { jobError, openAnswer, shuttingDown, untilJobEnds, type LongAnswerDeps } from './answer.ts';
 import { openAIErrorBody } from './errors.ts';
 import { GRANULARITIES_FIELD, readFacadeForm, type FacadeRequest, type Task } from './form.ts';
 import { OPENAI_CONTENT_TYPES, renderOpenAI } from './render.ts';
@@ -91,17 +91,19 @@ export default async function openAIRoutes(app: FastifyInstance, opts: OpenAIRou
       const how = answer ?? { format: 'json', stream: false, words: false };
       const { job } = outcome;
       if (how.stream) return streamTranscript(request, reply, job, { ...deps, feed: services.feed }, closing.signal);
-      const open = openAnswer(request, reply, job, OPENAI_CONTENT_TYPES[how.format], closing.signal, deps.keepAliveMs);
+      const contentType = OPENAI_CONTENT_TYPES[how.format];
+      const padding = contentType === 'application/json' ? ' ' : null;
+      const open = openAnswer(request, reply, job, contentType, padding, closing.signal);
       const log = request.log.child({ jobId: job.id });
       try {
-        const ended = await untilJobEnds(open, job, how.format, deps);
+        const ended = await untilJobEnds(open, job, deps);
         const transcript = ended?.status === 'completed' ? services.store.getTranscript(job.id) : null;
         if (!ended || !transcript) {
           log.info({ status: ended?.status ?? 'deleted' }, 'openai answer: the job did not complete');
-          failAnswer(open.res, jobError(ended));
+          open.fail(jobError(ended));
           return;
         }
-        open.res.end(
+        open.end(
           renderOpenAI({
             transcript,
             format: how.format,
@@ -117,11 +119,11 @@ export default async function openAIRoutes(app: FastifyInstance, opts: OpenAIRou
           return;
         }
         if (closing.signal.aborted) {
-          failAnswer(open.res, shuttingDown());
+          open.fail(shuttingDown());
           return;
         }
         log.error({ err }, 'openai answer failed');
-        failAnswer(open.res, new AppError('INTERNAL', 'Internal server error.', { cause: err }));
+        open.fail(new AppError('INTERNAL', 'Internal server error.', { cause: err }));
       }
     };
   }

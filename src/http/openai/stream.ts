@@ -11,7 +11,7 @@ import { AppError } from '../../errors.ts';
 import type { JobFeed } from '../../jobs/job-feed.ts';
 import type { JobStore } from '../../jobs/store.ts';
 import type { JobRecord } from '../../jobs/types.ts';
-import { failAnswer, jobError, openAnswer, shuttingDown } from './answer.ts';
+import { jobError, openAnswer, shuttingDown } from './answer.ts';
 import { openAIErrorBody } from './errors.ts';
 
 export interface StreamDeps {
@@ -29,31 +29,31 @@ export async function streamTranscript(
   deps: StreamDeps,
   closing: AbortSignal,
 ): Promise<void> {
-  const open = openAnswer(request, reply, job, 'text/event-stream; charset=utf-8', closing, deps.keepAliveMs);
+  const open = openAnswer(request, reply, job, 'text/event-stream; charset=utf-8', ': keep-alive\n\n', closing);
   const log = request.log.child({ jobId: job.id });
   // The feed waits on the store between its reads; a comment line keeps the response from looking idle meanwhile.
-  const keepAlive = setInterval(() => open.res.write(': keep-alive\n\n'), deps.keepAliveMs);
+  const keepAlive = setInterval(() => open.keepAlive(), deps.keepAliveMs);
   keepAlive.unref();
   try {
     for await (const e of deps.feed.follow(job.id, { owner: job.owner, signal: open.signal })) {
       if (open.signal.aborted) break;
-      if (e.type === 'text') open.res.write(event({ type: 'transcript.text.delta', delta: e.text }));
+      if (e.type === 'text') open.write(event({ type: 'transcript.text.delta', delta: e.text }));
       if (e.type !== 'end') continue;
       const ended = deps.store.getJob(job.id, job.owner);
       const transcript = ended?.status === 'completed' ? deps.store.getTranscript(job.id) : null;
       if (!transcript) {
         // The SDKs' stream iterators throw an event whose data has `error` as an APIError.
-        open.res.end(event(openAIErrorBody(jobError(ended))));
+        open.end(event(openAIErrorBody(jobError(ended))));
         return;
       }
-      open.res.end(event({ type: 'transcript.text.done', text: transcript.text }));
+      open.end(event({ type: 'transcript.text.done', text: transcript.text }));
       return;
     }
     if (open.clientGone()) log.info('openai stream: the client went away; the job runs on');
-    else failAnswer(open.res, shuttingDown(), true);
+    else open.fail(shuttingDown(), true);
   } catch (err) {
     log.error({ err }, 'openai stream failed');
-    failAnswer(open.res, new AppError('INTERNAL', 'Internal server error.', { cause: err }), true);
+    open.fail(new AppError('INTERNAL', 'Internal server error.', { cause: err }), true);
   } finally {
     clearInterval(keepAlive);
   }
