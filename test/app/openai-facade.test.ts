@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import http from 'node:http';
 import { constants, gunzipSync } from 'node:zlib';
