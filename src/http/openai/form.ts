@@ -24,10 +24,6 @@ export interface AnswerOptions {
   words: boolean;
 }
 
-export interface FacadeRequest extends ValidatedRequest {
-  answer: AnswerOptions;
-}
-
 /** OpenAI fields this service reads; `chunking_strategy` is taken and ignored (the service always chunks). */
 const FIELDS: Record<Task, readonly string[]> = {
   transcribe: ['model', 'language', 'prompt', 'response_format', 'temperature', 'stream', 'chunking_strategy'],
@@ -49,31 +45,36 @@ export interface FacadeFormDeps {
   models(): readonly ModelListing[];
 }
 
-/** Reads the form of POST /v1/audio/transcriptions (task transcribe) or /v1/audio/translations (translate). */
-export function readFacadeForm(received: Received, task: Task, deps: FacadeFormDeps): FacadeRequest {
-  const { fields, lists } = received;
+/**
+ * How the answer is asked for: response_format, stream, word granularity. Throws INVALID_FIELD for a bad value;
+ * read again, for the same form, when a repeated Idempotency-Key answers an earlier job.
+ */
+export function answerOptions(received: Pick<Received, 'fields' | 'lists'>, task: Task): AnswerOptions {
+  const granularities = received.lists[GRANULARITIES_FIELD] ?? [];
+  if (task === 'translate' && granularities.length > 0) {
+    throw invalid(GRANULARITIES_FIELD, `${GRANULARITIES_FIELD} is not accepted for translations`);
+  }
+  const format = responseFormat(received.fields.response_format);
+  return { format, stream: booleanOf('stream', received.fields.stream), words: wordGranularity(granularities, format) };
+}
+
+function checkNames(fields: Record<string, string>, task: Task): void {
   const accepted = FIELDS[task];
   for (const name of Object.keys(fields)) {
     if (name === 'file') throw invalid('file', 'file was sent as a text field; send the audio as a file part');
     if (!accepted.includes(name)) {
-      throw invalid(
-        name.slice(0, 64),
-        `unknown field ${quote(name)}; the accepted fields are file, ${accepted.join(', ')}`,
-      );
+      const list = accepted.join(', ');
+      throw invalid(name.slice(0, 64), `unknown field ${quote(name)}; the accepted fields are file, ${list}`);
     }
   }
-  const granularities = lists[GRANULARITIES_FIELD] ?? [];
-  if (task === 'translate' && granularities.length > 0) {
-    throw invalid(GRANULARITIES_FIELD, `${GRANULARITIES_FIELD} is not accepted for translations`);
-  }
-  const own: Record<string, string> = {};
-  for (const name of ['model', 'prompt'] as const) if (fields[name] !== undefined) own[name] = fields[name];
-  // OpenAI's clients send `auto` (or nothing) for detection; the service's own API says it with no language.
-  const language = fields.language?.trim();
-  if (language !== undefined && language !== '' && language !== 'auto') own.language = language;
-  const validated = deps.validateFields(own);
-  const format = responseFormat(fields.response_format);
-  const words = wordGranularity(granularities, format);
+}
+
+/** Reads the form of POST /v1/audio/transcriptions (task transcribe) or /v1/audio/translations (translate). */
+export function readFacadeForm(received: Received, task: Task, deps: FacadeFormDeps): ValidatedRequest {
+  const { fields } = received;
+  checkNames(fields, task);
+  const validated = deps.validateFields(ownFields(fields));
+  const { words } = answerOptions(received, task);
   const model = deps.models().find((m) => m.id === validated.request.model);
   if (task === 'translate' && model?.translation !== true) {
     throw invalid(
@@ -94,7 +95,17 @@ export function readFacadeForm(received: Received, task: Task, deps: FacadeFormD
     ...(temperature !== null ? { temperature } : {}),
     ...(words ? { word_timestamps: true } : {}),
   };
-  return { request, dryRun: false, answer: { format, stream: booleanOf('stream', fields.stream), words } };
+  return { request, dryRun: false };
+}
+
+/** The fields the service's own validator judges, in its terms. */
+function ownFields(fields: Record<string, string>): Record<string, string> {
+  const own: Record<string, string> = {};
+  for (const name of ['model', 'prompt'] as const) if (fields[name] !== undefined) own[name] = fields[name];
+  // OpenAI's clients send `auto` (or nothing) for detection; the service's own API says it with no language.
+  const language = fields.language?.trim();
+  if (language !== undefined && language !== '' && language !== 'auto') own.language = language;
+  return own;
 }
 
 function translators(deps: FacadeFormDeps): string {

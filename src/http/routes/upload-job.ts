@@ -19,13 +19,18 @@ import { discardRest, MAX_FIELD_BYTES, receive, type Received } from './upload-r
 
 /** What an accepted upload became: a job (new, or an earlier one a repeated Idempotency-Key names) or a dry run. */
 export type UploadOutcome =
-  { kind: 'job'; job: JobRecord; replayed: boolean } | { kind: 'dry_run'; media: AcceptedMedia };
+  { kind: 'job'; job: JobRecord; replayed: boolean; received: Received } | { kind: 'dry_run'; media: AcceptedMedia };
 
 export interface UploadRoute {
   /** The route's own reading of the form's fields into a job request; throws an AppError for a bad field. */
   fields(received: Received): ValidatedRequest;
   /** Text fields that may come more than once (collected in `Received.lists`). */
   repeatable?: readonly string[];
+  /**
+   * Names the route in the Idempotency-Key fingerprint, so one key with the same form on two routes that make
+   * different jobs (a transcription, a translation) is a reuse, not a replay. POST /v1/jobs has none.
+   */
+  fingerprintTag?: string;
 }
 
 export interface JobUploads {
@@ -149,9 +154,9 @@ async function storeUpload(
     );
     lease.settle(received.sizeBytes);
     services.events.uploadBytes(received.sizeBytes);
-    const fingerprint = requestFingerprint(received);
+    const fingerprint = requestFingerprint(received, route.fingerprintTag);
     const earlier = idempotencyKey ? store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
-    if (earlier) return await replay(services, upload, sameRequest(earlier, fingerprint));
+    if (earlier) return await replay(services, upload, sameRequest(earlier, fingerprint), received);
     const { request: jobRequest, dryRun } = route.fields(received);
     const media = await services.validateMedia({
       file: dirs.uploadPath(id),
@@ -164,7 +169,7 @@ async function storeUpload(
       return { kind: 'dry_run', media };
     }
     const job = queuedJob(id, request, jobRequest, media, idempotencyKey);
-    return await accept(services, request, upload, job, fingerprint);
+    return await accept(services, request, upload, job, { fingerprint, received });
   } catch (err) {
     await release(services, upload);
     throw err;
@@ -199,7 +204,7 @@ async function accept(
   request: FastifyRequest,
   upload: Upload,
   job: JobRecord,
-  fingerprint: string,
+  { fingerprint, received }: { fingerprint: string; received: Received },
 ): Promise<UploadOutcome> {
   const { store } = services;
   try {
@@ -208,7 +213,7 @@ async function accept(
     // Two concurrent requests with one Idempotency-Key: the loser answers as a replay of the winner's.
     const winner = job.idempotencyKey ? store.findByIdempotencyKey(request.owner, job.idempotencyKey) : null;
     if (!winner) throw err;
-    return await replay(services, upload, sameRequest(winner, fingerprint));
+    return await replay(services, upload, sameRequest(winner, fingerprint), received);
   }
   upload.log.info(
     { bytes: job.audio.size_bytes, durationS: job.audio.duration_s, chunks: job.chunksTotal },
@@ -219,13 +224,13 @@ async function accept(
   upload.accepted = true;
   upload.lease.release();
   void services.runner.enqueue(job.id);
-  return { kind: 'job', job, replayed: false };
+  return { kind: 'job', job, replayed: false, received };
 }
 
 /** An earlier upload with the same Idempotency-Key answers; this one leaves nothing behind. */
-async function replay(services: Services, upload: Upload, job: JobRecord): Promise<UploadOutcome> {
+async function replay(services: Services, upload: Upload, job: JobRecord, received: Received): Promise<UploadOutcome> {
   await release(services, upload);
-  return { kind: 'job', job, replayed: true };
+  return { kind: 'job', job, replayed: true, received };
 }
 
 /** The upload was not accepted (refused, dry run, lost an idempotency race): nothing of it stays. */
@@ -242,14 +247,13 @@ async function release(services: Services, upload: Upload): Promise<void> {
  * What an Idempotency-Key stands for: the fields, the file name and the file's content. Field order does not
  * matter; every value does.
  */
-function requestFingerprint(received: Received): string {
+function requestFingerprint(received: Received, tag: string | undefined): string {
   const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
   const fields = Object.entries(received.fields).sort(byName);
   const lists = Object.entries(received.lists).sort(byName);
-  const parts =
-    lists.length === 0
-      ? [received.filename, received.sha256, fields]
-      : [received.filename, received.sha256, fields, lists];
+  // What POST /v1/jobs has always hashed, extended only where a route has more to say (fingerprints are stored).
+  const extra = lists.length === 0 && tag === undefined ? [] : [lists, tag ?? null];
+  const parts = [received.filename, received.sha256, fields, ...extra];
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
 }
 
