@@ -267,6 +267,23 @@ describe('the OpenAI audio API, called with the official openai client', () => {
     ).rejects.toThrow();
   });
 
+  it('a repeated Idempotency-Key header answers the same job, in the form asked', async () => {
+    const file = async () => toFile(await readFile(speech.wav), 'speech.wav');
+    // The openai SDK sends no Idempotency-Key of its own; a caller adds one as a header.
+    const opts = { headers: { 'Idempotency-Key': 'facade-retry-1' } };
+    const params = { model: 'whisper-1', response_format: 'srt' } as const;
+    const first = await client.audio.transcriptions.create({ file: await file(), ...params }, opts).withResponse();
+    const again = await client.audio.transcriptions.create({ file: await file(), ...params }, opts).withResponse();
+    expect(again.response.headers.get('x-job-id')).toBe(first.response.headers.get('x-job-id'));
+    expect(again.data).toBe(first.data);
+    expect(first.data).toMatch(/^1\n00:00:00,000 --> /);
+    // The same form on the translations route is another request.
+    const other = await client.audio.translations
+      .create({ file: await file(), ...params }, opts)
+      .catch((err: unknown) => err);
+    expect(other).toMatchObject({ status: 422, code: 'idempotency_key_reused' });
+  });
+
   it('translations: whisper-1 through the translations endpoint; a model that cannot is a 400 in OpenAI shape', async () => {
     const { data, response } = await client.audio.translations
       .create({ file: createReadStream(speech.mp3), model: 'whisper-1', response_format: 'verbose_json' })

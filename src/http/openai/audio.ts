@@ -62,8 +62,7 @@ export async function audioRoutes(app: FastifyInstance, opts: AudioRoutesOptions
     return async (request: FastifyRequest, reply: FastifyReply) => {
       const outcome = await uploads.accept(request, reply, form);
       if (outcome.kind !== 'job') throw new AppError('INTERNAL', 'An OpenAI request cannot be a dry run.');
-      // Read from the form, so a repeated Idempotency-Key (the SDKs send one, and reuse it on a retry) answers the
-      // job it made first in the form asked.
+      // Read from the form, so a repeated Idempotency-Key answers the job it made first in the form asked.
       const how = answerOptions(outcome.received, task);
       const { job } = outcome;
       if (how.stream) return streamTranscript(request, reply, job, { ...deps, feed: services.feed }, closing);
