@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
 import { RATE_LIMITED_ROUTE } from '../plugins/upload-rate-limit.ts';
-import type { JobUploads, UploadRoute } from '../routes/upload-job.ts';
+import { UPLOAD_ERROR_CODES, type JobUploads, type UploadRoute } from '../routes/upload-job.ts';
 import type { Services } from '../services.ts';
 import { jobError, openAnswer, shuttingDown, untilJobEnds, type LongAnswerDeps } from './answer.ts';
 import { answerOptions, GRANULARITIES_FIELD, readFacadeForm, type AnswerOptions, type Task } from './form.ts';
@@ -15,26 +15,6 @@ import { audioResponse, openAIErrorResponses, TranscriptionForm, TranslationForm
 import { streamTranscript } from './stream.ts';
 
 export const AUDIO_ROUTES = new Set(['/v1/audio/transcriptions', '/v1/audio/translations']);
-
-const UPLOAD_ERRORS = [
-  'UNAUTHORIZED',
-  'RATE_LIMITED',
-  'INVALID_FIELD',
-  'FILE_MISSING',
-  'FILE_TOO_LARGE',
-  'UPLOAD_TOO_SLOW',
-  'UNSUPPORTED_MEDIA',
-  'MEDIA_CORRUPT',
-  'DURATION_OUT_OF_RANGE',
-  'BUDGET_EXCEEDED',
-  'IDEMPOTENCY_KEY_REUSED',
-  'SERVER_BUSY',
-  'INSUFFICIENT_STORAGE',
-  'PROVIDER_AUTH',
-  'PROVIDER_QUOTA',
-  'PROVIDER_UNAVAILABLE',
-  'INTERNAL',
-] as const;
 
 export interface AudioRoutesOptions {
   services: Services;
@@ -82,7 +62,7 @@ export async function audioRoutes(app: FastifyInstance, opts: AudioRoutesOptions
         tags: ['openai'],
         consumes: ['multipart/form-data'],
         body: TranscriptionForm,
-        response: { 200: audioResponse(true), ...openAIErrorResponses(...UPLOAD_ERRORS) },
+        response: { 200: audioResponse(true), ...openAIErrorResponses(...UPLOAD_ERROR_CODES) },
       },
       config: RATE_LIMITED_ROUTE,
       // The schema documents the form; the handler reads it as it streams (as POST /v1/jobs does).
@@ -101,7 +81,7 @@ export async function audioRoutes(app: FastifyInstance, opts: AudioRoutesOptions
         tags: ['openai'],
         consumes: ['multipart/form-data'],
         body: TranslationForm,
-        response: { 200: audioResponse(false), ...openAIErrorResponses(...UPLOAD_ERRORS) },
+        response: { 200: audioResponse(false), ...openAIErrorResponses(...UPLOAD_ERROR_CODES) },
       },
       config: RATE_LIMITED_ROUTE,
       validatorCompiler: () => () => true,

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, isAppError } from '../../errors.ts';
+import { AppError, isAppError, type ErrorCode } from '../../errors.ts';
 import { newJobId } from '../../jobs/ids.ts';
 import { newJob } from '../../jobs/lifecycle.ts';
 import type { JobRecord, JobRequest } from '../../jobs/types.ts';
@@ -16,6 +16,27 @@ import type { AcceptedMedia, Services, ValidatedRequest } from '../services.ts';
 import { systemClock, type Clock } from '../../transcribe/backoff.ts';
 import { createUploadSlots, type UploadSlot, type UploadSlots } from './upload-slots.ts';
 import { discardRest, MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
+
+/** Every code accepting an upload can answer with (the key check and the upload rate limit in front included). */
+export const UPLOAD_ERROR_CODES = [
+  'UNAUTHORIZED',
+  'RATE_LIMITED',
+  'INVALID_FIELD',
+  'FILE_MISSING',
+  'FILE_TOO_LARGE',
+  'UPLOAD_TOO_SLOW',
+  'UNSUPPORTED_MEDIA',
+  'MEDIA_CORRUPT',
+  'DURATION_OUT_OF_RANGE',
+  'BUDGET_EXCEEDED',
+  'IDEMPOTENCY_KEY_REUSED',
+  'SERVER_BUSY',
+  'INSUFFICIENT_STORAGE',
+  'PROVIDER_AUTH',
+  'PROVIDER_QUOTA',
+  'PROVIDER_UNAVAILABLE',
+  'INTERNAL',
+] as const satisfies readonly ErrorCode[];
 
 /** What an accepted upload became: a job (new, or an earlier one a repeated Idempotency-Key names) or a dry run. */
 export type UploadOutcome =

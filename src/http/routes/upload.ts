@@ -6,7 +6,7 @@ import { publicAudio, toJobResource } from '../job-resource.ts';
 import type { JobRecord } from '../../jobs/types.ts';
 import { RATE_LIMITED_ROUTE } from '../plugins/upload-rate-limit.ts';
 import type { Services } from '../services.ts';
-import type { JobUploads, UploadRoute } from './upload-job.ts';
+import { UPLOAD_ERROR_CODES, type JobUploads, type UploadRoute } from './upload-job.ts';
 
 export default async function uploadRoutes(
   app: FastifyInstance,
@@ -41,25 +41,7 @@ export default async function uploadRoutes(
         },
       ),
       200: jsonResponse('dry_run=true: the estimate; nothing was kept.', DryRunEstimate, DRY_RUN_EXAMPLE),
-      ...errorResponses(
-        'UNAUTHORIZED',
-        'RATE_LIMITED',
-        'INVALID_FIELD',
-        'FILE_MISSING',
-        'FILE_TOO_LARGE',
-        'UPLOAD_TOO_SLOW',
-        'UNSUPPORTED_MEDIA',
-        'MEDIA_CORRUPT',
-        'DURATION_OUT_OF_RANGE',
-        'BUDGET_EXCEEDED',
-        'IDEMPOTENCY_KEY_REUSED',
-        'SERVER_BUSY',
-        'INSUFFICIENT_STORAGE',
-        'PROVIDER_AUTH',
-        'PROVIDER_QUOTA',
-        'PROVIDER_UNAVAILABLE',
-        'INTERNAL',
-      ),
+      ...errorResponses(...UPLOAD_ERROR_CODES),
     },
   };
 
