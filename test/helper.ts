@@ -26,6 +26,8 @@ export type ErrorJson = { error: { code: string; message: string; details?: Reco
 
 export interface TestServer {
   app: App;
+  /** The services behind the app (the job feed's follow count, the store), for what a client cannot see. */
+  services: Services;
   url: string;
   config: Config;
   dataDir: string;
@@ -51,8 +53,8 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
     UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
     ...env,
   });
-  const { app, url } = await listenApp(config, pino({ level: config.logLevel }));
-  return { app, url, config, dataDir: dir, close: () => app.close() };
+  const { app, services, url } = await listenApp(config, pino({ level: config.logLevel }));
+  return { app, services, url, config, dataDir: dir, close: () => app.close() };
 }
 
 /** Services and app built from `config` as the server builds them, started and listening on 127.0.0.1:0. */

@@ -54,7 +54,7 @@ export interface JobFeed {
 }
 
 export interface JobFeedDeps {
-  store: Pick<JobStore, 'getJob' | 'listChunkStates' | 'listChunks'>;
+  store: Pick<JobStore, 'getJob' | 'listChunkStates' | 'listChunks' | 'getTranscript'>;
   clock: Clock;
   /** How often a follower reads the rows (a job's rows may be written by another process: polling is the way to see them). */
   pollMs: number;
@@ -91,20 +91,26 @@ export function finalChunkCount(job: Pick<JobRecord, 'chunkPlan'>, chunks: reado
 }
 
 /**
- * The text events of chunks [from, to) of a transcript stitched from rows in which those chunks are final. Each
- * delta is what the chunk adds to the transcript's text, so the deltas of a whole job joined are its text.
+ * The text events of chunks [from, to) of a transcript stitched from rows in which those chunks are final, and
+ * the last character of the text so far. Each delta is what the chunk adds to the transcript's text, so the
+ * deltas of a whole job joined are its text. `before`: the last character of the text before `from`, when the
+ * transcript does not hold those chunks (it is all the glue to what follows depends on); else read from it.
  */
-export function textEvents(transcript: Transcript, from: number, to: number): JobFeedEvent[] {
-  // The text before `from` matters only by its last character (the glue to what follows depends on nothing else).
-  let last = '';
+export function textEvents(
+  transcript: Transcript,
+  from: number,
+  to: number,
+  before?: string,
+): { events: JobFeedEvent[]; last: string } {
+  let last = before ?? '';
   const byChunk = new Map<number, Transcript['segments']>();
   for (const s of transcript.segments) {
     if (s.chunk < from) {
       const t = s.text.trim();
-      if (t !== '') last = t.at(-1) as string;
+      if (before === undefined && t !== '') last = t.at(-1) as string;
     } else if (s.chunk < to) byChunk.set(s.chunk, [...(byChunk.get(s.chunk) ?? []), s]);
   }
-  const out: JobFeedEvent[] = [];
+  const events: JobFeedEvent[] = [];
   for (let chunk = from; chunk < to; chunk++) {
     const segments = byChunk.get(chunk) ?? [];
     const joined = joinText([last, ...segments.map((s) => s.text)]);
@@ -113,9 +119,19 @@ export function textEvents(transcript: Transcript, from: number, to: number): Jo
     last = joined.at(-1) as string;
     const first = segments[0];
     const final = segments.at(-1);
-    out.push({ type: 'text', id: String(chunk + 1), chunk, start: first?.start ?? 0, end: final?.end ?? 0, text });
+    events.push({ type: 'text', id: String(chunk + 1), chunk, start: first?.start ?? 0, end: final?.end ?? 0, text });
   }
-  return out;
+  return { events, last };
+}
+
+/**
+ * The first chunk to stitch for the text of chunks from `from` on: the one before (its lead of overlap is then
+ * right for `from`), and where chunks share overlap audio two more, since the words said twice are cut against
+ * the chunk before, itself cut against the one before it. Stitching a window instead of the whole job keeps each
+ * step short for a job of thousands of chunks.
+ */
+function windowStart(job: Pick<JobRecord, 'chunkPlan'>, from: number): number {
+  return Math.max(0, from - ((job.chunkPlan?.overlapS ?? 0) >= MIN_OVERLAP_S ? 3 : 1));
 }
 
 function progressOf(job: JobRecord, chunks: readonly ChunkState[], now: number): FeedProgress {
@@ -165,10 +181,25 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
     });
   }
 
+  /**
+   * A completed job's text is its stored transcript's, the one clients download (every chunk, gaps marked); any
+   * other end, and a running job, show the chunks that finished, as the partial transcript does: stitched from
+   * the window around the new chunks once the text before them is known, from the first chunk until then.
+   */
+  function textSource(job: JobRecord, from: number, through: number, tail: string | undefined): Transcript {
+    if (job.status === 'completed') {
+      return store.getTranscript(job.id) ?? transcriptFor(job, store.listChunks(job.id), { partial: false });
+    }
+    const rows = store.listChunks(job.id).slice(tail === undefined ? 0 : windowStart(job, from), through + 1);
+    return transcriptFor(job, rows, { partial: true });
+  }
+
   async function* run(jobId: string, owner: string | null, from: number, signal: AbortSignal) {
     const log = logger.child({ jobId });
     let cursor = from;
     let sentProgress = '';
+    /** The last character of the text before the cursor, once known (nothing comes before chunk 0). */
+    let tail: string | undefined = from === 0 ? '' : undefined;
     // Counted from the first step: an iterator never started holds nothing (and its finally would never run).
     active += 1;
     try {
@@ -183,14 +214,13 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
         const ended = !isLive(job.status);
         const through = ended ? states.length : finalChunkCount(job, states);
         if (through > cursor) {
-          // A completed job's text is the final transcript's (every chunk, gaps marked); any other end, and a
-          // running job, show the chunks that finished, as the partial transcript does.
-          const transcript = transcriptFor(job, store.listChunks(jobId), { partial: job.status !== 'completed' });
-          for (const event of textEvents(transcript, cursor, through)) {
+          const text = textEvents(textSource(job, cursor, through, tail), cursor, through, tail);
+          for (const event of text.events) {
             if (signal.aborted) return;
             yield event;
           }
           cursor = through;
+          tail = text.last;
         }
         const progress = progressOf(job, states, clock.now());
         const key = progressKey(progress);

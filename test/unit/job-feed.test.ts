@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createJobFeed, parseCursor, textEvents, type JobFeed, type JobFeedEvent } from '../../src/jobs/job-feed.ts';
 import { markCompleted, markFailed } from '../../src/jobs/lifecycle.ts';
@@ -114,6 +117,27 @@ describe('job feed', () => {
     expect(texts(rest).map((e) => e.text)).toEqual([' [inaudible: chunk 2 failed]', ', the end.']);
     expect(feed.active()).toBe(0);
     expect(clock.pending()).toBe(0);
+  });
+
+  it('glues a chunk to the text before a silent chunk, stitching only the chunks around the new ones', async () => {
+    setup(4, 0);
+    const clock = manualClock();
+    const f = puller(feedOf(clock).follow(ID, { owner: null, signal: new AbortController().signal }));
+    await f.take();
+    done(0, said('Hello'));
+    done(1, { ...said(''), segments: [] });
+    clock.advance(POLL_MS);
+    const first = await f.take();
+    done(2, said('world'));
+    clock.advance(POLL_MS);
+    const second = await f.take();
+    expect(texts(second).map((e) => e.text)).toEqual([' world']);
+    done(3, said('again.'));
+    const transcript = complete();
+    clock.advance(POLL_MS);
+    const rest = await f.take();
+    expect(joined([...first, ...second, ...rest])).toBe(transcript.text);
+    expect(transcript.text).toBe('Hello world again.');
   });
 
   it('holds back a chunk until the next one is settled where they share overlap audio (its words said twice are cut)', async () => {
@@ -240,6 +264,39 @@ describe('job feed', () => {
   });
 });
 
+describe('job feed across processes', () => {
+  it('reads the rows another store instance (another process) writes to the same file', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cs-feed-'));
+    const file = path.join(dir, 'jobs.sqlite');
+    const writer = new JobStore({ file, shared: true });
+    const reader = new JobStore({ file, shared: true });
+    try {
+      writer.insertJob(queuedJob(ID, 20));
+      writer.updateJob(ID, { status: 'processing', stage: 'transcribing', chunksTotal: 2 });
+      writer.upsertChunk(ID, 0, 0, 10);
+      writer.upsertChunk(ID, 1, 10, 10);
+      const clock = manualClock();
+      const feed = createJobFeed({ store: reader, clock, pollMs: POLL_MS, logger: silentLogger });
+      const f = puller(feed.follow(ID, { owner: null, signal: new AbortController().signal }));
+      await f.take();
+      writer.updateChunk(ID, 0, { status: 'done', result: said('from the worker') });
+      clock.advance(POLL_MS);
+      expect(texts(await f.take()).map((e) => e.text)).toEqual(['from the worker']);
+      writer.updateChunk(ID, 1, { status: 'done', result: said('and more') });
+      const transcript = transcriptFor(writer.getJob(ID)!, writer.listChunks(ID), { partial: false });
+      markCompleted(writer, ID, transcript, new Date(0));
+      clock.advance(POLL_MS);
+      const rest = await f.take();
+      expect(rest.at(-1)).toMatchObject({ type: 'end', status: 'completed' });
+      expect(f.state.ended).toBe(true);
+    } finally {
+      writer.close();
+      reader.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('textEvents', () => {
   const t = (segments: Array<[number, string]>): Transcript => ({
     job_id: ID,
@@ -281,7 +338,7 @@ describe('textEvents', () => {
       // Any split point: the text before it and the deltas after it make the whole.
       for (let from = 0; from <= 4; from++) {
         const before = joinText(segments.filter(([c]) => c < from).map(([, s]) => s));
-        const after = textEvents(transcript, from, 4).flatMap((e) => (e.type === 'text' ? [e.text] : []));
+        const after = textEvents(transcript, from, 4).events.flatMap((e) => (e.type === 'text' ? [e.text] : []));
         expect(before + after.join(''), JSON.stringify({ segments, from })).toBe(whole);
       }
     }
