@@ -284,6 +284,25 @@ describe('the OpenAI audio API, called with the official openai client', () => {
     expect(other).toMatchObject({ status: 422, code: 'idempotency_key_reused' });
   });
 
+  it('stream: a job that fails ends the stream with an error event, which the iterator throws', async () => {
+    fake.script((i) => (i >= 1 ? 'bad_audio' : undefined));
+    const { data: stream, response } = await client.audio.transcriptions
+      .create({ file: await toFile(await readFile(speech.wav), 'speech.wav'), model: 'whisper-1', stream: true })
+      .withResponse();
+    const events: string[] = [];
+    const thrown = await (async () => {
+      for await (const event of stream) events.push(event.type);
+    })().catch((err: unknown) => err);
+    const job = (await getJson<JobJson>(`${server.url}/v1/jobs/${response.headers.get('x-job-id')}`, AUTH)).body;
+    expect(job.status).toBe('failed');
+    expect(thrown).toBeInstanceOf(OpenAI.APIError);
+    expect(thrown).toMatchObject({
+      code: job.error!.code.toLowerCase(),
+      message: expect.stringContaining(job.error!.message),
+    });
+    expect(events).not.toContain('transcript.text.done');
+  });
+
   it('translations: whisper-1 through the translations endpoint; a model that cannot is a 400 in OpenAI shape', async () => {
     const { data, response } = await client.audio.translations
       .create({ file: createReadStream(speech.mp3), model: 'whisper-1', response_format: 'verbose_json' })

@@ -3,9 +3,8 @@
  * response_format, the stream's events, the models list, and OpenAI's error shape with an example per code.
  */
 import { Type, type TSchema } from 'typebox';
-import { ERROR_STATUS, type ErrorCode } from '../../errors.ts';
+import { AppError, ERROR_STATUS, type ErrorCode } from '../../errors.ts';
 import { ERROR_EXAMPLES } from '../examples.ts';
-import { AppError } from '../../errors.ts';
 import { openAIErrorBody } from './errors.ts';
 import { RESPONSE_FORMATS } from './form.ts';
 
