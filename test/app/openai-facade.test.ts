@@ -336,6 +336,10 @@ describe('the OpenAI audio API, called with the official openai client', () => {
     const missing = await client.models.retrieve('no-such-model').catch((err: unknown) => err);
     expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
     expect(missing).toMatchObject({ status: 404, code: 'model_not_found', type: 'invalid_request_error' });
+    // Self-hosted model ids have a slash (Systran/faster-whisper-large-v3): the SDK sends it as %2F, one segment.
+    const slashed = await client.models.retrieve('Systran/no-such-model').catch((err: unknown) => err);
+    expect(slashed).toMatchObject({ status: 404, code: 'model_not_found' });
+    expect((slashed as Error).message).toContain('"Systran/no-such-model"');
   });
 
   it('describes the routes in the served OpenAPI document', async () => {
