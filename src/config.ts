@@ -48,6 +48,10 @@ export const envSchema = z.object({
     .default('chunkscribe'),
   WORKER_LOCK_MS: intFrom(30_000, 1_000, 3_600_000),
   WORKER_STALLED_INTERVAL_MS: intFrom(30_000, 500, 3_600_000),
+  STORAGE_URL: optionalString,
+  S3_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false', '1', '0']).default('false'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Extras beyond the contract's names.
   MAX_CONCURRENT_JOBS: intFrom(2, 1, 64),
@@ -166,6 +170,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
   scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
+  /** Where uploads are kept: null = local disk (DATA_DIR); else an S3 bucket (STORAGE_URL=s3://bucket/prefix). */
+  objectStore: ObjectStoreConfig | null;
   logLevel: string;
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
@@ -260,6 +266,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
   }
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
+  const objectStore = objectStoreConfig(e);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -294,6 +301,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       lockMs: e.WORKER_LOCK_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
     },
+    objectStore,
     logLevel: e.LOG_LEVEL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: e.CONNECTION_TIMEOUT_MS,
@@ -347,6 +355,43 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMs: e.EVENT_POLL_MS,
       heartbeatMs: e.EVENT_HEARTBEAT_S * 1000,
     },
+  };
+}
+
+/** An S3-compatible bucket for the uploads; credentials come from the AWS SDK's default chain, never from here. */
+export interface ObjectStoreConfig {
+  bucket: string;
+  /** Key prefix, '' or ending in '/': every object of the service is under it. */
+  prefix: string;
+  /** Unset: AWS. Set for MinIO, Ceph, R2, GCS interop (http or https). */
+  endpoint: string | undefined;
+  region: string;
+  /** Bucket in the path (http://host/bucket/key), not the host name: what most non-AWS stores need. */
+  forcePathStyle: boolean;
+}
+
+/** S3 bucket names: 3 to 63 lower-case letters, digits, dots and hyphens (the rules every S3 store shares). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** A key prefix: path segments of safe characters, no empty or dot segments. */
+const KEY_PREFIX = /^(?:[A-Za-z0-9_.-]+\/)*$/;
+
+function objectStoreConfig(e: z.output<typeof envSchema>): ObjectStoreConfig | null {
+  if (e.STORAGE_URL === undefined) return null;
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(e.STORAGE_URL);
+  const bucket = m?.[1] ?? '';
+  const rawPrefix = m?.[2] ?? '';
+  const prefix = rawPrefix === '' || rawPrefix.endsWith('/') ? rawPrefix : `${rawPrefix}/`;
+  if (!m || !BUCKET_NAME.test(bucket) || !KEY_PREFIX.test(prefix) || /(^|\/)\.{1,2}\//.test(prefix)) {
+    throw new ConfigError([
+      'STORAGE_URL: must be s3://bucket or s3://bucket/prefix (bucket: 3 to 63 of a-z 0-9 . -; prefix: letters, digits, _ . - and /)',
+    ]);
+  }
+  return {
+    bucket,
+    prefix,
+    endpoint: e.S3_ENDPOINT,
+    region: e.S3_REGION,
+    forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true' || e.S3_FORCE_PATH_STYLE === '1',
   };
 }
 

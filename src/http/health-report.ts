@@ -30,6 +30,8 @@ export interface HealthDeps {
   storage: Pick<StorageGuard, 'isFull'>;
   /** Scale-out mode: the queue's Redis, reported as the `redis` component (down = not ready). Null otherwise. */
   redisHealth: (() => Promise<ComponentCheck>) | null;
+  /** The uploads' bucket (STORAGE_URL set) as the `object_store` component (down = not ready); null: local disk. */
+  objectStore: () => Promise<ComponentCheck | null>;
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -63,6 +65,8 @@ export function createHealth(deps: HealthDeps) {
         components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
       }
       if (deps.redisHealth) components.redis = await deps.redisHealth();
+      const objectStore = await deps.objectStore();
+      if (objectStore) components.object_store = objectStore;
       const sys = await deps.monitor.sample();
       const free = `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free`;
       components.disk = deps.storage.isFull()

@@ -9,6 +9,7 @@ import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import type { PressureGauge } from '../resources/pressure-gauge.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
+import type { UploadStore } from '../storage/upload-store.ts';
 import type { HealthReport } from './health-report.ts';
 
 export interface ValidatedRequest {
@@ -44,6 +45,8 @@ export interface Services {
   config: Config;
   store: JobStore;
   dirs: JobDirs;
+  /** Where an accepted upload is made durable before the job is reported, and deleted with its job. */
+  uploads: Pick<UploadStore, 'save' | 'remove'>;
   /** Leases of job directories, bounded in number and upload bytes; a new upload takes one or gets SERVER_BUSY. */
   dirPool: DirPool;
   runner: JobQueue;

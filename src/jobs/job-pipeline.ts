@@ -7,6 +7,7 @@ import { AppError, errorMessage, isAppError } from '../errors.ts';
 import { isDiskFull } from '../resources/disk-full.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { StorageWaitExceeded, type StorageGuard } from '../resources/storage-guard.ts';
+import type { UploadStore } from '../storage/upload-store.ts';
 import { chainedPrompt } from '../transcribe/context-prompt.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { markCompleted, markProcessing, markSlicingDone, markTranscribing } from './lifecycle.ts';
@@ -18,6 +19,8 @@ import type { ChunkRecord, JobRecord } from './types.ts';
 export interface PipelineDeps {
   store: JobStore;
   dirs: JobDirs;
+  /** Where the upload is kept: with an object store, a job run on another host than the upload's gets it here. */
+  uploads: Pick<UploadStore, 'fetch'>;
   /** Where writes that fail for lack of space wait for it (the job pauses instead of failing). */
   storage: Pick<StorageGuard, 'run' | 'attempt' | 'report' | 'writable'>;
   /** Plans a fresh job's chunks, keeps a resumed job's plan, and cuts the chunk files. */
@@ -82,6 +85,8 @@ export async function runJobPipeline(
   await save('job directory', () => dirs.create(job.id));
 
   const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
+  // A scratch disk that fills up while the upload downloads pauses the job like any other write.
+  await save('upload download', () => deps.uploads.fetch(job.id, subject.file, stopping));
   let chunks = store.listChunks(job.id);
   let plan: ChunkPlanRecord;
   if (chunks.length > 0) {

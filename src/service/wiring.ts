@@ -22,6 +22,7 @@ import type { ModelListing, Services } from '../http/services.ts';
 import { systemClock } from '../transcribe/backoff.ts';
 import { resolveModel } from '../transcribe/models.ts';
 import { createProvider, ENGINES, type ProviderName } from '../transcribe/providers/index.ts';
+import { createUploadStore } from '../storage/index.ts';
 import { createTranscription } from '../transcribe/transcription.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import {
@@ -93,6 +94,8 @@ export async function createServices(
     logger: logger.child({ component: 'dir-pool' }),
   });
   const provider = createProvider(config, logger);
+  // STORAGE_URL set: the bucket keeps the uploads and DATA_DIR/jobs is this host's scratch.
+  const uploads = await createUploadStore(config, logger);
 
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,
@@ -104,6 +107,7 @@ export async function createServices(
     // Scale-out: a directory without a row may be an upload another API process is still streaming, and only that
     // process knows; such directories are kept rather than deleted under it.
     dirs: shared ? { ...dirs, inProcess: () => true } : dirs,
+    uploads,
     logger: logger.child({ component: 'cleanup' }),
     config: {
       retentionMs: config.retention.jobsMs,
@@ -202,6 +206,7 @@ export async function createServices(
     pipeline: {
       store,
       dirs: pipelineDirs,
+      uploads,
       storage,
       chunks,
       transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
@@ -225,6 +230,7 @@ export async function createServices(
     dirLimits: config.jobDirs,
     redisHealth,
     storage,
+    objectStore: () => uploads.check(),
   });
   let closing: Promise<void> | null = null;
 
@@ -232,6 +238,7 @@ export async function createServices(
     config,
     store,
     dirs,
+    uploads,
     dirPool,
     runner,
     feed: createJobFeed({
@@ -260,6 +267,7 @@ export async function createServices(
     metricsRegistry: metrics.registry,
     async start() {
       await health.start();
+      await uploads.start();
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
       if (!shared) {
         await killStrayProcesses({ jobsRoot: dirs.root, logger });
@@ -283,6 +291,7 @@ export async function createServices(
           () => limiter.stop(),
           () => webhooks.stop(),
           async () => store.close(),
+          async () => uploads.close(),
           async () => lock.release(),
         ];
         for (const step of steps) {

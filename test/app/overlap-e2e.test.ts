@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
 import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
+import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 interface TranscriptJson {
@@ -78,6 +79,9 @@ describe('chunk overlap with the local engine', () => {
   async function transcribe(server: TestServer, overlapS: number): Promise<{ body: TranscriptJson; chunks: number }> {
     const created = await upload(server.url, speech.mp3, { language: 'en' });
     expect(created.status).toBe(202);
+    // Followed live as well: the chunks' texts as the event stream gives them must join into the transcript's.
+    const stream = await openEvents(server.url, created.body.id);
+    const live = stream.readUntil((e) => e.event === 'end');
     // pocketsphinx on a shared 2-core machine: each of the test's two jobs gets most of its 600 s.
     const job = (await waitForJob(server.url, created.body.id, {}, { timeoutMs: 280_000 })) as unknown as JobChunks & {
       status: string;
@@ -98,6 +102,11 @@ describe('chunk overlap with the local engine', () => {
     }
     const { status, body } = await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript?format=json`);
     expect(status).toBe(200);
+    expect(
+      textsOf(await live)
+        .map((t) => t.text)
+        .join(''),
+    ).toBe(body.text);
     return { body, chunks: job.progress.chunks_total };
   }
 

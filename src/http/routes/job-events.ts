@@ -148,6 +148,9 @@ export default async function jobEventRoutes(app: FastifyInstance, opts: { servi
         reply.sse.sendHeaders();
         await reply.sse.send(messages(events));
       } finally {
+        // However the stream ended (a client gone before onClose was registered, a failed write), the follow
+        // stops at its next step rather than polling on until the job next changes.
+        stop.abort(new Error('stream ended'));
         lifetime.cancel();
         slot.release();
         streams.delete(stop);

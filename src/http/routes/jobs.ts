@@ -24,7 +24,7 @@ import { renderTranscript } from '../../transcribe/formats.ts';
 const JOB_RESOURCE = Type.Ref('JobResource');
 
 export default async function jobRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { store, dirs, runner, storage } = opts.services;
+  const { store, dirs, uploads, runner, storage } = opts.services;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
 
   // Another key's job is indistinguishable from one that never existed.
@@ -157,6 +157,8 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     async (request, reply) => {
       const job = findJob(request.params.id, request.owner);
       await runner.cancel(job.id);
+      // The objects before the row: a store that does not answer gets 503 and the job stays, to be deleted again.
+      await uploads.remove(job.id);
       store.deleteJob(job.id);
       await dirs.remove(job.id);
       request.log.info({ jobId: job.id, was: job.status }, 'job deleted');

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, isAppError, type ErrorCode } from '../../errors.ts';
+import { AppError, errorMessage, isAppError, type ErrorCode } from '../../errors.ts';
 import { newJobId } from '../../jobs/ids.ts';
 import { newJob } from '../../jobs/lifecycle.ts';
 import type { JobRecord, JobRequest } from '../../jobs/types.ts';
@@ -101,6 +101,8 @@ interface Upload {
   log: FastifyBaseLogger;
   /** Set once the job is stored and queued: its directory is the job's from then on, whatever the answer does. */
   accepted?: true;
+  /** Set once the upload is in the object store: a refusal after that deletes it there too. */
+  saved?: true;
 }
 
 /**
@@ -228,6 +230,9 @@ async function accept(
   { fingerprint, received }: { fingerprint: string; received: Received },
 ): Promise<UploadOutcome> {
   const { store } = services;
+  // Durable before reported: with an object store, the job's row exists only once any host can get the upload.
+  await services.uploads.save(job.id, services.dirs.uploadPath(job.id));
+  upload.saved = true;
   try {
     store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
   } catch (err) {
@@ -259,6 +264,12 @@ async function release(services: Services, upload: Upload): Promise<void> {
   if (upload.accepted) return;
   try {
     await services.dirs.remove(upload.id);
+    // Failing here must not hide why the upload was refused: the object sweep deletes an object without a row.
+    if (upload.saved) {
+      await services.uploads.remove(upload.id).catch((err: unknown) => {
+        upload.log.warn({ err: errorMessage(err) }, 'the refused upload stays in the object store until the sweep');
+      });
+    }
   } finally {
     upload.lease.release();
   }
