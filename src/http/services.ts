@@ -23,6 +23,23 @@ export interface AcceptedMedia {
   plannedChunks: number;
 }
 
+/** A model this service can run, as GET /v1/models lists it. */
+export interface ModelListing {
+  id: string;
+  /** The engine that runs it (a configured backend's name once there are several). */
+  provider: string;
+  /** The model a request that names none gets. */
+  default: boolean;
+  /** Translation into English (POST /v1/audio/translations). */
+  translation: boolean;
+  /** Segment times from the engine (otherwise one segment per chunk, timed by its length). */
+  segmentTimes: boolean;
+  /** Word times when asked (timestamp_granularities[]=word). */
+  wordTimes: boolean;
+  /** ISO-639-1 codes it recognises, or null for any. */
+  languages: readonly string[] | null;
+}
+
 /** What the HTTP layer needs from the pipeline: narrow, so routes stay thin and tests can build the app around real parts. */
 export interface Services {
   config: Config;
@@ -44,6 +61,8 @@ export interface Services {
     sizeBytes: number;
     request: JobRequest;
   }): Promise<AcceptedMedia>;
+  /** The models a job may name, the default first; what /v1/models lists and the OpenAI routes check against. */
+  listModels(): readonly ModelListing[];
   health(): Promise<HealthReport>;
   /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
   pressure: PressureGauge;

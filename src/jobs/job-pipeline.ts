@@ -174,6 +174,8 @@ export async function runJobPipeline(
         language: job.request.language,
         prompt: sequential ? chainedPrompt(job.request.prompt, await previousText(chunk.index)) : job.request.prompt,
         model: job.request.model,
+        ...(job.request.task === 'translate' ? { task: 'translate' as const } : {}),
+        ...(job.request.temperature != null ? { temperature: job.request.temperature } : {}),
         signal: jobAbort.signal,
       };
       const hooks: TranscribeHooks = {

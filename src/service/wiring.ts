@@ -20,9 +20,9 @@ import { createPressureGauge } from '../resources/pressure-gauge.ts';
 import { createStorageGuard } from '../resources/storage-guard.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
-import type { Services } from '../http/services.ts';
+import type { ModelListing, Services } from '../http/services.ts';
 import { systemClock } from '../transcribe/backoff.ts';
-import { createBackendRegistry } from '../transcribe/backends.ts';
+import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
 import { createBackendStages } from './backend-stages.ts';
@@ -45,6 +45,25 @@ export function storeFile(config: Pick<Config, 'dataDir'>): string {
 function packageVersion(): string {
   const file = path.join(import.meta.dirname, '..', '..', 'package.json');
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+/** The models a job may name, default first, each with the backend that serves it (GET /v1/models). */
+function modelListing(registry: BackendRegistry): ModelListing[] {
+  return registry.modelIds().flatMap((id) => {
+    const info = registry.model(id);
+    if (info === undefined) return [];
+    return [
+      {
+        id,
+        provider: registry.backendOf(id).spec.name,
+        default: id === registry.defaultModel,
+        translation: info.translation,
+        segmentTimes: info.segmentTimes,
+        wordTimes: info.wordTimes,
+        languages: info.languages,
+      },
+    ];
+  });
 }
 
 /** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
@@ -229,6 +248,7 @@ export async function createServices(
       const result = await gate.validate(input);
       return { audio: result.audio, estimate: result.estimate, plannedChunks: result.plannedChunks };
     },
+    listModels: () => modelListing(registry),
     health: () => health.report(),
     pressure,
     storage,

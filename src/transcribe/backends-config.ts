@@ -4,10 +4,8 @@ import type { ModelInfo } from './models.ts';
 import { ENGINES, PROVIDER_NAMES, type ProviderName } from './providers/index.ts';
 
 /** One model a backend serves: the catalogue's facts (caps, timing, languages, price) and what else it can do. */
-export interface BackendModel extends ModelInfo {
-  /** Whether it translates to English (OpenAI's /audio/translations). */
-  translation: boolean;
-}
+/** A model as a backend declares it: ModelInfo's facts (translation included). */
+export type BackendModel = ModelInfo;
 
 /** Limits of one backend, each its own: a slow or failing server holds up only the jobs sent to it. */
 export interface BackendLimits {

@@ -17,6 +17,8 @@ export interface ModelInfo {
    * asking for another language is refused at upload rather than failing after the work.
    */
   languages: readonly string[] | null;
+  /** Whether the model translates speech into English (a job `task` of `translate`, POST /v1/audio/translations). */
+  translation: boolean;
   /** False for the conservative stand-in returned for a model the table does not know. */
   known: boolean;
 }

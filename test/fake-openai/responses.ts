@@ -160,3 +160,11 @@ export function transcriptionResponse(
     }),
   };
 }
+
+/** A translation's verbose_json: task `translate`, language English. */
+export function asTranslation(ok: HttpFault): HttpFault {
+  return {
+    ...ok,
+    body: JSON.stringify({ ...(JSON.parse(ok.body) as object), task: 'translate', language: 'english' }),
+  };
+}

@@ -10,6 +10,7 @@ const EN_US: ModelInfo = {
   wordTimes: false,
   pricePerMinuteUsd: 0,
   languages: ['en'],
+  translation: false,
   known: true,
 };
 

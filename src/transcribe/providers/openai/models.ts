@@ -18,6 +18,8 @@ export const OPENAI_MODELS: readonly ModelInfo[] = [
     wordTimes: true,
     pricePerMinuteUsd: 0.006,
     languages: null,
+    // The translations endpoint takes whisper-1 only.
+    translation: true,
     known: true,
   },
   // The gpt-4o models reject verbose_json and answer audio longer than about 1400 s with a 400.
@@ -29,6 +31,7 @@ export const OPENAI_MODELS: readonly ModelInfo[] = [
     wordTimes: false,
     pricePerMinuteUsd: 0.006,
     languages: null,
+    translation: false,
     known: true,
   },
   {
@@ -39,6 +42,7 @@ export const OPENAI_MODELS: readonly ModelInfo[] = [
     wordTimes: false,
     pricePerMinuteUsd: 0.003,
     languages: null,
+    translation: false,
     known: true,
   },
 ];
@@ -59,6 +63,7 @@ export function openAIModel(id: string): ModelInfo {
     wordTimes: false,
     pricePerMinuteUsd: maxPrice,
     languages: null,
+    translation: false,
     known: false,
   };
 }

@@ -87,32 +87,35 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const base = {
       file,
       model: input.model,
-      ...(input.language ? { language: input.language } : {}),
       ...(input.prompt ? { prompt: input.prompt } : {}),
+      ...(input.temperature != null ? { temperature: input.temperature } : {}),
     };
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     const started = Date.now();
     const max = input.durationS > 0 ? input.durationS : Infinity;
+    if (input.task === 'translate') {
+      // The translations endpoint has no language field (the output is English) and no word times.
+      const { data: res, response } = await client.audio.translations
+        .create({ ...base, response_format: 'verbose_json' }, { signal: input.signal })
+        .withResponse();
+      reportRateLimit(input, response.headers);
+      log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai translation done');
+      return verboseResult(res, 'en', input.durationS, max);
+    }
+    const transcribeBase = { ...base, ...(input.language ? { language: input.language } : {}) };
     if (model.segmentTimes) {
-      // Word times only where the model declares them: whisper servers that lack them answer 400 to the field.
+      // Word times wherever the model declares them (the seams and word exports use them); whisper servers that
+      // lack them answer 400 to the field, so only there.
       const granularities = model.wordTimes ? { timestamp_granularities: ['word' as const, 'segment' as const] } : {};
       const { data: res, response } = await client.audio.transcriptions
-        .create({ ...base, ...granularities, response_format: 'verbose_json' }, { signal: input.signal })
+        .create({ ...transcribeBase, ...granularities, response_format: 'verbose_json' }, { signal: input.signal })
         .withResponse();
       reportRateLimit(input, response.headers);
       log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
-      const language = normalizeLanguage(res.language) ?? input.language;
-      if (res.segments === undefined) {
-        return chunkResult(res.text, language, input.durationS);
-      }
-      const segments = res.segments
-        .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
-        .filter((s) => s.text !== '');
-      const words = model.wordTimes && res.words !== undefined ? { words: chunkWords(res.words, max) } : {};
-      return { text: res.text.trim(), language, segments, ...words, timing: 'segment' };
+      return verboseResult(res, normalizeLanguage(res.language) ?? input.language, input.durationS, max);
     }
     const { data: res, response } = await client.audio.transcriptions
-      .create({ ...base, response_format: 'json' }, { signal: input.signal })
+      .create({ ...transcribeBase, response_format: 'json' }, { signal: input.signal })
       .withResponse();
     reportRateLimit(input, response.headers);
     log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
@@ -144,6 +147,21 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
   }
 
   return { name: 'openai', models: (declared ?? OPENAI_MODELS).map((m) => m.id), transcribe, check };
+}
+
+/** A verbose_json answer (transcription or translation): its segments, and its words when it gave them. */
+function verboseResult(
+  res: { text: string; segments?: readonly Segment[]; words?: readonly Word[] },
+  language: string | null,
+  durationS: number,
+  max: number,
+): ChunkResult {
+  if (res.segments === undefined) return chunkResult(res.text, language, durationS);
+  const segments = res.segments
+    .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
+    .filter((s) => s.text !== '');
+  const words = res.words === undefined ? undefined : chunkWords(res.words, max);
+  return { text: res.text.trim(), language, segments, ...(words ? { words } : {}), timing: 'segment' };
 }
 
 function chunkResult(text: string, language: string | null, durationS: number): ChunkResult {
