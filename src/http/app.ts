@@ -3,6 +3,7 @@ import { fastifySSE } from '@fastify/sse';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts';
+import { lazySerializers } from './lazy-serializers.ts';
 import { RequestLog } from './request-log.ts';
 import httpMetrics from './plugins/http-metrics.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
@@ -49,6 +50,7 @@ export async function buildApp({ services, logger }: AppOptions) {
     // the HTTP parser refuses, a request that does not arrive in time.
     frameworkErrors: (err, request, reply) => answerError(err, request, reply),
     clientErrorHandler: clientErrorHandler(logger),
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
   });
 
   await app.register(httpMetrics, { registry: services.metricsRegistry });

@@ -1,7 +1,7 @@
 import { AppError } from '../../../errors.ts';
 import type { Engine } from '../../engine.ts';
+import { lazyProvider } from '../../lazy-provider.ts';
 import { OPENAI_CHUNKS, OPENAI_MODELS, openAIModel } from './models.ts';
-import { createOpenAIProvider } from './provider.ts';
 
 /** OpenAI, or any server speaking its audio API (OPENAI_BASE_URL). */
 export const openaiEngine: Engine = {
@@ -15,6 +15,14 @@ export const openaiEngine: Engine = {
     if (apiKey === undefined) {
       throw new AppError('PROVIDER_AUTH', `backend ${backend.name}: no API key is set`, { retryable: false });
     }
-    return createOpenAIProvider({ logger, apiKey, baseURL: backend.baseURL, models: backend.models });
+    // The SDK is imported with the first request (a check or a chunk), not at start: see lazyProvider.
+    return lazyProvider(
+      'openai',
+      backend.models.map((m) => m.id),
+      async () => {
+        const { createOpenAIProvider } = await import('./provider.ts');
+        return createOpenAIProvider({ logger, apiKey, baseURL: backend.baseURL, models: backend.models });
+      },
+    );
   },
 };
