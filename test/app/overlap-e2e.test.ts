@@ -145,12 +145,15 @@ describe('overlap on the openai engine with an mp3 upload', () => {
     }
   }
 
-  it('sends 16 kHz mono WAV chunks, each after the first starting with the overlap, when a cut misses every pause', async () => {
+  it('copies the mp3 chunks, each after the first starting with the overlap as whole frames, when a cut misses every pause', async () => {
     const { server, job, sent, plan, spans } = await chunksSent(hummingSpeechFixture().mp3);
-    expect(sent.every((r) => r.filename!.endsWith('.wav'))).toBe(true);
-    expect(plan).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: sent.length - 1 });
-    // A file is its own span plus the overlap taken from the end of the chunk before it.
-    sent.forEach((r, i) => expect(r.durationS!).toBeCloseTo(spans[i]! + (i > 0 ? 1.5 : 0), 1));
+    expect(sent.every((r) => r.filename!.endsWith('.mp3'))).toBe(true);
+    // 1.5 s is 57 frames of 1152 samples at 44.1 kHz.
+    const leadS = (57 * 1152) / 44_100;
+    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', hardCuts: sent.length - 1 });
+    expect(plan?.overlapS).toBeCloseTo(leadS, 5);
+    // A file is its own span plus the overlap taken from the end of the chunk before it (to within a frame).
+    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]! - (i > 0 ? leadS : 0))).toBeLessThan(0.06));
     const t = (await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript`)).body;
     expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
   });
