@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
+import type { EngineDefaults } from './transcribe/engine.ts';
+import { ENGINES, engineDefaults, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -24,11 +25,16 @@ export const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   TRANSCRIBE_MODEL: optionalString,
-  TRANSCRIBE_CONCURRENCY: intFrom(3, 1, 64),
+  // Unset: the engine's own default (engineDefaults), as are CHUNK_SECONDS and CHUNK_OVERLAP_SECONDS.
+  TRANSCRIBE_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   RATE_LIMIT_RPM: numFrom(20, 0.1, 1_000_000),
   RATE_LIMIT_BURST: intFrom(20, 1, 1_000_000),
-  CHUNK_SECONDS: numFrom(600, 1, 24 * 3600),
-  CHUNK_OVERLAP_SECONDS: numFrom(1, 0, 60),
+  CHUNK_SECONDS: z.coerce
+    .number()
+    .min(1)
+    .max(24 * 3600)
+    .optional(),
+  CHUNK_OVERLAP_SECONDS: z.coerce.number().min(0).max(60).optional(),
   MAX_UPLOAD_BYTES: intFrom(2 * GiB, 1),
   MAX_DURATION_S: numFrom(6 * 3600, 1),
   API_KEYS: optionalString,
@@ -143,6 +149,11 @@ export interface Config {
   rateLimit: { rpm: number; burst: number };
   chunkSeconds: number;
   chunkOverlapSeconds: number;
+  /**
+   * Where concurrency, chunkSeconds and chunkOverlapSeconds came from: `set` holds what the env set, and the
+   * rest (`fromEngine`) are the defaults of `engine` (another engine's jobs resolve theirs with engineDefaults).
+   */
+  chunking: { engine: ProviderName; set: Partial<EngineDefaults>; fromEngine: Array<keyof EngineDefaults> };
   chunkMaxAttempts: number;
   maxFailedChunkRatio: number;
   maxUploadBytes: number;
@@ -244,6 +255,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
   }
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
+  const set: Partial<EngineDefaults> = {
+    ...(e.CHUNK_SECONDS === undefined ? {} : { chunkSeconds: e.CHUNK_SECONDS }),
+    ...(e.CHUNK_OVERLAP_SECONDS === undefined ? {} : { overlapSeconds: e.CHUNK_OVERLAP_SECONDS }),
+    ...(e.TRANSCRIBE_CONCURRENCY === undefined ? {} : { concurrency: e.TRANSCRIBE_CONCURRENCY }),
+  };
+  const chunking = engineDefaults(provider, set);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -251,11 +268,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     provider,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
     model: e.TRANSCRIBE_MODEL ?? ENGINES[provider].defaultModel,
-    concurrency: e.TRANSCRIBE_CONCURRENCY,
+    concurrency: chunking.concurrency,
     maxInFlight: e.MAX_IN_FLIGHT,
     rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
-    chunkSeconds: e.CHUNK_SECONDS,
-    chunkOverlapSeconds: e.CHUNK_OVERLAP_SECONDS,
+    chunkSeconds: chunking.chunkSeconds,
+    chunkOverlapSeconds: chunking.overlapSeconds,
+    chunking: {
+      engine: provider,
+      set,
+      fromEngine: (['chunkSeconds', 'overlapSeconds', 'concurrency'] as const).filter((k) => set[k] === undefined),
+    },
     chunkMaxAttempts: e.CHUNK_MAX_ATTEMPTS,
     maxFailedChunkRatio: e.MAX_FAILED_CHUNK_RATIO,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,

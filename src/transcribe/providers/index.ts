@@ -1,6 +1,7 @@
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import type { Engine } from '../engine.ts';
+import type { Engine, EngineDefaults } from '../engine.ts';
 import type { TranscriptionProvider } from '../types.ts';
 import { localEngine } from './local/index.ts';
 import { openaiEngine } from './openai/index.ts';
@@ -34,4 +35,21 @@ export const PROVIDER_NAMES = Object.keys(ENGINES) as [ProviderName, ...Provider
 /** The provider config.provider names, with a child logger bound to it. */
 export function createProvider(config: Config, logger: Logger): TranscriptionProvider {
   return ENGINES[config.provider].create(config, logger.child({ provider: config.provider }));
+}
+
+/**
+ * The chunking an engine's jobs get: what the operator set (CHUNK_SECONDS, CHUNK_OVERLAP_SECONDS,
+ * TRANSCRIBE_CONCURRENCY), the engine's own defaults for the rest.
+ */
+export function engineDefaults(
+  name: ProviderName,
+  set: Partial<EngineDefaults> = {},
+  cores: number = os.availableParallelism(),
+): EngineDefaults {
+  const own = ENGINES[name].defaults(cores);
+  return {
+    chunkSeconds: set.chunkSeconds ?? own.chunkSeconds,
+    overlapSeconds: set.overlapSeconds ?? own.overlapSeconds,
+    concurrency: set.concurrency ?? own.concurrency,
+  };
 }

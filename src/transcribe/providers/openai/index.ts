@@ -9,6 +9,8 @@ export const openaiEngine: Engine = {
   models: OPENAI_MODELS,
   unknownModel: openAIModel,
   chunks: OPENAI_CHUNKS,
+  // Long chunks: every request costs a round trip and counts against the account's rate limit.
+  defaults: () => ({ chunkSeconds: 600, overlapSeconds: 1, concurrency: 3 }),
   create(config, logger) {
     if (!config.openai.apiKey) {
       throw new AppError('PROVIDER_AUTH', 'OPENAI_API_KEY is not set', { retryable: false });
