@@ -255,11 +255,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
   }
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
-  const set: Partial<EngineDefaults> = {
-    ...(e.CHUNK_SECONDS === undefined ? {} : { chunkSeconds: e.CHUNK_SECONDS }),
-    ...(e.CHUNK_OVERLAP_SECONDS === undefined ? {} : { overlapSeconds: e.CHUNK_OVERLAP_SECONDS }),
-    ...(e.TRANSCRIBE_CONCURRENCY === undefined ? {} : { concurrency: e.TRANSCRIBE_CONCURRENCY }),
-  };
+  const set = chunkingSet(e);
   const chunking = engineDefaults(provider, set);
   return {
     host: e.HOST,
@@ -347,6 +343,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
   };
+}
+
+/** The chunk settings the env sets (an unset one is left to the engine's default). */
+function chunkingSet(e: z.output<typeof envSchema>): Partial<EngineDefaults> {
+  const set: Partial<EngineDefaults> = {};
+  if (e.CHUNK_SECONDS !== undefined) set.chunkSeconds = e.CHUNK_SECONDS;
+  if (e.CHUNK_OVERLAP_SECONDS !== undefined) set.overlapSeconds = e.CHUNK_OVERLAP_SECONDS;
+  if (e.TRANSCRIBE_CONCURRENCY !== undefined) set.concurrency = e.TRANSCRIBE_CONCURRENCY;
+  return set;
 }
 
 /** A bearer key and the name jobs and logs know it by (the key itself is never stored or logged). */
