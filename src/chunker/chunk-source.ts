@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { capChunkBytes } from './byte-cap.ts';
@@ -94,7 +95,10 @@ export function createChunkSource(
   const { logger, reader } = deps;
   const timeoutS = config.ffmpegTimeoutS;
   const slicer = createSlicer({ logger, timeoutS });
-  const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS }), logger });
+  // A windowed scan is all decoding: one ffmpeg per core (up to 4) plans a long file that much sooner.
+  const parallelRuns = Math.min(4, os.availableParallelism());
+  const silences = createSilenceDetector({ logger, timeoutS, parallelRuns });
+  const cutPlanner = createCutPlanner({ silences, logger });
   const encodeFormat = reader.intake.encodeFormat;
 
   /** The recipe for the subject given how many cuts missed every pause (null: not known). */

@@ -145,5 +145,8 @@ describe('createCutPlanner', () => {
       const same = found[i]?.find((s) => Math.abs(s.start - g.start) < 0.05);
       expect(same?.end).toBeCloseTo(g.end, 1);
     });
+    // Runs side by side (one window each here) find the same, in the same order.
+    const parallel = createSilenceDetector({ logger, timeoutS: 60, parallelRuns: 3 });
+    expect(await parallel.detectInWindows(speech.wav, windows, { demuxer: 'wav', maxDurationS: 3600 })).toEqual(found);
   });
 });

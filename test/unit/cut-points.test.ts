@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitByWindows } from '../../src/chunker/silence-detect.ts';
+import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
 import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/cut-points.ts';
 
 /** Chunk lengths implied by a plan. */
@@ -203,5 +203,33 @@ describe('splitByWindows', () => {
       [{ start: 300, end: 302 }],
     ]);
     expect(splitByWindows([{ start: 9.9, end: 10.1 }], windows, 0.3)).toEqual([[], []]);
+  });
+});
+
+describe('windowBatches', () => {
+  it('keeps every window in one run of at most WINDOWS_PER_RUN, in order', () => {
+    expect(windowBatches(0, 2)).toEqual([]);
+    expect(windowBatches(5, 1)).toEqual([[0, 5]]);
+    expect(windowBatches(WINDOWS_PER_RUN + 1, 1)).toEqual([
+      [0, 16],
+      [16, 33],
+    ]);
+  });
+
+  it('splits the windows into at least one run per parallel slot, as even as can be', () => {
+    expect(windowBatches(23, 2)).toEqual([
+      [0, 11],
+      [11, 23],
+    ]);
+    expect(windowBatches(3, 4)).toEqual([
+      [0, 1],
+      [1, 2],
+      [2, 3],
+    ]);
+    const runs = windowBatches(100, 2);
+    expect(runs).toHaveLength(4);
+    expect(runs.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i))).toEqual(
+      Array.from({ length: 100 }, (_, i) => i),
+    );
   });
 });
