@@ -89,47 +89,56 @@ function confirmedFrame(view: Buffer, at: number, left: number): Omit<Mp3Frame, 
 }
 
 /**
- * The frames of an mp3 file, read block by block (frame headers only are looked at). Junk between frames is
- * skipped by searching for the next header whose successor is a header too.
+ * The audio frames of an mp3 file in order, read block by block (frame headers only are looked at): an ID3v2 tag
+ * and a leading Xing/Info frame are skipped, and junk between frames by searching for the next header whose
+ * successor is a header too. Ends at the last whole frame (a trailing tag or a cut-off frame is not one).
  */
-export async function readMp3Layout(file: string): Promise<Mp3Layout> {
+export async function* mp3Frames(file: string): AsyncGenerator<Mp3Frame> {
   const fh = await open(file, 'r');
   try {
     const fileBytes = (await fh.stat()).size;
     const head = Buffer.alloc(10);
     await fh.read(head, 0, 10, 0);
     let pos = Math.min(fileBytes, id3v2Size(head));
-    const frames: Mp3Frame[] = [];
+    let count = 0;
     const buf = Buffer.alloc(BLOCK);
     let blockStart = -1;
     let blockLen = 0;
-    const load = async (at: number): Promise<void> => {
-      blockStart = at;
-      blockLen = (await fh.read(buf, 0, BLOCK, at)).bytesRead;
-    };
     while (pos + 4 <= fileBytes) {
-      if (pos < blockStart || pos + 8 > blockStart + blockLen) await load(pos);
+      if (pos < blockStart || pos + 8 > blockStart + blockLen) {
+        blockStart = pos;
+        blockLen = (await fh.read(buf, 0, BLOCK, pos)).bytesRead;
+      }
       const view = buf.subarray(0, blockLen);
       const at = pos - blockStart;
       const frame = confirmedFrame(view, at, fileBytes - pos);
       if (!frame) {
         // Past the last frame only a trailing ID3v1 tag (128 bytes) is expected; elsewhere, junk to skip.
-        if (frames.length > 0 && pos + 128 >= fileBytes) break;
+        if (count > 0 && pos + 128 >= fileBytes) break;
         pos += 1;
         continue;
       }
-      const info =
-        frames.length === 0 && at + frame.size <= blockLen && isInfoFrame(view.subarray(at, at + frame.size));
-      if (!info) frames.push({ offset: pos, ...frame });
+      const info = count === 0 && at + frame.size <= blockLen && isInfoFrame(view.subarray(at, at + frame.size));
+      if (!info) {
+        count += 1;
+        yield { offset: pos, ...frame };
+      }
       pos += frame.size;
     }
-    const last = frames.at(-1);
-    return {
-      audioStart: frames[0]?.offset ?? pos,
-      audioEnd: last ? last.offset + last.size : pos,
-      frames,
-    };
   } finally {
     await fh.close();
   }
+}
+
+/** Where an mp3 file's audio frames are (see mp3Frames). */
+export async function readMp3Layout(file: string): Promise<Mp3Layout> {
+  const frames: Mp3Frame[] = [];
+  for await (const f of mp3Frames(file)) frames.push(f);
+  const first = frames[0];
+  const last = frames.at(-1);
+  return {
+    audioStart: first?.offset ?? 0,
+    audioEnd: last ? last.offset + last.size : 0,
+    frames,
+  };
 }

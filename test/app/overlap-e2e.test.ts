@@ -150,7 +150,8 @@ describe('overlap on the openai engine with an mp3 upload', () => {
     expect(sent.every((r) => r.filename!.endsWith('.mp3'))).toBe(true);
     // 1.5 s is 57 frames of 1152 samples at 44.1 kHz.
     const leadS = (57 * 1152) / 44_100;
-    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', hardCuts: sent.length - 1 });
+    // Its cut points were planned while it was cut (the hard cuts are not counted up front).
+    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', lazy: true, hardCuts: null });
     expect(plan?.overlapS).toBeCloseTo(leadS, 5);
     // A file is its own span plus the overlap taken from the end of the chunk before it (to within a frame).
     sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]! - (i > 0 ? leadS : 0))).toBeLessThan(0.06));
@@ -158,13 +159,19 @@ describe('overlap on the openai engine with an mp3 upload', () => {
     expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
   });
 
-  it('copies the mp3 without overlap when every cut falls in a pause', async () => {
+  it('copies the mp3 cut in its pauses, with the overlap all the same (a copy carries it for free)', async () => {
     // 12 s targets land near the fixture's pauses (every clip ends in 1.5 s of silence); 8 s ones do not all.
-    const { sent, plan, spans } = await chunksSent(speechFixture().mp3, { CHUNK_SECONDS: '12' });
+    const { server, job, sent, plan, spans } = await chunksSent(speechFixture().mp3, { CHUNK_SECONDS: '12' });
     expect(sent.every((r) => r.filename!.endsWith('.mp3'))).toBe(true);
-    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', overlapS: 0, hardCuts: 0 });
-    expect(plan?.reason).toMatch(/no cut falls outside a pause/);
-    // mp3 frames are 26 ms: a copied chunk spans its own stretch to within a frame or two.
-    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]!)).toBeLessThan(0.1));
+    // The recipe is chosen before the cut points are known: an mp3 copy takes its overlap either way.
+    const leadS = (57 * 1152) / 44_100;
+    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', lazy: true });
+    expect(plan?.overlapS).toBeCloseTo(leadS, 5);
+    // mp3 frames are 26 ms: a copied chunk spans its own stretch and its lead-in to within a frame or two.
+    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]! - (i > 0 ? leadS : 0))).toBeLessThan(0.1));
+    // The words of each lead-in are said once: the transcript is as long as the recording, in order.
+    const t = (await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript`)).body;
+    t.segments.forEach((seg, i) => i > 0 && expect(seg.start).toBeGreaterThanOrEqual(t.segments[i - 1]!.start));
+    expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
   });
 });
