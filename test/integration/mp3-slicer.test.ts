@@ -92,9 +92,13 @@ describe('sliceMp3', () => {
     const first = await it.next();
     expect(first.value).toMatchObject({ index: 0, startS: 0 });
     expect(asked).toBe(1); // the second cut is not decided yet (nor asked for)
+    stream.release(0);
     decide(15);
     const rest: SlicedChunk[] = [];
-    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      rest.push(r.value);
+      stream.release(r.value.index);
+    }
     expect(rest.map((c) => c.index)).toEqual([1, 2]);
     expect(await stream.done).toEqual({ count: 3 });
   });
