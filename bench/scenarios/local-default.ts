@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLIPS } from '../../test/fixtures/speech.ts';
+import { wordErrorRate, words } from '../../test/support/words.ts';
 import { parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
 import type { AudioFile } from '../lib/audio.ts';
 import type { BenchContext, ScenarioOutput } from '../lib/context.ts';
@@ -12,27 +13,6 @@ import { MetricSet } from '../lib/stats.ts';
 export const SPEECH_LOOPS = 12;
 
 const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
-
-const words = (text: string): string[] =>
-  text
-    .toLowerCase()
-    .replace(/[^a-z' ]/g, ' ')
-    .split(/\s+/)
-    .filter(Boolean);
-
-/** Word error rate of `hyp` against `ref`: word-level edit distance over the reference length. */
-export function wordErrorRate(ref: readonly string[], hyp: readonly string[]): number {
-  let row = Array.from({ length: hyp.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= ref.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= hyp.length; j++) {
-      const sub = (row[j - 1] ?? 0) + (ref[i - 1] === hyp[j - 1] ? 0 : 1);
-      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, sub);
-    }
-    row = next;
-  }
-  return ref.length === 0 ? 0 : (row[hyp.length] ?? 0) / ref.length;
-}
 
 /** One pocketsphinx run over the whole file, as the local provider runs it on a chunk. */
 async function singleRun(file: string): Promise<{ ms: number; text: string }> {

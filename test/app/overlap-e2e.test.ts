@@ -4,6 +4,7 @@ import { JobStore } from '../../src/jobs/store.ts';
 import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
+import { wordDistance, words } from '../support/words.ts';
 
 interface TranscriptJson {
   text: string;
@@ -13,30 +14,6 @@ interface TranscriptJson {
 
 interface JobChunks {
   progress: { chunks_total: number; chunks_done: number };
-}
-
-const words = (text: string): string[] =>
-  text
-    .toLowerCase()
-    .replace(/[^a-z' ]/g, ' ')
-    .split(/\s+/)
-    .filter(Boolean);
-
-/** Word-level edit distance. */
-function distance(a: readonly string[], b: readonly string[]): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(
-        (row[j] ?? 0) + 1,
-        (next[j - 1] ?? 0) + 1,
-        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    row = next;
-  }
-  return row[b.length] ?? 0;
 }
 
 /** Runs of n words said twice in a row ("he was he was"): what an overlap left in would produce. */
@@ -111,7 +88,7 @@ describe('chunk overlap with the local engine', () => {
     const wa = words(a.body.text);
     const wb = words(b.body.text);
     // Not fewer words recognised correctly: more context at each join can only help the engine.
-    expect(distance(wb, reference)).toBeLessThanOrEqual(distance(wa, reference) + 2);
+    expect(wordDistance(wb, reference)).toBeLessThanOrEqual(wordDistance(wa, reference) + 2);
     // Without de-duplication, 4+ joins x 2 s of speech would add ~20 words.
     expect(Math.abs(wb.length - wa.length)).toBeLessThanOrEqual(3);
     expect(repeatedRuns(wb, 2)).toEqual(repeatedRuns(wa, 2));

@@ -128,17 +128,17 @@ describe('plannedChunkCount', () => {
   });
 });
 
-describe('planSplitsByWindows', () => {
-  /** A scan over fixed silences, recording the windows it was asked for. */
-  function scanner(silences: Array<{ start: number; end: number }>) {
-    const calls: Array<Array<{ fromS: number; toS: number }>> = [];
-    const scan = async (windows: ReadonlyArray<{ fromS: number; toS: number }>) => {
-      calls.push([...windows]);
-      return windows.map((w) => silences.filter((s) => s.end > w.fromS && s.start < w.toS));
-    };
-    return { scan, calls };
-  }
+/** A scan over fixed silences, recording the windows it was asked for. */
+function scanner(silences: Array<{ start: number; end: number }>) {
+  const calls: Array<Array<{ fromS: number; toS: number }>> = [];
+  const scan = async (windows: ReadonlyArray<{ fromS: number; toS: number }>) => {
+    calls.push([...windows]);
+    return windows.map((w) => silences.filter((s) => s.end > w.fromS && s.start < w.toS));
+  };
+  return { scan, calls };
+}
 
+describe('planSplitsByWindows', () => {
   it('scans near every target at once, then widens only where nothing was found', async () => {
     const { scan, calls } = scanner([
       { start: 61, end: 62 },
@@ -242,14 +242,6 @@ describe('windowBatches', () => {
 });
 
 describe('planCutsInOrder', () => {
-  function scanner(silences: Array<{ start: number; end: number }>) {
-    const calls: Array<Array<{ fromS: number; toS: number }>> = [];
-    const scan = async (windows: ReadonlyArray<{ fromS: number; toS: number }>) => {
-      calls.push([...windows]);
-      return windows.map((w) => silences.filter((s) => s.end > w.fromS && s.start < w.toS));
-    };
-    return { scan, calls };
-  }
   const collect = async (it: AsyncIterable<{ cut: number; hard: boolean }>) => {
     const out: Array<{ cut: number; hard: boolean }> = [];
     for await (const c of it) out.push(c);
