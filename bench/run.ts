@@ -17,7 +17,7 @@ import type { Metric } from './lib/stats.ts';
 import { formatMarkdown, formatTable, gitInfo, machineInfo, summarizeAll } from './report.ts';
 import { baselineScenario } from './scenarios/baseline.ts';
 import { continuousScenario } from './scenarios/continuous.ts';
-import { localDefaultScenario, SPEECH_LOOPS } from './scenarios/local-default.ts';
+import { localDefaultScenario, speechLoops } from './scenarios/local-default.ts';
 import { memoryScenario } from './scenarios/memory.ts';
 import { pipelineScenario, pipelineSettings, type PipelineOutput } from './scenarios/pipeline.ts';
 import { pollingScenario } from './scenarios/polling.ts';
@@ -84,7 +84,7 @@ async function audio(kind: 'pipeline' | 'poll' | 'wav' | 'scale' | 'continuous' 
     kind === 'continuous'
       ? await ensureContinuousMp3(ctx.cacheDir, sizes.pipelineS)
       : kind === 'speech'
-        ? await ensureSpeechWav(ctx.cacheDir, SPEECH_LOOPS)
+        ? await ensureSpeechWav(ctx.cacheDir, speechLoops(quick))
         : kind === 'wav'
           ? await ensureWav(ctx.cacheDir, sizes.wavBytes)
           : await ensureMp3(

@@ -9,8 +9,10 @@ import { run } from '../lib/proc.ts';
 import { startService } from '../lib/service.ts';
 import { MetricSet } from '../lib/stats.ts';
 
-/** The fixture's ~32 s of speech 12 times over: ~6.4 min, what a new user tries first. */
-export const SPEECH_LOOPS = 12;
+/** The fixture's ~32 s of speech 12 times over: ~6.4 min, what a new user tries first (quick: 4, ~2.1 min). */
+export function speechLoops(quick: boolean): number {
+  return quick ? 4 : 12;
+}
 
 const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 
@@ -83,7 +85,8 @@ async function jobRun(ctx: BenchContext, audio: AudioFile, name: string): Promis
  */
 export async function localDefaultScenario(ctx: BenchContext, audio: AudioFile): Promise<ScenarioOutput> {
   const m = new MetricSet('local-default');
-  const ref = words(Array.from({ length: SPEECH_LOOPS }, () => CLIPS.map((c) => c.text).join(' ')).join(' '));
+  const loops = speechLoops(ctx.quick);
+  const ref = words(Array.from({ length: loops }, () => CLIPS.map((c) => c.text).join(' ')).join(' '));
   const runs: Array<{ single: { ms: number; wer: number }; job: Omit<JobRun, 'text'> & { wer: number } }> = [];
   for (let i = 0; i < ctx.runs; i++) {
     ctx.note(`local-default run ${i + 1}/${ctx.runs}: one pocketsphinx run on the whole file`);
