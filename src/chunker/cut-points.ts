@@ -222,7 +222,7 @@ export const MAX_BATCH = 32;
 /**
  * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
  * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
- * whole file's. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
+ * whole file's; the batch after the one in use is scanned meanwhile. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
  */
 export async function* planCutsInOrder(
   opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
@@ -240,8 +240,11 @@ export async function* planCutsInOrder(
     fromS: Math.max(0, t - r),
     toS: Math.min(p.durationS, t + r),
   });
-  for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2)) {
-    const batch = targets.slice(i, i + size);
+  const batches: number[][] = [];
+  for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2))
+    batches.push(targets.slice(i, i + size));
+  /** The silences near each target of a batch: ±nearS, the whole window where that held none. */
+  const silencesOf = async (batch: readonly number[]): Promise<Silence[][]> => {
     const found = await scan(batch.map((t) => around(t, near)));
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
     if (near < p.windowS && bare.length > 0) {
@@ -250,6 +253,22 @@ export async function* planCutsInOrder(
         found[j] = wide[k] ?? [];
       });
     }
+    return found;
+  };
+  // The next batch is scanned while this one's cuts are used: the scans, not the choice, take the time.
+  const inFlight: Array<Promise<Silence[][]>> = [];
+  const start = (b: number): void => {
+    const batch = batches[b];
+    if (!batch) return;
+    const task = silencesOf(batch);
+    // A batch still scanning when the consumer stops has no reader: its failure must not go unhandled.
+    task.catch(() => undefined);
+    inFlight.push(task);
+  };
+  start(0);
+  for (const [b, batch] of batches.entries()) {
+    start(b + 1);
+    const found = await (inFlight.shift() as Promise<Silence[][]>);
     for (const [j, target] of batch.entries()) {
       const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
       if (!picked) continue;
