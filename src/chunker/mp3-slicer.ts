@@ -23,6 +23,88 @@ export interface Mp3SliceOptions {
   logger: Logger;
 }
 
+const namingOf = (opts: Pick<Mp3SliceOptions, 'outDir'>): ChunkNaming => ({
+  outDir: opts.outDir,
+  prefix: 'chunk-',
+  extension: 'mp3',
+});
+
+const cancelledError = (opts: Pick<Mp3SliceOptions, 'signal'>): AppError =>
+  new AppError('CANCELLED', 'Slicing was cancelled.', { cause: opts.signal.reason });
+
+/** Copies one chunk's byte range of the upload into its file: bytes [from, to), audio [startS, endS). */
+async function writeChunk(
+  opts: Pick<Mp3SliceOptions, 'input' | 'outDir' | 'signal'>,
+  c: { index: number; from: number; to: number; startS: number; endS: number },
+): Promise<SlicedChunk> {
+  const file = segmentPattern(namingOf(opts)).replace('%05d', String(c.index).padStart(5, '0'));
+  try {
+    await pipeline(createReadStream(opts.input, { start: c.from, end: c.to - 1 }), createWriteStream(file), {
+      signal: opts.signal,
+    });
+  } catch (err) {
+    await rm(file, { force: true });
+    if (opts.signal.aborted) throw cancelledError(opts);
+    if (err instanceof Error && saysNoSpace(err.message)) throw new DiskFullError('chunk files', err);
+    throw err;
+  }
+  const round = (s: number): number => Math.round(s * 1e6) / 1e6;
+  const bytes = (await stat(file)).size;
+  return { index: c.index, path: file, startS: round(c.startS), durationS: round(c.endS - c.startS), bytes };
+}
+
+/** The chunks at the first frame at or after each cut, each written once `room` lets it (the look-ahead). */
+async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): AsyncGenerator<SlicedChunk> {
+  const cuts = opts.cuts[Symbol.asyncIterator]();
+  try {
+    let next = await cuts.next();
+    let index = 0;
+    let first: { frame: Mp3Frame; startS: number } | null = null;
+    let t = 0;
+    let end = 0;
+    for await (const frame of mp3Frames(opts.input)) {
+      if (opts.signal.aborted) throw cancelledError(opts);
+      if (t >= opts.maxDurationS) break;
+      if (first && !next.done && t >= next.value - 1e-6) {
+        await room();
+        yield await writeChunk(opts, {
+          index,
+          from: first.frame.offset,
+          to: frame.offset,
+          startS: first.startS,
+          endS: t,
+        });
+        index += 1;
+        first = null;
+        next = await cuts.next();
+      }
+      first ??= { frame, startS: t };
+      t += frame.samples / frame.sampleRate;
+      end = frame.offset + frame.size;
+    }
+    if (first) {
+      await room();
+      yield await writeChunk(opts, { index, from: first.frame.offset, to: end, startS: first.startS, endS: t });
+      index += 1;
+    }
+    const error = sliceError({
+      stopReason: null,
+      internalError: null,
+      ffmpegError: null,
+      announced: index,
+      lastEndS: t,
+      expectedDurationS: opts.expectedDurationS,
+      maxDurationS: opts.maxDurationS,
+      timeoutS: 0,
+      abortReason: undefined,
+    });
+    if (error) throw error;
+  } finally {
+    // Cuts past the end (or after a failure) are not needed: planning them stops.
+    await cuts.return?.();
+  }
+}
+
 /**
  * An mp3 cut into chunk files of its own frames, without ffmpeg: each chunk is one byte range of the upload (its
  * tag and Xing/Info frame left out), cut at the first frame that starts at or after each cut, so a chunk's start
@@ -30,7 +112,7 @@ export interface Mp3SliceOptions {
  * asked for only when the frames reach it, so the first chunk goes out while later cuts are still planned.
  */
 export function sliceMp3(opts: Mp3SliceOptions): ChunkStream {
-  const naming: ChunkNaming = { outDir: opts.outDir, prefix: 'chunk-', extension: 'mp3' };
+  const naming = namingOf(opts);
   const unreleased = new Set<number>();
   let wake: (() => void) | null = null;
   let handedOut = 0;
@@ -42,7 +124,7 @@ export function sliceMp3(opts: Mp3SliceOptions): ChunkStream {
   });
   done.catch(() => undefined);
 
-  const cancelled = (): AppError => new AppError('CANCELLED', 'Slicing was cancelled.', { cause: opts.signal.reason });
+  const cancelled = (): AppError => cancelledError(opts);
   /** Until fewer than `lookahead` chunks are out, or the job is cancelled. */
   const room = async (): Promise<void> => {
     while (unreleased.size >= opts.lookahead) {
@@ -58,78 +140,11 @@ export function sliceMp3(opts: Mp3SliceOptions): ChunkStream {
     }
   };
 
-  async function write(index: number, from: Mp3Frame, to: number, startS: number, endS: number): Promise<SlicedChunk> {
-    const file = segmentPattern(naming).replace('%05d', String(index).padStart(5, '0'));
-    try {
-      await pipeline(createReadStream(opts.input, { start: from.offset, end: to - 1 }), createWriteStream(file), {
-        signal: opts.signal,
-      });
-    } catch (err) {
-      await rm(file, { force: true });
-      if (opts.signal.aborted) throw cancelled();
-      if (err instanceof Error && saysNoSpace(err.message)) throw new DiskFullError('chunk files', err);
-      throw err;
-    }
-    const round = (s: number): number => Math.round(s * 1e6) / 1e6;
-    return {
-      index,
-      path: file,
-      startS: round(startS),
-      durationS: round(endS - startS),
-      bytes: (await stat(file)).size,
-    };
-  }
-
-  async function* cut(): AsyncGenerator<SlicedChunk> {
-    const cuts = opts.cuts[Symbol.asyncIterator]();
-    try {
-      let next = await cuts.next();
-      let index = 0;
-      let first: { frame: Mp3Frame; startS: number } | null = null;
-      let t = 0;
-      let end = 0;
-      for await (const frame of mp3Frames(opts.input)) {
-        if (opts.signal.aborted) throw cancelled();
-        if (t >= opts.maxDurationS) break;
-        if (first && !next.done && t >= next.value - 1e-6) {
-          await room();
-          yield await write(index, first.frame, frame.offset, first.startS, t);
-          index += 1;
-          first = null;
-          next = await cuts.next();
-        }
-        first ??= { frame, startS: t };
-        t += frame.samples / frame.sampleRate;
-        end = frame.offset + frame.size;
-      }
-      if (first) {
-        await room();
-        yield await write(index, first.frame, end, first.startS, t);
-        index += 1;
-      }
-      const error = sliceError({
-        stopReason: null,
-        internalError: null,
-        ffmpegError: null,
-        announced: index,
-        lastEndS: t,
-        expectedDurationS: opts.expectedDurationS,
-        maxDurationS: opts.maxDurationS,
-        timeoutS: 0,
-        abortReason: undefined,
-      });
-      if (error) throw error;
-    } finally {
-      // Cuts past the end (or after a failure) are not needed: planning them stops.
-      await cuts.return?.();
-    }
-  }
-
   const chunks: AsyncIterable<SlicedChunk> = {
     async *[Symbol.asyncIterator]() {
       let failed = false;
       try {
-        for await (const chunk of cut()) {
+        for await (const chunk of cutFrames(opts, room)) {
           unreleased.add(chunk.index);
           handedOut = chunk.index + 1;
           yield chunk;
