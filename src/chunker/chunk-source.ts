@@ -102,6 +102,44 @@ export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null, la
   return lazy ? { ...record, lazy } : record;
 }
 
+/** The recipe for the subject given how many cuts missed every pause (null: not known). */
+function recipeOf(
+  config: ChunkSourceConfig,
+  reader: ChunkReader,
+  subject: ChunkSubject,
+  hardCuts: number | null,
+): ChunkRecipe {
+  return chooseChunkRecipe({
+    intake: reader.intake,
+    model: reader.caps(subject.model),
+    audio: subject.audio,
+    chunkSeconds: config.chunkSeconds,
+    encodeFormat: reader.intake.encodeFormat,
+    overlapS: config.chunkOverlapSeconds,
+    hardCuts,
+  });
+}
+
+/** What the cut planner needs of a subject: the cuts keep within both recipes they may lead to. */
+function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: ChunkSubject, signal: AbortSignal) {
+  const soft = recipeOf(config, reader, subject, 0);
+  const hard = recipeOf(config, reader, subject, null);
+  return {
+    soft,
+    hard,
+    req: {
+      file: subject.file,
+      demuxer: subject.audio.demuxer,
+      maxDurationS: config.maxDurationS,
+      signal,
+      durationS: subject.audio.duration_s,
+      targetS: Math.min(soft.targetS, hard.targetS),
+      maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
+      searchWindowS: Math.min(config.chunkSeconds / 4, 60),
+    },
+  };
+}
+
 /** Plan, slicer, byte cap and overlap lead assembled once from the config: the pipeline asks, it does not assemble. */
 export function createChunkSource(
   config: ChunkSourceConfig,
@@ -114,39 +152,10 @@ export function createChunkSource(
   const parallelRuns = Math.min(4, os.availableParallelism());
   const silences = createSilenceDetector({ logger, timeoutS, parallelRuns });
   const cutPlanner = createCutPlanner({ silences, logger });
-  const encodeFormat = reader.intake.encodeFormat;
 
-  /** The recipe for the subject given how many cuts missed every pause (null: not known). */
   const recipeFor = (subject: ChunkSubject, hardCuts: number | null): ChunkRecipe =>
-    chooseChunkRecipe({
-      intake: reader.intake,
-      model: reader.caps(subject.model),
-      audio: subject.audio,
-      chunkSeconds: config.chunkSeconds,
-      encodeFormat,
-      overlapS: config.chunkOverlapSeconds,
-      hardCuts,
-    });
-
-  /** What the cut planner needs of a subject: the cuts keep within both recipes they may lead to. */
-  const cutRequest = (subject: ChunkSubject, signal: AbortSignal) => {
-    const soft = recipeFor(subject, 0);
-    const hard = recipeFor(subject, null);
-    return {
-      soft,
-      hard,
-      req: {
-        file: subject.file,
-        demuxer: subject.audio.demuxer,
-        maxDurationS: config.maxDurationS,
-        signal,
-        durationS: subject.audio.duration_s,
-        targetS: Math.min(soft.targetS, hard.targetS),
-        maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
-        searchWindowS: Math.min(config.chunkSeconds / 4, 60),
-      },
-    };
-  };
+    recipeOf(config, reader, subject, hardCuts);
+  const cutRequest = (subject: ChunkSubject, signal: AbortSignal) => cutRequestOf(config, reader, subject, signal);
 
   return {
     async planChunks(subject, signal) {
