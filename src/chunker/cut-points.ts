@@ -219,10 +219,15 @@ function chooseCut(
 /** Windows scanned per call of `planCutsInOrder`: one for the first cut, doubling up to this many. */
 export const MAX_BATCH = 32;
 
+/** Targets in a row without any pause in their whole window after which `planCutsInOrder` looks near targets only. */
+export const WIDEN_UNTIL_BARE = 3;
+
 /**
  * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
  * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
- * whole file's; the batch after the one in use is scanned meanwhile. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
+ * whole file's; the batch after the one in use is scanned meanwhile. In continuous sound it stops widening the
+ * search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a pause far from its target,
+ * after several targets without any, is not looked for. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
  */
 export async function* planCutsInOrder(
   opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
@@ -244,10 +249,16 @@ export async function* planCutsInOrder(
   for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2))
     batches.push(targets.slice(i, i + size));
   /** The silences near each target of a batch: ±nearS, the whole window where that held none. */
+  /** Targets in a row, up to the last one whose cut was chosen, that had no pause anywhere near them. */
+  let bareStreak = 0;
   const silencesOf = async (batch: readonly number[]): Promise<Silence[][]> => {
     const found = await scan(batch.map((t) => around(t, near)));
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
-    if (near < p.windowS && bare.length > 0) {
+    // Continuous sound (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the
+    // whole window, the rest is searched near its targets only, until a pause turns up again. A pause missed so
+    // is a hard cut, which the overlap of this path (an mp3 copy carries it) repairs; the wide scans were ~90 %
+    // of planning such a file.
+    if (near < p.windowS && bare.length > 0 && bareStreak < WIDEN_UNTIL_BARE) {
       const wide = await scan(bare.map((j) => around(batch[j] ?? 0, p.windowS)));
       bare.forEach((j, k) => {
         found[j] = wide[k] ?? [];
@@ -270,6 +281,7 @@ export async function* planCutsInOrder(
     start(b + 1);
     const found = await (inFlight.shift() as Promise<Silence[][]>);
     for (const [j, target] of batch.entries()) {
+      bareStreak = (found[j]?.length ?? 0) === 0 ? bareStreak + 1 : 0;
       const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
       if (!picked) continue;
       prev = picked.cut;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
 import {
   MAX_BATCH,
+  WIDEN_UNTIL_BARE,
   planCutPoints,
   planCutsInOrder,
   planSplits,
@@ -278,6 +279,20 @@ describe('planCutsInOrder', () => {
     const near = calls.filter((c) => c.every((w) => w.toS - w.fromS <= 10));
     expect(near.map((c) => c.length)).toEqual([1, 2, 4, 8]);
     expect(MAX_BATCH).toBe(32);
+  });
+
+  it('stops widening the search in continuous sound: the same (hard) cuts from a fraction of the scans', async () => {
+    const long = { durationS: 60 * 41, targetS: 60, searchWindowS: 15, nearS: 5 };
+    const eager = scanner([]);
+    expect(await planSplitsByWindows(long, eager.scan)).toMatchObject({ hardCuts: 40 });
+    const lazy = scanner([]);
+    const cuts = await collect(planCutsInOrder(long, lazy.scan));
+    expect(cuts.map((c) => c.cut)).toEqual((await planSplitsByWindows(long, scanner([]).scan)).cuts);
+    const wideWindows = (calls: typeof lazy.calls) => calls.flat().filter((w) => w.toS - w.fromS > 10).length;
+    expect(wideWindows(eager.calls)).toBe(40);
+    // The first batches (1, 2, 4 targets) may still widen; after WIDEN_UNTIL_BARE bare targets the rest do not.
+    expect(wideWindows(lazy.calls)).toBeLessThanOrEqual(7);
+    expect(WIDEN_UNTIL_BARE).toBe(3);
   });
 
   it('goes on behind the cuts a resumed job already made', async () => {
