@@ -3,7 +3,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { BackendSpec } from './transcribe/backends-config.ts';
 import { backendsFromEnv } from './transcribe/backends-env.ts';
-import { PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
+import type { EngineDefaults } from './transcribe/engine.ts';
+import { engineDefaults, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -29,11 +30,16 @@ export const envSchema = z.object({
   // Several backends and their models (docs/configuration.md#backends); unset: the one TRANSCRIBE_PROVIDER names.
   BACKENDS_FILE: optionalString,
   BACKENDS_JSON: optionalString,
-  TRANSCRIBE_CONCURRENCY: intFrom(3, 1, 64),
+  // Unset: the engine's own default (engineDefaults), as are CHUNK_SECONDS and CHUNK_OVERLAP_SECONDS.
+  TRANSCRIBE_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   RATE_LIMIT_RPM: numFrom(20, 0.1, 1_000_000),
   RATE_LIMIT_BURST: intFrom(20, 1, 1_000_000),
-  CHUNK_SECONDS: numFrom(600, 1, 24 * 3600),
-  CHUNK_OVERLAP_SECONDS: numFrom(1, 0, 60),
+  CHUNK_SECONDS: z.coerce
+    .number()
+    .min(1)
+    .max(24 * 3600)
+    .optional(),
+  CHUNK_OVERLAP_SECONDS: z.coerce.number().min(0).max(60).optional(),
   MAX_UPLOAD_BYTES: intFrom(2 * GiB, 1),
   MAX_DURATION_S: numFrom(6 * 3600, 1),
   API_KEYS: optionalString,
@@ -162,6 +168,11 @@ export interface Config {
   rateLimit: { rpm: number; burst: number };
   chunkSeconds: number;
   chunkOverlapSeconds: number;
+  /**
+   * Where concurrency, chunkSeconds and chunkOverlapSeconds came from: `set` holds what the env set, and the
+   * rest (`fromEngine`) are the defaults of `engine` (another engine's jobs resolve theirs with engineDefaults).
+   */
+  chunking: { engine: ProviderName; set: Partial<EngineDefaults>; fromEngine: Array<keyof EngineDefaults> };
   chunkMaxAttempts: number;
   maxFailedChunkRatio: number;
   maxUploadBytes: number;
@@ -282,6 +293,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // The value itself may hold a password: only its shape is named.
     throw new ConfigError(['DATABASE_URL: must be a postgres:// or postgresql:// URL with a host']);
   }
+  const set = chunkingSet(e);
+  const chunking = engineDefaults(provider, set);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -290,11 +303,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
     model,
     backends,
-    concurrency: e.TRANSCRIBE_CONCURRENCY,
+    concurrency: chunking.concurrency,
     maxInFlight: e.MAX_IN_FLIGHT,
     rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
-    chunkSeconds: e.CHUNK_SECONDS,
-    chunkOverlapSeconds: e.CHUNK_OVERLAP_SECONDS,
+    chunkSeconds: chunking.chunkSeconds,
+    chunkOverlapSeconds: chunking.overlapSeconds,
+    chunking: {
+      engine: provider,
+      set,
+      fromEngine: (['chunkSeconds', 'overlapSeconds', 'concurrency'] as const).filter((k) => set[k] === undefined),
+    },
     chunkMaxAttempts: e.CHUNK_MAX_ATTEMPTS,
     maxFailedChunkRatio: e.MAX_FAILED_CHUNK_RATIO,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
@@ -410,6 +428,15 @@ function objectStoreConfig(e: z.output<typeof envSchema>): ObjectStoreConfig | n
     region: e.S3_REGION,
     forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true' || e.S3_FORCE_PATH_STYLE === '1',
   };
+}
+
+/** The chunk settings the env sets (an unset one is left to the engine's default). */
+function chunkingSet(e: z.output<typeof envSchema>): Partial<EngineDefaults> {
+  const set: Partial<EngineDefaults> = {};
+  if (e.CHUNK_SECONDS !== undefined) set.chunkSeconds = e.CHUNK_SECONDS;
+  if (e.CHUNK_OVERLAP_SECONDS !== undefined) set.overlapSeconds = e.CHUNK_OVERLAP_SECONDS;
+  if (e.TRANSCRIBE_CONCURRENCY !== undefined) set.concurrency = e.TRANSCRIBE_CONCURRENCY;
+  return set;
 }
 
 /** A bearer key and the name jobs and logs know it by (the key itself is never stored or logged). */

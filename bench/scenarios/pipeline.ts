@@ -77,7 +77,9 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
       if (ideal !== null) idealS.push(ideal / 1000);
       m.add(`c=${c} wall time upload->completed`, 's', r.wallMs / 1000);
       const b = base[i];
-      if (c !== 1 && b) m.add(`c=${c} speedup vs c=1`, 'x', b.wallMs / r.wallMs, `>= ${(0.9 * c).toFixed(1)}`);
+      // Issue 19 asks 2.85 of c=3 (0.95 c); c=8 keeps 0.9 c.
+      const aim = c === 3 ? '>= 2.85' : `>= ${(0.9 * c).toFixed(1)}`;
+      if (c !== 1 && b) m.add(`c=${c} speedup vs c=1`, 'x', b.wallMs / r.wallMs, aim);
       if (ideal !== null) m.add(`c=${c} ratio to ideal schedule`, 'x', r.wallMs / ideal, '<= 1.15');
       if (r.firstRequestMs !== null) m.add(`c=${c} time to first provider request`, 's', r.firstRequestMs / 1000);
       if (r.lastRequestMs !== null) m.add(`c=${c} time to last provider request`, 's', r.lastRequestMs / 1000);

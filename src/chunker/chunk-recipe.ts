@@ -1,4 +1,5 @@
-import { chunkEncoding, maxChunkSecondsForBytes } from './chunk-format.ts';
+import { CHUNK_SAMPLE_RATE, chunkEncoding, maxChunkSecondsForBytes } from './chunk-format.ts';
+import { mp3LeadSeconds } from './mp3-frames.ts';
 import { copyFormatFor, type ChunkFormat, type ChunkIntake } from './chunk-format.ts';
 
 /** How the slicer writes chunk files: the source's own packets (`copy`) or re-encoded to 16 kHz mono. */
@@ -20,7 +21,10 @@ export interface ChunkRecipeInput {
   chunkSeconds: number;
   /** What a re-encode writes. */
   encodeFormat: ChunkFormat;
-  /** CHUNK_OVERLAP_SECONDS: only PCM WAV chunks can carry it (their samples can be joined byte for byte). */
+  /**
+   * CHUNK_OVERLAP_SECONDS: only PCM WAV and mp3 chunks can carry it (samples, or whole frames, joined byte for
+   * byte); an mp3 chunk's overlap is rounded to whole frames.
+   */
   overlapS?: number;
   /**
    * How many cut points of the plan fell on no silence. Overlap only repairs a word split at a cut, so with 0 it
@@ -41,7 +45,7 @@ export interface ChunkRecipe {
   maxBytes: number;
   /** Estimated bytes per second of audio in a chunk file. */
   bytesPerS: number;
-  /** Seconds each chunk after the first repeats from the end of the one before: 0 unless the chunks are WAV and a cut missed every silence. */
+  /** Seconds each chunk after the first repeats from the end of the one before: 0 unless the chunks are WAV or mp3 and a cut missed every silence. */
   overlapS: number;
   /** Why this recipe, for the log. */
   reason: string;
@@ -65,7 +69,13 @@ export function chooseChunkRecipe(input: ChunkRecipeInput): ChunkRecipe {
   if (input.hardCuts === 0)
     return { ...recipe, overlapS: 0, reason: `${recipe.reason}; no overlap needed: no cut falls outside a pause` };
   if (recipe.format === 'wav') return { ...recipe, overlapS };
-  // Overlap is asked for, and only WAV chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
+  if (recipe.format === 'mp3') {
+    // Whole frames of the chunk before, copied: the recorded overlap is what the frames hold.
+    const rate = recipe.mode === 'copy' ? input.audio.sample_rate : CHUNK_SAMPLE_RATE;
+    const lead = mp3LeadSeconds(overlapS, rate);
+    return { ...recipe, overlapS: lead, reason: `${recipe.reason}; the ${lead} s overlap as whole mp3 frames` };
+  }
+  // Overlap is asked for, and only WAV and mp3 chunks can carry it: 16 kHz mono WAV, when such a chunk fits the caps.
   const wav = encodeRecipe(
     { ...input, encodeFormat: 'wav' },
     `${recipe.reason}; WAV chunks, which can carry the ${overlapS} s overlap`,

@@ -1,9 +1,14 @@
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { capChunkBytes } from './byte-cap.ts';
 import type { ChunkFormat, ChunkIntake } from './chunk-format.ts';
 import { chooseChunkRecipe, type ChunkMode, type ChunkRecipe, type ChunkRecipeInput } from './chunk-recipe.ts';
 import { createCutPlanner } from './cut-planner.ts';
+import { plannedChunkCount } from './cut-points.ts';
+import { sliceMp3 } from './mp3-slicer.ts';
+import { readAhead } from './read-ahead.ts';
+import { seeksExactly } from './seek-exact.ts';
 import { withOverlap } from './overlap-lead.ts';
 import { createSilenceDetector } from './silence-detect.ts';
 import { createSlicer } from './slicer.ts';
@@ -26,11 +31,16 @@ export interface ChunkSubject {
 
 /** The one decision of how a fresh job is chunked: where the cuts fall, and how the chunk files are made. */
 export interface ChunkPlan {
-  /** Seconds, strictly increasing: N cuts make N + 1 chunks. */
+  /** Seconds, strictly increasing: N cuts make N + 1 chunks. Empty for a lazy plan. */
   cuts: number[];
-  /** Cuts that fell on no silence (a word may be split there; overlap repairs it). */
-  hardCuts: number;
+  /** Cuts that fell on no silence (a word may be split there; overlap repairs it); null: not known (lazy). */
+  hardCuts: number | null;
   recipe: ChunkRecipe;
+  /**
+   * The cut points are planned while the file is cut (open() plans them), so the first chunk goes out after one
+   * window's scan instead of the whole plan; `plannedChunks` is the count expected meanwhile.
+   */
+  lazy?: { plannedChunks: number };
 }
 
 /**
@@ -47,6 +57,8 @@ export interface ChunkPlanRecord {
   hardCuts: number | null;
   /** Why this recipe, for the log. */
   reason: string;
+  /** Cut points planned while slicing (an mp3 copy that seeks exactly): the stored chunks are only those cut so far. */
+  lazy?: boolean;
 }
 
 /** A record as read back: plans stored by earlier versions lack the byte cap, and the oldest the overlap and hard cuts. */
@@ -56,7 +68,10 @@ export type StoredChunkPlan = Omit<ChunkPlanRecord, 'maxBytes' | 'overlapS' | 'h
 export interface OpenOptions {
   /** Directory for the chunk files; the caller owns it. */
   outDir: string;
-  /** Where the chunks start (after the first), in seconds: the plan's cuts, or the stored chunks of a resumed job. */
+  /**
+   * Where the chunks start (after the first), in seconds: the plan's cuts, or the stored chunks of a resumed job
+   * (for a lazy plan, the cuts made so far: the rest are planned behind the last of them).
+   */
   cutPoints: readonly number[];
   /** Chunks handed out and not yet released before cutting pauses. */
   lookahead: number;
@@ -81,9 +96,48 @@ export type ChunkSourceConfig = Pick<
 >;
 
 /** The record kept with the job for a plan's recipe. */
-export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null): ChunkPlanRecord {
+export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null, lazy = false): ChunkPlanRecord {
   const { mode, format, maxBytes, overlapS, reason } = recipe;
-  return { mode, format, maxBytes: Number.isFinite(maxBytes) ? maxBytes : null, overlapS, hardCuts, reason };
+  const record = { mode, format, maxBytes: Number.isFinite(maxBytes) ? maxBytes : null, overlapS, hardCuts, reason };
+  return lazy ? { ...record, lazy } : record;
+}
+
+/** The recipe for the subject given how many cuts missed every pause (null: not known). */
+function recipeOf(
+  config: ChunkSourceConfig,
+  reader: ChunkReader,
+  subject: ChunkSubject,
+  hardCuts: number | null,
+): ChunkRecipe {
+  return chooseChunkRecipe({
+    intake: reader.intake,
+    model: reader.caps(subject.model),
+    audio: subject.audio,
+    chunkSeconds: config.chunkSeconds,
+    encodeFormat: reader.intake.encodeFormat,
+    overlapS: config.chunkOverlapSeconds,
+    hardCuts,
+  });
+}
+
+/** What the cut planner needs of a subject: the cuts keep within both recipes they may lead to. */
+function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: ChunkSubject, signal: AbortSignal) {
+  const soft = recipeOf(config, reader, subject, 0);
+  const hard = recipeOf(config, reader, subject, null);
+  return {
+    soft,
+    hard,
+    req: {
+      file: subject.file,
+      demuxer: subject.audio.demuxer,
+      maxDurationS: config.maxDurationS,
+      signal,
+      durationS: subject.audio.duration_s,
+      targetS: Math.min(soft.targetS, hard.targetS),
+      maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
+      searchWindowS: Math.min(config.chunkSeconds / 4, 60),
+    },
+  };
 }
 
 /** Plan, slicer, byte cap and overlap lead assembled once from the config: the pipeline asks, it does not assemble. */
@@ -94,37 +148,30 @@ export function createChunkSource(
   const { logger, reader } = deps;
   const timeoutS = config.ffmpegTimeoutS;
   const slicer = createSlicer({ logger, timeoutS });
-  const cutPlanner = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS }), logger });
-  const encodeFormat = reader.intake.encodeFormat;
+  // A windowed scan is all decoding: one ffmpeg per core (up to 4) plans a long file that much sooner.
+  const parallelRuns = Math.min(4, os.availableParallelism());
+  const silences = createSilenceDetector({ logger, timeoutS, parallelRuns });
+  const cutPlanner = createCutPlanner({ silences, logger });
 
-  /** The recipe for the subject given how many cuts missed every pause (null: not known). */
   const recipeFor = (subject: ChunkSubject, hardCuts: number | null): ChunkRecipe =>
-    chooseChunkRecipe({
-      intake: reader.intake,
-      model: reader.caps(subject.model),
-      audio: subject.audio,
-      chunkSeconds: config.chunkSeconds,
-      encodeFormat,
-      overlapS: config.chunkOverlapSeconds,
-      hardCuts,
-    });
+    recipeOf(config, reader, subject, hardCuts);
+  const cutRequest = (subject: ChunkSubject, signal: AbortSignal) => cutRequestOf(config, reader, subject, signal);
 
   return {
     async planChunks(subject, signal) {
       // The recipe depends on the cuts (overlap only when a cut misses every pause) and the cuts on the recipe's
       // caps: the cuts keep within both recipes they may lead to, then the cuts pick one.
-      const soft = recipeFor(subject, 0);
-      const hard = recipeFor(subject, null);
-      const { cuts, hardCuts } = await cutPlanner.planCuts({
-        file: subject.file,
-        demuxer: subject.audio.demuxer,
-        maxDurationS: config.maxDurationS,
-        signal,
-        durationS: subject.audio.duration_s,
-        targetS: Math.min(soft.targetS, hard.targetS),
-        maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
-        searchWindowS: Math.min(config.chunkSeconds / 4, 60),
-      });
+      const { soft, hard, req } = cutRequest(subject, signal);
+      if (hard.mode === 'copy' && hard.format === 'mp3' && soft.mode === 'copy' && soft.format === 'mp3') {
+        // An mp3 copy carries overlap for free (whole frames copied), so it needs no cuts to choose its recipe:
+        // cutting starts at once, with the overlap, while the cut points are found (sliceMp3, planCutsInOrder).
+        if (await seeksExactly(subject.file, subject.audio.demuxer)) {
+          const plannedChunks = plannedChunkCount(req.durationS, req.targetS, { maxChunkS: req.maxChunkS });
+          const reason = `${hard.reason}; cut points planned while slicing`;
+          return { cuts: [], hardCuts: null, recipe: { ...hard, reason }, lazy: { plannedChunks } };
+        }
+      }
+      const { cuts, hardCuts } = await cutPlanner.planCuts(req);
       return { cuts, hardCuts, recipe: hardCuts === 0 ? soft : hard };
     },
 
@@ -138,18 +185,29 @@ export function createChunkSource(
 
     open(subject, plan, opts) {
       const { signal } = opts;
-      const sliced = slicer.slice({
-        input: subject.file,
-        demuxer: subject.audio.demuxer,
-        outDir: opts.outDir,
-        cutPoints: opts.cutPoints,
-        format: plan.format,
-        mode: plan.mode,
-        lookahead: opts.lookahead,
-        maxDurationS: config.maxDurationS,
-        expectedDurationS: subject.audio.duration_s,
-        signal,
-      });
+      const sliced = plan.lazy
+        ? sliceMp3({
+            input: subject.file,
+            outDir: opts.outDir,
+            cuts: readAhead(cutPlanner.cutsInOrder({ ...cutRequest(subject, signal).req, after: opts.cutPoints })),
+            lookahead: opts.lookahead,
+            maxDurationS: config.maxDurationS,
+            expectedDurationS: subject.audio.duration_s,
+            signal,
+            logger,
+          })
+        : slicer.slice({
+            input: subject.file,
+            demuxer: subject.audio.demuxer,
+            outDir: opts.outDir,
+            cutPoints: opts.cutPoints,
+            format: plan.format,
+            mode: plan.mode,
+            lookahead: opts.lookahead,
+            maxDurationS: config.maxDurationS,
+            expectedDurationS: subject.audio.duration_s,
+            signal,
+          });
       const capped = capChunkBytes(sliced, { maxBytes: plan.maxBytes ?? Infinity, logger, timeoutS, signal });
       return withOverlap(capped, { overlapS: plan.overlapS, logger });
     },

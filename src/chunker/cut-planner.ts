@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { seeksExactly } from './seek-exact.ts';
 import type { SilenceDetector } from './silence-detect.ts';
-import { planCutPoints, planSplitsByWindows } from './cut-points.ts';
+import { planCutPoints, planCutsInOrder, planSplitsByWindows } from './cut-points.ts';
 import type { CutPlan, CutPointOptions } from './cut-points.ts';
 
 export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
@@ -14,6 +14,11 @@ export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
 export interface CutPlanner {
   /** Cut points for `planSplits`' rules, with silences found by the cheapest scan that reports true times. */
   planCuts(req: CutPlanRequest): Promise<CutPlan & { scan: 'windows' | 'whole' }>;
+  /**
+   * The same cut points one by one, each as soon as the audio up to its target was scanned (the file must seek
+   * exactly: windowed scans), after the cuts in `after` (which come first).
+   */
+  cutsInOrder(req: CutPlanRequest & { after: readonly number[] }): AsyncIterable<number>;
 }
 
 /** Seconds either side of a target scanned first: speech pauses every few seconds, so this usually suffices. */
@@ -44,6 +49,22 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
         'cut points planned from windowed silence scans',
       );
       return { ...planned, scan: 'windows' };
+    },
+
+    async *cutsInOrder(req) {
+      const { file, demuxer, maxDurationS, signal, after, ...plan } = req;
+      const detect = { demuxer, maxDurationS, ...(signal ? { signal } : {}) };
+      yield* after;
+      let hardCuts = 0;
+      let cuts = 0;
+      const scan = (windows: Parameters<typeof deps.silences.detectInWindows>[1]) =>
+        deps.silences.detectInWindows(file, windows, detect);
+      for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan)) {
+        cuts += 1;
+        if (hard) hardCuts += 1;
+        yield cut;
+      }
+      deps.logger.debug({ cuts, hardCuts, after: after.length }, 'cut points planned while slicing');
     },
   };
 }

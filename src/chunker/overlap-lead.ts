@@ -1,8 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
+import { readMp3Layout, type Mp3Frame } from './mp3-frames.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
 
 /** Where the samples of a PCM WAV file are, and how they are laid out. */
@@ -99,40 +101,109 @@ export interface OverlapLeadOptions {
   logger: Logger;
 }
 
+/** A chunk file's last `overlapS` as bytes that can go in front of the next one, and what they must match. */
+interface Tail {
+  bytes: Buffer;
+  seconds: number;
+  /** Chunks join only when their layout is the same (sample rate, and for WAV the sample size). */
+  layout: string;
+}
+
+/** How one chunk format is read for its tail and written with a lead in front. */
+interface LeadFormat {
+  /** The file's own tail, and how to write the file with another chunk's tail in front of it to `out`. */
+  read(file: string, overlapS: number): Promise<{ tail: Tail; join(lead: Tail, out: string): Promise<void> }>;
+}
+
+const wavLead: LeadFormat = {
+  async read(file, overlapS) {
+    const layout = await readLayout(file);
+    const bytes = await readTail(file, layout, overlapS);
+    return {
+      tail: { bytes, seconds: bytes.length / layout.byteRate, layout: `wav:${layout.byteRate}:${layout.blockAlign}` },
+      async join(lead, out) {
+        const w = createWriteStream(out);
+        w.write(wavHeader(layout, lead.bytes.length + layout.dataBytes));
+        w.write(lead.bytes);
+        const body = { start: layout.dataOffset, end: layout.dataOffset + layout.dataBytes - 1 };
+        await pipeline(createReadStream(file, body), w);
+      },
+    };
+  },
+};
+
 /**
- * PCM WAV chunks, each after the first starting `overlapS` before its cut: the previous chunk's last samples
- * (kept in memory when it passes, a few hundred KB) are written in front of the chunk's own. The segment
- * muxer cannot make overlapping files; joining samples costs one copy of the chunk file on disk, no ffmpeg.
- * A chunk's `leadS` says how much of its audio is the previous chunk's; `startS`/`durationS` stay its own.
+ * mp3 chunks carry their lead as whole frames copied from the end of the chunk before: frames join end to end
+ * without decoding, so a chunk stream-copied from an mp3 upload stays a copy. The joined file drops the chunk's
+ * own tag and Xing/Info frame (whose frame count would no longer be true); a CBR stream needs neither.
+ */
+const mp3Lead: LeadFormat = {
+  async read(file, overlapS) {
+    const { frames, audioStart, audioEnd } = await readMp3Layout(file);
+    const first = frames[0];
+    let bytes = Buffer.alloc(0);
+    let seconds = 0;
+    if (first) {
+      const want = Math.max(1, Math.round((overlapS * first.sampleRate) / first.samples));
+      const taken = frames.slice(Math.max(0, frames.length - want));
+      seconds = taken.reduce((sum, f) => sum + f.samples / f.sampleRate, 0);
+      const from = (taken[0] as Mp3Frame).offset;
+      bytes = Buffer.alloc(audioEnd - from);
+      const fh = await open(file, 'r');
+      try {
+        await fh.read(bytes, 0, bytes.length, from);
+      } finally {
+        await fh.close();
+      }
+    }
+    return {
+      tail: { bytes, seconds, layout: `mp3:${first?.sampleRate ?? 0}` },
+      async join(lead, out) {
+        const w = createWriteStream(out);
+        w.write(lead.bytes);
+        await pipeline(createReadStream(file, { start: audioStart, end: Math.max(audioStart, audioEnd) - 1 }), w);
+      },
+    };
+  },
+};
+
+/** The formats whose chunks can carry overlap, by file extension: their audio joins without re-encoding. */
+const LEAD_FORMATS: Record<string, LeadFormat> = { '.wav': wavLead, '.mp3': mp3Lead };
+
+/** Whether chunks of this format can start with the end of the one before (see withOverlap). */
+export function carriesOverlap(format: string): boolean {
+  return `.${format}` in LEAD_FORMATS;
+}
+
+/**
+ * Chunks (PCM WAV or mp3), each after the first starting `overlapS` before its cut: the previous chunk's last
+ * samples or frames (kept in memory when it passes, a few hundred KB at most) are written in front of the chunk's
+ * own. The segment muxer cannot make overlapping files; joining costs one copy of the chunk file on disk, no
+ * ffmpeg. A chunk's `leadS` says how much of its audio is the previous chunk's; `startS`/`durationS` stay its own.
  */
 export function withOverlap(inner: ChunkStream, opts: OverlapLeadOptions): ChunkStream {
   if (!(opts.overlapS > 0)) return inner;
   const chunks: AsyncIterable<SlicedChunk> = {
     async *[Symbol.asyncIterator]() {
-      let tail: { bytes: Buffer; layout: WavLayout } | null = null;
+      let tail: Tail | null = null;
       for await (const chunk of inner.chunks) {
-        const layout = await readLayout(chunk.path);
-        const ownTail = await readTail(chunk.path, layout, opts.overlapS);
+        const format = LEAD_FORMATS[path.extname(chunk.path)];
+        if (!format) throw new AppError('INTERNAL', `chunk format cannot carry overlap: ${chunk.path}`);
+        const own = await format.read(chunk.path, opts.overlapS);
         let out = chunk;
-        if (tail && tail.layout.byteRate === layout.byteRate && tail.layout.blockAlign === layout.blockAlign) {
-          const joined = `${chunk.path}.lead.wav`;
+        if (tail && tail.bytes.length > 0 && tail.layout === own.tail.layout) {
+          const joined = `${chunk.path}.lead${path.extname(chunk.path)}`;
           try {
-            const w = createWriteStream(joined);
-            w.write(wavHeader(layout, tail.bytes.length + layout.dataBytes));
-            w.write(tail.bytes);
-            await pipeline(
-              createReadStream(chunk.path, { start: layout.dataOffset, end: layout.dataOffset + layout.dataBytes - 1 }),
-              w,
-            );
+            await own.join(tail, joined);
             await rename(joined, chunk.path);
           } catch (err) {
             await rm(joined, { force: true });
             throw err;
           }
-          out = { ...chunk, bytes: (await stat(chunk.path)).size, leadS: tail.bytes.length / layout.byteRate };
+          out = { ...chunk, bytes: (await stat(chunk.path)).size, leadS: tail.seconds };
           opts.logger.debug({ chunk: chunk.index, leadS: out.leadS }, 'overlap put in front of the chunk');
         }
-        tail = { bytes: ownTail, layout };
+        tail = own.tail;
         yield out;
       }
     },

@@ -8,6 +8,8 @@ export interface SilenceDetectorDeps {
   timeoutS: number;
   /** @default 'ffmpeg' (from PATH) */
   ffmpegPath?: string;
+  /** ffmpeg runs a windowed scan may have at once (one decoder each: one per core is what helps). @default 1 */
+  parallelRuns?: number;
 }
 
 export interface DetectOptions {
@@ -63,6 +65,16 @@ export function createSilenceParser(): { push(line: string): void; result(): Sil
 export const WINDOWS_PER_RUN = 32;
 
 /**
+ * Pure: `[from, to)` index ranges of `count` windows in runs of at most WINDOWS_PER_RUN, at least `parallel` of
+ * them when there are that many windows, as even as can be.
+ */
+export function windowBatches(count: number, parallel: number): Array<[number, number]> {
+  if (count <= 0) return [];
+  const runs = Math.min(count, Math.max(parallel, Math.ceil(count / WINDOWS_PER_RUN)));
+  return Array.from({ length: runs }, (_, i) => [Math.floor((i * count) / runs), Math.floor(((i + 1) * count) / runs)]);
+}
+
+/**
  * Pure: the silences of each window, from the silences found in the windows played one after another
  * (window k occupies [offset_k, offset_k + length_k) of that timeline). A silence running over a join is
  * split there, and a piece shorter than minSilenceS is dropped: only its window's side of it was heard.
@@ -89,6 +101,7 @@ export function splitByWindows(
 export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetector {
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   const log = deps.logger;
+  const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
 
   async function run(inputs: string[], map: string[], opts: DetectOptions): Promise<Silence[]> {
     const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'info', ...inputs, ...map, '-vn', '-f', 'null', '-'];
@@ -137,21 +150,25 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       // A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in constant time;
       // without it ffmpeg reads every frame header up to the window, so the scan grew with the square of the length.
       const fast = opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : [];
-      const out: Silence[][] = [];
-      for (let i = 0; i < windows.length; i += WINDOWS_PER_RUN) {
-        const batch = windows
-          .slice(i, i + WINDOWS_PER_RUN)
-          .map((w) => ({ fromS: w.fromS, toS: Math.min(w.toS, opts.maxDurationS) }));
+      const scan = async (batch: ReadonlyArray<{ fromS: number; toS: number }>): Promise<Silence[][]> => {
+        const clipped = batch.map((w) => ({ fromS: w.fromS, toS: Math.min(w.toS, opts.maxDurationS) }));
         // Each window is an input seeked on its own (-ss before -i: read from the nearest seek point, decoded
         // from fromS on); concat plays them one after another into a single silencedetect.
-        const inputs = batch.flatMap((w) =>
+        const inputs = clipped.flatMap((w) =>
           input(file, opts, [...fast, '-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)]),
         );
-        const graph = `${batch.map((_, j) => `[${j}:a:0]`).join('')}concat=n=${batch.length}:v=0:a=1,${filterOf(opts)}[out]`;
+        const graph = `${clipped.map((_, j) => `[${j}:a:0]`).join('')}concat=n=${clipped.length}:v=0:a=1,${filterOf(opts)}[out]`;
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
-        out.push(...splitByWindows(joined, batch, opts.minSilenceS ?? 0.3));
+        return splitByWindows(joined, clipped, opts.minSilenceS ?? 0.3);
+      };
+      // Decoding is the whole cost (~1000x real time a core for a 128k mp3): the batches share the cores.
+      const batches = windowBatches(windows.length, parallel);
+      const out: Silence[][][] = [];
+      for (let i = 0; i < batches.length; i += parallel) {
+        const wave = batches.slice(i, i + parallel).map(([from, to]) => scan(windows.slice(from, to)));
+        out.push(...(await Promise.all(wave)));
       }
-      return out;
+      return out.flat();
     },
   };
 }

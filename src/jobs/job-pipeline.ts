@@ -94,15 +94,16 @@ export async function runJobPipeline(
     plan = deps.chunks.resume(subject, job.chunkPlan ?? null);
   } else {
     const fresh = await deps.chunks.planChunks(subject, stopping);
-    plan = chunkPlanRecord(fresh.recipe, fresh.hardCuts);
-    const bounds = [0, ...fresh.cuts, job.audio.duration_s];
+    plan = chunkPlanRecord(fresh.recipe, fresh.hardCuts, fresh.lazy !== undefined);
+    // A lazy plan's cuts come while slicing: its chunk rows are written as the chunks are cut, below.
+    const bounds = fresh.lazy ? [] : [0, ...fresh.cuts, job.audio.duration_s];
     // Every write here is idempotent, so a retry after a full volume repeats them all.
     await save('chunk plan', async () => {
       // Before the chunks: a job resumed from them must find the plan they were cut by.
       await store.updateJob(job.id, { chunkPlan: plan });
       for (const [i, start] of bounds.slice(0, -1).entries())
         await store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start);
-      await store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
+      await store.updateJob(job.id, { chunksTotal: fresh.lazy ? fresh.lazy.plannedChunks : bounds.length - 1 });
     });
     chunks = await store.listChunks(job.id);
   }
@@ -135,7 +136,7 @@ export async function runJobPipeline(
   const startSlice = (): ChunkStream =>
     deps.chunks.open(subject, plan, {
       outDir: dirs.chunksDir(job.id),
-      cutPoints: chunks.slice(1).map((c) => c.startS),
+      cutPoints: cutsSoFar(chunks, plan, job.audio.duration_s),
       lookahead: Math.max(2, deps.concurrency * 2),
       // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
       signal: stopSending,
@@ -335,6 +336,18 @@ export async function runJobPipeline(
   const transcript = transcriptFor({ ...job, chunkPlan: plan }, final, { partial: false });
   await save('transcript', () => markCompleted(store, job.id, transcript, deps.now()));
   log.info({ chunks: final.length, failed: final.filter((c) => c.status === 'failed').length }, 'job completed');
+}
+
+/**
+ * The cut points the stored chunks stand for: where each after the first starts and, for a lazy plan (whose rows
+ * are only the chunks cut so far), where the last one ends, when that is before the end of the file.
+ */
+function cutsSoFar(chunks: readonly ChunkRecord[], plan: ChunkPlanRecord, durationS: number): number[] {
+  const cuts = chunks.slice(1).map((c) => c.startS);
+  const last = chunks.at(-1);
+  const end = last ? last.startS + last.durationS : 0;
+  if (plan.lazy && last && end < durationS - 0.05 && end > (cuts.at(-1) ?? 0)) cuts.push(end);
+  return cuts;
 }
 
 /**

@@ -3,7 +3,7 @@ import { createChunkSource, type ChunkSource, type ChunkSourceConfig } from '../
 import type { Config } from '../config.ts';
 import type { HealthBackend } from '../http/health-report.ts';
 import type { BackendRegistry } from '../transcribe/backends.ts';
-import { ENGINES } from '../transcribe/providers/index.ts';
+import { engineDefaults, ENGINES } from '../transcribe/providers/index.ts';
 import {
   createCostEstimator,
   createProviderValidator,
@@ -23,7 +23,7 @@ export interface BackendStages {
 }
 
 export function createBackendStages(
-  config: Pick<Config, 'pricePerMinuteJson' | 'maxJobCostUsd'> & ChunkSourceConfig,
+  config: Pick<Config, 'pricePerMinuteJson' | 'maxJobCostUsd' | 'chunking'> & ChunkSourceConfig,
   deps: { registry: BackendRegistry; logger: Logger },
 ): BackendStages {
   const { registry, logger } = deps;
@@ -42,7 +42,13 @@ export function createBackendStages(
         priceOverridesJson: config.pricePerMinuteJson,
         maxJobCostUsd: config.maxJobCostUsd,
       });
-      const chunks = createChunkSource(config, { logger, reader: { intake: b.chunks, caps } });
+      // Each backend's engine chunks by its own defaults (a local engine beside OpenAI gets short chunks), where
+      // CHUNK_SECONDS / CHUNK_OVERLAP_SECONDS do not set them for all.
+      const own = engineDefaults(b.spec.engine, config.chunking.set);
+      const chunks = createChunkSource(
+        { ...config, chunkSeconds: own.chunkSeconds, chunkOverlapSeconds: own.overlapSeconds },
+        { logger, reader: { intake: b.chunks, caps } },
+      );
       return [b.spec.name, { backend: b, validator, estimator, chunks }] as const;
     }),
   );

@@ -6,6 +6,17 @@ import type { ModelInfo } from './models.ts';
 import type { TranscriptionProvider } from './types.ts';
 
 /**
+ * How an engine's jobs are chunked and run when CHUNK_SECONDS, CHUNK_OVERLAP_SECONDS and TRANSCRIBE_CONCURRENCY
+ * are unset: a remote engine pays per request and limits their rate and size, a local one is bound by the cores.
+ */
+export interface EngineDefaults {
+  chunkSeconds: number;
+  overlapSeconds: number;
+  /** Chunks in flight per job. */
+  concurrency: number;
+}
+
+/**
  * Everything the service knows about one transcription engine, declared by the engine itself in its folder under
  * src/transcribe/providers/ and listed once in the registry (providers/index.ts).
  */
@@ -18,6 +29,8 @@ export interface Engine {
   unknownModel(id: string): ModelInfo;
   /** The chunk files it reads. */
   chunks: ChunkIntake;
+  /** Its chunking defaults on a machine with `cores` cores (os.availableParallelism()). */
+  defaults(cores: number): EngineDefaults;
   /** The provider of one backend (its URL, key and models), with the service-wide settings it needs. */
   create(backend: BackendSpec, config: Pick<Config, 'pocketsphinxModelDir'>, logger: Logger): TranscriptionProvider;
 }

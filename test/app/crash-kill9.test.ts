@@ -108,11 +108,12 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     if (longDir) await removeDir(longDir);
   });
   // Three times the speech (24 chunks): ffmpeg cannot finish before the look-ahead fills, so it is surely paused.
+  // WAV: its chunks are cut by ffmpeg's segment muxer (an mp3 is cut in-process, with no ffmpeg to pause).
   let longDir = '';
   let longSpeech = '';
   beforeAll(async () => {
     longDir = await tempDataDir();
-    longSpeech = path.join(longDir, 'speech-x3.mp3');
+    longSpeech = path.join(longDir, 'speech-x3.wav');
     execFileSync('ffmpeg', [
       '-hide_banner',
       '-loglevel',
@@ -120,7 +121,7 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
       '-stream_loop',
       '2',
       '-i',
-      speech.mp3,
+      speech.wav,
       '-c',
       'copy',
       longSpeech,

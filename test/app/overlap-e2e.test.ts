@@ -3,6 +3,7 @@ import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.t
 import { getJson, removeDir, startServer, storeOf, upload, waitForJob, type TestServer } from '../helper.ts';
 import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
+import { wordDistance, words } from '../support/words.ts';
 
 interface TranscriptJson {
   text: string;
@@ -12,30 +13,6 @@ interface TranscriptJson {
 
 interface JobChunks {
   progress: { chunks_total: number; chunks_done: number };
-}
-
-const words = (text: string): string[] =>
-  text
-    .toLowerCase()
-    .replace(/[^a-z' ]/g, ' ')
-    .split(/\s+/)
-    .filter(Boolean);
-
-/** Word-level edit distance. */
-function distance(a: readonly string[], b: readonly string[]): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(
-        (row[j] ?? 0) + 1,
-        (next[j - 1] ?? 0) + 1,
-        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    row = next;
-  }
-  return row[b.length] ?? 0;
 }
 
 /** Runs of n words said twice in a row ("he was he was"): what an overlap left in would produce. */
@@ -118,7 +95,7 @@ describe('chunk overlap with the local engine', () => {
     const wa = words(a.body.text);
     const wb = words(b.body.text);
     // Not fewer words recognised correctly: more context at each join can only help the engine.
-    expect(distance(wb, reference)).toBeLessThanOrEqual(distance(wa, reference) + 2);
+    expect(wordDistance(wb, reference)).toBeLessThanOrEqual(wordDistance(wa, reference) + 2);
     // Without de-duplication, 4+ joins x 2 s of speech would add ~20 words.
     expect(Math.abs(wb.length - wa.length)).toBeLessThanOrEqual(3);
     expect(repeatedRuns(wb, 2)).toEqual(repeatedRuns(wa, 2));
@@ -158,23 +135,33 @@ describe('overlap on the openai engine with an mp3 upload', () => {
     }
   }
 
-  it('sends 16 kHz mono WAV chunks, each after the first starting with the overlap, when a cut misses every pause', async () => {
+  it('copies the mp3 chunks, each after the first starting with the overlap as whole frames, when a cut misses every pause', async () => {
     const { server, job, sent, plan, spans } = await chunksSent(hummingSpeechFixture().mp3);
-    expect(sent.every((r) => r.filename!.endsWith('.wav'))).toBe(true);
-    expect(plan).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: sent.length - 1 });
-    // A file is its own span plus the overlap taken from the end of the chunk before it.
-    sent.forEach((r, i) => expect(r.durationS!).toBeCloseTo(spans[i]! + (i > 0 ? 1.5 : 0), 1));
+    expect(sent.every((r) => r.filename!.endsWith('.mp3'))).toBe(true);
+    // 1.5 s is 57 frames of 1152 samples at 44.1 kHz.
+    const leadS = (57 * 1152) / 44_100;
+    // Its cut points were planned while it was cut (the hard cuts are not counted up front).
+    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', lazy: true, hardCuts: null });
+    expect(plan?.overlapS).toBeCloseTo(leadS, 5);
+    // A file is its own span plus the overlap taken from the end of the chunk before it (to within a frame).
+    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]! - (i > 0 ? leadS : 0))).toBeLessThan(0.06));
     const t = (await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript`)).body;
     expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
   });
 
-  it('copies the mp3 without overlap when every cut falls in a pause', async () => {
+  it('copies the mp3 cut in its pauses, with the overlap all the same (a copy carries it for free)', async () => {
     // 12 s targets land near the fixture's pauses (every clip ends in 1.5 s of silence); 8 s ones do not all.
-    const { sent, plan, spans } = await chunksSent(speechFixture().mp3, { CHUNK_SECONDS: '12' });
+    const { server, job, sent, plan, spans } = await chunksSent(speechFixture().mp3, { CHUNK_SECONDS: '12' });
     expect(sent.every((r) => r.filename!.endsWith('.mp3'))).toBe(true);
-    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', overlapS: 0, hardCuts: 0 });
-    expect(plan?.reason).toMatch(/no cut falls outside a pause/);
-    // mp3 frames are 26 ms: a copied chunk spans its own stretch to within a frame or two.
-    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]!)).toBeLessThan(0.1));
+    // The recipe is chosen before the cut points are known: an mp3 copy takes its overlap either way.
+    const leadS = (57 * 1152) / 44_100;
+    expect(plan).toMatchObject({ mode: 'copy', format: 'mp3', lazy: true });
+    expect(plan?.overlapS).toBeCloseTo(leadS, 5);
+    // mp3 frames are 26 ms: a copied chunk spans its own stretch and its lead-in to within a frame or two.
+    sent.forEach((r, i) => expect(Math.abs(r.durationS! - spans[i]! - (i > 0 ? leadS : 0))).toBeLessThan(0.1));
+    // The words of each lead-in are said once: the transcript is as long as the recording, in order.
+    const t = (await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript`)).body;
+    t.segments.forEach((seg, i) => i > 0 && expect(seg.start).toBeGreaterThanOrEqual(t.segments[i - 1]!.start));
+    expect(t.segments.at(-1)!.end).toBeLessThanOrEqual(t.duration_s + 0.05);
   });
 });

@@ -145,5 +145,14 @@ describe('createCutPlanner', () => {
       const same = found[i]?.find((s) => Math.abs(s.start - g.start) < 0.05);
       expect(same?.end).toBeCloseTo(g.end, 1);
     });
+    // Runs side by side (one window each here) find the same, in the same order (to within 10 ms: the
+    // windows' offsets in the joined timeline differ by a fraction of a sample).
+    const parallel = createSilenceDetector({ logger, timeoutS: 60, parallelRuns: 3 });
+    const side = await parallel.detectInWindows(speech.wav, windows, { demuxer: 'wav', maxDurationS: 3600 });
+    expect(side.map((w) => w.length)).toEqual(found.map((w) => w.length));
+    side.flat().forEach((g, i) => {
+      expect(Math.abs(g.start - (found.flat()[i]?.start ?? NaN))).toBeLessThan(0.01);
+      expect(Math.abs(g.end - (found.flat()[i]?.end ?? NaN))).toBeLessThan(0.01);
+    });
   });
 });

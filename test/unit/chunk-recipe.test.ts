@@ -17,6 +17,17 @@ const mp3 = {
   size_bytes: 19_200_000,
   duration_s: 1200,
 };
+/** 20 min of 32 kb/s opus in ogg. */
+const opus = {
+  demuxer: 'ogg',
+  codec: 'opus',
+  sample_rate: 48_000,
+  channels: 1,
+  size_bytes: 4_800_000,
+  duration_s: 1200,
+};
+/** 1.5 s as whole frames of a 44.1 kHz mp3: 57 x 1152 samples. */
+const MP3_LEAD_S = Math.round(((57 * 1152) / 44_100) * 1e6) / 1e6;
 const wav16kMono = {
   demuxer: 'wav',
   codec: 'pcm_s16le',
@@ -114,19 +125,33 @@ describe('chooseChunkRecipe', () => {
     ).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 2 });
   });
 
-  it('re-encodes to 16 kHz mono WAV instead of copying mp3 when overlap is asked for and such a chunk fits the caps', () => {
-    // 600 s of 16 kHz mono PCM is 19.2 MB, under whisper-1's 25 MiB.
+  it('copies an mp3 with the overlap as whole frames of the chunk before, and an mp3 re-encode the same way', () => {
     const p = chooseChunkRecipe(input({ overlapS: 1.5 }));
+    // 1.5 s is 57.4 frames of 1152 samples at 44.1 kHz: 57 of them.
+    expect(p).toMatchObject({ mode: 'copy', format: 'mp3', targetS: 600, overlapS: MP3_LEAD_S });
+    expect(p.reason).toMatch(/overlap as whole mp3 frames/);
+    // A 16 kHz re-encode has 576-sample (36 ms) frames: 42 of them.
+    const dense = { ...mp3, size_bytes: 120_000_000 };
+    expect(chooseChunkRecipe(input({ audio: dense, overlapS: 1.5 }))).toMatchObject({
+      mode: 'encode',
+      format: 'mp3',
+      overlapS: 1.512,
+    });
+  });
+
+  it('re-encodes to 16 kHz mono WAV a format that cannot carry overlap, when such a chunk fits the caps', () => {
+    // 600 s of 16 kHz mono PCM is 19.2 MB, under whisper-1's 25 MiB.
+    const p = chooseChunkRecipe(input({ audio: opus, overlapS: 1.5 }));
     expect(p).toMatchObject({ mode: 'encode', format: 'wav', targetS: 600, overlapS: 1.5 });
     expect(p.reason).toMatch(/overlap/);
   });
 
   it('keeps the cheaper path without overlap when a WAV chunk of the planned length would not fit, and says why', () => {
-    // 1200 s of WAV is 38.4 MB: over the cap, and the model takes mp3 chunks of that length.
+    // 1200 s of WAV is 38.4 MB: over the cap, and the model takes ogg chunks of that length.
     const p = chooseChunkRecipe(
-      input({ audio: { ...mp3, duration_s: 7200, size_bytes: 115_200_000 }, chunkSeconds: 1200, overlapS: 2 }),
+      input({ audio: { ...opus, duration_s: 7200, size_bytes: 28_800_000 }, chunkSeconds: 1200, overlapS: 2 }),
     );
-    expect(p).toMatchObject({ mode: 'copy', format: 'mp3', targetS: 1200, overlapS: 0 });
+    expect(p).toMatchObject({ mode: 'copy', format: 'ogg', targetS: 1200, overlapS: 0 });
     expect(p.reason).toMatch(/no overlap/);
   });
 
@@ -142,11 +167,11 @@ describe('chooseChunkRecipe', () => {
 
   it('keeps the overlap when a cut missed every silence, or when that is not known', () => {
     expect(chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: 1 }))).toMatchObject({
-      mode: 'encode',
-      format: 'wav',
-      overlapS: 1.5,
+      mode: 'copy',
+      format: 'mp3',
+      overlapS: MP3_LEAD_S,
     });
-    expect(chooseChunkRecipe(input({ overlapS: 1.5, hardCuts: null }))).toMatchObject({
+    expect(chooseChunkRecipe(input({ audio: opus, overlapS: 1.5, hardCuts: null }))).toMatchObject({
       mode: 'encode',
       format: 'wav',
       overlapS: 1.5,

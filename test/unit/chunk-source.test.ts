@@ -5,6 +5,8 @@ import { silentLogger } from '../fixtures/pipeline.ts';
 import { ENGINES } from '../../src/transcribe/providers/index.ts';
 
 const MiB = 1024 * 1024;
+/** 1.5 s as whole frames of a 44.1 kHz mp3: 57 x 1152 samples. */
+const MP3_LEAD_S = Math.round(((57 * 1152) / 44_100) * 1e6) / 1e6;
 const config = { chunkSeconds: 600, chunkOverlapSeconds: 1.5, maxDurationS: 36_000, ffmpegTimeoutS: 60 };
 const whisper = { maxBytes: 25 * MiB, maxSeconds: Infinity };
 const source = createChunkSource(config, {
@@ -51,7 +53,7 @@ describe('createChunkSource().resume', () => {
   });
 
   it('decides a plan stored before the byte cap was kept again from its hard cuts, as those versions did at every start', () => {
-    // The mp3 is copied when every cut fell in a pause; with a hard cut the 1.5 s overlap asks for WAV chunks.
+    // The mp3 is copied either way; with a hard cut it carries the 1.5 s overlap as 57 whole frames.
     expect(source.resume(mp3, { mode: 'copy', format: 'mp3', overlapS: 0, hardCuts: 0, reason: 'old' })).toMatchObject({
       mode: 'copy',
       format: 'mp3',
@@ -62,14 +64,19 @@ describe('createChunkSource().resume', () => {
     expect(
       source.resume(mp3, { mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: 2, reason: 'old' }),
     ).toMatchObject({
-      mode: 'encode',
-      format: 'wav',
-      overlapS: 1.5,
+      mode: 'copy',
+      format: 'mp3',
+      overlapS: MP3_LEAD_S,
       hardCuts: 2,
     });
   });
 
   it('decides the plan of a job sliced before plans were kept as one whose hard cuts are not known', () => {
-    expect(source.resume(mp3, null)).toMatchObject({ mode: 'encode', format: 'wav', overlapS: 1.5, hardCuts: null });
+    expect(source.resume(mp3, null)).toMatchObject({
+      mode: 'copy',
+      format: 'mp3',
+      overlapS: MP3_LEAD_S,
+      hardCuts: null,
+    });
   });
 });

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { splitByWindows } from '../../src/chunker/silence-detect.ts';
-import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/cut-points.ts';
+import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
+import {
+  MAX_BATCH,
+  WIDEN_UNTIL_BARE,
+  planCutPoints,
+  planCutsInOrder,
+  planSplits,
+  planSplitsByWindows,
+  plannedChunkCount,
+} from '../../src/chunker/cut-points.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
@@ -121,17 +129,17 @@ describe('plannedChunkCount', () => {
   });
 });
 
-describe('planSplitsByWindows', () => {
-  /** A scan over fixed silences, recording the windows it was asked for. */
-  function scanner(silences: Array<{ start: number; end: number }>) {
-    const calls: Array<Array<{ fromS: number; toS: number }>> = [];
-    const scan = async (windows: ReadonlyArray<{ fromS: number; toS: number }>) => {
-      calls.push([...windows]);
-      return windows.map((w) => silences.filter((s) => s.end > w.fromS && s.start < w.toS));
-    };
-    return { scan, calls };
-  }
+/** A scan over fixed silences, recording the windows it was asked for. */
+function scanner(silences: Array<{ start: number; end: number }>) {
+  const calls: Array<Array<{ fromS: number; toS: number }>> = [];
+  const scan = async (windows: ReadonlyArray<{ fromS: number; toS: number }>) => {
+    calls.push([...windows]);
+    return windows.map((w) => silences.filter((s) => s.end > w.fromS && s.start < w.toS));
+  };
+  return { scan, calls };
+}
 
+describe('planSplitsByWindows', () => {
   it('scans near every target at once, then widens only where nothing was found', async () => {
     const { scan, calls } = scanner([
       { start: 61, end: 62 },
@@ -203,5 +211,94 @@ describe('splitByWindows', () => {
       [{ start: 300, end: 302 }],
     ]);
     expect(splitByWindows([{ start: 9.9, end: 10.1 }], windows, 0.3)).toEqual([[], []]);
+  });
+});
+
+describe('windowBatches', () => {
+  it('keeps every window in one run of at most WINDOWS_PER_RUN, in order', () => {
+    expect(windowBatches(0, 2)).toEqual([]);
+    expect(windowBatches(5, 1)).toEqual([[0, 5]]);
+    expect(windowBatches(WINDOWS_PER_RUN + 1, 1)).toEqual([
+      [0, 16],
+      [16, 33],
+    ]);
+  });
+
+  it('splits the windows into at least one run per parallel slot, as even as can be', () => {
+    expect(windowBatches(23, 2)).toEqual([
+      [0, 11],
+      [11, 23],
+    ]);
+    expect(windowBatches(3, 4)).toEqual([
+      [0, 1],
+      [1, 2],
+      [2, 3],
+    ]);
+    const runs = windowBatches(100, 2);
+    expect(runs).toHaveLength(4);
+    expect(runs.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i))).toEqual(
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+  });
+});
+
+describe('planCutsInOrder', () => {
+  const collect = async (it: AsyncIterable<{ cut: number; hard: boolean }>) => {
+    const out: Array<{ cut: number; hard: boolean }> = [];
+    for await (const c of it) out.push(c);
+    return out;
+  };
+  // A pause every 23 s (1.5 s long) and a stretch without any from 300 s to 460 s.
+  const silences = Array.from({ length: 40 }, (_, i) => ({ start: 23 * i + 10, end: 23 * i + 11.5 })).filter(
+    (s) => s.start < 300 || s.start > 460,
+  );
+  const opts = { durationS: 920, targetS: 60, searchWindowS: 15, nearS: 5 };
+
+  it('makes the cuts of planSplitsByWindows, with the same hard ones', async () => {
+    const eager = await planSplitsByWindows(opts, scanner(silences).scan);
+    const lazy = await collect(planCutsInOrder(opts, scanner(silences).scan));
+    expect(lazy.map((c) => c.cut)).toEqual(eager.cuts);
+    expect(lazy.filter((c) => c.hard)).toHaveLength(eager.hardCuts);
+    expect(eager.hardCuts).toBeGreaterThan(0);
+    const tight = { ...opts, maxChunkS: 70, minTailS: 10 };
+    expect((await collect(planCutsInOrder(tight, scanner(silences).scan))).map((c) => c.cut)).toEqual(
+      (await planSplitsByWindows(tight, scanner(silences).scan)).cuts,
+    );
+  });
+
+  it('gives the first cut after scanning the first target alone, then takes batches of 2, 4 ...', async () => {
+    const { scan, calls } = scanner(silences);
+    const it = planCutsInOrder(opts, scan)[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.value).toEqual({ cut: 56.75, hard: false });
+    // The first cut came from the first window alone; the next batch (2 windows) is scanned meanwhile.
+    expect(calls[0]).toEqual([{ fromS: 55, toS: 65 }]);
+    expect(calls[1]).toHaveLength(2);
+    await collect({ [Symbol.asyncIterator]: () => it });
+    // 15 targets: near scans of 1, 2, 4, 8 windows, and wide ones where a near window held no pause.
+    const near = calls.filter((c) => c.every((w) => w.toS - w.fromS <= 10));
+    expect(near.map((c) => c.length)).toEqual([1, 2, 4, 8]);
+    expect(MAX_BATCH).toBe(32);
+  });
+
+  it('stops widening the search in continuous sound: the same (hard) cuts from a fraction of the scans', async () => {
+    const long = { durationS: 60 * 41, targetS: 60, searchWindowS: 15, nearS: 5 };
+    const eager = scanner([]);
+    expect(await planSplitsByWindows(long, eager.scan)).toMatchObject({ hardCuts: 40 });
+    const lazy = scanner([]);
+    const cuts = await collect(planCutsInOrder(long, lazy.scan));
+    expect(cuts.map((c) => c.cut)).toEqual((await planSplitsByWindows(long, scanner([]).scan)).cuts);
+    const wideWindows = (calls: typeof lazy.calls) => calls.flat().filter((w) => w.toS - w.fromS > 10).length;
+    expect(wideWindows(eager.calls)).toBe(40);
+    // The first batches (1, 2, 4 targets) may still widen; after WIDEN_UNTIL_BARE bare targets the rest do not.
+    expect(wideWindows(lazy.calls)).toBeLessThanOrEqual(7);
+    expect(WIDEN_UNTIL_BARE).toBe(3);
+  });
+
+  it('goes on behind the cuts a resumed job already made', async () => {
+    const all = await collect(planCutsInOrder(opts, scanner(silences).scan));
+    const after = all.slice(0, 5).map((c) => c.cut);
+    const rest = await collect(planCutsInOrder({ ...opts, after }, scanner(silences).scan));
+    expect(rest).toEqual(all.slice(5));
   });
 });

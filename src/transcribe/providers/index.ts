@@ -1,6 +1,7 @@
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import type { Engine } from '../engine.ts';
+import type { Engine, EngineDefaults } from '../engine.ts';
 import type { TranscriptionProvider } from '../types.ts';
 import { localEngine } from './local/index.ts';
 import { openaiEngine } from './openai/index.ts';
@@ -36,4 +37,21 @@ export function createProvider(config: Config, logger: Logger): TranscriptionPro
   const backend = config.backends.find((b) => b.models.some((m) => m.id === config.model)) ?? config.backends[0];
   if (backend === undefined) throw new TypeError('createProvider: the config declares no backend');
   return ENGINES[backend.engine].create(backend, config, logger.child({ provider: backend.name }));
+}
+
+/**
+ * The chunking an engine's jobs get: what the operator set (CHUNK_SECONDS, CHUNK_OVERLAP_SECONDS,
+ * TRANSCRIBE_CONCURRENCY), the engine's own defaults for the rest.
+ */
+export function engineDefaults(
+  name: ProviderName,
+  set: Partial<EngineDefaults> = {},
+  cores: number = os.availableParallelism(),
+): EngineDefaults {
+  const own = ENGINES[name].defaults(cores);
+  return {
+    chunkSeconds: set.chunkSeconds ?? own.chunkSeconds,
+    overlapSeconds: set.overlapSeconds ?? own.overlapSeconds,
+    concurrency: set.concurrency ?? own.concurrency,
+  };
 }

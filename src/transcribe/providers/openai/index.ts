@@ -9,6 +9,8 @@ export const openaiEngine: Engine = {
   models: OPENAI_MODELS,
   unknownModel: openAIModel,
   chunks: OPENAI_CHUNKS,
+  // Long chunks: every request costs a round trip and counts against the account's rate limit.
+  defaults: () => ({ chunkSeconds: 600, overlapSeconds: 1, concurrency: 3 }),
   create(backend, _config, logger) {
     // A self-hosted server may need no key; api.openai.com always does (the config refuses it without one).
     const apiKey = backend.apiKey ?? (backend.baseURL === undefined ? undefined : 'unused');

@@ -1,0 +1,144 @@
+import { open } from 'node:fs/promises';
+import { id3v2Size } from './seek-exact.ts';
+
+/*
+ * MPEG audio layer III frames, as far as cutting and joining them goes: an mp3 stream is a run of frames that
+ * each carry a fixed number of samples, so whole frames can be copied from any frame boundary and joined end to
+ * end without decoding (the bit reservoir of a chunk's first frame then finds the frames before it).
+ */
+
+/** One frame's place in a file and the audio it holds. */
+export interface Mp3Frame {
+  offset: number;
+  size: number;
+  /** 1152 (MPEG-1) or 576 (MPEG-2, 2.5) samples per channel. */
+  samples: number;
+  sampleRate: number;
+}
+
+const BITRATES_V1 = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+const BITRATES_V2 = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+/** By the header's version bits: 0 MPEG-2.5, 2 MPEG-2, 3 MPEG-1 (1 is reserved). */
+const RATES: Record<number, readonly number[]> = {
+  0: [11_025, 12_000, 8_000],
+  2: [22_050, 24_000, 16_000],
+  3: [44_100, 48_000, 32_000],
+};
+
+/** Pure: the layer III frame whose 4-byte header starts at `pos`, or null (no sync, another layer, free format). */
+export function mp3FrameAt(buf: Buffer, pos: number): Omit<Mp3Frame, 'offset'> | null {
+  if (pos + 4 > buf.length) return null;
+  const b1 = buf[pos + 1] ?? 0;
+  const b2 = buf[pos + 2] ?? 0;
+  if (buf[pos] !== 0xff || (b1 & 0xe0) !== 0xe0) return null;
+  const version = (b1 >> 3) & 3;
+  if (version === 1 || ((b1 >> 1) & 3) !== 1) return null;
+  const v1 = version === 3;
+  const kbps = (v1 ? BITRATES_V1 : BITRATES_V2)[b2 >> 4];
+  const sampleRate = RATES[version]?.[(b2 >> 2) & 3];
+  // Bitrate index 0 is free format (its frame size is not in the header) and 15 is invalid.
+  if (!kbps || !sampleRate) return null;
+  const padding = (b2 >> 1) & 1;
+  const size = Math.floor(((v1 ? 144_000 : 72_000) * kbps) / sampleRate) + padding;
+  return { size, samples: v1 ? 1152 : 576, sampleRate };
+}
+
+/** Pure: whether a frame is the Xing/Info/VBRI header a muxer writes first (silent; it describes the file). */
+export function isInfoFrame(frame: Buffer): boolean {
+  // The tag sits right after the side information, within the first 40 bytes of the frame.
+  const text = frame.subarray(0, 64).toString('latin1');
+  return text.includes('Xing') || text.includes('Info') || text.includes('VBRI');
+}
+
+/** Seconds of audio in one frame at a sample rate (MPEG-1 rates carry 1152 samples, lower ones 576). */
+export function mp3FrameSeconds(sampleRate: number): number {
+  return (sampleRate >= 32_000 ? 1152 : 576) / sampleRate;
+}
+
+/**
+ * Pure: `overlapS` as whole frames (at least one), so the lead put in front of a chunk is exactly as long as
+ * the plan records (the stitcher reads the plan's overlap as each chunk's lead).
+ */
+export function mp3LeadSeconds(overlapS: number, sampleRate: number): number {
+  const frame = mp3FrameSeconds(sampleRate);
+  return Math.round(Math.max(1, Math.round(overlapS / frame)) * frame * 1e6) / 1e6;
+}
+
+/** Where an mp3 file's audio frames are: the first one after its tag and info frame, and the list. */
+export interface Mp3Layout {
+  /** Byte offset of the first audio frame (after an ID3v2 tag and a Xing/Info frame). */
+  audioStart: number;
+  /** Byte offset just past the last whole frame (trailing tags and a cut-off frame excluded). */
+  audioEnd: number;
+  frames: Mp3Frame[];
+}
+
+const BLOCK = 64 * 1024;
+
+/**
+ * The frame at `at` when the next one follows it, or it ends the file exactly (`left`: bytes from `at` to the
+ * end of the file): a lone sync pattern inside audio data is not a frame.
+ */
+function confirmedFrame(view: Buffer, at: number, left: number): Omit<Mp3Frame, 'offset'> | null {
+  const frame = mp3FrameAt(view, at);
+  if (!frame || frame.size > left) return null;
+  if (frame.size === left) return frame;
+  const next = at + frame.size;
+  // The next header lies past the block: taken on trust (the block is reloaded at the next frame).
+  return next + 4 > view.length || mp3FrameAt(view, next) !== null ? frame : null;
+}
+
+/**
+ * The audio frames of an mp3 file in order, read block by block (frame headers only are looked at): an ID3v2 tag
+ * and a leading Xing/Info frame are skipped, and junk between frames by searching for the next header whose
+ * successor is a header too. Ends at the last whole frame (a trailing tag or a cut-off frame is not one).
+ */
+export async function* mp3Frames(file: string): AsyncGenerator<Mp3Frame> {
+  const fh = await open(file, 'r');
+  try {
+    const fileBytes = (await fh.stat()).size;
+    const head = Buffer.alloc(10);
+    await fh.read(head, 0, 10, 0);
+    let pos = Math.min(fileBytes, id3v2Size(head));
+    let count = 0;
+    const buf = Buffer.alloc(BLOCK);
+    let blockStart = -1;
+    let blockLen = 0;
+    while (pos + 4 <= fileBytes) {
+      if (pos < blockStart || pos + 8 > blockStart + blockLen) {
+        blockStart = pos;
+        blockLen = (await fh.read(buf, 0, BLOCK, pos)).bytesRead;
+      }
+      const view = buf.subarray(0, blockLen);
+      const at = pos - blockStart;
+      const frame = confirmedFrame(view, at, fileBytes - pos);
+      if (!frame) {
+        // Past the last frame only a trailing ID3v1 tag (128 bytes) is expected; elsewhere, junk to skip.
+        if (count > 0 && pos + 128 >= fileBytes) break;
+        pos += 1;
+        continue;
+      }
+      const info = count === 0 && at + frame.size <= blockLen && isInfoFrame(view.subarray(at, at + frame.size));
+      if (!info) {
+        count += 1;
+        yield { offset: pos, ...frame };
+      }
+      pos += frame.size;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Where an mp3 file's audio frames are (see mp3Frames). */
+export async function readMp3Layout(file: string): Promise<Mp3Layout> {
+  const frames: Mp3Frame[] = [];
+  for await (const f of mp3Frames(file)) frames.push(f);
+  const first = frames[0];
+  const last = frames.at(-1);
+  return {
+    audioStart: first?.offset ?? 0,
+    audioEnd: last ? last.offset + last.size : 0,
+    frames,
+  };
+}

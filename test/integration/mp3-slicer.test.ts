@@ -1,0 +1,146 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { readMp3Layout } from '../../src/chunker/mp3-frames.ts';
+import { sliceMp3 } from '../../src/chunker/mp3-slicer.ts';
+import { createSlicer } from '../../src/chunker/slicer.ts';
+import type { SlicedChunk } from '../../src/chunker/types.ts';
+
+const logger = pino({ level: 'silent' });
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-mp3-slicer-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** 30 s of continuous sound as a 128 kb/s 44.1 kHz stereo mp3 (an ID3 tag and an Info frame first, as ffmpeg writes). */
+const mp3 = path.join(dir, 'tone.mp3');
+execFileSync('ffmpeg', [
+  ...['-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=330:sample_rate=44100:duration=30'],
+  ...['-f', 'lavfi', '-i', 'anoisesrc=color=pink:amplitude=0.1:sample_rate=44100:seed=5:duration=30'],
+  ...['-filter_complex', '[0:a][1:a]amix=inputs=2,aformat=channel_layouts=stereo[out]', '-map', '[out]'],
+  ...['-c:a', 'libmp3lame', '-b:a', '128k', mp3],
+]);
+const FRAME_S = 1152 / 44_100;
+const CUTS = [7.5, 15, 22.25];
+
+let n = 0;
+let outDir = '';
+beforeEach(() => {
+  n += 1;
+  outDir = mkdtempSync(path.join(dir, `out-${n}-`));
+});
+
+async function* listed(cuts: readonly number[]): AsyncGenerator<number> {
+  yield* cuts;
+}
+
+async function drain(stream: { chunks: AsyncIterable<SlicedChunk>; release(i: number): void }) {
+  const out: Array<SlicedChunk & { data: Buffer }> = [];
+  for await (const c of stream.chunks) {
+    out.push({ ...c, data: readFileSync(c.path) });
+    stream.release(c.index);
+  }
+  return out;
+}
+
+describe('sliceMp3', () => {
+  it("cuts where ffmpeg's segment muxer cuts, with the same start times, each chunk the upload's own frames", async () => {
+    const signal = new AbortController().signal;
+    const ours = await drain(
+      sliceMp3({ input: mp3, outDir, cuts: listed(CUTS), lookahead: 2, maxDurationS: 3600, signal, logger }),
+    );
+    const ffDir = mkdtempSync(path.join(dir, 'ff-'));
+    const ff = createSlicer({ logger, timeoutS: 60 }).slice({
+      ...{ input: mp3, demuxer: 'mp3', outDir: ffDir, cutPoints: CUTS, format: 'mp3', mode: 'copy' },
+      ...{ lookahead: 8, maxDurationS: 3600, signal },
+    });
+    const theirs = await drain(ff);
+    expect(ours.map((c) => c.startS)).toEqual(theirs.map((c) => c.startS));
+    ours.forEach((c, i) => expect(c.durationS).toBeCloseTo(theirs[i]?.durationS ?? NaN, 5));
+    // Starts are whole frames: 7.5 s is frame 287.1, cut at frame 288.
+    expect(ours[1]?.startS).toBeCloseTo(288 * FRAME_S, 6);
+
+    const source = readFileSync(mp3);
+    const { frames } = await readMp3Layout(mp3);
+    let offset = frames[0]?.offset ?? -1;
+    for (const c of ours) {
+      // One run of the upload's bytes, from the first audio frame on, chunk after chunk.
+      expect(source.subarray(offset, offset + c.data.length).equals(c.data)).toBe(true);
+      offset += c.data.length;
+    }
+    expect(offset).toBe((frames.at(-1)?.offset ?? 0) + (frames.at(-1)?.size ?? 0));
+  });
+
+  it('hands out the first chunk before the second cut is decided', async () => {
+    let decide!: (cut: number) => void;
+    const second = new Promise<number>((res) => {
+      decide = res;
+    });
+    let asked = 0;
+    async function* planned(): AsyncGenerator<number> {
+      asked += 1;
+      yield 7.5;
+      asked += 1;
+      yield await second;
+    }
+    const stream = sliceMp3({
+      ...{ input: mp3, outDir, cuts: planned(), lookahead: 2, maxDurationS: 3600 },
+      ...{ signal: new AbortController().signal, logger },
+    });
+    const it = stream.chunks[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.value).toMatchObject({ index: 0, startS: 0 });
+    expect(asked).toBe(1); // the second cut is not decided yet (nor asked for)
+    stream.release(0);
+    decide(15);
+    const rest: SlicedChunk[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      rest.push(r.value);
+      stream.release(r.value.index);
+    }
+    expect(rest.map((c) => c.index)).toEqual([1, 2]);
+    expect(await stream.done).toEqual({ count: 3 });
+  });
+
+  it('leaves no file behind but those handed out when the job is cancelled', async () => {
+    const ac = new AbortController();
+    const stream = sliceMp3({
+      input: mp3,
+      outDir,
+      cuts: listed(CUTS),
+      lookahead: 1,
+      maxDurationS: 3600,
+      signal: ac.signal,
+      logger,
+    });
+    const it = stream.chunks[Symbol.asyncIterator]();
+    const first = await it.next();
+    const waiting = it.next(); // the look-ahead is full: it waits for a release
+    ac.abort();
+    await expect(waiting).rejects.toMatchObject({ code: 'CANCELLED' });
+    await expect(stream.done).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(readdirSync(outDir)).toEqual([path.basename(first.value?.path ?? '')]);
+  });
+
+  it('fails as truncated when the frames end well before the duration the validator measured', async () => {
+    const stream = sliceMp3({
+      ...{ input: mp3, outDir, cuts: listed(CUTS), lookahead: 8, maxDurationS: 3600, expectedDurationS: 60 },
+      ...{ signal: new AbortController().signal, logger },
+    });
+    await expect(drain(stream)).rejects.toMatchObject({ code: 'MEDIA_CORRUPT', details: { reason: 'truncated' } });
+  });
+
+  it('stops at maxDurationS', async () => {
+    const chunks = await drain(
+      sliceMp3({
+        ...{ input: mp3, outDir, cuts: listed(CUTS), lookahead: 8, maxDurationS: 10 },
+        ...{ signal: new AbortController().signal, logger },
+      }),
+    );
+    expect(chunks).toHaveLength(2);
+    const end = (chunks[1]?.startS ?? 0) + (chunks[1]?.durationS ?? 0);
+    expect(end).toBeGreaterThanOrEqual(10);
+    expect(end).toBeLessThan(10 + FRAME_S + 1e-6);
+  });
+});
