@@ -1,0 +1,126 @@
+import pino from 'pino';
+import { createLocalProvider } from '../../src/transcribe/providers/local/provider.ts';
+import { continuousSpeechFixture, twoVoicesFixture, type ContinuousFixture } from '../../test/fixtures/continuous.ts';
+import { wer } from '../../test/support/wer.ts';
+import type { BenchContext, ScenarioOutput } from '../lib/context.ts';
+import { curlUpload, waitForJob } from '../lib/http.ts';
+import { logged, startService } from '../lib/service.ts';
+import { MetricSet } from '../lib/stats.ts';
+
+/** Every cut of a 6 s chunk in continuous speech splits a word. */
+const CHUNK_SECONDS = 6;
+const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
+
+interface JobRun {
+  /** The overlap asked for; null: the service's default. */
+  overlapS: number | null;
+  wer: number;
+  wallMs: number;
+  chunks: number;
+  /** The overlap the job was cut with (its `slicing` log line): 0 when the service gave it none. */
+  appliedOverlapS: number | null;
+  text: string;
+}
+
+/** One job of the local engine on a fresh service: upload to completed, the transcript's WER. */
+async function runJob(
+  ctx: BenchContext,
+  fx: ContinuousFixture,
+  name: string,
+  overlapS: number | null,
+): Promise<JobRun> {
+  const svc = await startService({
+    env: {
+      TRANSCRIBE_PROVIDER: 'local',
+      CHUNK_SECONDS: String(CHUNK_SECONDS),
+      ...(overlapS === null ? {} : { CHUNK_OVERLAP_SECONDS: String(overlapS) }),
+    },
+    workDir: ctx.workDir,
+    name,
+    keep: ctx.keep,
+    entry: ctx.serviceEntry,
+  });
+  try {
+    const t0 = Date.now();
+    const up = await curlUpload(`${svc.url}/v1/jobs`, fx.wav, { language: 'en' });
+    if (up.status !== 202) throw new Error(`upload answered ${up.status}: ${JSON.stringify(up.body).slice(0, 500)}`);
+    const job = await waitForJob(svc.url, String(up.body.id), 10 * 60_000);
+    if (job.status !== 'completed') throw new Error(`${name} job ${job.status}; log ${svc.logFile}`);
+    const wallMs = (job.completed_at ? Date.parse(job.completed_at) : Date.now()) - t0;
+    const res = await fetch(`${svc.url}/v1/jobs/${job.id}/transcript?format=txt`);
+    const text = await res.text();
+    const slicing = logged(svc.logLines(), 'slicing')[0];
+    const applied = typeof slicing?.overlapS === 'number' ? slicing.overlapS : null;
+    return { overlapS, wer: wer(text, fx.reference), wallMs, chunks: job.progress.chunks_total, appliedOverlapS: applied, text };
+  } finally {
+    await svc.stop();
+  }
+}
+
+/** One pocketsphinx run on the whole file: the WER the chunked job is held to. */
+async function wholeFile(fx: ContinuousFixture): Promise<{ wer: number; ms: number; text: string }> {
+  const provider = createLocalProvider({ logger: pino({ level: 'silent' }), modelDir: MODEL_DIR });
+  const t0 = Date.now();
+  const r = await provider.transcribe({
+    jobId: 'bench_whole_file',
+    index: 0,
+    path: fx.wav,
+    durationS: fx.durationS,
+    language: 'en',
+    prompt: null,
+    model: 'pocketsphinx-en-us',
+    signal: new AbortController().signal,
+  });
+  return { wer: wer(r.text, fx.reference), ms: Date.now() - t0, text: r.text };
+}
+
+/**
+ * BENCH_SEAM_OVERLAPS (e.g. "1,2,3,4,5") sweeps the overlap instead of using the engine's default; each value is
+ * one more row per case. Unset: the service's own default, which is what a user gets.
+ */
+function overlapsToRun(): Array<number | null> {
+  const raw = process.env.BENCH_SEAM_OVERLAPS;
+  if (!raw) return [null];
+  return raw.split(',').map((s) => {
+    const v = Number(s.trim());
+    if (!Number.isFinite(v) || v < 0) throw new Error(`BENCH_SEAM_OVERLAPS: not a number of seconds: ${s}`);
+    return v;
+  });
+}
+
+/**
+ * The seams between chunks, on speech with no pause to cut in, with the local engine and 6 s chunks (a split
+ * word at every cut): WER of the job against one pocketsphinx run on the whole file (aim: within 2 points), and
+ * of blind cuts without overlap. Cases: (a) continuous speech, LibriVox clips with every pause over 0.1 s
+ * removed; (b) two espeak-ng voices taking turns without a pause. pocketsphinx is deterministic, so the WERs
+ * repeat exactly run after run; the wall times vary.
+ */
+export async function seamsScenario(ctx: BenchContext): Promise<ScenarioOutput> {
+  const m = new MetricSet('seams');
+  const details: Record<string, unknown> = { chunkSeconds: CHUNK_SECONDS };
+  const cases = [
+    { key: 'continuous speech', fx: continuousSpeechFixture() },
+    { key: 'two voices', fx: twoVoicesFixture() },
+  ];
+  for (const { key, fx } of cases) {
+    const whole = await wholeFile(fx);
+    m.add(`${key}: WER whole file, one run`, '%', whole.wer * 100);
+    const runs: JobRun[] = [];
+    for (let i = 0; i < ctx.runs; i++) {
+      ctx.note(`seams: ${key}, run ${i + 1}/${ctx.runs}`);
+      const blind = await runJob(ctx, fx, 'seams-blind', 0);
+      m.add(`${key}: WER ${CHUNK_SECONDS} s cuts, no overlap`, '%', blind.wer * 100);
+      runs.push(blind);
+      for (const overlapS of overlapsToRun()) {
+        const r = await runJob(ctx, fx, 'seams', overlapS);
+        const label = overlapS === null ? 'default overlap' : `overlap ${overlapS} s`;
+        m.add(`${key}: WER ${CHUNK_SECONDS} s chunks, ${label}`, '%', r.wer * 100);
+        m.add(`${key}: WER minus whole file, ${label}`, 'points', (r.wer - whole.wer) * 100, '<= 2');
+        m.add(`${key}: wall time, ${label}`, 's', r.wallMs / 1000);
+        runs.push(r);
+      }
+    }
+    details[key] = { audio: fx.wav, durationS: fx.durationS, reference: fx.reference, whole, runs };
+  }
+  return { metrics: m.list(), details };
+}
