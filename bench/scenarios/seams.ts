@@ -51,7 +51,14 @@ async function runJob(
     const text = await res.text();
     const slicing = logged(svc.logLines(), 'slicing')[0];
     const applied = typeof slicing?.overlapS === 'number' ? slicing.overlapS : null;
-    return { overlapS, wer: wer(text, fx.reference), wallMs, chunks: job.progress.chunks_total, appliedOverlapS: applied, text };
+    return {
+      overlapS,
+      wer: wer(text, fx.reference),
+      wallMs,
+      chunks: job.progress.chunks_total,
+      appliedOverlapS: applied,
+      text,
+    };
   } finally {
     await svc.stop();
   }

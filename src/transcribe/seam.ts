@@ -50,7 +50,8 @@ interface Pair {
  * within MAX_OFFSET_S of it, so a common word ("the") never pairs with another instance seconds away.
  */
 function matchWords(prev: readonly TimedWord[], next: readonly TimedWord[], window: SeamWindow): Pair[] {
-  const near = (w: TimedWord) => w.norm !== '' && w.end > window.start - MAX_OFFSET_S && w.start < window.end + MAX_OFFSET_S;
+  const near = (w: TimedWord) =>
+    w.norm !== '' && w.end > window.start - MAX_OFFSET_S && w.start < window.end + MAX_OFFSET_S;
   const pi = prev.flatMap((w, i) => (near(w) ? [i] : [])).slice(-MAX_CANDIDATES);
   const nj = next.flatMap((w, j) => (near(w) ? [j] : [])).slice(0, MAX_CANDIDATES);
   const len: number[][] = Array.from({ length: pi.length + 1 }, () => new Array<number>(nj.length + 1).fill(0));
