@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { LOCAL_OVERLAP_S } from '../../src/transcribe/providers/local/models.ts';
 import { createLocalProvider } from '../../src/transcribe/providers/local/provider.ts';
 import { continuousSpeechFixture, twoVoicesFixture, type ContinuousFixture } from '../../test/fixtures/continuous.ts';
 import { wer } from '../../test/support/wer.ts';
@@ -12,8 +13,7 @@ const CHUNK_SECONDS = 6;
 const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 
 interface JobRun {
-  /** The overlap asked for; null: the service's default. */
-  overlapS: number | null;
+  overlapS: number;
   wer: number;
   wallMs: number;
   chunks: number;
@@ -23,17 +23,12 @@ interface JobRun {
 }
 
 /** One job of the local engine on a fresh service: upload to completed, the transcript's WER. */
-async function runJob(
-  ctx: BenchContext,
-  fx: ContinuousFixture,
-  name: string,
-  overlapS: number | null,
-): Promise<JobRun> {
+async function runJob(ctx: BenchContext, fx: ContinuousFixture, name: string, overlapS: number): Promise<JobRun> {
   const svc = await startService({
     env: {
       TRANSCRIBE_PROVIDER: 'local',
       CHUNK_SECONDS: String(CHUNK_SECONDS),
-      ...(overlapS === null ? {} : { CHUNK_OVERLAP_SECONDS: String(overlapS) }),
+      CHUNK_OVERLAP_SECONDS: String(overlapS),
     },
     workDir: ctx.workDir,
     name,
@@ -82,12 +77,12 @@ async function wholeFile(fx: ContinuousFixture): Promise<{ wer: number; ms: numb
 }
 
 /**
- * BENCH_SEAM_OVERLAPS (e.g. "1,2,3,4,5") sweeps the overlap instead of using the engine's default; each value is
- * one more row per case. Unset: the service's own default, which is what a user gets.
+ * BENCH_SEAM_OVERLAPS (e.g. "1,2,3,4,5") sweeps the overlap instead of using the local engine's own value
+ * (LOCAL_OVERLAP_S); each value is one more row per case.
  */
-function overlapsToRun(): Array<number | null> {
+function overlapsToRun(): number[] {
   const raw = process.env.BENCH_SEAM_OVERLAPS;
-  if (!raw) return [null];
+  if (!raw) return [LOCAL_OVERLAP_S];
   return raw.split(',').map((s) => {
     const v = Number(s.trim());
     if (!Number.isFinite(v) || v < 0) throw new Error(`BENCH_SEAM_OVERLAPS: not a number of seconds: ${s}`);
@@ -120,7 +115,7 @@ export async function seamsScenario(ctx: BenchContext): Promise<ScenarioOutput> 
       runs.push(blind);
       for (const overlapS of overlapsToRun()) {
         const r = await runJob(ctx, fx, 'seams', overlapS);
-        const label = overlapS === null ? 'default overlap' : `overlap ${overlapS} s`;
+        const label = `overlap ${overlapS} s`;
         m.add(`${key}: WER ${CHUNK_SECONDS} s chunks, ${label}`, '%', r.wer * 100);
         m.add(`${key}: WER minus whole file, ${label}`, 'points', (r.wer - whole.wer) * 100, '<= 2');
         m.add(`${key}: wall time, ${label}`, 's', r.wallMs / 1000);

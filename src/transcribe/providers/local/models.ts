@@ -19,6 +19,14 @@ export function localModel(id: string): ModelInfo {
   return LOCAL_MODELS.find((m) => m.id === id) ?? { ...EN_US, id, known: false };
 }
 
+/**
+ * Seconds of overlap for the local engine where a cut splits speech. Measured on ~60 s of continuous speech cut
+ * every 6 s (docs/performance.md, bench `seams`): WER 50.2 % without overlap, 47.4 % with 1-3 s, 46.5 % with
+ * 4 s, 46.9 % with 5 s (one run on the whole file: 43.2 %). pocketsphinx restarts its feature normalisation
+ * in every file, so a later chunk needs a few seconds before its words are as good as the earlier chunk's.
+ */
+export const LOCAL_OVERLAP_S = 4;
+
 /** pocketsphinx reads 16 kHz mono PCM WAV and nothing else. */
 export const LOCAL_CHUNKS: ChunkIntake = {
   copyable: [{ demuxer: 'wav', codecs: ['pcm_s16le'], format: 'wav', sampleRate: 16_000, channels: 1 }],
