@@ -1,7 +1,10 @@
-import pino from 'pino';
 import { LOCAL_OVERLAP_S } from '../../src/transcribe/providers/local/models.ts';
-import { createLocalProvider } from '../../src/transcribe/providers/local/provider.ts';
-import { continuousSpeechFixture, twoVoicesFixture, type ContinuousFixture } from '../../test/fixtures/continuous.ts';
+import {
+  continuousSpeechFixture,
+  transcribeWhole,
+  twoVoicesFixture,
+  type ContinuousFixture,
+} from '../../test/fixtures/continuous.ts';
 import { wer } from '../../test/support/wer.ts';
 import type { BenchContext, ScenarioOutput } from '../lib/context.ts';
 import { curlUpload, waitForJob } from '../lib/http.ts';
@@ -10,7 +13,6 @@ import { MetricSet } from '../lib/stats.ts';
 
 /** Every cut of a 6 s chunk in continuous speech splits a word. */
 const CHUNK_SECONDS = 6;
-const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 
 interface JobRun {
   overlapS: number;
@@ -61,19 +63,9 @@ async function runJob(ctx: BenchContext, fx: ContinuousFixture, name: string, ov
 
 /** One pocketsphinx run on the whole file: the WER the chunked job is held to. */
 async function wholeFile(fx: ContinuousFixture): Promise<{ wer: number; ms: number; text: string }> {
-  const provider = createLocalProvider({ logger: pino({ level: 'silent' }), modelDir: MODEL_DIR });
   const t0 = Date.now();
-  const r = await provider.transcribe({
-    jobId: 'bench_whole_file',
-    index: 0,
-    path: fx.wav,
-    durationS: fx.durationS,
-    language: 'en',
-    prompt: null,
-    model: 'pocketsphinx-en-us',
-    signal: new AbortController().signal,
-  });
-  return { wer: wer(r.text, fx.reference), ms: Date.now() - t0, text: r.text };
+  const text = await transcribeWhole(fx);
+  return { wer: wer(text, fx.reference), ms: Date.now() - t0, text };
 }
 
 /**

@@ -1,10 +1,8 @@
 import path from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '../../src/jobs/store.ts';
 import { LOCAL_OVERLAP_S } from '../../src/transcribe/providers/local/models.ts';
-import { createLocalProvider } from '../../src/transcribe/providers/local/provider.ts';
-import { continuousSpeechFixture, twoVoicesFixture, type ContinuousFixture } from '../fixtures/continuous.ts';
+import { continuousSpeechFixture, transcribeWhole, twoVoicesFixture } from '../fixtures/continuous.ts';
 import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
 import { wer } from '../support/wer.ts';
 
@@ -24,11 +22,6 @@ const MARGIN = 0.06;
 
 describe('seams between overlapping chunks, local engine, speech without pauses', () => {
   let server: TestServer;
-  const provider = createLocalProvider({
-    logger: pino({ level: 'silent' }),
-    modelDir: '/usr/share/pocketsphinx/model/en-us',
-  });
-
   beforeAll(async () => {
     server = await startServer({
       TRANSCRIBE_PROVIDER: 'local',
@@ -41,20 +34,6 @@ describe('seams between overlapping chunks, local engine, speech without pauses'
     await server.close();
     await removeDir(server.dataDir);
   });
-
-  async function wholeFileWer(fx: ContinuousFixture): Promise<number> {
-    const r = await provider.transcribe({
-      jobId: 'job_whole_file',
-      index: 0,
-      path: fx.wav,
-      durationS: fx.durationS,
-      language: 'en',
-      prompt: null,
-      model: 'pocketsphinx-en-us',
-      signal: new AbortController().signal,
-    });
-    return wer(r.text, fx.reference);
-  }
 
   it.each([
     ['continuous speech (LibriVox, pauses over 0.1 s removed)', continuousSpeechFixture],
@@ -82,7 +61,7 @@ describe('seams between overlapping chunks, local engine, speech without pauses'
 
       const { status, body } = await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript?format=json`);
       expect(status).toBe(200);
-      const whole = await wholeFileWer(fx);
+      const whole = wer(await transcribeWhole(fx), fx.reference);
       expect(wer(body.text, fx.reference)).toBeLessThanOrEqual(whole + MARGIN);
 
       // The engine's word times come through, every seam placed on them: in time order, none said twice (the same
