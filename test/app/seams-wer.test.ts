@@ -37,11 +37,11 @@ describe('seams between overlapping chunks, local engine, speech without pauses'
   });
 
   it.each([
-    ['continuous speech (LibriVox, pauses over 0.1 s removed)', continuousSpeechFixture],
-    ['two voices taking turns (espeak-ng)', twoVoicesFixture],
+    ['continuous speech (LibriVox, pauses over 0.1 s removed)', continuousSpeechFixture, MARGIN.continuous],
+    ['two voices taking turns (espeak-ng)', twoVoicesFixture, MARGIN.voices],
   ] as const)(
     '%s: within the margin of one run on the whole file, each word once',
-    async (_, fixture) => {
+    async (_, fixture, margin) => {
       const fx = fixture();
       const created = await upload(server.url, fx.wav, { language: 'en' });
       expect(created.status).toBe(202);
