@@ -29,7 +29,7 @@ export interface SeamCut {
 }
 
 /** A word ending (starting) this close to the earlier (later) chunk's edge is taken as cut by it. */
-export const EDGE_S = 0.05;
+const EDGE_S = 0.05;
 /** Two chunks' clocks never disagree by more than this; a text match farther apart is a different word. */
 const MAX_OFFSET_S = 1;
 /** Once the offset is known, a match must agree with it to this much to be the same word heard twice. */
