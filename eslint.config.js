@@ -18,7 +18,7 @@ export const LAYERS = [
   { name: 'base', files: ['errors.ts'] },
   {
     name: 'parts',
-    dirs: ['chunker', 'transcribe', 'resources', 'validate'],
+    dirs: ['chunker', 'transcribe', 'resources', 'storage', 'validate'],
     files: ['config.ts', 'logger.ts', 'jobs/types.ts', 'jobs/ids.ts'],
   },
   { name: 'jobs', dirs: ['jobs'] },

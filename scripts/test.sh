@@ -3,10 +3,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # redis-server: the scale-out tests start their own instance (test/support/redis-server.ts), never the system one.
+# postgresql: the PostgreSQL store tests make a throw-away cluster (initdb + pg_ctl, test/support/postgres-server.ts),
+# never the system one (on a host with systemd the package starts its own cluster on 5432: the tests ignore it).
 # prometheus: for its promtool (docker/prometheus's rules and config; ~96 MB installed). The tests never run the
 # server, but on a host with systemd the package enables and starts it (all interfaces, port 9090): there,
 # `systemctl disable --now prometheus` after the first run.
-export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server zsh prometheus ${ENSURE_EXTRA_APT:-}"
+export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server postgresql zsh prometheus ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ENGINES, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
+import type { BackendSpec } from './transcribe/backends-config.ts';
+import { backendsFromEnv } from './transcribe/backends-env.ts';
+import { PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -24,6 +26,9 @@ export const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   TRANSCRIBE_MODEL: optionalString,
+  // Several backends and their models (docs/configuration.md#backends); unset: the one TRANSCRIBE_PROVIDER names.
+  BACKENDS_FILE: optionalString,
+  BACKENDS_JSON: optionalString,
   TRANSCRIBE_CONCURRENCY: intFrom(3, 1, 64),
   RATE_LIMIT_RPM: numFrom(20, 0.1, 1_000_000),
   RATE_LIMIT_BURST: intFrom(20, 1, 1_000_000),
@@ -41,6 +46,7 @@ export const envSchema = z.object({
   UPLOAD_RATE_WINDOW_MS: intFrom(30_000, 100, 3_600_000),
   UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
   REDIS_URL: optionalString,
+  DATABASE_URL: optionalString,
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
   REDIS_PREFIX: z
     .string()
@@ -48,6 +54,10 @@ export const envSchema = z.object({
     .default('chunkscribe'),
   WORKER_LOCK_MS: intFrom(30_000, 1_000, 3_600_000),
   WORKER_STALLED_INTERVAL_MS: intFrom(30_000, 500, 3_600_000),
+  STORAGE_URL: optionalString,
+  S3_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false', '1', '0']).default('false'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Extras beyond the contract's names.
   MAX_CONCURRENT_JOBS: intFrom(2, 1, 64),
@@ -99,6 +109,11 @@ export const envSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: intFrom(10_000, 1, 3_600_000),
   WEBHOOK_RETRY_MAX_MS: intFrom(3_600_000, 1, 86_400_000),
   WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 300_000),
+  EVENT_STREAMS_PER_KEY_MAX: intFrom(8, 1, 10_000),
+  EVENT_STREAMS_MAX: intFrom(256, 1, 100_000),
+  EVENT_STREAM_MAX_S: intFrom(3_600, 1, 86_400),
+  EVENT_POLL_MS: intFrom(1_000, 20, 60_000),
+  EVENT_HEARTBEAT_S: intFrom(15, 1, 3_600),
 });
 
 /** Pairs whose critical threshold must lie beyond the elevated one, named as the operator wrote them. */
@@ -135,9 +150,13 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /** The engine of the default model's backend. */
   provider: ProviderName;
   openai: { apiKey: string | undefined; baseURL: string | undefined };
+  /** The model a job gets when it names none. */
   model: string;
+  /** Every backend with its models and limits: declared (BACKENDS_FILE/BACKENDS_JSON), or the one of the env. */
+  backends: BackendSpec[];
   concurrency: number;
   maxInFlight: number;
   rateLimit: { rpm: number; burst: number };
@@ -159,8 +178,12 @@ export interface Config {
   /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
   uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;
+  /** The job store on PostgreSQL (postgres:// URL); unset: SQLite in DATA_DIR. */
+  databaseUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
   scale: { role: 'api' | 'worker' | 'all'; prefix: string; lockMs: number; stalledIntervalMs: number };
+  /** Where uploads are kept: null = local disk (DATA_DIR); else an S3 bucket (STORAGE_URL=s3://bucket/prefix). */
+  objectStore: ObjectStoreConfig | null;
   logLevel: string;
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
@@ -203,6 +226,17 @@ export interface Config {
     retryMaxMs: number;
     timeoutMs: number;
   };
+  /** Live job events (GET /v1/jobs/{id}/events): open streams per key and per process, lifetime, pace. */
+  events: {
+    streamsPerKeyMax: number;
+    streamsMax: number;
+    /** A stream is closed after this long; the client reconnects with Last-Event-ID. */
+    maxStreamMs: number;
+    /** How often a stream reads its job's rows. */
+    pollMs: number;
+    /** A comment line this often, so proxies and the socket timeout (CONNECTION_TIMEOUT_MS) keep a quiet stream open. */
+    heartbeatMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -239,18 +273,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const apiKeys = parseApiKeys(e.API_KEYS, e.API_KEYS_FILE === undefined ? undefined : readKeysFile(e.API_KEYS_FILE));
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
-  const provider = e.TRANSCRIBE_PROVIDER ?? (e.OPENAI_API_KEY ? 'openai' : 'local');
-  if (provider === 'openai' && !e.OPENAI_API_KEY) {
-    throw new ConfigError(['OPENAI_API_KEY: required when TRANSCRIBE_PROVIDER=openai']);
-  }
+  const { backends, model, issues } = backendsFromEnv(e, env);
+  if (issues.length > 0) throw new ConfigError(issues);
+  const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
+  const objectStore = objectStoreConfig(e);
+  if (e.DATABASE_URL !== undefined && !isPostgresUrl(e.DATABASE_URL)) {
+    // The value itself may hold a password: only its shape is named.
+    throw new ConfigError(['DATABASE_URL: must be a postgres:// or postgresql:// URL with a host']);
+  }
   return {
     host: e.HOST,
     port: e.PORT,
     dataDir: path.resolve(e.DATA_DIR),
     provider,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
-    model: e.TRANSCRIBE_MODEL ?? ENGINES[provider].defaultModel,
+    model,
+    backends,
     concurrency: e.TRANSCRIBE_CONCURRENCY,
     maxInFlight: e.MAX_IN_FLIGHT,
     rateLimit: { rpm: e.RATE_LIMIT_RPM, burst: e.RATE_LIMIT_BURST },
@@ -272,12 +311,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxGapMs: e.UPLOAD_MAX_GAP_MS,
     },
     redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
     scale: {
       role: e.ROLE,
       prefix: e.REDIS_PREFIX,
       lockMs: e.WORKER_LOCK_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
     },
+    objectStore,
     logLevel: e.LOG_LEVEL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: e.CONNECTION_TIMEOUT_MS,
@@ -324,6 +365,50 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
+    events: {
+      streamsPerKeyMax: e.EVENT_STREAMS_PER_KEY_MAX,
+      streamsMax: e.EVENT_STREAMS_MAX,
+      maxStreamMs: e.EVENT_STREAM_MAX_S * 1000,
+      pollMs: e.EVENT_POLL_MS,
+      heartbeatMs: e.EVENT_HEARTBEAT_S * 1000,
+    },
+  };
+}
+
+/** An S3-compatible bucket for the uploads; credentials come from the AWS SDK's default chain, never from here. */
+export interface ObjectStoreConfig {
+  bucket: string;
+  /** Key prefix, '' or ending in '/': every object of the service is under it. */
+  prefix: string;
+  /** Unset: AWS. Set for MinIO, Ceph, R2, GCS interop (http or https). */
+  endpoint: string | undefined;
+  region: string;
+  /** Bucket in the path (http://host/bucket/key), not the host name: what most non-AWS stores need. */
+  forcePathStyle: boolean;
+}
+
+/** S3 bucket names: 3 to 63 lower-case letters, digits, dots and hyphens (the rules every S3 store shares). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** A key prefix: path segments of safe characters, no empty or dot segments. */
+const KEY_PREFIX = /^(?:[A-Za-z0-9_.-]+\/)*$/;
+
+function objectStoreConfig(e: z.output<typeof envSchema>): ObjectStoreConfig | null {
+  if (e.STORAGE_URL === undefined) return null;
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(e.STORAGE_URL);
+  const bucket = m?.[1] ?? '';
+  const rawPrefix = m?.[2] ?? '';
+  const prefix = rawPrefix === '' || rawPrefix.endsWith('/') ? rawPrefix : `${rawPrefix}/`;
+  if (!m || !BUCKET_NAME.test(bucket) || !KEY_PREFIX.test(prefix) || /(^|\/)\.{1,2}\//.test(prefix)) {
+    throw new ConfigError([
+      'STORAGE_URL: must be s3://bucket or s3://bucket/prefix (bucket: 3 to 63 of a-z 0-9 . -; prefix: letters, digits, _ . - and /)',
+    ]);
+  }
+  return {
+    bucket,
+    prefix,
+    endpoint: e.S3_ENDPOINT,
+    region: e.S3_REGION,
+    forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true' || e.S3_FORCE_PATH_STYLE === '1',
   };
 }
 
@@ -397,13 +482,28 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const redacted = {
     ...config,
     openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
+    backends: config.backends.map((b) => ({
+      ...b,
+      apiKey: b.apiKey ? `(set${b.apiKeyEnv ? ` from ${b.apiKeyEnv}` : ''})` : '(unset)',
+      baseURL: b.baseURL ?? '(sdk default)',
+    })),
     apiKeys: config.apiKeys.map((k) => k.name),
     redisUrl: config.redisUrl ?? '(unset)',
+    databaseUrl: config.databaseUrl ?? '(unset)',
     metricsToken: config.metricsToken ? '(set)' : '(unset)',
     webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
   };
-  // Every URL setting, present or future: OPENAI_BASE_URL and REDIS_URL may carry a password or a key.
+  // Every URL setting, present or future: OPENAI_BASE_URL, REDIS_URL and DATABASE_URL may carry a password or a key.
   return redactUrls(redacted) as Record<string, unknown>;
+}
+
+function isPostgresUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;

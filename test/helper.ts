@@ -2,10 +2,15 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from 'pg';
 import pino, { type Logger } from 'pino';
+import { inject } from 'vitest';
 import { buildApp, type App } from '../src/http/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { Services } from '../src/http/services.ts';
+import type { JobStore } from '../src/jobs/job-store.ts';
+import { PgJobStore } from '../src/jobs/pg-store.ts';
+import { SqliteJobStore } from '../src/jobs/store.ts';
 import { createServices } from '../src/service/wiring.ts';
 import { until, type UntilOptions } from './support/until.ts';
 
@@ -26,6 +31,8 @@ export type ErrorJson = { error: { code: string; message: string; details?: Reco
 
 export interface TestServer {
   app: App;
+  /** The services behind the app (the job feed's follow count, the store), for what a client cannot see. */
+  services: Services;
   url: string;
   config: Config;
   dataDir: string;
@@ -49,10 +56,43 @@ export async function startServer(env: Record<string, string> = {}, dataDir?: st
     CHUNK_OVERLAP_SECONDS: '0',
     // Tests upload far faster than a client would; the limit has its own tests (api-operations).
     UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
+    ...(await storeEnv(dir)),
     ...env,
   });
-  const { app, url } = await listenApp(config, pino({ level: config.logLevel }));
-  return { app, url, config, dataDir: dir, close: () => app.close() };
+  const { app, services, url } = await listenApp(config, pino({ level: config.logLevel }));
+  return { app, services, url, config, dataDir: dir, close: () => app.close() };
+}
+
+/** TEST_STORE=postgresql (test/global-setup.ts): each DATA_DIR's jobs in a database of its own, the same one on a restart. */
+const databases = new Map<string, string>();
+
+async function storeEnv(dataDir: string): Promise<Record<string, string>> {
+  const server = inject('testPostgresUrl');
+  if (!server) return {};
+  let url = databases.get(dataDir);
+  if (!url) {
+    const name = `d${process.pid}_${databases.size + 1}`;
+    const admin = new Client({ connectionString: `${server}postgres` });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
+    url = `${server}${name}`;
+    databases.set(dataDir, url);
+  }
+  return { DATABASE_URL: url };
+}
+
+/**
+ * The job store a service started on `dataDir` keeps its jobs in (SQLite in it, or its PostgreSQL database with
+ * TEST_STORE=postgresql), for a test that writes rows as a previous process would have left them. Close it.
+ */
+export async function storeOf(dataDir: string): Promise<JobStore> {
+  const { DATABASE_URL: url } = await storeEnv(dataDir);
+  if (url) return PgJobStore.open({ url, logger: pino({ level: 'silent' }) });
+  return new SqliteJobStore({ file: path.join(dataDir, 'jobs.sqlite') });
 }
 
 /** Services and app built from `config` as the server builds them, started and listening on 127.0.0.1:0. */

@@ -51,6 +51,20 @@ export async function request(path, { method = 'GET', as = 'json' } = {}) {
   return as === 'blob' ? res.blob() : as === 'text' ? res.text() : res.json();
 }
 
+/** The job's live event stream (fetch, so the key goes along); resolves with the response body, or an ApiError. */
+export async function openEvents(id, lastEventId, signal) {
+  const headers = { ...authHeaders(), Accept: 'text/event-stream' };
+  if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
+  let res;
+  try {
+    res = await fetch(`/v1/jobs/${encodeURIComponent(id)}/events`, { headers, cache: 'no-store', signal });
+  } catch {
+    throw new ApiError('NETWORK', NETWORK_MESSAGE, 0);
+  }
+  if (!res.ok || !res.body) throw errorFrom(res.status, await res.text());
+  return res.body;
+}
+
 export const api = {
   getJob: (id) => request(`/v1/jobs/${encodeURIComponent(id)}`),
   listJobs: (limit = 20) => request(`/v1/jobs?limit=${limit}`),

@@ -1,19 +1,26 @@
-/* global document, window, URL, setTimeout, clearTimeout */
-import { api, ApiError } from './api.js';
+/* global document, window, URL, setTimeout, clearTimeout, AbortController */
+import { api, ApiError, openEvents } from './api.js';
+import { readEvents } from './event-stream.js';
 import { bytes, clock, duration, statusSentence, TERMINAL } from './format.js';
 import { $, showError } from './ui.js';
 
 const POLL_MS = 1000;
 
+/** Streams that end without the job's end in a row (a proxy, a restart) before the page falls back to polling. */
+const MAX_STREAM_RETRIES = 5;
+
 /**
- * One job on screen: live progress by polling, then the timed transcript and its downloads.
- * `onUpdate(job)` lets the jobs list follow along; `onEnd(job)` fires once when it reaches a final state.
+ * One job on screen: live progress and each chunk's text as it becomes final, from the job's event stream (polling
+ * where there is none: an older server, every stream slot taken, a proxy that cuts it), then the timed transcript
+ * and its downloads. `onUpdate(job)` lets the jobs list follow along; `onEnd(job)` fires once when it reaches a
+ * final state.
  */
 export function createJobView({ onUpdate, onEnd }) {
   let job = null;
   let timer = null;
   let token = 0;
   let lastSentence = '';
+  let stream = null;
 
   function render(next) {
     const p = next.progress;
@@ -45,6 +52,55 @@ export function createJobView({ onUpdate, onEnd }) {
   function stop() {
     token += 1;
     clearTimeout(timer);
+    stream?.abort();
+    stream = null;
+  }
+
+  function appendText(text) {
+    $('live-box').hidden = false;
+    $('live-text').append(text);
+  }
+
+  /** The stream to the job's end event, resumed with the last event id when it closes before; else polling. */
+  async function follow(id, mine) {
+    let lastId = null;
+    let quiet = 0;
+    while (quiet < MAX_STREAM_RETRIES) {
+      stream = new AbortController();
+      try {
+        const body = await openEvents(id, lastId, stream.signal);
+        for await (const event of readEvents(body)) {
+          if (mine !== token) return;
+          quiet = 0;
+          lastId = event.id ?? lastId;
+          if (event.event === 'text') appendText(JSON.parse(event.data).text);
+          else if ((event.event === 'progress' || event.event === 'end') && (await update(id, mine))) return;
+        }
+      } catch (err) {
+        if (mine !== token) return;
+        if (err instanceof ApiError && err.status === 404 && lastId !== null) return gone();
+        // No stream here (an older server: 404), none to spare (429), an error answer: polling still works.
+        if (err instanceof ApiError) break;
+      }
+      if (mine !== token) return;
+      quiet += 1;
+    }
+    void poll(id, mine);
+  }
+
+  /** Reads the job and shows it; true once it has ended (the transcript is then shown). */
+  async function update(id, mine) {
+    const next = await api.getJob(id);
+    if (mine !== token) return true;
+    render(next);
+    if (!TERMINAL.has(next.status)) return false;
+    onEnd(next);
+    if (next.status === 'completed') await showTranscript(next);
+    return true;
+  }
+
+  function gone() {
+    $('job-status').textContent = 'This job no longer exists.';
   }
 
   async function poll(id, mine) {
@@ -53,10 +109,7 @@ export function createJobView({ onUpdate, onEnd }) {
       next = await api.getJob(id);
     } catch (err) {
       if (mine !== token) return;
-      if (err instanceof ApiError && err.status === 404) {
-        $('job-status').textContent = 'This job no longer exists.';
-        return;
-      }
+      if (err instanceof ApiError && err.status === 404) return gone();
       // A restart or a blip should not end the follow: say so and keep trying, more slowly.
       $('job-status').textContent = `Waiting for the service: ${err.message}`;
       timer = setTimeout(() => void poll(id, mine), POLL_MS * 5);
@@ -124,11 +177,13 @@ export function createJobView({ onUpdate, onEnd }) {
       $('job-section').hidden = false;
       $('transcript-section').hidden = true;
       $('segments').replaceChildren();
+      $('live-text').replaceChildren();
+      $('live-box').hidden = true;
       window.history.replaceState(null, '', `#${next.id}`);
       render(next);
       // The person just asked for this job: take them (and their screen reader) to it.
       if (focus) $('job-heading').focus();
-      void poll(next.id, token);
+      void follow(next.id, token);
     },
     close() {
       stop();

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { JobResource } from '../http/schemas.ts';
 import type { TranscriptFormat } from '../transcribe/formats.ts';
+import { readEventStream, type ServerSentEvent } from './event-stream.ts';
 import { postMultipart } from './multipart-upload.ts';
 
 /** What the server said went wrong (its stable code and message), or a client-side code for transport failures. */
@@ -37,6 +38,11 @@ export interface CreateJobInput {
 export interface ApiClient {
   createJob(input: CreateJobInput): Promise<JobResource | DryRunEstimate>;
   getJob(id: string, signal?: AbortSignal): Promise<JobResource>;
+  /** The job's live events (GET /v1/jobs/{id}/events), from after `lastEventId`; an error answer throws ApiError. */
+  jobEvents(
+    id: string,
+    opts: { lastEventId: string | null; signal?: AbortSignal | undefined },
+  ): Promise<AsyncIterable<ServerSentEvent>>;
   listJobs(query: {
     status?: string;
     limit?: number;
@@ -130,6 +136,20 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
 
     async getJob(id, signal) {
       return JSON.parse((await call('GET', jobPath(id), signal)).text) as JobResource;
+    },
+
+    async jobEvents(id, opts) {
+      const headers: Record<string, string> = { ...auth, accept: 'text/event-stream' };
+      if (opts.lastEventId !== null) headers['last-event-id'] = opts.lastEventId;
+      let res: Response;
+      try {
+        res = await fetchFn(`${base}${jobPath(id)}/events`, { headers, signal: opts.signal ?? null });
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        throw connectionError(base, err);
+      }
+      if (!res.ok || !res.body) throw toApiError(res.status, await res.text());
+      return readEventStream(res.body);
     },
 
     async listJobs(query) {

@@ -28,6 +28,7 @@ export async function statusCommand(
         id,
         intervalMs: flags.pollInterval,
         onUpdate: (j) => reporter.jobUpdate(j),
+        onText: (text) => reporter.text(text),
         signal: io.signal,
       });
     } catch (err) {

@@ -29,7 +29,7 @@ const formatOption = () =>
     TRANSCRIPT_FORMATS,
   );
 const pollOption = () =>
-  new Option('--poll-interval <ms>', 'how often to ask for progress')
+  new Option('--poll-interval <ms>', 'how often to ask for progress where the server has no event stream')
     .default(1000)
     .argParser(positiveInt('--poll-interval', 60_000));
 

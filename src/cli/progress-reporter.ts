@@ -19,6 +19,8 @@ export interface ProgressReporter {
   jobUpdate(job: JobResource): void;
   /** A line for people (stops any bar first so the line is not drawn over). */
   note(line: string): void;
+  /** A chunk's text as it arrives: a preview for the person watching (the transcript itself goes to stdout or -o). */
+  text(text: string): void;
   stop(): void;
 }
 
@@ -162,6 +164,14 @@ export function createProgressReporter(options: ReporterOptions): ProgressReport
       if (mode === 'none') return;
       stopBars();
       writeLine(line);
+    },
+
+    text(text) {
+      const line = text.trim();
+      if (mode === 'none' || line === '') return;
+      // Above the bars, which keep their place: cli-progress prints logged lines at its next redraw.
+      if (jobBars) jobBars.group.log(`${line}\n`);
+      else writeLine(line);
     },
 
     stop() {

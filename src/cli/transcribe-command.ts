@@ -98,6 +98,7 @@ export async function transcribeCommand(file: string, flags: TranscribeFlags, ct
       id: created.id,
       intervalMs: flags.pollInterval,
       onUpdate: (job) => reporter.jobUpdate(job),
+      onText: (text) => reporter.text(text),
       signal: io.signal,
     });
     reporter.stop();

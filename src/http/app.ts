@@ -1,8 +1,9 @@
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { fastifySSE } from '@fastify/sse';
+import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { ErrorCode } from '../errors.ts';
-import { clientErrorHandler, errorBody, toAppError } from './error-replies.ts';
+import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts';
+import { lazySerializers } from './lazy-serializers.ts';
 import { RequestLog } from './request-log.ts';
 import httpMetrics from './plugins/http-metrics.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
@@ -11,18 +12,15 @@ import underPressure from './plugins/under-pressure.ts';
 import uploadRateLimit from './plugins/upload-rate-limit.ts';
 import healthRoutes from './routes/health.ts';
 import metricsRoutes from './routes/metrics.ts';
+import jobEventRoutes from './routes/job-events.ts';
 import jobRoutes from './routes/jobs.ts';
 import uploadRoutes from './routes/upload.ts';
+import { createJobUploads } from './routes/upload-job.ts';
 import webRoutes from './routes/web.ts';
+import openAIRoutes from './openai/index.ts';
 import type { Services } from './services.ts';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
-
-/**
- * Refusals that are the service protecting itself as designed (pressure, a full job pool, a disk too small for
- * the job), not faults: under load there is one per refused request, so they are warnings, not errors.
- */
-const EXPECTED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['SERVER_BUSY', 'INSUFFICIENT_STORAGE']);
 
 function isUpload(request: FastifyRequest): boolean {
   return request.method === 'POST' && request.routeOptions.url === '/v1/jobs';
@@ -52,10 +50,13 @@ export async function buildApp({ services, logger }: AppOptions) {
     // the HTTP parser refuses, a request that does not arrive in time.
     frameworkErrors: (err, request, reply) => answerError(err, request, reply),
     clientErrorHandler: clientErrorHandler(logger),
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
   });
 
   await app.register(httpMetrics, { registry: services.metricsRegistry });
   await app.register(multipart, { throwFileSizeLimit: true });
+  // Once, before every route: it wraps the handler of each route declared with an `sse` option.
+  await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
   await app.register(auth, { apiKeys: config.apiKeys });
   await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });
   // Before every route, so the document lists them all.
@@ -67,18 +68,8 @@ export async function buildApp({ services, logger }: AppOptions) {
     retryAfterS: config.pressure.retryAfterS,
   });
 
+  const answerError = errorReplier({ events: services.events, isUpload, body: errorBody });
   app.setErrorHandler((err, request, reply) => answerError(err, request, reply));
-  function answerError(err: unknown, request: FastifyRequest, reply: FastifyReply) {
-    const appError = toAppError(err);
-    if (isUpload(request)) services.events.uploadRefused(appError.code);
-    // `reason`, not `msg`: pino writes the message as `msg`, and a second `msg` key makes the line ambiguous JSON.
-    if (EXPECTED_REFUSALS.has(appError.code))
-      request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
-    else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
-    else request.log.info({ code: appError.code, reason: appError.message }, 'request rejected');
-    if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
-    return reply.code(appError.statusCode).send(errorBody(appError));
-  }
   app.setNotFoundHandler((request, reply) => {
     reply
       .code(404)
@@ -87,8 +78,13 @@ export async function buildApp({ services, logger }: AppOptions) {
 
   // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().
   await app.register(publicRoutes(healthRoutes), { services });
-  await app.register(uploadRoutes, { services });
+  // One set of per-key upload slots for every route that takes an upload.
+  const uploads = createJobUploads(services);
+  await app.register(uploadRoutes, { services, uploads });
   await app.register(jobRoutes, { services });
+  await app.register(jobEventRoutes, { services });
+  // OpenAI's audio API over the same jobs, in its own encapsulated plugin (OpenAI's error shape on its routes).
+  await app.register(openAIRoutes, { services, uploads });
   await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
   await app.register(publicRoutes(webRoutes));
 

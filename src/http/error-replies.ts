@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyBaseLogger } from 'fastify';
-import { AppError, isAppError } from '../errors.ts';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, isAppError, type ErrorCode } from '../errors.ts';
+import type { Services } from './services.ts';
 
 interface FastifyLikeError {
   code?: string;
@@ -83,6 +84,38 @@ export function errorBody(err: AppError): {
       message: hide ? 'Internal server error. The incident was logged; try again later.' : err.message,
       ...(err.details && !hide ? { details: err.details } : {}),
     },
+  };
+}
+
+/**
+ * Refusals that are the service protecting itself as designed (pressure, a full job pool, a disk too small for
+ * the job), not faults: under load there is one per refused request, so they are warnings, not errors.
+ */
+const EXPECTED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['SERVER_BUSY', 'INSUFFICIENT_STORAGE']);
+
+export interface ErrorReplierOptions {
+  events: Pick<Services['events'], 'uploadRefused'>;
+  /** Whether the request was an upload (its refusals are counted by code). */
+  isUpload(request: FastifyRequest): boolean;
+  /** The body in the routes' error shape: the service's own, or OpenAI's on its audio routes. */
+  body(err: AppError): unknown;
+}
+
+/**
+ * An error handler: whatever was thrown as an AppError, logged at the level its kind deserves, counted when it
+ * refused an upload, with Retry-After when it says when to retry, answered in the given shape.
+ */
+export function errorReplier(options: ErrorReplierOptions) {
+  return (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const appError = toAppError(err);
+    if (options.isUpload(request)) options.events.uploadRefused(appError.code);
+    // `reason`, not `msg`: pino writes the message as `msg`, and a second `msg` key makes the line ambiguous JSON.
+    if (EXPECTED_REFUSALS.has(appError.code))
+      request.log.warn({ code: appError.code, reason: appError.message }, 'request refused');
+    else if (appError.statusCode >= 500) request.log.error({ err, code: appError.code }, 'request failed');
+    else request.log.info({ code: appError.code, reason: appError.message }, 'request rejected');
+    if (appError.retryAfterS !== undefined) reply.header('retry-after', String(Math.ceil(appError.retryAfterS)));
+    return reply.code(appError.statusCode).send(options.body(appError));
   };
 }
 

@@ -45,6 +45,7 @@ export const JOB_EXAMPLE = {
     waiting: null,
   },
   estimate: ESTIMATE,
+  detected_language: 'en',
   error: null,
   webhook: { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: null },
   links: LINKS,
@@ -56,6 +57,7 @@ export const ACCEPTED_JOB_EXAMPLE = {
   status: 'queued',
   stage: null,
   updated_at: JOB_EXAMPLE.created_at,
+  detected_language: null,
   progress: {
     ...JOB_EXAMPLE.progress,
     chunks_done: 0,
@@ -93,6 +95,18 @@ export const TRANSCRIPT_EXAMPLE: Transcript = {
     { start: 0, end: 2.4, text: 'Welcome back to the show.', chunk: 0 },
     { start: 2.9, end: 5.6, text: 'Today we talk about glaciers.', chunk: 0 },
   ],
+  words: [
+    ['Welcome', 0, 0.5],
+    ['back', 0.5, 0.8],
+    ['to', 0.8, 0.9],
+    ['the', 0.9, 1.1],
+    ['show.', 1.1, 2.4],
+    ['Today', 2.9, 3.3],
+    ['we', 3.3, 3.5],
+    ['talk', 3.5, 3.9],
+    ['about', 3.9, 4.3],
+    ['glaciers.', 4.3, 5.6],
+  ].map(([word, start, end]) => ({ word: String(word), start: Number(start), end: Number(end), chunk: 0 })),
   timing: 'segment',
 };
 
@@ -102,6 +116,17 @@ export const TRANSCRIPT_TEXT_EXAMPLES = {
   srt: renderTranscript(TRANSCRIPT_EXAMPLE, 'srt').body,
   vtt: renderTranscript(TRANSCRIPT_EXAMPLE, 'vtt').body,
 };
+
+/** A short job followed from the start: what GET /v1/jobs/{id}/events writes (heartbeat comments aside). */
+export const JOB_EVENTS_EXAMPLE = [
+  'id: 0\nevent: progress\ndata: {"status":"processing","stage":"transcribing","percent":0,"chunks_total":2,"chunks_done":0,"chunks_failed":0,"eta_s":null,"audio_s_done":0}\n',
+  'id: 1\nevent: text\ndata: {"chunk":0,"start":0,"end":9.5,"text":"Welcome to the weekly sync."}\n',
+  'id: 1\nevent: progress\ndata: {"status":"processing","stage":"transcribing","percent":50,"chunks_total":2,"chunks_done":1,"chunks_failed":0,"eta_s":9,"audio_s_done":10}\n',
+  ': heartbeat\n',
+  'id: 2\nevent: text\ndata: {"chunk":1,"start":10.2,"end":18.4,"text":" First item: the release."}\n',
+  'id: 2\nevent: progress\ndata: {"status":"completed","stage":null,"percent":100,"chunks_total":2,"chunks_done":2,"chunks_failed":0,"eta_s":0,"audio_s_done":20}\n',
+  'id: 2\nevent: end\ndata: {"status":"completed","error":null}\n',
+].join('\n');
 
 export const HEALTH_EXAMPLE = {
   status: 'ok',

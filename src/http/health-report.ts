@@ -1,5 +1,5 @@
 import type { JobRunner } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
 import type { ComponentCheck, ComponentStatus } from '../resources/component-check.ts';
 import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
@@ -18,18 +18,38 @@ export interface HealthReport {
   components: Record<string, ComponentCheck>;
 }
 
-export interface HealthDeps {
-  store: Pick<JobStore, 'ping'>;
-  monitor: Pick<SystemMonitor, 'sample'>;
-  providerValidator: Pick<ProviderValidator, 'current'>;
+/** One transcription backend as the report sees it. */
+export interface HealthBackend {
+  name: string;
+  /** Serves the default model: its being down makes the service not ready. */
+  isDefault: boolean;
+  validator: Pick<ProviderValidator, 'current'>;
   breaker: Pick<CircuitBreaker, 'snapshot'>;
   limiter: Pick<RateLimiter, 'stats'>;
+}
+
+export interface HealthDeps {
+  store: Pick<JobStore, 'ping' | 'kind'>;
+  monitor: Pick<SystemMonitor, 'sample'>;
+  /** Every backend; the default one first. */
+  backends: readonly HealthBackend[];
   runner: Pick<JobRunner, 'running' | 'waiting'>;
   dirPool: Pick<DirPool, 'usage'>;
   dirLimits: Pick<DirPoolLimits, 'maxLeases' | 'maxBytes'>;
   storage: Pick<StorageGuard, 'isFull'>;
   /** Scale-out mode: the queue's Redis, reported as the `redis` component (down = not ready). Null otherwise. */
   redisHealth: (() => Promise<ComponentCheck>) | null;
+  /** The uploads' bucket (STORAGE_URL set) as the `object_store` component (down = not ready); null: local disk. */
+  objectStore: () => Promise<ComponentCheck | null>;
+}
+
+/** The backend's own check, or its breaker's state while that is not closed. */
+async function backendCheck(b: HealthBackend): Promise<ComponentCheck> {
+  const provider = await b.validator.current();
+  const circuit = b.breaker.snapshot();
+  return circuit.state === 'closed'
+    ? { status: provider.status, detail: provider.detail }
+    : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -50,19 +70,25 @@ export function createHealth(deps: HealthDeps) {
 
     async report(): Promise<HealthReport> {
       const components: HealthReport['components'] = { ...binaries };
-      const provider = await deps.providerValidator.current();
-      const circuit = deps.breaker.snapshot();
-      components.provider =
-        circuit.state === 'closed'
-          ? { status: provider.status, detail: provider.detail }
-          : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
+      // The default model's backend is `provider`; each other one `provider:<name>`, whose being down degrades only
+      // the jobs sent to it (their uploads are refused), so it reports degraded, never down: the service stays ready.
+      const checks = await Promise.all(deps.backends.map((b) => backendCheck(b)));
+      deps.backends.forEach((b, i) => {
+        const check = checks[i] ?? { status: 'down', detail: 'not checked' };
+        if (b.isDefault) components.provider = check;
+        else
+          components[`provider:${b.name}`] =
+            check.status === 'down' ? { status: 'degraded', detail: `down: ${check.detail}` } : check;
+      });
       try {
-        deps.store.ping();
-        components.store = { status: 'ok', detail: 'sqlite answers' };
+        await deps.store.ping();
+        components.store = { status: 'ok', detail: `${deps.store.kind} answers` };
       } catch (err) {
-        components.store = { status: 'down', detail: `sqlite: ${(err as Error).message}` };
+        components.store = { status: 'down', detail: `${deps.store.kind}: ${(err as Error).message}` };
       }
       if (deps.redisHealth) components.redis = await deps.redisHealth();
+      const objectStore = await deps.objectStore();
+      if (objectStore) components.object_store = objectStore;
       const sys = await deps.monitor.sample();
       const free = `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free`;
       components.disk = deps.storage.isFull()
@@ -72,7 +98,11 @@ export function createHealth(deps: HealthDeps) {
         status: healthStatus(sys.memory.level),
         detail: `rss ${Math.round(sys.memory.rssBytes / 1024 ** 2)} MiB, system free ${(sys.memory.systemFreeBytes / GiB).toFixed(1)} GiB`,
       };
-      const limiter = await deps.limiter.stats();
+      const stats = await Promise.all(deps.backends.map((b) => b.limiter.stats()));
+      const limiter = {
+        running: stats.reduce((n, s) => n + s.running, 0),
+        queued: stats.reduce((n, s) => n + s.queued, 0),
+      };
       components.queue = {
         status: 'ok',
         detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,

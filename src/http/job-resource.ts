@@ -53,6 +53,7 @@ export function toJobResource(
       ...chunkActivity(job, chunks, storageWaiting),
     },
     estimate: { cost_usd: job.estimate.cost_usd, provider: job.estimate.provider, model: job.estimate.model },
+    detected_language: detectedLanguage(chunks),
     error:
       job.errorCode === null
         ? null
@@ -60,6 +61,11 @@ export function toJobResource(
     webhook: job.request.callback_url === null ? null : (job.webhook ?? WEBHOOK_NOT_YET),
     links: { self: `/v1/jobs/${job.id}`, transcript: `/v1/jobs/${job.id}/transcript` },
   };
+}
+
+/** The language the backend reported for the first chunk that has one (whisper detects it when none is asked for). */
+export function detectedLanguage(chunks: readonly ChunkState[]): string | null {
+  return chunks.find((c) => c.status === 'done' && typeof c.language === 'string')?.language ?? null;
 }
 
 /**

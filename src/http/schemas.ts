@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { JOB_STAGES, JOB_STATUSES } from '../jobs/types.ts';
 import { COMPONENT_STATUSES } from '../resources/component-check.ts';
-import { TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
+import { CUE_MODES, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
 import { PROVIDER_NAMES } from '../transcribe/providers/index.ts';
 import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './examples.ts';
 
@@ -134,6 +134,15 @@ export const JobResource = Type.Object(
     audio: Audio,
     progress: Progress,
     estimate: Estimate,
+    detected_language: Type.Optional(
+      nullable(
+        Type.String({
+          description:
+            'ISO-639-1 code of the language the backend reported for the first transcribed chunk (its detection when ' +
+            'the job asked for none, language=auto); null before then, or when the model reports none.',
+        }),
+      ),
+    ),
     error: nullable(Type.Object({ code: stringEnum(ERROR_CODES), message: Type.String() })),
     webhook: nullable(
       Type.Object(
@@ -184,6 +193,24 @@ export const Transcript = Type.Object(
           chunk: Type.Integer({ description: 'The chunk the segment came from.' }),
         },
         { additionalProperties: true },
+      ),
+    ),
+    words: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            start: Type.Number({ description: 'Seconds from the start of the recording.' }),
+            end: Type.Number(),
+            word: Type.String(),
+            chunk: Type.Integer(),
+          },
+          { additionalProperties: true },
+        ),
+        {
+          description:
+            "The backend's own word times, absolute, words said twice in an overlap kept once; present only when the " +
+            'model gives word times (every transcribed chunk had them).',
+        },
       ),
     ),
     timing: Type.Optional(
@@ -251,15 +278,35 @@ export const TranscriptQuery = Type.Object({
   partial: Type.Optional(
     stringEnum(['true', 'false', '1', '0'] as const, { description: 'Before completion, the chunks finished so far.' }),
   ),
+  cues: Type.Optional(
+    stringEnum(CUE_MODES, {
+      default: 'segments',
+      description:
+        "vtt and srt: `words` makes one cue per word from the backend's word times (transcript `words`); a transcript " +
+        'without them falls back to segment cues.',
+    }),
+  ),
 });
 
 /** The multipart form of POST /v1/jobs, for the document only: the route streams and validates it itself. */
 export const UploadForm = Type.Object(
   {
     file: Type.String({ format: 'binary', description: 'The audio recording.' }),
-    language: Type.Optional(Type.String({ description: 'ISO-639-1 code.' })),
+    language: Type.Optional(
+      Type.String({
+        description:
+          "ISO-639-1 code, or `auto` (the same as leaving it out): the backend detects it (the job's " +
+          '`detected_language`). A code the chosen model does not recognise: 400 INVALID_FIELD.',
+      }),
+    ),
     prompt: Type.Optional(Type.String()),
-    model: Type.Optional(Type.String()),
+    model: Type.Optional(
+      Type.String({
+        description:
+          'Any model a configured backend serves (default: the configured default model); the job goes to that ' +
+          'backend. Another id: 400 INVALID_FIELD with `details.models` listing the known ones.',
+      }),
+    ),
     metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
     callback_url: Type.Optional(Type.String({ format: 'uri' })),
     max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),

@@ -1,13 +1,15 @@
 import type { Config } from '../config.ts';
 import type { Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
+import type { JobFeed } from '../jobs/job-feed.ts';
 import type { JobQueue } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
 import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import type { PressureGauge } from '../resources/pressure-gauge.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
+import type { UploadStore } from '../storage/upload-store.ts';
 import type { HealthReport } from './health-report.ts';
 
 export interface ValidatedRequest {
@@ -21,14 +23,35 @@ export interface AcceptedMedia {
   plannedChunks: number;
 }
 
+/** A model this service can run, as GET /v1/models lists it. */
+export interface ModelListing {
+  id: string;
+  /** The engine that runs it (a configured backend's name once there are several). */
+  provider: string;
+  /** The model a request that names none gets. */
+  default: boolean;
+  /** Translation into English (POST /v1/audio/translations). */
+  translation: boolean;
+  /** Segment times from the engine (otherwise one segment per chunk, timed by its length). */
+  segmentTimes: boolean;
+  /** Word times when asked (timestamp_granularities[]=word). */
+  wordTimes: boolean;
+  /** ISO-639-1 codes it recognises, or null for any. */
+  languages: readonly string[] | null;
+}
+
 /** What the HTTP layer needs from the pipeline: narrow, so routes stay thin and tests can build the app around real parts. */
 export interface Services {
   config: Config;
   store: JobStore;
   dirs: JobDirs;
+  /** Where an accepted upload is made durable before the job is reported, and deleted with its job. */
+  uploads: Pick<UploadStore, 'save' | 'remove'>;
   /** Leases of job directories, bounded in number and upload bytes; a new upload takes one or gets SERVER_BUSY. */
   dirPool: DirPool;
   runner: JobQueue;
+  /** Live events of a job (progress, each chunk's final text, the end), read from the store. */
+  feed: JobFeed;
   /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */
   admit(expectedBytes: number | null): Promise<void>;
   validateFields(fields: Record<string, string>): ValidatedRequest;
@@ -38,6 +61,8 @@ export interface Services {
     sizeBytes: number;
     request: JobRequest;
   }): Promise<AcceptedMedia>;
+  /** The models a job may name, the default first; what /v1/models lists and the OpenAI routes check against. */
+  listModels(): readonly ModelListing[];
   health(): Promise<HealthReport>;
   /** Memory and disk pressure, sampled by the HTTP layer; critical pressure starts an emergency cleanup. */
   pressure: PressureGauge;

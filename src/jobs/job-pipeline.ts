@@ -7,17 +7,20 @@ import { AppError, errorMessage, isAppError } from '../errors.ts';
 import { isDiskFull } from '../resources/disk-full.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { StorageWaitExceeded, type StorageGuard } from '../resources/storage-guard.ts';
+import type { UploadStore } from '../storage/upload-store.ts';
 import { chainedPrompt } from '../transcribe/context-prompt.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { markCompleted, markProcessing, markSlicingDone, markTranscribing } from './lifecycle.ts';
 import { computeProgress } from './progress.ts';
-import type { ChunkPatch, JobStore } from './store.ts';
+import type { ChunkPatch, JobStore } from './job-store.ts';
 import { transcriptFor } from './transcript.ts';
 import type { ChunkRecord, JobRecord } from './types.ts';
 
 export interface PipelineDeps {
   store: JobStore;
   dirs: JobDirs;
+  /** Where the upload is kept: with an object store, a job run on another host than the upload's gets it here. */
+  uploads: Pick<UploadStore, 'fetch'>;
   /** Where writes that fail for lack of space wait for it (the job pauses instead of failing). */
   storage: Pick<StorageGuard, 'run' | 'attempt' | 'report' | 'writable'>;
   /** Plans a fresh job's chunks, keeps a resumed job's plan, and cuts the chunk files. */
@@ -82,7 +85,9 @@ export async function runJobPipeline(
   await save('job directory', () => dirs.create(job.id));
 
   const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
-  let chunks = store.listChunks(job.id);
+  // A scratch disk that fills up while the upload downloads pauses the job like any other write.
+  await save('upload download', () => deps.uploads.fetch(job.id, subject.file, stopping));
+  let chunks = await store.listChunks(job.id);
   let plan: ChunkPlanRecord;
   if (chunks.length > 0) {
     // A resumed job keeps its plan: the stored chunks and the recipe chosen for them.
@@ -92,13 +97,14 @@ export async function runJobPipeline(
     plan = chunkPlanRecord(fresh.recipe, fresh.hardCuts);
     const bounds = [0, ...fresh.cuts, job.audio.duration_s];
     // Every write here is idempotent, so a retry after a full volume repeats them all.
-    await save('chunk plan', () => {
+    await save('chunk plan', async () => {
       // Before the chunks: a job resumed from them must find the plan they were cut by.
-      store.updateJob(job.id, { chunkPlan: plan });
-      bounds.slice(0, -1).forEach((start, i) => store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start));
-      store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
+      await store.updateJob(job.id, { chunkPlan: plan });
+      for (const [i, start] of bounds.slice(0, -1).entries())
+        await store.upsertChunk(job.id, i, start, (bounds[i + 1] as number) - start);
+      await store.updateJob(job.id, { chunksTotal: bounds.length - 1 });
     });
-    chunks = store.listChunks(job.id);
+    chunks = await store.listChunks(job.id);
   }
   /** Chunks never sent again: those with a result from before, and those settled (done or failed) in this run. */
   const settled = new Map<number, Span>(chunks.filter((c) => c.status === 'done').map((c) => [c.index, c]));
@@ -140,12 +146,19 @@ export async function runJobPipeline(
     await rm(chunk.path, { force: true });
   };
 
-  /** Progress details: on a full volume they are skipped (the chunk's result is what must not be lost). */
-  const note = (index: number, patch: ChunkPatch) =>
-    void storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch));
-
   const transcribeChunk = async (handle: ChunkStream, chunk: SlicedChunk): Promise<void> => {
     const clog = log.child({ chunk: chunk.index });
+    /**
+     * Progress details: on a full volume they are skipped (the chunk's result is what must not be lost). The
+     * hooks do not wait for them, so they are chained: a state written late must not land over a later one (a
+     * `retrying` after `done`), and the chunk's final write waits for the chain.
+     */
+    let notes: Promise<unknown> = Promise.resolve();
+    const note = (index: number, patch: ChunkPatch) => {
+      notes = notes
+        .then(() => storage.attempt('chunk state', () => store.updateChunk(job.id, index, patch)))
+        .catch((err: unknown) => clog.warn({ err: errorMessage(err) }, 'chunk state not stored'));
+    };
     let sent = false;
     try {
       if (drain.aborted) return;
@@ -159,8 +172,10 @@ export async function runJobPipeline(
         path: chunk.path,
         durationS: chunk.durationS + (chunk.leadS ?? 0),
         language: job.request.language,
-        prompt: sequential ? chainedPrompt(job.request.prompt, previousText(chunk.index)) : job.request.prompt,
+        prompt: sequential ? chainedPrompt(job.request.prompt, await previousText(chunk.index)) : job.request.prompt,
         model: job.request.model,
+        ...(job.request.task === 'translate' ? { task: 'translate' as const } : {}),
+        ...(job.request.temperature != null ? { temperature: job.request.temperature } : {}),
         signal: jobAbort.signal,
       };
       const hooks: TranscribeHooks = {
@@ -181,6 +196,7 @@ export async function runJobPipeline(
           }),
       };
       const result = await deps.transcribe(input, hooks);
+      await notes;
       // The paid result is only in memory until this write: it waits out a full volume, and shutdown's drain too
       // (only the runner's final abort ends the wait; the chunk is then sent again at the next start).
       await save(
@@ -197,7 +213,7 @@ export async function runJobPipeline(
       );
       settled.set(chunk.index, chunk);
       clog.debug({ segments: result.segments.length }, 'chunk transcribed');
-      reportProgress();
+      await reportProgress().catch((err: unknown) => clog.warn({ err: errorMessage(err) }, 'progress not stored'));
     } catch (err) {
       // Stopped by cancel, shutdown or another chunk's job-fatal error: the chunk stays pending for a resume.
       if (jobAbort.signal.aborted || (drain.aborted && (!sent || (isAppError(err) && err.code === 'CANCELLED'))))
@@ -209,6 +225,7 @@ export async function runJobPipeline(
       }
       const code = isAppError(err) ? err.code : 'CHUNK_FAILED';
       clog.warn({ err, code }, 'chunk failed');
+      await notes;
       try {
         await save(
           'chunk failure',
@@ -233,24 +250,26 @@ export async function runJobPipeline(
   };
 
   /** The text of the chunk before, stored whether it was done in this run or before a restart. */
-  const previousText = (index: number): string | null => {
+  const previousText = async (index: number): Promise<string | null> => {
     if (index === 0) return null;
-    return store.getChunk(job.id, index - 1)?.result?.text ?? null;
+    return (await store.getChunk(job.id, index - 1))?.result?.text ?? null;
   };
 
-  const reportProgress = () => {
-    const current = store.getJob(job.id);
-    if (!current) return;
+  /** Chunks finish concurrently: raisePercent only raises, so two of these landing in either order leave the higher. */
+  const reportProgress = async () => {
+    const view = await store.pollView(job.id);
+    if (!view) return;
+    const { job: current, chunks: states } = view;
     const p = computeProgress({
       status: current.status,
       durationS: current.audio.duration_s,
       chunksTotal: current.chunksTotal,
-      chunks: store.listChunkStates(job.id),
+      chunks: states,
       previousPercent: current.percent,
       transcribingStartedAt: current.transcribingStartedAt ? Date.parse(current.transcribingStartedAt) : null,
       now: deps.now().getTime(),
     });
-    storage.attempt('progress', () => store.raisePercent(job.id, p.percent));
+    await storage.attempt('progress', () => store.raisePercent(job.id, p.percent));
   };
 
   const pending: Array<Promise<void>> = [];
@@ -310,7 +329,7 @@ export async function runJobPipeline(
 
   await save('slicing end', () => markSlicingDone(store, job.id, sliced));
   await dirs.removeChunks(job.id);
-  const final = store.listChunks(job.id);
+  const final = await store.listChunks(job.id);
   assertEnoughChunks(final, deps.maxFailedChunkRatio);
 
   const transcript = transcriptFor({ ...job, chunkPlan: plan }, final, { partial: false });

@@ -1,13 +1,15 @@
 import { isAppError, type ErrorCode } from '../errors.ts';
 import type { Transcript } from '../transcribe/types.ts';
-import type { JobStore } from './store.ts';
+import type { JobStore } from './job-store.ts';
 import type { AudioInfo, CostEstimate, JobRecord, JobRequest } from './types.ts';
 
 /*
  * Every change of a job's status (and stage) is written here, so what each one sets and clears is said once:
  *   queued --markProcessing--> processing (slicing --markTranscribing--> transcribing --markSlicingDone--> stitching)
  *   processing --markCompleted | markFailed | markCancelled--> completed | failed | cancelled
- * A job may also be failed or cancelled while still queued. Callers decide when a write may wait for disk space.
+ * A job may also be failed or cancelled while still queued, never once ended: those two writes apply only to a
+ * live job, in the same statement, so a late writer (another host, the queue giving up) cannot overwrite an end.
+ * Callers decide when a write may wait for disk space.
  */
 
 type JobWriter = Pick<JobStore, 'updateJob'>;
@@ -50,41 +52,41 @@ export function newJob(fields: NewJobFields, at: Date): JobRecord {
 }
 
 /** A runner took the job up (fresh, or resumed after a stop): slicing starts, an earlier run's error is cleared. */
-export function markProcessing(store: JobWriter, id: string): void {
-  store.updateJob(id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null });
+export async function markProcessing(store: JobWriter, id: string): Promise<void> {
+  await store.updateJob(id, { status: 'processing', stage: 'slicing', errorCode: null, errorMessage: null });
 }
 
 /** The first chunk went to the provider; a resumed job keeps the time its first run started transcribing. */
-export function markTranscribing(
+export async function markTranscribing(
   store: JobWriter,
   job: Pick<JobRecord, 'id' | 'transcribingStartedAt'>,
   at: Date,
-): void {
-  store.updateJob(job.id, {
+): Promise<void> {
+  await store.updateJob(job.id, {
     stage: 'transcribing',
     transcribingStartedAt: job.transcribingStartedAt ?? at.toISOString(),
   });
 }
 
 /** Slicing ended with `count` chunks: rows planned past the real count are dropped, and stitching is next. */
-export function markSlicingDone(
+export async function markSlicingDone(
   store: JobWriter & Pick<JobStore, 'deleteChunksFrom'>,
   id: string,
   count: number,
-): void {
-  store.deleteChunksFrom(id, count);
-  store.updateJob(id, { slicingDone: true, chunksTotal: count, stage: 'stitching' });
+): Promise<void> {
+  await store.deleteChunksFrom(id, count);
+  await store.updateJob(id, { slicingDone: true, chunksTotal: count, stage: 'stitching' });
 }
 
 /** The transcript is stored, then the job is completed: a client that sees `completed` finds the transcript. */
-export function markCompleted(
+export async function markCompleted(
   store: JobWriter & Pick<JobStore, 'saveTranscript'>,
   id: string,
   transcript: Transcript,
   at: Date,
-): void {
-  store.saveTranscript(id, transcript);
-  store.updateJob(id, { status: 'completed', stage: null, percent: 100, completedAt: at.toISOString() });
+): Promise<void> {
+  await store.saveTranscript(id, transcript);
+  await store.updateJob(id, { status: 'completed', stage: null, percent: 100, completedAt: at.toISOString() });
 }
 
 export interface JobFailure {
@@ -98,16 +100,22 @@ export function failureOf(err: unknown): JobFailure {
   return { code: 'INTERNAL', message: 'The job failed because of an internal error.' };
 }
 
-export function markFailed(store: JobWriter, id: string, failure: JobFailure, at: Date): void {
-  store.updateJob(id, {
-    status: 'failed',
-    stage: null,
-    errorCode: failure.code,
-    errorMessage: failure.message,
-    completedAt: at.toISOString(),
-  });
+/** Resolves false when the job had already ended (or is gone): nothing was written. */
+export function markFailed(store: JobWriter, id: string, failure: JobFailure, at: Date): Promise<boolean> {
+  return store.updateJob(
+    id,
+    {
+      status: 'failed',
+      stage: null,
+      errorCode: failure.code,
+      errorMessage: failure.message,
+      completedAt: at.toISOString(),
+    },
+    { whileLive: true },
+  );
 }
 
-export function markCancelled(store: JobWriter, id: string, at: Date): void {
-  store.updateJob(id, { status: 'cancelled', stage: null, completedAt: at.toISOString() });
+/** Resolves false when the job had already ended (or is gone): nothing was written. */
+export function markCancelled(store: JobWriter, id: string, at: Date): Promise<boolean> {
+  return store.updateJob(id, { status: 'cancelled', stage: null, completedAt: at.toISOString() }, { whileLive: true });
 }

@@ -5,8 +5,8 @@ import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobEvents } from './events.ts';
 import { failureOf, markCancelled, markFailed } from './lifecycle.ts';
 import { runJobPipeline, ShutdownSignal, type PipelineDeps } from './job-pipeline.ts';
-import type { JobStore } from './store.ts';
-import { isLive } from './types.ts';
+import type { JobStore } from './job-store.ts';
+import { isLive, type JobRecord } from './types.ts';
 
 export interface RunnerOptions {
   logger: Logger;
@@ -66,12 +66,19 @@ export class JobRunner implements JobQueue {
     const existing = this.#active.get(jobId);
     if (existing) return existing.settled;
     // The process that runs a job holds its directory lease from here until the job ends (the upload's lease
-    // is handed over; a job resumed after a crash or taken from the scale-out queue takes one here).
-    this.#opts.leases.adopt(jobId, this.#opts.store.getJob(jobId)?.audio.size_bytes ?? 0);
+    // is handed over; a job resumed after a crash or taken from the scale-out queue takes one here). The size
+    // is read from the store; the job is registered as active before that read, so a second enqueue of the same
+    // job meanwhile finds it.
+    const adopted = this.#opts.store.getJob(jobId).then(
+      (job) => job?.audio.size_bytes ?? 0,
+      () => 0,
+    );
+    const leased = adopted.then((bytes) => this.#opts.leases.adopt(jobId, bytes));
     const controller = new AbortController();
     const active: Active = { controller, settled: Promise.resolve(), started: false };
-    active.settled = this.#limit(() => {
+    active.settled = this.#limit(async () => {
       active.started = true;
+      await leased;
       return this.#run(jobId, controller.signal);
     }).finally(() => this.#active.delete(jobId));
     this.#active.set(jobId, active);
@@ -87,10 +94,10 @@ export class JobRunner implements JobQueue {
     if (active.started) await active.settled;
   }
 
-  resumeUnfinished(): number {
-    const jobs = this.#opts.store.unfinishedJobs();
+  async resumeUnfinished(): Promise<number> {
+    const jobs = await this.#opts.store.unfinishedJobs();
     for (const job of jobs) {
-      this.#opts.store.resetChunksInFlight(job.id);
+      await this.#opts.store.resetChunksInFlight(job.id);
       this.#opts.logger.info(
         { jobId: job.id, status: job.status },
         'resuming job left unfinished by a previous process',
@@ -125,9 +132,9 @@ export class JobRunner implements JobQueue {
    * A job's end state written once, without waiting for space: on a full volume the job stays live in the store
    * (it resumes at the next start) instead of the error ending the process.
    */
-  #record(log: Logger, what: string, write: () => void): void {
+  async #record(log: Logger, what: string, write: () => Promise<unknown>): Promise<void> {
     try {
-      if (!this.#opts.pipeline.storage.attempt(what, write))
+      if (!(await this.#opts.pipeline.storage.attempt(what, write)))
         log.warn({ what }, 'not stored: the data volume is full; the job resumes at the next start');
     } catch (err) {
       log.error({ err: errorMessage(err), what }, 'could not store the end of the job');
@@ -145,7 +152,15 @@ export class JobRunner implements JobQueue {
 
   async #run(jobId: string, signal: AbortSignal): Promise<void> {
     const { store, logger } = this.#opts;
-    const job = store.getJob(jobId);
+    let job: JobRecord | null;
+    try {
+      job = await store.getJob(jobId);
+    } catch (err) {
+      // The store did not answer: the job stays as stored and is taken up again by the next resume.
+      logger.error({ jobId, err: errorMessage(err) }, 'could not read the job to run it');
+      this.#opts.leases.release(jobId);
+      return;
+    }
     // Shutdown keeps the lease (the job resumes at the next start); a deleted or cancelled job has ended here.
     if (this.#drain.signal.aborted) return;
     if (!job || signal.aborted) {
@@ -172,8 +187,8 @@ export class JobRunner implements JobQueue {
     }
     if (isAppError(err) && err.code === 'CANCELLED') {
       log.info('job cancelled');
-      // Not waited for: the client's DELETE waits on this, and its own delete answers 503 on a full volume.
-      this.#record(log, 'job cancel', () => markCancelled(store, jobId, this.#opts.now()));
+      // One try, no wait for space: the client's DELETE waits on this, and its own delete answers 503 on a full volume.
+      await this.#record(log, 'job cancel', () => markCancelled(store, jobId, this.#opts.now()));
       return;
     }
     const failure = failureOf(err);
@@ -196,7 +211,11 @@ export class JobRunner implements JobQueue {
     await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
       log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
     });
-    const ended = this.#opts.store.getJob(jobId);
+    const ended = await this.#opts.store.getJob(jobId).catch((err: unknown) => {
+      log.error({ err: errorMessage(err) }, 'could not read the job after its run; it is left as stored');
+      return undefined;
+    });
+    if (ended === undefined) return;
     const status = ended?.status;
     const hasEnded = status === undefined || !isLive(status);
     if (ended && hasEnded) this.#tell(log, 'end', () => this.#opts.events.ended(ended));

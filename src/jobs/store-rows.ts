@@ -1,9 +1,21 @@
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
-import type { ErrorCode } from '../errors.ts';
+import { AppError, type ErrorCode } from '../errors.ts';
 import { isJobId } from './ids.ts';
-import type { ChunkRecord, ChunkState, ChunkStatus, JobRecord, JobStage, JobStatus } from './types.ts';
+import {
+  isLive,
+  JOB_STATUSES,
+  type ChunkRecord,
+  type ChunkState,
+  type ChunkStatus,
+  type JobRecord,
+  type JobStage,
+  type JobStatus,
+} from './types.ts';
 
-/** How the store's records map to SQLite rows and back: the column names, the JSON columns, the list cursor. */
+/**
+ * How the store's records map to rows and back, for SQLite and PostgreSQL alike: the column names, the JSON
+ * columns (text in both), the list cursor.
+ */
 
 /** The job fields a write may change (the rest are set once, at insert). */
 export type JobPatch = Partial<
@@ -28,6 +40,13 @@ export type ChunkPatch = Partial<
 >;
 
 export type Row = Record<string, SQLInputValue>;
+
+const statusList = (statuses: readonly JobStatus[]) => `(${statuses.map((s) => `'${s}'`).join(', ')})`;
+/** SQL lists of the end states and the live states, as both stores' queries spell them. */
+export const ENDED_STATUSES = statusList(JOB_STATUSES.filter((s) => !isLive(s)));
+export const LIVE_STATUSES = statusList(JOB_STATUSES.filter(isLive));
+/** When a job ended. An ended job always has completed_at; updated_at covers rows written before that was so. */
+export const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
 
 export const JOB_COLUMNS: Record<keyof JobPatch, string> = {
   status: 'status',
@@ -57,7 +76,46 @@ export const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
  * about half the cost of row objects (polls read them many times a second).
  */
 export const CHUNK_STATE_COLUMNS =
-  'job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message';
+  "job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message, json_extract(result_json, '$.language')";
+
+/**
+ * Every jobs column but the transcript: a poll reads the job row many times a second, and copying a long
+ * recording's transcript out each time was most of its cost. A column added to the schema is added here.
+ */
+export const JOB_READ_COLUMNS =
+  'id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json, estimate_json, ' +
+  'chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key, ' +
+  'key_name, webhook_json, chunk_plan_json, request_fingerprint';
+
+/** The columns a new job's row is written with, and its values in that order (`jobInsertValues`). */
+export const JOB_INSERT_COLUMNS =
+  'id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json, estimate_json, ' +
+  'chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key, ' +
+  'key_name, request_fingerprint';
+
+export function jobInsertValues(job: JobRecord, requestFingerprint: string | null): SQLInputValue[] {
+  return [
+    job.id,
+    job.owner,
+    job.status,
+    job.stage,
+    job.createdAt,
+    job.updatedAt,
+    job.completedAt,
+    job.audio,
+    job.request,
+    job.estimate,
+    job.chunksTotal,
+    job.slicingDone,
+    job.percent,
+    job.transcribingStartedAt,
+    job.errorCode,
+    job.errorMessage,
+    job.idempotencyKey,
+    job.keyName ?? null,
+    requestFingerprint,
+  ].map(toSql);
+}
 
 export function toSql(value: unknown): SQLInputValue {
   if (value === undefined || value === null) return null;
@@ -93,7 +151,7 @@ export function rowToJob(r: Row): JobRecord {
 
 /** A chunk selected as CHUNK_STATE_COLUMNS. */
 export function chunkStateOf(values: readonly SQLOutputValue[]): ChunkState {
-  const [jobId, idx, startS, durationS, status, attempts, nextTryAt, errorCode, errorMessage] = values;
+  const [jobId, idx, startS, durationS, status, attempts, nextTryAt, errorCode, errorMessage, language] = values;
   return {
     jobId: jobId as string,
     index: Number(idx),
@@ -104,13 +162,38 @@ export function chunkStateOf(values: readonly SQLOutputValue[]): ChunkState {
     nextTryAt: (nextTryAt as string | null) ?? null,
     errorCode: (errorCode as ErrorCode | null) ?? null,
     errorMessage: (errorMessage as string | null) ?? null,
+    language: (language as string | null) ?? null,
   };
 }
 
 /** A chunk selected as CHUNK_STATE_COLUMNS followed by result_json. */
 export function chunkOf(values: readonly SQLOutputValue[]): ChunkRecord {
-  const result = values[9];
+  const result = values[10];
   return { ...chunkStateOf(values), result: typeof result === 'string' ? JSON.parse(result) : null };
+}
+
+/**
+ * The (created_at, id) a list continues after: null for the first page (no cursor, or an empty one, as an HTML
+ * form sends). A cursor this server did not give is refused: ignoring it would answer the first page again.
+ */
+export function listAfter(cursor: string | undefined): [string, string] | null {
+  if (!cursor) return null;
+  const after = decodeCursor(cursor);
+  if (after === null) {
+    throw new AppError(
+      'INVALID_FIELD',
+      'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page',
+      { details: { field: 'cursor' } },
+    );
+  }
+  return after;
+}
+
+/** A page of a list read with one row more than `limit`: that row only says whether there is a next page. */
+export function listPage(rows: Row[], limit: number): { items: JobRecord[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit).map(rowToJob);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
 }
 
 export function encodeCursor(job: JobRecord): string {

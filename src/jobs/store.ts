@@ -3,25 +3,30 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { DiskFullError, isDiskFull, isMalformedStore } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
-import { AppError } from '../errors.ts';
+import type { JobStore, ListJobsQuery, PollView } from './job-store.ts';
 import { migrate } from './migrations.ts';
+import { PollCache, visibleTo } from './poll-cache.ts';
 import {
   CHUNK_COLUMNS,
   CHUNK_STATE_COLUMNS,
   chunkOf,
   chunkStateOf,
-  decodeCursor,
-  encodeCursor,
+  ENDED_AT,
+  ENDED_STATUSES,
   JOB_COLUMNS,
+  JOB_INSERT_COLUMNS,
+  JOB_READ_COLUMNS,
+  jobInsertValues,
+  listAfter,
+  listPage,
+  LIVE_STATUSES,
   rowToJob,
   toSql,
   type ChunkPatch,
   type JobPatch,
   type Row,
 } from './store-rows.ts';
-import { isLive, JOB_STATUSES, type ChunkRecord, type ChunkState, type JobRecord, type JobStatus } from './types.ts';
-
-export type { ChunkPatch, JobPatch } from './store-rows.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
 
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
@@ -32,13 +37,6 @@ export interface JobStoreOptions {
    * every read. Alone, every write passes through this store and counting them is enough. @default false
    */
   shared?: boolean;
-}
-
-export interface ListJobsQuery {
-  owner: string | null;
-  status?: JobStatus;
-  limit: number;
-  cursor?: string;
 }
 
 /**
@@ -59,39 +57,25 @@ export class StoreUnreadableError extends Error {
   }
 }
 
-/** Jobs whose poll answer is kept between writes: enough for every client polling at once. */
-const POLL_CACHE_SIZE = 1_000;
-
-const ENDED_STATUSES = `(${JOB_STATUSES.filter((s) => !isLive(s))
-  .map((s) => `'${s}'`)
-  .join(', ')})`;
-// An ended job always has completed_at; updated_at covers rows written before that was so.
-const ENDED_AT = `CASE WHEN status IN ${ENDED_STATUSES} THEN coalesce(completed_at, updated_at) END`;
-
 /**
- * The job store: one SQLite file, synchronous writes, so every state change is on disk before it is
- * reported to a client. WAL keeps polling reads from blocking the runner's writes.
+ * The job store on one SQLite file (the default): synchronous writes inside, so every state change is on disk
+ * before its promise resolves and calls apply in the order they were made. WAL keeps polling reads from blocking
+ * the runner's writes.
  */
-export class JobStore {
+export class SqliteJobStore implements JobStore {
+  readonly kind = 'sqlite';
   readonly #db: DatabaseSync;
   readonly #now: () => Date;
-  /**
-   * Every jobs column but the transcript: a poll reads the job row many times a second, and copying a long
-   * recording's transcript out of SQLite each time was most of its cost. Read from the table after the
-   * migrations, so a column added later is included without touching this.
-   */
-  readonly #jobColumns: string;
   readonly #statements = new Map<string, StatementSync>();
   #writes = 0;
   readonly #shared: boolean;
-  readonly #pollCache = new Map<string, { version: string; view: { job: JobRecord; chunks: ChunkState[] } }>();
+  readonly #pollCache = new PollCache<string>();
 
   constructor(options: JobStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
     this.#now = options.now ?? (() => new Date());
     this.#shared = options.shared ?? false;
     this.#db = new DatabaseSync(options.file);
-    let columns: Array<{ name: string }>;
     try {
       // busy_timeout first: processes sharing the file (scale-out) may open it at the same moment.
       this.#db.exec(
@@ -103,24 +87,18 @@ export class JobStore {
       );
       if (check.join() !== 'ok') throw new StoreUnreadableError(options.file, check.join('; ').replaceAll('\n', ' '));
       migrate(this.#db);
-      columns = this.#db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>;
     } catch (err) {
       this.#db.close();
       if (isMalformedStore(err)) throw new StoreUnreadableError(options.file, (err as Error).message, err);
       throw err;
     }
-    this.#jobColumns = columns
-      .map((c) => c.name)
-      .filter((name) => name !== 'transcript_json')
-      .map((name) => `"${name}"`)
-      .join(', ');
   }
 
   /**
    * Every write goes through here: it counts the write, which is how the poll cache knows its copy is stale
    * (writes by other connections move `PRAGMA data_version` instead).
    */
-  #write(sql: string): { run(...params: SQLInputValue[]): void } {
+  #write(sql: string): { run(...params: SQLInputValue[]): number } {
     this.#writes += 1;
     const statement = this.#db.prepare(sql);
     return {
@@ -128,7 +106,7 @@ export class JobStore {
       // here, once, so no caller has to know SQLite's error codes.
       run: (...params: SQLInputValue[]) => {
         try {
-          statement.run(...params);
+          return Number(statement.run(...params).changes);
         } catch (err) {
           throw isDiskFull(err) ? new DiskFullError('job store', err) : err;
         }
@@ -144,24 +122,22 @@ export class JobStore {
   }
 
   /**
-   * The job (as getJob) and its chunk states (as listChunkStates), served again without reading them while
-   * nothing was written anywhere: clients poll many times a second, and reading and parsing the rows was most
-   * of a poll's cost. The objects are shared between callers: read them, never change them.
+   * Served again without reading the rows while nothing was written anywhere: clients poll many times a second,
+   * and reading and parsing the rows was most of a poll's cost.
    */
-  pollView(id: string, owner?: string | null): { job: JobRecord; chunks: ChunkState[] } | null {
+  async pollView(id: string, owner?: string | null): Promise<PollView | null> {
     const version = this.#version();
-    let hit = this.#pollCache.get(id);
-    if (hit?.version !== version) {
-      const job = this.getJob(id);
-      if (!job) return null;
-      hit = { version, view: { job, chunks: this.listChunkStates(id) } };
-      // Oldest first out: a Map iterates in insertion order.
-      if (this.#pollCache.size >= POLL_CACHE_SIZE)
-        this.#pollCache.delete(this.#pollCache.keys().next().value as string);
-      this.#pollCache.delete(id);
-      this.#pollCache.set(id, hit);
+    let view = this.#pollCache.get(id, version);
+    if (!view) {
+      const job = this.#getJob(id);
+      if (!job) {
+        this.#pollCache.delete(id);
+        return null;
+      }
+      view = { job, chunks: this.#chunkStates(id) };
+      this.#pollCache.set(id, version, view);
     }
-    return owner !== undefined && hit.view.job.owner !== owner ? null : hit.view;
+    return visibleTo(view, owner);
   }
 
   /** The hot reads (polling) reuse their compiled statement instead of preparing it per call. */
@@ -174,112 +150,78 @@ export class JobStore {
     return statement;
   }
 
-  /** `requestFingerprint`: what the job's Idempotency-Key stands for, kept in the same write as the key. */
-  insertJob(job: JobRecord, requestFingerprint: string | null = null): void {
-    this.#write(
-      `INSERT INTO jobs (id, owner, status, stage, created_at, updated_at, completed_at, audio_json, request_json,
-         estimate_json, chunks_total, slicing_done, percent, transcribing_started_at, error_code, error_message, idempotency_key,
-         key_name, request_fingerprint)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      ...[
-        job.id,
-        job.owner,
-        job.status,
-        job.stage,
-        job.createdAt,
-        job.updatedAt,
-        job.completedAt,
-        job.audio,
-        job.request,
-        job.estimate,
-        job.chunksTotal,
-        job.slicingDone,
-        job.percent,
-        job.transcribingStartedAt,
-        job.errorCode,
-        job.errorMessage,
-        job.idempotencyKey,
-        job.keyName ?? null,
-        requestFingerprint,
-      ].map(toSql),
-    );
+  async insertJob(job: JobRecord, requestFingerprint: string | null = null): Promise<void> {
+    const values = jobInsertValues(job, requestFingerprint);
+    this.#write(`INSERT INTO jobs (${JOB_INSERT_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`).run(...values);
   }
 
-  /** With an owner, a job of another owner is invisible (as if it did not exist). */
-  getJob(id: string, owner?: string | null): JobRecord | null {
-    const row = this.#cached(`SELECT ${this.#jobColumns} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
+  async getJob(id: string, owner?: string | null): Promise<JobRecord | null> {
+    return this.#getJob(id, owner);
+  }
+
+  #getJob(id: string, owner?: string | null): JobRecord | null {
+    const row = this.#cached(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
     if (!row) return null;
     const job = rowToJob(row);
     return owner !== undefined && job.owner !== owner ? null : job;
   }
 
-  /** The job created with this key, and the fingerprint of the request that created it (null for older jobs). */
-  findByIdempotencyKey(
+  async findByIdempotencyKey(
     owner: string | null,
     key: string,
-  ): { job: JobRecord; requestFingerprint: string | null } | null {
+  ): Promise<{ job: JobRecord; requestFingerprint: string | null } | null> {
     const row = this.#db
-      .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
+      .prepare(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE ifnull(owner, '') = ? AND idempotency_key = ?`)
       .get(owner ?? '', key) as Row | undefined;
     return row ? { job: rowToJob(row), requestFingerprint: (row.request_fingerprint as string | null) ?? null } : null;
   }
 
-  listJobs(query: ListJobsQuery): { items: JobRecord[]; nextCursor: string | null } {
+  async listJobs(query: ListJobsQuery): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
     const where: string[] = ["ifnull(owner, '') = ?"];
     const params: SQLInputValue[] = [query.owner ?? ''];
     if (query.status) {
       where.push('status = ?');
       params.push(query.status);
     }
-    // An empty cursor is no cursor, as an HTML form sends an empty input.
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
-    if (query.cursor && after === null) {
-      throw new AppError(
-        'INVALID_FIELD',
-        'cursor is not a next_cursor this server gave; send it unchanged, or leave it out for the first page',
-        {
-          details: { field: 'cursor' },
-        },
-      );
-    }
+    const after = listAfter(query.cursor);
     if (after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
       params.push(after[0], after[0], after[1]);
     }
     const rows = this.#db
       .prepare(
-        `SELECT ${this.#jobColumns} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+        `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
       )
       .all(...params, query.limit + 1) as Row[];
-    const items = rows.slice(0, query.limit).map(rowToJob);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+    return listPage(rows, query.limit);
   }
 
-  updateJob(id: string, patch: JobPatch): void {
+  async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
     const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
-    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?`;
-    this.#write(sql).run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id);
+    const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
+    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?${live}`;
+    return this.#write(sql).run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id) > 0;
   }
 
-  /** Raises the stored percent only: the contract says it never goes down. */
-  raisePercent(id: string, percent: number): void {
+  async raisePercent(id: string, percent: number): Promise<void> {
     this.#write('UPDATE jobs SET percent = max(percent, ?) WHERE id = ?').run(percent, id);
   }
 
-  /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
-  upsertChunk(jobId: string, index: number, startS: number, durationS: number): ChunkRecord {
+  async upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord> {
     this.#write(
       `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
        ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
        WHERE chunks.status != 'done'`,
     ).run(jobId, index, startS, durationS);
-    return this.getChunk(jobId, index) as ChunkRecord;
+    return this.#getChunk(jobId, index) as ChunkRecord;
   }
 
-  getChunk(jobId: string, index: number): ChunkRecord | null {
+  async getChunk(jobId: string, index: number): Promise<ChunkRecord | null> {
+    return this.#getChunk(jobId, index);
+  }
+
+  #getChunk(jobId: string, index: number): ChunkRecord | null {
     const statement = this.#cached(
       `SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? AND idx = ?`,
     );
@@ -288,21 +230,20 @@ export class JobStore {
     return values ? chunkOf(values) : null;
   }
 
-  /** Chunks that were with the provider when their process stopped have no result: they go again. */
-  resetChunksInFlight(jobId: string): void {
+  async resetChunksInFlight(jobId: string): Promise<void> {
     this.#write(
       "UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = ? AND status IN ('sending', 'retrying')",
     ).run(jobId);
   }
 
-  updateChunk(jobId: string, index: number, patch: ChunkPatch): void {
+  async updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
     if (entries.length === 0) return;
     const sql = `UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`;
     this.#write(sql).run(...entries.map(([, v]) => toSql(v)), jobId, index);
   }
 
-  listChunks(jobId: string): ChunkRecord[] {
+  async listChunks(jobId: string): Promise<ChunkRecord[]> {
     const statement = this.#cached(
       `SELECT ${CHUNK_STATE_COLUMNS}, result_json FROM chunks WHERE job_id = ? ORDER BY idx`,
     );
@@ -310,82 +251,79 @@ export class JobStore {
     return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkOf);
   }
 
-  /** The chunks' states without their results (no result JSON is read or parsed): enough for progress. */
-  listChunkStates(jobId: string): ChunkState[] {
+  async listChunkStates(jobId: string): Promise<ChunkState[]> {
+    return this.#chunkStates(jobId);
+  }
+
+  #chunkStates(jobId: string): ChunkState[] {
     const statement = this.#cached(`SELECT ${CHUNK_STATE_COLUMNS} FROM chunks WHERE job_id = ? ORDER BY idx`);
     statement.setReturnArrays(true);
     return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkStateOf);
   }
 
-  /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
-  deleteChunksFrom(jobId: string, index: number): void {
+  async deleteChunksFrom(jobId: string, index: number): Promise<void> {
     this.#write('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
   }
 
-  saveTranscript(jobId: string, transcript: Transcript): void {
+  async saveTranscript(jobId: string, transcript: Transcript): Promise<void> {
     this.#write('UPDATE jobs SET transcript_json = ? WHERE id = ?').run(JSON.stringify(transcript), jobId);
   }
 
-  getTranscript(jobId: string): Transcript | null {
+  async getTranscript(jobId: string): Promise<Transcript | null> {
     const row = this.#db.prepare('SELECT transcript_json FROM jobs WHERE id = ?').get(jobId) as Row | undefined;
     return row?.transcript_json ? JSON.parse(row.transcript_json as string) : null;
   }
 
-  /** Jobs a previous process accepted but did not finish. */
-  unfinishedJobs(): JobRecord[] {
+  async unfinishedJobs(): Promise<JobRecord[]> {
     return (
       this.#db
-        .prepare(`SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`)
+        .prepare(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`)
         .all() as Row[]
     ).map(rowToJob);
   }
 
-  /** Status and end time only (no JSON parsing), for the cleanup's per-directory decisions. */
-  jobLifecycle(id: string): { status: JobStatus; endedAt: string | null } | null {
+  async jobLifecycle(id: string): Promise<{ status: JobStatus; endedAt: string | null } | null> {
     const row = this.#db.prepare(`SELECT status, ${ENDED_AT} AS ended_at FROM jobs WHERE id = ?`).get(id) as
       Row | undefined;
     return row ? { status: row.status as JobStatus, endedAt: (row.ended_at as string | null) ?? null } : null;
   }
 
-  /** Ended jobs (completed, failed, cancelled) that ended before `before`, oldest first. */
-  endedJobsBefore(before: string, limit: number): string[] {
+  async endedJobsBefore(before: string, limit: number): Promise<string[]> {
     const rows = this.#db
       .prepare(`SELECT id FROM jobs WHERE status IN ${ENDED_STATUSES} AND ${ENDED_AT} < ? ORDER BY ${ENDED_AT} LIMIT ?`)
       .all(before, limit) as Row[];
     return rows.map((r) => r.id as string);
   }
 
-  /** Ended jobs whose callback is still owed: pending, or never started because the process died as the job ended. */
-  webhookBacklog(): JobRecord[] {
+  async webhookBacklog(): Promise<JobRecord[]> {
     return (
       this.#db
         .prepare(
-          `SELECT ${this.#jobColumns} FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
+          `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE status IN ('completed', 'failed') AND json_extract(request_json, '$.callback_url') IS NOT NULL
              AND (webhook_json IS NULL OR json_extract(webhook_json, '$.status') = 'pending') ORDER BY completed_at`,
         )
         .all() as Row[]
     ).map(rowToJob);
   }
 
-  jobIds(): Set<string> {
+  async jobIds(): Promise<Set<string>> {
     return new Set((this.#db.prepare('SELECT id FROM jobs').all() as Row[]).map((r) => r.id as string));
   }
 
-  countByStatus(): Record<string, number> {
+  async countByStatus(): Promise<Record<string, number>> {
     const rows = this.#db.prepare('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as Row[];
     return Object.fromEntries(rows.map((r) => [r.status as string, Number(r.n)]));
   }
 
-  deleteJob(id: string): void {
+  async deleteJob(id: string): Promise<void> {
     this.#write('DELETE FROM jobs WHERE id = ?').run(id);
   }
 
-  /** A cheap query that proves the file is readable and writable (for /health/ready). */
-  ping(): void {
+  async ping(): Promise<void> {
     this.#db.prepare('SELECT count(*) FROM jobs').get();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
 }

@@ -35,6 +35,12 @@ export interface JobRequest {
   max_cost_usd: number | null;
   /** 'sequential' chains each chunk's prompt to the previous chunk's text; absent (older jobs) means 'none'. */
   context?: 'none' | 'sequential';
+  /** 'translate': into English (POST /v1/audio/translations); absent (older jobs) means 'transcribe'. */
+  task?: 'transcribe' | 'translate';
+  /** Sampling temperature (0..1) for engines that take one; absent or null: the engine's default. */
+  temperature?: number | null;
+  /** Word times asked for (timestamp_granularities[]=word); absent means not asked. */
+  word_timestamps?: boolean;
 }
 
 export interface CostEstimate {
@@ -96,5 +102,8 @@ export interface ChunkRecord {
   result: ChunkResult | null;
 }
 
-/** A chunk row without its transcription result: what progress reporting needs, without parsing the result JSON. */
-export type ChunkState = Omit<ChunkRecord, 'result'>;
+/**
+ * A chunk row without its transcription result: what progress reporting needs, without parsing the result JSON;
+ * with the language its result reports (null before it has one, or when the model reports none).
+ */
+export type ChunkState = Omit<ChunkRecord, 'result'> & { language?: string | null };

@@ -13,12 +13,13 @@ const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, 'half-open': 1
 
 /** What the metrics read at scrape time rather than count as it happens. */
 export interface MetricSources {
-  jobCounts(): Record<string, number>;
-  limiterStats(): Promise<LimiterStats>;
+  jobCounts(): Promise<Record<string, number>>;
+  /** Each backend's rate limiter, by backend name. */
+  limiterStats(): Promise<ReadonlyArray<{ provider: string; stats: LimiterStats }>>;
   pressureLevel(): PressureLevel;
   /** The data volume as the last pressure sample saw it; null before the first sample. */
   disk(): { freeBytes: number; level: PressureLevel } | null;
-  /** Each provider's circuit breaker (its snapshot's state). */
+  /** Each backend's circuit breaker (its snapshot's state), by backend name. */
   circuits(): ReadonlyArray<{ provider: string; state: CircuitState }>;
 }
 
@@ -61,33 +62,38 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
     help: 'Jobs in the store by status.',
     labelNames: ['status'],
     registers,
-    collect() {
-      const counts = sources.jobCounts();
+    async collect() {
+      const counts = await sources.jobCounts();
       for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
     },
   });
-  const limiterQueued = new Gauge({
-    name: 'chunkscribe_limiter_queued',
-    help: 'Provider calls waiting for a rate-limit token or an in-flight slot.',
-    registers,
-  });
-  const limiterRunning = new Gauge({
-    name: 'chunkscribe_limiter_running',
-    help: 'Provider calls in flight.',
-    registers,
-  });
-  new Gauge({
-    name: 'chunkscribe_limiter_tokens',
-    help: 'Rate-limit tokens usable now (0 while a provider-requested pause holds every job).',
-    registers,
-    // One stats() call feeds all three limiter gauges; the other two are set here before they are serialised.
-    async collect() {
-      const stats = await sources.limiterStats();
-      this.set(stats.tokens);
-      limiterQueued.set(stats.queued);
-      limiterRunning.set(stats.running);
-    },
-  });
+  // One stats() call per backend and scrape feeds all three limiter gauges: the registry collects them at once.
+  let limiterRead: ReturnType<MetricSources['limiterStats']> | null = null;
+  const readLimiters = () =>
+    (limiterRead ??= sources.limiterStats().finally(() => {
+      limiterRead = null;
+    }));
+  const limiterGauge = (name: string, help: string, pick: (stats: LimiterStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['provider'],
+      registers,
+      async collect() {
+        for (const { provider, stats } of await readLimiters()) this.set({ provider }, pick(stats));
+      },
+    });
+  limiterGauge(
+    'chunkscribe_limiter_queued',
+    'Provider calls waiting for a rate-limit token or an in-flight slot, by backend.',
+    (s) => s.queued,
+  );
+  limiterGauge('chunkscribe_limiter_running', 'Provider calls in flight, by backend.', (s) => s.running);
+  limiterGauge(
+    'chunkscribe_limiter_tokens',
+    "Rate-limit tokens usable now, by backend (0 while a provider-requested pause holds that backend's jobs).",
+    (s) => s.tokens,
+  );
   new Gauge({
     name: 'chunkscribe_pressure_level',
     help: 'Memory and disk pressure: 0 normal, 1 elevated (uploads refused), 2 critical (emergency cleanup).',

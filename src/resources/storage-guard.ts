@@ -34,7 +34,7 @@ export interface StorageGuard {
    */
   run<T>(what: string, write: () => T | Promise<T>, signal: AbortSignal): Promise<T>;
   /** One try of a write that may be skipped (progress details): false when it failed for lack of space. */
-  attempt(what: string, write: () => void): boolean;
+  attempt(what: string, write: () => Promise<unknown>): Promise<boolean>;
   /** Something other than a guarded write (ffmpeg writing chunk files) ran out of space. */
   report(what: string, err: unknown): void;
   /** Resolves at once while writes work; while they fail for lack of space, once there is room again. */
@@ -165,9 +165,9 @@ export function createStorageGuard(deps: StorageGuardDeps): StorageGuard {
         await waitForRoom(what, startedAt, signal);
       }
     },
-    attempt(what, write) {
+    async attempt(what, write) {
       try {
-        write();
+        await write();
         clear('a write succeeded');
         return true;
       } catch (err) {

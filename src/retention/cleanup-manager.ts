@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import { isLive } from '../jobs/types.ts';
 import { dirAction, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
+import { localUploads, type UploadStore } from '../storage/upload-store.ts';
 
 export interface CleanupConfig extends RetentionPolicy {
   /** Pause between two background passes (measured from the end of one to the start of the next). */
@@ -13,6 +14,8 @@ export interface CleanupConfig extends RetentionPolicy {
 export interface CleanupDeps {
   store: Pick<JobStore, 'jobLifecycle' | 'endedJobsBefore' | 'deleteJob'>;
   dirs: Pick<JobDirs, 'list' | 'inProcess' | 'usage' | 'remove' | 'removeChunks'>;
+  /** The object store's copies of uploads, under the same policy as the directories. @default local disk: none */
+  uploads?: Pick<UploadStore, 'driver' | 'list' | 'remove'>;
   logger: Logger;
   config: CleanupConfig;
   clock: () => Date;
@@ -29,6 +32,8 @@ export interface CleanupReport {
   orphans: number;
   /** Bytes of the files deleted. */
   freedBytes: number;
+  /** Jobs whose objects were deleted from the object store (an orphan among them is counted in `orphans` too). */
+  removedObjects: number;
 }
 
 export interface CleanupManager {
@@ -50,7 +55,14 @@ const emptyReport = (emergency: boolean): CleanupReport => ({
   removedDirs: 0,
   orphans: 0,
   freedBytes: 0,
+  removedObjects: 0,
 });
+
+/**
+ * An object without a job row is an upload between its put and its row, on whichever host received it, for a
+ * moment; one older than this was left by a host that died in between (or a delete the store missed).
+ */
+export const ORPHAN_OBJECT_GRACE_MS = 15 * 60_000;
 
 /**
  * Deletes what no live job references, by policy: ended jobs' files once their upload retention is over (at once
@@ -59,6 +71,7 @@ const emptyReport = (emergency: boolean): CleanupReport => ({
  */
 export function createCleanupManager(deps: CleanupDeps): CleanupManager {
   const { store, dirs, logger, config, clock } = deps;
+  const uploads = deps.uploads ?? localUploads;
   validatePolicy(config);
   const batchSize = deps.batchSize ?? 500;
   let tail: Promise<unknown> = Promise.resolve();
@@ -72,15 +85,35 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     report.freedBytes += await dirs.usage(id);
     await dirs.remove(id);
     report.removedDirs += 1;
+    // Local files first: a store that does not answer fails the pass after them, and the object sweep of a later
+    // pass deletes what is left.
+    if (uploads.driver !== 'local') {
+      await uploads.remove(id);
+      report.removedObjects += 1;
+    }
+  }
+
+  async function sweepObjects(report: CleanupReport): Promise<void> {
+    if (uploads.driver === 'local') return;
+    const nowMs = clock().getTime();
+    for (const object of await uploads.list()) {
+      if (stopped) return;
+      const job = await store.jobLifecycle(object.jobId);
+      const arriving = !job && nowMs - object.modifiedMs < ORPHAN_OBJECT_GRACE_MS;
+      if (dirAction({ job, inProcess: arriving }, nowMs, config, report.emergency) !== 'remove-dir') continue;
+      await uploads.remove(object.jobId);
+      if (!job) report.orphans += 1;
+      report.removedObjects += 1;
+    }
   }
 
   async function purgeExpired(report: CleanupReport): Promise<void> {
     const cutoff = purgeCutoff(clock().getTime(), config);
     for (;;) {
-      const ids = store.endedJobsBefore(cutoff, batchSize);
+      const ids = await store.endedJobsBefore(cutoff, batchSize);
       for (const id of ids) {
         // Row first: a crash between the two leaves a directory without a row, which the start sweep removes.
-        store.deleteJob(id);
+        await store.deleteJob(id);
         report.purgedJobs += 1;
         await removeDir(id, report);
       }
@@ -92,13 +125,21 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     const nowMs = clock().getTime();
     for (const id of await dirs.list()) {
       if (stopped) return;
-      const job = store.jobLifecycle(id);
-      const action = dirAction({ job, inProcess: dirs.inProcess(id) }, nowMs, config, report.emergency);
+      // Whether this process is writing the directory is read before the row: an upload accepted meanwhile has
+      // its row stored before it lets the directory go, so one of the two always keeps it.
+      const inProcess = dirs.inProcess(id);
+      const job = await store.jobLifecycle(id);
+      const action = dirAction({ job, inProcess }, nowMs, config, report.emergency);
       if (action === 'remove-dir') {
         if (!job) report.orphans += 1;
         await removeDir(id, report);
-      } else if (action === 'remove-chunks') {
+      } else if (action === 'remove-chunks' && uploads.driver === 'local') {
         await dirs.removeChunks(id);
+      } else if (action === 'remove-chunks') {
+        // The bucket keeps the retained upload; this host's copy (left by a stop before the job's end was handled) is scratch.
+        report.freedBytes += await dirs.usage(id);
+        await dirs.remove(id);
+        report.removedDirs += 1;
       }
     }
   }
@@ -108,8 +149,9 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     if (stopped) return report;
     const started = performance.now();
     // Under pressure files go first: deleting rows needs room in the store's log, which a full volume may not have.
-    for (const step of emergency ? [sweepDirs, purgeExpired] : [purgeExpired, sweepDirs]) await step(report);
-    const level = emergency || report.purgedJobs + report.removedDirs > 0 ? 'info' : 'debug';
+    const steps = emergency ? [sweepDirs, purgeExpired, sweepObjects] : [purgeExpired, sweepDirs, sweepObjects];
+    for (const step of steps) await step(report);
+    const level = emergency || report.purgedJobs + report.removedDirs + report.removedObjects > 0 ? 'info' : 'debug';
     logger[level]({ ...report, ms: Math.round(performance.now() - started) }, 'cleanup pass');
     return report;
   }
@@ -141,10 +183,17 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
       return queuedEmergency;
     },
     async releaseUpload(jobId) {
-      if (config.uploadRetentionMs > 0) return;
-      const job = store.jobLifecycle(jobId);
+      const kept = config.uploadRetentionMs > 0;
+      // With an object store the local file is only this host's copy: it goes whether or not the upload is kept.
+      if (kept && uploads.driver === 'local') return;
+      const job = await store.jobLifecycle(jobId);
       if (job && isLive(job.status)) return;
       await dirs.remove(jobId);
+      if (kept) return;
+      await uploads.remove(jobId).catch((err: unknown) => {
+        // The object sweep deletes it once the store answers again: the job has ended and keeps no upload.
+        logger.warn({ jobId, err: errorMessage(err) }, 'could not delete the upload from the object store');
+      });
     },
     start() {
       if (stopped || started) return;

@@ -2,10 +2,11 @@ import type { ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
+import type { BackendSpec } from '../transcribe/backends-config.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 
 /** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */
@@ -15,16 +16,24 @@ function connectionFor(url: string): ConnectionOptions {
 
 // BullMQ and ioredis are loaded only in scale-out mode: they add ~25 MiB of RSS to a process that never uses them.
 
-/** The provider limit shared through Redis in scale-out mode; null in the single-process mode. */
-export async function scaleOutLimiter(config: Config, logger: Logger): Promise<RateLimiter | null> {
+/**
+ * A backend's limit shared through Redis in scale-out mode, keyed by its name (each backend is its own account or
+ * server); null in the single-process mode.
+ */
+export async function scaleOutLimiter(
+  config: Config,
+  logger: Logger,
+  backend: Pick<BackendSpec, 'name' | 'rateLimit' | 'maxInFlight'>,
+): Promise<RateLimiter | null> {
   if (!config.redisUrl) return null;
   const { createSharedRateLimiter } = await import('./shared-rate-limiter.ts');
   return createSharedRateLimiter({
     connection: connectionFor(config.redisUrl),
     prefix: config.scale.prefix,
-    rpm: config.rateLimit.rpm,
-    burst: config.rateLimit.burst,
-    maxInFlight: config.maxInFlight,
+    backend: backend.name,
+    rpm: backend.rateLimit.rpm,
+    burst: backend.rateLimit.burst,
+    maxInFlight: backend.maxInFlight,
     logger,
   });
 }

@@ -2,9 +2,10 @@ import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'b
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import { errorMessage } from '../errors.ts';
 import { markFailed } from '../jobs/lifecycle.ts';
 import type { JobQueue, JobRunner } from '../jobs/runner.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import { isLive } from '../jobs/types.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
 import { CLOSE_WITHIN_MS, closeWithin } from './bounded-close.ts';
@@ -83,7 +84,7 @@ export class QueueRunner implements JobQueue {
       autorun: false,
     });
     this.#worker.on('error', (err) => logger.error({ err }, 'job worker error'));
-    this.#worker.on('failed', (job, err) => this.#onFailed(job, err));
+    this.#worker.on('failed', (job, err) => void this.#onFailed(job, err));
     // Cancel reaches whichever worker runs the job: every worker hears it, the one that has it stops it.
     this.#sub = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     this.#sub.on('error', (err) => logger.error({ err }, 'redis error'));
@@ -163,7 +164,7 @@ export class QueueRunner implements JobQueue {
   }
 
   async #requeueUnfinished(): Promise<number> {
-    const jobs = this.#opts.store.unfinishedJobs();
+    const jobs = await this.#opts.store.unfinishedJobs();
     for (const job of jobs) await this.enqueue(job.id);
     return jobs.length;
   }
@@ -189,17 +190,17 @@ export class QueueRunner implements JobQueue {
     const { jobId } = job.data;
     const { store, local, logger } = this.#opts;
     const log = logger.child({ jobId });
-    const before = store.getJob(jobId)?.status;
+    const before = (await store.getJob(jobId))?.status;
     // Re-queued by a reconcile that read the row just before the job ended: nothing left to do.
     if (before === undefined || !isLive(before)) return;
     // This worker holds the job's lock now: whatever else works on the job's files belongs to a dead worker, and
     // requests it had in flight have no result and go again.
     await this.#opts.sweepStrays(jobId);
-    store.resetChunksInFlight(jobId);
+    await store.resetChunksInFlight(jobId);
     if (job.attemptsStarted > 1 || job.stalledCounter > 0)
       log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
     await local.enqueue(jobId);
-    const status = store.getJob(jobId)?.status;
+    const status = (await store.getJob(jobId))?.status;
     if (status === undefined || !isLive(status)) return;
     // Stopped by this worker's shutdown: back to the queue at once for another worker (or this one after restart).
     log.info('handing the job back to the queue');
@@ -207,17 +208,19 @@ export class QueueRunner implements JobQueue {
     throw new DelayedError();
   }
 
-  #onFailed(job: Job<QueuedJob> | undefined, err: Error): void {
+  /** Fails the job only if it is still live: markFailed checks that in the same write, so a job that ended meanwhile keeps its end. */
+  async #onFailed(job: Job<QueuedJob> | undefined, err: Error): Promise<void> {
     if (!job) return;
     const { jobId } = job.data;
-    const current = this.#opts.store.getJob(jobId);
-    if (!current || !isLive(current.status)) return;
-    this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
-    markFailed(
-      this.#opts.store,
-      jobId,
-      { code: 'INTERNAL', message: 'The job was interrupted too many times.' },
-      this.#opts.now(),
-    );
+    const failure = { code: 'INTERNAL', message: 'The job was interrupted too many times.' } as const;
+    try {
+      if (await markFailed(this.#opts.store, jobId, failure, this.#opts.now()))
+        this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
+    } catch (writeErr) {
+      this.#opts.logger.error(
+        { jobId, err, writeErr: errorMessage(writeErr) },
+        'job given up by the queue; not stored',
+      );
+    }
   }
 }

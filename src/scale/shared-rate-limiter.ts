@@ -10,6 +10,8 @@ export interface SharedRateLimiterOptions {
   connection: ConnectionOptions;
   /** BullMQ key prefix; every process sharing the limit uses the same one. */
   prefix: string;
+  /** The backend whose limit this is: its permits queue is its own. @default one queue (a single backend) */
+  backend?: string;
   rpm: number;
   burst: number;
   /** Provider calls running at the same time in THIS process (a local resource cap, not part of the shared limit). */
@@ -49,10 +51,11 @@ interface Waiter {
  */
 export function createSharedRateLimiter(options: SharedRateLimiterOptions): RateLimiter {
   const { connection, prefix, rpm, burst, maxInFlight, logger, clock = systemClock, pollMs = 50 } = options;
+  const queueName = options.backend === undefined ? QUEUE : `${QUEUE}-${options.backend}`;
   const log = logger.child({ component: 'shared-rate-limiter' });
   const window = windowFor(rpm, burst);
-  const queue = new Queue(QUEUE, { connection, prefix });
-  const fetcher = new Worker(QUEUE, null, {
+  const queue = new Queue(queueName, { connection, prefix });
+  const fetcher = new Worker(queueName, null, {
     connection,
     prefix,
     autorun: false,

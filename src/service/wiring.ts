@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createChunkSource, createDecodeChecker, createProber } from '../chunker/index.ts';
+import { createDecodeChecker, createProber } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
+import { createJobFeed } from '../jobs/job-feed.ts';
 import { JobRunner } from '../jobs/runner.ts';
-import { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
+import { PgJobStore } from '../jobs/pg-store.ts';
+import { SqliteJobStore } from '../jobs/store.ts';
 import { createCleanupManager } from '../retention/cleanup-manager.ts';
 import { lockDataDir } from '../resources/data-dir-lock.ts';
 import { createDirPool } from '../resources/dir-pool.ts';
@@ -17,15 +20,14 @@ import { createPressureGauge } from '../resources/pressure-gauge.ts';
 import { createStorageGuard } from '../resources/storage-guard.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
-import type { Services } from '../http/services.ts';
-import { resolveModel } from '../transcribe/models.ts';
-import { createProvider, ENGINES } from '../transcribe/providers/index.ts';
-import { createTranscription } from '../transcribe/transcription.ts';
+import type { ModelListing, Services } from '../http/services.ts';
+import { systemClock } from '../transcribe/backoff.ts';
+import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
+import { createUploadStore } from '../storage/index.ts';
 import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
+import { createBackendStages } from './backend-stages.ts';
 import {
-  createCostEstimator,
   createMediaValidator,
-  createProviderValidator,
   createRequestValidator,
   createSystemValidator,
   createValidationGate,
@@ -45,6 +47,25 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
+/** The models a job may name, default first, each with the backend that serves it (GET /v1/models). */
+function modelListing(registry: BackendRegistry): ModelListing[] {
+  return registry.modelIds().flatMap((id) => {
+    const info = registry.model(id);
+    if (info === undefined) return [];
+    return [
+      {
+        id,
+        provider: registry.backendOf(id).spec.name,
+        default: id === registry.defaultModel,
+        translation: info.translation,
+        segmentTimes: info.segmentTimes,
+        wordTimes: info.wordTimes,
+        languages: info.languages,
+      },
+    ];
+  });
+}
+
 /** Test seams: what a test may replace to drive the service into states a machine cannot be put in on demand. */
 export interface ServiceOverrides {
   /** Disk and memory readings (pressure tests). */
@@ -62,14 +83,18 @@ export async function createServices(
   const shared = config.redisUrl !== undefined;
   const lock = lockDataDir(config.dataDir, { shared });
   const now = () => new Date();
-  const store = new JobStore({ file: storeFile(config), now, shared });
+  // DATABASE_URL: the store is shared by every host through PostgreSQL; else SQLite in DATA_DIR.
+  const store: JobStore = config.databaseUrl
+    ? await PgJobStore.open({ url: config.databaseUrl, logger: logger.child({ component: 'store' }), now })
+    : new SqliteJobStore({ file: storeFile(config), now, shared });
   const dirs = createJobDirs({ dataDir: config.dataDir, logger });
   const dirPool = createDirPool({
     dirs,
     limits: { ...config.jobDirs, retryAfterS: config.pressure.retryAfterS },
     logger: logger.child({ component: 'dir-pool' }),
   });
-  const provider = createProvider(config, logger);
+  // STORAGE_URL set: the bucket keeps the uploads and DATA_DIR/jobs is this host's scratch.
+  const uploads = await createUploadStore(config, logger);
 
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,
@@ -81,6 +106,7 @@ export async function createServices(
     // Scale-out: a directory without a row may be an upload another API process is still streaming, and only that
     // process knows; such directories are kept rather than deleted under it.
     dirs: shared ? { ...dirs, inProcess: () => true } : dirs,
+    uploads,
     logger: logger.child({ component: 'cleanup' }),
     config: {
       retentionMs: config.retention.jobsMs,
@@ -109,7 +135,25 @@ export async function createServices(
   const prober = createProber({ logger, timeoutS: config.probeTimeoutS });
   const decodeChecker = createDecodeChecker({ logger, timeoutS: config.probeTimeoutS });
   const systemValidator = createSystemValidator({ monitor, logger });
-  const providerValidator = createProviderValidator({ provider, logger });
+  const metrics = createServiceMetrics(
+    {
+      jobCounts: () => store.countByStatus(),
+      // Read at scrape time, after the backends below exist.
+      limiterStats: () =>
+        Promise.all(registry.backends.map(async (b) => ({ provider: b.spec.name, stats: await b.limiter.stats() }))),
+      pressureLevel: () => pressure.level(),
+      disk: () => pressure.last()?.disk ?? null,
+      circuits: () => registry.backends.map((b) => ({ provider: b.spec.name, state: b.breaker.snapshot().state })),
+    },
+    { version: packageVersion(), nodeVersion: process.version },
+  );
+  // Every configured backend, each with its own provider, limiter, breaker and transcriber; jobs go by model.
+  const registry = await createBackendRegistry(config, {
+    metrics,
+    logger,
+    sharedLimiter: (backend) => scaleOutLimiter(config, logger, backend),
+  });
+  const stages = createBackendStages(config, { registry, logger });
   const gate = createValidationGate({
     logger,
     system: systemValidator,
@@ -120,35 +164,19 @@ export async function createServices(
       maxDurationS: config.maxDurationS,
       chunkSeconds: config.chunkSeconds,
     }),
-    provider: providerValidator,
-    estimator: createCostEstimator({
-      logger,
-      provider: provider.name,
-      priceOverridesJson: config.pricePerMinuteJson,
-      maxJobCostUsd: config.maxJobCostUsd,
-    }),
+    provider: stages.validator,
+    estimator: stages.estimator,
     fields: createRequestValidator({
       defaultModel: config.model,
-      knownModels: provider.models,
-      languagesOf: (model) => resolveModel(provider.name, model).languages,
+      knownModels: registry.modelIds(),
+      languagesOf: (model) => registry.model(model)?.languages ?? null,
       allowPrivateCallbacks: config.webhooks.allowPrivate,
     }),
   });
 
-  const metrics = createServiceMetrics(
-    {
-      jobCounts: () => store.countByStatus(),
-      // Read at scrape time, after the transcription below exists.
-      limiterStats: () => limiter.stats(),
-      pressureLevel: () => pressure.level(),
-      disk: () => pressure.last()?.disk ?? null,
-      circuits: () => [{ provider: provider.name, state: breaker.snapshot().state }],
-    },
-    { version: packageVersion(), nodeVersion: process.version },
-  );
   const webhooks = createWebhookDispatcher({
     store,
-    describe: (job, nowMs) => toJobResource(job, store.listChunkStates(job.id), nowMs),
+    describe: async (job, nowMs) => toJobResource(job, await store.listChunkStates(job.id), nowMs),
     send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
     logger: logger.child({ component: 'webhooks' }),
     secret: config.webhooks.secret,
@@ -158,16 +186,6 @@ export async function createServices(
     onOutcome: (outcome) => metrics.webhookDelivery(outcome),
   });
   const events = combineJobEvents(metrics, webhooks);
-  const { transcriber, limiter, breaker } = createTranscription(config, {
-    provider,
-    metrics,
-    logger,
-    limiter: await scaleOutLimiter(config, logger),
-  });
-  const chunks = createChunkSource(config, {
-    logger,
-    reader: { intake: ENGINES[provider.name].chunks, caps: (model) => resolveModel(provider.name, model) },
-  });
 
   const localRunner = new JobRunner({
     logger,
@@ -179,9 +197,10 @@ export async function createServices(
     pipeline: {
       store,
       dirs: pipelineDirs,
+      uploads,
       storage,
-      chunks,
-      transcribe: (input, hooks) => transcriber.transcribe(input, hooks),
+      chunks: stages.chunks,
+      transcribe: (input, hooks) => registry.backendOf(input.model).transcriber.transcribe(input, hooks),
       concurrency: config.concurrency,
       maxFailedChunkRatio: config.maxFailedChunkRatio,
       now,
@@ -194,14 +213,13 @@ export async function createServices(
   const health = createHealth({
     store,
     monitor,
-    providerValidator,
-    breaker,
-    limiter,
+    backends: stages.health,
     runner,
     dirPool,
     dirLimits: config.jobDirs,
     redisHealth,
     storage,
+    objectStore: () => uploads.check(),
   });
   let closing: Promise<void> | null = null;
 
@@ -209,8 +227,15 @@ export async function createServices(
     config,
     store,
     dirs,
+    uploads,
     dirPool,
     runner,
+    feed: createJobFeed({
+      store,
+      clock: systemClock,
+      pollMs: config.events.pollMs,
+      logger: logger.child({ component: 'job-feed' }),
+    }),
     async admit(expectedBytes) {
       await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
     },
@@ -223,6 +248,7 @@ export async function createServices(
       const result = await gate.validate(input);
       return { audio: result.audio, estimate: result.estimate, plannedChunks: result.plannedChunks };
     },
+    listModels: () => modelListing(registry),
     health: () => health.report(),
     pressure,
     storage,
@@ -230,16 +256,17 @@ export async function createServices(
     metricsRegistry: metrics.registry,
     async start() {
       await health.start();
+      await uploads.start();
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
       if (!shared) {
         await killStrayProcesses({ jobsRoot: dirs.root, logger });
-        await dirs.sweepOrphans(store.jobIds());
+        await dirs.sweepOrphans(await store.jobIds());
       }
       // Leftovers of jobs that ended just before a crash, and rows whose retention ran out while the service was down.
       await cleanup.sweep();
       cleanup.start();
       await runner.resumeUnfinished();
-      webhooks.start();
+      await webhooks.start();
     },
     close() {
       // Every step runs even when one fails: drain jobs, stop the limiter, close the store. The storage guard and
@@ -250,9 +277,12 @@ export async function createServices(
           () => runner.close(config.shutdownTimeoutMs),
           () => cleanup.stop(),
           async () => storage.stop(),
-          () => limiter.stop(),
+          async () => {
+            await Promise.all(registry.backends.map((b) => b.limiter.stop()));
+          },
           () => webhooks.stop(),
-          async () => store.close(),
+          () => store.close(),
+          async () => uploads.close(),
           async () => lock.release(),
         ];
         for (const step of steps) {

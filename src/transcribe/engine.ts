@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ChunkIntake } from '../chunker/chunk-format.ts';
 import type { Config } from '../config.ts';
+import type { BackendSpec } from './backends-config.ts';
 import type { ModelInfo } from './models.ts';
 import type { TranscriptionProvider } from './types.ts';
 
@@ -17,6 +18,6 @@ export interface Engine {
   unknownModel(id: string): ModelInfo;
   /** The chunk files it reads. */
   chunks: ChunkIntake;
-  /** The provider, from the service's configuration. */
-  create(config: Config, logger: Logger): TranscriptionProvider;
+  /** The provider of one backend (its URL, key and models), with the service-wide settings it needs. */
+  create(backend: BackendSpec, config: Pick<Config, 'pocketsphinxModelDir'>, logger: Logger): TranscriptionProvider;
 }

@@ -4,6 +4,15 @@ import type { Transcript, TranscriptSegment } from './types.ts';
 export const TRANSCRIPT_FORMATS = ['json', 'txt', 'srt', 'vtt'] as const;
 export type TranscriptFormat = (typeof TRANSCRIPT_FORMATS)[number];
 
+/** What one subtitle cue holds: a segment's text (split to fit CUE_LIMITS), or one word at its own time. */
+export const CUE_MODES = ['segments', 'words'] as const;
+export type CueMode = (typeof CUE_MODES)[number];
+
+export interface RenderOptions {
+  /** srt and vtt: `words` gives a cue per word where the transcript has word times. @default 'segments' */
+  cues?: CueMode;
+}
+
 export interface RenderedTranscript {
   body: string;
   contentType: string;
@@ -88,8 +97,11 @@ export function segmentCues(seg: Pick<TranscriptSegment, 'start' | 'end' | 'text
 }
 
 /** All cues in order; a cue ends no later than the next one starts, so players never stack them. */
-export function transcriptCues(t: Transcript): Cue[] {
-  const cues = t.segments.flatMap((s) => segmentCues(s));
+export function transcriptCues(t: Transcript, mode: CueMode = 'segments'): Cue[] {
+  const cues =
+    mode === 'words' && t.words !== undefined && t.words.length > 0
+      ? t.words.map((w) => ({ start: w.start, end: Math.max(w.start, w.end), text: w.word.trim() }))
+      : t.segments.flatMap((s) => segmentCues(s));
   return cues.map((c, i) => {
     const next = cues[i + 1];
     const end = next && next.start > c.start ? Math.min(c.end, next.start) : c.end;
@@ -116,8 +128,8 @@ function escapeVtt(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function renderSrt(t: Transcript): string {
-  return transcriptCues(t)
+function renderSrt(t: Transcript, mode: CueMode): string {
+  return transcriptCues(t, mode)
     .map(
       (c, i) =>
         `${i + 1}\n${formatTimestamp(c.start, ',')} --> ${formatTimestamp(c.end, ',')}\n${safeCueText(c.text)}\n`,
@@ -125,8 +137,8 @@ function renderSrt(t: Transcript): string {
     .join('\n');
 }
 
-function renderVtt(t: Transcript): string {
-  const cues = transcriptCues(t).map(
+function renderVtt(t: Transcript, mode: CueMode): string {
+  const cues = transcriptCues(t, mode).map(
     (c) => `${formatTimestamp(c.start, '.')} --> ${formatTimestamp(c.end, '.')}\n${escapeVtt(safeCueText(c.text))}\n`,
   );
   // WebVTT has a place for a remark players ignore: say that the times inside a chunk are estimated.
@@ -177,15 +189,20 @@ function renderTxt(t: Transcript): string {
   return body === '' ? '' : `${body}\n`;
 }
 
-export function renderTranscript(t: Transcript, format: TranscriptFormat): RenderedTranscript {
+export function renderTranscript(
+  t: Transcript,
+  format: TranscriptFormat,
+  options: RenderOptions = {},
+): RenderedTranscript {
+  const cues = options.cues ?? 'segments';
   switch (format) {
     case 'json':
       return { body: JSON.stringify(t), contentType: 'application/json; charset=utf-8' };
     case 'txt':
       return { body: renderTxt(t), contentType: 'text/plain; charset=utf-8' };
     case 'srt':
-      return { body: renderSrt(t), contentType: 'application/x-subrip; charset=utf-8' };
+      return { body: renderSrt(t, cues), contentType: 'application/x-subrip; charset=utf-8' };
     case 'vtt':
-      return { body: renderVtt(t), contentType: 'text/vtt; charset=utf-8' };
+      return { body: renderVtt(t, cues), contentType: 'text/vtt; charset=utf-8' };
   }
 }

@@ -27,13 +27,15 @@ export interface TranscriptionMetrics {
 export function instrumentProvider(
   provider: TranscriptionProvider,
   metrics: Pick<TranscriptionMetrics, 'providerRequest'>,
+  /** The `provider` label: the backend's name. */
+  label: string = provider.name,
 ): TranscriptionProvider {
   return {
     name: provider.name,
     models: provider.models,
     check: (signal) => provider.check(signal),
     async transcribe(input) {
-      const labels = { provider: provider.name, model: input.model };
+      const labels = { provider: label, model: input.model };
       try {
         const result = await provider.transcribe(input);
         metrics.providerRequest({ ...labels, outcome: 'success', errorClass: 'none' });

@@ -9,12 +9,16 @@ export interface ModelInfo {
   maxSeconds: number;
   /** Whether the provider returns segment times (otherwise a chunk is one segment). */
   segmentTimes: boolean;
+  /** Whether the provider returns word times too (whisper's timestamp_granularities[]=word). */
+  wordTimes: boolean;
   pricePerMinuteUsd: number;
   /**
    * ISO-639-1 codes the model recognises, or null for any (it detects the language or takes any hint). A job
    * asking for another language is refused at upload rather than failing after the work.
    */
   languages: readonly string[] | null;
+  /** Whether the model translates speech into English (a job `task` of `translate`, POST /v1/audio/translations). */
+  translation: boolean;
   /** False for the conservative stand-in returned for a model the table does not know. */
   known: boolean;
 }

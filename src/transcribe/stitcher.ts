@@ -33,7 +33,7 @@ export function isGapMarker(text: string): boolean {
 }
 
 /** Below this an "overlap" is float noise between adjacent cut points, not shared audio. */
-const MIN_OVERLAP_S = 0.05;
+export const MIN_OVERLAP_S = 0.05;
 
 interface WordRef extends TimedWord {
   seg: number;
@@ -56,13 +56,18 @@ const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
 
 /** Joins pieces of text with single spaces, none before closing punctuation or between CJK characters. */
 export function joinText(parts: readonly string[]): string {
-  let out = '';
+  // Pieces joined once at the end: reading the last character of a string grown by += flattens it every time,
+  // which made a long job's transcript (thousands of segments) cost seconds.
+  const pieces: string[] = [];
+  let last = '';
   for (const raw of parts) {
     const part = raw.replace(/\s+/g, ' ').trim();
     if (part === '') continue;
-    const glue = out === '' || (CJK.test(out.at(-1) ?? '') && CJK.test(part[0] ?? '')) ? '' : ' ';
-    out += glue + part;
+    const glue = pieces.length === 0 || (CJK.test(last) && CJK.test(part[0] ?? '')) ? '' : ' ';
+    pieces.push(glue + part);
+    last = part.at(-1) ?? '';
   }
+  const out = pieces.join('');
   return out.replace(/ +([.,;:!?%…)\]}»”’、。，！？])/gu, '$1').replace(/([([{«“]) +/gu, '$1');
 }
 

@@ -20,6 +20,8 @@ export type TranscriptionConfig = Pick<
 
 export interface TranscriptionDeps {
   provider: TranscriptionProvider;
+  /** The backend's name for its breaker and metrics. @default provider.name */
+  name?: string;
   metrics: TranscriptionMetrics;
   logger: Logger;
   /** The provider limit shared through Redis in scale-out mode; when absent, one of this process is made. */
@@ -38,6 +40,7 @@ export interface Transcription {
 /** The transcription stage, assembled: the pipeline gets the transcriber, the service its limiter and breaker. */
 export function createTranscription(config: TranscriptionConfig, deps: TranscriptionDeps): Transcription {
   const { provider, metrics, logger } = deps;
+  const name = deps.name ?? provider.name;
   const limiter =
     deps.limiter ??
     createRateLimiter({
@@ -47,13 +50,13 @@ export function createTranscription(config: TranscriptionConfig, deps: Transcrip
       logger,
     });
   const breaker = createCircuitBreaker({
-    name: provider.name,
+    name,
     logger,
     failureThreshold: config.circuit.failureThreshold,
     coolDownMs: config.circuit.coolDownMs,
   });
   const transcriber = createChunkTranscriber({
-    provider: instrumentProvider(provider, metrics),
+    provider: instrumentProvider(provider, metrics, name),
     limiter: instrumentLimiter(limiter, metrics),
     breaker,
     logger,
@@ -63,7 +66,7 @@ export function createTranscription(config: TranscriptionConfig, deps: Transcrip
     chunkDeadlineMs: config.retry.chunkDeadlineMs,
   });
   const remedies = createChunkRemedies({
-    transcriber: instrumentTranscriber(transcriber, metrics, provider.name),
+    transcriber: instrumentTranscriber(transcriber, metrics, name),
     reshaper: createChunkReshaper({ logger, timeoutS: config.ffmpegTimeoutS }),
     logger,
   });

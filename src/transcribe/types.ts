@@ -36,6 +36,10 @@ export interface TranscribeInput {
   language: string | null;
   prompt: string | null;
   model: string;
+  /** 'translate' asks for English text whatever is spoken; absent means transcribe. */
+  task?: 'transcribe' | 'translate';
+  /** The job's sampling temperature, for engines that take one. */
+  temperature?: number | null;
   signal: AbortSignal;
   /** Called when a successful answer says the account's rate limit is used up, so everyone can pause. */
   onRateLimit?: (hint: RateLimitHint) => void;

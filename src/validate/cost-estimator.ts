@@ -16,6 +16,11 @@ export interface CostEstimatorOptions {
    */
   priceLookup?: PriceLookup;
   /**
+   * Whether the price priceLookup gives for a model is a real one (else a stand-in, logged once).
+   * @default true with a priceLookup, else whether the catalogue knows the model
+   */
+  isPriced?: (model: string) => boolean;
+  /**
    * Raw PRICE_PER_MINUTE_JSON: an object of USD per minute keyed by "provider:model" or by bare model name,
    * e.g. {"whisper-1":0.006,"openai:gpt-4o-mini-transcribe":0.003}. Overrides the catalogue.
    */
@@ -80,7 +85,8 @@ export function createCostEstimator(options: CostEstimatorOptions): CostEstimato
   const warnedUnpriced = new Set<string>();
 
   const lookup: PriceLookup = options.priceLookup ?? ((p, m) => resolveModel(p, m).pricePerMinuteUsd);
-  const catalogued = (model: string) => options.priceLookup !== undefined || isKnownModel(provider, model);
+  const catalogued =
+    options.isPriced ?? ((model: string) => options.priceLookup !== undefined || isKnownModel(provider, model));
 
   function priceOf(model: string): { price: number | undefined; priced: boolean } {
     const override = overrides.get(`${provider}:${model}`) ?? overrides.get(model);

@@ -37,7 +37,8 @@ export interface ValidationGateDeps {
   logger: Logger;
   system: SystemValidator;
   media: MediaValidator;
-  provider: Pick<ProviderValidator, 'check'>;
+  /** The check of the backend serving the model (one ProviderValidator per backend). */
+  provider: { check(model: string): ReturnType<ProviderValidator['check']> };
   estimator: CostEstimator;
   /** Needed only for validateFields. */
   fields?: RequestValidator;
@@ -87,7 +88,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       );
       const durationS = media.audio.duration_s;
       await step(checks, 'storage', () => deps.system.check({ sizeBytes, durationS, uploadStored: true }));
-      await step(checks, 'provider', () => deps.provider.check());
+      await step(checks, 'provider', () => deps.provider.check(request.model));
       const estimate = await step(checks, 'budget', () => {
         const { estimate } = deps.estimator.estimate({
           durationS,

@@ -4,6 +4,8 @@ import type { ProviderCheck, TranscriptionProvider } from '../transcribe/types.t
 
 export interface ProviderValidatorOptions {
   provider: Pick<TranscriptionProvider, 'name' | 'check'>;
+  /** The name logs and refusals give it: the backend's. @default provider.name */
+  label?: string;
   logger: Logger;
   /** Milliseconds clock. @default Date.now */
   now?: () => number;
@@ -41,6 +43,7 @@ const PASSED_THROUGH = new Set(['PROVIDER_AUTH', 'PROVIDER_QUOTA']);
 
 export function createProviderValidator(options: ProviderValidatorOptions): ProviderValidator {
   const { provider, logger } = options;
+  const label = options.label ?? provider.name;
   const now = options.now ?? Date.now;
   const okTtlMs = options.okTtlMs ?? 300_000;
   const failTtlMs = options.failTtlMs ?? 30_000;
@@ -83,10 +86,7 @@ export function createProviderValidator(options: ProviderValidatorOptions): Prov
         const status: ProviderStatus = { ...answer, checkedAt: now() };
         if (last === null || last.status !== status.status) {
           const log = status.status === 'ok' ? logger.info.bind(logger) : logger.warn.bind(logger);
-          log(
-            { provider: provider.name, status: status.status, detail: status.detail, code: status.code },
-            'provider status',
-          );
+          log({ provider: label, status: status.status, detail: status.detail, code: status.code }, 'provider status');
         }
         last = status;
         return status;
@@ -119,7 +119,7 @@ export function createProviderValidator(options: ProviderValidatorOptions): Prov
               : 'The transcription provider is unavailable; retry later.';
         const retryAfterS = Math.max(1, Math.ceil((status.checkedAt + failTtlMs - now()) / 1000));
         throw new AppError(code, message, {
-          details: { provider: provider.name },
+          details: { provider: label },
           ...(code === 'PROVIDER_UNAVAILABLE' ? { retryAfterS, retryable: true } : {}),
         });
       }

@@ -12,7 +12,7 @@ export type TextFields = Readonly<Record<string, string | readonly string[] | un
 export interface RequestValidatorOptions {
   /** The configured model (config.model); used when the request names none. */
   defaultModel: string;
-  /** Models the configured provider knows (provider.models); the default model is always accepted too. */
+  /** Models the configured backends serve; the default model is always accepted too. */
   knownModels: readonly string[];
   /**
    * The ISO-639-1 codes a model recognises, or null for any (ModelInfo.languages).
@@ -96,6 +96,8 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
   function language(raw: string | undefined, forModel: string): string | null {
     if (raw === undefined) return null;
     const v = raw.trim();
+    // `auto` says what leaving it out says: the backend detects the language (reported as detected_language).
+    if (v === 'auto') return null;
     if (/^[A-Z]{2}$/i.test(v) && v !== v.toLowerCase() && ISO6391.validate(v.toLowerCase())) {
       throw invalid('language', `language must be lower-case: send ${quote(v.toLowerCase())} instead of ${quote(v)}`);
     }
@@ -103,7 +105,7 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
       throw invalid(
         'language',
         `language ${quote(v)} is not an ISO-639-1 code; send two lower-case letters such as "en" or "de", ` +
-          'or leave it out to let the provider detect the language',
+          'or "auto" (or leave it out) to let the provider detect the language',
       );
     }
     const languages = options.languagesOf?.(forModel) ?? null;
@@ -132,7 +134,9 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
     if (raw === undefined) return options.defaultModel;
     const v = raw.trim();
     if (!models.has(v)) {
-      throw invalid('model', `model ${quote(v)} is not available; use one of: ${[...models].join(', ')}`);
+      throw new AppError('INVALID_FIELD', `model ${quote(v)} is not available; use one of: ${[...models].join(', ')}`, {
+        details: { field: 'model', models: [...models] },
+      });
     }
     return v;
   }

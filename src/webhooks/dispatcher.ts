@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
 import type { JobEvents } from '../jobs/events.ts';
-import type { JobStore } from '../jobs/store.ts';
+import type { JobStore } from '../jobs/job-store.ts';
 import type { JobRecord, WebhookState } from '../jobs/types.ts';
 import { computeBackoffMs, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { atDeadline, type DeadlineTimer } from '../transcribe/deadline-timer.ts';
@@ -22,7 +22,7 @@ export interface WebhookDispatcherOptions {
    * The job as the API shows it at `nowMs` (the HTTP layer's job resource): the delivery's data. Given by the
    * wiring, so the representation has one owner and this module stays below the HTTP layer.
    */
-  describe: (job: JobRecord, nowMs: number) => { webhook?: unknown };
+  describe: (job: JobRecord, nowMs: number) => Promise<{ webhook?: unknown }>;
   send: WebhookSend;
   logger: Logger;
   /** Unset: a job that somehow has a callback_url records the failure instead of sending unsigned. */
@@ -40,7 +40,7 @@ export interface WebhookDispatcherOptions {
 
 export interface WebhookDispatcher extends Pick<JobEvents, 'ended'> {
   /** Picks up deliveries a previous process owed: pending ones at their next attempt, unstarted ones now. */
-  start(): void;
+  start(): Promise<void>;
   /** No new attempts; waits for the ones in flight (each bounded by its timeout). */
   stop(): Promise<void>;
 }
@@ -69,6 +69,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   } = options;
   const timers = new Map<string, DeadlineTimer>();
   const inFlight = new Set<Promise<void>>();
+  /** Pending states being stored by `begin`, which the job's first attempt waits for. */
+  const recording = new Map<string, Promise<void>>();
   let stopped = false;
 
   /** The attempt goes when the clock reaches dueAt (epoch ms), never before the next_attempt_at stored for it. */
@@ -83,24 +85,25 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     timers.set(jobId, timer);
   }
 
-  function record(jobId: string, state: WebhookState): void {
-    store.updateJob(jobId, { webhook: state });
+  async function record(jobId: string, state: WebhookState): Promise<void> {
+    await store.updateJob(jobId, { webhook: state });
   }
 
-  function payload(job: JobRecord): string {
+  async function payload(job: JobRecord): Promise<string> {
     // The delivery state inside the delivery would only describe the attempt before this one.
-    const { webhook: _webhook, ...data } = describe(job, clock.now());
+    const { webhook: _webhook, ...data } = await describe(job, clock.now());
     return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
   }
 
   async function deliver(jobId: string): Promise<void> {
-    const job = store.getJob(jobId);
+    await recording.get(jobId);
+    const job = await store.getJob(jobId);
     // Deleted meanwhile: nothing to tell anyone about.
     if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') return;
     const log = logger.child({ jobId });
     const attempts = job.webhook.attempts + 1;
     if (secret === undefined) {
-      record(jobId, {
+      await record(jobId, {
         status: 'failed',
         attempts,
         last_status_code: null,
@@ -111,7 +114,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       onOutcome('unsigned');
       return;
     }
-    const body = payload(job);
+    const body = await payload(job);
     const headers = {
       ...signWebhook({ secret, id: `${job.id}.${job.status}`, timestampS: Math.floor(clock.now() / 1000), body }),
       'user-agent': USER_AGENT,
@@ -127,7 +130,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       error = `${permanent ? 'refused: ' : ''}${errorMessage(err)}`.slice(0, MAX_ERROR_CHARS);
     }
     if (error === null) {
-      record(jobId, {
+      await record(jobId, {
         status: 'delivered',
         attempts,
         last_status_code: statusCode,
@@ -139,7 +142,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       return;
     }
     if (permanent || attempts >= maxAttempts) {
-      record(jobId, {
+      await record(jobId, {
         status: 'failed',
         attempts,
         last_status_code: statusCode,
@@ -160,7 +163,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       random,
     });
     const dueAt = clock.now() + delayMs;
-    record(jobId, {
+    await record(jobId, {
       status: 'pending',
       attempts,
       last_status_code: statusCode,
@@ -172,23 +175,30 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     schedule(jobId, dueAt);
   }
 
+  /** The delivery is owed from now on: its first attempt waits until the pending state is stored, since it reads it. */
   function begin(job: JobRecord): void {
     if (job.status !== 'completed' && job.status !== 'failed') return;
     if (!job.request.callback_url) return;
-    record(job.id, {
+    const owed = record(job.id, {
       status: 'pending',
       attempts: 0,
       last_status_code: null,
       last_error: null,
       next_attempt_at: new Date(clock.now()).toISOString(),
-    });
+    })
+      // Not stored: the attempt finds no pending state and sends nothing; the next start's backlog pass owes it.
+      .catch((err: unknown) => logger.error({ jobId: job.id, err }, 'webhook delivery not recorded'))
+      .finally(() => {
+        if (recording.get(job.id) === owed) recording.delete(job.id);
+      });
+    recording.set(job.id, owed);
     schedule(job.id, clock.now());
   }
 
   return {
     ended: begin,
-    start() {
-      for (const job of store.webhookBacklog()) {
+    async start() {
+      for (const job of await store.webhookBacklog()) {
         if (job.webhook?.status !== 'pending') begin(job);
         else {
           // A stored time that does not parse (NaN) is owed now rather than never.
@@ -201,7 +211,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       stopped = true;
       for (const timer of timers.values()) timer.cancel();
       timers.clear();
-      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled([...inFlight, ...recording.values()]);
     },
   };
 }

@@ -194,11 +194,11 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     const { store } = server.services;
 
     const polled = await getJson<JobJson>(`${server.url}/v1/jobs/${id}`, ALICE);
-    const job = store.getJob(id);
+    const job = await store.getJob(id);
     if (!job) throw new Error('job not stored');
     expect(job.keyName).toBe('alice');
     // Built from every stored row, results included: what a poll answers must be all of it.
-    const expected = JSON.parse(JSON.stringify(toJobResource(job, store.listChunks(id), Date.now()))) as Json;
+    const expected = JSON.parse(JSON.stringify(toJobResource(job, await store.listChunks(id), Date.now()))) as Json;
     expect(polled.body).toEqual(expected);
     expect(Object.keys(polled.body.progress)).toEqual(
       expect.arrayContaining(['chunks_pending', 'chunks_sending', 'retrying', 'waiting', 'audio_s_done']),
@@ -209,7 +209,7 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
 
     const transcript = await getJson<Json>(`${server.url}/v1/jobs/${id}/transcript`, ALICE);
     expect(transcript.status).toBe(200);
-    expect(transcript.body).toEqual(JSON.parse(JSON.stringify(store.getTranscript(id))));
+    expect(transcript.body).toEqual(JSON.parse(JSON.stringify(await store.getTranscript(id))));
     expect((transcript.body.segments as Json[]).length).toBeGreaterThan(0);
 
     // The store keeps the key's name and fingerprint, never the key.

@@ -89,10 +89,12 @@ function isRouterMiss(reply: RawReply): boolean {
   return body.error.code === 'NOT_FOUND' && body.error.message.startsWith('No route');
 }
 
+/** The service's own 401, or on the OpenAI-compatible routes OpenAI's (code invalid_api_key). */
 function isUnauthorized(reply: RawReply): boolean {
-  return (
-    reply.status === 401 && (reply.body === '' || (JSON.parse(reply.body) as ErrorJson).error.code === 'UNAUTHORIZED')
-  );
+  if (reply.status !== 401) return false;
+  if (reply.body === '') return true;
+  const { code } = (JSON.parse(reply.body) as ErrorJson).error;
+  return code === 'UNAUTHORIZED' || code === 'invalid_api_key';
 }
 
 describe('API keys whatever spelling of the path reaches a route', () => {

@@ -5,7 +5,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { JobStore } from '../../src/jobs/store.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import {
@@ -342,10 +342,10 @@ describe('a damaged job store', () => {
   it('stops the start with exit code 65 and one line naming the file and what to do', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'cs-damaged-'));
     const file = path.join(dir, 'jobs.sqlite');
-    const store = new JobStore({ file });
+    const store = new SqliteJobStore({ file });
     for (let i = 0; i < 300; i++)
-      store.insertJob(jobRecord(`job_${String(i).padStart(22, '0')}`, 'completed', '2020-01-01T00:00:00.000Z'));
-    store.close();
+      await store.insertJob(jobRecord(`job_${String(i).padStart(22, '0')}`, 'completed', '2020-01-01T00:00:00.000Z'));
+    await store.close();
     // Page 1 (the schema) stays readable, so the file opens; every table and index page after it is garbage.
     const bytes = await readFile(file);
     bytes.fill(0xa5, 4096);

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -106,6 +107,21 @@ describe('the jobs API', () => {
     const call = (method: string, path: string, headers: Record<string, string>) =>
       fetch(`${server.url}${path}`, { method, headers });
 
+    /** The OpenAI-compatible routes make jobs too: each is the key's own, in GET /v1/jobs/:id as any other. */
+    const audioJobSeenOnlyByItsKey = async (route: 'transcriptions' | 'translations') => {
+      for (const { own, other } of jobs) {
+        const form = new FormData();
+        form.append('file', new Blob([await readFile(speech.wav)]), 'speech.wav');
+        form.append('model', 'whisper-1');
+        const res = await fetch(`${server.url}/v1/audio/${route}`, { method: 'POST', headers: own, body: form });
+        expect(res.status, route).toBe(200);
+        expect(((await res.json()) as { text: string }).text, route).not.toBe('');
+        const id = res.headers.get('x-job-id') ?? '';
+        expect((await call('GET', `/v1/jobs/${id}`, own)).status, route).toBe(200);
+        expect((await call('GET', `/v1/jobs/${id}`, other)).status, route).toBe(404);
+      }
+    };
+
     /** One check a route; a /v1 route without one fails the test below, so a new route cannot go unchecked. */
     const checks: Record<string, () => Promise<void>> = {
       'GET /v1/jobs': async () => {
@@ -136,6 +152,27 @@ describe('the jobs API', () => {
           }
         }
       },
+      'GET /v1/jobs/:id/events': async () => {
+        for (const { id, own, other } of jobs) {
+          // The job has ended: its stream replays the text and the end event, then closes.
+          const res = await call('GET', `/v1/jobs/${id}/events`, own);
+          expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream']);
+          expect(await res.text()).toContain('event: end');
+          const refused = await getJson<ErrorJson>(`${server.url}/v1/jobs/${id}/events`, other);
+          expect([refused.status, refused.body.error.code]).toEqual([404, 'NOT_FOUND']);
+        }
+      },
+      'GET /v1/models': async () => {
+        for (const { own } of jobs) {
+          const res = await getJson<{ data: Array<{ id: string }> }>(`${server.url}/v1/models`, own);
+          expect([res.status, res.body.data.map((m) => m.id)]).toEqual([200, expect.arrayContaining(['whisper-1'])]);
+        }
+      },
+      'GET /v1/models/:id': async () => {
+        for (const { own } of jobs) expect((await call('GET', '/v1/models/whisper-1', own)).status).toBe(200);
+      },
+      'POST /v1/audio/transcriptions': () => audioJobSeenOnlyByItsKey('transcriptions'),
+      'POST /v1/audio/translations': () => audioJobSeenOnlyByItsKey('translations'),
       'POST /v1/jobs': async () => {
         // A repeated Idempotency-Key answers the caller's own job, never the other key's.
         for (const { id, own } of jobs) {

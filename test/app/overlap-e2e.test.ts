@@ -1,8 +1,7 @@
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobStore } from '../../src/jobs/store.ts';
 import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.ts';
-import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
+import { getJson, removeDir, startServer, storeOf, upload, waitForJob, type TestServer } from '../helper.ts';
+import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 interface TranscriptJson {
@@ -78,6 +77,9 @@ describe('chunk overlap with the local engine', () => {
   async function transcribe(server: TestServer, overlapS: number): Promise<{ body: TranscriptJson; chunks: number }> {
     const created = await upload(server.url, speech.mp3, { language: 'en' });
     expect(created.status).toBe(202);
+    // Followed live as well: the chunks' texts as the event stream gives them must join into the transcript's.
+    const stream = await openEvents(server.url, created.body.id);
+    const live = stream.readUntil((e) => e.event === 'end');
     // pocketsphinx on a shared 2-core machine: each of the test's two jobs gets most of its 600 s.
     const job = (await waitForJob(server.url, created.body.id, {}, { timeoutMs: 280_000 })) as unknown as JobChunks & {
       status: string;
@@ -85,19 +87,24 @@ describe('chunk overlap with the local engine', () => {
     };
     expect(job.status).toBe('completed');
     // The job records how it was cut: an mp3 for the local engine is re-encoded to 16 kHz mono WAV.
-    const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+    const store = await storeOf(server.dataDir);
     try {
-      expect(store.getJob(job.id)?.chunkPlan).toMatchObject({
+      expect((await store.getJob(job.id))?.chunkPlan).toMatchObject({
         mode: 'encode',
         format: 'wav',
         overlapS,
         hardCuts: job.progress.chunks_total - 1,
       });
     } finally {
-      store.close();
+      await store.close();
     }
     const { status, body } = await getJson<TranscriptJson>(`${server.url}/v1/jobs/${job.id}/transcript?format=json`);
     expect(status).toBe(200);
+    expect(
+      textsOf(await live)
+        .map((t) => t.text)
+        .join(''),
+    ).toBe(body.text);
     return { body, chunks: job.progress.chunks_total };
   }
 
@@ -136,12 +143,18 @@ describe('overlap on the openai engine with an mp3 upload', () => {
       .sort((a, b) => a.filename!.localeCompare(b.filename!));
     expect(sent.length).toBe(job.progress.chunks_total);
     expect(sent.length).toBeGreaterThanOrEqual(3);
-    const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+    const store = await storeOf(server.dataDir);
     try {
-      const stored = store.getJob(job.id);
-      return { server, job, sent, plan: stored?.chunkPlan, spans: store.listChunks(job.id).map((c) => c.durationS) };
+      const stored = await store.getJob(job.id);
+      return {
+        server,
+        job,
+        sent,
+        plan: stored?.chunkPlan,
+        spans: (await store.listChunks(job.id)).map((c) => c.durationS),
+      };
     } finally {
-      store.close();
+      await store.close();
     }
   }
 

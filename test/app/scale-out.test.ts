@@ -8,6 +8,7 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 import { until } from '../support/until.ts';
 
@@ -205,7 +206,11 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
   }
 
   it('finishes the job of a worker killed with kill -9 on another worker, sending no stored chunk again', async () => {
-    const { urlA, jobId } = await longJobRunning(2);
+    const { urlA, urlB, jobId } = await longJobRunning(2);
+    // Followed live from the API process that neither took the upload nor runs the job: it reads the shared store.
+    const stream = await openEvents(urlB, jobId);
+    expect(stream.status).toBe(200);
+    const live = stream.readUntil((e) => e.event === 'end');
     const victim = workers.find((w) => alive(w) && ranJob(w, jobId))!;
     victim.child.kill('SIGKILL');
     await victim.exited;
@@ -225,8 +230,14 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
     expect([...sentAgain].filter((c) => storedAtKill.has(c))).toEqual([]);
     expect(sentAgain.size).toBeLessThanOrEqual(CONCURRENCY);
     expect(new Set(sentAfter).size).toBe(sentAfter.length);
-    const { body } = await getJson<{ segments: Array<{ chunk: number }> }>(`${urlA}/v1/jobs/${jobId}/transcript`);
+    const { body } = await getJson<{ text: string; segments: Array<{ chunk: number }> }>(
+      `${urlA}/v1/jobs/${jobId}/transcript`,
+    );
     expect(new Set(body.segments.map((s) => s.chunk)).size).toBe(job.progress.chunks_total);
+    // Through the worker's death and the rescue, every chunk's text came once, in order, making the transcript.
+    const texts = textsOf(await live);
+    expect(texts.map((t) => t.chunk)).toEqual([...Array(job.progress.chunks_total).keys()]);
+    expect(texts.map((t) => t.text).join('')).toBe(body.text);
   });
 
   it('cancels a running job from the API process that did not accept it', async () => {

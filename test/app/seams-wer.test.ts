@@ -1,9 +1,7 @@
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobStore } from '../../src/jobs/store.ts';
 import { LOCAL_OVERLAP_S } from '../../src/transcribe/providers/local/models.ts';
 import { continuousSpeechFixture, transcribeWhole, twoVoicesFixture } from '../fixtures/continuous.ts';
-import { getJson, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
+import { getJson, removeDir, startServer, storeOf, upload, waitForJob, type TestServer } from '../helper.ts';
 import { wer } from '../support/wer.ts';
 
 interface TranscriptJson {
@@ -48,15 +46,15 @@ describe('seams between overlapping chunks, local engine, speech without pauses'
       // pocketsphinx on a shared 2-core machine: ~10 chunks of 6 s plus the overlap.
       const job = await waitForJob(server.url, created.body.id, {}, { timeoutMs: 280_000 });
       expect(job.status).toBe('completed');
-      const store = new JobStore({ file: path.join(server.dataDir, 'jobs.sqlite'), now: () => new Date() });
+      const store = await storeOf(server.dataDir);
       try {
         // Every cut missed a pause, so the job carries the overlap at every seam.
-        expect(store.getJob(job.id)?.chunkPlan).toMatchObject({
+        expect((await store.getJob(job.id))?.chunkPlan).toMatchObject({
           overlapS: LOCAL_OVERLAP_S,
           hardCuts: job.progress.chunks_total - 1,
         });
       } finally {
-        store.close();
+        await store.close();
       }
       expect(job.progress.chunks_total).toBeGreaterThanOrEqual(Math.floor(fx.durationS / CHUNK_SECONDS) - 1);
 

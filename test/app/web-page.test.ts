@@ -3,8 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, startServer, upload, type TestServer } from '../helper.ts';
+import { heldJobEnv, startHeldFakeOpenAI, type Hold } from '../support/held-fake-openai.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // Headless and off the network: no updates, no sync, no background fetches, no QUIC probes.
@@ -208,6 +210,70 @@ describe('the upload page with API keys', () => {
     await page.getByRole('button', { name: 'Upload and transcribe' }).click();
     await page.getByRole('alert').waitFor();
     expect(await page.getByRole('alert').textContent()).toContain('UNSUPPORTED_MEDIA');
+    await page.close();
+  });
+});
+
+describe('the upload page following a job live', () => {
+  const speech = speechFixture();
+  let server: TestServer;
+  let fake: FakeOpenAI;
+  let context: BrowserContext;
+  let userDataDir: string;
+  // Chunk 0 is answered; every later one waits while hold.on.
+  let hold: Hold;
+
+  beforeAll(async () => {
+    ({ fake, hold } = await startHeldFakeOpenAI());
+    server = await startWithPage({ ...heldJobEnv(fake), API_KEYS: 'page-key' });
+    userDataDir = await mkdtemp(path.join(os.tmpdir(), 'cs-chromium-'));
+    context = await launch(userDataDir);
+  });
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    await fake?.close();
+    if (server) await removeDir(server.dataDir);
+    if (userDataDir) await removeDir(userDataDir);
+  });
+
+  it('shows each chunk’s text while the job still runs, from the event stream sent with the key', async () => {
+    const key = { authorization: 'Bearer page-key' };
+    const created = await upload(server.url, speech.mp3, {}, key);
+    expect(created.status).toBe(202);
+    const page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    await page.getByLabel(/^Key/).fill('page-key');
+    await page.getByRole('button', { name: 'Use key' }).click();
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/events')) streams.push(r.headers().authorization ?? '');
+    });
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    // A reload with the job in the address opens it (a hash change alone does not run the page again).
+    await page.goto(`${server.url}/#${created.body.id}`);
+    await page.reload();
+    await page.locator('body[data-ready="true"]').waitFor();
+
+    // The later chunks are held: text on the page now came from the stream while the job runs.
+    await page.locator('#live-text', { hasText: /chunk-[0-9a-f]{8}-0/ }).waitFor({ timeout: 60_000 });
+    expect(await page.getAttribute('#job-section', 'data-status')).toBe('processing');
+    expect((await getJson<{ status: string }>(`${server.url}/v1/jobs/${created.body.id}`, key)).body.status).toBe(
+      'processing',
+    );
+    expect(streams).toEqual(['Bearer page-key']);
+    await page.screenshot({ path: path.join(RESULTS, 'web-page-live.png') });
+
+    hold.on = false;
+    await page.locator('#job-section[data-status="completed"]').waitFor({ timeout: 100_000 });
+    await page.locator('#transcript-section').waitFor();
+    const transcript = await getJson<{ text: string }>(`${server.url}/v1/jobs/${created.body.id}/transcript`, key);
+    expect(await page.textContent('#live-text')).toBe(transcript.body.text);
+    expect(consoleErrors).toEqual([]);
     await page.close();
   });
 });

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/ids.ts';
-import { JobStore } from '../../src/jobs/store.ts';
 import type { JobRecord, WebhookState } from '../../src/jobs/types.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -14,6 +13,7 @@ import {
   pollJob,
   removeDir,
   startServer,
+  storeOf,
   tempDataDir,
   upload,
   waitForJob,
@@ -168,8 +168,8 @@ describe('webhooks to a receiver on 127.0.0.1 (WEBHOOK_ALLOW_PRIVATE=true)', () 
 });
 
 /** A completed job written straight into a DATA_DIR's store, as a previous process would have left it. */
-function storeEndedJob(dataDir: string, callbackUrl: string, webhook: WebhookState | null): string {
-  const store = new JobStore({ file: path.join(dataDir, 'jobs.sqlite') });
+async function storeEndedJob(dataDir: string, callbackUrl: string, webhook: WebhookState | null): Promise<string> {
+  const store = await storeOf(dataDir);
   const now = new Date().toISOString();
   const id = newJobId();
   const base = jobRecord(id, 'completed', now);
@@ -184,9 +184,9 @@ function storeEndedJob(dataDir: string, callbackUrl: string, webhook: WebhookSta
     percent: 100,
     transcribingStartedAt: now,
   };
-  store.insertJob(job);
-  if (webhook) store.updateJob(id, { webhook });
-  store.close();
+  await store.insertJob(job);
+  if (webhook) await store.updateJob(id, { webhook });
+  await store.close();
   return id;
 }
 
@@ -252,7 +252,7 @@ describe('webhooks by default (private addresses refused)', () => {
 
   it('refuses at delivery a host name that resolves to loopback, without making a request', async () => {
     const dataDir = await tempDataDir();
-    const id = storeEndedJob(dataDir, `http://localhost:${receiver.port}/hook`, null);
+    const id = await storeEndedJob(dataDir, `http://localhost:${receiver.port}/hook`, null);
     const server = await startServer(env(), dataDir);
     try {
       const job = await waitForWebhook(server.url, id);
@@ -276,14 +276,14 @@ describe('webhooks across a restart', () => {
     const receiver = await startWebhookReceiver();
     const dataDir = await tempDataDir();
     const secret = newSecret();
-    const pending = storeEndedJob(dataDir, `${receiver.url}/a`, {
+    const pending = await storeEndedJob(dataDir, `${receiver.url}/a`, {
       status: 'pending',
       attempts: 1,
       last_status_code: 500,
       last_error: 'the receiver answered HTTP 500',
       next_attempt_at: new Date(Date.now() - 1000).toISOString(),
     });
-    const unstarted = storeEndedJob(dataDir, `${receiver.url}/b`, null);
+    const unstarted = await storeEndedJob(dataDir, `${receiver.url}/b`, null);
     const server = await startServer({ WEBHOOK_SECRET: secret, WEBHOOK_ALLOW_PRIVATE: 'true' }, dataDir);
     try {
       expect((await waitForWebhook(server.url, pending)).webhook).toMatchObject({

@@ -88,6 +88,25 @@ export function tooLong(info: ModelInfo | undefined, durationS: number): HttpFau
   );
 }
 
+/**
+ * verbose_json's `words` as whisper gives them for timestamp_granularities[]=word: each segment's words, spread
+ * evenly over the segment's time, in order and without gaps between segments' words.
+ */
+export function fakeWords(t: FakeTranscript): Array<{ word: string; start: number; end: number }> {
+  return t.segments.flatMap((s) => {
+    const words = s.text.split(/\s+/).filter((w) => w !== '');
+    const step = (s.end - s.start) / Math.max(1, words.length);
+    return words.map((word, i) => ({ word, start: s.start + i * step, end: s.start + (i + 1) * step }));
+  });
+}
+
+/** What verbose_json may add on request: `words` when the granularities name them. */
+export interface VerboseExtras {
+  granularities: readonly string[];
+  /** The ISO-639-1 code the fake "detects" when the request names no language. @default 'en' */
+  detectedLanguage?: string;
+}
+
 /** A 200 in the requested format, shaped like OpenAI's. */
 export function transcriptionResponse(
   format: string,
@@ -95,6 +114,7 @@ export function transcriptionResponse(
   t: FakeTranscript,
   durationS: number,
   language: string | null,
+  extras: VerboseExtras = { granularities: [] },
 ): HttpFault {
   if (format === 'text') return { status: 200, headers: { 'content-type': 'text/plain' }, body: `${t.text}\n` };
   if (format === 'json') {
@@ -112,7 +132,8 @@ export function transcriptionResponse(
     return { status: 200, headers: JSON_TYPE, body: JSON.stringify({ text: t.text, usage }) };
   }
   // Whisper names the language ("english") in verbose_json.
-  const name = (language && ISO6391.getName(language).toLowerCase()) || 'english';
+  const spoken = language ?? extras.detectedLanguage ?? 'en';
+  const name = ISO6391.getName(spoken).toLowerCase() || 'english';
   const segments = t.segments.map((s, id) => ({
     id,
     seek: 0,
@@ -134,7 +155,16 @@ export function transcriptionResponse(
       duration: durationS,
       text: t.text,
       segments,
+      ...(extras.granularities.includes('word') ? { words: fakeWords(t) } : {}),
       usage: { type: 'duration', seconds: Math.ceil(durationS) },
     }),
+  };
+}
+
+/** A translation's verbose_json: task `translate`, language English. */
+export function asTranslation(ok: HttpFault): HttpFault {
+  return {
+    ...ok,
+    body: JSON.stringify({ ...(JSON.parse(ok.body) as object), task: 'translate', language: 'english' }),
   };
 }

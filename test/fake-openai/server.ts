@@ -15,6 +15,7 @@ import {
   readBody,
   tooLong,
   transcriptionResponse,
+  asTranslation,
 } from './responses.ts';
 import { FAKE_OPENAI_KEY } from './types.ts';
 import type { FakeOpenAI, FakeOpenAIOptions, FakeRoute, FaultScript, RequestLogEntry } from './types.ts';
@@ -129,6 +130,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     entry.language = field(form, 'language');
     entry.prompt = field(form, 'prompt');
     entry.responseFormat = field(form, 'response_format');
+    entry.granularities = form.getAll('timestamp_granularities[]').filter((v) => typeof v === 'string');
     entry.filename = file instanceof File ? file.name : null;
     if (bytes) {
       entry.bytes = bytes.length;
@@ -159,8 +161,55 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       ? options.transcript({ sha1: entry.sha1, bytes, durationS, model: entry.model })
       : fakeTranscript(entry.sha1, durationS);
     entry.text = t.text;
-    const ok = transcriptionResponse(format, info, t, durationS, entry.language);
+    const ok = transcriptionResponse(format, info, t, durationS, entry.language, {
+      granularities: entry.granularities,
+      ...(options.detectedLanguage === undefined ? {} : { detectedLanguage: options.detectedLanguage }),
+    });
     reply(res, entry, { ...ok, headers: { ...ok.headers, ...options.successHeaders?.(entry) } });
+  }
+
+  /**
+   * POST /v1/audio/translations: whisper-1 only, as OpenAI; each segment of the fake transcript as `en-<tag>-<i>`
+   * so a test sees which endpoint answered. No faults or latency: the transcriptions route has those.
+   */
+  async function translations(req: http.IncomingMessage, res: http.ServerResponse, entry: RequestLogEntry) {
+    const body = await readBody(req, maxBytes + FORM_OVERHEAD);
+    if (body.aborted) return;
+    if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
+    const form = await parseForm(req.headers['content-type'] ?? '', body.buf);
+    const file = form?.get('file');
+    if (!form || !(file instanceof Blob))
+      return reply(res, entry, badRequest('Could not parse multipart form', null, null));
+    const bytes = Buffer.from(await file.arrayBuffer());
+    entry.model = field(form, 'model');
+    entry.prompt = field(form, 'prompt');
+    entry.responseFormat = field(form, 'response_format');
+    entry.bytes = bytes.length;
+    entry.sha1 = sha1Hex(bytes);
+    if (form.has('language'))
+      return reply(res, entry, badRequest('Unrecognized request argument supplied: language', 'language', null));
+    if (entry.model !== 'whisper-1') {
+      return reply(
+        res,
+        entry,
+        badRequest(`Invalid model ${entry.model ?? ''} for translations.`, 'model', 'invalid_value'),
+      );
+    }
+    const durationS = await audioDurationS(bytes);
+    if (durationS === null) return void applyFault(res, entry, { type: 'bad_audio' });
+    entry.durationS = durationS;
+    const original = fakeTranscript(entry.sha1, durationS);
+    const segments = original.segments.map((seg) => ({ ...seg, text: `en-${seg.text}` }));
+    const t = { ...original, text: segments.map((seg) => seg.text).join(' '), segments };
+    entry.text = t.text;
+    const ok = transcriptionResponse(
+      entry.responseFormat ?? 'json',
+      findModel('openai', 'whisper-1'),
+      t,
+      durationS,
+      'en',
+    );
+    reply(res, entry, entry.responseFormat === 'verbose_json' ? asTranslation(ok) : ok);
   }
 
   async function modelsRoute(res: http.ServerResponse, entry: RequestLogEntry): Promise<void> {
@@ -191,6 +240,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
     if (req.method === 'POST' && path === '/v1/audio/transcriptions') return transcriptions(req, res, entry);
     if (req.method === 'GET' && path === '/v1/models') return modelsRoute(res, entry);
+    if (req.method === 'POST' && path === '/v1/audio/translations') return translations(req, res, entry);
     await readBody(req, 0);
     send(
       res,
@@ -213,6 +263,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       language: null,
       prompt: null,
       responseFormat: null,
+      granularities: [],
       filename: null,
       bytes: null,
       sha1: null,

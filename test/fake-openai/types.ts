@@ -14,6 +14,8 @@ export interface RequestLogEntry {
   language: string | null;
   prompt: string | null;
   responseFormat: string | null;
+  /** The timestamp_granularities[] fields sent (empty when none). */
+  granularities: string[];
   filename: string | null;
   /** Size of the file part. */
   bytes: number | null;
@@ -56,6 +58,8 @@ export interface FakeOpenAIOptions {
   random?: RandomFaults | null;
   /** Extra headers on a 200 transcription answer (rate-limit hints such as x-ratelimit-remaining-requests). */
   successHeaders?: (entry: RequestLogEntry) => Record<string, string> | undefined;
+  /** The ISO-639-1 language verbose_json reports when the request names none. @default 'en' */
+  detectedLanguage?: string;
   /** Override the transcript (default fakeTranscript(sha1, durationS)). */
   transcript?: (audio: { sha1: string; bytes: Buffer; durationS: number; model: string }) => FakeTranscript;
 }

@@ -11,6 +11,7 @@ interface Form {
   model?: string;
   response_format?: string;
   language?: string;
+  granularities?: string[];
 }
 interface Reply {
   status: number;
@@ -34,6 +35,7 @@ async function post(
     const v = form[name];
     if (v !== undefined) fd.append(name, v);
   }
+  for (const g of form.granularities ?? []) fd.append('timestamp_granularities[]', g);
   const res = await fetch(`${fake.url}/audio/transcriptions`, {
     method: 'POST',
     body: fd,
@@ -57,6 +59,26 @@ describe('startFakeOpenAI', () => {
   });
   afterEach(() => {
     fake.reset();
+  });
+
+  it("adds whisper's words to verbose_json when timestamp_granularities[] names them, and only then", async () => {
+    const withWords = JSON.parse((await post(fake, { ...whisper(), granularities: ['word', 'segment'] })).body) as {
+      words?: { word: string; start: number; end: number }[];
+      language: string;
+    };
+    const segments = fakeTranscript(wav, fx.durationS).segments;
+    expect(withWords.words).toEqual(segments.map((seg) => ({ word: seg.text, start: seg.start, end: seg.end })));
+    expect(fake.requests[0]?.granularities).toEqual(['word', 'segment']);
+    // No language asked: the one it "detects" (English unless the options say otherwise).
+    expect(withWords.language).toBe('english');
+    const plain = JSON.parse((await post(fake, whisper())).body) as { words?: unknown };
+    expect(plain.words).toBeUndefined();
+    const german = await startFakeOpenAI({ detectedLanguage: 'de' });
+    try {
+      expect((JSON.parse((await post(german, whisper())).body) as { language: string }).language).toBe('german');
+    } finally {
+      await german.close();
+    }
   });
 
   it('answers verbose_json with sha1-tagged segments spread over the WAV duration', async () => {

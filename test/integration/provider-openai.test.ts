@@ -15,6 +15,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { ProviderError } from '../../src/transcribe/provider-error.ts';
 import { createProvider } from '../../src/transcribe/providers/index.ts';
+import { openAIModel } from '../../src/transcribe/providers/openai/models.ts';
 import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -86,6 +87,41 @@ describe('createOpenAIProvider', () => {
       bytes: bytes.length,
       filename: 'speech.wav',
     });
+  });
+
+  it('asks whisper-1 for word times too and keeps them, chunk-relative, trimmed, inside the chunk', async () => {
+    const result = await provider().transcribe(input());
+    expect(fake.requests[0]?.granularities).toEqual(['word', 'segment']);
+    const expected = fakeTranscript(bytes, fx.durationS).segments.map((seg) => ({
+      start: seg.start,
+      end: seg.end,
+      word: seg.text,
+    }));
+    expect(result.words).toEqual(expected);
+  });
+
+  it("follows a declared model's timing: segments without words, or plain json", async () => {
+    const models = [
+      { ...openAIModel('own-segments'), segmentTimes: true, known: true },
+      { ...openAIModel('own-plain'), known: true },
+    ];
+    const server = await startFakeOpenAI({ apiKey: null, models: models.map((m) => m.id) });
+    try {
+      // A self-hosted server: any key will do.
+      const own = createOpenAIProvider({ logger, apiKey: 'unused', baseURL: server.url, models });
+      expect(own.models).toEqual(['own-segments', 'own-plain']);
+      const segmented = await own.transcribe(input({ model: 'own-segments' }));
+      expect(segmented.timing).toBe('segment');
+      expect(segmented.words).toBeUndefined();
+      const plain = await own.transcribe(input({ model: 'own-plain' }));
+      expect(plain.timing).toBe('chunk');
+      expect(server.requests.map((r) => [r.model, r.responseFormat, r.granularities.length])).toEqual([
+        ['own-segments', 'verbose_json', 0],
+        ['own-plain', 'json', 0],
+      ]);
+    } finally {
+      await server.close();
+    }
   });
 
   it('returns one chunk-level segment for gpt-4o-transcribe (json, no segment times)', async () => {

@@ -16,10 +16,11 @@ export interface ServiceProcess {
 
 /**
  * The real service process (`node src/server.ts`, as production runs it) on 127.0.0.1 with a free port, its
- * environment only what is passed here (no inherited secrets or settings), logging at info.
+ * environment only what is passed here (no inherited secrets or settings), logging at info; `nodeArgs` go
+ * before the entry (e.g. an `--import` that watches the process).
  */
-export function spawnService(env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [SERVER], {
+export function spawnService(env: Record<string, string>, nodeArgs: readonly string[] = []): ServiceProcess {
+  const child = spawn(process.execPath, [...nodeArgs, SERVER], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',

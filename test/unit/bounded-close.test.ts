@@ -26,4 +26,12 @@ describe('closeWithin', () => {
     };
     await expect(closeWithin('broken', broken, log, 20)).resolves.toBeUndefined();
   });
+
+  it('returns when cutting the connection never ends either', async () => {
+    const stuck = {
+      close: () => new Promise<void>(() => undefined),
+      disconnect: () => new Promise<void>(() => undefined),
+    };
+    await expect(closeWithin('stuck twice', stuck, log, 20)).resolves.toBeUndefined();
+  });
 });

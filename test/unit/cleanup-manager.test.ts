@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { newJobId } from '../../src/jobs/ids.ts';
-import { JobStore } from '../../src/jobs/store.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
 import type { JobStatus } from '../../src/jobs/types.ts';
 import { createCleanupManager, type CleanupConfig, type CleanupDeps } from '../../src/retention/cleanup-manager.ts';
 import { createJobDirs, type JobDirs } from '../../src/resources/job-dirs.ts';
@@ -17,20 +17,20 @@ const config: CleanupConfig = { retentionMs: 168 * HOUR, uploadRetentionMs: 0, i
 
 describe('createCleanupManager', () => {
   let dataDir: string;
-  let store: JobStore;
+  let store: SqliteJobStore;
   let dirs: JobDirs;
   let now: Date;
   const clock = () => now;
 
   beforeEach(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cs-cleanup-'));
-    store = new JobStore({ file: ':memory:' });
+    store = new SqliteJobStore({ file: ':memory:' });
     dirs = createJobDirs({ dataDir, logger });
     now = new Date('2030-01-10T00:00:00.000Z');
   });
   afterEach(async () => {
     vi.useRealTimers();
-    store.close();
+    await store.close();
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -38,7 +38,7 @@ describe('createCleanupManager', () => {
   async function addJob(status: JobStatus, endedHoursAgo: number | null): Promise<string> {
     const id = newJobId();
     const completedAt = endedHoursAgo === null ? null : new Date(now.getTime() - endedHoursAgo * HOUR).toISOString();
-    store.insertJob(jobRecord(id, status, completedAt));
+    await store.insertJob(jobRecord(id, status, completedAt));
     await addFiles(id);
     return id;
   }
@@ -55,9 +55,9 @@ describe('createCleanupManager', () => {
     const oldFailed = await addJob('failed', 200);
     const recent = await addJob('completed', 167);
     const report = await manager({ uploadRetentionMs: 1000 * HOUR }).sweep();
-    expect(store.getJob(old)).toBeNull();
-    expect(store.getJob(oldFailed)).toBeNull();
-    expect(store.getJob(recent)).not.toBeNull();
+    expect(await store.getJob(old)).toBeNull();
+    expect(await store.getJob(oldFailed)).toBeNull();
+    expect(await store.getJob(recent)).not.toBeNull();
     expect(existsSync(dirs.jobDir(old))).toBe(false);
     expect(existsSync(dirs.uploadPath(recent))).toBe(true);
     expect(report).toMatchObject({ purgedJobs: 2, removedDirs: 2, freedBytes: 2020, orphans: 0 });
@@ -67,7 +67,7 @@ describe('createCleanupManager', () => {
     for (let i = 0; i < 5; i++) await addJob('completed', 300);
     const report = await manager({}, { batchSize: 2 }).sweep();
     expect(report.purgedJobs).toBe(5);
-    expect(store.jobIds().size).toBe(0);
+    expect((await store.jobIds()).size).toBe(0);
   });
 
   it('keeps an ended job upload for UPLOAD_RETENTION_HOURS, removes its chunks, then the whole directory', async () => {
@@ -79,7 +79,7 @@ describe('createCleanupManager', () => {
     now = new Date(now.getTime() + HOUR);
     await cleanup.sweep();
     expect(existsSync(dirs.jobDir(id))).toBe(false);
-    expect(store.getJob(id)).not.toBeNull();
+    expect(await store.getJob(id)).not.toBeNull();
   });
 
   it('removes retained uploads of ended jobs in an emergency and leaves live jobs and streaming uploads alone', async () => {
@@ -101,7 +101,7 @@ describe('createCleanupManager', () => {
       );
     }
     expect(existsSync(dirs.uploadPath(streaming))).toBe(true);
-    expect(store.getJob(ended)).not.toBeNull();
+    expect(await store.getJob(ended)).not.toBeNull();
   });
 
   it('removes a directory no row and no upload in this process owns', async () => {

@@ -14,7 +14,11 @@ describe('cleanup schedule', () => {
     let passes = 0;
     let release: (() => void) | null = null;
     const cleanup = createCleanupManager({
-      store: { jobLifecycle: () => null, endedJobsBefore: () => [], deleteJob: () => undefined },
+      store: {
+        jobLifecycle: () => Promise.resolve(null),
+        endedJobsBefore: () => Promise.resolve([]),
+        deleteJob: () => Promise.resolve(),
+      },
       dirs: {
         async list() {
           passes += 1;

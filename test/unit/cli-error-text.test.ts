@@ -69,6 +69,7 @@ describe('get on a job without a full transcript', () => {
       getTranscript,
       createJob: () => Promise.reject(new Error('not used')),
       getJob: () => Promise.reject(new Error('not used')),
+      jobEvents: () => Promise.reject(new Error('not used')),
       listJobs: () => Promise.reject(new Error('not used')),
       cancelJob: () => Promise.reject(new Error('not used')),
     };

@@ -189,3 +189,41 @@ describe('isTranscriptFormat', () => {
     expect(isTranscriptFormat('pdf')).toBe(false);
   });
 });
+
+describe('word cues (cues=words)', () => {
+  const t: Transcript = {
+    job_id: 'job_w',
+    text: 'Hello there. General Kenobi.',
+    language: 'en',
+    duration_s: 4,
+    segments: [
+      { start: 0, end: 1.5, text: 'Hello there.', chunk: 0 },
+      { start: 2, end: 4, text: 'General Kenobi.', chunk: 1 },
+    ],
+    words: [
+      { start: 0, end: 0.6, word: 'Hello', chunk: 0 },
+      { start: 0.7, end: 1.5, word: ' there.', chunk: 0 },
+      // A word that overruns the next one is cut at its start, as segment cues are.
+      { start: 2, end: 3.2, word: 'General', chunk: 1 },
+      { start: 3, end: 4, word: 'Kenobi.', chunk: 1 },
+    ],
+    timing: 'segment',
+  };
+
+  it.each(['srt', 'vtt'] as const)('%s: one cue per word at its own time', (format) => {
+    const cues = strictParse(renderTranscript(t, format, { cues: 'words' }).body, format);
+    expect(cues).toEqual([
+      { start: 0, end: 0.6, text: 'Hello' },
+      { start: 0.7, end: 1.5, text: 'there.' },
+      { start: 2, end: 3, text: 'General' },
+      { start: 3, end: 4, text: 'Kenobi.' },
+    ]);
+  });
+
+  it('falls back to segment cues for a transcript without word times, and segment cues stay the default', () => {
+    const withoutWords: Transcript = { ...t, words: undefined };
+    const segmentCuesBody = renderTranscript(t, 'vtt').body;
+    expect(renderTranscript(withoutWords, 'vtt', { cues: 'words' }).body).toBe(segmentCuesBody);
+    expect(strictParse(segmentCuesBody, 'vtt').map((c) => c.text)).toEqual(['Hello there.', 'General Kenobi.']);
+  });
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
 import { runJobPipeline, ShutdownSignal } from '../../src/jobs/job-pipeline.ts';
 import { markProcessing } from '../../src/jobs/lifecycle.ts';
-import type { JobStore } from '../../src/jobs/store.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
 import {
   chunkResult,
   chunkText,
@@ -26,21 +26,21 @@ function fatal(): Error {
   return Object.assign(new AppError('PROVIDER_AUTH', 'The provider refused the key.'), { fatalForJob: true });
 }
 
-function chunkStates(store: JobStore) {
-  return store.listChunks(JOB).map((c) => [c.index, c.status]);
+async function chunkStates(store: SqliteJobStore) {
+  return (await store.listChunks(JOB)).map((c) => [c.index, c.status]);
 }
 
 describe('runJobPipeline', () => {
   it('plans a fresh job once, keeps the whole plan with it, sends every chunk in order and completes with their text', async () => {
     const t = pipelineDeps({ chunkS: 10 });
-    t.store.insertJob(queuedJob(JOB, 25));
-    await runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger);
+    await t.store.insertJob(queuedJob(JOB, 25));
+    await runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger);
 
     expect(t.chunks.planned).toBe(1);
     expect(t.chunks.resumed).toEqual([]);
     expect(t.chunks.opened).toEqual([[10, 20]]);
     expect(t.sent).toEqual([0, 1, 2]);
-    const job = t.store.getJob(JOB)!;
+    const job = (await t.store.getJob(JOB))!;
     expect(job).toMatchObject({
       status: 'completed',
       stage: null,
@@ -57,12 +57,12 @@ describe('runJobPipeline', () => {
       hardCuts: 0,
       reason: 'fake',
     });
-    expect(t.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+    expect((await t.store.getTranscript(JOB))?.text).toBe([0, 1, 2].map(chunkText).join(' '));
   });
 
   it('resumes from the stored plan and chunks: nothing is planned again and no chunk with a stored result is sent again', async () => {
     const t = pipelineDeps({ chunkS: 10 });
-    t.store.insertJob(queuedJob(JOB, 25));
+    await t.store.insertJob(queuedJob(JOB, 25));
     const stored = {
       mode: 'encode',
       format: 'mp3',
@@ -71,20 +71,20 @@ describe('runJobPipeline', () => {
       hardCuts: 1,
       reason: 'planned before the restart',
     } as const;
-    markProcessing(t.store, JOB);
-    t.store.updateJob(JOB, { chunkPlan: stored, chunksTotal: 3 });
-    [0, 10, 20].forEach((start, i) => t.store.upsertChunk(JOB, i, start, i === 2 ? 5 : 10));
-    t.store.updateChunk(JOB, 0, { status: 'done', result: chunkResult(0, 10) });
-    t.store.updateChunk(JOB, 1, { status: 'done', result: chunkResult(1, 10) });
+    await markProcessing(t.store, JOB);
+    await t.store.updateJob(JOB, { chunkPlan: stored, chunksTotal: 3 });
+    for (const [i, start] of [0, 10, 20].entries()) await t.store.upsertChunk(JOB, i, start, i === 2 ? 5 : 10);
+    await t.store.updateChunk(JOB, 0, { status: 'done', result: chunkResult(0, 10) });
+    await t.store.updateChunk(JOB, 1, { status: 'done', result: chunkResult(1, 10) });
 
-    await runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger);
+    await runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger);
 
     expect(t.chunks.planned).toBe(0);
     expect(t.chunks.resumed).toEqual([stored]);
     expect(t.chunks.opened).toEqual([[10, 20]]);
     expect(t.sent).toEqual([2]);
-    expect(t.store.getJob(JOB)?.status).toBe('completed');
-    expect(t.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+    expect((await t.store.getJob(JOB))?.status).toBe('completed');
+    expect((await t.store.getTranscript(JOB))?.text).toBe([0, 1, 2].map(chunkText).join(' '));
   });
 
   it('ends at a job-fatal chunk error: nothing more is sent, the chunks after it stay pending for the runner to fail the job', async () => {
@@ -93,20 +93,22 @@ describe('runJobPipeline', () => {
       return chunkResult(input.index, input.durationS);
     };
     const t = pipelineDeps({ chunkS: 10, answer });
-    t.store.insertJob(queuedJob(JOB, 40));
+    await t.store.insertJob(queuedJob(JOB, 40));
 
-    await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject({
+    await expect(
+      runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger),
+    ).rejects.toMatchObject({
       code: 'PROVIDER_AUTH',
     });
 
     expect(t.sent).toEqual([0, 1]);
-    expect(chunkStates(t.store)).toEqual([
+    expect(await chunkStates(t.store)).toEqual([
       [0, 'done'],
       [1, 'pending'],
       [2, 'pending'],
       [3, 'pending'],
     ]);
-    expect(t.store.getJob(JOB)?.status).toBe('processing');
+    expect((await t.store.getJob(JOB))?.status).toBe('processing');
   });
 
   describe('failed chunks', () => {
@@ -117,17 +119,17 @@ describe('runJobPipeline', () => {
 
     it('fail the job when more of them failed than MAX_FAILED_CHUNK_RATIO allows, naming the first one', async () => {
       const t = pipelineDeps({ chunkS: 10, answer: rejectChunk1, maxFailedChunkRatio: 0.2 });
-      t.store.insertJob(queuedJob(JOB, 40));
+      await t.store.insertJob(queuedJob(JOB, 40));
 
-      await expect(runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger)).rejects.toMatchObject(
-        {
-          code: 'PROVIDER_REJECTED',
-          message: '1 of 4 chunks could not be transcribed (first: the audio is not readable).',
-        },
-      );
+      await expect(
+        runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger),
+      ).rejects.toMatchObject({
+        code: 'PROVIDER_REJECTED',
+        message: '1 of 4 chunks could not be transcribed (first: the audio is not readable).',
+      });
       // Not fatal for the job: every other chunk was still sent.
       expect(t.sent).toEqual([0, 1, 2, 3]);
-      expect(chunkStates(t.store)).toEqual([
+      expect(await chunkStates(t.store)).toEqual([
         [0, 'done'],
         [1, 'failed'],
         [2, 'done'],
@@ -137,12 +139,12 @@ describe('runJobPipeline', () => {
 
     it('within the ratio are gaps in the completed transcript', async () => {
       const t = pipelineDeps({ chunkS: 10, answer: rejectChunk1, maxFailedChunkRatio: 0.25 });
-      t.store.insertJob(queuedJob(JOB, 40));
+      await t.store.insertJob(queuedJob(JOB, 40));
 
-      await runJobPipeline(t.store.getJob(JOB)!, t.deps, signals().signals, silentLogger);
+      await runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger);
 
-      expect(t.store.getJob(JOB)?.status).toBe('completed');
-      const segments = t.store.getTranscript(JOB)?.segments ?? [];
+      expect((await t.store.getJob(JOB))?.status).toBe('completed');
+      const segments = (await t.store.getTranscript(JOB))?.segments ?? [];
       expect(segments.map((s) => [s.chunk, s.text])).toEqual([
         [0, chunkText(0)],
         [1, '[inaudible: chunk 1 failed]'],
@@ -163,26 +165,56 @@ describe('runJobPipeline', () => {
       return chunkResult(input.index, input.durationS);
     };
     const first = pipelineDeps({ chunkS: 10, answer });
-    first.store.insertJob(queuedJob(JOB, 30));
+    await first.store.insertJob(queuedJob(JOB, 30));
     const s = signals();
-    const run = runJobPipeline(first.store.getJob(JOB)!, first.deps, s.signals, silentLogger);
+    const run = runJobPipeline((await first.store.getJob(JOB))!, first.deps, s.signals, silentLogger);
     await inFlight.promise;
     s.drain.abort();
     letGo.resolve();
 
     await expect(run).rejects.toBeInstanceOf(ShutdownSignal);
     expect(first.sent).toEqual([0, 1]);
-    expect(chunkStates(first.store)).toEqual([
+    expect(await chunkStates(first.store)).toEqual([
       [0, 'done'],
       [1, 'done'],
       [2, 'pending'],
     ]);
-    expect(first.store.getJob(JOB)?.status).toBe('processing');
+    expect((await first.store.getJob(JOB))?.status).toBe('processing');
 
     const second = pipelineDeps({ chunkS: 10, store: first.store });
-    await runJobPipeline(first.store.getJob(JOB)!, second.deps, signals().signals, silentLogger);
+    await runJobPipeline((await first.store.getJob(JOB))!, second.deps, signals().signals, silentLogger);
     expect(second.chunks.planned).toBe(0);
     expect(second.sent).toEqual([2]);
-    expect(first.store.getTranscript(JOB)?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+    expect((await first.store.getTranscript(JOB))?.text).toBe([0, 1, 2].map(chunkText).join(' '));
+  });
+
+  it("stores a chunk's result after its progress notes, however late the store answers them", async () => {
+    // A store on another host answers when it answers: here every 'retrying' note lands late.
+    const late: Array<Promise<void>> = [];
+    class SlowNotes extends SqliteJobStore {
+      override updateChunk(...args: Parameters<SqliteJobStore['updateChunk']>): Promise<void> {
+        if (args[2].status !== 'retrying') return super.updateChunk(...args);
+        const write = new Promise((resolve) => setTimeout(resolve, 20)).then(() => super.updateChunk(...args));
+        late.push(write);
+        return write;
+      }
+    }
+    const t = pipelineDeps({ chunkS: 10, concurrency: 3, store: new SlowNotes({ file: ':memory:' }) });
+    t.deps.transcribe = async (input, hooks) => {
+      hooks.onAttempt?.(1);
+      hooks.onRetry?.({ attempt: 1, delayMs: 10, errorClass: 'server' });
+      return chunkResult(input.index, input.durationS);
+    };
+    await t.store.insertJob(queuedJob(JOB, 25));
+    await runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger);
+    // Whatever is still on its way lands before the check.
+    await Promise.all(late);
+    expect(late).toHaveLength(3);
+    expect(await chunkStates(t.store)).toEqual([
+      [0, 'done'],
+      [1, 'done'],
+      [2, 'done'],
+    ]);
+    expect((await t.store.getJob(JOB))?.status).toBe('completed');
   });
 });

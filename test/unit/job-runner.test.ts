@@ -59,11 +59,11 @@ describe('JobRunner', () => {
     };
     const t = pipelineDeps({ chunkS: 10, answer });
     const { runner, started, ended, leases } = runnerFor(t);
-    t.store.insertJob(queuedJob(JOB, 25));
+    await t.store.insertJob(queuedJob(JOB, 25));
 
     await runner.enqueue(JOB);
 
-    expect(t.store.getJob(JOB)).toMatchObject({
+    expect(await t.store.getJob(JOB)).toMatchObject({
       status: 'failed',
       stage: null,
       errorCode: 'PROVIDER_AUTH',
@@ -83,11 +83,11 @@ describe('JobRunner', () => {
       chunks: { ...t.deps.chunks, planChunks: async () => Promise.reject(new TypeError('a bug')) },
     };
     const { runner } = runnerFor(t);
-    t.store.insertJob(queuedJob(JOB, 25));
+    await t.store.insertJob(queuedJob(JOB, 25));
 
     await runner.enqueue(JOB);
 
-    expect(t.store.getJob(JOB)).toMatchObject({
+    expect(await t.store.getJob(JOB)).toMatchObject({
       status: 'failed',
       errorCode: 'INTERNAL',
       errorMessage: 'The job failed because of an internal error.',
@@ -98,14 +98,18 @@ describe('JobRunner', () => {
     const held = holdChunk(1);
     const t = pipelineDeps({ chunkS: 10, answer: held.answer });
     const { runner, ended, leases } = runnerFor(t);
-    t.store.insertJob(queuedJob(JOB, 25));
+    await t.store.insertJob(queuedJob(JOB, 25));
 
     const settled = runner.enqueue(JOB);
     await held.inFlight;
     await runner.cancel(JOB);
     await settled;
 
-    expect(t.store.getJob(JOB)).toMatchObject({ status: 'cancelled', stage: null, completedAt: NOW.toISOString() });
+    expect(await t.store.getJob(JOB)).toMatchObject({
+      status: 'cancelled',
+      stage: null,
+      completedAt: NOW.toISOString(),
+    });
     expect(ended.map((j) => [j.id, j.status])).toEqual([[JOB, 'cancelled']]);
     expect(t.dirs.removedUploads).toEqual([]);
     expect(leases.released).toEqual([JOB]);
@@ -115,7 +119,7 @@ describe('JobRunner', () => {
     const held = holdChunk(1);
     const first = pipelineDeps({ chunkS: 10, answer: held.answer });
     const one = runnerFor(first);
-    first.store.insertJob(queuedJob(JOB, 25));
+    await first.store.insertJob(queuedJob(JOB, 25));
 
     const settled = one.runner.enqueue(JOB);
     await held.inFlight;
@@ -123,7 +127,7 @@ describe('JobRunner', () => {
     await one.runner.close(0);
     await settled;
 
-    expect(first.store.getJob(JOB)?.status).toBe('processing');
+    expect((await first.store.getJob(JOB))?.status).toBe('processing');
     expect(one.started.map(([id]) => id)).toEqual([JOB]);
     expect(one.ended).toEqual([]);
     expect(one.leases).toEqual({ adopted: [JOB], released: [] });
@@ -131,15 +135,27 @@ describe('JobRunner', () => {
 
     const second = pipelineDeps({ chunkS: 10, store: first.store });
     const two = runnerFor(second);
-    expect(two.runner.resumeUnfinished()).toBe(1);
+    expect(await two.runner.resumeUnfinished()).toBe(1);
     await two.runner.enqueue(JOB);
 
-    expect(first.store.getJob(JOB)?.status).toBe('completed');
+    expect((await first.store.getJob(JOB))?.status).toBe('completed');
     expect(second.sent).toEqual([1, 2]);
     // Resumed while processing: its queue wait ended with the first run's start and is not observed again.
     expect(two.started).toEqual([]);
     expect(two.ended.map((j) => [j.id, j.status])).toEqual([[JOB, 'completed']]);
     expect(two.leases).toEqual({ adopted: [JOB], released: [JOB] });
     expect(second.dirs.removedUploads).toEqual([JOB]);
+  });
+
+  it('runs a job enqueued twice at once one time, with one lease, while the store is still answering', async () => {
+    const t = pipelineDeps({ chunkS: 10 });
+    await t.store.insertJob(queuedJob(JOB, 25));
+    const { runner, leases, ended } = runnerFor(t);
+    // Both calls come before the store has answered the first one's read.
+    const [a, b] = [runner.enqueue(JOB), runner.enqueue(JOB)];
+    await Promise.all([a, b]);
+    expect(leases.adopted).toEqual([JOB]);
+    expect(t.sent).toEqual([0, 1, 2]);
+    expect(ended.map((j) => j.status)).toEqual(['completed']);
   });
 });

@@ -164,6 +164,7 @@ describe('toJobResource', () => {
         waiting: null,
       },
       estimate: { cost_usd: 0.01, provider: 'openai', model: 'whisper-1' },
+      detected_language: null,
       error: null,
       webhook: null,
       links: { self: '/v1/jobs/job_abc', transcript: '/v1/jobs/job_abc/transcript' },

@@ -9,6 +9,9 @@ const SECRETS = [
   'redis-pass',
   'db-secret',
   'frag-secret',
+  'pg-user',
+  'pg-pass',
+  'pg-cert-secret',
   'sk-openai-key',
   'client-key-1',
 ];
@@ -19,6 +22,7 @@ describe('redactConfig', () => {
       OPENAI_API_KEY: 'sk-openai-key',
       OPENAI_BASE_URL: 'http://base-user:base-pass@llm.internal:8080/v1?api-key=query-secret&region=eu#frag-secret',
       REDIS_URL: 'rediss://redis-user:redis-pass@cache.internal:6380/2?password=db-secret',
+      DATABASE_URL: 'postgres://pg-user:pg-pass@db.internal:5432/jobs?sslmode=require&sslkey=pg-cert-secret',
       API_KEYS: 'client-key-1',
     });
     const redacted = redactConfig(config);
@@ -27,6 +31,7 @@ describe('redactConfig', () => {
       baseURL: 'http://***@llm.internal:8080/v1?api-key=***&region=***',
     });
     expect(redacted.redisUrl).toBe('rediss://***@cache.internal:6380/2?password=***');
+    expect(redacted.databaseUrl).toBe('postgres://***@db.internal:5432/jobs?sslmode=***&sslkey=***');
     const text = JSON.stringify(redacted);
     for (const secret of SECRETS) expect(text).not.toContain(secret);
     // The rest is the config as it was.
@@ -37,10 +42,24 @@ describe('redactConfig', () => {
   it('says only that a setting is unset, or set but not a URL, and leaves a URL without secrets as it is', () => {
     const plain = redactConfig(loadConfig({}));
     expect(plain.redisUrl).toBe('(unset)');
+    expect(plain.databaseUrl).toBe('(unset)');
     expect((plain.openai as { baseURL: string }).baseURL).toBe('(sdk default)');
     expect(redactUrl('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379');
     expect(redactUrl('https://api.example/v1')).toBe('https://api.example/v1');
     expect(redactUrl('redis://:only-pass@h:1')).toBe('redis://***@h:1');
     expect(redactUrl('not a url with secret')).toBe('(set, not a URL)');
+  });
+
+  it('refuses a DATABASE_URL that is not a postgres URL without repeating it', () => {
+    for (const value of ['mysql://u:pg-pass@h/db', 'pg-pass', 'postgres:///no-host']) {
+      let message = '';
+      try {
+        loadConfig({ DATABASE_URL: value });
+      } catch (err) {
+        message = String(err);
+      }
+      expect(message).toContain('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+      expect(message).not.toContain('pg-pass');
+    }
   });
 });

@@ -103,12 +103,12 @@ describe('createStorageGuard', () => {
     ).rejects.toThrow('boom');
     expect(guard.isFull()).toBe(false);
     expect(
-      guard.attempt('progress', () => {
+      await guard.attempt('progress', () => {
         throw full();
       }),
     ).toBe(false);
     expect(guard.isFull()).toBe(true);
-    expect(guard.attempt('progress', () => undefined)).toBe(true);
+    expect(await guard.attempt('progress', () => Promise.resolve())).toBe(true);
     expect(guard.isFull()).toBe(false);
     expect(guard.waiting()).toBeNull();
     guard.stop();

@@ -110,8 +110,11 @@ describe('request validator', () => {
   });
 
   it('rejects a model the provider does not know and lists the known ones', () => {
-    const err = expectInvalid({ model: 'whisper-2' }, 'model');
-    expect(err.message).toContain('whisper-1');
+    const err = rejection({ model: 'whisper-2' });
+    expect(err.code).toBe('INVALID_FIELD');
+    expect(err.statusCode).toBe(400);
+    expect(err.details).toEqual({ field: 'model', models: ['whisper-1', 'gpt-4o-transcribe'] });
+    expect(err.message).toContain('whisper-1, gpt-4o-transcribe');
   });
 
   it('accepts the configured default model even when the provider list lacks it', () => {

@@ -1,10 +1,11 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toJobResource } from '../../src/http/job-resource.ts';
-import { JobStore } from '../../src/jobs/store.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
 import type { WebhookState } from '../../src/jobs/types.ts';
 import { createWebhookDispatcher, type WebhookDispatcher, type WebhookOutcome } from '../../src/webhooks/dispatcher.ts';
 import { WebhookRefusedError, type WebhookSend } from '../../src/webhooks/sender.ts';
+import { deferred } from '../fixtures/pipeline.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 
@@ -12,34 +13,34 @@ const logger = pino({ level: 'silent' });
 const T0 = Date.parse('2030-01-01T00:00:10.000Z');
 const settled = () => new Promise((r) => setImmediate(r));
 
-const open: Array<{ store: JobStore; dispatcher: WebhookDispatcher }> = [];
+const open: Array<{ store: SqliteJobStore; dispatcher: WebhookDispatcher }> = [];
 afterEach(async () => {
   for (const { store, dispatcher } of open.splice(0)) {
     await dispatcher.stop();
-    store.close();
+    await store.close();
   }
 });
 
 /**
  * A completed job with a callback, a receiver answering from `statuses` (then 200), on a clock with skewed timers.
- * `overrides` replaces the sender's answer (after its send time is recorded) or the secret.
+ * `overrides` replaces the sender's answer (after its send time is recorded), the secret or the store.
  */
-function setup(
+async function setup(
   skewMs: number,
   statuses: number[] = [],
   webhook: WebhookState | null = null,
-  overrides: { answer?: WebhookSend; secret?: string | undefined } = {},
+  overrides: { answer?: WebhookSend; secret?: string | undefined; store?: SqliteJobStore } = {},
 ) {
   const clock: ManualClock = manualClock(T0, { skewMs });
-  const store = new JobStore({ file: ':memory:' });
+  const store = overrides.store ?? new SqliteJobStore({ file: ':memory:' });
   const job = jobRecord('job1', 'completed', '2030-01-01T00:00:05.000Z');
-  store.insertJob({ ...job, request: { ...job.request, callback_url: 'http://127.0.0.1:9/hook' } });
-  if (webhook) store.updateJob(job.id, { webhook });
+  await store.insertJob({ ...job, request: { ...job.request, callback_url: 'http://127.0.0.1:9/hook' } });
+  if (webhook) await store.updateJob(job.id, { webhook });
   const sentAt: number[] = [];
   const outcomes: WebhookOutcome[] = [];
   const dispatcher = createWebhookDispatcher({
     store,
-    describe: (job, nowMs) => toJobResource(job, store.listChunkStates(job.id), nowMs),
+    describe: async (job, nowMs) => toJobResource(job, await store.listChunkStates(job.id), nowMs),
     send: (request) => {
       sentAt.push(clock.now());
       return overrides.answer ? overrides.answer(request) : Promise.resolve({ statusCode: statuses.shift() ?? 200 });
@@ -60,14 +61,14 @@ function setup(
 
 describe('webhook dispatcher', () => {
   it.each([-1, -200, 0, 100])('retries at next_attempt_at, not before, with timers skewed by %i ms', async (skewMs) => {
-    const { clock, dispatcher, sentAt, outcomes, ended } = setup(skewMs, [503]);
-    const job = ended();
+    const { clock, dispatcher, sentAt, outcomes, ended } = await setup(skewMs, [503]);
+    const job = await ended();
     if (!job) throw new Error('no job');
     dispatcher.ended(job);
     clock.advance(Math.max(0, skewMs));
     await settled();
     expect(sentAt).toEqual([T0 + Math.max(0, skewMs)]);
-    const next = ended()?.webhook?.next_attempt_at;
+    const next = (await ended())?.webhook?.next_attempt_at;
     expect(next).toBe(new Date(sentAt[0]! + 500).toISOString());
 
     clock.advance(499);
@@ -77,7 +78,7 @@ describe('webhook dispatcher', () => {
     await settled();
     expect(sentAt).toHaveLength(2);
     expect(sentAt[1]).toBeGreaterThanOrEqual(Date.parse(next ?? ''));
-    expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
     expect(outcomes).toEqual(['failed_attempt', 'delivered']);
     expect(clock.pending()).toBe(0);
   });
@@ -90,15 +91,15 @@ describe('webhook dispatcher', () => {
       last_error: 'HTTP 503',
       next_attempt_at: new Date(T0 + 2000).toISOString(),
     };
-    const { clock, dispatcher, sentAt, ended } = setup(-1, [], pending);
-    dispatcher.start();
+    const { clock, dispatcher, sentAt, ended } = await setup(-1, [], pending);
+    await dispatcher.start();
     clock.advance(1999);
     await settled();
     expect(sentAt).toEqual([]);
     clock.advance(1);
     await settled();
     expect(sentAt).toEqual([T0 + 2000]);
-    expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 
   it('sends at once a stored pending delivery whose next_attempt_at is not a date', async () => {
@@ -109,24 +110,24 @@ describe('webhook dispatcher', () => {
       last_error: 'HTTP 503',
       next_attempt_at: 'not a date',
     };
-    const { clock, dispatcher, sentAt, ended } = setup(0, [], pending);
-    dispatcher.start();
+    const { clock, dispatcher, sentAt, ended } = await setup(0, [], pending);
+    await dispatcher.start();
     clock.advance(0);
     await settled();
     expect(sentAt).toEqual([T0]);
-    expect(ended()?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 
   it('reports the last failed attempt as failed, a refused address as refused and a missing secret as unsigned', async () => {
-    const failing = setup(0, [500, 500, 500, 500, 500]);
-    failing.dispatcher.ended(failing.ended()!);
+    const failing = await setup(0, [500, 500, 500, 500, 500]);
+    failing.dispatcher.ended((await failing.ended())!);
     for (let attempt = 1; attempt <= 5; attempt++) {
       // Each retry waits the jitter floor, 500 ms.
       failing.clock.advance(attempt === 1 ? 0 : 500);
       await settled();
     }
     expect(failing.sentAt).toHaveLength(5);
-    expect(failing.ended()?.webhook).toMatchObject({ status: 'failed', attempts: 5 });
+    expect((await failing.ended())?.webhook).toMatchObject({ status: 'failed', attempts: 5 });
     expect(failing.outcomes).toEqual([
       'failed_attempt',
       'failed_attempt',
@@ -135,20 +136,44 @@ describe('webhook dispatcher', () => {
       'failed',
     ]);
 
-    const refused = setup(0, [], null, {
+    const refused = await setup(0, [], null, {
       answer: () => Promise.reject(new WebhookRefusedError('the address is private')),
     });
-    refused.dispatcher.ended(refused.ended()!);
+    refused.dispatcher.ended((await refused.ended())!);
     refused.clock.advance(0);
     await settled();
-    expect(refused.ended()?.webhook).toMatchObject({ status: 'failed', attempts: 1 });
+    expect((await refused.ended())?.webhook).toMatchObject({ status: 'failed', attempts: 1 });
     expect(refused.outcomes).toEqual(['refused']);
 
-    const unsigned = setup(0, [], null, { secret: undefined });
-    unsigned.dispatcher.ended(unsigned.ended()!);
+    const unsigned = await setup(0, [], null, { secret: undefined });
+    unsigned.dispatcher.ended((await unsigned.ended())!);
     unsigned.clock.advance(0);
     await settled();
     expect(unsigned.sentAt).toEqual([]);
     expect(unsigned.outcomes).toEqual(['unsigned']);
+  });
+
+  it('sends the first attempt only once the pending delivery is stored, however late the store answers', async () => {
+    // A store on another host answers when it answers: here the write of the pending state waits for the test.
+    const release = deferred();
+    class SlowPending extends SqliteJobStore {
+      override async updateJob(...args: Parameters<SqliteJobStore['updateJob']>): Promise<boolean> {
+        if (args[1].webhook?.status === 'pending' && args[1].webhook.attempts === 0) await release.promise;
+        return super.updateJob(...args);
+      }
+    }
+    const { clock, dispatcher, sentAt, ended } = await setup(0, [], null, {
+      store: new SlowPending({ file: ':memory:' }),
+    });
+    dispatcher.ended((await ended())!);
+    clock.advance(0);
+    await settled();
+    expect(sentAt).toEqual([]);
+    release.resolve();
+    await settled();
+    clock.advance(0);
+    await settled();
+    expect(sentAt).toEqual([T0]);
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 1 });
   });
 });

@@ -33,6 +33,11 @@ async function openApi(app: FastifyInstance): Promise<void> {
       servers: [{ url: '/', description: 'This server.' }],
       tags: [
         { name: 'jobs', description: 'Upload a recording, follow its job, fetch the transcript.' },
+        {
+          name: 'openai',
+          description:
+            "OpenAI's audio API (transcriptions, translations, models) over the same jobs, in OpenAI's shapes.",
+        },
         { name: 'health', description: 'Liveness, readiness and metrics for operators.' },
       ],
       components: {

@@ -24,22 +24,22 @@ import { renderTranscript } from '../../transcribe/formats.ts';
 const JOB_RESOURCE = Type.Ref('JobResource');
 
 export default async function jobRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { store, dirs, runner, storage } = opts.services;
+  const { store, dirs, uploads, runner, storage } = opts.services;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
 
   // Another key's job is indistinguishable from one that never existed.
   const notFound = (id: string) => new AppError('NOT_FOUND', `No job ${JSON.stringify(id)}.`);
 
   /** A job the caller may see, or 404. */
-  function findJob(id: string, owner: string | null): JobRecord {
-    const job = isJobId(id) ? store.getJob(id, owner) : null;
+  async function findJob(id: string, owner: string | null): Promise<JobRecord> {
+    const job = isJobId(id) ? await store.getJob(id, owner) : null;
     if (!job) throw notFound(id);
     return job;
   }
 
   /** The resource as a listing sees it: built from the stored rows, chunk results left unread. */
-  function resourceOf(job: JobRecord, now: number) {
-    return toJobResource(job, store.listChunkStates(job.id), now, storage.waiting());
+  async function resourceOf(job: JobRecord, now: number) {
+    return toJobResource(job, await store.listChunkStates(job.id), now, storage.waiting());
   }
 
   api.get(
@@ -62,9 +62,9 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
     },
     async (request) => {
       const { status, limit, cursor } = request.query;
-      const page = store.listJobs({ owner: request.owner, status, limit: limit ?? DEFAULT_LIST_LIMIT, cursor });
+      const page = await store.listJobs({ owner: request.owner, status, limit: limit ?? DEFAULT_LIST_LIMIT, cursor });
       const now = Date.now();
-      return { items: page.items.map((job) => resourceOf(job, now)), next_cursor: page.nextCursor };
+      return { items: await Promise.all(page.items.map((job) => resourceOf(job, now))), next_cursor: page.nextCursor };
     },
   );
 
@@ -83,7 +83,7 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
       },
     },
     async (request) => {
-      const view = isJobId(request.params.id) ? store.pollView(request.params.id, request.owner) : null;
+      const view = isJobId(request.params.id) ? await store.pollView(request.params.id, request.owner) : null;
       if (!view) throw notFound(request.params.id);
       return toJobResource(view.job, view.chunks, Date.now(), storage.waiting());
     },
@@ -118,11 +118,11 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
       },
     },
     async (request, reply) => {
-      const job = findJob(request.params.id, request.owner);
+      const job = await findJob(request.params.id, request.owner);
       const partial = request.query.partial === 'true' || request.query.partial === '1';
-      let transcript = job.status === 'completed' ? store.getTranscript(job.id) : null;
+      let transcript = job.status === 'completed' ? await store.getTranscript(job.id) : null;
       if (!transcript && partial) {
-        transcript = transcriptFor(job, store.listChunks(job.id), { partial: true });
+        transcript = transcriptFor(job, await store.listChunks(job.id), { partial: true });
         reply.header('x-transcript-partial', 'true');
       }
       if (!transcript) {
@@ -135,7 +135,9 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
         );
       }
       // Rendered to text here (the json format too), so the response schema documents it but never reshapes it.
-      const rendered = renderTranscript(transcript, request.query.format ?? DEFAULT_TRANSCRIPT_FORMAT);
+      const rendered = renderTranscript(transcript, request.query.format ?? DEFAULT_TRANSCRIPT_FORMAT, {
+        cues: request.query.cues ?? 'segments',
+      });
       return reply.type(rendered.contentType).send(rendered.body);
     },
   );
@@ -155,9 +157,11 @@ export default async function jobRoutes(app: FastifyInstance, opts: { services: 
       },
     },
     async (request, reply) => {
-      const job = findJob(request.params.id, request.owner);
+      const job = await findJob(request.params.id, request.owner);
       await runner.cancel(job.id);
-      store.deleteJob(job.id);
+      // The objects before the row: a store that does not answer gets 503 and the job stays, to be deleted again.
+      await uploads.remove(job.id);
+      await store.deleteJob(job.id);
       await dirs.remove(job.id);
       request.log.info({ jobId: job.id, was: job.status }, 'job deleted');
       return reply.code(204).send(null);

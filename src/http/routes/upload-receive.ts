@@ -33,6 +33,8 @@ export interface Received {
   /** Hex sha256 of the file as it streamed in. */
   sha256: string;
   fields: Record<string, string>;
+  /** The values of the fields the route allows more than once (`timestamp_granularities[]`), in order. */
+  lists: Record<string, string[]>;
 }
 
 interface UploadTarget {
@@ -40,6 +42,8 @@ interface UploadTarget {
   maxBytes: number;
   lease: DirLease;
   slot: UploadSlot;
+  /** Field names that may come more than once (the form's field count still bounds them). */
+  repeatable?: readonly string[];
 }
 
 /**
@@ -108,6 +112,7 @@ async function receiveParts(
 ): Promise<Received> {
   let file: { filename: string; sizeBytes: number; sha256: string } | null = null;
   const fields: Record<string, string> = {};
+  const lists: Record<string, string[]> = {};
   for (let next = first; ; next = parts.next()) {
     // Between parts the parser waits for the client: a stalled client must not keep this wait, and its lease.
     const step = await untilAborted(next, signal);
@@ -163,6 +168,10 @@ async function receiveParts(
       if (part.fieldnameTruncated || part.valueTruncated) {
         throw new AppError('INVALID_FIELD', `Field "${fieldName}" is too long.`, { details: { field: fieldName } });
       }
+      if (target.repeatable?.includes(part.fieldname) === true) {
+        (lists[part.fieldname] ??= []).push(typeof part.value === 'string' ? part.value : JSON.stringify(part.value));
+        continue;
+      }
       if (Object.hasOwn(fields, part.fieldname)) {
         throw new AppError('INVALID_FIELD', `Field "${fieldName}" was sent twice.`, { details: { field: fieldName } });
       }
@@ -175,7 +184,7 @@ async function receiveParts(
     throw new AppError('UNSUPPORTED_MEDIA', 'The uploaded file is empty: attach an audio recording.', {
       details: { reason: 'empty_file' },
     });
-  return { ...file, fields };
+  return { ...file, fields, lists };
 }
 
 function tooSlow(why: SlowUpload): AppError {

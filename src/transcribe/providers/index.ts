@@ -31,7 +31,9 @@ export type ProviderName = keyof typeof ENGINES;
 
 export const PROVIDER_NAMES = Object.keys(ENGINES) as [ProviderName, ...ProviderName[]];
 
-/** The provider config.provider names, with a child logger bound to it. */
+/** The provider of the default model's backend, with a child logger bound to it. */
 export function createProvider(config: Config, logger: Logger): TranscriptionProvider {
-  return ENGINES[config.provider].create(config, logger.child({ provider: config.provider }));
+  const backend = config.backends.find((b) => b.models.some((m) => m.id === config.model)) ?? config.backends[0];
+  if (backend === undefined) throw new TypeError('createProvider: the config declares no backend');
+  return ENGINES[backend.engine].create(backend, config, logger.child({ provider: backend.name }));
 }

@@ -8,5 +8,5 @@ export const localEngine: Engine = {
   models: LOCAL_MODELS,
   unknownModel: localModel,
   chunks: LOCAL_CHUNKS,
-  create: (config, logger) => createLocalProvider({ logger, modelDir: config.pocketsphinxModelDir }),
+  create: (_backend, config, logger) => createLocalProvider({ logger, modelDir: config.pocketsphinxModelDir }),
 };

@@ -7,8 +7,11 @@ const EN_US: ModelInfo = {
   maxSeconds: Infinity,
   // The acoustic model, dictionary and language model are US English (the en-us files of the model directory).
   segmentTimes: true,
+  // pocketsphinx -time yes gives every word its own times (the seams between overlapping chunks are placed on them).
+  wordTimes: true,
   pricePerMinuteUsd: 0,
   languages: ['en'],
+  translation: false,
   known: true,
 };
 

@@ -1,7 +1,7 @@
 import { AppError } from '../../../errors.ts';
 import type { Engine } from '../../engine.ts';
+import { lazyProvider } from '../../lazy-provider.ts';
 import { OPENAI_CHUNKS, OPENAI_MODELS, openAIModel } from './models.ts';
-import { createOpenAIProvider } from './provider.ts';
 
 /** OpenAI, or any server speaking its audio API (OPENAI_BASE_URL). */
 export const openaiEngine: Engine = {
@@ -9,10 +9,20 @@ export const openaiEngine: Engine = {
   models: OPENAI_MODELS,
   unknownModel: openAIModel,
   chunks: OPENAI_CHUNKS,
-  create(config, logger) {
-    if (!config.openai.apiKey) {
-      throw new AppError('PROVIDER_AUTH', 'OPENAI_API_KEY is not set', { retryable: false });
+  create(backend, _config, logger) {
+    // A self-hosted server may need no key; api.openai.com always does (the config refuses it without one).
+    const apiKey = backend.apiKey ?? (backend.baseURL === undefined ? undefined : 'unused');
+    if (apiKey === undefined) {
+      throw new AppError('PROVIDER_AUTH', `backend ${backend.name}: no API key is set`, { retryable: false });
     }
-    return createOpenAIProvider({ logger, apiKey: config.openai.apiKey, baseURL: config.openai.baseURL });
+    // The SDK is imported with the first request (a check or a chunk), not at start: see lazyProvider.
+    return lazyProvider(
+      'openai',
+      backend.models.map((m) => m.id),
+      async () => {
+        const { createOpenAIProvider } = await import('./provider.ts');
+        return createOpenAIProvider({ logger, apiKey, baseURL: backend.baseURL, models: backend.models });
+      },
+    );
   },
 };

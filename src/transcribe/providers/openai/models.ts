@@ -5,20 +5,21 @@ const MiB = 1024 * 1024;
 
 export const OPENAI_MAX_BYTES = 25 * MiB;
 
-export interface OpenAIModel extends ModelInfo {
-  /** The response_format to ask an OpenAI-compatible server for: verbose_json carries segment times. */
-  responseFormat: 'verbose_json' | 'json';
-}
-
-export const OPENAI_MODELS: readonly OpenAIModel[] = [
+/**
+ * What is asked of an OpenAI-compatible server follows from these: `segmentTimes` asks for verbose_json (it
+ * carries segment times), `wordTimes` adds timestamp_granularities[]=word.
+ */
+export const OPENAI_MODELS: readonly ModelInfo[] = [
   {
     id: 'whisper-1',
     maxBytes: OPENAI_MAX_BYTES,
     maxSeconds: Infinity,
     segmentTimes: true,
-    responseFormat: 'verbose_json',
+    wordTimes: true,
     pricePerMinuteUsd: 0.006,
     languages: null,
+    // The translations endpoint takes whisper-1 only.
+    translation: true,
     known: true,
   },
   // The gpt-4o models reject verbose_json and answer audio longer than about 1400 s with a 400.
@@ -27,9 +28,10 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     maxBytes: OPENAI_MAX_BYTES,
     maxSeconds: 1400,
     segmentTimes: false,
-    responseFormat: 'json',
+    wordTimes: false,
     pricePerMinuteUsd: 0.006,
     languages: null,
+    translation: false,
     known: true,
   },
   {
@@ -37,9 +39,10 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
     maxBytes: OPENAI_MAX_BYTES,
     maxSeconds: 1400,
     segmentTimes: false,
-    responseFormat: 'json',
+    wordTimes: false,
     pricePerMinuteUsd: 0.003,
     languages: null,
+    translation: false,
     known: true,
   },
 ];
@@ -48,7 +51,7 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
  * The table entry, or for an unknown OpenAI-compatible model a conservative stand-in: OpenAI's byte cap, plain
  * json (every compatible server speaks it), and the highest known price so estimates never undershoot.
  */
-export function openAIModel(id: string): OpenAIModel {
+export function openAIModel(id: string): ModelInfo {
   const found = OPENAI_MODELS.find((m) => m.id === id);
   if (found) return found;
   const maxPrice = Math.max(...OPENAI_MODELS.map((m) => m.pricePerMinuteUsd));
@@ -57,9 +60,10 @@ export function openAIModel(id: string): OpenAIModel {
     maxBytes: OPENAI_MAX_BYTES,
     maxSeconds: Infinity,
     segmentTimes: false,
-    responseFormat: 'json',
+    wordTimes: false,
     pricePerMinuteUsd: maxPrice,
     languages: null,
+    translation: false,
     known: false,
   };
 }

@@ -4,8 +4,9 @@ import ISO6391 from 'iso-639-1';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
 import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
+import type { ModelInfo } from '../../models.ts';
 import { OPENAI_MODELS, openAIModel } from './models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
 export interface OpenAIProviderOptions {
   logger: Logger;
@@ -18,6 +19,8 @@ export interface OpenAIProviderOptions {
   client?: OpenAI;
   /** Reads an HTTP-date Retry-After. @default Date.now */
   now?: () => number;
+  /** The models this server serves (a backend's declaration). @default OpenAI's table (OPENAI_MODELS) */
+  models?: readonly ModelInfo[];
 }
 
 /** Whisper's verbose_json names the language ("english"); the rest of the service speaks ISO-639-1. */
@@ -34,6 +37,16 @@ function clampSegment(s: Segment, max: number): Segment {
   return { start, end: Math.min(Math.max(s.end, start), max), text: s.text };
 }
 
+/** verbose_json's words, inside the chunk, blank ones dropped. */
+function chunkWords(words: readonly Word[], max: number): Word[] {
+  return words
+    .map((w) => {
+      const { start, end } = clampSegment({ start: w.start, end: w.end, text: '' }, max);
+      return { start, end, word: w.word.trim() };
+    })
+    .filter((w) => w.word !== '');
+}
+
 export function createOpenAIProvider(options: OpenAIProviderOptions): TranscriptionProvider {
   const { logger } = options;
   const client =
@@ -47,6 +60,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     });
 
   const now = options.now ?? Date.now;
+  const declared = options.models;
+  const modelInfo = (id: string): ModelInfo => declared?.find((m) => m.id === id) ?? openAIModel(id);
 
   async function transcribe(input: TranscribeInput): Promise<ChunkResult> {
     try {
@@ -64,7 +79,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
   }
 
   async function send(input: TranscribeInput): Promise<ChunkResult> {
-    const model = openAIModel(input.model);
+    const model = modelInfo(input.model);
     // Streamed from the chunk file rather than read into memory: with several chunks in flight (up to 25 MiB each)
     // the copies were the service's peak RSS. The file stays unchanged until its result is stored, so a retry, which
     // opens it again, sends the same bytes.
@@ -72,29 +87,35 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const base = {
       file,
       model: input.model,
-      ...(input.language ? { language: input.language } : {}),
       ...(input.prompt ? { prompt: input.prompt } : {}),
+      ...(input.temperature != null ? { temperature: input.temperature } : {}),
     };
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     const started = Date.now();
     const max = input.durationS > 0 ? input.durationS : Infinity;
-    if (model.responseFormat === 'verbose_json') {
-      const { data: res, response } = await client.audio.transcriptions
+    if (input.task === 'translate') {
+      // The translations endpoint has no language field (the output is English) and no word times.
+      const { data: res, response } = await client.audio.translations
         .create({ ...base, response_format: 'verbose_json' }, { signal: input.signal })
         .withResponse();
       reportRateLimit(input, response.headers);
+      log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai translation done');
+      return verboseResult(res, 'en', input.durationS, max);
+    }
+    const transcribeBase = { ...base, ...(input.language ? { language: input.language } : {}) };
+    if (model.segmentTimes) {
+      // Word times wherever the model declares them (the seams and word exports use them); whisper servers that
+      // lack them answer 400 to the field, so only there.
+      const granularities = model.wordTimes ? { timestamp_granularities: ['word' as const, 'segment' as const] } : {};
+      const { data: res, response } = await client.audio.transcriptions
+        .create({ ...transcribeBase, ...granularities, response_format: 'verbose_json' }, { signal: input.signal })
+        .withResponse();
+      reportRateLimit(input, response.headers);
       log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
-      const language = normalizeLanguage(res.language) ?? input.language;
-      if (res.segments === undefined) {
-        return chunkResult(res.text, language, input.durationS);
-      }
-      const segments = res.segments
-        .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
-        .filter((s) => s.text !== '');
-      return { text: res.text.trim(), language, segments, timing: 'segment' };
+      return verboseResult(res, normalizeLanguage(res.language) ?? input.language, input.durationS, max);
     }
     const { data: res, response } = await client.audio.transcriptions
-      .create({ ...base, response_format: 'json' }, { signal: input.signal })
+      .create({ ...transcribeBase, response_format: 'json' }, { signal: input.signal })
       .withResponse();
     reportRateLimit(input, response.headers);
     log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
@@ -125,7 +146,22 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     }
   }
 
-  return { name: 'openai', models: OPENAI_MODELS.map((m) => m.id), transcribe, check };
+  return { name: 'openai', models: (declared ?? OPENAI_MODELS).map((m) => m.id), transcribe, check };
+}
+
+/** A verbose_json answer (transcription or translation): its segments, and its words when it gave them. */
+function verboseResult(
+  res: { text: string; segments?: readonly Segment[]; words?: readonly Word[] },
+  language: string | null,
+  durationS: number,
+  max: number,
+): ChunkResult {
+  if (res.segments === undefined) return chunkResult(res.text, language, durationS);
+  const segments = res.segments
+    .map((s) => clampSegment({ start: s.start, end: s.end, text: s.text.trim() }, max))
+    .filter((s) => s.text !== '');
+  const words = res.words === undefined ? undefined : chunkWords(res.words, max);
+  return { text: res.text.trim(), language, segments, ...(words ? { words } : {}), timing: 'segment' };
 }
 
 function chunkResult(text: string, language: string | null, durationS: number): ChunkResult {

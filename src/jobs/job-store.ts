@@ -1,0 +1,78 @@
+import type { Transcript } from '../transcribe/types.ts';
+import type { ChunkPatch, JobPatch } from './store-rows.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
+
+export type { ChunkPatch, JobPatch } from './store-rows.ts';
+
+export interface ListJobsQuery {
+  owner: string | null;
+  status?: JobStatus;
+  limit: number;
+  cursor?: string;
+}
+
+/** What a poll answers: the job and its chunk states, read at one moment. Shared between callers: never change it. */
+export interface PollView {
+  job: JobRecord;
+  chunks: ChunkState[];
+}
+
+/**
+ * The job store as every other module sees it: SQLite in one file (src/jobs/store.ts, the default) or PostgreSQL
+ * (src/jobs/pg-store.ts, when DATABASE_URL is set). Every method is asynchronous, and a write has been made
+ * durable when its promise resolves: a state change is stored before it is reported. A read-modify-write that
+ * must not interleave with other writers is one method here (e.g. `raisePercent`), never two calls.
+ */
+export interface JobStore {
+  /** `requestFingerprint`: what the job's Idempotency-Key stands for, kept in the same write as the key. */
+  insertJob(job: JobRecord, requestFingerprint?: string | null): Promise<void>;
+  /** With an owner, a job of another owner is invisible (as if it did not exist). */
+  getJob(id: string, owner?: string | null): Promise<JobRecord | null>;
+  /**
+   * The job (as getJob) and its chunk states (as listChunkStates), read together; kept between writes so that
+   * frequent polls are cheap, and read again after any write, by this process or another one.
+   */
+  pollView(id: string, owner?: string | null): Promise<PollView | null>;
+  /** The job created with this key, and the fingerprint of the request that created it (null for older jobs). */
+  findByIdempotencyKey(
+    owner: string | null,
+    key: string,
+  ): Promise<{ job: JobRecord; requestFingerprint: string | null } | null>;
+  listJobs(query: ListJobsQuery): Promise<{ items: JobRecord[]; nextCursor: string | null }>;
+  /**
+   * With `whileLive`, the write applies only to a job still queued or processing (an end state is never
+   * overwritten by a late writer); resolves whether a job row was changed.
+   */
+  updateJob(id: string, patch: JobPatch, options?: { whileLive?: boolean }): Promise<boolean>;
+  /** Raises the stored percent only: the contract says it never goes down. */
+  raisePercent(id: string, percent: number): Promise<void>;
+  /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
+  upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord>;
+  getChunk(jobId: string, index: number): Promise<ChunkRecord | null>;
+  /** Chunks that were with the provider when their process stopped have no result: they go again. */
+  resetChunksInFlight(jobId: string): Promise<void>;
+  updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void>;
+  listChunks(jobId: string): Promise<ChunkRecord[]>;
+  /** The chunks' states without their results (no result JSON is read or parsed): enough for progress. */
+  listChunkStates(jobId: string): Promise<ChunkState[]>;
+  /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
+  deleteChunksFrom(jobId: string, index: number): Promise<void>;
+  saveTranscript(jobId: string, transcript: Transcript): Promise<void>;
+  getTranscript(jobId: string): Promise<Transcript | null>;
+  /** Jobs a previous process accepted but did not finish. */
+  unfinishedJobs(): Promise<JobRecord[]>;
+  /** Status and end time only (no JSON parsing), for the cleanup's per-directory decisions. */
+  jobLifecycle(id: string): Promise<{ status: JobStatus; endedAt: string | null } | null>;
+  /** Ended jobs (completed, failed, cancelled) that ended before `before`, oldest first. */
+  endedJobsBefore(before: string, limit: number): Promise<string[]>;
+  /** Ended jobs whose callback is still owed: pending, or never started because the process died as the job ended. */
+  webhookBacklog(): Promise<JobRecord[]>;
+  jobIds(): Promise<Set<string>>;
+  countByStatus(): Promise<Record<string, number>>;
+  deleteJob(id: string): Promise<void>;
+  /** A cheap query that proves the store answers (for /health/ready); throws when it does not. */
+  ping(): Promise<void>;
+  /** What /health/ready names the store by ("sqlite", "postgresql"). */
+  readonly kind: string;
+  close(): Promise<void>;
+}

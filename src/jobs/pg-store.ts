@@ -1,0 +1,344 @@
+import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
+import type { Logger } from 'pino';
+import { DiskFullError } from '../resources/disk-full.ts';
+import type { Transcript } from '../transcribe/types.ts';
+import type { ChunkPatch, JobPatch, JobStore, ListJobsQuery, PollView } from './job-store.ts';
+import { migratePostgres } from './pg-migrations.ts';
+import { PollCache, visibleTo } from './poll-cache.ts';
+import {
+  CHUNK_COLUMNS,
+  CHUNK_STATE_COLUMNS,
+  chunkOf,
+  chunkStateOf,
+  ENDED_AT,
+  ENDED_STATUSES,
+  JOB_COLUMNS,
+  JOB_INSERT_COLUMNS,
+  JOB_READ_COLUMNS,
+  jobInsertValues,
+  listAfter,
+  listPage,
+  LIVE_STATUSES,
+  rowToJob,
+  toSql,
+  type Row,
+} from './store-rows.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
+
+export interface PgJobStoreOptions {
+  /** DATABASE_URL. */
+  url: string;
+  logger: Logger;
+  now?: () => Date;
+  /** Connections this process opens at most: the database's max_connections is shared by every host. @default 10 */
+  poolMax?: number;
+  /** A statement running longer is cancelled by the server (a lock held by a stuck host must not hang a poll). @default 15000 */
+  statementTimeoutMs?: number;
+}
+
+/** The job and its chunk states in one statement, so both are read at one snapshot; the version they were at too. */
+const POLL_SQL = `SELECT ${JOB_READ_COLUMNS}, version,
+    (SELECT coalesce(json_agg(json_build_array(${CHUNK_STATE_COLUMNS}) ORDER BY idx), '[]')
+       FROM chunks WHERE job_id = jobs.id) AS chunk_states
+  FROM jobs WHERE id = $1`;
+
+/** A chunk row as an array, the way store-rows reads it. */
+type ChunkValues = Array<string | number | null>;
+
+/** SQLSTATE disk_full: the database's volume is full, a state the jobs wait out as with SQLite's. */
+const DISK_FULL = '53100';
+
+/** `$1, $2, …` for `count` values from `from`. */
+const placeholders = (count: number, from = 1) => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+
+/**
+ * The job store on PostgreSQL (DATABASE_URL): the same records and behaviour as the SQLite store, shared by every
+ * host. Each write is one statement (or one transaction) committed before its promise resolves. A pool of a few
+ * connections; statements have a server-side timeout.
+ */
+export class PgJobStore implements JobStore {
+  readonly kind = 'postgresql';
+  readonly #pool: Pool;
+  readonly #now: () => Date;
+  readonly #pollCache = new PollCache<string>();
+
+  private constructor(pool: Pool, now: () => Date) {
+    this.#pool = pool;
+    this.#now = now;
+  }
+
+  /** Connects and migrates: the store is usable when this resolves. */
+  static async open(options: PgJobStoreOptions): Promise<PgJobStore> {
+    const pool = new Pool({
+      connectionString: options.url,
+      max: options.poolMax ?? 10,
+      statement_timeout: options.statementTimeoutMs ?? 15_000,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'chunkscribe',
+    });
+    // An idle connection the server dropped emits here; without a listener it would end the process. The pool
+    // replaces it at the next query. The message names no credentials (pg never puts the URL in one).
+    pool.on('error', (err) => options.logger.warn({ err: err.message }, 'job store connection lost'));
+    try {
+      await migratePostgres(pool);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PgJobStore(pool, options.now ?? (() => new Date()));
+  }
+
+  async #query<R extends QueryResultRow = Row>(sql: string, params: unknown[] = [], on?: PoolClient): Promise<R[]> {
+    return (await this.#run<R>(sql, params, on)).rows;
+  }
+
+  /** How many rows the statement changed. */
+  async #count(sql: string, params: unknown[]): Promise<number> {
+    return (await this.#run(sql, params)).rowCount ?? 0;
+  }
+
+  async #run<R extends QueryResultRow = Row>(sql: string, params: unknown[], on?: PoolClient): Promise<QueryResult<R>> {
+    try {
+      return await (on ?? this.#pool).query<R>(sql, params);
+    } catch (err) {
+      // A full volume is a state the jobs wait out (src/resources/storage-guard.ts), typed here once.
+      if ((err as { code?: unknown }).code === DISK_FULL) throw new DiskFullError('job store', err);
+      throw err;
+    }
+  }
+
+  /** Statements that must commit together, on one connection. */
+  async #transaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * A poll asks only for the job's version while it is unchanged (one indexed row, no JSON): the cached view is
+   * served again. Any write by any host raises the version, and the view is then read again.
+   */
+  async pollView(id: string, owner?: string | null): Promise<PollView | null> {
+    const [current] = await this.#query<{ version: string }>('SELECT version FROM jobs WHERE id = $1', [id]);
+    if (!current) {
+      this.#pollCache.delete(id);
+      return null;
+    }
+    let view = this.#pollCache.get(id, current.version);
+    if (!view) {
+      const [row] = await this.#query(POLL_SQL, [id]);
+      if (!row) return null;
+      const states = row.chunk_states as unknown as ChunkValues[];
+      view = { job: rowToJob(row), chunks: states.map(chunkStateOf) };
+      this.#pollCache.set(id, String(row.version), view);
+    }
+    return visibleTo(view, owner);
+  }
+
+  async insertJob(job: JobRecord, requestFingerprint: string | null = null): Promise<void> {
+    const values = jobInsertValues(job, requestFingerprint);
+    await this.#query(`INSERT INTO jobs (${JOB_INSERT_COLUMNS}) VALUES (${placeholders(values.length)})`, values);
+  }
+
+  async getJob(id: string, owner?: string | null): Promise<JobRecord | null> {
+    const [row] = await this.#query(`SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE id = $1`, [id]);
+    if (!row) return null;
+    const job = rowToJob(row);
+    return owner !== undefined && job.owner !== owner ? null : job;
+  }
+
+  async findByIdempotencyKey(
+    owner: string | null,
+    key: string,
+  ): Promise<{ job: JobRecord; requestFingerprint: string | null } | null> {
+    const [row] = await this.#query(
+      `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE coalesce(owner, '') = $1 AND idempotency_key = $2`,
+      [owner ?? '', key],
+    );
+    return row ? { job: rowToJob(row), requestFingerprint: (row.request_fingerprint as string | null) ?? null } : null;
+  }
+
+  async listJobs(query: ListJobsQuery): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
+    const params: unknown[] = [query.owner ?? ''];
+    const where: string[] = ["coalesce(owner, '') = $1"];
+    if (query.status) {
+      params.push(query.status);
+      where.push(`status = $${params.length}`);
+    }
+    const after = listAfter(query.cursor);
+    if (after) {
+      params.push(after[0], after[1]);
+      where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(query.limit + 1);
+    const rows = await this.#query(
+      `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE ${where.join(' AND ')}
+         ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return listPage(rows, query.limit);
+  }
+
+  async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
+    const sets = [...entries.map(([k], i) => `${JOB_COLUMNS[k]} = $${i + 1}`), `updated_at = $${entries.length + 1}`];
+    const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
+    const params = [...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id];
+    return (await this.#count(`UPDATE jobs SET ${sets.join(', ')} WHERE id = $${params.length}${live}`, params)) > 0;
+  }
+
+  async raisePercent(id: string, percent: number): Promise<void> {
+    // Only when it rises: an unchanged row is not written, so polls keep their cached view.
+    await this.#query('UPDATE jobs SET percent = $1 WHERE id = $2 AND percent < $1', [percent, id]);
+  }
+
+  async upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord> {
+    await this.#query(
+      `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES ($1, $2, $3, $4, 'pending')
+       ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
+       WHERE chunks.status <> 'done'`,
+      [jobId, index, startS, durationS],
+    );
+    return (await this.getChunk(jobId, index)) as ChunkRecord;
+  }
+
+  async getChunk(jobId: string, index: number): Promise<ChunkRecord | null> {
+    const [row] = await this.#chunkRows('WHERE job_id = $1 AND idx = $2', [jobId, index], true);
+    return row ? chunkOf(row) : null;
+  }
+
+  /** Chunk rows as arrays in CHUNK_STATE_COLUMNS order (and result_json after them), as store-rows reads them. */
+  async #chunkRows(where: string, params: unknown[], withResult: boolean): Promise<ChunkValues[]> {
+    const columns = withResult ? `${CHUNK_STATE_COLUMNS}, result_json` : CHUNK_STATE_COLUMNS;
+    const result = await this.#pool.query<ChunkValues>({
+      text: `SELECT ${columns} FROM chunks ${where} ORDER BY idx`,
+      values: params,
+      rowMode: 'array',
+    });
+    return result.rows;
+  }
+
+  async resetChunksInFlight(jobId: string): Promise<void> {
+    await this.#query(
+      "UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = $1 AND status IN ('sending', 'retrying')",
+      [jobId],
+    );
+  }
+
+  async updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void> {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
+    if (entries.length === 0) return;
+    const sets = entries.map(([k], i) => `${CHUNK_COLUMNS[k]} = $${i + 1}`).join(', ');
+    const n = entries.length;
+    await this.#query(`UPDATE chunks SET ${sets} WHERE job_id = $${n + 1} AND idx = $${n + 2}`, [
+      ...entries.map(([, v]) => toSql(v)),
+      jobId,
+      index,
+    ]);
+  }
+
+  async listChunks(jobId: string): Promise<ChunkRecord[]> {
+    return (await this.#chunkRows('WHERE job_id = $1', [jobId], true)).map(chunkOf);
+  }
+
+  async listChunkStates(jobId: string): Promise<ChunkState[]> {
+    return (await this.#chunkRows('WHERE job_id = $1', [jobId], false)).map(chunkStateOf);
+  }
+
+  async deleteChunksFrom(jobId: string, index: number): Promise<void> {
+    // Deleting chunks fires no trigger: the job's version is raised here, chunks first as everywhere.
+    await this.#query(
+      `WITH gone AS (DELETE FROM chunks WHERE job_id = $1 AND idx >= $2 RETURNING 1)
+       UPDATE jobs SET version = version + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM gone)`,
+      [jobId, index],
+    );
+  }
+
+  async saveTranscript(jobId: string, transcript: Transcript): Promise<void> {
+    await this.#query('UPDATE jobs SET transcript_json = $1 WHERE id = $2', [JSON.stringify(transcript), jobId]);
+  }
+
+  async getTranscript(jobId: string): Promise<Transcript | null> {
+    const [row] = await this.#query<{ transcript_json: string | null }>(
+      'SELECT transcript_json FROM jobs WHERE id = $1',
+      [jobId],
+    );
+    return row?.transcript_json ? (JSON.parse(row.transcript_json) as Transcript) : null;
+  }
+
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    const rows = await this.#query(
+      `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at`,
+    );
+    return rows.map(rowToJob);
+  }
+
+  async jobLifecycle(id: string): Promise<{ status: JobStatus; endedAt: string | null } | null> {
+    const [row] = await this.#query<{ status: JobStatus; ended_at: string | null }>(
+      `SELECT status, ${ENDED_AT} AS ended_at FROM jobs WHERE id = $1`,
+      [id],
+    );
+    return row ? { status: row.status, endedAt: row.ended_at ?? null } : null;
+  }
+
+  async endedJobsBefore(before: string, limit: number): Promise<string[]> {
+    const rows = await this.#query<{ id: string }>(
+      `SELECT id FROM jobs WHERE status IN ${ENDED_STATUSES} AND ${ENDED_AT} < $1 ORDER BY ${ENDED_AT} LIMIT $2`,
+      [before, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async webhookBacklog(): Promise<JobRecord[]> {
+    const rows = await this.#query(
+      `SELECT ${JOB_READ_COLUMNS} FROM jobs WHERE status IN ('completed', 'failed')
+         AND request_json::jsonb ->> 'callback_url' IS NOT NULL
+         AND (webhook_json IS NULL OR webhook_json::jsonb ->> 'status' = 'pending') ORDER BY completed_at`,
+    );
+    return rows.map(rowToJob);
+  }
+
+  async jobIds(): Promise<Set<string>> {
+    return new Set((await this.#query<{ id: string }>('SELECT id FROM jobs')).map((r) => r.id));
+  }
+
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = await this.#query<{ status: string; n: string }>(
+      'SELECT status, count(*) AS n FROM jobs GROUP BY status',
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async deleteJob(id: string): Promise<void> {
+    // The chunks first, then the job: the order every other write locks them in (a cascade would lock the job
+    // first and could deadlock with a chunk write of the same job).
+    await this.#transaction(async (client) => {
+      await this.#query('DELETE FROM chunks WHERE job_id = $1', [id], client);
+      await this.#query('DELETE FROM jobs WHERE id = $1', [id], client);
+    });
+    this.#pollCache.delete(id);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#pool.query('SELECT 1 FROM jobs LIMIT 1');
+    } catch (err) {
+      // Only the driver's code: a message may name the server's address, which /health must not show.
+      const code = (err as { code?: unknown }).code;
+      throw new Error(`did not answer${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.#pool.ended) await this.#pool.end();
+  }
+}

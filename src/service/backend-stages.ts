@@ -1,0 +1,78 @@
+import type { Logger } from 'pino';
+import { createChunkSource, type ChunkSource, type ChunkSourceConfig } from '../chunker/index.ts';
+import type { Config } from '../config.ts';
+import type { HealthBackend } from '../http/health-report.ts';
+import type { BackendRegistry } from '../transcribe/backends.ts';
+import { ENGINES } from '../transcribe/providers/index.ts';
+import {
+  createCostEstimator,
+  createProviderValidator,
+  type CostEstimator,
+  type ProviderValidator,
+} from '../validate/index.ts';
+
+/**
+ * The per-backend parts of admission and slicing, each routed by the job's model to the backend serving it: the
+ * provider check, the cost estimate, the chunk files (the engine's intake, the model's caps), and the health rows.
+ */
+export interface BackendStages {
+  validator: { check(model: string): ReturnType<ProviderValidator['check']> };
+  estimator: CostEstimator;
+  chunks: ChunkSource;
+  health: HealthBackend[];
+}
+
+export function createBackendStages(
+  config: Pick<Config, 'pricePerMinuteJson' | 'maxJobCostUsd'> & ChunkSourceConfig,
+  deps: { registry: BackendRegistry; logger: Logger },
+): BackendStages {
+  const { registry, logger } = deps;
+  const parts = new Map(
+    registry.backends.map((b) => {
+      const caps = (model: string) => registry.model(model) ?? ENGINES[b.spec.engine].unknownModel(model);
+      const validator = createProviderValidator({
+        provider: b.provider,
+        logger: logger.child({ provider: b.spec.name }),
+      });
+      const estimator = createCostEstimator({
+        logger,
+        provider: b.spec.engine,
+        priceLookup: (_engine, model) => caps(model).pricePerMinuteUsd,
+        isPriced: (model) => caps(model).known,
+        priceOverridesJson: config.pricePerMinuteJson,
+        maxJobCostUsd: config.maxJobCostUsd,
+      });
+      const chunks = createChunkSource(config, { logger, reader: { intake: b.chunks, caps } });
+      return [b.spec.name, { backend: b, validator, estimator, chunks }] as const;
+    }),
+  );
+  const of = (model: string) => {
+    const part = parts.get(registry.backendOf(model).spec.name);
+    if (part === undefined) throw new TypeError(`no stages for the backend of ${model}`);
+    return part;
+  };
+  const defaultBackend = registry.backendOf(registry.defaultModel);
+
+  return {
+    validator: { check: (model) => of(model).validator.check() },
+    estimator: {
+      estimate: (input) => of(input.model).estimator.estimate(input),
+      // The budget is the job's and the server's, whatever the backend.
+      checkBudget: (estimate, maxCostUsd) => of(estimate.model).estimator.checkBudget(estimate, maxCostUsd),
+    },
+    chunks: {
+      planChunks: (subject, signal) => of(subject.model).chunks.planChunks(subject, signal),
+      resume: (subject, stored) => of(subject.model).chunks.resume(subject, stored),
+      open: (subject, plan, opts) => of(subject.model).chunks.open(subject, plan, opts),
+    },
+    health: [...parts.values()]
+      .map(({ backend, validator }) => ({
+        name: backend.spec.name,
+        isDefault: backend === defaultBackend,
+        validator,
+        breaker: backend.breaker,
+        limiter: backend.limiter,
+      }))
+      .sort((a, b) => Number(b.isDefault) - Number(a.isDefault)),
+  };
+}

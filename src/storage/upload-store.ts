@@ -1,0 +1,173 @@
+import { stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { AppError } from '../errors.ts';
+import { isJobId } from '../jobs/ids.ts';
+import type { ComponentCheck } from '../resources/component-check.ts';
+import { sleep, systemClock, type Clock } from '../transcribe/backoff.ts';
+import { ObjectStoreError, toObjectStoreError } from './object-store-error.ts';
+import type { ObjectStore } from './object-store.ts';
+
+/** A job's upload as the bucket holds it. */
+export interface StoredUpload {
+  jobId: string;
+  bytes: number;
+  modifiedMs: number;
+}
+
+/**
+ * Where an accepted upload is kept for as long as its job needs it. `local`: the file in DATA_DIR/jobs/<id>/ is
+ * the only copy, so there is nothing to put, get or list. `s3`: the bucket holds it and a host's DATA_DIR is only
+ * scratch; the host that received it puts it, whichever host runs the job gets it.
+ */
+export interface UploadStore {
+  readonly driver: 'local' | 's3';
+  /** Makes the received file durable where every host finds it; throws SERVER_BUSY when the store does not take it. */
+  save(jobId: string, file: string): Promise<void>;
+  /** Makes sure `file` is there: a copy this host already has is used, else it is downloaded. */
+  fetch(jobId: string, file: string, signal: AbortSignal): Promise<void>;
+  /** Deletes the job's objects (none: nothing happens); throws SERVER_BUSY when the store does not answer. */
+  remove(jobId: string): Promise<void>;
+  /** Every job with an upload in the store, for the retention sweep. */
+  list(): Promise<StoredUpload[]>;
+  /** At start: throws when the store can never work (bucket missing, no access); a passing fault is logged. */
+  start(): Promise<void>;
+  /** The `object_store` component of /health/ready; null for local disk (the `disk` component covers it). */
+  check(): Promise<ComponentCheck | null>;
+  close(): void;
+}
+
+export const localUploads: UploadStore = {
+  driver: 'local',
+  save: async () => undefined,
+  fetch: async () => undefined,
+  remove: async () => undefined,
+  list: async () => [],
+  start: async () => undefined,
+  check: async () => null,
+  close: () => undefined,
+};
+
+/** Tries of a download that fails for a passing fault (each is the SDK's 3 attempts), and the pause after each. */
+const FETCH_TRIES = 5;
+const FETCH_PAUSE_MS = [1_000, 2_000, 5_000, 10_000];
+/** A health probe that takes longer than this reports the store down rather than hold the readiness answer. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+const jobKeyPrefix = (jobId: string) => `jobs/${jobId}/`;
+const uploadKey = (jobId: string) => `${jobKeyPrefix(jobId)}upload`;
+
+export function createS3Uploads(deps: {
+  objects: ObjectStore;
+  logger: Logger;
+  retryAfterS: number;
+  /** The pauses between download tries. @default systemClock */
+  clock?: Clock;
+}): UploadStore {
+  const { objects, logger, retryAfterS, clock = systemClock } = deps;
+  const busy = (what: string, err: ObjectStoreError) => {
+    logger.warn({ failure: err.kind, storeCode: err.storeCode, status: err.status }, `object store: ${what} failed`);
+    return new AppError('SERVER_BUSY', `The object store did not answer (${what}); retry later.`, {
+      retryable: true,
+      retryAfterS,
+      details: { resource: 'object_store' },
+    });
+  };
+
+  return {
+    driver: 's3',
+
+    async save(jobId, file) {
+      const started = performance.now();
+      try {
+        await objects.putFile(uploadKey(jobId), file);
+        logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload stored in the object store');
+      } catch (err) {
+        throw busy('storing the upload', toObjectStoreError(err, 'put'));
+      }
+    },
+
+    async fetch(jobId, file, signal) {
+      if (
+        await stat(file).then(
+          (s) => s.isFile(),
+          () => false,
+        )
+      ) {
+        return;
+      }
+      const started = performance.now();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await objects.getFile(uploadKey(jobId), file, signal);
+          logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload fetched from the object store');
+          return;
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          // A local write error (the scratch disk full) goes to the caller as it is.
+          if (!(err instanceof ObjectStoreError)) throw err;
+          const failure = err;
+          const log = { jobId, failure: failure.kind, storeCode: failure.storeCode, attempt };
+          if (failure.kind !== 'unavailable' || attempt >= FETCH_TRIES) {
+            logger.error(log, 'could not fetch the upload from the object store');
+            throw new AppError('INTERNAL', `The upload could not be read from the object store (${failure.kind}).`);
+          }
+          logger.warn(log, 'fetching the upload failed; trying again');
+          await sleep(FETCH_PAUSE_MS[attempt - 1] ?? 10_000, signal, clock);
+        }
+      }
+    },
+
+    async remove(jobId) {
+      try {
+        await objects.deleteUnder(jobKeyPrefix(jobId));
+      } catch (err) {
+        throw busy('deleting the job', toObjectStoreError(err, 'delete'));
+      }
+    },
+
+    async list() {
+      const byJob = new Map<string, StoredUpload>();
+      for await (const object of objects.list('jobs/')) {
+        const jobId = object.key.split('/')[1] ?? '';
+        if (!isJobId(jobId)) continue;
+        const seen = byJob.get(jobId);
+        byJob.set(jobId, {
+          jobId,
+          bytes: (seen?.bytes ?? 0) + object.bytes,
+          modifiedMs: Math.max(seen?.modifiedMs ?? 0, object.modifiedMs),
+        });
+      }
+      return [...byJob.values()];
+    },
+
+    async start() {
+      try {
+        await objects.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS * 5));
+        logger.info({ location: objects.location }, 'object store answers');
+      } catch (err) {
+        const failure = toObjectStoreError(err, 'head bucket');
+        if (failure.permanent) {
+          throw new Error(
+            `object store ${objects.location}: ${failure.message}; check STORAGE_URL and the credentials`,
+            // probe() throws only ObjectStoreErrors, which carry no part of the SDK's error.
+            { cause: err },
+          );
+        }
+        logger.warn({ failure: failure.kind, storeCode: failure.storeCode }, 'object store does not answer yet');
+      }
+    },
+
+    async check() {
+      try {
+        await objects.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS));
+        return { status: 'ok', detail: `${objects.location} answers` };
+      } catch (err) {
+        const failure = toObjectStoreError(err, 'head bucket');
+        const kind = failure.kind === 'cancelled' ? `no answer within ${PROBE_TIMEOUT_MS} ms` : failure.message;
+        return { status: 'down', detail: `${objects.location}: ${kind}` };
+      }
+    },
+
+    close: () => objects.close(),
+  };
+}

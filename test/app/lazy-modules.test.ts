@@ -1,0 +1,61 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
+import { getJson, removeDir, tempDataDir } from '../helper.ts';
+import { spawnService, type ServiceProcess } from '../support/service-process.ts';
+
+const RECORDER = path.resolve(import.meta.dirname, '../support/import-recorder.ts');
+
+/** What an idle service must not hold: modules only some requests need, loaded by the first of them. */
+const LAZY = { openai: '/node_modules/openai/' };
+
+describe('modules loaded on first use', () => {
+  let fake: FakeOpenAI;
+  let dataDir: string;
+  let logDir: string;
+  let importLog: string;
+  let service: ServiceProcess;
+  let url: string;
+
+  const loaded = async (fragment: string): Promise<boolean> =>
+    (await readFile(importLog, 'utf8')).split('\n').some((u) => u.includes(fragment));
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAI();
+    dataDir = await tempDataDir();
+    logDir = await mkdtemp(path.join(os.tmpdir(), 'cs-imports-'));
+    importLog = path.join(logDir, 'imports.txt');
+    service = spawnService(
+      {
+        DATA_DIR: dataDir,
+        TRANSCRIBE_PROVIDER: 'openai',
+        OPENAI_API_KEY: FAKE_OPENAI_KEY,
+        OPENAI_BASE_URL: fake.url,
+        IMPORT_LOG: importLog,
+      },
+      ['--import', RECORDER],
+    );
+    url = await service.url;
+  });
+
+  afterAll(async () => {
+    service.child.kill('SIGTERM');
+    await service.exited;
+    await fake.close();
+    await removeDir(dataDir);
+    await rm(logDir, { recursive: true, force: true });
+  });
+
+  it('starts without the openai SDK and loads it for the first provider check', async () => {
+    // The recorder saw the service's own modules: the log is the import graph, not an empty file.
+    expect(await loaded('/src/http/app.ts')).toBe(true);
+    expect(await loaded(LAZY.openai)).toBe(false);
+
+    const ready = await getJson<{ components: Record<string, { status: string }> }>(`${url}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(ready.body.components.provider?.status).toBe('ok');
+    expect(await loaded(LAZY.openai)).toBe(true);
+  });
+});

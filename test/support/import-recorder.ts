@@ -1,0 +1,18 @@
+/**
+ * Loaded with `node --import` into a service process under test: appends the URL of every module the process
+ * resolves, one per line, to the file IMPORT_LOG names, so a test can tell which packages a process has loaded
+ * (ESM has no require.cache to look at).
+ */
+import { appendFileSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+
+const log = process.env.IMPORT_LOG;
+if (log) {
+  registerHooks({
+    resolve(specifier, context, nextResolve) {
+      const resolved = nextResolve(specifier, context);
+      appendFileSync(log, `${resolved.url}\n`);
+      return resolved;
+    },
+  });
+}

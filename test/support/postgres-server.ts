@@ -1,0 +1,100 @@
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { chownSync, existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { freePort } from './ports.ts';
+
+/** Debian's PostgreSQL 15 (apt-get install postgresql; scripts/test.sh does it). */
+const BIN = '/usr/lib/postgresql/15/bin';
+/** The role the tests connect as (trust auth: the server listens on 127.0.0.1 and a socket in its temp dir only). */
+const USER = 'chunkscribe';
+/** PostgreSQL refuses to run as root: as root, the cluster is made and run as this user. */
+const RUN_AS = 'nobody';
+
+export interface TestPostgres {
+  /** postgres://chunkscribe@127.0.0.1:<port>/<database> for a database made by createDatabase. */
+  urlOf(database: string): string;
+  /** A fresh, empty database on this server: one per test keeps tests apart without another cluster. */
+  createDatabase(): Promise<string>;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function run(command: string, args: string[], asUser: boolean): void {
+  const options: SpawnSyncOptions = { encoding: 'utf8', timeout: 60_000 };
+  const asRoot = process.getuid?.() === 0;
+  const [file, argv] = asRoot && asUser ? ['runuser', ['-u', RUN_AS, '--', command, ...args]] : [command, args];
+  const result = spawnSync(file, argv, options);
+  if (result.error || result.status !== 0) {
+    const output = `${String(result.stdout ?? '')}${String(result.stderr ?? '')}`.trim();
+    throw new Error(`${path.basename(command)} failed (${result.status ?? String(result.error)}): ${output}`);
+  }
+}
+
+let databases = 0;
+
+/**
+ * A private PostgreSQL cluster: initdb in a temp dir, the server on a free 127.0.0.1 port and a unix socket in that
+ * dir (never the system's), stopped and removed by stop(). fsync is off: the tests never crash the database's
+ * host, only the service's processes, and a committed row survives those. Throws (the test fails, it is not
+ * skipped) when PostgreSQL is not installed.
+ */
+export async function startTestPostgres(): Promise<TestPostgres> {
+  if (!existsSync(path.join(BIN, 'postgres'))) {
+    throw new Error(`PostgreSQL 15 is not installed in ${BIN} (apt-get install postgresql; scripts/test.sh does it)`);
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'chunkscribe-pg-'));
+  if (process.getuid?.() === 0) {
+    const { uid, gid } = userIds(RUN_AS);
+    chownSync(dir, uid, gid);
+  }
+  const data = path.join(dir, 'data');
+  const port = await freePort();
+  run(path.join(BIN, 'initdb'), ['-D', data, '-U', USER, '--auth=trust', '-E', 'UTF8', '--no-sync'], true);
+  const options = [
+    `-p ${port}`,
+    `-k ${dir}`,
+    '-c listen_addresses=127.0.0.1',
+    '-c fsync=off',
+    '-c max_connections=200',
+  ].join(' ');
+  run(
+    path.join(BIN, 'pg_ctl'),
+    ['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start'],
+    true,
+  );
+  const stop = async () => {
+    try {
+      run(path.join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+  const urlOf = (database: string) => `postgres://${USER}@127.0.0.1:${port}/${database}`;
+  return {
+    port,
+    urlOf,
+    async createDatabase() {
+      databases += 1;
+      const name = `t${process.pid}_${databases}`;
+      const client = new Client({ connectionString: urlOf('postgres') });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
+      return name;
+    },
+    stop,
+  };
+}
+
+function userIds(name: string): { uid: number; gid: number } {
+  const line = spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim();
+  const group = spawnSync('id', ['-g', name], { encoding: 'utf8' }).stdout.trim();
+  if (!/^\d+$/.test(line) || !/^\d+$/.test(group)) throw new Error(`no user ${name} to run PostgreSQL as`);
+  return { uid: Number(line), gid: Number(group) };
+}

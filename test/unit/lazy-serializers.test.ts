@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { fastifyDefaultSerializers, lazySerializers, type SerializerFactory } from '../../src/http/lazy-serializers.ts';
+
+const ROUTE = {
+  method: 'GET',
+  url: '/v1/jobs/:id',
+  httpStatus: '200',
+  schema: {
+    type: 'object',
+    properties: { id: { type: 'string' }, progress: { type: 'number' } },
+    required: ['id'],
+  },
+};
+
+/** Fastify's default factory (what lazySerializers() wraps), with its compiles counted. */
+function counting() {
+  const counter = { compiles: 0 };
+  const build: SerializerFactory = (externalSchemas, options) => {
+    const compile = fastifyDefaultSerializers()(externalSchemas, options);
+    return (route) => {
+      counter.compiles++;
+      return compile(route);
+    };
+  };
+  return { counter, build };
+}
+
+describe('lazySerializers', () => {
+  it('compiles a route status on its first answer, once, and serializes as fast-json-stringify does', () => {
+    const { counter, build } = counting();
+    const serialize = lazySerializers(build)(undefined, undefined)(ROUTE);
+    expect(counter.compiles).toBe(0);
+    // fast-json-stringify drops what the schema does not name: the serializer in use is the schema's.
+    expect(serialize({ id: 'j1', progress: 0.5, secret: 'not in the schema' })).toBe('{"id":"j1","progress":0.5}');
+    expect(serialize({ id: 'j2' })).toBe('{"id":"j2"}');
+    expect(counter.compiles).toBe(1);
+  });
+
+  it('compiles nothing for a route that never answers', () => {
+    const { counter, build } = counting();
+    const compile = lazySerializers(build)(undefined, undefined);
+    for (const httpStatus of ['200', '400', '404', '500']) compile({ ...ROUTE, httpStatus });
+    expect(counter.compiles).toBe(0);
+  });
+});

@@ -1,0 +1,125 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isAppError } from '../../src/errors.ts';
+import { newJobId } from '../../src/jobs/ids.ts';
+import { ObjectStoreError, type ObjectStoreFailure } from '../../src/storage/object-store-error.ts';
+import type { ObjectStore } from '../../src/storage/object-store.ts';
+import { createS3Uploads } from '../../src/storage/upload-store.ts';
+import { manualClock } from '../support/manual-clock.ts';
+
+const logger = pino({ level: 'silent' });
+
+/** A bucket whose gets fail with the scripted failures first (an Error: a local write error), then succeed. */
+function scriptedObjects(script: Array<ObjectStoreFailure | Error>) {
+  const gets: string[] = [];
+  const objects: ObjectStore = {
+    location: 's3://bucket/',
+    putFile: async () => undefined,
+    async getFile(key, file) {
+      gets.push(key);
+      const next = script.shift();
+      if (next instanceof Error) throw next;
+      if (next !== undefined) throw new ObjectStoreError(next, 'get');
+      await writeFile(file, 'audio');
+    },
+    deleteUnder: async () => 0,
+    list: async function* () {},
+    probe: async () => undefined,
+    close: () => undefined,
+  };
+  return { objects, gets };
+}
+
+/** Runs `work`, moving the manual clock on whenever it waits, until it settles. */
+async function settle<T>(work: Promise<T>, clock: ReturnType<typeof manualClock>): Promise<T | Error> {
+  let done = false;
+  const result = work.then(
+    (v) => v,
+    (err: unknown) => err as Error,
+  );
+  void result.finally(() => {
+    done = true;
+  });
+  for (let i = 0; i < 1000 && !done; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.fire();
+  }
+  return result;
+}
+
+describe("S3 uploads: fetching a job's upload to this host", () => {
+  let dir: string;
+  let file: string;
+  const id = newJobId();
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'cs-upload-store-'));
+    file = path.join(dir, 'upload');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('uses the copy this host has: no get', async () => {
+    const { objects, gets } = scriptedObjects([]);
+    await writeFile(file, 'mine');
+    await createS3Uploads({ objects, logger, retryAfterS: 30 }).fetch(id, file, new AbortController().signal);
+    expect(gets).toEqual([]);
+    expect(await readFile(file, 'utf8')).toBe('mine');
+  });
+
+  it('tries a passing fault again after a pause, and gets the file', async () => {
+    const clock = manualClock();
+    const { objects, gets } = scriptedObjects(['unavailable', 'unavailable']);
+    const uploads = createS3Uploads({ objects, logger, retryAfterS: 30, clock });
+    await settle(uploads.fetch(id, file, new AbortController().signal), clock);
+    expect(gets).toEqual([`jobs/${id}/upload`, `jobs/${id}/upload`, `jobs/${id}/upload`]);
+    expect(clock.now()).toBe(1_000 + 2_000);
+    expect(await readFile(file, 'utf8')).toBe('audio');
+  });
+
+  it('gives up after 5 tries, and at once on a missing object, with INTERNAL', async () => {
+    const clock = manualClock();
+    const flaky = scriptedObjects(Array<ObjectStoreFailure>(9).fill('unavailable'));
+    const failed = await settle(
+      createS3Uploads({ objects: flaky.objects, logger, retryAfterS: 30, clock }).fetch(
+        id,
+        file,
+        new AbortController().signal,
+      ),
+      clock,
+    );
+    expect(isAppError(failed) && failed.code).toBe('INTERNAL');
+    expect(flaky.gets.length).toBe(5);
+
+    const gone = scriptedObjects(['not_found']);
+    const missing = await createS3Uploads({ objects: gone.objects, logger, retryAfterS: 30 })
+      .fetch(id, file, new AbortController().signal)
+      .catch((err: unknown) => err);
+    expect(isAppError(missing) && missing.message).toMatch(/not_found/);
+    expect(gone.gets.length).toBe(1);
+  });
+
+  it('passes a local write error on as it is (the storage guard waits on a full disk), and a cancel as its reason', async () => {
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: file });
+    const local = await createS3Uploads({ objects: scriptedObjects([full]).objects, logger, retryAfterS: 30 })
+      .fetch(id, file, new AbortController().signal)
+      .catch((err: unknown) => err);
+    expect(local).toBe(full);
+
+    const clock = manualClock();
+    const cancel = new AbortController();
+    const reason = new Error('cancelled by the client');
+    const waiting = createS3Uploads({
+      objects: scriptedObjects(['unavailable']).objects,
+      logger,
+      retryAfterS: 30,
+      clock,
+    }).fetch(id, file, cancel.signal);
+    await new Promise((resolve) => setImmediate(resolve));
+    cancel.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+  });
+});
