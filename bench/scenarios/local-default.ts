@@ -24,7 +24,7 @@ async function singleRun(file: string): Promise<{ ms: number; text: string }> {
   return {
     ms: r.ms,
     text: parsePocketsphinxOutput(r.stdout)
-      .map((s) => s.text)
+      .segments.map((s) => s.text)
       .join(' '),
   };
 }

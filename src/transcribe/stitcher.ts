@@ -1,6 +1,7 @@
 import type { ChunkStatus } from '../jobs/types.ts';
 import { normaliseWord, resolveOverlap, segmentWords } from './overlap.ts';
 import type { OverlapOptions, TimedWord } from './overlap.ts';
+import { seamByWordTimes } from './seam.ts';
 import type { ChunkResult, Transcript, TranscriptSegment, TranscriptWord } from './types.ts';
 
 export interface StitchChunk {
@@ -150,7 +151,11 @@ function dedupe(a: Piece, b: Piece, overlapS: number): void {
   const end = Math.max(a.chunk.startS + a.chunk.durationS, start + overlapS);
   if (end - start < MIN_OVERLAP_S) return;
   const prev = a.words.slice(a.lo, a.hi);
-  const cut = resolveOverlap(prev, b.words, { start, end }, overlapOptions(a, b, end - start));
+  // The engine's word times place the seam; estimated ones are too coarse, so the text is aligned instead.
+  const cut =
+    a.realWords && b.realWords
+      ? seamByWordTimes(prev, b.words, { start, end })
+      : resolveOverlap(prev, b.words, { start, end }, overlapOptions(a, b, end - start));
   a.hi = a.lo + cut.keepPrev;
   b.lo = Math.max(b.lo, cut.skipNext);
 }

@@ -109,14 +109,25 @@ be 13.800 13.950 0.867000
 
 describe('parsePocketsphinxOutput', () => {
   it('makes one segment per utterance with absolute word times and no fillers or pronunciation suffixes', () => {
-    expect(parsePocketsphinxOutput(RAW_OUTPUT)).toEqual([
+    expect(parsePocketsphinxOutput(RAW_OUTPUT).segments).toEqual([
       { start: 8.84, end: 9.6, text: 'he was not' },
       { start: 13.34, end: 13.95, text: 'homeless to be' },
     ]);
   });
 
+  it("gives each word with the engine's own times, fillers and pronunciation suffixes dropped", () => {
+    expect(parsePocketsphinxOutput(RAW_OUTPUT).words).toEqual([
+      { word: 'he', start: 8.84, end: 8.95 },
+      { word: 'was', start: 8.96, end: 9.17 },
+      { word: 'not', start: 9.31, end: 9.6 },
+      { word: 'homeless', start: 13.34, end: 13.69 },
+      { word: 'to', start: 13.7, end: 13.79 },
+      { word: 'be', start: 13.8, end: 13.95 },
+    ]);
+  });
+
   it('returns no segments when the output has no words', () => {
-    expect(parsePocketsphinxOutput('')).toEqual([]);
+    expect(parsePocketsphinxOutput('')).toEqual({ segments: [], words: [] });
   });
 });
 
@@ -160,6 +171,15 @@ describe('createLocalProvider', () => {
       expect(result.segments.some((s) => s.start >= clipStart && s.start < clipEnd)).toBe(true);
     }
     expect(result.text).toBe(result.segments.map((s) => s.text).join(' '));
+    // The words the segments are made of, in order, each timed inside the file and inside its segment.
+    const words = result.words ?? [];
+    expect(words.map((w) => w.word).join(' ')).toBe(result.text);
+    for (const [i, w] of words.entries()) {
+      expect(w.end).toBeGreaterThan(w.start);
+      expect(w.end).toBeLessThanOrEqual(fx.durationS);
+      if (i > 0) expect(w.start).toBeGreaterThanOrEqual(words[i - 1]?.end ?? 0);
+      expect(result.segments.some((s) => s.start <= w.start && w.end <= s.end)).toBe(true);
+    }
   });
 
   it('kills pocketsphinx and rejects with CANCELLED when the signal aborts', async () => {

@@ -5,7 +5,7 @@ import { engineDefaults } from '../../src/transcribe/providers/index.ts';
 
 describe('engine defaults', () => {
   it('gives the local engine short chunks and one chunk in flight per core, the openai engine long ones', () => {
-    expect(engineDefaults('local', {}, 8)).toEqual({ chunkSeconds: 45, overlapSeconds: 2, concurrency: 8 });
+    expect(engineDefaults('local', {}, 8)).toEqual({ chunkSeconds: 45, overlapSeconds: 4, concurrency: 8 });
     expect(engineDefaults('openai', {}, 8)).toEqual({ chunkSeconds: 600, overlapSeconds: 1, concurrency: 3 });
   });
 

@@ -56,4 +56,50 @@ describe('transcriptFor', () => {
     // The final transcript has every chunk: one that did not finish is a gap too.
     expect(transcriptFor(job, chunks, { partial: false }).segments.map((s) => s.chunk)).toEqual([0, 1, 2]);
   });
+
+  it('says the words of an overlap once in the partial view too, with the engine word times, and marks a failed chunk', () => {
+    // Chunk 1's file starts 2 s early, at 8: both chunks heard "three four" (8.2..9.8).
+    const heard = (list: Array<[string, number, number]>): ChunkResult => ({
+      text: list.map(([w]) => w).join(' '),
+      language: 'en',
+      segments: [{ start: list[0]?.[1] ?? 0, end: list.at(-1)?.[2] ?? 0, text: list.map(([w]) => w).join(' ') }],
+      words: list.map(([word, start, end]) => ({ word, start, end })),
+      timing: 'segment',
+    });
+    const chunks = [
+      chunk(
+        0,
+        'done',
+        heard([
+          ['one', 1, 2],
+          ['two', 3, 4],
+          ['three', 8.2, 8.8],
+          ['four', 9.1, 9.8],
+        ]),
+      ),
+      chunk(
+        1,
+        'done',
+        heard([
+          ['three', 0.2, 0.8],
+          ['four', 1.1, 1.8],
+          ['five', 3, 4],
+        ]),
+      ),
+      chunk(2, 'failed', null),
+    ];
+    const partial = transcriptFor(job, chunks, { partial: true });
+    expect(partial.text).toBe('one two three four five [inaudible: chunk 2 failed]');
+    expect(partial.words?.map((w) => [w.word, w.start, w.chunk])).toEqual([
+      ['one', 1, 0],
+      ['two', 3, 0],
+      ['three', 8.2, 0],
+      ['four', 9.1, 1],
+      ['five', 11, 1],
+    ]);
+    // A chunk still in flight leaves the words before it as they are.
+    const running = transcriptFor(job, [chunks[0] as ChunkRecord, chunk(1, 'sending', null)], { partial: true });
+    expect(running.text).toBe('one two three four');
+    expect(transcriptFor(job, chunks, { partial: false }).text).toBe(partial.text);
+  });
 });

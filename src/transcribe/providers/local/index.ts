@@ -1,5 +1,5 @@
 import type { Engine } from '../../engine.ts';
-import { LOCAL_CHUNKS, LOCAL_MODELS, localModel } from './models.ts';
+import { LOCAL_CHUNKS, LOCAL_MODELS, LOCAL_OVERLAP_S, localModel } from './models.ts';
 import { createLocalProvider } from './provider.ts';
 
 /** pocketsphinx on this machine: no account, no network, US English. */
@@ -11,8 +11,8 @@ export const localEngine: Engine = {
   /*
    * No request cost, rate limit or size cap: short chunks, one per core, so a file of a few minutes keeps every
    * core busy and its progress moves chunk by chunk. 45 s: a 6.4 min file gives 9 chunks (balanced over 2 cores,
-   * each 2-3 % model load on top); 2 s of overlap lets pocketsphinx settle its feature normalisation at a hard cut.
+   * each 2-3 % model load on top); the overlap at a hard cut is the measured LOCAL_OVERLAP_S.
    */
-  defaults: (cores) => ({ chunkSeconds: 45, overlapSeconds: 2, concurrency: Math.max(1, cores) }),
+  defaults: (cores) => ({ chunkSeconds: 45, overlapSeconds: LOCAL_OVERLAP_S, concurrency: Math.max(1, cores) }),
   create: (_backend, config, logger) => createLocalProvider({ logger, modelDir: config.pocketsphinxModelDir }),
 };

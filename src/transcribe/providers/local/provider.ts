@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../../../errors.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider } from '../../types.ts';
+import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
@@ -28,17 +28,19 @@ const STDERR_KEEP = 20;
 const TAIL_KEEP = 5;
 
 /**
- * Maps `pocketsphinx_continuous -time yes` output to segments. Per utterance it prints the hypothesis
+ * Maps `pocketsphinx_continuous -time yes` output to segments and words. Per utterance it prints the hypothesis
  * line, then one `word start end confidence` line per word from `<s>` to `</s>`; times are absolute in
  * the input file (not per utterance). Fillers and `(2)` alternate-pronunciation suffixes are dropped.
  */
-export function parsePocketsphinxOutput(stdout: string): Segment[] {
+export function parsePocketsphinxOutput(stdout: string): { segments: Segment[]; words: Word[] } {
   const segments: Segment[] = [];
-  let words: { word: string; start: number; end: number }[] = [];
+  const all: Word[] = [];
+  let words: Word[] = [];
   const flush = (): void => {
     const first = words[0];
     const last = words[words.length - 1];
     if (first && last) segments.push({ start: first.start, end: last.end, text: words.map((w) => w.word).join(' ') });
+    all.push(...words);
     words = [];
   };
   for (const line of stdout.split('\n')) {
@@ -55,7 +57,7 @@ export function parsePocketsphinxOutput(stdout: string): Segment[] {
     if (word !== '') words.push({ word, start: Number(start), end: Number(end) });
   }
   flush();
-  return segments;
+  return { segments, words: all };
 }
 
 /** The error lines of pocketsphinx's chatty stderr, or its last lines when it printed none. */
@@ -187,12 +189,16 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     }
     const out = await run(input);
     const max = input.durationS > 0 ? input.durationS : Infinity;
-    const segments = parsePocketsphinxOutput(out).map((s) => ({
-      ...s,
-      start: clamp(s.start, max),
-      end: clamp(s.end, max),
-    }));
-    return { text: segments.map((s) => s.text).join(' '), language: 'en', segments, timing: 'segment' };
+    const parsed = parsePocketsphinxOutput(out);
+    const inFile = <T extends { start: number; end: number }>(x: T): T => ({
+      ...x,
+      start: clamp(x.start, max),
+      end: clamp(x.end, max),
+    });
+    const segments = parsed.segments.map(inFile);
+    // Word times let the stitcher place the seam between overlapping chunks on time (seam.ts).
+    const words = parsed.words.map(inFile);
+    return { text: segments.map((s) => s.text).join(' '), language: 'en', segments, words, timing: 'segment' };
   }
 
   async function onPath(name: string): Promise<string | null> {
