@@ -7,7 +7,7 @@ import { migratePostgres } from './pg-migrations.ts';
 import { PollCache, visibleTo } from './poll-cache.ts';
 import {
   CHUNK_COLUMNS,
-  CHUNK_STATE_COLUMNS,
+  PG_CHUNK_STATE_COLUMNS,
   chunkOf,
   chunkStateOf,
   ENDED_AT,
@@ -38,7 +38,7 @@ export interface PgJobStoreOptions {
 
 /** The job and its chunk states in one statement, so both are read at one snapshot; the version they were at too. */
 const POLL_SQL = `SELECT ${JOB_READ_COLUMNS}, version,
-    (SELECT coalesce(json_agg(json_build_array(${CHUNK_STATE_COLUMNS}) ORDER BY idx), '[]')
+    (SELECT coalesce(json_agg(json_build_array(${PG_CHUNK_STATE_COLUMNS}) ORDER BY idx), '[]')
        FROM chunks WHERE job_id = jobs.id) AS chunk_states
   FROM jobs WHERE id = $1`;
 
@@ -216,9 +216,9 @@ export class PgJobStore implements JobStore {
     return row ? chunkOf(row) : null;
   }
 
-  /** Chunk rows as arrays in CHUNK_STATE_COLUMNS order (and result_json after them), as store-rows reads them. */
+  /** Chunk rows as arrays in PG_CHUNK_STATE_COLUMNS order (and result_json after them), as store-rows reads them. */
   async #chunkRows(where: string, params: unknown[], withResult: boolean): Promise<ChunkValues[]> {
-    const columns = withResult ? `${CHUNK_STATE_COLUMNS}, result_json` : CHUNK_STATE_COLUMNS;
+    const columns = withResult ? `${PG_CHUNK_STATE_COLUMNS}, result_json` : PG_CHUNK_STATE_COLUMNS;
     const result = await this.#pool.query<ChunkValues>({
       text: `SELECT ${columns} FROM chunks ${where} ORDER BY idx`,
       values: params,

@@ -75,8 +75,10 @@ export const CHUNK_COLUMNS: Record<keyof ChunkPatch, string> = {
  * A chunk's columns in the order `chunkStateOf` reads them. Chunks are read as arrays, which node:sqlite builds at
  * about half the cost of row objects (polls read them many times a second).
  */
-export const CHUNK_STATE_COLUMNS =
-  "job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message, json_extract(result_json, '$.language')";
+const CHUNK_STATE_BASE = 'job_id, idx, start_s, duration_s, status, attempts, next_try_at, error_code, error_message';
+export const CHUNK_STATE_COLUMNS = `${CHUNK_STATE_BASE}, json_extract(result_json, '$.language')`;
+/** The same columns in PostgreSQL, whose result_json is text too. */
+export const PG_CHUNK_STATE_COLUMNS = `${CHUNK_STATE_BASE}, (result_json::json ->> 'language')`;
 
 /**
  * Every jobs column but the transcript: a poll reads the job row many times a second, and copying a long

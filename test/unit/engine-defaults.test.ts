@@ -25,7 +25,7 @@ describe('config: the chunking of the configured engine', () => {
     expect(config.provider).toBe('local');
     expect(config).toMatchObject({
       chunkSeconds: 45,
-      chunkOverlapSeconds: 2,
+      chunkOverlapSeconds: 4,
       concurrency: os.availableParallelism(),
     });
     expect(config.chunking).toEqual({
