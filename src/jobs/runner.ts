@@ -172,7 +172,11 @@ export class JobRunner implements JobQueue {
     try {
       await runJobPipeline(job, this.#opts.pipeline, { abort: signal, drain: this.#drain.signal }, log);
     } catch (err) {
-      await this.#settle(jobId, err, log);
+      // A stage stopped by shutdown (silence detection, the probe) says CANCELLED: only a cancel of this job (its
+      // signal aborted with another reason than shutdown's) is the client's; otherwise the job resumes at the next start.
+      const byClient = signal.aborted && !(signal.reason instanceof ShutdownSignal);
+      const drained = this.#drain.signal.aborted && !byClient && isAppError(err) && err.code === 'CANCELLED';
+      await this.#settle(jobId, drained ? new ShutdownSignal() : err, log);
     } finally {
       await this.#release(jobId, log);
     }

@@ -147,6 +147,36 @@ describe('JobRunner', () => {
     expect(second.dirs.removedUploads).toEqual([JOB]);
   });
 
+  it('leaves a job stopped by shutdown while its cuts are planned processing, not cancelled (planning says CANCELLED)', async () => {
+    const t = pipelineDeps({ chunkS: 10 });
+    const planning = deferred();
+    // As silence detection does: an aborted scan ends with CANCELLED, whoever aborted it.
+    t.deps.chunks = {
+      ...t.deps.chunks,
+      planChunks: (_subject, signal) => {
+        planning.resolve();
+        return new Promise((_, reject) => {
+          signal.addEventListener(
+            'abort',
+            () => reject(new AppError('CANCELLED', 'Silence detection was cancelled.')),
+            {
+              once: true,
+            },
+          );
+        });
+      },
+    };
+    const { runner, ended, leases } = runnerFor(t);
+    await t.store.insertJob(queuedJob(JOB, 25));
+    const settled = runner.enqueue(JOB);
+    await planning.promise;
+    await runner.close(0);
+    await settled;
+    expect((await t.store.getJob(JOB))?.status).toBe('processing');
+    expect(ended).toEqual([]);
+    expect(leases.released).toEqual([]);
+  });
+
   it('runs a job enqueued twice at once one time, with one lease, while the store is still answering', async () => {
     const t = pipelineDeps({ chunkS: 10 });
     await t.store.insertJob(queuedJob(JOB, 25));
