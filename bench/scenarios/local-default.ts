@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLIPS } from '../../test/fixtures/speech.ts';
-import { wordErrorRate, words } from '../../test/support/words.ts';
+import { wer } from '../../test/support/wer.ts';
 import { parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
 import type { AudioFile } from '../lib/audio.ts';
 import type { BenchContext, ScenarioOutput } from '../lib/context.ts';
@@ -86,15 +86,15 @@ async function jobRun(ctx: BenchContext, audio: AudioFile, name: string): Promis
 export async function localDefaultScenario(ctx: BenchContext, audio: AudioFile): Promise<ScenarioOutput> {
   const m = new MetricSet('local-default');
   const loops = speechLoops(ctx.quick);
-  const ref = words(Array.from({ length: loops }, () => CLIPS.map((c) => c.text).join(' ')).join(' '));
+  const ref = Array.from({ length: loops }, () => CLIPS.map((c) => c.text).join(' ')).join(' ');
   const runs: Array<{ single: { ms: number; wer: number }; job: Omit<JobRun, 'text'> & { wer: number } }> = [];
   for (let i = 0; i < ctx.runs; i++) {
     ctx.note(`local-default run ${i + 1}/${ctx.runs}: one pocketsphinx run on the whole file`);
     const single = await singleRun(audio.path);
     ctx.note(`local-default run ${i + 1}/${ctx.runs}: the service, local engine defaults`);
     const job = await jobRun(ctx, audio, `local-default-${i + 1}`);
-    const singleWer = wordErrorRate(ref, words(single.text));
-    const jobWer = wordErrorRate(ref, words(job.text));
+    const singleWer = wer(single.text, ref);
+    const jobWer = wer(job.text, ref);
     m.add('job wall time upload->completed', 's', job.wallMs / 1000);
     m.add('one pocketsphinx run on the whole file', 's', single.ms / 1000);
     m.add('job / single run', 'x', job.wallMs / single.ms, '<= 0.6');

@@ -3,7 +3,7 @@ import { CLIPS, hummingSpeechFixture, speechFixture } from '../fixtures/speech.t
 import { getJson, removeDir, startServer, storeOf, upload, waitForJob, type TestServer } from '../helper.ts';
 import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { useFakeProviderService } from '../support/fake-provider-service.ts';
-import { wordDistance, words } from '../support/words.ts';
+import { werWords as words, wordEdits } from '../support/wer.ts';
 
 interface TranscriptJson {
   text: string;
@@ -95,7 +95,7 @@ describe('chunk overlap with the local engine', () => {
     const wa = words(a.body.text);
     const wb = words(b.body.text);
     // Not fewer words recognised correctly: more context at each join can only help the engine.
-    expect(wordDistance(wb, reference)).toBeLessThanOrEqual(wordDistance(wa, reference) + 2);
+    expect(wordEdits(wb, reference)).toBeLessThanOrEqual(wordEdits(wa, reference) + 2);
     // Without de-duplication, 4+ joins x 2 s of speech would add ~20 words.
     expect(Math.abs(wb.length - wa.length)).toBeLessThanOrEqual(3);
     expect(repeatedRuns(wb, 2)).toEqual(repeatedRuns(wa, 2));
