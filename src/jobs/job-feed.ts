@@ -54,7 +54,7 @@ export interface JobFeed {
 }
 
 export interface JobFeedDeps {
-  store: Pick<JobStore, 'getJob' | 'listChunkStates' | 'listChunks' | 'getTranscript'>;
+  store: Pick<JobStore, 'pollView' | 'listChunks' | 'getTranscript'>;
   clock: Clock;
   /** How often a follower reads the rows (a job's rows may be written by another process: polling is the way to see them). */
   pollMs: number;
@@ -211,13 +211,14 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
     active += 1;
     try {
       while (!signal.aborted) {
-        const job = await store.getJob(jobId, owner);
-        if (!job) {
+        // The poll view: one read of the job and its chunk states, answered from the store's cache between writes.
+        const view = await store.pollView(jobId, owner);
+        if (!view) {
           // Deleted while followed: nothing more will come.
           yield { type: 'end', id: String(cursor), status: 'cancelled', error: null } satisfies JobFeedEvent;
           return;
         }
-        const states = await store.listChunkStates(jobId);
+        const { job, chunks: states } = view;
         const ended = !isLive(job.status);
         const through = ended ? states.length : finalChunkCount(job, states);
         if (through > cursor) {
@@ -250,9 +251,9 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
 
   return {
     async follow(jobId, opts) {
-      const job = isJobId(jobId) ? await store.getJob(jobId, opts.owner) : null;
-      if (!job) throw notFound(jobId);
-      const from = parseCursor(opts.lastEventId, (await store.listChunkStates(jobId)).length);
+      const view = isJobId(jobId) ? await store.pollView(jobId, opts.owner) : null;
+      if (!view) throw notFound(jobId);
+      const from = parseCursor(opts.lastEventId, view.chunks.length);
       return run(jobId, opts.owner, from, opts.signal);
     },
     active: () => active,
