@@ -198,7 +198,7 @@ function acrossSources(
     issues.push(`backends: default_model is declared as ${defaultModels.join(' and ')}`);
   const defaultModel = defaultModels[0];
   if (checkDefault && issues.length === 0 && defaultModel !== undefined && !servedBy.has(defaultModel)) {
-    issues.push(`backends: default_model "${defaultModel}" is not a model of any backend`);
+    issues.push(`backends: default_model "${defaultModel}" is served by no declared backend`);
   }
   return issues;
 }

@@ -49,7 +49,7 @@ export function backendsFromEnv(
   const known = backends.flatMap((b) => b.models.map((m) => m.id));
   const model = e.TRANSCRIBE_MODEL ?? defaultModel ?? known[0] ?? '';
   if (issues.length === 0 && !known.includes(model)) {
-    issues.push(`TRANSCRIBE_MODEL: "${model}" is not a model of any backend; known: ${known.join(', ')}`);
+    issues.push(`TRANSCRIBE_MODEL: "${model}" is served by no declared backend; known: ${known.join(', ')}`);
   }
   return { backends, model, issues };
 }

@@ -192,13 +192,13 @@ backends:
       backends: [{ name: 'local', engine: 'local', models: [{ id: 'pocketsphinx-en-us' }] }],
     });
     expect(issues({ BACKENDS_JSON: json })).toEqual([
-      'backends: default_model "whisper-9" is not a model of any backend',
+      'backends: default_model "whisper-9" is served by no declared backend',
     ]);
     const ok = JSON.stringify({
       backends: [{ name: 'local', engine: 'local', models: [{ id: 'pocketsphinx-en-us' }] }],
     });
     expect(issues({ BACKENDS_JSON: ok, TRANSCRIBE_MODEL: 'whisper-1' })).toEqual([
-      'TRANSCRIBE_MODEL: "whisper-1" is not a model of any backend; known: pocketsphinx-en-us',
+      'TRANSCRIBE_MODEL: "whisper-1" is served by no declared backend; known: pocketsphinx-en-us',
     ]);
   });
 
