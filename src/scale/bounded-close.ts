@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 /** How long a BullMQ queue or worker may take to close before its connections are cut. */
 export const CLOSE_WITHIN_MS = 5_000;
 
-/** Resolves 'timeout' after `ms` unless `work` settles first; the timer never outlives the race. */
-async function within(work: Promise<unknown>, ms: number): Promise<'done' | 'timeout'> {
+/** 'done' once `work` resolves, 'timeout' after `ms` if it has not (its rejection passes through); no timer left behind. */
+export async function within(work: Promise<unknown>, ms: number): Promise<'done' | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), ms);

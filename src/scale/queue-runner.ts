@@ -8,7 +8,7 @@ import type { JobQueue, JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/job-store.ts';
 import { isLive } from '../jobs/types.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
-import { CLOSE_WITHIN_MS, closeWithin } from './bounded-close.ts';
+import { CLOSE_WITHIN_MS, closeWithin, within } from './bounded-close.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;
@@ -106,20 +106,13 @@ export class QueueRunner implements JobQueue {
   async redisHealth(): Promise<ComponentCheck> {
     // Commands wait for a reconnect (maxRetriesPerRequest: null): asking a connection that is not up would hang.
     if (this.#pub.status !== 'ready') return { status: 'down', detail: `redis connection ${this.#pub.status}` };
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), PING_TIMEOUT_MS);
-    });
     try {
-      const answer = await Promise.race([this.#pub.ping(), timedOut]);
-      if (answer === 'timeout')
+      if ((await within(this.#pub.ping(), PING_TIMEOUT_MS)) === 'timeout')
         return { status: 'down', detail: `redis did not answer PING within ${PING_TIMEOUT_MS} ms` };
       return { status: 'ok', detail: 'redis answers' };
     } catch (err) {
       this.#opts.logger.warn({ err }, 'redis health check failed');
       return { status: 'down', detail: 'redis PING failed' };
-    } finally {
-      clearTimeout(timer);
     }
   }
 
