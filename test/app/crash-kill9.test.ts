@@ -107,8 +107,10 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
     if (longDir) await removeDir(longDir);
   });
-  // Three times the speech (24 chunks): ffmpeg cannot finish before the look-ahead fills, so it is surely paused.
-  // WAV: its chunks are cut by ffmpeg's segment muxer (an mp3 is cut in-process, with no ffmpeg to pause).
+  // Three times the speech (24 chunks), cut by ffmpeg's segment muxer (an mp3 is cut in-process, with no ffmpeg to
+  // pause). 24-bit PCM, which no OpenAI model takes as it is: the chunks are encoded, so ffmpeg takes seconds over
+  // the file rather than the milliseconds a copy of it takes, and it cannot be done before the look-ahead fills
+  // and the slicer pauses it (a copied WAV sometimes was, and the test then waited for a pause that never came).
   let longDir = '';
   let longSpeech = '';
   beforeAll(async () => {
@@ -122,8 +124,8 @@ describe('kill -9 and restart on the same DATA_DIR', () => {
       '2',
       '-i',
       speech.wav,
-      '-c',
-      'copy',
+      '-c:a',
+      'pcm_s24le',
       longSpeech,
     ]);
   });
