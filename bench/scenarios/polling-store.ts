@@ -65,7 +65,9 @@ export async function pollingStoreScenario(
     pg = await startTestPostgres();
     for (let i = 0; i < ctx.runs; i++) {
       for (const store of STORES) {
-        ctx.note(`polling-store run ${i + 1}/${ctx.runs}: ${store}, ${durationS} s running + ${durationS} s completed`);
+        ctx.note(
+          `polling-store run ${i + 1}/${ctx.runs}: ${store}, ${durationS} s completed job + ${durationS} s running job`,
+        );
         raw.push(await measure(store, store === 'postgres' ? pg.urlOf(await pg.createDatabase()) : null));
       }
     }
