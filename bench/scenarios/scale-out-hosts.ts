@@ -1,7 +1,7 @@
 import type { AudioFile } from '../lib/audio.ts';
 import { startBenchCluster } from '../lib/cluster.ts';
 import type { BenchContext, ScenarioOutput } from '../lib/context.ts';
-import { curlUpload, waitForJob } from '../lib/http.ts';
+import { curlUpload, waitForAllCompleted } from '../lib/http.ts';
 import type { ServiceHandle } from '../lib/service.ts';
 import { MetricSet, median, round } from '../lib/stats.ts';
 
@@ -73,10 +73,7 @@ export async function scaleOutHostsScenario(ctx: BenchContext, audio: AudioFile)
           const uploadsS = (Date.now() - uploadStart) / 1000;
           const released = Date.now();
           await queue.resume();
-          for (const id of ids) {
-            const job = await waitForJob(api.url, id, 10 * 60_000, 200);
-            if (job.status !== 'completed') throw new Error(`job ${id} ended ${job.status}`);
-          }
+          await waitForAllCompleted(api.url, ids, 10 * 60_000);
           const wallS = (Date.now() - released) / 1000;
           const sent = await deployment.transcriptions();
           const perHost = hosts.map((h) => sent.filter((r) => r.remoteAddress === h.host).length);
