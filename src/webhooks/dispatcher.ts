@@ -17,7 +17,7 @@ export const WEBHOOK_OUTCOMES = ['delivered', 'failed_attempt', 'failed', 'refus
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 
 export interface WebhookDispatcherOptions {
-  store: Pick<JobStore, 'getJob' | 'updateJob' | 'webhookBacklog'>;
+  store: Pick<JobStore, 'webhookBacklog' | 'oweWebhook' | 'claimWebhook' | 'renewWebhook' | 'settleWebhook'>;
   /**
    * The job as the API shows it at `nowMs` (the HTTP layer's job resource): the delivery's data. Given by the
    * wiring, so the representation has one owner and this module stays below the HTTP layer.
@@ -32,6 +32,15 @@ export interface WebhookDispatcherOptions {
   retryMaxMs: number;
   /** Told of every attempt's outcome once it is stored (metrics); must not throw. */
   onOutcome: (outcome: WebhookOutcome) => void;
+  /** This process in delivery leases (host, pid, a random part): unique among the processes sharing the store. */
+  holder: string;
+  /** How long a claim on a delivery lasts unless renewed (every third of it while an attempt runs). @default 30000 */
+  leaseMs?: number;
+  /**
+   * Other processes share the store: the backlog is read again this often, so a delivery whose process died
+   * mid-attempt is taken over once its lease ends. Unset: read at start only (no other process can hold one).
+   */
+  rescanMs?: number;
   /** @default systemClock */
   clock?: Clock;
   /** @default Math.random */
@@ -39,7 +48,10 @@ export interface WebhookDispatcherOptions {
 }
 
 export interface WebhookDispatcher extends Pick<JobEvents, 'ended'> {
-  /** Picks up deliveries a previous process owed: pending ones at their next attempt, unstarted ones now. */
+  /**
+   * Picks up deliveries owed in the store (by a previous process, or by another live one): pending ones at their
+   * next attempt, unstarted ones now; with `rescanMs`, again and again.
+   */
   start(): Promise<void>;
   /** No new attempts; waits for the ones in flight (each bounded by its timeout). */
   stop(): Promise<void>;
@@ -52,6 +64,8 @@ const MAX_ERROR_CHARS = 300;
  * POSTs `{type, timestamp, data: <job resource>}` to a job's callback_url when it completes or fails, signed per
  * Standard Webhooks, retried with exponential backoff. Every attempt's outcome is stored on the job before the
  * next is scheduled, so a restart resumes where it was (delivery is at least once: receivers dedupe on webhook-id).
+ * Each attempt is made under a lease claimed in the store, so of the processes (hosts) sharing it only one sends
+ * an event at a time; a process that dies mid-attempt stops renewing, and another one takes over when it ends.
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const {
@@ -64,6 +78,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     retryBaseMs,
     retryMaxMs,
     onOutcome,
+    holder,
+    leaseMs = 30_000,
+    rescanMs,
     clock = systemClock,
     random = Math.random,
   } = options;
@@ -72,6 +89,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   /** Pending states being stored by `begin`, which the job's first attempt waits for. */
   const recording = new Map<string, Promise<void>>();
   let stopped = false;
+  let rescan: DeadlineTimer | null = null;
 
   /** The attempt goes when the clock reaches dueAt (epoch ms), never before the next_attempt_at stored for it. */
   function schedule(jobId: string, dueAt: number): void {
@@ -85,25 +103,71 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     timers.set(jobId, timer);
   }
 
-  async function record(jobId: string, state: WebhookState): Promise<void> {
-    await store.updateJob(jobId, { webhook: state });
-  }
-
   async function payload(job: JobRecord): Promise<string> {
     // The delivery state inside the delivery would only describe the attempt before this one.
     const { webhook: _webhook, ...data } = await describe(job, clock.now());
     return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
   }
 
+  const iso = (ms: number) => new Date(ms).toISOString();
+  /** When a pending delivery's next attempt is due; a stored time that does not parse (NaN) is owed now. */
+  const dueAt = (state: WebhookState): number => {
+    const at = Date.parse(state.next_attempt_at ?? '');
+    return Number.isNaN(at) ? clock.now() : at;
+  };
+
+  /** Renews the lease every third of its length until the returned function is called. */
+  function keepLease(jobId: string, log: Logger): () => void {
+    let timer: DeadlineTimer | null = null;
+    let done = false;
+    const arm = () => {
+      timer = atDeadline(clock, clock.now() + leaseMs / 3, () => {
+        void store
+          .renewWebhook(jobId, holder, iso(clock.now() + leaseMs))
+          .then((held) => held || log.warn('webhook lease lost mid-attempt: another process may send it again'))
+          .catch((err: unknown) => log.warn({ err }, 'webhook lease not renewed'))
+          .finally(() => done || arm());
+      });
+    };
+    arm();
+    return () => {
+      done = true;
+      timer?.cancel();
+    };
+  }
+
   async function deliver(jobId: string): Promise<void> {
     await recording.get(jobId);
-    const job = await store.getJob(jobId);
-    // Deleted meanwhile: nothing to tell anyone about.
-    if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') return;
+    const claim = await store.claimWebhook(jobId, { holder, now: iso(clock.now()), until: iso(clock.now() + leaseMs) });
+    const job = claim.job;
+    // Deleted, delivered or given up meanwhile (here or on another host): nothing more to send.
+    if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') {
+      if (claim.held) await store.settleWebhook(jobId, holder);
+      return;
+    }
+    if (!claim.held) {
+      // Another live process is making an attempt: look again when its lease ends (sooner if it settles, then
+      // the stored state says what is left; if it died, the delivery is taken over).
+      const until = Date.parse(claim.heldUntil ?? '');
+      schedule(jobId, Math.max(dueAt(job.webhook), Number.isNaN(until) ? clock.now() : until));
+      return;
+    }
+    if (dueAt(job.webhook) > clock.now()) {
+      // Claimed when its lease ended, but the holder stored a later attempt before letting go.
+      await store.settleWebhook(jobId, holder);
+      schedule(jobId, dueAt(job.webhook));
+      return;
+    }
     const log = logger.child({ jobId });
+    const settle = async (state: WebhookState): Promise<boolean> => {
+      const held = await store.settleWebhook(jobId, holder, state);
+      if (!held)
+        log.warn({ attempts: state.attempts }, 'webhook outcome not stored: another process took the delivery over');
+      return held;
+    };
     const attempts = job.webhook.attempts + 1;
     if (secret === undefined) {
-      await record(jobId, {
+      await settle({
         status: 'failed',
         attempts,
         last_status_code: null,
@@ -122,33 +186,42 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     let statusCode: number | null = null;
     let error: string | null = null;
     let permanent = false;
+    const release = keepLease(jobId, log);
     try {
       statusCode = (await send({ url: job.request.callback_url, body, headers })).statusCode;
       if (statusCode < 200 || statusCode > 299) error = `the receiver answered HTTP ${statusCode}`;
     } catch (err) {
       permanent = err instanceof WebhookRefusedError;
       error = `${permanent ? 'refused: ' : ''}${errorMessage(err)}`.slice(0, MAX_ERROR_CHARS);
+    } finally {
+      release();
     }
     if (error === null) {
-      await record(jobId, {
-        status: 'delivered',
-        attempts,
-        last_status_code: statusCode,
-        last_error: null,
-        next_attempt_at: null,
-      });
+      if (
+        !(await settle({
+          status: 'delivered',
+          attempts,
+          last_status_code: statusCode,
+          last_error: null,
+          next_attempt_at: null,
+        }))
+      )
+        return;
       log.info({ attempts, statusCode }, 'webhook delivered');
       onOutcome('delivered');
       return;
     }
     if (permanent || attempts >= maxAttempts) {
-      await record(jobId, {
-        status: 'failed',
-        attempts,
-        last_status_code: statusCode,
-        last_error: error,
-        next_attempt_at: null,
-      });
+      if (
+        !(await settle({
+          status: 'failed',
+          attempts,
+          last_status_code: statusCode,
+          last_error: error,
+          next_attempt_at: null,
+        }))
+      )
+        return;
       log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
       onOutcome(permanent ? 'refused' : 'failed');
       return;
@@ -162,31 +235,37 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       floorMs: ceilingMs / 2,
       random,
     });
-    const dueAt = clock.now() + delayMs;
-    await record(jobId, {
+    const nextAt = clock.now() + delayMs;
+    const pending: WebhookState = {
       status: 'pending',
       attempts,
       last_status_code: statusCode,
       last_error: error,
-      next_attempt_at: new Date(dueAt).toISOString(),
-    });
+      next_attempt_at: iso(nextAt),
+    };
+    if (!(await settle(pending))) return;
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
     onOutcome('failed_attempt');
-    schedule(jobId, dueAt);
+    schedule(jobId, nextAt);
   }
 
-  /** The delivery is owed from now on: its first attempt waits until the pending state is stored, since it reads it. */
+  /**
+   * The delivery is owed from now on: its first attempt waits until the pending state is stored, since it reads it.
+   * Stored only where no state is (another process may have begun it, or even delivered it, meanwhile).
+   */
   function begin(job: JobRecord): void {
     if (job.status !== 'completed' && job.status !== 'failed') return;
     if (!job.request.callback_url) return;
-    const owed = record(job.id, {
-      status: 'pending',
-      attempts: 0,
-      last_status_code: null,
-      last_error: null,
-      next_attempt_at: new Date(clock.now()).toISOString(),
-    })
-      // Not stored: the attempt finds no pending state and sends nothing; the next start's backlog pass owes it.
+    const owed = store
+      .oweWebhook(job.id, {
+        status: 'pending',
+        attempts: 0,
+        last_status_code: null,
+        last_error: null,
+        next_attempt_at: iso(clock.now()),
+      })
+      .then(() => undefined)
+      // Not stored: the attempt finds no pending state and sends nothing; the next backlog pass owes it.
       .catch((err: unknown) => logger.error({ jobId: job.id, err }, 'webhook delivery not recorded'))
       .finally(() => {
         if (recording.get(job.id) === owed) recording.delete(job.id);
@@ -195,20 +274,32 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     schedule(job.id, clock.now());
   }
 
+  async function pickUpBacklog(): Promise<void> {
+    for (const job of await store.webhookBacklog()) {
+      if (job.webhook?.status !== 'pending') begin(job);
+      else schedule(job.id, dueAt(job.webhook));
+    }
+  }
+
+  /** The next backlog pass, re-armed after each one whatever it found (a store that failed is read again later). */
+  function armRescan(every: number): void {
+    if (stopped) return;
+    rescan = atDeadline(clock, clock.now() + every, () => {
+      void pickUpBacklog()
+        .catch((err: unknown) => logger.warn({ err }, 'webhook backlog not read'))
+        .finally(() => armRescan(every));
+    });
+  }
+
   return {
     ended: begin,
     async start() {
-      for (const job of await store.webhookBacklog()) {
-        if (job.webhook?.status !== 'pending') begin(job);
-        else {
-          // A stored time that does not parse (NaN) is owed now rather than never.
-          const dueAt = Date.parse(job.webhook.next_attempt_at ?? '');
-          schedule(job.id, Number.isNaN(dueAt) ? clock.now() : dueAt);
-        }
-      }
+      await pickUpBacklog();
+      if (rescanMs !== undefined) armRescan(rescanMs);
     },
     async stop() {
       stopped = true;
+      rescan?.cancel();
       for (const timer of timers.values()) timer.cancel();
       timers.clear();
       await Promise.allSettled([...inFlight, ...recording.values()]);
