@@ -187,22 +187,26 @@ describe('webhook dispatcher', () => {
     dispatcher.ended((await ended())!);
     clock.advance(0);
     await settled();
-    expect(sentAt).toEqual([T0]);
     const other = (s: number) => ({
       holder: 'other-host',
       now: new Date(T0 + s * 1000).toISOString(),
       until: new Date(T0 + s * 1000 + 30_000).toISOString(),
     });
-    // Renewed every 10 s to 30 s ahead: at 45 s the lease still runs (to 70 s at the renewal at 40 s).
-    for (let s = 0; s < 45; s += 5) {
-      clock.advance(5000);
-      await settled();
+    try {
+      expect(sentAt).toEqual([T0]);
+      // Renewed every 10 s to 30 s ahead: at 45 s the lease still runs (to 70 s at the renewal at 40 s).
+      for (let s = 0; s < 45; s += 5) {
+        clock.advance(5000);
+        await settled();
+      }
+      expect(await store.claimWebhook('job1', other(45))).toMatchObject({
+        held: false,
+        heldUntil: new Date(T0 + 70_000).toISOString(),
+      });
+    } finally {
+      // Answered whatever happened: the dispatcher's stop (afterEach) waits for the attempt.
+      answer.resolve({ statusCode: 204 });
     }
-    expect(await store.claimWebhook('job1', other(45))).toMatchObject({
-      held: false,
-      heldUntil: new Date(T0 + 70_000).toISOString(),
-    });
-    answer.resolve({ statusCode: 204 });
     await settled();
     expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: 204 });
     expect(clock.pending()).toBe(0);
