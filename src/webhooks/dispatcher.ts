@@ -149,6 +149,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       // Another live process is making an attempt: look again when its lease ends (sooner if it settles, then
       // the stored state says what is left; if it died, the delivery is taken over).
       const until = Date.parse(claim.heldUntil ?? '');
+      logger.debug({ jobId, heldUntil: claim.heldUntil }, 'webhook attempt held by another process');
       schedule(jobId, Math.max(dueAt(job.webhook), Number.isNaN(until) ? clock.now() : until));
       return;
     }
