@@ -251,7 +251,8 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
 
   // The pause comes from the job store's own writes failing on the full DATA_DIR: with TEST_STORE=postgresql the
   // store is elsewhere, the results are stored, and a job whose chunks are cut has nothing left to write there.
-  it.skipIf(inject('testPostgresUrl') !== null)(
+  const storeOnDataDir = it.runIf(inject('testPostgresUrl') === null);
+  storeOnDataDir(
     'pauses with progress.waiting disk_full, keeps serving, refuses uploads, then completes with every chunk sent once',
     async () => {
       const fixture = speechFixture();
