@@ -249,95 +249,93 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
     await unmount(mnt);
   });
 
-  // The pause comes from the job store's own writes failing on the full DATA_DIR: with TEST_STORE=postgresql the
-  // store is elsewhere, the results are stored, and a job whose chunks are cut has nothing left to write there.
-  const storeOnDataDir = it.runIf(inject('testPostgresUrl') === null);
-  storeOnDataDir(
-    'pauses with progress.waiting disk_full, keeps serving, refuses uploads, then completes with every chunk sent once',
-    async () => {
-      const fixture = speechFixture();
-      mnt = await mountTmpfs('16m');
-      // Every answer takes 2 s: the disk fills while the first chunks are with the provider.
-      fake = await startFakeOpenAI({ latencyMs: 2_000 });
-      server = await startServer(
-        {
-          OPENAI_API_KEY: FAKE_OPENAI_KEY,
-          OPENAI_BASE_URL: fake.url,
-          RATE_LIMIT_RPM: '6000',
-          // Two requests in flight; a look-ahead of four chunks lets ffmpeg cut all three of them without pausing.
-          TRANSCRIBE_CONCURRENCY: '2',
-          PRESSURE_DISK_FREE_ELEVATED_BYTES: String(3 * MiB),
-          PRESSURE_DISK_FREE_CRITICAL_BYTES: String(2 * MiB),
-          PRESSURE_SAMPLE_MS: '100',
-        },
-        mnt,
-      );
-      const { url } = server;
-      const sent = () => fake!.requests.filter((r) => r.path === '/v1/audio/transcriptions');
-      const clip = await readFile(fixture.wav);
-      const up = await postMultipart(
-        server,
-        multipart([{ name: 'file', filename: 'speech.wav', contentType: 'audio/wav', data: clip }]),
-      );
-      expect(up.status, JSON.stringify(up.body)).toBe(202);
-      const id = (up.body as { id: string }).id;
+  it('pauses with progress.waiting disk_full, keeps serving, refuses uploads, then completes with every chunk sent once', async ({
+    skip,
+  }) => {
+    // The pause comes from the job store's own writes failing on the full DATA_DIR: with TEST_STORE=postgresql the
+    // store is elsewhere, the results are stored, and a job whose chunks are cut has nothing left to write there.
+    if (inject('testPostgresUrl') !== null) skip('the job store is not on DATA_DIR');
+    const fixture = speechFixture();
+    mnt = await mountTmpfs('16m');
+    // Every answer takes 2 s: the disk fills while the first chunks are with the provider.
+    fake = await startFakeOpenAI({ latencyMs: 2_000 });
+    server = await startServer(
+      {
+        OPENAI_API_KEY: FAKE_OPENAI_KEY,
+        OPENAI_BASE_URL: fake.url,
+        RATE_LIMIT_RPM: '6000',
+        // Two requests in flight; a look-ahead of four chunks lets ffmpeg cut all three of them without pausing.
+        TRANSCRIBE_CONCURRENCY: '2',
+        PRESSURE_DISK_FREE_ELEVATED_BYTES: String(3 * MiB),
+        PRESSURE_DISK_FREE_CRITICAL_BYTES: String(2 * MiB),
+        PRESSURE_SAMPLE_MS: '100',
+      },
+      mnt,
+    );
+    const { url } = server;
+    const sent = () => fake!.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+    const clip = await readFile(fixture.wav);
+    const up = await postMultipart(
+      server,
+      multipart([{ name: 'file', filename: 'speech.wav', contentType: 'audio/wav', data: clip }]),
+    );
+    expect(up.status, JSON.stringify(up.body)).toBe(202);
+    const id = (up.body as { id: string }).id;
 
-      // Two chunks with the provider and ffmpeg done cutting (its chunk files are whole), then the disk is filled.
-      await pollJob<PollJson>(url, id, (job) => job.progress.chunks_sending >= 2, 'two chunks sent');
-      await until(async () => !(await ffmpegBusyWith(id)), 'ffmpeg to finish with the job', { everyMs: 100 });
-      const filler = path.join(mnt, 'filler');
-      fillVolume(filler);
+    // Two chunks with the provider and ffmpeg done cutting (its chunk files are whole), then the disk is filled.
+    await pollJob<PollJson>(url, id, (job) => job.progress.chunks_sending >= 2, 'two chunks sent');
+    await until(async () => !(await ffmpegBusyWith(id)), 'ffmpeg to finish with the job', { everyMs: 100 });
+    const filler = path.join(mnt, 'filler');
+    fillVolume(filler);
 
-      const paused = await pollJob<PollJson>(
-        url,
-        id,
-        (job) => job.progress.waiting?.reason === 'disk_full',
-        'progress.waiting disk_full',
-      );
-      expect(paused.status).toBe('processing');
-      expect(Date.parse(paused.progress.waiting?.until ?? '')).not.toBeNaN();
-      const sentWhilePaused = sent().length;
+    const paused = await pollJob<PollJson>(
+      url,
+      id,
+      (job) => job.progress.waiting?.reason === 'disk_full',
+      'progress.waiting disk_full',
+    );
+    expect(paused.status).toBe('processing');
+    expect(Date.parse(paused.progress.waiting?.until ?? '')).not.toBeNaN();
+    const sentWhilePaused = sent().length;
 
-      // The server keeps serving: liveness, readiness (down for the disk), listing, and a refused upload that leaves nothing.
-      expect((await getJson(`${url}/health`)).status).toBe(200);
-      const ready = await getJson<{ components: Record<string, { status: string }> }>(`${url}/health/ready`);
-      expect(ready.status).toBe(503);
-      expect(ready.body.components.disk?.status).toBe('down');
-      const refused = await postMultipart(
-        server,
-        multipart([{ name: 'file', filename: 'again.wav', contentType: 'audio/wav', data: clip }]),
-      );
-      expect([503, 507]).toContain(refused.status);
-      expectError(refused, refused.status, refused.status === 503 ? 'SERVER_BUSY' : 'INSUFFICIENT_STORAGE', {
-        resource: 'disk',
-      });
-      expect(await listedJobIds(server)).toEqual([id]);
-      expect((await jobFiles(server.dataDir)).filter((f) => !f.startsWith(id))).toEqual([]);
-      // No request goes out while its result could not be stored.
-      expect((await getJson<PollJson>(`${url}/v1/jobs/${id}`)).body.progress.waiting?.reason).toBe('disk_full');
-      expect(sent().length).toBe(sentWhilePaused);
+    // The server keeps serving: liveness, readiness (down for the disk), listing, and a refused upload that leaves nothing.
+    expect((await getJson(`${url}/health`)).status).toBe(200);
+    const ready = await getJson<{ components: Record<string, { status: string }> }>(`${url}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.body.components.disk?.status).toBe('down');
+    const refused = await postMultipart(
+      server,
+      multipart([{ name: 'file', filename: 'again.wav', contentType: 'audio/wav', data: clip }]),
+    );
+    expect([503, 507]).toContain(refused.status);
+    expectError(refused, refused.status, refused.status === 503 ? 'SERVER_BUSY' : 'INSUFFICIENT_STORAGE', {
+      resource: 'disk',
+    });
+    expect(await listedJobIds(server)).toEqual([id]);
+    expect((await jobFiles(server.dataDir)).filter((f) => !f.startsWith(id))).toEqual([]);
+    // No request goes out while its result could not be stored.
+    expect((await getJson<PollJson>(`${url}/v1/jobs/${id}`)).body.progress.waiting?.reason).toBe('disk_full');
+    expect(sent().length).toBe(sentWhilePaused);
 
-      await rm(filler);
-      const done = await waitForJob(url, id);
-      expect(done.status, JSON.stringify(done.error)).toBe('completed');
-      expect(done.progress.chunks_failed).toBe(0);
-      expect(done.progress.chunks_done).toBe(done.progress.chunks_total);
-      // Every chunk reached the provider exactly once: the results held while the disk was full were stored, not re-sent.
-      const requests = sent();
-      expect(requests.map((r) => r.attempt)).toEqual(requests.map(() => 0));
-      expect(new Set(requests.map((r) => r.sha1)).size).toBe(done.progress.chunks_total);
-      expect(requests).toHaveLength(done.progress.chunks_total);
-      const transcript = await getJson<{ segments: unknown[] }>(`${url}/v1/jobs/${id}/transcript?format=json`);
-      expect(transcript.status).toBe(200);
-      expect(transcript.body.segments.length).toBeGreaterThan(0);
+    await rm(filler);
+    const done = await waitForJob(url, id);
+    expect(done.status, JSON.stringify(done.error)).toBe('completed');
+    expect(done.progress.chunks_failed).toBe(0);
+    expect(done.progress.chunks_done).toBe(done.progress.chunks_total);
+    // Every chunk reached the provider exactly once: the results held while the disk was full were stored, not re-sent.
+    const requests = sent();
+    expect(requests.map((r) => r.attempt)).toEqual(requests.map(() => 0));
+    expect(new Set(requests.map((r) => r.sha1)).size).toBe(done.progress.chunks_total);
+    expect(requests).toHaveLength(done.progress.chunks_total);
+    const transcript = await getJson<{ segments: unknown[] }>(`${url}/v1/jobs/${id}/transcript?format=json`);
+    expect(transcript.status).toBe(200);
+    expect(transcript.body.segments.length).toBeGreaterThan(0);
 
-      expect((await fetch(`${url}/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
-      expect(await jobFiles(server.dataDir)).toEqual([]);
-      expect(await listedJobIds(server)).toEqual([]);
-      expect((await getJson(`${url}/health/ready`)).status).toBe(200);
-    },
-    60_000,
-  );
+    expect((await fetch(`${url}/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(await jobFiles(server.dataDir)).toEqual([]);
+    expect(await listedJobIds(server)).toEqual([]);
+    expect((await getJson(`${url}/health/ready`)).status).toBe(200);
+  }, 60_000);
 });
 
 describe('a damaged job store', () => {
