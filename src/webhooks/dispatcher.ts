@@ -5,6 +5,7 @@ import type { JobStore } from '../jobs/job-store.ts';
 import type { JobRecord, WebhookState } from '../jobs/types.ts';
 import { computeBackoffMs, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { atDeadline, type DeadlineTimer } from '../transcribe/deadline-timer.ts';
+import { createDeliveryLeases } from './delivery-lease.ts';
 import { WebhookRefusedError, type WebhookSend } from './sender.ts';
 import { signWebhook } from './signature.ts';
 
@@ -109,63 +110,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
   }
 
-  const iso = (ms: number) => new Date(ms).toISOString();
-  /** When a pending delivery's next attempt is due; a stored time that does not parse (NaN) is owed now. */
-  const dueAt = (state: WebhookState): number => {
-    const at = Date.parse(state.next_attempt_at ?? '');
-    return Number.isNaN(at) ? clock.now() : at;
-  };
-
-  /** Renews the lease every third of its length until the returned function is called. */
-  function keepLease(jobId: string, log: Logger): () => void {
-    let timer: DeadlineTimer | null = null;
-    let done = false;
-    const arm = () => {
-      timer = atDeadline(clock, clock.now() + leaseMs / 3, () => {
-        void store
-          .renewWebhook(jobId, holder, iso(clock.now() + leaseMs))
-          .then((held) => held || log.warn('webhook lease lost mid-attempt: another process may send it again'))
-          .catch((err: unknown) => log.warn({ err }, 'webhook lease not renewed'))
-          .finally(() => done || arm());
-      });
-    };
-    arm();
-    return () => {
-      done = true;
-      timer?.cancel();
-    };
-  }
+  const leases = createDeliveryLeases({ store, holder, leaseMs, clock, logger });
 
   async function deliver(jobId: string): Promise<void> {
     await recording.get(jobId);
-    const claim = await store.claimWebhook(jobId, { holder, now: iso(clock.now()), until: iso(clock.now() + leaseMs) });
-    const job = claim.job;
-    // Deleted, delivered or given up meanwhile (here or on another host): nothing more to send.
-    if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') {
-      if (claim.held) await store.settleWebhook(jobId, holder);
-      return;
-    }
-    if (!claim.held) {
-      // Another live process is making an attempt: look again when its lease ends (sooner if it settles, then
-      // the stored state says what is left; if it died, the delivery is taken over).
-      const until = Date.parse(claim.heldUntil ?? '');
-      logger.debug({ jobId, heldUntil: claim.heldUntil }, 'webhook attempt held by another process');
-      schedule(jobId, Math.max(dueAt(job.webhook), Number.isNaN(until) ? clock.now() : until));
-      return;
-    }
-    if (dueAt(job.webhook) > clock.now()) {
-      // Claimed when its lease ended, but the holder stored a later attempt before letting go.
-      await store.settleWebhook(jobId, holder);
-      schedule(jobId, dueAt(job.webhook));
-      return;
-    }
+    const job = await leases.claimDue(jobId, (dueAt) => schedule(jobId, dueAt));
+    if (!job?.request.callback_url) return;
     const log = logger.child({ jobId });
-    const settle = async (state: WebhookState): Promise<boolean> => {
-      const held = await store.settleWebhook(jobId, holder, state);
-      if (!held)
-        log.warn({ attempts: state.attempts }, 'webhook outcome not stored: another process took the delivery over');
-      return held;
-    };
+    const settle = (state: WebhookState) => leases.settle(jobId, state, log);
     const attempts = job.webhook.attempts + 1;
     if (secret === undefined) {
       await settle({
@@ -187,7 +139,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     let statusCode: number | null = null;
     let error: string | null = null;
     let permanent = false;
-    const release = keepLease(jobId, log);
+    const release = leases.keep(jobId, log);
     try {
       statusCode = (await send({ url: job.request.callback_url, body, headers })).statusCode;
       if (statusCode < 200 || statusCode > 299) error = `the receiver answered HTTP ${statusCode}`;
@@ -242,7 +194,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       attempts,
       last_status_code: statusCode,
       last_error: error,
-      next_attempt_at: iso(nextAt),
+      next_attempt_at: new Date(nextAt).toISOString(),
     };
     if (!(await settle(pending))) return;
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
@@ -263,7 +215,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         attempts: 0,
         last_status_code: null,
         last_error: null,
-        next_attempt_at: iso(clock.now()),
+        next_attempt_at: new Date(clock.now()).toISOString(),
       })
       .then(() => undefined)
       // Not stored: the attempt finds no pending state and sends nothing; the next backlog pass owes it.
@@ -278,7 +230,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   async function pickUpBacklog(): Promise<void> {
     for (const job of await store.webhookBacklog()) {
       if (job.webhook?.status !== 'pending') begin(job);
-      else schedule(job.id, dueAt(job.webhook));
+      else {
+        // A stored time that does not parse (NaN) is owed now rather than never.
+        const dueAt = Date.parse(job.webhook.next_attempt_at ?? '');
+        schedule(job.id, Number.isNaN(dueAt) ? clock.now() : dueAt);
+      }
     }
   }
 
