@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
@@ -94,6 +95,9 @@ describe('webhook deliveries shared by two services on one PostgreSQL', () => {
           (await Promise.all(ids.map((id) => store.getJob(id)))).every((j) => j?.webhook?.status === 'delivered'),
         'every delivery to be stored as delivered',
       );
+      // Neither host opened a SQLite file on its DATA_DIR (which may be a network volume).
+      for (const dir of dirs)
+        expect(readdirSync(dir, { recursive: true }).filter((f) => /sqlite/.test(String(f)))).toEqual([]);
       const delivered = await Promise.all(ids.map((id) => store.getJob(id)));
       expect(delivered.map((j) => j?.webhook?.attempts)).toEqual([2, 2, 2, 1, 1, 1]);
       expect(logA.filter((l) => l.msg === 'webhook delivered')).toHaveLength(ids.length);

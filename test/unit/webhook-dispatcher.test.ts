@@ -12,6 +12,14 @@ import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 const logger = pino({ level: 'silent' });
 const T0 = Date.parse('2030-01-01T00:00:10.000Z');
 const settled = () => new Promise((r) => setImmediate(r));
+/** A delivery owed again after one failed attempt, its next attempt at `next`. */
+const retryOwed = (next: string): WebhookState => ({
+  status: 'pending',
+  attempts: 1,
+  last_status_code: 503,
+  last_error: 'HTTP 503',
+  next_attempt_at: next,
+});
 
 const open: Array<{ store: SqliteJobStore; dispatcher: WebhookDispatcher }> = [];
 afterEach(async () => {
@@ -85,13 +93,7 @@ describe('webhook dispatcher', () => {
   });
 
   it('resumes a stored pending delivery at its next_attempt_at when timers fire early', async () => {
-    const pending: WebhookState = {
-      status: 'pending',
-      attempts: 1,
-      last_status_code: 503,
-      last_error: 'HTTP 503',
-      next_attempt_at: new Date(T0 + 2000).toISOString(),
-    };
+    const pending = retryOwed(new Date(T0 + 2000).toISOString());
     const { clock, dispatcher, sentAt, ended } = await setup(-1, [], pending);
     await dispatcher.start();
     clock.advance(1999);
@@ -104,13 +106,7 @@ describe('webhook dispatcher', () => {
   });
 
   it('sends at once a stored pending delivery whose next_attempt_at is not a date', async () => {
-    const pending: WebhookState = {
-      status: 'pending',
-      attempts: 1,
-      last_status_code: 503,
-      last_error: 'HTTP 503',
-      next_attempt_at: 'not a date',
-    };
+    const pending = retryOwed('not a date');
     const { clock, dispatcher, sentAt, ended } = await setup(0, [], pending);
     await dispatcher.start();
     clock.advance(0);
@@ -155,13 +151,7 @@ describe('webhook dispatcher', () => {
   });
 
   it('sends nothing while another process holds the delivery, and takes it over when that lease runs out', async () => {
-    const pending: WebhookState = {
-      status: 'pending',
-      attempts: 1,
-      last_status_code: 503,
-      last_error: 'HTTP 503',
-      next_attempt_at: new Date(T0).toISOString(),
-    };
+    const pending = retryOwed(new Date(T0).toISOString());
     const { clock, store, dispatcher, sentAt, ended } = await setup(-1, [], pending);
     // Another host claimed the attempt, then died (it never renews nor settles).
     const until = new Date(T0 + 30_000).toISOString();
