@@ -2,71 +2,23 @@
  * The `cluster` profile of docker/compose.yaml (PostgreSQL, Redis, MinIO, N api and M worker containers behind a
  * Caddy proxy), checked without Docker, which does not run where this project is developed: the compose file is
  * read and its promises checked (no volume shared between api and worker, a configuration the service accepts,
- * secrets only from .env, start order, scaling); Debian's caddy validates and adapts the proxy's Caddyfile; the
- * MinIO set-up script runs against a stand-in `mc`; the bucket policy is checked against the S3 calls in
- * src/storage; the README's commands against the profile's services.
+ * secrets only from .env, start order, scaling), and the README's commands against the profile's services. The
+ * proxy and MinIO files: cluster-servers.test.ts.
  */
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.ts';
-import { runCommand, type CommandRun } from '../support/run-command.ts';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
-
-interface Service {
-  image?: string;
-  build?: unknown;
-  profiles?: string[];
-  command?: string[];
-  entrypoint?: string[];
-  ports?: string[];
-  container_name?: string;
-  volumes?: string[];
-  env_file?: Array<{ path: string; required: boolean }>;
-  environment?: Record<string, string>;
-  depends_on?: Record<string, { condition: string }>;
-  healthcheck?: { test: string[] };
-}
-
-const composeText = read('docker/compose.yaml');
-const compose = parse(composeText, { merge: true }) as { services: Record<string, Service>; volumes: object };
-const service = (name: string): Service => {
-  const found = compose.services[name];
-  if (found === undefined) throw new Error(`docker/compose.yaml has no service ${name}`);
-  return found;
-};
-const cluster = Object.entries(compose.services)
-  .filter(([, s]) => s.profiles?.includes('cluster'))
-  .map(([name]) => name);
-const API = 'cluster-api';
-const WORKER = 'cluster-worker';
-
-/** Compose's interpolation as this file uses it: `${NAME}`, `${NAME:-default}`, `$$`; anything else is refused. */
-function interpolate(value: string, vars: Record<string, string>): string {
-  return value.replace(
-    /\$\$|\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}/g,
-    (match, name?: string, def?: string) => {
-      if (match === '$$') return '$';
-      if (name === undefined) throw new Error(`interpolation this test does not know: ${match}`);
-      const set = vars[name];
-      return set !== undefined && set !== '' ? set : (def ?? '');
-    },
-  );
-}
-
-/** What a person puts in .env for the cluster (README "Scaling out"). */
-const dotEnv = {
-  POSTGRES_PASSWORD: 'pgsecret0123',
-  MINIO_ROOT_USER: 'minio-root',
-  MINIO_ROOT_PASSWORD: 'root-secret-0123',
-  AWS_ACCESS_KEY_ID: 'chunkscribe',
-  AWS_SECRET_ACCESS_KEY: 'service-secret-0123',
-};
+import {
+  API,
+  WORKER,
+  cluster,
+  compose,
+  composeText,
+  dotEnv,
+  interpolate,
+  read,
+  service,
+} from '../support/compose-cluster.ts';
 
 describe('docker/compose.yaml cluster profile', () => {
   it('is PostgreSQL, Redis, MinIO with its one-shot set-up, the api and worker containers and the proxy; the other profiles keep theirs', () => {
@@ -207,155 +159,6 @@ describe('docker/compose.yaml cluster profile', () => {
     const published = cluster.filter((name) => service(name).ports !== undefined);
     expect(published).toEqual(['proxy']);
     expect(service('proxy').ports).toEqual(['${PORT:-3000}:80']);
-  });
-});
-
-describe('docker/caddy/Caddyfile', () => {
-  interface Handler {
-    handler: string;
-    dynamic_upstreams?: { source: string; name: string; port: string };
-    upstreams?: unknown[];
-  }
-  interface Adapted {
-    apps: { http: { servers: Record<string, { listen: string[]; routes: Array<{ handle: Handler[] }> }> } };
-  }
-
-  async function caddy(args: string[]): Promise<CommandRun> {
-    try {
-      return await runCommand('caddy', args, {}, root);
-    } catch (err) {
-      throw new Error(`caddy did not run (apt-get install caddy, or run scripts/test.sh): ${String(err)}`, {
-        cause: err,
-      });
-    }
-  }
-
-  it('is mounted where the caddy image reads it, and passes caddy validate', async () => {
-    expect(service('proxy').volumes).toEqual(['./caddy/Caddyfile:/etc/caddy/Caddyfile:ro']);
-    const run = await caddy(['validate', '--config', 'docker/caddy/Caddyfile', '--adapter', 'caddyfile']);
-    expect(run.stdout + run.stderr).toContain('Valid configuration');
-    expect(run.code).toBe(0);
-  });
-
-  it('sends every request to the replicas of the api service, looked up by name, on the port they listen on', async () => {
-    const run = await caddy(['adapt', '--config', 'docker/caddy/Caddyfile', '--adapter', 'caddyfile']);
-    expect(run.code).toBe(0);
-    const servers = Object.values((JSON.parse(run.stdout) as Adapted).apps.http.servers);
-    expect(servers.map((s) => s.listen)).toEqual([[':80']]);
-    const handlers = servers.flatMap((s) => s.routes.flatMap((r) => r.handle));
-    expect(handlers.map((h) => h.handler)).toEqual(['reverse_proxy']);
-    expect(handlers[0]?.upstreams).toBeUndefined();
-    expect(handlers[0]?.dynamic_upstreams).toMatchObject({
-      source: 'a',
-      name: API,
-      port: service(API).environment?.PORT,
-    });
-  });
-});
-
-describe('docker/minio', () => {
-  const dirs: string[] = [];
-  afterAll(() => {
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
-
-  /** init.sh with a stand-in `mc` that records its arguments. */
-  async function init(env: Record<string, string>): Promise<CommandRun & { calls: string[] }> {
-    const dir = mkdtempSync(path.join(tmpdir(), 'minio-init-'));
-    dirs.push(dir);
-    const log = path.join(dir, 'mc.log');
-    writeFileSync(path.join(dir, 'mc'), `#!/bin/sh\necho "$*" >> "${log}"\n`);
-    chmodSync(path.join(dir, 'mc'), 0o755);
-    const compose = service('minio-init').environment ?? {};
-    const run = await runCommand('sh', [path.join(root, 'docker/minio/init.sh')], {
-      PATH: `${dir}${path.delimiter}${process.env.PATH ?? ''}`,
-      MINIO_URL: compose.MINIO_URL ?? '',
-      BUCKET: compose.BUCKET ?? '',
-      POLICY_FILE: '/init/policy.json',
-      ...env,
-    });
-    let calls: string[] = [];
-    try {
-      calls = readFileSync(log, 'utf8').trim().split('\n');
-    } catch {
-      // mc was never called
-    }
-    return { ...run, calls };
-  }
-
-  const keys = {
-    MINIO_ROOT_USER: dotEnv.MINIO_ROOT_USER,
-    MINIO_ROOT_PASSWORD: dotEnv.MINIO_ROOT_PASSWORD,
-    SERVICE_ACCESS_KEY: dotEnv.AWS_ACCESS_KEY_ID,
-    SERVICE_SECRET_KEY: dotEnv.AWS_SECRET_ACCESS_KEY,
-  };
-
-  it('init.sh creates the bucket, its policy and the service key with it, and prints no secret', async () => {
-    const run = await init(keys);
-    expect(run.stderr).toBe('');
-    expect(run.code).toBe(0);
-    expect(run.calls).toEqual([
-      `alias set cluster http://minio:9000 ${keys.MINIO_ROOT_USER} ${keys.MINIO_ROOT_PASSWORD}`,
-      'mb --ignore-existing cluster/chunkscribe',
-      'admin policy create cluster chunkscribe-service /init/policy.json',
-      `admin user add cluster ${keys.SERVICE_ACCESS_KEY} ${keys.SERVICE_SECRET_KEY}`,
-      `admin policy attach cluster chunkscribe-service --user ${keys.SERVICE_ACCESS_KEY}`,
-    ]);
-    expect(run.stdout).not.toContain(keys.MINIO_ROOT_PASSWORD);
-    expect(run.stdout).not.toContain(keys.SERVICE_SECRET_KEY);
-  });
-
-  it.each([
-    ['MINIO_ROOT_USER', { MINIO_ROOT_USER: '' }, 'set MINIO_ROOT_USER in .env'],
-    ['MINIO_ROOT_PASSWORD', { MINIO_ROOT_PASSWORD: 'short' }, 'set MINIO_ROOT_PASSWORD in .env'],
-    ['AWS_ACCESS_KEY_ID', { SERVICE_ACCESS_KEY: '' }, 'set AWS_ACCESS_KEY_ID in .env'],
-    ['AWS_SECRET_ACCESS_KEY', { SERVICE_SECRET_KEY: '' }, 'set AWS_SECRET_ACCESS_KEY in .env'],
-    [
-      'the root user as the service key',
-      { SERVICE_ACCESS_KEY: keys.MINIO_ROOT_USER },
-      'AWS_ACCESS_KEY_ID must not be MINIO_ROOT_USER',
-    ],
-  ])('init.sh refuses %s before it calls mc', async (_what, bad, message) => {
-    const run = await init({ ...keys, ...bad });
-    expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`minio-init: ${message}`);
-    expect(run.calls).toEqual([]);
-  });
-
-  it('policy.json allows the S3 calls of src/storage on the bucket of STORAGE_URL and nothing else', () => {
-    const policy = JSON.parse(read('docker/minio/policy.json')) as {
-      Statement: Array<{ Effect: string; Action: string[]; Resource: string[] }>;
-    };
-    const bucket = service('minio-init').environment?.BUCKET;
-    expect(service(API).environment?.STORAGE_URL).toBe(`s3://${bucket}`);
-    const allowed = new Set<string>();
-    for (const statement of policy.Statement) {
-      expect(statement.Effect).toBe('Allow');
-      for (const resource of statement.Resource) {
-        expect([`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`]).toContain(resource);
-        for (const action of statement.Action)
-          allowed.add(`${action} ${resource.endsWith('/*') ? 'object' : 'bucket'}`);
-      }
-    }
-    // The IAM action each call of the SDK needs; a call not listed here fails the test until it is added (and
-    // the policy checked).
-    const needs: Record<string, string[]> = {
-      HeadBucketCommand: ['s3:ListBucket bucket'],
-      ListObjectsV2Command: ['s3:ListBucket bucket'],
-      GetObjectCommand: ['s3:GetObject object'],
-      DeleteObjectsCommand: ['s3:DeleteObject object'],
-      // lib-storage's Upload: PutObject, or CreateMultipartUpload/UploadPart/CompleteMultipartUpload (all
-      // s3:PutObject) and AbortMultipartUpload when it fails.
-      Upload: ['s3:PutObject object', 's3:AbortMultipartUpload object'],
-    };
-    const source = readdirSync(path.join(root, 'src/storage'))
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => read(`src/storage/${f}`))
-      .join('\n');
-    const calls = new Set([...source.matchAll(/new (\w+Command|Upload)\(/g)].map((m) => m[1] as string));
-    expect([...calls].sort()).toEqual(Object.keys(needs).sort());
-    const required = new Set([...calls].flatMap((c) => needs[c] ?? []));
-    expect([...allowed].sort()).toEqual([...required].sort());
   });
 });
 
