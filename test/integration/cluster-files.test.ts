@@ -3,7 +3,7 @@
  * Caddy proxy), checked without Docker, which does not run where this project is developed: the compose file is
  * read and its promises checked (no volume shared between api and worker, a configuration the service accepts,
  * secrets only from .env, start order, scaling), and the README's commands against the profile's services. The
- * proxy and MinIO files: cluster-servers.test.ts.
+ * proxy: cluster-proxy.test.ts; the MinIO files: cluster-minio.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';

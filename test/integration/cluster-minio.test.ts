@@ -1,7 +1,7 @@
 /**
- * The files the compose `cluster` profile mounts into its servers, checked without Docker: Debian's caddy
- * validates and adapts the proxy's Caddyfile; the MinIO set-up script runs against a stand-in `mc`; the bucket
- * policy is checked against the S3 calls in src/storage. The compose services: cluster-files.test.ts.
+ * The MinIO files the compose `cluster` profile mounts, checked without Docker: the set-up script runs against a
+ * stand-in `mc` (its calls, its refusals); the bucket policy is checked against the S3 calls in src/storage. The
+ * compose services: cluster-files.test.ts; the proxy: cluster-proxy.test.ts.
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,49 +9,6 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { API, dotEnv, read, root, service } from '../support/compose-cluster.ts';
 import { runCommand, type CommandRun } from '../support/run-command.ts';
-
-describe('docker/caddy/Caddyfile', () => {
-  interface Handler {
-    handler: string;
-    dynamic_upstreams?: { source: string; name: string; port: string };
-    upstreams?: unknown[];
-  }
-  interface Adapted {
-    apps: { http: { servers: Record<string, { listen: string[]; routes: Array<{ handle: Handler[] }> }> } };
-  }
-
-  async function caddy(args: string[]): Promise<CommandRun> {
-    try {
-      return await runCommand('caddy', args, {}, root);
-    } catch (err) {
-      throw new Error(`caddy did not run (apt-get install caddy, or run scripts/test.sh): ${String(err)}`, {
-        cause: err,
-      });
-    }
-  }
-
-  it('is mounted where the caddy image reads it, and passes caddy validate', async () => {
-    expect(service('proxy').volumes).toEqual(['./caddy/Caddyfile:/etc/caddy/Caddyfile:ro']);
-    const run = await caddy(['validate', '--config', 'docker/caddy/Caddyfile', '--adapter', 'caddyfile']);
-    expect(run.stdout + run.stderr).toContain('Valid configuration');
-    expect(run.code).toBe(0);
-  });
-
-  it('sends every request to the replicas of the api service, looked up by name, on the port they listen on', async () => {
-    const run = await caddy(['adapt', '--config', 'docker/caddy/Caddyfile', '--adapter', 'caddyfile']);
-    expect(run.code).toBe(0);
-    const servers = Object.values((JSON.parse(run.stdout) as Adapted).apps.http.servers);
-    expect(servers.map((s) => s.listen)).toEqual([[':80']]);
-    const handlers = servers.flatMap((s) => s.routes.flatMap((r) => r.handle));
-    expect(handlers.map((h) => h.handler)).toEqual(['reverse_proxy']);
-    expect(handlers[0]?.upstreams).toBeUndefined();
-    expect(handlers[0]?.dynamic_upstreams).toMatchObject({
-      source: 'a',
-      name: API,
-      port: service(API).environment?.PORT,
-    });
-  });
-});
 
 describe('docker/minio', () => {
   const dirs: string[] = [];
