@@ -135,6 +135,8 @@ describe('docker/compose.yaml cluster profile', () => {
       });
     }
     expect(deps('minio-init')).toEqual({ minio: 'service_healthy' });
+    // Over TCP: the image's temporary server, up while it initialises a new database, listens on the socket only.
+    expect(service('postgres').healthcheck?.test).toEqual(expect.arrayContaining(['pg_isready', '-h', '127.0.0.1']));
     expect(deps('proxy')).toEqual({ [API]: 'service_healthy' });
     const dockerfileHealthcheck = /^HEALTHCHECK /m.test(read('docker/Dockerfile'));
     for (const name of cluster) {
