@@ -1,8 +1,8 @@
 #!/bin/sh
 # The `cluster` profile's one-shot MinIO set-up (docker/compose.yaml, service minio-init; the minio/mc image):
 # the bucket, a policy that allows the service's calls on that bucket and nothing else, and the service's key
-# (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of .env) with that policy. Runs at every `up`: each step keeps what
-# exists (the bucket and its objects; a policy or key is written again with the same values).
+# (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of .env) with that policy. Runs at every `up`: the bucket and its
+# objects stay; the policy and the key are written again (a changed secret replaces the old one).
 set -eu
 
 fail() {
