@@ -64,17 +64,23 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
       const opening = stored === null ? null : asOpening(JSON.parse(stored));
       if (opening) mirror.opened(opening);
     } catch (err) {
-      log.warn({ err: errorMessage(err), backend }, 'could not read the shared circuit state');
+      // This connection may come back after the subscriber's: read once it does.
+      log.warn({ err: errorMessage(err), backend }, 'could not read the shared circuit state; reading it at reconnect');
+      client.once('ready', () => void readOpen(backend, mirror));
     }
   };
-  // Once subscribed, and at every reconnect: messages sent while this process was not listening are lost, the
-  // keys are not.
+  // At every (re)connect: subscribe, then read the keys, since messages sent while this process was not listening
+  // are lost and the keys are not. ioredis says 'ready' before its own re-subscribe: this SUBSCRIBE (a no-op
+  // then) is answered after that one, so nothing said after the read can be missed.
   let subscribed = false;
-  const readAll = () => {
-    for (const [backend, mirror] of mirrors) void readOpen(backend, mirror);
-  };
   sub.on('ready', () => {
-    if (subscribed) readAll();
+    sub.subscribe(channel).then(
+      () => {
+        subscribed = true;
+        for (const [backend, mirror] of mirrors) void readOpen(backend, mirror);
+      },
+      (err: unknown) => log.warn({ err: errorMessage(err) }, 'could not subscribe to circuit changes'),
+    );
   });
   sub.on('message', (_channel: string, text: string) => {
     let message: Message;
@@ -89,13 +95,6 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
     if (opening) mirror.opened(opening);
     else if (typeof message.closedAt === 'number') mirror.closed(message.closedAt);
   });
-  sub.subscribe(channel).then(
-    () => {
-      subscribed = true;
-      readAll();
-    },
-    (err: unknown) => log.error({ err: errorMessage(err) }, 'could not subscribe to circuit changes'),
-  );
 
   const tell = async (backend: string, change: { open: CircuitOpening } | { closedAt: number }) => {
     const message: Message = { backend, from: processId, ...change };
