@@ -1,30 +1,18 @@
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAppError } from '../../src/errors.ts';
 import type { UploadSlots } from '../../src/resources/upload-limits.ts';
 import { connectFailFast } from '../../src/scale/shared-redis.ts';
 import { createSharedUploadCounter, createSharedUploadSlots } from '../../src/scale/shared-upload-limits.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 import { until } from '../support/until.ts';
+import { refusal } from '../support/refusal.ts';
 
 const logger = pino({ level: 'silent' });
 const BOUNDS = { maxPerHolder: 2, maxBytesPerHolder: 1_000, retryAfterS: 7 };
 const TTL_MS = 30_000;
 const START = 1_700_000_000_000;
-
-/** What a refusal says to the client: code, status, Retry-After and details. */
-async function refusal(work: Promise<unknown>): Promise<unknown> {
-  try {
-    await work;
-  } catch (err) {
-    return isAppError(err)
-      ? { code: err.code, status: err.statusCode, retry: err.retryAfterS, details: err.details }
-      : err;
-  }
-  return 'not refused';
-}
 
 const uploadsRefused = {
   code: 'RATE_LIMITED',

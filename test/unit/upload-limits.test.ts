@@ -1,18 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isAppError } from '../../src/errors.ts';
 import { createUploadSlots } from '../../src/resources/upload-limits.ts';
-
-/** What a refusal says to the client: code, status, Retry-After and details. */
-async function refusal(work: Promise<unknown>): Promise<unknown> {
-  try {
-    await work;
-  } catch (err) {
-    return isAppError(err)
-      ? { code: err.code, status: err.statusCode, retry: err.retryAfterS, details: err.details }
-      : err;
-  }
-  return 'not refused';
-}
+import { refusal } from '../support/refusal.ts';
 
 describe('upload slots per key', () => {
   it('refuses the slot past the bound with RATE_LIMITED and Retry-After, per holder, and takes one again once given back', async () => {
