@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ERROR_STATUS, errorMessage, type ErrorCode } from '../errors.ts';
+import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import type { CircuitOpening, SharedCircuit } from '../transcribe/circuit-breaker.ts';
 
 type Mirror = Parameters<SharedCircuit['follow']>[0];
@@ -56,7 +56,7 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
   const keyOf = (backend: string) => `${prefix}:circuit:${backend}`;
   const mirrors = new Map<string, Mirror>();
   const sub = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-  sub.on('error', (err) => log.warn({ err: errorMessage(err) }, 'redis error (circuit subscriber)'));
+  sub.on('error', (err) => log.warn({ err }, 'redis error (circuit subscriber)'));
 
   const readOpen = async (backend: string, mirror: Mirror) => {
     try {
@@ -65,7 +65,7 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
       if (opening) mirror.opened(opening);
     } catch (err) {
       // This connection may come back after the subscriber's: read once it does.
-      log.warn({ err: errorMessage(err), backend }, 'could not read the shared circuit state; reading it at reconnect');
+      log.warn({ err, backend }, 'could not read the shared circuit state; reading it at reconnect');
       client.once('ready', () => void readOpen(backend, mirror));
     }
   };
@@ -79,7 +79,7 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
         subscribed = true;
         for (const [backend, mirror] of mirrors) void readOpen(backend, mirror);
       },
-      (err: unknown) => log.warn({ err: errorMessage(err) }, 'could not subscribe to circuit changes'),
+      (err: unknown) => log.warn({ err }, 'could not subscribe to circuit changes'),
     );
   });
   sub.on('message', (_channel: string, text: string) => {
@@ -113,7 +113,7 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
       return {
         publish(change) {
           tell(backend, change).catch((err: unknown) =>
-            log.warn({ err: errorMessage(err), backend }, 'could not share the circuit state'),
+            log.warn({ err, backend }, 'could not share the circuit state'),
           );
         },
         follow(mirror) {

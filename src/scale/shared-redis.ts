@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { AppError, errorMessage } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import { within } from './bounded-close.ts';
 
 /** A command asked for a request in progress waits at most this long for its answer (a hung Redis). */
@@ -21,7 +21,7 @@ export async function connectFailFast(url: string, logger: Logger): Promise<Redi
     autoResendUnfulfilledCommands: false,
     commandTimeout: COMMAND_TIMEOUT_MS,
   });
-  client.on('error', (err) => logger.warn({ err: errorMessage(err) }, 'redis error (shared limits)'));
+  client.on('error', (err) => logger.warn({ err }, 'redis error (shared limits)'));
   // Through connection errors: the client keeps trying, and this waits for it, up to READY_WAIT_MS.
   const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
   if ((await within(ready, READY_WAIT_MS)) === 'timeout') {
@@ -36,7 +36,7 @@ export async function connectFailFast(url: string, logger: Logger): Promise<Redi
  * host's /health/ready is `down` meanwhile, so a load balancer sends the uploads elsewhere.
  */
 export function redisUnavailable(retryAfterS: number, err: unknown, logger: Logger): AppError {
-  logger.warn({ err: errorMessage(err) }, 'redis did not answer for a shared limit');
+  logger.warn({ err }, 'redis did not answer for a shared limit');
   return new AppError('SERVER_BUSY', 'The service cannot check its shared limits right now; retry shortly.', {
     retryAfterS,
     retryable: true,

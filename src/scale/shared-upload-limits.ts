@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { errorMessage } from '../errors.ts';
 import {
   tooManyUploadBytes,
   tooManyUploads,
@@ -148,7 +147,7 @@ export function createSharedUploadSlots(options: SharedUploadSlotsOptions): Uplo
           if (given) return;
           call('refresh', reserved, reserved).then(
             () => undefined,
-            (err: unknown) => log.warn({ err: errorMessage(err) }, 'could not refresh an upload slot'),
+            (err: unknown) => log.warn({ err }, 'could not refresh an upload slot'),
           );
           keepAlive();
         });
@@ -182,7 +181,7 @@ export function createSharedUploadSlots(options: SharedUploadSlotsOptions): Uplo
           try {
             await options.client.multi().zrem(keys[0], id).hdel(keys[1], id).exec();
           } catch (err) {
-            log.warn({ err: errorMessage(err), expiresInMs: slotTtlMs }, 'could not give an upload slot back');
+            log.warn({ err, expiresInMs: slotTtlMs }, 'could not give an upload slot back');
           }
         },
       };
