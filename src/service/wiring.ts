@@ -20,13 +20,14 @@ import { createJobDirs, type JobDirs } from '../resources/job-dirs.ts';
 import { createServiceMetrics } from '../metrics/service-metrics.ts';
 import { createPressureGauge } from '../resources/pressure-gauge.ts';
 import { createStorageGuard } from '../resources/storage-guard.ts';
+import { localUploadLimits, uploadSlotBounds } from '../resources/upload-limits.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
 import type { ModelListing, Services } from '../http/services.ts';
 import { systemClock } from '../transcribe/backoff.ts';
 import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
-import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
+import { scaleOutLimiter, scaleOutRunner, scaleOutShared } from '../scale/index.ts';
 import { createBackendStages } from './backend-stages.ts';
 import {
   createMediaValidator,
@@ -152,11 +153,14 @@ export async function createServices(
     },
     { version: packageVersion(), nodeVersion: process.version },
   );
+  // Scale-out: the upload bounds per key and the circuit breakers are every host's, through Redis.
+  const sharedState = await scaleOutShared(config, logger);
   // Every configured backend, each with its own provider, limiter, breaker and transcriber; jobs go by model.
   const registry = await createBackendRegistry(config, {
     metrics,
     logger,
     sharedLimiter: (backend) => scaleOutLimiter(config, logger, backend),
+    sharedCircuit: (backend) => sharedState?.circuit(backend.name) ?? null,
   });
   const stages = createBackendStages(config, { registry, logger });
   const gate = createValidationGate({
@@ -238,6 +242,7 @@ export async function createServices(
     uploads,
     dirPool,
     runner,
+    uploadLimits: sharedState?.uploadLimits ?? localUploadLimits(uploadSlotBounds(config)),
     feed: createJobFeed({
       store,
       clock: systemClock,
@@ -289,6 +294,7 @@ export async function createServices(
             await Promise.all(registry.backends.map((b) => b.limiter.stop()));
           },
           () => webhooks.stop(),
+          async () => sharedState?.close(),
           () => store.close(),
           async () => uploads.close(),
           async () => lock.release(),

@@ -53,6 +53,25 @@ export class CircuitOpenError extends AppError {
   }
 }
 
+/** An open circuit as hosts tell each other: why, and until when (epoch ms) no probe goes. */
+export interface CircuitOpening {
+  code: ErrorCode;
+  reason: string;
+  openedAt: number;
+  retryAt: number;
+}
+
+/**
+ * The breaker's state shared with the other hosts (scale-out; the Redis adapter is src/scale/shared-circuit.ts):
+ * what this breaker learns from the provider is published, what another host learned is mirrored here.
+ */
+export interface SharedCircuit {
+  /** Tells the other hosts; best effort (a failure is logged, this host's breaker holds either way). */
+  publish(change: { open: CircuitOpening } | { closedAt: number }): void;
+  /** Calls back for each change another host publishes, and once with the circuit open now, if it is. */
+  follow(mirror: { opened(opening: CircuitOpening): void; closed(closedAt: number): void }): void;
+}
+
 export interface CircuitBreakerOptions {
   /** Provider name, for logs and errors. */
   name: string;
@@ -64,6 +83,8 @@ export interface CircuitBreakerOptions {
   /** Wait before a probe after an auth or quota answer. @default 300000 */
   fatalCoolDownMs?: number;
   clock?: Clock;
+  /** Scale-out: the state other hosts share; without it the breaker is this process's alone. */
+  shared?: SharedCircuit | null;
 }
 
 interface Waiter {
@@ -80,6 +101,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     coolDownMs = 30_000,
     fatalCoolDownMs = 300_000,
     clock = systemClock,
+    shared = null,
   } = options;
   for (const [key, value] of Object.entries({ failureThreshold, coolDownMs, fatalCoolDownMs })) {
     if (!Number.isFinite(value) || value < (key === 'failureThreshold' ? 1 : 0)) {
@@ -100,20 +122,32 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
 
   const isFatal = () => state === 'open' && code !== null && FATAL_CODES.has(code);
 
-  const open = (why: string, openCode: ErrorCode) => {
-    const wasFatal = isFatal();
+  /** Enters `opening` (this host's evidence, or another host's); false when a fatal open already holds. */
+  const enter = (opening: CircuitOpening, from: 'this host' | 'another host'): boolean => {
     // A fatal reason is not downgraded by a plain fault that arrives while it is open.
-    if (wasFatal && !FATAL_CODES.has(openCode)) return;
+    if (isFatal() && !FATAL_CODES.has(opening.code)) return false;
     state = 'open';
-    reason = why;
-    code = openCode;
-    openedAt = clock.now();
-    retryAt = openedAt + (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs);
+    ({ reason, code, openedAt, retryAt } = opening);
     probeInFlight = false;
     coolDown?.cancel();
-    coolDown = atDeadline(clock, retryAt, pump);
-    log.warn({ reason: why, code: openCode, failures, retryAt: new Date(retryAt).toISOString() }, 'circuit opened');
+    coolDown = atDeadline(clock, opening.retryAt, pump);
+    log.warn(
+      { reason: opening.reason, code: opening.code, failures, from, retryAt: new Date(opening.retryAt).toISOString() },
+      'circuit opened',
+    );
     pump();
+    return true;
+  };
+
+  const open = (why: string, openCode: ErrorCode) => {
+    const now = clock.now();
+    const opening = {
+      code: openCode,
+      reason: why,
+      openedAt: now,
+      retryAt: now + (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs),
+    };
+    if (enter(opening, 'this host')) shared?.publish({ open: opening });
   };
 
   const close = () => {
@@ -142,8 +176,10 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       probe,
       succeed: once(() => {
         // Only the probe's success is fresh evidence; a call admitted before the circuit opened is not.
-        if (probe) close();
-        else if (state === 'closed') failures = 0;
+        if (probe) {
+          close();
+          shared?.publish({ closedAt: clock.now() });
+        } else if (state === 'closed') failures = 0;
       }),
       fail: (info: FailureInfo) =>
         once(() => {
@@ -179,6 +215,17 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       waiters.shift()?.resolve(makePermit(true));
     }
   }
+
+  // Another host's open holds this one's callers too (a revoked key is revoked everywhere); its close, after a
+  // probe that succeeded there, frees them. A close older than this breaker's open is not about that open.
+  shared?.follow({
+    opened: (opening) => {
+      if (opening.retryAt > clock.now()) enter(opening, 'another host');
+    },
+    closed: (closedAt) => {
+      if (state !== 'closed' && openedAt !== null && openedAt <= closedAt) close();
+    },
+  });
 
   return {
     admit(signal) {
