@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createDecodeChecker, createProber } from '../chunker/index.ts';
@@ -36,6 +38,9 @@ import {
 import { assertCallbackAccepted } from '../webhooks/callback-policy.ts';
 import { createWebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { createWebhookSender } from '../webhooks/sender.ts';
+
+/** How often a process sharing the store looks for webhook deliveries left by a process that died (lease: 30 s). */
+const WEBHOOK_RESCAN_MS = 30_000;
 
 /** The SQLite file of the job store. */
 export function storeFile(config: Pick<Config, 'dataDir'>): string {
@@ -188,6 +193,9 @@ export async function createServices(
     retryBaseMs: config.webhooks.retryBaseMs,
     retryMaxMs: config.webhooks.retryMaxMs,
     onOutcome: (outcome) => metrics.webhookDelivery(outcome),
+    holder: `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    // Other processes share the store: one that dies mid-attempt leaves a delivery only a backlog pass finds.
+    ...(shared || config.databaseUrl ? { rescanMs: WEBHOOK_RESCAN_MS } : {}),
   });
   const events = combineJobEvents(metrics, webhooks);
 
