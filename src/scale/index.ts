@@ -8,7 +8,7 @@ import { killStrayProcesses } from '../resources/stray-processes.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
 import { uploadSlotBounds, type UploadLimits } from '../resources/upload-limits.ts';
 import type { BackendSpec } from '../transcribe/backends-config.ts';
-import type { SharedCircuit } from '../transcribe/circuit-breaker.ts';
+import type { SharedCircuit } from '../transcribe/circuit-share.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 
 /** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */

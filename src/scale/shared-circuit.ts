@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
-import type { CircuitOpening, SharedCircuit } from '../transcribe/circuit-breaker.ts';
+import type { CircuitOpening, SharedCircuit } from '../transcribe/circuit-share.ts';
 
 type Mirror = Parameters<SharedCircuit['follow']>[0];
 
@@ -47,13 +47,15 @@ function asOpening(value: unknown): CircuitOpening | null {
  * Circuit breakers shared by every process through Redis. An open is a key per backend that expires when its
  * cool-down ends (so a process that starts, or reconnects, mirrors what is open now) and a message on one channel
  * (so running processes mirror it at once); a close, after a probe that succeeded, deletes the key and says so.
- * Each process still sends its own half-open probe when the cool-down ends: at most one per process per cool-down.
+ * When the cool-down ends one process claims the half-open probe for all (a key set if absent, for PROBE_HOLD_MS);
+ * the others wait for its outcome, or for the claim to run out if that process died mid-probe.
  */
 export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
   const { client, prefix, processId, logger } = options;
   const log = logger.child({ component: 'shared-circuit' });
   const channel = `${prefix}:circuit`;
   const keyOf = (backend: string) => `${prefix}:circuit:${backend}`;
+  const probeKeyOf = (backend: string) => `${prefix}:circuit-probe:${backend}`;
   const mirrors = new Map<string, Mirror>();
   const sub = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   sub.on('error', (err) => log.warn({ err }, 'redis error (circuit subscriber)'));
@@ -98,7 +100,8 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
 
   const tell = async (backend: string, change: { open: CircuitOpening } | { closedAt: number }) => {
     const message: Message = { backend, from: processId, ...change };
-    const tx = client.multi();
+    // Either ends the half-open period the probe claim was for: the next one is claimed afresh.
+    const tx = client.multi().del(probeKeyOf(backend));
     if ('open' in change) {
       // Expires with the cool-down: after it, a process that starts has nothing to mirror, and probes for itself.
       tx.set(keyOf(backend), JSON.stringify(change.open), 'PX', Math.max(1, change.open.retryAt - Date.now()));
@@ -115,6 +118,15 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
           tell(backend, change).catch((err: unknown) =>
             log.warn({ err, backend }, 'could not share the circuit state'),
           );
+        },
+        async claimProbe(holdMs) {
+          try {
+            return (await client.set(probeKeyOf(backend), processId, 'PX', holdMs, 'NX')) === 'OK';
+          } catch (err) {
+            // Redis away: probing here too is better than no host probing at all.
+            log.warn({ err, backend }, 'could not claim the shared probe; probing from this process');
+            return true;
+          }
         },
         follow(mirror) {
           mirrors.set(backend, mirror);

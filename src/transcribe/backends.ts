@@ -5,7 +5,7 @@ import { AppError } from '../errors.ts';
 import type { BackendModel, BackendSpec } from './backends-config.ts';
 import type { TranscriptionMetrics } from './instrument.ts';
 import { ENGINES } from './providers/index.ts';
-import type { SharedCircuit } from './circuit-breaker.ts';
+import type { SharedCircuit } from './circuit-share.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { createTranscription, type Transcription, type TranscriptionConfig } from './transcription.ts';
 import type { TranscriptionProvider } from './types.ts';

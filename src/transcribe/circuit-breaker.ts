@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
 import { systemClock, type Clock } from './backoff.ts';
+import { PROBE_HOLD_MS, type CircuitOpening, type SharedCircuit } from './circuit-share.ts';
 import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
@@ -53,25 +54,6 @@ export class CircuitOpenError extends AppError {
   }
 }
 
-/** An open circuit as hosts tell each other: why, and until when (epoch ms) no probe goes. */
-export interface CircuitOpening {
-  code: ErrorCode;
-  reason: string;
-  openedAt: number;
-  retryAt: number;
-}
-
-/**
- * The breaker's state shared with the other hosts (scale-out; the Redis adapter is src/scale/shared-circuit.ts):
- * what this breaker learns from the provider is published, what another host learned is mirrored here.
- */
-export interface SharedCircuit {
-  /** Tells the other hosts; best effort (a failure is logged, this host's breaker holds either way). */
-  publish(change: { open: CircuitOpening } | { closedAt: number }): void;
-  /** Calls back for each change another host publishes, and once with the circuit open now, if it is. */
-  follow(mirror: { opened(opening: CircuitOpening): void; closed(closedAt: number): void }): void;
-}
-
 export interface CircuitBreakerOptions {
   /** Provider name, for logs and errors. */
   name: string;
@@ -116,6 +98,10 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   let openedAt: number | null = null;
   let retryAt: number | null = null;
   let probeInFlight = false;
+  /** With a shared circuit: whether this process has the probe of every host for this half-open (null: not asked). */
+  let probeRight: 'asking' | 'mine' | 'theirs' | null = null;
+  /** Owns asking again once another host's claim has run out without news from it. */
+  let probeRetry: DeadlineTimer | undefined;
   /** Owns the wait of parked callers for the cool-down: it re-arms until the clock has reached retryAt. */
   let coolDown: DeadlineTimer | undefined;
   const waiters: Waiter[] = [];
@@ -129,6 +115,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     state = 'open';
     ({ reason, code, openedAt, retryAt } = opening);
     probeInFlight = false;
+    resetProbeRight();
     coolDown?.cancel();
     coolDown = atDeadline(clock, opening.retryAt, pump);
     log.warn(
@@ -151,6 +138,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   };
 
   const close = () => {
+    resetProbeRight();
     coolDown?.cancel();
     coolDown = undefined;
     if (state !== 'closed') log.info({ after: reason }, 'circuit closed');
@@ -200,6 +188,40 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   const rejection = () =>
     new CircuitOpenError(name, code ?? 'PROVIDER_UNAVAILABLE', reason ?? 'circuit open', retryAt ?? clock.now());
 
+  function resetProbeRight(): void {
+    probeRight = null;
+    probeRetry?.cancel();
+    probeRetry = undefined;
+  }
+
+  /**
+   * Whether this process may send the half-open probe now: always on its own; with a shared circuit, once it has
+   * claimed the probe of every host (asked here, answered later through pump). Another host's claim is waited
+   * out: its probe's outcome arrives as a mirrored close or open, or the claim runs out and this one asks again.
+   */
+  function mayProbe(): boolean {
+    if (!shared || probeRight === 'mine') return true;
+    if (probeRight !== null) return false;
+    probeRight = 'asking';
+    const period = openedAt;
+    void shared
+      .claimProbe(PROBE_HOLD_MS)
+      .catch(() => true)
+      .then((won) => {
+        if (state !== 'half-open' || openedAt !== period) return;
+        probeRight = won ? 'mine' : 'theirs';
+        if (!won) {
+          log.info('circuit half-open: another host sends the probe');
+          probeRetry = atDeadline(clock, clock.now() + PROBE_HOLD_MS, () => {
+            probeRight = null;
+            pump();
+          });
+        }
+        pump();
+      });
+    return false;
+  }
+
   /** Move waiters along after any state change. */
   function pump(): void {
     if (state === 'open' && retryAt !== null && clock.now() >= retryAt) {
@@ -211,7 +233,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     } else if (isFatal()) {
       const err = rejection();
       for (const w of waiters.splice(0)) w.reject(err);
-    } else if (state === 'half-open' && !probeInFlight) {
+    } else if (state === 'half-open' && !probeInFlight && waiters.length > 0 && mayProbe()) {
       waiters.shift()?.resolve(makePermit(true));
     }
   }
@@ -233,7 +255,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       pump();
       if (state === 'closed') return Promise.resolve(makePermit(false));
       if (isFatal()) return Promise.reject(rejection());
-      if (state === 'half-open' && !probeInFlight) return Promise.resolve(makePermit(true));
+      if (state === 'half-open' && !probeInFlight && mayProbe()) return Promise.resolve(makePermit(true));
       return new Promise<CircuitPermit>((resolve, reject) => {
         const onAbort = () => {
           const i = waiters.indexOf(waiter);

@@ -3,7 +3,8 @@ import type { Config } from '../config.ts';
 import { createChunkRemedies } from './chunk-remedies.ts';
 import { createChunkReshaper } from './chunk-reshaper.ts';
 import { createChunkTranscriber, type ChunkTranscriber } from './chunk-transcriber.ts';
-import { createCircuitBreaker, type CircuitBreaker, type SharedCircuit } from './circuit-breaker.ts';
+import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts';
+import type { SharedCircuit } from './circuit-share.ts';
 import {
   instrumentLimiter,
   instrumentProvider,

@@ -91,4 +91,22 @@ describe('circuit breakers shared by every host through Redis', () => {
     await until(isOpen(b.breaker), 'host B to mirror the open said after the restart');
     expect(b.breaker.snapshot()).toMatchObject({ code: 'PROVIDER_UNAVAILABLE', retryAt: a.breaker.snapshot().retryAt });
   });
+
+  it("sends one half-open probe for every host: the others wait for its outcome, then go as that host's close says", async () => {
+    const a = await host('p4');
+    const b = await host('p4');
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+    const asked = { a: a.breaker.admit(), b: b.breaker.admit() };
+    const first = await Promise.race([
+      asked.a.then((permit) => ({ host: 'a' as const, permit })),
+      asked.b.then((permit) => ({ host: 'b' as const, permit })),
+    ]);
+    expect(first.permit.probe).toBe(true);
+    const waiting = first.host === 'a' ? asked.b : asked.a;
+    first.permit.succeed();
+    await expect(waiting).resolves.toMatchObject({ probe: false });
+  });
 });

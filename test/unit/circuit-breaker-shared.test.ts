@@ -1,10 +1,20 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createCircuitBreaker, type CircuitOpening, type SharedCircuit } from '../../src/transcribe/circuit-breaker.ts';
+import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { PROBE_HOLD_MS, type CircuitOpening, type SharedCircuit } from '../../src/transcribe/circuit-share.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
 const logger = pino({ level: 'silent' });
 const T0 = 1_000_000;
+
+/** Lets promise callbacks run (the probe claim is answered asynchronously). */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+async function peek<T>(p: Promise<T>): Promise<'pending' | 'settled'> {
+  const marker = Symbol('pending');
+  const v = await Promise.race([p.catch(() => undefined), settle().then(() => marker)]);
+  return v === marker ? 'pending' : 'settled';
+}
 
 type Mirror = Parameters<SharedCircuit['follow']>[0];
 
@@ -12,22 +22,29 @@ type Mirror = Parameters<SharedCircuit['follow']>[0];
 function fakeShared() {
   const published: Array<Parameters<SharedCircuit['publish']>[0]> = [];
   let mirror: Mirror | undefined;
+  /** The answers to this host's probe claims, in order (true when the list runs out); the claims asked. */
+  const claims = { answers: [] as boolean[], asked: 0 };
   const shared: SharedCircuit = {
     publish: (change) => void published.push(change),
     follow: (m) => {
       mirror = m;
+    },
+    claimProbe: async (holdMs) => {
+      expect(holdMs).toBe(PROBE_HOLD_MS);
+      claims.asked += 1;
+      return claims.answers.shift() ?? true;
     },
   };
   const other = () => {
     if (!mirror) throw new Error('the breaker did not follow the shared state');
     return mirror;
   };
-  return { shared, published, other };
+  return { shared, published, other, claims };
 }
 
 function setup(skewMs = 0) {
   const clock = manualClock(T0, { skewMs });
-  const { shared, published, other } = fakeShared();
+  const { shared, published, other, claims } = fakeShared();
   const breaker = createCircuitBreaker({
     name: 'openai',
     logger,
@@ -37,7 +54,7 @@ function setup(skewMs = 0) {
     clock,
     shared,
   });
-  return { clock, breaker, published, other };
+  return { clock, breaker, published, other, claims };
 }
 
 const auth = (at: number): CircuitOpening => ({
@@ -120,5 +137,40 @@ describe('circuit breaker shared with other hosts', () => {
     expect(breaker.snapshot().state).toBe('open');
     clock.advance(1);
     await expect(held).resolves.toMatchObject({ probe: true });
+  });
+
+  it('sends the half-open probe only when it claimed the probe of every host; otherwise waits for that host', async () => {
+    const { clock, breaker, other, claims } = setup();
+    other().opened(down(T0));
+    claims.answers.push(false);
+    const held = breaker.admit();
+    clock.advance(10_000);
+    await settle();
+    expect(claims.asked).toBe(1);
+    expect(await peek(held)).toBe('pending');
+    // A second caller does not ask again while the other host's claim holds.
+    const second = breaker.admit();
+    await settle();
+    expect(claims.asked).toBe(1);
+    // The other host's probe succeeded: everyone goes, none of them as a probe.
+    other().closed(T0 + 10_500);
+    await expect(held).resolves.toMatchObject({ probe: false });
+    await expect(second).resolves.toMatchObject({ probe: false });
+  });
+
+  it("asks again for the probe when another host's claim ran out without news (that host died mid-probe)", async () => {
+    const { clock, breaker, other, claims } = setup(-5);
+    other().opened(down(T0));
+    claims.answers.push(false);
+    const held = breaker.admit();
+    clock.advance(10_000);
+    await settle();
+    clock.advance(PROBE_HOLD_MS - 1);
+    await settle();
+    expect(claims.asked).toBe(1);
+    expect(await peek(held)).toBe('pending');
+    clock.advance(1);
+    await expect(held).resolves.toMatchObject({ probe: true });
+    expect(claims.asked).toBe(2);
   });
 });
