@@ -22,7 +22,7 @@ status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=test/.results/vitest.json "$@" || status=$?
 # The whole suite (no arguments) also runs the end-to-end tests that exercise the job store a second time, with
 # the store on a throw-away PostgreSQL (TEST_STORE=postgresql, test/global-setup.ts), so the two stores cannot
-# drift. Not every test/app file: the whole of it on PostgreSQL took over 20 minutes on 2 shared cores
+# drift. Not every test/app file: the whole of it on PostgreSQL was half done after 20 minutes on 2 shared cores
 # (CONTRIBUTING.md says what is left out and why).
 if [ "$#" -eq 0 ]; then
   TEST_STORE=postgresql npx vitest run --reporter=default --reporter=json \

@@ -149,34 +149,20 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     } finally {
       release();
     }
+    // Each outcome is told (log, metrics) only once stored: a process whose lease was taken over stores nothing.
+    const answer = { attempts, last_status_code: statusCode, last_error: error };
     if (error === null) {
-      if (
-        !(await settle({
-          status: 'delivered',
-          attempts,
-          last_status_code: statusCode,
-          last_error: null,
-          next_attempt_at: null,
-        }))
-      )
-        return;
-      log.info({ attempts, statusCode }, 'webhook delivered');
-      onOutcome('delivered');
+      if (await settle({ status: 'delivered', ...answer, next_attempt_at: null })) {
+        log.info({ attempts, statusCode }, 'webhook delivered');
+        onOutcome('delivered');
+      }
       return;
     }
     if (permanent || attempts >= maxAttempts) {
-      if (
-        !(await settle({
-          status: 'failed',
-          attempts,
-          last_status_code: statusCode,
-          last_error: error,
-          next_attempt_at: null,
-        }))
-      )
-        return;
-      log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
-      onOutcome(permanent ? 'refused' : 'failed');
+      if (await settle({ status: 'failed', ...answer, next_attempt_at: null })) {
+        log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
+        onOutcome(permanent ? 'refused' : 'failed');
+      }
       return;
     }
     // Jitter in the upper half only: a receiver that just failed is not called again at once.
@@ -189,14 +175,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       random,
     });
     const nextAt = clock.now() + delayMs;
-    const pending: WebhookState = {
-      status: 'pending',
-      attempts,
-      last_status_code: statusCode,
-      last_error: error,
-      next_attempt_at: new Date(nextAt).toISOString(),
-    };
-    if (!(await settle(pending))) return;
+    if (!(await settle({ status: 'pending', ...answer, next_attempt_at: new Date(nextAt).toISOString() }))) return;
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
     onOutcome('failed_attempt');
     schedule(jobId, nextAt);
