@@ -94,7 +94,7 @@ export async function scaleOutShared(config: Config, logger: Logger): Promise<Sc
   const client = await connectFailFast(config.redisUrl, log);
   const { prefix } = config.scale;
   const retryAfterS = config.pressure.retryAfterS;
-  const bus = createCircuitBus({ redisUrl: config.redisUrl, client, prefix, processId: randomUUID(), logger: log });
+  const bus = createCircuitBus({ redisUrl: config.redisUrl, client, prefix, processId: randomUUID(), logger });
   return {
     uploadLimits: {
       slots: limits.createSharedUploadSlots({ client, prefix, logger: log, ...uploadSlotBounds(config) }),
