@@ -8,6 +8,8 @@ export interface RequestLogEntry {
   index: number;
   /** Date.now() when the request arrived. */
   time: number;
+  /** The client's address: which host sent it, where the hosts are network namespaces. */
+  remoteAddress: string | null;
   method: string;
   path: string;
   model: string | null;
@@ -40,6 +42,10 @@ export type FaultScript = FaultSpec[] | FaultScriptFn;
 export type FakeRoute = 'transcriptions' | 'models';
 
 export interface FakeOpenAIOptions {
+  /** The address to listen on. @default 127.0.0.1 */
+  host?: string;
+  /** @default a free port */
+  port?: number;
   /** The one accepted Bearer key; null accepts any. @default FAKE_OPENAI_KEY */
   apiKey?: string | null;
   /** @default the openai models of src/transcribe/models.ts */
