@@ -2,7 +2,8 @@
  * The fake OpenAI server as a process of its own, for a test that runs it on another host:
  * `node main.ts '<json>'` with `{ host, port, controlPort, latencyMs?, jitterMs? }`. Besides the API on `port` it
  * serves its request log on `controlPort` (same host), so the test reads what each host sent:
- * GET /requests (the log, JSON), POST /reset, POST /latency?ms=N. Prints `{"listening": "<base URL>"}` once both
+ * GET /requests (the log, JSON), POST /reset, POST /latency?ms=N, POST /stall?from=<address> (requests from that
+ * address are read and never answered; without `from`, none). Prints `{"listening": "<base URL>"}` once both
  * listen; runs until killed.
  */
 import { once } from 'node:events';
@@ -32,6 +33,11 @@ const control = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fake.requests));
   } else if (req.method === 'POST' && url.pathname === '/reset') {
     fake.reset();
+    res.writeHead(204).end();
+  } else if (req.method === 'POST' && url.pathname === '/stall') {
+    // From now on, transcription requests from this address get no answer (none stalled: no `from`).
+    const from = url.searchParams.get('from');
+    fake.script((_, entry) => (from !== null && entry.remoteAddress === from ? 'stall' : undefined));
     res.writeHead(204).end();
   } else if (req.method === 'POST' && url.pathname === '/latency') {
     fake.setLatency(Number(url.searchParams.get('ms') ?? 0));

@@ -11,6 +11,8 @@ export interface FakeOpenAIProcess {
   /** The server's request log now (every request with its arrival time, sender, chunk file name and sha1). */
   requests(): Promise<RequestLogEntry[]>;
   setLatency(ms: number): Promise<void>;
+  /** Transcription requests from this address are read and never answered from now on; null: none. */
+  stallFrom(address: string | null): Promise<void>;
   reset(): Promise<void>;
   close(): Promise<void>;
 }
@@ -42,6 +44,7 @@ export async function startFakeOpenAIProcess(
       return (await res.json()) as RequestLogEntry[];
     },
     setLatency: (ms) => post(`/latency?ms=${ms}`),
+    stallFrom: (address) => post(address === null ? '/stall' : `/stall?from=${encodeURIComponent(address)}`),
     reset: () => post('/reset'),
     close: () => proc.kill9(),
   };
