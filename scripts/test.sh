@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # prometheus: for its promtool (docker/prometheus's rules and config; ~96 MB installed). The tests never run the
 # server, but on a host with systemd the package enables and starts it (all interfaces, port 9090): there,
 # `systemctl disable --now prometheus` after the first run.
-export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server postgresql espeak-ng zsh prometheus ${ENSURE_EXTRA_APT:-}"
+# iproute2: `ip netns`, for the multi-host test's hosts (test/support/netns.ts).
+export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server postgresql espeak-ng zsh prometheus iproute2 ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"
