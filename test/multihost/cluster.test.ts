@@ -22,7 +22,6 @@ const SETTINGS = {
   // A dead worker's job moves within seconds, not the default minute.
   WORKER_LOCK_MS: '3000',
   WORKER_STALLED_INTERVAL_MS: '1000',
-  CLEANUP_INTERVAL_S: '1',
 };
 
 /** How many times `text` occurs in `transcript` as whole words. */
@@ -79,8 +78,8 @@ describe('a cluster of hosts (network namespaces) sharing only PostgreSQL, Redis
   const isA = (r: RequestLogEntry) => formatOf(r) === 'mp3';
   const isB = (r: RequestLogEntry) => formatOf(r) === 'wav';
   const isC = (r: RequestLogEntry) => formatOf(r) === 'flac';
-  const start = (name: string, role: 'api' | 'worker', dataDir?: string) =>
-    cluster.start(name, role, SETTINGS, dataDir);
+  const start = (name: string, role: 'api' | 'worker', dataDir?: string, env: Record<string, string> = {}) =>
+    cluster.start(name, role, { ...SETTINGS, ...env }, dataDir);
 
   it('finishes the job of a powered-off worker host on another, cancels across hosts, under one rate limit', async () => {
     const [w1, w3] = await Promise.all([
@@ -193,9 +192,10 @@ describe('a cluster of hosts (network namespaces) sharing only PostgreSQL, Redis
         () => `${host.host.name}'s scratch to be empty: ${JSON.stringify(left)}`,
         { timeoutMs: 20_000 },
       );
-    // The dead host comes back with its disk: its cleanup pass removes what it left of job A, which has ended.
-    // (A directory without a job row is kept in scale-out, docs/scaling.md: hence before the delete.)
-    const back = await start(dead.host.name, 'worker', dead.dataDir);
+    // The dead host comes back with its disk: its cleanup pass (every second here) removes what it left of job A,
+    // which has ended. (A directory without a job row is kept in scale-out, docs/scaling.md: hence before the
+    // delete.) Every other host runs the default cleanup interval (10 min): what it keeps, its jobs' ends remove.
+    const back = await start(dead.host.name, 'worker', dead.dataDir, { CLEANUP_INTERVAL_S: '1' });
     await emptied(back);
     for (const id of [jobA, jobC]) {
       expect((await fetch(`${await api.url}/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
