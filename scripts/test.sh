@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # `systemctl disable --now prometheus` after the first run.
 # caddy: `caddy validate`/`adapt` check the compose cluster profile's docker/caddy/Caddyfile (never run as a server
 # by the tests; on a host with systemd the package starts one on port 80: `systemctl disable --now caddy`).
-export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server postgresql espeak-ng zsh prometheus caddy ${ENSURE_EXTRA_APT:-}"
+# iproute2: `ip netns`, for the multi-host test's hosts (test/support/netns.ts).
+export ENSURE_EXTRA_APT="pocketsphinx-testdata chromium redis-server postgresql espeak-ng zsh prometheus caddy iproute2 ${ENSURE_EXTRA_APT:-}"
 source scripts/ensure-env.sh
 
 echo "[test] node $(node --version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"

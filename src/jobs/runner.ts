@@ -225,6 +225,9 @@ export class JobRunner implements JobQueue {
     if (ended && hasEnded) this.#tell(log, 'end', () => this.#opts.events.ended(ended));
     try {
       if (status === 'completed' || status === 'failed') await this.#opts.pipeline.dirs.removeUpload(jobId);
+      // Only DELETE cancels, so a cancelled job is being deleted: its directory goes on the host that ran it too.
+      // In scale-out the DELETE may run on another host, and this host's cleanup keeps a directory without a row.
+      else if (status === undefined || status === 'cancelled') await this.#opts.pipeline.dirs.remove(jobId);
     } finally {
       if (hasEnded) this.#opts.leases.release(jobId);
     }

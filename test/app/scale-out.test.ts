@@ -8,6 +8,7 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { busiestWindow } from '../support/request-windows.ts';
 import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 import { until } from '../support/until.ts';
@@ -37,18 +38,6 @@ function doneChunks(dataDir: string, jobId: string): number[] {
   } finally {
     db.close();
   }
-}
-
-/** Largest number of requests that arrived in any window [t, t + windowMs) starting at a request. */
-function busiestWindow(times: number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let best = 0;
-  let j = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    while (j < sorted.length && (sorted[j] as number) < (sorted[i] as number) + windowMs) j++;
-    best = Math.max(best, j - i);
-  }
-  return best;
 }
 
 describe('scale-out on Redis: two API processes, three workers, one shared rate limit', () => {

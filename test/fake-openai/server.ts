@@ -142,6 +142,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const fault = pickFault('transcriptions', entry);
     entry.fault = fault?.type ?? null;
     await delay();
+    await options.gate?.(entry);
     if (applyFault(res, entry, fault)) return;
 
     const format = entry.responseFormat ?? 'json';

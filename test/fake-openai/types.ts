@@ -68,6 +68,8 @@ export interface FakeOpenAIOptions {
   detectedLanguage?: string;
   /** Override the transcript (default fakeTranscript(sha1, durationS)). */
   transcript?: (audio: { sha1: string; bytes: Buffer; durationS: number; model: string }) => FakeTranscript;
+  /** Awaited before a transcription is answered (after the latency): a test holds requests with it. */
+  gate?: (entry: RequestLogEntry) => Promise<void>;
 }
 
 export interface FakeOpenAI {

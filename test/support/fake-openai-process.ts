@@ -11,6 +11,12 @@ export interface FakeOpenAIProcess {
   /** The server's request log now (every request with its arrival time, sender, chunk file name and sha1). */
   requests(): Promise<RequestLogEntry[]>;
   setLatency(ms: number): Promise<void>;
+  /** Transcription requests from this address are read but not answered from now on, until release(address). */
+  hold(address: string): Promise<void>;
+  /** Answers the held requests from this address, and those that come after. */
+  release(address: string): Promise<void>;
+  /** The log indexes of the requests held now. */
+  held(): Promise<number[]>;
   reset(): Promise<void>;
   close(): Promise<void>;
 }
@@ -34,14 +40,18 @@ export async function startFakeOpenAIProcess(
     const res = await fetch(`${control}${what}`, { method: 'POST' });
     if (res.status !== 204) throw new Error(`fake OpenAI control ${what}: ${res.status}`);
   };
+  const get = async <T>(what: string): Promise<T> => {
+    const res = await fetch(`${control}${what}`);
+    if (!res.ok) throw new Error(`fake OpenAI control ${what}: ${res.status}`);
+    return (await res.json()) as T;
+  };
   return {
     url,
-    async requests() {
-      const res = await fetch(`${control}/requests`);
-      if (!res.ok) throw new Error(`fake OpenAI control /requests: ${res.status}`);
-      return (await res.json()) as RequestLogEntry[];
-    },
+    requests: () => get<RequestLogEntry[]>('/requests'),
     setLatency: (ms) => post(`/latency?ms=${ms}`),
+    hold: (address) => post(`/hold?from=${encodeURIComponent(address)}`),
+    release: (address) => post(`/release?from=${encodeURIComponent(address)}`),
+    held: () => get<number[]>('/held'),
     reset: () => post('/reset'),
     close: () => proc.kill9(),
   };

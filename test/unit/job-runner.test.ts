@@ -94,7 +94,7 @@ describe('JobRunner', () => {
     });
   });
 
-  it('marks a job cancelled mid-run, keeps no lease, and leaves the upload to the delete that cancelled it', async () => {
+  it('marks a job cancelled mid-run, keeps no lease, and removes its directory here (the delete may run on another host)', async () => {
     const held = holdChunk(1);
     const t = pipelineDeps({ chunkS: 10, answer: held.answer });
     const { runner, ended, leases } = runnerFor(t);
@@ -111,7 +111,7 @@ describe('JobRunner', () => {
       completedAt: NOW.toISOString(),
     });
     expect(ended.map((j) => [j.id, j.status])).toEqual([[JOB, 'cancelled']]);
-    expect(t.dirs.removedUploads).toEqual([]);
+    expect(t.dirs.removedDirs).toEqual([JOB]);
     expect(leases.released).toEqual([JOB]);
   });
 

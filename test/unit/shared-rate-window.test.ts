@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { windowFor } from '../../src/scale/shared-rate-limiter.ts';
+import { busiestWindow } from '../support/request-windows.ts';
 
 /**
  * BullMQ's limiter as its Lua scripts apply it: the first fetch after a window expired starts a new window of
@@ -38,16 +39,6 @@ function lateFetchTimes(max: number, durationMs: number, windows: number): numbe
   return times;
 }
 
-function busiest(times: number[], windowMs: number): number {
-  let best = 0;
-  let j = 0;
-  for (let i = 0; i < times.length; i++) {
-    while (j < times.length && (times[j] as number) < (times[i] as number) + windowMs) j++;
-    best = Math.max(best, j - i);
-  }
-  return best;
-}
-
 describe('windowFor: the BullMQ fixed window that stands in for the token bucket', () => {
   const cases = [
     { rpm: 20, burst: 20 },
@@ -66,12 +57,12 @@ describe('windowFor: the BullMQ fixed window that stands in for the token bucket
       for (const gapMs of [0, 1, 7]) {
         const times = fetchTimes(max, durationMs, 400, gapMs);
         for (const windowMs of [1, durationMs / 2, durationMs, 1.5 * durationMs, 3 * durationMs, 60_000]) {
-          expect(busiest(times, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
+          expect(busiestWindow(times, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
         }
         if (gapMs === 0) {
           const late = lateFetchTimes(max, durationMs, 50);
           for (const windowMs of [2, durationMs, 2 * durationMs + 2]) {
-            expect(busiest(late, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
+            expect(busiestWindow(late, windowMs)).toBeLessThanOrEqual(burst + Math.ceil((rpm * windowMs) / 60_000));
           }
         }
         // Not slower than rpm either (within rounding of the window to whole milliseconds).
