@@ -126,10 +126,20 @@ function sendChunkFile(url: URL, init: RequestInit, path: string): Promise<Respo
       agent: false,
       ...(init.signal ? { signal: init.signal } : {}),
     });
-    req.once('response', (res) => resolve(toResponse(res)));
-    // An abort arrives as an AbortError (the SDK tells a timeout or a cancel from it); anything else is a failed connection.
-    req.once('error', reject);
-    writeBody(req, parts, end, path).catch((err: unknown) => req.destroy(err as Error));
+    let answer: http.IncomingMessage | null = null;
+    req.once('response', (res) => {
+      answer = res;
+      resolve(toResponse(res));
+    });
+    // An abort arrives as an AbortError (the SDK tells a timeout or a cancel from it); anything else is a failed
+    // connection. Once answered, a later error reaches the SDK through the answer's body.
+    req.on('error', reject);
+    writeBody(req, parts, end, path).catch((err: unknown) => {
+      // A server may answer (a 413, a 401) before it has read the body, then stop reading: the answer stands,
+      // so the request is dropped only once it has been read.
+      if (answer === null) req.destroy(err as Error);
+      else answer.once('close', () => req.destroy());
+    });
   });
 }
 
