@@ -17,10 +17,11 @@ type FetchOptions = NonNullable<OpenAI.RequestOptions['fetchOptions']>;
  * the previous piece (the write's callback): one request holds one piece, whatever the chunk's size.
  *
  * A request carries its file's path in its fetch options under `CHUNK_FILE` (see `chunkFileOptions`); its body
- * is the FormData the SDK built, whose file entry is a Blob of that file (its size is checked: the bytes sent
- * are the file's). Every other request goes to the platform fetch unchanged.
+ * is the FormData the SDK built, whose one file entry is a Blob of that file: its name, type and size go into the
+ * form, and that many bytes are read from the path (a file found shorter fails the request, as the platform
+ * fetch's Blob read would). Every other request goes to the platform fetch unchanged.
  */
-export const CHUNK_FILE: unique symbol = Symbol('chunkscribe.chunkFile');
+const CHUNK_FILE: unique symbol = Symbol('chunkscribe.chunkFile');
 
 /** Bytes per read and write: one piece in flight per request. */
 const PIECE_BYTES = 64 * 1024;
