@@ -9,7 +9,7 @@ import { spawnService, type ServiceProcess } from '../support/service-process.ts
 const RECORDER = path.resolve(import.meta.dirname, '../support/import-recorder.ts');
 
 /** What an idle service must not hold: modules only some requests need, loaded by the first of them. */
-const LAZY = { openai: '/node_modules/openai/' };
+const LAZY = { openai: '/node_modules/openai/', pg: '/node_modules/pg/' };
 
 describe('modules loaded on first use', () => {
   let fake: FakeOpenAI;
@@ -57,5 +57,10 @@ describe('modules loaded on first use', () => {
     expect(ready.status).toBe(200);
     expect(ready.body.components.provider?.status).toBe('ok');
     expect(await loaded(LAZY.openai)).toBe(true);
+  });
+
+  it('starts on SQLite without the PostgreSQL driver', async () => {
+    expect(await loaded('/src/http/app.ts')).toBe(true);
+    expect(await loaded(LAZY.pg)).toBe(false);
   });
 });

@@ -11,7 +11,7 @@ import {
   RateLimitError,
 } from 'openai';
 import pino from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { ProviderError } from '../../src/transcribe/provider-error.ts';
 import { createProvider } from '../../src/transcribe/providers/index.ts';
@@ -87,6 +87,34 @@ describe('createOpenAIProvider', () => {
       bytes: bytes.length,
       filename: 'speech.wav',
     });
+  });
+
+  it('sends the chunk file through one reused buffer, piece by piece, and the server gets its exact bytes', async () => {
+    // What the upload writes: a fresh buffer per piece (the platform fetch reading a Blob) was dead garbage that
+    // three chunks in flight held by the tens of MiB until a GC.
+    const backing = new Set<ArrayBufferLike>();
+    let pieces = 0;
+    const origWrite = http.ClientRequest.prototype.write;
+    const write = vi.spyOn(http.ClientRequest.prototype, 'write').mockImplementation(function (
+      this: http.ClientRequest,
+      ...args: Parameters<http.ClientRequest['write']>
+    ) {
+      const chunk = args[0];
+      if (chunk instanceof Uint8Array && chunk.byteLength > 1024) {
+        pieces += 1;
+        backing.add(chunk.buffer);
+      }
+      return Reflect.apply(origWrite, this, args) as boolean;
+    });
+    try {
+      const result = await provider().transcribe(input());
+      expect(result.text).toBe(fakeTranscript(bytes, fx.durationS).text);
+    } finally {
+      write.mockRestore();
+    }
+    expect(fake.requests[0]).toMatchObject({ bytes: bytes.length, filename: 'speech.wav' });
+    expect(pieces).toBeGreaterThanOrEqual(Math.floor(bytes.length / 65_536));
+    expect(backing.size).toBe(1);
   });
 
   it('asks whisper-1 for word times too and keeps them, chunk-relative, trimmed, inside the chunk', async () => {

@@ -4,6 +4,7 @@ import ISO6391 from 'iso-639-1';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
 import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
+import { chunkFileFetch, chunkFileOptions } from './file-fetch.ts';
 import type { ModelInfo } from '../../models.ts';
 import { OPENAI_MODELS, openAIModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
@@ -57,6 +58,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
       // Our retry policy owns retries (the SDK would also retry insufficient_quota); SDK retries stay off.
       maxRetries: 0,
       timeout: options.timeoutMs ?? 600_000,
+      // Sends a chunk file without a fresh buffer per piece (see file-fetch.ts); other requests as before.
+      fetch: chunkFileFetch,
     });
 
   const now = options.now ?? Date.now;
@@ -82,8 +85,10 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const model = modelInfo(input.model);
     // Streamed from the chunk file rather than read into memory: with several chunks in flight (up to 25 MiB each)
     // the copies were the service's peak RSS. The file stays unchanged until its result is stored, so a retry, which
-    // opens it again, sends the same bytes.
+    // opens it again, sends the same bytes. The Blob gives the SDK the file's name and size; chunkFileFetch sends
+    // its bytes from the path in `request`.
     const file = new File([await openAsBlob(input.path)], path.basename(input.path));
+    const request = { signal: input.signal, fetchOptions: chunkFileOptions(input.path) };
     const base = {
       file,
       model: input.model,
@@ -96,7 +101,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     if (input.task === 'translate') {
       // The translations endpoint has no language field (the output is English) and no word times.
       const { data: res, response } = await client.audio.translations
-        .create({ ...base, response_format: 'verbose_json' }, { signal: input.signal })
+        .create({ ...base, response_format: 'verbose_json' }, request)
         .withResponse();
       reportRateLimit(input, response.headers);
       log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai translation done');
@@ -108,14 +113,14 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
       // lack them answer 400 to the field, so only there.
       const granularities = model.wordTimes ? { timestamp_granularities: ['word' as const, 'segment' as const] } : {};
       const { data: res, response } = await client.audio.transcriptions
-        .create({ ...transcribeBase, ...granularities, response_format: 'verbose_json' }, { signal: input.signal })
+        .create({ ...transcribeBase, ...granularities, response_format: 'verbose_json' }, request)
         .withResponse();
       reportRateLimit(input, response.headers);
       log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');
       return verboseResult(res, normalizeLanguage(res.language) ?? input.language, input.durationS, max);
     }
     const { data: res, response } = await client.audio.transcriptions
-      .create({ ...transcribeBase, response_format: 'json' }, { signal: input.signal })
+      .create({ ...transcribeBase, response_format: 'json' }, request)
       .withResponse();
     reportRateLimit(input, response.headers);
     log.debug({ model: input.model, bytes: file.size, ms: Date.now() - started }, 'openai transcription done');

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import type OpenAI from 'openai';
+
+type FetchOptions = NonNullable<OpenAI.RequestOptions['fetchOptions']>;
+
+/**
+ * A `fetch` for the openai SDK that sends a chunk file without a fresh buffer per piece.
+ *
+ * Given the file as a Blob, the platform fetch reads it in 64 KiB pieces, each a new ArrayBuffer that is dead
+ * once written but freed only by a GC; the pieces make little JS garbage, so GCs are rare and tens of MiB of
+ * them waited in RSS with three chunks in flight (and glibc kept the freed blocks). Here the multipart body is
+ * written by node:http from the file through one buffer per request, refilled only once the socket has taken
+ * the previous piece (the write's callback): one request holds one piece, whatever the chunk's size.
+ *
+ * A request carries its file's path in its fetch options under `CHUNK_FILE` (see `chunkFileOptions`); its body
+ * is the FormData the SDK built, whose one file entry is a Blob of that file: its name, type and size go into the
+ * form, and that many bytes are read from the path (a file found shorter fails the request, as the platform
+ * fetch's Blob read would). Every other request goes to the platform fetch unchanged.
+ */
+const CHUNK_FILE: unique symbol = Symbol('chunkscribe.chunkFile');
+
+/** Bytes per read and write: one piece in flight per request. */
+const PIECE_BYTES = 64 * 1024;
+
+/** The per-request fetch options that make this fetch send `path` as the body's file entry. */
+export function chunkFileOptions(path: string): FetchOptions {
+  const options: FetchOptions = {};
+  Object.defineProperty(options, CHUNK_FILE, { value: path, enumerable: true });
+  return options;
+}
+
+/** The path a request's options carry, if any. */
+function chunkFileOf(init: RequestInit | undefined): string | undefined {
+  const v = (init as Record<symbol, unknown> | undefined)?.[CHUNK_FILE];
+  return typeof v === 'string' ? v : undefined;
+}
+
+// The FormData encoding of the platform fetch (undici's extractBody), so the bytes on the wire are the same.
+const escapeName = (s: string): string => s.replace(/\n/g, '%0A').replace(/\r/g, '%0D').replace(/"/g, '%22');
+const crlf = (s: string): string => s.replace(/\r?\n|\r/g, '\r\n');
+
+type Part = { head: Buffer; file?: Blob };
+
+/** The multipart parts of a form (text fields whole, the file as its header: its bytes come from disk). */
+function encodeForm(form: FormData, boundary: string): { parts: Part[]; end: Buffer; length: number } {
+  const parts: Part[] = [];
+  for (const [name, value] of form) {
+    const disposition = `--${boundary}\r\nContent-Disposition: form-data; name="${escapeName(crlf(name))}"`;
+    if (typeof value === 'string') {
+      parts.push({ head: Buffer.from(`${disposition}\r\n\r\n${crlf(value)}\r\n`) });
+    } else {
+      const filename = value.name ? `; filename="${escapeName(value.name)}"` : '';
+      const type = value.type || 'application/octet-stream';
+      parts.push({ head: Buffer.from(`${disposition}${filename}\r\nContent-Type: ${type}\r\n\r\n`), file: value });
+    }
+  }
+  if (parts.filter((p) => p.file).length !== 1) throw new TypeError('a chunk file request has exactly one file entry');
+  const end = Buffer.from(`--${boundary}--\r\n`);
+  const length = parts.reduce((n, p) => n + p.head.length + (p.file ? p.file.size + 2 : 0), end.length);
+  return { parts, end, length };
+}
+
+function write(req: http.ClientRequest, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => req.write(bytes, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Writes `size` bytes of the file at `path` through one buffer, each piece only once the last is written. */
+async function writeFile(req: http.ClientRequest, path: string, size: number): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(size, 1)));
+    let sent = 0;
+    while (sent < size) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - sent), sent);
+      if (bytesRead === 0) throw new Error(`chunk file ${path} ended at ${sent} of ${size} bytes`);
+      await write(req, buf.subarray(0, bytesRead));
+      sent += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeBody(req: http.ClientRequest, parts: Part[], end: Buffer, path: string): Promise<void> {
+  for (const p of parts) {
+    await write(req, p.head);
+    if (p.file) {
+      await writeFile(req, path, p.file.size);
+      await write(req, Buffer.from('\r\n'));
+    }
+  }
+  req.end(end);
+}
+
+/** Statuses whose answer has no body (a Response with one would throw). */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+function toResponse(res: http.IncomingMessage): Response {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
+    headers.append(res.rawHeaders[i] ?? '', res.rawHeaders[i + 1] ?? '');
+  const status = res.statusCode ?? 0;
+  const body = NULL_BODY.has(status) ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+  if (body === null) res.resume();
+  return new Response(body, { status, statusText: res.statusMessage ?? '', headers });
+}
+
+function sendChunkFile(url: URL, init: RequestInit, path: string): Promise<Response> {
+  const form = init.body;
+  if (!(form instanceof FormData)) throw new TypeError('a chunk file request needs a FormData body');
+  const boundary = `----chunkscribe-${randomBytes(12).toString('hex')}`;
+  const { parts, end, length } = encodeForm(form, boundary);
+  const headers = new Headers(init.headers);
+  headers.set('content-type', `multipart/form-data; boundary=${boundary}`);
+  headers.set('content-length', String(length));
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise<Response>((resolve, reject) => {
+    // One connection per chunk: an upload takes seconds, a handshake milliseconds, and a kept-alive socket the
+    // server has since closed would fail the chunk (node:http, unlike the platform fetch, does not retry it).
+    const req = client.request(url, {
+      method: init.method ?? 'POST',
+      headers: Object.fromEntries(headers),
+      agent: false,
+      ...(init.signal ? { signal: init.signal } : {}),
+    });
+    let answer: http.IncomingMessage | null = null;
+    req.once('response', (res) => {
+      answer = res;
+      resolve(toResponse(res));
+    });
+    // An abort arrives as an AbortError (the SDK tells a timeout or a cancel from it); anything else is a failed
+    // connection. Once answered, a later error reaches the SDK through the answer's body.
+    req.on('error', reject);
+    writeBody(req, parts, end, path).catch((err: unknown) => {
+      // A server may answer (a 413, a 401) before it has read the body, then stop reading: the answer stands,
+      // so the request is dropped only once it has been read.
+      if (answer === null) req.destroy(err as Error);
+      else answer.once('close', () => req.destroy());
+    });
+  });
+}
+
+/** The fetch to give the openai SDK: chunk uploads as above, everything else by the platform fetch. */
+export const chunkFileFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+  const path = chunkFileOf(init);
+  if (path === undefined || init === undefined) return fetch(input, init);
+  const url = input instanceof Request ? new URL(input.url) : new URL(input);
+  return sendChunkFile(url, init, path);
+};
