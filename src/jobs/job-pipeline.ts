@@ -287,6 +287,7 @@ export async function runJobPipeline(
     try {
       for await (const chunk of handle.chunks) {
         sliced = chunk.index + 1;
+        log.debug({ chunk: chunk.index, startS: chunk.startS, bytes: chunk.bytes }, 'chunk cut');
         if (sameSpan(settled.get(chunk.index), chunk)) {
           lastSent = null;
           await finishChunk(handle, chunk);
