@@ -1,10 +1,11 @@
-import type { FakeOpenAI } from '../../test/fake-openai/server.ts';
+import type { FakeOpenAI, RequestLogEntry } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from './audio.ts';
 import type { BenchContext } from './context.ts';
 import { sampleDir } from './disk.ts';
 import { curlUpload, waitForJob } from './http.ts';
 import { readStatusKb, sampleRss } from './proc.ts';
 import { logged, startService } from './service.ts';
+import { median } from './stats.ts';
 
 export interface ServiceJobRun {
   status: string;
@@ -20,6 +21,11 @@ export interface ServiceJobRun {
   chunks: number;
   /** Transcription requests the provider saw (chunks + retries). */
   requests: number;
+  /**
+   * Median time the fake provider itself took per answered request, from having read the body to answering: its
+   * latency plus its own work (form parsing, hashing, an ffprobe of the file), ms. The upload before it is not in it.
+   */
+  providerMs: number | null;
   /** Sum of the validation gate's checks, from the service log, ms. */
   validationMs: number | null;
   /** 'job accepted' to 'slicing' in the service log: queueing and the silence scan of the planner, ms. */
@@ -40,6 +46,14 @@ export interface ServiceJobOptions {
   name: string;
   timeoutMs: number;
   watchDisk?: boolean;
+}
+
+/** The median of the fake's own time per answered request (see ServiceJobRun.providerMs). */
+function providerMsOf(sent: readonly RequestLogEntry[]): number | null {
+  const own = sent.flatMap((r) =>
+    r.answeredAt !== null && r.receivedAt !== null ? [r.answeredAt - r.receivedAt] : [],
+  );
+  return own.length > 0 ? median(own) : null;
 }
 
 function msOf(line: Record<string, unknown> | undefined): number | null {
@@ -86,6 +100,7 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
       lastRequestMs: sent.length > 0 ? Math.max(...sent.map((r) => r.time)) - t0 : null,
       chunks: job.progress.chunks_total,
       requests: sent.length,
+      providerMs: providerMsOf(sent),
       validationMs: checks ? checks.reduce((s, c) => s + (c.ms ?? 0), 0) : null,
       planMs: accepted !== null && slicing !== null ? slicing - accepted : null,
       idleRssKb,
