@@ -255,31 +255,44 @@ export async function* planCutsInOrder(
   const batches: number[][] = [];
   for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2))
     batches.push(targets.slice(i, i + size));
-  /** Targets in a row, up to the last one whose cut was chosen, that had no pause anywhere near them. */
+  /** Targets in a row, up to the last batch scanned, that had no pause anywhere near them. */
   let bareStreak = 0;
   /** Whether the last batch scanned found no pause near any of its targets. */
   let lastBatchBare = false;
-  /** The silences near each target of a batch: ±nearS, the whole window where that held none. */
-  const silencesOf = async (batch: readonly number[], first: boolean): Promise<Silence[][]> => {
-    // Continuous sound (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the
-    // whole window, the rest is searched near its targets only, until a pause turns up again. A pause missed so
-    // is a hard cut, which the overlap of this path (an mp3 copy carries it) repairs; the wide scans were ~90 %
-    // of planning such a file.
-    const widening = near < p.windowS && bareStreak < WIDEN_UNTIL_BARE;
+  /** Batches whose silences are known, in order; and the last batch started, which the next one waits for. */
+  let scanned = 0;
+  let previous: Promise<unknown> = Promise.resolve();
+  /**
+   * The silences near each target of a batch: ±nearS, the whole window where that held none. Continuous sound
+   * (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the whole window, the
+   * rest is searched near its targets only, until a pause turns up again. A pause missed so is a hard cut, which
+   * the overlap of this path (an mp3 copy carries it) repairs; the wide scans were ~90 % of planning such a file.
+   * Whether to widen is decided once the batches before are known (their near scans run meanwhile), so no batch
+   * scanned ahead widens past that count.
+   */
+  const silencesOf = async (b: number, before: Promise<unknown>): Promise<Silence[][]> => {
+    const batch = batches[b] ?? [];
+    const widens = (): boolean => near < p.windowS && bareStreak < WIDEN_UNTIL_BARE;
     const nearScan = scan(batch.map((t) => around(t, near)));
-    const speculate = widening && (first || lastBatchBare) ? new AbortController() : null;
-    const wideWindows = batch.map((t) => around(t, p.windowS));
-    const wideAll = speculate ? scan(wideWindows, speculate.signal) : null;
+    // Scanned at once when the batches before are known and the last one found no pause nearby (or there is none).
+    const speculate = widens() && scanned === b && (b === 0 || lastBatchBare) ? new AbortController() : null;
+    const wideAll = speculate
+      ? scan(
+          batch.map((t) => around(t, p.windowS)),
+          speculate.signal,
+        )
+      : null;
     // Stopped on purpose when the near windows sufficed: that rejection has no reader.
     wideAll?.catch(() => undefined);
     const found = await nearScan.catch((err: unknown) => {
       speculate?.abort();
       throw err;
     });
+    await before.catch(() => undefined);
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
-    lastBatchBare = bare.length === batch.length;
-    if (speculate && bare.length === 0) speculate.abort();
-    if (widening && bare.length > 0) {
+    const widening = widens() && bare.length > 0;
+    if (!widening) speculate?.abort();
+    if (widening) {
       const wide = wideAll
         ? (await wideAll).filter((_, j) => bare.includes(j))
         : await scan(bare.map((j) => around(batch[j] ?? 0, p.windowS)));
@@ -287,13 +300,17 @@ export async function* planCutsInOrder(
         found[j] = wide[k] ?? [];
       });
     }
+    lastBatchBare = bare.length === batch.length;
+    for (const f of found) bareStreak = (f?.length ?? 0) === 0 ? bareStreak + 1 : 0;
+    scanned = b + 1;
     return found;
   };
   const inFlight: Array<Promise<Silence[][]>> = [];
   const start = (b: number): void => {
     const batch = batches[b];
     if (!batch) return;
-    const task = silencesOf(batch, b === 0);
+    const task = silencesOf(b, previous);
+    previous = task;
     // A batch still scanning when the consumer stops has no reader: its failure must not go unhandled.
     task.catch(() => undefined);
     inFlight.push(task);
@@ -306,7 +323,6 @@ export async function* planCutsInOrder(
     const found = await (inFlight.shift() as Promise<Silence[][]>);
     if (b === 0) start(1);
     for (const [j, target] of batch.entries()) {
-      bareStreak = (found[j]?.length ?? 0) === 0 ? bareStreak + 1 : 0;
       const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
       if (!picked) continue;
       prev = picked.cut;
