@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import { seeksExactly } from './seek-exact.ts';
 import type { SilenceDetector } from './silence-detect.ts';
-import { planCutPoints, planCutsInOrder, planSplitsByWindows } from './cut-points.ts';
-import type { CutPlan, CutPointOptions, WindowScan } from './cut-points.ts';
+import { planCutPoints, planSplitsByWindows } from './cut-points.ts';
+import type { CutPlan, CutPointOptions } from './cut-points.ts';
+import { planCutsInOrder, type WindowScan } from './cuts-in-order.ts';
 
 export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
   file: string;

@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
 import {
-  MAX_BATCH,
-  WIDEN_UNTIL_BARE,
   planCutPoints,
-  planCutsInOrder,
   type ScanWindow,
   planSplits,
   planSplitsByWindows,
   plannedChunkCount,
 } from '../../src/chunker/cut-points.ts';
+import { MAX_BATCH, WIDEN_UNTIL_BARE, planCutsInOrder } from '../../src/chunker/cuts-in-order.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
