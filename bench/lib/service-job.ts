@@ -3,7 +3,7 @@ import type { AudioFile } from './audio.ts';
 import type { BenchContext } from './context.ts';
 import { sampleDir } from './disk.ts';
 import { curlUpload, waitForJob } from './http.ts';
-import { readStatusKb, sampleRss } from './proc.ts';
+import { readCpuMs, readStatusKb, sampleRss } from './proc.ts';
 import { logged, startService } from './service.ts';
 import { median } from './stats.ts';
 
@@ -33,6 +33,8 @@ export interface ServiceJobRun {
   /** VmRSS right after the service listened, before the upload, KiB. */
   idleRssKb: number | null;
   hwmKb: number | null;
+  /** CPU the service used from the upload's start to the job's end (its own; the ffmpeg and ffprobe it ran), ms. */
+  cpuMs: { ownMs: number; childrenMs: number } | null;
   treePeakKb: number;
   diskPeakBytes: number | null;
   logFile: string;
@@ -74,6 +76,7 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
     const idleRssKb = readStatusKb(svc.pid, 'VmRSS');
     const rss = sampleRss(svc.pid);
     const disk = o.watchDisk ? sampleDir(svc.dataDir) : null;
+    const cpu0 = readCpuMs(svc.pid);
     const t0 = Date.now();
     const up = await curlUpload(`${svc.url}/v1/jobs`, o.audio.path);
     const acceptedMs = Date.now() - t0;
@@ -84,6 +87,9 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
     const peaks = rss.stop();
     const diskPeakBytes = disk ? disk.stop() : null;
     const hwmKb = svc.hwmKb();
+    const cpu1 = readCpuMs(svc.pid);
+    const cpuMs =
+      cpu0 && cpu1 ? { ownMs: cpu1.ownMs - cpu0.ownMs, childrenMs: cpu1.childrenMs - cpu0.childrenMs } : null;
 
     const sent = o.fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
     const lines = svc.logLines();
@@ -105,6 +111,7 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
       planMs: accepted !== null && slicing !== null ? slicing - accepted : null,
       idleRssKb,
       hwmKb,
+      cpuMs,
       treePeakKb: peaks.treeKb,
       diskPeakBytes,
       logFile: svc.logFile,
