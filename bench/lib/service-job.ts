@@ -33,7 +33,7 @@ export interface ServiceJobRun {
   /** VmRSS right after the service listened, before the upload, KiB. */
   idleRssKb: number | null;
   hwmKb: number | null;
-  /** CPU the service used from the upload's start to the job's end (its own; the ffmpeg and ffprobe it ran), ms. */
+  /** CPU the service used from the 202 to the job's end (its own; the ffmpeg and ffprobe it ran), ms. */
   cpuMs: { ownMs: number; childrenMs: number } | null;
   treePeakKb: number;
   diskPeakBytes: number | null;
@@ -76,10 +76,10 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
     const idleRssKb = readStatusKb(svc.pid, 'VmRSS');
     const rss = sampleRss(svc.pid);
     const disk = o.watchDisk ? sampleDir(svc.dataDir) : null;
-    const cpu0 = readCpuMs(svc.pid);
     const t0 = Date.now();
     const up = await curlUpload(`${svc.url}/v1/jobs`, o.audio.path);
     const acceptedMs = Date.now() - t0;
+    const cpu0 = readCpuMs(svc.pid);
     if (up.status !== 202) throw new Error(`upload answered ${up.status}: ${JSON.stringify(up.body).slice(0, 500)}`);
     const id = String(up.body.id);
     const job = await waitForJob(svc.url, id, o.timeoutMs);

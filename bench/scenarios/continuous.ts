@@ -68,8 +68,8 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
         m.add(`c=${c} 202->first provider request`, 's', (r.firstRequestMs - r.acceptedMs) / 1000);
       // CPU hardly moves with the machine's load, where wall times do: the service's own work per job.
       if (r.cpuMs) {
-        m.add(`c=${c} service CPU, node (upload + job)`, 's', r.cpuMs.ownMs / 1000);
-        m.add(`c=${c} service CPU, its ffmpeg/ffprobe`, 's', r.cpuMs.childrenMs / 1000);
+        m.add(`c=${c} service CPU 202->completed, node`, 's', r.cpuMs.ownMs / 1000);
+        m.add(`c=${c} service CPU 202->completed, its ffmpeg`, 's', r.cpuMs.childrenMs / 1000);
       }
     });
   }
