@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import { removeChunkFiles, segmentPattern, type ChunkNaming } from './chunk-files.ts';
-import { mp3FrameRuns } from './mp3-frames.ts';
+import { mp3FrameRuns, type Mp3Frame } from './mp3-frames.ts';
 import { sliceError } from './slice-outcome.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
 
@@ -89,72 +89,106 @@ async function writeChunk(
 }
 
 /**
+ * The frames read so far, as chunks: the one being gathered (where its bytes begin, its lead's first frame
+ * included; its own frames) and the last frames read, as many as a lead takes (the next chunk's lead).
+ */
+class Gatherer {
+  t = 0;
+  end = 0;
+  index = 0;
+  chunk: { from: number; leadS: number; startS: number; frames: number } | null = null;
+  leadFrames = 0;
+  readonly #recent: Array<{ offset: number; seconds: number }> = [];
+
+  readonly leadS: number;
+  readonly maxBytes: number;
+
+  constructor(opts: Pick<Mp3SliceOptions, 'leadS' | 'maxBytes'>) {
+    this.leadS = opts.leadS ?? 0;
+    this.maxBytes = opts.maxBytes ?? Infinity;
+  }
+
+  /** Whether the chunk, with `frame`, would pass maxBytes while holding more of its own audio than its lead. */
+  overflows(frame: Mp3Frame): boolean {
+    return (
+      this.chunk !== null &&
+      frame.offset + frame.size - this.chunk.from > this.maxBytes &&
+      this.chunk.frames > this.leadFrames
+    );
+  }
+
+  /** The chunk ending before `frame`; the next one starts at it, after the last frames of this one as its lead. */
+  close(frame: Mp3Frame): ChunkRange {
+    const chunk = this.chunk ?? { from: frame.offset, leadS: 0, startS: this.t, frames: 0 };
+    const lead = this.#recent.slice(this.#recent.length - Math.min(this.leadFrames, chunk.frames));
+    const range = { index: this.index, ...chunk, to: frame.offset, endS: this.t };
+    this.index += 1;
+    const leadS = lead.reduce((sum, f) => sum + f.seconds, 0);
+    this.chunk = { from: lead[0]?.offset ?? frame.offset, leadS, startS: this.t, frames: 0 };
+    return range;
+  }
+
+  /** The last chunk, up to the last frame read, if any frame was read since the last cut. */
+  rest(): ChunkRange | null {
+    if (!this.chunk) return null;
+    const range = { index: this.index, ...this.chunk, to: this.end, endS: this.t };
+    this.index += 1;
+    this.chunk = null;
+    return range;
+  }
+
+  add(frame: Mp3Frame): void {
+    const seconds = frame.samples / frame.sampleRate;
+    if (this.leadS > 0 && this.leadFrames === 0) this.leadFrames = Math.max(1, Math.round(this.leadS / seconds));
+    this.chunk ??= { from: frame.offset, leadS: 0, startS: this.t, frames: 0 };
+    this.chunk.frames += 1;
+    if (this.leadFrames > 0) {
+      this.#recent.push({ offset: frame.offset, seconds });
+      if (this.#recent.length > this.leadFrames) this.#recent.shift();
+    }
+    this.t += seconds;
+    this.end = frame.offset + frame.size;
+  }
+}
+
+/**
  * The chunks at the first frame at or after each cut (or earlier, where a chunk would outgrow maxBytes), each
  * after the first starting with the last whole frames of the one before (leadS), each written once `room` lets
  * it (the look-ahead).
  */
 async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): AsyncGenerator<SlicedChunk> {
   const cuts = opts.cuts[Symbol.asyncIterator]();
-  const maxBytes = opts.maxBytes ?? Infinity;
   const input = await open(opts.input, 'r');
   const buf = Buffer.alloc(COPY_BLOCK);
+  const g = new Gatherer(opts);
   try {
     let next = await cuts.next();
-    let index = 0;
-    /** The chunk being gathered: where its bytes begin (its lead's first frame), its own frames so far. */
-    let chunk: { from: number; leadS: number; startS: number; frames: number } | null = null;
-    /** The last frames read, as many as a lead takes: the next chunk's lead. */
-    const recent: Array<{ offset: number; seconds: number }> = [];
-    let leadFrames = 0;
-    let t = 0;
-    let end = 0;
     outer: for await (const run of mp3FrameRuns(opts.input)) {
       if (opts.signal.aborted) throw cancelledError(opts);
       for (const frame of run) {
-        if (t >= opts.maxDurationS) break outer;
-        const seconds = frame.samples / frame.sampleRate;
-        if (opts.leadS && leadFrames === 0) leadFrames = Math.max(1, Math.round(opts.leadS / seconds));
-        if (chunk) {
-          const planned = !next.done && t >= next.value - 1e-6;
-          // Only once the chunk holds more of its own audio than its lead, so that every cut moves on.
-          const full = frame.offset + frame.size - chunk.from > maxBytes && chunk.frames > leadFrames;
-          if (planned || full) {
-            if (full && !planned)
-              opts.logger.info({ chunk: index, maxBytes }, 'mp3 chunk would pass the byte cap: cut early');
-            await room();
-            yield await writeChunk(opts, input, buf, { index, ...chunk, to: frame.offset, endS: t });
-            index += 1;
-            const lead = recent.slice(recent.length - Math.min(leadFrames, chunk.frames));
-            chunk = {
-              from: lead[0]?.offset ?? frame.offset,
-              leadS: lead.reduce((sum, f) => sum + f.seconds, 0),
-              startS: t,
-              frames: 0,
-            };
-            if (planned) next = await cuts.next();
-          }
+        if (g.t >= opts.maxDurationS) break outer;
+        const planned = g.chunk !== null && !next.done && g.t >= next.value - 1e-6;
+        if (planned || g.overflows(frame)) {
+          if (!planned)
+            opts.logger.info({ chunk: g.index, maxBytes: g.maxBytes }, 'mp3 chunk would pass the byte cap: cut early');
+          await room();
+          yield await writeChunk(opts, input, buf, g.close(frame));
+          if (planned) next = await cuts.next();
         }
-        chunk ??= { from: frame.offset, leadS: 0, startS: t, frames: 0 };
-        chunk.frames += 1;
-        if (leadFrames > 0) {
-          recent.push({ offset: frame.offset, seconds });
-          if (recent.length > leadFrames) recent.shift();
-        }
-        t += seconds;
-        end = frame.offset + frame.size;
+        g.add(frame);
       }
     }
-    if (chunk) {
+    const rest = g.rest();
+    if (rest) {
       await room();
-      yield await writeChunk(opts, input, buf, { index, ...chunk, to: end, endS: t });
-      index += 1;
+      yield await writeChunk(opts, input, buf, rest);
     }
     const error = sliceError({
       stopReason: null,
       internalError: null,
       ffmpegError: null,
-      announced: index,
-      lastEndS: t,
+      announced: g.index,
+      lastEndS: g.t,
       expectedDurationS: opts.expectedDurationS,
       maxDurationS: opts.maxDurationS,
       timeoutS: 0,
