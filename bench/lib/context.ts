@@ -24,7 +24,10 @@ export interface ScenarioOutput {
 }
 
 /** The service env that points it at the fake provider with a rate limit that never binds. */
-export function fakeProviderEnv(fake: FakeOpenAI, extra: Record<string, string> = {}): Record<string, string> {
+export function fakeProviderEnv(
+  fake: Pick<FakeOpenAI, 'url'>,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     OPENAI_API_KEY: FAKE_OPENAI_KEY,
     OPENAI_BASE_URL: fake.url,

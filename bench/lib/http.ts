@@ -65,3 +65,11 @@ export async function waitForJob(url: string, id: string, timeoutMs: number, int
     await sleep(intervalMs);
   }
 }
+
+/** Waits for every job in turn; throws unless each one completed. */
+export async function waitForAllCompleted(url: string, ids: readonly string[], timeoutMs: number): Promise<void> {
+  for (const id of ids) {
+    const job = await waitForJob(url, id, timeoutMs, 200);
+    if (job.status !== 'completed') throw new Error(`job ${id} ended ${job.status}`);
+  }
+}

@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LOOPBACK, type Place } from '../../test/support/place.ts';
 import { cleanEnv, readStatusKb } from './proc.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -42,6 +43,8 @@ export interface StartServiceOptions {
   dataDir?: string;
   /** The entry point, relative to the repository. @default 'src/server.ts' */
   entry?: string;
+  /** Where it runs and listens: another host is a network namespace (test/support/netns.ts). @default this machine */
+  place?: Place;
 }
 
 /** Parses a pino log file; lines that are not JSON (a crash trace) are skipped. */
@@ -85,13 +88,16 @@ export async function startService(opts: StartServiceOptions): Promise<ServiceHa
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(opts.workDir, `${opts.name}-data-`));
   const logFile = path.join(opts.workDir, `${opts.name}-${path.basename(dataDir).slice(-6)}-${Date.now()}.log`);
+  const place = opts.place ?? LOOPBACK;
+  // A port free here is as good as any in a namespace of its own, where nothing else listens.
   const port = await freePort();
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [opts.entry ?? 'src/server.ts'], {
+    // `ip netns exec` execs node: the child's pid is the service's (VmHWM below reads the service).
+    child = spawn(...place.wrap(process.execPath, [opts.entry ?? 'src/server.ts']), {
       cwd: REPO_ROOT,
-      env: cleanEnv({ LOG_LEVEL: 'info', ...opts.env, HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir }),
+      env: cleanEnv({ LOG_LEVEL: 'info', ...opts.env, HOST: place.host, PORT: String(port), DATA_DIR: dataDir }),
       stdio: ['ignore', fd, fd],
     });
   } finally {
@@ -106,7 +112,7 @@ export async function startService(opts: StartServiceOptions): Promise<ServiceHa
     live.delete(child);
   });
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${place.host}:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited)

@@ -12,14 +12,15 @@ import { MetricSet } from '../lib/stats.ts';
 const CONNECTIONS = 10;
 const CHUNK_SECONDS = 60;
 
-interface Load {
+export interface Load {
   rps: number;
   p99Ms: number;
   non2xx: number;
   errors: number;
 }
 
-async function load(url: string, durationS: number): Promise<Load> {
+/** autocannon on one URL: a 1 s warm-up, then `durationS` measured. */
+export async function load(url: string, durationS: number): Promise<Load> {
   // A short warm-up first, so JIT and connection setup are not in the measured window.
   await autocannon({ url, connections: CONNECTIONS, duration: 1 });
   const r = await autocannon({ url, connections: CONNECTIONS, duration: durationS });

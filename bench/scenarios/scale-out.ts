@@ -5,7 +5,7 @@ import { startFakeOpenAI } from '../../test/fake-openai/server.ts';
 import { startTestRedis } from '../../test/support/redis-server.ts';
 import type { AudioFile } from '../lib/audio.ts';
 import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
-import { curlUpload, waitForJob } from '../lib/http.ts';
+import { curlUpload, waitForAllCompleted } from '../lib/http.ts';
 import { startService, type ServiceHandle } from '../lib/service.ts';
 import { MetricSet, median, round } from '../lib/stats.ts';
 
@@ -86,10 +86,7 @@ export async function scaleOutScenario(ctx: BenchContext, audio: AudioFile): Pro
           }
           const started = Date.now();
           await queue.resume();
-          for (const id of ids) {
-            const job = await waitForJob(api.url, id, 10 * 60_000, 200);
-            if (job.status !== 'completed') throw new Error(`job ${id} ended ${job.status}`);
-          }
+          await waitForAllCompleted(api.url, ids, 10 * 60_000);
           const wallS = (Date.now() - started) / 1000;
           const requests = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions').length;
           raw.push({ workers, wallS, requests });

@@ -58,7 +58,10 @@ export async function buildApp({ services, logger }: AppOptions) {
   // Once, before every route: it wraps the handler of each route declared with an `sse` option.
   await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
   await app.register(auth, { apiKeys: config.apiKeys });
-  await app.register(uploadRateLimit, { perMinute: config.uploadRateLimitPerMinute });
+  await app.register(uploadRateLimit, {
+    perMinute: config.uploadRateLimitPerMinute,
+    counter: services.uploadLimits.rateCounter,
+  });
   // Before every route, so the document lists them all.
   await app.register(openApi);
   await app.register(underPressure, {

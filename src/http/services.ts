@@ -9,6 +9,7 @@ import type { DirPool } from '../resources/dir-pool.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import type { PressureGauge } from '../resources/pressure-gauge.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
+import type { UploadLimits } from '../resources/upload-limits.ts';
 import type { UploadStore } from '../storage/upload-store.ts';
 import type { HealthReport } from './health-report.ts';
 
@@ -50,6 +51,8 @@ export interface Services {
   /** Leases of job directories, bounded in number and upload bytes; a new upload takes one or gets SERVER_BUSY. */
   dirPool: DirPool;
   runner: JobQueue;
+  /** The per-key upload slots and rate count: this process's, or with REDIS_URL shared by every host. */
+  uploadLimits: UploadLimits;
   /** Live events of a job (progress, each chunk's final text, the end), read from the store. */
   feed: JobFeed;
   /** Admission before the body is read (disk, memory); throws SERVER_BUSY / INSUFFICIENT_STORAGE. */

@@ -1,6 +1,6 @@
 import type { Transcript } from '../transcribe/types.ts';
 import type { ChunkPatch, JobPatch } from './store-rows.ts';
-import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus, WebhookState } from './types.ts';
 
 export type { ChunkPatch, JobPatch } from './store-rows.ts';
 
@@ -15,6 +15,26 @@ export interface ListJobsQuery {
 export interface PollView {
   job: JobRecord;
   chunks: ChunkState[];
+}
+
+/** One process's hold on a job's pending webhook delivery, for one attempt (see `claimWebhook`). */
+export interface WebhookLease {
+  /** Who holds it: one id per process (host, pid, a random part), never reused. */
+  holder: string;
+  /** The claimer's clock now, ISO-8601: a lease that ended at or before it is free. */
+  now: string;
+  /** When the lease ends unless renewed, ISO-8601. */
+  until: string;
+}
+
+/**
+ * What `claimWebhook` found. `held`: the delivery is this holder's until the lease ends. Otherwise `job` says
+ * whether anything is owed (null: no such job) and `heldUntil` when another live holder's lease ends.
+ */
+export interface WebhookClaim {
+  job: JobRecord | null;
+  held: boolean;
+  heldUntil: string | null;
 }
 
 /**
@@ -67,6 +87,21 @@ export interface JobStore {
   endedJobsBefore(before: string, limit: number): Promise<string[]>;
   /** Ended jobs whose callback is still owed: pending, or never started because the process died as the job ended. */
   webhookBacklog(): Promise<JobRecord[]>;
+  /** Records the delivery as owed (`state`, pending) unless a state is already stored; resolves whether it wrote. */
+  oweWebhook(jobId: string, state: WebhookState): Promise<boolean>;
+  /**
+   * Claims the job's pending delivery for one attempt, atomically: only when no other holder's lease is live, so
+   * two processes (or hosts) never send the same event at the same time, nor one process twice; a dead holder's
+   * lease ends and the delivery is taken over.
+   */
+  claimWebhook(jobId: string, lease: WebhookLease): Promise<WebhookClaim>;
+  /** Moves the lease's end while the attempt runs; false when it is no longer this holder's. */
+  renewWebhook(jobId: string, holder: string, until: string): Promise<boolean>;
+  /**
+   * Ends the holder's lease, storing the attempt's outcome (`state`) in the same write, or keeping the stored
+   * state without one; false (nothing written) when the lease is no longer the holder's.
+   */
+  settleWebhook(jobId: string, holder: string, state?: WebhookState): Promise<boolean>;
   jobIds(): Promise<Set<string>>;
   countByStatus(): Promise<Record<string, number>>;
   deleteJob(id: string): Promise<void>;

@@ -50,6 +50,10 @@ const MIGRATIONS: readonly string[] = [
   // What an Idempotency-Key was first used for (fields, file name, sha256 of the file): a reuse for another request
   // is refused. Null for jobs created before it was kept: every request replays them, as before.
   `ALTER TABLE jobs ADD COLUMN request_fingerprint TEXT;`,
+  // Which process holds the pending webhook delivery for its current attempt, and until when (ISO-8601): one
+  // sender at a time across processes, and a dead one's claim runs out.
+  `ALTER TABLE jobs ADD COLUMN webhook_holder TEXT;
+   ALTER TABLE jobs ADD COLUMN webhook_lease_until TEXT;`,
 ];
 
 export function migrate(db: DatabaseSync): number {

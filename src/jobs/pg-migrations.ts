@@ -65,6 +65,8 @@ const MIGRATIONS: readonly string[] = [
      RETURN NULL;
    END $$;
    CREATE TRIGGER chunks_version AFTER INSERT OR UPDATE ON chunks FOR EACH ROW EXECUTE FUNCTION chunkscribe_chunk_written();`,
+  // Which process holds the pending webhook delivery for its current attempt, and until when (as SQLite's step 6).
+  `ALTER TABLE jobs ADD COLUMN webhook_holder text, ADD COLUMN webhook_lease_until text COLLATE "C";`,
 ];
 
 /** Any 64-bit number the deployment's other users of the database do not take: the migration's advisory lock. */

@@ -2,7 +2,15 @@ import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg
 import type { Logger } from 'pino';
 import { DiskFullError } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
-import type { ChunkPatch, JobPatch, JobStore, ListJobsQuery, PollView } from './job-store.ts';
+import type {
+  ChunkPatch,
+  JobPatch,
+  JobStore,
+  ListJobsQuery,
+  PollView,
+  WebhookClaim,
+  WebhookLease,
+} from './job-store.ts';
 import { migratePostgres } from './pg-migrations.ts';
 import { PollCache, visibleTo } from './poll-cache.ts';
 import {
@@ -21,9 +29,10 @@ import {
   LIVE_STATUSES,
   rowToJob,
   toSql,
+  unclaimed,
   type Row,
 } from './store-rows.ts';
-import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus, WebhookState } from './types.ts';
 
 export interface PgJobStoreOptions {
   /** DATABASE_URL. */
@@ -305,6 +314,53 @@ export class PgJobStore implements JobStore {
          AND (webhook_json IS NULL OR webhook_json::jsonb ->> 'status' = 'pending') ORDER BY completed_at`,
     );
     return rows.map(rowToJob);
+  }
+
+  async oweWebhook(jobId: string, state: WebhookState): Promise<boolean> {
+    return (
+      (await this.#count('UPDATE jobs SET webhook_json = $1, updated_at = $2 WHERE id = $3 AND webhook_json IS NULL', [
+        JSON.stringify(state),
+        this.#now().toISOString(),
+        jobId,
+      ])) > 0
+    );
+  }
+
+  async claimWebhook(jobId: string, lease: WebhookLease): Promise<WebhookClaim> {
+    // One UPDATE: a second claimer blocks on the row until the first commits, then finds its lease live (READ
+    // COMMITTED re-checks the WHERE on the row as committed), so exactly one of them gets it.
+    const [row] = await this.#query(
+      `UPDATE jobs SET webhook_holder = $2, webhook_lease_until = $3
+         WHERE id = $1 AND webhook_json::jsonb ->> 'status' = 'pending'
+           AND (webhook_lease_until IS NULL OR webhook_lease_until <= $4)
+         RETURNING ${JOB_READ_COLUMNS}`,
+      [jobId, lease.holder, lease.until, lease.now],
+    );
+    if (row) return { job: rowToJob(row), held: true, heldUntil: null };
+    const [other] = await this.#query(`SELECT ${JOB_READ_COLUMNS}, webhook_lease_until FROM jobs WHERE id = $1`, [
+      jobId,
+    ]);
+    return unclaimed(other);
+  }
+
+  async renewWebhook(jobId: string, holder: string, until: string): Promise<boolean> {
+    return (
+      (await this.#count('UPDATE jobs SET webhook_lease_until = $1 WHERE id = $2 AND webhook_holder = $3', [
+        until,
+        jobId,
+        holder,
+      ])) > 0
+    );
+  }
+
+  async settleWebhook(jobId: string, holder: string, state?: WebhookState): Promise<boolean> {
+    const sets = ['webhook_holder = NULL', 'webhook_lease_until = NULL'];
+    const params: unknown[] = [jobId, holder];
+    if (state) {
+      sets.push('webhook_json = $3', 'updated_at = $4');
+      params.push(JSON.stringify(state), this.#now().toISOString());
+    }
+    return (await this.#count(`UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND webhook_holder = $2`, params)) > 0;
   }
 
   async jobIds(): Promise<Set<string>> {

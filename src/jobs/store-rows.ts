@@ -1,6 +1,7 @@
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
 import { AppError, type ErrorCode } from '../errors.ts';
 import { isJobId } from './ids.ts';
+import type { WebhookClaim } from './job-store.ts';
 import {
   isLive,
   JOB_STATUSES,
@@ -149,6 +150,12 @@ export function rowToJob(r: Row): JobRecord {
     webhook: typeof r.webhook_json === 'string' ? JSON.parse(r.webhook_json) : null,
     chunkPlan: typeof r.chunk_plan_json === 'string' ? JSON.parse(r.chunk_plan_json) : null,
   };
+}
+
+/** A webhook claim that was not taken, from the job's row (JOB_READ_COLUMNS and webhook_lease_until) if any. */
+export function unclaimed(r: Row | undefined): WebhookClaim {
+  if (!r) return { job: null, held: false, heldUntil: null };
+  return { job: rowToJob(r), held: false, heldUntil: (r.webhook_lease_until as string | null) ?? null };
 }
 
 /** A chunk selected as CHUNK_STATE_COLUMNS. */

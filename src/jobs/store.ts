@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { DiskFullError, isDiskFull, isMalformedStore } from '../resources/disk-full.ts';
 import type { Transcript } from '../transcribe/types.ts';
-import type { JobStore, ListJobsQuery, PollView } from './job-store.ts';
+import type { JobStore, ListJobsQuery, PollView, WebhookClaim, WebhookLease } from './job-store.ts';
 import { migrate } from './migrations.ts';
 import { PollCache, visibleTo } from './poll-cache.ts';
 import {
@@ -22,11 +22,12 @@ import {
   LIVE_STATUSES,
   rowToJob,
   toSql,
+  unclaimed,
   type ChunkPatch,
   type JobPatch,
   type Row,
 } from './store-rows.ts';
-import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
+import type { ChunkRecord, ChunkState, JobRecord, JobStatus, WebhookState } from './types.ts';
 
 export interface JobStoreOptions {
   /** SQLite file, or ':memory:'. */
@@ -98,19 +99,22 @@ export class SqliteJobStore implements JobStore {
    * Every write goes through here: it counts the write, which is how the poll cache knows its copy is stale
    * (writes by other connections move `PRAGMA data_version` instead).
    */
-  #write(sql: string): { run(...params: SQLInputValue[]): number } {
+  #write(sql: string): { run(...params: SQLInputValue[]): number; get(...params: SQLInputValue[]): Row | undefined } {
     this.#writes += 1;
     const statement = this.#db.prepare(sql);
+    // A full volume is a state the jobs wait out (src/resources/storage-guard.ts), and a client retries: typed
+    // here, once, so no caller has to know SQLite's error codes.
+    const typed = <T>(write: () => T): T => {
+      try {
+        return write();
+      } catch (err) {
+        throw isDiskFull(err) ? new DiskFullError('job store', err) : err;
+      }
+    };
     return {
-      // A full volume is a state the jobs wait out (src/resources/storage-guard.ts), and a client retries: typed
-      // here, once, so no caller has to know SQLite's error codes.
-      run: (...params: SQLInputValue[]) => {
-        try {
-          return Number(statement.run(...params).changes);
-        } catch (err) {
-          throw isDiskFull(err) ? new DiskFullError('job store', err) : err;
-        }
-      },
+      run: (...params) => typed(() => Number(statement.run(...params).changes)),
+      // A write with RETURNING: the row as written.
+      get: (...params) => typed(() => statement.get(...params) as Row | undefined),
     };
   }
 
@@ -304,6 +308,57 @@ export class SqliteJobStore implements JobStore {
         )
         .all() as Row[]
     ).map(rowToJob);
+  }
+
+  async oweWebhook(jobId: string, state: WebhookState): Promise<boolean> {
+    return (
+      this.#write('UPDATE jobs SET webhook_json = ?, updated_at = ? WHERE id = ? AND webhook_json IS NULL').run(
+        JSON.stringify(state),
+        this.#now().toISOString(),
+        jobId,
+      ) > 0
+    );
+  }
+
+  async claimWebhook(jobId: string, lease: WebhookLease): Promise<WebhookClaim> {
+    // One statement: SQLite's write lock makes the check and the claim one step for every process on the file.
+    const row = this.#write(
+      `UPDATE jobs SET webhook_holder = ?, webhook_lease_until = ?
+         WHERE id = ? AND json_extract(webhook_json, '$.status') = 'pending'
+           AND (webhook_lease_until IS NULL OR webhook_lease_until <= ?)
+         RETURNING ${JOB_READ_COLUMNS}`,
+    ).get(lease.holder, lease.until, jobId, lease.now);
+    if (row) return { job: rowToJob(row), held: true, heldUntil: null };
+    const other = this.#db
+      .prepare(`SELECT ${JOB_READ_COLUMNS}, webhook_lease_until FROM jobs WHERE id = ?`)
+      .get(jobId) as Row | undefined;
+    return unclaimed(other);
+  }
+
+  async renewWebhook(jobId: string, holder: string, until: string): Promise<boolean> {
+    return (
+      this.#write('UPDATE jobs SET webhook_lease_until = ? WHERE id = ? AND webhook_holder = ?').run(
+        until,
+        jobId,
+        holder,
+      ) > 0
+    );
+  }
+
+  async settleWebhook(jobId: string, holder: string, state?: WebhookState): Promise<boolean> {
+    const sets = ['webhook_holder = NULL', 'webhook_lease_until = NULL'];
+    const params: SQLInputValue[] = [];
+    if (state) {
+      sets.push('webhook_json = ?', 'updated_at = ?');
+      params.push(JSON.stringify(state), this.#now().toISOString());
+    }
+    return (
+      this.#write(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ? AND webhook_holder = ?`).run(
+        ...params,
+        jobId,
+        holder,
+      ) > 0
+    );
   }
 
   async jobIds(): Promise<Set<string>> {

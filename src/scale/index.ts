@@ -6,7 +6,9 @@ import type { JobStore } from '../jobs/job-store.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
+import { uploadSlotBounds, type UploadLimits } from '../resources/upload-limits.ts';
 import type { BackendSpec } from '../transcribe/backends-config.ts';
+import type { SharedCircuit } from '../transcribe/circuit-share.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 
 /** BullMQ needs commands to wait through a Redis restart rather than fail after a few retries. */
@@ -65,4 +67,43 @@ export async function scaleOutRunner(
     now: deps.now,
   });
   return { runner, redisHealth: () => runner.redisHealth() };
+}
+
+/** What every host shares in scale-out mode besides the queue and the provider limit. */
+export interface ScaleOutShared {
+  /** The upload slots and the upload rate per key. */
+  uploadLimits: UploadLimits;
+  /** A backend's circuit breaker state, by backend name. */
+  circuit(backend: string): SharedCircuit;
+  close(): void;
+}
+
+/**
+ * The per-key upload bounds and the circuit breakers shared through Redis in scale-out mode; null in the
+ * single-process mode (each process keeps its own).
+ */
+export async function scaleOutShared(config: Config, logger: Logger): Promise<ScaleOutShared | null> {
+  if (!config.redisUrl) return null;
+  const [{ randomUUID }, { connectFailFast }, limits, { createCircuitBus }] = await Promise.all([
+    import('node:crypto'),
+    import('./shared-redis.ts'),
+    import('./shared-upload-limits.ts'),
+    import('./shared-circuit.ts'),
+  ]);
+  const log = logger.child({ component: 'shared-limits' });
+  const client = await connectFailFast(config.redisUrl, log);
+  const { prefix } = config.scale;
+  const retryAfterS = config.pressure.retryAfterS;
+  const bus = createCircuitBus({ redisUrl: config.redisUrl, client, prefix, processId: randomUUID(), logger });
+  return {
+    uploadLimits: {
+      slots: limits.createSharedUploadSlots({ client, prefix, logger: log, ...uploadSlotBounds(config) }),
+      rateCounter: limits.createSharedUploadCounter({ client, prefix, retryAfterS, logger: log }),
+    },
+    circuit: (backend) => bus.circuit(backend),
+    close() {
+      bus.close();
+      client.disconnect();
+    },
+  };
 }

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createDecodeChecker, createProber } from '../chunker/index.ts';
@@ -18,13 +20,14 @@ import { createJobDirs, type JobDirs } from '../resources/job-dirs.ts';
 import { createServiceMetrics } from '../metrics/service-metrics.ts';
 import { createPressureGauge } from '../resources/pressure-gauge.ts';
 import { createStorageGuard } from '../resources/storage-guard.ts';
+import { localUploadLimits, uploadSlotBounds } from '../resources/upload-limits.ts';
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
 import type { ModelListing, Services } from '../http/services.ts';
 import { systemClock } from '../transcribe/backoff.ts';
 import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
-import { scaleOutLimiter, scaleOutRunner } from '../scale/index.ts';
+import { scaleOutLimiter, scaleOutRunner, scaleOutShared } from '../scale/index.ts';
 import { createBackendStages } from './backend-stages.ts';
 import {
   createMediaValidator,
@@ -35,6 +38,9 @@ import {
 import { assertCallbackAccepted } from '../webhooks/callback-policy.ts';
 import { createWebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { createWebhookSender } from '../webhooks/sender.ts';
+
+/** How often a process sharing the store looks for webhook deliveries left by a process that died (lease: 30 s). */
+const WEBHOOK_RESCAN_MS = 30_000;
 
 /** The SQLite file of the job store. */
 export function storeFile(config: Pick<Config, 'dataDir'>): string {
@@ -147,11 +153,14 @@ export async function createServices(
     },
     { version: packageVersion(), nodeVersion: process.version },
   );
+  // Scale-out: the upload bounds per key and the circuit breakers are every host's, through Redis.
+  const sharedState = await scaleOutShared(config, logger);
   // Every configured backend, each with its own provider, limiter, breaker and transcriber; jobs go by model.
   const registry = await createBackendRegistry(config, {
     metrics,
     logger,
     sharedLimiter: (backend) => scaleOutLimiter(config, logger, backend),
+    sharedCircuit: (backend) => sharedState?.circuit(backend.name) ?? null,
   });
   const stages = createBackendStages(config, { registry, logger });
   const gate = createValidationGate({
@@ -184,6 +193,9 @@ export async function createServices(
     retryBaseMs: config.webhooks.retryBaseMs,
     retryMaxMs: config.webhooks.retryMaxMs,
     onOutcome: (outcome) => metrics.webhookDelivery(outcome),
+    holder: `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    // Other processes share the store: one that dies mid-attempt leaves a delivery only a backlog pass finds.
+    ...(shared || config.databaseUrl ? { rescanMs: WEBHOOK_RESCAN_MS } : {}),
   });
   const events = combineJobEvents(metrics, webhooks);
 
@@ -230,6 +242,7 @@ export async function createServices(
     uploads,
     dirPool,
     runner,
+    uploadLimits: sharedState?.uploadLimits ?? localUploadLimits(uploadSlotBounds(config)),
     feed: createJobFeed({
       store,
       clock: systemClock,
@@ -281,6 +294,7 @@ export async function createServices(
             await Promise.all(registry.backends.map((b) => b.limiter.stop()));
           },
           () => webhooks.stop(),
+          async () => sharedState?.close(),
           () => store.close(),
           async () => uploads.close(),
           async () => lock.release(),

@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts';
 import type { BackendModel, BackendSpec } from './backends-config.ts';
 import type { TranscriptionMetrics } from './instrument.ts';
 import { ENGINES } from './providers/index.ts';
+import type { SharedCircuit } from './circuit-share.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { createTranscription, type Transcription, type TranscriptionConfig } from './transcription.ts';
 import type { TranscriptionProvider } from './types.ts';
@@ -35,6 +36,8 @@ export interface BackendRegistryDeps {
   logger: Logger;
   /** A backend's limit shared through Redis in scale-out mode (keyed by its name); null: one of this process. */
   sharedLimiter?: (spec: BackendSpec) => Promise<RateLimiter | null>;
+  /** A backend's circuit state shared through Redis in scale-out mode (keyed by its name); null: this process's. */
+  sharedCircuit?: (spec: BackendSpec) => SharedCircuit | null;
 }
 
 export type BackendRegistryConfig = Pick<Config, 'backends' | 'model' | 'pocketsphinxModelDir'> &
@@ -67,6 +70,7 @@ export async function createBackendRegistry(
         metrics: deps.metrics,
         logger,
         limiter: (await deps.sharedLimiter?.(spec)) ?? null,
+        circuit: deps.sharedCircuit?.(spec) ?? null,
       },
     );
     backends.push({ ...transcription, spec, provider, chunks: ENGINES[spec.engine].chunks });

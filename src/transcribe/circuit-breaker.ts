@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
 import { systemClock, type Clock } from './backoff.ts';
+import { PROBE_HOLD_MS, type CircuitOpening, type SharedCircuit } from './circuit-share.ts';
 import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
@@ -64,6 +65,8 @@ export interface CircuitBreakerOptions {
   /** Wait before a probe after an auth or quota answer. @default 300000 */
   fatalCoolDownMs?: number;
   clock?: Clock;
+  /** Scale-out: the state other hosts share; without it the breaker is this process's alone. */
+  shared?: SharedCircuit | null;
 }
 
 interface Waiter {
@@ -80,6 +83,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     coolDownMs = 30_000,
     fatalCoolDownMs = 300_000,
     clock = systemClock,
+    shared = null,
   } = options;
   for (const [key, value] of Object.entries({ failureThreshold, coolDownMs, fatalCoolDownMs })) {
     if (!Number.isFinite(value) || value < (key === 'failureThreshold' ? 1 : 0)) {
@@ -94,29 +98,47 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   let openedAt: number | null = null;
   let retryAt: number | null = null;
   let probeInFlight = false;
+  /** With a shared circuit: whether this process has the probe of every host for this half-open (null: not asked). */
+  let probeRight: 'asking' | 'mine' | 'theirs' | null = null;
+  /** Owns asking again once another host's claim has run out without news from it. */
+  let probeRetry: DeadlineTimer | undefined;
   /** Owns the wait of parked callers for the cool-down: it re-arms until the clock has reached retryAt. */
   let coolDown: DeadlineTimer | undefined;
   const waiters: Waiter[] = [];
 
   const isFatal = () => state === 'open' && code !== null && FATAL_CODES.has(code);
 
-  const open = (why: string, openCode: ErrorCode) => {
-    const wasFatal = isFatal();
+  /** Enters `opening` (this host's evidence, or another host's); false when a fatal open already holds. */
+  const enter = (opening: CircuitOpening, from: 'this host' | 'another host'): boolean => {
     // A fatal reason is not downgraded by a plain fault that arrives while it is open.
-    if (wasFatal && !FATAL_CODES.has(openCode)) return;
+    if (isFatal() && !FATAL_CODES.has(opening.code)) return false;
     state = 'open';
-    reason = why;
-    code = openCode;
-    openedAt = clock.now();
-    retryAt = openedAt + (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs);
+    ({ reason, code, openedAt, retryAt } = opening);
     probeInFlight = false;
+    resetProbeRight();
     coolDown?.cancel();
-    coolDown = atDeadline(clock, retryAt, pump);
-    log.warn({ reason: why, code: openCode, failures, retryAt: new Date(retryAt).toISOString() }, 'circuit opened');
+    coolDown = atDeadline(clock, opening.retryAt, pump);
+    log.warn(
+      { reason: opening.reason, code: opening.code, failures, from, retryAt: new Date(opening.retryAt).toISOString() },
+      'circuit opened',
+    );
     pump();
+    return true;
+  };
+
+  const open = (why: string, openCode: ErrorCode) => {
+    const now = clock.now();
+    const opening = {
+      code: openCode,
+      reason: why,
+      openedAt: now,
+      retryAt: now + (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs),
+    };
+    if (enter(opening, 'this host')) shared?.publish({ open: opening });
   };
 
   const close = () => {
+    resetProbeRight();
     coolDown?.cancel();
     coolDown = undefined;
     if (state !== 'closed') log.info({ after: reason }, 'circuit closed');
@@ -142,8 +164,10 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       probe,
       succeed: once(() => {
         // Only the probe's success is fresh evidence; a call admitted before the circuit opened is not.
-        if (probe) close();
-        else if (state === 'closed') failures = 0;
+        if (probe) {
+          close();
+          shared?.publish({ closedAt: clock.now() });
+        } else if (state === 'closed') failures = 0;
       }),
       fail: (info: FailureInfo) =>
         once(() => {
@@ -164,6 +188,40 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   const rejection = () =>
     new CircuitOpenError(name, code ?? 'PROVIDER_UNAVAILABLE', reason ?? 'circuit open', retryAt ?? clock.now());
 
+  function resetProbeRight(): void {
+    probeRight = null;
+    probeRetry?.cancel();
+    probeRetry = undefined;
+  }
+
+  /**
+   * Whether this process may send the half-open probe now: always on its own; with a shared circuit, once it has
+   * claimed the probe of every host (asked here, answered later through pump). Another host's claim is waited
+   * out: its probe's outcome arrives as a mirrored close or open, or the claim runs out and this one asks again.
+   */
+  function mayProbe(): boolean {
+    if (!shared || probeRight === 'mine') return true;
+    if (probeRight !== null) return false;
+    probeRight = 'asking';
+    const period = openedAt;
+    void shared
+      .claimProbe(PROBE_HOLD_MS)
+      .catch(() => true)
+      .then((won) => {
+        if (state !== 'half-open' || openedAt !== period) return;
+        probeRight = won ? 'mine' : 'theirs';
+        if (!won) {
+          log.info('circuit half-open: another host sends the probe');
+          probeRetry = atDeadline(clock, clock.now() + PROBE_HOLD_MS, () => {
+            probeRight = null;
+            pump();
+          });
+        }
+        pump();
+      });
+    return false;
+  }
+
   /** Move waiters along after any state change. */
   function pump(): void {
     if (state === 'open' && retryAt !== null && clock.now() >= retryAt) {
@@ -175,10 +233,21 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     } else if (isFatal()) {
       const err = rejection();
       for (const w of waiters.splice(0)) w.reject(err);
-    } else if (state === 'half-open' && !probeInFlight) {
+    } else if (state === 'half-open' && !probeInFlight && waiters.length > 0 && mayProbe()) {
       waiters.shift()?.resolve(makePermit(true));
     }
   }
+
+  // Another host's open holds this one's callers too (a revoked key is revoked everywhere); its close, after a
+  // probe that succeeded there, frees them. A close older than this breaker's open is not about that open.
+  shared?.follow({
+    opened: (opening) => {
+      if (opening.retryAt > clock.now()) enter(opening, 'another host');
+    },
+    closed: (closedAt) => {
+      if (state !== 'closed' && openedAt !== null && openedAt <= closedAt) close();
+    },
+  });
 
   return {
     admit(signal) {
@@ -186,7 +255,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       pump();
       if (state === 'closed') return Promise.resolve(makePermit(false));
       if (isFatal()) return Promise.reject(rejection());
-      if (state === 'half-open' && !probeInFlight) return Promise.resolve(makePermit(true));
+      if (state === 'half-open' && !probeInFlight && mayProbe()) return Promise.resolve(makePermit(true));
       return new Promise<CircuitPermit>((resolve, reject) => {
         const onAbort = () => {
           const i = waiters.indexOf(waiter);

@@ -4,6 +4,7 @@ import { createChunkRemedies } from './chunk-remedies.ts';
 import { createChunkReshaper } from './chunk-reshaper.ts';
 import { createChunkTranscriber, type ChunkTranscriber } from './chunk-transcriber.ts';
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts';
+import type { SharedCircuit } from './circuit-share.ts';
 import {
   instrumentLimiter,
   instrumentProvider,
@@ -26,6 +27,8 @@ export interface TranscriptionDeps {
   logger: Logger;
   /** The provider limit shared through Redis in scale-out mode; when absent, one of this process is made. */
   limiter?: RateLimiter | null;
+  /** The breaker's state shared with the other hosts in scale-out mode; when absent, it is this process's. */
+  circuit?: SharedCircuit | null;
 }
 
 export interface Transcription {
@@ -54,6 +57,7 @@ export function createTranscription(config: TranscriptionConfig, deps: Transcrip
     logger,
     failureThreshold: config.circuit.failureThreshold,
     coolDownMs: config.circuit.coolDownMs,
+    shared: deps.circuit ?? null,
   });
   const transcriber = createChunkTranscriber({
     provider: instrumentProvider(provider, metrics, name),

@@ -5,6 +5,7 @@ import type { JobStore } from '../jobs/job-store.ts';
 import type { JobRecord, WebhookState } from '../jobs/types.ts';
 import { computeBackoffMs, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { atDeadline, type DeadlineTimer } from '../transcribe/deadline-timer.ts';
+import { createDeliveryLeases } from './delivery-lease.ts';
 import { WebhookRefusedError, type WebhookSend } from './sender.ts';
 import { signWebhook } from './signature.ts';
 
@@ -17,7 +18,7 @@ export const WEBHOOK_OUTCOMES = ['delivered', 'failed_attempt', 'failed', 'refus
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 
 export interface WebhookDispatcherOptions {
-  store: Pick<JobStore, 'getJob' | 'updateJob' | 'webhookBacklog'>;
+  store: Pick<JobStore, 'webhookBacklog' | 'oweWebhook' | 'claimWebhook' | 'renewWebhook' | 'settleWebhook'>;
   /**
    * The job as the API shows it at `nowMs` (the HTTP layer's job resource): the delivery's data. Given by the
    * wiring, so the representation has one owner and this module stays below the HTTP layer.
@@ -32,6 +33,15 @@ export interface WebhookDispatcherOptions {
   retryMaxMs: number;
   /** Told of every attempt's outcome once it is stored (metrics); must not throw. */
   onOutcome: (outcome: WebhookOutcome) => void;
+  /** This process in delivery leases (host, pid, a random part): unique among the processes sharing the store. */
+  holder: string;
+  /** How long a claim on a delivery lasts unless renewed (every third of it while an attempt runs). @default 30000 */
+  leaseMs?: number;
+  /**
+   * Other processes share the store: the backlog is read again this often, so a delivery whose process died
+   * mid-attempt is taken over once its lease ends. Unset: read at start only (no other process can hold one).
+   */
+  rescanMs?: number;
   /** @default systemClock */
   clock?: Clock;
   /** @default Math.random */
@@ -39,7 +49,10 @@ export interface WebhookDispatcherOptions {
 }
 
 export interface WebhookDispatcher extends Pick<JobEvents, 'ended'> {
-  /** Picks up deliveries a previous process owed: pending ones at their next attempt, unstarted ones now. */
+  /**
+   * Picks up deliveries owed in the store (by a previous process, or by another live one): pending ones at their
+   * next attempt, unstarted ones now; with `rescanMs`, again and again.
+   */
   start(): Promise<void>;
   /** No new attempts; waits for the ones in flight (each bounded by its timeout). */
   stop(): Promise<void>;
@@ -52,6 +65,8 @@ const MAX_ERROR_CHARS = 300;
  * POSTs `{type, timestamp, data: <job resource>}` to a job's callback_url when it completes or fails, signed per
  * Standard Webhooks, retried with exponential backoff. Every attempt's outcome is stored on the job before the
  * next is scheduled, so a restart resumes where it was (delivery is at least once: receivers dedupe on webhook-id).
+ * Each attempt is made under a lease claimed in the store, so of the processes (hosts) sharing it only one sends
+ * an event at a time; a process that dies mid-attempt stops renewing, and another one takes over when it ends.
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const {
@@ -64,6 +79,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     retryBaseMs,
     retryMaxMs,
     onOutcome,
+    holder,
+    leaseMs = 30_000,
+    rescanMs,
     clock = systemClock,
     random = Math.random,
   } = options;
@@ -72,6 +90,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   /** Pending states being stored by `begin`, which the job's first attempt waits for. */
   const recording = new Map<string, Promise<void>>();
   let stopped = false;
+  let rescan: DeadlineTimer | null = null;
 
   /** The attempt goes when the clock reaches dueAt (epoch ms), never before the next_attempt_at stored for it. */
   function schedule(jobId: string, dueAt: number): void {
@@ -85,25 +104,23 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     timers.set(jobId, timer);
   }
 
-  async function record(jobId: string, state: WebhookState): Promise<void> {
-    await store.updateJob(jobId, { webhook: state });
-  }
-
   async function payload(job: JobRecord): Promise<string> {
     // The delivery state inside the delivery would only describe the attempt before this one.
     const { webhook: _webhook, ...data } = await describe(job, clock.now());
     return JSON.stringify({ type: `job.${job.status}`, timestamp: new Date(clock.now()).toISOString(), data });
   }
 
+  const leases = createDeliveryLeases({ store, holder, leaseMs, clock, logger });
+
   async function deliver(jobId: string): Promise<void> {
     await recording.get(jobId);
-    const job = await store.getJob(jobId);
-    // Deleted meanwhile: nothing to tell anyone about.
-    if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') return;
+    const job = await leases.claimDue(jobId, (dueAt) => schedule(jobId, dueAt));
+    if (!job?.request.callback_url) return;
     const log = logger.child({ jobId });
+    const settle = (state: WebhookState) => leases.settle(jobId, state, log);
     const attempts = job.webhook.attempts + 1;
     if (secret === undefined) {
-      await record(jobId, {
+      await settle({
         status: 'failed',
         attempts,
         last_status_code: null,
@@ -122,35 +139,30 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     let statusCode: number | null = null;
     let error: string | null = null;
     let permanent = false;
+    const release = leases.keep(jobId, log);
     try {
       statusCode = (await send({ url: job.request.callback_url, body, headers })).statusCode;
       if (statusCode < 200 || statusCode > 299) error = `the receiver answered HTTP ${statusCode}`;
     } catch (err) {
       permanent = err instanceof WebhookRefusedError;
       error = `${permanent ? 'refused: ' : ''}${errorMessage(err)}`.slice(0, MAX_ERROR_CHARS);
+    } finally {
+      release();
     }
+    // Each outcome is told (log, metrics) only once stored: a process whose lease was taken over stores nothing.
+    const answer = { attempts, last_status_code: statusCode, last_error: error };
     if (error === null) {
-      await record(jobId, {
-        status: 'delivered',
-        attempts,
-        last_status_code: statusCode,
-        last_error: null,
-        next_attempt_at: null,
-      });
-      log.info({ attempts, statusCode }, 'webhook delivered');
-      onOutcome('delivered');
+      if (await settle({ status: 'delivered', ...answer, next_attempt_at: null })) {
+        log.info({ attempts, statusCode }, 'webhook delivered');
+        onOutcome('delivered');
+      }
       return;
     }
     if (permanent || attempts >= maxAttempts) {
-      await record(jobId, {
-        status: 'failed',
-        attempts,
-        last_status_code: statusCode,
-        last_error: error,
-        next_attempt_at: null,
-      });
-      log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
-      onOutcome(permanent ? 'refused' : 'failed');
+      if (await settle({ status: 'failed', ...answer, next_attempt_at: null })) {
+        log.warn({ attempts, statusCode, error }, 'webhook delivery given up');
+        onOutcome(permanent ? 'refused' : 'failed');
+      }
       return;
     }
     // Jitter in the upper half only: a receiver that just failed is not called again at once.
@@ -162,31 +174,30 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       floorMs: ceilingMs / 2,
       random,
     });
-    const dueAt = clock.now() + delayMs;
-    await record(jobId, {
-      status: 'pending',
-      attempts,
-      last_status_code: statusCode,
-      last_error: error,
-      next_attempt_at: new Date(dueAt).toISOString(),
-    });
+    const nextAt = clock.now() + delayMs;
+    if (!(await settle({ status: 'pending', ...answer, next_attempt_at: new Date(nextAt).toISOString() }))) return;
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
     onOutcome('failed_attempt');
-    schedule(jobId, dueAt);
+    schedule(jobId, nextAt);
   }
 
-  /** The delivery is owed from now on: its first attempt waits until the pending state is stored, since it reads it. */
+  /**
+   * The delivery is owed from now on: its first attempt waits until the pending state is stored, since it reads it.
+   * Stored only where no state is (another process may have begun it, or even delivered it, meanwhile).
+   */
   function begin(job: JobRecord): void {
     if (job.status !== 'completed' && job.status !== 'failed') return;
     if (!job.request.callback_url) return;
-    const owed = record(job.id, {
-      status: 'pending',
-      attempts: 0,
-      last_status_code: null,
-      last_error: null,
-      next_attempt_at: new Date(clock.now()).toISOString(),
-    })
-      // Not stored: the attempt finds no pending state and sends nothing; the next start's backlog pass owes it.
+    const owed = store
+      .oweWebhook(job.id, {
+        status: 'pending',
+        attempts: 0,
+        last_status_code: null,
+        last_error: null,
+        next_attempt_at: new Date(clock.now()).toISOString(),
+      })
+      .then(() => undefined)
+      // Not stored: the attempt finds no pending state and sends nothing; the next backlog pass owes it.
       .catch((err: unknown) => logger.error({ jobId: job.id, err }, 'webhook delivery not recorded'))
       .finally(() => {
         if (recording.get(job.id) === owed) recording.delete(job.id);
@@ -195,20 +206,36 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     schedule(job.id, clock.now());
   }
 
+  async function pickUpBacklog(): Promise<void> {
+    for (const job of await store.webhookBacklog()) {
+      if (job.webhook?.status !== 'pending') begin(job);
+      else {
+        // A stored time that does not parse (NaN) is owed now rather than never.
+        const dueAt = Date.parse(job.webhook.next_attempt_at ?? '');
+        schedule(job.id, Number.isNaN(dueAt) ? clock.now() : dueAt);
+      }
+    }
+  }
+
+  /** The next backlog pass, re-armed after each one whatever it found (a store that failed is read again later). */
+  function armRescan(every: number): void {
+    if (stopped) return;
+    rescan = atDeadline(clock, clock.now() + every, () => {
+      void pickUpBacklog()
+        .catch((err: unknown) => logger.warn({ err }, 'webhook backlog not read'))
+        .finally(() => armRescan(every));
+    });
+  }
+
   return {
     ended: begin,
     async start() {
-      for (const job of await store.webhookBacklog()) {
-        if (job.webhook?.status !== 'pending') begin(job);
-        else {
-          // A stored time that does not parse (NaN) is owed now rather than never.
-          const dueAt = Date.parse(job.webhook.next_attempt_at ?? '');
-          schedule(job.id, Number.isNaN(dueAt) ? clock.now() : dueAt);
-        }
-      }
+      await pickUpBacklog();
+      if (rescanMs !== undefined) armRescan(rescanMs);
     },
     async stop() {
       stopped = true;
+      rescan?.cancel();
       for (const timer of timers.values()) timer.cancel();
       timers.clear();
       await Promise.allSettled([...inFlight, ...recording.values()]);

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promi
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SqliteJobStore } from '../../src/jobs/store.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -249,7 +249,12 @@ describe.skipIf(!mountable.ok)('a job while DATA_DIR (a 16 MiB tmpfs) fills up a
     await unmount(mnt);
   });
 
-  it('pauses with progress.waiting disk_full, keeps serving, refuses uploads, then completes with every chunk sent once', async () => {
+  it('pauses with progress.waiting disk_full, keeps serving, refuses uploads, then completes with every chunk sent once', async ({
+    skip,
+  }) => {
+    // The pause comes from the job store's own writes failing on the full DATA_DIR: with TEST_STORE=postgresql the
+    // store is elsewhere, the results are stored, and a job whose chunks are cut has nothing left to write there.
+    if (inject('testPostgresUrl') !== null) skip('the job store is not on DATA_DIR');
     const fixture = speechFixture();
     mnt = await mountTmpfs('16m');
     // Every answer takes 2 s: the disk fills while the first chunks are with the provider.

@@ -262,6 +262,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       time: Date.now(),
       receivedAt: null,
       answeredAt: null,
+      remoteAddress: req.socket.remoteAddress ?? null,
       method: req.method ?? 'GET',
       path,
       model: null,
@@ -291,14 +292,15 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     });
   }
 
+  const host = options.host ?? '127.0.0.1';
   const server = http.createServer(handle);
-  server.listen(0, '127.0.0.1');
+  server.listen(options.port ?? 0, host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
 
   let closing: Promise<void> | null = null;
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `http://${host}:${port}/v1`,
     port,
     requests,
     script(faults, target = 'transcriptions') {

@@ -12,6 +12,8 @@ export interface RequestLogEntry {
   receivedAt: number | null;
   /** Date.now() when it was answered, null before (and for drop/stall/client_closed). */
   answeredAt: number | null;
+  /** The client's address: which host sent it, where the hosts are network namespaces. */
+  remoteAddress: string | null;
   method: string;
   path: string;
   model: string | null;
@@ -44,6 +46,10 @@ export type FaultScript = FaultSpec[] | FaultScriptFn;
 export type FakeRoute = 'transcriptions' | 'models';
 
 export interface FakeOpenAIOptions {
+  /** The address to listen on. @default 127.0.0.1 */
+  host?: string;
+  /** @default a free port */
+  port?: number;
   /** The one accepted Bearer key; null accepts any. @default FAKE_OPENAI_KEY */
   apiKey?: string | null;
   /** @default the openai models of src/transcribe/models.ts */

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,12 @@ import { startServer } from '../helper.ts';
 import { until } from '../support/until.ts';
 
 const LOCK_MODULE = path.resolve(import.meta.dirname, '../../src/resources/data-dir-lock.ts');
+
+/** What a lock taken by this process holds: its pid, start time and host. */
+function selfRecord(): string {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  return `${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]} ${os.hostname()}`;
+}
 
 /** The state letter of /proc/<pid>/stat, or null when there is no such process. */
 function procState(pid: number): string | null {
@@ -131,7 +137,7 @@ describe('the DATA_DIR lock', () => {
     // A service starting on the DATA_DIR right after the kill takes the lock.
     const server = await startServer({ TRANSCRIBE_PROVIDER: 'local' }, dataDir);
     try {
-      expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toMatch(new RegExp(`^${process.pid} \\d+$`));
+      expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toBe(selfRecord());
       expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
       expect(procState(holderPid)).toBe('Z');
     } finally {
@@ -156,7 +162,7 @@ describe('the DATA_DIR lock', () => {
       const holder = Number(holders[0]!.split(' ')[1]);
       for (const a of answers.filter((x) => !x.startsWith('LOCKED ')))
         expect(a, `round ${round}`).toMatch(`is in use by process ${holder};`);
-      expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^${holder} \\d+$`));
+      expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^${holder} \\d+ ${os.hostname()}$`));
     }
     // Nothing of the takeovers is left beside the lock.
     expect(readdirSync(dataDir).sort()).toEqual(['service.lock']);
@@ -170,7 +176,7 @@ describe('the DATA_DIR lock', () => {
     const old = new Date(Date.now() - 60_000);
     utimesSync(guard, old, old);
     const lock = lockDataDir(dataDir);
-    expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toMatch(new RegExp(`^${process.pid}( \\d+)?$`));
+    expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toBe(selfRecord());
     lock.release();
   });
 
@@ -180,7 +186,7 @@ describe('the DATA_DIR lock', () => {
     // The pid runs, but it is not the process that wrote the lock: that one started at another time.
     writeFileSync(path.join(dataDir, 'service.lock'), `${other.pid} 1`);
     const lock = lockDataDir(dataDir);
-    expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toMatch(new RegExp(`^${process.pid}( \\d+)?$`));
+    expect(readFileSync(path.join(dataDir, 'service.lock'), 'utf8')).toBe(selfRecord());
     lock.release();
   });
 
@@ -193,5 +199,39 @@ describe('the DATA_DIR lock', () => {
     expect(() => lockDataDir(dataDir)).toThrow(`is in use by process ${other.pid}`);
     writeFileSync(path.join(dataDir, 'service.lock'), String(other.pid));
     expect(() => lockDataDir(dataDir)).toThrow(`is in use by process ${other.pid}`);
+  });
+
+  it("never judges another host's lock by its pid: refused while rewritten lately, taken over once a minute old", async () => {
+    const dataDir = await tempDir();
+    const file = path.join(dataDir, 'service.lock');
+    const other = await otherProcess();
+    // On another host (a shared volume), a pid alive here, one that is not, and this very process's pid.
+    for (const pid of [other.pid, 2 ** 22 + 1, process.pid]) {
+      writeFileSync(file, `${pid} 12345 host-b.example`);
+      expect(() => lockDataDir(dataDir)).toThrow(`is in use by process ${pid} on host host-b.example`);
+      expect(() => lockDataDir(dataDir, { shared: true })).toThrow(
+        `single-process service ${pid} on host host-b.example`,
+      );
+    }
+    // Not rewritten for over a minute: that host is gone, whatever its pid is here.
+    const old = new Date(Date.now() - 61_000);
+    utimesSync(file, old, old);
+    lockDataDir(dataDir, { shared: true }).release();
+    const lock = lockDataDir(dataDir);
+    expect(readFileSync(file, 'utf8')).toBe(selfRecord());
+    lock.release();
+    expect(readdirSync(dataDir)).toEqual([]);
+  });
+
+  it('rewrites the lock it holds (its heartbeat) until it is released', async () => {
+    const dataDir = await tempDir();
+    const file = path.join(dataDir, 'service.lock');
+    const lock = lockDataDir(dataDir, { heartbeatMs: 20 });
+    const old = new Date(Date.now() - 61_000);
+    utimesSync(file, old, old);
+    await until(() => statSync(file).mtimeMs > old.getTime() + 30_000, 'the lock to be rewritten');
+    expect(readFileSync(file, 'utf8')).toBe(selfRecord());
+    lock.release();
+    expect(readdirSync(dataDir)).toEqual([]);
   });
 });

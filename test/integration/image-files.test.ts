@@ -166,8 +166,8 @@ describe('docker/compose.yaml', () => {
   const compose = parse(read('docker/compose.yaml'), { merge: true }) as { services: Record<string, Service> };
   const ours = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
 
-  it('builds the api and the worker from the Dockerfile with args it declares', () => {
-    expect(ours.map(([name]) => name)).toEqual(['api', 'worker']);
+  it("builds the api and the worker (and the cluster profile's) from the Dockerfile with args it declares", () => {
+    expect(ours.map(([name]) => name)).toEqual(['api', 'worker', 'cluster-api', 'cluster-worker']);
     for (const [, s] of ours) {
       const context = path.resolve(root, 'docker', s.build?.context ?? '');
       expect(existsSync(path.join(context, s.build?.dockerfile ?? ''))).toBe(true);

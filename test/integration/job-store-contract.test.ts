@@ -9,6 +9,7 @@ import { newJobId } from '../../src/jobs/ids.ts';
 import { PgJobStore } from '../../src/jobs/pg-store.ts';
 import { SqliteJobStore } from '../../src/jobs/store.ts';
 import type { ChunkResult, Transcript } from '../../src/transcribe/types.ts';
+import type { WebhookState } from '../../src/jobs/types.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { startTestPostgres, type TestPostgres } from '../support/postgres-server.ts';
 
@@ -230,6 +231,80 @@ describe.each(STORES)('job store contract: %s', (kind, open) => {
     await store.ping();
   });
 
+  it('lets one process at a time claim a webhook delivery, and another take it over when the lease ends', async () => {
+    const { store, other } = await open();
+    const id = newJobId();
+    const done = jobRecord(id, 'completed', '2030-01-01T00:01:00.000Z');
+    await store.insertJob({ ...done, request: { ...done.request, callback_url: 'https://example.test/hook' } });
+    const at = (s: number) => new Date(Date.parse('2030-01-01T00:02:00.000Z') + s * 1000).toISOString();
+    const lease = (holder: string, s: number) => ({ holder, now: at(s), until: at(s + 30) });
+    const owed = { status: 'pending', attempts: 0, last_status_code: null, last_error: null, next_attempt_at: at(0) };
+    // Nothing is owed yet: nothing to claim.
+    expect(await store.claimWebhook(id, lease('a', 0))).toMatchObject({ held: false, heldUntil: null });
+    expect(await store.oweWebhook(id, owed as WebhookState)).toBe(true);
+    // Owed once: another process beginning the same delivery writes nothing.
+    expect(await other.oweWebhook(id, { ...(owed as WebhookState), attempts: 9 })).toBe(false);
+
+    const claimed = await store.claimWebhook(id, lease('a', 0));
+    expect(claimed).toMatchObject({ held: true, heldUntil: null, job: { id, webhook: owed } });
+    expect(await other.claimWebhook(id, lease('b', 1))).toMatchObject({ held: false, heldUntil: at(30) });
+    // A live lease is not claimed again, even by its holder (one attempt at a time in one process too).
+    expect((await store.claimWebhook(id, lease('a', 2))).held).toBe(false);
+    expect(await other.renewWebhook(id, 'b', at(100))).toBe(false);
+    expect(await store.renewWebhook(id, 'a', at(40))).toBe(true);
+    expect(await other.claimWebhook(id, lease('b', 35))).toMatchObject({ held: false, heldUntil: at(40) });
+
+    // 'a' stopped renewing (dead host): at the lease's end 'b' takes the delivery over; 'a' can store nothing.
+    expect((await other.claimWebhook(id, lease('b', 40))).held).toBe(true);
+    const delivered: WebhookState = {
+      status: 'delivered',
+      attempts: 1,
+      last_status_code: 200,
+      last_error: null,
+      next_attempt_at: null,
+    };
+    expect(await store.settleWebhook(id, 'a', { ...delivered, last_status_code: 500 })).toBe(false);
+    expect(await store.renewWebhook(id, 'a', at(100))).toBe(false);
+    expect(await other.settleWebhook(id, 'b', delivered)).toBe(true);
+    expect((await store.getJob(id))?.webhook).toEqual(delivered);
+    // Delivered: nothing left to claim, by anyone.
+    expect(await store.claimWebhook(id, lease('a', 200))).toMatchObject({ held: false, heldUntil: null });
+
+    // A release without an outcome keeps the stored state and frees the delivery at once.
+    await store.updateJob(id, { webhook: owed as WebhookState });
+    expect((await store.claimWebhook(id, lease('a', 300))).held).toBe(true);
+    expect(await store.settleWebhook(id, 'a')).toBe(true);
+    expect((await store.getJob(id))?.webhook).toEqual(owed);
+    expect((await other.claimWebhook(id, lease('b', 301))).held).toBe(true);
+    expect(await store.claimWebhook(newJobId(), lease('a', 0))).toEqual({ job: null, held: false, heldUntil: null });
+  });
+
+  it('gives a webhook delivery to exactly one of many processes claiming it at the same moment', async () => {
+    const { store, other } = await open();
+    const id = newJobId();
+    const done = jobRecord(id, 'failed', '2030-01-01T00:01:00.000Z');
+    await store.insertJob({ ...done, request: { ...done.request, callback_url: 'https://example.test/hook' } });
+    const state: WebhookState = {
+      status: 'pending',
+      attempts: 2,
+      last_status_code: 503,
+      last_error: null,
+      next_attempt_at: null,
+    };
+    await store.oweWebhook(id, state);
+    const claims = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        (i % 2 ? other : store).claimWebhook(id, {
+          holder: `p${i}`,
+          now: '2030-01-01T00:02:00.000Z',
+          until: '2030-01-01T00:02:30.000Z',
+        }),
+      ),
+    );
+    expect(claims.filter((c) => c.held)).toHaveLength(1);
+    expect(claims.filter((c) => !c.held).every((c) => c.heldUntil === '2030-01-01T00:02:30.000Z')).toBe(true);
+  });
+
   it('deletes a job with its chunks', async () => {
     const { store } = await open();
     const id = newJobId();
@@ -287,7 +362,7 @@ describe('PostgreSQL store: migrations', () => {
     const client = new Client({ connectionString: url });
     await client.connect();
     try {
-      expect((await client.query('SELECT version FROM chunkscribe_schema')).rows).toEqual([{ version: 1 }]);
+      expect((await client.query('SELECT version FROM chunkscribe_schema')).rows).toEqual([{ version: 2 }]);
     } finally {
       await client.end();
     }

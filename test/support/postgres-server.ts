@@ -1,9 +1,10 @@
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { chownSync, existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { LOOPBACK, type Place } from './place.ts';
 import { freePort } from './ports.ts';
 
 /** Debian's PostgreSQL 15 (apt-get install postgresql; scripts/test.sh does it). */
@@ -14,7 +15,7 @@ const USER = 'chunkscribe';
 const RUN_AS = 'nobody';
 
 export interface TestPostgres {
-  /** postgres://chunkscribe@127.0.0.1:<port>/<database> for a database made by createDatabase. */
+  /** postgres://chunkscribe@<host>:<port>/<database> for a database made by createDatabase. */
   urlOf(database: string): string;
   /** A fresh, empty database on this server: one per test keeps tests apart without another cluster. */
   createDatabase(): Promise<string>;
@@ -22,10 +23,11 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-function run(command: string, args: string[], asUser: boolean): void {
+function run(command: string, args: string[], asUser: boolean, place: Place = LOOPBACK): void {
   const options: SpawnSyncOptions = { encoding: 'utf8', timeout: 60_000 };
   const asRoot = process.getuid?.() === 0;
-  const [file, argv] = asRoot && asUser ? ['runuser', ['-u', RUN_AS, '--', command, ...args]] : [command, args];
+  const [user, userArgs] = asRoot && asUser ? ['runuser', ['-u', RUN_AS, '--', command, ...args]] : [command, args];
+  const [file, argv] = place.wrap(user, userArgs);
   const result = spawnSync(file, argv, options);
   if (result.error || result.status !== 0) {
     const output = `${String(result.stdout ?? '')}${String(result.stderr ?? '')}`.trim();
@@ -35,13 +37,21 @@ function run(command: string, args: string[], asUser: boolean): void {
 
 let databases = 0;
 
+export interface TestPostgresOptions {
+  /** Where the server runs and listens: another host (a network namespace) accepts TCP from 198.18.0.0/15. */
+  place?: Place;
+  /** @default a port free on 127.0.0.1 */
+  port?: number;
+}
+
 /**
- * A private PostgreSQL cluster: initdb in a temp dir, the server on a free 127.0.0.1 port and a unix socket in that
- * dir (never the system's), stopped and removed by stop(). fsync is off: the tests never crash the database's
- * host, only the service's processes, and a committed row survives those. Throws (the test fails, it is not
- * skipped) when PostgreSQL is not installed.
+ * A private PostgreSQL cluster: initdb in a temp dir, the server on a free 127.0.0.1 port (or `place`) and a unix
+ * socket in that dir (never the system's), stopped and removed by stop(). fsync is off: the tests never crash the
+ * database's host, only the service's processes, and a committed row survives those. Throws (the test fails, it
+ * is not skipped) when PostgreSQL is not installed.
  */
-export async function startTestPostgres(): Promise<TestPostgres> {
+export async function startTestPostgres(opts: TestPostgresOptions = {}): Promise<TestPostgres> {
+  const place = opts.place ?? LOOPBACK;
   if (!existsSync(path.join(BIN, 'postgres'))) {
     throw new Error(`PostgreSQL 15 is not installed in ${BIN} (apt-get install postgresql; scripts/test.sh does it)`);
   }
@@ -51,12 +61,16 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     chownSync(dir, uid, gid);
   }
   const data = path.join(dir, 'data');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   run(path.join(BIN, 'initdb'), ['-D', data, '-U', USER, '--auth=trust', '-E', 'UTF8', '--no-sync'], true);
+  if (place.host !== LOOPBACK.host) {
+    // initdb trusts loopback only; the other hosts of a test are in the network-test range.
+    await appendFile(path.join(data, 'pg_hba.conf'), 'host all all 198.18.0.0/15 trust\n');
+  }
   const options = [
     `-p ${port}`,
     `-k ${dir}`,
-    '-c listen_addresses=127.0.0.1',
+    `-c listen_addresses=${place.host}`,
     '-c fsync=off',
     '-c max_connections=200',
   ].join(' ');
@@ -64,15 +78,16 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     path.join(BIN, 'pg_ctl'),
     ['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start'],
     true,
+    place,
   );
   const stop = async () => {
     try {
-      run(path.join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], true);
+      run(path.join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], true, place);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   };
-  const urlOf = (database: string) => `postgres://${USER}@127.0.0.1:${port}/${database}`;
+  const urlOf = (database: string) => `postgres://${USER}@${place.host}:${port}/${database}`;
   return {
     port,
     urlOf,

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { LOOPBACK, type Place } from './place.ts';
 import { freePort } from './ports.ts';
 import { until } from './until.ts';
 
@@ -19,12 +20,12 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+async function waitForPort(host: string, port: number, child: ChildProcess): Promise<void> {
   await until(
     () => {
       if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
       return new Promise<boolean>((resolve) => {
-        const sock = net.connect(port, '127.0.0.1');
+        const sock = net.connect(port, host);
         sock.once('connect', () => {
           sock.write('PING\r\n');
           sock.once('data', (d) => {
@@ -46,9 +47,9 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
 }
 
 /** Sends one Redis command (inline protocol) and resolves with the first line of the answer. */
-function redisCommand(port: number, command: string): Promise<string> {
+function redisCommand(host: string, port: number, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(`${command}\r\n`));
+    const socket = net.connect(port, host, () => socket.write(`${command}\r\n`));
     socket.once('data', (d: Buffer) => {
       socket.destroy();
       resolve(d.toString('utf8').split('\r\n')[0] ?? '');
@@ -57,28 +58,35 @@ function redisCommand(port: number, command: string): Promise<string> {
   });
 }
 
+export interface TestRedisOptions {
+  /** Where the server runs and listens (another host: a network namespace). */
+  place?: Place;
+  /** @default a port free on 127.0.0.1 */
+  port?: number;
+}
+
 /**
- * A private redis-server on a free 127.0.0.1 port with its own temp directory; never the system service. The AOF
- * is on (no RDB snapshots): a restart then keeps every queued job, as in docker/compose.yaml; fsync on every write
- * takes the OS's flush timing out of the test. Throws (the test fails, it is not skipped) when redis-server is not
- * installed: scripts/test.sh installs it.
+ * A private redis-server on a free 127.0.0.1 port (or at `place`) with its own temp directory; never the system
+ * service. The AOF is on (no RDB snapshots): a restart then keeps every queued job, as in docker/compose.yaml; fsync
+ * on every write takes the OS's flush timing out of the test. Throws (the test fails, it is not skipped) when
+ * redis-server is not installed: scripts/test.sh installs it.
  */
-export async function startTestRedis(): Promise<TestRedis> {
+export async function startTestRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
+  const place = opts.place ?? LOOPBACK;
   const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
     throw new Error('redis-server is not installed (apt-get install redis-server; scripts/test.sh does it)');
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'chunkscribe-redis-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let child: ChildProcess;
   const launch = async () => {
     child = spawn(
-      'redis-server',
-      [
+      ...place.wrap('redis-server', [
         '--port',
         String(port),
         '--bind',
-        '127.0.0.1',
+        place.host,
         '--dir',
         dir,
         '--save',
@@ -91,10 +99,12 @@ export async function startTestRedis(): Promise<TestRedis> {
         'no',
         '--loglevel',
         'warning',
-      ],
+        // Without a password Redis answers only loopback clients; another test host is not one.
+        ...(place.host === LOOPBACK.host ? [] : ['--protected-mode', 'no']),
+      ]),
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
-    await waitForPort(port, child);
+    await waitForPort(place.host, port, child);
   };
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -104,7 +114,7 @@ export async function startTestRedis(): Promise<TestRedis> {
   };
   await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${place.host}:${port}`,
     port,
     dir,
     async restart() {
@@ -126,7 +136,7 @@ export async function startTestRedis(): Promise<TestRedis> {
  */
 export async function startPasswordRedis(password: string): Promise<TestRedis> {
   const redis = await startTestRedis();
-  const answer = await redisCommand(redis.port, `CONFIG SET requirepass ${password}`);
+  const answer = await redisCommand('127.0.0.1', redis.port, `CONFIG SET requirepass ${password}`);
   if (answer !== '+OK') {
     await redis.stop();
     throw new Error(`redis-server refused CONFIG SET requirepass: ${answer}`);

@@ -3,6 +3,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { listeningLine, spawnNode } from './node-process.ts';
+import type { Place } from './place.ts';
 import { freePort } from './ports.ts';
 
 /** What s3rver (no type declarations of its own) offers that this file uses. */
@@ -23,38 +25,52 @@ export interface S3Request {
   url: string;
 }
 
-export interface TestS3 {
+/** A bucket on an S3-compatible server, wherever that runs. */
+export interface S3Bucket {
   /** The endpoint for S3_ENDPOINT (path style: S3_FORCE_PATH_STYLE=true). */
   endpoint: string;
   bucket: string;
-  /** Every request the server was sent, in order. */
-  requests: S3Request[];
   /** Keys of the objects in the bucket now (complete ones: parts of an unfinished multipart upload are not objects). */
   objects(): Promise<string[]>;
   /** Multipart uploads started and neither completed nor aborted. */
   pendingMultipartUploads(): Promise<string[]>;
+  /** Stops the server and removes its files. */
+  close(): Promise<void>;
+}
+
+export interface TestS3 extends S3Bucket {
+  /** Every request the server was sent, in order. */
+  requests: S3Request[];
   /** Requests for which this returns true are answered by cutting the connection (a store going away mid-request). */
   failWhen(predicate: ((request: S3Request) => boolean) | null): void;
   /** Stops listening (connection refused from now on) until start(). */
   stop(): Promise<void>;
   start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 const OBJECT_SUFFIX = '._S3rver_object';
+/** Where s3rver keeps the parts of multipart uploads in progress (its store's getResourcePath(bucket, '', 'uploads')). */
+const UPLOADS_DIR = '._S3rver_uploads';
+
+interface S3Front {
+  server: http.Server;
+  requests: S3Request[];
+  failWhen(predicate: ((request: S3Request) => boolean) | null): void;
+  objects(): Promise<string[]>;
+  pendingMultipartUploads(): Promise<string[]>;
+}
 
 /**
- * An S3-compatible server (npm s3rver, files in a temp dir) on a free 127.0.0.1 port with one bucket; the code under
- * test reaches it through S3_ENDPOINT and path-style addressing, as it would MinIO. s3rver has no
- * AbortMultipartUpload, which the service relies on to leave nothing behind a failed upload: this front answers it
+ * s3rver (files in `directory`) with one bucket, behind a front that logs every request. s3rver has no
+ * AbortMultipartUpload, which the service relies on to leave nothing behind a failed upload: the front answers it
  * as S3 does (204, the upload's parts gone) and hands every other request to s3rver.
  */
-export async function startTestS3(bucket = 'chunkscribe-test'): Promise<TestS3> {
-  const directory = await mkdtemp(path.join(os.tmpdir(), 'cs-s3-'));
+export async function createS3Front(directory: string, bucket: string): Promise<S3Front> {
   const s3rver = new S3rver({ directory, silent: true, configureBuckets: [{ name: bucket }] });
   await s3rver.configureBuckets();
   const handle = s3rver.callback();
   const uploadsDir = s3rver.store.getResourcePath(bucket, undefined, 'uploads');
+  if (path.basename(uploadsDir) !== UPLOADS_DIR) throw new Error(`s3rver keeps uploads in ${uploadsDir} now`);
   const requests: S3Request[] = [];
   let failing: ((request: S3Request) => boolean) | null = null;
 
@@ -78,6 +94,40 @@ export async function startTestS3(bucket = 'chunkscribe-test'): Promise<TestS3> 
     }
     handle(req, res);
   });
+  return {
+    server,
+    requests,
+    failWhen(predicate) {
+      failing = predicate;
+    },
+    ...bucketFiles(directory, bucket),
+  };
+}
+
+/** The bucket's objects and pending uploads, read from s3rver's directory (the test shares its filesystem). */
+function bucketFiles(directory: string, bucket: string): Pick<S3Bucket, 'objects' | 'pendingMultipartUploads'> {
+  return {
+    async objects() {
+      const names = (await readdir(path.join(directory, bucket), { recursive: true })).map(String);
+      return names
+        .filter((n) => n.endsWith(OBJECT_SUFFIX))
+        .map((n) => n.slice(0, -OBJECT_SUFFIX.length))
+        .sort();
+    },
+    async pendingMultipartUploads() {
+      return readdir(path.join(directory, bucket, UPLOADS_DIR)).catch(() => []);
+    },
+  };
+}
+
+/**
+ * An S3-compatible server (createS3Front) in this process on a free 127.0.0.1 port, files in a temp dir; the code
+ * under test reaches it through S3_ENDPOINT and path-style addressing, as it would MinIO.
+ */
+export async function startTestS3(bucket = 'chunkscribe-test'): Promise<TestS3> {
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'cs-s3-'));
+  const front = await createS3Front(directory, bucket);
+  const { server } = front;
   const port = await freePort();
   const listen = () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const stop = () =>
@@ -90,21 +140,10 @@ export async function startTestS3(bucket = 'chunkscribe-test'): Promise<TestS3> 
   return {
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
-    requests,
-    async objects() {
-      const root = path.join(directory, bucket);
-      const names = (await readdir(root, { recursive: true })).map(String);
-      return names
-        .filter((n) => n.endsWith(OBJECT_SUFFIX))
-        .map((n) => n.slice(0, -OBJECT_SUFFIX.length))
-        .sort();
-    },
-    async pendingMultipartUploads() {
-      return readdir(uploadsDir).catch(() => []);
-    },
-    failWhen(predicate) {
-      failing = predicate;
-    },
+    requests: front.requests,
+    objects: front.objects,
+    pendingMultipartUploads: front.pendingMultipartUploads,
+    failWhen: front.failWhen,
     stop,
     start: listen,
     async close() {
@@ -114,8 +153,38 @@ export async function startTestS3(bucket = 'chunkscribe-test'): Promise<TestS3> 
   };
 }
 
+const S3_MAIN = path.resolve(import.meta.dirname, 's3-server-main.ts');
+
+/**
+ * The same server as a process of its own at `place` (another host: a network namespace), on `port`. The test
+ * still reads the bucket's files from the directory (a namespace shares the filesystem).
+ */
+export async function startS3Process(place: Place, port: number, bucket = 'chunkscribe-test'): Promise<S3Bucket> {
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'cs-s3-'));
+  const proc = spawnNode(S3_MAIN, [directory, bucket, place.host, String(port)], {
+    place,
+    name: 's3rver',
+    ready: listeningLine,
+  });
+  try {
+    await proc.ready;
+  } catch (err) {
+    await rm(directory, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    endpoint: await proc.ready,
+    bucket,
+    ...bucketFiles(directory, bucket),
+    async close() {
+      await proc.kill9();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
 /** The service's env for this server: STORAGE_URL under `prefix`, path style, the region s3rver signs for. */
-export function s3Env(s3: TestS3, prefix = 'cs/'): Record<string, string> {
+export function s3Env(s3: Pick<S3Bucket, 'endpoint' | 'bucket'>, prefix = 'cs/'): Record<string, string> {
   return {
     STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
     S3_ENDPOINT: s3.endpoint,

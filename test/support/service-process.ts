@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
+import { spawnNode } from './node-process.ts';
+import { LOOPBACK, type Place } from './place.ts';
 
 const SERVER = path.resolve(import.meta.dirname, '../../src/server.ts');
 
@@ -17,39 +18,20 @@ export interface ServiceProcess {
 /**
  * The real service process (`node src/server.ts`, as production runs it) on 127.0.0.1 with a free port, its
  * environment only what is passed here (no inherited secrets or settings), logging at info; `nodeArgs` go
- * before the entry (e.g. an `--import` that watches the process).
+ * before the entry (e.g. an `--import` that watches the process). At another `place` (a network namespace:
+ * test/support/netns.ts) it runs there and listens on that host's address.
  */
-export function spawnService(env: Record<string, string>, nodeArgs: readonly string[] = []): ServiceProcess {
-  const child = spawn(process.execPath, [...nodeArgs, SERVER], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      CHUNK_OVERLAP_SECONDS: '0',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+export function spawnService(
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+  place: Place = LOOPBACK,
+): ServiceProcess {
+  const proc = spawnNode(SERVER, [], {
+    place,
+    nodeArgs,
+    name: 'the service',
+    env: { HOST: place.host, PORT: '0', LOG_LEVEL: 'info', CHUNK_OVERLAP_SECONDS: '0', ...env },
+    ready: (line) => /listening at (http:\/\/[\d.]+:\d+)/.exec(line)?.[1] ?? null,
   });
-  const lines: string[] = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      lines.push(line);
-      const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-      if (m?.[1]) resolve(m[1]);
-    });
-    void exited.then(() => reject(new Error('the service exited before it listened')));
-  });
-  url.catch(() => undefined);
-  return {
-    child,
-    url,
-    lines,
-    exited,
-    async kill9() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return { child: proc.child, url: proc.ready, lines: proc.lines, exited: proc.exited, kill9: proc.kill9 };
 }

@@ -13,6 +13,9 @@ export interface WebhookReceiver {
   received: ReceivedHook[];
   /** Status codes answered in order; 200 once the list is used up. */
   answer(statuses: number[]): void;
+  /** Requests from now on are recorded as they arrive but answered only at `release()`. */
+  hold(): void;
+  release(): void;
   /** Resolves when `count` requests have arrived. */
   waitFor(count: number): Promise<void>;
   close(): Promise<void>;
@@ -23,12 +26,15 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received: ReceivedHook[] = [];
   let statuses: number[] = [];
   const waiters: Array<{ count: number; resolve: () => void }> = [];
+  let held: Array<() => void> | null = null;
   const server = http.createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
       received.push({ headers: req.headers, body: Buffer.concat(parts).toString('utf8') });
-      res.writeHead(statuses.shift() ?? 200, { 'content-type': 'text/plain' }).end('ok');
+      const reply = () => void res.writeHead(statuses.shift() ?? 200, { 'content-type': 'text/plain' }).end('ok');
+      if (held) held.push(reply);
+      else reply();
       for (const w of waiters.filter((x) => received.length >= x.count)) w.resolve();
     });
   });
@@ -41,6 +47,14 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     received,
     answer(list) {
       statuses = [...list];
+    },
+    hold() {
+      held ??= [];
+    },
+    release() {
+      const replies = held ?? [];
+      held = null;
+      for (const reply of replies) reply();
     },
     waitFor(count) {
       if (received.length >= count) return Promise.resolve();

@@ -12,6 +12,14 @@ import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 const logger = pino({ level: 'silent' });
 const T0 = Date.parse('2030-01-01T00:00:10.000Z');
 const settled = () => new Promise((r) => setImmediate(r));
+/** A delivery owed again after one failed attempt, its next attempt at `next`. */
+const retryOwed = (next: string): WebhookState => ({
+  status: 'pending',
+  attempts: 1,
+  last_status_code: 503,
+  last_error: 'HTTP 503',
+  next_attempt_at: next,
+});
 
 const open: Array<{ store: SqliteJobStore; dispatcher: WebhookDispatcher }> = [];
 afterEach(async () => {
@@ -51,6 +59,7 @@ async function setup(
     retryBaseMs: 1000,
     retryMaxMs: 1000,
     onOutcome: (outcome) => outcomes.push(outcome),
+    holder: 'this-process',
     clock,
     // Jitter at its bottom: the retry waits the floor, half the ceiling (500 ms).
     random: () => 0,
@@ -84,13 +93,7 @@ describe('webhook dispatcher', () => {
   });
 
   it('resumes a stored pending delivery at its next_attempt_at when timers fire early', async () => {
-    const pending: WebhookState = {
-      status: 'pending',
-      attempts: 1,
-      last_status_code: 503,
-      last_error: 'HTTP 503',
-      next_attempt_at: new Date(T0 + 2000).toISOString(),
-    };
+    const pending = retryOwed(new Date(T0 + 2000).toISOString());
     const { clock, dispatcher, sentAt, ended } = await setup(-1, [], pending);
     await dispatcher.start();
     clock.advance(1999);
@@ -103,13 +106,7 @@ describe('webhook dispatcher', () => {
   });
 
   it('sends at once a stored pending delivery whose next_attempt_at is not a date', async () => {
-    const pending: WebhookState = {
-      status: 'pending',
-      attempts: 1,
-      last_status_code: 503,
-      last_error: 'HTTP 503',
-      next_attempt_at: 'not a date',
-    };
+    const pending = retryOwed('not a date');
     const { clock, dispatcher, sentAt, ended } = await setup(0, [], pending);
     await dispatcher.start();
     clock.advance(0);
@@ -153,13 +150,66 @@ describe('webhook dispatcher', () => {
     expect(unsigned.outcomes).toEqual(['unsigned']);
   });
 
+  it('sends nothing while another process holds the delivery, and takes it over when that lease runs out', async () => {
+    const pending = retryOwed(new Date(T0).toISOString());
+    const { clock, store, dispatcher, sentAt, ended } = await setup(-1, [], pending);
+    // Another host claimed the attempt, then died (it never renews nor settles).
+    const until = new Date(T0 + 30_000).toISOString();
+    expect(
+      (await store.claimWebhook('job1', { holder: 'dead-host', now: new Date(T0).toISOString(), until })).held,
+    ).toBe(true);
+    await dispatcher.start();
+    clock.advance(0);
+    await settled();
+    clock.advance(29_999);
+    await settled();
+    expect(sentAt).toEqual([]);
+    clock.advance(1);
+    await settled();
+    expect(sentAt).toEqual([T0 + 30_000]);
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('renews its lease while an attempt is in flight, so no other process takes it over meanwhile', async () => {
+    const answer = deferred<{ statusCode: number }>();
+    const { clock, store, dispatcher, sentAt, ended } = await setup(0, [], null, { answer: () => answer.promise });
+    dispatcher.ended((await ended())!);
+    clock.advance(0);
+    await settled();
+    const other = (s: number) => ({
+      holder: 'other-host',
+      now: new Date(T0 + s * 1000).toISOString(),
+      until: new Date(T0 + s * 1000 + 30_000).toISOString(),
+    });
+    try {
+      expect(sentAt).toEqual([T0]);
+      // Renewed every 10 s to 30 s ahead: at 45 s the lease still runs (to 70 s at the renewal at 40 s).
+      for (let s = 0; s < 45; s += 5) {
+        clock.advance(5000);
+        await settled();
+      }
+      expect(await store.claimWebhook('job1', other(45))).toMatchObject({
+        held: false,
+        heldUntil: new Date(T0 + 70_000).toISOString(),
+      });
+    } finally {
+      // Answered whatever happened: the dispatcher's stop (afterEach) waits for the attempt.
+      answer.resolve({ statusCode: 204 });
+    }
+    await settled();
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: 204 });
+    expect(clock.pending()).toBe(0);
+    expect((await store.claimWebhook('job1', other(46))).held).toBe(false);
+  });
+
   it('sends the first attempt only once the pending delivery is stored, however late the store answers', async () => {
     // A store on another host answers when it answers: here the write of the pending state waits for the test.
     const release = deferred();
     class SlowPending extends SqliteJobStore {
-      override async updateJob(...args: Parameters<SqliteJobStore['updateJob']>): Promise<boolean> {
-        if (args[1].webhook?.status === 'pending' && args[1].webhook.attempts === 0) await release.promise;
-        return super.updateJob(...args);
+      override async oweWebhook(...args: Parameters<SqliteJobStore['oweWebhook']>): Promise<boolean> {
+        await release.promise;
+        return super.oweWebhook(...args);
       }
     }
     const { clock, dispatcher, sentAt, ended } = await setup(0, [], null, {

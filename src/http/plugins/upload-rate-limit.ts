@@ -1,11 +1,14 @@
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../../errors.ts';
+import type { UploadRateCounter } from '../../resources/upload-limits.ts';
 
 export interface UploadRateLimitOptions {
   /** Uploads a key may start per minute; 0 turns the limit off. */
   perMinute: number;
+  /** Counts shared by every host (scale-out); null: the plugin's own in-process store. */
+  counter: UploadRateCounter | null;
 }
 
 /** Whose uploads are counted together: the API key's fingerprint, or the client address in open mode. */
@@ -15,6 +18,35 @@ export function uploaderKey(request: FastifyRequest): string {
 
 /** Route config that opts a route into the limit (POST /v1/jobs). */
 export const RATE_LIMITED_ROUTE = { rateLimit: {} } as const;
+
+/**
+ * The plugin's store over a shared counter: one count per route and key, as its in-process store keeps. A counter
+ * that fails rejects with its own error (a 503 SERVER_BUSY), which the plugin passes on: the upload is refused.
+ */
+function sharedStore(counter: UploadRateCounter): FastifyRateLimitStoreCtor {
+  return class SharedCountStore implements FastifyRateLimitStore {
+    readonly prefix: string;
+
+    constructor(_options: unknown, prefix = '') {
+      this.prefix = prefix;
+    }
+
+    incr(
+      key: string,
+      callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
+      windowMs: number,
+    ) {
+      counter.incr(`${this.prefix}${key}`, windowMs).then(
+        ({ current, ttlMs }) => callback(null, { current, ttl: ttlMs }),
+        (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+      );
+    }
+
+    child(route: { method: string | string[]; url: string }): FastifyRateLimitStore {
+      return new SharedCountStore(null, `${String(route.method)}${route.url}:`);
+    }
+  };
+}
 
 /**
  * @fastify/rate-limit on the routes that opt in, counted per API key (its fingerprint, set by the auth plugin,
@@ -28,6 +60,7 @@ async function uploadRateLimit(app: FastifyInstance, opts: UploadRateLimitOption
     max: opts.perMinute,
     timeWindow: 60_000,
     keyGenerator: uploaderKey,
+    ...(opts.counter ? { store: sharedStore(opts.counter) } : {}),
     // The limit and what is left are for the refusal; every accepted upload does not need three more headers.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: (request, context) => {

@@ -12,9 +12,9 @@ import { newJob } from '../../jobs/lifecycle.ts';
 import type { JobRecord, JobRequest } from '../../jobs/types.ts';
 import { uploaderKey } from '../plugins/upload-rate-limit.ts';
 import type { DirLease } from '../../resources/dir-pool.ts';
+import type { UploadSlot, UploadSlots } from '../../resources/upload-limits.ts';
 import type { AcceptedMedia, Services, ValidatedRequest } from '../services.ts';
 import { systemClock, type Clock } from '../../transcribe/backoff.ts';
-import { createUploadSlots, type UploadSlot, type UploadSlots } from './upload-slots.ts';
 import { discardRest, MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
 
 /** Every code accepting an upload can answer with (the key check and the upload rate limit in front included). */
@@ -62,15 +62,12 @@ export interface JobUploads {
   accept(request: FastifyRequest, reply: FastifyReply, route: UploadRoute): Promise<UploadOutcome>;
 }
 
-/** One per app: the per-key upload slots are shared by every upload route, so a client cannot double its share. */
+/**
+ * One per app. The per-key upload slots are the services' (every upload route's, and with REDIS_URL every host's),
+ * so a client cannot double its share.
+ */
 export function createJobUploads(services: Services, clock: Clock = systemClock): JobUploads {
-  const { config } = services;
-  const slots = createUploadSlots({
-    maxPerHolder: config.uploadsPerKeyMax,
-    maxBytesPerHolder: config.uploadBytesPerKeyMax,
-    retryAfterS: config.pressure.retryAfterS,
-  });
-  const deps: UploadDeps = { services, clock, slots };
+  const deps: UploadDeps = { services, clock, slots: services.uploadLimits.slots };
   return {
     async accept(request, reply, route) {
       try {
@@ -116,12 +113,12 @@ async function createJob(deps: UploadDeps, request: FastifyRequest, route: Uploa
   const expected = declared === null ? null : Math.min(declared, deps.services.config.maxUploadBytes);
   // Held until the job is stored: one client's uploads in progress cannot take the whole job directory pool, in
   // leases or in bytes.
-  const slot = deps.slots.take(uploaderKey(request), expected);
+  const slot = await deps.slots.take(uploaderKey(request), expected);
   try {
     await deps.services.admit(declared);
     return await storeUpload(deps, request, route, idempotencyKey, expected, slot);
   } finally {
-    slot.release();
+    await slot.release();
   }
 }
 

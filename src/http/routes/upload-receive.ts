@@ -13,7 +13,7 @@ import { AppError, isAppError } from '../../errors.ts';
 import type { DirLease } from '../../resources/dir-pool.ts';
 import { untilAborted, type Clock } from '../../transcribe/backoff.ts';
 import { FILENAME_REFUSED_ABOVE_BYTES, storedFilename, utf8Prefix } from './upload-filename.ts';
-import type { UploadSlot } from './upload-slots.ts';
+import type { UploadSlot } from '../../resources/upload-limits.ts';
 import { watchUpload, type SlowUpload, type UploadPace } from './upload-watchdog.ts';
 
 export const MAX_FIELD_BYTES = 64 * 1024;
@@ -146,16 +146,16 @@ async function receiveParts(
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
-          try {
-            // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives.
-            slot.grow(bytes);
-            lease.grow(bytes);
-          } catch (err) {
-            cb(err as Error);
-            return;
-          }
-          hash.update(chunk);
-          cb(null, chunk);
+          // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives
+          // (the client's may be shared by every host: asked of Redis, which is why this waits).
+          slot
+            .grow(bytes)
+            .then(() => {
+              lease.grow(bytes);
+              hash.update(chunk);
+              cb(null, chunk);
+            })
+            .catch((err: unknown) => cb(err as Error));
         },
       });
       // Past the cap the parser only discards the rest of the part, which can be gigabytes: answer now instead.

@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCircuitBus, type CircuitBus } from '../../src/scale/shared-circuit.ts';
+import { connectFailFast } from '../../src/scale/shared-redis.ts';
+import { createCircuitBreaker, type CircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { manualClock, type ManualClock } from '../support/manual-clock.ts';
+import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { until } from '../support/until.ts';
+
+const logger = pino({ level: 'silent' });
+const FATAL_COOL_DOWN_MS = 60_000;
+
+describe('circuit breakers shared by every host through Redis', () => {
+  let redis: TestRedis;
+  const clients: Redis[] = [];
+  const buses: CircuitBus[] = [];
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+  });
+  afterAll(async () => {
+    for (const b of buses) b.close();
+    for (const c of clients) c.disconnect();
+    await redis.stop();
+  });
+
+  /** One host: its own connections and process id; its breaker of `backend` on its own clock. */
+  async function host(
+    prefix: string,
+    backend = 'openai',
+  ): Promise<{ breaker: CircuitBreaker; clock: ManualClock; client: Redis }> {
+    const client = await connectFailFast(redis.url, logger);
+    clients.push(client);
+    const bus = createCircuitBus({ redisUrl: redis.url, client, prefix, processId: randomUUID(), logger });
+    buses.push(bus);
+    const clock = manualClock(Date.now());
+    const breaker = createCircuitBreaker({
+      name: backend,
+      logger,
+      failureThreshold: 2,
+      coolDownMs: 10_000,
+      fatalCoolDownMs: FATAL_COOL_DOWN_MS,
+      clock,
+      shared: bus.circuit(backend),
+    });
+    return { breaker, clock, client };
+  }
+
+  const isOpen = (b: CircuitBreaker) => () => b.snapshot().state === 'open';
+
+  it("holds every host after one learns the key is revoked, a host that starts later too, until that host's probe closes it", async () => {
+    const a = await host('p1');
+    const b = await host('p1');
+    const otherBackend = await host('p1', 'local');
+    const otherDeployment = await host('p2');
+    (await a.breaker.admit()).fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    await expect(b.breaker.admit()).rejects.toMatchObject({ code: 'PROVIDER_AUTH', name: 'CircuitOpenError' });
+    const late = await host('p1');
+    await until(isOpen(late.breaker), 'a host started after the open to read it');
+    await expect(late.breaker.admit()).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
+    // Another backend and another REDIS_PREFIX are not held.
+    expect(otherBackend.breaker.snapshot().state).toBe('closed');
+    expect(otherDeployment.breaker.snapshot().state).toBe('closed');
+
+    // Host A's probe after its cool-down succeeds: every host closes, and a host that starts now has nothing to mirror.
+    a.clock.advance(FATAL_COOL_DOWN_MS);
+    const probe = await a.breaker.admit();
+    expect(probe.probe).toBe(true);
+    probe.succeed();
+    await until(() => b.breaker.snapshot().state === 'closed', "host B to mirror host A's close");
+    await until(() => late.breaker.snapshot().state === 'closed', "the late host to mirror host A's close");
+    await expect(b.breaker.admit()).resolves.toMatchObject({ probe: false });
+    const probeClient = new Redis(redis.url);
+    clients.push(probeClient);
+    expect(await probeClient.exists('p1:circuit:openai')).toBe(0);
+  });
+
+  it('mirrors an open said after a Redis restart (the subscriber reconnects)', async () => {
+    const a = await host('p3');
+    const b = await host('p3');
+    await redis.restart();
+    // The publisher fails fast while Redis is away (this host's breaker works without it): say it once it is back.
+    await until(() => a.client.status === 'ready', "host A's connection to come back");
+    (await a.breaker.admit()).fail({ reason: 'server-error' });
+    (await a.breaker.admit()).fail({ reason: 'server-error' });
+    expect(a.breaker.snapshot().state).toBe('open');
+    await until(isOpen(b.breaker), 'host B to mirror the open said after the restart');
+    expect(b.breaker.snapshot()).toMatchObject({ code: 'PROVIDER_UNAVAILABLE', retryAt: a.breaker.snapshot().retryAt });
+  });
+
+  it("sends one half-open probe for every host: the others wait for its outcome, then go as that host's close says", async () => {
+    const a = await host('p4');
+    const b = await host('p4');
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+    const asked = { a: a.breaker.admit(), b: b.breaker.admit() };
+    const first = await Promise.race([
+      asked.a.then((permit) => ({ host: 'a' as const, permit })),
+      asked.b.then((permit) => ({ host: 'b' as const, permit })),
+    ]);
+    expect(first.permit.probe).toBe(true);
+    const waiting = first.host === 'a' ? asked.b : asked.a;
+    first.permit.succeed();
+    await expect(waiting).resolves.toMatchObject({ probe: false });
+  });
+});

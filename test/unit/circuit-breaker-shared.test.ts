@@ -1,0 +1,176 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { PROBE_HOLD_MS, type CircuitOpening, type SharedCircuit } from '../../src/transcribe/circuit-share.ts';
+import { manualClock } from '../support/manual-clock.ts';
+
+const logger = pino({ level: 'silent' });
+const T0 = 1_000_000;
+
+/** Lets promise callbacks run (the probe claim is answered asynchronously). */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+async function peek<T>(p: Promise<T>): Promise<'pending' | 'settled'> {
+  const marker = Symbol('pending');
+  const v = await Promise.race([p.catch(() => undefined), settle().then(() => marker)]);
+  return v === marker ? 'pending' : 'settled';
+}
+
+type Mirror = Parameters<SharedCircuit['follow']>[0];
+
+/** The shared state as the breaker sees it: what it published, and a handle to play another host's messages. */
+function fakeShared() {
+  const published: Array<Parameters<SharedCircuit['publish']>[0]> = [];
+  let mirror: Mirror | undefined;
+  /** The answers to this host's probe claims, in order (true when the list runs out); the claims asked. */
+  const claims = { answers: [] as boolean[], asked: 0 };
+  const shared: SharedCircuit = {
+    publish: (change) => void published.push(change),
+    follow: (m) => {
+      mirror = m;
+    },
+    claimProbe: async (holdMs) => {
+      expect(holdMs).toBe(PROBE_HOLD_MS);
+      claims.asked += 1;
+      return claims.answers.shift() ?? true;
+    },
+  };
+  const other = () => {
+    if (!mirror) throw new Error('the breaker did not follow the shared state');
+    return mirror;
+  };
+  return { shared, published, other, claims };
+}
+
+function setup(skewMs = 0) {
+  const clock = manualClock(T0, { skewMs });
+  const { shared, published, other, claims } = fakeShared();
+  const breaker = createCircuitBreaker({
+    name: 'openai',
+    logger,
+    failureThreshold: 2,
+    coolDownMs: 10_000,
+    fatalCoolDownMs: 60_000,
+    clock,
+    shared,
+  });
+  return { clock, breaker, published, other, claims };
+}
+
+const auth = (at: number): CircuitOpening => ({
+  code: 'PROVIDER_AUTH',
+  reason: 'auth',
+  openedAt: at,
+  retryAt: at + 60_000,
+});
+const down = (at: number): CircuitOpening => ({
+  code: 'PROVIDER_UNAVAILABLE',
+  reason: 'server-error',
+  openedAt: at,
+  retryAt: at + 10_000,
+});
+
+describe('circuit breaker shared with other hosts', () => {
+  it("publishes what it learns: a fatal answer at once, the threshold's open, and the probe's close", async () => {
+    const { clock, breaker, published } = setup();
+    (await breaker.admit()).fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+    expect(published).toEqual([{ open: auth(T0) }]);
+    clock.advance(60_000);
+    const probe = await breaker.admit();
+    expect(probe.probe).toBe(true);
+    probe.succeed();
+    expect(published.at(-1)).toEqual({ closedAt: T0 + 60_000 });
+    (await breaker.admit()).fail({ reason: 'server-error' });
+    expect(published).toHaveLength(2);
+    (await breaker.admit()).fail({ reason: 'server-error' });
+    expect(published.at(-1)).toEqual({ open: down(T0 + 60_000) });
+  });
+
+  it("turns callers away with another host's fatal code, without a call of its own, until its cool-down ends", async () => {
+    const { clock, breaker, published, other } = setup();
+    const waiting = breaker.admit();
+    other().opened(auth(T0));
+    await expect(breaker.admit()).rejects.toMatchObject({ code: 'PROVIDER_AUTH', name: 'CircuitOpenError' });
+    // A caller admitted before the news keeps its permit: it went before anyone knew.
+    await expect(waiting).resolves.toMatchObject({ probe: false });
+    expect(breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH', retryAt: T0 + 60_000 });
+    // Mirrored, not re-published.
+    expect(published).toEqual([]);
+    clock.advance(60_000);
+    await expect(breaker.admit()).resolves.toMatchObject({ probe: true });
+  });
+
+  it("holds callers while another host's provider fault is open, and frees them at that host's close", async () => {
+    const { clock, breaker, other } = setup();
+    other().opened(down(T0));
+    let admitted = false;
+    const held = breaker.admit().then((p) => {
+      admitted = true;
+      return p;
+    });
+    clock.advance(1_000);
+    await Promise.resolve();
+    expect(admitted).toBe(false);
+    // A close said before this open is about an older one.
+    other().closed(T0 - 1);
+    expect(breaker.snapshot().state).toBe('open');
+    other().closed(T0 + 1_000);
+    await expect(held).resolves.toMatchObject({ probe: false });
+    expect(breaker.snapshot().state).toBe('closed');
+  });
+
+  it("ignores an opening whose cool-down has passed, and a plain fault's opening while a fatal one holds", async () => {
+    const { clock, breaker, other } = setup();
+    clock.advance(20_000);
+    other().opened(down(T0));
+    expect(breaker.snapshot().state).toBe('closed');
+    other().opened(auth(T0 + 20_000));
+    other().opened(down(T0 + 20_000));
+    expect(breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH' });
+  });
+
+  it("reaches half-open at another host's retryAt even when its timer fires early", async () => {
+    const { clock, breaker, other } = setup(-5);
+    other().opened(down(T0));
+    const held = breaker.admit();
+    clock.advance(9_999);
+    expect(breaker.snapshot().state).toBe('open');
+    clock.advance(1);
+    await expect(held).resolves.toMatchObject({ probe: true });
+  });
+
+  it('sends the half-open probe only when it claimed the probe of every host; otherwise waits for that host', async () => {
+    const { clock, breaker, other, claims } = setup();
+    other().opened(down(T0));
+    claims.answers.push(false);
+    const held = breaker.admit();
+    clock.advance(10_000);
+    await settle();
+    expect(claims.asked).toBe(1);
+    expect(await peek(held)).toBe('pending');
+    // A second caller does not ask again while the other host's claim holds.
+    const second = breaker.admit();
+    await settle();
+    expect(claims.asked).toBe(1);
+    // The other host's probe succeeded: everyone goes, none of them as a probe.
+    other().closed(T0 + 10_500);
+    await expect(held).resolves.toMatchObject({ probe: false });
+    await expect(second).resolves.toMatchObject({ probe: false });
+  });
+
+  it("asks again for the probe when another host's claim ran out without news (that host died mid-probe)", async () => {
+    const { clock, breaker, other, claims } = setup(-5);
+    other().opened(down(T0));
+    claims.answers.push(false);
+    const held = breaker.admit();
+    clock.advance(10_000);
+    await settle();
+    clock.advance(PROBE_HOLD_MS - 1);
+    await settle();
+    expect(claims.asked).toBe(1);
+    expect(await peek(held)).toBe('pending');
+    clock.advance(1);
+    await expect(held).resolves.toMatchObject({ probe: true });
+    expect(claims.asked).toBe(2);
+  });
+});
