@@ -78,6 +78,26 @@ export function readStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | nu
   }
 }
 
+/**
+ * CPU time a process has used, its own and that of the children it waited for (ffmpeg, ffprobe), in ms, from
+ * /proc/<pid>/stat (utime, stime, cutime, cstime in clock ticks of 10 ms); null when it cannot be read. Unlike
+ * wall time, it hardly moves with what else the machine runs.
+ */
+export function readCpuMs(pid: number): { ownMs: number; childrenMs: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    const tick = 10;
+    return { ownMs: ((f[11] ?? 0) + (f[12] ?? 0)) * tick, childrenMs: ((f[13] ?? 0) + (f[14] ?? 0)) * tick };
+  } catch {
+    return null;
+  }
+}
+
 /** Every descendant pid of a process (children of all its threads, recursively). */
 export function descendants(pid: number): number[] {
   const out: number[] = [];

@@ -1,10 +1,11 @@
-import type { FakeOpenAI } from '../../test/fake-openai/server.ts';
+import type { FakeOpenAI, RequestLogEntry } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from './audio.ts';
 import type { BenchContext } from './context.ts';
 import { sampleDir } from './disk.ts';
 import { curlUpload, waitForJob } from './http.ts';
-import { readStatusKb, sampleRss } from './proc.ts';
+import { readCpuMs, readStatusKb, sampleRss } from './proc.ts';
 import { logged, startService } from './service.ts';
+import { median } from './stats.ts';
 
 export interface ServiceJobRun {
   status: string;
@@ -20,6 +21,11 @@ export interface ServiceJobRun {
   chunks: number;
   /** Transcription requests the provider saw (chunks + retries). */
   requests: number;
+  /**
+   * Median time the fake provider itself took per answered request, from having read the body to answering: its
+   * latency plus its own work (form parsing, hashing, an ffprobe of the file), ms. The upload before it is not in it.
+   */
+  providerMs: number | null;
   /** Sum of the validation gate's checks, from the service log, ms. */
   validationMs: number | null;
   /** 'job accepted' to 'slicing' in the service log: queueing and the silence scan of the planner, ms. */
@@ -27,6 +33,8 @@ export interface ServiceJobRun {
   /** VmRSS right after the service listened, before the upload, KiB. */
   idleRssKb: number | null;
   hwmKb: number | null;
+  /** CPU the service used from the 202 to the job's end (its own; the ffmpeg and ffprobe it ran), ms. */
+  cpuMs: { ownMs: number; childrenMs: number } | null;
   treePeakKb: number;
   diskPeakBytes: number | null;
   logFile: string;
@@ -40,6 +48,14 @@ export interface ServiceJobOptions {
   name: string;
   timeoutMs: number;
   watchDisk?: boolean;
+}
+
+/** The median of the fake's own time per answered request (see ServiceJobRun.providerMs). */
+function providerMsOf(sent: readonly RequestLogEntry[]): number | null {
+  const own = sent.flatMap((r) =>
+    r.answeredAt !== null && r.receivedAt !== null ? [r.answeredAt - r.receivedAt] : [],
+  );
+  return own.length > 0 ? median(own) : null;
 }
 
 function msOf(line: Record<string, unknown> | undefined): number | null {
@@ -63,6 +79,7 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
     const t0 = Date.now();
     const up = await curlUpload(`${svc.url}/v1/jobs`, o.audio.path);
     const acceptedMs = Date.now() - t0;
+    const cpu0 = readCpuMs(svc.pid);
     if (up.status !== 202) throw new Error(`upload answered ${up.status}: ${JSON.stringify(up.body).slice(0, 500)}`);
     const id = String(up.body.id);
     const job = await waitForJob(svc.url, id, o.timeoutMs);
@@ -70,6 +87,9 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
     const peaks = rss.stop();
     const diskPeakBytes = disk ? disk.stop() : null;
     const hwmKb = svc.hwmKb();
+    const cpu1 = readCpuMs(svc.pid);
+    const cpuMs =
+      cpu0 && cpu1 ? { ownMs: cpu1.ownMs - cpu0.ownMs, childrenMs: cpu1.childrenMs - cpu0.childrenMs } : null;
 
     const sent = o.fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
     const lines = svc.logLines();
@@ -86,10 +106,12 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
       lastRequestMs: sent.length > 0 ? Math.max(...sent.map((r) => r.time)) - t0 : null,
       chunks: job.progress.chunks_total,
       requests: sent.length,
+      providerMs: providerMsOf(sent),
       validationMs: checks ? checks.reduce((s, c) => s + (c.ms ?? 0), 0) : null,
       planMs: accepted !== null && slicing !== null ? slicing - accepted : null,
       idleRssKb,
       hwmKb,
+      cpuMs,
       treePeakKb: peaks.treeKb,
       diskPeakBytes,
       logFile: svc.logFile,

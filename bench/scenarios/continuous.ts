@@ -62,12 +62,20 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
         m.add(`c=${c} speedup vs c=1 (processing)`, 'x', (b.wallMs - b.acceptedMs) / processing, '>= 2.7');
       const ideal = idealMs(r, c, settings.latencyMs);
       if (ideal !== null) m.add(`c=${c} ratio to ideal schedule`, 'x', r.wallMs / ideal, '<= 1.2');
+      const nominal = idealMs(r, c, settings.latencyMs, true);
+      if (nominal !== null) m.add(`c=${c} ratio to ideal at the set latency alone`, 'x', r.wallMs / nominal);
       if (r.firstRequestMs !== null)
         m.add(`c=${c} 202->first provider request`, 's', (r.firstRequestMs - r.acceptedMs) / 1000);
+      // CPU hardly moves with the machine's load, where wall times do: the service's own work per job.
+      if (r.cpuMs) {
+        m.add(`c=${c} service CPU 202->completed, node`, 's', r.cpuMs.ownMs / 1000);
+        m.add(`c=${c} service CPU 202->completed, its ffmpeg`, 's', r.cpuMs.childrenMs / 1000);
+      }
     });
   }
   for (const r of [...runs.values()].flat()) {
     m.add('chunks per job', 'n', r.chunks);
+    m.add("fake provider's own time per request (median)", 's', r.providerMs === null ? null : r.providerMs / 1000);
     m.add('accepted->slicing: queue + plan (log)', 's', r.planMs === null ? null : r.planMs / 1000);
   }
   // Every chunk copied with its lead-in (mode copy, overlap > 0), not the whole file re-encoded to WAV.

@@ -185,29 +185,35 @@ export function createChunkSource(
 
     open(subject, plan, opts) {
       const { signal } = opts;
-      const sliced = plan.lazy
-        ? sliceMp3({
-            input: subject.file,
-            outDir: opts.outDir,
-            cuts: readAhead(cutPlanner.cutsInOrder({ ...cutRequest(subject, signal).req, after: opts.cutPoints })),
-            lookahead: opts.lookahead,
-            maxDurationS: config.maxDurationS,
-            expectedDurationS: subject.audio.duration_s,
-            signal,
-            logger,
-          })
-        : slicer.slice({
-            input: subject.file,
-            demuxer: subject.audio.demuxer,
-            outDir: opts.outDir,
-            cutPoints: opts.cutPoints,
-            format: plan.format,
-            mode: plan.mode,
-            lookahead: opts.lookahead,
-            maxDurationS: config.maxDurationS,
-            expectedDurationS: subject.audio.duration_s,
-            signal,
-          });
+      if (plan.lazy) {
+        // The mp3 slicer puts each chunk's lead in front and keeps it under the byte cap itself: the chunk is one
+        // byte range of the upload, copied once.
+        const cuts = readAhead(cutPlanner.cutsInOrder({ ...cutRequest(subject, signal).req, after: opts.cutPoints }));
+        return sliceMp3({
+          input: subject.file,
+          outDir: opts.outDir,
+          cuts,
+          leadS: plan.overlapS,
+          maxBytes: plan.maxBytes ?? Infinity,
+          lookahead: opts.lookahead,
+          maxDurationS: config.maxDurationS,
+          expectedDurationS: subject.audio.duration_s,
+          signal,
+          logger,
+        });
+      }
+      const sliced = slicer.slice({
+        input: subject.file,
+        demuxer: subject.audio.demuxer,
+        outDir: opts.outDir,
+        cutPoints: opts.cutPoints,
+        format: plan.format,
+        mode: plan.mode,
+        lookahead: opts.lookahead,
+        maxDurationS: config.maxDurationS,
+        expectedDurationS: subject.audio.duration_s,
+        signal,
+      });
       const capped = capChunkBytes(sliced, { maxBytes: plan.maxBytes ?? Infinity, logger, timeoutS, signal });
       return withOverlap(capped, { overlapS: plan.overlapS, logger });
     },

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import { seeksExactly } from './seek-exact.ts';
 import type { SilenceDetector } from './silence-detect.ts';
-import { planCutPoints, planCutsInOrder, planSplitsByWindows } from './cut-points.ts';
+import { planCutPoints, planSplitsByWindows } from './cut-points.ts';
 import type { CutPlan, CutPointOptions } from './cut-points.ts';
+import { planCutsInOrder, type WindowScan } from './cuts-in-order.ts';
 
 export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
   file: string;
@@ -57,8 +58,11 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
       yield* after;
       let hardCuts = 0;
       let cuts = 0;
-      const scan = (windows: Parameters<typeof deps.silences.detectInWindows>[1]) =>
-        deps.silences.detectInWindows(file, windows, detect);
+      const scan: WindowScan = (windows, stop) =>
+        deps.silences.detectInWindows(file, windows, {
+          ...detect,
+          ...(stop ? { signal: signal ? AbortSignal.any([signal, stop]) : stop } : {}),
+        });
       for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan)) {
         cuts += 1;
         if (hard) hardCuts += 1;

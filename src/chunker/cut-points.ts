@@ -23,7 +23,8 @@ export interface CutPointOptions {
   searchWindowS?: number;
 }
 
-function check(name: string, value: number, { allowZero = false, allowInfinity = false } = {}): void {
+/** Throws a TypeError naming `name` unless `value` is a positive (or zero, or infinite, as allowed) number. */
+export function check(name: string, value: number, { allowZero = false, allowInfinity = false } = {}): void {
   const ok = (Number.isFinite(value) || (allowInfinity && value === Infinity)) && (allowZero ? value >= 0 : value > 0);
   if (!ok)
     throw new TypeError(
@@ -34,7 +35,8 @@ function check(name: string, value: number, { allowZero = false, allowInfinity =
 // Millisecond cut points: ffmpeg's -segment_times parses them exactly and they read well in logs.
 const ms = (s: number): number => Math.round(s * 1000) / 1000;
 
-interface Plan {
+/** The options resolved, defaults applied and checked. */
+export interface Plan {
   durationS: number;
   targetS: number;
   minTailS: number;
@@ -42,7 +44,7 @@ interface Plan {
   windowS: number;
 }
 
-function resolvePlan(opts: CutPointOptions): Plan {
+export function resolvePlan(opts: CutPointOptions): Plan {
   const { durationS, targetS } = opts;
   check('durationS', durationS, { allowZero: true });
   check('targetS', targetS);
@@ -190,7 +192,7 @@ export async function planSplitsByWindows(
  * The cut for `target` after the cut `prev`: the usable silence midpoint nearest the target, else the target
  * (kept within maxChunkS of prev and, for the last cut, of the end); null when it would not fall after prev.
  */
-function chooseCut(
+export function chooseCut(
   p: Plan,
   prev: number,
   target: number,
@@ -214,80 +216,6 @@ function chooseCut(
   }
   cut = ms(cut);
   return cut > prev && cut < p.durationS ? { cut, hard: best === Infinity } : null;
-}
-
-/** Windows scanned per call of `planCutsInOrder`: one for the first cut, doubling up to this many. */
-export const MAX_BATCH = 32;
-
-/** Targets in a row without any pause in their whole window after which `planCutsInOrder` looks near targets only. */
-export const WIDEN_UNTIL_BARE = 3;
-
-/**
- * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
- * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
- * whole file's; the batch after the one in use is scanned meanwhile. In continuous sound it stops widening the
- * search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a pause far from its target,
- * after several targets without any, is not looked for. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
- */
-export async function* planCutsInOrder(
-  opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
-  scan: (windows: readonly ScanWindow[]) => Promise<Silence[][]>,
-): AsyncGenerator<{ cut: number; hard: boolean }> {
-  const p = resolvePlan(opts);
-  check('nearS', opts.nearS, { allowZero: true });
-  const all = planSplits({ durationS: p.durationS, targetS: p.targetS, minTailS: p.minTailS, maxChunkS: p.maxChunkS });
-  let prev = opts.after?.at(-1) ?? 0;
-  // The targets still ahead: a resumed job's cuts each stood for one target near it.
-  const targets = all.filter((t) => t - prev >= p.targetS / 2);
-  const lastTarget = all.at(-1);
-  const near = Math.min(opts.nearS, p.windowS);
-  const around = (t: number, r: number): ScanWindow => ({
-    fromS: Math.max(0, t - r),
-    toS: Math.min(p.durationS, t + r),
-  });
-  const batches: number[][] = [];
-  for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2))
-    batches.push(targets.slice(i, i + size));
-  /** The silences near each target of a batch: ±nearS, the whole window where that held none. */
-  /** Targets in a row, up to the last one whose cut was chosen, that had no pause anywhere near them. */
-  let bareStreak = 0;
-  const silencesOf = async (batch: readonly number[]): Promise<Silence[][]> => {
-    const found = await scan(batch.map((t) => around(t, near)));
-    const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
-    // Continuous sound (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the
-    // whole window, the rest is searched near its targets only, until a pause turns up again. A pause missed so
-    // is a hard cut, which the overlap of this path (an mp3 copy carries it) repairs; the wide scans were ~90 %
-    // of planning such a file.
-    if (near < p.windowS && bare.length > 0 && bareStreak < WIDEN_UNTIL_BARE) {
-      const wide = await scan(bare.map((j) => around(batch[j] ?? 0, p.windowS)));
-      bare.forEach((j, k) => {
-        found[j] = wide[k] ?? [];
-      });
-    }
-    return found;
-  };
-  // The next batch is scanned while this one's cuts are used: the scans, not the choice, take the time.
-  const inFlight: Array<Promise<Silence[][]>> = [];
-  const start = (b: number): void => {
-    const batch = batches[b];
-    if (!batch) return;
-    const task = silencesOf(batch);
-    // A batch still scanning when the consumer stops has no reader: its failure must not go unhandled.
-    task.catch(() => undefined);
-    inFlight.push(task);
-  };
-  start(0);
-  for (const [b, batch] of batches.entries()) {
-    start(b + 1);
-    const found = await (inFlight.shift() as Promise<Silence[][]>);
-    for (const [j, target] of batch.entries()) {
-      bareStreak = (found[j]?.length ?? 0) === 0 ? bareStreak + 1 : 0;
-      const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
-      if (!picked) continue;
-      prev = picked.cut;
-      yield picked;
-    }
-  }
 }
 
 /** How many chunks `planSplits` makes without silences (the planned count shown before slicing ends). */

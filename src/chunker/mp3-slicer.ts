@@ -1,11 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import { removeChunkFiles, segmentPattern, type ChunkNaming } from './chunk-files.ts';
-import { mp3Frames, type Mp3Frame } from './mp3-frames.ts';
+import { mp3FrameRuns, type Mp3Frame } from './mp3-frames.ts';
 import { sliceError } from './slice-outcome.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
 
@@ -14,6 +12,13 @@ export interface Mp3SliceOptions {
   outDir: string;
   /** Strictly increasing seconds, as they are decided: the slicer waits for the next one only when it needs it. */
   cuts: AsyncIterable<number>;
+  /**
+   * Seconds of the chunk before that each chunk after the first starts with, as whole frames (the plan's overlap,
+   * see mp3LeadSeconds). @default 0
+   */
+  leadS?: number;
+  /** No chunk file (its lead included) grows past this: a cut is made early instead. @default Infinity */
+  maxBytes?: number;
   /** Chunks handed out and not yet released before cutting waits (>= 1). */
   lookahead: number;
   maxDurationS: number;
@@ -32,16 +37,40 @@ const namingOf = (opts: Pick<Mp3SliceOptions, 'outDir'>): ChunkNaming => ({
 const cancelledError = (opts: Pick<Mp3SliceOptions, 'signal'>): AppError =>
   new AppError('CANCELLED', 'Slicing was cancelled.', { cause: opts.signal.reason });
 
-/** Copies one chunk's byte range of the upload into its file: bytes [from, to), audio [startS, endS). */
+/** Bytes copied at a time, through one buffer for the whole run (no garbage per chunk). */
+const COPY_BLOCK = 256 * 1024;
+
+/** One chunk as a byte range of the upload: bytes [from, to) hold leadS of the chunk before, then [startS, endS). */
+interface ChunkRange {
+  index: number;
+  from: number;
+  to: number;
+  leadS: number;
+  startS: number;
+  endS: number;
+}
+
+/** Copies one chunk's byte range of the upload into its file. */
 async function writeChunk(
-  opts: Pick<Mp3SliceOptions, 'input' | 'outDir' | 'signal'>,
-  c: { index: number; from: number; to: number; startS: number; endS: number },
+  opts: Pick<Mp3SliceOptions, 'outDir' | 'signal'>,
+  input: FileHandle,
+  buf: Buffer,
+  c: ChunkRange,
 ): Promise<SlicedChunk> {
   const file = segmentPattern(namingOf(opts)).replace('%05d', String(c.index).padStart(5, '0'));
   try {
-    await pipeline(createReadStream(opts.input, { start: c.from, end: c.to - 1 }), createWriteStream(file), {
-      signal: opts.signal,
-    });
+    const out = await open(file, 'w');
+    try {
+      for (let pos = c.from; pos < c.to;) {
+        if (opts.signal.aborted) throw cancelledError(opts);
+        const { bytesRead } = await input.read(buf, 0, Math.min(buf.length, c.to - pos), pos);
+        if (bytesRead === 0) throw new AppError('INTERNAL', `the upload ended before byte ${c.to}`);
+        await out.write(buf, 0, bytesRead);
+        pos += bytesRead;
+      }
+    } finally {
+      await out.close();
+    }
   } catch (err) {
     await rm(file, { force: true });
     if (opts.signal.aborted) throw cancelledError(opts);
@@ -49,50 +78,117 @@ async function writeChunk(
     throw err;
   }
   const round = (s: number): number => Math.round(s * 1e6) / 1e6;
-  const bytes = (await stat(file)).size;
-  return { index: c.index, path: file, startS: round(c.startS), durationS: round(c.endS - c.startS), bytes };
+  return {
+    index: c.index,
+    path: file,
+    startS: round(c.startS),
+    durationS: round(c.endS - c.startS),
+    bytes: c.to - c.from,
+    ...(c.leadS > 0 ? { leadS: c.leadS } : {}),
+  };
 }
 
-/** The chunks at the first frame at or after each cut, each written once `room` lets it (the look-ahead). */
+/**
+ * The frames read so far, as chunks: the one being gathered (where its bytes begin, its lead's first frame
+ * included; its own frames) and the last frames read, as many as a lead takes (the next chunk's lead).
+ */
+class Gatherer {
+  t = 0;
+  end = 0;
+  index = 0;
+  chunk: { from: number; leadS: number; startS: number; frames: number } | null = null;
+  leadFrames = 0;
+  readonly #recent: Array<{ offset: number; seconds: number }> = [];
+
+  readonly leadS: number;
+  readonly maxBytes: number;
+
+  constructor(opts: Pick<Mp3SliceOptions, 'leadS' | 'maxBytes'>) {
+    this.leadS = opts.leadS ?? 0;
+    this.maxBytes = opts.maxBytes ?? Infinity;
+  }
+
+  /** Whether the chunk, with `frame`, would pass maxBytes while holding more of its own audio than its lead. */
+  overflows(frame: Mp3Frame): boolean {
+    return (
+      this.chunk !== null &&
+      frame.offset + frame.size - this.chunk.from > this.maxBytes &&
+      this.chunk.frames > this.leadFrames
+    );
+  }
+
+  /** The chunk ending before `frame`; the next one starts at it, after the last frames of this one as its lead. */
+  close(frame: Mp3Frame): ChunkRange {
+    const chunk = this.chunk ?? { from: frame.offset, leadS: 0, startS: this.t, frames: 0 };
+    const lead = this.#recent.slice(this.#recent.length - Math.min(this.leadFrames, chunk.frames));
+    const range = { index: this.index, ...chunk, to: frame.offset, endS: this.t };
+    this.index += 1;
+    const leadS = lead.reduce((sum, f) => sum + f.seconds, 0);
+    this.chunk = { from: lead[0]?.offset ?? frame.offset, leadS, startS: this.t, frames: 0 };
+    return range;
+  }
+
+  /** The last chunk, up to the last frame read, if any frame was read since the last cut. */
+  rest(): ChunkRange | null {
+    if (!this.chunk) return null;
+    const range = { index: this.index, ...this.chunk, to: this.end, endS: this.t };
+    this.index += 1;
+    this.chunk = null;
+    return range;
+  }
+
+  add(frame: Mp3Frame): void {
+    const seconds = frame.samples / frame.sampleRate;
+    if (this.leadS > 0 && this.leadFrames === 0) this.leadFrames = Math.max(1, Math.round(this.leadS / seconds));
+    this.chunk ??= { from: frame.offset, leadS: 0, startS: this.t, frames: 0 };
+    this.chunk.frames += 1;
+    if (this.leadFrames > 0) {
+      this.#recent.push({ offset: frame.offset, seconds });
+      if (this.#recent.length > this.leadFrames) this.#recent.shift();
+    }
+    this.t += seconds;
+    this.end = frame.offset + frame.size;
+  }
+}
+
+/**
+ * The chunks at the first frame at or after each cut (or earlier, where a chunk would outgrow maxBytes), each
+ * after the first starting with the last whole frames of the one before (leadS), each written once `room` lets
+ * it (the look-ahead).
+ */
 async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): AsyncGenerator<SlicedChunk> {
   const cuts = opts.cuts[Symbol.asyncIterator]();
+  const input = await open(opts.input, 'r');
+  const buf = Buffer.alloc(COPY_BLOCK);
+  const g = new Gatherer(opts);
   try {
     let next = await cuts.next();
-    let index = 0;
-    let first: { frame: Mp3Frame; startS: number } | null = null;
-    let t = 0;
-    let end = 0;
-    for await (const frame of mp3Frames(opts.input)) {
+    outer: for await (const run of mp3FrameRuns(opts.input)) {
       if (opts.signal.aborted) throw cancelledError(opts);
-      if (t >= opts.maxDurationS) break;
-      if (first && !next.done && t >= next.value - 1e-6) {
-        await room();
-        yield await writeChunk(opts, {
-          index,
-          from: first.frame.offset,
-          to: frame.offset,
-          startS: first.startS,
-          endS: t,
-        });
-        index += 1;
-        first = null;
-        next = await cuts.next();
+      for (const frame of run) {
+        if (g.t >= opts.maxDurationS) break outer;
+        const planned = g.chunk !== null && !next.done && g.t >= next.value - 1e-6;
+        if (planned || g.overflows(frame)) {
+          if (!planned)
+            opts.logger.info({ chunk: g.index, maxBytes: g.maxBytes }, 'mp3 chunk would pass the byte cap: cut early');
+          await room();
+          yield await writeChunk(opts, input, buf, g.close(frame));
+          if (planned) next = await cuts.next();
+        }
+        g.add(frame);
       }
-      first ??= { frame, startS: t };
-      t += frame.samples / frame.sampleRate;
-      end = frame.offset + frame.size;
     }
-    if (first) {
+    const rest = g.rest();
+    if (rest) {
       await room();
-      yield await writeChunk(opts, { index, from: first.frame.offset, to: end, startS: first.startS, endS: t });
-      index += 1;
+      yield await writeChunk(opts, input, buf, rest);
     }
     const error = sliceError({
       stopReason: null,
       internalError: null,
       ffmpegError: null,
-      announced: index,
-      lastEndS: t,
+      announced: g.index,
+      lastEndS: g.t,
       expectedDurationS: opts.expectedDurationS,
       maxDurationS: opts.maxDurationS,
       timeoutS: 0,
@@ -100,6 +196,7 @@ async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): Asy
     });
     if (error) throw error;
   } finally {
+    await input.close();
     // Cuts past the end (or after a failure) are not needed: planning them stops.
     await cuts.return?.();
   }
@@ -109,7 +206,9 @@ async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): Asy
  * An mp3 cut into chunk files of its own frames, without ffmpeg: each chunk is one byte range of the upload (its
  * tag and Xing/Info frame left out), cut at the first frame that starts at or after each cut, so a chunk's start
  * and length are exact sums of frame lengths. Unlike the segment muxer it needs no cut list up front: a cut is
- * asked for only when the frames reach it, so the first chunk goes out while later cuts are still planned.
+ * asked for only when the frames reach it, so the first chunk goes out while later cuts are still planned. A
+ * chunk's lead (the overlap) is the same byte range widened to the frames before its cut: one copy, no second
+ * pass over the file to join it.
  */
 export function sliceMp3(opts: Mp3SliceOptions): ChunkStream {
   const naming = namingOf(opts);

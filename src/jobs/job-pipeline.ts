@@ -146,6 +146,11 @@ export async function runJobPipeline(
     handle.release(chunk.index);
     await rm(chunk.path, { force: true });
   };
+  /**
+   * What a chunk leaves to do once its result is stored (its file removed, the job's percent raised): done after
+   * its pool slot is free, so the next request does not wait for it; awaited before the job moves on.
+   */
+  const followUps: Array<Promise<unknown>> = [];
 
   const transcribeChunk = async (handle: ChunkStream, chunk: SlicedChunk): Promise<void> => {
     const clog = log.child({ chunk: chunk.index });
@@ -214,7 +219,9 @@ export async function runJobPipeline(
       );
       settled.set(chunk.index, chunk);
       clog.debug({ segments: result.segments.length }, 'chunk transcribed');
-      await reportProgress().catch((err: unknown) => clog.warn({ err: errorMessage(err) }, 'progress not stored'));
+      followUps.push(
+        reportProgress().catch((err: unknown) => clog.warn({ err: errorMessage(err) }, 'progress not stored')),
+      );
     } catch (err) {
       // Stopped by cancel, shutdown or another chunk's job-fatal error: the chunk stays pending for a resume.
       if (jobAbort.signal.aborted || (drain.aborted && (!sent || (isAppError(err) && err.code === 'CANCELLED'))))
@@ -246,7 +253,7 @@ export async function runJobPipeline(
         else throw saveErr;
       }
     } finally {
-      await finishChunk(handle, chunk);
+      followUps.push(finishChunk(handle, chunk));
     }
   };
 
@@ -287,6 +294,7 @@ export async function runJobPipeline(
     try {
       for await (const chunk of handle.chunks) {
         sliced = chunk.index + 1;
+        log.debug({ chunk: chunk.index, startS: chunk.startS, bytes: chunk.bytes }, 'chunk cut');
         if (sameSpan(settled.get(chunk.index), chunk)) {
           lastSent = null;
           await finishChunk(handle, chunk);
@@ -307,6 +315,7 @@ export async function runJobPipeline(
     } catch (err) {
       // Whatever was cut before ffmpeg failed is still transcribed; the job then fails with the slicer's error.
       await Promise.allSettled(pending);
+      await Promise.allSettled(followUps);
       if (jobAbort.signal.aborted || drain.aborted || !isDiskFull(err)) throw stopSlicing(err);
       // ffmpeg lists a segment even when closing its file failed for lack of space: the last one it cut may be
       // short, so it is cut and sent again (the one request this can cost twice).
@@ -324,6 +333,7 @@ export async function runJobPipeline(
     }
   }
   await Promise.allSettled(pending);
+  await Promise.allSettled(followUps);
   signal.removeEventListener('abort', onAbort);
   if (jobAbort.signal.aborted) throw jobAbort.signal.reason;
   if (drain.aborted) throw new ShutdownSignal();

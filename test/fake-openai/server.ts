@@ -92,6 +92,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     if (res.destroyed || res.writableEnded) return;
     entry.status = status;
     entry.outcome = 'answered';
+    entry.answeredAt = Date.now();
     res.writeHead(status, headers).end(body);
   }
   const reply = (res: http.ServerResponse, entry: RequestLogEntry, f: HttpFault): void =>
@@ -120,6 +121,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     entry: RequestLogEntry,
   ): Promise<void> {
     const body = await readBody(req, maxBytes + FORM_OVERHEAD);
+    entry.receivedAt = Date.now();
     if (body.aborted) return;
     if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
     const form = await parseForm(req.headers['content-type'] ?? '', body.buf);
@@ -175,6 +177,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
    */
   async function translations(req: http.IncomingMessage, res: http.ServerResponse, entry: RequestLogEntry) {
     const body = await readBody(req, maxBytes + FORM_OVERHEAD);
+    entry.receivedAt = Date.now();
     if (body.aborted) return;
     if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
     const form = await parseForm(req.headers['content-type'] ?? '', body.buf);
@@ -258,6 +261,8 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const entry: RequestLogEntry = {
       index: requests.length,
       time: Date.now(),
+      receivedAt: null,
+      answeredAt: null,
       remoteAddress: req.socket.remoteAddress ?? null,
       method: req.method ?? 'GET',
       path,

@@ -8,6 +8,10 @@ export interface RequestLogEntry {
   index: number;
   /** Date.now() when the request arrived. */
   time: number;
+  /** Date.now() when its body had been read (the client's upload done), null before. */
+  receivedAt: number | null;
+  /** Date.now() when it was answered, null before (and for drop/stall/client_closed). */
+  answeredAt: number | null;
   /** The client's address: which host sent it, where the hosts are network namespaces. */
   remoteAddress: string | null;
   method: string;

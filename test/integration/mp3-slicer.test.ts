@@ -6,6 +6,7 @@ import pino from 'pino';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { readMp3Layout } from '../../src/chunker/mp3-frames.ts';
 import { sliceMp3 } from '../../src/chunker/mp3-slicer.ts';
+import { withOverlap } from '../../src/chunker/overlap-lead.ts';
 import { createSlicer } from '../../src/chunker/slicer.ts';
 import type { SlicedChunk } from '../../src/chunker/types.ts';
 
@@ -70,6 +71,51 @@ describe('sliceMp3', () => {
       offset += c.data.length;
     }
     expect(offset).toBe((frames.at(-1)?.offset ?? 0) + (frames.at(-1)?.size ?? 0));
+  });
+
+  it('starts each chunk after the first with the last whole frames of the one before: the bytes withOverlap joined', async () => {
+    const signal = new AbortController().signal;
+    const leadS = 40 * FRAME_S;
+    const led = await drain(
+      sliceMp3({ input: mp3, outDir, cuts: listed(CUTS), leadS, lookahead: 2, maxDurationS: 3600, signal, logger }),
+    );
+    const joinedDir = mkdtempSync(path.join(dir, 'joined-'));
+    const plain = sliceMp3({
+      input: mp3,
+      outDir: joinedDir,
+      cuts: listed(CUTS),
+      lookahead: 8,
+      maxDurationS: 3600,
+      signal,
+      logger,
+    });
+    const joined = await drain(withOverlap(plain, { overlapS: leadS, logger }));
+    expect(led.map(({ data, path: _p, ...c }) => ({ ...c, bytes: data.length }))).toEqual(
+      joined.map(({ data, path: _p, ...c }) => ({ ...c, bytes: data.length })),
+    );
+    led.forEach((c, i) => expect(c.data.equals(joined[i]?.data ?? Buffer.alloc(0))).toBe(true));
+    expect(led[0]?.leadS).toBeUndefined();
+    expect(led[1]?.leadS).toBeCloseTo(leadS, 6);
+  });
+
+  it('cuts early where a chunk, its lead included, would pass maxBytes', async () => {
+    const frameBytes = 418; // 128 kb/s at 44.1 kHz: 417 or 418 bytes a frame
+    const maxBytes = 200 * frameBytes;
+    const chunks = await drain(
+      sliceMp3({
+        ...{ input: mp3, outDir, cuts: listed(CUTS), leadS: 20 * FRAME_S, maxBytes, lookahead: 2, maxDurationS: 3600 },
+        ...{ signal: new AbortController().signal, logger },
+      }),
+    );
+    expect(chunks.length).toBeGreaterThan(CUTS.length + 1);
+    for (const c of chunks) expect(c.data.length).toBeLessThanOrEqual(maxBytes);
+    // Contiguous: each chunk's own audio starts where the one before ended, and the planned cuts are still cuts.
+    chunks.slice(1).forEach((c, i) => {
+      const before = chunks[i];
+      expect(c.startS).toBeCloseTo((before?.startS ?? 0) + (before?.durationS ?? 0), 5);
+    });
+    const starts = chunks.map((c) => c.startS);
+    for (const cut of CUTS) expect(starts.some((s) => s >= cut - 1e-6 && s < cut + FRAME_S)).toBe(true);
   });
 
   it('hands out the first chunk before the second cut is decided', async () => {

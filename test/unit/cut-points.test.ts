@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
 import {
-  MAX_BATCH,
-  WIDEN_UNTIL_BARE,
   planCutPoints,
-  planCutsInOrder,
+  type ScanWindow,
   planSplits,
   planSplitsByWindows,
   plannedChunkCount,
 } from '../../src/chunker/cut-points.ts';
+import { MAX_BATCH, WIDEN_UNTIL_BARE, planCutsInOrder } from '../../src/chunker/cuts-in-order.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
@@ -271,9 +270,10 @@ describe('planCutsInOrder', () => {
     const it = planCutsInOrder(opts, scan)[Symbol.asyncIterator]();
     const first = await it.next();
     expect(first.value).toEqual({ cut: 56.75, hard: false });
-    // The first cut came from the first window alone; the next batch (2 windows) is scanned meanwhile.
-    expect(calls[0]).toEqual([{ fromS: 55, toS: 65 }]);
-    expect(calls[1]).toHaveLength(2);
+    // The first cut came from the first target alone (its near and its whole window scanned at once); the next
+    // batch (2 windows) is scanned after it, not beside it.
+    expect(calls.slice(0, 2)).toEqual([[{ fromS: 55, toS: 65 }], [{ fromS: 45, toS: 75 }]]);
+    expect(calls[2]).toHaveLength(2);
     await collect({ [Symbol.asyncIterator]: () => it });
     // 15 targets: near scans of 1, 2, 4, 8 windows, and wide ones where a near window held no pause.
     const near = calls.filter((c) => c.every((w) => w.toS - w.fromS <= 10));
@@ -290,9 +290,40 @@ describe('planCutsInOrder', () => {
     expect(cuts.map((c) => c.cut)).toEqual((await planSplitsByWindows(long, scanner([]).scan)).cuts);
     const wideWindows = (calls: typeof lazy.calls) => calls.flat().filter((w) => w.toS - w.fromS > 10).length;
     expect(wideWindows(eager.calls)).toBe(40);
-    // The first batches (1, 2, 4 targets) may still widen; after WIDEN_UNTIL_BARE bare targets the rest do not.
-    expect(wideWindows(lazy.calls)).toBeLessThanOrEqual(7);
+    // Only the first WIDEN_UNTIL_BARE bare targets widen, though later batches are scanned before those are used.
+    expect(wideWindows(lazy.calls)).toBe(WIDEN_UNTIL_BARE);
     expect(WIDEN_UNTIL_BARE).toBe(3);
+  });
+
+  /** A scan that answers only when told, recording each call's windows and signal. */
+  function heldScanner(found: Array<{ start: number; end: number }>) {
+    const calls: Array<{ windows: ScanWindow[]; signal: AbortSignal | undefined; answer(): void }> = [];
+    const scan = (windows: readonly ScanWindow[], signal?: AbortSignal) =>
+      new Promise<Array<Array<{ start: number; end: number }>>>((resolve, reject) => {
+        signal?.addEventListener('abort', () => reject(new Error('stopped')), { once: true });
+        const answer = () => resolve(windows.map((w) => found.filter((s) => s.end > w.fromS && s.start < w.toS)));
+        calls.push({ windows: [...windows], signal, answer });
+      });
+    return { scan, calls };
+  }
+
+  it('in continuous sound, scans the first target near and wide at once: the first cut waits for one scan', async () => {
+    const { scan, calls } = heldScanner([]);
+    const first = planCutsInOrder(opts, scan)[Symbol.asyncIterator]().next();
+    await Promise.resolve();
+    // Both scans are out before either answered.
+    expect(calls.map((c) => c.windows)).toEqual([[{ fromS: 55, toS: 65 }], [{ fromS: 45, toS: 75 }]]);
+    calls.forEach((c) => c.answer());
+    expect(await first).toEqual({ done: false, value: { cut: 60, hard: true } });
+  });
+
+  it('stops the wide scan of the first target when its near window held a pause', async () => {
+    const { scan, calls } = heldScanner(silences);
+    const first = planCutsInOrder(opts, scan)[Symbol.asyncIterator]().next();
+    await Promise.resolve();
+    calls[0]?.answer();
+    expect((await first).value).toEqual({ cut: 56.75, hard: false });
+    expect(calls[1]?.signal?.aborted).toBe(true);
   });
 
   it('goes on behind the cuts a resumed job already made', async () => {

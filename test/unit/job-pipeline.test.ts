@@ -12,6 +12,7 @@ import {
   silentLogger,
   type Answer,
 } from '../fixtures/pipeline.ts';
+import { until } from '../support/until.ts';
 
 const JOB = 'job_0123456789abcdefghijklmnop';
 
@@ -109,6 +110,31 @@ describe('runJobPipeline', () => {
       [3, 'pending'],
     ]);
     expect((await t.store.getJob(JOB))?.status).toBe('processing');
+  });
+
+  it("sends the next chunk in a pool slot without waiting for the chunk before's progress write", async () => {
+    const held = deferred();
+    const raised: number[] = [];
+    class HeldProgress extends SqliteJobStore {
+      override async raisePercent(id: string, percent: number): Promise<void> {
+        raised.push(percent);
+        await held.promise;
+        return super.raisePercent(id, percent);
+      }
+    }
+    const t = pipelineDeps({ chunkS: 10, concurrency: 1, store: new HeldProgress({ file: ':memory:' }) });
+    await t.store.insertJob(queuedJob(JOB, 25));
+    const run = runJobPipeline((await t.store.getJob(JOB))!, t.deps, signals().signals, silentLogger);
+    // One slot: every chunk goes out while the first one's percent is still not written.
+    await until(
+      () => t.sent.length === 3,
+      () => `all 3 chunks sent (sent ${t.sent.join(',')})`,
+      { timeoutMs: 10_000 },
+    );
+    expect(raised.length).toBeGreaterThan(0);
+    held.resolve();
+    await run;
+    expect(await t.store.getJob(JOB)).toMatchObject({ status: 'completed', percent: 100 });
   });
 
   describe('failed chunks', () => {

@@ -1,0 +1,128 @@
+/*
+ * The cut points of `cut-points` decided one by one while the file is cut (a lazy mp3 plan): which windows are
+ * scanned when, so the first cut waits for as little scanning as it can.
+ */
+import {
+  check,
+  chooseCut,
+  planSplits,
+  resolvePlan,
+  type CutPointOptions,
+  type ScanWindow,
+  type Silence,
+} from './cut-points.ts';
+
+/** Windows scanned per call of `planCutsInOrder`: one for the first cut, doubling up to this many. */
+export const MAX_BATCH = 32;
+
+/** Targets in a row without any pause in their whole window after which `planCutsInOrder` looks near targets only. */
+export const WIDEN_UNTIL_BARE = 3;
+
+/** A silence scan of windows (see planSplitsByWindows); `signal` ends one that is no longer needed. */
+export type WindowScan = (windows: readonly ScanWindow[], signal?: AbortSignal) => Promise<Silence[][]>;
+
+/**
+ * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
+ * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
+ * whole file's. The first batch is scanned alone and its wide windows at the same time as its near ones (the
+ * wide scan is stopped when every near window held a pause), so the first cut waits for one scan, not two in a
+ * row and not behind the next batch's; so is a batch after one whose targets all lacked a pause nearby
+ * (continuous sound, where the wide scan is needed). From the second batch on, the batch after the one in use
+ * is scanned meanwhile. In continuous sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ
+ * from `planSplitsByWindows` there: a pause far from its target, after several targets without any, is not
+ * looked for. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
+ */
+export async function* planCutsInOrder(
+  opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
+  scan: WindowScan,
+): AsyncGenerator<{ cut: number; hard: boolean }> {
+  const p = resolvePlan(opts);
+  check('nearS', opts.nearS, { allowZero: true });
+  const all = planSplits({ durationS: p.durationS, targetS: p.targetS, minTailS: p.minTailS, maxChunkS: p.maxChunkS });
+  let prev = opts.after?.at(-1) ?? 0;
+  // The targets still ahead: a resumed job's cuts each stood for one target near it.
+  const targets = all.filter((t) => t - prev >= p.targetS / 2);
+  const lastTarget = all.at(-1);
+  const near = Math.min(opts.nearS, p.windowS);
+  const around = (t: number, r: number): ScanWindow => ({
+    fromS: Math.max(0, t - r),
+    toS: Math.min(p.durationS, t + r),
+  });
+  const batches: number[][] = [];
+  for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2))
+    batches.push(targets.slice(i, i + size));
+  /** Targets in a row, up to the last batch scanned, that had no pause anywhere near them. */
+  let bareStreak = 0;
+  /** Whether the last batch scanned found no pause near any of its targets. */
+  let lastBatchBare = false;
+  /** Batches whose silences are known, in order; and the last batch started, which the next one waits for. */
+  let scanned = 0;
+  let previous: Promise<unknown> = Promise.resolve();
+  /**
+   * The silences near each target of a batch: ±nearS, the whole window where that held none. Continuous sound
+   * (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the whole window, the
+   * rest is searched near its targets only, until a pause turns up again. A pause missed so is a hard cut, which
+   * the overlap of this path (an mp3 copy carries it) repairs; the wide scans were ~90 % of planning such a file.
+   * Whether to widen is decided once the batches before are known (their near scans run meanwhile), so no batch
+   * scanned ahead widens past that count.
+   */
+  const silencesOf = async (b: number, before: Promise<unknown>): Promise<Silence[][]> => {
+    const batch = batches[b] ?? [];
+    const widens = (): boolean => near < p.windowS && bareStreak < WIDEN_UNTIL_BARE;
+    const nearScan = scan(batch.map((t) => around(t, near)));
+    // Scanned at once when the batches before are known and the last one found no pause nearby (or there is none).
+    const speculate = widens() && scanned === b && (b === 0 || lastBatchBare) ? new AbortController() : null;
+    const wideAll = speculate
+      ? scan(
+          batch.map((t) => around(t, p.windowS)),
+          speculate.signal,
+        )
+      : null;
+    // Stopped on purpose when the near windows sufficed: that rejection has no reader.
+    wideAll?.catch(() => undefined);
+    const found = await nearScan.catch((err: unknown) => {
+      speculate?.abort();
+      throw err;
+    });
+    await before.catch(() => undefined);
+    const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
+    const widening = widens() && bare.length > 0;
+    if (!widening) speculate?.abort();
+    if (widening) {
+      const wide = wideAll
+        ? (await wideAll).filter((_, j) => bare.includes(j))
+        : await scan(bare.map((j) => around(batch[j] ?? 0, p.windowS)));
+      bare.forEach((j, k) => {
+        found[j] = wide[k] ?? [];
+      });
+    }
+    lastBatchBare = bare.length === batch.length;
+    for (const f of found) bareStreak = (f?.length ?? 0) === 0 ? bareStreak + 1 : 0;
+    scanned = b + 1;
+    return found;
+  };
+  const inFlight: Array<Promise<Silence[][]>> = [];
+  const start = (b: number): void => {
+    const batch = batches[b];
+    if (!batch) return;
+    const task = silencesOf(b, previous);
+    previous = task;
+    // A batch still scanning when the consumer stops has no reader: its failure must not go unhandled.
+    task.catch(() => undefined);
+    inFlight.push(task);
+  };
+  start(0);
+  for (const [b, batch] of batches.entries()) {
+    // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time), but
+    // not beside the first, which the first chunk waits for.
+    if (b > 0) start(b + 1);
+    const found = await (inFlight.shift() as Promise<Silence[][]>);
+    if (b === 0) start(1);
+    for (const [j, target] of batch.entries()) {
+      const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
+      if (!picked) continue;
+      prev = picked.cut;
+      yield picked;
+    }
+  }
+}
