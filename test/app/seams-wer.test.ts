@@ -12,12 +12,12 @@ interface TranscriptJson {
 /** 6 s chunks of speech without a pause: every cut is hard and splits a word. */
 const CHUNK_SECONDS = 6;
 /**
- * WER the chunked job may lose against one run on the whole file, per case: what was measured (pocketsphinx is
- * deterministic, the same figures every run) plus 2 points. Continuous speech: 46.5 % against 43.2 % (+3.3);
- * two synthetic voices: 68.4 % against 53.5 % (+14.9; 6 s cuts without overlap: 75.5 %). The aim is 2 points;
- * the rest is pocketsphinx restarting its feature normalisation in every chunk (docs/performance.md#seams).
+ * WER the chunked job may lose against one plain run on the whole file, per case: what was measured
+ * (pocketsphinx is deterministic, the same figures every run) plus 2 points. Continuous speech: 46.5 % against
+ * 43.2 % (+3.3); two synthetic voices: 63.9 % against 53.5 % (+10.3; before each chunk started from its own
+ * cepstral mean: 68.4 %, +14.8, which this bound refuses). The aim is 2 points (docs/performance.md#seams).
  */
-const MARGIN = { continuous: 0.053, voices: 0.169 } as const;
+const MARGIN = { continuous: 0.053, voices: 0.123 } as const;
 
 describe('seams between overlapping chunks, local engine, speech without pauses', () => {
   let server: TestServer;
