@@ -38,8 +38,17 @@ export function withCmnInit(featParams: string, mean: readonly number[]): string
   return `${featParams.replace(/\n?$/, '\n')}${line}\n`;
 }
 
+/**
+ * How much higher cepstralMean's c0 comes out than pocketsphinx's own mean of the same audio: it leaves out
+ * pocketsphinx's noise subtraction, which lowers every band's energy a little (measured 0.9-2.0 on 6 s of the
+ * LibriVox and espeak-ng fixtures; the other cepstra agree within ~1.5). With it taken off, the seam case's
+ * WER dropped by 2 words on each fixture (docs/performance.md#seams).
+ */
+export const C0_BIAS = 1.5;
+
 /** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
 export async function chunkCmnInit(file: string): Promise<number[] | null> {
   const pcm = await readPcmStart(file, CMN_SPAN_S);
-  return pcm ? cepstralMean(pcm) : null;
+  const mean = pcm ? cepstralMean(pcm) : null;
+  return mean ? mean.map((v, i) => (i === 0 ? v - C0_BIAS : v)) : null;
 }
