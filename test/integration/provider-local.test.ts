@@ -1,6 +1,7 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -11,6 +12,7 @@ import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcri
 import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
+import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
 const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
@@ -188,7 +190,8 @@ describe('createLocalProvider', () => {
     const fx = speechFixture();
     const ac = new AbortController();
     const pending = p.transcribe(input(fx.wav, fx.durationS, { signal: ac.signal }));
-    expect(rec.children).toHaveLength(1);
+    // pocketsphinx starts once the chunk's cepstral mean is read.
+    await until(() => rec.children.length === 1, 'pocketsphinx to start');
     ac.abort(new Error('job cancelled'));
     const err = await rejection(pending);
     expect(err.code).toBe('CANCELLED');
@@ -254,6 +257,80 @@ describe('createLocalProvider', () => {
     const fx = speechFixture();
     expect((await rejection(p.transcribe(input(fx.wav, fx.durationS)))).code).toBe('PROVIDER_UNAVAILABLE');
     expect(await p.check()).toMatchObject({ status: 'down', code: 'PROVIDER_UNAVAILABLE' });
+  });
+
+  /** The first 6 s of a LibriVox clip (one utterance shorter than the 8 s pocketsphinx keeps its start value for). */
+  function sixSeconds(name: string): string {
+    const file = path.join(tmp, name);
+    const clip = path.join(LIBRIVOX_DIR, `${CLIPS[1].id}.wav`);
+    execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', clip, '-t', '6', '-ar', '16000', '-ac', '1', file]);
+    return file;
+  }
+
+  it("starts pocketsphinx's cepstral mean from the chunk's own, close to where pocketsphinx itself ends up", async () => {
+    const file = sixSeconds('cmn.wav');
+    // Where pocketsphinx's live CMN ends on this chunk when it runs alone (its last "Update to" line).
+    const alone = spawnSync(
+      'pocketsphinx_continuous',
+      [
+        '-infile',
+        file,
+        '-hmm',
+        `${MODEL_DIR}/en-us`,
+        '-lm',
+        `${MODEL_DIR}/en-us.lm.bin`,
+        '-dict',
+        `${MODEL_DIR}/cmudict-en-us.dict`,
+      ],
+      { encoding: 'utf8' },
+    );
+    const own = [...alone.stderr.matchAll(/Update to\s*<([^>]*)>/g)].at(-1)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+    expect(own).toHaveLength(13);
+
+    const seen: Array<{ args: readonly string[]; featParams: string | null }> = [];
+    const p = createLocalProvider({
+      logger,
+      modelDir: MODEL_DIR,
+      spawn: (cmd, args, opts) => {
+        const at = args.indexOf('-featparams');
+        seen.push({ args, featParams: at === -1 ? null : readFileSync(args[at + 1] as string, 'utf8') });
+        return spawn(cmd, args, opts);
+      },
+    });
+    const result = await p.transcribe(input(file, 6));
+    expect(result.words?.length).toBeGreaterThan(3);
+    const params = seen[0]?.featParams ?? '';
+    const init = /^-cmninit (.*)$/m.exec(params)?.[1]?.split(',').map(Number) ?? [];
+    expect(init).toHaveLength(13);
+    // The model's start value is 41.00 for c0; this speaker's is ~57. The estimate leaves out pocketsphinx's noise
+    // subtraction, which lowers c0 by 1-2.
+    expect(Math.abs((init[0] ?? 0) - (own[0] ?? 0))).toBeLessThan(3);
+    for (let i = 1; i < 13; i++) expect(Math.abs((init[i] ?? 0) - (own[i] ?? 0)), `c${i}`).toBeLessThan(2.5);
+    // Every other line is the model's own; the file is gone once the chunk is done.
+    const model = readFileSync(`${MODEL_DIR}/en-us/feat.params`, 'utf8');
+    expect(params.split('\n').filter((l) => !l.startsWith('-cmninit'))).toEqual(
+      model.split('\n').filter((l) => !l.startsWith('-cmninit')),
+    );
+    expect(await readdir(tmp)).not.toContain('cmn.wav.feat.params');
+  });
+
+  it("runs on the model's own start value when told to (the plain whole-file reference)", async () => {
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn, cmnInit: false });
+    await p.transcribe(input(sixSeconds('plain.wav'), 6));
+    expect(rec.children[0]?.spawnargs).not.toContain('-featparams');
+  });
+
+  it('does not spawn, and leaves no file behind, when the job is cancelled while the chunk is read', async () => {
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn });
+    const file = sixSeconds('cancelled.wav');
+    const ac = new AbortController();
+    const pending = p.transcribe(input(file, 6, { signal: ac.signal }));
+    ac.abort(new Error('job cancelled'));
+    expect((await rejection(pending)).code).toBe('CANCELLED');
+    expect(rec.children).toHaveLength(0);
+    expect((await readdir(tmp)).filter((f) => f.startsWith('cancelled'))).toEqual(['cancelled.wav']);
   });
 
   it('checks ok when the binary is on PATH and the model files exist', async () => {

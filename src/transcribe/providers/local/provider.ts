@@ -1,9 +1,10 @@
 import { spawn as nodeSpawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { access, constants, stat } from 'node:fs/promises';
+import { access, constants, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../../../errors.ts';
+import { chunkCmnInit, withCmnInit } from './cmn-init.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
@@ -20,6 +21,11 @@ export interface LocalProviderOptions {
   spawn?: SpawnFn;
   /** Wait between SIGTERM and SIGKILL. @default 2000 */
   killGraceMs?: number;
+  /**
+   * Start pocketsphinx's cepstral mean normalisation from the chunk's own mean (cmn-init.ts) instead of the
+   * model's `-cmninit`, which it otherwise keeps for a chunk's first 8 s. @default true
+   */
+  cmnInit?: boolean;
 }
 
 const FILLER = /^(<s>|<\/s>|<sil>|\[.*\]|\+\+.*\+\+)$/i;
@@ -82,20 +88,29 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     dict: path.join(modelDir, 'cmudict-en-us.dict'),
   };
 
-  function run(input: TranscribeInput): Promise<string> {
+  const modelArgs = ['-hmm', modelFiles.hmm, '-lm', modelFiles.lm, '-dict', modelFiles.dict, '-time', 'yes'];
+  let featParams: Promise<string | null> | undefined;
+  /**
+   * A feat.params beside the chunk with the chunk's own cepstral mean as `-cmninit`, or null to run on the
+   * model's own. A file, because pocketsphinx reads `-cmninit` from the model's feat.params after the command
+   * line (the flag alone is overridden); `-featparams` replaces that file.
+   */
+  async function chunkFeatParams(input: TranscribeInput): Promise<string | null> {
+    if (options.cmnInit === false) return null;
+    // Without the model's file or a readable chunk, pocketsphinx runs as it would alone (and reports what is wrong).
+    featParams ??= readFile(path.join(modelFiles.hmm, 'feat.params'), 'utf8').catch(() => null);
+    const base = await featParams;
+    const mean = base === null ? null : await chunkCmnInit(input.path).catch(() => null);
+    if (base === null || mean === null) return null;
+    const file = `${input.path}.feat.params`;
+    await writeFile(file, withCmnInit(base, mean));
+    return file;
+  }
+
+  function run(input: TranscribeInput, featParamsFile: string | null): Promise<string> {
     const timeoutS = options.timeoutS ?? Math.max(60, 3 * input.durationS);
-    const args = [
-      '-infile',
-      input.path,
-      '-hmm',
-      modelFiles.hmm,
-      '-lm',
-      modelFiles.lm,
-      '-dict',
-      modelFiles.dict,
-      '-time',
-      'yes',
-    ];
+    const featArgs = featParamsFile === null ? [] : ['-featparams', featParamsFile];
+    const args = ['-infile', input.path, ...modelArgs, ...featArgs];
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     log.debug({ binary, args }, 'pocketsphinx start');
 
@@ -187,7 +202,17 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     if (input.signal.aborted) {
       throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });
     }
-    const out = await run(input);
+    const featParamsFile = await chunkFeatParams(input);
+    let out: string;
+    try {
+      // Cancelled while the chunk's mean was read: the abort listener of run() would never fire.
+      if (input.signal.aborted) {
+        throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });
+      }
+      out = await run(input, featParamsFile);
+    } finally {
+      if (featParamsFile !== null) await rm(featParamsFile, { force: true });
+    }
     const max = input.durationS > 0 ? input.durationS : Infinity;
     const parsed = parsePocketsphinxOutput(out);
     const inFile = <T extends { start: number; end: number }>(x: T): T => ({

@@ -1,0 +1,54 @@
+import { open } from 'node:fs/promises';
+import { parseWavHeader } from '../../../chunker/overlap-lead.ts';
+import { cepstralMean, EN_US_FRONT_END } from './cepstral-mean.ts';
+
+/**
+ * Seconds from a chunk's start its cepstral mean is taken over: the 8 s pocketsphinx decodes against its start
+ * value before its own mean takes over, and as much again so that the estimate does not hang on a few phones.
+ * Bounds the read and the CPU (~2 ms per second of audio).
+ */
+export const CMN_SPAN_S = 20;
+
+const HEAD_BYTES = 4096;
+
+/**
+ * The first `seconds` of a 16 kHz mono 16-bit PCM WAV file (what the local engine's chunks are), or null for
+ * any other file: the front end's constants hold for that format only.
+ */
+export async function readPcmStart(file: string, seconds: number): Promise<Int16Array | null> {
+  const fh = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);
+    const l = parseWavHeader(head.subarray(0, bytesRead), (await fh.stat()).size);
+    if (!l || l.channels !== 1 || l.bitsPerSample !== 16 || l.sampleRate !== EN_US_FRONT_END.sampleRate) return null;
+    const bytes = Math.min(l.dataBytes, Math.floor(seconds * l.sampleRate) * 2);
+    const pcm = new Int16Array(bytes / 2);
+    await fh.read(Buffer.from(pcm.buffer), 0, bytes, l.dataOffset);
+    return pcm;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Pure: the model's feat.params with `-cmninit` set to `mean` (added when the file has none). */
+export function withCmnInit(featParams: string, mean: readonly number[]): string {
+  const line = `-cmninit ${mean.map((v) => v.toFixed(2)).join(',')}`;
+  if (/^-cmninit\s.*$/m.test(featParams)) return featParams.replace(/^-cmninit\s.*$/m, line);
+  return `${featParams.replace(/\n?$/, '\n')}${line}\n`;
+}
+
+/**
+ * How much higher cepstralMean's c0 comes out than pocketsphinx's own mean of the same audio: it leaves out
+ * pocketsphinx's noise subtraction, which lowers every band's energy a little (measured 0.9-2.0 on 6 s of the
+ * LibriVox and espeak-ng fixtures; the other cepstra agree within ~1.5). With it taken off, the seam case's
+ * WER dropped by 2 words on each fixture (docs/performance.md#seams).
+ */
+export const C0_BIAS = 1.5;
+
+/** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
+export async function chunkCmnInit(file: string): Promise<number[] | null> {
+  const pcm = await readPcmStart(file, CMN_SPAN_S);
+  const mean = pcm ? cepstralMean(pcm) : null;
+  return mean ? mean.map((v, i) => (i === 0 ? v - C0_BIAS : v)) : null;
+}
