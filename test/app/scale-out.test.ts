@@ -8,7 +8,7 @@ import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
-import { busiestWindow } from '../support/request-windows.ts';
+import { arrivalBound, busiestWindow } from '../support/request-windows.ts';
 import { openEvents, textsOf } from '../support/event-stream-client.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
 import { until } from '../support/until.ts';
@@ -18,6 +18,8 @@ const BURST = 4;
 const CONCURRENCY = 2;
 const LATENCY_MS = 300;
 const RETRY_AFTER_S = 4;
+/** How late a request may arrive at the fake after its permit on a busy machine. */
+const ARRIVAL_JITTER_MS = 250;
 
 interface Proc extends ServiceProcess {
   name: string;
@@ -163,10 +165,14 @@ describe('scale-out on Redis: two API processes, three workers, one shared rate 
       const answeredAt = limited[0]!.time + LATENCY_MS;
       const during = times.filter((t) => t > answeredAt + 1_500 && t < answeredAt + RETRY_AFTER_S * 1000 - 300);
       expect(during, 'requests during the shared Retry-After pause').toEqual([]);
-      // The combined rate of all three workers stays within one token bucket of RPM and BURST, in every window.
+      // The combined rate of all three workers stays within one token bucket of RPM and BURST, in every window,
+      // counted where the requests arrive: a permit taken just before a window may land in it on a loaded machine
+      // (CI once saw 8 arrivals in 500 ms against the bucket's 7). Three workers each under a limit of its own would
+      // put up to 20 requests in 1 s (six in flight, 300 ms each) against this bound's 12: the margin hides no
+      // limit that is not shared.
       for (const windowMs of [500, 1_000, 2_000, 5_000, 10_000]) {
         expect(busiestWindow(times, windowMs), `${windowMs} ms window`).toBeLessThanOrEqual(
-          BURST + Math.ceil((RPM * windowMs) / 60_000),
+          arrivalBound(RPM, BURST, windowMs, ARRIVAL_JITTER_MS),
         );
       }
       // ...and the limit was binding: the requests took at least as long as RPM allows (the test can fail).

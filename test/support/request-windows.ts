@@ -9,3 +9,13 @@ export function busiestWindow(times: readonly number[], windowMs: number): numbe
   }
   return best;
 }
+
+/**
+ * The most requests a token bucket of `rpm` and `burst` lets ARRIVE in any window of `windowMs` at a provider, when
+ * each request may arrive up to `jitterMs` after its permit (reading the chunk, connecting, a busy event loop): the
+ * arrivals in a window all took their permits within `windowMs + jitterMs`. Tests count arrivals at the fake, not
+ * permits, so they bound arrivals with this, not with the bucket's own bound.
+ */
+export function arrivalBound(rpm: number, burst: number, windowMs: number, jitterMs: number): number {
+  return burst + Math.ceil((rpm * (windowMs + jitterMs)) / 60_000);
+}
