@@ -177,6 +177,28 @@ describe('GET /v1/jobs/{id}/events', () => {
     expect(c.status).toBe(200);
   });
 
+  it('answers HEAD with the stream headers and no stream: no slot held, nothing left open', async () => {
+    const s = await start({ API_KEYS: `${KEY_A},${KEY_B}`, EVENT_STREAMS_PER_KEY_MAX: '1' });
+    s.hold.from = 0;
+    const created = await upload(s.url, speech.wav, {}, A);
+    expect(created.status).toBe(202);
+    const id = created.body.id as string;
+    // A HEAD that held a stream would keep the key's only slot (and a socket) for the stream's lifetime.
+    for (let i = 0; i < 3; i++) {
+      const head = await fetch(`${s.url}/v1/jobs/${id}/events`, { method: 'HEAD', headers: A });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(await head.text()).toBe('');
+    }
+    expect(s.services.feed.active()).toBe(0);
+    // The same checks as GET: no key, another key's job.
+    expect((await fetch(`${s.url}/v1/jobs/${id}/events`, { method: 'HEAD' })).status).toBe(401);
+    expect((await fetch(`${s.url}/v1/jobs/${id}/events`, { method: 'HEAD', headers: B })).status).toBe(404);
+    const stream = await open(s.url, id, A);
+    expect(stream.status).toBe(200);
+    expect((await stream.next())?.event).toBe('progress');
+  });
+
   it('closes a stream at its lifetime (heartbeats before), and the server closes with streams open', async () => {
     const s = await start({ EVENT_STREAM_MAX_S: '2', EVENT_HEARTBEAT_S: '1' });
     s.hold.from = 0;

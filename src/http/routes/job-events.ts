@@ -138,6 +138,12 @@ export default async function jobEventRoutes(app: FastifyInstance, opts: { servi
         lastEventId: request.headers['last-event-id'],
         signal: stop.signal,
       });
+      if (request.method === 'HEAD') {
+        // HEAD gets GET's checks and headers but no stream: streaming it would hold a slot and a socket for the
+        // stream's lifetime, with nothing ever read.
+        stop.abort(new Error('HEAD'));
+        return reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').send('');
+      }
       const slot = slots.take(request.owner ?? `address:${request.ip}`);
       streams.add(stop);
       reply.sse.onClose(() => stop.abort(new Error('client gone')));
