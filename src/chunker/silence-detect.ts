@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { runProcess } from './run-process.ts';
+import { createScanSlots } from './scan-slots.ts';
 import type { Silence } from './cut-points.ts';
 
 export interface SilenceDetectorDeps {
@@ -8,7 +9,10 @@ export interface SilenceDetectorDeps {
   timeoutS: number;
   /** @default 'ffmpeg' (from PATH) */
   ffmpegPath?: string;
-  /** ffmpeg runs a windowed scan may have at once (one decoder each: one per core is what helps). @default 1 */
+  /**
+   * ffmpeg runs the windowed scans of all jobs may have at once (one decoder each: one per core is what helps);
+   * further runs wait for a slot, those something waits for first. @default 1
+   */
   parallelRuns?: number;
 }
 
@@ -21,6 +25,11 @@ export interface DetectOptions {
   /** Shortest silence reported, in seconds. @default 0.3 */
   minSilenceS?: number;
   signal?: AbortSignal;
+  /**
+   * A windowed scan ahead of need (cut points nothing waits for yet): it waits for a free decoder slot behind the
+   * scans something waits for, and runs as one ffmpeg (per WINDOWS_PER_RUN windows) instead of one per slot.
+   */
+  ahead?: boolean;
 }
 
 export interface SilenceDetector {
@@ -102,6 +111,7 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   const log = deps.logger;
   const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
+  const slots = createScanSlots(parallel);
 
   async function run(inputs: string[], map: string[], opts: DetectOptions): Promise<Silence[]> {
     const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'info', ...inputs, ...map, '-vn', '-f', 'null', '-'];
@@ -161,13 +171,11 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
         return splitByWindows(joined, clipped, opts.minSilenceS ?? 0.3);
       };
-      // Decoding is the whole cost (~1000x real time a core for a 128k mp3): the batches share the cores.
-      const batches = windowBatches(windows.length, parallel);
-      const out: Silence[][][] = [];
-      for (let i = 0; i < batches.length; i += parallel) {
-        const wave = batches.slice(i, i + parallel).map(([from, to]) => scan(windows.slice(from, to)));
-        out.push(...(await Promise.all(wave)));
-      }
+      // Decoding is the whole cost (~1000x real time a core for a 128k mp3), and each ffmpeg ~0.06 s of CPU to
+      // start: a scan something waits for is split across the slots, one ahead of need is not.
+      const ahead = opts.ahead ?? false;
+      const batches = windowBatches(windows.length, ahead ? 1 : parallel);
+      const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(windows.slice(from, to)), ahead)));
       return out.flat();
     },
   };

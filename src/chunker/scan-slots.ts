@@ -1,0 +1,39 @@
+/**
+ * Slots for CPU-bound work (one ffmpeg decoder each): at most `slots` tasks run at once, and a free slot goes to
+ * the oldest waiting task that something waits for before any task done ahead of need. Silence scans share the
+ * cores this way instead of all running at once: the scan the first chunk waits for is not slowed by the scans
+ * of the cuts after it, which then follow in the order they are needed.
+ */
+export interface ScanSlots {
+  /** Runs `task` once a slot is free; `ahead`: nothing waits for it yet, so it gives way to what does. */
+  run<T>(task: () => Promise<T>, ahead: boolean): Promise<T>;
+}
+
+export function createScanSlots(slots: number): ScanSlots {
+  const size = Math.max(1, Math.floor(slots));
+  let busy = 0;
+  const urgent: Array<() => void> = [];
+  const later: Array<() => void> = [];
+  const next = (): void => {
+    const start = urgent.shift() ?? later.shift();
+    if (!start) return;
+    busy += 1;
+    start();
+  };
+  return {
+    run(task, ahead) {
+      return new Promise((resolve, reject) => {
+        const start = (): void => {
+          task()
+            .then(resolve, reject)
+            .finally(() => {
+              busy -= 1;
+              next();
+            });
+        };
+        (ahead ? later : urgent).push(start);
+        if (busy < size) next();
+      });
+    },
+  };
+}
