@@ -28,7 +28,9 @@ export function createScanSlots(slots: number): ScanSlots {
             .then(resolve, reject)
             .finally(() => {
               busy -= 1;
-              next();
+              // After the reactions to this task's result: they may cancel a waiting task (a speculative wide
+              // scan no longer needed), which then ends at once instead of starting an ffmpeg first.
+              setImmediate(next);
             });
         };
         (ahead ? later : urgent).push(start);

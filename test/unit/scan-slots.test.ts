@@ -12,7 +12,10 @@ function held(name: string, started: string[]) {
   return { task, finish: (fail?: Error) => finish(fail) };
 }
 
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Two turns of the event loop: a slot freed in the first is taken in the second. */
+const tick = async () => {
+  for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+};
 
 describe('createScanSlots', () => {
   it('runs at most `slots` tasks at once, and each next one as a slot frees', async () => {
@@ -70,5 +73,28 @@ describe('createScanSlots', () => {
     expect(started).toEqual(['failing', 'next']);
     next.finish();
     expect(await after).toBe('next');
+  });
+
+  it('lets the reactions to a finished task cancel a waiting one before it starts', async () => {
+    const slots = createScanSlots(1);
+    const started: string[] = [];
+    const near = held('near', started);
+    const stop = new AbortController();
+    // The wide scan is needed only if the near one found nothing (here it found something); the decision comes
+    // a few promise reactions after the near scan's end, as in the planner.
+    const nearDone = slots
+      .run(near.task, false)
+      .then((found) => Promise.all([found]))
+      .then(async ([found]) => found)
+      .then(() => stop.abort());
+    const wide = slots.run(async () => {
+      if (stop.signal.aborted) return 'skipped';
+      started.push('wide');
+      return 'scanned';
+    }, false);
+    near.finish();
+    await nearDone;
+    expect(await wide).toBe('skipped');
+    expect(started).toEqual(['near']);
   });
 });
