@@ -148,7 +148,8 @@ export function createChunkSource(
   const { logger, reader } = deps;
   const timeoutS = config.ffmpegTimeoutS;
   const slicer = createSlicer({ logger, timeoutS });
-  // A windowed scan is all decoding: one ffmpeg per core (up to 4) plans a long file that much sooner.
+  // A windowed scan is all decoding: one ffmpeg per core (up to 4), shared by every job's scans, plans a long
+  // file that much sooner without one job's scans ahead of need slowing the scan another chunk waits for.
   const parallelRuns = Math.min(4, os.availableParallelism());
   const silences = createSilenceDetector({ logger, timeoutS, parallelRuns });
   const cutPlanner = createCutPlanner({ silences, logger });
