@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 /**
  * Slots for CPU-bound work (one ffmpeg decoder each): at most `slots` tasks run at once, and a free slot goes to
  * the oldest waiting task that something waits for before any task done ahead of need. Silence scans share the
@@ -7,6 +9,11 @@
 export interface ScanSlots {
   /** Runs `task` once a slot is free; `ahead`: nothing waits for it yet, so it gives way to what does. */
   run<T>(task: () => Promise<T>, ahead: boolean): Promise<T>;
+}
+
+/** Slots for windowed silence scans: one per core (up to 4), since a scan is all decoding. */
+export function createWindowScanSlots(): ScanSlots {
+  return createScanSlots(Math.min(4, os.availableParallelism()));
 }
 
 export function createScanSlots(slots: number): ScanSlots {

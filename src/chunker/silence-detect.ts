@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { runProcess } from './run-process.ts';
-import { createScanSlots } from './scan-slots.ts';
+import { createScanSlots, type ScanSlots } from './scan-slots.ts';
 import type { Silence } from './cut-points.ts';
 
 export interface SilenceDetectorDeps {
@@ -14,6 +14,8 @@ export interface SilenceDetectorDeps {
    * further runs wait for a slot, those something waits for first. @default 1
    */
   parallelRuns?: number;
+  /** The slots those runs take, shared with other detectors (other backends'). @default parallelRuns of its own */
+  slots?: ScanSlots;
 }
 
 export interface DetectOptions {
@@ -111,7 +113,7 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   const log = deps.logger;
   const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
-  const slots = createScanSlots(parallel);
+  const slots = deps.slots ?? createScanSlots(parallel);
 
   async function run(inputs: string[], map: string[], opts: DetectOptions): Promise<Silence[]> {
     const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'info', ...inputs, ...map, '-vn', '-f', 'null', '-'];
