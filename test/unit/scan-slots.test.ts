@@ -97,4 +97,29 @@ describe('createScanSlots', () => {
     expect(await wide).toBe('skipped');
     expect(started).toEqual(['near']);
   });
+
+  it('keeps one slot from the tasks ahead of need, for a task something comes to wait for', async () => {
+    const slots = createScanSlots(2);
+    const started: string[] = [];
+    const ahead = ['ahead 1', 'ahead 2'].map((n) => held(n, started));
+    const all = ahead.map((t) => slots.run(t.task, true));
+    await tick();
+    // Two slots, both free: still only one task ahead of need runs.
+    expect(started).toEqual(['ahead 1']);
+    const urgent = held('urgent', started);
+    all.push(slots.run(urgent.task, false));
+    await tick();
+    expect(started).toEqual(['ahead 1', 'urgent']);
+    urgent.finish();
+    await tick();
+    expect(started).toEqual(['ahead 1', 'urgent']);
+    ahead[0]?.finish();
+    await tick();
+    expect(started).toEqual(['ahead 1', 'urgent', 'ahead 2']);
+    ahead[1]?.finish();
+    await Promise.all(all);
+    // With one slot, it is theirs when nothing else waits.
+    const one = createScanSlots(1);
+    expect(await one.run(async () => 'ran', true)).toBe('ran');
+  });
 });
