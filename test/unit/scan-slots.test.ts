@@ -17,6 +17,17 @@ const tick = async () => {
   for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 };
 
+/** Ends `task`, then checks which tasks have started once the slot it freed was handed on. */
+async function finishThenExpect(
+  task: { finish(): void } | undefined,
+  started: readonly string[],
+  expected: string[],
+): Promise<void> {
+  task?.finish();
+  await tick();
+  expect(started).toEqual(expected);
+}
+
 describe('createScanSlots', () => {
   it('runs at most `slots` tasks at once, and each next one as a slot frees', async () => {
     const slots = createScanSlots(2);
@@ -25,12 +36,8 @@ describe('createScanSlots', () => {
     const results = tasks.map((t) => slots.run(t.task, false));
     await tick();
     expect(started).toEqual(['a', 'b']);
-    tasks[1]?.finish();
-    await tick();
-    expect(started).toEqual(['a', 'b', 'c']);
-    tasks[0]?.finish();
-    await tick();
-    expect(started).toEqual(['a', 'b', 'c', 'd']);
+    await finishThenExpect(tasks[1], started, ['a', 'b', 'c']);
+    await finishThenExpect(tasks[0], started, ['a', 'b', 'c', 'd']);
     tasks[2]?.finish();
     tasks[3]?.finish();
     expect(await Promise.all(results)).toEqual(['a', 'b', 'c', 'd']);
@@ -110,12 +117,8 @@ describe('createScanSlots', () => {
     all.push(slots.run(urgent.task, false));
     await tick();
     expect(started).toEqual(['ahead 1', 'urgent']);
-    urgent.finish();
-    await tick();
-    expect(started).toEqual(['ahead 1', 'urgent']);
-    ahead[0]?.finish();
-    await tick();
-    expect(started).toEqual(['ahead 1', 'urgent', 'ahead 2']);
+    await finishThenExpect(urgent, started, ['ahead 1', 'urgent']);
+    await finishThenExpect(ahead[0], started, ['ahead 1', 'urgent', 'ahead 2']);
     ahead[1]?.finish();
     await Promise.all(all);
     // With one slot, it is theirs when nothing else waits.
