@@ -35,9 +35,10 @@ export type WindowScan = (
  * (see ScanSlots), so the first cut waits for one scan and the next two (the chunks a pool of 3 sends beside the
  * first) follow on the cores it leaves. A later batch's wide windows are scanned beside its near ones when the
  * batch before lacked a pause at every target (continuous sound, where the wide scan is needed). From the
- * second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from
- * `planSplitsByWindows` there: a pause far from its target, after several targets without any, is not looked
- * for. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
+ * second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous sound
+ * it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a pause
+ * far from its target, after several targets without any, is not looked for. `after`: cuts already made (a
+ * resumed job's), planning goes on behind the last of them.
  */
 export async function* planCutsInOrder(
   opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },

@@ -10,11 +10,14 @@ export interface SilenceDetectorDeps {
   /** @default 'ffmpeg' (from PATH) */
   ffmpegPath?: string;
   /**
-   * ffmpeg runs the windowed scans of all jobs may have at once (one decoder each: one per core is what helps);
-   * further runs wait for a slot, those something waits for first. @default 1
+   * ffmpeg runs a windowed scan something waits for is split into (one decoder each: one per core is what
+   * helps); every run takes a slot first. @default 1
    */
   parallelRuns?: number;
-  /** The slots those runs take, shared with other detectors (other backends'). @default parallelRuns of its own */
+  /**
+   * The decoder slots, shared by every scan of this detector (all jobs') and of the detectors given the same
+   * (other backends'): further runs wait, those something waits for first. @default parallelRuns of its own
+   */
   slots?: ScanSlots;
 }
 
