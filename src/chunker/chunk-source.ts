@@ -8,6 +8,7 @@ import { createCutPlanner } from './cut-planner.ts';
 import { plannedChunkCount } from './cut-points.ts';
 import { sliceMp3 } from './mp3-slicer.ts';
 import { readAhead } from './read-ahead.ts';
+import { createWindowScanSlots, type ScanSlots } from './scan-slots.ts';
 import { seeksExactly } from './seek-exact.ts';
 import { withOverlap } from './overlap-lead.ts';
 import { createSilenceDetector } from './silence-detect.ts';
@@ -143,14 +144,16 @@ function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: C
 /** Plan, slicer, byte cap and overlap lead assembled once from the config: the pipeline asks, it does not assemble. */
 export function createChunkSource(
   config: ChunkSourceConfig,
-  deps: { logger: Logger; reader: ChunkReader },
+  deps: { logger: Logger; reader: ChunkReader; scanSlots?: ScanSlots },
 ): ChunkSource {
   const { logger, reader } = deps;
   const timeoutS = config.ffmpegTimeoutS;
   const slicer = createSlicer({ logger, timeoutS });
-  // A windowed scan is all decoding: one ffmpeg per core (up to 4) plans a long file that much sooner.
+  // A windowed scan is all decoding: one ffmpeg per core (up to 4), shared by every job's scans (every backend's,
+  // when given), plans a long file that much sooner without scans ahead of need slowing one a chunk waits for.
   const parallelRuns = Math.min(4, os.availableParallelism());
-  const silences = createSilenceDetector({ logger, timeoutS, parallelRuns });
+  const slots = deps.scanSlots ?? createWindowScanSlots();
+  const silences = createSilenceDetector({ logger, timeoutS, parallelRuns, slots });
   const cutPlanner = createCutPlanner({ silences, logger });
 
   const recipeFor = (subject: ChunkSubject, hardCuts: number | null): ChunkRecipe =>

@@ -58,9 +58,10 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
       yield* after;
       let hardCuts = 0;
       let cuts = 0;
-      const scan: WindowScan = (windows, stop) =>
+      const scan: WindowScan = (windows, { signal: stop, ahead = false } = {}) =>
         deps.silences.detectInWindows(file, windows, {
           ...detect,
+          ahead,
           ...(stop ? { signal: signal ? AbortSignal.any([signal, stop]) : stop } : {}),
         });
       for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan)) {

@@ -18,19 +18,27 @@ export const MAX_BATCH = 32;
 /** Targets in a row without any pause in their whole window after which `planCutsInOrder` looks near targets only. */
 export const WIDEN_UNTIL_BARE = 3;
 
-/** A silence scan of windows (see planSplitsByWindows); `signal` ends one that is no longer needed. */
-export type WindowScan = (windows: readonly ScanWindow[], signal?: AbortSignal) => Promise<Silence[][]>;
+/**
+ * A silence scan of windows (see planSplitsByWindows); `signal` ends one that is no longer needed; `ahead`: the
+ * slicer does not wait for it yet (the scan may yield the cores to what does).
+ */
+export type WindowScan = (
+  windows: readonly ScanWindow[],
+  opts?: { signal?: AbortSignal; ahead?: boolean },
+) => Promise<Silence[][]>;
 
 /**
  * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
  * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
- * whole file's. The first batch is scanned alone and its wide windows at the same time as its near ones (the
- * wide scan is stopped when every near window held a pause), so the first cut waits for one scan, not two in a
- * row and not behind the next batch's; so is a batch after one whose targets all lacked a pause nearby
- * (continuous sound, where the wide scan is needed). From the second batch on, the batch after the one in use
- * is scanned meanwhile. In continuous sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ
- * from `planSplitsByWindows` there: a pause far from its target, after several targets without any, is not
- * looked for. `after`: cuts already made (a resumed job's), planning goes on behind the last of them.
+ * whole file's. The first two batches are asked for at once, each with its wide windows beside its near ones
+ * (a wide scan is stopped when every near window of its batch held a pause): the scans run in the order asked
+ * (see ScanSlots), so the first cut waits for one scan and the next two (the chunks a pool of 3 sends beside the
+ * first) follow on the cores it leaves. A later batch's wide windows are scanned beside its near ones when the
+ * batch before lacked a pause at every target (continuous sound, where the wide scan is needed). From the
+ * second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous sound
+ * it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a pause
+ * far from its target, after several targets without any, is not looked for. `after`: cuts already made (a
+ * resumed job's), planning goes on behind the last of them.
  */
 export async function* planCutsInOrder(
   opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
@@ -69,13 +77,20 @@ export async function* planCutsInOrder(
   const silencesOf = async (b: number, before: Promise<unknown>): Promise<Silence[][]> => {
     const batch = batches[b] ?? [];
     const widens = (): boolean => near < p.windowS && bareStreak < WIDEN_UNTIL_BARE;
-    const nearScan = scan(batch.map((t) => around(t, near)));
-    // Scanned at once when the batches before are known and the last one found no pause nearby (or there is none).
-    const speculate = widens() && scanned === b && (b === 0 || lastBatchBare) ? new AbortController() : null;
+    // The first two batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once); the
+    // scans of the rest are ahead of the slicer's need.
+    const ahead = b > 1;
+    const nearScan = scan(
+      batch.map((t) => around(t, near)),
+      { ahead },
+    );
+    // Scanned at once when nothing is known yet (the first two batches), or when the batches before are known
+    // and the last one found no pause nearby.
+    const speculate = widens() && (scanned === 0 || (scanned === b && lastBatchBare)) ? new AbortController() : null;
     const wideAll = speculate
       ? scan(
           batch.map((t) => around(t, p.windowS)),
-          speculate.signal,
+          { signal: speculate.signal, ahead },
         )
       : null;
     // Stopped on purpose when the near windows sufficed: that rejection has no reader.
@@ -84,14 +99,19 @@ export async function* planCutsInOrder(
       speculate?.abort();
       throw err;
     });
-    await before.catch(() => undefined);
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
+    // A pause near every target: no wide window is needed whatever the batches before found.
+    if (bare.length === 0) speculate?.abort();
+    await before.catch(() => undefined);
     const widening = widens() && bare.length > 0;
     if (!widening) speculate?.abort();
     if (widening) {
       const wide = wideAll
         ? (await wideAll).filter((_, j) => bare.includes(j))
-        : await scan(bare.map((j) => around(batch[j] ?? 0, p.windowS)));
+        : await scan(
+            bare.map((j) => around(batch[j] ?? 0, p.windowS)),
+            { ahead },
+          );
       bare.forEach((j, k) => {
         found[j] = wide[k] ?? [];
       });
@@ -112,12 +132,11 @@ export async function* planCutsInOrder(
     inFlight.push(task);
   };
   start(0);
+  start(1);
   for (const [b, batch] of batches.entries()) {
-    // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time), but
-    // not beside the first, which the first chunk waits for.
+    // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time).
     if (b > 0) start(b + 1);
     const found = await (inFlight.shift() as Promise<Silence[][]>);
-    if (b === 0) start(1);
     for (const [j, target] of batch.entries()) {
       const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
       if (!picked) continue;

@@ -37,6 +37,7 @@ export type { OverlapLeadOptions, WavLayout } from './overlap-lead.ts';
 export { createSlicer } from './slicer.ts';
 export type { SliceHandle, SliceOptions, SliceState, Slicer, SlicerDeps } from './slicer.ts';
 export { chunkPlanRecord, createChunkSource } from './chunk-source.ts';
+export { createWindowScanSlots } from './scan-slots.ts';
 export type {
   ChunkPlan,
   ChunkPlanRecord,

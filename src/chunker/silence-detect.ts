@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { runProcess } from './run-process.ts';
+import { createScanSlots, type ScanSlots } from './scan-slots.ts';
 import type { Silence } from './cut-points.ts';
 
 export interface SilenceDetectorDeps {
@@ -8,8 +9,16 @@ export interface SilenceDetectorDeps {
   timeoutS: number;
   /** @default 'ffmpeg' (from PATH) */
   ffmpegPath?: string;
-  /** ffmpeg runs a windowed scan may have at once (one decoder each: one per core is what helps). @default 1 */
+  /**
+   * ffmpeg runs a windowed scan something waits for is split into (one decoder each: one per core is what
+   * helps); every run takes a slot first. @default 1
+   */
   parallelRuns?: number;
+  /**
+   * The decoder slots, shared by every scan of this detector (all jobs') and of the detectors given the same
+   * (other backends'): further runs wait, those something waits for first. @default parallelRuns of its own
+   */
+  slots?: ScanSlots;
 }
 
 export interface DetectOptions {
@@ -21,6 +30,11 @@ export interface DetectOptions {
   /** Shortest silence reported, in seconds. @default 0.3 */
   minSilenceS?: number;
   signal?: AbortSignal;
+  /**
+   * A windowed scan ahead of need (cut points nothing waits for yet): it waits for a free decoder slot behind the
+   * scans something waits for, and runs as one ffmpeg (per WINDOWS_PER_RUN windows) instead of one per slot.
+   */
+  ahead?: boolean;
 }
 
 export interface SilenceDetector {
@@ -102,6 +116,7 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   const log = deps.logger;
   const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
+  const slots = deps.slots ?? createScanSlots(parallel);
 
   async function run(inputs: string[], map: string[], opts: DetectOptions): Promise<Silence[]> {
     const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'info', ...inputs, ...map, '-vn', '-f', 'null', '-'];
@@ -161,13 +176,11 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
         return splitByWindows(joined, clipped, opts.minSilenceS ?? 0.3);
       };
-      // Decoding is the whole cost (~1000x real time a core for a 128k mp3): the batches share the cores.
-      const batches = windowBatches(windows.length, parallel);
-      const out: Silence[][][] = [];
-      for (let i = 0; i < batches.length; i += parallel) {
-        const wave = batches.slice(i, i + parallel).map(([from, to]) => scan(windows.slice(from, to)));
-        out.push(...(await Promise.all(wave)));
-      }
+      // Decoding is the whole cost (~1000x real time a core for a 128k mp3), and each ffmpeg ~0.06 s of CPU to
+      // start: a scan something waits for is split across the slots, one ahead of need is not.
+      const ahead = opts.ahead ?? false;
+      const batches = windowBatches(windows.length, ahead ? 1 : parallel);
+      const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(windows.slice(from, to)), ahead)));
       return out.flat();
     },
   };

@@ -1,5 +1,10 @@
 import type { Logger } from 'pino';
-import { createChunkSource, type ChunkSource, type ChunkSourceConfig } from '../chunker/index.ts';
+import {
+  createChunkSource,
+  createWindowScanSlots,
+  type ChunkSource,
+  type ChunkSourceConfig,
+} from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import type { HealthBackend } from '../http/health-report.ts';
 import type { BackendRegistry } from '../transcribe/backends.ts';
@@ -27,6 +32,8 @@ export function createBackendStages(
   deps: { registry: BackendRegistry; logger: Logger },
 ): BackendStages {
   const { registry, logger } = deps;
+  // One set of decoder slots for every backend's silence scans: they all decode on the same cores.
+  const scanSlots = createWindowScanSlots();
   const parts = new Map(
     registry.backends.map((b) => {
       const caps = (model: string) => registry.model(model) ?? ENGINES[b.spec.engine].unknownModel(model);
@@ -47,7 +54,7 @@ export function createBackendStages(
       const own = engineDefaults(b.spec.engine, config.chunking.set);
       const chunks = createChunkSource(
         { ...config, chunkSeconds: own.chunkSeconds, chunkOverlapSeconds: own.overlapSeconds },
-        { logger, reader: { intake: b.chunks, caps } },
+        { logger, reader: { intake: b.chunks, caps }, scanSlots },
       );
       return [b.spec.name, { backend: b, validator, estimator, chunks }] as const;
     }),

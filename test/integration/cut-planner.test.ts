@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
 import { seeksExactly } from '../../src/chunker/seek-exact.ts';
+import { createScanSlots } from '../../src/chunker/scan-slots.ts';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import type { Silence } from '../../src/chunker/cut-points.ts';
 import { planSplits } from '../../src/chunker/cut-points.ts';
@@ -155,4 +156,74 @@ describe('createCutPlanner', () => {
       expect(Math.abs(g.end - (found.flat()[i]?.end ?? NaN))).toBeLessThan(0.01);
     });
   });
+
+  it('runs at most parallelRuns ffmpeg at once across scans, the ones waited for first, one run for a scan ahead', async () => {
+    const { wrapper, runs, mostAtOnce } = await notedFfmpeg('slots');
+    const noted = createSilenceDetector({ logger, timeoutS: 60, parallelRuns: 2, ffmpegPath: wrapper });
+    const opts = { demuxer: 'wav', maxDurationS: 3600 };
+    const windows = (from: number) =>
+      Array.from({ length: 4 }, (_, i) => ({ fromS: from + 3 * i, toS: from + 3 * i + 2 }));
+    // A scan ahead of need, asked for while both slots are taken, runs after a later scan something waits for.
+    const [first, ahead, second] = await Promise.all([
+      noted.detectInWindows(speech.wav, windows(1), opts),
+      noted.detectInWindows(speech.wav, windows(1), { ...opts, ahead: true }),
+      noted.detectInWindows(speech.wav, windows(1.5), opts),
+    ]);
+    // The same silences in one run as in two (to within 10 ms, as above).
+    expect(ahead.map((w) => w.length)).toEqual(first.map((w) => w.length));
+    ahead.flat().forEach((g, i) => expect(Math.abs(g.end - (first.flat()[i]?.end ?? NaN))).toBeLessThan(0.01));
+    expect(first.flat().length).toBeGreaterThan(0);
+    expect(second).toHaveLength(4);
+    const lines = await runs();
+    expect(mostAtOnce(lines)).toBeLessThanOrEqual(2);
+    const starts = lines.filter((l) => l.startsWith('start')).map((l) => l.replaceAll('-ss ', '').trim());
+    // The two runs of each scan start side by side (in either order).
+    expect([starts.slice(0, 2).sort(), starts.slice(2, 4).sort(), starts.slice(4)]).toEqual([
+      ['start 1.000 4.000', 'start 7.000 10.000'],
+      ['start 1.500 4.500', 'start 7.500 10.500'],
+      ['start 1.000 4.000 7.000 10.000'],
+    ]);
+  });
+
+  it('shares one set of slots between detectors (backends) given the same', async () => {
+    const { wrapper, runs, mostAtOnce } = await notedFfmpeg('shared');
+    const slots = createScanSlots(1);
+    const [a, b] = [1, 2].map(() =>
+      createSilenceDetector({ logger, timeoutS: 60, parallelRuns: 1, ffmpegPath: wrapper, slots }),
+    );
+    const opts = { demuxer: 'wav', maxDurationS: 3600 };
+    const found = await Promise.all(
+      [a, b, a, b].map((d, i) => d?.detectInWindows(speech.wav, [{ fromS: i, toS: i + 2 }], opts)),
+    );
+    expect(found).toHaveLength(4);
+    const lines = await runs();
+    expect(lines).toHaveLength(8);
+    expect(mostAtOnce(lines)).toBe(1);
+  });
 });
+
+/** ffmpeg behind a script that notes when each run starts and ends (one line each, appended), with their -ss. */
+async function notedFfmpeg(name: string) {
+  const events = path.join(dir, `${name}-runs.log`);
+  const wrapper = path.join(dir, `ffmpeg-${name}`);
+  await writeFile(events, '');
+  await writeFile(
+    wrapper,
+    `#!/bin/sh\nlabel="$(echo "$@" | grep -o -- '-ss [0-9.]*' | tr '\\n' ' ')"\necho "start $label" >> '${events}'\nffmpeg "$@"\nrc=$?\necho "end $label" >> '${events}'\nexit $rc\n`,
+  );
+  await chmod(wrapper, 0o755);
+  return {
+    wrapper,
+    runs: async () => (await readFile(events, 'utf8')).trim().split('\n'),
+    /** The most runs under way at once, from the lines in order. */
+    mostAtOnce(lines: readonly string[]): number {
+      let running = 0;
+      let most = 0;
+      for (const line of lines) {
+        running += line.startsWith('start') ? 1 : -1;
+        most = Math.max(most, running);
+      }
+      return most;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import os from 'node:os';
+
+/**
+ * Slots for CPU-bound work (one ffmpeg decoder each): at most `slots` tasks run at once, and a free slot goes to
+ * the oldest waiting task that something waits for before any task done ahead of need. Silence scans share the
+ * cores this way instead of all running at once: the scan the first chunk waits for is not slowed by the scans
+ * of the cuts after it, which then follow in the order they are needed. Tasks ahead of need take at most
+ * `slots - 1` slots (at least one): a core stays free for a scan something comes to wait for, and meanwhile for
+ * the rest of the work (cutting chunks, sending them).
+ */
+export interface ScanSlots {
+  /** Runs `task` once a slot is free; `ahead`: nothing waits for it yet, so it gives way to what does. */
+  run<T>(task: () => Promise<T>, ahead: boolean): Promise<T>;
+}
+
+/** Slots for windowed silence scans: one per core (up to 4), since a scan is all decoding. */
+export function createWindowScanSlots(): ScanSlots {
+  return createScanSlots(Math.min(4, os.availableParallelism()));
+}
+
+export function createScanSlots(slots: number): ScanSlots {
+  const size = Math.max(1, Math.floor(slots));
+  const aheadSize = Math.max(1, size - 1);
+  let busy = 0;
+  let busyAhead = 0;
+  const urgent: Array<() => void> = [];
+  const later: Array<() => void> = [];
+  const next = (): void => {
+    while (busy < size) {
+      const start = urgent.shift() ?? (busyAhead < aheadSize ? later.shift() : undefined);
+      if (!start) return;
+      start();
+    }
+  };
+  return {
+    run(task, ahead) {
+      return new Promise((resolve, reject) => {
+        const start = (): void => {
+          busy += 1;
+          if (ahead) busyAhead += 1;
+          task()
+            .then(resolve, reject)
+            .finally(() => {
+              busy -= 1;
+              if (ahead) busyAhead -= 1;
+              // After the reactions to this task's result: they may cancel a waiting task (a speculative wide
+              // scan no longer needed), which then ends at once instead of starting an ffmpeg first.
+              setImmediate(next);
+            });
+        };
+        (ahead ? later : urgent).push(start);
+        next();
+      });
+    },
+  };
+}
