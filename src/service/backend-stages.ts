@@ -17,6 +17,10 @@ import {
  */
 export interface BackendStages {
   validator: { check(model: string): ReturnType<ProviderValidator['check']> };
+  /** Every backend's provider check started in the background unless fresh (service start, an upload begins). */
+  warmProviders(): void;
+  /** Stops the background refresh of the provider checks (close). */
+  stopProviders(): void;
   estimator: CostEstimator;
   chunks: ChunkSource;
   health: HealthBackend[];
@@ -61,6 +65,14 @@ export function createBackendStages(
 
   return {
     validator: { check: (model) => of(model).validator.check() },
+    // Every backend, not only the default: the model is not known yet when an upload begins. A fresh answer
+    // costs nothing, so this asks each provider at most once per TTL.
+    warmProviders: () => {
+      for (const part of parts.values()) part.validator.warm();
+    },
+    stopProviders: () => {
+      for (const part of parts.values()) part.validator.stop();
+    },
     estimator: {
       estimate: (input) => of(input.model).estimator.estimate(input),
       // The budget is the job's and the server's, whatever the backend.

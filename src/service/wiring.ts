@@ -252,6 +252,8 @@ export async function createServices(
       logger: logger.child({ component: 'job-feed' }),
     }),
     async admit(expectedBytes) {
+      // The provider's answer comes in while the body streams, so the gate finds it cached.
+      stages.warmProviders();
       await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
     },
     validateFields(fields) {
@@ -270,6 +272,7 @@ export async function createServices(
     events,
     metricsRegistry: metrics.registry,
     async start() {
+      stages.warmProviders();
       await health.start();
       await uploads.start();
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
@@ -292,6 +295,7 @@ export async function createServices(
           () => runner.close(config.shutdownTimeoutMs),
           () => cleanup.stop(),
           async () => storage.stop(),
+          async () => stages.stopProviders(),
           async () => {
             await Promise.all(registry.backends.map((b) => b.limiter.stop()));
           },
