@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
+import { walkMp3Duration } from './mp3-duration.ts';
 import { runProcess } from './run-process.ts';
 import type { RunResult } from './run-process.ts';
 
@@ -135,6 +136,13 @@ async function decode(
 }
 
 async function measure(deps: RunDeps, file: string, opts: MeasureOptions): Promise<MeasureResult> {
+  // An mp3's packets are its frames: walked in Node (2 h in ~0.1 s instead of ~0.6 s of ffmpeg), to the same
+  // figure; a layout the walk is not sure of goes to the demuxer.
+  if (opts.mode === 'demux' && opts.demuxer === 'mp3') {
+    const walked = await walkMp3Duration(file, opts);
+    if (walked.ok) return { decodedS: walked.seconds, overLimit: walked.overLimit, errorLines: 0 };
+    deps.logger?.debug({ reason: walked.reason, atByte: walked.atByte }, 'mp3 frame walk gave way to ffmpeg');
+  }
   // One second past the limit is enough to know the file is too long without reading all of it.
   const { r, decodedS, errorLines } = await decode(
     deps,

@@ -6,6 +6,7 @@ import type { CostEstimator } from './cost-estimator.ts';
 import type { MediaValidator } from './media-validator.ts';
 import type { ProviderValidator } from './provider-validator.ts';
 import type { RequestValidator, TextFields, ValidatedFields } from './request-validator.ts';
+import { settle, type Settled } from './settle.ts';
 import type { SystemValidator } from './system-validator.ts';
 
 export type CheckName = 'fields' | 'system' | 'media' | 'storage' | 'provider' | 'budget';
@@ -56,22 +57,18 @@ export interface ValidationGate {
   validate(input: GateInput): Promise<GateResult>;
 }
 
-type Settled<T> = { ok: true; value: T; ms: number } | { ok: false; error: unknown; ms: number };
-
-/** Starts run now; its outcome, never a rejection. */
-function settled<T>(run: () => Promise<T>): Promise<Settled<T>> {
+/** Starts run now; its outcome and how long it took, never a rejection. */
+async function timed<T>(run: () => Promise<T> | T): Promise<Settled<T> & { ms: number }> {
   const started = performance.now();
-  return run().then(
-    (value) => ({ ok: true as const, value, ms: performance.now() - started }),
-    (error: unknown) => ({ ok: false as const, error, ms: performance.now() - started }),
-  );
+  const outcome = await settle((async () => run())());
+  return { ...outcome, ms: performance.now() - started };
 }
 
 export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
   const { logger } = deps;
 
   /** Records a check's outcome and timing; returns its value or rethrows its error. */
-  function finish<T>(checks: CheckRecord[], name: CheckName, outcome: Settled<T>): T {
+  function finish<T>(checks: CheckRecord[], name: CheckName, outcome: Settled<T> & { ms: number }): T {
     const record: CheckRecord = { name, ok: outcome.ok, ms: outcome.ms };
     if (!outcome.ok && isAppError(outcome.error)) record.code = outcome.error.code;
     checks.push(record);
@@ -82,7 +79,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
 
   /** Runs one check now, in sequence. */
   async function step<T>(checks: CheckRecord[], name: CheckName, run: () => Promise<T> | T): Promise<T> {
-    return finish(checks, name, await settled(async () => run()));
+    return finish(checks, name, await timed(run));
   }
 
   return {
@@ -97,7 +94,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       // Usually a cached answer (the check is kept warm and started when the upload began); when it is not, its
       // round trip overlaps the media probe instead of following it. Settled here, so an outcome never waited
       // for (an earlier check refused) is not an unhandled rejection.
-      const provider = settled(async () => deps.provider.check(request.model));
+      const provider = timed(() => deps.provider.check(request.model));
       // The upload is on disk by now: only what is still to be written has to fit in the free space.
       await step(checks, 'system', () => deps.system.check({ sizeBytes, durationS: null, uploadStored: true }));
       const media = await step(checks, 'media', () =>

@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { isAllowedDemuxer } from '../chunker/containers.ts';
-import type { DecodeChecker, MeasureResult } from '../chunker/decode-check.ts';
+import type { CheckResult, DecodeChecker, MeasureResult } from '../chunker/decode-check.ts';
 import type { Prober } from '../chunker/ffprobe.ts';
 import { plannedChunkCount } from '../chunker/cut-points.ts';
 import type { MediaProbe } from '../chunker/types.ts';
 import { AppError } from '../errors.ts';
 import type { AudioInfo } from '../jobs/types.ts';
+import { settle, unsettle } from './settle.ts';
 
 export type MediaProber = Pick<Prober, 'probe'>;
 export type MediaDecodeChecker = Pick<DecodeChecker, 'check' | 'measureDecodedDuration'>;
@@ -64,6 +65,12 @@ export interface MediaValidator {
   /** Throws 415 UNSUPPORTED_MEDIA, 422 MEDIA_CORRUPT or 422 DURATION_OUT_OF_RANGE. */
   validate(input: MediaValidationInput): Promise<MediaValidationResult>;
 }
+
+/**
+ * A decode test run at the header's duration stands for one at the measured duration when the two are this close:
+ * its end window (the last 5 s before the claimed end, half of which must decode) then still covers the real end.
+ */
+const SAME_END_S = 0.5;
 
 /** Header claims this much more or less than the bytes can hold: not to be trusted. */
 const BITRATE_MISMATCH = 1.5;
@@ -175,8 +182,24 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       }
 
       const suspicious = headerIsSuspicious(probe, sizeBytes);
-      const measured =
-        measureMode === 'always' || suspicious
+      const measuring = measureMode === 'always' || suspicious;
+      // The start/end decode test needs the duration only for where the end is: run at the header's duration
+      // beside the measure, it is kept when the measure lands near the header (the usual file), and run again at
+      // the measured end otherwise. Its own controller: stopped when the measure refuses the file.
+      const early = new AbortController();
+      const stopEarly = () => early.abort(signal?.reason);
+      signal?.addEventListener('abort', stopEarly, { once: true });
+      const decodeAt = (durationS: number, s: AbortSignal | undefined) =>
+        decodeChecker.check(file, { demuxer: probe.demuxer, durationS, maxDurationS, ...(s ? { signal: s } : {}) });
+      const earlyCheck =
+        measuring && Number.isFinite(probe.durationS) && probe.durationS > 0
+          ? settle(decodeAt(probe.durationS, early.signal))
+          : null;
+      let decoded: CheckResult;
+      let measured: MeasureResult | null;
+      let durationS: number;
+      try {
+        measured = measuring
           ? await decodeChecker.measureDecodedDuration(file, {
               demuxer: probe.demuxer,
               maxDurationS,
@@ -184,15 +207,16 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
               ...(signal ? { signal } : {}),
             })
           : null;
-      if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
-      const durationS = judgeDuration(probe.durationS, measured, maxDurationS);
-
-      const decoded = await decodeChecker.check(file, {
-        demuxer: probe.demuxer,
-        durationS,
-        maxDurationS,
-        ...(signal ? { signal } : {}),
-      });
+        if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
+        durationS = judgeDuration(probe.durationS, measured, maxDurationS);
+        const reuse = earlyCheck !== null && Math.abs(durationS - probe.durationS) <= SAME_END_S;
+        decoded = reuse ? unsettle(await earlyCheck) : await decodeAt(durationS, signal);
+      } finally {
+        stopEarly();
+        signal?.removeEventListener('abort', stopEarly);
+        // Not left running (nor unhandled) when the measure refused the file or the end moved.
+        await earlyCheck;
+      }
       if (!decoded.ok) {
         logger.info({ reason: decoded.reason, demuxer: probe.demuxer }, 'decode check failed');
         throw new AppError(
