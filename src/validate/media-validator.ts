@@ -139,6 +139,48 @@ export function judgeDuration(headerS: number, measured: MeasureResult | null, m
   return decodedS;
 }
 
+/**
+ * The duration the file is judged on (measured, or the header's) and the start/end decode test. The test needs the
+ * duration only for where the end is: run at the header's duration beside the measure, it is kept when the measure
+ * lands near the header (the usual file) and run again at the measured end otherwise. It has its own controller,
+ * so it is stopped when the measure refuses the file.
+ */
+async function measureAndDecode(
+  deps: Pick<MediaValidatorOptions, 'logger' | 'decodeChecker' | 'maxDurationS'> & { measureBy: 'demux' | 'decode' },
+  input: { file: string; probe: MediaProbe; measuring: boolean; signal?: AbortSignal },
+): Promise<{ measured: MeasureResult | null; durationS: number; decoded: CheckResult }> {
+  const { decodeChecker, maxDurationS } = deps;
+  const { file, probe, signal } = input;
+  const early = new AbortController();
+  const stopEarly = () => early.abort(signal?.reason);
+  signal?.addEventListener('abort', stopEarly, { once: true });
+  const decodeAt = (durationS: number, s: AbortSignal | undefined) =>
+    decodeChecker.check(file, { demuxer: probe.demuxer, durationS, maxDurationS, ...(s ? { signal: s } : {}) });
+  const earlyCheck =
+    input.measuring && Number.isFinite(probe.durationS) && probe.durationS > 0
+      ? settle(decodeAt(probe.durationS, early.signal))
+      : null;
+  try {
+    const measured = input.measuring
+      ? await decodeChecker.measureDecodedDuration(file, {
+          demuxer: probe.demuxer,
+          maxDurationS,
+          mode: deps.measureBy,
+          ...(signal ? { signal } : {}),
+        })
+      : null;
+    const durationS = judgeDuration(probe.durationS, measured, maxDurationS);
+    const reuse = earlyCheck !== null && Math.abs(durationS - probe.durationS) <= SAME_END_S;
+    const decoded = reuse ? unsettle(await earlyCheck) : await decodeAt(durationS, signal);
+    return { measured, durationS, decoded };
+  } finally {
+    stopEarly();
+    signal?.removeEventListener('abort', stopEarly);
+    // Not left running (nor unhandled) when the measure refused the file or the end moved.
+    await earlyCheck;
+  }
+}
+
 export function createMediaValidator(options: MediaValidatorOptions): MediaValidator {
   const { logger, prober, decodeChecker, maxDurationS, chunkSeconds } = options;
   const maxStreams = options.maxStreams ?? 16;
@@ -183,40 +225,11 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
 
       const suspicious = headerIsSuspicious(probe, sizeBytes);
       const measuring = measureMode === 'always' || suspicious;
-      // The start/end decode test needs the duration only for where the end is: run at the header's duration
-      // beside the measure, it is kept when the measure lands near the header (the usual file), and run again at
-      // the measured end otherwise. Its own controller: stopped when the measure refuses the file.
-      const early = new AbortController();
-      const stopEarly = () => early.abort(signal?.reason);
-      signal?.addEventListener('abort', stopEarly, { once: true });
-      const decodeAt = (durationS: number, s: AbortSignal | undefined) =>
-        decodeChecker.check(file, { demuxer: probe.demuxer, durationS, maxDurationS, ...(s ? { signal: s } : {}) });
-      const earlyCheck =
-        measuring && Number.isFinite(probe.durationS) && probe.durationS > 0
-          ? settle(decodeAt(probe.durationS, early.signal))
-          : null;
-      let decoded: CheckResult;
-      let measured: MeasureResult | null;
-      let durationS: number;
-      try {
-        measured = measuring
-          ? await decodeChecker.measureDecodedDuration(file, {
-              demuxer: probe.demuxer,
-              maxDurationS,
-              mode: measureBy,
-              ...(signal ? { signal } : {}),
-            })
-          : null;
-        if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
-        durationS = judgeDuration(probe.durationS, measured, maxDurationS);
-        const reuse = earlyCheck !== null && Math.abs(durationS - probe.durationS) <= SAME_END_S;
-        decoded = reuse ? unsettle(await earlyCheck) : await decodeAt(durationS, signal);
-      } finally {
-        stopEarly();
-        signal?.removeEventListener('abort', stopEarly);
-        // Not left running (nor unhandled) when the measure refused the file or the end moved.
-        await earlyCheck;
-      }
+      const { measured, durationS, decoded } = await measureAndDecode(
+        { logger, decodeChecker, maxDurationS, measureBy },
+        { file, probe, measuring, ...(signal ? { signal } : {}) },
+      );
+      if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
       if (!decoded.ok) {
         logger.info({ reason: decoded.reason, demuxer: probe.demuxer }, 'decode check failed');
         throw new AppError(
