@@ -165,6 +165,9 @@ export async function createServices(
     sharedCircuit: (backend) => sharedState?.circuit(backend.name) ?? null,
   });
   const stages = createBackendStages(config, { registry, logger });
+  // Asked now, while the rest is built: a fresh service's first upload finds the answer in (or nearly). This loads
+  // a lazily imported SDK at start rather than with the first upload.
+  stages.warmProviders();
   const gate = createValidationGate({
     logger,
     system: systemValidator,
@@ -272,7 +275,6 @@ export async function createServices(
     events,
     metricsRegistry: metrics.registry,
     async start() {
-      stages.warmProviders();
       await health.start();
       await uploads.start();
       // In scale-out mode other live processes own those ffmpegs and upload directories: nothing here is stray.
