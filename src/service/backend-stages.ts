@@ -19,6 +19,8 @@ export interface BackendStages {
   validator: { check(model: string): ReturnType<ProviderValidator['check']> };
   /** Every backend's provider check started in the background unless fresh (service start, an upload begins). */
   warmProviders(): void;
+  /** An upload began: each backend loads what its first request needs (a lazily imported SDK) meanwhile. */
+  prepareProviders(): void;
   /** Stops the background refresh of the provider checks (close). */
   stopProviders(): void;
   estimator: CostEstimator;
@@ -69,6 +71,9 @@ export function createBackendStages(
     // costs nothing, so this asks each provider at most once per TTL.
     warmProviders: () => {
       for (const part of parts.values()) part.validator.warm();
+    },
+    prepareProviders: () => {
+      for (const part of parts.values()) part.backend.provider.prepare?.();
     },
     stopProviders: () => {
       for (const part of parts.values()) part.validator.stop();
