@@ -82,8 +82,25 @@ async function readAt(fh: FileHandle, buf: Buffer, pos: number): Promise<Buffer>
 }
 
 /** Walks the frames of an mp3 file (see the top of this file); never throws for the file's content. */
-export async function walkMp3Duration(file: string, options: Mp3WalkOptions): Promise<Mp3Walk> {
-  const limitS = options.maxDurationS + 1;
+export function walkMp3Duration(file: string, options: Mp3WalkOptions): Promise<Mp3Walk> {
+  return walk(file, { limitS: options.maxDurationS + 1, ...(options.signal ? { signal: options.signal } : {}) });
+}
+
+/**
+ * The byte offset of the first audio frame that starts at or after `atS` on the demuxer's timeline, or null when
+ * the walk is unsure of the layout or the audio ends before: where a decoder can start reading to hear `atS` on
+ * (`ffmpeg -skip_initial_bytes`), without ffmpeg's seek by time, which reads an mp3 from the start.
+ */
+export async function mp3ByteAt(file: string, atS: number, signal?: AbortSignal): Promise<number | null> {
+  const walked = await walk(file, { limitS: atS + 1, findS: atS, ...(signal ? { signal } : {}) });
+  return walked.ok ? (walked.foundAt ?? null) : null;
+}
+
+async function walk(
+  file: string,
+  options: { limitS: number; findS?: number; signal?: AbortSignal },
+): Promise<Mp3Walk & { foundAt?: number }> {
+  const { limitS, findS } = options;
   const fh = await open(file, 'r');
   try {
     const fileBytes = (await fh.stat()).size;
@@ -129,6 +146,8 @@ export async function walkMp3Duration(file: string, options: Mp3WalkOptions): Pr
         } else if (frame.sampleRate !== sampleRate) {
           return refuse('the sample rate changes', pos);
         }
+        if (findS !== undefined && seconds() >= findS)
+          return { ok: true, seconds: seconds(), frames, overLimit: false, foundAt: pos };
         frames += 1;
         samples += frame.samples;
         pos += frame.size;

@@ -158,6 +158,29 @@ describe('walkMp3Duration, compared with ffmpeg demuxing the same file', () => {
     ).rejects.toMatchObject({ code: 'INTERNAL' });
   });
 
+  it("reads the decode test's end window of an mp3 from the frame the walk finds, not by a seek by time", async () => {
+    const file = encode('end-window.mp3', ['-b:a', '64k'], 30);
+    // An ffmpeg that notes its arguments, then runs the real one.
+    const argsLog = at('ffmpeg-args.txt');
+    const wrapper = at('ffmpeg-wrapper.sh');
+    await writeFile(wrapper, `#!/bin/sh\necho "$*" >> '${argsLog}'\nexec ffmpeg "$@"\n`, { mode: 0o755 });
+    const checker = createDecodeChecker({ logger: pino({ level: 'silent' }), timeoutS: 60, ffmpegPath: wrapper });
+    const durationS = demuxSeconds(file);
+    expect(await checker.check(file, { demuxer: 'mp3', durationS, maxDurationS: MAX_S })).toMatchObject({ ok: true });
+    const runs = (await readFile(argsLog, 'utf8')).trim().split('\n');
+    expect(runs).toHaveLength(2);
+    const end = runs.find((r) => r.includes('-skip_initial_bytes'));
+    expect(end).toBeDefined();
+    expect(runs.some((r) => r.includes(' -ss '))).toBe(false);
+    // From the frame at the claimed end - 5 s: that much decodes, as with the seek.
+    const walkedTo = Number(/-skip_initial_bytes (\d+)/.exec(end ?? '')?.[1]);
+    expect(walkedTo).toBeGreaterThan(0);
+
+    // A header claiming more than the frames hold: no frame there, so the seek by time says so as before.
+    const claimsMore = await checker.check(file, { demuxer: 'mp3', durationS: durationS + 60, maxDurationS: MAX_S });
+    expect(claimsMore).toMatchObject({ ok: false, reason: expect.stringMatching(/claimed end/) });
+  });
+
   it('catches a Xing header that lies about the length, as the demux did', async () => {
     const file = encode('lying-src.mp3', ['-q:a', '4'], 20);
     const mp3 = await readFile(file);
