@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
+import { mp3ByteAt, walkMp3Duration } from './mp3-duration.ts';
 import { runProcess } from './run-process.ts';
 import type { RunResult } from './run-process.ts';
 
@@ -83,7 +84,7 @@ async function decode(
   deps: RunDeps,
   file: string,
   demuxer: string,
-  range: { ss?: number; t: number; copy?: boolean },
+  range: { ss?: number; skipBytes?: number; t: number; copy?: boolean },
   signal?: AbortSignal,
 ): Promise<DecodeRun> {
   const bin = deps.ffmpegPath ?? 'ffmpeg';
@@ -101,6 +102,7 @@ async function decode(
     demuxer,
     '-protocol_whitelist',
     'file',
+    ...(range.skipBytes !== undefined ? ['-skip_initial_bytes', String(range.skipBytes)] : []),
     ...(range.ss !== undefined ? ['-ss', fmt(range.ss)] : []),
     '-t',
     fmt(range.t),
@@ -135,6 +137,13 @@ async function decode(
 }
 
 async function measure(deps: RunDeps, file: string, opts: MeasureOptions): Promise<MeasureResult> {
+  // An mp3's packets are its frames: walked in Node (2 h in ~0.1 s instead of ~0.6 s of ffmpeg), to the same
+  // figure; a layout the walk is not sure of goes to the demuxer.
+  if (opts.mode === 'demux' && opts.demuxer === 'mp3') {
+    const walked = await walkMp3Duration(file, opts);
+    if (walked.ok) return { decodedS: walked.seconds, overLimit: walked.overLimit, errorLines: 0 };
+    deps.logger?.debug({ reason: walked.reason, atByte: walked.atByte }, 'mp3 frame walk gave way to ffmpeg');
+  }
   // One second past the limit is enough to know the file is too long without reading all of it.
   const { r, decodedS, errorLines } = await decode(
     deps,
@@ -203,7 +212,16 @@ export function createDecodeChecker(deps: DecodeCheckerDeps): DecodeChecker {
             { ss: undefined, t: windowS, expect: windowS, where: 'the start' },
             { ss: claimed - windowS, t: windowS + 1, expect: windowS, where: `the claimed end (${fmt(claimed)} s)` },
           ];
-      const runs = await Promise.all(windows.map((w) => decode(deps, file, opts.demuxer, w, opts.signal)));
+      const runs = await Promise.all(
+        windows.map(async (w) => {
+          // An mp3 is read from the frame at the window's start, which a seek by time finds only by reading the
+          // file from its start (0.15 s of CPU for 2 h against 0.04 s); the walk that finds the byte is 0.06 s.
+          const skipBytes =
+            w.ss !== undefined && opts.demuxer === 'mp3' ? await mp3ByteAt(file, w.ss, opts.signal) : null;
+          const range = skipBytes === null ? w : { t: w.t, skipBytes };
+          return decode(deps, file, opts.demuxer, range, opts.signal);
+        }),
+      );
       let decodedS = 0;
       for (const [i, w] of windows.entries()) {
         const run = runs[i];

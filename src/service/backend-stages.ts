@@ -22,6 +22,12 @@ import {
  */
 export interface BackendStages {
   validator: { check(model: string): ReturnType<ProviderValidator['check']> };
+  /** Every backend's provider check started in the background unless fresh (service start, an upload begins). */
+  warmProviders(): void;
+  /** An upload began: each backend loads what its first request needs (a lazily imported SDK) meanwhile. */
+  prepareProviders(): void;
+  /** Stops the background refresh of the provider checks (close). */
+  stopProviders(): void;
   estimator: CostEstimator;
   chunks: ChunkSource;
   health: HealthBackend[];
@@ -68,6 +74,17 @@ export function createBackendStages(
 
   return {
     validator: { check: (model) => of(model).validator.check() },
+    // Every backend, not only the default: the model is not known yet when an upload begins. A fresh answer
+    // costs nothing, so this asks each provider at most once per TTL.
+    warmProviders: () => {
+      for (const part of parts.values()) part.validator.warm();
+    },
+    prepareProviders: () => {
+      for (const part of parts.values()) part.backend.provider.prepare?.();
+    },
+    stopProviders: () => {
+      for (const part of parts.values()) part.validator.stop();
+    },
     estimator: {
       estimate: (input) => of(input.model).estimator.estimate(input),
       // The budget is the job's and the server's, whatever the backend.

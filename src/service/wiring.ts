@@ -165,6 +165,9 @@ export async function createServices(
     sharedCircuit: (backend) => sharedState?.circuit(backend.name) ?? null,
   });
   const stages = createBackendStages(config, { registry, logger });
+  // Asked now, while the rest is built: a fresh service's first upload finds the answer in (or nearly). The
+  // engines' checks load no SDK (see lazyProvider), so the idle service stays without it.
+  stages.warmProviders();
   const gate = createValidationGate({
     logger,
     system: systemValidator,
@@ -252,6 +255,10 @@ export async function createServices(
       logger: logger.child({ component: 'job-feed' }),
     }),
     async admit(expectedBytes) {
+      // The provider's answer comes in while the body streams, so the gate finds it cached; a lazily imported SDK
+      // is loaded meanwhile too, not with the first chunk's request.
+      stages.warmProviders();
+      stages.prepareProviders();
       await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
     },
     validateFields(fields) {
@@ -292,6 +299,7 @@ export async function createServices(
           () => runner.close(config.shutdownTimeoutMs),
           () => cleanup.stop(),
           async () => storage.stop(),
+          async () => stages.stopProviders(),
           async () => {
             await Promise.all(registry.backends.map((b) => b.limiter.stop()));
           },

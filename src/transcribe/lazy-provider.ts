@@ -10,6 +10,11 @@ export function lazyProvider(
   name: TranscriptionProvider['name'],
   models: readonly string[],
   load: () => Promise<TranscriptionProvider>,
+  /**
+   * A check that needs no import (the engine's own light one): the service asks it at start and keeps it warm, so
+   * without it the SDK would be loaded at start after all. @default the loaded provider's check
+   */
+  check?: TranscriptionProvider['check'],
 ): TranscriptionProvider {
   let loading: Promise<TranscriptionProvider> | undefined;
   const provider = (): Promise<TranscriptionProvider> => {
@@ -23,6 +28,8 @@ export function lazyProvider(
     name,
     models,
     transcribe: async (input) => (await provider()).transcribe(input),
-    check: async (signal) => (await provider()).check(signal),
+    check: check ?? (async (signal) => (await provider()).check(signal)),
+    // An upload is coming: the import overlaps it instead of the first chunk's request. A failure is tried again there.
+    prepare: () => void provider().catch(() => undefined),
   };
 }

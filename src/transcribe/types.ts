@@ -59,6 +59,8 @@ export interface TranscriptionProvider {
   transcribe(input: TranscribeInput): Promise<ChunkResult>;
   /** Whether the provider can take work now (key valid, server reachable, binary and model present). */
   check(signal?: AbortSignal): Promise<ProviderCheck>;
+  /** Work is coming (an upload began): load what the first request needs, in the background. Never throws. */
+  prepare?(): void;
 }
 
 export interface TranscriptSegment extends Segment {

@@ -6,6 +6,7 @@ import type { CostEstimator } from './cost-estimator.ts';
 import type { MediaValidator } from './media-validator.ts';
 import type { ProviderValidator } from './provider-validator.ts';
 import type { RequestValidator, TextFields, ValidatedFields } from './request-validator.ts';
+import { settle, type Settled } from './settle.ts';
 import type { SystemValidator } from './system-validator.ts';
 
 export type CheckName = 'fields' | 'system' | 'media' | 'storage' | 'provider' | 'budget';
@@ -49,28 +50,36 @@ export interface ValidationGate {
   validateFields(fields: TextFields): ValidatedFields;
   /**
    * system (memory, disk level) -> media -> storage (disk for the chunks of the real duration; the upload is stored)
-   * -> provider -> budget; stops at the first failure, which is rethrown unchanged (its code and status).
+   * -> provider -> budget; stops at the first failure in that order, which is rethrown unchanged (its code and
+   * status). The provider check needs nothing from the others, so it runs beside them from the start; its outcome
+   * is taken in its place in the order, so a file refused for its media is refused so whatever the provider says.
    */
   validate(input: GateInput): Promise<GateResult>;
+}
+
+/** Starts run now; its outcome and how long it took, never a rejection. */
+async function timed<T>(run: () => Promise<T> | T): Promise<Settled<T> & { ms: number }> {
+  const started = performance.now();
+  const outcome = await settle((async () => run())());
+  return { ...outcome, ms: performance.now() - started };
 }
 
 export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
   const { logger } = deps;
 
-  /** Runs one check, records its outcome and timing, and rethrows its error. */
+  /** Records a check's outcome and timing; returns its value or rethrows its error. */
+  function finish<T>(checks: CheckRecord[], name: CheckName, outcome: Settled<T> & { ms: number }): T {
+    const record: CheckRecord = { name, ok: outcome.ok, ms: outcome.ms };
+    if (!outcome.ok && isAppError(outcome.error)) record.code = outcome.error.code;
+    checks.push(record);
+    if (outcome.ok) return outcome.value;
+    logger.info({ checks }, `validation failed at ${name}`);
+    throw outcome.error;
+  }
+
+  /** Runs one check now, in sequence. */
   async function step<T>(checks: CheckRecord[], name: CheckName, run: () => Promise<T> | T): Promise<T> {
-    const started = performance.now();
-    try {
-      const value = await run();
-      checks.push({ name, ok: true, ms: performance.now() - started });
-      return value;
-    } catch (err) {
-      const record: CheckRecord = { name, ok: false, ms: performance.now() - started };
-      if (isAppError(err)) record.code = err.code;
-      checks.push(record);
-      logger.info({ checks }, `validation failed at ${name}`);
-      throw err;
-    }
+    return finish(checks, name, await timed(run));
   }
 
   return {
@@ -80,7 +89,12 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
     },
 
     async validate({ file, filename, sizeBytes, request, signal }) {
+      const started = performance.now();
       const checks: CheckRecord[] = [];
+      // Usually a cached answer (the check is kept warm and started when the upload began); when it is not, its
+      // round trip overlaps the media probe instead of following it. Settled here, so an outcome never waited
+      // for (an earlier check refused) is not an unhandled rejection.
+      const provider = timed(() => deps.provider.check(request.model));
       // The upload is on disk by now: only what is still to be written has to fit in the free space.
       await step(checks, 'system', () => deps.system.check({ sizeBytes, durationS: null, uploadStored: true }));
       const media = await step(checks, 'media', () =>
@@ -88,7 +102,8 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       );
       const durationS = media.audio.duration_s;
       await step(checks, 'storage', () => deps.system.check({ sizeBytes, durationS, uploadStored: true }));
-      await step(checks, 'provider', () => deps.provider.check(request.model));
+      // Its own time is recorded (it ran beside the others), not the wait for it here.
+      finish(checks, 'provider', await provider);
       const estimate = await step(checks, 'budget', () => {
         const { estimate } = deps.estimator.estimate({
           durationS,
@@ -105,6 +120,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
           demuxer: media.audio.demuxer,
           plannedChunks: media.plannedChunks,
           costUsd: estimate.cost_usd,
+          ms: performance.now() - started,
         },
         'validation passed',
       );

@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { isAllowedDemuxer } from '../chunker/containers.ts';
-import type { DecodeChecker, MeasureResult } from '../chunker/decode-check.ts';
+import type { CheckResult, DecodeChecker, MeasureResult } from '../chunker/decode-check.ts';
 import type { Prober } from '../chunker/ffprobe.ts';
 import { plannedChunkCount } from '../chunker/cut-points.ts';
 import type { MediaProbe } from '../chunker/types.ts';
 import { AppError } from '../errors.ts';
 import type { AudioInfo } from '../jobs/types.ts';
+import { settle, unsettle } from './settle.ts';
 
 export type MediaProber = Pick<Prober, 'probe'>;
 export type MediaDecodeChecker = Pick<DecodeChecker, 'check' | 'measureDecodedDuration'>;
@@ -64,6 +65,12 @@ export interface MediaValidator {
   /** Throws 415 UNSUPPORTED_MEDIA, 422 MEDIA_CORRUPT or 422 DURATION_OUT_OF_RANGE. */
   validate(input: MediaValidationInput): Promise<MediaValidationResult>;
 }
+
+/**
+ * A decode test run at the header's duration stands for one at the measured duration when the two are this close:
+ * its end window (the last 5 s before the claimed end, half of which must decode) then still covers the real end.
+ */
+const SAME_END_S = 0.5;
 
 /** Header claims this much more or less than the bytes can hold: not to be trusted. */
 const BITRATE_MISMATCH = 1.5;
@@ -132,6 +139,48 @@ export function judgeDuration(headerS: number, measured: MeasureResult | null, m
   return decodedS;
 }
 
+/**
+ * The duration the file is judged on (measured, or the header's) and the start/end decode test. The test needs the
+ * duration only for where the end is: run at the header's duration beside the measure, it is kept when the measure
+ * lands near the header (the usual file) and run again at the measured end otherwise. It has its own controller,
+ * so it is stopped when the measure refuses the file.
+ */
+async function measureAndDecode(
+  deps: Pick<MediaValidatorOptions, 'logger' | 'decodeChecker' | 'maxDurationS'> & { measureBy: 'demux' | 'decode' },
+  input: { file: string; probe: MediaProbe; measuring: boolean; signal?: AbortSignal },
+): Promise<{ measured: MeasureResult | null; durationS: number; decoded: CheckResult }> {
+  const { decodeChecker, maxDurationS } = deps;
+  const { file, probe, signal } = input;
+  const early = new AbortController();
+  const stopEarly = () => early.abort(signal?.reason);
+  signal?.addEventListener('abort', stopEarly, { once: true });
+  const decodeAt = (durationS: number, s: AbortSignal | undefined) =>
+    decodeChecker.check(file, { demuxer: probe.demuxer, durationS, maxDurationS, ...(s ? { signal: s } : {}) });
+  const earlyCheck =
+    input.measuring && Number.isFinite(probe.durationS) && probe.durationS > 0
+      ? settle(decodeAt(probe.durationS, early.signal))
+      : null;
+  try {
+    const measured = input.measuring
+      ? await decodeChecker.measureDecodedDuration(file, {
+          demuxer: probe.demuxer,
+          maxDurationS,
+          mode: deps.measureBy,
+          ...(signal ? { signal } : {}),
+        })
+      : null;
+    const durationS = judgeDuration(probe.durationS, measured, maxDurationS);
+    const reuse = earlyCheck !== null && Math.abs(durationS - probe.durationS) <= SAME_END_S;
+    const decoded = reuse ? unsettle(await earlyCheck) : await decodeAt(durationS, signal);
+    return { measured, durationS, decoded };
+  } finally {
+    stopEarly();
+    signal?.removeEventListener('abort', stopEarly);
+    // Not left running (nor unhandled) when the measure refused the file or the end moved.
+    await earlyCheck;
+  }
+}
+
 export function createMediaValidator(options: MediaValidatorOptions): MediaValidator {
   const { logger, prober, decodeChecker, maxDurationS, chunkSeconds } = options;
   const maxStreams = options.maxStreams ?? 16;
@@ -175,24 +224,12 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       }
 
       const suspicious = headerIsSuspicious(probe, sizeBytes);
-      const measured =
-        measureMode === 'always' || suspicious
-          ? await decodeChecker.measureDecodedDuration(file, {
-              demuxer: probe.demuxer,
-              maxDurationS,
-              mode: measureBy,
-              ...(signal ? { signal } : {}),
-            })
-          : null;
+      const measuring = measureMode === 'always' || suspicious;
+      const { measured, durationS, decoded } = await measureAndDecode(
+        { logger, decodeChecker, maxDurationS, measureBy },
+        { file, probe, measuring, ...(signal ? { signal } : {}) },
+      );
       if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
-      const durationS = judgeDuration(probe.durationS, measured, maxDurationS);
-
-      const decoded = await decodeChecker.check(file, {
-        demuxer: probe.demuxer,
-        durationS,
-        maxDurationS,
-        ...(signal ? { signal } : {}),
-      });
       if (!decoded.ok) {
         logger.info({ reason: decoded.reason, demuxer: probe.demuxer }, 'decode check failed');
         throw new AppError(

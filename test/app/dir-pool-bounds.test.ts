@@ -43,7 +43,11 @@ describe('job directory pool bounds over HTTP', () => {
     const { server, fake } = await start({ JOB_DIRS_MAX: '1' });
     const live = await upload(server.url, speech.mp3);
     expect(live.status).toBe(202);
-    await until(() => fake.requests.length > 0, 'the live job to reach the provider', { everyMs: 50 });
+    await until(
+      () => fake.requests.some((r) => r.path === '/v1/audio/transcriptions'),
+      'the live job to reach the provider',
+      { everyMs: 50 },
+    );
     expect(await poolDetail(server)).toMatch(/^1 of 1 leased/);
 
     const refused = await upload(server.url, speech.mp3);

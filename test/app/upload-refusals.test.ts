@@ -72,7 +72,11 @@ describe('refused uploads: log level and chunkscribe_uploads_refused_total', () 
     // 3: accepted, and holds the pool's one lease.
     const live = await upload(url, speech.mp3, {}, AUTH);
     expect(live.status).toBe(202);
-    await until(() => fake.requests.length > 0, 'the live job to reach the provider', { everyMs: 50 });
+    await until(
+      () => fake.requests.some((r) => r.path === '/v1/audio/transcriptions'),
+      'the live job to reach the provider',
+      { everyMs: 50 },
+    );
     // 4 to 6: the pool is full.
     for (let i = 0; i < 3; i++)
       expectError(await upload(url, speech.mp3, {}, AUTH), 503, 'SERVER_BUSY', { resource: 'job_dirs_leases' });

@@ -67,4 +67,24 @@ describe('lazyProvider', () => {
     expect(await p.check()).toEqual({ status: 'ok', detail: 'fine' });
     expect(loader.calls).toBe(2);
   });
+
+  it("answers checks with the engine's own light check without loading the engine", async () => {
+    const loader = countingLoader();
+    const p = lazyProvider('openai', ['whisper-1'], loader.load, async () => ({ status: 'ok', detail: 'light' }));
+    expect(await p.check()).toEqual({ status: 'ok', detail: 'light' });
+    expect(loader.calls).toBe(0);
+  });
+
+  it('prepare() loads the engine in the background once; a failed load is not thrown and is tried again', async () => {
+    const loader = countingLoader(1);
+    const p = lazyProvider('openai', ['whisper-1'], loader.load);
+    p.prepare?.();
+    expect(loader.calls).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    p.prepare?.();
+    await new Promise((r) => setImmediate(r));
+    expect(loader.calls).toBe(2);
+    expect(await p.transcribe(input)).toEqual(RESULT);
+    expect(loader.calls).toBe(2);
+  });
 });

@@ -42,6 +42,8 @@ interface Script {
   systemFailsAt?: 'upload' | 'chunks';
   mediaError?: AppError;
   providerError?: AppError;
+  /** The provider's answer waits for this (to show what runs while it is out). */
+  providerAnswer?: Promise<void>;
 }
 
 function build(script: Script = {}) {
@@ -95,6 +97,8 @@ function build(script: Script = {}) {
   const provider = {
     async check() {
       order.push('provider');
+      await script.providerAnswer;
+      order.push('provider answered');
       if (script.providerError) throw script.providerError;
       return { status: { status: 'ok' as const, detail: 'ok', checkedAt: 0 }, cached: true, ms: 0 };
     },
@@ -129,7 +133,8 @@ describe('validation gate', () => {
   it('runs system, media, storage with the real duration, provider and budget in order', async () => {
     const { gate, order, systemInputs } = build();
     const result = await gate.validate(input);
-    expect(order).toEqual(['system', 'media', 'storage:1200', 'provider', 'estimate', 'budget']);
+    // The provider check is started first and runs beside the others; its outcome is taken in its place.
+    expect(order).toEqual(['provider', 'system', 'provider answered', 'media', 'storage:1200', 'estimate', 'budget']);
     expect(result.checks.map((c) => [c.name, c.ok])).toEqual([
       ['system', true],
       ['media', true],
@@ -154,25 +159,50 @@ describe('validation gate', () => {
     const err = await failure(gate.validate(input));
     expect(err.code).toBe('SERVER_BUSY');
     expect(err.retryAfterS).toBe(60);
-    expect(order).toEqual(['system']);
+    expect(order.filter((o) => !o.startsWith('provider'))).toEqual(['system']);
   });
 
   it('stops at bad media with its own code', async () => {
     const { gate, order } = build({ mediaError: new AppError('UNSUPPORTED_MEDIA', 'no audio') });
     expect((await failure(gate.validate(input))).code).toBe('UNSUPPORTED_MEDIA');
-    expect(order).toEqual(['system', 'media']);
+    expect(order.filter((o) => !o.startsWith('provider'))).toEqual(['system', 'media']);
   });
 
   it('stops when the chunks of the real duration do not fit', async () => {
     const { gate, order } = build({ systemFailsAt: 'chunks' });
     expect((await failure(gate.validate(input))).code).toBe('SERVER_BUSY');
-    expect(order).toEqual(['system', 'media', 'storage:1200']);
+    expect(order.filter((o) => !o.startsWith('provider'))).toEqual(['system', 'media', 'storage:1200']);
   });
 
   it('stops when the provider is down, before estimating', async () => {
     const { gate, order } = build({ providerError: new AppError('PROVIDER_AUTH', 'bad key') });
     expect((await failure(gate.validate(input))).code).toBe('PROVIDER_AUTH');
-    expect(order).toEqual(['system', 'media', 'storage:1200', 'provider']);
+    expect(order.filter((o) => !o.startsWith('provider'))).toEqual(['system', 'media', 'storage:1200']);
+    expect(order).not.toContain('estimate');
+  });
+
+  it('probes the media while the provider check is out, and waits for its answer before accepting', async () => {
+    let answer!: () => void;
+    const { gate, order } = build({ providerAnswer: new Promise<void>((r) => (answer = r)) });
+    let done = false;
+    const validated = gate.validate(input).finally(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['provider', 'system', 'media', 'storage:1200']);
+    expect(done).toBe(false);
+    answer();
+    const result = await validated;
+    expect(result.checks.map((c) => c.name)).toEqual(['system', 'media', 'storage', 'provider', 'budget']);
+  });
+
+  // The same refusal as when the checks ran one after another: the first failing check in the order wins.
+  it.each([
+    ['system', { systemFailsAt: 'upload' } as const, 'SERVER_BUSY'],
+    ['media', { mediaError: new AppError('UNSUPPORTED_MEDIA', 'no audio') }, 'UNSUPPORTED_MEDIA'],
+    ['storage', { systemFailsAt: 'chunks' } as const, 'SERVER_BUSY'],
+  ])('refuses for %s, not for the provider that is down as well', async (name, script, code) => {
+    const { gate } = build({ ...script, providerError: new AppError('PROVIDER_UNAVAILABLE', 'down') });
+    const err = await failure(gate.validate(input));
+    expect(err.code).toBe(code);
   });
 
   it('answers BUDGET_EXCEEDED when the estimate is above max_cost_usd', async () => {

@@ -68,16 +68,23 @@ interface Stubs {
 
 function validator(stubs: Stubs = {}) {
   const calls = { measure: 0, decode: 0 };
+  /** Each decode test's claimed duration, its signal, and what had happened when it started. */
+  const decodes: Array<{ durationS: number; signal: AbortSignal | undefined; measured: boolean }> = [];
+  let measureDone = false;
   const options: MediaValidatorOptions = {
     logger,
     prober: { probe: async () => stubs.probe ?? mp3Speech },
     decodeChecker: {
-      check: async () => {
+      check: async (_file, { durationS, signal }) => {
         calls.decode += 1;
+        decodes.push({ durationS, signal, measured: measureDone });
+        await new Promise((r) => setImmediate(r));
         return stubs.decode ?? { ok: true, decodedS: 4 };
       },
       measureDecodedDuration: async (_file, { maxDurationS }): Promise<MeasureResult> => {
         calls.measure += 1;
+        await new Promise((r) => setImmediate(r));
+        measureDone = true;
         const decodedS = stubs.measuredS ?? 10;
         return { decodedS, overLimit: decodedS > maxDurationS, errorLines: 0 };
       },
@@ -88,7 +95,7 @@ function validator(stubs: Stubs = {}) {
     chunkSeconds: 4,
     measure: stubs.measure ?? 'suspicious',
   };
-  return { v: createMediaValidator(options), calls };
+  return { v: createMediaValidator(options), calls, decodes };
 }
 
 async function codeOf(stubs: Stubs, target = file): Promise<string> {
@@ -171,6 +178,44 @@ describe('media validator', () => {
 
   it('rejects a failed decode check as 422 MEDIA_CORRUPT', async () => {
     expect(await codeOf({ decode: { ok: false, reason: 'Invalid data found at 9.2 s' } })).toBe('MEDIA_CORRUPT');
+  });
+
+  it('runs the decode test beside the measure at the header duration, and keeps it when the two agree', async () => {
+    const { v, calls, decodes } = validator({ measure: 'always', measuredS: 10.3 });
+    const r = await v.validate({ file, filename: 'a.mp3' });
+    expect(r.audio.duration_s).toBe(10.3);
+    expect(calls).toEqual({ measure: 1, decode: 1 });
+    expect(decodes.map((d) => [d.durationS, d.measured])).toEqual([[10, false]]);
+  });
+
+  it('runs the decode test again at the measured end when the header is off by more than half a second', async () => {
+    const { v, calls, decodes } = validator({ measure: 'always', measuredS: 9.4 });
+    expect((await v.validate({ file, filename: 'a.mp3' })).audio.duration_s).toBe(9.4);
+    expect(calls).toEqual({ measure: 1, decode: 2 });
+    expect(decodes.map((d) => [d.durationS, d.measured])).toEqual([
+      [10, false],
+      [9.4, true],
+    ]);
+    // The first one was stopped: its answer no longer counts.
+    expect(decodes[0]?.signal?.aborted).toBe(true);
+    expect(decodes[1]?.signal).toBeUndefined();
+  });
+
+  it('takes the measure refusing the file over the decode test, and stops that test', async () => {
+    const { v, decodes } = validator({
+      measure: 'always',
+      measuredS: 7300,
+      decode: { ok: false, reason: 'cannot decode the end' },
+    });
+    await expect(v.validate({ file, filename: 'a.mp3' })).rejects.toMatchObject({ code: 'DURATION_OUT_OF_RANGE' });
+    expect(decodes).toHaveLength(1);
+    expect(decodes[0]?.signal?.aborted).toBe(true);
+  });
+
+  it('refuses a file whose early decode test fails at the header end when the measure agrees', async () => {
+    const { v, calls } = validator({ measure: 'always', measuredS: 10, decode: { ok: false, reason: 'damaged end' } });
+    await expect(v.validate({ file, filename: 'a.mp3' })).rejects.toMatchObject({ code: 'MEDIA_CORRUPT' });
+    expect(calls.decode).toBe(1);
   });
 
   it('always measures when told to', async () => {

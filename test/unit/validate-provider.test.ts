@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
 import type { ProviderCheck } from '../../src/transcribe/types.ts';
 import { createProviderValidator } from '../../src/validate/provider-validator.ts';
+import { manualClock } from '../support/manual-clock.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -29,10 +30,8 @@ function fakeProvider(answers: Array<ProviderCheck | Error>) {
   };
 }
 
-function clock(start = 1_000_000) {
-  let t = start;
-  return { now: () => t, advance: (ms: number) => (t += ms) };
-}
+/** Lets the answer of a check started by a timer land (its promise chain settles). */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 async function rejection(p: Promise<unknown>): Promise<AppError> {
   const err = await p.then(
@@ -49,8 +48,9 @@ const down: ProviderCheck = { status: 'down', detail: 'connection refused', code
 describe('provider validator', () => {
   it('reuses an ok answer until the TTL has passed', async () => {
     const p = fakeProvider([ok]);
-    const c = clock();
-    const v = createProviderValidator({ provider: p, logger, now: c.now, okTtlMs: 300_000 });
+    const c = manualClock(1_000_000);
+    // No refresh ahead of expiry here: what the TTL alone does.
+    const v = createProviderValidator({ provider: p, logger, clock: c, okTtlMs: 300_000, refreshAheadMs: 0 });
     expect((await v.check()).cached).toBe(false);
     c.advance(299_999);
     expect((await v.check()).cached).toBe(true);
@@ -62,8 +62,8 @@ describe('provider validator', () => {
 
   it('caches a down answer for the shorter failure TTL and then notices recovery', async () => {
     const p = fakeProvider([down, ok]);
-    const c = clock();
-    const v = createProviderValidator({ provider: p, logger, now: c.now, failTtlMs: 30_000 });
+    const c = manualClock(1_000_000);
+    const v = createProviderValidator({ provider: p, logger, clock: c, failTtlMs: 30_000 });
     const first = await rejection(v.check());
     expect(first.code).toBe('PROVIDER_UNAVAILABLE');
     expect(first.statusCode).toBe(503);
@@ -121,8 +121,16 @@ describe('provider validator', () => {
   it('treats a check that outlasts the timeout as down and aborts it', async () => {
     const p = fakeProvider([ok]);
     p.hold(); // never released
-    const v = createProviderValidator({ provider: p, logger, checkTimeoutMs: 20 });
-    const err = await rejection(v.check());
+    // A timer that fires early must not cut the check short: it is re-armed until the clock reaches the limit.
+    const c = manualClock(0, { skewMs: -15 });
+    const v = createProviderValidator({ provider: p, logger, clock: c, checkTimeoutMs: 20 });
+    let settled = false;
+    const refused = rejection(v.check()).finally(() => (settled = true));
+    c.advance(19);
+    await settle();
+    expect(settled).toBe(false);
+    c.advance(1);
+    const err = await refused;
     expect(err.code).toBe('PROVIDER_UNAVAILABLE');
     expect(p.calls[0]?.aborted).toBe(true);
     expect(v.status()?.detail).toMatch(/timed out/);
@@ -130,13 +138,109 @@ describe('provider validator', () => {
 
   it('reports the last answer through status() without calling the provider', async () => {
     const p = fakeProvider([ok]);
-    const c = clock(5);
-    const v = createProviderValidator({ provider: p, logger, now: c.now });
+    const c = manualClock(5);
+    const v = createProviderValidator({ provider: p, logger, clock: c });
+    v.stop();
     expect(v.status()).toBeNull();
     await v.current();
     expect(v.status()).toEqual({ status: 'ok', detail: 'models listed', checkedAt: 5 });
     c.advance(10_000_000);
     expect(v.status()?.checkedAt).toBe(5);
     expect(p.calls).toHaveLength(1);
+  });
+  describe('kept warm', () => {
+    const TTL = 300_000;
+    const AHEAD = 30_000;
+    const build = (answers: Array<ProviderCheck | Error>, skewMs = 0) => {
+      const p = fakeProvider(answers);
+      const c = manualClock(0, { skewMs });
+      const v = createProviderValidator({ provider: p, logger, clock: c, okTtlMs: TTL, refreshAheadMs: AHEAD });
+      return { p, c, v };
+    };
+
+    it('warm() starts one check and a check made meanwhile waits for it instead of asking again', async () => {
+      const { p, v } = build([ok]);
+      const release = p.hold();
+      v.warm();
+      v.warm();
+      expect(p.calls).toHaveLength(1);
+      const checked = v.check();
+      release();
+      expect((await checked).status.status).toBe('ok');
+      v.warm(); // fresh: nothing to do
+      expect(p.calls).toHaveLength(1);
+      v.stop();
+    });
+
+    it('asks again in the background before a used ok answer expires, and checks never wait for it', async () => {
+      const { p, c, v } = build([ok]);
+      await v.check();
+      c.advance(TTL - AHEAD - 1);
+      expect(p.calls).toHaveLength(1);
+      const release = p.hold();
+      c.advance(1);
+      expect(p.calls).toHaveLength(2);
+      // The refresh is still out: the answer in hand is fresh and is used at once.
+      expect((await v.check()).cached).toBe(true);
+      release();
+      await settle();
+      expect(v.status()?.checkedAt).toBe(TTL - AHEAD);
+      c.advance(AHEAD + 1);
+      expect((await v.check()).cached).toBe(true);
+      expect(p.calls).toHaveLength(2);
+      v.stop();
+    });
+
+    it('re-arms a refresh timer that fires early instead of asking before time', async () => {
+      const { p, c, v } = build([ok], -20_000);
+      await v.check();
+      c.advance(TTL - AHEAD - 10_000); // the timer has fired, 10 s short of its time
+      expect(p.calls).toHaveLength(1);
+      c.advance(10_000);
+      expect(p.calls).toHaveLength(2);
+      v.stop();
+    });
+
+    it('never serves an answer past its TTL when the refresh timer fires late', async () => {
+      const { p, c, v } = build([ok], 60_000);
+      await v.check();
+      c.advance(TTL);
+      expect(p.calls).toHaveLength(1);
+      // Expired and not yet refreshed: the check asks in the foreground.
+      expect((await v.check()).cached).toBe(false);
+      expect(p.calls).toHaveLength(2);
+      // The late timer of the old answer does nothing now.
+      c.advance(AHEAD + 1);
+      expect(p.calls).toHaveLength(2);
+      v.stop();
+    });
+
+    it('lets an answer nobody used expire without asking again (an idle service does not poll)', async () => {
+      const { p, c, v } = build([ok]);
+      v.warm();
+      await settle();
+      c.advance(2 * TTL);
+      expect(p.calls).toHaveLength(1);
+      expect(c.pending()).toBe(0);
+    });
+
+    it('does not refresh a down answer in the background, and refuses at once while it holds', async () => {
+      const { p, c, v } = build([down, ok]);
+      expect((await rejection(v.check())).code).toBe('PROVIDER_UNAVAILABLE');
+      c.advance(20_000);
+      expect(p.calls).toHaveLength(1);
+      expect((await rejection(v.check())).code).toBe('PROVIDER_UNAVAILABLE');
+      expect(p.calls).toHaveLength(1);
+    });
+
+    it('stop() cancels the refresh', async () => {
+      const { p, c, v } = build([ok]);
+      await v.check();
+      expect(c.pending()).toBe(1);
+      v.stop();
+      expect(c.pending()).toBe(0);
+      c.advance(TTL);
+      expect(p.calls).toHaveLength(1);
+    });
   });
 });

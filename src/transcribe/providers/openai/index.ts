@@ -1,6 +1,7 @@
 import { AppError } from '../../../errors.ts';
 import type { Engine } from '../../engine.ts';
 import { lazyProvider } from '../../lazy-provider.ts';
+import { createModelsCheck } from './models-check.ts';
 import { OPENAI_CHUNKS, OPENAI_MODELS, openAIModel } from './models.ts';
 
 /** OpenAI, or any server speaking its audio API (OPENAI_BASE_URL). */
@@ -17,7 +18,8 @@ export const openaiEngine: Engine = {
     if (apiKey === undefined) {
       throw new AppError('PROVIDER_AUTH', `backend ${backend.name}: no API key is set`, { retryable: false });
     }
-    // The SDK is imported with the first request (a check or a chunk), not at start: see lazyProvider.
+    // The SDK is imported when the first upload begins (or with the first chunk), not at start: see lazyProvider.
+    // The check, asked at start, goes without it.
     return lazyProvider(
       'openai',
       backend.models.map((m) => m.id),
@@ -25,6 +27,7 @@ export const openaiEngine: Engine = {
         const { createOpenAIProvider } = await import('./provider.ts');
         return createOpenAIProvider({ logger, apiKey, baseURL: backend.baseURL, models: backend.models });
       },
+      createModelsCheck({ apiKey, baseURL: backend.baseURL }),
     );
   },
 };

@@ -1,13 +1,14 @@
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import ISO6391 from 'iso-639-1';
-import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+import OpenAI from 'openai';
 import type { Logger } from 'pino';
 import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
 import { chunkFileFetch, chunkFileOptions } from './file-fetch.ts';
+import { createModelsCheck } from './models-check.ts';
 import type { ModelInfo } from '../../models.ts';
 import { OPENAI_MODELS, openAIModel } from './models.ts';
-import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
+import type { ChunkResult, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
 export interface OpenAIProviderOptions {
   logger: Logger;
@@ -127,29 +128,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     return chunkResult(res.text, input.language, input.durationS);
   }
 
-  async function check(signal?: AbortSignal): Promise<ProviderCheck> {
-    try {
-      await client.models.list(signal ? { signal } : undefined);
-      return { status: 'ok', detail: 'models endpoint answered' };
-    } catch (err) {
-      if (err instanceof APIUserAbortError) throw err;
-      if (err instanceof APIConnectionError) {
-        return { status: 'down', code: 'PROVIDER_UNAVAILABLE', detail: `cannot reach the provider: ${err.message}` };
-      }
-      if (err instanceof APIError) {
-        if (err.status === 401 || err.status === 403) {
-          return { status: 'down', code: 'PROVIDER_AUTH', detail: `the provider rejected the API key (${err.status})` };
-        }
-        if (err.status === 429 && err.code === 'insufficient_quota') {
-          return { status: 'down', code: 'PROVIDER_QUOTA', detail: 'the provider account has no quota left' };
-        }
-        // Reachable and the key was not refused: rate limits and 5xx are transient, and some compatible
-        // servers simply lack /models.
-        return { status: 'degraded', detail: `models endpoint answered ${String(err.status)}: ${err.message}` };
-      }
-      throw err;
-    }
-  }
+  // The platform fetch, as the lazy engine's check at start (models-check.ts): one check, loaded SDK or not.
+  const check = createModelsCheck({ apiKey: options.apiKey, baseURL: options.baseURL });
 
   return { name: 'openai', models: (declared ?? OPENAI_MODELS).map((m) => m.id), transcribe, check };
 }
