@@ -58,11 +58,7 @@ type FencedWrites = Pick<
  * reported to `onSuperseded` before it is thrown, so the run stops at the first refusal wherever it happened.
  * Reads pass through.
  */
-export function fencedStore(
-  store: JobStore,
-  epoch: number,
-  onSuperseded: (err: RunSupersededError) => void,
-): JobStore {
+export function fencedStore(store: JobStore, epoch: number, onSuperseded: (err: RunSupersededError) => void): JobStore {
   const guard = async <T>(write: Promise<T>): Promise<T> => {
     try {
       return await write;
