@@ -1,0 +1,148 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry } from '../fake-openai/server.ts';
+import { speechFixture } from '../fixtures/speech.ts';
+import { getJson, removeDir, tempDataDir, upload, waitForJob } from '../helper.ts';
+import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { spawnService, type ServiceProcess } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
+
+/*
+ * A worker frozen past its queue lock (SIGSTOP: what a long GC pause, a loaded host or a partition looks like from
+ * Redis) has its job taken over by another worker. When it wakes up it must stop: no provider request, no write
+ * to the store, nothing deleted but its own files. Each worker talks to a fake provider of its own, so what the
+ * frozen one sends after it wakes is counted apart.
+ */
+
+const LOCK_MS = 2_000;
+const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] =>
+  fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
+
+/** Everything the store holds of the job: its row (every column) and its chunk rows. */
+function storedJob(dataDir: string, jobId: string): unknown {
+  const db = new DatabaseSync(path.join(dataDir, 'jobs.sqlite'), { readOnly: true });
+  try {
+    return {
+      job: db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId),
+      chunks: db.prepare('SELECT * FROM chunks WHERE job_id = ? ORDER BY idx').all(jobId),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+const doneChunks = (dataDir: string, jobId: string): number =>
+  (storedJob(dataDir, jobId) as { chunks: Array<{ status: string }> }).chunks.filter((c) => c.status === 'done').length;
+
+describe('scale-out: a worker that lost its job to another stops', () => {
+  let redis: TestRedis;
+  let fakeFirst: FakeOpenAI;
+  let fakeSecond: FakeOpenAI;
+  let dataDir: string;
+  const procs: ServiceProcess[] = [];
+
+  function start(role: 'api' | 'worker', fake: FakeOpenAI | null): ServiceProcess {
+    const proc = spawnService({
+      DATA_DIR: dataDir,
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: (fake ?? fakeFirst).url,
+      CHUNK_SECONDS: '4',
+      TRANSCRIBE_CONCURRENCY: '2',
+      RATE_LIMIT_RPM: '6000',
+      RATE_LIMIT_BURST: '50',
+      REDIS_URL: redis.url,
+      ROLE: role,
+      WORKER_LOCK_MS: String(LOCK_MS),
+      WORKER_STALLED_INTERVAL_MS: '500',
+      SHUTDOWN_TIMEOUT_MS: '2000',
+      PRESSURE_EVENT_LOOP_DELAY_MS: '0',
+    });
+    procs.push(proc);
+    return proc;
+  }
+  const logged = (p: ServiceProcess, jobId: string, msg: string) =>
+    p.lines.some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes(`"msg":"${msg}"`));
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    // The first worker's requests are slow, so it is frozen with some in flight and most chunks still to send.
+    fakeFirst = await startFakeOpenAI({ latencyMs: 800 });
+    fakeSecond = await startFakeOpenAI({ latencyMs: 50 });
+    dataDir = await tempDataDir();
+  });
+
+  afterAll(async () => {
+    for (const p of procs) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+      p.child.kill('SIGCONT');
+      p.child.kill('SIGKILL');
+    }
+    await Promise.all(procs.map((p) => p.exited));
+    await fakeFirst?.close();
+    await fakeSecond?.close();
+    await redis?.stop();
+    if (dataDir) await removeDir(dataDir);
+  });
+
+  it('wakes a worker frozen past its lock after another finished its job: it sends, writes and deletes nothing', async () => {
+    const api = start('api', null);
+    const first = start('worker', fakeFirst);
+    const url = await api.url;
+    await first.url;
+    const created = await upload(url, speechFixture().mp3);
+    expect(created.status).toBe(202);
+    const jobId = created.body.id;
+    await until(
+      () => doneChunks(dataDir, jobId) >= 1 && transcriptions(fakeFirst).some((r) => r.answeredAt === null),
+      'the first worker with a chunk stored and a request in flight',
+    );
+    first.child.kill('SIGSTOP');
+    const sentByFirst = transcriptions(fakeFirst).length;
+
+    // Past its lock, the job goes to a second worker, which finishes it.
+    const second = start('worker', fakeSecond);
+    await second.url;
+    const job = await waitForJob(url, jobId);
+    expect(job.status).toBe('completed');
+    expect(logged(second, jobId, 'resuming a job another worker left')).toBe(true);
+    expect(transcriptions(fakeFirst)).toHaveLength(sentByFirst);
+    const stored = storedJob(dataDir, jobId);
+    // Every job file on the shared volume but the first worker's own chunk files (chunks-<its run>).
+    const own = path.join(jobId, 'chunks-1');
+    const filesOf = async () =>
+      (await readdir(path.join(dataDir, 'jobs'), { recursive: true })).filter((f) => !f.startsWith(own)).sort();
+    const files = await filesOf();
+
+    const asleep = first.lines.length;
+    first.child.kill('SIGCONT');
+    const woke = (msg: string) =>
+      first.lines.slice(asleep).some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes(`"msg":"${msg}`));
+    // It learns it lost the job (its lock's known end passed while it was frozen) and stops the run. Going on, it
+    // would send its next chunks, or fail them (their files gone) and end the job: whichever it does first.
+    await until(
+      () =>
+        ['job run stopped', 'chunk failed', 'job completed', 'job failed'].some(woke) ||
+        transcriptions(fakeFirst).length > sentByFirst,
+      'the woken worker to stop the job, or to go on with it',
+    );
+    expect(transcriptions(fakeFirst), 'requests sent by the woken worker').toHaveLength(sentByFirst);
+    expect(storedJob(dataDir, jobId), 'what the store holds of the job').toEqual(stored);
+    expect(await filesOf()).toEqual(files);
+    expect(woke('job run stopped: this runner no longer holds the job')).toBe(true);
+
+    const { body } = await getJson<{ segments: Array<{ chunk: number; text: string }> }>(
+      `${url}/v1/jobs/${jobId}/transcript`,
+    );
+    expect(new Set(body.segments.map((s) => s.chunk)).size).toBe(job.progress.chunks_total);
+    // Every chunk's text once: the fake's segment texts are unique per chunk and segment.
+    const texts = body.segments.map((s) => s.text.trim());
+    expect(new Set(texts).size).toBe(texts.length);
+    // The woken worker still serves: it takes the next job and finishes it.
+    second.child.kill('SIGKILL');
+    await second.exited;
+    const next = await upload(url, speechFixture().mp3);
+    expect((await waitForJob(url, next.body.id)).status).toBe('completed');
+  });
+});
