@@ -111,6 +111,12 @@ export interface JobStore {
    * state without one; false (nothing written) when the lease is no longer the holder's.
    */
   settleWebhook(jobId: string, holder: string, state?: WebhookState): Promise<boolean>;
+  /**
+   * Ends every delivery lease not held by `holder`, keeping each delivery's stored state; resolves how many. Only
+   * for a process that knows it is the store's one user (the DATA_DIR lock's holder, on its own SQLite file): the
+   * other holders are earlier lives of it, dead, whose leases would hold their deliveries back until they end.
+   */
+  releaseWebhookLeases(holder: string): Promise<number>;
   jobIds(): Promise<Set<string>>;
   countByStatus(): Promise<Record<string, number>>;
   deleteJob(id: string): Promise<void>;

@@ -416,6 +416,13 @@ export class PgJobStore implements JobStore {
     return (await this.#count(`UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND webhook_holder = $2`, params)) > 0;
   }
 
+  async releaseWebhookLeases(holder: string): Promise<number> {
+    return this.#count(
+      'UPDATE jobs SET webhook_holder = NULL, webhook_lease_until = NULL WHERE webhook_holder IS NOT NULL AND webhook_holder <> $1',
+      [holder],
+    );
+  }
+
   async jobIds(): Promise<Set<string>> {
     return new Set((await this.#query<{ id: string }>('SELECT id FROM jobs')).map((r) => r.id));
   }

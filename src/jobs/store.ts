@@ -412,6 +412,12 @@ export class SqliteJobStore implements JobStore {
     );
   }
 
+  async releaseWebhookLeases(holder: string): Promise<number> {
+    return this.#write(
+      'UPDATE jobs SET webhook_holder = NULL, webhook_lease_until = NULL WHERE webhook_holder IS NOT NULL AND webhook_holder != ?',
+    ).run(holder);
+  }
+
   async jobIds(): Promise<Set<string>> {
     return new Set((this.#db.prepare('SELECT id FROM jobs').all() as Row[]).map((r) => r.id as string));
   }

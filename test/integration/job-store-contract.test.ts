@@ -354,6 +354,28 @@ describe.each(STORES)('job store contract: %s', (kind, open) => {
     expect(await store.claimWebhook(newJobId(), lease('a', 0))).toEqual({ job: null, held: false, heldUntil: null });
   });
 
+  it("lets the store's one user release the leases of its earlier lives, keeping their deliveries' states", async () => {
+    const { store } = await open();
+    const at = (s: number) => new Date(Date.parse('2030-01-01T00:02:00.000Z') + s * 1000).toISOString();
+    const owed = { status: 'pending', attempts: 1, last_status_code: 500, last_error: 'x', next_attempt_at: at(0) };
+    const ids = [newJobId(), newJobId(), newJobId()];
+    for (const id of ids) {
+      const done = jobRecord(id, 'completed', '2030-01-01T00:01:00.000Z');
+      await store.insertJob({ ...done, request: { ...done.request, callback_url: 'https://example.test/hook' } });
+      await store.oweWebhook(id, owed as WebhookState);
+    }
+    expect((await store.claimWebhook(ids[0]!, { holder: 'dead-1', now: at(0), until: at(30) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[1]!, { holder: 'dead-2', now: at(0), until: at(30) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[2]!, { holder: 'me', now: at(0), until: at(30) })).held).toBe(true);
+    expect(await store.releaseWebhookLeases('me')).toBe(2);
+    // Free at once (long before the dead holders' leases would end); the one of 'me' is still its own.
+    expect((await store.claimWebhook(ids[0]!, { holder: 'me', now: at(1), until: at(31) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[1]!, { holder: 'me', now: at(1), until: at(31) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[2]!, { holder: 'me', now: at(1), until: at(31) })).held).toBe(false);
+    for (const id of ids) expect((await store.getJob(id))?.webhook).toEqual(owed);
+    expect(await store.releaseWebhookLeases('me')).toBe(0);
+  });
+
   it('gives a webhook delivery to exactly one of many processes claiming it at the same moment', async () => {
     const { store, other } = await open();
     const id = newJobId();
