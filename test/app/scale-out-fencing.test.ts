@@ -42,6 +42,8 @@ describe('scale-out: a worker that lost its job to another stops', () => {
   let fakeSecond: FakeOpenAI;
   let dataDir: string;
   const procs: ServiceProcess[] = [];
+  /** The one API process's base URL. */
+  let url: string;
 
   function start(role: 'api' | 'worker', fake: FakeOpenAI | null): ServiceProcess {
     const proc = spawnService({
@@ -65,12 +67,47 @@ describe('scale-out: a worker that lost its job to another stops', () => {
   const logged = (p: ServiceProcess, jobId: string, msg: string) =>
     p.lines.some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes(`"msg":"${msg}"`));
 
+  /** A job running on a new first worker, which is then frozen with a chunk stored and requests in flight. */
+  async function frozenMidJob(): Promise<{ first: ServiceProcess; jobId: string; sentByFirst: number }> {
+    const first = start('worker', fakeFirst);
+    await first.url;
+    const created = await upload(url, speechFixture().mp3);
+    expect(created.status).toBe(202);
+    const jobId = created.body.id;
+    await until(
+      () => doneChunks(dataDir, jobId) >= 1 && transcriptions(fakeFirst).some((r) => r.answeredAt === null),
+      'the first worker with a chunk stored and a request in flight',
+    );
+    first.child.kill('SIGSTOP');
+    return { first, jobId, sentByFirst: transcriptions(fakeFirst).length };
+  }
+
+  /**
+   * Wakes the frozen worker and waits until it stops the job (it learns it lost the job: its lock's known end
+   * passed while it was frozen) or goes on with it: sends its next chunks, or fails them (their files gone) and
+   * ends the job, whichever it does first. Says whether it logged the stop.
+   */
+  async function wake(first: ServiceProcess, jobId: string, sentByFirst: number): Promise<boolean> {
+    const asleep = first.lines.length;
+    first.child.kill('SIGCONT');
+    const woke = (msg: string) =>
+      first.lines.slice(asleep).some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes(`"msg":"${msg}`));
+    await until(
+      () =>
+        ['job run stopped', 'chunk failed', 'job completed', 'job failed'].some(woke) ||
+        transcriptions(fakeFirst).length > sentByFirst,
+      'the woken worker to stop the job, or to go on with it',
+    );
+    return woke('job run stopped: this runner no longer holds the job');
+  }
+
   beforeAll(async () => {
     redis = await startTestRedis();
     // The first worker's requests are slow, so it is frozen with some in flight and most chunks still to send.
     fakeFirst = await startFakeOpenAI({ latencyMs: 800 });
     fakeSecond = await startFakeOpenAI({ latencyMs: 50 });
     dataDir = await tempDataDir();
+    url = await start('api', null).url;
   });
 
   afterAll(async () => {
@@ -87,19 +124,7 @@ describe('scale-out: a worker that lost its job to another stops', () => {
   });
 
   it('wakes a worker frozen past its lock after another finished its job: it sends, writes and deletes nothing', async () => {
-    const api = start('api', null);
-    const first = start('worker', fakeFirst);
-    const url = await api.url;
-    await first.url;
-    const created = await upload(url, speechFixture().mp3);
-    expect(created.status).toBe(202);
-    const jobId = created.body.id;
-    await until(
-      () => doneChunks(dataDir, jobId) >= 1 && transcriptions(fakeFirst).some((r) => r.answeredAt === null),
-      'the first worker with a chunk stored and a request in flight',
-    );
-    first.child.kill('SIGSTOP');
-    const sentByFirst = transcriptions(fakeFirst).length;
+    const { first, jobId, sentByFirst } = await frozenMidJob();
 
     // Past its lock, the job goes to a second worker, which finishes it.
     const second = start('worker', fakeSecond);
@@ -115,22 +140,11 @@ describe('scale-out: a worker that lost its job to another stops', () => {
       (await readdir(path.join(dataDir, 'jobs'), { recursive: true })).filter((f) => !f.startsWith(own)).sort();
     const files = await filesOf();
 
-    const asleep = first.lines.length;
-    first.child.kill('SIGCONT');
-    const woke = (msg: string) =>
-      first.lines.slice(asleep).some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes(`"msg":"${msg}`));
-    // It learns it lost the job (its lock's known end passed while it was frozen) and stops the run. Going on, it
-    // would send its next chunks, or fail them (their files gone) and end the job: whichever it does first.
-    await until(
-      () =>
-        ['job run stopped', 'chunk failed', 'job completed', 'job failed'].some(woke) ||
-        transcriptions(fakeFirst).length > sentByFirst,
-      'the woken worker to stop the job, or to go on with it',
-    );
+    const stopped = await wake(first, jobId, sentByFirst);
     expect(transcriptions(fakeFirst), 'requests sent by the woken worker').toHaveLength(sentByFirst);
     expect(storedJob(dataDir, jobId), 'what the store holds of the job').toEqual(stored);
     expect(await filesOf()).toEqual(files);
-    expect(woke('job run stopped: this runner no longer holds the job')).toBe(true);
+    expect(stopped).toBe(true);
 
     const { body } = await getJson<{ segments: Array<{ chunk: number; text: string }> }>(
       `${url}/v1/jobs/${jobId}/transcript`,
@@ -140,9 +154,36 @@ describe('scale-out: a worker that lost its job to another stops', () => {
     const texts = body.segments.map((s) => s.text.trim());
     expect(new Set(texts).size).toBe(texts.length);
     // The woken worker still serves: it takes the next job and finishes it.
-    second.child.kill('SIGKILL');
-    await second.exited;
+    await second.kill9();
     const next = await upload(url, speechFixture().mp3);
     expect((await waitForJob(url, next.body.id)).status).toBe('completed');
+    await first.kill9();
+  });
+
+  it('wakes it while the second worker is mid-job: the second finishes every chunk, its files untouched', async () => {
+    // (The flake this fixes: the woken worker deleted the chunk files the second one was sending: CHUNK_FAILED.)
+    fakeFirst.reset();
+    fakeSecond.reset();
+    fakeSecond.setLatency(800);
+    const { first, jobId, sentByFirst } = await frozenMidJob();
+    const second = start('worker', fakeSecond);
+    await second.url;
+    const storedBefore = doneChunks(dataDir, jobId);
+    await until(
+      () =>
+        logged(second, jobId, 'resuming a job another worker left') &&
+        doneChunks(dataDir, jobId) > storedBefore &&
+        transcriptions(fakeSecond).some((r) => r.answeredAt === null),
+      'the second worker mid-job: a chunk stored, a request in flight',
+    );
+    const stopped = await wake(first, jobId, sentByFirst);
+    const job = await waitForJob(url, jobId);
+    expect(job.status).toBe('completed');
+    expect(transcriptions(fakeFirst), 'requests sent by the woken worker').toHaveLength(sentByFirst);
+    const chunks = (storedJob(dataDir, jobId) as { chunks: Array<{ status: string; error_code: string | null }> })
+      .chunks;
+    expect(chunks.map((c) => [c.status, c.error_code])).toEqual(chunks.map(() => ['done', null]));
+    expect(transcriptions(fakeSecond).every((r) => r.status === 200)).toBe(true);
+    expect(stopped).toBe(true);
   });
 });
