@@ -13,10 +13,10 @@ import type {
 } from './job-store.ts';
 import { migratePostgres } from './pg-migrations.ts';
 import { PollCache, visibleTo } from './poll-cache.ts';
-import { RunSupersededError } from './run-fence.ts';
 import {
   CHUNK_COLUMNS,
   PG_CHUNK_STATE_COLUMNS,
+  checkFence,
   chunkOf,
   chunkStateOf,
   ENDED_AT,
@@ -215,11 +215,10 @@ export class PgJobStore implements JobStore {
     return row ? Number(row.run_epoch) : null;
   }
 
-  /** A fenced write that changed nothing: refused if the job's run epoch is no longer the writer's (a gone job refuses nothing). */
+  /** A fenced write that changed nothing: was it refused? */
   async #checkFence(jobId: string, fence: number | undefined): Promise<void> {
     if (fence === undefined) return;
-    const [row] = await this.#query<{ run_epoch: string }>('SELECT run_epoch FROM jobs WHERE id = $1', [jobId]);
-    if (row && Number(row.run_epoch) !== fence) throw new RunSupersededError(jobId, fence);
+    checkFence(jobId, fence, (await this.#query('SELECT run_epoch FROM jobs WHERE id = $1', [jobId]))[0]);
   }
 
   async updateJob(

@@ -6,10 +6,10 @@ import type { Transcript } from '../transcribe/types.ts';
 import type { JobStore, ListJobsQuery, PollView, WebhookClaim, WebhookLease } from './job-store.ts';
 import { migrate } from './migrations.ts';
 import { PollCache, visibleTo } from './poll-cache.ts';
-import { RunSupersededError } from './run-fence.ts';
 import {
   CHUNK_COLUMNS,
   CHUNK_STATE_COLUMNS,
+  checkFence,
   chunkOf,
   chunkStateOf,
   ENDED_AT,
@@ -216,14 +216,10 @@ export class SqliteJobStore implements JobStore {
     return row ? Number(row.run_epoch) : null;
   }
 
-  /**
-   * A fenced write that changed nothing: refused if the job's run epoch is no longer the writer's (a job that is
-   * gone refuses nothing: there is nobody to protect). SQLite's write lock made the write's own check exact.
-   */
+  /** A fenced write that changed nothing: was it refused? (SQLite's write lock made the write's own check exact.) */
   #checkFence(jobId: string, fence: number | undefined): void {
     if (fence === undefined) return;
-    const row = this.#db.prepare('SELECT run_epoch FROM jobs WHERE id = ?').get(jobId) as Row | undefined;
-    if (row && Number(row.run_epoch) !== fence) throw new RunSupersededError(jobId, fence);
+    checkFence(jobId, fence, this.#db.prepare('SELECT run_epoch FROM jobs WHERE id = ?').get(jobId) as Row | undefined);
   }
 
   async updateJob(
