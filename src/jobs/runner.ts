@@ -204,6 +204,13 @@ export class JobRunner implements JobQueue {
     try {
       // Chunks that were with the provider when an earlier run stopped have no result: they go again.
       await runStore.resetChunksInFlight(jobId);
+      // Without a queue lease this process is its DATA_DIR's only runner (the DATA_DIR lock): the chunk files of
+      // earlier runs are its own dead lives'. With one, an earlier run may be a frozen worker's, which removes its
+      // own (or the cleanup does, once the job has ended).
+      if (!lease)
+        await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
+          log.warn({ err: errorMessage(err) }, "could not remove an earlier run's chunk files");
+        });
       const held = lease ? () => lease.held() : undefined;
       const signals = { abort: signal, drain: this.#drain.signal, epoch, ...(held && { held }) };
       await runJobPipeline(job, pipeline, signals, log);

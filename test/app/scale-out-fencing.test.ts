@@ -16,7 +16,7 @@ import { until } from '../support/until.ts';
  * frozen one sends after it wakes is counted apart.
  */
 
-const LOCK_MS = 2_000;
+const LOCK_MS = 3_000;
 const transcriptions = (fake: FakeOpenAI): RequestLogEntry[] =>
   fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
 
