@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, startServer, type TestServer } from '../helper.ts';
+import { removeDir, startServer, tempDataDir, type TestServer } from '../helper.ts';
 import { rawRequest } from '../support/raw-http.ts';
+import { spawnService } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
 
 /*
  * Behind a reverse proxy every connection comes from the proxy: the per-address limits of open mode (the upload
@@ -69,5 +71,34 @@ describe('TRUST_PROXY: the client address behind a reverse proxy', () => {
     expect(await post(unset, PROXY, '198.51.100.30')).toBe(REFUSED);
     expect(await post(unset, PROXY, '198.51.100.31')).toBe(REFUSED);
     expect(await post(unset, PROXY, '198.51.100.32')).toBe(LIMITED);
+  });
+
+  it("names the forwarded client in the request log of the real process, and the direct one's own address", async () => {
+    const dataDir = await tempDataDir();
+    const proc = spawnService({ DATA_DIR: dataDir, TRANSCRIBE_PROVIDER: 'local', TRUST_PROXY: PROXY });
+    try {
+      const url = await proc.url;
+      const from = async (address: string, forwardedFor: string) => {
+        const target = `/v1/jobs/job_${address.replaceAll('.', '_').padEnd(22, 'x')}`;
+        const reply = await rawRequest(url, {
+          method: 'DELETE',
+          target,
+          localAddress: address,
+          headers: { 'x-forwarded-for': forwardedFor },
+        });
+        expect(reply.status).toBe(404);
+        await until(
+          () => proc.lines.some((l) => l.includes('"msg":"request completed"') && l.includes(target)),
+          'the request log line',
+        );
+        const line = proc.lines.find((l) => l.includes('"msg":"request completed"') && l.includes(target))!;
+        return (JSON.parse(line) as { remoteAddress?: string }).remoteAddress;
+      };
+      expect(await from(PROXY, '198.51.100.40')).toBe('198.51.100.40');
+      expect(await from(DIRECT, '198.51.100.41')).toBe(DIRECT);
+    } finally {
+      await proc.kill9();
+      await removeDir(dataDir);
+    }
   });
 });
