@@ -182,6 +182,7 @@ export class JobRunner implements JobQueue {
       this.#opts.leases.release(jobId);
       return null;
     }
+    // Shutdown keeps the lease (the job resumes at the next start); a deleted or cancelled job has ended here.
     if (this.#drain.signal.aborted) return null;
     // Gone, cancelled, or ended since it was queued (takeRun takes only a live job).
     if (!job || signal.aborted || epoch === null) {
