@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import type { BackendSpec } from './transcribe/backends-config.ts';
@@ -53,6 +54,8 @@ export const envSchema = z.object({
   UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),
   REDIS_URL: optionalString,
   DATABASE_URL: optionalString,
+  // The reverse proxies whose X-Forwarded-For is believed: addresses and CIDR ranges, comma-separated. Unset: none.
+  TRUST_PROXY: optionalString,
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
   REDIS_PREFIX: z
     .string()
@@ -189,6 +192,12 @@ export interface Config {
   /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
   uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;
+  /**
+   * Addresses and ranges of the reverse proxies in front (TRUST_PROXY), as Fastify's `trustProxy` takes them: from
+   * one of them, the client address is read from X-Forwarded-For; from anyone else the header is ignored. Empty:
+   * no proxy is trusted, the client address is the connection's.
+   */
+  trustProxy: string[];
   /** The job store on PostgreSQL (postgres:// URL); unset: SQLite in DATA_DIR. */
   databaseUrl: string | undefined;
   /** Scale-out (REDIS_URL set): what this process does, and BullMQ's lock and stalled-check periods. */
@@ -289,6 +298,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';
   if (e.ROLE !== 'all' && !e.REDIS_URL) throw new ConfigError([`ROLE: ${e.ROLE} needs REDIS_URL (scale-out mode)`]);
   const objectStore = objectStoreConfig(e);
+  const trustProxy = trustedProxies(e.TRUST_PROXY);
+  if (trustProxy.issues.length > 0) throw new ConfigError(trustProxy.issues);
   if (e.DATABASE_URL !== undefined && !isPostgresUrl(e.DATABASE_URL)) {
     // The value itself may hold a password: only its shape is named.
     throw new ConfigError(['DATABASE_URL: must be a postgres:// or postgresql:// URL with a host']);
@@ -329,6 +340,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxGapMs: e.UPLOAD_MAX_GAP_MS,
     },
     redisUrl: e.REDIS_URL,
+    trustProxy: trustProxy.proxies,
     databaseUrl: e.DATABASE_URL,
     scale: {
       role: e.ROLE,
@@ -522,6 +534,39 @@ export function redactConfig(config: Config): Record<string, unknown> {
   };
   // Every URL setting, present or future: OPENAI_BASE_URL, REDIS_URL and DATABASE_URL may carry a password or a key.
   return redactUrls(redacted) as Record<string, unknown>;
+}
+
+/** Names proxy-addr (Fastify's trustProxy) knows for the private ranges. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const MAX_TRUSTED_PROXIES = 100;
+
+/**
+ * TRUST_PROXY's entries: an address, a CIDR range or a named range each. Never everyone (`true`, `*`, a /0 range):
+ * any client could then say who it is, and escape its per-address limits with a header.
+ */
+function trustedProxies(value: string | undefined): { proxies: string[]; issues: string[] } {
+  const proxies = (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (proxies.length > MAX_TRUSTED_PROXIES)
+    return { proxies: [], issues: [`TRUST_PROXY: at most ${MAX_TRUSTED_PROXIES} entries`] };
+  const issues = proxies
+    .filter((p) => !isProxyRange(p))
+    .map(
+      (p) =>
+        `TRUST_PROXY: ${JSON.stringify(p)} is not an IP address, a CIDR range (other than /0, which is everyone) or one of ${[...PROXY_RANGE_NAMES].join(', ')}`,
+    );
+  return { proxies, issues };
+}
+
+function isProxyRange(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function isPostgresUrl(value: string): boolean {

@@ -46,6 +46,9 @@ export async function buildApp({ services, logger }: AppOptions) {
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     logController: new RequestLog(),
+    // Behind the proxies named in TRUST_PROXY, request.ip is the client's (X-Forwarded-For), for the per-address
+    // limits and the request log; from any other peer the header is ignored. Never every peer.
+    ...(config.trustProxy.length > 0 && { trustProxy: config.trustProxy }),
     // What Fastify and Node would otherwise answer in their own shapes: a URL that does not decode, a request
     // the HTTP parser refuses, a request that does not arrive in time.
     frameworkErrors: (err, request, reply) => answerError(err, request, reply),

@@ -19,6 +19,8 @@ export class RequestLog extends LogController {
       url: request.url,
       statusCode: reply.statusCode,
       responseTime: reply.elapsedTime,
+      // The client's address: behind a trusted proxy (TRUST_PROXY), the one it forwarded.
+      remoteAddress: request.ip,
     };
     if (error) reply.log.error({ ...fields, err: error }, 'request errored');
     else if (reply.statusCode < 400 && (request.method === 'GET' || request.method === 'HEAD'))

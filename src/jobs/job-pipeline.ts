@@ -12,6 +12,7 @@ import { chainedPrompt } from '../transcribe/context-prompt.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import { markCompleted, markProcessing, markSlicingDone, markTranscribing } from './lifecycle.ts';
 import { computeProgress } from './progress.ts';
+import { RunLostError } from './run-fence.ts';
 import type { ChunkPatch, JobStore } from './job-store.ts';
 import { transcriptFor } from './transcript.ts';
 import type { ChunkRecord, JobRecord } from './types.ts';
@@ -38,6 +39,21 @@ export interface TranscribeHooks {
   onWaiting?(info: { reason: string; until: number | null }): void;
 }
 
+/** What one run of a job is stopped by, and what it is. */
+export interface RunSignals {
+  /** Cancel (or the loss of the job): everything stops. */
+  abort: AbortSignal;
+  /** Shutdown: no new requests; those in flight may finish and store their results. */
+  drain: AbortSignal;
+  /** The run's epoch (JobStore.takeRun): its chunk files go to a directory of its own. */
+  epoch: number;
+  /**
+   * Whether the runner still holds the job, asked right before each provider request: false stops the job before
+   * the request leaves (a runner that woke up past its queue lock sends nothing). Absent: always held.
+   */
+  held?: () => boolean;
+}
+
 /** Thrown when the service stops before the job finished: the job stays `processing` and resumes at the next start. */
 export class ShutdownSignal extends Error {
   constructor() {
@@ -61,10 +77,10 @@ function isFatalForJob(err: unknown): boolean {
 export async function runJobPipeline(
   job: JobRecord,
   deps: PipelineDeps,
-  signals: { abort: AbortSignal; drain: AbortSignal },
+  signals: RunSignals,
   log: Logger,
 ): Promise<void> {
-  const { abort: signal, drain } = signals;
+  const { abort: signal, drain, epoch } = signals;
   const { store, dirs, storage } = deps;
   // Until a request is out, shutdown may end any wait at once: the job resumes at the next start.
   const stopping = AbortSignal.any([signal, drain]);
@@ -82,7 +98,7 @@ export async function runJobPipeline(
   };
   await save('job start', () => markProcessing(store, job.id));
   // A resumed job's chunk directory was removed when the previous process stopped it.
-  await save('job directory', () => dirs.create(job.id));
+  await save('job directory', () => dirs.create(job.id, epoch));
 
   const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
   // A scratch disk that fills up while the upload downloads pauses the job like any other write.
@@ -133,9 +149,13 @@ export async function runJobPipeline(
   signal.addEventListener('abort', onAbort, { once: true });
   // Waits of a chunk on its way out; shutdown lets requests already sent finish and store their paid results.
   const stopSending = AbortSignal.any([jobAbort.signal, drain]);
+  /** Right before a request leaves: a run that no longer holds the job stops here, the request unsent. */
+  const beforeRequest = () => {
+    if (signals.held && !signals.held()) jobAbort.abort(new RunLostError('its hold on the job ran out unrenewed'));
+  };
   const startSlice = (): ChunkStream =>
     deps.chunks.open(subject, plan, {
-      outDir: dirs.chunksDir(job.id),
+      outDir: dirs.chunksDir(job.id, epoch),
       cutPoints: cutsSoFar(chunks, plan, job.audio.duration_s),
       lookahead: Math.max(2, deps.concurrency * 2),
       // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
@@ -183,6 +203,7 @@ export async function runJobPipeline(
         ...(job.request.task === 'translate' ? { task: 'translate' as const } : {}),
         ...(job.request.temperature != null ? { temperature: job.request.temperature } : {}),
         signal: jobAbort.signal,
+        beforeRequest,
       };
       const hooks: TranscribeHooks = {
         onAttempt: (attempt) =>
@@ -339,7 +360,7 @@ export async function runJobPipeline(
   if (drain.aborted) throw new ShutdownSignal();
 
   await save('slicing end', () => markSlicingDone(store, job.id, sliced));
-  await dirs.removeChunks(job.id);
+  await dirs.removeChunks(job.id, epoch);
   const final = await store.listChunks(job.id);
   assertEnoughChunks(final, deps.maxFailedChunkRatio);
 

@@ -60,24 +60,33 @@ export interface JobStore {
   ): Promise<{ job: JobRecord; requestFingerprint: string | null } | null>;
   listJobs(query: ListJobsQuery): Promise<{ items: JobRecord[]; nextCursor: string | null }>;
   /**
+   * Takes the job up for a new run: raises its run epoch, the fencing token every write of that run carries (see
+   * src/jobs/run-fence.ts), so an earlier run's late writes are refused from here on. Null when the job is gone or
+   * has ended (nothing to run).
+   */
+  takeRun(id: string): Promise<number | null>;
+  /**
    * With `whileLive`, the write applies only to a job still queued or processing (an end state is never
    * overwritten by a late writer); resolves whether a job row was changed.
+   *
+   * `fence` (here and on every write below): the run epoch of the writer. The write applies only while it is still
+   * the job's, checked in the same statement; otherwise nothing is written and RunSupersededError is thrown.
    */
-  updateJob(id: string, patch: JobPatch, options?: { whileLive?: boolean }): Promise<boolean>;
+  updateJob(id: string, patch: JobPatch, options?: { whileLive?: boolean; fence?: number }): Promise<boolean>;
   /** Raises the stored percent only: the contract says it never goes down. */
-  raisePercent(id: string, percent: number): Promise<void>;
+  raisePercent(id: string, percent: number, fence?: number): Promise<void>;
   /** Records a chunk's place; a chunk already transcribed keeps its result (resume after restart). */
-  upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord>;
+  upsertChunk(jobId: string, index: number, startS: number, durationS: number, fence?: number): Promise<ChunkRecord>;
   getChunk(jobId: string, index: number): Promise<ChunkRecord | null>;
   /** Chunks that were with the provider when their process stopped have no result: they go again. */
-  resetChunksInFlight(jobId: string): Promise<void>;
-  updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void>;
+  resetChunksInFlight(jobId: string, fence?: number): Promise<void>;
+  updateChunk(jobId: string, index: number, patch: ChunkPatch, fence?: number): Promise<void>;
   listChunks(jobId: string): Promise<ChunkRecord[]>;
   /** The chunks' states without their results (no result JSON is read or parsed): enough for progress. */
   listChunkStates(jobId: string): Promise<ChunkState[]>;
   /** Chunks past the real count (planned before slicing knew better) are dropped when slicing ends. */
-  deleteChunksFrom(jobId: string, index: number): Promise<void>;
-  saveTranscript(jobId: string, transcript: Transcript): Promise<void>;
+  deleteChunksFrom(jobId: string, index: number, fence?: number): Promise<void>;
+  saveTranscript(jobId: string, transcript: Transcript, fence?: number): Promise<void>;
   getTranscript(jobId: string): Promise<Transcript | null>;
   /** Jobs a previous process accepted but did not finish. */
   unfinishedJobs(): Promise<JobRecord[]>;
@@ -102,6 +111,12 @@ export interface JobStore {
    * state without one; false (nothing written) when the lease is no longer the holder's.
    */
   settleWebhook(jobId: string, holder: string, state?: WebhookState): Promise<boolean>;
+  /**
+   * Ends every delivery lease not held by `holder`, keeping each delivery's stored state; resolves how many. Only
+   * for a process that knows it is the store's one user (the DATA_DIR lock's holder, on its own SQLite file): the
+   * other holders are earlier lives of it, dead, whose leases would hold their deliveries back until they end.
+   */
+  releaseWebhookLeases(holder: string): Promise<number>;
   jobIds(): Promise<Set<string>>;
   countByStatus(): Promise<Record<string, number>>;
   deleteJob(id: string): Promise<void>;

@@ -54,6 +54,9 @@ const MIGRATIONS: readonly string[] = [
   // sender at a time across processes, and a dead one's claim runs out.
   `ALTER TABLE jobs ADD COLUMN webhook_holder TEXT;
    ALTER TABLE jobs ADD COLUMN webhook_lease_until TEXT;`,
+  // The fencing token of the job's runs (src/jobs/run-fence.ts): raised by each runner that takes the job up, and
+  // carried by every write of that run, so a runner that lost the job (frozen past its queue lock) writes nothing.
+  `ALTER TABLE jobs ADD COLUMN run_epoch INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export function migrate(db: DatabaseSync): number {

@@ -67,6 +67,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER chunks_version AFTER INSERT OR UPDATE ON chunks FOR EACH ROW EXECUTE FUNCTION chunkscribe_chunk_written();`,
   // Which process holds the pending webhook delivery for its current attempt, and until when (as SQLite's step 6).
   `ALTER TABLE jobs ADD COLUMN webhook_holder text, ADD COLUMN webhook_lease_until text COLLATE "C";`,
+  // The fencing token of the job's runs (as SQLite's step 7). From here on every write to a job's chunks locks the
+  // job's row first (src/jobs/pg-store.ts JOB_LOCKED): the trigger above then finds it locked already.
+  `ALTER TABLE jobs ADD COLUMN run_epoch bigint NOT NULL DEFAULT 0;`,
 ];
 
 /** Any 64-bit number the deployment's other users of the database do not take: the migration's advisory lock. */

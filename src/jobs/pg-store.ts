@@ -16,6 +16,7 @@ import { PollCache, visibleTo } from './poll-cache.ts';
 import {
   CHUNK_COLUMNS,
   PG_CHUNK_STATE_COLUMNS,
+  checkFence,
   chunkOf,
   chunkStateOf,
   ENDED_AT,
@@ -56,6 +57,15 @@ type ChunkValues = Array<string | number | null>;
 
 /** SQLSTATE disk_full: the database's volume is full, a state the jobs wait out as with SQLite's. */
 const DISK_FULL = '53100';
+
+/**
+ * Every write to a job's chunks starts here: the job's row locked first (and, for a fenced write, only while its
+ * run epoch is the writer's: READ COMMITTED re-checks that on the row as committed after any wait), then the chunk
+ * rows. One order for every chunk write and for deleteJob, so none deadlocks with another; a runner taking the job
+ * up (takeRun) waits for a write in progress, or the write finds the new epoch and changes nothing. $1 is the job
+ * id, $2 the fence (null: unfenced).
+ */
+const JOB_LOCKED = `WITH job AS (SELECT id FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR run_epoch = $2) FOR UPDATE)`;
 
 /** `$1, $2, …` for `count` values from `from`. */
 const placeholders = (count: number, from = 1) => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
@@ -197,26 +207,61 @@ export class PgJobStore implements JobStore {
     return listPage(rows, query.limit);
   }
 
-  async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {
+  async takeRun(id: string): Promise<number | null> {
+    const [row] = await this.#query<{ run_epoch: string }>(
+      `UPDATE jobs SET run_epoch = run_epoch + 1 WHERE id = $1 AND status IN ${LIVE_STATUSES} RETURNING run_epoch`,
+      [id],
+    );
+    return row ? Number(row.run_epoch) : null;
+  }
+
+  /** A fenced write that changed nothing: was it refused? */
+  async #checkFence(jobId: string, fence: number | undefined): Promise<void> {
+    if (fence === undefined) return;
+    checkFence(jobId, fence, (await this.#query('SELECT run_epoch FROM jobs WHERE id = $1', [jobId]))[0]);
+  }
+
+  async updateJob(
+    id: string,
+    patch: JobPatch,
+    options: { whileLive?: boolean; fence?: number } = {},
+  ): Promise<boolean> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
     const sets = [...entries.map(([k], i) => `${JOB_COLUMNS[k]} = $${i + 1}`), `updated_at = $${entries.length + 1}`];
     const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
-    const params = [...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id];
-    return (await this.#count(`UPDATE jobs SET ${sets.join(', ')} WHERE id = $${params.length}${live}`, params)) > 0;
+    const { fence } = options;
+    const params = [...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id, fence ?? null];
+    const n = params.length;
+    const sql = `UPDATE jobs SET ${sets.join(', ')} WHERE id = $${n - 1}${live} AND ($${n}::bigint IS NULL OR run_epoch = $${n})`;
+    const changed = (await this.#count(sql, params)) > 0;
+    if (!changed) await this.#checkFence(id, fence);
+    return changed;
   }
 
-  async raisePercent(id: string, percent: number): Promise<void> {
+  async raisePercent(id: string, percent: number, fence?: number): Promise<void> {
     // Only when it rises: an unchanged row is not written, so polls keep their cached view.
-    await this.#query('UPDATE jobs SET percent = $1 WHERE id = $2 AND percent < $1', [percent, id]);
+    const changed = await this.#count(
+      'UPDATE jobs SET percent = $1 WHERE id = $2 AND percent < $1 AND ($3::bigint IS NULL OR run_epoch = $3)',
+      [percent, id, fence ?? null],
+    );
+    if (changed === 0) await this.#checkFence(id, fence);
   }
 
-  async upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord> {
-    await this.#query(
-      `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES ($1, $2, $3, $4, 'pending')
+  async upsertChunk(
+    jobId: string,
+    index: number,
+    startS: number,
+    durationS: number,
+    fence?: number,
+  ): Promise<ChunkRecord> {
+    const changed = await this.#count(
+      `${JOB_LOCKED}
+       INSERT INTO chunks (job_id, idx, start_s, duration_s, status) SELECT id, $3::integer, $4::double precision, $5::double precision, 'pending' FROM job
        ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
        WHERE chunks.status <> 'done'`,
-      [jobId, index, startS, durationS],
+      [jobId, fence ?? null, index, startS, durationS],
     );
+    if (changed === 0) await this.#checkFence(jobId, fence);
     return (await this.getChunk(jobId, index)) as ChunkRecord;
   }
 
@@ -236,23 +281,25 @@ export class PgJobStore implements JobStore {
     return result.rows;
   }
 
-  async resetChunksInFlight(jobId: string): Promise<void> {
-    await this.#query(
-      "UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = $1 AND status IN ('sending', 'retrying')",
-      [jobId],
+  async resetChunksInFlight(jobId: string, fence?: number): Promise<void> {
+    const changed = await this.#count(
+      `${JOB_LOCKED}
+       UPDATE chunks SET status = 'pending', next_try_at = NULL
+         WHERE job_id = (SELECT id FROM job) AND status IN ('sending', 'retrying')`,
+      [jobId, fence ?? null],
     );
+    if (changed === 0) await this.#checkFence(jobId, fence);
   }
 
-  async updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void> {
+  async updateChunk(jobId: string, index: number, patch: ChunkPatch, fence?: number): Promise<void> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
     if (entries.length === 0) return;
-    const sets = entries.map(([k], i) => `${CHUNK_COLUMNS[k]} = $${i + 1}`).join(', ');
-    const n = entries.length;
-    await this.#query(`UPDATE chunks SET ${sets} WHERE job_id = $${n + 1} AND idx = $${n + 2}`, [
-      ...entries.map(([, v]) => toSql(v)),
-      jobId,
-      index,
-    ]);
+    const sets = entries.map(([k], i) => `${CHUNK_COLUMNS[k]} = $${i + 4}`).join(', ');
+    const changed = await this.#count(
+      `${JOB_LOCKED} UPDATE chunks SET ${sets} WHERE job_id = (SELECT id FROM job) AND idx = $3`,
+      [jobId, fence ?? null, index, ...entries.map(([, v]) => toSql(v))],
+    );
+    if (changed === 0) await this.#checkFence(jobId, fence);
   }
 
   async listChunks(jobId: string): Promise<ChunkRecord[]> {
@@ -263,17 +310,22 @@ export class PgJobStore implements JobStore {
     return (await this.#chunkRows('WHERE job_id = $1', [jobId], false)).map(chunkStateOf);
   }
 
-  async deleteChunksFrom(jobId: string, index: number): Promise<void> {
-    // Deleting chunks fires no trigger: the job's version is raised here, chunks first as everywhere.
-    await this.#query(
-      `WITH gone AS (DELETE FROM chunks WHERE job_id = $1 AND idx >= $2 RETURNING 1)
-       UPDATE jobs SET version = version + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM gone)`,
-      [jobId, index],
+  async deleteChunksFrom(jobId: string, index: number, fence?: number): Promise<void> {
+    // Deleting chunks fires no trigger: the job's version is raised here.
+    const changed = await this.#count(
+      `${JOB_LOCKED}, gone AS (DELETE FROM chunks WHERE job_id = (SELECT id FROM job) AND idx >= $3 RETURNING 1)
+       UPDATE jobs SET version = version + 1 WHERE id = (SELECT id FROM job) AND EXISTS (SELECT 1 FROM gone)`,
+      [jobId, fence ?? null, index],
     );
+    if (changed === 0) await this.#checkFence(jobId, fence);
   }
 
-  async saveTranscript(jobId: string, transcript: Transcript): Promise<void> {
-    await this.#query('UPDATE jobs SET transcript_json = $1 WHERE id = $2', [JSON.stringify(transcript), jobId]);
+  async saveTranscript(jobId: string, transcript: Transcript, fence?: number): Promise<void> {
+    const changed = await this.#count(
+      'UPDATE jobs SET transcript_json = $1 WHERE id = $2 AND ($3::bigint IS NULL OR run_epoch = $3)',
+      [JSON.stringify(transcript), jobId, fence ?? null],
+    );
+    if (changed === 0) await this.#checkFence(jobId, fence);
   }
 
   async getTranscript(jobId: string): Promise<Transcript | null> {
@@ -363,6 +415,13 @@ export class PgJobStore implements JobStore {
     return (await this.#count(`UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND webhook_holder = $2`, params)) > 0;
   }
 
+  async releaseWebhookLeases(holder: string): Promise<number> {
+    return this.#count(
+      'UPDATE jobs SET webhook_holder = NULL, webhook_lease_until = NULL WHERE webhook_holder IS NOT NULL AND webhook_holder <> $1',
+      [holder],
+    );
+  }
+
   async jobIds(): Promise<Set<string>> {
     return new Set((await this.#query<{ id: string }>('SELECT id FROM jobs')).map((r) => r.id));
   }
@@ -375,9 +434,10 @@ export class PgJobStore implements JobStore {
   }
 
   async deleteJob(id: string): Promise<void> {
-    // The chunks first, then the job: the order every other write locks them in (a cascade would lock the job
-    // first and could deadlock with a chunk write of the same job).
+    // The job's row first, then its chunks: the order every chunk write locks them in (JOB_LOCKED), so a delete
+    // and a runner's write of the same job cannot deadlock.
     await this.#transaction(async (client) => {
+      await this.#query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [id], client);
       await this.#query('DELETE FROM chunks WHERE job_id = $1', [id], client);
       await this.#query('DELETE FROM jobs WHERE id = $1', [id], client);
     });

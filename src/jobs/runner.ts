@@ -6,6 +6,7 @@ import type { JobEvents } from './events.ts';
 import { failureOf, markCancelled, markFailed } from './lifecycle.ts';
 import { runJobPipeline, ShutdownSignal, type PipelineDeps } from './job-pipeline.ts';
 import type { JobStore } from './job-store.ts';
+import { fencedStore, isRunLost, RunLostError, type RunLease } from './run-fence.ts';
 import { isLive, type JobRecord } from './types.ts';
 
 export interface RunnerOptions {
@@ -34,6 +35,7 @@ interface Active {
   controller: AbortController;
   settled: Promise<void>;
   started: boolean;
+  lease: RunLease | undefined;
 }
 
 /**
@@ -60,8 +62,11 @@ export class JobRunner implements JobQueue {
     return this.#limit.pendingCount;
   }
 
-  /** Starts the job when a slot is free; the returned promise settles when the job has ended (never rejects). */
-  enqueue(jobId: string): Promise<void> {
+  /**
+   * Starts the job when a slot is free; the returned promise settles when the job has ended here (never rejects).
+   * `lease`: the hold on the job granted from outside (the scale-out queue's lock); the run stops when it is lost.
+   */
+  enqueue(jobId: string, lease?: RunLease): Promise<void> {
     if (this.#closing) return Promise.resolve();
     const existing = this.#active.get(jobId);
     if (existing) return existing.settled;
@@ -75,11 +80,16 @@ export class JobRunner implements JobQueue {
     );
     const leased = adopted.then((bytes) => this.#opts.leases.adopt(jobId, bytes));
     const controller = new AbortController();
-    const active: Active = { controller, settled: Promise.resolve(), started: false };
+    const active: Active = { controller, settled: Promise.resolve(), started: false, lease };
+    if (lease) {
+      const onLost = () => controller.abort(lease.lost.reason);
+      if (lease.lost.aborted) onLost();
+      else lease.lost.addEventListener('abort', onLost, { once: true });
+    }
     active.settled = this.#limit(async () => {
       active.started = true;
       await leased;
-      return this.#run(jobId, controller.signal);
+      return this.#run(jobId, active);
     }).finally(() => this.#active.delete(jobId));
     this.#active.set(jobId, active);
     return active.settled;
@@ -97,7 +107,6 @@ export class JobRunner implements JobQueue {
   async resumeUnfinished(): Promise<number> {
     const jobs = await this.#opts.store.unfinishedJobs();
     for (const job of jobs) {
-      await this.#opts.store.resetChunksInFlight(job.id);
       this.#opts.logger.info(
         { jobId: job.id, status: job.status },
         'resuming job left unfinished by a previous process',
@@ -150,41 +159,78 @@ export class JobRunner implements JobQueue {
     }
   }
 
-  async #run(jobId: string, signal: AbortSignal): Promise<void> {
+  async #run(jobId: string, active: Active): Promise<void> {
+    const taken = await this.#takeUp(jobId, active.controller.signal);
+    if (taken) await this.#runTaken(taken.job, taken.epoch, active);
+  }
+
+  /**
+   * The job and the epoch of the run this runner takes it up for; null when there is nothing to run here (the
+   * directory lease is then given back, except on shutdown: the job resumes at the next start).
+   */
+  async #takeUp(jobId: string, signal: AbortSignal): Promise<{ job: JobRecord; epoch: number } | null> {
     const { store, logger } = this.#opts;
     let job: JobRecord | null;
+    let epoch: number | null = null;
     try {
       job = await store.getJob(jobId);
+      // Taking the job up fences off every earlier run: from here on only this run's writes apply.
+      if (job && !signal.aborted && !this.#drain.signal.aborted) epoch = await store.takeRun(jobId);
     } catch (err) {
       // The store did not answer: the job stays as stored and is taken up again by the next resume.
       logger.error({ jobId, err: errorMessage(err) }, 'could not read the job to run it');
       this.#opts.leases.release(jobId);
-      return;
+      return null;
     }
     // Shutdown keeps the lease (the job resumes at the next start); a deleted or cancelled job has ended here.
-    if (this.#drain.signal.aborted) return;
-    if (!job || signal.aborted) {
+    if (this.#drain.signal.aborted) return null;
+    // Gone, cancelled, or ended since it was queued (takeRun takes only a live job).
+    if (!job || signal.aborted || epoch === null) {
       this.#opts.leases.release(jobId);
-      return;
+      return null;
     }
-    const log = logger.child({ jobId });
+    return { job, epoch };
+  }
+
+  async #runTaken(job: JobRecord, epoch: number, { controller, lease }: Active): Promise<void> {
+    const jobId = job.id;
+    const signal = controller.signal;
+    const log = this.#opts.logger.child({ jobId, run: epoch });
+    const runStore = fencedStore(this.#opts.store, epoch, (err) =>
+      controller.abort(new RunLostError('a later run took the job over', { cause: err })),
+    );
+    const pipeline = { ...this.#opts.pipeline, store: runStore };
     if (job.status === 'queued') this.#tell(log, 'start', () => this.#opts.events.started(job, this.#opts.now()));
+    let lost = false;
     try {
-      await runJobPipeline(job, this.#opts.pipeline, { abort: signal, drain: this.#drain.signal }, log);
+      // Chunks that were with the provider when an earlier run stopped have no result: they go again.
+      await runStore.resetChunksInFlight(jobId);
+      // Without a queue lease this process is its DATA_DIR's only runner (the DATA_DIR lock): the chunk files of
+      // earlier runs are its own dead lives'. With one, an earlier run may be a frozen worker's, which removes its
+      // own (or the cleanup does, once the job has ended).
+      if (!lease)
+        await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
+          log.warn({ err: errorMessage(err) }, "could not remove an earlier run's chunk files");
+        });
+      const held = lease ? () => lease.held() : undefined;
+      const signals = { abort: signal, drain: this.#drain.signal, epoch, ...(held && { held }) };
+      await runJobPipeline(job, pipeline, signals, log);
     } catch (err) {
+      lost = isRunLost(err) || isRunLost(signal.reason);
       // A stage stopped by shutdown (silence detection, the probe) says CANCELLED: only a cancel of this job (its
       // signal aborted with another reason than shutdown's) is the client's; otherwise the job resumes at the next start.
       const byClient = signal.aborted && !(signal.reason instanceof ShutdownSignal);
       const drained = this.#drain.signal.aborted && !byClient && isAppError(err) && err.code === 'CANCELLED';
-      await this.#settle(jobId, drained ? new ShutdownSignal() : err, log);
+      if (lost) log.warn({ err: errorMessage(err) }, 'job run stopped: this runner no longer holds the job');
+      else await this.#settle(runStore, jobId, drained ? new ShutdownSignal() : err, log);
     } finally {
-      await this.#release(jobId, log);
+      if (lost) await this.#releaseLost(jobId, epoch, log);
+      else await this.#release(jobId, epoch, log);
     }
   }
 
   /** What a run that threw leaves in the store: nothing on shutdown, the cancel, or the failure with its code. */
-  async #settle(jobId: string, err: unknown, log: Logger): Promise<void> {
-    const { store } = this.#opts;
+  async #settle(store: JobStore, jobId: string, err: unknown, log: Logger): Promise<void> {
     if (err instanceof ShutdownSignal) {
       log.info('job interrupted by shutdown; it resumes at the next start');
       return;
@@ -211,10 +257,8 @@ export class JobRunner implements JobQueue {
    * completed or failed, and gives its lease back. A job left queued or processing was interrupted by shutdown
    * and keeps its lease.
    */
-  async #release(jobId: string, log: Logger): Promise<void> {
-    await this.#opts.pipeline.dirs.removeChunks(jobId).catch((err: unknown) => {
-      log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
-    });
+  async #release(jobId: string, epoch: number, log: Logger): Promise<void> {
+    await this.#removeRunChunks(jobId, epoch, log);
     const ended = await this.#opts.store.getJob(jobId).catch((err: unknown) => {
       log.error({ err: errorMessage(err) }, 'could not read the job after its run; it is left as stored');
       return undefined;
@@ -231,5 +275,20 @@ export class JobRunner implements JobQueue {
     } finally {
       if (hasEnded) this.#opts.leases.release(jobId);
     }
+  }
+
+  /**
+   * After a run that lost the job: only what this run owns goes (its chunk files, its directory lease). The job's
+   * upload and directory, and its end, belong to the run that holds it now.
+   */
+  async #releaseLost(jobId: string, epoch: number, log: Logger): Promise<void> {
+    await this.#removeRunChunks(jobId, epoch, log);
+    this.#opts.leases.release(jobId);
+  }
+
+  async #removeRunChunks(jobId: string, epoch: number, log: Logger): Promise<void> {
+    await this.#opts.pipeline.dirs.removeChunks(jobId, epoch).catch((err: unknown) => {
+      log.warn({ err: errorMessage(err) }, 'could not remove chunk files');
+    });
   }
 }

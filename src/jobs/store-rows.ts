@@ -1,6 +1,7 @@
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
 import { AppError, type ErrorCode } from '../errors.ts';
 import { isJobId } from './ids.ts';
+import { RunSupersededError } from './run-fence.ts';
 import type { WebhookClaim } from './job-store.ts';
 import {
   isLive,
@@ -41,6 +42,14 @@ export type ChunkPatch = Partial<
 >;
 
 export type Row = Record<string, SQLInputValue>;
+
+/**
+ * After a fenced write that changed nothing, the job's row as read then (`run_epoch`): the write was refused if
+ * the job's epoch is no longer the writer's. A job that is gone refuses nothing: there is no run to protect.
+ */
+export function checkFence(jobId: string, fence: number, row: Row | undefined): void {
+  if (row && Number(row.run_epoch) !== fence) throw new RunSupersededError(jobId, fence);
+}
 
 const statusList = (statuses: readonly JobStatus[]) => `(${statuses.map((s) => `'${s}'`).join(', ')})`;
 /** SQL lists of the end states and the live states, as both stores' queries spell them. */

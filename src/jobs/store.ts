@@ -9,6 +9,7 @@ import { PollCache, visibleTo } from './poll-cache.ts';
 import {
   CHUNK_COLUMNS,
   CHUNK_STATE_COLUMNS,
+  checkFence,
   chunkOf,
   chunkStateOf,
   ENDED_AT,
@@ -39,6 +40,14 @@ export interface JobStoreOptions {
    */
   shared?: boolean;
 }
+
+/** A fenced job write applies only while the job's run epoch is the writer's (src/jobs/run-fence.ts). */
+const JOB_FENCE = (fence: number | undefined) => (fence === undefined ? '' : ' AND run_epoch = ?');
+const fenceParams = (fence: number | undefined): SQLInputValue[] => (fence === undefined ? [] : [fence]);
+/** A fenced chunk write: the same check on the chunk's job, in the same statement. */
+const CHUNK_FENCE = 'EXISTS (SELECT 1 FROM jobs WHERE id = ? AND run_epoch = ?)';
+const chunkFenceParams = (jobId: string, fence: number | undefined): SQLInputValue[] =>
+  fence === undefined ? [] : [jobId, fence];
 
 /**
  * The store file is damaged or not a database: the service cannot start on it, and nothing it could do on its own
@@ -200,24 +209,55 @@ export class SqliteJobStore implements JobStore {
     return listPage(rows, query.limit);
   }
 
-  async updateJob(id: string, patch: JobPatch, options: { whileLive?: boolean } = {}): Promise<boolean> {
+  async takeRun(id: string): Promise<number | null> {
+    const row = this.#write(
+      `UPDATE jobs SET run_epoch = run_epoch + 1 WHERE id = ? AND status IN ${LIVE_STATUSES} RETURNING run_epoch`,
+    ).get(id);
+    return row ? Number(row.run_epoch) : null;
+  }
+
+  /** A fenced write that changed nothing: was it refused? (SQLite's write lock made the write's own check exact.) */
+  #checkFence(jobId: string, fence: number | undefined): void {
+    if (fence === undefined) return;
+    checkFence(jobId, fence, this.#db.prepare('SELECT run_epoch FROM jobs WHERE id = ?').get(jobId) as Row | undefined);
+  }
+
+  async updateJob(
+    id: string,
+    patch: JobPatch,
+    options: { whileLive?: boolean; fence?: number } = {},
+  ): Promise<boolean> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
     const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
     const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
-    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?${live}`;
-    return this.#write(sql).run(...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id) > 0;
+    const { fence } = options;
+    const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?${live}${JOB_FENCE(fence)}`;
+    const params = [...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id, ...fenceParams(fence)];
+    const changed = this.#write(sql).run(...params) > 0;
+    if (!changed) this.#checkFence(id, fence);
+    return changed;
   }
 
-  async raisePercent(id: string, percent: number): Promise<void> {
-    this.#write('UPDATE jobs SET percent = max(percent, ?) WHERE id = ?').run(percent, id);
+  async raisePercent(id: string, percent: number, fence?: number): Promise<void> {
+    const sql = `UPDATE jobs SET percent = max(percent, ?) WHERE id = ?${JOB_FENCE(fence)}`;
+    if (this.#write(sql).run(percent, id, ...fenceParams(fence)) === 0) this.#checkFence(id, fence);
   }
 
-  async upsertChunk(jobId: string, index: number, startS: number, durationS: number): Promise<ChunkRecord> {
-    this.#write(
-      `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) VALUES (?, ?, ?, ?, 'pending')
+  async upsertChunk(
+    jobId: string,
+    index: number,
+    startS: number,
+    durationS: number,
+    fence?: number,
+  ): Promise<ChunkRecord> {
+    // INSERT ... SELECT so that the fence can apply to the insert too (an upsert's SELECT needs its WHERE).
+    const changes = this.#write(
+      `INSERT INTO chunks (job_id, idx, start_s, duration_s, status) SELECT ?, ?, ?, ?, 'pending'
+       WHERE ${fence === undefined ? 'true' : CHUNK_FENCE}
        ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
        WHERE chunks.status != 'done'`,
-    ).run(jobId, index, startS, durationS);
+    ).run(jobId, index, startS, durationS, ...chunkFenceParams(jobId, fence));
+    if (changes === 0) this.#checkFence(jobId, fence);
     return this.#getChunk(jobId, index) as ChunkRecord;
   }
 
@@ -234,17 +274,21 @@ export class SqliteJobStore implements JobStore {
     return values ? chunkOf(values) : null;
   }
 
-  async resetChunksInFlight(jobId: string): Promise<void> {
-    this.#write(
-      "UPDATE chunks SET status = 'pending', next_try_at = NULL WHERE job_id = ? AND status IN ('sending', 'retrying')",
-    ).run(jobId);
+  async resetChunksInFlight(jobId: string, fence?: number): Promise<void> {
+    const changes = this.#write(
+      `UPDATE chunks SET status = 'pending', next_try_at = NULL
+         WHERE job_id = ? AND status IN ('sending', 'retrying')${fence === undefined ? '' : ` AND ${CHUNK_FENCE}`}`,
+    ).run(jobId, ...chunkFenceParams(jobId, fence));
+    if (changes === 0) this.#checkFence(jobId, fence);
   }
 
-  async updateChunk(jobId: string, index: number, patch: ChunkPatch): Promise<void> {
+  async updateChunk(jobId: string, index: number, patch: ChunkPatch, fence?: number): Promise<void> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
     if (entries.length === 0) return;
-    const sql = `UPDATE chunks SET ${entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ')} WHERE job_id = ? AND idx = ?`;
-    this.#write(sql).run(...entries.map(([, v]) => toSql(v)), jobId, index);
+    const sets = entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ');
+    const sql = `UPDATE chunks SET ${sets} WHERE job_id = ? AND idx = ?${fence === undefined ? '' : ` AND ${CHUNK_FENCE}`}`;
+    const params = [...entries.map(([, v]) => toSql(v)), jobId, index, ...chunkFenceParams(jobId, fence)];
+    if (this.#write(sql).run(...params) === 0) this.#checkFence(jobId, fence);
   }
 
   async listChunks(jobId: string): Promise<ChunkRecord[]> {
@@ -265,12 +309,15 @@ export class SqliteJobStore implements JobStore {
     return (statement.all(jobId) as unknown as SQLOutputValue[][]).map(chunkStateOf);
   }
 
-  async deleteChunksFrom(jobId: string, index: number): Promise<void> {
-    this.#write('DELETE FROM chunks WHERE job_id = ? AND idx >= ?').run(jobId, index);
+  async deleteChunksFrom(jobId: string, index: number, fence?: number): Promise<void> {
+    const sql = `DELETE FROM chunks WHERE job_id = ? AND idx >= ?${fence === undefined ? '' : ` AND ${CHUNK_FENCE}`}`;
+    if (this.#write(sql).run(jobId, index, ...chunkFenceParams(jobId, fence)) === 0) this.#checkFence(jobId, fence);
   }
 
-  async saveTranscript(jobId: string, transcript: Transcript): Promise<void> {
-    this.#write('UPDATE jobs SET transcript_json = ? WHERE id = ?').run(JSON.stringify(transcript), jobId);
+  async saveTranscript(jobId: string, transcript: Transcript, fence?: number): Promise<void> {
+    const sql = `UPDATE jobs SET transcript_json = ? WHERE id = ?${JOB_FENCE(fence)}`;
+    if (this.#write(sql).run(JSON.stringify(transcript), jobId, ...fenceParams(fence)) === 0)
+      this.#checkFence(jobId, fence);
   }
 
   async getTranscript(jobId: string): Promise<Transcript | null> {
@@ -359,6 +406,12 @@ export class SqliteJobStore implements JobStore {
         holder,
       ) > 0
     );
+  }
+
+  async releaseWebhookLeases(holder: string): Promise<number> {
+    return this.#write(
+      'UPDATE jobs SET webhook_holder = NULL, webhook_lease_until = NULL WHERE webhook_holder IS NOT NULL AND webhook_holder != ?',
+    ).run(holder);
   }
 
   async jobIds(): Promise<Set<string>> {

@@ -7,12 +7,17 @@ export interface JobDirs {
   readonly root: string;
   jobDir(id: string): string;
   uploadPath(id: string): string;
-  chunksDir(id: string): string;
-  /** Creates the job's directory and its chunks directory. */
-  create(id: string): Promise<void>;
+  /**
+   * Where one run of the job cuts its chunk files: a directory of its own per run epoch, so a runner that lost the
+   * job (and still cleans up after itself) never touches the files of the run that took it over.
+   */
+  chunksDir(id: string, run: number): string;
+  /** Creates the job's directory, and the run's chunks directory when a run is named. */
+  create(id: string, run?: number): Promise<void>;
   remove(id: string): Promise<void>;
   removeUpload(id: string): Promise<void>;
-  removeChunks(id: string): Promise<void>;
+  /** The run's chunks directory; without a run, every run's (the cleanup's, for a job no runner holds). */
+  removeChunks(id: string, run?: number): Promise<void>;
   /** Deletes every job directory whose id the store does not know (half-written uploads of a dead process). */
   sweepOrphans(known: Set<string>): Promise<string[]>;
   /** The job ids that have a directory now. */
@@ -26,6 +31,9 @@ export interface JobDirs {
   usage(id: string): Promise<number>;
 }
 
+/** A run's chunks directory (`chunks-<epoch>`), or the one directory of releases before runs had their own. */
+const isChunksDir = (name: string): boolean => /^chunks(-\d+)?$/.test(name);
+
 /**
  * Every file of a job lives under DATA_DIR/jobs/<id>/, named by us: nothing a client sends ever becomes part of
  * a path, and deleting a job is deleting one directory.
@@ -37,14 +45,15 @@ export function createJobDirs(deps: { dataDir: string; logger: Logger }): JobDir
     if (!isJobId(id)) throw new Error(`not a job id: ${JSON.stringify(id)}`);
     return path.join(root, id);
   };
+  const chunksDir = (id: string, run: number): string => path.join(jobDir(id), `chunks-${run}`);
   return {
     root,
     jobDir,
     uploadPath: (id) => path.join(jobDir(id), 'upload'),
-    chunksDir: (id) => path.join(jobDir(id), 'chunks'),
-    async create(id) {
+    chunksDir,
+    async create(id, run) {
       created.add(id);
-      await mkdir(path.join(jobDir(id), 'chunks'), { recursive: true });
+      await mkdir(run === undefined ? jobDir(id) : chunksDir(id, run), { recursive: true });
     },
     async remove(id) {
       await rm(jobDir(id), { recursive: true, force: true });
@@ -53,8 +62,14 @@ export function createJobDirs(deps: { dataDir: string; logger: Logger }): JobDir
     async removeUpload(id) {
       await rm(path.join(jobDir(id), 'upload'), { force: true });
     },
-    async removeChunks(id) {
-      await rm(path.join(jobDir(id), 'chunks'), { recursive: true, force: true });
+    async removeChunks(id, run) {
+      if (run !== undefined) {
+        await rm(chunksDir(id, run), { recursive: true, force: true });
+        return;
+      }
+      const names = await readdir(jobDir(id)).catch(() => []);
+      for (const name of names.filter(isChunksDir))
+        await rm(path.join(jobDir(id), name), { recursive: true, force: true });
     },
     async sweepOrphans(known) {
       await mkdir(root, { recursive: true });

@@ -9,6 +9,7 @@ import type { JobStore } from '../jobs/job-store.ts';
 import { isLive } from '../jobs/types.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
 import { CLOSE_WITHIN_MS, closeWithin, within } from './bounded-close.ts';
+import { QueueLease } from './queue-lease.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;
@@ -60,6 +61,8 @@ export class QueueRunner implements JobQueue {
   readonly #channel: string;
   #closing: Promise<void> | null = null;
   #reconcile: NodeJS.Timeout | undefined;
+  /** The holds of the jobs this worker runs, by job id. */
+  readonly #leases = new Map<string, QueueLease>();
 
   constructor(opts: QueueRunnerOptions) {
     this.#opts = opts;
@@ -85,6 +88,10 @@ export class QueueRunner implements JobQueue {
     });
     this.#worker.on('error', (err) => logger.error({ err }, 'job worker error'));
     this.#worker.on('failed', (job, err) => void this.#onFailed(job, err));
+    // BullMQ's own renewal failing says the same as ours: the job is another worker's now.
+    this.#worker.on('lockRenewalFailed', (jobIds) => {
+      for (const id of jobIds) this.#leases.get(id)?.lose('BullMQ could not renew the queue lock');
+    });
     // Cancel reaches whichever worker runs the job: every worker hears it, the one that has it stops it.
     this.#sub = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     this.#sub.on('error', (err) => logger.error({ err }, 'redis error'));
@@ -186,13 +193,33 @@ export class QueueRunner implements JobQueue {
     const before = (await store.getJob(jobId))?.status;
     // Re-queued by a reconcile that read the row just before the job ended: nothing left to do.
     if (before === undefined || !isLive(before)) return;
-    // This worker holds the job's lock now: whatever else works on the job's files belongs to a dead worker, and
-    // requests it had in flight have no result and go again.
-    await this.#opts.sweepStrays(jobId);
-    await store.resetChunksInFlight(jobId);
-    if (job.attemptsStarted > 1 || job.stalledCounter > 0)
-      log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
-    await local.enqueue(jobId);
+    const lockMs = this.#opts.lockDurationMs;
+    const lease = new QueueLease({
+      extend: async () => (await job.extendLock(token ?? '', lockMs)) === 1,
+      lockMs,
+      logger: log,
+    });
+    this.#leases.set(jobId, lease);
+    try {
+      // The run starts only while the lock is known to be ours; it stops as soon as that is no longer so.
+      if (await lease.start()) {
+        // This worker holds the job's lock now: whatever else works on the job's files belongs to a dead (or
+        // frozen) worker. The run fences off that worker's writes and sends its requests in flight again.
+        await this.#opts.sweepStrays(jobId);
+        if (job.attemptsStarted > 1 || job.stalledCounter > 0)
+          log.info({ stalled: job.stalledCounter }, 'resuming a job another worker left');
+        await local.enqueue(jobId, lease);
+      }
+    } finally {
+      lease.end();
+      this.#leases.delete(jobId);
+    }
+    if (lease.lost.aborted) {
+      // Most likely another worker has the job (and its lock): nothing of it is this worker's to finish. If the
+      // lock was still ours after all (it was only not extended in time), the job goes back to the queue.
+      await job.moveToDelayed(Date.now(), token).catch(() => undefined);
+      throw new DelayedError();
+    }
     const status = (await store.getJob(jobId))?.status;
     if (status === undefined || !isLive(status)) return;
     // Stopped by this worker's shutdown: back to the queue at once for another worker (or this one after restart).

@@ -200,7 +200,9 @@ export async function createServices(
     onOutcome: (outcome) => metrics.webhookDelivery(outcome),
     holder: `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     // Other processes share the store: one that dies mid-attempt leaves a delivery only a backlog pass finds.
-    ...(shared || config.databaseUrl ? { rescanMs: WEBHOOK_RESCAN_MS } : {}),
+    // Else this process alone uses the store (its SQLite file, under the exclusive DATA_DIR lock): every other
+    // holder of a lease in it is dead.
+    ...(shared || config.databaseUrl ? { rescanMs: WEBHOOK_RESCAN_MS } : { soleSender: true }),
   });
   const events = combineJobEvents(metrics, webhooks);
 

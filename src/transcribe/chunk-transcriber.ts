@@ -233,7 +233,12 @@ async function attemptOnce(
   try {
     log.debug({ attempt: run.attempt, probe: permit.probe }, 'sending chunk');
     const result = await t.limiter.schedule(
-      () => untilAborted((async () => t.provider.transcribe({ ...input, signal, onRateLimit }))(), signal),
+      async () => {
+        // The limiter's wait may have been long (or the process frozen in it): the job may have ended meanwhile.
+        input.beforeRequest?.();
+        signal.throwIfAborted();
+        return untilAborted(t.provider.transcribe({ ...input, signal, onRateLimit }), signal);
+      },
       { signal },
     );
     permit.succeed();

@@ -41,6 +41,11 @@ export interface TranscribeInput {
   /** The job's sampling temperature, for engines that take one. */
   temperature?: number | null;
   signal: AbortSignal;
+  /**
+   * Called in the limiter slot right before each request to the engine leaves; it may abort `signal`, and the
+   * request then does not leave (the job's runner found it no longer holds the job).
+   */
+  beforeRequest?: () => void;
   /** Called when a successful answer says the account's rate limit is used up, so everyone can pause. */
   onRateLimit?: (hint: RateLimitHint) => void;
 }

@@ -18,7 +18,10 @@ export const WEBHOOK_OUTCOMES = ['delivered', 'failed_attempt', 'failed', 'refus
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 
 export interface WebhookDispatcherOptions {
-  store: Pick<JobStore, 'webhookBacklog' | 'oweWebhook' | 'claimWebhook' | 'renewWebhook' | 'settleWebhook'>;
+  store: Pick<
+    JobStore,
+    'webhookBacklog' | 'oweWebhook' | 'claimWebhook' | 'renewWebhook' | 'settleWebhook' | 'releaseWebhookLeases'
+  >;
   /**
    * The job as the API shows it at `nowMs` (the HTTP layer's job resource): the delivery's data. Given by the
    * wiring, so the representation has one owner and this module stays below the HTTP layer.
@@ -42,6 +45,12 @@ export interface WebhookDispatcherOptions {
    * mid-attempt is taken over once its lease ends. Unset: read at start only (no other process can hold one).
    */
   rescanMs?: number;
+  /**
+   * This process is the store's only user (it holds the DATA_DIR lock, and the store is its SQLite file): at start,
+   * the leases of every other holder (earlier lives of this process, killed mid-attempt) are let go, so their
+   * deliveries go at once instead of when the leases would end. @default false
+   */
+  soleSender?: boolean;
   /** @default systemClock */
   clock?: Clock;
   /** @default Math.random */
@@ -82,6 +91,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     holder,
     leaseMs = 30_000,
     rescanMs,
+    soleSender = false,
     clock = systemClock,
     random = Math.random,
   } = options;
@@ -230,6 +240,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   return {
     ended: begin,
     async start() {
+      if (soleSender) {
+        const released = await store.releaseWebhookLeases(holder);
+        if (released > 0) logger.info({ released }, 'let go of webhook leases held by an earlier run of this process');
+      }
       await pickUpBacklog();
       if (rescanMs !== undefined) armRescan(rescanMs);
     },

@@ -76,6 +76,8 @@ describe('docker/caddy/Caddyfile, run', () => {
   /** Upload bytes the replica has received so far, over every request. */
   let uploadBytes = 0;
   let endStream: (() => void) | undefined;
+  /** The X-Forwarded-For of the last GET /whoami that reached the replica. */
+  let forwardedFor: string | undefined;
 
   const replica = http.createServer((req, res) => {
     if (req.method === 'POST') {
@@ -93,6 +95,7 @@ describe('docker/caddy/Caddyfile, run', () => {
       endStream = () => res.end('id: 2\ndata: two\n\n');
       return;
     }
+    if (req.url === '/whoami') forwardedFor = String(req.headers['x-forwarded-for']);
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
   });
 
@@ -190,5 +193,27 @@ describe('docker/caddy/Caddyfile, run', () => {
     } finally {
       req.destroy();
     }
+  });
+
+  it("tells the replica the client's address in X-Forwarded-For, never one the client wrote (TRUST_PROXY believes it)", async () => {
+    // The client connects from 127.0.0.3 (another host on loopback) and forges the header.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = http.get(
+        {
+          host: '127.0.0.1',
+          port: proxyPort,
+          path: '/whoami',
+          localAddress: '127.0.0.3',
+          headers: { 'x-forwarded-for': '198.51.100.66' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        },
+      );
+      req.on('error', reject);
+    });
+    expect(status).toBe(200);
+    expect(forwardedFor).toBe('127.0.0.3');
   });
 });

@@ -189,6 +189,81 @@ describe.each(STORES)('job store contract: %s', (kind, open) => {
     expect(chunks[1]).toMatchObject({ attempts: 2, result: null });
   });
 
+  it('fences each run of a job: a write carrying an earlier run epoch is refused and changes nothing', async () => {
+    const { store, other } = await open();
+    const id = newJobId();
+    await store.insertJob(jobRecord(id, 'queued', null));
+    const first = (await store.takeRun(id))!;
+    await store.updateJob(id, { status: 'processing', stage: 'slicing' }, { fence: first });
+    for (const i of [0, 1, 2]) await store.upsertChunk(id, i, i * 10, 10, first);
+    await store.updateChunk(id, 0, { status: 'done', attempts: 1, result: result('first run') }, first);
+    await store.updateChunk(id, 1, { status: 'sending', attempts: 1 }, first);
+    await store.raisePercent(id, 30, first);
+    // Another process (or host) takes the job over: the first run's epoch is no longer the job's.
+    const second = (await other.takeRun(id))!;
+    expect(second).toBeGreaterThan(first);
+    const before = { job: await store.getJob(id), chunks: await store.listChunks(id) };
+    const refused: Array<[string, () => Promise<unknown>]> = [
+      ['updateJob', () => store.updateJob(id, { status: 'failed', errorCode: 'CHUNK_FAILED' }, { fence: first })],
+      ['updateJob whileLive', () => store.updateJob(id, { status: 'cancelled' }, { whileLive: true, fence: first })],
+      ['raisePercent', () => store.raisePercent(id, 90, first)],
+      ['upsertChunk (new)', () => store.upsertChunk(id, 3, 30, 10, first)],
+      ['upsertChunk (moved)', () => store.upsertChunk(id, 2, 21, 9, first)],
+      ['updateChunk', () => store.updateChunk(id, 1, { status: 'done', result: result('stale') }, first)],
+      ['resetChunksInFlight', () => store.resetChunksInFlight(id, first)],
+      ['deleteChunksFrom', () => store.deleteChunksFrom(id, 1, first)],
+      ['saveTranscript', () => store.saveTranscript(id, { text: 'stale' } as unknown as Transcript, first)],
+    ];
+    for (const [what, write] of refused)
+      await expect(write(), what).rejects.toMatchObject({ name: 'RunSupersededError', jobId: id, epoch: first });
+    expect({ job: await store.getJob(id), chunks: await store.listChunks(id) }).toEqual(before);
+    expect(await store.getTranscript(id)).toBeNull();
+    // The run that holds the job writes as before, from either process.
+    await other.resetChunksInFlight(id, second);
+    await store.updateChunk(id, 1, { status: 'done', result: result('second run') }, second);
+    await store.upsertChunk(id, 3, 30, 10, second);
+    await other.deleteChunksFrom(id, 3, second);
+    await store.raisePercent(id, 90, second);
+    await store.saveTranscript(id, { text: 'whole' } as unknown as Transcript, second);
+    expect(await other.updateJob(id, { status: 'completed' }, { whileLive: true, fence: second })).toBe(true);
+    expect((await other.listChunks(id)).map((c) => [c.index, c.status, c.result?.text ?? null])).toEqual([
+      [0, 'done', 'first run'],
+      [1, 'done', 'second run'],
+      [2, 'pending', null],
+    ]);
+    expect(await other.getJob(id)).toMatchObject({ status: 'completed', percent: 90 });
+    // An ended job is not taken up again; a live write that finds it ended is not a refusal; a gone job neither.
+    expect(await store.takeRun(id)).toBeNull();
+    expect(await store.updateJob(id, { status: 'failed' }, { whileLive: true, fence: second })).toBe(false);
+    expect(await store.takeRun(newJobId())).toBeNull();
+    await store.deleteJob(id);
+    expect(await store.updateJob(id, { stage: 'slicing' }, { fence: second })).toBe(false);
+    await store.updateChunk(id, 0, { status: 'pending' }, second);
+  });
+
+  it('lets a run that takes a job over wait for a write in flight, never interleave with it', async () => {
+    const { store, other } = await open();
+    const id = newJobId();
+    await store.insertJob(jobRecord(id, 'processing', null));
+    const first = (await store.takeRun(id))!;
+    for (let i = 0; i < 20; i += 1) await store.upsertChunk(id, i, i, 1, first);
+    // Stale writes racing the take-over: each one lands whole before it or is refused whole after it.
+    const writes = Array.from({ length: 20 }, (_, i) =>
+      store.updateChunk(id, i, { status: 'done', result: result(`stale ${i}`) }, first).then(
+        () => 'written',
+        (err: unknown) => (err as Error).name,
+      ),
+    );
+    const second = (await other.takeRun(id))!;
+    // What the new run reads once it holds the job is final: no stale write lands after it.
+    const seen = (await other.listChunks(id)).map((c) => c.status);
+    const outcomes = await Promise.all(writes);
+    expect(outcomes.filter((o) => o !== 'written' && o !== 'RunSupersededError')).toEqual([]);
+    expect((await other.listChunks(id)).map((c) => c.status)).toEqual(seen);
+    expect(outcomes.filter((o) => o === 'written').length).toBe(seen.filter((s) => s === 'done').length);
+    expect(second).toBe(first + 1);
+  });
+
   it('stores the transcript apart from the job row', async () => {
     const { store } = await open();
     const id = newJobId();
@@ -279,6 +354,28 @@ describe.each(STORES)('job store contract: %s', (kind, open) => {
     expect(await store.claimWebhook(newJobId(), lease('a', 0))).toEqual({ job: null, held: false, heldUntil: null });
   });
 
+  it("lets the store's one user release the leases of its earlier lives, keeping their deliveries' states", async () => {
+    const { store } = await open();
+    const at = (s: number) => new Date(Date.parse('2030-01-01T00:02:00.000Z') + s * 1000).toISOString();
+    const owed = { status: 'pending', attempts: 1, last_status_code: 500, last_error: 'x', next_attempt_at: at(0) };
+    const ids = [newJobId(), newJobId(), newJobId()];
+    for (const id of ids) {
+      const done = jobRecord(id, 'completed', '2030-01-01T00:01:00.000Z');
+      await store.insertJob({ ...done, request: { ...done.request, callback_url: 'https://example.test/hook' } });
+      await store.oweWebhook(id, owed as WebhookState);
+    }
+    expect((await store.claimWebhook(ids[0]!, { holder: 'dead-1', now: at(0), until: at(30) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[1]!, { holder: 'dead-2', now: at(0), until: at(30) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[2]!, { holder: 'me', now: at(0), until: at(30) })).held).toBe(true);
+    expect(await store.releaseWebhookLeases('me')).toBe(2);
+    // Free at once (long before the dead holders' leases would end); the one of 'me' is still its own.
+    expect((await store.claimWebhook(ids[0]!, { holder: 'me', now: at(1), until: at(31) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[1]!, { holder: 'me', now: at(1), until: at(31) })).held).toBe(true);
+    expect((await store.claimWebhook(ids[2]!, { holder: 'me', now: at(1), until: at(31) })).held).toBe(false);
+    for (const id of ids) expect((await store.getJob(id))?.webhook).toEqual(owed);
+    expect(await store.releaseWebhookLeases('me')).toBe(0);
+  });
+
   it('gives a webhook delivery to exactly one of many processes claiming it at the same moment', async () => {
     const { store, other } = await open();
     const id = newJobId();
@@ -362,7 +459,7 @@ describe('PostgreSQL store: migrations', () => {
     const client = new Client({ connectionString: url });
     await client.connect();
     try {
-      expect((await client.query('SELECT version FROM chunkscribe_schema')).rows).toEqual([{ version: 2 }]);
+      expect((await client.query('SELECT version FROM chunkscribe_schema')).rows).toEqual([{ version: 3 }]);
     } finally {
       await client.end();
     }

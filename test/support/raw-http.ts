@@ -14,7 +14,15 @@ export interface RawReply {
  */
 export function rawRequest(
   url: string,
-  opts: { method: string; target: string; headers?: Record<string, string>; body?: string; timeoutMs?: number },
+  opts: {
+    method: string;
+    target: string;
+    headers?: Record<string, string>;
+    body?: string;
+    timeoutMs?: number;
+    /** The address the connection comes from (any of 127.0.0.0/8 on loopback: another client). */
+    localAddress?: string;
+  },
 ): Promise<RawReply> {
   const { hostname, port } = new URL(url);
   const body = opts.body ?? '';
@@ -29,7 +37,11 @@ export function rawRequest(
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ].join('\r\n');
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hostname, port: Number(port) });
+    const socket = net.connect({
+      host: hostname,
+      port: Number(port),
+      ...(opts.localAddress && { localAddress: opts.localAddress }),
+    });
     const chunks: Buffer[] = [];
     socket.setTimeout(opts.timeoutMs ?? 10_000, () =>
       socket.destroy(

@@ -134,6 +134,23 @@ describe('chunk transcriber', () => {
     ]);
   });
 
+  it('asks beforeRequest in the limiter slot before every request, and sends none once it aborted the chunk', async () => {
+    const { provider, transcriber } = setup([apiError(503), RESULT]);
+    const job = new AbortController();
+    let asked = 0;
+    const run = transcriber.transcribe({
+      ...input(job.signal),
+      // The runner found it no longer holds the job (frozen past its lock) just as the retry was let through.
+      beforeRequest: () => {
+        asked += 1;
+        if (asked === 2) job.abort(new Error('this runner no longer holds the job'));
+      },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(asked).toBe(2);
+    expect(provider.calls).toBe(1);
+  });
+
   it('honours Retry-After as the floor of the wait and pauses the shared limiter', async () => {
     const limited = apiError(429, { code: 'rate_limit_exceeded' }, { 'retry-after': '20' });
     const { sleeps, pauses, transcriber } = setup([limited, RESULT]);

@@ -43,9 +43,9 @@ describe('createCleanupManager', () => {
     return id;
   }
   async function addFiles(id: string): Promise<void> {
-    await mkdir(dirs.chunksDir(id), { recursive: true });
+    await mkdir(dirs.chunksDir(id, 1), { recursive: true });
     await writeFile(dirs.uploadPath(id), Buffer.alloc(1000));
-    await writeFile(path.join(dirs.chunksDir(id), 'chunk-00000.mp3'), Buffer.alloc(10));
+    await writeFile(path.join(dirs.chunksDir(id, 1), 'chunk-00000.mp3'), Buffer.alloc(10));
   }
   const manager = (over: Partial<CleanupConfig> = {}, deps: Partial<CleanupDeps> = {}) =>
     createCleanupManager({ store, dirs, logger, config: { ...config, ...over }, clock, ...deps });
@@ -75,7 +75,7 @@ describe('createCleanupManager', () => {
     const cleanup = manager({ uploadRetentionMs: 2 * HOUR });
     await cleanup.sweep();
     expect(existsSync(dirs.uploadPath(id))).toBe(true);
-    expect(existsSync(dirs.chunksDir(id))).toBe(false);
+    expect(existsSync(dirs.chunksDir(id, 1))).toBe(false);
     now = new Date(now.getTime() + HOUR);
     await cleanup.sweep();
     expect(existsSync(dirs.jobDir(id))).toBe(false);
@@ -97,7 +97,7 @@ describe('createCleanupManager', () => {
     expect(existsSync(dirs.jobDir(ended))).toBe(false);
     for (const live of [queued, processing]) {
       expect(await readdir(dirs.jobDir(live), { recursive: true })).toEqual(
-        expect.arrayContaining(['upload', path.join('chunks', 'chunk-00000.mp3')]),
+        expect.arrayContaining(['upload', path.join('chunks-1', 'chunk-00000.mp3')]),
       );
     }
     expect(existsSync(dirs.uploadPath(streaming))).toBe(true);

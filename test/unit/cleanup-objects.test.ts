@@ -94,7 +94,7 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
 
   it("an ended job's local copy is scratch: the sweep removes it while the bucket keeps the retained upload", async () => {
     const retained = await addJob('completed', 1);
-    await mkdir(dirs.chunksDir(retained), { recursive: true });
+    await mkdir(dirs.chunksDir(retained, 1), { recursive: true });
     await writeFile(dirs.uploadPath(retained), 'audio');
     const report = await manager({ uploadRetentionMs: 2 * HOUR }).sweep();
     expect(existsSync(dirs.jobDir(retained))).toBe(false);
@@ -123,7 +123,7 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
 
   it('at a job end the local copy goes; the object goes too unless uploads are retained, and a store that is down only delays it', async () => {
     const local = async (id: string) => {
-      await mkdir(dirs.chunksDir(id), { recursive: true });
+      await mkdir(dirs.chunksDir(id, 1), { recursive: true });
       await writeFile(dirs.uploadPath(id), 'audio');
     };
     const retained = await addJob('completed', 0, 0);

@@ -39,7 +39,7 @@ describe('job directory pool', () => {
   it('creates the directory of a leased job and counts the lease and its bytes', async () => {
     const id = newJobId();
     const lease = await pool.acquire(id, 300);
-    expect((await stat(dirs.chunksDir(id))).isDirectory()).toBe(true);
+    expect((await stat(dirs.jobDir(id))).isDirectory()).toBe(true);
     expect(pool.holds(id)).toBe(true);
     expect(lease.bytes).toBe(300);
     expect(pool.usage()).toEqual({ leases: 1, bytes: 300 });

@@ -19,7 +19,7 @@ const JOB = 'job_0123456789abcdefghijklmnop';
 function signals() {
   const abort = new AbortController();
   const drain = new AbortController();
-  return { abort, drain, signals: { abort: abort.signal, drain: drain.signal } };
+  return { abort, drain, signals: { abort: abort.signal, drain: drain.signal, epoch: 1 } };
 }
 
 /** A chunk error the transcriber marks as the end of the whole job (a revoked key). */

@@ -33,3 +33,27 @@ describe('scale-out configuration', () => {
     expect(() => loadConfig({ REDIS_URL: 'redis://x', WORKER_LOCK_MS: '10' })).toThrow(ConfigError);
   });
 });
+
+describe('TRUST_PROXY', () => {
+  it('trusts no proxy by default, and takes addresses, CIDR ranges and the named private ranges', () => {
+    expect(loadConfig({}).trustProxy).toEqual([]);
+    expect(
+      loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, 192.168.1.5,::1 , fd00::/8,uniquelocal,loopback ' }).trustProxy,
+    ).toEqual(['10.0.0.0/8', '192.168.1.5', '::1', 'fd00::/8', 'uniquelocal', 'loopback']);
+    expect(loadConfig({ TRUST_PROXY: '' }).trustProxy).toEqual([]);
+  });
+
+  it.each(['true', '*', '0.0.0.0/0', '::/0', 'caddy', '10.0.0.0/33', '10.0.0.0/8/1', '10.0.0.0/-1', '300.1.1.1'])(
+    'refuses %s, naming TRUST_PROXY: never every peer, nothing that is not an address',
+    (value) => {
+      let error: unknown;
+      try {
+        loadConfig({ TRUST_PROXY: value });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues).toEqual([expect.stringMatching(/^TRUST_PROXY: /)]);
+    },
+  );
+});
