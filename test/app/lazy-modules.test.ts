@@ -10,6 +10,8 @@ const RECORDER = path.resolve(import.meta.dirname, '../support/import-recorder.t
 
 /** What an idle service must not hold: modules only some requests need, loaded by the first of them. */
 const LAZY = { openai: '/node_modules/openai/', pg: '/node_modules/pg/' };
+/** What it must not load at all: the HTTP schemas' builder (its types only; src/http/json-schema.ts builds them). */
+const NEVER = { typebox: '/node_modules/typebox/' };
 
 describe('modules loaded on first use', () => {
   let fake: FakeOpenAI;
@@ -62,5 +64,10 @@ describe('modules loaded on first use', () => {
   it('starts on SQLite without the PostgreSQL driver', async () => {
     expect(await loaded('/src/http/app.ts')).toBe(true);
     expect(await loaded(LAZY.pg)).toBe(false);
+  });
+
+  it('builds the HTTP schemas without loading TypeBox', async () => {
+    expect(await loaded('/src/http/schemas.ts')).toBe(true);
+    expect(await loaded(NEVER.typebox)).toBe(false);
   });
 });
