@@ -5,13 +5,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { getJson, removeDir, tempDataDir } from '../helper.ts';
 import { spawnService, type ServiceProcess } from '../support/service-process.ts';
+import { until } from '../support/until.ts';
 
 const RECORDER = path.resolve(import.meta.dirname, '../support/import-recorder.ts');
 
 /** What an idle service must not hold: modules only some requests need, loaded by the first of them. */
 const LAZY = { openai: '/node_modules/openai/', pg: '/node_modules/pg/' };
-/** What it must not load at all: the HTTP schemas' builder (its types only; src/http/json-schema.ts builds them). */
-const NEVER = { typebox: '/node_modules/typebox/' };
+/**
+ * What it must not load at all: the HTTP schemas' builder (its types only; src/http/json-schema.ts builds them),
+ * and Node's bundled undici, which an ESM import of node:http loads (its lazy WebSocket exports) before the
+ * first request that needs it (the openai SDK's fetch).
+ */
+const NEVER = { typebox: '/node_modules/typebox/', undici: 'builtin:NativeModule internal/deps/undici/undici' };
 
 describe('modules loaded on first use', () => {
   let fake: FakeOpenAI;
@@ -48,6 +53,13 @@ describe('modules loaded on first use', () => {
     await fake.close();
     await removeDir(dataDir);
     await rm(logDir, { recursive: true, force: true });
+  });
+
+  it("starts without Node's bundled undici (no ESM import of node:http)", async () => {
+    service.child.kill('SIGWINCH');
+    await until(() => loaded('builtin:'), 'the recorder to list the built-in modules');
+    expect(await loaded('builtin:NativeModule internal/http')).toBe(true);
+    expect(await loaded(NEVER.undici)).toBe(false);
   });
 
   it('starts without the openai SDK and loads it for the first provider check', async () => {
