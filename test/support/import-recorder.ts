@@ -17,6 +17,8 @@ if (log) {
     },
   });
   process.on('SIGWINCH', () => {
-    appendFileSync(log, process.moduleLoadList.map((m) => `builtin:${m}\n`).join(''));
+    // Not in @types/node: a list of strings such as `NativeModule http` and `Internal Binding fs`.
+    const { moduleLoadList } = process as unknown as { moduleLoadList: string[] };
+    appendFileSync(log, moduleLoadList.map((m) => `builtin:${m}\n`).join(''));
   });
 }
