@@ -1,7 +1,13 @@
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import type { ModelInfo } from './models.ts';
 import { ENGINES, PROVIDER_NAMES, type ProviderName } from './providers/index.ts';
+
+// Loaded only to read a YAML declaration (BACKENDS_FILE): a service without one need not hold the parser
+// (~1 MiB of an idle service's RSS). require, not import(): the config is read synchronously at start.
+const require = createRequire(import.meta.url);
+const parseYaml = (text: string): unknown => (require('yaml') as typeof Yaml).parse(text);
 
 /** One model a backend serves: the catalogue's facts (caps, timing, languages, price) and what else it can do. */
 /** A model as a backend declares it: ModelInfo's facts (translation included). */
