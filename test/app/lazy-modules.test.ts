@@ -10,7 +10,7 @@ import { until } from '../support/until.ts';
 const RECORDER = path.resolve(import.meta.dirname, '../support/import-recorder.ts');
 
 /** What an idle service must not hold: modules only some requests need, loaded by the first of them. */
-const LAZY = { openai: '/node_modules/openai/', pg: '/node_modules/pg/' };
+const LAZY = { openai: '/node_modules/openai/', pg: '/node_modules/pg/', zod: '/node_modules/zod/' };
 /**
  * What it must not load at all: the HTTP schemas' builder (its types only; src/http/json-schema.ts builds them),
  * and Node's bundled undici, which an ESM import of node:http loads (its lazy WebSocket exports) before the
@@ -76,6 +76,11 @@ describe('modules loaded on first use', () => {
   it('starts on SQLite without the PostgreSQL driver', async () => {
     expect(await loaded('/src/http/app.ts')).toBe(true);
     expect(await loaded(LAZY.pg)).toBe(false);
+  });
+
+  it('reads its config without zod (wanted only for a backends declaration)', async () => {
+    expect(await loaded('/src/config.ts')).toBe(true);
+    expect(await loaded(LAZY.zod)).toBe(false);
   });
 
   it('builds the HTTP schemas without loading TypeBox', async () => {
