@@ -10,7 +10,13 @@ import { until } from '../support/until.ts';
 const RECORDER = path.resolve(import.meta.dirname, '../support/import-recorder.ts');
 
 /** What an idle service must not hold: modules only some requests need, loaded by the first of them. */
-const LAZY = { openai: '/node_modules/openai/', pg: '/node_modules/pg/', zod: '/node_modules/zod/' };
+const LAZY = {
+  openai: '/node_modules/openai/',
+  pg: '/node_modules/pg/',
+  zod: '/node_modules/zod/',
+  swagger: '/node_modules/@fastify/swagger/',
+  swaggerUi: '/node_modules/@fastify/swagger-ui/',
+};
 /**
  * What it must not load at all: the HTTP schemas' builder (its types only; src/http/json-schema.ts builds them),
  * and Node's bundled undici, which an ESM import of node:http loads (its lazy WebSocket exports) before the
@@ -81,6 +87,23 @@ describe('modules loaded on first use', () => {
   it('reads its config without zod (wanted only for a backends declaration)', async () => {
     expect(await loaded('/src/config.ts')).toBe(true);
     expect(await loaded(LAZY.zod)).toBe(false);
+  });
+
+  it('builds the OpenAPI document and Swagger UI on the first request for them', async () => {
+    expect(await loaded(LAZY.swagger)).toBe(false);
+    expect(await loaded(LAZY.swaggerUi)).toBe(false);
+    const doc = await getJson<{ openapi: string; paths: Record<string, unknown> }>(`${url}/docs/json`);
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.body.paths)).toContain('/v1/jobs');
+    expect(await loaded(LAZY.swagger)).toBe(true);
+    const ui = await fetch(`${url}/docs/static/index.html`, { redirect: 'manual' });
+    expect(ui.status).toBe(302);
+    expect(await loaded(LAZY.swaggerUi)).toBe(true);
+    // What the document app does not serve is the service's own 404, in the service's error shape.
+    const missing = await getJson<{ error: { code: string } }>(`${url}/docs/nope`);
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('NOT_FOUND');
   });
 
   it('builds the HTTP schemas without loading TypeBox', async () => {
