@@ -16,6 +16,7 @@ const LAZY = {
   zod: '/node_modules/zod/',
   swagger: '/node_modules/@fastify/swagger/',
   swaggerUi: '/node_modules/@fastify/swagger-ui/',
+  static: '/node_modules/@fastify/static/',
 };
 /**
  * What it must not load at all: the HTTP schemas' builder (its types only; src/http/json-schema.ts builds them),
@@ -87,6 +88,16 @@ describe('modules loaded on first use', () => {
   it('reads its config without zod (wanted only for a backends declaration)', async () => {
     expect(await loaded('/src/config.ts')).toBe(true);
     expect(await loaded(LAZY.zod)).toBe(false);
+  });
+
+  // Before the docs: Swagger UI brings @fastify/static too.
+  it('serves the upload page through @fastify/static loaded on its first request', async () => {
+    expect(await loaded(LAZY.static)).toBe(false);
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toContain('<html');
+    expect(await loaded(LAZY.static)).toBe(true);
   });
 
   it('builds the OpenAPI document and Swagger UI on the first request for them', async () => {

@@ -1,6 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
+import { forwardTo } from '../forward-to.ts';
 import { SHARED_SCHEMAS } from '../schemas.ts';
 import { isPublicRoute, publicRoutes } from './auth.ts';
 
@@ -62,9 +63,6 @@ const SWAGGER_OPTIONS: FastifyDynamicSwaggerOptions = {
   },
 };
 
-/** Headers of the answer that belong to its own connection, not to the document or file it carries. */
-const OWN_HEADERS = new Set(['content-length', 'connection', 'keep-alive', 'date', 'transfer-encoding']);
-
 /**
  * The routes' schemas put to the document: a Fastify instance of its own with @fastify/swagger and Swagger UI
  * (both loaded here),
@@ -98,9 +96,9 @@ const DOCS = '/docs';
  * The OpenAPI document, generated from the routes' own schemas (@fastify/swagger, dynamic mode), at /docs/json,
  * and Swagger UI at /docs, both public. Registered before the routes so that it sees every one of them.
  *
- * Both are built on the first request under /docs (documentApp), from the routes collected as the app
- * registered them, and the app answers with what that instance answers: building them at start, and the UI's
- * static routes, kept ~1.8 MiB of an idle service's RSS for pages few ask for.
+ * Both are built on the first request under /docs (documentApp, forwardTo), from the routes collected as the
+ * app registered them: building them at start, and the UI's static routes, kept ~1.8 MiB of an idle service's
+ * RSS for pages few ask for.
  *
  * The document is the same whatever this server's configuration: it describes the contract (which routes take
  * a key), and the security schemes say what open mode and METRICS_TOKEN change.
@@ -111,21 +109,7 @@ async function openApi(app: FastifyInstance): Promise<void> {
   app.addHook('onRoute', (route) => {
     routes.push(route);
   });
-  let docs: Promise<FastifyInstance> | undefined;
-  const forward = async (request: FastifyRequest, reply: FastifyReply) => {
-    docs ??= documentApp(routes).catch((err: unknown) => {
-      docs = undefined;
-      throw err;
-    });
-    // GET for a HEAD too: Fastify drops the body of a HEAD answer itself.
-    const answer = await (await docs).inject({ method: 'GET', url: request.url, headers: request.headers });
-    if (answer.statusCode === 404) return reply.callNotFound();
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value !== undefined && !OWN_HEADERS.has(name)) reply.header(name, value);
-    }
-    // An empty body (a redirect, a 304) stays one: a Buffer, even empty, would be labelled application/octet-stream.
-    return reply.code(answer.statusCode).send(answer.rawPayload.length > 0 ? answer.rawPayload : undefined);
-  };
+  const forward = forwardTo(() => documentApp(routes));
   await app.register(
     publicRoutes(async (scope: FastifyInstance) => {
       for (const url of [DOCS, `${DOCS}/*`]) scope.get(url, { schema: { hide: true } }, forward);
