@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { forwardTo } from '../forward-to.ts';
@@ -23,8 +23,17 @@ const CONTENT_SECURITY_POLICY = [
  * The files @fastify/static serves from public/ with wildcard:false: one URL per file found at start, and `/` for
  * the index.
  */
-function publicUrls(): string[] {
-  const files = readdirSync(PUBLIC_DIR, { recursive: true, withFileTypes: true })
+function publicUrls(app: FastifyInstance): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(PUBLIC_DIR, { recursive: true, withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // As @fastify/static does: a warning, and no page.
+    app.log.warn(`"root" path "${PUBLIC_DIR}" must exist`);
+    return [];
+  }
+  const files = entries
     .filter((entry) => entry.isFile())
     .map((entry) => `/${path.relative(PUBLIC_DIR, path.join(entry.parentPath, entry.name)).split(path.sep).join('/')}`);
   return files.includes('/index.html') ? ['/', ...files] : files;
@@ -63,5 +72,5 @@ export default async function webRoutes(app: FastifyInstance): Promise<void> {
   });
   const serve = forwardTo(staticApp);
   // Hidden from the OpenAPI document, as @fastify/static hides its own routes.
-  for (const url of publicUrls()) app.get(url, { schema: { hide: true } }, serve);
+  for (const url of publicUrls(app)) app.get(url, { schema: { hide: true } }, serve);
 }
