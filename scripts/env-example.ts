@@ -4,12 +4,12 @@
  * Names, defaults and allowed values come from the config schema (src/config.ts); what each setting means comes
  * from docs/configuration.md, the one place it is written (the schema carries no descriptions). A
  * schema variable missing from that table, or a table name the schema does not know, stops the generation:
- * test/unit/env-example.test.ts checks that the committed file is what this prints.
+ * test/unit/env-example.test.ts checks that the committed file is what this prints. The schema is read through
+ * zod's own classes (bounds, defaults): src/config.ts is loaded with zod in place of its stand-in.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { envSchema } from '../src/config.ts';
 
 /** One row of docs/configuration.md: the variables it names and what it says about them. */
 export interface ConfigRow {
@@ -125,6 +125,8 @@ export function renderEnvExample(schema: z.ZodObject, rows: ConfigRow[]): string
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await import('./zod-env-schema.ts'); // before src/config.ts is loaded
+  const { envSchema } = await import('../src/config.ts');
   const readme = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
   process.stdout.write(renderEnvExample(envSchema, parseConfigTable(readme)));
 }

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { z } from 'zod';
+import type { z as Zod } from 'zod';
 import type { BackendSpec } from './transcribe/backends-config.ts';
+import { z } from './resources/env-schema.ts';
 import { backendsFromEnv } from './transcribe/backends-env.ts';
 import type { EngineDefaults } from './transcribe/engine.ts';
 import { engineDefaults, PROVIDER_NAMES, type ProviderName } from './transcribe/providers/index.ts';
@@ -133,7 +134,7 @@ const THRESHOLD_PAIRS = [
   ['PRESSURE_SYSTEM_FREE_ELEVATED_BYTES', 'PRESSURE_SYSTEM_FREE_CRITICAL_BYTES', 'lower'],
 ] as const;
 
-export type Env = z.input<typeof envSchema>;
+export type Env = Zod.input<typeof envSchema>;
 
 /** The system monitor's pressure thresholds (src/resources/system-monitor.ts), set from the env below. */
 export interface SystemThresholds {
@@ -422,7 +423,7 @@ const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 /** A key prefix: path segments of safe characters, no empty or dot segments. */
 const KEY_PREFIX = /^(?:[A-Za-z0-9_.-]+\/)*$/;
 
-function objectStoreConfig(e: z.output<typeof envSchema>): ObjectStoreConfig | null {
+function objectStoreConfig(e: Zod.output<typeof envSchema>): ObjectStoreConfig | null {
   if (e.STORAGE_URL === undefined) return null;
   const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(e.STORAGE_URL);
   const bucket = m?.[1] ?? '';
@@ -443,7 +444,7 @@ function objectStoreConfig(e: z.output<typeof envSchema>): ObjectStoreConfig | n
 }
 
 /** The chunk settings the env sets (an unset one is left to the engine's default). */
-function chunkingSet(e: z.output<typeof envSchema>): Partial<EngineDefaults> {
+function chunkingSet(e: Zod.output<typeof envSchema>): Partial<EngineDefaults> {
   const set: Partial<EngineDefaults> = {};
   if (e.CHUNK_SECONDS !== undefined) set.chunkSeconds = e.CHUNK_SECONDS;
   if (e.CHUNK_OVERLAP_SECONDS !== undefined) set.overlapSeconds = e.CHUNK_OVERLAP_SECONDS;

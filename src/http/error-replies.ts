@@ -1,8 +1,11 @@
-import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, isAppError, type ErrorCode } from '../errors.ts';
 import type { Services } from './services.ts';
+
+// Not `import http from 'node:http'`: an ESM import of node:http reads all its exports, and the lazy WebSocket
+// ones load Node's bundled undici (~12 MiB RSS for an idle service, docs/performance.md); the CommonJS object does not.
+const http = process.getBuiltinModule('node:http');
 
 interface FastifyLikeError {
   code?: string;

@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from 'typebox';
+import type { Static, TSchema } from 'typebox';
+import { Type } from './json-schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { JOB_STAGES, JOB_STATUSES } from '../jobs/types.ts';
 import { COMPONENT_STATUSES } from '../resources/component-check.ts';

@@ -19,3 +19,21 @@ export function applyYoungGeneration(mode: YoungGeneration): void {
 export function youngGenerationFromEnv(env: Record<string, string | undefined>): YoungGeneration {
   return env.GC_YOUNG_GENERATION === 'grow' ? 'grow' : 'fixed';
 }
+
+/** V8's compilers above its interpreter: Sparkplug (baseline code), Maglev and Turbofan (optimized code). */
+const COMPILERS = ['sparkplug', 'maglev', 'turbofan'] as const;
+
+/**
+ * Holds V8's compilers off (bytecode is only interpreted) until the returned function is called, then lets them
+ * work as always. While the service starts, what runs hot is code that runs once (module bodies, the config
+ * parse, ajv and fast-json-stringify compiling the route schemas); what the compilers made of it, with their own
+ * working memory, stayed resident: ~9 MiB of an idle service's RSS, for a start that took more CPU, not less
+ * (docs/performance.md). Called before the service is loaded and released once it listens, so the request paths
+ * are compiled as they get hot, as before.
+ */
+export function holdCompilers(): () => void {
+  for (const compiler of COMPILERS) v8.setFlagsFromString(`--no-${compiler}`);
+  return () => {
+    for (const compiler of COMPILERS) v8.setFlagsFromString(`--${compiler}`);
+  };
+}

@@ -1,7 +1,14 @@
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type * as Zod from 'zod';
 import type { ModelInfo } from './models.ts';
 import { ENGINES, PROVIDER_NAMES, type ProviderName } from './providers/index.ts';
+
+// zod and the YAML parser are loaded only to read a declaration (BACKENDS_FILE, BACKENDS_JSON): a service
+// without one need not hold them (zod alone ~7 MiB of an idle service's RSS). require, not import(): the config
+// is read synchronously at start.
+const require = createRequire(import.meta.url);
+const parseYaml = (text: string): unknown => (require('yaml') as typeof Yaml).parse(text);
 
 /** One model a backend serves: the catalogue's facts (caps, timing, languages, price) and what else it can do. */
 /** A model as a backend declares it: ModelInfo's facts (translation included). */
@@ -39,49 +46,60 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LANGUAGE = /^[a-z]{2}$/;
 
-const modelSchema = z.strictObject({
-  id: z.string().trim().min(1).max(200),
-  /** verbose_json segment times. */
-  segments: z.boolean().optional(),
-  /** timestamp_granularities[]=word; needs segments. */
-  words: z.boolean().optional(),
-  max_bytes: z.number().int().min(1024).optional(),
-  /** null: no cap. */
-  max_seconds: z.number().positive().nullable().optional(),
-  price_per_minute: z.number().min(0).optional(),
-  /** null: any language (the backend detects it). */
-  languages: z.array(z.string().regex(LANGUAGE, 'must be an ISO-639-1 code such as "en"')).min(1).nullable().optional(),
-  translation: z.boolean().optional(),
-});
+/** The declaration's schemas, built with zod on first use. */
+function buildSchemas() {
+  const { z } = require('zod') as typeof Zod;
+  const modelSchema = z.strictObject({
+    id: z.string().trim().min(1).max(200),
+    /** verbose_json segment times. */
+    segments: z.boolean().optional(),
+    /** timestamp_granularities[]=word; needs segments. */
+    words: z.boolean().optional(),
+    max_bytes: z.number().int().min(1024).optional(),
+    /** null: no cap. */
+    max_seconds: z.number().positive().nullable().optional(),
+    price_per_minute: z.number().min(0).optional(),
+    /** null: any language (the backend detects it). */
+    languages: z
+      .array(z.string().regex(LANGUAGE, 'must be an ISO-639-1 code such as "en"'))
+      .min(1)
+      .nullable()
+      .optional(),
+    translation: z.boolean().optional(),
+  });
 
-const backendSchema = z.strictObject({
-  name: z.string().regex(NAME, 'must be 1 to 64 letters, digits, "_", "." or "-"'),
-  engine: z.enum(PROVIDER_NAMES),
-  base_url: z.url({ protocol: /^https?$/ }).optional(),
-  /** The NAME of the env variable holding the key, so the file holds no secret. */
-  api_key_env: z.string().regex(ENV_NAME, 'must be an environment variable name').optional(),
-  models: z.array(modelSchema).min(1),
-  rate_limit: z
-    .strictObject({ rpm: z.number().min(0.1).max(1_000_000), burst: z.number().int().min(1).max(1_000_000) })
-    .partial()
-    .optional(),
-  max_in_flight: z.number().int().min(1).max(256).optional(),
-  circuit: z
-    .strictObject({
-      failure_threshold: z.number().int().min(1).max(1_000),
-      cool_down_ms: z.number().int().min(1).max(3_600_000),
-    })
-    .partial()
-    .optional(),
-});
+  const backendSchema = z.strictObject({
+    name: z.string().regex(NAME, 'must be 1 to 64 letters, digits, "_", "." or "-"'),
+    engine: z.enum(PROVIDER_NAMES),
+    base_url: z.url({ protocol: /^https?$/ }).optional(),
+    /** The NAME of the env variable holding the key, so the file holds no secret. */
+    api_key_env: z.string().regex(ENV_NAME, 'must be an environment variable name').optional(),
+    models: z.array(modelSchema).min(1),
+    rate_limit: z
+      .strictObject({ rpm: z.number().min(0.1).max(1_000_000), burst: z.number().int().min(1).max(1_000_000) })
+      .partial()
+      .optional(),
+    max_in_flight: z.number().int().min(1).max(256).optional(),
+    circuit: z
+      .strictObject({
+        failure_threshold: z.number().int().min(1).max(1_000),
+        cool_down_ms: z.number().int().min(1).max(3_600_000),
+      })
+      .partial()
+      .optional(),
+  });
 
-const fileSchema = z.strictObject({
-  default_model: z.string().trim().min(1).optional(),
-  backends: z.array(backendSchema).min(1).max(32),
-});
+  const file = z.strictObject({
+    default_model: z.string().trim().min(1).optional(),
+    backends: z.array(backendSchema).min(1).max(32),
+  });
+  return { model: modelSchema, backend: backendSchema, file };
+}
 
-type ModelDecl = z.infer<typeof modelSchema>;
-type BackendDecl = z.infer<typeof backendSchema>;
+let schemas: ReturnType<typeof buildSchemas> | undefined;
+
+type ModelDecl = Zod.infer<ReturnType<typeof buildSchemas>['model']>;
+type BackendDecl = Zod.infer<ReturnType<typeof buildSchemas>['backend']>;
 
 /** Where a declaration came from, for messages: `BACKENDS_FILE (/etc/backends.yaml)` or `BACKENDS_JSON`. */
 export interface BackendsSource {
@@ -226,7 +244,8 @@ export function parseBackends(
       );
       continue;
     }
-    const parsed = fileSchema.safeParse(raw);
+    schemas ??= buildSchemas();
+    const parsed = schemas.file.safeParse(raw);
     if (!parsed.success) {
       for (const i of parsed.error.issues) issues.push(`${source.label}: ${pathText(i.path) || '(top)'}: ${i.message}`);
       continue;

@@ -1,9 +1,12 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import http from 'node:http';
-import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { nonPublicReason } from '../validate/callback-url.ts';
+
+// Not `import http from 'node:http'`: an ESM import of node:http reads all its exports, and the lazy WebSocket
+// ones load Node's bundled undici (~12 MiB RSS for an idle service, docs/performance.md); the CommonJS object does not.
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 
 /** The address is one webhooks may not reach: retrying will not help, so no request is made and none is retried. */
 export class WebhookRefusedError extends Error {

@@ -2,7 +2,8 @@
  * The OpenAI-compatible routes as the OpenAPI document shows them: OpenAI's multipart form, a body per
  * response_format, the stream's events, the models list, and OpenAI's error shape with an example per code.
  */
-import { Type, type TSchema } from 'typebox';
+import type { TSchema } from 'typebox';
+import { Type } from '../json-schema.ts';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../../errors.ts';
 import { ERROR_EXAMPLES } from '../examples.ts';
 import { openAIErrorBody } from './errors.ts';

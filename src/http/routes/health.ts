@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
+import { Type } from '../json-schema.ts';
 import { bearerMatches, digest } from '../bearer.ts';
 import { redactConfig } from '../../config.ts';
 import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../examples.ts';

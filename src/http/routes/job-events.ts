@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { SSEMessage } from '@fastify/sse';
 import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
+import { Type } from '../json-schema.ts';
 import { AppError } from '../../errors.ts';
 import type { JobFeedEvent } from '../../jobs/job-feed.ts';
 import { systemClock } from '../../transcribe/backoff.ts';

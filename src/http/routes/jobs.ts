@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
+import { Type } from '../json-schema.ts';
 import { AppError } from '../../errors.ts';
 import { JOB_EXAMPLE, JOB_LIST_EXAMPLE, TRANSCRIPT_EXAMPLE, TRANSCRIPT_TEXT_EXAMPLES } from '../examples.ts';
 import {

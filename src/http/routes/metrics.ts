@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { Type } from 'typebox';
+import { Type } from '../json-schema.ts';
 import { bearerMatches, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
 import { METRICS_EXAMPLE } from '../examples.ts';

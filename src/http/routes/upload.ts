@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { Type } from 'typebox';
+import { Type } from '../json-schema.ts';
 import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../examples.ts';
 import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../schemas.ts';
 import { publicAudio, toJobResource } from '../job-resource.ts';

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type OpenAI from 'openai';
+
+// Not `import http from 'node:http'`: an ESM import of node:http reads all its exports, and the lazy WebSocket
+// ones load Node's bundled undici (~12 MiB RSS for an idle service, docs/performance.md); the CommonJS object does not.
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 
 type FetchOptions = NonNullable<OpenAI.RequestOptions['fetchOptions']>;
 
@@ -64,12 +68,12 @@ function encodeForm(form: FormData, boundary: string): { parts: Part[]; end: Buf
   return { parts, end, length };
 }
 
-function write(req: http.ClientRequest, bytes: Uint8Array): Promise<void> {
+function write(req: ClientRequest, bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => req.write(bytes, (err) => (err ? reject(err) : resolve())));
 }
 
 /** Writes `size` bytes of the file at `path` through one buffer, each piece only once the last is written. */
-async function writeFile(req: http.ClientRequest, path: string, size: number): Promise<void> {
+async function writeFile(req: ClientRequest, path: string, size: number): Promise<void> {
   const fh = await open(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(size, 1)));
@@ -85,7 +89,7 @@ async function writeFile(req: http.ClientRequest, path: string, size: number): P
   }
 }
 
-async function writeBody(req: http.ClientRequest, parts: Part[], end: Buffer, path: string): Promise<void> {
+async function writeBody(req: ClientRequest, parts: Part[], end: Buffer, path: string): Promise<void> {
   for (const p of parts) {
     await write(req, p.head);
     if (p.file) {
@@ -99,7 +103,7 @@ async function writeBody(req: http.ClientRequest, parts: Part[], end: Buffer, pa
 /** Statuses whose answer has no body (a Response with one would throw). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
-function toResponse(res: http.IncomingMessage): Response {
+function toResponse(res: IncomingMessage): Response {
   const headers = new Headers();
   for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
     headers.append(res.rawHeaders[i] ?? '', res.rawHeaders[i + 1] ?? '');
@@ -127,7 +131,7 @@ function sendChunkFile(url: URL, init: RequestInit, path: string): Promise<Respo
       agent: false,
       ...(init.signal ? { signal: init.signal } : {}),
     });
-    let answer: http.IncomingMessage | null = null;
+    let answer: IncomingMessage | null = null;
     req.once('response', (res) => {
       answer = res;
       resolve(toResponse(res));
