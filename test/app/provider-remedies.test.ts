@@ -215,7 +215,7 @@ describe('waiting for the provider', () => {
     const job = await pollJob<Waiting>(
       server.url,
       created.body.id,
-      (j) => !!j.progress.waiting || j.status !== 'processing',
+      (j) => !!j.progress.waiting || (j.status !== 'processing' && j.status !== 'queued'),
       'the job to wait for the provider',
       {
         everyMs: 20,
@@ -246,7 +246,7 @@ describe('waiting for the provider', () => {
     const job = await pollJob<Progress>(
       server.url,
       created.body.id,
-      (j) => j.progress.retrying.length > 0 || j.status !== 'processing',
+      (j) => j.progress.retrying.length > 0 || (j.status !== 'processing' && j.status !== 'queued'),
       'a chunk between attempts',
       {
         everyMs: 20,

@@ -259,7 +259,7 @@ describe('malformed forms and fields on POST /v1/jobs', () => {
       expect(
         added
           .filter((f) => f.startsWith(`${jobDir}/`))
-          .every((f) => /^(upload|chunks(\/chunk[-_\w.]*)?)$/.test(f.slice(jobDir.length + 1))),
+          .every((f) => /^(upload|chunks-\d+(\/chunk[-_\w.]*)?)$/.test(f.slice(jobDir.length + 1))),
       ).toBe(true);
       // What the client sent, or the part after its last slash (busboy drops directories); never a path.
       const stored = (res.body.audio as { filename: string }).filename;
