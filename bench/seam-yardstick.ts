@@ -54,6 +54,8 @@ const VARIANTS: Record<string, ProviderSettings> = {
   vadoff: { extraArgs: ['-remove_silence', 'no'] },
   /** Noise subtraction off: at a chunk's start its noise estimate is made of speech. */
   noiseoff: { cmnEstimate: { c0Bias: 0 }, extraArgs: ['-remove_noise', 'no'] },
+  /** Noise subtraction off with the model's start value: whether noiseoff's gain is the noise estimate's start. */
+  'plain-noiseoff': { cmnInit: false, extraArgs: ['-remove_noise', 'no'] },
 };
 
 interface Clip {
