@@ -54,6 +54,9 @@ const VARIANTS: Record<string, ProviderSettings> = {
   vadoff: { extraArgs: ['-remove_silence', 'no'] },
   /** Noise subtraction off: at a chunk's start its noise estimate is made of speech. */
   noiseoff: { cmnEstimate: { c0Bias: 0 }, extraArgs: ['-remove_noise', 'no'] },
+  /** C0_BIAS moved either way: how much the fit of c0 alone matters with noise subtraction on. */
+  bias1: { cmnEstimate: { c0Bias: 1 } },
+  bias2: { cmnEstimate: { c0Bias: 2 } },
   /** Noise subtraction off with the model's start value: whether noiseoff's gain is the noise estimate's start. */
   'plain-noiseoff': { cmnInit: false, extraArgs: ['-remove_noise', 'no'] },
 };
