@@ -8,6 +8,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import type { AppError } from '../../src/errors.ts';
+import { cepstralMean } from '../../src/transcribe/providers/local/cepstral-mean.ts';
+import { readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
 import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
 import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
@@ -319,6 +321,30 @@ describe('createLocalProvider', () => {
     const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn, cmnInit: false });
     await p.transcribe(input(sixSeconds('plain.wav'), 6));
     expect(rec.children[0]?.spawnargs).not.toContain('-featparams');
+  });
+
+  it('takes the start value over the span and with the c0 bias it is given, and passes extra flags on', async () => {
+    const file = sixSeconds('estimate.wav');
+    const seen: Array<{ args: readonly string[]; featParams: string }> = [];
+    const p = createLocalProvider({
+      logger,
+      modelDir: MODEL_DIR,
+      cmnEstimate: { spanS: 2, c0Bias: 0 },
+      extraArgs: ['-remove_silence', 'no'],
+      spawn: (cmd, args, opts) => {
+        seen.push({ args, featParams: readFileSync(args[args.indexOf('-featparams') + 1] as string, 'utf8') });
+        return spawn(cmd, args, opts);
+      },
+    });
+    await p.transcribe(input(file, 6));
+    const init =
+      /^-cmninit (.*)$/m
+        .exec(seen[0]?.featParams ?? '')?.[1]
+        ?.split(',')
+        .map(Number) ?? [];
+    const firstTwo = cepstralMean((await readPcmStart(file, 2)) ?? new Int16Array()) ?? [];
+    expect(init).toEqual(firstTwo.map((v) => Number(v.toFixed(2))));
+    expect(seen[0]?.args.slice(-2)).toEqual(['-remove_silence', 'no']);
   });
 
   it('does not spawn, and leaves no file behind, when the job is cancelled while the chunk is read', async () => {

@@ -46,9 +46,17 @@ export function withCmnInit(featParams: string, mean: readonly number[]): string
  */
 export const C0_BIAS = 1.5;
 
+export interface CmnEstimate {
+  /** @default CMN_SPAN_S */
+  spanS?: number;
+  /** @default C0_BIAS */
+  c0Bias?: number;
+}
+
 /** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
-export async function chunkCmnInit(file: string): Promise<number[] | null> {
-  const pcm = await readPcmStart(file, CMN_SPAN_S);
+export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
+  const pcm = await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S);
   const mean = pcm ? cepstralMean(pcm) : null;
-  return mean ? mean.map((v, i) => (i === 0 ? v - C0_BIAS : v)) : null;
+  const bias = estimate.c0Bias ?? C0_BIAS;
+  return mean ? mean.map((v, i) => (i === 0 ? v - bias : v)) : null;
 }

@@ -4,7 +4,7 @@ import { access, constants, readFile, rm, stat, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../../../errors.ts';
-import { chunkCmnInit, withCmnInit } from './cmn-init.ts';
+import { chunkCmnInit, withCmnInit, type CmnEstimate } from './cmn-init.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
@@ -26,6 +26,10 @@ export interface LocalProviderOptions {
    * model's `-cmninit`, which it otherwise keeps for a chunk's first 8 s. @default true
    */
   cmnInit?: boolean;
+  /** How the chunk's mean is estimated (cmn-init.ts); the defaults are the measured ones. */
+  cmnEstimate?: CmnEstimate;
+  /** More pocketsphinx flags after the model's (the seam yardstick tries decoder settings with them). */
+  extraArgs?: readonly string[];
 }
 
 const FILLER = /^(<s>|<\/s>|<sil>|\[.*\]|\+\+.*\+\+)$/i;
@@ -100,7 +104,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     // Without the model's file or a readable chunk, pocketsphinx runs as it would alone (and reports what is wrong).
     featParams ??= readFile(path.join(modelFiles.hmm, 'feat.params'), 'utf8').catch(() => null);
     const base = await featParams;
-    const mean = base === null ? null : await chunkCmnInit(input.path).catch(() => null);
+    const mean = base === null ? null : await chunkCmnInit(input.path, options.cmnEstimate).catch(() => null);
     if (base === null || mean === null) return null;
     const file = `${input.path}.feat.params`;
     await writeFile(file, withCmnInit(base, mean));
@@ -110,7 +114,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
   function run(input: TranscribeInput, featParamsFile: string | null): Promise<string> {
     const timeoutS = options.timeoutS ?? Math.max(60, 3 * input.durationS);
     const featArgs = featParamsFile === null ? [] : ['-featparams', featParamsFile];
-    const args = ['-infile', input.path, ...modelArgs, ...featArgs];
+    const args = ['-infile', input.path, ...modelArgs, ...featArgs, ...(options.extraArgs ?? [])];
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     log.debug({ binary, args }, 'pocketsphinx start');
 
