@@ -55,6 +55,26 @@ export async function getJob(url: string, id: string): Promise<JobResource> {
   return (await res.json()) as JobResource;
 }
 
+/**
+ * Polls /health/ready until it answers 200, as a load balancer or orchestrator sends traffic only to a ready
+ * instance (the readiness answer includes the provider check, which a fresh process asks for at start).
+ */
+export async function waitForReady(url: string, timeoutMs: number, intervalMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(`${url}/health/ready`).then(
+      async (r) => {
+        await r.body?.cancel();
+        return r.status;
+      },
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`the service was not ready within ${timeoutMs} ms (last ${status})`);
+    await sleep(intervalMs);
+  }
+}
+
 /** Polls until the job ends (completed, failed, cancelled) or the timeout passes. */
 export async function waitForJob(url: string, id: string, timeoutMs: number, intervalMs = 100): Promise<JobResource> {
   const deadline = Date.now() + timeoutMs;

@@ -2,7 +2,7 @@ import type { FakeOpenAI, RequestLogEntry } from '../../test/fake-openai/server.
 import type { AudioFile } from './audio.ts';
 import type { BenchContext } from './context.ts';
 import { sampleDir } from './disk.ts';
-import { curlUpload, waitForJob } from './http.ts';
+import { curlUpload, waitForJob, waitForReady } from './http.ts';
 import { readCpuMs, readStatusKb, sampleRss } from './proc.ts';
 import { logged, startService } from './service.ts';
 import { median } from './stats.ts';
@@ -74,6 +74,9 @@ export async function runServiceJob(o: ServiceJobOptions): Promise<ServiceJobRun
   });
   try {
     const idleRssKb = readStatusKb(svc.pid, 'VmRSS');
+    // Uploads go to a ready service, as behind any load balancer: a fresh process's first provider check (which
+    // the fake answers after its full latency, as it does a transcription) is not part of a job's time.
+    await waitForReady(svc.url, 30_000);
     const rss = sampleRss(svc.pid);
     const disk = o.watchDisk ? sampleDir(svc.dataDir) : null;
     const t0 = Date.now();
