@@ -3,7 +3,7 @@
  * and whether the median meets it. `npm run bench -- --readme` writes it between the README's markers, so the
  * figures a newcomer reads are the bench's output, not a copy typed by hand.
  */
-import type { SummarizedMetric } from './report.ts';
+import { fmt, type SummarizedMetric } from './report.ts';
 
 export const README_START = '<!-- bench-aims:start -->';
 export const README_END = '<!-- bench-aims:end -->';
@@ -28,14 +28,6 @@ export function aimMet(aim: string, value: number): boolean | null {
     default:
       return value === target;
   }
-}
-
-function fmt(x: number): string {
-  if (!Number.isFinite(x)) return '-';
-  const a = Math.abs(x);
-  if (a >= 100) return x.toFixed(1);
-  if (a >= 10) return x.toFixed(2);
-  return x.toFixed(3);
 }
 
 export interface AimsTableMeta {

@@ -56,7 +56,8 @@ export function summarizeAll(metrics: readonly Metric[]): SummarizedMetric[] {
   return metrics.map((m) => ({ ...m, ...summarize(m.samples) }));
 }
 
-function fmt(x: number): string {
+/** A figure with the digits a table shows: fewer as it grows. */
+export function fmt(x: number): string {
   if (!Number.isFinite(x)) return '-';
   const a = Math.abs(x);
   if (a >= 1000) return x.toFixed(0);
