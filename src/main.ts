@@ -5,7 +5,7 @@ import closeWithGrace from 'close-with-grace';
 import pino, { type Logger } from 'pino';
 import { buildApp } from './http/app.ts';
 import { ConfigError, loadConfig, redactConfig, type Config } from './config.ts';
-import { StoreUnreadableError } from './jobs/store.ts';
+import { StoreUnreadableError } from './jobs/sqlite-db.ts';
 import { createLogger } from './logger.ts';
 import { isMalformedStore } from './resources/disk-full.ts';
 import { createServices, storeFile } from './service/wiring.ts';
