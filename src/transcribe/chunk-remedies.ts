@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errorMessage, isAppError } from '../errors.ts';
-import { ChunkTranscriptionError, type ChunkTranscriber, type TranscribeHooks } from './chunk-transcriber.ts';
+import { ChunkTranscriptionError, type TranscribeHooks } from './chunk-outcome.ts';
+import type { ChunkTranscriber } from './chunk-transcriber.ts';
 import type { ChunkPiece, ChunkReshaper } from './chunk-reshaper.ts';
 import { degenerateReason } from './hallucination-guard.ts';
 import type { Remedy } from './retry-policy.ts';

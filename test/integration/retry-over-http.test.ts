@@ -1,7 +1,8 @@
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ChunkTranscriptionError, createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
+import { ChunkTranscriptionError } from '../../src/transcribe/chunk-outcome.ts';
+import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
 import { createOpenAIProvider } from '../../src/transcribe/providers/openai/provider.ts';
 import { createRateLimiter } from '../../src/transcribe/rate-limiter.ts';

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createChunkRemedies, mergePieces, type TranscriptionEvent } from '../../src/transcribe/chunk-remedies.ts';
 import type { ChunkPiece, ChunkReshaper } from '../../src/transcribe/chunk-reshaper.ts';
-import { ChunkTranscriptionError } from '../../src/transcribe/chunk-transcriber.ts';
+import { ChunkTranscriptionError } from '../../src/transcribe/chunk-outcome.ts';
 import type { Remedy } from '../../src/transcribe/retry-policy.ts';
 import type { ChunkResult, TranscribeInput } from '../../src/transcribe/types.ts';
 

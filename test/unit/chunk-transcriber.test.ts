@@ -2,11 +2,8 @@ import { APIError } from 'openai';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import {
-  ChunkTranscriptionError,
-  createChunkTranscriber,
-  type RetryInfo,
-} from '../../src/transcribe/chunk-transcriber.ts';
+import { ChunkTranscriptionError, type RetryInfo } from '../../src/transcribe/chunk-outcome.ts';
+import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
 import { MAX_PAUSE_MS } from '../../src/transcribe/rate-limiter.ts';
 import { openAIError, openAIRateLimitHint } from '../../src/transcribe/providers/openai/errors.ts';
