@@ -131,6 +131,17 @@ describe('detectNearOrWide', () => {
     expect(endedSince(from).map((l) => l.settled)).toEqual([false]);
   });
 
+  it('stops only once past the near windows: every pause of them is kept, not just the first found', async () => {
+    const [p, q] = pauses as [Silence, Silence];
+    const target = { near: { fromS: p.start - 1, toS: q.end + 1 }, wide: { fromS: p.start - 3, toS: q.end + 3 } };
+    const from = lines.length;
+    const [found] = await detector.detectNearOrWide(mp3, [target], opts);
+    const [alone] = await detector.detectInWindows(mp3, [target.near], opts);
+    expect(alone?.length).toBeGreaterThanOrEqual(2);
+    expectSame(found?.near ?? null, alone);
+    expect(endedSince(from)[0]?.settled).toBe(true);
+  });
+
   it('reports a pause that runs past the end of a near window as that window alone would', async () => {
     // The near window ends inside a pause, 0.5 s after it began: its part of the pause is kept.
     const p = pauses.find((s) => s.end - s.start > 0.8) as Silence;
