@@ -18,7 +18,7 @@ export interface ScanSlots {
  * Slots for windowed silence scans: one per core (up to 4), since a scan is all decoding; scans something waits
  * for may take one more. A job's first scans are its first three targets' (the chunks a pool of 3 sends first),
  * all waited for at once: on two cores, three side by side end together, where two slots would start the third
- * only when the first two end, a whole scan later (measured on a 2 h continuous mp3: chunks 1-2 cut ~0.25 s sooner).
+ * only when the first two end, a whole scan later (docs/performance.md, issue 19's fourth round).
  */
 export function createWindowScanSlots(): ScanSlots {
   const cores = Math.min(4, os.availableParallelism());
