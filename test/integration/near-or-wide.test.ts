@@ -27,21 +27,7 @@ beforeAll(async () => {
   const speech = speechFixture();
   dir = await mkdtemp(path.join(os.tmpdir(), 'near-or-wide-'));
   mp3 = path.join(dir, 'long.mp3');
-  ffmpeg([
-    '-stream_loop',
-    '2',
-    '-i',
-    speech.wav,
-    '-ar',
-    '44100',
-    '-ac',
-    '2',
-    '-c:a',
-    'libmp3lame',
-    '-b:a',
-    '128k',
-    mp3,
-  ]);
+  ffmpeg([...['-stream_loop', '2', '-i', speech.wav], ...['-ar', '44100', '-ac', '2'], ...['-b:a', '128k', mp3]]);
   pauses = (await detector.detectSilences(mp3, opts)).filter((s) => s.start > 8 && s.end < 85);
 });
 
