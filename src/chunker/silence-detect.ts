@@ -158,6 +158,8 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       timeoutS: deps.timeoutS,
       signal: opts.signal ? AbortSignal.any([opts.signal, settled.signal]) : settled.signal,
       stderrTailBytes: 8 * 1024,
+      // A scan ahead of need yields the cores to what something waits for (chunks cut and sent, the next scans).
+      lowPriority: opts.ahead ?? false,
       onStderrLine: (line) => {
         const before = parser.result().length;
         parser.push(line);
