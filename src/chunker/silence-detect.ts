@@ -130,19 +130,44 @@ export function splitByWindows(
   });
 }
 
-export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetector {
+const detectOf = (opts: DetectOptions): string =>
+  `silencedetect=noise=${opts.noiseDb ?? -30}dB:d=${opts.minSilenceS ?? 0.3}`;
+const filterOf = (opts: DetectOptions): string => `${DOWNMIX},${detectOf(opts)}`;
+const input = (file: string, opts: DetectOptions, range: string[]): string[] => [
+  '-f',
+  opts.demuxer,
+  '-protocol_whitelist',
+  'file',
+  ...range,
+  '-i',
+  file,
+];
+/**
+ * A window of the file as an input of its own: -ss before -i reads from the nearest seek point and decodes
+ * from fromS on. A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in
+ * constant time; without it ffmpeg reads every frame header up to the window, so the scan grew with the
+ * square of the length.
+ */
+const windowInput = (file: string, opts: DetectOptions, w: ScanWindow): string[] =>
+  input(file, opts, [
+    ...(opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : []),
+    ...['-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)],
+  ]);
+const clip = (w: ScanWindow, opts: DetectOptions): ScanWindow => ({
+  fromS: w.fromS,
+  toS: Math.min(w.toS, opts.maxDurationS),
+});
+
+/** The detector's one way to run ffmpeg's silencedetect, its runs numbered to pair their log lines. */
+function createRunner(deps: SilenceDetectorDeps) {
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   const log = deps.logger;
-  const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
-  const slots = deps.slots ?? createScanSlots(parallel);
-  /** Runs started, to pair each run's log lines. */
   let runs = 0;
-
   /**
    * One ffmpeg silencedetect run; `settle` (asked as each silence is reported) stops it early: what was found
    * so far is then the answer.
    */
-  async function run(
+  return async function run(
     inputs: string[],
     map: string[],
     opts: DetectOptions,
@@ -186,35 +211,13 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       });
     }
     return parser.result();
-  }
+  };
+}
 
-  const detectOf = (opts: DetectOptions): string =>
-    `silencedetect=noise=${opts.noiseDb ?? -30}dB:d=${opts.minSilenceS ?? 0.3}`;
-  const filterOf = (opts: DetectOptions): string => `${DOWNMIX},${detectOf(opts)}`;
-  const input = (file: string, opts: DetectOptions, range: string[]): string[] => [
-    '-f',
-    opts.demuxer,
-    '-protocol_whitelist',
-    'file',
-    ...range,
-    '-i',
-    file,
-  ];
-  /**
-   * A window of the file as an input of its own: -ss before -i reads from the nearest seek point and decodes
-   * from fromS on. A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in
-   * constant time; without it ffmpeg reads every frame header up to the window, so the scan grew with the
-   * square of the length.
-   */
-  const windowInput = (file: string, opts: DetectOptions, w: ScanWindow): string[] =>
-    input(file, opts, [
-      ...(opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : []),
-      ...['-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)],
-    ]);
-  const clip = (w: ScanWindow, opts: DetectOptions): ScanWindow => ({
-    fromS: w.fromS,
-    toS: Math.min(w.toS, opts.maxDurationS),
-  });
+export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetector {
+  const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
+  const slots = deps.slots ?? createScanSlots(parallel);
+  const run = createRunner(deps);
 
   return {
     detectSilences(file, opts) {
