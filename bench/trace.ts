@@ -4,7 +4,8 @@
  * [--entry dist/server.js]`. Columns are seconds after the 202 (the service log's `job accepted`): the chunk cut
  * (pipeline `chunk cut`), sent (transcriber `sending chunk`), arrived at the fake, its body read there, answered,
  * the result stored (pipeline `chunk transcribed`); then where the time went: waiting for a pool slot, the upload,
- * the provider's own time (latency plus the fake's parsing and ffprobe), storing the result. The log is kept.
+ * the provider's own time (latency plus the fake's parsing and ffprobe), storing the result. Before them, the
+ * service's CPU time during the job and each silence scan (start..end, windows). The log is kept.
  */
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -71,6 +72,21 @@ console.log(
 );
 for (const msg of ['slicing', 'cut points planned while slicing', 'job completed'])
   console.log(`${s(Number(lines.find((l) => l.msg === msg)?.time))}  ${msg}`);
+if (run.cpuMs)
+  console.log(`service CPU: own ${run.cpuMs.ownMs} ms, children (ffmpeg, ffprobe) ${run.cpuMs.childrenMs} ms`);
+// Each silence scan (ffmpeg run): when it started and ended, and its windows (-ss +-t), stopped early or not.
+const scans = new Map<unknown, { time: number; windows: string }>();
+for (const l of lines) {
+  if (l.msg === 'ffmpeg silencedetect' && Array.isArray(l.args)) {
+    const args = l.args as string[];
+    const windows = args.flatMap((a, i) => (a === '-ss' ? [`${args[i + 1]}+${args[i + 3]}`] : []));
+    scans.set(l.run, { time: Number(l.time), windows: windows.join(' ') });
+  } else if (l.msg === 'ffmpeg silencedetect ended') {
+    const started = scans.get(l.run);
+    const how = l.settled ? ' stopped after the near part' : '';
+    console.log(`${s(started?.time)}..${s(Number(l.time))}  scan${how}: ${started?.windows.slice(0, 80) ?? '?'}`);
+  }
+}
 console.log('   k     cut    sent  arrived   body in answered  stored |  slot ms upload  provider  store');
 for (let k = 0; k < Math.max(cut.size, requests.length); k++) {
   // Requests in the order they arrived: one per chunk when nothing was retried.

@@ -3,7 +3,7 @@ import { seeksExactly } from './seek-exact.ts';
 import type { SilenceDetector } from './silence-detect.ts';
 import { planCutPoints, planSplitsByWindows } from './cut-points.ts';
 import type { CutPlan, CutPointOptions } from './cut-points.ts';
-import { planCutsInOrder, type WindowScan } from './cuts-in-order.ts';
+import { planCutsInOrder, type NearOrWideScan, type WindowScan } from './cuts-in-order.ts';
 
 export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
   file: string;
@@ -58,13 +58,11 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
       yield* after;
       let hardCuts = 0;
       let cuts = 0;
-      const scan: WindowScan = (windows, { signal: stop, ahead = false } = {}) =>
-        deps.silences.detectInWindows(file, windows, {
-          ...detect,
-          ahead,
-          ...(stop ? { signal: signal ? AbortSignal.any([signal, stop]) : stop } : {}),
-        });
-      for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan)) {
+      const scan: WindowScan = (windows, { ahead = false } = {}) =>
+        deps.silences.detectInWindows(file, windows, { ...detect, ahead });
+      const nearOrWide: NearOrWideScan = (targets, { ahead = false } = {}) =>
+        deps.silences.detectNearOrWide(file, targets, { ...detect, ahead });
+      for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan, nearOrWide)) {
         cuts += 1;
         if (hard) hardCuts += 1;
         yield cut;

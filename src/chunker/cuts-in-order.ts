@@ -11,6 +11,7 @@ import {
   type ScanWindow,
   type Silence,
 } from './cut-points.ts';
+import type { NearAndWide, NearOrWide } from './near-or-wide.ts';
 
 /** Windows scanned per call of `planCutsInOrder`: one for the first cut, doubling up to this many. */
 export const MAX_BATCH = 32;
@@ -19,30 +20,56 @@ export const MAX_BATCH = 32;
 export const WIDEN_UNTIL_BARE = 3;
 
 /**
- * A silence scan of windows (see planSplitsByWindows); `signal` ends one that is no longer needed; `ahead`: the
- * slicer does not wait for it yet (the scan may yield the cores to what does).
+ * A silence scan of windows (see planSplitsByWindows); `ahead`: the slicer does not wait for it yet (the scan may
+ * yield the cores to what does).
  */
-export type WindowScan = (
-  windows: readonly ScanWindow[],
-  opts?: { signal?: AbortSignal; ahead?: boolean },
-) => Promise<Silence[][]>;
+export type WindowScan = (windows: readonly ScanWindow[], opts?: { ahead?: boolean }) => Promise<Silence[][]>;
+
+/**
+ * A scan of each target's near window and, where that held no pause, of its whole window, in one go (see
+ * SilenceDetector.detectNearOrWide): a wide window is decoded only where it is needed, by the same process.
+ */
+export type NearOrWideScan = (targets: readonly NearAndWide[], opts?: { ahead?: boolean }) => Promise<NearOrWide[]>;
+
+/** A NearOrWideScan from a window scan: the near windows, then the wide ones where the near ones held no pause. */
+export function nearThenWideScan(scan: WindowScan): NearOrWideScan {
+  return async (targets, opts) => {
+    const near = await scan(
+      targets.map((t) => t.near),
+      opts,
+    );
+    const bare = targets.map((_, k) => k).filter((k) => (near[k]?.length ?? 0) === 0);
+    const wide =
+      bare.length > 0
+        ? await scan(
+            bare.map((k) => targets[k]?.wide ?? { fromS: 0, toS: 0 }),
+            opts,
+          )
+        : [];
+    return targets.map((_, k) => {
+      const found = near[k] ?? [];
+      return { near: found, wide: found.length > 0 ? null : (wide[bare.indexOf(k)] ?? []) };
+    });
+  };
+}
 
 /**
  * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
  * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
- * whole file's. The first two batches are asked for at once, each with its wide windows beside its near ones
- * (a wide scan is stopped when every near window of its batch held a pause): the scans run in the order asked
- * (see ScanSlots), so the first cut waits for one scan and the next two (the chunks a pool of 3 sends beside the
- * first) follow on the cores it leaves. A later batch's wide windows are scanned beside its near ones when the
- * batch before lacked a pause at every target (continuous sound, where the wide scan is needed). From the
- * second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous sound
- * it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a pause
- * far from its target, after several targets without any, is not looked for. `after`: cuts already made (a
- * resumed job's), planning goes on behind the last of them.
+ * whole file's. The first two batches (the chunks a pool of 3 sends first) are asked for at once, each target's
+ * near and wide windows in one scan that stops after the near one when that held a pause (`nearOrWide`): the
+ * scans run in the order asked (see ScanSlots), so the first cut waits for one scan and the next two follow on
+ * the cores it leaves. A later batch is scanned so (near and wide at once) when the batch before lacked a pause
+ * at every target (continuous sound, where the wide scan is needed), else near first and wide where needed.
+ * From the second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous
+ * sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a
+ * pause far from its target, after several targets without any, is not looked for. `after`: cuts already made
+ * (a resumed job's), planning goes on behind the last of them.
  */
 export async function* planCutsInOrder(
   opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
   scan: WindowScan,
+  nearOrWide: NearOrWideScan = nearThenWideScan(scan),
 ): AsyncGenerator<{ cut: number; hard: boolean }> {
   const p = resolvePlan(opts);
   check('nearS', opts.nearS, { allowZero: true });
@@ -80,34 +107,26 @@ export async function* planCutsInOrder(
     // The first two batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once); the
     // scans of the rest are ahead of the slicer's need.
     const ahead = b > 1;
-    const nearScan = scan(
-      batch.map((t) => around(t, near)),
-      { ahead },
-    );
-    // Scanned at once when nothing is known yet (the first two batches), or when the batches before are known
-    // and the last one found no pause nearby.
-    const speculate = widens() && (scanned === 0 || (scanned === b && lastBatchBare)) ? new AbortController() : null;
-    const wideAll = speculate
-      ? scan(
-          batch.map((t) => around(t, p.windowS)),
-          { signal: speculate.signal, ahead },
+    // Near and wide in one scan when nothing is known yet (the first two batches), or when the batches before
+    // are known and the last one found no pause nearby.
+    const both = widens() && (scanned === 0 || (scanned === b && lastBatchBare));
+    const pending = both
+      ? nearOrWide(
+          batch.map((t) => ({ near: around(t, near), wide: around(t, p.windowS) })),
+          { ahead },
         )
       : null;
-    // Stopped on purpose when the near windows sufficed: that rejection has no reader.
-    wideAll?.catch(() => undefined);
-    const found = await nearScan.catch((err: unknown) => {
-      speculate?.abort();
-      throw err;
-    });
+    const found = pending
+      ? (await pending).map((t) => t.near)
+      : await scan(
+          batch.map((t) => around(t, near)),
+          { ahead },
+        );
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
-    // A pause near every target: no wide window is needed whatever the batches before found.
-    if (bare.length === 0) speculate?.abort();
     await before.catch(() => undefined);
-    const widening = widens() && bare.length > 0;
-    if (!widening) speculate?.abort();
-    if (widening) {
-      const wide = wideAll
-        ? (await wideAll).filter((_, j) => bare.includes(j))
+    if (widens() && bare.length > 0) {
+      const wide = pending
+        ? (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? [])
         : await scan(
             bare.map((j) => around(batch[j] ?? 0, p.windowS)),
             { ahead },

@@ -1,4 +1,8 @@
 import { spawn } from 'node:child_process';
+import os from 'node:os';
+
+/** The nice value of a run at low priority: ~10 % of a core when it competes with a run at 0 (CFS weights). */
+export const LOW_PRIORITY = 10;
 
 export interface RunOptions {
   /** Wall-clock limit; the process gets SIGKILL when it is reached. */
@@ -15,6 +19,11 @@ export interface RunOptions {
    * kept, so `maxStdoutBytes` does not apply.
    */
   onStdoutLine?: (line: string) => void;
+  /**
+   * Run at a lower CPU priority (nice +10): work nothing waits for yet, which should take only the CPU that what
+   * something waits for leaves. @default false
+   */
+  lowPriority?: boolean;
 }
 
 export interface RunResult {
@@ -69,6 +78,13 @@ export function runProcess(cmd: string, args: readonly string[], opts: RunOption
       return;
     }
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (opts.lowPriority && child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, LOW_PRIORITY);
+      } catch {
+        // Gone already, or not allowed: it runs at the usual priority, which is only slower for the others.
+      }
+    }
     let stdoutBytes = 0;
     const outLines = opts.onStdoutLine ? lineSplitter(opts.onStdoutLine) : null;
     const errLines = opts.onStderrLine ? lineSplitter(opts.onStderrLine) : null;

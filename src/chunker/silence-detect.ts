@@ -2,7 +2,15 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { runProcess } from './run-process.ts';
 import { createScanSlots, type ScanSlots } from './scan-slots.ts';
-import type { Silence } from './cut-points.ts';
+import type { ScanWindow, Silence } from './cut-points.ts';
+import {
+  nearThenWideGraph,
+  nearOrWide,
+  nearThenWide,
+  pastNear,
+  type NearAndWide,
+  type NearOrWide,
+} from './near-or-wide.ts';
 
 export interface SilenceDetectorDeps {
   logger: Logger;
@@ -48,7 +56,17 @@ export interface SilenceDetector {
     windows: ReadonlyArray<{ fromS: number; toS: number }>,
     opts: DetectOptions,
   ): Promise<Silence[][]>;
+  /**
+   * detectInWindows' silences of each target's near window, and of its wide window where the near one held
+   * none, in one ffmpeg per target (or per run of targets, ahead of need): the near windows are decoded first,
+   * and the run stops there when each of them held a pause, so a wide window costs nothing where it is not
+   * needed and no second process where it is.
+   */
+  detectNearOrWide(file: string, targets: readonly NearAndWide[], opts: DetectOptions): Promise<NearOrWide[]>;
 }
+
+/** Mono 8 kHz before the filter: ~15 % faster on a 2 h mp3, and speech pauses survive the downmix. */
+const DOWNMIX = 'aresample=8000,aformat=channel_layouts=mono';
 
 const START = /silence_start:\s*(-?[\d.]+)/;
 const END = /silence_end:\s*(-?[\d.]+)/;
@@ -79,12 +97,12 @@ export function createSilenceParser(): { push(line: string): void; result(): Sil
 export const WINDOWS_PER_RUN = 32;
 
 /**
- * Pure: `[from, to)` index ranges of `count` windows in runs of at most WINDOWS_PER_RUN, at least `parallel` of
+ * Pure: `[from, to)` index ranges of `count` windows in runs of at most `perRun`, at least `parallel` of
  * them when there are that many windows, as even as can be.
  */
-export function windowBatches(count: number, parallel: number): Array<[number, number]> {
+export function windowBatches(count: number, parallel: number, perRun = WINDOWS_PER_RUN): Array<[number, number]> {
   if (count <= 0) return [];
-  const runs = Math.min(count, Math.max(parallel, Math.ceil(count / WINDOWS_PER_RUN)));
+  const runs = Math.min(count, Math.max(parallel, Math.ceil(count / perRun)));
   return Array.from({ length: runs }, (_, i) => [Math.floor((i * count) / runs), Math.floor(((i + 1) * count) / runs)]);
 }
 
@@ -112,22 +130,74 @@ export function splitByWindows(
   });
 }
 
-export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetector {
+const detectOf = (opts: DetectOptions): string =>
+  `silencedetect=noise=${opts.noiseDb ?? -30}dB:d=${opts.minSilenceS ?? 0.3}`;
+const filterOf = (opts: DetectOptions): string => `${DOWNMIX},${detectOf(opts)}`;
+const input = (file: string, opts: DetectOptions, range: string[]): string[] => [
+  '-f',
+  opts.demuxer,
+  '-protocol_whitelist',
+  'file',
+  ...range,
+  '-i',
+  file,
+];
+/**
+ * A window of the file as an input of its own: -ss before -i reads from the nearest seek point and decodes
+ * from fromS on. A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in
+ * constant time; without it ffmpeg reads every frame header up to the window, so the scan grew with the
+ * square of the length.
+ */
+const windowInput = (file: string, opts: DetectOptions, w: ScanWindow): string[] =>
+  input(file, opts, [
+    ...(opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : []),
+    ...['-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)],
+  ]);
+const clip = (w: ScanWindow, opts: DetectOptions): ScanWindow => ({
+  fromS: w.fromS,
+  toS: Math.min(w.toS, opts.maxDurationS),
+});
+
+/** The detector's one way to run ffmpeg's silencedetect, its runs numbered to pair their log lines. */
+function createRunner(deps: SilenceDetectorDeps) {
   const bin = deps.ffmpegPath ?? 'ffmpeg';
   const log = deps.logger;
-  const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
-  const slots = deps.slots ?? createScanSlots(parallel);
-
-  async function run(inputs: string[], map: string[], opts: DetectOptions): Promise<Silence[]> {
+  let runs = 0;
+  /**
+   * One ffmpeg silencedetect run; `settle` (asked as each silence is reported) stops it early: what was found
+   * so far is then the answer.
+   */
+  return async function run(
+    inputs: string[],
+    map: string[],
+    opts: DetectOptions,
+    settle?: (found: readonly Silence[]) => boolean,
+  ): Promise<Silence[]> {
     const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'info', ...inputs, ...map, '-vn', '-f', 'null', '-'];
-    log.debug({ cmd: bin, args }, 'ffmpeg silencedetect');
+    const id = ++runs;
+    log.debug({ cmd: bin, args, run: id }, 'ffmpeg silencedetect');
     const parser = createSilenceParser();
+    const settled = new AbortController();
+    const started = performance.now();
     const r = await runProcess(bin, args, {
       timeoutS: deps.timeoutS,
-      signal: opts.signal,
+      signal: opts.signal ? AbortSignal.any([opts.signal, settled.signal]) : settled.signal,
       stderrTailBytes: 8 * 1024,
-      onStderrLine: (line) => parser.push(line),
+      // A scan ahead of need yields the cores to what something waits for (chunks cut and sent, the next scans).
+      lowPriority: opts.ahead ?? false,
+      onStderrLine: (line) => {
+        const before = parser.result().length;
+        parser.push(line);
+        if (settle && !settled.signal.aborted && parser.result().length > before && settle(parser.result()))
+          settled.abort();
+      },
     });
+    // With the start line above, when each scan ran (bench/trace.ts shows both).
+    log.debug(
+      { run: id, ms: Math.round(performance.now() - started), code: r.code, settled: settled.signal.aborted },
+      'ffmpeg silencedetect ended',
+    );
+    if (settled.signal.aborted && !opts.signal?.aborted) return parser.result();
     if (r.aborted) throw new AppError('CANCELLED', 'Silence detection was cancelled.', { cause: opts.signal?.reason });
     if (r.spawnError)
       throw new AppError('INTERNAL', `ffmpeg could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
@@ -141,20 +211,13 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       });
     }
     return parser.result();
-  }
+  };
+}
 
-  // Mono 8 kHz before the filter: ~15 % faster on a 2 h mp3, and speech pauses survive the downmix.
-  const filterOf = (opts: DetectOptions): string =>
-    `aresample=8000,aformat=channel_layouts=mono,silencedetect=noise=${opts.noiseDb ?? -30}dB:d=${opts.minSilenceS ?? 0.3}`;
-  const input = (file: string, opts: DetectOptions, range: string[]): string[] => [
-    '-f',
-    opts.demuxer,
-    '-protocol_whitelist',
-    'file',
-    ...range,
-    '-i',
-    file,
-  ];
+export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetector {
+  const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
+  const slots = deps.slots ?? createScanSlots(parallel);
+  const run = createRunner(deps);
 
   return {
     detectSilences(file, opts) {
@@ -162,16 +225,10 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
     },
 
     async detectInWindows(file, windows, opts) {
-      // A constant-bitrate mp3 seeks by its bitrate with fastseek, to within a frame (26 ms), in constant time;
-      // without it ffmpeg reads every frame header up to the window, so the scan grew with the square of the length.
-      const fast = opts.demuxer === 'mp3' ? ['-fflags', '+fastseek'] : [];
       const scan = async (batch: ReadonlyArray<{ fromS: number; toS: number }>): Promise<Silence[][]> => {
-        const clipped = batch.map((w) => ({ fromS: w.fromS, toS: Math.min(w.toS, opts.maxDurationS) }));
-        // Each window is an input seeked on its own (-ss before -i: read from the nearest seek point, decoded
-        // from fromS on); concat plays them one after another into a single silencedetect.
-        const inputs = clipped.flatMap((w) =>
-          input(file, opts, [...fast, '-ss', w.fromS.toFixed(3), '-t', Math.max(0, w.toS - w.fromS).toFixed(3)]),
-        );
+        const clipped = batch.map((w) => clip(w, opts));
+        // Each window is an input seeked on its own; concat plays them one after another into a single silencedetect.
+        const inputs = clipped.flatMap((w) => windowInput(file, opts, w));
         const graph = `${clipped.map((_, j) => `[${j}:a:0]`).join('')}concat=n=${clipped.length}:v=0:a=1,${filterOf(opts)}[out]`;
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
         return splitByWindows(joined, clipped, opts.minSilenceS ?? 0.3);
@@ -181,6 +238,28 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
       const ahead = opts.ahead ?? false;
       const batches = windowBatches(windows.length, ahead ? 1 : parallel);
       const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(windows.slice(from, to)), ahead)));
+      return out.flat();
+    },
+
+    async detectNearOrWide(file, targets, opts) {
+      const minSilenceS = opts.minSilenceS ?? 0.3;
+      const scan = async (batch: readonly NearAndWide[]): Promise<NearOrWide[]> => {
+        const pairs = batch.map((t) => ({ near: clip(t.near, opts), wide: clip(t.wide, opts) }));
+        const played = nearThenWide(pairs);
+        const inputs = [...pairs.map((t) => t.near), ...pairs.map((t) => t.wide)].flatMap((w) =>
+          windowInput(file, opts, w),
+        );
+        const graph = nearThenWideGraph(pairs.length, DOWNMIX, detectOf(opts));
+        const split = (joined: readonly Silence[]): Silence[][] => splitByWindows(joined, played, minSilenceS);
+        const nearHeld = (joined: readonly Silence[]): boolean =>
+          pastNear(joined, pairs) && nearOrWide(split(joined), pairs.length).every((t) => t.near.length > 0);
+        const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts, nearHeld);
+        return nearOrWide(split(joined), pairs.length);
+      };
+      // One run per target for a scan something waits for (up to the slots), as in detectInWindows.
+      const ahead = opts.ahead ?? false;
+      const batches = windowBatches(targets.length, ahead ? 1 : parallel, WINDOWS_PER_RUN / 2);
+      const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(targets.slice(from, to)), ahead)));
       return out.flat();
     },
   };

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
 import { seeksExactly } from '../../src/chunker/seek-exact.ts';
+import { LOW_PRIORITY } from '../../src/chunker/run-process.ts';
 import { createScanSlots } from '../../src/chunker/scan-slots.ts';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import type { Silence } from '../../src/chunker/cut-points.ts';
@@ -183,6 +184,28 @@ describe('createCutPlanner', () => {
       ['start 1.500 4.500', 'start 7.500 10.500'],
       ['start 1.000 4.000 7.000 10.000'],
     ]);
+  });
+
+  it('runs a scan ahead of need at low priority (nice 10), one something waits for at the usual one', async () => {
+    const events = path.join(dir, 'nice.log');
+    const go = path.join(dir, 'nice.go');
+    const wrapper = path.join(dir, 'ffmpeg-nice');
+    // The wrapper notes its nice value once told to (the detector has spawned it by then), then runs ffmpeg.
+    await writeFile(
+      wrapper,
+      `#!/bin/sh\nwhile [ ! -e '${go}' ]; do sleep 0.01; done\ncut -d' ' -f19 /proc/$$/stat >> '${events}'\nexec ffmpeg "$@"\n`,
+    );
+    await chmod(wrapper, 0o755);
+    await writeFile(events, '');
+    const noted = createSilenceDetector({ logger, timeoutS: 60, ffmpegPath: wrapper });
+    const windows = [{ fromS: 1, toS: 3 }];
+    for (const ahead of [true, false]) {
+      await rm(go, { force: true });
+      const scan = noted.detectInWindows(speech.wav, windows, { demuxer: 'wav', maxDurationS: 3600, ahead });
+      await writeFile(go, '');
+      expect(await scan).toHaveLength(1);
+    }
+    expect((await readFile(events, 'utf8')).trim().split('\n')).toEqual([String(LOW_PRIORITY), '0']);
   });
 
   it('shares one set of slots between detectors (backends) given the same', async () => {

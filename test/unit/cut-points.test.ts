@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
-import {
-  planCutPoints,
-  type ScanWindow,
-  planSplits,
-  planSplitsByWindows,
-  plannedChunkCount,
-} from '../../src/chunker/cut-points.ts';
-import { MAX_BATCH, WIDEN_UNTIL_BARE, planCutsInOrder } from '../../src/chunker/cuts-in-order.ts';
+import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/cut-points.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
@@ -128,15 +121,6 @@ describe('plannedChunkCount', () => {
   });
 });
 
-/** One turn of the event loop: every promise settled by now has run its reactions. */
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** Turns of the event loop until `ok` holds (at most 100: a planner that never gets there fails the test). */
-async function until(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !ok(); i++) await tick();
-  expect(ok()).toBe(true);
-}
-
 /** A scan over fixed silences, recording the windows it was asked for. */
 function scanner(silences: Array<{ start: number; end: number }>) {
   const calls: Array<Array<{ fromS: number; toS: number }>> = [];
@@ -247,155 +231,5 @@ describe('windowBatches', () => {
     expect(runs.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i))).toEqual(
       Array.from({ length: 100 }, (_, i) => i),
     );
-  });
-});
-
-describe('planCutsInOrder', () => {
-  const collect = async (it: AsyncIterable<{ cut: number; hard: boolean }>) => {
-    const out: Array<{ cut: number; hard: boolean }> = [];
-    for await (const c of it) out.push(c);
-    return out;
-  };
-  // A pause every 23 s (1.5 s long) and a stretch without any from 300 s to 460 s.
-  const silences = Array.from({ length: 40 }, (_, i) => ({ start: 23 * i + 10, end: 23 * i + 11.5 })).filter(
-    (s) => s.start < 300 || s.start > 460,
-  );
-  const opts = { durationS: 920, targetS: 60, searchWindowS: 15, nearS: 5 };
-
-  it('makes the cuts of planSplitsByWindows, with the same hard ones', async () => {
-    const eager = await planSplitsByWindows(opts, scanner(silences).scan);
-    const lazy = await collect(planCutsInOrder(opts, scanner(silences).scan));
-    expect(lazy.map((c) => c.cut)).toEqual(eager.cuts);
-    expect(lazy.filter((c) => c.hard)).toHaveLength(eager.hardCuts);
-    expect(eager.hardCuts).toBeGreaterThan(0);
-    const tight = { ...opts, maxChunkS: 70, minTailS: 10 };
-    expect((await collect(planCutsInOrder(tight, scanner(silences).scan))).map((c) => c.cut)).toEqual(
-      (await planSplitsByWindows(tight, scanner(silences).scan)).cuts,
-    );
-  });
-
-  it('asks for the first target alone and the next two beside it, then takes batches of 4, 8 ...', async () => {
-    const { scan, calls } = scanner(silences);
-    const it = planCutsInOrder(opts, scan)[Symbol.asyncIterator]();
-    const first = await it.next();
-    expect(first.value).toEqual({ cut: 56.75, hard: false });
-    // The first cut came from the first target alone (its near and its whole window asked for at once); the
-    // next batch (2 targets, near and whole) was asked for beside it: the chunks a pool of 3 sends next.
-    expect(calls.slice(0, 4)).toEqual([
-      [{ fromS: 55, toS: 65 }],
-      [{ fromS: 45, toS: 75 }],
-      [
-        { fromS: 115, toS: 125 },
-        { fromS: 175, toS: 185 },
-      ],
-      [
-        { fromS: 105, toS: 135 },
-        { fromS: 165, toS: 195 },
-      ],
-    ]);
-    await collect({ [Symbol.asyncIterator]: () => it });
-    // 15 targets: near scans of 1, 2, 4, 8 windows, and wide ones where a near window held no pause.
-    const near = calls.filter((c) => c.every((w) => w.toS - w.fromS <= 10));
-    expect(near.map((c) => c.length)).toEqual([1, 2, 4, 8]);
-    expect(MAX_BATCH).toBe(32);
-  });
-
-  it('stops widening the search in continuous sound: the same (hard) cuts from a fraction of the scans', async () => {
-    const long = { durationS: 60 * 41, targetS: 60, searchWindowS: 15, nearS: 5 };
-    const eager = scanner([]);
-    expect(await planSplitsByWindows(long, eager.scan)).toMatchObject({ hardCuts: 40 });
-    const lazy = scanner([]);
-    const cuts = await collect(planCutsInOrder(long, lazy.scan));
-    expect(cuts.map((c) => c.cut)).toEqual((await planSplitsByWindows(long, scanner([]).scan)).cuts);
-    const wideWindows = (calls: typeof lazy.calls) => calls.flat().filter((w) => w.toS - w.fromS > 10).length;
-    expect(wideWindows(eager.calls)).toBe(40);
-    // Only the first WIDEN_UNTIL_BARE bare targets widen, though later batches are scanned before those are used.
-    expect(wideWindows(lazy.calls)).toBe(WIDEN_UNTIL_BARE);
-    expect(WIDEN_UNTIL_BARE).toBe(3);
-  });
-
-  /** A scan that answers only when told, recording each call's windows and signal. */
-  function heldScanner(found: Array<{ start: number; end: number }>) {
-    const calls: Array<{ windows: ScanWindow[]; signal: AbortSignal | undefined; ahead: boolean; answer(): void }> = [];
-    const scan = (
-      windows: readonly ScanWindow[],
-      { signal, ahead = false }: { signal?: AbortSignal; ahead?: boolean } = {},
-    ) =>
-      new Promise<Array<Array<{ start: number; end: number }>>>((resolve, reject) => {
-        signal?.addEventListener('abort', () => reject(new Error('stopped')), { once: true });
-        const answer = () => resolve(windows.map((w) => found.filter((s) => s.end > w.fromS && s.start < w.toS)));
-        calls.push({ windows: [...windows], signal, ahead, answer });
-      });
-    return { scan, calls };
-  }
-
-  it('in continuous sound, scans the first target near and wide at once: the first cut waits for one scan', async () => {
-    const { scan, calls } = heldScanner([]);
-    const first = planCutsInOrder(opts, scan)[Symbol.asyncIterator]().next();
-    await Promise.resolve();
-    // Both scans of the first target are out before either answered, and so are the next batch's, which the
-    // first cut does not wait for.
-    expect(calls.slice(0, 2).map((c) => c.windows)).toEqual([[{ fromS: 55, toS: 65 }], [{ fromS: 45, toS: 75 }]]);
-    expect(calls.slice(2).map((c) => c.windows.map((w) => w.toS - w.fromS))).toEqual([
-      [10, 10],
-      [30, 30],
-    ]);
-    calls.slice(0, 2).forEach((c) => c.answer());
-    expect(await first).toEqual({ done: false, value: { cut: 60, hard: true } });
-  });
-
-  it('marks every scan after the first two batches ahead of need', async () => {
-    const { scan, calls } = heldScanner([]);
-    const cuts = collect(planCutsInOrder(opts, scan));
-    // Answer every scan as it comes until the plan ends (15 targets: batches of 1, 2, 4, 8).
-    let done = false;
-    void cuts.then(() => (done = true));
-    for (let answered = 0, turns = 0; !done && turns < 1000; turns++) {
-      if (calls.length > answered) calls[answered++]?.answer();
-      else await tick();
-    }
-    expect((await cuts).filter((c) => c.hard)).toHaveLength(15);
-    const byBatch = calls.map((c) => ({ windows: c.windows.length, ahead: c.ahead }));
-    expect(byBatch.slice(0, 4)).toEqual([
-      { windows: 1, ahead: false },
-      { windows: 1, ahead: false },
-      { windows: 2, ahead: false },
-      { windows: 2, ahead: false },
-    ]);
-    expect(byBatch.slice(4)).toEqual([
-      { windows: 4, ahead: true },
-      { windows: 8, ahead: true },
-    ]);
-  });
-
-  it("stops the next batch's wide scan once its own near windows all held a pause", async () => {
-    // A pause near each of the first three targets (60, 120, 180 s).
-    const pauses = [59, 119, 179].map((t) => ({ start: t, end: t + 1.5 }));
-    const { scan, calls } = heldScanner(pauses);
-    const first = planCutsInOrder(opts, scan)[Symbol.asyncIterator]().next();
-    await Promise.resolve();
-    // The second batch's near scan answers before anything of the first target is known.
-    calls[2]?.answer();
-    await until(() => calls[3]?.signal?.aborted === true);
-    expect(calls[1]?.signal?.aborted).toBe(false);
-    calls[0]?.answer();
-    expect((await first).value).toEqual({ cut: 59.75, hard: false });
-    expect(calls[1]?.signal?.aborted).toBe(true);
-  });
-
-  it('stops the wide scan of the first target when its near window held a pause', async () => {
-    const { scan, calls } = heldScanner(silences);
-    const first = planCutsInOrder(opts, scan)[Symbol.asyncIterator]().next();
-    await Promise.resolve();
-    calls[0]?.answer();
-    expect((await first).value).toEqual({ cut: 56.75, hard: false });
-    expect(calls[1]?.signal?.aborted).toBe(true);
-  });
-
-  it('goes on behind the cuts a resumed job already made', async () => {
-    const all = await collect(planCutsInOrder(opts, scanner(silences).scan));
-    const after = all.slice(0, 5).map((c) => c.cut);
-    const rest = await collect(planCutsInOrder({ ...opts, after }, scanner(silences).scan));
-    expect(rest).toEqual(all.slice(5));
   });
 });

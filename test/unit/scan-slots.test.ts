@@ -126,3 +126,23 @@ describe('createScanSlots', () => {
     expect(await one.run(async () => 'ran', true)).toBe('ran');
   });
 });
+
+describe('createScanSlots with more urgent slots', () => {
+  it('runs that many tasks something waits for at once, and a task ahead of need only within `slots`', async () => {
+    const slots = createScanSlots(2, { urgent: 3 });
+    const started: string[] = [];
+    const urgent = ['u1', 'u2', 'u3', 'u4'].map((n) => held(n, started));
+    const ahead = held('ahead', started);
+    const all = [...urgent.map((t) => slots.run(t.task, false)), slots.run(ahead.task, true)];
+    await tick();
+    // Three side by side (the first targets of a job end together); the fourth waits.
+    expect(started).toEqual(['u1', 'u2', 'u3']);
+    await finishThenExpect(urgent[0], started, ['u1', 'u2', 'u3', 'u4']);
+    // Two urgent tasks still run: the task ahead of need waits for a slot within the two.
+    await finishThenExpect(urgent[1], started, ['u1', 'u2', 'u3', 'u4']);
+    await finishThenExpect(urgent[2], started, ['u1', 'u2', 'u3', 'u4', 'ahead']);
+    urgent[3]?.finish();
+    ahead.finish();
+    await Promise.all(all);
+  });
+});

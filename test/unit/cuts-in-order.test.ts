@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import { planSplitsByWindows, type ScanWindow, type Silence } from '../../src/chunker/cut-points.ts';
+import {
+  MAX_BATCH,
+  WIDEN_UNTIL_BARE,
+  nearThenWideScan,
+  planCutsInOrder,
+  type NearOrWideScan,
+} from '../../src/chunker/cuts-in-order.ts';
+import type { NearAndWide, NearOrWide } from '../../src/chunker/near-or-wide.ts';
+
+/** One turn of the event loop: every promise settled by now has run its reactions. */
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Turns of the event loop until `ok` holds (at most 100: a planner that never gets there fails the test). */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !ok(); i++) await tick();
+  expect(ok()).toBe(true);
+}
+
+const inside = (silences: readonly Silence[], w: ScanWindow) =>
+  silences.filter((s) => s.end > w.fromS && s.start < w.toS);
+
+/** A scan over fixed silences, recording the windows it was asked for. */
+function scanner(silences: readonly Silence[]) {
+  const calls: ScanWindow[][] = [];
+  const scan = async (windows: readonly ScanWindow[]) => {
+    calls.push([...windows]);
+    return windows.map((w) => inside(silences, w));
+  };
+  return { scan, calls };
+}
+
+/** A near-or-wide scan over fixed silences, recording the targets it was asked for. */
+function pairScanner(silences: readonly Silence[]) {
+  const calls: Array<{ targets: NearAndWide[]; ahead: boolean }> = [];
+  const nearOrWide: NearOrWideScan = async (targets, { ahead = false } = {}) => {
+    calls.push({ targets: [...targets], ahead });
+    return targets.map(({ near, wide }) => {
+      const found = inside(silences, near);
+      return { near: found, wide: found.length > 0 ? null : inside(silences, wide) };
+    });
+  };
+  return { nearOrWide, calls };
+}
+
+/** Scans that answer only when told, recording each call and whether it was ahead of need. */
+function heldScans() {
+  const windows: Array<{ windows: ScanWindow[]; ahead: boolean; answer(found?: Silence[]): void }> = [];
+  const pairs: Array<{ targets: NearAndWide[]; ahead: boolean; answer(found?: NearOrWide[]): void }> = [];
+  const scan = (asked: readonly ScanWindow[], { ahead = false }: { ahead?: boolean } = {}) =>
+    new Promise<Silence[][]>((resolve) => {
+      windows.push({ windows: [...asked], ahead, answer: (found = []) => resolve(asked.map((w) => inside(found, w))) });
+    });
+  const nearOrWide: NearOrWideScan = (targets, { ahead = false } = {}) =>
+    new Promise((resolve) => {
+      const none = targets.map(() => ({ near: [], wide: [] }));
+      pairs.push({ targets: [...targets], ahead, answer: (found = none) => resolve(found) });
+    });
+  return { scan, nearOrWide, windows, pairs };
+}
+
+const collect = async (it: AsyncIterable<{ cut: number; hard: boolean }>) => {
+  const out: Array<{ cut: number; hard: boolean }> = [];
+  for await (const c of it) out.push(c);
+  return out;
+};
+
+// A pause every 23 s (1.5 s long) and a stretch without any from 300 s to 460 s.
+const silences = Array.from({ length: 40 }, (_, i) => ({ start: 23 * i + 10, end: 23 * i + 11.5 })).filter(
+  (s) => s.start < 300 || s.start > 460,
+);
+const opts = { durationS: 920, targetS: 60, searchWindowS: 15, nearS: 5 };
+const pair = (t: number) => ({ near: { fromS: t - 5, toS: t + 5 }, wide: { fromS: t - 15, toS: t + 15 } });
+
+describe('planCutsInOrder', () => {
+  it('makes the cuts of planSplitsByWindows, with the same hard ones', async () => {
+    const eager = await planSplitsByWindows(opts, scanner(silences).scan);
+    expect(eager.hardCuts).toBeGreaterThan(0);
+    for (const nearOrWide of [pairScanner(silences).nearOrWide, undefined]) {
+      const lazy = await collect(planCutsInOrder(opts, scanner(silences).scan, nearOrWide));
+      expect(lazy.map((c) => c.cut)).toEqual(eager.cuts);
+      expect(lazy.filter((c) => c.hard)).toHaveLength(eager.hardCuts);
+    }
+    const tight = { ...opts, maxChunkS: 70, minTailS: 10 };
+    expect((await collect(planCutsInOrder(tight, scanner(silences).scan))).map((c) => c.cut)).toEqual(
+      (await planSplitsByWindows(tight, scanner(silences).scan)).cuts,
+    );
+  });
+
+  it('asks for the first target alone and the next two beside it, near and wide in one scan, then batches of 4, 8 ...', async () => {
+    const windows = scanner(silences);
+    const pairs = pairScanner(silences);
+    const it = planCutsInOrder(opts, windows.scan, pairs.nearOrWide)[Symbol.asyncIterator]();
+    expect((await it.next()).value).toEqual({ cut: 56.75, hard: false });
+    // The first cut came from the first target's scan; the next batch (the chunks a pool of 3 sends next) was
+    // asked for beside it, each target's near and whole window in one scan.
+    expect(pairs.calls).toEqual([
+      { targets: [pair(60)], ahead: false },
+      { targets: [pair(120), pair(180)], ahead: false },
+    ]);
+    await collect({ [Symbol.asyncIterator]: () => it });
+    // 15 targets: the rest near first, in batches of 4 and 8, and wide where a near window held no pause.
+    const near = windows.calls.filter((c) => c.every((w) => w.toS - w.fromS <= 10));
+    expect(near.map((c) => c.length)).toEqual([4, 8]);
+    expect(windows.calls.length).toBeGreaterThan(near.length);
+    expect(MAX_BATCH).toBe(32);
+  });
+
+  it('stops widening the search in continuous sound: the same (hard) cuts from a fraction of the scans', async () => {
+    const long = { durationS: 60 * 41, targetS: 60, searchWindowS: 15, nearS: 5 };
+    const eager = scanner([]);
+    expect(await planSplitsByWindows(long, eager.scan)).toMatchObject({ hardCuts: 40 });
+    const lazy = scanner([]);
+    const pairs = pairScanner([]);
+    const cuts = await collect(planCutsInOrder(long, lazy.scan, pairs.nearOrWide));
+    expect(cuts.map((c) => c.cut)).toEqual((await planSplitsByWindows(long, scanner([]).scan)).cuts);
+    const wideWindows = (calls: typeof lazy.calls) => calls.flat().filter((w) => w.toS - w.fromS > 10).length;
+    expect(wideWindows(eager.calls)).toBe(40);
+    // Only the first WIDEN_UNTIL_BARE bare targets widen (in the first two batches' near-and-wide scans), though
+    // later batches are scanned before those are used.
+    expect(pairs.calls.flatMap((c) => c.targets)).toHaveLength(WIDEN_UNTIL_BARE);
+    expect(wideWindows(lazy.calls)).toBe(0);
+    expect(WIDEN_UNTIL_BARE).toBe(3);
+  });
+
+  it('in continuous sound, the first cut waits for one scan: its near and whole window at once', async () => {
+    const held = heldScans();
+    const first = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]().next();
+    await tick();
+    // The first target's scan and the next batch's are out before either answered, and nothing else.
+    expect(held.pairs.map((c) => c.targets)).toEqual([[pair(60)], [pair(120), pair(180)]]);
+    expect(held.windows).toHaveLength(0);
+    held.pairs[0]?.answer();
+    expect(await first).toEqual({ done: false, value: { cut: 60, hard: true } });
+  });
+
+  it("takes a target's whole window only where its near one held no pause", async () => {
+    const held = heldScans();
+    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+    const first = it.next();
+    await tick();
+    // A pause in the near window wins over a nearer one the whole window would hold (were it scanned).
+    held.pairs[0]?.answer([{ near: [{ start: 62, end: 63 }], wide: null }]);
+    expect((await first).value).toEqual({ cut: 62.5, hard: false });
+    const next = it.next();
+    held.pairs[1]?.answer([
+      { near: [], wide: [{ start: 130, end: 131 }] },
+      { near: [{ start: 176, end: 177 }], wide: null },
+    ]);
+    expect((await next).value).toEqual({ cut: 130.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 176.5, hard: false });
+    await it.return(undefined);
+  });
+
+  it('scans a later batch near and wide at once when the batch before held no pause near any target', async () => {
+    const held = heldScans();
+    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+    const first = it.next();
+    await tick();
+    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    // The second batch (120 and 180 s) held no pause near either target nor in either whole window.
+    held.pairs[1]?.answer();
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    await tick();
+    const second = it.next();
+    // Two bare targets in a row (fewer than WIDEN_UNTIL_BARE): the next batch is likely bare too.
+    await until(() => held.pairs.length === 3);
+    expect(held.pairs[2]).toMatchObject({ targets: [240, 300, 360, 420].map(pair), ahead: true });
+    expect(held.windows).toHaveLength(0);
+    expect((await second).value).toEqual({ cut: 120, hard: true });
+    await it.return(undefined);
+  });
+
+  it('marks every scan after the first two batches ahead of need', async () => {
+    const held = heldScans();
+    const cuts = collect(planCutsInOrder(opts, held.scan, held.nearOrWide));
+    // Answer every scan as it comes until the plan ends (15 targets: batches of 1, 2, 4, 8); the first three
+    // targets hold a pause nearby, so later batches are scanned near first.
+    const near = [60, 120, 180].map((t) => [{ near: [{ start: t, end: t + 1 }], wide: null }]);
+    let done = false;
+    void cuts.then(() => (done = true));
+    for (let answered = 0, pairsAnswered = 0, turns = 0; !done && turns < 1000; turns++) {
+      if (held.pairs.length > pairsAnswered) {
+        const call = held.pairs[pairsAnswered];
+        call?.answer(call.targets.map((_, k) => near[pairsAnswered + k]?.[0] ?? { near: [], wide: [] }));
+        pairsAnswered += 1;
+      } else if (held.windows.length > answered) held.windows[answered++]?.answer();
+      else await tick();
+    }
+    expect(await cuts).toHaveLength(15);
+    expect(held.pairs.map((c) => ({ targets: c.targets.length, ahead: c.ahead }))).toEqual([
+      { targets: 1, ahead: false },
+      { targets: 2, ahead: false },
+    ]);
+    // Batch 3's near windows, their wide ones (none held a pause), batch 4's near ones (no longer widened),
+    // the last two asked for in either order.
+    expect(held.windows.map((c) => `${c.windows.length} ${c.ahead ? 'ahead' : 'needed'}`).sort()).toEqual([
+      '4 ahead',
+      '4 ahead',
+      '8 ahead',
+    ]);
+  });
+
+  it('goes on behind the cuts a resumed job already made', async () => {
+    const all = await collect(planCutsInOrder(opts, scanner(silences).scan));
+    const after = all.slice(0, 5).map((c) => c.cut);
+    const rest = await collect(planCutsInOrder({ ...opts, after }, scanner(silences).scan));
+    expect(rest).toEqual(all.slice(5));
+  });
+});
+
+describe('nearThenWideScan', () => {
+  it('scans the near windows, then the whole ones only where the near ones held no pause', async () => {
+    const { scan, calls } = scanner([{ start: 62, end: 63 }]);
+    const found = await nearThenWideScan(scan)([pair(60), pair(120)]);
+    expect(found).toEqual([
+      { near: [{ start: 62, end: 63 }], wide: null },
+      { near: [], wide: [] },
+    ]);
+    expect(calls).toEqual([[pair(60).near, pair(120).near], [pair(120).wide]]);
+  });
+});
