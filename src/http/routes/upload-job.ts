@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errorMessage, isAppError, type ErrorCode } from '../../errors.ts';
+import { measureMp3Stream } from '../../chunker/mp3-duration.ts';
 import { newJobId } from '../../jobs/ids.ts';
 import { newJob } from '../../jobs/lifecycle.ts';
 import type { JobRecord, JobRequest } from '../../jobs/types.ts';
@@ -164,10 +165,19 @@ async function storeUpload(
   const log = request.log.child({ jobId: id });
   const lease = await services.dirPool.acquire(id, expected);
   const upload: Upload = { id, lease, log };
+  // An mp3's frames walked as they stream in: its measure is known when the last byte is, not a walk of the file later.
+  const walked = measureMp3Stream({ maxDurationS: config.maxDurationS });
   try {
     const received = await receive(
       request,
-      { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot, repeatable: route.repeatable ?? [] },
+      {
+        path: dirs.uploadPath(id),
+        maxBytes: config.maxUploadBytes,
+        lease,
+        slot,
+        repeatable: route.repeatable ?? [],
+        observe: (piece) => walked.push(piece),
+      },
       config.uploadPace,
       clock,
       log,
@@ -183,6 +193,7 @@ async function storeUpload(
       filename: received.filename,
       sizeBytes: received.sizeBytes,
       request: jobRequest,
+      walked,
     });
     if (dryRun) {
       await release(services, upload);

@@ -44,6 +44,8 @@ interface UploadTarget {
   slot: UploadSlot;
   /** Field names that may come more than once (the form's field count still bounds them). */
   repeatable?: readonly string[];
+  /** Sees the file's bytes in order as they stream to disk (the media measure that needs no file: chunker/mp3-duration.ts). */
+  observe?: (piece: Buffer) => void;
 }
 
 /**
@@ -142,7 +144,7 @@ async function receiveParts(
       }
       let bytes = 0;
       const hash = createHash('sha256');
-      const { lease, slot, maxBytes } = target;
+      const { lease, slot, maxBytes, observe } = target;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
@@ -153,6 +155,7 @@ async function receiveParts(
             .then(() => {
               lease.grow(bytes);
               hash.update(chunk);
+              observe?.(chunk);
               cb(null, chunk);
             })
             .catch((err: unknown) => cb(err as Error));
