@@ -24,6 +24,12 @@ export const MAX_FIELD_BYTES = 64 * 1024;
 const PART_HEADER_MAX_BYTES = 8 * 1024;
 /** Header lines of one part: a browser sends two (Content-Disposition, Content-Type). */
 const PART_HEADER_PAIRS_MAX = 16;
+/**
+ * The file is written in blocks of this much: a write per socket read (64 KiB) is a thread-pool wake-up each, which
+ * on a busy machine takes the core from the event loop receiving the body (115 MB: 0.34 -> 0.25 s at load 7; 1 MiB
+ * did as well, 4 MiB worse).
+ */
+const WRITE_BYTES = 256 * 1024;
 /** A part or field name quoted back in an error message or its details. */
 const ECHOED_NAME_MAX_BYTES = 100;
 
@@ -150,6 +156,8 @@ async function receiveParts(
       let bytes = 0;
       const hash = target.hash ? createHash('sha256') : null;
       const { lease, slot, maxBytes, observe } = target;
+      let held: Buffer[] = [];
+      let heldBytes = 0;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
@@ -161,9 +169,18 @@ async function receiveParts(
               lease.grow(bytes);
               hash?.update(chunk);
               observe?.(chunk);
-              cb(null, chunk);
+              held.push(chunk);
+              heldBytes += chunk.length;
+              if (heldBytes < WRITE_BYTES) return cb();
+              const block = Buffer.concat(held, heldBytes);
+              held = [];
+              heldBytes = 0;
+              cb(null, block);
             })
             .catch((err: unknown) => cb(err as Error));
+        },
+        flush(cb) {
+          cb(null, heldBytes > 0 ? Buffer.concat(held, heldBytes) : undefined);
         },
       });
       // Past the cap the parser only discards the rest of the part, which can be gigabytes: answer now instead.
