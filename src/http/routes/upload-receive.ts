@@ -153,41 +153,12 @@ async function receiveParts(
           details: { field: 'filename', max_bytes: FILENAME_REFUSED_ABOVE_BYTES },
         });
       }
-      let bytes = 0;
-      const hash = target.hash ? createHash('sha256') : null;
-      const { lease, slot, maxBytes, observe } = target;
-      let held: Buffer[] = [];
-      let heldBytes = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          bytes += chunk.length;
-          // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives
-          // (the client's may be shared by every host: asked of Redis, which is why this waits).
-          slot
-            .grow(bytes)
-            .then(() => {
-              lease.grow(bytes);
-              hash?.update(chunk);
-              observe?.(chunk);
-              held.push(chunk);
-              heldBytes += chunk.length;
-              if (heldBytes < WRITE_BYTES) return cb();
-              const block = Buffer.concat(held, heldBytes);
-              held = [];
-              heldBytes = 0;
-              cb(null, block);
-            })
-            .catch((err: unknown) => cb(err as Error));
-        },
-        flush(cb) {
-          cb(null, heldBytes > 0 ? Buffer.concat(held, heldBytes) : undefined);
-        },
-      });
+      const counter = fileCounter(target);
       // Past the cap the parser only discards the rest of the part, which can be gigabytes: answer now instead.
-      part.file.once('limit', () => part.file.destroy(fileTooLarge(maxBytes)));
-      await pipeline(part.file, counter, createWriteStream(target.path, { flags: 'wx' }), { signal });
-      if (part.file.truncated) throw fileTooLarge(maxBytes);
-      file = { filename: storedFilename(part.filename), sizeBytes: bytes, sha256: hash?.digest('hex') ?? null };
+      part.file.once('limit', () => part.file.destroy(fileTooLarge(target.maxBytes)));
+      await pipeline(part.file, counter.stream, createWriteStream(target.path, { flags: 'wx' }), { signal });
+      if (part.file.truncated) throw fileTooLarge(target.maxBytes);
+      file = { filename: storedFilename(part.filename), ...counter.counted() };
     } else {
       const fieldName = utf8Prefix(part.fieldname, ECHOED_NAME_MAX_BYTES);
       if (part.fieldnameTruncated || part.valueTruncated) {
@@ -210,6 +181,47 @@ async function receiveParts(
       details: { reason: 'empty_file' },
     });
   return { ...file, fields, lists };
+}
+
+/**
+ * The `file` part on its way to disk: each piece counted against the upload's byte bounds, hashed when asked,
+ * shown to `observe`, and handed on in blocks of WRITE_BYTES.
+ */
+function fileCounter(target: UploadTarget): {
+  stream: Transform;
+  counted(): { sizeBytes: number; sha256: string | null };
+} {
+  let bytes = 0;
+  const hash = target.hash ? createHash('sha256') : null;
+  const { lease, slot, observe } = target;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives
+      // (the client's may be shared by every host: asked of Redis, which is why this waits).
+      slot
+        .grow(bytes)
+        .then(() => {
+          lease.grow(bytes);
+          hash?.update(chunk);
+          observe?.(chunk);
+          held.push(chunk);
+          heldBytes += chunk.length;
+          if (heldBytes < WRITE_BYTES) return cb();
+          const block = Buffer.concat(held, heldBytes);
+          held = [];
+          heldBytes = 0;
+          cb(null, block);
+        })
+        .catch((err: unknown) => cb(err as Error));
+    },
+    flush(cb) {
+      cb(null, heldBytes > 0 ? Buffer.concat(held, heldBytes) : undefined);
+    },
+  });
+  return { stream, counted: () => ({ sizeBytes: bytes, sha256: hash?.digest('hex') ?? null }) };
 }
 
 function tooSlow(why: SlowUpload): AppError {
