@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { measureMp3Stream, mp3ByteAt, walkMp3Duration } from '../../src/chunker/mp3-duration.ts';
+import { apeTag, encodeSweep } from '../support/mp3-files.ts';
 
 /*
  * The frame walk fed as an upload streams in (measureMp3Stream) against the walk of the stored file
@@ -15,32 +15,10 @@ const MAX_S = 600;
 let dir: string;
 const at = (name: string) => path.join(dir, name);
 
-function ffmpeg(args: string[]): void {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-}
-
 /** A sweep (so VBR frames vary in size), encoded with the given output options. */
 async function encode(name: string, options: string[], seconds = 12): Promise<Buffer> {
-  ffmpeg(['-f', 'lavfi', '-i', `sine=f=300:beep_factor=4:d=${seconds}`, '-c:a', 'libmp3lame', ...options, at(name)]);
+  encodeSweep(at(name), options, seconds);
   return readFile(at(name));
-}
-
-/** An APE v2 tag (a header if asked, one item, a footer) holding `value`, as taggers append it after the audio. */
-function apeTag(value: Buffer, withHeader = true): Buffer {
-  const item = Buffer.concat([Buffer.alloc(8), Buffer.from('Cover\0', 'latin1'), value]);
-  item.writeUInt32LE(value.length, 0);
-  const part = (isHeader: boolean) => {
-    const b = Buffer.alloc(32);
-    b.write('APETAGEX', 0, 'latin1');
-    b.writeUInt32LE(2000, 8);
-    b.writeUInt32LE(item.length + 32, 12);
-    b.writeUInt32LE(1, 16);
-    b.writeUInt32LE(((withHeader ? 0x8000_0000 : 0) | (isHeader ? 0x2000_0000 : 0)) >>> 0, 20);
-    return b;
-  };
-  return Buffer.concat([...(withHeader ? [part(true)] : []), item, part(false)]);
 }
 
 /** The bytes pushed in pieces of `size` (or of varying sizes, from a fixed seed), then the stream's answer. */

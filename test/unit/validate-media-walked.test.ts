@@ -8,6 +8,7 @@ import type { Mp3StreamMeasure } from '../../src/chunker/mp3-duration.ts';
 import type { MediaProbe } from '../../src/chunker/types.ts';
 import { AppError } from '../../src/errors.ts';
 import { createMediaValidator } from '../../src/validate/media-validator.ts';
+import { MP3_PROBE } from '../support/mp3-files.ts';
 
 /*
  * An mp3 whose frames were walked as the upload streamed in: the validator takes that walk as the measure and
@@ -15,19 +16,8 @@ import { createMediaValidator } from '../../src/validate/media-validator.ts';
  * checks always refused in.
  */
 
-const SIZE = 160_000;
-const mp3: MediaProbe = Object.freeze({
-  formatName: 'mp3',
-  demuxer: 'mp3',
-  formatLongName: 'MP2/3 (MPEG audio layer 2/3)',
-  durationS: 10,
-  sizeBytes: SIZE,
-  bitRate: 128_000,
-  streamCount: 1,
-  audioStreamCount: 1,
-  videoStreamCount: 0,
-  audio: { index: 0, codec: 'mp3', sampleRate: 44_100, channels: 2, bitRate: 128_000 },
-});
+const SIZE = MP3_PROBE.sizeBytes;
+const mp3 = MP3_PROBE;
 
 let dir: string;
 let file: string;
