@@ -50,6 +50,36 @@ export function isInfoFrame(frame: Buffer): boolean {
   return text.includes('Xing') || text.includes('Info') || text.includes('VBRI');
 }
 
+/**
+ * Pure: the samples the demuxer skips at the start, per the Xing/Info frame `frame` (a whole frame): the encoder
+ * delay of its LAME tag plus the decoder's 529, as ffmpeg's mp3 demuxer reads them (mp3_parse_info_tag), else 0;
+ * null when the frame is not a Xing/Info frame at the place the demuxer looks (its side information's end).
+ */
+export function infoFrameSkip(frame: Buffer): number | null {
+  const at = xingTagAt(frame);
+  const tag = frame.toString('latin1', at, at + 4);
+  if (tag === 'VBRI' || frame.toString('latin1', 36, 40) === 'VBRI') return 0;
+  if (tag !== 'Xing' && tag !== 'Info') return null;
+  const flags = frame.readUInt32BE(at + 4);
+  // Frame count, byte count, table of contents, quality: each there when its flag is set.
+  const fields = [4, 4, 100, 4].reduce((sum, bytes, bit) => sum + (flags & (1 << bit) ? bytes : 0), 0);
+  const version = at + 8 + fields;
+  if (version + 24 > frame.length || !DELAY_WRITERS.has(frame.toString('latin1', version, version + 4))) return 0;
+  // Encoder delay and padding, 12 bits each, after the version (9), revision, lowpass, peak (4), two gains (2+2),
+  // flags and bitrate.
+  return (frame.readUIntBE(version + 21, 3) >> 12) + 529;
+}
+
+/** Encoders whose info tag's delay ffmpeg's demuxer trusts. */
+const DELAY_WRITERS = new Set(['LAME', 'Lavf', 'Lavc']);
+
+/** Pure: where a Xing/Info tag sits in a frame: right after the side information, whose size is by version and mode. */
+function xingTagAt(frame: Buffer): number {
+  const mono = (frame[3] ?? 0) >> 6 === 3;
+  const v1 = (((frame[1] ?? 0) >> 3) & 3) === 3;
+  return 4 + (v1 ? (mono ? 17 : 32) : mono ? 9 : 17);
+}
+
 /** Seconds of audio in one frame at a sample rate (MPEG-1 rates carry 1152 samples, lower ones 576). */
 export function mp3FrameSeconds(sampleRate: number): number {
   return (sampleRate >= 32_000 ? 1152 : 576) / sampleRate;

@@ -1,3 +1,4 @@
+import type { Mp3StreamMeasure } from '../chunker/mp3-duration.ts';
 import type { Config } from '../config.ts';
 import type { Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
@@ -63,6 +64,8 @@ export interface Services {
     filename: string;
     sizeBytes: number;
     request: JobRequest;
+    /** The upload's frame walk as it streamed in: an mp3 is then measured already (validate/media-validator.ts). */
+    walked?: Pick<Mp3StreamMeasure, 'result'>;
   }): Promise<AcceptedMedia>;
   /** The models a job may name, the default first; what /v1/models lists and the OpenAI routes check against. */
   listModels(): readonly ModelListing[];

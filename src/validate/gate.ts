@@ -3,7 +3,7 @@ import type { MediaProbe } from '../chunker/types.ts';
 import { isAppError, type ErrorCode } from '../errors.ts';
 import type { AudioInfo, CostEstimate, JobRequest } from '../jobs/types.ts';
 import type { CostEstimator } from './cost-estimator.ts';
-import type { MediaValidator } from './media-validator.ts';
+import type { MediaValidationInput, MediaValidator } from './media-validator.ts';
 import type { ProviderValidator } from './provider-validator.ts';
 import type { RequestValidator, TextFields, ValidatedFields } from './request-validator.ts';
 import { settle, type Settled } from './settle.ts';
@@ -24,6 +24,8 @@ export interface GateInput {
   sizeBytes: number;
   request: JobRequest;
   signal?: AbortSignal;
+  /** The upload's frame walk as it streamed in (media-validator.ts). */
+  walked?: MediaValidationInput['walked'];
 }
 
 export interface GateResult {
@@ -88,7 +90,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       return deps.fields.validate(fields);
     },
 
-    async validate({ file, filename, sizeBytes, request, signal }) {
+    async validate({ file, filename, sizeBytes, request, signal, walked }) {
       const started = performance.now();
       const checks: CheckRecord[] = [];
       // Usually a cached answer (the check is kept warm and started when the upload began); when it is not, its
@@ -98,7 +100,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       // The upload is on disk by now: only what is still to be written has to fit in the free space.
       await step(checks, 'system', () => deps.system.check({ sizeBytes, durationS: null, uploadStored: true }));
       const media = await step(checks, 'media', () =>
-        deps.media.validate({ file, filename, ...(signal ? { signal } : {}) }),
+        deps.media.validate({ file, filename, ...(signal ? { signal } : {}), ...(walked ? { walked } : {}) }),
       );
       const durationS = media.audio.duration_s;
       await step(checks, 'storage', () => deps.system.check({ sizeBytes, durationS, uploadStored: true }));

@@ -1,13 +1,16 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { isAllowedDemuxer } from '../chunker/containers.ts';
-import type { CheckResult, DecodeChecker, MeasureResult } from '../chunker/decode-check.ts';
+import type { DecodeChecker } from '../chunker/decode-check.ts';
 import type { Prober } from '../chunker/ffprobe.ts';
+import type { Mp3StreamMeasure } from '../chunker/mp3-duration.ts';
 import { plannedChunkCount } from '../chunker/cut-points.ts';
 import type { MediaProbe } from '../chunker/types.ts';
 import { AppError } from '../errors.ts';
 import type { AudioInfo } from '../jobs/types.ts';
-import { settle, unsettle } from './settle.ts';
+import { decodeAhead, measureAndDecode, type DecodeAhead } from './media-measure.ts';
+
+export { judgeDuration } from './media-measure.ts';
 
 export type MediaProber = Pick<Prober, 'probe'>;
 export type MediaDecodeChecker = Pick<DecodeChecker, 'check' | 'measureDecodedDuration'>;
@@ -47,6 +50,8 @@ export interface MediaValidationInput {
   file: string;
   filename: string;
   signal?: AbortSignal;
+  /** The frame walk of the upload as it streamed in: an mp3's measure, and its end window's frame, known at once. */
+  walked?: Pick<Mp3StreamMeasure, 'result'>;
 }
 
 export interface MediaValidationResult {
@@ -66,18 +71,8 @@ export interface MediaValidator {
   validate(input: MediaValidationInput): Promise<MediaValidationResult>;
 }
 
-/**
- * A decode test run at the header's duration stands for one at the measured duration when the two are this close:
- * its end window (the last 5 s before the claimed end, half of which must decode) then still covers the real end.
- */
-const SAME_END_S = 0.5;
-
 /** Header claims this much more or less than the bytes can hold: not to be trusted. */
 const BITRATE_MISMATCH = 1.5;
-/** A measured duration this far below the header's (relative, plus seconds) means the file was cut short. */
-const TRUNCATION_RATIO = 0.9;
-const TRUNCATION_SLACK_S = 1;
-
 /** Pure: whether the header's duration cannot be taken at face value. */
 export function headerIsSuspicious(probe: MediaProbe, sizeBytes: number): boolean {
   const d = probe.durationS;
@@ -93,94 +88,6 @@ function unsupported(message: string, details: Record<string, unknown> = {}): Ap
   return new AppError('UNSUPPORTED_MEDIA', message, { details });
 }
 
-function outOfRange(durationS: number, maxDurationS: number, atLeast = false): AppError {
-  const seconds = Math.round(durationS * 1000) / 1000;
-  return new AppError(
-    'DURATION_OUT_OF_RANGE',
-    durationS <= 0
-      ? 'The file holds no audio (its duration is 0 s); upload a recording with sound in it.'
-      : atLeast
-        ? `The recording is longer than ${maxDurationS} s, the most this server accepts; split it into shorter files.`
-        : `The recording is ${Math.round(durationS)} s long; this server accepts at most ${maxDurationS} s. Split it into shorter files.`,
-    { details: { duration_s: seconds, max_duration_s: maxDurationS } },
-  );
-}
-
-/**
- * Pure: the duration a job is judged on. With a measurement, what decodes (rejecting a file that holds much
- * less than its header promises, i.e. a truncated one); without, the header. Throws DURATION_OUT_OF_RANGE
- * outside (0, maxDurationS] and MEDIA_CORRUPT for damage.
- */
-export function judgeDuration(headerS: number, measured: MeasureResult | null, maxDurationS: number): number {
-  if (measured === null) {
-    if (!(headerS > 0)) throw outOfRange(0, maxDurationS);
-    if (headerS > maxDurationS) throw outOfRange(headerS, maxDurationS);
-    return headerS;
-  }
-  const decodedS = measured.decodedS;
-  if (measured.overLimit || decodedS > maxDurationS) throw outOfRange(decodedS, maxDurationS, true);
-  if (!(decodedS > 0)) {
-    // A header promising sound that does not decode is damage; a header promising nothing is an empty recording.
-    if (headerS > 0) {
-      throw new AppError('MEDIA_CORRUPT', 'No audio in the file can be decoded; re-encode it or upload another copy.', {
-        details: { reason: 'decode_failed', decoded_s: 0, header_s: headerS },
-      });
-    }
-    throw outOfRange(0, maxDurationS);
-  }
-  if (Number.isFinite(headerS) && decodedS < headerS * TRUNCATION_RATIO - TRUNCATION_SLACK_S) {
-    throw new AppError(
-      'MEDIA_CORRUPT',
-      `The file holds ${decodedS.toFixed(1)} s of audio but its header says ${headerS.toFixed(1)} s; ` +
-        'it looks truncated. Upload the complete file.',
-      { details: { reason: 'truncated', decoded_s: decodedS, header_s: headerS } },
-    );
-  }
-  return decodedS;
-}
-
-/**
- * The duration the file is judged on (measured, or the header's) and the start/end decode test. The test needs the
- * duration only for where the end is: run at the header's duration beside the measure, it is kept when the measure
- * lands near the header (the usual file) and run again at the measured end otherwise. It has its own controller,
- * so it is stopped when the measure refuses the file.
- */
-async function measureAndDecode(
-  deps: Pick<MediaValidatorOptions, 'logger' | 'decodeChecker' | 'maxDurationS'> & { measureBy: 'demux' | 'decode' },
-  input: { file: string; probe: MediaProbe; measuring: boolean; signal?: AbortSignal },
-): Promise<{ measured: MeasureResult | null; durationS: number; decoded: CheckResult }> {
-  const { decodeChecker, maxDurationS } = deps;
-  const { file, probe, signal } = input;
-  const early = new AbortController();
-  const stopEarly = () => early.abort(signal?.reason);
-  signal?.addEventListener('abort', stopEarly, { once: true });
-  const decodeAt = (durationS: number, s: AbortSignal | undefined) =>
-    decodeChecker.check(file, { demuxer: probe.demuxer, durationS, maxDurationS, ...(s ? { signal: s } : {}) });
-  const earlyCheck =
-    input.measuring && Number.isFinite(probe.durationS) && probe.durationS > 0
-      ? settle(decodeAt(probe.durationS, early.signal))
-      : null;
-  try {
-    const measured = input.measuring
-      ? await decodeChecker.measureDecodedDuration(file, {
-          demuxer: probe.demuxer,
-          maxDurationS,
-          mode: deps.measureBy,
-          ...(signal ? { signal } : {}),
-        })
-      : null;
-    const durationS = judgeDuration(probe.durationS, measured, maxDurationS);
-    const reuse = earlyCheck !== null && Math.abs(durationS - probe.durationS) <= SAME_END_S;
-    const decoded = reuse ? unsettle(await earlyCheck) : await decodeAt(durationS, signal);
-    return { measured, durationS, decoded };
-  } finally {
-    stopEarly();
-    signal?.removeEventListener('abort', stopEarly);
-    // Not left running (nor unhandled) when the measure refused the file or the end moved.
-    await earlyCheck;
-  }
-}
-
 export function createMediaValidator(options: MediaValidatorOptions): MediaValidator {
   const { logger, prober, decodeChecker, maxDurationS, chunkSeconds } = options;
   const maxStreams = options.maxStreams ?? 16;
@@ -192,72 +99,93 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
   if (!(chunkSeconds > 0)) throw new TypeError(`chunkSeconds must be > 0, got ${String(chunkSeconds)}`);
 
   return {
-    async validate({ file, filename, signal }) {
+    async validate({ file, filename, signal, walked }) {
       const started = performance.now();
       const sizeBytes = (await stat(file)).size;
       if (sizeBytes === 0) throw unsupported('The file is empty; upload an audio recording.', { reason: 'empty_file' });
-
-      const probe = await prober.probe(file, signal ? { signal } : {});
-      if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
-        throw unsupported(
-          `The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`,
-          {
-            reason: 'container_not_allowed',
-            format: probe.formatName,
-          },
-        );
+      // The walk is what measuring an mp3 'always', by 'demux', comes to.
+      const ahead =
+        measureMode === 'always' && measureBy === 'demux'
+          ? decodeAhead({ decodeChecker, maxDurationS }, { file, sizeBytes, walked, ...(signal ? { signal } : {}) })
+          : null;
+      try {
+        return await checkMedia({ file, filename, sizeBytes, started, ahead, ...(signal ? { signal } : {}) });
+      } finally {
+        // Not left running (nor unhandled) when the file was refused before its turn, or was not an mp3 after all.
+        await ahead?.stop();
       }
-      if (probe.audio === null || probe.audioStreamCount === 0) {
-        throw unsupported('The file has no audio stream; upload a file with sound in it.', {
-          reason: 'no_audio_stream',
-          format: probe.demuxer,
-        });
-      }
-      if (probe.streamCount > maxStreams) {
-        throw unsupported(
-          `The file has ${probe.streamCount} streams; at most ${maxStreams} are accepted. Export the audio alone.`,
-          {
-            reason: 'too_many_streams',
-            streams: probe.streamCount,
-          },
-        );
-      }
-
-      const suspicious = headerIsSuspicious(probe, sizeBytes);
-      const measuring = measureMode === 'always' || suspicious;
-      const { measured, durationS, decoded } = await measureAndDecode(
-        { logger, decodeChecker, maxDurationS, measureBy },
-        { file, probe, measuring, ...(signal ? { signal } : {}) },
-      );
-      if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
-      if (!decoded.ok) {
-        logger.info({ reason: decoded.reason, demuxer: probe.demuxer }, 'decode check failed');
-        throw new AppError(
-          'MEDIA_CORRUPT',
-          'The audio cannot be decoded at its start or its end; the file is damaged. Re-encode it or upload another copy.',
-          { details: { reason: 'decode_check_failed' } },
-        );
-      }
-
-      const audio: AudioInfo = {
-        filename,
-        size_bytes: sizeBytes,
-        duration_s: Math.round(durationS * 1000) / 1000,
-        format: probe.demuxer,
-        codec: probe.audio.codec,
-        sample_rate: probe.audio.sampleRate,
-        channels: probe.audio.channels,
-        demuxer: probe.demuxer,
-      };
-      return {
-        audio,
-        probe,
-        bitrate: probe.bitRate ?? probe.audio.bitRate,
-        plannedChunks: planChunks(durationS, chunkSeconds),
-        decodedS: measured?.decodedS ?? decoded.decodedS,
-        durationSource: measured === null ? 'header' : 'measured',
-        ms: performance.now() - started,
-      };
     },
   };
+
+  async function checkMedia(input: {
+    file: string;
+    filename: string;
+    sizeBytes: number;
+    started: number;
+    ahead: DecodeAhead | null;
+    signal?: AbortSignal;
+  }): Promise<MediaValidationResult> {
+    const { file, filename, sizeBytes, started, ahead, signal } = input;
+    const probe = await prober.probe(file, signal ? { signal } : {});
+    if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
+      throw unsupported(
+        `The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`,
+        {
+          reason: 'container_not_allowed',
+          format: probe.formatName,
+        },
+      );
+    }
+    if (probe.audio === null || probe.audioStreamCount === 0) {
+      throw unsupported('The file has no audio stream; upload a file with sound in it.', {
+        reason: 'no_audio_stream',
+        format: probe.demuxer,
+      });
+    }
+    if (probe.streamCount > maxStreams) {
+      throw unsupported(
+        `The file has ${probe.streamCount} streams; at most ${maxStreams} are accepted. Export the audio alone.`,
+        {
+          reason: 'too_many_streams',
+          streams: probe.streamCount,
+        },
+      );
+    }
+
+    const suspicious = headerIsSuspicious(probe, sizeBytes);
+    const measuring = measureMode === 'always' || suspicious;
+    const { measured, durationS, decoded } = await measureAndDecode(
+      { decodeChecker, maxDurationS, measureBy },
+      { file, probe, measuring, ahead, ...(signal ? { signal } : {}) },
+    );
+    if (measured) logger.debug({ headerS: probe.durationS, measured, suspicious }, 'measured duration');
+    if (!decoded.ok) {
+      logger.info({ reason: decoded.reason, demuxer: probe.demuxer }, 'decode check failed');
+      throw new AppError(
+        'MEDIA_CORRUPT',
+        'The audio cannot be decoded at its start or its end; the file is damaged. Re-encode it or upload another copy.',
+        { details: { reason: 'decode_check_failed' } },
+      );
+    }
+
+    const audio: AudioInfo = {
+      filename,
+      size_bytes: sizeBytes,
+      duration_s: Math.round(durationS * 1000) / 1000,
+      format: probe.demuxer,
+      codec: probe.audio.codec,
+      sample_rate: probe.audio.sampleRate,
+      channels: probe.audio.channels,
+      demuxer: probe.demuxer,
+    };
+    return {
+      audio,
+      probe,
+      bitrate: probe.bitRate ?? probe.audio.bitRate,
+      plannedChunks: planChunks(durationS, chunkSeconds),
+      decodedS: measured?.decodedS ?? decoded.decodedS,
+      durationSource: measured === null ? 'header' : 'measured',
+      ms: performance.now() - started,
+    };
+  }
 }

@@ -8,6 +8,7 @@ import { createDecodeChecker } from '../../src/chunker/decode-check.ts';
 import { walkMp3Duration } from '../../src/chunker/mp3-duration.ts';
 import { createProber } from '../../src/chunker/ffprobe.ts';
 import { judgeDuration } from '../../src/validate/media-validator.ts';
+import { apeTag, encodeSweep, ffmpegQuiet } from '../support/mp3-files.ts';
 
 /*
  * The frame walk against ffmpeg's own demux figure (`-c copy -f null`, what the validator measured before), on
@@ -18,11 +19,7 @@ const MAX_S = 600;
 let dir: string;
 const at = (name: string) => path.join(dir, name);
 
-function ffmpeg(args: string[]): void {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-}
+const ffmpeg = ffmpegQuiet;
 
 /** ffmpeg's demux figure: the last out_time of `-progress`, as decode-check's ffmpeg path reads it. */
 function demuxSeconds(file: string): number {
@@ -43,24 +40,8 @@ function demuxSeconds(file: string): number {
 
 /** 20 s of a sweep (so VBR frames vary in size), encoded with the given output options. */
 function encode(name: string, options: string[], seconds = 20): string {
-  ffmpeg(['-f', 'lavfi', '-i', `sine=f=300:beep_factor=4:d=${seconds}`, '-c:a', 'libmp3lame', ...options, at(name)]);
+  encodeSweep(at(name), options, seconds);
   return at(name);
-}
-
-/** An APE v2 tag (header, one item, footer) as taggers append it after the audio. */
-function apeTag(): Buffer {
-  const item = Buffer.concat([Buffer.alloc(8), Buffer.from('Title\0Talk', 'latin1')]);
-  item.writeUInt32LE(4, 0);
-  const part = (isHeader: boolean) => {
-    const b = Buffer.alloc(32);
-    b.write('APETAGEX', 0, 'latin1');
-    b.writeUInt32LE(2000, 8);
-    b.writeUInt32LE(item.length + 32, 12);
-    b.writeUInt32LE(1, 16);
-    b.writeUInt32LE((0x8000_0000 | (isHeader ? 0x2000_0000 : 0)) >>> 0, 20);
-    return b;
-  };
-  return Buffer.concat([part(true), item, part(false)]);
 }
 
 const walk = (file: string, maxDurationS = MAX_S) => walkMp3Duration(file, { maxDurationS });

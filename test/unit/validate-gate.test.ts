@@ -70,8 +70,11 @@ function build(script: Script = {}) {
       return { snapshot, requiredBytes: 1, ms: 0 };
     },
   };
+  const mediaInputs: Array<Parameters<MediaValidator['validate']>[0]> = [];
   const media: MediaValidator = {
-    async validate({ filename }) {
+    async validate(input) {
+      const { filename } = input;
+      mediaInputs.push(input);
       order.push('media');
       if (script.mediaError) throw script.mediaError;
       return {
@@ -115,7 +118,12 @@ function build(script: Script = {}) {
     },
   };
   const fields = createRequestValidator({ defaultModel: 'whisper-1', knownModels: ['whisper-1'] });
-  return { gate: createValidationGate({ logger, system, media, provider, estimator, fields }), order, systemInputs };
+  return {
+    gate: createValidationGate({ logger, system, media, provider, estimator, fields }),
+    order,
+    systemInputs,
+    mediaInputs,
+  };
 }
 
 const input = { file: '/tmp/upload', filename: 'talk.wav', sizeBytes: 38_400_000, request };
@@ -152,6 +160,13 @@ describe('validation gate', () => {
     expect(result.plannedChunks).toBe(2);
     expect(result.audio.filename).toBe('talk.wav');
     expect(result.probe).toBe(probe);
+  });
+
+  it("hands the media check the upload's frame walk as it streamed in", async () => {
+    const { gate, mediaInputs } = build();
+    const walked = { result: () => null };
+    await gate.validate({ ...input, walked });
+    expect(mediaInputs[0]).toMatchObject({ file: input.file, filename: input.filename, walked });
   });
 
   it('stops at a busy system before probing the file', async () => {

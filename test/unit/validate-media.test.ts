@@ -12,24 +12,14 @@ import {
   judgeDuration,
   type MediaValidatorOptions,
 } from '../../src/validate/media-validator.ts';
+import { MP3_PROBE } from '../support/mp3-files.ts';
 
 const logger = pino({ level: 'silent' });
 
 /** 10 s of 128 kbit/s mp3 is 160 000 bytes. */
 const SIZE = 160_000;
 
-const mp3Speech: MediaProbe = Object.freeze({
-  formatName: 'mp3',
-  demuxer: 'mp3',
-  formatLongName: 'MP2/3 (MPEG audio layer 2/3)',
-  durationS: 10,
-  sizeBytes: SIZE,
-  bitRate: 128_000,
-  streamCount: 1,
-  audioStreamCount: 1,
-  videoStreamCount: 0,
-  audio: { index: 0, codec: 'mp3', sampleRate: 44_100, channels: 2, bitRate: 128_000 },
-});
+const mp3Speech = MP3_PROBE;
 const noAudioStreams: MediaProbe = {
   ...mp3Speech,
   formatName: 'mov,mp4,m4a,3gp,3g2,mj2',

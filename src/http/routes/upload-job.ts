@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errorMessage, isAppError, type ErrorCode } from '../../errors.ts';
+import { measureMp3Stream } from '../../chunker/mp3-duration.ts';
 import { newJobId } from '../../jobs/ids.ts';
 import { newJob } from '../../jobs/lifecycle.ts';
 import type { JobRecord, JobRequest } from '../../jobs/types.ts';
@@ -164,17 +165,27 @@ async function storeUpload(
   const log = request.log.child({ jobId: id });
   const lease = await services.dirPool.acquire(id, expected);
   const upload: Upload = { id, lease, log };
+  // An mp3's frames walked as they stream in: its measure is known when the last byte is, not a walk of the file later.
+  const walked = measureMp3Stream({ maxDurationS: config.maxDurationS });
   try {
     const received = await receive(
       request,
-      { path: dirs.uploadPath(id), maxBytes: config.maxUploadBytes, lease, slot, repeatable: route.repeatable ?? [] },
+      {
+        path: dirs.uploadPath(id),
+        maxBytes: config.maxUploadBytes,
+        lease,
+        slot,
+        repeatable: route.repeatable ?? [],
+        hash: idempotencyKey !== null,
+        observe: (piece) => walked.push(piece),
+      },
       config.uploadPace,
       clock,
       log,
     );
     lease.settle(received.sizeBytes);
     services.events.uploadBytes(received.sizeBytes);
-    const fingerprint = requestFingerprint(received, route.fingerprintTag);
+    const fingerprint = idempotencyKey === null ? null : requestFingerprint(received, route.fingerprintTag);
     const earlier = idempotencyKey ? await store.findByIdempotencyKey(request.owner, idempotencyKey) : null;
     if (earlier) return await replay(services, upload, sameRequest(earlier, fingerprint), received);
     const { request: jobRequest, dryRun } = route.fields(received);
@@ -183,6 +194,7 @@ async function storeUpload(
       filename: received.filename,
       sizeBytes: received.sizeBytes,
       request: jobRequest,
+      walked,
     });
     if (dryRun) {
       await release(services, upload);
@@ -224,14 +236,14 @@ async function accept(
   request: FastifyRequest,
   upload: Upload,
   job: JobRecord,
-  { fingerprint, received }: { fingerprint: string; received: Received },
+  { fingerprint, received }: { fingerprint: string | null; received: Received },
 ): Promise<UploadOutcome> {
   const { store } = services;
   // Durable before reported: with an object store, the job's row exists only once any host can get the upload.
   await services.uploads.save(job.id, services.dirs.uploadPath(job.id));
   upload.saved = true;
   try {
-    await store.insertJob(job, job.idempotencyKey === null ? null : fingerprint);
+    await store.insertJob(job, fingerprint);
   } catch (err) {
     // Two concurrent requests with one Idempotency-Key: the loser answers as a replay of the winner's.
     const winner = job.idempotencyKey ? await store.findByIdempotencyKey(request.owner, job.idempotencyKey) : null;
@@ -274,7 +286,7 @@ async function release(services: Services, upload: Upload): Promise<void> {
 
 /**
  * What an Idempotency-Key stands for: the fields, the file name and the file's content. Field order does not
- * matter; every value does.
+ * matter; every value does. Asked only with a key: the file is hashed only then.
  */
 function requestFingerprint(received: Received, tag: string | undefined): string {
   const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
@@ -287,7 +299,10 @@ function requestFingerprint(received: Received, tag: string | undefined): string
 }
 
 /** The job a repeated key answers, or 422 when the key was first used for another request (as payment APIs do). */
-function sameRequest(earlier: { job: JobRecord; requestFingerprint: string | null }, fingerprint: string): JobRecord {
+function sameRequest(
+  earlier: { job: JobRecord; requestFingerprint: string | null },
+  fingerprint: string | null,
+): JobRecord {
   // Jobs from before fingerprints were kept replay for any request, as they did.
   if (earlier.requestFingerprint !== null && earlier.requestFingerprint !== fingerprint) {
     throw new AppError(

@@ -5,7 +5,6 @@
  */
 import type { Multipart } from '@fastify/multipart';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
@@ -14,6 +13,7 @@ import type { DirLease } from '../../resources/dir-pool.ts';
 import { untilAborted, type Clock } from '../../transcribe/backoff.ts';
 import { FILENAME_REFUSED_ABOVE_BYTES, storedFilename, utf8Prefix } from './upload-filename.ts';
 import type { UploadSlot } from '../../resources/upload-limits.ts';
+import { blockFileWriter } from './upload-blocks.ts';
 import { watchUpload, type SlowUpload, type UploadPace } from './upload-watchdog.ts';
 
 export const MAX_FIELD_BYTES = 64 * 1024;
@@ -24,14 +24,16 @@ export const MAX_FIELD_BYTES = 64 * 1024;
 const PART_HEADER_MAX_BYTES = 8 * 1024;
 /** Header lines of one part: a browser sends two (Content-Disposition, Content-Type). */
 const PART_HEADER_PAIRS_MAX = 16;
+/** The file is written in blocks of this much (upload-blocks.ts), not a write per socket read. */
+const WRITE_BYTES = 256 * 1024;
 /** A part or field name quoted back in an error message or its details. */
 const ECHOED_NAME_MAX_BYTES = 100;
 
 export interface Received {
   filename: string;
   sizeBytes: number;
-  /** Hex sha256 of the file as it streamed in. */
-  sha256: string;
+  /** Hex sha256 of the file as it streamed in; null when not asked for (`UploadTarget.hash`). */
+  sha256: string | null;
   fields: Record<string, string>;
   /** The values of the fields the route allows more than once (`timestamp_granularities[]`), in order. */
   lists: Record<string, string[]>;
@@ -44,6 +46,13 @@ interface UploadTarget {
   slot: UploadSlot;
   /** Field names that may come more than once (the form's field count still bounds them). */
   repeatable?: readonly string[];
+  /**
+   * Hash the file as it streams: only an Idempotency-Key's fingerprint needs it, and sha256 is ~65 ms of this
+   * thread's CPU per 115 MB, spent while the body arrives.
+   */
+  hash: boolean;
+  /** Sees the file's bytes in order as they stream to disk (the media measure that needs no file: chunker/mp3-duration.ts). */
+  observe?: (piece: Buffer) => void;
 }
 
 /**
@@ -110,7 +119,7 @@ async function receiveParts(
   target: UploadTarget,
   signal: AbortSignal,
 ): Promise<Received> {
-  let file: { filename: string; sizeBytes: number; sha256: string } | null = null;
+  let file: { filename: string; sizeBytes: number; sha256: string | null } | null = null;
   const fields: Record<string, string> = {};
   const lists: Record<string, string[]> = {};
   for (let next = first; ; next = parts.next()) {
@@ -140,29 +149,12 @@ async function receiveParts(
           details: { field: 'filename', max_bytes: FILENAME_REFUSED_ABOVE_BYTES },
         });
       }
-      let bytes = 0;
-      const hash = createHash('sha256');
-      const { lease, slot, maxBytes } = target;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          bytes += chunk.length;
-          // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives
-          // (the client's may be shared by every host: asked of Redis, which is why this waits).
-          slot
-            .grow(bytes)
-            .then(() => {
-              lease.grow(bytes);
-              hash.update(chunk);
-              cb(null, chunk);
-            })
-            .catch((err: unknown) => cb(err as Error));
-        },
-      });
+      const counter = fileCounter(target);
       // Past the cap the parser only discards the rest of the part, which can be gigabytes: answer now instead.
-      part.file.once('limit', () => part.file.destroy(fileTooLarge(maxBytes)));
-      await pipeline(part.file, counter, createWriteStream(target.path, { flags: 'wx' }), { signal });
-      if (part.file.truncated) throw fileTooLarge(maxBytes);
-      file = { filename: storedFilename(part.filename), sizeBytes: bytes, sha256: hash.digest('hex') };
+      part.file.once('limit', () => part.file.destroy(fileTooLarge(target.maxBytes)));
+      await pipeline(part.file, counter.stream, blockFileWriter(target.path, WRITE_BYTES), { signal });
+      if (part.file.truncated) throw fileTooLarge(target.maxBytes);
+      file = { filename: storedFilename(part.filename), ...counter.counted() };
     } else {
       const fieldName = utf8Prefix(part.fieldname, ECHOED_NAME_MAX_BYTES);
       if (part.fieldnameTruncated || part.valueTruncated) {
@@ -185,6 +177,33 @@ async function receiveParts(
       details: { reason: 'empty_file' },
     });
   return { ...file, fields, lists };
+}
+
+/** The `file` part on its way to disk: each piece counted against the upload's byte bounds, hashed when asked, shown to `observe`. */
+function fileCounter(target: UploadTarget): {
+  stream: Transform;
+  counted(): { sizeBytes: number; sha256: string | null };
+} {
+  let bytes = 0;
+  const hash = target.hash ? createHash('sha256') : null;
+  const { lease, slot, observe } = target;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      // A body without Content-Length is counted against the client's and the pool's byte bounds as it arrives
+      // (the client's may be shared by every host: asked of Redis, which is why this waits).
+      slot
+        .grow(bytes)
+        .then(() => {
+          lease.grow(bytes);
+          hash?.update(chunk);
+          observe?.(chunk);
+          cb(null, chunk);
+        })
+        .catch((err: unknown) => cb(err as Error));
+    },
+  });
+  return { stream, counted: () => ({ sizeBytes: bytes, sha256: hash?.digest('hex') ?? null }) };
 }
 
 function tooSlow(why: SlowUpload): AppError {

@@ -1,0 +1,55 @@
+import { readFile, stat } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { walkMp3Duration, type Mp3StreamMeasure } from '../../src/chunker/mp3-duration.ts';
+import { speechFixture } from '../fixtures/speech.ts';
+import { startServer, upload, type TestServer } from '../helper.ts';
+
+/*
+ * POST /v1/jobs walks an mp3's frames as the upload streams to disk (chunker/mp3-duration.ts measureMp3Stream), so
+ * validation has its measure when the last byte arrives instead of reading the stored file again.
+ */
+
+describe('the frame walk of an upload as it streams in', () => {
+  let server: TestServer;
+  const seen: Array<ReturnType<Mp3StreamMeasure['result']> | undefined> = [];
+  /** The stored upload as validation found it. */
+  const stored: Buffer[] = [];
+
+  beforeAll(async () => {
+    server = await startServer({ TRANSCRIBE_PROVIDER: 'local', MAX_DURATION_S: '120' });
+    // What the route hands to validation, seen on its way there.
+    const validateMedia = server.services.validateMedia.bind(server.services);
+    server.services.validateMedia = async (input) => {
+      seen.push(input.walked?.result());
+      stored.push(await readFile(input.file));
+      return validateMedia(input);
+    };
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('hands validation the walk of every byte stored, which the duration is judged on', async () => {
+    const { mp3 } = speechFixture();
+    const res = await upload(server.url, mp3, { dry_run: 'true' });
+    expect(res.status).toBe(200);
+    const walked = await walkMp3Duration(mp3, { maxDurationS: 120 });
+    expect(seen.at(-1)).toMatchObject({ walk: walked, bytes: (await stat(mp3)).size });
+    if (!walked.ok) throw new Error(walked.reason);
+    expect((res.body as unknown as { audio: { duration_s: number } }).audio.duration_s).toBe(
+      Math.round(walked.seconds * 1000) / 1000,
+    );
+    // Written in blocks (upload-receive.ts WRITE_BYTES), the last one shorter: every byte, in order.
+    const sent = await readFile(mp3);
+    expect(sent.length % (256 * 1024)).not.toBe(0);
+    expect(stored.at(-1)?.equals(sent)).toBe(true);
+  });
+
+  it('finds no frames in a WAV, whose duration is measured from the file as before', async () => {
+    const { wav } = speechFixture();
+    const res = await upload(server.url, wav, { dry_run: 'true' });
+    expect(res.status).toBe(200);
+    expect(seen.at(-1)).toMatchObject({ walk: { ok: false }, bytes: (await stat(wav)).size });
+    expect(stored.at(-1)?.equals(await readFile(wav))).toBe(true);
+  });
+});
