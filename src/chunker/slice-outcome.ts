@@ -78,10 +78,6 @@ export function sliceOutputArgs(
     '-dn',
     '-map_metadata',
     '-1',
-    // Nor the muxer's own encoder tag: in a WAV it is a LIST chunk after the format, and pocketsphinx, which skips
-    // exactly 44 header bytes, decodes its 34 bytes as 17 samples of sound at the start of the chunk.
-    '-fflags',
-    '+bitexact',
     '-t',
     String(opts.maxDurationS),
     ...(opts.mode === 'copy' ? ['-c:a', 'copy'] : enc.codecArgs),
