@@ -6,13 +6,14 @@
  * each one's WER minus one whole-file pocketsphinx run, their mean and spread.
  *
  *   node --experimental-strip-types bench/seam-yardstick.ts [--variants base,plain] [--overlaps 0,4]
- *     [--offsets 0,1.5,3,4.5] [--voices] [--jobs 2] [--json out.json]
+ *     [--offsets 0,1.5,3,4.5] [--packet-s 0.128] [--voices] [--jobs 2] [--json out.json]
  *
  * It runs what the service runs on a job, without the service: the cut points of `planCutPoints` (no pause to
  * cut in, so every cut is hard) shifted by the offset, each chunk after the first starting the overlap before its
- * cut (as `withOverlap` joins them), the real local provider on each chunk file, `stitchTranscript` on the
+ * cut (as `withOverlap` joins them; `--packet-s 0.128` moves each cut to the next packet boundary, as the
+ * service's segment muxer does on 16 kHz PCM), the real local provider on each chunk file, `stitchTranscript` on the
  * results. pocketsphinx is deterministic, so each chunk's result is cached in bench/.cache/seam-yardstick under
- * the hash of its samples and the provider's settings: a re-run, or a seam variant on the same chunks, is free.
+ * the hash of its samples, the provider's settings and the start value it computes: a re-run, or a seam variant on the same chunks, is free.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -23,6 +24,7 @@ import pLimit from 'p-limit';
 import pino from 'pino';
 import { parseWavHeader, wavHeader } from '../src/chunker/overlap-lead.ts';
 import { planCutPoints } from '../src/chunker/cut-points.ts';
+import { chunkCmnInit } from '../src/transcribe/providers/local/cmn-init.ts';
 import { createLocalProvider, type LocalProviderOptions } from '../src/transcribe/providers/local/provider.ts';
 import { stitchTranscript } from '../src/transcribe/stitcher.ts';
 import type { ChunkResult } from '../src/transcribe/types.ts';
@@ -52,11 +54,10 @@ const VARIANTS: Record<string, ProviderSettings> = {
   span8: { cmnEstimate: { spanS: 8 } },
   /** Voice activity detection off: in speech without pauses it has nothing to remove but may clip a start. */
   vadoff: { extraArgs: ['-remove_silence', 'no'] },
-  /** Noise subtraction off: at a chunk's start its noise estimate is made of speech. */
+  /** Noise subtraction off, in pocketsphinx and in the start value: at a chunk's start its noise estimate is speech. */
   noiseoff: { cmnEstimate: { c0Bias: 0 }, extraArgs: ['-remove_noise', 'no'] },
-  /** C0_BIAS moved either way: how much the fit of c0 alone matters with noise subtraction on. */
-  bias1: { cmnEstimate: { c0Bias: 1 } },
-  bias2: { cmnEstimate: { c0Bias: 2 } },
+  /** The start value exactly as pocketsphinx computes its mean: its noise subtraction and voice detection, no bias. */
+  exact: { cmnEstimate: { steps: {}, c0Bias: 0 } },
   /** Noise subtraction off with the model's start value: whether noiseoff's gain is the noise estimate's start. */
   'plain-noiseoff': { cmnInit: false, extraArgs: ['-remove_noise', 'no'] },
 };
@@ -93,11 +94,16 @@ async function transcribeChunk(
   tmpDir: string,
   index: number,
 ): Promise<ChunkResult> {
-  const key = sha(JSON.stringify(settings), bytes);
-  const cached = path.join(CACHE_DIR, `${key}.json`);
-  if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as ChunkResult;
-  const file = path.join(tmpDir, `${key}.wav`);
+  const file = path.join(tmpDir, `${sha(bytes)}-${index}.wav`);
   writeFileSync(file, Buffer.concat([wavHeader(pcm.layout, bytes.length), bytes]));
+  // The start value the provider will compute goes into the key: a change to how it is estimated is a new result.
+  const init = settings.cmnInit === false ? null : await chunkCmnInit(file, settings.cmnEstimate);
+  const key = sha(JSON.stringify(settings), ...(init ? [JSON.stringify(init)] : []), bytes);
+  const cached = path.join(CACHE_DIR, `${key}.json`);
+  if (existsSync(cached)) {
+    rmSync(file, { force: true });
+    return JSON.parse(readFileSync(cached, 'utf8')) as ChunkResult;
+  }
   const provider = createLocalProvider({ logger: pino({ level: 'silent' }), modelDir: MODEL_DIR, ...settings });
   try {
     const result = await provider.transcribe({
@@ -118,9 +124,10 @@ async function transcribeChunk(
 }
 
 /** The cut points of a job with no pause to cut in, the grid shifted by `offsetS` (the first chunk longer). */
-function cutsAt(durationS: number, offsetS: number): number[] {
+function cutsAt(durationS: number, offsetS: number, packetS: number): number[] {
   const { cuts } = planCutPoints({ durationS: durationS - offsetS, targetS: CHUNK_SECONDS });
-  return cuts.map((c) => c + offsetS);
+  // The segment muxer starts a chunk at the first packet at or after its cut (PCM packets of 2048 samples).
+  return cuts.map((c) => (packetS > 0 ? Math.ceil((c + offsetS) / packetS - 1e-9) * packetS : c + offsetS));
 }
 
 interface Measure {
@@ -134,14 +141,13 @@ async function measure(
   clip: Clip,
   pcm: Pcm,
   settings: ProviderSettings,
-  overlapS: number,
-  offsetS: number,
+  { overlapS, offsetS, packetS }: { overlapS: number; offsetS: number; packetS: number },
   limit: ReturnType<typeof pLimit>,
   tmpDir: string,
   whole: number,
 ): Promise<Measure> {
   const durationS = pcm.samples.length / pcm.layout.byteRate;
-  const cuts = cutsAt(durationS, offsetS);
+  const cuts = cutsAt(durationS, offsetS, packetS);
   const bounds = [0, ...cuts, durationS];
   const byte = (s: number): number => Math.max(0, Math.round(s * 16_000)) * 2;
   const chunks = await Promise.all(
@@ -177,6 +183,7 @@ async function main(): Promise<void> {
       variants: { type: 'string', default: 'base' },
       overlaps: { type: 'string', default: '4' },
       offsets: { type: 'string', default: '0,1.5,3,4.5' },
+      'packet-s': { type: 'string', default: '0' },
       voices: { type: 'boolean', default: false },
       jobs: { type: 'string', default: String(Math.max(1, os.availableParallelism())) },
       json: { type: 'string' },
@@ -212,7 +219,15 @@ async function main(): Promise<void> {
         const runs = await Promise.all(
           clips.flatMap((c, i) =>
             offsets.map((off) =>
-              measure(c, pcms[i] as Pcm, v.settings, overlapS, off, limit, tmpDir, wholes[i] as number),
+              measure(
+                c,
+                pcms[i] as Pcm,
+                v.settings,
+                { overlapS, offsetS: off, packetS: Number(values['packet-s']) },
+                limit,
+                tmpDir,
+                wholes[i] as number,
+              ),
             ),
           ),
         );

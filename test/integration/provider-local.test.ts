@@ -8,8 +8,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import type { AppError } from '../../src/errors.ts';
-import { cepstralMean } from '../../src/transcribe/providers/local/cepstral-mean.ts';
-import { readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
+import { cepstralMean, EN_US_FRONT_END } from '../../src/transcribe/providers/local/cepstral-mean.ts';
+import { CMN_SPAN_S, readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
 import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
 import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
@@ -261,17 +261,22 @@ describe('createLocalProvider', () => {
     expect(await p.check()).toMatchObject({ status: 'down', code: 'PROVIDER_UNAVAILABLE' });
   });
 
-  /** The first 6 s of a LibriVox clip (one utterance shorter than the 8 s pocketsphinx keeps its start value for). */
+  /**
+   * The first 6 s of a LibriVox clip (one utterance shorter than the 8 s pocketsphinx keeps its start value for),
+   * with a plain 44-byte header as the slicer writes it (pocketsphinx reads samples from byte 44 on).
+   */
   function sixSeconds(name: string): string {
     const file = path.join(tmp, name);
     const clip = path.join(LIBRIVOX_DIR, `${CLIPS[1].id}.wav`);
-    execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', clip, '-t', '6', '-ar', '16000', '-ac', '1', file]);
+    execFileSync('ffmpeg', [
+      ...['-loglevel', 'error', '-y', '-i', clip, '-t', '6', '-ar', '16000', '-ac', '1', '-fflags', '+bitexact'],
+      file,
+    ]);
     return file;
   }
 
-  it("starts pocketsphinx's cepstral mean from the chunk's own, close to where pocketsphinx itself ends up", async () => {
-    const file = sixSeconds('cmn.wav');
-    // Where pocketsphinx's live CMN ends on this chunk when it runs alone (its last "Update to" line).
+  /** Where pocketsphinx's live CMN ends on a file when it runs alone (its last "Update to" line). */
+  function pocketsphinxOwnMean(file: string): number[] {
     const alone = spawnSync(
       'pocketsphinx_continuous',
       [
@@ -286,7 +291,21 @@ describe('createLocalProvider', () => {
       ],
       { encoding: 'utf8' },
     );
-    const own = [...alone.stderr.matchAll(/Update to\s*<([^>]*)>/g)].at(-1)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+    return [...alone.stderr.matchAll(/Update to\s*<([^>]*)>/g)].at(-1)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+  }
+
+  it("computes pocketsphinx's own mean of a chunk with its noise subtraction and voice detection", async () => {
+    const file = sixSeconds('exact.wav');
+    const own = pocketsphinxOwnMean(file);
+    expect(own).toHaveLength(13);
+    const computed = cepstralMean((await readPcmStart(file, CMN_SPAN_S)) ?? new Int16Array()) ?? [];
+    // Measured within 0.1 (pocketsphinx adds a zero-padded last frame); without the noise subtraction c0 is ~1-2 off.
+    own.forEach((v, i) => expect(Math.abs((computed[i] ?? NaN) - v), `c${i}`).toBeLessThan(0.2));
+  });
+
+  it("starts pocketsphinx's cepstral mean from the chunk's own, close to where pocketsphinx itself ends up", async () => {
+    const file = sixSeconds('cmn.wav');
+    const own = pocketsphinxOwnMean(file);
     expect(own).toHaveLength(13);
 
     const seen: Array<{ args: readonly string[]; featParams: string | null }> = [];
@@ -304,8 +323,8 @@ describe('createLocalProvider', () => {
     const params = seen[0]?.featParams ?? '';
     const init = /^-cmninit (.*)$/m.exec(params)?.[1]?.split(',').map(Number) ?? [];
     expect(init).toHaveLength(13);
-    // The model's start value is 41.00 for c0; this speaker's is ~57. The estimate leaves out pocketsphinx's noise
-    // subtraction, which lowers c0 by 1-2.
+    // The model's start value is 41.00 for c0; this speaker's is ~57. The default estimate leaves out pocketsphinx's
+    // noise subtraction (CMN_STEPS, which would lower c0 by 1-2) and takes C0_BIAS off c0 instead.
     expect(Math.abs((init[0] ?? 0) - (own[0] ?? 0))).toBeLessThan(3);
     for (let i = 1; i < 13; i++) expect(Math.abs((init[i] ?? 0) - (own[i] ?? 0)), `c${i}`).toBeLessThan(2.5);
     // Every other line is the model's own; the file is gone once the chunk is done.
@@ -323,14 +342,14 @@ describe('createLocalProvider', () => {
     expect(rec.children[0]?.spawnargs).not.toContain('-featparams');
   });
 
-  it('takes the start value over the span and with the c0 bias it is given, and passes extra flags on', async () => {
+  it('takes the start value over the span, with the front-end steps and c0 bias it is given, and passes extra flags on', async () => {
     const file = sixSeconds('estimate.wav');
     const seen: Array<{ args: readonly string[]; featParams: string }> = [];
     const p = createLocalProvider({
       logger,
       modelDir: MODEL_DIR,
-      cmnEstimate: { spanS: 2, c0Bias: 0 },
-      extraArgs: ['-remove_silence', 'no'],
+      cmnEstimate: { spanS: 2, steps: { removeNoise: false }, c0Bias: 0.5 },
+      extraArgs: ['-remove_noise', 'no'],
       spawn: (cmd, args, opts) => {
         seen.push({ args, featParams: readFileSync(args[args.indexOf('-featparams') + 1] as string, 'utf8') });
         return spawn(cmd, args, opts);
@@ -342,9 +361,10 @@ describe('createLocalProvider', () => {
         .exec(seen[0]?.featParams ?? '')?.[1]
         ?.split(',')
         .map(Number) ?? [];
-    const firstTwo = cepstralMean((await readPcmStart(file, 2)) ?? new Int16Array()) ?? [];
-    expect(init).toEqual(firstTwo.map((v) => Number(v.toFixed(2))));
-    expect(seen[0]?.args.slice(-2)).toEqual(['-remove_silence', 'no']);
+    const firstTwo =
+      cepstralMean((await readPcmStart(file, 2)) ?? new Int16Array(), EN_US_FRONT_END, { removeNoise: false }) ?? [];
+    expect(init).toEqual(firstTwo.map((v, i) => Number((i === 0 ? v - 0.5 : v).toFixed(2))));
+    expect(seen[0]?.args.slice(-2)).toEqual(['-remove_noise', 'no']);
   });
 
   it('does not spawn, and leaves no file behind, when the job is cancelled while the chunk is read', async () => {

@@ -36,6 +36,72 @@ describe('cepstralMean (the front end of pocketsphinx en-us)', () => {
   });
 });
 
+/**
+ * 5 s at 16 kHz: a hiss floor throughout and two voiced stretches (harmonics of 140 Hz, then 210 Hz, under a
+ * syllable-rate envelope) with a pause between: something for the noise tracker to learn and the voice activity
+ * detection to drop.
+ */
+function speechAndPauses(): Int16Array {
+  let seed = 11;
+  const rand = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31 - 0.5;
+  const harmonics = [
+    [1, 4000],
+    [2, 2500],
+    [3, 1800],
+    [5, 900],
+    [8, 500],
+    [13, 300],
+    [21, 150],
+  ] as const;
+  return Int16Array.from({ length: 5 * 16_000 }, (_, i) => {
+    const t = i / 16_000;
+    const voiced = (t > 0.6 && t < 2.4) || (t > 3.2 && t < 4.7);
+    const f0 = t < 3 ? 140 : 210;
+    let v = 0;
+    if (voiced) {
+      for (const [k, a] of harmonics) v += a * Math.sin(2 * Math.PI * f0 * k * t);
+      v *= 0.55 + 0.45 * Math.sin(2 * Math.PI * 4 * t);
+    }
+    return Math.round(v + rand() * 120);
+  });
+}
+
+/**
+ * What pocketsphinx itself computes from speechAndPauses() written as a 44-byte-header WAV: the mean of the
+ * cepstra it logs with `-mfclogdir` (frames with c0 >= 0, as its live normalisation sums them), with the en-us
+ * model, pocketsphinx_continuous 0.8+5prealpha+1 (Debian bookworm), recorded 2026-12-05.
+ */
+const POCKETSPHINX = {
+  // Defaults: noise subtraction and voice activity detection on (476 frames of 499 pass).
+  default: [47.856, 8.585, 8.298, 6.219, -1.793, -5.636, -3.506, -1.195, -5.336, 0.208, -19.092, -2.125, 40.209],
+  // -remove_noise no
+  noNoise: [51.133, 4.945, 7.661, 5.922, -1.35, -5.441, -3.59, -0.864, -5.739, 0.368, -19.436, -1.929, 39.571],
+  // -remove_noise no -remove_silence no (all 499 frames)
+  neither: [50.505, 3.626, 6.963, 5.245, -1.572, -5.361, -3.544, -0.997, -5.586, 0.185, -18.72, -2.078, 37.583],
+};
+
+describe('cepstralMean against the features pocketsphinx logs', () => {
+  // pocketsphinx adds one zero-padded frame at the end of each utterance and restarts its framing after it:
+  // a frame or two of 476 differ, ~0.1 at most in the mean.
+  const close = (got: number[] | null, want: number[]): void => {
+    expect(got).toHaveLength(want.length);
+    want.forEach((w, i) => expect(Math.abs((got?.[i] ?? NaN) - w), `c${i}: ${got?.[i]} vs ${w}`).toBeLessThan(0.15));
+  };
+
+  it('matches with noise subtraction and voice activity detection on (how pocketsphinx runs)', () => {
+    close(cepstralMean(speechAndPauses()), POCKETSPHINX.default);
+  });
+
+  it('matches with noise subtraction off (the speech decision still drops the same frames)', () => {
+    close(cepstralMean(speechAndPauses(), EN_US_FRONT_END, { removeNoise: false }), POCKETSPHINX.noNoise);
+  });
+
+  it('matches with both off', () => {
+    const steps = { removeNoise: false, removeSilence: false };
+    close(cepstralMean(speechAndPauses(), EN_US_FRONT_END, steps), POCKETSPHINX.neither);
+  });
+});
+
 describe('withCmnInit', () => {
   const params = '-lowerf 130\n-cmn batch\n-cmninit 41.00,-5.29,-0.12\n-varnorm no\n';
 

@@ -1,3 +1,5 @@
+import { noiseSubtraction } from './noise-subtraction.ts';
+
 /**
  * The mean of the cepstra pocketsphinx computes from 16 kHz speech: what its live cepstral mean normalisation
  * (CMN) converges to on this audio. pocketsphinx starts every file from the model's `-cmninit` and keeps it for
@@ -7,7 +9,9 @@
  * The front end is sphinxbase's (fe_sigproc.c) with the en-us model's feat.params: pre-emphasis 0.97, 410-sample
  * Hamming window every 160 samples, 512-point FFT power spectrum, 25 unit-area triangular mel filters rounded to
  * FFT bins between 130 and 6800 Hz, natural log, DCT-II (c0 scaled by sqrt(1/25), the rest by sqrt(2/25)), lifter
- * 22. pocketsphinx's noise subtraction and voice activity detection are left out; frames with no energy are skipped.
+ * 22, with pocketsphinx's spectral noise subtraction on the mel energies before the log (noise-subtraction.ts) and
+ * its voice activity detection choosing the frames, as `pocketsphinx_continuous` runs by default. Checked against
+ * the features pocketsphinx itself logs (`-mfclogdir`; test/unit/cepstral-mean.test.ts).
  */
 
 export interface FrontEnd {
@@ -113,11 +117,65 @@ function fftOf(n: number): (re: Float64Array, im: Float64Array) => void {
   };
 }
 
+/** What pocketsphinx does to the audio before the cepstra; both on by default, as it runs. */
+export interface FrontEndSteps {
+  /** Spectral noise subtraction (`-remove_noise`, noise-subtraction.ts). @default true */
+  removeNoise?: boolean;
+  /** Voice activity detection (`-remove_silence`): frames it drops are left out of the mean too. @default true */
+  removeSilence?: boolean;
+}
+
+/** sphinxbase's fe_mel_cep: log energies floored at LOG_FLOOR, so a band with none is not -Infinity. */
+const LOG_FLOOR = 1e-4;
+/** fe_vad_hangover's defaults: `-vad_prespeech`, `-vad_startspeech`, `-vad_postspeech` (frames). */
+const VAD = { preSpeech: 20, startSpeech: 10, postSpeech: 50 };
+
 /**
- * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples, or null when they hold no frame with
- * energy (silence, or shorter than one window).
+ * The frames pocketsphinx's voice activity detection passes on (fe_vad_hangover with fe_process_frames): none
+ * until `startSpeech` speech frames in a row, then the buffered frames before them (the last `preSpeech` + 1)
+ * and every frame until `postSpeech` non-speech frames in a row.
  */
-export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END): number[] | null {
+function vadGate(emit: (cep: Float64Array) => void): (cep: Float64Array, speech: boolean) => void {
+  let inSpeech = false;
+  let pre = 0;
+  let post = 0;
+  let buffered: Float64Array[] = [];
+  return (cep, speech) => {
+    if (!inSpeech) {
+      buffered.push(cep.slice());
+      if (buffered.length > VAD.preSpeech + 1) buffered.shift();
+    }
+    if (speech) {
+      post = 0;
+      if (inSpeech) emit(cep);
+      else if (++pre >= VAD.startSpeech) {
+        pre = 0;
+        inSpeech = true;
+        for (const b of buffered) emit(b);
+        buffered = [];
+      }
+      return;
+    }
+    pre = 0;
+    if (!inSpeech) return;
+    if (++post >= VAD.postSpeech) {
+      post = 0;
+      inSpeech = false;
+      buffered = [];
+    } else emit(cep);
+  };
+}
+
+/**
+ * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples as pocketsphinx's live normalisation
+ * sums them: over the frames its voice activity detection passes, leaving out frames with c0 < 0 (cmn_live.c
+ * skips them as having no energy). Null when no frame is left (silence, or shorter than one window).
+ */
+export function cepstralMean(
+  samples: Int16Array,
+  fe: FrontEnd = EN_US_FRONT_END,
+  steps: FrontEndSteps = {},
+): number[] | null {
   const filters = melFilters(fe);
   const fft = fftOf(fe.fftSize);
   const window = Float64Array.from(
@@ -131,11 +189,19 @@ export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END
       return scale * lifter * Math.cos((Math.PI * i * (j + 0.5)) / fe.filters);
     }),
   );
+  const noise = noiseSubtraction(fe.filters, steps.removeNoise ?? true);
+  const removeSilence = steps.removeSilence ?? true;
   const sum = new Float64Array(fe.ceps);
+  let frames = 0;
+  const gate = vadGate((cep) => {
+    if ((cep[0] as number) < 0) return;
+    for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
+    frames++;
+  });
   const re = new Float64Array(fe.fftSize);
   const im = new Float64Array(fe.fftSize);
-  const logMel = new Float64Array(fe.filters);
-  let frames = 0;
+  const mfspec = new Float64Array(fe.filters);
+  const cep = new Float64Array(fe.ceps);
   for (let start = 0; start + fe.frameSize <= samples.length; start += fe.frameShift) {
     re.fill(0);
     im.fill(0);
@@ -144,7 +210,6 @@ export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END
       re[i] = ((samples[start + i] as number) - fe.alpha * prior) * (window[i] as number);
     }
     fft(re, im);
-    let silent = false;
     for (let f = 0; f < fe.filters; f++) {
       const { first, weights } = filters[f] as Filter;
       let energy = 0;
@@ -152,17 +217,17 @@ export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END
         const bin = first + k;
         energy += (weights[k] as number) * ((re[bin] as number) ** 2 + (im[bin] as number) ** 2);
       }
-      if (energy <= 0) silent = true;
-      logMel[f] = Math.log(energy);
+      mfspec[f] = energy;
     }
-    if (silent) continue;
+    const speech = noise.track(mfspec);
+    for (let f = 0; f < fe.filters; f++) mfspec[f] = Math.log((mfspec[f] as number) + LOG_FLOOR);
     for (let i = 0; i < fe.ceps; i++) {
       const row = dct[i] as Float64Array;
       let c = 0;
-      for (let j = 0; j < fe.filters; j++) c += (row[j] as number) * (logMel[j] as number);
-      sum[i] = (sum[i] as number) + c;
+      for (let j = 0; j < fe.filters; j++) c += (row[j] as number) * (mfspec[j] as number);
+      cep[i] = c;
     }
-    frames++;
+    gate(cep, speech || !removeSilence);
   }
   return frames === 0 ? null : Array.from(sum, (s) => s / frames);
 }

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { parseWavHeader } from '../../../chunker/overlap-lead.ts';
-import { cepstralMean, EN_US_FRONT_END } from './cepstral-mean.ts';
+import { cepstralMean, EN_US_FRONT_END, type FrontEndSteps } from './cepstral-mean.ts';
 
 /**
  * Seconds from a chunk's start its cepstral mean is taken over: the 8 s pocketsphinx decodes against its start
@@ -39,24 +39,28 @@ export function withCmnInit(featParams: string, mean: readonly number[]): string
 }
 
 /**
- * How much higher cepstralMean's c0 comes out than pocketsphinx's own mean of the same audio: it leaves out
- * pocketsphinx's noise subtraction, which lowers every band's energy a little (measured 0.9-2.0 on 6 s of the
- * LibriVox and espeak-ng fixtures; the other cepstra agree within ~1.5). With it taken off, the seam case's
- * WER dropped by 2 words on each fixture (docs/performance.md#seams).
+ * The start value is computed without pocketsphinx's noise subtraction and voice activity detection, and C0_BIAS
+ * is taken off c0, which the subtraction would have lowered by ~1-2. With both steps on the estimate is exactly
+ * pocketsphinx's own mean of the chunk (within ~0.1; noise-subtraction.ts), yet the seam yardstick's WER came out
+ * worse with it (+1.92 points over 12 cuts against +1.29; docs/performance.md#seams): what decodes best is not the
+ * closest fit, so the measured estimate stays.
  */
 export const C0_BIAS = 1.5;
+export const CMN_STEPS: FrontEndSteps = { removeNoise: false, removeSilence: false };
 
 export interface CmnEstimate {
   /** @default CMN_SPAN_S */
   spanS?: number;
-  /** @default C0_BIAS */
+  /** @default CMN_STEPS */
+  steps?: FrontEndSteps;
+  /** Taken off c0. @default C0_BIAS */
   c0Bias?: number;
 }
 
 /** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
 export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
   const pcm = await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S);
-  const mean = pcm ? cepstralMean(pcm) : null;
+  const mean = pcm ? cepstralMean(pcm, EN_US_FRONT_END, estimate.steps ?? CMN_STEPS) : null;
   const bias = estimate.c0Bias ?? C0_BIAS;
   return mean ? mean.map((v, i) => (i === 0 ? v - bias : v)) : null;
 }
