@@ -21,6 +21,8 @@ export interface Mp3WalkOptions {
 const BLOCK = 256 * 1024;
 /** The file's last bytes, where its tags are looked for. */
 const TAIL = 64 * 1024;
+/** Pieces of the tail held at most while an upload streams in (measureMp3Stream). */
+const TAIL_PIECES = 128;
 const ID3V1 = 128;
 const APE_FOOTER = 32;
 
@@ -111,6 +113,13 @@ export function measureMp3Stream(options: Pick<Mp3WalkOptions, 'maxDurationS'>):
       tail.push(piece);
       tailBytes += piece.length;
       while (tail.length > 1 && tailBytes - (tail[0]?.length ?? 0) >= TAIL) tailBytes -= tail.shift()?.length ?? 0;
+      if (tail.length > TAIL_PIECES) {
+        // Small pieces (a client sending a byte per TCP segment) are joined: TAIL of them would be ~20 MB of heap.
+        const joined = Buffer.concat(tail);
+        const kept = joined.subarray(Math.max(0, joined.length - TAIL));
+        tail.splice(0, tail.length, kept);
+        tailBytes = kept.length;
+      }
     },
     result() {
       const last = Buffer.concat(tail);

@@ -60,6 +60,9 @@ export function infoFrameSkip(frame: Buffer): number | null {
   const tag = frame.toString('latin1', at, at + 4);
   if (tag === 'VBRI' || frame.toString('latin1', 36, 40) === 'VBRI') return 0;
   if (tag !== 'Xing' && tag !== 'Info') return null;
+  // A frame too short to hold the tag's flags (a crafted 25-byte one): the demuxer reads them from the bytes after
+  // it, so the caller must not take it for an info frame it understands (it gives way to ffmpeg instead).
+  if (at + 8 > frame.length) return null;
   const flags = frame.readUInt32BE(at + 4);
   // Frame count, byte count, table of contents, quality: each there when its flag is set.
   const fields = [4, 4, 100, 4].reduce((sum, bytes, bit) => sum + (flags & (1 << bit) ? bytes : 0), 0);

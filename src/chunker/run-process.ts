@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 
-/** The nice value of a run at low priority: ~10 % of a core when it competes with a run at 0 (CFS weights). */
+/** How much nicer than the service a run at low priority is: ~10 % of a core when it competes with the service's (CFS weights). */
 export const LOW_PRIORITY = 10;
+/** The lowest priority there is (the highest nice value). */
+const NICEST = 19;
 
 export interface RunOptions {
   /** Wall-clock limit; the process gets SIGKILL when it is reached. */
@@ -80,7 +82,9 @@ export function runProcess(cmd: string, args: readonly string[], opts: RunOption
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     if (opts.lowPriority && child.pid !== undefined) {
       try {
-        os.setPriority(child.pid, LOW_PRIORITY);
+        // Below the service's own priority: an absolute 10 would put a service started at nice 15 (by root)
+        // below its own scans ahead of need.
+        os.setPriority(child.pid, Math.min(NICEST, os.getPriority() + LOW_PRIORITY));
       } catch {
         // Gone already, or not allowed: it runs at the usual priority, which is only slower for the others.
       }

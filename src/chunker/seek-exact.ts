@@ -12,9 +12,14 @@ const EXACT: ReadonlySet<string> = new Set(['wav', 'w64', 'aiff', 'au', 'caf', '
 /** Bytes read from the start of an mp3 to find its Info/Xing frame (after any ID3v2 tag). */
 const HEAD_BYTES = 4096;
 
-/** The size of a leading ID3v2 tag (header included), or 0. */
+/**
+ * The size of a leading ID3v2 tag (header included), or 0. A header ffmpeg does not take for one (ff_id3v2_match:
+ * a version byte of 0xff, a size byte with its high bit set) is none: skipping it here would hide from the walk
+ * audio that ffmpeg's demuxer finds and plays.
+ */
 export function id3v2Size(head: Buffer): number {
   if (head.length < 10 || head.toString('latin1', 0, 3) !== 'ID3') return 0;
+  if (head[3] === 0xff || head[4] === 0xff || head.subarray(6, 10).some((b) => b >= 0x80)) return 0;
   // Four 7-bit "syncsafe" bytes, plus the 10-byte header and a 10-byte footer when flagged.
   const size = ((head[6] ?? 0) << 21) | ((head[7] ?? 0) << 14) | ((head[8] ?? 0) << 7) | (head[9] ?? 0);
   const footer = ((head[5] ?? 0) & 0x10) !== 0 ? 10 : 0;

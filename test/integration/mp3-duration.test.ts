@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecodeChecker } from '../../src/chunker/decode-check.ts';
-import { walkMp3Duration } from '../../src/chunker/mp3-duration.ts';
+import { measureMp3Stream, walkMp3Duration } from '../../src/chunker/mp3-duration.ts';
 import { createProber } from '../../src/chunker/ffprobe.ts';
 import { judgeDuration } from '../../src/validate/media-validator.ts';
 import { apeTag, encodeSweep, ffmpegQuiet } from '../support/mp3-files.ts';
@@ -160,6 +160,27 @@ describe('walkMp3Duration, compared with ffmpeg demuxing the same file', () => {
     // A header claiming more than the frames hold: no frame there, so the seek by time says so as before.
     const claimsMore = await checker.check(file, { demuxer: 'mp3', durationS: durationS + 60, maxDurationS: MAX_S });
     expect(claimsMore).toMatchObject({ ok: false, reason: expect.stringMatching(/claimed end/) });
+  });
+
+  it('takes no ID3v2 header ffmpeg does not take for one: the audio it would skip is audio to ffmpeg', async () => {
+    // "ID3" and a size whose last byte has its high bit set: not a tag to ffmpeg (ff_id3v2_match), which demuxes
+    // the 20 s the size covers and the 4 s after them. Skipping them, the walk found 4 s: a 24 s recording under
+    // a 15 s limit.
+    const options = ['-b:a', '32k', '-ac', '1', '-write_xing', '0', '-id3v2_version', '0'];
+    let hidden = await readFile(encode('hidden.mp3', options, 20));
+    while ((hidden.length & 0x80) === 0) hidden = Buffer.concat([hidden, Buffer.alloc(1)]);
+    const size = hidden.length;
+    const head = Buffer.from([0x49, 0x44, 0x33, 4, 0, 0, 0, size >> 14, (size >> 7) & 0x7f, (size & 0x7f) | 0x80]);
+    const file = at('false-id3.mp3');
+    await writeFile(file, Buffer.concat([head, hidden, await readFile(encode('shown.mp3', options, 4))]));
+    expect(demuxSeconds(file)).toBeGreaterThan(23);
+    const walked = await walk(file, 15);
+    // The same seconds, or it gives way to ffmpeg.
+    if (walked.ok) expect(walked.seconds).toBeCloseTo(demuxSeconds(file), 5);
+    const streamed = measureMp3Stream({ maxDurationS: 15 });
+    streamed.push(await readFile(file));
+    const result = streamed.result();
+    if (result?.walk.ok) expect(result.walk.seconds).toBeCloseTo(demuxSeconds(file), 5);
   });
 
   it('catches a Xing header that lies about the length, as the demux did', async () => {

@@ -8,6 +8,12 @@ import { Writable } from 'node:stream';
  * the body; copying them into blocks instead costs a copy of every upload and, for a big one, tens of MB of
  * garbage the collector is slow to return.
  */
+/**
+ * Pieces held at most, however few bytes they hold: a client sending a byte per TCP segment hands the route a Buffer
+ * per byte, and 256 KiB of them is ~70 MB of heap for one upload. 1024 is also what one writev takes (IOV_MAX).
+ */
+export const MAX_HELD_PIECES = 1024;
+
 export function blockFileWriter(path: string, blockBytes: number): Writable {
   let fh: FileHandle | null = null;
   let held: Buffer[] = [];
@@ -33,7 +39,7 @@ export function blockFileWriter(path: string, blockBytes: number): Writable {
     write(chunk: Buffer, _enc, cb) {
       held.push(chunk);
       heldBytes += chunk.length;
-      if (heldBytes < blockBytes) return cb();
+      if (heldBytes < blockBytes && held.length < MAX_HELD_PIECES) return cb();
       flush().then(() => cb(), cb);
     },
     final(cb) {
