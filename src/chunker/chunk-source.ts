@@ -76,6 +76,8 @@ export interface OpenOptions {
   cutPoints: readonly number[];
   /** Chunks handed out and not yet released before cutting pauses. */
   lookahead: number;
+  /** Chunks the pool sends at once: the first cuts it waits for are planned before the rest. @default 3 */
+  inFlight?: number;
   signal: AbortSignal;
 }
 
@@ -191,7 +193,13 @@ export function createChunkSource(
       if (plan.lazy) {
         // The mp3 slicer puts each chunk's lead in front and keeps it under the byte cap itself: the chunk is one
         // byte range of the upload, copied once.
-        const cuts = readAhead(cutPlanner.cutsInOrder({ ...cutRequest(subject, signal).req, after: opts.cutPoints }));
+        const cuts = readAhead(
+          cutPlanner.cutsInOrder({
+            ...cutRequest(subject, signal).req,
+            after: opts.cutPoints,
+            ...(opts.inFlight !== undefined && { firstNeeded: opts.inFlight }),
+          }),
+        );
         return sliceMp3({
           input: subject.file,
           outDir: opts.outDir,

@@ -19,7 +19,7 @@ export interface CutPlanner {
    * The same cut points one by one, each as soon as the audio up to its target was scanned (the file must seek
    * exactly: windowed scans), after the cuts in `after` (which come first).
    */
-  cutsInOrder(req: CutPlanRequest & { after: readonly number[] }): AsyncIterable<number>;
+  cutsInOrder(req: CutPlanRequest & { after: readonly number[]; firstNeeded?: number }): AsyncIterable<number>;
 }
 
 /** Seconds either side of a target scanned first: speech pauses every few seconds, so this usually suffices. */

@@ -64,15 +64,17 @@ export function nearThenWideScan(scan: WindowScan): NearOrWideScan {
  * From the second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous
  * sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a
  * pause far from its target, after several targets without any, is not looked for. `after`: cuts already made
- * (a resumed job's), planning goes on behind the last of them.
+ * (a resumed job's), planning goes on behind the last of them. `firstNeeded`: how many chunks the pool sends at once
+ * (default 3); at 1 the second batch is scanned ahead of need, behind the first target's scan.
  */
 export async function* planCutsInOrder(
-  opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[] },
+  opts: Omit<CutPointOptions, 'silences'> & { nearS: number; after?: readonly number[]; firstNeeded?: number },
   scan: WindowScan,
   nearOrWide: NearOrWideScan = nearThenWideScan(scan),
 ): AsyncGenerator<{ cut: number; hard: boolean }> {
   const p = resolvePlan(opts);
   check('nearS', opts.nearS, { allowZero: true });
+  const firstNeeded = opts.firstNeeded ?? 3;
   const all = planSplits({ durationS: p.durationS, targetS: p.targetS, minTailS: p.minTailS, maxChunkS: p.maxChunkS });
   let prev = opts.after?.at(-1) ?? 0;
   // The targets still ahead: a resumed job's cuts each stood for one target near it.
@@ -105,8 +107,9 @@ export async function* planCutsInOrder(
     const batch = batches[b] ?? [];
     const widens = (): boolean => near < p.windowS && bareStreak < WIDEN_UNTIL_BARE;
     // The first two batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once); the
-    // scans of the rest are ahead of the slicer's need.
-    const ahead = b > 1;
+    // scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time waits for the first
+    // target alone: the next two must not take the cores from it.
+    const ahead = b > 1 || (b === 1 && firstNeeded <= 1);
     // Near and wide in one scan when nothing is known yet (the first two batches), or when the batches before
     // are known and the last one found no pause nearby.
     const both = widens() && (scanned === 0 || (scanned === b && lastBatchBare));

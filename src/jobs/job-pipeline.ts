@@ -158,6 +158,7 @@ export async function runJobPipeline(
       outDir: dirs.chunksDir(job.id, epoch),
       cutPoints: cutsSoFar(chunks, plan, job.audio.duration_s),
       lookahead: Math.max(2, deps.concurrency * 2),
+      inFlight: sequential ? 1 : deps.concurrency,
       // On shutdown ffmpeg stops at once; requests in flight are let finish so their paid results are kept.
       signal: stopSending,
     });

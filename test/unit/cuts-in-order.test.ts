@@ -107,6 +107,20 @@ describe('planCutsInOrder', () => {
     expect(MAX_BATCH).toBe(32);
   });
 
+  it('scans the next two targets ahead of need when the pool sends one chunk at a time', async () => {
+    const pairs = pairScanner(silences);
+    const one = planCutsInOrder({ ...opts, firstNeeded: 1 }, scanner(silences).scan, pairs.nearOrWide);
+    const cuts = await collect(one);
+    expect(pairs.calls.slice(0, 2)).toEqual([
+      { targets: [pair(60)], ahead: false },
+      { targets: [pair(120), pair(180)], ahead: true },
+    ]);
+    // Only the scans' priority changes: the same cuts as a pool of 3 gets.
+    expect(cuts).toEqual(
+      await collect(planCutsInOrder(opts, scanner(silences).scan, pairScanner(silences).nearOrWide)),
+    );
+  });
+
   it('stops widening the search in continuous sound: the same (hard) cuts from a fraction of the scans', async () => {
     const long = { durationS: 60 * 41, targetS: 60, searchWindowS: 15, nearS: 5 };
     const eager = scanner([]);
