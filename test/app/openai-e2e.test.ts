@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
+import { until } from '../support/until.ts';
 import {
   getJson,
   jobFiles,
@@ -133,7 +134,11 @@ describe('the service end to end with the openai engine against the fake OpenAI 
     const sent = fake.requests.filter((r) => r.path === '/v1/audio/transcriptions');
     expect(sent.length).toBeLessThanOrEqual(3);
     expect(sent.every((r) => r.attempt === 0)).toBe(true);
-    expect((await jobFiles(server.dataDir)).filter((f) => f.includes(job.id) && f.length > job.id.length)).toEqual([]);
+    // The failure is stored before the run lets go of the job's files: their removal follows it.
+    const left = async () =>
+      (await jobFiles(server.dataDir)).filter((f) => f.includes(job.id) && f.length > job.id.length);
+    await until(async () => (await left()).length === 0, "the failed job's files to be removed");
+    expect(await left()).toEqual([]);
   });
 
   it('refuses uploads with 502 PROVIDER_AUTH when the provider rejects the key, and leaves nothing behind', async () => {
