@@ -20,7 +20,7 @@ import {
   listPage,
   LIVE_STATUSES,
   rowToJob,
-  toSql,
+  patchColumns,
 } from './store-rows.ts';
 import type { ChunkRecord, ChunkState, JobRecord, JobStatus } from './types.ts';
 
@@ -155,11 +155,11 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     patch: JobPatch,
     options: { whileLive?: boolean; fence?: number } = {},
   ): Promise<boolean> {
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
-    const sets = [...entries.map(([k], i) => `${JOB_COLUMNS[k]} = $${i + 1}`), `updated_at = $${entries.length + 1}`];
+    const set = patchColumns(patch, JOB_COLUMNS);
+    const sets = [...set.map(({ column }, i) => `${column} = $${i + 1}`), `updated_at = $${set.length + 1}`];
     const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
     const { fence } = options;
-    const params = [...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id, fence ?? null];
+    const params = [...set.map(({ value }) => value), this.#now().toISOString(), id, fence ?? null];
     const n = params.length;
     const sql = `UPDATE jobs SET ${sets.join(', ')} WHERE id = $${n - 1}${live} AND ($${n}::bigint IS NULL OR run_epoch = $${n})`;
     const changed = (await this.#db.count(sql, params)) > 0;
@@ -216,12 +216,12 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
   }
 
   async updateChunk(jobId: string, index: number, patch: ChunkPatch, fence?: number): Promise<void> {
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
-    if (entries.length === 0) return;
-    const sets = entries.map(([k], i) => `${CHUNK_COLUMNS[k]} = $${i + 4}`).join(', ');
+    const set = patchColumns(patch, CHUNK_COLUMNS);
+    if (set.length === 0) return;
+    const sets = set.map(({ column }, i) => `${column} = $${i + 4}`).join(', ');
     const changed = await this.#db.count(
       `${JOB_LOCKED} UPDATE chunks SET ${sets} WHERE job_id = (SELECT id FROM job) AND idx = $3`,
-      [jobId, fence ?? null, index, ...entries.map(([, v]) => toSql(v))],
+      [jobId, fence ?? null, index, ...set.map(({ value }) => value)],
     );
     if (changed === 0) await this.#checkFence(jobId, fence);
   }

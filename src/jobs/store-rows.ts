@@ -129,6 +129,16 @@ export function jobInsertValues(job: JobRecord, requestFingerprint: string | nul
   ].map(toSql);
 }
 
+/** A patch's fields that are set, as their columns and SQL values (undefined: the column is left as it is). */
+export function patchColumns<P extends object>(
+  patch: P,
+  columns: Record<keyof P, string>,
+): Array<{ column: string; value: SQLInputValue }> {
+  return (Object.entries(patch) as Array<[keyof P, unknown]>)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => ({ column: columns[k], value: toSql(v) }));
+}
+
 export function toSql(value: unknown): SQLInputValue {
   if (value === undefined || value === null) return null;
   if (typeof value === 'boolean') return value ? 1 : 0;

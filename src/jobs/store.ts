@@ -21,7 +21,7 @@ import {
   listPage,
   LIVE_STATUSES,
   rowToJob,
-  toSql,
+  patchColumns,
   type ChunkPatch,
   type JobPatch,
   type Row,
@@ -153,12 +153,12 @@ export class SqliteJobStore extends StoreWithWebhookRows implements JobStore {
     patch: JobPatch,
     options: { whileLive?: boolean; fence?: number } = {},
   ): Promise<boolean> {
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof JobPatch, unknown]>;
-    const sets = entries.map(([k]) => `${JOB_COLUMNS[k]} = ?`);
+    const set = patchColumns(patch, JOB_COLUMNS);
+    const sets = set.map(({ column }) => `${column} = ?`);
     const live = options.whileLive ? ` AND status IN ${LIVE_STATUSES}` : '';
     const { fence } = options;
     const sql = `UPDATE jobs SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ?${live}${JOB_FENCE(fence)}`;
-    const params = [...entries.map(([, v]) => toSql(v)), this.#now().toISOString(), id, ...fenceParams(fence)];
+    const params = [...set.map(({ value }) => value), this.#now().toISOString(), id, ...fenceParams(fence)];
     const changed = this.#db.write(sql).run(...params) > 0;
     if (!changed) this.#checkFence(id, fence);
     return changed;
@@ -213,11 +213,11 @@ export class SqliteJobStore extends StoreWithWebhookRows implements JobStore {
   }
 
   async updateChunk(jobId: string, index: number, patch: ChunkPatch, fence?: number): Promise<void> {
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as Array<[keyof ChunkPatch, unknown]>;
-    if (entries.length === 0) return;
-    const sets = entries.map(([k]) => `${CHUNK_COLUMNS[k]} = ?`).join(', ');
+    const set = patchColumns(patch, CHUNK_COLUMNS);
+    if (set.length === 0) return;
+    const sets = set.map(({ column }) => `${column} = ?`).join(', ');
     const sql = `UPDATE chunks SET ${sets} WHERE job_id = ? AND idx = ?${fence === undefined ? '' : ` AND ${CHUNK_FENCE}`}`;
-    const params = [...entries.map(([, v]) => toSql(v)), jobId, index, ...chunkFenceParams(jobId, fence)];
+    const params = [...set.map(({ value }) => value), jobId, index, ...chunkFenceParams(jobId, fence)];
     if (this.#db.write(sql).run(...params) === 0) this.#checkFence(jobId, fence);
   }
 
