@@ -2,18 +2,19 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 
 /**
- * A new file (created as with flags 'wx': never one that exists) written from a stream in blocks of at least
- * `blockBytes`: the pieces are gathered and written with one writev, not copied. A write per 64 KiB socket read
- * is a thread-pool job and a wake-up each, which on a busy machine takes the core from the event loop receiving
- * the body; copying them into blocks instead costs a copy of every upload and, for a big one, tens of MB of
- * garbage the collector is slow to return.
- */
-/**
  * Pieces held at most, however few bytes they hold: a client sending a byte per TCP segment hands the route a Buffer
  * per byte, and 256 KiB of them is ~70 MB of heap for one upload. 1024 is also what one writev takes (IOV_MAX).
  */
 export const MAX_HELD_PIECES = 1024;
 
+/**
+ * A new file (created as with flags 'wx': never one that exists) written from a stream in blocks of at least
+ * `blockBytes` (or of MAX_HELD_PIECES pieces): the pieces are gathered and written with one writev, not copied. A
+ * write per 64 KiB socket read
+ * is a thread-pool job and a wake-up each, which on a busy machine takes the core from the event loop receiving
+ * the body; copying them into blocks instead costs a copy of every upload and, for a big one, tens of MB of
+ * garbage the collector is slow to return.
+ */
 export function blockFileWriter(path: string, blockBytes: number): Writable {
   let fh: FileHandle | null = null;
   let held: Buffer[] = [];
