@@ -9,11 +9,10 @@ export const MAX_HELD_PIECES = 1024;
 
 /**
  * A new file (created as with flags 'wx': never one that exists) written from a stream in blocks of at least
- * `blockBytes` (or of MAX_HELD_PIECES pieces): the pieces are gathered and written with one writev, not copied. A
- * write per 64 KiB socket read
- * is a thread-pool job and a wake-up each, which on a busy machine takes the core from the event loop receiving
- * the body; copying them into blocks instead costs a copy of every upload and, for a big one, tens of MB of
- * garbage the collector is slow to return.
+ * `blockBytes` (or of MAX_HELD_PIECES pieces): the pieces are gathered and written with one writev, not copied.
+ * A write per 64 KiB socket read is a thread-pool job and a wake-up each, which on a busy machine takes the core
+ * from the event loop receiving the body; copying them into blocks instead costs a copy of every upload and, for
+ * a big one, tens of MB of garbage the collector is slow to return.
  */
 export function blockFileWriter(path: string, blockBytes: number): Writable {
   let fh: FileHandle | null = null;
