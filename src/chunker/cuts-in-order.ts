@@ -16,8 +16,20 @@ import type { NearAndWide, NearOrWide } from './near-or-wide.ts';
 /** Windows scanned per call of `planCutsInOrder`: one for the first cut, doubling up to this many. */
 export const MAX_BATCH = 32;
 
-/** Targets in a row without any pause in their whole window after which `planCutsInOrder` looks near targets only. */
+/**
+ * Targets in a row without any pause in their whole window (for the first targets, ±URGENT_WINDOW_S) after which
+ * `planCutsInOrder` looks near targets only.
+ */
 export const WIDEN_UNTIL_BARE = 3;
+
+/**
+ * How far from its target a pause is looked for at the targets the first chunks wait for (the batches not
+ * scanned ahead of need), instead of the whole search window: every second decoded there delays the first
+ * requests, and the search window (up to ±60 s) is only a preference. Speech pauses every few seconds, so ±15 s
+ * still finds one; where it does not, the cut is hard and the overlap repairs it. In continuous sound this cut
+ * the three first scans from 3 x 130 s of audio decoded to 3 x 40 s.
+ */
+export const URGENT_WINDOW_S = 15;
 
 /**
  * A silence scan of windows (see planSplitsByWindows); `ahead`: the slicer does not wait for it yet (the scan may
@@ -105,17 +117,18 @@ export async function* planCutsInOrder(
    */
   const silencesOf = async (b: number, before: Promise<unknown>): Promise<Silence[][]> => {
     const batch = batches[b] ?? [];
-    const widens = (): boolean => near < p.windowS && bareStreak < WIDEN_UNTIL_BARE;
     // The first two batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once); the
     // scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time waits for the first
     // target alone: the next two must not take the cores from it.
     const ahead = b > 1 || (b === 1 && firstNeeded <= 1);
+    const wideS = ahead ? p.windowS : Math.min(p.windowS, URGENT_WINDOW_S);
+    const widens = (): boolean => near < wideS && bareStreak < WIDEN_UNTIL_BARE;
     // Near and wide in one scan when nothing is known yet (the first two batches), or when the batches before
     // are known and the last one found no pause nearby.
     const both = widens() && (scanned === 0 || (scanned === b && lastBatchBare));
     const pending = both
       ? nearOrWide(
-          batch.map((t) => ({ near: around(t, near), wide: around(t, p.windowS) })),
+          batch.map((t) => ({ near: around(t, near), wide: around(t, wideS) })),
           { ahead },
         )
       : null;
@@ -131,7 +144,7 @@ export async function* planCutsInOrder(
       const wide = pending
         ? (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? [])
         : await scan(
-            bare.map((j) => around(batch[j] ?? 0, p.windowS)),
+            bare.map((j) => around(batch[j] ?? 0, wideS)),
             { ahead },
           );
       bare.forEach((j, k) => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planSplitsByWindows, type ScanWindow, type Silence } from '../../src/chunker/cut-points.ts';
 import {
+  URGENT_WINDOW_S,
   MAX_BATCH,
   WIDEN_UNTIL_BARE,
   nearThenWideScan,
@@ -105,6 +106,35 @@ describe('planCutsInOrder', () => {
     expect(near.map((c) => c.length)).toEqual([4, 8]);
     expect(windows.calls.length).toBeGreaterThan(near.length);
     expect(MAX_BATCH).toBe(32);
+  });
+
+  it('looks for a pause within URGENT_WINDOW_S of the targets the first chunks wait for, in the whole window after', async () => {
+    // 300 s chunks, a ±60 s search window; a pause 30 s before each target, but 10 s before the one at 600 s.
+    const wide = { durationS: 3000, targetS: 300, searchWindowS: 60, nearS: 5 };
+    const targets = Array.from({ length: 9 }, (_, i) => 300 * (i + 1));
+    const pauseAt = (t: number) => (t === 600 ? t - 10 : t - 30);
+    const pauses = targets.map((t) => ({ start: pauseAt(t) - 1, end: pauseAt(t) + 1 }));
+    const around = (t: number, r: number) => ({ fromS: t - r, toS: t + r });
+    for (const [firstNeeded, urgent] of [
+      [3, [300, 600, 900]],
+      [1, [300]],
+    ] as const) {
+      const pairs = pairScanner(pauses);
+      const windows = scanner(pauses);
+      const cuts = await collect(planCutsInOrder({ ...wide, firstNeeded }, windows.scan, pairs.nearOrWide));
+      const askedWide = [...pairs.calls.flatMap((c) => c.targets.map((t) => t.wide)), ...windows.calls.flat()];
+      for (const t of urgent) {
+        expect(askedWide).toContainEqual(around(t, URGENT_WINDOW_S));
+        expect(askedWide).not.toContainEqual(around(t, 60));
+      }
+      // A pause 30 s away is out of reach where the first chunks wait (a hard cut there, which the overlap
+      // repairs), and found everywhere else.
+      const hard = targets.filter((t) => (urgent as readonly number[]).includes(t) && t !== 600);
+      expect(cuts).toEqual(
+        targets.map((t) => (hard.includes(t) ? { cut: t, hard: true } : { cut: pauseAt(t), hard: false })),
+      );
+    }
+    expect(URGENT_WINDOW_S).toBe(15);
   });
 
   it('scans the next two targets ahead of need when the pool sends one chunk at a time', async () => {
