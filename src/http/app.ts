@@ -37,6 +37,7 @@ export interface AppOptions {
  */
 export async function buildApp({ services, logger }: AppOptions) {
   const { config } = services;
+  const serializers = lazySerializers();
   const app = Fastify({
     loggerInstance: logger,
     // Fastify's defaults are no timeouts at all: a slow client could hold a socket forever.
@@ -53,7 +54,7 @@ export async function buildApp({ services, logger }: AppOptions) {
     // the HTTP parser refuses, a request that does not arrive in time.
     frameworkErrors: (err, request, reply) => answerError(err, request, reply),
     clientErrorHandler: clientErrorHandler(logger),
-    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
+    schemaController: { compilersFactory: { buildSerializer: serializers.build } },
   });
 
   await app.register(httpMetrics, { registry: services.metricsRegistry });
@@ -85,7 +86,11 @@ export async function buildApp({ services, logger }: AppOptions) {
   // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().
   await app.register(publicRoutes(healthRoutes), { services });
   // One set of per-key upload slots for every route that takes an upload.
-  const uploads = createJobUploads(services);
+  // The answers a new job is about to get (its 202, then the polls), compiled while its media is checked, when the
+  // event loop waits on ffprobe: on their first use they would take ~0.1 s just as the job's first cuts start.
+  const uploads = createJobUploads(services, {
+    whileChecking: () => serializers.warm(['POST /v1/jobs 202', 'GET /v1/jobs/:id 200']),
+  });
   await app.register(uploadRoutes, { services, uploads });
   await app.register(jobRoutes, { services });
   await app.register(jobEventRoutes, { services });

@@ -14,22 +14,57 @@ export function fastifyDefaultSerializers(): SerializerFactory {
 }
 
 /**
+ * One answer of a route, as `warm` names it: "METHOD url status" for JSON, e.g. "GET /v1/jobs/:id 200", else
+ * followed by its media type.
+ */
+export type AnswerKey = `${string} ${string} ${string}`;
+
+export interface LazySerializers {
+  /** The factory for fastify's `schemaController.compilersFactory.buildSerializer`. */
+  build: SerializerFactory;
+  /**
+   * Compiles now, where not compiled yet, the serializers of these answers (of routes registered so far; throws
+   * for one that is not). For an answer that is about to be needed and a moment when the event loop has nothing
+   * better to do.
+   */
+  warm(answers: readonly AnswerKey[]): void;
+}
+
+/**
  * Response serializers compiled on a route's first answer with that status rather than when the route is
  * registered. Fastify compiles one fast-json-stringify function per route and status code at start, ~6 MiB of
  * generated code and schema copies for this API, most of it for answers a given deployment never sends (docs,
  * metrics, every error status of every route). What is compiled, and how it serializes, is unchanged; a schema
  * fast-json-stringify cannot compile now fails that route's first answer instead of the start (the route tests
- * and test/app/openapi.test.ts answer from every route).
+ * and test/app/openapi.test.ts answer from every route). A compile takes the event loop for up to ~0.1 s (the job
+ * resource's schema), which `warm` lets a caller move to where it costs nothing.
  */
-export function lazySerializers(build: SerializerFactory = fastifyDefaultSerializers()): SerializerFactory {
-  return (externalSchemas, options) => {
-    const compile = build(externalSchemas, options);
-    return (route) => {
-      let serialize: ((doc: unknown) => string) | undefined;
-      return (doc: unknown) => {
-        serialize ??= compile(route);
-        return serialize(doc);
+export function lazySerializers(build: SerializerFactory = fastifyDefaultSerializers()): LazySerializers {
+  const compilers = new Map<string, () => void>();
+  return {
+    build: (externalSchemas, options) => {
+      const compile = build(externalSchemas, options);
+      return (route) => {
+        let serialize: ((doc: unknown) => string) | undefined;
+        const ready = (): ((doc: unknown) => string) => (serialize ??= compile(route));
+        // fastify passes a schema's media type beside the route's fields (the compiler's type does not declare it);
+        // a JSON answer is named without it.
+        const type = 'contentType' in route ? String(route.contentType) : 'application/json';
+        const key = `${route.method} ${route.url} ${String(route.httpStatus)}`;
+        compilers.set(type === 'application/json' ? key : `${key} ${type}`, () => void ready());
+        return (doc: unknown) => ready()(doc);
       };
-    };
+    },
+    warm(answers) {
+      for (const answer of answers) {
+        const compile = compilers.get(answer);
+        // A renamed route must not leave its warm-up silently doing nothing: every upload test would fail.
+        if (!compile)
+          throw new TypeError(
+            `No answer ${answer} to warm among ${[...compilers.keys()].filter((k) => k.includes('jobs')).join(', ')}`,
+          );
+        compile();
+      }
+    },
   };
 }

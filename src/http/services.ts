@@ -66,6 +66,8 @@ export interface Services {
     request: JobRequest;
     /** The upload's frame walk as it streamed in: an mp3 is then measured already (validate/media-validator.ts). */
     walked?: Pick<Mp3StreamMeasure, 'result'>;
+    /** Work for the event loop while the media check's child processes run (validate/media-validator.ts). */
+    whileChecking?: () => void;
   }): Promise<AcceptedMedia>;
   /** The models a job may name, the default first; what /v1/models lists and the OpenAI routes check against. */
   listModels(): readonly ModelListing[];

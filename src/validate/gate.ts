@@ -26,6 +26,8 @@ export interface GateInput {
   signal?: AbortSignal;
   /** The upload's frame walk as it streamed in (media-validator.ts). */
   walked?: MediaValidationInput['walked'];
+  /** Passed to the media check (media-validator.ts). */
+  whileChecking?: () => void;
 }
 
 export interface GateResult {
@@ -90,7 +92,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       return deps.fields.validate(fields);
     },
 
-    async validate({ file, filename, sizeBytes, request, signal, walked }) {
+    async validate({ file, filename, sizeBytes, request, signal, walked, whileChecking }) {
       const started = performance.now();
       const checks: CheckRecord[] = [];
       // Usually a cached answer (the check is kept warm and started when the upload began); when it is not, its
@@ -100,7 +102,13 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
       // The upload is on disk by now: only what is still to be written has to fit in the free space.
       await step(checks, 'system', () => deps.system.check({ sizeBytes, durationS: null, uploadStored: true }));
       const media = await step(checks, 'media', () =>
-        deps.media.validate({ file, filename, ...(signal ? { signal } : {}), ...(walked ? { walked } : {}) }),
+        deps.media.validate({
+          file,
+          filename,
+          ...(signal ? { signal } : {}),
+          ...(walked ? { walked } : {}),
+          ...(whileChecking ? { whileChecking } : {}),
+        }),
       );
       const durationS = media.audio.duration_s;
       await step(checks, 'storage', () => deps.system.check({ sizeBytes, durationS, uploadStored: true }));

@@ -52,6 +52,11 @@ export interface MediaValidationInput {
   signal?: AbortSignal;
   /** The frame walk of the upload as it streamed in: an mp3's measure, and its end window's frame, known at once. */
   walked?: Pick<Mp3StreamMeasure, 'result'>;
+  /**
+   * The caller's own work, run on the event loop once the probe's and the decode test's child processes are
+   * started: the loop would only wait for them (see http/app.ts).
+   */
+  whileChecking?: () => void;
 }
 
 export interface MediaValidationResult {
@@ -99,7 +104,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
   if (!(chunkSeconds > 0)) throw new TypeError(`chunkSeconds must be > 0, got ${String(chunkSeconds)}`);
 
   return {
-    async validate({ file, filename, signal, walked }) {
+    async validate({ file, filename, signal, walked, whileChecking }) {
       const started = performance.now();
       const sizeBytes = (await stat(file)).size;
       if (sizeBytes === 0) throw unsupported('The file is empty; upload an audio recording.', { reason: 'empty_file' });
@@ -109,7 +114,15 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
           ? decodeAhead({ decodeChecker, maxDurationS }, { file, sizeBytes, walked, ...(signal ? { signal } : {}) })
           : null;
       try {
-        return await checkMedia({ file, filename, sizeBytes, started, ahead, ...(signal ? { signal } : {}) });
+        return await checkMedia({
+          file,
+          filename,
+          sizeBytes,
+          started,
+          ahead,
+          ...(signal ? { signal } : {}),
+          ...(whileChecking ? { whileChecking } : {}),
+        });
       } finally {
         // Not left running (nor unhandled) when the file was refused before its turn, or was not an mp3 after all.
         await ahead?.stop();
@@ -124,9 +137,14 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     started: number;
     ahead: DecodeAhead | null;
     signal?: AbortSignal;
+    whileChecking?: () => void;
   }): Promise<MediaValidationResult> {
     const { file, filename, sizeBytes, started, ahead, signal } = input;
-    const probe = await prober.probe(file, signal ? { signal } : {});
+    const probing = prober.probe(file, signal ? { signal } : {});
+    // Awaited below; handled now so that a throw from the caller's work cannot leave it unhandled.
+    probing.catch(() => undefined);
+    input.whileChecking?.();
+    const probe = await probing;
     if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
       throw unsupported(
         `The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`,

@@ -100,6 +100,31 @@ async function codeOf(stubs: Stubs, target = file): Promise<string> {
 }
 
 describe('media validator', () => {
+  it("runs the caller's work after the probe has started and before its answer is read", async () => {
+    const order: string[] = [];
+    const v = createMediaValidator({
+      logger,
+      prober: {
+        probe: async () => {
+          order.push('probe started');
+          await new Promise((r) => setImmediate(r));
+          order.push('probe answered');
+          return mp3Speech;
+        },
+      },
+      decodeChecker: {
+        check: async () => ({ ok: true, decodedS: 4 }),
+        measureDecodedDuration: async () => ({ decodedS: 10, overLimit: false, errorLines: 0 }),
+      },
+      isAllowedDemuxer: (name) => name === 'mp3',
+      maxDurationS: 7200,
+      chunkSeconds: 4,
+      measure: 'suspicious',
+    });
+    await v.validate({ file, filename: 'talk.mp3', whileChecking: () => order.push('work') });
+    expect(order).toEqual(['probe started', 'work', 'probe answered']);
+  });
+
   it('returns the audio info, bitrate and planned chunks of a good file', async () => {
     const { v, calls } = validator();
     const r = await v.validate({ file, filename: 'talk.mp3' });

@@ -67,8 +67,11 @@ export interface JobUploads {
  * One per app. The per-key upload slots are the services' (every upload route's, and with REDIS_URL every host's),
  * so a client cannot double its share.
  */
-export function createJobUploads(services: Services, clock: Clock = systemClock): JobUploads {
-  const deps: UploadDeps = { services, clock, slots: services.uploadLimits.slots };
+export function createJobUploads(
+  services: Services,
+  { clock = systemClock, whileChecking }: { clock?: Clock; whileChecking?: () => void } = {},
+): JobUploads {
+  const deps: UploadDeps = { services, clock, slots: services.uploadLimits.slots, whileChecking };
   return {
     async accept(request, reply, route) {
       try {
@@ -90,6 +93,8 @@ interface UploadDeps {
   services: Services;
   clock: Clock;
   slots: UploadSlots;
+  /** Work for the event loop while an upload's media is checked (child processes), which leaves it idle. */
+  whileChecking: (() => void) | undefined;
 }
 
 /** One upload being stored: its job id, the lease of its job directory, and its log. */
@@ -195,6 +200,7 @@ async function storeUpload(
       sizeBytes: received.sizeBytes,
       request: jobRequest,
       walked,
+      ...(deps.whileChecking && { whileChecking: deps.whileChecking }),
     });
     if (dryRun) {
       await release(services, upload);
