@@ -10,7 +10,7 @@ import type { RateLimiter } from '../transcribe/rate-limiter.ts';
 import type { ProviderValidator } from '../validate/provider-validator.ts';
 
 /**
- * The readiness report with every component's detail. What a caller sees is HealthReport of schemas.ts: the
+ * The readiness report with every component's detail. What a caller sees is HealthReport of health-schemas.ts: the
  * same report, with the details only for a caller allowed to see internals (routes/health.ts).
  */
 export interface HealthReport {

@@ -6,8 +6,8 @@ import type { Type as TypeBox, TLiteralValue, TSchema, TString } from 'typebox';
  * Each builder returns what TypeBox's own returns (the same enumerable keys in the same order, and its hidden
  * `~kind` / `~optional` / `~unsafe` markers, so anything reading a schema sees no difference) and is typed with
  * TypeBox's own declaration (types only, erased at build), so `Static<>` and Fastify's TypeBox type provider
- * still infer the handlers' types from the schemas. test/unit/json-schema.test.ts builds every HTTP schema with
- * both and compares them property by property.
+ * still infer the handlers' types from the schemas. test/app/json-schema-builder.test.ts builds every HTTP schema
+ * with both and compares them property by property.
  */
 
 type Options = Record<string, unknown>;

@@ -1,81 +1,18 @@
-import type { Static, TSchema } from 'typebox';
+import type { Static } from 'typebox';
 import { Type } from './json-schema.ts';
-import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { JOB_STAGES, JOB_STATUSES } from '../jobs/types.ts';
-import { COMPONENT_STATUSES } from '../resources/component-check.ts';
 import { CUE_MODES, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../transcribe/formats.ts';
 import { PROVIDER_NAMES } from '../transcribe/providers/index.ts';
-import { ERROR_EXAMPLES, UPLOAD_FORM_EXAMPLE } from './examples.ts';
+import { UPLOAD_FORM_EXAMPLE } from './examples.ts';
+import { ERROR_CODES, ErrorBody, nullable, stringEnum } from './response-schemas.ts';
 
 /**
  * The HTTP contract (docs/api.md is the guide around it) as JSON Schema, written once: Fastify validates requests with it,
  * serializes responses with it (fast-json-stringify), the handlers are typed from it, and @fastify/swagger turns
- * it into the OpenAPI document at /docs/json.
+ * it into the OpenAPI document at /docs/json. Here the jobs' part (the resource, transcript, queries, the upload
+ * form); the error body and response entries are in response-schemas.ts, the health answers in health-schemas.ts,
+ * OpenAI's audio API in openai/schemas.ts.
  */
-
-/** A string limited to `values`, with the literal union as its static type. */
-function stringEnum<const T extends readonly string[]>(
-  values: T,
-  options: { description?: string; default?: T[number] } = {},
-) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
-}
-
-const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
-
-export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
-
-export const ErrorBody = Type.Object(
-  {
-    error: Type.Object({
-      code: stringEnum(ERROR_CODES, { description: 'Stable UPPER_SNAKE identifier (README: error codes).' }),
-      message: Type.String({ description: 'What to do about it.' }),
-      details: Type.Optional(Type.Object({}, { additionalProperties: true })),
-    }),
-  },
-  { $id: 'ErrorBody', title: 'Error' },
-);
-
-const RETRY_AFTER = Type.Integer({
-  minimum: 1,
-  description: 'Seconds to wait before retrying (sent with the codes that are worth retrying).',
-});
-
-/**
- * A response in the form both read: Fastify serializes by the schema of the reply's media type, the document
- * shows the description, the headers and the example.
- */
-export function jsonResponse<T extends TSchema>(
-  description: string,
-  schema: T,
-  example: unknown,
-  headers?: Record<string, TSchema>,
-) {
-  return { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema, example } } };
-}
-
-/**
- * The error responses of a route: one entry per status, naming the codes the route can answer with it and
- * showing an example body for each. A route lists exactly the codes it (or a hook in front of it) can throw.
- */
-export function errorResponses(...codes: ErrorCode[]) {
-  const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of codes) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
-  const out: Record<string, ReturnType<typeof errorResponse>> = {};
-  for (const [status, group] of byStatus) out[String(status)] = errorResponse(status, group);
-  return out;
-}
-
-function errorResponse(status: number, codes: ErrorCode[]) {
-  const examples = Object.fromEntries(
-    codes.map((code) => [code, { summary: code, value: { error: { code, ...ERROR_EXAMPLES[code] } } }]),
-  );
-  return {
-    description: `Error: ${codes.join(', ')}`,
-    ...(status === 429 || status === 503 ? { headers: { 'retry-after': RETRY_AFTER } } : {}),
-    content: { 'application/json': { schema: Type.Ref('ErrorBody'), examples } },
-  };
-}
 
 const Audio = Type.Object({
   filename: Type.String(),
@@ -223,41 +160,6 @@ export const Transcript = Type.Object(
     ),
   },
   { title: 'Transcript', additionalProperties: true },
-);
-
-const Component = Type.Object({
-  status: stringEnum(COMPONENT_STATUSES),
-  detail: Type.Optional(
-    Type.String({ description: 'Shown only to a caller allowed to see internals (docs/operations.md: Health).' }),
-  ),
-});
-
-export const HealthReport = Type.Object(
-  {
-    status: stringEnum(COMPONENT_STATUSES),
-    components: Type.Record(Type.String(), Component),
-  },
-  { additionalProperties: true },
-);
-
-/** The readiness report as a caller sees it: details only when it may read internals. */
-export type HealthReport = Static<typeof HealthReport>;
-
-export const HealthWithConfig = Type.Object(
-  {
-    ...HealthReport.properties,
-    config: Type.Optional(
-      Type.Object(
-        {},
-        {
-          additionalProperties: true,
-          description:
-            'The effective configuration, secrets replaced by whether they are set and URLs without credentials; only to a caller allowed to see internals.',
-        },
-      ),
-    ),
-  },
-  { additionalProperties: true },
 );
 
 export const JobIdParams = Type.Object({

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import { runJobPipeline, ShutdownSignal } from '../../src/jobs/job-pipeline.ts';
+import { runJobPipeline } from '../../src/jobs/job-pipeline.ts';
+import { ShutdownSignal } from '../../src/jobs/pipeline-run.ts';
 import { markProcessing } from '../../src/jobs/lifecycle.ts';
 import { SqliteJobStore } from '../../src/jobs/store.ts';
 import {

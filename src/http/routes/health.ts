@@ -5,7 +5,8 @@ import { bearerMatches, digest } from '../bearer.ts';
 import { redactConfig } from '../../config.ts';
 import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../examples.ts';
 import type { HealthReport as Report } from '../health-report.ts';
-import { errorResponses, HealthReport, HealthWithConfig, jsonResponse } from '../schemas.ts';
+import { HealthReport, HealthWithConfig } from '../health-schemas.ts';
+import { errorResponses, jsonResponse } from '../response-schemas.ts';
 import type { Services } from '../services.ts';
 
 /** Anyone may ask; an API key or the metrics token shows the details too. */

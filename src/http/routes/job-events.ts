@@ -7,7 +7,8 @@ import type { JobFeedEvent } from '../../jobs/job-feed.ts';
 import { systemClock } from '../../transcribe/backoff.ts';
 import { atDeadline } from '../../transcribe/deadline-timer.ts';
 import { JOB_EVENTS_EXAMPLE } from '../examples.ts';
-import { errorResponses, JobIdParams } from '../schemas.ts';
+import { errorResponses } from '../response-schemas.ts';
+import { JobIdParams } from '../schemas.ts';
 import type { Services } from '../services.ts';
 
 /** One SSE message per feed event: the event's type names it, its id resumes after it, the rest is the data. */

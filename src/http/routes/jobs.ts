@@ -3,13 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '../json-schema.ts';
 import { AppError } from '../../errors.ts';
 import { JOB_EXAMPLE, JOB_LIST_EXAMPLE, TRANSCRIPT_EXAMPLE, TRANSCRIPT_TEXT_EXAMPLES } from '../examples.ts';
+import { errorResponses, jsonResponse } from '../response-schemas.ts';
 import {
   DEFAULT_LIST_LIMIT,
   DEFAULT_TRANSCRIPT_FORMAT,
-  errorResponses,
   JobIdParams,
   JobList,
-  jsonResponse,
   ListQuery,
   Transcript,
   TranscriptQuery,

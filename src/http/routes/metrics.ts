@@ -4,7 +4,7 @@ import { Type } from '../json-schema.ts';
 import { bearerMatches, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
 import { METRICS_EXAMPLE } from '../examples.ts';
-import { errorResponses } from '../schemas.ts';
+import { errorResponses } from '../response-schemas.ts';
 
 /** Open without METRICS_TOKEN, the token with it: the document says both, whatever this server's configuration. */
 const OPEN_OR_TOKEN: Array<Record<string, string[]>> = [{}, { metricsToken: [] }];

@@ -4,7 +4,6 @@
  * and admission (disk, memory), the body streams into a leased job directory, then the route's own reading of the
  * fields, the media validation, idempotency, and the job stored and queued. The route decides how to answer.
  */
-import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errorMessage, isAppError, type ErrorCode } from '../../errors.ts';
 import { measureMp3Stream } from '../../chunker/mp3-duration.ts';
@@ -17,6 +16,7 @@ import type { UploadSlot, UploadSlots } from '../../resources/upload-limits.ts';
 import type { AcceptedMedia, Services, ValidatedRequest } from '../services.ts';
 import { systemClock, type Clock } from '../../transcribe/backoff.ts';
 import { discardRest, MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
+import { idempotencyKeyOf, requestFingerprint, sameRequest } from './upload-idempotency.ts';
 
 /** Every code accepting an upload can answer with (the key check and the upload rate limit in front included). */
 export const UPLOAD_ERROR_CODES = [
@@ -126,17 +126,6 @@ async function createJob(deps: UploadDeps, request: FastifyRequest, route: Uploa
   } finally {
     await slot.release();
   }
-}
-
-function idempotencyKeyOf(request: FastifyRequest): string | null {
-  const idempotencyKey =
-    typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
-  if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-    throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', {
-      details: { field: 'Idempotency-Key' },
-    });
-  }
-  return idempotencyKey;
 }
 
 /** The body's declared length (null without one), refused at once when it is a multipart form too large to take. */
@@ -288,33 +277,4 @@ async function release(services: Services, upload: Upload): Promise<void> {
   } finally {
     upload.lease.release();
   }
-}
-
-/**
- * What an Idempotency-Key stands for: the fields, the file name and the file's content. Field order does not
- * matter; every value does. Asked only with a key: the file is hashed only then.
- */
-function requestFingerprint(received: Received, tag: string | undefined): string {
-  const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
-  const fields = Object.entries(received.fields).sort(byName);
-  const lists = Object.entries(received.lists).sort(byName);
-  // What POST /v1/jobs has always hashed, extended only where a route has more to say (fingerprints are stored).
-  const extra = lists.length === 0 && tag === undefined ? [] : [lists, tag ?? null];
-  const parts = [received.filename, received.sha256, fields, ...extra];
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
-}
-
-/** The job a repeated key answers, or 422 when the key was first used for another request (as payment APIs do). */
-function sameRequest(
-  earlier: { job: JobRecord; requestFingerprint: string | null },
-  fingerprint: string | null,
-): JobRecord {
-  // Jobs from before fingerprints were kept replay for any request, as they did.
-  if (earlier.requestFingerprint !== null && earlier.requestFingerprint !== fingerprint) {
-    throw new AppError(
-      'IDEMPOTENCY_KEY_REUSED',
-      'This Idempotency-Key was already used for a different request (other file or fields); use a new key for a new upload.',
-    );
-  }
-  return earlier.job;
 }

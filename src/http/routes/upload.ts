@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '../json-schema.ts';
 import { ACCEPTED_JOB_EXAMPLE, DRY_RUN_EXAMPLE } from '../examples.ts';
-import { DryRunEstimate, errorResponses, jsonResponse, UploadForm, UploadHeaders } from '../schemas.ts';
+import { errorResponses, jsonResponse } from '../response-schemas.ts';
+import { DryRunEstimate, UploadForm, UploadHeaders } from '../schemas.ts';
 import { publicAudio, toJobResource } from '../job-resource.ts';
 import type { JobRecord } from '../../jobs/types.ts';
 import { RATE_LIMITED_ROUTE } from '../plugins/upload-rate-limit.ts';
