@@ -130,6 +130,17 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     },
   };
 
+  /** The probe, with the caller's work run on the event loop once it (and the decode test) started. */
+  async function probeWhile(file: string, signal: AbortSignal | undefined, work: (() => void) | undefined) {
+    const probing = prober.probe(file, signal ? { signal } : {});
+    if (work) {
+      // Handled now so that a throw from the caller's work cannot leave it unhandled; awaited below.
+      probing.catch(() => undefined);
+      work();
+    }
+    return await probing;
+  }
+
   async function checkMedia(input: {
     file: string;
     filename: string;
@@ -140,11 +151,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     whileChecking?: () => void;
   }): Promise<MediaValidationResult> {
     const { file, filename, sizeBytes, started, ahead, signal } = input;
-    const probing = prober.probe(file, signal ? { signal } : {});
-    // Awaited below; handled now so that a throw from the caller's work cannot leave it unhandled.
-    probing.catch(() => undefined);
-    input.whileChecking?.();
-    const probe = await probing;
+    const probe = await probeWhile(file, signal, input.whileChecking);
     if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
       throw unsupported(
         `The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`,
