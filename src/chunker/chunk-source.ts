@@ -5,7 +5,7 @@ import { capChunkBytes } from './byte-cap.ts';
 import type { ChunkFormat, ChunkIntake } from './chunk-format.ts';
 import { chooseChunkRecipe, type ChunkMode, type ChunkRecipe, type ChunkRecipeInput } from './chunk-recipe.ts';
 import { createCutPlanner } from './cut-planner.ts';
-import { plannedChunkCount } from './cut-points.ts';
+import { laneTargetS, plannedChunkCount } from './cut-points.ts';
 import { sliceMp3 } from './mp3-slicer.ts';
 import { readAhead } from './read-ahead.ts';
 import { createWindowScanSlots, type ScanSlots } from './scan-slots.ts';
@@ -96,7 +96,13 @@ export interface ChunkSource {
 export type ChunkSourceConfig = Pick<
   Config,
   'chunkSeconds' | 'chunkOverlapSeconds' | 'maxDurationS' | 'ffmpegTimeoutS'
->;
+> & {
+  /**
+   * The lanes of the job pool a short file's chunks are evened out over (cut-points laneTargetS); 1: the chunk
+   * length is taken as it is. @default 1
+   */
+  evenLanes?: number;
+};
 
 /** The record kept with the job for a plan's recipe. */
 export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null, lazy = false): ChunkPlanRecord {
@@ -127,6 +133,8 @@ function recipeOf(
 function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: ChunkSubject, signal: AbortSignal) {
   const soft = recipeOf(config, reader, subject, 0);
   const hard = recipeOf(config, reader, subject, null);
+  const durationS = subject.audio.duration_s;
+  const maxChunkS = Math.min(soft.maxChunkS, hard.maxChunkS);
   return {
     soft,
     hard,
@@ -135,9 +143,9 @@ function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: C
       demuxer: subject.audio.demuxer,
       maxDurationS: config.maxDurationS,
       signal,
-      durationS: subject.audio.duration_s,
-      targetS: Math.min(soft.targetS, hard.targetS),
-      maxChunkS: Math.min(soft.maxChunkS, hard.maxChunkS),
+      durationS,
+      targetS: laneTargetS(durationS, Math.min(soft.targetS, hard.targetS), config.evenLanes ?? 1, { maxChunkS }),
+      maxChunkS,
       searchWindowS: Math.min(config.chunkSeconds / 4, 60),
     },
   };

@@ -227,3 +227,25 @@ export function plannedChunkCount(
   if (durationS <= 0) return 0;
   return planSplits({ durationS, targetS, ...opts }).length + 1;
 }
+
+/**
+ * Pure: the chunk length to aim at so a file's chunks fill `lanes` parallel slots evenly. A file that makes n >= 2
+ * chunks of `targetS` is cut instead into the next multiple of `lanes` chunks of equal length (at most 2n: no
+ * chunk under half the aim) when those finish sooner, counted in rounds of the pool: 384 s at 45 s on 2 lanes
+ * makes 9 chunks, 5 rounds of up to 45 s (the last one a lane's alone); 10 chunks of 38.4 s are 5 rounds of
+ * 38.4 s. A file of one chunk stays one. Long files are barely touched (their rounds are many).
+ */
+export function laneTargetS(
+  durationS: number,
+  targetS: number,
+  lanes: number,
+  opts: Pick<CutPointOptions, 'minTailS' | 'maxChunkS'> = {},
+): number {
+  const n = plannedChunkCount(durationS, targetS, opts);
+  if (n < 2 || !(lanes >= 2)) return targetS;
+  const even = Math.min(Math.ceil(n / lanes) * lanes, 2 * n);
+  const rounds = (count: number, lengthS: number): number => Math.ceil(count / lanes) * lengthS;
+  const evenS = durationS / even;
+  // The plain plan's rounds are counted at full length (its short last chunk still ends a round late).
+  return even > n && rounds(even, evenS) < rounds(n, targetS) ? evenS : targetS;
+}

@@ -12,7 +12,7 @@ export type {
   MeasureOptions,
   MeasureResult,
 } from './decode-check.ts';
-export { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from './cut-points.ts';
+export { laneTargetS, planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from './cut-points.ts';
 export { createCutPlanner } from './cut-planner.ts';
 export type { CutPlanRequest, CutPlanner } from './cut-planner.ts';
 export { seeksExactly } from './seek-exact.ts';

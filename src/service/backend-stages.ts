@@ -34,7 +34,7 @@ export interface BackendStages {
 }
 
 export function createBackendStages(
-  config: Pick<Config, 'pricePerMinuteJson' | 'maxJobCostUsd' | 'chunking'> & ChunkSourceConfig,
+  config: Pick<Config, 'pricePerMinuteJson' | 'maxJobCostUsd' | 'chunking' | 'concurrency'> & ChunkSourceConfig,
   deps: { registry: BackendRegistry; logger: Logger },
 ): BackendStages {
   const { registry, logger } = deps;
@@ -59,7 +59,12 @@ export function createBackendStages(
       // CHUNK_SECONDS / CHUNK_OVERLAP_SECONDS do not set them for all.
       const own = engineDefaults(b.spec.engine, config.chunking.set);
       const chunks = createChunkSource(
-        { ...config, chunkSeconds: own.chunkSeconds, chunkOverlapSeconds: own.overlapSeconds },
+        {
+          ...config,
+          chunkSeconds: own.chunkSeconds,
+          chunkOverlapSeconds: own.overlapSeconds,
+          evenLanes: evenLanes(config),
+        },
         { logger, reader: { intake: b.chunks, caps }, scanSlots },
       );
       return [b.spec.name, { backend: b, validator, estimator, chunks }] as const;
@@ -105,4 +110,12 @@ export function createBackendStages(
       }))
       .sort((a, b) => Number(b.isDefault) - Number(a.isDefault)),
   };
+}
+
+/**
+ * The lanes a short file's chunks are evened out over: the job pool's, where the chunk length is the engine's
+ * default; a CHUNK_SECONDS the operator set is taken as it is.
+ */
+export function evenLanes(config: Pick<Config, 'concurrency' | 'chunking'>): number {
+  return config.chunking.set.chunkSeconds === undefined ? config.concurrency : 1;
 }

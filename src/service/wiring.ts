@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createDecodeChecker, createProber } from '../chunker/index.ts';
+import { createDecodeChecker, createProber, laneTargetS, plannedChunkCount } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
 import { createJobFeed } from '../jobs/job-feed.ts';
@@ -27,7 +27,7 @@ import { systemClock } from '../transcribe/backoff.ts';
 import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
 import { scaleOutLimiter, scaleOutRunner, scaleOutShared } from '../scale/index.ts';
-import { createBackendStages } from './backend-stages.ts';
+import { createBackendStages, evenLanes } from './backend-stages.ts';
 import {
   createMediaValidator,
   createRequestValidator,
@@ -177,6 +177,9 @@ export async function createServices(
       decodeChecker,
       maxDurationS: config.maxDurationS,
       chunkSeconds: config.chunkSeconds,
+      // As the chunk source plans it: a short file's chunks are evened out over the pool (cut-points laneTargetS).
+      plannedChunkCount: (durationS, targetS) =>
+        plannedChunkCount(durationS, laneTargetS(durationS, targetS, evenLanes(config))),
     }),
     provider: stages.validator,
     estimator: stages.estimator,

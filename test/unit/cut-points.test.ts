@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { splitByWindows, windowBatches, WINDOWS_PER_RUN } from '../../src/chunker/silence-detect.ts';
-import { planCutPoints, planSplits, planSplitsByWindows, plannedChunkCount } from '../../src/chunker/cut-points.ts';
+import {
+  laneTargetS,
+  planCutPoints,
+  planSplits,
+  planSplitsByWindows,
+  plannedChunkCount,
+} from '../../src/chunker/cut-points.ts';
 
 /** Chunk lengths implied by a plan. */
 function lengths(durationS: number, cuts: number[]): number[] {
@@ -231,5 +237,28 @@ describe('windowBatches', () => {
     expect(runs.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i))).toEqual(
       Array.from({ length: 100 }, (_, i) => i),
     );
+  });
+});
+
+describe('laneTargetS', () => {
+  it("evens a short file's chunks out over the pool's lanes", () => {
+    // 6.4 min at the local engine's 45 s on 2 cores: 9 chunks (the last 24 s) are 5 rounds; 10 of 38.4 s as many.
+    expect(plannedChunkCount(384, 45)).toBe(9);
+    expect(laneTargetS(384, 45, 2)).toBeCloseTo(38.4, 9);
+    expect(plannedChunkCount(384, laneTargetS(384, 45, 2))).toBe(10);
+    // 3 chunks on 2 lanes: 4 of three quarters; 2 chunks on 3 lanes: 3 of two thirds.
+    expect(plannedChunkCount(135, laneTargetS(135, 45, 2))).toBe(4);
+    expect(plannedChunkCount(90, laneTargetS(90, 45, 3))).toBe(3);
+    // Never more than twice the chunks (none under half the aim): 2 chunks on 8 lanes become 4.
+    expect(plannedChunkCount(1200, laneTargetS(1200, 600, 8))).toBe(4);
+  });
+
+  it('leaves the length alone where the chunks already fill the lanes, for one chunk, and for one lane', () => {
+    expect(laneTargetS(7200, 300, 3)).toBe(300);
+    expect(laneTargetS(7200, 300, 8)).toBe(300);
+    expect(laneTargetS(40, 45, 2)).toBe(45);
+    expect(laneTargetS(384, 45, 1)).toBe(45);
+    // 25 chunks on 3 lanes: 27 of 266.7 s are 9 rounds as the 25 are, shorter ones: taken.
+    expect(plannedChunkCount(7500, laneTargetS(7500, 300, 3))).toBe(27);
   });
 });
