@@ -221,7 +221,9 @@ export function createDecodeChecker(deps: DecodeCheckerDeps): DecodeChecker {
         const known = opts.mp3ByteAt?.(atS);
         return known !== undefined ? known : mp3ByteAt(file, atS, opts.signal);
       };
-      const runs = await Promise.all(
+      // Every window ended before the check answers, a stopped one too (Promise.all would answer at the first
+      // window stopped, the other's ffmpeg still being killed): the caller may remove the file next.
+      const ended = await Promise.allSettled(
         windows.map(async (w) => {
           // An mp3 is read from the frame at the window's start, which a seek by time finds only by reading the
           // file from its start (0.15 s of CPU for 2 h against 0.04 s); the walk that finds the byte is 0.06 s.
@@ -230,6 +232,10 @@ export function createDecodeChecker(deps: DecodeCheckerDeps): DecodeChecker {
           return decode(deps, file, opts.demuxer, range, opts.signal);
         }),
       );
+      const runs = ended.map((run) => {
+        if (run.status === 'rejected') throw run.reason;
+        return run.value;
+      });
       let decodedS = 0;
       for (const [i, w] of windows.entries()) {
         const run = runs[i];

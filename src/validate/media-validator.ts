@@ -130,17 +130,6 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     },
   };
 
-  /** The probe, with the caller's work run on the event loop once it (and the decode test) started. */
-  async function probeWhile(file: string, signal: AbortSignal | undefined, work: (() => void) | undefined) {
-    const probing = prober.probe(file, signal ? { signal } : {});
-    if (work) {
-      // Handled now so that a throw from the caller's work cannot leave it unhandled; awaited below.
-      probing.catch(() => undefined);
-      work();
-    }
-    return await probing;
-  }
-
   async function checkMedia(input: {
     file: string;
     filename: string;
@@ -151,7 +140,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     whileChecking?: () => void;
   }): Promise<MediaValidationResult> {
     const { file, filename, sizeBytes, started, ahead, signal } = input;
-    const probe = await probeWhile(file, signal, input.whileChecking);
+    const probe = await probeWhile(prober, file, signal, input.whileChecking);
     if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
       throw unsupported(
         `The container "${probe.formatName}" is not accepted; upload common audio such as mp3, m4a, wav, ogg or flac.`,
@@ -213,4 +202,30 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       ms: performance.now() - started,
     };
   }
+}
+
+/** The probe, with the caller's work run on the event loop once it (and the decode test) started. */
+async function probeWhile(
+  prober: MediaProber,
+  file: string,
+  signal: AbortSignal | undefined,
+  work: (() => void) | undefined,
+): Promise<MediaProbe> {
+  if (!work) return await prober.probe(file, signal ? { signal } : {});
+  const stop = new AbortController();
+  const probing = prober.probe(file, { signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal });
+  // Handled now so that a throw from the caller's work cannot leave it unhandled; awaited below.
+  probing.catch(() => undefined);
+  try {
+    // After the microtasks queued so far: the decode test's end window is started behind one (its frame's byte
+    // offset is awaited), and the work would otherwise hold it back.
+    await new Promise((resolve) => setImmediate(resolve));
+    work();
+  } catch (err) {
+    // Not left reading a file the caller is about to remove.
+    stop.abort(err);
+    await probing.catch(() => undefined);
+    throw err;
+  }
+  return await probing;
 }

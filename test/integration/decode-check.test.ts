@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -9,6 +10,7 @@ import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import { AppError } from '../../src/errors.ts';
 import { GAP_S, speechFixture } from '../fixtures/speech.ts';
 import type { SpeechFixture } from '../fixtures/speech.ts';
+import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
 const checker = createDecodeChecker({ logger, timeoutS: 30 });
@@ -61,6 +63,41 @@ describe('createDecodeChecker.check', () => {
   it('fails a file with no audio stream', async () => {
     const r = await checker.check(at('video-only.mp4'), { demuxer: 'mov', durationS: 2, maxDurationS: 3600 });
     expect(r).toEqual({ ok: false, reason: 'the file has no audio stream' });
+  });
+
+  it('answers a stop only once both windows have ended', async () => {
+    // ffmpeg reading at real speed (so it is still running when stopped); the end window's pipes are held by a
+    // child that notes when it lets go of them, a second after ffmpeg is killed.
+    const script = at('ffmpeg-slow-end.sh');
+    await writeFile(
+      script,
+      [
+        '#!/bin/sh',
+        `case " $* " in *" -ss "*) (sleep 1; touch '${at('end-ended')}') & ;; esac`,
+        `touch '${at('started')}.'$$`,
+        'exec ffmpeg -re "$@"',
+        '',
+      ].join('\n'),
+    );
+    await chmod(script, 0o755);
+    const slow = createDecodeChecker({ logger, timeoutS: 30, ffmpegPath: script });
+    const stop = new AbortController();
+    const checking = slow.check(at('tone90.wav'), {
+      demuxer: 'wav',
+      durationS: 90,
+      maxDurationS: 3600,
+      signal: stop.signal,
+    });
+    const started = () => readdirSync(dir).filter((f) => f.startsWith('started.')).length;
+    await until(
+      () => started() === 2,
+      () => `both windows started (${started()})`,
+    );
+    stop.abort();
+    const err: unknown = await checking.catch((e: unknown) => e);
+    expect((err as AppError).code).toBe('CANCELLED');
+    // Not before the end window let go: the caller may remove the file once the check answered.
+    expect(existsSync(at('end-ended'))).toBe(true);
   });
 
   it('fails when the forced demuxer cannot read the file', async () => {

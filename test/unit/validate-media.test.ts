@@ -102,12 +102,14 @@ async function codeOf(stubs: Stubs, target = file): Promise<string> {
 describe('media validator', () => {
   it("runs the caller's work after the probe has started and before its answer is read", async () => {
     const order: string[] = [];
+    // The probe answers only once the work ran: the validation must not wait for its answer first.
+    let answer: () => void = () => undefined;
     const v = createMediaValidator({
       logger,
       prober: {
         probe: async () => {
           order.push('probe started');
-          await new Promise((r) => setImmediate(r));
+          await new Promise<void>((r) => (answer = r));
           order.push('probe answered');
           return mp3Speech;
         },
@@ -121,7 +123,14 @@ describe('media validator', () => {
       chunkSeconds: 4,
       measure: 'suspicious',
     });
-    await v.validate({ file, filename: 'talk.mp3', whileChecking: () => order.push('work') });
+    await v.validate({
+      file,
+      filename: 'talk.mp3',
+      whileChecking: () => {
+        order.push('work');
+        answer();
+      },
+    });
     expect(order).toEqual(['probe started', 'work', 'probe answered']);
   });
 
