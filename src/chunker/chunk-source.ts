@@ -28,6 +28,8 @@ export interface ChunkSubject {
   file: string;
   audio: ChunkRecipeInput['audio'];
   model: string;
+  /** Its chunks go one at a time (context=sequential): there are no lanes to even them out over. */
+  sequential?: boolean;
 }
 
 /** The one decision of how a fresh job is chunked: where the cuts fall, and how the chunk files are made. */
@@ -144,7 +146,14 @@ function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: C
       maxDurationS: config.maxDurationS,
       signal,
       durationS,
-      targetS: laneTargetS(durationS, Math.min(soft.targetS, hard.targetS), config.evenLanes ?? 1, { maxChunkS }),
+      targetS: laneTargetS(
+        durationS,
+        Math.min(soft.targetS, hard.targetS),
+        subject.sequential ? 1 : (config.evenLanes ?? 1),
+        {
+          maxChunkS,
+        },
+      ),
       maxChunkS,
       searchWindowS: Math.min(config.chunkSeconds / 4, 60),
     },

@@ -38,7 +38,13 @@ export async function runJobPipeline(
   // A resumed job's chunk directory was removed when the previous process stopped it.
   await save('job directory', () => dirs.create(job.id, epoch));
 
-  const subject: ChunkSubject = { file: dirs.uploadPath(job.id), audio: job.audio, model: job.request.model };
+  const sequential = job.request.context === 'sequential';
+  const subject: ChunkSubject = {
+    file: dirs.uploadPath(job.id),
+    audio: job.audio,
+    model: job.request.model,
+    sequential,
+  };
   // A scratch disk that fills up while the upload downloads pauses the job like any other write.
   await save('upload download', () => deps.uploads.fetch(job.id, subject.file, stopping));
   let chunks = await store.listChunks(job.id);
@@ -79,7 +85,6 @@ export async function runJobPipeline(
 
   // Context chaining needs the previous chunk's text before the next one goes: one at a time, in index order
   // (the slicer yields chunks in order and p-limit starts them first in, first out).
-  const sequential = job.request.context === 'sequential';
   const limit = pLimit(sequential ? 1 : deps.concurrency);
   // A job-fatal chunk error aborts the rest of the job at once, not after every queued chunk has failed too.
   const jobAbort = new AbortController();
