@@ -9,10 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import type { AppError } from '../../src/errors.ts';
 import { cepstralMean, EN_US_FRONT_END } from '../../src/transcribe/providers/local/cepstral-mean.ts';
-import { CMN_SPAN_S, readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
+import { C0_BIAS, CMN_SPAN_S, readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
+import type { FrontEndSteps } from '../../src/transcribe/providers/local/cepstral-mean.ts';
 import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
 import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
+import { continuousSpeechFixture, noisySpeechFixture } from '../fixtures/continuous.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
 import { until } from '../support/until.ts';
 
@@ -333,6 +335,67 @@ describe('createLocalProvider', () => {
       model.split('\n').filter((l) => !l.startsWith('-cmninit')),
     );
     expect(await readdir(tmp)).not.toContain('cmn.wav.feat.params');
+  });
+
+  /** 10 s of `wav` from `fromS` (cut mid-speech in speech without pauses), as the slicer writes a chunk. */
+  function cutFrom(wav: string, fromS: number, name: string): string {
+    const file = path.join(tmp, name);
+    execFileSync('ffmpeg', [
+      ...['-loglevel', 'error', '-y', '-ss', String(fromS), '-t', '10', '-i', wav, '-fflags', '+bitexact'],
+      file,
+    ]);
+    return file;
+  }
+
+  /** The pocketsphinx flags and `-cmninit` the provider (by default) ran a chunk with. */
+  async function frontEndOf(file: string): Promise<{ args: readonly string[]; init: number[] }> {
+    const seen: Array<{ args: readonly string[]; featParams: string }> = [];
+    const p = createLocalProvider({
+      logger,
+      modelDir: MODEL_DIR,
+      spawn: (cmd, args, opts) => {
+        seen.push({ args, featParams: readFileSync(args[args.indexOf('-featparams') + 1] as string, 'utf8') });
+        return spawn(cmd, args, opts);
+      },
+    });
+    const result = await p.transcribe(input(file, 10));
+    expect(result.words?.length).toBeGreaterThan(5);
+    const init =
+      /^-cmninit (.*)$/m
+        .exec(seen[0]?.featParams ?? '')?.[1]
+        ?.split(',')
+        .map(Number) ?? [];
+    return { args: seen[0]?.args ?? [], init };
+  }
+
+  const meanOf = async (file: string, steps: FrontEndSteps): Promise<number[]> =>
+    (cepstralMean((await readPcmStart(file, CMN_SPAN_S)) ?? new Int16Array(), EN_US_FRONT_END, steps) ?? []).map((v) =>
+      Number(v.toFixed(2)),
+    );
+
+  it('turns noise subtraction off, with the start value that matches, for clean speech cut mid-speech', async () => {
+    const file = cutFrom(continuousSpeechFixture().wav, 20, 'clean-cut.wav');
+    const { args, init } = await frontEndOf(file);
+    expect(args.slice(-2)).toEqual(['-remove_noise', 'no']);
+    // The mean without noise subtraction, nothing taken off c0: what pocketsphinx then decodes against.
+    expect(init).toEqual(await meanOf(file, { removeNoise: false, removeSilence: false }));
+  });
+
+  it('keeps noise subtraction, and the start value with C0_BIAS off c0, for noisy speech cut mid-speech', async () => {
+    const file = cutFrom(noisySpeechFixture().wav, 20, 'noisy-cut.wav');
+    const { args, init } = await frontEndOf(file);
+    expect(args).not.toContain('-remove_noise');
+    const mean = await meanOf(file, { removeNoise: false, removeSilence: false });
+    init.forEach((v, i) =>
+      expect(v, `c${i}`).toBeCloseTo(i === 0 ? (mean[0] as number) - C0_BIAS : (mean[i] as number), 1),
+    );
+  });
+
+  it('keeps noise subtraction for speech with pauses (a chunk cut in a pause)', async () => {
+    // speech.wav from the middle of its first 1.5 s pause: the service's cut in a pause.
+    const file = cutFrom(speechFixture().wav, (speechFixture().clipStarts[1] as number) - 0.75, 'pause-cut.wav');
+    const { args } = await frontEndOf(file);
+    expect(args).not.toContain('-remove_noise');
   });
 
   it("runs on the model's own start value when told to (the plain whole-file reference)", async () => {

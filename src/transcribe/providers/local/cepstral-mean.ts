@@ -167,41 +167,19 @@ function vadGate(emit: (cep: Float64Array) => void): (cep: Float64Array, speech:
 }
 
 /**
- * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples as pocketsphinx's live normalisation
- * sums them: over the frames its voice activity detection passes, leaving out frames with c0 < 0 (cmn_live.c
- * skips them as having no energy). Null when no frame is left (silence, or shorter than one window).
+ * Each frame's mel-band energies as sphinxbase's front end computes them (pre-emphasis, Hamming window, power
+ * spectrum, triangular filters), handed to `onFrame` in order. The array is reused: copy what is kept.
  */
-export function cepstralMean(
-  samples: Int16Array,
-  fe: FrontEnd = EN_US_FRONT_END,
-  steps: FrontEndSteps = {},
-): number[] | null {
+export function forEachMelFrame(samples: Int16Array, fe: FrontEnd, onFrame: (mfspec: Float64Array) => void): void {
   const filters = melFilters(fe);
   const fft = fftOf(fe.fftSize);
   const window = Float64Array.from(
     { length: fe.frameSize },
     (_, i) => 0.54 - 0.46 * Math.cos((2 * Math.PI * i) / (fe.frameSize - 1)),
   );
-  const dct = Array.from({ length: fe.ceps }, (_, i) =>
-    Float64Array.from({ length: fe.filters }, (_, j) => {
-      const scale = i === 0 ? Math.sqrt(1 / fe.filters) : Math.sqrt(2 / fe.filters);
-      const lifter = 1 + (fe.lifter / 2) * Math.sin((i * Math.PI) / fe.lifter);
-      return scale * lifter * Math.cos((Math.PI * i * (j + 0.5)) / fe.filters);
-    }),
-  );
-  const noise = noiseSubtraction(fe.filters, steps.removeNoise ?? true);
-  const removeSilence = steps.removeSilence ?? true;
-  const sum = new Float64Array(fe.ceps);
-  let frames = 0;
-  const gate = vadGate((cep) => {
-    if ((cep[0] as number) < 0) return;
-    for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
-    frames++;
-  });
   const re = new Float64Array(fe.fftSize);
   const im = new Float64Array(fe.fftSize);
   const mfspec = new Float64Array(fe.filters);
-  const cep = new Float64Array(fe.ceps);
   for (let start = 0; start + fe.frameSize <= samples.length; start += fe.frameShift) {
     re.fill(0);
     im.fill(0);
@@ -219,6 +197,38 @@ export function cepstralMean(
       }
       mfspec[f] = energy;
     }
+    onFrame(mfspec);
+  }
+}
+
+/**
+ * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples as pocketsphinx's live normalisation
+ * sums them: over the frames its voice activity detection passes, leaving out frames with c0 < 0 (cmn_live.c
+ * skips them as having no energy). Null when no frame is left (silence, or shorter than one window).
+ */
+export function cepstralMean(
+  samples: Int16Array,
+  fe: FrontEnd = EN_US_FRONT_END,
+  steps: FrontEndSteps = {},
+): number[] | null {
+  const dct = Array.from({ length: fe.ceps }, (_, i) =>
+    Float64Array.from({ length: fe.filters }, (_, j) => {
+      const scale = i === 0 ? Math.sqrt(1 / fe.filters) : Math.sqrt(2 / fe.filters);
+      const lifter = 1 + (fe.lifter / 2) * Math.sin((i * Math.PI) / fe.lifter);
+      return scale * lifter * Math.cos((Math.PI * i * (j + 0.5)) / fe.filters);
+    }),
+  );
+  const noise = noiseSubtraction(fe.filters, steps.removeNoise ?? true);
+  const removeSilence = steps.removeSilence ?? true;
+  const sum = new Float64Array(fe.ceps);
+  let frames = 0;
+  const gate = vadGate((cep) => {
+    if ((cep[0] as number) < 0) return;
+    for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
+    frames++;
+  });
+  const cep = new Float64Array(fe.ceps);
+  forEachMelFrame(samples, fe, (mfspec) => {
     const speech = noise.track(mfspec);
     for (let f = 0; f < fe.filters; f++) mfspec[f] = Math.log((mfspec[f] as number) + LOG_FLOOR);
     for (let i = 0; i < fe.ceps; i++) {
@@ -228,6 +238,6 @@ export function cepstralMean(
       cep[i] = c;
     }
     gate(cep, speech || !removeSilence);
-  }
+  });
   return frames === 0 ? null : Array.from(sum, (s) => s / frames);
 }

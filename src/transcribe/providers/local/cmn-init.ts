@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { parseWavHeader } from '../../../chunker/overlap-lead.ts';
 import { cepstralMean, EN_US_FRONT_END, type FrontEndSteps } from './cepstral-mean.ts';
+import { chunkSound, frontEndFor, type FrontEndChoice } from './chunk-sound.ts';
 
 /**
  * Seconds from a chunk's start its cepstral mean is taken over: the 8 s pocketsphinx decodes against its start
@@ -57,10 +58,36 @@ export interface CmnEstimate {
   c0Bias?: number;
 }
 
-/** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
-export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
-  const pcm = await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S);
+/** The start value for pocketsphinx's cepstral mean of `pcm`: its own mean, or null when it has none. */
+function cmnInitOf(pcm: Int16Array | null, estimate: CmnEstimate): number[] | null {
   const mean = pcm ? cepstralMean(pcm, EN_US_FRONT_END, estimate.steps ?? CMN_STEPS) : null;
   const bias = estimate.c0Bias ?? C0_BIAS;
   return mean ? mean.map((v, i) => (i === 0 ? v - bias : v)) : null;
+}
+
+/** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
+export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
+  return cmnInitOf(await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S), estimate);
+}
+
+/** How each front end estimates the start value: the one that matches what pocketsphinx then decodes. */
+export const FRONT_END_ESTIMATES: Record<FrontEndChoice, CmnEstimate & { removeNoise: boolean }> = {
+  shipped: { removeNoise: true },
+  'noise-off': { removeNoise: false, steps: CMN_STEPS, c0Bias: 0 },
+};
+
+export interface ChunkFrontEnd {
+  choice: FrontEndChoice;
+  /** The start value, or null when the chunk has none (pocketsphinx then starts from the model's). */
+  cmnInit: number[] | null;
+  /** False: run pocketsphinx with `-remove_noise no`. */
+  removeNoise: boolean;
+}
+
+/** The front end chosen for this chunk by its sound (chunk-sound.ts), and its start value. */
+export async function chunkFrontEnd(file: string): Promise<ChunkFrontEnd> {
+  const pcm = await readPcmStart(file, CMN_SPAN_S);
+  const choice = frontEndFor(pcm ? chunkSound(pcm) : null);
+  const { removeNoise, ...estimate } = FRONT_END_ESTIMATES[choice];
+  return { choice, cmnInit: cmnInitOf(pcm, estimate), removeNoise };
 }
