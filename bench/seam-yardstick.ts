@@ -67,8 +67,6 @@ const VARIANTS: Record<string, ProviderSettings> = {
   vadoff: { extraArgs: ['-remove_silence', 'no'] },
   /** Noise subtraction off, in pocketsphinx and in the start value: at a chunk's start its noise estimate is speech. */
   noiseoff: FIXED['noise-off'],
-  /** The start value exactly as pocketsphinx computes its mean: its noise subtraction and voice detection, no bias. */
-  exact: { cmnEstimate: { steps: {}, c0Bias: 0 } },
   /** Noise subtraction off with the model's start value: whether noiseoff's gain is the noise estimate's start. */
   'plain-noiseoff': { cmnInit: false, extraArgs: ['-remove_noise', 'no'] },
 };
