@@ -3,10 +3,11 @@
  * variants is not one lucky cut. On one ~60 s clip the WER moves by 2-3 points with where the cuts fall
  * (docs/performance.md#seams); here each variant is measured on every clip (three orders of the LibriVox clips,
  * optionally the two espeak-ng voices both ways round) at every offset of the 6 s cut grid, and the report gives
- * each one's WER minus one whole-file pocketsphinx run, their mean and spread.
+ * each one's WER minus one whole-file pocketsphinx run, their mean and spread. `--noisy` adds the first clip under
+ * pink noise at 13 dB SNR (reported apart: the front end is chosen per chunk by its noise, chunk-sound.ts).
  *
  *   node --experimental-strip-types bench/seam-yardstick.ts [--variants base,plain] [--overlaps 0,4]
- *     [--offsets 0,1.5,3,4.5] [--packet-s 0.128] [--voices] [--jobs 2] [--json out.json]
+ *     [--offsets 0,1.5,3,4.5] [--packet-s 0.128] [--noisy] [--voices] [--jobs 2] [--json out.json]
  *
  * It runs what the service runs on a job, without the service: the cut points of `planCutPoints` (no pause to
  * cut in, so every cut is hard) shifted by the offset, each chunk after the first starting the overlap before its
@@ -25,11 +26,13 @@ import pino from 'pino';
 import { parseWavHeader, wavHeader } from '../src/chunker/overlap-lead.ts';
 import { planCutPoints } from '../src/chunker/cut-points.ts';
 import { chunkCmnInit } from '../src/transcribe/providers/local/cmn-init.ts';
+import { chunkSound, frontEndFor, type FrontEndChoice } from '../src/transcribe/providers/local/chunk-sound.ts';
 import { createLocalProvider, type LocalProviderOptions } from '../src/transcribe/providers/local/provider.ts';
 import { stitchTranscript } from '../src/transcribe/stitcher.ts';
 import type { ChunkResult } from '../src/transcribe/types.ts';
 import {
   continuousSpeechFixture,
+  noisySpeechFixture,
   OTHER_ROUNDS,
   twoVoicesFixture,
   type ContinuousFixture,
@@ -44,10 +47,18 @@ const CHUNK_SECONDS = 6;
 
 type ProviderSettings = Pick<LocalProviderOptions, 'cmnInit' | 'cmnEstimate' | 'extraArgs'>;
 
+/** Each front end the service may choose for a chunk (chunk-sound.ts), as fixed settings. */
+const FIXED: Record<FrontEndChoice, ProviderSettings> = {
+  shipped: { cmnEstimate: {} },
+  'noise-off': { cmnEstimate: { c0Bias: 0 }, extraArgs: ['-remove_noise', 'no'] },
+};
+
 /** The variants compared: provider settings (the seam itself is the stitcher's, the same for all). */
 const VARIANTS: Record<string, ProviderSettings> = {
-  /** As the service runs the local engine. */
+  /** As the service runs the local engine: the front end chosen per chunk by its sound. */
   base: {},
+  /** Before that choice: noise subtraction on, the start value without it and C0_BIAS off c0. */
+  shipped: FIXED.shipped,
   /** pocketsphinx as it runs alone: the model's start value. */
   plain: { cmnInit: false },
   /** The mean of the chunk's first 8 s only: what pocketsphinx's first update of its live mean averages. */
@@ -55,9 +66,7 @@ const VARIANTS: Record<string, ProviderSettings> = {
   /** Voice activity detection off: in speech without pauses it has nothing to remove but may clip a start. */
   vadoff: { extraArgs: ['-remove_silence', 'no'] },
   /** Noise subtraction off, in pocketsphinx and in the start value: at a chunk's start its noise estimate is speech. */
-  noiseoff: { cmnEstimate: { c0Bias: 0 }, extraArgs: ['-remove_noise', 'no'] },
-  /** The start value exactly as pocketsphinx computes its mean: its noise subtraction and voice detection, no bias. */
-  exact: { cmnEstimate: { steps: {}, c0Bias: 0 } },
+  noiseoff: FIXED['noise-off'],
   /** Noise subtraction off with the model's start value: whether noiseoff's gain is the noise estimate's start. */
   'plain-noiseoff': { cmnInit: false, extraArgs: ['-remove_noise', 'no'] },
 };
@@ -86,23 +95,35 @@ const sha = (...parts: Array<string | Buffer>): string => {
   return h.digest('hex').slice(0, 24);
 };
 
+/** Fixed settings for a chunk: the front end the service would choose for it, when the variant leaves that to it. */
+function resolve(settings: ProviderSettings, bytes: Buffer): { settings: ProviderSettings; choice?: FrontEndChoice } {
+  if (settings.cmnInit === false || settings.cmnEstimate !== undefined) return { settings };
+  const samples = new Int16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  const choice = frontEndFor(chunkSound(samples.subarray(0, 20 * 16_000)));
+  return { settings: FIXED[choice], choice };
+}
+
 /** One chunk through the local provider, or its cached result. */
 async function transcribeChunk(
-  settings: ProviderSettings,
+  variant: ProviderSettings,
   bytes: Buffer,
   pcm: Pcm,
   tmpDir: string,
   index: number,
-): Promise<ChunkResult> {
+): Promise<ChunkResult & { choice?: FrontEndChoice }> {
+  const { settings, choice } = resolve(variant, bytes);
   const file = path.join(tmpDir, `${sha(bytes)}-${index}.wav`);
   writeFileSync(file, Buffer.concat([wavHeader(pcm.layout, bytes.length), bytes]));
   // The start value the provider will compute goes into the key: a change to how it is estimated is a new result.
-  const init = settings.cmnInit === false ? null : await chunkCmnInit(file, settings.cmnEstimate);
-  const key = sha(JSON.stringify(settings), ...(init ? [JSON.stringify(init)] : []), bytes);
+  const estimate = settings.cmnEstimate === 'by-sound' ? undefined : settings.cmnEstimate;
+  const init = settings.cmnInit === false ? null : await chunkCmnInit(file, estimate);
+  // The shipped estimate keys as `{}` did when it was the default, so its cached results stay valid.
+  const keyed = settings === FIXED.shipped ? {} : settings;
+  const key = sha(JSON.stringify(keyed), ...(init ? [JSON.stringify(init)] : []), bytes);
   const cached = path.join(CACHE_DIR, `${key}.json`);
   if (existsSync(cached)) {
     rmSync(file, { force: true });
-    return JSON.parse(readFileSync(cached, 'utf8')) as ChunkResult;
+    return { ...(JSON.parse(readFileSync(cached, 'utf8')) as ChunkResult), ...(choice && { choice }) };
   }
   const provider = createLocalProvider({ logger: pino({ level: 'silent' }), modelDir: MODEL_DIR, ...settings });
   try {
@@ -117,7 +138,7 @@ async function transcribeChunk(
       signal: new AbortController().signal,
     });
     writeFileSync(cached, JSON.stringify(result));
-    return result;
+    return { ...result, ...(choice && { choice }) };
   } finally {
     rmSync(file, { force: true });
   }
@@ -135,6 +156,8 @@ interface Measure {
   offsetS: number;
   wer: number;
   whole: number;
+  /** How many chunks took each front end, when the variant let the service choose. */
+  choices: Partial<Record<FrontEndChoice, number>>;
 }
 
 async function measure(
@@ -161,7 +184,9 @@ async function measure(
     ),
   );
   const t = stitchTranscript({ jobId: 'job_seam_yardstick', durationS, chunks, overlapS });
-  return { clip: clip.name, offsetS, wer: wer(t.text, clip.fx.reference), whole };
+  const choices: Measure['choices'] = {};
+  for (const { result } of chunks) if (result.choice) choices[result.choice] = (choices[result.choice] ?? 0) + 1;
+  return { clip: clip.name, offsetS, wer: wer(t.text, clip.fx.reference), whole, choices };
 }
 
 /** One plain pocketsphinx run on the whole clip (the model's start value), cached like a chunk. */
@@ -185,6 +210,7 @@ async function main(): Promise<void> {
       offsets: { type: 'string', default: '0,1.5,3,4.5' },
       'packet-s': { type: 'string', default: '0' },
       voices: { type: 'boolean', default: false },
+      noisy: { type: 'boolean', default: false },
       jobs: { type: 'string', default: String(Math.max(1, os.availableParallelism())) },
       json: { type: 'string' },
     },
@@ -200,6 +226,7 @@ async function main(): Promise<void> {
   const clips: Clip[] = [
     { name: 'speech A', fx: continuousSpeechFixture() },
     ...OTHER_ROUNDS.map((rounds, i) => ({ name: `speech ${'BC'[i]}`, fx: continuousSpeechFixture(rounds) })),
+    ...(values.noisy ? [{ name: 'noisy A (pink, 13 dB SNR)', fx: noisySpeechFixture() }] : []),
     ...(values.voices
       ? [
           { name: 'voices', fx: twoVoicesFixture() },
@@ -252,7 +279,13 @@ function report(variant: string, overlapS: number, runs: readonly Measure[], off
     const whole = ((rs[0]?.whole ?? 0) * 100).toFixed(2);
     lines.push(`| ${clip} (${whole} %) | ${d.map(pts).join(' | ')} | ${pts(stats(d).mean)} |`);
   }
-  for (const group of ['speech', 'voices']) {
+  const chosen = runs.map((r) =>
+    Object.entries(r.choices)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', '),
+  );
+  if (chosen.some((c) => c !== '')) lines.push(`\nfront ends chosen, per clip and offset: ${chosen.join(' / ')}`);
+  for (const group of ['speech', 'noisy', 'voices']) {
     const d = runs.filter((r) => r.clip.startsWith(group)).map((r) => r.wer - r.whole);
     if (d.length === 0) continue;
     const s = stats(d);

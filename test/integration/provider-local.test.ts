@@ -9,10 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import type { AppError } from '../../src/errors.ts';
 import { cepstralMean, EN_US_FRONT_END } from '../../src/transcribe/providers/local/cepstral-mean.ts';
-import { CMN_SPAN_S, readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
+import { C0_BIAS, CMN_SPAN_S, readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
 import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
 import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
+import { continuousSpeechFixture, noisySpeechFixture } from '../fixtures/continuous.ts';
 import { CLIPS, LIBRIVOX_DIR, speechFixture } from '../fixtures/speech.ts';
 import { until } from '../support/until.ts';
 
@@ -294,15 +295,6 @@ describe('createLocalProvider', () => {
     return [...alone.stderr.matchAll(/Update to\s*<([^>]*)>/g)].at(-1)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
   }
 
-  it("computes pocketsphinx's own mean of a chunk with its noise subtraction and voice detection", async () => {
-    const file = sixSeconds('exact.wav');
-    const own = pocketsphinxOwnMean(file);
-    expect(own).toHaveLength(13);
-    const computed = cepstralMean((await readPcmStart(file, CMN_SPAN_S)) ?? new Int16Array()) ?? [];
-    // Measured within 0.1 (pocketsphinx adds a zero-padded last frame); without the noise subtraction c0 is ~1-2 off.
-    own.forEach((v, i) => expect(Math.abs((computed[i] ?? NaN) - v), `c${i}`).toBeLessThan(0.2));
-  });
-
   it("starts pocketsphinx's cepstral mean from the chunk's own, close to where pocketsphinx itself ends up", async () => {
     const file = sixSeconds('cmn.wav');
     const own = pocketsphinxOwnMean(file);
@@ -324,7 +316,7 @@ describe('createLocalProvider', () => {
     const init = /^-cmninit (.*)$/m.exec(params)?.[1]?.split(',').map(Number) ?? [];
     expect(init).toHaveLength(13);
     // The model's start value is 41.00 for c0; this speaker's is ~57. The default estimate leaves out pocketsphinx's
-    // noise subtraction (CMN_STEPS, which would lower c0 by 1-2) and takes C0_BIAS off c0 instead.
+    // noise subtraction (which would lower c0 by 1-2) and takes C0_BIAS off c0 instead.
     expect(Math.abs((init[0] ?? 0) - (own[0] ?? 0))).toBeLessThan(3);
     for (let i = 1; i < 13; i++) expect(Math.abs((init[i] ?? 0) - (own[i] ?? 0)), `c${i}`).toBeLessThan(2.5);
     // Every other line is the model's own; the file is gone once the chunk is done.
@@ -335,6 +327,67 @@ describe('createLocalProvider', () => {
     expect(await readdir(tmp)).not.toContain('cmn.wav.feat.params');
   });
 
+  /** 10 s of `wav` from `fromS` (cut mid-speech in speech without pauses), as the slicer writes a chunk. */
+  function cutFrom(wav: string, fromS: number, name: string): string {
+    const file = path.join(tmp, name);
+    execFileSync('ffmpeg', [
+      ...['-loglevel', 'error', '-y', '-ss', String(fromS), '-t', '10', '-i', wav, '-fflags', '+bitexact'],
+      file,
+    ]);
+    return file;
+  }
+
+  /** The pocketsphinx flags and `-cmninit` the provider (by default) ran a chunk with. */
+  async function frontEndOf(file: string): Promise<{ args: readonly string[]; init: number[] }> {
+    const seen: Array<{ args: readonly string[]; featParams: string }> = [];
+    const p = createLocalProvider({
+      logger,
+      modelDir: MODEL_DIR,
+      spawn: (cmd, args, opts) => {
+        seen.push({ args, featParams: readFileSync(args[args.indexOf('-featparams') + 1] as string, 'utf8') });
+        return spawn(cmd, args, opts);
+      },
+    });
+    const result = await p.transcribe(input(file, 10));
+    expect(result.words?.length).toBeGreaterThan(5);
+    const init =
+      /^-cmninit (.*)$/m
+        .exec(seen[0]?.featParams ?? '')?.[1]
+        ?.split(',')
+        .map(Number) ?? [];
+    return { args: seen[0]?.args ?? [], init };
+  }
+
+  const meanOf = async (file: string): Promise<number[]> =>
+    (cepstralMean((await readPcmStart(file, CMN_SPAN_S)) ?? new Int16Array(), EN_US_FRONT_END) ?? []).map((v) =>
+      Number(v.toFixed(2)),
+    );
+
+  it('turns noise subtraction off, with the start value that matches, for clean speech cut mid-speech', async () => {
+    const file = cutFrom(continuousSpeechFixture().wav, 20, 'clean-cut.wav');
+    const { args, init } = await frontEndOf(file);
+    expect(args.slice(-2)).toEqual(['-remove_noise', 'no']);
+    // The mean without noise subtraction, nothing taken off c0: what pocketsphinx then decodes against.
+    expect(init).toEqual(await meanOf(file));
+  });
+
+  it('keeps noise subtraction, and the start value with C0_BIAS off c0, for noisy speech cut mid-speech', async () => {
+    const file = cutFrom(noisySpeechFixture().wav, 20, 'noisy-cut.wav');
+    const { args, init } = await frontEndOf(file);
+    expect(args).not.toContain('-remove_noise');
+    const mean = await meanOf(file);
+    init.forEach((v, i) =>
+      expect(v, `c${i}`).toBeCloseTo(i === 0 ? (mean[0] as number) - C0_BIAS : (mean[i] as number), 1),
+    );
+  });
+
+  it('keeps noise subtraction for speech with pauses (a chunk cut in a pause)', async () => {
+    // speech.wav from the middle of its first 1.5 s pause: the service's cut in a pause.
+    const file = cutFrom(speechFixture().wav, (speechFixture().clipStarts[1] as number) - 0.75, 'pause-cut.wav');
+    const { args } = await frontEndOf(file);
+    expect(args).not.toContain('-remove_noise');
+  });
+
   it("runs on the model's own start value when told to (the plain whole-file reference)", async () => {
     const rec = recordingSpawn();
     const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn, cmnInit: false });
@@ -342,13 +395,13 @@ describe('createLocalProvider', () => {
     expect(rec.children[0]?.spawnargs).not.toContain('-featparams');
   });
 
-  it('takes the start value over the span, with the front-end steps and c0 bias it is given, and passes extra flags on', async () => {
+  it('takes the start value over the span, with the c0 bias it is given, and passes extra flags on', async () => {
     const file = sixSeconds('estimate.wav');
     const seen: Array<{ args: readonly string[]; featParams: string }> = [];
     const p = createLocalProvider({
       logger,
       modelDir: MODEL_DIR,
-      cmnEstimate: { spanS: 2, steps: { removeNoise: false }, c0Bias: 0.5 },
+      cmnEstimate: { spanS: 2, c0Bias: 0.5 },
       extraArgs: ['-remove_noise', 'no'],
       spawn: (cmd, args, opts) => {
         seen.push({ args, featParams: readFileSync(args[args.indexOf('-featparams') + 1] as string, 'utf8') });
@@ -361,8 +414,7 @@ describe('createLocalProvider', () => {
         .exec(seen[0]?.featParams ?? '')?.[1]
         ?.split(',')
         .map(Number) ?? [];
-    const firstTwo =
-      cepstralMean((await readPcmStart(file, 2)) ?? new Int16Array(), EN_US_FRONT_END, { removeNoise: false }) ?? [];
+    const firstTwo = cepstralMean((await readPcmStart(file, 2)) ?? new Int16Array(), EN_US_FRONT_END) ?? [];
     expect(init).toEqual(firstTwo.map((v, i) => Number((i === 0 ? v - 0.5 : v).toFixed(2))));
     expect(seen[0]?.args.slice(-2)).toEqual(['-remove_noise', 'no']);
   });

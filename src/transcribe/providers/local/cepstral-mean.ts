@@ -1,5 +1,3 @@
-import { noiseSubtraction } from './noise-subtraction.ts';
-
 /**
  * The mean of the cepstra pocketsphinx computes from 16 kHz speech: what its live cepstral mean normalisation
  * (CMN) converges to on this audio. pocketsphinx starts every file from the model's `-cmninit` and keeps it for
@@ -9,9 +7,10 @@ import { noiseSubtraction } from './noise-subtraction.ts';
  * The front end is sphinxbase's (fe_sigproc.c) with the en-us model's feat.params: pre-emphasis 0.97, 410-sample
  * Hamming window every 160 samples, 512-point FFT power spectrum, 25 unit-area triangular mel filters rounded to
  * FFT bins between 130 and 6800 Hz, natural log, DCT-II (c0 scaled by sqrt(1/25), the rest by sqrt(2/25)), lifter
- * 22, with pocketsphinx's spectral noise subtraction on the mel energies before the log (noise-subtraction.ts) and
- * its voice activity detection choosing the frames, as `pocketsphinx_continuous` runs by default. Checked against
- * the features pocketsphinx itself logs (`-mfclogdir`; test/unit/cepstral-mean.test.ts).
+ * 22, over every frame: as pocketsphinx computes them with `-remove_noise no -remove_silence no`. Checked against
+ * the features pocketsphinx itself logs (`-mfclogdir`; test/unit/cepstral-mean.test.ts). Its spectral noise
+ * subtraction is left out: with it on, pocketsphinx decodes a chunk better from this mean with C0_BIAS taken off
+ * c0 than from its own exact mean (cmn-init.ts, docs/performance.md#seams).
  */
 
 export interface FrontEnd {
@@ -117,91 +116,23 @@ function fftOf(n: number): (re: Float64Array, im: Float64Array) => void {
   };
 }
 
-/** What pocketsphinx does to the audio before the cepstra; both on by default, as it runs. */
-export interface FrontEndSteps {
-  /** Spectral noise subtraction (`-remove_noise`, noise-subtraction.ts). @default true */
-  removeNoise?: boolean;
-  /** Voice activity detection (`-remove_silence`): frames it drops are left out of the mean too. @default true */
-  removeSilence?: boolean;
-}
-
 /** sphinxbase's fe_mel_cep: log energies floored at LOG_FLOOR, so a band with none is not -Infinity. */
 const LOG_FLOOR = 1e-4;
-/** fe_vad_hangover's defaults: `-vad_prespeech`, `-vad_startspeech`, `-vad_postspeech` (frames). */
-const VAD = { preSpeech: 20, startSpeech: 10, postSpeech: 50 };
 
 /**
- * The frames pocketsphinx's voice activity detection passes on (fe_vad_hangover with fe_process_frames): none
- * until `startSpeech` speech frames in a row, then the buffered frames before them (the last `preSpeech` + 1)
- * and every frame until `postSpeech` non-speech frames in a row.
+ * Each frame's mel-band energies as sphinxbase's front end computes them (pre-emphasis, Hamming window, power
+ * spectrum, triangular filters), handed to `onFrame` in order. The array is reused: copy what is kept.
  */
-function vadGate(emit: (cep: Float64Array) => void): (cep: Float64Array, speech: boolean) => void {
-  let inSpeech = false;
-  let pre = 0;
-  let post = 0;
-  let buffered: Float64Array[] = [];
-  return (cep, speech) => {
-    if (!inSpeech) {
-      buffered.push(cep.slice());
-      if (buffered.length > VAD.preSpeech + 1) buffered.shift();
-    }
-    if (speech) {
-      post = 0;
-      if (inSpeech) emit(cep);
-      else if (++pre >= VAD.startSpeech) {
-        pre = 0;
-        inSpeech = true;
-        for (const b of buffered) emit(b);
-        buffered = [];
-      }
-      return;
-    }
-    pre = 0;
-    if (!inSpeech) return;
-    if (++post >= VAD.postSpeech) {
-      post = 0;
-      inSpeech = false;
-      buffered = [];
-    } else emit(cep);
-  };
-}
-
-/**
- * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples as pocketsphinx's live normalisation
- * sums them: over the frames its voice activity detection passes, leaving out frames with c0 < 0 (cmn_live.c
- * skips them as having no energy). Null when no frame is left (silence, or shorter than one window).
- */
-export function cepstralMean(
-  samples: Int16Array,
-  fe: FrontEnd = EN_US_FRONT_END,
-  steps: FrontEndSteps = {},
-): number[] | null {
+export function forEachMelFrame(samples: Int16Array, fe: FrontEnd, onFrame: (mfspec: Float64Array) => void): void {
   const filters = melFilters(fe);
   const fft = fftOf(fe.fftSize);
   const window = Float64Array.from(
     { length: fe.frameSize },
     (_, i) => 0.54 - 0.46 * Math.cos((2 * Math.PI * i) / (fe.frameSize - 1)),
   );
-  const dct = Array.from({ length: fe.ceps }, (_, i) =>
-    Float64Array.from({ length: fe.filters }, (_, j) => {
-      const scale = i === 0 ? Math.sqrt(1 / fe.filters) : Math.sqrt(2 / fe.filters);
-      const lifter = 1 + (fe.lifter / 2) * Math.sin((i * Math.PI) / fe.lifter);
-      return scale * lifter * Math.cos((Math.PI * i * (j + 0.5)) / fe.filters);
-    }),
-  );
-  const noise = noiseSubtraction(fe.filters, steps.removeNoise ?? true);
-  const removeSilence = steps.removeSilence ?? true;
-  const sum = new Float64Array(fe.ceps);
-  let frames = 0;
-  const gate = vadGate((cep) => {
-    if ((cep[0] as number) < 0) return;
-    for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
-    frames++;
-  });
   const re = new Float64Array(fe.fftSize);
   const im = new Float64Array(fe.fftSize);
   const mfspec = new Float64Array(fe.filters);
-  const cep = new Float64Array(fe.ceps);
   for (let start = 0; start + fe.frameSize <= samples.length; start += fe.frameShift) {
     re.fill(0);
     im.fill(0);
@@ -219,7 +150,27 @@ export function cepstralMean(
       }
       mfspec[f] = energy;
     }
-    const speech = noise.track(mfspec);
+    onFrame(mfspec);
+  }
+}
+
+/**
+ * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples as pocketsphinx's live normalisation
+ * sums them, leaving out frames with c0 < 0 (cmn_live.c skips them as having no energy). Null when no frame is
+ * left (silence, or shorter than one window).
+ */
+export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END): number[] | null {
+  const dct = Array.from({ length: fe.ceps }, (_, i) =>
+    Float64Array.from({ length: fe.filters }, (_, j) => {
+      const scale = i === 0 ? Math.sqrt(1 / fe.filters) : Math.sqrt(2 / fe.filters);
+      const lifter = 1 + (fe.lifter / 2) * Math.sin((i * Math.PI) / fe.lifter);
+      return scale * lifter * Math.cos((Math.PI * i * (j + 0.5)) / fe.filters);
+    }),
+  );
+  const sum = new Float64Array(fe.ceps);
+  let frames = 0;
+  const cep = new Float64Array(fe.ceps);
+  forEachMelFrame(samples, fe, (mfspec) => {
     for (let f = 0; f < fe.filters; f++) mfspec[f] = Math.log((mfspec[f] as number) + LOG_FLOOR);
     for (let i = 0; i < fe.ceps; i++) {
       const row = dct[i] as Float64Array;
@@ -227,7 +178,9 @@ export function cepstralMean(
       for (let j = 0; j < fe.filters; j++) c += (row[j] as number) * (mfspec[j] as number);
       cep[i] = c;
     }
-    gate(cep, speech || !removeSilence);
-  }
+    if ((cep[0] as number) < 0) return;
+    for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
+    frames++;
+  });
   return frames === 0 ? null : Array.from(sum, (s) => s / frames);
 }

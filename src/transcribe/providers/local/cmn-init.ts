@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { parseWavHeader } from '../../../chunker/overlap-lead.ts';
-import { cepstralMean, EN_US_FRONT_END, type FrontEndSteps } from './cepstral-mean.ts';
+import { cepstralMean, EN_US_FRONT_END } from './cepstral-mean.ts';
+import { chunkSound, frontEndFor, type FrontEndChoice } from './chunk-sound.ts';
 
 /**
  * Seconds from a chunk's start its cepstral mean is taken over: the 8 s pocketsphinx decodes against its start
@@ -39,28 +40,50 @@ export function withCmnInit(featParams: string, mean: readonly number[]): string
 }
 
 /**
- * The start value is computed without pocketsphinx's noise subtraction and voice activity detection, and C0_BIAS
- * is taken off c0, which the subtraction would have lowered by ~1-2. With both steps on the estimate is exactly
- * pocketsphinx's own mean of the chunk (within ~0.1; noise-subtraction.ts), yet the seam yardstick's WER came out
- * worse with it (+1.92 points over 12 cuts against +1.29; docs/performance.md#seams): what decodes best is not the
- * closest fit, so the measured estimate stays.
+ * Taken off c0 of the start value when pocketsphinx runs with its noise subtraction, which lowers c0 by ~1-2 and
+ * which the estimate leaves out. pocketsphinx's exact mean (its noise subtraction ported, 2026-12-05) decoded
+ * worse than this on the seam yardstick (+1.92 points over 12 cuts against +1.29; docs/performance.md#seams).
  */
 export const C0_BIAS = 1.5;
-export const CMN_STEPS: FrontEndSteps = { removeNoise: false, removeSilence: false };
 
 export interface CmnEstimate {
   /** @default CMN_SPAN_S */
   spanS?: number;
-  /** @default CMN_STEPS */
-  steps?: FrontEndSteps;
   /** Taken off c0. @default C0_BIAS */
   c0Bias?: number;
 }
 
-/** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
-export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
-  const pcm = await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S);
-  const mean = pcm ? cepstralMean(pcm, EN_US_FRONT_END, estimate.steps ?? CMN_STEPS) : null;
+/** The start value for pocketsphinx's cepstral mean of `pcm`: its own mean, or null when it has none. */
+function cmnInitOf(pcm: Int16Array | null, estimate: CmnEstimate): number[] | null {
+  const mean = pcm ? cepstralMean(pcm, EN_US_FRONT_END) : null;
   const bias = estimate.c0Bias ?? C0_BIAS;
   return mean ? mean.map((v, i) => (i === 0 ? v - bias : v)) : null;
+}
+
+/** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
+export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
+  return cmnInitOf(await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S), estimate);
+}
+
+/** How each front end estimates the start value: the one that matches what pocketsphinx then decodes. */
+export const FRONT_END_ESTIMATES: Record<FrontEndChoice, CmnEstimate & { removeNoise: boolean }> = {
+  shipped: { removeNoise: true },
+  // Without noise subtraction the estimate is the mean pocketsphinx decodes: nothing to take off.
+  'noise-off': { removeNoise: false, c0Bias: 0 },
+};
+
+export interface ChunkFrontEnd {
+  choice: FrontEndChoice;
+  /** The start value, or null when the chunk has none (pocketsphinx then starts from the model's). */
+  cmnInit: number[] | null;
+  /** False: run pocketsphinx with `-remove_noise no`. */
+  removeNoise: boolean;
+}
+
+/** The front end chosen for this chunk by its sound (chunk-sound.ts), and its start value. */
+export async function chunkFrontEnd(file: string): Promise<ChunkFrontEnd> {
+  const pcm = await readPcmStart(file, CMN_SPAN_S);
+  const choice = frontEndFor(pcm ? chunkSound(pcm) : null);
+  const { removeNoise, ...estimate } = FRONT_END_ESTIMATES[choice];
+  return { choice, cmnInit: cmnInitOf(pcm, estimate), removeNoise };
 }

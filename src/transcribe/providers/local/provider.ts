@@ -4,7 +4,7 @@ import { access, constants, readFile, rm, stat, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../../../errors.ts';
-import { chunkCmnInit, withCmnInit, type CmnEstimate } from './cmn-init.ts';
+import { chunkCmnInit, chunkFrontEnd, withCmnInit, type CmnEstimate } from './cmn-init.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
@@ -26,8 +26,11 @@ export interface LocalProviderOptions {
    * model's `-cmninit`, which it otherwise keeps for a chunk's first 8 s. @default true
    */
   cmnInit?: boolean;
-  /** How the chunk's mean is estimated (cmn-init.ts); the defaults are the measured ones. */
-  cmnEstimate?: CmnEstimate;
+  /**
+   * How the chunk's mean is estimated (cmn-init.ts). 'by-sound': noise subtraction and the estimate that matches
+   * it chosen per chunk by how the chunk sounds (chunk-sound.ts). @default 'by-sound'
+   */
+  cmnEstimate?: CmnEstimate | 'by-sound';
   /** More pocketsphinx flags after the model's (the seam yardstick tries decoder settings with them). */
   extraArgs?: readonly string[];
 }
@@ -95,26 +98,33 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
   const modelArgs = ['-hmm', modelFiles.hmm, '-lm', modelFiles.lm, '-dict', modelFiles.dict, '-time', 'yes'];
   let featParams: Promise<string | null> | undefined;
   /**
-   * A feat.params beside the chunk with the chunk's own cepstral mean as `-cmninit`, or null to run on the
-   * model's own. A file, because pocketsphinx reads `-cmninit` from the model's feat.params after the command
-   * line (the flag alone is overridden); `-featparams` replaces that file.
+   * A feat.params beside the chunk with the chunk's own cepstral mean as `-cmninit` (null to run on the model's
+   * own), and the front-end flags that go with it. A file, because pocketsphinx reads `-cmninit` from the model's
+   * feat.params after the command line (the flag alone is overridden); `-featparams` replaces that file.
    */
-  async function chunkFeatParams(input: TranscribeInput): Promise<string | null> {
-    if (options.cmnInit === false) return null;
+  async function chunkFrontEndArgs(input: TranscribeInput): Promise<{ featParams: string | null; args: string[] }> {
+    if (options.cmnInit === false) return { featParams: null, args: [] };
     // Without the model's file or a readable chunk, pocketsphinx runs as it would alone (and reports what is wrong).
     featParams ??= readFile(path.join(modelFiles.hmm, 'feat.params'), 'utf8').catch(() => null);
     const base = await featParams;
-    const mean = base === null ? null : await chunkCmnInit(input.path, options.cmnEstimate).catch(() => null);
-    if (base === null || mean === null) return null;
+    if (base === null) return { featParams: null, args: [] };
+    const estimate = options.cmnEstimate ?? 'by-sound';
+    const chosen =
+      estimate === 'by-sound'
+        ? await chunkFrontEnd(input.path).catch(() => null)
+        : { cmnInit: await chunkCmnInit(input.path, estimate).catch(() => null), removeNoise: true, choice: null };
+    // Noise subtraction goes off only with the start value that matches it: one without the other decodes worse.
+    if (chosen?.cmnInit == null) return { featParams: null, args: [] };
+    logger.debug({ jobId: input.jobId, chunk: input.index, frontEnd: chosen.choice }, 'pocketsphinx front end');
     const file = `${input.path}.feat.params`;
-    await writeFile(file, withCmnInit(base, mean));
-    return file;
+    await writeFile(file, withCmnInit(base, chosen.cmnInit));
+    return { featParams: file, args: chosen.removeNoise ? [] : ['-remove_noise', 'no'] };
   }
 
-  function run(input: TranscribeInput, featParamsFile: string | null): Promise<string> {
+  function run(input: TranscribeInput, frontEnd: { featParams: string | null; args: string[] }): Promise<string> {
     const timeoutS = options.timeoutS ?? Math.max(60, 3 * input.durationS);
-    const featArgs = featParamsFile === null ? [] : ['-featparams', featParamsFile];
-    const args = ['-infile', input.path, ...modelArgs, ...featArgs, ...(options.extraArgs ?? [])];
+    const featArgs = frontEnd.featParams === null ? [] : ['-featparams', frontEnd.featParams];
+    const args = ['-infile', input.path, ...modelArgs, ...featArgs, ...frontEnd.args, ...(options.extraArgs ?? [])];
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     log.debug({ binary, args }, 'pocketsphinx start');
 
@@ -206,16 +216,16 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
     if (input.signal.aborted) {
       throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });
     }
-    const featParamsFile = await chunkFeatParams(input);
+    const frontEnd = await chunkFrontEndArgs(input);
     let out: string;
     try {
       // Cancelled while the chunk's mean was read: the abort listener of run() would never fire.
       if (input.signal.aborted) {
         throw new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason });
       }
-      out = await run(input, featParamsFile);
+      out = await run(input, frontEnd);
     } finally {
-      if (featParamsFile !== null) await rm(featParamsFile, { force: true });
+      if (frontEnd.featParams !== null) await rm(frontEnd.featParams, { force: true });
     }
     const max = input.durationS > 0 ? input.durationS : Infinity;
     const parsed = parsePocketsphinxOutput(out);
