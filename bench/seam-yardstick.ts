@@ -4,10 +4,11 @@
  * (docs/performance.md#seams); here each variant is measured on every clip (three orders of the LibriVox clips,
  * optionally the two espeak-ng voices both ways round) at every offset of the 6 s cut grid, and the report gives
  * each one's WER minus one whole-file pocketsphinx run, their mean and spread. `--noisy` adds the first clip under
- * pink noise at 13 dB SNR (reported apart: the front end is chosen per chunk by its noise, chunk-sound.ts).
+ * pink noise at 13 dB SNR, or at each of `--noisy-snr` (reported apart: the front end is chosen per chunk by how
+ * noisy it is, chunk-sound.ts).
  *
  *   node --experimental-strip-types bench/seam-yardstick.ts [--variants base,plain] [--overlaps 0,4]
- *     [--offsets 0,1.5,3,4.5] [--packet-s 0.128] [--noisy] [--voices] [--jobs 2] [--json out.json]
+ *     [--offsets 0,1.5,3,4.5] [--packet-s 0.128] [--noisy [--noisy-snr 13,20]] [--voices] [--jobs 2] [--json out.json]
  *
  * It runs what the service runs on a job, without the service: the cut points of `planCutPoints` (no pause to
  * cut in, so every cut is hard) shifted by the offset, each chunk after the first starting the overlap before its
@@ -211,6 +212,7 @@ async function main(): Promise<void> {
       'packet-s': { type: 'string', default: '0' },
       voices: { type: 'boolean', default: false },
       noisy: { type: 'boolean', default: false },
+      'noisy-snr': { type: 'string', default: '13' },
       jobs: { type: 'string', default: String(Math.max(1, os.availableParallelism())) },
       json: { type: 'string' },
     },
@@ -226,7 +228,12 @@ async function main(): Promise<void> {
   const clips: Clip[] = [
     { name: 'speech A', fx: continuousSpeechFixture() },
     ...OTHER_ROUNDS.map((rounds, i) => ({ name: `speech ${'BC'[i]}`, fx: continuousSpeechFixture(rounds) })),
-    ...(values.noisy ? [{ name: 'noisy A (pink, 13 dB SNR)', fx: noisySpeechFixture() }] : []),
+    ...(values.noisy
+      ? numbers(values['noisy-snr']).map((snr) => ({
+          name: `noisy A (pink, ${snr} dB SNR)`,
+          fx: noisySpeechFixture(snr),
+        }))
+      : []),
     ...(values.voices
       ? [
           { name: 'voices', fx: twoVoicesFixture() },

@@ -6,7 +6,7 @@ import { EN_US_FRONT_END, forEachMelFrame, type FrontEnd } from './cepstral-mean
  * Figures from the frames' mel energies (the front end pocketsphinx runs), in dB.
  */
 export interface ChunkSound {
-  /** 90th minus 10th percentile of the frames' log energy: the speech's level over the noise floor. */
+  /** 90th minus 1st percentile of the frames' log energy: the speech's level over the noise floor. */
   rangeDb: number;
   /** Longest run of frames at or below the 10th percentile, in seconds: a pause, where there is one. */
   longestQuietS: number;
@@ -20,9 +20,10 @@ export const PAUSE_S = 0.4;
 export const QUIET_START_S = 0.15;
 /**
  * Below this the recording is noisy. Measured on 6 s chunks with 4 s of overlap (docs/performance.md#seams):
- * clean LibriVox speech 22.5-26.9 dB, the same under pink noise at 13 dB SNR 13.7-15.1 dB.
+ * clean LibriVox speech 37.2-42.6 dB; the same under pink noise at 25 / 20 / 13 dB SNR 26.0-27.4, 21.2-22.6 and
+ * 14.5-15.8 dB, where noise subtraction decodes better.
  */
-export const NOISY_RANGE_DB = 19;
+export const NOISY_RANGE_DB = 32;
 
 const quantile = (sorted: Float64Array, p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
@@ -38,19 +39,20 @@ export function chunkSound(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END):
   });
   if (energies.length === 0) return null;
   const sorted = Float64Array.from(energies).sort();
-  const floor = quantile(sorted, 0.1);
+  // The quietest frames are the noise floor; a tenth of the frames are quiet, even in speech without pauses.
+  const quiet = quantile(sorted, 0.1);
   let run = 0;
   let longest = 0;
   for (const e of energies) {
-    run = e <= floor ? run + 1 : 0;
+    run = e <= quiet ? run + 1 : 0;
     longest = Math.max(longest, run);
   }
   const framesPerS = fe.sampleRate / fe.frameShift;
   const start = energies.slice(0, Math.round(QUIET_START_S * framesPerS));
   return {
-    rangeDb: quantile(sorted, 0.9) - floor,
+    rangeDb: quantile(sorted, 0.9) - quantile(sorted, 0.01),
     longestQuietS: longest / framesPerS,
-    startsQuiet: start.length > 0 && start.every((e) => e <= floor),
+    startsQuiet: start.length > 0 && start.every((e) => e <= quiet),
   };
 }
 
@@ -63,9 +65,9 @@ export type FrontEndChoice = 'shipped' | 'noise-off';
 
 /**
  * Pure: the front end for a chunk of this sound. Measured on the seam yardstick (docs/performance.md#seams): in
- * clean speech without pauses a chunk decodes ~3 points better without noise subtraction, under noise ~6 points
- * worse; speech with pauses decodes worse without it (and a chunk cut in a pause is not cut mid-speech), so those
- * keep what shipped before.
+ * clean speech without pauses a chunk decodes ~3 points better without noise subtraction, under pink noise at
+ * 25 dB SNR or more 2.5-6 points worse; speech with pauses decodes worse without it (and a chunk cut in a pause is
+ * not cut mid-speech), so those keep what shipped before.
  */
 export function frontEndFor(sound: ChunkSound | null): FrontEndChoice {
   if (sound === null || sound.startsQuiet || sound.longestQuietS >= PAUSE_S) return 'shipped';
