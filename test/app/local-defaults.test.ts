@@ -57,10 +57,13 @@ describe('the local engine with its own defaults', () => {
 
       const planned = await pollJob(url, id, (j) => j.progress.chunks_total > 0, 'the chunk plan');
       // 45 s chunks evened out over the cores (~378 s on 2 cores: 10 of ~38 s rather than 9, the last of 18 s),
-      // cut in the pauses (the defaults of before made one 600 s chunk).
+      // cut in the pauses, which may make one fewer than planned without them (the defaults of before made one
+      // 600 s chunk). Where the plain plan already fills the cores it is kept (3 cores: 9).
       const durationS = Number((created.body.audio as { duration_s: number }).duration_s);
+      const plain = plannedChunkCount(durationS, 45);
       const even = plannedChunkCount(durationS, laneTargetS(durationS, 45, os.availableParallelism()));
-      expect(planned.progress.chunks_total).toBe(even);
+      expect(planned.progress.chunks_total).toBeLessThanOrEqual(even);
+      expect(planned.progress.chunks_total).toBeGreaterThanOrEqual(even > plain ? plain + 1 : even - 1);
 
       // Progress moves while the job runs: chunks are done, and the percent rises, long before the end.
       const moving = await pollJob(
