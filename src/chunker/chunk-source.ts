@@ -137,6 +137,7 @@ function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: C
   const hard = recipeOf(config, reader, subject, null);
   const durationS = subject.audio.duration_s;
   const maxChunkS = Math.min(soft.maxChunkS, hard.maxChunkS);
+  const lanes = subject.sequential ? 1 : (config.evenLanes ?? 1);
   return {
     soft,
     hard,
@@ -146,14 +147,7 @@ function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: C
       maxDurationS: config.maxDurationS,
       signal,
       durationS,
-      targetS: laneTargetS(
-        durationS,
-        Math.min(soft.targetS, hard.targetS),
-        subject.sequential ? 1 : (config.evenLanes ?? 1),
-        {
-          maxChunkS,
-        },
-      ),
+      targetS: laneTargetS(durationS, Math.min(soft.targetS, hard.targetS), lanes, { maxChunkS }),
       maxChunkS,
       searchWindowS: Math.min(config.chunkSeconds / 4, 60),
     },

@@ -218,6 +218,22 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
   const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
   const slots = deps.slots ?? createScanSlots(parallel);
   const run = createRunner(deps);
+  /**
+   * `items` scanned in runs of at most `perRun`: a scan something waits for is split across the slots (decoding
+   * is the whole cost, ~1000x real time a core for a 128k mp3, and each ffmpeg ~0.06 s of CPU to start), one
+   * ahead of need is not.
+   */
+  async function inRuns<T, R>(
+    items: readonly T[],
+    opts: DetectOptions,
+    perRun: number,
+    scan: (batch: readonly T[]) => Promise<R[]>,
+  ): Promise<R[]> {
+    const ahead = opts.ahead ?? false;
+    const batches = windowBatches(items.length, ahead ? 1 : parallel, perRun);
+    const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(items.slice(from, to)), ahead)));
+    return out.flat();
+  }
 
   return {
     detectSilences(file, opts) {
@@ -233,12 +249,7 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
         return splitByWindows(joined, clipped, opts.minSilenceS ?? 0.3);
       };
-      // Decoding is the whole cost (~1000x real time a core for a 128k mp3), and each ffmpeg ~0.06 s of CPU to
-      // start: a scan something waits for is split across the slots, one ahead of need is not.
-      const ahead = opts.ahead ?? false;
-      const batches = windowBatches(windows.length, ahead ? 1 : parallel);
-      const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(windows.slice(from, to)), ahead)));
-      return out.flat();
+      return inRuns(windows, opts, WINDOWS_PER_RUN, scan);
     },
 
     async detectNearOrWide(file, targets, opts) {
@@ -256,11 +267,8 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts, nearHeld);
         return nearOrWide(split(joined), pairs.length);
       };
-      // One run per target for a scan something waits for (up to the slots), as in detectInWindows.
-      const ahead = opts.ahead ?? false;
-      const batches = windowBatches(targets.length, ahead ? 1 : parallel, WINDOWS_PER_RUN / 2);
-      const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(targets.slice(from, to)), ahead)));
-      return out.flat();
+      // Two inputs a target: half as many targets a run as windows.
+      return inRuns(targets, opts, WINDOWS_PER_RUN / 2, scan);
     },
   };
 }
