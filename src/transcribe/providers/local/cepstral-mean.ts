@@ -155,11 +155,15 @@ export function forEachMelFrame(samples: Int16Array, fe: FrontEnd, onFrame: (mfs
 }
 
 /**
- * The mean cepstral vector (`fe.ceps` values, c0 first) of 16-bit samples as pocketsphinx's live normalisation
- * sums them, leaving out frames with c0 < 0 (cmn_live.c skips them as having no energy). Null when no frame is
- * left (silence, or shorter than one window).
+ * The mean cepstral vector (`fe.ceps` values, c0 first) of the mel frames `add`ed (forEachMelFrame's) as
+ * pocketsphinx's live normalisation sums them, leaving out frames with c0 < 0 (cmn_live.c skips them as having no
+ * energy). `add` turns the frame's energies into logs in place: give it a frame after anything else that reads
+ * them. `mean()`: null when no frame is left (silence, or shorter than one window).
  */
-export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END): number[] | null {
+export function cepstralSum(fe: FrontEnd = EN_US_FRONT_END): {
+  add(mfspec: Float64Array): void;
+  mean(): number[] | null;
+} {
   const dct = Array.from({ length: fe.ceps }, (_, i) =>
     Float64Array.from({ length: fe.filters }, (_, j) => {
       const scale = i === 0 ? Math.sqrt(1 / fe.filters) : Math.sqrt(2 / fe.filters);
@@ -170,17 +174,26 @@ export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END
   const sum = new Float64Array(fe.ceps);
   let frames = 0;
   const cep = new Float64Array(fe.ceps);
-  forEachMelFrame(samples, fe, (mfspec) => {
-    for (let f = 0; f < fe.filters; f++) mfspec[f] = Math.log((mfspec[f] as number) + LOG_FLOOR);
-    for (let i = 0; i < fe.ceps; i++) {
-      const row = dct[i] as Float64Array;
-      let c = 0;
-      for (let j = 0; j < fe.filters; j++) c += (row[j] as number) * (mfspec[j] as number);
-      cep[i] = c;
-    }
-    if ((cep[0] as number) < 0) return;
-    for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
-    frames++;
-  });
-  return frames === 0 ? null : Array.from(sum, (s) => s / frames);
+  return {
+    add(mfspec) {
+      for (let f = 0; f < fe.filters; f++) mfspec[f] = Math.log((mfspec[f] as number) + LOG_FLOOR);
+      for (let i = 0; i < fe.ceps; i++) {
+        const row = dct[i] as Float64Array;
+        let c = 0;
+        for (let j = 0; j < fe.filters; j++) c += (row[j] as number) * (mfspec[j] as number);
+        cep[i] = c;
+      }
+      if ((cep[0] as number) < 0) return;
+      for (let i = 0; i < fe.ceps; i++) sum[i] = (sum[i] as number) + (cep[i] as number);
+      frames++;
+    },
+    mean: () => (frames === 0 ? null : Array.from(sum, (v) => v / frames)),
+  };
+}
+
+/** cepstralSum's mean of 16-bit samples. */
+export function cepstralMean(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END): number[] | null {
+  const cepstra = cepstralSum(fe);
+  forEachMelFrame(samples, fe, (mfspec) => cepstra.add(mfspec));
+  return cepstra.mean();
 }

@@ -28,15 +28,34 @@ export const NOISY_RANGE_DB = 32;
 const quantile = (sorted: Float64Array, p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
 
-/** The figures of 16-bit samples; null for less than one frame. */
-export function chunkSound(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END): ChunkSound | null {
+/**
+ * The figures of the mel frames `add`ed (forEachMelFrame's; read, not changed); `result()`: null for less than
+ * one frame.
+ */
+export function chunkSoundOfFrames(fe: FrontEnd = EN_US_FRONT_END): {
+  add(mfspec: Float64Array): void;
+  result(): ChunkSound | null;
+} {
   const energies: number[] = [];
-  forEachMelFrame(samples, fe, (mfspec) => {
-    let e = 0;
-    for (const v of mfspec) e += v;
-    // A floor, so digital silence is very quiet rather than -Infinity.
-    energies.push(10 * Math.log10(e + 1e-9));
-  });
+  return {
+    add(mfspec) {
+      let e = 0;
+      for (const v of mfspec) e += v;
+      // A floor, so digital silence is very quiet rather than -Infinity.
+      energies.push(10 * Math.log10(e + 1e-9));
+    },
+    result: () => soundOf(energies, fe),
+  };
+}
+
+/** chunkSoundOfFrames' figures of 16-bit samples. */
+export function chunkSound(samples: Int16Array, fe: FrontEnd = EN_US_FRONT_END): ChunkSound | null {
+  const sound = chunkSoundOfFrames(fe);
+  forEachMelFrame(samples, fe, (mfspec) => sound.add(mfspec));
+  return sound.result();
+}
+
+function soundOf(energies: readonly number[], fe: FrontEnd): ChunkSound | null {
   if (energies.length === 0) return null;
   const sorted = Float64Array.from(energies).sort();
   // The quietest frames are the noise floor; a tenth of the frames are quiet, even in speech without pauses.

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { parseWavHeader } from '../../../chunker/overlap-lead.ts';
-import { cepstralMean, EN_US_FRONT_END } from './cepstral-mean.ts';
-import { chunkSound, frontEndFor, type FrontEndChoice } from './chunk-sound.ts';
+import { cepstralMean, cepstralSum, EN_US_FRONT_END, forEachMelFrame } from './cepstral-mean.ts';
+import { chunkSoundOfFrames, frontEndFor, type FrontEndChoice } from './chunk-sound.ts';
 
 /**
  * Seconds from a chunk's start its cepstral mean is taken over: the 8 s pocketsphinx decodes against its start
@@ -53,16 +53,16 @@ export interface CmnEstimate {
   c0Bias?: number;
 }
 
-/** The start value for pocketsphinx's cepstral mean of `pcm`: its own mean, or null when it has none. */
-function cmnInitOf(pcm: Int16Array | null, estimate: CmnEstimate): number[] | null {
-  const mean = pcm ? cepstralMean(pcm, EN_US_FRONT_END) : null;
+/** The start value for pocketsphinx's cepstral mean from the chunk's own `mean` (null when it has none). */
+function cmnInitOf(mean: number[] | null, estimate: CmnEstimate): number[] | null {
   const bias = estimate.c0Bias ?? C0_BIAS;
   return mean ? mean.map((v, i) => (i === 0 ? v - bias : v)) : null;
 }
 
 /** The start value for pocketsphinx's cepstral mean on this chunk: its own mean, or null when it has none. */
 export async function chunkCmnInit(file: string, estimate: CmnEstimate = {}): Promise<number[] | null> {
-  return cmnInitOf(await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S), estimate);
+  const pcm = await readPcmStart(file, estimate.spanS ?? CMN_SPAN_S);
+  return cmnInitOf(pcm ? cepstralMean(pcm, EN_US_FRONT_END) : null, estimate);
 }
 
 /** How each front end estimates the start value: the one that matches what pocketsphinx then decodes. */
@@ -80,10 +80,21 @@ export interface ChunkFrontEnd {
   removeNoise: boolean;
 }
 
-/** The front end chosen for this chunk by its sound (chunk-sound.ts), and its start value. */
+/**
+ * The front end chosen for this chunk by its sound (chunk-sound.ts), and its start value: both from one pass of
+ * the front end over the chunk's start (the two estimates differ only in what is taken off c0).
+ */
 export async function chunkFrontEnd(file: string): Promise<ChunkFrontEnd> {
   const pcm = await readPcmStart(file, CMN_SPAN_S);
-  const choice = frontEndFor(pcm ? chunkSound(pcm) : null);
+  const sound = chunkSoundOfFrames(EN_US_FRONT_END);
+  const cepstra = cepstralSum(EN_US_FRONT_END);
+  if (pcm)
+    forEachMelFrame(pcm, EN_US_FRONT_END, (mfspec) => {
+      // The sound reads the energies; the cepstra turn them into logs in place, so they come second.
+      sound.add(mfspec);
+      cepstra.add(mfspec);
+    });
+  const choice = frontEndFor(sound.result());
   const { removeNoise, ...estimate } = FRONT_END_ESTIMATES[choice];
-  return { choice, cmnInit: cmnInitOf(pcm, estimate), removeNoise };
+  return { choice, cmnInit: cmnInitOf(cepstra.mean(), estimate), removeNoise };
 }
