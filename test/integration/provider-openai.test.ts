@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
@@ -16,9 +18,10 @@ import { loadConfig } from '../../src/config.ts';
 import { ProviderError } from '../../src/transcribe/provider-error.ts';
 import { createProvider } from '../../src/transcribe/providers/index.ts';
 import { openAIModel } from '../../src/transcribe/providers/openai/models.ts';
+import { PIECE_BYTES } from '../../src/transcribe/providers/openai/file-fetch.ts';
 import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
-import { speechFixture } from '../fixtures/speech.ts';
+import { ffmpeg, speechFixture } from '../fixtures/speech.ts';
 import { FAKE_OPENAI_KEY, fakeTranscript, startFakeOpenAI } from '../fake-openai/server.ts';
 import type { FakeOpenAI } from '../fake-openai/server.ts';
 
@@ -106,14 +109,22 @@ describe('createOpenAIProvider', () => {
       }
       return Reflect.apply(origWrite, this, args) as boolean;
     });
+    // A file of several pieces: the fixture's speech, 3.5 pieces long.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-pieces-'));
+    const long = path.join(dir, 'long.wav');
+    const durationS = (3.5 * PIECE_BYTES) / 32_000;
+    ffmpeg(['-stream_loop', '-1', '-i', fx.wav, '-t', String(durationS), '-ar', '16000', '-ac', '1', long]);
+    const longBytes = readFileSync(long);
     try {
-      const result = await provider().transcribe(input());
-      expect(result.text).toBe(fakeTranscript(bytes, fx.durationS).text);
+      const result = await provider().transcribe(input({ path: long, durationS }));
+      expect(result.text).toBe(fakeTranscript(longBytes, durationS).text);
     } finally {
       write.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
     }
-    expect(fake.requests[0]).toMatchObject({ bytes: bytes.length, filename: 'speech.wav' });
-    expect(pieces).toBeGreaterThanOrEqual(Math.floor(bytes.length / 65_536));
+    expect(fake.requests[0]).toMatchObject({ bytes: longBytes.length, filename: 'long.wav' });
+    expect(pieces).toBe(Math.ceil(longBytes.length / PIECE_BYTES));
+    expect(pieces).toBeGreaterThanOrEqual(4);
     expect(backing.size).toBe(1);
   });
 
