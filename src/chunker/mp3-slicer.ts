@@ -4,6 +4,7 @@ import { AppError } from '../errors.ts';
 import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import { removeChunkFiles, segmentPattern, type ChunkNaming } from './chunk-files.ts';
 import { mp3FrameRuns, type Mp3Frame } from './mp3-frames.ts';
+import { readAhead } from './read-ahead.ts';
 import { sliceError } from './slice-outcome.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
 
@@ -42,6 +43,13 @@ const cancelledError = (opts: Pick<Mp3SliceOptions, 'signal'>): AppError =>
  * 128 kb/s is 4.8 MB, 5 reads and writes rather than 19 of 256 KiB, each a trip through libuv's thread pool.
  */
 const COPY_BLOCK = 1024 * 1024;
+
+/**
+ * Runs of frames (one per MP3_FRAMES_BLOCK read) walked ahead of the cutting: 8 MiB of the file, ~9 min at
+ * 128 kb/s, so the frames up to the first cuts are known by the time the cuts are. Held at most: ~80,000 frames'
+ * objects at 32 kb/s, ~3 MiB of heap.
+ */
+const FRAME_RUNS_AHEAD = 8;
 
 /** One chunk as a byte range of the upload: bytes [from, to) hold leadS of the chunk before, then [startS, endS). */
 interface ChunkRange {
@@ -164,9 +172,12 @@ async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): Asy
   const input = await open(opts.input, 'r');
   const buf = Buffer.alloc(COPY_BLOCK);
   const g = new Gatherer(opts);
+  // The frames are walked while the first cut is still being planned (and later ones while chunks are written),
+  // so a cut, once known, waits only for its chunk's copy: the walk of the 300 s before it took ~30 ms of it.
+  const frames = readAhead(mp3FrameRuns(opts.input), { max: FRAME_RUNS_AHEAD });
   try {
     let next = await cuts.next();
-    outer: for await (const run of mp3FrameRuns(opts.input)) {
+    outer: for await (const run of frames) {
       if (opts.signal.aborted) throw cancelledError(opts);
       for (const frame of run) {
         if (g.t >= opts.maxDurationS) break outer;
@@ -199,6 +210,7 @@ async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): Asy
     });
     if (error) throw error;
   } finally {
+    frames.stop();
     await input.close();
     // Cuts past the end (or after a failure) are not needed: planning them stops.
     await cuts.return?.();

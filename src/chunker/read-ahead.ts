@@ -1,24 +1,38 @@
 /**
  * An async iterable read ahead of its consumer: `source` is drained into a buffer as fast as it yields, so the
- * work behind it (scanning the audio for cut points) goes on while the consumer is busy with earlier items. Its
- * error reaches the consumer after the items before it. Stopping the consumer stops the reading at the next item.
+ * work behind it (scanning the audio for cut points, walking an mp3's frames) goes on while the consumer is busy
+ * with earlier items or waiting for something else. `max`: items held at most (the reading pauses there until the
+ * consumer takes one; default unbounded). Its error reaches the consumer after the items before it. Stopping the
+ * consumer, or `stop()` (for a consumer that may never start iterating: a bounded reader would wait for it
+ * forever, holding what the source holds open), stops the reading at the next item.
  */
-export function readAhead<T>(source: AsyncIterable<T>): AsyncIterable<T> {
+export function readAhead<T>(
+  source: AsyncIterable<T>,
+  { max = Infinity }: { max?: number } = {},
+): AsyncIterable<T> & { stop(): void } {
   const buffered: T[] = [];
   let ended = false;
   let failure: { error: unknown } | null = null;
   let stopped = false;
   let wake: (() => void) | null = null;
+  /** The reader, parked while the buffer is full; woken by a take or a stop. */
+  let room: (() => void) | null = null;
   const notify = (): void => {
     const w = wake;
     wake = null;
     w?.();
+  };
+  const resume = (): void => {
+    const r = room;
+    room = null;
+    r?.();
   };
   void (async () => {
     try {
       for await (const item of source) {
         buffered.push(item);
         notify();
+        while (buffered.length >= max && !stopped) await new Promise<void>((res) => (room = res));
         if (stopped) break;
       }
     } catch (error) {
@@ -28,12 +42,18 @@ export function readAhead<T>(source: AsyncIterable<T>): AsyncIterable<T> {
       notify();
     }
   })();
+  const stop = (): void => {
+    stopped = true;
+    resume();
+  };
   return {
+    stop,
     async *[Symbol.asyncIterator]() {
       try {
         for (;;) {
           const item = buffered.shift();
           if (item !== undefined) {
+            resume();
             yield item;
             continue;
           }
@@ -44,7 +64,7 @@ export function readAhead<T>(source: AsyncIterable<T>): AsyncIterable<T> {
           });
         }
       } finally {
-        stopped = true;
+        stop();
       }
     },
   };

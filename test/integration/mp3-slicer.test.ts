@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -9,6 +9,7 @@ import { sliceMp3 } from '../../src/chunker/mp3-slicer.ts';
 import { withOverlap } from '../../src/chunker/overlap-lead.ts';
 import { createSlicer } from '../../src/chunker/slicer.ts';
 import type { SlicedChunk } from '../../src/chunker/types.ts';
+import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-mp3-slicer-'));
@@ -147,6 +148,41 @@ describe('sliceMp3', () => {
     }
     expect(rest.map((c) => c.index)).toEqual([1, 2]);
     expect(await stream.done).toEqual({ count: 3 });
+  });
+
+  it('walks the frames while the first cut is planned, and lets go of the upload when planning fails', async () => {
+    // 40,000 frames of 418 bytes (~17 MB, 17 min at 128 kb/s): more than the walk reads ahead.
+    const frame = Buffer.alloc(418);
+    frame.set([0xff, 0xfb, 0x92, 0x00]);
+    const big = path.join(dir, 'frames.mp3');
+    writeFileSync(big, Buffer.concat(Array.from({ length: 40_000 }, () => frame)));
+    const handlesOn = (file: string): number =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === file;
+        } catch {
+          return false;
+        }
+      }).length;
+    let fail!: (err: Error) => void;
+    const pending = new Promise<number>((_, reject) => {
+      fail = reject;
+    });
+    async function* planned(): AsyncGenerator<number> {
+      yield await pending;
+    }
+    const stream = sliceMp3({
+      ...{ input: big, outDir, cuts: planned(), lookahead: 2, maxDurationS: 36_000 },
+      ...{ signal: new AbortController().signal, logger },
+    });
+    const first = stream.chunks[Symbol.asyncIterator]().next();
+    first.catch(() => undefined);
+    // The copy's handle and the frame walk's: the walk did not wait for the cut.
+    await until(() => handlesOn(big) === 2, 'the frame walk to start before the first cut is known');
+    fail(new Error('planning failed'));
+    await expect(first).rejects.toThrow('planning failed');
+    await until(() => handlesOn(big) === 0, 'every handle on the upload to be closed');
+    expect(readdirSync(outDir)).toEqual([]);
   });
 
   it('leaves no file behind but those handed out when the job is cancelled', async () => {

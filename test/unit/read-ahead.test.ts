@@ -62,4 +62,44 @@ describe('readAhead', () => {
     expect(finished).toBe(true);
     expect(asked).toBe(2);
   });
+
+  it('holds at most `max` items: the reading waits for the consumer to take one', async () => {
+    let produced = 0;
+    async function* source() {
+      for (let i = 0; i < 10; i++) {
+        produced += 1;
+        yield i;
+      }
+    }
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await new Promise<void>((res) => setImmediate(res));
+    };
+    const it = readAhead(source(), { max: 3 })[Symbol.asyncIterator]();
+    await settle();
+    expect(produced).toBe(3);
+    expect(await it.next()).toEqual({ done: false, value: 0 });
+    await settle();
+    expect(produced).toBe(4);
+    const rest: number[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    expect(rest).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('stops a bounded reading on stop(), for a consumer that never started', async () => {
+    let finished = false;
+    async function* source() {
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        finished = true;
+      }
+    }
+    const ahead = readAhead(source(), { max: 2 });
+    await new Promise<void>((res) => setImmediate(res));
+    expect(finished).toBe(false);
+    ahead.stop();
+    await new Promise<void>((res) => setImmediate(res));
+    await new Promise<void>((res) => setImmediate(res));
+    expect(finished).toBe(true);
+  });
 });
