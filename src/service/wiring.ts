@@ -177,9 +177,10 @@ export async function createServices(
       decodeChecker,
       maxDurationS: config.maxDurationS,
       chunkSeconds: config.chunkSeconds,
-      // As the chunk source plans it: a short file's chunks are evened out over the pool (cut-points laneTargetS).
-      plannedChunkCount: (durationS, targetS) =>
-        plannedChunkCount(durationS, laneTargetS(durationS, targetS, evenLanes(config))),
+      // As the chunk source plans it (cutRequestOf): a short file's chunks are evened out over the pool
+      // (cut-points laneTargetS), but for a sequential job, whose chunks go one at a time.
+      plannedChunkCount: (durationS, targetS, { sequential }) =>
+        plannedChunkCount(durationS, laneTargetS(durationS, targetS, sequential ? 1 : evenLanes(config))),
     }),
     provider: stages.validator,
     estimator: stages.estimator,
