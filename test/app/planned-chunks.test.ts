@@ -6,9 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { laneTargetS, plannedChunkCount } from '../../src/chunker/cut-points.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
-import pino from 'pino';
-import { loadConfig } from '../../src/config.ts';
-import { listenApp, pollJob, removeDir, tempDataDir, upload } from '../helper.ts';
+import { pollJob, removeDir, startServer, upload, type TestServer } from '../helper.ts';
 
 /*
  * The chunk count a job shows from its first answer (progress total, the dry run's chunks_planned, the estimate) is
@@ -24,8 +22,7 @@ const long = path.join(dir, 'speech-1210s.wav');
 
 describe('the planned chunk count', () => {
   let fake: FakeOpenAI;
-  let dataDir: string;
-  let server: Awaited<ReturnType<typeof listenApp>>;
+  let server: TestServer;
 
   beforeAll(async () => {
     const speech = speechFixture();
@@ -35,25 +32,20 @@ describe('the planned chunk count', () => {
     ]);
     // Chunks are never answered: the jobs stay with their plan, and nothing is transcribed.
     fake = await startFakeOpenAI({ faults: () => 'stall' });
-    dataDir = await tempDataDir();
-    // Not startServer: its CHUNK_SECONDS is set, and the engine's own (600 s over a pool of 3) is what evens.
-    const config = loadConfig({
-      DATA_DIR: dataDir,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-      UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
+    // The engine's own chunk settings (600 s over a pool of 3), which even a short file's chunks out.
+    server = await startServer({
+      CHUNK_SECONDS: undefined,
+      CHUNK_OVERLAP_SECONDS: undefined,
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       OPENAI_BASE_URL: fake.url,
       SHUTDOWN_TIMEOUT_MS: '100',
     });
-    expect(config.chunking.fromEngine).toEqual(['chunkSeconds', 'overlapSeconds', 'concurrency']);
-    server = await listenApp(config, pino({ level: config.logLevel }));
+    expect(server.config.chunking.fromEngine).toEqual(['chunkSeconds', 'overlapSeconds', 'concurrency']);
   });
   afterAll(async () => {
-    await server?.app.close();
+    await server?.close();
     await fake?.close();
-    await removeDir(dataDir ?? '');
+    await removeDir(server?.dataDir ?? '');
     rmSync(dir, { recursive: true, force: true });
   });
 
