@@ -6,8 +6,8 @@ import tseslint from 'typescript-eslint';
  * The layers of src/, bottom first. A module may import its own layer and the layers below it, never one above:
  * the parts know nothing of how jobs are stored and run, the job engine knows nothing of HTTP, and only the
  * composition root (service/) and the process entry see everything. A folder belongs to one layer; `files` place
- * single modules. config.ts reads the environment into the parts' own settings, checked against their registries
- * (the engines), and logger.ts is made from it, so both sit with the parts. jobs/types.ts and jobs/ids.ts are the
+ * single modules. config.ts (and its parts in config/) reads the environment into the parts' own settings, checked
+ * against their registries (the engines), and logger.ts is made from it, so both sit with the parts. jobs/types.ts and jobs/ids.ts are the
  * job model (data shapes, constants and pure predicates, no I/O): the parts describe their inputs with it, so it
  * sits with them too, below the rest of jobs/.
  * The CLI is no layer: it ships alone (packages/cli bundles it), so it imports only the shared constants of
@@ -18,7 +18,7 @@ export const LAYERS = [
   { name: 'base', files: ['errors.ts'] },
   {
     name: 'parts',
-    dirs: ['chunker', 'transcribe', 'resources', 'storage', 'validate'],
+    dirs: ['config', 'chunker', 'transcribe', 'resources', 'storage', 'validate'],
     files: ['config.ts', 'logger.ts', 'jobs/types.ts', 'jobs/ids.ts'],
   },
   { name: 'jobs', dirs: ['jobs'] },

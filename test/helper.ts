@@ -44,8 +44,8 @@ export async function tempDataDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'cs-data-'));
 }
 
-/** The real app with the real pipeline, listening on 127.0.0.1:0. */
-export async function startServer(env: Record<string, string> = {}, dataDir?: string): Promise<TestServer> {
+/** The real app with the real pipeline, listening on 127.0.0.1:0. A variable of `env` set to undefined is unset. */
+export async function startServer(env: Record<string, string | undefined> = {}, dataDir?: string): Promise<TestServer> {
   const dir = dataDir ?? (await tempDataDir());
   const config = loadConfig({
     DATA_DIR: dir,

@@ -53,10 +53,18 @@ export function jsonResponse<T extends TSchema>(
  * showing an example body for each. A route lists exactly the codes it (or a hook in front of it) can throw.
  */
 export function errorResponses(...codes: ErrorCode[]) {
+  return responsesByStatus(codes, errorResponse);
+}
+
+/** `codes` grouped by their HTTP status (in the order given), one response made of each group, keyed by status. */
+export function responsesByStatus<R>(
+  codes: ErrorCode[],
+  respond: (status: number, group: ErrorCode[]) => R,
+): Record<string, R> {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of codes) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
-  const out: Record<string, ReturnType<typeof errorResponse>> = {};
-  for (const [status, group] of byStatus) out[String(status)] = errorResponse(status, group);
+  const out: Record<string, R> = {};
+  for (const [status, group] of byStatus) out[String(status)] = respond(status, group);
   return out;
 }
 

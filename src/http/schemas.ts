@@ -230,7 +230,7 @@ export const UploadHeaders = Type.Object({
     Type.String({
       minLength: 1,
       maxLength: 255,
-      description: 'A repeat with the same key returns the same job.',
+      description: 'No control characters. A repeat with the same key returns the same job.',
       examples: ['upload-2025-06-01-interview'],
     }),
   ),

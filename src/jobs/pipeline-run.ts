@@ -2,6 +2,7 @@ import type { ChunkSource } from '../chunker/chunk-source.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
 import type { UploadStore } from '../storage/upload-store.ts';
+import type { TranscribeHooks } from '../transcribe/chunk-outcome.ts';
 import type { ChunkResult, TranscribeInput } from '../transcribe/types.ts';
 import type { JobStore } from './job-store.ts';
 
@@ -18,13 +19,6 @@ export interface PipelineDeps {
   concurrency: number;
   maxFailedChunkRatio: number;
   now: () => Date;
-}
-
-export interface TranscribeHooks {
-  onAttempt?(attempt: number): void;
-  onRetry?(info: { attempt: number; delayMs: number; errorClass: string; code?: string }): void;
-  /** The chunk is held before its next attempt (the provider's circuit is open) until `until` (epoch ms). */
-  onWaiting?(info: { reason: string; until: number | null }): void;
 }
 
 /** What one run of a job is stopped by, and what it is. */

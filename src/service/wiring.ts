@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createDecodeChecker, createProber, laneTargetS, plannedChunkCount } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import { combineJobEvents } from '../jobs/events.ts';
 import { createJobFeed } from '../jobs/job-feed.ts';
@@ -27,14 +26,8 @@ import { systemClock } from '../transcribe/backoff.ts';
 import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
 import { scaleOutLimiter, scaleOutRunner, scaleOutShared } from '../scale/index.ts';
-import { createBackendStages, evenLanes } from './backend-stages.ts';
-import {
-  createMediaValidator,
-  createRequestValidator,
-  createSystemValidator,
-  createValidationGate,
-} from '../validate/index.ts';
-import { assertCallbackAccepted } from '../webhooks/callback-policy.ts';
+import { createAdmission } from './admission.ts';
+import { createBackendStages } from './backend-stages.ts';
 import { createWebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { createWebhookSender } from '../webhooks/sender.ts';
 
@@ -140,9 +133,6 @@ export async function createServices(
   // The runner removes an ended job's upload through `dirs.removeUpload`; routing that through the cleanup policy
   // is what lets UPLOAD_RETENTION_HOURS keep it.
   const pipelineDirs: JobDirs = { ...dirs, removeUpload: (id) => cleanup.releaseUpload(id) };
-  const prober = createProber({ logger, timeoutS: config.probeTimeoutS });
-  const decodeChecker = createDecodeChecker({ logger, timeoutS: config.probeTimeoutS });
-  const systemValidator = createSystemValidator({ monitor, logger });
   const metrics = createServiceMetrics(
     {
       jobCounts: () => store.countByStatus(),
@@ -168,28 +158,7 @@ export async function createServices(
   // Asked now, while the rest is built: a fresh service's first upload finds the answer in (or nearly). The
   // engines' checks load no SDK (see lazyProvider), so the idle service stays without it.
   stages.warmProviders();
-  const gate = createValidationGate({
-    logger,
-    system: systemValidator,
-    media: createMediaValidator({
-      logger,
-      prober,
-      decodeChecker,
-      maxDurationS: config.maxDurationS,
-      chunkSeconds: config.chunkSeconds,
-      // As the chunk source plans it: a short file's chunks are evened out over the pool (cut-points laneTargetS).
-      plannedChunkCount: (durationS, targetS) =>
-        plannedChunkCount(durationS, laneTargetS(durationS, targetS, evenLanes(config))),
-    }),
-    provider: stages.validator,
-    estimator: stages.estimator,
-    fields: createRequestValidator({
-      defaultModel: config.model,
-      knownModels: registry.modelIds(),
-      languagesOf: (model) => registry.model(model)?.languages ?? null,
-      allowPrivateCallbacks: config.webhooks.allowPrivate,
-    }),
-  });
+  const admission = createAdmission(config, { logger, monitor, registry, stages });
 
   const webhooks = createWebhookDispatcher({
     store,
@@ -259,22 +228,7 @@ export async function createServices(
       pollMs: config.events.pollMs,
       logger: logger.child({ component: 'job-feed' }),
     }),
-    async admit(expectedBytes) {
-      // The provider's answer comes in while the body streams, so the gate finds it cached; a lazily imported SDK
-      // is loaded meanwhile too, not with the first chunk's request.
-      stages.warmProviders();
-      stages.prepareProviders();
-      await systemValidator.check({ sizeBytes: expectedBytes ?? 0, durationS: null, uploadStored: false });
-    },
-    validateFields(fields) {
-      const validated = gate.validateFields(fields);
-      assertCallbackAccepted(validated.request.callback_url, config.webhooks.secret);
-      return validated;
-    },
-    async validateMedia(input) {
-      const result = await gate.validate(input);
-      return { audio: result.audio, estimate: result.estimate, plannedChunks: result.plannedChunks };
-    },
+    ...admission,
     listModels: () => modelListing(registry),
     health: () => health.report(),
     pressure,

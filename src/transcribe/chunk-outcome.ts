@@ -50,9 +50,11 @@ export interface WaitInfo {
   until: number | null;
 }
 
+/** What the caller of `transcribe` hears of a chunk's attempts (the pipeline notes them in the chunk's row). */
 export interface TranscribeHooks {
   onAttempt?(attempt: number): void;
   onRetry?(info: RetryInfo): void;
+  /** The chunk is held before its next attempt (the provider's circuit is open). */
   onWaiting?(info: WaitInfo): void;
 }
 

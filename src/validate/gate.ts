@@ -108,6 +108,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
           ...(signal ? { signal } : {}),
           ...(walked ? { walked } : {}),
           ...(whileChecking ? { whileChecking } : {}),
+          sequential: request.context === 'sequential',
         }),
       );
       const durationS = media.audio.duration_s;

@@ -21,8 +21,12 @@ export interface MediaValidatorOptions {
   decodeChecker: MediaDecodeChecker;
   /** Checked again here in case the prober's allow-list slips. @default chunker/containers.ts isAllowedDemuxer */
   isAllowedDemuxer?: (formatName: string) => boolean;
-  /** @default chunker/cut-points.ts plannedChunkCount */
-  plannedChunkCount?: (durationS: number, targetS: number) => number;
+  /**
+   * The chunk count the chunk source will plan (the job's progress total and estimate until it does); a
+   * sequential job's chunks go one at a time, so the source does not even them out over lanes.
+   * @default chunker/cut-points.ts plannedChunkCount
+   */
+  plannedChunkCount?: (durationS: number, targetS: number, job: { sequential: boolean }) => number;
   maxDurationS: number;
   chunkSeconds: number;
   /** More streams than this is not a recording. @default 16 */
@@ -57,6 +61,8 @@ export interface MediaValidationInput {
    * started: the loop would only wait for them (see http/app.ts).
    */
   whileChecking?: () => void;
+  /** The job's chunks go one at a time (context=sequential): see plannedChunkCount. */
+  sequential?: boolean;
 }
 
 export interface MediaValidationResult {
@@ -99,12 +105,12 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
   const measureMode = options.measure ?? 'always';
   const measureBy = options.measureBy ?? 'demux';
   const allowed = options.isAllowedDemuxer ?? isAllowedDemuxer;
-  const planChunks = options.plannedChunkCount ?? plannedChunkCount;
+  const planChunks = options.plannedChunkCount ?? ((durationS, targetS) => plannedChunkCount(durationS, targetS));
   if (!(maxDurationS > 0)) throw new TypeError(`maxDurationS must be > 0, got ${String(maxDurationS)}`);
   if (!(chunkSeconds > 0)) throw new TypeError(`chunkSeconds must be > 0, got ${String(chunkSeconds)}`);
 
   return {
-    async validate({ file, filename, signal, walked, whileChecking }) {
+    async validate({ file, filename, signal, walked, whileChecking, sequential = false }) {
       const started = performance.now();
       const sizeBytes = (await stat(file)).size;
       if (sizeBytes === 0) throw unsupported('The file is empty; upload an audio recording.', { reason: 'empty_file' });
@@ -120,6 +126,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
           sizeBytes,
           started,
           ahead,
+          sequential,
           ...(signal ? { signal } : {}),
           ...(whileChecking ? { whileChecking } : {}),
         });
@@ -136,10 +143,11 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     sizeBytes: number;
     started: number;
     ahead: DecodeAhead | null;
+    sequential: boolean;
     signal?: AbortSignal;
     whileChecking?: () => void;
   }): Promise<MediaValidationResult> {
-    const { file, filename, sizeBytes, started, ahead, signal } = input;
+    const { file, filename, sizeBytes, started, ahead, sequential, signal } = input;
     const probe = await probeWhile(prober, file, signal, input.whileChecking);
     if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
       throw unsupported(
@@ -196,7 +204,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       audio,
       probe,
       bitrate: probe.bitRate ?? probe.audio.bitRate,
-      plannedChunks: planChunks(durationS, chunkSeconds),
+      plannedChunks: planChunks(durationS, chunkSeconds, { sequential }),
       decodedS: measured?.decodedS ?? decoded.decodedS,
       durationSource: measured === null ? 'header' : 'measured',
       ms: performance.now() - started,

@@ -116,7 +116,6 @@ beforeAll(async () => {
     prober,
     decodeChecker,
     isAllowedDemuxer,
-    plannedChunkCount,
     maxDurationS: MAX_DURATION_S,
     chunkSeconds: 10,
   });
@@ -125,7 +124,6 @@ beforeAll(async () => {
     prober,
     decodeChecker,
     isAllowedDemuxer,
-    plannedChunkCount,
     maxDurationS: MAX_DURATION_S,
     chunkSeconds: 10,
     measure: 'suspicious',

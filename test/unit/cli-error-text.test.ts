@@ -28,8 +28,10 @@ describe('server errors in CLI terms', () => {
       ),
     ).toBe('--callback-url is not available: this server has no WEBHOOK_SECRET to sign callbacks with.');
     expect(
-      inCliTerms('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', { field: 'Idempotency-Key' }),
-    ).toBe('--idempotency-key must be 1 to 255 characters.');
+      inCliTerms('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters, none of them control characters.', {
+        field: 'Idempotency-Key',
+      }),
+    ).toBe('--idempotency-key must be 1 to 255 characters, none of them control characters.');
   });
 
   it('says --partial, --max-cost-usd and --api-key where the API names a parameter or a header', () => {

@@ -105,10 +105,10 @@ describe('documentation', () => {
   });
 
   it('docs/configuration.md has a row for every environment variable the service reads', () => {
-    const source = read('src/config.ts');
+    const source = read('src/config/env.ts');
     const schema = /const envSchema = z\.object\(\{\n([\s\S]*?)\n\}\);/.exec(source)?.[1];
     if (schema === undefined)
-      throw new Error('src/config.ts: envSchema = z.object({...}); not found; update this test');
+      throw new Error('src/config/env.ts: envSchema = z.object({...}); not found; update this test');
     const variables = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]);
     expect(variables.length).toBeGreaterThan(40);
     const documented = new Set(firstCellNames(read('docs/configuration.md')));

@@ -4,8 +4,9 @@
  */
 import type { TSchema } from 'typebox';
 import { Type } from '../json-schema.ts';
-import { AppError, ERROR_STATUS, type ErrorCode } from '../../errors.ts';
+import { AppError, type ErrorCode } from '../../errors.ts';
 import { ERROR_EXAMPLES } from '../examples.ts';
+import { responsesByStatus } from '../response-schemas.ts';
 import { openAIErrorBody } from './errors.ts';
 import { RESPONSE_FORMATS } from './form.ts';
 
@@ -22,10 +23,7 @@ export const OpenAIError = Type.Object({
 
 /** One response per status: OpenAI's error body, with an example of each of the service's codes behind it. */
 export function openAIErrorResponses(...codes: ErrorCode[]) {
-  const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of codes) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
-  const out: Record<string, { description: string; content: Record<string, unknown> }> = {};
-  for (const [status, group] of byStatus) {
+  return responsesByStatus(codes, (_status, group) => {
     const examples = Object.fromEntries(
       group.map((code) => {
         const field = ERROR_EXAMPLES[code].details?.field;
@@ -35,12 +33,11 @@ export function openAIErrorResponses(...codes: ErrorCode[]) {
         return [code, { summary: code, value: openAIErrorBody(err) }];
       }),
     );
-    out[String(status)] = {
+    return {
       description: `OpenAI-shaped error (the service's codes, lower case): ${group.join(', ')}`,
       content: { 'application/json': { schema: OpenAIError, examples } },
     };
-  }
-  return out;
+  });
 }
 
 function stringEnum<const T extends readonly string[]>(values: T, description: string) {

@@ -9,16 +9,34 @@ import type { Received } from './upload-receive.ts';
  * request's fingerprint), and whether the job stored under it answers a repeat.
  */
 
-/** The request's Idempotency-Key (null without one), refused when empty or longer than 255 characters. */
+/**
+ * The request's Idempotency-Key (null without one), refused when empty, longer than 255 characters or holding a
+ * control character (Node's parser refuses all but a tab; a key is something a client logs and compares).
+ */
 export function idempotencyKeyOf(request: FastifyRequest): string | null {
   const idempotencyKey =
     typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null;
-  if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-    throw new AppError('INVALID_FIELD', 'Idempotency-Key must be 1 to 255 characters.', {
-      details: { field: 'Idempotency-Key' },
-    });
+  if (
+    idempotencyKey !== null &&
+    (idempotencyKey.length === 0 || idempotencyKey.length > 255 || hasControlCharacter(idempotencyKey))
+  ) {
+    throw new AppError(
+      'INVALID_FIELD',
+      'Idempotency-Key must be 1 to 255 characters, none of them control characters.',
+      {
+        details: { field: 'Idempotency-Key' },
+      },
+    );
   }
   return idempotencyKey;
+}
+
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 /**

@@ -1,0 +1,47 @@
+import type { Config } from './types.ts';
+
+/** The config as it may be logged: secrets replaced by whether they are set, URLs without their credentials. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const redacted = {
+    ...config,
+    openai: { apiKey: config.openai.apiKey ? '(set)' : '(unset)', baseURL: config.openai.baseURL ?? '(sdk default)' },
+    backends: config.backends.map((b) => ({
+      ...b,
+      apiKey: b.apiKey ? `(set${b.apiKeyEnv ? ` from ${b.apiKeyEnv}` : ''})` : '(unset)',
+      baseURL: b.baseURL ?? '(sdk default)',
+    })),
+    apiKeys: config.apiKeys.map((k) => k.name),
+    redisUrl: config.redisUrl ?? '(unset)',
+    databaseUrl: config.databaseUrl ?? '(unset)',
+    metricsToken: config.metricsToken ? '(set)' : '(unset)',
+    webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
+  };
+  // Every URL setting, present or future: OPENAI_BASE_URL, REDIS_URL and DATABASE_URL may carry a password or a key.
+  return redactUrls(redacted) as Record<string, unknown>;
+}
+
+const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+function redactUrls(value: unknown): unknown {
+  if (typeof value === 'string') return ABSOLUTE_URL.test(value) ? redactUrl(value) : value;
+  if (Array.isArray(value)) return value.map(redactUrls);
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactUrls(v)]));
+  return value;
+}
+
+/**
+ * A URL as it may be shown: scheme, host, port and path kept (what an operator needs to recognise it),
+ * user-info and every query value replaced by `***`, a fragment dropped. Not a URL at all: only that it is set.
+ */
+export function redactUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return '(set, not a URL)';
+  }
+  const userInfo = url.username !== '' || url.password !== '' ? '***@' : '';
+  const query = [...url.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=***`).join('&');
+  return `${url.protocol}//${userInfo}${url.host}${url.pathname}${query === '' ? '' : `?${query}`}`;
+}
