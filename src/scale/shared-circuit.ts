@@ -96,6 +96,8 @@ function circuitState(client: Redis, prefix: string, processId: string) {
     async claim(backend: string, id: string, holdMs: number): Promise<boolean> {
       return (await client.set(keysOf(backend).claims + id, processId, 'PX', holdMs, 'NX')) === 'OK';
     },
+    /** Who holds the probe of period `id` (a process id, 'ended', or null: nobody). */
+    holder: (backend: string, id: string) => client.get(keysOf(backend).claims + id),
   };
 }
 
@@ -195,6 +197,11 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
           try {
             return await state.claim(backend, id, holdMs);
           } catch (err) {
+            // The connection gives up on an answer after a second, also when Redis answered in time but this
+            // process did not run to read it (a stalled event loop): the claim may have been made, by this host or
+            // another. Redis says which: a read sent on the same connection is answered after the claim was made.
+            const holder = await state.holder(backend, id).catch(() => null);
+            if (holder !== null) return holder === processId;
             // Redis away: probing here too is better than no host probing at all.
             log.warn({ err, backend }, 'could not claim the shared probe; probing from this process');
             return true;

@@ -32,20 +32,22 @@ describe('circuit breakers shared by every host through Redis', () => {
 
   /**
    * One host: its own connections and process id; its breaker of `backend` on its own clock; the answers to its
-   * probe claims as its breaker got them. `through` sends its connections through relays the test holds.
+   * probe claims as its breaker got them. `through` sends its connections through relays the test holds; its
+   * client then has no command timeout unless `failFast` (a claim held past it is given up on, which is not the
+   * interleaving most tests hold it for).
    */
   async function host(
     prefix: string,
     backend = 'openai',
-    through?: { client: TcpRelay; sub: TcpRelay },
+    through?: { client: TcpRelay; sub?: TcpRelay; failFast?: boolean },
   ): Promise<{ breaker: CircuitBreaker; clock: ManualClock; client: Redis; claims: boolean[] }> {
-    // A held client gets no command timeout: a claim held past it would count as "Redis away" (probe here), which
-    // is not the interleaving under test.
-    const client = through
-      ? new Redis(`redis://127.0.0.1:${through.client.port}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-      : await connectFailFast(redis.url, logger);
+    const clientUrl = through ? `redis://127.0.0.1:${through.client.port}` : redis.url;
+    const client =
+      through && !through.failFast
+        ? new Redis(clientUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+        : await connectFailFast(clientUrl, logger);
     clients.push(client);
-    const redisUrl = through ? `redis://127.0.0.1:${through.sub.port}` : redis.url;
+    const redisUrl = through?.sub ? `redis://127.0.0.1:${through.sub.port}` : redis.url;
     const bus = createCircuitBus({ redisUrl, client, prefix, processId: randomUUID(), logger });
     buses.push(bus);
     const circuit = bus.circuit(backend);
@@ -192,5 +194,31 @@ describe('circuit breakers shared by every host through Redis', () => {
     // At the end of that cool-down its probe is claimed afresh, by host B, whose caller has waited for it.
     b.clock.advance(10_000);
     await expect(asked).resolves.toMatchObject({ probe: true });
+  });
+
+  it("sends no second probe when a host gave up waiting for its claim's answer (its event loop stalled past the command timeout)", async () => {
+    const toClient = await startTcpRelay(redis.port);
+    relays.push(toClient);
+    const a = await host('p7');
+    const b = await host('p7', 'openai', { client: toClient, failFast: true });
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+    const probe = await a.breaker.admit();
+    expect(probe.probe).toBe(true);
+    toClient.hold();
+    const asked = b.breaker.admit();
+    // Host B's connection gives up on its claim after a second (src/scale/shared-redis.ts), as it does when Redis
+    // answered in time but this process did not run to read the answer: Redis knows who holds the probe.
+    await until(
+      () => b.claims.length > 0 || toClient.heldChunks > 1,
+      "host B to give up waiting for its claim's answer",
+    );
+    toClient.release();
+    await until(() => b.claims.length === 1, "host B's breaker to get an answer to its claim");
+    expect(b.claims).toEqual([false]);
+    probe.succeed();
+    await expect(asked).resolves.toMatchObject({ probe: false });
   });
 });
