@@ -4,8 +4,11 @@ import { LOOPBACK } from './place.ts';
 export interface TcpRelay {
   /** Where clients connect instead of the target (127.0.0.1). */
   port: number;
-  /** Keeps every byte either way from now on, in order, until release(): a connection as slow as a test needs. */
-  hold(): void;
+  /**
+   * Keeps every byte either way from now on, in order, until release() (or, with `releaseAt`, as soon as that
+   * many chunks are kept, without waiting for the test to look): a connection as slow as a test needs.
+   */
+  hold(options?: { releaseAt?: number }): void;
   /** Sends what was kept, in order, and relays as it comes again. */
   release(): void;
   /** Chunks kept so far while held (to wait until a command is on its way). */
@@ -20,12 +23,23 @@ export interface TcpRelay {
  */
 export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
   let held = false;
+  let releaseAt = Infinity;
   let kept: Array<() => void> = [];
+  const release = () => {
+    held = false;
+    const send = kept;
+    kept = [];
+    for (const write of send) write();
+  };
   const sockets = new Set<net.Socket>();
   const pipe = (from: net.Socket, to: net.Socket) => {
     from.on('data', (chunk: Buffer) => {
-      if (held) kept.push(() => to.write(chunk));
-      else to.write(chunk);
+      if (!held) {
+        to.write(chunk);
+        return;
+      }
+      kept.push(() => to.write(chunk));
+      if (kept.length >= releaseAt) release();
     });
     from.on('close', () => to.destroy());
     from.on('error', () => to.destroy());
@@ -47,15 +61,11 @@ export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
   if (address === null || typeof address === 'string') throw new Error('the relay has no TCP address');
   return {
     port: address.port,
-    hold() {
+    hold(options = {}) {
       held = true;
+      releaseAt = options.releaseAt ?? Infinity;
     },
-    release() {
-      held = false;
-      const send = kept;
-      kept = [];
-      for (const write of send) write();
-    },
+    release,
     get heldChunks() {
       return kept.length;
     },
