@@ -1,9 +1,58 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
-import type { CircuitOpening, SharedCircuit } from '../transcribe/circuit-share.ts';
+import {
+  PROBE_HOLD_MS,
+  type CircuitClosing,
+  type CircuitOpening,
+  type SharedCircuit,
+} from '../transcribe/circuit-share.ts';
 
 type Mirror = Parameters<SharedCircuit['follow']>[0];
+
+/*
+ * Why a probe claim is per open period, and an ended period's claim key says 'ended' rather than being deleted:
+ * two hosts ask at once, on their own connections, and one host's claim (SET NX) may reach Redis only after the
+ * other's probe has already ended the period (a DEL of one shared claim key would let that late claim win a claim
+ * for a half-open that has closed, and its host, not told yet, would send a second probe; after a new open, a probe
+ * in the new cool-down). A claim names the period (CircuitOpening.id) it was asked in, so, whatever the order:
+ * - before the period's open: impossible (a host learns the id from the open, written in the same script as below;
+ *   the opener's own claim follows its open on the same connection);
+ * - while it is open or half-open: the first claim wins, the others lose until the winner's hold runs out;
+ * - after its probe's close, or after any later open: its key says 'ended' and the claim loses.
+ * An open the shared state never heard of (said while Redis was away) has no key, and its host can claim it.
+ * The 'ended' mark lasts PROBE_HOLD_MS, far past the fail-fast connection's command timeout, after which a host
+ * that sent the claim has stopped waiting for its answer (src/scale/shared-redis.ts).
+ *
+ * An open: the period recorded as current (which a close for it may not have reached) ends, this one becomes it.
+ */
+const OPEN = `
+local previous = redis.call('GET', KEYS[2])
+if previous then redis.call('SET', ARGV[1] .. previous, 'ended', 'PX', ARGV[2]) end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[5])
+return redis.call('PUBLISH', ARGV[6], ARGV[7])
+`;
+
+/** A close: the period its probe was for ends; its open is forgotten unless a later open already replaced it. */
+const CLOSE = `
+redis.call('SET', KEYS[3], 'ended', 'PX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[1], KEYS[2]) end
+return redis.call('PUBLISH', ARGV[3], ARGV[4])
+`;
+
+interface CircuitCommands {
+  chunkscribeCircuitOpen(open: string, current: string, ...args: Array<string | number>): Promise<number>;
+  chunkscribeCircuitClose(
+    open: string,
+    current: string,
+    claim: string,
+    ...args: Array<string | number>
+  ): Promise<number>;
+}
+
+/** An id names Redis keys: only what randomUUID makes, bounded. */
+const PERIOD_ID = /^[\w-]{1,64}$/;
 
 /** What goes over the channel: one backend's open or close, said by one process (which ignores its own). */
 interface Message {
@@ -11,6 +60,45 @@ interface Message {
   from: string;
   open?: CircuitOpening;
   closedAt?: number;
+}
+
+/** One deployment's circuit keys in Redis, and the writes that say a change and claim a probe. */
+function circuitState(client: Redis, prefix: string, processId: string) {
+  const c = client as Redis & Partial<CircuitCommands>;
+  if (!c.chunkscribeCircuitOpen) client.defineCommand('chunkscribeCircuitOpen', { numberOfKeys: 2, lua: OPEN });
+  if (!c.chunkscribeCircuitClose) client.defineCommand('chunkscribeCircuitClose', { numberOfKeys: 3, lua: CLOSE });
+  const redis = client as Redis & CircuitCommands;
+  const channel = `${prefix}:circuit`;
+  const keysOf = (backend: string) => ({
+    open: `${prefix}:circuit:${backend}`,
+    /** The open period recorded as current, by id (no expiry: one small key per backend). */
+    current: `${prefix}:circuit-period:${backend}`,
+    claims: `${prefix}:circuit-probe:${backend}:`,
+  });
+  return {
+    channel,
+    openKeyOf: (backend: string) => keysOf(backend).open,
+    async say(backend: string, change: { open: CircuitOpening } | CircuitClosing): Promise<void> {
+      const { open, current, claims } = keysOf(backend);
+      if ('open' in change) {
+        const message = JSON.stringify({ backend, from: processId, open: change.open } satisfies Message);
+        // Expires with the cool-down: after it, a process that starts has nothing to mirror, and probes for itself.
+        const ttlMs = Math.max(1, change.open.retryAt - Date.now());
+        const { id } = change.open;
+        const opening = JSON.stringify(change.open);
+        await redis.chunkscribeCircuitOpen(open, current, claims, PROBE_HOLD_MS, opening, ttlMs, id, channel, message);
+      } else {
+        const message = JSON.stringify({ backend, from: processId, closedAt: change.closedAt } satisfies Message);
+        const { id } = change;
+        await redis.chunkscribeCircuitClose(open, current, claims + id, id, PROBE_HOLD_MS, channel, message);
+      }
+    },
+    async claim(backend: string, id: string, holdMs: number): Promise<boolean> {
+      return (await client.set(keysOf(backend).claims + id, processId, 'PX', holdMs, 'NX')) === 'OK';
+    },
+    /** Who holds the probe of period `id` (a process id, 'ended', or null: nobody). */
+    holder: (backend: string, id: string) => client.get(keysOf(backend).claims + id),
+  };
 }
 
 export interface CircuitBusOptions {
@@ -37,32 +125,31 @@ function isCode(value: unknown): value is ErrorCode {
 function asOpening(value: unknown): CircuitOpening | null {
   if (typeof value !== 'object' || value === null) return null;
   const o = value as Record<string, unknown>;
-  const { code, reason, openedAt, retryAt } = o;
-  if (!isCode(code) || typeof reason !== 'string' || typeof openedAt !== 'number' || typeof retryAt !== 'number')
-    return null;
-  return { code, reason: reason.slice(0, 500), openedAt, retryAt };
+  const { id, code, reason, openedAt, retryAt } = o;
+  if (typeof id !== 'string' || !PERIOD_ID.test(id) || !isCode(code) || typeof reason !== 'string') return null;
+  if (typeof openedAt !== 'number' || typeof retryAt !== 'number') return null;
+  return { id, code, reason: reason.slice(0, 500), openedAt, retryAt };
 }
 
 /**
  * Circuit breakers shared by every process through Redis. An open is a key per backend that expires when its
  * cool-down ends (so a process that starts, or reconnects, mirrors what is open now) and a message on one channel
  * (so running processes mirror it at once); a close, after a probe that succeeded, deletes the key and says so.
- * When the cool-down ends one process claims the half-open probe for all (a key set if absent, for PROBE_HOLD_MS);
- * the others wait for its outcome, or for the claim to run out if that process died mid-probe.
+ * When the cool-down ends one process claims the half-open probe for all (a key of that open period set if absent,
+ * for PROBE_HOLD_MS); the others wait for its outcome, or for the claim to run out if that process died mid-probe.
  */
 export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
   const { client, prefix, processId, logger } = options;
+  const state = circuitState(client, prefix, processId);
+  const { channel } = state;
   const log = logger.child({ component: 'shared-circuit' });
-  const channel = `${prefix}:circuit`;
-  const keyOf = (backend: string) => `${prefix}:circuit:${backend}`;
-  const probeKeyOf = (backend: string) => `${prefix}:circuit-probe:${backend}`;
   const mirrors = new Map<string, Mirror>();
   const sub = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   sub.on('error', (err) => log.warn({ err }, 'redis error (circuit subscriber)'));
 
   const readOpen = async (backend: string, mirror: Mirror) => {
     try {
-      const stored = await client.get(keyOf(backend));
+      const stored = await client.get(state.openKeyOf(backend));
       const opening = stored === null ? null : asOpening(JSON.parse(stored));
       if (opening) mirror.opened(opening);
     } catch (err) {
@@ -98,31 +185,23 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
     else if (typeof message.closedAt === 'number') mirror.closed(message.closedAt);
   });
 
-  const tell = async (backend: string, change: { open: CircuitOpening } | { closedAt: number }) => {
-    const message: Message = { backend, from: processId, ...change };
-    // Either ends the half-open period the probe claim was for: the next one is claimed afresh.
-    const tx = client.multi().del(probeKeyOf(backend));
-    if ('open' in change) {
-      // Expires with the cool-down: after it, a process that starts has nothing to mirror, and probes for itself.
-      tx.set(keyOf(backend), JSON.stringify(change.open), 'PX', Math.max(1, change.open.retryAt - Date.now()));
-    } else {
-      tx.del(keyOf(backend));
-    }
-    await tx.publish(channel, JSON.stringify(message)).exec();
-  };
-
   return {
     circuit(backend) {
       return {
         publish(change) {
-          tell(backend, change).catch((err: unknown) =>
-            log.warn({ err, backend }, 'could not share the circuit state'),
-          );
+          state
+            .say(backend, change)
+            .catch((err: unknown) => log.warn({ err, backend }, 'could not share the circuit state'));
         },
-        async claimProbe(holdMs) {
+        async claimProbe(id, holdMs) {
           try {
-            return (await client.set(probeKeyOf(backend), processId, 'PX', holdMs, 'NX')) === 'OK';
+            return await state.claim(backend, id, holdMs);
           } catch (err) {
+            // The connection gives up on an answer after a second, also when Redis answered in time but this
+            // process did not run to read it (a stalled event loop): the claim may have been made, by this host or
+            // another. Redis says which: a read sent on the same connection is answered after the claim was made.
+            const holder = await state.holder(backend, id).catch(() => null);
+            if (holder !== null) return holder === processId;
             // Redis away: probing here too is better than no host probing at all.
             log.warn({ err, backend }, 'could not claim the shared probe; probing from this process');
             return true;

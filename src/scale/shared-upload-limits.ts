@@ -139,6 +139,7 @@ export function createSharedUploadSlots(options: SharedUploadSlotsOptions): Uplo
           slotTtlMs,
         );
       };
+      const giveBack = () => options.client.multi().zrem(keys[0], id).hdel(keys[1], id).exec();
       const refused = (reason: 'uploads' | 'bytes') =>
         reason === 'uploads' ? tooManyUploads(options) : tooManyUploadBytes(options);
       // One owner of the refresh: each run arms the next; a late timer only shortens what is left of the expiry.
@@ -157,6 +158,10 @@ export function createSharedUploadSlots(options: SharedUploadSlotsOptions): Uplo
       try {
         answer = await call('take', reserved, reserved);
       } catch (err) {
+        // The connection gives up on an answer after a second, also when Redis has it (a stalled event loop) or
+        // runs the take later: what it took would count for slotTtlMs with nobody to give it back. Given back
+        // here, on the same connection, so after the take; if that fails too, Redis is away and the expiry frees it.
+        giveBack().catch(() => undefined);
         throw redisUnavailable(options.retryAfterS, err, log);
       }
       if (answer[0] === 0) throw refused(answer[1]);
@@ -179,7 +184,7 @@ export function createSharedUploadSlots(options: SharedUploadSlotsOptions): Uplo
           given = true;
           refresh?.cancel();
           try {
-            await options.client.multi().zrem(keys[0], id).hdel(keys[1], id).exec();
+            await giveBack();
           } catch (err) {
             log.warn({ err, expiresInMs: slotTtlMs }, 'could not give an upload slot back');
           }

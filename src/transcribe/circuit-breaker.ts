@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
 import { systemClock, type Clock } from './backoff.ts';
@@ -96,6 +97,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   let code: ErrorCode | null = null;
   let failures = 0;
   let openedAt: number | null = null;
+  /** The open period's id (CircuitOpening.id): what a shared probe claim and close are for. */
+  let period: string | null = null;
   let retryAt: number | null = null;
   let probeInFlight = false;
   /** With a shared circuit: whether this process has the probe of every host for this half-open (null: not asked). */
@@ -113,7 +116,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     // A fatal reason is not downgraded by a plain fault that arrives while it is open.
     if (isFatal() && !FATAL_CODES.has(opening.code)) return false;
     state = 'open';
-    ({ reason, code, openedAt, retryAt } = opening);
+    ({ id: period, reason, code, openedAt, retryAt } = opening);
     probeInFlight = false;
     resetProbeRight();
     coolDown?.cancel();
@@ -129,6 +132,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   const open = (why: string, openCode: ErrorCode) => {
     const now = clock.now();
     const opening = {
+      id: randomUUID(),
       code: openCode,
       reason: why,
       openedAt: now,
@@ -146,6 +150,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     reason = null;
     code = null;
     openedAt = null;
+    period = null;
     retryAt = null;
     failures = 0;
     probeInFlight = false;
@@ -154,6 +159,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
 
   const makePermit = (probe: boolean): CircuitPermit => {
     if (probe) probeInFlight = true;
+    /** The open period a probe is for: its success ends that one in the shared state, not a later one. */
+    const probedPeriod = probe ? period : null;
     let settled = false;
     const once = (fn: () => void) => () => {
       if (settled) return;
@@ -166,7 +173,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
         // Only the probe's success is fresh evidence; a call admitted before the circuit opened is not.
         if (probe) {
           close();
-          shared?.publish({ closedAt: clock.now() });
+          if (probedPeriod !== null) shared?.publish({ closedAt: clock.now(), id: probedPeriod });
         } else if (state === 'closed') failures = 0;
       }),
       fail: (info: FailureInfo) =>
@@ -200,15 +207,16 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
    * out: its probe's outcome arrives as a mirrored close or open, or the claim runs out and this one asks again.
    */
   function mayProbe(): boolean {
-    if (!shared || probeRight === 'mine') return true;
+    // A half-open always has its open's period: the null check only narrows the type.
+    if (!shared || probeRight === 'mine' || period === null) return true;
     if (probeRight !== null) return false;
     probeRight = 'asking';
-    const period = openedAt;
+    const claimed = period;
     void shared
-      .claimProbe(PROBE_HOLD_MS)
+      .claimProbe(claimed, PROBE_HOLD_MS)
       .catch(() => true)
       .then((won) => {
-        if (state !== 'half-open' || openedAt !== period) return;
+        if (state !== 'half-open' || period !== claimed) return;
         probeRight = won ? 'mine' : 'theirs';
         if (!won) {
           log.info('circuit half-open: another host sends the probe');

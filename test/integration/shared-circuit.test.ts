@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCircuitBus, type CircuitBus } from '../../src/scale/shared-circuit.ts';
 import { connectFailFast } from '../../src/scale/shared-redis.ts';
 import { createCircuitBreaker, type CircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import type { SharedCircuit } from '../../src/transcribe/circuit-share.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.ts';
 import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
@@ -16,6 +18,7 @@ describe('circuit breakers shared by every host through Redis', () => {
   let redis: TestRedis;
   const clients: Redis[] = [];
   const buses: CircuitBus[] = [];
+  const relays: TcpRelay[] = [];
 
   beforeAll(async () => {
     redis = await startTestRedis();
@@ -23,18 +26,40 @@ describe('circuit breakers shared by every host through Redis', () => {
   afterAll(async () => {
     for (const b of buses) b.close();
     for (const c of clients) c.disconnect();
+    for (const r of relays) await r.close();
     await redis.stop();
   });
 
-  /** One host: its own connections and process id; its breaker of `backend` on its own clock. */
+  /**
+   * One host: its own connections and process id; its breaker of `backend` on its own clock; the answers to its
+   * probe claims as its breaker got them. `through` sends its connections through relays the test holds; its
+   * client then has no command timeout unless `failFast` (a claim held past it is given up on, which is not the
+   * interleaving most tests hold it for).
+   */
   async function host(
     prefix: string,
     backend = 'openai',
-  ): Promise<{ breaker: CircuitBreaker; clock: ManualClock; client: Redis }> {
-    const client = await connectFailFast(redis.url, logger);
+    through?: { client: TcpRelay; sub?: TcpRelay; failFast?: boolean },
+  ): Promise<{ breaker: CircuitBreaker; clock: ManualClock; client: Redis; claims: boolean[] }> {
+    const clientUrl = through ? `redis://127.0.0.1:${through.client.port}` : redis.url;
+    const client =
+      through && !through.failFast
+        ? new Redis(clientUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+        : await connectFailFast(clientUrl, logger);
     clients.push(client);
-    const bus = createCircuitBus({ redisUrl: redis.url, client, prefix, processId: randomUUID(), logger });
+    const redisUrl = through?.sub ? `redis://127.0.0.1:${through.sub.port}` : redis.url;
+    const bus = createCircuitBus({ redisUrl, client, prefix, processId: randomUUID(), logger });
     buses.push(bus);
+    const circuit = bus.circuit(backend);
+    const claims: boolean[] = [];
+    const shared: SharedCircuit = {
+      ...circuit,
+      claimProbe: async (...args) => {
+        const won = await circuit.claimProbe(...args);
+        claims.push(won);
+        return won;
+      },
+    };
     const clock = manualClock(Date.now());
     const breaker = createCircuitBreaker({
       name: backend,
@@ -43,9 +68,10 @@ describe('circuit breakers shared by every host through Redis', () => {
       coolDownMs: 10_000,
       fatalCoolDownMs: FATAL_COOL_DOWN_MS,
       clock,
-      shared: bus.circuit(backend),
+      shared,
     });
-    return { breaker, clock, client };
+    if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
+    return { breaker, clock, client, claims };
   }
 
   const isOpen = (b: CircuitBreaker) => () => b.snapshot().state === 'open';
@@ -108,5 +134,87 @@ describe('circuit breakers shared by every host through Redis', () => {
     const waiting = first.host === 'a' ? asked.b : asked.a;
     first.permit.succeed();
     await expect(waiting).resolves.toMatchObject({ probe: false });
+  });
+
+  /**
+   * Host B's probe claim is sent at once but reaches Redis only after host A's probe has ended the half-open
+   * period, and the news of that end reaches B only after the answer to its claim: the order that load made once
+   * in CI, made here every run by holding B's connections. A claim for a period that has ended must lose.
+   */
+  async function lateClaim(prefix: string, outcome: 'succeeds' | 'fails') {
+    const toClient = await startTcpRelay(redis.port);
+    const toSub = await startTcpRelay(redis.port);
+    relays.push(toClient, toSub);
+    const a = await host(prefix);
+    const b = await host(prefix, 'openai', { client: toClient, sub: toSub });
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+    toClient.hold();
+    toSub.hold();
+    const asked = b.breaker.admit();
+    await until(() => toClient.heldChunks > 0, "host B's probe claim to be on its way");
+    const probe = await a.breaker.admit();
+    expect(probe.probe).toBe(true);
+    const reader = new Redis(redis.url);
+    clients.push(reader);
+    const openedBefore = await reader.get(`${prefix}:circuit:openai`);
+    if (outcome === 'succeeds') probe.succeed();
+    else probe.fail({ reason: 'server-error' });
+    await until(
+      async () => (await reader.get(`${prefix}:circuit:openai`)) !== openedBefore,
+      `host A's ${outcome === 'succeeds' ? 'close' : 'new open'} to reach Redis`,
+    );
+    toClient.release();
+    await until(() => b.claims.length === 1, "host B's breaker to get the answer to its claim");
+    expect(b.claims).toEqual([false]);
+    toSub.release();
+    return { a, b, asked };
+  }
+
+  it("sends no second probe when a host's claim reaches Redis after the probe's success closed the circuit", async () => {
+    const { a, b, asked } = await lateClaim('p5', 'succeeds');
+    await expect(asked).resolves.toMatchObject({ probe: false });
+    // The next open's half-open is claimed afresh: this time by host B, the first to ask.
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's second open");
+    b.clock.advance(10_000);
+    await expect(b.breaker.admit()).resolves.toMatchObject({ probe: true });
+  });
+
+  it("sends no probe during the next cool-down when a host's claim reaches Redis after the probe failed", async () => {
+    const { a, b, asked } = await lateClaim('p6', 'fails');
+    await until(
+      () => b.breaker.snapshot().openedAt === a.breaker.snapshot().openedAt,
+      "host B to mirror host A's new open",
+    );
+    // Its caller still waits, through the new cool-down.
+    expect(b.breaker.snapshot()).toMatchObject({ state: 'open', waiting: 1 });
+    // At the end of that cool-down its probe is claimed afresh, by host B, whose caller has waited for it.
+    b.clock.advance(10_000);
+    await expect(asked).resolves.toMatchObject({ probe: true });
+  });
+
+  it("sends no second probe when a host gave up waiting for its claim's answer (its event loop stalled past the command timeout)", async () => {
+    const toClient = await startTcpRelay(redis.port);
+    relays.push(toClient);
+    const a = await host('p7');
+    const b = await host('p7', 'openai', { client: toClient, failFast: true });
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+    const probe = await a.breaker.admit();
+    expect(probe.probe).toBe(true);
+    // Host B's connection gives up on its claim after a second (src/scale/shared-redis.ts), as it does when Redis
+    // answered in time but this process did not run to read the answer: Redis knows who holds the probe. Whatever
+    // B sends next goes at once, with the claim (its own timeout is not what this test is about).
+    toClient.hold({ releaseAt: 2 });
+    const asked = b.breaker.admit();
+    await until(() => b.claims.length === 1, "host B's breaker to get an answer to its claim");
+    expect(b.claims).toEqual([false]);
+    probe.succeed();
+    await expect(asked).resolves.toMatchObject({ probe: false });
   });
 });

@@ -6,6 +6,7 @@ import { connectFailFast } from '../../src/scale/shared-redis.ts';
 import { createSharedUploadCounter, createSharedUploadSlots } from '../../src/scale/shared-upload-limits.ts';
 import { manualClock, type ManualClock } from '../support/manual-clock.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.ts';
 import { until } from '../support/until.ts';
 import { refusal } from '../support/refusal.ts';
 
@@ -31,6 +32,7 @@ const redisDown = { code: 'SERVER_BUSY', status: 503, retry: 7, details: { resou
 describe('upload limits per key shared by every host through Redis', () => {
   let redis: TestRedis;
   const clients: Redis[] = [];
+  const relays: TcpRelay[] = [];
   let prefixes = 0;
 
   beforeAll(async () => {
@@ -38,6 +40,7 @@ describe('upload limits per key shared by every host through Redis', () => {
   });
   afterAll(async () => {
     for (const c of clients) c.disconnect();
+    for (const r of relays) await r.close();
     await redis.stop();
   });
 
@@ -131,5 +134,22 @@ describe('upload limits per key shared by every host through Redis', () => {
     await until(() => a.client.status === 'ready', 'the connection to come back');
     // The refused count was not counted later: the window has the first upload and this one.
     expect((await counter.incr('key:k', 60_000)).current).toBe(2);
+  });
+
+  it('gives back the slot of a take refused because its answer came after the command timeout', async () => {
+    const { prefix, clockA, a } = await twoHosts();
+    await a.slots.take('key:k', null);
+    // Host B's connection is held past its 1 s timeout: the take is refused, then reaches Redis after all.
+    const relay = await startTcpRelay(redis.port);
+    relays.push(relay);
+    const client = await connectFailFast(`redis://127.0.0.1:${relay.port}`, logger);
+    clients.push(client);
+    const b = createSharedUploadSlots({ client, prefix, logger, clock: clockA, slotTtlMs: TTL_MS, ...BOUNDS });
+    relay.hold();
+    expect(await refusal(b.take('key:k', null))).toEqual(redisDown);
+    relay.release();
+    // Nobody holds that take's slot: the key's second slot is free (asked on the same connection, so after it).
+    await b.take('key:k', null);
+    expect(await refusal(a.slots.take('key:k', null))).toEqual(uploadsRefused);
   });
 });

@@ -22,16 +22,17 @@ type Mirror = Parameters<SharedCircuit['follow']>[0];
 function fakeShared() {
   const published: Array<Parameters<SharedCircuit['publish']>[0]> = [];
   let mirror: Mirror | undefined;
-  /** The answers to this host's probe claims, in order (true when the list runs out); the claims asked. */
-  const claims = { answers: [] as boolean[], asked: 0 };
+  /** The answers to this host's probe claims, in order (true when the list runs out); the periods claimed. */
+  const claims = { answers: [] as boolean[], asked: 0, periods: [] as string[] };
   const shared: SharedCircuit = {
     publish: (change) => void published.push(change),
     follow: (m) => {
       mirror = m;
     },
-    claimProbe: async (holdMs) => {
+    claimProbe: async (id, holdMs) => {
       expect(holdMs).toBe(PROBE_HOLD_MS);
       claims.asked += 1;
+      claims.periods.push(id);
       return claims.answers.shift() ?? true;
     },
   };
@@ -57,13 +58,16 @@ function setup(skewMs = 0) {
   return { clock, breaker, published, other, claims };
 }
 
-const auth = (at: number): CircuitOpening => ({
+/** An opening as this breaker makes it (any id) or as another host's, named after its kind and time. */
+const auth = (at: number, id: unknown = `auth-${at}`): CircuitOpening => ({
+  id: id as string,
   code: 'PROVIDER_AUTH',
   reason: 'auth',
   openedAt: at,
   retryAt: at + 60_000,
 });
-const down = (at: number): CircuitOpening => ({
+const down = (at: number, id: unknown = `down-${at}`): CircuitOpening => ({
+  id: id as string,
   code: 'PROVIDER_UNAVAILABLE',
   reason: 'server-error',
   openedAt: at,
@@ -74,16 +78,20 @@ describe('circuit breaker shared with other hosts', () => {
   it("publishes what it learns: a fatal answer at once, the threshold's open, and the probe's close", async () => {
     const { clock, breaker, published } = setup();
     (await breaker.admit()).fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
-    expect(published).toEqual([{ open: auth(T0) }]);
+    expect(published).toEqual([{ open: auth(T0, expect.any(String)) }]);
+    const first = published[0] && 'open' in published[0] ? published[0].open.id : null;
     clock.advance(60_000);
     const probe = await breaker.admit();
     expect(probe.probe).toBe(true);
     probe.succeed();
-    expect(published.at(-1)).toEqual({ closedAt: T0 + 60_000 });
+    // The close names the open period its probe was for.
+    expect(published.at(-1)).toEqual({ closedAt: T0 + 60_000, id: first });
     (await breaker.admit()).fail({ reason: 'server-error' });
     expect(published).toHaveLength(2);
     (await breaker.admit()).fail({ reason: 'server-error' });
-    expect(published.at(-1)).toEqual({ open: down(T0 + 60_000) });
+    expect(published.at(-1)).toEqual({ open: down(T0 + 60_000, expect.any(String)) });
+    // Each open is a period of its own.
+    expect(published.at(-1)).not.toMatchObject({ open: { id: first } });
   });
 
   it("turns callers away with another host's fatal code, without a call of its own, until its cool-down ends", async () => {
@@ -146,7 +154,7 @@ describe('circuit breaker shared with other hosts', () => {
     const held = breaker.admit();
     clock.advance(10_000);
     await settle();
-    expect(claims.asked).toBe(1);
+    expect(claims.periods).toEqual([down(T0).id]);
     expect(await peek(held)).toBe('pending');
     // A second caller does not ask again while the other host's claim holds.
     const second = breaker.admit();
