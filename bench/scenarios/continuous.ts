@@ -1,10 +1,11 @@
 import { startFakeOpenAI } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from '../lib/audio.ts';
 import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
+import { chunkSample, fakeAlone } from '../lib/fake-alone.ts';
 import { logged, readLogLines } from '../lib/service.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { MetricSet } from '../lib/stats.ts';
-import { idealMs } from './pipeline.ts';
+import { aloneBound, idealMs, sampleFromS } from './pipeline.ts';
 
 /** Full: the issue's case (2 h, 300 s chunks, 300 ms a request); quick: 20 min in 60 s chunks. */
 export function continuousSettings(quick: boolean): { latencyMs: number; chunkSeconds: number } {
@@ -25,6 +26,7 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
   const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs });
   const runs = new Map<number, ServiceJobRun[]>(CONCURRENCIES.map((c) => [c, []]));
   const plans: Array<Record<string, unknown>> = [];
+  let alone = new Map<number, number>();
   try {
     for (let i = 0; i < ctx.runs; i++) {
       for (const c of CONCURRENCIES) {
@@ -47,6 +49,14 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
         if (slicing) plans.push({ c, hardCuts: slicing.hardCuts, mode: slicing.chunkMode, overlapS: slicing.overlapS });
       }
     }
+    ctx.note('continuous: the fake provider alone');
+    const sample = await chunkSample(
+      audio.path,
+      ctx.workDir,
+      sampleFromS(audio, settings.chunkSeconds),
+      settings.chunkSeconds,
+    );
+    alone = await fakeAlone(fake, sample, CONCURRENCIES);
   } finally {
     await fake.close();
   }
@@ -60,6 +70,8 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
       const b = base[i];
       if (c !== 1 && b)
         m.add(`c=${c} speedup vs c=1 (processing)`, 'x', (b.wallMs - b.acceptedMs) / processing, '>= 2.7');
+      const bound = b && c !== 1 ? aloneBound(alone, b, r, c, true) : null;
+      if (bound !== null) m.add(`c=${c} speedup at the fake-alone schedule (1; ${c} at once), processing`, 'x', bound);
       const ideal = idealMs(r, c, settings.latencyMs);
       if (ideal !== null) m.add(`c=${c} ratio to ideal schedule`, 'x', r.wallMs / ideal, '<= 1.2');
       const nominal = idealMs(r, c, settings.latencyMs, true);
@@ -73,6 +85,7 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
       }
     });
   }
+  for (const [c, ms] of alone) m.add(`fake alone: the last answer of ${c} sent at once`, 's', ms / 1000);
   for (const r of [...runs.values()].flat()) {
     m.add('chunks per job', 'n', r.chunks);
     m.add("fake provider's own time per request (median)", 's', r.providerMs === null ? null : r.providerMs / 1000);

@@ -3,6 +3,7 @@ import type { AudioFile } from '../lib/audio.ts';
 import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { kbToMiB, MetricSet } from '../lib/stats.ts';
+import { chunkSample, fakeAlone } from '../lib/fake-alone.ts';
 
 export interface PipelineSettings {
   latencyMs: number;
@@ -42,11 +43,39 @@ export function idealMs(run: ServiceJobRun, concurrency: number, latencyMs: numb
   return run.firstRequestMs + Math.ceil(run.chunks / concurrency) * perRequest;
 }
 
+/** Where a chunk-sized sample for fakeAlone starts: 600 s in, or the middle of a shorter file. */
+export function sampleFromS(audio: AudioFile, chunkSeconds: number): number {
+  return Math.min(600, Math.max(0, audio.durationS - chunkSeconds) / 2);
+}
+
+/**
+ * The speedup of c over 1 of the fake-alone schedule: each run's wait for its first request, then ceil(chunks / c)
+ * rounds, each as long as the last of c requests sent at once to the fake alone (see fakeAlone): what a service
+ * adding nothing to the fake's own times would reach if its c requests went out together every round. An estimate,
+ * not a strict bound: lanes that drift apart do not all pay the last of c each round. `fromAccepted`: both measured
+ * from the 202 (processing) rather than the upload's start.
+ */
+export function aloneBound(
+  alone: ReadonlyMap<number, number>,
+  base: ServiceJobRun,
+  run: ServiceJobRun,
+  c: number,
+  fromAccepted = false,
+): number | null {
+  const one = alone.get(1);
+  const many = alone.get(c);
+  if (one === undefined || many === undefined || base.firstRequestMs === null || run.firstRequestMs === null)
+    return null;
+  const start = (r: ServiceJobRun): number => (r.firstRequestMs ?? 0) - (fromAccepted ? r.acceptedMs : 0);
+  return (start(base) + base.chunks * one) / (start(run) + Math.ceil(run.chunks / c) * many);
+}
+
 export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Promise<PipelineOutput> {
   const settings = pipelineSettings(ctx.quick);
   const m = new MetricSet('pipeline');
   const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs });
   const runsByConcurrency = new Map<number, ServiceJobRun[]>(settings.concurrencies.map((c) => [c, []]));
+  let alone = new Map<number, number>();
   try {
     for (let i = 0; i < ctx.runs; i++) {
       for (const c of settings.concurrencies) {
@@ -67,6 +96,14 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
         runsByConcurrency.get(c)?.push(r);
       }
     }
+    ctx.note('pipeline: the fake provider alone');
+    const sample = await chunkSample(
+      audio.path,
+      ctx.workDir,
+      sampleFromS(audio, settings.chunkSeconds),
+      settings.chunkSeconds,
+    );
+    alone = await fakeAlone(fake, sample, settings.concurrencies);
   } finally {
     await fake.close();
   }
@@ -95,6 +132,8 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
         const best = idealMs(b, 1, settings.latencyMs);
         // What the ideal schedules allow for the wall-time speedup, given this run's wait for the first request.
         if (best !== null && ideal !== null) m.add(`c=${c} speedup the ideal schedules allow`, 'x', best / ideal);
+        const bound = aloneBound(alone, b, r, c);
+        if (bound !== null) m.add(`c=${c} speedup at the fake-alone schedule (1; ${c} at once)`, 'x', bound);
       }
       if (r.firstRequestMs !== null) m.add(`c=${c} time to first provider request`, 's', r.firstRequestMs / 1000);
       if (r.lastRequestMs !== null) m.add(`c=${c} time to last provider request`, 's', r.lastRequestMs / 1000);
@@ -105,6 +144,7 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
     });
     points.push({ concurrency: c, wallS, idealS });
   }
+  for (const [c, ms] of alone) m.add(`fake alone: the last answer of ${c} sent at once`, 's', ms / 1000);
   for (const r of [...runsByConcurrency.values()].flat()) {
     m.add('chunks per job', 'n', r.chunks);
     m.add("fake provider's own time per request (median)", 's', r.providerMs === null ? null : r.providerMs / 1000);

@@ -1,0 +1,49 @@
+import path from 'node:path';
+import { FAKE_OPENAI_KEY, type FakeOpenAI } from '../../test/fake-openai/server.ts';
+import { median } from './stats.ts';
+import { run, runOk } from './proc.ts';
+
+/**
+ * The fake provider on its own, with no service running: its answer time for one chunk-sized request, and for the
+ * last of `c` sent at once. Each request costs the fake CPU of its own (reading and parsing the form, hashing the
+ * file, an ffprobe of it in a temp file after the latency), on the same 2 cores as everything else; requests that
+ * land together contend for them, so the last of three is answered later than one alone. That is a cost no service
+ * can take out of a round of a pool that sends chunks together, and what a bound on the speedup must include.
+ * curl is the client (separate processes, as the service is), sending what the service sends for a chunk.
+ */
+export async function fakeAlone(
+  fake: FakeOpenAI,
+  sample: string,
+  concurrencies: readonly number[],
+  trials = 5,
+): Promise<Map<number, number>> {
+  const one = async (): Promise<number> => {
+    const r = await run('curl', [
+      ...['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total}'],
+      ...['-H', `Authorization: Bearer ${FAKE_OPENAI_KEY}`],
+      ...['-F', `file=@${sample};filename=chunk-00001${path.extname(sample)}`, '-F', 'model=whisper-1'],
+      ...['-F', 'response_format=verbose_json', '-F', 'timestamp_granularities[]=word'],
+      ...['-F', 'timestamp_granularities[]=segment', `${fake.url}/audio/transcriptions`],
+    ]);
+    const [status, total] = r.stdout.trim().split(' ');
+    if (r.code !== 0 || status !== '200') throw new Error(`the fake alone answered ${status} (${r.stderr.trim()})`);
+    return Number(total) * 1000;
+  };
+  const out = new Map<number, number>();
+  for (const c of concurrencies) {
+    const lasts: number[] = [];
+    for (let t = 0; t < trials; t++) lasts.push(Math.max(...(await Promise.all(Array.from({ length: c }, one)))));
+    out.set(c, median(lasts));
+  }
+  return out;
+}
+
+/** A chunk-sized sample of `audio` for fakeAlone: `seconds` from `fromS` on, its frames copied (as the service cuts). */
+export async function chunkSample(audio: string, dir: string, fromS: number, seconds: number): Promise<string> {
+  const out = path.join(dir, `fake-alone-sample${path.extname(audio)}`);
+  await runOk('ffmpeg', [
+    ...['-nostdin', '-v', 'error', '-y', '-ss', String(fromS), '-t', String(seconds), '-i', audio],
+    ...['-map', '0:a:0', '-c', 'copy', out],
+  ]);
+  return out;
+}
