@@ -14,6 +14,14 @@ import { until } from '../support/until.ts';
 const logger = pino({ level: 'silent' });
 const FATAL_COOL_DOWN_MS = 60_000;
 
+interface Host {
+  breaker: CircuitBreaker;
+  clock: ManualClock;
+  client: Redis;
+  /** The answers to its probe claims, as its breaker got them. */
+  claims: boolean[];
+}
+
 describe('circuit breakers shared by every host through Redis', () => {
   let redis: TestRedis;
   const clients: Redis[] = [];
@@ -40,7 +48,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     prefix: string,
     backend = 'openai',
     through?: { client: TcpRelay; sub?: TcpRelay; failFast?: boolean },
-  ): Promise<{ breaker: CircuitBreaker; clock: ManualClock; client: Redis; claims: boolean[] }> {
+  ): Promise<Host> {
     const clientUrl = through ? `redis://127.0.0.1:${through.client.port}` : redis.url;
     const client =
       through && !through.failFast
@@ -75,6 +83,14 @@ describe('circuit breakers shared by every host through Redis', () => {
   }
 
   const isOpen = (b: CircuitBreaker) => () => b.snapshot().state === 'open';
+
+  /** Host A opens the circuit (a plain fault), host B mirrors it, and both clocks reach the end of the cool-down. */
+  async function halfOpenOnBoth(a: Host, b: Host): Promise<void> {
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+  }
 
   it("holds every host after one learns the key is revoked, a host that starts later too, until that host's probe closes it", async () => {
     const a = await host('p1');
@@ -121,10 +137,7 @@ describe('circuit breakers shared by every host through Redis', () => {
   it("sends one half-open probe for every host: the others wait for its outcome, then go as that host's close says", async () => {
     const a = await host('p4');
     const b = await host('p4');
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     const asked = { a: a.breaker.admit(), b: b.breaker.admit() };
     const first = await Promise.race([
       asked.a.then((permit) => ({ host: 'a' as const, permit })),
@@ -147,10 +160,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     relays.push(toClient, toSub);
     const a = await host(prefix);
     const b = await host(prefix, 'openai', { client: toClient, sub: toSub });
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     toClient.hold();
     toSub.hold();
     const asked = b.breaker.admit();
@@ -201,10 +211,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     relays.push(toClient);
     const a = await host('p7');
     const b = await host('p7', 'openai', { client: toClient, failFast: true });
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     const probe = await a.breaker.admit();
     expect(probe.probe).toBe(true);
     // Host B's connection gives up on its claim after a second (src/scale/shared-redis.ts), as it does when Redis
@@ -228,10 +235,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     const a = await host(prefix, 'openai', relay ? { client: relay } : undefined);
     const b = await host(prefix);
     const early = await b.breaker.admit();
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     const probe = await a.breaker.admit();
     expect(probe.probe).toBe(true);
     const reader = new Redis(redis.url);
