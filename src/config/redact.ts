@@ -11,7 +11,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
       baseURL: b.baseURL ?? '(sdk default)',
     })),
     apiKeys: config.apiKeys.map((k) => k.name),
-    redisUrl: config.redisUrl ?? '(unset)',
+    redisUrl: config.redisUrl === undefined ? '(unset)' : redactRedisUrl(config.redisUrl),
     databaseUrl: config.databaseUrl ?? '(unset)',
     metricsToken: config.metricsToken ? '(set)' : '(unset)',
     webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
@@ -45,3 +45,23 @@ export function redactUrl(value: string): string {
   const query = [...url.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=***`).join('&');
   return `${url.protocol}//${userInfo}${url.host}${url.pathname}${query === '' ? '' : `?${query}`}`;
 }
+
+/**
+ * REDIS_URL as it may be shown. ioredis reads a password from more than a redis:// URL (its parseURL): from
+ * `//:pass@host`, from `user:pass@host:port` with no scheme at all, and from a unix socket path's query
+ * (`/run/redis.sock?password=...`); each is redacted as the URL ioredis makes of it, shown in the form it was given.
+ */
+export function redactRedisUrl(value: string): string {
+  if (ABSOLUTE_URL.test(value)) return redactUrl(value);
+  if (value.startsWith('//')) return dropPrefix(redactUrl(`redis:${value}`), 'redis:');
+  if (value.startsWith('/')) {
+    const at = value.indexOf('?');
+    if (at === -1) return value;
+    const query = [...new URLSearchParams(value.slice(at + 1)).keys()].map((k) => `${encodeURIComponent(k)}=***`);
+    return `${value.slice(0, at)}?${query.join('&')}`;
+  }
+  return dropPrefix(redactUrl(`redis://${value}`), 'redis://');
+}
+
+const dropPrefix = (shown: string, prefix: string): string =>
+  shown.startsWith(prefix) ? shown.slice(prefix.length) : shown;

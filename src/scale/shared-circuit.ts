@@ -34,10 +34,19 @@ redis.call('SET', KEYS[2], ARGV[5])
 return redis.call('PUBLISH', ARGV[6], ARGV[7])
 `;
 
-/** A close: the period its probe was for ends; its open is forgotten unless a later open already replaced it. */
+/**
+ * A close: the period its probe was for ends; its open is forgotten, and so is a later open said before the
+ * probe's success (the rule every host's breaker applies to the close it mirrors: an open is closed by a close at
+ * or after it). A later open said after the success stands. Else a host that starts, or whose subscriber
+ * reconnects, would read an open that every running host has closed (a fatal one: refusing jobs for its cool-down).
+ */
 const CLOSE = `
 redis.call('SET', KEYS[3], 'ended', 'PX', ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[1], KEYS[2]) end
+local ok, stored = pcall(cjson.decode, redis.call('GET', KEYS[1]) or '')
+local openedAt = ok and type(stored) == 'table' and tonumber(stored.openedAt) or nil
+if redis.call('GET', KEYS[2]) == ARGV[1] or (openedAt and openedAt <= tonumber(ARGV[5])) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
 return redis.call('PUBLISH', ARGV[3], ARGV[4])
 `;
 
@@ -88,9 +97,9 @@ function circuitState(client: Redis, prefix: string, processId: string) {
         const opening = JSON.stringify(change.open);
         await redis.chunkscribeCircuitOpen(open, current, claims, PROBE_HOLD_MS, opening, ttlMs, id, channel, message);
       } else {
-        const message = JSON.stringify({ backend, from: processId, closedAt: change.closedAt } satisfies Message);
-        const { id } = change;
-        await redis.chunkscribeCircuitClose(open, current, claims + id, id, PROBE_HOLD_MS, channel, message);
+        const { id, closedAt } = change;
+        const message = JSON.stringify({ backend, from: processId, closedAt } satisfies Message);
+        await redis.chunkscribeCircuitClose(open, current, claims + id, id, PROBE_HOLD_MS, channel, message, closedAt);
       }
     },
     async claim(backend: string, id: string, holdMs: number): Promise<boolean> {

@@ -14,6 +14,14 @@ import { until } from '../support/until.ts';
 const logger = pino({ level: 'silent' });
 const FATAL_COOL_DOWN_MS = 60_000;
 
+interface Host {
+  breaker: CircuitBreaker;
+  clock: ManualClock;
+  client: Redis;
+  /** The answers to its probe claims, as its breaker got them. */
+  claims: boolean[];
+}
+
 describe('circuit breakers shared by every host through Redis', () => {
   let redis: TestRedis;
   const clients: Redis[] = [];
@@ -40,7 +48,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     prefix: string,
     backend = 'openai',
     through?: { client: TcpRelay; sub?: TcpRelay; failFast?: boolean },
-  ): Promise<{ breaker: CircuitBreaker; clock: ManualClock; client: Redis; claims: boolean[] }> {
+  ): Promise<Host> {
     const clientUrl = through ? `redis://127.0.0.1:${through.client.port}` : redis.url;
     const client =
       through && !through.failFast
@@ -75,6 +83,14 @@ describe('circuit breakers shared by every host through Redis', () => {
   }
 
   const isOpen = (b: CircuitBreaker) => () => b.snapshot().state === 'open';
+
+  /** Host A opens the circuit (a plain fault), host B mirrors it, and both clocks reach the end of the cool-down. */
+  async function halfOpenOnBoth(a: Host, b: Host): Promise<void> {
+    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
+    a.clock.advance(10_000);
+    b.clock.advance(10_000);
+  }
 
   it("holds every host after one learns the key is revoked, a host that starts later too, until that host's probe closes it", async () => {
     const a = await host('p1');
@@ -121,10 +137,7 @@ describe('circuit breakers shared by every host through Redis', () => {
   it("sends one half-open probe for every host: the others wait for its outcome, then go as that host's close says", async () => {
     const a = await host('p4');
     const b = await host('p4');
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     const asked = { a: a.breaker.admit(), b: b.breaker.admit() };
     const first = await Promise.race([
       asked.a.then((permit) => ({ host: 'a' as const, permit })),
@@ -147,10 +160,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     relays.push(toClient, toSub);
     const a = await host(prefix);
     const b = await host(prefix, 'openai', { client: toClient, sub: toSub });
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     toClient.hold();
     toSub.hold();
     const asked = b.breaker.admit();
@@ -201,10 +211,7 @@ describe('circuit breakers shared by every host through Redis', () => {
     relays.push(toClient);
     const a = await host('p7');
     const b = await host('p7', 'openai', { client: toClient, failFast: true });
-    (await a.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
-    await until(isOpen(b.breaker), "host B to mirror host A's open circuit");
-    a.clock.advance(10_000);
-    b.clock.advance(10_000);
+    await halfOpenOnBoth(a, b);
     const probe = await a.breaker.admit();
     expect(probe.probe).toBe(true);
     // Host B's connection gives up on its claim after a second (src/scale/shared-redis.ts), as it does when Redis
@@ -216,5 +223,60 @@ describe('circuit breakers shared by every host through Redis', () => {
     expect(b.claims).toEqual([false]);
     probe.succeed();
     await expect(asked).resolves.toMatchObject({ probe: false });
+  });
+
+  /**
+   * Host A's probe is out when a call host B sent before the open answers that the key is revoked: B opens again
+   * (fatal), A mirrors that, then A's probe succeeds. Every running host closes on that success (a close at or after
+   * an open ends it); the shared state must say the same, or a host that starts, or whose subscriber reconnects,
+   * reads the fatal open and refuses every job for its cool-down while the others run.
+   */
+  async function openDuringProbe(prefix: string, relay?: TcpRelay) {
+    const a = await host(prefix, 'openai', relay ? { client: relay } : undefined);
+    const b = await host(prefix);
+    const early = await b.breaker.admit();
+    await halfOpenOnBoth(a, b);
+    const probe = await a.breaker.admit();
+    expect(probe.probe).toBe(true);
+    const reader = new Redis(redis.url);
+    clients.push(reader);
+    return { a, b, early, probe, reader, key: `${prefix}:circuit:openai` };
+  }
+
+  it('forgets in Redis an open said while the probe was out once the probe succeeds, as every host does', async () => {
+    const { a, b, early, probe, reader, key } = await openDuringProbe('p8');
+    early.fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+    await until(() => a.breaker.snapshot().code === 'PROVIDER_AUTH', "host A to mirror host B's fatal open");
+    a.clock.advance(1_000);
+    probe.succeed();
+    expect(a.breaker.snapshot().state).toBe('closed');
+    // B hears the close from the script that ran it in Redis: the state there is final by then.
+    await until(() => b.breaker.snapshot().state === 'closed', "host B to mirror host A's close");
+    expect(await reader.exists(key)).toBe(0);
+    const late = await host('p8');
+    await expect(late.breaker.admit()).resolves.toMatchObject({ probe: false });
+  });
+
+  it("keeps an open said after the probe's success, even when the close reaches Redis after it", async () => {
+    const toClient = await startTcpRelay(redis.port);
+    relays.push(toClient);
+    const { a, b, early, probe, reader, key } = await openDuringProbe('p9', toClient);
+    toClient.hold();
+    probe.succeed();
+    // Host B learns the key is revoked a second after A's probe succeeded; A's close is still on its way.
+    b.clock.advance(1_000);
+    early.fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+    await until(
+      async () => (await reader.get(key))?.includes('PROVIDER_AUTH') === true,
+      "host B's open to reach Redis",
+    );
+    toClient.release();
+    await until(() => a.breaker.snapshot().code === 'PROVIDER_AUTH', "host A to mirror host B's open");
+    // A's close has run in Redis once its next command is answered there (one connection, in order).
+    await a.client.ping();
+    expect(await reader.get(key)).toContain('PROVIDER_AUTH');
+    expect(b.breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH' });
+    const late = await host('p9');
+    await until(isOpen(late.breaker), 'a host started after both to read the open that stands');
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MP3_FRAMES_BLOCK, mp3FrameRuns, readMp3Layout } from '../../src/chunker/mp3-frames.ts';
+import { MP3_FRAMES_BLOCK, MP3_RUN_FRAMES, mp3FrameRuns, readMp3Layout } from '../../src/chunker/mp3-frames.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-mp3-runs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,5 +47,26 @@ describe('mp3FrameRuns', () => {
     expect(layout.audioStart).toBe(expected[0]);
     expect(layout.audioEnd).toBe(offset - 417);
     expect(layout.frames.every((f) => f.samples === 1152 && f.sampleRate === 44_100)).toBe(true);
+  });
+
+  it('splits a low-bitrate block into runs of at most MP3_RUN_FRAMES frames (what a reader ahead holds is runs)', async () => {
+    // MPEG-2.5 layer III, 8 kb/s, 12 kHz, mono: 48-byte frames, 21,845 in one block read.
+    const small = Buffer.alloc(48);
+    small.set([0xff, 0xe3, 0x14, 0xc0]);
+    const count = Math.ceil((1.5 * MP3_FRAMES_BLOCK) / 48);
+    const file = path.join(dir, 'low-bitrate.mp3');
+    writeFileSync(file, Buffer.concat(Array.from({ length: count }, () => small)));
+
+    const runs: number[] = [];
+    let frames = 0;
+    for await (const run of mp3FrameRuns(file)) {
+      runs.push(run.length);
+      frames += run.length;
+      expect(run.every((f) => f.size === 48 && f.samples === 576 && f.sampleRate === 12_000)).toBe(true);
+    }
+    expect(frames).toBe(count);
+    // ~3.3 MiB of frames' objects for the slicer's 8 runs ahead and the one it cuts (21,845 frames a run without).
+    expect(Math.max(...runs)).toBeLessThanOrEqual(4096);
+    expect(Math.max(...runs)).toBeLessThanOrEqual(MP3_RUN_FRAMES);
   });
 });

@@ -50,6 +50,25 @@ describe('redactConfig', () => {
     expect(redactUrl('not a url with secret')).toBe('(set, not a URL)');
   });
 
+  it('hides a REDIS_URL password in every form ioredis reads one from, not only redis:// URLs', () => {
+    // What ioredis's parseURL takes a password from (a scheme-less URL gets redis:// put in front of it).
+    const forms: Array<[string, string]> = [
+      ['//:redis-pass@cache.internal:6379', '//***@cache.internal:6379'],
+      ['redis-user:redis-pass@cache.internal:6379', '***@cache.internal:6379'],
+      [':redis-pass@cache.internal:6379/2', '***@cache.internal:6379/2'],
+      ['cache.internal:6379?password=redis-pass', 'cache.internal:6379?password=***'],
+      ['/run/redis.sock?password=redis-pass&db=2', '/run/redis.sock?password=***&db=***'],
+      ['/run/redis.sock', '/run/redis.sock'],
+      ['REDIS://redis-user:redis-pass@cache.internal:1', 'redis://***@cache.internal:1'],
+    ];
+    for (const [value, shown] of forms) {
+      const redacted = redactConfig(loadConfig({ REDIS_URL: value }));
+      expect(redacted.redisUrl, value).toBe(shown);
+      const text = JSON.stringify(redacted);
+      for (const secret of ['redis-pass', 'redis-user']) expect(text, value).not.toContain(secret);
+    }
+  });
+
   it('refuses a DATABASE_URL that is not a postgres URL without repeating it', () => {
     for (const value of ['mysql://u:pg-pass@h/db', 'pg-pass', 'postgres:///no-host']) {
       let message = '';
