@@ -8,6 +8,7 @@ import { OPENAI_MAX_BYTES } from '../../src/transcribe/providers/openai/models.t
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { pollJob, removeDir, startServer, upload, type TestServer } from '../helper.ts';
+import { useFakeProviderService } from '../support/fake-provider-service.ts';
 
 /*
  * The chunk count a job shows from its first answer (progress total, the dry run's chunks_planned, the estimate) is
@@ -49,6 +50,18 @@ async function countsOf(server: TestServer, file: string, fields: Record<string,
   expect(deleted.status).toBe(204);
   return { dryRun: dry.body.chunks_planned, first: first.chunks_total, planned: sending.progress.chunks_total };
 }
+
+/** The counts of a sequential job and of one evened out over the pool. */
+async function countsByContext(server: TestServer, file: string, fields: Record<string, string>) {
+  return {
+    sequential: await countsOf(server, file, { ...fields, context: 'sequential' }),
+    evened: await countsOf(server, file, { ...fields, context: 'none' }),
+  };
+}
+const AGREE_2_SEQUENTIAL_3_EVENED = {
+  sequential: { dryRun: 2, first: 2, planned: 2 },
+  evened: { dryRun: 3, first: 3, planned: 3 },
+};
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -95,13 +108,7 @@ describe('the planned chunk count with the engines’ own chunk settings, two ba
     expect(plannedChunkCount(DURATION_S, laneTargetS(DURATION_S, 600, 3))).toBe(3);
     const long = speechWav(DURATION_S);
 
-    for (const [context, count] of [
-      ['sequential', 2],
-      ['none', 3],
-    ] as const) {
-      const counts = await countsOf(server, long, { context });
-      expect({ context, ...counts }).toEqual({ context, dryRun: count, first: count, planned: count });
-    }
+    expect(await countsByContext(server, long, {})).toEqual(AGREE_2_SEQUENTIAL_3_EVENED);
   });
 
   it("counts a job on the other backend's model with that engine's chunk length, not the default engine's", async () => {
@@ -113,34 +120,13 @@ describe('the planned chunk count with the engines’ own chunk settings, two ba
     expect(plannedChunkCount(DURATION_S, laneTargetS(DURATION_S, 45, 3))).toBe(3);
     const short = speechWav(DURATION_S);
 
-    for (const [context, count] of [
-      ['sequential', 2],
-      ['none', 3],
-    ] as const) {
-      const counts = await countsOf(server, short, { context, model: 'pocketsphinx-en-us', language: 'en' });
-      expect({ context, ...counts }).toEqual({ context, dryRun: count, first: count, planned: count });
-    }
+    const local = { model: 'pocketsphinx-en-us', language: 'en' };
+    expect(await countsByContext(server, short, local)).toEqual(AGREE_2_SEQUENTIAL_3_EVENED);
   }, 60_000);
 });
 
 describe("the planned chunk count under the model's byte cap", () => {
-  let fake: FakeOpenAI;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    fake = await startFakeOpenAI({ faults: () => 'stall' });
-    server = await startServer({
-      CHUNK_SECONDS: '640',
-      OPENAI_API_KEY: FAKE_OPENAI_KEY,
-      OPENAI_BASE_URL: fake.url,
-      SHUTDOWN_TIMEOUT_MS: '100',
-    });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await fake?.close();
-    await removeDir(server?.dataDir ?? '');
-  });
+  const start = useFakeProviderService({ SHUTDOWN_TIMEOUT_MS: '100' });
 
   it('counts the chunks a WAV copied under the 25 MiB cap is cut into, shorter than CHUNK_SECONDS', async () => {
     const DURATION_S = 660;
@@ -152,6 +138,7 @@ describe("the planned chunk count under the model's byte cap", () => {
     expect(plannedChunkCount(DURATION_S, 640)).toBe(1);
     expect(plannedChunkCount(DURATION_S, 640, { maxChunkS })).toBe(2);
 
+    const { server } = await start({ faults: () => 'stall' }, { CHUNK_SECONDS: '640' });
     const counts = await countsOf(server, wav, {});
     expect(counts).toEqual({ dryRun: 2, first: 2, planned: 2 });
   }, 60_000);
