@@ -32,6 +32,9 @@ export interface ChunkSubject {
   sequential?: boolean;
 }
 
+/** A subject as far as its chunk count goes: the audio and the model, not the file (the validator has no job yet). */
+export type PlannedSubject = Omit<ChunkSubject, 'file'>;
+
 /** The one decision of how a fresh job is chunked: where the cuts fall, and how the chunk files are made. */
 export interface ChunkPlan {
   /** Seconds, strictly increasing: N cuts make N + 1 chunks. Empty for a lazy plan. */
@@ -84,6 +87,11 @@ export interface OpenOptions {
 }
 
 export interface ChunkSource {
+  /**
+   * The chunks a plan is expected to make, before it is made: the job's first progress total, the dry run's
+   * chunks_planned and the estimate's overlap count it (a pause near a target can still move a cut, not the count).
+   */
+  plannedChunks(subject: PlannedSubject): number;
   /** A fresh job's plan: the cut points (found in the audio's pauses) and the recipe, decided together once. */
   planChunks(subject: ChunkSubject, signal: AbortSignal): Promise<ChunkPlan>;
   /**
@@ -117,7 +125,7 @@ export function chunkPlanRecord(recipe: ChunkRecipe, hardCuts: number | null, la
 function recipeOf(
   config: ChunkSourceConfig,
   reader: ChunkReader,
-  subject: ChunkSubject,
+  subject: PlannedSubject,
   hardCuts: number | null,
 ): ChunkRecipe {
   return chooseChunkRecipe({
@@ -131,23 +139,42 @@ function recipeOf(
   });
 }
 
-/** What the cut planner needs of a subject: the cuts keep within both recipes they may lead to. */
-function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: ChunkSubject, signal: AbortSignal) {
+/**
+ * Pure: the length the cuts aim at and the longest chunk they may make, for the subject's model and audio. The
+ * cuts keep within both recipes they may lead to (no cut missed a pause, or some did: overlap); a short file's
+ * chunks are evened out over the lanes, unless they go one at a time. The plan, the lazy slicer and the count
+ * shown before the plan is made all start from this one computation.
+ */
+function cutShapeOf(config: ChunkSourceConfig, reader: ChunkReader, subject: PlannedSubject) {
   const soft = recipeOf(config, reader, subject, 0);
   const hard = recipeOf(config, reader, subject, null);
   const durationS = subject.audio.duration_s;
   const maxChunkS = Math.min(soft.maxChunkS, hard.maxChunkS);
   const lanes = subject.sequential ? 1 : (config.evenLanes ?? 1);
+  const targetS = laneTargetS(durationS, Math.min(soft.targetS, hard.targetS), lanes, { maxChunkS });
+  return { soft, hard, durationS, targetS, maxChunkS };
+}
+
+/** The chunks the cuts make where no pause moves them: the count expected before (or while) they are planned. */
+function chunkCountOf(shape: ReturnType<typeof cutShapeOf>): number {
+  return plannedChunkCount(shape.durationS, shape.targetS, { maxChunkS: shape.maxChunkS });
+}
+
+/** What the cut planner needs of a subject. */
+function cutRequestOf(config: ChunkSourceConfig, reader: ChunkReader, subject: ChunkSubject, signal: AbortSignal) {
+  const shape = cutShapeOf(config, reader, subject);
+  const { soft, hard, durationS, targetS, maxChunkS } = shape;
   return {
     soft,
     hard,
+    plannedChunks: chunkCountOf(shape),
     req: {
       file: subject.file,
       demuxer: subject.audio.demuxer,
       maxDurationS: config.maxDurationS,
       signal,
       durationS,
-      targetS: laneTargetS(durationS, Math.min(soft.targetS, hard.targetS), lanes, { maxChunkS }),
+      targetS,
       maxChunkS,
       searchWindowS: Math.min(config.chunkSeconds / 4, 60),
     },
@@ -177,12 +204,11 @@ export function createChunkSource(
     async planChunks(subject, signal) {
       // The recipe depends on the cuts (overlap only when a cut misses every pause) and the cuts on the recipe's
       // caps: the cuts keep within both recipes they may lead to, then the cuts pick one.
-      const { soft, hard, req } = cutRequest(subject, signal);
+      const { soft, hard, plannedChunks, req } = cutRequest(subject, signal);
       if (hard.mode === 'copy' && hard.format === 'mp3' && soft.mode === 'copy' && soft.format === 'mp3') {
         // An mp3 copy carries overlap for free (whole frames copied), so it needs no cuts to choose its recipe:
         // cutting starts at once, with the overlap, while the cut points are found (sliceMp3, planCutsInOrder).
         if (await seeksExactly(subject.file, subject.audio.demuxer)) {
-          const plannedChunks = plannedChunkCount(req.durationS, req.targetS, { maxChunkS: req.maxChunkS });
           const reason = `${hard.reason}; cut points planned while slicing`;
           return { cuts: [], hardCuts: null, recipe: { ...hard, reason }, lazy: { plannedChunks } };
         }
@@ -190,6 +216,8 @@ export function createChunkSource(
       const { cuts, hardCuts } = await cutPlanner.planCuts(req);
       return { cuts, hardCuts, recipe: hardCuts === 0 ? soft : hard };
     },
+
+    plannedChunks: (subject) => chunkCountOf(cutShapeOf(config, reader, subject)),
 
     resume(subject, stored) {
       if (stored && stored.maxBytes !== undefined && stored.overlapS !== undefined && stored.hardCuts !== undefined) {

@@ -46,5 +46,6 @@ export type {
   ChunkSourceConfig,
   ChunkSubject,
   OpenOptions,
+  PlannedSubject,
   StoredChunkPlan,
 } from './chunk-source.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createDecodeChecker, createProber, laneTargetS, plannedChunkCount } from '../chunker/index.ts';
+import { createDecodeChecker, createProber } from '../chunker/index.ts';
 import type { Config } from '../config.ts';
 import type { Services } from '../http/services.ts';
 import type { SystemMonitor } from '../resources/system-monitor.ts';
@@ -11,16 +11,13 @@ import {
   createValidationGate,
 } from '../validate/index.ts';
 import { assertCallbackAccepted } from '../webhooks/callback-policy.ts';
-import { evenLanes, type BackendStages } from './backend-stages.ts';
+import type { BackendStages } from './backend-stages.ts';
 
 /** What an upload goes through before it is a job: admission while its body streams, then the validation gate. */
 export type Admission = Pick<Services, 'admit' | 'validateFields' | 'validateMedia'>;
 
 export function createAdmission(
-  config: Pick<
-    Config,
-    'probeTimeoutS' | 'maxDurationS' | 'chunkSeconds' | 'model' | 'webhooks' | 'concurrency' | 'chunking'
-  >,
+  config: Pick<Config, 'probeTimeoutS' | 'maxDurationS' | 'model' | 'webhooks'>,
   deps: { logger: Logger; monitor: SystemMonitor; registry: BackendRegistry; stages: BackendStages },
 ): Admission {
   const { logger, monitor, registry, stages } = deps;
@@ -33,11 +30,9 @@ export function createAdmission(
       prober: createProber({ logger, timeoutS: config.probeTimeoutS }),
       decodeChecker: createDecodeChecker({ logger, timeoutS: config.probeTimeoutS }),
       maxDurationS: config.maxDurationS,
-      chunkSeconds: config.chunkSeconds,
-      // As the chunk source plans it (cutRequestOf): a short file's chunks are evened out over the pool
-      // (cut-points laneTargetS), but for a sequential job, whose chunks go one at a time.
-      plannedChunkCount: (durationS, targetS, { sequential }) =>
-        plannedChunkCount(durationS, laneTargetS(durationS, targetS, sequential ? 1 : evenLanes(config))),
+      // Asked of the chunk source that will cut the job (its model's backend: its engine's chunk length, the
+      // model's caps, the pool's lanes), so the first answers count the chunks the slicer then makes.
+      plannedChunks: (subject) => stages.chunks.plannedChunks(subject),
     }),
     provider: stages.validator,
     estimator: stages.estimator,

@@ -18,7 +18,8 @@ import {
 
 /**
  * The per-backend parts of admission and slicing, each routed by the job's model to the backend serving it: the
- * provider check, the cost estimate, the chunk files (the engine's intake, the model's caps), and the health rows.
+ * provider check, the cost estimate, the chunk files and their count planned at admission (the engine's chunk
+ * defaults and intake, the model's caps), and the health rows.
  */
 export interface BackendStages {
   validator: { check(model: string): ReturnType<ProviderValidator['check']> };
@@ -96,6 +97,7 @@ export function createBackendStages(
       checkBudget: (estimate, maxCostUsd) => of(estimate.model).estimator.checkBudget(estimate, maxCostUsd),
     },
     chunks: {
+      plannedChunks: (subject) => of(subject.model).chunks.plannedChunks(subject),
       planChunks: (subject, signal) => of(subject.model).chunks.planChunks(subject, signal),
       resume: (subject, stored) => of(subject.model).chunks.resume(subject, stored),
       open: (subject, plan, opts) => of(subject.model).chunks.open(subject, plan, opts),

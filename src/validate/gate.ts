@@ -108,6 +108,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
           ...(signal ? { signal } : {}),
           ...(walked ? { walked } : {}),
           ...(whileChecking ? { whileChecking } : {}),
+          model: request.model,
           sequential: request.context === 'sequential',
         }),
       );

@@ -4,7 +4,7 @@ import { isAllowedDemuxer } from '../chunker/containers.ts';
 import type { DecodeChecker } from '../chunker/decode-check.ts';
 import type { Prober } from '../chunker/ffprobe.ts';
 import type { Mp3StreamMeasure } from '../chunker/mp3-duration.ts';
-import { plannedChunkCount } from '../chunker/cut-points.ts';
+import type { PlannedSubject } from '../chunker/chunk-source.ts';
 import type { MediaProbe } from '../chunker/types.ts';
 import { AppError } from '../errors.ts';
 import type { AudioInfo } from '../jobs/types.ts';
@@ -22,13 +22,11 @@ export interface MediaValidatorOptions {
   /** Checked again here in case the prober's allow-list slips. @default chunker/containers.ts isAllowedDemuxer */
   isAllowedDemuxer?: (formatName: string) => boolean;
   /**
-   * The chunk count the chunk source will plan (the job's progress total and estimate until it does); a
-   * sequential job's chunks go one at a time, so the source does not even them out over lanes.
-   * @default chunker/cut-points.ts plannedChunkCount
+   * The chunk count the chunk source of the job's model will plan (chunk-source.ts plannedChunks): the job's
+   * progress total, the dry run's chunks_planned and the estimate's overlap until it does.
    */
-  plannedChunkCount?: (durationS: number, targetS: number, job: { sequential: boolean }) => number;
+  plannedChunks: (subject: PlannedSubject) => number;
   maxDurationS: number;
-  chunkSeconds: number;
   /** More streams than this is not a recording. @default 16 */
   maxStreams?: number;
   /**
@@ -61,7 +59,9 @@ export interface MediaValidationInput {
    * started: the loop would only wait for them (see http/app.ts).
    */
   whileChecking?: () => void;
-  /** The job's chunks go one at a time (context=sequential): see plannedChunkCount. */
+  /** The job's model, whose chunk source plans its chunks. */
+  model: string;
+  /** The job's chunks go one at a time (context=sequential): they are not evened out over the pool's lanes. */
   sequential?: boolean;
 }
 
@@ -100,17 +100,15 @@ function unsupported(message: string, details: Record<string, unknown> = {}): Ap
 }
 
 export function createMediaValidator(options: MediaValidatorOptions): MediaValidator {
-  const { logger, prober, decodeChecker, maxDurationS, chunkSeconds } = options;
+  const { logger, prober, decodeChecker, maxDurationS, plannedChunks } = options;
   const maxStreams = options.maxStreams ?? 16;
   const measureMode = options.measure ?? 'always';
   const measureBy = options.measureBy ?? 'demux';
   const allowed = options.isAllowedDemuxer ?? isAllowedDemuxer;
-  const planChunks = options.plannedChunkCount ?? ((durationS, targetS) => plannedChunkCount(durationS, targetS));
   if (!(maxDurationS > 0)) throw new TypeError(`maxDurationS must be > 0, got ${String(maxDurationS)}`);
-  if (!(chunkSeconds > 0)) throw new TypeError(`chunkSeconds must be > 0, got ${String(chunkSeconds)}`);
 
   return {
-    async validate({ file, filename, signal, walked, whileChecking, sequential = false }) {
+    async validate({ file, filename, signal, walked, whileChecking, model, sequential = false }) {
       const started = performance.now();
       const sizeBytes = (await stat(file)).size;
       if (sizeBytes === 0) throw unsupported('The file is empty; upload an audio recording.', { reason: 'empty_file' });
@@ -126,6 +124,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
           sizeBytes,
           started,
           ahead,
+          model,
           sequential,
           ...(signal ? { signal } : {}),
           ...(whileChecking ? { whileChecking } : {}),
@@ -143,11 +142,12 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
     sizeBytes: number;
     started: number;
     ahead: DecodeAhead | null;
+    model: string;
     sequential: boolean;
     signal?: AbortSignal;
     whileChecking?: () => void;
   }): Promise<MediaValidationResult> {
-    const { file, filename, sizeBytes, started, ahead, sequential, signal } = input;
+    const { file, filename, sizeBytes, started, ahead, model, sequential, signal } = input;
     const probe = await probeWhile(prober, file, signal, input.whileChecking);
     if (!allowed(probe.formatName) || !allowed(probe.demuxer)) {
       throw unsupported(
@@ -204,7 +204,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       audio,
       probe,
       bitrate: probe.bitRate ?? probe.audio.bitRate,
-      plannedChunks: planChunks(durationS, chunkSeconds, { sequential }),
+      plannedChunks: plannedChunks({ model, audio, sequential }),
       decodedS: measured?.decodedS ?? decoded.decodedS,
       durationSource: measured === null ? 'header' : 'measured',
       ms: performance.now() - started,

@@ -39,3 +39,14 @@ describe("the chunk source's plan on the pool's lanes", () => {
     expect(await planned(2, { ...subject, sequential: true })).toBe(3);
   });
 });
+
+describe("the chunk source's count before its plan", () => {
+  it('is the count its plan expects (what the validator shows before there is a plan)', async () => {
+    const cases: Array<[number | undefined, ChunkSubject]> = [
+      [undefined, subject],
+      [2, subject],
+      [2, { ...subject, sequential: true }],
+    ];
+    for (const [lanes, s] of cases) expect(source(lanes).plannedChunks(s)).toBe(await planned(lanes, s));
+  });
+});

@@ -44,7 +44,7 @@ function validator(prober: Pick<Prober, 'probe'> = createProber({ logger, timeou
     decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
-    chunkSeconds: 10,
+    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
   });
 }
 
@@ -59,6 +59,7 @@ describe('media validation with work of the caller meanwhile', () => {
     const r = await validator().validate({
       file: speech.mp3,
       filename: 'speech.mp3',
+      model: 'whisper-1',
       walked: await walkedSpeech(),
       whileChecking: () => {
         seen = children();
@@ -83,6 +84,7 @@ describe('media validation with work of the caller meanwhile', () => {
       validator(prober).validate({
         file: speech.mp3,
         filename: 'speech.mp3',
+        model: 'whisper-1',
         walked: await walkedSpeech(),
         whileChecking: () => {
           throw broken;
@@ -93,7 +95,12 @@ describe('media validation with work of the caller meanwhile', () => {
     expect(probeSettled).toBe(true);
     expect(children()).toEqual([]);
     // And the validator still serves.
-    const r = await validator().validate({ file: speech.mp3, filename: 'speech.mp3', walked: await walkedSpeech() });
+    const r = await validator().validate({
+      file: speech.mp3,
+      filename: 'speech.mp3',
+      model: 'whisper-1',
+      walked: await walkedSpeech(),
+    });
     expect(r.audio.format).toBe('mp3');
   });
 });

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAllowedDemuxer } from '../../src/chunker/containers.ts';
 import { createDecodeChecker } from '../../src/chunker/decode-check.ts';
 import { createProber } from '../../src/chunker/ffprobe.ts';
-import { plannedChunkCount } from '../../src/chunker/cut-points.ts';
 import { AppError } from '../../src/errors.ts';
 import { createMediaValidator, type MediaValidator } from '../../src/validate/media-validator.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -117,7 +116,7 @@ beforeAll(async () => {
     decodeChecker,
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
-    chunkSeconds: 10,
+    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
   });
   lazyValidator = createMediaValidator({
     logger,
@@ -125,7 +124,7 @@ beforeAll(async () => {
     decodeChecker,
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
-    chunkSeconds: 10,
+    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
     measure: 'suspicious',
   });
 });
@@ -135,7 +134,7 @@ afterAll(async () => {
 });
 
 async function codeOf(name: string, v: MediaValidator = validator): Promise<string> {
-  const err = await v.validate({ file: at(name), filename: name }).then(
+  const err = await v.validate({ file: at(name), filename: name, model: 'whisper-1' }).then(
     () => null,
     (e: unknown) => e,
   );
@@ -146,7 +145,7 @@ async function codeOf(name: string, v: MediaValidator = validator): Promise<stri
 
 describe('media validator on real files', () => {
   it('accepts the speech mp3 and reports what decodes', async () => {
-    const r = await validator.validate({ file: at('speech.mp3'), filename: 'speech.mp3' });
+    const r = await validator.validate({ file: at('speech.mp3'), filename: 'speech.mp3', model: 'whisper-1' });
     expect(r.audio).toMatchObject({
       filename: 'speech.mp3',
       format: 'mp3',
@@ -157,13 +156,13 @@ describe('media validator on real files', () => {
     });
     expect(r.audio.duration_s).toBeGreaterThan(speech.durationS - 0.5);
     expect(r.audio.duration_s).toBeLessThan(speech.durationS + 0.5);
-    expect(r.plannedChunks).toBe(plannedChunkCount(r.audio.duration_s, 10));
+    expect(r.plannedChunks).toBe(Math.ceil(r.audio.duration_s / 10));
     expect(r.bitrate).toBeGreaterThan(100_000);
     expect(r.durationSource).toBe('measured');
   });
 
   it('accepts the speech wav', async () => {
-    const r = await validator.validate({ file: speech.wav, filename: 'speech.wav' });
+    const r = await validator.validate({ file: speech.wav, filename: 'speech.wav', model: 'whisper-1' });
     expect(r.audio).toMatchObject({ format: 'wav', codec: 'pcm_s16le', sample_rate: 16_000, channels: 1 });
   });
 
@@ -204,18 +203,18 @@ describe('media validator on real files', () => {
       prober: createProber({ logger, timeoutS: 20 }),
       decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
       maxDurationS: MAX_DURATION_S,
-      chunkSeconds: 10,
+      plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
       measureBy: 'decode',
     });
     for (const name of ['speech.mp3', 'lying.wav', 'full.m4a']) {
-      const a = await validator.validate({ file: at(name), filename: name });
-      const b = await decoding.validate({ file: at(name), filename: name });
+      const a = await validator.validate({ file: at(name), filename: name, model: 'whisper-1' });
+      const b = await decoding.validate({ file: at(name), filename: name, model: 'whisper-1' });
       expect(Math.abs(a.audio.duration_s - b.audio.duration_s)).toBeLessThan(0.1);
     }
   });
 
   it('judges a wav whose header claims 18 hours on the ~32 s it holds', async () => {
-    const r = await validator.validate({ file: at('lying.wav'), filename: 'lying.wav' });
+    const r = await validator.validate({ file: at('lying.wav'), filename: 'lying.wav', model: 'whisper-1' });
     expect(r.audio.duration_s).toBeGreaterThan(speech.durationS - 0.5);
     expect(r.audio.duration_s).toBeLessThan(speech.durationS + 0.5);
   });
@@ -228,7 +227,7 @@ describe('media validator on real files', () => {
   );
 
   it('trusts a plausible header without measuring when measuring only suspicious headers', async () => {
-    const r = await lazyValidator.validate({ file: at('speech.mp3'), filename: 'speech.mp3' });
+    const r = await lazyValidator.validate({ file: at('speech.mp3'), filename: 'speech.mp3', model: 'whisper-1' });
     expect(r.durationSource).toBe('header');
     expect(r.audio.duration_s).toBeCloseTo(32.261, 2);
   });

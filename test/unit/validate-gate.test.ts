@@ -139,7 +139,7 @@ async function failure(p: Promise<unknown>): Promise<AppError> {
 
 describe('validation gate', () => {
   it('runs system, media, storage with the real duration, provider and budget in order', async () => {
-    const { gate, order, systemInputs } = build();
+    const { gate, order, systemInputs, mediaInputs } = build();
     const result = await gate.validate(input);
     // The provider check is started first and runs beside the others; its outcome is taken in its place.
     expect(order).toEqual(['provider', 'system', 'provider answered', 'media', 'storage:1200', 'estimate', 'budget']);
@@ -158,6 +158,8 @@ describe('validation gate', () => {
     ]);
     expect(result.estimate).toEqual({ cost_usd: 0.12, provider: 'openai', model: 'whisper-1' });
     expect(result.plannedChunks).toBe(2);
+    // The media check counts the chunks of the job's model, as its chunk source will cut them.
+    expect(mediaInputs[0]).toMatchObject({ model: 'whisper-1', sequential: false });
     expect(result.audio.filename).toBe('talk.wav');
     expect(result.probe).toBe(probe);
   });

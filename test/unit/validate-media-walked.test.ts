@@ -73,7 +73,7 @@ function validator(setup: Setup = {}) {
     },
     isAllowedDemuxer: (name) => ['mp3', 'wav'].includes(name),
     maxDurationS: 7200,
-    chunkSeconds: 4,
+    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 4),
   });
   return { v, seen };
 }
@@ -88,7 +88,7 @@ function untilStopped(opts: CheckOptions): Promise<CheckResult> {
 describe('media validator, an mp3 walked as it arrived', () => {
   it('measures nothing more and starts the decode test at the walked end before the probe answers', async () => {
     const { v, seen } = validator();
-    const r = await v.validate({ file, filename: 'a.mp3', walked: walked(9.8) });
+    const r = await v.validate({ file, filename: 'a.mp3', model: 'whisper-1', walked: walked(9.8) });
     expect(seen.measures).toBe(0);
     expect(seen.decodesWhenProbed).toBe(1);
     expect(seen.decodes).toHaveLength(1);
@@ -105,7 +105,9 @@ describe('media validator, an mp3 walked as it arrived', () => {
       },
       decode: untilStopped,
     });
-    await expect(v.validate({ file, filename: 'a.mp3', walked: walked(9.8) })).rejects.toMatchObject({
+    await expect(
+      v.validate({ file, filename: 'a.mp3', model: 'whisper-1', walked: walked(9.8) }),
+    ).rejects.toMatchObject({
       code: 'UNSUPPORTED_MEDIA',
     });
     expect(seen.decodes[0]?.signal?.aborted).toBe(true);
@@ -117,7 +119,9 @@ describe('media validator, an mp3 walked as it arrived', () => {
       probe: async () => ({ ...mp3, formatName: 'hls', demuxer: 'hls' }),
       decode: async () => ({ ok: false, reason: 'damaged end' }),
     });
-    await expect(v.validate({ file, filename: 'a.mp3', walked: walked(9.8) })).rejects.toMatchObject({
+    await expect(
+      v.validate({ file, filename: 'a.mp3', model: 'whisper-1', walked: walked(9.8) }),
+    ).rejects.toMatchObject({
       code: 'UNSUPPORTED_MEDIA',
     });
     expect(seen.decodesEnded).toBe(1);
@@ -126,14 +130,16 @@ describe('media validator, an mp3 walked as it arrived', () => {
   it('refuses for the measure before the decode test, which is not run at all', async () => {
     const { v, seen } = validator();
     await expect(
-      v.validate({ file, filename: 'a.mp3', walked: walked(7201, { overLimit: true }) }),
+      v.validate({ file, filename: 'a.mp3', model: 'whisper-1', walked: walked(7201, { overLimit: true }) }),
     ).rejects.toMatchObject({ code: 'DURATION_OUT_OF_RANGE' });
     expect(seen.decodes).toHaveLength(0);
   });
 
   it('refuses a failed decode test at the walked end as MEDIA_CORRUPT', async () => {
     const { v } = validator({ decode: async () => ({ ok: false, reason: 'damaged end' }) });
-    await expect(v.validate({ file, filename: 'a.mp3', walked: walked(9.8) })).rejects.toMatchObject({
+    await expect(
+      v.validate({ file, filename: 'a.mp3', model: 'whisper-1', walked: walked(9.8) }),
+    ).rejects.toMatchObject({
       code: 'MEDIA_CORRUPT',
     });
   });
@@ -146,7 +152,7 @@ describe('media validator, an mp3 walked as it arrived', () => {
       ...setup,
       decode: async (opts) => (opts.mp3ByteAt ? untilStopped(opts) : { ok: true, decodedS: 10 }),
     });
-    const r = await v.validate({ file, filename: 'a.mp3', walked: walked(9.8, { bytes }) });
+    const r = await v.validate({ file, filename: 'a.mp3', model: 'whisper-1', walked: walked(9.8, { bytes }) });
     expect(seen.measures).toBe(1);
     expect(r.audio.duration_s).toBe(10);
     expect(seen.decodes.every((d) => d.mp3ByteAt === undefined || d.signal?.aborted === true)).toBe(true);

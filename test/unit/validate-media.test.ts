@@ -60,6 +60,8 @@ function validator(stubs: Stubs = {}) {
   const calls = { measure: 0, decode: 0 };
   /** Each decode test's claimed duration, its signal, and what had happened when it started. */
   const decodes: Array<{ durationS: number; signal: AbortSignal | undefined; measured: boolean }> = [];
+  /** What the chunk count was asked for. */
+  const planned: Array<{ model: string; durationS: number; sequential: boolean | undefined }> = [];
   let measureDone = false;
   const options: MediaValidatorOptions = {
     logger,
@@ -80,17 +82,19 @@ function validator(stubs: Stubs = {}) {
       },
     },
     isAllowedDemuxer: (name) => ['mp3', 'mov', 'mov,mp4,m4a,3gp,3g2,mj2', 'wav'].includes(name),
-    plannedChunkCount: (d, t) => Math.ceil(d / t),
     maxDurationS: 7200,
-    chunkSeconds: 4,
+    plannedChunks: ({ model, audio, sequential }) => {
+      planned.push({ model, durationS: audio.duration_s, sequential });
+      return Math.ceil(audio.duration_s / 4);
+    },
     measure: stubs.measure ?? 'suspicious',
   };
-  return { v: createMediaValidator(options), calls, decodes };
+  return { v: createMediaValidator(options), calls, decodes, planned };
 }
 
 async function codeOf(stubs: Stubs, target = file): Promise<string> {
   const err = await validator(stubs)
-    .v.validate({ file: target, filename: 'a.mp3' })
+    .v.validate({ file: target, filename: 'a.mp3', model: 'whisper-1' })
     .then(
       () => null,
       (e: unknown) => e,
@@ -120,12 +124,13 @@ describe('media validator', () => {
       },
       isAllowedDemuxer: (name) => name === 'mp3',
       maxDurationS: 7200,
-      chunkSeconds: 4,
+      plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 4),
       measure: 'suspicious',
     });
     await v.validate({
       file,
       filename: 'talk.mp3',
+      model: 'whisper-1',
       whileChecking: () => {
         order.push('work');
         answer();
@@ -135,8 +140,8 @@ describe('media validator', () => {
   });
 
   it('returns the audio info, bitrate and planned chunks of a good file', async () => {
-    const { v, calls } = validator();
-    const r = await v.validate({ file, filename: 'talk.mp3' });
+    const { v, calls, planned } = validator();
+    const r = await v.validate({ file, filename: 'talk.mp3', model: 'whisper-1', sequential: true });
     expect(r.audio).toEqual({
       filename: 'talk.mp3',
       size_bytes: SIZE,
@@ -148,7 +153,9 @@ describe('media validator', () => {
       demuxer: 'mp3',
     });
     expect(r.bitrate).toBe(128_000);
+    // Counted by the chunk source of the job's model, for the duration judged and the job's context.
     expect(r.plannedChunks).toBe(3);
+    expect(planned).toEqual([{ model: 'whisper-1', durationS: 10, sequential: true }]);
     expect(r.durationSource).toBe('header');
     expect(r.decodedS).toBe(4);
     expect(calls).toEqual({ measure: 0, decode: 1 });
@@ -168,7 +175,7 @@ describe('media validator', () => {
 
   it('measures when the header has no duration and judges on what decodes', async () => {
     const { v, calls } = validator({ probe: headerWithoutDuration, measuredS: 9.5 });
-    const r = await v.validate({ file, filename: 'a.mp3' });
+    const r = await v.validate({ file, filename: 'a.mp3', model: 'whisper-1' });
     expect(r.audio.duration_s).toBe(9.5);
     expect(r.durationSource).toBe('measured');
     expect(calls.measure).toBe(1);
@@ -185,7 +192,9 @@ describe('media validator', () => {
   it('rejects a plausible header over the limit without measuring when measuring only suspicious files', async () => {
     const long: MediaProbe = { ...mp3Speech, durationS: 8000, audio: { ...mp3Speech.audio!, bitRate: null } };
     const { v, calls } = validator({ probe: long, measure: 'suspicious' });
-    await expect(v.validate({ file, filename: 'a.mp3' })).rejects.toMatchObject({ code: 'DURATION_OUT_OF_RANGE' });
+    await expect(v.validate({ file, filename: 'a.mp3', model: 'whisper-1' })).rejects.toMatchObject({
+      code: 'DURATION_OUT_OF_RANGE',
+    });
     expect(calls).toEqual({ measure: 0, decode: 0 });
   });
 
@@ -206,7 +215,7 @@ describe('media validator', () => {
 
   it('runs the decode test beside the measure at the header duration, and keeps it when the two agree', async () => {
     const { v, calls, decodes } = validator({ measure: 'always', measuredS: 10.3 });
-    const r = await v.validate({ file, filename: 'a.mp3' });
+    const r = await v.validate({ file, filename: 'a.mp3', model: 'whisper-1' });
     expect(r.audio.duration_s).toBe(10.3);
     expect(calls).toEqual({ measure: 1, decode: 1 });
     expect(decodes.map((d) => [d.durationS, d.measured])).toEqual([[10, false]]);
@@ -214,7 +223,7 @@ describe('media validator', () => {
 
   it('runs the decode test again at the measured end when the header is off by more than half a second', async () => {
     const { v, calls, decodes } = validator({ measure: 'always', measuredS: 9.4 });
-    expect((await v.validate({ file, filename: 'a.mp3' })).audio.duration_s).toBe(9.4);
+    expect((await v.validate({ file, filename: 'a.mp3', model: 'whisper-1' })).audio.duration_s).toBe(9.4);
     expect(calls).toEqual({ measure: 1, decode: 2 });
     expect(decodes.map((d) => [d.durationS, d.measured])).toEqual([
       [10, false],
@@ -231,20 +240,24 @@ describe('media validator', () => {
       measuredS: 7300,
       decode: { ok: false, reason: 'cannot decode the end' },
     });
-    await expect(v.validate({ file, filename: 'a.mp3' })).rejects.toMatchObject({ code: 'DURATION_OUT_OF_RANGE' });
+    await expect(v.validate({ file, filename: 'a.mp3', model: 'whisper-1' })).rejects.toMatchObject({
+      code: 'DURATION_OUT_OF_RANGE',
+    });
     expect(decodes).toHaveLength(1);
     expect(decodes[0]?.signal?.aborted).toBe(true);
   });
 
   it('refuses a file whose early decode test fails at the header end when the measure agrees', async () => {
     const { v, calls } = validator({ measure: 'always', measuredS: 10, decode: { ok: false, reason: 'damaged end' } });
-    await expect(v.validate({ file, filename: 'a.mp3' })).rejects.toMatchObject({ code: 'MEDIA_CORRUPT' });
+    await expect(v.validate({ file, filename: 'a.mp3', model: 'whisper-1' })).rejects.toMatchObject({
+      code: 'MEDIA_CORRUPT',
+    });
     expect(calls.decode).toBe(1);
   });
 
   it('always measures when told to', async () => {
     const { v, calls } = validator({ measure: 'always', measuredS: 10.02 });
-    expect((await v.validate({ file, filename: 'a.mp3' })).audio.duration_s).toBe(10.02);
+    expect((await v.validate({ file, filename: 'a.mp3', model: 'whisper-1' })).audio.duration_s).toBe(10.02);
     expect(calls.measure).toBe(1);
   });
 });
