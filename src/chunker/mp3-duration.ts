@@ -17,8 +17,8 @@ export interface Mp3WalkOptions {
   signal?: AbortSignal;
 }
 
-/** Bytes read at a time; the headers in a block are read in one synchronous pass (1 MiB: see MP3_FRAMES_BLOCK). */
-const BLOCK = 1024 * 1024;
+/** Bytes read at a time; the headers in a block are read in one synchronous pass. */
+const BLOCK = 256 * 1024;
 /** The file's last bytes, where its tags are looked for. */
 const TAIL = 64 * 1024;
 /** Pieces of the tail held at most while an upload streams in (measureMp3Stream). */

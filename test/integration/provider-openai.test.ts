@@ -92,7 +92,7 @@ describe('createOpenAIProvider', () => {
     });
   });
 
-  it('sends the chunk file through one reused buffer, piece by piece, and the server gets its exact bytes', async () => {
+  it('sends chunk files through one reused buffer, piece by piece and request after request, and the server gets their exact bytes', async () => {
     // What the upload writes: a fresh buffer per piece (the platform fetch reading a Blob) was dead garbage that
     // three chunks in flight held by the tens of MiB until a GC.
     const backing = new Set<ArrayBufferLike>();
@@ -116,14 +116,18 @@ describe('createOpenAIProvider', () => {
     ffmpeg(['-stream_loop', '-1', '-i', fx.wav, '-t', String(durationS), '-ar', '16000', '-ac', '1', long]);
     const longBytes = readFileSync(long);
     try {
-      const result = await provider().transcribe(input({ path: long, durationS }));
-      expect(result.text).toBe(fakeTranscript(longBytes, durationS).text);
+      // Two chunks one after the other through one client: the second goes through the first one's buffer.
+      const client = provider();
+      for (let i = 0; i < 2; i++) {
+        const result = await client.transcribe(input({ path: long, durationS }));
+        expect(result.text).toBe(fakeTranscript(longBytes, durationS).text);
+      }
     } finally {
       write.mockRestore();
       rmSync(dir, { recursive: true, force: true });
     }
     expect(fake.requests[0]).toMatchObject({ bytes: longBytes.length, filename: 'long.wav' });
-    expect(pieces).toBe(Math.ceil(longBytes.length / PIECE_BYTES));
+    expect(pieces).toBe(2 * Math.ceil(longBytes.length / PIECE_BYTES));
     expect(pieces).toBeGreaterThanOrEqual(4);
     expect(backing.size).toBe(1);
   });

@@ -18,7 +18,8 @@ type FetchOptions = NonNullable<OpenAI.RequestOptions['fetchOptions']>;
  * once written but freed only by a GC; the pieces make little JS garbage, so GCs are rare and tens of MiB of
  * them waited in RSS with three chunks in flight (and glibc kept the freed blocks). Here the multipart body is
  * written by node:http from the file through one buffer per request, refilled only once the socket has taken
- * the previous piece (the write's callback): one request holds one piece, whatever the chunk's size.
+ * the previous piece (the write's callback): one request holds one piece, whatever the chunk's size, and the
+ * buffer goes to the next request after it (see IDLE_PIECES).
  *
  * A request carries its file's path in its fetch options under `CHUNK_FILE` (see `chunkFileOptions`); its body
  * is the FormData the SDK built, whose one file entry is a Blob of that file: its name, type and size go into the
@@ -28,12 +29,12 @@ type FetchOptions = NonNullable<OpenAI.RequestOptions['fetchOptions']>;
 const CHUNK_FILE: unique symbol = Symbol('chunkscribe.chunkFile');
 
 /**
- * Bytes per read and write: one piece in flight per request. 1 MiB rather than 64 KiB: a 300 s mp3 chunk went out
+ * Bytes per read and write: one piece in flight per request. 512 KiB rather than 64 KiB: a 300 s mp3 chunk went out
  * in ~75 reads and socket writes, each read a trip through libuv's thread pool that on a busy machine cost the event
- * loop a context switch; with three chunks in flight the service's main thread used ~25 % less CPU per job
- * (bench/trace.ts, continuous 2 h mp3 at c=3: 880-1030 ms -> 640-710 ms). Three such buffers are 3 MiB of RSS.
+ * loop a context switch; in 10 the service's main thread uses ~25 % less CPU per job (bench/trace.ts, continuous
+ * 2 h mp3 at c=3, 1 MiB pieces: 880-1030 ms -> 640-710 ms). Not 1 MiB: c pieces in flight are c x that of RSS.
  */
-export const PIECE_BYTES = 1024 * 1024;
+export const PIECE_BYTES = 512 * 1024;
 
 /** The per-request fetch options that make this fetch send `path` as the body's file entry. */
 export function chunkFileOptions(path: string): FetchOptions {
@@ -77,11 +78,34 @@ function write(req: ClientRequest, bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => req.write(bytes, (err) => (err ? reject(err) : resolve())));
 }
 
+/**
+ * Idle piece buffers kept for the next requests. A fresh buffer per request was garbage outside V8's heap, which a
+ * GC gives back only after tens of MiB of it: the service's peak RSS rose ~10 MiB (bench, pipeline c=1 and c=3).
+ */
+const IDLE_PIECES = 4;
+
+/** Piece buffers reused across requests: one per request in flight, at most IDLE_PIECES kept between them. */
+interface PiecePool {
+  take(): Buffer;
+  /** Only once no write holds it any more (its callback came). */
+  give(buf: Buffer): void;
+}
+
+function createPiecePool(): PiecePool {
+  const idle: Buffer[] = [];
+  return {
+    take: () => idle.pop() ?? Buffer.allocUnsafe(PIECE_BYTES),
+    give: (buf) => {
+      if (idle.length < IDLE_PIECES) idle.push(buf);
+    },
+  };
+}
+
 /** Writes `size` bytes of the file at `path` through one buffer, each piece only once the last is written. */
-async function writeFile(req: ClientRequest, path: string, size: number): Promise<void> {
+async function writeFile(req: ClientRequest, path: string, size: number, pieces: PiecePool): Promise<void> {
   const fh = await open(path, 'r');
+  const buf = pieces.take();
   try {
-    const buf = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(size, 1)));
     let sent = 0;
     while (sent < size) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - sent), sent);
@@ -90,15 +114,17 @@ async function writeFile(req: ClientRequest, path: string, size: number): Promis
       sent += bytesRead;
     }
   } finally {
+    // Every write awaited has called back (or none was made): the socket no longer holds the buffer.
+    pieces.give(buf);
     await fh.close();
   }
 }
 
-async function writeBody(req: ClientRequest, parts: Part[], end: Buffer, path: string): Promise<void> {
+async function writeBody(req: ClientRequest, parts: Part[], end: Buffer, path: string, pieces: PiecePool) {
   for (const p of parts) {
     await write(req, p.head);
     if (p.file) {
-      await writeFile(req, path, p.file.size);
+      await writeFile(req, path, p.file.size, pieces);
       await write(req, Buffer.from('\r\n'));
     }
   }
@@ -118,7 +144,7 @@ function toResponse(res: IncomingMessage): Response {
   return new Response(body, { status, statusText: res.statusMessage ?? '', headers });
 }
 
-function sendChunkFile(url: URL, init: RequestInit, path: string): Promise<Response> {
+function sendChunkFile(url: URL, init: RequestInit, path: string, pieces: PiecePool): Promise<Response> {
   const form = init.body;
   if (!(form instanceof FormData)) throw new TypeError('a chunk file request needs a FormData body');
   const boundary = `----chunkscribe-${randomBytes(12).toString('hex')}`;
@@ -144,7 +170,7 @@ function sendChunkFile(url: URL, init: RequestInit, path: string): Promise<Respo
     // An abort arrives as an AbortError (the SDK tells a timeout or a cancel from it); anything else is a failed
     // connection. Once answered, a later error reaches the SDK through the answer's body.
     req.on('error', reject);
-    writeBody(req, parts, end, path).catch((err: unknown) => {
+    writeBody(req, parts, end, path, pieces).catch((err: unknown) => {
       // A server may answer (a 413, a 401) before it has read the body, then stop reading: the answer stands,
       // so the request is dropped only once it has been read.
       if (answer === null) req.destroy(err as Error);
@@ -153,10 +179,13 @@ function sendChunkFile(url: URL, init: RequestInit, path: string): Promise<Respo
   });
 }
 
-/** The fetch to give the openai SDK: chunk uploads as above, everything else by the platform fetch. */
-export const chunkFileFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-  const path = chunkFileOf(init);
-  if (path === undefined || init === undefined) return fetch(input, init);
-  const url = input instanceof Request ? new URL(input.url) : new URL(input);
-  return sendChunkFile(url, init, path);
-};
+/** A fetch to give the openai SDK (one per client): chunk uploads as above, everything else by the platform fetch. */
+export function createChunkFileFetch(): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
+  const pieces = createPiecePool();
+  return (input, init) => {
+    const path = chunkFileOf(init);
+    if (path === undefined || init === undefined) return fetch(input, init);
+    const url = input instanceof Request ? new URL(input.url) : new URL(input);
+    return sendChunkFile(url, init, path, pieces);
+  };
+}

@@ -4,7 +4,7 @@ import ISO6391 from 'iso-639-1';
 import OpenAI from 'openai';
 import type { Logger } from 'pino';
 import { openAIError, openAIRateLimitHint, type HeaderReader } from './errors.ts';
-import { chunkFileFetch, chunkFileOptions } from './file-fetch.ts';
+import { chunkFileOptions, createChunkFileFetch } from './file-fetch.ts';
 import { createModelsCheck } from './models-check.ts';
 import type { ModelInfo } from '../../models.ts';
 import { OPENAI_MODELS, openAIModel } from './models.ts';
@@ -60,7 +60,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
       maxRetries: 0,
       timeout: options.timeoutMs ?? 600_000,
       // Sends a chunk file without a fresh buffer per piece (see file-fetch.ts); other requests as before.
-      fetch: chunkFileFetch,
+      fetch: createChunkFileFetch(),
     });
 
   const now = options.now ?? Date.now;
@@ -86,7 +86,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const model = modelInfo(input.model);
     // Streamed from the chunk file rather than read into memory: with several chunks in flight (up to 25 MiB each)
     // the copies were the service's peak RSS. The file stays unchanged until its result is stored, so a retry, which
-    // opens it again, sends the same bytes. The Blob gives the SDK the file's name and size; chunkFileFetch sends
+    // opens it again, sends the same bytes. The Blob gives the SDK the file's name and size; the chunk file fetch sends
     // its bytes from the path in `request`.
     const file = new File([await openAsBlob(input.path)], path.basename(input.path));
     const request = { signal: input.signal, fetchOptions: chunkFileOptions(input.path) };
