@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { FAKE_OPENAI_KEY, type FakeOpenAI } from '../../test/fake-openai/server.ts';
+import type { AudioFile } from './audio.ts';
 import { median } from './stats.ts';
 import { run, runOk } from './proc.ts';
 
@@ -38,12 +39,22 @@ export async function fakeAlone(
   return out;
 }
 
-/** A chunk-sized sample of `audio` for fakeAlone: `seconds` from `fromS` on, its frames copied (as the service cuts). */
-export async function chunkSample(audio: string, dir: string, fromS: number, seconds: number): Promise<string> {
-  const out = path.join(dir, `fake-alone-sample${path.extname(audio)}`);
+/**
+ * fakeAlone with a chunk-sized sample of `audio`: `chunkSeconds` of it from 600 s in (or its middle, for a shorter
+ * file), its frames copied as the service cuts them.
+ */
+export async function fakeAloneWithChunkOf(
+  fake: FakeOpenAI,
+  audio: AudioFile,
+  workDir: string,
+  chunkSeconds: number,
+  concurrencies: readonly number[],
+): Promise<Map<number, number>> {
+  const fromS = Math.min(600, Math.max(0, audio.durationS - chunkSeconds) / 2);
+  const sample = path.join(workDir, `fake-alone-sample${path.extname(audio.path)}`);
   await runOk('ffmpeg', [
-    ...['-nostdin', '-v', 'error', '-y', '-ss', String(fromS), '-t', String(seconds), '-i', audio],
-    ...['-map', '0:a:0', '-c', 'copy', out],
+    ...['-nostdin', '-v', 'error', '-y', '-ss', String(fromS), '-t', String(chunkSeconds), '-i', audio.path],
+    ...['-map', '0:a:0', '-c', 'copy', sample],
   ]);
-  return out;
+  return fakeAlone(fake, sample, concurrencies);
 }

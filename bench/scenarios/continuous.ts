@@ -1,11 +1,11 @@
 import { startFakeOpenAI } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from '../lib/audio.ts';
 import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
-import { chunkSample, fakeAlone } from '../lib/fake-alone.ts';
+import { fakeAloneWithChunkOf } from '../lib/fake-alone.ts';
 import { logged, readLogLines } from '../lib/service.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { MetricSet } from '../lib/stats.ts';
-import { aloneBound, idealMs, sampleFromS } from './pipeline.ts';
+import { aloneBound, idealMs } from './pipeline.ts';
 
 /** Full: the case (2 h, 300 s chunks, 300 ms a request); quick: 20 min in 60 s chunks. */
 export function continuousSettings(quick: boolean): { latencyMs: number; chunkSeconds: number } {
@@ -50,13 +50,7 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
       }
     }
     ctx.note('continuous: the fake provider alone');
-    const sample = await chunkSample(
-      audio.path,
-      ctx.workDir,
-      sampleFromS(audio, settings.chunkSeconds),
-      settings.chunkSeconds,
-    );
-    alone = await fakeAlone(fake, sample, CONCURRENCIES);
+    alone = await fakeAloneWithChunkOf(fake, audio, ctx.workDir, settings.chunkSeconds, CONCURRENCIES);
   } finally {
     await fake.close();
   }

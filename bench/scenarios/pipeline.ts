@@ -3,7 +3,7 @@ import type { AudioFile } from '../lib/audio.ts';
 import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { kbToMiB, MetricSet } from '../lib/stats.ts';
-import { chunkSample, fakeAlone } from '../lib/fake-alone.ts';
+import { fakeAloneWithChunkOf } from '../lib/fake-alone.ts';
 
 export interface PipelineSettings {
   latencyMs: number;
@@ -41,11 +41,6 @@ export function idealMs(run: ServiceJobRun, concurrency: number, latencyMs: numb
   if (run.firstRequestMs === null) return null;
   const perRequest = nominal ? latencyMs : Math.max(latencyMs, run.providerMs ?? latencyMs);
   return run.firstRequestMs + Math.ceil(run.chunks / concurrency) * perRequest;
-}
-
-/** Where a chunk-sized sample for fakeAlone starts: 600 s in, or the middle of a shorter file. */
-export function sampleFromS(audio: AudioFile, chunkSeconds: number): number {
-  return Math.min(600, Math.max(0, audio.durationS - chunkSeconds) / 2);
 }
 
 /**
@@ -97,13 +92,7 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
       }
     }
     ctx.note('pipeline: the fake provider alone');
-    const sample = await chunkSample(
-      audio.path,
-      ctx.workDir,
-      sampleFromS(audio, settings.chunkSeconds),
-      settings.chunkSeconds,
-    );
-    alone = await fakeAlone(fake, sample, settings.concurrencies);
+    alone = await fakeAloneWithChunkOf(fake, audio, ctx.workDir, settings.chunkSeconds, settings.concurrencies);
   } finally {
     await fake.close();
   }
