@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { FAKE_OPENAI_KEY, type FakeOpenAI } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from './audio.ts';
+import type { ServiceJobRun } from './service-job.ts';
 import { median } from './stats.ts';
 import { run, runOk } from './proc.ts';
 
@@ -9,7 +10,7 @@ import { run, runOk } from './proc.ts';
  * last of `c` sent at once. Each request costs the fake CPU of its own (reading and parsing the form, hashing the
  * file, an ffprobe of it in a temp file after the latency), on the same 2 cores as everything else; requests that
  * land together contend for them, so the last of three is answered later than one alone. That is a cost no service
- * can take out of a round of a pool that sends chunks together, and what a bound on the speedup must include.
+ * can take out of a round of a pool that sends chunks together (see fakeAloneSpeedup).
  * curl is the client (separate processes, as the service is), sending what the service sends for a chunk.
  */
 export async function fakeAlone(
@@ -57,4 +58,27 @@ export async function fakeAloneWithChunkOf(
     ...['-map', '0:a:0', '-c', 'copy', sample],
   ]);
   return fakeAlone(fake, sample, concurrencies);
+}
+
+/**
+ * The speedup of c over 1 of the fake-alone schedule: each run's wait for its first request, then ceil(chunks / c)
+ * rounds, each as long as the last of c requests sent at once to the fake alone (fakeAlone's figures): what a
+ * service adding nothing to the fake's own times would reach if its c requests went out together every round. An
+ * estimate, not a bound: lanes that drift apart do not all pay the last of c each round. `fromAccepted`: both
+ * measured from the 202 (processing) rather than the upload's start.
+ */
+export function fakeAloneSpeedup(
+  alone: ReadonlyMap<number, number>,
+  base: ServiceJobRun,
+  run: ServiceJobRun,
+  c: number,
+  fromAccepted = false,
+): number | null {
+  const one = alone.get(1);
+  const many = alone.get(c);
+  if (one === undefined || many === undefined || base.firstRequestMs === null || run.firstRequestMs === null)
+    return null;
+  const baseStart = base.firstRequestMs - (fromAccepted ? base.acceptedMs : 0);
+  const runStart = run.firstRequestMs - (fromAccepted ? run.acceptedMs : 0);
+  return (baseStart + base.chunks * one) / (runStart + Math.ceil(run.chunks / c) * many);
 }

@@ -3,7 +3,7 @@ import type { AudioFile } from '../lib/audio.ts';
 import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { kbToMiB, MetricSet } from '../lib/stats.ts';
-import { fakeAloneWithChunkOf } from '../lib/fake-alone.ts';
+import { fakeAloneSpeedup, fakeAloneWithChunkOf } from '../lib/fake-alone.ts';
 
 export interface PipelineSettings {
   latencyMs: number;
@@ -41,28 +41,6 @@ export function idealMs(run: ServiceJobRun, concurrency: number, latencyMs: numb
   if (run.firstRequestMs === null) return null;
   const perRequest = nominal ? latencyMs : Math.max(latencyMs, run.providerMs ?? latencyMs);
   return run.firstRequestMs + Math.ceil(run.chunks / concurrency) * perRequest;
-}
-
-/**
- * The speedup of c over 1 of the fake-alone schedule: each run's wait for its first request, then ceil(chunks / c)
- * rounds, each as long as the last of c requests sent at once to the fake alone (see fakeAlone): what a service
- * adding nothing to the fake's own times would reach if its c requests went out together every round. An estimate,
- * not a strict bound: lanes that drift apart do not all pay the last of c each round. `fromAccepted`: both measured
- * from the 202 (processing) rather than the upload's start.
- */
-export function aloneBound(
-  alone: ReadonlyMap<number, number>,
-  base: ServiceJobRun,
-  run: ServiceJobRun,
-  c: number,
-  fromAccepted = false,
-): number | null {
-  const one = alone.get(1);
-  const many = alone.get(c);
-  if (one === undefined || many === undefined || base.firstRequestMs === null || run.firstRequestMs === null)
-    return null;
-  const start = (r: ServiceJobRun): number => (r.firstRequestMs ?? 0) - (fromAccepted ? r.acceptedMs : 0);
-  return (start(base) + base.chunks * one) / (start(run) + Math.ceil(run.chunks / c) * many);
 }
 
 export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Promise<PipelineOutput> {
@@ -121,8 +99,8 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
         const best = idealMs(b, 1, settings.latencyMs);
         // What the ideal schedules allow for the wall-time speedup, given this run's wait for the first request.
         if (best !== null && ideal !== null) m.add(`c=${c} speedup the ideal schedules allow`, 'x', best / ideal);
-        const bound = aloneBound(alone, b, r, c);
-        if (bound !== null) m.add(`c=${c} speedup at the fake-alone schedule (1; ${c} at once)`, 'x', bound);
+        const atAlone = fakeAloneSpeedup(alone, b, r, c);
+        if (atAlone !== null) m.add(`c=${c} speedup at the fake-alone schedule (1; ${c} at once)`, 'x', atAlone);
       }
       if (r.firstRequestMs !== null) m.add(`c=${c} time to first provider request`, 's', r.firstRequestMs / 1000);
       if (r.lastRequestMs !== null) m.add(`c=${c} time to last provider request`, 's', r.lastRequestMs / 1000);

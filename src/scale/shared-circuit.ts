@@ -82,8 +82,10 @@ function circuitState(client: Redis, prefix: string, processId: string) {
     open: `${prefix}:circuit:${backend}`,
     /** The open period recorded as current, by id (no expiry: one small key per backend). */
     current: `${prefix}:circuit-period:${backend}`,
+    /** Each open period's probe claim key is this followed by the period's id (the OPEN script builds them too). */
     claims: `${prefix}:circuit-probe:${backend}:`,
   });
+  const claimKeyOf = (backend: string, id: string) => keysOf(backend).claims + id;
   return {
     channel,
     openKeyOf: (backend: string) => keysOf(backend).open,
@@ -99,14 +101,15 @@ function circuitState(client: Redis, prefix: string, processId: string) {
       } else {
         const { id, closedAt } = change;
         const message = JSON.stringify({ backend, from: processId, closedAt } satisfies Message);
-        await redis.chunkscribeCircuitClose(open, current, claims + id, id, PROBE_HOLD_MS, channel, message, closedAt);
+        const claim = claimKeyOf(backend, id);
+        await redis.chunkscribeCircuitClose(open, current, claim, id, PROBE_HOLD_MS, channel, message, closedAt);
       }
     },
     async claim(backend: string, id: string, holdMs: number): Promise<boolean> {
-      return (await client.set(keysOf(backend).claims + id, processId, 'PX', holdMs, 'NX')) === 'OK';
+      return (await client.set(claimKeyOf(backend, id), processId, 'PX', holdMs, 'NX')) === 'OK';
     },
     /** Who holds the probe of period `id` (a process id, 'ended', or null: nobody). */
-    holder: (backend: string, id: string) => client.get(keysOf(backend).claims + id),
+    holder: (backend: string, id: string) => client.get(claimKeyOf(backend, id)),
   };
 }
 

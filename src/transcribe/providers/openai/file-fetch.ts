@@ -30,9 +30,10 @@ const CHUNK_FILE: unique symbol = Symbol('chunkscribe.chunkFile');
 
 /**
  * Bytes per read and write: one piece in flight per request. 512 KiB rather than 64 KiB: a 300 s mp3 chunk went out
- * in ~75 reads and socket writes, each read a trip through libuv's thread pool that on a busy machine cost the event
- * loop a context switch; in 10 the service's main thread uses ~25 % less CPU per job (bench/trace.ts, continuous
- * 2 h mp3 at c=3, 1 MiB pieces: 880-1030 ms -> 640-710 ms). Not 1 MiB: c pieces in flight are c x that of RSS.
+ * in ~75 reads and socket writes, each read a trip through libuv's thread pool that costs the event loop a context
+ * switch, most of all on a busy machine; in 10 the service's own CPU per continuous 2 h job is ~10 % less on a quiet
+ * machine (bench/trace.ts, c=1 990-1090 -> 880-910 ms, c=3 830-960 -> 780-820 ms) and ~25 % less under load (1 MiB
+ * pieces). Not 1 MiB: c pieces in flight are c x that of RSS.
  */
 export const PIECE_BYTES = 512 * 1024;
 
