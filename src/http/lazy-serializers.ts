@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { FastifyServerOptions } from 'fastify';
+import { serializerSchema } from './serializer-schema.ts';
 
 type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
 export type SerializerFactory = NonNullable<CompilersFactory['buildSerializer']>;
@@ -37,16 +38,18 @@ export interface LazySerializers {
  * metrics, every error status of every route). What is compiled, and how it serializes, is unchanged; a schema
  * fast-json-stringify cannot compile now fails that route's first answer instead of the start (the route tests
  * and test/app/openapi.test.ts answer from every route). A compile takes the event loop for up to ~0.1 s (the job
- * resource's schema), which `warm` lets a caller move to where it costs nothing.
+ * resource's schema), which `warm` lets a caller move to where it costs nothing. Each schema is compiled as
+ * `serializerSchema` rewrites it (nullable fields as type lists), so no answer compiles validators on its way out.
  */
 export function lazySerializers(build: SerializerFactory = fastifyDefaultSerializers()): LazySerializers {
   const compilers = new Map<string, () => void>();
   return {
     build: (externalSchemas, options) => {
-      const compile = build(externalSchemas, options);
+      const compile = build(externalSchemas && serializerSchema(externalSchemas), options);
       return (route) => {
         let serialize: ((doc: unknown) => string) | undefined;
-        const ready = (): ((doc: unknown) => string) => (serialize ??= compile(route));
+        const ready = (): ((doc: unknown) => string) =>
+          (serialize ??= compile({ ...route, schema: serializerSchema(route.schema) }));
         // fastify passes a schema's media type beside the route's fields (the compiler's type does not declare it);
         // a JSON answer is named without it.
         const type = 'contentType' in route ? String(route.contentType) : 'application/json';

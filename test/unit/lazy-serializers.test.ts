@@ -36,6 +36,29 @@ describe('lazySerializers', () => {
     expect(counter.compiles).toBe(1);
   });
 
+  it('compiles each schema with its nullable fields as type lists, so that no answer runs a validator', () => {
+    const seen: unknown[] = [];
+    const build: SerializerFactory = (externalSchemas, options) => {
+      seen.push(externalSchemas);
+      const compile = fastifyDefaultSerializers()(externalSchemas, options);
+      return (route) => {
+        seen.push(route.schema);
+        return compile(route);
+      };
+    };
+    const nullableId = { anyOf: [{ type: 'string' }, { type: 'null' }] };
+    const external = { Shared: { $id: 'Shared', type: 'object', properties: { id: nullableId } } };
+    const route = { ...ROUTE, schema: { type: 'object', properties: { id: nullableId, shared: { $ref: 'Shared' } } } };
+    const serialize = lazySerializers(build).build(external, undefined)(route);
+    expect(serialize({ id: null, shared: { id: 'x' } })).toBe('{"id":null,"shared":{"id":"x"}}');
+    expect(seen).toEqual([
+      { Shared: { $id: 'Shared', type: 'object', properties: { id: { type: ['string', 'null'] } } } },
+      { type: 'object', properties: { id: { type: ['string', 'null'] }, shared: { $ref: 'Shared' } } },
+    ]);
+    // What the route registered (and the OpenAPI document shows) is left as written.
+    expect(route.schema.properties.id).toEqual(nullableId);
+  });
+
   it('compiles nothing for a route that never answers', () => {
     const { counter, build } = counting();
     const compile = lazySerializers(build).build(undefined, undefined);
