@@ -17,8 +17,9 @@ export interface ScanSlots {
 /**
  * Slots for windowed silence scans: one per core (up to 4), since a scan is all decoding; scans something waits
  * for may take one more. A job's first scans are its first three targets' (the chunks a pool of 3 sends first),
- * all waited for at once: on two cores, three side by side end together, where two slots would start the third
- * only when the first two end, a whole scan later (docs/performance.md, issue 19's fourth round).
+ * all waited for at once: on two cores they run as two ffmpeg processes side by side (the detector puts the next
+ * two targets in one run beside the first's), where two slots for three runs would start the third only when the
+ * first two end, a whole scan later (docs/performance.md, issue 19's fourth round).
  */
 export function createWindowScanSlots(): ScanSlots {
   const cores = Math.min(4, os.availableParallelism());

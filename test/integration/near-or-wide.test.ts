@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Silence } from '../../src/chunker/cut-points.ts';
+import type { NearAndWide } from '../../src/chunker/near-or-wide.ts';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import { ffmpeg, speechFixture } from '../fixtures/speech.ts';
 
@@ -83,6 +84,32 @@ describe('detectNearOrWide', () => {
         .map((l) => l.settled)
         .sort(),
     ).toEqual([false, true]);
+  });
+
+  it('splits a scan something waits for only across the cores no other such scan holds', async () => {
+    const nearPause = (p: Silence) => {
+      const t = (p.start + p.end) / 2;
+      return { near: { fromS: t - 1, toS: t + 1 }, wide: { fromS: t - 6, toS: t + 6 } };
+    };
+    const [p0, p1, p2] = pauses.slice(0, 3).map(nearPause) as [NearAndWide, NearAndWide, NearAndWide];
+    const startedSince = (from: number) => lines.slice(from).filter((l) => l.msg === 'ffmpeg silencedetect');
+    // Alone, two targets take the two cores: a run each.
+    let from = lines.length;
+    await detector.detectNearOrWide(mp3, [p1, p2], opts);
+    expect(startedSince(from)).toHaveLength(2);
+    // Asked while the first target's run holds a core (a job's first two batches): the two share the other.
+    from = lines.length;
+    const [first, next] = await Promise.all([
+      detector.detectNearOrWide(mp3, [p0], opts),
+      detector.detectNearOrWide(mp3, [p1, p2], opts),
+    ]);
+    const runs = startedSince(from).map((l) => (l.args as string[]).filter((a) => a === '-i').length);
+    expect(runs).toEqual([2, 4]);
+    expect([...(first ?? []), ...(next ?? [])].map((t) => [t.near.length > 0, t.wide])).toEqual([
+      [true, null],
+      [true, null],
+      [true, null],
+    ]);
   });
 
   it('stops after the near windows only when every one of them held a pause', async () => {
