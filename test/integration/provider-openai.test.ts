@@ -132,6 +132,17 @@ describe('createOpenAIProvider', () => {
     expect(backing.size).toBe(1);
   });
 
+  it("sends a chunk with no request of the SDK's own first (its FormData check uses the fetch's Response)", async () => {
+    const platform = vi.spyOn(globalThis, 'fetch');
+    try {
+      const result = await provider().transcribe(input());
+      expect(result.text).toBe(fakeTranscript(bytes, fx.durationS).text);
+      expect(platform).not.toHaveBeenCalled();
+    } finally {
+      platform.mockRestore();
+    }
+  });
+
   it('asks whisper-1 for word times too and keeps them, chunk-relative, trimmed, inside the chunk', async () => {
     const result = await provider().transcribe(input());
     expect(fake.requests[0]?.granularities).toEqual(['word', 'segment']);
