@@ -59,16 +59,20 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     entry: { type: 'string', default: 'src/server.ts' },
     readme: { type: 'boolean', default: false },
+    'fake-work-in-latency': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   console.log(
-    `npm run bench [-- --quick] [--runs N] [--only ${SCENARIOS.join(',')}] [--keep] [--entry dist/server.js] [--readme]`,
+    `npm run bench [-- --quick] [--runs N] [--only ${SCENARIOS.join(',')}] [--keep] [--entry dist/server.js] [--readme] [--fake-work-in-latency]`,
   );
   process.exit(0);
 }
 const quick = values.quick ?? false;
+const fakeWorkInLatency = values['fake-work-in-latency'] ?? false;
+if (fakeWorkInLatency && values.readme)
+  throw new Error('--fake-work-in-latency measures against another provider than the issue: no --readme with it');
 const only = new Set((values.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()));
 for (const s of only)
   if (!(SCENARIOS as readonly string[]).includes(s))
@@ -83,6 +87,7 @@ const ctx: BenchContext = {
   workDir: mkdtempSync(path.join(os.tmpdir(), 'cs-bench-')),
   keep: values.keep ?? false,
   serviceEntry: values.entry ?? 'src/server.ts',
+  fakeWorkInLatency,
   note: (msg) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`),
 };
 
@@ -144,7 +149,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const machine = machineInfo();
 ctx.note(
-  `mode ${quick ? 'quick' : 'full'}, ${ctx.runs} run(s) each, service ${ctx.serviceEntry}; ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}`,
+  `mode ${quick ? 'quick' : 'full'}${fakeWorkInLatency ? ' (fake provider: its own work inside its latency)' : ''}, ${ctx.runs} run(s) each, service ${ctx.serviceEntry}; ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}`,
 );
 
 let pipeline: PipelineOutput | undefined;
@@ -182,6 +187,7 @@ const result = {
   durationS: (Date.now() - started) / 1000,
   mode: quick ? 'quick' : 'full',
   runs: ctx.runs,
+  fakeWorkInLatency,
   serviceEntry: ctx.serviceEntry,
   machine,
   git: gitInfo(REPO_ROOT),

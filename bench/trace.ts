@@ -30,7 +30,13 @@ if (!audio) throw new Error('usage: bench/trace.ts <audio> [--concurrency N] [--
 
 const workDir = mkdtempSync(path.join(os.tmpdir(), 'cs-trace-'));
 const fake = await startFakeOpenAI({ latencyMs: Number(values.latency) });
-const ctx = { workDir, keep: true, serviceEntry: values.entry, note: () => undefined } as unknown as BenchContext;
+const ctx = {
+  workDir,
+  keep: true,
+  serviceEntry: values.entry,
+  fakeWorkInLatency: false,
+  note: () => undefined,
+} as unknown as BenchContext;
 let run: Awaited<ReturnType<typeof runServiceJob>>;
 try {
   run = await runServiceJob({

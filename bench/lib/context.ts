@@ -14,6 +14,12 @@ export interface BenchContext {
   keep: boolean;
   /** How the service is started, relative to the repository: src/server.ts, or dist/server.js after `npm run build`. */
   serviceEntry: string;
+  /**
+   * The fake provider's latency counts its own work (see FakeOpenAIOptions.ownWorkInLatency): a provider whose
+   * answer time does not grow with the work it does on this machine's cores. Not the issue's measure: a run with
+   * it does not write the README's table.
+   */
+  fakeWorkInLatency: boolean;
   note(msg: string): void;
 }
 

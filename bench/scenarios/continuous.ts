@@ -23,7 +23,7 @@ const CONCURRENCIES = [1, 3] as const;
 export async function continuousScenario(ctx: BenchContext, audio: AudioFile): Promise<ScenarioOutput> {
   const settings = continuousSettings(ctx.quick);
   const m = new MetricSet('continuous');
-  const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs });
+  const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs, ownWorkInLatency: ctx.fakeWorkInLatency });
   const runs = new Map<number, ServiceJobRun[]>(CONCURRENCIES.map((c) => [c, []]));
   const plans: Array<Record<string, unknown>> = [];
   let alone = new Map<number, number>();

@@ -46,7 +46,7 @@ export function idealMs(run: ServiceJobRun, concurrency: number, latencyMs: numb
 export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Promise<PipelineOutput> {
   const settings = pipelineSettings(ctx.quick);
   const m = new MetricSet('pipeline');
-  const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs });
+  const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs, ownWorkInLatency: ctx.fakeWorkInLatency });
   const runsByConcurrency = new Map<number, ServiceJobRun[]>(settings.concurrencies.map((c) => [c, []]));
   let alone = new Map<number, number>();
   try {

@@ -70,8 +70,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     return toFault(pool[Math.floor(random.rng() * pool.length)]);
   }
 
-  function delay(): Promise<void> {
-    const ms = latency.ms + latency.jitterMs * jitterRng();
+  /** The latency, less what has passed since `since` (a Date.now()) when given. */
+  function delay(since?: number): Promise<void> {
+    const ms = latency.ms + latency.jitterMs * jitterRng() - (since === undefined ? 0 : Date.now() - since);
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => {
@@ -143,7 +144,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
     const fault = pickFault('transcriptions', entry);
     entry.fault = fault?.type ?? null;
-    await delay();
+    const early = options.ownWorkInLatency && bytes ? audioDurationS(bytes) : null;
+    if (early) entry.durationS = await early;
+    await delay(options.ownWorkInLatency ? (entry.receivedAt ?? undefined) : undefined);
     await options.gate?.(entry);
     if (applyFault(res, entry, fault)) return;
 
@@ -152,7 +155,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const invalid = invalidFields({ hasFile: bytes !== null, model: entry.model, format }, models, info);
     if (invalid || !bytes || !entry.sha1 || !entry.model)
       return reply(res, entry, invalid ?? badRequest('Invalid request', null, null));
-    const durationS = await audioDurationS(bytes);
+    const durationS = await (early ?? audioDurationS(bytes));
     entry.durationS = durationS;
     if (durationS === null) {
       applyFault(res, entry, { type: 'bad_audio' });

@@ -60,6 +60,13 @@ export interface FakeOpenAIOptions {
   latencyMs?: number;
   /** Extra delay drawn uniformly from [0, jitterMs] with the seeded PRNG. @default 0 */
   jitterMs?: number;
+  /**
+   * Whether the latency counts the fake's own work on a transcription (parsing the form, hashing, an ffprobe of
+   * the file, ~0.1 s for a 5 MB mp3): false, the latency is waited after the form is read and the ffprobe runs
+   * after it; true, the answer leaves `latencyMs` after the body was read, or when the work is done if later, as a
+   * remote provider's would whatever its own load (bench --fake-work-in-latency). @default false
+   */
+  ownWorkInLatency?: boolean;
   /** Seed of the jitter PRNG. @default 1 */
   seed?: number;
   /** Transcription faults: a queue consumed in order (null = answer normally), or a function. */

@@ -264,6 +264,32 @@ describe('startFakeOpenAI', () => {
     expect(fake.requests[0]?.status).toBeNull();
   });
 
+  it('does its own work (the ffprobe) inside the latency with ownWorkInLatency, after it by default', async () => {
+    for (const ownWorkInLatency of [false, true]) {
+      // The gate runs once the latency is over: whether the duration was known by then.
+      const knownAtGate: Array<number | null> = [];
+      const timed = await startFakeOpenAI({
+        latencyMs: 50,
+        ownWorkInLatency,
+        gate: (entry) => {
+          knownAtGate.push(entry.durationS);
+          return Promise.resolve();
+        },
+      });
+      try {
+        const r = await post(timed, { ...whisper(mp3), filename: 'a.mp3' });
+        expect(r.status).toBe(200);
+        const [entry] = timed.requests;
+        expect(entry?.durationS).toBeCloseTo(fx.durationS, 0);
+        expect(knownAtGate).toEqual([ownWorkInLatency ? entry?.durationS : null]);
+        // Never before the latency, counted from the body read.
+        expect((entry?.answeredAt ?? 0) - (entry?.receivedAt ?? 0)).toBeGreaterThanOrEqual(50);
+      } finally {
+        await timed.close();
+      }
+    }
+  });
+
   it('draws the same random faults for the same seed, none at probability 0 and always at 1', async () => {
     const run = async (probability: number): Promise<(string | null)[]> => {
       fake.reset();
