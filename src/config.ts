@@ -61,6 +61,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const apiKeys = apiKeysOf(e.API_KEYS, e.API_KEYS_FILE);
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
+  if (e.METRICS_TOKEN !== undefined && apiKeys.keys.some((k) => k.key === e.METRICS_TOKEN)) {
+    // The token is the operator's credential (/health's details, /metrics): a tenant holding it would read them.
+    throw new ConfigError(['METRICS_TOKEN: must differ from every API key']);
+  }
   const { backends, model, issues } = backendsFromEnv(e, env);
   if (issues.length > 0) throw new ConfigError(issues);
   const provider = backends.find((b) => b.models.some((m) => m.id === model))?.engine ?? 'local';

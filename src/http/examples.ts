@@ -1,6 +1,8 @@
 import type { ErrorCode } from '../errors.ts';
 import { renderTranscript } from '../transcribe/formats.ts';
 import type { Transcript } from '../transcribe/types.ts';
+import type { HealthReport } from './health-report.ts';
+import { healthView } from './health-view.ts';
 
 /**
  * Example bodies for the OpenAPI document (one per request and response body). The linter checks each against
@@ -128,37 +130,50 @@ export const JOB_EVENTS_EXAMPLE = [
   'id: 2\nevent: end\ndata: {"status":"completed","error":null}\n',
 ].join('\n');
 
-export const HEALTH_EXAMPLE = {
-  status: 'ok',
-  components: {
-    ffmpeg: { status: 'ok' },
-    ffprobe: { status: 'ok' },
-    provider: { status: 'ok' },
-    store: { status: 'ok' },
-    disk: { status: 'ok' },
-  },
-};
-
-export const HEALTH_DOWN_EXAMPLE = {
-  ...HEALTH_EXAMPLE,
-  status: 'down',
-  components: { ...HEALTH_EXAMPLE.components, store: { status: 'down' } },
-};
-
-export const HEALTH_FULL_EXAMPLE = {
+/** The readiness report of a process whose provider's circuit is open, as the operator sees it. */
+const HEALTH_REPORT: HealthReport = {
   status: 'degraded',
   components: {
-    ...HEALTH_EXAMPLE.components,
-    provider: { status: 'degraded', detail: 'circuit open: 5 consecutive failures (503)' },
+    ffmpeg: { status: 'ok', detail: 'ffmpeg version 6.1.1' },
+    ffprobe: { status: 'ok', detail: 'ffprobe version 6.1.1' },
+    provider: { status: 'degraded', detail: 'circuit open: 5 consecutive failures (503)', reason: 'circuit_open' },
+    store: { status: 'ok', detail: 'sqlite answers' },
     disk: { status: 'ok', detail: '78.3 GiB free' },
+    memory: { status: 'ok', detail: 'rss 142 MiB, system free 5.2 GiB' },
+    queue: {
+      status: 'ok',
+      detail: '2 jobs running, 1 waiting; 3 requests in flight, 0 waiting for a token',
+      load: { jobs_running: 2, jobs_waiting: 1, requests_in_flight: 3, requests_waiting: 0 },
+    },
+    job_dirs: { status: 'ok', detail: '3 of 32 leased, 0.41 of 50.00 GiB' },
   },
-  config: {
-    provider: 'openai',
-    model: 'whisper-1',
-    openai: { apiKey: '(set)', baseURL: '(sdk default)' },
-    apiKeys: 2,
-    metricsToken: '(set)',
+};
+
+/** The same report in each caller's view, cut by the function the routes use. */
+export const HEALTH_EXAMPLES = {
+  public: healthView(HEALTH_REPORT, 'public'),
+  tenant: healthView(HEALTH_REPORT, 'tenant'),
+  operator: healthView(HEALTH_REPORT, 'operator'),
+};
+
+/** /health/ready answering 503 because the store is down, as a tenant sees it. */
+export const HEALTH_DOWN_EXAMPLE = healthView(
+  {
+    status: 'down',
+    components: {
+      ...HEALTH_REPORT.components,
+      store: { status: 'down', detail: 'postgresql: connection refused', reason: 'unreachable' },
+    },
   },
+  'tenant',
+);
+
+export const HEALTH_CONFIG_EXAMPLE = {
+  provider: 'openai',
+  model: 'whisper-1',
+  openai: { apiKey: '(set)', baseURL: '(sdk default)' },
+  apiKeys: 2,
+  metricsToken: '(set)',
 };
 
 export const METRICS_EXAMPLE = [

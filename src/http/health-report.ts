@@ -1,21 +1,35 @@
 import type { JobRunner } from '../jobs/runner.ts';
 import type { JobStore } from '../jobs/job-store.ts';
 import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
-import type { ComponentCheck, ComponentStatus } from '../resources/component-check.ts';
+import type { ComponentCheck, ComponentStatus, HealthReason } from '../resources/component-check.ts';
 import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
 import { healthStatus, type SystemMonitor } from '../resources/system-monitor.ts';
 import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
 import type { RateLimiter } from '../transcribe/rate-limiter.ts';
+import type { ProviderCheck } from '../transcribe/types.ts';
 import type { ProviderValidator } from '../validate/provider-validator.ts';
 
+/** The queue component's figures: counts only, which name nothing (a tenant sees them: why its jobs wait). */
+export interface QueueLoad {
+  jobs_running: number;
+  jobs_waiting: number;
+  requests_in_flight: number;
+  requests_waiting: number;
+}
+
+/** A component as the report holds it: the owner's check, and the queue's figures. */
+export interface ReportedComponent extends ComponentCheck {
+  load?: QueueLoad;
+}
+
 /**
- * The readiness report with every component's detail. What a caller sees is HealthReport of health-schemas.ts: the
- * same report, with the details only for a caller allowed to see internals (routes/health.ts).
+ * The readiness report with every component's detail: the operator's view. What another caller sees is cut from
+ * it by health-view.ts.
  */
 export interface HealthReport {
   status: ComponentStatus;
-  components: Record<string, ComponentCheck>;
+  components: Record<string, ReportedComponent>;
 }
 
 /** One transcription backend as the report sees it. */
@@ -43,13 +57,31 @@ export interface HealthDeps {
   objectStore: () => Promise<ComponentCheck | null>;
 }
 
+/** The provider check's outcome as a code: the codes an upload refusal gives a client already (PROVIDER_AUTH ...). */
+function providerReason(check: Pick<ProviderCheck, 'status' | 'code'>): HealthReason | undefined {
+  if (check.status === 'ok') return undefined;
+  if (check.status === 'degraded') return 'provider_degraded';
+  if (check.code === 'PROVIDER_AUTH') return 'provider_auth';
+  return check.code === 'PROVIDER_QUOTA' ? 'provider_quota' : 'provider_unavailable';
+}
+
 /** The backend's own check, or its breaker's state while that is not closed. */
 async function backendCheck(b: HealthBackend): Promise<ComponentCheck> {
   const provider = await b.validator.current();
   const circuit = b.breaker.snapshot();
-  return circuit.state === 'closed'
-    ? { status: provider.status, detail: provider.detail }
-    : { status: 'degraded', detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim() };
+  if (circuit.state !== 'closed')
+    return {
+      status: 'degraded',
+      detail: `circuit ${circuit.state}: ${circuit.reason ?? ''}`.trim(),
+      reason: circuit.state === 'open' ? 'circuit_open' : 'circuit_half_open',
+    };
+  const reason = providerReason(provider);
+  return { status: provider.status, detail: provider.detail, ...(reason ? { reason } : {}) };
+}
+
+/** A check (a binary, Redis, the bucket, a pressure level) with `reason` when it is not ok and did not give one. */
+function withReason(check: ComponentCheck, reason: HealthReason): ComponentCheck {
+  return check.status === 'ok' || check.reason ? check : { ...check, reason };
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
@@ -69,7 +101,8 @@ export function createHealth(deps: HealthDeps) {
     },
 
     async report(): Promise<HealthReport> {
-      const components: HealthReport['components'] = { ...binaries };
+      const components: HealthReport['components'] = {};
+      for (const [name, b] of Object.entries(binaries)) components[name] = withReason(b, 'binary_unavailable');
       // The default model's backend is `provider`; each other one `provider:<name>`, whose being down degrades only
       // the jobs sent to it (their uploads are refused), so it reports degraded, never down: the service stays ready.
       const checks = await Promise.all(deps.backends.map((b) => backendCheck(b)));
@@ -78,26 +111,33 @@ export function createHealth(deps: HealthDeps) {
         if (b.isDefault) components.provider = check;
         else
           components[`provider:${b.name}`] =
-            check.status === 'down' ? { status: 'degraded', detail: `down: ${check.detail}` } : check;
+            check.status === 'down' ? { ...check, status: 'degraded', detail: `down: ${check.detail}` } : check;
       });
       try {
         await deps.store.ping();
         components.store = { status: 'ok', detail: `${deps.store.kind} answers` };
       } catch (err) {
-        components.store = { status: 'down', detail: `${deps.store.kind}: ${(err as Error).message}` };
+        components.store = {
+          status: 'down',
+          detail: `${deps.store.kind}: ${(err as Error).message}`,
+          reason: 'unreachable',
+        };
       }
-      if (deps.redisHealth) components.redis = await deps.redisHealth();
+      if (deps.redisHealth) components.redis = withReason(await deps.redisHealth(), 'unreachable');
       const objectStore = await deps.objectStore();
-      if (objectStore) components.object_store = objectStore;
+      if (objectStore) components.object_store = withReason(objectStore, 'unreachable');
       const sys = await deps.monitor.sample();
       const free = `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free`;
       components.disk = deps.storage.isFull()
-        ? { status: 'down', detail: `${free}; writes fail for lack of space, jobs paused` }
-        : { status: healthStatus(sys.disk.level), detail: free };
-      components.memory = {
-        status: healthStatus(sys.memory.level),
-        detail: `rss ${Math.round(sys.memory.rssBytes / 1024 ** 2)} MiB, system free ${(sys.memory.systemFreeBytes / GiB).toFixed(1)} GiB`,
-      };
+        ? { status: 'down', detail: `${free}; writes fail for lack of space, jobs paused`, reason: 'disk_full' }
+        : withReason({ status: healthStatus(sys.disk.level), detail: free }, 'disk_low');
+      components.memory = withReason(
+        {
+          status: healthStatus(sys.memory.level),
+          detail: `rss ${Math.round(sys.memory.rssBytes / 1024 ** 2)} MiB, system free ${(sys.memory.systemFreeBytes / GiB).toFixed(1)} GiB`,
+        },
+        'memory_low',
+      );
       const stats = await Promise.all(deps.backends.map((b) => b.limiter.stats()));
       const limiter = {
         running: stats.reduce((n, s) => n + s.running, 0),
@@ -106,12 +146,20 @@ export function createHealth(deps: HealthDeps) {
       components.queue = {
         status: 'ok',
         detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,
+        load: {
+          jobs_running: deps.runner.running,
+          jobs_waiting: deps.runner.waiting,
+          requests_in_flight: limiter.running,
+          requests_waiting: limiter.queued,
+        },
       };
       const dirs = deps.dirPool.usage();
+      const { maxLeases, maxBytes } = deps.dirLimits;
       // Informational: a full pool refuses new uploads with 503, but the service is ready for everything else.
       components.job_dirs = {
         status: 'ok',
-        detail: `${dirs.leases} of ${deps.dirLimits.maxLeases} leased, ${(dirs.bytes / GiB).toFixed(2)} of ${(deps.dirLimits.maxBytes / GiB).toFixed(2)} GiB`,
+        detail: `${dirs.leases} of ${maxLeases} leased, ${(dirs.bytes / GiB).toFixed(2)} of ${(maxBytes / GiB).toFixed(2)} GiB`,
+        ...(dirs.leases >= maxLeases || dirs.bytes >= maxBytes ? { reason: 'job_dirs_full' } : {}),
       };
       const worst = Object.values(components).reduce<ComponentStatus>(
         (acc, c) => (RANK[c.status] > RANK[acc] ? c.status : acc),

@@ -1,44 +1,76 @@
-import type { Static } from 'typebox';
+import type { Static, TSchema } from 'typebox';
 import { Type } from './json-schema.ts';
-import { COMPONENT_STATUSES } from '../resources/component-check.ts';
+import { COMPONENT_STATUSES, HEALTH_REASONS } from '../resources/component-check.ts';
 import { stringEnum } from './response-schemas.ts';
 
 /*
- * The health and readiness answers (routes/health.ts): the status of each component, their details and the
- * effective configuration only for a caller allowed to see internals.
+ * The health and readiness answers (routes/health.ts), one schema per view (health-view.ts): `view` says which one
+ * the caller got. The public sees the statuses; a tenant's key also the reason codes and the queue's figures; the
+ * operator (the metrics token, or anyone in open mode without it) also every detail and, on /health, the
+ * effective configuration.
  */
 
-const Component = Type.Object({
-  status: stringEnum(COMPONENT_STATUSES),
-  detail: Type.Optional(
-    Type.String({ description: 'Shown only to a caller allowed to see internals (docs/operations.md: Health).' }),
-  ),
+const Status = stringEnum(COMPONENT_STATUSES);
+const Reason = stringEnum(HEALTH_REASONS, {
+  description:
+    'Why the component is not ok (job_dirs: why uploads are refused while it is); a stable code (docs/operations.md: Health).',
+});
+const count = (description: string) => Type.Integer({ minimum: 0, description });
+const Load = Type.Object(
+  {
+    jobs_running: count('Jobs this process runs now.'),
+    jobs_waiting: count('Jobs waiting for a run slot.'),
+    requests_in_flight: count('Provider requests under way.'),
+    requests_waiting: count('Provider requests waiting for a rate-limit token.'),
+  },
+  { description: 'The queue component only.' },
+);
+
+const PublicComponent = Type.Object({ status: Status });
+const TenantComponent = Type.Object({ status: Status, reason: Type.Optional(Reason), load: Type.Optional(Load) });
+const OperatorComponent = Type.Object({
+  ...TenantComponent.properties,
+  detail: Type.String({ description: "Free text that may name hosts, paths, versions and dependencies' errors." }),
 });
 
-export const HealthReport = Type.Object(
-  {
-    status: stringEnum(COMPONENT_STATUSES),
-    components: Type.Record(Type.String(), Component),
-  },
-  { additionalProperties: true },
+const view = <V extends string, C extends TSchema>(name: V, component: C, description: string) =>
+  Type.Object(
+    { view: Type.Literal(name), status: Status, components: Type.Record(Type.String(), component) },
+    { description },
+  );
+
+const PublicHealth = view('public', PublicComponent, 'Without a valid API key or the metrics token: statuses only.');
+const TenantHealth = view(
+  'tenant',
+  TenantComponent,
+  'To an API key (to anyone while no API key is configured): statuses, reason codes and the queue figures.',
 );
-
-/** The readiness report as a caller sees it: details only when it may read internals. */
-export type HealthReport = Static<typeof HealthReport>;
-
-export const HealthWithConfig = Type.Object(
+const OperatorReady = view(
+  'operator',
+  OperatorComponent,
+  'To the metrics token (to anyone in open mode without METRICS_TOKEN): every detail.',
+);
+const OperatorHealth = Type.Object(
   {
-    ...HealthReport.properties,
-    config: Type.Optional(
-      Type.Object(
-        {},
-        {
-          additionalProperties: true,
-          description:
-            'The effective configuration, secrets replaced by whether they are set and URLs without credentials; only to a caller allowed to see internals.',
-        },
-      ),
+    ...OperatorReady.properties,
+    config: Type.Object(
+      {},
+      {
+        additionalProperties: true,
+        description:
+          'The effective configuration, secrets replaced by whether they are set and URLs without credentials.',
+      },
     ),
   },
-  { additionalProperties: true },
+  {
+    description:
+      'To the metrics token (to anyone in open mode without METRICS_TOKEN): every detail and the configuration.',
+  },
 );
+
+/** /health/ready: the readiness report in the caller's view. */
+export const HealthReport = Type.Union([PublicHealth, TenantHealth, OperatorReady]);
+export type HealthReport = Static<typeof HealthReport>;
+
+/** /health: the same, and the operator's view carries the configuration. */
+export const HealthWithConfig = Type.Union([PublicHealth, TenantHealth, OperatorHealth]);

@@ -223,8 +223,10 @@ describe('OpenAPI, API keys, rate limit and /health with API_KEYS_FILE', () => {
     }
   });
 
-  it('shows the effective config at /health to a key holder, without any secret', async () => {
-    const res = await fetch(`${server.url}/health`, { headers: ALICE });
+  it('shows the effective config at /health to the metrics token, not to a key holder, without any secret', async () => {
+    const tenant = await getJson<Json>(`${server.url}/health`, ALICE);
+    expect([tenant.body.view, tenant.body.config]).toEqual(['tenant', undefined]);
+    const res = await fetch(`${server.url}/health`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(res.status).toBe(200);
     const text = await res.text();
     const body = JSON.parse(text) as { status: string; config: Json };

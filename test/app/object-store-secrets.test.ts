@@ -41,14 +41,23 @@ describe('object store credentials stay out of logs and /health (the real servic
   });
 
   it('a working store, a put that fails, /health with details: no key id, no secret', async () => {
-    const service = await spawn({ AWS_ACCESS_KEY_ID: 'S3RVER', API_KEYS: 'key-secrets-0123456789' });
+    const service = await spawn({
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      API_KEYS: 'key-secrets-0123456789',
+      METRICS_TOKEN: 'token-secrets-0123456789',
+    });
     const url = await service.url;
     const auth = { authorization: 'Bearer key-secrets-0123456789' };
     s3.failWhen((r) => r.method === 'PUT');
     expectError(await upload(url, speechFixture().mp3, {}, auth), 503, 'SERVER_BUSY', { resource: 'object_store' });
     s3.failWhen(null);
-    const health = await (await fetch(`${url}/health`, { headers: auth })).text();
-    expect(health).toContain('object_store');
+    // The bucket is the operator's to read (the metrics token), not a tenant's (its key).
+    const tenant = await (await fetch(`${url}/health`, { headers: auth })).text();
+    expect(tenant).toContain('object_store');
+    expect(tenant).not.toContain(s3.bucket);
+    const health = await (
+      await fetch(`${url}/health`, { headers: { authorization: 'Bearer token-secrets-0123456789' } })
+    ).text();
     expect(health).toContain(`s3://${s3.bucket}/cs/`);
     const log = service.lines.join('\n');
     expect(log).toContain('object store: storing the upload failed');

@@ -11,9 +11,13 @@ const KEY_SLOW = 'key-slow-0123456789';
 const KEY_GOOD = 'key-good-0123456789';
 const SLOW = { authorization: `Bearer ${KEY_SLOW}` };
 const GOOD = { authorization: `Bearer ${KEY_GOOD}` };
+const METRICS_TOKEN = 'slow-metrics-token-0123456789';
+/** The pool's detail is the operator's: the metrics token reads it. */
+const OPERATOR = { authorization: `Bearer ${METRICS_TOKEN}` };
 /** Two keys, and no pace checks: nothing is refused for slowness, so drippers hold their slots for the whole test. */
 const KEYED = {
   API_KEYS: `${KEY_SLOW},${KEY_GOOD}`,
+  METRICS_TOKEN,
   UPLOAD_MAX_GAP_MS: '0',
   UPLOAD_MIN_BYTES_PER_S: '0',
   PRESSURE_RETRY_AFTER_S: '13',
@@ -111,7 +115,7 @@ async function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promis
   }
 }
 
-/** The pool's line in /health/ready (with API keys set, only a key sees it). */
+/** The pool's line in /health/ready (with API keys set, only the metrics token sees it). */
 const poolDetail = async (server: TestServer, headers: Record<string, string> = {}): Promise<string> =>
   (await getJson<{ components: Record<string, { detail: string }> }>(`${server.url}/health/ready`, headers)).body
     .components.job_dirs!.detail;
@@ -200,9 +204,13 @@ describe('slow uploads lose their job directory lease', () => {
     const [slow, good] = [SLOW, GOOD];
     open(s, slow).drip(1, 200);
     open(s, slow).drip(1, 200);
-    await until(async () => (await poolDetail(s, good)).startsWith('2 of 3 leased'), 'both drippers to hold a lease', {
-      everyMs: 50,
-    });
+    await until(
+      async () => (await poolDetail(s, OPERATOR)).startsWith('2 of 3 leased'),
+      'both drippers to hold a lease',
+      {
+        everyMs: 50,
+      },
+    );
 
     const third = await upload(s.url, speech.mp3, { dry_run: 'true' }, slow);
     expectError(third, 429, 'RATE_LIMITED', { reason: 'concurrent_uploads', limit: 2 });
@@ -210,12 +218,12 @@ describe('slow uploads lose their job directory lease', () => {
 
     const other = await upload(s.url, speech.mp3, { dry_run: 'true' }, good);
     expect(other.status).toBe(200);
-    expect(await poolDetail(s, good)).toMatch(/^2 of 3 leased/);
+    expect(await poolDetail(s, OPERATOR)).toMatch(/^2 of 3 leased/);
 
     // A slot comes back when its upload ends: the slow key's third upload gets in once one dripper gives up.
     sockets[0]!.destroy();
     await until(
-      async () => (await poolDetail(s, good)).startsWith('1 of 3 leased'),
+      async () => (await poolDetail(s, OPERATOR)).startsWith('1 of 3 leased'),
       'the closed dripper to lose its lease',
       { everyMs: 50 },
     );
@@ -237,7 +245,7 @@ describe('slow uploads lose their job directory lease', () => {
     // Declares the largest upload allowed and sends nothing more: it reserves 2 of the key's 3 MiB.
     open(s, slow, 2 * MiB);
     await until(
-      async () => (await poolDetail(s, good)).startsWith('1 of 16 leased'),
+      async () => (await poolDetail(s, OPERATOR)).startsWith('1 of 16 leased'),
       'the first upload to hold a lease',
       { everyMs: 50 },
     );
@@ -264,10 +272,10 @@ describe('slow uploads lose their job directory lease', () => {
     expect(chunked.headers.get('retry-after')).toBe('13');
 
     // Only the first upload holds anything; once it goes, nothing is left.
-    expect(await poolDetail(s, good)).toMatch(/^1 of 16 leased/);
+    expect(await poolDetail(s, OPERATOR)).toMatch(/^1 of 16 leased/);
     sockets[0]!.destroy();
     await until(
-      async () => (await poolDetail(s, good)).startsWith('0 of 16 leased'),
+      async () => (await poolDetail(s, OPERATOR)).startsWith('0 of 16 leased'),
       'the closed upload to lose its lease',
       { everyMs: 50 },
     );

@@ -63,6 +63,24 @@ describe('API_KEYS_FILE in loadConfig', () => {
       expect(() => loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: bad })).toThrow(
         ConfigError,
       );
+      // The metrics token is the operator's view of /health: no tenant's key may be it (the key is not quoted).
+      for (const keys of [{ API_KEYS: 'a-key-0123456789,shared-0123456789' }, { API_KEYS_FILE: good }]) {
+        const token = 'API_KEYS' in keys ? 'shared-0123456789' : 'key-ci-0123456789';
+        const refused = (() => {
+          try {
+            loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', ...keys, METRICS_TOKEN: token });
+          } catch (err) {
+            return err;
+          }
+          return null;
+        })();
+        expect(refused).toBeInstanceOf(ConfigError);
+        expect((refused as ConfigError).issues).toEqual(['METRICS_TOKEN: must differ from every API key']);
+      }
+      expect(
+        loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: good, METRICS_TOKEN: 'other-0123' })
+          .metricsToken,
+      ).toBe('other-0123');
       expect(
         loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '0' })
           .uploadRateLimitPerMinute,

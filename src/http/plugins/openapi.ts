@@ -45,7 +45,7 @@ const SWAGGER_OPTIONS: FastifyDynamicSwaggerOptions = {
           scheme: 'bearer',
           description:
             'METRICS_TOKEN, as `Authorization: Bearer <token>`. /metrics asks for it when it is set and is open otherwise; ' +
-            '/health shows its details to it.',
+            '/health and /health/ready show the operator view to it (every detail; an API key gets the tenant view).',
         },
       },
     },

@@ -1,51 +1,51 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TSchema } from 'typebox';
 import { Type } from '../json-schema.ts';
-import { bearerMatches, digest } from '../bearer.ts';
 import { redactConfig } from '../../config.ts';
-import { HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLE, HEALTH_FULL_EXAMPLE } from '../examples.ts';
-import type { HealthReport as Report } from '../health-report.ts';
+import { HEALTH_CONFIG_EXAMPLE, HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLES } from '../examples.ts';
+import { healthView, healthViewerFor, type HealthView } from '../health-view.ts';
 import { HealthReport, HealthWithConfig } from '../health-schemas.ts';
 import { errorResponses, jsonResponse } from '../response-schemas.ts';
 import type { Services } from '../services.ts';
 
-/** Anyone may ask; an API key or the metrics token shows the details too. */
+/** Anyone may ask; an API key shows a tenant's view, the metrics token the operator's. */
 const SHOWS_MORE_TO_A_KEY: Array<Record<string, string[]>> = [{}, { bearer: [] }, { metricsToken: [] }];
 
-/** The report as a caller may see it: without details unless it may read internals. */
-type Shown = HealthReport;
+/** A JSON answer whose examples are the three views (health-view.ts). */
+function viewsResponse(description: string, schema: TSchema, operator: unknown) {
+  const examples = {
+    public: { summary: 'No credential, or one that is not valid', value: HEALTH_EXAMPLES.public },
+    tenant: { summary: 'An API key', value: HEALTH_EXAMPLES.tenant },
+    operator: { summary: 'The metrics token (open mode without METRICS_TOKEN: anyone)', value: operator },
+  };
+  return { description, content: { 'application/json': { schema, examples } } };
+}
 
 /**
- * Health for orchestrators and operators. Anyone gets the statuses; the components' details (DATA_DIR paths in
- * errors, binary versions, provider errors, load figures) and the effective configuration go only to a caller
- * with a valid API key or the metrics token. In open mode (no API keys) they go to everyone unless METRICS_TOKEN
- * is set: every route is open then anyway, and an operator who set a token has said who may see internals.
+ * Health for orchestrators, tenants and the operator. What a caller sees is decided by healthViewerFor from its
+ * credential alone (health-view.ts): the statuses to anyone; reason codes and the queue's figures to an API key
+ * (a tenant learns why its jobs wait, not where the service runs); the components' details (paths, hosts,
+ * versions, dependencies' errors) and the effective configuration only to the metrics token, or to anyone in
+ * open mode without METRICS_TOKEN.
  */
 export default async function healthRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
   const { services } = opts;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const metricsToken = services.config.metricsToken === undefined ? null : digest(services.config.metricsToken);
-  const openToAll = services.config.apiKeys.length === 0 && metricsToken === null;
-  // The start-up log's view, computed once (the config does not change while the process runs), except the key
-  // names: a tenant's key opens /health, and the names of the other tenants are not theirs to read.
+  const viewerOf = healthViewerFor({
+    apiKeys: services.config.apiKeys.length,
+    metricsToken: services.config.metricsToken,
+  });
+  // The start-up log's view, computed once (the config does not change while the process runs), with the number
+  // of API keys instead of their names.
   const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
 
   /** The auth plugin sets keyName on public routes too when a valid key is sent. */
-  const mayReadInternals = (request: FastifyRequest): boolean =>
-    openToAll ||
-    request.keyName !== null ||
-    (metricsToken !== null && bearerMatches(request.headers.authorization, metricsToken));
-
-  const statusesOnly = (report: Report): Shown => ({
-    status: report.status,
-    components: Object.fromEntries(Object.entries(report.components).map(([name, c]) => [name, { status: c.status }])),
-  });
-
-  async function report(request: FastifyRequest): Promise<{ full: boolean; report: Shown }> {
-    const full = mayReadInternals(request);
-    const current = await services.health();
-    return { full, report: full ? current : statusesOnly(current) };
-  }
+  const report = async (request: FastifyRequest): Promise<HealthView> =>
+    healthView(
+      await services.health(),
+      viewerOf({ authorization: request.headers.authorization, keyName: request.keyName }),
+    );
 
   // Liveness says only that the process answers: tying it to load or dependencies makes orchestrators restart busy pods.
   api.get(
@@ -71,19 +71,20 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
       schema: {
         summary: 'Whether the service can take jobs: 503 when a component is down',
         description:
-          'Component details only with an API key or the metrics token (open mode without METRICS_TOKEN: to anyone).',
+          'Statuses to anyone; reason codes and queue figures to an API key; every detail to the metrics token ' +
+          '(open mode without METRICS_TOKEN: to anyone). `view` says which the caller got.',
         operationId: 'getReadiness',
         tags: ['health'],
         security: SHOWS_MORE_TO_A_KEY,
         response: {
-          200: jsonResponse('Ready: no component is down.', HealthReport, HEALTH_EXAMPLE),
+          200: viewsResponse('Ready: no component is down.', HealthReport, HEALTH_EXAMPLES.operator),
           503: jsonResponse('Not ready: a component is down.', HealthReport, HEALTH_DOWN_EXAMPLE),
           ...errorResponses('INTERNAL'),
         },
       },
     },
     async (request, reply) => {
-      const ready = (await report(request)).report;
+      const ready = await report(request);
       return reply.code(ready.status === 'down' ? 503 : 200).send(ready);
     },
   );
@@ -92,26 +93,25 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
     '/health',
     {
       schema: {
-        summary:
-          'The readiness report (always 200); with an API key or the metrics token also the details and the configuration',
+        summary: 'The readiness report (always 200); to the operator also the details and the configuration',
         description:
-          'The configuration has its secrets replaced by whether they are set and its URLs without credentials or query values.',
+          'As /health/ready, and the operator view carries the effective configuration: secrets replaced by ' +
+          'whether they are set, URLs without credentials or query values.',
         operationId: 'getHealth',
         tags: ['health'],
         security: SHOWS_MORE_TO_A_KEY,
         response: {
-          200: jsonResponse(
-            'The report; details and configuration only for a caller allowed to see internals.',
-            HealthWithConfig,
-            HEALTH_FULL_EXAMPLE,
-          ),
+          200: viewsResponse("The report in the caller's view.", HealthWithConfig, {
+            ...HEALTH_EXAMPLES.operator,
+            config: HEALTH_CONFIG_EXAMPLE,
+          }),
           ...errorResponses('INTERNAL'),
         },
       },
     },
     async (request) => {
-      const { full, report: current } = await report(request);
-      return full ? { ...current, config } : current;
+      const current = await report(request);
+      return current.view === 'operator' ? { ...current, config } : current;
     },
   );
 }
