@@ -39,7 +39,8 @@ export interface LazySerializers {
  * fast-json-stringify cannot compile now fails that route's first answer instead of the start (the route tests
  * and test/app/openapi.test.ts answer from every route). A compile takes the event loop for up to ~0.1 s (the job
  * resource's schema), which `warm` lets a caller move to where it costs nothing. Each schema is compiled as
- * `serializerSchema` rewrites it (nullable fields as type lists), so no answer compiles validators on its way out.
+ * `serializerSchema` rewrites it (nullable fields as type lists), so a job's answers compile no validator on their
+ * way out; a union of objects still does, once, on its first answer (/health's three views, health-schemas.ts).
  */
 export function lazySerializers(build: SerializerFactory = fastifyDefaultSerializers()): LazySerializers {
   const compilers = new Map<string, () => void>();
