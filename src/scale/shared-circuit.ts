@@ -39,14 +39,19 @@ return redis.call('PUBLISH', ARGV[6], ARGV[7])
  * probe's success (the rule every host's breaker applies to the close it mirrors: an open is closed by a close at
  * or after it). A later open said after the success stands. Else a host that starts, or whose subscriber
  * reconnects, would read an open that every running host has closed (a fatal one: refusing jobs for its cool-down).
+ * The latest close's time is kept (no expiry: one small key per backend): a host whose subscriber was away when
+ * the message went applies it when it reconnects, instead of waiting out the 'ended' claim to probe for itself.
  */
 const CLOSE = `
 redis.call('SET', KEYS[3], 'ended', 'PX', ARGV[2])
 local ok, stored = pcall(cjson.decode, redis.call('GET', KEYS[1]) or '')
 local openedAt = ok and type(stored) == 'table' and tonumber(stored.openedAt) or nil
-if redis.call('GET', KEYS[2]) == ARGV[1] or (openedAt and openedAt <= tonumber(ARGV[5])) then
+local closedAt = tonumber(ARGV[5])
+if redis.call('GET', KEYS[2]) == ARGV[1] or (openedAt and openedAt <= closedAt) then
   redis.call('DEL', KEYS[1], KEYS[2])
 end
+local last = tonumber(redis.call('GET', KEYS[4]))
+if not last or last < closedAt then redis.call('SET', KEYS[4], ARGV[5]) end
 return redis.call('PUBLISH', ARGV[3], ARGV[4])
 `;
 
@@ -56,6 +61,7 @@ interface CircuitCommands {
     open: string,
     current: string,
     claim: string,
+    closed: string,
     ...args: Array<string | number>
   ): Promise<number>;
 }
@@ -75,7 +81,7 @@ interface Message {
 function circuitState(client: Redis, prefix: string, processId: string) {
   const c = client as Redis & Partial<CircuitCommands>;
   if (!c.chunkscribeCircuitOpen) client.defineCommand('chunkscribeCircuitOpen', { numberOfKeys: 2, lua: OPEN });
-  if (!c.chunkscribeCircuitClose) client.defineCommand('chunkscribeCircuitClose', { numberOfKeys: 3, lua: CLOSE });
+  if (!c.chunkscribeCircuitClose) client.defineCommand('chunkscribeCircuitClose', { numberOfKeys: 4, lua: CLOSE });
   const redis = client as Redis & CircuitCommands;
   const channel = `${prefix}:circuit`;
   const keysOf = (backend: string) => ({
@@ -84,13 +90,19 @@ function circuitState(client: Redis, prefix: string, processId: string) {
     current: `${prefix}:circuit-period:${backend}`,
     /** Each open period's probe claim key is this followed by the period's id (the OPEN script builds them too). */
     claims: `${prefix}:circuit-probe:${backend}:`,
+    /** The time (epoch ms) of the latest close. */
+    closed: `${prefix}:circuit-closed:${backend}`,
   });
   const claimKeyOf = (backend: string, id: string) => keysOf(backend).claims + id;
   return {
     channel,
-    openKeyOf: (backend: string) => keysOf(backend).open,
+    /** What a process that was not listening may have missed: the open stored now, the latest close's time. */
+    read: (backend: string) => {
+      const { open, closed } = keysOf(backend);
+      return client.mget(open, closed);
+    },
     async say(backend: string, change: { open: CircuitOpening } | CircuitClosing): Promise<void> {
-      const { open, current, claims } = keysOf(backend);
+      const { open, current, claims, closed } = keysOf(backend);
       if ('open' in change) {
         const message = JSON.stringify({ backend, from: processId, open: change.open } satisfies Message);
         // Expires with the cool-down: after it, a process that starts has nothing to mirror, and probes for itself.
@@ -102,7 +114,8 @@ function circuitState(client: Redis, prefix: string, processId: string) {
         const { id, closedAt } = change;
         const message = JSON.stringify({ backend, from: processId, closedAt } satisfies Message);
         const claim = claimKeyOf(backend, id);
-        await redis.chunkscribeCircuitClose(open, current, claim, id, PROBE_HOLD_MS, channel, message, closedAt);
+        const args = [id, PROBE_HOLD_MS, channel, message, closedAt];
+        await redis.chunkscribeCircuitClose(open, current, claim, closed, ...args);
       }
     },
     async claim(backend: string, id: string, holdMs: number): Promise<boolean> {
@@ -159,26 +172,34 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
   const sub = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   sub.on('error', (err) => log.warn({ err }, 'redis error (circuit subscriber)'));
 
-  const readOpen = async (backend: string, mirror: Mirror) => {
+  /**
+   * Applies what was said while this process was not listening, by the rules it mirrors messages with: the latest
+   * close (it closes an open at or before it), then the open stored now (a close deletes every open said before
+   * it, so one still stored came after: the order the two messages would have come in).
+   */
+  const readState = async (backend: string, mirror: Mirror) => {
     try {
-      const stored = await client.get(state.openKeyOf(backend));
-      const opening = stored === null ? null : asOpening(JSON.parse(stored));
+      const [stored, closed] = await state.read(backend);
+      const closedAt = Number(closed ?? NaN);
+      if (Number.isFinite(closedAt)) mirror.closed(closedAt);
+      const opening = stored == null ? null : asOpening(JSON.parse(stored));
       if (opening) mirror.opened(opening);
     } catch (err) {
       // This connection may come back after the subscriber's: read once it does.
       log.warn({ err, backend }, 'could not read the shared circuit state; reading it at reconnect');
-      client.once('ready', () => void readOpen(backend, mirror));
+      client.once('ready', () => void readState(backend, mirror));
     }
   };
   // At every (re)connect: subscribe, then read the keys, since messages sent while this process was not listening
-  // are lost and the keys are not. ioredis says 'ready' before its own re-subscribe: this SUBSCRIBE (a no-op
-  // then) is answered after that one, so nothing said after the read can be missed.
+  // are lost and the keys are not. ioredis emits 'ready' on the next tick, after it has sent its own re-subscribe
+  // (Redis.js setStatus, event_handler.js readyHandler): this SUBSCRIBE (a no-op then) is answered after that
+  // one, so nothing said after the read can be missed.
   let subscribed = false;
   sub.on('ready', () => {
     sub.subscribe(channel).then(
       () => {
         subscribed = true;
-        for (const [backend, mirror] of mirrors) void readOpen(backend, mirror);
+        for (const [backend, mirror] of mirrors) void readState(backend, mirror);
       },
       (err: unknown) => log.warn({ err }, 'could not subscribe to circuit changes'),
     );
@@ -221,7 +242,7 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
         },
         follow(mirror) {
           mirrors.set(backend, mirror);
-          if (subscribed) void readOpen(backend, mirror);
+          if (subscribed) void readState(backend, mirror);
         },
       };
     },

@@ -47,11 +47,11 @@ describe('circuit breakers shared by every host through Redis', () => {
   async function host(
     prefix: string,
     backend = 'openai',
-    through?: { client: TcpRelay; sub?: TcpRelay; failFast?: boolean },
+    through?: { client?: TcpRelay; sub?: TcpRelay; failFast?: boolean },
   ): Promise<Host> {
-    const clientUrl = through ? `redis://127.0.0.1:${through.client.port}` : redis.url;
+    const clientUrl = through?.client ? `redis://127.0.0.1:${through.client.port}` : redis.url;
     const client =
-      through && !through.failFast
+      through?.client && !through.failFast
         ? new Redis(clientUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
         : await connectFailFast(clientUrl, logger);
     clients.push(client);
@@ -278,5 +278,49 @@ describe('circuit breakers shared by every host through Redis', () => {
     expect(b.breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH' });
     const late = await host('p9');
     await until(isOpen(late.breaker), 'a host started after both to read the open that stands');
+  });
+
+  /** Host B's breaker and host A's, whose subscriber goes through a relay the test can cut. */
+  async function subscriberCutOff(prefix: string) {
+    const toSub = await startTcpRelay(redis.port);
+    relays.push(toSub);
+    const a = await host(prefix, 'openai', { sub: toSub });
+    const b = await host(prefix);
+    return { a, b, toSub };
+  }
+
+  it("applies a close said while its subscriber was cut off as soon as it reconnects, without waiting out the probe's 'ended' mark", async () => {
+    const { a, b, toSub } = await subscriberCutOff('p10');
+    (await b.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(a.breaker), "host A to mirror host B's open");
+    toSub.cut();
+    b.clock.advance(10_000);
+    const probe = await b.breaker.admit();
+    expect(probe.probe).toBe(true);
+    probe.succeed();
+    // B's close has run in Redis once its next command is answered there (one connection, in order).
+    await b.client.ping();
+    // A, not told, goes half-open at the end of its cool-down: the probe's claim says 'ended', so another host's
+    // outcome is waited for (for the claim's hold time, on a clock that does not move here).
+    a.clock.advance((a.breaker.snapshot().retryAt ?? Infinity) - a.clock.now());
+    const asked = a.breaker.admit();
+    await until(() => a.claims.length === 1, "host A's breaker to get the answer to its claim");
+    expect(a.claims).toEqual([false]);
+    toSub.mend();
+    await until(() => a.breaker.snapshot().state === 'closed', 'host A to apply the close it missed, at reconnect');
+    await expect(asked).resolves.toMatchObject({ probe: false });
+  });
+
+  it('mirrors an open said while its subscriber was cut off as soon as it reconnects', async () => {
+    const { a, b, toSub } = await subscriberCutOff('p11');
+    toSub.cut();
+    (await b.breaker.admit()).fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+    await b.client.ping();
+    expect(a.breaker.snapshot().state).toBe('closed');
+    toSub.mend();
+    await until(isOpen(a.breaker), 'host A to mirror the open it missed, at reconnect');
+    const { code, reason, openedAt, retryAt } = b.breaker.snapshot();
+    expect(a.breaker.snapshot()).toMatchObject({ code, reason, openedAt, retryAt });
+    await expect(a.breaker.admit()).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
   });
 });
