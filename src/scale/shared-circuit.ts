@@ -1,12 +1,12 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import {
   PROBE_HOLD_MS,
   type CircuitClosing,
   type CircuitOpening,
   type SharedCircuit,
 } from '../transcribe/circuit-share.ts';
+import { asOpening, type Message, type SaidOpen } from './circuit-messages.ts';
 
 type Mirror = Parameters<SharedCircuit['follow']>[0];
 
@@ -23,6 +23,11 @@ type Mirror = Parameters<SharedCircuit['follow']>[0];
  * An open the shared state never heard of (said while Redis was away) has no key, and its host can claim it.
  * The 'ended' mark lasts PROBE_HOLD_MS, far past the fail-fast connection's command timeout, after which a host
  * that sent the claim has stopped waiting for its answer (src/scale/shared-redis.ts).
+ * During a rolling deploy, an open said by a host of the previous version has no id: this version names its period
+ * by its times (circuit-messages.ts) and records it as current (ADOPT), so the rules hold for what this version
+ * writes. A previous-version host's close, and its open until a host of this version adopts it, mark no claim
+ * 'ended' (it knows no period keys): a claim that reaches Redis after one of those can still win, as a claim for one
+ * of this version's periods can after such a close. That gap ends with the rollout.
  *
  * An open: the period recorded as current (which a close for it may not have reached) ends, this one becomes it.
  */
@@ -39,15 +44,37 @@ return redis.call('PUBLISH', ARGV[6], ARGV[7])
  * probe's success (the rule every host's breaker applies to the close it mirrors: an open is closed by a close at
  * or after it). A later open said after the success stands. Else a host that starts, or whose subscriber
  * reconnects, would read an open that every running host has closed (a fatal one: refusing jobs for its cool-down).
+ * The latest close's time is kept (no expiry: one small key per backend): a host whose subscriber was away when
+ * the message went applies it when it reconnects, instead of waiting out the 'ended' claim to probe for itself.
  */
 const CLOSE = `
 redis.call('SET', KEYS[3], 'ended', 'PX', ARGV[2])
 local ok, stored = pcall(cjson.decode, redis.call('GET', KEYS[1]) or '')
 local openedAt = ok and type(stored) == 'table' and tonumber(stored.openedAt) or nil
-if redis.call('GET', KEYS[2]) == ARGV[1] or (openedAt and openedAt <= tonumber(ARGV[5])) then
+local closedAt = tonumber(ARGV[5])
+if redis.call('GET', KEYS[2]) == ARGV[1] or (openedAt and openedAt <= closedAt) then
   redis.call('DEL', KEYS[1], KEYS[2])
 end
+local last = tonumber(redis.call('GET', KEYS[4]))
+if not last or last < closedAt then redis.call('SET', KEYS[4], ARGV[5]) end
 return redis.call('PUBLISH', ARGV[3], ARGV[4])
+`;
+
+/**
+ * An open said by a host of the version before periods had ids (during a rolling deploy), as a host of this one
+ * learns it: its period is recorded as current, as this version's OPEN would have done, so that the next open ends
+ * it (a claim for it that reaches Redis after that open loses). Only while the open key still holds that open
+ * (none since, of either version; the key holds the latest): else a later open's period is current already.
+ */
+const ADOPT = `
+local ok, stored = pcall(cjson.decode, redis.call('GET', KEYS[1]) or '')
+if not (ok and type(stored) == 'table' and stored.id == nil) then return 0 end
+if tonumber(stored.openedAt) ~= tonumber(ARGV[4]) or tonumber(stored.retryAt) ~= tonumber(ARGV[5]) then return 0 end
+local previous = redis.call('GET', KEYS[2])
+if previous == ARGV[3] then return 0 end
+if previous then redis.call('SET', ARGV[1] .. previous, 'ended', 'PX', ARGV[2]) end
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
 `;
 
 interface CircuitCommands {
@@ -56,26 +83,18 @@ interface CircuitCommands {
     open: string,
     current: string,
     claim: string,
+    closed: string,
     ...args: Array<string | number>
   ): Promise<number>;
-}
-
-/** An id names Redis keys: only what randomUUID makes, bounded. */
-const PERIOD_ID = /^[\w-]{1,64}$/;
-
-/** What goes over the channel: one backend's open or close, said by one process (which ignores its own). */
-interface Message {
-  backend: string;
-  from: string;
-  open?: CircuitOpening;
-  closedAt?: number;
+  chunkscribeCircuitAdopt(open: string, current: string, ...args: Array<string | number>): Promise<number>;
 }
 
 /** One deployment's circuit keys in Redis, and the writes that say a change and claim a probe. */
 function circuitState(client: Redis, prefix: string, processId: string) {
   const c = client as Redis & Partial<CircuitCommands>;
   if (!c.chunkscribeCircuitOpen) client.defineCommand('chunkscribeCircuitOpen', { numberOfKeys: 2, lua: OPEN });
-  if (!c.chunkscribeCircuitClose) client.defineCommand('chunkscribeCircuitClose', { numberOfKeys: 3, lua: CLOSE });
+  if (!c.chunkscribeCircuitClose) client.defineCommand('chunkscribeCircuitClose', { numberOfKeys: 4, lua: CLOSE });
+  if (!c.chunkscribeCircuitAdopt) client.defineCommand('chunkscribeCircuitAdopt', { numberOfKeys: 2, lua: ADOPT });
   const redis = client as Redis & CircuitCommands;
   const channel = `${prefix}:circuit`;
   const keysOf = (backend: string) => ({
@@ -84,13 +103,19 @@ function circuitState(client: Redis, prefix: string, processId: string) {
     current: `${prefix}:circuit-period:${backend}`,
     /** Each open period's probe claim key is this followed by the period's id (the OPEN script builds them too). */
     claims: `${prefix}:circuit-probe:${backend}:`,
+    /** The time (epoch ms) of the latest close. */
+    closed: `${prefix}:circuit-closed:${backend}`,
   });
   const claimKeyOf = (backend: string, id: string) => keysOf(backend).claims + id;
   return {
     channel,
-    openKeyOf: (backend: string) => keysOf(backend).open,
+    /** What a process that was not listening may have missed: the open stored now, the latest close's time. */
+    read: (backend: string) => {
+      const { open, closed } = keysOf(backend);
+      return client.mget(open, closed);
+    },
     async say(backend: string, change: { open: CircuitOpening } | CircuitClosing): Promise<void> {
-      const { open, current, claims } = keysOf(backend);
+      const { open, current, claims, closed } = keysOf(backend);
       if ('open' in change) {
         const message = JSON.stringify({ backend, from: processId, open: change.open } satisfies Message);
         // Expires with the cool-down: after it, a process that starts has nothing to mirror, and probes for itself.
@@ -102,8 +127,15 @@ function circuitState(client: Redis, prefix: string, processId: string) {
         const { id, closedAt } = change;
         const message = JSON.stringify({ backend, from: processId, closedAt } satisfies Message);
         const claim = claimKeyOf(backend, id);
-        await redis.chunkscribeCircuitClose(open, current, claim, id, PROBE_HOLD_MS, channel, message, closedAt);
+        const args = [id, PROBE_HOLD_MS, channel, message, closedAt];
+        await redis.chunkscribeCircuitClose(open, current, claim, closed, ...args);
       }
+    },
+    /** Records a previous version's open (`legacyPeriodId`) as the current period, unless a later open is stored. */
+    async adopt(backend: string, opening: CircuitOpening): Promise<void> {
+      const { open, current, claims } = keysOf(backend);
+      const { id, openedAt, retryAt } = opening;
+      await redis.chunkscribeCircuitAdopt(open, current, claims, PROBE_HOLD_MS, id, openedAt, retryAt);
     },
     async claim(backend: string, id: string, holdMs: number): Promise<boolean> {
       return (await client.set(claimKeyOf(backend, id), processId, 'PX', holdMs, 'NX')) === 'OK';
@@ -130,19 +162,6 @@ export interface CircuitBus {
   close(): void;
 }
 
-function isCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
-}
-
-function asOpening(value: unknown): CircuitOpening | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const o = value as Record<string, unknown>;
-  const { id, code, reason, openedAt, retryAt } = o;
-  if (typeof id !== 'string' || !PERIOD_ID.test(id) || !isCode(code) || typeof reason !== 'string') return null;
-  if (typeof openedAt !== 'number' || typeof retryAt !== 'number') return null;
-  return { id, code, reason: reason.slice(0, 500), openedAt, retryAt };
-}
-
 /**
  * Circuit breakers shared by every process through Redis. An open is a key per backend that expires when its
  * cool-down ends (so a process that starts, or reconnects, mirrors what is open now) and a message on one channel
@@ -159,26 +178,40 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
   const sub = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   sub.on('error', (err) => log.warn({ err }, 'redis error (circuit subscriber)'));
 
-  const readOpen = async (backend: string, mirror: Mirror) => {
+  const mirrorOpen = (backend: string, mirror: Mirror, { opening, legacy }: SaidOpen) => {
+    mirror.opened(opening);
+    if (legacy) {
+      state.adopt(backend, opening).catch((err: unknown) => log.warn({ err, backend }, 'could not adopt an open'));
+    }
+  };
+  /**
+   * Applies what was said while this process was not listening, by the rules it mirrors messages with: the latest
+   * close (it closes an open at or before it), then the open stored now (a close deletes every open said before
+   * it, so one still stored came after: the order the two messages would have come in).
+   */
+  const readState = async (backend: string, mirror: Mirror) => {
     try {
-      const stored = await client.get(state.openKeyOf(backend));
-      const opening = stored === null ? null : asOpening(JSON.parse(stored));
-      if (opening) mirror.opened(opening);
+      const [stored, closed] = await state.read(backend);
+      const closedAt = Number(closed ?? NaN);
+      if (Number.isFinite(closedAt)) mirror.closed(closedAt);
+      const said = stored == null ? null : asOpening(JSON.parse(stored));
+      if (said) mirrorOpen(backend, mirror, said);
     } catch (err) {
       // This connection may come back after the subscriber's: read once it does.
       log.warn({ err, backend }, 'could not read the shared circuit state; reading it at reconnect');
-      client.once('ready', () => void readOpen(backend, mirror));
+      client.once('ready', () => void readState(backend, mirror));
     }
   };
   // At every (re)connect: subscribe, then read the keys, since messages sent while this process was not listening
-  // are lost and the keys are not. ioredis says 'ready' before its own re-subscribe: this SUBSCRIBE (a no-op
-  // then) is answered after that one, so nothing said after the read can be missed.
+  // are lost and the keys are not. ioredis emits 'ready' on the next tick, after it has sent its own re-subscribe
+  // (Redis.js setStatus, event_handler.js readyHandler): this SUBSCRIBE (a no-op then) is answered after that
+  // one, so nothing said after the read can be missed.
   let subscribed = false;
   sub.on('ready', () => {
     sub.subscribe(channel).then(
       () => {
         subscribed = true;
-        for (const [backend, mirror] of mirrors) void readOpen(backend, mirror);
+        for (const [backend, mirror] of mirrors) void readState(backend, mirror);
       },
       (err: unknown) => log.warn({ err }, 'could not subscribe to circuit changes'),
     );
@@ -192,8 +225,8 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
     }
     const mirror = mirrors.get(message.backend);
     if (!mirror || message.from === processId) return;
-    const opening = asOpening(message.open);
-    if (opening) mirror.opened(opening);
+    const said = asOpening(message.open);
+    if (said) mirrorOpen(message.backend, mirror, said);
     else if (typeof message.closedAt === 'number') mirror.closed(message.closedAt);
   });
 
@@ -221,7 +254,7 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
         },
         follow(mirror) {
           mirrors.set(backend, mirror);
-          if (subscribed) void readOpen(backend, mirror);
+          if (subscribed) void readState(backend, mirror);
         },
       };
     },

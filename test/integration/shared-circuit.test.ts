@@ -20,6 +20,8 @@ interface Host {
   client: Redis;
   /** The answers to its probe claims, as its breaker got them. */
   claims: boolean[];
+  /** The open periods those claims were for. */
+  periods: string[];
 }
 
 describe('circuit breakers shared by every host through Redis', () => {
@@ -47,11 +49,11 @@ describe('circuit breakers shared by every host through Redis', () => {
   async function host(
     prefix: string,
     backend = 'openai',
-    through?: { client: TcpRelay; sub?: TcpRelay; failFast?: boolean },
+    through?: { client?: TcpRelay; sub?: TcpRelay; failFast?: boolean },
   ): Promise<Host> {
-    const clientUrl = through ? `redis://127.0.0.1:${through.client.port}` : redis.url;
+    const clientUrl = through?.client ? `redis://127.0.0.1:${through.client.port}` : redis.url;
     const client =
-      through && !through.failFast
+      through?.client && !through.failFast
         ? new Redis(clientUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
         : await connectFailFast(clientUrl, logger);
     clients.push(client);
@@ -60,9 +62,11 @@ describe('circuit breakers shared by every host through Redis', () => {
     buses.push(bus);
     const circuit = bus.circuit(backend);
     const claims: boolean[] = [];
+    const periods: string[] = [];
     const shared: SharedCircuit = {
       ...circuit,
       claimProbe: async (...args) => {
+        periods.push(args[0]);
         const won = await circuit.claimProbe(...args);
         claims.push(won);
         return won;
@@ -79,7 +83,7 @@ describe('circuit breakers shared by every host through Redis', () => {
       shared,
     });
     if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
-    return { breaker, clock, client, claims };
+    return { breaker, clock, client, claims, periods };
   }
 
   const isOpen = (b: CircuitBreaker) => () => b.snapshot().state === 'open';
@@ -278,5 +282,111 @@ describe('circuit breakers shared by every host through Redis', () => {
     expect(b.breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_AUTH' });
     const late = await host('p9');
     await until(isOpen(late.breaker), 'a host started after both to read the open that stands');
+  });
+
+  /** Host B's breaker and host A's, whose subscriber goes through a relay the test can cut. */
+  async function subscriberCutOff(prefix: string) {
+    const toSub = await startTcpRelay(redis.port);
+    relays.push(toSub);
+    const a = await host(prefix, 'openai', { sub: toSub });
+    const b = await host(prefix);
+    return { a, b, toSub };
+  }
+
+  it("applies a close said while its subscriber was cut off as soon as it reconnects, without waiting out the probe's 'ended' mark", async () => {
+    const { a, b, toSub } = await subscriberCutOff('p10');
+    (await b.breaker.admit()).fail({ reason: 'server-error', open: true, code: 'PROVIDER_UNAVAILABLE' });
+    await until(isOpen(a.breaker), "host A to mirror host B's open");
+    toSub.cut();
+    b.clock.advance(10_000);
+    const probe = await b.breaker.admit();
+    expect(probe.probe).toBe(true);
+    probe.succeed();
+    // B's close has run in Redis once its next command is answered there (one connection, in order).
+    await b.client.ping();
+    // A, not told, goes half-open at the end of its cool-down: the probe's claim says 'ended', so another host's
+    // outcome is waited for (for the claim's hold time, on a clock that does not move here).
+    a.clock.advance((a.breaker.snapshot().retryAt ?? Infinity) - a.clock.now());
+    const asked = a.breaker.admit();
+    await until(() => a.claims.length === 1, "host A's breaker to get the answer to its claim");
+    expect(a.claims).toEqual([false]);
+    toSub.mend();
+    await until(() => a.breaker.snapshot().state === 'closed', 'host A to apply the close it missed, at reconnect');
+    await expect(asked).resolves.toMatchObject({ probe: false });
+  });
+
+  it('mirrors an open said while its subscriber was cut off as soon as it reconnects', async () => {
+    const { a, b, toSub } = await subscriberCutOff('p11');
+    toSub.cut();
+    (await b.breaker.admit()).fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+    await b.client.ping();
+    expect(a.breaker.snapshot().state).toBe('closed');
+    toSub.mend();
+    await until(isOpen(a.breaker), 'host A to mirror the open it missed, at reconnect');
+    const { code, reason, openedAt, retryAt } = b.breaker.snapshot();
+    expect(a.breaker.snapshot()).toMatchObject({ code, reason, openedAt, retryAt });
+    await expect(a.breaker.admit()).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
+  });
+
+  /**
+   * What a host of the version before open periods had ids (84a177a) did when its breaker opened: no id in the
+   * open, its probe claim key cleared, the open stored for its cool-down and published, in one transaction.
+   */
+  async function openAsPreviousVersion(prefix: string, code: 'PROVIDER_UNAVAILABLE' | 'PROVIDER_AUTH') {
+    const writer = new Redis(redis.url);
+    clients.push(writer);
+    const openedAt = Date.now();
+    const opening = { code, reason: 'server-error', openedAt, retryAt: openedAt + 10_000 };
+    const message = JSON.stringify({ backend: 'openai', from: randomUUID(), open: opening });
+    await writer
+      .multi()
+      .del(`${prefix}:circuit-probe:openai`)
+      .set(`${prefix}:circuit:openai`, JSON.stringify(opening), 'PX', opening.retryAt - Date.now())
+      .publish(`${prefix}:circuit`, message)
+      .exec();
+    return opening;
+  }
+
+  const toRetryAt = (h: Host) => h.clock.advance((h.breaker.snapshot().retryAt ?? Infinity) - h.clock.now());
+
+  it('holds every host on an open said by a host of the previous version (no period id), with one probe for all', async () => {
+    const a = await host('p12');
+    const b = await host('p12');
+    const opening = await openAsPreviousVersion('p12', 'PROVIDER_UNAVAILABLE');
+    await until(() => isOpen(a.breaker)() && isOpen(b.breaker)(), 'both hosts to mirror the open');
+    const late = await host('p12');
+    await until(isOpen(late.breaker), 'a host started after the open to read it');
+    const hosts = [a, b, late];
+    for (const h of hosts) expect(h.breaker.snapshot()).toMatchObject(opening);
+    // Each host names the open's period alike, from its message or its key: one claim wins.
+    for (const h of hosts) toRetryAt(h);
+    const asked = hosts.map((h) => h.breaker.admit());
+    await until(() => hosts.every((h) => h.claims.length === 1), 'every host to get the answer to its probe claim');
+    expect(new Set(hosts.flatMap((h) => h.periods)).size).toBe(1);
+    expect(hosts.flatMap((h) => h.claims).filter(Boolean)).toHaveLength(1);
+    const winner = hosts.findIndex((h) => h.claims[0] === true);
+    const probe = await asked[winner];
+    expect(probe?.probe).toBe(true);
+    probe?.succeed();
+    for (const [i, permit] of asked.entries()) {
+      if (i !== winner) await expect(permit).resolves.toMatchObject({ probe: false });
+    }
+  });
+
+  it("ends a previous version's open period at the next open: a claim for it from a host not told of that open loses", async () => {
+    const { a: c, b: a, toSub } = await subscriberCutOff('p13');
+    const early = await a.breaker.admit();
+    await openAsPreviousVersion('p13', 'PROVIDER_UNAVAILABLE');
+    await until(() => isOpen(a.breaker)() && isOpen(c.breaker)(), 'both hosts to mirror the open');
+    // Host A's call admitted before the open answers that the key is revoked: A opens again; C does not hear it.
+    toSub.cut();
+    early.fail({ reason: 'auth', open: true, code: 'PROVIDER_AUTH' });
+    await a.client.ping();
+    toRetryAt(c);
+    const asked = c.breaker.admit();
+    await until(() => c.claims.length === 1, "host C's breaker to get the answer to its claim");
+    expect(c.claims).toEqual([false]);
+    toSub.mend();
+    await expect(asked).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
   });
 });

@@ -13,6 +13,13 @@ export interface TcpRelay {
   release(): void;
   /** Chunks kept so far while held (to wait until a command is on its way). */
   readonly heldChunks: number;
+  /**
+   * Drops every connection it relays and turns away new ones (accepted, then closed at once) until mend(): the
+   * client's link is down, so it reconnects, without the server going away for anyone else.
+   */
+  cut(): void;
+  /** Relays new connections again. */
+  mend(): void;
   close(): Promise<void>;
 }
 
@@ -23,6 +30,7 @@ export interface TcpRelay {
  */
 export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
   let held = false;
+  let cutOff = false;
   let releaseAt = Infinity;
   let kept: Array<() => void> = [];
   const release = () => {
@@ -45,6 +53,10 @@ export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
     from.on('error', () => to.destroy());
   };
   const server = net.createServer((client) => {
+    if (cutOff) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(targetPort, LOOPBACK.host);
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -68,6 +80,14 @@ export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
     release,
     get heldChunks() {
       return kept.length;
+    },
+    cut() {
+      cutOff = true;
+      kept = [];
+      for (const s of sockets) s.destroy();
+    },
+    mend() {
+      cutOff = false;
     },
     async close() {
       for (const s of sockets) s.destroy();
