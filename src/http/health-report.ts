@@ -84,6 +84,15 @@ function withReason(check: ComponentCheck, reason: HealthReason): ComponentCheck
   return check.status === 'ok' || check.reason ? check : { ...check, reason };
 }
 
+/** `make`, one call at a time: a caller while a call is under way gets that call's answer. */
+function oneAtATime<T>(make: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | null = null;
+  return () =>
+    (inFlight ??= make().finally(() => {
+      inFlight = null;
+    }));
+}
+
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
 const GiB = 1024 ** 3;
 
@@ -100,7 +109,9 @@ export function createHealth(deps: HealthDeps) {
       binaries = { ffmpeg, ffprobe };
     },
 
-    async report(): Promise<HealthReport> {
+    // /health and /health/ready answer anyone, and each report asks the store, Redis and the bucket: shared, a
+    // flood of requests is not as many requests to them (a bucket's are billed).
+    report: oneAtATime(async (): Promise<HealthReport> => {
       const components: HealthReport['components'] = {};
       for (const [name, b] of Object.entries(binaries)) components[name] = withReason(b, 'binary_unavailable');
       // The default model's backend is `provider`; each other one `provider:<name>`, whose being down degrades only
@@ -166,6 +177,6 @@ export function createHealth(deps: HealthDeps) {
         'ok',
       );
       return { status: worst, components };
-    },
+    }),
   };
 }

@@ -233,4 +233,39 @@ describe('createHealth: each component not ok carries a reason code', () => {
     expect([full.components.disk?.status, full.components.disk?.reason]).toEqual(['down', 'disk_full']);
     expect(full.components.job_dirs?.reason).toBeUndefined();
   });
+
+  it('makes one report at a time: callers while one is made share it, so a flood asks the dependencies once', async () => {
+    let pings = 0;
+    let buckets = 0;
+    let open = (): void => undefined;
+    let pinged = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const firstPing = new Promise<void>((resolve) => (pinged = resolve));
+    const health = createHealth({
+      ...deps({}),
+      store: {
+        kind: 'sqlite',
+        ping: () => {
+          pings++;
+          pinged();
+          return gate;
+        },
+      },
+      objectStore: async () => {
+        buckets++;
+        return { status: 'ok', detail: 'bucket answers' };
+      },
+    });
+    const flood = Array.from({ length: 20 }, () => health.report());
+    await firstPing;
+    open();
+    const reports = await Promise.all(flood);
+    expect([pings, buckets]).toEqual([1, 1]);
+    expect(new Set(reports).size).toBe(1);
+    expect(reports[0]?.components.store?.status).toBe('ok');
+    // Once it is made, the next caller gets a new one: nothing is kept.
+    const next = await health.report();
+    expect(next).not.toBe(reports[0]);
+    expect([pings, buckets]).toEqual([2, 2]);
+  });
 });
