@@ -58,10 +58,10 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
       yield* after;
       let hardCuts = 0;
       let cuts = 0;
-      const scan: WindowScan = (windows, { ahead = false } = {}) =>
-        deps.silences.detectInWindows(file, windows, { ...detect, ahead });
-      const nearOrWide: NearOrWideScan = (targets, { ahead = false } = {}) =>
-        deps.silences.detectNearOrWide(file, targets, { ...detect, ahead });
+      const scan: WindowScan = (windows, ask = {}) =>
+        deps.silences.detectInWindows(file, windows, { ...detect, ...ask });
+      const nearOrWide: NearOrWideScan = (targets, ask = {}) =>
+        deps.silences.detectNearOrWide(file, targets, { ...detect, ...ask });
       for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan, nearOrWide)) {
         cuts += 1;
         if (hard) hardCuts += 1;

@@ -32,16 +32,23 @@ export const WIDEN_UNTIL_BARE = 3;
 export const URGENT_WINDOW_S = 15;
 
 /**
- * A silence scan of windows (see planSplitsByWindows); `ahead`: the slicer does not wait for it yet (the scan may
- * yield the cores to what does).
+ * How a scan is asked: `ahead`, the slicer does not wait for it yet (the scan may yield the cores to what does);
+ * `besideRuns`, this many runs of the same plan's scans are asked at the same moment and hold cores (the scan
+ * splits across the cores they leave, see SilenceDetector's DetectOptions).
  */
-export type WindowScan = (windows: readonly ScanWindow[], opts?: { ahead?: boolean }) => Promise<Silence[][]>;
+export interface ScanAsk {
+  ahead?: boolean;
+  besideRuns?: number;
+}
+
+/** A silence scan of windows (see planSplitsByWindows). */
+export type WindowScan = (windows: readonly ScanWindow[], opts?: ScanAsk) => Promise<Silence[][]>;
 
 /**
  * A scan of each target's near window and, where that held no pause, of its whole window, in one go (see
  * SilenceDetector.detectNearOrWide): a wide window is decoded only where it is needed, by the same process.
  */
-export type NearOrWideScan = (targets: readonly NearAndWide[], opts?: { ahead?: boolean }) => Promise<NearOrWide[]>;
+export type NearOrWideScan = (targets: readonly NearAndWide[], opts?: ScanAsk) => Promise<NearOrWide[]>;
 
 /** A NearOrWideScan from a window scan: the near windows, then the wide ones where the near ones held no pause. */
 export function nearThenWideScan(scan: WindowScan): NearOrWideScan {
@@ -121,6 +128,8 @@ export async function* planCutsInOrder(
     // scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time waits for the first
     // target alone: the next two must not take the cores from it.
     const ahead = b > 1 || (b === 1 && firstNeeded <= 1);
+    // The second batch is asked beside the first, whose one target is one run on a core of its own.
+    const ask: ScanAsk = b === 1 && !ahead ? { ahead, besideRuns: 1 } : { ahead };
     const wideS = ahead ? p.windowS : Math.min(p.windowS, URGENT_WINDOW_S);
     const widens = (): boolean => near < wideS && bareStreak < WIDEN_UNTIL_BARE;
     // Near and wide in one scan when nothing is known yet (the first two batches), or when the batches before
@@ -129,14 +138,14 @@ export async function* planCutsInOrder(
     const pending = both
       ? nearOrWide(
           batch.map((t) => ({ near: around(t, near), wide: around(t, wideS) })),
-          { ahead },
+          ask,
         )
       : null;
     const found = pending
       ? (await pending).map((t) => t.near)
       : await scan(
           batch.map((t) => around(t, near)),
-          { ahead },
+          ask,
         );
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
     await before.catch(() => undefined);
@@ -145,7 +154,7 @@ export async function* planCutsInOrder(
         ? (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? [])
         : await scan(
             bare.map((j) => around(batch[j] ?? 0, wideS)),
-            { ahead },
+            ask,
           );
       bare.forEach((j, k) => {
         found[j] = wide[k] ?? [];

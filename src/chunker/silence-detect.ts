@@ -43,6 +43,11 @@ export interface DetectOptions {
    * scans something waits for, and runs as one ffmpeg (per WINDOWS_PER_RUN windows) instead of one per slot.
    */
   ahead?: boolean;
+  /**
+   * Runs of the same plan's scans asked at the same moment, holding cores: a scan something waits for is split
+   * across the cores they leave (at least one run). @default 0
+   */
+  besideRuns?: number;
 }
 
 export interface SilenceDetector {
@@ -218,15 +223,14 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
   const parallel = Math.max(1, Math.floor(deps.parallelRuns ?? 1));
   const slots = deps.slots ?? createScanSlots(parallel);
   const run = createRunner(deps);
-  /** Runs of scans something waits for, running or waiting for a slot. */
-  let urgentRuns = 0;
   /**
-   * `items` scanned in runs of at most `perRun`: a scan something waits for is split across the cores no other
-   * such run holds (decoding is the whole cost, ~1000x real time a core for a 128k mp3), one ahead of need is not.
-   * Not across all of them: each ffmpeg costs ~0.06 s of CPU to start (the dynamic linking of its ~200 libraries),
-   * and a job's first two scans are asked at once (cuts-in-order.ts), the first target's and the next two's. On two
-   * cores the next two share one run beside the first instead of two runs that take the cores from it: in
-   * continuous sound a job's ffmpeg CPU fell by one start (~70 ms) and all three of its first cuts came sooner.
+   * `items` scanned in runs of at most `perRun`: a scan something waits for is split across the cores the scans
+   * asked beside it leave (`besideRuns`; decoding is the whole cost, ~1000x real time a core for a 128k mp3), one
+   * ahead of need is not. Not across all of them: each ffmpeg costs ~0.06 s of CPU to start (the dynamic linking of
+   * its ~200 libraries), and a job's first two scans are asked at once (cuts-in-order.ts), the first target's and
+   * the next two's. On two cores the next two share one run beside the first instead of two runs that take the
+   * cores from it: in continuous sound a job's ffmpeg CPU fell by one start (~70 ms). Other jobs' scans are not
+   * counted: a split fixed when asked would outlast them.
    */
   async function inRuns<T, R>(
     items: readonly T[],
@@ -235,14 +239,10 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
     scan: (batch: readonly T[]) => Promise<R[]>,
   ): Promise<R[]> {
     const ahead = opts.ahead ?? false;
-    const batches = windowBatches(items.length, ahead ? 1 : Math.max(1, parallel - urgentRuns), perRun);
-    if (!ahead) urgentRuns += batches.length;
-    try {
-      const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(items.slice(from, to)), ahead)));
-      return out.flat();
-    } finally {
-      if (!ahead) urgentRuns -= batches.length;
-    }
+    const cores = ahead ? 1 : Math.max(1, parallel - Math.max(0, Math.floor(opts.besideRuns ?? 0)));
+    const batches = windowBatches(items.length, cores, perRun);
+    const out = await Promise.all(batches.map(([from, to]) => slots.run(() => scan(items.slice(from, to)), ahead)));
+    return out.flat();
   }
 
   return {

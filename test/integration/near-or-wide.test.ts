@@ -86,7 +86,7 @@ describe('detectNearOrWide', () => {
     ).toEqual([false, true]);
   });
 
-  it('splits a scan something waits for only across the cores no other such scan holds', async () => {
+  it('splits a scan something waits for only across the cores the scans asked beside it leave', async () => {
     const nearPause = (p: Silence) => {
       const t = (p.start + p.end) / 2;
       return { near: { fromS: t - 1, toS: t + 1 }, wide: { fromS: t - 6, toS: t + 6 } };
@@ -97,11 +97,11 @@ describe('detectNearOrWide', () => {
     let from = lines.length;
     await detector.detectNearOrWide(mp3, [p1, p2], opts);
     expect(startedSince(from)).toHaveLength(2);
-    // Asked while the first target's run holds a core (a job's first two batches): the two share the other.
+    // Asked beside the first target's run (a job's first two batches): the two share the other core.
     from = lines.length;
     const [first, next] = await Promise.all([
       detector.detectNearOrWide(mp3, [p0], opts),
-      detector.detectNearOrWide(mp3, [p1, p2], opts),
+      detector.detectNearOrWide(mp3, [p1, p2], { ...opts, besideRuns: 1 }),
     ]);
     const runs = startedSince(from).map((l) => (l.args as string[]).filter((a) => a === '-i').length);
     expect(runs).toEqual([2, 4]);
