@@ -26,40 +26,22 @@ const RATES: Record<number, readonly number[]> = {
   3: [44_100, 48_000, 32_000],
 };
 
-/**
- * Pure: the size in bytes of the layer III frame whose 4-byte header starts at `pos`, or 0 (no sync, another layer,
- * free format). A number, not an object: a walk asks twice per frame (the frame and the one after it).
- */
-export function mp3FrameSizeAt(buf: Buffer, pos: number): number {
-  if (pos + 4 > buf.length) return 0;
+/** Pure: the layer III frame whose 4-byte header starts at `pos`, or null (no sync, another layer, free format). */
+export function mp3FrameAt(buf: Buffer, pos: number): Omit<Mp3Frame, 'offset'> | null {
+  if (pos + 4 > buf.length) return null;
   const b1 = buf[pos + 1] ?? 0;
   const b2 = buf[pos + 2] ?? 0;
-  if (buf[pos] !== 0xff || (b1 & 0xe0) !== 0xe0) return 0;
+  if (buf[pos] !== 0xff || (b1 & 0xe0) !== 0xe0) return null;
   const version = (b1 >> 3) & 3;
-  if (version === 1 || ((b1 >> 1) & 3) !== 1) return 0;
+  if (version === 1 || ((b1 >> 1) & 3) !== 1) return null;
   const v1 = version === 3;
   const kbps = (v1 ? BITRATES_V1 : BITRATES_V2)[b2 >> 4];
   const sampleRate = RATES[version]?.[(b2 >> 2) & 3];
   // Bitrate index 0 is free format (its frame size is not in the header) and 15 is invalid.
-  if (!kbps || !sampleRate) return 0;
+  if (!kbps || !sampleRate) return null;
   const padding = (b2 >> 1) & 1;
-  return Math.floor(((v1 ? 144_000 : 72_000) * kbps) / sampleRate) + padding;
-}
-
-/** Pure: the sample rate of the frame whose header (one mp3FrameSizeAt found) starts at `pos`. */
-function headerSampleRate(buf: Buffer, pos: number): number {
-  return RATES[((buf[pos + 1] ?? 0) >> 3) & 3]?.[((buf[pos + 2] ?? 0) >> 2) & 3] ?? 0;
-}
-
-/** Pure: the samples per channel of the frame whose header (one mp3FrameSizeAt found) starts at `pos`. */
-function headerSamples(buf: Buffer, pos: number): number {
-  return (((buf[pos + 1] ?? 0) >> 3) & 3) === 3 ? 1152 : 576;
-}
-
-/** Pure: the layer III frame whose 4-byte header starts at `pos`, or null (no sync, another layer, free format). */
-export function mp3FrameAt(buf: Buffer, pos: number): Omit<Mp3Frame, 'offset'> | null {
-  const size = mp3FrameSizeAt(buf, pos);
-  return size === 0 ? null : { size, samples: headerSamples(buf, pos), sampleRate: headerSampleRate(buf, pos) };
+  const size = Math.floor(((v1 ? 144_000 : 72_000) * kbps) / sampleRate) + padding;
+  return { size, samples: v1 ? 1152 : 576, sampleRate };
 }
 
 /** Pure: whether a frame is the Xing/Info/VBRI header a muxer writes first (silent; it describes the file). */
@@ -139,16 +121,16 @@ export const MP3_FRAMES_BLOCK = 1024 * 1024;
 export const MP3_RUN_FRAMES = 4096;
 
 /**
- * The size of the frame at `at` when the next one follows it, or it ends the file exactly (`left`: bytes from `at`
- * to the end of the file), else 0: a lone sync pattern inside audio data is not a frame.
+ * The frame at `at` when the next one follows it, or it ends the file exactly (`left`: bytes from `at` to the
+ * end of the file): a lone sync pattern inside audio data is not a frame.
  */
-function confirmedFrameSize(view: Buffer, at: number, left: number): number {
-  const size = mp3FrameSizeAt(view, at);
-  if (size === 0 || size > left) return 0;
-  if (size === left) return size;
-  const next = at + size;
+function confirmedFrame(view: Buffer, at: number, left: number): Omit<Mp3Frame, 'offset'> | null {
+  const frame = mp3FrameAt(view, at);
+  if (!frame || frame.size > left) return null;
+  if (frame.size === left) return frame;
+  const next = at + frame.size;
   // The next header lies past the block: taken on trust (the block is reloaded at the next frame).
-  return next + 4 > view.length || mp3FrameSizeAt(view, next) !== 0 ? size : 0;
+  return next + 4 > view.length || mp3FrameAt(view, next) !== null ? frame : null;
 }
 
 /**
@@ -170,13 +152,13 @@ export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3FrameRun> {
     while (pos + 4 <= fileBytes) {
       const blockStart = pos;
       const view = buf.subarray(0, (await fh.read(buf, 0, MP3_FRAMES_BLOCK, pos)).bytesRead);
-      let run: Mp3FrameRun | null = null;
+      let run = new Mp3FrameRun(MP3_RUN_FRAMES);
       let ended = false;
       // Up to the last header whose next 8 bytes are in the block; the block after starts there.
       while (pos + 4 <= fileBytes && pos + 8 <= blockStart + view.length) {
         const at = pos - blockStart;
-        const size = confirmedFrameSize(view, at, fileBytes - pos);
-        if (size === 0) {
+        const frame = confirmedFrame(view, at, fileBytes - pos);
+        if (!frame) {
           // Past the last frame only a trailing ID3v1 tag (128 bytes) is expected; elsewhere, junk to skip.
           if (count > 0 && pos + 128 >= fileBytes) {
             ended = true;
@@ -185,29 +167,28 @@ export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3FrameRun> {
           pos += 1;
           continue;
         }
-        const info = count === 0 && at + size <= view.length && isInfoFrame(view.subarray(at, at + size));
+        const info = count === 0 && at + frame.size <= view.length && isInfoFrame(view.subarray(at, at + frame.size));
         if (!info) {
           count += 1;
-          run ??= new Mp3FrameRun(MP3_RUN_FRAMES);
-          run.push(pos, size, headerSamples(view, at), headerSampleRate(view, at));
+          run.push(pos, frame.size, frame.samples, frame.sampleRate);
         }
-        pos += size;
-        if (run !== null && run.length >= MP3_RUN_FRAMES) {
+        pos += frame.size;
+        if (run.length >= MP3_RUN_FRAMES) {
           yield run;
-          run = null;
+          run = new Mp3FrameRun(MP3_RUN_FRAMES);
         }
       }
-      if (run !== null) yield run;
+      if (run.length > 0) yield run;
       if (ended) break;
       // A block too short for one more header (the file's last bytes): look at them as the old reader did.
       if (pos === blockStart) {
-        const size = confirmedFrameSize(view, 0, fileBytes - pos);
-        if (size === 0) break;
+        const frame = confirmedFrame(view, 0, fileBytes - pos);
+        if (!frame) break;
         count += 1;
         const last = new Mp3FrameRun(1);
-        last.push(pos, size, headerSamples(view, 0), headerSampleRate(view, 0));
+        last.push(pos, frame.size, frame.samples, frame.sampleRate);
         yield last;
-        pos += size;
+        pos += frame.size;
       }
     }
   } finally {
