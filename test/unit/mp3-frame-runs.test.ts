@@ -64,6 +64,7 @@ describe('mp3FrameRuns', () => {
     for await (const run of mp3FrameRuns(file)) {
       runs.push(run.length);
       frames += run.length;
+      expect(run.capacity).toBeLessThanOrEqual(MP3_RUN_FRAMES);
       expect(run.sizes.subarray(0, run.length).every((n) => n === 48)).toBe(true);
       expect(run.samples.subarray(0, run.length).every((n) => n === 576)).toBe(true);
       expect(run.sampleRates.subarray(0, run.length).every((n) => n === 12_000)).toBe(true);
