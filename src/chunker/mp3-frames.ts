@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { Mp3FrameRun } from './mp3-frame-run.ts';
 import { id3v2Size } from './seek-exact.ts';
 
 /*
@@ -103,7 +104,7 @@ export interface Mp3Layout {
   audioStart: number;
   /** Byte offset just past the last whole frame (trailing tags and a cut-off frame excluded). */
   audioEnd: number;
-  frames: Mp3Frame[];
+  frames: Mp3FrameRun;
 }
 
 /**
@@ -115,7 +116,7 @@ export const MP3_FRAMES_BLOCK = 1024 * 1024;
 /**
  * Frames in one run at most: a block's frames are split into runs of this many. What a reader holds is counted
  * in runs (the slicer's read-ahead), and a block of a low-bitrate file holds many more frames than one at
- * 128 kb/s (2,515): 21,845 of 48 bytes at 8 kb/s, ~90 bytes of heap each.
+ * 128 kb/s (2,515): 21,845 of 48 bytes at 8 kb/s. A run is allocated at this size (56 KiB, see Mp3FrameRun).
  */
 export const MP3_RUN_FRAMES = 4096;
 
@@ -139,7 +140,7 @@ function confirmedFrame(view: Buffer, at: number, left: number): Omit<Mp3Frame, 
  * one). Runs (of at most MP3_RUN_FRAMES), not single frames: a 2 h file has ~275,000 frames, and one await per frame
  * cost seconds of CPU.
  */
-export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3Frame[]> {
+export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3FrameRun> {
   const fh = await open(file, 'r');
   try {
     const fileBytes = (await fh.stat()).size;
@@ -151,7 +152,7 @@ export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3Frame[]> {
     while (pos + 4 <= fileBytes) {
       const blockStart = pos;
       const view = buf.subarray(0, (await fh.read(buf, 0, MP3_FRAMES_BLOCK, pos)).bytesRead);
-      let run: Mp3Frame[] = [];
+      let run = new Mp3FrameRun(MP3_RUN_FRAMES);
       let ended = false;
       // Up to the last header whose next 8 bytes are in the block; the block after starts there.
       while (pos + 4 <= fileBytes && pos + 8 <= blockStart + view.length) {
@@ -169,12 +170,12 @@ export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3Frame[]> {
         const info = count === 0 && at + frame.size <= view.length && isInfoFrame(view.subarray(at, at + frame.size));
         if (!info) {
           count += 1;
-          run.push({ offset: pos, ...frame });
+          run.push(pos, frame.size, frame.samples, frame.sampleRate);
         }
         pos += frame.size;
         if (run.length >= MP3_RUN_FRAMES) {
           yield run;
-          run = [];
+          run = new Mp3FrameRun(MP3_RUN_FRAMES);
         }
       }
       if (run.length > 0) yield run;
@@ -184,7 +185,9 @@ export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3Frame[]> {
         const frame = confirmedFrame(view, 0, fileBytes - pos);
         if (!frame) break;
         count += 1;
-        yield [{ offset: pos, ...frame }];
+        const last = new Mp3FrameRun(1);
+        last.push(pos, frame.size, frame.samples, frame.sampleRate);
+        yield last;
         pos += frame.size;
       }
     }
@@ -195,13 +198,13 @@ export async function* mp3FrameRuns(file: string): AsyncGenerator<Mp3Frame[]> {
 
 /** Where an mp3 file's audio frames are (see mp3FrameRuns). */
 export async function readMp3Layout(file: string): Promise<Mp3Layout> {
-  const frames: Mp3Frame[] = [];
-  for await (const run of mp3FrameRuns(file)) for (const f of run) frames.push(f);
-  const first = frames[0];
-  const last = frames.at(-1);
+  const runs: Mp3FrameRun[] = [];
+  for await (const run of mp3FrameRuns(file)) runs.push(run);
+  const frames = Mp3FrameRun.concat(runs);
+  const last = frames.length - 1;
   return {
-    audioStart: first?.offset ?? 0,
-    audioEnd: last ? last.offset + last.size : 0,
+    audioStart: frames.offsets[0] ?? 0,
+    audioEnd: last >= 0 ? frames.end(last) : 0,
     frames,
   };
 }

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { DiskFullError, saysNoSpace } from '../resources/disk-full.ts';
 import { removeChunkFiles, segmentPattern, type ChunkNaming } from './chunk-files.ts';
-import { mp3FrameRuns, type Mp3Frame } from './mp3-frames.ts';
+import type { Mp3FrameRun } from './mp3-frame-run.ts';
+import { mp3FrameRuns } from './mp3-frames.ts';
 import { readAhead } from './read-ahead.ts';
 import { sliceError } from './slice-outcome.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
@@ -44,8 +45,7 @@ const COPY_BLOCK = 256 * 1024;
 /**
  * Runs of frames (one per MP3_FRAMES_BLOCK read, split at MP3_RUN_FRAMES) walked ahead of the cutting: 8 MiB of
  * the file, ~9 min at 128 kb/s (at least ~13 min at any bitrate), so the frames up to the first cuts are known by
- * the time the cuts are. Held at most, with the run being cut: 9 x 4,096 frames' objects, ~3.3 MiB of heap, at
- * any bitrate (without the split, 9 x 21,845 at 8 kb/s: ~17 MiB per job).
+ * the time the cuts are. Held at most, with the run being cut: 9 runs of 56 KiB (Mp3FrameRun), at any bitrate.
  */
 const FRAME_RUNS_AHEAD = 8;
 
@@ -107,7 +107,10 @@ class Gatherer {
   index = 0;
   chunk: { from: number; leadS: number; startS: number; frames: number } | null = null;
   leadFrames = 0;
-  readonly #recent: Array<{ offset: number; seconds: number }> = [];
+  // The last leadFrames frames read (a ring of numbers, no object per frame): where each starts, its seconds.
+  #recentOffsets = new Float64Array(0);
+  #recentSeconds = new Float64Array(0);
+  #next = 0;
 
   readonly leadS: number;
   readonly maxBytes: number;
@@ -117,23 +120,26 @@ class Gatherer {
     this.maxBytes = opts.maxBytes ?? Infinity;
   }
 
-  /** Whether the chunk, with `frame`, would pass maxBytes while holding more of its own audio than its lead. */
-  overflows(frame: Mp3Frame): boolean {
-    return (
-      this.chunk !== null &&
-      frame.offset + frame.size - this.chunk.from > this.maxBytes &&
-      this.chunk.frames > this.leadFrames
-    );
+  /** Whether the chunk, with frame `i` of `run`, would pass maxBytes while holding more of its own audio than its lead. */
+  overflows(run: Mp3FrameRun, i: number): boolean {
+    return this.chunk !== null && run.end(i) - this.chunk.from > this.maxBytes && this.chunk.frames > this.leadFrames;
   }
 
-  /** The chunk ending before `frame`; the next one starts at it, after the last frames of this one as its lead. */
-  close(frame: Mp3Frame): ChunkRange {
-    const chunk = this.chunk ?? { from: frame.offset, leadS: 0, startS: this.t, frames: 0 };
-    const lead = this.#recent.slice(this.#recent.length - Math.min(this.leadFrames, chunk.frames));
-    const range = { index: this.index, ...chunk, to: frame.offset, endS: this.t };
+  /** The chunk ending before the frame at `offset`; the next one starts there, after the last frames of this one as its lead. */
+  close(offset: number): ChunkRange {
+    const chunk = this.chunk ?? { from: offset, leadS: 0, startS: this.t, frames: 0 };
+    const range = { index: this.index, ...chunk, to: offset, endS: this.t };
     this.index += 1;
-    const leadS = lead.reduce((sum, f) => sum + f.seconds, 0);
-    this.chunk = { from: lead[0]?.offset ?? frame.offset, leadS, startS: this.t, frames: 0 };
+    // The lead: the last `taken` frames of the ring, oldest first.
+    const taken = Math.min(this.leadFrames, chunk.frames);
+    let from = offset;
+    let leadS = 0;
+    for (let k = taken; k > 0; k--) {
+      const j = (this.#next - k + this.leadFrames) % this.leadFrames;
+      if (k === taken) from = this.#recentOffsets[j] ?? offset;
+      leadS += this.#recentSeconds[j] ?? 0;
+    }
+    this.chunk = { from, leadS, startS: this.t, frames: 0 };
     return range;
   }
 
@@ -146,17 +152,24 @@ class Gatherer {
     return range;
   }
 
-  add(frame: Mp3Frame): void {
-    const seconds = frame.samples / frame.sampleRate;
-    if (this.leadS > 0 && this.leadFrames === 0) this.leadFrames = Math.max(1, Math.round(this.leadS / seconds));
-    this.chunk ??= { from: frame.offset, leadS: 0, startS: this.t, frames: 0 };
+  /** Frame `i` of `run` read, into the chunk being gathered. */
+  add(run: Mp3FrameRun, i: number): void {
+    const seconds = run.seconds(i);
+    const offset = run.offsets[i] ?? 0;
+    if (this.leadS > 0 && this.leadFrames === 0) {
+      this.leadFrames = Math.max(1, Math.round(this.leadS / seconds));
+      this.#recentOffsets = new Float64Array(this.leadFrames);
+      this.#recentSeconds = new Float64Array(this.leadFrames);
+    }
+    this.chunk ??= { from: offset, leadS: 0, startS: this.t, frames: 0 };
     this.chunk.frames += 1;
     if (this.leadFrames > 0) {
-      this.#recent.push({ offset: frame.offset, seconds });
-      if (this.#recent.length > this.leadFrames) this.#recent.shift();
+      this.#recentOffsets[this.#next] = offset;
+      this.#recentSeconds[this.#next] = seconds;
+      this.#next = (this.#next + 1) % this.leadFrames;
     }
     this.t += seconds;
-    this.end = frame.offset + frame.size;
+    this.end = run.end(i);
   }
 }
 
@@ -177,17 +190,17 @@ async function* cutFrames(opts: Mp3SliceOptions, room: () => Promise<void>): Asy
     let next = await cuts.next();
     outer: for await (const run of frames) {
       if (opts.signal.aborted) throw cancelledError(opts);
-      for (const frame of run) {
+      for (let i = 0; i < run.length; i++) {
         if (g.t >= opts.maxDurationS) break outer;
         const planned = g.chunk !== null && !next.done && g.t >= next.value - 1e-6;
-        if (planned || g.overflows(frame)) {
+        if (planned || g.overflows(run, i)) {
           if (!planned)
             opts.logger.info({ chunk: g.index, maxBytes: g.maxBytes }, 'mp3 chunk would pass the byte cap: cut early');
           await room();
-          yield await writeChunk(opts, input, buf, g.close(frame));
+          yield await writeChunk(opts, input, buf, g.close(run.offsets[i] ?? 0));
           if (planned) next = await cuts.next();
         }
-        g.add(frame);
+        g.add(run, i);
       }
     }
     const rest = g.rest();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
-import { readMp3Layout, type Mp3Frame } from './mp3-frames.ts';
+import { readMp3Layout } from './mp3-frames.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
 
 /** Where the samples of a PCM WAV file are, and how they are laid out. */
@@ -140,14 +140,14 @@ const wavLead: LeadFormat = {
 const mp3Lead: LeadFormat = {
   async read(file, overlapS) {
     const { frames, audioStart, audioEnd } = await readMp3Layout(file);
-    const first = frames[0];
+    const sampleRate = frames.sampleRates[0] ?? 0;
     let bytes = Buffer.alloc(0);
     let seconds = 0;
-    if (first) {
-      const want = Math.max(1, Math.round((overlapS * first.sampleRate) / first.samples));
-      const taken = frames.slice(Math.max(0, frames.length - want));
-      seconds = taken.reduce((sum, f) => sum + f.samples / f.sampleRate, 0);
-      const from = (taken[0] as Mp3Frame).offset;
+    if (frames.length > 0) {
+      const want = Math.max(1, Math.round((overlapS * sampleRate) / (frames.samples[0] ?? 0)));
+      const first = Math.max(0, frames.length - want);
+      for (let i = first; i < frames.length; i++) seconds += frames.seconds(i);
+      const from = frames.offsets[first] ?? 0;
       bytes = Buffer.alloc(audioEnd - from);
       const fh = await open(file, 'r');
       try {
@@ -157,7 +157,7 @@ const mp3Lead: LeadFormat = {
       }
     }
     return {
-      tail: { bytes, seconds, layout: `mp3:${first?.sampleRate ?? 0}` },
+      tail: { bytes, seconds, layout: `mp3:${sampleRate}` },
       async join(lead, out) {
         const w = createWriteStream(out);
         w.write(lead.bytes);

@@ -65,13 +65,13 @@ describe('sliceMp3', () => {
 
     const source = readFileSync(mp3);
     const { frames } = await readMp3Layout(mp3);
-    let offset = frames[0]?.offset ?? -1;
+    let offset = frames.offsets[0] ?? -1;
     for (const c of ours) {
       // One run of the upload's bytes, from the first audio frame on, chunk after chunk.
       expect(source.subarray(offset, offset + c.data.length).equals(c.data)).toBe(true);
       offset += c.data.length;
     }
-    expect(offset).toBe((frames.at(-1)?.offset ?? 0) + (frames.at(-1)?.size ?? 0));
+    expect(offset).toBe(frames.end(frames.length - 1));
   });
 
   it('starts each chunk after the first with the last whole frames of the one before: the bytes withOverlap joined', async () => {
