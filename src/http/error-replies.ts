@@ -71,7 +71,12 @@ export function toAppError(err: unknown): AppError {
     if (err.statusCode === 413)
       return new AppError('FILE_TOO_LARGE', 'The request is larger than this server accepts.');
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-      return new AppError('INVALID_FIELD', err.message, { details: { field: 'request' } });
+      // Fastify's and its plugins' own refusals say what was wrong with the request; another library's error
+      // that happens to carry a 4xx may say anything about the server behind it (a host, a path, a key name).
+      const own = err.code?.startsWith('FST_') ?? false;
+      return new AppError('INVALID_FIELD', own ? err.message : 'The request is not valid.', {
+        details: { field: 'request' },
+      });
     }
   }
   return new AppError('INTERNAL', 'Internal server error.', { cause: err });
