@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { apiKeysOf } from './config/api-keys.ts';
+import { apiKeysOf, isBearerText } from './config/api-keys.ts';
 import { envSchema, type ParsedEnv } from './config/env.ts';
 import { objectStoreConfig } from './config/object-store.ts';
 import { trustedProxies } from './config/trust-proxy.ts';
@@ -61,6 +61,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const apiKeys = apiKeysOf(e.API_KEYS, e.API_KEYS_FILE);
   if (apiKeys.issues.length > 0) throw new ConfigError(apiKeys.issues);
+  if (e.METRICS_TOKEN !== undefined && !isBearerText(e.METRICS_TOKEN)) {
+    // A token with a space or a control character in it can never be sent: /metrics would refuse everyone.
+    throw new ConfigError(['METRICS_TOKEN: must be printable ASCII without spaces']);
+  }
   if (e.METRICS_TOKEN !== undefined && apiKeys.keys.some((k) => k.key === e.METRICS_TOKEN)) {
     // The token is the operator's credential (/health's details, /metrics): a tenant holding it would read them.
     throw new ConfigError(['METRICS_TOKEN: must differ from every API key']);

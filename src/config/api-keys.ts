@@ -9,6 +9,9 @@ export interface ApiKey {
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const KEY_TEXT = /^[\x21-\x7e]+$/;
 
+/** Whether `text` can be sent as a bearer credential as it is: printable ASCII without spaces. */
+export const isBearerText = (text: string): boolean => KEY_TEXT.test(text);
+
 /**
  * The keys of API_KEYS (comma-separated, named `env-1`, `env-2`, ... by position) and of API_KEYS_FILE (one
  * `name:key` a line; blank lines and lines starting with `#` are skipped). Returns the keys, or the problems

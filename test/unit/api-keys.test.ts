@@ -81,6 +81,12 @@ describe('API_KEYS_FILE in loadConfig', () => {
         loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', API_KEYS_FILE: good, METRICS_TOKEN: 'other-0123' })
           .metricsToken,
       ).toBe('other-0123');
+      // A token no client can send (a space or a control character inside) is refused, not left to lock /metrics.
+      for (const token of ['two words', 'tab\there', 'caf\u00e9-token']) {
+        expect(() => loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', METRICS_TOKEN: token })).toThrow(
+          /METRICS_TOKEN: must be printable ASCII without spaces/,
+        );
+      }
       expect(
         loadConfig({ DATA_DIR: dir, TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '0' })
           .uploadRateLimitPerMinute,
