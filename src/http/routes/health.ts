@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
 import { Type } from '../json-schema.ts';
+import type { AuthFailures } from '../auth-failures.ts';
 import { redactConfig } from '../../config.ts';
 import { HEALTH_CONFIG_EXAMPLE, HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLES } from '../examples.ts';
 import { healthView, healthViewerFor, type HealthView } from '../health-view.ts';
@@ -29,8 +30,11 @@ function viewsResponse(description: string, schema: TSchema, operator: unknown) 
  * versions, dependencies' errors) and the effective configuration only to the metrics token, or to anyone in
  * open mode without METRICS_TOKEN.
  */
-export default async function healthRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { services } = opts;
+export default async function healthRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; failures: AuthFailures },
+): Promise<void> {
+  const { services, failures } = opts;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const viewerOf = healthViewerFor({
     apiKeys: services.config.apiKeys.length,
@@ -40,12 +44,16 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
   // of API keys instead of their names.
   const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
 
-  /** The auth plugin sets keyName on public routes too when a valid key is sent. */
-  const report = async (request: FastifyRequest): Promise<HealthView> =>
-    healthView(
-      await services.health(),
-      viewerOf({ authorization: request.headers.authorization, keyName: request.keyName }),
-    );
+  /**
+   * The auth plugin sets keyName on public routes too when a valid key is sent. A credential that is neither a
+   * key nor the metrics token is a guess at one (the view would tell a right guess) and counts as a failure.
+   */
+  const report = async (request: FastifyRequest): Promise<HealthView> => {
+    const { authorization } = request.headers;
+    const viewer = viewerOf({ authorization, keyName: request.keyName });
+    if (authorization !== undefined && viewer !== 'operator' && request.keyName === null) failures.failed(request.ip);
+    return healthView(await services.health(), viewer);
+  };
 
   // Liveness says only that the process answers: tying it to load or dependencies makes orchestrators restart busy pods.
   api.get(
