@@ -10,10 +10,23 @@ async function call(
   server: TestServer,
   path: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; code: string | undefined; retryAfter: string | null; view: string | undefined }> {
+): Promise<{
+  status: number;
+  code: string | undefined;
+  reason: string | undefined;
+  retryAfter: string | null;
+  view: string | undefined;
+}> {
   const res = await fetch(`${server.url}${path}`, { headers });
-  const body = (await res.json()) as { error?: { code: string }; view?: string };
-  return { status: res.status, code: body.error?.code, retryAfter: res.headers.get('retry-after'), view: body.view };
+  const body = (await res.json()) as { error?: { code: string; details?: { reason?: string } }; view?: string };
+  const { code, details } = body.error ?? {};
+  return {
+    status: res.status,
+    code,
+    reason: details?.reason,
+    retryAfter: res.headers.get('retry-after'),
+    view: body.view,
+  };
 }
 
 /** Each case its own server: every request comes from 127.0.0.1, one address, counted by that server alone. */
@@ -38,6 +51,7 @@ describe('failed credentials per client address (AUTH_FAILURES_PER_MINUTE)', () 
   const expectLocked = (answer: Awaited<ReturnType<typeof call>>, what: string) => {
     expect(answer.status, what).toBe(429);
     expect(answer.code, what).toBe('RATE_LIMITED');
+    expect(answer.reason, what).toBe('auth_failures');
     const after = Number(answer.retryAfter);
     expect(Number.isInteger(after) && after >= 1 && after <= 60, `${what}: Retry-After ${answer.retryAfter}`).toBe(
       true,

@@ -92,7 +92,7 @@ export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
       throw new AppError(
         'RATE_LIMITED',
         `Too many failed credentials from this address; retry in ${retryAfterS} seconds.`,
-        { retryAfterS, retryable: true },
+        { retryAfterS, retryable: true, details: { reason: 'auth_failures' } },
       );
     });
     if (keys.length === 0) {

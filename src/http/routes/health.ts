@@ -5,7 +5,7 @@ import { Type } from '../json-schema.ts';
 import type { AuthFailures } from '../auth-failures.ts';
 import { redactConfig } from '../../config.ts';
 import { HEALTH_CONFIG_EXAMPLE, HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLES } from '../examples.ts';
-import { healthView, healthViewerFor, type HealthView } from '../health-view.ts';
+import { healthView, healthViewerFor, type HealthView, type HealthViewer } from '../health-view.ts';
 import { HealthReport, HealthWithConfig } from '../health-schemas.ts';
 import { errorResponses, jsonResponse } from '../response-schemas.ts';
 import type { Services } from '../services.ts';
@@ -23,6 +23,20 @@ function viewsResponse(description: string, schema: TSchema, operator: unknown) 
   return { description, content: { 'application/json': { schema, examples } } };
 }
 
+interface HealthRoutesOptions {
+  services: Services;
+  /** Where a bearer that is neither an API key nor the metrics token counts. */
+  failures: AuthFailures;
+}
+
+/**
+ * A credential that is neither an API key nor the metrics token: a guess at one, which the view would confirm, so
+ * it counts as a failed check. Without keys and token every caller is the operator and nothing is guessed.
+ */
+function isGuess(request: FastifyRequest, viewer: HealthViewer): boolean {
+  return request.headers.authorization !== undefined && viewer !== 'operator' && request.keyName === null;
+}
+
 /**
  * Health for orchestrators, tenants and the operator. What a caller sees is decided by healthViewerFor from its
  * credential alone (health-view.ts): the statuses to anyone; reason codes and the queue's figures to an API key
@@ -30,10 +44,7 @@ function viewsResponse(description: string, schema: TSchema, operator: unknown) 
  * versions, dependencies' errors) and the effective configuration only to the metrics token, or to anyone in
  * open mode without METRICS_TOKEN.
  */
-export default async function healthRoutes(
-  app: FastifyInstance,
-  opts: { services: Services; failures: AuthFailures },
-): Promise<void> {
+export default async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
   const { services, failures } = opts;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const viewerOf = healthViewerFor({
@@ -44,14 +55,10 @@ export default async function healthRoutes(
   // of API keys instead of their names.
   const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
 
-  /**
-   * The auth plugin sets keyName on public routes too when a valid key is sent. A credential that is neither a
-   * key nor the metrics token is a guess at one (the view would tell a right guess) and counts as a failure.
-   */
+  /** The auth plugin sets keyName on public routes too when a valid key is sent. */
   const report = async (request: FastifyRequest): Promise<HealthView> => {
-    const { authorization } = request.headers;
-    const viewer = viewerOf({ authorization, keyName: request.keyName });
-    if (authorization !== undefined && viewer !== 'operator' && request.keyName === null) failures.failed(request.ip);
+    const viewer = viewerOf({ authorization: request.headers.authorization, keyName: request.keyName });
+    if (isGuess(request, viewer)) failures.failed(request.ip);
     return healthView(await services.health(), viewer);
   };
 
