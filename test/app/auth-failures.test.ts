@@ -101,6 +101,23 @@ describe('failed credentials per client address (AUTH_FAILURES_PER_MINUTE)', () 
     expect((await call(server, '/health/ready')).status).toBe(200);
   });
 
+  it('counts by the client address TRUST_PROXY names, so one client behind the proxy does not lock out another', async () => {
+    const server = await startServer({
+      API_KEYS: KEY,
+      METRICS_TOKEN,
+      AUTH_FAILURES_PER_MINUTE: String(LIMIT),
+      TRUST_PROXY: '127.0.0.1',
+    });
+    servers.push(server);
+    const from = (address: string, token: string) => ({ ...bearer(token), 'x-forwarded-for': address });
+    for (let i = 0; i < LIMIT; i++) {
+      expect((await call(server, '/v1/jobs', from('198.18.0.1', `wrong-key-${i}-0123456789`))).status).toBe(401);
+    }
+    expectLocked(await call(server, '/v1/jobs', from('198.18.0.1', KEY)), 'the guessing client');
+    expect((await call(server, '/v1/jobs', from('198.18.0.2', KEY))).status).toBe(200);
+    expect((await call(server, '/v1/jobs', bearer(KEY))).status).toBe(200);
+  });
+
   it('never locks anyone out with the setting 0', async () => {
     const server = await start(0);
     for (let i = 0; i < LIMIT * 3; i++) {
