@@ -73,7 +73,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
         security: [],
         response: {
           200: jsonResponse('The process answers.', Type.Object({ status: Type.Literal('ok') }), { status: 'ok' }),
-          ...errorResponses('INTERNAL'),
+          ...errorResponses('RATE_LIMITED', 'INTERNAL'),
         },
       },
     },
@@ -94,7 +94,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
         response: {
           200: viewsResponse('Ready: no component is down.', HealthReport, HEALTH_EXAMPLES.operator),
           503: jsonResponse('Not ready: a component is down.', HealthReport, HEALTH_DOWN_EXAMPLE),
-          ...errorResponses('INTERNAL'),
+          ...errorResponses('RATE_LIMITED', 'INTERNAL'),
         },
       },
     },
@@ -120,7 +120,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
             ...HEALTH_EXAMPLES.operator,
             config: HEALTH_CONFIG_EXAMPLE,
           }),
-          ...errorResponses('INTERNAL'),
+          ...errorResponses('RATE_LIMITED', 'INTERNAL'),
         },
       },
     },
