@@ -68,6 +68,14 @@ describe('failed credentials per client address (AUTH_FAILURES_PER_MINUTE)', () 
     expectLocked(await call(server, '/v1/jobs', bearer(KEY)), 'the right key');
     expectLocked(await call(server, '/health', bearer(METRICS_TOKEN)), 'the metrics token on /health');
     expectLocked(await call(server, '/v1/jobs', bearer('wrong-key-again-0123456789')), 'another wrong key');
+    // The OpenAI-compatible routes answer it in OpenAI's shape, which its SDKs read as a rate limit.
+    const models = await fetch(`${server.url}/v1/models`, { headers: bearer(KEY) });
+    expect(models.status).toBe(429);
+    expect(models.headers.get('retry-after')).not.toBeNull();
+    expect(((await models.json()) as { error: { type: string; code: string } }).error).toMatchObject({
+      type: 'rate_limit_error',
+      code: 'rate_limited',
+    });
     // Without a credential nothing is guessed: the probes answer, /v1 says a key is missing.
     expect((await call(server, '/health/live')).status).toBe(200);
     const ready = await call(server, '/health/ready');
