@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { authFailures } from '../../src/http/auth-failures.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
@@ -76,5 +77,17 @@ describe('authFailures', () => {
     const failures = authFailures({ perMinute: 0, now: clock.now });
     for (let i = 0; i < 100; i++) failures.failed(A);
     expect(failures.lockedFor(A)).toBeNull();
+  });
+});
+
+describe('AUTH_FAILURES_PER_MINUTE', () => {
+  const base = { DATA_DIR: '/nonexistent-cs-data', TRANSCRIBE_PROVIDER: 'local' };
+
+  it('defaults to 30, takes 0 (off), and refuses a value that is not a count by name at start', () => {
+    expect(loadConfig(base).authFailuresPerMinute).toBe(30);
+    expect(loadConfig({ ...base, AUTH_FAILURES_PER_MINUTE: '0' }).authFailuresPerMinute).toBe(0);
+    for (const value of ['-1', '1.5', 'many', '1000001']) {
+      expect(() => loadConfig({ ...base, AUTH_FAILURES_PER_MINUTE: value }), value).toThrow(/AUTH_FAILURES_PER_MINUTE/);
+    }
   });
 });
