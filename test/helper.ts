@@ -56,6 +56,8 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
     CHUNK_OVERLAP_SECONDS: '0',
     // Tests upload far faster than a client would; the limit has its own tests (api-operations).
     UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
+    // Many tests send wrong keys on purpose, all from 127.0.0.1; the lockout has its own tests (auth-failures).
+    AUTH_FAILURES_PER_MINUTE: '0',
     ...(await storeEnv(dir)),
     ...env,
   });

@@ -46,6 +46,7 @@ export const envSchema = z.object({
   API_KEYS: optionalString,
   API_KEYS_FILE: optionalString,
   UPLOAD_RATE_LIMIT_PER_MINUTE: intFrom(60, 0, 1_000_000),
+  AUTH_FAILURES_PER_MINUTE: intFrom(30, 0, 1_000_000),
   UPLOADS_PER_KEY_MAX: intFrom(4, 1, 100_000),
   // Default: half of JOB_DIRS_MAX_BYTES (at least MAX_UPLOAD_BYTES), worked out in loadConfig.
   UPLOAD_BYTES_PER_KEY_MAX: z.coerce.number().int().min(1).optional(),

@@ -54,6 +54,8 @@ export interface Config {
   maxConcurrentJobs: number;
   /** Bearer keys with their names (API_KEYS and API_KEYS_FILE); empty means open mode. */
   apiKeys: ApiKey[];
+  /** Failed credential checks a client address may make per minute before it is locked out; 0 turns it off. */
+  authFailuresPerMinute: number;
   /** Uploads a key (or, in open mode, a client address) may start per minute; 0 turns the limit off. */
   uploadRateLimitPerMinute: number;
   /** Uploads one key (or, in open mode, one client address) may have in progress at once, per process. */

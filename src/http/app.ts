@@ -6,6 +6,7 @@ import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts'
 import { lazySerializers } from './lazy-serializers.ts';
 import { RequestLog } from './request-log.ts';
 import httpMetrics from './plugins/http-metrics.ts';
+import { authFailures } from './auth-failures.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';
@@ -61,7 +62,9 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(multipart, { throwFileSizeLimit: true });
   // Once, before every route: it wraps the handler of each route declared with an `sse` option.
   await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
-  await app.register(auth, { apiKeys: config.apiKeys });
+  // Failed credentials per client address, for the key check, /health's views and /metrics' token alike.
+  const failures = authFailures({ perMinute: config.authFailuresPerMinute, now: Date.now });
+  await app.register(auth, { apiKeys: config.apiKeys, failures });
   await app.register(uploadRateLimit, {
     perMinute: config.uploadRateLimitPerMinute,
     counter: services.uploadLimits.rateCounter,
@@ -84,7 +87,7 @@ export async function buildApp({ services, logger }: AppOptions) {
   });
 
   // Every route needs an API key (when keys are set) unless it is registered through publicRoutes().
-  await app.register(publicRoutes(healthRoutes), { services });
+  await app.register(publicRoutes(healthRoutes), { services, failures });
   // One set of per-key upload slots for every route that takes an upload.
   // The answers a new job is about to get (its 202, then the polls), compiled while its media is checked, when the
   // event loop waits on ffprobe: on their first use they would take ~0.1 s just as the job's first cuts start.
@@ -96,7 +99,11 @@ export async function buildApp({ services, logger }: AppOptions) {
   await app.register(jobEventRoutes, { services });
   // OpenAI's audio API over the same jobs, in its own encapsulated plugin (OpenAI's error shape on its routes).
   await app.register(openAIRoutes, { services, uploads });
-  await app.register(publicRoutes(metricsRoutes), { registry: services.metricsRegistry, token: config.metricsToken });
+  await app.register(publicRoutes(metricsRoutes), {
+    registry: services.metricsRegistry,
+    token: config.metricsToken,
+    failures,
+  });
   await app.register(publicRoutes(webRoutes));
 
   app.addHook('onClose', async () => services.close());

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authFailures } from '../../src/http/auth-failures.ts';
 import auth, { publicRoutes } from '../../src/http/plugins/auth.ts';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
@@ -226,11 +227,12 @@ describe('API keys whatever spelling of the path reaches a route', () => {
 describe('route registration', () => {
   const keys = [{ name: 'k', key: 'registration-key-0123456789' }];
   const ok = async () => ({ ok: true });
+  const failures = authFailures({ perMinute: 0, now: Date.now });
 
   it('protects a route unless it was registered as public, whatever its path', async () => {
     const app = Fastify();
     try {
-      await app.register(auth, { apiKeys: keys });
+      await app.register(auth, { apiKeys: keys, failures });
       app.get('/anything', ok);
       await app.register(async (child) => {
         child.get('/nested/v2', ok);
@@ -258,7 +260,7 @@ describe('route registration', () => {
   it('refuses at start to register a /v1 route as public', async () => {
     for (const url of ['/v1/peek', '/V1/peek', '/v1']) {
       const app = Fastify();
-      await app.register(auth, { apiKeys: [] });
+      await app.register(auth, { apiKeys: [], failures });
       await expect(
         app.register(
           publicRoutes(async (pub: FastifyInstance) => {

@@ -11,6 +11,7 @@ import fp from 'fastify-plugin';
 import type { ApiKey } from '../../config.ts';
 import { bearerToken, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
+import type { AuthFailures } from '../auth-failures.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -68,13 +69,32 @@ export function publicRoutes<Options extends object>(
  * the key. Keys are compared as digests with timingSafeEqual so neither length nor content leaks through
  * timing. Without keys every route is open, which is said loudly once at start.
  *
+ * A key that matches nothing counts against the client's address (auth-failures.ts); once the address is over
+ * the limit, every request from it that sends an Authorization header is refused before any credential is
+ * compared, so the right guess answers as a wrong one would. A request without a credential guesses nothing and
+ * is not counted: probes and clients missing their key keep their answers (401 on /v1), and cannot lock out a
+ * key holder behind the same address.
+ *
  * Registered before the upload rate limiter, whose per-route hook counts by request.owner.
  */
-export default fp<{ apiKeys: readonly ApiKey[] }>(
+export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
   async (app: FastifyInstance, opts) => {
+    const { failures } = opts;
     const keys = opts.apiKeys.map((k) => ({ name: k.name, digest: digest(k.key) }));
     app.decorateRequest('owner', null);
     app.decorateRequest('keyName', null);
+    // First, and in open mode too: the metrics token is checked whatever the API keys.
+    app.addHook('onRequest', async (request) => {
+      if (request.headers.authorization === undefined) return;
+      const leftMs = failures.lockedFor(request.ip);
+      if (leftMs === null) return;
+      const retryAfterS = Math.ceil(leftMs / 1000);
+      throw new AppError(
+        'RATE_LIMITED',
+        `Too many failed credentials from this address; retry in ${retryAfterS} seconds.`,
+        { retryAfterS, retryable: true, details: { reason: 'auth_failures' } },
+      );
+    });
     if (keys.length === 0) {
       app.log.warn(
         'API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to anyone who can reach this port',
@@ -100,6 +120,7 @@ export default fp<{ apiKeys: readonly ApiKey[] }>(
       // Public routes still learn the caller's key when one is sent (/health shows more to a key holder).
       const open = request.is404 || isPublicRoute(request.routeOptions.config);
       if (!identify(request) && !open) {
+        if (request.headers.authorization !== undefined) failures.failed(request.ip);
         throw new AppError('UNAUTHORIZED', 'Send a valid API key as `Authorization: Bearer <key>`.');
       }
     });

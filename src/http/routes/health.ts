@@ -2,9 +2,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
 import { Type } from '../json-schema.ts';
+import type { AuthFailures } from '../auth-failures.ts';
 import { redactConfig } from '../../config.ts';
 import { HEALTH_CONFIG_EXAMPLE, HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLES } from '../examples.ts';
-import { healthView, healthViewerFor, type HealthView } from '../health-view.ts';
+import { healthView, healthViewerFor, type HealthView, type HealthViewer } from '../health-view.ts';
 import { HealthReport, HealthWithConfig } from '../health-schemas.ts';
 import { errorResponses, jsonResponse } from '../response-schemas.ts';
 import type { Services } from '../services.ts';
@@ -22,6 +23,20 @@ function viewsResponse(description: string, schema: TSchema, operator: unknown) 
   return { description, content: { 'application/json': { schema, examples } } };
 }
 
+interface HealthRoutesOptions {
+  services: Services;
+  /** Where a bearer that is neither an API key nor the metrics token counts. */
+  failures: AuthFailures;
+}
+
+/**
+ * A credential that is neither an API key nor the metrics token: a guess at one, which the view would confirm, so
+ * it counts as a failed check. Without keys and token every caller is the operator and nothing is guessed.
+ */
+function isGuess(request: FastifyRequest, viewer: HealthViewer): boolean {
+  return request.headers.authorization !== undefined && viewer !== 'operator' && request.keyName === null;
+}
+
 /**
  * Health for orchestrators, tenants and the operator. What a caller sees is decided by healthViewerFor from its
  * credential alone (health-view.ts): the statuses to anyone; reason codes and the queue's figures to an API key
@@ -29,8 +44,8 @@ function viewsResponse(description: string, schema: TSchema, operator: unknown) 
  * versions, dependencies' errors) and the effective configuration only to the metrics token, or to anyone in
  * open mode without METRICS_TOKEN.
  */
-export default async function healthRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
-  const { services } = opts;
+export default async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
+  const { services, failures } = opts;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const viewerOf = healthViewerFor({
     apiKeys: services.config.apiKeys.length,
@@ -41,11 +56,11 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
   const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
 
   /** The auth plugin sets keyName on public routes too when a valid key is sent. */
-  const report = async (request: FastifyRequest): Promise<HealthView> =>
-    healthView(
-      await services.health(),
-      viewerOf({ authorization: request.headers.authorization, keyName: request.keyName }),
-    );
+  const report = async (request: FastifyRequest): Promise<HealthView> => {
+    const viewer = viewerOf({ authorization: request.headers.authorization, keyName: request.keyName });
+    if (isGuess(request, viewer)) failures.failed(request.ip);
+    return healthView(await services.health(), viewer);
+  };
 
   // Liveness says only that the process answers: tying it to load or dependencies makes orchestrators restart busy pods.
   api.get(
@@ -58,7 +73,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
         security: [],
         response: {
           200: jsonResponse('The process answers.', Type.Object({ status: Type.Literal('ok') }), { status: 'ok' }),
-          ...errorResponses('INTERNAL'),
+          ...errorResponses('RATE_LIMITED', 'INTERNAL'),
         },
       },
     },
@@ -79,7 +94,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
         response: {
           200: viewsResponse('Ready: no component is down.', HealthReport, HEALTH_EXAMPLES.operator),
           503: jsonResponse('Not ready: a component is down.', HealthReport, HEALTH_DOWN_EXAMPLE),
-          ...errorResponses('INTERNAL'),
+          ...errorResponses('RATE_LIMITED', 'INTERNAL'),
         },
       },
     },
@@ -105,7 +120,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: { service
             ...HEALTH_EXAMPLES.operator,
             config: HEALTH_CONFIG_EXAMPLE,
           }),
-          ...errorResponses('INTERNAL'),
+          ...errorResponses('RATE_LIMITED', 'INTERNAL'),
         },
       },
     },

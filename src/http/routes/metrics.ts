@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { Type } from '../json-schema.ts';
 import { bearerMatches, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
+import type { AuthFailures } from '../auth-failures.ts';
 import { METRICS_EXAMPLE } from '../examples.ts';
 import { errorResponses } from '../response-schemas.ts';
 
@@ -15,9 +16,9 @@ const OPEN_OR_TOKEN: Array<Record<string, string[]>> = [{}, { metricsToken: [] }
  */
 export default async function metricsRoutes(
   app: FastifyInstance,
-  opts: { registry: Registry; token: string | undefined },
+  opts: { registry: Registry; token: string | undefined; failures: AuthFailures },
 ): Promise<void> {
-  const { registry, token } = opts;
+  const { registry, token, failures } = opts;
   const expected = token === undefined ? null : digest(token);
 
   const schema = {
@@ -30,12 +31,14 @@ export default async function metricsRoutes(
         description: 'Prometheus text format 0.0.4',
         content: { 'text/plain': { schema: Type.String(), example: METRICS_EXAMPLE } },
       },
-      ...errorResponses('UNAUTHORIZED', 'INTERNAL'),
+      ...errorResponses('UNAUTHORIZED', 'RATE_LIMITED', 'INTERNAL'),
     },
   };
 
   app.get('/metrics', { schema }, async (request, reply) => {
     if (expected && !bearerMatches(request.headers.authorization, expected)) {
+      // A wrong token is a guess; no token at all (a scraper not yet configured) is not.
+      if (request.headers.authorization !== undefined) failures.failed(request.ip);
       throw new AppError('UNAUTHORIZED', 'Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.');
     }
     const body = await registry.metrics();

@@ -1,0 +1,49 @@
+/** How many client addresses are tracked at once: the oldest is forgotten first, so memory stays bounded. */
+export const AUTH_FAILURE_ADDRESSES_MAX = 10_000;
+const WINDOW_MS = 60_000;
+
+export interface AuthFailures {
+  /** Whether requests from `address` that present a credential are refused now, and for how many more ms. */
+  lockedFor(address: string): number | null;
+  /** Counts one credential that matched nothing, sent from `address`. */
+  failed(address: string): void;
+}
+
+/**
+ * Failed credential checks per client address: after `perMinute` of them within a minute of the first, the
+ * address is locked out until that minute ends. Fixed windows counted from timestamps (`now`), no timers: a
+ * window that has ended is simply a stale entry, replaced on the next failure. A success does not reset the
+ * count, so a caller holding one valid key cannot interleave it with guesses. Per process: each host counts alone.
+ * `perMinute` 0 turns the limit off.
+ */
+export function authFailures(opts: { perMinute: number; now: () => number; maxAddresses?: number }): AuthFailures {
+  const { perMinute, now, maxAddresses = AUTH_FAILURE_ADDRESSES_MAX } = opts;
+  /** Insertion order is the order of each address's window start: the first entry is the oldest. */
+  const windows = new Map<string, { endsAt: number; count: number }>();
+
+  return {
+    lockedFor(address) {
+      const w = windows.get(address);
+      if (perMinute === 0 || !w || w.count < perMinute) return null;
+      const left = w.endsAt - now();
+      return left > 0 ? left : null;
+    },
+    failed(address) {
+      if (perMinute === 0) return;
+      const t = now();
+      const w = windows.get(address);
+      if (w && w.endsAt > t) {
+        w.count += 1;
+        return;
+      }
+      // A new window goes to the end of the order, so eviction drops the address whose window began first.
+      windows.delete(address);
+      while (windows.size >= maxAddresses) {
+        const oldest = windows.keys().next().value;
+        if (oldest === undefined) break;
+        windows.delete(oldest);
+      }
+      windows.set(address, { endsAt: t + WINDOW_MS, count: 1 });
+    },
+  };
+}

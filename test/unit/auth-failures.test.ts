@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { authFailures } from '../../src/http/auth-failures.ts';
+import { manualClock } from '../support/manual-clock.ts';
+
+const A = '198.18.0.1';
+const B = '198.18.0.2';
+const C = '198.18.0.3';
+
+describe('authFailures', () => {
+  it('locks an address out after perMinute failures, for the rest of the minute that began with the first', () => {
+    const clock = manualClock(1_000);
+    const failures = authFailures({ perMinute: 3, now: clock.now });
+    failures.failed(A);
+    clock.advance(10_000);
+    failures.failed(A);
+    expect(failures.lockedFor(A)).toBeNull();
+    failures.failed(A);
+    // The window began at the first failure (t = 1 000) and ends 60 s later.
+    expect(failures.lockedFor(A)).toBe(50_000);
+    expect(failures.lockedFor(B)).toBeNull();
+    clock.advance(49_999);
+    expect(failures.lockedFor(A)).toBe(1);
+    clock.advance(1);
+    expect(failures.lockedFor(A)).toBeNull();
+    // A new window: its count starts again.
+    failures.failed(A);
+    failures.failed(A);
+    expect(failures.lockedFor(A)).toBeNull();
+    failures.failed(A);
+    expect(failures.lockedFor(A)).toBe(60_000);
+  });
+
+  it('counts each address alone', () => {
+    const clock = manualClock();
+    const failures = authFailures({ perMinute: 2, now: clock.now });
+    failures.failed(A);
+    failures.failed(B);
+    expect(failures.lockedFor(A)).toBeNull();
+    expect(failures.lockedFor(B)).toBeNull();
+    failures.failed(B);
+    expect(failures.lockedFor(A)).toBeNull();
+    expect(failures.lockedFor(B)).toBe(60_000);
+  });
+
+  it('tracks at most maxAddresses, forgetting the one whose window began first', () => {
+    const clock = manualClock();
+    const failures = authFailures({ perMinute: 1, now: clock.now, maxAddresses: 2 });
+    failures.failed(A);
+    clock.advance(1);
+    failures.failed(B);
+    expect(failures.lockedFor(A)).toBe(59_999);
+    expect(failures.lockedFor(B)).toBe(60_000);
+    clock.advance(1);
+    failures.failed(C);
+    expect(failures.lockedFor(A)).toBeNull();
+    expect(failures.lockedFor(B)).toBe(59_999);
+    expect(failures.lockedFor(C)).toBe(60_000);
+  });
+
+  it('orders by window start: an address whose window ended and began again is the newest', () => {
+    const clock = manualClock();
+    const failures = authFailures({ perMinute: 1, now: clock.now, maxAddresses: 2 });
+    failures.failed(A);
+    clock.advance(1);
+    failures.failed(B);
+    clock.advance(60_000);
+    failures.failed(A);
+    failures.failed(C);
+    expect(failures.lockedFor(B)).toBeNull();
+    expect(failures.lockedFor(A)).toBe(60_000);
+    expect(failures.lockedFor(C)).toBe(60_000);
+  });
+
+  it('never locks anyone out with perMinute 0', () => {
+    const clock = manualClock();
+    const failures = authFailures({ perMinute: 0, now: clock.now });
+    for (let i = 0; i < 100; i++) failures.failed(A);
+    expect(failures.lockedFor(A)).toBeNull();
+  });
+});
+
+describe('AUTH_FAILURES_PER_MINUTE', () => {
+  const base = { DATA_DIR: '/nonexistent-cs-data', TRANSCRIBE_PROVIDER: 'local' };
+
+  it('defaults to 30, takes 0 (off), and refuses a value that is not a count by name at start', () => {
+    expect(loadConfig(base).authFailuresPerMinute).toBe(30);
+    expect(loadConfig({ ...base, AUTH_FAILURES_PER_MINUTE: '0' }).authFailuresPerMinute).toBe(0);
+    for (const value of ['-1', '1.5', 'many', '1000001']) {
+      expect(() => loadConfig({ ...base, AUTH_FAILURES_PER_MINUTE: value }), value).toThrow(/AUTH_FAILURES_PER_MINUTE/);
+    }
+  });
+});
