@@ -63,7 +63,16 @@ export async function buildApp({ services, logger }: AppOptions) {
   // Once, before every route: it wraps the handler of each route declared with an `sse` option.
   await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
   // Failed credentials per client address, for the key check, /health's views and /metrics' token alike.
-  const failures = authFailures({ perMinute: config.authFailuresPerMinute, now: Date.now });
+  const failures = authFailures({
+    perMinute: config.authFailuresPerMinute,
+    now: Date.now,
+    // Once per address and window: a guessing client is worth the operator's attention, its every attempt is not.
+    onLockout: (address, lockedMs) =>
+      logger.warn(
+        { address, perMinute: config.authFailuresPerMinute, lockedS: Math.ceil(lockedMs / 1000) },
+        'too many failed credentials: address locked out',
+      ),
+  });
   await app.register(auth, { apiKeys: config.apiKeys, failures });
   await app.register(uploadRateLimit, {
     perMinute: config.uploadRateLimitPerMinute,

@@ -16,8 +16,14 @@ export interface AuthFailures {
  * count, so a caller holding one valid key cannot interleave it with guesses. Per process: each host counts alone.
  * `perMinute` 0 turns the limit off.
  */
-export function authFailures(opts: { perMinute: number; now: () => number; maxAddresses?: number }): AuthFailures {
-  const { perMinute, now, maxAddresses = AUTH_FAILURE_ADDRESSES_MAX } = opts;
+export function authFailures(opts: {
+  perMinute: number;
+  now: () => number;
+  maxAddresses?: number;
+  /** Told once per window when an address reaches the limit (the operator's log line). */
+  onLockout?: (address: string, lockedMs: number) => void;
+}): AuthFailures {
+  const { perMinute, now, maxAddresses = AUTH_FAILURE_ADDRESSES_MAX, onLockout } = opts;
   /** Insertion order is the order of each address's window start: the first entry is the oldest. */
   const windows = new Map<string, { endsAt: number; count: number }>();
 
@@ -34,6 +40,7 @@ export function authFailures(opts: { perMinute: number; now: () => number; maxAd
       const w = windows.get(address);
       if (w && w.endsAt > t) {
         w.count += 1;
+        if (w.count === perMinute) onLockout?.(address, w.endsAt - t);
         return;
       }
       // A new window goes to the end of the order, so eviction drops the address whose window began first.
@@ -44,6 +51,7 @@ export function authFailures(opts: { perMinute: number; now: () => number; maxAd
         windows.delete(oldest);
       }
       windows.set(address, { endsAt: t + WINDOW_MS, count: 1 });
+      if (perMinute === 1) onLockout?.(address, WINDOW_MS);
     },
   };
 }

@@ -31,6 +31,29 @@ describe('authFailures', () => {
     expect(failures.lockedFor(A)).toBe(60_000);
   });
 
+  it('says so once per address and window when the limit is reached, with how long it holds', () => {
+    const clock = manualClock();
+    const told: Array<[string, number]> = [];
+    const failures = authFailures({ perMinute: 2, now: clock.now, onLockout: (a, ms) => told.push([a, ms]) });
+    failures.failed(A);
+    clock.advance(5_000);
+    failures.failed(A);
+    failures.failed(A);
+    failures.failed(B);
+    expect(told).toEqual([[A, 55_000]]);
+    clock.advance(55_000);
+    failures.failed(A);
+    failures.failed(A);
+    expect(told).toEqual([
+      [A, 55_000],
+      [A, 60_000],
+    ]);
+    // A limit of one: the first failure is the lockout.
+    const once: string[] = [];
+    authFailures({ perMinute: 1, now: clock.now, onLockout: (a) => once.push(a) }).failed(C);
+    expect(once).toEqual([C]);
+  });
+
   it('counts each address alone', () => {
     const clock = manualClock();
     const failures = authFailures({ perMinute: 2, now: clock.now });
