@@ -3,6 +3,7 @@ import type { JobStore } from '../jobs/job-store.ts';
 import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
 import type { ComponentCheck, ComponentStatus, HealthReason } from '../resources/component-check.ts';
 import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
+import { oneAtATime } from '../resources/one-at-a-time.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
 import { healthStatus, type SystemMonitor } from '../resources/system-monitor.ts';
 import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
@@ -82,15 +83,6 @@ async function backendCheck(b: HealthBackend): Promise<ComponentCheck> {
 /** A check (a binary, Redis, the bucket, a pressure level) with `reason` when it is not ok and did not give one. */
 function withReason(check: ComponentCheck, reason: HealthReason): ComponentCheck {
   return check.status === 'ok' || check.reason ? check : { ...check, reason };
-}
-
-/** `make`, one call at a time: a caller while a call is under way gets that call's answer. */
-function oneAtATime<T>(make: () => Promise<T>): () => Promise<T> {
-  let inFlight: Promise<T> | null = null;
-  return () =>
-    (inFlight ??= make().finally(() => {
-      inFlight = null;
-    }));
 }
 
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };

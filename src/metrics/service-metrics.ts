@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobEvents } from '../jobs/events.ts';
 import { isLive, JOB_STATUSES } from '../jobs/types.ts';
+import { oneAtATime } from '../resources/one-at-a-time.ts';
 import type { PressureLevel } from '../resources/system-monitor.ts';
 import type { TranscriptionMetrics } from '../transcribe/instrument.ts';
 import type { CircuitState } from '../transcribe/circuit-breaker.ts';
@@ -68,11 +69,7 @@ export function createServiceMetrics(sources: MetricSources, build: BuildInfo): 
     },
   });
   // One stats() call per backend and scrape feeds all three limiter gauges: the registry collects them at once.
-  let limiterRead: ReturnType<MetricSources['limiterStats']> | null = null;
-  const readLimiters = () =>
-    (limiterRead ??= sources.limiterStats().finally(() => {
-      limiterRead = null;
-    }));
+  const readLimiters = oneAtATime(() => sources.limiterStats());
   const limiterGauge = (name: string, help: string, pick: (stats: LimiterStats) => number) =>
     new Gauge({
       name,
