@@ -8,9 +8,8 @@ import { id3v2Size } from './seek-exact.ts';
  * end without decoding (the bit reservoir of a chunk's first frame then finds the frames before it).
  */
 
-/** One frame's place in a file and the audio it holds. */
-export interface Mp3Frame {
-  offset: number;
+/** What a frame's header says: its size and the audio it holds (where frames are: Mp3FrameRun). */
+export interface Mp3FrameHeader {
   size: number;
   /** 1152 (MPEG-1) or 576 (MPEG-2, 2.5) samples per channel. */
   samples: number;
@@ -27,7 +26,7 @@ const RATES: Record<number, readonly number[]> = {
 };
 
 /** Pure: the layer III frame whose 4-byte header starts at `pos`, or null (no sync, another layer, free format). */
-export function mp3FrameAt(buf: Buffer, pos: number): Omit<Mp3Frame, 'offset'> | null {
+export function mp3FrameAt(buf: Buffer, pos: number): Mp3FrameHeader | null {
   if (pos + 4 > buf.length) return null;
   const b1 = buf[pos + 1] ?? 0;
   const b2 = buf[pos + 2] ?? 0;
@@ -124,7 +123,7 @@ export const MP3_RUN_FRAMES = 4096;
  * The frame at `at` when the next one follows it, or it ends the file exactly (`left`: bytes from `at` to the
  * end of the file): a lone sync pattern inside audio data is not a frame.
  */
-function confirmedFrame(view: Buffer, at: number, left: number): Omit<Mp3Frame, 'offset'> | null {
+function confirmedFrame(view: Buffer, at: number, left: number): Mp3FrameHeader | null {
   const frame = mp3FrameAt(view, at);
   if (!frame || frame.size > left) return null;
   if (frame.size === left) return frame;
