@@ -75,10 +75,11 @@ export function nearThenWideScan(scan: WindowScan): NearOrWideScan {
 /**
  * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
  * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
- * whole file's. The first two batches (the chunks a pool of 3 sends first) are asked for at once, each target's
- * near and wide windows in one scan that stops after the near one when that held a pause (`nearOrWide`): the
- * scans run in the order asked (see ScanSlots), so the first cut waits for one scan and the next two follow on
- * the cores it leaves. A later batch is scanned so (near and wide at once) when the batch before lacked a pause
+ * whole file's. The batches of the first `firstNeeded` targets (the chunks the pool sends first: at a pool of 3
+ * the first two batches, at 8 the first four, the last of them cut short at the eighth target) are asked for at
+ * once, each target's near and wide windows in one scan that stops after the near one when that held a pause
+ * (`nearOrWide`): the scans run in the order asked (see ScanSlots), so the first cut waits for one scan and the
+ * next ones follow on the cores it leaves. A later batch is scanned so (near and wide at once) when the batch before lacked a pause
  * at every target (continuous sound, where the wide scan is needed), else near first and wide where needed.
  * From the second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous
  * sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a
@@ -105,11 +106,25 @@ export async function* planCutsInOrder(
     toS: Math.min(p.durationS, t + r),
   });
   const batches: number[][] = [];
-  for (let i = 0, size = 1; i < targets.length; i += size, size = Math.min(MAX_BATCH, size * 2))
-    batches.push(targets.slice(i, i + size));
+  for (let i = 0, size = 1; i < targets.length;) {
+    // A batch ends where the chunks the pool sends first end: the last of them is not held up by the scan of
+    // targets behind it, nor scanned ahead of need. The batch after it is no bigger than the one cut short:
+    // the chunks it holds are the next ones the pool waits for.
+    const n = i < firstNeeded ? Math.min(size, firstNeeded - i) : size;
+    batches.push(targets.slice(i, i + n));
+    i += n;
+    if (n === size) size = Math.min(MAX_BATCH, size * 2);
+  }
+  /**
+   * The batches the pool's first chunks wait for (their first target is one of the first `firstNeeded`): all
+   * asked for at once, each beside the runs of those before it. At least the first.
+   */
+  let urgent = 0;
+  for (let i = 0; urgent < batches.length && (urgent === 0 || i < firstNeeded); urgent++)
+    i += batches[urgent]?.length ?? 0;
   /** Targets in a row, up to the last batch scanned, that had no pause anywhere near them. */
   let bareStreak = 0;
-  /** Whether the last batch scanned found no pause near any of its targets. */
+  /** Whether the last batch scanned found no pause at any of its targets, even where it widened. */
   let lastBatchBare = false;
   /** Batches whose silences are known, in order; and the last batch started, which the next one waits for. */
   let scanned = 0;
@@ -122,18 +137,39 @@ export async function* planCutsInOrder(
    * Whether to widen is decided once the batches before are known (their near scans run meanwhile), so no batch
    * scanned ahead widens past that count.
    */
-  const silencesOf = async (b: number, before: Promise<unknown>): Promise<Silence[][]> => {
+  const silencesOf = async (
+    b: number,
+    before: Promise<unknown>,
+    askedBefore: Promise<unknown>,
+    doneAsking: () => void,
+  ): Promise<Silence[][]> => {
+    try {
+      return await silencesOfBatch(b, before, askedBefore, doneAsking);
+    } finally {
+      doneAsking();
+    }
+  };
+  const silencesOfBatch = async (
+    b: number,
+    before: Promise<unknown>,
+    askedBefore: Promise<unknown>,
+    doneAsking: () => void,
+  ): Promise<Silence[][]> => {
     const batch = batches[b] ?? [];
-    // The first two batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once); the
-    // scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time waits for the first
-    // target alone: the next two must not take the cores from it.
-    const ahead = b > 1 || (b === 1 && firstNeeded <= 1);
-    // The second batch is asked beside the first, whose one target is one run on a core of its own.
-    const ask: ScanAsk = b === 1 && !ahead ? { ahead, besideRuns: 1 } : { ahead };
+    // The urgent batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once: the first
+    // two batches); the scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time
+    // waits for the first target alone: the next two must not take the cores from it.
+    const ahead = b >= urgent;
+    // An urgent batch is asked beside those before it, each at least one run on a core of its own.
+    const ask: ScanAsk = b > 0 && !ahead ? { ahead, besideRuns: b } : { ahead };
     const wideS = ahead ? p.windowS : Math.min(p.windowS, URGENT_WINDOW_S);
     const widens = (): boolean => near < wideS && bareStreak < WIDEN_UNTIL_BARE;
-    // Near and wide in one scan when nothing is known yet (the first two batches), or when the batches before
-    // are known and the last one found no pause nearby.
+    // A scan ahead of need queues behind every scan of the ahead batch before (the slots take them in the order
+    // asked), its wide windows included, which it asks only once its near ones are known: the cuts are used in
+    // order, so a later batch's near windows must not hold up the wide ones the slicer waits for next.
+    if (ahead && b > urgent) await askedBefore;
+    // Near and wide in one scan when nothing is known yet (the urgent batches), or when the batches before
+    // are known and the last one found no pause at all.
     const both = widens() && (scanned === 0 || (scanned === b && lastBatchBare));
     const pending = both
       ? nearOrWide(
@@ -149,37 +185,59 @@ export async function* planCutsInOrder(
         );
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
     await before.catch(() => undefined);
-    if (widens() && bare.length > 0) {
-      const wide = pending
-        ? (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? [])
-        : await scan(
-            bare.map((j) => around(batch[j] ?? 0, wideS)),
-            ask,
-          );
+    if (widens() && bare.length > 0 && pending) {
+      const wide = (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? []);
       bare.forEach((j, k) => {
         found[j] = wide[k] ?? [];
       });
+    } else if (widens() && bare.length > 0) {
+      // Outward in rings: ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long
+      // sentences pauses within 15 s, and a whole window of ±60 s is four times the audio to decode.
+      const rings = [...new Set([Math.min(URGENT_WINDOW_S, wideS), wideS])].filter((r) => r > near);
+      let still = bare;
+      for (const [i, r] of rings.entries()) {
+        const asked = scan(
+          still.map((j) => around(batch[j] ?? 0, r)),
+          ask,
+        );
+        if (i === rings.length - 1) doneAsking();
+        const wide = await asked;
+        still.forEach((j, k) => {
+          found[j] = wide[k] ?? [];
+        });
+        still = still.filter((j) => (found[j]?.length ?? 0) === 0);
+        if (still.length === 0) break;
+      }
     }
-    lastBatchBare = bare.length === batch.length;
+    // Bare as the streak counts it: no pause even where it widened. A batch whose near windows missed but whose
+    // wider ones held a pause is speech with longer sentences, not continuous sound: near first is cheaper there.
+    lastBatchBare = found.every((f) => (f?.length ?? 0) === 0);
     for (const f of found) bareStreak = (f?.length ?? 0) === 0 ? bareStreak + 1 : 0;
     scanned = b + 1;
     return found;
   };
   const inFlight: Array<Promise<Silence[][]>> = [];
+  /** When the last batch started has asked every scan it will ask. */
+  let previousAsked: Promise<unknown> = Promise.resolve();
   const start = (b: number): void => {
     const batch = batches[b];
     if (!batch) return;
-    const task = silencesOf(b, previous);
+    const signal = { done: (): void => undefined };
+    const asked = new Promise<void>((resolve) => (signal.done = resolve));
+    const task = silencesOf(b, previous, previousAsked, () => signal.done());
     previous = task;
+    previousAsked = asked;
     // A batch still scanning when the consumer stops has no reader: its failure must not go unhandled.
     task.catch(() => undefined);
     inFlight.push(task);
   };
-  start(0);
-  start(1);
+  // The urgent batches at once, and at least the first two: at a pool of 1 the second is scanned ahead of need
+  // behind the first.
+  const atOnce = Math.max(2, urgent);
+  for (let b = 0; b < atOnce; b++) start(b);
   for (const [b, batch] of batches.entries()) {
     // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time).
-    if (b > 0) start(b + 1);
+    if (b >= atOnce - 1) start(b + 1);
     const found = await (inFlight.shift() as Promise<Silence[][]>);
     for (const [j, target] of batch.entries()) {
       const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);

@@ -116,9 +116,11 @@ describe('planCutsInOrder', () => {
     const pauseAt = (t: number) => (t === 600 ? t - 10 : t - 30);
     const pauses = targets.map((t) => ({ start: pauseAt(t) - 1, end: pauseAt(t) + 1 }));
     const around = (t: number, r: number) => ({ fromS: t - r, toS: t + r });
-    for (const [firstNeeded, urgent] of [
-      [3, [300, 600, 900]],
-      [1, [300]],
+    for (const [firstNeeded, urgent, bare] of [
+      [3, [300, 600, 900], []],
+      [1, [300], []],
+      // Six hard cuts in a row before it: the ninth target is taken for continuous sound (WIDEN_UNTIL_BARE).
+      [8, targets.slice(0, 8), [2700]],
     ] as const) {
       const pairs = pairScanner(pauses);
       const windows = scanner(pauses);
@@ -130,12 +132,70 @@ describe('planCutsInOrder', () => {
       }
       // A pause 30 s away is out of reach where the first chunks wait (a hard cut there, which the overlap
       // repairs), and found everywhere else.
-      const hard = targets.filter((t) => (urgent as readonly number[]).includes(t) && t !== 600);
+      const hard = targets.filter(
+        (t) => ((urgent as readonly number[]).includes(t) && t !== 600) || (bare as readonly number[]).includes(t),
+      );
       expect(cuts).toEqual(
         targets.map((t) => (hard.includes(t) ? { cut: t, hard: true } : { cut: pauseAt(t), hard: false })),
       );
     }
     expect(URGENT_WINDOW_S).toBe(15);
+  });
+
+  it('widens a later batch outward: ±URGENT_WINDOW_S, then the whole window only where that held no pause', async () => {
+    // 300 s chunks, a ±60 s search window; pauses 2 s from the first three targets, 10 s from 1200 and 1500 s,
+    // 40 s from 1800 s, none near 2100 s.
+    const wide = { durationS: 2400, targetS: 300, searchWindowS: 60, nearS: 5 };
+    const offset = new Map([
+      [1200, 10],
+      [1500, -10],
+      [1800, 40],
+    ]);
+    const pauseAt = (t: number) => t + (offset.get(t) ?? (t < 1200 ? 2 : 1000));
+    const pauses = [300, 600, 900, 1200, 1500, 1800, 2100].map((t) => ({ start: pauseAt(t), end: pauseAt(t) + 1 }));
+    const windows = scanner(pauses);
+    const cuts = await collect(planCutsInOrder(wide, windows.scan, pairScanner(pauses).nearOrWide));
+    const around = (t: number, r: number) => ({ fromS: t - r, toS: t + r });
+    expect(windows.calls).toEqual([
+      [1200, 1500, 1800, 2100].map((t) => around(t, 5)),
+      [1200, 1500, 1800, 2100].map((t) => around(t, URGENT_WINDOW_S)),
+      [1800, 2100].map((t) => around(t, 60)),
+    ]);
+    expect(cuts.slice(3)).toEqual([
+      { cut: 1210.5, hard: false },
+      { cut: 1490.5, hard: false },
+      { cut: 1840.5, hard: false },
+      { cut: 2100, hard: true },
+    ]);
+  });
+
+  it('asks for the first targets of a bigger pool at once, each batch beside the runs before it', async () => {
+    const long = { ...opts, durationS: 60 * 41 };
+    for (const [firstNeeded, sizes] of [
+      [8, [1, 2, 4, 1]],
+      [2, [1, 1]],
+      [16, [1, 2, 4, 8, 1]],
+    ] as const) {
+      const held = heldScans();
+      const it = planCutsInOrder({ ...long, firstNeeded }, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+      const first = it.next();
+      await tick();
+      // Every target the pool's first chunks wait for is asked for before any answer, none of it ahead of need
+      // (a batch ends at the last of them), and nothing else.
+      expect(held.pairs.map((c) => c.targets.length)).toEqual(sizes);
+      expect(held.pairs.flatMap((c) => c.targets)).toEqual(
+        Array.from({ length: firstNeeded }, (_, k) => pair(60 * (k + 1))),
+      );
+      expect(held.pairs.every((c) => !c.ahead)).toBe(true);
+      expect(held.windows).toHaveLength(0);
+      held.pairs[0]?.answer();
+      expect((await first).value).toEqual({ cut: 60, hard: true });
+      await it.return(undefined);
+    }
+    // Each asked beside the runs of those before it.
+    const pairs = pairScanner([]);
+    await collect(planCutsInOrder({ ...long, firstNeeded: 8 }, scanner([]).scan, pairs.nearOrWide));
+    expect(pairs.calls.slice(0, 4).map((c) => c.besideRuns)).toEqual([undefined, 1, 2, 3]);
   });
 
   it('scans the next two targets ahead of need when the pool sends one chunk at a time', async () => {
@@ -214,6 +274,57 @@ describe('planCutsInOrder', () => {
     expect(held.pairs[2]).toMatchObject({ targets: [240, 300, 360, 420].map(pair), ahead: true });
     expect(held.windows).toHaveLength(0);
     expect((await second).value).toEqual({ cut: 120, hard: true });
+    await it.return(undefined);
+  });
+
+  it('scans a later batch near first when the batch before missed near its targets but found a pause wider', async () => {
+    const held = heldScans();
+    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+    const first = it.next();
+    await tick();
+    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    // Nothing near 120 or 180 s, a pause 10 s from each: longer sentences, not continuous sound.
+    held.pairs[1]?.answer([
+      { near: [], wide: [{ start: 130, end: 131 }] },
+      { near: [], wide: [{ start: 170, end: 171 }] },
+    ]);
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    await tick();
+    const second = it.next();
+    await until(() => held.windows.length + held.pairs.length === 3);
+    // Near windows only: a whole window is decoded only where its near one comes back without a pause.
+    expect(held.windows[0]).toMatchObject({ windows: [240, 300, 360, 420].map((t) => pair(t).near), ahead: true });
+    expect(held.pairs).toHaveLength(2);
+    expect((await second).value).toEqual({ cut: 130.5, hard: false });
+    await it.return(undefined);
+  });
+
+  it("asks a later batch's scans only after every scan of the batch before it, its whole windows included", async () => {
+    const held = heldScans();
+    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+    const first = it.next();
+    await tick();
+    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    held.pairs[1]?.answer([
+      { near: [{ start: 119, end: 120 }], wide: null },
+      { near: [{ start: 179, end: 180 }], wide: null },
+    ]);
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 119.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 179.5, hard: false });
+    // The slicer now waits for the third batch (240-420 s), whose near windows are asked; the fourth waits.
+    const fourth = it.next();
+    await until(() => held.windows.length === 1);
+    for (let i = 0; i < 10; i++) await tick();
+    expect(held.windows).toHaveLength(1);
+    expect(held.windows[0]?.windows).toEqual([240, 300, 360, 420].map((t) => pair(t).near));
+    // No pause near 240 s: its whole window is asked before the fourth batch's near ones.
+    held.windows[0]?.answer([300, 360, 420].map((t) => ({ start: t, end: t + 1 })));
+    await until(() => held.windows.length === 3);
+    expect(held.windows[1]?.windows).toEqual([pair(240).wide]);
+    expect(held.windows[2]?.windows).toEqual([480, 540, 600, 660, 720, 780, 840, 900].map((t) => pair(t).near));
+    held.windows[1]?.answer([{ start: 250, end: 251 }]);
+    expect((await fourth).value).toEqual({ cut: 250.5, hard: false });
     await it.return(undefined);
   });
 
