@@ -92,6 +92,12 @@ export interface ChunkSource {
    * chunks_planned and the estimate's overlap count it (a pause near a target can still move a cut, not the count).
    */
   plannedChunks(subject: PlannedSubject): number;
+  /**
+   * The seconds each chunk after the first starts with when a cut misses every pause (the hard cut's recipe: its
+   * overlap, an mp3's rounded to whole frames; 0 where the chunks cannot carry one), sent (and billed) twice: the
+   * estimate counts it at every planned cut, since before slicing nobody knows which cuts find a pause.
+   */
+  plannedOverlapS(subject: PlannedSubject): number;
   /** A fresh job's plan: the cut points (found in the audio's pauses) and the recipe, decided together once. */
   planChunks(subject: ChunkSubject, signal: AbortSignal): Promise<ChunkPlan>;
   /**
@@ -218,6 +224,8 @@ export function createChunkSource(
     },
 
     plannedChunks: (subject) => chunkCountOf(cutShapeOf(config, reader, subject)),
+
+    plannedOverlapS: (subject) => recipeOf(config, reader, subject, null).overlapS,
 
     resume(subject, stored) {
       if (stored && stored.maxBytes !== undefined && stored.overlapS !== undefined && stored.hardCuts !== undefined) {

@@ -25,7 +25,11 @@ const Audio = Type.Object({
 });
 
 const Estimate = Type.Object({
-  cost_usd: Type.Number(),
+  cost_usd: Type.Number({
+    description:
+      "USD at the model's price per minute for the most audio the chunks send: the recording's duration and, at " +
+      'every planned cut, the overlap the chunk after it repeats (sent and billed twice where a cut finds no pause).',
+  }),
   provider: stringEnum(PROVIDER_NAMES),
   model: Type.String(),
 });
@@ -212,7 +216,11 @@ export const UploadForm = Type.Object(
     ),
     metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
     callback_url: Type.Optional(Type.String({ format: 'uri' })),
-    max_cost_usd: Type.Optional(Type.String({ description: 'A positive number.' })),
+    max_cost_usd: Type.Optional(
+      Type.String({
+        description: 'A positive number: the upload is refused when the estimate (overlap included) is above it.',
+      }),
+    ),
     dry_run: Type.Optional(
       stringEnum(['true', 'false', '1', '0'] as const, { description: 'true: answer the estimate, keep nothing.' }),
     ),

@@ -33,6 +33,7 @@ export function createAdmission(
       // Asked of the chunk source that will cut the job (its model's backend: its engine's chunk length, the
       // model's caps, the pool's lanes), so the first answers count the chunks the slicer then makes.
       plannedChunks: (subject) => stages.chunks.plannedChunks(subject),
+      plannedOverlapS: (subject) => stages.chunks.plannedOverlapS(subject),
     }),
     provider: stages.validator,
     estimator: stages.estimator,

@@ -27,8 +27,18 @@ export interface CostEstimatorOptions {
   priceOverridesJson?: string;
   /** Server-wide cap on one job's estimate in USD. @default none */
   maxJobCostUsd?: number | null;
-  /** Seconds each chunk after the first re-sends (chunk overlap), which the provider bills too. @default 0 */
-  overlapS?: number;
+}
+
+export interface CostEstimateInput {
+  durationS: number;
+  model: string;
+  /** The chunks the plan is expected to make (chunk-source.ts plannedChunks). */
+  plannedChunks: number;
+  /**
+   * Seconds each chunk after a hard cut starts with of the one before (chunk-source.ts plannedOverlapS), which
+   * the provider bills again. Every planned cut counts: which ones find a pause is known only once the file is cut.
+   */
+  overlapS: number;
 }
 
 export interface CostEstimateResult {
@@ -36,12 +46,14 @@ export interface CostEstimateResult {
   pricePerMinuteUsd: number;
   /** False when neither the overrides nor the catalogue know the model (the price is a stand-in). */
   priced: boolean;
+  /** The most seconds of audio the chunks will carry: the duration and the overlap at every planned cut. */
   billedS: number;
   ms: number;
 }
 
 export interface CostEstimator {
-  estimate(input: { durationS: number; model: string; plannedChunks: number }): CostEstimateResult;
+  /** Prices the most the chunks will send, so the estimate (and the budget checks on it) never undershoots. */
+  estimate(input: CostEstimateInput): CostEstimateResult;
   /** Throws 422 BUDGET_EXCEEDED when the estimate is above the request's max_cost_usd or the server cap. */
   checkBudget(estimate: CostEstimate, maxCostUsd: number | null): { ms: number };
 }
@@ -79,9 +91,7 @@ export function createCostEstimator(options: CostEstimatorOptions): CostEstimato
   const { logger, provider } = options;
   const overrides = parsePriceOverrides(options.priceOverridesJson);
   const cap = options.maxJobCostUsd ?? null;
-  const overlapS = options.overlapS ?? 0;
   if (cap !== null && !(cap > 0)) throw new TypeError(`maxJobCostUsd must be > 0, got ${String(cap)}`);
-  if (!(overlapS >= 0)) throw new TypeError(`overlapS must be >= 0, got ${String(overlapS)}`);
   const warnedUnpriced = new Set<string>();
 
   const lookup: PriceLookup = options.priceLookup ?? ((p, m) => resolveModel(p, m).pricePerMinuteUsd);
@@ -96,8 +106,9 @@ export function createCostEstimator(options: CostEstimatorOptions): CostEstimato
   }
 
   return {
-    estimate({ durationS, model, plannedChunks }) {
+    estimate({ durationS, model, plannedChunks, overlapS }) {
       const started = performance.now();
+      if (!(overlapS >= 0)) throw new TypeError(`overlapS must be >= 0, got ${String(overlapS)}`);
       const { price, priced } = priceOf(model);
       if (!priced && !warnedUnpriced.has(model)) {
         warnedUnpriced.add(model);

@@ -121,6 +121,7 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
           durationS,
           model: request.model,
           plannedChunks: media.plannedChunks,
+          overlapS: media.plannedOverlapS,
         });
         deps.estimator.checkBudget(estimate, request.max_cost_usd);
         return estimate;

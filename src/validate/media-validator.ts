@@ -26,6 +26,8 @@ export interface MediaValidatorOptions {
    * progress total, the dry run's chunks_planned and the estimate's overlap until it does.
    */
   plannedChunks: (subject: PlannedSubject) => number;
+  /** The seconds each chunk after a hard cut repeats (chunk-source.ts plannedOverlapS), for the estimate. */
+  plannedOverlapS: (subject: PlannedSubject) => number;
   maxDurationS: number;
   /** More streams than this is not a recording. @default 16 */
   maxStreams?: number;
@@ -71,6 +73,8 @@ export interface MediaValidationResult {
   /** Bits per second: the container's, else the audio stream's, else null. */
   bitrate: number | null;
   plannedChunks: number;
+  /** Seconds each chunk after the first repeats of the one before where its cut misses every pause. */
+  plannedOverlapS: number;
   /** What the duration is judged on: the measured seconds, or the decode check's figure when not measured. */
   decodedS: number;
   durationSource: 'header' | 'measured';
@@ -100,7 +104,7 @@ function unsupported(message: string, details: Record<string, unknown> = {}): Ap
 }
 
 export function createMediaValidator(options: MediaValidatorOptions): MediaValidator {
-  const { logger, prober, decodeChecker, maxDurationS, plannedChunks } = options;
+  const { logger, prober, decodeChecker, maxDurationS, plannedChunks, plannedOverlapS } = options;
   const maxStreams = options.maxStreams ?? 16;
   const measureMode = options.measure ?? 'always';
   const measureBy = options.measureBy ?? 'demux';
@@ -205,6 +209,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       probe,
       bitrate: probe.bitRate ?? probe.audio.bitRate,
       plannedChunks: plannedChunks({ model, audio, sequential }),
+      plannedOverlapS: plannedOverlapS({ model, audio, sequential }),
       decodedS: measured?.decodedS ?? decoded.decodedS,
       durationSource: measured === null ? 'header' : 'measured',
       ms: performance.now() - started,

@@ -1,8 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { jobFiles, removeDir, startServer, upload, waitForJob, type TestServer } from '../helper.ts';
-import { expectError, expectNothingLeft, listedJobIds } from './hostile-kit.ts';
+import { expectError, expectNothingLeft, ffmpeg, listedJobIds } from './hostile-kit.ts';
 
 interface DryRunJson {
   dry_run: boolean;
@@ -142,6 +145,62 @@ describe('the server-wide MAX_JOB_COST_USD cap', () => {
   it('answers 422 BUDGET_EXCEEDED with limit "server" even when the request allows more', async () => {
     const res = await upload(server.url, speech.mp3, { max_cost_usd: '5' });
     expectError(res, 422, 'BUDGET_EXCEEDED', { max_cost_usd: 0.001, limit: 'server' });
+    expect(fake.requests.filter((r) => r.path === '/v1/audio/transcriptions')).toEqual([]);
+    await expectNothingLeft(server);
+  });
+});
+
+describe("the estimate of a 2 h recording at the openai engine's own chunking (600 s, 1 s overlap)", () => {
+  let fake: FakeOpenAI;
+  let server: TestServer;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-estimate-'));
+  const file = path.join(dir, 'two-hours.mp3');
+
+  beforeAll(async () => {
+    // 10 min of 8 kHz mp3 as bare frames (no tag, no info frame), twelve times over: 2 h in a fraction of the
+    // time encoding it would take. Frames join end to end.
+    const piece = path.join(dir, 'piece.mp3');
+    ffmpeg(
+      ['-f', 'lavfi', '-i', 'anullsrc=r=8000:cl=mono', '-t', '600', '-c:a', 'libmp3lame', '-b:a', '8k'].concat([
+        '-write_xing',
+        '0',
+        '-id3v2_version',
+        '0',
+        piece,
+      ]),
+    );
+    writeFileSync(file, Buffer.concat(Array.from({ length: 12 }, () => readFileSync(piece))));
+    fake = await startFakeOpenAI();
+    server = await startServer({
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      OPENAI_BASE_URL: fake.url,
+      CHUNK_SECONDS: undefined,
+      CHUNK_OVERLAP_SECONDS: undefined,
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await fake?.close();
+    await removeDir(server?.dataDir ?? '');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("bills every planned cut's overlap (whole 72 ms frames: 1.008 s), and the budget holds to it", async () => {
+    const res = await upload(server.url, file, { dry_run: 'true' });
+    expect(res.status).toBe(200);
+    const body = res.body as unknown as DryRunJson;
+    const durationS = body.audio.duration_s as number;
+    expect(durationS).toBeGreaterThan(7200);
+    expect(durationS).toBeLessThan(7205);
+    expect(body.chunks_planned).toBe(12);
+    // 11 cuts, each of which may miss every pause: the chunk after it starts 14 frames (1.008 s) earlier.
+    const usd = (seconds: number) => Math.round((seconds / 60) * 0.006 * 1e6) / 1e6;
+    expect(body.estimate).toEqual({ cost_usd: usd(durationS + 11 * 1.008), provider: 'openai', model: 'whisper-1' });
+    expect(body.estimate.cost_usd - usd(durationS)).toBeCloseTo(0.001109, 6);
+
+    // A budget the duration alone would fit is not enough.
+    const over = await upload(server.url, file, { max_cost_usd: String(usd(durationS)) });
+    expectError(over, 422, 'BUDGET_EXCEEDED', { estimate_usd: body.estimate.cost_usd, limit: 'request' });
     expect(fake.requests.filter((r) => r.path === '/v1/audio/transcriptions')).toEqual([]);
     await expectNothingLeft(server);
   });

@@ -45,6 +45,7 @@ function validator(prober: Pick<Prober, 'probe'> = createProber({ logger, timeou
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
     plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
+    plannedOverlapS: () => 0,
   });
 }
 

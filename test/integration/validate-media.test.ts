@@ -117,6 +117,7 @@ beforeAll(async () => {
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
     plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
+    plannedOverlapS: () => 0,
   });
   lazyValidator = createMediaValidator({
     logger,
@@ -125,6 +126,7 @@ beforeAll(async () => {
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
     plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
+    plannedOverlapS: () => 0,
     measure: 'suspicious',
   });
 });
@@ -204,6 +206,7 @@ describe('media validator on real files', () => {
       decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
       maxDurationS: MAX_DURATION_S,
       plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
+      plannedOverlapS: () => 0,
       measureBy: 'decode',
     });
     for (const name of ['speech.mp3', 'lying.wav', 'full.m4a']) {

@@ -18,18 +18,20 @@ function budgetError(run: () => unknown): AppError {
 describe('cost estimator', () => {
   it('prices duration minutes at the catalogue price of the provider model', () => {
     const e = createCostEstimator({ logger, provider: 'openai' });
-    const r = e.estimate({ durationS: 600, model: 'whisper-1', plannedChunks: 1 });
+    const r = e.estimate({ durationS: 600, model: 'whisper-1', plannedChunks: 1, overlapS: 0 });
     expect(r.estimate).toEqual({ cost_usd: 0.06, provider: 'openai', model: 'whisper-1' });
     expect(r.pricePerMinuteUsd).toBe(0.006);
     expect(r.priced).toBe(true);
-    expect(e.estimate({ durationS: 600, model: 'gpt-4o-mini-transcribe', plannedChunks: 1 }).estimate.cost_usd).toBe(
-      0.03,
-    );
+    expect(
+      e.estimate({ durationS: 600, model: 'gpt-4o-mini-transcribe', plannedChunks: 1, overlapS: 0 }).estimate.cost_usd,
+    ).toBe(0.03);
   });
 
   it('prices the local model at zero', () => {
     const e = createCostEstimator({ logger, provider: 'local' });
-    expect(e.estimate({ durationS: 3600, model: 'pocketsphinx-en-us', plannedChunks: 6 }).estimate.cost_usd).toBe(0);
+    expect(
+      e.estimate({ durationS: 3600, model: 'pocketsphinx-en-us', plannedChunks: 6, overlapS: 4 }).estimate.cost_usd,
+    ).toBe(0);
   });
 
   it('prices an unknown OpenAI-compatible model at the highest known price and says it is unpriced', () => {
@@ -37,16 +39,22 @@ describe('cost estimator', () => {
       durationS: 60,
       model: 'my-whisper',
       plannedChunks: 1,
+      overlapS: 0,
     });
     expect(r.priced).toBe(false);
     expect(r.pricePerMinuteUsd).toBe(0.006);
   });
 
   it('adds the overlap each chunk after the first re-sends', () => {
-    const e = createCostEstimator({ logger, provider: 'openai', overlapS: 1 });
-    const r = e.estimate({ durationS: 1800, model: 'whisper-1', plannedChunks: 3 });
+    const e = createCostEstimator({ logger, provider: 'openai' });
+    const r = e.estimate({ durationS: 1800, model: 'whisper-1', plannedChunks: 3, overlapS: 1 });
     expect(r.billedS).toBe(1802);
-    expect(r.estimate.cost_usd).toBeCloseTo((1802 / 60) * 0.006, 6);
+    expect(r.estimate.cost_usd).toBe(0.1802);
+  });
+
+  it('refuses a negative overlap', () => {
+    const e = createCostEstimator({ logger, provider: 'openai' });
+    expect(() => e.estimate({ durationS: 60, model: 'whisper-1', plannedChunks: 2, overlapS: -1 })).toThrow(/overlapS/);
   });
 
   it('lets PRICE_PER_MINUTE_JSON override the catalogue, provider:model before bare model', () => {
@@ -55,8 +63,12 @@ describe('cost estimator', () => {
       provider: 'openai',
       priceOverridesJson: '{"whisper-1":0.01,"openai:gpt-4o-transcribe":0.02,"gpt-4o-transcribe":0.5}',
     });
-    expect(e.estimate({ durationS: 60, model: 'whisper-1', plannedChunks: 1 }).estimate.cost_usd).toBe(0.01);
-    expect(e.estimate({ durationS: 60, model: 'gpt-4o-transcribe', plannedChunks: 1 }).estimate.cost_usd).toBe(0.02);
+    expect(e.estimate({ durationS: 60, model: 'whisper-1', plannedChunks: 1, overlapS: 0 }).estimate.cost_usd).toBe(
+      0.01,
+    );
+    expect(
+      e.estimate({ durationS: 60, model: 'gpt-4o-transcribe', plannedChunks: 1, overlapS: 0 }).estimate.cost_usd,
+    ).toBe(0.02);
   });
 
   it.each([

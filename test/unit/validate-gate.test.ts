@@ -91,6 +91,7 @@ function build(script: Script = {}) {
         probe,
         bitrate: 256_000,
         plannedChunks: 2,
+        plannedOverlapS: 6,
         decodedS: 1200,
         durationSource: 'measured',
         ms: 0,
@@ -156,7 +157,8 @@ describe('validation gate', () => {
       { sizeBytes: 38_400_000, durationS: null, uploadStored: true },
       { sizeBytes: 38_400_000, durationS: 1200, uploadStored: true },
     ]);
-    expect(result.estimate).toEqual({ cost_usd: 0.12, provider: 'openai', model: 'whisper-1' });
+    // 1200 s and the 6 s the second chunk repeats, at $0.006 a minute.
+    expect(result.estimate).toEqual({ cost_usd: 0.1206, provider: 'openai', model: 'whisper-1' });
     expect(result.plannedChunks).toBe(2);
     // The media check counts the chunks of the job's model, as its chunk source will cut them.
     expect(mediaInputs[0]).toMatchObject({ model: 'whisper-1', sequential: false });
@@ -226,7 +228,16 @@ describe('validation gate', () => {
     const { gate } = build();
     const err = await failure(gate.validate({ ...input, request: { ...request, max_cost_usd: 0.1 } }));
     expect(err.code).toBe('BUDGET_EXCEEDED');
-    expect(err.details).toMatchObject({ estimate_usd: 0.12, max_cost_usd: 0.1 });
+    expect(err.details).toMatchObject({ estimate_usd: 0.1206, max_cost_usd: 0.1 });
+  });
+
+  it('holds the budget to the overlap too: a max_cost_usd the duration alone would fit refuses', async () => {
+    const { gate } = build();
+    const err = await failure(gate.validate({ ...input, request: { ...request, max_cost_usd: 0.12 } }));
+    expect(err.code).toBe('BUDGET_EXCEEDED');
+    expect(err.details).toEqual({ estimate_usd: 0.1206, max_cost_usd: 0.12, limit: 'request' });
+    const fits = await build().gate.validate({ ...input, request: { ...request, max_cost_usd: 0.1206 } });
+    expect(fits.estimate.cost_usd).toBe(0.1206);
   });
 
   it('validates text fields on their own', () => {
