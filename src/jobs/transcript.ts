@@ -1,6 +1,6 @@
 import { stitchPartial, stitchTranscript, type StitchChunk } from '../transcribe/stitcher.ts';
 import type { Transcript } from '../transcribe/types.ts';
-import type { ChunkRecord, ChunkState, JobRecord } from './types.ts';
+import type { ChunkRecord, JobRecord } from './types.ts';
 
 /**
  * The job's transcript from its chunk rows. Final (`partial: false`): every chunk in order, a failed one as a gap
@@ -16,7 +16,7 @@ export function transcriptFor(
   const overlapS = job.chunkPlan?.overlapS ?? 0;
   // The store keeps each chunk's own span; a chunk's result is timed from the start of its file, overlap included.
   const stitched: StitchChunk[] = chunks.map((c, i) => {
-    const leadS = leadOf(overlapS, chunks, i);
+    const leadS = i > 0 ? Math.min(overlapS, chunks[i - 1]?.durationS ?? 0) : 0;
     return {
       index: c.index,
       startS: c.startS - leadS,
@@ -27,23 +27,4 @@ export function transcriptFor(
   });
   const input = { jobId: job.id, durationS: job.audio.duration_s, chunks: stitched, overlapS };
   return opts.partial ? stitchPartial(input) : stitchTranscript(input);
-}
-
-/** The seconds of the chunk before that chunk `i`'s file starts with: the plan's overlap, at most that chunk. */
-function leadOf(overlapS: number, chunks: readonly Pick<ChunkState, 'durationS'>[], i: number): number {
-  return i > 0 ? Math.min(overlapS, chunks[i - 1]?.durationS ?? 0) : 0;
-}
-
-/**
- * The seconds of audio the engine transcribed for the job: each done chunk's file, its span and its lead (the
- * overlap it repeats of the chunk before, which a provider billing by the second bills again), to the millisecond.
- * A failed chunk counts nothing: the engine gave no transcript for it.
- */
-export function sentSeconds(job: Pick<JobRecord, 'chunkPlan'>, chunks: readonly ChunkState[]): number {
-  const overlapS = job.chunkPlan?.overlapS ?? 0;
-  const seconds = chunks.reduce(
-    (sum, c, i) => (c.status === 'done' ? sum + c.durationS + leadOf(overlapS, chunks, i) : sum),
-    0,
-  );
-  return Math.round(seconds * 1000) / 1000;
 }

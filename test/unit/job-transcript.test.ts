@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sentSeconds, transcriptFor } from '../../src/jobs/transcript.ts';
+import { transcriptFor } from '../../src/jobs/transcript.ts';
 import type { ChunkRecord, ChunkStatus } from '../../src/jobs/types.ts';
 import type { ChunkResult } from '../../src/transcribe/types.ts';
 import { queuedJob } from '../fixtures/pipeline.ts';
@@ -101,28 +101,5 @@ describe('transcriptFor', () => {
     const running = transcriptFor(job, [chunks[0] as ChunkRecord, chunk(1, 'sending', null)], { partial: true });
     expect(running.text).toBe('one two three four');
     expect(transcriptFor(job, chunks, { partial: false }).text).toBe(partial.text);
-  });
-});
-
-describe('sentSeconds', () => {
-  it("counts each done chunk's file: its span and the overlap it repeats of the chunk before", () => {
-    const done = [0, 1, 2].map((i) => chunk(i, 'done', said('x', 0, 1)));
-    // 3 x 10 s, and 2 s again before each of the last two.
-    expect(sentSeconds(job, done)).toBe(34);
-    // A lead is at most the chunk before: a 1.5 s chunk repeats whole.
-    const short = [chunk(0, 'done', null), { ...chunk(1, 'done', null), durationS: 1.5 }, chunk(2, 'done', null)];
-    expect(sentSeconds(job, short)).toBe(10 + 3.5 + 11.5);
-  });
-
-  it('counts nothing for a failed chunk, and no lead for a plan without overlap', () => {
-    const chunks = [chunk(0, 'done', null), chunk(1, 'failed', null), chunk(2, 'done', null)];
-    expect(sentSeconds(job, chunks)).toBe(22);
-    expect(sentSeconds({ chunkPlan: { ...job.chunkPlan, overlapS: 0 } }, chunks)).toBe(20);
-    expect(sentSeconds({ chunkPlan: null }, chunks)).toBe(20);
-  });
-
-  it('is rounded to the millisecond, so a whole-second usage figure does not round float noise up', () => {
-    const tenths = Array.from({ length: 10 }, (_, i) => ({ ...chunk(i, 'done', null), durationS: 0.1 }));
-    expect(sentSeconds({ chunkPlan: null }, tenths)).toBe(1);
   });
 });

@@ -163,7 +163,6 @@ const input = (over: Partial<RenderInput>): RenderInput => ({
   words: false,
   temperature: 0,
   requestedLanguage: null,
-  sentS: 7.5,
   ...over,
 });
 
@@ -173,12 +172,6 @@ describe('the OpenAI renderers', () => {
       text: TRANSCRIPT.text,
       usage: { type: 'duration', seconds: 8 },
     });
-  });
-
-  it('usage counts the seconds sent (each overlap again), not the recording; duration stays the recording', () => {
-    expect(JSON.parse(renderOpenAI(input({ sentS: 9.5 }))).usage).toEqual({ type: 'duration', seconds: 10 });
-    const v = JSON.parse(renderOpenAI(input({ format: 'verbose_json', sentS: 9.5 }))) as Record<string, unknown>;
-    expect(v).toMatchObject({ duration: 7.5, usage: { type: 'duration', seconds: 10 } });
   });
 
   it('text ends with a newline; srt and vtt are the transcript formats', () => {

@@ -24,7 +24,7 @@ import { sleep, systemClock, type Clock } from '../../transcribe/backoff.ts';
 import { openAIErrorBody } from './errors.ts';
 
 export interface LongAnswerDeps {
-  store: Pick<JobStore, 'getJob' | 'jobLifecycle' | 'getTranscript' | 'listChunkStates'>;
+  store: Pick<JobStore, 'getJob' | 'jobLifecycle' | 'getTranscript'>;
   /** How often the store is read for the job's end (it may run in another process, so it is read, not awaited). */
   pollMs: number;
   /** Some bytes at least this often. */

@@ -9,7 +9,6 @@ import { UPLOAD_ERROR_CODES, type JobUploads, type UploadRoute } from '../routes
 import type { Services } from '../services.ts';
 import { jobError, openAnswer, shuttingDown, untilJobEnds, type LongAnswerDeps } from './answer.ts';
 import { answerOptions, GRANULARITIES_FIELD, readFacadeForm, type AnswerOptions, type Task } from './form.ts';
-import { sentSeconds } from '../../jobs/transcript.ts';
 import type { JobRecord } from '../../jobs/types.ts';
 import { OPENAI_CONTENT_TYPES, renderOpenAI } from './render.ts';
 import { audioResponse, openAIErrorResponses, TranscriptionForm, TranslationForm } from './schemas.ts';
@@ -115,8 +114,7 @@ async function answerWhenEnded(a: Answering, deps: LongAnswerDeps, closing: Abor
       return;
     }
     const { temperature, language } = ended.request;
-    const sentS = sentSeconds(ended, await deps.store.listChunkStates(job.id));
-    const render = { transcript, format: how.format, task: a.task, words: how.words, sentS };
+    const render = { transcript, format: how.format, task: a.task, words: how.words };
     open.end(renderOpenAI({ ...render, temperature: temperature ?? 0, requestedLanguage: language }));
   } catch (err) {
     if (open.clientGone()) {

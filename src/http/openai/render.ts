@@ -30,8 +30,6 @@ export interface RenderInput {
   temperature: number;
   /** The language the job asked for, when the engine reported none. */
   requestedLanguage: string | null;
-  /** The seconds of audio the engine was sent (jobs/transcript.ts sentSeconds): the usage block's figure. */
-  sentS: number;
 }
 
 /** Whisper's verbose_json names the language in English words ("english"); the service keeps ISO-639-1 codes. */
@@ -66,17 +64,13 @@ function verboseJson(input: RenderInput) {
       no_speech_prob: 0,
     })),
     ...(input.words ? { words: (t.words ?? []).map((w) => ({ word: w.word, start: w.start, end: w.end })) } : {}),
-    usage: usage(input.sentS),
+    usage: usage(duration),
   };
 }
 
-/**
- * OpenAI bills Whisper by the second, and its usage block says what a request was billed for. The job's chunks
- * sent more than the recording where each repeats the end of the one before (the overlap at a cut), so the block
- * counts the seconds sent, not the recording's duration.
- */
-function usage(sentS: number) {
-  return { type: 'duration' as const, seconds: Math.ceil(sentS) };
+/** OpenAI bills Whisper by the second; the usage block says the same of the recording. */
+function usage(durationS: number) {
+  return { type: 'duration' as const, seconds: Math.ceil(durationS) };
 }
 
 /** The body for `format`; its content type is OPENAI_CONTENT_TYPES[format]. */
@@ -84,7 +78,7 @@ export function renderOpenAI(input: RenderInput): string {
   const { transcript: t } = input;
   switch (input.format) {
     case 'json':
-      return JSON.stringify({ text: t.text, usage: usage(input.sentS) });
+      return JSON.stringify({ text: t.text, usage: usage(t.duration_s) });
     case 'verbose_json':
       return JSON.stringify(verboseJson(input));
     case 'text':

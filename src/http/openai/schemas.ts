@@ -95,14 +95,7 @@ const Segment = Type.Object({
   compression_ratio: Type.Number({ description: 'Always 1.' }),
   no_speech_prob: Type.Number({ description: 'Always 0.' }),
 });
-const Usage = Type.Object({
-  type: Type.Literal('duration'),
-  seconds: Type.Integer({
-    description:
-      'The seconds of audio the engine was sent, rounded up: the recording, and again each overlap a chunk repeats ' +
-      'of the one before (where a cut found no pause). What a provider billing by the second bills.',
-  }),
-});
+const Usage = Type.Object({ type: Type.Literal('duration'), seconds: Type.Integer() });
 const Verbose = Type.Object({
   task: stringEnum(['transcribe', 'translate'] as const, 'What the job did.'),
   language: Type.String({ description: 'In English words, as Whisper writes it: "english".' }),
