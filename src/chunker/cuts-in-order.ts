@@ -73,6 +73,25 @@ export function nearThenWideScan(scan: WindowScan): NearOrWideScan {
 }
 
 /**
+ * Pure: the targets in batches of 1, 2, 4 ... MAX_BATCH, a batch ending where the chunks the pool sends first
+ * (`firstNeeded`) end: the last of them is not held up by the scan of targets behind it, nor scanned ahead of
+ * need. The batch after one cut short is no bigger than it was to be: its chunks are the next ones the pool waits
+ * for. `urgent`: how many batches hold those first targets (their first target is one of them), at least one.
+ */
+export function batchesOf(targets: readonly number[], firstNeeded: number): { batches: number[][]; urgent: number } {
+  const batches: number[][] = [];
+  let urgent = 0;
+  for (let i = 0, size = 1; i < targets.length;) {
+    const n = i < firstNeeded ? Math.min(size, firstNeeded - i) : size;
+    if (i < firstNeeded || urgent === 0) urgent += 1;
+    batches.push(targets.slice(i, i + n));
+    i += n;
+    if (n === size) size = Math.min(MAX_BATCH, size * 2);
+  }
+  return { batches, urgent };
+}
+
+/**
  * `planSplitsByWindows`' cuts one by one, each as soon as the windows up to its target were scanned: targets
  * are taken in batches of 1, 2, 4 ... MAX_BATCH, so the first cut waits for one window's scan, not for the
  * whole file's. The batches of the first `firstNeeded` targets (the chunks the pool sends first: at a pool of 3
@@ -105,23 +124,7 @@ export async function* planCutsInOrder(
     fromS: Math.max(0, t - r),
     toS: Math.min(p.durationS, t + r),
   });
-  const batches: number[][] = [];
-  for (let i = 0, size = 1; i < targets.length;) {
-    // A batch ends where the chunks the pool sends first end: the last of them is not held up by the scan of
-    // targets behind it, nor scanned ahead of need. The batch after it is no bigger than the one cut short:
-    // the chunks it holds are the next ones the pool waits for.
-    const n = i < firstNeeded ? Math.min(size, firstNeeded - i) : size;
-    batches.push(targets.slice(i, i + n));
-    i += n;
-    if (n === size) size = Math.min(MAX_BATCH, size * 2);
-  }
-  /**
-   * The batches the pool's first chunks wait for (their first target is one of the first `firstNeeded`): all
-   * asked for at once, each beside the runs of those before it. At least the first.
-   */
-  let urgent = 0;
-  for (let i = 0; urgent < batches.length && (urgent === 0 || i < firstNeeded); urgent++)
-    i += batches[urgent]?.length ?? 0;
+  const { batches, urgent } = batchesOf(targets, firstNeeded);
   /** Targets in a row, up to the last batch scanned, that had no pause anywhere near them. */
   let bareStreak = 0;
   /** Whether the last batch scanned found no pause at any of its targets, even where it widened. */
@@ -191,23 +194,7 @@ export async function* planCutsInOrder(
         found[j] = wide[k] ?? [];
       });
     } else if (widens() && bare.length > 0) {
-      // Outward in rings: ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long
-      // sentences pauses within 15 s, and a whole window of ±60 s is four times the audio to decode.
-      const rings = [...new Set([Math.min(URGENT_WINDOW_S, wideS), wideS])].filter((r) => r > near);
-      let still = bare;
-      for (const [i, r] of rings.entries()) {
-        const asked = scan(
-          still.map((j) => around(batch[j] ?? 0, r)),
-          ask,
-        );
-        if (i === rings.length - 1) doneAsking();
-        const wide = await asked;
-        still.forEach((j, k) => {
-          found[j] = wide[k] ?? [];
-        });
-        still = still.filter((j) => (found[j]?.length ?? 0) === 0);
-        if (still.length === 0) break;
-      }
+      await widenOutward(batch, bare, found, wideS, ask, doneAsking);
     }
     // Bare as the streak counts it: no pause even where it widened. A batch whose near windows missed but whose
     // wider ones held a pause is speech with longer sentences, not continuous sound: near first is cheaper there.
@@ -215,6 +202,35 @@ export async function* planCutsInOrder(
     for (const f of found) bareStreak = (f?.length ?? 0) === 0 ? bareStreak + 1 : 0;
     scanned = b + 1;
     return found;
+  };
+  /**
+   * The silences of a batch's targets `bare` (near windows without a pause) sought outward in rings into `found`:
+   * ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long sentences pauses within
+   * 15 s, and a whole window of ±60 s is four times the audio to decode. `doneAsking` once the last ring is asked.
+   */
+  const widenOutward = async (
+    batch: readonly number[],
+    bare: readonly number[],
+    found: Silence[][],
+    wideS: number,
+    ask: ScanAsk,
+    doneAsking: () => void,
+  ): Promise<void> => {
+    const rings = [...new Set([Math.min(URGENT_WINDOW_S, wideS), wideS])].filter((r) => r > near);
+    let still = bare;
+    for (const [i, r] of rings.entries()) {
+      const asked = scan(
+        still.map((j) => around(batch[j] ?? 0, r)),
+        ask,
+      );
+      if (i === rings.length - 1) doneAsking();
+      const wide = await asked;
+      still.forEach((j, k) => {
+        found[j] = wide[k] ?? [];
+      });
+      still = still.filter((j) => (found[j]?.length ?? 0) === 0);
+      if (still.length === 0) return;
+    }
   };
   const inFlight: Array<Promise<Silence[][]>> = [];
   /** When the last batch started has asked every scan it will ask. */
