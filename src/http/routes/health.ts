@@ -66,7 +66,7 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
   /** The auth plugin sets keyName on public routes too when a valid key is sent. */
   const report = async (request: FastifyRequest): Promise<HealthView> => {
     const viewer = viewerOf({ authorization: request.headers.authorization, keyName: request.keyName });
-    if (isGuess(request, viewer)) failures.failed(request.ip);
+    if (isGuess(request, viewer)) failures.failed(request.ip, 'health');
     return healthView(await services.health(), viewer);
   };
 
