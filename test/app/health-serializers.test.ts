@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HEALTH_VIEWS, READY_VIEWS } from '../../src/http/health-schemas.ts';
-import type { SerializerFactory } from '../../src/http/lazy-serializers.ts';
 import { getJson, removeDir, startServer, type TestServer } from '../helper.ts';
 
 const API_KEY = 'serializers-key-0123456789';
@@ -16,32 +15,19 @@ const seen = vi.hoisted(() => ({
 
 vi.mock('../../src/http/lazy-serializers.ts', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/http/lazy-serializers.ts')>();
+  const { notingFactory, notingLazySerializers } = await import('../support/noting-serializers.ts');
   return {
     ...real,
-    lazySerializers: (build?: SerializerFactory) => {
-      const lazy = real.lazySerializers(build);
-      const noting: SerializerFactory = (external, options) => {
-        const compile = lazy.build(external, options);
-        return (route) => {
-          const serialize = compile(route);
-          return (doc: unknown) => {
-            seen.routeAnswers.add(`${route.method} ${route.url} ${String(route.httpStatus)}`);
-            return serialize(doc);
-          };
-        };
-      };
-      return { ...lazy, build: noting };
-    },
-    branchSerializers: (url: string, branches: Record<string, object>, build = real.fastifyDefaultSerializers()) => {
-      const noting: SerializerFactory = (external, options) => {
-        const compile = build(external, options);
-        return (route) => {
-          seen.branchSchemas.push({ url: route.url, schema: route.schema });
-          return compile(route);
-        };
-      };
-      return real.branchSerializers(url, branches, noting);
-    },
+    lazySerializers: notingLazySerializers(real, (route, serialize) => (doc: unknown) => {
+      seen.routeAnswers.add(`${route.method} ${route.url} ${String(route.httpStatus)}`);
+      return serialize(doc);
+    }),
+    branchSerializers: (url: string, branches: Record<string, object>, build = real.fastifyDefaultSerializers()) =>
+      real.branchSerializers(
+        url,
+        branches,
+        notingFactory(build, (route) => void seen.branchSchemas.push({ url: route.url, schema: route.schema })),
+      ),
   };
 });
 
