@@ -11,7 +11,7 @@ import type { Services } from '../src/http/services.ts';
 import type { JobStore } from '../src/jobs/job-store.ts';
 import { PgJobStore } from '../src/jobs/pg-store.ts';
 import { SqliteJobStore } from '../src/jobs/store.ts';
-import { createServices } from '../src/service/wiring.ts';
+import { createServices, type ServiceOverrides } from '../src/service/wiring.ts';
 import { until, type UntilOptions } from './support/until.ts';
 
 /** The JSON bodies the tests read: the job resource, an error, a list. Loose on purpose: tests assert the fields. */
@@ -44,8 +44,15 @@ export async function tempDataDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'cs-data-'));
 }
 
-/** The real app with the real pipeline, listening on 127.0.0.1:0. A variable of `env` set to undefined is unset. */
-export async function startServer(env: Record<string, string | undefined> = {}, dataDir?: string): Promise<TestServer> {
+/**
+ * The real app with the real pipeline, listening on 127.0.0.1:0. A variable of `env` set to undefined is unset;
+ * `overrides` are the services' test seams (a clock).
+ */
+export async function startServer(
+  env: Record<string, string | undefined> = {},
+  dataDir?: string,
+  overrides: ServiceOverrides = {},
+): Promise<TestServer> {
   const dir = dataDir ?? (await tempDataDir());
   const config = loadConfig({
     DATA_DIR: dir,
@@ -61,7 +68,7 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
     ...(await storeEnv(dir)),
     ...env,
   });
-  const { app, services, url } = await listenApp(config, pino({ level: config.logLevel }));
+  const { app, services, url } = await listenApp(config, pino({ level: config.logLevel }), overrides);
   return { app, services, url, config, dataDir: dir, close: () => app.close() };
 }
 
@@ -101,8 +108,9 @@ export async function storeOf(dataDir: string): Promise<JobStore> {
 export async function listenApp(
   config: Config,
   logger: Logger,
+  overrides: ServiceOverrides = {},
 ): Promise<{ app: App; services: Services; url: string }> {
-  const services = await createServices(config, logger);
+  const services = await createServices(config, logger, overrides);
   const app = await buildApp({ services, logger });
   await services.start();
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -6,7 +6,8 @@ import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts'
 import { lazySerializers } from './lazy-serializers.ts';
 import { RequestLog } from './request-log.ts';
 import httpMetrics from './plugins/http-metrics.ts';
-import { authFailures } from './auth-failures.ts';
+import { createAuthMetrics } from '../metrics/auth-metrics.ts';
+import { authFailures, CREDENTIAL_CHECKS } from './auth-failures.ts';
 import auth, { publicRoutes } from './plugins/auth.ts';
 import openApi from './plugins/openapi.ts';
 import underPressure from './plugins/under-pressure.ts';
@@ -63,15 +64,19 @@ export async function buildApp({ services, logger }: AppOptions) {
   // Once, before every route: it wraps the handler of each route declared with an `sse` option.
   await app.register(fastifySSE, { heartbeatInterval: config.events.heartbeatMs });
   // Failed credentials per client address, for the key check, /health's views and /metrics' token alike.
+  const authMetrics = createAuthMetrics(services.metricsRegistry, CREDENTIAL_CHECKS);
   const failures = authFailures({
     perMinute: config.authFailuresPerMinute,
     now: Date.now,
+    onFailure: (check) => authMetrics.failed(check),
     // Once per address and window: a guessing client is worth the operator's attention, its every attempt is not.
-    onLockout: (address, lockedMs) =>
+    onLockout: (address, lockedMs, check) => {
+      authMetrics.lockedOut(check);
       logger.warn(
         { address, perMinute: config.authFailuresPerMinute, lockedS: Math.ceil(lockedMs / 1000) },
         'too many failed credentials: address locked out',
-      ),
+      );
+    },
   });
   await app.register(auth, { apiKeys: config.apiKeys, failures });
   await app.register(uploadRateLimit, {

@@ -2,11 +2,18 @@
 export const AUTH_FAILURE_ADDRESSES_MAX = 10_000;
 const WINDOW_MS = 60_000;
 
+/**
+ * Where a credential is checked, as the metrics name it (a label of bounded cardinality: never the address, the
+ * route's URL or the credential): an API key on a /v1 route, the metrics token on /metrics, a bearer on /health.
+ */
+export const CREDENTIAL_CHECKS = ['v1', 'metrics', 'health'] as const;
+export type CredentialCheck = (typeof CREDENTIAL_CHECKS)[number];
+
 export interface AuthFailures {
   /** Whether requests from `address` that present a credential are refused now, and for how many more ms. */
   lockedFor(address: string): number | null;
-  /** Counts one credential that matched nothing, sent from `address`. */
-  failed(address: string): void;
+  /** Counts one credential that matched nothing, sent from `address` where `check` checks one. */
+  failed(address: string, check: CredentialCheck): void;
 }
 
 /**
@@ -20,10 +27,12 @@ export function authFailures(opts: {
   perMinute: number;
   now: () => number;
   maxAddresses?: number;
-  /** Told once per window when an address reaches the limit (the operator's log line). */
-  onLockout?: (address: string, lockedMs: number) => void;
+  /** Told of every failed check, the limit off too (the operator's metric). */
+  onFailure?: (check: CredentialCheck) => void;
+  /** Told once per window when an address reaches the limit, with the check that reached it (log line, metric). */
+  onLockout?: (address: string, lockedMs: number, check: CredentialCheck) => void;
 }): AuthFailures {
-  const { perMinute, now, maxAddresses = AUTH_FAILURE_ADDRESSES_MAX, onLockout } = opts;
+  const { perMinute, now, maxAddresses = AUTH_FAILURE_ADDRESSES_MAX, onFailure, onLockout } = opts;
   /** Insertion order is the order of each address's window start: the first entry is the oldest. */
   const windows = new Map<string, { endsAt: number; count: number }>();
 
@@ -34,13 +43,14 @@ export function authFailures(opts: {
       const left = w.endsAt - now();
       return left > 0 ? left : null;
     },
-    failed(address) {
+    failed(address, check) {
+      onFailure?.(check);
       if (perMinute === 0) return;
       const t = now();
       const w = windows.get(address);
       if (w && w.endsAt > t) {
         w.count += 1;
-        if (w.count === perMinute) onLockout?.(address, w.endsAt - t);
+        if (w.count === perMinute) onLockout?.(address, w.endsAt - t, check);
         return;
       }
       // A new window goes to the end of the order, so eviction drops the address whose window began first.
@@ -51,7 +61,7 @@ export function authFailures(opts: {
         windows.delete(oldest);
       }
       windows.set(address, { endsAt: t + WINDOW_MS, count: 1 });
-      if (perMinute === 1) onLockout?.(address, WINDOW_MS);
+      if (perMinute === 1) onLockout?.(address, WINDOW_MS, check);
     },
   };
 }

@@ -3,7 +3,7 @@ import type { JobStore } from '../jobs/job-store.ts';
 import { checkBinary, type BinaryCheck } from '../resources/binaries.ts';
 import type { ComponentCheck, ComponentStatus, HealthReason } from '../resources/component-check.ts';
 import type { DirPool, DirPoolLimits } from '../resources/dir-pool.ts';
-import { oneAtATime } from '../resources/one-at-a-time.ts';
+import { oneAtATime, reusedFor } from '../resources/one-at-a-time.ts';
 import type { StorageGuard } from '../resources/storage-guard.ts';
 import { healthStatus, type SystemMonitor } from '../resources/system-monitor.ts';
 import type { CircuitBreaker } from '../transcribe/circuit-breaker.ts';
@@ -56,6 +56,27 @@ export interface HealthDeps {
   redisHealth: (() => Promise<ComponentCheck>) | null;
   /** The uploads' bucket (STORAGE_URL set) as the `object_store` component (down = not ready); null: local disk. */
   objectStore: () => Promise<ComponentCheck | null>;
+  /** The clock of the dependencies' reuse (HEALTH_REUSE_MS). @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * How long the answers of the store, Redis, the bucket and the limiters (the queue component) are given again to
+ * the next reports, from when they came. /health and /health/ready answer anyone, and a client asking one after
+ * another would otherwise cost each a request (a bucket's are billed): this bounds it to one per second, whatever
+ * the callers. A failing answer is kept as long as a good one: a change either way is seen within a second, well
+ * inside an orchestrator's probe period (Kubernetes' default is 10 s), and a dependency that struggles is not
+ * asked harder for it. The binaries, providers, disk, memory and job directories are read per report: they ask
+ * nothing outside the process (a provider's check has its own cache).
+ */
+export const HEALTH_REUSE_MS = 1_000;
+
+/** What a report asks outside the process: the reused part of it. */
+interface DependencyChecks {
+  store: ComponentCheck;
+  redis: ComponentCheck | null;
+  objectStore: ComponentCheck | null;
+  queue: ReportedComponent;
 }
 
 /** The provider check's outcome as a code: the codes an upload refusal gives a client already (PROVIDER_AUTH ...). */
@@ -85,11 +106,53 @@ function withReason(check: ComponentCheck, reason: HealthReason): ComponentCheck
   return check.status === 'ok' || check.reason ? check : { ...check, reason };
 }
 
+async function storeCheck(store: HealthDeps['store']): Promise<ComponentCheck> {
+  try {
+    await store.ping();
+    return { status: 'ok', detail: `${store.kind} answers` };
+  } catch (err) {
+    return { status: 'down', detail: `${store.kind}: ${(err as Error).message}`, reason: 'unreachable' };
+  }
+}
+
+/** The store, Redis, the bucket and the limiters (a shared limiter asks Redis), asked at once. */
+async function askDependencies(deps: HealthDeps): Promise<DependencyChecks> {
+  const [store, redis, objectStore, stats] = await Promise.all([
+    storeCheck(deps.store),
+    deps.redisHealth ? deps.redisHealth() : null,
+    deps.objectStore(),
+    Promise.all(deps.backends.map((b) => b.limiter.stats())),
+  ]);
+  const limiter = {
+    running: stats.reduce((n, s) => n + s.running, 0),
+    queued: stats.reduce((n, s) => n + s.queued, 0),
+  };
+  return {
+    store,
+    redis: redis && withReason(redis, 'unreachable'),
+    objectStore: objectStore && withReason(objectStore, 'unreachable'),
+    queue: {
+      status: 'ok',
+      detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,
+      load: {
+        jobs_running: deps.runner.running,
+        jobs_waiting: deps.runner.waiting,
+        requests_in_flight: limiter.running,
+        requests_waiting: limiter.queued,
+      },
+    },
+  };
+}
+
 const RANK: Record<ComponentStatus, number> = { ok: 0, degraded: 1, down: 2 };
 const GiB = 1024 ** 3;
 
-/** Per-component status for /health/ready: the binaries are checked once at start, everything else per request. */
+/**
+ * Per-component status for /health/ready: the binaries are checked once at start, the dependencies at most once per
+ * HEALTH_REUSE_MS, everything else per report.
+ */
 export function createHealth(deps: HealthDeps) {
+  const dependencies = reusedFor(() => askDependencies(deps), { reuseMs: HEALTH_REUSE_MS, now: deps.now ?? Date.now });
   let binaries: Record<'ffmpeg' | 'ffprobe', BinaryCheck> = {
     ffmpeg: { status: 'down', detail: 'not checked yet' },
     ffprobe: { status: 'down', detail: 'not checked yet' },
@@ -101,8 +164,7 @@ export function createHealth(deps: HealthDeps) {
       binaries = { ffmpeg, ffprobe };
     },
 
-    // /health and /health/ready answer anyone, and each report asks the store, Redis and the bucket: shared, a
-    // flood of requests is not as many requests to them (a bucket's are billed).
+    // Requests while a report is made share it; what it asks outside the process is reused (HEALTH_REUSE_MS).
     report: oneAtATime(async (): Promise<HealthReport> => {
       const components: HealthReport['components'] = {};
       for (const [name, b] of Object.entries(binaries)) components[name] = withReason(b, 'binary_unavailable');
@@ -116,19 +178,10 @@ export function createHealth(deps: HealthDeps) {
           components[`provider:${b.name}`] =
             check.status === 'down' ? { ...check, status: 'degraded', detail: `down: ${check.detail}` } : check;
       });
-      try {
-        await deps.store.ping();
-        components.store = { status: 'ok', detail: `${deps.store.kind} answers` };
-      } catch (err) {
-        components.store = {
-          status: 'down',
-          detail: `${deps.store.kind}: ${(err as Error).message}`,
-          reason: 'unreachable',
-        };
-      }
-      if (deps.redisHealth) components.redis = withReason(await deps.redisHealth(), 'unreachable');
-      const objectStore = await deps.objectStore();
-      if (objectStore) components.object_store = withReason(objectStore, 'unreachable');
+      const asked = await dependencies();
+      components.store = asked.store;
+      if (asked.redis) components.redis = asked.redis;
+      if (asked.objectStore) components.object_store = asked.objectStore;
       const sys = await deps.monitor.sample();
       const free = `${(sys.disk.freeBytes / GiB).toFixed(1)} GiB free`;
       components.disk = deps.storage.isFull()
@@ -141,21 +194,7 @@ export function createHealth(deps: HealthDeps) {
         },
         'memory_low',
       );
-      const stats = await Promise.all(deps.backends.map((b) => b.limiter.stats()));
-      const limiter = {
-        running: stats.reduce((n, s) => n + s.running, 0),
-        queued: stats.reduce((n, s) => n + s.queued, 0),
-      };
-      components.queue = {
-        status: 'ok',
-        detail: `${deps.runner.running} jobs running, ${deps.runner.waiting} waiting; ${limiter.running} requests in flight, ${limiter.queued} waiting for a token`,
-        load: {
-          jobs_running: deps.runner.running,
-          jobs_waiting: deps.runner.waiting,
-          requests_in_flight: limiter.running,
-          requests_waiting: limiter.queued,
-        },
-      };
+      components.queue = asked.queue;
       const dirs = deps.dirPool.usage();
       const { maxLeases, maxBytes } = deps.dirLimits;
       // Informational: a full pool refuses new uploads with 503, but the service is ready for everything else.

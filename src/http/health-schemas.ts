@@ -68,6 +68,13 @@ const OperatorHealth = Type.Object(
   },
 );
 
+/**
+ * Each view's schema, by the view's name: what the routes serialize an answer with (the handler knows the view), so
+ * each view drops any field it does not name. The unions below are what the served document describes.
+ */
+export const READY_VIEWS = { public: PublicHealth, tenant: TenantHealth, operator: OperatorReady };
+export const HEALTH_VIEWS = { ...READY_VIEWS, operator: OperatorHealth };
+
 /** /health/ready: the readiness report in the caller's view. */
 export const HealthReport = Type.Union([PublicHealth, TenantHealth, OperatorReady]);
 export type HealthReport = Static<typeof HealthReport>;

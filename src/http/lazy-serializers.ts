@@ -40,7 +40,8 @@ export interface LazySerializers {
  * and test/app/openapi.test.ts answer from every route). A compile takes the event loop for up to ~0.1 s (the job
  * resource's schema), which `warm` lets a caller move to where it costs nothing. Each schema is compiled as
  * `serializerSchema` rewrites it (nullable fields as type lists), so a job's answers compile no validator on their
- * way out; a union of objects still does, once, on its first answer (/health's three views, health-schemas.ts).
+ * way out; a union of objects would, once, on its first answer (/health's three views are serialized each with its
+ * own schema instead: branchSerializers).
  */
 export function lazySerializers(build: SerializerFactory = fastifyDefaultSerializers()): LazySerializers {
   const compilers = new Map<string, () => void>();
@@ -67,5 +68,30 @@ export function lazySerializers(build: SerializerFactory = fastifyDefaultSeriali
         compile();
       }
     },
+  };
+}
+
+/**
+ * Serializers for an answer whose schema is a union of objects (the served document describes the union) sent by a
+ * handler that knows which branch each document is: one per branch, compiled on that branch's first use by
+ * `build` as the app compiles its schemas (rewritten by `serializerSchema`). fast-json-stringify serializes a
+ * union by running an ajv validator of each branch on the document, compiled on the first answer (~30 ms of the
+ * event loop for /health's three views); a branch's own serializer compiles none and still drops every field the
+ * branch does not name. `url` names the answer in a compile error.
+ */
+export function branchSerializers<K extends string>(
+  url: string,
+  branches: Readonly<Record<K, object>>,
+  build: SerializerFactory = fastifyDefaultSerializers(),
+): (branch: K) => (doc: unknown) => string {
+  const compile = build();
+  const compiled = new Map<K, (doc: unknown) => string>();
+  return (branch) => {
+    let serialize = compiled.get(branch);
+    if (!serialize) {
+      serialize = compile({ method: 'GET', url, httpStatus: '200', schema: serializerSchema(branches[branch]) });
+      compiled.set(branch, serialize);
+    }
+    return serialize;
   };
 }

@@ -68,6 +68,8 @@ function modelListing(registry: BackendRegistry): ModelListing[] {
 export interface ServiceOverrides {
   /** Disk and memory readings (pressure tests). */
   readings?: SystemReadings;
+  /** The clock of the health report's reuse of its dependencies' answers (health tests). */
+  healthNow?: () => number;
 }
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
@@ -211,6 +213,7 @@ export async function createServices(
     redisHealth,
     storage,
     objectStore: () => uploads.check(),
+    ...(overrides.healthNow ? { now: overrides.healthNow } : {}),
   });
   let closing: Promise<void> | null = null;
 

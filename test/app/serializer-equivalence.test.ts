@@ -11,26 +11,19 @@ const answers = vi.hoisted(() => new Map<string, { external: unknown; options: u
 
 vi.mock('../../src/http/lazy-serializers.ts', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/http/lazy-serializers.ts')>();
+  const { notingLazySerializers } = await import('../support/noting-serializers.ts');
   // The app's serializers are the real lazySerializers' (they rewrite the schemas); what the app gives them, as
   // written, is noted on the way in.
   return {
     ...real,
-    lazySerializers: (build?: SerializerFactory) => {
-      const lazy = real.lazySerializers(build);
-      const noting: SerializerFactory = (external, options) => {
-        const compile = lazy.build(external, options);
-        return (route) => {
-          const type = 'contentType' in route ? String(route.contentType) : 'application/json';
-          answers.set(`${route.method} ${route.url} ${String(route.httpStatus)} ${type}`, {
-            external: structuredClone(external),
-            options,
-            route: structuredClone(route),
-          });
-          return compile(route);
-        };
-      };
-      return { ...lazy, build: noting };
-    },
+    lazySerializers: notingLazySerializers(real, (route, _serialize, { external, options }) => {
+      const type = 'contentType' in route ? String(route.contentType) : 'application/json';
+      answers.set(`${route.method} ${route.url} ${String(route.httpStatus)} ${type}`, {
+        external: structuredClone(external),
+        options,
+        route: structuredClone(route),
+      });
+    }),
   };
 });
 

@@ -11,11 +11,11 @@ describe('authFailures', () => {
   it('locks an address out after perMinute failures, for the rest of the minute that began with the first', () => {
     const clock = manualClock(1_000);
     const failures = authFailures({ perMinute: 3, now: clock.now });
-    failures.failed(A);
+    failures.failed(A, 'v1');
     clock.advance(10_000);
-    failures.failed(A);
+    failures.failed(A, 'v1');
     expect(failures.lockedFor(A)).toBeNull();
-    failures.failed(A);
+    failures.failed(A, 'v1');
     // The window began at the first failure (t = 1 000) and ends 60 s later.
     expect(failures.lockedFor(A)).toBe(50_000);
     expect(failures.lockedFor(B)).toBeNull();
@@ -24,10 +24,10 @@ describe('authFailures', () => {
     clock.advance(1);
     expect(failures.lockedFor(A)).toBeNull();
     // A new window: its count starts again.
-    failures.failed(A);
-    failures.failed(A);
+    failures.failed(A, 'v1');
+    failures.failed(A, 'v1');
     expect(failures.lockedFor(A)).toBeNull();
-    failures.failed(A);
+    failures.failed(A, 'v1');
     expect(failures.lockedFor(A)).toBe(60_000);
   });
 
@@ -35,33 +35,33 @@ describe('authFailures', () => {
     const clock = manualClock();
     const told: Array<[string, number]> = [];
     const failures = authFailures({ perMinute: 2, now: clock.now, onLockout: (a, ms) => told.push([a, ms]) });
-    failures.failed(A);
+    failures.failed(A, 'v1');
     clock.advance(5_000);
-    failures.failed(A);
-    failures.failed(A);
-    failures.failed(B);
+    failures.failed(A, 'v1');
+    failures.failed(A, 'v1');
+    failures.failed(B, 'v1');
     expect(told).toEqual([[A, 55_000]]);
     clock.advance(55_000);
-    failures.failed(A);
-    failures.failed(A);
+    failures.failed(A, 'v1');
+    failures.failed(A, 'v1');
     expect(told).toEqual([
       [A, 55_000],
       [A, 60_000],
     ]);
     // A limit of one: the first failure is the lockout.
     const once: string[] = [];
-    authFailures({ perMinute: 1, now: clock.now, onLockout: (a) => once.push(a) }).failed(C);
+    authFailures({ perMinute: 1, now: clock.now, onLockout: (a) => once.push(a) }).failed(C, 'v1');
     expect(once).toEqual([C]);
   });
 
   it('counts each address alone', () => {
     const clock = manualClock();
     const failures = authFailures({ perMinute: 2, now: clock.now });
-    failures.failed(A);
-    failures.failed(B);
+    failures.failed(A, 'v1');
+    failures.failed(B, 'v1');
     expect(failures.lockedFor(A)).toBeNull();
     expect(failures.lockedFor(B)).toBeNull();
-    failures.failed(B);
+    failures.failed(B, 'v1');
     expect(failures.lockedFor(A)).toBeNull();
     expect(failures.lockedFor(B)).toBe(60_000);
   });
@@ -69,13 +69,13 @@ describe('authFailures', () => {
   it('tracks at most maxAddresses, forgetting the one whose window began first', () => {
     const clock = manualClock();
     const failures = authFailures({ perMinute: 1, now: clock.now, maxAddresses: 2 });
-    failures.failed(A);
+    failures.failed(A, 'v1');
     clock.advance(1);
-    failures.failed(B);
+    failures.failed(B, 'v1');
     expect(failures.lockedFor(A)).toBe(59_999);
     expect(failures.lockedFor(B)).toBe(60_000);
     clock.advance(1);
-    failures.failed(C);
+    failures.failed(C, 'v1');
     expect(failures.lockedFor(A)).toBeNull();
     expect(failures.lockedFor(B)).toBe(59_999);
     expect(failures.lockedFor(C)).toBe(60_000);
@@ -84,12 +84,12 @@ describe('authFailures', () => {
   it('orders by window start: an address whose window ended and began again is the newest', () => {
     const clock = manualClock();
     const failures = authFailures({ perMinute: 1, now: clock.now, maxAddresses: 2 });
-    failures.failed(A);
+    failures.failed(A, 'v1');
     clock.advance(1);
-    failures.failed(B);
+    failures.failed(B, 'v1');
     clock.advance(60_000);
-    failures.failed(A);
-    failures.failed(C);
+    failures.failed(A, 'v1');
+    failures.failed(C, 'v1');
     expect(failures.lockedFor(B)).toBeNull();
     expect(failures.lockedFor(A)).toBe(60_000);
     expect(failures.lockedFor(C)).toBe(60_000);
@@ -98,8 +98,26 @@ describe('authFailures', () => {
   it('never locks anyone out with perMinute 0', () => {
     const clock = manualClock();
     const failures = authFailures({ perMinute: 0, now: clock.now });
-    for (let i = 0; i < 100; i++) failures.failed(A);
+    for (let i = 0; i < 100; i++) failures.failed(A, 'v1');
     expect(failures.lockedFor(A)).toBeNull();
+  });
+
+  it('tells of every failure, the limit off too, and of each lockout with the check that reached the limit', () => {
+    const clock = manualClock();
+    const told: string[] = [];
+    const onFailure = (check: string) => told.push(`failed ${check}`);
+    const off = authFailures({ perMinute: 0, now: clock.now, onFailure });
+    off.failed(A, 'metrics');
+    expect(told).toEqual(['failed metrics']);
+    const on = authFailures({
+      perMinute: 2,
+      now: clock.now,
+      onFailure,
+      onLockout: (address, _ms, check) => told.push(`locked ${address} ${check}`),
+    });
+    on.failed(A, 'v1');
+    on.failed(A, 'health');
+    expect(told).toEqual(['failed metrics', 'failed v1', 'failed health', `locked ${A} health`]);
   });
 });
 

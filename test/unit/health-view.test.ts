@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createHealth, type HealthBackend, type HealthDeps, type HealthReport } from '../../src/http/health-report.ts';
+import {
+  createHealth,
+  HEALTH_REUSE_MS,
+  type HealthBackend,
+  type HealthDeps,
+  type HealthReport,
+} from '../../src/http/health-report.ts';
 import { healthView, healthViewerFor, type HealthCredential } from '../../src/http/health-view.ts';
 import type { ComponentCheck } from '../../src/resources/component-check.ts';
 import type { PressureLevel } from '../../src/resources/system-monitor.ts';
@@ -241,8 +247,10 @@ describe('createHealth: each component not ok carries a reason code', () => {
     let pinged = (): void => undefined;
     const gate = new Promise<void>((resolve) => (open = resolve));
     const firstPing = new Promise<void>((resolve) => (pinged = resolve));
+    let t = 5_000;
     const health = createHealth({
       ...deps({}),
+      now: () => t,
       store: {
         kind: 'sqlite',
         ping: () => {
@@ -263,9 +271,45 @@ describe('createHealth: each component not ok carries a reason code', () => {
     expect([pings, buckets]).toEqual([1, 1]);
     expect(new Set(reports).size).toBe(1);
     expect(reports[0]?.components.store?.status).toBe('ok');
-    // Once it is made, the next caller gets a new one: nothing is kept.
+    // Once it is made, the next caller gets a new report, with the dependencies' answers of the last second.
+    t += HEALTH_REUSE_MS - 1;
     const next = await health.report();
     expect(next).not.toBe(reports[0]);
+    expect([pings, buckets]).toEqual([1, 1]);
+    t += 1;
+    await health.report();
     expect([pings, buckets]).toEqual([2, 2]);
+  });
+
+  it('reuses a failing answer as long as a good one: a failure and a recovery are each seen within HEALTH_REUSE_MS', async () => {
+    let bucket: ComponentCheck = { status: 'ok', detail: 'bucket answers' };
+    let asked = 0;
+    let t = 0;
+    const health = createHealth({
+      ...deps({}),
+      now: () => t,
+      store: { kind: 'sqlite', ping: async () => undefined },
+      objectStore: async () => {
+        asked++;
+        return bucket;
+      },
+    });
+    const seen = async () => (await health.report()).components.object_store?.status;
+    expect(await seen()).toBe('ok');
+    bucket = { status: 'down', detail: 'no answer within 2000 ms' };
+    t += HEALTH_REUSE_MS - 1;
+    expect(await seen()).toBe('ok');
+    t += 1;
+    expect(await seen()).toBe('down');
+    bucket = { status: 'ok', detail: 'bucket answers' };
+    t += HEALTH_REUSE_MS - 1;
+    expect(await seen()).toBe('down');
+    t += 1;
+    expect(await seen()).toBe('ok');
+    expect(asked).toBe(3);
+    // A clock set back (NTP) makes the answer stale, not fresh for as long as the step.
+    t -= 60_000;
+    await health.report();
+    expect(asked).toBe(4);
   });
 });

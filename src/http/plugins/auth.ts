@@ -120,7 +120,7 @@ export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
       // Public routes still learn the caller's key when one is sent (/health shows more to a key holder).
       const open = request.is404 || isPublicRoute(request.routeOptions.config);
       if (!identify(request) && !open) {
-        if (request.headers.authorization !== undefined) failures.failed(request.ip);
+        if (request.headers.authorization !== undefined) failures.failed(request.ip, 'v1');
         throw new AppError('UNAUTHORIZED', 'Send a valid API key as `Authorization: Bearer <key>`.');
       }
     });

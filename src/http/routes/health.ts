@@ -6,9 +6,13 @@ import type { AuthFailures } from '../auth-failures.ts';
 import { redactConfig } from '../../config.ts';
 import { HEALTH_CONFIG_EXAMPLE, HEALTH_DOWN_EXAMPLE, HEALTH_EXAMPLES } from '../examples.ts';
 import { healthView, healthViewerFor, type HealthView, type HealthViewer } from '../health-view.ts';
-import { HealthReport, HealthWithConfig } from '../health-schemas.ts';
+import { HEALTH_VIEWS, HealthReport, HealthWithConfig, READY_VIEWS } from '../health-schemas.ts';
+import { branchSerializers } from '../lazy-serializers.ts';
 import { errorResponses, jsonResponse } from '../response-schemas.ts';
 import type { Services } from '../services.ts';
+
+/** What fastify sets on a JSON answer it serializes itself. */
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Anyone may ask; an API key shows a tenant's view, the metrics token the operator's. */
 const SHOWS_MORE_TO_A_KEY: Array<Record<string, string[]>> = [{}, { bearer: [] }, { metricsToken: [] }];
@@ -55,10 +59,14 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
   // of API keys instead of their names.
   const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
 
+  // Each answer is serialized with its view's schema (the union needs a validator per view to choose one).
+  const readySerializer = branchSerializers('/health/ready', READY_VIEWS);
+  const healthSerializer = branchSerializers('/health', HEALTH_VIEWS);
+
   /** The auth plugin sets keyName on public routes too when a valid key is sent. */
   const report = async (request: FastifyRequest): Promise<HealthView> => {
     const viewer = viewerOf({ authorization: request.headers.authorization, keyName: request.keyName });
-    if (isGuess(request, viewer)) failures.failed(request.ip);
+    if (isGuess(request, viewer)) failures.failed(request.ip, 'health');
     return healthView(await services.health(), viewer);
   };
 
@@ -100,7 +108,11 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
     },
     async (request, reply) => {
       const ready = await report(request);
-      return reply.code(ready.status === 'down' ? 503 : 200).send(ready);
+      return reply
+        .code(ready.status === 'down' ? 503 : 200)
+        .type(JSON_TYPE)
+        .serializer(readySerializer(ready.view))
+        .send(ready);
     },
   );
 
@@ -124,9 +136,12 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const current = await report(request);
-      return current.view === 'operator' ? { ...current, config } : current;
+      return reply
+        .type(JSON_TYPE)
+        .serializer(healthSerializer(current.view))
+        .send(current.view === 'operator' ? { ...current, config } : current);
     },
   );
 }

@@ -38,7 +38,7 @@ export default async function metricsRoutes(
   app.get('/metrics', { schema }, async (request, reply) => {
     if (expected && !bearerMatches(request.headers.authorization, expected)) {
       // A wrong token is a guess; no token at all (a scraper not yet configured) is not.
-      if (request.headers.authorization !== undefined) failures.failed(request.ip);
+      if (request.headers.authorization !== undefined) failures.failed(request.ip, 'metrics');
       throw new AppError('UNAUTHORIZED', 'Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.');
     }
     const body = await registry.metrics();
