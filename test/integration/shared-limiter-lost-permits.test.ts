@@ -28,17 +28,17 @@ describe('the shared rate limit when Redis loses the permits of waiting requests
     await redis.stop();
   });
 
+  /** One process's limiter of one deployment (`prefix`), stopped after the tests. */
+  function limiterOf(prefix: string, limits: { rpm: number; burst: number; maxInFlight: number }): RateLimiter {
+    const connection = { url: redis.url, maxRetriesPerRequest: null };
+    const limiter = createSharedRateLimiter({ connection, prefix, logger, ...limits });
+    limiters.push(limiter);
+    return limiter;
+  }
+
   it('adds no permit while none is lost, window after window', async () => {
     // windowFor(1200, 2): one permit per 50 ms window, so the requests wait through window ends.
-    const limiter = createSharedRateLimiter({
-      connection: { url: redis.url, maxRetriesPerRequest: null },
-      prefix: 'no-lost-permits',
-      rpm: 1200,
-      burst: 2,
-      maxInFlight: 4,
-      logger,
-    });
-    limiters.push(limiter);
+    const limiter = limiterOf('no-lost-permits', { rpm: 1200, burst: 2, maxInFlight: 4 });
     const done = await Promise.all(Array.from({ length: 12 }, (_, i) => limiter.schedule(async () => i)));
     expect(done).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(await admin.llen('no-lost-permits:provider-permits:wait')).toBe(0);
@@ -46,15 +46,7 @@ describe('the shared rate limit when Redis loses the permits of waiting requests
 
   it('starts the requests whose permits Redis lost once a call slot frees up', async () => {
     // A generous rate: only the one call slot (MAX_IN_FLIGHT 1) holds the second request.
-    const limiter = createSharedRateLimiter({
-      connection: { url: redis.url, maxRetriesPerRequest: null },
-      prefix: 'lost-permits',
-      rpm: 6000,
-      burst: 10,
-      maxInFlight: 1,
-      logger,
-    });
-    limiters.push(limiter);
+    const limiter = limiterOf('lost-permits', { rpm: 6000, burst: 10, maxInFlight: 1 });
     let releaseFirst = () => {};
     const first = limiter.schedule(() => new Promise<string>((resolve) => (releaseFirst = () => resolve('first'))));
     await until(async () => (await limiter.stats()).running === 1, 'the first request to start');
