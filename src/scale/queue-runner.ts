@@ -47,6 +47,8 @@ const QUEUE = 'jobs';
 const MAX_STALLED = 3;
 /** A readiness probe waits this long for PONG: a hung Redis must not hold /health/ready. */
 const PING_TIMEOUT_MS = 500;
+/** A job whose row could not be read when a worker took it is taken again after this pause. */
+const STORE_PAUSE_MS = 2_000;
 /** A cancel's command waits this long for Redis, as the upload limits' commands do (shared-redis.ts). */
 const CANCEL_ANSWER_MS = 1_000;
 
@@ -215,9 +217,9 @@ export class QueueRunner implements JobQueue {
 
   async #process(job: Job<QueuedJob>, token: string | undefined): Promise<void> {
     const { jobId } = job.data;
-    const { store, local, logger } = this.#opts;
+    const { local, logger } = this.#opts;
     const log = logger.child({ jobId });
-    const before = (await store.getJob(jobId))?.status;
+    const before = await this.#statusOr(job, token, log, STORE_PAUSE_MS);
     // Re-queued by a reconcile that read the row just before the job ended: nothing left to do.
     if (before === undefined || !isLive(before)) return;
     const lockMs = this.#opts.lockDurationMs;
@@ -247,12 +249,27 @@ export class QueueRunner implements JobQueue {
       await job.moveToDelayed(Date.now(), token).catch(() => undefined);
       throw new DelayedError();
     }
-    const status = (await store.getJob(jobId))?.status;
+    const status = await this.#statusOr(job, token, log, 0);
     if (status === undefined || !isLive(status)) return;
     // Stopped by this worker's shutdown: back to the queue at once for another worker (or this one after restart).
     log.info('handing the job back to the queue');
     await job.moveToDelayed(Date.now(), token);
     throw new DelayedError();
+  }
+
+  /**
+   * The job's status in the store; when the store does not answer, the job goes back to the queue (after `pauseMs`)
+   * and this throws BullMQ's DelayedError. Any other error of the processor would be the job's failure to BullMQ,
+   * which `#onFailed` stores: a store outage must not fail every job the workers take meanwhile.
+   */
+  async #statusOr(job: Job<QueuedJob>, token: string | undefined, log: Logger, pauseMs: number) {
+    try {
+      return (await this.#opts.store.getJob(job.data.jobId))?.status;
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'could not read the job from the store; back to the queue');
+      await job.moveToDelayed(Date.now() + pauseMs, token);
+      throw new DelayedError();
+    }
   }
 
   /** Fails the job only if it is still live: markFailed checks that in the same write, so a job that ended meanwhile keeps its end. */
