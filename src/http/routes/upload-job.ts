@@ -15,7 +15,8 @@ import type { DirLease } from '../../resources/dir-pool.ts';
 import type { UploadSlot, UploadSlots } from '../../resources/upload-limits.ts';
 import type { AcceptedMedia, Services, ValidatedRequest } from '../services.ts';
 import { systemClock, type Clock } from '../../transcribe/backoff.ts';
-import { discardRest, MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
+import { discardRest } from '../discard-body.ts';
+import { MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
 import { idempotencyKeyOf, requestFingerprint, sameRequest } from './upload-idempotency.ts';
 
 /** Every code accepting an upload can answer with (the key check and the upload rate limit in front included). */
@@ -81,7 +82,7 @@ export function createJobUploads(
           // Reading the rest of a trickle would keep the socket as long as the client likes: close it after the answer.
           reply.header('connection', 'close');
         } else {
-          discardRest(request);
+          discardRest(request.raw);
         }
         throw err;
       }
