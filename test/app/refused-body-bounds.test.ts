@@ -84,6 +84,31 @@ describe('the body of a request answered before it was read', () => {
     });
   }
 
+  it('keeps the connection for the next request when the refused body ends', async () => {
+    // A whole small body after a 401, then a second request on the same connection: both are answered.
+    const { hostname, port } = new URL(server.url);
+    const body = '--b\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n--b--\r\n';
+    const answers = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ host: hostname, port: Number(port) });
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if ((text.match(/HTTP\/1\.1 /g) ?? []).length === 2 && text.endsWith('}')) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+      socket.write(
+        `POST /v1/jobs HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: multipart/form-data; boundary=b\r\n` +
+          `content-length: ${body.length}\r\n\r\n${body}` +
+          `GET /v1/jobs HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${KEY}\r\n\r\n`,
+      );
+    });
+    expect(answers.match(/HTTP\/1\.1 \d{3} /g)).toEqual(['HTTP/1.1 401 ', 'HTTP/1.1 200 ']);
+  });
+
   it('leaves nothing behind, and the server still serves', async () => {
     expect(await jobFiles(server.dataDir)).toEqual([]);
     const list = await getJson<{ items: unknown[] }>(`${server.url}/v1/jobs`, { authorization: `Bearer ${KEY}` });
