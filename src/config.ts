@@ -112,6 +112,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,
     // Half the pool: one client cannot lock the others out, and still gets in with an upload of the allowed size.
     uploadBytesPerKeyMax: perKeyBytes ?? Math.max(e.MAX_UPLOAD_BYTES, Math.floor(e.JOB_DIRS_MAX_BYTES / 2)),
+    // Half the pool again: an accepted job keeps its directory until it ends, so one key's jobs cannot take them all.
+    jobsPerKeyMax: e.JOBS_PER_KEY_MAX ?? Math.max(1, Math.floor(e.JOB_DIRS_MAX / 2)),
     uploadPace: {
       minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S,
       windowMs: e.UPLOAD_RATE_WINDOW_MS,
