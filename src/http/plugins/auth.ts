@@ -109,7 +109,8 @@ export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
           'UNAUTHORIZED',
           reason === 'cross_site'
             ? 'This server has no API keys: it takes browser requests from its own pages only.'
-            : 'This server has no API keys: a browser reaches it under localhost or an IP address only.',
+            : 'This server has no API keys: a browser reaches it under localhost or an IP address only. Open the ' +
+                'page by IP address, or give the server API keys (API_KEYS) to use it under a host name.',
           { details: { reason } },
         );
       });
