@@ -79,6 +79,15 @@ function stderrSummary(lines: string[], tail: string[]): string {
   return chosen.join('\n').trim() || '(no stderr)';
 }
 
+/**
+ * Pure: pocketsphinx's error text as a job's tenant may read it (it becomes the chunk's and job's error message):
+ * every absolute path cut to its file name, since its lines name the chunk's file in DATA_DIR or the model's
+ * install ('Failed to open file '/data/jobs/job_x/chunk-0001.wav''). The log keeps the whole text.
+ */
+export function withoutDirectories(text: string): string {
+  return text.replace(/(?:\/[^\s/'"`]+)*\/([^\s/'"`]*)/g, '$1');
+}
+
 function clamp(value: number, max: number): number {
   return Math.min(Math.max(value, 0), max);
 }
@@ -189,10 +198,14 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
           log.warn({ exitCode, signal, stderr: detail }, 'pocketsphinx failed');
           // A bad input fails the same way every time; a process killed from outside (OOM) may not.
           reject(
-            new AppError('CHUNK_FAILED', `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${detail}`, {
-              retryable: signal !== null,
-              details: { exitCode, signal },
-            }),
+            new AppError(
+              'CHUNK_FAILED',
+              `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${withoutDirectories(detail)}`,
+              {
+                retryable: signal !== null,
+                details: { exitCode, signal },
+              },
+            ),
           );
         } else {
           resolve(Buffer.concat(stdout).toString('utf8'));
