@@ -39,6 +39,11 @@ export const URGENT_WINDOW_S = 15;
 export interface ScanAsk {
   ahead?: boolean;
   besideRuns?: number;
+  /**
+   * Aborted once nothing can use the scan's answer (the consumer stopped, the plan failed at an earlier batch, or
+   * it ended): the scan stops, its ffmpeg with it.
+   */
+  signal?: AbortSignal;
 }
 
 /** A silence scan of windows (see planSplitsByWindows). */
@@ -133,6 +138,16 @@ export async function* planCutsInOrder(
   let scanned = 0;
   let previous: Promise<unknown> = Promise.resolve();
   /**
+   * Each started batch's stop. The cuts are used in order, so once a batch fails (the plan ends there) or the
+   * consumer stops, no batch after it may ask another scan, and those it asked are stopped: a leftover scan would
+   * hold a decoder slot of every job's for nothing.
+   */
+  const stops: AbortController[] = [];
+  let failedAt = Infinity;
+  const stopFrom = (b: number): void => {
+    for (const stop of stops.slice(b)) stop.abort();
+  };
+  /**
    * The silences near each target of a batch: ±nearS, the whole window where that held none. Continuous sound
    * (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the whole window, the
    * rest is searched near its targets only, until a pause turns up again. A pause missed so is a hard cut, which
@@ -148,6 +163,10 @@ export async function* planCutsInOrder(
   ): Promise<Silence[][]> => {
     try {
       return await silencesOfBatch(b, before, askedBefore, doneAsking);
+    } catch (err) {
+      failedAt = Math.min(failedAt, b);
+      stopFrom(b + 1);
+      throw err;
     } finally {
       doneAsking();
     }
@@ -159,18 +178,20 @@ export async function* planCutsInOrder(
     doneAsking: () => void,
   ): Promise<Silence[][]> => {
     const batch = batches[b] ?? [];
+    const stop = stops[b]?.signal ?? AbortSignal.abort();
     // The urgent batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once: the first
     // two batches); the scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time
     // waits for the first target alone: the next two must not take the cores from it.
     const ahead = b >= urgent;
     // An urgent batch is asked beside those before it, each at least one run on a core of its own.
-    const ask: ScanAsk = b > 0 && !ahead ? { ahead, besideRuns: b } : { ahead };
+    const ask: ScanAsk = b > 0 && !ahead ? { ahead, besideRuns: b, signal: stop } : { ahead, signal: stop };
     const wideS = ahead ? p.windowS : Math.min(p.windowS, URGENT_WINDOW_S);
     const widens = (): boolean => near < wideS && bareStreak < WIDEN_UNTIL_BARE;
     // A scan ahead of need queues behind every scan of the ahead batch before (the slots take them in the order
     // asked), its wide windows included, which it asks only once its near ones are known: the cuts are used in
     // order, so a later batch's near windows must not hold up the wide ones the slicer waits for next.
     if (ahead && b > urgent) await askedBefore;
+    stop.throwIfAborted();
     // Near and wide in one scan when nothing is known yet (the urgent batches), or when the batches before
     // are known and the last one found no pause at all.
     const both = widens() && (scanned === 0 || (scanned === b && lastBatchBare));
@@ -219,6 +240,7 @@ export async function* planCutsInOrder(
     const rings = [...new Set([Math.min(URGENT_WINDOW_S, wideS), wideS])].filter((r) => r > near);
     let still = bare;
     for (const [i, r] of rings.entries()) {
+      ask.signal?.throwIfAborted();
       const asked = scan(
         still.map((j) => around(batch[j] ?? 0, r)),
         ask,
@@ -238,6 +260,10 @@ export async function* planCutsInOrder(
   const start = (b: number): void => {
     const batch = batches[b];
     if (!batch) return;
+    const stop = new AbortController();
+    // A batch started after one before it failed is of no use either.
+    if (b > failedAt) stop.abort();
+    stops[b] = stop;
     const signal = { done: (): void => undefined };
     const asked = new Promise<void>((resolve) => (signal.done = resolve));
     const task = silencesOf(b, previous, previousAsked, () => signal.done());
@@ -251,15 +277,20 @@ export async function* planCutsInOrder(
   // behind the first.
   const atOnce = Math.max(2, urgent);
   for (let b = 0; b < atOnce; b++) start(b);
-  for (const [b, batch] of batches.entries()) {
-    // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time).
-    if (b >= atOnce - 1) start(b + 1);
-    const found = await (inFlight.shift() as Promise<Silence[][]>);
-    for (const [j, target] of batch.entries()) {
-      const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
-      if (!picked) continue;
-      prev = picked.cut;
-      yield picked;
+  try {
+    for (const [b, batch] of batches.entries()) {
+      // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time).
+      if (b >= atOnce - 1) start(b + 1);
+      const found = await (inFlight.shift() as Promise<Silence[][]>);
+      for (const [j, target] of batch.entries()) {
+        const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
+        if (!picked) continue;
+        prev = picked.cut;
+        yield picked;
+      }
     }
+  } finally {
+    // Ended, failed or stopped by the consumer: whatever is still scanning is not needed.
+    stopFrom(0);
   }
 }

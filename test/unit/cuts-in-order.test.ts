@@ -7,6 +7,7 @@ import {
   nearThenWideScan,
   planCutsInOrder,
   type NearOrWideScan,
+  type ScanAsk,
 } from '../../src/chunker/cuts-in-order.ts';
 import type { NearAndWide, NearOrWide } from '../../src/chunker/near-or-wide.ts';
 
@@ -45,18 +46,26 @@ function pairScanner(silences: readonly Silence[]) {
   return { nearOrWide, calls };
 }
 
-/** Scans that answer only when told, recording each call and whether it was ahead of need. */
+/** A held scan's controls: what it was asked with, and how it ends (answered, or failed). */
+interface Held {
+  ahead: boolean;
+  signal: AbortSignal | undefined;
+  fail(err: Error): void;
+}
+
+/** Scans that answer only when told, recording each call, whether it was ahead of need and its stop signal. */
 function heldScans() {
-  const windows: Array<{ windows: ScanWindow[]; ahead: boolean; answer(found?: Silence[]): void }> = [];
-  const pairs: Array<{ targets: NearAndWide[]; ahead: boolean; answer(found?: NearOrWide[]): void }> = [];
-  const scan = (asked: readonly ScanWindow[], { ahead = false }: { ahead?: boolean } = {}) =>
-    new Promise<Silence[][]>((resolve) => {
-      windows.push({ windows: [...asked], ahead, answer: (found = []) => resolve(asked.map((w) => inside(found, w))) });
+  const windows: Array<Held & { windows: ScanWindow[]; answer(found?: Silence[]): void }> = [];
+  const pairs: Array<Held & { targets: NearAndWide[]; answer(found?: NearOrWide[]): void }> = [];
+  const scan = (asked: readonly ScanWindow[], { ahead = false, signal }: ScanAsk = {}) =>
+    new Promise<Silence[][]>((resolve, fail) => {
+      const answer = (found: Silence[] = []) => resolve(asked.map((w) => inside(found, w)));
+      windows.push({ windows: [...asked], ahead, signal, answer, fail });
     });
-  const nearOrWide: NearOrWideScan = (targets, { ahead = false } = {}) =>
-    new Promise((resolve) => {
+  const nearOrWide: NearOrWideScan = (targets, { ahead = false, signal } = {}) =>
+    new Promise((resolve, fail) => {
       const none = targets.map(() => ({ near: [], wide: [] }));
-      pairs.push({ targets: [...targets], ahead, answer: (found = none) => resolve(found) });
+      pairs.push({ targets: [...targets], ahead, signal, answer: (found = none) => resolve(found), fail });
     });
   return { scan, nearOrWide, windows, pairs };
 }
@@ -356,6 +365,84 @@ describe('planCutsInOrder', () => {
       '4 ahead',
       '8 ahead',
     ]);
+  });
+
+  /** A plan at a pool of 3 whose first three targets held a pause near them, its three first cuts taken. */
+  async function pastTheFirstThree() {
+    const held = heldScans();
+    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+    const first = it.next();
+    await tick();
+    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    held.pairs[1]?.answer([
+      { near: [{ start: 119, end: 120 }], wide: null },
+      { near: [{ start: 179, end: 180 }], wide: null },
+    ]);
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 119.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 179.5, hard: false });
+    // The third batch (240-420 s) was asked for, ahead of need, while the second's cuts were used.
+    await until(() => held.windows.length === 1);
+    expect(held.windows[0]?.windows).toEqual([240, 300, 360, 420].map((t) => pair(t).near));
+    return { held, it };
+  }
+
+  /** Enough turns of the event loop for any scan the planner would still ask to be asked. */
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await tick();
+  };
+
+  it('asks no scan once the consumer stopped, and stops those it asked', async () => {
+    const { held, it } = await pastTheFirstThree();
+    expect(held.windows[0]?.signal?.aborted).toBe(false);
+    await it.return(undefined);
+    expect(held.windows[0]?.signal?.aborted).toBe(true);
+    // No pause near any target of that batch: it would widen, were its cuts still wanted.
+    held.windows[0]?.answer();
+    await settle();
+    expect(held.windows).toHaveLength(1);
+    expect(held.pairs.every((c) => c.signal?.aborted)).toBe(true);
+  });
+
+  it('stops the batches after one whose scan failed: what they asked stops, they ask nothing more', async () => {
+    const { held, it } = await pastTheFirstThree();
+    const fourth = it.next();
+    // No pause near 240 s: its whole window is asked, then the fourth batch's near windows.
+    held.windows[0]?.answer([300, 360, 420].map((t) => ({ start: t, end: t + 1 })));
+    await until(() => held.windows.length === 3);
+    expect(held.windows[2]?.windows).toEqual([480, 540, 600, 660, 720, 780, 840, 900].map((t) => pair(t).near));
+    const broken = new Error('ffmpeg could not decode the window');
+    held.windows[1]?.fail(broken);
+    await expect(fourth).rejects.toBe(broken);
+    expect(held.windows[2]?.signal?.aborted).toBe(true);
+    // The fourth batch's near windows come back without a pause: it would widen, were its cuts still wanted.
+    held.windows[2]?.answer();
+    await settle();
+    expect(held.windows).toHaveLength(3);
+  });
+
+  it('asks nothing for a batch waiting its turn when the batch before it fails; the cuts before come first', async () => {
+    const { held, it } = await pastTheFirstThree();
+    // The fourth batch waits for the third to ask all its scans; the third's near scan fails.
+    const fourth = it.next();
+    await settle();
+    expect(held.windows).toHaveLength(1);
+    const broken = new Error('ffmpeg could not decode the window');
+    held.windows[0]?.fail(broken);
+    await expect(fourth).rejects.toBe(broken);
+    await settle();
+    expect(held.windows).toHaveLength(1);
+    // A batch that fails stops only those after it: the first batch's cut is still given before its error.
+    const again = heldScans();
+    const second = planCutsInOrder(opts, again.scan, again.nearOrWide)[Symbol.asyncIterator]();
+    const first = second.next();
+    await tick();
+    again.pairs[1]?.fail(broken);
+    await settle();
+    expect(again.pairs.map((c) => c.signal?.aborted)).toEqual([false, false]);
+    again.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    await expect(second.next()).rejects.toBe(broken);
   });
 
   it('goes on behind the cuts a resumed job already made', async () => {
