@@ -17,8 +17,8 @@ import type { NearAndWide, NearOrWide } from './near-or-wide.ts';
 export const MAX_BATCH = 32;
 
 /**
- * Targets in a row without any pause in their whole window (for the first targets, ±URGENT_WINDOW_S) after which
- * `planCutsInOrder` looks near targets only.
+ * Targets in a row without any pause in their whole window (for the first WIDEN_UNTIL_BARE targets, ±URGENT_WINDOW_S)
+ * after which `planCutsInOrder` looks near targets only.
  */
 export const WIDEN_UNTIL_BARE = 3;
 
@@ -209,7 +209,9 @@ export async function* planCutsInOrder(
         );
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
     await before.catch(() => undefined);
-    if (widens() && bare.length > 0 && pending) {
+    // A wide window scanned with its near one is used even where the streak stopped the widening meanwhile (the
+    // batches before, at a pool of more than 3): it was decoded already, its pause costs nothing more.
+    if (bare.length > 0 && pending) {
       const wide = (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? []);
       bare.forEach((j, k) => {
         found[j] = wide[k] ?? [];
@@ -220,7 +222,13 @@ export async function* planCutsInOrder(
     // Bare as the streak counts it: no pause even where it widened. A batch whose near windows missed but whose
     // wider ones held a pause is speech with longer sentences, not continuous sound: near first is cheaper there.
     lastBatchBare = found.every((f) => (f?.length ?? 0) === 0);
-    for (const f of found) bareStreak = (f?.length ?? 0) === 0 ? bareStreak + 1 : 0;
+    // A miss within ±URGENT_WINDOW_S alone is weak evidence of continuous sound: the first WIDEN_UNTIL_BARE
+    // targets' count (a pool of 3 waits for them all at once; nothing else is known that soon), a bigger pool's
+    // later ones do not, or pauses 15-60 s from its targets would stop the widening for the rest of the file.
+    found.forEach((f, j) => {
+      if ((f?.length ?? 0) > 0) bareStreak = 0;
+      else if (wideS >= p.windowS || targets.indexOf(batch[j] ?? -1) < WIDEN_UNTIL_BARE) bareStreak += 1;
+    });
     scanned = b + 1;
     return found;
   };

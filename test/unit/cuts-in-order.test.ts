@@ -125,11 +125,12 @@ describe('planCutsInOrder', () => {
     const pauseAt = (t: number) => (t === 600 ? t - 10 : t - 30);
     const pauses = targets.map((t) => ({ start: pauseAt(t) - 1, end: pauseAt(t) + 1 }));
     const around = (t: number, r: number) => ({ fromS: t - r, toS: t + r });
-    for (const [firstNeeded, urgent, bare] of [
-      [3, [300, 600, 900], []],
-      [1, [300], []],
-      // Six hard cuts in a row before it: the ninth target is taken for continuous sound (WIDEN_UNTIL_BARE).
-      [8, targets.slice(0, 8), [2700]],
+    for (const [firstNeeded, urgent] of [
+      [3, [300, 600, 900]],
+      [1, [300]],
+      // Seven hard cuts before the ninth target, but only at ±URGENT_WINDOW_S: no evidence of continuous sound
+      // past the first WIDEN_UNTIL_BARE targets, so it still looks in its whole window.
+      [8, targets.slice(0, 8)],
     ] as const) {
       const pairs = pairScanner(pauses);
       const windows = scanner(pauses);
@@ -141,14 +142,22 @@ describe('planCutsInOrder', () => {
       }
       // A pause 30 s away is out of reach where the first chunks wait (a hard cut there, which the overlap
       // repairs), and found everywhere else.
-      const hard = targets.filter(
-        (t) => ((urgent as readonly number[]).includes(t) && t !== 600) || (bare as readonly number[]).includes(t),
-      );
+      const hard = targets.filter((t) => (urgent as readonly number[]).includes(t) && t !== 600);
       expect(cuts).toEqual(
         targets.map((t) => (hard.includes(t) ? { cut: t, hard: true } : { cut: pauseAt(t), hard: false })),
       );
     }
     expect(URGENT_WINDOW_S).toBe(15);
+  });
+
+  it("takes a pause from an urgent target's wide scan even after the targets before it stopped the widening", async () => {
+    // A pool of 8: no pause within ±60 s of the first three targets (continuous sound, it seems), then one 10 s
+    // from the fifth, found by the near-and-wide scan asked for at the start, before the streak was known.
+    const wide = { durationS: 3000, targetS: 300, searchWindowS: 60, nearS: 5, firstNeeded: 8 };
+    const pauses = [{ start: 1509, end: 1511 }];
+    const cuts = await collect(planCutsInOrder(wide, scanner(pauses).scan, pairScanner(pauses).nearOrWide));
+    expect(cuts[4]).toEqual({ cut: 1510, hard: false });
+    expect(cuts.filter((c) => c.hard)).toHaveLength(8);
   });
 
   it('widens a later batch outward: ±URGENT_WINDOW_S, then the whole window only where that held no pause', async () => {
