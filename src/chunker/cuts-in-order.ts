@@ -139,8 +139,8 @@ export async function* planCutsInOrder(
   let previous: Promise<unknown> = Promise.resolve();
   /**
    * Each started batch's stop. The cuts are used in order, so once a batch fails (the plan ends there) or the
-   * consumer stops, no batch after it may ask another scan, and those it asked are stopped: a leftover scan would
-   * hold a decoder slot of every job's for nothing.
+   * consumer stops, neither it nor any batch after it may ask another scan, and the runs they asked are stopped
+   * (a failed batch's other runs too): a leftover scan would hold a decoder slot of every job's for nothing.
    */
   const stops: AbortController[] = [];
   let failedAt = Infinity;
@@ -165,7 +165,7 @@ export async function* planCutsInOrder(
       return await silencesOfBatch(b, before, askedBefore, doneAsking);
     } catch (err) {
       failedAt = Math.min(failedAt, b);
-      stopFrom(b + 1);
+      stopFrom(b);
       throw err;
     } finally {
       doneAsking();

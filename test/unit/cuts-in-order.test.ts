@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planSplitsByWindows, type ScanWindow, type Silence } from '../../src/chunker/cut-points.ts';
+import { planSplits, planSplitsByWindows, type ScanWindow, type Silence } from '../../src/chunker/cut-points.ts';
 import {
   URGENT_WINDOW_S,
   MAX_BATCH,
@@ -441,17 +441,42 @@ describe('planCutsInOrder', () => {
     await expect(fourth).rejects.toBe(broken);
     await settle();
     expect(held.windows).toHaveLength(1);
-    // A batch that fails stops only those after it: the first batch's cut is still given before its error.
+    // A batch that fails stops itself and those after it, not those before: the first batch's cut still comes
+    // before its error.
     const again = heldScans();
     const second = planCutsInOrder(opts, again.scan, again.nearOrWide)[Symbol.asyncIterator]();
     const first = second.next();
     await tick();
     again.pairs[1]?.fail(broken);
     await settle();
-    expect(again.pairs.map((c) => c.signal?.aborted)).toEqual([false, false]);
+    // The failed batch's other runs are stopped with it, the batch before goes on.
+    expect(again.pairs.map((c) => c.signal?.aborted)).toEqual([false, true]);
     again.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
     expect((await first).value).toEqual({ cut: 59.5, hard: false });
     await expect(second.next()).rejects.toBe(broken);
+  });
+
+  it('makes the same cuts at any pool size, for a file of no target, of fewer targets than the pool, or of many', async () => {
+    // A pause every 23 s throughout, and a ±15 s window: the urgent targets' narrower search is the whole window.
+    const everywhere = Array.from({ length: 270 }, (_, i) => ({ start: 23 * i + 10, end: 23 * i + 11.5 }));
+    for (const firstNeeded of [1, 2, 3, 8, 32, 64]) {
+      for (const durationS of [50, 100, 200, 920, 6000]) {
+        const o = { ...opts, durationS, firstNeeded };
+        const eager = await planSplitsByWindows(o, scanner(everywhere).scan);
+        const windows = scanner(everywhere);
+        const pairs = pairScanner(everywhere);
+        const lazy = await collect(planCutsInOrder(o, windows.scan, pairs.nearOrWide));
+        expect(
+          lazy.map((c) => c.cut),
+          `a pool of ${firstNeeded}, ${durationS} s`,
+        ).toEqual(eager.cuts);
+        // Each target's near window asked for once.
+        const near = [...pairs.calls.flatMap((c) => c.targets.map((t) => t.near)), ...windows.calls.flat()].filter(
+          (w) => w.toS - w.fromS <= 10,
+        );
+        expect(near.map((w) => w.fromS + 5)).toEqual(planSplits({ durationS, targetS: 60 }));
+      }
+    }
   });
 
   it('goes on behind the cuts a resumed job already made', async () => {
