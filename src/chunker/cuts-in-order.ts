@@ -27,7 +27,8 @@ export const WIDEN_UNTIL_BARE = 3;
  * scanned ahead of need), instead of the whole search window: every second decoded there delays the first
  * requests, and the search window (up to ±60 s) is only a preference. Speech pauses every few seconds, so ±15 s
  * still finds one; where it does not, the cut is hard and the overlap repairs it. In continuous sound this cut
- * the three first scans from 3 x 130 s of audio decoded to 3 x 40 s.
+ * the three first scans from 3 x 130 s of audio decoded to 3 x 40 s. A bigger pool's urgent targets after the
+ * first WIDEN_UNTIL_BARE are searched so first, then in the whole window where that held none.
  */
 export const URGENT_WINDOW_S = 15;
 
@@ -217,35 +218,39 @@ export async function* planCutsInOrder(
         found[j] = wide[k] ?? [];
       });
     } else if (widens() && bare.length > 0) {
-      await widenOutward(batch, bare, found, wideS, ask, doneAsking);
+      await widenOutward(batch, bare, found, near, wideS, ask, doneAsking);
     }
+    // A bigger pool's urgent targets after the first WIDEN_UNTIL_BARE: their whole window where ±URGENT_WINDOW_S
+    // held no pause, unless the streak says continuous sound. Only the first chunks' latency is worth a cut in
+    // sound where a pause 15-60 s away would do; a later chunk of the pool waits for this one scan more.
+    const later = bare.filter(
+      (j) => (found[j]?.length ?? 0) === 0 && targets.indexOf(batch[j] ?? -1) >= WIDEN_UNTIL_BARE,
+    );
+    if (wideS < p.windowS && widens() && later.length > 0)
+      await widenOutward(batch, later, found, wideS, p.windowS, ask, doneAsking);
     // Bare as the streak counts it: no pause even where it widened. A batch whose near windows missed but whose
     // wider ones held a pause is speech with longer sentences, not continuous sound: near first is cheaper there.
     lastBatchBare = found.every((f) => (f?.length ?? 0) === 0);
-    // A miss within ±URGENT_WINDOW_S alone is weak evidence of continuous sound: the first WIDEN_UNTIL_BARE
-    // targets' count (a pool of 3 waits for them all at once; nothing else is known that soon), a bigger pool's
-    // later ones do not, or pauses 15-60 s from its targets would stop the widening for the rest of the file.
-    found.forEach((f, j) => {
-      if ((f?.length ?? 0) > 0) bareStreak = 0;
-      else if (wideS >= p.windowS || targets.indexOf(batch[j] ?? -1) < WIDEN_UNTIL_BARE) bareStreak += 1;
-    });
+    for (const f of found) bareStreak = (f?.length ?? 0) === 0 ? bareStreak + 1 : 0;
     scanned = b + 1;
     return found;
   };
   /**
-   * The silences of a batch's targets `bare` (near windows without a pause) sought outward in rings into `found`:
-   * ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long sentences pauses within
-   * 15 s, and a whole window of ±60 s is four times the audio to decode. `doneAsking` once the last ring is asked.
+   * The silences of a batch's targets `bare` (no pause within ±fromS) sought outward in rings up to ±toS into
+   * `found`: ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long sentences pauses
+   * within 15 s, and a whole window of ±60 s is four times the audio to decode. `doneAsking` once the last ring is
+   * asked.
    */
   const widenOutward = async (
     batch: readonly number[],
     bare: readonly number[],
     found: Silence[][],
-    wideS: number,
+    fromS: number,
+    toS: number,
     ask: ScanAsk,
     doneAsking: () => void,
   ): Promise<void> => {
-    const rings = [...new Set([Math.min(URGENT_WINDOW_S, wideS), wideS])].filter((r) => r > near);
+    const rings = [...new Set([Math.min(URGENT_WINDOW_S, toS), toS])].filter((r) => r > fromS);
     let still = bare;
     for (const [i, r] of rings.entries()) {
       ask.signal?.throwIfAborted();

@@ -8,6 +8,7 @@ import {
   planCutsInOrder,
   type NearOrWideScan,
   type ScanAsk,
+  type WindowScan,
 } from '../../src/chunker/cuts-in-order.ts';
 import type { NearAndWide, NearOrWide } from '../../src/chunker/near-or-wide.ts';
 
@@ -128,9 +129,9 @@ describe('planCutsInOrder', () => {
     for (const [firstNeeded, urgent] of [
       [3, [300, 600, 900]],
       [1, [300]],
-      // Seven hard cuts before the ninth target, but only at ±URGENT_WINDOW_S: no evidence of continuous sound
-      // past the first WIDEN_UNTIL_BARE targets, so it still looks in its whole window.
-      [8, targets.slice(0, 8)],
+      // The first WIDEN_UNTIL_BARE targets only: the pool's later ones look in their whole window where ±15 s
+      // held no pause.
+      [8, [300, 600, 900]],
     ] as const) {
       const pairs = pairScanner(pauses);
       const windows = scanner(pauses);
@@ -147,6 +148,22 @@ describe('planCutsInOrder', () => {
         targets.map((t) => (hard.includes(t) ? { cut: t, hard: true } : { cut: pauseAt(t), hard: false })),
       );
     }
+    // At a pool of 8, the whole windows of targets 4-8 are asked for as scans something waits for, after their
+    // ±15 s ones (in the urgent near-and-wide scans), each batch's together.
+    const asked: Array<{ windows: ScanWindow[]; ahead: boolean }> = [];
+    const recording: WindowScan = async (ws, { ahead = false } = {}) => {
+      asked.push({ windows: [...ws], ahead });
+      return ws.map((w) => inside(pauses, w));
+    };
+    const pairs = pairScanner(pauses);
+    await collect(planCutsInOrder({ ...wide, firstNeeded: 8 }, recording, pairs.nearOrWide));
+    expect(pairs.calls.flatMap((c) => c.targets.map((t) => t.wide))).toEqual(
+      targets.slice(0, 8).map((t) => around(t, URGENT_WINDOW_S)),
+    );
+    expect(asked.filter((c) => !c.ahead)).toEqual([
+      { windows: [1200, 1500, 1800, 2100].map((t) => around(t, 60)), ahead: false },
+      { windows: [around(2400, 60)], ahead: false },
+    ]);
     expect(URGENT_WINDOW_S).toBe(15);
   });
 
