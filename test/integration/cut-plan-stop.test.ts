@@ -5,8 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chunkPlanRecord, createChunkSource, type ChunkSubject } from '../../src/chunker/chunk-source.ts';
 import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
+import type { ScanSlots } from '../../src/chunker/scan-slots.ts';
 import { createSilenceDetector, type SilenceDetector } from '../../src/chunker/silence-detect.ts';
+import { ENGINES } from '../../src/transcribe/providers/index.ts';
 import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
@@ -144,5 +147,63 @@ describe('cutsInOrder stopped early', () => {
     await ffmpeg.release();
     await settled();
     await gone();
+  });
+
+  it("stops the scan under way once the slicer stops reading cuts, not only at the plan's next cut", async () => {
+    // Slots that hold every scan ahead of need until told: the third batch's (240-420 s), asked while the first
+    // chunk is cut, is the first of them. The scans something waits for run at once.
+    const held: Array<{ release(): void; outcome: Promise<'answered' | 'failed'> }> = [];
+    const urgent: Array<Promise<unknown>> = [];
+    const scanSlots: ScanSlots = {
+      run(task, ahead) {
+        if (!ahead) {
+          const run = task();
+          urgent.push(run);
+          return run;
+        }
+        let release!: () => void;
+        const result = new Promise<void>((go) => (release = go)).then(task);
+        held.push({
+          release,
+          outcome: result.then(
+            () => 'answered' as const,
+            () => 'failed' as const,
+          ),
+        });
+        return result;
+      },
+    };
+    const source = createChunkSource(
+      { chunkSeconds: 60, chunkOverlapSeconds: 1, maxDurationS: 36_000, ffmpegTimeoutS: 60 },
+      {
+        logger,
+        reader: { intake: ENGINES.openai.chunks, caps: () => ({ maxBytes: Infinity, maxSeconds: Infinity }) },
+        scanSlots,
+      },
+    );
+    const subject: ChunkSubject = {
+      file: mp3,
+      audio: { demuxer: 'mp3', codec: 'mp3', sample_rate: 22_050, channels: 1, size_bytes: 2_000_000, duration_s: 500 },
+      model: 'whisper-1',
+    };
+    const signal = new AbortController().signal;
+    const planned = await source.planChunks(subject, signal);
+    expect(planned.lazy).toBeDefined();
+    const handle = source.open(subject, chunkPlanRecord(planned.recipe, planned.hardCuts, true), {
+      ...{ outDir: await mkdtemp(path.join(dir, 'chunks-')), cutPoints: [], lookahead: 8, inFlight: 3, signal },
+    });
+    const chunks = handle.chunks[Symbol.asyncIterator]();
+    expect((await chunks.next()).value).toMatchObject({ index: 0 });
+    await until(() => held.length === 1, "the third batch's scan, held");
+    // The first three cuts are read: the plan now waits for the held scan, not for its reader.
+    await Promise.allSettled(urgent);
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    await chunks.return?.(undefined);
+    // Let it go: had the planning not stopped, it would decode its windows, find no pause within ±5 s of its
+    // targets and widen to ±15 s, one more scan.
+    held[0]?.release();
+    expect(await held[0]?.outcome).toBe('failed');
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(held).toHaveLength(1);
   });
 });
