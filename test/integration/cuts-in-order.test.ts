@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkPlanRecord, createChunkSource, type ChunkSubject } from '../../src/chunker/chunk-source.ts';
 import { createCutPlanner } from '../../src/chunker/cut-planner.ts';
 import type { ScanSlots } from '../../src/chunker/scan-slots.ts';
+import { createScanSlots } from '../../src/chunker/scan-slots.ts';
 import { createSilenceDetector, type SilenceDetector } from '../../src/chunker/silence-detect.ts';
 import { ENGINES } from '../../src/transcribe/providers/index.ts';
 import { until } from '../support/until.ts';
@@ -205,5 +206,28 @@ describe('cutsInOrder stopped early', () => {
     expect(await held[0]?.outcome).toBe('failed');
     for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(held).toHaveLength(1);
+  });
+});
+
+describe('cutsInOrder of several jobs at once', () => {
+  it('plans each as it plans alone, on one shared decoder slot, at pools of 1, 3 and 8', async () => {
+    const request = (firstNeeded: number) => ({
+      ...{ file: mp3, demuxer: 'mp3', maxDurationS: 3600, durationS: 500, targetS: 60, searchWindowS: 15 },
+      ...{ after: [], firstNeeded },
+    });
+    const plan = async (planner: ReturnType<typeof createCutPlanner>, firstNeeded: number) => {
+      const cuts: number[] = [];
+      for await (const cut of planner.cutsInOrder(request(firstNeeded))) cuts.push(cut);
+      return cuts;
+    };
+    const alone = await plan(
+      createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: 60 }), logger }),
+      3,
+    );
+    expect(alone).toHaveLength(8);
+    // Every job's scans, waited for or ahead of need, queue for the same single slot.
+    const slots = createScanSlots(1);
+    const shared = createCutPlanner({ silences: createSilenceDetector({ logger, timeoutS: 60, slots }), logger });
+    expect(await Promise.all([1, 3, 8, 3].map((pool) => plan(shared, pool)))).toEqual([alone, alone, alone, alone]);
   });
 });
