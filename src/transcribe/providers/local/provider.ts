@@ -3,7 +3,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { access, constants, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AppError, errorMessage } from '../../../errors.ts';
+import { AppError, errorMessage, withoutDirectories } from '../../../errors.ts';
 import { chunkCmnInit, chunkFrontEnd, withCmnInit, type CmnEstimate } from './cmn-init.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
@@ -77,15 +77,6 @@ export function parsePocketsphinxOutput(stdout: string): { segments: Segment[]; 
 function stderrSummary(lines: string[], tail: string[]): string {
   const chosen = lines.length > 0 ? lines : tail;
   return chosen.join('\n').trim() || '(no stderr)';
-}
-
-/**
- * Pure: pocketsphinx's error text as a job's tenant may read it (it becomes the chunk's and job's error message):
- * every absolute path cut to its file name, since its lines name the chunk's file in DATA_DIR or the model's
- * install ('Failed to open file '/data/jobs/job_x/chunk-0001.wav''). The log keeps the whole text.
- */
-export function withoutDirectories(text: string): string {
-  return text.replace(/(?:\/[^\s/'"`]+)*\/([^\s/'"`]*)/g, '$1');
 }
 
 function clamp(value: number, max: number): number {
