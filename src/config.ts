@@ -112,6 +112,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,
     // Half the pool: one client cannot lock the others out, and still gets in with an upload of the allowed size.
     uploadBytesPerKeyMax: perKeyBytes ?? Math.max(e.MAX_UPLOAD_BYTES, Math.floor(e.JOB_DIRS_MAX_BYTES / 2)),
+    // Half the pool again where there are other keys: an accepted job keeps its directory until it ends, so one
+    // key's jobs cannot take them all. A service with one key has no one to keep out: the pool is its limit.
+    jobsPerKeyMax:
+      e.JOBS_PER_KEY_MAX ?? (apiKeys.keys.length > 1 ? Math.max(1, Math.floor(e.JOB_DIRS_MAX / 2)) : e.JOB_DIRS_MAX),
     uploadPace: {
       minBytesPerS: e.UPLOAD_MIN_BYTES_PER_S,
       windowMs: e.UPLOAD_RATE_WINDOW_MS,

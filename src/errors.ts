@@ -68,3 +68,13 @@ export function isErrorCode(value: string): value is ErrorCode {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Pure: a tool's error text (ffmpeg's, pocketsphinx's) as a job's tenant may read it in an answer: every absolute
+ * path cut to its file name, since such lines name the upload or chunk in DATA_DIR or the tool's install
+ * ("Failed to open file '/data/jobs/job_x/chunk-0001.wav'"). Logs keep the whole text.
+ */
+export function withoutDirectories(text: string): string {
+  // A path starts a word (after a space, a quote, a bracket or '='): '1/2' and 'a/b' are not paths.
+  return text.replace(/(?<=^|[\s'"`(=])(?:\/[^\s/'"`]+)*\/([^\s/'"`]*)/g, '$1');
+}

@@ -240,12 +240,16 @@ export function createChunkSource(
       if (plan.lazy) {
         // The mp3 slicer puts each chunk's lead in front and keeps it under the byte cap itself: the chunk is one
         // byte range of the upload, copied once.
+        // Planning stops with the slicer (its end, a failure, a restart after a full disk), the scan under way
+        // included: reading on to the next cut would wait for that scan, and those it leads to, first.
+        const planning = new AbortController();
         const cuts = readAhead(
           cutPlanner.cutsInOrder({
-            ...cutRequest(subject, signal).req,
+            ...cutRequest(subject, AbortSignal.any([signal, planning.signal])).req,
             after: opts.cutPoints,
             ...(opts.inFlight !== undefined && { firstNeeded: opts.inFlight }),
           }),
+          { onStop: () => planning.abort() },
         );
         return sliceMp3({
           input: subject.file,

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { seeksExactly } from './seek-exact.ts';
-import type { SilenceDetector } from './silence-detect.ts';
+import type { DetectOptions, SilenceDetector } from './silence-detect.ts';
 import { planCutPoints, planSplitsByWindows } from './cut-points.ts';
 import type { CutPlan, CutPointOptions } from './cut-points.ts';
-import { planCutsInOrder, type NearOrWideScan, type WindowScan } from './cuts-in-order.ts';
+import { planCutsInOrder, type NearOrWideScan, type ScanAsk, type WindowScan } from './cuts-in-order.ts';
 
 export interface CutPlanRequest extends Omit<CutPointOptions, 'silences'> {
   file: string;
@@ -58,10 +58,14 @@ export function createCutPlanner(deps: { silences: SilenceDetector; logger: Logg
       yield* after;
       let hardCuts = 0;
       let cuts = 0;
-      const scan: WindowScan = (windows, ask = {}) =>
-        deps.silences.detectInWindows(file, windows, { ...detect, ...ask });
+      // A scan stops with the job, or once the plan no longer needs it (its own signal).
+      const asked = ({ signal: unneeded, ...ask }: ScanAsk): DetectOptions => {
+        const stops = [signal, unneeded].filter((s) => s !== undefined);
+        return { ...detect, ...ask, ...(stops.length > 0 && { signal: AbortSignal.any(stops) }) };
+      };
+      const scan: WindowScan = (windows, ask = {}) => deps.silences.detectInWindows(file, windows, asked(ask));
       const nearOrWide: NearOrWideScan = (targets, ask = {}) =>
-        deps.silences.detectNearOrWide(file, targets, { ...detect, ...ask });
+        deps.silences.detectNearOrWide(file, targets, asked(ask));
       for await (const { cut, hard } of planCutsInOrder({ ...plan, nearS: NEAR_WINDOW_S, after }, scan, nearOrWide)) {
         cuts += 1;
         if (hard) hardCuts += 1;

@@ -17,8 +17,8 @@ import type { NearAndWide, NearOrWide } from './near-or-wide.ts';
 export const MAX_BATCH = 32;
 
 /**
- * Targets in a row without any pause in their whole window (for the first targets, ±URGENT_WINDOW_S) after which
- * `planCutsInOrder` looks near targets only.
+ * Targets in a row without any pause in their whole window (for the first WIDEN_UNTIL_BARE targets, ±URGENT_WINDOW_S)
+ * after which `planCutsInOrder` looks near targets only.
  */
 export const WIDEN_UNTIL_BARE = 3;
 
@@ -27,7 +27,8 @@ export const WIDEN_UNTIL_BARE = 3;
  * scanned ahead of need), instead of the whole search window: every second decoded there delays the first
  * requests, and the search window (up to ±60 s) is only a preference. Speech pauses every few seconds, so ±15 s
  * still finds one; where it does not, the cut is hard and the overlap repairs it. In continuous sound this cut
- * the three first scans from 3 x 130 s of audio decoded to 3 x 40 s.
+ * the three first scans from 3 x 130 s of audio decoded to 3 x 40 s. A bigger pool's urgent targets after the
+ * first WIDEN_UNTIL_BARE are searched so first, then in the whole window where that held none.
  */
 export const URGENT_WINDOW_S = 15;
 
@@ -39,6 +40,11 @@ export const URGENT_WINDOW_S = 15;
 export interface ScanAsk {
   ahead?: boolean;
   besideRuns?: number;
+  /**
+   * Aborted once nothing can use the scan's answer (the consumer stopped, the plan failed at an earlier batch, or
+   * it ended): the scan stops, its ffmpeg with it.
+   */
+  signal?: AbortSignal;
 }
 
 /** A silence scan of windows (see planSplitsByWindows). */
@@ -133,6 +139,16 @@ export async function* planCutsInOrder(
   let scanned = 0;
   let previous: Promise<unknown> = Promise.resolve();
   /**
+   * Each started batch's stop. The cuts are used in order, so once a batch fails (the plan ends there) or the
+   * consumer stops, neither it nor any batch after it may ask another scan, and the runs they asked are stopped
+   * (a failed batch's other runs too): a leftover scan would hold a decoder slot of every job's for nothing.
+   */
+  const stops: AbortController[] = [];
+  let failedAt = Infinity;
+  const stopFrom = (b: number): void => {
+    for (const stop of stops.slice(b)) stop.abort();
+  };
+  /**
    * The silences near each target of a batch: ±nearS, the whole window where that held none. Continuous sound
    * (music, a noisy room): after WIDEN_UNTIL_BARE targets in a row found no pause even in the whole window, the
    * rest is searched near its targets only, until a pause turns up again. A pause missed so is a hard cut, which
@@ -148,6 +164,10 @@ export async function* planCutsInOrder(
   ): Promise<Silence[][]> => {
     try {
       return await silencesOfBatch(b, before, askedBefore, doneAsking);
+    } catch (err) {
+      failedAt = Math.min(failedAt, b);
+      stopFrom(b);
+      throw err;
     } finally {
       doneAsking();
     }
@@ -159,18 +179,20 @@ export async function* planCutsInOrder(
     doneAsking: () => void,
   ): Promise<Silence[][]> => {
     const batch = batches[b] ?? [];
+    const stop = stops[b]?.signal ?? AbortSignal.abort();
     // The urgent batches are what the first chunks wait for (a pool of 3 sends chunks 0-2 at once: the first
     // two batches); the scans of the rest are ahead of the slicer's need. A pool that sends one chunk at a time
     // waits for the first target alone: the next two must not take the cores from it.
     const ahead = b >= urgent;
     // An urgent batch is asked beside those before it, each at least one run on a core of its own.
-    const ask: ScanAsk = b > 0 && !ahead ? { ahead, besideRuns: b } : { ahead };
+    const ask: ScanAsk = b > 0 && !ahead ? { ahead, besideRuns: b, signal: stop } : { ahead, signal: stop };
     const wideS = ahead ? p.windowS : Math.min(p.windowS, URGENT_WINDOW_S);
     const widens = (): boolean => near < wideS && bareStreak < WIDEN_UNTIL_BARE;
     // A scan ahead of need queues behind every scan of the ahead batch before (the slots take them in the order
     // asked), its wide windows included, which it asks only once its near ones are known: the cuts are used in
     // order, so a later batch's near windows must not hold up the wide ones the slicer waits for next.
     if (ahead && b > urgent) await askedBefore;
+    stop.throwIfAborted();
     // Near and wide in one scan when nothing is known yet (the urgent batches), or when the batches before
     // are known and the last one found no pause at all.
     const both = widens() && (scanned === 0 || (scanned === b && lastBatchBare));
@@ -188,14 +210,24 @@ export async function* planCutsInOrder(
         );
     const bare = batch.map((_, j) => j).filter((j) => (found[j]?.length ?? 0) === 0);
     await before.catch(() => undefined);
-    if (widens() && bare.length > 0 && pending) {
+    // A wide window scanned with its near one is used even where the streak stopped the widening meanwhile (the
+    // batches before, at a pool of more than 3): it was decoded already, its pause costs nothing more.
+    if (bare.length > 0 && pending) {
       const wide = (await pending).filter((_, j) => bare.includes(j)).map((t) => t.wide ?? []);
       bare.forEach((j, k) => {
         found[j] = wide[k] ?? [];
       });
     } else if (widens() && bare.length > 0) {
-      await widenOutward(batch, bare, found, wideS, ask, doneAsking);
+      await widenOutward(batch, bare, found, near, wideS, ask, doneAsking);
     }
+    // A bigger pool's urgent targets after the first WIDEN_UNTIL_BARE: their whole window where ±URGENT_WINDOW_S
+    // held no pause, unless the streak says continuous sound. Only the first chunks' latency is worth a cut in
+    // sound where a pause 15-60 s away would do; a later chunk of the pool waits for this one scan more.
+    const later = bare.filter(
+      (j) => (found[j]?.length ?? 0) === 0 && targets.indexOf(batch[j] ?? -1) >= WIDEN_UNTIL_BARE,
+    );
+    if (wideS < p.windowS && widens() && later.length > 0)
+      await widenOutward(batch, later, found, wideS, p.windowS, ask, doneAsking);
     // Bare as the streak counts it: no pause even where it widened. A batch whose near windows missed but whose
     // wider ones held a pause is speech with longer sentences, not continuous sound: near first is cheaper there.
     lastBatchBare = found.every((f) => (f?.length ?? 0) === 0);
@@ -204,21 +236,24 @@ export async function* planCutsInOrder(
     return found;
   };
   /**
-   * The silences of a batch's targets `bare` (near windows without a pause) sought outward in rings into `found`:
-   * ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long sentences pauses within
-   * 15 s, and a whole window of ±60 s is four times the audio to decode. `doneAsking` once the last ring is asked.
+   * The silences of a batch's targets `bare` (no pause within ±fromS) sought outward in rings up to ±toS into
+   * `found`: ±URGENT_WINDOW_S, then the whole window only where that held none. Speech with long sentences pauses
+   * within 15 s, and a whole window of ±60 s is four times the audio to decode. `doneAsking` once the last ring is
+   * asked.
    */
   const widenOutward = async (
     batch: readonly number[],
     bare: readonly number[],
     found: Silence[][],
-    wideS: number,
+    fromS: number,
+    toS: number,
     ask: ScanAsk,
     doneAsking: () => void,
   ): Promise<void> => {
-    const rings = [...new Set([Math.min(URGENT_WINDOW_S, wideS), wideS])].filter((r) => r > near);
+    const rings = [...new Set([Math.min(URGENT_WINDOW_S, toS), toS])].filter((r) => r > fromS);
     let still = bare;
     for (const [i, r] of rings.entries()) {
+      ask.signal?.throwIfAborted();
       const asked = scan(
         still.map((j) => around(batch[j] ?? 0, r)),
         ask,
@@ -238,6 +273,10 @@ export async function* planCutsInOrder(
   const start = (b: number): void => {
     const batch = batches[b];
     if (!batch) return;
+    const stop = new AbortController();
+    // A batch started after one before it failed is of no use either.
+    if (b > failedAt) stop.abort();
+    stops[b] = stop;
     const signal = { done: (): void => undefined };
     const asked = new Promise<void>((resolve) => (signal.done = resolve));
     const task = silencesOf(b, previous, previousAsked, () => signal.done());
@@ -251,15 +290,20 @@ export async function* planCutsInOrder(
   // behind the first.
   const atOnce = Math.max(2, urgent);
   for (let b = 0; b < atOnce; b++) start(b);
-  for (const [b, batch] of batches.entries()) {
-    // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time).
-    if (b >= atOnce - 1) start(b + 1);
-    const found = await (inFlight.shift() as Promise<Silence[][]>);
-    for (const [j, target] of batch.entries()) {
-      const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
-      if (!picked) continue;
-      prev = picked.cut;
-      yield picked;
+  try {
+    for (const [b, batch] of batches.entries()) {
+      // The next batch is scanned while this one's cuts are used (the scans, not the choice, take the time).
+      if (b >= atOnce - 1) start(b + 1);
+      const found = await (inFlight.shift() as Promise<Silence[][]>);
+      for (const [j, target] of batch.entries()) {
+        const picked = chooseCut(p, prev, target, target === lastTarget, found[j] ?? []);
+        if (!picked) continue;
+        prev = picked.cut;
+        yield picked;
+      }
     }
+  } finally {
+    // Ended, failed or stopped by the consumer: whatever is still scanning is not needed.
+    stopFrom(0);
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { AppError } from '../errors.ts';
+import { AppError, withoutDirectories } from '../errors.ts';
 import { mp3ByteAt, walkMp3Duration } from './mp3-duration.ts';
 import { runProcess } from './run-process.ts';
 import type { RunResult } from './run-process.ts';
@@ -168,7 +168,7 @@ async function measure(deps: RunDeps, file: string, opts: MeasureOptions): Promi
         details: { reason: 'no_audio_stream' },
       });
     throw new AppError('MEDIA_CORRUPT', 'The audio could not be decoded.', {
-      details: { reason: 'decode_failed', ffmpeg: lastLine(r.stderrTail) },
+      details: { reason: 'decode_failed', ffmpeg: withoutDirectories(lastLine(r.stderrTail)) },
     });
   }
   if (r.code !== 0)

@@ -4,11 +4,12 @@
  * with earlier items or waiting for something else. `max`: items held at most (the reading pauses there until the
  * consumer takes one; default unbounded). Its error reaches the consumer after the items before it. Stopping the
  * consumer, or `stop()` (for a consumer that may never start iterating: a bounded reader would wait for it
- * forever, holding what the source holds open), stops the reading at the next item.
+ * forever, holding what the source holds open), stops the reading at the next item; `onStop` is told at once, for
+ * a source busy on an item nobody will read (the next item can be seconds of work away).
  */
 export function readAhead<T>(
   source: AsyncIterable<T>,
-  { max = Infinity }: { max?: number } = {},
+  { max = Infinity, onStop }: { max?: number; onStop?: () => void } = {},
 ): AsyncIterable<T> & { stop(): void } {
   const buffered: T[] = [];
   let ended = false;
@@ -43,6 +44,7 @@ export function readAhead<T>(
     }
   })();
   const stop = (): void => {
+    if (!stopped) onStop?.();
     stopped = true;
     resume();
   };

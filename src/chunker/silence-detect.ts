@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { AppError } from '../errors.ts';
+import { AppError, withoutDirectories } from '../errors.ts';
 import { runProcess } from './run-process.ts';
 import { createScanSlots, type ScanSlots } from './scan-slots.ts';
 import type { ScanWindow, Silence } from './cut-points.ts';
@@ -212,7 +212,10 @@ function createRunner(deps: SilenceDetectorDeps) {
       });
     if (r.code !== 0) {
       throw new AppError('MEDIA_CORRUPT', 'The audio could not be decoded for silence detection.', {
-        details: { reason: 'decode_failed', ffmpeg: r.stderrTail.trim().split(/\r?\n/).pop() ?? '' },
+        details: {
+          reason: 'decode_failed',
+          ffmpeg: withoutDirectories(r.stderrTail.trim().split(/\r?\n/).pop() ?? ''),
+        },
       });
     }
     return parser.result();

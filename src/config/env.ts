@@ -50,6 +50,8 @@ export const envSchema = z.object({
   UPLOADS_PER_KEY_MAX: intFrom(4, 1, 100_000),
   // Default: half of JOB_DIRS_MAX_BYTES (at least MAX_UPLOAD_BYTES), worked out in loadConfig.
   UPLOAD_BYTES_PER_KEY_MAX: z.coerce.number().int().min(1).optional(),
+  // Default: half of JOB_DIRS_MAX (at least 1), worked out in loadConfig.
+  JOBS_PER_KEY_MAX: z.coerce.number().int().min(1).max(1_000_000).optional(),
   UPLOAD_MIN_BYTES_PER_S: intFrom(16 * 1024, 0),
   UPLOAD_RATE_WINDOW_MS: intFrom(30_000, 100, 3_600_000),
   UPLOAD_MAX_GAP_MS: intFrom(30_000, 0, 3_600_000),

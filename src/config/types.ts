@@ -62,6 +62,8 @@ export interface Config {
   uploadsPerKeyMax: number;
   /** Upload bytes one key (or one client address) may have reserved by its uploads in progress, per process. */
   uploadBytesPerKeyMax: number;
+  /** Jobs one API key may have queued or processing at once (every host's, with DATABASE_URL); open mode: no limit. */
+  jobsPerKeyMax: number;
   /** How fast an upload's body must keep arriving (0 turns a check off); slower: 408 UPLOAD_TOO_SLOW. */
   uploadPace: { minBytesPerS: number; windowMs: number; maxGapMs: number };
   redisUrl: string | undefined;

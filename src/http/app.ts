@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import { fastifySSE } from '@fastify/sse';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { discardRest } from './discard-body.ts';
 import { clientErrorHandler, errorBody, errorReplier } from './error-replies.ts';
 import { lazySerializers } from './lazy-serializers.ts';
 import { RequestLog } from './request-log.ts';
@@ -59,6 +60,13 @@ export async function buildApp({ services, logger }: AppOptions) {
     schemaController: { compilersFactory: { buildSerializer: serializers.build } },
   });
 
+  // An answer sent before the body was read (no key, no route, a limit): the rest is read only so far, not for
+  // as long as the client sends it. Before the answer goes out: once it has, Node dumps the rest (reads it all,
+  // however much and however slowly it comes, without a 'data' event for a count).
+  app.addHook('onSend', (request, _reply, payload, done) => {
+    discardRest(request.raw);
+    done(null, payload);
+  });
   await app.register(httpMetrics, { registry: services.metricsRegistry });
   await app.register(multipart, { throwFileSizeLimit: true });
   // Once, before every route: it wraps the handler of each route declared with an `sse` option.

@@ -119,6 +119,8 @@ export interface JobStore {
   releaseWebhookLeases(holder: string): Promise<number>;
   jobIds(): Promise<Set<string>>;
   countByStatus(): Promise<Record<string, number>>;
+  /** How many of this owner's jobs are queued or processing. */
+  liveJobsOf(owner: string): Promise<number>;
   deleteJob(id: string): Promise<void>;
   /** A cheap query that proves the store answers (for /health/ready); throws when it does not. */
   ping(): Promise<void>;

@@ -294,6 +294,14 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
+  async liveJobsOf(owner: string): Promise<number> {
+    const rows = await this.#db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM jobs WHERE status IN ${LIVE_STATUSES} AND owner = $1`,
+      [owner],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async deleteJob(id: string): Promise<void> {
     // The job's row first, then its chunks: the order every chunk write locks them in (JOB_LOCKED), so a delete
     // and a runner's write of the same job cannot deadlock.

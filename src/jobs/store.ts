@@ -285,6 +285,13 @@ export class SqliteJobStore extends StoreWithWebhookRows implements JobStore {
     return Object.fromEntries(rows.map((r) => [r.status as string, Number(r.n)]));
   }
 
+  async liveJobsOf(owner: string): Promise<number> {
+    const row = this.#db
+      .read(`SELECT count(*) AS n FROM jobs WHERE status IN ${LIVE_STATUSES} AND owner = ?`)
+      .get(owner) as Row;
+    return Number(row.n);
+  }
+
   async deleteJob(id: string): Promise<void> {
     this.#db.write('DELETE FROM jobs WHERE id = ?').run(id);
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { AppError, errorMessage, type ErrorCode } from '../errors.ts';
+import { AppError, type ErrorCode } from '../errors.ts';
 import type { CircuitPermit } from './circuit-breaker.ts';
-import type { Decision, Remedy } from './retry-policy.ts';
+import { failureSummary, type Decision, type Remedy } from './retry-policy.ts';
 import type { TranscribeInput } from './types.ts';
 
 /*
@@ -91,6 +91,12 @@ export function fail(run: ChunkRun, code: ErrorCode, message: string, extra: Fai
   });
 }
 
+/** The end of a failure's message for the job's owner (the engine's own words are logged, not stored). */
+function said(err: unknown): string {
+  const summary = failureSummary(err);
+  return summary === '' ? '' : `: ${summary}`;
+}
+
 /** A decision on a failure that is not a cancellation (those end the chunk where they are caught). */
 export type Actionable = Exclude<Decision, { action: 'cancelled' }>;
 
@@ -110,23 +116,19 @@ export function verdictOn(
     case 'fail-job':
       run.log.error(fields, 'chunk failed; the job cannot go on');
       return {
-        error: fail(run, decision.code, `Provider refused the request (${decision.class}): ${errorMessage(err)}`, {
+        error: fail(run, decision.code, `Provider refused the request (${decision.class})${said(err)}`, {
           fatalForJob: true,
         }),
       };
     case 'fail-chunk':
       run.log.warn(fields, 'chunk rejected by the provider');
       return {
-        error: fail(
-          run,
-          decision.code,
-          `Provider rejected chunk ${input.index} (${decision.class}): ${errorMessage(err)}`,
-        ),
+        error: fail(run, decision.code, `Provider rejected chunk ${input.index} (${decision.class})${said(err)}`),
       };
     case 'reshape-chunk': {
       // Same bytes, same answer: only other bytes can help, and making them is the caller's job.
       run.log.warn({ ...fields, remedy: decision.remedy }, 'chunk refused by the provider as it is');
-      const message = `Provider refused chunk ${input.index} (${decision.class}): ${errorMessage(err)}`;
+      const message = `Provider refused chunk ${input.index} (${decision.class})${said(err)}`;
       return { error: fail(run, 'PROVIDER_REJECTED', message, { remedy: decision.remedy }) };
     }
     case 'retry':
@@ -139,7 +141,7 @@ export function verdictOn(
       error: fail(
         run,
         'CHUNK_FAILED',
-        `Chunk ${input.index} failed after ${run.attempt} attempts (${decision.class}): ${errorMessage(err)}`,
+        `Chunk ${input.index} failed after ${run.attempt} attempts (${decision.class})${said(err)}`,
       ),
     };
   }

@@ -181,6 +181,9 @@ function systemCodes(err: unknown): string[] {
   return codes;
 }
 
+/** What an engine's error code looks like (`rate_limit_exceeded`, `invalid_api_key`): a short token. */
+const PROVIDER_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
+
 export function describeError(err: unknown): ErrorFacts {
   const facts: ErrorFacts = {
     kind: undefined,
@@ -196,7 +199,8 @@ export function describeError(err: unknown): ErrorFacts {
     facts.kind = err.kind;
     facts.status = err.status;
     facts.retryAfterMs = err.retryAfterMs;
-    facts.code = err.code;
+    // The engine's code is its own text: kept only when it reads as a code (it reaches progress and messages).
+    facts.code = err.code !== undefined && PROVIDER_CODE.test(err.code) ? err.code : undefined;
     // A connection failure names itself only by the system code its cause carries.
     if (err.status === undefined) facts.nodeCodes = systemCodes(err.cause);
   } else if (isAppError(err)) {
@@ -213,4 +217,18 @@ export function describeError(err: unknown): ErrorFacts {
 export function errorIdentifier(err: unknown): string | undefined {
   const f = describeError(err);
   return f.code ?? f.app?.code ?? f.nodeCodes[0] ?? (f.status !== undefined ? `HTTP ${f.status}` : undefined);
+}
+
+/**
+ * What a job's owner reads of a failed attempt: the engine's HTTP status and code, or the system code of a
+ * connection failure, never the engine's message. Its message may name the operator's account (OpenAI's
+ * rate-limit message names the organization, its 401 part of the key) or hosts; it goes to the log only. The
+ * service's own errors (AppError) say what they say. '' when there is nothing to say beyond the class.
+ */
+export function failureSummary(err: unknown): string {
+  const f = describeError(err);
+  if (f.app !== undefined) return f.message;
+  return [f.status !== undefined ? `HTTP ${f.status}` : undefined, f.code, f.nodeCodes[0]]
+    .filter((part) => part !== undefined)
+    .join(' ');
 }

@@ -56,7 +56,10 @@ function publicOnlyLookup(resolve: ResolveAll): LookupFunction {
       for (const { address } of addresses) {
         const reason = nonPublicReason(address);
         if (reason !== null) {
-          callback(new WebhookRefusedError(`${hostname} resolves to ${address}, ${reason}`), '', 0);
+          // The tenant reads this (the job's webhook.last_error): the kind of address only, not the address a
+          // name resolved to inside the operator's network, which would make the service a DNS oracle for it.
+          const kind = reason.split(', ').at(-1) ?? reason;
+          callback(new WebhookRefusedError(`${hostname} resolves to ${kind}`), '', 0);
           return;
         }
       }

@@ -42,6 +42,8 @@ describe('refused uploads: log level and chunkscribe_uploads_refused_total', () 
       OPENAI_BASE_URL: fake.url,
       API_KEYS: KEY,
       JOB_DIRS_MAX: '1',
+      // The one key fills the pool on purpose here (SERVER_BUSY); the per-key job limit has its own test.
+      JOBS_PER_KEY_MAX: '2',
       UPLOAD_RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
       SHUTDOWN_TIMEOUT_MS: '100',
     });

@@ -262,7 +262,7 @@ describe('webhooks by default (private addresses refused)', () => {
         last_status_code: null,
         next_attempt_at: null,
       });
-      expect(job.webhook?.last_error).toMatch(/^refused: localhost resolves to \S+, a loopback address$/);
+      expect(job.webhook?.last_error).toMatch(/^refused: localhost resolves to a loopback address$/);
       expect(receiver.received).toEqual([]);
     } finally {
       await server.close();

@@ -264,6 +264,17 @@ describe.each(STORES)('job store contract: %s', (kind, open) => {
     expect(second).toBe(first + 1);
   });
 
+  it("counts an owner's live jobs: queued and processing, not ended, not another owner's", async () => {
+    const { store } = await open();
+    for (const status of ['queued', 'processing', 'processing', 'completed', 'failed', 'cancelled'] as const)
+      await store.insertJob(jobRecord(newJobId(), status, null, 'owner-a'));
+    await store.insertJob(jobRecord(newJobId(), 'queued', null, 'owner-b'));
+    await store.insertJob(jobRecord(newJobId(), 'queued', null, null));
+    expect(await store.liveJobsOf('owner-a')).toBe(3);
+    expect(await store.liveJobsOf('owner-b')).toBe(1);
+    expect(await store.liveJobsOf('owner-c')).toBe(0);
+  });
+
   it('stores the transcript apart from the job row', async () => {
     const { store } = await open();
     const id = newJobId();

@@ -245,6 +245,15 @@ describe('createLocalProvider', () => {
     expect(err.message).toMatch(/expected single channel mono/);
   });
 
+  it("cuts the directories out of pocketsphinx's error line: a tenant reads it, the log keeps it whole", async () => {
+    // A flag naming a file that is not there makes pocketsphinx fail with its path, as a chunk's own would.
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, extraArgs: ['-mllr', '/cs-hidden-dir/sub/x.mllr'] });
+    const err = await rejection(p.transcribe(input(sixSeconds('mllr.wav'), 6)));
+    expect(err.code).toBe('CHUNK_FAILED');
+    expect(err.message).toMatch(/Failed to open MLLR file 'x\.mllr'/);
+    expect(err.message).not.toContain('cs-hidden-dir');
+  });
+
   it('rejects a model other than pocketsphinx-en-us and a language other than English', async () => {
     const fx = speechFixture();
     expect((await rejection(provider.transcribe(input(fx.wav, fx.durationS, { model: 'whisper-1' })))).code).toBe(

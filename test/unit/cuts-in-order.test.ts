@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planSplitsByWindows, type ScanWindow, type Silence } from '../../src/chunker/cut-points.ts';
+import { planSplits, planSplitsByWindows, type ScanWindow, type Silence } from '../../src/chunker/cut-points.ts';
 import {
   URGENT_WINDOW_S,
   MAX_BATCH,
@@ -7,6 +7,8 @@ import {
   nearThenWideScan,
   planCutsInOrder,
   type NearOrWideScan,
+  type ScanAsk,
+  type WindowScan,
 } from '../../src/chunker/cuts-in-order.ts';
 import type { NearAndWide, NearOrWide } from '../../src/chunker/near-or-wide.ts';
 
@@ -45,18 +47,26 @@ function pairScanner(silences: readonly Silence[]) {
   return { nearOrWide, calls };
 }
 
-/** Scans that answer only when told, recording each call and whether it was ahead of need. */
+/** A held scan's controls: what it was asked with, and how it ends (answered, or failed). */
+interface Held {
+  ahead: boolean;
+  signal: AbortSignal | undefined;
+  fail(err: Error): void;
+}
+
+/** Scans that answer only when told, recording each call, whether it was ahead of need and its stop signal. */
 function heldScans() {
-  const windows: Array<{ windows: ScanWindow[]; ahead: boolean; answer(found?: Silence[]): void }> = [];
-  const pairs: Array<{ targets: NearAndWide[]; ahead: boolean; answer(found?: NearOrWide[]): void }> = [];
-  const scan = (asked: readonly ScanWindow[], { ahead = false }: { ahead?: boolean } = {}) =>
-    new Promise<Silence[][]>((resolve) => {
-      windows.push({ windows: [...asked], ahead, answer: (found = []) => resolve(asked.map((w) => inside(found, w))) });
+  const windows: Array<Held & { windows: ScanWindow[]; answer(found?: Silence[]): void }> = [];
+  const pairs: Array<Held & { targets: NearAndWide[]; answer(found?: NearOrWide[]): void }> = [];
+  const scan = (asked: readonly ScanWindow[], { ahead = false, signal }: ScanAsk = {}) =>
+    new Promise<Silence[][]>((resolve, fail) => {
+      const answer = (found: Silence[] = []) => resolve(asked.map((w) => inside(found, w)));
+      windows.push({ windows: [...asked], ahead, signal, answer, fail });
     });
-  const nearOrWide: NearOrWideScan = (targets, { ahead = false } = {}) =>
-    new Promise((resolve) => {
+  const nearOrWide: NearOrWideScan = (targets, { ahead = false, signal } = {}) =>
+    new Promise((resolve, fail) => {
       const none = targets.map(() => ({ near: [], wide: [] }));
-      pairs.push({ targets: [...targets], ahead, answer: (found = none) => resolve(found) });
+      pairs.push({ targets: [...targets], ahead, signal, answer: (found = none) => resolve(found), fail });
     });
   return { scan, nearOrWide, windows, pairs };
 }
@@ -73,6 +83,16 @@ const silences = Array.from({ length: 40 }, (_, i) => ({ start: 23 * i + 10, end
 );
 const opts = { durationS: 920, targetS: 60, searchWindowS: 15, nearS: 5 };
 const pair = (t: number) => ({ near: { fromS: t - 5, toS: t + 5 }, wide: { fromS: t - 15, toS: t + 15 } });
+
+/** A plan at a pool of 3, its first two batches asked, the first answered: a pause at 59-60 s. */
+async function firstAnswered() {
+  const held = heldScans();
+  const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
+  const first = it.next();
+  await tick();
+  held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+  return { held, it, first };
+}
 
 describe('planCutsInOrder', () => {
   it('makes the cuts of planSplitsByWindows, with the same hard ones', async () => {
@@ -116,11 +136,12 @@ describe('planCutsInOrder', () => {
     const pauseAt = (t: number) => (t === 600 ? t - 10 : t - 30);
     const pauses = targets.map((t) => ({ start: pauseAt(t) - 1, end: pauseAt(t) + 1 }));
     const around = (t: number, r: number) => ({ fromS: t - r, toS: t + r });
-    for (const [firstNeeded, urgent, bare] of [
-      [3, [300, 600, 900], []],
-      [1, [300], []],
-      // Six hard cuts in a row before it: the ninth target is taken for continuous sound (WIDEN_UNTIL_BARE).
-      [8, targets.slice(0, 8), [2700]],
+    for (const [firstNeeded, urgent] of [
+      [3, [300, 600, 900]],
+      [1, [300]],
+      // The first WIDEN_UNTIL_BARE targets only: the pool's later ones look in their whole window where ±15 s
+      // held no pause.
+      [8, [300, 600, 900]],
     ] as const) {
       const pairs = pairScanner(pauses);
       const windows = scanner(pauses);
@@ -132,14 +153,38 @@ describe('planCutsInOrder', () => {
       }
       // A pause 30 s away is out of reach where the first chunks wait (a hard cut there, which the overlap
       // repairs), and found everywhere else.
-      const hard = targets.filter(
-        (t) => ((urgent as readonly number[]).includes(t) && t !== 600) || (bare as readonly number[]).includes(t),
-      );
+      const hard = targets.filter((t) => (urgent as readonly number[]).includes(t) && t !== 600);
       expect(cuts).toEqual(
         targets.map((t) => (hard.includes(t) ? { cut: t, hard: true } : { cut: pauseAt(t), hard: false })),
       );
     }
+    // At a pool of 8, the whole windows of targets 4-8 are asked for as scans something waits for, after their
+    // ±15 s ones (in the urgent near-and-wide scans), each batch's together.
+    const asked: Array<{ windows: ScanWindow[]; ahead: boolean }> = [];
+    const recording: WindowScan = async (ws, { ahead = false } = {}) => {
+      asked.push({ windows: [...ws], ahead });
+      return ws.map((w) => inside(pauses, w));
+    };
+    const pairs = pairScanner(pauses);
+    await collect(planCutsInOrder({ ...wide, firstNeeded: 8 }, recording, pairs.nearOrWide));
+    expect(pairs.calls.flatMap((c) => c.targets.map((t) => t.wide))).toEqual(
+      targets.slice(0, 8).map((t) => around(t, URGENT_WINDOW_S)),
+    );
+    expect(asked.filter((c) => !c.ahead)).toEqual([
+      { windows: [1200, 1500, 1800, 2100].map((t) => around(t, 60)), ahead: false },
+      { windows: [around(2400, 60)], ahead: false },
+    ]);
     expect(URGENT_WINDOW_S).toBe(15);
+  });
+
+  it("takes a pause from an urgent target's wide scan even after the targets before it stopped the widening", async () => {
+    // A pool of 8: no pause within ±60 s of the first three targets (continuous sound, it seems), then one 10 s
+    // from the fifth, found by the near-and-wide scan asked for at the start, before the streak was known.
+    const wide = { durationS: 3000, targetS: 300, searchWindowS: 60, nearS: 5, firstNeeded: 8 };
+    const pauses = [{ start: 1509, end: 1511 }];
+    const cuts = await collect(planCutsInOrder(wide, scanner(pauses).scan, pairScanner(pauses).nearOrWide));
+    expect(cuts[4]).toEqual({ cut: 1510, hard: false });
+    expect(cuts.filter((c) => c.hard)).toHaveLength(8);
   });
 
   it('widens a later batch outward: ±URGENT_WINDOW_S, then the whole window only where that held no pause', async () => {
@@ -259,11 +304,7 @@ describe('planCutsInOrder', () => {
   });
 
   it('scans a later batch near and wide at once when the batch before held no pause near any target', async () => {
-    const held = heldScans();
-    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
-    const first = it.next();
-    await tick();
-    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    const { held, it, first } = await firstAnswered();
     // The second batch (120 and 180 s) held no pause near either target nor in either whole window.
     held.pairs[1]?.answer();
     expect((await first).value).toEqual({ cut: 59.5, hard: false });
@@ -278,11 +319,7 @@ describe('planCutsInOrder', () => {
   });
 
   it('scans a later batch near first when the batch before missed near its targets but found a pause wider', async () => {
-    const held = heldScans();
-    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
-    const first = it.next();
-    await tick();
-    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    const { held, it, first } = await firstAnswered();
     // Nothing near 120 or 180 s, a pause 10 s from each: longer sentences, not continuous sound.
     held.pairs[1]?.answer([
       { near: [], wide: [{ start: 130, end: 131 }] },
@@ -300,24 +337,11 @@ describe('planCutsInOrder', () => {
   });
 
   it("asks a later batch's scans only after every scan of the batch before it, its whole windows included", async () => {
-    const held = heldScans();
-    const it = planCutsInOrder(opts, held.scan, held.nearOrWide)[Symbol.asyncIterator]();
-    const first = it.next();
-    await tick();
-    held.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
-    held.pairs[1]?.answer([
-      { near: [{ start: 119, end: 120 }], wide: null },
-      { near: [{ start: 179, end: 180 }], wide: null },
-    ]);
-    expect((await first).value).toEqual({ cut: 59.5, hard: false });
-    expect((await it.next()).value).toEqual({ cut: 119.5, hard: false });
-    expect((await it.next()).value).toEqual({ cut: 179.5, hard: false });
-    // The slicer now waits for the third batch (240-420 s), whose near windows are asked; the fourth waits.
+    const { held, it } = await pastTheFirstThree();
+    // The slicer now waits for the third batch, whose near windows are asked; the fourth waits.
     const fourth = it.next();
-    await until(() => held.windows.length === 1);
     for (let i = 0; i < 10; i++) await tick();
     expect(held.windows).toHaveLength(1);
-    expect(held.windows[0]?.windows).toEqual([240, 300, 360, 420].map((t) => pair(t).near));
     // No pause near 240 s: its whole window is asked before the fourth batch's near ones.
     held.windows[0]?.answer([300, 360, 420].map((t) => ({ start: t, end: t + 1 })));
     await until(() => held.windows.length === 3);
@@ -356,6 +380,105 @@ describe('planCutsInOrder', () => {
       '4 ahead',
       '8 ahead',
     ]);
+  });
+
+  /** A plan at a pool of 3 whose first three targets held a pause near them, its three first cuts taken. */
+  async function pastTheFirstThree() {
+    const { held, it, first } = await firstAnswered();
+    held.pairs[1]?.answer([
+      { near: [{ start: 119, end: 120 }], wide: null },
+      { near: [{ start: 179, end: 180 }], wide: null },
+    ]);
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 119.5, hard: false });
+    expect((await it.next()).value).toEqual({ cut: 179.5, hard: false });
+    // The third batch (240-420 s) was asked for, ahead of need, while the second's cuts were used.
+    await until(() => held.windows.length === 1);
+    expect(held.windows[0]?.windows).toEqual([240, 300, 360, 420].map((t) => pair(t).near));
+    return { held, it };
+  }
+
+  /** Enough turns of the event loop for any scan the planner would still ask to be asked. */
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await tick();
+  };
+
+  it('asks no scan once the consumer stopped, and stops those it asked', async () => {
+    const { held, it } = await pastTheFirstThree();
+    expect(held.windows[0]?.signal?.aborted).toBe(false);
+    await it.return(undefined);
+    expect(held.windows[0]?.signal?.aborted).toBe(true);
+    // No pause near any target of that batch: it would widen, were its cuts still wanted.
+    held.windows[0]?.answer();
+    await settle();
+    expect(held.windows).toHaveLength(1);
+    expect(held.pairs.every((c) => c.signal?.aborted)).toBe(true);
+  });
+
+  it('stops the batches after one whose scan failed: what they asked stops, they ask nothing more', async () => {
+    const { held, it } = await pastTheFirstThree();
+    const fourth = it.next();
+    // No pause near 240 s: its whole window is asked, then the fourth batch's near windows.
+    held.windows[0]?.answer([300, 360, 420].map((t) => ({ start: t, end: t + 1 })));
+    await until(() => held.windows.length === 3);
+    expect(held.windows[2]?.windows).toEqual([480, 540, 600, 660, 720, 780, 840, 900].map((t) => pair(t).near));
+    const broken = new Error('ffmpeg could not decode the window');
+    held.windows[1]?.fail(broken);
+    await expect(fourth).rejects.toBe(broken);
+    expect(held.windows[2]?.signal?.aborted).toBe(true);
+    // The fourth batch's near windows come back without a pause: it would widen, were its cuts still wanted.
+    held.windows[2]?.answer();
+    await settle();
+    expect(held.windows).toHaveLength(3);
+  });
+
+  it('asks nothing for a batch waiting its turn when the batch before it fails; the cuts before come first', async () => {
+    const { held, it } = await pastTheFirstThree();
+    // The fourth batch waits for the third to ask all its scans; the third's near scan fails.
+    const fourth = it.next();
+    await settle();
+    expect(held.windows).toHaveLength(1);
+    const broken = new Error('ffmpeg could not decode the window');
+    held.windows[0]?.fail(broken);
+    await expect(fourth).rejects.toBe(broken);
+    await settle();
+    expect(held.windows).toHaveLength(1);
+    // A batch that fails stops itself and those after it, not those before: the first batch's cut still comes
+    // before its error.
+    const again = heldScans();
+    const second = planCutsInOrder(opts, again.scan, again.nearOrWide)[Symbol.asyncIterator]();
+    const first = second.next();
+    await tick();
+    again.pairs[1]?.fail(broken);
+    await settle();
+    // The failed batch's other runs are stopped with it, the batch before goes on.
+    expect(again.pairs.map((c) => c.signal?.aborted)).toEqual([false, true]);
+    again.pairs[0]?.answer([{ near: [{ start: 59, end: 60 }], wide: null }]);
+    expect((await first).value).toEqual({ cut: 59.5, hard: false });
+    await expect(second.next()).rejects.toBe(broken);
+  });
+
+  it('makes the same cuts at any pool size, for a file of no target, of fewer targets than the pool, or of many', async () => {
+    // A pause every 23 s throughout, and a ±15 s window: the urgent targets' narrower search is the whole window.
+    const everywhere = Array.from({ length: 270 }, (_, i) => ({ start: 23 * i + 10, end: 23 * i + 11.5 }));
+    for (const firstNeeded of [1, 2, 3, 8, 32, 64]) {
+      for (const durationS of [50, 100, 200, 920, 6000]) {
+        const o = { ...opts, durationS, firstNeeded };
+        const eager = await planSplitsByWindows(o, scanner(everywhere).scan);
+        const windows = scanner(everywhere);
+        const pairs = pairScanner(everywhere);
+        const lazy = await collect(planCutsInOrder(o, windows.scan, pairs.nearOrWide));
+        expect(
+          lazy.map((c) => c.cut),
+          `a pool of ${firstNeeded}, ${durationS} s`,
+        ).toEqual(eager.cuts);
+        // Each target's near window asked for once.
+        const near = [...pairs.calls.flatMap((c) => c.targets.map((t) => t.near)), ...windows.calls.flat()].filter(
+          (w) => w.toS - w.fromS <= 10,
+        );
+        expect(near.map((w) => w.fromS + 5)).toEqual(planSplits({ durationS, targetS: 60 }));
+      }
+    }
   });
 
   it('goes on behind the cuts a resumed job already made', async () => {

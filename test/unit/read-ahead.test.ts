@@ -63,6 +63,29 @@ describe('readAhead', () => {
     expect(asked).toBe(2);
   });
 
+  it('tells onStop once, as soon as the consumer stops, while the source is still busy on an item', async () => {
+    let stops = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((res) => {
+      release = res;
+    });
+    async function* source() {
+      yield 0;
+      await gate;
+      yield 1;
+    }
+    const ahead = readAhead(source(), { onStop: () => (stops += 1) });
+    for await (const x of ahead) {
+      expect(x).toBe(0);
+      expect(stops).toBe(0);
+      break;
+    }
+    expect(stops).toBe(1);
+    ahead.stop();
+    release();
+    expect(stops).toBe(1);
+  });
+
   it('holds at most `max` items: the reading waits for the consumer to take one', async () => {
     let produced = 0;
     async function* source() {

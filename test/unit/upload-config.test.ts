@@ -15,6 +15,16 @@ describe('upload pace and per-key settings', () => {
     );
   });
 
+  it('lets one key of several have half the job directories live, a single key all of them (JOBS_PER_KEY_MAX)', () => {
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `key-${i}-abcdefghijklmnop`).join(',');
+    expect(loadConfig({ ...base, API_KEYS: keys(2) }).jobsPerKeyMax).toBe(8);
+    expect(loadConfig({ ...base, API_KEYS: keys(3), JOB_DIRS_MAX: '5' }).jobsPerKeyMax).toBe(2);
+    expect(loadConfig({ ...base, API_KEYS: keys(2), JOB_DIRS_MAX: '1' }).jobsPerKeyMax).toBe(1);
+    // One key has no other key to keep out: the pool is its limit (SERVER_BUSY past it, as before the setting).
+    expect(loadConfig({ ...base, API_KEYS: keys(1) }).jobsPerKeyMax).toBe(16);
+    expect(loadConfig({ ...base, API_KEYS: keys(1), JOBS_PER_KEY_MAX: '3' }).jobsPerKeyMax).toBe(3);
+  });
+
   it('takes UPLOAD_BYTES_PER_KEY_MAX from MAX_UPLOAD_BYTES to JOB_DIRS_MAX_BYTES, and refuses it outside by name', () => {
     const sized = { ...base, MAX_UPLOAD_BYTES: '1000', JOB_DIRS_MAX_BYTES: '5000' };
     expect(loadConfig({ ...sized, UPLOAD_BYTES_PER_KEY_MAX: '1000' }).uploadBytesPerKeyMax).toBe(1000);

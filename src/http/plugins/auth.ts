@@ -12,6 +12,7 @@ import type { ApiKey } from '../../config.ts';
 import { bearerToken, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
 import type { AuthFailures } from '../auth-failures.ts';
+import { openModeBrowserRefusal } from '../open-mode-browsers.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -99,6 +100,20 @@ export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
       app.log.warn(
         'API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to anyone who can reach this port',
       );
+      // Open, but not to every site the machine's browser visits (open-mode-browsers.ts says why).
+      app.addHook('onRequest', async (request) => {
+        if (request.is404 || isPublicRoute(request.routeOptions.config)) return;
+        const reason = openModeBrowserRefusal(request.headers);
+        if (reason === null) return;
+        throw new AppError(
+          'UNAUTHORIZED',
+          reason === 'cross_site'
+            ? 'This server has no API keys: it takes browser requests from its own pages only.'
+            : 'This server has no API keys: a browser reaches it under localhost or an IP address only. Open the ' +
+                'page by IP address, or give the server API keys (API_KEYS) to use it under a host name.',
+          { details: { reason } },
+        );
+      });
       return;
     }
 

@@ -15,7 +15,8 @@ import type { DirLease } from '../../resources/dir-pool.ts';
 import type { UploadSlot, UploadSlots } from '../../resources/upload-limits.ts';
 import type { AcceptedMedia, Services, ValidatedRequest } from '../services.ts';
 import { systemClock, type Clock } from '../../transcribe/backoff.ts';
-import { discardRest, MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
+import { discardRest } from '../discard-body.ts';
+import { MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
 import { idempotencyKeyOf, requestFingerprint, sameRequest } from './upload-idempotency.ts';
 
 /** Every code accepting an upload can answer with (the key check and the upload rate limit in front included). */
@@ -81,7 +82,7 @@ export function createJobUploads(
           // Reading the rest of a trickle would keep the socket as long as the client likes: close it after the answer.
           reply.header('connection', 'close');
         } else {
-          discardRest(request);
+          discardRest(request.raw);
         }
         throw err;
       }
@@ -115,6 +116,7 @@ interface Upload {
 async function createJob(deps: UploadDeps, request: FastifyRequest, route: UploadRoute): Promise<UploadOutcome> {
   const idempotencyKey = idempotencyKeyOf(request);
   const declared = declaredBodyBytes(request, deps.services.config.maxUploadBytes);
+  await assertJobRoom(deps.services, request.owner, idempotencyKey);
   // What the pool will reserve for it: the declared length counts the form's framing, but no more than the cap.
   const expected = declared === null ? null : Math.min(declared, deps.services.config.maxUploadBytes);
   // Held until the job is stored: one client's uploads in progress cannot take the whole job directory pool, in
@@ -126,6 +128,27 @@ async function createJob(deps: UploadDeps, request: FastifyRequest, route: Uploa
   } finally {
     await slot.release();
   }
+}
+
+/**
+ * A key at JOBS_PER_KEY_MAX live jobs (every host's: the store counts) is refused before the body is read: accepted
+ * jobs keep their directories until they end, so one key's could take them all. A repeated Idempotency-Key makes
+ * no job and passes. Open mode has one client: no limit.
+ */
+async function assertJobRoom(services: Services, owner: string | null, idempotencyKey: string | null): Promise<void> {
+  if (owner === null) return;
+  const limit = services.config.jobsPerKeyMax;
+  if ((await services.store.liveJobsOf(owner)) < limit) return;
+  if (idempotencyKey !== null && (await services.store.findByIdempotencyKey(owner, idempotencyKey))) return;
+  throw new AppError(
+    'RATE_LIMITED',
+    `This key has ${limit} jobs queued or running, as many as it may at once; wait for one to end, or cancel one.`,
+    {
+      retryAfterS: services.config.pressure.retryAfterS,
+      retryable: true,
+      details: { reason: 'concurrent_jobs', limit },
+    },
+  );
 }
 
 /** The body's declared length (null without one), refused at once when it is a multipart form too large to take. */

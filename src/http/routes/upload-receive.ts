@@ -249,28 +249,3 @@ function bodyError(err: unknown, request: FastifyRequest): AppError | null {
   }
   return null;
 }
-
-/** After a refusal, how much more of the body is read and thrown away before the connection is cut. */
-const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
-const DISCARD_MAX_MS = 30_000;
-
-/**
- * A refusal sent before the body was read to its end. Left alone, a half-read body holds the connection (a
- * keep-alive client's next request on it stalls until a timeout); closing at once makes many clients fail on
- * EPIPE before they read the answer. So the rest is read and thrown away, the connection stays usable once the
- * body ends, and a client that keeps sending past the cap is cut off.
- */
-export function discardRest(request: FastifyRequest): void {
-  const raw = request.raw;
-  if (raw.complete || raw.destroyed) return;
-  raw.unpipe();
-  let discarded = 0;
-  const cut = () => raw.socket?.destroy();
-  const timer = setTimeout(cut, DISCARD_MAX_MS).unref();
-  raw.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > DISCARD_MAX_BYTES) cut();
-  });
-  raw.once('close', () => clearTimeout(timer));
-  raw.resume();
-}

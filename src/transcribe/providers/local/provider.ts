@@ -3,7 +3,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { access, constants, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AppError, errorMessage } from '../../../errors.ts';
+import { AppError, errorMessage, withoutDirectories } from '../../../errors.ts';
 import { chunkCmnInit, chunkFrontEnd, withCmnInit, type CmnEstimate } from './cmn-init.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
@@ -189,10 +189,14 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
           log.warn({ exitCode, signal, stderr: detail }, 'pocketsphinx failed');
           // A bad input fails the same way every time; a process killed from outside (OOM) may not.
           reject(
-            new AppError('CHUNK_FAILED', `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${detail}`, {
-              retryable: signal !== null,
-              details: { exitCode, signal },
-            }),
+            new AppError(
+              'CHUNK_FAILED',
+              `pocketsphinx exited with ${signal ?? `code ${exitCode}`}: ${withoutDirectories(detail)}`,
+              {
+                retryable: signal !== null,
+                details: { exitCode, signal },
+              },
+            ),
           );
         } else {
           resolve(Buffer.concat(stdout).toString('utf8'));
