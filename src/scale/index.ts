@@ -61,6 +61,7 @@ export async function scaleOutRunner(
     concurrency: config.maxConcurrentJobs,
     lockDurationMs: config.scale.lockMs,
     stalledIntervalMs: config.scale.stalledIntervalMs,
+    retryAfterS: config.pressure.retryAfterS,
     sweepStrays: async (jobId) => {
       await killStrayProcesses({ jobsRoot: deps.dirs.jobDir(jobId), logger: deps.logger });
     },

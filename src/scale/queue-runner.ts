@@ -10,6 +10,7 @@ import { isLive } from '../jobs/types.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
 import { CLOSE_WITHIN_MS, closeWithin, within } from './bounded-close.ts';
 import { QueueLease } from './queue-lease.ts';
+import { redisUnavailable } from './shared-redis.ts';
 
 export interface QueueRunnerOptions {
   redisUrl: string;
@@ -30,6 +31,8 @@ export interface QueueRunnerOptions {
   sweepStrays(jobId: string): Promise<void>;
   /** How long DELETE waits for the worker running the job to stop it. @default 30000 */
   cancelWaitMs?: number;
+  /** The Retry-After of a cancel refused while Redis does not answer (PRESSURE_RETRY_AFTER_S). */
+  retryAfterS: number;
   /** API processes put unfinished jobs on the queue again this often (a no-op for those already there). @default 30000 */
   reconcileMs?: number;
   now: () => Date;
@@ -44,6 +47,10 @@ const QUEUE = 'jobs';
 const MAX_STALLED = 3;
 /** A readiness probe waits this long for PONG: a hung Redis must not hold /health/ready. */
 const PING_TIMEOUT_MS = 500;
+/** A job whose row could not be read when a worker took it is taken again after this pause. */
+const STORE_PAUSE_MS = 2_000;
+/** A cancel's command waits this long for Redis, as the upload limits' commands do (shared-redis.ts). */
+const CANCEL_ANSWER_MS = 1_000;
 
 /**
  * Scale-out runner: accepted jobs go to a BullMQ queue in Redis; worker processes take them (at most `concurrency`
@@ -133,17 +140,39 @@ export class QueueRunner implements JobQueue {
     }
   }
 
-  /** Returns once no worker runs the job any more (or after cancelWaitMs), so the caller may delete its row and files. */
+  /**
+   * Returns once no worker runs the job any more (or after cancelWaitMs), so the caller may delete its row and files.
+   * Throws SERVER_BUSY when Redis does not answer: the cancel cannot be said, so the job must stay (a worker may be
+   * running it, and would go on paying for a job whose row is gone); the client deletes it again later.
+   */
   async cancel(jobId: string): Promise<void> {
     const deadline = Date.now() + (this.#opts.cancelWaitMs ?? 30_000);
     for (;;) {
       // Said again on every round: a worker that took the job just after the first message did not hear it.
-      await this.#pub.publish(this.#channel, jobId);
+      await this.#promptly(() => this.#pub.publish(this.#channel, jobId));
       // A job nobody has taken yet is simply taken off the queue; a running one is stopped by its worker.
-      await this.#queue.remove(jobId).catch(() => 0);
-      if (Date.now() >= deadline || (await this.#queue.getJobState(jobId)) !== 'active') return;
+      await this.#promptly(() => this.#queue.remove(jobId).catch(() => 0));
+      if (Date.now() >= deadline || (await this.#promptly(() => this.#queue.getJobState(jobId))) !== 'active') return;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
+  }
+
+  /**
+   * A command a request waits on, refused while Redis is away: these connections wait through a reconnect
+   * (BullMQ needs that), so one sent now would hold the request until Redis is back and then run late. Not sent
+   * while this process's connection is not up; given up on after CANCEL_ANSWER_MS without an answer.
+   */
+  async #promptly<T>(command: () => Promise<T>): Promise<T> {
+    const away = (err: unknown) => redisUnavailable(this.#opts.retryAfterS, err, this.#opts.logger);
+    if (this.#pub.status !== 'ready') throw away(new Error(`redis connection ${this.#pub.status}`));
+    let answer: { value: T } | undefined;
+    const asked = command().then((value) => {
+      answer = { value };
+    });
+    if ((await within(asked, CANCEL_ANSWER_MS)) === 'timeout' || !answer) {
+      throw away(new Error(`redis did not answer within ${CANCEL_ANSWER_MS} ms`));
+    }
+    return answer.value;
   }
 
   /**
@@ -188,9 +217,9 @@ export class QueueRunner implements JobQueue {
 
   async #process(job: Job<QueuedJob>, token: string | undefined): Promise<void> {
     const { jobId } = job.data;
-    const { store, local, logger } = this.#opts;
+    const { local, logger } = this.#opts;
     const log = logger.child({ jobId });
-    const before = (await store.getJob(jobId))?.status;
+    const before = await this.#statusOr(job, token, log, STORE_PAUSE_MS);
     // Re-queued by a reconcile that read the row just before the job ended: nothing left to do.
     if (before === undefined || !isLive(before)) return;
     const lockMs = this.#opts.lockDurationMs;
@@ -220,12 +249,27 @@ export class QueueRunner implements JobQueue {
       await job.moveToDelayed(Date.now(), token).catch(() => undefined);
       throw new DelayedError();
     }
-    const status = (await store.getJob(jobId))?.status;
+    const status = await this.#statusOr(job, token, log, 0);
     if (status === undefined || !isLive(status)) return;
     // Stopped by this worker's shutdown: back to the queue at once for another worker (or this one after restart).
     log.info('handing the job back to the queue');
     await job.moveToDelayed(Date.now(), token);
     throw new DelayedError();
+  }
+
+  /**
+   * The job's status in the store; when the store does not answer, the job goes back to the queue (after `pauseMs`)
+   * and this throws BullMQ's DelayedError. Any other error of the processor would be the job's failure to BullMQ,
+   * which `#onFailed` stores: a store outage must not fail every job the workers take meanwhile.
+   */
+  async #statusOr(job: Job<QueuedJob>, token: string | undefined, log: Logger, pauseMs: number) {
+    try {
+      return (await this.#opts.store.getJob(job.data.jobId))?.status;
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'could not read the job from the store; back to the queue');
+      await job.moveToDelayed(Date.now() + pauseMs, token);
+      throw new DelayedError();
+    }
   }
 
   /** Fails the job only if it is still live: markFailed checks that in the same write, so a job that ended meanwhile keeps its end. */

@@ -6,7 +6,7 @@ import {
   type CircuitOpening,
   type SharedCircuit,
 } from '../transcribe/circuit-share.ts';
-import { asOpening, type Message, type SaidOpen } from './circuit-messages.ts';
+import { asMessage, asOpening, type Message, type SaidOpen } from './circuit-messages.ts';
 
 type Mirror = Parameters<SharedCircuit['follow']>[0];
 
@@ -217,17 +217,13 @@ export function createCircuitBus(options: CircuitBusOptions): CircuitBus {
     );
   });
   sub.on('message', (_channel: string, text: string) => {
-    let message: Message;
-    try {
-      message = JSON.parse(text) as Message;
-    } catch {
-      return;
-    }
-    const mirror = mirrors.get(message.backend);
-    if (!mirror || message.from === processId) return;
+    const message = asMessage(text);
+    const mirror = message && mirrors.get(message.backend);
+    if (!message || !mirror || message.from === processId) return;
+    // The open is checked as the stored one is; what it carries is not trusted before.
     const said = asOpening(message.open);
     if (said) mirrorOpen(message.backend, mirror, said);
-    else if (typeof message.closedAt === 'number') mirror.closed(message.closedAt);
+    else if (message.closedAt !== undefined) mirror.closed(message.closedAt);
   });
 
   return {

@@ -93,6 +93,31 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
       details: { reason: 'shutdown' },
     });
 
+  /**
+   * Permit adds of this process not yet answered, and how many were answered so far: an empty queue says a permit
+   * is lost only when no add was on its way at any moment since the fetch that found it empty was sent.
+   */
+  let adding = 0;
+  let added = 0;
+  const addPermit = () => {
+    adding += 1;
+    return queue.add('permit', {}, { removeOnComplete: true, removeOnFail: true }).finally(() => {
+      adding -= 1;
+      added += 1;
+    });
+  };
+
+  /**
+   * Whether Redis holds no permit although every waiter here has added its own: it lost them (a restart that lost
+   * the end of its append-only file, a FLUSHALL), and the waiters would wait until their chunks' deadlines. Asked
+   * only when a fetch found nothing outside a closed window; `addsBefore` is `added` when that fetch was sent with no
+   * add on its way (else -1). One permit is then added again for the oldest waiter; at worst (another process took
+   * the last one while its own add was on its way) that is one surplus permit, which never starts a request beyond
+   * the window's count.
+   */
+  const permitsLost = async (addsBefore: number): Promise<boolean> =>
+    addsBefore === added && (await queue.getWaitingCount()) === 0 && adding === 0 && added === addsBefore;
+
   const loop = (async () => {
     while (!stopping) {
       if (waiters.length === 0 || running >= maxInFlight) {
@@ -102,9 +127,15 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
         continue;
       }
       try {
+        const addsBefore = adding === 0 ? added : -1;
         const job = await fetcher.getNextJob(token, { block: false });
         if (!job) {
           const ttl = await queue.getRateLimitTtl(window.max);
+          if (ttl <= 0 && (await permitsLost(addsBefore))) {
+            log.warn({ waiting: waiters.length }, 'no permit in Redis for the requests waiting here; adding one');
+            await addPermit();
+            continue;
+          }
           await sleep(ttl > 0 ? Math.min(ttl, 1_000) : pollMs);
           continue;
         }
@@ -131,7 +162,7 @@ export function createSharedRateLimiter(options: SharedRateLimiterOptions): Rate
           signal?.removeEventListener('abort', onAbort);
         };
         const waiter: Waiter = {
-          permit: queue.add('permit', {}, { removeOnComplete: true, removeOnFail: true }).catch((err: unknown) => {
+          permit: addPermit().catch((err: unknown) => {
             waiter.reject(err);
             return null;
           }),

@@ -24,6 +24,13 @@ export interface DeliveryLeases {
    * look again if the delivery is still owed (another holder's lease end, or its next attempt).
    */
   claimDue(jobId: string, later: (dueAt: number) => void): Promise<ClaimedJob | null>;
+  /**
+   * Right before the request: whether this process still holds the delivery. A lease claimed (or renewed) less
+   * than a third of its length ago surely holds; an older one (the process stalled after its claim: a long pause,
+   * SIGSTOP, a store that answered late) is renewed first, which the store grants only while this process is still
+   * its holder: once another process has claimed it after the lease ran out, this one sends nothing.
+   */
+  stillHeld(jobId: string, log: Logger): Promise<boolean>;
   /** Renews the lease every third of its length until the returned function is called. */
   keep(jobId: string, log: Logger): () => void;
   /** Stores the attempt's outcome and lets go; false (nothing stored) when another process took the delivery over. */
@@ -40,16 +47,28 @@ export function createDeliveryLeases(options: DeliveryLeaseOptions): DeliveryLea
     return Number.isNaN(at) ? clock.now() : at;
   };
 
+  /** When this process last claimed or renewed each lease it holds (its clock, as the store's lease ends are). */
+  const heldSince = new Map<string, number>();
+  const renew = async (jobId: string): Promise<boolean> => {
+    const at = clock.now();
+    const held = await store.renewWebhook(jobId, holder, iso(at + leaseMs));
+    if (held) heldSince.set(jobId, at);
+    return held;
+  };
+
   return {
     async claimDue(jobId, later) {
+      const claimedAt = clock.now();
       const claim = await store.claimWebhook(jobId, {
         holder,
-        now: iso(clock.now()),
-        until: iso(clock.now() + leaseMs),
+        now: iso(claimedAt),
+        until: iso(claimedAt + leaseMs),
       });
+      if (claim.held) heldSince.set(jobId, claimedAt);
       const job = claim.job;
       // Deleted, delivered or given up meanwhile (here or on another host): nothing more to send.
       if (!job || !job.request.callback_url || job.webhook?.status !== 'pending') {
+        heldSince.delete(jobId);
         if (claim.held) await store.settleWebhook(jobId, holder);
         return null;
       }
@@ -64,6 +83,7 @@ export function createDeliveryLeases(options: DeliveryLeaseOptions): DeliveryLea
       }
       if (due > clock.now()) {
         // Claimed when a lease ended, but its holder had stored a later attempt before letting go.
+        heldSince.delete(jobId);
         await store.settleWebhook(jobId, holder);
         later(due);
         return null;
@@ -71,13 +91,22 @@ export function createDeliveryLeases(options: DeliveryLeaseOptions): DeliveryLea
       return { ...job, webhook: job.webhook };
     },
 
+    async stillHeld(jobId, log) {
+      const since = heldSince.get(jobId);
+      if (since !== undefined && clock.now() - since < leaseMs / 3) return true;
+      const held = await renew(jobId);
+      if (held) return true;
+      heldSince.delete(jobId);
+      log.warn('webhook lease lost before its attempt (this process stalled past it): not sending');
+      return false;
+    },
+
     keep(jobId, log) {
       let timer: DeadlineTimer | null = null;
       let done = false;
       const arm = () => {
         timer = atDeadline(clock, clock.now() + leaseMs / 3, () => {
-          void store
-            .renewWebhook(jobId, holder, iso(clock.now() + leaseMs))
+          void renew(jobId)
             .then((held) => held || log.warn('webhook lease lost mid-attempt: another process may send it again'))
             .catch((err: unknown) => log.warn({ err }, 'webhook lease not renewed'))
             .finally(() => done || arm());
@@ -91,6 +120,7 @@ export function createDeliveryLeases(options: DeliveryLeaseOptions): DeliveryLea
     },
 
     async settle(jobId, state, log) {
+      heldSince.delete(jobId);
       const held = await store.settleWebhook(jobId, holder, state);
       if (!held)
         log.warn({ attempts: state.attempts }, 'webhook outcome not stored: another process took the delivery over');

@@ -68,6 +68,7 @@ export interface WebhookDispatcher extends Pick<JobEvents, 'ended'> {
 }
 
 const USER_AGENT = 'chunkscribe-webhooks/1';
+const iso = (ms: number) => new Date(ms).toISOString();
 const MAX_ERROR_CHARS = 300;
 
 /**
@@ -146,6 +147,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       ...signWebhook({ secret, id: `${job.id}.${job.status}`, timestampS: Math.floor(clock.now() / 1000), body }),
       'user-agent': USER_AGENT,
     };
+    // Building the body read the store, and the process may have stalled since its claim: the lease is checked
+    // (renewed if old) right before the request, so a process that lost it does not send what another now sends.
+    if (!(await leases.stillHeld(jobId, log))) {
+      // Owed still, unless the process that holds it now settles it: looked at again as any claim that lost.
+      schedule(jobId, clock.now());
+      return;
+    }
     let statusCode: number | null = null;
     let error: string | null = null;
     let permanent = false;
@@ -175,6 +183,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }
       return;
     }
+    await retryLater(jobId, answer, log);
+  }
+
+  /** A failed attempt with attempts left: the next one is stored, then scheduled. */
+  async function retryLater(
+    jobId: string,
+    answer: Pick<WebhookState, 'attempts' | 'last_status_code' | 'last_error'>,
+    log: Logger,
+  ): Promise<void> {
+    const { attempts } = answer;
     // Jitter in the upper half only: a receiver that just failed is not called again at once.
     const ceilingMs = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempts - 1));
     const delayMs = computeBackoffMs({
@@ -185,7 +203,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       random,
     });
     const nextAt = clock.now() + delayMs;
-    if (!(await settle({ status: 'pending', ...answer, next_attempt_at: new Date(nextAt).toISOString() }))) return;
+    const stored = await leases.settle(jobId, { status: 'pending', ...answer, next_attempt_at: iso(nextAt) }, log);
+    if (!stored) return;
+    const { last_status_code: statusCode, last_error: error } = answer;
     log.warn({ attempts, statusCode, error, delayMs }, 'webhook attempt failed; retrying');
     onOutcome('failed_attempt');
     schedule(jobId, nextAt);

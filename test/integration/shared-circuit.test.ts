@@ -315,6 +315,46 @@ describe('circuit breakers shared by every host through Redis', () => {
     await expect(asked).resolves.toMatchObject({ probe: false });
   });
 
+  it('ignores what a peer says that is not a message of this version (null, an endless time, a huge text) and stays up', async () => {
+    const client = await connectFailFast(redis.url, logger);
+    clients.push(client);
+    const bus = createCircuitBus({ redisUrl: redis.url, client, prefix: 'p15', processId: randomUUID(), logger });
+    buses.push(bus);
+    const heard: Array<{ closedAt: number } | { openedAt: number }> = [];
+    bus.circuit('openai').follow({
+      opened: ({ openedAt }) => heard.push({ openedAt }),
+      closed: (closedAt) => heard.push({ closedAt }),
+    });
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    try {
+      const peer = new Redis(redis.url);
+      clients.push(peer);
+      const said = (body: object) => JSON.stringify({ backend: 'openai', from: 'a-peer', ...body });
+      // The subscriber has subscribed once a message published now reaches it.
+      await until(async () => (await peer.pubsub('NUMSUB', 'p15:circuit'))[1] === 1, 'the subscriber to subscribe');
+      for (const text of [
+        'null',
+        '[]',
+        // JSON reads 1e400 as Infinity: a close at no time that closes every open.
+        '{"backend":"openai","from":"a-peer","closedAt":1e400}',
+        said({ closedAt: '5' }),
+        said({ closedAt: 5.5 }),
+        said({ closedAt: 7, pad: 'x'.repeat(1024 * 1024) }),
+        said({ closedAt: 8 }),
+      ]) {
+        await peer.publish('p15:circuit', text);
+      }
+      await until(() => heard.some((h) => 'closedAt' in h && h.closedAt === 8), 'the last message to be mirrored');
+      // Subscribed messages come in the order published: every one before the last was seen and dropped.
+      expect(crashes).toEqual([]);
+      expect(heard).toEqual([{ closedAt: 8 }]);
+    } finally {
+      process.off('uncaughtException', onCrash);
+    }
+  });
+
   it('mirrors an open said while its subscriber was cut off as soon as it reconnects', async () => {
     const { a, b, toSub } = await subscriberCutOff('p11');
     toSub.cut();

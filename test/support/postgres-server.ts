@@ -1,8 +1,9 @@
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { execFile, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { chownSync, existsSync } from 'node:fs';
 import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { LOOPBACK, type Place } from './place.ts';
 import { freePort } from './ports.ts';
@@ -20,14 +21,26 @@ export interface TestPostgres {
   /** A fresh, empty database on this server: one per test keeps tests apart without another cluster. */
   createDatabase(): Promise<string>;
   port: number;
+  /**
+   * Stops the server the hard way (`-m immediate`, as a crash), keeping its data, until up(). The event loop runs
+   * meanwhile, so the test's clients see their connections end as a service's would.
+   */
+  down(): Promise<void>;
+  /** Starts the server stopped by down() again, on the same port and data (nothing when it runs). */
+  up(): void;
   stop(): Promise<void>;
+}
+
+/** The command line that runs `command` (as RUN_AS when root, where `place` says). */
+function commandLine(command: string, args: string[], asUser: boolean, place: Place): [string, string[]] {
+  const asRoot = process.getuid?.() === 0;
+  const [user, userArgs] = asRoot && asUser ? ['runuser', ['-u', RUN_AS, '--', command, ...args]] : [command, args];
+  return place.wrap(user, userArgs);
 }
 
 function run(command: string, args: string[], asUser: boolean, place: Place = LOOPBACK): void {
   const options: SpawnSyncOptions = { encoding: 'utf8', timeout: 60_000 };
-  const asRoot = process.getuid?.() === 0;
-  const [user, userArgs] = asRoot && asUser ? ['runuser', ['-u', RUN_AS, '--', command, ...args]] : [command, args];
-  const [file, argv] = place.wrap(user, userArgs);
+  const [file, argv] = commandLine(command, args, asUser, place);
   const result = spawnSync(file, argv, options);
   if (result.error || result.status !== 0) {
     const output = `${String(result.stdout ?? '')}${String(result.stderr ?? '')}`.trim();
@@ -74,15 +87,25 @@ export async function startTestPostgres(opts: TestPostgresOptions = {}): Promise
     '-c fsync=off',
     '-c max_connections=200',
   ].join(' ');
-  run(
-    path.join(BIN, 'pg_ctl'),
-    ['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start'],
-    true,
-    place,
-  );
+  const up = () =>
+    run(
+      path.join(BIN, 'pg_ctl'),
+      ['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start'],
+      true,
+      place,
+    );
+  up();
+  let running = true;
+  const stopArgs = ['-D', data, '-m', 'immediate', '-w', 'stop'];
+  const down = async () => {
+    if (!running) return;
+    const [file, argv] = commandLine(path.join(BIN, 'pg_ctl'), stopArgs, true, place);
+    await promisify(execFile)(file, argv, { timeout: 60_000 });
+    running = false;
+  };
   const stop = async () => {
     try {
-      run(path.join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], true, place);
+      if (running) run(path.join(BIN, 'pg_ctl'), stopArgs, true, place);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -102,6 +125,12 @@ export async function startTestPostgres(opts: TestPostgresOptions = {}): Promise
         await client.end();
       }
       return name;
+    },
+    down,
+    up() {
+      if (running) return;
+      up();
+      running = true;
     },
     stop,
   };

@@ -21,6 +21,19 @@ const retryOwed = (next: string): WebhookState => ({
   next_attempt_at: next,
 });
 
+/**
+ * A store whose chunk read (the body is built from it after the claim) waits for `until`, as a process that
+ * stalled between its claim and its request would.
+ */
+function stalledRead(until: Promise<unknown>): SqliteJobStore {
+  return new (class extends SqliteJobStore {
+    override async listChunkStates(...args: Parameters<SqliteJobStore['listChunkStates']>) {
+      await until;
+      return super.listChunkStates(...args);
+    }
+  })({ file: ':memory:' });
+}
+
 const open: Array<{ store: SqliteJobStore; dispatcher: WebhookDispatcher }> = [];
 afterEach(async () => {
   for (const { store, dispatcher } of open.splice(0)) {
@@ -201,6 +214,50 @@ describe('webhook dispatcher', () => {
     expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: 204 });
     expect(clock.pending()).toBe(0);
     expect((await store.claimWebhook('job1', other(46))).held).toBe(false);
+  });
+
+  it('sends nothing when it stalled after its claim past the lease and another process took the delivery over', async () => {
+    const stalled = deferred();
+    const pending = retryOwed(new Date(T0).toISOString());
+    const { clock, store, dispatcher, sentAt, ended } = await setup(0, [], pending, {
+      store: stalledRead(stalled.promise),
+    });
+    await dispatcher.start();
+    clock.advance(0);
+    await settled();
+    // The lease (to T0 + 30 s) runs out; another host claims the delivery and makes its attempt.
+    clock.advance(30_000);
+    const other = { holder: 'other-host', now: new Date(T0 + 30_000).toISOString() };
+    expect((await store.claimWebhook('job1', { ...other, until: new Date(T0 + 60_000).toISOString() })).held).toBe(
+      true,
+    );
+    stalled.resolve();
+    await settled();
+    expect(sentAt).toEqual([]);
+    // The other host's attempt is delivered; this process, looking again when that lease would end, sends nothing.
+    const delivered = { ...retryOwed(''), status: 'delivered' as const, attempts: 2, next_attempt_at: null };
+    expect(await store.settleWebhook('job1', 'other-host', delivered)).toBe(true);
+    clock.advance(30_000);
+    await settled();
+    expect(sentAt).toEqual([]);
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('sends after a stall past its lease when no other process claimed the delivery meanwhile', async () => {
+    const stalled = deferred();
+    const pending = retryOwed(new Date(T0).toISOString());
+    const { clock, dispatcher, sentAt, ended } = await setup(0, [], pending, {
+      store: stalledRead(stalled.promise),
+    });
+    await dispatcher.start();
+    clock.advance(0);
+    await settled();
+    clock.advance(30_000);
+    stalled.resolve();
+    await settled();
+    expect(sentAt).toEqual([T0 + 30_000]);
+    expect((await ended())?.webhook).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 
   it('sends the first attempt only once the pending delivery is stored, however late the store answers', async () => {
