@@ -45,6 +45,8 @@ interface QueuedJob {
 const QUEUE = 'jobs';
 /** A job taken back this many times (its workers kept dying on it) fails instead of killing more workers. */
 const MAX_STALLED = 3;
+/** BullMQ's reason for a job failed for stalling more than MAX_STALLED times (its deferred failure). */
+const STALLED_TOO_OFTEN = /stalled more than allowable limit/;
 /** A readiness probe waits this long for PONG: a hung Redis must not hold /health/ready. */
 const PING_TIMEOUT_MS = 500;
 /** A job whose row could not be read when a worker took it is taken again after this pause. */
@@ -276,7 +278,14 @@ export class QueueRunner implements JobQueue {
   async #onFailed(job: Job<QueuedJob> | undefined, err: Error): Promise<void> {
     if (!job) return;
     const { jobId } = job.data;
-    const failure = { code: 'INTERNAL', message: 'The job was interrupted too many times.' } as const;
+    // BullMQ fails a job its workers kept dying on (more than MAX_STALLED stalls) when a worker next takes it; any
+    // other failure is an error of this worker's processor (its store, its Redis), which the log names.
+    const failure = {
+      code: 'INTERNAL',
+      message: STALLED_TOO_OFTEN.test(err.message)
+        ? 'The job was interrupted too many times.'
+        : 'The job could not be run: the worker that took it failed (see the service log).',
+    } as const;
     try {
       if (await markFailed(this.#opts.store, jobId, failure, this.#opts.now()))
         this.#opts.logger.error({ jobId, err }, 'job given up by the queue');
