@@ -1,3 +1,5 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
 /** How many client addresses are tracked at once: the oldest is forgotten first, so memory stays bounded. */
 export const AUTH_FAILURE_ADDRESSES_MAX = 10_000;
 const WINDOW_MS = 60_000;
@@ -17,7 +19,30 @@ export interface AuthFailures {
 }
 
 /**
- * Failed credential checks per client address: after `perMinute` of them within a minute of the first, the
+ * Pure: the client a failure counts against. An IPv6 client is its /64, the block one host or home is given (SLAAC
+ * and privacy addresses rotate inside it at will), so rotating addresses neither buys more guesses nor floods the
+ * table; an IPv4-mapped address is its IPv4 address. Anything else counts as it is written.
+ */
+export function clientOf(address: string): string {
+  const bare = address.replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare)?.[1];
+  if (mapped !== undefined && isIPv4(mapped)) return mapped;
+  if (!isIPv6(bare)) return address;
+  const [head = '', tail] = bare.toLowerCase().split('::');
+  const groups = (part: string | undefined): string[] => (part ? part.split(':') : []);
+  const front = groups(head);
+  // An IPv4 tail (64:ff9b::198.18.0.1) stands for the last two groups, never the first four.
+  const back = groups(tail);
+  const all =
+    tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
+  return `${all
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
+/**
+ * Failed credential checks per client (an address; an IPv6 client's /64, see clientOf): after `perMinute` of them within a minute of the first, the
  * address is locked out until that minute ends. Fixed windows counted from timestamps (`now`), no timers: a
  * window that has ended is simply a stale entry, replaced on the next failure. A success does not reset the
  * count, so a caller holding one valid key cannot interleave it with guesses. Per process: each host counts alone.
@@ -38,14 +63,15 @@ export function authFailures(opts: {
 
   return {
     lockedFor(address) {
-      const w = windows.get(address);
+      const w = windows.get(clientOf(address));
       if (perMinute === 0 || !w || w.count < perMinute) return null;
       const left = w.endsAt - now();
       return left > 0 ? left : null;
     },
-    failed(address, check) {
+    failed(from, check) {
       onFailure?.(check);
       if (perMinute === 0) return;
+      const address = clientOf(from);
       const t = now();
       const w = windows.get(address);
       if (w && w.endsAt > t) {

@@ -124,6 +124,13 @@ describe('failed credentials per client address (AUTH_FAILURES_PER_MINUTE)', () 
     expectLocked(await call(server, '/v1/jobs', from('198.18.0.1', KEY)), 'the guessing client');
     expect((await call(server, '/v1/jobs', from('198.18.0.2', KEY))).status).toBe(200);
     expect((await call(server, '/v1/jobs', bearer(KEY))).status).toBe(200);
+    // An IPv6 client is its /64: a new address of the same block per guess buys no more guesses.
+    for (let i = 0; i < LIMIT; i++) {
+      const address = `2001:db8:1:2::${(i + 1).toString(16)}`;
+      expect((await call(server, '/v1/jobs', from(address, `wrong-key-${i}-0123456789`))).status).toBe(401);
+    }
+    expectLocked(await call(server, '/v1/jobs', from('2001:db8:1:2:ffff::1', KEY)), 'another address of that /64');
+    expect((await call(server, '/v1/jobs', from('2001:db8:1:3::1', KEY))).status).toBe(200);
   });
 
   it('never locks anyone out with the setting 0', async () => {

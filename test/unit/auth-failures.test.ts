@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { authFailures } from '../../src/http/auth-failures.ts';
+import { authFailures, clientOf } from '../../src/http/auth-failures.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
 const A = '198.18.0.1';
@@ -29,6 +29,26 @@ describe('authFailures', () => {
     expect(failures.lockedFor(A)).toBeNull();
     failures.failed(A, 'v1');
     expect(failures.lockedFor(A)).toBe(60_000);
+  });
+
+  it("counts an IPv6 client's whole /64 as one client, and an IPv4-mapped address as its IPv4 one", () => {
+    const clock = manualClock();
+    const failures = authFailures({ perMinute: 3, now: clock.now });
+    // Three guesses from three addresses of one /64 (privacy addresses rotate there at will).
+    failures.failed('2001:db8:1:2::1', 'v1');
+    failures.failed('2001:db8:1:2:abcd::5', 'metrics');
+    failures.failed('2001:0db8:0001:0002:ffff:ffff:ffff:fffe', 'health');
+    expect(failures.lockedFor('2001:db8:1:2:9::9')).toBe(60_000);
+    expect(failures.lockedFor('2001:db8:1:3::1')).toBeNull();
+    failures.failed('::ffff:198.18.0.9', 'v1');
+    failures.failed('198.18.0.9', 'v1');
+    failures.failed('::FFFF:198.18.0.9', 'v1');
+    expect(failures.lockedFor('198.18.0.9')).toBe(60_000);
+    expect(failures.lockedFor('198.18.0.10')).toBeNull();
+    expect(clientOf('2001:db8::')).toBe('2001:db8:0:0::/64');
+    expect(clientOf('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(clientOf('64:ff9b::198.18.0.1')).toBe('64:ff9b:0:0::/64');
+    expect(clientOf('not an address')).toBe('not an address');
   });
 
   it('says so once per address and window when the limit is reached, with how long it holds', () => {
