@@ -104,8 +104,9 @@ export function batchesOf(targets: readonly number[], firstNeeded: number): { ba
  * the first two batches, at 8 the first four, the last of them cut short at the eighth target) are asked for at
  * once, each target's near and wide windows in one scan that stops after the near one when that held a pause
  * (`nearOrWide`): the scans run in the order asked (see ScanSlots), so the first cut waits for one scan and the
- * next ones follow on the cores it leaves. A later batch is scanned so (near and wide at once) when the batch before lacked a pause
- * at every target (continuous sound, where the wide scan is needed), else near first and wide where needed.
+ * next ones follow on the cores it leaves. A later batch is scanned so (near and wide at once) when the batch
+ * before found no pause at any target even where it widened (continuous sound, where the wide scan is needed),
+ * else near first, then outward where needed (widenOutward).
  * From the second batch on, the batch after the one in use is scanned meanwhile, `ahead` of need. In continuous
  * sound it stops widening the search (WIDEN_UNTIL_BARE), so it can differ from `planSplitsByWindows` there: a
  * pause far from its target, after several targets without any, is not looked for. `after`: cuts already made
@@ -277,9 +278,9 @@ export async function* planCutsInOrder(
     // A batch started after one before it failed is of no use either.
     if (b > failedAt) stop.abort();
     stops[b] = stop;
-    const signal = { done: (): void => undefined };
-    const asked = new Promise<void>((resolve) => (signal.done = resolve));
-    const task = silencesOf(b, previous, previousAsked, () => signal.done());
+    const asking = { done: (): void => undefined };
+    const asked = new Promise<void>((resolve) => (asking.done = resolve));
+    const task = silencesOf(b, previous, previousAsked, () => asking.done());
     previous = task;
     previousAsked = asked;
     // A batch still scanning when the consumer stops has no reader: its failure must not go unhandled.
