@@ -137,6 +137,11 @@ export function planSplits(opts: CutPointOptions): number[] {
 export interface ScanWindow {
   fromS: number;
   toS: number;
+  /**
+   * A stretch inside the window already scanned that held no pause: decoded again only at its edges (see
+   * scan-pieces.ts). A scan may also decode it whole; the silences it reports are the same.
+   */
+  heard?: { fromS: number; toS: number };
 }
 
 /**
@@ -168,7 +173,9 @@ export async function planSplitsByWindows(
   const found = await scan(targets.map((t) => around(t, near)));
   const bare = targets.map((_, i) => i).filter((i) => (found[i]?.length ?? 0) === 0);
   if (near < p.windowS && bare.length > 0) {
-    const wide = await scan(bare.map((i) => around(targets[i] ?? 0, p.windowS)));
+    const wide = await scan(
+      bare.map((i) => ({ ...around(targets[i] ?? 0, p.windowS), heard: around(targets[i] ?? 0, near) })),
+    );
     bare.forEach((i, j) => {
       found[i] = wide[j] ?? [];
     });

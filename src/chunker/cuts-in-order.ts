@@ -255,8 +255,10 @@ export async function* planCutsInOrder(
     let still = bare;
     for (const [i, r] of rings.entries()) {
       ask.signal?.throwIfAborted();
+      // The ring inside held no pause: only what lies outside it is decoded (see scan-pieces.ts).
+      const heard = rings[i - 1] ?? fromS;
       const asked = scan(
-        still.map((j) => around(batch[j] ?? 0, r)),
+        still.map((j) => ({ ...around(batch[j] ?? 0, r), heard: around(batch[j] ?? 0, heard) })),
         ask,
       );
       if (i === rings.length - 1) doneAsking();

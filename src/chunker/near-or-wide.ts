@@ -6,6 +6,7 @@
  * reports a silence ending just past the near part, the moment every pause of the near windows is known.
  */
 import type { ScanWindow, Silence } from './cut-points.ts';
+import { inPieces } from './scan-pieces.ts';
 
 /** One target's windows: the near one, scanned first, and the whole search window, wanted where that held none. */
 export interface NearAndWide {
@@ -25,28 +26,40 @@ export const MARKER_SILENCE_S = 0.4;
 export const MARKER_TONE_S = 0.1;
 
 /**
- * The filtergraph of a scan of `targets` targets whose inputs are their near windows, then their wide ones: each
- * input `prepared` on its own (as a scan of that window alone would), the marker (8 kHz mono, as the scan's
- * audio is prepared to) after the near ones, all played one after another into `detect`, out as [out].
+ * The filtergraph of a scan whose inputs are `near` near windows, then `wide` pieces of the wide ones: each input
+ * `prepared` on its own (as a scan of that window alone would), the marker (8 kHz mono, as the scan's audio is
+ * prepared to) after the near ones, all played one after another into `detect`, out as [out].
  */
-export function nearThenWideGraph(targets: number, prepare: string, detect: string): string {
-  const inputs = Array.from({ length: 2 * targets }, (_, j) => `[w${j}]`);
+export function nearThenWideGraph(near: number, wide: number, prepare: string, detect: string): string {
+  const inputs = Array.from({ length: near + wide }, (_, j) => `[w${j}]`);
   return [
     ...inputs.map((label, j) => `[${j}:a:0]${prepare}${label}`),
     `anullsrc=r=8000:cl=mono,atrim=duration=${MARKER_SILENCE_S}[quiet]`,
     `sine=f=440:r=8000:d=${MARKER_TONE_S}[tone]`,
-    `${inputs.slice(0, targets).join('')}[quiet][tone]${inputs.slice(targets).join('')}` +
-      `concat=n=${2 * targets + 2}:v=0:a=1,${detect}[out]`,
+    `${inputs.slice(0, near).join('')}[quiet][tone]${inputs.slice(near).join('')}` +
+      `concat=n=${near + wide + 2}:v=0:a=1,${detect}[out]`,
   ].join(';');
 }
 
-/** The windows in the order the scan plays them: the near ones, the marker (as a window of its own), the wide ones. */
-export function nearThenWide(pairs: readonly NearAndWide[]): ScanWindow[] {
-  return [
-    ...pairs.map((p) => p.near),
-    { fromS: 0, toS: MARKER_SILENCE_S + MARKER_TONE_S },
-    ...pairs.map((p) => p.wide),
-  ];
+/**
+ * A scan of `pairs`: its inputs (the near windows, then the pieces of each wide window left to decode once its
+ * near one held no pause: scan-pieces.ts, `edgeS` into the near one), the windows in the order it plays them
+ * (the marker as a window of its own between), and each target's answer from the silences of `played`.
+ */
+export function nearThenWide(
+  pairs: readonly NearAndWide[],
+  edgeS: number,
+): { inputs: ScanWindow[]; played: ScanWindow[]; answer: (split: readonly Silence[][]) => NearOrWide[] } {
+  const near = pairs.map((p) => p.near);
+  const wide = inPieces(
+    pairs.map((p) => ({ ...p.wide, heard: p.near })),
+    edgeS,
+  );
+  return {
+    inputs: [...near, ...wide.pieces],
+    played: [...near, { fromS: 0, toS: MARKER_SILENCE_S + MARKER_TONE_S }, ...wide.pieces],
+    answer: (split) => nearOrWide(split.slice(0, near.length), wide.gather(split.slice(near.length + 1))),
+  };
 }
 
 const length = (w: ScanWindow): number => Math.max(0, w.toS - w.fromS);
@@ -61,12 +74,9 @@ export function pastNear(joined: readonly Silence[], pairs: readonly NearAndWide
 }
 
 /**
- * Each target's silences from the scan's silences split by `nearThenWide`' windows: its near window's, or its
- * whole window's where that held none (a scan stops before the wide windows only when every near one held one).
+ * Each target's silences: its near window's, or its whole window's where that held none (a scan stops before the
+ * wide windows only when every near one held one).
  */
-export function nearOrWide(split: readonly Silence[][], targets: number): NearOrWide[] {
-  return Array.from({ length: targets }, (_, k) => {
-    const near = split[k] ?? [];
-    return { near, wide: near.length > 0 ? null : (split[targets + 1 + k] ?? []) };
-  });
+export function nearOrWide(near: readonly Silence[][], wide: readonly Silence[][]): NearOrWide[] {
+  return near.map((found, k) => ({ near: found, wide: found.length > 0 ? null : (wide[k] ?? []) }));
 }

@@ -3,14 +3,8 @@ import { AppError, withoutDirectories } from '../errors.ts';
 import { runProcess } from './run-process.ts';
 import { createScanSlots, type ScanSlots } from './scan-slots.ts';
 import type { ScanWindow, Silence } from './cut-points.ts';
-import {
-  nearThenWideGraph,
-  nearOrWide,
-  nearThenWide,
-  pastNear,
-  type NearAndWide,
-  type NearOrWide,
-} from './near-or-wide.ts';
+import { heardEdgeS, inPieces } from './scan-pieces.ts';
+import { nearThenWideGraph, nearThenWide, pastNear, type NearAndWide, type NearOrWide } from './near-or-wide.ts';
 
 export interface SilenceDetectorDeps {
   logger: Logger;
@@ -56,11 +50,7 @@ export interface SilenceDetector {
    * The silences inside each window, in the file's times: only those stretches are decoded. Exact only for
    * a file that seeks exactly (see seeksExactly); windows must lie inside the file.
    */
-  detectInWindows(
-    file: string,
-    windows: ReadonlyArray<{ fromS: number; toS: number }>,
-    opts: DetectOptions,
-  ): Promise<Silence[][]>;
+  detectInWindows(file: string, windows: readonly ScanWindow[], opts: DetectOptions): Promise<Silence[][]>;
   /**
    * detectInWindows' silences of each target's near window, and of its wide window where the near one held
    * none, in one ffmpeg per target (or per run of targets, ahead of need): the near windows are decoded first,
@@ -254,34 +244,36 @@ export function createSilenceDetector(deps: SilenceDetectorDeps): SilenceDetecto
     },
 
     async detectInWindows(file, windows, opts) {
-      const scan = async (batch: ReadonlyArray<{ fromS: number; toS: number }>): Promise<Silence[][]> => {
+      const minSilenceS = opts.minSilenceS ?? 0.3;
+      const scan = async (batch: readonly ScanWindow[]): Promise<Silence[][]> => {
         const clipped = batch.map((w) => clip(w, opts));
         // Each window is an input seeked on its own; concat plays them one after another into a single silencedetect.
         const inputs = clipped.flatMap((w) => windowInput(file, opts, w));
         const graph = `${clipped.map((_, j) => `[${j}:a:0]`).join('')}concat=n=${clipped.length}:v=0:a=1,${filterOf(opts)}[out]`;
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts);
-        return splitByWindows(joined, clipped, opts.minSilenceS ?? 0.3);
+        return splitByWindows(joined, clipped, minSilenceS);
       };
-      return inRuns(windows, opts, WINDOWS_PER_RUN, scan);
+      // A window that holds a stretch heard before is decoded as its pieces around it, each an input of its own.
+      const { pieces, gather } = inPieces(windows, heardEdgeS(minSilenceS));
+      const found = await inRuns(pieces, opts, WINDOWS_PER_RUN, scan);
+      return gather(found);
     },
 
     async detectNearOrWide(file, targets, opts) {
       const minSilenceS = opts.minSilenceS ?? 0.3;
       const scan = async (batch: readonly NearAndWide[]): Promise<NearOrWide[]> => {
         const pairs = batch.map((t) => ({ near: clip(t.near, opts), wide: clip(t.wide, opts) }));
-        const played = nearThenWide(pairs);
-        const inputs = [...pairs.map((t) => t.near), ...pairs.map((t) => t.wide)].flatMap((w) =>
-          windowInput(file, opts, w),
-        );
-        const graph = nearThenWideGraph(pairs.length, DOWNMIX, detectOf(opts));
-        const split = (joined: readonly Silence[]): Silence[][] => splitByWindows(joined, played, minSilenceS);
+        const plan = nearThenWide(pairs, heardEdgeS(minSilenceS));
+        const inputs = plan.inputs.flatMap((w) => windowInput(file, opts, w));
+        const graph = nearThenWideGraph(pairs.length, plan.inputs.length - pairs.length, DOWNMIX, detectOf(opts));
+        const split = (joined: readonly Silence[]): Silence[][] => splitByWindows(joined, plan.played, minSilenceS);
         const nearHeld = (joined: readonly Silence[]): boolean =>
-          pastNear(joined, pairs) && nearOrWide(split(joined), pairs.length).every((t) => t.near.length > 0);
+          pastNear(joined, pairs) && plan.answer(split(joined)).every((t) => t.near.length > 0);
         const joined = await run(inputs, ['-filter_complex', graph, '-map', '[out]'], opts, nearHeld);
-        return nearOrWide(split(joined), pairs.length);
+        return plan.answer(split(joined));
       };
-      // Two inputs a target: half as many targets a run as windows.
-      return inRuns(targets, opts, WINDOWS_PER_RUN / 2, scan);
+      // Up to three inputs a target (its near window, and the wide one's pieces either side of it).
+      return inRuns(targets, opts, Math.floor(WINDOWS_PER_RUN / 3), scan);
     },
   };
 }

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Silence } from '../../src/chunker/cut-points.ts';
 import type { NearAndWide } from '../../src/chunker/near-or-wide.ts';
+import { heardEdgeS } from '../../src/chunker/scan-pieces.ts';
 import { createSilenceDetector } from '../../src/chunker/silence-detect.ts';
 import { ffmpeg, speechFixture } from '../fixtures/speech.ts';
 
@@ -103,8 +104,9 @@ describe('detectNearOrWide', () => {
       detector.detectNearOrWide(mp3, [p0], opts),
       detector.detectNearOrWide(mp3, [p1, p2], { ...opts, besideRuns: 1 }),
     ]);
+    // Inputs a run: each target's near window, and its wide one's pieces either side of it (scan-pieces.ts).
     const runs = startedSince(from).map((l) => (l.args as string[]).filter((a) => a === '-i').length);
-    expect(runs).toEqual([2, 4]);
+    expect(runs).toEqual([3, 6]);
     expect([...(first ?? []), ...(next ?? [])].map((t) => [t.near.length > 0, t.wide])).toEqual([
       [true, null],
       [true, null],
@@ -163,5 +165,85 @@ describe('detectNearOrWide', () => {
     const [alone] = await detector.detectInWindows(mp3, [target.near], opts);
     expect(alone?.length).toBeGreaterThan(0);
     expectSame(found?.near ?? null, alone);
+  });
+});
+
+describe('a window holding a stretch heard before (scan-pieces.ts)', () => {
+  /** One frame of the 44.1 kHz mp3: how far apart two window scans seeking from other points may place a pause. */
+  const MP3_FRAME_S = 1152 / 44100;
+  /** Seconds of audio the runs started since `from` were asked to decode (the -t of each input). */
+  const decodedSince = (from: number): number =>
+    lines
+      .slice(from)
+      .filter((l) => l.msg === 'ffmpeg silencedetect')
+      .flatMap((l) => (l.args as string[]).flatMap((a, i, all) => (a === '-t' ? [Number(all[i + 1])] : [])))
+      .reduce((sum, t) => sum + t, 0);
+
+  it('finds what a scan of the whole window finds, a pause crossing an edge of the heard stretch whole', async () => {
+    // Heard stretches that end 0.2 s into a pause (left), or begin 0.2 s before one ends (right): too little of
+    // it to be reported there, so each held no pause; and one with the pause 2 s outside it.
+    const long = pauses.filter((p) => p.end - p.start > 0.6);
+    expect(long.length).toBeGreaterThanOrEqual(2);
+    const quietAround = (from: number, to: number) => !pauses.some((q) => q.end > from && q.start < to);
+    const windows = long.flatMap((p) => {
+      const out = [];
+      // The pause ends 0.2 s inside the stretch after it.
+      if (quietAround(p.end, p.end + 2.2))
+        out.push({ fromS: p.end - 0.2 - 4, toS: p.end + 2, heard: { fromS: p.end - 0.2, toS: p.end + 2 } });
+      // The pause starts 0.2 s before the stretch before it ends.
+      if (quietAround(p.start - 2.2, p.start))
+        out.push({ fromS: p.start - 2, toS: p.start + 0.2 + 4, heard: { fromS: p.start - 2, toS: p.start + 0.2 } });
+      return out;
+    });
+    expect(windows.length).toBeGreaterThanOrEqual(2);
+    const heardAlone = await detector.detectInWindows(
+      mp3,
+      windows.map((w) => w.heard),
+      opts,
+    );
+    expect(heardAlone.every((s) => s.length === 0)).toBe(true);
+    let from = lines.length;
+    const pieces = await detector.detectInWindows(mp3, windows, opts);
+    const inPieces = decodedSince(from);
+    from = lines.length;
+    const whole = await detector.detectInWindows(
+      mp3,
+      windows.map(({ fromS, toS }) => ({ fromS, toS })),
+      opts,
+    );
+    const inWhole = decodedSince(from);
+    // A piece seeks from another point than its whole window: the same pauses, within an mp3 frame (26 ms) of
+    // each other, as any window scan against another (a pause cut short at the stretch's edge is 0.2 s off).
+    windows.forEach((_, i) => {
+      expect(whole[i]?.length).toBeGreaterThan(0);
+      expect(pieces[i]?.length).toBe(whole[i]?.length);
+      pieces[i]?.forEach((s, k) => {
+        expect(Math.abs(s.start - (whole[i]?.[k]?.start ?? NaN))).toBeLessThan(MP3_FRAME_S + 0.005);
+        expect(Math.abs(s.end - (whole[i]?.[k]?.end ?? NaN))).toBeLessThan(MP3_FRAME_S + 0.005);
+      });
+    });
+    // The heard stretches (2.2 s each) were decoded again only at their edges.
+    expect(inPieces).toBeLessThan(inWhole - windows.length);
+  });
+
+  it("decodes a target's whole window around its near one in a near-and-wide scan, with the same answer", async () => {
+    // Target B as in the first test: no pause within 1.5 s, one 3 s before it.
+    const b = pauses.find((p) => !pauses.some((q) => q.end > p.end + 1.5 && q.start < p.end + 4.5)) as Silence;
+    const t = b.end + 3;
+    const from = lines.length;
+    const [found] = await detector.detectNearOrWide(
+      mp3,
+      [{ near: { fromS: t - 1.5, toS: t + 1.5 }, wide: { fromS: t - 6, toS: t + 6 } }],
+      opts,
+    );
+    // The near window (3 s), then the wide one less all but the edges of the near one: 9 s and 1 s, not 12 s.
+    expect(decodedSince(from)).toBeCloseTo(3 + 12 - 3 + 2 * heardEdgeS(0.3), 3);
+    const [whole] = await detector.detectInWindows(mp3, [{ fromS: t - 6, toS: t + 6 }], opts);
+    expect(found?.near).toEqual([]);
+    expect(found?.wide?.length).toBe(whole?.length);
+    found?.wide?.forEach((s, k) => {
+      expect(Math.abs(s.start - (whole?.[k]?.start ?? NaN))).toBeLessThan(MP3_FRAME_S + 0.005);
+      expect(Math.abs(s.end - (whole?.[k]?.end ?? NaN))).toBeLessThan(MP3_FRAME_S + 0.005);
+    });
   });
 });

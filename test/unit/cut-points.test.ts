@@ -152,9 +152,10 @@ describe('planSplitsByWindows', () => {
       { fromS: 115, toS: 125 },
       { fromS: 175, toS: 185 },
     ]);
+    // Each whole window with the near one it holds, which held no pause (decoded again only at its edges).
     expect(calls[1]).toEqual([
-      { fromS: 105, toS: 135 },
-      { fromS: 165, toS: 195 },
+      { fromS: 105, toS: 135, heard: { fromS: 115, toS: 125 } },
+      { fromS: 165, toS: 195, heard: { fromS: 175, toS: 185 } },
     ]);
     expect(calls).toHaveLength(2);
     expect(cuts).toEqual([61.5, 108.5, 180]);

@@ -170,9 +170,11 @@ describe('planCutsInOrder', () => {
     expect(pairs.calls.flatMap((c) => c.targets.map((t) => t.wide))).toEqual(
       targets.slice(0, 8).map((t) => around(t, URGENT_WINDOW_S)),
     );
+    // Each with the ±15 s window it holds, which held no pause (decoded again only at its edges).
+    const ring = (t: number) => ({ ...around(t, 60), heard: around(t, URGENT_WINDOW_S) });
     expect(asked.filter((c) => !c.ahead)).toEqual([
-      { windows: [1200, 1500, 1800, 2100].map((t) => around(t, 60)), ahead: false },
-      { windows: [around(2400, 60)], ahead: false },
+      { windows: [1200, 1500, 1800, 2100].map(ring), ahead: false },
+      { windows: [ring(2400)], ahead: false },
     ]);
     expect(URGENT_WINDOW_S).toBe(15);
   });
@@ -201,10 +203,11 @@ describe('planCutsInOrder', () => {
     const windows = scanner(pauses);
     const cuts = await collect(planCutsInOrder(wide, windows.scan, pairScanner(pauses).nearOrWide));
     const around = (t: number, r: number) => ({ fromS: t - r, toS: t + r });
+    // Each ring with the one inside it, which held no pause (decoded again only at its edges).
     expect(windows.calls).toEqual([
       [1200, 1500, 1800, 2100].map((t) => around(t, 5)),
-      [1200, 1500, 1800, 2100].map((t) => around(t, URGENT_WINDOW_S)),
-      [1800, 2100].map((t) => around(t, 60)),
+      [1200, 1500, 1800, 2100].map((t) => ({ ...around(t, URGENT_WINDOW_S), heard: around(t, 5) })),
+      [1800, 2100].map((t) => ({ ...around(t, 60), heard: around(t, URGENT_WINDOW_S) })),
     ]);
     expect(cuts.slice(3)).toEqual([
       { cut: 1210.5, hard: false },
@@ -345,7 +348,7 @@ describe('planCutsInOrder', () => {
     // No pause near 240 s: its whole window is asked before the fourth batch's near ones.
     held.windows[0]?.answer([300, 360, 420].map((t) => ({ start: t, end: t + 1 })));
     await until(() => held.windows.length === 3);
-    expect(held.windows[1]?.windows).toEqual([pair(240).wide]);
+    expect(held.windows[1]?.windows).toEqual([{ ...pair(240).wide, heard: pair(240).near }]);
     expect(held.windows[2]?.windows).toEqual([480, 540, 600, 660, 720, 780, 840, 900].map((t) => pair(t).near));
     held.windows[1]?.answer([{ start: 250, end: 251 }]);
     expect((await fourth).value).toEqual({ cut: 250.5, hard: false });
