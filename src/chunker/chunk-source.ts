@@ -86,18 +86,24 @@ export interface OpenOptions {
   signal: AbortSignal;
 }
 
-export interface ChunkSource {
+/** What a job's plan is expected to make, known before the audio is scanned for pauses. */
+export interface Planned {
   /**
-   * The chunks a plan is expected to make, before it is made: the job's first progress total, the dry run's
-   * chunks_planned and the estimate's overlap count it (a pause near a target can still move a cut, not the count).
+   * The chunks: the job's first progress total, the dry run's chunks_planned and the estimate's overlap count
+   * them (a pause near a target can still move a cut, not the count).
    */
-  plannedChunks(subject: PlannedSubject): number;
+  chunks: number;
   /**
    * The seconds each chunk after the first starts with when a cut misses every pause (the hard cut's recipe: its
    * overlap, an mp3's rounded to whole frames; 0 where the chunks cannot carry one), sent (and billed) twice: the
    * estimate counts it at every planned cut, since before slicing nobody knows which cuts find a pause.
    */
-  plannedOverlapS(subject: PlannedSubject): number;
+  overlapS: number;
+}
+
+export interface ChunkSource {
+  /** What a plan is expected to make, before it is made (see Planned). */
+  planned(subject: PlannedSubject): Planned;
   /** A fresh job's plan: the cut points (found in the audio's pauses) and the recipe, decided together once. */
   planChunks(subject: ChunkSubject, signal: AbortSignal): Promise<ChunkPlan>;
   /**
@@ -223,9 +229,10 @@ export function createChunkSource(
       return { cuts, hardCuts, recipe: hardCuts === 0 ? soft : hard };
     },
 
-    plannedChunks: (subject) => chunkCountOf(cutShapeOf(config, reader, subject)),
-
-    plannedOverlapS: (subject) => recipeOf(config, reader, subject, null).overlapS,
+    planned: (subject) => ({
+      chunks: chunkCountOf(cutShapeOf(config, reader, subject)),
+      overlapS: recipeOf(config, reader, subject, null).overlapS,
+    }),
 
     resume(subject, stored) {
       if (stored && stored.maxBytes !== undefined && stored.overlapS !== undefined && stored.hardCuts !== undefined) {

@@ -32,8 +32,7 @@ export function createAdmission(
       maxDurationS: config.maxDurationS,
       // Asked of the chunk source that will cut the job (its model's backend: its engine's chunk length, the
       // model's caps, the pool's lanes), so the first answers count the chunks the slicer then makes.
-      plannedChunks: (subject) => stages.chunks.plannedChunks(subject),
-      plannedOverlapS: (subject) => stages.chunks.plannedOverlapS(subject),
+      planned: (subject) => stages.chunks.planned(subject),
     }),
     provider: stages.validator,
     estimator: stages.estimator,

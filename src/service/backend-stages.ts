@@ -97,8 +97,7 @@ export function createBackendStages(
       checkBudget: (estimate, maxCostUsd) => of(estimate.model).estimator.checkBudget(estimate, maxCostUsd),
     },
     chunks: {
-      plannedChunks: (subject) => of(subject.model).chunks.plannedChunks(subject),
-      plannedOverlapS: (subject) => of(subject.model).chunks.plannedOverlapS(subject),
+      planned: (subject) => of(subject.model).chunks.planned(subject),
       planChunks: (subject, signal) => of(subject.model).chunks.planChunks(subject, signal),
       resume: (subject, stored) => of(subject.model).chunks.resume(subject, stored),
       open: (subject, plan, opts) => of(subject.model).chunks.open(subject, plan, opts),

@@ -120,8 +120,8 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
         const { estimate } = deps.estimator.estimate({
           durationS,
           model: request.model,
-          plannedChunks: media.plannedChunks,
-          overlapS: media.plannedOverlapS,
+          plannedChunks: media.planned.chunks,
+          overlapS: media.planned.overlapS,
         });
         deps.estimator.checkBudget(estimate, request.max_cost_usd);
         return estimate;
@@ -131,13 +131,13 @@ export function createValidationGate(deps: ValidationGateDeps): ValidationGate {
           checks,
           durationS,
           demuxer: media.audio.demuxer,
-          plannedChunks: media.plannedChunks,
+          plannedChunks: media.planned.chunks,
           costUsd: estimate.cost_usd,
           ms: performance.now() - started,
         },
         'validation passed',
       );
-      return { audio: media.audio, probe: media.probe, estimate, plannedChunks: media.plannedChunks, checks };
+      return { audio: media.audio, probe: media.probe, estimate, plannedChunks: media.planned.chunks, checks };
     },
   };
 }

@@ -4,7 +4,7 @@ import { isAllowedDemuxer } from '../chunker/containers.ts';
 import type { DecodeChecker } from '../chunker/decode-check.ts';
 import type { Prober } from '../chunker/ffprobe.ts';
 import type { Mp3StreamMeasure } from '../chunker/mp3-duration.ts';
-import type { PlannedSubject } from '../chunker/chunk-source.ts';
+import type { Planned, PlannedSubject } from '../chunker/chunk-source.ts';
 import type { MediaProbe } from '../chunker/types.ts';
 import { AppError } from '../errors.ts';
 import type { AudioInfo } from '../jobs/types.ts';
@@ -22,12 +22,11 @@ export interface MediaValidatorOptions {
   /** Checked again here in case the prober's allow-list slips. @default chunker/containers.ts isAllowedDemuxer */
   isAllowedDemuxer?: (formatName: string) => boolean;
   /**
-   * The chunk count the chunk source of the job's model will plan (chunk-source.ts plannedChunks): the job's
-   * progress total, the dry run's chunks_planned and the estimate's overlap until it does.
+   * What the chunk source of the job's model will plan (chunk-source.ts planned): its chunk count (the job's
+   * progress total, the dry run's chunks_planned and the estimate's overlap until it does) and the seconds each
+   * chunk after a hard cut repeats (for the estimate).
    */
-  plannedChunks: (subject: PlannedSubject) => number;
-  /** The seconds each chunk after a hard cut repeats (chunk-source.ts plannedOverlapS), for the estimate. */
-  plannedOverlapS: (subject: PlannedSubject) => number;
+  planned: (subject: PlannedSubject) => Planned;
   maxDurationS: number;
   /** More streams than this is not a recording. @default 16 */
   maxStreams?: number;
@@ -72,9 +71,7 @@ export interface MediaValidationResult {
   probe: MediaProbe;
   /** Bits per second: the container's, else the audio stream's, else null. */
   bitrate: number | null;
-  plannedChunks: number;
-  /** Seconds each chunk after the first repeats of the one before where its cut misses every pause. */
-  plannedOverlapS: number;
+  planned: Planned;
   /** What the duration is judged on: the measured seconds, or the decode check's figure when not measured. */
   decodedS: number;
   durationSource: 'header' | 'measured';
@@ -104,7 +101,7 @@ function unsupported(message: string, details: Record<string, unknown> = {}): Ap
 }
 
 export function createMediaValidator(options: MediaValidatorOptions): MediaValidator {
-  const { logger, prober, decodeChecker, maxDurationS, plannedChunks, plannedOverlapS } = options;
+  const { logger, prober, decodeChecker, maxDurationS, planned } = options;
   const maxStreams = options.maxStreams ?? 16;
   const measureMode = options.measure ?? 'always';
   const measureBy = options.measureBy ?? 'demux';
@@ -208,8 +205,7 @@ export function createMediaValidator(options: MediaValidatorOptions): MediaValid
       audio,
       probe,
       bitrate: probe.bitRate ?? probe.audio.bitRate,
-      plannedChunks: plannedChunks({ model, audio, sequential }),
-      plannedOverlapS: plannedOverlapS({ model, audio, sequential }),
+      planned: planned({ model, audio, sequential }),
       decodedS: measured?.decodedS ?? decoded.decodedS,
       durationSource: measured === null ? 'header' : 'measured',
       ms: performance.now() - started,

@@ -47,6 +47,6 @@ describe("the chunk source's count before its plan", () => {
       [2, subject],
       [2, { ...subject, sequential: true }],
     ];
-    for (const [lanes, s] of cases) expect(source(lanes).plannedChunks(s)).toBe(await planned(lanes, s));
+    for (const [lanes, s] of cases) expect(source(lanes).planned(s).chunks).toBe(await planned(lanes, s));
   });
 });

@@ -44,8 +44,7 @@ function validator(prober: Pick<Prober, 'probe'> = createProber({ logger, timeou
     decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
-    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
-    plannedOverlapS: () => 0,
+    planned: ({ audio }) => ({ chunks: Math.ceil(audio.duration_s / 10), overlapS: 0 }),
   });
 }
 

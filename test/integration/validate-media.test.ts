@@ -116,8 +116,7 @@ beforeAll(async () => {
     decodeChecker,
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
-    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
-    plannedOverlapS: () => 0,
+    planned: ({ audio }) => ({ chunks: Math.ceil(audio.duration_s / 10), overlapS: 0 }),
   });
   lazyValidator = createMediaValidator({
     logger,
@@ -125,8 +124,7 @@ beforeAll(async () => {
     decodeChecker,
     isAllowedDemuxer,
     maxDurationS: MAX_DURATION_S,
-    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
-    plannedOverlapS: () => 0,
+    planned: ({ audio }) => ({ chunks: Math.ceil(audio.duration_s / 10), overlapS: 0 }),
     measure: 'suspicious',
   });
 });
@@ -158,7 +156,7 @@ describe('media validator on real files', () => {
     });
     expect(r.audio.duration_s).toBeGreaterThan(speech.durationS - 0.5);
     expect(r.audio.duration_s).toBeLessThan(speech.durationS + 0.5);
-    expect(r.plannedChunks).toBe(Math.ceil(r.audio.duration_s / 10));
+    expect(r.planned.chunks).toBe(Math.ceil(r.audio.duration_s / 10));
     expect(r.bitrate).toBeGreaterThan(100_000);
     expect(r.durationSource).toBe('measured');
   });
@@ -205,8 +203,7 @@ describe('media validator on real files', () => {
       prober: createProber({ logger, timeoutS: 20 }),
       decodeChecker: createDecodeChecker({ logger, timeoutS: 20 }),
       maxDurationS: MAX_DURATION_S,
-      plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 10),
-      plannedOverlapS: () => 0,
+      planned: ({ audio }) => ({ chunks: Math.ceil(audio.duration_s / 10), overlapS: 0 }),
       measureBy: 'decode',
     });
     for (const name of ['speech.mp3', 'lying.wav', 'full.m4a']) {

@@ -22,8 +22,7 @@ function admissionOf(engine: ProviderName) {
   );
   const estimator = createCostEstimator({ logger, provider: engine });
   return (subject: PlannedSubject) => {
-    const plannedChunks = chunks.plannedChunks(subject);
-    const overlapS = chunks.plannedOverlapS(subject);
+    const { chunks: plannedChunks, overlapS } = chunks.planned(subject);
     const { billedS, estimate } = estimator.estimate({
       durationS: subject.audio.duration_s,
       model: subject.model,

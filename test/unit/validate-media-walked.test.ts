@@ -73,8 +73,7 @@ function validator(setup: Setup = {}) {
     },
     isAllowedDemuxer: (name) => ['mp3', 'wav'].includes(name),
     maxDurationS: 7200,
-    plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 4),
-    plannedOverlapS: () => 0,
+    planned: ({ audio }) => ({ chunks: Math.ceil(audio.duration_s / 4), overlapS: 0 }),
   });
   return { v, seen };
 }

@@ -83,11 +83,10 @@ function validator(stubs: Stubs = {}) {
     },
     isAllowedDemuxer: (name) => ['mp3', 'mov', 'mov,mp4,m4a,3gp,3g2,mj2', 'wav'].includes(name),
     maxDurationS: 7200,
-    plannedChunks: ({ model, audio, sequential }) => {
+    planned: ({ model, audio, sequential }) => {
       planned.push({ model, durationS: audio.duration_s, sequential });
-      return Math.ceil(audio.duration_s / 4);
+      return { chunks: Math.ceil(audio.duration_s / 4), overlapS: audio.duration_s > 4 ? 1.5 : 0 };
     },
-    plannedOverlapS: ({ audio }) => (audio.duration_s > 4 ? 1.5 : 0),
     measure: stubs.measure ?? 'suspicious',
   };
   return { v: createMediaValidator(options), calls, decodes, planned };
@@ -125,8 +124,7 @@ describe('media validator', () => {
       },
       isAllowedDemuxer: (name) => name === 'mp3',
       maxDurationS: 7200,
-      plannedChunks: ({ audio }) => Math.ceil(audio.duration_s / 4),
-      plannedOverlapS: () => 0,
+      planned: ({ audio }) => ({ chunks: Math.ceil(audio.duration_s / 4), overlapS: 0 }),
       measure: 'suspicious',
     });
     await v.validate({
@@ -156,8 +154,8 @@ describe('media validator', () => {
     });
     expect(r.bitrate).toBe(128_000);
     // Counted by the chunk source of the job's model, for the duration judged and the job's context.
-    expect(r.plannedChunks).toBe(3);
-    expect(r.plannedOverlapS).toBe(1.5);
+    expect(r.planned.chunks).toBe(3);
+    expect(r.planned.overlapS).toBe(1.5);
     expect(planned).toEqual([{ model: 'whisper-1', durationS: 10, sequential: true }]);
     expect(r.durationSource).toBe('header');
     expect(r.decodedS).toBe(4);
