@@ -35,7 +35,7 @@ export interface CostEstimateInput {
   /** The chunks the plan is expected to make (chunk-source.ts plannedChunks). */
   plannedChunks: number;
   /**
-   * Seconds each chunk after a hard cut starts with of the one before (chunk-source.ts plannedOverlapS), which
+   * Seconds each chunk after a hard cut starts with of the one before (chunk-source.ts planned().overlapS), which
    * the provider bills again. Every planned cut counts: which ones find a pause is known only once the file is cut.
    */
   overlapS: number;
