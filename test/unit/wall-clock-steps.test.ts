@@ -1,0 +1,76 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sleep } from '../../src/transcribe/backoff.ts';
+import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
+import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
+
+const logger = pino({ level: 'silent' });
+const HOUR_MS = 3_600_000;
+
+/** From now on Date.now() reads an hour earlier: NTP or an operator stepped the wall clock back. */
+function stepWallClockBack(): void {
+  const real = Date.now.bind(Date);
+  vi.spyOn(Date, 'now').mockImplementation(() => real() - HOUR_MS);
+}
+
+/**
+ * `work`'s outcome, or 'still waiting' when it has not settled long after it should have (a guard, not a timing
+ * assertion: each wait here is tens of ms, the guard 20 s; a wait stretched by the step would take an hour).
+ */
+async function settled<T>(work: Promise<T>): Promise<T | 'still waiting'> {
+  let guard: NodeJS.Timeout | undefined;
+  const late = new Promise<'still waiting'>((resolve) => {
+    guard = setTimeout(() => resolve('still waiting'), 20_000);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(guard));
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('the wall clock stepped back an hour', () => {
+  it('does not stretch a backoff sleep begun before the step', async () => {
+    const slept = sleep(30).then(() => 'slept' as const);
+    stepWallClockBack();
+    expect(await settled(slept)).toBe('slept');
+  });
+
+  it("still ends a chunk whose call hangs at the chunk's deadline (armed before the step)", async () => {
+    const provider: TranscriptionProvider = {
+      name: 'openai',
+      models: ['whisper-1'],
+      transcribe: (input) => {
+        // The step comes while the call is out: the deadline was armed before it.
+        stepWallClockBack();
+        return new Promise<ChunkResult>((_, reject) => {
+          input.signal.addEventListener('abort', () => reject(input.signal.reason as Error), { once: true });
+        });
+      },
+      check: () => Promise.resolve({ status: 'ok', detail: 'fake' }),
+    };
+    const transcriber = createChunkTranscriber({
+      provider,
+      limiter: { schedule: (fn) => fn(), pauseFor: () => undefined },
+      breaker: createCircuitBreaker({ name: 'openai', logger, failureThreshold: 100, coolDownMs: 5000 }),
+      logger,
+      maxAttempts: 3,
+      baseDelayMs: 40,
+      maxDelayMs: 40,
+      chunkDeadlineMs: 100,
+    });
+    const input: TranscribeInput = {
+      jobId: 'job1',
+      index: 0,
+      path: '/tmp/c.mp3',
+      durationS: 10,
+      language: null,
+      prompt: null,
+      model: 'whisper-1',
+      signal: new AbortController().signal,
+    };
+    const outcome = await settled(transcriber.transcribe(input).catch((err: unknown) => err));
+    expect(outcome).toMatchObject({ code: 'CHUNK_FAILED' });
+  });
+});
