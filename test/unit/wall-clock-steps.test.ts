@@ -1,5 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { untilJobEnds, type OpenAnswer } from '../../src/http/openai/answer.ts';
+import type { JobRecord } from '../../src/jobs/types.ts';
 import { sleep } from '../../src/transcribe/backoff.ts';
 import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
@@ -88,5 +90,34 @@ describe('the wall clock stepped back an hour', () => {
     } finally {
       await limiter.stop();
     }
+  });
+  it('keeps an OpenAI-compatible answer polling for its job and sending keep-alives', async () => {
+    let polls = 0;
+    let keepAlives = 0;
+    const answer: OpenAnswer = {
+      write: () => undefined,
+      end: () => undefined,
+      keepAlive: () => void (keepAlives += 1),
+      fail: () => undefined,
+      signal: new AbortController().signal,
+      clientGone: () => false,
+    };
+    const ended = { id: 'job1', status: 'completed' } as JobRecord;
+    const store = {
+      jobLifecycle: () => {
+        polls += 1;
+        // The step comes while the answer waits between its first and second poll.
+        if (polls === 1) setTimeout(stepWallClockBack, 5);
+        return Promise.resolve({
+          status: polls < 10 ? ('processing' as const) : ('completed' as const),
+          endedAt: null,
+        });
+      },
+      getJob: () => Promise.resolve(ended),
+      getTranscript: () => Promise.resolve(null),
+    };
+    const job = untilJobEnds(answer, { id: 'job1', owner: null }, { store, pollMs: 20, keepAliveMs: 40 });
+    expect(await settled(job)).toBe(ended);
+    expect(keepAlives).toBeGreaterThan(0);
   });
 });
