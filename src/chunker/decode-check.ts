@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError, withoutDirectories } from '../errors.ts';
 import { mp3ByteAt, walkMp3Duration } from './mp3-duration.ts';
-import { runProcess } from './run-process.ts';
+import { killedFromOutside, runProcess, toolKilledError } from './run-process.ts';
 import type { RunResult } from './run-process.ts';
 
 export interface DecodeCheckerDeps {
@@ -138,6 +138,9 @@ async function decode(
   if (r.aborted) throw new AppError('CANCELLED', 'The decode check was cancelled.', { cause: signal?.reason });
   if (r.spawnError)
     throw new AppError('INTERNAL', `ffmpeg could not be started: ${r.spawnError.message}`, { cause: r.spawnError });
+  // Read as the file's end, a kill would have measured a shorter recording or refused a sound one.
+  const killed = killedFromOutside(r);
+  if (killed) throw toolKilledError('ffmpeg', killed, 'decoding the audio');
   return { r, decodedS, errorLines };
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { FORMAT_WHITELIST, demuxerOf, isAllowedDemuxer } from './containers.ts';
-import { runProcess } from './run-process.ts';
+import { killedFromOutside, runProcess, toolKilledError } from './run-process.ts';
 import type { AudioStreamInfo, MediaProbe } from './types.ts';
 
 export interface ProberDeps {
@@ -140,6 +140,8 @@ export function createProber(deps: ProberDeps): Prober {
         throw new AppError('INTERNAL', `ffprobe could not be started: ${r.spawnError.message}`, {
           cause: r.spawnError,
         });
+      const killed = killedFromOutside(r);
+      if (killed) throw toolKilledError('ffprobe', killed, "reading the file's headers");
       if (r.timedOut) {
         throw new AppError(
           'MEDIA_CORRUPT',

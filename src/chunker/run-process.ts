@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
+import { AppError } from '../errors.ts';
 
 /** How much nicer than the service a run at low priority is: ~10 % of a core when it competes with the service's (CFS weights). */
 export const LOW_PRIORITY = 10;
@@ -38,6 +39,36 @@ export interface RunResult {
   stdoutOverflow: boolean;
   /** Set when the binary could not be started at all (ENOENT, EACCES). */
   spawnError: Error | null;
+}
+
+/**
+ * Signals that end a tool from outside without saying anything about its input: the kernel's OOM killer and an
+ * operator's kill send SIGKILL (ffmpeg catches SIGTERM and SIGINT and exits with a code instead). A crash signal
+ * (SIGSEGV, SIGABRT) is not here: a crafted file can cause one, and then the file is what failed.
+ */
+const OUTSIDE_SIGNALS: ReadonlySet<string> = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP']);
+
+/** The signal that ended a tool from outside the service, or null (it exited, crashed, or the service ended it). */
+export function outsideSignal(signal: NodeJS.Signals | null, endedByUs: boolean): NodeJS.Signals | null {
+  return signal !== null && !endedByUs && OUTSIDE_SIGNALS.has(signal) ? signal : null;
+}
+
+/** The same for a runProcess result: a timeout, an abort and an output overflow are the service's own kills. */
+export function killedFromOutside(r: RunResult): NodeJS.Signals | null {
+  return outsideSignal(r.signal, r.timedOut || r.aborted || r.stdoutOverflow);
+}
+
+/**
+ * What a tool killed from outside means: the service's fault (short of memory, or its process killed), not the
+ * file's. Without this the kill read as the file failing to decode (422 MEDIA_CORRUPT), and a tenant whose
+ * recording was fine was told it was damaged.
+ */
+export function toolKilledError(tool: string, signal: NodeJS.Signals, doing: string): AppError {
+  return new AppError(
+    'INTERNAL',
+    `${tool} was killed (${signal}) while ${doing}, by something outside the service (the system out of memory, or an operator); the file is not at fault.`,
+    { details: { reason: 'tool_killed', signal } },
+  );
 }
 
 /** Splits a byte stream into lines, keeping the unfinished last line for the next call. */

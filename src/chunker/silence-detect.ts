@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, withoutDirectories } from '../errors.ts';
-import { runProcess } from './run-process.ts';
+import { killedFromOutside, runProcess, toolKilledError } from './run-process.ts';
 import { createScanSlots, type ScanSlots } from './scan-slots.ts';
 import type { ScanWindow, Silence } from './cut-points.ts';
 import { heardEdgeS, inPieces } from './scan-pieces.ts';
@@ -200,6 +200,8 @@ function createRunner(deps: SilenceDetectorDeps) {
       throw new AppError('MEDIA_CORRUPT', `Scanning the audio took longer than ${deps.timeoutS} s.`, {
         details: { reason: 'silence_timeout' },
       });
+    const killed = killedFromOutside(r);
+    if (killed) throw toolKilledError('ffmpeg', killed, 'scanning the audio for silences');
     if (r.code !== 0) {
       throw new AppError('MEDIA_CORRUPT', 'The audio could not be decoded for silence detection.', {
         details: {

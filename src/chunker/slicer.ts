@@ -11,6 +11,7 @@ import type { ChunkMode } from './chunk-recipe.ts';
 import { parseSegmentListLine, removeChunkFiles, segmentPattern } from './chunk-files.ts';
 import type { ChunkNaming } from './chunk-files.ts';
 import { createRunClock } from './run-clock.ts';
+import { outsideSignal, toolKilledError } from './run-process.ts';
 import { sliceError, sliceOutputArgs } from './slice-outcome.ts';
 import type { StopReason } from './slice-outcome.ts';
 import type { ChunkStream, SlicedChunk } from './types.ts';
@@ -172,6 +173,8 @@ function startSlice(deps: SlicerDeps, opts: SliceOptions): SliceHandle {
     finishing = true;
     clock.stop();
     paused = false;
+    const killed = ffmpegError ? outsideSignal(proc?.signalCode ?? null, stopReason !== null) : null;
+    if (killed) internalError ??= toolKilledError('ffmpeg', killed, `cutting chunks (${announced} cut)`);
     const error = sliceError({
       stopReason,
       internalError,

@@ -7,15 +7,27 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const timer = setTimeout(fn, ms);
-    // A pending pause or cool-down must never keep the process alive on its own.
-    timer.unref();
-    return timer;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+const unrefTimer = (fn: () => void, ms: number): unknown => {
+  const timer = setTimeout(fn, ms);
+  // A pending pause or cool-down must never keep the process alive on its own.
+  timer.unref();
+  return timer;
+};
+const clearTimer = (handle: unknown): void => clearTimeout(handle as ReturnType<typeof setTimeout>);
+
+/** The wall clock: for times other processes and hosts compare (shared leases, a circuit's retryAt in Redis). */
+export const systemClock: Clock = { now: () => Date.now(), setTimeout: unrefTimer, clearTimeout: clearTimer };
+
+/**
+ * Milliseconds on the epoch's scale that never step: the wall clock at the process's start plus the monotonic time
+ * since. For this process's own waits (a chunk's deadline, a retry's backoff): measured on Date.now(), a wall clock
+ * stepped back by NTP or an operator stretched every wait armed before the step by the step (an hour back left a
+ * hung chunk an hour past its deadline, and held a retry an hour).
+ */
+export const monotonicClock: Clock = {
+  now: () => performance.timeOrigin + performance.now(),
+  setTimeout: unrefTimer,
+  clearTimeout: clearTimer,
 };
 
 export interface BackoffOptions {
@@ -50,7 +62,7 @@ export function computeBackoffMs(options: BackoffOptions): number {
  * the provider's Retry-After is spent on another 429); rejects with the signal's reason the moment it aborts (also
  * when already aborted).
  */
-export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = monotonicClock): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage, isAppError, type ErrorCode } from '../errors.ts';
-import { computeBackoffMs, sleep as defaultSleep, systemClock, untilAborted, type Clock } from './backoff.ts';
+import { computeBackoffMs, monotonicClock, sleep as defaultSleep, untilAborted, type Clock } from './backoff.ts';
 import {
   fail,
   settle,
@@ -32,7 +32,7 @@ export interface ChunkTranscriberOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** @default Math.random */
   random?: () => number;
-  /** Drives the deadline and the waits. @default systemClock */
+  /** Drives the deadline and the waits. @default monotonicClock */
   clock?: Clock;
 }
 
@@ -179,7 +179,7 @@ async function waitToRetry(t: Deps, run: ChunkRun, decision: Actionable, err: un
 
 export function createChunkTranscriber(options: ChunkTranscriberOptions): ChunkTranscriber {
   const { logger, maxAttempts, chunkDeadlineMs } = options;
-  const { random = Math.random, clock = systemClock } = options;
+  const { random = Math.random, clock = monotonicClock } = options;
   const sleep = options.sleep ?? ((ms: number, signal: AbortSignal) => defaultSleep(ms, signal, clock));
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
     throw new TypeError(`maxAttempts must be an integer >= 1, got ${maxAttempts}`);

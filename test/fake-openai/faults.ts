@@ -1,7 +1,8 @@
 /**
  * What the fake server can do instead of answering normally. HTTP faults answer with OpenAI's error shape
  * `{ error: { message, type, param, code } }`; `drop` destroys the socket once the request body is read;
- * `stall` reads the request and never answers (until the client gives up or the server closes).
+ * `stall` reads the request and never answers (until the client gives up or the server closes); `flood` answers 200
+ * with a JSON transcript whose text never ends (or ends after `bytes`), as fast as the client reads it.
  */
 export type Fault =
   /** 429 rate_limit_exceeded with Retry-After (seconds; null sends none) and x-ratelimit-* headers. @default retryAfterS 1 */
@@ -21,7 +22,9 @@ export type Fault =
   /** 500 and 503 with OpenAI's JSON; 502 with an HTML body like a gateway would send. @default status 500 */
   | { type: 'server_error'; status?: 500 | 502 | 503 }
   | { type: 'drop' }
-  | { type: 'stall' };
+  | { type: 'stall' }
+  /** 200 application/json `{"text":"aaa…` without end, or a whole transcript of about `bytes` bytes. */
+  | { type: 'flood'; bytes?: number };
 
 export type FaultName = Fault['type'];
 /** A fault, its name as shorthand, or null for "answer normally". */
@@ -64,7 +67,7 @@ export function errorJson(message: string, type: string, param: string | null, c
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
-/** The response an HTTP fault sends; null for drop and stall, which send none. */
+/** The response an HTTP fault sends; null for drop, stall and flood, which send none (flood sends its own). */
 export function httpFault(fault: Fault, model: string | null, bytes: number | null): HttpFault | null {
   switch (fault.type) {
     case 'rate_limit': {
@@ -158,6 +161,7 @@ export function httpFault(fault: Fault, model: string | null, bytes: number | nu
     }
     case 'drop':
     case 'stall':
+    case 'flood':
       return null;
   }
 }

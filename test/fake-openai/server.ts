@@ -99,6 +99,31 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   const reply = (res: http.ServerResponse, entry: RequestLogEntry, f: HttpFault): void =>
     send(res, entry, f.status, f.headers, f.body);
 
+  /** Answers 200 with a transcript of about `bytes` bytes of text (without end when Infinity), as fast as it is read. */
+  function flood(res: http.ServerResponse, entry: RequestLogEntry, bytes: number): void {
+    // Pending until all was sent: a client that hangs up first leaves it client_closed.
+    entry.status = 200;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"text":"');
+    const piece = Buffer.alloc(64 * 1024, 'a');
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < bytes) {
+        if (res.destroyed) return;
+        sent += piece.length;
+        if (!res.write(piece)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end('"}', () => {
+        entry.outcome = 'answered';
+        entry.answeredAt = Date.now();
+      });
+    };
+    pump();
+  }
+
   /** Applies a fault: true when the request got one (and is now answered, dropped or stalled). */
   function applyFault(res: http.ServerResponse, entry: RequestLogEntry, fault: Fault | null): boolean {
     if (!fault) return false;
@@ -109,6 +134,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
     if (fault.type === 'stall') {
       entry.outcome = 'stalled';
+      return true;
+    }
+    if (fault.type === 'flood') {
+      flood(res, entry, fault.bytes ?? Infinity);
       return true;
     }
     const f = httpFault(fault, entry.model, entry.bytes);

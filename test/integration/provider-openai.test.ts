@@ -18,7 +18,11 @@ import { loadConfig } from '../../src/config.ts';
 import { ProviderError } from '../../src/transcribe/provider-error.ts';
 import { createProvider } from '../../src/transcribe/providers/index.ts';
 import { openAIModel } from '../../src/transcribe/providers/openai/models.ts';
-import { PIECE_BYTES } from '../../src/transcribe/providers/openai/file-fetch.ts';
+import {
+  AnswerTooLargeError,
+  MAX_ANSWER_BYTES,
+  PIECE_BYTES,
+} from '../../src/transcribe/providers/openai/file-fetch.ts';
 import { createOpenAIProvider, normalizeLanguage } from '../../src/transcribe/providers/openai/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { ffmpeg, speechFixture } from '../fixtures/speech.ts';
@@ -244,6 +248,24 @@ describe('createOpenAIProvider', () => {
     const err = await failure(provider(300).transcribe(input()));
     expect(err).toMatchObject({ kind: 'timeout' });
     expect(err.cause).toBeInstanceOf(APIConnectionTimeoutError);
+  });
+
+  it('cuts off an answer that does not end at MAX_ANSWER_BYTES: unknown, answer_too_large, and the next request is answered', async () => {
+    fake.script([{ type: 'flood' }]);
+    const err = await failure(provider().transcribe(input()));
+    expect(err).toMatchObject({ kind: 'unknown', code: 'answer_too_large' });
+    expect(err.cause).toBeInstanceOf(AnswerTooLargeError);
+    // The connection was closed from this side: the fake sees its client gone, not an answer it finished.
+    await expect.poll(() => fake.requests[0]?.outcome).toBe('client_closed');
+    await expect(provider().transcribe(input())).resolves.toMatchObject({
+      text: fakeTranscript(bytes, fx.durationS).text,
+    });
+  });
+
+  it('refuses a whole answer larger than MAX_ANSWER_BYTES instead of reading it into one string', async () => {
+    fake.script([{ type: 'flood', bytes: MAX_ANSWER_BYTES + PIECE_BYTES }]);
+    const err = await failure(provider().transcribe(input()));
+    expect(err).toMatchObject({ kind: 'unknown', code: 'answer_too_large' });
   });
 
   it('stops the request as cancelled over APIUserAbortError when the signal aborts', async () => {

@@ -267,6 +267,28 @@ describe('createSlicer', () => {
     expect(await readdir(out)).toEqual([]);
   });
 
+  it('fails INTERNAL tool_killed, not MEDIA_CORRUPT, when its ffmpeg is killed from outside, and removes the chunks not handed out', async () => {
+    const handle = slice({ input: long, cutPoints: planSplits({ durationS: LONG_S, targetS: 60 }), lookahead: 2 });
+    const it = handle.chunks[Symbol.asyncIterator]();
+    const first = await it.next();
+    await untilStopped(out);
+    // As the kernel's OOM killer or an operator's kill -9 would; SIGKILL ends a stopped process too.
+    for (const p of ffmpegProcesses(out)) process.kill(p.pid, 'SIGKILL');
+
+    const err = { code: 'INTERNAL', details: { reason: 'tool_killed', signal: 'SIGKILL' } };
+    await expect(handle.done).rejects.toMatchObject(err);
+    // The chunk cut but not yet handed out is still handed out (whole); then the failure.
+    const rest: string[] = [];
+    await expect(
+      (async () => {
+        for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value.path);
+      })(),
+    ).rejects.toMatchObject(err);
+    if (!first.done) await rm(first.value.path);
+    await Promise.all(rest.map((f) => rm(f)));
+    expect(await readdir(out)).toEqual([]);
+  });
+
   it('stops ffmpeg and removes the chunks not handed out when the consumer breaks out', async () => {
     const handle = slice({ input: long, cutPoints: planSplits({ durationS: LONG_S, targetS: 60 }), lookahead: 3 });
     for await (const c of handle.chunks) {

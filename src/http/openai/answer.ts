@@ -20,7 +20,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, isErrorCode } from '../../errors.ts';
 import type { JobStore } from '../../jobs/job-store.ts';
 import { isLive, type JobRecord } from '../../jobs/types.ts';
-import { sleep, systemClock, type Clock } from '../../transcribe/backoff.ts';
+import { monotonicClock, sleep, type Clock } from '../../transcribe/backoff.ts';
 import { openAIErrorBody } from './errors.ts';
 
 export interface LongAnswerDeps {
@@ -133,7 +133,9 @@ export async function untilJobEnds(
   job: Pick<JobRecord, 'id' | 'owner'>,
   deps: LongAnswerDeps,
 ): Promise<JobRecord | null> {
-  const clock = deps.clock ?? systemClock;
+  // Monotonic: on the wall clock, a step back left the poll in progress waiting the step's length and sent no
+  // keep-alive until the clock was back where it was (now - lastWrite < 0), long past any proxy's idle timeout.
+  const clock = deps.clock ?? monotonicClock;
   let lastWrite = clock.now();
   for (;;) {
     const state = await deps.store.jobLifecycle(job.id);

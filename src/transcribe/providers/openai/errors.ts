@@ -1,5 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ProviderError, type ProviderErrorKind, type RateLimitHint } from '../../provider-error.ts';
+import { AnswerTooLargeError } from './file-fetch.ts';
 
 export interface HeaderReader {
   get(name: string): string | null;
@@ -69,6 +70,9 @@ function kindOf(status: number, body: BodyFacts): ProviderErrorKind {
  * cannot be read, say) is returned as it is. `now` only reads an HTTP-date Retry-After.
  */
 export function openAIError(err: unknown, now: number = Date.now()): unknown {
+  // A server in trouble in a way it does not name: a later attempt may be answered sanely (the policy bounds them).
+  if (err instanceof AnswerTooLargeError)
+    return new ProviderError('unknown', err.message, { cause: err, code: 'answer_too_large' });
   if (!(err instanceof APIError)) return err;
   const cause = { cause: err };
   if (err instanceof APIUserAbortError) return new ProviderError('cancelled', err.message, cause);

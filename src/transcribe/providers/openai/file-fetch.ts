@@ -132,8 +132,40 @@ async function writeBody(req: ClientRequest, parts: Part[], end: Buffer, path: s
   req.end(end);
 }
 
+/**
+ * The most bytes of an answer read. The SDK reads an answer whole, as one string, before it parses it: a server that
+ * answered without end (or with a few hundred MiB) grew the service by twice that per chunk in flight, up to V8's
+ * string limit (~1 GiB of text, then 3 GiB of RSS for one chunk), before the request's timeout could stop it. An honest
+ * answer is far smaller: verbose_json with word times for a chunk of 25 MiB (the most a request carries) is well
+ * under 1 MiB.
+ */
+export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/** The answer was cut off at MAX_ANSWER_BYTES: the server sent more (or declared more) than an answer can be. */
+export class AnswerTooLargeError extends Error {
+  readonly code = 'ANSWER_TOO_LARGE';
+  constructor(limit: number) {
+    super(`the provider's answer was larger than ${limit} bytes; it was cut off unread`);
+    this.name = 'AnswerTooLargeError';
+  }
+}
+
 /** Statuses whose answer has no body (a Response with one would throw). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/** Ends the answer with AnswerTooLargeError (its body's reader gets it) once more than `limit` bytes come or are declared. */
+function capAnswer(res: IncomingMessage, limit: number): void {
+  const tooLarge = () => res.destroy(new AnswerTooLargeError(limit));
+  if (Number(res.headers['content-length']) > limit) {
+    tooLarge();
+    return;
+  }
+  let bytes = 0;
+  res.on('data', (piece: Buffer) => {
+    bytes += piece.length;
+    if (bytes > limit) tooLarge();
+  });
+}
 
 function toResponse(res: IncomingMessage): Response {
   const headers = new Headers();
@@ -142,6 +174,7 @@ function toResponse(res: IncomingMessage): Response {
   const status = res.statusCode ?? 0;
   const body = NULL_BODY.has(status) ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
   if (body === null) res.resume();
+  else capAnswer(res, MAX_ANSWER_BYTES);
   return new Response(body, { status, statusText: res.statusMessage ?? '', headers });
 }
 

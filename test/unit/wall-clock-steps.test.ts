@@ -1,0 +1,123 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { untilJobEnds, type OpenAnswer } from '../../src/http/openai/answer.ts';
+import type { JobRecord } from '../../src/jobs/types.ts';
+import { sleep } from '../../src/transcribe/backoff.ts';
+import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
+import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { createRateLimiter } from '../../src/transcribe/rate-limiter.ts';
+import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
+
+const logger = pino({ level: 'silent' });
+const HOUR_MS = 3_600_000;
+
+/** From now on Date.now() reads an hour earlier: NTP or an operator stepped the wall clock back. */
+function stepWallClockBack(): void {
+  const real = Date.now.bind(Date);
+  vi.spyOn(Date, 'now').mockImplementation(() => real() - HOUR_MS);
+}
+
+/**
+ * `work`'s outcome, or 'still waiting' when it has not settled long after it should have (a guard, not a timing
+ * assertion: each wait here is tens of ms, the guard 20 s; a wait stretched by the step would take an hour).
+ */
+async function settled<T>(work: Promise<T>): Promise<T | 'still waiting'> {
+  let guard: NodeJS.Timeout | undefined;
+  const late = new Promise<'still waiting'>((resolve) => {
+    guard = setTimeout(() => resolve('still waiting'), 20_000);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(guard));
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('the wall clock stepped back an hour', () => {
+  it('does not stretch a backoff sleep begun before the step', async () => {
+    const slept = sleep(30).then(() => 'slept' as const);
+    stepWallClockBack();
+    expect(await settled(slept)).toBe('slept');
+  });
+
+  it("still ends a chunk whose call hangs at the chunk's deadline (armed before the step)", async () => {
+    const provider: TranscriptionProvider = {
+      name: 'openai',
+      models: ['whisper-1'],
+      transcribe: (input) => {
+        // The step comes while the call is out: the deadline was armed before it.
+        stepWallClockBack();
+        return new Promise<ChunkResult>((_, reject) => {
+          input.signal.addEventListener('abort', () => reject(input.signal.reason as Error), { once: true });
+        });
+      },
+      check: () => Promise.resolve({ status: 'ok', detail: 'fake' }),
+    };
+    const transcriber = createChunkTranscriber({
+      provider,
+      limiter: { schedule: (fn) => fn(), pauseFor: () => undefined },
+      breaker: createCircuitBreaker({ name: 'openai', logger, failureThreshold: 100, coolDownMs: 5000 }),
+      logger,
+      maxAttempts: 3,
+      baseDelayMs: 40,
+      maxDelayMs: 40,
+      chunkDeadlineMs: 100,
+    });
+    const input: TranscribeInput = {
+      jobId: 'job1',
+      index: 0,
+      path: '/tmp/c.mp3',
+      durationS: 10,
+      language: null,
+      prompt: null,
+      model: 'whisper-1',
+      signal: new AbortController().signal,
+    };
+    const outcome = await settled(transcriber.transcribe(input).catch((err: unknown) => err));
+    expect(outcome).toMatchObject({ code: 'CHUNK_FAILED' });
+  });
+  it.each([
+    ['sent at once', 0],
+    ['sent when a pause begun before the step ends', 50],
+  ])('lets the shared rate limit start a request: %s', async (_, pauseMs) => {
+    // One token per 10 ms, so the second request waits for the refill.
+    const limiter = createRateLimiter({ rpm: 6000, burst: 1, maxInFlight: 2, logger });
+    try {
+      await limiter.schedule(() => Promise.resolve('first'));
+      if (pauseMs > 0) limiter.pauseFor(pauseMs, 'HTTP 429');
+      stepWallClockBack();
+      expect(await settled(limiter.schedule(() => Promise.resolve('sent')))).toBe('sent');
+    } finally {
+      await limiter.stop();
+    }
+  });
+  it('keeps an OpenAI-compatible answer polling for its job and sending keep-alives', async () => {
+    let polls = 0;
+    let keepAlives = 0;
+    const answer: OpenAnswer = {
+      write: () => undefined,
+      end: () => undefined,
+      keepAlive: () => void (keepAlives += 1),
+      fail: () => undefined,
+      signal: new AbortController().signal,
+      clientGone: () => false,
+    };
+    const ended = { id: 'job1', status: 'completed' } as JobRecord;
+    const store = {
+      jobLifecycle: () => {
+        polls += 1;
+        // The step comes while the answer waits between its first and second poll.
+        if (polls === 1) setTimeout(stepWallClockBack, 5);
+        return Promise.resolve({
+          status: polls < 10 ? ('processing' as const) : ('completed' as const),
+          endedAt: null,
+        });
+      },
+      getJob: () => Promise.resolve(ended),
+      getTranscript: () => Promise.resolve(null),
+    };
+    const job = untilJobEnds(answer, { id: 'job1', owner: null }, { store, pollMs: 20, keepAliveMs: 40 });
+    expect(await settled(job)).toBe(ended);
+    expect(keepAlives).toBeGreaterThan(0);
+  });
+});
