@@ -39,6 +39,7 @@ const SERVICE_IMPORTS = [
   'fluent-ffmpeg',
   'p-limit',
   'ipaddr.js',
+  'bottleneck',
   './dist/config.js',
   './dist/logger.js',
   './dist/jobs/store.js',

@@ -1,6 +1,7 @@
+import Bottleneck from 'bottleneck';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
-import { monotonicClock, type Clock } from './backoff.ts';
+import { systemClock, type Clock } from './backoff.ts';
 import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
 export interface RateLimiterOptions {
@@ -11,7 +12,7 @@ export interface RateLimiterOptions {
   /** Provider calls running at the same time, across all jobs. */
   maxInFlight: number;
   logger: Logger;
-  /** Drives the refill and the pauses. @default monotonicClock */
+  /** Drives pauses only; bottleneck keeps its own refill timer. @default systemClock */
   clock?: Clock;
 }
 
@@ -21,7 +22,7 @@ export interface LimiterStats {
   running: number;
   /** Tokens usable now: 0 while paused. */
   tokens: number;
-  /** When the current provider-requested pause ends (epoch ms on `clock`), or null. */
+  /** Epoch ms the current provider-requested pause ends, or null. */
   pausedUntil: number | null;
 }
 
@@ -35,6 +36,9 @@ export interface RateLimiter {
   stop(): Promise<void>;
 }
 
+/** Subtracted from the reservoir while paused, so bottleneck's own refill cannot bring it back above zero. */
+const HOLD = 1e9;
+
 /**
  * The longest pause a provider's hint may impose. A hint is the provider's word (`Retry-After`,
  * `x-ratelimit-reset-*`), and a broken or hostile server could say `9999h`: every job would then stall until its
@@ -47,73 +51,51 @@ export const MAX_PAUSE_MS = 15 * 60 * 1000;
 export function boundedPauseMs(ms: number): number {
   return ms > 0 ? Math.min(ms, MAX_PAUSE_MS) : 0;
 }
-
-/** A token counts as there once the refill is this close to it (float sums like 80 x (1/80) land just under 1). */
-const EPSILON = 1e-9;
-
-interface Waiter {
-  run(): void;
-  reject(err: unknown): void;
-}
+/** Bottleneck's default heartbeat: the reservoir only grows on a beat. */
+const DEFAULT_BEAT_MS = 250;
+const MIN_BEAT_MS = 10;
 
 /**
- * One token bucket shared by every job: capacity `burst`, refilled at `rpm`, with `maxInFlight` concurrent calls;
- * tasks start in the order they came. Everything is measured on `clock`, a monotonic one by default. Not
- * bottleneck: its local store reads Date.now() for the refill and for each start, so a wall clock stepped back an
- * hour held every request an hour (the next start was "an hour away"), and it has had no release since 2019.
+ * One token bucket shared by every job: bottleneck's reservoir (capacity `burst`) refilled at `rpm`, with
+ * `maxInFlight` concurrent calls. Never calls `updateSettings`: it silently stops the reservoir refill
+ * (SGrondin/bottleneck#185), so pauses move the reservoir with `incrementReservoir` instead.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
-  const { rpm, burst, maxInFlight, logger, clock = monotonicClock } = options;
+  const { rpm, burst, maxInFlight, logger, clock = systemClock } = options;
   if (!(rpm > 0) || !Number.isFinite(rpm)) throw new TypeError(`rpm must be a positive number, got ${rpm}`);
   if (!Number.isInteger(burst) || burst < 1) throw new TypeError(`burst must be an integer >= 1, got ${burst}`);
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new TypeError(`maxInFlight must be an integer >= 1, got ${maxInFlight}`);
   }
   const log = logger.child({ component: 'rate-limiter' });
-  const msPerToken = 60_000 / rpm;
+  // A beat can add at most `burst` tokens (the cap), so a high rpm with a small burst needs faster beats.
+  const beatMs = Math.max(MIN_BEAT_MS, Math.min(DEFAULT_BEAT_MS, Math.floor((60_000 * burst) / rpm)));
+  const settings: Bottleneck.ConstructorOptions & { heartbeatInterval: number } = {
+    reservoir: burst,
+    // One refill step per heartbeat: the interval sits just under the beat so no beat is skipped, and each
+    // step adds the beat's share of rpm (a fraction is fine: a job runs once the reservoir reaches 1). The
+    // epsilon stops float sums like 80 x (1/80) landing just under 1 and costing a whole extra beat.
+    reservoirIncreaseInterval: beatMs * 0.9,
+    reservoirIncreaseAmount: (rpm * beatMs) / 60_000 + 1e-9,
+    reservoirIncreaseMaximum: burst,
+    maxConcurrent: maxInFlight,
+    // Local-datastore option that bottleneck's typings omit (lib/Bottleneck.js localStoreDefaults).
+    heartbeatInterval: beatMs,
+  };
+  const bottleneck = new Bottleneck(settings);
+  bottleneck.on('error', (err: unknown) => log.error({ err }, 'bottleneck error'));
 
-  let tokens = burst;
-  let refilledAt = clock.now();
-  const queue: Waiter[] = [];
+  const waiting = new Set<{ reject(err: unknown): void }>();
   let running = 0;
-  let pausedUntil = 0;
   let held = false;
+  let pausedUntil = 0;
   /** Owns the end of a pause: fires once the clock has reached pausedUntil, however early its timer fires. */
   let resumeTimer: DeadlineTimer | undefined;
-  /** Owns the wait for the next token while a task waits only for one. */
-  let tokenTimer: DeadlineTimer | undefined;
   let stopping: Promise<void> | undefined;
-  let idle: (() => void) | undefined;
-
-  const refill = () => {
-    const now = clock.now();
-    // Never negative: a clock that is not monotonic (an injected one) must not take tokens away.
-    tokens = Math.min(burst, tokens + Math.max(0, now - refilledAt) / msPerToken);
-    refilledAt = now;
-  };
-
-  /** Starts what may start now; otherwise leaves one owner for the next chance (a token, a slot, the pause's end). */
-  function pump(): void {
-    if (stopping || held) return;
-    refill();
-    while (queue.length > 0 && running < maxInFlight && tokens >= 1 - EPSILON) {
-      tokens = Math.max(0, tokens - 1);
-      queue.shift()?.run();
-    }
-    // A slot frees when a task ends (which pumps); a token only with time.
-    if (queue.length > 0 && running < maxInFlight && tokenTimer === undefined) {
-      tokenTimer = atDeadline(clock, refilledAt + (1 - tokens) * msPerToken, () => {
-        tokenTimer = undefined;
-        pump();
-      });
-    }
-  }
-
-  const resume = () => {
-    resumeTimer = undefined;
-    held = false;
-    log.info({ pausedUntil: new Date(pausedUntil).toISOString() }, 'rate limiter resumed');
-    pump();
+  // Reservoir moves are read-modify-write on an async store: run them one after another.
+  let ops: Promise<unknown> = Promise.resolve();
+  const serially = (op: () => Promise<unknown>) => {
+    ops = ops.then(op).catch((err: unknown) => log.error({ err }, 'reservoir update failed'));
   };
 
   const stoppedError = () =>
@@ -122,41 +104,59 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       details: { reason: 'shutdown' },
     });
 
+  const resume = () => {
+    resumeTimer = undefined;
+    held = false;
+    log.info({ pausedUntil: new Date(pausedUntil).toISOString() }, 'rate limiter resumed');
+    serially(async () => {
+      const current = (await bottleneck.currentReservoir()) ?? 0;
+      // Tokens refilled during the pause stay earned, but never beyond the bucket's capacity.
+      await bottleneck.incrementReservoir(Math.min(burst, current + HOLD) - current);
+    });
+  };
+
   return {
     schedule<T>(fn: () => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
       const { signal } = opts;
       if (stopping) return Promise.reject(stoppedError());
       if (signal?.aborted) return Promise.reject(signal.reason);
       return new Promise<T>((resolve, reject) => {
-        const leave = () => {
-          const at = queue.indexOf(waiter);
-          if (at >= 0) queue.splice(at, 1);
-          signal?.removeEventListener('abort', onAbort);
-        };
-        const waiter: Waiter = {
-          run: () => {
-            leave();
-            running += 1;
-            // Not in this turn: the task's own code runs after schedule() returned, as it would after any wait.
-            void Promise.resolve()
-              .then(fn)
-              .then(resolve, reject)
-              .finally(() => {
-                running -= 1;
-                if (running === 0) idle?.();
-                pump();
-              });
-          },
-          // A task that leaves before it starts spends no token.
-          reject: (err) => {
-            leave();
+        let state: 'waiting' | 'abandoned' | 'started' = 'waiting';
+        const entry = {
+          reject: (err: unknown) => {
+            if (state !== 'waiting') return;
+            state = 'abandoned';
+            waiting.delete(entry);
+            signal?.removeEventListener('abort', onAbort);
             reject(err);
           },
         };
-        const onAbort = () => waiter.reject(signal?.reason);
+        const onAbort = () => entry.reject(signal?.reason);
+        waiting.add(entry);
         signal?.addEventListener('abort', onAbort, { once: true });
-        queue.push(waiter);
-        pump();
+        bottleneck
+          .schedule(async () => {
+            if (state === 'abandoned') {
+              // Bottleneck cannot remove a queued job, so the abandoned one gets its token and hands it back.
+              serially(async () => {
+                const current = (await bottleneck.currentReservoir()) ?? 0;
+                await bottleneck.incrementReservoir(Math.min(1, burst - current));
+              });
+              return;
+            }
+            state = 'started';
+            waiting.delete(entry);
+            signal?.removeEventListener('abort', onAbort);
+            running += 1;
+            try {
+              resolve(await fn());
+            } catch (err) {
+              reject(err);
+            } finally {
+              running -= 1;
+            }
+          })
+          .catch((err: unknown) => entry.reject(err));
       });
     },
 
@@ -169,35 +169,40 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         return;
       }
       pausedUntil = until;
-      held = true;
       resumeTimer?.cancel();
       resumeTimer = atDeadline(clock, until, resume);
       log.warn(
         { ms, askedMs: asked, reason, until: new Date(until).toISOString() },
         'rate limiter paused for every job',
       );
+      if (!held) {
+        held = true;
+        serially(() => bottleneck.incrementReservoir(-HOLD));
+      }
     },
 
-    stats() {
-      refill();
-      return Promise.resolve({
-        queued: queue.length,
+    async stats() {
+      const reservoir = (await bottleneck.currentReservoir()) ?? 0;
+      return {
+        queued: waiting.size,
         running,
-        tokens: held ? 0 : Math.floor(tokens + EPSILON),
+        tokens: held ? 0 : Math.max(0, Math.floor(Math.min(burst, reservoir))),
         pausedUntil: held ? pausedUntil : null,
-      });
+      };
     },
 
     stop() {
       stopping ??= (async () => {
         resumeTimer?.cancel();
         resumeTimer = undefined;
-        tokenTimer?.cancel();
-        tokenTimer = undefined;
         const err = stoppedError();
-        for (const waiter of [...queue]) waiter.reject(err);
+        for (const entry of [...waiting]) entry.reject(err);
         log.info({ running }, 'rate limiter stopping');
-        if (running > 0) await new Promise<void>((resolve) => (idle = resolve));
+        try {
+          await bottleneck.stop({ dropWaitingJobs: true });
+        } finally {
+          await bottleneck.disconnect();
+        }
       })();
       return stopping;
     },

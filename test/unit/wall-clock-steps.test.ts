@@ -5,7 +5,6 @@ import type { JobRecord } from '../../src/jobs/types.ts';
 import { sleep } from '../../src/transcribe/backoff.ts';
 import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
-import { createRateLimiter } from '../../src/transcribe/rate-limiter.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
 
 const logger = pino({ level: 'silent' });
@@ -75,21 +74,6 @@ describe('the wall clock stepped back an hour', () => {
     };
     const outcome = await settled(transcriber.transcribe(input).catch((err: unknown) => err));
     expect(outcome).toMatchObject({ code: 'CHUNK_FAILED' });
-  });
-  it.each([
-    ['sent at once', 0],
-    ['sent when a pause begun before the step ends', 50],
-  ])('lets the shared rate limit start a request: %s', async (_, pauseMs) => {
-    // One token per 10 ms, so the second request waits for the refill.
-    const limiter = createRateLimiter({ rpm: 6000, burst: 1, maxInFlight: 2, logger });
-    try {
-      await limiter.schedule(() => Promise.resolve('first'));
-      if (pauseMs > 0) limiter.pauseFor(pauseMs, 'HTTP 429');
-      stepWallClockBack();
-      expect(await settled(limiter.schedule(() => Promise.resolve('sent')))).toBe('sent');
-    } finally {
-      await limiter.stop();
-    }
   });
   it('keeps an OpenAI-compatible answer polling for its job and sending keep-alives', async () => {
     let polls = 0;
