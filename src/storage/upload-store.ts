@@ -11,7 +11,6 @@ import type { ObjectStore } from './object-store.ts';
 export interface StoredUpload {
   jobId: string;
   bytes: number;
-  modifiedMs: number;
 }
 
 /**
@@ -131,11 +130,7 @@ export function createS3Uploads(deps: {
         const jobId = object.key.split('/')[1] ?? '';
         if (!isJobId(jobId)) continue;
         const seen = byJob.get(jobId);
-        byJob.set(jobId, {
-          jobId,
-          bytes: (seen?.bytes ?? 0) + object.bytes,
-          modifiedMs: Math.max(seen?.modifiedMs ?? 0, object.modifiedMs),
-        });
+        byJob.set(jobId, { jobId, bytes: (seen?.bytes ?? 0) + object.bytes });
       }
       return [...byJob.values()];
     },
