@@ -1,3 +1,4 @@
+import { isAppError } from '../errors.ts';
 import type { Transcript } from '../transcribe/types.ts';
 import type { ChunkPatch, JobPatch, JobStore, ListJobsQuery, PollView } from './job-store.ts';
 import { PgDb, type PgDbOptions } from './pg-db.ts';
@@ -96,7 +97,14 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     const values = jobInsertValues(job, requestFingerprint);
     // Once: sent again after a commit whose answer was lost, it would meet its own row (a unique violation).
     const sql = `INSERT INTO jobs (${JOB_INSERT_COLUMNS}) VALUES (${placeholders(values.length)})`;
-    await this.#db.query(sql, values, undefined, 'once');
+    try {
+      await this.#db.query(sql, values, undefined, 'once');
+    } catch (err) {
+      // Unanswered (the connection ended under it): it may have committed. The id is 128 random bits, so a row
+      // with it is this insert's; without that look the upload would be refused while its job stays.
+      if (!isAppError(err) || err.code !== 'SERVER_BUSY') throw err;
+      if (!(await this.jobLifecycle(job.id).catch(() => null))) throw err;
+    }
   }
 
   async getJob(id: string, owner?: string | null): Promise<JobRecord | null> {

@@ -1,9 +1,12 @@
+import { setTimeout } from 'node:timers/promises';
+import { Client } from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgJobStore } from '../../src/jobs/pg-store.ts';
 import { JOB_INSERT_COLUMNS, jobInsertValues } from '../../src/jobs/store-rows.ts';
 import { jobRecord } from '../support/job-record.ts';
 import { blockingTransaction, startTestPostgres, type TestPostgres } from '../support/postgres-server.ts';
+import { startTcpRelay } from '../support/tcp-relay.ts';
 import { until } from '../support/until.ts';
 
 const logger = pino({ level: 'silent' });
@@ -114,6 +117,54 @@ describe('the PostgreSQL store while the server restarts', () => {
       pg.up();
       await blocker.close();
       await store.close();
+    }
+  });
+});
+
+describe('the PostgreSQL store when a connection ends under an insert that committed', () => {
+  let pg: TestPostgres;
+  beforeAll(async () => {
+    pg = await startTestPostgres();
+  });
+  afterAll(async () => {
+    await pg.stop();
+  });
+
+  it('answers as inserted: the row with its id is its own (128 random bits), not a refusal that leaves the job', async () => {
+    const database = await pg.createDatabase();
+    // The store talks through a relay the test holds: the insert reaches the server, its answer never comes back.
+    const relay = await startTcpRelay(pg.port);
+    const store = await PgJobStore.open({
+      url: `postgres://chunkscribe@127.0.0.1:${relay.port}/${database}`,
+      logger,
+      restartWaitMs: 2_000,
+    });
+    const direct = new Client({ connectionString: pg.urlOf(database) });
+    await direct.connect();
+    try {
+      // A connection in the pool, idle: the insert goes on it at once.
+      await store.getJob('warm');
+      relay.hold();
+      const inserted = store.insertJob(jobRecord('job3', 'queued', null));
+      void inserted.catch(() => undefined);
+      await until(() => relay.heldChunks > 0, 'the insert to reach the relay');
+      // The statement's messages leave in one go; the server's answer, later, is held.
+      await setTimeout(100);
+      relay.release();
+      relay.hold();
+      await until(
+        async () => (await direct.query("SELECT 1 FROM jobs WHERE id = 'job3'")).rows.length === 1,
+        'the insert to commit',
+      );
+      relay.cut();
+      relay.mend();
+      relay.release();
+      await expect(inserted).resolves.toBeUndefined();
+      expect((await store.getJob('job3'))?.status).toBe('queued');
+    } finally {
+      await direct.end();
+      await store.close();
+      await relay.close();
     }
   });
 });
