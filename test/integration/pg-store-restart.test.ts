@@ -119,18 +119,8 @@ describe('the PostgreSQL store while the server restarts', () => {
       await store.close();
     }
   });
-});
 
-describe('the PostgreSQL store when a connection ends under an insert that committed', () => {
-  let pg: TestPostgres;
-  beforeAll(async () => {
-    pg = await startTestPostgres();
-  });
-  afterAll(async () => {
-    await pg.stop();
-  });
-
-  it('answers as inserted: the row with its id is its own (128 random bits), not a refusal that leaves the job', async () => {
+  it('an insert whose connection ends after it committed answers as inserted: the row with its id is its own (128 random bits), not a refusal that leaves the job', async () => {
     const database = await pg.createDatabase();
     // The store talks through a relay the test holds: the insert reaches the server, its answer never comes back.
     const relay = await startTcpRelay(pg.port);
