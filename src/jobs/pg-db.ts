@@ -1,5 +1,6 @@
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import type { Logger } from 'pino';
+import { AppError } from '../errors.ts';
 import { DiskFullError } from '../resources/disk-full.ts';
 import { migratePostgres } from './pg-migrations.ts';
 import type { Row } from './store-rows.ts';
@@ -29,6 +30,19 @@ const SERVER_RESTARTING = new Set(['ECONNREFUSED', 'ECONNRESET', '57P03']);
  */
 const RESTART_WAIT_MS = 15_000;
 const RESTART_PAUSES_MS = [100, 250, 500, 1_000];
+/**
+ * The server ending a connection as it goes down (admin_shutdown, crash_shutdown: a FATAL the statement under way
+ * gets, whether or not it had committed). A statement that met its connection's end otherwise gets the driver's
+ * error, which has no SQLSTATE: that the connection ended under it is what tells it apart.
+ */
+const SERVER_GOING_DOWN = new Set(['57P01', '57P02']);
+
+/** How a statement may be sent again when its connection ends under it (a server restart or crash). */
+export type Resend =
+  /** Running it twice does what running it once does: sent again on a new connection within the restart wait. */
+  | 'idempotent'
+  /** Its second run could do or say something else (an insert, a conditional end): never sent again. */
+  | 'once';
 
 /**
  * The job store's PostgreSQL database, connected and migrated: how the store's queries reach it. A pool of a few
@@ -67,25 +81,39 @@ export class PgDb {
     return new PgDb(pool, options.logger, options.restartWaitMs ?? RESTART_WAIT_MS);
   }
 
-  async query<R extends QueryResultRow = Row>(sql: string, params: unknown[] = [], on?: PoolClient): Promise<R[]> {
-    return (await this.#run((client) => client.query<R>(sql, params), on)).rows;
+  /** Reads are sent again when their connection ends under them; a write says whether it may be (`Resend`). */
+  async query<R extends QueryResultRow = Row>(
+    sql: string,
+    params: unknown[] = [],
+    on?: PoolClient,
+    resend: Resend = 'idempotent',
+  ): Promise<R[]> {
+    // A statement of a transaction: the transaction as a whole is what may be sent again (`transaction`).
+    if (on) return (await on.query<R>(sql, params)).rows;
+    return (await this.#run((client) => client.query<R>(sql, params), resend)).rows;
   }
 
   /** How many rows the statement changed. */
-  async count(sql: string, params: unknown[]): Promise<number> {
-    return (await this.#run((client) => client.query(sql, params))).rowCount ?? 0;
+  async count(sql: string, params: unknown[], resend: Resend): Promise<number> {
+    return (await this.#run((client) => client.query(sql, params), resend)).rowCount ?? 0;
   }
 
   /** Rows as arrays of their columns in the order selected. */
   async arrays<R extends unknown[]>(sql: string, params: unknown[]): Promise<R[]> {
-    return (await this.#run((client) => client.query<R>({ text: sql, values: params, rowMode: 'array' }))).rows;
+    const rows = this.#run((client) => client.query<R>({ text: sql, values: params, rowMode: 'array' }), 'idempotent');
+    return (await rows).rows;
   }
 
-  /** One statement, on `on` or on a connection of the pool (`#connect`). */
-  async #run<T>(send: (client: PoolClient) => Promise<T>, on?: PoolClient): Promise<T> {
-    try {
-      if (on) return await send(on);
-      const client = await this.#connect();
+  /**
+   * One statement on a connection of the pool (`#connect`). When the connection ends under it (the server restarts
+   * or crashes mid-statement) an idempotent one is sent again on a new connection; the restart wait is shared by
+   * every try, measured from the first.
+   */
+  async #run<T>(send: (client: PoolClient) => Promise<T>, resend: Resend): Promise<T> {
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#connect(started);
+      const lost = watchEnd(client);
       try {
         const result = await send(client);
         client.release();
@@ -93,18 +121,21 @@ export class PgDb {
       } catch (err) {
         // As pg's pool.query does: a client whose statement failed is not reused (its connection may be broken).
         client.release(err instanceof Error ? err : true);
-        throw err;
+        if (!this.#sendAgain(err, lost(), resend, started)) throw typed(err, lost());
+        this.#logger.warn({ attempt, code: codeOf(err) }, 'job store connection ended mid-statement; sending it again');
+      } finally {
+        lost.stop();
       }
-    } catch (err) {
-      // A full volume is a state the jobs wait out (src/resources/storage-guard.ts), typed here once.
-      if ((err as { code?: unknown }).code === DISK_FULL) throw new DiskFullError('job store', err);
-      throw err;
     }
   }
 
-  /** A connection of the pool, waiting out a server restart for up to restartWaitMs (measured, not timed). */
-  async #connect(): Promise<PoolClient> {
-    const started = performance.now();
+  #sendAgain(err: unknown, ended: boolean, resend: Resend, started: number): boolean {
+    const gone = ended || SERVER_GOING_DOWN.has(codeOf(err) ?? '');
+    return gone && resend === 'idempotent' && !this.#pool.ended && performance.now() - started < this.#restartWaitMs;
+  }
+
+  /** A connection of the pool, waiting out a server restart until restartWaitMs after `started` (measured, not timed). */
+  async #connect(started = performance.now()): Promise<PoolClient> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.#pool.connect();
@@ -112,7 +143,9 @@ export class PgDb {
         const code = (err as { code?: unknown }).code;
         const pauseMs = RESTART_PAUSES_MS[Math.min(attempt, RESTART_PAUSES_MS.length - 1)] as number;
         const restarting = typeof code === 'string' && SERVER_RESTARTING.has(code);
-        if (!restarting || this.#pool.ended || performance.now() - started + pauseMs > this.#restartWaitMs) throw err;
+        if (!restarting || this.#pool.ended || performance.now() - started + pauseMs > this.#restartWaitMs) {
+          throw typed(err, restarting);
+        }
         // Debug only: every statement of every job waits alike meanwhile, and /health/ready says the store is down.
         this.#logger.debug({ code, attempt, pauseMs }, 'job store refused a connection; trying again');
         await new Promise((resolve) => setTimeout(resolve, pauseMs));
@@ -120,19 +153,21 @@ export class PgDb {
     }
   }
 
-  /** Statements that must commit together, on one connection. */
-  async transaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
-    const client = await this.#connect();
-    try {
-      await client.query('BEGIN');
-      await work(client);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+  /**
+   * Statements that must commit together, on one connection. An idempotent transaction is run again when its
+   * connection ends under it (its COMMIT's answer lost, say), as one statement would be.
+   */
+  async transaction(work: (client: PoolClient) => Promise<void>, resend: Resend): Promise<void> {
+    await this.#run(async (client) => {
+      try {
+        await client.query('BEGIN');
+        await work(client);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    }, resend);
   }
 
   async ping(): Promise<void> {
@@ -148,4 +183,46 @@ export class PgDb {
   async close(): Promise<void> {
     if (!this.#pool.ended) await this.#pool.end();
   }
+}
+
+const codeOf = (err: unknown): string | undefined => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+/**
+ * Whether `client`'s connection has failed or ended since this was called (read it after a statement failed);
+ * stop() unwatches. It also keeps the process alive: pg-pool listens for a client's `error` only while the client
+ * is idle, and a connection that ends under a statement emits one, which without a listener would be thrown.
+ */
+function watchEnd(client: PoolClient): (() => boolean) & { stop(): void } {
+  let ended = false;
+  const onEnd = () => {
+    ended = true;
+  };
+  client.on('error', onEnd);
+  client.once('end', onEnd);
+  return Object.assign(() => ended, {
+    stop() {
+      client.removeListener('error', onEnd);
+      client.removeListener('end', onEnd);
+    },
+  });
+}
+
+/**
+ * The store's errors as the service handles them: a full volume (which the jobs wait out, src/resources/storage-guard.ts)
+ * and a server that did not come back within the restart wait, or a connection that ended under a statement not sent
+ * again (503 SERVER_BUSY, resource `job_store`: a job it fails says so). The driver's error is the cause; its
+ * message, which may name the server's address, is not repeated.
+ */
+function typed(err: unknown, unavailable = false): unknown {
+  const code = codeOf(err);
+  if (code === DISK_FULL) return new DiskFullError('job store', err);
+  if (!unavailable && !SERVER_GOING_DOWN.has(code ?? '')) return err;
+  return new AppError('SERVER_BUSY', `The job store did not answer${code ? ` (${code})` : ''}; retry later.`, {
+    retryable: true,
+    details: { resource: 'job_store' },
+    cause: err,
+  });
 }

@@ -1,3 +1,4 @@
+import { isAppError } from '../errors.ts';
 import type { Transcript } from '../transcribe/types.ts';
 import type { ChunkPatch, JobPatch, JobStore, ListJobsQuery, PollView } from './job-store.ts';
 import { PgDb, type PgDbOptions } from './pg-db.ts';
@@ -94,7 +95,16 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
 
   async insertJob(job: JobRecord, requestFingerprint: string | null = null): Promise<void> {
     const values = jobInsertValues(job, requestFingerprint);
-    await this.#db.query(`INSERT INTO jobs (${JOB_INSERT_COLUMNS}) VALUES (${placeholders(values.length)})`, values);
+    // Once: sent again after a commit whose answer was lost, it would meet its own row (a unique violation).
+    const sql = `INSERT INTO jobs (${JOB_INSERT_COLUMNS}) VALUES (${placeholders(values.length)})`;
+    try {
+      await this.#db.query(sql, values, undefined, 'once');
+    } catch (err) {
+      // Unanswered (the connection ended under it): it may have committed. The id is 128 random bits, so a row
+      // with it is this insert's; without that look the upload would be refused while its job stays.
+      if (!isAppError(err) || err.code !== 'SERVER_BUSY') throw err;
+      if (!(await this.jobLifecycle(job.id).catch(() => null))) throw err;
+    }
   }
 
   async getJob(id: string, owner?: string | null): Promise<JobRecord | null> {
@@ -137,6 +147,8 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
   }
 
   async takeRun(id: string): Promise<number | null> {
+    // Sent again after a lost answer it raises the epoch twice: the run still holds the newest one, which is all
+    // taking the job up promises (an epoch in between was nobody's).
     const [row] = await this.#db.query<{ run_epoch: string }>(
       `UPDATE jobs SET run_epoch = run_epoch + 1 WHERE id = $1 AND status IN ${LIVE_STATUSES} RETURNING run_epoch`,
       [id],
@@ -162,7 +174,9 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     const params = [...set.map(({ value }) => value), this.#now().toISOString(), id, fence ?? null];
     const n = params.length;
     const sql = `UPDATE jobs SET ${sets.join(', ')} WHERE id = $${n - 1}${live} AND ($${n}::bigint IS NULL OR run_epoch = $${n})`;
-    const changed = (await this.#db.count(sql, params)) > 0;
+    // Absolute values, sent again as they are; but a write only while live that had committed would find the job
+    // ended by itself and answer false (ended by someone else): that one is sent once.
+    const changed = (await this.#db.count(sql, params, options.whileLive ? 'once' : 'idempotent')) > 0;
     if (!changed) await this.#checkFence(id, fence);
     return changed;
   }
@@ -172,6 +186,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     const changed = await this.#db.count(
       'UPDATE jobs SET percent = $1 WHERE id = $2 AND percent < $1 AND ($3::bigint IS NULL OR run_epoch = $3)',
       [percent, id, fence ?? null],
+      'idempotent',
     );
     if (changed === 0) await this.#checkFence(id, fence);
   }
@@ -189,6 +204,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
        ON CONFLICT (job_id, idx) DO UPDATE SET start_s = excluded.start_s, duration_s = excluded.duration_s
        WHERE chunks.status <> 'done'`,
       [jobId, fence ?? null, index, startS, durationS],
+      'idempotent',
     );
     if (changed === 0) await this.#checkFence(jobId, fence);
     return (await this.getChunk(jobId, index)) as ChunkRecord;
@@ -211,6 +227,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
        UPDATE chunks SET status = 'pending', next_try_at = NULL
          WHERE job_id = (SELECT id FROM job) AND status IN ('sending', 'retrying')`,
       [jobId, fence ?? null],
+      'idempotent',
     );
     if (changed === 0) await this.#checkFence(jobId, fence);
   }
@@ -222,6 +239,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     const changed = await this.#db.count(
       `${JOB_LOCKED} UPDATE chunks SET ${sets} WHERE job_id = (SELECT id FROM job) AND idx = $3`,
       [jobId, fence ?? null, index, ...set.map(({ value }) => value)],
+      'idempotent',
     );
     if (changed === 0) await this.#checkFence(jobId, fence);
   }
@@ -240,6 +258,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
       `${JOB_LOCKED}, gone AS (DELETE FROM chunks WHERE job_id = (SELECT id FROM job) AND idx >= $3 RETURNING 1)
        UPDATE jobs SET version = version + 1 WHERE id = (SELECT id FROM job) AND EXISTS (SELECT 1 FROM gone)`,
       [jobId, fence ?? null, index],
+      'idempotent',
     );
     if (changed === 0) await this.#checkFence(jobId, fence);
   }
@@ -248,6 +267,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
     const changed = await this.#db.count(
       'UPDATE jobs SET transcript_json = $1 WHERE id = $2 AND ($3::bigint IS NULL OR run_epoch = $3)',
       [JSON.stringify(transcript), jobId, fence ?? null],
+      'idempotent',
     );
     if (changed === 0) await this.#checkFence(jobId, fence);
   }
@@ -309,7 +329,7 @@ export class PgJobStore extends StoreWithWebhookRows implements JobStore {
       await this.#db.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [id], client);
       await this.#db.query('DELETE FROM chunks WHERE job_id = $1', [id], client);
       await this.#db.query('DELETE FROM jobs WHERE id = $1', [id], client);
-    });
+    }, 'idempotent');
     this.#pollCache.delete(id);
   }
 

@@ -16,7 +16,9 @@ export function pgWebhookRows(db: PgDb, now: () => Date): WebhookRows {
 
     async oweWebhook(jobId, state) {
       const sql = 'UPDATE jobs SET webhook_json = $1, updated_at = $2 WHERE id = $3 AND webhook_json IS NULL';
-      return (await db.count(sql, [JSON.stringify(state), now().toISOString(), jobId])) > 0;
+      // Once (as every write here that answers whether it took): sent again after a commit whose answer was lost, it
+      // would find its own write and answer false.
+      return (await db.count(sql, [JSON.stringify(state), now().toISOString(), jobId], 'once')) > 0;
     },
 
     async claimWebhook(jobId, lease) {
@@ -28,6 +30,8 @@ export function pgWebhookRows(db: PgDb, now: () => Date): WebhookRows {
              AND (webhook_lease_until IS NULL OR webhook_lease_until <= $4)
            RETURNING ${JOB_READ_COLUMNS}`,
         [jobId, lease.holder, lease.until, lease.now],
+        undefined,
+        'once',
       );
       if (row) return { job: rowToJob(row), held: true, heldUntil: null };
       const [other] = await db.query(`SELECT ${JOB_READ_COLUMNS}, webhook_lease_until FROM jobs WHERE id = $1`, [
@@ -38,7 +42,7 @@ export function pgWebhookRows(db: PgDb, now: () => Date): WebhookRows {
 
     async renewWebhook(jobId, holder, until) {
       const sql = 'UPDATE jobs SET webhook_lease_until = $1 WHERE id = $2 AND webhook_holder = $3';
-      return (await db.count(sql, [until, jobId, holder])) > 0;
+      return (await db.count(sql, [until, jobId, holder], 'idempotent')) > 0;
     },
 
     async settleWebhook(jobId, holder, state) {
@@ -48,13 +52,15 @@ export function pgWebhookRows(db: PgDb, now: () => Date): WebhookRows {
         sets.push('webhook_json = $3', 'updated_at = $4');
         params.push(JSON.stringify(state), now().toISOString());
       }
-      return (await db.count(`UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND webhook_holder = $2`, params)) > 0;
+      const sql = `UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND webhook_holder = $2`;
+      return (await db.count(sql, params, 'once')) > 0;
     },
 
     async releaseWebhookLeases(holder) {
       return db.count(
         'UPDATE jobs SET webhook_holder = NULL, webhook_lease_until = NULL WHERE webhook_holder IS NOT NULL AND webhook_holder <> $1',
         [holder],
+        'idempotent',
       );
     },
   };

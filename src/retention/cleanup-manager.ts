@@ -9,6 +9,8 @@ import { localUploads, type UploadStore } from '../storage/upload-store.ts';
 export interface CleanupConfig extends RetentionPolicy {
   /** Pause between two background passes (measured from the end of one to the start of the next). */
   intervalMs: number;
+  /** How long this process must have seen an object without a job row before it deletes it. @default ORPHAN_OBJECT_GRACE_MS */
+  orphanGraceMs?: number;
 }
 
 export interface CleanupDeps {
@@ -60,7 +62,8 @@ const emptyReport = (emergency: boolean): CleanupReport => ({
 
 /**
  * An object without a job row is an upload between its put and its row, on whichever host received it, for a
- * moment; one older than this was left by a host that died in between (or a delete the store missed).
+ * moment (the row's write, which waits out a database restart for seconds); one listed without a row for this
+ * long was left by a host that died in between (or a delete the store missed).
  */
 export const ORPHAN_OBJECT_GRACE_MS = 15 * 60_000;
 
@@ -74,6 +77,14 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
   const uploads = deps.uploads ?? localUploads;
   validatePolicy(config);
   const batchSize = deps.batchSize ?? 500;
+  const orphanGraceMs = config.orphanGraceMs ?? ORPHAN_OBJECT_GRACE_MS;
+  /**
+   * Objects without a row, by job id, with when this process first listed them so. The object's own date cannot
+   * say how long it has been there: S3 dates a multipart upload's object at the upload's start, so the object
+   * of a put that took longer than the grace would be "old" the moment it appears, before its row is written.
+   * A listing shows complete objects only, so an upload still going up is never among them.
+   */
+  const rowless = new Map<string, number>();
   let tail: Promise<unknown> = Promise.resolve();
   let queuedEmergency: Promise<CleanupReport> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -93,15 +104,28 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     }
   }
 
+  /** Whether an object without a row may still be an upload between its put and its row: seen so for less than the grace. */
+  function arriving(jobId: string, nowMs: number): boolean {
+    const first = rowless.get(jobId);
+    if (first === undefined) rowless.set(jobId, nowMs);
+    return nowMs - (first ?? nowMs) < orphanGraceMs;
+  }
+
   async function sweepObjects(report: CleanupReport): Promise<void> {
     if (uploads.driver === 'local') return;
+    const listed = await uploads.list();
     const nowMs = clock().getTime();
-    for (const object of await uploads.list()) {
+    // Only what this listing shows stays tracked: the map holds no more than the bucket's rowless objects.
+    const ids = new Set(listed.map((object) => object.jobId));
+    for (const id of rowless.keys()) if (!ids.has(id)) rowless.delete(id);
+    for (const { jobId } of listed) {
       if (stopped) return;
-      const job = await store.jobLifecycle(object.jobId);
-      const arriving = !job && nowMs - object.modifiedMs < ORPHAN_OBJECT_GRACE_MS;
-      if (dirAction({ job, inProcess: arriving }, nowMs, config, report.emergency) !== 'remove-dir') continue;
-      await uploads.remove(object.jobId);
+      const job = await store.jobLifecycle(jobId);
+      if (job) rowless.delete(jobId);
+      const inProcess = !job && arriving(jobId, nowMs);
+      if (dirAction({ job, inProcess }, nowMs, config, report.emergency) !== 'remove-dir') continue;
+      await uploads.remove(jobId);
+      rowless.delete(jobId);
       if (!job) report.orphans += 1;
       report.removedObjects += 1;
     }

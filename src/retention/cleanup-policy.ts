@@ -38,12 +38,13 @@ export function purgeCutoff(nowMs: number, policy: RetentionPolicy): string {
   return new Date(nowMs - policy.retentionMs).toISOString();
 }
 
-export function validatePolicy(policy: RetentionPolicy & { intervalMs: number }): void {
+export function validatePolicy(policy: RetentionPolicy & { intervalMs: number; orphanGraceMs?: number }): void {
   const checks: Array<[keyof typeof policy, number]> = [
     ['retentionMs', 1],
     ['uploadRetentionMs', 0],
     ['intervalMs', 1],
   ];
+  if (policy.orphanGraceMs !== undefined) checks.push(['orphanGraceMs', 0]);
   for (const [key, min] of checks) {
     const value = policy[key];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {

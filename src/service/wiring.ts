@@ -70,6 +70,8 @@ export interface ServiceOverrides {
   readings?: SystemReadings;
   /** The clock of the health report's reuse of its dependencies' answers (health tests). */
   healthNow?: () => number;
+  /** How long the cleanup keeps an object without a job row (object store tests). @default ORPHAN_OBJECT_GRACE_MS */
+  orphanObjectGraceMs?: number;
 }
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
@@ -115,6 +117,7 @@ export async function createServices(
       retentionMs: config.retention.jobsMs,
       uploadRetentionMs: config.retention.uploadsMs,
       intervalMs: config.retention.sweepIntervalMs,
+      ...(overrides.orphanObjectGraceMs === undefined ? {} : { orphanGraceMs: overrides.orphanObjectGraceMs }),
     },
     clock: now,
   });

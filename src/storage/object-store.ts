@@ -17,7 +17,6 @@ import { toObjectStoreError, ObjectStoreError } from './object-store-error.ts';
 export interface StoredObject {
   key: string;
   bytes: number;
-  modifiedMs: number;
 }
 
 /**
@@ -150,11 +149,7 @@ export function createS3ObjectStore(config: ObjectStoreConfig): ObjectStore {
           });
         for (const object of page.Contents ?? []) {
           if (object.Key === undefined || !object.Key.startsWith(prefix)) continue;
-          yield {
-            key: object.Key.slice(prefix.length),
-            bytes: object.Size ?? 0,
-            modifiedMs: object.LastModified?.getTime() ?? 0,
-          };
+          yield { key: object.Key.slice(prefix.length), bytes: object.Size ?? 0 };
         }
         token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
       } while (token !== undefined);

@@ -11,7 +11,6 @@ import type { ObjectStore } from './object-store.ts';
 export interface StoredUpload {
   jobId: string;
   bytes: number;
-  modifiedMs: number;
 }
 
 /**
@@ -52,6 +51,13 @@ const FETCH_TRIES = 5;
 const FETCH_PAUSE_MS = [1_000, 2_000, 5_000, 10_000];
 /** A health probe that takes longer than this reports the store down rather than hold the readiness answer. */
 const PROBE_TIMEOUT_MS = 2_000;
+/**
+ * A put is aborted past a minute plus a second per MiB (2 GiB: 35 min): a store slower than that would hold the
+ * client's upload slot and its job directory without end (each request is bounded, a trickle of bytes is not).
+ */
+const PUT_BASE_MS = 60_000;
+const PUT_FLOOR_BYTES_PER_S = 1024 * 1024;
+export const putTimeLimitMs = (bytes: number): number => PUT_BASE_MS + Math.ceil(bytes / PUT_FLOOR_BYTES_PER_S) * 1_000;
 
 const jobKeyPrefix = (jobId: string) => `jobs/${jobId}/`;
 const uploadKey = (jobId: string) => `${jobKeyPrefix(jobId)}upload`;
@@ -62,8 +68,10 @@ export function createS3Uploads(deps: {
   retryAfterS: number;
   /** The pauses between download tries. @default systemClock */
   clock?: Clock;
+  /** How long the put of a file of `bytes` may take before it is aborted. @default putTimeLimitMs */
+  putLimitMs?: (bytes: number) => number;
 }): UploadStore {
-  const { objects, logger, retryAfterS, clock = systemClock } = deps;
+  const { objects, logger, retryAfterS, clock = systemClock, putLimitMs = putTimeLimitMs } = deps;
   const busy = (what: string, err: ObjectStoreError) => {
     logger.warn({ failure: err.kind, storeCode: err.storeCode, status: err.status }, `object store: ${what} failed`);
     return new AppError('SERVER_BUSY', `The object store did not answer (${what}); retry later.`, {
@@ -78,11 +86,16 @@ export function createS3Uploads(deps: {
 
     async save(jobId, file) {
       const started = performance.now();
+      const { size } = await stat(file);
+      const limitMs = putLimitMs(size);
       try {
-        await objects.putFile(uploadKey(jobId), file);
+        await objects.putFile(uploadKey(jobId), file, AbortSignal.timeout(limitMs));
         logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload stored in the object store');
       } catch (err) {
-        throw busy('storing the upload', toObjectStoreError(err, 'put'));
+        const failure = toObjectStoreError(err, 'put');
+        if (failure.kind === 'cancelled')
+          logger.warn({ jobId, bytes: size, limitMs }, 'object store: put too slow, aborted');
+        throw busy('storing the upload', failure);
       }
     },
 
@@ -131,11 +144,7 @@ export function createS3Uploads(deps: {
         const jobId = object.key.split('/')[1] ?? '';
         if (!isJobId(jobId)) continue;
         const seen = byJob.get(jobId);
-        byJob.set(jobId, {
-          jobId,
-          bytes: (seen?.bytes ?? 0) + object.bytes,
-          modifiedMs: Math.max(seen?.modifiedMs ?? 0, object.modifiedMs),
-        });
+        byJob.set(jobId, { jobId, bytes: (seen?.bytes ?? 0) + object.bytes });
       }
       return [...byJob.values()];
     },

@@ -15,7 +15,8 @@ import {
   waitForJob,
   type TestServer,
 } from '../helper.ts';
-import { S3RVER_CREDENTIALS, s3Env, startTestS3, type TestS3 } from '../support/s3-server.ts';
+import type { ServiceOverrides } from '../../src/service/wiring.ts';
+import { S3RVER_CREDENTIALS, s3Env, startTestS3, type S3Request, type TestS3 } from '../support/s3-server.ts';
 import { until } from '../support/until.ts';
 import { expectError, ffmpeg, listedJobIds } from './hostile-kit.ts';
 
@@ -37,8 +38,8 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
   const servers: TestServer[] = [];
   let env: Record<string, string>;
 
-  const start = async (over: Record<string, string> = {}, dataDir?: string) => {
-    const server = await startServer({ ...env, ...over }, dataDir);
+  const start = async (over: Record<string, string> = {}, dataDir?: string, overrides: ServiceOverrides = {}) => {
+    const server = await startServer({ ...env, ...over }, dataDir, overrides);
     servers.push(server);
     dirs.push(server.dataDir);
     return server;
@@ -64,6 +65,7 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     vi.stubEnv('AWS_ACCESS_KEY_ID', S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID);
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY);
     s3.failWhen(null);
+    s3.holdAnswers(null);
   });
   afterAll(async () => {
     for (const server of servers) await server.close();
@@ -154,6 +156,43 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     expect(await s3.objects()).toEqual([]);
   });
 
+  it('a put slower than the orphan grace: its object, dated at the put start as S3 does, is kept until its row is in', async () => {
+    const graceMs = 10_000;
+    // A prefix of its own: its cleanup passes (every second) see no other test's objects, nor others its own.
+    const prefix = 'slow/';
+    const server = await start(
+      { ...s3Env(s3, prefix), UPLOAD_RETENTION_HOURS: '1', CLEANUP_INTERVAL_S: '1' },
+      undefined,
+      { orphanObjectGraceMs: graceMs },
+    );
+    const from = s3.requests.length;
+    const started = performance.now();
+    const isList = (r: S3Request) => r.method === 'GET' && r.url.includes('list-type=2') && r.url.includes('slow');
+    const answers: Array<Promise<unknown>> = [];
+    s3.holdAnswers((r) => {
+      const complete = r.method === 'POST' && r.url.includes('uploadId=');
+      if (!complete && !(r.method === 'PUT' && r.url.includes('partNumber='))) return null;
+      // The parts go up slowly: the object appears older than the grace (S3 dates it at the upload's initiation).
+      const answer = complete
+        ? passesWhileHeld(s3, isList)
+        : until(() => performance.now() - started > graceMs + 1_000, 'the put to take longer than the grace');
+      answers.push(answer);
+      return answer;
+    });
+    const created = await upload(server.url, largeWav());
+    await Promise.all(answers);
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    const job = await waitForJob(server.url, created.body.id);
+    expect(job.status, JSON.stringify(job.error)).toBe('completed');
+    const deletes = s3.requests.slice(from).filter((r) => r.method === 'POST' && r.url.includes('delete'));
+    expect(deletes).toEqual([]);
+    const key = `${prefix}jobs/${created.body.id}/upload`;
+    expect(await s3.objects()).toEqual([key]);
+    const deleted = await fetch(`${server.url}/v1/jobs/${created.body.id}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(204);
+    expect(await s3.objects()).toEqual([]);
+  });
+
   it('a store failing mid-upload: 503 SERVER_BUSY, the multipart upload aborted, nothing kept, the server still serves', async () => {
     const server = await start();
     s3.failWhen((r) => r.method === 'PUT' && r.url.includes('partNumber=2'));
@@ -219,3 +258,13 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     await expect(start()).rejects.toThrow(/object store .*: auth/);
   });
 });
+
+/**
+ * Resolves once the object is complete and three cleanup passes have listed the bucket since: the first two saw
+ * it without a row (and the second one's pass ended before the third began), while its put had not been answered.
+ */
+async function passesWhileHeld(s3: TestS3, isList: (r: S3Request) => boolean): Promise<void> {
+  await until(async () => (await s3.objects()).length > 0, 'the multipart object to be complete');
+  const from = s3.requests.length;
+  await until(() => s3.requests.slice(from).filter(isList).length >= 3, 'three cleanup passes to list the bucket');
+}

@@ -129,7 +129,10 @@ describe.each(['sqlite', 'postgresql'])('scale-out on %s: a worker that lost its
    * passed while it was frozen) or goes on with it: sends its next chunks, or fails them (their files gone) and
    * ends the job, whichever it does first. Says whether it logged the stop, and what it had sent before it woke.
    */
-  async function wake(first: ServiceProcess, jobId: string): Promise<{ stopped: boolean; sentByFirst: number }> {
+  async function wake(
+    first: ServiceProcess,
+    jobId: string,
+  ): Promise<{ stopped: boolean; cancelled: boolean; sentByFirst: number }> {
     // Frozen for seconds by now: every request it sent before has reached the fake.
     const sentByFirst = transcriptions(fakeFirst).length;
     const asleep = first.lines.length;
@@ -138,11 +141,15 @@ describe.each(['sqlite', 'postgresql'])('scale-out on %s: a worker that lost its
       first.lines.slice(asleep).some((l) => l.includes(`"jobId":"${jobId}"`) && l.includes(`"msg":"${msg}`));
     await until(
       () =>
-        ['job run stopped', 'chunk failed', 'job completed', 'job failed'].some(woke) ||
+        ['job run stopped', 'job cancelled', 'chunk failed', 'job completed', 'job failed'].some(woke) ||
         transcriptions(fakeFirst).length > sentByFirst,
       'the woken worker to stop the job, or to go on with it',
     );
-    return { stopped: woke('job run stopped: this runner no longer holds the job'), sentByFirst };
+    return {
+      stopped: woke('job run stopped: this runner no longer holds the job'),
+      cancelled: woke('job cancelled'),
+      sentByFirst,
+    };
   }
 
   beforeAll(async () => {
@@ -231,5 +238,30 @@ describe.each(['sqlite', 'postgresql'])('scale-out on %s: a worker that lost its
     expect(chunks.map((c) => [c.status, c.error_code])).toEqual(chunks.map(() => ['done', null]));
     expect(transcriptions(fakeSecond).every((r) => r.status === 200)).toBe(true);
     expect(stopped).toBe(true);
+  });
+
+  it('deletes the job of a frozen worker, the only one: 204, nothing left, the woken worker sends and writes nothing', async () => {
+    for (const p of procs.slice(1)) if (p.child.exitCode === null && p.child.signalCode === null) await p.kill9();
+    fakeFirst.reset();
+    const { first, jobId } = await frozenMidJob();
+    // No worker is left to take the job back: the DELETE's cancel takes it off the queue once its lock has run out.
+    const deleted = await fetch(`${url}/v1/jobs/${jobId}`, { method: 'DELETE' });
+    expect(deleted.status, await deleted.text()).toBe(204);
+    expect((await getJson(`${url}/v1/jobs/${jobId}`)).status).toBe(404);
+    const { stopped, cancelled, sentByFirst } = await wake(first, jobId);
+    expect(transcriptions(fakeFirst), 'requests sent by the woken worker').toHaveLength(sentByFirst);
+    // It hears the cancel the DELETE published while it was frozen, or finds its lock gone: either stops the run.
+    expect(stopped || cancelled).toBe(true);
+    expect(await stored(jobId)).toEqual({ job: undefined, chunks: [] });
+    let left: string[] = [];
+    await until(
+      async () => {
+        left = (await readdir(path.join(dataDir, 'jobs'), { recursive: true })).filter((f) => f.startsWith(jobId));
+        return left.length === 0;
+      },
+      () => `nothing of the job on the volume (left: ${left.join(', ')})`,
+      { timeoutMs: 20_000 },
+    );
+    await first.kill9();
   });
 });

@@ -2,12 +2,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ObjectStoreConfig } from '../../src/config.ts';
 import { ObjectStoreError } from '../../src/storage/object-store-error.ts';
 import { createS3ObjectStore, type ObjectStore } from '../../src/storage/object-store.ts';
+import { createS3Uploads } from '../../src/storage/upload-store.ts';
 import { removeDir, tempDataDir } from '../helper.ts';
 import { S3RVER_CREDENTIALS, startTestS3, type TestS3 } from '../support/s3-server.ts';
+import { until } from '../support/until.ts';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -86,6 +89,30 @@ describe('S3 object store (against s3rver over HTTP)', () => {
     expect(s3.requests.filter((r) => r.url.includes('jobs/c/upload?partNumber=2')).length).toBe(3);
     expect(s3.requests.some((r) => r.method === 'DELETE' && r.url.includes('uploadId='))).toBe(true);
     expect(await s3.pendingMultipartUploads()).toEqual([]);
+    expect(await s3.objects()).toEqual([]);
+  });
+
+  it('a put slower than its limit is aborted: 503 SERVER_BUSY, and no object or parts are left', async () => {
+    const file = path.join(dir, 'slow');
+    await writeFile(file, randomBytes(10 * MiB));
+    let answer = () => undefined as void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    s3.holdAnswers((r) => (r.method === 'PUT' && r.url.includes('jobs/s/upload?partNumber=') ? answered : null));
+    const limits: number[] = [];
+    const uploads = createS3Uploads({
+      objects: open(),
+      logger: pino({ level: 'silent' }),
+      retryAfterS: 30,
+      putLimitMs: (bytes) => (limits.push(bytes), 300),
+    });
+    const failure = await uploads.save('s', file).catch((err: unknown) => err);
+    expect(limits).toEqual([10 * MiB]);
+    expect(failure).toMatchObject({ code: 'SERVER_BUSY', details: { resource: 'object_store' } });
+    // The parts the store held answer now: the SDK sends no more, and aborts the multipart upload.
+    answer();
+    s3.holdAnswers(null);
+    await until(async () => (await s3.pendingMultipartUploads()).length === 0, 'the multipart upload to be aborted');
+    expect(s3.requests.filter((r) => r.url.includes('jobs/s/upload?partNumber=')).length).toBeLessThanOrEqual(2);
     expect(await s3.objects()).toEqual([]);
   });
 

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { LOOPBACK, type Place } from './place.ts';
 import { freePort } from './ports.ts';
+import { until } from './until.ts';
 
 /** Debian's PostgreSQL 15 (apt-get install postgresql; scripts/test.sh does it). */
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -141,4 +142,37 @@ function userIds(name: string): { uid: number; gid: number } {
   const group = spawnSync('id', ['-g', name], { encoding: 'utf8' }).stdout.trim();
   if (!/^\d+$/.test(line) || !/^\d+$/.test(group)) throw new Error(`no user ${name} to run PostgreSQL as`);
   return { uid: Number(line), gid: Number(group) };
+}
+
+/**
+ * A connection of the test's that runs `sql` in a transaction it keeps open (a row lock, an uncommitted insert of
+ * the same key): a statement of the service on that row waits for it, in flight when the test kills the server.
+ */
+export async function blockingTransaction(url: string, [sql, params]: [string, unknown[]]) {
+  const client = new Client({ connectionString: url, application_name: 'blocker' });
+  // The server's death ends this connection too.
+  client.on('error', () => undefined);
+  await client.connect();
+  return {
+    async hold() {
+      await client.query('BEGIN');
+      await client.query(sql, params);
+    },
+    /** Until a statement of the service's (application_name chunkscribe) waits on a lock. */
+    async waitedOn() {
+      const probe = new Client({ connectionString: url });
+      await probe.connect();
+      try {
+        await until(async () => {
+          const { rows } = await probe.query(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'chunkscribe' AND wait_event_type = 'Lock'",
+          );
+          return rows.length > 0;
+        }, "the service's statement to wait on the lock");
+      } finally {
+        await probe.end();
+      }
+    },
+    close: () => client.end().catch(() => undefined),
+  };
 }

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,9 @@ const S3rver = createRequire(import.meta.url)('s3rver') as S3rverClass;
 
 /** s3rver's own account: the credentials a test gives the service through the AWS SDK's default chain. */
 export const S3RVER_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } as const;
+
+/** What an answer to `request` waits for, or null to answer at once. */
+export type AnswerHold = (request: S3Request) => Promise<unknown> | null;
 
 export interface S3Request {
   method: string;
@@ -43,6 +46,11 @@ export interface TestS3 extends S3Bucket {
   requests: S3Request[];
   /** Requests for which this returns true are answered by cutting the connection (a store going away mid-request). */
   failWhen(predicate: ((request: S3Request) => boolean) | null): void;
+  /**
+   * A request for which `hold` returns a promise is carried out at once, but its answer waits for that promise (a
+   * slow store, or a slow network: an object is there while its client does not know yet); null holds nothing.
+   */
+  holdAnswers(hold: AnswerHold | null): void;
   /** Stops listening (connection refused from now on) until start(). */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -56,6 +64,7 @@ interface S3Front {
   server: http.Server;
   requests: S3Request[];
   failWhen(predicate: ((request: S3Request) => boolean) | null): void;
+  holdAnswers(hold: AnswerHold | null): void;
   objects(): Promise<string[]>;
   pendingMultipartUploads(): Promise<string[]>;
 }
@@ -63,7 +72,10 @@ interface S3Front {
 /**
  * s3rver (files in `directory`) with one bucket, behind a front that logs every request. s3rver has no
  * AbortMultipartUpload, which the service relies on to leave nothing behind a failed upload: the front answers it
- * as S3 does (204, the upload's parts gone) and hands every other request to s3rver.
+ * as S3 does (204, the upload's parts gone) and hands every other request to s3rver. s3rver dates an object when
+ * its file is written, a multipart one at its completion; S3 dates that one at the upload's initiation (the
+ * Last-Modified a listing shows): the front sets it back to the upload's first request, so a slow put's object
+ * is as old here as on S3 when it appears.
  */
 export async function createS3Front(directory: string, bucket: string): Promise<S3Front> {
   const s3rver = new S3rver({ directory, silent: true, configureBuckets: [{ name: bucket }] });
@@ -73,6 +85,9 @@ export async function createS3Front(directory: string, bucket: string): Promise<
   if (path.basename(uploadsDir) !== UPLOADS_DIR) throw new Error(`s3rver keeps uploads in ${uploadsDir} now`);
   const requests: S3Request[] = [];
   let failing: ((request: S3Request) => boolean) | null = null;
+  let holding: AnswerHold | null = null;
+  /** When each multipart upload was first named (its first part follows its initiation at once). */
+  const uploadStarts = new Map<string, Date>();
 
   const server = http.createServer((req, res) => {
     const request = { method: req.method ?? '', url: req.url ?? '' };
@@ -83,6 +98,15 @@ export async function createS3Front(directory: string, bucket: string): Promise<
     }
     const url = new URL(request.url, 'http://s3');
     const uploadId = url.searchParams.get('uploadId');
+    if (uploadId !== null && !uploadStarts.has(uploadId)) uploadStarts.set(uploadId, new Date());
+    const started = uploadId === null ? undefined : uploadStarts.get(uploadId);
+    // The last step set runs first: the object is dated before an answer is held.
+    const held = holding?.(request) ?? null;
+    if (held) beforeAnswer(res, () => held);
+    if (request.method === 'POST' && started !== undefined) {
+      const object = s3rver.store.getResourcePath(bucket, objectKey(url, bucket), 'object');
+      beforeAnswer(res, () => utimes(object, started, started).catch(() => undefined));
+    }
     if (request.method === 'DELETE' && uploadId !== null) {
       req.resume();
       if (!/^[0-9a-f]+$/.test(uploadId)) {
@@ -100,8 +124,30 @@ export async function createS3Front(directory: string, bucket: string): Promise<
     failWhen(predicate) {
       failing = predicate;
     },
+    holdAnswers(hold) {
+      holding = hold;
+    },
     ...bucketFiles(directory, bucket),
   };
+}
+
+/** The object key a path-style request names (/bucket/key). */
+function objectKey(url: URL, bucket: string): string {
+  return decodeURIComponent(url.pathname.slice(bucket.length + 2));
+}
+
+/**
+ * Runs `step` once the answer is complete on this side, before its end goes out (s3rver's answers here end in one
+ * call). A step that fails still lets the answer go: the test that set it sees the failure where it awaits it.
+ */
+function beforeAnswer(res: http.ServerResponse, step: () => Promise<unknown>): void {
+  const end = res.end.bind(res) as (...args: unknown[]) => http.ServerResponse;
+  res.end = ((...args: unknown[]) => {
+    void step()
+      .catch(() => undefined)
+      .then(() => end(...args));
+    return res;
+  }) as typeof res.end;
 }
 
 /** The bucket's objects and pending uploads, read from s3rver's directory (the test shares its filesystem). */
@@ -144,6 +190,7 @@ export async function startTestS3(bucket = 'chunkscribe-test'): Promise<TestS3> 
     objects: front.objects,
     pendingMultipartUploads: front.pendingMultipartUploads,
     failWhen: front.failWhen,
+    holdAnswers: front.holdAnswers,
     stop,
     start: listen,
     async close() {
