@@ -35,10 +35,11 @@ export interface OpenModeClient {
  * mode: without API keys, only a client on this machine gets in, so a service listening on every interface (the
  * default HOST) does not hand its provider key, disk and CPU to whoever reaches the port. The address decides, as
  * TRUST_PROXY resolves it: a client behind a trusted proxy is the address the proxy forwards (and is local only
- * when the proxy is too), and a header from any other peer is ignored. A proxy on this machine that is not trusted connects from loopback for every client:
- * when such a peer says it forwards (any forwarding header it sent was not believed) the client is unknown, so it
- * is refused too. Headers only ever refuse here; a client is served on its address alone. A proxy that says
- * nothing (a TCP relay, an SSH tunnel) is the operator's own way in and cannot be told from a local client.
+ * when the proxy is too), and a header from any other peer is ignored. A proxy on this machine that is not trusted
+ * connects from loopback for every client: when such a peer says it forwards (a forwarding header it sent was not
+ * believed) the client is unknown, so it is refused too. Headers only ever refuse here; a client is served on its
+ * address alone. A proxy that says nothing (a TCP relay, an SSH tunnel) cannot be told from a local client: it is
+ * the operator's own way in (`ssh -L`).
  */
 export function openModeClientRefusal(client: OpenModeClient): OpenModeClientRefusal | null {
   // Every hop too: a trusted proxy on another host forwards its own loopback clients as 127.0.0.1.

@@ -47,10 +47,11 @@ function isGuess(request: FastifyRequest, viewer: HealthViewer, guessable: boole
 
 /**
  * Health for orchestrators, tenants and the operator. What a caller sees is decided by healthViewerFor from its
- * credential (health-view.ts), and in open mode from whether open mode serves it (the auth plugin): the statuses to anyone; reason codes and the queue's figures to an API key
- * (a tenant learns why its jobs wait, not where the service runs); the components' details (paths, hosts,
- * versions, dependencies' errors) and the effective configuration only to the metrics token, or, in open mode
- * without METRICS_TOKEN, to the clients open mode serves (OPEN_MODE_CLIENTS).
+ * credential (health-view.ts), and in open mode from whether open mode serves it (the auth plugin): the statuses
+ * to anyone; reason codes and the queue's figures to an API key (a tenant learns why its jobs wait, not where the
+ * service runs); the components' details (paths, hosts, versions, dependencies' errors) and the effective
+ * configuration only to the metrics token, or, in open mode without METRICS_TOKEN, to the clients open mode
+ * serves (OPEN_MODE_CLIENTS).
  */
 export default async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
   const { services, failures } = opts;
