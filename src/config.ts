@@ -107,6 +107,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxDurationS: e.MAX_DURATION_S,
     maxConcurrentJobs: e.MAX_CONCURRENT_JOBS,
     apiKeys: apiKeys.keys,
+    openModeClients: e.OPEN_MODE_CLIENTS,
     authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
     uploadRateLimitPerMinute: e.UPLOAD_RATE_LIMIT_PER_MINUTE,
     uploadsPerKeyMax: e.UPLOADS_PER_KEY_MAX,

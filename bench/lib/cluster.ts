@@ -86,6 +86,8 @@ export async function startBenchCluster(
           // The harness's own load must not make the API refuse uploads as busy.
           PRESSURE_EVENT_LOOP_DELAY_MS: '0',
           UPLOAD_RATE_LIMIT_PER_MINUTE: '0',
+          // The bench drives the hosts from another one (its own veth); open mode serves it, as in the compose cluster.
+          OPEN_MODE_CLIENTS: 'any',
         });
         return {
           env,

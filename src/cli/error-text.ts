@@ -25,6 +25,13 @@ const API_TOKENS: ReadonlyArray<readonly [RegExp, string]> = [
 ];
 
 export function inCliTerms(code: string, message: string, details?: Record<string, unknown>): string {
+  if (code === 'UNAUTHORIZED' && (details?.reason === 'open_mode_remote' || details?.reason === 'open_mode_proxied')) {
+    // No key would help: the service has none, and serves clients on its own machine only.
+    return (
+      'The service has no API keys and serves clients on its own machine only: run chunkscribe there (or through ' +
+      '`ssh -L`), or have the service given API keys (API_KEYS; then pass one with --api-key) or OPEN_MODE_CLIENTS=any.'
+    );
+  }
   if (code === 'UNAUTHORIZED') {
     // The server's text names the Authorization header; here the key comes from a flag or the environment.
     return 'The service wants a valid API key: give it with --api-key or the CHUNKSCRIBE_API_KEY environment variable.';

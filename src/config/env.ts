@@ -45,6 +45,8 @@ export const envSchema = z.object({
   MAX_DURATION_S: numFrom(6 * 3600, 1),
   API_KEYS: optionalString,
   API_KEYS_FILE: optionalString,
+  // Who open mode (neither of the two above) serves: clients on this machine only, or everyone who reaches the port.
+  OPEN_MODE_CLIENTS: z.enum(['loopback', 'any']).default('loopback'),
   UPLOAD_RATE_LIMIT_PER_MINUTE: intFrom(60, 0, 1_000_000),
   AUTH_FAILURES_PER_MINUTE: intFrom(30, 0, 1_000_000),
   UPLOADS_PER_KEY_MAX: intFrom(4, 1, 100_000),

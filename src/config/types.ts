@@ -54,6 +54,11 @@ export interface Config {
   maxConcurrentJobs: number;
   /** Bearer keys with their names (API_KEYS and API_KEYS_FILE); empty means open mode. */
   apiKeys: ApiKey[];
+  /**
+   * Whom open mode serves (OPEN_MODE_CLIENTS): `loopback`, clients whose address (request.ip) is on this machine's
+   * loopback; `any`, every client. Not read with API keys, which every client needs then.
+   */
+  openModeClients: 'loopback' | 'any';
   /** Failed credential checks a client address may make per minute before it is locked out; 0 turns it off. */
   authFailuresPerMinute: number;
   /** Uploads a key (or, in open mode, a client address) may start per minute; 0 turns the limit off. */

@@ -86,7 +86,7 @@ export async function buildApp({ services, logger }: AppOptions) {
       );
     },
   });
-  await app.register(auth, { apiKeys: config.apiKeys, failures });
+  await app.register(auth, { apiKeys: config.apiKeys, openModeClients: config.openModeClients, failures });
   await app.register(uploadRateLimit, {
     perMinute: config.uploadRateLimitPerMinute,
     counter: services.uploadLimits.rateCounter,

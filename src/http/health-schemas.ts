@@ -6,8 +6,8 @@ import { stringEnum } from './response-schemas.ts';
 /*
  * The health and readiness answers (routes/health.ts), one schema per view (health-view.ts): `view` says which one
  * the caller got. The public sees the statuses; a tenant's key also the reason codes and the queue's figures; the
- * operator (the metrics token, or anyone in open mode without it) also every detail and, on /health, the
- * effective configuration.
+ * operator (the metrics token, or without it every client open mode serves) also every detail and, on /health,
+ * the effective configuration.
  */
 
 const Status = stringEnum(COMPONENT_STATUSES);
@@ -43,12 +43,12 @@ const PublicHealth = view('public', PublicComponent, 'Without a valid API key or
 const TenantHealth = view(
   'tenant',
   TenantComponent,
-  'To an API key (to anyone while no API key is configured): statuses, reason codes and the queue figures.',
+  'To an API key (to every client open mode serves): statuses, reason codes and the queue figures.',
 );
 const OperatorReady = view(
   'operator',
   OperatorComponent,
-  'To the metrics token (to anyone in open mode without METRICS_TOKEN): every detail.',
+  'To the metrics token (to every client open mode serves, without METRICS_TOKEN): every detail.',
 );
 const OperatorHealth = Type.Object(
   {
@@ -64,7 +64,8 @@ const OperatorHealth = Type.Object(
   },
   {
     description:
-      'To the metrics token (to anyone in open mode without METRICS_TOKEN): every detail and the configuration.',
+      'To the metrics token (to every client open mode serves, without METRICS_TOKEN): every detail and the ' +
+      'configuration.',
   },
 );
 

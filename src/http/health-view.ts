@@ -3,10 +3,10 @@ import { bearerMatches, digest } from './bearer.ts';
 import type { HealthReport, QueueLoad } from './health-report.ts';
 
 /**
- * Who reads /health: `operator` (the metrics token, or anyone in open mode without METRICS_TOKEN) sees every
- * detail and the configuration; `tenant` (a valid API key, or anyone while no API key is configured) sees the
- * statuses, the reason codes and the queue's figures, which name no host, path, version or dependency's words;
- * `public` sees the statuses.
+ * Who reads /health: `operator` (the metrics token, or, without METRICS_TOKEN, a client open mode serves) sees
+ * every detail and the configuration; `tenant` (a valid API key, or a client open mode serves) sees the statuses,
+ * the reason codes and the queue's figures, which name no host, path, version or dependency's words; `public`
+ * sees the statuses.
  */
 export type HealthViewer = 'public' | 'tenant' | 'operator';
 
@@ -15,6 +15,11 @@ export interface HealthCredential {
   authorization: string | undefined;
   /** The name of the request's valid API key (the auth plugin sets it on public routes too), or null. */
   keyName: string | null;
+  /**
+   * Whether open mode serves the client (no API keys, and OPEN_MODE_CLIENTS admits it: the auth plugin decides, on
+   * public routes too): every /v1 route is then the client's anyway.
+   */
+  openAccess: boolean;
 }
 
 /**
@@ -22,15 +27,13 @@ export interface HealthCredential {
  * an API key is a tenant's, whatever it is sent with (config refuses a METRICS_TOKEN equal to an API key).
  */
 export function healthViewerFor(config: {
-  apiKeys: number;
   metricsToken: string | undefined;
 }): (credential: HealthCredential) => HealthViewer {
   const token = config.metricsToken === undefined ? null : digest(config.metricsToken);
-  const open = config.apiKeys === 0;
-  return ({ authorization, keyName }) => {
-    if (token === null ? open : bearerMatches(authorization, token)) return 'operator';
-    // Without API keys every /v1 route is anyone's, so everyone is a tenant.
-    return keyName !== null || open ? 'tenant' : 'public';
+  return ({ authorization, keyName, openAccess }) => {
+    if (token === null ? openAccess : bearerMatches(authorization, token)) return 'operator';
+    // A client open mode serves may use every /v1 route, so it is a tenant at least.
+    return keyName !== null || openAccess ? 'tenant' : 'public';
   };
 }
 

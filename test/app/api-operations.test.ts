@@ -313,7 +313,10 @@ describe('the upload rate limit', () => {
     const limited = await upload(open.url, notAudio());
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('RATE_LIMITED');
-    expect(open.logs.some((l) => l.includes('"level":40') && l.includes('OPEN to anyone'))).toBe(true);
+    // Open to this machine only (OPEN_MODE_CLIENTS=loopback), which the warning says.
+    expect(
+      open.logs.some((l) => l.includes('"level":40') && l.includes('OPEN to clients on this machine (loopback) only')),
+    ).toBe(true);
     expect((await fetch(`${open.url}/health/live`)).status).toBe(200);
   });
 });

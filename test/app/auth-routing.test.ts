@@ -232,7 +232,7 @@ describe('route registration', () => {
   it('protects a route unless it was registered as public, whatever its path', async () => {
     const app = Fastify();
     try {
-      await app.register(auth, { apiKeys: keys, failures });
+      await app.register(auth, { apiKeys: keys, openModeClients: 'loopback', failures });
       app.get('/anything', ok);
       await app.register(async (child) => {
         child.get('/nested/v2', ok);
@@ -260,7 +260,7 @@ describe('route registration', () => {
   it('refuses at start to register a /v1 route as public', async () => {
     for (const url of ['/v1/peek', '/V1/peek', '/v1']) {
       const app = Fastify();
-      await app.register(auth, { apiKeys: [], failures });
+      await app.register(auth, { apiKeys: [], openModeClients: 'loopback', failures });
       await expect(
         app.register(
           publicRoutes(async (pub: FastifyInstance) => {

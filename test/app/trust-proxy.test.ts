@@ -22,7 +22,9 @@ describe('TRUST_PROXY: the client address behind a reverse proxy', () => {
   let unset: TestServer;
 
   beforeAll(async () => {
-    const limits = { TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '2' };
+    // Clients elsewhere behind the proxy: open mode serves them only with OPEN_MODE_CLIENTS=any (its loopback-only
+    // default has its own tests: open-mode-proxies.test.ts).
+    const limits = { TRANSCRIBE_PROVIDER: 'local', UPLOAD_RATE_LIMIT_PER_MINUTE: '2', OPEN_MODE_CLIENTS: 'any' };
     behind = await startServer({ ...limits, TRUST_PROXY: `${PROXY}, ::1` });
     unset = await startServer(limits);
   });
@@ -75,7 +77,12 @@ describe('TRUST_PROXY: the client address behind a reverse proxy', () => {
 
   it("names the forwarded client in the request log of the real process, and the direct one's own address", async () => {
     const dataDir = await tempDataDir();
-    const proc = spawnService({ DATA_DIR: dataDir, TRANSCRIBE_PROVIDER: 'local', TRUST_PROXY: PROXY });
+    const proc = spawnService({
+      DATA_DIR: dataDir,
+      TRANSCRIBE_PROVIDER: 'local',
+      TRUST_PROXY: PROXY,
+      OPEN_MODE_CLIENTS: 'any',
+    });
     try {
       const url = await proc.url;
       const from = async (address: string, forwardedFor: string) => {

@@ -162,6 +162,7 @@ describe('docker/compose.yaml', () => {
     build?: { context: string; dockerfile: string; args?: Record<string, string> };
     env_file?: Array<{ path: string; required: boolean }>;
     environment?: Record<string, string | null>;
+    ports?: string[];
   }
   const compose = parse(read('docker/compose.yaml'), { merge: true }) as { services: Record<string, Service> };
   const ours = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
@@ -187,6 +188,14 @@ describe('docker/compose.yaml', () => {
       }
     }
     expect(existsSync(path.join(root, '.env.example'))).toBe(true);
+  });
+
+  it('publishes every port on 127.0.0.1 only: the containers serve whoever reaches them without API_KEYS', () => {
+    // No client comes from a container's own loopback, so OPEN_MODE_CLIENTS=loopback would refuse every one.
+    for (const [name, s] of ours) expect(s.environment?.OPEN_MODE_CLIENTS, name).toBe('any');
+    const published = Object.entries(compose.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, p]));
+    expect(published.map(([name]) => name)).toEqual(['api', 'proxy', 'prometheus', 'grafana']);
+    for (const [name, port] of published) expect(port, name).toMatch(/^127\.0\.0\.1:/);
   });
 });
 

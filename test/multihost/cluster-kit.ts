@@ -83,6 +83,8 @@ export async function startCluster(serviceHosts: readonly string[], latencyMs: n
           OPENAI_BASE_URL: fake.url,
           // Under the load of a shared CI machine the event-loop check would refuse uploads.
           PRESSURE_EVENT_LOOP_DELAY_MS: '0',
+          // The test process is another host; as in the compose cluster's containers, open mode serves it.
+          OPEN_MODE_CLIENTS: 'any',
           ...env,
         },
         [],

@@ -53,6 +53,13 @@ describe('server errors in CLI terms', () => {
     expect(auth).toContain('--api-key');
     expect(auth).toContain('CHUNKSCRIBE_API_KEY');
     expect(auth).not.toMatch(/Authorization|Bearer/);
+    // A service in open mode that serves its own machine only: a key would not help, where to run does.
+    for (const reason of ['open_mode_remote', 'open_mode_proxied']) {
+      const open = inCliTerms('UNAUTHORIZED', 'This server has no API keys: …', { reason });
+      expect(open, reason).toContain('serves clients on its own machine only');
+      expect(open, reason).toContain('OPEN_MODE_CLIENTS=any');
+      expect(open, reason).not.toMatch(/Authorization|Bearer/);
+    }
   });
 
   it('leaves plain words alone and messages without API terms as they are', () => {

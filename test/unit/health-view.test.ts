@@ -17,57 +17,30 @@ const TOKEN = 'metrics-token-0123456789';
 const bearer = (token: string): string => `Bearer ${token}`;
 
 describe('healthViewerFor: the caller credential decides the view', () => {
-  const cases: Array<[string, { apiKeys: number; metricsToken: string | undefined }, HealthCredential, string]> = [
-    [
-      'no credential, keys and token',
-      { apiKeys: 2, metricsToken: TOKEN },
-      { authorization: undefined, keyName: null },
-      'public',
-    ],
-    [
-      'a wrong token',
-      { apiKeys: 2, metricsToken: TOKEN },
-      { authorization: bearer('wrong-0123'), keyName: null },
-      'public',
-    ],
-    [
-      'the token without Bearer',
-      { apiKeys: 2, metricsToken: TOKEN },
-      { authorization: TOKEN, keyName: null },
-      'public',
-    ],
-    ['a tenant key', { apiKeys: 2, metricsToken: TOKEN }, { authorization: bearer(KEY), keyName: 'alice' }, 'tenant'],
-    [
-      'the metrics token',
-      { apiKeys: 2, metricsToken: TOKEN },
-      { authorization: bearer(TOKEN), keyName: null },
-      'operator',
-    ],
-    [
-      'a key, no token configured',
-      { apiKeys: 1, metricsToken: undefined },
-      { authorization: bearer(KEY), keyName: 'env-1' },
-      'tenant',
-    ],
-    [
-      'anything, no token configured',
-      { apiKeys: 1, metricsToken: undefined },
-      { authorization: bearer(TOKEN), keyName: null },
-      'public',
-    ],
-    ['open mode', { apiKeys: 0, metricsToken: undefined }, { authorization: undefined, keyName: null }, 'operator'],
-    [
-      'open mode with a token, no credential',
-      { apiKeys: 0, metricsToken: TOKEN },
-      { authorization: undefined, keyName: null },
-      'tenant',
-    ],
-    [
-      'open mode with a token, the token',
-      { apiKeys: 0, metricsToken: TOKEN },
-      { authorization: bearer(TOKEN), keyName: null },
-      'operator',
-    ],
+  const keys = { metricsToken: TOKEN };
+  const noToken = { metricsToken: undefined };
+  /** What the auth plugin sets: openAccess only in open mode, for a client OPEN_MODE_CLIENTS admits. */
+  const who = (authorization: string | undefined, keyName: string | null, openAccess = false): HealthCredential => ({
+    authorization,
+    keyName,
+    openAccess,
+  });
+  const cases: Array<[string, { metricsToken: string | undefined }, HealthCredential, string]> = [
+    ['no credential, keys and token', keys, who(undefined, null), 'public'],
+    ['a wrong token', keys, who(bearer('wrong-0123'), null), 'public'],
+    ['the token without Bearer', keys, who(TOKEN, null), 'public'],
+    ['a tenant key', keys, who(bearer(KEY), 'alice'), 'tenant'],
+    ['the metrics token', keys, who(bearer(TOKEN), null), 'operator'],
+    ['a key, no token configured', noToken, who(bearer(KEY), 'env-1'), 'tenant'],
+    ['anything, no token configured', noToken, who(bearer(TOKEN), null), 'public'],
+    ['open mode, a client it serves', noToken, who(undefined, null, true), 'operator'],
+    // OPEN_MODE_CLIENTS=loopback and a remote client: what anyone without a credential sees.
+    ['open mode, a client it does not serve', noToken, who(undefined, null), 'public'],
+    ['open mode, a client it does not serve, with a bearer', noToken, who(bearer(KEY), null), 'public'],
+    ['open mode with a token, a client it serves, no credential', keys, who(undefined, null, true), 'tenant'],
+    ['open mode with a token, a client it does not serve', keys, who(undefined, null), 'public'],
+    ['open mode with a token, the token', keys, who(bearer(TOKEN), null, true), 'operator'],
+    ['open mode with a token, the token from a client it does not serve', keys, who(bearer(TOKEN), null), 'operator'],
   ];
   it.each(cases)('%s', (_what, config, credential, viewer) => {
     expect(healthViewerFor(config)(credential)).toBe(viewer);

@@ -13,6 +13,7 @@ import { bearerToken, digest } from '../bearer.ts';
 import { AppError } from '../../errors.ts';
 import type { AuthFailures } from '../auth-failures.ts';
 import { openModeBrowserRefusal } from '../open-mode-browsers.ts';
+import { OPEN_MODE_CLIENT_MESSAGES, openModeClientRefusal } from '../open-mode-clients.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,6 +21,11 @@ declare module 'fastify' {
     owner: string | null;
     /** The name of the request's API key (API_KEYS_FILE), or null without a valid one. */
     keyName: string | null;
+    /**
+     * Whether open mode serves this request's client: no API keys, and a client OPEN_MODE_CLIENTS admits. Set on
+     * public routes too (/health shows such a client what it shows a key holder and more). Always false with keys.
+     */
+    openAccess: boolean;
   }
   interface FastifyContextConfig {
     [PUBLIC]?: true;
@@ -76,14 +82,18 @@ export function publicRoutes<Options extends object>(
  * is not counted: probes and clients missing their key keep their answers (401 on /v1), and cannot lock out a
  * key holder behind the same address.
  *
+ * Open mode serves the clients OPEN_MODE_CLIENTS admits (by default those on this machine: open-mode-clients.ts);
+ * any other gets 401 on every route a key would guard, before its body is read, and the public view of /health.
+ *
  * Registered before the upload rate limiter, whose per-route hook counts by request.owner.
  */
-export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
+export default fp<{ apiKeys: readonly ApiKey[]; openModeClients: 'loopback' | 'any'; failures: AuthFailures }>(
   async (app: FastifyInstance, opts) => {
     const { failures } = opts;
     const keys = opts.apiKeys.map((k) => ({ name: k.name, digest: digest(k.key) }));
     app.decorateRequest('owner', null);
     app.decorateRequest('keyName', null);
+    app.decorateRequest('openAccess', false);
     // First, and in open mode too: the metrics token is checked whatever the API keys.
     app.addHook('onRequest', async (request) => {
       if (request.headers.authorization === undefined) return;
@@ -97,12 +107,23 @@ export default fp<{ apiKeys: readonly ApiKey[]; failures: AuthFailures }>(
       );
     });
     if (keys.length === 0) {
+      const everyone = opts.openModeClients === 'any';
       app.log.warn(
-        'API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to anyone who can reach this port',
+        { openModeClients: opts.openModeClients },
+        everyone
+          ? 'API_KEYS is not set (nor API_KEYS_FILE) and OPEN_MODE_CLIENTS=any: every /v1 route is OPEN to anyone ' +
+              'who can reach this port'
+          : 'API_KEYS is not set (nor API_KEYS_FILE): every /v1 route is OPEN to clients on this machine ' +
+              '(loopback) only; others get 401 until API_KEYS is set (or OPEN_MODE_CLIENTS=any)',
       );
-      // Open, but not to every site the machine's browser visits (open-mode-browsers.ts says why).
       app.addHook('onRequest', async (request) => {
+        const refusal = everyone ? null : openModeClientRefusal(request);
+        request.openAccess = refusal === null;
         if (request.is404 || isPublicRoute(request.routeOptions.config)) return;
+        if (refusal !== null) {
+          throw new AppError('UNAUTHORIZED', OPEN_MODE_CLIENT_MESSAGES[refusal], { details: { reason: refusal } });
+        }
+        // Open, but not to every site the machine's browser visits (open-mode-browsers.ts says why).
         const reason = openModeBrowserRefusal(request.headers);
         if (reason === null) return;
         throw new AppError(

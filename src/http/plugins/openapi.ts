@@ -38,7 +38,8 @@ const SWAGGER_OPTIONS: FastifyDynamicSwaggerOptions = {
           scheme: 'bearer',
           description:
             'A key of API_KEYS or API_KEYS_FILE, as `Authorization: Bearer <key>`. A job belongs to the key that created it. ' +
-            'A server with neither setting runs in open mode: it asks for no key and ignores this header.',
+            'A server with neither setting runs in open mode: it asks for no key and ignores this header, and serves ' +
+            'only clients on its own machine (401 `open_mode_remote` to others) unless OPEN_MODE_CLIENTS=any.',
         },
         metricsToken: {
           type: 'http',

@@ -22,7 +22,10 @@ function viewsResponse(description: string, schema: TSchema, operator: unknown) 
   const examples = {
     public: { summary: 'No credential, or one that is not valid', value: HEALTH_EXAMPLES.public },
     tenant: { summary: 'An API key', value: HEALTH_EXAMPLES.tenant },
-    operator: { summary: 'The metrics token (open mode without METRICS_TOKEN: anyone)', value: operator },
+    operator: {
+      summary: 'The metrics token (open mode without METRICS_TOKEN: every client it serves)',
+      value: operator,
+    },
   };
   return { description, content: { 'application/json': { schema, examples } } };
 }
@@ -35,26 +38,26 @@ interface HealthRoutesOptions {
 
 /**
  * A credential that is neither an API key nor the metrics token: a guess at one, which the view would confirm, so
- * it counts as a failed check. Without keys and token every caller is the operator and nothing is guessed.
+ * it counts as a failed check. Without keys and token there is nothing to guess (a client open mode does not
+ * serve gets the public view whatever it sends).
  */
-function isGuess(request: FastifyRequest, viewer: HealthViewer): boolean {
-  return request.headers.authorization !== undefined && viewer !== 'operator' && request.keyName === null;
+function isGuess(request: FastifyRequest, viewer: HealthViewer, guessable: boolean): boolean {
+  return guessable && request.headers.authorization !== undefined && viewer !== 'operator' && request.keyName === null;
 }
 
 /**
  * Health for orchestrators, tenants and the operator. What a caller sees is decided by healthViewerFor from its
- * credential alone (health-view.ts): the statuses to anyone; reason codes and the queue's figures to an API key
- * (a tenant learns why its jobs wait, not where the service runs); the components' details (paths, hosts,
- * versions, dependencies' errors) and the effective configuration only to the metrics token, or to anyone in
- * open mode without METRICS_TOKEN.
+ * credential (health-view.ts), and in open mode from whether open mode serves it (the auth plugin): the statuses
+ * to anyone; reason codes and the queue's figures to an API key (a tenant learns why its jobs wait, not where the
+ * service runs); the components' details (paths, hosts, versions, dependencies' errors) and the effective
+ * configuration only to the metrics token, or, in open mode without METRICS_TOKEN, to the clients open mode
+ * serves (OPEN_MODE_CLIENTS).
  */
 export default async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
   const { services, failures } = opts;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const viewerOf = healthViewerFor({
-    apiKeys: services.config.apiKeys.length,
-    metricsToken: services.config.metricsToken,
-  });
+  const viewerOf = healthViewerFor({ metricsToken: services.config.metricsToken });
+  const guessable = services.config.apiKeys.length > 0 || services.config.metricsToken !== undefined;
   // The start-up log's view, computed once (the config does not change while the process runs), with the number
   // of API keys instead of their names.
   const config = { ...redactConfig(services.config), apiKeys: services.config.apiKeys.length };
@@ -65,8 +68,9 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
 
   /** The auth plugin sets keyName on public routes too when a valid key is sent. */
   const report = async (request: FastifyRequest): Promise<HealthView> => {
-    const viewer = viewerOf({ authorization: request.headers.authorization, keyName: request.keyName });
-    if (isGuess(request, viewer)) failures.failed(request.ip, 'health');
+    const { keyName, openAccess } = request;
+    const viewer = viewerOf({ authorization: request.headers.authorization, keyName, openAccess });
+    if (isGuess(request, viewer, guessable)) failures.failed(request.ip, 'health');
     return healthView(await services.health(), viewer);
   };
 
@@ -95,7 +99,8 @@ export default async function healthRoutes(app: FastifyInstance, opts: HealthRou
         summary: 'Whether the service can take jobs: 503 when a component is down',
         description:
           'Statuses to anyone; reason codes and queue figures to an API key; every detail to the metrics token ' +
-          '(open mode without METRICS_TOKEN: to anyone). `view` says which the caller got.',
+          '(open mode without METRICS_TOKEN: to every client it serves, OPEN_MODE_CLIENTS). `view` says which the ' +
+          'caller got.',
         operationId: 'getReadiness',
         tags: ['health'],
         security: SHOWS_MORE_TO_A_KEY,
