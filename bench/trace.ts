@@ -35,6 +35,7 @@ const ctx = {
   keep: true,
   serviceEntry: values.entry,
   fakeWorkInLatency: false,
+  fakeProbeWith: 'in-process',
   note: () => undefined,
 } as unknown as BenchContext;
 let run: Awaited<ReturnType<typeof runServiceJob>>;

@@ -1,4 +1,4 @@
-import type { FakeOpenAI } from '../../test/fake-openai/server.ts';
+import type { DurationProbe, FakeOpenAI, FakeOpenAIOptions } from '../../test/fake-openai/server.ts';
 import { FAKE_OPENAI_KEY } from '../../test/fake-openai/server.ts';
 import type { Metric } from './stats.ts';
 
@@ -20,6 +20,11 @@ export interface BenchContext {
    * it does not write the README's table.
    */
   fakeWorkInLatency: boolean;
+  /**
+   * How the fake provider reads a non-WAV file's duration (FakeOpenAIOptions.probeWith): `ffprobe` is the fake as
+   * it was before it counted mp3 frames, an ffprobe child and a temp file per request (bench --fake-ffprobe).
+   */
+  fakeProbeWith: DurationProbe;
   note(msg: string): void;
 }
 
@@ -27,6 +32,17 @@ export interface ScenarioOutput {
   metrics: Metric[];
   /** Raw per-run records and the settings used, copied into the JSON file. */
   details: Record<string, unknown>;
+}
+
+/** How the fake provider of a scenario that models one (pipeline, continuous) behaves. */
+export type FakeProviderOptions = Pick<FakeOpenAIOptions, 'latencyMs' | 'ownWorkInLatency' | 'probeWith'>;
+
+/** The fake provider's options at a latency, as the bench's flags set them. */
+export function fakeOptionsOf(
+  ctx: Pick<BenchContext, 'fakeWorkInLatency' | 'fakeProbeWith'>,
+  latencyMs: number,
+): FakeProviderOptions {
+  return { latencyMs, ownWorkInLatency: ctx.fakeWorkInLatency, probeWith: ctx.fakeProbeWith };
 }
 
 /** The service env that points it at the fake provider with a rate limit that never binds. */

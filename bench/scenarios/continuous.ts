@@ -1,7 +1,7 @@
 import { startFakeOpenAI } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from '../lib/audio.ts';
-import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
-import { fakeAloneSpeedup, fakeAloneWithChunkOf } from '../lib/fake-alone.ts';
+import { fakeOptionsOf, fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
+import { addFakeAloneMetrics, fakeAloneSpeedup, fakeAloneWithChunkOf, type FakeAlone } from '../lib/fake-alone.ts';
 import { logged, readLogLines } from '../lib/service.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { MetricSet } from '../lib/stats.ts';
@@ -23,10 +23,11 @@ const CONCURRENCIES = [1, 3] as const;
 export async function continuousScenario(ctx: BenchContext, audio: AudioFile): Promise<ScenarioOutput> {
   const settings = continuousSettings(ctx.quick);
   const m = new MetricSet('continuous');
-  const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs, ownWorkInLatency: ctx.fakeWorkInLatency });
+  const fakeOptions = fakeOptionsOf(ctx, settings.latencyMs);
+  const fake = await startFakeOpenAI(fakeOptions);
   const runs = new Map<number, ServiceJobRun[]>(CONCURRENCIES.map((c) => [c, []]));
   const plans: Array<Record<string, unknown>> = [];
-  let alone = new Map<number, number>();
+  let alone: FakeAlone = { answers: new Map(), cpuPerRequest: null };
   try {
     for (let i = 0; i < ctx.runs; i++) {
       for (const c of CONCURRENCIES) {
@@ -50,7 +51,7 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
       }
     }
     ctx.note('continuous: the fake provider alone');
-    alone = await fakeAloneWithChunkOf(fake, audio, ctx.workDir, settings.chunkSeconds, CONCURRENCIES);
+    alone = await fakeAloneWithChunkOf(fakeOptions, audio, ctx.workDir, settings.chunkSeconds, CONCURRENCIES);
   } finally {
     await fake.close();
   }
@@ -80,7 +81,7 @@ export async function continuousScenario(ctx: BenchContext, audio: AudioFile): P
       }
     });
   }
-  for (const [c, ms] of alone) m.add(`fake alone: the last answer of ${c} sent at once`, 's', ms / 1000);
+  addFakeAloneMetrics(m, alone);
   for (const r of [...runs.values()].flat()) {
     m.add('chunks per job', 'n', r.chunks);
     m.add("fake provider's own time per request (median)", 's', r.providerMs === null ? null : r.providerMs / 1000);

@@ -1,9 +1,9 @@
 import { startFakeOpenAI } from '../../test/fake-openai/server.ts';
 import type { AudioFile } from '../lib/audio.ts';
-import { fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
+import { fakeOptionsOf, fakeProviderEnv, type BenchContext, type ScenarioOutput } from '../lib/context.ts';
 import { runServiceJob, type ServiceJobRun } from '../lib/service-job.ts';
 import { kbToMiB, MetricSet } from '../lib/stats.ts';
-import { fakeAloneSpeedup, fakeAloneWithChunkOf } from '../lib/fake-alone.ts';
+import { addFakeAloneMetrics, fakeAloneSpeedup, fakeAloneWithChunkOf, type FakeAlone } from '../lib/fake-alone.ts';
 
 export interface PipelineSettings {
   latencyMs: number;
@@ -46,9 +46,10 @@ export function idealMs(run: ServiceJobRun, concurrency: number, latencyMs: numb
 export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Promise<PipelineOutput> {
   const settings = pipelineSettings(ctx.quick);
   const m = new MetricSet('pipeline');
-  const fake = await startFakeOpenAI({ latencyMs: settings.latencyMs, ownWorkInLatency: ctx.fakeWorkInLatency });
+  const fakeOptions = fakeOptionsOf(ctx, settings.latencyMs);
+  const fake = await startFakeOpenAI(fakeOptions);
   const runsByConcurrency = new Map<number, ServiceJobRun[]>(settings.concurrencies.map((c) => [c, []]));
-  let alone = new Map<number, number>();
+  let alone: FakeAlone = { answers: new Map(), cpuPerRequest: null };
   try {
     for (let i = 0; i < ctx.runs; i++) {
       for (const c of settings.concurrencies) {
@@ -70,7 +71,7 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
       }
     }
     ctx.note('pipeline: the fake provider alone');
-    alone = await fakeAloneWithChunkOf(fake, audio, ctx.workDir, settings.chunkSeconds, settings.concurrencies);
+    alone = await fakeAloneWithChunkOf(fakeOptions, audio, ctx.workDir, settings.chunkSeconds, settings.concurrencies);
   } finally {
     await fake.close();
   }
@@ -111,7 +112,7 @@ export async function pipelineScenario(ctx: BenchContext, audio: AudioFile): Pro
     });
     points.push({ concurrency: c, wallS, idealS });
   }
-  for (const [c, ms] of alone) m.add(`fake alone: the last answer of ${c} sent at once`, 's', ms / 1000);
+  addFakeAloneMetrics(m, alone);
   for (const r of [...runsByConcurrency.values()].flat()) {
     m.add('chunks per job', 'n', r.chunks);
     m.add("fake provider's own time per request (median)", 's', r.providerMs === null ? null : r.providerMs / 1000);

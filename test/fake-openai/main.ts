@@ -1,6 +1,7 @@
 /**
  * The fake OpenAI server as a process of its own, for a test that runs it on another host:
- * `node main.ts '<json>'` with `{ host, port, controlPort, latencyMs?, jitterMs? }`. Besides the API on `port` it
+ * `node main.ts '<json>'` with `{ host, port, controlPort, latencyMs?, jitterMs?, ownWorkInLatency?, probeWith? }`
+ * (ports 0: free ones; the URL printed names the API's). Besides the API on `port` it
  * serves its request log on `controlPort` (same host), so the test reads what each host sent:
  * GET /requests (the log, JSON), GET /held (the indexes of requests held now), POST /hold?from=<address> (the
  * transcription requests from that address are read but not answered until released), POST /release?from=<address>,
@@ -8,16 +9,14 @@
  */
 import { once } from 'node:events';
 import http from 'node:http';
-import type { RequestLogEntry } from './types.ts';
+import type { FakeOpenAIOptions, RequestLogEntry } from './types.ts';
 import { startFakeOpenAI } from './server.ts';
 
-interface ProcessOptions {
+type ProcessOptions = Pick<FakeOpenAIOptions, 'latencyMs' | 'jitterMs' | 'ownWorkInLatency' | 'probeWith'> & {
   host: string;
   port: number;
   controlPort: number;
-  latencyMs?: number;
-  jitterMs?: number;
-}
+};
 
 const options = JSON.parse(process.argv[2] ?? '{}') as ProcessOptions;
 const holding = new Set<string>();
@@ -27,6 +26,8 @@ const fake = await startFakeOpenAI({
   port: options.port,
   ...(options.latencyMs === undefined ? {} : { latencyMs: options.latencyMs }),
   ...(options.jitterMs === undefined ? {} : { jitterMs: options.jitterMs }),
+  ...(options.ownWorkInLatency === undefined ? {} : { ownWorkInLatency: options.ownWorkInLatency }),
+  ...(options.probeWith === undefined ? {} : { probeWith: options.probeWith }),
   gate: (entry) =>
     holding.has(entry.remoteAddress ?? '')
       ? new Promise<void>((resolve) => held.set(entry, resolve))

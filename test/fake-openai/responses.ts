@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import { finished } from 'node:stream/promises';
 import ISO6391 from 'iso-639-1';
 import type { ModelInfo } from '../../src/transcribe/models.ts';
 import type { FakeTranscript } from './audio.ts';
@@ -7,45 +8,11 @@ import type { HttpFault } from './faults.ts';
 
 export const JSON_TYPE = { 'content-type': 'application/json' };
 
-export interface Body {
-  buf: Buffer;
-  total: number;
-  oversize: boolean;
-  aborted: boolean;
-}
-
-/** Reads the whole body but keeps at most limit bytes, so an oversize upload is drained, not buffered. */
-export async function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  let aborted = false;
-  req.on('aborted', () => (aborted = true));
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total <= limit) chunks.push(chunk);
-    }
-  } catch {
-    aborted = true;
-  }
-  return { buf: Buffer.concat(chunks), total, oversize: total > limit, aborted };
-}
-
-export async function parseForm(contentType: string, body: Buffer): Promise<FormData | null> {
-  try {
-    return await new Request('http://fake.invalid/', {
-      method: 'POST',
-      headers: { 'content-type': contentType },
-      body,
-    }).formData();
-  } catch {
-    return null;
-  }
-}
-
-export function field(form: FormData, name: string): string | null {
-  const v = form.get(name);
-  return typeof v === 'string' && v !== '' ? v : null;
+/** Reads a body to its end and drops it (a request answered without its content): resolves when the client is done. */
+export async function drain(req: http.IncomingMessage): Promise<void> {
+  req.resume();
+  // A client that went away leaves nothing to wait for.
+  await finished(req).catch(() => undefined);
 }
 
 export function badRequest(message: string, param: string | null, code: string | null): HttpFault {

@@ -3,25 +3,25 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { findModel, modelsFor } from '../../src/transcribe/models.ts';
 import { OPENAI_MAX_BYTES } from '../../src/transcribe/providers/openai/models.ts';
-import { audioDurationS, fakeTranscript, sha1Hex } from './audio.ts';
+import { audioDurationS, fakeTranscript } from './audio.ts';
 import { errorJson, httpFault, seededRandom, toFault, tooLarge } from './faults.ts';
 import type { Fault, FaultSpec, HttpFault, RandomFaults } from './faults.ts';
+import { readForm } from './form.ts';
+import type { ParsedForm } from './form.ts';
 import {
+  asTranslation,
   badRequest,
-  field,
+  drain,
   invalidFields,
   JSON_TYPE,
-  parseForm,
-  readBody,
   tooLong,
   transcriptionResponse,
-  asTranslation,
 } from './responses.ts';
 import { FAKE_OPENAI_KEY } from './types.ts';
 import type { FakeOpenAI, FakeOpenAIOptions, FakeRoute, FaultScript, RequestLogEntry } from './types.ts';
 
 export { fakeTranscript, SEGMENT_S } from './audio.ts';
-export type { FakeTranscript } from './audio.ts';
+export type { DurationProbe, FakeTranscript } from './audio.ts';
 export type { Fault, FaultName, FaultSpec, RandomFaults } from './faults.ts';
 export { FAKE_OPENAI_KEY } from './types.ts';
 export type { FakeOpenAI, FakeOpenAIOptions, FakeRoute, FaultScript, FaultScriptFn, RequestLogEntry } from './types.ts';
@@ -33,6 +33,7 @@ const DEFAULT_RANDOM: FaultSpec[] = ['rate_limit', { type: 'server_error', statu
 export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   const models = options.models ?? modelsFor('openai');
   const maxBytes = options.maxBytes ?? OPENAI_MAX_BYTES;
+  const probeWith = options.probeWith ?? 'in-process';
   const requests: RequestLogEntry[] = [];
   const timers = new Map<NodeJS.Timeout, () => void>();
   let key: string | null = null;
@@ -145,35 +146,48 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     return true;
   }
 
+  /**
+   * The form of an upload, read as it streams in (see form.ts); null when the request was answered instead (413,
+   * 400) or its client left. `receivedAt` is when the body ended.
+   */
+  async function readUpload(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    entry: RequestLogEntry,
+  ): Promise<ParsedForm | null> {
+    const read = await readForm(req, maxBytes + FORM_OVERHEAD);
+    entry.receivedAt = Date.now();
+    if (read.kind === 'form') return read.form;
+    if (read.kind === 'oversize') reply(res, entry, tooLarge(read.total, maxBytes));
+    if (read.kind === 'bad') reply(res, entry, badRequest('Could not parse multipart form', null, null));
+    return null;
+  }
+
   async function transcriptions(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     entry: RequestLogEntry,
   ): Promise<void> {
-    const body = await readBody(req, maxBytes + FORM_OVERHEAD);
-    entry.receivedAt = Date.now();
-    if (body.aborted) return;
-    if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
-    const form = await parseForm(req.headers['content-type'] ?? '', body.buf);
-    if (!form) return reply(res, entry, badRequest('Could not parse multipart form', null, null));
-    const file = form.get('file');
-    const bytes = file instanceof Blob ? Buffer.from(await file.arrayBuffer()) : null;
-    entry.model = field(form, 'model');
-    entry.language = field(form, 'language');
-    entry.prompt = field(form, 'prompt');
-    entry.responseFormat = field(form, 'response_format');
-    entry.granularities = form.getAll('timestamp_granularities[]').filter((v) => typeof v === 'string');
-    entry.filename = file instanceof File ? file.name : null;
-    if (bytes) {
-      entry.bytes = bytes.length;
-      entry.sha1 = sha1Hex(bytes);
-      entry.attempt = attempts.get(entry.sha1) ?? 0;
-      attempts.set(entry.sha1, entry.attempt + 1);
-      if (bytes.length > maxBytes) return reply(res, entry, tooLarge(body.total, maxBytes));
+    const form = await readUpload(req, res, entry);
+    if (!form) return;
+    const file = form.file;
+    const audio = file?.audio ?? null;
+    entry.model = form.field('model');
+    entry.language = form.field('language');
+    entry.prompt = form.field('prompt');
+    entry.responseFormat = form.field('response_format');
+    entry.granularities = form.fields('timestamp_granularities[]');
+    entry.filename = file?.name ?? null;
+    if (file) {
+      entry.bytes = file.audio.length;
+      entry.sha1 = file.sha1;
+      entry.attempt = attempts.get(file.sha1) ?? 0;
+      attempts.set(file.sha1, entry.attempt + 1);
+      if (file.audio.length > maxBytes) return reply(res, entry, tooLarge(form.total, maxBytes));
     }
     const fault = pickFault('transcriptions', entry);
     entry.fault = fault?.type ?? null;
-    const early = options.ownWorkInLatency && bytes ? audioDurationS(bytes) : null;
+    const early = options.ownWorkInLatency && audio ? audioDurationS(audio, probeWith) : null;
     if (early) entry.durationS = await early;
     await delay(options.ownWorkInLatency ? (entry.receivedAt ?? undefined) : undefined);
     await options.gate?.(entry);
@@ -181,10 +195,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
 
     const format = entry.responseFormat ?? 'json';
     const info = entry.model ? findModel('openai', entry.model) : undefined;
-    const invalid = invalidFields({ hasFile: bytes !== null, model: entry.model, format }, models, info);
-    if (invalid || !bytes || !entry.sha1 || !entry.model)
+    const invalid = invalidFields({ hasFile: audio !== null, model: entry.model, format }, models, info);
+    if (invalid || !audio || !entry.sha1 || !entry.model)
       return reply(res, entry, invalid ?? badRequest('Invalid request', null, null));
-    const durationS = await (early ?? audioDurationS(bytes));
+    const durationS = await (early ?? audioDurationS(audio, probeWith));
     entry.durationS = durationS;
     if (durationS === null) {
       applyFault(res, entry, { type: 'bad_audio' });
@@ -193,7 +207,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const long = tooLong(info, durationS);
     if (long) return reply(res, entry, long);
     const t = options.transcript
-      ? options.transcript({ sha1: entry.sha1, bytes, durationS, model: entry.model })
+      ? options.transcript({ sha1: entry.sha1, bytes: audio.joined(), durationS, model: entry.model })
       : fakeTranscript(entry.sha1, durationS);
     entry.text = t.text;
     const ok = transcriptionResponse(format, info, t, durationS, entry.language, {
@@ -208,20 +222,15 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
    * so a test sees which endpoint answered. No faults or latency: the transcriptions route has those.
    */
   async function translations(req: http.IncomingMessage, res: http.ServerResponse, entry: RequestLogEntry) {
-    const body = await readBody(req, maxBytes + FORM_OVERHEAD);
-    entry.receivedAt = Date.now();
-    if (body.aborted) return;
-    if (body.oversize) return reply(res, entry, tooLarge(body.total, maxBytes));
-    const form = await parseForm(req.headers['content-type'] ?? '', body.buf);
-    const file = form?.get('file');
-    if (!form || !(file instanceof Blob))
-      return reply(res, entry, badRequest('Could not parse multipart form', null, null));
-    const bytes = Buffer.from(await file.arrayBuffer());
-    entry.model = field(form, 'model');
-    entry.prompt = field(form, 'prompt');
-    entry.responseFormat = field(form, 'response_format');
-    entry.bytes = bytes.length;
-    entry.sha1 = sha1Hex(bytes);
+    const form = await readUpload(req, res, entry);
+    if (!form) return;
+    const file = form.file;
+    if (!file) return reply(res, entry, badRequest('Could not parse multipart form', null, null));
+    entry.model = form.field('model');
+    entry.prompt = form.field('prompt');
+    entry.responseFormat = form.field('response_format');
+    entry.bytes = file.audio.length;
+    entry.sha1 = file.sha1;
     if (form.has('language'))
       return reply(res, entry, badRequest('Unrecognized request argument supplied: language', 'language', null));
     if (entry.model !== 'whisper-1') {
@@ -231,10 +240,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
         badRequest(`Invalid model ${entry.model ?? ''} for translations.`, 'model', 'invalid_value'),
       );
     }
-    const durationS = await audioDurationS(bytes);
+    const durationS = await audioDurationS(file.audio, probeWith);
     if (durationS === null) return void applyFault(res, entry, { type: 'bad_audio' });
     entry.durationS = durationS;
-    const original = fakeTranscript(entry.sha1, durationS);
+    const original = fakeTranscript(file.sha1, durationS);
     const segments = original.segments.map((seg) => ({ ...seg, text: `en-${seg.text}` }));
     const t = { ...original, text: segments.map((seg) => seg.text).join(' '), segments };
     entry.text = t.text;
@@ -261,7 +270,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const { path } = entry;
     const auth = req.headers.authorization ?? '';
     if (key !== null && auth !== `Bearer ${key}`) {
-      await readBody(req, 0);
+      await drain(req);
       const message =
         auth === ''
           ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
@@ -277,7 +286,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     if (req.method === 'POST' && path === '/v1/audio/transcriptions') return transcriptions(req, res, entry);
     if (req.method === 'GET' && path === '/v1/models') return modelsRoute(res, entry);
     if (req.method === 'POST' && path === '/v1/audio/translations') return translations(req, res, entry);
-    await readBody(req, 0);
+    await drain(req);
     send(
       res,
       entry,

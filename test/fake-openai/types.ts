@@ -1,4 +1,4 @@
-import type { FakeTranscript } from './audio.ts';
+import type { DurationProbe, FakeTranscript } from './audio.ts';
 import type { FaultName, FaultSpec, RandomFaults } from './faults.ts';
 
 export const FAKE_OPENAI_KEY = 'sk-fake-valid-key';
@@ -61,12 +61,19 @@ export interface FakeOpenAIOptions {
   /** Extra delay drawn uniformly from [0, jitterMs] with the seeded PRNG. @default 0 */
   jitterMs?: number;
   /**
-   * Whether the latency counts the fake's own work on a transcription (parsing the form, hashing, an ffprobe of
-   * the file, ~0.1 s for a 5 MB mp3): false, the latency is waited after the form is read and the ffprobe runs
-   * after it; true, the answer leaves `latencyMs` after the body was read, or when the work is done if later, as a
-   * remote provider's would whatever its own load (bench --fake-work-in-latency). @default false
+   * Whether the latency counts the fake's own work on a transcription (reading the file's duration: a few ms for
+   * a WAV or a plain mp3, ~60 ms of CPU for an ffprobe): false, the latency is waited after the form is read and
+   * the duration is read after it; true, the answer leaves `latencyMs` after the body was read, or when the work
+   * is done if later, as a remote provider's would whatever its own load (bench --fake-work-in-latency).
+   * @default false
    */
   ownWorkInLatency?: boolean;
+  /**
+   * How a non-WAV file's duration is read: `in-process` counts a plain mp3's frames and asks ffprobe (a child
+   * process and a temp file, ~60 ms of CPU for a 5 MB mp3) only for what that cannot tell; `ffprobe` asks it for
+   * every non-WAV file, as the fake did before (bench --fake-ffprobe). @default 'in-process'
+   */
+  probeWith?: DurationProbe;
   /** Seed of the jitter PRNG. @default 1 */
   seed?: number;
   /** Transcription faults: a queue consumed in order (null = answer normally), or a function. */

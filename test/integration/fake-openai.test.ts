@@ -110,7 +110,7 @@ describe('startFakeOpenAI', () => {
     });
   });
 
-  it('reads the duration of non-WAV audio with ffprobe and answers json for gpt-4o models', async () => {
+  it('reads the duration of non-WAV audio (an mp3: its frames counted) and answers json for gpt-4o models', async () => {
     const r = await post(fake, { file: mp3, filename: 'a.mp3', model: 'gpt-4o-mini-transcribe' });
     expect(r.status).toBe(200);
     const body = JSON.parse(r.body) as { text: string; usage: { type: string } };
@@ -264,7 +264,7 @@ describe('startFakeOpenAI', () => {
     expect(fake.requests[0]?.status).toBeNull();
   });
 
-  it('does its own work (the ffprobe) inside the latency with ownWorkInLatency, after it by default', async () => {
+  it('does its own work (reading the duration) inside the latency with ownWorkInLatency, after it by default', async () => {
     for (const ownWorkInLatency of [false, true]) {
       // The gate runs once the latency is over: whether the duration was known by then.
       const knownAtGate: Array<number | null> = [];

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { RequestLogEntry } from '../fake-openai/types.ts';
+import type { FakeOpenAIOptions, RequestLogEntry } from '../fake-openai/types.ts';
 import { listeningLine, spawnNode } from './node-process.ts';
 import type { Place } from './place.ts';
 
@@ -8,6 +8,8 @@ const MAIN = path.resolve(import.meta.dirname, '../fake-openai/main.ts');
 export interface FakeOpenAIProcess {
   /** Base URL including /v1, for OPENAI_BASE_URL. */
   url: string;
+  /** The process's id (its CPU time is in /proc/<pid>/stat). */
+  pid: number;
   /** The server's request log now (every request with its arrival time, sender, chunk file name and sha1). */
   requests(): Promise<RequestLogEntry[]>;
   setLatency(ms: number): Promise<void>;
@@ -27,7 +29,10 @@ export interface FakeOpenAIProcess {
  */
 export async function startFakeOpenAIProcess(
   place: Place,
-  opts: { port: number; controlPort: number; latencyMs?: number; jitterMs?: number },
+  opts: { port: number; controlPort: number } & Pick<
+    FakeOpenAIOptions,
+    'latencyMs' | 'jitterMs' | 'ownWorkInLatency' | 'probeWith'
+  >,
 ): Promise<FakeOpenAIProcess> {
   const proc = spawnNode(MAIN, [JSON.stringify({ host: place.host, ...opts })], {
     place,
@@ -47,6 +52,7 @@ export async function startFakeOpenAIProcess(
   };
   return {
     url,
+    pid: proc.child.pid ?? 0,
     requests: () => get<RequestLogEntry[]>('/requests'),
     setLatency: (ms) => post(`/latency?ms=${ms}`),
     hold: (address) => post(`/hold?from=${encodeURIComponent(address)}`),
