@@ -4,6 +4,7 @@ import { envSchema, type ParsedEnv } from './config/env.ts';
 import { objectStoreConfig } from './config/object-store.ts';
 import { trustedProxies } from './config/trust-proxy.ts';
 import type { Config } from './config/types.ts';
+import { callbackPorts } from './config/webhook-ports.ts';
 import { backendsFromEnv } from './transcribe/backends-env.ts';
 import type { EngineDefaults } from './transcribe/engine.ts';
 import { engineDefaults } from './transcribe/providers/index.ts';
@@ -76,6 +77,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const { objectStore, issues: storageIssues } = objectStoreConfig(e);
   if (storageIssues.length > 0) throw new ConfigError(storageIssues);
   const trustProxy = trustedProxies(e.TRUST_PROXY);
+  const allowPrivate = e.WEBHOOK_ALLOW_PRIVATE === 'true' || e.WEBHOOK_ALLOW_PRIVATE === '1';
+  const webhookPorts = callbackPorts(e.WEBHOOK_PORTS, allowPrivate);
+  if (webhookPorts.issues.length > 0) throw new ConfigError(webhookPorts.issues);
   if (trustProxy.issues.length > 0) throw new ConfigError(trustProxy.issues);
   if (e.DATABASE_URL !== undefined && !isPostgresUrl(e.DATABASE_URL)) {
     // The value itself may hold a password: only its shape is named.
@@ -172,7 +176,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: e.METRICS_TOKEN,
     webhooks: {
       secret: e.WEBHOOK_SECRET,
-      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true' || e.WEBHOOK_ALLOW_PRIVATE === '1',
+      allowPrivate,
+      ports: webhookPorts.ports,
       maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
       retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
       retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,

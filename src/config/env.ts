@@ -119,6 +119,16 @@ export const envSchema = z.object({
       .optional(),
   ),
   WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false', '1', '0']).default('false'),
+  // "any" or up to 64 ports (each 1-65535: config/webhook-ports.ts); unset: 80,443, or any with WEBHOOK_ALLOW_PRIVATE.
+  WEBHOOK_PORTS: optionalString.pipe(
+    z
+      .string()
+      .regex(
+        /^(?:any|\d{1,5}(?:\s*,\s*\d{1,5}){0,63})$/,
+        'must be "any" or a comma-separated list of up to 64 ports, e.g. "443" or "80,443,8443"',
+      )
+      .optional(),
+  ),
   WEBHOOK_MAX_ATTEMPTS: intFrom(8, 1, 50),
   WEBHOOK_RETRY_BASE_MS: intFrom(10_000, 1, 3_600_000),
   WEBHOOK_RETRY_MAX_MS: intFrom(3_600_000, 1, 86_400_000),

@@ -14,7 +14,12 @@ export function redactConfig(config: Config): Record<string, unknown> {
     redisUrl: config.redisUrl === undefined ? '(unset)' : redactRedisUrl(config.redisUrl),
     databaseUrl: config.databaseUrl ?? '(unset)',
     metricsToken: config.metricsToken ? '(set)' : '(unset)',
-    webhooks: { ...config.webhooks, secret: config.webhooks.secret ? '(set)' : '(unset)' },
+    webhooks: {
+      ...config.webhooks,
+      secret: config.webhooks.secret ? '(set)' : '(unset)',
+      // A Set would print as {}.
+      ports: config.webhooks.ports === 'any' ? 'any' : [...config.webhooks.ports],
+    },
   };
   // Every URL setting, present or future: OPENAI_BASE_URL, REDIS_URL and DATABASE_URL may carry a password or a key.
   return redactUrls(redacted) as Record<string, unknown>;

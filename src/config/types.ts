@@ -2,6 +2,7 @@ import type { BackendSpec } from '../transcribe/backends-config.ts';
 import type { EngineDefaults } from '../transcribe/engine.ts';
 import type { ProviderName } from '../transcribe/providers/index.ts';
 import type { ApiKey } from './api-keys.ts';
+import type { CallbackPorts } from '../validate/callback-url.ts';
 import type { ObjectStoreConfig } from './object-store.ts';
 
 /* The typed configuration every part is given its slice of (made once by loadConfig in src/config.ts). */
@@ -121,6 +122,8 @@ export interface Config {
     secret: string | undefined;
     /** Deliver to loopback, private, link-local and unique-local addresses too. */
     allowPrivate: boolean;
+    /** Ports callbacks may go to (WEBHOOK_PORTS). */
+    ports: CallbackPorts;
     maxAttempts: number;
     retryBaseMs: number;
     retryMaxMs: number;

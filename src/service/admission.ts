@@ -41,6 +41,7 @@ export function createAdmission(
       knownModels: registry.modelIds(),
       languagesOf: (model) => registry.model(model)?.languages ?? null,
       allowPrivateCallbacks: config.webhooks.allowPrivate,
+      callbackPorts: config.webhooks.ports,
     }),
   });
 

@@ -168,7 +168,11 @@ export async function createServices(
   const webhooks = createWebhookDispatcher({
     store,
     describe: async (job, nowMs) => toJobResource(job, await store.listChunkStates(job.id), nowMs),
-    send: createWebhookSender({ allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs }),
+    send: createWebhookSender({
+      allowPrivate: config.webhooks.allowPrivate,
+      ports: config.webhooks.ports,
+      timeoutMs: config.webhooks.timeoutMs,
+    }),
     logger: logger.child({ component: 'webhooks' }),
     secret: config.webhooks.secret,
     maxAttempts: config.webhooks.maxAttempts,

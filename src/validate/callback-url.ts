@@ -9,6 +9,41 @@ export interface CallbackUrlOptions {
   allowPrivate?: boolean;
   /** @default 2048 */
   maxLength?: number;
+  /** Ports a callback may go to (the URL's own or its scheme's). @default defaultCallbackPorts(allowPrivate) */
+  ports?: CallbackPorts;
+}
+
+/**
+ * The ports callbacks may go to: every port, or a list. A tenant chooses the callback URL and reads how its
+ * delivery went (`webhook.last_error`): with every port open, the service would probe any public host's ports
+ * for them (connection refused, timed out, answered) and speak HTTP at mail or database servers from its own
+ * address.
+ */
+export type CallbackPorts = 'any' | ReadonlySet<number>;
+
+/** The web's own ports: the default for a server whose callbacks go to public hosts. */
+export const WEB_PORTS: ReadonlySet<number> = new Set([80, 443]);
+
+/**
+ * The ports allowed when none are configured: the web's for a server whose callbacks go to public hosts, every
+ * port for one that allows private receivers (its operator runs them on their own network, on ports they choose).
+ */
+export function defaultCallbackPorts(allowPrivate: boolean): CallbackPorts {
+  return allowPrivate ? 'any' : WEB_PORTS;
+}
+
+/** The port a callback URL connects to: its own, or its scheme's (http 80, https 443). */
+export function portOf(url: URL): number {
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+/** Why `url`'s port is refused under `ports` (a phrase after "callback_url"), or null when it is allowed. */
+export function refusedPort(url: URL, ports: CallbackPorts): string | null {
+  if (ports === 'any') return null;
+  const port = portOf(url);
+  if (ports.has(port)) return null;
+  return `uses port ${port}; this server sends callbacks to port${ports.size === 1 ? '' : 's'} ${[...ports].sort((a, b) => a - b).join(', ')} only (WEBHOOK_PORTS)`;
 }
 
 export type CallbackUrlResult = { ok: true; url: string } | { ok: false; reason: string };
@@ -33,13 +68,17 @@ export function checkCallbackUrl(raw: string, options: CallbackUrlOptions = {}):
   // The WHATWG parser already turned decimal/hex/short IPv4 forms (http://2130706433/) into dotted quads.
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   if (host === '') return { ok: false, reason: 'has no host' };
-  if (options.allowPrivate === true) return { ok: true, url: url.href };
-  if (host === 'localhost' || host.endsWith('.localhost') || host === 'localhost.') {
-    return { ok: false, reason: 'points at localhost; use a publicly reachable host' };
-  }
-  const reason = ipaddr.isValid(host) ? nonPublicReason(host) : null;
-  if (reason !== null) return { ok: false, reason: `points at ${reason}; use a publicly reachable host` };
+  const where = options.allowPrivate === true ? null : privateHost(host);
+  if (where !== null) return { ok: false, reason: `points at ${where}; use a publicly reachable host` };
+  const port = refusedPort(url, options.ports ?? defaultCallbackPorts(options.allowPrivate === true));
+  if (port !== null) return { ok: false, reason: port };
   return { ok: true, url: url.href };
+}
+
+/** What a URL's host (lower case, no brackets) names that is not public, judged without DNS; null: maybe public. */
+function privateHost(host: string): string | null {
+  if (host === 'localhost' || host.endsWith('.localhost') || host === 'localhost.') return 'localhost';
+  return ipaddr.isValid(host) ? nonPublicReason(host) : null;
 }
 
 /** The 64:ff9b:1::/48 local-use NAT64 prefix (RFC 8215): each network chooses where it embeds the IPv4 address. */

@@ -1,7 +1,7 @@
 import ISO6391 from 'iso-639-1';
 import { AppError } from '../errors.ts';
 import type { JobRequest } from '../jobs/types.ts';
-import { checkCallbackUrl } from './callback-url.ts';
+import { checkCallbackUrl, type CallbackPorts } from './callback-url.ts';
 
 /** How chunks see each other: 'sequential' passes the previous chunk's text as the next chunk's prompt. */
 export type ContextMode = NonNullable<JobRequest['context']>;
@@ -24,6 +24,8 @@ export interface RequestValidatorOptions {
    * @default false
    */
   allowPrivateCallbacks?: boolean;
+  /** Ports a callback URL may name (WEBHOOK_PORTS). @default defaultCallbackPorts(allowPrivateCallbacks) */
+  callbackPorts?: CallbackPorts;
   /**
    * Whisper only reads the last 224 tokens of a prompt; 1000 characters is about that much English text with
    * room to spare, and keeps a prompt from becoming a channel for bulk data.
@@ -162,7 +164,10 @@ export function createRequestValidator(options: RequestValidatorOptions): Reques
 
   function callbackUrl(raw: string | undefined): string | null {
     if (raw === undefined) return null;
-    const result = checkCallbackUrl(raw.trim(), { allowPrivate: options.allowPrivateCallbacks ?? false });
+    const result = checkCallbackUrl(raw.trim(), {
+      allowPrivate: options.allowPrivateCallbacks ?? false,
+      ...(options.callbackPorts !== undefined && { ports: options.callbackPorts }),
+    });
     if (!result.ok) throw invalid('callback_url', `callback_url ${result.reason}`);
     return result.url;
   }

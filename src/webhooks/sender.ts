@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { nonPublicReason } from '../validate/callback-url.ts';
+import { nonPublicReason, refusedPort, type CallbackPorts } from '../validate/callback-url.ts';
 
 // Not `import http from 'node:http'`: an ESM import of node:http reads all its exports, and the lazy WebSocket
 // ones load Node's bundled undici (~12 MiB RSS for an idle service, docs/performance.md); the CommonJS object does not.
@@ -33,6 +33,8 @@ export type ResolveAll = (
 
 export interface WebhookSenderOptions {
   allowPrivate: boolean;
+  /** Checked again at each send: a job accepted before WEBHOOK_PORTS narrowed must not reach a port now closed. */
+  ports: CallbackPorts;
   timeoutMs: number;
   /** @default node:dns lookup */
   resolve?: ResolveAll;
@@ -78,6 +80,11 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSend 
   return (request) =>
     new Promise((resolve, reject) => {
       const url = new URL(request.url);
+      const port = refusedPort(url, options.ports);
+      if (port !== null) {
+        reject(new WebhookRefusedError(`callback_url ${port}`));
+        return;
+      }
       const host = url.hostname.replace(/^\[|\]$/g, '');
       // A literal address never goes through lookup.
       const reason = !options.allowPrivate && ipaddr.isValid(host) ? nonPublicReason(host) : null;

@@ -237,6 +237,47 @@ describe('webhooks by default (private addresses refused)', () => {
     }
   });
 
+  it('refuses a callback_url on a port other than 80 and 443 at upload with 400 INVALID_FIELD (WEBHOOK_PORTS)', async () => {
+    const server = await startServer(env());
+    try {
+      for (const [url, port] of [
+        ['http://93.184.216.34:8080/hook', 8080],
+        ['https://hooks.example.com:25/hook', 25],
+        ['http://[2606:4700::1111]:6379/hook', 6379],
+      ] as const) {
+        const res = await upload(server.url, speech.wav, { callback_url: url });
+        expect(res.status, url).toBe(400);
+        expect(res.body.error).toMatchObject({ code: 'INVALID_FIELD', details: { field: 'callback_url' } });
+        expect(res.body.error.message).toBe(
+          `callback_url uses port ${port}; this server sends callbacks to ports 80, 443 only (WEBHOOK_PORTS)`,
+        );
+      }
+      expect(await jobFiles(server.dataDir)).toEqual([]);
+      expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
+    } finally {
+      await server.close();
+      await removeDir(server.dataDir);
+    }
+  });
+
+  it('refuses at delivery a port WEBHOOK_PORTS no longer lists, without making a request', async () => {
+    // Accepted while every port was open (private receivers), delivered after the operator narrowed the list.
+    const dataDir = await tempDataDir();
+    const id = await storeEndedJob(dataDir, `${receiver.url}/hook`, null);
+    const server = await startServer({ ...env(), WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_PORTS: '443' }, dataDir);
+    try {
+      const job = await waitForWebhook(server.url, id);
+      expect(job.webhook).toMatchObject({ status: 'failed', attempts: 1, last_status_code: null });
+      expect(job.webhook?.last_error).toBe(
+        `refused: callback_url uses port ${receiver.port}; this server sends callbacks to port 443 only (WEBHOOK_PORTS)`,
+      );
+      expect(receiver.received).toEqual([]);
+    } finally {
+      await server.close();
+      await removeDir(dataDir);
+    }
+  });
+
   it('refuses any callback_url when WEBHOOK_SECRET is not set', async () => {
     const server = await startServer({ OPENAI_API_KEY: FAKE_OPENAI_KEY, OPENAI_BASE_URL: fake.url });
     try {
@@ -253,7 +294,8 @@ describe('webhooks by default (private addresses refused)', () => {
   it('refuses at delivery a host name that resolves to loopback, without making a request', async () => {
     const dataDir = await tempDataDir();
     const id = await storeEndedJob(dataDir, `http://localhost:${receiver.port}/hook`, null);
-    const server = await startServer(env(), dataDir);
+    // Every port: the receiver's is not one of the web's, and this is about where the name leads.
+    const server = await startServer({ ...env(), WEBHOOK_PORTS: 'any' }, dataDir);
     try {
       const job = await waitForWebhook(server.url, id);
       expect(job.webhook).toMatchObject({

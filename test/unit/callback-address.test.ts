@@ -78,7 +78,7 @@ describe('checkCallbackUrl with IPv6 literals that embed IPv4', () => {
     'http://[2002:7f00:1::]/cb',
     'http://[2001:0:0:0:0:0:80ff:fffe]:8080/',
   ])('refuses %s', (url) => {
-    expect(checkCallbackUrl(url)).toEqual({
+    expect(checkCallbackUrl(url, { ports: 'any' })).toEqual({
       ok: false,
       reason: expect.stringMatching(/^points at .*embedding .*; use a publicly reachable host$/),
     });
@@ -122,7 +122,7 @@ describe('webhook sender refuses embedded non-public IPv4 at connect time', () =
           { address: answer, family: 6 },
         ]);
       };
-      const send = createWebhookSender({ allowPrivate: false, timeoutMs: 5000, resolve });
+      const send = createWebhookSender({ allowPrivate: false, ports: 'any', timeoutMs: 5000, resolve });
       const sent = send(request(`http://hooks.example.com:${port}/cb`));
       await expect(sent).rejects.toBeInstanceOf(WebhookRefusedError);
       await expect(sent).rejects.toThrow(/^hooks\.example\.com resolves to a loopback address$/);
@@ -134,7 +134,7 @@ describe('webhook sender refuses embedded non-public IPv4 at connect time', () =
     const resolve: ResolveAll = (_host, _options, callback) => {
       callback(null, [{ address: '10.0.3.4', family: 4 }]);
     };
-    const send = createWebhookSender({ allowPrivate: false, timeoutMs: 5000, resolve });
+    const send = createWebhookSender({ allowPrivate: false, ports: 'any', timeoutMs: 5000, resolve });
     const sent = send(request(`http://db.internal:${port}/cb`));
     await expect(sent).rejects.toThrow(/^db\.internal resolves to a private address$/);
     await expect(sent).rejects.not.toThrow(/10\.0\.3\.4/);
@@ -142,7 +142,7 @@ describe('webhook sender refuses embedded non-public IPv4 at connect time', () =
   });
 
   it('refuses the literal [::127.0.0.1] without a request', async () => {
-    const send = createWebhookSender({ allowPrivate: false, timeoutMs: 5000 });
+    const send = createWebhookSender({ allowPrivate: false, ports: 'any', timeoutMs: 5000 });
     await expect(send(request(`http://[::127.0.0.1]:${port}/cb`))).rejects.toThrow(
       /^::7f00:1 is an IPv4-compatible address embedding 127\.0\.0\.1, a loopback address$/,
     );
@@ -150,8 +150,23 @@ describe('webhook sender refuses embedded non-public IPv4 at connect time', () =
   });
 
   it('still sends when the resolver answers with the receiver on 127.0.0.1 and private addresses are allowed', async () => {
-    const send = createWebhookSender({ allowPrivate: true, timeoutMs: 5000 });
+    const send = createWebhookSender({ allowPrivate: true, ports: 'any', timeoutMs: 5000 });
     await expect(send(request(`http://127.0.0.1:${port}/cb`))).resolves.toEqual({ statusCode: 200 });
     expect(requests).toBe(1);
+  });
+
+  it('refuses a port WEBHOOK_PORTS does not list without a request, even to an allowed private receiver', async () => {
+    // The port is checked at each send too: a job accepted before the list narrowed must not reach a closed port.
+    const send = createWebhookSender({ allowPrivate: true, ports: new Set([80, 443]), timeoutMs: 5000 });
+    const before = requests;
+    const sent = send(request(`http://127.0.0.1:${port}/cb`));
+    await expect(sent).rejects.toBeInstanceOf(WebhookRefusedError);
+    await expect(sent).rejects.toThrow(
+      new RegExp(`^callback_url uses port ${port}; this server sends callbacks to ports 80, 443 only`),
+    );
+    expect(requests).toBe(before);
+    const listed = createWebhookSender({ allowPrivate: true, ports: new Set([port]), timeoutMs: 5000 });
+    await expect(listed(request(`http://127.0.0.1:${port}/cb`))).resolves.toEqual({ statusCode: 200 });
+    expect(requests).toBe(before + 1);
   });
 });

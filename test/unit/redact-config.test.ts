@@ -17,6 +17,11 @@ const SECRETS = [
 ];
 
 describe('redactConfig', () => {
+  it('shows the webhook ports as a list, not as an empty object', () => {
+    expect(redactConfig(loadConfig({})).webhooks).toMatchObject({ ports: [80, 443], secret: '(unset)' });
+    expect(redactConfig(loadConfig({ WEBHOOK_PORTS: 'any' })).webhooks).toMatchObject({ ports: 'any' });
+  });
+
   it('keeps where every URL setting points and drops its user-info, query values and fragment', () => {
     const config = loadConfig({
       OPENAI_API_KEY: 'sk-openai-key',

@@ -168,12 +168,32 @@ describe('request validator', () => {
     expectInvalid({ callback_url }, 'callback_url');
   });
 
-  it.each(['https://hooks.example.com/x', 'http://93.184.216.34:8080/cb', 'https://[2606:4700::1111]/cb'])(
-    'accepts callback_url %s',
+  it.each([
+    'https://hooks.example.com/x',
+    'http://93.184.216.34/cb',
+    'https://hooks.example.com:443/x',
+    'https://[2606:4700::1111]/cb',
+  ])('accepts callback_url %s', (callback_url) => {
+    expect(validator.validate({ callback_url }).request.callback_url).toBe(new URL(callback_url).href);
+  });
+
+  it.each(['http://93.184.216.34:8080/cb', 'https://hooks.example.com:25/x', 'https://hooks.example.com:8443/x'])(
+    "refuses callback_url %s: a port other than the web's by default (WEBHOOK_PORTS)",
     (callback_url) => {
-      expect(validator.validate({ callback_url }).request.callback_url).toBe(new URL(callback_url).href);
+      const err = rejection({ callback_url });
+      expect(err.details).toEqual({ field: 'callback_url' });
+      expect(err.message).toMatch(/^callback_url uses port \d+; this server sends callbacks to ports 80, 443 only/);
     },
   );
+
+  it('accepts the ports WEBHOOK_PORTS names, or every port with "any"', () => {
+    const url = 'http://93.184.216.34:8080/cb';
+    const listed = createRequestValidator({ defaultModel: 'm', knownModels: [], callbackPorts: new Set([8080]) });
+    expect(listed.validate({ callback_url: url }).request.callback_url).toBe(url);
+    expect(rejection({ callback_url: 'http://93.184.216.34/cb' }, listed).message).toMatch(/to port 8080 only/);
+    const any = createRequestValidator({ defaultModel: 'm', knownModels: [], callbackPorts: 'any' });
+    expect(any.validate({ callback_url: url }).request.callback_url).toBe(url);
+  });
 
   it('accepts loopback and private callbacks when the option allows them', () => {
     const v = createRequestValidator({ defaultModel: 'm', knownModels: [], allowPrivateCallbacks: true });

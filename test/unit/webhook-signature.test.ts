@@ -42,6 +42,22 @@ describe('webhook config', () => {
     },
   );
 
+  it('sends callbacks to the web ports by default, to every port with private receivers, or to WEBHOOK_PORTS', () => {
+    expect(loadConfig({}).webhooks.ports).toEqual(new Set([80, 443]));
+    expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.ports).toBe('any');
+    expect(loadConfig({ WEBHOOK_PORTS: 'any' }).webhooks.ports).toBe('any');
+    expect(loadConfig({ WEBHOOK_PORTS: ' 443, 8443 ' }).webhooks.ports).toEqual(new Set([443, 8443]));
+    expect(loadConfig({ WEBHOOK_PORTS: '443', WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.ports).toEqual(new Set([443]));
+  });
+
+  it.each(['0', '65536', '99999', 'http', '80;443', '80,', ',443', 'any,80', '-1', Array(65).fill('80').join(',')])(
+    'refuses WEBHOOK_PORTS=%j naming the variable',
+    (ports) => {
+      expect(() => loadConfig({ WEBHOOK_PORTS: ports })).toThrow(ConfigError);
+      expect(() => loadConfig({ WEBHOOK_PORTS: ports })).toThrow(/WEBHOOK_PORTS/);
+    },
+  );
+
   it('refuses a WEBHOOK_ALLOW_PRIVATE that is not a boolean', () => {
     expect(() => loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'yes please' })).toThrow(/WEBHOOK_ALLOW_PRIVATE/);
   });
