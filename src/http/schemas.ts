@@ -215,7 +215,15 @@ export const UploadForm = Type.Object(
       }),
     ),
     metadata: Type.Optional(Type.String({ description: 'A JSON object, at most 16 KiB.' })),
-    callback_url: Type.Optional(Type.String({ format: 'uri' })),
+    callback_url: Type.Optional(
+      Type.String({
+        format: 'uri',
+        description:
+          'Where the signed POST goes when the job ends (needs the server\'s WEBHOOK_SECRET): http or https, a ' +
+          'public host (unless WEBHOOK_ALLOW_PRIVATE), port 80 or 443 (unless WEBHOOK_PORTS allows others). ' +
+          'Otherwise: 400 INVALID_FIELD naming why.',
+      }),
+    ),
     max_cost_usd: Type.Optional(
       Type.String({
         description: 'A positive number: the upload is refused when the estimate (overlap included) is above it.',
