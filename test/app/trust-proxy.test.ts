@@ -62,6 +62,15 @@ describe('TRUST_PROXY: the client address behind a reverse proxy', () => {
     );
   });
 
+  it('counts an IPv6 client by its /64: addresses rotated inside it share one count', async () => {
+    // SLAAC privacy addresses rotate at will inside a host's /64: each new one must not bring a fresh budget.
+    expect(await post(behind, PROXY, '2001:db8:7:7::1')).toBe(REFUSED);
+    expect(await post(behind, PROXY, '2001:db8:7:7:aaaa:bbbb:cccc:dddd')).toBe(REFUSED);
+    expect(await post(behind, PROXY, '2001:db8:7:7::ffff:2')).toBe(LIMITED);
+    // The next /64 is another client.
+    expect(await post(behind, PROXY, '2001:db8:7:8::1')).toBe(REFUSED);
+  });
+
   it('ignores the header from anyone else: a forged one does not let a client escape its limit', async () => {
     expect(await post(behind, DIRECT, '198.51.100.20')).toBe(REFUSED);
     expect(await post(behind, DIRECT, '198.51.100.21')).toBe(REFUSED);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { authFailures, clientOf } from '../../src/http/auth-failures.ts';
+import { authFailures } from '../../src/http/auth-failures.ts';
+import { clientOf } from '../../src/http/client-address.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
 const A = '198.18.0.1';

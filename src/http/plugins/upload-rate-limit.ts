@@ -2,6 +2,7 @@ import rateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor }
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../../errors.ts';
+import { clientOf } from '../client-address.ts';
 import type { UploadRateCounter } from '../../resources/upload-limits.ts';
 
 export interface UploadRateLimitOptions {
@@ -11,9 +12,12 @@ export interface UploadRateLimitOptions {
   counter: UploadRateCounter | null;
 }
 
-/** Whose uploads are counted together: the API key's fingerprint, or the client address in open mode. */
+/**
+ * Whose uploads are counted together: the API key's fingerprint, or in open mode the client (an IPv6 client's
+ * /64: rotating addresses inside it buys no more uploads, clientOf).
+ */
 export function uploaderKey(request: FastifyRequest): string {
-  return request.owner === null ? `ip:${request.ip}` : `key:${request.owner}`;
+  return request.owner === null ? `ip:${clientOf(request.ip)}` : `key:${request.owner}`;
 }
 
 /** Route config that opts a route into the limit (POST /v1/jobs). */

@@ -10,6 +10,7 @@ import { JOB_EVENTS_EXAMPLE } from '../examples.ts';
 import { errorResponses } from '../response-schemas.ts';
 import { JobIdParams } from '../schemas.ts';
 import type { Services } from '../services.ts';
+import { clientOf } from '../client-address.ts';
 
 /** One SSE message per feed event: the event's type names it, its id resumes after it, the rest is the data. */
 export function toMessage(event: JobFeedEvent): SSEMessage {
@@ -145,7 +146,7 @@ export default async function jobEventRoutes(app: FastifyInstance, opts: { servi
         stop.abort(new Error('HEAD'));
         return reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').send('');
       }
-      const slot = slots.take(request.owner ?? `address:${request.ip}`);
+      const slot = slots.take(request.owner ?? `address:${clientOf(request.ip)}`);
       streams.add(stop);
       reply.sse.onClose(() => stop.abort(new Error('client gone')));
       const lifetime = atDeadline(systemClock, systemClock.now() + config.events.maxStreamMs, () =>
