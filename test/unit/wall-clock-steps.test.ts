@@ -10,10 +10,10 @@ import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../
 const logger = pino({ level: 'silent' });
 const HOUR_MS = 3_600_000;
 
-/** From now on Date.now() reads an hour earlier: NTP or an operator stepped the wall clock back. */
-function stepWallClockBack(): void {
+/** From now on Date.now() reads an hour earlier (or later): NTP or an operator stepped the wall clock. */
+function stepWallClockBack(byMs = HOUR_MS): void {
   const real = Date.now.bind(Date);
-  vi.spyOn(Date, 'now').mockImplementation(() => real() - HOUR_MS);
+  vi.spyOn(Date, 'now').mockImplementation(() => real() - byMs);
 }
 
 /**
@@ -103,5 +103,26 @@ describe('the wall clock stepped back an hour', () => {
     const job = untilJobEnds(answer, { id: 'job1', owner: null }, { store, pollMs: 20, keepAliveMs: 40 });
     expect(await settled(job)).toBe(ended);
     expect(keepAlives).toBeGreaterThan(0);
+  });
+
+  it("ends an open circuit's cool-down on time (a probe goes), not when the wall clock catches up", async () => {
+    const breaker = createCircuitBreaker({ name: 'openai', logger, failureThreshold: 1, coolDownMs: 50 });
+    (await breaker.admit()).fail({ reason: 'HTTP 503' });
+    expect(breaker.snapshot().state).toBe('open');
+    stepWallClockBack();
+    const permit = await settled(breaker.admit());
+    expect(permit).toMatchObject({ probe: true });
+  });
+});
+
+describe('the wall clock stepped forward an hour', () => {
+  it("does not cut an open circuit's cool-down short", async () => {
+    const breaker = createCircuitBreaker({ name: 'openai', logger, failureThreshold: 1, coolDownMs: 60_000 });
+    (await breaker.admit()).fail({ reason: 'HTTP 503' });
+    stepWallClockBack(-HOUR_MS);
+    expect(breaker.snapshot()).toMatchObject({ state: 'open', code: 'PROVIDER_UNAVAILABLE' });
+    const waiting = breaker.admit();
+    expect(breaker.snapshot().waiting).toBe(1);
+    void waiting.catch(() => undefined);
   });
 });
