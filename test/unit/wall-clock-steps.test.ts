@@ -5,6 +5,10 @@ import type { JobRecord } from '../../src/jobs/types.ts';
 import { sleep } from '../../src/transcribe/backoff.ts';
 import { createChunkTranscriber } from '../../src/transcribe/chunk-transcriber.ts';
 import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
+import { createJobFeed } from '../../src/jobs/job-feed.ts';
+import { SqliteJobStore } from '../../src/jobs/store.ts';
+import { createProviderValidator } from '../../src/validate/provider-validator.ts';
+import { queuedJob } from '../fixtures/pipeline.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
 
 const logger = pino({ level: 'silent' });
@@ -112,6 +116,51 @@ describe('the wall clock stepped back an hour', () => {
     stepWallClockBack();
     const permit = await settled(breaker.admit());
     expect(permit).toMatchObject({ probe: true });
+  });
+  it("keeps a job's event feed polling (its defaults): a change after the step is sent", async () => {
+    const id = 'job_0123456789abcdefghijkl';
+    const store = new SqliteJobStore({ file: ':memory:' });
+    const stop = new AbortController();
+    try {
+      await store.insertJob({ ...queuedJob(id, 10), owner: null });
+      const feed = createJobFeed({ store, pollMs: 20, logger });
+      const events = (await feed.follow(id, { owner: null, signal: stop.signal }))[Symbol.asyncIterator]();
+      expect((await events.next()).value).toMatchObject({ type: 'progress', job: { status: 'queued' } });
+      await store.updateJob(id, { status: 'processing', stage: 'transcribing' });
+      const next = settled(events.next());
+      // The step comes while the feed waits between two reads.
+      setTimeout(stepWallClockBack, 5);
+      expect(await next).toMatchObject({ value: { type: 'progress', job: { status: 'processing' } } });
+    } finally {
+      stop.abort(new Error('test over'));
+      store.close();
+    }
+  });
+
+  it("asks the provider again once its down answer's TTL has passed (its default clock)", async () => {
+    let checks = 0;
+    const validator = createProviderValidator({
+      provider: {
+        name: 'openai',
+        check: () => {
+          checks += 1;
+          return Promise.resolve(
+            checks === 1 ? { status: 'down', detail: 'HTTP 503' } : { status: 'ok', detail: 'up' },
+          );
+        },
+      },
+      logger,
+      failTtlMs: 30,
+    });
+    try {
+      expect((await validator.current()).status).toBe('down');
+      stepWallClockBack();
+      // Past the TTL; before the fix the down answer was reused until the wall clock had caught up, an hour on.
+      await sleep(60);
+      expect((await validator.current()).status).toBe('ok');
+    } finally {
+      validator.stop();
+    }
   });
 });
 
