@@ -8,6 +8,8 @@ import { createCircuitBreaker } from '../../src/transcribe/circuit-breaker.ts';
 import { createJobFeed } from '../../src/jobs/job-feed.ts';
 import { SqliteJobStore } from '../../src/jobs/store.ts';
 import { createProviderValidator } from '../../src/validate/provider-validator.ts';
+import { DiskFullError } from '../../src/resources/disk-full.ts';
+import { createStorageGuard } from '../../src/resources/storage-guard.ts';
 import { queuedJob } from '../fixtures/pipeline.ts';
 import type { ChunkResult, TranscribeInput, TranscriptionProvider } from '../../src/transcribe/types.ts';
 
@@ -173,5 +175,26 @@ describe('the wall clock stepped forward an hour', () => {
     const waiting = breaker.admit();
     expect(breaker.snapshot().waiting).toBe(1);
     void waiting.catch(() => undefined);
+  });
+
+  it('keeps a write parked on a full disk waiting (its default clock), rather than failing its job at once', async () => {
+    let room = false;
+    const guard = createStorageGuard({ logger, hasRoom: () => Promise.resolve(room), retryMs: 20, maxWaitMs: 60_000 });
+    let tries = 0;
+    const write = () => {
+      tries += 1;
+      if (tries === 1) throw new DiskFullError('test', new Error('database or disk is full'));
+      return 'stored';
+    };
+    try {
+      const stored = guard.run('result', write, new AbortController().signal).catch((err: unknown) => err);
+      stepWallClockBack(-HOUR_MS);
+      // Several checks find no room; before the fix the first one found an hour waited and failed the write.
+      await sleep(100);
+      room = true;
+      expect(await settled(stored)).toBe('stored');
+    } finally {
+      guard.stop();
+    }
   });
 });
