@@ -23,7 +23,7 @@ export interface LimiterStats {
   running: number;
   /** Tokens usable now: 0 while paused. */
   tokens: number;
-  /** Epoch ms the current provider-requested pause ends, or null. */
+  /** When the current provider-requested pause ends (epoch ms on the limiter's clock, monotonic by default), or null. */
   pausedUntil: number | null;
 }
 
