@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
-import type { Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { atDeadline } from '../transcribe/deadline-timer.ts';
 import { joinText, MIN_OVERLAP_S } from '../transcribe/stitcher.ts';
 import type { Transcript } from '../transcribe/types.ts';
@@ -55,7 +55,13 @@ export interface JobFeed {
 
 export interface JobFeedDeps {
   store: Pick<JobStore, 'pollView' | 'listChunks' | 'getTranscript'>;
-  clock: Clock;
+  /** The waits between polls: this process's own, which a wall clock step must not stretch. @default monotonicClock */
+  clock?: Clock;
+  /**
+   * Compared with the dates the store holds (a job's progress and estimate).
+   * @default the `clock` option when one is given (a test's single clock), else systemClock
+   */
+  wallClock?: Clock;
   /** How often a follower reads the rows (a job's rows may be written by another process: polling is the way to see them). */
   pollMs: number;
   logger: Logger;
@@ -161,7 +167,8 @@ const progressKey = (p: FeedProgress) =>
   `${p.status}|${p.stage}|${p.percent}|${p.chunks_total}|${p.chunks_done}|${p.chunks_failed}`;
 
 export function createJobFeed(deps: JobFeedDeps): JobFeed {
-  const { store, clock, pollMs, logger } = deps;
+  const { store, clock = monotonicClock, pollMs, logger } = deps;
+  const wall = deps.wallClock ?? deps.clock ?? systemClock;
   let active = 0;
 
   const notFound = (id: string) => new AppError('NOT_FOUND', `No job ${JSON.stringify(id)}.`);
@@ -230,7 +237,7 @@ export function createJobFeed(deps: JobFeedDeps): JobFeed {
           cursor = through;
           tail = text.last;
         }
-        const progress = progressOf(job, states, clock.now());
+        const progress = progressOf(job, states, wall.now());
         const key = progressKey(progress);
         if (key !== sentProgress) {
           sentProgress = key;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../errors.ts';
-import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { isDiskFull } from './disk-full.ts';
 
 /** Why a job's chunks are held, and until when (ISO-8601, null when unknown): a job resource's progress.waiting. */
@@ -22,7 +22,10 @@ export interface StorageGuardDeps {
   maxWaitMs: number;
   /** Told when writes start failing for lack of space (the pressure gauge then starts the emergency cleanup). */
   onFull?(): void;
+  /** The waits and maxWaitMs: this process's own, which a wall clock step must not stretch or cut. @default monotonicClock */
   clock?: Clock;
+  /** The next check's date as jobs show it. @default the `clock` option when one is given, else systemClock */
+  wallClock?: Clock;
 }
 
 export interface StorageGuard {
@@ -66,7 +69,8 @@ export class StorageWaitExceeded extends AppError {
  * A timer that fires early or late only moves a check; what resumes the jobs is a write that succeeds.
  */
 export function createStorageGuard(deps: StorageGuardDeps): StorageGuard {
-  const { logger, retryMs, maxWaitMs, clock = systemClock } = deps;
+  const { logger, retryMs, maxWaitMs, clock = monotonicClock } = deps;
+  const wall = deps.wallClock ?? deps.clock ?? systemClock;
   let full: { since: number; what: string } | null = null;
   let nextCheckAt: number | null = null;
   let timer: unknown = null;
@@ -181,7 +185,10 @@ export function createStorageGuard(deps: StorageGuardDeps): StorageGuard {
     isFull: () => full !== null,
     waiting: () =>
       full
-        ? { reason: DISK_FULL_WAIT_REASON, until: nextCheckAt === null ? null : new Date(nextCheckAt).toISOString() }
+        ? {
+            reason: DISK_FULL_WAIT_REASON,
+            until: nextCheckAt === null ? null : new Date(wall.now() + nextCheckAt - clock.now()).toISOString(),
+          }
         : null,
     stop() {
       stopped = true;

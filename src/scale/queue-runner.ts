@@ -148,13 +148,15 @@ export class QueueRunner implements JobQueue {
    * running it, and would go on paying for a job whose row is gone); the client deletes it again later.
    */
   async cancel(jobId: string): Promise<void> {
-    const deadline = Date.now() + (this.#opts.cancelWaitMs ?? 30_000);
+    // performance.now(): a wall clock step back would stretch this bounded wait by the step.
+    const deadline = performance.now() + (this.#opts.cancelWaitMs ?? 30_000);
     for (;;) {
       // Said again on every round: a worker that took the job just after the first message did not hear it.
       await this.#promptly(() => this.#pub.publish(this.#channel, jobId));
       // A job nobody has taken yet is simply taken off the queue; a running one is stopped by its worker.
       await this.#promptly(() => this.#queue.remove(jobId).catch(() => 0));
-      if (Date.now() >= deadline || (await this.#promptly(() => this.#queue.getJobState(jobId))) !== 'active') return;
+      if (performance.now() >= deadline || (await this.#promptly(() => this.#queue.getJobState(jobId))) !== 'active')
+        return;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }

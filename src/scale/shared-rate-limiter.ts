@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
-import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, type Clock } from '../transcribe/backoff.ts';
 import { closeWithin } from './bounded-close.ts';
 import { boundedPauseMs, type LimiterStats, type RateLimiter } from '../transcribe/rate-limiter.ts';
 
@@ -17,6 +17,10 @@ export interface SharedRateLimiterOptions {
   /** Provider calls running at the same time in THIS process (a local resource cap, not part of the shared limit). */
   maxInFlight: number;
   logger: Logger;
+  /**
+   * This process's own view of a pause (pausedUntil, which decides whether a new pause is longer) and its waits; the
+   * shared pause itself is a TTL in Redis, on Redis's clock. @default monotonicClock
+   */
   clock?: Clock;
   /** How often a process with waiting requests asks again when no permit was free. @default 50 */
   pollMs?: number;
@@ -50,7 +54,7 @@ interface Waiter {
  * limiter key for its duration (`queue.rateLimit`), which holds every process's fetches.
  */
 export function createSharedRateLimiter(options: SharedRateLimiterOptions): RateLimiter {
-  const { connection, prefix, rpm, burst, maxInFlight, logger, clock = systemClock, pollMs = 50 } = options;
+  const { connection, prefix, rpm, burst, maxInFlight, logger, clock = monotonicClock, pollMs = 50 } = options;
   const queueName = options.backend === undefined ? QUEUE : `${QUEUE}-${options.backend}`;
   const log = logger.child({ component: 'shared-rate-limiter' });
   const window = windowFor(rpm, burst);

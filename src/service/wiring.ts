@@ -22,7 +22,6 @@ import { localUploadLimits, uploadSlotBounds } from '../resources/upload-limits.
 import { killStrayProcesses } from '../resources/stray-processes.ts';
 import { createSystemMonitor, type SystemReadings } from '../resources/system-monitor.ts';
 import type { ModelListing, Services } from '../http/services.ts';
-import { systemClock } from '../transcribe/backoff.ts';
 import { createBackendRegistry, type BackendRegistry } from '../transcribe/backends.ts';
 import { createUploadStore } from '../storage/index.ts';
 import { scaleOutLimiter, scaleOutRunner, scaleOutShared } from '../scale/index.ts';
@@ -234,7 +233,6 @@ export async function createServices(
     uploadLimits: sharedState?.uploadLimits ?? localUploadLimits(uploadSlotBounds(config)),
     feed: createJobFeed({
       store,
-      clock: systemClock,
       pollMs: config.events.pollMs,
       logger: logger.child({ component: 'job-feed' }),
     }),

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { isJobId } from '../jobs/ids.ts';
 import type { ComponentCheck } from '../resources/component-check.ts';
-import { sleep, systemClock, type Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, sleep, type Clock } from '../transcribe/backoff.ts';
 import { ObjectStoreError, toObjectStoreError } from './object-store-error.ts';
 import type { ObjectStore } from './object-store.ts';
 
@@ -66,12 +66,12 @@ export function createS3Uploads(deps: {
   objects: ObjectStore;
   logger: Logger;
   retryAfterS: number;
-  /** The pauses between download tries. @default systemClock */
+  /** The pauses between download tries. @default monotonicClock */
   clock?: Clock;
   /** How long the put of a file of `bytes` may take before it is aborted. @default putTimeLimitMs */
   putLimitMs?: (bytes: number) => number;
 }): UploadStore {
-  const { objects, logger, retryAfterS, clock = systemClock, putLimitMs = putTimeLimitMs } = deps;
+  const { objects, logger, retryAfterS, clock = monotonicClock, putLimitMs = putTimeLimitMs } = deps;
   const busy = (what: string, err: ObjectStoreError) => {
     logger.warn({ failure: err.kind, storeCode: err.storeCode, status: err.status }, `object store: ${what} failed`);
     return new AppError('SERVER_BUSY', `The object store did not answer (${what}); retry later.`, {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
-import { systemClock, type Clock } from './backoff.ts';
+import { monotonicClock, systemClock, type Clock } from './backoff.ts';
 import { PROBE_HOLD_MS, type CircuitOpening, type SharedCircuit } from './circuit-share.ts';
 import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
@@ -17,7 +17,7 @@ export interface CircuitSnapshot {
   code: ErrorCode | null;
   consecutiveFailures: number;
   openedAt: number | null;
-  /** When the next half-open probe may go (epoch ms), while open. */
+  /** When the next half-open probe may go (epoch ms, wall clock), while open. */
   retryAt: number | null;
   waiting: number;
 }
@@ -65,7 +65,16 @@ export interface CircuitBreakerOptions {
   coolDownMs?: number;
   /** Wait before a probe after an auth or quota answer. @default 300000 */
   fatalCoolDownMs?: number;
+  /**
+   * Measures the cool-down and the wait for another host's probe: this process's own waits, which a wall clock
+   * step must not stretch or cut short. @default monotonicClock
+   */
   clock?: Clock;
+  /**
+   * Dates other hosts read (an open's openedAt and retryAt, a close's time) and the ones reported.
+   * @default the `clock` option when one is given (a test's single clock), else systemClock
+   */
+  wallClock?: Clock;
   /** Scale-out: the state other hosts share; without it the breaker is this process's alone. */
   shared?: SharedCircuit | null;
 }
@@ -83,9 +92,10 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     failureThreshold = 5,
     coolDownMs = 30_000,
     fatalCoolDownMs = 300_000,
-    clock = systemClock,
+    clock = monotonicClock,
     shared = null,
   } = options;
+  const wall = options.wallClock ?? options.clock ?? systemClock;
   for (const [key, value] of Object.entries({ failureThreshold, coolDownMs, fatalCoolDownMs })) {
     if (!Number.isFinite(value) || value < (key === 'failureThreshold' ? 1 : 0)) {
       throw new TypeError(`circuit breaker ${key} must be a positive number, got ${value}`);
@@ -100,6 +110,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   /** The open period's id (CircuitOpening.id): what a shared probe claim and close are for. */
   let period: string | null = null;
   let retryAt: number | null = null;
+  /** retryAt on `clock`: when the cool-down ends for this process, whatever the wall clock does meanwhile. */
+  let dueAt: number | null = null;
   let probeInFlight = false;
   /** With a shared circuit: whether this process has the probe of every host for this half-open (null: not asked). */
   let probeRight: 'asking' | 'mine' | 'theirs' | null = null;
@@ -111,16 +123,20 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
 
   const isFatal = () => state === 'open' && code !== null && FATAL_CODES.has(code);
 
-  /** Enters `opening` (this host's evidence, or another host's); false when a fatal open already holds. */
-  const enter = (opening: CircuitOpening, from: 'this host' | 'another host'): boolean => {
+  /**
+   * Enters `opening` (this host's evidence, or another host's), whose cool-down has `waitMs` left; false when a
+   * fatal open already holds.
+   */
+  const enter = (opening: CircuitOpening, waitMs: number, from: 'this host' | 'another host'): boolean => {
     // A fatal reason is not downgraded by a plain fault that arrives while it is open.
     if (isFatal() && !FATAL_CODES.has(opening.code)) return false;
     state = 'open';
     ({ id: period, reason, code, openedAt, retryAt } = opening);
+    dueAt = clock.now() + waitMs;
     probeInFlight = false;
     resetProbeRight();
     coolDown?.cancel();
-    coolDown = atDeadline(clock, opening.retryAt, pump);
+    coolDown = atDeadline(clock, dueAt, pump);
     log.warn(
       { reason: opening.reason, code: opening.code, failures, from, retryAt: new Date(opening.retryAt).toISOString() },
       'circuit opened',
@@ -130,15 +146,10 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   };
 
   const open = (why: string, openCode: ErrorCode) => {
-    const now = clock.now();
-    const opening = {
-      id: randomUUID(),
-      code: openCode,
-      reason: why,
-      openedAt: now,
-      retryAt: now + (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs),
-    };
-    if (enter(opening, 'this host')) shared?.publish({ open: opening });
+    const now = wall.now();
+    const waitMs = FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs;
+    const opening = { id: randomUUID(), code: openCode, reason: why, openedAt: now, retryAt: now + waitMs };
+    if (enter(opening, waitMs, 'this host')) shared?.publish({ open: opening });
   };
 
   const close = () => {
@@ -152,6 +163,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     openedAt = null;
     period = null;
     retryAt = null;
+    dueAt = null;
     failures = 0;
     probeInFlight = false;
     pump();
@@ -173,7 +185,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
         // Only the probe's success is fresh evidence; a call admitted before the circuit opened is not.
         if (probe) {
           close();
-          if (probedPeriod !== null) shared?.publish({ closedAt: clock.now(), id: probedPeriod });
+          if (probedPeriod !== null) shared?.publish({ closedAt: wall.now(), id: probedPeriod });
         } else if (state === 'closed') failures = 0;
       }),
       fail: (info: FailureInfo) =>
@@ -193,7 +205,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   };
 
   const rejection = () =>
-    new CircuitOpenError(name, code ?? 'PROVIDER_UNAVAILABLE', reason ?? 'circuit open', retryAt ?? clock.now());
+    new CircuitOpenError(name, code ?? 'PROVIDER_UNAVAILABLE', reason ?? 'circuit open', retryAt ?? wall.now());
 
   function resetProbeRight(): void {
     probeRight = null;
@@ -232,7 +244,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
 
   /** Move waiters along after any state change. */
   function pump(): void {
-    if (state === 'open' && retryAt !== null && clock.now() >= retryAt) {
+    if (state === 'open' && dueAt !== null && clock.now() >= dueAt) {
       state = 'half-open';
       log.info({ reason }, 'circuit half-open: letting one probe through');
     }
@@ -247,10 +259,12 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   }
 
   // Another host's open holds this one's callers too (a revoked key is revoked everywhere); its close, after a
-  // probe that succeeded there, frees them. A close older than this breaker's open is not about that open.
+  // probe that succeeded there, frees them. A close older than this breaker's open is not about that open. Its
+  // retryAt is a wall date: what is left of it when it arrives is then waited out on this process's clock.
   shared?.follow({
     opened: (opening) => {
-      if (opening.retryAt > clock.now()) enter(opening, 'another host');
+      const waitMs = opening.retryAt - wall.now();
+      if (waitMs > 0) enter(opening, waitMs, 'another host');
     },
     closed: (closedAt) => {
       if (state !== 'closed' && openedAt !== null && openedAt <= closedAt) close();
@@ -286,7 +300,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       });
     },
     snapshot() {
-      if (state === 'open' && retryAt !== null && clock.now() >= retryAt) pump();
+      if (state === 'open' && dueAt !== null && clock.now() >= dueAt) pump();
       return { state, reason, code, consecutiveFailures: failures, openedAt, retryAt, waiting: waiters.length };
     },
   };

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../errors.ts';
-import { systemClock, type Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, type Clock } from '../transcribe/backoff.ts';
 import { atDeadline, type DeadlineTimer } from '../transcribe/deadline-timer.ts';
 import type { ProviderCheck, TranscriptionProvider } from '../transcribe/types.ts';
 
@@ -9,7 +9,10 @@ export interface ProviderValidatorOptions {
   /** The name logs and refusals give it: the backend's. @default provider.name */
   label?: string;
   logger: Logger;
-  /** The clock of the TTLs, the check timeout and the background refresh. @default systemClock (unref'd timers) */
+  /**
+   * The clock of the TTLs, the check timeout and the background refresh: this process's own durations, which a wall
+   * clock step must not stretch (a down answer reused for the step's length). @default monotonicClock
+   */
   clock?: Clock;
   /** How long an ok/degraded answer is reused. @default 300000 (5 min) */
   okTtlMs?: number;
@@ -59,7 +62,7 @@ const PASSED_THROUGH = new Set(['PROVIDER_AUTH', 'PROVIDER_QUOTA']);
 export function createProviderValidator(options: ProviderValidatorOptions): ProviderValidator {
   const { provider, logger } = options;
   const label = options.label ?? provider.name;
-  const clock = options.clock ?? systemClock;
+  const clock = options.clock ?? monotonicClock;
   const now = () => clock.now();
   const okTtlMs = options.okTtlMs ?? 300_000;
   const failTtlMs = options.failTtlMs ?? 30_000;

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Services } from '../../src/http/services.ts';
 import type { App } from '../../src/http/app.ts';
 import type { FakeOpenAI } from '../fake-openai/server.ts';
@@ -216,6 +216,30 @@ describe('GET /v1/jobs/{id}/events', () => {
     started.splice(started.indexOf(s), 1);
     await s.fake.close();
     await removeDir(s.server.dataDir);
+  });
+
+  it('closes a stream at its lifetime when the wall clock steps back an hour meanwhile', async () => {
+    const s = await start({ EVENT_STREAM_MAX_S: '2', EVENT_HEARTBEAT_S: '1' });
+    s.hold.from = 0;
+    const created = await upload(s.url, speech.wav);
+    const stream = await open(s.url, created.body.id);
+    expect((await stream.next())?.event).toBe('progress');
+    const real = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000);
+    try {
+      // On the wall clock the lifetime (and the feed's next read) waited for it to catch up: an hour, past the
+      // test's timeout. A guard, not a timing assertion.
+      let ended = false;
+      void stream
+        .readUntil(() => false)
+        .then(
+          () => (ended = true),
+          () => undefined,
+        );
+      await until(() => ended, 'the stream to end at its lifetime', { timeoutMs: 30_000 });
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('ends a failed job with its error and closes the stream', async () => {

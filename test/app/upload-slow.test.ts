@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, startServer, upload, type TestServer } from '../helper.ts';
 import { until } from '../support/until.ts';
@@ -124,6 +124,7 @@ describe('slow uploads lose their job directory lease', () => {
   let server: TestServer | undefined;
   const sockets: SlowUpload[] = [];
   afterEach(async () => {
+    vi.restoreAllMocks();
     for (const s of sockets.splice(0)) s.destroy();
     await server?.close();
     await removeDir(server?.dataDir ?? '');
@@ -196,6 +197,26 @@ describe('slow uploads lose their job directory lease', () => {
     }
     expect(await poolDetail(s)).toMatch(/^0 of 2 leased/);
     await expectNothingLeft(s);
+  });
+
+  it.each([
+    ['back', -3_600_000],
+    ['forward', 3_600_000],
+  ])('judges the gap on its own clock when the wall clock steps %s an hour mid-upload', async (_, stepMs) => {
+    server = await startServer({ JOB_DIRS_MAX: '2', UPLOAD_MAX_GAP_MS: '1000', UPLOAD_MIN_BYTES_PER_S: '0' });
+    const s = server;
+    const stalled = open(s);
+    // The step comes once the server holds the upload (and watches it).
+    await until(async () => /^1 of 2 leased/.test(await poolDetail(s)), 'the upload to hold a lease');
+    const real = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => real() + stepMs);
+    // Back: on the wall clock the gap stayed negative for an hour, holding the lease. Forward: the next byte found
+    // an hour's gap and refused an upload that was keeping up; here none comes, so the answer is the stall's.
+    const answer = await within(stalled.answer, 'the answer to a stalled upload');
+    expectError(answer, 408, 'UPLOAD_TOO_SLOW', { reason: 'stalled' });
+    expect((answer.body as { error: { details: { idle_ms: number } } }).error.details.idle_ms).toBeLessThan(600_000);
+    await within(stalled.closed, "the server to close a stalled upload's connection");
+    expect(await poolDetail(server)).toMatch(/^0 of 2 leased/);
   });
 
   it('bounds the uploads one key has in progress with 429 RATE_LIMITED, so another key gets in while it drips', async () => {

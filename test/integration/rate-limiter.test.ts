@@ -1,5 +1,5 @@
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { pino, type Logger } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRateLimiter, MAX_PAUSE_MS, type RateLimiter } from '../../src/transcribe/rate-limiter.ts';
 import type { Clock } from '../../src/transcribe/backoff.ts';
 import { manualClock } from '../support/manual-clock.ts';
@@ -33,16 +33,38 @@ function taskRecorder() {
 }
 
 const limiters: RateLimiter[] = [];
-function make(opts: { rpm: number; burst: number; maxInFlight: number; clock?: Clock }): RateLimiter {
-  const limiter = createRateLimiter({ ...opts, logger });
+function make(opts: { rpm: number; burst: number; maxInFlight: number; clock?: Clock; logger?: Logger }): RateLimiter {
+  const limiter = createRateLimiter({ logger, ...opts });
   limiters.push(limiter);
   return limiter;
 }
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const open of allGates.splice(0)) open();
   await Promise.all(limiters.splice(0).map((l) => l.stop()));
 });
+
+const HOUR_MS = 3_600_000;
+
+/** Date.now() (what bottleneck reads), moved by the test; performance.now() keeps running as it does. */
+function steppableWallClock() {
+  const real = Date.now.bind(Date);
+  let offsetMs = 0;
+  vi.spyOn(Date, 'now').mockImplementation(() => real() + offsetMs);
+  return {
+    step(ms: number) {
+      offsetMs += ms;
+    },
+  };
+}
+
+/** A logger whose messages the test can wait for. */
+function recordingLogger() {
+  const messages: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void messages.push(JSON.parse(line).msg as string) });
+  return { log, messages };
+}
 
 describe('rate limiter', () => {
   it('starts only burst tasks at once when the refill is slow', async () => {
@@ -223,5 +245,96 @@ describe('rate limiter', () => {
     await expect(running).resolves.toBe('a');
     await stopped;
     expect(started).toEqual(['a']);
+  });
+
+  describe('after the wall clock steps', () => {
+    it('sees that Date.now() moves with the test and performance.now() does not', () => {
+      const wall = steppableWallClock();
+      const before = Date.now() - performance.now();
+      wall.step(-HOUR_MS);
+      expect(Date.now() - performance.now()).toBeLessThan(before - HOUR_MS / 2);
+    });
+
+    it.each([
+      ['sent at once', 0],
+      ['sent when a pause begun before the step ends', 50],
+    ])('still starts a request scheduled after a step back: %s', async (_, pauseMs) => {
+      // One token per 10 ms, so the second request waits for the refill.
+      const limiter = make({ rpm: 6000, burst: 1, maxInFlight: 2 });
+      await limiter.schedule(() => Promise.resolve('first'));
+      if (pauseMs > 0) limiter.pauseFor(pauseMs, 'HTTP 429');
+      steppableWallClock().step(-HOUR_MS);
+      // Before the fix the start waited for the wall clock to catch up: an hour, far past until's 60 s.
+      let sent = false;
+      const second = limiter.schedule(() => Promise.resolve((sent = true)));
+      await until(() => sent, 'the request after the step to start', { everyMs: 5 });
+      await expect(second).resolves.toBe(true);
+    });
+
+    it('starts each task queued before a step back exactly once, its token handed back', async () => {
+      const { log, messages } = recordingLogger();
+      // Three tokens and no refill: a task that cost two would leave the last one waiting for good.
+      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1, logger: log });
+      const { started, task, release } = taskRecorder();
+      const results = ['a', 'b', 'c'].map((n) => limiter.schedule(task(n)));
+      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
+      steppableWallClock().step(-HOUR_MS);
+      // a's end lets bottleneck give b its token and a start an hour away; the limiter's own check finds the step.
+      release('a');
+      await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the rebuild');
+      await until(() => started.length === 2, 'b to start', { everyMs: 1 });
+      release('b');
+      await until(() => started.length === 3, 'c to start', { everyMs: 1 });
+      release('c');
+      await expect(Promise.all(results)).resolves.toEqual(['a', 'b', 'c']);
+      await settle();
+      expect(started).toEqual(['a', 'b', 'c']);
+      expect(await limiter.stats()).toEqual({ queued: 0, running: 0, tokens: 0, pausedUntil: null });
+    });
+
+    it('keeps maxInFlight across a rebuild while a task of the old bottleneck still runs', async () => {
+      const { log, messages } = recordingLogger();
+      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1, logger: log });
+      const { started, task, release } = taskRecorder();
+      const a = limiter.schedule(task('a'));
+      const b = limiter.schedule(task('b'));
+      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
+      steppableWallClock().step(-HOUR_MS);
+      const c = limiter.schedule(task('c'));
+      await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the rebuild');
+      await settle();
+      // The new bottleneck has a free slot of its own; a still holds the only one.
+      expect(started).toEqual(['a']);
+      expect(await limiter.stats()).toMatchObject({ queued: 2, running: 1 });
+      release('a');
+      await until(() => started.length === 2, 'b to start', { everyMs: 1 });
+      await settle();
+      expect(started).toEqual(['a', 'b']);
+      release('b');
+      await until(() => started.length === 3, 'c to start', { everyMs: 1 });
+      release('c');
+      await expect(Promise.all([a, b, c])).resolves.toEqual(['a', 'b', 'c']);
+      expect(started).toEqual(['a', 'b', 'c']);
+    });
+
+    it('grants no tokens for a step forward, nor for the step back that undoes it', async () => {
+      const { log, messages } = recordingLogger();
+      const limiter = make({ rpm: NO_REFILL_RPM, burst: 2, maxInFlight: 10, logger: log });
+      const { started, task } = taskRecorder();
+      for (const n of ['a', 'b', 'c']) void limiter.schedule(task(n)).catch(() => undefined);
+      await until(() => started.length === 2, 'a and b to start', { everyMs: 1 });
+      const wall = steppableWallClock();
+      wall.step(HOUR_MS);
+      // Several heartbeats and step checks pass; what is asserted is that nothing started, not how long it took.
+      await new Promise((r) => setTimeout(r, 1200));
+      await settle();
+      expect(started).toEqual(['a', 'b']);
+      wall.step(-HOUR_MS);
+      void limiter.schedule(task('d')).catch(() => undefined);
+      await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the rebuild');
+      await settle();
+      expect(started).toEqual(['a', 'b']);
+      expect(await limiter.stats()).toMatchObject({ queued: 2, running: 2, tokens: 0 });
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createSharedRateLimiter } from '../../src/scale/shared-rate-limiter.ts';
 import type { RateLimiter } from '../../src/transcribe/rate-limiter.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
@@ -71,5 +71,25 @@ describe('the shared rate limit when Redis loses the permits of waiting requests
     await expect(Promise.all(waiting)).resolves.toEqual(['second', 'third']);
     // One permit was added again per request that lost its own, and none is left over.
     expect(await permitsWaiting()).toBe(0);
+  });
+
+  it('takes a longer pause after the wall clock stepped back an hour, not only once it has caught up', async () => {
+    const limiter = limiterOf('paused-across-a-step', { rpm: 6000, burst: 10, maxInFlight: 1 });
+    limiter.pauseFor(10_000, 'HTTP 429');
+    const first = (await limiter.stats()).pausedUntil ?? 0;
+    const real = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000);
+    try {
+      // On the wall clock this pause ended an hour before the first one, so it was ignored (Redis kept 10 s).
+      limiter.pauseFor(60_000, 'HTTP 429');
+      expect((await limiter.stats()).pausedUntil).toBeGreaterThan(first + 40_000);
+      await until(
+        async () => (await admin.pttl('paused-across-a-step:provider-permits:limiter')) > 40_000,
+        'the shared pause to be the longer one',
+        { timeoutMs: 20_000 },
+      );
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '../json-schema.ts';
 import { AppError } from '../../errors.ts';
 import type { JobFeedEvent } from '../../jobs/job-feed.ts';
-import { systemClock } from '../../transcribe/backoff.ts';
+import { monotonicClock } from '../../transcribe/backoff.ts';
 import { atDeadline } from '../../transcribe/deadline-timer.ts';
 import { JOB_EVENTS_EXAMPLE } from '../examples.ts';
 import { errorResponses } from '../response-schemas.ts';
@@ -149,7 +149,8 @@ export default async function jobEventRoutes(app: FastifyInstance, opts: { servi
       const slot = slots.take(request.owner ?? `address:${clientOf(request.ip)}`);
       streams.add(stop);
       reply.sse.onClose(() => stop.abort(new Error('client gone')));
-      const lifetime = atDeadline(systemClock, systemClock.now() + config.events.maxStreamMs, () =>
+      // The process's own clock: a wall clock step back would keep the stream (and its slot) open that much longer.
+      const lifetime = atDeadline(monotonicClock, monotonicClock.now() + config.events.maxStreamMs, () =>
         stop.abort(new Error('stream lifetime reached')),
       );
       try {

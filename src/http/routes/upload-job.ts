@@ -14,7 +14,7 @@ import { uploaderKey } from '../plugins/upload-rate-limit.ts';
 import type { DirLease } from '../../resources/dir-pool.ts';
 import type { UploadSlot, UploadSlots } from '../../resources/upload-limits.ts';
 import type { AcceptedMedia, Services, ValidatedRequest } from '../services.ts';
-import { systemClock, type Clock } from '../../transcribe/backoff.ts';
+import { monotonicClock, type Clock } from '../../transcribe/backoff.ts';
 import { discardRest } from '../discard-body.ts';
 import { MAX_FIELD_BYTES, receive, type Received } from './upload-receive.ts';
 import { idempotencyKeyOf, requestFingerprint, sameRequest } from './upload-idempotency.ts';
@@ -70,7 +70,7 @@ export interface JobUploads {
  */
 export function createJobUploads(
   services: Services,
-  { clock = systemClock, whileChecking }: { clock?: Clock; whileChecking?: () => void } = {},
+  { clock = monotonicClock, whileChecking }: { clock?: Clock; whileChecking?: () => void } = {},
 ): JobUploads {
   const deps: UploadDeps = { services, clock, slots: services.uploadLimits.slots, whileChecking };
   return {
