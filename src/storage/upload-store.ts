@@ -11,6 +11,12 @@ import type { ObjectStore } from './object-store.ts';
 export interface StoredUpload {
   jobId: string;
   bytes: number;
+  /**
+   * By when (the store's clock, ms) the put of these objects had surely ended: their latest date plus the put's
+   * bound. The date is the put's start at the latest, and a put that outlives its bound is aborted, or, if its
+   * timer fired late, deleted again and refused (`save`). Null when the store gives no date.
+   */
+  completeByMs: number | null;
 }
 
 /**
@@ -59,6 +65,10 @@ const PUT_BASE_MS = 60_000;
 const PUT_FLOOR_BYTES_PER_S = 1024 * 1024;
 export const putTimeLimitMs = (bytes: number): number => PUT_BASE_MS + Math.ceil(bytes / PUT_FLOOR_BYTES_PER_S) * 1_000;
 
+/** The later of two times; unknown when either is (an object without a date leaves its job undated). */
+const laterOf = (a: number | null, b: number | null): number | null =>
+  a === null || b === null ? null : Math.max(a, b);
+
 const jobKeyPrefix = (jobId: string) => `jobs/${jobId}/`;
 const uploadKey = (jobId: string) => `${jobKeyPrefix(jobId)}upload`;
 
@@ -90,13 +100,22 @@ export function createS3Uploads(deps: {
       const limitMs = putLimitMs(size);
       try {
         await objects.putFile(uploadKey(jobId), file, AbortSignal.timeout(limitMs));
-        logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload stored in the object store');
       } catch (err) {
         const failure = toObjectStoreError(err, 'put');
         if (failure.kind === 'cancelled')
           logger.warn({ jobId, bytes: size, limitMs }, 'object store: put too slow, aborted');
         throw busy('storing the upload', failure);
       }
+      const ms = performance.now() - started;
+      // A timer is not a clock: one that fired late (a frozen process) let the put end past its bound, where the
+      // cleanup may already take its object, dated at the put's start, for an orphan. It is not this job's then.
+      if (ms > limitMs) {
+        logger.warn({ jobId, bytes: size, limitMs, ms: Math.round(ms) }, 'object store: put ended past its bound');
+        // A delete that fails leaves an object without a row, which the orphan sweep takes.
+        await objects.deleteUnder(jobKeyPrefix(jobId)).catch(() => undefined);
+        throw busy('storing the upload', new ObjectStoreError('cancelled', 'put'));
+      }
+      logger.info({ jobId, ms: Math.round(ms) }, 'upload stored in the object store');
     },
 
     async fetch(jobId, file, signal) {
@@ -144,7 +163,13 @@ export function createS3Uploads(deps: {
         const jobId = object.key.split('/')[1] ?? '';
         if (!isJobId(jobId)) continue;
         const seen = byJob.get(jobId);
-        byJob.set(jobId, { jobId, bytes: (seen?.bytes ?? 0) + object.bytes });
+        // Dates come in whole seconds: the object's real date (at or after the put's start) is up to 1 s later.
+        const completeBy = object.modifiedMs === null ? null : object.modifiedMs + 1_000 + putLimitMs(object.bytes);
+        byJob.set(jobId, {
+          jobId,
+          bytes: (seen?.bytes ?? 0) + object.bytes,
+          completeByMs: seen ? laterOf(seen.completeByMs, completeBy) : completeBy,
+        });
       }
       return [...byJob.values()];
     },

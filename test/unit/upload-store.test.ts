@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import { newJobId } from '../../src/jobs/ids.ts';
 import { ObjectStoreError, type ObjectStoreFailure } from '../../src/storage/object-store-error.ts';
-import type { ObjectStore } from '../../src/storage/object-store.ts';
+import type { ObjectStore, StoredObject } from '../../src/storage/object-store.ts';
 import { createS3Uploads } from '../../src/storage/upload-store.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
@@ -121,5 +121,67 @@ describe("S3 uploads: fetching a job's upload to this host", () => {
     await new Promise((resolve) => setImmediate(resolve));
     cancel.abort(reason);
     await expect(waiting).rejects.toBe(reason);
+  });
+});
+
+describe('S3 uploads: the put bound the orphan sweep relies on', () => {
+  /** A bucket that records deletes and lists `listed`. */
+  function recordingObjects(put: () => Promise<void>, listed: StoredObject[] = []) {
+    const deleted: string[] = [];
+    const objects: ObjectStore = {
+      location: 's3://bucket/',
+      putFile: put,
+      getFile: async () => undefined,
+      deleteUnder: async (prefix) => {
+        deleted.push(prefix);
+        return 1;
+      },
+      list: async function* () {
+        yield* listed;
+      },
+      probe: async () => undefined,
+      close: () => undefined,
+    };
+    return { objects, deleted };
+  }
+
+  it('a put that ended past its bound (its timer fired late: a frozen process) is deleted again and refused', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cs-upload-put-'));
+    try {
+      const file = path.join(dir, 'upload');
+      await writeFile(file, 'audio');
+      const id = newJobId();
+      // The event loop held for 60 ms inside the put: its 20 ms abort timer cannot fire before the put ends.
+      const { objects, deleted } = recordingObjects(async () => {
+        const until = performance.now() + 60;
+        while (performance.now() < until);
+      });
+      const uploads = createS3Uploads({ objects, logger, retryAfterS: 30, putLimitMs: () => 20 });
+      const err: unknown = await uploads.save(id, file).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isAppError(err) && err.code).toBe('SERVER_BUSY');
+      expect(isAppError(err) && err.details).toEqual({ resource: 'object_store' });
+      expect(deleted).toEqual([`jobs/${id}/`]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("lists each job's upload with when its put surely ended: its date (whole seconds) + 1 s + the put bound", async () => {
+    const [a, b] = [newJobId(), newJobId()];
+    const { objects } = recordingObjects(
+      async () => undefined,
+      [
+        { key: `jobs/${a}/upload`, bytes: 3_000, modifiedMs: 1_000_000 },
+        { key: `jobs/${b}/upload`, bytes: 10, modifiedMs: null },
+      ],
+    );
+    const uploads = createS3Uploads({ objects, logger, retryAfterS: 30, putLimitMs: (bytes) => bytes * 2 });
+    expect(await uploads.list()).toEqual([
+      { jobId: a, bytes: 3_000, completeByMs: 1_000_000 + 1_000 + 6_000 },
+      { jobId: b, bytes: 10, completeByMs: null },
+    ]);
   });
 });
