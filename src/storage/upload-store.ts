@@ -7,6 +7,12 @@ import { sleep, systemClock, type Clock } from '../transcribe/backoff.ts';
 import { ObjectStoreError, toObjectStoreError } from './object-store-error.ts';
 import type { ObjectStore } from './object-store.ts';
 
+/** Where a run finds the upload on this host, or puts its own download of it (UploadStore.fetch). */
+export interface UploadCopies {
+  hostCopy: string;
+  runCopy: string;
+}
+
 /** A job's upload as the bucket holds it. */
 export interface StoredUpload {
   jobId: string;
@@ -28,8 +34,12 @@ export interface UploadStore {
   readonly driver: 'local' | 's3';
   /** Makes the received file durable where every host finds it; throws SERVER_BUSY when the store does not take it. */
   save(jobId: string, file: string): Promise<void>;
-  /** Makes sure `file` is there: a copy this host already has is used, else it is downloaded. */
-  fetch(jobId: string, file: string, signal: AbortSignal): Promise<void>;
+  /**
+   * The file a run reads the upload from: the copy this host has (`hostCopy`: received here, or on local disk the
+   * only one), else one downloaded to `runCopy`. The download is the run's own: a run that loses the job to another
+   * host removes it with its other files, while a copy at `hostCopy` may be another process's on a shared DATA_DIR.
+   */
+  fetch(jobId: string, where: UploadCopies, signal: AbortSignal): Promise<string>;
   /** Deletes the job's objects (none: nothing happens); throws SERVER_BUSY when the store does not answer. */
   remove(jobId: string): Promise<void>;
   /** Every job with an upload in the store, for the retention sweep. */
@@ -44,7 +54,7 @@ export interface UploadStore {
 export const localUploads: UploadStore = {
   driver: 'local',
   save: async () => undefined,
-  fetch: async () => undefined,
+  fetch: async (_jobId, { hostCopy }) => hostCopy,
   remove: async () => undefined,
   list: async () => [],
   start: async () => undefined,
@@ -118,21 +128,21 @@ export function createS3Uploads(deps: {
       logger.info({ jobId, ms: Math.round(ms) }, 'upload stored in the object store');
     },
 
-    async fetch(jobId, file, signal) {
-      if (
-        await stat(file).then(
+    async fetch(jobId, { hostCopy, runCopy }, signal) {
+      for (const file of [hostCopy, runCopy]) {
+        const isFile = await stat(file).then(
           (s) => s.isFile(),
           () => false,
-        )
-      ) {
-        return;
+        );
+        if (isFile) return file;
       }
+      const file = runCopy;
       const started = performance.now();
       for (let attempt = 1; ; attempt++) {
         try {
           await objects.getFile(uploadKey(jobId), file, signal);
           logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload fetched from the object store');
-          return;
+          return file;
         } catch (err) {
           if (signal.aborted) throw signal.reason;
           // A local write error (the scratch disk full) goes to the caller as it is.
