@@ -12,7 +12,7 @@ export type OutputStream = 'stdout' | 'stderr';
  * What pocketsphinx may print on each of stdout and stderr for a chunk of `durationS` seconds before it is taken
  * for a runaway: 64 KiB plus 8 KiB a second, counted on at least 60 s as the timeout is. Measured on the LibriVox
  * clips (198 s of speech, 2026-12-06): ~120 B/s of stdout, ~8.5 KB of stderr at start then ~240 B/s; a decoder
- * that ends a word every 3 frames (the fewest an HMM passes) prints ~3.6 KB/s of stdout.
+ * that ends a word every 3 frames (the fewest a phone's HMM takes) prints under 4 KB/s of stdout.
  */
 export function outputLimitBytes(durationS: number): number {
   const seconds = Number.isFinite(durationS) ? Math.max(60, durationS) : 60;
