@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { AppError } from '../errors.ts';
+import { lineSplitter } from './line-splitter.ts';
 
 /** How much nicer than the service a run at low priority is: ~10 % of a core when it competes with the service's (CFS weights). */
 export const LOW_PRIORITY = 10;
@@ -69,22 +70,6 @@ export function toolKilledError(tool: string, signal: NodeJS.Signals, doing: str
     `${tool} was killed (${signal}) while ${doing}, by something outside the service (the system out of memory, or an operator); the file is not at fault.`,
     { details: { reason: 'tool_killed', signal } },
   );
-}
-
-/** Splits a byte stream into lines, keeping the unfinished last line for the next call. */
-function lineSplitter(onLine: (line: string) => void): { push(chunk: string): void; end(): void } {
-  let rest = '';
-  return {
-    push(chunk) {
-      const parts = (rest + chunk).split(/\r\n|\r|\n/);
-      rest = parts.pop() ?? '';
-      for (const p of parts) onLine(p);
-    },
-    end() {
-      if (rest !== '') onLine(rest);
-      rest = '';
-    },
-  };
 }
 
 /**

@@ -39,14 +39,10 @@ export async function runJobPipeline(
   await save('job directory', () => dirs.create(job.id, epoch));
 
   const sequential = job.request.context === 'sequential';
-  const subject: ChunkSubject = {
-    file: dirs.uploadPath(job.id),
-    audio: job.audio,
-    model: job.request.model,
-    sequential,
-  };
+  const copies = { hostCopy: dirs.uploadPath(job.id), runCopy: dirs.runUploadPath(job.id, epoch) };
   // A scratch disk that fills up while the upload downloads pauses the job like any other write.
-  await save('upload download', () => deps.uploads.fetch(job.id, subject.file, stopping));
+  const file = await save('upload download', () => deps.uploads.fetch(job.id, copies, stopping));
+  const subject: ChunkSubject = { file, audio: job.audio, model: job.request.model, sequential };
   let chunks = await store.listChunks(job.id);
   let plan: ChunkPlanRecord;
   if (chunks.length > 0) {

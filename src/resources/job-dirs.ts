@@ -12,6 +12,11 @@ export interface JobDirs {
    * job (and still cleans up after itself) never touches the files of the run that took it over.
    */
   chunksDir(id: string, run: number): string;
+  /**
+   * Where one run keeps the upload it downloaded (the object store's, when this host had no copy): in its chunks
+   * directory, so it goes with the run's own files, also when the run lost the job.
+   */
+  runUploadPath(id: string, run: number): string;
   /** Creates the job's directory, and the run's chunks directory when a run is named. */
   create(id: string, run?: number): Promise<void>;
   remove(id: string): Promise<void>;
@@ -51,6 +56,7 @@ export function createJobDirs(deps: { dataDir: string; logger: Logger }): JobDir
     jobDir,
     uploadPath: (id) => path.join(jobDir(id), 'upload'),
     chunksDir,
+    runUploadPath: (id, run) => path.join(chunksDir(id, run), 'upload'),
     async create(id, run) {
       created.add(id);
       await mkdir(run === undefined ? jobDir(id) : chunksDir(id, run), { recursive: true });

@@ -4,7 +4,7 @@ import type { JobStore } from '../jobs/job-store.ts';
 import { isLive } from '../jobs/types.ts';
 import { dirAction, purgeCutoff, validatePolicy, type RetentionPolicy } from './cleanup-policy.ts';
 import type { JobDirs } from '../resources/job-dirs.ts';
-import { localUploads, type UploadStore } from '../storage/upload-store.ts';
+import { localUploads, type StoredUpload, type UploadStore } from '../storage/upload-store.ts';
 
 export interface CleanupConfig extends RetentionPolicy {
   /** Pause between two background passes (measured from the end of one to the start of the next). */
@@ -62,8 +62,9 @@ const emptyReport = (emergency: boolean): CleanupReport => ({
 
 /**
  * An object without a job row is an upload between its put and its row, on whichever host received it, for a
- * moment (the row's write, which waits out a database restart for seconds); one listed without a row for this
- * long was left by a host that died in between (or a delete the store missed).
+ * moment (the row's write, which waits out a database restart for seconds); one without a row this long after
+ * its put surely ended, or listed so by this process for this long, was left by a host that died in between (or a
+ * delete the store missed).
  */
 export const ORPHAN_OBJECT_GRACE_MS = 15 * 60_000;
 
@@ -79,10 +80,12 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
   const batchSize = deps.batchSize ?? 500;
   const orphanGraceMs = config.orphanGraceMs ?? ORPHAN_OBJECT_GRACE_MS;
   /**
-   * Objects without a row, by job id, with when this process first listed them so. The object's own date cannot
-   * say how long it has been there: S3 dates a multipart upload's object at the upload's start, so the object
-   * of a put that took longer than the grace would be "old" the moment it appears, before its row is written.
-   * A listing shows complete objects only, so an upload still going up is never among them.
+   * Objects without a row, by job id, with when this process first listed them so. The object's own date alone
+   * cannot say how long it has been there: S3 dates a multipart upload's object at the upload's start, so the
+   * object of a put that took longer than the grace would be "old" the moment it appears, before its row is
+   * written; its date plus the put's bound can (`completeByMs`), and decides for a process restarted more often
+   * than the grace, which never lists an object for that long. A listing shows complete objects only, so an upload
+   * still going up is never among them.
    */
   const rowless = new Map<string, number>();
   let tail: Promise<unknown> = Promise.resolve();
@@ -104,11 +107,15 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     }
   }
 
-  /** Whether an object without a row may still be an upload between its put and its row: seen so for less than the grace. */
-  function arriving(jobId: string, nowMs: number): boolean {
+  /**
+   * Whether an object without a row may still be an upload between its put and its row: its put ended less than
+   * the grace ago (or the store gives no date), and this process has listed it so for less than the grace.
+   */
+  function arriving({ jobId, completeByMs }: StoredUpload, nowMs: number): boolean {
     const first = rowless.get(jobId);
     if (first === undefined) rowless.set(jobId, nowMs);
-    return nowMs - (first ?? nowMs) < orphanGraceMs;
+    const putEnded = completeByMs !== null && nowMs - completeByMs >= orphanGraceMs;
+    return !putEnded && nowMs - (first ?? nowMs) < orphanGraceMs;
   }
 
   async function sweepObjects(report: CleanupReport): Promise<void> {
@@ -118,11 +125,12 @@ export function createCleanupManager(deps: CleanupDeps): CleanupManager {
     // Only what this listing shows stays tracked: the map holds no more than the bucket's rowless objects.
     const ids = new Set(listed.map((object) => object.jobId));
     for (const id of rowless.keys()) if (!ids.has(id)) rowless.delete(id);
-    for (const { jobId } of listed) {
+    for (const object of listed) {
       if (stopped) return;
+      const { jobId } = object;
       const job = await store.jobLifecycle(jobId);
       if (job) rowless.delete(jobId);
-      const inProcess = !job && arriving(jobId, nowMs);
+      const inProcess = !job && arriving(object, nowMs);
       if (dirAction({ job, inProcess }, nowMs, config, report.emergency) !== 'remove-dir') continue;
       await uploads.remove(jobId);
       rowless.delete(jobId);

@@ -71,6 +71,8 @@ export interface ServiceOverrides {
   healthNow?: () => number;
   /** How long the cleanup keeps an object without a job row (object store tests). @default ORPHAN_OBJECT_GRACE_MS */
   orphanObjectGraceMs?: number;
+  /** How long the put of an upload of `bytes` may take (object store tests). @default putTimeLimitMs */
+  putLimitMs?: (bytes: number) => number;
 }
 
 /** Builds the pipeline from the config: every module gets its narrow dependencies here and nowhere else. */
@@ -98,7 +100,11 @@ export async function createServices(
     logger: logger.child({ component: 'dir-pool' }),
   });
   // STORAGE_URL set: the bucket keeps the uploads and DATA_DIR/jobs is this host's scratch.
-  const uploads = await createUploadStore(config, logger);
+  const uploads = await createUploadStore(
+    config,
+    logger,
+    overrides.putLimitMs === undefined ? {} : { putLimitMs: overrides.putLimitMs },
+  );
 
   const monitor = createSystemMonitor({
     dataDir: config.dataDir,

@@ -9,6 +9,7 @@ import { createS3Uploads, localUploads, type UploadStore } from './upload-store.
 export async function createUploadStore(
   config: Pick<Config, 'objectStore' | 'pressure'>,
   logger: Logger,
+  options: { putLimitMs?: (bytes: number) => number } = {},
 ): Promise<UploadStore> {
   if (!config.objectStore) return localUploads;
   const { createS3ObjectStore } = await import('./object-store.ts');
@@ -16,5 +17,6 @@ export async function createUploadStore(
     objects: createS3ObjectStore(config.objectStore),
     logger: logger.child({ component: 'object-store' }),
     retryAfterS: config.pressure.retryAfterS,
+    ...options,
   });
 }

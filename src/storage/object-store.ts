@@ -17,6 +17,8 @@ import { toObjectStoreError, ObjectStoreError } from './object-store-error.ts';
 export interface StoredObject {
   key: string;
   bytes: number;
+  /** The store's date of the object (S3: a multipart upload's initiation, a single put's), ms; null when not given. */
+  modifiedMs: number | null;
 }
 
 /**
@@ -149,7 +151,11 @@ export function createS3ObjectStore(config: ObjectStoreConfig): ObjectStore {
           });
         for (const object of page.Contents ?? []) {
           if (object.Key === undefined || !object.Key.startsWith(prefix)) continue;
-          yield { key: object.Key.slice(prefix.length), bytes: object.Size ?? 0 };
+          yield {
+            key: object.Key.slice(prefix.length),
+            bytes: object.Size ?? 0,
+            modifiedMs: object.LastModified?.getTime() ?? null,
+          };
         }
         token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
       } while (token !== undefined);

@@ -7,10 +7,22 @@ import { monotonicClock, sleep, type Clock } from '../transcribe/backoff.ts';
 import { ObjectStoreError, toObjectStoreError } from './object-store-error.ts';
 import type { ObjectStore } from './object-store.ts';
 
+/** Where a run finds the upload on this host, or puts its own download of it (UploadStore.fetch). */
+export interface UploadCopies {
+  hostCopy: string;
+  runCopy: string;
+}
+
 /** A job's upload as the bucket holds it. */
 export interface StoredUpload {
   jobId: string;
   bytes: number;
+  /**
+   * By when (the store's clock, ms) the put of these objects had surely ended: their latest date plus the put's
+   * bound. The date is the put's start at the latest, and a put that outlives its bound is aborted, or, if its
+   * timer fired late, deleted again and refused (`save`). Null when the store gives no date.
+   */
+  completeByMs: number | null;
 }
 
 /**
@@ -22,8 +34,12 @@ export interface UploadStore {
   readonly driver: 'local' | 's3';
   /** Makes the received file durable where every host finds it; throws SERVER_BUSY when the store does not take it. */
   save(jobId: string, file: string): Promise<void>;
-  /** Makes sure `file` is there: a copy this host already has is used, else it is downloaded. */
-  fetch(jobId: string, file: string, signal: AbortSignal): Promise<void>;
+  /**
+   * The file a run reads the upload from: the copy this host has (`hostCopy`: received here, or on local disk the
+   * only one), else one downloaded to `runCopy`. The download is the run's own: a run that loses the job to another
+   * host removes it with its other files, while a copy at `hostCopy` may be another process's on a shared DATA_DIR.
+   */
+  fetch(jobId: string, where: UploadCopies, signal: AbortSignal): Promise<string>;
   /** Deletes the job's objects (none: nothing happens); throws SERVER_BUSY when the store does not answer. */
   remove(jobId: string): Promise<void>;
   /** Every job with an upload in the store, for the retention sweep. */
@@ -38,7 +54,7 @@ export interface UploadStore {
 export const localUploads: UploadStore = {
   driver: 'local',
   save: async () => undefined,
-  fetch: async () => undefined,
+  fetch: async (_jobId, { hostCopy }) => hostCopy,
   remove: async () => undefined,
   list: async () => [],
   start: async () => undefined,
@@ -58,6 +74,10 @@ const PROBE_TIMEOUT_MS = 2_000;
 const PUT_BASE_MS = 60_000;
 const PUT_FLOOR_BYTES_PER_S = 1024 * 1024;
 export const putTimeLimitMs = (bytes: number): number => PUT_BASE_MS + Math.ceil(bytes / PUT_FLOOR_BYTES_PER_S) * 1_000;
+
+/** The later of two times; unknown when either is (an object without a date leaves its job undated). */
+const laterOf = (a: number | null, b: number | null): number | null =>
+  a === null || b === null ? null : Math.max(a, b);
 
 const jobKeyPrefix = (jobId: string) => `jobs/${jobId}/`;
 const uploadKey = (jobId: string) => `${jobKeyPrefix(jobId)}upload`;
@@ -90,30 +110,39 @@ export function createS3Uploads(deps: {
       const limitMs = putLimitMs(size);
       try {
         await objects.putFile(uploadKey(jobId), file, AbortSignal.timeout(limitMs));
-        logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload stored in the object store');
       } catch (err) {
         const failure = toObjectStoreError(err, 'put');
         if (failure.kind === 'cancelled')
           logger.warn({ jobId, bytes: size, limitMs }, 'object store: put too slow, aborted');
         throw busy('storing the upload', failure);
       }
+      const ms = performance.now() - started;
+      // A timer is not a clock: one that fired late (a frozen process) let the put end past its bound, where the
+      // cleanup may already take its object, dated at the put's start, for an orphan. It is not this job's then.
+      if (ms > limitMs) {
+        logger.warn({ jobId, bytes: size, limitMs, ms: Math.round(ms) }, 'object store: put ended past its bound');
+        // A delete that fails leaves an object without a row, which the orphan sweep takes.
+        await objects.deleteUnder(jobKeyPrefix(jobId)).catch(() => undefined);
+        throw busy('storing the upload', new ObjectStoreError('cancelled', 'put'));
+      }
+      logger.info({ jobId, ms: Math.round(ms) }, 'upload stored in the object store');
     },
 
-    async fetch(jobId, file, signal) {
-      if (
-        await stat(file).then(
+    async fetch(jobId, { hostCopy, runCopy }, signal) {
+      for (const file of [hostCopy, runCopy]) {
+        const isFile = await stat(file).then(
           (s) => s.isFile(),
           () => false,
-        )
-      ) {
-        return;
+        );
+        if (isFile) return file;
       }
+      const file = runCopy;
       const started = performance.now();
       for (let attempt = 1; ; attempt++) {
         try {
           await objects.getFile(uploadKey(jobId), file, signal);
           logger.info({ jobId, ms: Math.round(performance.now() - started) }, 'upload fetched from the object store');
-          return;
+          return file;
         } catch (err) {
           if (signal.aborted) throw signal.reason;
           // A local write error (the scratch disk full) goes to the caller as it is.
@@ -144,7 +173,13 @@ export function createS3Uploads(deps: {
         const jobId = object.key.split('/')[1] ?? '';
         if (!isJobId(jobId)) continue;
         const seen = byJob.get(jobId);
-        byJob.set(jobId, { jobId, bytes: (seen?.bytes ?? 0) + object.bytes });
+        // Dates come in whole seconds: the object's real date (at or after the put's start) is up to 1 s later.
+        const completeBy = object.modifiedMs === null ? null : object.modifiedMs + 1_000 + putLimitMs(object.bytes);
+        byJob.set(jobId, {
+          jobId,
+          bytes: (seen?.bytes ?? 0) + object.bytes,
+          completeByMs: seen ? laterOf(seen.completeByMs, completeBy) : completeBy,
+        });
       }
       return [...byJob.values()];
     },

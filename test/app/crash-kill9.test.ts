@@ -5,10 +5,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAKE_OPENAI_KEY, startFakeOpenAI, type FakeOpenAI, type RequestLogEntry } from '../fake-openai/server.ts';
+import { startFakeOpenAI, type FakeOpenAI, type RequestLogEntry } from '../fake-openai/server.ts';
 import { speechFixture } from '../fixtures/speech.ts';
 import { getJson, jobFiles, removeDir, tempDataDir, upload, waitForJob, type JobJson } from '../helper.ts';
-import { spawnService, type ServiceProcess } from '../support/service-process.ts';
+import { onFakeProvider, spawnService, type ServiceProcess } from '../support/service-process.ts';
 import { until } from '../support/until.ts';
 
 const CONCURRENCY = 3;
@@ -16,16 +16,7 @@ const TAG = /chunk-([0-9a-f]{8})-\d+/g;
 
 /** The real service process on the fake OpenAI server. */
 function startProcess(dataDir: string, fake: FakeOpenAI, extraEnv: Record<string, string> = {}): ServiceProcess {
-  return spawnService({
-    DATA_DIR: dataDir,
-    OPENAI_API_KEY: FAKE_OPENAI_KEY,
-    OPENAI_BASE_URL: fake.url,
-    CHUNK_SECONDS: '4',
-    TRANSCRIBE_CONCURRENCY: String(CONCURRENCY),
-    RATE_LIMIT_RPM: '6000',
-    RATE_LIMIT_BURST: '50',
-    ...extraEnv,
-  });
+  return spawnService({ DATA_DIR: dataDir, ...onFakeProvider(fake.url, CONCURRENCY), ...extraEnv });
 }
 
 /** Pids of live processes whose command line names the directory (an ffmpeg the dead service left behind). */

@@ -15,7 +15,9 @@ import {
   waitForJob,
   type TestServer,
 } from '../helper.ts';
+import { newJobId } from '../../src/jobs/ids.ts';
 import type { ServiceOverrides } from '../../src/service/wiring.ts';
+import { createS3ObjectStore } from '../../src/storage/object-store.ts';
 import { S3RVER_CREDENTIALS, s3Env, startTestS3, type S3Request, type TestS3 } from '../support/s3-server.ts';
 import { until } from '../support/until.ts';
 import { expectError, ffmpeg, listedJobIds } from './hostile-kit.ts';
@@ -190,6 +192,47 @@ describe('uploads on an S3-compatible object store (STORAGE_URL)', () => {
     expect(await s3.objects()).toEqual([key]);
     const deleted = await fetch(`${server.url}/v1/jobs/${created.body.id}`, { method: 'DELETE' });
     expect(deleted.status).toBe(204);
+    expect(await s3.objects()).toEqual([]);
+  });
+
+  it('an orphan object goes at a start once its put surely ended the grace ago: a service restarted within the grace', async () => {
+    const graceMs = 2_000;
+    const putMs = 1_000;
+    // A prefix of its own: no other test's objects are listed with these.
+    const prefix = 'restarts/';
+    // One DATA_DIR (and so one job store) for every start.
+    const dataDir = await tempDataDir();
+    const restart = () =>
+      start({ ...s3Env(s3, prefix), UPLOAD_RETENTION_HOURS: '1' }, dataDir, {
+        orphanObjectGraceMs: graceMs,
+        putLimitMs: () => putMs,
+      });
+    const first = await restart();
+    const created = await upload(first.url, speechFixture().mp3);
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    // An upload whose host died between its put and its row: an object without a row.
+    const orphan = newJobId();
+    const objects = createS3ObjectStore(first.config.objectStore ?? expect.fail('STORAGE_URL'));
+    await objects.putFile(`jobs/${orphan}/upload`, speechFixture().mp3);
+    let datedMs: number | null = null;
+    for await (const object of objects.list(`jobs/${orphan}/`)) datedMs = object.modifiedMs;
+    objects.close();
+    if (datedMs === null) expect.fail('s3rver gives objects a date');
+    const keys = [created.body.id, orphan].map((id) => `${prefix}jobs/${id}/upload`).sort();
+    expect(await s3.objects()).toEqual(keys);
+    await first.close();
+    // Restarted before the grace has passed since the put: the start's cleanup pass keeps it (its row may be coming).
+    const second = await restart();
+    expect(await s3.objects()).toEqual(keys);
+    await second.close();
+    // Restarted once its put (dated in whole seconds) surely ended the grace ago: none of these processes listed it
+    // for the grace, and the start's pass deletes it all the same; the job's object stays.
+    const goneAfter = datedMs + 1_000 + putMs + graceMs;
+    await until(() => Date.now() > goneAfter, 'the grace to pass after the put');
+    const third = await restart();
+    expect(await s3.objects()).toEqual([`${prefix}jobs/${created.body.id}/upload`]);
+    expect((await waitForJob(third.url, created.body.id)).status).toBe('completed');
+    expect((await fetch(`${third.url}/v1/jobs/${created.body.id}`, { method: 'DELETE' })).status).toBe(204);
     expect(await s3.objects()).toEqual([]);
   });
 

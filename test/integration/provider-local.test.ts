@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -11,6 +11,7 @@ import type { AppError } from '../../src/errors.ts';
 import { cepstralMean, EN_US_FRONT_END } from '../../src/transcribe/providers/local/cepstral-mean.ts';
 import { C0_BIAS, CMN_SPAN_S, readPcmStart } from '../../src/transcribe/providers/local/cmn-init.ts';
 import { createLocalProvider, parsePocketsphinxOutput } from '../../src/transcribe/providers/local/provider.ts';
+import { outputLimitBytes } from '../../src/transcribe/providers/local/pocketsphinx-output.ts';
 import type { SpawnFn } from '../../src/transcribe/providers/local/provider.ts';
 import type { TranscribeInput } from '../../src/transcribe/types.ts';
 import { continuousSpeechFixture, noisySpeechFixture } from '../fixtures/continuous.ts';
@@ -221,6 +222,52 @@ describe('createLocalProvider', () => {
     expect(err.message).toMatch(/timed out after 0.2s/);
     expect(err.retryable).toBe(true);
     expect(rec.children[0]?.signalCode).toBe('SIGTERM');
+  });
+
+  /** A stand-in for pocketsphinx that runs `body` (sh) whatever it is given. */
+  async function fakeBinary(name: string, body: string): Promise<string> {
+    const file = path.join(tmp, name);
+    await writeFile(file, `#!/bin/sh\n${body}\n`);
+    await chmod(file, 0o755);
+    return file;
+  }
+
+  it('kills pocketsphinx and fails the chunk (not retryable) when it prints past the output limit', async () => {
+    // 2 MB of stdout (no word lines), then it hangs: past the default limit of a 6 s chunk (544 KiB).
+    const binary = await fakeBinary('fake-runaway', "head -c 2000000 /dev/zero | tr '\\0' x\nexec sleep 30");
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, binary, spawn: rec.spawn, timeoutS: 20 });
+    const err = await rejection(p.transcribe(input(sixSeconds('runaway.wav'), 6)));
+    expect(err.code).toBe('CHUNK_FAILED');
+    expect(err.retryable).toBe(false);
+    expect(err.details).toEqual({ reason: 'output_too_large', stream: 'stdout', limitBytes: outputLimitBytes(6) });
+    expect(outputLimitBytes(6)).toBe(64 * 1024 + 60 * 8 * 1024);
+    const child = rec.children[0];
+    expect(child?.signalCode).toBe('SIGTERM');
+    expect(isAlive(child?.pid)).toBe(false);
+    // The chunk's feat.params is gone with it.
+    expect((await readdir(tmp)).filter((f) => f.startsWith('runaway'))).toEqual(['runaway.wav']);
+  });
+
+  it("counts pocketsphinx's stderr against the limit too (the real binary, a limit below its start-up lines)", async () => {
+    const rec = recordingSpawn();
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, spawn: rec.spawn, maxOutputBytes: 4096 });
+    const err = await rejection(p.transcribe(input(sixSeconds('chatty.wav'), 6)));
+    expect(err.code).toBe('CHUNK_FAILED');
+    expect(err.details).toEqual({ reason: 'output_too_large', stream: 'stderr', limitBytes: 4096 });
+    expect(isAlive(rec.children[0]?.pid)).toBe(false);
+  });
+
+  it('keeps at most 1 KiB of an error line that pocketsphinx never ends', async () => {
+    const binary = await fakeBinary(
+      'long-error',
+      "printf 'ERROR: bad ' >&2\nhead -c 300000 /dev/zero | tr '\\0' x >&2\nexit 1",
+    );
+    const p = createLocalProvider({ logger, modelDir: MODEL_DIR, binary, cmnInit: false });
+    const err = await rejection(p.transcribe(input(sixSeconds('long-error.wav'), 6)));
+    expect(err.code).toBe('CHUNK_FAILED');
+    expect(err.details).toEqual({ exitCode: 1, signal: null });
+    expect(err.message).toBe(`pocketsphinx exited with code 1: ERROR: bad ${'x'.repeat(1024 - 'ERROR: bad '.length)}`);
   });
 
   it("fails the chunk with pocketsphinx's error line when the WAV is not 16 kHz mono", async () => {

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { FAKE_OPENAI_KEY } from '../fake-openai/server.ts';
 import { spawnNode } from './node-process.ts';
 import { LOOPBACK, type Place } from './place.ts';
 
@@ -34,4 +35,45 @@ export function spawnService(
     ready: (line) => /listening at (http:\/\/[\d.]+:\d+)/.exec(line)?.[1] ?? null,
   });
   return { child: proc.child, url: proc.ready, lines: proc.lines, exited: proc.exited, kill9: proc.kill9 };
+}
+
+/**
+ * The env of a service on a fake provider at `fakeUrl`: 4 s chunks, `concurrency` of them sent at once, a rate
+ * limit that never holds a request back.
+ */
+export function onFakeProvider(fakeUrl: string, concurrency: number): Record<string, string> {
+  return {
+    OPENAI_API_KEY: FAKE_OPENAI_KEY,
+    OPENAI_BASE_URL: fakeUrl,
+    CHUNK_SECONDS: '4',
+    TRANSCRIBE_CONCURRENCY: String(concurrency),
+    RATE_LIMIT_RPM: '6000',
+    RATE_LIMIT_BURST: '50',
+  };
+}
+
+/**
+ * The env of a scale-out process whose worker gives a frozen worker's jobs up soon: its queue lock lasts `lockMs`,
+ * stalled jobs are looked for every 500 ms, shutdown waits 2 s, and event-loop delay (a test's own servers share
+ * the machine) refuses nothing.
+ */
+export function quickLockScaleOut(redisUrl: string, role: 'api' | 'worker', lockMs: number): Record<string, string> {
+  return {
+    REDIS_URL: redisUrl,
+    ROLE: role,
+    WORKER_LOCK_MS: String(lockMs),
+    WORKER_STALLED_INTERVAL_MS: '500',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    PRESSURE_EVENT_LOOP_DELAY_MS: '0',
+  };
+}
+
+/** Kills every one of `procs` still running (one stopped by SIGSTOP is woken first) and waits for them to exit. */
+export async function killAll(procs: readonly ServiceProcess[]): Promise<void> {
+  for (const p of procs) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+    p.child.kill('SIGCONT');
+    p.child.kill('SIGKILL');
+  }
+  await Promise.all(procs.map((p) => p.exited));
 }

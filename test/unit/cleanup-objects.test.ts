@@ -67,14 +67,18 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
       clock: () => now,
     });
 
-  /** A job row (or none) with its object. */
-  async function addJob(status: JobStatus | null, endedHoursAgo: number | null): Promise<string> {
+  /** A job row (or none) with its object, whose put surely ended `completeBy` (null: the store gives no date). */
+  async function addJob(
+    status: JobStatus | null,
+    endedHoursAgo: number | null,
+    completeBy: Date | null = now,
+  ): Promise<string> {
     const id = newJobId();
     if (status !== null) {
       const endedAt = endedHoursAgo === null ? null : new Date(now.getTime() - endedHoursAgo * HOUR).toISOString();
       await store.insertJob(jobRecord(id, status, endedAt));
     }
-    bucket.objects.set(id, { jobId: id, bytes: 100 });
+    bucket.objects.set(id, { jobId: id, bytes: 100, completeByMs: completeBy?.getTime() ?? null });
     return id;
   }
   const kept = () => [...bucket.objects.keys()].sort();
@@ -104,11 +108,11 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
 
   it('an object without a row is deleted once this process has listed it so for the grace, not before', async () => {
     const cleanup = manager();
-    const left = await addJob(null, null);
-    // However old the object's own date: S3 dates a multipart upload's object at its start, before a slow put ends.
+    // Objects the store gives no date: only this process's own listings can tell how long they have been there.
+    const left = await addJob(null, null, null);
     expect(await cleanup.sweep()).toMatchObject({ removedObjects: 0, orphans: 0 });
     now = new Date(now.getTime() + ORPHAN_OBJECT_GRACE_MS - 1);
-    const arriving = await addJob(null, null);
+    const arriving = await addJob(null, null, null);
     expect(await cleanup.sweep()).toMatchObject({ removedObjects: 0, orphans: 0 });
     now = new Date(now.getTime() + 1);
     expect(await cleanup.sweep()).toMatchObject({ removedObjects: 1, orphans: 1 });
@@ -116,9 +120,24 @@ describe('cleanup of the object store (STORAGE_URL)', () => {
     expect(left).not.toBe(arriving);
   });
 
+  it('an object whose put surely ended the grace ago goes at the first listing: a process restarted within the grace', async () => {
+    const ago = (ms: number) => new Date(now.getTime() - ms);
+    const left = await addJob(null, null, ago(ORPHAN_OBJECT_GRACE_MS));
+    const recent = await addJob(null, null, ago(ORPHAN_OBJECT_GRACE_MS - 1));
+    const undated = await addJob(null, null, null);
+    const withRow = await addJob('queued', null, ago(10 * ORPHAN_OBJECT_GRACE_MS));
+    // Each pass a new process: none of them has listed an object before.
+    expect(await manager().sweep()).toMatchObject({ removedObjects: 1, orphans: 1 });
+    expect(kept()).toEqual([recent, undated, withRow].sort());
+    expect(left).not.toBe(recent);
+    now = new Date(now.getTime() + 1);
+    expect(await manager().sweep()).toMatchObject({ removedObjects: 1, orphans: 1 });
+    expect(kept()).toEqual([undated, withRow].sort());
+  });
+
   it('an object whose row was written meanwhile is kept, and its grace starts over if the row goes', async () => {
     const cleanup = manager({ orphanGraceMs: 1_000 });
-    const id = await addJob(null, null);
+    const id = await addJob(null, null, null);
     await cleanup.sweep();
     await store.insertJob(jobRecord(id, 'queued', null));
     now = new Date(now.getTime() + 5_000);

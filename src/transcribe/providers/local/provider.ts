@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { AppError, errorMessage, withoutDirectories } from '../../../errors.ts';
 import { chunkCmnInit, chunkFrontEnd, withCmnInit, type CmnEstimate } from './cmn-init.ts';
 import { LOCAL_MODELS, localModel } from './models.ts';
+import { outputLimitBytes, watchOutput } from './pocketsphinx-output.ts';
 import type { ChunkResult, ProviderCheck, Segment, TranscribeInput, TranscriptionProvider, Word } from '../../types.ts';
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
@@ -19,6 +20,11 @@ export interface LocalProviderOptions {
   /** Per chunk; @default max(60, 3 × the chunk's duration): pocketsphinx runs at ~0.3× realtime plus ~1.5 s model load. */
   timeoutS?: number;
   spawn?: SpawnFn;
+  /**
+   * Per chunk and per stream (stdout, stderr): past this many bytes pocketsphinx is killed and the chunk fails
+   * (`details.reason` `output_too_large`). @default outputLimitBytes(the chunk's duration)
+   */
+  maxOutputBytes?: number;
   /** Wait between SIGTERM and SIGKILL. @default 2000 */
   killGraceMs?: number;
   /**
@@ -37,8 +43,6 @@ export interface LocalProviderOptions {
 
 const FILLER = /^(<s>|<\/s>|<sil>|\[.*\]|\+\+.*\+\+)$/i;
 const WORD_LINE = /^(\S+) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)$/;
-const STDERR_KEEP = 20;
-const TAIL_KEEP = 5;
 
 /**
  * Maps `pocketsphinx_continuous -time yes` output to segments and words. Per utterance it prints the hypothesis
@@ -71,12 +75,6 @@ export function parsePocketsphinxOutput(stdout: string): { segments: Segment[]; 
   }
   flush();
   return { segments, words: all };
-}
-
-/** The error lines of pocketsphinx's chatty stderr, or its last lines when it printed none. */
-function stderrSummary(lines: string[], tail: string[]): string {
-  const chosen = lines.length > 0 ? lines : tail;
-  return chosen.join('\n').trim() || '(no stderr)';
 }
 
 function clamp(value: number, max: number): number {
@@ -123,6 +121,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
 
   function run(input: TranscribeInput, frontEnd: { featParams: string | null; args: string[] }): Promise<string> {
     const timeoutS = options.timeoutS ?? Math.max(60, 3 * input.durationS);
+    const maxOutputBytes = options.maxOutputBytes ?? outputLimitBytes(input.durationS);
     const featArgs = frontEnd.featParams === null ? [] : ['-featparams', frontEnd.featParams];
     const args = ['-infile', input.path, ...modelArgs, ...featArgs, ...frontEnd.args, ...(options.extraArgs ?? [])];
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
@@ -130,14 +129,10 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
 
     return new Promise<string>((resolve, reject) => {
       const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      const stdout: Buffer[] = [];
-      const errorLines: string[] = [];
-      let tail: string[] = [];
-      let partial = '';
-      let ended: 'timeout' | 'abort' | null = null;
+      let ended: 'timeout' | 'abort' | 'overflow' | null = null;
       let killTimer: NodeJS.Timeout | undefined;
 
-      const stop = (why: 'timeout' | 'abort'): void => {
+      const stop = (why: 'timeout' | 'abort' | 'overflow'): void => {
         if (ended) return;
         ended = why;
         child.kill('SIGTERM');
@@ -150,16 +145,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
       timer.unref();
       input.signal.addEventListener('abort', onAbort, { once: true });
 
-      child.stdout?.on('data', (b: Buffer) => stdout.push(b));
-      child.stderr?.setEncoding('utf8');
-      child.stderr?.on('data', (s: string) => {
-        const lines = (partial + s).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          if (/^(ERROR|FATAL)/.test(line) && errorLines.length < STDERR_KEEP) errorLines.push(line);
-        }
-        tail = [...tail, ...lines].slice(-TAIL_KEEP);
-      });
+      const output = watchOutput(child, maxOutputBytes, () => stop('overflow'));
 
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -174,9 +160,20 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
       child.on('close', (exitCode, signal) => {
         cleanup();
         clearTimeout(killTimer);
-        if (partial !== '' && /^(ERROR|FATAL)/.test(partial)) errorLines.push(partial);
+        output.end();
         if (ended === 'abort') {
           reject(new AppError('CANCELLED', 'local transcription aborted', { cause: input.signal.reason }));
+        } else if (ended === 'overflow') {
+          const stream = output.overflowed();
+          log.warn({ stream, limitBytes: maxOutputBytes }, 'pocketsphinx printed too much, killed');
+          // The same binary on the same chunk prints the same again: trying it again cannot help.
+          reject(
+            new AppError(
+              'CHUNK_FAILED',
+              `pocketsphinx printed more than ${maxOutputBytes} bytes on ${stream ?? 'its output'} and was stopped`,
+              { retryable: false, details: { reason: 'output_too_large', stream, limitBytes: maxOutputBytes } },
+            ),
+          );
         } else if (ended === 'timeout') {
           reject(
             new AppError('CHUNK_FAILED', `pocketsphinx timed out after ${timeoutS}s`, {
@@ -185,7 +182,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
             }),
           );
         } else if (exitCode !== 0) {
-          const detail = stderrSummary(errorLines, tail);
+          const detail = output.stderrSummary();
           log.warn({ exitCode, signal, stderr: detail }, 'pocketsphinx failed');
           // A bad input fails the same way every time; a process killed from outside (OOM) may not.
           reject(
@@ -199,7 +196,7 @@ export function createLocalProvider(options: LocalProviderOptions): Transcriptio
             ),
           );
         } else {
-          resolve(Buffer.concat(stdout).toString('utf8'));
+          resolve(output.stdout());
         }
       });
     });
