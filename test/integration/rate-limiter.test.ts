@@ -292,15 +292,21 @@ describe('rate limiter', () => {
       expect(await limiter.stats()).toEqual({ queued: 0, running: 0, tokens: 0, pausedUntil: null });
     });
 
-    it('keeps maxInFlight across a rebuild while a task of the old bottleneck still runs', async () => {
+    /** One slot, no refill: a runs, b waits; then the wall clock steps back an hour and c's schedule finds it. */
+    async function stepBackBehindRunningTask(burst: number) {
       const { log, messages } = recordingLogger();
-      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1, logger: log });
-      const { started, task, release } = taskRecorder();
-      const a = limiter.schedule(task('a'));
-      const b = limiter.schedule(task('b'));
-      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
+      const limiter = make({ rpm: NO_REFILL_RPM, burst, maxInFlight: 1, logger: log });
+      const recorder = taskRecorder();
+      const a = limiter.schedule(recorder.task('a'));
+      const b = limiter.schedule(recorder.task('b'));
+      await until(() => recorder.started.length === 1, 'a to start', { everyMs: 1 });
       steppableWallClock().step(-HOUR_MS);
-      const c = limiter.schedule(task('c'));
+      const c = limiter.schedule(recorder.task('c'));
+      return { limiter, messages, ...recorder, a, b, c };
+    }
+
+    it('keeps maxInFlight across a rebuild while a task of the old bottleneck still runs', async () => {
+      const { limiter, messages, started, release, a, b, c } = await stepBackBehindRunningTask(3);
       await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the rebuild');
       await settle();
       // The new bottleneck has a free slot of its own; a still holds the only one.
@@ -318,14 +324,8 @@ describe('rate limiter', () => {
     });
 
     it('rejects every task with CANCELLED when stop() comes while a rebuild is under way, and stops', async () => {
-      const limiter = make({ rpm: NO_REFILL_RPM, burst: 1, maxInFlight: 1 });
-      const { started, task, release } = taskRecorder();
-      const a = limiter.schedule(task('a'));
-      const b = limiter.schedule(task('b'));
-      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
-      steppableWallClock().step(-HOUR_MS);
-      // This schedule finds the step and queues the rebuild; stop() comes before the rebuild has read the reservoir.
-      const c = limiter.schedule(task('c'));
+      const { limiter, started, release, a, b, c } = await stepBackBehindRunningTask(1);
+      // c's schedule queued the rebuild; stop() comes before the rebuild has read the reservoir.
       const stopped = limiter.stop();
       await expect(b).rejects.toMatchObject({ code: 'CANCELLED' });
       await expect(c).rejects.toMatchObject({ code: 'CANCELLED' });
