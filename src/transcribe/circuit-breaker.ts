@@ -145,9 +145,11 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     return true;
   };
 
+  const coolDownFor = (openCode: ErrorCode) => (FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs);
+
   const open = (why: string, openCode: ErrorCode) => {
     const now = wall.now();
-    const waitMs = FATAL_CODES.has(openCode) ? fatalCoolDownMs : coolDownMs;
+    const waitMs = coolDownFor(openCode);
     const opening = { id: randomUUID(), code: openCode, reason: why, openedAt: now, retryAt: now + waitMs };
     if (enter(opening, waitMs, 'this host')) shared?.publish({ open: opening });
   };
@@ -260,10 +262,12 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
 
   // Another host's open holds this one's callers too (a revoked key is revoked everywhere); its close, after a
   // probe that succeeded there, frees them. A close older than this breaker's open is not about that open. Its
-  // retryAt is a wall date: what is left of it when it arrives is then waited out on this process's clock.
+  // retryAt is a wall date: what is left of it when it arrives is then waited out on this process's clock, but never
+  // longer than this host's own cool-down for that code. Measured on this host's wall clock, a step back of S here
+  // (or an opener whose clock runs S ahead, or any writer of the shared state) would hold every call S longer.
   shared?.follow({
     opened: (opening) => {
-      const waitMs = opening.retryAt - wall.now();
+      const waitMs = Math.min(opening.retryAt - wall.now(), coolDownFor(opening.code));
       if (waitMs > 0) enter(opening, waitMs, 'another host');
     },
     closed: (closedAt) => {

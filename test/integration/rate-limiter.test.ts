@@ -292,15 +292,21 @@ describe('rate limiter', () => {
       expect(await limiter.stats()).toEqual({ queued: 0, running: 0, tokens: 0, pausedUntil: null });
     });
 
-    it('keeps maxInFlight across a rebuild while a task of the old bottleneck still runs', async () => {
+    /** One slot, no refill: a runs, b waits; then the wall clock steps back an hour and c's schedule finds it. */
+    async function stepBackBehindRunningTask(burst: number) {
       const { log, messages } = recordingLogger();
-      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1, logger: log });
-      const { started, task, release } = taskRecorder();
-      const a = limiter.schedule(task('a'));
-      const b = limiter.schedule(task('b'));
-      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
+      const limiter = make({ rpm: NO_REFILL_RPM, burst, maxInFlight: 1, logger: log });
+      const recorder = taskRecorder();
+      const a = limiter.schedule(recorder.task('a'));
+      const b = limiter.schedule(recorder.task('b'));
+      await until(() => recorder.started.length === 1, 'a to start', { everyMs: 1 });
       steppableWallClock().step(-HOUR_MS);
-      const c = limiter.schedule(task('c'));
+      const c = limiter.schedule(recorder.task('c'));
+      return { limiter, messages, ...recorder, a, b, c };
+    }
+
+    it('keeps maxInFlight across a rebuild while a task of the old bottleneck still runs', async () => {
+      const { limiter, messages, started, release, a, b, c } = await stepBackBehindRunningTask(3);
       await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the rebuild');
       await settle();
       // The new bottleneck has a free slot of its own; a still holds the only one.
@@ -315,6 +321,71 @@ describe('rate limiter', () => {
       release('c');
       await expect(Promise.all([a, b, c])).resolves.toEqual(['a', 'b', 'c']);
       expect(started).toEqual(['a', 'b', 'c']);
+    });
+
+    it('rejects every task with CANCELLED when stop() comes while a rebuild is under way, and stops', async () => {
+      const { limiter, started, release, a, b, c } = await stepBackBehindRunningTask(1);
+      // c's schedule queued the rebuild; stop() comes before the rebuild has read the reservoir.
+      const stopped = limiter.stop();
+      await expect(b).rejects.toMatchObject({ code: 'CANCELLED' });
+      await expect(c).rejects.toMatchObject({ code: 'CANCELLED' });
+      release('a');
+      await expect(a).resolves.toBe('a');
+      await stopped;
+      expect(started).toEqual(['a']);
+    });
+
+    it('lets a task aborted while the rebuild runs leave without starting or spending a token', async () => {
+      const { log, messages } = recordingLogger();
+      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 1, logger: log });
+      const { started, task, release } = taskRecorder();
+      const a = limiter.schedule(task('a'));
+      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
+      const ac = new AbortController();
+      const b = limiter.schedule(task('b'), { signal: ac.signal });
+      steppableWallClock().step(-HOUR_MS);
+      const c = limiter.schedule(task('c'));
+      ac.abort(new Error('job cancelled'));
+      await expect(b).rejects.toThrow('job cancelled');
+      await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the rebuild');
+      release('a');
+      await until(() => started.length === 2, 'c to start', { everyMs: 1 });
+      release('c');
+      await expect(Promise.all([a, c])).resolves.toEqual(['a', 'c']);
+      await settle();
+      expect(started).toEqual(['a', 'c']);
+      expect(await limiter.stats()).toEqual({ queued: 0, running: 0, tokens: 1, pausedUntil: null });
+    });
+
+    it('keeps a pause across a rebuild, then starts each waiting task once, granting no token', async () => {
+      const { log, messages } = recordingLogger();
+      const clock = manualClock(1_000_000);
+      const limiter = make({ rpm: NO_REFILL_RPM, burst: 3, maxInFlight: 10, clock, logger: log });
+      const { started, task } = taskRecorder();
+      void limiter.schedule(task('a')).catch(() => undefined);
+      await until(() => started.length === 1, 'a to start', { everyMs: 1 });
+      limiter.pauseFor(60_000, 'HTTP 429');
+      for (const n of ['b', 'c', 'd']) void limiter.schedule(task(n)).catch(() => undefined);
+      const wall = steppableWallClock();
+      // Two steps back in a row: two rebuilds, each carrying the pause.
+      wall.step(-HOUR_MS);
+      void limiter.schedule(task('e')).catch(() => undefined);
+      await until(() => messages.includes('wall clock stepped back: rate limiter rebuilt'), 'the first rebuild');
+      wall.step(-HOUR_MS);
+      void limiter.schedule(task('f')).catch(() => undefined);
+      await until(
+        () => messages.filter((m) => m === 'wall clock stepped back: rate limiter rebuilt').length === 2,
+        'the second rebuild',
+      );
+      await settle();
+      expect(started).toEqual(['a']);
+      expect(await limiter.stats()).toMatchObject({ queued: 5, running: 1, tokens: 0 });
+      clock.advance(60_000);
+      // Two tokens were left: b and c start, d, e and f wait for the refill.
+      await until(() => started.length === 3, 'b and c to start', { everyMs: 1 });
+      await settle();
+      expect(started).toEqual(['a', 'b', 'c']);
+      expect(await limiter.stats()).toEqual({ queued: 3, running: 3, tokens: 0, pausedUntil: null });
     });
 
     it('grants no tokens for a step forward, nor for the step back that undoes it', async () => {

@@ -43,7 +43,8 @@ function fakeShared() {
   return { shared, published, other, claims };
 }
 
-function setup(skewMs = 0) {
+/** `wallOffsetMs`: this host's wall clock is that far off the other hosts' (else one clock serves for both). */
+function setup(skewMs = 0, wallOffsetMs?: number) {
   const clock = manualClock(T0, { skewMs });
   const { shared, published, other, claims } = fakeShared();
   const breaker = createCircuitBreaker({
@@ -53,6 +54,7 @@ function setup(skewMs = 0) {
     coolDownMs: 10_000,
     fatalCoolDownMs: 60_000,
     clock,
+    ...(wallOffsetMs === undefined ? {} : { wallClock: manualClock(T0 + wallOffsetMs) }),
     shared,
   });
   return { clock, breaker, published, other, claims };
@@ -180,5 +182,33 @@ describe('circuit breaker shared with other hosts', () => {
     clock.advance(1);
     await expect(held).resolves.toMatchObject({ probe: true });
     expect(claims.asked).toBe(2);
+  });
+
+  describe("another host's open against a wall clock that disagrees", () => {
+    const HOUR_MS = 3_600_000;
+
+    it.each([
+      ['this host stepped back an hour', -HOUR_MS, down(T0)],
+      ['the opener a year ahead', 0, { ...down(T0), retryAt: T0 + 365 * 24 * HOUR_MS }],
+    ])('waits at most its own cool-down for the code (%s)', async (_, wallOffsetMs, opening) => {
+      const { clock, breaker, other } = setup(0, wallOffsetMs);
+      other().opened(opening);
+      const held = breaker.admit();
+      clock.advance(9_999);
+      expect(await peek(held)).toBe('pending');
+      // Before the fix the wait was the opener's retryAt on this host's wall clock: an hour, or a year, longer.
+      clock.advance(1);
+      expect(await peek(held)).toBe('settled');
+      await expect(held).resolves.toMatchObject({ probe: true });
+    });
+
+    it("keeps a fatal open's longer cool-down", async () => {
+      const { clock, breaker, other } = setup(0, -HOUR_MS);
+      other().opened(auth(T0));
+      clock.advance(59_999);
+      await expect(breaker.admit()).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
+      clock.advance(1);
+      await expect(breaker.admit()).resolves.toMatchObject({ probe: true });
+    });
   });
 });
