@@ -219,7 +219,7 @@ export const UploadForm = Type.Object(
       Type.String({
         format: 'uri',
         description:
-          'Where the signed POST goes when the job ends (needs the server\'s WEBHOOK_SECRET): http or https, a ' +
+          "Where the signed POST goes when the job ends (needs the server's WEBHOOK_SECRET): http or https, a " +
           'public host (unless WEBHOOK_ALLOW_PRIVATE), port 80 or 443 (unless WEBHOOK_PORTS allows others). ' +
           'Otherwise: 400 INVALID_FIELD naming why.',
       }),
