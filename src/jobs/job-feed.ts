@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
-import { monotonicClock, systemClock, type Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, wallClockOf, type Clock } from '../transcribe/backoff.ts';
 import { atDeadline } from '../transcribe/deadline-timer.ts';
 import { joinText, MIN_OVERLAP_S } from '../transcribe/stitcher.ts';
 import type { Transcript } from '../transcribe/types.ts';
@@ -168,7 +168,7 @@ const progressKey = (p: FeedProgress) =>
 
 export function createJobFeed(deps: JobFeedDeps): JobFeed {
   const { store, clock = monotonicClock, pollMs, logger } = deps;
-  const wall = deps.wallClock ?? deps.clock ?? systemClock;
+  const wall = wallClockOf(deps);
   let active = 0;
 
   const notFound = (id: string) => new AppError('NOT_FOUND', `No job ${JSON.stringify(id)}.`);

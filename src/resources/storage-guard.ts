@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, errorMessage } from '../errors.ts';
-import { monotonicClock, systemClock, type Clock } from '../transcribe/backoff.ts';
+import { monotonicClock, wallClockOf, type Clock } from '../transcribe/backoff.ts';
 import { isDiskFull } from './disk-full.ts';
 
 /** Why a job's chunks are held, and until when (ISO-8601, null when unknown): a job resource's progress.waiting. */
@@ -70,7 +70,7 @@ export class StorageWaitExceeded extends AppError {
  */
 export function createStorageGuard(deps: StorageGuardDeps): StorageGuard {
   const { logger, retryMs, maxWaitMs, clock = monotonicClock } = deps;
-  const wall = deps.wallClock ?? deps.clock ?? systemClock;
+  const wall = wallClockOf(deps);
   let full: { since: number; what: string } | null = null;
   let nextCheckAt: number | null = null;
   let timer: unknown = null;

@@ -30,6 +30,15 @@ export const monotonicClock: Clock = {
   clearTimeout: clearTimer,
 };
 
+/**
+ * The wall clock of a part that measures its own waits on `clock` (monotonic by default) and also shows or shares
+ * dates: `wallClock` when given, else the `clock` option when given (a test's single clock drives both), else
+ * systemClock.
+ */
+export function wallClockOf(options: { clock?: Clock; wallClock?: Clock }): Clock {
+  return options.wallClock ?? options.clock ?? systemClock;
+}
+
 export interface BackoffOptions {
   /** 1-based number of the attempt that just failed. */
   attempt: number;

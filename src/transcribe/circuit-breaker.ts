@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../errors.ts';
-import { monotonicClock, systemClock, type Clock } from './backoff.ts';
+import { monotonicClock, wallClockOf, type Clock } from './backoff.ts';
 import { PROBE_HOLD_MS, type CircuitOpening, type SharedCircuit } from './circuit-share.ts';
 import { atDeadline, type DeadlineTimer } from './deadline-timer.ts';
 
@@ -95,7 +95,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     clock = monotonicClock,
     shared = null,
   } = options;
-  const wall = options.wallClock ?? options.clock ?? systemClock;
+  const wall = wallClockOf(options);
   for (const [key, value] of Object.entries({ failureThreshold, coolDownMs, fatalCoolDownMs })) {
     if (!Number.isFinite(value) || value < (key === 'failureThreshold' ? 1 : 0)) {
       throw new TypeError(`circuit breaker ${key} must be a positive number, got ${value}`);

@@ -99,6 +99,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
     const log = logger.child({ jobId: input.jobId, chunk: input.index });
     // A duration: performance.now() is monotonic, where Date.now() would move with a wall clock step.
     const started = performance.now();
+    const took = () => Math.round(performance.now() - started);
     const max = input.durationS > 0 ? input.durationS : Infinity;
     if (input.task === 'translate') {
       // The translations endpoint has no language field (the output is English) and no word times.
@@ -106,10 +107,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
         .create({ ...base, response_format: 'verbose_json' }, request)
         .withResponse();
       reportRateLimit(input, response.headers);
-      log.debug(
-        { model: input.model, bytes: file.size, ms: Math.round(performance.now() - started) },
-        'openai translation done',
-      );
+      log.debug({ model: input.model, bytes: file.size, ms: took() }, 'openai translation done');
       return verboseResult(res, 'en', input.durationS, max);
     }
     const transcribeBase = { ...base, ...(input.language ? { language: input.language } : {}) };
@@ -121,20 +119,14 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Transcript
         .create({ ...transcribeBase, ...granularities, response_format: 'verbose_json' }, request)
         .withResponse();
       reportRateLimit(input, response.headers);
-      log.debug(
-        { model: input.model, bytes: file.size, ms: Math.round(performance.now() - started) },
-        'openai transcription done',
-      );
+      log.debug({ model: input.model, bytes: file.size, ms: took() }, 'openai transcription done');
       return verboseResult(res, normalizeLanguage(res.language) ?? input.language, input.durationS, max);
     }
     const { data: res, response } = await client.audio.transcriptions
       .create({ ...transcribeBase, response_format: 'json' }, request)
       .withResponse();
     reportRateLimit(input, response.headers);
-    log.debug(
-      { model: input.model, bytes: file.size, ms: Math.round(performance.now() - started) },
-      'openai transcription done',
-    );
+    log.debug({ model: input.model, bytes: file.size, ms: took() }, 'openai transcription done');
     return chunkResult(res.text, input.language, input.durationS);
   }
 
